@@ -1,0 +1,111 @@
+// Reading answers: from a file (JSON or YAML) or a preset, edited by --set, validated by the one schema.
+// Every failure is an InputError whose message names the field.
+import { readFileSync, statSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { answersSchema, type Answers } from './model.js';
+
+export class InputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InputError';
+  }
+}
+
+export const MAX_ANSWERS_BYTES = 1024 * 1024;
+
+export function formatPath(path: PropertyKey[]): string {
+  return path.length === 0 ? '(document)' : path.map(String).join('.');
+}
+
+export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
+  return issues.map((i) => {
+    if (i.code === 'unrecognized_keys') return `${formatPath(i.path)}: unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (i.code === 'invalid_type' && i.message.startsWith('Invalid input: expected'))
+      return `${formatPath(i.path)}: ${i.message.replace('Invalid input: ', '')}`;
+    return `${formatPath(i.path)}: ${i.message}`;
+  });
+}
+
+export function validate(doc: unknown): Answers {
+  const r = answersSchema.safeParse(doc);
+  if (!r.success) throw new InputError(formatIssues(r.error.issues).join('\n'));
+  return r.data;
+}
+
+/** Field-level check for one value, with the message `generate` would give (used by the wizard). */
+export function issuesFor(doc: unknown): { path: string; message: string }[] {
+  const r = answersSchema.safeParse(doc);
+  if (r.success) return [];
+  return r.error.issues.map((i) => ({ path: formatPath(i.path), message: formatIssues([i])[0]!.slice(formatPath(i.path).length + 2) }));
+}
+
+export function parseAnswersText(text: string, source: string): unknown {
+  const trimmed = text.trimStart();
+  try {
+    if (trimmed.startsWith('{') || trimmed.startsWith('[') || source.endsWith('.json')) return JSON.parse(text);
+    const doc = parseYaml(text, { maxAliasCount: 100, uniqueKeys: true });
+    return doc;
+  } catch (e) {
+    throw new InputError(`${source}: not valid ${source.endsWith('.json') || trimmed.startsWith('{') ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+export function readAnswersFile(file: string): unknown {
+  let size: number;
+  try {
+    const st = statSync(file);
+    if (!st.isFile()) throw new InputError(`--answers: ${file} is not a regular file`);
+    size = st.size;
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`--answers: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (size > MAX_ANSWERS_BYTES) throw new InputError(`--answers: ${file} is ${size} bytes; an answers file is at most ${MAX_ANSWERS_BYTES} bytes`);
+  const doc = parseAnswersText(readFileSync(file, 'utf8'), file);
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new InputError(`${file}: must hold one object (the answers document)`);
+  return doc;
+}
+
+/** Apply `--set a.b.0.c=value`: the value is taken as JSON when it parses as JSON, otherwise as a string. */
+export function applySet(doc: unknown, assignment: string): unknown {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new InputError(`--set ${assignment}: expected PATH=VALUE, e.g. guests.0.disks.0.path=/srv/a.img`);
+  const path = assignment.slice(0, eq).split('.');
+  const raw = assignment.slice(eq + 1);
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    value = raw;
+  }
+  if (path.some((k) => k === '' || k === '__proto__' || k === 'constructor' || k === 'prototype'))
+    throw new InputError(`--set ${assignment}: "${path.join('.')}" is not a valid field path`);
+  const root = structuredClone(doc) as Record<string, unknown>;
+  let cur: unknown = root;
+  for (let i = 0; i < path.length - 1; i++) {
+    const key = path[i]!;
+    const next = path[i + 1]!;
+    const container = cur as Record<string, unknown> | unknown[];
+    const idx = Array.isArray(container) ? listIndex(container, key, path, i, assignment) : key;
+    let child = (container as Record<string | number, unknown>)[idx];
+    if (child === undefined) {
+      child = /^\d+$/.test(next) ? [] : {};
+      (container as Record<string | number, unknown>)[idx] = child;
+    }
+    if (child === null || typeof child !== 'object')
+      throw new InputError(`--set ${assignment}: ${path.slice(0, i + 1).join('.')} is ${JSON.stringify(child)}, not an object or list`);
+    cur = child;
+  }
+  const last = path[path.length - 1]!;
+  if (Array.isArray(cur)) cur[listIndex(cur, last, path, path.length - 1, assignment)] = value;
+  else (cur as Record<string, unknown>)[last] = value;
+  return root;
+}
+
+function listIndex(list: unknown[], key: string, path: string[], i: number, assignment: string): number {
+  if (!/^\d+$/.test(key)) throw new InputError(`--set ${assignment}: ${path.slice(0, i).join('.')} is a list; "${key}" is not an index`);
+  const n = Number(key);
+  if (n > list.length) throw new InputError(`--set ${assignment}: ${path.slice(0, i).join('.')} has ${list.length} entries; index ${n} would leave a gap`);
+  return n;
+}

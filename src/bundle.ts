@@ -1,0 +1,120 @@
+// Writing and reading a bundle directory. A bundle is written next to its destination and renamed into place,
+// so a crash at any moment leaves either no bundle or the complete previous one.
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { InputError } from './answers.js';
+import { MANIFEST, type BundleFile } from './plan.js';
+
+function isNonEmptyDir(path: string): boolean {
+  try {
+    const st = statSync(path);
+    if (!st.isDirectory()) throw new InputError(`--out: ${path} exists and is not a directory`);
+    return readdirSync(path).length > 0;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+function writeDurable(path: string, content: string, mode: number): void {
+  const fd = openSync(path, 'wx', mode);
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fsyncDir(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function writeBundle(outDir: string, files: BundleFile[], force: boolean): void {
+  const out = resolve(outDir);
+  const parent = dirname(out);
+  if (isNonEmptyDir(out) && !force) throw new InputError(`--out: ${out} exists and is not empty; pass --force to replace it`);
+  try {
+    mkdirSync(parent, { recursive: true });
+  } catch (e) {
+    throw new InputError(`--out: cannot create ${parent}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+  const tag = `${randomBytes(6).toString('hex')}`;
+  const tmp = join(parent, `.${basename(out)}.qemu-harden-new-${tag}`);
+  const old = join(parent, `.${basename(out)}.qemu-harden-old-${tag}`);
+  try {
+    mkdirSync(tmp, { mode: 0o755 });
+    for (const f of files) {
+      const target = join(tmp, f.path);
+      mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+      writeDurable(target, f.content, f.mode);
+    }
+    for (const d of new Set(files.map((f) => dirname(join(tmp, f.path))))) fsyncDir(d);
+    let moved = false;
+    try {
+      renameSync(out, old);
+      moved = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    renameSync(tmp, out);
+    fsyncDir(parent);
+    if (moved) rmSync(old, { recursive: true, force: true });
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+export interface ManifestProblem {
+  path: string;
+  problem: string;
+}
+
+/** Check a bundle directory against its MANIFEST.sha256: every listed file intact, nothing unlisted. */
+export function checkManifest(dir: string): ManifestProblem[] {
+  const problems: ManifestProblem[] = [];
+  let text: string;
+  try {
+    text = readFileSync(join(dir, MANIFEST), 'utf8');
+  } catch {
+    return [{ path: MANIFEST, problem: 'missing: this is not a qemu-harden bundle, or it is incomplete' }];
+  }
+  const listed = new Set<string>();
+  for (const [n, line] of text.split('\n').entries()) {
+    if (line === '') continue;
+    const m = /^([0-9a-f]{64})  (.+)$/.exec(line);
+    if (!m || m[2]!.split('/').includes('..') || m[2]!.startsWith('/')) {
+      problems.push({ path: MANIFEST, problem: `line ${n + 1} is not "<sha256>  <relative path>"` });
+      continue;
+    }
+    const [, hash, rel] = m;
+    listed.add(rel!);
+    let data: Buffer;
+    try {
+      data = readFileSync(join(dir, rel!));
+    } catch {
+      problems.push({ path: rel!, problem: 'listed in the manifest but missing' });
+      continue;
+    }
+    if (createHash('sha256').update(data).digest('hex') !== hash) problems.push({ path: rel!, problem: 'changed since the bundle was generated (checksum differs)' });
+  }
+  for (const rel of walk(dir)) if (rel !== MANIFEST && !listed.has(rel)) problems.push({ path: rel, problem: 'not listed in the manifest' });
+  return problems;
+}
+
+export function walk(dir: string, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(join(dir, prefix), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...walk(dir, rel));
+    else out.push(rel);
+  }
+  return out;
+}

@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+// The command line. Kept free of React and Ink: `--help`, `--version` and every non-interactive command load
+// only what they use; the wizard is imported when it is about to be shown.
+import { InputError, applySet, readAnswersFile, validate } from './answers.js';
+import { writeBundle } from './bundle.js';
+import { plan } from './plan.js';
+import { listPresets, loadPreset } from './presets.js';
+import { VERSION } from './version.js';
+
+export const EXIT = { ok: 0, findings: 1, usage: 2, cancelled: 130 } as const;
+
+export class UsageError extends InputError {}
+
+const HELP = `qemu-harden ${VERSION} — a hardened deployment bundle for QEMU guests
+
+Usage:
+  qemu-harden [--answers FILE]          interview on a terminal, then write a bundle
+  qemu-harden generate (--preset NAME | --answers FILE) [--set PATH=VALUE ...] --out DIR
+                       [--force] [--dry-run] [--json]
+  qemu-harden presets [--json]
+  qemu-harden verify DIR [--json]
+  qemu-harden --help | --version
+
+Commands:
+  generate   validate the answers and write the bundle to DIR (atomically: all or nothing)
+  presets    list the shipped presets
+  verify     check a bundle: manifest, answers, and every file read by the tool that will read it
+
+Options:
+  --preset NAME      start from a shipped preset (see 'qemu-harden presets')
+  --answers FILE     start from an answers file (JSON or YAML), e.g. a bundle's answers.json
+  --set PATH=VALUE   change one field before validation, e.g. --set guests.0.disks.0.path=/srv/a.img
+                     (VALUE is read as JSON when it parses as JSON, otherwise as a string)
+  --out DIR          where to write the bundle; an existing non-empty DIR needs --force
+  --force            replace an existing bundle directory
+  --dry-run          print the files that would be written, write nothing
+  --json             machine-readable output
+
+Exit status: 0 ok, 1 findings (verify), 2 invalid usage or input, 130 cancelled.
+`;
+
+interface Parsed {
+  command: string | undefined;
+  positional: string[];
+  flags: Map<string, string | true>;
+  sets: string[];
+}
+
+const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out']);
+const BOOL_FLAGS = new Set(['--force', '--dry-run', '--json', '--help', '--version', '-h', '-V']);
+
+export function parseArgs(argv: string[]): Parsed {
+  const out: Parsed = { command: undefined, positional: [], flags: new Map(), sets: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    if (VALUE_FLAGS.has(name)) {
+      const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+      if (value === undefined) throw new UsageError(`${name} needs a value`);
+      if (name === '--set') out.sets.push(value);
+      else if (out.flags.has(name)) throw new UsageError(`${name} given twice`);
+      else out.flags.set(name, value);
+    } else if (BOOL_FLAGS.has(arg)) out.flags.set(arg, true);
+    else if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg} (see qemu-harden --help)`);
+    else if (out.command === undefined) out.command = arg;
+    else out.positional.push(arg);
+  }
+  return out;
+}
+
+function allow(p: Parsed, allowed: string[], maxPositional: number): void {
+  for (const k of p.flags.keys()) if (!allowed.includes(k)) throw new UsageError(`${k} does not apply to '${p.command ?? 'the wizard'}'`);
+  if (p.sets.length && !allowed.includes('--set')) throw new UsageError(`--set does not apply to '${p.command ?? 'the wizard'}'`);
+  if (p.positional.length > maxPositional) throw new UsageError(`unexpected argument ${p.positional[maxPositional]}`);
+}
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  isTTY: boolean;
+}
+
+async function generate(p: Parsed, io: Io): Promise<number> {
+  allow(p, ['--preset', '--answers', '--set', '--out', '--force', '--dry-run', '--json'], 0);
+  const preset = p.flags.get('--preset') as string | undefined;
+  const answersFile = p.flags.get('--answers') as string | undefined;
+  const outDir = p.flags.get('--out') as string | undefined;
+  if (!!preset === !!answersFile) throw new UsageError('generate needs exactly one of --preset NAME or --answers FILE');
+  if (!outDir && !p.flags.has('--dry-run')) throw new UsageError('generate needs --out DIR (or --dry-run)');
+  let doc = preset ? loadPreset(preset).answers : readAnswersFile(answersFile!);
+  for (const s of p.sets) doc = applySet(doc, s);
+  const answers = validate(doc);
+  const files = plan(answers);
+  if (p.flags.has('--dry-run')) {
+    if (p.flags.has('--json')) io.out(JSON.stringify({ out: outDir ?? null, written: false, files: files.map(({ path, mode, why }) => ({ path, mode: mode.toString(8), why })) }, null, 2) + '\n');
+    else io.out(files.map((f) => `would write ${f.path}  (${f.why})`).join('\n') + '\n');
+    return EXIT.ok;
+  }
+  writeBundle(outDir!, files, p.flags.has('--force'));
+  if (p.flags.has('--json')) io.out(JSON.stringify({ out: outDir, written: true, files: files.map(({ path, mode, why }) => ({ path, mode: mode.toString(8), why })) }, null, 2) + '\n');
+  else
+    io.out(
+      `Wrote ${files.length} files to ${outDir} for ${answers.guests.length} guest${answers.guests.length > 1 ? 's' : ''}.\n` +
+        `Next: qemu-harden verify ${outDir}   then   qemu-harden apply ${outDir} --dry-run\n`,
+    );
+  return EXIT.ok;
+}
+
+function presets(p: Parsed, io: Io): number {
+  allow(p, ['--json'], 0);
+  const all = listPresets();
+  if (p.flags.has('--json')) io.out(JSON.stringify(all.map(({ name, description }) => ({ name, description })), null, 2) + '\n');
+  else {
+    const w = Math.max(...all.map((x) => x.name.length));
+    io.out(all.map((x) => `${x.name.padEnd(w)}  ${x.description}`).join('\n') + '\n');
+  }
+  return EXIT.ok;
+}
+
+async function verifyCmd(p: Parsed, io: Io): Promise<number> {
+  allow(p, ['--json'], 1);
+  const dir = p.positional[0];
+  if (!dir) throw new UsageError('verify needs the bundle directory: qemu-harden verify DIR');
+  const { verifyBundle, formatReport } = await import('./verify.js');
+  const report = await verifyBundle(dir);
+  io.out(p.flags.has('--json') ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
+  return report.findings.length > 0 ? EXIT.findings : EXIT.ok;
+}
+
+async function wizard(p: Parsed, io: Io): Promise<number> {
+  allow(p, ['--answers'], 0);
+  if (!io.isTTY) {
+    io.err('qemu-harden: the interview needs a terminal on stdin and stdout.\n' +
+      'Without one, use: qemu-harden generate --preset NAME --out DIR   (or --answers FILE)\n');
+    return EXIT.usage;
+  }
+  const { runWizard } = await import('./wizard.js');
+  return runWizard({ answersFile: p.flags.get('--answers') as string | undefined });
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  try {
+    const p = parseArgs(argv);
+    if (p.flags.has('--help') || p.flags.has('-h')) {
+      io.out(HELP);
+      return EXIT.ok;
+    }
+    if (p.flags.has('--version') || p.flags.has('-V')) {
+      io.out(`${VERSION}\n`);
+      return EXIT.ok;
+    }
+    switch (p.command) {
+      case undefined:
+        return await wizard(p, io);
+      case 'generate':
+        return await generate(p, io);
+      case 'presets':
+        return presets(p, io);
+      case 'verify':
+        return await verifyCmd(p, io);
+      default:
+        throw new UsageError(`unknown command '${p.command}' (see qemu-harden --help)`);
+    }
+  } catch (e) {
+    if (e instanceof InputError) {
+      io.err(`qemu-harden: ${e.message.split('\n').join('\nqemu-harden: ')}\n`);
+      return EXIT.usage;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,70 @@
+// Quoting for every language the bundle is written in. Each value that reaches an emitted file passes through
+// exactly one of these; nothing is escaped inline elsewhere. Control characters never get this far: the model
+// rejects them, and these functions refuse them again rather than emit something a parser reads differently.
+
+function refuseControl(value: string, where: string): void {
+  if (/[\u0000-\u001f\u007f]/.test(value)) throw new Error(`${where}: control character in ${JSON.stringify(value)}`);
+}
+
+/** A value inside a QEMU option string (`key=VALUE,...`): QEMU reads ",," as a literal comma. */
+export function qemuValue(value: string): string {
+  refuseControl(value, 'QEMU option');
+  return value.replaceAll(',', ',,');
+}
+
+/** Build `key=value,key=value` with every value escaped. */
+export function qemuOpts(first: string | undefined, opts: [string, string | number | boolean][]): string {
+  const parts = first === undefined ? [] : [first];
+  for (const [k, v] of opts) {
+    const s = typeof v === 'boolean' ? (v ? 'on' : 'off') : String(v);
+    parts.push(`${k}=${qemuValue(s)}`);
+  }
+  return parts.join(',');
+}
+
+/**
+ * One word of a systemd unit setting (ExecStart argument, path list entry): specifiers (%) and variable
+ * expansion ($) are doubled, and the word is double-quoted with C escapes when it holds anything that
+ * would split or unquote it.
+ */
+export function systemdWord(value: string): string {
+  refuseControl(value, 'systemd unit');
+  const escaped = value.replaceAll('%', '%%').replaceAll('$', '$$');
+  if (escaped !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(escaped)) return escaped;
+  return `"${escaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+}
+
+/** A free-text unit value that is not split into words (Description=): only specifiers are special. */
+export function systemdText(value: string): string {
+  refuseControl(value, 'systemd unit');
+  return value.replaceAll('%', '%%');
+}
+
+/**
+ * A literal path in an AppArmor rule: every character AppArmor reads as a glob or variable is escaped with a
+ * backslash, and the path is quoted so spaces stay inside it. `glob` is appended unescaped, for the few rules
+ * that mean a whole directory ("/**").
+ */
+export function apparmorPath(path: string, glob = ''): string {
+  refuseControl(path, 'AppArmor');
+  const escaped = path.replace(/[\\"*?[\]{}^@]/g, (c) => `\\${c}`);
+  return `"${escaped}${glob}"`;
+}
+
+/** A field of a sysusers.d or tmpfiles.d line: specifiers doubled, quoted with C escapes when needed. */
+export function tmpfilesField(value: string): string {
+  refuseControl(value, 'tmpfiles/sysusers');
+  const escaped = value.replaceAll('%', '%%');
+  if (escaped !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(escaped)) return escaped;
+  return `"${escaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+}
+
+/**
+ * A value in a udev rule (`KEY=="value"`). udev has no escape for a double quote inside a plain string, so a
+ * value that needs one is refused; the model only lets names, numbers and hex ids get here.
+ */
+export function udevValue(value: string): string {
+  refuseControl(value, 'udev');
+  if (/["\\*?[\]|]/.test(value)) throw new Error(`udev: ${JSON.stringify(value)} holds a character udev would read as a pattern or quote`);
+  return `"${value}"`;
+}

@@ -1,0 +1,98 @@
+// Names and paths derived from a guest: the one place that decides where a guest's things live.
+import { createHash } from 'node:crypto';
+import type { Answers, Guest } from './model.js';
+import { tapDevice } from './rules.js';
+
+export const userName = (g: Guest) => `qemu-${g.name}`;
+export const unitName = (g: Guest) => `qemu-${g.name}.service`;
+export const tapUnitName = (g: Guest) => `qemu-${g.name}-tap.service`;
+export const profileName = (g: Guest) => `qemu-harden-${g.name}`;
+export const SLICE = 'qemu.slice';
+
+export const runtimeDir = (g: Guest) => `/run/qemu-harden/${g.name}`;
+export const stateDir = (g: Guest) => `/var/lib/qemu-harden/${g.name}`;
+export const logsDir = (g: Guest) => `/var/log/qemu-harden/${g.name}`;
+export const qmpSocket = (g: Guest) => `${runtimeDir(g)}/qmp.sock`;
+export const serialSocket = (g: Guest) => `${runtimeDir(g)}/serial.sock`;
+export const serialLog = (g: Guest) => `${logsDir(g)}/serial.log`;
+export const vncSocket = (g: Guest) => `${runtimeDir(g)}/vnc.sock`;
+export const uefiVars = (g: Guest) => `${stateDir(g)}/OVMF_VARS.fd`;
+
+export { tapDevice };
+
+export function cpuModel(a: Answers, g: Guest): string {
+  return g.cpu.model ?? (a.useCase === 'virtualization' ? 'host' : 'max');
+}
+
+/** QEMU needs the guest's RAM plus its own overhead: 10% and at least 256 MiB. */
+export function memoryMaxMiB(g: Guest): number {
+  return g.limits.memoryMaxMiB ?? g.memoryMiB + Math.max(256, Math.ceil(g.memoryMiB / 10));
+}
+
+export function cpuQuotaPercent(g: Guest): number {
+  return g.limits.cpuQuotaPercent ?? g.vcpus * 100;
+}
+
+export function macAddress(g: Guest): string {
+  if (g.network.mode !== 'none' && g.network.mac) return g.network.mac;
+  const h = createHash('sha256').update(`qemu-harden:${g.name}`).digest();
+  return `52:54:00:${[h[0], h[1], h[2]].map((b) => b!.toString(16).padStart(2, '0')).join(':')}`;
+}
+
+/** Does this guest speak IP itself (slirp, or a TCP listener for display, migration or NBD)? */
+export function usesInet(g: Guest): boolean {
+  return (
+    g.network.mode === 'user' ||
+    g.display.mode === 'vnc-tls' ||
+    g.display.mode === 'spice-tls' ||
+    !!g.migration?.enabled ||
+    !!g.nbd?.enabled
+  );
+}
+
+/** Has this guest any network device or network listener? */
+export function hasNetwork(g: Guest): boolean {
+  return g.network.mode !== 'none' || usesInet(g);
+}
+
+export function devicesOf(a: Answers, g: Guest): { path: string; access: 'r' | 'rw'; why: string }[] {
+  const out: { path: string; access: 'r' | 'rw'; why: string }[] = [];
+  if (a.useCase === 'virtualization') out.push({ path: '/dev/kvm', access: 'rw', why: 'hardware virtualization (KVM)' });
+  if (g.network.mode === 'tap') {
+    out.push({ path: '/dev/net/tun', access: 'rw', why: `attach to the tap device ${tapDevice(g)}` });
+    if (g.network.vhost) out.push({ path: '/dev/vhost-net', access: 'rw', why: 'in-kernel virtio-net datapath (vhost-net)' });
+  }
+  if (g.passthrough.pci.length > 0) {
+    out.push({ path: '/dev/vfio/vfio', access: 'rw', why: 'VFIO container' });
+    const groups = [...new Set(g.passthrough.pci.map((p) => p.iommuGroup))].sort((x, y) => x - y);
+    for (const n of groups) out.push({ path: `/dev/vfio/${n}`, access: 'rw', why: `IOMMU group ${n} (PCI passthrough)` });
+  }
+  if (g.passthrough.usb.length > 0) out.push({ path: 'char-usb_device', access: 'rw', why: 'USB passthrough (udev gives only the chosen devices to this guest)' });
+  for (const d of g.disks) if (d.blockDevice) out.push({ path: d.path, access: d.readOnly ? 'r' : 'rw', why: 'disk on a block device' });
+  return out;
+}
+
+/** Every host file this guest's QEMU opens, with the access it needs: the least-privilege map. */
+export function filesOf(g: Guest): { path: string; access: 'r' | 'rw'; why: string }[] {
+  const out: { path: string; access: 'r' | 'rw'; why: string }[] = [];
+  for (const d of g.disks) if (!d.blockDevice) out.push({ path: d.path, access: d.readOnly ? 'r' : 'rw', why: `${d.format} disk` });
+  if (g.boot) {
+    out.push({ path: g.boot.kernel, access: 'r', why: 'kernel' });
+    if (g.boot.initrd) out.push({ path: g.boot.initrd, access: 'r', why: 'initrd' });
+    if (g.boot.deviceTree) out.push({ path: g.boot.deviceTree, access: 'r', why: 'device tree' });
+  }
+  if (g.firmware.type === 'uefi') {
+    out.push({ path: g.firmware.code, access: 'r', why: 'UEFI firmware code' });
+    out.push({ path: uefiVars(g), access: 'rw', why: 'this guest’s own UEFI variables' });
+  }
+  return out;
+}
+
+/** TLS credential directories this guest reads. */
+export function tlsDirsOf(g: Guest): { path: string; why: string }[] {
+  const out: { path: string; why: string }[] = [];
+  if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls') out.push({ path: g.display.tlsDir, why: `${g.display.mode} credentials` });
+  if (g.migration?.enabled && g.migration.tls && g.migration.tlsDir) out.push({ path: g.migration.tlsDir, why: 'migration TLS credentials' });
+  if (g.nbd?.enabled && g.nbd.tls && g.nbd.tlsDir) out.push({ path: g.nbd.tlsDir, why: 'NBD TLS credentials' });
+  return out;
+}

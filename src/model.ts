@@ -1,0 +1,244 @@
+// The answers model: one zod schema for everything the operator decides. The wizard, presets, answers files
+// and `--set` all end up here; every generator takes only what this module returns.
+import { z } from 'zod';
+import { checkAnswers } from './rules.js';
+
+export const SCHEMA_VERSION = 1;
+
+const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
+
+export const absolutePath = z
+  .string()
+  .min(2, 'must be an absolute path')
+  .max(1024, 'is longer than 1024 characters')
+  .refine(noControl, 'must not contain newlines, NUL or other control characters')
+  .refine((p) => p.startsWith('/'), 'must be an absolute path (start with /)')
+  .refine((p) => !p.split('/').includes('..') && !p.split('/').includes('.'), 'must not contain "." or ".." segments')
+  .refine((p) => !p.includes('//') && !p.endsWith('/'), 'must be a normalised path: no "//" and no trailing "/"');
+
+export const guestName = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9-]{0,22}[a-z0-9]$|^[a-z]$/,
+    'must be 1-24 characters: lower-case letters, digits and "-", starting with a letter and not ending with "-"',
+  );
+
+const reason = z
+  .string()
+  .trim()
+  .min(10, 'must say in at least 10 characters why the risk is acceptable')
+  .max(2000, 'is longer than 2000 characters')
+  .refine((s) => !/[\u0000-\u0009\u000b-\u001f\u007f]/.test(s), 'must not contain control characters');
+
+export const diskSchema = z.strictObject({
+  path: absolutePath,
+  format: z.enum(['qcow2', 'raw'], { error: 'must be "qcow2" or "raw" (the format is never probed)' }),
+  readOnly: z.boolean().default(false),
+  blockDevice: z.boolean().default(false),
+  throttle: z
+    .strictObject({
+      readBytesPerSecond: z.int().positive().optional(),
+      writeBytesPerSecond: z.int().positive().optional(),
+      readIops: z.int().positive().optional(),
+      writeIops: z.int().positive().optional(),
+    })
+    .default({}),
+});
+
+const bootFiles = z.strictObject({
+  kernel: absolutePath,
+  initrd: absolutePath.optional(),
+  deviceTree: absolutePath.optional(),
+  cmdline: z
+    .string()
+    .max(4096)
+    .refine(noControl, 'must not contain newlines, NUL or other control characters')
+    .optional(),
+});
+
+const firmware = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('bios') }),
+  z.strictObject({
+    type: z.literal('uefi'),
+    code: absolutePath.default('/usr/share/OVMF/OVMF_CODE_4M.fd'),
+    varsTemplate: absolutePath.default('/usr/share/OVMF/OVMF_VARS_4M.fd'),
+  }),
+]);
+
+const mac = z
+  .string()
+  .regex(/^52:54:00(:[0-9a-f]{2}){3}$/, 'must be a locally administered QEMU address: 52:54:00:xx:xx:xx, lower-case');
+
+const network = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('none') }),
+  z.strictObject({ mode: z.literal('user'), mac: mac.optional() }),
+  z.strictObject({
+    mode: z.literal('tap'),
+    tapDevice: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,14}$/, 'must be 1-15 characters: lower-case letters, digits and "-", starting with a letter')
+      .optional(),
+    bridge: z
+      .string()
+      .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/, 'must be a network interface name of 1-15 characters')
+      .optional(),
+    vhost: z.boolean().default(true),
+    mac: mac.optional(),
+  }),
+]);
+
+const tlsDir = absolutePath.describe('directory holding ca-cert.pem, server-cert.pem and server-key.pem');
+const listenAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' });
+
+const display = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('none') }),
+  z.strictObject({ mode: z.literal('vnc-unix') }),
+  z.strictObject({
+    mode: z.literal('vnc-tls'),
+    listen: listenAddress,
+    port: z.int().min(5900).max(65535),
+    tlsDir,
+  }),
+  z.strictObject({
+    mode: z.literal('spice-tls'),
+    listen: listenAddress,
+    port: z.int().min(1024).max(65535),
+    tlsDir,
+  }),
+]);
+
+const pciAddress = z
+  .string()
+  .regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, 'must be a full PCI address like 0000:01:00.0, lower-case');
+
+const usbDevice = z.strictObject({
+  vendorId: z.string().regex(/^[0-9a-f]{4}$/, 'must be 4 lower-case hex digits'),
+  productId: z.string().regex(/^[0-9a-f]{4}$/, 'must be 4 lower-case hex digits'),
+});
+
+const remote = z.strictObject({
+  enabled: z.boolean().default(false),
+  tls: z.boolean().default(true),
+  listen: listenAddress.default('127.0.0.1'),
+  port: z.int().min(1024).max(65535),
+  tlsDir: tlsDir.optional(),
+});
+
+export const sandboxSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  obsolete: z.enum(['deny', 'allow']).default('deny'),
+  elevatePrivileges: z.enum(['deny', 'allow']).default('deny'),
+  spawn: z.enum(['deny', 'allow']).default('deny'),
+  resourceControl: z.enum(['deny', 'allow']).default('deny'),
+});
+
+const limits = z.strictObject({
+  cpuWeight: z.int().min(1).max(10000).default(100),
+  cpuQuotaPercent: z.int().min(1).max(100_000).optional(),
+  memoryHighMiB: z.int().positive().optional(),
+  memoryMaxMiB: z.int().positive().optional(),
+  ioWeight: z.int().min(1).max(10000).default(100),
+  ioBandwidth: z
+    .array(
+      z.strictObject({
+        device: absolutePath,
+        readBytesPerSecond: z.int().positive().optional(),
+        writeBytesPerSecond: z.int().positive().optional(),
+      }),
+    )
+    .default([]),
+  tasksMax: z.int().min(16).max(65536).default(256),
+});
+
+export const guestSchema = z.strictObject({
+  name: guestName,
+  description: z.string().max(200).refine(noControl, 'must not contain control characters').optional(),
+  machine: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be a QEMU machine type name like q35 or pc-q35-7.2')
+    .default('q35'),
+  cpu: z
+    .strictObject({
+      model: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be a QEMU CPU model name').optional(),
+      features: z
+        .array(z.string().regex(/^[+-][a-z0-9][a-z0-9_.-]{0,63}$/, 'must look like +feature or -feature'))
+        .default([]),
+    })
+    .default({ features: [] }),
+  vcpus: z.int().min(1).max(512).default(1),
+  memoryMiB: z.int().min(16).max(4 * 1024 * 1024).default(1024),
+  firmware: firmware.default({ type: 'bios' }),
+  disks: z.array(diskSchema).max(32).default([]),
+  boot: bootFiles.optional(),
+  network: network.default({ mode: 'none' }),
+  display: display.default({ mode: 'none' }),
+  serial: z.strictObject({ enabled: z.boolean().default(true) }).default({ enabled: true }),
+  passthrough: z
+    .strictObject({
+      pci: z
+        .array(z.strictObject({ address: pciAddress, iommuGroup: z.int().min(0).max(65535) }))
+        .max(16)
+        .default([]),
+      usb: z.array(usbDevice).max(16).default([]),
+    })
+    .default({ pci: [], usb: [] }),
+  migration: remote.optional(),
+  nbd: remote.optional(),
+  limits: limits.default({ cpuWeight: 100, ioWeight: 100, ioBandwidth: [], tasksMax: 256 }),
+  isolation: z
+    .strictObject({
+      sandbox: sandboxSchema.default({
+        enabled: true,
+        obsolete: 'deny',
+        elevatePrivileges: 'deny',
+        spawn: 'deny',
+        resourceControl: 'deny',
+      }),
+      apparmor: z.boolean().default(true),
+    })
+    .default({
+      sandbox: { enabled: true, obsolete: 'deny', elevatePrivileges: 'deny', spawn: 'deny', resourceControl: 'deny' },
+      apparmor: true,
+    }),
+});
+
+export const acceptedRiskSchema = z.strictObject({
+  risk: z.string().regex(/^[a-z][a-z0-9-]*$/, 'must be a risk identifier such as "sandbox-spawn"'),
+  guest: guestName.optional(),
+  reason,
+});
+
+export const hostSchema = z.strictObject({
+  qemuBinary: absolutePath.default('/usr/bin/qemu-system-x86_64'),
+  kvmGroup: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,30}$/, 'must be a valid group name')
+    .default('kvm'),
+  netGroup: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,30}$/, 'must be a valid group name')
+    .default('qemu-net'),
+});
+
+export const answersSchema = z
+  .strictObject({
+    schemaVersion: z.literal(SCHEMA_VERSION, {
+      error: (issue) =>
+        typeof issue.input === 'number' && issue.input > SCHEMA_VERSION
+          ? `is ${issue.input}, newer than this qemu-harden understands (${SCHEMA_VERSION}); upgrade qemu-harden`
+          : `must be ${SCHEMA_VERSION}`,
+    }),
+    useCase: z.enum(['virtualization', 'emulation'], {
+      error: 'must be "virtualization" (KVM) or "emulation" (TCG)',
+    }),
+    host: hostSchema.default({ qemuBinary: '/usr/bin/qemu-system-x86_64', kvmGroup: 'kvm', netGroup: 'qemu-net' }),
+    guests: z.array(guestSchema).min(1, 'must list at least one guest').max(4096),
+    acceptedRisks: z.array(acceptedRiskSchema).default([]),
+  })
+  .superRefine(checkAnswers);
+
+export type AnswersInput = z.input<typeof answersSchema>;
+export type Answers = z.output<typeof answersSchema>;
+export type Guest = Answers['guests'][number];
+export type Disk = Guest['disks'][number];
+export type AcceptedRisk = Answers['acceptedRisks'][number];

@@ -1,0 +1,62 @@
+// answers → the bundle: a pure function from the validated model to a sorted list of files.
+import { createHash } from 'node:crypto';
+import * as AA from './gen/apparmor.js';
+import { sysusers, tmpfiles, udevRules } from './gen/host.js';
+import { bundleReadme } from './gen/readme.js';
+import { guestService, slice, tapService } from './gen/systemd.js';
+import * as G from './guest.js';
+import type { Answers } from './model.js';
+
+export interface BundleFile {
+  /** Relative to the bundle directory, with "/" separators. Files under root/ install at the same path under /. */
+  path: string;
+  mode: number;
+  content: string;
+  why: string;
+}
+
+export const MANIFEST = 'MANIFEST.sha256';
+export const ANSWERS = 'answers.json';
+
+export function answersJson(a: Answers): string {
+  return JSON.stringify(a, null, 2) + '\n';
+}
+
+export function sha256(text: string | Buffer): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export function plan(a: Answers): BundleFile[] {
+  const files: BundleFile[] = [];
+  const add = (path: string, content: string, why: string, mode = 0o644) => files.push({ path, mode, content, why });
+
+  add('root/etc/systemd/system/qemu.slice', slice(), 'the cgroup slice every guest runs in');
+  for (const g of a.guests) {
+    add(`root/etc/systemd/system/${G.unitName(g)}`, guestService(a, g), `runs guest ${g.name}'s QEMU as ${G.userName(g)}, sandboxed and limited`);
+    const tap = tapService(g);
+    if (tap) add(`root/etc/systemd/system/${G.tapUnitName(g)}`, tap, `creates tap ${G.tapDevice(g)} owned by ${G.userName(g)}`);
+    if (g.isolation.apparmor) {
+      add(`root/${AA.profilePath(g)}`, AA.profile(g), `AppArmor profile ${G.profileName(g)} for guest ${g.name}`);
+      add(`root/${AA.rulesPath(g)}`, AA.guestRules(a, g), `the paths guest ${g.name}'s profile allows`);
+    }
+  }
+  if (a.guests.some((g) => g.isolation.apparmor))
+    add(`root/${AA.ABSTRACTION_PATH}`, AA.abstraction(), 'what every guest profile allows in common');
+  add('root/etc/sysusers.d/qemu-harden.conf', sysusers(a), 'one system user per guest, and the device groups');
+  add('root/etc/tmpfiles.d/qemu-harden.conf', tmpfiles(a), 'directories and ownership of each guest’s own files');
+  add('root/etc/udev/rules.d/65-qemu-harden.rules', udevRules(a), 'device nodes to groups, passthrough devices to one guest');
+  add(ANSWERS, answersJson(a), 'the answers this bundle was generated from');
+
+  files.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+  files.push({ path: 'README.md', mode: 0o644, content: bundleReadme(a, files), why: 'what each file does and every accepted risk' });
+  files.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+  files.push({ path: MANIFEST, mode: 0o644, content: manifest(files), why: 'sha256sum -c checks the bundle is intact' });
+  return files;
+}
+
+export function manifest(files: BundleFile[]): string {
+  return files
+    .filter((f) => f.path !== MANIFEST)
+    .map((f) => `${sha256(f.content)}  ${f.path}\n`)
+    .join('');
+}

@@ -1,0 +1,50 @@
+// The one place qemu-harden runs other programs: resolved on PATH, never through a shell, always with a timeout.
+import { execa } from 'execa';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+export interface ToolResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+
+export function which(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), ...SBIN];
+  for (const d of dirs) {
+    if (!d) continue;
+    const p = join(d, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      continue;
+    }
+  }
+  return undefined;
+}
+
+export async function run(
+  file: string,
+  args: string[],
+  opts: { timeoutMs?: number; env?: Record<string, string>; cwd?: string; input?: string } = {},
+): Promise<ToolResult> {
+  const r = await execa(file, args, {
+    reject: false,
+    timeout: opts.timeoutMs ?? 20_000,
+    env: opts.env,
+    cwd: opts.cwd,
+    input: opts.input,
+    stdin: opts.input === undefined ? 'ignore' : undefined,
+    stripFinalNewline: false,
+  });
+  return {
+    exitCode: r.exitCode ?? (r.timedOut ? 124 : 1),
+    stdout: String(r.stdout ?? ''),
+    stderr: String(r.stderr ?? ''),
+    timedOut: !!r.timedOut,
+  };
+}
