@@ -29,7 +29,7 @@ export function qemuOpts(first: string | undefined, opts: [string, string | numb
  */
 export function systemdWord(value: string): string {
   refuseControl(value, 'systemd unit');
-  const escaped = value.replaceAll('%', '%%').replaceAll('$', '$$');
+  const escaped = value.replaceAll('%', '%%').replaceAll('$', () => '$$');
   if (escaped !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(escaped)) return escaped;
   return `"${escaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 }

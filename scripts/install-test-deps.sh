@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite runs for real: QEMU to boot guests, systemd and systemd-nspawn for
+# units, AppArmor's parser, busybox and cpio for the test VM's initramfs, udev for the test VM's udevd.
+set -euo pipefail
+
+packages=(
+  qemu-system-x86 qemu-utils ovmf seabios ipxe-qemu
+  systemd systemd-container udev
+  apparmor
+  busybox-static cpio
+  iproute2 strace tmux coreutils
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+# Installing systemd and udev re-applies their permissions to the host's own device nodes. The tests never
+# change those nodes, so neither may their set-up: remember owner and mode, and put them back afterwards.
+saved=()
+for node in /dev/kvm /dev/net/tun /dev/vhost-net; do
+  [ -e "$node" ] && saved+=("$node:$(stat -c '%u:%g:%a' "$node")")
+done
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+for entry in "${saved[@]}"; do
+  IFS=: read -r node uid gid mode <<<"$entry"
+  chown "$uid:$gid" "$node"
+  chmod "$mode" "$node"
+done

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { cli, tempDir } from './helpers.js';
+
+const noTrace = (s: string) => assert.doesNotMatch(s, /\n\s+at |Error:|node:internal/, 'no stack trace');
+
+describe('qemu-harden CLI', () => {
+  test('--version and --help', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const v = cli(['--version']);
+    assert.equal(v.code, 0);
+    assert.equal(v.stdout, `${pkg.version}\n`);
+    const h = cli(['--help']);
+    assert.equal(h.code, 0);
+    for (const word of ['generate', 'presets', 'verify', '--set', '--dry-run', '--force', '--json']) assert.ok(h.stdout.includes(word), word);
+  });
+
+  test('usage errors exit 2 with a message, no stack trace', () => {
+    const cases: [string[], RegExp][] = [
+      [['frobnicate'], /unknown command 'frobnicate'/],
+      [['generate', '--out', '/tmp/x'], /exactly one of --preset NAME or --answers FILE/],
+      [['generate', '--preset', 'kvm-headless'], /needs --out DIR/],
+      [['generate', '--preset', 'nope', '--out', '/tmp/x'], /no preset named "nope" \(available: .*kvm-headless/],
+      [['generate', '--preset'], /--preset needs a value/],
+      [['presets', '--bogus'], /unknown option --bogus/],
+      [['verify'], /verify needs the bundle directory/],
+      [['verify', '/nonexistent/bundle'], /does not exist/],
+      [['presets', '--out', 'x'], /--out does not apply to 'presets'/],
+    ];
+    for (const [args, msg] of cases) {
+      const r = cli(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}`);
+      assert.match(r.stderr, msg);
+      noTrace(r.stderr);
+      assert.equal(r.stdout, '');
+    }
+  });
+
+  test('the interview without a terminal exits 2 and points to generate', () => {
+    const r = cli([]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /needs a terminal/);
+    assert.match(r.stderr, /qemu-harden generate/);
+  });
+
+  test('invalid answers: exit 2, every bad field named, nothing written', (t) => {
+    const tmp = tempDir(t);
+    const out = join(tmp, 'out');
+    const r = cli([
+      'generate', '--preset', 'kvm-headless', '--out', out,
+      '--set', 'guests.0.disks.0.path=relative.img',
+      '--set', 'guests.0.vcpus="two"',
+    ]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /guests\.0\.disks\.0\.path: must be an absolute path/);
+    assert.match(r.stderr, /guests\.0\.vcpus: expected number, received string/);
+    noTrace(r.stderr);
+    assert.deepEqual(readdirSync(tmp), []);
+  });
+
+  test('answers files: JSON, YAML, bad syntax, too large, not an object', (t) => {
+    const tmp = tempDir(t);
+    const yaml = join(tmp, 'a.yaml');
+    writeFileSync(yaml, 'schemaVersion: 1\nuseCase: virtualization\nguests:\n  - name: y\n    disks:\n      - {path: /srv/y.img, format: raw}\n');
+    const ok = cli(['generate', '--answers', yaml, '--out', join(tmp, 'y')]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(existsSync(join(tmp, 'y', 'root/etc/systemd/system/qemu-y.service')));
+
+    const broken = join(tmp, 'broken.json');
+    writeFileSync(broken, '{"schemaVersion": 1,');
+    const b = cli(['generate', '--answers', broken, '--out', join(tmp, 'b')]);
+    assert.equal(b.code, 2);
+    assert.match(b.stderr, /broken\.json: not valid JSON/);
+    noTrace(b.stderr);
+
+    const big = join(tmp, 'big.json');
+    writeFileSync(big, `{"x": "${'a'.repeat(10 * 1024 * 1024)}"}`);
+    const started = Date.now();
+    const g = cli(['generate', '--answers', big, '--out', join(tmp, 'g')]);
+    assert.equal(g.code, 2);
+    assert.match(g.stderr, /at most 1048576 bytes/);
+    assert.ok(Date.now() - started < 1500, 'a huge file is refused quickly');
+
+    const arr = join(tmp, 'arr.json');
+    writeFileSync(arr, '[1,2]');
+    const a = cli(['generate', '--answers', arr, '--out', join(tmp, 'a')]);
+    assert.equal(a.code, 2);
+    assert.match(a.stderr, /must hold one object/);
+
+    const missing = cli(['generate', '--answers', join(tmp, 'nope.json'), '--out', join(tmp, 'm')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /cannot read .*nope\.json: ENOENT/);
+    assert.deepEqual(readdirSync(tmp).sort(), ['a.yaml', 'arr.json', 'big.json', 'broken.json', 'y']);
+  });
+
+  test('an existing non-empty OUT is refused without --force and replaced whole with it', (t) => {
+    const tmp = tempDir(t);
+    const out = join(tmp, 'out');
+    mkdirSync(out);
+    writeFileSync(join(out, 'keep.txt'), 'mine');
+    const r = cli(['generate', '--preset', 'kvm-headless', '--out', out]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /exists and is not empty; pass --force/);
+    assert.equal(readFileSync(join(out, 'keep.txt'), 'utf8'), 'mine');
+    const f = cli(['generate', '--preset', 'kvm-headless', '--out', out, '--force']);
+    assert.equal(f.code, 0, f.stderr);
+    assert.ok(!existsSync(join(out, 'keep.txt')));
+    assert.ok(existsSync(join(out, 'MANIFEST.sha256')));
+    assert.deepEqual(readdirSync(tmp), ['out'], 'no temporary directories left behind');
+  });
+
+  test('--dry-run lists the files and writes nothing; --json is machine-readable', (t) => {
+    const tmp = tempDir(t);
+    const out = join(tmp, 'out');
+    const r = cli(['generate', '--preset', 'multi-tenant', '--out', out, '--dry-run']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /would write root\/etc\/systemd\/system\/qemu-alpha\.service/);
+    assert.ok(!existsSync(out));
+    const j = cli(['generate', '--preset', 'multi-tenant', '--out', out, '--dry-run', '--json']);
+    const doc = JSON.parse(j.stdout) as { written: boolean; files: { path: string; mode: string }[] };
+    assert.equal(doc.written, false);
+    assert.ok(doc.files.some((f) => f.path === 'MANIFEST.sha256' && f.mode === '644'));
+    assert.ok(!existsSync(out));
+  });
+
+  test('verify: 0 on an intact bundle, 1 with findings on a tampered one', (t) => {
+    const tmp = tempDir(t);
+    const out = join(tmp, 'out');
+    assert.equal(cli(['generate', '--preset', 'kvm-headless', '--out', out]).code, 0);
+    assert.equal(cli(['verify', out]).code, 0);
+    appendFileSync(join(out, 'root/etc/systemd/system/qemu-server.service'), 'ProtectSystem=no\n');
+    writeFileSync(join(out, 'root/etc/extra.conf'), 'x');
+    const r = cli(['verify', out]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /manifest: root\/etc\/systemd\/system\/qemu-server\.service: changed since the bundle was generated/);
+    assert.match(r.stdout, /manifest: root\/etc\/extra\.conf: not listed in the manifest/);
+    assert.match(r.stdout, /answers: root\/etc\/systemd\/system\/qemu-server\.service: differs from what answers\.json produces/);
+  });
+});

@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { validate } from '../src/answers.js';
+import { apparmorPath, qemuOpts, qemuValue, systemdWord, tmpfilesField, udevValue } from '../src/escape.js';
+import * as AA from '../src/gen/apparmor.js';
+import { sysusers, tmpfiles, udevRules } from '../src/gen/host.js';
+import { qemuArgs } from '../src/gen/qemu.js';
+import { guestService, tapService } from '../src/gen/systemd.js';
+import { plan } from '../src/plan.js';
+
+const answers = (guests: unknown[], extra: Record<string, unknown> = {}) =>
+  validate({ schemaVersion: 1, useCase: 'virtualization', guests, ...extra });
+
+const settings = (unit: string, key: string) =>
+  unit.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
+
+describe('escapers', () => {
+  test('QEMU option values double commas so a value cannot add an option', () => {
+    assert.equal(qemuValue('/srv/a,format=raw'), '/srv/a,,format=raw');
+    assert.equal(qemuOpts(undefined, [['file', '/x,y'], ['readonly', true]]), 'file=/x,,y,readonly=on');
+  });
+  test('systemd words: specifiers, variables, quotes and spaces', () => {
+    assert.equal(systemdWord('/srv/a.img'), '/srv/a.img');
+    assert.equal(systemdWord('/srv/100%'), '/srv/100%%');
+    assert.equal(systemdWord('/srv/$HOME'), '"/srv/$$HOME"');
+    assert.equal(systemdWord('/srv/a b"c\\d'), '"/srv/a b\\"c\\\\d"');
+    assert.throws(() => systemdWord('a\nb'), /control character/);
+  });
+  test('AppArmor paths: globs and variables are literal, spaces stay inside quotes', () => {
+    assert.equal(apparmorPath('/srv/a*.img'), '"/srv/a\\*.img"');
+    assert.equal(apparmorPath('/srv/@{HOME} [x]?'), '"/srv/\\@\\{HOME\\} \\[x\\]\\?"');
+    assert.equal(apparmorPath('/srv/d', '/**'), '"/srv/d/**"');
+  });
+  test('tmpfiles/sysusers fields and udev values', () => {
+    assert.equal(tmpfilesField('guest a'), '"guest a"');
+    assert.equal(tmpfilesField('/srv/50%'), '/srv/50%%');
+    assert.equal(udevValue('qemu-a'), '"qemu-a"');
+    assert.throws(() => udevValue('a"b'), /udev/);
+  });
+});
+
+describe('QEMU command line', () => {
+  const a = answers([
+    {
+      name: 'a',
+      disks: [
+        { path: '/srv/a,b.img', format: 'qcow2', throttle: { readIops: 100 } },
+        { path: '/srv/iso', format: 'raw', readOnly: true },
+      ],
+      network: { mode: 'tap' },
+    },
+  ]);
+  const args = qemuArgs(a, a.guests[0]!);
+  const after = (opt: string) => args.filter((_, i) => args[i - 1] === opt);
+
+  test('nothing implicit, KVM, the default sandbox', () => {
+    assert.ok(args.includes('-nodefaults') && args.includes('-no-user-config'));
+    assert.deepEqual(after('-accel'), ['kvm']);
+    assert.deepEqual(after('-sandbox'), ['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
+  });
+  test('every disk has an explicit format, escaped path, read-only flag', () => {
+    const drives = after('-drive');
+    assert.equal(drives[0], 'file=/srv/a,,b.img,format=qcow2,if=none,id=disk0,readonly=off,throttling.iops-read=100');
+    assert.equal(drives[1], 'file=/srv/iso,format=raw,if=none,id=disk1,readonly=on');
+  });
+  test('QMP and serial on unix sockets under /run/qemu-harden/<guest>, serial logged', () => {
+    const chardevs = after('-chardev');
+    assert.ok(chardevs[0]!.startsWith('socket,id=qmp,path=/run/qemu-harden/a/qmp.sock,server=on,wait=off'));
+    assert.ok(chardevs[1]!.includes('logfile=/var/log/qemu-harden/a/serial.log'));
+    assert.ok(!args.some((x) => /tcp:|telnet|\bhost=/.test(x)), 'no TCP monitor or serial');
+  });
+  test('tap attaches by name without scripts or helpers', () => {
+    assert.deepEqual(after('-netdev'), ['tap,id=net0,ifname=qh-a,script=no,downscript=no,vhost=on']);
+  });
+  test('TCG for emulation', () => {
+    const e = validate({
+      schemaVersion: 1,
+      useCase: 'emulation',
+      guests: [{ name: 'e' }],
+      acceptedRisks: [{ risk: 'emulation', reason: 'trusted sources only here' }],
+    });
+    const ea = qemuArgs(e, e.guests[0]!);
+    assert.equal(ea[ea.indexOf('-accel') + 1], 'tcg');
+    assert.equal(ea[ea.indexOf('-cpu') + 1], 'max');
+  });
+});
+
+describe('systemd units', () => {
+  const a = answers([
+    { name: 'a', disks: [{ path: '/srv/a.img', format: 'raw' }] },
+    { name: 'b', disks: [{ path: '/srv/b.img', format: 'raw' }], network: { mode: 'tap', bridge: 'br0' } },
+  ]);
+  const ua = guestService(a, a.guests[0]!);
+  const ub = guestService(a, a.guests[1]!);
+
+  test('runs as the guest’s own user with only the groups it needs', () => {
+    assert.deepEqual(settings(ua, 'User'), ['qemu-a']);
+    assert.deepEqual(settings(ua, 'SupplementaryGroups'), ['kvm']);
+    assert.deepEqual(settings(ub, 'SupplementaryGroups'), ['kvm qemu-net']);
+  });
+  test('device policy closed, listing only the devices the guest uses', () => {
+    assert.deepEqual(settings(ua, 'DevicePolicy'), ['closed']);
+    assert.deepEqual(settings(ua, 'DeviceAllow'), ['/dev/kvm rw']);
+    assert.deepEqual(settings(ub, 'DeviceAllow'), ['/dev/kvm rw', '/dev/net/tun rw', '/dev/vhost-net rw']);
+  });
+  test('writable only its own disk; other guests’ paths inaccessible', () => {
+    assert.deepEqual(settings(ua, 'ReadWritePaths'), ['/srv/a.img']);
+    const hidden = settings(ua, 'InaccessiblePaths');
+    assert.ok(hidden.includes('-/srv/b.img') && hidden.includes('-/var/lib/qemu-harden/b'));
+    assert.ok(!hidden.some((p) => p.includes('/a.img') || p.endsWith('/a')));
+  });
+  test('no network without a network device', () => {
+    assert.deepEqual(settings(ua, 'PrivateNetwork'), ['yes']);
+    assert.deepEqual(settings(ub, 'PrivateNetwork'), []);
+  });
+  test('directories, sandbox, seccomp allow-list keeps the seccomp syscall', () => {
+    assert.deepEqual(settings(ua, 'RuntimeDirectory'), ['qemu-harden/a']);
+    assert.deepEqual(settings(ua, 'StateDirectory'), ['qemu-harden/a']);
+    assert.deepEqual(settings(ua, 'LogsDirectory'), ['qemu-harden/a']);
+    assert.deepEqual(settings(ua, 'CapabilityBoundingSet'), ['']);
+    assert.ok(settings(ua, 'SystemCallFilter')[0]!.split(' ').includes('seccomp'));
+    assert.ok(!settings(ua, 'SystemCallFilter').join(' ').includes('@resources'), 'QEMU calls set_mempolicy');
+  });
+  test('every hardening block is explained by a comment', () => {
+    const lines = ua.split('\n');
+    const i = lines.indexOf('DevicePolicy=closed');
+    assert.ok(lines[i - 1]!.startsWith('# '));
+  });
+  test('the tap helper creates the tap for the guest’s user and bridges it', () => {
+    const t = tapService(a.guests[1]!)!;
+    assert.ok(t.includes('tuntap add dev qh-b mode tap user qemu-b group qemu-b vnet_hdr'));
+    assert.ok(t.includes('link set dev qh-b master br0'));
+    assert.deepEqual(settings(t, 'CapabilityBoundingSet'), ['CAP_NET_ADMIN']);
+    assert.equal(tapService(a.guests[0]!), undefined);
+  });
+});
+
+describe('host files', () => {
+  const a = answers(
+    [
+      { name: 'a', disks: [{ path: '/srv/a.img', format: 'raw' }], passthrough: { pci: [{ address: '0000:01:00.0', iommuGroup: 7 }], usb: [{ vendorId: '046d', productId: 'c52b' }] } },
+      { name: 'b', network: { mode: 'tap' } },
+    ],
+    {
+      acceptedRisks: [
+        { risk: 'pci-passthrough', guest: 'a', reason: 'dedicated device for guest a' },
+        { risk: 'usb-passthrough', guest: 'a', reason: 'dedicated token for guest a' },
+      ],
+    },
+  );
+  test('sysusers: one user per guest and the device groups', () => {
+    const s = sysusers(a);
+    assert.match(s, /^g kvm -$/m);
+    assert.match(s, /^g qemu-net -$/m);
+    assert.match(s, /^u qemu-a - "qemu-harden guest a" \/var\/lib\/qemu-harden\/a \/usr\/sbin\/nologin$/m);
+    assert.match(s, /^u qemu-b /m);
+  });
+  test('tmpfiles: each guest owns its own disk', () => {
+    assert.match(tmpfiles(a), /^z \/srv\/a\.img 0600 qemu-a qemu-a -$/m);
+  });
+  test('udev: devices to groups, never world; VFIO group and USB device to one guest', () => {
+    const u = udevRules(a);
+    assert.match(u, /^KERNEL=="kvm", SUBSYSTEM=="misc", GROUP="kvm", MODE="0660"$/m);
+    assert.match(u, /^KERNEL=="tun", SUBSYSTEM=="misc", GROUP="qemu-net", MODE="0660"$/m);
+    assert.match(u, /^SUBSYSTEM=="vfio", KERNEL=="7", OWNER="qemu-a", GROUP="qemu-a", MODE="0600"$/m);
+    assert.match(u, /ATTR\{idVendor\}=="046d", ATTR\{idProduct\}=="c52b", OWNER="qemu-a"/);
+    assert.doesNotMatch(u, /MODE="0?66[0-9]?6"/);
+  });
+  test('AppArmor: a guest’s rules name its own paths and nothing of another guest', () => {
+    const ra = AA.guestRules(a, a.guests[0]!);
+    const rb = AA.guestRules(a, a.guests[1]!);
+    assert.ok(ra.includes('"/srv/a.img" rwk,'));
+    assert.ok(ra.includes('"/dev/vfio/7" rw,'));
+    assert.ok(!rb.includes('/srv/a.img') && !rb.includes('qemu-harden/a'));
+    assert.ok(rb.includes('"/dev/net/tun" rw,'));
+    assert.match(AA.profile(a.guests[0]!), /profile qemu-harden-a flags=\(attach_disconnected,mediate_deleted\) \{\n  include <abstractions\/qemu-harden>\n  include <qemu-harden.d\/a>\n\}/);
+  });
+});
+
+describe('plan', () => {
+  test('same answers, same bytes; sorted; manifest covers every other file', () => {
+    const doc = { schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'z' }, { name: 'a', network: { mode: 'user' } }] };
+    const p1 = plan(validate(doc));
+    const p2 = plan(validate(structuredClone(doc)));
+    assert.deepEqual(p1, p2);
+    const paths = p1.map((f) => f.path);
+    assert.deepEqual(paths.slice(0, -1), [...paths.slice(0, -1)].sort());
+    const manifest = p1.at(-1)!;
+    assert.equal(manifest.path, 'MANIFEST.sha256');
+    assert.equal(manifest.content.trim().split('\n').length, p1.length - 1);
+    assert.ok(!p1.some((f) => /\b20\d\d-\d\d-\d\d\b/.test(f.content)), 'no timestamps');
+  });
+  test('an emulation bundle says so at the top of its README', () => {
+    const e = validate({
+      schemaVersion: 1,
+      useCase: 'emulation',
+      guests: [{ name: 'e' }],
+      acceptedRisks: [{ risk: 'emulation', reason: 'trusted sources only here' }],
+    });
+    const readme = plan(e).find((f) => f.path === 'README.md')!.content;
+    const firstParagraph = readme.split('\n\n')[1]!;
+    assert.match(firstParagraph, /no isolation guarantee/);
+    assert.match(readme, /## Accepted risks[\s\S]*trusted sources only here/);
+  });
+});

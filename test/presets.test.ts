@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { walk } from '../src/bundle.js';
+import { listPresets } from '../src/presets.js';
+import { cli, requireTool, tempDir } from './helpers.js';
+
+const REQUIRED_PRESETS = ['kvm-headless', 'kvm-tap', 'desktop-vnc', 'pci-passthrough', 'multi-tenant', 'tcg-build-runner'];
+
+describe('presets', () => {
+  test('the shipped presets cover the required cases, each with a one-line description', () => {
+    const all = listPresets();
+    for (const name of REQUIRED_PRESETS) assert.ok(all.some((p) => p.name === name), `missing preset ${name}`);
+    for (const p of all) assert.ok(p.description.length > 10 && !p.description.includes('\n'), `${p.name} description`);
+    const r = cli(['presets', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const listed = JSON.parse(r.stdout) as { name: string; description: string }[];
+    assert.deepEqual(listed.map((p) => p.name), all.map((p) => p.name));
+    assert.ok(listed.every((p) => typeof p.description === 'string' && p.description.length > 0));
+  });
+
+  for (const name of REQUIRED_PRESETS) {
+    describe(name, () => {
+      test('generates, regenerates byte for byte from answers.json, and passes verify with the real tools', (t) => {
+        requireTool('systemd-analyze', 'systemd');
+        requireTool('apparmor_parser', 'apparmor');
+        requireTool('sha256sum', 'coreutils');
+        const tmp = tempDir(t);
+        const out = join(tmp, 'bundle');
+        const gen = cli(['generate', '--preset', name, '--out', out]);
+        assert.equal(gen.code, 0, gen.stderr);
+
+        const again = join(tmp, 'again');
+        const regen = cli(['generate', '--answers', join(out, 'answers.json'), '--out', again]);
+        assert.equal(regen.code, 0, regen.stderr);
+        const files = walk(out);
+        assert.deepEqual(walk(again), files);
+        for (const f of files) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(again, f))), `${f} differs on regeneration`);
+
+        const sums = execFileSync('sha256sum', ['-c', 'MANIFEST.sha256'], { cwd: out, encoding: 'utf8' });
+        assert.equal(sums.trim().split('\n').length, files.length - 1);
+        assert.ok(sums.trim().split('\n').every((l) => l.endsWith(': OK')));
+
+        const v = cli(['verify', out, '--json']);
+        const report = JSON.parse(v.stdout) as {
+          checks: { check: string; status: string }[];
+          findings: unknown[];
+          exposure: { unit: string; score: number; target: number }[];
+        };
+        assert.deepEqual(report.findings, []);
+        assert.equal(v.code, 0);
+        const status = Object.fromEntries(report.checks.map((c) => [c.check, c.status]));
+        assert.deepEqual(status, {
+          manifest: 'passed',
+          answers: 'passed',
+          'systemd-analyze verify': 'passed',
+          exposure: 'passed',
+          apparmor_parser: 'passed',
+          'sysusers/tmpfiles': 'passed',
+        });
+        const units = files.filter((f) => /^root\/etc\/systemd\/system\/qemu-[a-z0-9-]+\.service$/.test(f) && !f.endsWith('-tap.service'));
+        assert.equal(report.exposure.length, units.length);
+        for (const e of report.exposure) assert.ok(e.score <= e.target, `${e.unit}: ${e.score} > ${e.target}`);
+      });
+    });
+  }
+});
