@@ -1,9 +1,22 @@
+import { createInterface } from 'node:readline/promises';
 import { main } from './cli.js';
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
 
 main(process.argv.slice(2), {
   out: (s) => process.stdout.write(s),
   err: (s) => process.stderr.write(s),
   isTTY: !!process.stdin.isTTY && !!process.stdout.isTTY,
+  isRoot: process.getuid?.() === 0,
+  confirm,
 }).then(
   (code) => {
     process.exitCode = code;

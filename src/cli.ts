@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The command line. Kept free of React and Ink: `--help`, `--version` and every non-interactive command load
 // only what they use; the wizard is imported when it is about to be shown.
+import { join } from 'node:path';
 import { InputError, applySet, readAnswersFile, validate } from './answers.js';
 import { writeBundle } from './bundle.js';
 import { plan } from './plan.js';
@@ -19,12 +20,15 @@ Usage:
                        [--force] [--dry-run] [--json]
   qemu-harden presets [--json]
   qemu-harden verify DIR [--json]
+  qemu-harden apply DIR [--root PATH] [--dry-run] [--yes]
   qemu-harden --help | --version
 
 Commands:
   generate   validate the answers and write the bundle to DIR (atomically: all or nothing)
   presets    list the shipped presets
   verify     check a bundle: manifest, answers, and every file read by the tool that will read it
+  apply      install a bundle: show the changes, back up replaced files, create users and directories,
+             reload udev, AppArmor and systemd
 
 Options:
   --preset NAME      start from a shipped preset (see 'qemu-harden presets')
@@ -35,6 +39,8 @@ Options:
   --force            replace an existing bundle directory
   --dry-run          print the files that would be written, write nothing
   --json             machine-readable output
+  --root PATH        apply: install into this tree instead of / (only offline steps run)
+  --yes              apply: do not ask for confirmation
 
 Exit status: 0 ok, 1 findings (verify), 2 invalid usage or input, 130 cancelled.
 `;
@@ -46,8 +52,8 @@ interface Parsed {
   sets: string[];
 }
 
-const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out']);
-const BOOL_FLAGS = new Set(['--force', '--dry-run', '--json', '--help', '--version', '-h', '-V']);
+const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out', '--root']);
+const BOOL_FLAGS = new Set(['--force', '--dry-run', '--json', '--yes', '--help', '--version', '-h', '-V']);
 
 export function parseArgs(argv: string[]): Parsed {
   const out: Parsed = { command: undefined, positional: [], flags: new Map(), sets: [] };
@@ -79,6 +85,8 @@ export interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
   isTTY: boolean;
+  confirm?: (question: string) => Promise<boolean>;
+  isRoot?: boolean;
 }
 
 async function generate(p: Parsed, io: Io): Promise<number> {
@@ -128,6 +136,52 @@ async function verifyCmd(p: Parsed, io: Io): Promise<number> {
   return report.findings.length > 0 ? EXIT.findings : EXIT.ok;
 }
 
+async function applyCmd(p: Parsed, io: Io): Promise<number> {
+  allow(p, ['--root', '--dry-run', '--yes'], 1);
+  const dir = p.positional[0];
+  if (!dir) throw new UsageError('apply needs the bundle directory: qemu-harden apply DIR');
+  const root = (p.flags.get('--root') as string | undefined) ?? '/';
+  const A = await import('./apply.js');
+  let plan;
+  try {
+    plan = A.planApply(dir, root);
+  } catch (e) {
+    if (e instanceof A.ApplyRefused) {
+      io.err(`qemu-harden: apply refused: ${e.message}\n`);
+      return EXIT.findings;
+    }
+    throw e;
+  }
+  if (plan.root === '/' && !io.isRoot && !p.flags.has('--dry-run'))
+    throw new UsageError('apply to / must run as root (or use --root PATH, or --dry-run)');
+  io.out(A.describePlan(plan));
+  if (p.flags.has('--dry-run')) {
+    io.out('Dry run: nothing was changed.\n');
+    return EXIT.ok;
+  }
+  if (plan.changes.length === 0) return EXIT.ok;
+  if (!p.flags.has('--yes')) {
+    if (!io.isTTY || !io.confirm) {
+      io.err('qemu-harden: apply changes files; without a terminal pass --yes to confirm. Nothing was changed.\n');
+      return EXIT.usage;
+    }
+    if (!(await io.confirm(`Apply these ${plan.changes.length} changes to ${plan.root}?`))) {
+      io.err('Nothing was changed.\n');
+      return EXIT.cancelled;
+    }
+  }
+  const backupDir = join(plan.root, 'var/backups/qemu-harden', new Date().toISOString().replace(/[:.]/g, '-'));
+  const backups = A.install(plan, backupDir);
+  io.out(`Installed ${plan.changes.length} files.${backups.length ? ` Replaced files were backed up under ${backupDir}.` : ''}\n`);
+  const profiles = [...plan.changes.map((c) => c.hostPath), ...plan.unchanged]
+    .filter((h) => /^\/etc\/apparmor\.d\/qemu-harden-[^/]+$/.test(h))
+    .sort()
+    .map((h) => join(plan.root, h));
+  const steps = await A.activate(plan, profiles);
+  for (const s of steps) io.out(`  ${s.status === 'done' ? 'done' : s.status === 'skipped' ? 'skip' : 'FAIL'}  ${s.step}: ${s.detail}\n`);
+  return steps.some((s) => s.status === 'failed') ? EXIT.findings : EXIT.ok;
+}
+
 async function wizard(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--answers'], 0);
   if (!io.isTTY) {
@@ -159,6 +213,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         return presets(p, io);
       case 'verify':
         return await verifyCmd(p, io);
+      case 'apply':
+        return await applyCmd(p, io);
       default:
         throw new UsageError(`unknown command '${p.command}' (see qemu-harden --help)`);
     }

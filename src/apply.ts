@@ -1,0 +1,166 @@
+// `qemu-harden apply`: install a verified bundle's root/ onto a host (or a tree), back up what it replaces,
+// then run the activation steps that apply to that target.
+import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { createTwoFilesPatch } from 'diff';
+import { InputError } from './answers.js';
+import { checkManifest, walk } from './bundle.js';
+import { run, which } from './tools.js';
+
+export interface Change {
+  /** Absolute path on the target (under root). */
+  target: string;
+  /** Path as it will be on the host, e.g. /etc/sysusers.d/qemu-harden.conf. */
+  hostPath: string;
+  kind: 'new' | 'changed';
+  mode: number;
+  content: Buffer;
+  diff?: string;
+}
+
+export interface ApplyPlan {
+  root: string;
+  changes: Change[];
+  unchanged: string[];
+}
+
+export interface StepResult {
+  step: string;
+  status: 'done' | 'skipped' | 'failed';
+  detail: string;
+}
+
+export class ApplyRefused extends InputError {}
+
+/** Is `target` still inside `root` once every symlink on the way is followed? */
+function staysInside(root: string, target: string): boolean {
+  let probe = target;
+  while (!existsSync(probe)) {
+    const up = dirname(probe);
+    if (up === probe) break;
+    probe = up;
+  }
+  const real = realpathSync(probe);
+  return real === root || real.startsWith(root.endsWith(sep) ? root : root + sep);
+}
+
+export function planApply(bundle: string, rootArg: string): ApplyPlan {
+  const problems = checkManifest(bundle);
+  if (problems.length > 0)
+    throw new ApplyRefused(
+      `the bundle does not match its manifest; nothing was changed:\n${problems.map((p) => `  ${p.path}: ${p.problem}`).join('\n')}`,
+    );
+  if (!existsSync(rootArg)) throw new InputError(`--root: ${rootArg} does not exist`);
+  const root = realpathSync(resolve(rootArg));
+  const plan: ApplyPlan = { root, changes: [], unchanged: [] };
+  const src = join(bundle, 'root');
+  for (const rel of walk(src)) {
+    const hostPath = `/${rel}`;
+    const target = join(root, rel);
+    if (!staysInside(root, target)) throw new ApplyRefused(`${hostPath}: the target leaves ${root} through a symlink; nothing was changed`);
+    const content = readFileSync(join(src, rel));
+    let current: Buffer | undefined;
+    try {
+      const st = lstatSync(target);
+      if (st.isSymbolicLink()) throw new ApplyRefused(`${hostPath}: is a symlink on the target; nothing was changed`);
+      if (!st.isFile()) throw new ApplyRefused(`${hostPath}: exists on the target and is not a regular file; nothing was changed`);
+      current = readFileSync(target);
+    } catch (e) {
+      if (e instanceof InputError) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    const mode = 0o644;
+    if (current === undefined) plan.changes.push({ target, hostPath, kind: 'new', mode, content });
+    else if (!current.equals(content) || (lstatSync(target).mode & 0o7777) !== mode) {
+      plan.changes.push({
+        target,
+        hostPath,
+        kind: 'changed',
+        mode,
+        content,
+        diff: createTwoFilesPatch(`${hostPath} (installed)`, `${hostPath} (bundle)`, current.toString('utf8'), content.toString('utf8')),
+      });
+    } else plan.unchanged.push(hostPath);
+  }
+  return plan;
+}
+
+export function describePlan(p: ApplyPlan): string {
+  if (p.changes.length === 0) return `Nothing to change under ${p.root}: all ${p.unchanged.length} files are installed as in the bundle.\n`;
+  const out: string[] = [`Changes under ${p.root}:`];
+  for (const c of p.changes) out.push(`  ${c.kind === 'new' ? 'new     ' : 'changed '} ${c.hostPath}`);
+  if (p.unchanged.length) out.push(`  (${p.unchanged.length} files already up to date)`);
+  for (const c of p.changes) if (c.diff) out.push('', c.diff.trimEnd());
+  return out.join('\n') + '\n';
+}
+
+/** Install the changed files. Every replaced file is copied to backupDir first. Returns the backups made. */
+export function install(p: ApplyPlan, backupDir: string): string[] {
+  const backups: string[] = [];
+  for (const c of p.changes) {
+    if (c.kind === 'changed') {
+      const b = join(backupDir, relative(p.root, c.target));
+      mkdirSync(dirname(b), { recursive: true, mode: 0o700 });
+      copyFileSync(c.target, b);
+      backups.push(b);
+    }
+  }
+  for (const c of p.changes) {
+    mkdirSync(dirname(c.target), { recursive: true, mode: 0o755 });
+    const tmp = `${c.target}.qemu-harden-new`;
+    writeFileSync(tmp, c.content, { mode: c.mode });
+    chmodSync(tmp, c.mode);
+    chownSync(tmp, 0, 0);
+    renameSync(tmp, c.target);
+  }
+  return backups;
+}
+
+/** The activation steps for this target. On a tree (root other than /) only the offline ones run. */
+export async function activate(p: ApplyPlan, profiles: string[]): Promise<StepResult[]> {
+  const results: StepResult[] = [];
+  const onHost = p.root === '/';
+  const rootArgs = onHost ? [] : [`--root=${p.root}`];
+  const step = async (name: string, tool: string | undefined, args: string[], pkg: string) => {
+    if (!tool) {
+      results.push({ step: name, status: 'skipped', detail: `not installed (Debian package ${pkg})` });
+      return;
+    }
+    const r = await run(tool, args, { timeoutMs: 60_000 });
+    const detail = (r.stderr || r.stdout).trim().split('\n').filter(Boolean).slice(-3).join('; ');
+    results.push({ step: name, status: r.exitCode === 0 ? 'done' : 'failed', detail: r.exitCode === 0 ? detail || 'ok' : `exit ${r.exitCode}: ${detail}` });
+  };
+
+  await step('create users and groups (systemd-sysusers)', which('systemd-sysusers'), [...rootArgs, join(p.root, 'etc/sysusers.d/qemu-harden.conf')], 'systemd');
+  await step('create directories and set ownership (systemd-tmpfiles)', which('systemd-tmpfiles'), [...rootArgs, '--create', join(p.root, 'etc/tmpfiles.d/qemu-harden.conf')], 'systemd');
+
+  if (!onHost) {
+    for (const s of ['reload udev rules and re-trigger devices', 'load AppArmor profiles', 'reload systemd'])
+      results.push({ step: s, status: 'skipped', detail: `needs the running system; ${p.root} is a tree` });
+    return results;
+  }
+
+  const udevadm = which('udevadm');
+  if (!existsSync('/run/udev/control')) results.push({ step: 'reload udev rules and re-trigger devices', status: 'skipped', detail: 'udev is not running' });
+  else {
+    await step('reload udev rules', udevadm, ['control', '--reload'], 'udev');
+    await step('re-trigger kvm, tun, vhost-net, vfio and usb devices', udevadm,
+      ['trigger', '--action=change', '--subsystem-match=misc', '--subsystem-match=vfio', '--subsystem-match=usb'], 'udev');
+  }
+
+  const aaEnabled = (() => {
+    try {
+      return readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').trim() === 'Y';
+    } catch {
+      return false;
+    }
+  })();
+  if (profiles.length === 0) results.push({ step: 'load AppArmor profiles', status: 'skipped', detail: 'the bundle has no profiles' });
+  else if (!aaEnabled)
+    results.push({ step: 'load AppArmor profiles', status: 'skipped', detail: 'AppArmor is not enabled in this kernel: the profiles are installed but not enforced' });
+  else await step('load AppArmor profiles', which('apparmor_parser'), ['-r', '-W', ...profiles], 'apparmor');
+
+  if (!existsSync('/run/systemd/system')) results.push({ step: 'reload systemd', status: 'skipped', detail: 'systemd is not running' });
+  else await step('reload systemd', which('systemctl'), ['daemon-reload'], 'systemd');
+  return results;
+}
