@@ -45,6 +45,7 @@ export function writeBundle(outDir: string, files: BundleFile[], force: boolean)
   } catch (e) {
     throw new InputError(`--out: cannot create ${parent}: ${(e as NodeJS.ErrnoException).code}`);
   }
+  removeLeftovers(parent, basename(out));
   const tag = `${randomBytes(6).toString('hex')}`;
   const tmp = join(parent, `.${basename(out)}.qemu-harden-new-${tag}`);
   const old = join(parent, `.${basename(out)}.qemu-harden-old-${tag}`);
@@ -70,6 +71,18 @@ export function writeBundle(outDir: string, files: BundleFile[], force: boolean)
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** Temporary directories of an earlier run that was killed before it could clean up. */
+function removeLeftovers(parent: string, name: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(parent);
+  } catch {
+    return;
+  }
+  const prefix = new RegExp(`^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.qemu-harden-(new|old)-[0-9a-f]{12}$`);
+  for (const e of entries) if (prefix.test(e)) rmSync(join(parent, e), { recursive: true, force: true });
 }
 
 export interface ManifestProblem {

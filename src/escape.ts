@@ -60,6 +60,16 @@ export function tmpfilesField(value: string): string {
 }
 
 /**
+ * A path on a tmpfiles.d line whose type expands globs (z, Z, ...): glob characters are backslash-escaped for
+ * glob(3), then the word is quoted with C escapes, so `a*.img` means exactly that one file.
+ */
+export function tmpfilesPath(path: string): string {
+  refuseControl(path, 'tmpfiles');
+  const globEscaped = path.replace(/[\\*?[\]{}]/g, (c) => `\\${c}`).replaceAll('%', '%%');
+  return `"${globEscaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+}
+
+/**
  * A value in a udev rule (`KEY=="value"`). udev has no escape for a double quote inside a plain string, so a
  * value that needs one is refused; the model only lets names, numbers and hex ids get here.
  */

@@ -156,7 +156,7 @@ describe('host files', () => {
     assert.match(s, /^u qemu-b /m);
   });
   test('tmpfiles: each guest owns its own disk', () => {
-    assert.match(tmpfiles(a), /^z \/srv\/a\.img 0600 qemu-a qemu-a -$/m);
+    assert.match(tmpfiles(a), /^z "\/srv\/a\.img" 0600 qemu-a qemu-a -$/m);
   });
   test('udev: devices to groups, never world; VFIO group and USB device to one guest', () => {
     const u = udevRules(a);

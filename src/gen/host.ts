@@ -1,5 +1,5 @@
 // Host-wide files: users and groups (sysusers.d), directories and ownership (tmpfiles.d), device groups (udev).
-import { tmpfilesField, udevValue } from '../escape.js';
+import { tmpfilesField, tmpfilesPath, udevValue } from '../escape.js';
 import * as G from '../guest.js';
 import type { Answers } from '../model.js';
 
@@ -27,12 +27,12 @@ export function tmpfiles(a: Answers): string {
     lines.push(`d ${tmpfilesField(G.stateDir(g))} 0700 ${u} ${u} -`);
     if (g.firmware.type === 'uefi') {
       lines.push(`C ${tmpfilesField(G.uefiVars(g))} - - - - ${tmpfilesField(g.firmware.varsTemplate)}`);
-      lines.push(`z ${tmpfilesField(G.uefiVars(g))} 0600 ${u} ${u} -`);
+      lines.push(`z ${tmpfilesPath(G.uefiVars(g))} 0600 ${u} ${u} -`);
     }
     for (const f of own) {
       const shared = f.access === 'r' && a.guests.some((o) => o.name !== g.name && G.filesOf(o).some((of) => of.path === f.path));
       if (shared) lines.push(`# ${f.path} is read by several guests: left to its owner, every guest reads it through its group or mode.`);
-      else lines.push(`z ${tmpfilesField(f.path)} ${f.access === 'rw' ? '0600' : '0400'} ${u} ${u} -`);
+      else lines.push(`z ${tmpfilesPath(f.path)} ${f.access === 'rw' ? '0600' : '0400'} ${u} ${u} -`);
     }
   }
   return lines.join('\n') + '\n';

@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { InputError, validate } from '../src/answers.js';
+import { qemuValue } from '../src/escape.js';
+import { answersJson, plan } from '../src/plan.js';
+import { requireTool, tempDir } from './helpers.js';
+
+const name = fc.stringMatching(/^[a-z][a-z0-9-]{0,10}[a-z0-9]$/);
+const pathSegment = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9 ._,=%$@*?+{}^-]{0,12}$/);
+const diskPath = fc.array(pathSegment, { minLength: 1, maxLength: 3 }).map((s) => `/srv/${s.join('/')}`);
+
+const guestArb = fc.record(
+  {
+    name,
+    vcpus: fc.integer({ min: 1, max: 16 }),
+    memoryMiB: fc.integer({ min: 64, max: 65536 }),
+    machine: fc.constantFrom('q35', 'pc', 'pc-q35-7.2', 'pc-i440fx-7.2'),
+    firmware: fc.constantFrom({ type: 'bios' as const }, { type: 'uefi' as const }),
+    disks: fc.array(fc.record({ path: diskPath, format: fc.constantFrom('qcow2', 'raw'), readOnly: fc.boolean() }), { maxLength: 3 }),
+    network: fc.constantFrom({ mode: 'none' }, { mode: 'user' }, { mode: 'tap' }, { mode: 'tap', vhost: false }),
+    display: fc.constantFrom({ mode: 'none' }, { mode: 'vnc-unix' }),
+    description: fc.string({ maxLength: 40 }).filter((s) => !/[\u0000-\u001f\u007f]/.test(s)),
+    limits: fc.record({ cpuWeight: fc.integer({ min: 1, max: 10000 }), tasksMax: fc.integer({ min: 16, max: 4096 }) }),
+  },
+  { requiredKeys: ['name'] },
+);
+
+/** Valid answers: names made unique, disks made unique per guest and across guests. */
+const answersArb = fc
+  .record({ useCase: fc.constantFrom('virtualization', 'emulation'), guests: fc.array(guestArb, { minLength: 1, maxLength: 4 }) })
+  .map(({ useCase, guests }) => {
+    const seen = new Set<string>();
+    const gs = guests.map((g, i) => {
+      const n = seen.has(g.name) ? `${g.name.slice(0, 8)}-${i}` : g.name;
+      seen.add(n);
+      return { ...g, name: n, disks: (g.disks ?? []).map((d, j) => ({ ...d, path: `${d.path}-${n}-${j}` })) };
+    });
+    const doc: Record<string, unknown> = { schemaVersion: 1, useCase, guests: gs };
+    if (useCase === 'emulation') doc.acceptedRisks = [{ risk: 'emulation', reason: 'generated for a property test' }];
+    return doc;
+  });
+
+describe('properties of valid answers', () => {
+  test('10,000 valid documents: accepted, deterministic, round-trip through answers.json', () => {
+    let runs = 0;
+    const started = Date.now();
+    fc.assert(
+      fc.property(answersArb, (doc) => {
+        runs++;
+        const a = validate(doc);
+        const again = validate(JSON.parse(answersJson(a)));
+        assert.deepEqual(again, a);
+        const p1 = plan(a);
+        const p2 = plan(again);
+        assert.deepEqual(p2, p1);
+      }),
+      { numRuns: 10_000, seed: Date.now() % 2 ** 31 },
+    );
+    assert.equal(runs, 10_000);
+    assert.ok(Date.now() - started < 120_000, 'bounded in time');
+  });
+
+  test('200 sampled bundles pass systemd-analyze verify and apparmor_parser', (t) => {
+    const analyze = requireTool('systemd-analyze', 'systemd');
+    const parser = requireTool('apparmor_parser', 'apparmor');
+    requireTool('qemu-system-x86_64', 'qemu-system-x86');
+    const dir = tempDir(t);
+    const units = join(dir, 'units');
+    const aa = join(dir, 'apparmor.d');
+    mkdirSync(units);
+    const samples = fc.sample(answersArb, { numRuns: 200, seed: 42 });
+    const profiles: string[] = [];
+    samples.forEach((doc, i) => {
+      const d = structuredClone(doc) as { guests: { name: string }[] };
+      for (const g of d.guests) g.name = `s${i}-${g.name}`.slice(0, 24).replace(/-+$/, '');
+      const names = d.guests.map((g) => g.name);
+      if (new Set(names).size !== names.length) return;
+      for (const f of plan(validate(d))) {
+        if (f.path.startsWith('root/etc/systemd/system/') && f.path !== 'root/etc/systemd/system/qemu.slice')
+          writeFileSync(join(units, f.path.split('/').at(-1)!), f.content);
+        if (f.path.startsWith('root/etc/apparmor.d/')) {
+          const target = join(aa, f.path.slice('root/etc/apparmor.d/'.length));
+          mkdirSync(join(target, '..'), { recursive: true });
+          writeFileSync(target, f.content);
+          if (/^root\/etc\/apparmor\.d\/qemu-harden-[^/]+$/.test(f.path)) profiles.push(target);
+        }
+      }
+    });
+    const unitFiles = readdirSync(units).map((u) => join(units, u));
+    assert.ok(unitFiles.length >= 200, `${unitFiles.length} units`);
+    const v = spawnSync(analyze, ['verify', ...unitFiles], { encoding: 'utf8', env: { ...process.env, SYSTEMD_UNIT_PATH: `${units}:` } });
+    assert.equal(v.status, 0, v.stderr);
+    assert.equal(v.stderr.trim(), '', 'no warnings');
+    const p = spawnSync(parser, ['-Q', '-K', '-I', aa, ...profiles], { encoding: 'utf8' });
+    assert.equal(p.status, 0, p.stderr);
+    assert.ok(profiles.length >= 200);
+  });
+});
+
+/** Strings built from the characters every target language treats specially. */
+const hostile = fc.string({
+  unit: fc.constantFrom(...'ab/.,=%$"\'\\ *?[]{}^@#;:|&<>`~!\n\t\u0000\u007f-_'.split('')),
+  minLength: 1,
+  maxLength: 24,
+});
+
+function outcome(doc: unknown, field: string): 'accepted' | 'rejected' {
+  try {
+    validate(doc);
+    return 'accepted';
+  } catch (e) {
+    assert.ok(e instanceof InputError);
+    assert.ok(e.message.split('\n').some((l) => l.startsWith(`${field}: `)), `error must name ${field}:\n${e.message}`);
+    return 'rejected';
+  }
+}
+
+describe('hostile strings in free-text fields', () => {
+  const base = (patch: (g: Record<string, unknown>) => void) => {
+    const g: Record<string, unknown> = { name: 'h', disks: [{ path: '/srv/h.img', format: 'raw' }] };
+    patch(g);
+    return { schemaVersion: 1, useCase: 'virtualization', guests: [g] };
+  };
+
+  test('every free-text field either rejects a hostile value by name or keeps it', () => {
+    const fields: [string, (g: Record<string, unknown>, v: string) => void][] = [
+      ['guests.0.name', (g, v) => (g.name = v)],
+      ['guests.0.description', (g, v) => (g.description = v)],
+      ['guests.0.machine', (g, v) => (g.machine = v)],
+      ['guests.0.cpu.model', (g, v) => (g.cpu = { model: v })],
+      ['guests.0.disks.0.path', (g, v) => (g.disks = [{ path: `/srv/${v}`, format: 'raw' }])],
+      ['guests.0.boot.cmdline', (g, v) => (g.boot = { kernel: '/srv/vmlinuz', cmdline: v })],
+      ['guests.0.network.bridge', (g, v) => (g.network = { mode: 'tap', bridge: v })],
+      ['guests.0.network.tapDevice', (g, v) => (g.network = { mode: 'tap', tapDevice: v })],
+    ];
+    for (const [field, set] of fields) {
+      fc.assert(
+        fc.property(hostile, (v) => {
+          const doc = base((g) => set(g, v));
+          const result = outcome(doc, field);
+          if (result === 'accepted') {
+            const a = validate(doc);
+            assert.deepEqual(validate(JSON.parse(answersJson(a))), a);
+            assert.ok(!/[\u0000-\u001f\u007f]/.test(v), `${field} accepted a control character`);
+          }
+        }),
+        { numRuns: 300 },
+      );
+    }
+  });
+
+  test('a hostile disk path reaches QEMU as exactly that path', (t) => {
+    const qemu = requireTool('qemu-system-x86_64', 'qemu-system-x86');
+    const dir = tempDir(t);
+    const values = fc.sample(hostile.filter((v) => !/[\u0000-\u001f\u007f/]/.test(v) && v !== '.' && v !== '..'), { numRuns: 40, seed: 7 });
+    for (const v of [...values, 'a,format=qcow2', 'b,,c', 'x=y', 'sp ace']) {
+      const path = join(dir, v);
+      const a = validate(base((g) => (g.disks = [{ path, format: 'raw' }])));
+      writeFileSync(path, Buffer.alloc(512));
+      const drive = `file=${qemuValue(a.guests[0]!.disks[0]!.path)},format=raw,if=none,id=d0,readonly=on`;
+      const r = spawnSync(qemu, ['-machine', 'none', '-nodefaults', '-display', 'none', '-drive', drive, '-qmp', 'stdio'], {
+        input: '{"execute":"qmp_capabilities"}\n{"execute":"query-block"}\n{"execute":"quit"}\n',
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      assert.equal(r.status, 0, `${JSON.stringify(v)}: ${r.stderr}`);
+      const block = r.stdout.split('\n').map((l) => (l.trim() ? JSON.parse(l) : null)).find((m) => Array.isArray(m?.return) && m.return[0]?.inserted);
+      assert.equal(block.return[0].inserted.file, path, `QEMU opened ${block.return[0].inserted.file} for ${JSON.stringify(path)}`);
+    }
+  });
+
+  test('a hostile disk path in tmpfiles.d changes exactly that file, never a glob match', (t) => {
+    const tmpfilesBin = requireTool('systemd-tmpfiles', 'systemd');
+    const values = fc.sample(hostile.filter((v) => !/[\u0000-\u001f\u007f/]/.test(v) && v !== '.' && v !== '..'), { numRuns: 40, seed: 11 });
+    for (const v of [...values, 'a*', 'q?', '[ab]', '{x,y}', '\\*']) {
+      const root = tempDir(t, 'qh-tmpfiles-');
+      mkdirSync(join(root, 'srv'));
+      mkdirSync(join(root, 'etc/tmpfiles.d'), { recursive: true });
+      writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0::/root:/bin/sh\nqemu-h:x:990:990::/nonexistent:/usr/sbin/nologin\n');
+      writeFileSync(join(root, 'etc/group'), 'root:x:0:\nqemu-h:x:990:\n');
+      const decoys = ['a', 'ab', 'qx', 'x', 'y', 'b', '*', '\\', 'a\\*'].filter((d) => d !== v);
+      for (const d of [v, ...decoys]) writeFileSync(join(root, 'srv', d), '');
+      const a = validate(base((g) => (g.disks = [{ path: `/srv/${v}`, format: 'raw' }])));
+      const conf = plan(a).find((f) => f.path === 'root/etc/tmpfiles.d/qemu-harden.conf')!.content;
+      writeFileSync(join(root, 'etc/tmpfiles.d/qemu-harden.conf'), conf);
+      execFileSync(tmpfilesBin, [`--root=${root}`, '--create', join(root, 'etc/tmpfiles.d/qemu-harden.conf')], { stdio: 'pipe' });
+      assert.equal(statSync(join(root, 'srv', v)).uid, 990, `${JSON.stringify(v)} itself is owned by the guest`);
+      for (const d of decoys) assert.equal(statSync(join(root, 'srv', d)).uid, 0, `${JSON.stringify(d)} untouched for ${JSON.stringify(v)}`);
+    }
+  });
+});
