@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { InputError, applySet, readAnswersFile, validate } from './answers.js';
 import { writeBundle } from './bundle.js';
+import { assertHostPaths } from './hostpaths.js';
 import { plan } from './plan.js';
 import { listPresets, loadPreset } from './presets.js';
 import { VERSION } from './version.js';
@@ -99,6 +100,7 @@ async function generate(p: Parsed, io: Io): Promise<number> {
   let doc = preset ? loadPreset(preset).answers : readAnswersFile(answersFile!);
   for (const s of p.sets) doc = applySet(doc, s);
   const answers = validate(doc);
+  assertHostPaths(answers);
   const files = plan(answers);
   if (p.flags.has('--dry-run')) {
     if (p.flags.has('--json')) io.out(JSON.stringify({ out: outDir ?? null, written: false, files: files.map(({ path, mode, why }) => ({ path, mode: mode.toString(8), why })) }, null, 2) + '\n');

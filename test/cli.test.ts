@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { cli, tempDir } from './helpers.js';
@@ -137,5 +137,26 @@ describe('qemu-harden CLI', () => {
     assert.match(r.stdout, /manifest: root\/etc\/systemd\/system\/qemu-server\.service: changed since the bundle was generated/);
     assert.match(r.stdout, /manifest: root\/etc\/extra\.conf: not listed in the manifest/);
     assert.match(r.stdout, /answers: root\/etc\/systemd\/system\/qemu-server\.service: differs from what answers\.json produces/);
+  });
+});
+
+describe('paths as they are on this machine', () => {
+  test('a disk path that is a symlink is refused, naming where it leads', (t) => {
+    const tmp = tempDir(t);
+    const link = join(tmp, 'disk.img');
+    symlinkSync('/etc/passwd', link);
+    const r = cli(['generate', '--preset', 'kvm-headless', '--set', `guests.0.disks.0.path=${link}`, '--set', 'guests.0.disks.0.format=raw', '--out', join(tmp, 'out')]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /guests\.0\.disks\.0\.path: .*disk\.img resolves through a symlink to \/etc\/passwd \(under \/etc\)/);
+    assert.ok(!existsSync(join(tmp, 'out')));
+  });
+
+  test('a directory is not a disk; a missing path is fine (bundles are made away from their host)', (t) => {
+    const tmp = tempDir(t);
+    const r = cli(['generate', '--preset', 'kvm-headless', '--set', `guests.0.disks.0.path=${tmp}`, '--out', join(tmp, 'out')]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /guests\.0\.disks\.0\.path: .* is a directory, not a disk image/);
+    const ok = cli(['generate', '--preset', 'kvm-headless', '--set', `guests.0.disks.0.path=${join(tmp, 'later.qcow2')}`, '--out', join(tmp, 'out2')]);
+    assert.equal(ok.code, 0, ok.stderr);
   });
 });
