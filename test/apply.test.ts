@@ -134,6 +134,21 @@ describe('qemu-harden apply', () => {
     assert.equal(treeHash(root), before);
   });
 
+  test('on a terminal it asks first: "n" changes nothing and exits 130, "y" installs', (t) => {
+    requireTool('script', 'util-linux');
+    const root = newRoot(t);
+    const before = treeHash(root);
+    const cmd = `${process.execPath} ${BIN} apply ${join(bundles, 'kvm-headless')} --root ${root}`;
+    const no = spawnSync('script', ['-qec', cmd, '/dev/null'], { input: 'n\n', encoding: 'utf8', timeout: 30_000 });
+    assert.equal(no.status, 130, no.stdout);
+    assert.match(no.stdout, /Apply these \d+ changes to .*\? \[y\/N\]/);
+    assert.match(no.stdout, /Nothing was changed/);
+    assert.equal(treeHash(root), before);
+    const yes = spawnSync('script', ['-qec', cmd, '/dev/null'], { input: 'y\n', encoding: 'utf8', timeout: 30_000 });
+    assert.equal(yes.status, 0, yes.stdout);
+    assert.ok(existsSync(join(root, 'etc/systemd/system/qemu-server.service')));
+  });
+
   test('refuses / when not root', (t) => {
     requireTool('setpriv', 'util-linux');
     const tmp = tempDir(t);
