@@ -1,0 +1,48 @@
+// Reads the settings of a generated unit file the way systemd does for the parts the tests need: line
+// continuations, comments, double-quoted words with C escapes, and %% / $$ in ExecStart.
+
+export function unitSettings(text: string): [string, string][] {
+  const out: [string, string][] = [];
+  let pending = '';
+  for (const raw of text.split('\n')) {
+    if (pending === '' && (raw.startsWith('#') || raw.startsWith(';') || raw.trim() === '' || raw.startsWith('['))) continue;
+    if (raw.endsWith('\\')) {
+      pending += raw.slice(0, -1) + ' ';
+      continue;
+    }
+    const line = pending + raw;
+    pending = '';
+    const eq = line.indexOf('=');
+    if (eq > 0) out.push([line.slice(0, eq).trim(), line.slice(eq + 1).trim()]);
+  }
+  return out;
+}
+
+/** Split an ExecStart= value into argv, undoing systemdWord(). */
+export function execArgv(value: string): string[] {
+  const words: string[] = [];
+  let i = 0;
+  while (i < value.length) {
+    while (value[i] === ' ') i++;
+    if (i >= value.length) break;
+    let w = '';
+    if (value[i] === '"') {
+      i++;
+      while (i < value.length && value[i] !== '"') {
+        if (value[i] === '\\') {
+          w += value[i + 1];
+          i += 2;
+        } else w += value[i++];
+      }
+      i++;
+    } else while (i < value.length && value[i] !== ' ') w += value[i++];
+    words.push(w.replaceAll('%%', '%').replaceAll('$$', '$'));
+  }
+  return words;
+}
+
+export function execStart(unitText: string): string[] {
+  const v = unitSettings(unitText).find(([k]) => k === 'ExecStart');
+  if (!v) throw new Error('no ExecStart= in unit');
+  return execArgv(v[1]);
+}
