@@ -30,7 +30,9 @@ export function abstraction(): string {
 
   # Host facts QEMU reads about CPUs, memory and itself.
   /sys/devices/system/cpu/** r,
+  /sys/devices/system/node/ r,
   /sys/devices/system/node/** r,
+  /sys/module/vhost/parameters/max_mem_regions r,
   /sys/kernel/mm/transparent_hugepage/** r,
   /proc/sys/vm/overcommit_memory r,
   @{PROC}/sys/kernel/cap_last_cap r,

@@ -1,0 +1,246 @@
+// Proofs 2–6 under a real kernel: a Debian kernel (AppArmor enforcing, cgroup v2) boots real systemd under
+// TCG. Inside, `qemu-harden apply` installs the multi-tenant bundle on the live system (users, directories,
+// udev reload and trigger, AppArmor profiles, daemon-reload), systemd starts each guest, and the proof script
+// reads what the kernel says about each QEMU process. Nothing here touches the host: the VM has its own
+// devices, users and /etc.
+import assert from 'node:assert/strict';
+import { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { validate } from '../src/answers.js';
+import { memoryMaxMiB, cpuQuotaPercent } from '../src/guest.js';
+import { loadPreset } from '../src/presets.js';
+import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
+import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
+import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
+
+const GLOB_DISK = '/images/g*a?m[1] x,y.img';
+const GLOB_DECOY = '/images/gXaYm1 x,y.img';
+
+function execStartBlock(unit: string): string {
+  const lines = unit.split('\n');
+  const start = lines.findIndex((l) => l.startsWith('ExecStart='));
+  let end = start;
+  while (lines[end]!.endsWith('\\')) end++;
+  return lines.slice(start, end + 1).join('\n');
+}
+
+function dropIn(unit: string, from: string, to: string, extra: string[]): string {
+  const exec = execStartBlock(unit).replace(`file=${from.replaceAll(',', ',,')}`, `file=${to.replaceAll(',', ',,')}`);
+  assert.notEqual(exec, execStartBlock(unit), 'the drop-in changes the disk');
+  return ['[Service]', 'ExecStart=', exec, 'Restart=no', ...extra, ''].join('\n');
+}
+
+const PROOF = (guests: string[]) => `#!/bin/sh
+r() { echo "RESULT $1=$2"; }
+cd /
+node ${BIN.replace(REPO, '/qh')} apply /bundle --yes > /run/apply.log 2>&1
+r apply_exit $?
+grep -E '^  (done|skip|FAIL) ' /run/apply.log | sed 's/^  /RESULT apply_step=/'
+r tun "$(stat -c '%G %a' /dev/net/tun)"
+r vhost "$(stat -c '%G %a' /dev/vhost-net)"
+r udev_rules_read "$(udevadm test /sys/class/misc/tun 2>&1 | grep -c '65-qemu-harden.rules')"
+r udev_errors "$(journalctl -b -u systemd-udevd --no-pager | grep -c '65-qemu-harden' )"
+r profiles "$(grep -c '^qemu-harden-.* (enforce)$' /sys/kernel/security/apparmor/profiles)"
+
+wait_marker() {
+  i=0
+  while [ $i -lt 120 ]; do
+    grep -q '${BOOT_MARKER}' "/var/log/qemu-harden/$1/serial.log" 2>/dev/null && return 0
+    sleep 0.5; i=$((i+1))
+  done
+  return 1
+}
+
+for g in ${guests.join(' ')}; do
+  systemctl start qemu-$g.service
+  wait_marker $g && r "$g.marker" yes || r "$g.marker" no
+  pid=$(systemctl show -p MainPID --value qemu-$g.service)
+  r "$g.uid" "$(grep '^Uid:' /proc/$pid/status | cut -f2)"
+  r "$g.user_uid" "$(id -u qemu-$g)"
+  r "$g.gid" "$(grep '^Gid:' /proc/$pid/status | cut -f2)"
+  r "$g.user_gid" "$(id -g qemu-$g)"
+  r "$g.capeff" "$(grep '^CapEff:' /proc/$pid/status | cut -f2)"
+  r "$g.nnp" "$(grep '^NoNewPrivs:' /proc/$pid/status | cut -f2)"
+  r "$g.seccomp" "$(grep '^Seccomp:' /proc/$pid/status | cut -f2)"
+  r "$g.label" "$(cat /proc/$pid/attr/current)"
+  r "$g.cgroup" "$(cat /proc/$pid/cgroup)"
+  cg=/sys/fs/cgroup/qemu.slice/qemu-$g.service
+  r "$g.memory_max" "$(cat $cg/memory.max)"
+  r "$g.cpu_max" "$(cat $cg/cpu.max)"
+  r "$g.pids_max" "$(cat $cg/pids.max)"
+  r "$g.cmdline_sandbox" "$(tr '\\0' '\\n' < /proc/$pid/cmdline | grep -A1 -x -- -sandbox | tail -1)"
+  r "$g.tap_carrier" "$(cat /sys/class/net/qh-$g/carrier 2>&1)"
+  r "$g.tap_owner" "$(cat /sys/class/net/qh-$g/owner 2>&1)"
+  r "$g.vhost_fd" "$(ls -l /proc/$pid/fd | grep -c /dev/vhost-net)"
+done
+r denied_while_booting "$(dmesg | grep -c 'apparmor="DENIED"')"
+
+try_dropin() {
+  unit=$1; conf=$2; name=$3
+  echo "qh-proof: begin $name" > /dev/kmsg
+  systemctl stop qemu-$unit.service
+  mkdir -p /run/systemd/system/qemu-$unit.service.d
+  cp /proof/$conf /run/systemd/system/qemu-$unit.service.d/test.conf
+  systemctl daemon-reload
+  systemctl start qemu-$unit.service
+  sleep 3
+  r "$name.state" "$(systemctl show -p ActiveState --value qemu-$unit.service)"
+  r "$name.error" "$(journalctl -b -u qemu-$unit.service --no-pager -o cat | grep -o "Could not open '[^']*': [A-Za-z ]*" | tail -1)"
+  echo "qh-proof: end $name" > /dev/kmsg
+  systemctl stop qemu-$unit.service
+  rm -r /run/systemd/system/qemu-$unit.service.d
+  systemctl daemon-reload
+}
+
+chmod 0666 /images/beta.img "${GLOB_DECOY}"
+try_dropin alpha alpha-beta-systemd.conf systemd_only
+try_dropin alpha alpha-beta-apparmor.conf apparmor_only
+try_dropin gamma gamma-decoy.conf glob_decoy
+dmesg | grep -E 'apparmor="DENIED"|qh-proof: ' | sed 's/^/RESULT kmsg=/'
+r done yes
+`;
+
+describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the bundle', () => {
+  let vm: VmResult;
+  const guests = ['alpha', 'beta', 'gamma'];
+  let answers: ReturnType<typeof validate>;
+
+  const work = tempDir({ after }, 'qh-vm-');
+
+  before(async () => {
+    for (const [tool, pkg] of [['qemu-system-x86_64', 'qemu-system-x86'], ['cpio', 'cpio'], ['busybox', 'busybox-static'], ['apt-get', 'apt'], ['dpkg-deb', 'dpkg']] as const)
+      requireTool(tool, pkg);
+    const kernel = ensureKernel();
+    const doc = structuredClone(loadPreset('multi-tenant').answers) as {
+      useCase: string;
+      guests: { name: string; memoryMiB: number; disks: { path: string; format: string }[] }[];
+      acceptedRisks?: unknown[];
+    };
+    doc.useCase = 'emulation';
+    doc.acceptedRisks = [{ risk: 'emulation', reason: 'the proof VM has no KVM; its guests are test boot sectors' }];
+    for (const g of doc.guests) {
+      g.memoryMiB = 64;
+      g.disks = [{ path: g.name === 'gamma' ? GLOB_DISK : `/images/${g.name}.img`, format: 'raw' }];
+    }
+    const answersFile = join(work, 'answers.json');
+    writeFileSync(answersFile, JSON.stringify(doc));
+    const root = join(work, 'root');
+    const bundle = join(work, 'bundle');
+    const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
+    assert.equal(gen.code, 0, gen.stderr);
+    answers = validate(doc);
+
+    makeRootTree(root, PROOF(guests));
+    cpSync(bundle, join(root, 'bundle'), { recursive: true });
+    mkdirSync(join(root, 'images'));
+    for (const p of ['/images/alpha.img', '/images/beta.img', GLOB_DISK, GLOB_DECOY]) writeBootDisk(join(root, p));
+    mkdirSync(join(root, 'proof'));
+    const unit = (g: string) => readFileSync(join(bundle, `root/etc/systemd/system/qemu-${g}.service`), 'utf8');
+    writeFileSync(join(root, 'proof/alpha-beta-systemd.conf'), dropIn(unit('alpha'), '/images/alpha.img', '/images/beta.img', ['AppArmorProfile=']));
+    writeFileSync(
+      join(root, 'proof/alpha-beta-apparmor.conf'),
+      dropIn(unit('alpha'), '/images/alpha.img', '/images/beta.img', ['InaccessiblePaths=', 'ReadWritePaths=/images/beta.img']),
+    );
+    writeFileSync(
+      join(root, 'proof/gamma-decoy.conf'),
+      dropIn(unit('gamma'), GLOB_DISK, GLOB_DECOY, ['InaccessiblePaths=', `ReadWritePaths="${GLOB_DECOY}"`]),
+    );
+    chmodSync(root, 0o755);
+    vm = await runVm({
+      kernel,
+      rootTree: root,
+      modules: ['virtio_pci', '9pnet_virtio', '9p', 'tun', 'vhost_net'],
+      shares: { usr: ['/usr', '/usr'], repo: [REPO, '/qh'] },
+      workDir: work,
+      timeoutMs: 300_000,
+    });
+    writeFileSync(join(REPO, '.cache', 'vm-console.log'), vm.console);
+  });
+
+  const result = (key: string) => {
+    const v = vm.results.get(key);
+    assert.ok(v !== undefined, `the VM reported no ${key}; console tail:\n${vm.console.slice(-4000)}`);
+    return v;
+  };
+
+  test('the VM ran the whole proof and powered off', () => {
+    assert.equal(vm.timedOut, false, vm.console.slice(-4000));
+    assert.equal(result('done'), 'yes');
+  });
+
+  test('apply on the live system: every activation step done', () => {
+    assert.equal(result('apply_exit'), '0');
+    const steps = [...vm.console.matchAll(/RESULT apply_step=(\w+) +(.*)/g)].map((m) => `${m[1]} ${m[2]}`);
+    for (const s of ['create users', 'create directories', 'reload udev rules', 're-trigger', 'load AppArmor profiles', 'reload systemd'])
+      assert.ok(steps.some((x) => x.startsWith('done') && x.includes(s)), `${s}: ${steps.join(' | ')}`);
+  });
+
+  test('udevd applied the rules: /dev/net/tun and /dev/vhost-net to the group, not the world', () => {
+    assert.equal(result('tun'), 'qemu-net 660');
+    assert.equal(result('vhost'), 'qemu-net 660');
+    assert.ok(Number(result('udev_rules_read')) >= 1, 'udevadm test read the bundle’s rules file');
+    assert.equal(result('udev_errors'), '0', 'udevd logged nothing about the rules file');
+  });
+
+  for (const g of guests) {
+    test(`${g}: booted under systemd as its own user, no capabilities, seccomp, AppArmor enforcing, in its slice`, () => {
+      assert.equal(result(`${g}.marker`), 'yes');
+      assert.equal(result(`${g}.uid`), result(`${g}.user_uid`));
+      assert.notEqual(result(`${g}.uid`), '0');
+      assert.equal(result(`${g}.gid`), result(`${g}.user_gid`));
+      assert.equal(result(`${g}.capeff`), '0000000000000000');
+      assert.equal(result(`${g}.nnp`), '1');
+      assert.equal(result(`${g}.seccomp`), '2');
+      assert.equal(result(`${g}.label`), `qemu-harden-${g} (enforce)`);
+      assert.equal(result(`${g}.cgroup`), `0::/qemu.slice/qemu-${g}.service`);
+      assert.equal(result(`${g}.cmdline_sandbox`), 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny');
+    });
+
+    test(`${g}: the unit’s memory, CPU and task limits are in force in its cgroup`, () => {
+      const guest = answers.guests.find((x) => x.name === g)!;
+      assert.equal(result(`${g}.memory_max`), String(memoryMaxMiB(guest) * 1024 * 1024));
+      assert.equal(result(`${g}.cpu_max`), `${cpuQuotaPercent(guest) * 1000} 100000`);
+      assert.equal(result(`${g}.pids_max`), String(guest.limits.tasksMax));
+    });
+
+    test(`${g}: its NIC is attached to the pre-created tap, owned by its user, with vhost-net`, () => {
+      assert.equal(result(`${g}.tap_carrier`), '1');
+      assert.equal(result(`${g}.tap_owner`), result(`${g}.user_uid`));
+      assert.equal(result(`${g}.vhost_fd`), '1');
+    });
+  }
+
+  test('no AppArmor denial while the guests booted', () => {
+    assert.equal(result('denied_while_booting'), '0', vm.console.split('\n').filter((l) => l.includes('DENIED')).join('\n'));
+  });
+
+  /** The files AppArmor denied to a profile during one drop-in run, from the kernel log between its markers. */
+  const denials = (run: string, profile: string) => {
+    const lines = vm.console.split('\n').filter((l) => l.includes('RESULT kmsg='));
+    const from = lines.findIndex((l) => l.includes(`qh-proof: begin ${run}`));
+    const to = lines.findIndex((l) => l.includes(`qh-proof: end ${run}`));
+    assert.ok(from >= 0 && to > from, `markers for ${run} in the kernel log`);
+    return lines
+      .slice(from, to)
+      .map((l) => /apparmor="DENIED" operation="open" profile="([^"]+)" name=("[^"]*"|[0-9A-F]+) /.exec(l))
+      .filter((m) => m !== null && m[1] === profile)
+      .map((m) => (m![2]!.startsWith('"') ? m![2]!.slice(1, -1) : Buffer.from(m![2]!, 'hex').toString('utf8')));
+  };
+
+  test('guest A pointed at guest B’s disk (mode 0666), AppArmor off: the systemd sandbox alone keeps it out', () => {
+    assert.equal(result('systemd_only.error'), "Could not open '/images/beta.img': Permission denied");
+    assert.deepEqual(denials('systemd_only', 'qemu-harden-alpha'), [], 'no AppArmor involvement: InaccessiblePaths= refused it');
+    assert.notEqual(result('systemd_only.state'), 'active');
+  });
+
+  test('guest A pointed at guest B’s disk with the systemd fence removed: AppArmor denies it', () => {
+    assert.equal(result('apparmor_only.error'), "Could not open '/images/beta.img': Permission denied");
+    assert.ok(denials('apparmor_only', 'qemu-harden-alpha').includes('/images/beta.img'), 'the kernel logged the denial of B’s disk');
+  });
+
+  test('a disk named with glob characters grants exactly that file: its would-be match is denied', () => {
+    assert.equal(result('glob_decoy.error'), `Could not open '${GLOB_DECOY}': Permission denied`);
+    assert.ok(denials('glob_decoy', 'qemu-harden-gamma').includes(GLOB_DECOY));
+  });
+});

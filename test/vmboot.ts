@@ -1,0 +1,217 @@
+// A real Debian kernel (AppArmor on, cgroup v2) booting real systemd under TCG, for the proofs a container on
+// this host cannot give: AppArmor enforcement, cgroup v2 limits, udevd applying rules. The root file system is
+// a tmpfs built from a tree the test prepares; /usr and the repository come from the host read-only over 9p.
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO } from './helpers.js';
+
+export const KERNEL_CACHE = join(REPO, '.cache', 'kernel');
+
+export interface Kernel {
+  version: string;
+  vmlinuz: string;
+  modulesDir: string;
+}
+
+function aptCandidate(): string | undefined {
+  const out = execFileSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8' });
+  return /Depends: (linux-image-[0-9.]+-[0-9]+-amd64)/.exec(out)?.[1];
+}
+
+/** The kernel of Debian's linux-image-amd64, downloaded with apt-get download and unpacked, never installed. */
+export function ensureKernel(cache = KERNEL_CACHE): Kernel {
+  mkdirSync(cache, { recursive: true });
+  let pkg = aptCandidate();
+  if (!pkg) {
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+    pkg = aptCandidate();
+  }
+  if (!pkg) throw new Error('apt-cache knows no linux-image-amd64: check /etc/apt/sources.list');
+  const version = pkg.replace(/^linux-image-/, '');
+  const root = join(cache, version);
+  const vmlinuz = join(root, 'boot', `vmlinuz-${version}`);
+  if (!existsSync(vmlinuz)) {
+    const dl = join(cache, 'download');
+    rmSync(dl, { recursive: true, force: true });
+    mkdirSync(dl);
+    chmodSync(dl, 0o777);
+    execFileSync('apt-get', ['download', '-q', pkg], { cwd: dl, stdio: 'pipe' });
+    const deb = readdirSync(dl).find((f) => f.endsWith('.deb'));
+    if (!deb) throw new Error(`apt-get download ${pkg} produced no .deb`);
+    rmSync(root, { recursive: true, force: true });
+    execFileSync('dpkg-deb', ['-x', join(dl, deb), root]);
+    rmSync(dl, { recursive: true, force: true });
+  }
+  return { version, vmlinuz, modulesDir: join(root, 'lib', 'modules', version) };
+}
+
+function findModule(k: Kernel, name: string): string {
+  const want = `${name}.ko`;
+  const walk = (d: string): string | undefined => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        const r = walk(p);
+        if (r) return r;
+      } else if (e.name === want || e.name === want.replaceAll('_', '-')) return p;
+    }
+    return undefined;
+  };
+  const found = walk(join(k.modulesDir, 'kernel'));
+  if (!found) throw new Error(`module ${name} not in ${k.version}`);
+  return found;
+}
+
+/** Modules in load order, dependencies first, read from each module's own "depends=" record. */
+export function moduleClosure(k: Kernel, names: string[]): string[] {
+  const order: string[] = [];
+  const visit = (name: string) => {
+    if (order.some((p) => p.endsWith(`/${name}.ko`) || p.endsWith(`/${name.replaceAll('_', '-')}.ko`))) return;
+    const path = findModule(k, name);
+    const info = readFileSync(path).toString('latin1');
+    const m = /\0depends=([^\0]*)\0/.exec(info);
+    for (const dep of (m?.[1] ?? '').split(',').filter(Boolean)) visit(dep);
+    order.push(path);
+  };
+  names.forEach(visit);
+  return order;
+}
+
+export interface VmSpec {
+  kernel: Kernel;
+  /** Prepared root tree: copied into the guest's tmpfs root. */
+  rootTree: string;
+  /** Kernel modules to load before systemd starts. */
+  modules: string[];
+  /** Host directories shared read-only over 9p: tag → [host path, guest mount point]. */
+  shares: Record<string, [string, string]>;
+  memoryMiB?: number;
+  timeoutMs?: number;
+  workDir: string;
+}
+
+const INIT = (modules: string[], shares: Record<string, [string, string]>) => `#!/qh-init/busybox sh
+B=/qh-init/busybox
+$B mkdir -p /proc /sys /dev /newroot
+$B mount -t proc proc /proc
+$B mount -t sysfs sysfs /sys
+$B mount -t devtmpfs devtmpfs /dev
+${modules.map((m) => `$B insmod /qh-init/modules/${m}`).join('\n')}
+$B mount -t tmpfs -o mode=0755 tmpfs /newroot
+$B cp -a /rootfs/. /newroot/
+${Object.entries(shares)
+  .map(([tag, [, at]]) => `$B mkdir -p /newroot${at}\n$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 ${tag} /newroot${at}`)
+  .join('\n')}
+$B umount /proc /sys
+$B umount /dev
+exec $B switch_root /newroot /usr/lib/systemd/systemd
+`;
+
+/** Build the initramfs: busybox init, modules, and the root tree. */
+export function buildInitramfs(spec: VmSpec): string {
+  const stage = join(spec.workDir, 'initramfs');
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(join(stage, 'qh-init', 'modules'), { recursive: true });
+  copyFileSync('/bin/busybox', join(stage, 'qh-init', 'busybox'));
+  chmodSync(join(stage, 'qh-init', 'busybox'), 0o755);
+  const mods = moduleClosure(spec.kernel, spec.modules);
+  for (const m of mods) copyFileSync(m, join(stage, 'qh-init', 'modules', m.split('/').at(-1)!));
+  writeFileSync(join(stage, 'init'), INIT(mods.map((m) => m.split('/').at(-1)!), spec.shares), { mode: 0o755 });
+  execFileSync('cp', ['-a', `${spec.rootTree}/.`, join(stage, 'rootfs')]);
+  const out = join(spec.workDir, 'initramfs.cpio.gz');
+  execFileSync('sh', ['-c', `cd "${stage}" && find . | cpio -o -H newc --quiet | gzip -1 > "${out}"`]);
+  rmSync(stage, { recursive: true, force: true });
+  return out;
+}
+
+export interface VmResult {
+  console: string;
+  results: Map<string, string>;
+  exitCode: number | null;
+  timedOut: boolean;
+}
+
+/** Boot the VM and collect its console; lines "RESULT key=value" become results. Always stops QEMU. */
+export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
+  const initrd = buildInitramfs(spec);
+  const args = [
+    '-accel', 'tcg', '-cpu', 'max', '-smp', '2', '-m', String(spec.memoryMiB ?? 1536),
+    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-kernel', spec.kernel.vmlinuz, '-initrd', initrd,
+    '-append', `console=ttyS0 panic=-1 quiet loglevel=4 systemd.show_status=false systemd.journald.forward_to_console=0 apparmor=1 security=apparmor ${cmdline}`.trim(),
+    '-serial', 'stdio',
+    ...Object.entries(spec.shares).flatMap(([tag, [host]]) => ['-virtfs', `local,path=${host},mount_tag=${tag},security_model=none,readonly=on`]),
+  ];
+  return new Promise((resolve) => {
+    const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (text += d.toString('utf8')));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, spec.timeoutMs ?? 240_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      rmSync(initrd, { force: true });
+      const results = new Map<string, string>();
+      for (const line of text.split(/\r?\n/)) {
+        const m = /RESULT ([A-Za-z0-9_.-]+)=(.*)$/.exec(line);
+        if (m) results.set(m[1]!, m[2]!.trim());
+      }
+      resolve({ console: text, results, exitCode: code, timedOut });
+    });
+  });
+}
+
+/** A minimal root tree for systemd: /etc of its own, merged-/usr links, the proof unit wanted at boot. */
+export function makeRootTree(dir: string, proofScript: string): void {
+  mkdirSync(join(dir, 'etc'), { recursive: true });
+  for (const l of ['bin', 'sbin', 'lib', 'lib64']) symlinkSync(`usr/${l}`, join(dir, l));
+  for (const d of ['proc', 'sys', 'dev', 'run', 'tmp', 'var/tmp', 'var/log', 'var/lib', 'root', 'srv', 'home', 'mnt']) mkdirSync(join(dir, d), { recursive: true });
+  chmodSync(join(dir, 'tmp'), 0o1777);
+  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  writeFileSync(join(dir, 'etc/group'), 'root:x:0:\n');
+  writeFileSync(join(dir, 'etc/shadow'), 'root:*:19000:0:99999:7:::\n', { mode: 0o600 });
+  writeFileSync(join(dir, 'etc/gshadow'), 'root:*::\n', { mode: 0o600 });
+  writeFileSync(join(dir, 'etc/hostname'), 'qh-proof\n');
+  writeFileSync(join(dir, 'etc/machine-id'), '');
+  writeFileSync(join(dir, 'etc/nsswitch.conf'), 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n');
+  copyFileSync('/usr/lib/os-release', join(dir, 'etc/os-release'));
+  mkdirSync(join(dir, 'etc/apparmor.d'));
+  if (existsSync('/etc/apparmor')) execFileSync('cp', ['-a', '/etc/apparmor', join(dir, 'etc/')]);
+  for (const sub of ['tunables', 'abstractions', 'abi'])
+    if (existsSync(`/etc/apparmor.d/${sub}`)) execFileSync('cp', ['-a', `/etc/apparmor.d/${sub}`, join(dir, 'etc/apparmor.d/')]);
+  const sys = join(dir, 'etc/systemd/system');
+  mkdirSync(join(sys, 'multi-user.target.wants'), { recursive: true });
+  symlinkSync('/usr/lib/systemd/system/multi-user.target', join(sys, 'default.target'));
+  for (const masked of ['serial-getty@ttyS0.service', 'getty@tty1.service', 'systemd-timesyncd.service', 'apt-daily.timer', 'apt-daily-upgrade.timer', 'e2scrub_reap.service', 'systemd-networkd-wait-online.service'])
+    symlinkSync('/dev/null', join(sys, masked));
+  writeFileSync(join(dir, 'proof.sh'), proofScript, { mode: 0o755 });
+  writeFileSync(
+    join(sys, 'qh-proof.service'),
+    [
+      '[Unit]',
+      'Description=qemu-harden proof',
+      'After=multi-user.target',
+      '[Service]',
+      'Type=oneshot',
+      'ExecStart=/bin/sh /proof.sh',
+      'ExecStopPost=/usr/bin/systemctl poweroff --no-block',
+      'StandardOutput=tty',
+      'StandardError=tty',
+      'TTYPath=/dev/ttyS0',
+      'TimeoutStartSec=600',
+      '[Install]',
+      'WantedBy=multi-user.target',
+      '',
+    ].join('\n'),
+  );
+  symlinkSync('../qh-proof.service', join(sys, 'multi-user.target.wants', 'qh-proof.service'));
+}
