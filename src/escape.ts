@@ -22,16 +22,27 @@ export function qemuOpts(first: string | undefined, opts: [string, string | numb
   return parts.join(',');
 }
 
-/**
- * One word of a systemd unit setting (ExecStart argument, path list entry): specifiers (%) and variable
- * expansion ($) are doubled, and the word is double-quoted with C escapes when it holds anything that
- * would split or unquote it.
- */
-export function systemdWord(value: string): string {
-  refuseControl(value, 'systemd unit');
-  const escaped = value.replaceAll('%', '%%').replaceAll('$', () => '$$');
+function systemdQuote(escaped: string): string {
   if (escaped !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(escaped)) return escaped;
   return `"${escaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+}
+
+/**
+ * One argument of ExecStart=: specifiers (%) and variable expansion ($) are doubled, and the word is
+ * double-quoted with C escapes when it holds anything that would split or unquote it.
+ */
+export function systemdExecWord(value: string): string {
+  refuseControl(value, 'systemd unit');
+  return systemdQuote(value.replaceAll('%', '%%').replaceAll('$', () => '$$'));
+}
+
+/**
+ * One path of a path-list setting (ReadWritePaths=, InaccessiblePaths=, DeviceAllow=, ...): specifiers are
+ * expanded there but variables are not, so only % is doubled before quoting.
+ */
+export function systemdPathWord(value: string): string {
+  refuseControl(value, 'systemd unit');
+  return systemdQuote(value.replaceAll('%', '%%'));
 }
 
 /** A free-text unit value that is not split into words (Description=): only specifiers are special. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
-import { apparmorPath, qemuOpts, qemuValue, systemdWord, tmpfilesField, udevValue } from '../src/escape.js';
+import { apparmorPath, qemuOpts, qemuValue, systemdExecWord, systemdPathWord, tmpfilesField, udevValue } from '../src/escape.js';
 import * as AA from '../src/gen/apparmor.js';
 import { sysusers, tmpfiles, udevRules } from '../src/gen/host.js';
 import { qemuArgs } from '../src/gen/qemu.js';
@@ -19,12 +19,14 @@ describe('escapers', () => {
     assert.equal(qemuValue('/srv/a,format=raw'), '/srv/a,,format=raw');
     assert.equal(qemuOpts(undefined, [['file', '/x,y'], ['readonly', true]]), 'file=/x,,y,readonly=on');
   });
-  test('systemd words: specifiers, variables, quotes and spaces', () => {
-    assert.equal(systemdWord('/srv/a.img'), '/srv/a.img');
-    assert.equal(systemdWord('/srv/100%'), '/srv/100%%');
-    assert.equal(systemdWord('/srv/$HOME'), '"/srv/$$HOME"');
-    assert.equal(systemdWord('/srv/a b"c\\d'), '"/srv/a b\\"c\\\\d"');
-    assert.throws(() => systemdWord('a\nb'), /control character/);
+  test('systemd words: specifiers, variables (ExecStart only), quotes and spaces', () => {
+    assert.equal(systemdExecWord('/srv/a.img'), '/srv/a.img');
+    assert.equal(systemdExecWord('/srv/100%'), '/srv/100%%');
+    assert.equal(systemdExecWord('/srv/$HOME'), '"/srv/$$HOME"');
+    assert.equal(systemdPathWord('/srv/$HOME'), '"/srv/$HOME"');
+    assert.equal(systemdPathWord('/srv/100%'), '/srv/100%%');
+    assert.equal(systemdExecWord('/srv/a b"c\\d'), '"/srv/a b\\"c\\\\d"');
+    assert.throws(() => systemdExecWord('a\nb'), /control character/);
   });
   test('AppArmor paths: globs and variables are literal, spaces stay inside quotes', () => {
     assert.equal(apparmorPath('/srv/a*.img'), '"/srv/a\\*.img"');

@@ -1,6 +1,6 @@
 // systemd units: one service per guest, its tap helper when it has one, and the slice they all live in.
 // Each hardening line carries a comment saying what it takes away, so the bundle teaches as it is read.
-import { systemdText, systemdWord } from '../escape.js';
+import { systemdExecWord, systemdPathWord, systemdText } from '../escape.js';
 import * as G from '../guest.js';
 import type { Answers, Guest } from '../model.js';
 import { qemuArgs } from './qemu.js';
@@ -23,7 +23,7 @@ function render(sections: [string, Line[]][]): string {
 }
 
 function execLine(argv: string[]): string {
-  const words = argv.map(systemdWord);
+  const words = argv.map(systemdExecWord);
   const lines: string[] = [];
   let cur = `ExecStart=${words[0]}`;
   for (const w of words.slice(1)) {
@@ -79,18 +79,18 @@ export function guestService(a: Answers, g: Guest): string {
     ['Least privilege: QEMU runs as this guest’s own user, never root, with only the groups it needs.',
       `User=${G.userName(g)}`, `Group=${G.userName(g)}`, ...(groups.length ? [`SupplementaryGroups=${groups.join(' ')}`] : [])],
     ['The guest’s sockets, state and logs: each directory belongs to this guest alone.',
-      'RuntimeDirectory=' + systemdWord(`qemu-harden/${g.name}`), 'RuntimeDirectoryMode=0750',
-      'StateDirectory=' + systemdWord(`qemu-harden/${g.name}`), 'StateDirectoryMode=0700',
-      'LogsDirectory=' + systemdWord(`qemu-harden/${g.name}`), 'LogsDirectoryMode=0750', 'UMask=0077'],
+      'RuntimeDirectory=' + systemdPathWord(`qemu-harden/${g.name}`), 'RuntimeDirectoryMode=0750',
+      'StateDirectory=' + systemdPathWord(`qemu-harden/${g.name}`), 'StateDirectoryMode=0700',
+      'LogsDirectory=' + systemdPathWord(`qemu-harden/${g.name}`), 'LogsDirectoryMode=0750', 'UMask=0077'],
     ['No capabilities at all, and no way to gain any (setuid binaries, file capabilities).',
       'CapabilityBoundingSet=', 'AmbientCapabilities=', 'NoNewPrivileges=yes', 'SecureBits=noroot-locked'],
     ['Devices: only what this guest uses. The standard pseudo devices (/dev/null, /dev/urandom, ...) stay.',
-      'DevicePolicy=closed', ...devices.map((d) => `DeviceAllow=${systemdWord(d.path)} ${d.access}`)],
+      'DevicePolicy=closed', ...devices.map((d) => `DeviceAllow=${systemdPathWord(d.path)} ${d.access}`)],
     ['The whole file system is read-only to QEMU; only this guest’s writable disks are not.',
-      'ProtectSystem=strict', ...(writable.length ? [`ReadWritePaths=${writable.map(systemdWord).join(' ')}`] : [])],
+      'ProtectSystem=strict', ...(writable.length ? [`ReadWritePaths=${writable.map(systemdPathWord).join(' ')}`] : [])],
     ...(hidden.length
       ? [['Other guests’ disks, files and directories do not exist for this QEMU, whatever their modes.' as string,
-          ...hidden.map((p) => `InaccessiblePaths=-${systemdWord(p)}`)] as Line]
+          ...hidden.map((p) => `InaccessiblePaths=-${systemdPathWord(p)}`)] as Line]
       : []),
     ['Home directories, /tmp of other services, mounts and the kernel’s knobs are out of reach.',
       'ProtectHome=yes', 'PrivateTmp=yes', 'PrivateMounts=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectKernelLogs=yes',
@@ -129,8 +129,8 @@ export function guestService(a: Answers, g: Guest): string {
       `MemoryMax=${G.memoryMaxMiB(g)}M`, 'MemorySwapMax=0',
       `IOWeight=${l.ioWeight}`,
       ...l.ioBandwidth.flatMap((b) => [
-        ...(b.readBytesPerSecond ? [`IOReadBandwidthMax=${systemdWord(b.device)} ${b.readBytesPerSecond}`] : []),
-        ...(b.writeBytesPerSecond ? [`IOWriteBandwidthMax=${systemdWord(b.device)} ${b.writeBytesPerSecond}`] : []),
+        ...(b.readBytesPerSecond ? [`IOReadBandwidthMax=${systemdPathWord(b.device)} ${b.readBytesPerSecond}`] : []),
+        ...(b.writeBytesPerSecond ? [`IOWriteBandwidthMax=${systemdPathWord(b.device)} ${b.writeBytesPerSecond}`] : []),
       ]),
       `TasksMax=${l.tasksMax}`],
   );
@@ -149,9 +149,9 @@ export function tapService(g: Guest): string | undefined {
   const ip = '/usr/sbin/ip';
   const user = G.userName(g);
   const start = [
-    `ExecStart=${ip} tuntap add dev ${systemdWord(dev)} mode tap user ${user} group ${user}${g.network.vhost ? ' vnet_hdr' : ''}`,
-    ...(g.network.bridge ? [`ExecStart=${ip} link set dev ${systemdWord(dev)} master ${systemdWord(g.network.bridge)}`] : []),
-    `ExecStart=${ip} link set dev ${systemdWord(dev)} up`,
+    `ExecStart=${ip} tuntap add dev ${systemdExecWord(dev)} mode tap user ${user} group ${user}${g.network.vhost ? ' vnet_hdr' : ''}`,
+    ...(g.network.bridge ? [`ExecStart=${ip} link set dev ${systemdExecWord(dev)} master ${systemdExecWord(g.network.bridge)}`] : []),
+    `ExecStart=${ip} link set dev ${systemdExecWord(dev)} up`,
   ];
   return render([
     ['Unit', [
@@ -163,9 +163,9 @@ export function tapService(g: Guest): string | undefined {
     ['Service', [
       'Type=oneshot',
       'RemainAfterExit=yes',
-      ['A tap left over from an unclean stop is removed first.', `ExecStartPre=-${ip} link delete dev ${systemdWord(dev)}`],
+      ['A tap left over from an unclean stop is removed first.', `ExecStartPre=-${ip} link delete dev ${systemdExecWord(dev)}`],
       ...start,
-      `ExecStop=${ip} link delete dev ${systemdWord(dev)}`,
+      `ExecStop=${ip} link delete dev ${systemdExecWord(dev)}`,
       ['Only the one capability creating network devices needs, and only the tun device.',
         'CapabilityBoundingSet=CAP_NET_ADMIN', 'NoNewPrivileges=yes', 'DevicePolicy=closed', 'DeviceAllow=/dev/net/tun rw'],
       ['Everything else this short-lived helper could touch is read-only or absent.',

@@ -1,0 +1,128 @@
+// Real systemd in a throwaway container: systemd-nspawn boots a root made of a copy of /etc and the host's
+// /usr (read-only), with private device nodes bound in. The host's own /dev/kvm, /dev/net/tun, users and /etc
+// are never touched.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface ContainerOptions {
+  /** Host directories bound read-write: host path → path in the container. */
+  binds?: Record<string, string>;
+  privateNetwork?: boolean;
+}
+
+export interface ExecResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export class Container {
+  readonly root: string;
+  private child: ChildProcess | undefined;
+  private leader = 0;
+
+  constructor(readonly dir: string) {
+    this.root = join(dir, 'root');
+  }
+
+  /** Lay out the root: a copy of /etc with a real os-release, an empty machine-id, merged-/usr links. */
+  prepare(): void {
+    mkdirSync(this.root, { recursive: true });
+    execFileSync('cp', ['-a', '/etc', join(this.root, 'etc')]);
+    rmSync(join(this.root, 'etc/os-release'), { force: true });
+    copyFileSync('/usr/lib/os-release', join(this.root, 'etc/os-release'));
+    mkdirSync(join(this.root, 'usr/lib'), { recursive: true });
+    copyFileSync('/usr/lib/os-release', join(this.root, 'usr/lib/os-release'));
+    writeFileSync(join(this.root, 'etc/machine-id'), '');
+    for (const d of ['bin', 'lib', 'lib64', 'sbin']) symlinkSync(`usr/${d}`, join(this.root, d));
+    const wants = join(this.root, 'etc/systemd/system');
+    mkdirSync(wants, { recursive: true });
+    for (const masked of ['console-getty.service', 'systemd-timesyncd.service', 'apt-daily.timer', 'apt-daily-upgrade.timer'])
+      try {
+        symlinkSync('/dev/null', join(wants, masked));
+      } catch {
+        continue;
+      }
+    for (const [name, major, minor] of [['kvm', 10, 232], ['tun', 10, 200]] as const)
+      execFileSync('mknod', ['-m', '0600', join(this.dir, `dev-${name}`), 'c', String(major), String(minor)]);
+  }
+
+  async boot(opts: ContainerOptions = {}, timeoutMs = 60_000): Promise<void> {
+    const args = [
+      '-D', this.root, '--bind-ro=/usr', '--register=no', '--keep-unit', '--quiet',
+      `--bind=${join(this.dir, 'dev-kvm')}:/dev/kvm`,
+      `--bind=${join(this.dir, 'dev-tun')}:/dev/net/tun`,
+      ...Object.entries(opts.binds ?? {}).map(([h, c]) => `--bind=${h}:${c}`),
+      ...(opts.privateNetwork ? ['--private-network'] : []),
+      '--boot',
+    ];
+    const log = openSync(join(this.dir, 'console.log'), 'w');
+    this.child = spawn('systemd-nspawn', args, { stdio: ['ignore', log, log], detached: true });
+    closeSync(log);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      this.leader = this.findLeader();
+      if (this.leader) {
+        const state = this.exec(['systemctl', 'is-system-running']).stdout.trim();
+        if (state === 'running' || state === 'degraded') return;
+      }
+      if (this.child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`the container did not come up:\n${this.consoleLog().slice(-3000)}`);
+  }
+
+  private findLeader(): number {
+    const pid = this.child?.pid;
+    if (!pid) return 0;
+    for (const task of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        const stat = readFileSync(`/proc/${task}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid === pid) return Number(task);
+      } catch {
+        continue;
+      }
+    }
+    return 0;
+  }
+
+  exec(argv: string[], input?: string): ExecResult {
+    const r = spawnSync('nsenter', ['-t', String(this.leader), '-a', ...argv], { encoding: 'utf8', input, timeout: 60_000 });
+    return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  }
+
+  sh(script: string): ExecResult {
+    return this.exec(['sh', '-c', script]);
+  }
+
+  consoleLog(): string {
+    try {
+      return readFileSync(join(this.dir, 'console.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  /** Power off, then make sure nothing of the container is left running. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    if (this.leader) this.exec(['systemctl', 'poweroff', '--no-block']);
+    const exited = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 20_000);
+      child.once('exit', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+    if (!exited) {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }
+  }
+}

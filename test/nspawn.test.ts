@@ -1,0 +1,152 @@
+// Proofs 2 and 3 under real systemd in a container: `qemu-harden apply --root` installs the bundle into a
+// throwaway root, systemd-nspawn boots it, `systemctl start` runs each guest under KVM, and /proc says who it
+// runs as. This host's cgroup hierarchy is v1 hybrid, which gives a container no controllers: systemd's
+// limits are checked as systemd holds them here, and as the kernel enforces them in vm.test.ts.
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { validate } from '../src/answers.js';
+import { cpuQuotaPercent, memoryMaxMiB } from '../src/guest.js';
+import { loadPreset } from '../src/presets.js';
+import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
+import { Container } from './container.js';
+import { cli, requireTool, tempDir } from './helpers.js';
+
+const kvmWorks = existsSync('/dev/kvm');
+const HOSTILE_DISK = '/images/ga mm%a$x"q\\,y.img';
+
+interface Case {
+  preset: string;
+  disks: Record<string, string>;
+}
+
+const CASES: Case[] = [
+  { preset: 'multi-tenant', disks: { alpha: '/images/alpha.img', beta: '/images/beta.img', gamma: HOSTILE_DISK } },
+  { preset: 'kvm-tap', disks: { web: '/images/web.img' } },
+];
+
+for (const c of CASES) {
+  describe(`${c.preset}: installed with apply --root, started by real systemd in a container`, { skip: kvmWorks ? false : '/dev/kvm is missing' }, () => {
+    const dir = tempDir({ after }, 'qh-nspawn-');
+    const ct = new Container(dir);
+    let answers: ReturnType<typeof validate>;
+    const pids = new Map<string, number>();
+    after(() => ct.stop());
+
+    before(async () => {
+      for (const [tool, pkg] of [['systemd-nspawn', 'systemd-container'], ['nsenter', 'util-linux'], ['qemu-system-x86_64', 'qemu-system-x86']] as const)
+        requireTool(tool, pkg);
+      chmodSync(dir, 0o755);
+      const images = join(dir, 'images');
+      mkdirSync(images);
+      chmodSync(images, 0o755);
+      const doc = structuredClone(loadPreset(c.preset).answers) as { guests: Record<string, unknown>[] };
+      for (const g of doc.guests) {
+        const disk = c.disks[g.name as string]!;
+        writeBootDisk(join(images, disk.slice('/images/'.length)));
+        g.disks = [{ path: disk, format: 'raw' }];
+        g.cpu = { model: 'host', features: ['-arch-capabilities'] };
+        g.memoryMiB = 256;
+        if ((g.network as { mode: string } | undefined)?.mode === 'tap') (g.network as { vhost: boolean }).vhost = false;
+      }
+      answers = validate(doc);
+      const answersFile = join(dir, 'answers.json');
+      writeFileSync(answersFile, JSON.stringify(doc));
+      const bundle = join(dir, 'bundle');
+      const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
+      assert.equal(gen.code, 0, gen.stderr);
+      ct.prepare();
+      const applied = cli(['apply', bundle, '--root', ct.root, '--yes']);
+      assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+      await ct.boot({ binds: { [images]: '/images' }, privateNetwork: true });
+      for (const g of answers.guests)
+        if (g.network.mode === 'tap' && g.network.bridge) assert.equal(ct.exec(['ip', 'link', 'add', g.network.bridge, 'type', 'bridge']).code, 0);
+    });
+
+    test('each guest starts, boots, and runs as its own user with no capabilities, NoNewPrivs and seccomp', async () => {
+      for (const g of answers.guests) {
+        const unit = `qemu-${g.name}.service`;
+        const start = ct.exec(['systemctl', 'start', unit]);
+        assert.equal(start.code, 0, `${unit}: ${start.stderr}\n${ct.exec(['journalctl', '-b', '-u', unit, '--no-pager']).stdout}`);
+        const log = `/var/log/qemu-harden/${g.name}/serial.log`;
+        let booted = false;
+        for (let i = 0; i < 60 && !booted; i++) {
+          booted = ct.sh(`grep -q '${BOOT_MARKER}' ${log}`).code === 0;
+          if (!booted) await new Promise((r) => setTimeout(r, 250));
+        }
+        assert.ok(booted, `${g.name}: marker on the serial console\n${ct.exec(['journalctl', '-b', '-u', unit, '--no-pager']).stdout}`);
+        const pid = Number(ct.exec(['systemctl', 'show', '-p', 'MainPID', '--value', unit]).stdout.trim());
+        assert.ok(pid > 0);
+        pids.set(g.name, pid);
+        const status = ct.exec(['cat', `/proc/${pid}/status`]).stdout;
+        const field = (k: string) => new RegExp(`^${k}:\\s+(.*)$`, 'm').exec(status)![1]!.split(/\s+/);
+        const uid = ct.exec(['id', '-u', `qemu-${g.name}`]).stdout.trim();
+        const gid = ct.exec(['id', '-g', `qemu-${g.name}`]).stdout.trim();
+        assert.notEqual(uid, '0');
+        assert.deepEqual(field('Uid'), [uid, uid, uid, uid]);
+        assert.deepEqual(field('Gid'), [gid, gid, gid, gid]);
+        assert.deepEqual(field('CapEff'), ['0000000000000000']);
+        assert.deepEqual(field('NoNewPrivs'), ['1']);
+        assert.deepEqual(field('Seccomp'), ['2']);
+        const cgroup = ct.exec(['cat', `/proc/${pid}/cgroup`]).stdout;
+        assert.match(cgroup, new RegExp(`:/qemu\\.slice/qemu-${g.name}\\.service$`, 'm'));
+      }
+    });
+
+    test('systemd holds each unit’s limits', () => {
+      for (const g of answers.guests) {
+        const show = ct.exec(['systemctl', 'show', '-p', 'MemoryMax', '-p', 'CPUQuotaPerSecUSec', '-p', 'TasksMax', '-p', 'Slice', `qemu-${g.name}.service`]).stdout;
+        assert.match(show, new RegExp(`^MemoryMax=${memoryMaxMiB(g) * 1024 * 1024}$`, 'm'));
+        assert.match(show, new RegExp(`^CPUQuotaPerSecUSec=${cpuQuotaPercent(g) / 100}s$`, 'm'));
+        assert.match(show, new RegExp(`^TasksMax=${g.limits.tasksMax}$`, 'm'));
+        assert.match(show, /^Slice=qemu\.slice$/m);
+      }
+    });
+
+    if (c.preset === 'multi-tenant') {
+      test('a disk path full of systemd, QEMU and shell metacharacters reaches QEMU as exactly that file', () => {
+        const pid = pids.get('gamma')!;
+        const fds = ct.sh(`ls -l /proc/${pid}/fd/`).stdout;
+        assert.ok(fds.includes(HOSTILE_DISK), `gamma holds ${HOSTILE_DISK} open:\n${fds}`);
+      });
+
+      test('the other guests cannot even see that path: InaccessiblePaths= read it exactly', () => {
+        for (const g of ['alpha', 'beta']) {
+          const st = ct.exec(['nsenter', '-t', String(pids.get(g)), '-m', 'stat', '-c', '%a %s', HOSTILE_DISK]);
+          assert.equal(st.code, 0, st.stderr);
+          assert.equal(st.stdout.trim(), '0 0', `${g} sees an inaccessible placeholder, not gamma's disk`);
+        }
+        assert.equal(ct.exec(['stat', '-c', '%s', HOSTILE_DISK]).stdout.trim(), String(1024 * 1024));
+      });
+
+      test('guest A pointed at guest B’s disk (mode 0666) cannot open it under systemd', () => {
+        const unit = readFileSync(join(ct.root, 'etc/systemd/system/qemu-alpha.service'), 'utf8');
+        const lines = unit.split('\n');
+        const s = lines.findIndex((l) => l.startsWith('ExecStart='));
+        let e = s;
+        while (lines[e]!.endsWith('\\')) e++;
+        const exec = lines.slice(s, e + 1).join('\n').replace('file=/images/alpha.img', 'file=/images/beta.img');
+        assert.ok(exec.includes('file=/images/beta.img'));
+        ct.exec(['systemctl', 'stop', 'qemu-alpha.service']);
+        ct.sh('chmod 0666 /images/beta.img');
+        ct.exec(['mkdir', '-p', '/run/systemd/system/qemu-alpha.service.d']);
+        ct.exec(['tee', '/run/systemd/system/qemu-alpha.service.d/beta.conf'], `[Service]\nExecStart=\n${exec}\nRestart=no\n`);
+        ct.exec(['systemctl', 'daemon-reload']);
+        ct.exec(['systemctl', 'start', 'qemu-alpha.service']);
+        let journal = '';
+        for (let i = 0; i < 40 && !journal.includes('Could not open'); i++) {
+          spawnSleep(250);
+          journal = ct.exec(['journalctl', '-b', '-u', 'qemu-alpha.service', '--no-pager', '-o', 'cat']).stdout;
+        }
+        assert.match(journal, /Could not open '\/images\/beta\.img': Permission denied/);
+        assert.notEqual(ct.exec(['systemctl', 'is-active', 'qemu-alpha.service']).stdout.trim(), 'active');
+        assert.equal(ct.sh('stat -c %a /images/beta.img').stdout.trim(), '666', 'DAC alone would have allowed it');
+      });
+    }
+  });
+}
+
+function spawnSleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
