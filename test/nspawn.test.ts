@@ -12,6 +12,7 @@ import { loadPreset } from '../src/presets.js';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
 import { Container } from './container.js';
 import { cli, requireTool, tempDir } from './helpers.js';
+import { diskSwapDropIn } from './unitfile.js';
 
 const kvmWorks = existsSync('/dev/kvm');
 const HOSTILE_DISK = '/images/ga mm%a$x"q\\,y.img';
@@ -122,16 +123,10 @@ for (const c of CASES) {
 
       test('guest A pointed at guest B’s disk (mode 0666) cannot open it under systemd', () => {
         const unit = readFileSync(join(ct.root, 'etc/systemd/system/qemu-alpha.service'), 'utf8');
-        const lines = unit.split('\n');
-        const s = lines.findIndex((l) => l.startsWith('ExecStart='));
-        let e = s;
-        while (lines[e]!.endsWith('\\')) e++;
-        const exec = lines.slice(s, e + 1).join('\n').replace('file=/images/alpha.img', 'file=/images/beta.img');
-        assert.ok(exec.includes('file=/images/beta.img'));
         ct.exec(['systemctl', 'stop', 'qemu-alpha.service']);
         ct.sh('chmod 0666 /images/beta.img');
         ct.exec(['mkdir', '-p', '/run/systemd/system/qemu-alpha.service.d']);
-        ct.exec(['tee', '/run/systemd/system/qemu-alpha.service.d/beta.conf'], `[Service]\nExecStart=\n${exec}\nRestart=no\n`);
+        ct.exec(['tee', '/run/systemd/system/qemu-alpha.service.d/beta.conf'], diskSwapDropIn(unit, '/images/alpha.img', '/images/beta.img'));
         ct.exec(['systemctl', 'daemon-reload']);
         ct.exec(['systemctl', 'start', 'qemu-alpha.service']);
         let journal = '';

@@ -46,3 +46,21 @@ export function execStart(unitText: string): string[] {
   if (!v) throw new Error('no ExecStart= in unit');
   return execArgv(v[1]);
 }
+
+/** The ExecStart= line of a unit with its continuation lines, verbatim. */
+export function execStartBlock(unit: string): string {
+  const lines = unit.split('\n');
+  const start = lines.findIndex((l) => l.startsWith('ExecStart='));
+  if (start < 0) throw new Error('no ExecStart= in unit');
+  let end = start;
+  while (lines[end]!.endsWith('\\')) end++;
+  return lines.slice(start, end + 1).join('\n');
+}
+
+/** A drop-in that starts the same QEMU command line on another disk, for the cross-guest proofs. */
+export function diskSwapDropIn(unit: string, from: string, to: string, extra: string[] = []): string {
+  const original = execStartBlock(unit);
+  const exec = original.replace(`file=${from.replaceAll(',', ',,')}`, `file=${to.replaceAll(',', ',,')}`);
+  if (exec === original) throw new Error(`the unit's command line has no disk ${from}`);
+  return ['[Service]', 'ExecStart=', exec, 'Restart=no', ...extra, ''].join('\n');
+}

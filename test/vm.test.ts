@@ -12,24 +12,11 @@ import { memoryMaxMiB, cpuQuotaPercent } from '../src/guest.js';
 import { loadPreset } from '../src/presets.js';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
 import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
+import { diskSwapDropIn } from './unitfile.js';
 import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
 
 const GLOB_DISK = '/images/g*a?m[1] x,y.img';
 const GLOB_DECOY = '/images/gXaYm1 x,y.img';
-
-function execStartBlock(unit: string): string {
-  const lines = unit.split('\n');
-  const start = lines.findIndex((l) => l.startsWith('ExecStart='));
-  let end = start;
-  while (lines[end]!.endsWith('\\')) end++;
-  return lines.slice(start, end + 1).join('\n');
-}
-
-function dropIn(unit: string, from: string, to: string, extra: string[]): string {
-  const exec = execStartBlock(unit).replace(`file=${from.replaceAll(',', ',,')}`, `file=${to.replaceAll(',', ',,')}`);
-  assert.notEqual(exec, execStartBlock(unit), 'the drop-in changes the disk');
-  return ['[Service]', 'ExecStart=', exec, 'Restart=no', ...extra, ''].join('\n');
-}
 
 const PROOF = (guests: string[]) => `#!/bin/sh
 r() { echo "RESULT $1=$2"; }
@@ -39,8 +26,11 @@ r apply_exit $?
 grep -E '^  (done|skip|FAIL) ' /run/apply.log | sed 's/^  /RESULT apply_step=/'
 r tun "$(stat -c '%G %a' /dev/net/tun)"
 r vhost "$(stat -c '%G %a' /dev/vhost-net)"
-r udev_rules_read "$(udevadm test /sys/class/misc/tun 2>&1 | grep -c '65-qemu-harden.rules')"
-r udev_errors "$(journalctl -b -u systemd-udevd --no-pager | grep -c '65-qemu-harden' )"
+udevadm test /sys/class/misc/tun > /run/udevtest.log 2>&1
+r udev_read_bundle "$(grep -c 'Reading rules file: /etc/udev/rules.d/65-qemu-harden.rules' /run/udevtest.log)"
+r udev_read_kvm "$(grep -c 'Reading rules file: /etc/udev/rules.d/64-qemu-harden-kvm.rules' /run/udevtest.log)"
+r udev_errors "$( (cat /run/udevtest.log; journalctl -b -u systemd-udevd --no-pager -o cat) | grep -c '^/etc/udev/rules.d/[0-9]*-qemu-harden[a-z-]*[.]rules:[0-9]')"
+grep 'qemu-harden' /run/udevtest.log | sed 's/^/RESULT udevtest=/'
 r profiles "$(grep -c '^qemu-harden-.* (enforce)$' /sys/kernel/security/apparmor/profiles)"
 
 wait_marker() {
@@ -136,15 +126,21 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
     mkdirSync(join(root, 'images'));
     for (const p of ['/images/alpha.img', '/images/beta.img', GLOB_DISK, GLOB_DECOY]) writeBootDisk(join(root, p));
     mkdirSync(join(root, 'proof'));
+    const kvmBundle = join(work, 'kvm-bundle');
+    assert.equal(cli(['generate', '--preset', 'kvm-tap', '--out', kvmBundle]).code, 0);
+    mkdirSync(join(root, 'etc/udev/rules.d'), { recursive: true });
+    cpSync(join(kvmBundle, 'root/etc/udev/rules.d/65-qemu-harden.rules'), join(root, 'etc/udev/rules.d/64-qemu-harden-kvm.rules'));
+    mkdirSync(join(root, 'etc/sysusers.d'), { recursive: true });
+    cpSync(join(kvmBundle, 'root/etc/sysusers.d/qemu-harden.conf'), join(root, 'etc/sysusers.d/qemu-harden-kvm.conf'));
     const unit = (g: string) => readFileSync(join(bundle, `root/etc/systemd/system/qemu-${g}.service`), 'utf8');
-    writeFileSync(join(root, 'proof/alpha-beta-systemd.conf'), dropIn(unit('alpha'), '/images/alpha.img', '/images/beta.img', ['AppArmorProfile=']));
+    writeFileSync(join(root, 'proof/alpha-beta-systemd.conf'), diskSwapDropIn(unit('alpha'), '/images/alpha.img', '/images/beta.img', ['AppArmorProfile=']));
     writeFileSync(
       join(root, 'proof/alpha-beta-apparmor.conf'),
-      dropIn(unit('alpha'), '/images/alpha.img', '/images/beta.img', ['InaccessiblePaths=', 'ReadWritePaths=/images/beta.img']),
+      diskSwapDropIn(unit('alpha'), '/images/alpha.img', '/images/beta.img', ['InaccessiblePaths=', 'ReadWritePaths=/images/beta.img']),
     );
     writeFileSync(
       join(root, 'proof/gamma-decoy.conf'),
-      dropIn(unit('gamma'), GLOB_DISK, GLOB_DECOY, ['InaccessiblePaths=', `ReadWritePaths="${GLOB_DECOY}"`]),
+      diskSwapDropIn(unit('gamma'), GLOB_DISK, GLOB_DECOY, ['InaccessiblePaths=', `ReadWritePaths="${GLOB_DECOY}"`]),
     );
     chmodSync(root, 0o755);
     vm = await runVm({
@@ -176,11 +172,12 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
       assert.ok(steps.some((x) => x.startsWith('done') && x.includes(s)), `${s}: ${steps.join(' | ')}`);
   });
 
-  test('udevd applied the rules: /dev/net/tun and /dev/vhost-net to the group, not the world', () => {
+  test('udevd applied the rules: /dev/net/tun and /dev/vhost-net to the group, not the world; the kvm rule reads cleanly', () => {
     assert.equal(result('tun'), 'qemu-net 660');
     assert.equal(result('vhost'), 'qemu-net 660');
-    assert.ok(Number(result('udev_rules_read')) >= 1, 'udevadm test read the bundle’s rules file');
-    assert.equal(result('udev_errors'), '0', 'udevd logged nothing about the rules file');
+    assert.equal(result('udev_read_bundle'), '1', 'udevadm test read the bundle’s rules file');
+    assert.equal(result('udev_read_kvm'), '1', 'and the rules of a KVM bundle, with its kvm rule');
+    assert.equal(result('udev_errors'), '0', 'no complaint about either rules file');
   });
 
   for (const g of guests) {
