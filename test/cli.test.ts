@@ -83,6 +83,25 @@ describe('qemu-harden CLI', () => {
     assert.match(g.stderr, /at most 1048576 bytes/);
     assert.ok(Date.now() - started < 1500, 'a huge file is refused quickly');
 
+    const newer = join(tmp, 'newer.json');
+    writeFileSync(newer, JSON.stringify({ schemaVersion: 7, useCase: 'virtualization', guests: [{ name: 'n' }] }));
+    const nv = cli(['generate', '--answers', newer, '--out', join(tmp, 'nv')]);
+    assert.equal(nv.code, 2);
+    assert.match(nv.stderr, /schemaVersion: is 7, newer than this qemu-harden understands \(1\); upgrade qemu-harden/);
+    noTrace(nv.stderr);
+
+    const unknown = join(tmp, 'unknown.yaml');
+    writeFileSync(unknown, 'schemaVersion: 1\nuseCase: virtualization\nguests:\n  - name: u\n    cdrom: /srv/x.iso\n');
+    const uk = cli(['generate', '--answers', unknown, '--out', join(tmp, 'uk')]);
+    assert.equal(uk.code, 2);
+    assert.match(uk.stderr, /guests\.0: unknown key "cdrom"/);
+
+    const wrongType = join(tmp, 'wrong.json');
+    writeFileSync(wrongType, JSON.stringify({ schemaVersion: 1, useCase: 'virtualization', guests: { name: 'w' } }));
+    const wt = cli(['generate', '--answers', wrongType, '--out', join(tmp, 'wt')]);
+    assert.equal(wt.code, 2);
+    assert.match(wt.stderr, /guests: expected array, received object/);
+
     const arr = join(tmp, 'arr.json');
     writeFileSync(arr, '[1,2]');
     const a = cli(['generate', '--answers', arr, '--out', join(tmp, 'a')]);
@@ -92,7 +111,7 @@ describe('qemu-harden CLI', () => {
     const missing = cli(['generate', '--answers', join(tmp, 'nope.json'), '--out', join(tmp, 'm')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot read .*nope\.json: ENOENT/);
-    assert.deepEqual(readdirSync(tmp).sort(), ['a.yaml', 'arr.json', 'big.json', 'broken.json', 'y']);
+    assert.deepEqual(readdirSync(tmp).sort(), ['a.yaml', 'arr.json', 'big.json', 'broken.json', 'newer.json', 'unknown.yaml', 'wrong.json', 'y']);
   });
 
   test('an existing non-empty OUT is refused without --force and replaced whole with it', (t) => {
