@@ -2,8 +2,8 @@
 // on, under TCG always and under KVM where /dev/kvm works. Devices are private nodes bound over /dev in a
 // private mount namespace; the host's own nodes are never touched.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
@@ -97,3 +97,46 @@ describe('every preset’s QEMU command line boots its guest, unprivileged and s
     }
   }
 });
+
+describe('UEFI firmware with a per-guest vars file', () => {
+  test('the QEMU command line starts OVMF as the guest’s uid, reading its own copy of the vars', async (t) => {
+    requireTool('qemu-system-x86_64', 'qemu-system-x86');
+    const dir = tempDir(t, 'qh-uefi-');
+    chmodSync(dir, 0o755);
+    const uid = 61100;
+    const a = validate({ schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'efi', firmware: { type: 'uefi' }, memoryMiB: 256 }] });
+    const g = a.guests[0]!;
+    if (g.firmware.type !== 'uefi') throw new Error('expected a UEFI guest');
+    requireFile(g.firmware.code, 'ovmf');
+    const state = join(dir, 'state');
+    const log = join(dir, 'log');
+    const run = join(dir, 'run');
+    for (const d of [state, log, run]) {
+      mkdirSync(d);
+      chownSync(d, uid, uid);
+    }
+    copyFileSync(g.firmware.varsTemplate, join(state, 'OVMF_VARS.fd'));
+    chownSync(join(state, 'OVMF_VARS.fd'), uid, uid);
+    const argv = execStart(guestService(a, g)).map((w) =>
+      w.replaceAll('/var/lib/qemu-harden/efi', state).replaceAll('/var/log/qemu-harden/efi', log).replaceAll('/run/qemu-harden/efi', run),
+    );
+    argv[argv.indexOf('-accel') + 1] = 'tcg';
+    argv[argv.indexOf('-cpu') + 1] = 'max';
+    const child = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--no-new-privs', '--', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    t.after(() => child.kill('SIGKILL'));
+    const serial = join(log, 'serial.log');
+    let text = '';
+    for (let i = 0; i < 240 && !text.includes('BdsDxe') && child.exitCode === null; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      text = existsSync(serial) ? readFileSync(serial, 'latin1') : '';
+    }
+    assert.ok(text.includes('BdsDxe'), `OVMF reached its boot manager; QEMU stderr: ${stderr}`);
+    assert.equal(statSync(serial).uid, uid);
+  });
+});
+
+function requireFile(path: string, pkg: string): void {
+  if (!existsSync(path)) throw new Error(`${path} is required for this test: install the Debian package ${pkg}`);
+}
