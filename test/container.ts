@@ -2,7 +2,7 @@
 // /usr (read-only), with private device nodes bound in. The host's own /dev/kvm, /dev/net/tun, users and /etc
 // are never touched.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, closeSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface ContainerOptions {
@@ -105,24 +105,35 @@ export class Container {
     }
   }
 
-  /** Power off, then make sure nothing of the container is left running. */
+  /**
+   * Power off, then make sure nothing of the container is left running: its init is the root of a PID
+   * namespace, so killing it ends every process the container started, QEMU included.
+   */
   async stop(): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    if (this.leader) this.exec(['systemctl', 'poweroff', '--no-block']);
-    const exited = await new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => resolve(false), 20_000);
-      child.once('exit', () => {
-        clearTimeout(t);
-        resolve(true);
+    if (!child) return;
+    if (child.exitCode === null && this.leader) this.exec(['systemctl', 'poweroff', '--no-block']);
+    const exited = (ms: number) =>
+      new Promise<boolean>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(true);
+        const t = setTimeout(() => resolve(false), ms);
+        child.once('exit', () => {
+          clearTimeout(t);
+          resolve(true);
+        });
       });
-    });
-    if (!exited) {
+    await exited(15_000);
+    const alive = (pid: number) => pid > 0 && existsSync(`/proc/${pid}`);
+    if (alive(this.leader)) process.kill(this.leader, 'SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) {
       try {
         process.kill(-child.pid!, 'SIGKILL');
       } catch {
         child.kill('SIGKILL');
       }
+      await exited(10_000);
     }
+    for (let i = 0; i < 40 && alive(this.leader); i++) await new Promise((r) => setTimeout(r, 250));
+    if (alive(this.leader)) throw new Error(`the container's init (pid ${this.leader}) is still running`);
   }
 }
