@@ -1,17 +1,41 @@
-// Bundles the CLI into one ESM file. React and Ink are bundled in; react-devtools-core is never loaded.
+// Bundles the CLI into dist/: the entry dist/qemu-harden.js plus chunks that are loaded only by a dynamic
+// import(). `--version`, `--help`, `presets` and `generate` evaluate the entry and its shared chunks only; React
+// and Ink live in the wizard's chunk. react-devtools-core is never bundled and never loaded.
 import { build } from 'esbuild';
+import { readFile, rm } from 'node:fs/promises';
 
+/** Ink connects to React DevTools when DEV=true. Its check reads `process` imported from node:process, which
+ * esbuild's `define` cannot reach, so the check is replaced by `false` and the branch is dropped. */
+const noDevtools = {
+  name: 'no-devtools',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/]ink[\\/]build[\\/](ink|reconciler)\.js$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      const contents = source.replaceAll('isDev()', 'false');
+      if (contents === source) return { errors: [{ text: `${args.path}: no isDev() call to remove; check how this Ink version loads react-devtools-core` }] };
+      return { contents, loader: 'js' };
+    });
+    b.onResolve({ filter: /^react-devtools-core$/ }, (args) => ({
+      errors: [{ text: `react-devtools-core must not be bundled (imported by ${args.importer})` }],
+    }));
+  },
+};
+
+await rm('dist', { recursive: true, force: true });
 await build({
-  entryPoints: ['src/bin.ts'],
-  outfile: 'dist/qemu-harden.js',
+  entryPoints: { 'qemu-harden': 'src/bin.ts' },
+  outdir: 'dist',
+  // Chunks sit beside the entry: bundled code finds presets/ as ../presets relative to its own file.
+  chunkNames: '[name]-[hash]',
+  splitting: true,
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'esm',
-  minify: false,
+  minify: true,
   legalComments: 'none',
-  external: ['react-devtools-core'],
-  define: { 'process.env.DEV': '"false"' },
+  plugins: [noDevtools],
+  define: { 'process.env.NODE_ENV': '"production"' },
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __qhCreateRequire } from 'node:module';\nconst require = __qhCreateRequire(import.meta.url);",
   },
