@@ -1,0 +1,151 @@
+// `npm run bench`: the speed targets of the built CLI (dist/qemu-harden.js), as medians and ratios measured in
+// this run. Runs are interleaved so that a busy moment on the machine hits both sides of a ratio alike. A missed
+// target prints FAIL but exits 0: CI runs this only to check that it still runs.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(REPO, 'dist', 'qemu-harden.js');
+const RUNS = Number(process.env.BENCH_RUNS ?? 10);
+
+if (!existsSync(BIN)) {
+  console.error('bench: dist/qemu-harden.js is missing; run npm run build first');
+  process.exit(2);
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Wall time of one run in milliseconds; a failed run stops the benchmark. */
+function timed(args, cwd) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`qemu-harden ${args.join(' ')} exited ${r.status}:\n${r.stdout}${r.stderr}`);
+  return ms;
+}
+
+// A pseudo-terminal of 80x24 from Python's pty module. Each run: the time from just before the child is spawned
+// to the first output that has visible text once escape sequences are removed (for `node -e ""`, which prints
+// nothing: to its exit). The child is killed once measured.
+const PTY_HARNESS = String.raw`
+import json, os, pty, re, select, signal, struct, subprocess, sys, termios, fcntl, time
+cmds, runs = json.loads(sys.argv[1]), int(sys.argv[2])
+ESC = re.compile(rb'\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[@-Z\\-_])')
+def once(cmd):
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 80, 0, 0))
+    env = dict(os.environ, TERM='xterm-256color')
+    env.pop('CI', None)
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd['argv'], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cmd['cwd'], start_new_session=True)
+    os.close(slave)
+    buf, first, deadline = b'', None, t0 + 30
+    while time.perf_counter() < deadline:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if not r:
+            continue
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            chunk = b''
+        if not chunk:
+            first = time.perf_counter() if cmd['until'] == 'exit' else None
+            break
+        buf += chunk
+        if cmd['until'] == 'text' and ESC.sub(b'', buf).strip():
+            first = time.perf_counter()
+            break
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait()
+    os.close(master)
+    if first is None:
+        raise SystemExit('no %s from %r within 30 s; output: %r' % (cmd['until'], cmd['argv'], buf[-300:]))
+    return (first - t0) * 1000, ESC.sub(b'', buf).decode('utf8', 'replace').strip().splitlines()[:1]
+out = {c['name']: [] for c in cmds}
+seen = {}
+for _ in range(runs):
+    for c in cmds:
+        ms, text = once(c)
+        out[c['name']].append(ms)
+        seen[c['name']] = text
+print(json.dumps({'times': out, 'first': seen}))
+`;
+
+function firstFrame(scratch) {
+  const cmds = [
+    { name: 'node', argv: [process.execPath, '-e', ''], cwd: scratch, until: 'exit' },
+    { name: 'wizard', argv: [process.execPath, BIN], cwd: scratch, until: 'text' },
+  ];
+  const r = spawnSync('python3', ['-c', PTY_HARNESS, JSON.stringify(cmds), String(RUNS)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) throw new Error(`the pseudo-terminal harness failed (python3 exited ${r.status}):\n${r.stderr}`);
+  const { times, first } = JSON.parse(r.stdout);
+  return { node: median(times.node), wizard: median(times.wizard), firstLine: (first.wizard[0] ?? '').slice(0, 60) };
+}
+
+function answers(guests) {
+  return {
+    schemaVersion: 1,
+    useCase: 'virtualization',
+    guests: Array.from({ length: guests }, (_, i) => {
+      const name = `g${String(i).padStart(4, '0')}`;
+      return { name, vcpus: 1, memoryMiB: 512, disks: [{ path: `/srv/qemu/${name}/disk.qcow2`, format: 'qcow2' }] };
+    }),
+  };
+}
+
+function generate(scratch) {
+  const one = join(scratch, 'one.json');
+  const many = join(scratch, 'many.json');
+  writeFileSync(one, JSON.stringify(answers(1)));
+  writeFileSync(many, JSON.stringify(answers(1000)));
+  const t = { one: [], many: [] };
+  for (let i = 0; i < RUNS; i++) {
+    for (const [key, file] of [['one', one], ['many', many]]) {
+      const out = join(scratch, `out-${key}`);
+      t[key].push(timed(['generate', '--answers', file, '--out', out], scratch));
+      rmSync(out, { recursive: true, force: true });
+    }
+  }
+  return { one: median(t.one), many: median(t.many) };
+}
+
+function verify(scratch) {
+  const bundle = join(scratch, 'multi-tenant');
+  timed(['generate', '--preset', 'multi-tenant', '--out', bundle], scratch);
+  const r = spawnSync(process.execPath, [BIN, 'verify', bundle], { encoding: 'utf8' });
+  if (/^\s+skip\s/m.test(r.stdout)) throw new Error(`verify skipped a check: a real tool is missing (bash scripts/install-test-deps.sh)\n${r.stdout}`);
+  const t = [];
+  for (let i = 0; i < RUNS; i++) t.push(timed(['verify', bundle], scratch));
+  return median(t);
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'qh-bench-'));
+try {
+  const ff = firstFrame(scratch);
+  const gen = generate(scratch);
+  const ver = verify(scratch);
+  const rows = [
+    ['wizard first frame / node -e ""', `${ff.wizard.toFixed(0)} ms / ${ff.node.toFixed(0)} ms = ${(ff.wizard / ff.node).toFixed(2)}x`, '<= 2.5x', ff.wizard / ff.node <= 2.5],
+    ['generate, 1,000 guests', `${gen.many.toFixed(0)} ms`, '<= 1000 ms', gen.many <= 1000],
+    ['generate, 1,000 guests / 1 guest', `${gen.many.toFixed(0)} ms / ${gen.one.toFixed(0)} ms = ${(gen.many / gen.one).toFixed(2)}x`, '<= 10x', gen.many / gen.one <= 10],
+    ['verify multi-tenant (3 guests)', `${ver.toFixed(0)} ms`, '<= 2000 ms', ver <= 2000],
+  ];
+  const head = ['benchmark', `median of ${RUNS}`, 'target', 'result'];
+  const table = [head, ...rows.map(([a, b, c, ok]) => [a, b, c, ok ? 'pass' : 'FAIL'])];
+  const w = head.map((_, i) => Math.max(...table.map((r) => r[i].length)));
+  const line = (r) => `| ${r.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
+  console.log([line(head), `| ${w.map((n) => '-'.repeat(n)).join(' | ')} |`, ...table.slice(1).map(line)].join('\n'));
+  console.log(`\nwizard's first visible line: ${JSON.stringify(ff.firstLine)}`);
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
