@@ -220,8 +220,8 @@ export const hostSchema = z.strictObject({
     .default('qemu-net'),
 });
 
-export const answersSchema = z
-  .strictObject({
+/** The answers document before the cross-field rules: what a draft is checked against while it is edited. */
+export const answersObject = z.strictObject({
     schemaVersion: z.literal(SCHEMA_VERSION, {
       error: (issue) =>
         typeof issue.input === 'number' && issue.input > SCHEMA_VERSION
@@ -234,8 +234,9 @@ export const answersSchema = z
     host: hostSchema.default({ qemuBinary: '/usr/bin/qemu-system-x86_64', kvmGroup: 'kvm', netGroup: 'qemu-net' }),
     guests: z.array(guestSchema).min(1, 'must list at least one guest').max(4096),
     acceptedRisks: z.array(acceptedRiskSchema).default([]),
-  })
-  .superRefine(checkAnswers);
+});
+
+export const answersSchema = answersObject.superRefine(checkAnswers);
 
 export type AnswersInput = z.input<typeof answersSchema>;
 export type Answers = z.output<typeof answersSchema>;

@@ -1,4 +1,13 @@
-export async function runWizard(_opts: { answersFile?: string }): Promise<number> {
-  process.stderr.write('qemu-harden: the interview is not available yet; use qemu-harden generate\n');
-  return 2;
+// The interview: mounted only on a terminal (cli.ts decides before anything of React or Ink is loaded).
+import { render } from 'ink';
+import { readAnswersFile } from './answers.js';
+import { App } from './ui/App.js';
+import { fromAnswers, initialDraft } from './ui/draft.js';
+
+export async function runWizard(opts: { answersFile?: string }): Promise<number> {
+  const draft = opts.answersFile ? fromAnswers(readAnswersFile(opts.answersFile)) : initialDraft();
+  let code = 130;
+  const app = render(<App draft={draft} onExit={(c) => (code = c)} />, { exitOnCtrlC: false });
+  await app.waitUntilExit();
+  return code;
 }

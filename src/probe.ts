@@ -1,0 +1,136 @@
+// The host probe: what this machine offers and what that implies for the bundle. Reads /sys and /proc, and asks
+// QEMU and systemd for their versions through tools.ts; every answer is checked against one schema.
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { run, which } from './tools.js';
+
+export const hostFactsSchema = z.object({
+  cpuVirtualization: z.enum(['vmx', 'svm', 'none']),
+  kvm: z.object({ present: z.boolean(), owner: z.string(), group: z.string(), mode: z.string() }),
+  tun: z.object({ present: z.boolean(), group: z.string(), mode: z.string() }),
+  vhostNet: z.boolean(),
+  qemu: z.object({ binary: z.string().nullable(), version: z.string().nullable(), sandbox: z.boolean() }),
+  systemdVersion: z.number().nullable(),
+  cgroup: z.enum(['v2', 'v1-hybrid', 'unknown']),
+  apparmor: z.boolean(),
+  groups: z.object({ kvm: z.boolean(), qemuNet: z.boolean() }),
+  iommuGroups: z.number(),
+  pci: z.array(z.object({ address: z.string(), description: z.string(), iommuGroup: z.number().nullable(), groupMates: z.array(z.string()) })),
+  usb: z.array(z.object({ vendorId: z.string(), productId: z.string(), description: z.string() })),
+  cpus: z.number(),
+  memoryMiB: z.number(),
+});
+
+export type HostFacts = z.infer<typeof hostFactsSchema>;
+
+function read(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+function node(path: string, groups: Map<number, string>) {
+  try {
+    const st = statSync(path);
+    return { present: true, owner: st.uid === 0 ? 'root' : String(st.uid), group: groups.get(st.gid) ?? String(st.gid), mode: (st.mode & 0o777).toString(8).padStart(4, '0') };
+  } catch {
+    return { present: false, owner: '', group: '', mode: '' };
+  }
+}
+
+function groupsFile(): Map<number, string> {
+  const m = new Map<number, string>();
+  for (const line of read('/etc/group').split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name && gid) m.set(Number(gid), name);
+  }
+  return m;
+}
+
+function listDir(path: string): string[] {
+  try {
+    return readdirSync(path).sort();
+  } catch {
+    return [];
+  }
+}
+
+function pciDevices() {
+  return listDir('/sys/bus/pci/devices').map((address) => {
+    const dir = join('/sys/bus/pci/devices', address);
+    let iommuGroup: number | null = null;
+    try {
+      iommuGroup = Number(readlinkSync(join(dir, 'iommu_group')).split('/').at(-1));
+    } catch {
+      iommuGroup = null;
+    }
+    const groupMates = iommuGroup === null ? [] : listDir(`/sys/kernel/iommu_groups/${iommuGroup}/devices`).filter((d) => d !== address);
+    return { address, description: `class ${read(join(dir, 'class'))} ${read(join(dir, 'vendor'))}:${read(join(dir, 'device'))}`, iommuGroup, groupMates };
+  });
+}
+
+function usbDevices() {
+  return listDir('/sys/bus/usb/devices')
+    .map((d) => join('/sys/bus/usb/devices', d))
+    .filter((d) => existsSync(join(d, 'idVendor')) && read(join(d, 'bDeviceClass')) !== '09')
+    .map((d) => ({ vendorId: read(join(d, 'idVendor')), productId: read(join(d, 'idProduct')), description: read(join(d, 'product')) || 'USB device' }));
+}
+
+/** The quick part, from files only: no process is started. */
+export function probeFiles(): Omit<HostFacts, 'qemu' | 'systemdVersion'> {
+  const cpuinfo = read('/proc/cpuinfo');
+  const groups = groupsFile();
+  const names = new Set(groups.values());
+  const tun = node('/dev/net/tun', groups);
+  return {
+    cpuVirtualization: /\bvmx\b/.test(cpuinfo) ? 'vmx' : /\bsvm\b/.test(cpuinfo) ? 'svm' : 'none',
+    kvm: node('/dev/kvm', groups),
+    tun: { present: tun.present, group: tun.group, mode: tun.mode },
+    vhostNet: existsSync('/dev/vhost-net'),
+    cgroup: existsSync('/sys/fs/cgroup/cgroup.controllers') ? 'v2' : existsSync('/sys/fs/cgroup/unified') || existsSync('/sys/fs/cgroup/memory') ? 'v1-hybrid' : 'unknown',
+    apparmor: read('/sys/module/apparmor/parameters/enabled') === 'Y',
+    groups: { kvm: names.has('kvm'), qemuNet: names.has('qemu-net') },
+    iommuGroups: listDir('/sys/kernel/iommu_groups').length,
+    pci: pciDevices(),
+    usb: usbDevices(),
+    cpus: (cpuinfo.match(/^processor\s*:/gm) ?? []).length || 1,
+    memoryMiB: Math.floor(Number(/^MemTotal:\s+(\d+)/m.exec(read('/proc/meminfo'))?.[1] ?? 0) / 1024),
+  };
+}
+
+export async function probeHost(qemuBinary = 'qemu-system-x86_64'): Promise<HostFacts> {
+  const files = probeFiles();
+  const binary = qemuBinary.startsWith('/') ? (existsSync(qemuBinary) ? qemuBinary : null) : (which(qemuBinary) ?? null);
+  const [version, sandbox, systemd] = await Promise.all([
+    binary ? run(binary, ['--version'], { timeoutMs: 5000 }) : undefined,
+    binary ? run(binary, ['-sandbox', 'on', '-machine', 'none', '-display', 'none', '-nodefaults', '-S', '-qmp', 'stdio'], { timeoutMs: 5000, input: '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n' }) : undefined,
+    which('systemctl') ? run(which('systemctl')!, ['--version'], { timeoutMs: 5000 }) : undefined,
+  ]);
+  return hostFactsSchema.parse({
+    ...files,
+    qemu: {
+      binary,
+      version: /version ([0-9.]+)/.exec(version?.stdout ?? '')?.[1] ?? null,
+      sandbox: sandbox?.exitCode === 0,
+    },
+    systemdVersion: Number(/^systemd (\d+)/.exec(systemd?.stdout ?? '')?.[1]) || null,
+  });
+}
+
+/** What the facts mean for the bundle, in a line each. */
+export function implications(h: HostFacts): string[] {
+  const out: string[] = [];
+  out.push(h.kvm.present ? `/dev/kvm is here (${h.kvm.owner}:${h.kvm.group} ${h.kvm.mode}): the virtualization use case is available` : 'No /dev/kvm: only emulation (TCG) runs here, and QEMU then promises no isolation');
+  if (h.kvm.present && h.kvm.mode.endsWith('6')) out.push('/dev/kvm is open to every user; the bundle’s udev rule gives it to the kvm group only');
+  if (h.tun.present && h.tun.mode.endsWith('6')) out.push('/dev/net/tun is open to every user; the bundle gives it to the qemu-net group');
+  out.push(h.qemu.binary ? `QEMU ${h.qemu.version ?? '?'} at ${h.qemu.binary}${h.qemu.sandbox ? ', -sandbox supported' : ', -sandbox NOT supported: its seccomp filter cannot be used'}` : 'QEMU is not installed here: the bundle can still be generated for another host');
+  out.push(h.apparmor ? 'AppArmor is enabled: the profiles will be enforced' : 'AppArmor is not enabled: the profiles are written but not enforced');
+  out.push(h.cgroup === 'v2' ? 'cgroup v2: every limit in the units is enforced' : 'cgroup v1: some limits (IO, memory.high) are enforced differently or not at all');
+  out.push(h.vhostNet ? 'vhost-net is available for tap networking' : 'No /dev/vhost-net: tap guests should run with vhost off');
+  if (h.systemdVersion !== null && h.systemdVersion < 247) out.push(`systemd ${h.systemdVersion} is older than 247: some sandboxing settings are ignored`);
+  out.push(h.iommuGroups > 0 ? `${h.iommuGroups} IOMMU groups: PCI passthrough is possible` : 'No IOMMU groups: PCI passthrough is not possible here');
+  return out;
+}

@@ -1,0 +1,324 @@
+// The interview's view. It renders the state and turns keys into actions; everything it decides is in state.ts,
+// everything it writes goes through plan() and writeBundle(), exactly as `generate` does.
+import { Box, Text, useApp, useInput } from 'ink';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { useEffect, useMemo, useReducer } from 'react';
+import { STEPS } from '../../steps/index.js';
+import { InputError, validate } from '../answers.js';
+import { writeBundle } from '../bundle.js';
+import * as G from '../guest.js';
+import type { Answers } from '../model.js';
+import { answersJson, plan, type BundleFile } from '../plan.js';
+import { probeHost, type HostFacts } from '../probe.js';
+import { RISKS, requiredRisks } from '../rules.js';
+import { exposureOf, exposureTarget } from '../verify.js';
+import type { Draft } from './draft.js';
+import { display } from './fields.js';
+import { DONE, fieldsOf, initialState, reducer, REVIEW, REVIEW_FIELDS, stepIssues, type State } from './state.js';
+
+const color = (c: string) => (process.env.NO_COLOR ? undefined : c);
+
+export interface AppProps {
+  draft: Draft;
+  outDir?: string;
+  probe?: () => Promise<HostFacts>;
+  onExit: (code: number) => void;
+}
+
+function tryValidate(d: Draft): { answers?: Answers; errors?: string[] } {
+  try {
+    return { answers: validate(d) };
+  } catch (e) {
+    if (e instanceof InputError) return { errors: e.message.split('\n') };
+    throw e;
+  }
+}
+
+function footer(s: State): string {
+  if (s.quitting) return 'y quit without writing · n keep going';
+  if (s.review.confirmReplace) return 'y replace it · n keep it';
+  const step = STEPS[s.step]!;
+  if (s.step === DONE) return 'Enter exit · ? why · ^C quit';
+  const keys = ['Enter ' + (s.step === REVIEW ? 'do it' : 'next'), 'Esc/⇧Tab back', 'Tab/↑↓ field', '←→ change'];
+  if (step.perGuest) keys.push('PgUp/PgDn guest');
+  if (s.step === REVIEW) keys.push('PgUp/PgDn scroll');
+  if (step.add) keys.push(`^N ${step.addLabel}`, '^D remove');
+  keys.push('? why', '^C quit');
+  return keys.join(' · ');
+}
+
+function Header({ s }: { s: State }) {
+  const step = STEPS[s.step]!;
+  const guest = step.perGuest ? ` · guest ${s.guest + 1}/${s.draft.guests.length} "${String(s.draft.guests[s.guest]?.name ?? '')}"` : '';
+  return (
+    <Text bold color={color('cyan')}>
+      qemu-harden · {s.step + 1}/{STEPS.length} {step.title}
+      {guest}
+    </Text>
+  );
+}
+
+function Why({ s }: { s: State }) {
+  if (!s.help) return null;
+  return (
+    <Box borderStyle="round" flexDirection="column" paddingX={1}>
+      {STEPS[s.step]!.why.map((l, i) => (
+        <Text key={i}>{l}</Text>
+      ))}
+    </Box>
+  );
+}
+
+function Form({ s }: { s: State }) {
+  const step = STEPS[s.step]!;
+  const fields = fieldsOf(s);
+  const issues = stepIssues(s);
+  const ctx = { draft: s.draft, guest: s.guest, host: s.host };
+  const notes = (step.notes?.(ctx) ?? []).slice(0, 9);
+  const shown = new Set<string>();
+  const start = Math.max(0, Math.min(s.field - 5, fields.length - 11));
+  return (
+    <Box flexDirection="column">
+      {notes.map((n, i) => (
+        <Text key={`n${i}`} color={color('yellow')}>
+          {n}
+        </Text>
+      ))}
+      {fields.slice(start, start + 11).map((f, k) => {
+        const i = start + k;
+        const key = f.path.join('.');
+        const issue = issues.find((x) => x.path === key || x.path.startsWith(`${key}.`));
+        if (issue) shown.add(issue.path);
+        const focused = i === s.field;
+        const value = display(s.draft, f);
+        return (
+          <Text key={key} wrap="truncate-end">
+            <Text color={focused ? color('cyan') : undefined}>{focused ? '› ' : '  '}</Text>
+            <Text>{f.label.padEnd(30)}</Text>
+            <Text inverse={focused && (f.kind === 'text' || f.kind === 'number')}>{(value || (focused ? ' ' : '—')) + (f.kind === 'select' || f.kind === 'toggle' ? (focused ? ' ◂▸' : '') : '')}</Text>
+            {issue ? <Text color={color('red')}> ✗ {issue.message}</Text> : focused && f.hint ? <Text dimColor> {f.hint}</Text> : null}
+          </Text>
+        );
+      })}
+      {fields.length === 0 && step.add ? <Text dimColor>Nothing yet: Ctrl+N to {step.addLabel}.</Text> : null}
+      {issues
+        .filter((x) => !shown.has(x.path))
+        .slice(0, 3)
+        .map((x) => (
+          <Text key={x.path} color={color('red')} wrap="truncate-end">
+            ✗ {x.path}: {x.message}
+          </Text>
+        ))}
+    </Box>
+  );
+}
+
+function fileTree(files: BundleFile[], selected: number): string[] {
+  const start = Math.max(0, Math.min(selected - 3, files.length - 7));
+  return files.slice(start, start + 7).map((f, k) => `${start + k === selected ? '›' : ' '} ${f.path}`);
+}
+
+function Review({ s, answers, errors }: { s: State; answers?: Answers; errors?: string[] }) {
+  const files = useMemo(() => (answers ? plan(answers) : []), [answers]);
+  const r = s.review;
+  const focus = REVIEW_FIELDS[s.field];
+  if (!answers)
+    return (
+      <Box flexDirection="column">
+        <Text color={color('red')}>The answers are not valid yet; go back (Esc) and fix:</Text>
+        {(errors ?? []).slice(0, 12).map((e) => (
+          <Text key={e} color={color('red')} wrap="truncate-end">
+            ✗ {e}
+          </Text>
+        ))}
+      </Box>
+    );
+  const file = files[Math.min(r.file, files.length - 1)]!;
+  const lines = file.content.split('\n');
+  const risks = requiredRisks(answers);
+  const row = (label: string, value: string, i: number) => (
+    <Text wrap="truncate-end">
+      <Text color={focus === REVIEW_FIELDS[i] ? color('cyan') : undefined}>{focus === REVIEW_FIELDS[i] ? '› ' : '  '}</Text>
+      {label.padEnd(12)}
+      <Text inverse={focus === 'out' && i === 1}>{value}</Text>
+    </Text>
+  );
+  return (
+    <Box flexDirection="column">
+      {row('Action', r.action === 'bundle' ? 'write the bundle ◂▸' : 'save answers only ◂▸', 0)}
+      {row('Output', r.action === 'bundle' ? r.outDir : `${r.outDir}.answers.json`, 1)}
+      {row('Show', (['files', 'risks', 'map'] as const).map((t) => (t === r.tab ? `[${t}]` : ` ${t} `)).join(' '), 2)}
+      {r.confirmReplace ? <Text color={color('yellow')}>{resolve(r.outDir)} exists and is not empty. Replace it? (y/n)</Text> : null}
+      {s.error ? <Text color={color('red')}>{s.error}</Text> : null}
+      {r.tab === 'files' ? (
+        <Box flexDirection="column">
+          <Text dimColor wrap="truncate-end">
+            {files.length} files · {file.why}
+          </Text>
+          {fileTree(files, r.file).map((l) => (
+            <Text key={l} wrap="truncate-end" color={l.startsWith('›') ? color('cyan') : undefined}>
+              {l}
+            </Text>
+          ))}
+          {lines.slice(r.scroll, r.scroll + 6).map((l, i) => (
+            <Text key={i} dimColor wrap="truncate-end">
+              {'  │ '}
+              {l}
+            </Text>
+          ))}
+        </Box>
+      ) : r.tab === 'risks' ? (
+        <Box flexDirection="column">
+          {risks.length === 0 ? <Text>No accepted risks: every choice is the secure default.</Text> : null}
+          {risks.slice(0, 12).map((x) => (
+            <Text key={`${x.risk}${x.guest}`} wrap="truncate-end" color={color('yellow')}>
+              ! {RISKS[x.risk].title}
+              {x.guest ? ` (${x.guest})` : ''}: {answers.acceptedRisks.find((a) => a.risk === x.risk && a.guest === x.guest)?.reason}
+            </Text>
+          ))}
+        </Box>
+      ) : (
+        <Box flexDirection="column">
+          {answers.guests.slice(0, 3).map((g) => {
+            const e = s.exposure[g.name];
+            const reach = [...G.filesOf(g).map((f) => `${f.path} (${f.access})`), ...G.devicesOf(answers, g).map((d) => `${d.path} (${d.access})`), G.runtimeDir(g)];
+            return (
+              <Box key={g.name} flexDirection="column">
+                <Text wrap="truncate-end">
+                  <Text bold>{g.name}</Text> as {G.userName(g)} · exposure{' '}
+                  {e === undefined ? 'measuring…' : e === 'unavailable' ? 'n/a (systemd-analyze not installed)' : `${e} (target ≤ ${exposureTarget(g)})`}
+                </Text>
+                <Text wrap="truncate-end" dimColor>
+                  {'  reaches: '}
+                  {reach.join(', ')}
+                </Text>
+              </Box>
+            );
+          })}
+          {answers.guests.length > 3 ? <Text dimColor>… and {answers.guests.length - 3} more guests (see the bundle README)</Text> : null}
+        </Box>
+      )}
+    </Box>
+  );
+}
+
+function Done({ s }: { s: State }) {
+  const o = s.outcome!;
+  return (
+    <Box flexDirection="column">
+      <Text color={color('green')}>
+        ✔ {o.kind === 'bundle' ? 'Bundle written to' : 'Answers saved to'} {o.path}
+      </Text>
+      <Text> </Text>
+      {o.kind === 'bundle' ? (
+        <>
+          <Text>Next:</Text>
+          <Text>  qemu-harden verify {o.path}</Text>
+          <Text>  qemu-harden apply {o.path} --dry-run</Text>
+          <Text>  sudo qemu-harden apply {o.path}</Text>
+        </>
+      ) : (
+        <>
+          <Text>Next:</Text>
+          <Text>  qemu-harden generate --answers {o.path} --out ./qemu-harden-bundle</Text>
+          <Text>  qemu-harden --answers {o.path}   (to edit it again)</Text>
+        </>
+      )}
+    </Box>
+  );
+}
+
+export function App({ draft, outDir, probe = () => probeHost(), onExit }: AppProps) {
+  const [s, dispatch] = useReducer(reducer, undefined, () => initialState(draft, outDir));
+  const { exit } = useApp();
+
+  useInput((input, key) => dispatch({ type: 'key', input, key }));
+
+  useEffect(() => {
+    const t = setTimeout(() => {
+      probe().then(
+        (facts) => dispatch({ type: 'host', facts }),
+        () => undefined,
+      );
+    }, 0);
+    return () => clearTimeout(t);
+  }, [probe]);
+
+  const validated = useMemo(() => (s.step >= REVIEW ? tryValidate(s.draft) : {}), [s.step, s.draft]);
+
+  useEffect(() => {
+    if (s.step !== REVIEW || !validated.answers) return;
+    const answers = validated.answers;
+    let cancelled = false;
+    const dir = mkdtempSync(join(tmpdir(), 'qemu-harden-review-'));
+    (async () => {
+      for (const g of answers.guests) {
+        if (cancelled || s.exposure[g.name] !== undefined) continue;
+        const unit = plan(answers).find((f) => f.path === `root/etc/systemd/system/${G.unitName(g)}`)!;
+        const file = join(dir, G.unitName(g));
+        writeFileSync(file, unit.content);
+        const score = await exposureOf(file);
+        if (!cancelled) dispatch({ type: 'exposure', guest: g.name, score: score ?? 'unavailable' });
+      }
+      rmSync(dir, { recursive: true, force: true });
+    })();
+    return () => {
+      cancelled = true;
+    };
+  }, [s.step, validated.answers]);
+
+  useEffect(() => {
+    if (s.pending !== 'write') return;
+    const answers = validated.answers;
+    if (!answers) {
+      dispatch({ type: 'writeFailed', message: 'The answers are not valid yet.' });
+      return;
+    }
+    try {
+      if (s.review.action === 'answers') {
+        const path = resolve(`${s.review.outDir}.answers.json`);
+        writeFileSync(path, answersJson(answers));
+        dispatch({ type: 'written', kind: 'answers', path });
+        return;
+      }
+      const out = resolve(s.review.outDir);
+      let nonEmpty = false;
+      try {
+        nonEmpty = readdirSync(out).length > 0;
+      } catch {
+        nonEmpty = false;
+      }
+      if (nonEmpty && !s.review.force) {
+        dispatch({ type: 'replaceNeeded' });
+        return;
+      }
+      writeBundle(out, plan(answers), true);
+      dispatch({ type: 'written', kind: 'bundle', path: out });
+    } catch (e) {
+      dispatch({ type: 'writeFailed', message: e instanceof Error ? e.message : String(e) });
+    }
+  }, [s.pending]);
+
+  useEffect(() => {
+    if (s.exit === undefined) return;
+    onExit(s.exit);
+    exit();
+  }, [s.exit]);
+
+  const step = STEPS[s.step]!;
+  return (
+    <Box flexDirection="column">
+      <Header s={s} />
+      {s.step === REVIEW ? <Review s={s} answers={validated.answers} errors={validated.errors} /> : s.step === DONE && s.outcome ? <Done s={s} /> : <Form s={s} />}
+      {s.step !== REVIEW && s.error ? <Text color={color('red')}>{s.error}</Text> : null}
+      <Why s={s} />
+      {s.quitting ? <Text color={color('yellow')}>Quit without writing anything? (y/n)</Text> : null}
+      <Text dimColor wrap="wrap">
+        {footer(s)}
+      </Text>
+      {step.id === 'host' && !s.help ? <Text dimColor>Press ? on any step for why it matters.</Text> : null}
+    </Box>
+  );
+}

@@ -1,0 +1,67 @@
+// The draft the interview edits: a plain answers document, checked by the same schema as `generate`.
+import { issuesFor } from '../answers.js';
+import { answersObject } from '../model.js';
+import { RISKS, requiredRisks, type RiskId } from '../rules.js';
+
+export type Draft = Record<string, unknown> & { guests: Record<string, unknown>[]; acceptedRisks: { risk: string; guest?: string; reason: string }[] };
+
+export function newGuest(n: number): Record<string, unknown> {
+  return { name: `guest${n}`, vcpus: 1, memoryMiB: 1024, machine: 'q35', firmware: { type: 'bios' }, disks: [], network: { mode: 'none' }, display: { mode: 'none' } };
+}
+
+export function initialDraft(): Draft {
+  return { schemaVersion: 1, useCase: 'virtualization', guests: [newGuest(1)], acceptedRisks: [] };
+}
+
+export function fromAnswers(doc: unknown): Draft {
+  const d = structuredClone(doc) as Draft;
+  if (!Array.isArray(d.guests) || d.guests.length === 0) d.guests = [newGuest(1)];
+  if (!Array.isArray(d.acceptedRisks)) d.acceptedRisks = [];
+  return d;
+}
+
+export function getIn(doc: unknown, path: (string | number)[]): unknown {
+  let cur = doc;
+  for (const k of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string | number, unknown>)[k];
+  }
+  return cur;
+}
+
+/** A copy of doc with path set to value (undefined deletes), creating objects on the way. */
+export function setIn<T>(doc: T, path: (string | number)[], value: unknown): T {
+  const root = structuredClone(doc) as Record<string | number, unknown>;
+  let cur = root;
+  for (const k of path.slice(0, -1)) {
+    if (cur[k] === null || typeof cur[k] !== 'object') cur[k] = {};
+    cur = cur[k] as Record<string | number, unknown>;
+  }
+  const last = path[path.length - 1]!;
+  if (value === undefined) delete cur[last];
+  else cur[last] = value;
+  return root as T;
+}
+
+/** The risks the draft takes, once its fields parse; undefined while they do not. */
+export function draftRisks(d: Draft): { risk: RiskId; guest?: string; title: string }[] | undefined {
+  const r = answersObject.safeParse({ ...d, acceptedRisks: [] });
+  if (!r.success) return undefined;
+  return requiredRisks(r.data).map((x) => ({ ...x, title: RISKS[x.risk].title }));
+}
+
+/** Keep exactly one acceptance per risk taken: new ones start empty, ones no longer taken are dropped. */
+export function syncRisks(d: Draft): Draft {
+  const risks = draftRisks(d);
+  if (!risks) return d;
+  const key = (r: { risk: string; guest?: string }) => `${r.risk}@${r.guest ?? ''}`;
+  const have = new Map(d.acceptedRisks.map((r) => [key(r), r]));
+  const next = risks.map((r) => have.get(key(r)) ?? { risk: r.risk, ...(r.guest ? { guest: r.guest } : {}), reason: '' });
+  return { ...d, acceptedRisks: next };
+}
+
+export function issuesByPath(d: Draft): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const i of issuesFor(d)) if (!m.has(i.path)) m.set(i.path, i.message);
+  return m;
+}

@@ -1,0 +1,50 @@
+import { existsSync, statSync } from 'node:fs';
+import { g, type Field, type Step } from '../src/ui/fields.js';
+
+const disksOf = (d: Record<string, unknown>) => (Array.isArray(d.disks) ? (d.disks as Record<string, unknown>[]) : []);
+
+export const disks: Step = {
+  id: 'disks',
+  title: 'Disks and user-supplied files',
+  perGuest: true,
+  why: [
+    'Disk images, kernels and device trees come from users and are untrusted input to QEMU. The format is',
+    'written down, never guessed: a raw image that looks like qcow2 must not make QEMU open a backing file.',
+    'A writable disk belongs to one guest only, and kernels, initrds and ISOs are read-only.',
+  ],
+  notes: (ctx) =>
+    disksOf(ctx.draft.guests[ctx.guest]!).map((d, i) => {
+      const p = String(d.path ?? '');
+      if (!p.startsWith('/')) return `disk ${i + 1}: no path yet`;
+      if (!existsSync(p)) return `disk ${i + 1}: ${p} does not exist here (fine if the bundle is for another host)`;
+      const st = statSync(p);
+      return `disk ${i + 1}: ${p} exists here, ${st.isBlockDevice() ? 'a block device' : `${Math.round(st.size / 1048576)} MiB`}`;
+    }),
+  fields: (ctx) =>
+    disksOf(ctx.draft.guests[ctx.guest]!).flatMap((_, i): Field[] => [
+      { label: `Disk ${i + 1} path`, kind: 'text', path: g(ctx, 'disks', i, 'path') },
+      {
+        label: `Disk ${i + 1} format`,
+        kind: 'select',
+        path: g(ctx, 'disks', i, 'format'),
+        options: [
+          { value: 'qcow2', label: 'qcow2' },
+          { value: 'raw', label: 'raw' },
+        ],
+      },
+      { label: `Disk ${i + 1} read-only`, kind: 'toggle', path: g(ctx, 'disks', i, 'readOnly') },
+    ]),
+  addLabel: 'add disk',
+  add: (ctx) => {
+    const d = structuredClone(ctx.draft);
+    const guest = d.guests[ctx.guest]!;
+    guest.disks = [...disksOf(guest), { path: '', format: 'qcow2', readOnly: false }];
+    return d;
+  },
+  remove: (ctx, field) => {
+    const d = structuredClone(ctx.draft);
+    const guest = d.guests[ctx.guest]!;
+    guest.disks = disksOf(guest).filter((_, i) => i !== Math.floor(field / 3));
+    return d;
+  },
+};

@@ -1,0 +1,46 @@
+import { g, type Field, type Step } from '../src/ui/fields.js';
+
+export const display: Step = {
+  id: 'display',
+  title: 'Display and consoles',
+  perGuest: true,
+  why: [
+    'VNC and SPICE are protocol parsers that face whoever connects. A unix socket keeps them on the host,',
+    'reachable only by users you allow. Over TCP they need TLS with client certificates. QMP and the serial',
+    'console are always unix sockets under /run/qemu-harden/<guest>, and the serial output is logged.',
+  ],
+  fields: (ctx) => {
+    const mode = String((ctx.draft.guests[ctx.guest]?.display as { mode?: string })?.mode ?? 'none');
+    const out: Field[] = [
+      {
+        label: 'Display',
+        kind: 'select',
+        path: g(ctx, 'display', 'mode'),
+        options: [
+          { value: 'none', label: 'none' },
+          { value: 'vnc-unix', label: 'VNC on a unix socket' },
+          { value: 'vnc-tls', label: 'VNC over TCP with TLS' },
+          { value: 'spice-tls', label: 'SPICE over TCP with TLS' },
+        ],
+        set: (d, v) => {
+          const copy = structuredClone(d);
+          copy.guests[ctx.guest]!.display =
+            v === 'vnc-tls' || v === 'spice-tls' ? { mode: v, listen: '127.0.0.1', port: v === 'vnc-tls' ? 5900 : 5930, tlsDir: '/etc/pki/qemu' } : { mode: v };
+          return copy;
+        },
+      },
+    ];
+    if (mode === 'vnc-tls' || mode === 'spice-tls')
+      out.push(
+        { label: 'Listen address', kind: 'text', path: g(ctx, 'display', 'listen') },
+        { label: 'Port', kind: 'number', path: g(ctx, 'display', 'port') },
+        { label: 'TLS directory', kind: 'text', path: g(ctx, 'display', 'tlsDir') },
+      );
+    out.push({ label: 'Serial console', kind: 'toggle', path: g(ctx, 'serial', 'enabled'), set: (d, v) => {
+      const copy = structuredClone(d);
+      copy.guests[ctx.guest]!.serial = { enabled: v };
+      return copy;
+    } });
+    return out;
+  },
+};

@@ -1,0 +1,40 @@
+import { g, type Field, type Step } from '../src/ui/fields.js';
+
+const remoteFields = (ctx: Parameters<Step['fields']>[0], kind: 'migration' | 'nbd', port: number): Field[] => {
+  const r = ctx.draft.guests[ctx.guest]![kind] as { enabled?: boolean; tls?: boolean } | undefined;
+  const name = kind === 'nbd' ? 'NBD export' : 'Live migration';
+  const out: Field[] = [
+    {
+      label: name,
+      kind: 'toggle',
+      path: g(ctx, kind, 'enabled'),
+      set: (d, v) => {
+        const copy = structuredClone(d);
+        const guest = copy.guests[ctx.guest]!;
+        if (v) guest[kind] = { enabled: true, tls: true, listen: '127.0.0.1', port, tlsDir: '/etc/pki/qemu' };
+        else delete guest[kind];
+        return copy;
+      },
+    },
+  ];
+  if (r?.enabled)
+    out.push(
+      { label: `${name} TLS`, kind: 'toggle', path: g(ctx, kind, 'tls') },
+      { label: `${name} listen`, kind: 'text', path: g(ctx, kind, 'listen') },
+      { label: `${name} port`, kind: 'number', path: g(ctx, kind, 'port') },
+      ...(r.tls ? [{ label: `${name} TLS dir`, kind: 'text' as const, path: g(ctx, kind, 'tlsDir') }] : []),
+    );
+  return out;
+};
+
+export const remote: Step = {
+  id: 'remote',
+  title: 'Remote protocols',
+  perGuest: true,
+  why: [
+    'Live migration and NBD move guest memory and disks over the network, and QEMU parses whatever arrives.',
+    'Both are off unless you need them, and TLS with client certificates is the default when they are on;',
+    'plain text is a risk you will be asked to accept.',
+  ],
+  fields: (ctx) => [...remoteFields(ctx, 'migration', 49152), ...remoteFields(ctx, 'nbd', 10809)],
+};

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { STEPS } from '../steps/index.js';
+import { initialDraft } from '../src/ui/draft.js';
+import { DONE, fieldsOf, initialState, reducer, resolveKey, REVIEW, stepIssues, typeInto, type KeyInfo, type State } from '../src/ui/state.js';
+
+const press = (s: State, input: string, key: KeyInfo = {}) => reducer(s, { type: 'key', input, key });
+const enter = (s: State) => press(s, '', { return: true });
+const esc = (s: State) => press(s, '', { escape: true });
+const tab = (s: State) => press(s, '', { tab: true });
+const right = (s: State) => press(s, '', { rightArrow: true });
+const type = (s: State, text: string) => press(s, text);
+const stepId = (s: State) => STEPS[s.step]!.id;
+const goTo = (s: State, id: string) => {
+  while (stepId(s) !== id) {
+    const next = enter(s);
+    assert.notEqual(next.step, s.step, `stuck on ${stepId(s)}: ${JSON.stringify(stepIssues(s))}`);
+    s = next;
+  }
+  return s;
+};
+
+describe('wizard keymap', () => {
+  test('named commands; ? and space are typed inside text fields', () => {
+    assert.equal(resolveKey('', { return: true }, false), 'next');
+    assert.equal(resolveKey('', { escape: true }, false), 'back');
+    assert.equal(resolveKey('', { tab: true, shift: true }, false), 'back');
+    assert.equal(resolveKey('', { tab: true }, false), 'fieldNext');
+    assert.equal(resolveKey('c', { ctrl: true }, true), 'quit');
+    assert.equal(resolveKey('?', {}, false), 'help');
+    assert.equal(resolveKey('?', {}, true), 'char');
+    assert.equal(resolveKey(' ', {}, true), 'char');
+    assert.equal(typeInto('abc', 'x\u007f\u007fyz'), 'abyz');
+  });
+});
+
+describe('wizard reducer', () => {
+  test('the steps, in order, end in review and done', () => {
+    assert.deepEqual(STEPS.map((s) => s.id), ['host', 'usecase', 'guests', 'disks', 'network', 'display', 'passthrough', 'remote', 'limits', 'isolation', 'review', 'done']);
+  });
+
+  test('an invalid value blocks Enter with the message generate gives; fixing it lets the interview go on', () => {
+    let s = goTo(initialState(initialDraft()), 'guests');
+    s = tab(s);
+    s = type(s, 'x');
+    const issues = stepIssues(s);
+    assert.deepEqual(issues, [{ path: 'guests.0.vcpus', message: 'expected number, received string' }]);
+    const blocked = enter(s);
+    assert.equal(stepId(blocked), 'guests');
+    assert.match(blocked.error!, /Fix the marked fields/);
+    s = press(s, '\u007f', { backspace: true });
+    s = press(s, '\u007f', { backspace: true });
+    s = type(s, '4');
+    assert.equal(s.draft.guests[0]!.vcpus, 4);
+    assert.equal(stepId(enter(s)), 'disks');
+  });
+
+  test('Esc goes back without losing answers', () => {
+    let s = goTo(initialState(initialDraft()), 'guests');
+    for (let i = 0; i < 6; i++) s = press(s, '\u007f', { backspace: true });
+    s = type(s, 'web');
+    s = enter(s);
+    s = esc(esc(s));
+    assert.equal(stepId(s), 'usecase');
+    s = enter(s);
+    assert.equal(s.draft.guests[0]!.name, 'web');
+  });
+
+  test('choosing emulation asks for a reason, which becomes the accepted risk', () => {
+    let s = goTo(initialState(initialDraft()), 'usecase');
+    s = right(s);
+    assert.equal(s.draft.useCase, 'emulation');
+    assert.deepEqual(s.draft.acceptedRisks, [{ risk: 'emulation', reason: '' }]);
+    assert.equal(fieldsOf(s).length, 2);
+    assert.equal(stepId(enter(s)), 'usecase', 'an empty reason blocks the step');
+    s = tab(s);
+    s = type(s, 'trusted build inputs only');
+    s = enter(s);
+    assert.equal(stepId(s), 'guests');
+    assert.equal(s.draft.acceptedRisks[0]!.reason, 'trusted build inputs only');
+    s = esc(s);
+    s = press(s, '', { leftArrow: true });
+    assert.deepEqual(s.draft.acceptedRisks, [], 'back to KVM: the acceptance goes away');
+  });
+
+  test('relaxing the sandbox needs a typed reason on the isolation step', () => {
+    let s = goTo(initialState(initialDraft()), 'isolation');
+    s = tab(tab(tab(s)));
+    assert.match(fieldsOf(s)[s.field]!.label, /fork and exec/);
+    s = press(s, ' ');
+    assert.equal((s.draft.guests[0]!.isolation as { sandbox: { spawn: string } }).sandbox.spawn, 'allow');
+    assert.deepEqual(s.draft.acceptedRisks, [{ risk: 'sandbox-spawn', guest: 'guest1', reason: '' }]);
+    assert.equal(stepId(enter(s)), 'isolation');
+    s = { ...s, field: fieldsOf(s).length - 1 };
+    s = type(s, 'a helper we audited and need');
+    assert.equal(stepId(enter(s)), 'review');
+  });
+
+  test('guests and disks are added and removed with Ctrl+N / Ctrl+D', () => {
+    let s = goTo(initialState(initialDraft()), 'guests');
+    s = press(s, 'n', { ctrl: true });
+    assert.equal(s.draft.guests.length, 2);
+    assert.equal(s.guest, 1);
+    s = press(s, 'd', { ctrl: true });
+    assert.equal(s.draft.guests.length, 1);
+    s = enter(s);
+    s = press(s, 'n', { ctrl: true });
+    assert.equal((s.draft.guests[0]!.disks as unknown[]).length, 1);
+    assert.equal(fieldsOf(s)[s.field]!.label, 'Disk 1 path');
+    assert.equal(stepId(enter(s)), 'disks', 'a disk without a path blocks the step');
+    s = type(s, '/srv/a.img');
+    assert.equal(stepId(enter(s)), 'network');
+  });
+
+  test('Ctrl+C asks first; y exits 130, n goes on', () => {
+    let s = press(initialState(initialDraft()), 'c', { ctrl: true });
+    assert.equal(s.quitting, true);
+    assert.equal(press(s, 'n').quitting, false);
+    s = press(s, 'y');
+    assert.equal(s.exit, 130);
+  });
+
+  test('review writes only on Enter, and done exits 0', () => {
+    let s = goTo(initialState(initialDraft(), '/tmp/x'), 'review');
+    assert.equal(s.step, REVIEW);
+    s = enter(s);
+    assert.equal(s.pending, 'write');
+    s = reducer(s, { type: 'written', kind: 'bundle', path: '/tmp/x' });
+    assert.equal(s.step, DONE);
+    assert.equal(enter(s).exit, 0);
+  });
+});
