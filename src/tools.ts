@@ -1,5 +1,5 @@
 // The one place qemu-harden runs other programs: resolved on PATH, never through a shell, always with a timeout.
-import { execa } from 'execa';
+// execa is imported on the first run, so that the wizard's first frame does not wait for it.
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
@@ -32,6 +32,7 @@ export async function run(
   args: string[],
   opts: { timeoutMs?: number; env?: Record<string, string>; cwd?: string; input?: string } = {},
 ): Promise<ToolResult> {
+  const { execa } = await import('execa');
   const r = await execa(file, args, {
     reject: false,
     timeout: opts.timeoutMs ?? 20_000,
