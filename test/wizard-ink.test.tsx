@@ -1,0 +1,178 @@
+// Whole interviews through the real Ink app, keys written to its stdin, frames read back.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { render } from 'ink-testing-library';
+import { validate } from '../src/answers.js';
+import type { HostFacts } from '../src/probe.js';
+import { App } from '../src/ui/App.js';
+import { initialDraft } from '../src/ui/draft.js';
+import { cli, tempDir } from './helpers.js';
+
+const KEY = { enter: '\r', esc: '\u001B', tab: '\t', shiftTab: '\u001B[Z', down: '\u001B[B', up: '\u001B[A', right: '\u001B[C', left: '\u001B[D', ctrlC: '\u0003', ctrlN: '\u000E', backspace: '\u007F', pageDown: '\u001B[6~' };
+
+const HOST: HostFacts = {
+  cpuVirtualization: 'vmx',
+  kvm: { present: true, owner: 'root', group: 'kvm', mode: '0660' },
+  tun: { present: true, group: 'root', mode: '0666' },
+  vhostNet: true,
+  qemu: { binary: '/usr/bin/qemu-system-x86_64', version: '7.2.22', sandbox: true },
+  systemdVersion: 252,
+  cgroup: 'v2',
+  apparmor: true,
+  groups: { kvm: true, qemuNet: false },
+  iommuGroups: 0,
+  pci: [],
+  usb: [],
+  cpus: 8,
+  memoryMiB: 32768,
+};
+
+const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
+
+function start(outDir: string) {
+  let code: number | undefined;
+  const app = render(<App draft={initialDraft()} outDir={outDir} probe={async () => HOST} onExit={(c) => (code = c)} />);
+  const press = async (...keys: string[]) => {
+    for (const k of keys) {
+      await tick();
+      app.stdin.write(k);
+      await tick();
+    }
+  };
+  const waitFor = async (re: RegExp, ms = 10_000) => {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      if (re.test(app.lastFrame() ?? '')) return app.lastFrame()!;
+      await tick(50);
+    }
+    throw new Error(`no frame matched ${re}; last frame:\n${app.lastFrame()}`);
+  };
+  const erase = async (n: number) => press(...Array<string>(n).fill(KEY.backspace));
+  return { app, press, waitFor, erase, code: () => code };
+}
+
+function frameFits(frame: string) {
+  const lines = frame.split('\n');
+  assert.ok(lines.length < 24, `frame is ${lines.length} lines`);
+}
+
+describe('the interview, driven through Ink', () => {
+  test('one KVM guest to a written bundle, with a wrong value fixed on the way', async (t) => {
+    const out = join(tempDir(t), 'bundle');
+    const w = start(out);
+    t.after(() => w.app.unmount());
+    await w.waitFor(/1\/12 Host/);
+    await w.waitFor(/\/dev\/kvm is here/);
+    await w.press(KEY.enter, KEY.enter);
+    await w.waitFor(/3\/12 Guests/);
+    await w.erase(6);
+    await w.press('db', KEY.tab, KEY.backspace, 'x');
+    frameFits(await w.waitFor(/vCPUs +x ✗ expected number, received string/));
+    await w.press(KEY.enter);
+    await w.waitFor(/Fix the marked fields first/);
+    await w.press(KEY.backspace, KEY.backspace, '2', KEY.enter);
+    await w.waitFor(/4\/12 Disks/);
+    await w.press(KEY.ctrlN, '/srv/vm/db.qcow2', KEY.enter);
+    await w.waitFor(/5\/12 Network/);
+    for (let i = 0; i < 6; i++) await w.press(KEY.enter);
+    frameFits(await w.waitFor(/11\/12 Review/));
+    await w.press(KEY.tab, KEY.tab, KEY.right);
+    await w.waitFor(/\[risks\]/);
+    await w.waitFor(/No accepted risks/);
+    await w.press(KEY.right);
+    await w.waitFor(/db as qemu-db · exposure [0-9.]+ \(target ≤ 1\)/, 20_000);
+    await w.press(KEY.enter);
+    await w.waitFor(/✔ Bundle written to/);
+    await w.press(KEY.enter);
+    await tick(100);
+    assert.equal(w.code(), 0);
+    const answers = validate(JSON.parse(readFileSync(join(out, 'answers.json'), 'utf8')));
+    assert.equal(answers.guests[0]!.name, 'db');
+    assert.equal(answers.guests[0]!.vcpus, 2);
+    assert.equal(cli(['verify', out]).code, 0);
+  });
+
+  test('three guests with tap and VNC, going back to change the first', async (t) => {
+    const out = join(tempDir(t), 'bundle');
+    const w = start(out);
+    t.after(() => w.app.unmount());
+    await w.waitFor(/1\/12 Host/);
+    await w.press(KEY.enter, KEY.enter);
+    await w.waitFor(/Guests · guest 1\/1/);
+    await w.press(KEY.ctrlN, KEY.ctrlN);
+    await w.waitFor(/guest 3\/3 "guest3"/);
+    await w.press(KEY.enter, KEY.pageDown);
+    for (let g = 0; g < 3; g++) {
+      await w.waitFor(new RegExp(`Disks and user-supplied files · guest ${g + 1}/3`));
+      await w.press(KEY.ctrlN, `/srv/vm/g${g}.img`, KEY.pageDown);
+    }
+    await w.press(KEY.enter);
+    for (let g = 0; g < 3; g++) {
+      await w.waitFor(new RegExp(`Network · guest ${g + 1}/3`));
+      await w.press(KEY.right, KEY.right, KEY.pageDown);
+    }
+    await w.waitFor(/tap \(pre-created/);
+    await w.press(KEY.enter);
+    await w.waitFor(/6\/12 Display/);
+    await w.press(KEY.right, KEY.enter);
+    await w.waitFor(/7\/12 Passthrough/);
+    await w.press(KEY.esc, KEY.esc, KEY.esc);
+    await w.waitFor(/4\/12 Disks and user-supplied files · guest 1\/3/);
+    await w.press(KEY.esc);
+    await w.waitFor(/3\/12 Guests/);
+    await w.erase(6);
+    await w.press('web', KEY.enter);
+    await w.waitFor(/4\/12 Disks and user-supplied files · guest 1\/3 "web"/);
+    await w.waitFor(/\/srv\/vm\/g0\.img/);
+    for (let i = 0; i < 7; i++) await w.press(KEY.enter);
+    await w.waitFor(/11\/12 Review/);
+    await w.press(KEY.enter);
+    await w.waitFor(/✔ Bundle written to/);
+    const answers = validate(JSON.parse(readFileSync(join(out, 'answers.json'), 'utf8')));
+    assert.deepEqual(answers.guests.map((g) => g.name), ['web', 'guest2', 'guest3']);
+    assert.deepEqual(answers.guests.map((g) => g.network.mode), ['tap', 'tap', 'tap']);
+    assert.equal(answers.guests[0]!.display.mode, 'vnc-unix');
+    assert.equal(answers.guests[0]!.disks[0]!.path, '/srv/vm/g0.img');
+    assert.ok(existsSync(join(out, 'root/etc/systemd/system/qemu-guest3-tap.service')));
+    assert.equal(cli(['verify', out]).code, 0);
+  });
+
+  test('TCG needs an acknowledgement that ends up in the bundle README', async (t) => {
+    const out = join(tempDir(t), 'bundle');
+    const w = start(out);
+    t.after(() => w.app.unmount());
+    await w.waitFor(/1\/12 Host/);
+    await w.press(KEY.enter, KEY.right);
+    await w.waitFor(/Emulation \(TCG\): QEMU gives NO isolation guarantee/);
+    await w.press(KEY.enter);
+    await w.waitFor(/Why is that acceptable\? +— ✗|Fix the marked fields/);
+    await w.press(KEY.tab, 'runs our own trusted build inputs', KEY.enter);
+    await w.waitFor(/3\/12 Guests/);
+    await w.press(KEY.enter, KEY.ctrlN, '/srv/vm/tcg.img');
+    for (let i = 0; i < 7; i++) await w.press(KEY.enter);
+    await w.waitFor(/11\/12 Review/);
+    await w.press(KEY.enter);
+    await w.waitFor(/✔ Bundle written to/);
+    const readme = readFileSync(join(out, 'README.md'), 'utf8');
+    assert.match(readme.split('\n\n')[1]!, /no isolation guarantee/);
+    assert.match(readme, /runs our own trusted build inputs/);
+  });
+
+  test('Ctrl+C asks, then quits with 130 and writes nothing', async (t) => {
+    const dir = tempDir(t);
+    const w = start(join(dir, 'bundle'));
+    t.after(() => w.app.unmount());
+    await w.waitFor(/1\/12 Host/);
+    await w.press(KEY.enter, KEY.enter, KEY.ctrlC);
+    await w.waitFor(/Quit without writing anything\? \(y\/n\)/);
+    await w.press('n');
+    await w.waitFor(/3\/12 Guests/);
+    assert.doesNotMatch(w.app.lastFrame()!, /Quit without writing/);
+    await w.press(KEY.ctrlC, 'y');
+    await tick(100);
+    assert.equal(w.code(), 130);
+    assert.deepEqual(readdirSync(dir), []);
+  });
+});
