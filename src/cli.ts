@@ -191,6 +191,9 @@ async function wizard(p: Parsed, io: Io): Promise<number> {
       'Without one, use: qemu-harden generate --preset NAME --out DIR   (or --answers FILE)\n');
     return EXIT.usage;
   }
+  // Ink draws only a final frame when it believes it runs in CI. Here stdin and stdout are a terminal that a
+  // person is typing into, so the interview is drawn live whatever CI variables the shell carries.
+  process.env.CI = '0';
   const { runWizard } = await import('./wizard.js');
   return runWizard({ answersFile: p.flags.get('--answers') as string | undefined });
 }

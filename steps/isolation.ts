@@ -40,7 +40,7 @@ export const isolation: Step = {
     const name = ctx.draft.guests[ctx.guest]?.name;
     ctx.draft.acceptedRisks.forEach((r, i) => {
       if (r.guest !== undefined && r.guest !== name) return;
-      out.push({ label: `Why accept: ${RISKS[r.risk as RiskId]?.title ?? r.risk}`.slice(0, 29), kind: 'text', path: ['acceptedRisks', i, 'reason'] });
+      out.push({ label: `Reason: ${r.risk}`, kind: 'text', path: ['acceptedRisks', i, 'reason'], hint: RISKS[r.risk as RiskId]?.title });
     });
     return out.map((f) => (f.set || f.kind !== 'toggle' ? f : { ...f, set: (d: Draft, v: unknown) => setIsolation(d, ctx.guest, f.path.slice(3), v) }));
   },

@@ -63,10 +63,8 @@ function Header({ s }: { s: State }) {
 function Why({ s }: { s: State }) {
   if (!s.help) return null;
   return (
-    <Box borderStyle="round" flexDirection="column" paddingX={1}>
-      {STEPS[s.step]!.why.map((l, i) => (
-        <Text key={i}>{l}</Text>
-      ))}
+    <Box borderStyle="round" paddingX={1}>
+      <Text>{STEPS[s.step]!.why.join(' ')}</Text>
     </Box>
   );
 }
