@@ -222,18 +222,18 @@ export const hostSchema = z.strictObject({
 
 /** The answers document before the cross-field rules: what a draft is checked against while it is edited. */
 export const answersObject = z.strictObject({
-    schemaVersion: z.literal(SCHEMA_VERSION, {
-      error: (issue) =>
-        typeof issue.input === 'number' && issue.input > SCHEMA_VERSION
-          ? `is ${issue.input}, newer than this qemu-harden understands (${SCHEMA_VERSION}); upgrade qemu-harden`
-          : `must be ${SCHEMA_VERSION}`,
-    }),
-    useCase: z.enum(['virtualization', 'emulation'], {
-      error: 'must be "virtualization" (KVM) or "emulation" (TCG)',
-    }),
-    host: hostSchema.default({ qemuBinary: '/usr/bin/qemu-system-x86_64', kvmGroup: 'kvm', netGroup: 'qemu-net' }),
-    guests: z.array(guestSchema).min(1, 'must list at least one guest').max(4096),
-    acceptedRisks: z.array(acceptedRiskSchema).default([]),
+  schemaVersion: z.literal(SCHEMA_VERSION, {
+    error: (issue) =>
+      typeof issue.input === 'number' && issue.input > SCHEMA_VERSION
+        ? `is ${issue.input}, newer than this qemu-harden understands (${SCHEMA_VERSION}); upgrade qemu-harden`
+        : `must be ${SCHEMA_VERSION}`,
+  }),
+  useCase: z.enum(['virtualization', 'emulation'], {
+    error: 'must be "virtualization" (KVM) or "emulation" (TCG)',
+  }),
+  host: hostSchema.default({ qemuBinary: '/usr/bin/qemu-system-x86_64', kvmGroup: 'kvm', netGroup: 'qemu-net' }),
+  guests: z.array(guestSchema).min(1, 'must list at least one guest').max(4096),
+  acceptedRisks: z.array(acceptedRiskSchema).default([]),
 });
 
 export const answersSchema = answersObject.superRefine(checkAnswers);

@@ -203,7 +203,7 @@ function onKey(s: State, input: string, key: KeyInfo): State {
   switch (cmd) {
     case 'next':
       if (stepIssues(s).length > 0) return { ...s, error: 'Fix the marked fields first.' };
-      return { ...s, step: s.step + 1, field: 0, error: undefined, guest: STEPS[s.step + 1]?.perGuest ? s.guest : s.guest };
+      return { ...s, step: s.step + 1, field: 0, error: undefined };
     case 'fieldNext':
       return { ...s, field: fields.length ? (s.field + 1) % fields.length : 0 };
     case 'fieldPrev':
