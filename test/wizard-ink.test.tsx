@@ -82,7 +82,16 @@ describe('the interview, driven through Ink', () => {
     await w.waitFor(/\[risks\]/);
     await w.waitFor(/No accepted risks/);
     await w.press(KEY.right);
-    await w.waitFor(/db as qemu-db · exposure [0-9.]+ \(target ≤ 1\)/, 20_000);
+    const before = /db as qemu-db · exposure ([0-9.]+) \(target ≤ 1\)/.exec(await w.waitFor(/db as qemu-db · exposure [0-9.]+ \(target ≤ 1\)/, 20_000))![1];
+    await w.press(KEY.esc, KEY.esc, KEY.esc, KEY.esc, KEY.esc, KEY.esc);
+    await w.waitFor(/5\/12 Network/);
+    await w.press(KEY.right);
+    await w.waitFor(/user-mode/);
+    for (let i = 0; i < 6; i++) await w.press(KEY.enter);
+    await w.waitFor(/11\/12 Review/);
+    await w.waitFor(/\[map\]/);
+    const after = /db as qemu-db · exposure ([0-9.]+) \(target ≤ 1\.5\)/.exec(await w.waitFor(/db as qemu-db · exposure [0-9.]+ \(target ≤ 1\.5\)/, 20_000))![1];
+    assert.ok(Number(after) > Number(before), `a network device raises the measured exposure: ${before} → ${after}`);
     await w.press(KEY.enter);
     await w.waitFor(/✔ Bundle written to/);
     await w.press(KEY.enter);

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { STEPS } from '../steps/index.js';
-import { initialDraft } from '../src/ui/draft.js';
+import { validate } from '../src/answers.js';
+import { loadPreset } from '../src/presets.js';
+import { fromAnswers, initialDraft } from '../src/ui/draft.js';
 import { DONE, fieldsOf, initialState, reducer, resolveKey, REVIEW, stepIssues, typeInto, type KeyInfo, type State } from '../src/ui/state.js';
 
 const press = (s: State, input: string, key: KeyInfo = {}) => reducer(s, { type: 'key', input, key });
@@ -128,5 +130,11 @@ describe('wizard reducer', () => {
     s = reducer(s, { type: 'written', kind: 'bundle', path: '/tmp/x' });
     assert.equal(s.step, DONE);
     assert.equal(enter(s).exit, 0);
+  });
+
+  test('--answers prefills every step: a preset goes straight through to review unchanged', () => {
+    const preset = loadPreset('multi-tenant').answers;
+    const s = goTo(initialState(fromAnswers(preset)), 'review');
+    assert.deepEqual(validate(s.draft), validate(preset));
   });
 });

@@ -10,7 +10,7 @@ import { InputError, validate } from '../answers.js';
 import { writeBundle } from '../bundle.js';
 import * as G from '../guest.js';
 import type { Answers } from '../model.js';
-import { answersJson, plan, type BundleFile } from '../plan.js';
+import { answersJson, plan, sha256, type BundleFile } from '../plan.js';
 import { probeHost, type HostFacts } from '../probe.js';
 import { RISKS, requiredRisks } from '../rules.js';
 import { exposureOf, exposureTarget } from '../verify.js';
@@ -113,6 +113,12 @@ function Form({ s }: { s: State }) {
   );
 }
 
+/** Exposure is cached by the unit's own text, so changing an isolation choice measures the new unit. */
+function unitKey(answers: Answers, g: Answers['guests'][number]): string {
+  const unit = plan(answers).find((f) => f.path === `root/etc/systemd/system/${G.unitName(g)}`)!;
+  return `${g.name}:${sha256(unit.content)}`;
+}
+
 function fileTree(files: BundleFile[], selected: number): string[] {
   const start = Math.max(0, Math.min(selected - 3, files.length - 7));
   return files.slice(start, start + 7).map((f, k) => `${start + k === selected ? '›' : ' '} ${f.path}`);
@@ -180,7 +186,7 @@ function Review({ s, answers, errors }: { s: State; answers?: Answers; errors?: 
       ) : (
         <Box flexDirection="column">
           {answers.guests.slice(0, 3).map((g) => {
-            const e = s.exposure[g.name];
+            const e = s.exposure[unitKey(answers, g)];
             const reach = [...G.filesOf(g).map((f) => `${f.path} (${f.access})`), ...G.devicesOf(answers, g).map((d) => `${d.path} (${d.access})`), G.runtimeDir(g)];
             return (
               <Box key={g.name} flexDirection="column">
@@ -253,12 +259,13 @@ export function App({ draft, outDir, probe = () => probeHost(), onExit }: AppPro
     const dir = mkdtempSync(join(tmpdir(), 'qemu-harden-review-'));
     (async () => {
       for (const g of answers.guests) {
-        if (cancelled || s.exposure[g.name] !== undefined) continue;
+        const key = unitKey(answers, g);
+        if (cancelled || s.exposure[key] !== undefined) continue;
         const unit = plan(answers).find((f) => f.path === `root/etc/systemd/system/${G.unitName(g)}`)!;
         const file = join(dir, G.unitName(g));
         writeFileSync(file, unit.content);
         const score = await exposureOf(file);
-        if (!cancelled) dispatch({ type: 'exposure', guest: g.name, score: score ?? 'unavailable' });
+        if (!cancelled) dispatch({ type: 'exposure', key, score: score ?? 'unavailable' });
       }
       rmSync(dir, { recursive: true, force: true });
     })();

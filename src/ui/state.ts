@@ -64,6 +64,7 @@ export interface State {
   help: boolean;
   quitting: boolean;
   review: { action: 'bundle' | 'answers'; outDir: string; file: number; scroll: number; tab: ReviewTab; confirmReplace: boolean; force: boolean };
+  /** systemd-analyze's exposure score, by guest name and unit text digest. */
   exposure: Record<string, number | 'unavailable'>;
   pending?: 'write';
   outcome?: { kind: 'bundle' | 'answers'; path: string };
@@ -74,7 +75,7 @@ export interface State {
 export type Action =
   | { type: 'key'; input: string; key: KeyInfo }
   | { type: 'host'; facts: HostFacts }
-  | { type: 'exposure'; guest: string; score: number | 'unavailable' }
+  | { type: 'exposure'; key: string; score: number | 'unavailable' }
   | { type: 'written'; kind: 'bundle' | 'answers'; path: string }
   | { type: 'writeFailed'; message: string }
   | { type: 'replaceNeeded' };
@@ -243,7 +244,7 @@ export function reducer(s: State, a: Action): State {
     case 'host':
       return { ...s, host: a.facts };
     case 'exposure':
-      return { ...s, exposure: { ...s.exposure, [a.guest]: a.score } };
+      return { ...s, exposure: { ...s.exposure, [a.key]: a.score } };
     case 'written':
       return { ...s, pending: undefined, outcome: { kind: a.kind, path: a.path }, step: DONE, field: 0 };
     case 'writeFailed':
