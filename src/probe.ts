@@ -134,3 +134,17 @@ export function implications(h: HostFacts): string[] {
   out.push(h.iommuGroups > 0 ? `${h.iommuGroups} IOMMU groups: PCI passthrough is possible` : 'No IOMMU groups: PCI passthrough is not possible here');
   return out;
 }
+
+/** qemu-img's reading of an existing image: a suggestion for the operator, never written into the bundle. */
+export async function suggestFormat(path: string): Promise<string | undefined> {
+  const qemuImg = which('qemu-img');
+  if (!qemuImg) return undefined;
+  const r = await run(qemuImg, ['info', '-U', '--output=json', path], { timeoutMs: 5000 });
+  if (r.exitCode !== 0) return undefined;
+  try {
+    const format = (JSON.parse(r.stdout) as { format?: unknown }).format;
+    return typeof format === 'string' ? format : undefined;
+  } catch {
+    return undefined;
+  }
+}

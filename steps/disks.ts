@@ -18,7 +18,9 @@ export const disks: Step = {
       if (!p.startsWith('/')) return `disk ${i + 1}: no path yet`;
       if (!existsSync(p)) return `disk ${i + 1}: ${p} does not exist here (fine if the bundle is for another host)`;
       const st = statSync(p);
-      return `disk ${i + 1}: ${p} exists here, ${st.isBlockDevice() ? 'a block device' : `${Math.round(st.size / 1048576)} MiB`}`;
+      const seen = ctx.formats?.[p];
+      const hint = seen && seen !== d.format ? ` — qemu-img reads it as ${seen}, you chose ${String(d.format)}` : seen ? ` — qemu-img agrees: ${seen}` : '';
+      return `disk ${i + 1}: ${st.isBlockDevice() ? 'a block device' : `${Math.round(st.size / 1048576)} MiB`} here${hint}`;
     }),
   fields: (ctx) =>
     disksOf(ctx.draft.guests[ctx.guest]!).flatMap((_, i): Field[] => [

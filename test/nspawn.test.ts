@@ -16,6 +16,7 @@ import { diskSwapDropIn } from './unitfile.js';
 
 const kvmWorks = existsSync('/dev/kvm');
 const HOSTILE_DISK = '/images/ga mm%a$x"q\\,y.img';
+const HOSTILE_DESCRIPTION = 'tenant 50% "gamma" \\ $HOME ; %n';
 
 interface Case {
   preset: string;
@@ -49,6 +50,7 @@ for (const c of CASES) {
         g.disks = [{ path: disk, format: 'raw' }];
         g.cpu = { model: 'host', features: ['-arch-capabilities'] };
         g.memoryMiB = 256;
+        if (g.name === 'gamma') g.description = HOSTILE_DESCRIPTION;
         if ((g.network as { mode: string } | undefined)?.mode === 'tap') (g.network as { vhost: boolean }).vhost = false;
       }
       answers = validate(doc);
@@ -110,6 +112,11 @@ for (const c of CASES) {
         const pid = pids.get('gamma')!;
         const fds = ct.sh(`ls -l /proc/${pid}/fd/`).stdout;
         assert.ok(fds.includes(HOSTILE_DISK), `gamma holds ${HOSTILE_DISK} open:\n${fds}`);
+      });
+
+      test('a description full of specifiers, quotes and variables is read by systemd as exactly that text', () => {
+        const d = ct.exec(['systemctl', 'show', '-p', 'Description', '--value', 'qemu-gamma.service']).stdout.trim();
+        assert.equal(d, `QEMU guest gamma (${HOSTILE_DESCRIPTION})`);
       });
 
       test('the other guests cannot even see that path: InaccessiblePaths= read it exactly', () => {

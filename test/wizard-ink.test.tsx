@@ -1,6 +1,6 @@
 // Whole interviews through the real Ink app, keys written to its stdin, frames read back.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { render } from 'ink-testing-library';
@@ -167,6 +167,19 @@ describe('the interview, driven through Ink', () => {
     const readme = readFileSync(join(out, 'README.md'), 'utf8');
     assert.match(readme.split('\n\n')[1]!, /no isolation guarantee/);
     assert.match(readme, /runs our own trusted build inputs/);
+  });
+
+  test('an existing image gets qemu-img’s reading as a hint; the chosen format stays', async (t) => {
+    const dir = tempDir(t);
+    const image = join(dir, 'existing.img');
+    writeFileSync(image, Buffer.alloc(1024 * 1024));
+    const w = start(join(dir, 'bundle'));
+    t.after(() => w.app.unmount());
+    await w.waitFor(/1\/12 Host/);
+    await w.press(KEY.enter, KEY.enter, KEY.enter, KEY.ctrlN, image);
+    await w.waitFor(/qemu-img reads it as raw, you chose qcow2/);
+    await w.press(KEY.tab, KEY.right);
+    await w.waitFor(/qemu-img agrees: raw/);
   });
 
   test('Ctrl+C asks, then quits with 130 and writes nothing', async (t) => {

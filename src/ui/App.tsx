@@ -1,7 +1,7 @@
 // The interview's view. It renders the state and turns keys into actions; everything it decides is in state.ts,
 // everything it writes goes through plan() and writeBundle(), exactly as `generate` does.
 import { Box, Text, useApp, useInput } from 'ink';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { useEffect, useMemo, useReducer } from 'react';
@@ -11,12 +11,12 @@ import { writeBundle } from '../bundle.js';
 import * as G from '../guest.js';
 import type { Answers } from '../model.js';
 import { answersJson, plan, sha256, type BundleFile } from '../plan.js';
-import { probeHost, type HostFacts } from '../probe.js';
+import { probeHost, suggestFormat, type HostFacts } from '../probe.js';
 import { RISKS, requiredRisks } from '../rules.js';
 import { exposureOf, exposureTarget } from '../verify.js';
 import type { Draft } from './draft.js';
 import { display } from './fields.js';
-import { DONE, fieldsOf, initialState, reducer, REVIEW, REVIEW_FIELDS, stepIssues, type State } from './state.js';
+import { context, DONE, fieldsOf, initialState, reducer, REVIEW, REVIEW_FIELDS, stepIssues, type State } from './state.js';
 
 const color = (c: string) => (process.env.NO_COLOR ? undefined : c);
 
@@ -73,7 +73,7 @@ function Form({ s }: { s: State }) {
   const step = STEPS[s.step]!;
   const fields = fieldsOf(s);
   const issues = stepIssues(s);
-  const ctx = { draft: s.draft, guest: s.guest, host: s.host };
+  const ctx = context(s);
   const notes = (step.notes?.(ctx) ?? []).slice(0, 9);
   const shown = new Set<string>();
   const start = Math.max(0, Math.min(s.field - 5, fields.length - 11));
@@ -249,6 +249,16 @@ export function App({ draft, outDir, probe = () => probeHost(), onExit }: AppPro
     }, 0);
     return () => clearTimeout(t);
   }, [probe]);
+
+  useEffect(() => {
+    if (STEPS[s.step]!.id !== 'disks') return;
+    const disks = (s.draft.guests[s.guest]?.disks ?? []) as { path?: unknown }[];
+    for (const d of disks) {
+      const path = typeof d.path === 'string' ? d.path : '';
+      if (!path.startsWith('/') || s.formats[path] !== undefined || !existsSync(path)) continue;
+      suggestFormat(path).then((format) => dispatch({ type: 'format', path, format: format ?? '' }));
+    }
+  }, [s.step, s.guest, s.draft]);
 
   const validated = useMemo(() => (s.step >= REVIEW ? tryValidate(s.draft) : {}), [s.step, s.draft]);
 

@@ -21,6 +21,8 @@ export interface StepContext {
   draft: Draft;
   guest: number;
   host: HostFacts | undefined;
+  /** qemu-img's reading of disk images that exist here, by path. */
+  formats?: Record<string, string>;
 }
 
 export interface Step {

@@ -64,6 +64,7 @@ export interface State {
   help: boolean;
   quitting: boolean;
   review: { action: 'bundle' | 'answers'; outDir: string; file: number; scroll: number; tab: ReviewTab; confirmReplace: boolean; force: boolean };
+  formats: Record<string, string>;
   /** systemd-analyze's exposure score, by guest name and unit text digest. */
   exposure: Record<string, number | 'unavailable'>;
   pending?: 'write';
@@ -76,6 +77,7 @@ export type Action =
   | { type: 'key'; input: string; key: KeyInfo }
   | { type: 'host'; facts: HostFacts }
   | { type: 'exposure'; key: string; score: number | 'unavailable' }
+  | { type: 'format'; path: string; format: string }
   | { type: 'written'; kind: 'bundle' | 'answers'; path: string }
   | { type: 'writeFailed'; message: string }
   | { type: 'replaceNeeded' };
@@ -93,11 +95,12 @@ export function initialState(draft: Draft, outDir = './qemu-harden-bundle'): Sta
     quitting: false,
     review: { action: 'bundle', outDir, file: 0, scroll: 0, tab: 'files', confirmReplace: false, force: false },
     exposure: {},
+    formats: {},
   };
 }
 
 export function context(s: State): StepContext {
-  return { draft: s.draft, guest: s.guest, host: s.host };
+  return { draft: s.draft, guest: s.guest, host: s.host, formats: s.formats };
 }
 
 export function fieldsOf(s: State): Field[] {
@@ -245,6 +248,8 @@ export function reducer(s: State, a: Action): State {
       return { ...s, host: a.facts };
     case 'exposure':
       return { ...s, exposure: { ...s.exposure, [a.key]: a.score } };
+    case 'format':
+      return { ...s, formats: { ...s.formats, [a.path]: a.format } };
     case 'written':
       return { ...s, pending: undefined, outcome: { kind: a.kind, path: a.path }, step: DONE, field: 0 };
     case 'writeFailed':
