@@ -38,6 +38,6 @@ export const guests: Step = {
     },
   ],
   addLabel: 'add guest',
-  add: (ctx) => ({ ...ctx.draft, guests: [...ctx.draft.guests, newGuest(ctx.draft.guests.length + 1)] }),
+  add: (ctx) => ({ ...ctx.draft, guests: [...ctx.draft.guests, newGuest(ctx.draft.guests.length + 1, ctx.host)] }),
   remove: (ctx) => (ctx.draft.guests.length > 1 ? { ...ctx.draft, guests: ctx.draft.guests.filter((_, i) => i !== ctx.guest) } : ctx.draft),
 };

@@ -1,4 +1,6 @@
-import { g, type Step } from '../src/ui/fields.js';
+import { g, type Field, type Step, type StepContext } from '../src/ui/fields.js';
+
+const disksOf = (ctx: StepContext) => (Array.isArray(ctx.draft.guests[ctx.guest]?.disks) ? (ctx.draft.guests[ctx.guest]!.disks as unknown[]) : []);
 import { memoryMaxMiB } from '../src/guest.js';
 
 export const limits: Step = {
@@ -21,6 +23,12 @@ export const limits: Step = {
     ];
   },
   fields: (ctx) => [
+    ...disksOf(ctx).flatMap((_, i): Field[] => [
+      { label: `Disk ${i + 1} read bytes/s`, kind: 'number', path: g(ctx, 'disks', i, 'throttle', 'readBytesPerSecond'), hint: 'QEMU throttling; empty: none' },
+      { label: `Disk ${i + 1} write bytes/s`, kind: 'number', path: g(ctx, 'disks', i, 'throttle', 'writeBytesPerSecond') },
+      { label: `Disk ${i + 1} read IOPS`, kind: 'number', path: g(ctx, 'disks', i, 'throttle', 'readIops') },
+      { label: `Disk ${i + 1} write IOPS`, kind: 'number', path: g(ctx, 'disks', i, 'throttle', 'writeIops') },
+    ]),
     { label: 'CPU weight', kind: 'number', path: g(ctx, 'limits', 'cpuWeight'), hint: '1-10000, default 100' },
     { label: 'CPU quota %', kind: 'number', path: g(ctx, 'limits', 'cpuQuotaPercent'), hint: 'default: 100 per vCPU' },
     { label: 'Memory max MiB', kind: 'number', path: g(ctx, 'limits', 'memoryMaxMiB') },

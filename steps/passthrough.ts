@@ -41,7 +41,7 @@ export const passthrough: Step = {
         label: `PCI ${p.address} group ${p.iommuGroup}${p.groupMates.length ? ` +${p.groupMates.length}` : ''}`,
         kind: 'toggle',
         path: ['$pci', p.address],
-        hint: p.description,
+        hint: p.groupMates.length ? `${p.description}; its group also holds ${p.groupMates.join(', ')}` : p.description,
         value: (d: Draft) => pciOf(d).some((x) => x.address === p.address),
         set: (d, v) =>
           write(d, v ? [...pciOf(d), { address: p.address, iommuGroup: p.iommuGroup! }] : pciOf(d).filter((x) => x.address !== p.address), usbOf(d)),

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { STEPS } from '../steps/index.js';
 import { validate } from '../src/answers.js';
 import { loadPreset } from '../src/presets.js';
-import { fromAnswers, initialDraft } from '../src/ui/draft.js';
+import { fromAnswers, initialDraft, newGuest } from '../src/ui/draft.js';
 import { DONE, fieldsOf, initialState, reducer, resolveKey, REVIEW, stepIssues, typeInto, type KeyInfo, type State } from '../src/ui/state.js';
 
 const press = (s: State, input: string, key: KeyInfo = {}) => reducer(s, { type: 'key', input, key });
@@ -136,5 +136,17 @@ describe('wizard reducer', () => {
     const preset = loadPreset('multi-tenant').answers;
     const s = goTo(initialState(fromAnswers(preset)), 'review');
     assert.deepEqual(validate(s.draft), validate(preset));
+  });
+
+  test('a new guest is sized from the host; disk throttling is set on the limits step', () => {
+    assert.deepEqual([newGuest(2, { cpus: 8, memoryMiB: 4096 }).vcpus, newGuest(2, { cpus: 8, memoryMiB: 4096 }).memoryMiB], [2, 1024]);
+    assert.deepEqual([newGuest(2, { cpus: 1, memoryMiB: 512 }).vcpus, newGuest(2, { cpus: 1, memoryMiB: 512 }).memoryMiB], [1, 256]);
+    let s = goTo(initialState(initialDraft()), 'disks');
+    s = type(press(s, 'n', { ctrl: true }), '/srv/t.img');
+    s = goTo(s, 'limits');
+    assert.equal(fieldsOf(s)[0]!.label, 'Disk 1 read bytes/s');
+    s = type(s, '1048576');
+    s = goTo(s, 'review');
+    assert.equal(validate(s.draft).guests[0]!.disks[0]!.throttle.readBytesPerSecond, 1048576);
   });
 });

@@ -5,8 +5,11 @@ import { RISKS, requiredRisks, type RiskId } from '../rules.js';
 
 export type Draft = Record<string, unknown> & { guests: Record<string, unknown>[]; acceptedRisks: { risk: string; guest?: string; reason: string }[] };
 
-export function newGuest(n: number): Record<string, unknown> {
-  return { name: `guest${n}`, vcpus: 1, memoryMiB: 1024, machine: 'q35', firmware: { type: 'bios' }, disks: [], network: { mode: 'none' }, display: { mode: 'none' } };
+/** A new guest's size follows the host: at most a quarter of its memory and half of its CPUs. */
+export function newGuest(n: number, host?: { cpus: number; memoryMiB: number }): Record<string, unknown> {
+  const vcpus = host ? Math.max(1, Math.min(2, Math.floor(host.cpus / 2))) : 1;
+  const memoryMiB = host && host.memoryMiB > 0 ? Math.max(256, Math.min(2048, Math.floor(host.memoryMiB / 4 / 256) * 256)) : 1024;
+  return { name: `guest${n}`, vcpus, memoryMiB, machine: 'q35', firmware: { type: 'bios' }, disks: [], network: { mode: 'none' }, display: { mode: 'none' } };
 }
 
 export function initialDraft(): Draft {

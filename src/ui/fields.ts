@@ -60,7 +60,7 @@ export function applyValue(d: Draft, f: Field, value: unknown): Draft {
 /** Text typed into a number field stays text until it parses, so the schema can say what is wrong. */
 export function typed(f: Field, text: string): unknown {
   if (f.kind === 'number' && /^-?\d+$/.test(text)) return Number(text);
-  if (f.kind === 'text' && text === '') return undefined;
+  if (text === '') return undefined;
   return text;
 }
 
