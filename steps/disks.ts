@@ -1,4 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
+import type { Draft } from '../src/ui/draft.js';
 import { g, type Field, type Step } from '../src/ui/fields.js';
 
 const disksOf = (d: Record<string, unknown>) => (Array.isArray(d.disks) ? (d.disks as Record<string, unknown>[]) : []);
@@ -22,8 +23,8 @@ export const disks: Step = {
       const hint = seen && seen !== d.format ? ` — qemu-img reads it as ${seen}, you chose ${String(d.format)}` : seen ? ` — qemu-img agrees: ${seen}` : '';
       return `disk ${i + 1}: ${st.isBlockDevice() ? 'a block device' : `${Math.round(st.size / 1048576)} MiB`} here${hint}`;
     }),
-  fields: (ctx) =>
-    disksOf(ctx.draft.guests[ctx.guest]!).flatMap((_, i): Field[] => [
+  fields: (ctx) => [
+    ...disksOf(ctx.draft.guests[ctx.guest]!).flatMap((_, i): Field[] => [
       { label: `Disk ${i + 1} path`, kind: 'text', path: g(ctx, 'disks', i, 'path') },
       {
         label: `Disk ${i + 1} format`,
@@ -36,7 +37,13 @@ export const disks: Step = {
       },
       { label: `Disk ${i + 1} read-only`, kind: 'toggle', path: g(ctx, 'disks', i, 'readOnly') },
     ]),
+    { label: 'Kernel (read-only, optional)', kind: 'text', path: g(ctx, 'boot', 'kernel'), set: (d, v) => setBoot(d, ctx.guest, 'kernel', v) },
+    { label: 'Initrd (read-only)', kind: 'text', path: g(ctx, 'boot', 'initrd'), set: (d, v) => setBoot(d, ctx.guest, 'initrd', v) },
+    { label: 'Device tree (read-only)', kind: 'text', path: g(ctx, 'boot', 'deviceTree'), set: (d, v) => setBoot(d, ctx.guest, 'deviceTree', v) },
+    { label: 'Kernel command line', kind: 'text', path: g(ctx, 'boot', 'cmdline'), set: (d, v) => setBoot(d, ctx.guest, 'cmdline', v) },
+  ],
   addLabel: 'add disk',
+  addedField: (ctx) => (disksOf(ctx.draft.guests[ctx.guest]!).length - 1) * 3,
   add: (ctx) => {
     const d = structuredClone(ctx.draft);
     const guest = d.guests[ctx.guest]!;
@@ -44,9 +51,22 @@ export const disks: Step = {
     return d;
   },
   remove: (ctx, field) => {
+    if (field >= disksOf(ctx.draft.guests[ctx.guest]!).length * 3) return ctx.draft;
     const d = structuredClone(ctx.draft);
     const guest = d.guests[ctx.guest]!;
     guest.disks = disksOf(guest).filter((_, i) => i !== Math.floor(field / 3));
     return d;
   },
 };
+
+/** Boot files live in one optional object: it disappears again when every field in it is emptied. */
+function setBoot(d: Draft, gi: number, key: string, v: unknown): Draft {
+  const copy = structuredClone(d);
+  const guest = copy.guests[gi]!;
+  const boot = { ...((guest.boot ?? {}) as Record<string, unknown>) };
+  if (v === undefined) delete boot[key];
+  else boot[key] = v;
+  if (Object.keys(boot).length === 0) delete guest.boot;
+  else guest.boot = boot;
+  return copy;
+}

@@ -149,4 +149,19 @@ describe('wizard reducer', () => {
     s = goTo(s, 'review');
     assert.equal(validate(s.draft).guests[0]!.disks[0]!.throttle.readBytesPerSecond, 1048576);
   });
+
+  test('kernel, initrd and device tree are asked on the disks step and stay read-only boot files', () => {
+    let s = goTo(initialState(initialDraft()), 'disks');
+    assert.equal(fieldsOf(s)[s.field]!.label, 'Kernel (read-only, optional)');
+    s = type(s, '/srv/vmlinuz');
+    s = tab(s);
+    s = type(s, '/srv/initrd.img');
+    assert.deepEqual(s.draft.guests[0]!.boot, { kernel: '/srv/vmlinuz', initrd: '/srv/initrd.img' });
+    const a = validate(goTo(s, 'review').draft);
+    assert.equal(a.guests[0]!.boot!.kernel, '/srv/vmlinuz');
+    for (let i = 0; i < '/srv/initrd.img'.length; i++) s = press(s, '\u007f', { backspace: true });
+    s = press(s, '', { upArrow: true });
+    for (let i = 0; i < '/srv/vmlinuz'.length; i++) s = press(s, '\u007f', { backspace: true });
+    assert.equal(s.draft.guests[0]!.boot, undefined, 'emptied: no boot object left behind');
+  });
 });

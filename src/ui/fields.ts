@@ -38,6 +38,8 @@ export interface Step {
   notes?(ctx: StepContext): string[];
   /** Ctrl+N / Ctrl+D on this step. */
   add?(ctx: StepContext): Draft;
+  /** The field to focus after an add, given the context after it. */
+  addedField?(ctx: StepContext): number;
   remove?(ctx: StepContext, field: number): Draft;
   addLabel?: string;
 }

@@ -220,7 +220,8 @@ function onKey(s: State, input: string, key: KeyInfo): State {
       if (!step.add) return s;
       {
         const next = setDraft(s, step.add(context(s)));
-        return step.id === 'guests' ? { ...next, guest: next.draft.guests.length - 1, field: 0 } : { ...next, field: fieldsOf(next).length - 3 >= 0 ? fieldsOf(next).length - 3 : 0 };
+        const withGuest = step.id === 'guests' ? { ...next, guest: next.draft.guests.length - 1 } : next;
+        return { ...withGuest, field: step.addedField?.(context(withGuest)) ?? 0 };
       }
     case 'remove':
       return step.remove ? setDraft(s, step.remove(context(s), s.field)) : s;
