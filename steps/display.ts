@@ -1,4 +1,4 @@
-import { g, type Field, type Step } from '../src/ui/fields.js';
+import { g, setGuestKey, type Field, type Step } from '../src/ui/fields.js';
 
 export const display: Step = {
   id: 'display',
@@ -22,12 +22,8 @@ export const display: Step = {
           { value: 'vnc-tls', label: 'VNC over TCP with TLS' },
           { value: 'spice-tls', label: 'SPICE over TCP with TLS' },
         ],
-        set: (d, v) => {
-          const copy = structuredClone(d);
-          copy.guests[ctx.guest]!.display =
-            v === 'vnc-tls' || v === 'spice-tls' ? { mode: v, listen: '127.0.0.1', port: v === 'vnc-tls' ? 5900 : 5930, tlsDir: '/etc/pki/qemu' } : { mode: v };
-          return copy;
-        },
+        set: (d, v) =>
+          setGuestKey(d, ctx.guest, 'display', v === 'vnc-tls' || v === 'spice-tls' ? { mode: v, listen: '127.0.0.1', port: v === 'vnc-tls' ? 5900 : 5930, tlsDir: '/etc/pki/qemu' } : { mode: v }),
       },
     ];
     if (mode === 'vnc-tls' || mode === 'spice-tls')
@@ -36,11 +32,7 @@ export const display: Step = {
         { label: 'Port', kind: 'number', path: g(ctx, 'display', 'port') },
         { label: 'TLS directory', kind: 'text', path: g(ctx, 'display', 'tlsDir') },
       );
-    out.push({ label: 'Serial console', kind: 'toggle', path: g(ctx, 'serial', 'enabled'), set: (d, v) => {
-      const copy = structuredClone(d);
-      copy.guests[ctx.guest]!.serial = { enabled: v };
-      return copy;
-    } });
+    out.push({ label: 'Serial console', kind: 'toggle', path: g(ctx, 'serial', 'enabled'), set: (d, v) => setGuestKey(d, ctx.guest, 'serial', { enabled: v }) });
     return out;
   },
 };

@@ -1,6 +1,6 @@
 import { isSecuritySupportedMachine } from '../src/rules.js';
 import { newGuest } from '../src/ui/draft.js';
-import { g, type Step } from '../src/ui/fields.js';
+import { g, setGuestKey, type Step } from '../src/ui/fields.js';
 
 export const guests: Step = {
   id: 'guests',
@@ -30,11 +30,7 @@ export const guests: Step = {
         { value: 'bios', label: 'BIOS (SeaBIOS)' },
         { value: 'uefi', label: 'UEFI (OVMF, own vars file)' },
       ],
-      set: (d, v) => {
-        const copy = structuredClone(d);
-        copy.guests[ctx.guest]!.firmware = { type: v };
-        return copy;
-      },
+      set: (d, v) => setGuestKey(d, ctx.guest, 'firmware', { type: v }),
     },
   ],
   addLabel: 'add guest',

@@ -1,4 +1,4 @@
-import { g, type Field, type Step } from '../src/ui/fields.js';
+import { g, setGuestKey, type Field, type Step } from '../src/ui/fields.js';
 
 export const network: Step = {
   id: 'network',
@@ -22,11 +22,7 @@ export const network: Step = {
           { value: 'user', label: 'user-mode (QEMU’s own NAT)' },
           { value: 'tap', label: 'tap (pre-created, owned by the guest)' },
         ],
-        set: (d, v) => {
-          const copy = structuredClone(d);
-          copy.guests[ctx.guest]!.network = v === 'tap' ? { mode: 'tap', vhost: ctx.host?.vhostNet ?? true } : { mode: v };
-          return copy;
-        },
+        set: (d, v) => setGuestKey(d, ctx.guest, 'network', v === 'tap' ? { mode: 'tap', vhost: ctx.host?.vhostNet ?? true } : { mode: v }),
       },
     ];
     if (mode === 'tap')

@@ -1,5 +1,5 @@
 import type { Draft } from '../src/ui/draft.js';
-import { g, type Field, type Step } from '../src/ui/fields.js';
+import { g, setGuestKey, type Field, type Step } from '../src/ui/fields.js';
 
 interface Pci {
   address: string;
@@ -29,11 +29,7 @@ export const passthrough: Step = {
     if (!h) return [];
     const pciOf = (d: Draft) => ((d.guests[ctx.guest]!.passthrough as { pci?: Pci[] } | undefined)?.pci ?? []) as Pci[];
     const usbOf = (d: Draft) => ((d.guests[ctx.guest]!.passthrough as { usb?: { vendorId: string; productId: string }[] } | undefined)?.usb ?? []);
-    const write = (d: Draft, pci: Pci[], usb: { vendorId: string; productId: string }[]) => {
-      const copy = structuredClone(d);
-      copy.guests[ctx.guest]!.passthrough = { pci, usb };
-      return copy;
-    };
+    const write = (d: Draft, pci: Pci[], usb: { vendorId: string; productId: string }[]) => setGuestKey(d, ctx.guest, 'passthrough', { pci, usb });
     const pci: Field[] = h.pci
       .filter((p) => p.iommuGroup !== null)
       .slice(0, 12)

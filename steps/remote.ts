@@ -1,4 +1,4 @@
-import { g, type Field, type Step } from '../src/ui/fields.js';
+import { g, setGuestKey, type Field, type Step } from '../src/ui/fields.js';
 
 const remoteFields = (ctx: Parameters<Step['fields']>[0], kind: 'migration' | 'nbd', port: number): Field[] => {
   const r = ctx.draft.guests[ctx.guest]![kind] as { enabled?: boolean; tls?: boolean } | undefined;
@@ -8,13 +8,7 @@ const remoteFields = (ctx: Parameters<Step['fields']>[0], kind: 'migration' | 'n
       label: name,
       kind: 'toggle',
       path: g(ctx, kind, 'enabled'),
-      set: (d, v) => {
-        const copy = structuredClone(d);
-        const guest = copy.guests[ctx.guest]!;
-        if (v) guest[kind] = { enabled: true, tls: true, listen: '127.0.0.1', port, tlsDir: '/etc/pki/qemu' };
-        else delete guest[kind];
-        return copy;
-      },
+      set: (d, v) => setGuestKey(d, ctx.guest, kind, v ? { enabled: true, tls: true, listen: '127.0.0.1', port, tlsDir: '/etc/pki/qemu' } : undefined),
     },
   ];
   if (r?.enabled)

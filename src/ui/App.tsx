@@ -113,10 +113,13 @@ function Form({ s }: { s: State }) {
   );
 }
 
-/** Exposure is cached by the unit's own text, so changing an isolation choice measures the new unit. */
-function unitKey(answers: Answers, g: Answers['guests'][number]): string {
-  const unit = plan(answers).find((f) => f.path === `root/etc/systemd/system/${G.unitName(g)}`)!;
-  return `${g.name}:${sha256(unit.content)}`;
+/** Each guest's unit, keyed by its own text: exposure is cached by that key, so a changed unit is measured anew. */
+function guestUnits(answers: Answers, files: BundleFile[]): { guest: string; key: string; content: string; file: string }[] {
+  return answers.guests.map((g) => {
+    const file = G.unitName(g);
+    const content = files.find((f) => f.path === `root/etc/systemd/system/${file}`)!.content;
+    return { guest: g.name, key: `${g.name}:${sha256(content)}`, content, file };
+  });
 }
 
 function fileTree(files: BundleFile[], selected: number): string[] {
@@ -124,8 +127,7 @@ function fileTree(files: BundleFile[], selected: number): string[] {
   return files.slice(start, start + 7).map((f, k) => `${start + k === selected ? '›' : ' '} ${f.path}`);
 }
 
-function Review({ s, answers, errors }: { s: State; answers?: Answers; errors?: string[] }) {
-  const files = useMemo(() => (answers ? plan(answers) : []), [answers]);
+function Review({ s, answers, errors, files }: { s: State; answers?: Answers; errors?: string[]; files: BundleFile[] }) {
   const r = s.review;
   const focus = REVIEW_FIELDS[s.field];
   if (!answers)
@@ -142,6 +144,7 @@ function Review({ s, answers, errors }: { s: State; answers?: Answers; errors?: 
   const file = files[Math.min(r.file, files.length - 1)]!;
   const lines = file.content.split('\n');
   const risks = requiredRisks(answers);
+  const units = guestUnits(answers, files);
   const row = (label: string, value: string, i: number) => (
     <Text wrap="truncate-end">
       <Text color={focus === REVIEW_FIELDS[i] ? color('cyan') : undefined}>{focus === REVIEW_FIELDS[i] ? '› ' : '  '}</Text>
@@ -186,7 +189,7 @@ function Review({ s, answers, errors }: { s: State; answers?: Answers; errors?: 
       ) : (
         <Box flexDirection="column">
           {answers.guests.slice(0, 3).map((g) => {
-            const e = s.exposure[unitKey(answers, g)];
+            const e = s.exposure[units.find((u) => u.guest === g.name)!.key];
             const reach = [...G.filesOf(g).map((f) => `${f.path} (${f.access})`), ...G.devicesOf(answers, g).map((d) => `${d.path} (${d.access})`), G.runtimeDir(g)];
             return (
               <Box key={g.name} flexDirection="column">
@@ -261,28 +264,27 @@ export function App({ draft, outDir, probe = () => probeHost(), onExit }: AppPro
   }, [s.step, s.guest, s.draft]);
 
   const validated = useMemo(() => (s.step >= REVIEW ? tryValidate(s.draft) : {}), [s.step, s.draft]);
+  const files = useMemo(() => (validated.answers ? plan(validated.answers) : []), [validated.answers]);
 
   useEffect(() => {
     if (s.step !== REVIEW || !validated.answers) return;
-    const answers = validated.answers;
+    const units = guestUnits(validated.answers, files);
     let cancelled = false;
     const dir = mkdtempSync(join(tmpdir(), 'qemu-harden-review-'));
     (async () => {
-      for (const g of answers.guests) {
-        const key = unitKey(answers, g);
-        if (cancelled || s.exposure[key] !== undefined) continue;
-        const unit = plan(answers).find((f) => f.path === `root/etc/systemd/system/${G.unitName(g)}`)!;
-        const file = join(dir, G.unitName(g));
-        writeFileSync(file, unit.content);
+      for (const u of units) {
+        if (cancelled || s.exposure[u.key] !== undefined) continue;
+        const file = join(dir, u.file);
+        writeFileSync(file, u.content);
         const score = await exposureOf(file);
-        if (!cancelled) dispatch({ type: 'exposure', key, score: score ?? 'unavailable' });
+        if (!cancelled) dispatch({ type: 'exposure', key: u.key, score: score ?? 'unavailable' });
       }
       rmSync(dir, { recursive: true, force: true });
     })();
     return () => {
       cancelled = true;
     };
-  }, [s.step, validated.answers]);
+  }, [s.step, files]);
 
   useEffect(() => {
     if (s.pending !== 'write') return;
@@ -309,7 +311,7 @@ export function App({ draft, outDir, probe = () => probeHost(), onExit }: AppPro
         dispatch({ type: 'replaceNeeded' });
         return;
       }
-      writeBundle(out, plan(answers), true);
+      writeBundle(out, files, true);
       dispatch({ type: 'written', kind: 'bundle', path: out });
     } catch (e) {
       dispatch({ type: 'writeFailed', message: e instanceof Error ? e.message : String(e) });
@@ -326,7 +328,7 @@ export function App({ draft, outDir, probe = () => probeHost(), onExit }: AppPro
   return (
     <Box flexDirection="column">
       <Header s={s} />
-      {s.step === REVIEW ? <Review s={s} answers={validated.answers} errors={validated.errors} /> : s.step === DONE && s.outcome ? <Done s={s} /> : <Form s={s} />}
+      {s.step === REVIEW ? <Review s={s} answers={validated.answers} errors={validated.errors} files={files} /> : s.step === DONE && s.outcome ? <Done s={s} /> : <Form s={s} />}
       {s.step !== REVIEW && s.error ? <Text color={color('red')}>{s.error}</Text> : null}
       <Why s={s} />
       {s.quitting ? <Text color={color('yellow')}>Quit without writing anything? (y/n)</Text> : null}

@@ -67,3 +67,11 @@ export function typed(f: Field, text: string): unknown {
 }
 
 export const g = (ctx: StepContext, ...rest: (string | number)[]) => ['guests', ctx.guest, ...rest];
+
+/** A copy of the draft with one key of guest gi replaced; undefined removes the key. */
+export function setGuestKey(d: Draft, gi: number, key: string, value: unknown): Draft {
+  const copy = structuredClone(d);
+  if (value === undefined) delete copy.guests[gi]![key];
+  else copy.guests[gi]![key] = value;
+  return copy;
+}
