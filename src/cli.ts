@@ -191,9 +191,10 @@ async function wizard(p: Parsed, io: Io): Promise<number> {
       'Without one, use: qemu-harden generate --preset NAME --out DIR   (or --answers FILE)\n');
     return EXIT.usage;
   }
-  // Ink draws only a final frame when it believes it runs in CI. Here stdin and stdout are a terminal that a
-  // person is typing into, so the interview is drawn live whatever CI variables the shell carries.
-  process.env.CI = '0';
+  // Ink draws only a final frame, and its colour detection turns colours off, when they believe they run in CI.
+  // Here stdin and stdout are a terminal a person is typing into, so the interview is drawn live and in colour
+  // (NO_COLOR still turns colour off) whatever CI variables the shell carries.
+  for (const k of Object.keys(process.env)) if (k === 'CI' || k === 'CONTINUOUS_INTEGRATION' || k.startsWith('CI_')) delete process.env[k];
   const { runWizard } = await import('./wizard.js');
   return runWizard({ answersFile: p.flags.get('--answers') as string | undefined });
 }

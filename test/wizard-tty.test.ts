@@ -58,3 +58,25 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   assert.equal(v.code, 0, v.stdout);
   assert.match(why, /Disks and user-supplied files[\s\S]*never guessed/);
 });
+
+test('NO_COLOR turns colours off in a real terminal; without it the header is coloured', async (t) => {
+  requireTool('tmux', 'tmux');
+  const colours = /\u001b\[(?:[0-9;]*;)?(?:3[0-7]|9[0-7]|38;)/;
+  for (const [name, env, expectColour] of [
+    ['plain', '-u FORCE_COLOR TERM=xterm-256color NO_COLOR=1', false],
+    ['colour', '-u FORCE_COLOR -u NO_COLOR TERM=xterm-256color', true],
+  ] as const) {
+    const session = `qh-colour-${name}-${process.pid}`;
+    const started = tmux('new-session', '-d', '-s', session, '-x', '80', '-y', '24', `env ${env} ${process.execPath} ${BIN}; sleep 30`);
+    assert.equal(started.status, 0, started.stderr);
+    t.after(() => tmux('kill-session', '-t', session));
+    let screen = '';
+    const until = Date.now() + 15_000;
+    while (!/1\/12 Host/.test(screen) && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 100));
+      screen = tmux('capture-pane', '-e', '-p', '-t', session).stdout;
+    }
+    assert.match(screen, /1\/12 Host/);
+    assert.equal(colours.test(screen), expectColour, `${name}: ${JSON.stringify(screen.slice(0, 200))}`);
+  }
+});
