@@ -45,6 +45,22 @@ export function systemdPathWord(value: string): string {
   return systemdQuote(value.replaceAll('%', '%%'));
 }
 
+/**
+ * The path of a BindPaths=/BindReadOnlyPaths= entry. That parser splits on ':' as well as spaces and, inside
+ * quotes, accepts a backslash only before a separator or another backslash, so `\"` is not available: the path
+ * is written in single-quoted runs, a single quote itself in double quotes, and specifiers doubled.
+ */
+export function systemdBindWord(value: string): string {
+  refuseControl(value, 'systemd unit');
+  const escaped = value.replaceAll('%', '%%');
+  if (/^[A-Za-z0-9_@%+=,./-]+$/.test(escaped)) return escaped;
+  return escaped
+    .split(/('+)/)
+    .filter((run) => run !== '')
+    .map((run) => (run.startsWith("'") ? `"${run}"` : `'${run.replaceAll('\\', '\\\\')}'`))
+    .join('');
+}
+
 /** A free-text unit value that is not split into words (Description=): only specifiers are special. */
 export function systemdText(value: string): string {
   refuseControl(value, 'systemd unit');

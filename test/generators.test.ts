@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
-import { apparmorPath, qemuOpts, qemuValue, systemdExecWord, systemdPathWord, tmpfilesField, udevValue } from '../src/escape.js';
+import { apparmorPath, qemuOpts, qemuValue, systemdBindWord, systemdExecWord, systemdPathWord, tmpfilesField, udevValue } from '../src/escape.js';
+import { guestFence } from '../src/fence.js';
 import * as AA from '../src/gen/apparmor.js';
 import { sysusers, tmpfiles, udevRules } from '../src/gen/host.js';
 import { qemuArgs } from '../src/gen/qemu.js';
@@ -27,6 +28,12 @@ describe('escapers', () => {
     assert.equal(systemdPathWord('/srv/100%'), '/srv/100%%');
     assert.equal(systemdExecWord('/srv/a b"c\\d'), '"/srv/a b\\"c\\\\d"');
     assert.throws(() => systemdExecWord('a\nb'), /control character/);
+  });
+  test('bind paths: colons, spaces and quotes stay inside the one path', () => {
+    assert.equal(systemdBindWord('/srv/a.img'), '/srv/a.img');
+    assert.equal(systemdBindWord('/srv/50%'), '/srv/50%%');
+    assert.equal(systemdBindWord('/srv/a:b c'), "'/srv/a:b c'");
+    assert.equal(systemdBindWord(`/srv/it's "x"\\y`), `'/srv/it'"'"'s "x"\\\\y'`);
   });
   test('AppArmor paths: globs and variables are literal, spaces stay inside quotes', () => {
     assert.equal(apparmorPath('/srv/a*.img'), '"/srv/a\\*.img"');
@@ -105,11 +112,11 @@ describe('systemd units', () => {
     assert.deepEqual(settings(ua, 'DeviceAllow'), ['/dev/kvm rw']);
     assert.deepEqual(settings(ub, 'DeviceAllow'), ['/dev/kvm rw', '/dev/net/tun rw', '/dev/vhost-net rw']);
   });
-  test('writable only its own disk; other guests’ paths inaccessible', () => {
+  test('writable only its own disk; other guests’ paths out of sight', () => {
     assert.deepEqual(settings(ua, 'ReadWritePaths'), ['/srv/a.img']);
-    const hidden = settings(ua, 'InaccessiblePaths');
-    assert.ok(hidden.includes('-/srv/b.img') && hidden.includes('-/var/lib/qemu-harden/b'));
-    assert.ok(!hidden.some((p) => p.includes('/a.img') || p.endsWith('/a')));
+    assert.deepEqual(settings(ua, 'InaccessiblePaths'), ['-/srv/b.img'], '/srv holds more than guests: b’s disk is hidden alone');
+    assert.deepEqual(settings(ua, 'TemporaryFileSystem'), ['/run/qemu-harden:ro', '/var/lib/qemu-harden:ro', '/var/log/qemu-harden:ro']);
+    assert.deepEqual(settings(ua, 'BindPaths'), ['/run/qemu-harden/a', '/var/lib/qemu-harden/a', '/var/log/qemu-harden/a']);
   });
   test('no network without a network device', () => {
     assert.deepEqual(settings(ua, 'PrivateNetwork'), ['yes']);
@@ -203,5 +210,83 @@ describe('plan', () => {
     const firstParagraph = readme.split('\n\n')[1]!;
     assert.match(firstParagraph, /no isolation guarantee/);
     assert.match(readme, /## Accepted risks[\s\S]*trusted sources only here/);
+  });
+});
+
+describe('the fence between guests', () => {
+  const disk = (path: string, extra: Record<string, unknown> = {}) => ({ path, format: 'raw', ...extra });
+  const fenceOf = (guests: unknown[], name: string, extra: Record<string, unknown> = {}) => {
+    const a = answers(guests, extra);
+    return guestFence(a, a.guests.find((g) => g.name === name)!);
+  };
+
+  test('one guest: nothing to fence', () => {
+    assert.deepEqual(fenceOf([{ name: 'a', disks: [disk('/srv/qemu/a/disk.img')] }], 'a'), { tmpfs: [], bind: [], inaccessible: [] });
+  });
+
+  test('a directory per guest: their common parent is emptied once, and each guest’s own files come back', () => {
+    const guests = ['a', 'b', 'c'].map((n) => ({ name: n, disks: [disk(`/srv/qemu/${n}/disk.img`), disk(`/srv/qemu/${n}/seed.iso`, { readOnly: true })] }));
+    const f = fenceOf(guests, 'b');
+    assert.deepEqual(f.tmpfs, ['/run/qemu-harden', '/srv/qemu', '/var/lib/qemu-harden', '/var/log/qemu-harden']);
+    assert.deepEqual(f.bind, [
+      { path: '/run/qemu-harden/b', writable: true },
+      { path: '/srv/qemu/b/disk.img', writable: true },
+      { path: '/srv/qemu/b/seed.iso', writable: false },
+      { path: '/var/lib/qemu-harden/b', writable: true },
+      { path: '/var/log/qemu-harden/b', writable: true },
+    ]);
+    assert.deepEqual(f.inaccessible, []);
+  });
+
+  test('the unit binds writable disks read-write and read-only files read-only, and lists no ReadWritePaths= for them', () => {
+    const a = answers(['a', 'b'].map((n) => ({ name: n, disks: [disk(`/vm/${n}.img`), disk(`/vm/${n}.iso`, { readOnly: true })] })));
+    const u = guestService(a, a.guests[0]!);
+    assert.ok(settings(u, 'TemporaryFileSystem').includes('/vm:ro'));
+    assert.ok(settings(u, 'BindPaths').includes('/vm/a.img'));
+    assert.deepEqual(settings(u, 'BindReadOnlyPaths'), ['/vm/a.iso']);
+    assert.deepEqual(settings(u, 'ReadWritePaths'), []);
+  });
+
+  test('a directory only this guest uses is not emptied for it, but is for the others', () => {
+    const guests = [{ name: 'a', disks: [disk('/vm/a/disk.img')] }, { name: 'b', disks: [disk('/data/b/disk.img')] }];
+    assert.ok(!fenceOf(guests, 'a').tmpfs.includes('/vm/a'));
+    assert.ok(fenceOf(guests, 'b').tmpfs.includes('/vm/a'));
+    assert.ok(!fenceOf(guests, 'b').bind.some((b) => b.path.startsWith('/vm/')));
+  });
+
+  test('shared and system directories are never emptied: files there are hidden one by one', () => {
+    const guests = [
+      { name: 'a', disks: [disk('/var/lib/a.img')], boot: { kernel: '/boot/vmlinuz-a' } },
+      { name: 'b', disks: [disk('/var/lib/b.img')], boot: { kernel: '/boot/vmlinuz-b' } },
+    ];
+    const f = fenceOf(guests, 'a');
+    assert.deepEqual(f.tmpfs, ['/run/qemu-harden', '/var/lib/qemu-harden', '/var/log/qemu-harden']);
+    assert.deepEqual(f.inaccessible, ['/boot/vmlinuz-b', '/var/lib/b.img']);
+  });
+
+  test('a directory TemporaryFileSystem= cannot name, or one above the QEMU binary, falls back to single paths', () => {
+    const colon = [{ name: 'a', disks: [disk('/vm:x/a.img')] }, { name: 'b', disks: [disk('/vm:x/b.img')] }];
+    assert.deepEqual(fenceOf(colon, 'a').inaccessible, ['/vm:x/b.img']);
+    const opt = [{ name: 'a', disks: [disk('/opt/q/a/d.img')] }, { name: 'b', disks: [disk('/opt/q/b/d.img')] }];
+    const f = fenceOf(opt, 'a', { host: { qemuBinary: '/opt/q/bin/qemu-system-x86_64' } });
+    assert.ok(!f.tmpfs.includes('/opt/q'), 'the directory holding QEMU itself stays');
+    assert.ok(f.tmpfs.includes('/opt/q/b'));
+  });
+
+  test('other guests’ block devices are hidden by path; the device policy refuses them as well', () => {
+    const guests = [
+      { name: 'a', disks: [disk('/dev/sdb', { blockDevice: true })] },
+      { name: 'b', disks: [disk('/dev/sdc', { blockDevice: true })] },
+    ];
+    assert.deepEqual(fenceOf(guests, 'a').inaccessible, ['/dev/sdc']);
+  });
+
+  test('1,000 guests: each unit stays the size of one guest’s', () => {
+    const many = Array.from({ length: 1000 }, (_, i) => ({ name: `g${i}`, disks: [disk(`/srv/qemu/g${i}/disk.qcow2`)] }));
+    const a = answers(many);
+    const two = answers(many.slice(0, 2));
+    const big = guestService(a, a.guests[500]!);
+    const small = guestService(two, two.guests[0]!).replaceAll('g0', 'g500');
+    assert.equal(big.length, small.length);
   });
 });

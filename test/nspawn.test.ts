@@ -15,7 +15,7 @@ import { cli, requireTool, tempDir } from './helpers.js';
 import { diskSwapDropIn } from './unitfile.js';
 
 const kvmWorks = existsSync('/dev/kvm');
-const HOSTILE_DISK = '/images/ga mm%a$x"q\\,y.img';
+const HOSTILE_DISK = '/images/ga mm%a$x"q\\,y\'z:w.img';
 const HOSTILE_DESCRIPTION = 'tenant 50% "gamma" \\ $HOME ; %n';
 
 interface Case {
@@ -119,13 +119,32 @@ for (const c of CASES) {
         assert.equal(d, `QEMU guest gamma (${HOSTILE_DESCRIPTION})`);
       });
 
-      test('the other guests cannot even see that path: InaccessiblePaths= read it exactly', () => {
-        for (const g of ['alpha', 'beta']) {
-          const st = ct.exec(['nsenter', '-t', String(pids.get(g)), '-m', 'stat', '-c', '%a %s', HOSTILE_DISK]);
-          assert.equal(st.code, 0, st.stderr);
-          assert.equal(st.stdout.trim(), '0 0', `${g} sees an inaccessible placeholder, not gamma's disk`);
+      test('each guest sees only its own disk and directories: the others’ are not there at all', () => {
+        const own: Record<string, string> = { alpha: 'alpha.img', beta: 'beta.img', gamma: HOSTILE_DISK.slice('/images/'.length) };
+        for (const g of answers.guests) {
+          const inside = (...argv: string[]) => ct.exec(['nsenter', '-t', String(pids.get(g.name)), '-m', ...argv]);
+          assert.deepEqual(inside('ls', '-A', '/images').stdout.split('\n').filter(Boolean), [own[g.name]], `${g.name}'s /images`);
+          for (const base of ['/run/qemu-harden', '/var/lib/qemu-harden', '/var/log/qemu-harden'])
+            assert.deepEqual(inside('ls', '-A', base).stdout.split('\n').filter(Boolean), [g.name], `${g.name}'s ${base}`);
+          for (const other of answers.guests.filter((o) => o.name !== g.name)) {
+            const st = inside('stat', '-c', '%s', other.disks[0]!.path);
+            assert.notEqual(st.code, 0, `${g.name} must not see ${other.name}'s disk`);
+            assert.match(st.stderr, /No such file or directory/);
+          }
+          assert.match(inside('findmnt', '-n', '-o', 'OPTIONS', '/images').stdout, /^ro,/, 'the emptied directory is read-only');
         }
-        assert.equal(ct.exec(['stat', '-c', '%s', HOSTILE_DISK]).stdout.trim(), String(1024 * 1024));
+        assert.equal(ct.exec(['stat', '-c', '%s', HOSTILE_DISK]).stdout.trim(), String(1024 * 1024), 'outside the guests the disk is still there');
+      });
+
+      test('each guest’s own disk, bound back by BindPaths=, is open read-write', () => {
+        for (const g of answers.guests) {
+          const pid = pids.get(g.name)!;
+          const fds = ct.sh(`for f in /proc/${pid}/fd/*; do printf '%s\\t%s\\n' "$f" "$(readlink "$f")"; done`).stdout.split('\n');
+          const fd = fds.find((l) => l.endsWith(`\t${g.disks[0]!.path}`))?.split('\t')[0]?.replace('/fd/', '/fdinfo/');
+          assert.ok(fd, `${g.name} holds ${g.disks[0]!.path} open`);
+          const flags = parseInt(/^flags:\s+([0-7]+)$/m.exec(ct.exec(['cat', fd]).stdout)![1]!, 8);
+          assert.equal(flags & 3, 2, `${g.name}'s disk is opened O_RDWR`);
+        }
       });
 
       test('guest A pointed at guest B’s disk (mode 0666) cannot open it under systemd', () => {
@@ -141,7 +160,7 @@ for (const c of CASES) {
           spawnSleep(250);
           journal = ct.exec(['journalctl', '-b', '-u', 'qemu-alpha.service', '--no-pager', '-o', 'cat']).stdout;
         }
-        assert.match(journal, /Could not open '\/images\/beta\.img': Permission denied/);
+        assert.match(journal, /Could not open '\/images\/beta\.img': No such file or directory/);
         assert.notEqual(ct.exec(['systemctl', 'is-active', 'qemu-alpha.service']).stdout.trim(), 'active');
         assert.equal(ct.sh('stat -c %a /images/beta.img').stdout.trim(), '666', 'DAC alone would have allowed it');
       });

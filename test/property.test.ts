@@ -6,6 +6,8 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { InputError, validate } from '../src/answers.js';
 import { qemuValue } from '../src/escape.js';
+import { guestFence } from '../src/fence.js';
+import * as G from '../src/guest.js';
 import { answersJson, plan } from '../src/plan.js';
 import { requireTool, tempDir } from './helpers.js';
 
@@ -62,6 +64,35 @@ describe('properties of valid answers', () => {
     );
     assert.equal(runs, 10_000);
     assert.ok(Date.now() - started < 120_000, 'bounded in time');
+  });
+
+  test('the fence, over 2,000 documents: each guest sees all its own paths and none of the others’', () => {
+    const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
+    fc.assert(
+      fc.property(answersArb, (doc) => {
+        const a = validate(doc);
+        const paths = (g: (typeof a.guests)[number]) => [
+          ...G.filesOf(g).map((f) => ({ path: f.path, writable: f.access === 'rw' })),
+          ...g.disks.map((d) => ({ path: d.path, writable: !d.readOnly })),
+          ...[G.runtimeDir(g), G.stateDir(g), G.logsDir(g)].map((path) => ({ path, writable: true })),
+        ];
+        for (const g of a.guests) {
+          const f = guestFence(a, g);
+          const visible = (p: string) =>
+            f.bind.some((b) => under(p, b.path)) || (!f.tmpfs.some((t) => under(p, t)) && !f.inaccessible.some((i) => under(p, i)));
+          const own = paths(g);
+          for (const p of own) {
+            assert.ok(visible(p.path), `${g.name} must see its own ${p.path}`);
+            const bound = f.bind.find((b) => b.path === p.path);
+            if (bound && p.path !== G.uefiVars(g)) assert.equal(bound.writable, p.writable, `${p.path} bound ${p.writable ? 'read-write' : 'read-only'}`);
+          }
+          const mine = new Set(own.map((p) => p.path));
+          for (const o of a.guests.filter((x) => x.name !== g.name))
+            for (const p of paths(o)) if (!mine.has(p.path)) assert.ok(!visible(p.path), `${g.name} must not see ${o.name}'s ${p.path}`);
+        }
+      }),
+      { numRuns: 2_000, seed: Date.now() % 2 ** 31 },
+    );
   });
 
   test('200 sampled bundles pass systemd-analyze verify and apparmor_parser', (t) => {

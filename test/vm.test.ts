@@ -136,11 +136,11 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
     writeFileSync(join(root, 'proof/alpha-beta-systemd.conf'), diskSwapDropIn(unit('alpha'), '/images/alpha.img', '/images/beta.img', ['AppArmorProfile=']));
     writeFileSync(
       join(root, 'proof/alpha-beta-apparmor.conf'),
-      diskSwapDropIn(unit('alpha'), '/images/alpha.img', '/images/beta.img', ['InaccessiblePaths=', 'ReadWritePaths=/images/beta.img']),
+      diskSwapDropIn(unit('alpha'), '/images/alpha.img', '/images/beta.img', ['TemporaryFileSystem=', 'InaccessiblePaths=', 'ReadWritePaths=/images/beta.img']),
     );
     writeFileSync(
       join(root, 'proof/gamma-decoy.conf'),
-      diskSwapDropIn(unit('gamma'), GLOB_DISK, GLOB_DECOY, ['InaccessiblePaths=', `ReadWritePaths="${GLOB_DECOY}"`]),
+      diskSwapDropIn(unit('gamma'), GLOB_DISK, GLOB_DECOY, ['TemporaryFileSystem=', 'InaccessiblePaths=', `ReadWritePaths="${GLOB_DECOY}"`]),
     );
     chmodSync(root, 0o755);
     vm = await runVm({
@@ -226,8 +226,8 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
   };
 
   test('guest A pointed at guest B’s disk (mode 0666), AppArmor off: the systemd sandbox alone keeps it out', () => {
-    assert.equal(result('systemd_only.error'), "Could not open '/images/beta.img': Permission denied");
-    assert.deepEqual(denials('systemd_only', 'qemu-harden-alpha'), [], 'no AppArmor involvement: InaccessiblePaths= refused it');
+    assert.equal(result('systemd_only.error'), "Could not open '/images/beta.img': No such file or directory");
+    assert.deepEqual(denials('systemd_only', 'qemu-harden-alpha'), [], 'no AppArmor involvement: the disk is not in alpha’s view at all');
     assert.notEqual(result('systemd_only.state'), 'active');
   });
 

@@ -1,6 +1,7 @@
 // systemd units: one service per guest, its tap helper when it has one, and the slice they all live in.
 // Each hardening line carries a comment saying what it takes away, so the bundle teaches as it is read.
-import { systemdExecWord, systemdPathWord, systemdText } from '../escape.js';
+import { systemdBindWord, systemdExecWord, systemdPathWord, systemdText } from '../escape.js';
+import { guestFence } from '../fence.js';
 import * as G from '../guest.js';
 import type { Answers, Guest } from '../model.js';
 import { qemuArgs } from './qemu.js';
@@ -36,30 +37,17 @@ function execLine(argv: string[]): string {
   return lines.join('\n');
 }
 
-/** The host paths of every other guest, made invisible to this guest's QEMU whatever their file modes. */
-function otherGuestsPaths(a: Answers, g: Guest): string[] {
-  const mine = new Set([...G.filesOf(g).map((f) => f.path), ...g.disks.map((d) => d.path)]);
-  const out = new Set<string>();
-  for (const o of a.guests) {
-    if (o.name === g.name) continue;
-    for (const p of [...G.filesOf(o).map((f) => f.path), ...o.disks.map((d) => d.path), G.stateDir(o), G.runtimeDir(o), G.logsDir(o)])
-      if (!mine.has(p)) out.add(p);
-  }
-  return [...out].sort();
-}
-
 export function guestService(a: Answers, g: Guest): string {
   const devices = G.devicesOf(a, g);
   const groups = [
     ...(a.useCase === 'virtualization' ? [a.host.kvmGroup] : []),
     ...(g.network.mode === 'tap' ? [a.host.netGroup] : []),
   ];
-  const writable = [
-    ...g.disks.filter((d) => !d.readOnly && !d.blockDevice).map((d) => d.path),
-  ];
+  const fence = guestFence(a, g);
+  const bound = new Set(fence.bind.map((b) => b.path));
+  const writable = g.disks.filter((d) => !d.readOnly && !d.blockDevice && !bound.has(d.path)).map((d) => d.path);
   const inet = G.usesInet(g);
   const tap = g.network.mode === 'tap';
-  const hidden = otherGuestsPaths(a, g);
   const vfio = g.passthrough.pci.length > 0;
 
   const unit: Line[] = [
@@ -88,9 +76,14 @@ export function guestService(a: Answers, g: Guest): string {
       'DevicePolicy=closed', ...devices.map((d) => `DeviceAllow=${systemdPathWord(d.path)} ${d.access}`)],
     ['The whole file system is read-only to QEMU; only this guest’s writable disks are not.',
       'ProtectSystem=strict', ...(writable.length ? [`ReadWritePaths=${writable.map(systemdPathWord).join(' ')}`] : [])],
-    ...(hidden.length
-      ? [['Other guests’ disks, files and directories do not exist for this QEMU, whatever their modes.' as string,
-          ...hidden.map((p) => `InaccessiblePaths=-${systemdPathWord(p)}`)] as Line]
+    ...(fence.tmpfs.length
+      ? [['Other guests’ disks, files and directories do not exist for this QEMU, whatever their modes: the directories holding them are empty here, and only this guest’s own files are put back.' as string,
+          ...fence.tmpfs.map((d) => `TemporaryFileSystem=${d}:ro`),
+          ...fence.bind.map((b) => `${b.writable ? 'BindPaths' : 'BindReadOnlyPaths'}=${systemdBindWord(b.path)}`)] as Line]
+      : []),
+    ...(fence.inaccessible.length
+      ? [['Other guests’ files that no fenced directory holds are hidden one by one.' as string,
+          ...fence.inaccessible.map((p) => `InaccessiblePaths=-${systemdPathWord(p)}`)] as Line]
       : []),
     ['Home directories, /tmp of other services, mounts and the kernel’s knobs are out of reach.',
       'ProtectHome=yes', 'PrivateTmp=yes', 'PrivateMounts=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectKernelLogs=yes',
