@@ -1,5 +1,6 @@
 // Writing and reading a bundle directory. A bundle is written next to its destination and renamed into place,
 // so a crash at any moment leaves either no bundle or the complete previous one.
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -17,23 +18,33 @@ function isNonEmptyDir(path: string): boolean {
   }
 }
 
-function writeDurable(path: string, content: string, mode: number): void {
+function writeNew(path: string, content: string, mode: number): void {
   const fd = openSync(path, 'wx', mode);
   try {
     writeSync(fd, content);
-    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
 }
 
-function fsyncDir(path: string): void {
+function fsyncPath(path: string): void {
   const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Put everything written under `dir` on disk before the bundle is renamed into place. One syncfs(2) of the
+ * file system (coreutils' `sync -f`) costs the same for 3 files or 3,000; fsync of each file and directory, the
+ * fallback when `sync -f` is not there, costs one journal commit per file.
+ */
+function flushTree(dir: string, files: string[]): void {
+  if (spawnSync('sync', ['-f', dir], { stdio: 'ignore' }).status === 0) return;
+  for (const f of files) fsyncPath(f);
+  for (const d of new Set(files.map((f) => dirname(f)))) fsyncPath(d);
 }
 
 export function writeBundle(outDir: string, files: BundleFile[], force: boolean): void {
@@ -51,12 +62,16 @@ export function writeBundle(outDir: string, files: BundleFile[], force: boolean)
   const old = join(parent, `.${basename(out)}.qemu-harden-old-${tag}`);
   try {
     mkdirSync(tmp, { mode: 0o755 });
-    for (const f of files) {
+    const made = new Set<string>();
+    const targets = files.map((f) => {
       const target = join(tmp, f.path);
-      mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
-      writeDurable(target, f.content, f.mode);
-    }
-    for (const d of new Set(files.map((f) => dirname(join(tmp, f.path))))) fsyncDir(d);
+      const dir = dirname(target);
+      if (!made.has(dir)) mkdirSync(dir, { recursive: true, mode: 0o755 });
+      made.add(dir);
+      writeNew(target, f.content, f.mode);
+      return target;
+    });
+    flushTree(tmp, targets);
     let moved = false;
     try {
       renameSync(out, old);
@@ -65,7 +80,7 @@ export function writeBundle(outDir: string, files: BundleFile[], force: boolean)
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
     renameSync(tmp, out);
-    fsyncDir(parent);
+    fsyncPath(parent);
     if (moved) rmSync(old, { recursive: true, force: true });
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { checkManifest } from '../src/bundle.js';
-import { BIN, cli, tempDir } from './helpers.js';
+import { BIN, cli, requireTool, tempDir } from './helpers.js';
 
 function answers(guests: number, memoryMiB: number) {
   return {
@@ -65,4 +65,37 @@ test('SIGKILL at any moment of generate leaves no OUT or a complete bundle, neve
   }
   assert.ok(killed >= points / 2, `only ${killed} of ${points} runs were killed before finishing; the test proved little`);
   assert.ok(seen.has('old'), 'some kills landed before the rename');
+});
+
+/** The system calls that put data on disk, and the rename that publishes the bundle, in the order they ran. */
+function durabilityTrace(t: Parameters<typeof tempDir>[0], path: string): string[] {
+  const strace = requireTool('strace', 'strace');
+  const tmp = tempDir(t);
+  const answersFile = join(tmp, 'a.json');
+  writeFileSync(answersFile, JSON.stringify(answers(3, 512)));
+  const log = join(tmp, 'trace');
+  const r = spawnSync(strace, ['-f', '-qq', '-o', log, '-e', 'trace=fsync,syncfs,rename,renameat,renameat2', process.execPath, BIN, 'generate', '--answers', answersFile, '--out', join(tmp, 'out')], {
+    encoding: 'utf8',
+    env: { ...process.env, PATH: path },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return readFileSync(log, 'utf8').split('\n').filter((l) => /\b(fsync|syncfs|rename\w*)\(/.test(l) && !l.includes('= -1'));
+}
+
+test('the new bundle is on disk before it is renamed into place: one syncfs through sync -f', (t) => {
+  const calls = durabilityTrace(t, process.env.PATH ?? '/usr/bin:/bin');
+  const sync = calls.findIndex((l) => l.includes('syncfs('));
+  const publish = calls.findIndex((l) => /rename\w*\(.*qemu-harden-new-/.test(l));
+  assert.ok(sync >= 0 && publish > sync, `syncfs, then the rename:\n${calls.join('\n')}`);
+  assert.ok(calls.filter((l) => l.includes('fsync(')).length <= 2, 'no fsync per file when syncfs did it');
+});
+
+test('without sync(1) on PATH, every file is fsynced before the rename', (t) => {
+  const empty = tempDir(t);
+  mkdirSync(join(empty, 'bin'));
+  const calls = durabilityTrace(t, join(empty, 'bin'));
+  const publish = calls.findIndex((l) => /rename\w*\(.*qemu-harden-new-/.test(l));
+  const before = calls.slice(0, publish).filter((l) => l.includes('fsync(')).length;
+  assert.ok(publish > 0 && !calls.some((l) => l.includes('syncfs(')));
+  assert.ok(before >= 20, `each of the bundle's files and directories fsynced first (${before} calls)`);
 });
