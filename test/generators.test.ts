@@ -167,6 +167,16 @@ describe('host files', () => {
   test('tmpfiles: each guest owns its own disk', () => {
     assert.match(tmpfiles(a), /^z "\/srv\/a\.img" 0600 qemu-a qemu-a -$/m);
   });
+  test('tmpfiles: a read-only file several guests read is left to its owner; one guest’s own becomes 0400', () => {
+    const iso = (path: string) => ({ path, format: 'raw', readOnly: true });
+    const t = tmpfiles(answers([
+      { name: 'a', disks: [iso('/srv/shared.iso'), iso('/srv/a.iso')] },
+      { name: 'b', disks: [iso('/srv/shared.iso')] },
+    ]));
+    assert.doesNotMatch(t, /^z "\/srv\/shared\.iso"/m);
+    assert.equal(t.split('\n').filter((l) => l.startsWith('# /srv/shared.iso is read by several guests')).length, 2);
+    assert.match(t, /^z "\/srv\/a\.iso" 0400 qemu-a qemu-a -$/m);
+  });
   test('udev: devices to groups, never world; VFIO group and USB device to one guest', () => {
     const u = udevRules(a);
     assert.match(u, /^KERNEL=="kvm", SUBSYSTEM=="misc", GROUP="kvm", MODE="0660"$/m);
@@ -245,6 +255,15 @@ describe('the fence between guests', () => {
     assert.ok(settings(u, 'BindPaths').includes('/vm/a.img'));
     assert.deepEqual(settings(u, 'BindReadOnlyPaths'), ['/vm/a.iso']);
     assert.deepEqual(settings(u, 'ReadWritePaths'), []);
+  });
+
+  test('a read-only image several guests share is bound back into each of them', () => {
+    const guests = ['a', 'b'].map((n) => ({ name: n, disks: [disk(`/vm/${n}.img`), disk('/vm/base.iso', { readOnly: true })] }));
+    for (const n of ['a', 'b']) {
+      const f = fenceOf(guests, n);
+      assert.ok(f.tmpfs.includes('/vm'));
+      assert.ok(f.bind.some((b) => b.path === '/vm/base.iso' && !b.writable));
+    }
   });
 
   test('a directory only this guest uses is not emptied for it, but is for the others', () => {

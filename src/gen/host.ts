@@ -20,6 +20,8 @@ export function tmpfiles(a: Answers): string {
   const lines = [HEADER];
   lines.push('# Parents of the per-guest directories systemd creates for each unit.');
   lines.push('d /var/lib/qemu-harden 0755 root root -', 'd /var/log/qemu-harden 0755 root root -');
+  const readers = new Map<string, number>();
+  for (const g of a.guests) for (const p of new Set(G.filesOf(g).map((f) => f.path))) readers.set(p, (readers.get(p) ?? 0) + 1);
   for (const g of a.guests) {
     const u = G.userName(g);
     const own = G.filesOf(g).filter((f) => f.path !== G.uefiVars(g));
@@ -30,7 +32,7 @@ export function tmpfiles(a: Answers): string {
       lines.push(`z ${tmpfilesPath(G.uefiVars(g))} 0600 ${u} ${u} -`);
     }
     for (const f of own) {
-      const shared = f.access === 'r' && a.guests.some((o) => o.name !== g.name && G.filesOf(o).some((of) => of.path === f.path));
+      const shared = f.access === 'r' && readers.get(f.path)! > 1;
       if (shared) lines.push(`# ${f.path} is read by several guests: left to its owner, every guest reads it through its group or mode.`);
       else lines.push(`z ${tmpfilesPath(f.path)} ${f.access === 'rw' ? '0600' : '0400'} ${u} ${u} -`);
     }
