@@ -21,11 +21,13 @@ const HOSTILE_DESCRIPTION = 'tenant 50% "gamma" \\ $HOME ; %n';
 interface Case {
   preset: string;
   disks: Record<string, string>;
+  /** A guest in the bundle that is never started, whose directory does not exist in the container. */
+  absent?: { name: string; disk: string };
 }
 
 const CASES: Case[] = [
   { preset: 'multi-tenant', disks: { alpha: '/images/alpha.img', beta: '/images/beta.img', gamma: HOSTILE_DISK } },
-  { preset: 'kvm-tap', disks: { web: '/images/web.img' } },
+  { preset: 'kvm-tap', disks: { web: '/images/web.img' }, absent: { name: 'spare', disk: '/spare/spare/disk.img' } },
 ];
 
 for (const c of CASES) {
@@ -33,6 +35,7 @@ for (const c of CASES) {
     const dir = tempDir({ after }, 'qh-nspawn-');
     const ct = new Container(dir);
     let answers: ReturnType<typeof validate>;
+    let running: ReturnType<typeof validate>['guests'];
     const pids = new Map<string, number>();
     after(() => ct.stop());
 
@@ -53,7 +56,9 @@ for (const c of CASES) {
         if (g.name === 'gamma') g.description = HOSTILE_DESCRIPTION;
         if ((g.network as { mode: string } | undefined)?.mode === 'tap') (g.network as { vhost: boolean }).vhost = false;
       }
+      if (c.absent) doc.guests.push({ name: c.absent.name, disks: [{ path: c.absent.disk, format: 'raw' }] });
       answers = validate(doc);
+      running = answers.guests.filter((g) => g.name !== c.absent?.name);
       const answersFile = join(dir, 'answers.json');
       writeFileSync(answersFile, JSON.stringify(doc));
       const bundle = join(dir, 'bundle');
@@ -68,7 +73,7 @@ for (const c of CASES) {
     });
 
     test('each guest starts, boots, and runs as its own user with no capabilities, NoNewPrivs and seccomp', async () => {
-      for (const g of answers.guests) {
+      for (const g of running) {
         const unit = `qemu-${g.name}.service`;
         const start = ct.exec(['systemctl', 'start', unit]);
         assert.equal(start.code, 0, `${unit}: ${start.stderr}\n${ct.exec(['journalctl', '-b', '-u', unit, '--no-pager']).stdout}`);
@@ -98,7 +103,7 @@ for (const c of CASES) {
     });
 
     test('systemd holds each unit’s limits', () => {
-      for (const g of answers.guests) {
+      for (const g of running) {
         const show = ct.exec(['systemctl', 'show', '-p', 'MemoryMax', '-p', 'CPUQuotaPerSecUSec', '-p', 'TasksMax', '-p', 'Slice', `qemu-${g.name}.service`]).stdout;
         assert.match(show, new RegExp(`^MemoryMax=${memoryMaxMiB(g) * 1024 * 1024}$`, 'm'));
         assert.match(show, new RegExp(`^CPUQuotaPerSecUSec=${cpuQuotaPercent(g) / 100}s$`, 'm'));
@@ -106,6 +111,19 @@ for (const c of CASES) {
         assert.match(show, /^Slice=qemu\.slice$/m);
       }
     });
+
+    if (c.absent) {
+      const { name, disk } = c.absent;
+      test(`a guest starts while another guest’s directory does not exist yet; systemd makes it an empty directory`, () => {
+        const other = running[0]!.name;
+        const unit = readFileSync(join(ct.root, `etc/systemd/system/qemu-${other}.service`), 'utf8');
+        const dir = disk.slice(0, disk.lastIndexOf('/'));
+        assert.ok(unit.includes(`TemporaryFileSystem=${dir}:ro`), `${other}’s unit empties ${dir}`);
+        assert.equal(ct.exec(['systemctl', 'is-active', `qemu-${other}.service`]).stdout.trim(), 'active');
+        assert.equal(ct.exec(['systemctl', 'is-active', `qemu-${name}.service`]).stdout.trim(), 'inactive');
+        assert.equal(ct.sh(`find ${dir} -mindepth 1 | wc -l`).stdout.trim(), '0', `${dir} exists and is empty`);
+      });
+    }
 
     if (c.preset === 'multi-tenant') {
       test('a disk path full of systemd, QEMU and shell metacharacters reaches QEMU as exactly that file', () => {
