@@ -1,7 +1,7 @@
 // The built binary in a real terminal (tmux, 80×24): a whole interview, then `verify` on what it wrote.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { BIN, cli, requireTool, tempDir } from './helpers.js';
@@ -14,7 +14,13 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   const dir = tempDir(t, 'qh-tty-');
   const session = `qh-tty-${process.pid}`;
   const exitFile = join(dir, 'exit-code');
-  const started = tmux('new-session', '-d', '-s', session, '-x', '80', '-y', '24', '-c', dir, `sh -c '${process.execPath} ${BIN}; echo $? > ${exitFile}; sleep 60'`);
+  // QEMU on PATH is a wrapper that logs each run, to count how often the wizard probes the host.
+  const qemu = requireTool('qemu-system-x86_64', 'qemu-system-x86');
+  const calls = join(dir, 'qemu-calls');
+  mkdirSync(join(dir, 'bin'));
+  writeFileSync(join(dir, 'bin', 'qemu-system-x86_64'), `#!/bin/sh\necho "$1" >> ${calls}\nexec ${qemu} "$@"\n`);
+  chmodSync(join(dir, 'bin', 'qemu-system-x86_64'), 0o755);
+  const started = tmux('new-session', '-d', '-s', session, '-x', '80', '-y', '24', '-c', dir, `sh -c 'PATH=${dir}/bin:$PATH ${process.execPath} ${BIN}; echo $? > ${exitFile}; sleep 60'`);
   assert.equal(started.status, 0, started.stderr);
   t.after(() => tmux('kill-session', '-t', session));
 
@@ -57,6 +63,7 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   const v = cli(['verify', bundle]);
   assert.equal(v.code, 0, v.stdout);
   assert.match(why, /Disks and user-supplied files[\s\S]*never guessed/);
+  assert.deepEqual(readFileSync(calls, 'utf8').split('\n').filter(Boolean).sort(), ['--version', '-sandbox'], 'the host was probed once in the whole interview');
 });
 
 test('NO_COLOR turns colours off in a real terminal; without it the header is coloured', async (t) => {

@@ -237,12 +237,14 @@ function Done({ s }: { s: State }) {
   );
 }
 
-export function App({ draft, outDir, probe = () => probeHost(), onExit }: AppProps) {
+export function App({ draft, outDir, probe = probeHost, onExit }: AppProps) {
   const [s, dispatch] = useReducer(reducer, undefined, () => initialState(draft, outDir));
   const { exit } = useApp();
 
   useInput((input, key) => dispatch({ type: 'key', input, key }));
 
+  // The host is probed once per interview, after the first frame; its answer re-renders the app, so nothing
+  // that changes between renders may restart it.
   useEffect(() => {
     const t = setTimeout(() => {
       probe().then(
@@ -251,7 +253,7 @@ export function App({ draft, outDir, probe = () => probeHost(), onExit }: AppPro
       );
     }, 0);
     return () => clearTimeout(t);
-  }, [probe]);
+  }, []);
 
   useEffect(() => {
     if (STEPS[s.step]!.id !== 'disks') return;
