@@ -3,14 +3,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { InputError } from './errors.js';
 import { answersSchema, type Answers } from './model.js';
 
-export class InputError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InputError';
-  }
-}
+export { InputError };
 
 export const MAX_ANSWERS_BYTES = 1024 * 1024;
 

@@ -1,12 +1,9 @@
 #!/usr/bin/env node
-// The command line. Kept free of React and Ink: `--help`, `--version` and every non-interactive command load
-// only what they use; the wizard is imported when it is about to be shown.
+// The command line. Each command imports what it uses when it runs: `--help` and `--version` load nothing
+// else, the wizard's first frame waits for neither the answers model nor the generators, and React and Ink are
+// imported only when the wizard is about to be shown.
 import { join } from 'node:path';
-import { InputError, applySet, readAnswersFile, validate } from './answers.js';
-import { writeBundle } from './bundle.js';
-import { assertHostPaths } from './hostpaths.js';
-import { plan } from './plan.js';
-import { listPresets, loadPreset } from './presets.js';
+import { InputError } from './errors.js';
 import { VERSION } from './version.js';
 
 export const EXIT = { ok: 0, findings: 1, usage: 2, cancelled: 130 } as const;
@@ -97,6 +94,13 @@ async function generate(p: Parsed, io: Io): Promise<number> {
   const outDir = p.flags.get('--out') as string | undefined;
   if (!!preset === !!answersFile) throw new UsageError('generate needs exactly one of --preset NAME or --answers FILE');
   if (!outDir && !p.flags.has('--dry-run')) throw new UsageError('generate needs --out DIR (or --dry-run)');
+  const [{ applySet, readAnswersFile, validate }, { writeBundle }, { assertHostPaths }, { plan }, { loadPreset }] = await Promise.all([
+    import('./answers.js'),
+    import('./bundle.js'),
+    import('./hostpaths.js'),
+    import('./plan.js'),
+    import('./presets.js'),
+  ]);
   let doc = preset ? loadPreset(preset).answers : readAnswersFile(answersFile!);
   for (const s of p.sets) doc = applySet(doc, s);
   const answers = validate(doc);
@@ -117,9 +121,9 @@ async function generate(p: Parsed, io: Io): Promise<number> {
   return EXIT.ok;
 }
 
-function presets(p: Parsed, io: Io): number {
+async function presets(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--json'], 0);
-  const all = listPresets();
+  const all = (await import('./presets.js')).listPresets();
   if (p.flags.has('--json')) io.out(JSON.stringify(all.map(({ name, description }) => ({ name, description })), null, 2) + '\n');
   else {
     const w = Math.max(...all.map((x) => x.name.length));
@@ -216,7 +220,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       case 'generate':
         return await generate(p, io);
       case 'presets':
-        return presets(p, io);
+        return await presets(p, io);
       case 'verify':
         return await verifyCmd(p, io);
       case 'apply':

@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InputError } from './answers.js';
+import { InputError } from './errors.js';
 
 export interface Preset {
   name: string;
