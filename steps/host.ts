@@ -1,4 +1,4 @@
-import { implications } from '../src/probe.js';
+import { implications } from '../src/implications.js';
 import type { Step } from '../src/ui/fields.js';
 
 export const host: Step = {

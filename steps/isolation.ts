@@ -20,7 +20,7 @@ export const isolation: Step = {
   ],
   scope: (ctx) => [g(ctx, 'isolation'), ['acceptedRisks']],
   notes: (ctx) => {
-    const r = draftRisks(ctx.draft);
+    const r = draftRisks(ctx.draft, ctx.check);
     if (!r) return ['Fix the problems on earlier steps to see the risks these answers take.'];
     return r.length ? [`Risks taken: ${r.map((x) => `${x.risk}${x.guest ? `(${x.guest})` : ''}`).join(', ')}`] : ['No risks taken: every choice is the secure default.'];
   },

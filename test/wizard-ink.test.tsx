@@ -59,6 +59,18 @@ function frameFits(frame: string) {
 }
 
 describe('the interview, driven through Ink', () => {
+  test('keys typed before the first frame’s engine has loaded are held and replayed in order', async (t) => {
+    const app = render(<App draft={initialDraft()} outDir={join(tempDir(t), 'b')} probe={async () => HOST} onExit={() => undefined} />);
+    t.after(() => app.unmount());
+    app.stdin.write(KEY.enter);
+    app.stdin.write(KEY.enter);
+    app.stdin.write(KEY.tab);
+    app.stdin.write('2');
+    const until = Date.now() + 10_000;
+    while (!/3\/12 Guests[\s\S]*vCPUs +12/.test(app.lastFrame() ?? '') && Date.now() < until) await tick(50);
+    assert.match(app.lastFrame()!, /3\/12 Guests[\s\S]*vCPUs +12/, 'two steps on, the second field typed into');
+  });
+
   test('one KVM guest to a written bundle, with a wrong value fixed on the way', async (t) => {
     const out = join(tempDir(t), 'bundle');
     const w = start(out);

@@ -4,6 +4,7 @@ import { STEPS } from '../steps/index.js';
 import { validate } from '../src/answers.js';
 import { loadPreset } from '../src/presets.js';
 import { fromAnswers, initialDraft, newGuest } from '../src/ui/draft.js';
+import { checker } from '../src/ui/engine.js';
 import { DONE, fieldsOf, initialState, reducer, resolveKey, REVIEW, stepIssues, typeInto, type KeyInfo, type State } from '../src/ui/state.js';
 
 const press = (s: State, input: string, key: KeyInfo = {}) => reducer(s, { type: 'key', input, key });
@@ -42,7 +43,7 @@ describe('wizard reducer', () => {
   });
 
   test('an invalid value blocks Enter with the message generate gives; fixing it lets the interview go on', () => {
-    let s = goTo(initialState(initialDraft()), 'guests');
+    let s = goTo(initialState(initialDraft(), undefined, checker), 'guests');
     s = tab(s);
     s = type(s, 'x');
     const issues = stepIssues(s);
@@ -58,7 +59,7 @@ describe('wizard reducer', () => {
   });
 
   test('Esc goes back without losing answers', () => {
-    let s = goTo(initialState(initialDraft()), 'guests');
+    let s = goTo(initialState(initialDraft(), undefined, checker), 'guests');
     for (let i = 0; i < 6; i++) s = press(s, '\u007f', { backspace: true });
     s = type(s, 'web');
     s = enter(s);
@@ -69,7 +70,7 @@ describe('wizard reducer', () => {
   });
 
   test('choosing emulation asks for a reason, which becomes the accepted risk', () => {
-    let s = goTo(initialState(initialDraft()), 'usecase');
+    let s = goTo(initialState(initialDraft(), undefined, checker), 'usecase');
     s = right(s);
     assert.equal(s.draft.useCase, 'emulation');
     assert.deepEqual(s.draft.acceptedRisks, [{ risk: 'emulation', reason: '' }]);
@@ -86,7 +87,7 @@ describe('wizard reducer', () => {
   });
 
   test('relaxing the sandbox needs a typed reason on the isolation step', () => {
-    let s = goTo(initialState(initialDraft()), 'isolation');
+    let s = goTo(initialState(initialDraft(), undefined, checker), 'isolation');
     s = tab(tab(tab(s)));
     assert.match(fieldsOf(s)[s.field]!.label, /fork and exec/);
     s = press(s, ' ');
@@ -99,7 +100,7 @@ describe('wizard reducer', () => {
   });
 
   test('guests and disks are added and removed with Ctrl+N / Ctrl+D', () => {
-    let s = goTo(initialState(initialDraft()), 'guests');
+    let s = goTo(initialState(initialDraft(), undefined, checker), 'guests');
     s = press(s, 'n', { ctrl: true });
     assert.equal(s.draft.guests.length, 2);
     assert.equal(s.guest, 1);
@@ -114,8 +115,19 @@ describe('wizard reducer', () => {
     assert.equal(stepId(enter(s)), 'network');
   });
 
+  test('before the schema has loaded nothing advances; once it has, the draft’s risks are synced', () => {
+    const e = validate({ schemaVersion: 1, useCase: 'emulation', guests: [{ name: 'a' }], acceptedRisks: [{ risk: 'emulation', reason: 'x'.repeat(12) }] });
+    let s = initialState(fromAnswers({ ...e, acceptedRisks: [] }));
+    assert.equal(s.check, undefined);
+    assert.deepEqual(stepIssues(s), [], 'no schema, no findings');
+    assert.equal(enter(s).step, 0, 'Enter waits for the schema');
+    s = reducer(s, { type: 'ready', check: checker });
+    assert.deepEqual(s.draft.acceptedRisks, [{ risk: 'emulation', reason: '' }], 'the emulation risk now needs a reason');
+    assert.equal(enter(s).step, 1);
+  });
+
   test('Ctrl+C asks first; y exits 130, n goes on', () => {
-    let s = press(initialState(initialDraft()), 'c', { ctrl: true });
+    let s = press(initialState(initialDraft(), undefined, checker), 'c', { ctrl: true });
     assert.equal(s.quitting, true);
     assert.equal(press(s, 'n').quitting, false);
     s = press(s, 'y');
@@ -123,7 +135,7 @@ describe('wizard reducer', () => {
   });
 
   test('review writes only on Enter, and done exits 0', () => {
-    let s = goTo(initialState(initialDraft(), '/tmp/x'), 'review');
+    let s = goTo(initialState(initialDraft(), '/tmp/x', checker), 'review');
     assert.equal(s.step, REVIEW);
     s = enter(s);
     assert.equal(s.pending, 'write');
@@ -134,14 +146,14 @@ describe('wizard reducer', () => {
 
   test('--answers prefills every step: a preset goes straight through to review unchanged', () => {
     const preset = loadPreset('multi-tenant').answers;
-    const s = goTo(initialState(fromAnswers(preset)), 'review');
+    const s = goTo(initialState(fromAnswers(preset), undefined, checker), 'review');
     assert.deepEqual(validate(s.draft), validate(preset));
   });
 
   test('a new guest is sized from the host; disk throttling is set on the limits step', () => {
     assert.deepEqual([newGuest(2, { cpus: 8, memoryMiB: 4096 }).vcpus, newGuest(2, { cpus: 8, memoryMiB: 4096 }).memoryMiB], [2, 1024]);
     assert.deepEqual([newGuest(2, { cpus: 1, memoryMiB: 512 }).vcpus, newGuest(2, { cpus: 1, memoryMiB: 512 }).memoryMiB], [1, 256]);
-    let s = goTo(initialState(initialDraft()), 'disks');
+    let s = goTo(initialState(initialDraft(), undefined, checker), 'disks');
     s = type(press(s, 'n', { ctrl: true }), '/srv/t.img');
     s = goTo(s, 'limits');
     assert.equal(fieldsOf(s)[0]!.label, 'Disk 1 read bytes/s');
@@ -151,7 +163,7 @@ describe('wizard reducer', () => {
   });
 
   test('kernel, initrd and device tree are asked on the disks step and stay read-only boot files', () => {
-    let s = goTo(initialState(initialDraft()), 'disks');
+    let s = goTo(initialState(initialDraft(), undefined, checker), 'disks');
     assert.equal(fieldsOf(s)[s.field]!.label, 'Kernel (read-only, optional)');
     s = type(s, '/srv/vmlinuz');
     s = tab(s);

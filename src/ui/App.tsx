@@ -1,37 +1,38 @@
 // The interview's view. It renders the state and turns keys into actions; everything it decides is in state.ts,
-// everything it writes goes through plan() and writeBundle(), exactly as `generate` does.
+// everything it writes goes through the engine (engine.ts), loaded once the first frame is on the screen. Keys
+// pressed before then are held and replayed in order.
 import { Box, Text, useApp, useInput } from 'ink';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { useEffect, useMemo, useReducer } from 'react';
+import { useEffect, useMemo, useReducer, useRef, useState } from 'react';
 import { STEPS } from '../../steps/index.js';
-import { InputError, validate } from '../answers.js';
-import { writeBundle } from '../bundle.js';
 import * as G from '../guest.js';
 import type { Answers } from '../model.js';
-import { answersJson, plan, sha256, type BundleFile } from '../plan.js';
-import { probeHost, suggestFormat, type HostFacts } from '../probe.js';
+import type { BundleFile } from '../plan.js';
+import type { HostFacts } from '../probe.js';
 import { RISKS, requiredRisks } from '../rules.js';
-import { exposureOf, exposureTarget } from '../verify.js';
 import type { Draft } from './draft.js';
 import { display } from './fields.js';
-import { context, DONE, fieldsOf, initialState, reducer, REVIEW, REVIEW_FIELDS, stepIssues, type State } from './state.js';
+import { context, DONE, fieldsOf, initialState, reducer, REVIEW, REVIEW_FIELDS, stepIssues, type KeyInfo, type State } from './state.js';
+
+type Engine = typeof import('./engine.js');
 
 const color = (c: string) => (process.env.NO_COLOR ? undefined : c);
 
 export interface AppProps {
   draft: Draft;
   outDir?: string;
+  /** The host probe; the engine's probeHost unless a test gives its own. */
   probe?: () => Promise<HostFacts>;
   onExit: (code: number) => void;
 }
 
-function tryValidate(d: Draft): { answers?: Answers; errors?: string[] } {
+function tryValidate(engine: Engine, d: Draft): { answers?: Answers; errors?: string[] } {
   try {
-    return { answers: validate(d) };
+    return { answers: engine.validate(d) };
   } catch (e) {
-    if (e instanceof InputError) return { errors: e.message.split('\n') };
+    if (e instanceof engine.InputError) return { errors: e.message.split('\n') };
     throw e;
   }
 }
@@ -114,11 +115,11 @@ function Form({ s }: { s: State }) {
 }
 
 /** Each guest's unit, keyed by its own text: exposure is cached by that key, so a changed unit is measured anew. */
-function guestUnits(answers: Answers, files: BundleFile[]): { guest: string; key: string; content: string; file: string }[] {
+function guestUnits(engine: Engine, answers: Answers, files: BundleFile[]): { guest: string; key: string; content: string; file: string }[] {
   return answers.guests.map((g) => {
     const file = G.unitName(g);
     const content = files.find((f) => f.path === `root/etc/systemd/system/${file}`)!.content;
-    return { guest: g.name, key: `${g.name}:${sha256(content)}`, content, file };
+    return { guest: g.name, key: `${g.name}:${engine.sha256(content)}`, content, file };
   });
 }
 
@@ -127,7 +128,7 @@ function fileTree(files: BundleFile[], selected: number): string[] {
   return files.slice(start, start + 7).map((f, k) => `${start + k === selected ? '›' : ' '} ${f.path}`);
 }
 
-function Review({ s, answers, errors, files }: { s: State; answers?: Answers; errors?: string[]; files: BundleFile[] }) {
+function Review({ s, engine, answers, errors, files }: { s: State; engine: Engine; answers?: Answers; errors?: string[]; files: BundleFile[] }) {
   const r = s.review;
   const focus = REVIEW_FIELDS[s.field];
   if (!answers)
@@ -144,7 +145,7 @@ function Review({ s, answers, errors, files }: { s: State; answers?: Answers; er
   const file = files[Math.min(r.file, files.length - 1)]!;
   const lines = file.content.split('\n');
   const risks = requiredRisks(answers);
-  const units = guestUnits(answers, files);
+  const units = guestUnits(engine, answers, files);
   const row = (label: string, value: string, i: number) => (
     <Text wrap="truncate-end">
       <Text color={focus === REVIEW_FIELDS[i] ? color('cyan') : undefined}>{focus === REVIEW_FIELDS[i] ? '› ' : '  '}</Text>
@@ -195,7 +196,7 @@ function Review({ s, answers, errors, files }: { s: State; answers?: Answers; er
               <Box key={g.name} flexDirection="column">
                 <Text wrap="truncate-end">
                   <Text bold>{g.name}</Text> as {G.userName(g)} · exposure{' '}
-                  {e === undefined ? 'measuring…' : e === 'unavailable' ? 'n/a (systemd-analyze not installed)' : `${e} (target ≤ ${exposureTarget(g)})`}
+                  {e === undefined ? 'measuring…' : e === 'unavailable' ? 'n/a (systemd-analyze not installed)' : `${e} (target ≤ ${engine.exposureTarget(g)})`}
                 </Text>
                 <Text wrap="truncate-end" dimColor>
                   {'  reaches: '}
@@ -237,40 +238,58 @@ function Done({ s }: { s: State }) {
   );
 }
 
-export function App({ draft, outDir, probe = probeHost, onExit }: AppProps) {
+export function App({ draft, outDir, probe, onExit }: AppProps) {
   const [s, dispatch] = useReducer(reducer, undefined, () => initialState(draft, outDir));
+  const [engine, setEngine] = useState<Engine>();
+  const loaded = useRef<Engine>(undefined);
+  const held = useRef<{ input: string; key: KeyInfo }[]>([]);
   const { exit } = useApp();
 
-  useInput((input, key) => dispatch({ type: 'key', input, key }));
+  useInput((input, key) => {
+    if (loaded.current) dispatch({ type: 'key', input, key });
+    else held.current.push({ input, key });
+  });
 
-  // The host is probed once per interview, after the first frame; its answer re-renders the app, so nothing
-  // that changes between renders may restart it.
+  // Once the first frame is drawn: load the engine, replay the keys pressed meanwhile, then probe the host
+  // (once per interview: the probe's answer re-renders the app, so nothing that changes between renders may
+  // restart it).
   useEffect(() => {
+    let live = true;
     const t = setTimeout(() => {
-      probe().then(
-        (facts) => dispatch({ type: 'host', facts }),
-        () => undefined,
-      );
+      import('./engine.js').then((e) => {
+        if (!live) return;
+        loaded.current = e;
+        setEngine(e);
+        dispatch({ type: 'ready', check: e.checker });
+        for (const k of held.current.splice(0)) dispatch({ type: 'key', ...k });
+        (probe ?? e.probeHost)().then(
+          (facts) => live && dispatch({ type: 'host', facts }),
+          () => undefined,
+        );
+      });
     }, 0);
-    return () => clearTimeout(t);
+    return () => {
+      live = false;
+      clearTimeout(t);
+    };
   }, []);
 
   useEffect(() => {
-    if (STEPS[s.step]!.id !== 'disks') return;
+    if (!engine || STEPS[s.step]!.id !== 'disks') return;
     const disks = (s.draft.guests[s.guest]?.disks ?? []) as { path?: unknown }[];
     for (const d of disks) {
       const path = typeof d.path === 'string' ? d.path : '';
       if (!path.startsWith('/') || s.formats[path] !== undefined || !existsSync(path)) continue;
-      suggestFormat(path).then((format) => dispatch({ type: 'format', path, format: format ?? '' }));
+      engine.suggestFormat(path).then((format) => dispatch({ type: 'format', path, format: format ?? '' }));
     }
-  }, [s.step, s.guest, s.draft]);
+  }, [engine, s.step, s.guest, s.draft]);
 
-  const validated = useMemo(() => (s.step >= REVIEW ? tryValidate(s.draft) : {}), [s.step, s.draft]);
-  const files = useMemo(() => (validated.answers ? plan(validated.answers) : []), [validated.answers]);
+  const validated = useMemo(() => (engine && s.step >= REVIEW ? tryValidate(engine, s.draft) : {}), [engine, s.step, s.draft]);
+  const files = useMemo(() => (engine && validated.answers ? engine.plan(validated.answers) : []), [engine, validated.answers]);
 
   useEffect(() => {
-    if (s.step !== REVIEW || !validated.answers) return;
-    const units = guestUnits(validated.answers, files);
+    if (!engine || s.step !== REVIEW || !validated.answers) return;
+    const units = guestUnits(engine, validated.answers, files);
     let cancelled = false;
     const dir = mkdtempSync(join(tmpdir(), 'qemu-harden-review-'));
     (async () => {
@@ -278,7 +297,7 @@ export function App({ draft, outDir, probe = probeHost, onExit }: AppProps) {
         if (cancelled || s.exposure[u.key] !== undefined) continue;
         const file = join(dir, u.file);
         writeFileSync(file, u.content);
-        const score = await exposureOf(file);
+        const score = await engine.exposureOf(file);
         if (!cancelled) dispatch({ type: 'exposure', key: u.key, score: score ?? 'unavailable' });
       }
       rmSync(dir, { recursive: true, force: true });
@@ -291,14 +310,14 @@ export function App({ draft, outDir, probe = probeHost, onExit }: AppProps) {
   useEffect(() => {
     if (s.pending !== 'write') return;
     const answers = validated.answers;
-    if (!answers) {
+    if (!engine || !answers) {
       dispatch({ type: 'writeFailed', message: 'The answers are not valid yet.' });
       return;
     }
     try {
       if (s.review.action === 'answers') {
         const path = resolve(`${s.review.outDir}.answers.json`);
-        writeFileSync(path, answersJson(answers));
+        writeFileSync(path, engine.answersJson(answers));
         dispatch({ type: 'written', kind: 'answers', path });
         return;
       }
@@ -313,7 +332,7 @@ export function App({ draft, outDir, probe = probeHost, onExit }: AppProps) {
         dispatch({ type: 'replaceNeeded' });
         return;
       }
-      writeBundle(out, files, true);
+      engine.writeBundle(out, files, true);
       dispatch({ type: 'written', kind: 'bundle', path: out });
     } catch (e) {
       dispatch({ type: 'writeFailed', message: e instanceof Error ? e.message : String(e) });
@@ -330,7 +349,7 @@ export function App({ draft, outDir, probe = probeHost, onExit }: AppProps) {
   return (
     <Box flexDirection="column">
       <Header s={s} />
-      {s.step === REVIEW ? <Review s={s} answers={validated.answers} errors={validated.errors} files={files} /> : s.step === DONE && s.outcome ? <Done s={s} /> : <Form s={s} />}
+      {s.step === REVIEW && engine ? <Review s={s} engine={engine} answers={validated.answers} errors={validated.errors} files={files} /> : s.step === DONE && s.outcome ? <Done s={s} /> : <Form s={s} />}
       {s.step !== REVIEW && s.error ? <Text color={color('red')}>{s.error}</Text> : null}
       <Why s={s} />
       {s.quitting ? <Text color={color('yellow')}>Quit without writing anything? (y/n)</Text> : null}

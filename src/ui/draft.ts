@@ -1,9 +1,16 @@
-// The draft the interview edits: a plain answers document, checked by the same schema as `generate`.
-import { issuesFor } from '../answers.js';
-import { answersObject } from '../model.js';
-import { RISKS, requiredRisks, type RiskId } from '../rules.js';
+// The draft the interview edits: a plain answers document, checked by the same schema as `generate`. The
+// schema arrives as a Checker once the interview's engine has loaded (after the first frame); without one,
+// nothing is reported and nothing is synced.
+import { RISKS, type RiskId } from '../rules.js';
 
 export type Draft = Record<string, unknown> & { guests: Record<string, unknown>[]; acceptedRisks: { risk: string; guest?: string; reason: string }[] };
+
+export interface Checker {
+  /** Every problem the answers schema finds, by dotted path. */
+  issues(doc: unknown): { path: string; message: string }[];
+  /** The risks the draft takes once its fields parse; undefined while they do not. */
+  risks(d: Draft): { risk: RiskId; guest?: string }[] | undefined;
+}
 
 /** A new guest's size follows the host: at most a quarter of its memory and half of its CPUs. */
 export function newGuest(n: number, host?: { cpus: number; memoryMiB: number }): Record<string, unknown> {
@@ -47,15 +54,13 @@ export function setIn<T>(doc: T, path: (string | number)[], value: unknown): T {
 }
 
 /** The risks the draft takes, once its fields parse; undefined while they do not. */
-export function draftRisks(d: Draft): { risk: RiskId; guest?: string; title: string }[] | undefined {
-  const r = answersObject.safeParse({ ...d, acceptedRisks: [] });
-  if (!r.success) return undefined;
-  return requiredRisks(r.data).map((x) => ({ ...x, title: RISKS[x.risk].title }));
+export function draftRisks(d: Draft, check: Checker | undefined): { risk: RiskId; guest?: string; title: string }[] | undefined {
+  return check?.risks(d)?.map((x) => ({ ...x, title: RISKS[x.risk].title }));
 }
 
 /** Keep exactly one acceptance per risk taken: new ones start empty, ones no longer taken are dropped. */
-export function syncRisks(d: Draft): Draft {
-  const risks = draftRisks(d);
+export function syncRisks(d: Draft, check: Checker | undefined): Draft {
+  const risks = draftRisks(d, check);
   if (!risks) return d;
   const key = (r: { risk: string; guest?: string }) => `${r.risk}@${r.guest ?? ''}`;
   const have = new Map(d.acceptedRisks.map((r) => [key(r), r]));
@@ -63,8 +68,8 @@ export function syncRisks(d: Draft): Draft {
   return { ...d, acceptedRisks: next };
 }
 
-export function issuesByPath(d: Draft): Map<string, string> {
+export function issuesByPath(d: Draft, check: Checker | undefined): Map<string, string> {
   const m = new Map<string, string>();
-  for (const i of issuesFor(d)) if (!m.has(i.path)) m.set(i.path, i.message);
+  for (const i of check?.issues(d) ?? []) if (!m.has(i.path)) m.set(i.path, i.message);
   return m;
 }

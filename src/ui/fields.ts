@@ -1,6 +1,6 @@
 // A step is a list of fields; each field edits one place in the draft. The view and the reducer only know this.
 import type { HostFacts } from '../probe.js';
-import { getIn, setIn, type Draft } from './draft.js';
+import { getIn, setIn, type Checker, type Draft } from './draft.js';
 
 export type FieldKind = 'text' | 'number' | 'select' | 'toggle';
 
@@ -23,6 +23,8 @@ export interface StepContext {
   host: HostFacts | undefined;
   /** qemu-img's reading of disk images that exist here, by path. */
   formats?: Record<string, string>;
+  /** The answers schema, once loaded. */
+  check?: Checker;
 }
 
 export interface Step {

@@ -2,7 +2,7 @@
 // No terminal is needed to drive it, which is how most of it is tested.
 import { STEPS } from '../../steps/index.js';
 import type { HostFacts } from '../probe.js';
-import { issuesByPath, syncRisks, type Draft } from './draft.js';
+import { issuesByPath, syncRisks, type Checker, type Draft } from './draft.js';
 import { applyValue, display, type Field, type StepContext, typed, valueOf } from './fields.js';
 
 export interface KeyInfo {
@@ -60,6 +60,8 @@ export interface State {
   guest: number;
   field: number;
   draft: Draft;
+  /** The answers schema; until it has loaded nothing is checked, so nothing advances. */
+  check?: Checker;
   host?: HostFacts;
   help: boolean;
   quitting: boolean;
@@ -75,6 +77,7 @@ export interface State {
 
 export type Action =
   | { type: 'key'; input: string; key: KeyInfo }
+  | { type: 'ready'; check: Checker }
   | { type: 'host'; facts: HostFacts }
   | { type: 'exposure'; key: string; score: number | 'unavailable' }
   | { type: 'format'; path: string; format: string }
@@ -85,12 +88,13 @@ export type Action =
 export const REVIEW = STEPS.findIndex((s) => s.id === 'review');
 export const DONE = STEPS.findIndex((s) => s.id === 'done');
 
-export function initialState(draft: Draft, outDir = './qemu-harden-bundle'): State {
+export function initialState(draft: Draft, outDir = './qemu-harden-bundle', check?: Checker): State {
   return {
     step: 0,
     guest: 0,
     field: 0,
-    draft: syncRisks(draft),
+    check,
+    draft: syncRisks(draft, check),
     help: false,
     quitting: false,
     review: { action: 'bundle', outDir, file: 0, scroll: 0, tab: 'files', confirmReplace: false, force: false },
@@ -100,7 +104,7 @@ export function initialState(draft: Draft, outDir = './qemu-harden-bundle'): Sta
 }
 
 export function context(s: State): StepContext {
-  return { draft: s.draft, guest: s.guest, host: s.host, formats: s.formats };
+  return { draft: s.draft, guest: s.guest, host: s.host, formats: s.formats, check: s.check };
 }
 
 export function fieldsOf(s: State): Field[] {
@@ -112,7 +116,7 @@ const pathKey = (p: (string | number)[]) => p.join('.');
 /** Problems that belong to the current step: on its fields, or under its scope. */
 export function stepIssues(s: State): { path: string; message: string }[] {
   const step = STEPS[s.step]!;
-  const all = issuesByPath(s.draft);
+  const all = issuesByPath(s.draft, s.check);
   const prefixes = [...fieldsOf(s).map((f) => pathKey(f.path)), ...(step.scope?.(context(s)) ?? []).map(pathKey)];
   const guestPrefix = step.perGuest ? `guests.${s.guest}` : undefined;
   return [...all.entries()]
@@ -135,7 +139,7 @@ function clampField(s: State): State {
 }
 
 function setDraft(s: State, draft: Draft): State {
-  return clampField({ ...s, draft: syncRisks(draft), guest: Math.min(s.guest, draft.guests.length - 1) });
+  return clampField({ ...s, draft: syncRisks(draft, s.check), guest: Math.min(s.guest, draft.guests.length - 1) });
 }
 
 function cycle(f: Field, current: unknown, dir: 1 | -1): unknown {
@@ -206,6 +210,7 @@ function onKey(s: State, input: string, key: KeyInfo): State {
   const f = fields[s.field];
   switch (cmd) {
     case 'next':
+      if (!s.check) return s;
       if (stepIssues(s).length > 0) return { ...s, error: 'Fix the marked fields first.' };
       return { ...s, step: s.step + 1, field: 0, error: undefined };
     case 'fieldNext':
@@ -245,6 +250,8 @@ export function reducer(s: State, a: Action): State {
   switch (a.type) {
     case 'key':
       return onKey(s, a.input, a.key);
+    case 'ready':
+      return { ...s, check: a.check, draft: syncRisks(s.draft, a.check) };
     case 'host':
       return { ...s, host: a.facts };
     case 'exposure':
