@@ -8,7 +8,7 @@ packages=(
   systemd systemd-container udev
   apparmor
   busybox-static cpio
-  iproute2 strace tmux coreutils
+  iproute2 strace tmux coreutils python3
 )
 
 missing=()
