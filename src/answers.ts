@@ -4,9 +4,13 @@ import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { InputError } from './errors.js';
-import { answersSchema, type Answers } from './model.js';
+import { answersObject, type Answers } from './model.js';
+import { checkAnswers } from './rules.js';
 
 export { InputError };
+
+/** The one schema every answers document passes: the fields, then the rules that span them. */
+export const answersSchema = answersObject.superRefine(checkAnswers);
 
 export const MAX_ANSWERS_BYTES = 1024 * 1024;
 

@@ -3,7 +3,7 @@
 import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
-import { InputError } from './answers.js';
+import { InputError } from './errors.js';
 import { checkManifest, walk } from './bundle.js';
 import { run, which } from './tools.js';
 

@@ -5,18 +5,10 @@ import { sysusers, tmpfiles, udevRules } from './gen/host.js';
 import { bundleReadme } from './gen/readme.js';
 import { guestService, slice, tapService } from './gen/systemd.js';
 import * as G from './guest.js';
+import { ANSWERS, MANIFEST, type BundleFile } from './bundle-layout.js';
 import type { Answers } from './model.js';
 
-export interface BundleFile {
-  /** Relative to the bundle directory, with "/" separators. Files under root/ install at the same path under /. */
-  path: string;
-  mode: number;
-  content: string;
-  why: string;
-}
-
-export const MANIFEST = 'MANIFEST.sha256';
-export const ANSWERS = 'answers.json';
+export type { BundleFile };
 
 export function answersJson(a: Answers): string {
   return JSON.stringify(a, null, 2) + '\n';

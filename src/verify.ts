@@ -3,12 +3,14 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { InputError, parseAnswersText, validate } from './answers.js';
+import { parseAnswersText, validate } from './answers.js';
+import { ANSWERS } from './bundle-layout.js';
 import { checkManifest } from './bundle.js';
+import { InputError } from './errors.js';
 import * as AA from './gen/apparmor.js';
 import * as G from './guest.js';
 import type { Answers } from './model.js';
-import { ANSWERS, plan } from './plan.js';
+import { plan } from './plan.js';
 import { run, which } from './tools.js';
 
 export interface Finding {
