@@ -94,12 +94,13 @@ async function generate(p: Parsed, io: Io): Promise<number> {
   const outDir = p.flags.get('--out') as string | undefined;
   if (!!preset === !!answersFile) throw new UsageError('generate needs exactly one of --preset NAME or --answers FILE');
   if (!outDir && !p.flags.has('--dry-run')) throw new UsageError('generate needs --out DIR (or --dry-run)');
-  const [{ applySet, readAnswersFile, validate }, { writeBundle }, { assertHostPaths }, { plan }, { loadPreset }] = await Promise.all([
+  const [{ applySet, validate }, { writeBundle }, { assertHostPaths }, { plan }, { readAnswersFile }, { loadPreset }] = await Promise.all([
     import('./answers.js'),
     import('./bundle.js'),
     import('./hostpaths.js'),
     import('./plan.js'),
-    import('./presets.js'),
+    import('./sources/file.js'),
+    import('./sources/preset.js'),
   ]);
   let doc = preset ? loadPreset(preset).answers : readAnswersFile(answersFile!);
   for (const s of p.sets) doc = applySet(doc, s);
@@ -123,7 +124,7 @@ async function generate(p: Parsed, io: Io): Promise<number> {
 
 async function presets(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--json'], 0);
-  const all = (await import('./presets.js')).listPresets();
+  const all = (await import('./sources/preset.js')).listPresets();
   if (p.flags.has('--json')) io.out(JSON.stringify(all.map(({ name, description }) => ({ name, description })), null, 2) + '\n');
   else {
     const w = Math.max(...all.map((x) => x.name.length));

@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { parseAnswersText, validate } from './answers.js';
+import { validate } from './answers.js';
 import { ANSWERS } from './bundle-layout.js';
 import { checkManifest } from './bundle.js';
 import { InputError } from './errors.js';
@@ -11,6 +11,7 @@ import * as AA from './gen/apparmor.js';
 import * as G from './guest.js';
 import type { Answers } from './model.js';
 import { plan } from './plan.js';
+import { parseAnswersText } from './sources/file.js';
 import { run, which } from './tools.js';
 
 export interface Finding {
