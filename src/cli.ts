@@ -180,11 +180,7 @@ async function applyCmd(p: Parsed, io: Io): Promise<number> {
   const backupDir = join(plan.root, 'var/backups/qemu-harden', new Date().toISOString().replace(/[:.]/g, '-'));
   const backups = A.install(plan, backupDir);
   io.out(`Installed ${plan.changes.length} files.${backups.length ? ` Replaced files were backed up under ${backupDir}.` : ''}\n`);
-  const profiles = [...plan.changes.map((c) => c.hostPath), ...plan.unchanged]
-    .filter((h) => /^\/etc\/apparmor\.d\/qemu-harden-[^/]+$/.test(h))
-    .sort()
-    .map((h) => join(plan.root, h));
-  const steps = await A.activate(plan, profiles);
+  const steps = await A.activate(plan);
   for (const s of steps) io.out(`  ${s.status === 'done' ? 'done' : s.status === 'skipped' ? 'skip' : 'FAIL'}  ${s.step}: ${s.detail}\n`);
   return steps.some((s) => s.status === 'failed') ? EXIT.findings : EXIT.ok;
 }

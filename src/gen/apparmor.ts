@@ -1,15 +1,12 @@
 // AppArmor, the way libvirt does it: a fixed abstraction with what every QEMU needs, a small fixed profile per
 // guest, and a generated file holding exactly that guest's own paths. Nothing of another guest appears in it.
+// Where each file goes, and how it is checked and loaded: src/confine/apparmor.ts.
 import { GENERATED } from '../bundle-layout.js';
 import { apparmorPath } from '../escape.js';
 import * as G from '../guest.js';
 import type { Answers, Guest } from '../model.js';
 
 const HEADER = `${GENERATED}\n`;
-
-export const ABSTRACTION_PATH = 'etc/apparmor.d/abstractions/qemu-harden';
-export const profilePath = (g: Guest) => `etc/apparmor.d/${G.profileName(g)}`;
-export const rulesPath = (g: Guest) => `etc/apparmor.d/qemu-harden.d/${g.name}`;
 
 export function abstraction(): string {
   return `${HEADER}# What any QEMU process needs, and nothing that names a guest.

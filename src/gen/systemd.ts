@@ -1,6 +1,7 @@
 // systemd units: one service per guest, its tap helper when it has one, and the slice they all live in.
 // Each hardening line carries a comment saying what it takes away, so the bundle teaches as it is read.
 import { GENERATED } from '../bundle-layout.js';
+import { CONFINEMENT } from '../confine/index.js';
 import { systemdBindWord, systemdExecWord, systemdPathWord, systemdText } from '../escape.js';
 import { guestFence } from '../fence.js';
 import * as G from '../guest.js';
@@ -113,8 +114,7 @@ export function guestService(a: Answers, g: Guest): string {
   if (a.useCase === 'virtualization' && !vfio)
     service.push(['Under KVM QEMU generates no code, so no memory may be both writable and executable.', 'MemoryDenyWriteExecute=yes']);
   if (vfio) service.push(['VFIO pins all guest memory.', `LimitMEMLOCK=${G.memoryMaxMiB(g)}M`]);
-  if (g.isolation.apparmor)
-    service.push(['Confined by this guest’s AppArmor profile when AppArmor is enabled on the host.', `AppArmorProfile=${G.profileName(g)}`]);
+  for (const b of CONFINEMENT) if (b.confines(g)) service.push(b.unitLines(g));
   const l = g.limits;
   service.push(
     ['Resource limits: the guest cannot take more than its share of the host.',
