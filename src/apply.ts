@@ -8,7 +8,7 @@ import { checkManifest, walk } from './bundle.js';
 import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
 
-export interface Change {
+interface Change {
   /** Absolute path on the target (under root). */
   target: string;
   /** Path as it will be on the host, e.g. /etc/sysusers.d/qemu-harden.conf. */

@@ -100,7 +100,7 @@ function removeLeftovers(parent: string, name: string): void {
   for (const e of entries) if (prefix.test(e)) rmSync(join(parent, e), { recursive: true, force: true });
 }
 
-export interface ManifestProblem {
+interface ManifestProblem {
   path: string;
   problem: string;
 }

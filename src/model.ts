@@ -240,4 +240,3 @@ export type AnswersInput = z.input<typeof answersObject>;
 export type Answers = z.output<typeof answersObject>;
 export type Guest = Answers['guests'][number];
 export type Disk = Guest['disks'][number];
-export type AcceptedRisk = Answers['acceptedRisks'][number];

@@ -17,7 +17,7 @@ export type RiskId =
   | 'migration-plaintext'
   | 'nbd-plaintext';
 
-export interface RiskInfo {
+interface RiskInfo {
   title: string;
   why: string;
 }
@@ -84,7 +84,7 @@ export const RISKS: Record<RiskId, RiskInfo> = {
   },
 };
 
-export interface RequiredRisk {
+interface RequiredRisk {
   risk: RiskId;
   guest?: string;
 }

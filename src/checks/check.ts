@@ -45,7 +45,7 @@ export interface BundleUnderCheck {
   expected: BundleFile[];
 }
 
-export interface Ran<Result extends Outcome> {
+interface Ran<Result extends Outcome> {
   result: CheckResult;
   findings: Finding[];
   /** Absent when the check was skipped or had nothing to check. */

@@ -6,7 +6,7 @@ import type { StepResult } from '../activation.js';
 import type { BundleUnderCheck, Check } from '../checks/check.js';
 import type { Answers, Guest } from '../model.js';
 
-export interface ConfinementFile<Text> {
+interface ConfinementFile<Text> {
   /** Relative to the bundle directory; under root/ it installs at the same path under /. */
   path: string;
   why: string;
