@@ -1,6 +1,7 @@
 // `qemu-harden verify`: the manifest, the answers and their rules, then every file read by the program that will
 // read it on the host. Each step is a check from src/checks/ (or a confinement backend's own check); a check whose
-// program is missing is reported as skipped, never as passed.
+// program is missing is reported as skipped, never as passed. The schema, YAML and the generators are imported
+// once the manifest has been checked, for the answers check alone.
 import { existsSync } from 'node:fs';
 import { answers } from './checks/answers.js';
 import { runCheck, type BundleUnderCheck, type Check, type CheckResult, type Finding } from './checks/check.js';
@@ -29,7 +30,8 @@ export async function verifyBundle(dir: string): Promise<Report> {
   };
 
   add(await runCheck(manifest, dir));
-  const loaded = await runCheck(answers, dir);
+  const [{ validate }, { plan }, { parseAnswersText }] = await Promise.all([import('./answers.js'), import('./plan.js'), import('./sources/file.js')]);
+  const loaded = await runCheck(answers, { dir, read: (text: string, source: string) => validate(parseAnswersText(text, source)), plan });
   add(loaded);
   const bundle = loaded.outcome?.bundle;
   if (!bundle) return report;

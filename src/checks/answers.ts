@@ -1,19 +1,26 @@
 // The bundle's answers.json through the one schema and its rules, then every file regenerated from it and
-// compared byte for byte with the bundle. The schema, YAML and the generators are loaded when this check runs, so
-// a command that does not run it never loads them.
+// compared byte for byte with the bundle. The caller hands in the schema and the plan (verify imports them only
+// when it runs this check), so the checks import neither.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ANSWERS } from '../bundle-layout.js';
+import { ANSWERS, type BundleFile } from '../bundle-layout.js';
 import { InputError } from '../errors.js';
+import type { Answers } from '../model.js';
 import type { BundleUnderCheck, Check, Outcome } from './check.js';
 
-export const answers: Check<string, Outcome & { bundle?: BundleUnderCheck }> = {
+export interface AnswersUnderCheck {
+  dir: string;
+  /** Parse and validate an answers document: throws InputError naming the field. */
+  read(text: string, source: string): Answers;
+  plan(a: Answers): BundleFile[];
+}
+
+export const answers: Check<AnswersUnderCheck, Outcome & { bundle?: BundleUnderCheck }> = {
   name: 'answers',
-  async run(dir) {
-    const [{ validate }, { plan }, { parseAnswersText }] = await Promise.all([import('../answers.js'), import('../plan.js'), import('../sources/file.js')]);
+  async run({ dir, read, plan }) {
     let a;
     try {
-      a = validate(parseAnswersText(readFileSync(join(dir, ANSWERS), 'utf8'), ANSWERS));
+      a = read(readFileSync(join(dir, ANSWERS), 'utf8'), ANSWERS);
     } catch (e) {
       return { status: 'failed', findings: [{ message: e instanceof InputError ? e.message : `cannot read ${ANSWERS}: ${(e as Error).message}`, file: ANSWERS }] };
     }

@@ -3,9 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runStep } from '../activation.js';
-import type * as Text from '../gen/apparmor.js';
 import * as G from '../guest.js';
-import type { Guest } from '../model.js';
+import type { Answers, Guest } from '../model.js';
 import { run } from '../tools.js';
 import type { ConfinementBackend } from './backend.js';
 
@@ -15,7 +14,14 @@ const rulesPath = (g: Guest) => `${PROFILE_DIR}/qemu-harden.d/${g.name}`;
 const ABSTRACTION_PATH = `${PROFILE_DIR}/abstractions/qemu-harden`;
 const confines = (g: Guest) => g.isolation.apparmor;
 
-export const apparmor: ConfinementBackend<typeof Text> = {
+/** What src/gen/apparmor.ts writes; plan.ts hands that module to `files`. */
+interface Text {
+  abstraction(): string;
+  profile(g: Guest): string;
+  guestRules(a: Answers, g: Guest): string;
+}
+
+export const apparmor: ConfinementBackend<Text> = {
   name: 'AppArmor',
   confines,
 
@@ -23,10 +29,10 @@ export const apparmor: ConfinementBackend<typeof Text> = {
     const guests = a.guests.filter(confines);
     return [
       ...guests.flatMap((g) => [
-        { path: `root/${profilePath(g)}`, why: `AppArmor profile ${G.profileName(g)} for guest ${g.name}`, text: (t: typeof Text) => t.profile(g) },
-        { path: `root/${rulesPath(g)}`, why: `the paths guest ${g.name}'s profile allows`, text: (t: typeof Text) => t.guestRules(a, g) },
+        { path: `root/${profilePath(g)}`, why: `AppArmor profile ${G.profileName(g)} for guest ${g.name}`, text: (t: Text) => t.profile(g) },
+        { path: `root/${rulesPath(g)}`, why: `the paths guest ${g.name}'s profile allows`, text: (t: Text) => t.guestRules(a, g) },
       ]),
-      ...(guests.length ? [{ path: `root/${ABSTRACTION_PATH}`, why: 'what every guest profile allows in common', text: (t: typeof Text) => t.abstraction() }] : []),
+      ...(guests.length ? [{ path: `root/${ABSTRACTION_PATH}`, why: 'what every guest profile allows in common', text: (t: Text) => t.abstraction() }] : []),
     ];
   },
 
