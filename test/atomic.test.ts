@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { checkManifest } from '../src/bundle.js';
@@ -19,52 +19,84 @@ function answers(guests: number, memoryMiB: number) {
   };
 }
 
-function runAndKill(args: string[], afterMs: number): Promise<number | null> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), afterMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve(code);
-    });
-  });
+/** The system calls of generate's main thread that create, write, flush and publish the bundle. */
+const TRACED = ['mkdir', 'openat', 'write', 'fsync', 'wait4', 'rename', 'renameat', 'renameat2'];
+
+interface Event {
+  syscall: string;
+  /** The how-many-th call of this system call in the main thread, counted from the start, as strace counts. */
+  nth: number;
+  line: string;
 }
 
-test('SIGKILL at any moment of generate leaves no OUT or a complete bundle, never a partial one', async (t) => {
+/** The main thread's traced calls (strace without -f follows that thread alone, and counts per thread). */
+function trace(strace: string, args: string[], log: string, inject?: Event) {
+  const r = spawnSync(strace, ['-qq', '-y', '-o', log, '-e', `trace=${TRACED.join(',')}`, ...(inject ? ['-e', `inject=${inject.syscall}:signal=KILL:when=${inject.nth}`] : []), process.execPath, BIN, ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  const counts = new Map<string, number>();
+  const events: Event[] = [];
+  for (const line of readFileSync(log, 'utf8').split('\n')) {
+    const syscall = /^([a-z0-9_]+)\(/.exec(line)?.[1];
+    if (!syscall) continue;
+    const nth = (counts.get(syscall) ?? 0) + 1;
+    counts.set(syscall, nth);
+    events.push({ syscall, nth, line });
+  }
+  return { status: r.status, signal: r.signal, events };
+}
+
+test('SIGKILL at every step of generate, from the first file written to the final rename, leaves no OUT or a complete bundle', (t) => {
+  const strace = requireTool('strace', 'strace');
   const tmp = tempDir(t);
   const oldAnswers = join(tmp, 'old.json');
   const newAnswers = join(tmp, 'new.json');
-  writeFileSync(oldAnswers, JSON.stringify(answers(150, 512)));
-  writeFileSync(newAnswers, JSON.stringify(answers(150, 1024)));
+  writeFileSync(oldAnswers, JSON.stringify(answers(2, 512)));
+  writeFileSync(newAnswers, JSON.stringify(answers(2, 1024)));
   const out = join(tmp, 'out');
+  const replace = ['generate', '--answers', newAnswers, '--out', out, '--force'];
+  const restoreOld = () => assert.equal(cli(['generate', '--answers', oldAnswers, '--out', out, '--force']).code, 0);
 
-  const started = Date.now();
-  assert.equal(cli(['generate', '--answers', newAnswers, '--out', join(tmp, 'timing')]).code, 0);
-  const full = Date.now() - started;
-  const newReadme = readFileSync(join(tmp, 'timing', 'README.md'), 'utf8');
-  assert.equal(cli(['generate', '--answers', oldAnswers, '--out', out]).code, 0);
+  restoreOld();
   const oldReadme = readFileSync(join(out, 'README.md'), 'utf8');
+  const full = trace(strace, replace, join(tmp, 'full.trace'));
+  assert.equal(full.status, 0, 'an untouched run completes');
+  const newReadme = readFileSync(join(out, 'README.md'), 'utf8');
+  assert.notEqual(newReadme, oldReadme);
 
-  const points = 24;
-  let killed = 0;
-  const seen = new Set<string>();
-  for (let i = 0; i < points; i++) {
-    const at = Math.round((full * 1.2 * i) / points);
-    const code = await runAndKill(['generate', '--answers', newAnswers, '--out', out, '--force'], at);
-    if (code === null) killed++;
-    if (!existsSync(out)) {
-      seen.add('absent');
-      assert.equal(cli(['generate', '--answers', oldAnswers, '--out', out]).code, 0);
-      continue;
+  // From the first directory of the new bundle to the last call after the rename that publishes it. Writes to
+  // pipes (libuv's signal wake-ups, whose number depends on timing) are left out: they are not bundle steps.
+  const first = full.events.findIndex((e) => e.syscall === 'mkdir' && e.line.includes('.qemu-harden-new-'));
+  const publish = full.events.findIndex((e) => e.syscall.startsWith('rename') && /qemu-harden-new-[0-9a-f]+", "[^"]*\/out"/.test(e.line));
+  assert.ok(first >= 0 && publish > first, `the trace shows the bundle made and renamed into place:\n${full.events.map((e) => e.line).join('\n')}`);
+  const points = full.events.slice(first, publish + 2).filter((e) => !(e.syscall === 'write' && e.line.includes('<pipe:')));
+  assert.ok(points.filter((e) => e.syscall === 'write').length >= 10, 'every file write is a kill point');
+
+  const publishAt = points.indexOf(full.events[publish]!);
+  const outcomes = new Map<string, number>();
+  for (const [i, p] of points.entries()) {
+    restoreOld();
+    const killed = trace(strace, replace, join(tmp, `kill-${i}.trace`), p);
+    const last = killed.events.at(-1);
+    assert.equal(killed.signal ?? killed.status, 'SIGKILL', `generate was killed at ${p.line}`);
+    assert.equal(last?.syscall, p.syscall, `killed at call ${p.nth} of ${p.syscall}`);
+    assert.equal(last?.nth, p.nth);
+    let state: string;
+    if (!existsSync(out)) state = 'absent';
+    else {
+      assert.deepEqual(checkManifest(out), [], `no partial bundle after a kill at ${p.line}`);
+      const readme = readFileSync(join(out, 'README.md'), 'utf8');
+      state = readme === oldReadme ? 'old' : readme === newReadme ? 'new' : 'other';
     }
-    assert.deepEqual(checkManifest(out), [], `partial bundle after a kill at ${at} ms`);
-    const readme = readFileSync(join(out, 'README.md'), 'utf8');
-    assert.ok(readme === oldReadme || readme === newReadme, 'OUT is the previous or the new bundle');
-    seen.add(readme === oldReadme ? 'old' : 'new');
-    if (readme === newReadme) assert.equal(cli(['generate', '--answers', oldAnswers, '--out', out, '--force']).code, 0);
+    assert.ok(i <= publishAt ? state === 'old' || state === 'absent' : state === 'new', `after a kill at ${p.line}: ${state}`);
+    outcomes.set(state, (outcomes.get(state) ?? 0) + 1);
   }
-  assert.ok(killed >= points / 2, `only ${killed} of ${points} runs were killed before finishing; the test proved little`);
-  assert.ok(seen.has('old'), 'some kills landed before the rename');
+  assert.ok(outcomes.has('old') && outcomes.has('new'), `kills landed before and after the rename: ${JSON.stringify([...outcomes])}`);
+
+  assert.equal(cli(replace).code, 0, 'the next run completes');
+  assert.deepEqual(readdirSync(tmp).filter((f) => f.includes('.qemu-harden-')), [], 'and leaves no temporary directory behind');
+  t.diagnostic(`${points.length} kill points: ${[...outcomes].map(([k, v]) => `${v} ${k}`).join(', ')}`);
 });
 
 /** The system calls that put data on disk, and the rename that publishes the bundle, in the order they ran. */

@@ -1,15 +1,21 @@
 // Real systemd in a throwaway container: systemd-nspawn boots a root made of a copy of /etc and the host's
-// /usr (read-only), with private device nodes bound in. The host's own /dev/kvm, /dev/net/tun, users and /etc
-// are never touched.
+// /usr (read-only), with private device nodes bound in, only of devices this machine has. The host's own
+// /dev/kvm, /dev/net/tun, users and /etc are never touched.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
+import { kvm } from './helpers.js';
 
 export interface ContainerOptions {
   /** Host directories bound read-write: host path → path in the container. */
   binds?: Record<string, string>;
   privateNetwork?: boolean;
+  /** Devices given to the container as private nodes; by default kvm where KVM works, and tun. */
+  devices?: Device[];
 }
+
+export type Device = 'kvm' | 'tun';
+const DEVICES: Record<Device, { path: string; minor: number }> = { kvm: { path: '/dev/kvm', minor: 232 }, tun: { path: '/dev/net/tun', minor: 200 } };
 
 export interface ExecResult {
   code: number | null;
@@ -44,15 +50,23 @@ export class Container {
       } catch {
         continue;
       }
-    for (const [name, major, minor] of [['kvm', 10, 232], ['tun', 10, 200]] as const)
-      execFileSync('mknod', ['-m', '0600', join(this.dir, `dev-${name}`), 'c', String(major), String(minor)]);
+  }
+
+  /** A private node for each device the container gets, bound over its path there; never one the host lacks. */
+  private deviceBinds(devices: Device[]): string[] {
+    return devices.map((name) => {
+      const { path, minor } = DEVICES[name];
+      if (!existsSync(path)) throw new Error(`the container was asked for ${path}, which this machine does not have`);
+      const node = join(this.dir, `dev-${name}`);
+      if (!existsSync(node)) execFileSync('mknod', ['-m', '0600', node, 'c', '10', String(minor)]);
+      return `--bind=${node}:${path}`;
+    });
   }
 
   async boot(opts: ContainerOptions = {}, timeoutMs = 60_000): Promise<void> {
     const args = [
       '-D', this.root, '--bind-ro=/usr', '--register=no', '--keep-unit', '--quiet',
-      `--bind=${join(this.dir, 'dev-kvm')}:/dev/kvm`,
-      `--bind=${join(this.dir, 'dev-tun')}:/dev/net/tun`,
+      ...this.deviceBinds(opts.devices ?? [...(kvm().works ? (['kvm'] as const) : []), ...(existsSync('/dev/net/tun') ? (['tun'] as const) : [])]),
       ...Object.entries(opts.binds ?? {}).map(([h, c]) => `--bind=${h}:${c}`),
       ...(opts.privateNetwork ? ['--private-network'] : []),
       '--boot',

@@ -1,8 +1,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEBUG_EXIT_DEVICE, DEBUG_EXIT_STATUS, writeBootDisk } from './bootdisk.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const BIN = join(REPO, 'dist', 'qemu-harden.js');
@@ -44,4 +45,38 @@ export function requireTool(name: string, pkg: string): string {
 
 function fail(name: string, pkg: string): never {
   throw new Error(`${name} is required for this test and was not found: install the Debian package ${pkg} (bash scripts/install-test-deps.sh)`);
+}
+
+/** The switch that makes the suite behave as on a machine without KVM, even where /dev/kvm works. */
+export const NO_KVM_SWITCH = 'QEMU_HARDEN_TEST_NO_KVM';
+
+let kvmAnswer: { works: boolean; why: string } | undefined;
+
+/**
+ * Whether KVM really runs a guest on this machine: /dev/kvm must exist and a one-sector guest must boot with
+ * `-accel kvm` (a /dev/kvm that opens is not enough: nested setups can refuse to run a vCPU). Asked once per
+ * test process. `why` says, for the tests that cannot run, what is missing.
+ */
+export function kvm(): { works: boolean; why: string } {
+  if (kvmAnswer) return kvmAnswer;
+  if (process.env[NO_KVM_SWITCH] === '1') kvmAnswer = { works: false, why: `${NO_KVM_SWITCH}=1 asks for the machine-without-KVM path` };
+  else if (!existsSync('/dev/kvm')) kvmAnswer = { works: false, why: 'this machine has no /dev/kvm' };
+  else {
+    const dir = mkdtempSync(join(tmpdir(), 'qh-kvm-'));
+    try {
+      const disk = writeBootDisk(join(dir, 'boot.img'));
+      const r = spawnSync(
+        'qemu-system-x86_64',
+        ['-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-m', '16', '-nodefaults', '-display', 'none', '-drive', `file=${disk},format=raw`, '-device', DEBUG_EXIT_DEVICE],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
+      kvmAnswer =
+        r.status === DEBUG_EXIT_STATUS
+          ? { works: true, why: '' }
+          : { works: false, why: `/dev/kvm exists but QEMU cannot run a guest with it (exit ${r.status}: ${(r.stderr ?? '').trim().split('\n')[0] ?? ''})` };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return kvmAnswer;
 }

@@ -1,0 +1,46 @@
+// `npm test`: typecheck, the layering (dependency-cruiser with .dependency-cruiser.cjs), build, then every test
+// file, several at a time. The slowest proofs start first so the short ones run beside them; the wall time of the
+// whole run is printed last, whatever the outcome.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const started = Date.now();
+const phases = [];
+
+/** Tests that boot a VM, containers or many guests: started first. */
+const SLOW_FIRST = ['vm.test.ts', 'nspawn.test.ts', 'boot.test.ts', 'property.test.ts', 'atomic.test.ts'];
+const named = process.argv.slice(2);
+const files = (named.length ? named.map((f) => f.replace(/^test\//, '')) : readdirSync(join(repo, 'test')).filter((f) => /\.test\.tsx?$/.test(f)))
+  .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
+  .map((f) => join('test', f));
+
+function rank(f) {
+  const i = SLOW_FIRST.indexOf(f);
+  return i < 0 ? SLOW_FIRST.length : i;
+}
+
+function phase(name, cmd, args, env = {}) {
+  const t = Date.now();
+  const r = spawnSync(cmd, args, { cwd: repo, stdio: 'inherit', env: { ...process.env, ...env } });
+  phases.push(`${name} ${seconds(Date.now() - t)}`);
+  return r.status ?? 1;
+}
+
+function seconds(ms) {
+  const s = Math.round(ms / 1000);
+  return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}
+
+const concurrency = Number(process.env.QEMU_HARDEN_TEST_CONCURRENCY) || Math.max(2, availableParallelism() + 1);
+let status = phase('typecheck', process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '--noEmit']);
+if (status === 0)
+  status = phase('layering', process.execPath, [join(repo, 'node_modules/dependency-cruiser/bin/dependency-cruise.mjs'), 'src', 'steps', '--ignore-known', '--output-type', 'err']);
+if (status === 0) status = phase('build', process.execPath, [join(repo, 'scripts/build.mjs')]);
+if (status === 0)
+  status = phase(`tests (${files.length} files, ${concurrency} at a time)`, process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, ...files], { FORCE_COLOR: '0' });
+console.log(`\nsuite wall time: ${seconds(Date.now() - started)} (${phases.join(', ')})${status === 0 ? '' : ' — FAILED'}`);
+process.exit(status);
