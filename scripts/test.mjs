@@ -1,5 +1,6 @@
-// `npm test`: typecheck, build, then every test file, several at a time. The slowest proofs start first so the
-// short ones run beside them; the wall time of the whole run is printed last, whatever the outcome.
+// `npm test`: typecheck, the layering (dependency-cruiser with .dependency-cruiser.cjs), build, then every test
+// file, several at a time. The slowest proofs start first so the short ones run beside them; the wall time of the
+// whole run is printed last, whatever the outcome.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -36,6 +37,8 @@ function seconds(ms) {
 
 const concurrency = Number(process.env.QEMU_HARDEN_TEST_CONCURRENCY) || Math.max(2, availableParallelism() + 1);
 let status = phase('typecheck', process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '--noEmit']);
+if (status === 0)
+  status = phase('layering', process.execPath, [join(repo, 'node_modules/dependency-cruiser/bin/dependency-cruise.mjs'), 'src', 'steps', '--ignore-known', '--output-type', 'err']);
 if (status === 0) status = phase('build', process.execPath, [join(repo, 'scripts/build.mjs')]);
 if (status === 0)
   status = phase(`tests (${files.length} files, ${concurrency} at a time)`, process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, ...files], { FORCE_COLOR: '0' });

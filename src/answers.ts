@@ -1,14 +1,15 @@
-// Reading answers: from a file (JSON or YAML) or a preset, edited by --set, validated by the one schema.
-// Every failure is an InputError whose message names the field.
-import { readFileSync, statSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+// Answers from any source (src/sources/), edited by --set, validated by the one schema. Every failure is an
+// InputError whose message names the field.
 import type { z } from 'zod';
 import { InputError } from './errors.js';
-import { answersSchema, type Answers } from './model.js';
+import { answersObject, type Answers } from './model.js';
+import { checkAnswers } from './rules.js';
 
 export { InputError };
+export { readAnswersFile } from './sources/file.js';
 
-export const MAX_ANSWERS_BYTES = 1024 * 1024;
+/** The one schema every answers document passes: the fields, then the rules that span them. */
+export const answersSchema = answersObject.superRefine(checkAnswers);
 
 export function formatPath(path: PropertyKey[]): string {
   return path.length === 0 ? '(document)' : path.map(String).join('.');
@@ -34,33 +35,6 @@ export function issuesFor(doc: unknown): { path: string; message: string }[] {
   const r = answersSchema.safeParse(doc);
   if (r.success) return [];
   return r.error.issues.map((i) => ({ path: formatPath(i.path), message: formatIssues([i])[0]!.slice(formatPath(i.path).length + 2) }));
-}
-
-export function parseAnswersText(text: string, source: string): unknown {
-  const trimmed = text.trimStart();
-  try {
-    if (trimmed.startsWith('{') || trimmed.startsWith('[') || source.endsWith('.json')) return JSON.parse(text);
-    const doc = parseYaml(text, { maxAliasCount: 100, uniqueKeys: true });
-    return doc;
-  } catch (e) {
-    throw new InputError(`${source}: not valid ${source.endsWith('.json') || trimmed.startsWith('{') ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`);
-  }
-}
-
-export function readAnswersFile(file: string): unknown {
-  let size: number;
-  try {
-    const st = statSync(file);
-    if (!st.isFile()) throw new InputError(`--answers: ${file} is not a regular file`);
-    size = st.size;
-  } catch (e) {
-    if (e instanceof InputError) throw e;
-    throw new InputError(`--answers: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  if (size > MAX_ANSWERS_BYTES) throw new InputError(`--answers: ${file} is ${size} bytes; an answers file is at most ${MAX_ANSWERS_BYTES} bytes`);
-  const doc = parseAnswersText(readFileSync(file, 'utf8'), file);
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new InputError(`${file}: must hold one object (the answers document)`);
-  return doc;
 }
 
 /** Apply `--set a.b.0.c=value`: the value is taken as JSON when it parses as JSON, otherwise as a string. */

@@ -3,11 +3,12 @@
 import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
-import { InputError } from './answers.js';
+import { runStep, type StepResult } from './activation.js';
 import { checkManifest, walk } from './bundle.js';
-import { run, which } from './tools.js';
+import { CONFINEMENT } from './confine/index.js';
+import { InputError } from './errors.js';
 
-export interface Change {
+interface Change {
   /** Absolute path on the target (under root). */
   target: string;
   /** Path as it will be on the host, e.g. /etc/sysusers.d/qemu-harden.conf. */
@@ -22,12 +23,6 @@ export interface ApplyPlan {
   root: string;
   changes: Change[];
   unchanged: string[];
-}
-
-export interface StepResult {
-  step: string;
-  status: 'done' | 'skipped' | 'failed';
-  detail: string;
 }
 
 export class ApplyRefused extends InputError {}
@@ -117,50 +112,31 @@ export function install(p: ApplyPlan, backupDir: string): string[] {
 }
 
 /** The activation steps for this target. On a tree (root other than /) only the offline ones run. */
-export async function activate(p: ApplyPlan, profiles: string[]): Promise<StepResult[]> {
+export async function activate(p: ApplyPlan): Promise<StepResult[]> {
   const results: StepResult[] = [];
   const onHost = p.root === '/';
   const rootArgs = onHost ? [] : [`--root=${p.root}`];
-  const step = async (name: string, tool: string | undefined, args: string[], pkg: string) => {
-    if (!tool) {
-      results.push({ step: name, status: 'skipped', detail: `not installed (Debian package ${pkg})` });
-      return;
-    }
-    const r = await run(tool, args, { timeoutMs: 60_000 });
-    const detail = (r.stderr || r.stdout).trim().split('\n').filter(Boolean).slice(-3).join('; ');
-    results.push({ step: name, status: r.exitCode === 0 ? 'done' : 'failed', detail: r.exitCode === 0 ? detail || 'ok' : `exit ${r.exitCode}: ${detail}` });
-  };
+  const installed = [...p.changes.map((c) => c.hostPath), ...p.unchanged];
 
-  await step('create users and groups (systemd-sysusers)', which('systemd-sysusers'), [...rootArgs, join(p.root, 'etc/sysusers.d/qemu-harden.conf')], 'systemd');
-  await step('create directories and set ownership (systemd-tmpfiles)', which('systemd-tmpfiles'), [...rootArgs, '--create', join(p.root, 'etc/tmpfiles.d/qemu-harden.conf')], 'systemd');
+  results.push(await runStep('create users and groups (systemd-sysusers)', 'systemd-sysusers', [...rootArgs, join(p.root, 'etc/sysusers.d/qemu-harden.conf')], 'systemd'));
+  results.push(await runStep('create directories and set ownership (systemd-tmpfiles)', 'systemd-tmpfiles', [...rootArgs, '--create', join(p.root, 'etc/tmpfiles.d/qemu-harden.conf')], 'systemd'));
 
   if (!onHost) {
-    for (const s of ['reload udev rules and re-trigger devices', 'load AppArmor profiles', 'reload systemd'])
+    for (const s of ['reload udev rules and re-trigger devices', ...CONFINEMENT.map((b) => b.activationStep), 'reload systemd'])
       results.push({ step: s, status: 'skipped', detail: `needs the running system; ${p.root} is a tree` });
     return results;
   }
 
-  const udevadm = which('udevadm');
   if (!existsSync('/run/udev/control')) results.push({ step: 'reload udev rules and re-trigger devices', status: 'skipped', detail: 'udev is not running' });
   else {
-    await step('reload udev rules', udevadm, ['control', '--reload'], 'udev');
-    await step('re-trigger kvm, tun, vhost-net, vfio and usb devices', udevadm,
-      ['trigger', '--action=change', '--subsystem-match=misc', '--subsystem-match=vfio', '--subsystem-match=usb'], 'udev');
+    results.push(await runStep('reload udev rules', 'udevadm', ['control', '--reload'], 'udev'));
+    results.push(await runStep('re-trigger kvm, tun, vhost-net, vfio and usb devices', 'udevadm',
+      ['trigger', '--action=change', '--subsystem-match=misc', '--subsystem-match=vfio', '--subsystem-match=usb'], 'udev'));
   }
 
-  const aaEnabled = (() => {
-    try {
-      return readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').trim() === 'Y';
-    } catch {
-      return false;
-    }
-  })();
-  if (profiles.length === 0) results.push({ step: 'load AppArmor profiles', status: 'skipped', detail: 'the bundle has no profiles' });
-  else if (!aaEnabled)
-    results.push({ step: 'load AppArmor profiles', status: 'skipped', detail: 'AppArmor is not enabled in this kernel: the profiles are installed but not enforced' });
-  else await step('load AppArmor profiles', which('apparmor_parser'), ['-r', '-W', ...profiles], 'apparmor');
+  for (const b of CONFINEMENT) results.push(await b.activate(installed.filter((h) => b.loads(h)).sort().map((h) => join(p.root, h))));
 
   if (!existsSync('/run/systemd/system')) results.push({ step: 'reload systemd', status: 'skipped', detail: 'systemd is not running' });
-  else await step('reload systemd', which('systemctl'), ['daemon-reload'], 'systemd');
+  else results.push(await runStep('reload systemd', 'systemctl', ['daemon-reload'], 'systemd'));
   return results;
 }

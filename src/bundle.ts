@@ -4,8 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { MANIFEST, type BundleFile } from './bundle-layout.js';
 import { InputError } from './errors.js';
-import { MANIFEST, type BundleFile } from './plan.js';
 
 function isNonEmptyDir(path: string): boolean {
   try {
@@ -100,7 +100,7 @@ function removeLeftovers(parent: string, name: string): void {
   for (const e of entries) if (prefix.test(e)) rmSync(join(parent, e), { recursive: true, force: true });
 }
 
-export interface ManifestProblem {
+interface ManifestProblem {
   path: string;
   problem: string;
 }

@@ -94,12 +94,13 @@ async function generate(p: Parsed, io: Io): Promise<number> {
   const outDir = p.flags.get('--out') as string | undefined;
   if (!!preset === !!answersFile) throw new UsageError('generate needs exactly one of --preset NAME or --answers FILE');
   if (!outDir && !p.flags.has('--dry-run')) throw new UsageError('generate needs --out DIR (or --dry-run)');
-  const [{ applySet, readAnswersFile, validate }, { writeBundle }, { assertHostPaths }, { plan }, { loadPreset }] = await Promise.all([
+  const [{ applySet, validate }, { writeBundle }, { assertHostPaths }, { plan }, { readAnswersFile }, { loadPreset }] = await Promise.all([
     import('./answers.js'),
     import('./bundle.js'),
     import('./hostpaths.js'),
     import('./plan.js'),
-    import('./presets.js'),
+    import('./sources/file.js'),
+    import('./sources/preset.js'),
   ]);
   let doc = preset ? loadPreset(preset).answers : readAnswersFile(answersFile!);
   for (const s of p.sets) doc = applySet(doc, s);
@@ -123,7 +124,7 @@ async function generate(p: Parsed, io: Io): Promise<number> {
 
 async function presets(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--json'], 0);
-  const all = (await import('./presets.js')).listPresets();
+  const all = (await import('./sources/preset.js')).listPresets();
   if (p.flags.has('--json')) io.out(JSON.stringify(all.map(({ name, description }) => ({ name, description })), null, 2) + '\n');
   else {
     const w = Math.max(...all.map((x) => x.name.length));
@@ -179,11 +180,7 @@ async function applyCmd(p: Parsed, io: Io): Promise<number> {
   const backupDir = join(plan.root, 'var/backups/qemu-harden', new Date().toISOString().replace(/[:.]/g, '-'));
   const backups = A.install(plan, backupDir);
   io.out(`Installed ${plan.changes.length} files.${backups.length ? ` Replaced files were backed up under ${backupDir}.` : ''}\n`);
-  const profiles = [...plan.changes.map((c) => c.hostPath), ...plan.unchanged]
-    .filter((h) => /^\/etc\/apparmor\.d\/qemu-harden-[^/]+$/.test(h))
-    .sort()
-    .map((h) => join(plan.root, h));
-  const steps = await A.activate(plan, profiles);
+  const steps = await A.activate(plan);
   for (const s of steps) io.out(`  ${s.status === 'done' ? 'done' : s.status === 'skipped' ? 'skip' : 'FAIL'}  ${s.step}: ${s.detail}\n`);
   return steps.some((s) => s.status === 'failed') ? EXIT.findings : EXIT.ok;
 }

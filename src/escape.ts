@@ -78,12 +78,13 @@ export function apparmorPath(path: string, glob = ''): string {
   return `"${escaped}${glob}"`;
 }
 
-/** A field of a sysusers.d or tmpfiles.d line: specifiers doubled, quoted with C escapes when needed. */
+/**
+ * A field of a sysusers.d or tmpfiles.d line. Those files split words and expand specifiers the way a unit's
+ * path list does, so the quoting is systemdPathWord's.
+ */
 export function tmpfilesField(value: string): string {
   refuseControl(value, 'tmpfiles/sysusers');
-  const escaped = value.replaceAll('%', '%%');
-  if (escaped !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(escaped)) return escaped;
-  return `"${escaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+  return systemdQuote(value.replaceAll('%', '%%'));
 }
 
 /**

@@ -17,7 +17,7 @@ const SHARED_DIRS = ['/var', '/var/lib', '/var/cache', '/var/log', '/var/tmp', '
 /** Characters TemporaryFileSystem= reads literally without quoting (it splits on ':' and has no escape for it). */
 const PLAIN = /^[A-Za-z0-9_@+=,./-]+$/;
 
-export interface GuestFence {
+interface GuestFence {
   /** Directories replaced by an empty, read-only tmpfs in this guest's namespace. */
   tmpfs: string[];
   /** This guest's own files and directories inside those, bound back at the same path. */

@@ -2,7 +2,7 @@
 // does not exist here is left alone (bundles are often generated away from their host); one that does exist
 // must be the real file: systemd and AppArmor act on what a symlink points to, not on its name.
 import { lstatSync, realpathSync } from 'node:fs';
-import { InputError } from './answers.js';
+import { InputError } from './errors.js';
 import type { Answers } from './model.js';
 import { SYSTEM_DIRS, underDir } from './rules.js';
 

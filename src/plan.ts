@@ -5,18 +5,11 @@ import { sysusers, tmpfiles, udevRules } from './gen/host.js';
 import { bundleReadme } from './gen/readme.js';
 import { guestService, slice, tapService } from './gen/systemd.js';
 import * as G from './guest.js';
+import { ANSWERS, MANIFEST, type BundleFile } from './bundle-layout.js';
+import { apparmor } from './confine/apparmor.js';
 import type { Answers } from './model.js';
 
-export interface BundleFile {
-  /** Relative to the bundle directory, with "/" separators. Files under root/ install at the same path under /. */
-  path: string;
-  mode: number;
-  content: string;
-  why: string;
-}
-
-export const MANIFEST = 'MANIFEST.sha256';
-export const ANSWERS = 'answers.json';
+export type { BundleFile };
 
 export function answersJson(a: Answers): string {
   return JSON.stringify(a, null, 2) + '\n';
@@ -35,13 +28,8 @@ export function plan(a: Answers): BundleFile[] {
     add(`root/etc/systemd/system/${G.unitName(g)}`, guestService(a, g), `runs guest ${g.name}'s QEMU as ${G.userName(g)}, sandboxed and limited`);
     const tap = tapService(g);
     if (tap) add(`root/etc/systemd/system/${G.tapUnitName(g)}`, tap, `creates tap ${G.tapDevice(g)} owned by ${G.userName(g)}`);
-    if (g.isolation.apparmor) {
-      add(`root/${AA.profilePath(g)}`, AA.profile(g), `AppArmor profile ${G.profileName(g)} for guest ${g.name}`);
-      add(`root/${AA.rulesPath(g)}`, AA.guestRules(a, g), `the paths guest ${g.name}'s profile allows`);
-    }
   }
-  if (a.guests.some((g) => g.isolation.apparmor))
-    add(`root/${AA.ABSTRACTION_PATH}`, AA.abstraction(), 'what every guest profile allows in common');
+  for (const f of apparmor.files(a)) add(f.path, f.text(AA), f.why);
   add('root/etc/sysusers.d/qemu-harden.conf', sysusers(a), 'one system user per guest, and the device groups');
   add('root/etc/tmpfiles.d/qemu-harden.conf', tmpfiles(a), 'directories and ownership of each guest’s own files');
   add('root/etc/udev/rules.d/65-qemu-harden.rules', udevRules(a), 'device nodes to groups, passthrough devices to one guest');

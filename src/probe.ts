@@ -5,8 +5,6 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { run, which } from './tools.js';
 
-export { implications } from './implications.js';
-
 export const hostFactsSchema = z.object({
   cpuVirtualization: z.enum(['vmx', 'svm', 'none']),
   kvm: z.object({ present: z.boolean(), owner: z.string(), group: z.string(), mode: z.string() }),
@@ -122,7 +120,6 @@ export async function probeHost(qemuBinary = 'qemu-system-x86_64'): Promise<Host
   });
 }
 
-/** What the facts mean for the bundle, in a line each. */
 /** qemu-img's reading of an existing image: a suggestion for the operator, never written into the bundle. */
 export async function suggestFormat(path: string): Promise<string | undefined> {
   const qemuImg = which('qemu-img');

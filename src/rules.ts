@@ -1,4 +1,4 @@
-// Rules that span fields: the policy the seed's least-privilege principle asks for, and the risks a choice
+// Rules that span fields: the policy the least-privilege principle of QEMU's security documentation asks for, and the risks a choice
 // takes. Each rule reports against the answers path of the field at fault.
 import type { z } from 'zod';
 import type { Answers, Guest } from './model.js';
@@ -17,7 +17,7 @@ export type RiskId =
   | 'migration-plaintext'
   | 'nbd-plaintext';
 
-export interface RiskInfo {
+interface RiskInfo {
   title: string;
   why: string;
 }
@@ -84,7 +84,7 @@ export const RISKS: Record<RiskId, RiskInfo> = {
   },
 };
 
-export interface RequiredRisk {
+interface RequiredRisk {
   risk: RiskId;
   guest?: string;
 }

@@ -3,7 +3,7 @@
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
-export interface ToolResult {
+interface ToolResult {
   exitCode: number;
   stdout: string;
   stderr: string;

@@ -1,33 +1,18 @@
 // `qemu-harden verify`: the manifest, the answers and their rules, then every file read by the program that will
-// read it on the host. A check whose program is missing is reported as skipped, never as passed.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, copyFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
-import { InputError, parseAnswersText, validate } from './answers.js';
-import { checkManifest } from './bundle.js';
-import * as AA from './gen/apparmor.js';
-import * as G from './guest.js';
-import type { Answers } from './model.js';
-import { ANSWERS, plan } from './plan.js';
-import { run, which } from './tools.js';
+// read it on the host. Each step is a check from src/checks/ (or a confinement backend's own check); a check whose
+// program is missing is reported as skipped, never as passed. The schema, YAML and the generators are imported
+// once the manifest has been checked, for the answers check alone.
+import { existsSync } from 'node:fs';
+import { answers } from './checks/answers.js';
+import { runCheck, type BundleUnderCheck, type Check, type CheckResult, type Finding } from './checks/check.js';
+import { exposure, type Exposure } from './checks/exposure.js';
+import { manifest } from './checks/manifest.js';
+import { units } from './checks/units.js';
+import { usersAndDirs } from './checks/users-dirs.js';
+import { CONFINEMENT } from './confine/index.js';
+import { InputError } from './errors.js';
 
-export interface Finding {
-  check: string;
-  file?: string;
-  message: string;
-}
-
-export interface CheckResult {
-  check: string;
-  status: 'passed' | 'failed' | 'skipped';
-  detail?: string;
-}
-
-export interface Exposure {
-  unit: string;
-  score: number;
-  target: number;
-}
+export { exposureOf, exposureTarget } from './checks/exposure.js';
 
 export interface Report {
   bundle: string;
@@ -36,148 +21,28 @@ export interface Report {
   exposure: Exposure[];
 }
 
-/** The exposure a guest unit may have: stricter without any network device. */
-export function exposureTarget(g: Answers['guests'][number]): number {
-  return G.hasNetwork(g) ? 1.5 : 1.0;
-}
-
-export async function exposureOf(unitFile: string): Promise<number | undefined> {
-  const tool = which('systemd-analyze');
-  if (!tool) return undefined;
-  const r = await run(tool, ['security', '--offline=true', '--no-pager', unitFile]);
-  const m = /Overall exposure level for .*?: ([0-9.]+)/.exec(r.stdout + r.stderr);
-  return m ? Number(m[1]) : undefined;
-}
-
 export async function verifyBundle(dir: string): Promise<Report> {
   if (!existsSync(dir)) throw new InputError(`verify: ${dir} does not exist`);
   const report: Report = { bundle: dir, checks: [], findings: [], exposure: [] };
-  const fail = (check: string, message: string, file?: string) => report.findings.push({ check, message, ...(file ? { file } : {}) });
-  const result = (check: string, status: CheckResult['status'], detail?: string) => report.checks.push({ check, status, ...(detail ? { detail } : {}) });
+  const add = (ran: { result: CheckResult; findings: Finding[] }) => {
+    report.checks.push(ran.result);
+    report.findings.push(...ran.findings);
+  };
 
-  const manifest = checkManifest(dir);
-  for (const p of manifest) fail('manifest', p.problem, p.path);
-  result('manifest', manifest.length ? 'failed' : 'passed');
+  add(await runCheck(manifest, dir));
+  const [{ validate }, { plan }, { parseAnswersText }] = await Promise.all([import('./answers.js'), import('./plan.js'), import('./sources/file.js')]);
+  const loaded = await runCheck(answers, { dir, read: (text: string, source: string) => validate(parseAnswersText(text, source)), plan });
+  add(loaded);
+  const bundle = loaded.outcome?.bundle;
+  if (!bundle) return report;
 
-  let answers: Answers;
-  try {
-    answers = validate(parseAnswersText(readFileSync(join(dir, ANSWERS), 'utf8'), ANSWERS));
-  } catch (e) {
-    fail('answers', e instanceof InputError ? e.message : `cannot read ${ANSWERS}: ${(e as Error).message}`, ANSWERS);
-    result('answers', 'failed');
-    return report;
-  }
-  const expected = plan(answers);
-  let drift = 0;
-  for (const f of expected) {
-    let actual: string | undefined;
-    try {
-      actual = readFileSync(join(dir, f.path), 'utf8');
-    } catch {
-      actual = undefined;
-    }
-    if (actual !== f.content) {
-      drift++;
-      fail('answers', actual === undefined ? 'missing, though answers.json produces it' : 'differs from what answers.json produces', f.path);
-    }
-  }
-  result('answers', drift ? 'failed' : 'passed', `${expected.length} files regenerated from ${ANSWERS}`);
-
-  const rootDir = join(dir, 'root');
-  const unitDir = join(rootDir, 'etc/systemd/system');
-  const units = expected.filter((f) => f.path.startsWith('root/etc/systemd/system/')).map((f) => join(dir, f.path));
-
-  const analyze = which('systemd-analyze');
-  if (!analyze) {
-    result('systemd-analyze verify', 'skipped', 'systemd-analyze not found (Debian package systemd)');
-    result('exposure', 'skipped', 'systemd-analyze not found (Debian package systemd)');
-  } else {
-    const r = await run(analyze, ['verify', ...units], { env: { SYSTEMD_UNIT_PATH: `${unitDir}:`, SYSTEMD_LOG_COLOR: '0' } });
-    const lines = (r.stderr + r.stdout).split('\n').filter((l) => l.trim() !== '');
-    for (const l of lines) fail('systemd-analyze verify', l);
-    if (r.exitCode !== 0 && lines.length === 0) fail('systemd-analyze verify', `exited ${r.exitCode}`);
-    result('systemd-analyze verify', r.exitCode === 0 && lines.length === 0 ? 'passed' : 'failed', `${units.length} units`);
-
-    let over = 0;
-    for (const g of answers.guests) {
-      const unit = join(unitDir, G.unitName(g));
-      const score = await exposureOf(unit);
-      const target = exposureTarget(g);
-      if (score === undefined) {
-        fail('exposure', 'systemd-analyze security gave no exposure level', `root/etc/systemd/system/${G.unitName(g)}`);
-        over++;
-        continue;
-      }
-      report.exposure.push({ unit: G.unitName(g), score, target });
-      if (score > target) {
-        over++;
-        fail('exposure', `exposure ${score} is above the target ${target}`, `root/etc/systemd/system/${G.unitName(g)}`);
-      }
-    }
-    result('exposure', over ? 'failed' : 'passed', report.exposure.map((e) => `${e.unit} ${e.score} (<= ${e.target})`).join(', '));
-  }
-
-  const profiles = answers.guests.filter((g) => g.isolation.apparmor);
-  const parser = which('apparmor_parser');
-  if (profiles.length === 0) result('apparmor_parser', 'passed', 'no profiles in this bundle');
-  else if (!parser) result('apparmor_parser', 'skipped', 'apparmor_parser not found (Debian package apparmor)');
-  else {
-    let bad = 0;
-    for (const g of profiles) {
-      const file = join(rootDir, AA.profilePath(g));
-      const r = await run(parser, ['-Q', '-K', '-I', join(rootDir, 'etc/apparmor.d'), file]);
-      const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('Cache read/write disabled'));
-      if (r.exitCode !== 0 || lines.length > 0) {
-        bad++;
-        fail('apparmor_parser', lines.join('; ') || `exited ${r.exitCode}`, `root/${AA.profilePath(g)}`);
-      }
-    }
-    result('apparmor_parser', bad ? 'failed' : 'passed', `${profiles.length} profiles`);
-  }
-
-  await checkUsersAndDirs(dir, fail, result);
+  add(await runCheck(units, bundle));
+  const scored = await runCheck(exposure, bundle);
+  add(scored);
+  report.exposure.push(...(scored.outcome?.exposure ?? []));
+  const rest: Check<BundleUnderCheck>[] = [...CONFINEMENT.map((b) => b.check), usersAndDirs];
+  for (const check of rest) add(await runCheck(check, bundle));
   return report;
-}
-
-/** Apply sysusers.d and tmpfiles.d to a throwaway root: the real parsers, and nothing on this host changes. */
-async function checkUsersAndDirs(
-  dir: string,
-  fail: (check: string, message: string, file?: string) => void,
-  result: (check: string, status: CheckResult['status'], detail?: string) => void,
-): Promise<void> {
-  const sysusers = which('systemd-sysusers');
-  const tmpfiles = which('systemd-tmpfiles');
-  if (!sysusers || !tmpfiles) {
-    result('sysusers/tmpfiles', 'skipped', 'systemd-sysusers or systemd-tmpfiles not found (Debian package systemd)');
-    return;
-  }
-  const scratch = mkdtempSync(join(tmpdir(), 'qemu-harden-verify-'));
-  try {
-    const files: [string, string][] = [
-      ['root/etc/sysusers.d/qemu-harden.conf', 'etc/sysusers.d'],
-      ['root/etc/tmpfiles.d/qemu-harden.conf', 'etc/tmpfiles.d'],
-    ];
-    for (const [src, dst] of files) {
-      mkdirSync(join(scratch, dst), { recursive: true });
-      copyFileSync(join(dir, src), join(scratch, dst, basename(src)));
-    }
-    let bad = 0;
-    const su = await run(sysusers, [`--root=${scratch}`]);
-    for (const l of su.stderr.split('\n').filter((x) => x.trim() && !/^Creating (user|group) /.test(x))) {
-      bad++;
-      fail('sysusers/tmpfiles', l, files[0]![0]);
-    }
-    if (su.exitCode !== 0) bad++;
-    const tf = await run(tmpfiles, [`--root=${scratch}`, '--create']);
-    for (const l of tf.stderr.split('\n').filter((x) => x.trim())) {
-      if (/No such file or directory/.test(l) && /OVMF_VARS/.test(l)) continue;
-      bad++;
-      fail('sysusers/tmpfiles', l.replace(scratch, ''), files[1]![0]);
-    }
-    result('sysusers/tmpfiles', bad ? 'failed' : 'passed', 'applied to a throwaway root');
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
 }
 
 export function formatReport(r: Report): string {

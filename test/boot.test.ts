@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { guestService } from '../src/gen/systemd.js';
-import { loadPreset } from '../src/presets.js';
+import { loadPreset } from '../src/sources/preset.js';
 import { BOOT_MARKER, DEBUG_EXIT_DEVICE, DEBUG_EXIT_STATUS, writeBootDisk } from './bootdisk.js';
 import { kvm, requireTool, tempDir } from './helpers.js';
 import { execStart } from './unitfile.js';

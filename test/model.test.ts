@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { InputError, applySet, validate } from '../src/answers.js';
+import { applySet, validate } from '../src/answers.js';
+import { InputError } from '../src/errors.js';
 import { requiredRisks } from '../src/rules.js';
 
 const base = () => ({

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { cpuQuotaPercent, memoryMaxMiB } from '../src/guest.js';
-import { loadPreset } from '../src/presets.js';
+import { loadPreset } from '../src/sources/preset.js';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
 import { Container } from './container.js';
 import { cli, kvm, requireTool, tempDir } from './helpers.js';

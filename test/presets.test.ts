@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { walk } from '../src/bundle.js';
-import { listPresets } from '../src/presets.js';
+import { listPresets } from '../src/sources/preset.js';
 import { cli, requireTool, tempDir } from './helpers.js';
 
 const REQUIRED_PRESETS = ['kvm-headless', 'kvm-tap', 'desktop-vnc', 'pci-passthrough', 'multi-tenant', 'tcg-build-runner'];

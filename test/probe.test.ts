@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hostFactsSchema, implications, probeHost, suggestFormat } from '../src/probe.js';
+import { implications } from '../src/implications.js';
+import { hostFactsSchema, probeHost, suggestFormat } from '../src/probe.js';
 
 test('probeHost returns schema-checked facts about this machine', async () => {
   const facts = await probeHost();

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { memoryMaxMiB, cpuQuotaPercent } from '../src/guest.js';
-import { loadPreset } from '../src/presets.js';
+import { loadPreset } from '../src/sources/preset.js';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
 import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
 import { diskSwapDropIn } from './unitfile.js';

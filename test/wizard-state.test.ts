@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { STEPS } from '../steps/index.js';
 import { validate } from '../src/answers.js';
-import { loadPreset } from '../src/presets.js';
+import { loadPreset } from '../src/sources/preset.js';
 import { fromAnswers, initialDraft, newGuest } from '../src/ui/draft.js';
 import { checker } from '../src/ui/engine.js';
 import { DONE, fieldsOf, initialState, reducer, resolveKey, REVIEW, stepIssues, typeInto, type KeyInfo, type State } from '../src/ui/state.js';

@@ -1,8 +1,8 @@
 // The bundle's README: what each file does, how to install it, what each guest can reach, and every risk the
 // operator accepted, in words a reviewer can check against the files next to it.
+import type { BundleFile } from '../bundle-layout.js';
 import * as G from '../guest.js';
 import type { Answers } from '../model.js';
-import type { BundleFile } from '../plan.js';
 import { RISKS, requiredRisks } from '../rules.js';
 import { sandboxOption } from './qemu.js';
 

@@ -1,8 +1,9 @@
-// Presets: answers documents shipped in presets/, each with a one-line description.
-import { readdirSync, readFileSync } from 'node:fs';
+// An answers source: the presets shipped in presets/, each an answers document with a one-line description.
+// Returns the untyped document; the one schema (src/answers.ts) validates it.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InputError } from './errors.js';
+import { InputError } from '../errors.js';
 
 export interface Preset {
   name: string;
@@ -10,8 +11,17 @@ export interface Preset {
   answers: unknown;
 }
 
-/** presets/ sits one level above both src/ (running from source) and dist/ (the built binary). */
-export const PRESETS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'presets');
+/**
+ * presets/ sits next to package.json: two levels above this file when running from source (src/sources/), one
+ * level above the built binary's chunks (dist/).
+ */
+function presetsDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, '..', 'presets'), join(here, '..', '..', 'presets')];
+  return candidates.find((d) => existsSync(d)) ?? candidates[0]!;
+}
+
+const PRESETS_DIR = presetsDir();
 
 export function listPresets(dir = PRESETS_DIR): Preset[] {
   return readdirSync(dir)

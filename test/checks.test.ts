@@ -1,0 +1,99 @@
+// The homes for checks and confinement backends: the check runner's contract, and the AppArmor backend as the
+// one record plan, unit, verify and apply go through.
+import assert from 'node:assert/strict';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { validate } from '../src/answers.js';
+import { runCheck, type Check } from '../src/checks/check.js';
+import { apparmor } from '../src/confine/apparmor.js';
+import { plan } from '../src/plan.js';
+import { loadPreset } from '../src/sources/preset.js';
+import { cli, requireTool, tempDir } from './helpers.js';
+
+describe('the check runner', () => {
+  test('a check whose program is missing is skipped, names its Debian package, and never runs', async () => {
+    let ran = false;
+    const check: Check<string> = {
+      name: 'needs a program',
+      tool: ['sh', 'qemu-harden-no-such-program'],
+      debianPackage: 'no-such-package',
+      async run() {
+        ran = true;
+        return { status: 'passed', findings: [] };
+      },
+    };
+    const r = await runCheck(check, 'subject');
+    assert.equal(ran, false);
+    assert.deepEqual(r.result, { check: 'needs a program', status: 'skipped', detail: 'sh or qemu-harden-no-such-program not found (Debian package no-such-package)' });
+    assert.deepEqual(r.findings, []);
+  });
+
+  test('with its programs found it runs with their paths, and its findings carry its name', async () => {
+    const check: Check<string> = {
+      name: 'finds',
+      tool: 'sh',
+      debianPackage: 'dash',
+      async run(subject, tools) {
+        assert.match(tools.sh!, /\/sh$/);
+        return { status: 'failed', detail: 'one', findings: [{ message: `bad ${subject}`, file: 'f' }] };
+      },
+    };
+    const r = await runCheck(check, 'x');
+    assert.deepEqual(r.result, { check: 'finds', status: 'failed', detail: 'one' });
+    assert.deepEqual(r.findings, [{ check: 'finds', message: 'bad x', file: 'f' }]);
+  });
+
+  test('nothing to check: passed with the reason, without looking for its program', async () => {
+    const check: Check<string> = {
+      name: 'empty',
+      tool: 'qemu-harden-no-such-program',
+      debianPackage: 'none',
+      nothingToCheck: () => 'nothing here',
+      run: () => Promise.reject(new Error('must not run')),
+    };
+    assert.deepEqual((await runCheck(check, '')).result, { check: 'empty', status: 'passed', detail: 'nothing here' });
+  });
+});
+
+describe('the AppArmor backend record', () => {
+  const tenants = validate(loadPreset('multi-tenant').answers);
+  const files = plan(tenants);
+
+  test('the files it emits are in the bundle, each guest’s unit attaches its profile, and apply loads exactly the profiles', () => {
+    const emitted = apparmor.files(tenants);
+    assert.equal(emitted.length, tenants.guests.length * 2 + 1);
+    for (const f of emitted) assert.ok(files.some((x) => x.path === f.path && x.why === f.why), `${f.path} is in the plan`);
+    const loaded = files.filter((f) => f.path.startsWith('root/') && apparmor.loads(f.path.slice('root'.length)));
+    assert.deepEqual(loaded.map((f) => f.path), tenants.guests.map((g) => `root/etc/apparmor.d/qemu-harden-${g.name}`).sort());
+    for (const g of tenants.guests) {
+      const unit = files.find((f) => f.path === `root/etc/systemd/system/qemu-${g.name}.service`)!.content;
+      for (const line of apparmor.unitLines(g).slice(1)) assert.ok(unit.split('\n').includes(line), `${line} in ${g.name}'s unit`);
+    }
+  });
+
+  test('a guest it does not confine gets no profile and no unit line', () => {
+    const doc = structuredClone(loadPreset('kvm-headless').answers) as { guests: { isolation?: object }[]; acceptedRisks?: unknown[] };
+    doc.guests[0]!.isolation = { apparmor: false };
+    doc.acceptedRisks = [...(doc.acceptedRisks ?? []), { risk: 'apparmor-off', guest: (doc.guests[0] as { name: string }).name, reason: 'the host runs another MAC system' }];
+    const a = validate(doc);
+    const out = plan(a);
+    assert.deepEqual(apparmor.files(a), []);
+    assert.ok(!out.some((f) => f.path.includes('apparmor.d')));
+    assert.ok(!out.some((f) => f.content.includes('AppArmorProfile=')));
+  });
+
+  test('verify reads each profile with apparmor_parser through the backend’s check: a broken profile is a finding', (t) => {
+    requireTool('apparmor_parser', 'apparmor');
+    const out = join(tempDir(t), 'bundle');
+    assert.equal(cli(['generate', '--preset', 'multi-tenant', '--out', out]).code, 0);
+    const ok = cli(['verify', out]);
+    assert.match(ok.stdout, /ok {4}apparmor_parser — 3 profiles/);
+    appendFileSync(join(out, 'root/etc/apparmor.d/qemu-harden.d/beta'), '  this is not a rule\n');
+    const r = cli(['verify', out]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /FAIL {2}apparmor_parser — 3 profiles/);
+    assert.match(r.stdout, /apparmor_parser: root\/etc\/apparmor\.d\/qemu-harden-beta: .*syntax error/);
+    assert.doesNotMatch(r.stdout, /apparmor_parser: root\/etc\/apparmor\.d\/qemu-harden-alpha/);
+  });
+});
