@@ -318,7 +318,18 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
 
   // Disks, in Proxmox's order of buses.
   const disks: Record<string, unknown>[] = [];
+  // The bundle boots disks in their order: Proxmox's boot order first (`boot: order=a;b`, or the legacy
+  // `bootdisk`), then the rest by bus and number.
+  let bootOrder: string[] = [];
+  try {
+    bootOrder = c.has('boot') ? (parsePropertyString(c.get('boot')!, 'boot', 'legacy').get('order') ?? '').split(';').filter(Boolean) : [];
+  } catch {
+    log.secureDefault('boot', 'not a boot order Proxmox writes; disks boot by bus and number');
+  }
+  if (bootOrder.length === 0 && c.has('bootdisk')) bootOrder = [c.get('bootdisk')!];
+  const rank = (k: string) => (bootOrder.includes(k) ? bootOrder.indexOf(k) : bootOrder.length);
   const diskKeys = [...c.keys()].filter((k) => DISK_KEY.test(k)).sort((a, b) => {
+    if (rank(a) !== rank(b)) return rank(a) - rank(b);
     const [, ba, na] = DISK_KEY.exec(a)!;
     const [, bb, nb] = DISK_KEY.exec(b)!;
     return ba === bb ? Number(na) - Number(nb) : ba! < bb! ? -1 : 1;

@@ -95,6 +95,8 @@ export function renderReport(r: ImportReport): string {
     `${r.guests.length} guest${r.guests.length === 1 ? '' : 's'}: ${count('imported')} imported, ${count('defaulted')} imported with secure defaults, ${count('refused')} refused.`,
   );
   if (r.written) out.push(`Wrote ${r.out}. Next: qemu-harden generate --answers ${r.out} --out DIR`);
+  else if (r.outcome === 'refused' && r.problems.length && r.guests.every((g) => g.outcome !== 'refused'))
+    out.push('Nothing was written: import the conflicting guests into separate answers files, or fix the conflict at the source.');
   else if (r.outcome === 'refused') out.push('Nothing was written: import the refused guests after fixing them at the source, or leave their files out.');
   else if (r.out === null) out.push('Nothing was written (no --out given).');
   return out.join('\n') + '\n';
