@@ -62,6 +62,10 @@ const firmware = z.discriminatedUnion('type', [
     type: z.literal('uefi'),
     code: absolutePath.default('/usr/share/OVMF/OVMF_CODE_4M.fd'),
     varsTemplate: absolutePath.default('/usr/share/OVMF/OVMF_VARS_4M.fd'),
+    /** Enforce UEFI Secure Boot: SMM on and the flash writable only from SMM, so the guest OS cannot change
+     * the keys. Needs a q35 machine and a Secure Boot firmware build with enrolled keys (e.g.
+     * OVMF_CODE_4M.secboot.fd with OVMF_VARS_4M.ms.fd). */
+    secureBoot: z.boolean().default(false),
   }),
 ]);
 

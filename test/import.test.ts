@@ -3,7 +3,7 @@
 // command line libvirt or Proxmox itself generates for the same guest.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -21,6 +21,7 @@ import { verifyBundle } from '../src/verify.js';
 import { writeBootDisk } from './bootdisk.js';
 import { cli, REPO, requireTool, tempDir } from './helpers.js';
 import { execStart } from './unitfile.js';
+import { ensureKernel } from './vmboot.js';
 
 const CORPUS = join(REPO, '..', 'shared', 'corpus');
 const LIBVIRT = join(CORPUS, 'libvirt');
@@ -148,7 +149,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
       [dom(`<launchSecurity type='sev'/>`), 'launchSecurity', /confidential/],
       [dom(`<qemu:commandline><qemu:arg value='-no-sandbox'/></qemu:commandline>`, "type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'"), 'qemu:commandline', /straight to QEMU/],
       [dom(`<q:commandline><q:arg value='-x'/></q:commandline>`, "type='kvm' xmlns:q='http://libvirt.org/schemas/domain/qemu/1.0'"), 'q:commandline', /straight to QEMU/],
-      [dom(`<os><type machine='q35'>hvm</type><loader secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.secboot.fd</loader></os>`), 'os/loader@secure', /Secure Boot/],
+      [dom(`<os><type machine='pc'>hvm</type><loader secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.secboot.fd</loader></os>`), 'os/loader@secure', /firmware\.secureBoot: needs a q35 machine type \(is "pc"\)/],
       [dom(`<devices><disk type='file'><driver type='vmdk'/><source file='/srv/a.vmdk'/></disk></devices>`), 'devices/disk[1]/driver@type', /format "vmdk"/],
       [dom(`<devices><disk type='file'><source file='etc/relative.img'/></disk></devices>`), 'devices/disk[1]/source', /must be an absolute path/],
     ];
@@ -422,7 +423,7 @@ function peerCommandLine(text: string): { memoryMiB: number; vcpus: number; disk
 }
 
 /** QMP on the guest's socket; QEMU creates the socket file an instant before it listens, so connecting is retried. */
-async function qmp(socket: string, commands: string[]): Promise<unknown[]> {
+async function qmp(socket: string, commands: QmpCommand[]): Promise<unknown[]> {
   for (let i = 0; ; i++) {
     try {
       return await qmpOnce(socket, commands);
@@ -434,12 +435,14 @@ async function qmp(socket: string, commands: string[]): Promise<unknown[]> {
   }
 }
 
-function qmpOnce(socket: string, commands: string[]): Promise<unknown[]> {
+type QmpCommand = string | { execute: string; arguments: Record<string, unknown> };
+
+function qmpOnce(socket: string, commands: QmpCommand[]): Promise<unknown[]> {
   return new Promise((resolve, reject) => {
     const s = connect(socket);
     let buf = '';
     const replies: unknown[] = [];
-    const queue = ['qmp_capabilities', ...commands];
+    const queue: QmpCommand[] = ['qmp_capabilities', ...commands];
     s.setTimeout(20_000, () => reject(new Error('QMP timed out')));
     s.on('error', reject);
     s.on('data', (d) => {
@@ -452,7 +455,7 @@ function qmpOnce(socket: string, commands: string[]): Promise<unknown[]> {
           if ('error' in msg) return reject(new Error(JSON.stringify(msg.error)));
           if ('return' in msg) replies.push(msg.return);
           const next = queue.shift();
-          if (next) s.write(JSON.stringify({ execute: next }) + '\n');
+          if (next) s.write(JSON.stringify(typeof next === 'string' ? { execute: next } : next) + '\n');
           else {
             s.end();
             resolve(replies.slice(1));
@@ -576,4 +579,70 @@ describe('imported guests boot under TCG and QEMU reports what the source meant'
       t.diagnostic(`${s.label}: ${memMiB} MiB, ${cpus.length} vCPUs, ${inserted.map((b) => `${b.drv}${b.ro ? ' ro' : ''}`).join(', ')}`);
     });
   }
+});
+
+describe('UEFI Secure Boot carried from the source is enforced by the imported guest’s firmware', () => {
+  test('an EFI program signed by no key the firmware trusts is refused with Secure Boot and started without it', async (t) => {
+    requireTool('qemu-system-x86_64', 'qemu-system-x86');
+    requireTool('qemu-img', 'qemu-utils');
+    requireTool('setpriv', 'util-linux');
+    const dir = tempDir(t, 'qh-import-sb-');
+    chmodSync(dir, 0o755);
+    // The EFI system partition: Debian's kernel (an EFI program signed by Debian's key, which the Microsoft key
+    // set does not trust) as the default boot program, made into a FAT image by QEMU's own vvfat driver.
+    const esp = join(dir, 'esp');
+    mkdirSync(join(esp, 'EFI', 'BOOT'), { recursive: true });
+    copyFileSync(ensureKernel().vmlinuz, join(esp, 'EFI', 'BOOT', 'BOOTX64.EFI'));
+    const img = join(dir, 'esp.img');
+    const conv = spawnSync('qemu-img', ['convert', '-f', 'vvfat', '-O', 'raw', `fat:ro:${esp}`, img], { encoding: 'utf8' });
+    assert.equal(conv.status, 0, conv.stderr);
+    chmodSync(img, 0o644);
+    const domain = (name: string, secure: boolean) =>
+      `<domain type='kvm'><name>${name}</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
+         <os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type><firmware><feature enabled='${secure ? 'yes' : 'no'}' name='secure-boot'/></firmware></os>
+         <devices><disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${img}'/><target dev='vda' bus='virtio'/><readonly/></disk></devices></domain>`;
+    const results: Record<string, { log: string; flashSecure: unknown }> = {};
+    for (const [i, [name, secure]] of ([['sb', true], ['nosb', false]] as const).entries()) {
+      const { document, report } = fromLibvirt([{ file: `${name}.xml`, read: () => domain(name, secure) }]);
+      assert.equal(report.guests[0]!.outcome, 'imported', JSON.stringify(report.guests[0]));
+      const doc = document as { useCase: string; acceptedRisks: unknown[]; guests: Record<string, any>[] };
+      doc.useCase = 'emulation';
+      doc.acceptedRisks = [{ risk: 'emulation', reason: 'the import test boots under TCG on every machine' }];
+      const a = validate(doc);
+      const g = a.guests[0]!;
+      if (g.firmware.type !== 'uefi') throw new Error('expected UEFI');
+      assert.equal(g.firmware.secureBoot, secure);
+      const uid = 61300 + i;
+      const root = join(dir, name);
+      const [run, log, state] = ['run', 'log', 'state'].map((d) => join(root, d)) as [string, string, string];
+      for (const d of [root, run, log, state]) {
+        mkdirSync(d, { recursive: true });
+        chownSync(d, uid, uid);
+      }
+      copyFileSync(g.firmware.varsTemplate, join(state, 'OVMF_VARS.fd'));
+      chownSync(join(state, 'OVMF_VARS.fd'), uid, uid);
+      const argv = execStart(guestService(a, g)).map((w) =>
+        w.replaceAll(`/run/qemu-harden/${name}`, run).replaceAll(`/var/log/qemu-harden/${name}`, log).replaceAll(`/var/lib/qemu-harden/${name}`, state),
+      );
+      argv[argv.indexOf('-cpu') + 1] = 'max';
+      const child = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--no-new-privs', '--', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      t.after(() => child.kill('SIGKILL'));
+      const [flash] = (await qmp(join(run, 'qmp.sock'), [{ execute: 'qom-get', arguments: { path: '/machine/system.flash0', property: 'secure' } }])) as [unknown];
+      const serial = join(log, 'serial.log');
+      let text = '';
+      for (let k = 0; k < 480 && !/Access Denied|starting Boot0001/.test(text) && child.exitCode === null; k++) {
+        await new Promise((r) => setTimeout(r, 250));
+        text = existsSync(serial) ? readFileSync(serial, 'latin1').replace(/\r/g, '') : '';
+      }
+      child.kill('SIGKILL');
+      assert.ok(/BdsDxe/.test(text), `${name}: OVMF reached its boot manager; QEMU stderr: ${stderr}`);
+      results[name] = { log: text, flashSecure: flash };
+    }
+    assert.equal(results.sb!.flashSecure, true, 'the firmware flash is writable only from SMM');
+    assert.match(results.sb!.log, /failed to load Boot0001 .*: Access Denied/, 'Secure Boot refuses the untrusted program');
+    assert.equal(results.nosb!.flashSecure, false);
+    assert.match(results.nosb!.log, /starting Boot0001/, 'without Secure Boot the same program starts');
+  });
 });

@@ -271,14 +271,18 @@ function os(dom: Node, g: Record<string, unknown>, prov: Provenance, log: GuestL
     attr(loader, 'secure') === 'yes' || fwFeatures.some((f) => attr(f, 'name') === 'secure-boot' && attr(f, 'enabled') === 'yes');
   if (loader && attr(loader, 'type') === 'rom') log.refuse('os/loader@type', '"rom": a custom BIOS image is not in the answers model');
   else if (efi) {
-    if (secure) {
-      log.refuse(
-        secureSource(loader, fwFeatures),
-        'UEFI Secure Boot: this version of qemu-harden cannot enforce it (it needs SMM and a secure flash), and booting the guest without it would silently drop that protection',
-      );
-      return;
-    }
     const fw: Record<string, unknown> = { type: 'uefi' };
+    const keys = fwFeatures.find((f) => attr(f, 'name') === 'enrolled-keys');
+    if (secure) {
+      fw.secureBoot = true;
+      fw.code = SECBOOT_CODE;
+      fw.varsTemplate = attr(keys, 'enabled') === 'no' ? PLAIN_VARS : MS_VARS;
+      prov.push(['firmware.secureBoot', secureSource(loader, fwFeatures)]);
+      log.carry(
+        secureSource(loader, fwFeatures),
+        `UEFI Secure Boot, enforced: SMM on and the firmware flash writable only from SMM${attr(keys, 'enabled') === 'no' ? ' (no keys enrolled, as the source asks)' : '; Microsoft keys enrolled from the vars template'}`,
+      );
+    }
     const code = text(loader);
     if (code) {
       fw.code = code;
@@ -311,6 +315,10 @@ function os(dom: Node, g: Record<string, unknown>, prov: Provenance, log: GuestL
     log.carry('os/kernel', `direct kernel boot: ${kernel}${initrd ? `, initrd ${initrd}` : ''}${cmdline ? `, command line ${JSON.stringify(cmdline)}` : ''}`);
   }
 }
+
+const SECBOOT_CODE = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
+const MS_VARS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
+const PLAIN_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 
 function secureSource(loader: Node | undefined, features: Node[]): string {
   if (attr(loader, 'secure') === 'yes') return 'os/loader@secure';

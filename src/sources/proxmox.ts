@@ -305,14 +305,16 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
   }
   if (c.get('bios') === 'ovmf') {
     const efi = c.has('efidisk0') ? prop('efidisk0', 'file') : undefined;
-    if (efi?.get('pre-enrolled-keys') === '1')
-      log.refuse('efidisk0', 'UEFI Secure Boot (pre-enrolled keys): this version of qemu-harden cannot enforce it (it needs SMM and a secure flash), and booting the guest without it would silently drop that protection');
-    else {
-      g.firmware = { type: 'uefi' };
-      prov.push(['firmware', 'bios']);
-      log.carry('bios', 'UEFI firmware (the host’s OVMF)');
-      if (efi) log.secureDefault('efidisk0', `the EFI vars volume ${efi.get('file') ?? ''} is not carried; the bundle starts from the OVMF vars template in its own state directory (boot entries are set up again)`);
+    g.firmware = { type: 'uefi' };
+    prov.push(['firmware', 'bios']);
+    log.carry('bios', 'UEFI firmware (the host’s OVMF)');
+    if (efi?.get('pre-enrolled-keys') === '1') {
+      // Proxmox's Secure Boot: the 4 MiB OVMF build with SMM, and a vars volume made from the Microsoft-keys template.
+      g.firmware = { type: 'uefi', secureBoot: true, code: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd', varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd' };
+      prov.push(['firmware.secureBoot', 'efidisk0']);
+      log.carry('efidisk0', 'UEFI Secure Boot (pre-enrolled-keys=1), enforced: SMM on and the firmware flash writable only from SMM; Microsoft keys enrolled from the vars template');
     }
+    if (efi) log.secureDefault('efidisk0', `the EFI vars volume ${efi.get('file') ?? ''} is not carried; the bundle starts from the OVMF vars template in its own state directory (boot entries are set up again)`);
   } else log.carry('bios', 'BIOS firmware');
   if (c.has('tpmstate0')) log.refuse('tpmstate0', 'the TPM and its state cannot be carried; refusing rather than giving the guest a machine without its TPM');
 
