@@ -138,6 +138,13 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     assert.equal(v1.doc!.guests[0]!.limits.cpuWeight, 10000, 'a cgroup v1-only value is converted on the 1024 scale');
   });
 
+  test('libvirt: disks in boot order', () => {
+    const disk = (file: string, extra = '', device = 'disk') => `<disk type='file' device='${device}'><driver type='raw'/><source file='${file}'/>${extra}</disk>`;
+    const paths = (xml: string) => one(xml).doc!.guests[0]!.disks.map((d: { path: string }) => d.path);
+    assert.deepEqual(paths(dom(`<devices>${disk('/srv/a')}${disk('/srv/b', "<boot order='1'/>")}${disk('/srv/c')}</devices>`)), ['/srv/b', '/srv/a', '/srv/c']);
+    assert.deepEqual(paths(dom(`<os><type machine='q35'>hvm</type><boot dev='cdrom'/><boot dev='hd'/></os><devices>${disk('/srv/a')}${disk('/srv/i.iso', '<readonly/>', 'cdrom')}</devices>`)), ['/srv/i.iso', '/srv/a']);
+  });
+
   test('libvirt: refusals name the element and say why', () => {
     const cases: [string, string, RegExp][] = [
       [dom(`<devices><disk type='network'><source protocol='rbd' name='p/i'/></disk></devices>`), 'devices/disk[1]/source@protocol', /network disk \(rbd p\/i\)/],

@@ -458,7 +458,18 @@ function devices(
   if (!dev) return;
   // Disks.
   const disks: Record<string, unknown>[] = [];
-  kids(dev, 'disk').forEach((d, i) => {
+  // The bundle boots disks in their order: per-device <boot order='N'/> first, then the first <os><boot dev>
+  // kind (a CD-ROM before disks for dev='cdrom'), then document order.
+  const firstDev = attr(kid(kid(dom, 'os'), 'boot'), 'dev');
+  const bootRank = (d: Node) => {
+    const order = Number(attr(kid(d, 'boot'), 'order'));
+    if (Number.isInteger(order) && order > 0) return order;
+    return 1e6 + (firstDev === 'cdrom' && attr(d, 'device') === 'cdrom' ? 0 : 1);
+  };
+  const ordered = kids(dev, 'disk')
+    .map((d, i) => ({ d, i, rank: bootRank(d) }))
+    .sort((a, b) => a.rank - b.rank || a.i - b.i);
+  ordered.forEach(({ d, i }) => {
     const at = `devices/disk[${i + 1}]`;
     const type = attr(d, 'type') ?? 'file';
     const device = attr(d, 'device') ?? 'disk';
