@@ -97,6 +97,7 @@ const listenAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or
 const display = z.discriminatedUnion('mode', [
   z.strictObject({ mode: z.literal('none') }),
   z.strictObject({ mode: z.literal('vnc-unix') }),
+  z.strictObject({ mode: z.literal('spice-unix') }),
   z.strictObject({
     mode: z.literal('vnc-tls'),
     listen: listenAddress,

@@ -3,7 +3,7 @@
 // command line libvirt or Proxmox itself generates for the same guest.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -392,7 +392,7 @@ interface PeerDisk {
 }
 
 /** What libvirt's .args or Proxmox's .cmd gives QEMU: memory, vCPUs, and each disk's format and read-only flag. */
-function peerCommandLine(text: string): { memoryMiB: number; vcpus: number; disks: PeerDisk[] } {
+function peerCommandLine(text: string): { memoryMiB: number; vcpus: number; disks: PeerDisk[]; unixDisplay?: 'vnc-unix' | 'spice-unix' } {
   const args = text.replace(/\\\n/g, ' ');
   const mem = /(?:^|\s)-m '?(?:size=)?(\d+)([kMG]?)/.exec(args)!;
   const memoryMiB = mem[2] === 'k' ? Number(mem[1]) / 1024 : mem[2] === 'G' ? Number(mem[1]) * 1024 : Number(mem[1]);
@@ -426,7 +426,8 @@ function peerCommandLine(text: string): { memoryMiB: number; vcpus: number; disk
     if (!kv.has('file') || kv.get('if') === 'pflash') continue;
     disks.push({ path: kv.get('file')!, format: kv.get('format') ?? 'raw', readOnly: kv.get('readonly') === 'on' || kv.get('media') === 'cdrom' });
   }
-  return { memoryMiB, vcpus, disks };
+  const unixDisplay = /(?:^|\s)-spice '?[^ ]*unix=on/.test(args) ? 'spice-unix' : /(?:^|\s)-vnc '?unix:/.test(args) ? 'vnc-unix' : undefined;
+  return { memoryMiB, vcpus, disks, unixDisplay };
 }
 
 /** QMP on the guest's socket; QEMU creates the socket file an instant before it listens, so connecting is retried. */
@@ -485,6 +486,7 @@ const SAMPLES: Sample[] = [
   { label: 'libvirt x86_64-q35-headless', source: () => fromLibvirt([input(join(LIBVIRT, 'x86_64-q35-headless.xml'))]), peer: join(LIBVIRT, 'x86_64-q35-headless.args'), stated: { memoryMiB: 4194304 / 1024, vcpus: 4 } },
   { label: 'libvirt disk-cdrom', source: () => fromLibvirt([input(join(LIBVIRT, 'disk-cdrom.xml'))]), peer: join(LIBVIRT, 'disk-cdrom.args'), stated: { memoryMiB: 219100 / 1024, vcpus: 1 } },
   { label: 'libvirt cputune', source: () => fromLibvirt([input(join(LIBVIRT, 'cputune.xml'))]), peer: join(LIBVIRT, 'cputune.args'), stated: { memoryMiB: 219136 / 1024, vcpus: 4 } },
+  { label: 'libvirt graphics-spice-socket', source: () => fromLibvirt([input(join(LIBVIRT, 'graphics-spice-socket.xml'))]), peer: join(LIBVIRT, 'graphics-spice-socket.args'), stated: { memoryMiB: 219136 / 1024, vcpus: 1 } },
   {
     label: 'proxmox ide',
     source: () => fromProxmox([input(join(PROXMOX, 'ide.conf'))], { storages: parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg') }),
@@ -556,11 +558,27 @@ describe('imported guests boot under TCG and QEMU reports what the source meant'
       t.after(() => child.kill('SIGKILL'));
       let replies: unknown[];
       try {
-        replies = await qmp(join(run, 'qmp.sock'), ['query-memory-size-summary', 'query-cpus-fast', 'query-block', 'quit']);
+        replies = await qmp(join(run, 'qmp.sock'), ['query-memory-size-summary', 'query-cpus-fast', 'query-block', 'query-vnc', 'query-spice', 'quit']);
       } catch (e) {
         throw new Error(`${(e as Error).message}; QEMU stderr: ${stderr}`);
       }
-      const [mem, cpus, blocks] = replies as [{ 'base-memory': number }, unknown[], { device: string; qdev?: string; inserted?: { file: string; drv: string; ro: boolean } }[]];
+      const [mem, cpus, blocks, vnc, spice] = replies as [
+        { 'base-memory': number },
+        unknown[],
+        { device: string; qdev?: string; inserted?: { file: string; drv: string; ro: boolean } }[],
+        { enabled: boolean; family?: string; host?: string },
+        { enabled: boolean; host?: string; port?: number; 'tls-port'?: number },
+      ];
+      // The display: on the guest's own unix socket, never on TCP.
+      if (peer.unixDisplay) assert.equal(g.display.mode, peer.unixDisplay, 'a display the peer puts on a unix socket stays on one, same protocol');
+      assert.equal(vnc.enabled, g.display.mode === 'vnc-unix', `VNC: ${JSON.stringify(vnc)}`);
+      if (vnc.enabled) assert.equal(vnc.family, 'unix');
+      assert.equal(spice.enabled, g.display.mode === 'spice-unix', `SPICE: ${JSON.stringify(spice)}`);
+      if (spice.enabled) {
+        assert.equal(spice.port, undefined, 'no plain TCP port');
+        assert.equal(spice['tls-port'], undefined, 'no TLS TCP port');
+        assert.equal(statSync(join(run, 'spice.sock')).uid, uid, 'the SPICE socket is the guest user’s, in its runtime directory');
+      }
 
       const memMiB = mem['base-memory'] / (1024 * 1024);
       assert.equal(memMiB, g.memoryMiB, 'QEMU runs the answers’ memory');

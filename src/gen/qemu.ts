@@ -105,6 +105,10 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
       push('-display', 'none', '-device', 'VGA');
       push('-vnc', `unix:${qemuValue(G.vncSocket(g))}`);
       break;
+    case 'spice-unix':
+      push('-display', 'none', '-device', 'qxl-vga');
+      push('-spice', qemuOpts(undefined, [['unix', true], ['addr', G.spiceSocket(g)], ['disable-ticketing', true]]));
+      break;
     case 'vnc-tls':
       x509('vnc-tls', g.display.tlsDir);
       push('-display', 'none', '-device', 'VGA');

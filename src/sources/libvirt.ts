@@ -579,19 +579,22 @@ function devices(
       const tls = type === 'vnc' ? conf.vncTls : conf.spiceTls;
       const listen = addr ?? (type === 'vnc' ? conf.vncListen : conf.spiceListen);
       const port = Number(attr(gr, type === 'vnc' ? 'port' : 'tlsPort') ?? attr(gr, 'port') ?? '-1');
-      if (listenSocket || ln) {
-        g.display = { mode: 'vnc-unix' };
-        const why = ln ? `listens on libvirt network "${attr(ln, 'network') ?? ''}", which has no equivalent` : 'a unix socket';
-        if (type === 'vnc' && !ln) log.carry(at, 'VNC on a unix socket (the bundle’s own path)');
-        else log.secureDefault(at, `${type.toUpperCase()} ${ln ? why : 'on a unix socket'}: the bundle serves a host-only display as VNC on its own unix socket`);
+      const local = type === 'vnc' ? 'vnc-unix' : 'spice-unix';
+      const name = type.toUpperCase();
+      if (listenSocket) {
+        g.display = { mode: local };
+        log.carry(at, `${name} on a unix socket (the bundle's own path under the guest's runtime directory)`);
+      } else if (ln) {
+        g.display = { mode: local };
+        log.secureDefault(at, `${name} listens on libvirt network "${attr(ln, 'network') ?? ''}", which has no equivalent: ${name} on a unix socket instead, reachable only from the host`);
       } else if (tls) {
         const p = port >= (type === 'vnc' ? 5900 : 1024) ? port : 5900;
         g.display = { mode: type === 'vnc' ? 'vnc-tls' : 'spice-tls', listen, port: p, tlsDir: type === 'vnc' ? conf.vncTlsDir : conf.spiceTlsDir };
-        log.carry(at, `${type.toUpperCase()} with TLS on ${listen}:${p}, certificates from ${type === 'vnc' ? conf.vncTlsDir : conf.spiceTlsDir} (${confName})`);
+        log.carry(at, `${name} with TLS on ${listen}:${p}, certificates from ${type === 'vnc' ? conf.vncTlsDir : conf.spiceTlsDir} (${confName})`);
         if (p !== port) log.secureDefault(`${at}@autoport`, `no fixed port; ${p} chosen (check it is free)`);
       } else {
-        g.display = { mode: 'vnc-unix' };
-        log.secureDefault(at, `${type.toUpperCase()} on ${listen}${port > 0 ? `:${port}` : ''} without TLS (${type}_tls is off in ${confName}) is not carried: VNC on a unix socket instead, reachable only from the host`);
+        g.display = { mode: local };
+        log.secureDefault(at, `${name} on ${listen}${port > 0 ? `:${port}` : ''} without TLS (${type}_tls is off in ${confName}) is not carried: ${name} on a unix socket instead, reachable only from the host`);
       }
       prov.push(['display', at], ['display.listen', `${at}@listen`], ['display.tlsDir', confName]);
       if (kid(gr, 'websocket') || attr(gr, 'websocket')) log.secureDefault(`${at}@websocket`, 'the websocket listener is not carried');

@@ -426,11 +426,14 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
   if (vgaType === 'none' || /^serial\d$/.test(vgaType)) {
     g.display = { mode: 'none' };
     log.carry('vga', `"${vgaType}": no display`);
+  } else if (/^qxl/.test(vgaType)) {
+    g.display = { mode: 'spice-unix' };
+    prov.push(['display', 'vga']);
+    log.secureDefault('vga', `"${vgaType}": SPICE, which Proxmox serves through its spiceproxy over TCP, becomes SPICE on a unix socket, reachable only from the host`);
   } else {
     g.display = { mode: 'vnc-unix' };
     prov.push(['display', 'vga']);
-    if (/^qxl/.test(vgaType)) log.secureDefault('vga', `"${vgaType}" (SPICE through Proxmox's spiceproxy) becomes VNC on a unix socket, reachable only from the host`);
-    else log.carry('vga', 'VNC on a unix socket, as Proxmox serves its console (no password: the socket is reachable only from the host)');
+    log.carry('vga', 'VNC on a unix socket, as Proxmox serves its console (no password: the socket is reachable only from the host)');
   }
 
   // Passthrough.
