@@ -60,15 +60,18 @@ export function parseDomainXml(xml: string, where: string): Node {
     throw new InputError(`${where}: <!DOCTYPE> is refused: domain XML needs no document type, and entity declarations in it are how XML bombs and external-entity reads work`);
   const stray = /&(?!#x[0-9a-fA-F]{1,6};|#[0-9]{1,7};|lt;|gt;|amp;|quot;|apos;)([^\s;<]{0,20};?)/.exec(xml);
   if (stray) throw new InputError(`${where}: "&${stray[1]}" is not one of XML's predefined entities or a character reference; no other entity is expanded`);
-  const v = XMLValidator.validate(xml);
-  if (v !== true) throw new InputError(`${where}: not well-formed XML (line ${v.err.line}, column ${v.err.col}): ${v.err.msg}`);
+  // The parser goes first: it stops at the depth bound at once, where the validator would walk all of a deeply
+  // nested file. Nothing it returns is used unless the validator then finds the document well-formed.
   let doc: Node;
   try {
     doc = parser.parse(xml) as Node;
   } catch (e) {
     const msg = (e as Error).message;
-    throw new InputError(`${where}: ${/nested/i.test(msg) ? `elements nest deeper than ${MAX_XML_DEPTH} levels` : `cannot parse: ${msg}`}`);
+    if (/nested/i.test(msg)) throw new InputError(`${where}: elements nest deeper than ${MAX_XML_DEPTH} levels`);
+    doc = {};
   }
+  const v = XMLValidator.validate(xml);
+  if (v !== true) throw new InputError(`${where}: not well-formed XML (line ${v.err.line}, column ${v.err.col}): ${v.err.msg}`);
   const root = kid(doc, 'domain');
   const tops = Object.keys(doc).filter((k) => !k.startsWith('?'));
   if (!root || tops.length !== 1) throw new InputError(`${where}: the document element must be <domain> (found ${tops.map((t) => `<${t}>`).join(', ') || 'nothing'})`);
@@ -210,8 +213,8 @@ export function importDomain(xml: string, file: string, opts: LibvirtOptions = {
   tuning(dom, g, prov, log);
   devices(dom, g, prov, log, risks, file, conf, confName, opts.sysfsPci);
 
-  for (const k of ['launchSecurity'] as const)
-    if (kid(dom, k)) log.refuse(k, 'confidential-computing guests (SEV, SEV-SNP, TDX, s390 PV) need firmware and host support the bundle does not set up; running the guest without it would silently drop that protection');
+  if (kid(dom, 'launchSecurity'))
+    log.refuse('launchSecurity', 'confidential-computing guests (SEV, SEV-SNP, TDX, s390 PV) need firmware and host support the bundle does not set up; running the guest without it would silently drop that protection');
   if (kid(dom, 'seclabel') && kids(dom, 'seclabel').some((s) => attr(s, 'type') === 'none'))
     log.secureDefault('seclabel@type', '"none" is not carried: the bundle confines every guest (its own user, systemd sandbox, AppArmor profile)');
   if (conf.migrateTlsForce === false)
