@@ -337,6 +337,47 @@ describe('the import command', () => {
     assert.match(conflict.stdout, /renamed to "qemuguest1-2"/);
   });
 
+  test('--qemu-conf: libvirt keeps display TLS in qemu.conf; the result agrees with libvirt’s own command line', (t) => {
+    const dir = tempDir(t, 'qh-qemuconf-');
+    const conf = join(dir, 'qemu.conf');
+    writeFileSync(
+      conf,
+      [
+        '# Master configuration file for the QEMU driver.',
+        'vnc_listen = "127.0.0.1"',
+        'vnc_tls = 1',
+        'vnc_tls_x509_cert_dir = "/etc/pki/libvirt-vnc"   # certificates',
+        'spice_tls = 1',
+        'spice_tls_x509_cert_dir = "/etc/pki/libvirt-spice"',
+        'cgroup_device_acl = [',
+        '    "/dev/null", "/dev/full", "/dev/zero",',
+        ']',
+        'migrate_tls_force = 0',
+        '',
+      ].join('\n'),
+    );
+    const run = (xml: string) => {
+      const r = cli(['import', 'libvirt', '--qemu-conf', conf, '--json', '--out', join(dir, `${xml}.json`), join(LIBVIRT, `${xml}.xml`)]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      return { report: JSON.parse(r.stdout) as ImportReport, guest: (JSON.parse(readFileSync(join(dir, `${xml}.json`), 'utf8')) as { guests: Record<string, any>[] }).guests[0]! };
+    };
+    const vnc = run('graphics-vnc-tls');
+    assert.deepEqual(vnc.guest.display, { mode: 'vnc-tls', listen: '127.0.0.1', port: 5903, tlsDir: '/etc/pki/libvirt-vnc' });
+    const vncArgs = readFileSync(join(LIBVIRT, 'graphics-vnc-tls.args'), 'utf8');
+    assert.match(vncArgs, /-vnc 127\.0\.0\.1:3,tls-creds=vnc-tls-creds0/, 'libvirt: the same address and display number, with TLS');
+    assert.match(vncArgs, /"dir":"\/etc\/pki\/libvirt-vnc"/);
+    assert.ok(vnc.report.guests[0]!.defaulted.some((i) => i.source === `${conf}: migrate_tls_force`));
+    const spice = run('graphics-spice-compression');
+    assert.deepEqual(spice.guest.display, { mode: 'spice-tls', listen: '127.0.0.1', port: 5904, tlsDir: '/etc/pki/libvirt-spice' });
+    assert.match(readFileSync(join(LIBVIRT, 'graphics-spice-compression.args'), 'utf8'), /-spice port=5903,tls-port=5904,addr=127\.0\.0\.1,x509-dir=\/etc\/pki\/libvirt-spice/);
+    assert.ok(spice.report.guests[0]!.defaulted.some((i) => i.source === 'devices/graphics[1]@port' && /plaintext SPICE port 5903 is not opened/.test(i.message)));
+    writeFileSync(conf, 'vnc_tls = yes\n');
+    const bad = cli(['import', 'libvirt', '--qemu-conf', conf, join(LIBVIRT, 'graphics-vnc-tls.xml')]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /qemu\.conf:1: vnc_tls: expected a quoted string, a number or a list/);
+    noTrace(bad.stderr);
+  });
+
   test('usage errors', () => {
     const cases: [string[], RegExp][] = [
       [['import'], /import needs the kind of source first/],

@@ -100,17 +100,27 @@ export const QEMU_CONF_DEFAULTS: QemuConf = {
 
 /** /etc/libvirt/qemu.conf: `key = value` lines (strings in double quotes, integers, lists), `#` comments. */
 export function parseQemuConf(textIn: string, where: string): QemuConf {
+  checkText(textIn, where);
   const values = new Map<string, string>();
-  textIn.split('\n').forEach((raw, i) => {
-    const line = raw.replace(/^\s+|\s+$/g, '');
-    if (line === '' || line.startsWith('#')) return;
+  const lines = textIn.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '' || line.startsWith('#')) continue;
     const m = /^([a-z_][a-z0-9_]*)\s*=\s*(.*)$/.exec(line);
     if (!m) throw new InputError(`${where}:${i + 1}: expected "key = value"`);
-    let v = m[2]!.replace(/\s+#.*$/, '');
+    let v = m[2]!.replace(/\s+#[^"]*$/, '').trim();
+    if (v.startsWith('[')) {
+      // A list may span lines up to its closing bracket; none of the keys read here is a list.
+      const start = i;
+      while (!v.includes(']') && i + 1 < lines.length) v += ' ' + lines[++i]!.replace(/#.*$/, '').trim();
+      if (!v.includes(']')) throw new InputError(`${where}:${start + 1}: list "${m[1]}" is never closed with "]"`);
+      continue;
+    }
     const q = /^"((?:[^"\\]|\\.)*)"$/.exec(v);
     if (q) v = q[1]!.replace(/\\(.)/g, '$1');
+    else if (!/^-?\d+$/.test(v)) throw new InputError(`${where}:${i + 1}: ${m[1]}: expected a quoted string, a number or a list`);
     values.set(m[1]!, v);
-  });
+  }
   const bool = (k: string) => (values.has(k) ? values.get(k) !== '0' : undefined);
   const defaultDir = values.get('default_tls_x509_cert_dir');
   return {
@@ -595,6 +605,9 @@ function devices(
         g.display = { mode: type === 'vnc' ? 'vnc-tls' : 'spice-tls', listen, port: p, tlsDir: type === 'vnc' ? conf.vncTlsDir : conf.spiceTlsDir };
         log.carry(at, `${name} with TLS on ${listen}:${p}, certificates from ${type === 'vnc' ? conf.vncTlsDir : conf.spiceTlsDir} (${confName})`);
         if (p !== port) log.secureDefault(`${at}@autoport`, `no fixed port; ${p} chosen (check it is free)`);
+        const plain = Number(attr(gr, 'port') ?? '-1');
+        if (type === 'spice' && attr(gr, 'tlsPort') && plain > 0)
+          log.secureDefault(`${at}@port`, `the plaintext SPICE port ${plain} is not opened: every channel goes over TLS on ${p}`);
       } else {
         g.display = { mode: local };
         log.secureDefault(at, `${name} on ${listen}${port > 0 ? `:${port}` : ''} without TLS (${type}_tls is off in ${confName}) is not carried: ${name} on a unix socket instead, reachable only from the host`);
