@@ -657,8 +657,6 @@ function devices(
   const defaulted: Record<string, string> = {
     redirdev: 'USB redirection from a SPICE client is not carried',
     smartcard: 'smartcard forwarding is not carried',
-    serial: 'replaced by the bundle’s serial console on a unix socket (logged)',
-    console: 'replaced by the bundle’s serial console on a unix socket (logged)',
     channel: 'guest channels (e.g. the guest agent) are not carried',
     parallel: 'not carried',
     rng: 'the virtio RNG is not carried',
@@ -674,8 +672,16 @@ function devices(
     crypto: 'not carried',
     pstore: 'not carried',
   };
+  for (const k of ['serial', 'console']) {
+    kids(dev, k).forEach((c, i) => {
+      const type = attr(c, 'type') ?? 'pty';
+      const at = `devices/${k}[${i + 1}]`;
+      if (['pty', 'unix', 'file', 'null', 'vc', 'stdio'].includes(type)) log.carry(at, `serial console (${type}) → the bundle's serial console on a unix socket, logged`);
+      else log.secureDefault(`${at}@type`, `"${type}" (reachable over the network or a host device) becomes the bundle's serial console on a unix socket, logged`);
+    });
+  }
   for (const k of Object.keys(dev)) {
-    if (k.startsWith('@') || k === '#text' || STRUCTURAL_DEVICES.has(k)) continue;
+    if (k.startsWith('@') || k === '#text' || STRUCTURAL_DEVICES.has(k) || k === 'serial' || k === 'console') continue;
     const n = kids(dev, k).length;
     if (refusedDevices[k]) log.refuse(`devices/${k}`, refusedDevices[k]!);
     else log.secureDefault(`devices/${k}`, `${n > 1 ? `${n} devices: ` : ''}${defaulted[k] ?? 'not carried: qemu-harden has no equivalent'}`);

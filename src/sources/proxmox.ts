@@ -279,7 +279,7 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
     if (Number.isInteger(v) && v >= 1) {
       limits.cpuWeight = Math.min(10000, v);
       prov.push(['limits.cpuWeight', 'cpuunits']);
-      log.carry('cpuunits', `${v} → CPUWeight=${limits.cpuWeight} (Proxmox on cgroup v2 writes cpuunits as the weight)`);
+      log.carry('cpuunits', `${v} → CPUWeight=${limits.cpuWeight} (Proxmox on cgroup v2 writes cpuunits as the weight${v > 10000 ? ', at most 10000' : ''})`);
     } else log.refuse('cpuunits', `"${c.get('cpuunits')}" is not a positive integer`);
   }
   if (Object.keys(limits).length) g.limits = limits;
@@ -488,7 +488,8 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
     if (/^virtiofs\d+$/.test(k)) log.refuse(k, 'host directories shared into the guest are not supported');
     else if (k === 'ivshmem') log.refuse(k, 'memory shared with other processes is not supported');
     else if (CLOUDINIT.test(k)) log.secureDefault(k, 'cloud-init settings are not carried (the bundle generates no cloud-init drive)');
-    else if (/^serial\d$/.test(k)) log.secureDefault(k, c.get(k) === 'socket' ? 'replaced by the bundle’s serial console on a unix socket (logged)' : `host serial port ${c.get(k)} is not passed through; the guest gets the bundle’s serial console`);
+    else if (/^serial\d$/.test(k) && c.get(k) === 'socket') log.carry(k, "serial console on a unix socket → the bundle's serial console on a unix socket, logged");
+    else if (/^serial\d$/.test(k)) log.secureDefault(k, `host serial port ${c.get(k)} is not passed through; the guest gets the bundle's serial console`);
     else if (k === 'agent') log.secureDefault(k, 'the guest agent channel is not carried');
     else log.secureDefault(k, 'not carried: qemu-harden has no equivalent for this key');
   }
