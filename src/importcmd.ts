@@ -22,6 +22,10 @@ export interface ImportArgs {
   json: boolean;
 }
 
+/** Read when present and no other file is named: where libvirt and Proxmox keep them on their hosts. */
+export const DEFAULT_QEMU_CONF = '/etc/libvirt/qemu.conf';
+export const DEFAULT_STORAGE_CFG = '/etc/pve/storage.cfg';
+
 /** At most this many guests in one run: the answers schema's own limit. */
 const MAX_INPUTS = 4096;
 
@@ -38,14 +42,16 @@ export async function importCommand(a: ImportArgs, io: { out: (s: string) => voi
   let result: { document: unknown; report: ImportReport };
   if (a.kind === 'libvirt') {
     const opts: LibvirtOptions = {};
-    if (a.qemuConf) {
-      opts.qemuConf = parseQemuConf(readBounded(a.qemuConf, 'qemu.conf'), a.qemuConf);
-      opts.qemuConfFile = a.qemuConf;
+    const qemuConf = a.qemuConf ?? (existsSync(DEFAULT_QEMU_CONF) ? DEFAULT_QEMU_CONF : undefined);
+    if (qemuConf) {
+      opts.qemuConf = parseQemuConf(readBounded(qemuConf, 'qemu.conf'), qemuConf);
+      opts.qemuConfFile = qemuConf;
     }
     const inputs = a.running ? await runningDomains() : a.files.map((file) => ({ file, read: () => readBounded(file, 'a domain XML file') }));
     result = fromLibvirt(inputs, opts);
   } else {
-    const storages = a.storageCfg ? parseStorageCfg(readBounded(a.storageCfg, 'storage.cfg'), a.storageCfg) : undefined;
+    const storageCfg = a.storageCfg ?? (existsSync(DEFAULT_STORAGE_CFG) ? DEFAULT_STORAGE_CFG : undefined);
+    const storages = storageCfg ? parseStorageCfg(readBounded(storageCfg, 'storage.cfg'), storageCfg) : undefined;
     result = fromProxmox(
       a.files.map((file) => ({ file, read: () => readBounded(file, 'a Proxmox guest configuration') })),
       { storages },

@@ -120,7 +120,7 @@ export function resolveVolume(vol: string, storages: Map<string, Storage> | unde
   const m = /^([a-z][a-z0-9_.-]*):(.+)$/i.exec(vol);
   if (!m) return { ok: false, refuse: `"${vol}" is neither a path nor a storage:volume name` };
   const [, sid, name] = m as unknown as [string, string, string];
-  if (!storages) return { ok: false, refuse: `volume on storage "${sid}": give --storage-cfg /etc/pve/storage.cfg to resolve it` };
+  if (!storages) return { ok: false, refuse: `volume on storage "${sid}": no storage.cfg to resolve it (give --storage-cfg; /etc/pve/storage.cfg is not on this machine)` };
   const s = storages.get(sid);
   if (!s) return { ok: false, refuse: `storage "${sid}" is not defined in storage.cfg` };
   if (NETWORK_STORAGE[s.type]) return { ok: false, refuse: `storage "${sid}" is ${NETWORK_STORAGE[s.type]}, a network disk: QEMU would talk to a storage server itself` };
