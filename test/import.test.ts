@@ -98,6 +98,12 @@ describe('the corpora: every file imports (and its bundle passes verify) or is r
     assert.ok(files.length > 50);
     const c = await corpusProof(t, files, (f) => fromLibvirt(f.map(input)), 'libvirt');
     assert.ok(c.imported + c.defaulted > 0 && c.refused > 0);
+    const noConf = join(tempDir(t, 'qh-noconf-'), 'qemu.conf');
+    writeFileSync(noConf, '# libvirt defaults\n');
+    const all = cli(['import', 'libvirt', '--qemu-conf', noConf, ...files]);
+    assert.equal(all.code, 2, 'the whole directory in one run: some guests are refused');
+    noTrace(all.stdout + all.stderr);
+    assert.match(all.stdout, new RegExp(`^${files.length} guests: ${c.imported} imported, ${c.defaulted} imported with secure defaults, ${c.refused} refused\\.$`, 'm'));
   });
 
   test('Proxmox VE configurations with their storage.cfg', async (t) => {
@@ -108,6 +114,10 @@ describe('the corpora: every file imports (and its bundle passes verify) or is r
     assert.ok(files.length > 50);
     const c = await corpusProof(t, files, (f) => fromProxmox(f.map(input), { storages }), 'proxmox');
     assert.ok(c.imported + c.defaulted > 0 && c.refused > 0);
+    const all = cli(['import', 'proxmox', '--storage-cfg', join(PROXMOX, 'storage.cfg'), ...files]);
+    assert.equal(all.code, 2, 'the whole directory in one run: some guests are refused');
+    noTrace(all.stdout + all.stderr);
+    assert.match(all.stdout, new RegExp(`^${files.length} guests: ${c.imported} imported, ${c.defaulted} imported with secure defaults, ${c.refused} refused\\.$`, 'm'));
   });
 });
 
