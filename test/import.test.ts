@@ -3,7 +3,7 @@
 // command line libvirt or Proxmox itself generates for the same guest.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -193,6 +193,43 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     assert.deepEqual(tls.doc!.guests[0]!.display, { mode: 'vnc-tls', listen: '0.0.0.0', port: 5901, tlsDir: '/etc/pki/libvirt-vnc' });
     assert.ok(sources(tls.g.defaulted).includes('qemu.conf: migrate_tls_force'), 'migration without TLS is reported');
     assert.equal(tls.doc!.guests[0]!.migration, undefined);
+  });
+
+  test('PCI and USB host devices: carried with their IOMMU group from sysfs, the risk accepted with a reason naming the file', async (t) => {
+    // A sysfs tree laid out as the kernel's: /sys/bus/pci/devices/ADDR/iommu_group -> .../iommu_groups/N.
+    const sys = tempDir(t, 'qh-sysfs-');
+    const devices = join(sys, 'bus/pci/devices');
+    mkdirSync(devices, { recursive: true });
+    for (const [addr, group] of [['0000:06:12.1', 14], ['0000:06:12.2', 14], ['0000:06:12.3', 14], ['0000:06:12.4', 15], ['0000:00:ff.1', 3], ['0000:d0:13.0', 9]] as const) {
+      mkdirSync(join(sys, 'kernel/iommu_groups', String(group)), { recursive: true });
+      mkdirSync(join(devices, addr));
+      symlinkSync(join(sys, 'kernel/iommu_groups', String(group)), join(devices, addr, 'iommu_group'));
+    }
+    const v = fromLibvirt([input(join(LIBVIRT, 'hostdev-vfio.xml'))], { sysfsPci: devices });
+    const doc = v.document as { guests: Record<string, any>[]; acceptedRisks: { risk: string; guest: string; reason: string }[] };
+    assert.deepEqual(doc.guests[0]!.passthrough.pci, [
+      { address: '0000:06:12.1', iommuGroup: 14 },
+      { address: '0000:06:12.2', iommuGroup: 14 },
+      { address: '0000:06:12.3', iommuGroup: 14 },
+      { address: '0000:06:12.4', iommuGroup: 15 },
+    ]);
+    assert.deepEqual(doc.acceptedRisks.map((r) => [r.risk, r.guest]), [['pci-passthrough', 'qemuguest2']]);
+    assert.match(doc.acceptedRisks[0]!.reason, /hostdev-vfio\.xml/);
+    const bundle = join(sys, 'bundle');
+    writeBundle(bundle, plan(validate(doc)), false);
+    const checked = await verifyBundle(bundle);
+    assert.deepEqual(checked.findings, [], 'the passthrough guest’s bundle passes verify');
+    const usb = fromLibvirt([{ file: 'usb.xml', read: () => `<domain type='kvm'><name>u</name><memory unit='MiB'>64</memory><devices><hostdev mode='subsystem' type='usb'><source><vendor id='0x1D6B'/><product id='0x0002'/></source></hostdev></devices></domain>` }]);
+    assert.deepEqual((usb.document as { guests: Record<string, any>[] }).guests[0]!.passthrough.usb, [{ vendorId: '1d6b', productId: '0002' }]);
+    const p = fromProxmox([input(join(PROXMOX, 'q35-linux-hostpci.conf'))], { sysfsPci: devices, storages: parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg') });
+    const pg = p.report.guests[0]!;
+    assert.equal(pg.outcome, 'refused', 'hostpci2 (00:f4.0) is not in this sysfs');
+    assert.deepEqual(pg.refused.map((i) => i.source), ['hostpci2', 'hostpci3', 'hostpci4', 'hostpci7']);
+    assert.ok(pg.carried.some((i) => i.source === 'hostpci0' && /0000:00:ff\.1 \(IOMMU group 3\)/.test(i.message)));
+    // Two guests with devices of one IOMMU group: the answers' own rule refuses the pair.
+    const two = fromLibvirt([input(join(LIBVIRT, 'hostdev-vfio.xml')), { file: 'other.xml', read: () => readFileSync(join(LIBVIRT, 'hostdev-pci-address.xml'), 'utf8').replace("bus='0x06' slot='0x12' function='0x5'", "bus='0x06' slot='0x12' function='0x2'") }], { sysfsPci: devices });
+    assert.equal(two.report.outcome, 'refused');
+    assert.ok(two.report.problems.some((m) => /already passed through to guest "qemuguest2"|IOMMU group 14 already belongs/.test(m)), JSON.stringify(two.report.problems));
   });
 
   test('Proxmox: keys refused, defaulted and carried', () => {
