@@ -150,6 +150,11 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     assert.equal(v1.doc!.guests[0]!.limits.cpuWeight, 10000, 'a cgroup v1-only value is converted on the 1024 scale');
   });
 
+  test('libvirt: title or description becomes the one-line description, control characters dropped', () => {
+    assert.equal(one(dom(`<title>Web &amp; mail&#10;second line</title>`)).doc!.guests[0]!.description, 'Web & mail');
+    assert.equal(one(dom(`<description>\n  ${'x'.repeat(300)}\n</description>`)).doc!.guests[0]!.description, `${'x'.repeat(199)}…`);
+  });
+
   test('libvirt: disks in boot order', () => {
     const disk = (file: string, extra = '', device = 'disk') => `<disk type='file' device='${device}'><driver type='raw'/><source file='${file}'/>${extra}</disk>`;
     const paths = (xml: string) => one(xml).doc!.guests[0]!.disks.map((d: { path: string }) => d.path);
@@ -283,6 +288,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     assert.equal(g.outcome, 'defaulted');
     const guest = doc!.guests[0]!;
     assert.equal(guest.name, 'web-server-01');
+    assert.equal(guest.description, 'a description');
     assert.equal(guest.memoryMiB, 768, 'the current configuration, not [PENDING] or the snapshot');
     assert.equal(guest.vcpus, 4);
     assert.equal(guest.machine, 'pc-q35-9.0');

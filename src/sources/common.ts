@@ -60,6 +60,19 @@ export function nameGuest(raw: string | undefined, fallback: string, source: str
   return n;
 }
 
+/** A one-line description for the answers (and the unit's Description=): the first non-empty line, control
+ * characters dropped, at most 200 characters. */
+export function describeGuest(raw: string | undefined, source: string, g: Record<string, unknown>, prov: Provenance, log: GuestLog): void {
+  const line = (raw ?? '')
+    .split('\n')
+    .map((l) => l.replace(/[\u0000-\u001f\u007f]/g, ' ').trim())
+    .find((l) => l !== '');
+  if (!line) return;
+  g.description = line.length > 200 ? `${line.slice(0, 199)}…` : line;
+  prov.push(['description', source]);
+  log.carry(source, `description ${JSON.stringify(g.description)}${line.length > 200 ? ' (first 200 characters)' : ''}`);
+}
+
 /** Answers paths inside one guest (`disks.0`) to the source element or key they came from. */
 export type Provenance = [prefix: string, source: string][];
 

@@ -3,7 +3,7 @@
 // element is carried into the answers, changed to the secure default, or refused — and the report says which.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { InputError } from '../errors.js';
-import { assemble, checkGuest, toGuestName, checkText, iommuGroupOf, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
+import { assemble, checkGuest, describeGuest, toGuestName, checkText, iommuGroupOf, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
 import { GuestLog } from './report.js';
 
 type Node = Record<string, unknown>;
@@ -179,6 +179,9 @@ export function importDomain(xml: string, file: string, opts: LibvirtOptions = {
   const rawName = childText(dom, 'name');
   g.name = nameGuest(rawName, toGuestName(file.replace(/^.*\//, '').replace(/\.xml$/, ''), 'imported'), 'name', log);
   prov.push(['name', 'name']);
+
+  const title = childText(dom, 'title');
+  describeGuest(title || childText(dom, 'description'), title ? 'title' : 'description', g, prov, log);
 
   const qemuPrefixes = Object.entries(dom)
     .filter(([k, v]) => k.startsWith('@xmlns:') && v === QEMU_NS)

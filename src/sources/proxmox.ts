@@ -4,7 +4,7 @@
 // one value without a key) as PVE::JSONSchema parse_property_string splits them. Volumes (`storage:volume`) are
 // resolved through storage.cfg.
 import { InputError } from '../errors.js';
-import { assemble, checkGuest, toGuestName, checkText, iommuGroupOf, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
+import { assemble, checkGuest, describeGuest, toGuestName, checkText, iommuGroupOf, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
 import { GuestLog } from './report.js';
 
 export interface PveConfig {
@@ -196,6 +196,16 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
   const stem = file.replace(/^.*\//, '').replace(/\.conf$/, '');
   g.name = nameGuest(rawName, vmid ? `vm-${vmid}` : toGuestName(stem, 'imported'), 'name', log);
   prov.push(['name', 'name']);
+
+  // Proxmox writes the description as `#` lines with some characters percent-encoded (PVE::Tools::encode_text).
+  const descr = c.get('description') ?? cfg.description;
+  let decoded = descr;
+  try {
+    decoded = decodeURIComponent(descr);
+  } catch {
+    decoded = descr;
+  }
+  describeGuest(decoded, c.has('description') ? 'description' : '# (description)', g, prov, log);
 
   for (const k of ['args', 'hookscript'] as const)
     if (c.has(k))
