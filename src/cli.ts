@@ -19,6 +19,8 @@ Usage:
   qemu-harden presets [--json]
   qemu-harden verify DIR [--json]
   qemu-harden apply DIR [--root PATH] [--dry-run] [--yes]
+  qemu-harden import libvirt (DOMAIN.xml... | --running) [--qemu-conf FILE] [--out FILE] [--force] [--json]
+  qemu-harden import proxmox VMID.conf... [--storage-cfg FILE] [--out FILE] [--force] [--json]
   qemu-harden --help | --version
 
 Commands:
@@ -27,6 +29,8 @@ Commands:
   verify     check a bundle: manifest, answers, and every file read by the tool that will read it
   apply      install a bundle: show the changes, back up replaced files, create users and directories,
              reload udev, AppArmor and systemd
+  import     turn libvirt domain XML or Proxmox VE guest configurations into one answers file; report per
+             guest what was carried, changed to the secure default, or refused
 
 Options:
   --preset NAME      start from a shipped preset (see 'qemu-harden presets')
@@ -39,8 +43,12 @@ Options:
   --json             machine-readable output
   --root PATH        apply: install into this tree instead of / (only offline steps run)
   --yes              apply: do not ask for confirmation
+  --qemu-conf FILE   import libvirt: read VNC/SPICE TLS settings from this qemu.conf
+  --storage-cfg FILE import proxmox: resolve storage:volume names through this storage.cfg
+  --running          import libvirt: read every running domain through 'virsh dumpxml'
 
-Exit status: 0 ok, 1 findings (verify), 2 invalid usage or input, 130 cancelled.
+Exit status: 0 ok, 1 findings (verify) or guests imported with secure defaults (import), 2 invalid usage or
+input or a guest refused (import), 130 cancelled.
 `;
 
 interface Parsed {
@@ -50,8 +58,8 @@ interface Parsed {
   sets: string[];
 }
 
-const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out', '--root']);
-const BOOL_FLAGS = new Set(['--force', '--dry-run', '--json', '--yes', '--help', '--version', '-h', '-V']);
+const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out', '--root', '--qemu-conf', '--storage-cfg']);
+const BOOL_FLAGS = new Set(['--force', '--dry-run', '--json', '--yes', '--running', '--help', '--version', '-h', '-V']);
 
 export function parseArgs(argv: string[]): Parsed {
   const out: Parsed = { command: undefined, positional: [], flags: new Map(), sets: [] };
@@ -185,6 +193,25 @@ async function applyCmd(p: Parsed, io: Io): Promise<number> {
   return steps.some((s) => s.status === 'failed') ? EXIT.findings : EXIT.ok;
 }
 
+async function importCmd(p: Parsed, io: Io): Promise<number> {
+  allow(p, ['--qemu-conf', '--storage-cfg', '--running', '--out', '--force', '--json'], Infinity);
+  const { importCommand } = await import('./importcmd.js');
+  const str = (k: string) => p.flags.get(k) as string | undefined;
+  return importCommand(
+    {
+      kind: p.positional[0],
+      files: p.positional.slice(1),
+      qemuConf: str('--qemu-conf'),
+      storageCfg: str('--storage-cfg'),
+      running: p.flags.has('--running'),
+      out: str('--out'),
+      force: p.flags.has('--force'),
+      json: p.flags.has('--json'),
+    },
+    io,
+  );
+}
+
 async function wizard(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--answers'], 0);
   if (!io.isTTY) {
@@ -222,6 +249,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         return await verifyCmd(p, io);
       case 'apply':
         return await applyCmd(p, io);
+      case 'import':
+        return await importCmd(p, io);
       default:
         throw new UsageError(`unknown command '${p.command}' (see qemu-harden --help)`);
     }

@@ -16,6 +16,7 @@ export const qmpSocket = (g: Guest) => `${runtimeDir(g)}/qmp.sock`;
 export const serialSocket = (g: Guest) => `${runtimeDir(g)}/serial.sock`;
 export const serialLog = (g: Guest) => `${logsDir(g)}/serial.log`;
 export const vncSocket = (g: Guest) => `${runtimeDir(g)}/vnc.sock`;
+export const spiceSocket = (g: Guest) => `${runtimeDir(g)}/spice.sock`;
 export const uefiVars = (g: Guest) => `${stateDir(g)}/OVMF_VARS.fd`;
 
 export { tapDevice };

@@ -62,6 +62,10 @@ const firmware = z.discriminatedUnion('type', [
     type: z.literal('uefi'),
     code: absolutePath.default('/usr/share/OVMF/OVMF_CODE_4M.fd'),
     varsTemplate: absolutePath.default('/usr/share/OVMF/OVMF_VARS_4M.fd'),
+    /** Enforce UEFI Secure Boot: SMM on and the flash writable only from SMM, so the guest OS cannot change
+     * the keys. Needs a q35 machine and a Secure Boot firmware build with enrolled keys (e.g.
+     * OVMF_CODE_4M.secboot.fd with OVMF_VARS_4M.ms.fd). */
+    secureBoot: z.boolean().default(false),
   }),
 ]);
 
@@ -93,6 +97,7 @@ const listenAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or
 const display = z.discriminatedUnion('mode', [
   z.strictObject({ mode: z.literal('none') }),
   z.strictObject({ mode: z.literal('vnc-unix') }),
+  z.strictObject({ mode: z.literal('spice-unix') }),
   z.strictObject({
     mode: z.literal('vnc-tls'),
     listen: listenAddress,

@@ -157,6 +157,9 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
     if (first !== undefined) issue(at('name'), `"${g.name}" is already the name of guests.${first}; names must be unique`);
     else names.set(g.name, gi);
 
+    if (g.firmware.type === 'uefi' && g.firmware.secureBoot && !/^(q35|pc-q35-[0-9.]+)$/.test(g.machine))
+      issue(at('firmware', 'secureBoot'), `needs a q35 machine type (is "${g.machine}"): Secure Boot relies on SMM, which QEMU offers on q35`);
+
     if (a.useCase === 'emulation' && g.cpu.model === 'host')
       issue(at('cpu', 'model'), '"host" needs KVM; the emulation use case runs under TCG (use "max" or a named model)');
 

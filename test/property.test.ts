@@ -26,7 +26,7 @@ const guestArb = fc.record(
     firmware: fc.constantFrom({ type: 'bios' as const }, { type: 'uefi' as const }),
     disks: fc.array(fc.record({ path: diskPath, format: fc.constantFrom('qcow2', 'raw'), readOnly: fc.boolean() }), { maxLength: 3 }),
     network: fc.constantFrom({ mode: 'none' }, { mode: 'user' }, { mode: 'tap' }, { mode: 'tap', vhost: false }),
-    display: fc.constantFrom({ mode: 'none' }, { mode: 'vnc-unix' }),
+    display: fc.constantFrom({ mode: 'none' }, { mode: 'vnc-unix' }, { mode: 'spice-unix' }),
     description: fc.string({ maxLength: 40 }).filter((s) => !/[\u0000-\u001f\u007f]/.test(s)),
     limits: fc.record({ cpuWeight: fc.integer({ min: 1, max: 10000 }), tasksMax: fc.integer({ min: 16, max: 4096 }) }),
   },

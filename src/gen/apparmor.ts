@@ -79,7 +79,7 @@ export function guestRules(a: Answers, g: Guest): string {
     rule(t.path, 'r', t.why, '/*');
   }
   rule(G.runtimeDir(g), 'r', 'its runtime directory', '/');
-  rule(G.runtimeDir(g), 'rw', 'QMP, serial and VNC sockets', '/*.sock');
+  rule(G.runtimeDir(g), 'rw', 'QMP, serial, VNC and SPICE sockets', '/*.sock');
   rule(G.stateDir(g), 'r', 'its state directory', '/');
   rule(G.stateDir(g), 'rwk', 'its own state', '/**');
   rule(G.logsDir(g), 'r', 'its log directory', '/');

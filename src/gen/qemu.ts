@@ -26,7 +26,8 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
 
   push('-name', qemuOpts(undefined, [['guest', g.name], ['debug-threads', true]]));
   push('-nodefaults', '-no-user-config');
-  push('-machine', qemuValue(g.machine));
+  const secureBoot = g.firmware.type === 'uefi' && g.firmware.secureBoot;
+  push('-machine', secureBoot ? qemuOpts(qemuValue(g.machine), [['smm', true]]) : qemuValue(g.machine));
   push('-accel', a.useCase === 'virtualization' ? 'kvm' : 'tcg');
   push('-cpu', [qemuValue(G.cpuModel(a, g)), ...g.cpu.features].join(','));
   push('-smp', String(g.vcpus));
@@ -52,6 +53,8 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
   }
 
   if (g.firmware.type === 'uefi') {
+    // Secure Boot: only code running in SMM may write the flash, so the guest OS cannot replace the keys.
+    if (secureBoot) push('-global', 'driver=cfi.pflash01,property=secure,value=on');
     push('-drive', qemuOpts(undefined, [['if', 'pflash'], ['format', 'raw'], ['unit', 0], ['readonly', true], ['file', g.firmware.code]]));
     push('-drive', qemuOpts(undefined, [['if', 'pflash'], ['format', 'raw'], ['unit', 1], ['file', G.uefiVars(g)]]));
   }
@@ -101,6 +104,10 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
     case 'vnc-unix':
       push('-display', 'none', '-device', 'VGA');
       push('-vnc', `unix:${qemuValue(G.vncSocket(g))}`);
+      break;
+    case 'spice-unix':
+      push('-display', 'none', '-device', 'qxl-vga');
+      push('-spice', qemuOpts(undefined, [['unix', true], ['addr', G.spiceSocket(g)], ['disable-ticketing', true]]));
       break;
     case 'vnc-tls':
       x509('vnc-tls', g.display.tlsDir);

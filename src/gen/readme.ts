@@ -59,7 +59,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     for (const f of G.filesOf(g)) p(`- file \`${f.path}\` (${f.access === 'rw' ? 'read-write' : 'read-only'}): ${f.why}`);
     for (const d of G.devicesOf(a, g)) p(`- device \`${d.path}\` (${d.access === 'rw' ? 'read-write' : 'read-only'}): ${d.why}`);
     for (const t of G.tlsDirsOf(g)) p(`- directory \`${t.path}\` (read-only): ${t.why}`);
-    p(`- sockets: QMP \`${G.qmpSocket(g)}\`${g.serial.enabled ? `, serial \`${G.serialSocket(g)}\` (logged to \`${G.serialLog(g)}\`)` : ''}${g.display.mode === 'vnc-unix' ? `, VNC \`${G.vncSocket(g)}\`` : ''}`);
+    p(`- sockets: QMP \`${G.qmpSocket(g)}\`${g.serial.enabled ? `, serial \`${G.serialSocket(g)}\` (logged to \`${G.serialLog(g)}\`)` : ''}${g.display.mode === 'vnc-unix' ? `, VNC \`${G.vncSocket(g)}\`` : ''}${g.display.mode === 'spice-unix' ? `, SPICE \`${G.spiceSocket(g)}\`` : ''}`);
     if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
       p(`- listens on ${g.display.listen}:${g.display.port} (${g.display.mode === 'vnc-tls' ? 'VNC' : 'SPICE'}, TLS with client certificates)`);
     for (const kind of ['migration', 'nbd'] as const) {
