@@ -1,4 +1,4 @@
-import type { Step } from '../src/ui/fields.js';
+import type { Step } from './fields.js';
 
 export const review: Step = {
   id: 'review',
@@ -10,4 +10,5 @@ export const review: Step = {
     'else on the host is out of its reach even if the guest takes QEMU over.',
   ],
   fields: () => [],
+  screen: 'review',
 };

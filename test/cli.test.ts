@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { cli, tempDir } from './helpers.js';
+import { cli, guestFilesDir, tempDir } from './helpers.js';
 
 const noTrace = (s: string) => assert.doesNotMatch(s, /\n\s+at |Error:|node:internal/, 'no stack trace');
 
@@ -55,7 +55,7 @@ describe('qemu-harden CLI', () => {
     ]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /guests\.0\.disks\.0\.path: must be an absolute path/);
-    assert.match(r.stderr, /guests\.0\.vcpus: expected number, received string/);
+    assert.match(r.stderr, /guests\.0\.vcpus: must be a whole number, not the text "two"/);
     noTrace(r.stderr);
     assert.deepEqual(readdirSync(tmp), []);
   });
@@ -100,7 +100,7 @@ describe('qemu-harden CLI', () => {
     writeFileSync(wrongType, JSON.stringify({ schemaVersion: 1, useCase: 'virtualization', guests: { name: 'w' } }));
     const wt = cli(['generate', '--answers', wrongType, '--out', join(tmp, 'wt')]);
     assert.equal(wt.code, 2);
-    assert.match(wt.stderr, /guests: expected array, received object/);
+    assert.match(wt.stderr, /guests: must be a list, not a group of settings/);
 
     const arr = join(tmp, 'arr.json');
     writeFileSync(arr, '[1,2]');
@@ -161,7 +161,7 @@ describe('qemu-harden CLI', () => {
 
 describe('paths as they are on this machine', () => {
   test('a disk path that is a symlink is refused, naming where it leads', (t) => {
-    const tmp = tempDir(t);
+    const tmp = guestFilesDir(t);
     const link = join(tmp, 'disk.img');
     symlinkSync('/etc/passwd', link);
     const r = cli(['generate', '--preset', 'kvm-headless', '--set', `guests.0.disks.0.path=${link}`, '--set', 'guests.0.disks.0.format=raw', '--out', join(tmp, 'out')]);
@@ -171,7 +171,7 @@ describe('paths as they are on this machine', () => {
   });
 
   test('a directory is not a disk; a missing path is fine (bundles are made away from their host)', (t) => {
-    const tmp = tempDir(t);
+    const tmp = guestFilesDir(t);
     const r = cli(['generate', '--preset', 'kvm-headless', '--set', `guests.0.disks.0.path=${tmp}`, '--out', join(tmp, 'out')]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /guests\.0\.disks\.0\.path: .* is a directory, not a disk image/);

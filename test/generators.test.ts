@@ -85,7 +85,7 @@ describe('QEMU command line', () => {
     const e = validate({
       schemaVersion: 1,
       useCase: 'emulation',
-      guests: [{ name: 'e' }],
+      guests: [{ name: 'e', disks: [{ path: '/srv/e.img', format: 'raw' }] }],
       acceptedRisks: [{ risk: 'emulation', reason: 'trusted sources only here' }],
     });
     const ea = qemuArgs(e, e.guests[0]!);
@@ -148,7 +148,7 @@ describe('host files', () => {
   const a = answers(
     [
       { name: 'a', disks: [{ path: '/srv/a.img', format: 'raw' }], passthrough: { pci: [{ address: '0000:01:00.0', iommuGroup: 7 }], usb: [{ vendorId: '046d', productId: 'c52b' }] } },
-      { name: 'b', network: { mode: 'tap' } },
+      { name: 'b', network: { mode: 'tap' }, disks: [{ path: '/srv/b.img', format: 'raw' }] },
     ],
     {
       acceptedRisks: [
@@ -198,7 +198,7 @@ describe('host files', () => {
 
 describe('plan', () => {
   test('same answers, same bytes; sorted; manifest covers every other file', () => {
-    const doc = { schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'z' }, { name: 'a', network: { mode: 'user' } }] };
+    const doc = { schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'z', disks: [{ path: '/srv/z.img', format: 'raw' }] }, { name: 'a', network: { mode: 'user' }, disks: [{ path: '/srv/a.img', format: 'raw' }] }] };
     const p1 = plan(validate(doc));
     const p2 = plan(validate(structuredClone(doc)));
     assert.deepEqual(p1, p2);
@@ -213,7 +213,7 @@ describe('plan', () => {
     const e = validate({
       schemaVersion: 1,
       useCase: 'emulation',
-      guests: [{ name: 'e' }],
+      guests: [{ name: 'e', disks: [{ path: '/srv/e.img', format: 'raw' }] }],
       acceptedRisks: [{ risk: 'emulation', reason: 'trusted sources only here' }],
     });
     const readme = plan(e).find((f) => f.path === 'README.md')!.content;

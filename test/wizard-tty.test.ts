@@ -63,7 +63,7 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   const v = cli(['verify', bundle]);
   assert.equal(v.code, 0, v.stdout);
   assert.match(why, /Disks and user-supplied files[\s\S]*never guessed/);
-  assert.deepEqual(readFileSync(calls, 'utf8').split('\n').filter(Boolean).sort(), ['--version', '-sandbox'], 'the host was probed once in the whole interview');
+  assert.deepEqual(readFileSync(calls, 'utf8').split('\n').filter(Boolean).sort(), ['--version', '-cpu', '-machine', '-sandbox'], 'the host was probed once in the whole interview');
 });
 
 test('NO_COLOR turns colours off in a real terminal; without it the header is coloured', async (t) => {
