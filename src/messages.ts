@@ -69,8 +69,6 @@ export function plainError(issue: z.core.$ZodRawIssue): string {
       return `unknown key${issue.keys.length > 1 ? 's' : ''} ${quoteAll(issue.keys)}`;
     case 'invalid_key':
       return 'has a key that is not allowed';
-    case 'invalid_element':
-      return 'has an entry that is not allowed';
     default:
       return 'is not valid';
   }

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { apparmorPath, qemuOpts, qemuValue, systemdBindWord, systemdExecWord, systemdPathWord, tmpfilesField, udevValue } from '../src/escape.js';
@@ -8,6 +11,7 @@ import { sysusers, tmpfiles, udevRules } from '../src/gen/host.js';
 import { qemuArgs } from '../src/gen/qemu.js';
 import { guestService, tapService } from '../src/gen/systemd.js';
 import { plan } from '../src/plan.js';
+import { requireTool, tempDir } from './helpers.js';
 
 const answers = (guests: unknown[], extra: Record<string, unknown> = {}) =>
   validate({ schemaVersion: 1, useCase: 'virtualization', guests, ...extra });
@@ -193,6 +197,29 @@ describe('host files', () => {
     assert.ok(!rb.includes('/srv/a.img') && !rb.includes('qemu-harden/a'));
     assert.ok(rb.includes('"/dev/net/tun" rw,'));
     assert.match(AA.profile(a.guests[0]!), /profile qemu-harden-a flags=\(attach_disconnected,mediate_deleted\) \{\n  include <abstractions\/qemu-harden>\n  include <qemu-harden.d\/a>\n\}/);
+  });
+  test('AppArmor: an accepted sandbox-spawn lets QEMU run its helpers and /bin/sh under its own profile, and only then', (t) => {
+    const doc = (spawn: 'allow' | 'deny') => ({
+      schemaVersion: 1,
+      useCase: 'virtualization',
+      guests: [{ name: 's', disks: [{ path: '/srv/s.img', format: 'raw' }], isolation: { sandbox: { spawn } } }],
+      acceptedRisks: spawn === 'allow' ? [{ risk: 'sandbox-spawn', guest: 's', reason: 'tap script run by QEMU' }] : [],
+    });
+    const allowed = validate(doc('allow'));
+    const rules = AA.guestRules(allowed, allowed.guests[0]!);
+    assert.match(rules, /^  \/usr\/lib\/qemu\/\* ix,$/m);
+    assert.match(rules, /^  \/\{usr\/,\}bin\/\{sh,dash,bash\} ix,$/m);
+    const denied = validate(doc('deny'));
+    assert.doesNotMatch(AA.guestRules(denied, denied.guests[0]!), / ix,/);
+    // The real parser compiles the profile with its exec rules.
+    const parser = requireTool('apparmor_parser', 'apparmor');
+    const dir = tempDir(t);
+    for (const f of plan(allowed).filter((x) => x.path.startsWith('root/etc/apparmor.d/'))) {
+      mkdirSync(dirname(join(dir, f.path)), { recursive: true });
+      writeFileSync(join(dir, f.path), f.content);
+    }
+    const r = spawnSync(parser, ['-Q', '-K', '-I', join(dir, 'root/etc/apparmor.d'), join(dir, 'root', AA.profilePath(allowed.guests[0]!))], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
   });
 });
 
