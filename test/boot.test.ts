@@ -104,7 +104,9 @@ describe('UEFI firmware with a per-guest vars file', () => {
     const dir = guestFilesDir(t, 'qh-uefi-');
     chmodSync(dir, 0o755);
     const uid = 61100;
-    const a = validate({ schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'efi', firmware: { type: 'uefi' }, memoryMiB: 256 }] });
+    const disk = writeBootDisk(join(dir, 'efi.img'));
+    chownSync(disk, uid, uid);
+    const a = validate({ schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'efi', firmware: { type: 'uefi' }, memoryMiB: 256, disks: [{ path: disk, format: 'raw' }] }] });
     const g = a.guests[0]!;
     if (g.firmware.type !== 'uefi') throw new Error('expected a UEFI guest');
     requireFile(g.firmware.code, 'ovmf');
