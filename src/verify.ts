@@ -9,6 +9,7 @@ import * as AA from './gen/apparmor.js';
 import * as G from './guest.js';
 import type { Answers } from './model.js';
 import { ANSWERS, plan } from './plan.js';
+import { checkQemuCaps } from './qemucaps.js';
 import { run, which } from './tools.js';
 
 export interface Finding {
@@ -133,6 +134,13 @@ export async function verifyBundle(dir: string): Promise<Report> {
       }
     }
     result('apparmor_parser', bad ? 'failed' : 'passed', `${profiles.length} profiles`);
+  }
+
+  const caps = await checkQemuCaps(answers);
+  if (!caps) result('qemu machine and CPU', 'skipped', `${answers.host.qemuBinary} is not on this host`);
+  else {
+    for (const f of caps.findings) fail('qemu machine and CPU', `${f.path}: ${f.message}`, ANSWERS);
+    result('qemu machine and CPU', caps.findings.length ? 'failed' : 'passed', caps.detail);
   }
 
   await checkUsersAndDirs(dir, fail, result);

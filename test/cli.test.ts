@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { cli, guestFilesDir, tempDir } from './helpers.js';
+import { cli, guestFilesDir, requireTool, tempDir } from './helpers.js';
 
 const noTrace = (s: string) => assert.doesNotMatch(s, /\n\s+at |Error:|node:internal/, 'no stack trace');
 
@@ -156,6 +156,23 @@ describe('qemu-harden CLI', () => {
     assert.match(r.stdout, /manifest: root\/etc\/systemd\/system\/qemu-server\.service: changed since the bundle was generated/);
     assert.match(r.stdout, /manifest: root\/etc\/extra\.conf: not listed in the manifest/);
     assert.match(r.stdout, /answers: root\/etc\/systemd\/system\/qemu-server\.service: differs from what answers\.json produces/);
+  });
+
+  test('verify: a machine type or CPU model the bundle’s QEMU binary does not have is a finding', (t) => {
+    requireTool('qemu-system-x86_64', 'qemu-system-x86');
+    const out = join(tempDir(t), 'out');
+    const g = cli([
+      'generate', '--preset', 'kvm-headless', '--out', out,
+      '--set', 'host.qemuBinary=' + requireTool('qemu-system-x86_64', 'qemu-system-x86'),
+      '--set', 'guests.0.machine=virt', '--set', 'guests.0.cpu.model=cortex-a57',
+      '--set', 'acceptedRisks.0={"risk":"machine-unsupported","guest":"server","reason":"an arm board on an x86 host, by mistake"}',
+    ]);
+    assert.equal(g.code, 0, g.stderr);
+    const r = cli(['verify', out]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, /FAIL {2}qemu machine and CPU/);
+    assert.match(r.stdout, /guests\.0\.machine: "virt" is not a machine type of \S*qemu-system-x86_64 \(see qemu-system-x86_64 -machine help\)/);
+    assert.match(r.stdout, /guests\.0\.cpu\.model: "cortex-a57" is not a CPU model of/);
   });
 });
 
