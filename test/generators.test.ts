@@ -11,6 +11,8 @@ import { sysusers, tmpfiles, udevRules } from '../src/gen/host.js';
 import { qemuArgs } from '../src/gen/qemu.js';
 import { guestService, tapService } from '../src/gen/systemd.js';
 import { plan } from '../src/plan.js';
+import { loadPreset } from '../src/presets.js';
+import { guestReach } from '../src/reach.js';
 import { requireTool, tempDir } from './helpers.js';
 
 const answers = (guests: unknown[], extra: Record<string, unknown> = {}) =>
@@ -334,5 +336,24 @@ describe('the fence between guests', () => {
     const big = guestService(a, a.guests[500]!);
     const small = guestService(two, two.guests[0]!).replaceAll('g0', 'g500');
     assert.equal(big.length, small.length);
+  });
+});
+
+describe('the bundle README, for an operator', () => {
+  test('prerequisites, who may use each socket, restart after apply, checking the host; the reach section is guestReach()', () => {
+    const a = validate(loadPreset('desktop-vnc').answers);
+    const readme = plan(a).find((f) => f.path === 'README.md')!.content;
+    for (const heading of ['## Before you install', '## Using the guests', '## After apply', '## Checking the host afterwards']) assert.ok(readme.includes(heading), heading);
+    for (const g of a.guests) {
+      const r = guestReach(a, g);
+      assert.ok(r.sockets.some((x) => x.what === 'VNC display') === (g.display.mode === 'vnc-unix'));
+      for (const x of r.sockets) assert.ok(readme.includes(`- socket \`${x.path}\`: ${x.what}; may connect: ${x.who}`), x.path);
+      for (const f of r.files) assert.ok(readme.includes(`\`${f.path}\``), f.path);
+      assert.ok(readme.includes(`- network: ${r.network}`));
+      assert.ok(readme.includes(`sudo systemctl restart ${r.unit}`));
+      for (const x of r.apparmorOnly) assert.ok(readme.includes(`- only while AppArmor enforces: ${x}`));
+      for (const d of g.disks) assert.ok(readme.includes(`\`${d.path}\` (${d.format}`), d.path);
+    }
+    assert.match(readme, /lose access unless they are added to that group/);
   });
 });
