@@ -69,7 +69,7 @@ export function valueOf(d: Draft, f: Field): unknown {
 export function display(d: Draft, f: Field): string {
   const v = valueOf(d, f);
   if (f.kind === 'toggle') return v ? 'yes' : 'no';
-  if (f.kind === 'select') return f.options?.find((o) => o.value === String(v))?.label ?? String(v ?? '');
+  if (f.kind === 'select') return f.options?.find((o) => o.value === String(v ?? ''))?.label ?? String(v ?? '');
   return v === undefined || v === null ? '' : String(v);
 }
 

@@ -26,7 +26,8 @@ export interface State {
   pasting?: string;
   /** Every reason typed for a risk in this interview, by risk and guest: a risk taken again gets it back. */
   reasons: Record<string, string>;
-  review: { action: 'bundle' | 'answers'; outDir: string; file: number; scroll: number; tab: ReviewTab; confirmReplace: boolean; force: boolean; lines: number };
+  /** lines: the last line the map or risks can scroll to; page: how many the screen shows. */
+  review: { action: 'bundle' | 'answers'; outDir: string; file: number; scroll: number; tab: ReviewTab; confirmReplace: boolean; force: boolean; lines: number; page: number };
   formats: Record<string, string>;
   /** systemd-analyze's exposure score, by guest name and unit text digest. */
   exposure: Record<string, number | 'unavailable'>;
@@ -46,7 +47,7 @@ export type Action =
   | { type: 'host'; facts: HostFacts }
   | { type: 'exposure'; key: string; score: number | 'unavailable' }
   | { type: 'format'; path: string; format: string }
-  | { type: 'reviewLines'; lines: number }
+  | { type: 'reviewLines'; lines: number; page: number }
   | { type: 'written'; kind: 'bundle' | 'answers'; path: string }
   | { type: 'writeFailed'; message: string }
   | { type: 'replaceNeeded' };
@@ -63,7 +64,7 @@ export function initialState(draft: Draft, outDir = DEFAULT_OUT, check?: Checker
     help: false,
     quitting: false,
     reasons: {},
-    review: { action: 'bundle', outDir, file: 0, scroll: 0, tab: 'files', confirmReplace: false, force: false, lines: 0 },
+    review: { action: 'bundle', outDir, file: 0, scroll: 0, tab: 'files', confirmReplace: false, force: false, lines: 0, page: 8 },
     exposure: {},
     formats: {},
   };
@@ -124,7 +125,11 @@ export function commandsOf(s: State): { commands: Command[]; labels: Partial<Rec
       labels.guestPrev = labels.guestNext = 'scroll';
       labels.fieldNext = labels.fieldPrev = s.review.tab === 'files' ? 'file' : 'line';
     } else if (focus === 'action') commands.push('left', 'right', 'toggle');
-    else commands.push('left', 'right', 'home', 'end', 'killLine', 'killWord');
+    else {
+      commands.push('left', 'right', 'home', 'end', 'killLine', 'killWord');
+      labels.left = labels.right = 'cursor';
+      labels.home = labels.end = labels.killLine = labels.killWord = 'edit';
+    }
     return { commands, labels };
   }
   if (step.perGuest && s.draft.guests.length > 1) commands.push('guestPrev', 'guestNext');
@@ -138,6 +143,7 @@ export function commandsOf(s: State): { commands: Command[]; labels: Partial<Rec
     else {
       commands.push('left', 'right', 'home', 'end', 'killLine', 'killWord');
       labels.left = labels.right = 'cursor';
+      labels.home = labels.end = labels.killLine = labels.killWord = 'edit';
     }
   }
   return { commands, labels };
@@ -206,7 +212,7 @@ function onReviewKey(s: State, cmd: Command | undefined, key: Key): State {
     const line = cmd ? edit({ value: r.outDir, cursor: s.cursor ?? r.outDir.length }, cmd) : text ? insert({ value: r.outDir, cursor: s.cursor ?? r.outDir.length }, text) : undefined;
     if (line) return { ...s, cursor: line.cursor, review: { ...r, outDir: line.value, force: false } };
   }
-  const page = 8;
+  const page = Math.max(1, r.page);
   const lastLine = Math.max(0, r.lines - 1);
   switch (cmd) {
     case 'fieldNext':
@@ -331,7 +337,7 @@ export function reducer(s: State, a: Action): State {
     case 'format':
       return { ...s, formats: { ...s.formats, [a.path]: a.format } };
     case 'reviewLines':
-      return a.lines === s.review.lines ? s : { ...s, review: { ...s.review, lines: a.lines, scroll: Math.min(s.review.scroll, Math.max(0, a.lines - 1)) } };
+      return a.lines === s.review.lines && a.page === s.review.page ? s : { ...s, review: { ...s.review, lines: a.lines, page: a.page, scroll: Math.min(s.review.scroll, Math.max(0, a.lines - 1)) } };
     case 'written':
       return { ...s, pending: undefined, outcome: { kind: a.kind, path: a.path }, step: STEPS.findIndex((x) => x.screen === 'done'), field: 0 };
     case 'writeFailed':

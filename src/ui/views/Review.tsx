@@ -37,7 +37,7 @@ export function Review({ s, engine, plan, dispatch }: { s: State; engine: Engine
   const focus = REVIEW_FIELDS[s.field];
   const lines = plan.answers && r.tab !== 'files' ? viewLines(s, engine, plan, width) : [];
   useEffect(() => {
-    dispatch({ type: 'reviewLines', lines: r.tab === 'files' ? 0 : Math.max(0, lines.length - page + 1) });
+    dispatch({ type: 'reviewLines', lines: r.tab === 'files' ? 0 : Math.max(0, lines.length - page + 1), page });
   }, [lines.length, page, r.tab]);
   if (!plan.answers)
     return (
