@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { STEPS } from '../steps/index.js';
 import { validate } from '../src/answers.js';
 import { loadPreset } from '../src/presets.js';
+import type { HostFacts } from '../src/probe.js';
 import { fromAnswers, initialDraft, newGuest } from '../steps/draft.js';
 import { display } from '../steps/fields.js';
 import { checker } from '../src/ui/engine.js';
@@ -304,4 +305,23 @@ describe('every value shown is the value written', () => {
         }
       assert.ok(compared > 20, `${compared} fields compared`);
     });
+});
+
+describe('the binary’s own lists', () => {
+  test('machine types and CPU models are offered from the probed QEMU binary, security-supported machines first', () => {
+    const host = { qemu: { binary: '/usr/bin/qemu-system-x86_64', machines: ['microvm', 'pc-q35-7.2', 'q35', 'isapc'], cpuModels: ['host', 'max', 'qemu64'] } } as unknown as HostFacts;
+    let s = reducer(goTo(initialState(draft(), undefined, checker), 'guests'), { type: 'host', facts: host });
+    const machine = fieldsOf(s).find((f) => f.label === 'Machine type')!;
+    assert.equal(machine.kind, 'select');
+    assert.deepEqual(machine.options!.map((o) => o.value), ['pc-q35-7.2', 'q35', 'microvm', 'isapc']);
+    const cpu = fieldsOf(s).find((f) => f.label === 'CPU model')!;
+    assert.deepEqual(cpu.options!.map((o) => o.value), ['', 'host', 'max', 'qemu64']);
+    assert.equal(display(s.draft, cpu), 'default (host)');
+    s = { ...s, field: fieldsOf(s).findIndex((f) => f.label === 'CPU model') };
+    s = type(s, 'q');
+    assert.equal(s.draft.guests[0]!.cpu?.model, 'qemu64');
+    s = { ...s, field: fieldsOf(s).findIndex((f) => f.label === 'Machine type') };
+    s = type(s, 'i');
+    assert.equal(s.draft.guests[0]!.machine, 'isapc');
+  });
 });
