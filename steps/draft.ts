@@ -76,8 +76,15 @@ export function syncRisks(d: Draft, check: Checker | undefined, typed: Record<st
   return { ...d, acceptedRisks: next };
 }
 
+const issueCache = new WeakMap<Draft, Map<string, string>>();
+
+/** The schema's problems by path. A draft is never changed in place, so its problems are computed once. */
 export function issuesByPath(d: Draft, check: Checker | undefined): Map<string, string> {
+  if (!check) return new Map();
+  const hit = issueCache.get(d);
+  if (hit) return hit;
   const m = new Map<string, string>();
-  for (const i of check?.issues(d) ?? []) if (!m.has(i.path)) m.set(i.path, i.message);
+  for (const i of check.issues(d)) if (!m.has(i.path)) m.set(i.path, i.message);
+  issueCache.set(d, m);
   return m;
 }

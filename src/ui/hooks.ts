@@ -80,7 +80,7 @@ export function usePlan(engine: Engine | undefined, s: State) {
   const onReview = screenOf(s) !== 'form';
   const validated = useMemo(() => (engine && onReview ? engine.tryValidate(s.draft) : {}), [engine, onReview, s.draft]);
   const files = useMemo(() => (engine && validated.answers ? engine.plan(validated.answers) : []), [engine, validated.answers]);
-  return { ...validated, files };
+  return useMemo(() => ({ ...validated, files }), [validated, files]);
 }
 
 /** systemd-analyze's exposure of each guest's unit while the review is shown; a unit is measured once. */

@@ -2,7 +2,7 @@
 // of every guest, scrolled; nothing is written until Enter.
 import { Box, Text, useStdout } from 'ink';
 import { resolve } from 'node:path';
-import { useEffect, type Dispatch } from 'react';
+import { useEffect, useMemo, type Dispatch } from 'react';
 import type { Engine, usePlan } from '../hooks.js';
 import { REVIEW_FIELDS, type Action, type State } from '../state.js';
 import { color, wrap } from './text.js';
@@ -35,7 +35,8 @@ export function Review({ s, engine, plan, dispatch }: { s: State; engine: Engine
   const page = Math.max(4, (stdout.rows || 24) - 11 - (s.help ? 6 : 0));
   const r = s.review;
   const focus = REVIEW_FIELDS[s.field];
-  const lines = plan.answers && r.tab !== 'files' ? viewLines(s, engine, plan, width) : [];
+  // Built once per plan, measured scores, tab and width: scrolling only moves the window over them.
+  const lines = useMemo(() => (plan.answers && r.tab !== 'files' ? viewLines(s, engine, plan, width) : []), [plan, s.exposure, r.tab, width]);
   useEffect(() => {
     dispatch({ type: 'reviewLines', lines: r.tab === 'files' ? 0 : Math.max(0, lines.length - page + 1), page });
   }, [lines.length, page, r.tab]);
