@@ -58,7 +58,11 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   const review = await waitFor(/11\/12 Review/);
   assert.match(review.split('\n')[0]!, /^qemu-harden · 11\/12 Review/, 'the frame fits: its first line has not scrolled away');
   await keys('Enter');
-  await waitFor(/✔ Bundle written to/);
+  const done = await waitFor(/✔ Bundle written to/);
+  // Started as `node …/dist/qemu-harden.js`, so that is how the next commands are written.
+  const unwrapped = done.replace(/\n(?! {2}|\n)/g, ' ');
+  assert.match(unwrapped, /^ {2}node \S*dist\/qemu-harden\.js verify \S*qemu-harden-bundle$/m);
+  assert.match(unwrapped, /^ {2}sudo \S*node\S* \S*dist\/qemu-harden\.js apply \S*qemu-harden-bundle$/m);
   await keys('Enter');
   const until = Date.now() + 10_000;
   while (!existsSync(exitFile) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));

@@ -35,10 +35,14 @@ export function App({ draft, outDir, probe, onExit }: AppProps) {
   }, [s.exit]);
 
   const screen = screenOf(s);
+  const body =
+    screen === 'review' ? engine && <Review s={s} engine={engine} plan={plan} dispatch={dispatch} />
+    : screen === 'done' && s.outcome && engine ? <Done s={s} engine={engine} />
+    : <Form s={s} />;
   return (
     <Box flexDirection="column">
       <Header s={s} />
-      {screen === 'review' ? engine ? <Review s={s} engine={engine} plan={plan} dispatch={dispatch} /> : null : screen === 'done' && s.outcome ? <Done s={s} /> : <Form s={s} />}
+      {body}
       <Why s={s} />
       <Footer s={s} />
     </Box>

@@ -12,11 +12,15 @@ import * as G from '../guest.js';
 import { answersObject, type Answers } from '../model.js';
 import { answersJson, plan, sha256, type BundleFile } from '../plan.js';
 import { probeHost, suggestFormat } from '../probe.js';
+import { invocation, sudoInvocation } from '../invocation.js';
 import { guestReach, reachLines } from '../reach.js';
 import { requiredRisks } from '../rules.js';
 import { exposureOf, exposureTarget } from '../verify.js';
 
 export { exposureTarget, guestReach, plan, probeHost, reachLines, requiredRisks };
+
+/** How to run qemu-harden again, the way this run was started (plain and under sudo). */
+export const rerun = () => ({ me: invocation(), sudo: sudoInvocation() });
 
 export const checker: Checker = {
   issues: issuesFor,

@@ -1,12 +1,12 @@
 // The end: where the bundle (or the answers) went, and the next commands, written the way this run was started.
 import { Box, Text } from 'ink';
-import { invocation, sudoInvocation } from '../../invocation.js';
+import type { Engine } from '../hooks.js';
 import type { State } from '../state.js';
 import { color } from './text.js';
 
-export function Done({ s }: { s: State }) {
+export function Done({ s, engine }: { s: State; engine: Engine }) {
   const o = s.outcome!;
-  const me = invocation();
+  const { me, sudo } = engine.rerun();
   return (
     <Box flexDirection="column">
       <Text color={color('green')}>
@@ -18,7 +18,7 @@ export function Done({ s }: { s: State }) {
         <>
           <Text>  {me} verify {o.path}</Text>
           <Text>  {me} apply {o.path} --dry-run</Text>
-          <Text>  {sudoInvocation()} apply {o.path}</Text>
+          <Text>  {sudo} apply {o.path}</Text>
           <Text>  then read {o.path}/README.md: sockets, who may use them, checking the host</Text>
         </>
       ) : (
