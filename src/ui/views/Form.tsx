@@ -44,7 +44,8 @@ export function Form({ s }: { s: State }) {
   let budget = rows - 1 - chrome - notes.length - hint.length;
   const shownMessages: string[][] = [];
   for (const m of messages) {
-    if (budget - m.length < Math.min(fields.length, 4) + 1) break;
+    // The first (the focused field's, if it has one) is always shown whole; the others while there is room.
+    if (shownMessages.length > 0 && budget - m.length < Math.min(fields.length, 4) + 1) break;
     shownMessages.push(m);
     budget -= m.length;
   }
