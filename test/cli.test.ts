@@ -158,6 +158,19 @@ describe('qemu-harden CLI', () => {
     assert.match(r.stdout, /answers: root\/etc\/systemd\/system\/qemu-server\.service: differs from what answers\.json produces/);
   });
 
+  test('verify and generate: a disk under /home or /tmp, which the unit hides, is refused with the reason', (t) => {
+    const out = join(tempDir(t), 'out');
+    const g = cli(['generate', '--preset', 'kvm-headless', '--set', 'guests.0.disks.0.path=/home/alice/vm.qcow2', '--out', out]);
+    assert.equal(g.code, 2);
+    assert.match(g.stderr, /guests\.0\.disks\.0\.path: is under \/home, which QEMU's unit cannot see \(ProtectHome=yes\)/);
+    assert.equal(cli(['generate', '--preset', 'kvm-headless', '--out', out]).code, 0);
+    const answers = join(out, 'answers.json');
+    writeFileSync(answers, readFileSync(answers, 'utf8').replace('/srv/qemu/server/disk.qcow2', '/tmp/disk.qcow2'));
+    const v = cli(['verify', out]);
+    assert.equal(v.code, 1);
+    assert.match(v.stdout, /guests\.0\.disks\.0\.path: is under \/tmp, which QEMU's unit cannot see \(PrivateTmp=yes/);
+  });
+
   test('verify: a machine type or CPU model the bundle’s QEMU binary does not have is a finding', (t) => {
     requireTool('qemu-system-x86_64', 'qemu-system-x86');
     const out = join(tempDir(t), 'out');
