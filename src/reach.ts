@@ -22,8 +22,8 @@ export interface Reach {
 }
 
 export function guestReach(a: Answers, g: Guest): Reach {
-  const group = G.userName(g);
-  const who = `root and members of group ${group} (the directory is 0750)`;
+  // QEMU creates its sockets under the unit's UMask=0077: mode 0700, owned by the guest's user.
+  const who = `root only (the socket is 0700, owned by ${G.userName(g)})`;
   const sockets = [{ path: G.qmpSocket(g), what: 'QMP (full control of the guest)', who }];
   if (g.serial.enabled) sockets.push({ path: G.serialSocket(g), what: `serial console (also logged to ${G.serialLog(g)})`, who });
   if (g.display.mode === 'vnc-unix') sockets.push({ path: G.vncSocket(g), what: 'VNC display', who });

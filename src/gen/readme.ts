@@ -130,7 +130,7 @@ function operatorSections(a: Answers): string[] {
   );
   out.push('');
   out.push('## Using the guests', '');
-  out.push('Each guest’s sockets are in its runtime directory, owned by its user and group, mode 0750: root and members of the guest’s group may connect, nobody else. Add an operator to a guest’s group to let them in (`usermod -aG qemu-NAME alice`); membership is full control of that guest.', '');
+  out.push('Each guest’s sockets are in its runtime directory (mode 0750) and QEMU creates them mode 0700 (the unit’s `UMask=0077`), owned by the guest’s user: only root may connect, so operators use `sudo`. QMP is full control of the guest (and of what its QEMU can reach); the serial console is the guest’s root console if it has one.', '');
   for (const g of a.guests) {
     const r = guestReach(a, g);
     out.push(`- ${g.name}: ${r.sockets.map((s) => `\`${s.path}\` (${s.what.replace(/ \(.*\)$/, '')})`).join(', ')}`);
@@ -141,7 +141,7 @@ function operatorSections(a: Answers): string[] {
     ...a.guests.slice(0, 1).flatMap((g) => [
       `sudo socat -,rawer,escape=0x1d UNIX-CONNECT:${G.serialSocket(g)}   # serial console; Ctrl+] leaves`,
       `sudo socat - UNIX-CONNECT:${G.qmpSocket(g)}                     # QMP: {"execute":"qmp_capabilities"} first`,
-      ...(g.display.mode === 'vnc-unix' ? [`ssh -L 5901:${G.vncSocket(g)} host   # then a VNC viewer on localhost:5901`] : []),
+      ...(g.display.mode === 'vnc-unix' ? [`ssh -L 5901:${G.vncSocket(g)} root@this-host   # from your desk; then a VNC viewer on localhost:5901`] : []),
     ]),
     '```',
     '',
