@@ -40,10 +40,17 @@ export const guests: Step = {
     'too: only the pc and q35 families are covered by QEMU’s security promise for virtualization.',
   ],
   notes: (ctx) => {
-    const m = String(ctx.draft.guests[ctx.guest]?.machine ?? 'q35');
-    return ctx.draft.useCase === 'virtualization' && !isSecuritySupportedMachine(m)
-      ? [`Machine type "${m}" is outside the security-supported list: you will be asked to accept that risk.`]
-      : [];
+    const guest = ctx.draft.guests[ctx.guest];
+    const m = String(guest?.machine ?? 'q35');
+    const cpu = guest?.cpu?.model;
+    const q = ctx.host?.qemu;
+    return [
+      ...(ctx.draft.useCase === 'virtualization' && !isSecuritySupportedMachine(m)
+        ? [`Machine type "${m}" is outside the security-supported list: you will be asked to accept that risk.`]
+        : []),
+      ...(q?.machines.length && !q.machines.includes(m) ? [`"${m}" is not a machine type of ${q.binary}: choose one it has (←/→).`] : []),
+      ...(q?.cpuModels.length && cpu && !q.cpuModels.includes(cpu) ? [`CPU model "${cpu}" is not one of ${q.binary}'s: choose one it has (←/→).`] : []),
+    ];
   },
   scope: (ctx) => [g(ctx, 'cpu')],
   owns: (ctx) => [`guests.${ctx.guest}`],

@@ -325,3 +325,11 @@ describe('the binary’s own lists', () => {
     assert.equal(s.draft.guests[0]!.machine, 'isapc');
   });
 });
+
+test('a machine type or CPU model from an answers file that the probed binary lacks is pointed out', () => {
+  const host = { qemu: { binary: '/usr/bin/qemu-system-x86_64', machines: ['q35', 'pc'], cpuModels: ['host', 'max'] } } as unknown as HostFacts;
+  const d = fromAnswers({ schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'arm', machine: 'virt', cpu: { model: 'cortex-a57' }, disks: [{ path: '/srv/a.img', format: 'raw' }] }] });
+  const notes = STEPS.find((x) => x.id === 'guests')!.notes!({ draft: d, guest: 0, host });
+  assert.ok(notes.includes('"virt" is not a machine type of /usr/bin/qemu-system-x86_64: choose one it has (←/→).'), notes.join('\n'));
+  assert.ok(notes.some((n) => n.startsWith('CPU model "cortex-a57" is not one of')), notes.join('\n'));
+});
