@@ -65,7 +65,8 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   assert.match(unwrapped, /^ {2}sudo \S*node\S* \S*dist\/qemu-harden\.js apply \S*qemu-harden-bundle$/m);
   await keys('Enter');
   const until = Date.now() + 10_000;
-  while (!existsSync(exitFile) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  // The shell creates the file before it writes the status into it: wait for the status itself.
+  while (!(existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
   assert.equal(readFileSync(exitFile, 'utf8').trim(), '0');
   const bundle = join(dir, 'qemu-harden-bundle');
   const v = cli(['verify', bundle]);
@@ -214,7 +215,8 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
   await waitFor(/✔ Bundle written to/);
   burst('Enter');
   const until = Date.now() + 10_000;
-  while (!existsSync(exitFile) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  // The shell creates the file before it writes the status into it: wait for the status itself.
+  while (!(existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
   assert.equal(readFileSync(exitFile, 'utf8').trim(), '0');
 
   // Every field shown on each step for guest 1 holds what answers.json now says.
