@@ -2,6 +2,7 @@
 // InputError whose message names the field.
 import type { z } from 'zod';
 import { InputError } from './errors.js';
+import { plainError } from './messages.js';
 import { answersObject, type Answers } from './model.js';
 import { checkAnswers } from './rules.js';
 
@@ -15,24 +16,20 @@ export function formatPath(path: PropertyKey[]): string {
   return path.length === 0 ? '(document)' : path.map(String).join('.');
 }
 
+/** Messages come in plain words from the one error map (messages.ts), so this only puts the field first. */
 export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
-  return issues.map((i) => {
-    if (i.code === 'unrecognized_keys') return `${formatPath(i.path)}: unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
-    if (i.code === 'invalid_type' && i.message.startsWith('Invalid input: expected'))
-      return `${formatPath(i.path)}: ${i.message.replace('Invalid input: ', '')}`;
-    return `${formatPath(i.path)}: ${i.message}`;
-  });
+  return issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
 }
 
 export function validate(doc: unknown): Answers {
-  const r = answersSchema.safeParse(doc);
+  const r = answersSchema.safeParse(doc, { error: plainError });
   if (!r.success) throw new InputError(formatIssues(r.error.issues).join('\n'));
   return r.data;
 }
 
 /** Field-level check for one value, with the message `generate` would give (used by the wizard). */
 export function issuesFor(doc: unknown): { path: string; message: string }[] {
-  const r = answersSchema.safeParse(doc);
+  const r = answersSchema.safeParse(doc, { error: plainError });
   if (r.success) return [];
   return r.error.issues.map((i) => ({ path: formatPath(i.path), message: formatIssues([i])[0]!.slice(formatPath(i.path).length + 2) }));
 }

@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { MANIFEST, type BundleFile } from './bundle-layout.js';
 import { InputError } from './errors.js';
 
-function isNonEmptyDir(path: string): boolean {
+export function isNonEmptyDir(path: string): boolean {
   try {
     const st = statSync(path);
     if (!st.isDirectory()) throw new InputError(`--out: ${path} exists and is not a directory`);

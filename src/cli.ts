@@ -121,11 +121,12 @@ async function generate(p: Parsed, io: Io): Promise<number> {
     return EXIT.ok;
   }
   writeBundle(outDir!, files, p.flags.has('--force'));
+  const me = (await import('./invocation.js')).invocation();
   if (p.flags.has('--json')) io.out(JSON.stringify({ out: outDir, written: true, files: files.map(({ path, mode, why }) => ({ path, mode: mode.toString(8), why })) }, null, 2) + '\n');
   else
     io.out(
       `Wrote ${files.length} files to ${outDir} for ${answers.guests.length} guest${answers.guests.length > 1 ? 's' : ''}.\n` +
-        `Next: qemu-harden verify ${outDir}   then   qemu-harden apply ${outDir} --dry-run\n`,
+        `Next: ${me} verify ${outDir}   then   ${me} apply ${outDir} --dry-run\n`,
     );
   return EXIT.ok;
 }

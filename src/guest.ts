@@ -26,7 +26,7 @@ export function cpuModel(a: Answers, g: Guest): string {
 }
 
 /** QEMU needs the guest's RAM plus its own overhead: 10% and at least 256 MiB. */
-export function memoryMaxMiB(g: Guest): number {
+export function memoryMaxMiB(g: { memoryMiB: number; limits: { memoryMaxMiB?: number } }): number {
   return g.limits.memoryMaxMiB ?? g.memoryMiB + Math.max(256, Math.ceil(g.memoryMiB / 10));
 }
 

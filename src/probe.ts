@@ -3,6 +3,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { qemuCaps } from './qemucaps.js';
 import { run, which } from './tools.js';
 
 export const hostFactsSchema = z.object({
@@ -10,7 +11,14 @@ export const hostFactsSchema = z.object({
   kvm: z.object({ present: z.boolean(), owner: z.string(), group: z.string(), mode: z.string() }),
   tun: z.object({ present: z.boolean(), group: z.string(), mode: z.string() }),
   vhostNet: z.boolean(),
-  qemu: z.object({ binary: z.string().nullable(), version: z.string().nullable(), sandbox: z.boolean() }),
+  qemu: z.object({
+    binary: z.string().nullable(),
+    version: z.string().nullable(),
+    sandbox: z.boolean(),
+    /** The binary's own machine types and CPU models (empty when it is not here). */
+    machines: z.array(z.string()).default([]),
+    cpuModels: z.array(z.string()).default([]),
+  }),
   systemdVersion: z.number().nullable(),
   cgroup: z.enum(['v2', 'v1-hybrid', 'unknown']),
   apparmor: z.boolean(),
@@ -104,10 +112,11 @@ export function probeFiles(): Omit<HostFacts, 'qemu' | 'systemdVersion'> {
 export async function probeHost(qemuBinary = 'qemu-system-x86_64'): Promise<HostFacts> {
   const files = probeFiles();
   const binary = qemuBinary.startsWith('/') ? (existsSync(qemuBinary) ? qemuBinary : null) : (which(qemuBinary) ?? null);
-  const [version, sandbox, systemd] = await Promise.all([
+  const [version, sandbox, systemd, caps] = await Promise.all([
     binary ? run(binary, ['--version'], { timeoutMs: 5000 }) : undefined,
     binary ? run(binary, ['-sandbox', 'on', '-machine', 'none', '-display', 'none', '-nodefaults', '-S', '-qmp', 'stdio'], { timeoutMs: 5000, input: '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n' }) : undefined,
     which('systemctl') ? run(which('systemctl')!, ['--version'], { timeoutMs: 5000 }) : undefined,
+    binary ? qemuCaps(binary) : undefined,
   ]);
   return hostFactsSchema.parse({
     ...files,
@@ -115,6 +124,8 @@ export async function probeHost(qemuBinary = 'qemu-system-x86_64'): Promise<Host
       binary,
       version: /version ([0-9.]+)/.exec(version?.stdout ?? '')?.[1] ?? null,
       sandbox: sandbox?.exitCode === 0,
+      machines: caps?.machines ?? [],
+      cpuModels: caps?.cpuModels ?? [],
     },
     systemdVersion: Number(/^systemd (\d+)/.exec(systemd?.stdout ?? '')?.[1]) || null,
   });

@@ -123,6 +123,15 @@ const riskKey = (r: { risk: string; guest?: string }) => `${r.risk}@${r.guest ??
 
 export const SYSTEM_DIRS = ['/etc', '/usr', '/boot', '/proc', '/sys', '/dev', '/bin', '/sbin', '/lib', '/lib64', '/run'];
 
+/** Directories every guest unit hides from QEMU (ProtectHome=yes, PrivateTmp=yes): guest files there cannot work. */
+export const HIDDEN_DIRS = [
+  { dir: '/home', why: 'ProtectHome=yes' },
+  { dir: '/root', why: 'ProtectHome=yes' },
+  { dir: '/run/user', why: 'ProtectHome=yes' },
+  { dir: '/tmp', why: 'PrivateTmp=yes gives QEMU an empty /tmp of its own' },
+  { dir: '/var/tmp', why: 'PrivateTmp=yes gives QEMU an empty /var/tmp of its own' },
+];
+
 export function underDir(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir + '/');
 }
@@ -162,6 +171,19 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
 
     if (a.useCase === 'emulation' && g.cpu.model === 'host')
       issue(at('cpu', 'model'), '"host" needs KVM; the emulation use case runs under TCG (use "max" or a named model)');
+
+    if (g.disks.length === 0 && !g.boot)
+      issue(at('disks'), 'is empty and no kernel is given (boot.kernel): this guest has nothing to boot; add a disk or a kernel');
+    const hidden = (path: string) => HIDDEN_DIRS.find((h) => underDir(path, h.dir));
+    const refuseHidden = (where: (string | number)[], path: string) => {
+      const h = hidden(path);
+      if (h) issue(where, `is under ${h.dir}, which QEMU's unit cannot see (${h.why}); keep guest files elsewhere, e.g. /srv or /var/lib`);
+    };
+    g.disks.forEach((d, di) => refuseHidden(at('disks', di, 'path'), d.path));
+    if (g.boot) for (const k of ['kernel', 'initrd', 'deviceTree'] as const) if (g.boot[k]) refuseHidden(at('boot', k), g.boot[k]!);
+    if (g.firmware.type === 'uefi') for (const k of ['code', 'varsTemplate'] as const) refuseHidden(at('firmware', k), g.firmware[k]);
+    if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls') refuseHidden(at('display', 'tlsDir'), g.display.tlsDir);
+    for (const kind of ['migration', 'nbd'] as const) if (g[kind]?.tlsDir) refuseHidden(at(kind, 'tlsDir'), g[kind]!.tlsDir!);
 
     const seenInGuest = new Set<string>();
     g.disks.forEach((d, di) => {

@@ -8,6 +8,7 @@ import { runCheck, type BundleUnderCheck, type Check, type CheckResult, type Fin
 import { exposure, type Exposure } from './checks/exposure.js';
 import { manifest } from './checks/manifest.js';
 import { units } from './checks/units.js';
+import { qemuCaps } from './checks/qemu-caps.js';
 import { usersAndDirs } from './checks/users-dirs.js';
 import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
@@ -40,7 +41,7 @@ export async function verifyBundle(dir: string): Promise<Report> {
   const scored = await runCheck(exposure, bundle);
   add(scored);
   report.exposure.push(...(scored.outcome?.exposure ?? []));
-  const rest: Check<BundleUnderCheck>[] = [...CONFINEMENT.map((b) => b.check), usersAndDirs];
+  const rest: Check<BundleUnderCheck>[] = [...CONFINEMENT.map((b) => b.check), qemuCaps, usersAndDirs];
   for (const check of rest) add(await runCheck(check, bundle));
   return report;
 }

@@ -1,7 +1,7 @@
 // The interview: mounted only on a terminal (cli.ts decides before anything of React or Ink is loaded).
 import { render } from 'ink';
 import { App } from './ui/App.js';
-import { fromAnswers, initialDraft } from './ui/draft.js';
+import { fromAnswers, initialDraft } from '../steps/draft.js';
 
 export async function runWizard(opts: { answersFile?: string }): Promise<number> {
   const draft = opts.answersFile ? fromAnswers((await import('./answers.js')).readAnswersFile(opts.answersFile)) : initialDraft();

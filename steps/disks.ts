@@ -1,8 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
-import type { Draft } from '../src/ui/draft.js';
-import { g, type Field, type Step } from '../src/ui/fields.js';
+import type { Draft, GuestDraft } from './draft.js';
+import { g, type Field, type Step } from './fields.js';
 
-const disksOf = (d: Record<string, unknown>) => (Array.isArray(d.disks) ? (d.disks as Record<string, unknown>[]) : []);
+const disksOf = (d: GuestDraft) => (Array.isArray(d.disks) ? d.disks : []);
 
 export const disks: Step = {
   id: 'disks',
@@ -35,7 +35,7 @@ export const disks: Step = {
           { value: 'raw', label: 'raw' },
         ],
       },
-      { label: `Disk ${i + 1} read-only`, kind: 'toggle', path: g(ctx, 'disks', i, 'readOnly') },
+      { label: `Disk ${i + 1} read-only`, kind: 'toggle', path: g(ctx, 'disks', i, 'readOnly'), fallback: () => false },
     ]),
     { label: 'Kernel (read-only, optional)', kind: 'text', path: g(ctx, 'boot', 'kernel'), set: (d, v) => setBoot(d, ctx.guest, 'kernel', v) },
     { label: 'Initrd (read-only)', kind: 'text', path: g(ctx, 'boot', 'initrd'), set: (d, v) => setBoot(d, ctx.guest, 'initrd', v) },
@@ -43,7 +43,9 @@ export const disks: Step = {
     { label: 'Kernel command line', kind: 'text', path: g(ctx, 'boot', 'cmdline'), set: (d, v) => setBoot(d, ctx.guest, 'cmdline', v) },
   ],
   addLabel: 'add disk',
-  addedField: (ctx) => (disksOf(ctx.draft.guests[ctx.guest]!).length - 1) * 3,
+  afterAdd: (ctx) => ({ field: (disksOf(ctx.draft.guests[ctx.guest]!).length - 1) * 3 }),
+  scope: (ctx) => [g(ctx, 'disks')],
+  images: (ctx) => disksOf(ctx.draft.guests[ctx.guest]!).map((d) => String(d.path ?? '')).filter((p) => p.startsWith('/')),
   add: (ctx) => {
     const d = structuredClone(ctx.draft);
     const guest = d.guests[ctx.guest]!;
@@ -60,13 +62,14 @@ export const disks: Step = {
 };
 
 /** Boot files live in one optional object: it disappears again when every field in it is emptied. */
-function setBoot(d: Draft, gi: number, key: string, v: unknown): Draft {
+function setBoot(d: Draft, gi: number, key: 'kernel' | 'initrd' | 'deviceTree' | 'cmdline', v: unknown): Draft {
   const copy = structuredClone(d);
   const guest = copy.guests[gi]!;
-  const boot = { ...((guest.boot ?? {}) as Record<string, unknown>) };
+  const boot: Partial<NonNullable<GuestDraft['boot']>> = { ...guest.boot };
   if (v === undefined) delete boot[key];
-  else boot[key] = v;
+  else boot[key] = String(v);
+  // The schema then says what is missing (a kernel for an initrd) by its path.
   if (Object.keys(boot).length === 0) delete guest.boot;
-  else guest.boot = boot;
+  else guest.boot = boot as NonNullable<GuestDraft['boot']>;
   return copy;
 }

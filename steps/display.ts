@@ -1,4 +1,4 @@
-import { g, setGuestKey, type Field, type Step } from '../src/ui/fields.js';
+import { g, setGuestKey, type Field, type Step } from './fields.js';
 
 export const display: Step = {
   id: 'display',
@@ -16,6 +16,7 @@ export const display: Step = {
         label: 'Display',
         kind: 'select',
         path: g(ctx, 'display', 'mode'),
+        fallback: () => 'none',
         options: [
           { value: 'none', label: 'none' },
           { value: 'vnc-unix', label: 'VNC on a unix socket' },
@@ -23,7 +24,7 @@ export const display: Step = {
           { value: 'spice-tls', label: 'SPICE over TCP with TLS' },
         ],
         set: (d, v) =>
-          setGuestKey(d, ctx.guest, 'display', v === 'vnc-tls' || v === 'spice-tls' ? { mode: v, listen: '127.0.0.1', port: v === 'vnc-tls' ? 5900 : 5930, tlsDir: '/etc/pki/qemu' } : { mode: v }),
+          setGuestKey(d, ctx.guest, 'display', v === 'vnc-tls' || v === 'spice-tls' ? { mode: v, listen: '127.0.0.1', port: v === 'vnc-tls' ? 5900 : 5930, tlsDir: '/etc/pki/qemu' } : { mode: v === 'vnc-unix' ? 'vnc-unix' : 'none' }),
       },
     ];
     if (mode === 'vnc-tls' || mode === 'spice-tls')
@@ -32,7 +33,7 @@ export const display: Step = {
         { label: 'Port', kind: 'number', path: g(ctx, 'display', 'port') },
         { label: 'TLS directory', kind: 'text', path: g(ctx, 'display', 'tlsDir') },
       );
-    out.push({ label: 'Serial console', kind: 'toggle', path: g(ctx, 'serial', 'enabled'), set: (d, v) => setGuestKey(d, ctx.guest, 'serial', { enabled: v }) });
+    out.push({ label: 'Serial console', kind: 'toggle', path: g(ctx, 'serial', 'enabled'), fallback: () => true, set: (d, v) => setGuestKey(d, ctx.guest, 'serial', { enabled: v === true }) });
     return out;
   },
 };

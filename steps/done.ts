@@ -1,4 +1,4 @@
-import type { Step } from '../src/ui/fields.js';
+import type { Step } from './fields.js';
 
 export const done: Step = {
   id: 'done',
@@ -6,4 +6,5 @@ export const done: Step = {
   perGuest: false,
   why: ['The bundle changes nothing by itself. `verify` reads every file with the tool that will use it;', '`apply --dry-run` shows what would change on this host; `apply` installs it.'],
   fields: () => [],
+  screen: 'done',
 };

@@ -1,5 +1,5 @@
 import { implications } from '../src/implications.js';
-import type { Step } from '../src/ui/fields.js';
+import type { Step } from './fields.js';
 
 export const host: Step = {
   id: 'host',
@@ -12,4 +12,5 @@ export const host: Step = {
   ],
   notes: (ctx) => (ctx.host ? implications(ctx.host) : ['Probing this host in the background…']),
   fields: () => [],
+  tip: 'Press F1 (or Ctrl+G) on any step, in any field, for why it matters.',
 };

@@ -1,13 +1,27 @@
 import { RISKS, type RiskId } from '../src/rules.js';
-import { draftRisks, type Draft } from '../src/ui/draft.js';
-import { g, type Field, type Step } from '../src/ui/fields.js';
+import { draftRisks, type Draft } from './draft.js';
+import { g, type Field, type Step } from './fields.js';
 
-const SANDBOX: [string, string][] = [
+const SANDBOX = [
   ['obsolete', 'obsolete system calls'],
   ['elevatePrivileges', 'setuid/setgid calls'],
   ['spawn', 'fork and exec'],
   ['resourceControl', 'scheduling and affinity'],
-];
+] as const;
+
+type SandboxKey = (typeof SANDBOX)[number][0];
+type Isolation = NonNullable<Draft['guests'][number]['isolation']>;
+type Sandbox = NonNullable<Isolation['sandbox']>;
+
+const isolationOf = (d: Draft, gi: number): Isolation => d.guests[gi]!.isolation ?? {};
+const sandboxOf = (d: Draft, gi: number): Sandbox => isolationOf(d, gi).sandbox ?? {};
+const sandboxOn = (d: Draft, gi: number) => sandboxOf(d, gi).enabled !== false;
+
+function setIsolation(d: Draft, gi: number, change: (iso: Isolation) => Isolation): Draft {
+  const copy = structuredClone(d);
+  copy.guests[gi]!.isolation = change({ ...isolationOf(copy, gi) });
+  return copy;
+}
 
 export const isolation: Step = {
   id: 'isolation',
@@ -25,44 +39,37 @@ export const isolation: Step = {
     return r.length ? [`Risks taken: ${r.map((x) => `${x.risk}${x.guest ? `(${x.guest})` : ''}`).join(', ')}`] : ['No risks taken: every choice is the secure default.'];
   },
   fields: (ctx) => {
+    const gi = ctx.guest;
     const out: Field[] = [
-      { label: 'seccomp -sandbox', kind: 'toggle', path: g(ctx, 'isolation', 'sandbox', 'enabled'), value: (d) => getSandbox(d, ctx.guest).enabled !== false },
+      {
+        label: 'seccomp -sandbox',
+        kind: 'toggle',
+        path: g(ctx, 'isolation', 'sandbox', 'enabled'),
+        value: (d) => sandboxOn(d, gi),
+        set: (d, v) => setIsolation(d, gi, (iso) => ({ ...iso, sandbox: { ...iso.sandbox, enabled: v === true } })),
+      },
     ];
     for (const [key, label] of SANDBOX)
       out.push({
         label: `deny ${label}`,
         kind: 'toggle',
         path: g(ctx, 'isolation', 'sandbox', key),
-        value: (d) => (getSandbox(d, ctx.guest)[key] ?? 'deny') === 'deny',
-        set: (d, v) => setSandbox(d, ctx.guest, key, v ? 'deny' : 'allow'),
+        value: (d) => (sandboxOf(d, gi)[key as SandboxKey] ?? 'deny') === 'deny',
+        inactive: (d) => (sandboxOn(d, gi) ? undefined : 'seccomp is off'),
+        set: (d, v) => setIsolation(d, gi, (iso) => ({ ...iso, sandbox: { ...iso.sandbox, [key]: v ? 'deny' : 'allow' } })),
       });
-    out.push({ label: 'AppArmor profile', kind: 'toggle', path: g(ctx, 'isolation', 'apparmor'), value: (d) => getIsolation(d, ctx.guest).apparmor !== false });
-    const name = ctx.draft.guests[ctx.guest]?.name;
+    out.push({
+      label: 'AppArmor profile',
+      kind: 'toggle',
+      path: g(ctx, 'isolation', 'apparmor'),
+      value: (d) => isolationOf(d, gi).apparmor !== false,
+      set: (d, v) => setIsolation(d, gi, (iso) => ({ ...iso, apparmor: v === true })),
+    });
+    const name = ctx.draft.guests[gi]?.name;
     ctx.draft.acceptedRisks.forEach((r, i) => {
       if (r.guest !== undefined && r.guest !== name) return;
       out.push({ label: `Reason: ${r.risk}`, kind: 'text', path: ['acceptedRisks', i, 'reason'], hint: RISKS[r.risk as RiskId]?.title });
     });
-    return out.map((f) => (f.set || f.kind !== 'toggle' ? f : { ...f, set: (d: Draft, v: unknown) => setIsolation(d, ctx.guest, f.path.slice(3), v) }));
+    return out;
   },
 };
-
-function getIsolation(d: Draft, gi: number): Record<string, unknown> {
-  return (d.guests[gi]!.isolation ?? {}) as Record<string, unknown>;
-}
-
-function getSandbox(d: Draft, gi: number): Record<string, unknown> {
-  return (getIsolation(d, gi).sandbox ?? {}) as Record<string, unknown>;
-}
-
-function setIsolation(d: Draft, gi: number, path: (string | number)[], v: unknown): Draft {
-  const copy = structuredClone(d);
-  const iso = { ...getIsolation(copy, gi) } as Record<string, unknown>;
-  if (path[0] === 'sandbox') iso.sandbox = { ...getSandbox(copy, gi), [String(path[1])]: v };
-  else iso[String(path[0])] = v;
-  copy.guests[gi]!.isolation = iso;
-  return copy;
-}
-
-function setSandbox(d: Draft, gi: number, key: string, v: string): Draft {
-  return setIsolation(d, gi, ['sandbox', key], v);
-}

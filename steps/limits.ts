@@ -1,7 +1,7 @@
-import { g, type Field, type Step, type StepContext } from '../src/ui/fields.js';
-
-const disksOf = (ctx: StepContext) => (Array.isArray(ctx.draft.guests[ctx.guest]?.disks) ? (ctx.draft.guests[ctx.guest]!.disks as unknown[]) : []);
 import { memoryMaxMiB } from '../src/guest.js';
+import { g, type Field, type Step, type StepContext } from './fields.js';
+
+const disksOf = (ctx: StepContext) => ctx.draft.guests[ctx.guest]?.disks ?? [];
 
 export const limits: Step = {
   id: 'limits',
@@ -16,7 +16,7 @@ export const limits: Step = {
     const guest = ctx.draft.guests[ctx.guest]!;
     const mem = Number(guest.memoryMiB) || 1024;
     const lim = (guest.limits ?? {}) as { memoryMaxMiB?: number };
-    const max = memoryMaxMiB({ memoryMiB: mem, limits: { memoryMaxMiB: lim.memoryMaxMiB } } as never);
+    const max = memoryMaxMiB({ memoryMiB: mem, limits: { memoryMaxMiB: lim.memoryMaxMiB } });
     return [
       `Memory ceiling: ${max} MiB for ${mem} MiB of guest RAM${lim.memoryMaxMiB ? '' : ' (default: RAM + 10%, at least 256 MiB)'}.`,
       ...(ctx.host ? [`This host: ${ctx.host.cpus} CPUs, ${ctx.host.memoryMiB} MiB.`] : []),
@@ -29,10 +29,10 @@ export const limits: Step = {
       { label: `Disk ${i + 1} read IOPS`, kind: 'number', path: g(ctx, 'disks', i, 'throttle', 'readIops') },
       { label: `Disk ${i + 1} write IOPS`, kind: 'number', path: g(ctx, 'disks', i, 'throttle', 'writeIops') },
     ]),
-    { label: 'CPU weight', kind: 'number', path: g(ctx, 'limits', 'cpuWeight'), hint: '1-10000, default 100' },
-    { label: 'CPU quota %', kind: 'number', path: g(ctx, 'limits', 'cpuQuotaPercent'), hint: 'default: 100 per vCPU' },
-    { label: 'Memory max MiB', kind: 'number', path: g(ctx, 'limits', 'memoryMaxMiB') },
-    { label: 'IO weight', kind: 'number', path: g(ctx, 'limits', 'ioWeight') },
-    { label: 'Tasks max', kind: 'number', path: g(ctx, 'limits', 'tasksMax'), hint: 'default 256' },
+    { label: 'CPU weight', kind: 'number', path: g(ctx, 'limits', 'cpuWeight'), fallback: () => 100, hint: '1-10000' },
+    { label: 'CPU quota %', kind: 'number', path: g(ctx, 'limits', 'cpuQuotaPercent'), hint: 'empty: 100 per vCPU' },
+    { label: 'Memory max MiB', kind: 'number', path: g(ctx, 'limits', 'memoryMaxMiB'), hint: 'empty: RAM + 10%, at least 256 MiB' },
+    { label: 'IO weight', kind: 'number', path: g(ctx, 'limits', 'ioWeight'), fallback: () => 100, hint: '1-10000' },
+    { label: 'Tasks max', kind: 'number', path: g(ctx, 'limits', 'tasksMax'), fallback: () => 256, hint: '16-65536' },
   ],
 };

@@ -1,4 +1,4 @@
-import { g, setGuestKey, type Field, type Step } from '../src/ui/fields.js';
+import { g, setGuestKey, type Field, type Step } from './fields.js';
 
 export const network: Step = {
   id: 'network',
@@ -17,18 +17,19 @@ export const network: Step = {
         label: 'Network',
         kind: 'select',
         path: g(ctx, 'network', 'mode'),
+        fallback: () => 'none',
         options: [
           { value: 'none', label: 'none (no NIC, empty namespace)' },
           { value: 'user', label: 'user-mode (QEMU’s own NAT)' },
           { value: 'tap', label: 'tap (pre-created, owned by the guest)' },
         ],
-        set: (d, v) => setGuestKey(d, ctx.guest, 'network', v === 'tap' ? { mode: 'tap', vhost: ctx.host?.vhostNet ?? true } : { mode: v }),
+        set: (d, v) => setGuestKey(d, ctx.guest, 'network', v === 'tap' ? { mode: 'tap', vhost: ctx.host?.vhostNet ?? true } : { mode: v === 'user' ? 'user' : 'none' }),
       },
     ];
     if (mode === 'tap')
       out.push(
         { label: 'Bridge (optional)', kind: 'text', path: g(ctx, 'network', 'bridge') },
-        { label: 'vhost-net', kind: 'toggle', path: g(ctx, 'network', 'vhost') },
+        { label: 'vhost-net', kind: 'toggle', path: g(ctx, 'network', 'vhost'), fallback: () => true },
       );
     return out;
   },

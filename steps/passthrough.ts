@@ -1,5 +1,5 @@
-import type { Draft } from '../src/ui/draft.js';
-import { g, setGuestKey, type Field, type Step } from '../src/ui/fields.js';
+import type { Draft } from './draft.js';
+import { g, setGuestKey, type Field, type Step } from './fields.js';
 
 interface Pci {
   address: string;

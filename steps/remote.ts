@@ -1,4 +1,4 @@
-import { g, setGuestKey, type Field, type Step } from '../src/ui/fields.js';
+import { g, setGuestKey, type Field, type Step } from './fields.js';
 
 const remoteFields = (ctx: Parameters<Step['fields']>[0], kind: 'migration' | 'nbd', port: number): Field[] => {
   const r = ctx.draft.guests[ctx.guest]![kind] as { enabled?: boolean; tls?: boolean } | undefined;
@@ -8,15 +8,16 @@ const remoteFields = (ctx: Parameters<Step['fields']>[0], kind: 'migration' | 'n
       label: name,
       kind: 'toggle',
       path: g(ctx, kind, 'enabled'),
+      fallback: () => false,
       set: (d, v) => setGuestKey(d, ctx.guest, kind, v ? { enabled: true, tls: true, listen: '127.0.0.1', port, tlsDir: '/etc/pki/qemu' } : undefined),
     },
   ];
   if (r?.enabled)
     out.push(
-      { label: `${name} TLS`, kind: 'toggle', path: g(ctx, kind, 'tls') },
-      { label: `${name} listen`, kind: 'text', path: g(ctx, kind, 'listen') },
+      { label: `${name} TLS`, kind: 'toggle', path: g(ctx, kind, 'tls'), fallback: () => true },
+      { label: `${name} listen`, kind: 'text', path: g(ctx, kind, 'listen'), fallback: () => '127.0.0.1' },
       { label: `${name} port`, kind: 'number', path: g(ctx, kind, 'port') },
-      ...(r.tls ? [{ label: `${name} TLS dir`, kind: 'text' as const, path: g(ctx, kind, 'tlsDir') }] : []),
+      ...(r.tls !== false ? [{ label: `${name} TLS dir`, kind: 'text' as const, path: g(ctx, kind, 'tlsDir') }] : []),
     );
   return out;
 };

@@ -1,4 +1,4 @@
-import type { Step } from '../src/ui/fields.js';
+import type { Step } from './fields.js';
 
 export const review: Step = {
   id: 'review',
@@ -6,8 +6,10 @@ export const review: Step = {
   perGuest: false,
   why: [
     'Read what will be written before it is written. The exposure score is systemd’s own reading of each',
-    'unit; the map lists exactly which files, devices and sockets each guest’s QEMU can reach — everything',
-    'else on the host is out of its reach even if the guest takes QEMU over.',
+    'unit, from 0 (every sandboxing setting used) to 10 (none); lower is better. The map lists which files,',
+    'devices, sockets and network each guest’s QEMU can reach, what systemd keeps out of its reach, and what',
+    'only AppArmor keeps out (reading /usr and /etc): that part holds only where AppArmor is enforcing.',
   ],
   fields: () => [],
+  screen: 'review',
 };

@@ -1,4 +1,4 @@
-import type { Step } from '../src/ui/fields.js';
+import type { Field, Step } from './fields.js';
 
 export const usecase: Step = {
   id: 'usecase',
@@ -16,10 +16,10 @@ export const usecase: Step = {
         ? ['This host has no /dev/kvm: a KVM bundle can be generated here but must run elsewhere.']
         : [],
   fields: (ctx) => {
-    const out = [
+    const out: Field[] = [
       {
         label: 'Use case',
-        kind: 'select' as const,
+        kind: 'select',
         path: ['useCase'],
         options: [
           { value: 'virtualization', label: 'virtualization (KVM)' },
@@ -28,7 +28,7 @@ export const usecase: Step = {
       },
     ];
     const i = ctx.draft.acceptedRisks.findIndex((r) => r.risk === 'emulation');
-    if (i >= 0) out.push({ label: 'Why is that acceptable?', kind: 'text' as const, path: ['acceptedRisks', i, 'reason'] } as never);
+    if (i >= 0) out.push({ label: 'Why is that acceptable?', kind: 'text', path: ['acceptedRisks', i, 'reason'] });
     return out;
   },
 };

@@ -10,7 +10,7 @@ import { validate } from '../src/answers.js';
 import { guestService } from '../src/gen/systemd.js';
 import { loadPreset } from '../src/sources/preset.js';
 import { BOOT_MARKER, DEBUG_EXIT_DEVICE, DEBUG_EXIT_STATUS, writeBootDisk } from './bootdisk.js';
-import { kvm, requireTool, tempDir } from './helpers.js';
+import { guestFilesDir, kvm, requireTool } from './helpers.js';
 import { execStart } from './unitfile.js';
 
 const PRESETS = ['kvm-headless', 'kvm-tap', 'desktop-vnc', 'pci-passthrough', 'multi-tenant', 'tcg-build-runner'];
@@ -46,7 +46,7 @@ describe('every preset’s QEMU command line boots its guest, unprivileged and s
         requireTool('qemu-system-x86_64', 'qemu-system-x86');
         requireTool('unshare', 'util-linux');
         requireTool('ip', 'iproute2');
-        const dir = tempDir(t, 'qh-boot-');
+        const dir = guestFilesDir(t, 'qh-boot-');
         chmodSync(dir, 0o755);
         const doc = structuredClone(loadPreset(preset).answers) as {
           guests: { name: string; disks: { path: string; format: string; readOnly?: boolean }[]; network?: { mode: string; vhost?: boolean }; passthrough?: unknown }[];
@@ -97,10 +97,12 @@ describe('every preset’s QEMU command line boots its guest, unprivileged and s
 describe('UEFI firmware with a per-guest vars file', () => {
   test('the QEMU command line starts OVMF as the guest’s uid, reading its own copy of the vars', async (t) => {
     requireTool('qemu-system-x86_64', 'qemu-system-x86');
-    const dir = tempDir(t, 'qh-uefi-');
+    const dir = guestFilesDir(t, 'qh-uefi-');
     chmodSync(dir, 0o755);
     const uid = 61100;
-    const a = validate({ schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'efi', firmware: { type: 'uefi' }, memoryMiB: 256 }] });
+    const disk = writeBootDisk(join(dir, 'efi.img'));
+    chownSync(disk, uid, uid);
+    const a = validate({ schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'efi', firmware: { type: 'uefi' }, memoryMiB: 256, disks: [{ path: disk, format: 'raw' }] }] });
     const g = a.guests[0]!;
     if (g.firmware.type !== 'uefi') throw new Error('expected a UEFI guest');
     requireFile(g.firmware.code, 'ovmf');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { cli, tempDir } from './helpers.js';
+import { cli, guestFilesDir, requireTool, tempDir } from './helpers.js';
 
 const noTrace = (s: string) => assert.doesNotMatch(s, /\n\s+at |Error:|node:internal/, 'no stack trace');
 
@@ -55,7 +55,7 @@ describe('qemu-harden CLI', () => {
     ]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /guests\.0\.disks\.0\.path: must be an absolute path/);
-    assert.match(r.stderr, /guests\.0\.vcpus: expected number, received string/);
+    assert.match(r.stderr, /guests\.0\.vcpus: must be a whole number, not the text "two"/);
     noTrace(r.stderr);
     assert.deepEqual(readdirSync(tmp), []);
   });
@@ -100,7 +100,7 @@ describe('qemu-harden CLI', () => {
     writeFileSync(wrongType, JSON.stringify({ schemaVersion: 1, useCase: 'virtualization', guests: { name: 'w' } }));
     const wt = cli(['generate', '--answers', wrongType, '--out', join(tmp, 'wt')]);
     assert.equal(wt.code, 2);
-    assert.match(wt.stderr, /guests: expected array, received object/);
+    assert.match(wt.stderr, /guests: must be a list, not a group of settings/);
 
     const arr = join(tmp, 'arr.json');
     writeFileSync(arr, '[1,2]');
@@ -157,11 +157,41 @@ describe('qemu-harden CLI', () => {
     assert.match(r.stdout, /manifest: root\/etc\/extra\.conf: not listed in the manifest/);
     assert.match(r.stdout, /answers: root\/etc\/systemd\/system\/qemu-server\.service: differs from what answers\.json produces/);
   });
+
+  test('verify and generate: a disk under /home or /tmp, which the unit hides, is refused with the reason', (t) => {
+    const out = join(tempDir(t), 'out');
+    const g = cli(['generate', '--preset', 'kvm-headless', '--set', 'guests.0.disks.0.path=/home/alice/vm.qcow2', '--out', out]);
+    assert.equal(g.code, 2);
+    assert.match(g.stderr, /guests\.0\.disks\.0\.path: is under \/home, which QEMU's unit cannot see \(ProtectHome=yes\)/);
+    assert.equal(cli(['generate', '--preset', 'kvm-headless', '--out', out]).code, 0);
+    const answers = join(out, 'answers.json');
+    writeFileSync(answers, readFileSync(answers, 'utf8').replace('/srv/qemu/server/disk.qcow2', '/tmp/disk.qcow2'));
+    const v = cli(['verify', out]);
+    assert.equal(v.code, 1);
+    assert.match(v.stdout, /guests\.0\.disks\.0\.path: is under \/tmp, which QEMU's unit cannot see \(PrivateTmp=yes/);
+  });
+
+  test('verify: a machine type or CPU model the bundle’s QEMU binary does not have is a finding', (t) => {
+    requireTool('qemu-system-x86_64', 'qemu-system-x86');
+    const out = join(tempDir(t), 'out');
+    const g = cli([
+      'generate', '--preset', 'kvm-headless', '--out', out,
+      '--set', 'host.qemuBinary=' + requireTool('qemu-system-x86_64', 'qemu-system-x86'),
+      '--set', 'guests.0.machine=virt', '--set', 'guests.0.cpu.model=cortex-a57',
+      '--set', 'acceptedRisks.0={"risk":"machine-unsupported","guest":"server","reason":"an arm board on an x86 host, by mistake"}',
+    ]);
+    assert.equal(g.code, 0, g.stderr);
+    const r = cli(['verify', out]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, /FAIL {2}qemu machine and CPU/);
+    assert.match(r.stdout, /guests\.0\.machine: "virt" is not a machine type of \S*qemu-system-x86_64 \(see qemu-system-x86_64 -machine help\)/);
+    assert.match(r.stdout, /guests\.0\.cpu\.model: "cortex-a57" is not a CPU model of/);
+  });
 });
 
 describe('paths as they are on this machine', () => {
   test('a disk path that is a symlink is refused, naming where it leads', (t) => {
-    const tmp = tempDir(t);
+    const tmp = guestFilesDir(t);
     const link = join(tmp, 'disk.img');
     symlinkSync('/etc/passwd', link);
     const r = cli(['generate', '--preset', 'kvm-headless', '--set', `guests.0.disks.0.path=${link}`, '--set', 'guests.0.disks.0.format=raw', '--out', join(tmp, 'out')]);
@@ -171,7 +201,7 @@ describe('paths as they are on this machine', () => {
   });
 
   test('a directory is not a disk; a missing path is fine (bundles are made away from their host)', (t) => {
-    const tmp = tempDir(t);
+    const tmp = guestFilesDir(t);
     const r = cli(['generate', '--preset', 'kvm-headless', '--set', `guests.0.disks.0.path=${tmp}`, '--out', join(tmp, 'out')]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /guests\.0\.disks\.0\.path: .* is a directory, not a disk image/);

@@ -1,13 +1,20 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { apparmorPath, qemuOpts, qemuValue, systemdBindWord, systemdExecWord, systemdPathWord, tmpfilesField, udevValue } from '../src/escape.js';
 import { guestFence } from '../src/fence.js';
+import { profileName } from '../src/guest.js';
 import * as AA from '../src/gen/apparmor.js';
 import { sysusers, tmpfiles, udevRules } from '../src/gen/host.js';
 import { qemuArgs } from '../src/gen/qemu.js';
 import { guestService, tapService } from '../src/gen/systemd.js';
 import { plan } from '../src/plan.js';
+import { loadPreset } from '../src/sources/preset.js';
+import { guestReach } from '../src/reach.js';
+import { requireTool, tempDir } from './helpers.js';
 
 const answers = (guests: unknown[], extra: Record<string, unknown> = {}) =>
   validate({ schemaVersion: 1, useCase: 'virtualization', guests, ...extra });
@@ -85,7 +92,7 @@ describe('QEMU command line', () => {
     const e = validate({
       schemaVersion: 1,
       useCase: 'emulation',
-      guests: [{ name: 'e' }],
+      guests: [{ name: 'e', disks: [{ path: '/srv/e.img', format: 'raw' }] }],
       acceptedRisks: [{ risk: 'emulation', reason: 'trusted sources only here' }],
     });
     const ea = qemuArgs(e, e.guests[0]!);
@@ -148,7 +155,7 @@ describe('host files', () => {
   const a = answers(
     [
       { name: 'a', disks: [{ path: '/srv/a.img', format: 'raw' }], passthrough: { pci: [{ address: '0000:01:00.0', iommuGroup: 7 }], usb: [{ vendorId: '046d', productId: 'c52b' }] } },
-      { name: 'b', network: { mode: 'tap' } },
+      { name: 'b', network: { mode: 'tap' }, disks: [{ path: '/srv/b.img', format: 'raw' }] },
     ],
     {
       acceptedRisks: [
@@ -194,11 +201,34 @@ describe('host files', () => {
     assert.ok(rb.includes('"/dev/net/tun" rw,'));
     assert.match(AA.profile(a.guests[0]!), /profile qemu-harden-a flags=\(attach_disconnected,mediate_deleted\) \{\n  include <abstractions\/qemu-harden>\n  include <qemu-harden.d\/a>\n\}/);
   });
+  test('AppArmor: an accepted sandbox-spawn lets QEMU run its helpers and /bin/sh under its own profile, and only then', (t) => {
+    const doc = (spawn: 'allow' | 'deny') => ({
+      schemaVersion: 1,
+      useCase: 'virtualization',
+      guests: [{ name: 's', disks: [{ path: '/srv/s.img', format: 'raw' }], isolation: { sandbox: { spawn } } }],
+      acceptedRisks: spawn === 'allow' ? [{ risk: 'sandbox-spawn', guest: 's', reason: 'tap script run by QEMU' }] : [],
+    });
+    const allowed = validate(doc('allow'));
+    const rules = AA.guestRules(allowed, allowed.guests[0]!);
+    assert.match(rules, /^  \/usr\/lib\/qemu\/\* ix,$/m);
+    assert.match(rules, /^  \/\{usr\/,\}bin\/\{sh,dash,bash\} ix,$/m);
+    const denied = validate(doc('deny'));
+    assert.doesNotMatch(AA.guestRules(denied, denied.guests[0]!), / ix,/);
+    // The real parser compiles the profile with its exec rules.
+    const parser = requireTool('apparmor_parser', 'apparmor');
+    const dir = tempDir(t);
+    for (const f of plan(allowed).filter((x) => x.path.startsWith('root/etc/apparmor.d/'))) {
+      mkdirSync(dirname(join(dir, f.path)), { recursive: true });
+      writeFileSync(join(dir, f.path), f.content);
+    }
+    const r = spawnSync(parser, ['-Q', '-K', '-I', join(dir, 'root/etc/apparmor.d'), join(dir, 'root/etc/apparmor.d', profileName(allowed.guests[0]!))], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  });
 });
 
 describe('plan', () => {
   test('same answers, same bytes; sorted; manifest covers every other file', () => {
-    const doc = { schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'z' }, { name: 'a', network: { mode: 'user' } }] };
+    const doc = { schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'z', disks: [{ path: '/srv/z.img', format: 'raw' }] }, { name: 'a', network: { mode: 'user' }, disks: [{ path: '/srv/a.img', format: 'raw' }] }] };
     const p1 = plan(validate(doc));
     const p2 = plan(validate(structuredClone(doc)));
     assert.deepEqual(p1, p2);
@@ -213,7 +243,7 @@ describe('plan', () => {
     const e = validate({
       schemaVersion: 1,
       useCase: 'emulation',
-      guests: [{ name: 'e' }],
+      guests: [{ name: 'e', disks: [{ path: '/srv/e.img', format: 'raw' }] }],
       acceptedRisks: [{ risk: 'emulation', reason: 'trusted sources only here' }],
     });
     const readme = plan(e).find((f) => f.path === 'README.md')!.content;
@@ -307,5 +337,24 @@ describe('the fence between guests', () => {
     const big = guestService(a, a.guests[500]!);
     const small = guestService(two, two.guests[0]!).replaceAll('g0', 'g500');
     assert.equal(big.length, small.length);
+  });
+});
+
+describe('the bundle README, for an operator', () => {
+  test('prerequisites, who may use each socket, restart after apply, checking the host; the reach section is guestReach()', () => {
+    const a = validate(loadPreset('desktop-vnc').answers);
+    const readme = plan(a).find((f) => f.path === 'README.md')!.content;
+    for (const heading of ['## Before you install', '## Using the guests', '## After apply', '## Checking the host afterwards']) assert.ok(readme.includes(heading), heading);
+    for (const g of a.guests) {
+      const r = guestReach(a, g);
+      assert.ok(r.sockets.some((x) => x.what === 'VNC display') === (g.display.mode === 'vnc-unix'));
+      for (const x of r.sockets) assert.ok(readme.includes(`- socket \`${x.path}\`: ${x.what}; may connect: ${x.who}`), x.path);
+      for (const f of r.files) assert.ok(readme.includes(`\`${f.path}\``), f.path);
+      assert.ok(readme.includes(`- network: ${r.network}`));
+      assert.ok(readme.includes(`sudo systemctl restart ${r.unit}`));
+      for (const x of r.apparmorOnly) assert.ok(readme.includes(`- only while AppArmor enforces: ${x}`));
+      for (const d of g.disks) assert.ok(readme.includes(`\`${d.path}\` (${d.format}`), d.path);
+    }
+    assert.match(readme, /lose access unless they are added to that group/);
   });
 });

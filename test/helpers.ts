@@ -33,6 +33,16 @@ export function tempDir(t: { after(fn: () => void): void }, prefix = 'qh-test-')
   return path;
 }
 
+/**
+ * A temporary directory for guest files (disk images, kernels) that answers may name: not under /tmp, /var/tmp or
+ * /home, which every guest unit hides from QEMU (PrivateTmp=, ProtectHome=) and the schema therefore refuses.
+ */
+export function guestFilesDir(t: { after(fn: () => void): void }, prefix = 'qh-test-'): string {
+  const path = mkdtempSync(join('/var/lib', prefix));
+  t.after(() => rmSync(path, { recursive: true, force: true }));
+  return path;
+}
+
 /** Fails the test with the Debian package to install when a required program is missing. */
 export function requireTool(name: string, pkg: string): string {
   try {

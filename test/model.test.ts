@@ -162,6 +162,28 @@ describe('answers model', () => {
   });
 });
 
+describe('guests that cannot work are refused, naming the field', () => {
+  test('a guest with no disk and no kernel has nothing to boot; --set guests.1.name makes such a guest', () => {
+    const d = applySet(base(), 'guests.1.name=db');
+    expectError(d, 'guests.1.disks', 'nothing to boot');
+    assert.equal(errorsOf(base()).length, 0);
+    const kernelOnly = { ...base(), guests: [{ name: 'k', boot: { kernel: '/srv/vmlinuz' } }] };
+    assert.deepEqual(errorsOf(kernelOnly), []);
+  });
+
+  test('guest files under /home, /root, /tmp or /var/tmp: the unit hides them (ProtectHome=, PrivateTmp=)', () => {
+    const at = (patch: Record<string, unknown>) => ({ ...base(), guests: [{ ...base().guests[0], ...patch }] });
+    expectError(at({ disks: [{ path: '/home/u/vm.qcow2', format: 'qcow2' }] }), 'guests.0.disks.0.path', 'ProtectHome=yes');
+    expectError(at({ disks: [{ path: '/root/vm.img', format: 'raw', readOnly: true }] }), 'guests.0.disks.0.path', 'ProtectHome=yes');
+    expectError(at({ disks: [{ path: '/tmp/vm.img', format: 'raw' }] }), 'guests.0.disks.0.path', 'PrivateTmp=yes');
+    expectError(at({ disks: [{ path: '/var/tmp/vm.img', format: 'raw' }] }), 'guests.0.disks.0.path', 'PrivateTmp=yes');
+    expectError(at({ boot: { kernel: '/tmp/vmlinuz' } }), 'guests.0.boot.kernel', 'PrivateTmp=yes');
+    expectError(at({ firmware: { type: 'uefi', code: '/home/u/OVMF_CODE.fd' } }), 'guests.0.firmware.code', 'ProtectHome=yes');
+    expectError(at({ display: { mode: 'vnc-tls', listen: '127.0.0.1', port: 5900, tlsDir: '/home/u/pki' } }), 'guests.0.display.tlsDir', 'ProtectHome=yes');
+    assert.deepEqual(errorsOf(at({ disks: [{ path: '/homes/vm.img', format: 'raw' }] })), [], 'only the directories themselves');
+  });
+});
+
 describe('--set', () => {
   test('edits one field by dotted path, JSON when it parses, else string', () => {
     let d: unknown = base();

@@ -58,6 +58,7 @@ describe('presets', () => {
           'systemd-analyze verify': 'passed',
           exposure: 'passed',
           apparmor_parser: 'passed',
+          'qemu machine and CPU': 'passed',
           'sysusers/tmpfiles': 'passed',
         });
         const units = files.filter((f) => /^root\/etc\/systemd\/system\/qemu-[a-z0-9-]+\.service$/.test(f) && !f.endsWith('-tap.service'));

@@ -24,7 +24,7 @@ const guestArb = fc.record(
     memoryMiB: fc.integer({ min: 64, max: 65536 }),
     machine: fc.constantFrom('q35', 'pc', 'pc-q35-7.2', 'pc-i440fx-7.2'),
     firmware: fc.constantFrom({ type: 'bios' as const }, { type: 'uefi' as const }),
-    disks: fc.array(fc.record({ path: diskPath, format: fc.constantFrom('qcow2', 'raw'), readOnly: fc.boolean() }), { maxLength: 3 }),
+    disks: fc.array(fc.record({ path: diskPath, format: fc.constantFrom('qcow2', 'raw'), readOnly: fc.boolean() }), { minLength: 1, maxLength: 3 }),
     network: fc.constantFrom({ mode: 'none' }, { mode: 'user' }, { mode: 'tap' }, { mode: 'tap', vhost: false }),
     display: fc.constantFrom({ mode: 'none' }, { mode: 'vnc-unix' }, { mode: 'spice-unix' }),
     description: fc.string({ maxLength: 40 }).filter((s) => !/[\u0000-\u001f\u007f]/.test(s)),
@@ -41,7 +41,9 @@ const answersArb = fc
     const gs = guests.map((g, i) => {
       const n = seen.has(g.name) ? `${g.name.slice(0, 8)}-${i}` : g.name;
       seen.add(n);
-      return { ...g, name: n, disks: (g.disks ?? []).map((d, j) => ({ ...d, path: `${d.path}-${n}-${j}` })) };
+      // A guest needs something to boot: one disk at least.
+      const disks = g.disks?.length ? g.disks : [{ path: '/srv/boot', format: 'raw' as const, readOnly: true }];
+      return { ...g, name: n, disks: disks.map((d, j) => ({ ...d, path: `${d.path}-${n}-${j}` })) };
     });
     const doc: Record<string, unknown> = { schemaVersion: 1, useCase, guests: gs };
     if (useCase === 'emulation') doc.acceptedRisks = [{ risk: 'emulation', reason: 'generated for a property test' }];
@@ -225,9 +227,10 @@ describe('hostile strings in free-text fields', () => {
     const values = fc.sample(hostile.filter((v) => !/[\u0000-\u001f\u007f/]/.test(v) && v !== '.' && v !== '..'), { numRuns: 40, seed: 7 });
     for (const v of [...values, 'a,format=qcow2', 'b,,c', 'x=y', 'sp ace']) {
       const path = join(dir, v);
-      const a = validate(base((g) => (g.disks = [{ path, format: 'raw' }])));
+      // The schema keeps the name exactly (guest disks may not live under /tmp, where this test's file is).
+      assert.equal(validate(base((g) => (g.disks = [{ path: `/srv/${v}`, format: 'raw' }]))).guests[0]!.disks[0]!.path, `/srv/${v}`);
       writeFileSync(path, Buffer.alloc(512));
-      const drive = `file=${qemuValue(a.guests[0]!.disks[0]!.path)},format=raw,if=none,id=d0,readonly=on`;
+      const drive = `file=${qemuValue(path)},format=raw,if=none,id=d0,readonly=on`;
       const r = spawnSync(qemu, ['-machine', 'none', '-nodefaults', '-display', 'none', '-drive', drive, '-qmp', 'stdio'], {
         input: '{"execute":"qmp_capabilities"}\n{"execute":"query-block"}\n{"execute":"quit"}\n',
         encoding: 'utf8',

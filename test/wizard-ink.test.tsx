@@ -7,7 +7,7 @@ import { render } from 'ink-testing-library';
 import { validate } from '../src/answers.js';
 import type { HostFacts } from '../src/probe.js';
 import { App } from '../src/ui/App.js';
-import { initialDraft } from '../src/ui/draft.js';
+import { initialDraft } from '../steps/draft.js';
 import { cli, tempDir } from './helpers.js';
 
 const KEY = { enter: '\r', esc: '\u001B', tab: '\t', shiftTab: '\u001B[Z', down: '\u001B[B', up: '\u001B[A', right: '\u001B[C', left: '\u001B[D', ctrlC: '\u0003', ctrlN: '\u000E', backspace: '\u007F', pageDown: '\u001B[6~' };
@@ -17,7 +17,7 @@ const HOST: HostFacts = {
   kvm: { present: true, owner: 'root', group: 'kvm', mode: '0660' },
   tun: { present: true, group: 'root', mode: '0666' },
   vhostNet: true,
-  qemu: { binary: '/usr/bin/qemu-system-x86_64', version: '7.2.22', sandbox: true },
+  qemu: { binary: '/usr/bin/qemu-system-x86_64', version: '7.2.22', sandbox: true, machines: [], cpuModels: [] },
   systemdVersion: 252,
   cgroup: 'v2',
   apparmor: true,
@@ -81,7 +81,7 @@ describe('the interview, driven through Ink', () => {
     await w.waitFor(/3\/12 Guests/);
     await w.erase(6);
     await w.press('db', KEY.tab, KEY.backspace, 'x');
-    frameFits(await w.waitFor(/vCPUs +x ✗ expected number, received string/));
+    frameFits(await w.waitFor(/vCPUs +x +✗[\s\S]*✗ vCPUs: must be a whole number, not the text "x"/));
     await w.press(KEY.enter);
     await w.waitFor(/Fix the marked fields first/);
     await w.press(KEY.backspace, KEY.backspace, '2', KEY.enter);

@@ -4,6 +4,10 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { fromAnswers } from '../steps/draft.js';
+import { display } from '../steps/fields.js';
+import { STEPS } from '../steps/index.js';
+import type { HostFacts } from '../src/probe.js';
 import { BIN, cli, requireTool, tempDir } from './helpers.js';
 
 const tmux = (...args: string[]) => spawnSync('tmux', args, { encoding: 'utf8' });
@@ -54,16 +58,21 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   const review = await waitFor(/11\/12 Review/);
   assert.match(review.split('\n')[0]!, /^qemu-harden · 11\/12 Review/, 'the frame fits: its first line has not scrolled away');
   await keys('Enter');
-  await waitFor(/✔ Bundle written to/);
+  const done = await waitFor(/✔ Bundle written to/);
+  // Started as `node …/dist/qemu-harden.js`, so that is how the next commands are written.
+  const unwrapped = done.replace(/\n(?! {2}|\n)/g, ' ');
+  assert.match(unwrapped, /^ {2}node \S*dist\/qemu-harden\.js verify \S*qemu-harden-bundle$/m);
+  assert.match(unwrapped, /^ {2}sudo \S*node\S* \S*dist\/qemu-harden\.js apply \S*qemu-harden-bundle$/m);
   await keys('Enter');
   const until = Date.now() + 10_000;
-  while (!existsSync(exitFile) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  // The shell creates the file before it writes the status into it: wait for the status itself.
+  while (!(existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
   assert.equal(readFileSync(exitFile, 'utf8').trim(), '0');
   const bundle = join(dir, 'qemu-harden-bundle');
   const v = cli(['verify', bundle]);
   assert.equal(v.code, 0, v.stdout);
   assert.match(why, /Disks and user-supplied files[\s\S]*never guessed/);
-  assert.deepEqual(readFileSync(calls, 'utf8').split('\n').filter(Boolean).sort(), ['--version', '-sandbox'], 'the host was probed once in the whole interview');
+  assert.deepEqual(readFileSync(calls, 'utf8').split('\n').filter(Boolean).sort(), ['--version', '-cpu', '-machine', '-sandbox'], 'the host was probed once in the whole interview');
 });
 
 test('NO_COLOR turns colours off in a real terminal; without it the header is coloured', async (t) => {
@@ -86,4 +95,143 @@ test('NO_COLOR turns colours off in a real terminal; without it the header is co
     assert.match(screen, /1\/12 Host/);
     assert.equal(colours.test(screen), expectColour, `${name}: ${JSON.stringify(screen.slice(0, 200))}`);
   }
+});
+
+test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, help in a text field, whole messages, the full map, shown = written', async (t) => {
+  requireTool('tmux', 'tmux');
+  const dir = tempDir(t, 'qh-tty8-');
+  const session = `qh-tty8-${process.pid}`;
+  const exitFile = join(dir, 'exit-code');
+  const started = tmux('new-session', '-d', '-s', session, '-x', '80', '-y', '24', '-c', dir, `sh -c '${process.execPath} ${BIN}; echo $? > ${exitFile}; sleep 60'`);
+  assert.equal(started.status, 0, started.stderr);
+  t.after(() => tmux('kill-session', '-t', session));
+  const screen = () => tmux('capture-pane', '-p', '-t', session).stdout;
+  const waitFor = async (re: RegExp, ms = 15_000) => {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      const s = screen();
+      if (re.test(s)) return s;
+      await new Promise((r) => setTimeout(r, 80));
+    }
+    throw new Error(`the screen never showed ${re}:\n${screen()}`);
+  };
+  /** Several keys in one send-keys: they reach the terminal together, as a burst. */
+  const burst = (...k: string[]) => tmux('send-keys', '-t', session, ...k);
+  const text = (s: string) => tmux('send-keys', '-t', session, '-l', s);
+  const paste = (s: string) => {
+    tmux('set-buffer', '-b', session, s);
+    tmux('paste-buffer', '-p', '-d', '-b', session, '-t', session);
+  };
+  /** The screen's text with wrapped lines joined, to find a message whole. */
+  const joined = (s: string) => s.split('\n').map((l) => l.trim()).join(' ');
+  const fitsAndHeaderShows = (s: string, re: RegExp) => assert.match(s.split('\n')[0]!, re, `the frame fits 80×24: its first line is the header\n${s}`);
+  const seen: Record<string, string> = {};
+
+  await waitFor(/1\/12 Host/);
+  burst('Enter', 'Enter');
+  seen.guests = await waitFor(/3\/12 Guests · guest 1\/1/);
+  burst(...Array<string>(7).fill('C-n'));
+  await waitFor(/guest 8\/8 "guest8"/);
+
+  // Cursor editing in the name: ^U clears, then "d8", ← and "b" typed at the cursor.
+  burst('C-u');
+  text('d8');
+  burst('Left');
+  text('b');
+  await waitFor(/guest 8\/8 "db8"/);
+  // A message longer than the terminal is wrapped, never cut: an invalid name.
+  burst('C-e', 'C-u');
+  text('build-');
+  const bad = await waitFor(/Name +build- +✗/);
+  fitsAndHeaderShows(bad, /^qemu-harden · 3\/12 Guests/);
+  assert.ok(joined(bad).includes('✗ Name: must be 1-24 characters: lower-case letters, digits and "-", starting with a letter and not ending with "-"'), joined(bad));
+  burst('BSpace');
+  await waitFor(/guest 8\/8 "build"/);
+  // Help from inside a text field: F1 opens the why panel, ? would be typed.
+  burst('F1');
+  const help = await waitFor(/own system user/);
+  fitsAndHeaderShows(help, /^qemu-harden · 3\/12 Guests/);
+  burst('F1');
+  await waitFor(/^(?![\s\S]*own system user)[\s\S]*F1\/\^G why/);
+  burst('PageDown');
+  seen.guests = await waitFor(/guest 1\/8 "guest1"/);
+
+  // Disks: each guest's path pasted with a trailing newline; the paste is text, not Enter.
+  burst('Enter');
+  for (let g = 1; g <= 8; g++) {
+    await waitFor(new RegExp(`4/12 Disks and user-supplied files · guest ${g}/8`));
+    burst('C-n');
+    await waitFor(/Disk 1 path/);
+    paste(`/srv/vm/g${g}.qcow2\n`);
+    const s = await waitFor(new RegExp(`Disk 1 path +/srv/vm/g${g}\\.qcow2`));
+    fitsAndHeaderShows(s, /^qemu-harden · 4\/12 Disks/);
+    if (g === 1) seen.disks = s;
+    burst('PageDown');
+  }
+  // Network: typing on a choice picks the option it starts with: user-mode for even guests, tap for others.
+  burst('Enter');
+  for (let g = 1; g <= 8; g++) {
+    await waitFor(new RegExp(`5/12 Network · guest ${g}/8`));
+    text(g % 2 === 0 ? 'u' : 't');
+    const s = await waitFor(g % 2 === 0 ? /user-mode/ : /tap \(pre-created/);
+    if (g === 1) seen.network = s;
+    burst('PageDown');
+  }
+  await waitFor(/5\/12 Network · guest 1\/8/);
+  for (const id of ['display', 'passthrough', 'remote', 'limits', 'isolation']) {
+    burst('Enter');
+    seen[id] = await waitFor(new RegExp(`\\d+/12 ${STEPS.find((s) => s.id === id)!.title} · guest 1/8`));
+  }
+  burst('Enter');
+  await waitFor(/11\/12 Review/);
+  burst('Tab', 'Tab', 'Right', 'Right');
+  await waitFor(/\[map\]/);
+  const map: string[] = [];
+  let shown = '';
+  for (let i = 0; i < 60; i++) {
+    // Each PageDown shows the next lines: wait until the "lines a-b of n" marker has moved.
+    const s = await waitFor(/lines \d+-\d+ of \d+/);
+    const marker = /lines \d+-\d+ of \d+/.exec(s)![0];
+    if (marker === shown) {
+      await new Promise((r) => setTimeout(r, 80));
+      continue;
+    }
+    shown = marker;
+    fitsAndHeaderShows(s, /^qemu-harden · 11\/12 Review/);
+    map.push(...s.split('\n'));
+    if (/lines \d+-(\d+) of \1/.test(s)) break;
+    burst('PageDown');
+  }
+  const mapText = map.join('\n');
+  assert.match(joined(mapText), /0 means every sandboxing setting it knows is used, 10 none of them; lower is better/);
+  for (let g = 1; g <= 8; g++) {
+    const name = g === 8 ? 'build' : `guest${g}`;
+    assert.match(mapText, new RegExp(`${name} as qemu-${name} · exposure`), `the map lists ${name}`);
+    assert.match(mapText, new RegExp(g % 2 === 0 ? `network +user-mode NAT` : `network +tap qh-${name}`), `${name}'s network`);
+  }
+  assert.match(mapText, /AppArmor +reading the rest of the file system/);
+
+  burst('Enter');
+  await waitFor(/✔ Bundle written to/);
+  burst('Enter');
+  const until = Date.now() + 10_000;
+  // The shell creates the file before it writes the status into it: wait for the status itself.
+  while (!(existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(readFileSync(exitFile, 'utf8').trim(), '0');
+
+  // Every field shown on each step for guest 1 holds what answers.json now says.
+  const written = fromAnswers(JSON.parse(readFileSync(join(dir, 'qemu-harden-bundle', 'answers.json'), 'utf8')));
+  const host = { qemu: { machines: [], cpuModels: ['qemu64'], binary: 'qemu' }, pci: [], usb: [], iommuGroups: 0 } as unknown as HostFacts;
+  let compared = 0;
+  for (const [id, s] of Object.entries(seen)) {
+    const step = STEPS.find((x) => x.id === id)!;
+    for (const f of step.fields({ draft: written, guest: 0, host })) {
+      const row = s.split('\n').find((l) => l.slice(2).startsWith(f.label.padEnd(30)));
+      if (!row || f.inactive?.(written)) continue;
+      assert.ok(row.slice(32).startsWith(display(written, f)), `${id}: ${f.label} shows "${row.slice(32)}", answers.json has "${display(written, f)}"`);
+      compared++;
+    }
+  }
+  assert.ok(compared >= 15, `${compared} shown values compared`);
+  assert.equal(written.guests.length, 8);
 });

@@ -30,6 +30,8 @@ export interface Check<Subject, Result extends Outcome = Outcome> {
   tool?: string | readonly string[];
   /** The Debian package that brings `tool`. */
   debianPackage?: string;
+  /** Why this check cannot run on this subject here (a program it needs is not on this host), if so: skipped. */
+  unavailable?(subject: Subject): string | undefined;
   /** Why there is nothing to check on this subject, if so: the check then passes with this as its detail. */
   nothingToCheck?(subject: Subject): string | undefined;
   /** Runs with every program of `tool` found, by name. */
@@ -53,6 +55,8 @@ interface Ran<Result extends Outcome> {
 }
 
 export async function runCheck<Subject, Result extends Outcome>(check: Check<Subject, Result>, subject: Subject): Promise<Ran<Result>> {
+  const unavailable = check.unavailable?.(subject);
+  if (unavailable !== undefined) return { result: { check: check.name, status: 'skipped', detail: unavailable }, findings: [] };
   const nothing = check.nothingToCheck?.(subject);
   if (nothing !== undefined) return { result: { check: check.name, status: 'passed', detail: nothing }, findings: [] };
   const names = check.tool === undefined ? [] : typeof check.tool === 'string' ? [check.tool] : [...check.tool];

@@ -58,6 +58,21 @@ profile ${G.profileName(g)} flags=(attach_disconnected,mediate_deleted) {
 `;
 }
 
+/**
+ * With the sandbox's spawn=allow accepted as a risk, QEMU may run its helpers and shell commands (a tap
+ * script=, an exec: migration). Without exec rules AppArmor would still stop them, so the accepted risk could
+ * not be used. Each program runs under this same profile (ix): it reaches nothing QEMU itself cannot.
+ */
+function spawnRules(g: Guest): string[] {
+  if (!g.isolation.sandbox.enabled || g.isolation.sandbox.spawn !== 'allow') return [];
+  return [
+    '  # sandbox spawn=allow (an accepted risk): QEMU’s helpers and /bin/sh, confined by this same profile.',
+    '  /usr/lib/qemu/* ix,',
+    '  /usr/libexec/qemu-* ix,',
+    '  /{usr/,}bin/{sh,dash,bash} ix,',
+  ];
+}
+
 export function guestRules(a: Answers, g: Guest): string {
   const lines = [HEADER + `# Guest ${g.name}: the only files, sockets and devices this QEMU may touch.`];
   const rule = (path: string, perms: string, why: string, glob = '') => lines.push(`  # ${why}`, `  ${apparmorPath(path, glob)} ${perms},`);
@@ -88,5 +103,6 @@ export function guestRules(a: Answers, g: Guest): string {
   if (G.usesInet(g))
     lines.push('  # IP for user-mode networking or a TLS listener.', '  network inet stream,', '  network inet6 stream,', '  network inet dgram,', '  network inet6 dgram,');
   if (g.network.mode === 'tap') lines.push('  # Looking up the tap device.', '  network netlink raw,');
+  lines.push(...spawnRules(g));
   return lines.join('\n') + '\n';
 }

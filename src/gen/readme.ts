@@ -3,6 +3,7 @@
 import type { BundleFile } from '../bundle-layout.js';
 import * as G from '../guest.js';
 import type { Answers } from '../model.js';
+import { guestReach } from '../reach.js';
 import { RISKS, requiredRisks } from '../rules.js';
 import { sandboxOption } from './qemu.js';
 
@@ -53,28 +54,8 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     '## What each guest can reach',
     '',
   );
-  for (const g of a.guests) {
-    p(`### ${g.name}`, '');
-    p(`- runs as \`${G.userName(g)}\` (a system user of its own, no shell), in \`${G.SLICE}\`, unit \`${G.unitName(g)}\``);
-    for (const f of G.filesOf(g)) p(`- file \`${f.path}\` (${f.access === 'rw' ? 'read-write' : 'read-only'}): ${f.why}`);
-    for (const d of G.devicesOf(a, g)) p(`- device \`${d.path}\` (${d.access === 'rw' ? 'read-write' : 'read-only'}): ${d.why}`);
-    for (const t of G.tlsDirsOf(g)) p(`- directory \`${t.path}\` (read-only): ${t.why}`);
-    p(`- sockets: QMP \`${G.qmpSocket(g)}\`${g.serial.enabled ? `, serial \`${G.serialSocket(g)}\` (logged to \`${G.serialLog(g)}\`)` : ''}${g.display.mode === 'vnc-unix' ? `, VNC \`${G.vncSocket(g)}\`` : ''}${g.display.mode === 'spice-unix' ? `, SPICE \`${G.spiceSocket(g)}\`` : ''}`);
-    if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
-      p(`- listens on ${g.display.listen}:${g.display.port} (${g.display.mode === 'vnc-tls' ? 'VNC' : 'SPICE'}, TLS with client certificates)`);
-    for (const kind of ['migration', 'nbd'] as const) {
-      const r = g[kind];
-      if (r?.enabled) p(`- ${kind === 'nbd' ? 'NBD export' : 'live migration'} on ${r.listen}:${r.port}, ${r.tls ? 'TLS' : '**plain text**'}; started through QMP (\`${kind === 'nbd' ? 'nbd-server-start' : 'migrate-incoming'}\`${r.tls ? ` with tls-creds=${kind}-tls` : ''})`);
-    }
-    const net =
-      g.network.mode === 'none' ? 'no network device; QEMU runs in an empty network namespace'
-      : g.network.mode === 'user' ? 'user-mode network (QEMU’s own NAT, reaching whatever the host reaches)'
-      : `tap \`${G.tapDevice(g)}\`${g.network.bridge ? ` on bridge \`${g.network.bridge}\`` : ''}, created beforehand by \`${G.tapUnitName(g)}\`${g.network.vhost ? ', vhost-net' : ''}`;
-    p(`- network: ${net}`);
-    p(`- seccomp: \`-sandbox ${sandboxOption(g)}\`; AppArmor: ${g.isolation.apparmor ? `profile \`${G.profileName(g)}\`` : '**none**'}`);
-    p(`- limits: ${g.vcpus} vCPU (CPUQuota ${G.cpuQuotaPercent(g)}%), memory max ${G.memoryMaxMiB(g)} MiB for ${g.memoryMiB} MiB of guest RAM, ${g.limits.tasksMax} tasks`);
-    p('');
-  }
+  p(...reachSection(a));
+  p(...operatorSections(a));
 
   p(
     '## How the isolation is built',
@@ -102,4 +83,85 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     p(`### ${RISKS[r.risk].title}${r.guest ? ` — guest ${r.guest}` : ''}`, '', `- risk: \`${r.risk}\``, `- what it costs: ${RISKS[r.risk].why}`, `- why it was accepted: ${acc?.reason ?? ''}`, '');
   }
   return out.join('\n');
+}
+
+/** Each guest's least-privilege map, from the same guestReach() the wizard's Review map shows. */
+function reachSection(a: Answers): string[] {
+  const out: string[] = [];
+  const rw = (x: 'r' | 'rw') => (x === 'rw' ? 'read-write' : 'read-only');
+  for (const g of a.guests) {
+    const r = guestReach(a, g);
+    out.push(`### ${g.name}`, '');
+    out.push(`- runs as \`${r.user}\` (a system user of its own, no shell), in \`${G.SLICE}\`, unit \`${r.unit}\``);
+    for (const f of r.files) out.push(`- file \`${f.path}\` (${rw(f.access)}): ${f.why}`);
+    for (const d of r.devices) out.push(`- device \`${d.path}\` (${rw(d.access)}): ${d.why}`);
+    for (const s of r.sockets) out.push(`- socket \`${s.path}\`: ${s.what}; may connect: ${s.who}`);
+    for (const l of r.listeners) out.push(`- listens: ${l}`);
+    for (const kind of ['migration', 'nbd'] as const) {
+      const x = g[kind];
+      if (x?.enabled) out.push(`- ${kind === 'nbd' ? 'the NBD export' : 'live migration'} is started through QMP (\`${kind === 'nbd' ? 'nbd-server-start' : 'migrate-incoming'}\`${x.tls ? ` with tls-creds=${kind}-tls` : ''})`);
+    }
+    out.push(`- network: ${r.network}`);
+    out.push(`- seccomp: \`-sandbox ${sandboxOption(g)}\`; AppArmor: ${g.isolation.apparmor ? `profile \`${G.profileName(g)}\`` : '**none**'}`);
+    out.push(`- limits: ${g.vcpus} vCPU (CPUQuota ${G.cpuQuotaPercent(g)}%), memory max ${G.memoryMaxMiB(g)} MiB for ${g.memoryMiB} MiB of guest RAM, ${g.limits.tasksMax} tasks`);
+    out.push(`- cannot reach, even if the guest takes QEMU over: ${r.cannot.join('; ')}`);
+    for (const x of r.apparmorOnly) out.push(`- only while AppArmor enforces: ${x}`);
+    out.push('');
+  }
+  return out;
+}
+
+/** What an operator needs around the bundle: before installing, using the guests, after apply, checking. */
+function operatorSections(a: Answers): string[] {
+  const out: string[] = [];
+  const images = a.guests.flatMap((g) => [...g.disks.map((d) => `\`${d.path}\` (${d.format}${d.readOnly ? ', read-only' : ''}, guest ${g.name})`), ...(g.boot ? [`\`${g.boot.kernel}\` (kernel, guest ${g.name})`] : [])]);
+  const bridges = [...new Set(a.guests.flatMap((g) => (g.network.mode === 'tap' && g.network.bridge ? [g.network.bridge] : [])))];
+  const taps = a.guests.some((g) => g.network.mode === 'tap');
+  out.push('## Before you install', '');
+  out.push('- The disk images and kernels must exist at these paths before a guest starts (the bundle does not create them; its tmpfiles.d rule then gives each to its guest’s user, writable ones mode 0600):');
+  for (const i of images) out.push(`  - ${i}`);
+  out.push(`- \`${a.host.qemuBinary}\` installed (Debian: \`qemu-system-x86\`), systemd 247 or newer, cgroup v2 for every limit to hold.`);
+  if (a.guests.some((g) => g.firmware.type === 'uefi')) out.push('- UEFI guests need OVMF (Debian: `ovmf`).');
+  if (bridges.length) out.push(`- The bridge${bridges.length > 1 ? 's' : ''} ${bridges.map((b) => `\`${b}\``).join(', ')} must exist (e.g. a systemd-networkd .netdev); the tap units only attach to ${bridges.length > 1 ? 'them' : 'it'}.`);
+  if (a.guests.some((g) => g.isolation.apparmor))
+    out.push('- AppArmor enabled in the kernel (`cat /sys/module/apparmor/parameters/enabled` says `Y`) and `apparmor_parser` installed: without it the profiles are written but nothing enforces them, and what the reach section marks “only while AppArmor enforces” does not hold.');
+  out.push(
+    `- The udev rule gives \`/dev/kvm\` to group \`${a.host.kvmGroup}\` mode 0660${taps ? `, and \`/dev/net/tun\` and \`/dev/vhost-net\` to group \`${a.host.netGroup}\` mode 0660` : ''}. Other users and programs that opened these devices before (a desktop user running QEMU, a VPN client on \`/dev/net/tun\`) lose access unless they are added to that group.`,
+  );
+  out.push('');
+  out.push('## Using the guests', '');
+  out.push('Each guest’s sockets are in its runtime directory (mode 0750) and QEMU creates them mode 0700 (the unit’s `UMask=0077`), owned by the guest’s user: only root may connect, so operators use `sudo`. QMP is full control of the guest (and of what its QEMU can reach); the serial console is the guest’s root console if it has one.', '');
+  for (const g of a.guests) {
+    const r = guestReach(a, g);
+    out.push(`- ${g.name}: ${r.sockets.map((s) => `\`${s.path}\` (${s.what.replace(/ \(.*\)$/, '')})`).join(', ')}`);
+  }
+  out.push(
+    '',
+    '```sh',
+    ...a.guests.slice(0, 1).flatMap((g) => [
+      `sudo socat -,rawer,escape=0x1d UNIX-CONNECT:${G.serialSocket(g)}   # serial console; Ctrl+] leaves`,
+      `sudo socat - UNIX-CONNECT:${G.qmpSocket(g)}                     # QMP: {"execute":"qmp_capabilities"} first`,
+      ...(g.display.mode === 'vnc-unix' ? [`ssh -L 5901:${G.vncSocket(g)} root@this-host   # from your desk; then a VNC viewer on localhost:5901`] : []),
+    ]),
+    '```',
+    '',
+  );
+  out.push('## After apply', '');
+  out.push('`apply` installs files and reloads systemd, udev and AppArmor, but a guest that is already running keeps the unit, user and profile it started with. Restart each running guest to put it under the new bundle:', '', '```sh');
+  for (const g of a.guests) out.push(`sudo systemctl restart ${G.unitName(g)}`);
+  out.push('```', '');
+  out.push('## Checking the host afterwards', '', '```sh');
+  out.push(
+    'qemu-harden verify .                      # the bundle is still what answers.json produces',
+    ...a.guests.flatMap((g) => [
+      `systemctl status ${G.unitName(g)}`,
+      `systemd-analyze security ${G.unitName(g)}   # exposure of the unit as installed`,
+      `ps -o user,label,cmd -C ${a.host.qemuBinary.split('/').pop()}  # each QEMU as its own user, under its profile (label)`,
+    ]).filter((l, i, all) => all.indexOf(l) === i),
+    'ls -l /dev/kvm /dev/net/tun               # groups and modes from the udev rule',
+    ...(a.guests.some((g) => g.isolation.apparmor) ? ['aa-status | grep qemu-harden            # every profile loaded in enforce mode'] : []),
+    'journalctl -u \'qemu-*\' -p warning        # start failures, seccomp or AppArmor denials',
+  );
+  out.push('```', '');
+  return out;
 }

@@ -4,6 +4,7 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { answersSchema, formatIssues } from '../answers.js';
+import { plainError } from '../messages.js';
 import { type GuestLog, type GuestReport, type ImportReport, worstOutcome } from './report.js';
 
 /** A guest definition is a few kilobytes; anything past this bound is not one. */
@@ -92,7 +93,7 @@ export function checkGuest(imp: ImportedGuest, prov: Provenance, log: GuestLog):
     guests: [imp.guest],
     acceptedRisks: imp.risks.map((r) => ({ ...r, guest: name })),
   };
-  const r = answersSchema.safeParse(doc);
+  const r = answersSchema.safeParse(doc, { error: plainError });
   if (r.success) return;
   const messages = formatIssues(r.error.issues);
   r.error.issues.forEach((issue, i) => {
@@ -165,7 +166,7 @@ export function assemble(kind: ImportReport['source'], results: GuestResult[]): 
   const problems: string[] = [];
   let document: unknown = { schemaVersion: 1, useCase: 'virtualization', guests, acceptedRisks };
   if (guests.length === results.length && guests.length > 0) {
-    const r = answersSchema.safeParse(document);
+    const r = answersSchema.safeParse(document, { error: plainError });
     if (!r.success)
       formatIssues(r.error.issues).forEach((m, i) => {
         const p = r.error.issues[i]!.path;

@@ -1,17 +1,26 @@
 // The interview's heavy half, imported right after the first frame: the answers schema and its checks, the
-// generators and the writer, the host probe and systemd-analyze's exposure. Nothing here is needed to draw the
-// first screen, and everything the wizard writes still goes through validate(), plan() and writeBundle(),
-// exactly as `generate` does.
-import { issuesFor } from '../answers.js';
-import { answersObject } from '../model.js';
+// generators and the writer, the host probe and systemd-analyze's exposure, and every file the interview
+// reads or writes. Nothing here is needed to draw the first screen, and everything the wizard writes still goes
+// through validate(), plan() and writeBundle(), exactly as `generate` does.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Checker, Draft } from '../../steps/draft.js';
+import { InputError, issuesFor, validate } from '../answers.js';
+import { isNonEmptyDir, writeBundle } from '../bundle.js';
+import * as G from '../guest.js';
+import { answersObject, type Answers } from '../model.js';
+import { answersJson, plan, sha256, type BundleFile } from '../plan.js';
+import { probeHost, suggestFormat } from '../probe.js';
+import { invocation, sudoInvocation } from '../invocation.js';
+import { guestReach, reachLines } from '../reach.js';
 import { requiredRisks } from '../rules.js';
-import type { Checker } from './draft.js';
+import { exposureOf, exposureTarget } from '../verify.js';
 
-export { InputError, validate } from '../answers.js';
-export { writeBundle } from '../bundle.js';
-export { answersJson, plan, sha256 } from '../plan.js';
-export { probeHost, suggestFormat } from '../probe.js';
-export { exposureOf, exposureTarget } from '../verify.js';
+export { exposureTarget, guestReach, plan, probeHost, reachLines, requiredRisks };
+
+/** How to run qemu-harden again, the way this run was started (plain and under sudo). */
+export const rerun = () => ({ me: invocation(), sudo: sudoInvocation() });
 
 export const checker: Checker = {
   issues: issuesFor,
@@ -20,3 +29,71 @@ export const checker: Checker = {
     return r.success ? requiredRisks(r.data) : undefined;
   },
 };
+
+/** The answers, or the messages `generate` would print for them. */
+export function tryValidate(d: Draft): { answers?: Answers; errors?: string[] } {
+  try {
+    return { answers: validate(d) };
+  } catch (e) {
+    if (e instanceof InputError) return { errors: e.message.split('\n') };
+    throw e;
+  }
+}
+
+export interface GuestUnit {
+  guest: string;
+  /** The guest's name and a digest of its unit's text: exposure is cached by it, so a changed unit is measured anew. */
+  key: string;
+  content: string;
+  file: string;
+}
+
+export function guestUnits(answers: Answers, files: BundleFile[]): GuestUnit[] {
+  return answers.guests.map((g) => {
+    const file = G.unitName(g);
+    const content = files.find((f) => f.path === `root/etc/systemd/system/${file}`)!.content;
+    return { guest: g.name, key: `${g.name}:${sha256(content)}`, content, file };
+  });
+}
+
+/** systemd-analyze's exposure of each unit, one at a time, each reported as it is known. */
+export async function measureExposure(units: GuestUnit[], report: (key: string, score: number | 'unavailable') => void, cancelled: () => boolean): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'qemu-harden-review-'));
+  try {
+    for (const u of units) {
+      if (cancelled()) return;
+      const file = join(dir, u.file);
+      writeFileSync(file, u.content);
+      const score = await exposureOf(file);
+      if (!cancelled()) report(u.key, score ?? 'unavailable');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** qemu-img's reading of an image, for paths that exist here. */
+export async function imageFormat(path: string): Promise<string | undefined> {
+  if (!existsSync(path)) return undefined;
+  return (await suggestFormat(path)) ?? '';
+}
+
+export type WriteResult = { type: 'written'; kind: 'bundle' | 'answers'; path: string } | { type: 'replaceNeeded' } | { type: 'writeFailed'; message: string };
+
+/** Write what the review shows: the bundle (asking before replacing a non-empty directory) or the answers alone. */
+export function write(action: 'bundle' | 'answers', outDir: string, answers: Answers | undefined, files: BundleFile[], force: boolean): WriteResult {
+  if (!answers) return { type: 'writeFailed', message: 'The answers are not valid yet.' };
+  try {
+    if (action === 'answers') {
+      const path = resolve(`${outDir}.answers.json`);
+      writeFileSync(path, answersJson(answers));
+      return { type: 'written', kind: 'answers', path };
+    }
+    const out = resolve(outDir);
+    if (isNonEmptyDir(out) && !force) return { type: 'replaceNeeded' };
+    writeBundle(out, files, true);
+    return { type: 'written', kind: 'bundle', path: out };
+  } catch (e) {
+    return { type: 'writeFailed', message: e instanceof Error ? e.message : String(e) };
+  }
+}

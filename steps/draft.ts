@@ -1,9 +1,13 @@
-// The draft the interview edits: a plain answers document, checked by the same schema as `generate`. The
+// The draft the interview edits: an answers document as `generate` reads it, checked by the same schema. The
 // schema arrives as a Checker once the interview's engine has loaded (after the first frame); without one,
-// nothing is reported and nothing is synced.
-import { RISKS, type RiskId } from '../rules.js';
+// nothing is reported and nothing is synced. Only types come from the model, so the first frame stays light.
+import type { AnswersInput } from '../src/model.js';
+import { RISKS, type RiskId } from '../src/rules.js';
 
-export type Draft = Record<string, unknown> & { guests: Record<string, unknown>[]; acceptedRisks: { risk: string; guest?: string; reason: string }[] };
+export type GuestDraft = AnswersInput['guests'][number];
+export type RiskDraft = { risk: string; guest?: string; reason: string };
+/** The answers input, with guests and risks always present. Fields being typed may hold text the schema rejects. */
+export type Draft = Omit<AnswersInput, 'guests' | 'acceptedRisks'> & { guests: GuestDraft[]; acceptedRisks: RiskDraft[] };
 
 export interface Checker {
   /** Every problem the answers schema finds, by dotted path. */
@@ -13,7 +17,7 @@ export interface Checker {
 }
 
 /** A new guest's size follows the host: at most a quarter of its memory and half of its CPUs. */
-export function newGuest(n: number, host?: { cpus: number; memoryMiB: number }): Record<string, unknown> {
+export function newGuest(n: number, host?: { cpus: number; memoryMiB: number }): GuestDraft {
   const vcpus = host ? Math.max(1, Math.min(2, Math.floor(host.cpus / 2))) : 1;
   const memoryMiB = host && host.memoryMiB > 0 ? Math.max(256, Math.min(2048, Math.floor(host.memoryMiB / 4 / 256) * 256)) : 1024;
   return { name: `guest${n}`, vcpus, memoryMiB, machine: 'q35', firmware: { type: 'bios' }, disks: [], network: { mode: 'none' }, display: { mode: 'none' } };
@@ -58,18 +62,29 @@ export function draftRisks(d: Draft, check: Checker | undefined): { risk: RiskId
   return check?.risks(d)?.map((x) => ({ ...x, title: RISKS[x.risk].title }));
 }
 
-/** Keep exactly one acceptance per risk taken: new ones start empty, ones no longer taken are dropped. */
-export function syncRisks(d: Draft, check: Checker | undefined): Draft {
+export const riskKey = (r: { risk: string; guest?: string }) => `${r.risk}@${r.guest ?? ''}`;
+
+/**
+ * Keep exactly one acceptance per risk taken: ones no longer taken are dropped, new ones start with the reason
+ * typed for that risk earlier in this interview (`typed`), so turning an option off and on again keeps it.
+ */
+export function syncRisks(d: Draft, check: Checker | undefined, typed: Record<string, string> = {}): Draft {
   const risks = draftRisks(d, check);
   if (!risks) return d;
-  const key = (r: { risk: string; guest?: string }) => `${r.risk}@${r.guest ?? ''}`;
-  const have = new Map(d.acceptedRisks.map((r) => [key(r), r]));
-  const next = risks.map((r) => have.get(key(r)) ?? { risk: r.risk, ...(r.guest ? { guest: r.guest } : {}), reason: '' });
+  const have = new Map(d.acceptedRisks.map((r) => [riskKey(r), r]));
+  const next = risks.map((r) => have.get(riskKey(r)) ?? { risk: r.risk, ...(r.guest ? { guest: r.guest } : {}), reason: typed[riskKey(r)] ?? '' });
   return { ...d, acceptedRisks: next };
 }
 
+const issueCache = new WeakMap<Draft, Map<string, string>>();
+
+/** The schema's problems by path. A draft is never changed in place, so its problems are computed once. */
 export function issuesByPath(d: Draft, check: Checker | undefined): Map<string, string> {
+  if (!check) return new Map();
+  const hit = issueCache.get(d);
+  if (hit) return hit;
   const m = new Map<string, string>();
-  for (const i of check?.issues(d) ?? []) if (!m.has(i.path)) m.set(i.path, i.message);
+  for (const i of check.issues(d)) if (!m.has(i.path)) m.set(i.path, i.message);
+  issueCache.set(d, m);
   return m;
 }

@@ -1,0 +1,79 @@
+// What one guest's QEMU can reach, and what it cannot: the least-privilege map. One derivation feeds both the
+// wizard's Review map and the bundle README's reach section, so the two never disagree.
+import * as G from './guest.js';
+import type { Answers, Guest } from './model.js';
+
+export interface Reach {
+  guest: string;
+  user: string;
+  unit: string;
+  /** Files and directories, with the access QEMU has. */
+  files: { path: string; access: 'r' | 'rw'; why: string }[];
+  devices: { path: string; access: 'r' | 'rw'; why: string }[];
+  /** Unix sockets QEMU listens on, and who may connect. */
+  sockets: { path: string; what: string; who: string }[];
+  /** IP listeners. */
+  listeners: string[];
+  network: string;
+  /** What stays out of reach whatever the guest does to QEMU, by systemd's sandbox (holds without AppArmor). */
+  cannot: string[];
+  /** What holds only while AppArmor enforces this guest's profile. */
+  apparmorOnly: string[];
+}
+
+export function guestReach(a: Answers, g: Guest): Reach {
+  // QEMU creates its sockets under the unit's UMask=0077: mode 0700, owned by the guest's user.
+  const who = `root only (the socket is 0700, owned by ${G.userName(g)})`;
+  const sockets = [{ path: G.qmpSocket(g), what: 'QMP (full control of the guest)', who }];
+  if (g.serial.enabled) sockets.push({ path: G.serialSocket(g), what: `serial console (also logged to ${G.serialLog(g)})`, who });
+  if (g.display.mode === 'vnc-unix') sockets.push({ path: G.vncSocket(g), what: 'VNC display', who });
+  if (g.display.mode === 'spice-unix') sockets.push({ path: G.spiceSocket(g), what: 'SPICE display', who });
+  const listeners: string[] = [];
+  if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
+    listeners.push(`${g.display.mode === 'vnc-tls' ? 'VNC' : 'SPICE'} on ${g.display.listen}:${g.display.port}, TLS with client certificates from ${g.display.tlsDir}`);
+  for (const kind of ['migration', 'nbd'] as const) {
+    const r = g[kind];
+    if (r?.enabled) listeners.push(`${kind === 'nbd' ? 'NBD export' : 'live migration'} on ${r.listen}:${r.port}, ${r.tls ? 'TLS' : 'PLAIN TEXT'}`);
+  }
+  const network =
+    g.network.mode === 'none' ? 'none: no network device, an empty network namespace'
+    : g.network.mode === 'user' ? 'user-mode NAT inside QEMU: it reaches whatever this host reaches over IP'
+    : `tap ${G.tapDevice(g)}${g.network.bridge ? ` on bridge ${g.network.bridge}` : ' (no bridge: connect it yourself)'}${g.network.vhost ? ', vhost-net' : ''}; no IP sockets of its own`;
+  const files = [
+    ...G.filesOf(g),
+    ...G.tlsDirsOf(g).map((t) => ({ path: `${t.path}/`, access: 'r' as const, why: t.why })),
+    { path: `${G.runtimeDir(g)}/`, access: 'rw' as const, why: 'its sockets' },
+    { path: `${G.stateDir(g)}/`, access: 'rw' as const, why: 'its state' },
+    { path: G.serialLog(g), access: 'rw' as const, why: 'serial console log' },
+  ];
+  const cannot = [
+    'write anywhere else: the whole file system is read-only to it',
+    ...(a.guests.length > 1 ? ['other guests’ disks, files, sockets and directories: they are not there in its view'] : []),
+    'home directories and other services’ /tmp',
+    'devices other than those listed',
+    'other processes, the kernel’s tunables, modules and logs',
+    ...(g.network.mode === 'none' && listeners.length === 0 ? ['any network'] : []),
+    'any capability or privilege (no root, no setuid)',
+  ];
+  const apparmorOnly = g.isolation.apparmor
+    ? [
+        `reading the rest of the file system (/usr, /etc, …): profile ${G.profileName(g)} allows only the files above and what every QEMU loads; without AppArmor enforcing, QEMU can read any file its user may read`,
+      ]
+    : ['no AppArmor profile: QEMU can read any file on the host its user may read (/usr, /etc, …)'];
+  return { guest: g.name, user: G.userName(g), unit: G.unitName(g), files, devices: G.devicesOf(a, g), sockets, listeners, network, cannot, apparmorOnly };
+}
+
+/** The map as plain lines: the wizard shows them, scrolled. */
+export function reachLines(r: Reach): string[] {
+  const access = (x: 'r' | 'rw') => (x === 'rw' ? 'rw' : 'r ');
+  return [
+    `${r.guest} — runs as ${r.user} (${r.unit})`,
+    ...r.files.map((f) => `  file   ${access(f.access)} ${f.path}  (${f.why})`),
+    ...r.devices.map((d) => `  device ${access(d.access)} ${d.path}  (${d.why})`),
+    ...r.sockets.map((s) => `  socket    ${s.path}  ${s.what}; who may connect: ${s.who}`),
+    ...r.listeners.map((l) => `  listen    ${l}`),
+    `  network   ${r.network}`,
+    ...r.cannot.map((c) => `  cannot    ${c}`),
+    ...r.apparmorOnly.map((c) => `  AppArmor  ${c}`),
+  ];
+}

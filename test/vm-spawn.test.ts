@@ -1,0 +1,98 @@
+// An accepted sandbox-spawn risk must be usable where AppArmor enforces: under a real kernel (Debian's, TCG,
+// AppArmor on) the bundle's profiles are loaded, and two QEMUs run with `-sandbox on,spawn=allow`, each under
+// its guest's profile: one whose answers accepted sandbox-spawn, one whose answers did not. Each starts an
+// `exec:` migration, which runs /bin/sh. Only the profile written for the accepted risk lets the shell run.
+import assert from 'node:assert/strict';
+import { chmodSync, cpSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { cli, requireTool, tempDir } from './helpers.js';
+import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
+
+const QMP = [
+  '{"execute":"qmp_capabilities"}',
+  // A migration to a shell command QEMU starts itself: /bin/sh -c, reading the stream with builtins only.
+  '{"execute":"migrate","arguments":{"uri":"exec:while read -r l; do :; done"}}',
+  '{"execute":"query-migrate"}',
+].join('\n');
+
+const PROOF = `#!/bin/sh
+r() { echo "RESULT $1=$2"; }
+for p in /bundle/root/etc/apparmor.d/qemu-harden-*; do cp "$p" /etc/apparmor.d/; done
+mkdir -p /etc/apparmor.d/qemu-harden.d /etc/apparmor.d/abstractions
+cp /bundle/root/etc/apparmor.d/qemu-harden.d/* /etc/apparmor.d/qemu-harden.d/
+cp /bundle/root/etc/apparmor.d/abstractions/qemu-harden /etc/apparmor.d/abstractions/
+for g in allowed denied; do
+  apparmor_parser -r /etc/apparmor.d/qemu-harden-$g > /run/parse-$g.log 2>&1
+  r "$g.loaded" $?
+  echo "qh-proof: begin $g" > /dev/kmsg
+  # Ask for the migration's state every 2 s (TCG in a VM is slow), for at most 40 s, then quit.
+  ( printf '%s\\n' '${QMP.split('\n')[0]}' '${QMP.split('\n')[1]}'
+    for i in $(seq 20); do sleep 2; printf '%s\\n' '${QMP.split('\n')[2]}'; done
+    printf '%s\\n' '{"execute":"quit"}' ) |
+    aa-exec -p qemu-harden-$g -- /usr/bin/qemu-system-x86_64 -machine none -nodefaults -display none -m 16 \\
+      -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=allow,resourcecontrol=deny -qmp stdio > /run/qmp-$g.log 2>&1
+  r "$g.exit" $?
+  r "$g.status" "$(grep -o '"status": *"[a-z-]*"' /run/qmp-$g.log | tail -1 | sed 's/.*"\\([a-z-]*\\)"$/\\1/')"
+  r "$g.exec_denied" "$(dmesg | sed -n "/qh-proof: begin $g/,\\$p" | grep 'apparmor="DENIED"' | grep -c 'operation="exec"')"
+done
+dmesg | grep 'apparmor="DENIED"' | sed 's/^/RESULT kmsg=/'
+r done yes
+`;
+
+describe('an accepted sandbox-spawn risk under a real kernel with AppArmor enforcing', () => {
+  let vm: VmResult;
+  const work = tempDir({ after }, 'qh-vm-spawn-');
+
+  before(async () => {
+    for (const [tool, pkg] of [['qemu-system-x86_64', 'qemu-system-x86'], ['cpio', 'cpio'], ['busybox', 'busybox-static'], ['aa-exec', 'apparmor'], ['apparmor_parser', 'apparmor']] as const)
+      requireTool(tool, pkg);
+    const kernel = ensureKernel();
+    const disk = (n: string) => ({ path: `/srv/${n}.img`, format: 'raw' });
+    const answers = join(work, 'answers.json');
+    const doc = {
+      schemaVersion: 1,
+      useCase: 'emulation',
+      guests: [
+        { name: 'allowed', disks: [disk('allowed')], isolation: { sandbox: { spawn: 'allow' } } },
+        { name: 'denied', disks: [disk('denied')] },
+      ],
+      acceptedRisks: [
+        { risk: 'emulation', reason: 'the proof VM has no KVM and runs no guest code' },
+        { risk: 'sandbox-spawn', guest: 'allowed', reason: 'QEMU runs an exec: migration command' },
+      ],
+    };
+    writeFileSync(answers, JSON.stringify(doc));
+    const bundle = join(work, 'bundle');
+    const gen = cli(['generate', '--answers', answers, '--out', bundle]);
+    assert.equal(gen.code, 0, gen.stderr);
+    const root = join(work, 'root');
+    makeRootTree(root, PROOF);
+    cpSync(bundle, join(root, 'bundle'), { recursive: true });
+    chmodSync(root, 0o755);
+    vm = await runVm({ kernel, rootTree: root, modules: ['virtio_pci', '9pnet_virtio', '9p'], shares: { usr: ['/usr', '/usr'] }, workDir: work, timeoutMs: 300_000 });
+  });
+
+  const result = (key: string) => {
+    const v = vm.results.get(key);
+    assert.ok(v !== undefined, `the VM reported no ${key}; console tail:\n${vm.console.slice(-3000)}`);
+    return v;
+  };
+
+  test('both profiles load and the VM ran the whole proof', () => {
+    assert.equal(vm.timedOut, false, vm.console.slice(-3000));
+    assert.equal(result('done'), 'yes');
+    assert.equal(result('allowed.loaded'), '0');
+    assert.equal(result('denied.loaded'), '0');
+  });
+
+  test('with the risk accepted, the profile lets QEMU run /bin/sh: the migration completes, no exec is denied', () => {
+    assert.equal(result('allowed.exec_denied'), '0', vm.console.split('\n').filter((l) => l.includes('DENIED')).join('\n'));
+    assert.equal(result('allowed.status'), 'completed');
+  });
+
+  test('without it, AppArmor alone stops the same exec even though the seccomp filter allows spawning', () => {
+    assert.notEqual(result('denied.exec_denied'), '0');
+    assert.notEqual(result('denied.status'), 'completed');
+  });
+});
