@@ -19,6 +19,7 @@ Usage:
   qemu-harden presets [--json]
   qemu-harden verify DIR [--json]
   qemu-harden apply DIR [--root PATH] [--dry-run] [--yes]
+  qemu-harden audit [--json] [--answers-out FILE]
   qemu-harden --help | --version
 
 Commands:
@@ -27,6 +28,7 @@ Commands:
   verify     check a bundle: manifest, answers, and every file read by the tool that will read it
   apply      install a bundle: show the changes, back up replaced files, create users and directories,
              reload udev, AppArmor and systemd
+  audit      judge the QEMU processes running on this host (read-only); as root it sees everything
 
 Options:
   --preset NAME      start from a shipped preset (see 'qemu-harden presets')
@@ -39,8 +41,9 @@ Options:
   --json             machine-readable output
   --root PATH        apply: install into this tree instead of / (only offline steps run)
   --yes              apply: do not ask for confirmation
+  --answers-out FILE audit: write answers rebuilt from the running guests (a new file)
 
-Exit status: 0 ok, 1 findings (verify), 2 invalid usage or input, 130 cancelled.
+Exit status: 0 ok, 1 findings (verify, audit), 2 invalid usage or input, 130 cancelled.
 `;
 
 interface Parsed {
@@ -50,7 +53,7 @@ interface Parsed {
   sets: string[];
 }
 
-const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out', '--root']);
+const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out', '--root', '--answers-out']);
 const BOOL_FLAGS = new Set(['--force', '--dry-run', '--json', '--yes', '--help', '--version', '-h', '-V']);
 
 export function parseArgs(argv: string[]): Parsed {
@@ -188,6 +191,18 @@ async function applyCmd(p: Parsed, io: Io): Promise<number> {
   return steps.some((s) => s.status === 'failed') ? EXIT.findings : EXIT.ok;
 }
 
+async function auditCmd(p: Parsed, io: Io): Promise<number> {
+  allow(p, ['--json', '--answers-out'], 0);
+  const { audit, counts, formatAudit } = await import('./audit/command.js');
+  const { readHost } = await import('./audit/proc.js');
+  const view = readHost();
+  const report = audit(view);
+  const answersOut = p.flags.get('--answers-out') as string | undefined;
+  if (answersOut) report.answersOut = { file: answersOut, ...(await import('./audit/answers-out.js')).writeAnswersOut(answersOut, view) };
+  io.out(p.flags.has('--json') ? JSON.stringify(report, null, 2) + '\n' : formatAudit(report));
+  return counts(report) > 0 ? EXIT.findings : EXIT.ok;
+}
+
 async function wizard(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--answers'], 0);
   if (!io.isTTY) {
@@ -225,6 +240,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         return await verifyCmd(p, io);
       case 'apply':
         return await applyCmd(p, io);
+      case 'audit':
+        return await auditCmd(p, io);
       default:
         throw new UsageError(`unknown command '${p.command}' (see qemu-harden --help)`);
     }

@@ -1,0 +1,351 @@
+// `qemu-harden audit`: the QEMU command-line reader on libvirt's and Proxmox's own command lines, then real QEMU
+// processes (TCG, idle with -S) in deliberately bad shapes inside a private mount+PID+net namespace, and a guest
+// from an applied bundle under real systemd in a container. The audit runs inside each, so it sees only the
+// test's processes; nothing on the host changes.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parseAnswersText, validate } from '../src/answers.js';
+import { parseCommandLine, splitOpts } from '../src/audit/cmdline.js';
+import { qcow2Backing } from '../src/audit/files.js';
+import { answerForDenial, parseDenial } from '../src/audit/host.js';
+import { hexAddress } from '../src/audit/proc.js';
+import { qemuArgs } from '../src/gen/qemu.js';
+import { DEBUG_EXIT_DEVICE, DEBUG_EXIT_STATUS, writeBootDisk } from './bootdisk.js';
+import { Container } from './container.js';
+import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
+
+const CORPUS = join(REPO, '../shared/corpus');
+
+/** A libvirt .args or Proxmox .cmd file as an argv: continuation lines joined, single quotes removed, env dropped. */
+function corpusArgv(file: string): string[] {
+  const text = readFileSync(file, 'utf8').replace(/\\\n/g, ' ');
+  const words: string[] = [];
+  const re = /'([^']*)'|(\S+)/g;
+  for (let m; (m = re.exec(text)); ) words.push(m[1] ?? m[2]!);
+  return words.slice(words.findIndex((w) => w.startsWith('/')));
+}
+
+describe('the QEMU command-line reader', () => {
+  test('",," is a literal comma in an option value, and bare keys mean on or off', () => {
+    const o = splitOpts('file=/srv/a,,b.img,format=raw,readonly,nowait', undefined);
+    assert.equal(o.get('file'), '/srv/a,b.img');
+    assert.equal(o.get('readonly'), 'on');
+    assert.equal(o.get('wait'), 'off');
+    assert.equal(splitOpts('tcp:0.0.0.0:4444,server,nowait', 'spec').get('spec'), 'tcp:0.0.0.0:4444');
+  });
+
+  test('libvirt’s command line: name, machine, memory, sandbox, disks from -blockdev JSON with read-only', () => {
+    const cmd = parseCommandLine(corpusArgv(join(CORPUS, 'libvirt/disk-boot-disk.args')));
+    assert.equal(cmd.name, 'QEMUGuest1');
+    assert.equal(cmd.machine, 'pc');
+    assert.equal(cmd.memoryMiB, 214);
+    assert.deepEqual(cmd.accel, ['tcg']);
+    assert.equal(cmd.sandbox?.opts.get('spawn'), 'deny');
+    assert.deepEqual(cmd.disks.map((d) => [d.path, d.protocol, d.readOnly]), [
+      ['/dev/HostVG/QEMUGuest1', 'host_device', false],
+      ['/dev/HostVG/QEMUGuest2', 'host_device', true],
+    ]);
+  });
+
+  test('libvirt’s VNC with TLS and a telnet serial console are read as such', () => {
+    const vnc = parseCommandLine(corpusArgv(join(CORPUS, 'libvirt/graphics-vnc-tls.args')));
+    assert.equal(vnc.vnc?.opts.get('display'), '127.0.0.1:3');
+    assert.equal(vnc.tlsCreds.get(vnc.vnc!.opts.get('tls-creds')!)?.dir, '/etc/pki/libvirt-vnc');
+    const telnet = parseCommandLine(corpusArgv(join(CORPUS, 'libvirt/serial-tcp-telnet-chardev.args')));
+    const tcp = telnet.chardevs.filter((c) => c.tcp);
+    assert.ok(tcp.length > 0, 'a TCP chardev');
+    assert.ok(tcp.some((c) => c.tcp!.telnet), 'one of them telnet');
+  });
+
+  test('Proxmox’s command line: throttle → raw → file chains resolve to the image and its format; rbd is a network disk', () => {
+    const cmd = parseCommandLine(corpusArgv(join(CORPUS, 'proxmox/aio.conf.cmd')));
+    const local = cmd.disks.filter((d) => d.protocol === 'file');
+    assert.ok(local.length > 0);
+    for (const d of local) assert.equal(d.format, d.path.endsWith('.qcow2') ? 'qcow2' : 'raw', d.path);
+    assert.ok(cmd.disks.some((d) => d.protocol === 'rbd'), 'the Ceph disk is not a local file');
+    assert.equal(cmd.machine, 'pc+pve0');
+    assert.equal(cmd.chardevs.find((c) => c.unixPath?.endsWith('.qmp'))?.via, '-mon (QMP) chardev=qmp');
+  });
+
+  test('/proc/net/tcp6 addresses read as the kernel wrote them', () => {
+    assert.equal(hexAddress('0100007F'), '127.0.0.1');
+    assert.equal(hexAddress('00000000000000000000000000000000'), '::');
+    assert.equal(hexAddress('00000000000000000000000001000000'), '::1');
+    assert.equal(hexAddress('0000000000000000FFFF00000100007F'), '127.0.0.1');
+  });
+
+  test('the qcow2 header gives the backing file, read without running qemu-img', (t) => {
+    requireTool('qemu-img', 'qemu-utils');
+    const dir = tempDir(t);
+    writeFileSync(join(dir, 'base.raw'), Buffer.alloc(65536));
+    assert.equal(spawnSync('qemu-img', ['create', '-q', '-u', '-f', 'qcow2', '-b', '../other/base.raw', '-F', 'raw', join(dir, 'top.qcow2'), '1M']).status, 0);
+    assert.equal(qcow2Backing(join(dir, 'top.qcow2')), '../other/base.raw');
+    assert.equal(qcow2Backing(join(dir, 'base.raw')), undefined);
+  });
+
+  test('AppArmor denials for QEMU map to the answer that grants what was denied', () => {
+    const line = 'audit: type=1400 audit(1.2:3): apparmor="DENIED" operation="open" profile="qemu-harden-web" name="/srv/extra.img" pid=9 comm="qemu-system-x86" requested_mask="r" denied_mask="r" fsuid=999 ouid=0';
+    const d = parseDenial(line)!;
+    assert.equal(d.profile, 'qemu-harden-web');
+    assert.equal(answerForDenial(d, undefined).answer, 'guests.N.disks');
+    assert.equal(answerForDenial({ ...d, name: '/dev/kvm' }, undefined).answer, 'useCase');
+    assert.equal(answerForDenial({ ...d, name: '/dev/net/tun' }, undefined).answer, 'guests.N.network');
+    assert.equal(parseDenial(line.replace('qemu-harden-web', 'usr.sbin.cupsd').replace('qemu-system-x86', 'cupsd')), undefined);
+  });
+});
+
+/** Every file under /etc (type, mode, owner, content) and the modes of the host's device nodes, as one hash. */
+function hostFingerprint(): string {
+  const h = createHash('sha256');
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      const st = lstatSync(p);
+      h.update(`${p}\0${st.mode}\0${st.uid}\0${st.gid}\0`);
+      if (st.isDirectory()) walk(p);
+      else if (st.isSymbolicLink()) h.update(readlinkSync(p));
+      else if (st.isFile()) h.update(readFileSync(p));
+    }
+  };
+  walk('/etc');
+  for (const dev of ['/dev/kvm', '/dev/net/tun', '/dev/vhost-net']) {
+    const st = existsSync(dev) ? statSync(dev) : undefined;
+    h.update(`${dev}\0${st ? `${st.mode}:${st.uid}:${st.gid}` : 'absent'}\0`);
+  }
+  return h.digest('hex');
+}
+
+interface AuditJson {
+  format: string;
+  root: boolean;
+  processes: { pid: number; guest: string; uid: number; accelerator: string }[];
+  findings: { check: string; severity: string; guest: string | null; pid: number | null; evidence: string; why: string; bundle: string }[];
+  unseen: { what: string; reason: string }[];
+  answersOut: { file: string; guests: number; notCarried: { guest: string; choice: string; reason: string }[] } | null;
+}
+
+const checksOf = (r: AuditJson, guest: string | null) => r.findings.filter((f) => f.guest === guest).map((f) => f.check).sort();
+
+const CGROUP = ['process.cgroup-memory', 'process.cgroup-pids'];
+
+describe('audit of QEMU processes in bad shapes, in a private mount+PID+net namespace', () => {
+  const dir = tempDir({ after }, 'qh-audit-');
+  let ns: ChildProcess | undefined;
+  let nsPid = 0;
+  const fingerprint = hostFingerprint();
+  const qemu = '/usr/bin/qemu-system-x86_64';
+  const common = ['-nodefaults', '-no-user-config', '-S', '-display', 'none', '-machine', 'q35', '-accel', 'tcg', '-m', '32'];
+  const sandbox = ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny'];
+  const img = (n: string) => join(dir, 'images', n);
+  const as = (uid: number) => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
+  const GUESTS: Record<string, string[]> = {
+    rootguest: [qemu, '-name', 'guest=rootguest', ...common, '-drive', `file=${img('root.img')},format=raw,if=virtio`],
+    vncguest: [...as(4243), qemu, '-name', 'vncguest', ...common, ...sandbox, '-vnc', '0.0.0.0:1'],
+    qmpguest: [...as(4244), qemu, '-name', 'qmpguest', ...common, ...sandbox, '-qmp', 'tcp:0.0.0.0:4444,server=on,wait=off'],
+    openguest: [...as(4245), qemu, '-name', 'openguest', ...common, ...sandbox,
+      '-qmp', `unix:${join(dir, 'run/qmp.sock')},server=on,wait=off`, '-drive', `file=${img('open,,disk.img')},format=raw,if=virtio`],
+    'shared-a': [...as(4242), qemu, '-name', 'shared-a', ...common, ...sandbox, '-drive', `file=${img('a/overlay.qcow2')},format=qcow2,if=virtio`],
+    'shared-b': [...as(4242), qemu, '-name', 'shared-b', ...common, ...sandbox, '-drive', `file=${img('b/disk.img')},format=raw,if=virtio,readonly=on`],
+  };
+  const EXPECTED: Record<string, string[]> = {
+    rootguest: ['process.capabilities', 'process.no-new-privs', 'process.root', 'process.sandbox', 'process.seccomp'],
+    vncguest: ['listeners.vnc'],
+    qmpguest: ['listeners.monitor-tcp'],
+    openguest: ['files.image-mode', 'files.socket-mode'],
+    'shared-a': ['files.backing-file', 'files.cross-guest', 'process.shared-uid'],
+    'shared-b': ['files.cross-guest', 'process.shared-uid'],
+  };
+  const inside = (argv: string[], uid?: number) => {
+    const r = spawnSync('nsenter', ['-t', String(nsPid), '-m', '-p', '-n', ...(uid === undefined ? [] : as(uid)), ...argv], { encoding: 'utf8', timeout: 60_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const auditIn = (args: string[], uid?: number) => {
+    const r = inside([process.execPath, BIN, 'audit', '--json', ...args], uid);
+    assert.ok(r.code === 0 || r.code === 1, `audit exited ${r.code}: ${r.stderr}`);
+    return { code: r.code, json: JSON.parse(r.stdout) as AuditJson };
+  };
+
+  const stopNamespace = async () => {
+    if (ns && ns.exitCode === null && ns.signalCode === null) {
+      const exited = new Promise((r) => ns!.once('exit', r));
+      ns.kill('SIGKILL');
+      await exited;
+    }
+  };
+  after(async () => {
+    await stopNamespace();
+    assert.equal(hostFingerprint(), fingerprint, '/etc and the host’s device node modes are unchanged');
+  });
+
+  before(async () => {
+    for (const [tool, pkg] of [['unshare', 'util-linux'], ['nsenter', 'util-linux'], ['setpriv', 'util-linux'], ['qemu-system-x86_64', 'qemu-system-x86'], ['qemu-img', 'qemu-utils'], ['ip', 'iproute2']] as const)
+      requireTool(tool, pkg);
+    chmodSync(dir, 0o755);
+    for (const d of ['images', 'images/a', 'images/b', 'base', 'run']) mkdirSync(join(dir, d), { recursive: true, mode: 0o755 });
+    chmodSync(join(dir, 'run'), 0o777);
+    writeBootDisk(img('root.img'));
+    chmodSync(img('root.img'), 0o600);
+    writeBootDisk(img('open,disk.img'));
+    chmodSync(img('open,disk.img'), 0o666);
+    writeBootDisk(join(dir, 'base/base.raw'));
+    chmodSync(join(dir, 'base/base.raw'), 0o644);
+    assert.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', '../../base/base.raw', '-F', 'raw', img('a/overlay.qcow2')]).status, 0);
+    writeBootDisk(img('b/disk.img'));
+    for (const f of ['a/overlay.qcow2', 'b/disk.img']) {
+      chownSync(img(f), 4242, 4242);
+      chmodSync(img(f), 0o600);
+    }
+    for (const d of ['a', 'b']) chownSync(img(d), 4242, 4242);
+    execOk('mknod', ['-m', '0666', join(dir, 'kvm'), 'c', '10', '232']);
+    chmodSync(join(dir, 'kvm'), 0o666);
+    const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+    const script = [
+      'set -e',
+      'ip link set lo up',
+      `mount --bind ${q(join(dir, 'kvm'))} /dev/kvm`,
+      ...Object.values(GUESTS).map((argv) => `(umask 0; exec ${argv.map(q).join(' ')}) </dev/null >>${q(join(dir, 'qemu.log'))} 2>&1 &`),
+      'wait',
+    ].join('\n');
+    ns = spawn('unshare', ['--mount', '--pid', '--net', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', script], { stdio: 'ignore' });
+    for (let i = 0; i < 100 && !nsPid; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const child = readdirSync('/proc').find((p) => /^\d+$/.test(p) && readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === String(ns!.pid));
+      if (child) nsPid = Number(child);
+    }
+    assert.ok(nsPid, 'the namespace’s init');
+    for (let i = 0; i < 100; i++) {
+      const r = inside(['sh', '-c', 'ls -1 /proc | grep -c "^[0-9]"; ss -ltnH | wc -l; test -S ' + q(join(dir, 'run/qmp.sock')) + ' && echo sock']);
+      if (/sock/.test(r.stdout) && Number(r.stdout.split('\n')[1]) >= 2) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  test('as root it sees exactly the test’s QEMU processes and reports exactly the expected findings for each', () => {
+    const { code, json } = auditIn([]);
+    const log = existsSync(join(dir, 'qemu.log')) ? readFileSync(join(dir, 'qemu.log'), 'utf8') : '';
+    assert.equal(json.format, 'qemu-harden-audit/1');
+    assert.equal(json.root, true);
+    assert.deepEqual(json.processes.map((p) => p.guest).sort(), Object.keys(GUESTS).sort(), log);
+    for (const [guest, checks] of Object.entries(EXPECTED))
+      assert.deepEqual(checksOf(json, guest), [...checks, ...CGROUP, 'process.tcg'].sort(), `${guest}: ${JSON.stringify(json.findings.filter((f) => f.guest === guest), null, 1)}`);
+    assert.deepEqual(checksOf(json, null), ['host.apparmor', 'host.device-mode']);
+    assert.equal(code, 1);
+    assert.deepEqual(json.unseen, []);
+    const f = (guest: string, check: string) => json.findings.find((x) => x.guest === guest && x.check === check)!;
+    assert.match(f('rootguest', 'process.root').evidence, /^\/proc\/\d+\/status: Uid:\t0\t0\t0\t0$/);
+    assert.match(f('vncguest', 'listeners.vnc').evidence, /^-vnc 0\.0\.0\.0:1; listening: \/proc\/\d+\/net\/tcp: .*:170D 00000000:0000 0A /);
+    assert.match(f('qmpguest', 'listeners.monitor-tcp').evidence, /^-qmp tcp:0\.0\.0\.0:4444,server=on,wait=off; listening: .*:115C /);
+    assert.equal(f('openguest', 'files.image-mode').evidence, `${img('open,disk.img')}: mode 0666, owner 0:0`);
+    assert.match(f('openguest', 'files.socket-mode').evidence, /run\/qmp\.sock: mode 0777, owner 4245:4245$/);
+    assert.match(f('shared-a', 'files.backing-file').evidence, /qcow2 backing file "\.\.\/\.\.\/base\/base\.raw"/);
+    assert.match(f('shared-a', 'files.cross-guest').evidence, /readable by shared-b \(pid \d+, uid 4242\)$/);
+    assert.equal(json.findings.find((x) => x.check === 'host.device-mode')!.evidence, '/dev/kvm: mode 0666, owner 0:0');
+    for (const x of json.findings) assert.ok(x.why.length > 20 && x.bundle.length > 20, `${x.check} says why and what the bundle does`);
+  });
+
+  test('as a normal user it says what it could not see, and still judges what it can read', () => {
+    const { json } = auditIn([], 4246);
+    assert.equal(json.root, false);
+    for (const p of json.processes) assert.ok(json.unseen.some((u) => u.what.startsWith(`${p.guest} (pid ${p.pid}): its open files`)), `${p.guest}'s open files are listed as unseen`);
+    assert.ok(json.unseen.some((u) => u.what.startsWith('the kernel log') && /EPERM|EACCES/.test(u.reason)), JSON.stringify(json.unseen));
+    assert.ok(checksOf(json, 'rootguest').includes('process.root'));
+    assert.ok(checksOf(json, 'vncguest').includes('listeners.vnc'), 'judged from the command line alone');
+  });
+
+  test('--answers-out writes answers that generate accepts, whose bundle passes verify, and whose QEMU boots under TCG', async () => {
+    const out = join(dir, 'answers.yaml');
+    const { json } = auditIn(['--answers-out', out]);
+    assert.equal(json.answersOut?.guests, 6);
+    const text = readFileSync(out, 'utf8');
+    assert.match(text, /^# Not carried over/m);
+    const notCarried = (g: string) => json.answersOut!.notCarried.filter((n) => n.guest === g).map((n) => n.choice);
+    assert.ok(notCarried('rootguest').includes('isolation.sandbox'));
+    assert.ok(notCarried('vncguest').includes('display'));
+    assert.ok(notCarried('vncguest').includes('useCase'));
+    const doc = parseAnswersText(text, out) as { guests: { name: string; display: { mode: string }; disks?: { path: string; format: string; readOnly: boolean }[] }[] };
+    assert.equal(doc.guests.find((g) => g.name === 'vncguest')!.display.mode, 'vnc-unix');
+    assert.deepEqual(doc.guests.find((g) => g.name === 'openguest')!.disks, [{ path: img('open,disk.img'), format: 'raw', readOnly: false }]);
+    assert.deepEqual(doc.guests.find((g) => g.name === 'shared-b')!.disks, [{ path: img('b/disk.img'), format: 'raw', readOnly: true }]);
+
+    const bundle = join(dir, 'bundle');
+    assert.equal(cli(['generate', '--answers', out, '--out', join(dir, 'bundle-kvm'), '--dry-run']).code, 0, 'generate accepts it as written');
+    const gen = cli(['generate', '--answers', out, '--set', 'useCase=emulation', '--set', 'acceptedRisks=[{"risk":"emulation","reason":"the test host may have no KVM"}]', '--out', bundle]);
+    assert.equal(gen.code, 0, gen.stderr);
+    const ver = cli(['verify', bundle]);
+    assert.equal(ver.code, 0, ver.stdout + ver.stderr);
+
+    // The running guests hold their images' write locks: they are stopped before the bundle's command lines boot.
+    await stopNamespace();
+    const answers = validate(JSON.parse(readFileSync(join(bundle, 'answers.json'), 'utf8')));
+    for (const name of ['rootguest', 'shared-a']) {
+      const g = answers.guests.find((x) => x.name === name)!;
+      const args = qemuArgs(answers, g);
+      const script = `mount -t tmpfs none /run && mount -t tmpfs none /var/log && mkdir -p /run/qemu-harden/${name} /var/log/qemu-harden/${name} && exec "$@"`;
+      const r = spawnSync('unshare', ['--mount', 'sh', '-c', script, 'sh', answers.host.qemuBinary, ...args, '-device', DEBUG_EXIT_DEVICE], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, DEBUG_EXIT_STATUS, `${name} booted its disk under TCG: ${r.stderr}`);
+    }
+  });
+});
+
+function execOk(file: string, args: string[]): void {
+  const r = spawnSync(file, args, { encoding: 'utf8' });
+  assert.equal(r.status, 0, `${file} ${args.join(' ')}: ${r.stderr}`);
+}
+
+describe('audit of a guest from an applied bundle, under real systemd in a container', () => {
+  const dir = tempDir({ after }, 'qh-audit-ct-');
+  const ct = new Container(dir);
+  const fingerprint = hostFingerprint();
+  after(async () => {
+    await ct.stop();
+    assert.equal(hostFingerprint(), fingerprint, '/etc and the host’s device node modes are unchanged');
+  });
+
+  before(async () => {
+    for (const [tool, pkg] of [['systemd-nspawn', 'systemd-container'], ['nsenter', 'util-linux'], ['qemu-system-x86_64', 'qemu-system-x86']] as const)
+      requireTool(tool, pkg);
+    chmodSync(dir, 0o755);
+    const images = join(dir, 'images');
+    mkdirSync(images, { mode: 0o755 });
+    writeBootDisk(join(images, 'kept.img'));
+    const answersFile = join(dir, 'answers.json');
+    writeFileSync(answersFile, JSON.stringify({
+      schemaVersion: 1,
+      useCase: 'emulation',
+      acceptedRisks: [{ risk: 'emulation', reason: 'the test host may have no KVM' }],
+      guests: [{ name: 'kept', memoryMiB: 64, disks: [{ path: '/images/kept.img', format: 'raw' }] }],
+    }));
+    const bundle = join(dir, 'bundle');
+    assert.equal(cli(['generate', '--answers', answersFile, '--out', bundle]).code, 0);
+    ct.prepare();
+    const applied = cli(['apply', bundle, '--root', ct.root, '--yes']);
+    assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+    mkdirSync(join(ct.root, 'qh'));
+    await ct.boot({ binds: { [images]: '/images', [join(REPO, 'dist')]: '/qh/dist', [join(REPO, 'presets')]: '/qh/presets' }, privateNetwork: true });
+    const start = ct.exec(['systemctl', 'start', 'qemu-kept.service']);
+    assert.equal(start.code, 0, start.stderr);
+  });
+
+  test('the bundle’s guest has no finding of its own: only the informational TCG note', async () => {
+    let json: AuditJson | undefined;
+    for (let i = 0; i < 40; i++) {
+      const r = ct.exec([process.execPath, '/qh/dist/qemu-harden.js', 'audit', '--json']);
+      json = JSON.parse(r.stdout) as AuditJson;
+      if (json.processes.length && json.findings.every((f) => !f.evidence.includes('no listening'))) break;
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    assert.deepEqual(json!.processes.map((p) => p.guest), ['kept']);
+    assert.deepEqual(checksOf(json!, 'kept'), ['process.tcg'], JSON.stringify(json!.findings, null, 1));
+    // What remains is the container's host, not the guest: no AppArmor in this kernel, no cgroup controllers for
+    // the container's systemd on a v1 hierarchy, and systemd's own default mode for /dev/net/tun (0666).
+    for (const f of json!.findings.filter((x) => x.guest === null))
+      assert.ok(
+        ['host.apparmor', 'host.cgroup-controllers'].includes(f.check) || (f.check === 'host.device-mode' && f.evidence.startsWith('/dev/net/tun: mode 0666')),
+        `only what this host lacks is reported: ${f.check}: ${f.evidence}`,
+      );
+  });
+});
