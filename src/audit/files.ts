@@ -57,7 +57,7 @@ function credsOf(p: QemuProcess): Creds | undefined {
 }
 
 /** Plain file permissions: may this user read `path` (search every directory on the way, then read the file)? */
-export function mayRead(c: Creds, path: string): boolean {
+export function mayRead(c: Creds, path: string, stat: (p: string) => Stats | undefined): boolean {
   const bit = (st: Stats, r: number) => (st.uid === c.uid ? (st.mode >> 6) & r : c.gids.includes(st.gid) ? (st.mode >> 3) & r : st.mode & r);
   let dir = dirname(path);
   for (;;) {
@@ -129,16 +129,23 @@ const crossGuest: AuditCheck = {
   debianPackage: null,
   run: (view) => {
     const out: Finding[] = [];
+    const stats = new Map<string, Stats | undefined>();
+    const cached = (p: string) => {
+      if (!stats.has(p)) stats.set(p, stat(p));
+      return stats.get(p);
+    };
+    const creds = new Map(view.processes.map((p) => [p, credsOf(p)]));
+    const disksOf = new Map(view.processes.map((p) => [p, new Set(localDisks(p).map((d) => d.path))]));
     for (const owner of view.processes) {
       for (const d of localDisks(owner)) {
-        const st = stat(d.path);
+        const st = cached(d.path);
         if (!st || st.mode & 0o004) continue;
         const readers = view.processes.filter((other) => {
           if (other === owner) return false;
-          const c = credsOf(other);
+          const c = creds.get(other);
           if (!c || c.uid === 0) return false;
-          if (localDisks(other).some((od) => od.path === d.path)) return false;
-          return mayRead(c, d.path);
+          if (disksOf.get(other)!.has(d.path)) return false;
+          return mayRead(c, d.path, cached);
         });
         if (!readers.length) continue;
         out.push(

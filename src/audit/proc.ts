@@ -55,9 +55,8 @@ export function hexAddress(hex: string): string {
   return `${hexes.slice(0, best).join(':')}::${hexes.slice(best + bestLen).join(':')}`;
 }
 
-/** Listening TCP sockets of one network namespace, by socket inode. */
-export function tcpListeners(netDir: string, cache: Map<string, Map<number, TcpListener>>): Map<number, TcpListener> | undefined {
-  const key = netDir;
+/** Listening TCP sockets of one network namespace (read once per namespace), by socket inode. */
+export function tcpListeners(netDir: string, key: string, cache: Map<string, Map<number, TcpListener>>): Map<number, TcpListener> | undefined {
   const cached = cache.get(key);
   if (cached) return cached;
   const out = new Map<number, TcpListener>();
@@ -87,15 +86,15 @@ export function tcpListeners(netDir: string, cache: Map<string, Map<number, TcpL
   return out;
 }
 
-function unixSockets(netDir: string, cache: Map<string, Map<number, string>>): Map<number, string> {
-  const cached = cache.get(netDir);
+function unixSockets(netDir: string, key: string, cache: Map<string, Map<number, string>>): Map<number, string> {
+  const cached = cache.get(key);
   if (cached) return cached;
   const out = new Map<number, string>();
   for (const line of (read(`${netDir}/unix`) ?? '').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
     if (f.length >= 8 && f[7]!.startsWith('/')) out.set(Number(f[6]), f.slice(7).join(' '));
   }
-  cache.set(netDir, out);
+  cache.set(key, out);
   return out;
 }
 
@@ -164,13 +163,19 @@ export function readHost(proc = PROC): HostView {
     }
 
     const netDir = `${proc}/${pid}/net`;
+    let netNs = netDir;
+    try {
+      netNs = readlinkSync(`${proc}/${pid}/ns/net`);
+    } catch {
+      // the namespace link is unreadable: the process's own tables are read, without sharing
+    }
     let listeners: TcpListener[] | undefined;
     const unixPaths: string[] = [];
     if (openFiles !== undefined) {
-      const tcp = tcpListeners(netDir, tcpCache);
+      const tcp = tcpListeners(netDir, netNs, tcpCache);
       if (tcp) listeners = socketInodes.map((i) => tcp.get(i)).filter((l): l is TcpListener => !!l);
       else unseen.push({ what: `${guest} (pid ${pid}): its TCP sockets`, reason: `${netDir}/tcp: unreadable` });
-      const unix = unixSockets(netDir, unixCache);
+      const unix = unixSockets(netDir, netNs, unixCache);
       for (const i of socketInodes) {
         const p = unix.get(i);
         if (p) unixPaths.push(p);
