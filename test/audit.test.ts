@@ -98,6 +98,24 @@ describe('the QEMU command-line reader', () => {
   });
 });
 
+describe('audit on the command line', () => {
+  test('usage errors exit 2 with a message and write nothing', (t) => {
+    const dir = tempDir(t);
+    const r = cli(['audit', 'extra']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^qemu-harden: unexpected argument extra\n$/);
+    assert.match(cli(['audit', '--answers-out']).stderr, /--answers-out needs a value/);
+    assert.match(cli(['audit', '--force']).stderr, /--force does not apply to 'audit'/);
+    const existing = join(dir, 'answers.yaml');
+    writeFileSync(existing, 'keep me\n');
+    const e = cli(['audit', '--answers-out', existing]);
+    assert.equal(e.code, 2);
+    assert.match(e.stderr, /--answers-out: .*(already exists|no QEMU process)/);
+    assert.equal(readFileSync(existing, 'utf8'), 'keep me\n');
+    assert.deepEqual(readdirSync(dir), ['answers.yaml'], 'no temporary file left behind');
+  });
+});
+
 /** Every file under /etc (type, mode, owner, content) and the modes of the host's device nodes, as one hash. */
 function hostFingerprint(): string {
   const h = createHash('sha256');
@@ -245,6 +263,12 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     assert.match(f('shared-a', 'files.cross-guest').evidence, /readable by shared-b \(pid \d+, uid 4242\)$/);
     assert.equal(json.findings.find((x) => x.check === 'host.device-mode')!.evidence, '/dev/kvm: mode 0666, owner 0:0');
     for (const x of json.findings) assert.ok(x.why.length > 20 && x.bundle.length > 20, `${x.check} says why and what the bundle does`);
+
+    const text = inside([process.execPath, BIN, 'audit']);
+    assert.equal(text.code, 1);
+    for (const g of Object.keys(GUESTS)) assert.match(text.stdout, new RegExp(`^${g} \\(pid \\d+\\):$`, 'm'));
+    assert.match(text.stdout, /^  \[high\] listeners\.monitor-tcp\n    read:    -qmp tcp:0\.0\.0\.0:4444/m);
+    assert.match(text.stdout, new RegExp(`^${json.findings.filter((x) => x.severity !== 'info').length} findings\\.$`, 'm'));
   });
 
   test('as a normal user it says what it could not see, and still judges what it can read', () => {
