@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseAnswersText, validate } from '../src/answers.js';
@@ -177,6 +178,8 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     'shared-a': ['files.backing-file', 'files.cross-guest', 'process.shared-uid'],
     'shared-b': ['files.cross-guest', 'process.shared-uid'],
   };
+  /** The unix QMP socket each guest answers on (mode 0700: no finding); openguest's is its 0777 one. */
+  const readyPath = (name: string) => (name === 'openguest' ? join(dir, 'run/qmp.sock') : join(dir, 'run', `${name}.ready`));
   const inside = (argv: string[], uid?: number) => {
     const r = spawnSync('nsenter', ['-t', String(nsPid), '-m', '-p', '-n', ...(uid === undefined ? [] : as(uid)), ...argv], { encoding: 'utf8', timeout: 60_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -225,7 +228,10 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       'set -e',
       'ip link set lo up',
       `mount --bind ${q(join(dir, 'kvm'))} /dev/kvm`,
-      ...Object.values(GUESTS).map((argv) => `(umask 0; exec ${argv.map(q).join(' ')}) </dev/null >>${q(join(dir, 'qemu.log'))} 2>&1 &`),
+      ...Object.entries(GUESTS).map(([name, argv]) => {
+        const ready = name === 'openguest' ? [] : ['-qmp', `unix:${readyPath(name)},server=on,wait=off`];
+        return `(umask ${name === 'openguest' ? '0' : '077'}; exec ${[...argv, ...ready].map(q).join(' ')}) </dev/null >>${q(join(dir, 'qemu.log'))} 2>&1 &`;
+      }),
       'wait',
     ].join('\n');
     ns = spawn('unshare', ['--mount', '--pid', '--net', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', script], { stdio: 'ignore' });
@@ -235,11 +241,8 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       if (child) nsPid = Number(child);
     }
     assert.ok(nsPid, 'the namespace’s init');
-    for (let i = 0; i < 100; i++) {
-      const r = inside(['sh', '-c', 'ls -1 /proc | grep -c "^[0-9]"; ss -ltnH | wc -l; test -S ' + q(join(dir, 'run/qmp.sock')) + ' && echo sock']);
-      if (/sock/.test(r.stdout) && Number(r.stdout.split('\n')[1]) >= 2) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // A QMP greeting means QEMU reached its main loop: every disk, socket and listener of that guest exists.
+    for (const name of Object.keys(GUESTS)) await qmpGreeting(readyPath(name), () => readFileSync(join(dir, 'qemu.log'), 'utf8'));
   });
 
   test('as root it sees exactly the test’s QEMU processes and reports exactly the expected findings for each', () => {
@@ -314,6 +317,30 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     }
   });
 });
+
+/** Wait until a QMP socket accepts a connection and greets: QEMU has finished starting up. */
+async function qmpGreeting(path: string, log: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const greeted = await new Promise<boolean>((resolve) => {
+      const s = connect(path);
+      let buf = '';
+      const done = (ok: boolean) => {
+        s.destroy();
+        resolve(ok);
+      };
+      s.on('data', (d) => {
+        buf += String(d);
+        if (buf.includes('"QMP"')) done(true);
+      });
+      s.on('error', () => done(false));
+      setTimeout(() => done(false), 2000);
+    });
+    if (greeted) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${path}: no QMP greeting within 30 s\n${log()}`);
+}
 
 function execOk(file: string, args: string[]): void {
   const r = spawnSync(file, args, { encoding: 'utf8' });
