@@ -151,7 +151,14 @@ async function audit(scratch) {
       ns.stdout.on('data', (d) => String(d).includes('ready') && (clearTimeout(t), resolve()));
       ns.once('exit', (code) => (clearTimeout(t), reject(new Error(`bench: the namespace exited (${code}) before its QEMU processes started`))));
     });
-    const init = readdirSync('/proc').find((p) => /^\d+$/.test(p) && readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === String(ns.pid));
+    const parentOf = (p) => {
+      try {
+        return readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ')[1];
+      } catch {
+        return undefined;
+      }
+    };
+    const init = readdirSync('/proc').find((p) => /^\d+$/.test(p) && parentOf(p) === String(ns.pid));
     const t = [];
     for (let i = 0; i < RUNS; i++) {
       const t0 = process.hrtime.bigint();

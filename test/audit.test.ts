@@ -169,6 +169,8 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       '-qmp', `unix:${join(dir, 'run/qmp.sock')},server=on,wait=off`, '-drive', `file=${img('open,,disk.img')},format=raw,if=virtio`],
     'shared-a': [...as(4242), qemu, '-name', 'shared-a', ...common, ...sandbox, '-drive', `file=${img('a/overlay.qcow2')},format=qcow2,if=virtio`],
     'shared-b': [...as(4242), qemu, '-name', 'shared-b', ...common, ...sandbox, '-drive', `file=${img('b/disk.img')},format=raw,if=virtio,readonly=on`],
+    netguest: [...as(4247), qemu, '-name', 'netguest', ...common, ...sandbox, '-incoming', 'tcp:0.0.0.0:4446',
+      '-serial', 'telnet:0.0.0.0:4447,server=on,wait=off', '-spice', 'port=5930,addr=0.0.0.0,disable-ticketing=on', '-drive', `file=${img('net.img')},if=virtio`],
   };
   const EXPECTED: Record<string, string[]> = {
     rootguest: ['process.capabilities', 'process.no-new-privs', 'process.root', 'process.sandbox', 'process.seccomp'],
@@ -177,6 +179,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     openguest: ['files.image-mode', 'files.socket-mode'],
     'shared-a': ['files.backing-file', 'files.cross-guest', 'process.shared-uid'],
     'shared-b': ['files.cross-guest', 'process.shared-uid'],
+    netguest: ['files.format-probed', 'listeners.chardev-tcp', 'listeners.incoming', 'listeners.spice'],
   };
   /** The unix QMP socket each guest answers on (mode 0700: no finding); openguest's is its 0777 one. */
   const readyPath = (name: string) => (name === 'openguest' ? join(dir, 'run/qmp.sock') : join(dir, 'run', `${name}.ready`));
@@ -216,6 +219,9 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     chmodSync(join(dir, 'base/base.raw'), 0o644);
     assert.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', '../../base/base.raw', '-F', 'raw', img('a/overlay.qcow2')]).status, 0);
     writeBootDisk(img('b/disk.img'));
+    writeBootDisk(img('net.img'));
+    chownSync(img('net.img'), 4247, 4247);
+    chmodSync(img('net.img'), 0o600);
     for (const f of ['a/overlay.qcow2', 'b/disk.img']) {
       chownSync(img(f), 4242, 4242);
       chmodSync(img(f), 0o600);
@@ -237,7 +243,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     ns = spawn('unshare', ['--mount', '--pid', '--net', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', script], { stdio: 'ignore' });
     for (let i = 0; i < 100 && !nsPid; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      const child = readdirSync('/proc').find((p) => /^\d+$/.test(p) && readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === String(ns!.pid));
+      const child = readdirSync('/proc').find((p) => /^\d+$/.test(p) && parentOf(p) === String(ns!.pid));
       if (child) nsPid = Number(child);
     }
     assert.ok(nsPid, 'the namespace’s init');
@@ -263,6 +269,10 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     assert.equal(f('openguest', 'files.image-mode').evidence, `${img('open,disk.img')}: mode 0666, owner 0:0`);
     assert.match(f('openguest', 'files.socket-mode').evidence, /run\/qmp\.sock: mode 0777, owner 4245:4245$/);
     assert.match(f('shared-a', 'files.backing-file').evidence, /qcow2 backing file "\.\.\/\.\.\/base\/base\.raw"/);
+    assert.match(f('netguest', 'listeners.spice').evidence, /^-spice port=5930,addr=0\.0\.0\.0,disable-ticketing=on; listening: .*:172A /);
+    assert.equal(f('netguest', 'listeners.spice').severity, 'high');
+    assert.match(f('netguest', 'listeners.incoming').evidence, /^-incoming tcp:0\.0\.0\.0:4446; listening: .*:115E /);
+    assert.match(f('netguest', 'listeners.chardev-tcp').evidence, /^-serial telnet:0\.0\.0\.0:4447,server=on,wait=off; listening: .*:115F /);
     assert.match(f('shared-a', 'files.cross-guest').evidence, /readable by shared-b \(pid \d+, uid 4242\)$/);
     assert.equal(json.findings.find((x) => x.check === 'host.device-mode')!.evidence, '/dev/kvm: mode 0666, owner 0:0');
     for (const x of json.findings) assert.ok(x.why.length > 20 && x.bundle.length > 20, `${x.check} says why and what the bundle does`);
@@ -286,15 +296,17 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
   test('--answers-out writes answers that generate accepts, whose bundle passes verify, and whose QEMU boots under TCG', async () => {
     const out = join(dir, 'answers.yaml');
     const { json } = auditIn(['--answers-out', out]);
-    assert.equal(json.answersOut?.guests, 6);
+    assert.equal(json.answersOut?.guests, Object.keys(GUESTS).length);
     const text = readFileSync(out, 'utf8');
     assert.match(text, /^# Not carried over/m);
     const notCarried = (g: string) => json.answersOut!.notCarried.filter((n) => n.guest === g).map((n) => n.choice);
     assert.ok(notCarried('rootguest').includes('isolation.sandbox'));
     assert.ok(notCarried('vncguest').includes('display'));
     assert.ok(notCarried('vncguest').includes('useCase'));
+    assert.deepEqual([...new Set(notCarried('netguest'))].sort(), ['disks', 'display', 'migration', 'useCase']);
     const doc = parseAnswersText(text, out) as { guests: { name: string; display: { mode: string }; disks?: { path: string; format: string; readOnly: boolean }[] }[] };
     assert.equal(doc.guests.find((g) => g.name === 'vncguest')!.display.mode, 'vnc-unix');
+    assert.deepEqual(doc.guests.find((g) => g.name === 'netguest')!.disks, [{ path: img('net.img'), format: 'raw', readOnly: false }], 'a probed format is attached as raw');
     assert.deepEqual(doc.guests.find((g) => g.name === 'openguest')!.disks, [{ path: img('open,disk.img'), format: 'raw', readOnly: false }]);
     assert.deepEqual(doc.guests.find((g) => g.name === 'shared-b')!.disks, [{ path: img('b/disk.img'), format: 'raw', readOnly: true }]);
 
@@ -317,6 +329,15 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     }
   });
 });
+
+/** The parent pid of a process, or undefined when it has already gone. */
+function parentOf(pid: string): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1];
+  } catch {
+    return undefined;
+  }
+}
 
 /** Wait until a QMP socket accepts a connection and greets: QEMU has finished starting up. */
 async function qmpGreeting(path: string, log: () => string): Promise<void> {
