@@ -10,7 +10,10 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseAnswersText, validate } from '../src/answers.js';
-import { parseCommandLine, splitOpts } from '../src/audit/cmdline.js';
+import { parseCommandLine, redact, splitOpts } from '../src/audit/cmdline.js';
+import { audit } from '../src/audit/command.js';
+import { reconstruct } from '../src/audit/reconstruct.js';
+import type { QemuProcess } from '../src/audit/types.js';
 import { qcow2Backing } from '../src/audit/files.js';
 import { answerForDenial, parseDenial } from '../src/audit/host.js';
 import { hexAddress } from '../src/audit/proc.js';
@@ -70,6 +73,38 @@ describe('the QEMU command-line reader', () => {
     assert.ok(cmd.disks.some((d) => d.protocol === 'rbd'), 'the Ceph disk is not a local file');
     assert.equal(cmd.machine, 'pc+pve0');
     assert.equal(cmd.chardevs.find((c) => c.unixPath?.endsWith('.qmp'))?.via, '-mon (QMP) chardev=qmp');
+  });
+
+  test('every libvirt and Proxmox command line in the corpus: every check runs, and the rebuilt answers pass the schema', () => {
+    const files = [
+      ...readdirSync(join(CORPUS, 'libvirt')).filter((f) => f.endsWith('.args')).map((f) => join(CORPUS, 'libvirt', f)),
+      ...readdirSync(join(CORPUS, 'proxmox')).filter((f) => f.endsWith('.cmd')).map((f) => join(CORPUS, 'proxmox', f)),
+    ];
+    assert.ok(files.length > 50, `${files.length} command lines`);
+    const processes: QemuProcess[] = files.map((file, i) => {
+      const argv = corpusArgv(file);
+      const cmd = parseCommandLine(argv);
+      return {
+        pid: 1000 + i, guest: cmd.name ?? `pid ${1000 + i}`, argv, cmd, status: new Map([['Uid', '0\t0\t0\t0']]), uids: [0, 0, 0, 0],
+        threadSeccomp: [], apparmorLabel: undefined, cgroupLines: [], openFiles: undefined, listeners: undefined, unixSockets: [],
+      };
+    });
+    const view = { root: true, processes, unseen: [] };
+    const report = audit(view);
+    assert.equal(report.findings.filter((f) => f.check === 'process.root').length, files.length);
+    assert.ok(report.findings.some((f) => f.check === 'listeners.chardev-tcp'), 'a telnet serial console in the corpus');
+    for (const p of report.processes) for (const a of p.argv) assert.doesNotMatch(a, /"data":"[^(]/, 'secrets are redacted');
+    const { doc, notCarried } = reconstruct(processes);
+    const answers = validate(doc);
+    assert.equal(answers.guests.length, files.length);
+    assert.ok(notCarried.some((n) => n.choice === 'disks' && /rbd disk/.test(n.reason)), 'Ceph disks are listed as not carried over');
+  });
+
+  test('secrets on a command line are redacted wherever it is shown', () => {
+    assert.equal(redact('secret,id=s0,data=hunter2,,x'), 'secret,id=s0,data=(redacted)');
+    assert.equal(redact('port=5930,password=hunter2,addr=::'), 'port=5930,password=(redacted),addr=::');
+    assert.equal(redact('unix:/run/vnc.sock,password=on'), 'unix:/run/vnc.sock,password=on');
+    assert.equal(redact('{"qom-type":"secret","id":"s","data":"hun\\"ter"}'), '{"qom-type":"secret","id":"s","data":"(redacted)"}');
   });
 
   test('/proc/net/tcp6 addresses read as the kernel wrote them', () => {

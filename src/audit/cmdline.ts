@@ -391,3 +391,15 @@ export function isQemuBinary(argv0: string): boolean {
   const base = argv0.slice(argv0.lastIndexOf('/') + 1);
   return /^qemu-system-[a-z0-9_]+$/.test(base) || base === 'qemu-kvm' || base === 'kvm';
 }
+
+/**
+ * A command-line argument as it may be shown: the value of a secret object's `data` and of a non-boolean
+ * `password` (SPICE's legacy plain-text password) replaced, in QemuOpts and in JSON form alike.
+ */
+export function redact(arg: string): string {
+  return arg
+    .replace(/("(?:data|password)"\s*:\s*)"(?:[^"\\]|\\.)*"/g, '$1"(redacted)"')
+    .replace(/(^|,)(data|password)=((?:[^,]|,,)*)/g, (m, lead: string, key: string, value: string) =>
+      /^(on|off|yes|no|true|false)$/.test(value) ? m : `${lead}${key}=(redacted)`,
+    );
+}

@@ -1,5 +1,6 @@
 // `qemu-harden audit`: read the live host, run every audit check, print the findings (text or the documented
 // JSON shape). Read-only; --answers-out is written by answers-out.ts.
+import { redact } from './cmdline.js';
 import { fileChecks } from './files.js';
 import { hostChecks } from './host.js';
 import { listenerChecks } from './listeners.js';
@@ -29,7 +30,7 @@ export function audit(view: HostView = readHost()): AuditReport {
   return {
     format: AUDIT_FORMAT,
     root: view.root,
-    processes: view.processes.map((p) => ({ pid: p.pid, guest: p.guest, uid: p.uids[1] ?? null, accelerator: acceleratorOf(p).accel, argv: p.argv })),
+    processes: view.processes.map((p) => ({ pid: p.pid, guest: p.guest, uid: p.uids[1] ?? null, accelerator: acceleratorOf(p).accel, argv: p.argv.map(redact) })),
     findings,
     unseen: view.unseen,
     answersOut: null,

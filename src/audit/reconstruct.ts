@@ -1,7 +1,7 @@
 // --answers-out: an answers document rebuilt from the running guests' command lines. What carries over safely
 // (name, vCPUs, memory, machine, firmware, disks with formats and read-only flags, network, display) is kept;
 // everything else is left at the bundle's secure default and listed, so the operator sees what changes.
-import { isSecuritySupportedMachine, SYSTEM_DIRS, underDir } from '../rules.js';
+import { defaultTapDevice, isSecuritySupportedMachine, SYSTEM_DIRS, underDir } from '../rules.js';
 import { isOn } from './cmdline.js';
 import { localDisks, qcow2Backing } from './files.js';
 import { vncEndpoint } from './listeners.js';
@@ -150,6 +150,22 @@ export function reconstruct(processes: QemuProcess[]): Reconstructed {
     guests.push(g);
   }
 
+  // A tap device belongs to one guest: a name already taken (the same tap passed to several command lines, or two
+  // long guest names whose default tap names are cut to the same 15 characters) is replaced by a free one.
+  const taps = new Set<string>();
+  for (const g of guests) {
+    const net = g.network as { mode: string; tapDevice?: string };
+    if (net.mode !== 'tap') continue;
+    let tap = net.tapDevice ?? defaultTapDevice(g.name as string);
+    if (taps.has(tap)) {
+      let i = taps.size;
+      while (taps.has(`qh-tap${i}`)) i++;
+      notCarried.push({ guest: g.name as string, choice: 'network', reason: `tap device "${tap}" is already another guest's; this guest gets "qh-tap${i}"` });
+      tap = `qh-tap${i}`;
+      net.tapDevice = tap;
+    }
+    taps.add(tap);
+  }
   return { doc: { schemaVersion: 1, useCase: 'virtualization', guests }, notCarried };
 }
 

@@ -1,6 +1,6 @@
 // What every audit check shares: the facts read from /proc once, the shape of a finding, and the shape of a
 // check itself (data plus one function), the same shape the bundle checks use.
-import type { QemuCommandLine } from './cmdline.js';
+import { redact, type QemuCommandLine } from './cmdline.js';
 
 export type Severity = 'high' | 'medium' | 'low' | 'info';
 
@@ -11,7 +11,7 @@ export interface Finding {
   /** The guest's name from -name (or "pid N" when it has none); null for a finding about the host. */
   guest: string | null;
   pid: number | null;
-  /** The exact line (or file and value) that was read. */
+  /** The exact line (or file and value) that was read; secrets on a command line are redacted. */
   evidence: string;
   /** Why it matters, in the terms of QEMU's security documentation. */
   why: string;
@@ -85,5 +85,5 @@ export function finding(
   bundle: string,
   answer: string | null,
 ): Finding {
-  return { check, severity, guest: p ? p.guest : null, pid: p ? p.pid : null, evidence, why, bundle, answer };
+  return { check, severity, guest: p ? p.guest : null, pid: p ? p.pid : null, evidence: redact(evidence), why, bundle, answer };
 }
