@@ -208,7 +208,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       '-serial', 'telnet:0.0.0.0:4447,server=on,wait=off', '-spice', 'port=5930,addr=0.0.0.0,disable-ticketing=on', '-drive', `file=${img('net.img')},if=virtio`],
   };
   const EXPECTED: Record<string, string[]> = {
-    rootguest: ['process.capabilities', 'process.no-new-privs', 'process.root', 'process.sandbox', 'process.seccomp'],
+    rootguest: ['listeners.unexplained-tcp', 'process.capabilities', 'process.no-new-privs', 'process.root', 'process.sandbox', 'process.seccomp'],
     vncguest: ['listeners.vnc'],
     qmpguest: ['listeners.monitor-tcp'],
     openguest: ['files.image-mode', 'files.socket-mode'],
@@ -284,6 +284,12 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     assert.ok(nsPid, 'the namespace’s init');
     // A QMP greeting means QEMU reached its main loop: every disk, socket and listener of that guest exists.
     for (const name of Object.keys(GUESTS)) await qmpGreeting(readyPath(name), () => readFileSync(join(dir, 'qemu.log'), 'utf8'));
+    // An NBD export started through the monitor, as management tools do: on no command line, and without TLS.
+    const reply = await qmp(readyPath('rootguest'), [
+      { execute: 'qmp_capabilities' },
+      { execute: 'nbd-server-start', arguments: { addr: { type: 'inet', data: { host: '0.0.0.0', port: '10809' } } } },
+    ]);
+    assert.deepEqual(reply, [{ return: {} }, { return: {} }]);
   });
 
   test('as root it sees exactly the test’s QEMU processes and reports exactly the expected findings for each', () => {
@@ -304,6 +310,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     assert.equal(f('openguest', 'files.image-mode').evidence, `${img('open,disk.img')}: mode 0666, owner 0:0`);
     assert.match(f('openguest', 'files.socket-mode').evidence, /run\/qmp\.sock: mode 0777, owner 4245:4245$/);
     assert.match(f('shared-a', 'files.backing-file').evidence, /qcow2 backing file "\.\.\/\.\.\/base\/base\.raw"/);
+    assert.match(f('rootguest', 'listeners.unexplained-tcp').evidence, /^\/proc\/\d+\/net\/tcp6?: +\d+: 0+:2A39 /);
     assert.match(f('netguest', 'listeners.spice').evidence, /^-spice port=5930,addr=0\.0\.0\.0,disable-ticketing=on; listening: .*:172A /);
     assert.equal(f('netguest', 'listeners.spice').severity, 'high');
     assert.match(f('netguest', 'listeners.incoming').evidence, /^-incoming tcp:0\.0\.0\.0:4446; listening: .*:115E /);
@@ -396,6 +403,34 @@ async function qmpGreeting(path: string, log: () => string): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${path}: no QMP greeting within 30 s\n${log()}`);
+}
+
+/** Send QMP commands one by one over a unix socket; the replies (events left out), in order. */
+async function qmp(path: string, commands: object[]): Promise<unknown[]> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path);
+    const replies: unknown[] = [];
+    let buf = '';
+    let sent = 0;
+    const timer = setTimeout(() => (s.destroy(), reject(new Error(`${path}: QMP replies: ${JSON.stringify(replies)}`))), 10_000);
+    s.on('error', reject);
+    s.on('data', (d) => {
+      buf += String(d);
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const msg = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
+        buf = buf.slice(nl + 1);
+        if ('return' in msg || 'error' in msg) replies.push(msg);
+        if (!('QMP' in msg) && !('return' in msg) && !('error' in msg)) continue;
+        if (sent < commands.length) s.write(JSON.stringify(commands[sent++]) + '\n');
+        else {
+          clearTimeout(timer);
+          s.destroy();
+          resolve(replies);
+        }
+      }
+    });
+  });
 }
 
 function execOk(file: string, args: string[]): void {
