@@ -153,9 +153,8 @@ export function parseHostPort(s: string): Endpoint | undefined {
 
 /** A legacy character-device spec (-qmp, -monitor, -serial): "tcp:HOST:PORT,server", "unix:PATH,server", … */
 function legacyChardev(via: string, raw: string): Chardev {
-  const opts = splitOpts(raw);
-  const first = [...splitOpts(raw, '_spec').entries()][0]?.[1] ?? raw;
-  const spec = first;
+  const opts = splitOpts(raw, 'spec');
+  const spec = opts.get('spec') ?? raw;
   const colon = spec.indexOf(':');
   const backend = colon >= 0 ? spec.slice(0, colon) : spec;
   const rest = colon >= 0 ? spec.slice(colon + 1) : '';

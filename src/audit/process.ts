@@ -2,7 +2,6 @@
 // seccomp on every thread), QEMU's own -sandbox, its AppArmor label, its cgroup limits, the accelerator, and
 // whether guests share a user.
 import { readFileSync } from 'node:fs';
-import { RISKS } from '../rules.js';
 import { finding, type AuditCheck, type Finding, type QemuProcess } from './types.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -81,11 +80,12 @@ const seccomp: AuditCheck = {
     }),
 };
 
+/** -sandbox sub-options: answers field, risk id, QEMU's own default, and what allowing them leaves open. */
 const SUB = [
-  ['obsolete', 'obsolete', 'sandbox-obsolete', 'deny'],
-  ['elevateprivileges', 'elevatePrivileges', 'sandbox-elevateprivileges', 'allow'],
-  ['spawn', 'spawn', 'sandbox-spawn', 'allow'],
-  ['resourcecontrol', 'resourceControl', 'sandbox-resourcecontrol', 'allow'],
+  ['obsolete', 'obsolete', 'sandbox-obsolete', 'deny', 'old system calls QEMU never needs stay reachable, more host kernel code for a guest that escapes into QEMU'],
+  ['elevateprivileges', 'elevatePrivileges', 'sandbox-elevateprivileges', 'allow', 'a guest that escapes into QEMU may call setuid, setgid and their relatives and change the user it acts as'],
+  ['spawn', 'spawn', 'sandbox-spawn', 'allow', 'a guest that escapes into QEMU may fork and execute other programs (a shell, helpers) with QEMU’s access'],
+  ['resourcecontrol', 'resourceControl', 'sandbox-resourcecontrol', 'allow', 'a guest that escapes into QEMU may raise its scheduling priority and CPU affinity at the expense of other guests'],
 ] as const;
 
 const sandbox: AuditCheck = {
@@ -100,20 +100,20 @@ const sandbox: AuditCheck = {
         return [
           finding(
             'process.sandbox', 'high', p, sb ? `-sandbox ${sb.raw}` : `/proc/${p.pid}/cmdline: no -sandbox option`,
-            RISKS['sandbox-off'].why,
+            'QEMU’s seccomp sandbox takes away the system calls QEMU does not need; without it a guest that escapes into QEMU can call every system call, the whole host kernel attack surface.',
             'QEMU runs with -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny.',
             'guests.N.isolation.sandbox.enabled',
           ),
         ];
       }
-      return SUB.flatMap(([opt, field, risk, qemuDefault]) => {
+      return SUB.flatMap(([opt, field, risk, qemuDefault, why]) => {
         const value = sb.opts.get(opt) ?? qemuDefault;
         if (value === 'deny') return [];
         return [
           finding(
             `process.sandbox-${opt}`, 'medium', p,
             `-sandbox ${sb.raw}${sb.opts.has(opt) ? '' : ` (${opt} not given: QEMU's default is ${qemuDefault})`}`,
-            RISKS[risk].why,
+            `Weaker than the sandbox can be: ${why}.`,
             `The bundle denies ${opt} unless the answers accept the risk "${risk}" with a reason.`,
             `guests.N.isolation.sandbox.${field}`,
           ),
@@ -278,7 +278,14 @@ const tcg: AuditCheck = {
     view.processes.flatMap((p) => {
       const a = acceleratorOf(p);
       if (a.accel === 'kvm') return [];
-      return [finding('process.tcg', 'info', p, a.evidence, RISKS.emulation.why, 'The bundle uses KVM unless the answers choose the emulation use case and accept the risk "emulation".', 'useCase')];
+      return [
+        finding(
+          'process.tcg', 'info', p, a.evidence,
+          'Under TCG QEMU gives no isolation guarantee: its code generator and the device emulation used with it were not written to resist a malicious guest, and QEMU does not treat such bugs as security bugs. Everything around this process is a best-effort fence.',
+          'The bundle uses KVM unless the answers choose the emulation use case and accept the risk "emulation".',
+          'useCase',
+        ),
+      ];
     }),
 };
 
