@@ -73,6 +73,7 @@ export interface AuditCheck {
   tool: string | null;
   /** The Debian package that brings the tool. */
   debianPackage: string | null;
+  /** The findings; what the check itself could not read it adds to view.unseen. */
   run(view: HostView): Finding[];
 }
 
