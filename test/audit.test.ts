@@ -14,6 +14,8 @@ import { parseCommandLine, redact, splitOpts } from '../src/audit/cmdline.js';
 import { audit } from '../src/audit/command.js';
 import { reconstruct } from '../src/audit/reconstruct.js';
 import type { QemuProcess } from '../src/audit/types.js';
+import { listPresets } from '../src/presets.js';
+import { defaultTapDevice } from '../src/rules.js';
 import { qcow2Backing } from '../src/audit/files.js';
 import { answerForDenial, parseDenial } from '../src/audit/host.js';
 import { hexAddress } from '../src/audit/proc.js';
@@ -98,6 +100,29 @@ describe('the QEMU command-line reader', () => {
     const answers = validate(doc);
     assert.equal(answers.guests.length, files.length);
     assert.ok(notCarried.some((n) => n.choice === 'disks' && /rbd disk/.test(n.reason)), 'Ceph disks are listed as not carried over');
+  });
+
+  test('a bundle’s own command lines round-trip: every preset’s guests come back with the same shape', () => {
+    for (const preset of listPresets()) {
+      const a = validate(preset.answers);
+      const processes: QemuProcess[] = a.guests.map((g, i) => {
+        const argv = [a.host.qemuBinary, ...qemuArgs(a, g)];
+        const cmd = parseCommandLine(argv);
+        return {
+          pid: 100 + i, guest: g.name, argv, cmd, status: new Map(), uids: [], threadSeccomp: [], apparmorLabel: undefined,
+          cgroupLines: [], openFiles: undefined, listeners: undefined, unixSockets: [],
+        };
+      });
+      const back = validate(reconstruct(processes).doc);
+      const shape = (x: typeof a) =>
+        x.guests.map((g) => ({
+          name: g.name, vcpus: g.vcpus, memoryMiB: g.memoryMiB, machine: g.machine, firmware: g.firmware.type,
+          disks: g.disks.map((d) => ({ path: d.path, format: d.format, readOnly: d.readOnly, blockDevice: d.blockDevice })),
+          network: g.network.mode, tap: g.network.mode === 'tap' ? g.network.tapDevice ?? defaultTapDevice(g.name) : undefined,
+          display: g.display, sandbox: g.isolation.sandbox,
+        }));
+      assert.deepEqual(shape(back), shape(a), preset.name);
+    }
   });
 
   test('secrets on a command line are redacted wherever it is shown', () => {
