@@ -275,7 +275,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     'shared-b': ['files.cross-guest', 'process.shared-uid'],
     netguest: ['files.format-probed', 'listeners.chardev-tcp', 'listeners.incoming', 'listeners.spice'],
   };
-  /** The unix QMP socket each guest answers on (mode 0700: no finding); openguest's is its 0777 one. */
+  /** The unix QMP socket each guest answers on (umask 077: no finding); openguest's is made 0666. */
   const readyPath = (name: string) => (name === 'openguest' ? join(dir, 'run/qmp.sock') : join(dir, 'run', `${name}.ready`));
   const inside = (argv: string[], uid?: number) => {
     const r = spawnSync('nsenter', ['-t', String(nsPid), '-m', '-p', '-n', ...(uid === undefined ? [] : as(uid)), ...argv], { encoding: 'utf8', timeout: 60_000 });
@@ -331,7 +331,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       ...DEV_NODES.map(([path, mode, major, minor]) => `mknod -m ${mode} ${path} c ${major} ${minor}`),
       ...Object.entries(GUESTS).map(([name, argv]) => {
         const ready = name === 'openguest' ? [] : ['-qmp', `unix:${readyPath(name)},server=on,wait=off`];
-        return `(umask ${name === 'openguest' ? '0' : '077'}; exec ${[...argv, ...ready].map(q).join(' ')}) </dev/null >>${q(join(dir, 'qemu.log'))} 2>&1 &`;
+        return `(umask 077; exec ${[...argv, ...ready].map(q).join(' ')}) </dev/null >>${q(join(dir, 'qemu.log'))} 2>&1 &`;
       }),
       'wait',
     ].join('\n');
@@ -344,6 +344,8 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     assert.ok(nsPid, 'the namespace’s init');
     // A QMP greeting means QEMU reached its main loop: every disk, socket and listener of that guest exists.
     for (const name of Object.keys(GUESTS)) await qmpGreeting(readyPath(name), () => readFileSync(join(dir, 'qemu.log'), 'utf8'));
+    // The careless deployment this guest stands for: its QMP socket opened up to every user.
+    chmodSync(readyPath('openguest'), 0o666);
     // An NBD export started through the monitor, as management tools do: on no command line, and without TLS.
     const reply = await qmp(readyPath('rootguest'), [
       { execute: 'qmp_capabilities' },
@@ -368,7 +370,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     assert.match(f('vncguest', 'listeners.vnc').evidence, /^-vnc 0\.0\.0\.0:1; listening: \/proc\/\d+\/net\/tcp: .*:170D 00000000:0000 0A /);
     assert.match(f('qmpguest', 'listeners.monitor-tcp').evidence, /^-qmp tcp:0\.0\.0\.0:4444,server=on,wait=off; listening: .*:115C /);
     assert.equal(f('openguest', 'files.image-mode').evidence, `${img('open,disk.img')}: mode 0666, owner 0:0`);
-    assert.match(f('openguest', 'files.socket-mode').evidence, /run\/qmp\.sock: mode 0777, owner 4245:4245$/);
+    assert.match(f('openguest', 'files.socket-mode').evidence, /run\/qmp\.sock: mode 0666, owner 4245:4245$/);
     assert.match(f('shared-a', 'files.backing-file').evidence, /qcow2 backing file "\.\.\/\.\.\/base\/base\.raw"/);
     assert.match(f('rootguest', 'listeners.unexplained-tcp').evidence, /^\/proc\/\d+\/net\/tcp6?: +\d+: 0+:2A39 /);
     assert.match(f('netguest', 'listeners.spice').evidence, /^-spice port=5930,addr=0\.0\.0\.0,disable-ticketing=on; listening: .*:172A /);
