@@ -126,6 +126,22 @@ describe('the QEMU command-line reader', () => {
     }
   });
 
+  test('guests sharing a user: high, or medium when each has its own enforced AppArmor profile (libvirt’s way)', () => {
+    const proc = (pid: number, label: string | undefined): QemuProcess => {
+      const argv = ['/usr/bin/qemu-system-x86_64', '-name', `g${pid}`, '-sandbox', 'on,elevateprivileges=deny,spawn=deny,resourcecontrol=deny'];
+      return {
+        pid, guest: `g${pid}`, argv, cmd: parseCommandLine(argv), status: new Map([['Uid', '64055\t64055\t64055\t64055']]), uids: [64055, 64055, 64055, 64055],
+        threadSeccomp: [], apparmorLabel: label, cgroupLines: [], openFiles: undefined, listeners: undefined, unixSockets: [],
+      };
+    };
+    const severity = (labels: (string | undefined)[]) =>
+      audit({ root: true, processes: labels.map((l, i) => proc(10 + i, l)), unseen: [] }).findings.filter((f) => f.check === 'process.shared-uid').map((f) => f.severity);
+    assert.deepEqual(severity(['libvirt-1 (enforce)', 'libvirt-2 (enforce)']), ['medium', 'medium']);
+    assert.deepEqual(severity(['libvirt-1 (enforce)', 'unconfined']), ['high', 'high']);
+    assert.deepEqual(severity(['libvirt-1 (enforce)', 'libvirt-1 (enforce)']), ['high', 'high']);
+    assert.deepEqual(severity([undefined, undefined]), ['high', 'high']);
+  });
+
   test('secrets on a command line are redacted wherever it is shown', () => {
     assert.equal(redact('secret,id=s0,data=hunter2,,x'), 'secret,id=s0,data=(redacted)');
     assert.equal(redact('port=5930,password=hunter2,addr=::'), 'port=5930,password=(redacted),addr=::');

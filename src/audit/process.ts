@@ -302,17 +302,23 @@ const sharedUid: AuditCheck = {
     }
     return [...byUid.values()]
       .filter((ps) => ps.length > 1)
-      .flatMap((ps) =>
-        ps.map((p) =>
+      .flatMap((ps) => {
+        // libvirt runs every guest as one user but gives each its own enforced profile: then only the profiles
+        // keep the guests apart, which is weaker than separate users, but not nothing.
+        const labels = ps.map((p) => p.apparmorLabel ?? '');
+        const ownProfiles = labels.every((l) => l !== '' && l !== 'unconfined' && !/\(complain\)$/.test(l)) && new Set(labels).size === labels.length;
+        return ps.map((p) =>
           finding(
-            'process.shared-uid', 'high', p,
+            'process.shared-uid', ownProfiles ? 'medium' : 'high', p,
             `${statusLine(p, 'Uid')} (also the user of ${ps.filter((o) => o !== p).map((o) => `${o.guest} (pid ${o.pid})`).join(', ')})`,
-            'Each QEMU should reach only its own guest’s resources; guests under one user can read each other’s images and signal each other’s QEMU, so one escape reaches all of them.',
+            ownProfiles
+              ? 'Each QEMU should reach only its own guest’s resources; these guests share a user and only their AppArmor profiles keep them apart, so one profile mistake lets an escape reach the other guests’ files and processes.'
+              : 'Each QEMU should reach only its own guest’s resources; guests under one user can read each other’s images and signal each other’s QEMU, so one escape reaches all of them.',
             'Each guest gets its own system user; no two guests share one.',
             null,
           ),
-        ),
-      );
+        );
+      });
   },
 };
 
