@@ -1,8 +1,8 @@
 // `npm run bench`: the speed targets of the built CLI (dist/qemu-harden.js), as medians and ratios measured in
 // this run. Runs are interleaved so that a busy moment on the machine hits both sides of a ratio alike. A missed
 // target prints FAIL but exits 0: CI runs this only to check that it still runs.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -224,6 +224,57 @@ function importCorpus(scratch) {
   return { files: files.length, ms: median(t) };
 }
 
+// 100 real QEMU processes (TCG, -S, stopped with SIGSTOP once started) with the command lines a bundle writes,
+// in a private mount+PID namespace, so that `audit` run inside it sees exactly them and nothing else.
+async function audit(scratch) {
+  const N = 100;
+  const lines = [];
+  for (let i = 0; i < N; i++) {
+    const name = `g${String(i).padStart(3, '0')}`;
+    const disk = join(scratch, `${name}.img`);
+    writeFileSync(disk, Buffer.alloc(65536));
+    lines.push(
+      `/usr/bin/qemu-system-x86_64 -name guest=${name},debug-threads=on -nodefaults -no-user-config -S -machine q35 -accel tcg -m 16M ` +
+        `-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny -msg timestamp=on ` +
+        `-chardev socket,id=qmp,path=${scratch}/${name}.qmp,server=on,wait=off -mon chardev=qmp,mode=control ` +
+        `-drive file=${disk},format=raw,if=none,id=disk0,readonly=off -device virtio-blk-pci,drive=disk0,bootindex=1 -display none </dev/null >/dev/null 2>&1 &\npids="$pids $!"`,
+    );
+  }
+  const script = `${lines.join('\n')}\nwhile [ "$(ls ${scratch} | grep -c '\\.qmp$')" -lt ${N} ]; do sleep 0.1; done\nkill -STOP $pids\necho ready\nwait\n`;
+  const ns = spawn('unshare', ['--mount', '--pid', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('bench: 100 QEMU processes did not start within 120 s')), 120_000);
+      ns.stdout.on('data', (d) => String(d).includes('ready') && (clearTimeout(t), resolve()));
+      ns.once('exit', (code) => (clearTimeout(t), reject(new Error(`bench: the namespace exited (${code}) before its QEMU processes started`))));
+    });
+    const parentOf = (p) => {
+      try {
+        return readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ')[1];
+      } catch {
+        return undefined;
+      }
+    };
+    const init = readdirSync('/proc').find((p) => /^\d+$/.test(p) && parentOf(p) === String(ns.pid));
+    const t = [];
+    for (let i = 0; i < RUNS; i++) {
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync('nsenter', ['-t', init, '-m', '-p', process.execPath, BIN, 'audit', '--json'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+      t.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (r.status !== 0 && r.status !== 1) throw new Error(`qemu-harden audit exited ${r.status}:\n${r.stderr}`);
+      const seen = JSON.parse(r.stdout).processes.length;
+      if (seen !== N) throw new Error(`audit saw ${seen} QEMU processes, not ${N}`);
+    }
+    return median(t);
+  } finally {
+    if (ns.exitCode === null) {
+      const exited = new Promise((r) => ns.once('exit', r));
+      ns.kill('SIGKILL');
+      await exited;
+    }
+  }
+}
+
 const scratch = mkdtempSync(join(tmpdir(), 'qh-bench-'));
 try {
   const ff = firstFrame(scratch);
@@ -231,6 +282,7 @@ try {
   const ver = verify(scratch);
   const imp = importCorpus(scratch);
   const keys = keypress(scratch);
+  const aud = await audit(scratch);
   const rows = [
     ['wizard first frame / node -e ""', `${ff.wizard.toFixed(0)} ms / ${ff.node.toFixed(0)} ms = ${(ff.wizard / ff.node).toFixed(2)}x`, '<= 2.5x', ff.wizard / ff.node <= 2.5],
     ['generate, 1,000 guests', `${gen.many.toFixed(0)} ms`, '<= 1000 ms', gen.many <= 1000],
@@ -243,6 +295,7 @@ try {
       'p95 <= 50 ms',
       keys[step].p95 <= 50,
     ]),
+    ['audit, 100 QEMU processes', `${aud.toFixed(0)} ms`, '<= 1000 ms', aud <= 1000],
   ];
   const head = ['benchmark', `median of ${RUNS}`, 'target', 'result'];
   const table = [head, ...rows.map(([a, b, c, ok]) => [a, b, c, ok ? 'pass' : 'FAIL'])];

@@ -21,6 +21,7 @@ Usage:
   qemu-harden apply DIR [--root PATH] [--dry-run] [--yes]
   qemu-harden import libvirt (DOMAIN.xml... | --running) [--qemu-conf FILE] [--out FILE] [--force] [--json]
   qemu-harden import proxmox VMID.conf... [--storage-cfg FILE] [--out FILE] [--force] [--json]
+  qemu-harden audit [--json] [--answers-out FILE]
   qemu-harden --help | --version
 
 Commands:
@@ -31,6 +32,7 @@ Commands:
              reload udev, AppArmor and systemd
   import     turn libvirt domain XML or Proxmox VE guest configurations into one answers file; report per
              guest what was carried, changed to the secure default, or refused
+  audit      judge the QEMU processes running on this host (read-only); as root it sees everything
 
 Options:
   --preset NAME      start from a shipped preset (see 'qemu-harden presets')
@@ -46,9 +48,10 @@ Options:
   --qemu-conf FILE   import libvirt: read VNC/SPICE TLS settings from this qemu.conf
   --storage-cfg FILE import proxmox: resolve storage:volume names through this storage.cfg
   --running          import libvirt: read every running domain through 'virsh dumpxml'
+  --answers-out FILE audit: write answers rebuilt from the running guests (a new file)
 
-Exit status: 0 ok, 1 findings (verify) or guests imported with secure defaults (import), 2 invalid usage or
-input or a guest refused (import), 130 cancelled.
+Exit status: 0 ok, 1 findings (verify, audit) or guests imported with secure defaults (import), 2 invalid
+usage or input or a guest refused (import), 130 cancelled.
 `;
 
 interface Parsed {
@@ -58,7 +61,7 @@ interface Parsed {
   sets: string[];
 }
 
-const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out', '--root', '--qemu-conf', '--storage-cfg']);
+const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out', '--root', '--qemu-conf', '--storage-cfg', '--answers-out']);
 const BOOL_FLAGS = new Set(['--force', '--dry-run', '--json', '--yes', '--running', '--help', '--version', '-h', '-V']);
 
 export function parseArgs(argv: string[]): Parsed {
@@ -213,6 +216,18 @@ async function importCmd(p: Parsed, io: Io): Promise<number> {
   );
 }
 
+async function auditCmd(p: Parsed, io: Io): Promise<number> {
+  allow(p, ['--json', '--answers-out'], 0);
+  const { audit, counts, formatAudit } = await import('./audit/command.js');
+  const { readHost } = await import('./audit/proc.js');
+  const view = readHost();
+  const report = audit(view);
+  const answersOut = p.flags.get('--answers-out') as string | undefined;
+  if (answersOut) report.answersOut = { file: answersOut, ...(await import('./audit/answers-out.js')).writeAnswersOut(answersOut, view) };
+  io.out(p.flags.has('--json') ? JSON.stringify(report, null, 2) + '\n' : formatAudit(report));
+  return counts(report) > 0 ? EXIT.findings : EXIT.ok;
+}
+
 async function wizard(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--answers'], 0);
   if (!io.isTTY) {
@@ -252,6 +267,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         return await applyCmd(p, io);
       case 'import':
         return await importCmd(p, io);
+      case 'audit':
+        return await auditCmd(p, io);
       default:
         throw new UsageError(`unknown command '${p.command}' (see qemu-harden --help)`);
     }

@@ -1,0 +1,53 @@
+// --answers-out: the reconstructed answers written as YAML, with every choice that was not carried over listed
+// as a comment at the top, validated by the one schema first and written all at once (or not at all).
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { stringify } from 'yaml';
+import { issuesFor, validate } from '../answers.js';
+import { InputError } from '../errors.js';
+import { reconstruct, type NotCarried, type Reconstructed } from './reconstruct.js';
+import type { HostView } from './types.js';
+
+const oneLine = (s: string) => s.replace(/[\u0000-\u001f\u007f]/g, ' ');
+
+/**
+ * The rebuilt guests that the answers schema accepts on their own; each other guest is left out and listed with
+ * the schema's own words (a guest with nothing to boot, a disk where the unit cannot see it, ...).
+ */
+export function carriedOver(processes: HostView['processes']): Reconstructed {
+  const { doc, notCarried } = reconstruct(processes);
+  const guests = doc.guests.filter((g) => {
+    const issues = issuesFor({ ...doc, guests: [g] });
+    for (const i of issues) notCarried.push({ guest: String(g.name), choice: 'the whole guest', reason: `${i.path.replace(/^guests\.0\./, '')}: ${i.message}` });
+    return issues.length === 0;
+  });
+  if (guests.length === 0)
+    throw new InputError(`--answers-out: no running guest can be carried over:\n${notCarried.map((n) => `  ${oneLine(n.guest)}: ${oneLine(n.choice)}: ${oneLine(n.reason)}`).join('\n')}`);
+  return { doc: { ...doc, guests }, notCarried };
+}
+
+/** Write the reconstructed answers (YAML, with what was not carried over as comments) all at once. */
+export function writeAnswersOut(file: string, view: HostView): { guests: number; notCarried: NotCarried[] } {
+  if (existsSync(file)) throw new InputError(`--answers-out: ${file} already exists; choose another path`);
+  if (!existsSync(dirname(file) || '.')) throw new InputError(`--answers-out: ${dirname(file)} does not exist`);
+  if (!view.processes.length) throw new InputError('--answers-out: no QEMU process is running (or visible to this user): there is nothing to reconstruct');
+  const { doc, notCarried } = carriedOver(view.processes);
+  validate(doc);
+  const head = [
+    '# Answers reconstructed by `qemu-harden audit --answers-out` from the QEMU command lines running on this host.',
+    '# Review them, then: qemu-harden generate --answers THIS-FILE --out DIR',
+    ...(notCarried.length
+      ? ['#', '# Not carried over (left at the secure default):', ...notCarried.map((n) => `#   ${oneLine(n.guest)}: ${oneLine(n.choice)}: ${oneLine(n.reason)}`)]
+      : ['# Every choice of the running guests was carried over.']),
+    '',
+  ];
+  const tmp = join(dirname(file), `.${Date.now()}-${process.pid}.answers.tmp`);
+  try {
+    writeFileSync(tmp, head.join('\n') + stringify(doc), { mode: 0o644, flag: 'wx' });
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new InputError(`--answers-out: cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return { guests: doc.guests.length, notCarried };
+}

@@ -1,0 +1,404 @@
+// The QEMU command-line reader: /proc/PID/cmdline split into options, and each option's value into the keys
+// QEMU itself would read (QemuOpts: "key=value,..." where ",," is a literal comma; or JSON for -blockdev,
+// -device, -object and -netdev as libvirt writes them). Only what the audit and --answers-out use is modelled.
+
+/** QEMU options that take no argument; every other option takes exactly one. */
+const FLAGS = new Set([
+  'h', 'help', 'version', 'S', 'nodefaults', 'no-user-config', 'nodefconfig', 'daemonize', 'no-shutdown', 'no-reboot',
+  'snapshot', 'nographic', 'enable-kvm', 'no-kvm', 'no-hpet', 'no-acpi', 'full-screen', 's', 'usb', 'win2k-hack',
+  'no-fd-bootchk', 'no-quit', 'alt-grab', 'ctrl-grab', 'preconfig', 'only-migratable', 'enable-sync-profile',
+  'xen-attach', 'rtc-td-hack', 'semihosting', 'old-param', 'no-frame', 'sdl', 'curses', 'portrait', 'enable-fips',
+  'perfmap', 'jitdump', 'audio-help',
+]);
+
+export type Opts = Map<string, string>;
+
+export interface Option {
+  /** Without leading dashes: "vnc", "drive". */
+  name: string;
+  /** The argument exactly as passed, or undefined for a flag. */
+  value: string | undefined;
+}
+
+/**
+ * Split one QemuOpts string. The first element without "=" is stored under `implied` (e.g. the backend of
+ * -chardev, the display of -vnc); a bare key later on means "on", and "noKEY" means KEY=off.
+ */
+export function splitOpts(value: string, implied?: string): Opts {
+  const parts: string[] = [];
+  let cur = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === ',') {
+      if (value[i + 1] === ',') {
+        cur += ',';
+        i++;
+      } else {
+        parts.push(cur);
+        cur = '';
+      }
+    } else cur += c;
+  }
+  parts.push(cur);
+  const out: Opts = new Map();
+  parts.forEach((p, i) => {
+    const eq = p.indexOf('=');
+    if (eq >= 0) out.set(p.slice(0, eq), p.slice(eq + 1));
+    else if (i === 0 && implied) out.set(implied, p);
+    else if (p.startsWith('no') && p.length > 2 && !out.has(p)) out.set(p.slice(2), 'off');
+    else if (p !== '') out.set(p, 'on');
+  });
+  return out;
+}
+
+/** Read a QemuOpts string, or the JSON object libvirt passes instead, as flat string keys. */
+export function optsOrJson(value: string, implied?: string): { opts: Opts; json: Record<string, unknown> | undefined } {
+  if (value.trimStart().startsWith('{')) {
+    try {
+      const json = JSON.parse(value) as Record<string, unknown>;
+      const opts: Opts = new Map();
+      for (const [k, v] of Object.entries(json)) if (v !== null && typeof v !== 'object') opts.set(k, String(v));
+      return { opts, json };
+    } catch {
+      return { opts: new Map(), json: undefined };
+    }
+  }
+  return { opts: splitOpts(value, implied), json: undefined };
+}
+
+export const isOn = (v: string | undefined) => v === 'on' || v === 'true' || v === 'yes' || v === '1';
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+export interface Chardev {
+  /** Where it was given: "-chardev id=x", "-qmp", "-monitor", "-serial". */
+  via: string;
+  id: string | undefined;
+  backend: string;
+  /** A TCP or telnet server endpoint, when it is one. */
+  tcp: (Endpoint & { telnet: boolean; server: boolean }) | undefined;
+  unixPath: string | undefined;
+  /** The argument as given, for evidence. */
+  raw: string;
+}
+
+export interface DiskSpec {
+  path: string;
+  format: string | undefined;
+  readOnly: boolean;
+  /** "file" or "host_device" for local files; anything else (nbd, rbd, iscsi…) is a network disk. */
+  protocol: string;
+  raw: string;
+  /** Firmware flash, not a guest disk. */
+  pflash: boolean;
+}
+
+export interface QemuCommandLine {
+  options: Option[];
+  binary: string;
+  name: string | undefined;
+  machine: string | undefined;
+  accel: string[];
+  smp: number | undefined;
+  memoryMiB: number | undefined;
+  sandbox: { raw: string; opts: Opts } | undefined;
+  chardevs: Chardev[];
+  vnc: { raw: string; opts: Opts } | undefined;
+  spice: { raw: string; opts: Opts } | undefined;
+  display: string | undefined;
+  incoming: string | undefined;
+  tlsCreds: Map<string, { dir: string | undefined; endpoint: string | undefined }>;
+  disks: DiskSpec[];
+  bios: string | undefined;
+  netdevs: { id: string | undefined; type: string; opts: Opts; raw: string }[];
+  devices: { driver: string; opts: Opts; raw: string }[];
+  /** -runas / -run-with user= */
+  runas: string | undefined;
+}
+
+export function splitArgv(argv: string[]): Option[] {
+  const out: Option[] = [];
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('-') || a === '-') {
+      out.push({ name: '', value: a });
+      continue;
+    }
+    const name = a.replace(/^--?/, '');
+    if (FLAGS.has(name)) out.push({ name, value: undefined });
+    else out.push({ name, value: argv[++i] });
+  }
+  return out;
+}
+
+function memoryMiB(v: string): number | undefined {
+  const size = splitOpts(v, 'size').get('size');
+  const m = /^(\d+(?:\.\d+)?)([kKmMgGtT]?)[bB]?$/.exec(size ?? '');
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = (m[2] || 'M').toUpperCase();
+  const mib = unit === 'K' ? n / 1024 : unit === 'M' ? n : unit === 'G' ? n * 1024 : n * 1024 * 1024;
+  return Math.floor(mib);
+}
+
+/** "tcp:HOST:PORT", "HOST:PORT", "[v6]:PORT", ":PORT" → endpoint. */
+export function parseHostPort(s: string): Endpoint | undefined {
+  const m = /^(?:\[([^\]]*)\]|([^:]*)):(\d+)$/.exec(s);
+  if (!m) return undefined;
+  return { host: m[1] ?? m[2] ?? '', port: Number(m[3]) };
+}
+
+/** A legacy character-device spec (-qmp, -monitor, -serial): "tcp:HOST:PORT,server", "unix:PATH,server", … */
+function legacyChardev(via: string, raw: string): Chardev {
+  const opts = splitOpts(raw, 'spec');
+  const spec = opts.get('spec') ?? raw;
+  const colon = spec.indexOf(':');
+  const backend = colon >= 0 ? spec.slice(0, colon) : spec;
+  const rest = colon >= 0 ? spec.slice(colon + 1) : '';
+  const server = isOn(opts.get('server'));
+  let tcp: Chardev['tcp'];
+  let unixPath: string | undefined;
+  if (backend === 'tcp' || backend === 'telnet') {
+    const ep = parseHostPort(rest);
+    if (ep) tcp = { ...ep, telnet: backend === 'telnet', server };
+  } else if (backend === 'unix') unixPath = rest;
+  const id = backend === 'chardev' ? rest : undefined;
+  return { via, id, backend, tcp, unixPath, raw };
+}
+
+function chardevOption(raw: string): Chardev {
+  const { opts } = optsOrJson(raw, 'backend');
+  const backend = opts.get('backend') ?? '';
+  let tcp: Chardev['tcp'];
+  if ((backend === 'socket' || backend === 'tcp' || backend === 'telnet') && opts.has('port'))
+    tcp = {
+      host: opts.get('host') ?? '',
+      port: Number(opts.get('port')),
+      telnet: isOn(opts.get('telnet')) || backend === 'telnet',
+      server: isOn(opts.get('server')),
+    };
+  return { via: '-chardev', id: opts.get('id'), backend, tcp, unixPath: opts.get('path'), raw };
+}
+
+/** Follow a -blockdev (or nested "file" object) down to its protocol layer: [format, protocol node]. */
+function resolveBlock(
+  node: Record<string, unknown>,
+  byName: Map<string, Record<string, unknown>>,
+  depth = 0,
+): { format: string | undefined; proto: Record<string, unknown> } | undefined {
+  if (depth > 8) return undefined;
+  const driver = String(node.driver ?? '');
+  const child = typeof node.file === 'string' ? byName.get(node.file) : (node.file as Record<string, unknown> | undefined);
+  if ('filename' in node || !child) return { format: undefined, proto: node };
+  const below = resolveBlock(child, byName, depth + 1);
+  if (!below) return undefined;
+  const isFilter = driver === 'throttle' || driver === 'copy-on-read' || driver === 'blkdebug';
+  return { format: below.format ?? (isFilter ? undefined : driver), proto: below.proto };
+}
+
+export function parseCommandLine(argv: string[]): QemuCommandLine {
+  const options = splitArgv(argv);
+  const cmd: QemuCommandLine = {
+    options,
+    binary: argv[0] ?? '',
+    name: undefined,
+    machine: undefined,
+    accel: [],
+    smp: undefined,
+    memoryMiB: undefined,
+    sandbox: undefined,
+    chardevs: [],
+    vnc: undefined,
+    spice: undefined,
+    display: undefined,
+    incoming: undefined,
+    tlsCreds: new Map(),
+    disks: [],
+    bios: undefined,
+    netdevs: [],
+    devices: [],
+    runas: undefined,
+  };
+  const blockdevs: Record<string, unknown>[] = [];
+  const pflashNodes = new Set<string>();
+  for (const { name, value } of options) {
+    const v = value ?? '';
+    switch (name) {
+      case 'name':
+        cmd.name = splitOpts(v, 'guest').get('guest');
+        break;
+      case 'machine':
+      case 'M': {
+        const o = splitOpts(v, 'type');
+        if (o.get('type')) cmd.machine = o.get('type');
+        if (o.get('accel')) cmd.accel.push(...o.get('accel')!.split(':'));
+        for (const k of ['pflash0', 'pflash1']) if (o.get(k)) pflashNodes.add(o.get(k)!);
+        break;
+      }
+      case 'accel':
+        cmd.accel.push(splitOpts(v, 'accel').get('accel') ?? v);
+        break;
+      case 'enable-kvm':
+        cmd.accel.push('kvm');
+        break;
+      case 'smp': {
+        const o = splitOpts(v, 'cpus');
+        const n = Number(o.get('cpus'));
+        if (Number.isInteger(n) && n > 0) cmd.smp = n;
+        break;
+      }
+      case 'm':
+        cmd.memoryMiB = memoryMiB(v);
+        break;
+      case 'sandbox':
+        cmd.sandbox = { raw: v, opts: splitOpts(v, 'enable') };
+        break;
+      case 'chardev':
+        cmd.chardevs.push(chardevOption(v));
+        break;
+      case 'qmp':
+      case 'qmp-pretty':
+      case 'monitor':
+      case 'serial':
+      case 'parallel':
+        cmd.chardevs.push(legacyChardev(`-${name}`, v));
+        break;
+      case 'mon': {
+        const o = splitOpts(v);
+        const id = o.get('chardev');
+        const cd = cmd.chardevs.find((c) => c.id === id);
+        if (cd) cd.via = `-mon (${o.get('mode') === 'control' ? 'QMP' : 'HMP'}) chardev=${id}`;
+        break;
+      }
+      case 'vnc':
+        cmd.vnc = { raw: v, opts: splitOpts(v, 'display') };
+        break;
+      case 'spice':
+        cmd.spice = { raw: v, opts: splitOpts(v) };
+        break;
+      case 'display':
+        cmd.display = splitOpts(v, 'type').get('type');
+        break;
+      case 'nographic':
+        cmd.display = 'none';
+        break;
+      case 'incoming':
+        cmd.incoming = v;
+        break;
+      case 'object': {
+        const { opts } = optsOrJson(v, 'qom-type');
+        const type = opts.get('qom-type');
+        if (type === 'tls-creds-x509' || type === 'tls-creds-anon' || type === 'tls-creds-psk')
+          cmd.tlsCreds.set(opts.get('id') ?? '', { dir: opts.get('dir'), endpoint: opts.get('endpoint') });
+        break;
+      }
+      case 'drive': {
+        const o = splitOpts(v);
+        const file = o.get('file');
+        if (!file) break;
+        const protoMatch = /^([a-z+]+):/.exec(file);
+        cmd.disks.push({
+          path: file,
+          format: o.get('format'),
+          readOnly: isOn(o.get('readonly')) || o.get('media') === 'cdrom',
+          protocol: protoMatch && protoMatch[1] !== 'file' ? protoMatch[1]! : file.startsWith('/dev/') ? 'host_device' : 'file',
+          raw: v,
+          pflash: o.get('if') === 'pflash',
+        });
+        break;
+      }
+      case 'hda':
+      case 'hdb':
+      case 'hdc':
+      case 'hdd':
+      case 'cdrom':
+      case '':
+        if (v)
+          cmd.disks.push({ path: v, format: undefined, readOnly: name === 'cdrom', protocol: v.startsWith('/dev/') ? 'host_device' : 'file', raw: v, pflash: false });
+        break;
+      case 'bios':
+        cmd.bios = v;
+        break;
+      case 'blockdev': {
+        const { json, opts } = optsOrJson(v);
+        if (json) blockdevs.push(json);
+        else {
+          const node: Record<string, unknown> = Object.fromEntries(opts);
+          const file: Record<string, unknown> = {};
+          for (const [k, val] of opts) if (k.startsWith('file.')) file[k.slice(5)] = val;
+          if (Object.keys(file).length) node.file = file;
+          blockdevs.push(node);
+        }
+        break;
+      }
+      case 'netdev':
+      case 'nic': {
+        const { opts } = optsOrJson(v, 'type');
+        cmd.netdevs.push({ id: opts.get('id'), type: opts.get('type') ?? '', opts, raw: v });
+        break;
+      }
+      case 'device': {
+        const { opts } = optsOrJson(v, 'driver');
+        cmd.devices.push({ driver: opts.get('driver') ?? '', opts, raw: v });
+        break;
+      }
+      case 'runas':
+        cmd.runas = v;
+        break;
+      case 'run-with': {
+        const u = splitOpts(v).get('user');
+        if (u) cmd.runas = u;
+        break;
+      }
+    }
+  }
+
+  // -blockdev: a disk is a top node (one no other node uses as its "file"), followed down to its protocol layer.
+  const byName = new Map<string, Record<string, unknown>>();
+  for (const b of blockdevs) if (typeof b['node-name'] === 'string') byName.set(b['node-name'] as string, b);
+  const used = new Set(blockdevs.map((b) => b.file).filter((f): f is string => typeof f === 'string'));
+  for (const b of blockdevs) {
+    const nodeName = b['node-name'] as string | undefined;
+    if (nodeName && used.has(nodeName)) continue;
+    const r = resolveBlock(b, byName);
+    if (!r) continue;
+    const filename = r.proto.filename ?? r.proto.path;
+    const protocol = String(r.proto.driver ?? 'file');
+    const readOnly = b['read-only'] === true || b['read-only'] === 'on';
+    cmd.disks.push({
+      path: typeof filename === 'string' ? filename : JSON.stringify(r.proto),
+      format: r.format,
+      readOnly,
+      protocol,
+      raw: JSON.stringify(b),
+      pflash: !!nodeName && pflashNodes.has(nodeName),
+    });
+  }
+  if (!cmd.accel.length && /(^|\/)kvm$|qemu-kvm$/.test(cmd.binary)) cmd.accel.push('kvm');
+  return cmd;
+}
+
+/** The guest's name as the audit reports it. */
+export function guestLabel(cmd: QemuCommandLine, pid: number): string {
+  return cmd.name && cmd.name.length ? cmd.name : `pid ${pid}`;
+}
+
+export function isQemuBinary(argv0: string): boolean {
+  const base = argv0.slice(argv0.lastIndexOf('/') + 1);
+  return /^qemu-system-[a-z0-9_]+$/.test(base) || base === 'qemu-kvm' || base === 'kvm';
+}
+
+/**
+ * A command-line argument as it may be shown: the value of a secret object's `data` and of a non-boolean
+ * `password` (SPICE's legacy plain-text password) replaced, in QemuOpts and in JSON form alike.
+ */
+export function redact(arg: string): string {
+  return arg
+    .replace(/("(?:data|password)"\s*:\s*)"(?:[^"\\]|\\.)*"/g, '$1"(redacted)"')
+    .replace(/(^|,)(data|password)=((?:[^,]|,,)*)/g, (m, lead: string, key: string, value: string) =>
+      /^(on|off|yes|no|true|false)$/.test(value) ? m : `${lead}${key}=(redacted)`,
+    );
+}

@@ -1,0 +1,118 @@
+// `qemu-harden audit` under a real kernel with AppArmor enforcing and cgroup v2 (a Debian kernel booting real
+// systemd under TCG, test/vmboot.ts): what a container on this host cannot show. A guest from an applied bundle
+// (its own profile, MemoryMax=, TasksMax=) has no finding of its own; a guest in an AppArmor profile in complain
+// mode, and an unconfined one without a memory limit, are reported as such; AppArmor being on is seen; and a
+// denial the kernel logged for the bundle's profile is mapped to the answer that would grant it.
+import assert from 'node:assert/strict';
+import { chmodSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { writeBootDisk } from './bootdisk.js';
+import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
+import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
+
+const QH = BIN.replace(REPO, '/qh');
+const QEMU = '/usr/bin/qemu-system-x86_64 -nodefaults -no-user-config -S -display none -machine q35 -accel tcg -m 32 -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
+
+const PROOF = `#!/bin/sh
+r() { echo "RESULT $1=$2"; }
+cd /
+node ${QH} apply /bundle --yes > /run/apply.log 2>&1
+r apply_exit $?
+apparmor_parser -r /proof/qh-complain
+r complain_loaded $?
+systemctl start qemu-kept.service
+systemd-run --unit=complain -p DynamicUser=yes -p AppArmorProfile=qh-complain -p MemoryMax=256M -p TasksMax=64 ${QEMU} -name complain
+systemd-run --unit=loose -p DynamicUser=yes ${QEMU} -name loose
+sleep 5
+node ${QH} audit --json > /run/audit1.json
+r audit1_exit $?
+r audit1.json "$(tr -d '\\n' < /run/audit1.json)"
+systemd-run --unit=denied -p DynamicUser=yes -p AppArmorProfile=qemu-harden-kept ${QEMU} -name denied -drive file=/images/extra.img,format=raw,if=virtio
+sleep 5
+node ${QH} audit --json > /run/audit2.json
+r audit2_exit $?
+r audit2.json "$(tr -d '\\n' < /run/audit2.json)"
+r done yes
+`;
+
+describe('audit under a real kernel with AppArmor enforcing and cgroup v2', () => {
+  let vm: VmResult;
+  const work = tempDir({ after }, 'qh-audit-vm-');
+
+  before(async () => {
+    for (const [tool, pkg] of [['qemu-system-x86_64', 'qemu-system-x86'], ['cpio', 'cpio'], ['busybox', 'busybox-static'], ['apt-get', 'apt'], ['dpkg-deb', 'dpkg'], ['apparmor_parser', 'apparmor']] as const)
+      requireTool(tool, pkg);
+    const kernel = ensureKernel();
+    const answersFile = join(work, 'answers.json');
+    writeFileSync(answersFile, JSON.stringify({
+      schemaVersion: 1,
+      useCase: 'emulation',
+      acceptedRisks: [{ risk: 'emulation', reason: 'the proof VM has no KVM; its guest is a test boot sector' }],
+      guests: [{ name: 'kept', memoryMiB: 32, disks: [{ path: '/images/kept.img', format: 'raw' }] }],
+    }));
+    const bundle = join(work, 'bundle');
+    const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
+    assert.equal(gen.code, 0, gen.stderr);
+    const root = join(work, 'root');
+    makeRootTree(root, PROOF);
+    cpSync(bundle, join(root, 'bundle'), { recursive: true });
+    mkdirSync(join(root, 'images'));
+    writeBootDisk(join(root, 'images/kept.img'));
+    writeBootDisk(join(root, 'images/extra.img'));
+    chmodSync(join(root, 'images/extra.img'), 0o644);
+    mkdirSync(join(root, 'proof'));
+    writeFileSync(join(root, 'proof/qh-complain'), 'abi <abi/3.0>,\ninclude <tunables/global>\nprofile qh-complain flags=(complain) {\n}\n');
+    chmodSync(root, 0o755);
+    vm = await runVm({
+      kernel,
+      rootTree: root,
+      modules: ['virtio_pci', '9pnet_virtio', '9p'],
+      shares: { usr: ['/usr', '/usr'], repo: [REPO, '/qh'] },
+      workDir: work,
+      timeoutMs: 600_000,
+    });
+  });
+
+  const result = (key: string) => {
+    const v = vm.results.get(key);
+    assert.ok(v !== undefined, `the VM reported no ${key}; console tail:\n${vm.console.slice(-4000)}`);
+    return v;
+  };
+  const report = (run: string) =>
+    JSON.parse(result(`${run}.json`)) as { root: boolean; processes: { guest: string }[]; findings: { guest: string | null; check: string; answer: string | null; evidence: string }[] };
+  const findings = (run: string) => report(run).findings;
+  const checks = (run: string, guest: string) => findings(run).filter((f) => f.guest === guest).map((f) => f.check).sort();
+
+  test('the VM ran the whole proof', () => {
+    assert.equal(vm.timedOut, false, vm.console.slice(-4000));
+    assert.equal(result('done'), 'yes');
+    assert.equal(result('apply_exit'), '0');
+    assert.equal(result('complain_loaded'), '0');
+    assert.equal(report('audit1').root, true);
+    assert.deepEqual(report('audit1').processes.map((p) => p.guest).sort(), ['complain', 'kept', 'loose']);
+  });
+
+  test('the bundle’s guest, confined and limited, has no finding but the TCG note; AppArmor is seen as enabled', () => {
+    assert.deepEqual(checks('audit1', 'kept'), ['process.tcg'], vm.console.slice(-4000));
+    const host = findings('audit1').filter((f) => f.guest === null);
+    assert.ok(!host.some((f) => f.check === 'host.apparmor'), 'AppArmor is enabled in this kernel');
+    for (const f of host) assert.match(`${f.check} ${f.evidence}`, /^host\.device-mode \/dev\/(net\/tun|vhost-net): mode 0666/, 'only systemd’s default device modes remain');
+  });
+
+  test('a profile in complain mode, and an unconfined guest without a memory limit, are reported', () => {
+    assert.deepEqual(checks('audit1', 'complain'), ['process.apparmor', 'process.tcg']);
+    assert.match(findings('audit1').find((f) => f.guest === 'complain' && f.check === 'process.apparmor')!.evidence, /attr\/current: qh-complain \(complain\)$/);
+    assert.deepEqual(checks('audit1', 'loose'), ['process.apparmor', 'process.cgroup-memory', 'process.tcg']);
+    assert.match(findings('audit1').find((f) => f.guest === 'loose' && f.check === 'process.cgroup-memory')!.evidence, /loose\.service\/memory\.max: max$/);
+    assert.equal(result('audit1_exit'), '1');
+  });
+
+  test('an AppArmor denial for the bundle’s profile is reported with the answer that grants it', () => {
+    const d = findings('audit2').filter((f) => f.check === 'host.apparmor-denied');
+    assert.equal(d.length, 1, JSON.stringify(findings('audit2'), null, 1));
+    assert.equal(d[0]!.guest, 'kept', 'the denial is attributed to the guest running under that profile');
+    assert.equal(d[0]!.answer, 'guests.N.disks');
+    assert.match(d[0]!.evidence, /apparmor="DENIED" operation="open".* profile="qemu-harden-kept" name="\/images\/extra\.img"/);
+  });
+});
