@@ -28,7 +28,7 @@ const reason = z
   .trim()
   .min(10, 'must say in at least 10 characters why the risk is acceptable')
   .max(2000, 'is longer than 2000 characters')
-  .refine((s) => !/[\u0000-\u0009\u000b-\u001f\u007f]/.test(s), 'must not contain control characters');
+  .refine(noControl, 'must be one line: no newlines or other control characters');
 
 export const diskSchema = z.strictObject({
   path: absolutePath,

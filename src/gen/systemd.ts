@@ -1,6 +1,6 @@
 // systemd units: one service per guest, its tap helper when it has one, and the slice they all live in.
 // Each hardening line carries a comment saying what it takes away, so the bundle teaches as it is read.
-import { systemdBindWord, systemdExecWord, systemdPathWord, systemdText } from '../escape.js';
+import { systemdBindWord, systemdExecWord, systemdPathWord, systemdText, systemdUnitPath } from '../escape.js';
 import { guestFence } from '../fence.js';
 import * as G from '../guest.js';
 import type { Answers, Guest } from '../model.js';
@@ -59,6 +59,12 @@ export function guestService(a: Answers, g: Guest): string {
 
   const service: Line[] = [
     'Type=exec',
+    ...(g.firmware.type === 'uefi'
+      ? [[
+          'The guest’s own UEFI variables: copied from the template on first start, by this guest’s user into its state directory, never overwritten.',
+          `ExecStartPre=/bin/sh -c ${systemdExecWord('test -e "$1" || exec cp -- "$2" "$1"')} sh ${systemdExecWord(G.uefiVars(g))} ${systemdExecWord(g.firmware.varsTemplate)}`,
+        ] as Line]
+      : []),
     execLine([a.host.qemuBinary, ...qemuArgs(a, g)]),
     ['QMP asks QEMU to power the guest down; systemd kills it if that takes longer than TimeoutStopSec.', 'KillSignal=SIGTERM', 'TimeoutStopSec=90'],
     'Restart=on-failure',
@@ -109,9 +115,11 @@ export function guestService(a: Answers, g: Guest): string {
       'SystemCallFilter=~@clock @cpu-emulation @debug @module @mount @obsolete @privileged @raw-io @reboot @swap',
       'SystemCallErrorNumber=EPERM'],
   );
-  if (a.useCase === 'virtualization' && !vfio)
-    service.push(['Under KVM QEMU generates no code, so no memory may be both writable and executable.', 'MemoryDenyWriteExecute=yes']);
+  if (a.useCase === 'virtualization')
+    service.push(['Under KVM QEMU generates no code, so no memory may be both writable and executable (VFIO maps device memory read-write, never executable).', 'MemoryDenyWriteExecute=yes']);
+  else service.push(['No MemoryDenyWriteExecute= here: under TCG QEMU writes the code it then runs (its translation cache).']);
   if (vfio) service.push(['VFIO pins all guest memory.', `LimitMEMLOCK=${G.memoryMaxMiB(g)}M`]);
+  service.push(['No core dumps: a dump of QEMU would hold the guest’s RAM.', 'LimitCORE=0']);
   if (g.isolation.apparmor)
     service.push(['Confined by this guest’s AppArmor profile when AppArmor is enabled on the host.', `AppArmorProfile=${G.profileName(g)}`]);
   const l = g.limits;
@@ -151,7 +159,7 @@ export function tapService(g: Guest): string | undefined {
       `Description=${systemdText(`Tap device ${dev} for QEMU guest ${g.name}`)}`,
       `Before=${G.unitName(g)}`,
       'After=network-pre.target',
-      ...(g.network.bridge ? [`After=sys-subsystem-net-devices-${g.network.bridge}.device`] : []),
+      ...(g.network.bridge ? [`After=${systemdUnitPath(`/sys/subsystem/net/devices/${g.network.bridge}`)}.device`] : []),
     ]],
     ['Service', [
       'Type=oneshot',
