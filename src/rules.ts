@@ -133,12 +133,12 @@ export const defaultTapDevice = N.defaultTapDevice;
 /**
  * Places that hold host secrets or system state. Like libvirt's virt-aa-helper (its `valid_path`), qemu-harden
  * gives a guest no file from there, read-only or not; the few read-only exceptions are in READ_ONLY_ALLOWED.
- * /home, /root, /tmp and /var/tmp are also hidden from every unit (ProtectHome=, PrivateTmp=), and the
+ * /home and /root are also hidden from every unit (ProtectHome=), and the
  * qemu-harden directories belong to the guests themselves.
  */
 export const RESTRICTED_DIRS = [
   '/etc', '/root', '/home', '/proc', '/sys', '/run', '/dev', '/boot', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32',
-  '/lost+found', '/tmp', '/var/tmp', '/var/log', '/var/cache', '/var/backups', '/var/spool', '/var/mail', '/var/run', '/var/lock', '/snap',
+  '/lost+found', '/var/log', '/var/cache', '/var/backups', '/var/spool', '/var/mail', '/var/run', '/var/lock', '/snap',
   ...['dpkg', 'apt', 'systemd', 'private', 'sss', 'polkit-1', 'sudo', 'dbus', 'pam', 'ucf', 'dhcp', 'NetworkManager', 'docker', 'containers', 'machines', 'libvirt/qemu'].map(
     (d) => `/var/lib/${d}`,
   ),
@@ -216,7 +216,9 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
       seenInGuest.add(d.path);
       if (d.blockDevice && !underDir(d.path, '/dev'))
         issue(at('disks', di, 'path'), 'is marked blockDevice but is not under /dev');
-      if (d.blockDevice) {
+      if (d.blockDevice && underDir(d.path, '/dev') && !/^\/dev\/[A-Za-z0-9._:+@=,-]+(\/[A-Za-z0-9._:+@=,-]+)*$/.test(d.path))
+        issue(at('disks', di, 'path'), 'must be a device path made of letters, digits and "._:+@=,-" (udev matches it by name)');
+      else if (d.blockDevice) {
         const pseudo = ['/dev/shm', '/dev/pts', '/dev/mqueue', '/dev/hugepages', '/dev/fd', '/dev/net', '/dev/vfio', '/dev/bus'].find((x) => underDir(d.path, x));
         if (pseudo) issue(at('disks', di, 'path'), `is under ${pseudo}, which holds no block devices`);
       } else {

@@ -1,14 +1,15 @@
 // `qemu-harden verify`: the manifest, the answers and their rules, then every file read by the program that will
 // read it on the host. A check whose program is missing is reported as skipped, never as passed.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, copyFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { InputError, parseAnswersText, validate } from './answers.js';
 import { checkManifest } from './bundle.js';
 import * as AA from './gen/apparmor.js';
 import * as G from './guest.js';
 import type { Answers } from './model.js';
 import { ANSWERS, plan } from './plan.js';
+import { isSystemFile } from './rules.js';
 import { run, which } from './tools.js';
 
 export interface Finding {
@@ -35,6 +36,9 @@ export interface Report {
   findings: Finding[];
   exposure: Exposure[];
 }
+
+/** The exposure a tap helper unit may have: it runs as root with CAP_NET_ADMIN in the host's network. */
+export const TAP_UNIT_TARGET = 2.0;
 
 /** The exposure a guest unit may have: stricter without any network device. */
 export function exposureTarget(g: Answers['guests'][number]): number {
@@ -99,19 +103,21 @@ export async function verifyBundle(dir: string): Promise<Report> {
     result('systemd-analyze verify', r.exitCode === 0 && lines.length === 0 ? 'passed' : 'failed', `${units.length} units`);
 
     let over = 0;
-    for (const g of answers.guests) {
-      const unit = join(unitDir, G.unitName(g));
-      const score = await exposureOf(unit);
-      const target = exposureTarget(g);
+    const scored = answers.guests.flatMap((g) => [
+      { name: G.unitName(g), target: exposureTarget(g) },
+      ...(g.network.mode === 'tap' ? [{ name: G.tapUnitName(g), target: TAP_UNIT_TARGET }] : []),
+    ]);
+    for (const { name, target } of scored) {
+      const score = await exposureOf(join(unitDir, name));
       if (score === undefined) {
-        fail('exposure', 'systemd-analyze security gave no exposure level', `root/etc/systemd/system/${G.unitName(g)}`);
+        fail('exposure', 'systemd-analyze security gave no exposure level', `root/etc/systemd/system/${name}`);
         over++;
         continue;
       }
-      report.exposure.push({ unit: G.unitName(g), score, target });
+      report.exposure.push({ unit: name, score, target });
       if (score > target) {
         over++;
-        fail('exposure', `exposure ${score} is above the target ${target}`, `root/etc/systemd/system/${G.unitName(g)}`);
+        fail('exposure', `exposure ${score} is above the target ${target}`, `root/etc/systemd/system/${name}`);
       }
     }
     result('exposure', over ? 'failed' : 'passed', report.exposure.map((e) => `${e.unit} ${e.score} (<= ${e.target})`).join(', '));
@@ -135,13 +141,18 @@ export async function verifyBundle(dir: string): Promise<Report> {
     result('apparmor_parser', bad ? 'failed' : 'passed', `${profiles.length} profiles`);
   }
 
-  await checkUsersAndDirs(dir, fail, result);
+  await checkUsersAndDirs(dir, answers, fail, result);
   return report;
 }
 
-/** Apply sysusers.d and tmpfiles.d to a throwaway root: the real parsers, and nothing on this host changes. */
+/**
+ * Apply sysusers.d and tmpfiles.d to a throwaway root: the real parsers, and nothing on this host changes. The root
+ * holds a stand-in (root:root 0644) for every file the guests use and every firmware template, so each tmpfiles
+ * line really runs; afterwards no system file may have changed owner or mode.
+ */
 async function checkUsersAndDirs(
   dir: string,
+  answers: Answers,
   fail: (check: string, message: string, file?: string) => void,
   result: (check: string, status: CheckResult['status'], detail?: string) => void,
 ): Promise<void> {
@@ -161,6 +172,15 @@ async function checkUsersAndDirs(
       mkdirSync(join(scratch, dst), { recursive: true });
       copyFileSync(join(dir, src), join(scratch, dst, basename(src)));
     }
+    const standIns = new Set<string>();
+    for (const g of answers.guests) {
+      for (const f of G.filesOf(g)) if (f.path !== G.uefiVars(g)) standIns.add(f.path);
+      if (g.firmware.type === 'uefi') standIns.add(g.firmware.varsTemplate);
+    }
+    for (const p of standIns) {
+      mkdirSync(join(scratch, dirname(p)), { recursive: true, mode: 0o755 });
+      writeFileSync(join(scratch, p), '', { mode: 0o644 });
+    }
     let bad = 0;
     const su = await run(sysusers, [`--root=${scratch}`]);
     for (const l of su.stderr.split('\n').filter((x) => x.trim() && !/^Creating (user|group) /.test(x))) {
@@ -168,13 +188,32 @@ async function checkUsersAndDirs(
       fail('sysusers/tmpfiles', l, files[0]![0]);
     }
     if (su.exitCode !== 0) bad++;
+    // ACL entries name the guest's user; systemd-tmpfiles resolves names on this host, so they are given as the
+    // uids sysusers just made in the throwaway root.
+    const uids = new Map<string, string>();
+    for (const line of readFileSync(join(scratch, 'etc/passwd'), 'utf8').split('\n')) {
+      const [name, , uid] = line.split(':');
+      if (name && uid) uids.set(name, uid);
+    }
+    const conf = join(scratch, files[1]![1], 'qemu-harden.conf');
+    writeFileSync(conf, readFileSync(conf, 'utf8').replace(/\bu:([a-z_][a-z0-9_-]*):/g, (m, name: string) => (uids.has(name) ? `u:${uids.get(name)}:` : m)));
     const tf = await run(tmpfiles, [`--root=${scratch}`, '--create']);
     for (const l of tf.stderr.split('\n').filter((x) => x.trim())) {
-      if (/No such file or directory/.test(l) && /OVMF_VARS/.test(l)) continue;
       bad++;
-      fail('sysusers/tmpfiles', l.replace(scratch, ''), files[1]![0]);
+      fail('sysusers/tmpfiles', l.replaceAll(scratch, ''), files[1]![0]);
     }
-    result('sysusers/tmpfiles', bad ? 'failed' : 'passed', 'applied to a throwaway root');
+    if (tf.exitCode !== 0 && !tf.stderr.trim()) {
+      bad++;
+      fail('sysusers/tmpfiles', `systemd-tmpfiles exited ${tf.exitCode}`, files[1]![0]);
+    }
+    for (const p of [...standIns].filter(isSystemFile)) {
+      const st = statSync(join(scratch, p));
+      if (st.uid !== 0 || st.gid !== 0 || (st.mode & 0o7777) !== 0o644) {
+        bad++;
+        fail('sysusers/tmpfiles', `changes the system file ${p} (now ${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)})`, files[1]![0]);
+      }
+    }
+    result('sysusers/tmpfiles', bad ? 'failed' : 'passed', `applied to a throwaway root holding ${standIns.size} stand-in files`);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

@@ -55,6 +55,14 @@ export function udevRules(a: Answers): string {
     const groups = [...new Set(g.passthrough.pci.map((p) => p.iommuGroup))].sort((x, y) => x - y);
     for (const n of groups)
       lines.push(`# IOMMU group ${n} belongs to guest ${g.name} alone.`, `SUBSYSTEM=="vfio", KERNEL==${udevValue(String(n))}, OWNER=${u}, GROUP=${u}, MODE="0600"`);
+    for (const d of g.disks.filter((k) => k.blockDevice)) {
+      const name = d.path.slice('/dev/'.length);
+      const match = name.includes('/') ? `SYMLINK==${udevValue(name)}` : `KERNEL==${udevValue(name)}`;
+      lines.push(
+        `# Block device ${d.path} is guest ${g.name}'s disk (${d.readOnly ? 'read-only' : 'read-write'}): its node belongs to the guest's user.`,
+        `SUBSYSTEM=="block", ${match}, OWNER=${u}, GROUP=${u}, MODE="${d.readOnly ? '0400' : '0600'}"`,
+      );
+    }
     for (const d of g.passthrough.usb)
       lines.push(
         `# USB device ${d.vendorId}:${d.productId} belongs to guest ${g.name} alone.`,

@@ -1,10 +1,18 @@
 // The bundle's README: what each file does, how to install it, what each guest can reach, and every risk the
 // operator accepted, in words a reviewer can check against the files next to it.
+import { markdownCode as code, markdownText as text } from '../escape.js';
 import * as G from '../guest.js';
 import type { Answers } from '../model.js';
 import type { BundleFile } from '../plan.js';
-import { RISKS, requiredRisks } from '../rules.js';
+import { isSystemFile, RISKS, requiredRisks } from '../rules.js';
 import { sandboxOption } from './qemu.js';
+
+/** How the guest's user gets at a file, in the words of the tmpfiles.d lines that arrange it. */
+function access(path: string, mode: 'r' | 'rw'): string {
+  if (mode === 'rw') return 'owned by the guest’s user, mode 0600';
+  if (isSystemFile(path)) return 'a system file, left as it is: readable because it is world-readable';
+  return 'owner and mode left as they are; an ACL entry lets the guest’s user read it';
+}
 
 export function bundleReadme(a: Answers, files: BundleFile[]): string {
   const out: string[] = [];
@@ -21,7 +29,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     );
   }
   p(
-    `Guests: ${a.guests.map((g) => `\`${g.name}\``).join(', ')}. Use case: ${a.useCase === 'virtualization' ? 'virtualization (KVM)' : 'emulation (TCG)'}.`,
+    `Guests: ${a.guests.map((g) => code(g.name)).join(', ')}. Use case: ${a.useCase === 'virtualization' ? 'virtualization (KVM)' : 'emulation (TCG)'}.`,
     '',
     'Everything a guest gives QEMU is untrusted: the guest itself, its display and network protocols, the disk',
     'images and kernels it is started with, and any device passed through to it. This bundle assumes a guest may',
@@ -33,7 +41,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     '| file | what it is for |',
     '| --- | --- |',
   );
-  for (const f of files) p(`| \`${f.path}\` | ${f.why} |`);
+  for (const f of files) p(`| ${code(f.path)} | ${text(f.why)} |`);
   p('', 'Files under `root/` install at the same path under `/`.', '');
 
   p(
@@ -54,12 +62,12 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     '',
   );
   for (const g of a.guests) {
-    p(`### ${g.name}`, '');
-    p(`- runs as \`${G.userName(g)}\` (a system user of its own, no shell), in \`${G.SLICE}\`, unit \`${G.unitName(g)}\``);
-    for (const f of G.filesOf(g)) p(`- file \`${f.path}\` (${f.access === 'rw' ? 'read-write' : 'read-only'}): ${f.why}`);
-    for (const d of G.devicesOf(a, g)) p(`- device \`${d.path}\` (${d.access === 'rw' ? 'read-write' : 'read-only'}): ${d.why}`);
-    for (const t of G.tlsDirsOf(g)) p(`- directory \`${t.path}\` (read-only): ${t.why}`);
-    p(`- sockets: QMP \`${G.qmpSocket(g)}\`${g.serial.enabled ? `, serial \`${G.serialSocket(g)}\` (logged to \`${G.serialLog(g)}\`)` : ''}${g.display.mode === 'vnc-unix' ? `, VNC \`${G.vncSocket(g)}\`` : ''}`);
+    p(`### ${text(g.name)}`, '');
+    p(`- runs as ${code(G.userName(g))} (a system user of its own, no shell), in ${code(G.SLICE)}, unit ${code(G.unitName(g))}`);
+    for (const f of G.filesOf(g)) p(`- file ${code(f.path)} (${f.access === 'rw' ? 'read-write' : 'read-only'}, ${access(f.path, f.access)}): ${text(f.why)}`);
+    for (const d of G.devicesOf(a, g)) p(`- device ${code(d.path)} (${d.access === 'rw' ? 'read-write' : 'read-only'}): ${text(d.why)}`);
+    for (const t of G.tlsDirsOf(g)) p(`- directory ${code(t.path)} (read-only): ${text(t.why)}`);
+    p(`- sockets: QMP ${code(G.qmpSocket(g))}${g.serial.enabled ? `, serial ${code(G.serialSocket(g))} (logged to ${code(G.serialLog(g))})` : ''}${g.display.mode === 'vnc-unix' ? `, VNC ${code(G.vncSocket(g))}` : ''}`);
     if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
       p(`- listens on ${g.display.listen}:${g.display.port} (${g.display.mode === 'vnc-tls' ? 'VNC' : 'SPICE'}, TLS with client certificates)`);
     for (const kind of ['migration', 'nbd'] as const) {
@@ -69,9 +77,9 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     const net =
       g.network.mode === 'none' ? 'no network device; QEMU runs in an empty network namespace'
       : g.network.mode === 'user' ? 'user-mode network (QEMU’s own NAT, reaching whatever the host reaches)'
-      : `tap \`${G.tapDevice(g)}\`${g.network.bridge ? ` on bridge \`${g.network.bridge}\`` : ''}, created beforehand by \`${G.tapUnitName(g)}\`${g.network.vhost ? ', vhost-net' : ''}`;
+      : `tap ${code(G.tapDevice(g)!)}${g.network.bridge ? ` on bridge ${code(g.network.bridge)}` : ''}, created beforehand by ${code(G.tapUnitName(g))}${g.network.vhost ? ', vhost-net' : ''}`;
     p(`- network: ${net}`);
-    p(`- seccomp: \`-sandbox ${sandboxOption(g)}\`; AppArmor: ${g.isolation.apparmor ? `profile \`${G.profileName(g)}\`` : '**none**'}`);
+    p(`- seccomp: ${code(`-sandbox ${sandboxOption(g)}`)}; AppArmor: ${g.isolation.apparmor ? `profile ${code(G.profileName(g))}` : '**none**'}`);
     p(`- limits: ${g.vcpus} vCPU (CPUQuota ${G.cpuQuotaPercent(g)}%), memory max ${G.memoryMaxMiB(g)} MiB for ${g.memoryMiB} MiB of guest RAM, ${g.limits.tasksMax} tasks`);
     p('');
   }
@@ -91,7 +99,36 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     '  each guest’s view except for its own files, so another guest’s disk is simply not there.',
     '- **seccomp, twice.** systemd’s `SystemCallFilter=` removes whole families of system calls; QEMU’s own',
     '  `-sandbox` narrows further once QEMU has started.',
+    '- **Files are never taken from the host.** qemu-harden changes the owner and mode of no file it did not make,',
+    '  with one exception: a writable disk image belongs to the one guest that writes it (no other guest may',
+    '  read or write it), so `tmpfiles.d` makes it that guest’s user’s, mode 0600. A read-only file keeps its owner',
+    '  and mode: a file in the system’s own places (firmware under `/usr/share`, kernels and initrds under `/boot`)',
+    '  is read because it is world-readable, any other gets a POSIX ACL entry (`a+` in `tmpfiles.d`) that lets the',
+    '  guest’s user read it (`ls -l` then shows a `+`, and the ACL mask in the group column). `generate` refuses',
+    '  any guest file in places that hold host secrets or system state (`/etc`, `/root`, `/home`, `/proc`, `/sys`,',
+    '  `/run`, `/dev` unless it is a block device, `/usr` and `/boot` except firmware, images, kernels and initrds,',
+    '  `/var/log`, `/var/lib/dpkg` and the like) and inside the directories each guest owns.',
+    '- **Disk images are data, never instructions.** Each disk is opened as explicit `-blockdev` nodes with its',
+    '  format spelled out and `backing: null`: a backing file named inside a qcow2 image (a path, or a network',
+    '  URL such as `nbd://`) is never opened. A block device disk is given to its guest’s user by a udev rule.',
+    '- **No guest memory in core dumps.** `dump-guest-core=off` leaves guest RAM out of a QEMU core dump, and',
+    '  `LimitCORE=0` stops QEMU from dumping core at all.',
+    '- **UEFI variables.** A UEFI guest’s unit copies the variables template into its own state directory on',
+    '  first start, as the guest’s user (`ExecStartPre=`), and never overwrites it.',
     '',
+    ...(a.guests.some((g) => g.network.mode === 'tap')
+      ? [
+          '## /dev/net/tun',
+          '',
+          `The udev rule makes \`/dev/net/tun\` and \`/dev/vhost-net\` mode 0660, group ${code(a.host.netGroup)}, when the`,
+          'module behind them loads; until then the node keeps the kernel’s default, 0666. Once it is 0660, users',
+          'outside that group can no longer open it: rootless podman and pasta/slirp4netns of other users need',
+          '`/dev/net/tun` and stop working for them. Add those users to the group, or drop the `tun` line from',
+          '`65-qemu-harden.rules` and rely on each tap being owned by one guest’s user (the kernel still refuses to',
+          'attach another user to it).',
+          '',
+        ]
+      : []),
     '## Accepted risks',
     '',
   );
@@ -99,7 +136,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
   if (required.length === 0) p('None: every choice is the secure default.', '');
   for (const r of required) {
     const acc = a.acceptedRisks.find((x) => x.risk === r.risk && x.guest === r.guest);
-    p(`### ${RISKS[r.risk].title}${r.guest ? ` — guest ${r.guest}` : ''}`, '', `- risk: \`${r.risk}\``, `- what it costs: ${RISKS[r.risk].why}`, `- why it was accepted: ${acc?.reason ?? ''}`, '');
+    p(`### ${text(RISKS[r.risk].title)}${r.guest ? ` — guest ${text(r.guest)}` : ''}`, '', `- risk: ${code(r.risk)}`, `- what it costs: ${text(RISKS[r.risk].why)}`, `- why it was accepted: ${text(acc?.reason ?? '')}`, '');
   }
   return out.join('\n');
 }
