@@ -335,7 +335,8 @@ function checkDerivedNames(a: Answers, issue: (path: (string | number)[], messag
   if (tap) claim('account', a.host.netGroup, ['host', 'netGroup'], 'shared group', 'for /dev/net/tun (host.netGroup)');
   for (const [field, group] of [['kvmGroup', a.host.kvmGroup], ['netGroup', a.host.netGroup]] as const)
     if (PRIVILEGED_GROUPS.includes(group)) issue(['host', field], `"${group}" already grants access on a host; use a group of its own (default ${field === 'kvmGroup' ? 'kvm' : 'qemu-net'})`);
-  if (a.host.netGroup === 'kvm' || a.host.netGroup === a.host.kvmGroup) issue(['host', 'netGroup'], 'must not be the group that holds /dev/kvm');
+  const kvmClaimed = a.useCase === 'virtualization' && tap && a.host.netGroup === a.host.kvmGroup;
+  if (!kvmClaimed && (a.host.netGroup === 'kvm' || a.host.netGroup === a.host.kvmGroup)) issue(['host', 'netGroup'], 'must not be the group that holds /dev/kvm');
   claim('unit', N.SLICE, ['host'], 'slice', 'every guest runs in');
   a.guests.forEach((g, gi) => {
     const name = ['guests', gi, 'name'];
