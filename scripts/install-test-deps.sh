@@ -7,7 +7,7 @@ packages=(
   qemu-system-x86 qemu-utils ovmf seabios ipxe-qemu
   systemd systemd-container udev
   apparmor
-  busybox-static cpio
+  busybox-static cpio cmark
   iproute2 strace tmux coreutils python3
 )
 
