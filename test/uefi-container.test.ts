@@ -1,0 +1,71 @@
+// A UEFI guest after `qemu-harden apply --root`, started by real systemd: systemd-nspawn boots the throwaway root,
+// `systemctl start` runs the guest under TCG, its unit copies the UEFI variables template as the guest's user,
+// and OVMF reaches its boot manager. The vars file belongs to the guest, and a second start keeps it.
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Container } from './container.js';
+import { cli, requireTool, tempDir } from './helpers.js';
+
+const VARS = '/var/lib/qemu-harden/efi/OVMF_VARS.fd';
+const SERIAL = '/var/log/qemu-harden/efi/serial.log';
+const UNIT = 'qemu-efi.service';
+
+describe('a UEFI guest installed with apply --root starts under real systemd', () => {
+  const dir = tempDir({ after }, 'qh-uefi-ct-');
+  const ct = new Container(dir);
+  after(() => ct.stop());
+  const journal = () => ct.exec(['journalctl', '-b', '-u', UNIT, '--no-pager', '-o', 'cat']).stdout;
+
+  before(async () => {
+    for (const [tool, pkg] of [['systemd-nspawn', 'systemd-container'], ['nsenter', 'util-linux'], ['qemu-system-x86_64', 'qemu-system-x86']] as const)
+      requireTool(tool, pkg);
+    for (const f of ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd'])
+      if (!existsSync(f)) throw new Error(`${f} is required for this test: install the Debian package ovmf`);
+    chmodSync(dir, 0o755);
+    const answers = join(dir, 'answers.json');
+    writeFileSync(answers, JSON.stringify({
+      schemaVersion: 1,
+      useCase: 'emulation',
+      acceptedRisks: [{ risk: 'emulation', reason: 'the proof runs under TCG on every machine' }],
+      guests: [{ name: 'efi', memoryMiB: 256, firmware: { type: 'uefi' } }],
+    }));
+    const bundle = join(dir, 'bundle');
+    const gen = cli(['generate', '--answers', answers, '--out', bundle]);
+    assert.equal(gen.code, 0, gen.stderr);
+    ct.prepare();
+    const applied = cli(['apply', bundle, '--root', ct.root, '--yes']);
+    assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+    assert.doesNotMatch(applied.stdout, /FAIL/, applied.stdout);
+    await ct.boot({ privateNetwork: true });
+  });
+
+  test('systemctl start: the vars file is made by the guest’s user, and OVMF reaches its boot manager', async () => {
+    assert.ok(!existsSync(join(ct.root, VARS)), 'apply itself copies no vars file');
+    const start = ct.exec(['systemctl', 'start', UNIT]);
+    assert.equal(start.code, 0, `${start.stderr}\n${journal()}`);
+    let text = '';
+    for (let i = 0; i < 480 && !text.includes('BdsDxe'); i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      text = existsSync(join(ct.root, SERIAL)) ? readFileSync(join(ct.root, SERIAL), 'latin1') : '';
+    }
+    assert.ok(text.includes('BdsDxe'), `OVMF reached its boot manager\n${journal()}`);
+    assert.equal(ct.exec(['systemctl', 'is-active', UNIT]).stdout.trim(), 'active');
+    assert.equal(ct.exec(['stat', '-c', '%U:%G %a', VARS]).stdout.trim(), 'qemu-efi:qemu-efi 600');
+    assert.equal(ct.exec(['stat', '-c', '%U:%G %a', '/usr/share/OVMF/OVMF_VARS_4M.fd']).stdout.trim(), 'root:root 644', 'the template is untouched');
+    const pid = ct.exec(['systemctl', 'show', '-p', 'MainPID', '--value', UNIT]).stdout.trim();
+    const fds = ct.sh(`ls -l /proc/${pid}/fd/`).stdout;
+    assert.ok(fds.includes(VARS), `QEMU holds its own vars file open:\n${fds}`);
+  });
+
+  test('a second start keeps the guest’s vars file', async () => {
+    const inode = ct.exec(['stat', '-c', '%i', VARS]).stdout.trim();
+    assert.equal(ct.exec(['systemctl', 'stop', UNIT]).code, 0);
+    const start = ct.exec(['systemctl', 'start', UNIT]);
+    assert.equal(start.code, 0, `${start.stderr}\n${journal()}`);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(ct.exec(['systemctl', 'is-active', UNIT]).stdout.trim(), 'active', journal());
+    assert.equal(ct.exec(['stat', '-c', '%i', VARS]).stdout.trim(), inode, 'not replaced by the template');
+  });
+});
