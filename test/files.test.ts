@@ -162,6 +162,21 @@ describe('files handed to guests', () => {
     assert.doesNotThrow(() => validate(doc(allowed)));
   });
 
+
+  test('a system file the guest could not read is refused at generate, never chmod-ed', (t) => {
+    requireTool('unshare', 'util-linux');
+    const dir = tempDir(t);
+    const answers = join(dir, 'answers.json');
+    writeFileSync(answers, JSON.stringify(doc([{ name: 'a', boot: { kernel: '/boot/vmlinuz-9.9-test', initrd: '/boot/initrd.img-9.9-test' } }])));
+    // A private mount namespace with its own /boot: the host's /boot is never touched.
+    const script = 'mount -t tmpfs tmpfs /boot && : > /boot/vmlinuz-9.9-test && chmod 0644 /boot/vmlinuz-9.9-test && ' +
+      ': > /boot/initrd.img-9.9-test && chmod 0600 /boot/initrd.img-9.9-test && "$@"; echo "exit=$?"; stat -c %a /boot/initrd.img-9.9-test';
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', process.execPath, BIN, 'generate', '--answers', answers, '--out', join(dir, 'out')], { encoding: 'utf8' });
+    assert.match(r.stdout, /^exit=2\n600\n$/m, r.stdout + r.stderr);
+    assert.match(r.stderr, /^qemu-harden: guests\.0\.boot\.initrd: \/boot\/initrd\.img-9\.9-test is not readable by other users \(mode 0600\); qemu-harden never changes a system file's owner or mode/m);
+    assert.doesNotMatch(r.stderr, /boot\.kernel/, 'the world-readable kernel is fine');
+    noTrace(r.stderr);
+  });
 });
 
 describe('names, groups and devices', () => {
