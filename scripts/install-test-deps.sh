@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real: QEMU to boot guests, systemd and systemd-nspawn for
-# units, AppArmor's parser, busybox and cpio for the test VM's initramfs, udev for the test VM's udevd.
+# units, AppArmor's parser, busybox and cpio for the test VM's initramfs, udev for the test VM's udevd, cmark to
+# render the bundle README, logrotate for the serial-log rotation a bundle installs.
 set -euo pipefail
 
 packages=(
   qemu-system-x86 qemu-utils ovmf seabios ipxe-qemu
   systemd systemd-container udev
   apparmor
-  busybox-static cpio cmark
+  busybox-static cpio cmark logrotate
   iproute2 strace tmux coreutils python3
 )
 

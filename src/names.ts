@@ -10,3 +10,7 @@ export const SLICE = 'qemu.slice';
 export function defaultTapDevice(guest: string): string {
   return `qh-${guest}`.slice(0, 15).replace(/-+$/, '');
 }
+
+/** The host-wide helper that rotates every guest's serial log (a timer and the service it starts). */
+export const LOGROTATE_SERVICE = 'qemu-harden-logrotate.service';
+export const LOGROTATE_TIMER = 'qemu-harden-logrotate.timer';

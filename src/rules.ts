@@ -338,6 +338,7 @@ function checkDerivedNames(a: Answers, issue: (path: (string | number)[], messag
   const kvmClaimed = a.useCase === 'virtualization' && tap && a.host.netGroup === a.host.kvmGroup;
   if (!kvmClaimed && (a.host.netGroup === 'kvm' || a.host.netGroup === a.host.kvmGroup)) issue(['host', 'netGroup'], 'must not be the group that holds /dev/kvm');
   claim('unit', N.SLICE, ['host'], 'slice', 'every guest runs in');
+  if (a.guests.some((g) => g.serial.enabled)) claim('unit', N.LOGROTATE_SERVICE, ['host'], 'unit', 'that rotates the serial logs');
   a.guests.forEach((g, gi) => {
     const name = ['guests', gi, 'name'];
     const of = `of guest "${g.name}" (guests.${gi})`;

@@ -9,6 +9,7 @@ import * as AA from './gen/apparmor.js';
 import * as G from './guest.js';
 import type { Answers } from './model.js';
 import { ANSWERS, plan } from './plan.js';
+import { LOGROTATE_SERVICE } from './names.js';
 import { isSystemFile } from './rules.js';
 import { run, which } from './tools.js';
 
@@ -39,6 +40,9 @@ export interface Report {
 
 /** The exposure a tap helper unit may have: it runs as root with CAP_NET_ADMIN in the host's network. */
 export const TAP_UNIT_TARGET = 2.0;
+
+/** The exposure the serial-log rotation may have: root that can only become the guests' users. */
+export const LOGROTATE_TARGET = 2.0;
 
 /** The exposure a guest unit may have: stricter without any network device. */
 export function exposureTarget(g: Answers['guests'][number]): number {
@@ -107,6 +111,7 @@ export async function verifyBundle(dir: string): Promise<Report> {
       { name: G.unitName(g), target: exposureTarget(g) },
       ...(g.network.mode === 'tap' ? [{ name: G.tapUnitName(g), target: TAP_UNIT_TARGET }] : []),
     ]);
+    if (expected.some((f) => f.path === `root/etc/systemd/system/${LOGROTATE_SERVICE}`)) scored.push({ name: LOGROTATE_SERVICE, target: LOGROTATE_TARGET });
     for (const { name, target } of scored) {
       const score = await exposureOf(join(unitDir, name));
       if (score === undefined) {

@@ -4,6 +4,7 @@ import { systemdBindWord, systemdExecWord, systemdPathWord, systemdText, systemd
 import { guestFence } from '../fence.js';
 import * as G from '../guest.js';
 import type { Answers, Guest } from '../model.js';
+import * as L from './logrotate.js';
 import { qemuArgs } from './qemu.js';
 
 type Line = string | [comment: string, ...settings: string[]];
@@ -177,6 +178,35 @@ export function tapService(g: Guest): string | undefined {
         'RestrictAddressFamilies=AF_NETLINK AF_UNIX', 'SystemCallArchitectures=native',
         'SystemCallFilter=@system-service', 'SystemCallFilter=~@privileged @resources', 'SystemCallErrorNumber=EPERM'],
     ]],
+  ]);
+}
+
+/** Rotates every guest's serial log: root only long enough to become each guest's user (logrotate's `su`). */
+export function logrotateService(): string {
+  return render([
+    ['Unit', ['Description=Rotate the serial logs of qemu-harden guests', 'Documentation=man:logrotate(8)']],
+    ['Service', [
+      'Type=oneshot',
+      `ExecStart=/usr/sbin/logrotate --state ${L.STATE_PATH} ${L.CONFIG_PATH}`,
+      ['Becoming each guest’s user (su in the configuration) and reading its log directory are all it may do as root.',
+        'CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_DAC_READ_SEARCH', 'NoNewPrivileges=yes', 'UMask=0077'],
+      ['Only the guests’ log directories and its own state file are writable; nothing else on the host.',
+        'ProtectSystem=strict', 'ReadWritePaths=/var/log/qemu-harden /var/lib/qemu-harden',
+        'ProtectHome=yes', 'PrivateTmp=yes', 'PrivateDevices=yes', 'PrivateNetwork=yes', 'IPAddressDeny=any', 'RestrictAddressFamilies=AF_UNIX',
+        'PrivateMounts=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectKernelLogs=yes', 'ProtectControlGroups=yes',
+        'ProtectClock=yes', 'ProtectHostname=yes', 'ProtectProc=invisible', 'ProcSubset=pid', 'RestrictNamespaces=yes', 'RestrictRealtime=yes',
+        'RestrictSUIDSGID=yes', 'LockPersonality=yes', 'MemoryDenyWriteExecute=yes', 'RemoveIPC=yes',
+        'SystemCallArchitectures=native', 'SystemCallFilter=@system-service', 'SystemCallFilter=~@resources', 'SystemCallErrorNumber=EPERM'],
+    ]],
+  ]);
+}
+
+export function logrotateTimer(): string {
+  return render([
+    ['Unit', ['Description=Rotate the serial logs of qemu-harden guests every minute']],
+    ['Timer', [[`A guest can fill its log quickly: it is checked every ${L.INTERVAL}, and rotated past ${L.SERIAL_LOG_MAX}.`,
+      `OnActiveSec=${L.INTERVAL}`, `OnUnitActiveSec=${L.INTERVAL}`, 'AccuracySec=5s']]],
+    ['Install', ['WantedBy=timers.target']],
   ]);
 }
 
