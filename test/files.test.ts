@@ -3,7 +3,7 @@
 // systemd-escape for unit names, and the built qemu-harden binary for what it refuses.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
@@ -220,6 +220,42 @@ describe('names, groups and devices', () => {
     const { r } = generate(t, doc([{ name: 'a', disks: [{ path: '/dev/null', format: 'raw', blockDevice: true }] }]));
     assert.equal(r.code, 2);
     assert.match(r.stderr, /guests\.0\.disks\.0\.path: \/dev\/null is a character device/);
+  });
+
+  test('block-device disks: the real udev rules engine gives the node to its guest’s user, by kernel name and by link name', (t) => {
+    const udevadm = requireTool('udevadm', 'udev');
+    requireTool('unshare', 'util-linux');
+    const disks = readdirSync('/sys/class/block').filter((d) => !/^(loop|zram|ram)/.test(d) && !existsSync(`/sys/class/block/${d}/partition`));
+    const loops = readdirSync('/sys/class/block').filter((d) => /^loop\d+$/.test(d)).sort();
+    assert.ok(disks.length > 0 && loops.length > 1, `this test needs a disk and two loop devices: ${readdirSync('/sys/class/block').join(' ')}`);
+    const dir = tempDir(t);
+    const rules = join(dir, 'rules');
+    mkdirSync(rules);
+    writeFileSync(join(dir, 'passwd'), 'root:x:0:0::/root:/bin/sh\nqemu-a:x:990:990::/:/usr/sbin/nologin\nqemu-b:x:991:991::/:/usr/sbin/nologin\n');
+    writeFileSync(join(dir, 'group'), 'root:x:0:\nqemu-a:x:990:\nqemu-b:x:991:\n');
+    // udevadm test runs the rules for real: in a private mount namespace whose /dev and /run are empty tmpfs and
+    // whose /etc/udev/rules.d holds only the bundle's rules, so no node or database of this host is touched.
+    const udevTest = (dev: string) =>
+      spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
+        'mount -t tmpfs tmpfs /dev && mount -t tmpfs tmpfs /run && mount --bind "$1/rules" /etc/udev/rules.d && ' +
+        'mount --bind "$1/passwd" /etc/passwd && mount --bind "$1/group" /etc/group && exec "$2" test --action=add "/sys/class/block/$3"',
+        'sh', dir, udevadm, dev], { encoding: 'utf8' });
+    const udevLog = (dev: string) => {
+      const r = udevTest(dev);
+      return `${r.stdout}${r.stderr}`;
+    };
+    const disk = disks.find((d) => /LINK 'disk\/by-/.test(udevLog(d)));
+    assert.ok(disk, 'a disk with a /dev/disk/by-* link');
+    const link = /LINK '(disk\/by-[^']+)'/.exec(udevLog(disk))![1]!;
+    const a = validate(doc([
+      { name: 'a', disks: [{ path: `/dev/${loops[0]}`, format: 'raw', blockDevice: true }] },
+      { name: 'b', disks: [{ path: `/dev/${link}`, format: 'raw', blockDevice: true, readOnly: true }] },
+    ]));
+    writeFileSync(join(rules, '65-qemu-harden.rules'), plan(a).find((f) => f.path === 'root/etc/udev/rules.d/65-qemu-harden.rules')!.content);
+    const applied = (out: string) => [...out.matchAll(/65-qemu-harden\.rules:\d+ (OWNER|GROUP|MODE) (\d+)/g)].map((m) => `${m[1]} ${m[2]}`);
+    assert.deepEqual(applied(udevLog(loops[0]!)), ['OWNER 990', 'GROUP 990', 'MODE 0600'], `/dev/${loops[0]} is guest a's, read-write`);
+    assert.deepEqual(applied(udevLog(disk)), ['OWNER 991', 'GROUP 991', 'MODE 0400'], `/dev/${link} → ${disk} is guest b's, read-only`);
+    assert.deepEqual(applied(udevLog(loops[1]!)), [], `/dev/${loops[1]} is nobody's`);
   });
 
   test('a bridge with "-" in its name: the tap unit orders after the device unit systemd-escape names', () => {
