@@ -114,6 +114,10 @@ const pciAddress = z
 const usbDevice = z.strictObject({
   vendorId: z.string().regex(/^[0-9a-f]{4}$/, 'must be 4 lower-case hex digits'),
   productId: z.string().regex(/^[0-9a-f]{4}$/, 'must be 4 lower-case hex digits'),
+  port: z
+    .string()
+    .regex(/^[1-9][0-9]{0,2}-[1-9][0-9]{0,2}(\.[1-9][0-9]{0,2}){0,6}$/, 'must be a USB port path like 1-2 or 1-2.3 (bus-port, as named under /sys/bus/usb/devices)')
+    .optional(),
 });
 
 const remote = z.strictObject({

@@ -265,9 +265,13 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
     });
     g.passthrough.usb.forEach((u, ui) => {
       const key = `${u.vendorId}:${u.productId}`;
-      const other = usb.get(key);
-      if (other) issue(at('passthrough', 'usb', ui), `USB device ${key} is already passed through to guest "${other}"`);
-      usb.set(key, g.name);
+      const clash = [...usb].find(([k]) => {
+        const [id, port] = k.split('@');
+        return id === key && (port === '' || !u.port || port === u.port);
+      });
+      if (clash)
+        issue(at('passthrough', 'usb', ui), `USB device ${key}${u.port ? ` on port ${u.port}` : ''} can be the one already passed through to guest "${clash[1]}"; give each a different port`);
+      usb.set(`${key}@${u.port ?? ''}`, g.name);
     });
 
     const listen = (path: (string | number)[], addr: string, port: number) => {

@@ -258,6 +258,42 @@ describe('names, groups and devices', () => {
     assert.deepEqual(applied(udevLog(loops[1]!)), [], `/dev/${loops[1]} is nobody's`);
   });
 
+  test('USB passthrough with a port names exactly that device to QEMU and to udev; without one, the README says so', () => {
+    const qemu = requireTool('qemu-system-x86_64', 'qemu-system-x86');
+    const a = validate(doc(
+      [{ name: 'a', passthrough: { usb: [{ vendorId: '046d', productId: 'c52b', port: '1-2.3' }, { vendorId: '046d', productId: 'c52b', port: '3-1' }, { vendorId: '1050', productId: '0407' }] } }],
+      { acceptedRisks: [{ risk: 'usb-passthrough', guest: 'a', reason: 'the operator’s own keys' }] },
+    ));
+    const files = plan(a);
+    const unit = files.find((f) => f.path === 'root/etc/systemd/system/qemu-a.service')!.content;
+    const usbArgs = unit.split('\n').join(' ').match(/usb-host,[^ ]+/g)!;
+    const r = spawnSync(qemu, ['-machine', 'q35', '-accel', 'tcg', '-nodefaults', '-display', 'none', '-S', '-qmp', 'stdio', '-device', 'qemu-xhci,id=usb', ...usbArgs.flatMap((d) => ['-device', d])], {
+      input: '{"execute":"qmp_capabilities"}\n{"execute":"human-monitor-command","arguments":{"command-line":"info qtree"}}\n{"execute":"quit"}\n',
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const qtree = (JSON.parse(r.stdout.split('\n').find((l) => l.includes('"return": "'))!) as { return: string }).return;
+    const hosts = qtree.split('dev: usb-host').slice(1).map((b) => ({
+      bus: /hostbus = (\d+)/.exec(b)![1], port: /hostport = "([^"]*)"/.exec(b)![1], vendor: /vendorid = \d+ \((0x[0-9a-f]+)\)/.exec(b)![1],
+    }));
+    const order = (x: { bus?: string; port?: string }, y: { bus?: string; port?: string }) => (`${x.bus}-${x.port}` < `${y.bus}-${y.port}` ? -1 : 1);
+    assert.deepEqual(hosts.sort(order), [
+      { bus: '0', port: '', vendor: '0x1050' },
+      { bus: '1', port: '2.3', vendor: '0x46d' },
+      { bus: '3', port: '1', vendor: '0x46d' },
+    ]);
+    const udev = files.find((f) => f.path === 'root/etc/udev/rules.d/65-qemu-harden.rules')!.content;
+    assert.match(udev, /^SUBSYSTEM=="usb", ENV\{DEVTYPE\}=="usb_device", KERNEL=="1-2\.3", ATTR\{idVendor\}=="046d", ATTR\{idProduct\}=="c52b", OWNER="qemu-a"/m);
+    assert.match(udev, /^# Every USB device 1050:0407 belongs to guest a \(no port given: any device with these ids\)\.$/m);
+    const aa = files.find((f) => f.path === 'root/etc/apparmor.d/qemu-harden.d/a')!.content;
+    assert.match(aa, /^  owner \/dev\/bus\/usb\/\[0-9\]\*\/\[0-9\]\* rw,$/m, 'AppArmor: only USB nodes owned by the guest’s user');
+    assert.throws(() => validate(doc([
+      { name: 'a', passthrough: { usb: [{ vendorId: '046d', productId: 'c52b' }] } },
+      { name: 'b', passthrough: { usb: [{ vendorId: '046d', productId: 'c52b', port: '1-1' }] } },
+    ], { acceptedRisks: [{ risk: 'usb-passthrough', guest: 'a', reason: 'the operator’s own keys' }, { risk: 'usb-passthrough', guest: 'b', reason: 'the operator’s own keys' }] })), /guests\.1\.passthrough\.usb\.0: USB device 046d:c52b on port 1-1 can be the one already passed through to guest "a"/);
+  });
+
   test('a bridge with "-" in its name: the tap unit orders after the device unit systemd-escape names', () => {
     const escape = requireTool('systemd-escape', 'systemd');
     const a = validate(doc([{ name: 'a', network: { mode: 'tap', bridge: 'br-lan.10' } }]));

@@ -65,8 +65,10 @@ export function udevRules(a: Answers): string {
     }
     for (const d of g.passthrough.usb)
       lines.push(
-        `# USB device ${d.vendorId}:${d.productId} belongs to guest ${g.name} alone.`,
-        `SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", ATTR{idVendor}==${udevValue(d.vendorId)}, ATTR{idProduct}==${udevValue(d.productId)}, OWNER=${u}, GROUP=${u}, MODE="0600"`,
+        d.port
+          ? `# USB device ${d.vendorId}:${d.productId} on port ${d.port} belongs to guest ${g.name} alone.`
+          : `# Every USB device ${d.vendorId}:${d.productId} belongs to guest ${g.name} (no port given: any device with these ids).`,
+        `SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", ${d.port ? `KERNEL==${udevValue(d.port)}, ` : ''}ATTR{idVendor}==${udevValue(d.vendorId)}, ATTR{idProduct}==${udevValue(d.productId)}, OWNER=${u}, GROUP=${u}, MODE="0600"`,
       );
   }
   return lines.join('\n') + '\n';

@@ -133,7 +133,12 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
   if (g.passthrough.usb.length > 0) {
     push('-device', 'qemu-xhci,id=usb');
     for (const u of g.passthrough.usb)
-      push('-device', qemuOpts('usb-host', [['bus', 'usb.0'], ['vendorid', `0x${u.vendorId}`], ['productid', `0x${u.productId}`]]));
+      push('-device', qemuOpts('usb-host', [
+        ['bus', 'usb.0'],
+        ...(u.port ? ([['hostbus', Number(u.port.split('-')[0])], ['hostport', u.port.slice(u.port.indexOf('-') + 1)]] as [string, number | string][]) : []),
+        ['vendorid', `0x${u.vendorId}`],
+        ['productid', `0x${u.productId}`],
+      ]));
   }
   if (g.migration?.enabled && g.migration.tls && g.migration.tlsDir) x509('migration-tls', g.migration.tlsDir);
   if (g.nbd?.enabled && g.nbd.tls && g.nbd.tlsDir) x509('nbd-tls', g.nbd.tlsDir);
