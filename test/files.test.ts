@@ -294,6 +294,27 @@ describe('names, groups and devices', () => {
     ], { acceptedRisks: [{ risk: 'usb-passthrough', guest: 'a', reason: 'the operator’s own keys' }, { risk: 'usb-passthrough', guest: 'b', reason: 'the operator’s own keys' }] })), /guests\.1\.passthrough\.usb\.0: USB device 046d:c52b on port 1-1 can be the one already passed through to guest "a"/);
   });
 
+  test('a guest with a block device by link, a USB device by port and a PCI device: every real parser accepts its bundle', (t) => {
+    requireTool('apparmor_parser', 'apparmor');
+    requireTool('systemd-analyze', 'systemd');
+    const { dir, r } = generate(t, doc(
+      [{
+        name: 'd',
+        disks: [{ path: '/dev/disk/by-id/ata-EXAMPLE_SERIAL-1', format: 'raw', blockDevice: true }, { path: '/dev/sdz', format: 'raw', blockDevice: true, readOnly: true }],
+        passthrough: { usb: [{ vendorId: '046d', productId: 'c52b', port: '1-2.3' }], pci: [{ address: '0000:01:00.0', iommuGroup: 7 }] },
+      }],
+      { acceptedRisks: [{ risk: 'usb-passthrough', guest: 'd', reason: 'the operator’s own keys' }, { risk: 'pci-passthrough', guest: 'd', reason: 'the operator’s own card' }] },
+    ));
+    assert.equal(r.code, 0, r.stderr);
+    const v = cli(['verify', join(dir, 'bundle'), '--json']);
+    const report = JSON.parse(v.stdout) as { findings: unknown[]; checks: { check: string; status: string }[] };
+    assert.deepEqual(report.findings, []);
+    assert.ok(report.checks.every((c) => c.status === 'passed'), JSON.stringify(report.checks));
+    const rules = readFileSync(join(dir, 'bundle/root/etc/apparmor.d/qemu-harden.d/d'), 'utf8');
+    assert.match(rules, /^  \/sys\/devices\/pci\[0-9\]\*\/\*\*\/0000:01:00\.0\/\*\* r,$/m, 'the resolved sysfs path of the PCI device');
+    assert.match(rules, /^  owner \/dev\/\* rw,$/m, 'the node the by-id link resolves to, when it is the guest’s');
+  });
+
   test('a bridge with "-" in its name: the tap unit orders after the device unit systemd-escape names', () => {
     const escape = requireTool('systemd-escape', 'systemd');
     const a = validate(doc([{ name: 'a', network: { mode: 'tap', bridge: 'br-lan.10' } }]));
