@@ -144,11 +144,15 @@ export function markdownText(value: string): string {
   return value.replace(/[\\`*_{}[\]()<>#+\-.!|~&"']/g, (c) => (c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '&' ? '&amp;' : `\\${c}`));
 }
 
-/** A name or path shown as code in Markdown: a code span whose fence is longer than any run of backticks in it. */
+/**
+ * A name or path shown as code in Markdown: a code span whose fence is longer than any run of backticks in it,
+ * so nothing inside ends it early. Backslashes are literal in a code span, so it has no escape for a table's
+ * "|": in a table cell use it only for values that cannot hold one (the bundle's own file names).
+ */
 export function markdownCode(value: string): string {
   refuseControl(value, 'Markdown');
   const longest = Math.max(0, ...[...value.matchAll(/`+/g)].map((m) => m[0].length));
   const fence = '`'.repeat(longest + 1);
   const pad = value.startsWith('`') || value.endsWith('`') || /^ .* $/.test(value) ? ' ' : '';
-  return `${fence}${pad}${value.replaceAll('|', '\\|')}${pad}${fence}`;
+  return `${fence}${pad}${value}${pad}${fence}`;
 }

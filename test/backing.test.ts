@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { guestService } from '../src/gen/systemd.js';
@@ -83,4 +84,46 @@ test('a backing file named inside a qcow2 image is never opened or connected to;
   });
   assert.ok(open.includes(viaFile) && open.includes(viaNbd), `both images are open: ${open.join(' ')}`);
   assert.ok(!open.includes(secret), `the backing file the image names is not open: ${open.join(' ')}`);
+
+  // Throttling still works on -blockdev: the device's root is the throttle node, whose group holds the limit.
+  const [, block, limits, machine] = await qmp(join(run, 'qmp.sock'), [
+    { execute: 'query-block' },
+    { execute: 'qom-get', arguments: { path: '/objects/disk2-throttle', property: 'limits' } },
+    { execute: 'qom-get', arguments: { path: '/machine', property: 'dump-guest-core' } },
+  ]);
+  const roots = (block as { inserted: { 'node-name': string; drv: string; file: string; backing_file?: string; 'backing_file_depth': number } }[]).map((b) => b.inserted);
+  assert.deepEqual(roots.map((b) => [b['node-name'], b.drv]), [['disk0-format', 'raw'], ['disk1-format', 'qcow2'], ['disk2', 'throttle']]);
+  assert.equal((limits as Record<string, number>)['bps-read'], 10_000_000);
+  assert.equal(machine, false, 'dump-guest-core is off: a core dump of QEMU would leave out the guest’s RAM');
 });
+
+/** Send QMP commands over the unit's QMP socket; their answers in order, that of qmp_capabilities first. */
+async function qmp(path: string, commands: object[]): Promise<unknown[]> {
+  const sock = connect(path);
+  const queue: object[] = [{ execute: 'qmp_capabilities' }, ...commands];
+  const results: unknown[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error('QMP did not answer within 20 s'));
+    }, 20_000);
+    sock.on('error', reject);
+    createInterface({ input: sock }).on('line', (line) => {
+      const msg = JSON.parse(line) as { QMP?: unknown; return?: unknown; error?: { desc: string }; event?: string };
+      if (msg.event) return;
+      if (msg.error) {
+        clearTimeout(timer);
+        sock.destroy();
+        return reject(new Error(msg.error.desc));
+      }
+      if (!msg.QMP) results.push(msg.return);
+      const next = queue.shift();
+      if (next) sock.write(JSON.stringify(next) + '\n');
+      else {
+        clearTimeout(timer);
+        sock.end();
+        resolve(results);
+      }
+    });
+  });
+}

@@ -349,13 +349,17 @@ describe('free text in the bundle README', () => {
     const bad = generate(t, multi).r;
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /acceptedRisks\.0\.reason: must be one line/);
-    const { dir, r } = generate(t, doc([{ name: 'a', isolation: { apparmor: false } }], { acceptedRisks: [{ risk: 'apparmor-off', guest: 'a', reason }] }));
+    const disk = '/srv/a`b``c <!-- x | y *z* .img';
+    const { dir, r } = generate(t, doc([{ name: 'a', isolation: { apparmor: false }, disks: [{ path: disk, format: 'raw' }] }], { acceptedRisks: [{ risk: 'apparmor-off', guest: 'a', reason }] }));
     assert.equal(r.code, 0, r.stderr);
     const html = execFileSync(cmark, [join(dir, 'bundle/README.md')], { encoding: 'utf8' });
     assert.doesNotMatch(html, /<!--|<script|<a href|<strong>bold|<code>code/, 'no markup from the reason');
     const li = html.split('\n').find((l) => l.includes('why it was accepted'))!;
     const text = li.replace(/<[^>]+>/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&');
     assert.equal(text, `why it was accepted: ${reason}`);
+    const diskItem = html.split('\n').find((l) => l.startsWith('<li>file <code>'))!;
+    const code = /<code>(.*?)<\/code>/.exec(diskItem)![1]!.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&');
+    assert.equal(code, disk, 'a path with backticks, a comment opener and a pipe is one code span holding exactly the path');
     const headings = [...html.matchAll(/<h2>([^<]*)<\/h2>/g)].map((m) => m[1]);
     assert.ok(headings.includes('Accepted risks') && headings.at(-1) === 'Accepted risks', headings.join(', '));
   });

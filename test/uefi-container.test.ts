@@ -74,6 +74,7 @@ describe('a UEFI guest installed with apply --root starts under real systemd', (
     const pid = ct.exec(['systemctl', 'show', '-p', 'MainPID', '--value', UNIT]).stdout.trim();
     const fds = ct.sh(`ls -l /proc/${pid}/fd/`).stdout;
     assert.ok(fds.includes(VARS), `QEMU holds its own vars file open:\n${fds}`);
+    assert.match(ct.exec(['cat', `/proc/${pid}/limits`]).stdout, /^Max core file size\s+0\s+0\s+bytes\s*$/m, 'LimitCORE=0: QEMU dumps no core');
   });
 
   test('a second start keeps the guest’s vars file', async () => {
