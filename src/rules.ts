@@ -128,13 +128,10 @@ export function underDir(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir + '/');
 }
 
-export const defaultTapDevice = N.defaultTapDevice;
-
 /**
  * Places that hold host secrets or system state. Like libvirt's virt-aa-helper (its `valid_path`), qemu-harden
  * gives a guest no file from there, read-only or not; the few read-only exceptions are in READ_ONLY_ALLOWED.
- * /home and /root are also hidden from every unit (ProtectHome=), and the
- * qemu-harden directories belong to the guests themselves.
+ * /home and /root are also hidden from every unit (ProtectHome=).
  */
 export const RESTRICTED_DIRS = [
   '/etc', '/root', '/home', '/proc', '/sys', '/run', '/dev', '/boot', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32',
@@ -155,7 +152,11 @@ export const GUEST_OWNED_DIRS = ['/run/qemu-harden', '/var/lib/qemu-harden', '/v
 
 export type FileKind = 'disk' | 'boot' | 'firmware';
 
-/** Is a read-only file in the place a distribution ships it (never changed by qemu-harden; must be world-readable)? */
+/**
+ * Is this file in the system's own places? Validation lets a guest have only the read-only exceptions there
+ * (firmware, images, kernels, initrds); qemu-harden never changes them, so a guest reads one only when it is
+ * world-readable.
+ */
 export function isSystemFile(path: string): boolean {
   return RESTRICTED_DIRS.some((d) => underDir(path, d));
 }
@@ -184,7 +185,7 @@ export const PRIVILEGED_GROUPS = [
 
 export function tapDevice(g: Guest): string | undefined {
   if (g.network.mode !== 'tap') return undefined;
-  return g.network.tapDevice ?? defaultTapDevice(g.name);
+  return g.network.tapDevice ?? N.defaultTapDevice(g.name);
 }
 
 type Ctx = z.core.$RefinementCtx<unknown>;
@@ -252,7 +253,6 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
         const why = restrictedFile(g.firmware[k], 'firmware', true);
         if (why) issue(at('firmware', k), why);
       }
-
 
     g.passthrough.pci.forEach((p, pi) => {
       const byAddr = pciAddr.get(p.address);
@@ -351,7 +351,7 @@ function checkDerivedNames(a: Answers, issue: (path: (string | number)[], messag
     claim('profile', N.profileName(g.name), name, 'AppArmor profile', of);
     if (g.network.mode === 'tap') {
       claim('unit', N.tapUnitName(g.name), name, 'tap helper unit', of);
-      claim('link', g.network.tapDevice ?? N.defaultTapDevice(g.name), ['guests', gi, 'network', g.network.tapDevice ? 'tapDevice' : 'name'], 'tap device', of);
+      claim('link', tapDevice(g)!, ['guests', gi, 'network', g.network.tapDevice ? 'tapDevice' : 'name'], 'tap device', of);
     }
   });
   a.guests.forEach((g, gi) => {
