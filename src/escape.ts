@@ -135,13 +135,14 @@ export function systemdUnitPath(path: string): string {
 }
 
 /**
- * Text a person typed, placed inside a Markdown paragraph, list item or table cell: every character CommonMark
- * or GitHub could read as markup (HTML and comments, code spans, emphasis, links, table pipes, headings) is
- * escaped, so the text renders as exactly those characters and cannot hide or forge what follows it.
+ * Text a person typed, placed inside a Markdown paragraph, list item or table cell (never at the start of a
+ * line, so list and heading markers cannot start there): every character CommonMark or GitHub could read as
+ * inline markup (HTML and comments, code spans, emphasis, strikethrough, links, table pipes) is escaped, so the
+ * text renders as exactly those characters and cannot hide or forge what follows it.
  */
 export function markdownText(value: string): string {
   refuseControl(value, 'Markdown');
-  return value.replace(/[\\`*_{}[\]()<>#+\-.!|~&"']/g, (c) => (c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '&' ? '&amp;' : `\\${c}`));
+  return value.replace(/[\\`*_[\]<>#|~&]/g, (c) => (c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '&' ? '&amp;' : `\\${c}`));
 }
 
 /**

@@ -119,9 +119,9 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     ...(a.guests.some((g) => g.serial.enabled)
       ? [
           `- **A bounded serial log.** Every byte of a serial log is the guest’s, and QEMU’s log has no limit of its own.`,
-          `  \`${LOGROTATE_TIMER}\` runs logrotate every ${L.INTERVAL} (\`/etc/qemu-harden/logrotate.conf\`): a log past ${L.SERIAL_LOG_MAX}iB is copied`,
+          `  \`${LOGROTATE_TIMER}\` runs logrotate every ${L.IN_WORDS.interval} (\`${L.CONFIG_PATH}\`): a log past ${L.IN_WORDS.size} is copied`,
           `  to \`serial.log.1\` and truncated in place, as the guest’s own user, keeping ${L.ROTATE} old copies. A guest’s logs then`,
-          `  hold at most ${L.ROTATE + 1} × ${L.SERIAL_LOG_MAX}iB plus what it writes within one ${L.INTERVAL} period (a guest writing as fast as it can`,
+          `  hold at most ${L.ROTATE + 1} × ${L.IN_WORDS.size} plus what it writes within one ${L.IN_WORDS.interval} (a guest writing as fast as it can`,
           '  reached about 0.4 MB/s under TCG on the test machine). It needs logrotate (Debian package `logrotate`).',
         ]
       : []),

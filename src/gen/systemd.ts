@@ -204,7 +204,7 @@ export function logrotateService(): string {
 export function logrotateTimer(): string {
   return render([
     ['Unit', ['Description=Rotate the serial logs of qemu-harden guests every minute']],
-    ['Timer', [[`A guest can fill its log quickly: it is checked every ${L.INTERVAL}, and rotated past ${L.SERIAL_LOG_MAX}.`,
+    ['Timer', [[`A guest can fill its log quickly: it is checked every ${L.IN_WORDS.interval}, and rotated past ${L.IN_WORDS.size}.`,
       `OnActiveSec=${L.INTERVAL}`, `OnUnitActiveSec=${L.INTERVAL}`, 'AccuracySec=5s']]],
     ['Install', ['WantedBy=timers.target']],
   ]);
