@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real: QEMU to boot guests, systemd and systemd-nspawn for
-# units, AppArmor's parser, busybox and cpio for the test VM's initramfs, udev for the test VM's udevd, and virsh
-# (with libvirt's built-in test driver, no daemon) for `import libvirt --running`.
+# units, AppArmor's parser, busybox and cpio for the test VM's initramfs, udev for the test VM's udevd, virsh
+# (with libvirt's built-in test driver, no daemon) for `import libvirt --running`, cmark to render the bundle
+# README, logrotate for the serial-log rotation a bundle installs.
 set -euo pipefail
 
 packages=(
   qemu-system-x86 qemu-utils ovmf seabios ipxe-qemu
   systemd systemd-container udev
   apparmor
-  busybox-static cpio
+  busybox-static cpio cmark logrotate
   iproute2 strace tmux coreutils python3
   libvirt-clients
 )

@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline/promises';
-import { main } from './cli.js';
+import { EXIT, internalErrorMessage, main } from './cli.js';
 
 async function confirm(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
@@ -22,7 +22,7 @@ main(process.argv.slice(2), {
     process.exitCode = code;
   },
   (e: unknown) => {
-    process.stderr.write(`qemu-harden: internal error: ${e instanceof Error ? e.stack : String(e)}\n`);
-    process.exitCode = 70;
+    process.stderr.write(internalErrorMessage(e, process.argv.slice(2)));
+    process.exitCode = EXIT.internal;
   },
 );

@@ -6,7 +6,21 @@ import { join } from 'node:path';
 import { InputError } from './errors.js';
 import { VERSION } from './version.js';
 
-export const EXIT = { ok: 0, findings: 1, usage: 2, cancelled: 130 } as const;
+export const EXIT = { ok: 0, findings: 1, usage: 2, internal: 70, cancelled: 130 } as const;
+
+/**
+ * What the user sees when qemu-harden itself fails (a bug, not bad input): what failed, that nothing was half
+ * written, and how to report it. Never a stack trace.
+ */
+export function internalErrorMessage(e: unknown, argv: string[]): string {
+  const what = e instanceof Error ? `${e.name === 'Error' ? '' : `${e.name}: `}${e.message.split('\n')[0]}` : String(e);
+  const command = argv.find((x) => !x.startsWith('-')) ?? 'the interview';
+  return (
+    `qemu-harden: internal error in '${command}': ${what}\n` +
+    'qemu-harden: this is a bug in qemu-harden, not a problem with your input.\n' +
+    `qemu-harden: please report it with qemu-harden --version, the command line and the answers file (exit status ${EXIT.internal}).\n`
+  );
+}
 
 export class UsageError extends InputError {}
 
@@ -51,7 +65,7 @@ Options:
   --answers-out FILE audit: write answers rebuilt from the running guests (a new file)
 
 Exit status: 0 ok, 1 findings (verify, audit) or guests imported with secure defaults (import), 2 invalid
-usage or input or a guest refused (import), 130 cancelled.
+usage or input or a guest refused (import), 70 internal error (a bug: please report it), 130 cancelled.
 `;
 
 interface Parsed {

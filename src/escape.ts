@@ -22,6 +22,17 @@ export function qemuOpts(first: string | undefined, opts: [string, string | numb
   return parts.join(',');
 }
 
+/**
+ * A QEMU option in its JSON form (-blockdev, -object), for what the key=value form cannot say, such as
+ * `"backing": null`. JSON.stringify escapes every string; control characters are refused first.
+ */
+export function qemuJson(value: Record<string, unknown>): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v === 'string') refuseControl(v, 'QEMU JSON option');
+    return v;
+  });
+}
+
 function systemdQuote(escaped: string): string {
   if (escaped !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(escaped)) return escaped;
   return `"${escaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
@@ -105,4 +116,45 @@ export function udevValue(value: string): string {
   refuseControl(value, 'udev');
   if (/["\\*?[\]|]/.test(value)) throw new Error(`udev: ${JSON.stringify(value)} holds a character udev would read as a pattern or quote`);
   return `"${value}"`;
+}
+
+/**
+ * One path as a unit name, as `systemd-escape --path` writes it: "/" becomes "-", and every byte that is not a
+ * letter, digit, ":", "_" or a non-leading "." becomes "\xNN" ("-" itself included).
+ */
+export function systemdUnitPath(path: string): string {
+  refuseControl(path, 'systemd unit name');
+  const trimmed = path.replace(/^\/+|\/+$/g, '');
+  return [...Buffer.from(trimmed, 'utf8')]
+    .map((b, i) => {
+      const c = String.fromCharCode(b);
+      if (c === '/') return '-';
+      if (/[A-Za-z0-9:_]/.test(c) || (c === '.' && i > 0)) return c;
+      return `\\x${b.toString(16).padStart(2, '0')}`;
+    })
+    .join('');
+}
+
+/**
+ * Text a person typed, placed inside a Markdown paragraph, list item or table cell (never at the start of a
+ * line, so list and heading markers cannot start there): every character CommonMark or GitHub could read as
+ * inline markup (HTML and comments, code spans, emphasis, strikethrough, links, table pipes) is escaped, so the
+ * text renders as exactly those characters and cannot hide or forge what follows it.
+ */
+export function markdownText(value: string): string {
+  refuseControl(value, 'Markdown');
+  return value.replace(/[\\`*_[\]<>#|~&]/g, (c) => (c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '&' ? '&amp;' : `\\${c}`));
+}
+
+/**
+ * A name or path shown as code in Markdown: a code span whose fence is longer than any run of backticks in it,
+ * so nothing inside ends it early. Backslashes are literal in a code span, so it has no escape for a table's
+ * "|": in a table cell use it only for values that cannot hold one (the bundle's own file names).
+ */
+export function markdownCode(value: string): string {
+  refuseControl(value, 'Markdown');
+  const longest = Math.max(0, ...[...value.matchAll(/`+/g)].map((m) => m[0].length));
+  const fence = '`'.repeat(longest + 1);
+  const pad = value.startsWith('`') || value.endsWith('`') || /^ .* $/.test(value) ? ' ' : '';
+  return `${fence}${pad}${value}${pad}${fence}`;
 }

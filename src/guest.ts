@@ -1,13 +1,14 @@
 // Names and paths derived from a guest: the one place that decides where a guest's things live.
 import { createHash } from 'node:crypto';
 import type { Answers, Guest } from './model.js';
+import * as N from './names.js';
 import { tapDevice } from './rules.js';
 
-export const userName = (g: Guest) => `qemu-${g.name}`;
-export const unitName = (g: Guest) => `qemu-${g.name}.service`;
-export const tapUnitName = (g: Guest) => `qemu-${g.name}-tap.service`;
-export const profileName = (g: Guest) => `qemu-harden-${g.name}`;
-export const SLICE = 'qemu.slice';
+export const userName = (g: Guest) => N.userName(g.name);
+export const unitName = (g: Guest) => N.unitName(g.name);
+export const tapUnitName = (g: Guest) => N.tapUnitName(g.name);
+export const profileName = (g: Guest) => N.profileName(g.name);
+export const SLICE = N.SLICE;
 
 export const runtimeDir = (g: Guest) => `/run/qemu-harden/${g.name}`;
 export const stateDir = (g: Guest) => `/var/lib/qemu-harden/${g.name}`;

@@ -1,38 +1,59 @@
 // Checks of the answers against the files as they are on the machine that generates the bundle. A path that
 // does not exist here is left alone (bundles are often generated away from their host); one that does exist
 // must be the real file: systemd and AppArmor act on what a symlink points to, not on its name.
-import { lstatSync, realpathSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { InputError } from './errors.js';
 import type { Answers } from './model.js';
-import { SYSTEM_DIRS, underDir } from './rules.js';
+import * as N from './names.js';
+import { isSystemFile, SYSTEM_DIRS, tapDevice, underDir } from './rules.js';
 
-function userPaths(a: Answers): [string, string][] {
-  const out: [string, string][] = [];
+/** Every path the answers name, with its field and whether a guest only reads it. */
+function userPaths(a: Answers): [field: string, path: string, readOnly: boolean, blockDevice: boolean][] {
+  const out: [string, string, boolean, boolean][] = [];
   a.guests.forEach((g, gi) => {
     const at = (...p: (string | number)[]) => ['guests', gi, ...p].join('.');
-    g.disks.forEach((d, di) => out.push([at('disks', di, 'path'), d.path]));
+    g.disks.forEach((d, di) => out.push([at('disks', di, 'path'), d.path, d.readOnly, d.blockDevice]));
     if (g.boot) {
-      out.push([at('boot', 'kernel'), g.boot.kernel]);
-      if (g.boot.initrd) out.push([at('boot', 'initrd'), g.boot.initrd]);
-      if (g.boot.deviceTree) out.push([at('boot', 'deviceTree'), g.boot.deviceTree]);
+      out.push([at('boot', 'kernel'), g.boot.kernel, true, false]);
+      if (g.boot.initrd) out.push([at('boot', 'initrd'), g.boot.initrd, true, false]);
+      if (g.boot.deviceTree) out.push([at('boot', 'deviceTree'), g.boot.deviceTree, true, false]);
     }
     if (g.firmware.type === 'uefi') {
-      out.push([at('firmware', 'code'), g.firmware.code]);
-      out.push([at('firmware', 'varsTemplate'), g.firmware.varsTemplate]);
+      out.push([at('firmware', 'code'), g.firmware.code, true, false]);
+      out.push([at('firmware', 'varsTemplate'), g.firmware.varsTemplate, true, false]);
     }
   });
-  out.push(['host.qemuBinary', a.host.qemuBinary]);
+  out.push(['host.qemuBinary', a.host.qemuBinary, true, false]);
   return out;
+}
+
+/** The user name owning a uid in this host's /etc/passwd. */
+function userOf(uid: number): string | undefined {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f.length > 3 && Number(f[2]) === uid) return f[0];
+    }
+  } catch {
+    return undefined;
+  }
+  return undefined;
 }
 
 export function hostPathProblems(a: Answers): string[] {
   const problems: string[] = [];
-  for (const [field, path] of userPaths(a)) {
+  for (const [field, path, readOnly, blockDevice] of userPaths(a)) {
     let real: string;
     try {
       real = realpathSync(path);
     } catch {
       continue;
+    }
+    if (blockDevice && underDir(path, '/dev') && statSync(real).isBlockDevice()) continue;
+    if (readOnly && isSystemFile(path) && field !== 'host.qemuBinary') {
+      const mode = statSync(real).mode;
+      if ((mode & 0o004) === 0)
+        problems.push(`${field}: ${path} is not readable by other users (mode ${(mode & 0o7777).toString(8).padStart(4, '0')}); qemu-harden never changes a system file's owner or mode, so the guest could not read it: make it world-readable, or copy it under /srv`);
     }
     if (real !== path) {
       const sys = SYSTEM_DIRS.find((s) => underDir(real, s));
@@ -48,11 +69,25 @@ export function hostPathProblems(a: Answers): string[] {
         return;
       }
       const field = `guests.${gi}.disks.${di}`;
-      if (st.isBlockDevice() && !d.blockDevice) problems.push(`${field}.blockDevice: ${d.path} is a block device here; set blockDevice to true to pass it deliberately`);
-      if (!st.isBlockDevice() && d.blockDevice && !st.isSymbolicLink()) problems.push(`${field}.blockDevice: ${d.path} is not a block device here`);
+      const target = st.isSymbolicLink() ? statSync(d.path, { throwIfNoEntry: false }) : st;
+      if (target?.isCharacterDevice()) problems.push(`${field}.path: ${d.path} is a character device, not a disk; only block devices and image files can be disks`);
+      else if (st.isBlockDevice() && !d.blockDevice) problems.push(`${field}.blockDevice: ${d.path} is a block device here; set blockDevice to true to pass it deliberately`);
+      else if (d.blockDevice && !target?.isBlockDevice()) problems.push(`${field}.blockDevice: ${d.path} is not a block device here`);
       if (st.isDirectory()) problems.push(`${field}.path: ${d.path} is a directory, not a disk image`);
     }),
   );
+  a.guests.forEach((g, gi) => {
+    const dev = tapDevice(g);
+    if (!dev || g.network.mode !== 'tap' || !existsSync(`/sys/class/net/${dev}`)) return;
+    let owner: string | undefined;
+    try {
+      owner = userOf(Number(readFileSync(`/sys/class/net/${dev}/owner`, 'utf8').trim()));
+    } catch {
+      owner = undefined;
+    }
+    if (owner === N.userName(g.name)) return;
+    problems.push(`guests.${gi}.network.${g.network.tapDevice ? 'tapDevice' : 'name'}: the network interface ${dev} already exists on this host and is not this guest's tap; the tap unit would delete it: choose another tapDevice`);
+  });
   return problems;
 }
 

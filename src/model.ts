@@ -28,7 +28,7 @@ const reason = z
   .trim()
   .min(10, 'must say in at least 10 characters why the risk is acceptable')
   .max(2000, 'is longer than 2000 characters')
-  .refine((s) => !/[\u0000-\u0009\u000b-\u001f\u007f]/.test(s), 'must not contain control characters');
+  .refine(noControl, 'must be one line: no newlines or other control characters');
 
 export const diskSchema = z.strictObject({
   path: absolutePath,
@@ -119,6 +119,10 @@ const pciAddress = z
 const usbDevice = z.strictObject({
   vendorId: z.string().regex(/^[0-9a-f]{4}$/, 'must be 4 lower-case hex digits'),
   productId: z.string().regex(/^[0-9a-f]{4}$/, 'must be 4 lower-case hex digits'),
+  port: z
+    .string()
+    .regex(/^[1-9][0-9]{0,2}-[1-9][0-9]{0,2}(\.[1-9][0-9]{0,2}){0,6}$/, 'must be a USB port path like 1-2 or 1-2.3 (bus-port, as named under /sys/bus/usb/devices)')
+    .optional(),
 });
 
 const remote = z.strictObject({

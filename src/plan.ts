@@ -3,10 +3,12 @@ import { createHash } from 'node:crypto';
 import * as AA from './gen/apparmor.js';
 import { sysusers, tmpfiles, udevRules } from './gen/host.js';
 import { bundleReadme } from './gen/readme.js';
-import { guestService, slice, tapService } from './gen/systemd.js';
+import { logrotateConfig } from './gen/logrotate.js';
+import { guestService, logrotateService, logrotateTimer, slice, tapService } from './gen/systemd.js';
 import * as G from './guest.js';
 import { ANSWERS, MANIFEST, type BundleFile } from './bundle-layout.js';
 import { apparmor } from './confine/apparmor.js';
+import * as N from './names.js';
 import type { Answers } from './model.js';
 
 export type { BundleFile };
@@ -30,6 +32,12 @@ export function plan(a: Answers): BundleFile[] {
     if (tap) add(`root/etc/systemd/system/${G.tapUnitName(g)}`, tap, `creates tap ${G.tapDevice(g)} owned by ${G.userName(g)}`);
   }
   for (const f of apparmor.files(a)) add(f.path, f.text(AA), f.why);
+  const rotate = logrotateConfig(a);
+  if (rotate) {
+    add('root/etc/qemu-harden/logrotate.conf', rotate, 'bounds each guest’s serial log: rotated past 1 MiB, 4 old copies');
+    add(`root/etc/systemd/system/${N.LOGROTATE_SERVICE}`, logrotateService(), 'runs logrotate on the guests’ serial logs');
+    add(`root/etc/systemd/system/${N.LOGROTATE_TIMER}`, logrotateTimer(), 'starts the serial-log rotation every minute');
+  }
   add('root/etc/sysusers.d/qemu-harden.conf', sysusers(a), 'one system user per guest, and the device groups');
   add('root/etc/tmpfiles.d/qemu-harden.conf', tmpfiles(a), 'directories and ownership of each guest’s own files');
   add('root/etc/udev/rules.d/65-qemu-harden.rules', udevRules(a), 'device nodes to groups, passthrough devices to one guest');

@@ -2,6 +2,7 @@
 // takes. Each rule reports against the answers path of the field at fault.
 import type { z } from 'zod';
 import type { Answers, Guest } from './model.js';
+import * as N from './names.js';
 
 export type RiskId =
   | 'emulation'
@@ -136,13 +137,64 @@ export function underDir(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir + '/');
 }
 
-export function defaultTapDevice(guestName: string): string {
-  return `qh-${guestName}`.slice(0, 15).replace(/-+$/, '');
+/**
+ * Places that hold host secrets or system state. Like libvirt's virt-aa-helper (its `valid_path`), qemu-harden
+ * gives a guest no file from there, read-only or not; the few read-only exceptions are in READ_ONLY_ALLOWED.
+ * /home and /root are also hidden from every unit (ProtectHome=).
+ */
+export const RESTRICTED_DIRS = [
+  '/etc', '/root', '/home', '/proc', '/sys', '/run', '/dev', '/boot', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32',
+  '/lost+found', '/var/log', '/var/cache', '/var/backups', '/var/spool', '/var/mail', '/var/run', '/var/lock', '/snap',
+  ...['dpkg', 'apt', 'systemd', 'private', 'sss', 'polkit-1', 'sudo', 'dbus', 'pam', 'ucf', 'dhcp', 'NetworkManager', 'docker', 'containers', 'machines', 'libvirt/qemu'].map(
+    (d) => `/var/lib/${d}`,
+  ),
+];
+
+/** Read-only exceptions inside RESTRICTED_DIRS: firmware and images the distribution ships. */
+export const READ_ONLY_ALLOWED = ['/usr/share', '/usr/local/share', '/usr/lib/ipxe'];
+
+/** Kernels, initrds and device trees may come from /boot: only files named like one, only for those fields. */
+const BOOT_FILE = /^\/boot\/(dtbs\/.+\.dtb|[^/]*(vmlinuz|vmlinux|bzImage|initrd|initramfs)[^/]*|[^/]+\.dtb)$/;
+
+/** Directories systemd creates for each guest and the guest owns: qemu-harden never puts operator files there. */
+export const GUEST_OWNED_DIRS = ['/run/qemu-harden', '/var/lib/qemu-harden', '/var/log/qemu-harden'];
+
+export type FileKind = 'disk' | 'boot' | 'firmware';
+
+/**
+ * Is this file in the system's own places? Validation lets a guest have only the read-only exceptions there
+ * (firmware, images, kernels, initrds); qemu-harden never changes them, so a guest reads one only when it is
+ * world-readable.
+ */
+export function isSystemFile(path: string): boolean {
+  return RESTRICTED_DIRS.some((d) => underDir(path, d));
 }
+
+/** Why a guest may not have this file, or undefined when it may. */
+export function restrictedFile(path: string, kind: FileKind, readOnly: boolean): string | undefined {
+  const own = GUEST_OWNED_DIRS.find((d) => underDir(path, d));
+  if (own) return `is under ${own}, which qemu-harden creates and each guest owns; keep guest files outside it (e.g. under /srv)`;
+  const dir = RESTRICTED_DIRS.find((d) => underDir(path, d));
+  if (!dir) return undefined;
+  const where = `is under ${dir}, which holds host secrets or system state`;
+  if (!readOnly) return `${where}; a writable guest file must live elsewhere (e.g. under /srv)`;
+  if (READ_ONLY_ALLOWED.some((d) => underDir(path, d))) return undefined;
+  if (kind === 'boot' && BOOT_FILE.test(path)) return undefined;
+  return `${where}; read-only guest files may come only from ${READ_ONLY_ALLOWED.join(', ')} or, for a kernel, initrd or device tree, /boot/vmlinuz*, /boot/initrd*`;
+}
+
+/** Groups that already grant something on a host: never the group qemu-harden hands out for /dev/kvm or /dev/net/tun. */
+export const PRIVILEGED_GROUPS = [
+  'root', 'daemon', 'bin', 'sys', 'adm', 'tty', 'disk', 'lp', 'mail', 'news', 'uucp', 'man', 'proxy', 'kmem', 'dialout', 'fax', 'voice',
+  'cdrom', 'floppy', 'tape', 'sudo', 'audio', 'dip', 'www-data', 'backup', 'operator', 'list', 'irc', 'src', 'gnats', 'shadow', 'utmp',
+  'video', 'sasl', 'plugdev', 'staff', 'games', 'users', 'nogroup', 'wheel', 'input', 'render', 'sgx', 'netdev', 'lpadmin', 'ssl-cert',
+  'crontab', 'messagebus', 'systemd-journal', 'systemd-network', 'systemd-resolve', 'systemd-timesync', 'systemd-coredump',
+  'docker', 'lxd', 'libvirt', 'libvirt-qemu', 'libvirtd', 'qemu', 'tss', 'polkitd', '_ssh', 'ssh',
+];
 
 export function tapDevice(g: Guest): string | undefined {
   if (g.network.mode !== 'tap') return undefined;
-  return g.network.tapDevice ?? defaultTapDevice(g.name);
+  return g.network.tapDevice ?? N.defaultTapDevice(g.name);
 }
 
 type Ctx = z.core.$RefinementCtx<unknown>;
@@ -154,7 +206,6 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
   const names = new Map<string, number>();
   const writers = new Map<string, string>();
   const readers = new Map<string, string[]>();
-  const taps = new Map<string, string>();
   const pciAddr = new Map<string, string>();
   const pciGroup = new Map<number, string>();
   const usb = new Map<string, string>();
@@ -191,9 +242,14 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
       seenInGuest.add(d.path);
       if (d.blockDevice && !underDir(d.path, '/dev'))
         issue(at('disks', di, 'path'), 'is marked blockDevice but is not under /dev');
-      if (!d.blockDevice && !d.readOnly) {
-        const sys = SYSTEM_DIRS.find((s) => underDir(d.path, s));
-        if (sys) issue(at('disks', di, 'path'), `is writable and under the system directory ${sys}; keep guest disks elsewhere (e.g. /srv or /var/lib)`);
+      if (d.blockDevice && underDir(d.path, '/dev') && !/^\/dev\/[A-Za-z0-9._:+@=,-]+(\/[A-Za-z0-9._:+@=,-]+)*$/.test(d.path))
+        issue(at('disks', di, 'path'), 'must be a device path made of letters, digits and "._:+@=,-" (udev matches it by name)');
+      else if (d.blockDevice) {
+        const pseudo = ['/dev/shm', '/dev/pts', '/dev/mqueue', '/dev/hugepages', '/dev/fd', '/dev/net', '/dev/vfio', '/dev/bus'].find((x) => underDir(d.path, x));
+        if (pseudo) issue(at('disks', di, 'path'), `is under ${pseudo}, which holds no block devices`);
+      } else {
+        const why = restrictedFile(d.path, 'disk', d.readOnly);
+        if (why) issue(at('disks', di, 'path'), why);
       }
       if (d.blockDevice && d.format !== 'raw') issue(at('disks', di, 'format'), 'must be "raw" for a block device');
       const owner = writers.get(d.path);
@@ -211,12 +267,17 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
       }
     });
 
-    const tap = tapDevice(g);
-    if (tap) {
-      const other = taps.get(tap);
-      if (other) issue(at('network', 'tapDevice'), `tap device "${tap}" is already used by guest "${other}"; set a unique network.tapDevice`);
-      taps.set(tap, g.name);
-    }
+    if (g.boot)
+      for (const k of ['kernel', 'initrd', 'deviceTree'] as const) {
+        const path = g.boot[k];
+        const why = path === undefined ? undefined : restrictedFile(path, 'boot', true);
+        if (why) issue(at('boot', k), why);
+      }
+    if (g.firmware.type === 'uefi')
+      for (const k of ['code', 'varsTemplate'] as const) {
+        const why = restrictedFile(g.firmware[k], 'firmware', true);
+        if (why) issue(at('firmware', k), why);
+      }
 
     g.passthrough.pci.forEach((p, pi) => {
       const byAddr = pciAddr.get(p.address);
@@ -229,9 +290,13 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
     });
     g.passthrough.usb.forEach((u, ui) => {
       const key = `${u.vendorId}:${u.productId}`;
-      const other = usb.get(key);
-      if (other) issue(at('passthrough', 'usb', ui), `USB device ${key} is already passed through to guest "${other}"`);
-      usb.set(key, g.name);
+      const clash = [...usb].find(([k]) => {
+        const [id, port] = k.split('@');
+        return id === key && (port === '' || !u.port || port === u.port);
+      });
+      if (clash)
+        issue(at('passthrough', 'usb', ui), `USB device ${key}${u.port ? ` on port ${u.port}` : ''} can be the one already passed through to guest "${clash[1]}"; give each a different port`);
+      usb.set(`${key}@${u.port ?? ''}`, g.name);
     });
 
     const listen = (path: (string | number)[], addr: string, port: number) => {
@@ -258,6 +323,8 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
     });
   });
 
+  checkDerivedNames(a, issue);
+
   const required = requiredRisks(a);
   const requiredKeys = new Set(required.map(riskKey));
   const acceptedKeys = new Set<string>();
@@ -277,6 +344,46 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
       `takes the risk "${r.risk}" (${RISKS[r.risk].title}); add {"risk": "${r.risk}"${r.guest ? `, "guest": "${r.guest}"` : ''}, "reason": "..."} to acceptedRisks`,
     );
   }
+}
+
+/**
+ * Every name the bundle derives from a guest (its user and group, its units, its tap device and the bridge it
+ * joins, its AppArmor profile) is unique across the bundle and never one of the shared names: the device groups
+ * and another guest's names. Each collision is reported on the field that chose the name.
+ */
+function checkDerivedNames(a: Answers, issue: (path: (string | number)[], message: string) => void): void {
+  const taken = new Map<string, string>();
+  const claim = (space: string, name: string, path: (string | number)[], what: string, owner = `(${path.join('.')})`) => {
+    const key = `${space}\u0000${name}`;
+    const first = taken.get(key);
+    if (first !== undefined) issue(path, `gives the ${what} "${name}", which is already the ${first}; choose another`);
+    else taken.set(key, `${what} ${owner}`);
+  };
+  const tap = a.guests.some((g) => g.network.mode === 'tap');
+  if (a.useCase === 'virtualization') claim('account', a.host.kvmGroup, ['host', 'kvmGroup'], 'shared group', 'for /dev/kvm (host.kvmGroup)');
+  if (tap) claim('account', a.host.netGroup, ['host', 'netGroup'], 'shared group', 'for /dev/net/tun (host.netGroup)');
+  for (const [field, group] of [['kvmGroup', a.host.kvmGroup], ['netGroup', a.host.netGroup]] as const)
+    if (PRIVILEGED_GROUPS.includes(group)) issue(['host', field], `"${group}" already grants access on a host; use a group of its own (default ${field === 'kvmGroup' ? 'kvm' : 'qemu-net'})`);
+  const kvmClaimed = a.useCase === 'virtualization' && tap && a.host.netGroup === a.host.kvmGroup;
+  if (!kvmClaimed && (a.host.netGroup === 'kvm' || a.host.netGroup === a.host.kvmGroup)) issue(['host', 'netGroup'], 'must not be the group that holds /dev/kvm');
+  claim('unit', N.SLICE, ['host'], 'slice', 'every guest runs in');
+  if (a.guests.some((g) => g.serial.enabled)) claim('unit', N.LOGROTATE_SERVICE, ['host'], 'unit', 'that rotates the serial logs');
+  a.guests.forEach((g, gi) => {
+    const name = ['guests', gi, 'name'];
+    const of = `of guest "${g.name}" (guests.${gi})`;
+    claim('account', N.userName(g.name), name, 'user and group', of);
+    claim('unit', N.unitName(g.name), name, 'unit', of);
+    claim('profile', N.profileName(g.name), name, 'AppArmor profile', of);
+    if (g.network.mode === 'tap') {
+      claim('unit', N.tapUnitName(g.name), name, 'tap helper unit', of);
+      claim('link', tapDevice(g)!, ['guests', gi, 'network', g.network.tapDevice ? 'tapDevice' : 'name'], 'tap device', of);
+    }
+  });
+  a.guests.forEach((g, gi) => {
+    if (g.network.mode !== 'tap' || !g.network.bridge) return;
+    const first = taken.get(`link\u0000${g.network.bridge}`);
+    if (first) issue(['guests', gi, 'network', 'bridge'], `"${g.network.bridge}" is the ${first}; a bridge is never a guest's tap device`);
+  });
 }
 
 function riskPath(risk: RiskId, gi: number): (string | number)[] {

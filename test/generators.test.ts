@@ -74,10 +74,16 @@ describe('QEMU command line', () => {
     assert.deepEqual(after('-accel'), ['kvm']);
     assert.deepEqual(after('-sandbox'), ['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
   });
-  test('every disk has an explicit format, escaped path, read-only flag', () => {
-    const drives = after('-drive');
-    assert.equal(drives[0], 'file=/srv/a,,b.img,format=qcow2,if=none,id=disk0,readonly=off,throttling.iops-read=100');
-    assert.equal(drives[1], 'file=/srv/iso,format=raw,if=none,id=disk1,readonly=on');
+  test('every disk: a file node, a format node that never opens a backing file, a throttle node when limited', () => {
+    const nodes = after('-blockdev').map((j) => JSON.parse(j));
+    assert.deepEqual(nodes[0], { driver: 'file', 'node-name': 'disk0-file', filename: '/srv/a,b.img', 'read-only': false });
+    assert.deepEqual(nodes[1], { driver: 'qcow2', 'node-name': 'disk0-format', file: 'disk0-file', 'read-only': false, backing: null });
+    assert.deepEqual(nodes[2], { driver: 'throttle', 'node-name': 'disk0', 'throttle-group': 'disk0-throttle', file: 'disk0-format', 'read-only': false });
+    assert.deepEqual(JSON.parse(after('-object')[0]!), { 'qom-type': 'throttle-group', id: 'disk0-throttle', limits: { 'iops-read': 100 } });
+    assert.deepEqual(nodes[3], { driver: 'file', 'node-name': 'disk1-file', filename: '/srv/iso', 'read-only': true });
+    assert.deepEqual(nodes[4], { driver: 'raw', 'node-name': 'disk1-format', file: 'disk1-file', 'read-only': true });
+    assert.deepEqual(after('-device').filter((d) => d.startsWith('virtio-blk')), ['virtio-blk-pci,drive=disk0,bootindex=1', 'virtio-blk-pci,drive=disk1-format,bootindex=2']);
+    assert.ok(!args.includes('-drive'), 'no -drive: its defaults would follow backing files');
   });
   test('QMP and serial on unix sockets under /run/qemu-harden/<guest>, serial logged', () => {
     const chardevs = after('-chardev');
@@ -174,15 +180,18 @@ describe('host files', () => {
   test('tmpfiles: each guest owns its own disk', () => {
     assert.match(tmpfiles(a), /^z "\/srv\/a\.img" 0600 qemu-a qemu-a -$/m);
   });
-  test('tmpfiles: a read-only file several guests read is left to its owner; one guest’s own becomes 0400', () => {
+  test('tmpfiles: a read-only file keeps owner and mode; each guest reading it gets an ACL entry; system files get no line', () => {
     const iso = (path: string) => ({ path, format: 'raw', readOnly: true });
     const t = tmpfiles(answers([
-      { name: 'a', disks: [iso('/srv/shared.iso'), iso('/srv/a.iso')] },
-      { name: 'b', disks: [iso('/srv/shared.iso')] },
+      { name: 'a', disks: [iso('/srv/shared.iso'), iso('/srv/a.iso'), iso('/usr/share/images/x.iso')], boot: { kernel: '/boot/vmlinuz-6', initrd: '/boot/initrd.img-6' } },
+      { name: 'b', disks: [iso('/srv/shared.iso')], firmware: { type: 'uefi' } },
     ]));
-    assert.doesNotMatch(t, /^z "\/srv\/shared\.iso"/m);
-    assert.equal(t.split('\n').filter((l) => l.startsWith('# /srv/shared.iso is read by several guests')).length, 2);
-    assert.match(t, /^z "\/srv\/a\.iso" 0400 qemu-a qemu-a -$/m);
+    assert.doesNotMatch(t, /^z .*\.iso/m);
+    assert.match(t, /^a\+ "\/srv\/shared\.iso" - - - - u:qemu-a:r$/m);
+    assert.match(t, /^a\+ "\/srv\/shared\.iso" - - - - u:qemu-b:r$/m);
+    assert.match(t, /^a\+ "\/srv\/a\.iso" - - - - u:qemu-a:r$/m);
+    const lines = t.split('\n').filter((l) => !l.startsWith('#'));
+    assert.ok(!lines.some((l) => /usr\/share|\/boot\/|OVMF/.test(l)), 'system files and the UEFI variables get no line');
   });
   test('udev: devices to groups, never world; VFIO group and USB device to one guest', () => {
     const u = udevRules(a);

@@ -96,7 +96,7 @@ describe('answers model', () => {
     assert.deepEqual(errorsOf(shared), []);
     const sys = base();
     sys.guests[0]!.disks[0]!.path = '/etc/a.img';
-    expectError(sys, 'guests.0.disks.0.path', 'system directory /etc');
+    expectError(sys, 'guests.0.disks.0.path', 'is under /etc, which holds host secrets or system state');
   });
 
   test('emulation needs an acknowledged risk, and the risk must be real', () => {

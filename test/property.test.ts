@@ -262,3 +262,124 @@ describe('hostile strings in free-text fields', () => {
     }
   });
 });
+
+describe('hostile answers: derived names and read-only secrets', () => {
+  /** Names picked so that guests, taps, bridges and groups run into each other often. */
+  const nameish = fc.constantFrom('a', 'b', 'a-tap', 'net', 'kvm', 'x', 'qh-a', 'harden-a');
+  const groupish = fc.constantFrom('kvm', 'qemu-net', 'qemu-a', 'qemu-net', 'disk', 'shadow', 'root', 'sudo', 'mykvm', 'qemu-b', 'qemu-a-tap');
+  const linkish = fc.constantFrom('qh-a', 'qh-b', 'qh-net', 'br0', 'br-lan', 'qh-a-tap', 'lo0');
+  const hostileDoc = fc.record({
+    useCase: fc.constantFrom('virtualization', 'emulation'),
+    kvmGroup: fc.option(groupish, { nil: undefined }),
+    netGroup: fc.option(groupish, { nil: undefined }),
+    guests: fc.array(
+      fc.record({
+        name: nameish,
+        tap: fc.boolean(),
+        tapDevice: fc.option(linkish, { nil: undefined }),
+        bridge: fc.option(linkish, { nil: undefined }),
+      }),
+      { minLength: 1, maxLength: 4 },
+    ),
+  }).map(({ useCase, kvmGroup, netGroup, guests }) => ({
+    schemaVersion: 1,
+    useCase,
+    host: { ...(kvmGroup ? { kvmGroup } : {}), ...(netGroup ? { netGroup } : {}) },
+    guests: guests.map((g) => ({
+      name: g.name,
+      network: g.tap ? { mode: 'tap', ...(g.tapDevice ? { tapDevice: g.tapDevice } : {}), ...(g.bridge ? { bridge: g.bridge } : {}) } : { mode: 'none' },
+    })),
+    ...(useCase === 'emulation' ? { acceptedRisks: [{ risk: 'emulation', reason: 'generated for a property test' }] } : {}),
+  }));
+
+  test('5,000 documents: every derived name unique and never a shared or privileged name, or a refusal naming the field', () => {
+    let refused = 0;
+    fc.assert(
+      fc.property(hostileDoc, (doc) => {
+        let a;
+        try {
+          a = validate(doc);
+        } catch (e) {
+          assert.ok(e instanceof InputError, `only input errors, never a crash: ${String(e)}`);
+          for (const line of e.message.split('\n')) assert.match(line, /^(host|guests|acceptedRisks|useCase)[a-zA-Z0-9.]*: /, line);
+          refused++;
+          return;
+        }
+        const files = plan(a).map((f) => f.path);
+        assert.equal(new Set(files).size, files.length, 'no two files of the bundle share a path');
+        const taps = a.guests.filter((g) => g.network.mode === 'tap');
+        const accounts = [
+          ...a.guests.map((g) => G.userName(g)),
+          ...(a.useCase === 'virtualization' ? [a.host.kvmGroup] : []),
+          ...(taps.length ? [a.host.netGroup] : []),
+        ];
+        assert.equal(new Set(accounts).size, accounts.length, `users and shared groups are distinct: ${accounts.join(' ')}`);
+        for (const grp of accounts.slice(a.guests.length)) assert.ok(!['disk', 'shadow', 'root', 'sudo'].includes(grp), `${grp} is never the device group`);
+        const units = [...a.guests.map((g) => G.unitName(g)), ...taps.map((g) => G.tapUnitName(g)), G.SLICE];
+        assert.equal(new Set(units).size, units.length, `unit names are distinct: ${units.join(' ')}`);
+        const links = taps.map((g) => G.tapDevice(g)!);
+        assert.equal(new Set(links).size, links.length, 'tap devices are distinct');
+        for (const g of taps) if (g.network.mode === 'tap' && g.network.bridge) assert.ok(!links.includes(g.network.bridge), `bridge ${g.network.bridge} is no guest's tap`);
+        const profiles = a.guests.map((g) => G.profileName(g));
+        assert.equal(new Set(profiles).size, profiles.length);
+      }),
+      { numRuns: 5_000, seed: Date.now() % 2 ** 31 },
+    );
+    assert.ok(refused > 0, 'the generator produced collisions');
+  });
+
+  const segment = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,10}$/);
+  const secretPath = fc
+    .tuple(
+      fc.constantFrom('/etc', '/etc/ssh', '/root', '/root/.ssh', '/home/alice', '/proc/self', '/sys/kernel', '/run/secrets', '/var/log', '/usr/bin', '/usr/lib',
+        '/boot/grub', '/boot/efi', '/var/lib/dpkg', '/var/lib/private', '/var/lib/qemu-harden/a', '/var/log/qemu-harden/a', '/run/qemu-harden/a', '/dev/shm', '/lib', '/sbin'),
+      segment,
+    )
+    .map(([dir, leaf]) => `${dir}/${leaf}`);
+  type Setter = [string, (g: Record<string, unknown>, p: string) => void];
+  const fields: Setter[] = [
+    ['guests.0.disks.0.path', (g, p) => (g.disks = [{ path: p, format: 'raw', readOnly: true }])],
+    ['guests.0.disks.0.path', (g, p) => (g.disks = [{ path: p, format: 'qcow2' }])],
+    ['guests.0.boot.kernel', (g, p) => (g.boot = { kernel: p })],
+    ['guests.0.boot.initrd', (g, p) => (g.boot = { kernel: '/boot/vmlinuz-6.1', initrd: p })],
+    ['guests.0.boot.deviceTree', (g, p) => (g.boot = { kernel: '/srv/vmlinuz', deviceTree: p })],
+    ['guests.0.firmware.code', (g, p) => (g.firmware = { type: 'uefi', code: p })],
+    ['guests.0.firmware.varsTemplate', (g, p) => (g.firmware = { type: 'uefi', varsTemplate: p })],
+  ];
+
+  test('a file from a place holding host secrets or system state is refused in every field, naming the field', () => {
+    fc.assert(
+      fc.property(secretPath, fc.constantFrom(...fields), (path, [field, set]) => {
+        const g: Record<string, unknown> = { name: 'a' };
+        set(g, path);
+        assert.equal(outcome({ schemaVersion: 1, useCase: 'virtualization', guests: [g] }, field), 'rejected', `${field} = ${path}`);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  test('firmware, images, kernels and initrds from the system’s own places are accepted and never get a tmpfiles line', () => {
+    const allowed = fc.tuple(
+      fc.constantFrom<[string, string]>(
+        ['guests.0.disks.0.path', '/usr/share/images'], ['guests.0.firmware.code', '/usr/share/OVMF'], ['guests.0.firmware.varsTemplate', '/usr/share/qemu'],
+        ['guests.0.boot.kernel', '/boot/vmlinuz-'], ['guests.0.boot.initrd', '/boot/initrd.img-'], ['guests.0.disks.0.path', '/srv/iso'],
+      ),
+      segment,
+    );
+    fc.assert(
+      fc.property(allowed, ([[field, prefix], leaf]) => {
+        const path = prefix.endsWith('-') ? `${prefix}${leaf}` : `${prefix}/${leaf}`;
+        const set = fields.find(([f]) => f === field)!;
+        const g: Record<string, unknown> = { name: 'a' };
+        set[1](g, path);
+        const doc = { schemaVersion: 1, useCase: 'virtualization', guests: [g] };
+        assert.equal(outcome(doc, field), 'accepted', `${field} = ${path}`);
+        const tmp = plan(validate(doc)).find((f) => f.path === 'root/etc/tmpfiles.d/qemu-harden.conf')!.content;
+        const touched = tmp.split('\n').filter((l) => /^(z|Z|a\+?|A\+?|C|m|M) /.test(l));
+        if (path.startsWith('/srv/')) assert.equal(touched.length, 1, `${path} gets its ACL entry`);
+        else assert.deepEqual(touched, [], `${path} is left exactly as it is`);
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+});

@@ -1,5 +1,6 @@
 // Reads the settings of a generated unit file the way systemd does for the parts the tests need: line
 // continuations, comments, double-quoted words with C escapes, and %% / $$ in ExecStart.
+import { systemdExecWord } from '../src/escape.js';
 
 export function unitSettings(text: string): [string, string][] {
   const out: [string, string][] = [];
@@ -47,20 +48,17 @@ export function execStart(unitText: string): string[] {
   return execArgv(v[1]);
 }
 
-/** The ExecStart= line of a unit with its continuation lines, verbatim. */
-export function execStartBlock(unit: string): string {
-  const lines = unit.split('\n');
-  const start = lines.findIndex((l) => l.startsWith('ExecStart='));
-  if (start < 0) throw new Error('no ExecStart= in unit');
-  let end = start;
-  while (lines[end]!.endsWith('\\')) end++;
-  return lines.slice(start, end + 1).join('\n');
-}
-
 /** A drop-in that starts the same QEMU command line on another disk, for the cross-guest proofs. */
 export function diskSwapDropIn(unit: string, from: string, to: string, extra: string[] = []): string {
-  const original = execStartBlock(unit);
-  const exec = original.replace(`file=${from.replaceAll(',', ',,')}`, `file=${to.replaceAll(',', ',,')}`);
-  if (exec === original) throw new Error(`the unit's command line has no disk ${from}`);
-  return ['[Service]', 'ExecStart=', exec, 'Restart=no', ...extra, ''].join('\n');
+  const argv = execStart(unit);
+  let swapped = false;
+  const exec = argv.map((w, i) => {
+    if (argv[i - 1] !== '-blockdev') return w;
+    const node = JSON.parse(w) as { filename?: string };
+    if (node.filename !== from) return w;
+    swapped = true;
+    return JSON.stringify({ ...node, filename: to });
+  });
+  if (!swapped) throw new Error(`the unit's command line has no disk ${from}`);
+  return ['[Service]', 'ExecStart=', `ExecStart=${exec.map(systemdExecWord).join(' ')}`, 'Restart=no', ...extra, ''].join('\n');
 }

@@ -1,7 +1,8 @@
 // --answers-out: an answers document rebuilt from the running guests' command lines. What carries over safely
 // (name, vCPUs, memory, machine, firmware, disks with formats and read-only flags, network, display) is kept;
 // everything else is left at the bundle's secure default and listed, so the operator sees what changes.
-import { defaultTapDevice, isSecuritySupportedMachine, SYSTEM_DIRS, underDir } from '../rules.js';
+import { defaultTapDevice } from '../names.js';
+import { isSecuritySupportedMachine, SYSTEM_DIRS, underDir } from '../rules.js';
 import { isOn } from './cmdline.js';
 import { localDisks, qcow2Backing } from './files.js';
 import { vncEndpoint } from './listeners.js';

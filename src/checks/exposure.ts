@@ -1,7 +1,8 @@
-// Each guest unit's exposure as `systemd-analyze security` scores it (0 is best, 10 worst), against the target
-// for that guest.
+// Each unit's exposure as `systemd-analyze security` scores it (0 is best, 10 worst), against its target: every
+// guest unit, every tap helper and the serial-log rotation.
 import { join } from 'node:path';
 import * as G from '../guest.js';
+import { LOGROTATE_SERVICE } from '../names.js';
 import type { Guest } from '../model.js';
 import { run, which } from '../tools.js';
 import type { BundleUnderCheck, Check, Outcome } from './check.js';
@@ -12,6 +13,12 @@ export interface Exposure {
   score: number;
   target: number;
 }
+
+/** The exposure a tap helper unit may have: it runs as root with CAP_NET_ADMIN in the host's network. */
+export const TAP_UNIT_TARGET = 2.0;
+
+/** The exposure the serial-log rotation may have: root that can only become the guests' users. */
+export const LOGROTATE_TARGET = 2.0;
 
 /** The exposure a guest unit may have: stricter without any network device. */
 export function exposureTarget(g: Guest): number {
@@ -33,15 +40,19 @@ export const exposure: Check<BundleUnderCheck, Outcome & { exposure: Exposure[] 
   async run(b) {
     const scores: Exposure[] = [];
     const findings: Outcome['findings'] = [];
-    for (const g of b.answers.guests) {
-      const file = `${UNIT_DIR}/${G.unitName(g)}`;
+    const scored = b.answers.guests.flatMap((g) => [
+      { unit: G.unitName(g), target: exposureTarget(g) },
+      ...(g.network.mode === 'tap' ? [{ unit: G.tapUnitName(g), target: TAP_UNIT_TARGET }] : []),
+    ]);
+    if (b.expected.some((f) => f.path === `${UNIT_DIR}/${LOGROTATE_SERVICE}`)) scored.push({ unit: LOGROTATE_SERVICE, target: LOGROTATE_TARGET });
+    for (const { unit, target } of scored) {
+      const file = `${UNIT_DIR}/${unit}`;
       const score = await exposureOf(join(b.dir, file));
-      const target = exposureTarget(g);
       if (score === undefined) {
         findings.push({ message: 'systemd-analyze security gave no exposure level', file });
         continue;
       }
-      scores.push({ unit: G.unitName(g), score, target });
+      scores.push({ unit, score, target });
       if (score > target) findings.push({ message: `exposure ${score} is above the target ${target}`, file });
     }
     return {

@@ -79,14 +79,37 @@ export function guestRules(a: Answers, g: Guest): string {
 
   rule(a.host.qemuBinary, 'mr', 'the QEMU binary');
   for (const f of G.filesOf(g)) rule(f.path, f.access === 'rw' ? 'rwk' : 'rk', f.why);
+  if (g.firmware.type === 'uefi')
+    lines.push(
+      '  # ExecStartPre= copies the UEFI variables template on first start; it runs under this profile too.',
+      '  /{usr/,}bin/{sh,dash,bash} ix,',
+      '  /{usr/,}bin/cp ix,',
+    );
   for (const d of G.devicesOf(a, g)) {
     if (d.path === 'char-usb_device') {
-      lines.push(`  # ${d.why}`, '  /dev/bus/usb/ r,', '  /dev/bus/usb/[0-9]*/[0-9]* rw,', '  /sys/bus/usb/devices/ r,', '  /sys/devices/**/usb[0-9]*/** r,');
+      lines.push(
+        `  # ${d.why}. The bus and device numbers change on every plug; udev makes the chosen devices this guest's`,
+        '  # own, and "owner" limits the rule to the nodes owned by this guest\'s user: no other USB device.',
+        '  /dev/bus/usb/ r,',
+        '  /dev/bus/usb/[0-9]*/ r,',
+        '  owner /dev/bus/usb/[0-9]*/[0-9]* rw,',
+        '  /sys/bus/usb/devices/ r,',
+        '  /sys/devices/**/usb[0-9]*/** r,',
+      );
+    } else if (d.path.startsWith('/dev/') && d.path.slice(5).includes('/') && g.disks.some((k) => k.blockDevice && k.path === d.path)) {
+      rule(d.path, d.access === 'rw' ? 'rw' : 'r', d.why);
+      lines.push(
+        `  # ${d.path} is a link; AppArmor checks the node it resolves to, which udev makes this guest's own.`,
+        `  owner /dev/* ${d.access === 'rw' ? 'rw' : 'r'},`,
+      );
     } else rule(d.path, d.access === 'rw' ? 'rw' : 'r', d.why);
   }
   if (g.passthrough.pci.length > 0) {
-    lines.push('  # VFIO reads its device through sysfs.');
-    for (const p of g.passthrough.pci) rule(`/sys/bus/pci/devices/${p.address}`, 'r', `PCI device ${p.address}`, '/**');
+    lines.push('  # VFIO reads its device through sysfs. AppArmor checks resolved paths: /sys/bus/pci/devices/ADDR is a link to /sys/devices/pci*/…/ADDR.');
+    for (const p of g.passthrough.pci) {
+      lines.push(`  # PCI device ${p.address}`, `  /sys/devices/pci[0-9]*/**/${p.address}/ r,`, `  /sys/devices/pci[0-9]*/**/${p.address}/** r,`);
+      rule(`/sys/bus/pci/devices/${p.address}`, 'r', `the link to PCI device ${p.address}`);
+    }
     lines.push('  /sys/kernel/iommu_groups/ r,', '  /sys/kernel/iommu_groups/** r,');
   }
   for (const t of G.tlsDirsOf(g)) {

@@ -3,6 +3,7 @@ import { GENERATED } from '../bundle-layout.js';
 import { tmpfilesField, tmpfilesPath, udevValue } from '../escape.js';
 import * as G from '../guest.js';
 import type { Answers } from '../model.js';
+import { isSystemFile } from '../rules.js';
 
 const HEADER = `${GENERATED}\n`;
 
@@ -19,23 +20,23 @@ export function sysusers(a: Answers): string {
 
 export function tmpfiles(a: Answers): string {
   const lines = [HEADER];
-  lines.push('# Parents of the per-guest directories systemd creates for each unit.');
+  lines.push(
+    '# qemu-harden never changes the owner or mode of a file it did not make, with one exception: a writable disk',
+    '# image belongs to the one guest that writes it (no other guest may read or write it) and becomes its user\'s.',
+    '# Read-only files keep owner and mode: a guest reads one through an ACL entry for its user, and the system\'s',
+    '# own files (firmware under /usr/share, kernels under /boot) only because they are readable by everyone.',
+    '# The UEFI variables are copied by the guest\'s unit, as the guest\'s user, into its state directory.',
+  );
+  lines.push('', '# Parents of the per-guest directories systemd creates for each unit.');
   lines.push('d /var/lib/qemu-harden 0755 root root -', 'd /var/log/qemu-harden 0755 root root -');
-  const readers = new Map<string, number>();
-  for (const g of a.guests) for (const p of new Set(G.filesOf(g).map((f) => f.path))) readers.set(p, (readers.get(p) ?? 0) + 1);
   for (const g of a.guests) {
     const u = G.userName(g);
-    const own = G.filesOf(g).filter((f) => f.path !== G.uefiVars(g));
-    lines.push('', `# Guest ${g.name}: its own files belong to its user; read-only ones are not writable even by it.`);
+    lines.push('', `# Guest ${g.name}.`);
     lines.push(`d ${tmpfilesField(G.stateDir(g))} 0700 ${u} ${u} -`);
-    if (g.firmware.type === 'uefi') {
-      lines.push(`C ${tmpfilesField(G.uefiVars(g))} - - - - ${tmpfilesField(g.firmware.varsTemplate)}`);
-      lines.push(`z ${tmpfilesPath(G.uefiVars(g))} 0600 ${u} ${u} -`);
-    }
-    for (const f of own) {
-      const shared = f.access === 'r' && readers.get(f.path)! > 1;
-      if (shared) lines.push(`# ${f.path} is read by several guests: left to its owner, every guest reads it through its group or mode.`);
-      else lines.push(`z ${tmpfilesPath(f.path)} ${f.access === 'rw' ? '0600' : '0400'} ${u} ${u} -`);
+    for (const f of G.filesOf(g)) {
+      if (f.path === G.uefiVars(g)) continue;
+      if (f.access === 'rw') lines.push(`z ${tmpfilesPath(f.path)} 0600 ${u} ${u} -`);
+      else if (!isSystemFile(f.path)) lines.push(`a+ ${tmpfilesPath(f.path)} - - - - ${tmpfilesField(`u:${u}:r`)}`);
     }
   }
   return lines.join('\n') + '\n';
@@ -55,10 +56,20 @@ export function udevRules(a: Answers): string {
     const groups = [...new Set(g.passthrough.pci.map((p) => p.iommuGroup))].sort((x, y) => x - y);
     for (const n of groups)
       lines.push(`# IOMMU group ${n} belongs to guest ${g.name} alone.`, `SUBSYSTEM=="vfio", KERNEL==${udevValue(String(n))}, OWNER=${u}, GROUP=${u}, MODE="0600"`);
+    for (const d of g.disks.filter((k) => k.blockDevice)) {
+      const name = d.path.slice('/dev/'.length);
+      const match = name.includes('/') ? `SYMLINK==${udevValue(name)}` : `KERNEL==${udevValue(name)}`;
+      lines.push(
+        `# Block device ${d.path} is guest ${g.name}'s disk (${d.readOnly ? 'read-only' : 'read-write'}): its node belongs to the guest's user.`,
+        `SUBSYSTEM=="block", ${match}, OWNER=${u}, GROUP=${u}, MODE="${d.readOnly ? '0400' : '0600'}"`,
+      );
+    }
     for (const d of g.passthrough.usb)
       lines.push(
-        `# USB device ${d.vendorId}:${d.productId} belongs to guest ${g.name} alone.`,
-        `SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", ATTR{idVendor}==${udevValue(d.vendorId)}, ATTR{idProduct}==${udevValue(d.productId)}, OWNER=${u}, GROUP=${u}, MODE="0600"`,
+        d.port
+          ? `# USB device ${d.vendorId}:${d.productId} on port ${d.port} belongs to guest ${g.name} alone.`
+          : `# Every USB device ${d.vendorId}:${d.productId} belongs to guest ${g.name} (no port given: any device with these ids).`,
+        `SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", ${d.port ? `KERNEL==${udevValue(d.port)}, ` : ''}ATTR{idVendor}==${udevValue(d.vendorId)}, ATTR{idProduct}==${udevValue(d.productId)}, OWNER=${u}, GROUP=${u}, MODE="0600"`,
       );
   }
   return lines.join('\n') + '\n';

@@ -1,6 +1,6 @@
 // The QEMU command line of one guest: nothing implicit (-nodefaults, -no-user-config), every disk with its
 // format spelled out, monitor and serial on unix sockets only, and QEMU's own seccomp sandbox.
-import { qemuOpts, qemuValue } from '../escape.js';
+import { qemuJson, qemuOpts, qemuValue } from '../escape.js';
 import * as G from '../guest.js';
 import type { Answers, Guest } from '../model.js';
 
@@ -26,8 +26,9 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
 
   push('-name', qemuOpts(undefined, [['guest', g.name], ['debug-threads', true]]));
   push('-nodefaults', '-no-user-config');
+  // A core dump of QEMU leaves out the guest's RAM (the unit also sets LimitCORE=0). Secure Boot needs SMM.
   const secureBoot = g.firmware.type === 'uefi' && g.firmware.secureBoot;
-  push('-machine', secureBoot ? qemuOpts(qemuValue(g.machine), [['smm', true]]) : qemuValue(g.machine));
+  push('-machine', qemuOpts(qemuValue(g.machine), [...(secureBoot ? [['smm', true] as [string, boolean]] : []), ['dump-guest-core', false]]));
   push('-accel', a.useCase === 'virtualization' ? 'kvm' : 'tcg');
   push('-cpu', [qemuValue(G.cpuModel(a, g)), ...g.cpu.features].join(','));
   push('-smp', String(g.vcpus));
@@ -65,21 +66,27 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
     if (g.boot.cmdline !== undefined) push('-append', g.boot.cmdline);
   }
 
+  // Disks are opened as explicit block nodes: a protocol node for the file or device, a format node on top with
+  // backing=null, so a backing file named inside an untrusted qcow2 image is never opened or connected to.
+  // Throttling is a throttle node over the format node, with its own throttle group per disk.
   g.disks.forEach((d, i) => {
     const t = d.throttle;
-    const opts: [string, string | number | boolean][] = [
-      ['file', d.path],
-      ['format', d.format],
-      ['if', 'none'],
-      ['id', `disk${i}`],
-      ['readonly', d.readOnly],
-    ];
-    if (t.readBytesPerSecond) opts.push(['throttling.bps-read', t.readBytesPerSecond]);
-    if (t.writeBytesPerSecond) opts.push(['throttling.bps-write', t.writeBytesPerSecond]);
-    if (t.readIops) opts.push(['throttling.iops-read', t.readIops]);
-    if (t.writeIops) opts.push(['throttling.iops-write', t.writeIops]);
-    push('-drive', qemuOpts(undefined, opts));
-    push('-device', qemuOpts('virtio-blk-pci', [['drive', `disk${i}`], ['bootindex', i + 1]]));
+    const id = `disk${i}`;
+    const ro = d.readOnly;
+    push('-blockdev', qemuJson({ driver: d.blockDevice ? 'host_device' : 'file', 'node-name': `${id}-file`, filename: d.path, 'read-only': ro }));
+    push('-blockdev', qemuJson({ driver: d.format, 'node-name': `${id}-format`, file: `${id}-file`, 'read-only': ro, ...(d.format === 'qcow2' ? { backing: null } : {}) }));
+    let top = `${id}-format`;
+    const limits: Record<string, number> = {};
+    if (t.readBytesPerSecond) limits['bps-read'] = t.readBytesPerSecond;
+    if (t.writeBytesPerSecond) limits['bps-write'] = t.writeBytesPerSecond;
+    if (t.readIops) limits['iops-read'] = t.readIops;
+    if (t.writeIops) limits['iops-write'] = t.writeIops;
+    if (Object.keys(limits).length > 0) {
+      push('-object', qemuJson({ 'qom-type': 'throttle-group', id: `${id}-throttle`, limits }));
+      push('-blockdev', qemuJson({ driver: 'throttle', 'node-name': id, 'throttle-group': `${id}-throttle`, file: top, 'read-only': ro }));
+      top = id;
+    }
+    push('-device', qemuOpts('virtio-blk-pci', [['drive', top], ['bootindex', i + 1]]));
   });
 
   const nic = (netdev: string) =>
@@ -133,7 +140,12 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
   if (g.passthrough.usb.length > 0) {
     push('-device', 'qemu-xhci,id=usb');
     for (const u of g.passthrough.usb)
-      push('-device', qemuOpts('usb-host', [['bus', 'usb.0'], ['vendorid', `0x${u.vendorId}`], ['productid', `0x${u.productId}`]]));
+      push('-device', qemuOpts('usb-host', [
+        ['bus', 'usb.0'],
+        ...(u.port ? ([['hostbus', Number(u.port.split('-')[0])], ['hostport', u.port.slice(u.port.indexOf('-') + 1)]] as [string, number | string][]) : []),
+        ['vendorid', `0x${u.vendorId}`],
+        ['productid', `0x${u.productId}`],
+      ]));
   }
   if (g.migration?.enabled && g.migration.tls && g.migration.tlsDir) x509('migration-tls', g.migration.tlsDir);
   if (g.nbd?.enabled && g.nbd.tls && g.nbd.tlsDir) x509('nbd-tls', g.nbd.tlsDir);

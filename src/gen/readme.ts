@@ -1,11 +1,21 @@
 // The bundle's README: what each file does, how to install it, what each guest can reach, and every risk the
 // operator accepted, in words a reviewer can check against the files next to it.
 import type { BundleFile } from '../bundle-layout.js';
+import { markdownCode as code, markdownText as text } from '../escape.js';
 import * as G from '../guest.js';
+import { LOGROTATE_TIMER } from '../names.js';
+import * as L from './logrotate.js';
 import type { Answers } from '../model.js';
 import { guestReach } from '../reach.js';
-import { RISKS, requiredRisks } from '../rules.js';
+import { isSystemFile, RISKS, requiredRisks } from '../rules.js';
 import { sandboxOption } from './qemu.js';
+
+/** How the guest's user gets at a file, in the words of the tmpfiles.d lines that arrange it. */
+function access(path: string, mode: 'r' | 'rw'): string {
+  if (mode === 'rw') return 'owned by the guest’s user, mode 0600';
+  if (isSystemFile(path)) return 'a system file, left as it is: readable because it is world-readable';
+  return 'owner and mode left as they are; an ACL entry lets the guest’s user read it';
+}
 
 export function bundleReadme(a: Answers, files: BundleFile[]): string {
   const out: string[] = [];
@@ -22,7 +32,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     );
   }
   p(
-    `Guests: ${a.guests.map((g) => `\`${g.name}\``).join(', ')}. Use case: ${a.useCase === 'virtualization' ? 'virtualization (KVM)' : 'emulation (TCG)'}.`,
+    `Guests: ${a.guests.map((g) => code(g.name)).join(', ')}. Use case: ${a.useCase === 'virtualization' ? 'virtualization (KVM)' : 'emulation (TCG)'}.`,
     '',
     'Everything a guest gives QEMU is untrusted: the guest itself, its display and network protocols, the disk',
     'images and kernels it is started with, and any device passed through to it. This bundle assumes a guest may',
@@ -34,7 +44,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     '| file | what it is for |',
     '| --- | --- |',
   );
-  for (const f of files) p(`| \`${f.path}\` | ${f.why} |`);
+  for (const f of files) p(`| ${code(f.path)} | ${text(f.why)} |`);
   p('', 'Files under `root/` install at the same path under `/`.', '');
 
   p(
@@ -45,6 +55,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     'qemu-harden apply . --dry-run   # what would change on this host',
     'sudo qemu-harden apply .        # install, create users and directories, reload udev, AppArmor, systemd',
     ...a.guests.map((g) => `sudo systemctl enable --now ${G.unitName(g)}`),
+    ...(a.guests.some((g) => g.serial.enabled) ? [`sudo systemctl enable --now ${LOGROTATE_TIMER}`] : []),
     '```',
     '',
     'By hand, the same steps: copy `root/` onto `/`, then `systemd-sysusers`, `systemd-tmpfiles --create`,',
@@ -72,7 +83,45 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     '  each guest’s view except for its own files, so another guest’s disk is simply not there.',
     '- **seccomp, twice.** systemd’s `SystemCallFilter=` removes whole families of system calls; QEMU’s own',
     '  `-sandbox` narrows further once QEMU has started.',
+    '- **Files are never taken from the host.** qemu-harden changes the owner and mode of no file it did not make,',
+    '  with one exception: a writable disk image belongs to the one guest that writes it (no other guest may',
+    '  read or write it), so `tmpfiles.d` makes it that guest’s user’s, mode 0600. A read-only file keeps its owner',
+    '  and mode: a file in the system’s own places (firmware under `/usr/share`, kernels and initrds under `/boot`)',
+    '  is read because it is world-readable, any other gets a POSIX ACL entry (`a+` in `tmpfiles.d`) that lets the',
+    '  guest’s user read it (`ls -l` then shows a `+`, and the ACL mask in the group column). `generate` refuses',
+    '  any guest file in places that hold host secrets or system state (`/etc`, `/root`, `/home`, `/proc`, `/sys`,',
+    '  `/run`, `/dev` unless it is a block device, `/usr` and `/boot` except firmware, images, kernels and initrds,',
+    '  `/var/log`, `/var/lib/dpkg` and the like) and inside the directories each guest owns.',
+    '- **Disk images are data, never instructions.** Each disk is opened as explicit `-blockdev` nodes with its',
+    '  format spelled out and `backing: null`: a backing file named inside a qcow2 image (a path, or a network',
+    '  URL such as `nbd://`) is never opened. A block device disk is given to its guest’s user by a udev rule.',
+    '- **No guest memory in core dumps.** `dump-guest-core=off` leaves guest RAM out of a QEMU core dump, and',
+    '  `LimitCORE=0` stops QEMU from dumping core at all.',
+    ...(a.guests.some((g) => g.serial.enabled)
+      ? [
+          `- **A bounded serial log.** Every byte of a serial log is the guest’s, and QEMU’s log has no limit of its own.`,
+          `  \`${LOGROTATE_TIMER}\` runs logrotate every ${L.IN_WORDS.interval} (\`${L.CONFIG_PATH}\`): a log past ${L.IN_WORDS.size} is copied`,
+          `  to \`serial.log.1\` and truncated in place, as the guest’s own user, keeping ${L.ROTATE} old copies. A guest’s logs then`,
+          `  hold at most ${L.ROTATE + 1} × ${L.IN_WORDS.size} plus what it writes within one ${L.IN_WORDS.interval} (a guest writing as fast as it can`,
+          '  reached about 0.4 MB/s under TCG on the test machine). It needs logrotate (Debian package `logrotate`).',
+        ]
+      : []),
+    '- **UEFI variables.** A UEFI guest’s unit copies the variables template into its own state directory on',
+    '  first start, as the guest’s user (`ExecStartPre=`), and never overwrites it.',
     '',
+    ...(a.guests.some((g) => g.network.mode === 'tap')
+      ? [
+          '## /dev/net/tun',
+          '',
+          `The udev rule makes \`/dev/net/tun\` and \`/dev/vhost-net\` mode 0660, group ${code(a.host.netGroup)}, when the`,
+          'module behind them loads; until then the node keeps the kernel’s default, 0666. Once it is 0660, users',
+          'outside that group can no longer open it: rootless podman and pasta/slirp4netns of other users need',
+          '`/dev/net/tun` and stop working for them. Add those users to the group, or drop the `tun` line from',
+          '`65-qemu-harden.rules` and rely on each tap being owned by one guest’s user (the kernel still refuses to',
+          'attach another user to it).',
+          '',
+        ]
+      : []),
     '## Accepted risks',
     '',
   );
@@ -80,7 +129,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
   if (required.length === 0) p('None: every choice is the secure default.', '');
   for (const r of required) {
     const acc = a.acceptedRisks.find((x) => x.risk === r.risk && x.guest === r.guest);
-    p(`### ${RISKS[r.risk].title}${r.guest ? ` — guest ${r.guest}` : ''}`, '', `- risk: \`${r.risk}\``, `- what it costs: ${RISKS[r.risk].why}`, `- why it was accepted: ${acc?.reason ?? ''}`, '');
+    p(`### ${text(RISKS[r.risk].title)}${r.guest ? ` — guest ${text(r.guest)}` : ''}`, '', `- risk: ${code(r.risk)}`, `- what it costs: ${text(RISKS[r.risk].why)}`, `- why it was accepted: ${text(acc?.reason ?? '')}`, '');
   }
   return out.join('\n');
 }
@@ -91,21 +140,21 @@ function reachSection(a: Answers): string[] {
   const rw = (x: 'r' | 'rw') => (x === 'rw' ? 'read-write' : 'read-only');
   for (const g of a.guests) {
     const r = guestReach(a, g);
-    out.push(`### ${g.name}`, '');
-    out.push(`- runs as \`${r.user}\` (a system user of its own, no shell), in \`${G.SLICE}\`, unit \`${r.unit}\``);
-    for (const f of r.files) out.push(`- file \`${f.path}\` (${rw(f.access)}): ${f.why}`);
-    for (const d of r.devices) out.push(`- device \`${d.path}\` (${rw(d.access)}): ${d.why}`);
-    for (const s of r.sockets) out.push(`- socket \`${s.path}\`: ${s.what}; may connect: ${s.who}`);
-    for (const l of r.listeners) out.push(`- listens: ${l}`);
+    out.push(`### ${text(g.name)}`, '');
+    out.push(`- runs as ${code(r.user)} (a system user of its own, no shell), in ${code(G.SLICE)}, unit ${code(r.unit)}`);
+    for (const f of r.files) out.push(`- file ${code(f.path)} (${rw(f.access)}, ${access(f.path, f.access)}): ${text(f.why)}`);
+    for (const d of r.devices) out.push(`- device ${code(d.path)} (${rw(d.access)}): ${text(d.why)}`);
+    for (const s of r.sockets) out.push(`- socket ${code(s.path)}: ${text(s.what)}; may connect: ${text(s.who)}`);
+    for (const l of r.listeners) out.push(`- listens: ${text(l)}`);
     for (const kind of ['migration', 'nbd'] as const) {
       const x = g[kind];
       if (x?.enabled) out.push(`- ${kind === 'nbd' ? 'the NBD export' : 'live migration'} is started through QMP (\`${kind === 'nbd' ? 'nbd-server-start' : 'migrate-incoming'}\`${x.tls ? ` with tls-creds=${kind}-tls` : ''})`);
     }
-    out.push(`- network: ${r.network}`);
-    out.push(`- seccomp: \`-sandbox ${sandboxOption(g)}\`; AppArmor: ${g.isolation.apparmor ? `profile \`${G.profileName(g)}\`` : '**none**'}`);
+    out.push(`- network: ${text(r.network)}`);
+    out.push(`- seccomp: ${code(`-sandbox ${sandboxOption(g)}`)}; AppArmor: ${g.isolation.apparmor ? `profile ${code(G.profileName(g))}` : '**none**'}`);
     out.push(`- limits: ${g.vcpus} vCPU (CPUQuota ${G.cpuQuotaPercent(g)}%), memory max ${G.memoryMaxMiB(g)} MiB for ${g.memoryMiB} MiB of guest RAM, ${g.limits.tasksMax} tasks`);
-    out.push(`- cannot reach, even if the guest takes QEMU over: ${r.cannot.join('; ')}`);
-    for (const x of r.apparmorOnly) out.push(`- only while AppArmor enforces: ${x}`);
+    out.push(`- cannot reach, even if the guest takes QEMU over: ${r.cannot.map(text).join('; ')}`);
+    for (const x of r.apparmorOnly) out.push(`- only while AppArmor enforces: ${text(x)}`);
     out.push('');
   }
   return out;
@@ -114,11 +163,11 @@ function reachSection(a: Answers): string[] {
 /** What an operator needs around the bundle: before installing, using the guests, after apply, checking. */
 function operatorSections(a: Answers): string[] {
   const out: string[] = [];
-  const images = a.guests.flatMap((g) => [...g.disks.map((d) => `\`${d.path}\` (${d.format}${d.readOnly ? ', read-only' : ''}, guest ${g.name})`), ...(g.boot ? [`\`${g.boot.kernel}\` (kernel, guest ${g.name})`] : [])]);
+  const images = a.guests.flatMap((g) => [...g.disks.map((d) => `${code(d.path)} (${d.format}${d.readOnly ? ', read-only' : ''}, guest ${g.name})`), ...(g.boot ? [`${code(g.boot.kernel)} (kernel, guest ${g.name})`] : [])]);
   const bridges = [...new Set(a.guests.flatMap((g) => (g.network.mode === 'tap' && g.network.bridge ? [g.network.bridge] : [])))];
   const taps = a.guests.some((g) => g.network.mode === 'tap');
   out.push('## Before you install', '');
-  out.push('- The disk images and kernels must exist at these paths before a guest starts (the bundle does not create them; its tmpfiles.d rule then gives each to its guest’s user, writable ones mode 0600):');
+  out.push('- The disk images and kernels must exist at these paths before a guest starts. The bundle does not create them: its tmpfiles.d rule gives each writable disk to its guest’s user (mode 0600) and leaves read-only files with their owner and mode (the reach section says how each guest reads them):');
   for (const i of images) out.push(`  - ${i}`);
   out.push(`- \`${a.host.qemuBinary}\` installed (Debian: \`qemu-system-x86\`), systemd 247 or newer, cgroup v2 for every limit to hold.`);
   if (a.guests.some((g) => g.firmware.type === 'uefi')) out.push('- UEFI guests need OVMF (Debian: `ovmf`).');

@@ -2,10 +2,11 @@
 // Each hardening line carries a comment saying what it takes away, so the bundle teaches as it is read.
 import { GENERATED } from '../bundle-layout.js';
 import { CONFINEMENT } from '../confine/index.js';
-import { systemdBindWord, systemdExecWord, systemdPathWord, systemdText } from '../escape.js';
+import { systemdBindWord, systemdExecWord, systemdPathWord, systemdText, systemdUnitPath } from '../escape.js';
 import { guestFence } from '../fence.js';
 import * as G from '../guest.js';
 import type { Answers, Guest } from '../model.js';
+import * as L from './logrotate.js';
 import { qemuArgs } from './qemu.js';
 
 type Line = string | [comment: string, ...settings: string[]];
@@ -61,6 +62,12 @@ export function guestService(a: Answers, g: Guest): string {
 
   const service: Line[] = [
     'Type=exec',
+    ...(g.firmware.type === 'uefi'
+      ? [[
+          'The guest’s own UEFI variables: copied from the template on first start, by this guest’s user into its state directory, never overwritten.',
+          `ExecStartPre=/bin/sh -c ${systemdExecWord('test -e "$1" || exec cp -- "$2" "$1"')} sh ${systemdExecWord(G.uefiVars(g))} ${systemdExecWord(g.firmware.varsTemplate)}`,
+        ] as Line]
+      : []),
     execLine([a.host.qemuBinary, ...qemuArgs(a, g)]),
     ['QMP asks QEMU to power the guest down; systemd kills it if that takes longer than TimeoutStopSec.', 'KillSignal=SIGTERM', 'TimeoutStopSec=90'],
     'Restart=on-failure',
@@ -111,9 +118,11 @@ export function guestService(a: Answers, g: Guest): string {
       'SystemCallFilter=~@clock @cpu-emulation @debug @module @mount @obsolete @privileged @raw-io @reboot @swap',
       'SystemCallErrorNumber=EPERM'],
   );
-  if (a.useCase === 'virtualization' && !vfio)
-    service.push(['Under KVM QEMU generates no code, so no memory may be both writable and executable.', 'MemoryDenyWriteExecute=yes']);
+  if (a.useCase === 'virtualization')
+    service.push(['Under KVM QEMU generates no code, so no memory may be both writable and executable (VFIO maps device memory read-write, never executable).', 'MemoryDenyWriteExecute=yes']);
+  else service.push(['No MemoryDenyWriteExecute= here: under TCG QEMU writes the code it then runs (its translation cache).']);
   if (vfio) service.push(['VFIO pins all guest memory.', `LimitMEMLOCK=${G.memoryMaxMiB(g)}M`]);
+  service.push(['No core dumps: a dump of QEMU would hold the guest’s RAM.', 'LimitCORE=0']);
   for (const b of CONFINEMENT) if (b.confines(g)) service.push(b.unitLines(g));
   const l = g.limits;
   service.push(
@@ -152,7 +161,7 @@ export function tapService(g: Guest): string | undefined {
       `Description=${systemdText(`Tap device ${dev} for QEMU guest ${g.name}`)}`,
       `Before=${G.unitName(g)}`,
       'After=network-pre.target',
-      ...(g.network.bridge ? [`After=sys-subsystem-net-devices-${g.network.bridge}.device`] : []),
+      ...(g.network.bridge ? [`After=${systemdUnitPath(`/sys/subsystem/net/devices/${g.network.bridge}`)}.device`] : []),
     ]],
     ['Service', [
       'Type=oneshot',
@@ -170,6 +179,35 @@ export function tapService(g: Guest): string | undefined {
         'RestrictAddressFamilies=AF_NETLINK AF_UNIX', 'SystemCallArchitectures=native',
         'SystemCallFilter=@system-service', 'SystemCallFilter=~@privileged @resources', 'SystemCallErrorNumber=EPERM'],
     ]],
+  ]);
+}
+
+/** Rotates every guest's serial log: root only long enough to become each guest's user (logrotate's `su`). */
+export function logrotateService(): string {
+  return render([
+    ['Unit', ['Description=Rotate the serial logs of qemu-harden guests', 'Documentation=man:logrotate(8)']],
+    ['Service', [
+      'Type=oneshot',
+      `ExecStart=/usr/sbin/logrotate --state ${L.STATE_PATH} ${L.CONFIG_PATH}`,
+      ['Becoming each guest’s user (su in the configuration) and reading its log directory are all it may do as root.',
+        'CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_DAC_READ_SEARCH', 'NoNewPrivileges=yes', 'UMask=0077'],
+      ['Only the guests’ log directories and its own state file are writable; nothing else on the host.',
+        'ProtectSystem=strict', 'ReadWritePaths=/var/log/qemu-harden /var/lib/qemu-harden',
+        'ProtectHome=yes', 'PrivateTmp=yes', 'PrivateDevices=yes', 'PrivateNetwork=yes', 'IPAddressDeny=any', 'RestrictAddressFamilies=AF_UNIX',
+        'PrivateMounts=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectKernelLogs=yes', 'ProtectControlGroups=yes',
+        'ProtectClock=yes', 'ProtectHostname=yes', 'ProtectProc=invisible', 'ProcSubset=pid', 'RestrictNamespaces=yes', 'RestrictRealtime=yes',
+        'RestrictSUIDSGID=yes', 'LockPersonality=yes', 'MemoryDenyWriteExecute=yes', 'RemoveIPC=yes',
+        'SystemCallArchitectures=native', 'SystemCallFilter=@system-service', 'SystemCallFilter=~@resources', 'SystemCallErrorNumber=EPERM'],
+    ]],
+  ]);
+}
+
+export function logrotateTimer(): string {
+  return render([
+    ['Unit', ['Description=Rotate the serial logs of qemu-harden guests every minute']],
+    ['Timer', [[`A guest can fill its log quickly: it is checked every ${L.IN_WORDS.interval}, and rotated past ${L.IN_WORDS.size}.`,
+      `OnActiveSec=${L.INTERVAL}`, `OnUnitActiveSec=${L.INTERVAL}`, 'AccuracySec=5s']]],
+    ['Install', ['WantedBy=timers.target']],
   ]);
 }
 

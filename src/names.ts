@@ -1,0 +1,16 @@
+// The names qemu-harden derives from a guest's name. They live here, apart from the rest of guest.ts, because the
+// rules that keep them unique (rules.ts) need them too.
+
+export const userName = (guest: string) => `qemu-${guest}`;
+export const unitName = (guest: string) => `qemu-${guest}.service`;
+export const tapUnitName = (guest: string) => `qemu-${guest}-tap.service`;
+export const profileName = (guest: string) => `qemu-harden-${guest}`;
+export const SLICE = 'qemu.slice';
+
+export function defaultTapDevice(guest: string): string {
+  return `qh-${guest}`.slice(0, 15).replace(/-+$/, '');
+}
+
+/** The host-wide helper that rotates every guest's serial log (a timer and the service it starts). */
+export const LOGROTATE_SERVICE = 'qemu-harden-logrotate.service';
+export const LOGROTATE_TIMER = 'qemu-harden-logrotate.timer';
