@@ -6,6 +6,8 @@ import { tapDevice } from './rules.js';
 export const userName = (g: Guest) => `qemu-${g.name}`;
 export const unitName = (g: Guest) => `qemu-${g.name}.service`;
 export const tapUnitName = (g: Guest) => `qemu-${g.name}-tap.service`;
+/** The same guest started as a live-migration destination (`-incoming defer`). */
+export const incomingUnitName = (g: Guest) => `qemu-${g.name}-incoming.service`;
 export const profileName = (g: Guest) => `qemu-harden-${g.name}`;
 export const SLICE = 'qemu.slice';
 
@@ -16,6 +18,10 @@ export const qmpSocket = (g: Guest) => `${runtimeDir(g)}/qmp.sock`;
 export const serialSocket = (g: Guest) => `${runtimeDir(g)}/serial.sock`;
 export const serialLog = (g: Guest) => `${logsDir(g)}/serial.log`;
 export const vncSocket = (g: Guest) => `${runtimeDir(g)}/vnc.sock`;
+/** A second QMP monitor on a pair of FIFOs (`stop.in`, `stop.out`): ExecStop= writes to it with plain sh. */
+export const stopPipe = (g: Guest) => `${runtimeDir(g)}/stop`;
+/** The name under which systemd hands the SPICE password to the unit (LoadCredential=). */
+export const SPICE_PASSWORD_CREDENTIAL = 'spice-password';
 export const uefiVars = (g: Guest) => `${stateDir(g)}/OVMF_VARS.fd`;
 
 export { tapDevice };

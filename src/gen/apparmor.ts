@@ -82,6 +82,11 @@ export function guestRules(a: Answers, g: Guest): string {
   }
   rule(G.runtimeDir(g), 'r', 'its runtime directory', '/');
   rule(G.runtimeDir(g), 'rw', 'QMP, serial and VNC sockets', '/*.sock');
+  rule(`${G.stopPipe(g)}.in`, 'rw', 'the QMP FIFO ExecStop= writes system_powerdown to');
+  rule(`${G.stopPipe(g)}.out`, 'rw', 'the answers of that QMP monitor');
+  if (g.display.mode === 'spice-tls' && g.display.passwordFile)
+    for (const unit of [G.unitName(g), ...(g.migration?.enabled ? [G.incomingUnitName(g)] : [])])
+      rule(`/run/credentials/${unit}/${G.SPICE_PASSWORD_CREDENTIAL}`, 'r', 'the SPICE password systemd hands over (LoadCredential=)');
   rule(G.stateDir(g), 'r', 'its state directory', '/');
   rule(G.stateDir(g), 'rwk', 'its own state', '/**');
   rule(G.logsDir(g), 'r', 'its log directory', '/');
