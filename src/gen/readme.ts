@@ -1,10 +1,39 @@
 // The bundle's README: what each file does, how to install it, what each guest can reach, and every risk the
 // operator accepted, in words a reviewer can check against the files next to it.
 import * as G from '../guest.js';
-import type { Answers } from '../model.js';
+import type { Answers, Guest } from '../model.js';
 import type { BundleFile } from '../plan.js';
 import { RISKS, requiredRisks } from '../rules.js';
 import { sandboxOption } from './qemu.js';
+
+/** The QMP commands of a live migration, exactly as test/isolation-container.test.ts runs them. */
+function migrationSteps(g: Guest): string[] {
+  const r = g.migration!;
+  const uri = `tcp:${r.listen.includes(':') ? `[${r.listen}]` : r.listen}:${r.port}`;
+  const qmp = (cmd: object) => `  ${JSON.stringify(cmd)}`;
+  return [
+    `- live migration, ${r.tls ? 'TLS both ways' : '**plain text**'}: this guest is a destination on ${r.listen}:${r.port}. On the destination host, start`,
+    `  \`${G.incomingUnitName(g)}\` (not \`${G.unitName(g)}\`; it waits with \`-incoming defer\`) and send on \`${G.qmpSocket(g)}\`:`,
+    '',
+    '  ```',
+    qmp({ execute: 'qmp_capabilities' }),
+    ...(r.tls ? [qmp({ execute: 'migrate-set-parameters', arguments: { 'tls-creds': 'migration-tls' } })] : []),
+    qmp({ execute: 'migrate-incoming', arguments: { uri } }),
+    '  ```',
+    '',
+    `  Then on the source’s QMP socket (the destination’s server certificate must name ${r.listen}):`,
+    '',
+    '  ```',
+    qmp({ execute: 'qmp_capabilities' }),
+    ...(r.tls ? [qmp({ execute: 'migrate-set-parameters', arguments: { 'tls-creds': 'migration-tls-client' } })] : []),
+    qmp({ execute: 'migrate', arguments: { uri } }),
+    `${qmp({ execute: 'query-migrate' })}   (repeat until "status" is "completed")`,
+    qmp({ execute: 'quit' }),
+    '  ```',
+    '',
+    `  The guest then runs under \`${G.incomingUnitName(g)}\`, which is not restarted on failure.`,
+  ];
+}
 
 export function bundleReadme(a: Answers, files: BundleFile[]): string {
   const out: string[] = [];
@@ -60,15 +89,25 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     for (const d of G.devicesOf(a, g)) p(`- device \`${d.path}\` (${d.access === 'rw' ? 'read-write' : 'read-only'}): ${d.why}`);
     for (const t of G.tlsDirsOf(g)) p(`- directory \`${t.path}\` (read-only): ${t.why}`);
     p(`- sockets: QMP \`${G.qmpSocket(g)}\`${g.serial.enabled ? `, serial \`${G.serialSocket(g)}\` (logged to \`${G.serialLog(g)}\`)` : ''}${g.display.mode === 'vnc-unix' ? `, VNC \`${G.vncSocket(g)}\`` : ''}`);
-    if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
-      p(`- listens on ${g.display.listen}:${g.display.port} (${g.display.mode === 'vnc-tls' ? 'VNC' : 'SPICE'}, TLS with client certificates)`);
-    for (const kind of ['migration', 'nbd'] as const) {
-      const r = g[kind];
-      if (r?.enabled) p(`- ${kind === 'nbd' ? 'NBD export' : 'live migration'} on ${r.listen}:${r.port}, ${r.tls ? 'TLS' : '**plain text**'}; started through QMP (\`${kind === 'nbd' ? 'nbd-server-start' : 'migrate-incoming'}\`${r.tls ? ` with tls-creds=${kind}-tls` : ''})`);
-    }
+    if (g.display.mode === 'vnc-tls')
+      p(`- listens on ${g.display.listen}:${g.display.port} (VNC, TLS; a client certificate signed by \`${g.display.tlsDir}/ca-cert.pem\` is required)`);
+    if (g.display.mode === 'spice-tls')
+      p(
+        g.display.passwordFile
+          ? `- listens on ${g.display.listen}:${g.display.port} (SPICE, TLS for encryption only: spice-server checks no client certificate; a client needs the password in \`${g.display.passwordFile}\`, which systemd hands to QEMU with \`LoadCredential=\` — keep it root's, mode 0600, without a trailing newline)`
+          : `- listens on ${g.display.listen}:${g.display.port} (SPICE, TLS for encryption only, **no password**: anyone who reaches the port gets the console)`,
+      );
+    if (g.nbd?.enabled)
+      p(`- NBD export on ${g.nbd.listen}:${g.nbd.port}, ${g.nbd.tls ? 'TLS' : '**plain text**'}; started through QMP (\`nbd-server-start\`${g.nbd.tls ? ' with tls-creds=nbd-tls' : ''})`);
+    if (g.migration?.enabled) p(...migrationSteps(g));
+    if (G.tlsDirsOf(g).length > 0)
+      p(`- TLS keys: QEMU reads them as \`${G.userName(g)}\`; make each \`*-key.pem\` owned by that user, mode 0400 (qemu-harden never changes files it did not create). Other guests do not see this directory.`);
     const net =
-      g.network.mode === 'none' ? 'no network device; QEMU runs in an empty network namespace'
-      : g.network.mode === 'user' ? 'user-mode network (QEMU’s own NAT, reaching whatever the host reaches)'
+      g.network.mode === 'none'
+        ? G.usesInet(g)
+          ? 'no network device; QEMU uses the host’s network namespace only for its TLS listeners'
+          : 'no network device; QEMU runs in an empty network namespace'
+      : g.network.mode === 'user' ? 'user-mode network (QEMU’s own NAT, reaching what the host reaches except its loopback and link-local addresses, which the unit denies with `IPAddressDeny=`; the host’s other addresses stay reachable)'
       : `tap \`${G.tapDevice(g)}\`${g.network.bridge ? ` on bridge \`${g.network.bridge}\`` : ''}, created beforehand by \`${G.tapUnitName(g)}\`${g.network.vhost ? ', vhost-net' : ''}`;
     p(`- network: ${net}`);
     p(`- seccomp: \`-sandbox ${sandboxOption(g)}\`; AppArmor: ${g.isolation.apparmor ? `profile \`${G.profileName(g)}\`` : '**none**'}`);
@@ -89,6 +128,13 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     '- **Namespaces.** Each unit sees a read-only file system, private `/tmp`, no home directories, no other',
     '  processes, and (without a network device) no network. The directories holding guests’ files are empty in',
     '  each guest’s view except for its own files, so another guest’s disk is simply not there.',
+    '- **No host sockets.** `/run`, `/var/run` and `/dev/shm` are empty in each unit’s view except for the guest’s own',
+    '  directory, `/tmp` is private and so is System V IPC: the D-Bus system bus and other daemons’ sockets are not',
+    '  there to connect to. Abstract unix sockets stay reachable for guests that share the host’s network namespace',
+    '  (tap or user-mode networking).',
+    '- **Listening.** A unit that speaks IP may bind only its own TCP ports (`SocketBindDeny=any`).',
+    '- **Stopping.** `systemctl stop` presses the guest’s ACPI power button (QMP `system_powerdown`, sent by `/bin/sh`',
+    '  through a FIFO monitor) and waits; after `TimeoutStopSec` (90 s) QEMU gets `SIGTERM` and quits at once.',
     '- **seccomp, twice.** systemd’s `SystemCallFilter=` removes whole families of system calls; QEMU’s own',
     '  `-sandbox` narrows further once QEMU has started.',
     '',
