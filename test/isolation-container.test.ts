@@ -3,7 +3,7 @@
 // between two units in both directions, and the graceful stop through QMP. One container serves every check.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
@@ -48,6 +48,7 @@ function makeCerts(dir: string): void {
 describe('runtime isolation under real systemd (container, TCG)', () => {
   const dir = tempDir({ after }, 'qh-iso-');
   const ct = new Container(dir);
+  const bundle = join(dir, 'bundle');
   after(() => ct.stop());
 
   const journal = (unit: string) => ct.exec(['journalctl', '-b', '-u', unit, '--no-pager', '-o', 'cat']).stdout;
@@ -57,7 +58,7 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
     assert.equal(r.code, 0, `QMP on ${guest}: ${r.stdout}${r.stderr}`);
     return JSON.parse(r.stdout) as Record<string, unknown>[];
   };
-  const waitFor = async (what: string, check: () => boolean, tries = 80) => {
+  const waitFor = async (what: string, check: () => boolean, tries = 240) => {
     for (let i = 0; i < tries; i++) {
       if (check()) return;
       await new Promise((r) => setTimeout(r, 250));
@@ -87,7 +88,6 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
     for (const g of GUESTS) writeBootDisk(join(images, `${g.name}.img`));
     const answersFile = join(dir, 'answers.json');
     writeFileSync(answersFile, JSON.stringify(answers()));
-    const bundle = join(dir, 'bundle');
     const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
     assert.equal(gen.code, 0, gen.stderr);
     ct.prepare();
@@ -109,6 +109,23 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
     // The operator's part of the README's TLS set-up: each guest's keys readable by its user alone.
     for (const g of GUESTS)
       assert.equal(ct.sh(`chown qemu-${g.name}:qemu-${g.name} ${tlsDir(g.name)}/*-key.pem && chmod 0400 ${tlsDir(g.name)}/*-key.pem`).code, 0);
+  });
+
+  test('apply checks the TLS keys and SPICE passwords it never changes: owner and mode', () => {
+    const ok = cli(['apply', bundle, '--root', ct.root, '--yes']);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /done {2}check TLS keys and passwords: owners and modes as required/);
+    const key = join(ct.root, tlsDir('dst'), 'server-key.pem');
+    chmodSync(key, 0o440);
+    const loose = cli(['apply', bundle, '--root', ct.root, '--yes']);
+    chmodSync(key, 0o400);
+    assert.equal(loose.code, 1);
+    assert.match(loose.stdout, /FAIL {2}check TLS keys and passwords: \/etc\/qh-tls\/dst\/server-key\.pem has mode 440; group and others must have no access/);
+    chownSync(join(ct.root, passwordFile('src')), 1234, 1234);
+    const owned = cli(['apply', bundle, '--root', ct.root, '--yes']);
+    chownSync(join(ct.root, passwordFile('src')), 0, 0);
+    assert.equal(owned.code, 1);
+    assert.match(owned.stdout, /\/etc\/qh-tls\/src-spice-password belongs to uid 1234, not root/);
   });
 
   test('SPICE: a client without the password is refused by the QEMU the unit starts; with it, it connects', async () => {
@@ -197,8 +214,8 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
     ct.exec(['systemctl', 'daemon-reload']);
     await start(unit, 'dst');
     // A QMP client waits for the POWERDOWN event while systemd stops the unit; the boot sector ignores ACPI.
-    ct.sh("QMP_TIMEOUT_MS=30000 node /qh-clients/qmp.mjs /run/qemu-harden/dst/qmp.sock '{\"wait-event\":\"POWERDOWN\"}' > /run/qh-events.json 2>&1 &");
-    await new Promise((r) => setTimeout(r, 1000));
+    ct.sh("QMP_TIMEOUT_MS=30000 node /qh-clients/qmp.mjs /run/qemu-harden/dst/qmp.sock '{\"wait-event\":\"POWERDOWN\"}' > /run/qh-events.json 2> /run/qh-events.ready &");
+    await waitFor('the QMP client to connect', () => ct.sh('grep -q connected /run/qh-events.ready').code === 0);
     const t0 = Date.now();
     assert.equal(ct.exec(['systemctl', 'stop', unit]).code, 0);
     const took = (Date.now() - t0) / 1000;
@@ -215,8 +232,8 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
     const unit = 'qemu-dst.service';
     await start(unit, 'dst');
     // Standing in for a guest OS that honours the power button: on POWERDOWN the client ends QEMU through QMP.
-    ct.sh("QMP_TIMEOUT_MS=30000 node /qh-clients/qmp.mjs /run/qemu-harden/dst/qmp.sock '{\"wait-event\":\"POWERDOWN\",\"then\":{\"execute\":\"quit\"}}' > /run/qh-events2.json 2>&1 &");
-    await new Promise((r) => setTimeout(r, 1000));
+    ct.sh("QMP_TIMEOUT_MS=30000 node /qh-clients/qmp.mjs /run/qemu-harden/dst/qmp.sock '{\"wait-event\":\"POWERDOWN\",\"then\":{\"execute\":\"quit\"}}' > /run/qh-events2.json 2> /run/qh-events2.ready &");
+    await waitFor('the QMP client to connect', () => ct.sh('grep -q connected /run/qh-events2.ready').code === 0);
     const t0 = Date.now();
     const cursor = journal(unit).split('\n').length;
     assert.equal(ct.exec(['systemctl', 'stop', unit]).code, 0);

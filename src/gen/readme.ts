@@ -132,7 +132,6 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     '  directory, `/tmp` is private and so is System V IPC: the D-Bus system bus and other daemons’ sockets are not',
     '  there to connect to. Abstract unix sockets stay reachable for guests that share the host’s network namespace',
     '  (tap or user-mode networking).',
-    '- **Listening.** A unit that speaks IP may bind only its own TCP ports (`SocketBindDeny=any`).',
     '- **Stopping.** `systemctl stop` presses the guest’s ACPI power button (QMP `system_powerdown`, sent by `/bin/sh`',
     '  through a FIFO monitor) and waits; after `TimeoutStopSec` (90 s) QEMU gets `SIGTERM` and quits at once.',
     '- **seccomp, twice.** systemd’s `SystemCallFilter=` removes whole families of system calls; QEMU’s own',

@@ -55,14 +55,6 @@ function stopScript(g: Guest): string {
   return `[ -n "$MAINPID" ] || exit 0; echo '{"execute":"qmp_capabilities"}{"execute":"system_powerdown"}' 1<> ${G.stopPipe(g)}.in && exec tail --pid="$MAINPID" -f /dev/null`;
 }
 
-/** The TCP ports this guest's QEMU listens on: TLS display, migration destination, NBD export. */
-export function listenPorts(g: Guest): number[] {
-  const ports: number[] = [];
-  if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls') ports.push(g.display.port);
-  for (const r of [g.migration, g.nbd]) if (r?.enabled) ports.push(r.port);
-  return [...new Set(ports)].sort((x, y) => x - y);
-}
-
 /**
  * The guest's unit. With `incoming`, the same QEMU started as a live-migration destination: `-incoming defer`
  * waits for QMP's migrate-incoming, and the unit conflicts with the normal one (they share directories and disks).
@@ -152,9 +144,6 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
   } else {
     service.push(['QEMU speaks IP itself (user-mode network or a TLS listener): only IP and unix sockets.',
       'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6']);
-    const ports = listenPorts(g);
-    service.push(['QEMU may listen only on its own TCP ports; it opens no other listener.',
-      ...ports.map((p) => `SocketBindAllow=tcp:${p}`), 'SocketBindDeny=any']);
     if (g.network.mode === 'user')
       service.push(['User-mode networking: whatever QEMU reaches, the guest reaches (10.0.2.2 is the host’s 127.0.0.1). The host’s loopback and link-local addresses (local services, other guests’ listeners, cloud metadata at 169.254.169.254) are denied.',
         `IPAddressDeny=${USER_NET_DENY.join(' ')}`]);

@@ -1,6 +1,7 @@
 // A small QMP client for the tests, run inside the container (its /run holds the guests' sockets).
 // Usage: node qmp.mjs SOCKET 'JSON command' ...   → runs qmp_capabilities, then each command in turn, and prints
-// every line QEMU sent (greeting, answers, events) as one JSON array on stdout. A command
+// every line QEMU sent (greeting, answers, events) as one JSON array on stdout; "connected" on stderr once QEMU
+// has greeted. A command
 // {"wait-event": "NAME", "then": {...}} waits for that event and then sends the command in "then";
 // {"poll-migrate": "completed"} repeats query-migrate until its status is that value (or failed).
 import { connect } from 'node:net';
@@ -44,7 +45,10 @@ sock.on('data', (d) => {
     if (!line) continue;
     const msg = JSON.parse(line);
     seen.push(msg);
-    if (msg.QMP) send({ execute: 'qmp_capabilities' });
+    if (msg.QMP) {
+      process.stderr.write('connected\n');
+      send({ execute: 'qmp_capabilities' });
+    }
     else if (pending && pending['wait-event'] && msg.event === pending['wait-event']) {
       const then = pending.then;
       pending = null;
