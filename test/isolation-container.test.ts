@@ -169,6 +169,20 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
     assert.notEqual(ns(pid, 'ipc'), ns(1, 'ipc'), 'System V IPC and POSIX message queues are private (PrivateIPC=yes)');
   });
 
+  test('another guest’s TLS directory is out of reach from inside a unit, as the guest’s user', () => {
+    const pid = mainPid('qemu-src.service');
+    assert.ok(pid > 0);
+    const uid = ct.exec(['id', '-u', 'qemu-src']).stdout.trim();
+    const read = (ns: string[], path: string) =>
+      ct.exec(['nsenter', '-t', String(pid), ...ns, 'setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'cat', path]);
+    const other = `${tlsDir('dst')}/ca-cert.pem`;
+    assert.equal(read([], other).code, 0, 'outside the unit the same user can read dst’s certificate (mode 0644)');
+    const inside = read(['-m'], other);
+    assert.notEqual(inside.code, 0, 'inside src’s unit it cannot');
+    assert.match(inside.stderr, /Permission denied/);
+    assert.equal(read(['-m'], `${tlsDir('src')}/ca-cert.pem`).code, 0, 'its own directory stays readable');
+  });
+
   test('live migration over TLS between two units, in both directions', async () => {
     const migrate = async (from: string, to: string, port: number) => {
       await start(`qemu-${to}-incoming.service`, to, false);
