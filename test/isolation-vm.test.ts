@@ -44,9 +44,13 @@ const PROOF = `#!/bin/sh
 r() { echo "RESULT $1=$2"; }
 cd /
 node ${BIN.replace(REPO, '/qh')} apply /bundle --yes > /run/apply.log 2>&1
-r apply_exit $?
+r apply_first_exit $?
+grep 'check TLS keys' /run/apply.log | sed 's/^ */RESULT apply_first_check=/'
 chown qemu-spice:qemu-spice /etc/qh-tls/spice/server-key.pem
 chmod 0400 /etc/qh-tls/spice/server-key.pem
+node ${BIN.replace(REPO, '/qh')} apply /bundle --yes > /run/apply2.log 2>&1
+r apply_exit $?
+grep 'check TLS keys' /run/apply2.log | sed 's/^ */RESULT apply_check=/'
 python3 -m http.server --bind 127.0.0.1 ${HOST_SERVICE_PORT} > /dev/null 2>&1 &
 python3 -m http.server --bind ::1 ${HOST_SERVICE_PORT} > /dev/null 2>&1 &
 sleep 2
@@ -148,7 +152,13 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
   test('the VM ran the whole proof and the bundle applied', () => {
     assert.equal(vm.timedOut, false, vm.console.slice(-4000));
     assert.equal(result('done'), 'yes');
+  });
+
+  test('apply installs the bundle and refuses to pass a TLS key its guest cannot read; after the chown it passes', () => {
+    assert.equal(result('apply_first_exit'), '1');
+    assert.equal(result('apply_first_check'), 'FAIL  check TLS keys and passwords: /etc/qh-tls/spice/server-key.pem belongs to uid 0, not qemu-spice');
     assert.equal(result('apply_exit'), '0');
+    assert.equal(result('apply_check'), 'done  check TLS keys and passwords: owners and modes as required');
   });
 
   test('user-mode networking: a process in the guest’s unit cannot reach a host loopback listener', () => {
