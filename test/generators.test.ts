@@ -369,6 +369,9 @@ describe('runtime isolation in the unit', () => {
     assert.deepEqual(settings(guestService(a, a.guests[0]!), 'InaccessiblePaths'), ['-/etc/pki/qemu/y']);
     assert.deepEqual(settings(guestService(a, a.guests[1]!), 'InaccessiblePaths'), ['-/etc/pki/qemu/x']);
     assert.throws(() => answers([g('x', '/etc/pki/qemu'), g('y', '/etc/pki/qemu')]), /takes the risk "tls-shared"/);
+    const nested = answers([g('x', '/etc/pki/qemu'), g('y', '/etc/pki/qemu/y')]);
+    assert.deepEqual(settings(guestService(nested, nested.guests[0]!), 'InaccessiblePaths'), ['-/etc/pki/qemu/y']);
+    assert.deepEqual(settings(guestService(nested, nested.guests[1]!), 'InaccessiblePaths'), [], 'a directory holding its own is never hidden');
   });
   test('ExecStop= asks for a powerdown through the FIFO monitor with sh and coreutils only', () => {
     const a = answers([{ name: 'p' }]);

@@ -71,7 +71,9 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
   const writable = g.disks.filter((d) => !d.readOnly && !d.blockDevice && !bound.has(d.path)).map((d) => d.path);
   const fenceTmpfs = fence.tmpfs.filter((d) => !underDir(d, '/run'));
   const ownTls = new Set(tlsDirs(g));
-  const hidden = [...new Set([...fence.inaccessible, ...a.guests.flatMap((o) => (o.name === g.name ? [] : tlsDirs(o))).filter((d) => !ownTls.has(d))])].sort();
+  const ownPaths = [...ownTls, ...G.filesOf(g).map((f) => f.path), G.runtimeDir(g), G.stateDir(g), G.logsDir(g)];
+  const othersTls = a.guests.flatMap((o) => (o.name === g.name ? [] : tlsDirs(o))).filter((d) => !ownPaths.some((p) => underDir(p, d)));
+  const hidden = [...new Set([...fence.inaccessible, ...othersTls])].sort();
   const runBinds = [
     { path: G.runtimeDir(g), writable: true },
     ...G.filesOf(g).map((f) => ({ path: f.path, writable: f.access === 'rw' })),
