@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real: QEMU to boot guests, systemd and systemd-nspawn for
 # units, AppArmor's parser, busybox and cpio for the test VM's initramfs, udev for the test VM's udevd.
+# openssl makes the throwaway CA and certificates of the TLS proofs.
 set -euo pipefail
 
 packages=(
@@ -8,7 +9,7 @@ packages=(
   systemd systemd-container udev
   apparmor
   busybox-static cpio
-  iproute2 strace tmux coreutils python3
+  iproute2 strace tmux coreutils python3 openssl
 )
 
 missing=()
