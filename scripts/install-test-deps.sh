@@ -3,6 +3,7 @@
 # units, AppArmor's parser, busybox and cpio for the test VM's initramfs, udev for the test VM's udevd, virsh
 # (with libvirt's built-in test driver, no daemon) for `import libvirt --running`, cmark to render the bundle
 # README, logrotate for the serial-log rotation a bundle installs.
+# openssl makes the throwaway CA and certificates of the TLS proofs.
 set -euo pipefail
 
 packages=(
@@ -10,7 +11,7 @@ packages=(
   systemd systemd-container udev
   apparmor
   busybox-static cpio cmark logrotate
-  iproute2 strace tmux coreutils python3
+  iproute2 strace tmux coreutils python3 openssl
   libvirt-clients
 )
 

@@ -7,6 +7,8 @@ import { runStep, type StepResult } from './activation.js';
 import { checkManifest, walk } from './bundle.js';
 import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
+import type { Answers } from './model.js';
+import { tlsDirs } from './rules.js';
 
 interface Change {
   /** Absolute path on the target (under root). */
@@ -139,4 +141,47 @@ export async function activate(p: ApplyPlan): Promise<StepResult[]> {
   if (!existsSync('/run/systemd/system')) results.push({ step: 'reload systemd', status: 'skipped', detail: 'systemd is not running' });
   else results.push(await runStep('reload systemd', 'systemctl', ['daemon-reload'], 'systemd'));
   return results;
+}
+
+/** The uid of a user in the target's /etc/passwd, if it is there. */
+function uidOf(root: string, user: string): number | undefined {
+  try {
+    const line = readFileSync(join(root, 'etc/passwd'), 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
+    return line ? Number(line.split(':')[2]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The secrets the operator provides, checked but never changed (qemu-harden does not chown files it did not
+ * create): each TLS private key must belong to the guest's user with no group or world access, and a SPICE
+ * password file to root, mode 0600 or stricter. A missing file is reported but is no failure: keys usually come
+ * after the guest's user exists, and `apply` again (with nothing to install) repeats this check.
+ */
+export function checkSecrets(root: string, answers: Answers): StepResult {
+  const problems: string[] = [];
+  const missing: string[] = [];
+  const check = (path: string, owner: string, uid: number | undefined) => {
+    const target = join(root, path);
+    if (!existsSync(target)) return missing.push(path);
+    const st = lstatSync(target);
+    if (!st.isFile()) return problems.push(`${path} is not a regular file`);
+    if (uid !== undefined && st.uid !== uid) problems.push(`${path} belongs to uid ${st.uid}, not ${owner}`);
+    if ((st.mode & 0o077) !== 0) problems.push(`${path} has mode ${(st.mode & 0o777).toString(8)}; group and others must have no access`);
+    return undefined;
+  };
+  for (const g of answers.guests) {
+    const user = `qemu-${g.name}`;
+    const uid = uidOf(root, user);
+    for (const dir of tlsDirs(g)) {
+      check(`${dir}/server-key.pem`, user, uid);
+      if (g.migration?.enabled && g.migration.tls && g.migration.tlsDir === dir) check(`${dir}/client-key.pem`, user, uid);
+    }
+    if (g.display.mode === 'spice-tls' && g.display.passwordFile) check(g.display.passwordFile, 'root', 0);
+  }
+  const step = 'check TLS keys and passwords';
+  if (problems.length > 0) return { step, status: 'failed', detail: problems.join('; ') };
+  if (missing.length > 0) return { step, status: 'skipped', detail: `not there yet (the guest cannot start without them): ${missing.join(', ')}` };
+  return { step, status: 'done', detail: 'owners and modes as required' };
 }

@@ -2,6 +2,7 @@
 // The command line. Each command imports what it uses when it runs: `--help` and `--version` load nothing
 // else, the wizard's first frame waits for neither the answers model nor the generators, and React and Ink are
 // imported only when the wizard is about to be shown.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from './errors.js';
 import { VERSION } from './version.js';
@@ -192,7 +193,17 @@ async function applyCmd(p: Parsed, io: Io): Promise<number> {
     io.out('Dry run: nothing was changed.\n');
     return EXIT.ok;
   }
-  if (plan.changes.length === 0) return EXIT.ok;
+  const secrets = async () => {
+    const { validate } = await import('./answers.js');
+    return A.checkSecrets(plan.root, validate(JSON.parse(readFileSync(join(dir, 'answers.json'), 'utf8'))));
+  };
+  const report = (s: { step: string; status: string; detail: string }) =>
+    io.out(`  ${s.status === 'done' ? 'done' : s.status === 'skipped' ? 'skip' : 'FAIL'}  ${s.step}: ${s.detail}\n`);
+  if (plan.changes.length === 0) {
+    const s = await secrets();
+    report(s);
+    return s.status === 'failed' ? EXIT.findings : EXIT.ok;
+  }
   if (!p.flags.has('--yes')) {
     if (!io.isTTY || !io.confirm) {
       io.err('qemu-harden: apply changes files; without a terminal pass --yes to confirm. Nothing was changed.\n');
@@ -207,7 +218,8 @@ async function applyCmd(p: Parsed, io: Io): Promise<number> {
   const backups = A.install(plan, backupDir);
   io.out(`Installed ${plan.changes.length} files.${backups.length ? ` Replaced files were backed up under ${backupDir}.` : ''}\n`);
   const steps = await A.activate(plan);
-  for (const s of steps) io.out(`  ${s.status === 'done' ? 'done' : s.status === 'skipped' ? 'skip' : 'FAIL'}  ${s.step}: ${s.detail}\n`);
+  steps.push(await secrets());
+  for (const s of steps) report(s);
   return steps.some((s) => s.status === 'failed') ? EXIT.findings : EXIT.ok;
 }
 

@@ -7,6 +7,8 @@ import { tapDevice } from './rules.js';
 export const userName = (g: Guest) => N.userName(g.name);
 export const unitName = (g: Guest) => N.unitName(g.name);
 export const tapUnitName = (g: Guest) => N.tapUnitName(g.name);
+/** The same guest started as a live-migration destination (`-incoming defer`). */
+export const incomingUnitName = (g: Guest) => N.incomingUnitName(g.name);
 export const profileName = (g: Guest) => N.profileName(g.name);
 export const SLICE = N.SLICE;
 
@@ -18,6 +20,10 @@ export const serialSocket = (g: Guest) => `${runtimeDir(g)}/serial.sock`;
 export const serialLog = (g: Guest) => `${logsDir(g)}/serial.log`;
 export const vncSocket = (g: Guest) => `${runtimeDir(g)}/vnc.sock`;
 export const spiceSocket = (g: Guest) => `${runtimeDir(g)}/spice.sock`;
+/** A second QMP monitor on a pair of FIFOs (`stop.in`, `stop.out`): ExecStop= writes to it with plain sh. */
+export const stopPipe = (g: Guest) => `${runtimeDir(g)}/stop`;
+/** The name under which systemd hands the SPICE password to the unit (LoadCredential=). */
+export const SPICE_PASSWORD_CREDENTIAL = 'spice-password';
 export const uefiVars = (g: Guest) => `${stateDir(g)}/OVMF_VARS.fd`;
 
 export { tapDevice };

@@ -92,6 +92,11 @@ const network = z.discriminatedUnion('mode', [
 ]);
 
 const tlsDir = absolutePath.describe('directory holding ca-cert.pem, server-cert.pem and server-key.pem');
+/** A file systemd reads as root and hands to the unit as a credential (LoadCredential=): plain characters only. */
+const credentialFile = absolutePath.refine(
+  (p) => /^[A-Za-z0-9_@+=,./-]+$/.test(p),
+  'must contain only letters, digits and _ @ + = , . / - (systemd reads it through LoadCredential=)',
+);
 const listenAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' });
 
 const display = z.discriminatedUnion('mode', [
@@ -109,6 +114,7 @@ const display = z.discriminatedUnion('mode', [
     listen: listenAddress,
     port: z.int().min(1024).max(65535),
     tlsDir,
+    passwordFile: credentialFile.optional(),
   }),
 ]);
 

@@ -4,6 +4,7 @@
 export const userName = (guest: string) => `qemu-${guest}`;
 export const unitName = (guest: string) => `qemu-${guest}.service`;
 export const tapUnitName = (guest: string) => `qemu-${guest}-tap.service`;
+export const incomingUnitName = (guest: string) => `qemu-${guest}-incoming.service`;
 export const profileName = (guest: string) => `qemu-harden-${guest}`;
 export const SLICE = 'qemu.slice';
 

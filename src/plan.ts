@@ -28,6 +28,8 @@ export function plan(a: Answers): BundleFile[] {
   add('root/etc/systemd/system/qemu.slice', slice(), 'the cgroup slice every guest runs in');
   for (const g of a.guests) {
     add(`root/etc/systemd/system/${G.unitName(g)}`, guestService(a, g), `runs guest ${g.name}'s QEMU as ${G.userName(g)}, sandboxed and limited`);
+    if (g.migration?.enabled)
+      add(`root/etc/systemd/system/${G.incomingUnitName(g)}`, guestService(a, g, { incoming: true }), `starts guest ${g.name} as a live-migration destination instead of ${G.unitName(g)}`);
     const tap = tapService(g);
     if (tap) add(`root/etc/systemd/system/${G.tapUnitName(g)}`, tap, `creates tap ${G.tapDevice(g)} owned by ${G.userName(g)}`);
   }

@@ -29,15 +29,21 @@ export function guestReach(a: Answers, g: Guest): Reach {
   if (g.display.mode === 'vnc-unix') sockets.push({ path: G.vncSocket(g), what: 'VNC display', who });
   if (g.display.mode === 'spice-unix') sockets.push({ path: G.spiceSocket(g), what: 'SPICE display', who });
   const listeners: string[] = [];
-  if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
-    listeners.push(`${g.display.mode === 'vnc-tls' ? 'VNC' : 'SPICE'} on ${g.display.listen}:${g.display.port}, TLS with client certificates from ${g.display.tlsDir}`);
+  if (g.display.mode === 'vnc-tls')
+    listeners.push(`VNC on ${g.display.listen}:${g.display.port}, TLS; a client certificate signed by ${g.display.tlsDir}/ca-cert.pem is required`);
+  if (g.display.mode === 'spice-tls')
+    listeners.push(
+      g.display.passwordFile
+        ? `SPICE on ${g.display.listen}:${g.display.port}, TLS for encryption only (spice-server checks no client certificate); a client needs the password in ${g.display.passwordFile}, which systemd hands to QEMU with LoadCredential= (keep it root's, mode 0600, without a trailing newline)`
+        : `SPICE on ${g.display.listen}:${g.display.port}, TLS for encryption only, NO PASSWORD: anyone who reaches the port gets the console`,
+    );
   for (const kind of ['migration', 'nbd'] as const) {
     const r = g[kind];
     if (r?.enabled) listeners.push(`${kind === 'nbd' ? 'NBD export' : 'live migration'} on ${r.listen}:${r.port}, ${r.tls ? 'TLS' : 'PLAIN TEXT'}`);
   }
   const network =
     g.network.mode === 'none' ? 'none: no network device, an empty network namespace'
-    : g.network.mode === 'user' ? 'user-mode NAT inside QEMU: it reaches whatever this host reaches over IP'
+    : g.network.mode === 'user' ? 'user-mode NAT inside QEMU: it reaches what this host reaches over IP, except the host’s loopback and link-local addresses, which the unit denies (IPAddressDeny=); the host’s other addresses stay reachable'
     : `tap ${G.tapDevice(g)}${g.network.bridge ? ` on bridge ${g.network.bridge}` : ' (no bridge: connect it yourself)'}${g.network.vhost ? ', vhost-net' : ''}; no IP sockets of its own`;
   const files = [
     ...G.filesOf(g),

@@ -16,7 +16,9 @@ export type RiskId =
   | 'pci-passthrough'
   | 'usb-passthrough'
   | 'migration-plaintext'
-  | 'nbd-plaintext';
+  | 'nbd-plaintext'
+  | 'spice-no-password'
+  | 'tls-shared';
 
 interface RiskInfo {
   title: string;
@@ -83,6 +85,18 @@ export const RISKS: Record<RiskId, RiskInfo> = {
     title: 'NBD export without TLS',
     why: 'Disk contents cross the network unencrypted and any client that reaches the port can read them.',
   },
+  'spice-no-password': {
+    title: 'SPICE without a password',
+    why:
+      'spice-server never checks client certificates: TLS only encrypts. Without a password anyone who reaches ' +
+      'the port gets the console, keyboard and mouse.',
+  },
+  'tls-shared': {
+    title: 'Two guests share one TLS directory',
+    why:
+      'Each guest reads the other’s server key: a guest that takes over its QEMU can pose as the other guest’s ' +
+      'display, migration or NBD endpoint.',
+  },
 };
 
 interface RequiredRisk {
@@ -116,8 +130,27 @@ export function requiredRisks(a: Pick<Answers, 'useCase' | 'guests'>): RequiredR
     if (g.passthrough.usb.length > 0) add('usb-passthrough');
     if (g.migration?.enabled && !g.migration.tls) add('migration-plaintext');
     if (g.nbd?.enabled && !g.nbd.tls) add('nbd-plaintext');
+    if (g.display.mode === 'spice-tls' && !g.display.passwordFile) add('spice-no-password');
+    const mine = new Set(tlsDirs(g));
+    if (a.guests.some((o) => o.name !== g.name && tlsDirs(o).some((d) => mine.has(d)))) add('tls-shared');
   }
   return out;
+}
+
+/** The TLS directories a guest reads (display, migration, NBD). */
+export function tlsDirs(g: Guest): string[] {
+  const out: string[] = [];
+  if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls') out.push(g.display.tlsDir);
+  for (const r of [g.migration, g.nbd]) if (r?.enabled && r.tls && r.tlsDir) out.push(r.tlsDir);
+  return [...new Set(out)];
+}
+
+/** Addresses a guest on user-mode networking must not reach: the host's loopback and link-local ranges. */
+export const USER_NET_DENY = ['127.0.0.0/8', '::1/128', '169.254.0.0/16', 'fe80::/10'];
+
+function loopbackOrLinkLocal(addr: string): boolean {
+  const a = addr.toLowerCase();
+  return /^127\./.test(a) || /^169\.254\./.test(a) || a === '::1' || /^fe[89ab][0-9a-f]?:/.test(a) || /^::ffff:(127|169\.254)\./.test(a);
 }
 
 const riskKey = (r: { risk: string; guest?: string }) => `${r.risk}@${r.guest ?? ''}`;
@@ -213,6 +246,9 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
 
   a.guests.forEach((g, gi) => {
     const at = (...rest: (string | number)[]) => ['guests', gi, ...rest];
+    const incoming = a.guests.findIndex((o) => o.migration?.enabled && `${o.name}-incoming` === g.name);
+    if (incoming >= 0)
+      issue(at('name'), `"${g.name}" would share its unit name with the migration destination unit of guests.${incoming}; choose another name`);
     const first = names.get(g.name);
     if (first !== undefined) issue(at('name'), `"${g.name}" is already the name of guests.${first}; names must be unique`);
     else names.set(g.name, gi);
@@ -300,6 +336,8 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
     });
 
     const listen = (path: (string | number)[], addr: string, port: number) => {
+      if (g.network.mode === 'user' && loopbackOrLinkLocal(addr))
+        issue(path.slice(0, -1).concat('listen'), `${addr} is a loopback or link-local address, which this guest’s unit denies (IPAddressDeny=) because it uses user-mode networking; listen on another address`);
       const key = `${addr}:${port}`;
       const other = listeners.get(key);
       if (other) issue(path, `${key} is already used by ${other}`);
@@ -374,6 +412,7 @@ function checkDerivedNames(a: Answers, issue: (path: (string | number)[], messag
     claim('account', N.userName(g.name), name, 'user and group', of);
     claim('unit', N.unitName(g.name), name, 'unit', of);
     claim('profile', N.profileName(g.name), name, 'AppArmor profile', of);
+    if (g.migration?.enabled) claim('unit', N.incomingUnitName(g.name), name, 'live-migration destination unit', of);
     if (g.network.mode === 'tap') {
       claim('unit', N.tapUnitName(g.name), name, 'tap helper unit', of);
       claim('link', tapDevice(g)!, ['guests', gi, 'network', g.network.tapDevice ? 'tapDevice' : 'name'], 'tap device', of);
@@ -413,5 +452,9 @@ function riskPath(risk: RiskId, gi: number): (string | number)[] {
       return [...g, 'migration', 'tls'];
     case 'nbd-plaintext':
       return [...g, 'nbd', 'tls'];
+    case 'spice-no-password':
+      return [...g, 'display', 'passwordFile'];
+    case 'tls-shared':
+      return [...g];
   }
 }

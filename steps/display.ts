@@ -6,7 +6,8 @@ export const display: Step = {
   perGuest: true,
   why: [
     'VNC and SPICE are protocol parsers that face whoever connects. A unix socket keeps them on the host,',
-    'reachable only by users you allow. Over TCP they need TLS with client certificates. QMP and the serial',
+    'reachable only by users you allow. Over TCP they need TLS: VNC checks client certificates, SPICE does not,',
+    'so SPICE also needs a password file (systemd hands it to QEMU; it is never on a command line). QMP and the serial',
     'console are always unix sockets under /run/qemu-harden/<guest>, and the serial output is logged.',
   ],
   fields: (ctx) => {
@@ -23,8 +24,17 @@ export const display: Step = {
           { value: 'vnc-tls', label: 'VNC over TCP with TLS' },
           { value: 'spice-tls', label: 'SPICE over TCP with TLS' },
         ],
-        set: (d, v) =>
-          setGuestKey(d, ctx.guest, 'display', v === 'vnc-tls' || v === 'spice-tls' ? { mode: v, listen: '127.0.0.1', port: v === 'vnc-tls' ? 5900 : 5930, tlsDir: '/etc/pki/qemu' } : { mode: v === 'vnc-unix' ? 'vnc-unix' : 'none' }),
+        set: (d, v) => {
+          const dir = `/etc/pki/qemu/${String(d.guests[ctx.guest]?.name ?? 'guest')}`;
+          return setGuestKey(
+            d,
+            ctx.guest,
+            'display',
+            v === 'vnc-tls' ? { mode: v, listen: '127.0.0.1', port: 5900, tlsDir: dir }
+            : v === 'spice-tls' ? { mode: v, listen: '127.0.0.1', port: 5930, tlsDir: dir, passwordFile: `${dir}/spice-password` }
+            : { mode: v === 'vnc-unix' || v === 'spice-unix' ? v : 'none' },
+          );
+        },
       },
     ];
     if (mode === 'vnc-tls' || mode === 'spice-tls')
@@ -33,6 +43,7 @@ export const display: Step = {
         { label: 'Port', kind: 'number', path: g(ctx, 'display', 'port') },
         { label: 'TLS directory', kind: 'text', path: g(ctx, 'display', 'tlsDir') },
       );
+    if (mode === 'spice-tls') out.push({ label: 'SPICE password file', kind: 'text', path: g(ctx, 'display', 'passwordFile') });
     out.push({ label: 'Serial console', kind: 'toggle', path: g(ctx, 'serial', 'enabled'), fallback: () => true, set: (d, v) => setGuestKey(d, ctx.guest, 'serial', { enabled: v === true }) });
     return out;
   },

@@ -2,7 +2,7 @@
 // on, under TCG always and under KVM where /dev/kvm works. Devices are private nodes bound over /dev in a
 // private mount namespace; the host's own nodes are never touched.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -69,6 +69,7 @@ describe('every preset’s QEMU command line boots its guest, unprivileged and s
             chownSync(d, uid, uid);
           }
           for (const d of g.disks) chownSync(d.path, uid, uid);
+          mkStopPipe(run, uid);
           let argv = execStart(guestService(a, g)).map((w) =>
             w.replaceAll(`/run/qemu-harden/${g.name}`, run).replaceAll(`/var/log/qemu-harden/${g.name}`, log),
           );
@@ -113,6 +114,7 @@ describe('UEFI firmware with a per-guest vars file', () => {
       mkdirSync(d);
       chownSync(d, uid, uid);
     }
+    mkStopPipe(run, uid);
     copyFileSync(g.firmware.varsTemplate, join(state, 'OVMF_VARS.fd'));
     chownSync(join(state, 'OVMF_VARS.fd'), uid, uid);
     const argv = execStart(guestService(a, g)).map((w) =>
@@ -134,6 +136,14 @@ describe('UEFI firmware with a per-guest vars file', () => {
     assert.equal(statSync(serial).uid, uid);
   });
 });
+
+/** What the unit's ExecStartPre= does: the FIFO pair of the QMP monitor ExecStop= writes to. */
+function mkStopPipe(run: string, uid: number): void {
+  for (const end of ['in', 'out']) {
+    execFileSync('mkfifo', ['-m', '0600', join(run, `stop.${end}`)]);
+    chownSync(join(run, `stop.${end}`), uid, uid);
+  }
+}
 
 function requireFile(path: string, pkg: string): void {
   if (!existsSync(path)) throw new Error(`${path} is required for this test: install the Debian package ${pkg}`);

@@ -16,8 +16,14 @@ import { loadPreset } from '../src/sources/preset.js';
 import { guestReach } from '../src/reach.js';
 import { requireTool, tempDir } from './helpers.js';
 
-const answers = (guests: unknown[], extra: Record<string, unknown> = {}) =>
-  validate({ schemaVersion: 1, useCase: 'virtualization', guests, ...extra });
+/** Validated answers; a guest given neither disks nor a kernel gets a disk, so that it has something to boot. */
+const answers = (guests: Record<string, unknown>[], extra: Record<string, unknown> = {}) =>
+  validate({
+    schemaVersion: 1,
+    useCase: 'virtualization',
+    guests: guests.map((g) => (g.disks || g.boot ? g : { ...g, disks: [{ path: `/srv/${String(g.name)}.img`, format: 'raw' }] })),
+    ...extra,
+  });
 
 const settings = (unit: string, key: string) =>
   unit.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
@@ -88,7 +94,8 @@ describe('QEMU command line', () => {
   test('QMP and serial on unix sockets under /run/qemu-harden/<guest>, serial logged', () => {
     const chardevs = after('-chardev');
     assert.ok(chardevs[0]!.startsWith('socket,id=qmp,path=/run/qemu-harden/a/qmp.sock,server=on,wait=off'));
-    assert.ok(chardevs[1]!.includes('logfile=/var/log/qemu-harden/a/serial.log'));
+    assert.equal(chardevs[1], 'pipe,id=stop,path=/run/qemu-harden/a/stop', 'the FIFO monitor ExecStop= writes to');
+    assert.ok(chardevs[2]!.includes('logfile=/var/log/qemu-harden/a/serial.log'));
     assert.ok(!args.some((x) => /tcp:|telnet|\bhost=/.test(x)), 'no TCP monitor or serial');
   });
   test('tap attaches by name without scripts or helpers', () => {
@@ -128,7 +135,7 @@ describe('systemd units', () => {
   test('writable only its own disk; other guests’ paths out of sight', () => {
     assert.deepEqual(settings(ua, 'ReadWritePaths'), ['/srv/a.img']);
     assert.deepEqual(settings(ua, 'InaccessiblePaths'), ['-/srv/b.img'], '/srv holds more than guests: b’s disk is hidden alone');
-    assert.deepEqual(settings(ua, 'TemporaryFileSystem'), ['/run/qemu-harden:ro', '/var/lib/qemu-harden:ro', '/var/log/qemu-harden:ro']);
+    assert.deepEqual(settings(ua, 'TemporaryFileSystem'), ['/var/lib/qemu-harden:ro', '/var/log/qemu-harden:ro', '/run:ro', '/dev/shm:ro']);
     assert.deepEqual(settings(ua, 'BindPaths'), ['/run/qemu-harden/a', '/var/lib/qemu-harden/a', '/var/log/qemu-harden/a']);
   });
   test('no network without a network device', () => {
@@ -264,7 +271,7 @@ describe('plan', () => {
 
 describe('the fence between guests', () => {
   const disk = (path: string, extra: Record<string, unknown> = {}) => ({ path, format: 'raw', ...extra });
-  const fenceOf = (guests: unknown[], name: string, extra: Record<string, unknown> = {}) => {
+  const fenceOf = (guests: Record<string, unknown>[], name: string, extra: Record<string, unknown> = {}) => {
     const a = answers(guests, extra);
     return guestFence(a, a.guests.find((g) => g.name === name)!);
   };
@@ -365,5 +372,77 @@ describe('the bundle README, for an operator', () => {
       for (const d of g.disks) assert.ok(readme.includes(`\`${d.path}\` (${d.format}`), d.path);
     }
     assert.match(readme, /lose access unless they are added to that group/);
+  });
+});
+
+describe('runtime isolation in the unit', () => {
+  const spice = (extra: Record<string, unknown> = {}) => ({
+    name: 's',
+    display: { mode: 'spice-tls', listen: '192.0.2.1', port: 5930, tlsDir: '/etc/pki/qemu/s', ...extra },
+  });
+  test('SPICE takes its password from a systemd credential, never from the command line', () => {
+    const a = answers([spice({ passwordFile: '/etc/pki/qemu/s.pw' })]);
+    const unit = guestService(a, a.guests[0]!);
+    assert.deepEqual(settings(unit, 'LoadCredential'), ['spice-password:/etc/pki/qemu/s.pw']);
+    assert.ok(unit.includes('-object secret,id=spice-password,format=raw,file=%d/spice-password'));
+    assert.ok(unit.includes(',password-secret=spice-password'));
+    assert.ok(!unit.includes('disable-ticketing'));
+  });
+  test('SPICE without a password is an accepted risk, and only then is ticketing off', () => {
+    assert.throws(() => answers([spice()]), /guests\.0\.display\.passwordFile: takes the risk "spice-no-password"/);
+    const a = answers([spice()], { acceptedRisks: [{ risk: 'spice-no-password', guest: 's', reason: 'a lab display behind a VPN only' }] });
+    assert.ok(guestService(a, a.guests[0]!).includes('disable-ticketing=on'));
+  });
+  test('every unit sees an empty /run with its own directory, an empty /dev/shm, private IPC', () => {
+    const a = answers([{ name: 'solo' }]);
+    const unit = guestService(a, a.guests[0]!);
+    assert.deepEqual(settings(unit, 'TemporaryFileSystem'), ['/run:ro', '/dev/shm:ro']);
+    assert.deepEqual(settings(unit, 'BindPaths'), ['/run/qemu-harden/solo']);
+    assert.deepEqual(settings(unit, 'PrivateIPC'), ['yes']);
+  });
+  test('user-mode networking: loopback and link-local denied', () => {
+    const a = answers([{ name: 'u', network: { mode: 'user' }, display: { mode: 'vnc-tls', listen: '192.0.2.1', port: 5901, tlsDir: '/etc/pki/qemu/u' } }]);
+    const unit = guestService(a, a.guests[0]!);
+    assert.deepEqual(settings(unit, 'IPAddressDeny'), ['127.0.0.0/8 ::1/128 169.254.0.0/16 fe80::/10']);
+  });
+  test('a user-networked guest cannot listen on loopback: its unit denies that range', () => {
+    assert.throws(
+      () => answers([{ name: 'u', network: { mode: 'user' }, migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu/u' } }]),
+      /guests\.0\.migration\.listen: 127\.0\.0\.1 is a loopback or link-local address/,
+    );
+  });
+  test('migration: client and server credentials, and a destination unit with -incoming defer', () => {
+    const a = answers([{ name: 'm', migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu/m' } }]);
+    const files = plan(a).map((f) => f.path);
+    assert.ok(files.includes('root/etc/systemd/system/qemu-m-incoming.service'));
+    const normal = guestService(a, a.guests[0]!);
+    const incoming = guestService(a, a.guests[0]!, { incoming: true });
+    for (const u of [normal, incoming]) {
+      assert.ok(u.includes('tls-creds-x509,id=migration-tls,dir=/etc/pki/qemu/m,endpoint=server,verify-peer=on'));
+      assert.ok(u.includes('tls-creds-x509,id=migration-tls-client,dir=/etc/pki/qemu/m,endpoint=client,verify-peer=on'));
+    }
+    assert.ok(!normal.includes('-incoming'));
+    assert.ok(incoming.includes('-incoming defer'));
+    assert.deepEqual(settings(incoming, 'Conflicts'), ['qemu-m.service']);
+    assert.ok(!incoming.includes('[Install]'), 'never started at boot');
+    assert.throws(() => answers([{ name: 'm', migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu/m' } }, { name: 'm-incoming' }]), /guests\.1\.name: .*migration destination unit/);
+  });
+  test('another guest’s TLS directory is hidden; a directory two guests share is an accepted risk', () => {
+    const g = (name: string, dir: string) => ({ name, disks: [{ path: `/srv/qemu/${name}/disk.img`, format: 'raw' }], display: { mode: 'vnc-tls', listen: '192.0.2.1', port: name === 'x' ? 5901 : 5902, tlsDir: dir } });
+    const a = answers([g('x', '/etc/pki/qemu/x'), g('y', '/etc/pki/qemu/y')]);
+    assert.deepEqual(settings(guestService(a, a.guests[0]!), 'InaccessiblePaths'), ['-/etc/pki/qemu/y']);
+    assert.deepEqual(settings(guestService(a, a.guests[1]!), 'InaccessiblePaths'), ['-/etc/pki/qemu/x']);
+    assert.throws(() => answers([g('x', '/etc/pki/qemu'), g('y', '/etc/pki/qemu')]), /takes the risk "tls-shared"/);
+    const nested = answers([g('x', '/etc/pki/qemu'), g('y', '/etc/pki/qemu/y')]);
+    assert.deepEqual(settings(guestService(nested, nested.guests[0]!), 'InaccessiblePaths'), ['-/etc/pki/qemu/y']);
+    assert.deepEqual(settings(guestService(nested, nested.guests[1]!), 'InaccessiblePaths'), [], 'a directory holding its own is never hidden');
+  });
+  test('ExecStop= asks for a powerdown through the FIFO monitor with sh and coreutils only', () => {
+    const a = answers([{ name: 'p' }]);
+    const unit = guestService(a, a.guests[0]!);
+    assert.deepEqual(settings(unit, 'ExecStartPre'), ['/usr/bin/rm -f /run/qemu-harden/p/stop.in /run/qemu-harden/p/stop.out', '/usr/bin/mkfifo -m 0600 /run/qemu-harden/p/stop.in /run/qemu-harden/p/stop.out']);
+    const stop = settings(unit, 'ExecStop')[0]!;
+    assert.ok(stop.startsWith('/bin/sh -c '));
+    assert.ok(stop.includes('system_powerdown') && stop.includes('1<> /run/qemu-harden/p/stop.in') && stop.includes('tail --pid=\\"$$MAINPID\\"'));
   });
 });

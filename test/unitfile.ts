@@ -62,3 +62,13 @@ export function diskSwapDropIn(unit: string, from: string, to: string, extra: st
   if (!swapped) throw new Error(`the unit's command line has no disk ${from}`);
   return ['[Service]', 'ExecStart=', `ExecStart=${exec.map(systemdExecWord).join(' ')}`, 'Restart=no', ...extra, ''].join('\n');
 }
+
+/** The ExecStart= line of a unit with its continuation lines, as written in the file. */
+export function execStartBlock(unit: string): string {
+  const lines = unit.split('\n');
+  const start = lines.findIndex((l) => l.startsWith('ExecStart='));
+  if (start < 0) throw new Error('no ExecStart= in unit');
+  let end = start;
+  while (lines[end]!.endsWith('\\')) end++;
+  return lines.slice(start, end + 1).join('\n');
+}

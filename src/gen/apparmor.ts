@@ -118,6 +118,19 @@ export function guestRules(a: Answers, g: Guest): string {
   }
   rule(G.runtimeDir(g), 'r', 'its runtime directory', '/');
   rule(G.runtimeDir(g), 'rw', 'QMP, serial, VNC and SPICE sockets', '/*.sock');
+  lines.push(
+    '  # systemd runs the unit’s helpers under this profile too: ExecStartPre= makes the stop FIFOs, ExecStop= writes',
+    '  # to one and waits for QEMU. They inherit these same rules; QEMU itself cannot exec while -sandbox denies spawn.',
+    '  /usr/bin/dash mrix,',
+    '  /usr/bin/rm mrix,',
+    '  /usr/bin/mkfifo mrix,',
+    '  /usr/bin/tail mrix,',
+  );
+  rule(`${G.stopPipe(g)}.in`, 'rw', 'the QMP FIFO ExecStop= writes system_powerdown to');
+  rule(`${G.stopPipe(g)}.out`, 'rw', 'the answers of that QMP monitor');
+  if (g.display.mode === 'spice-tls' && g.display.passwordFile)
+    for (const unit of [G.unitName(g), ...(g.migration?.enabled ? [G.incomingUnitName(g)] : [])])
+      rule(`/run/credentials/${unit}/${G.SPICE_PASSWORD_CREDENTIAL}`, 'r', 'the SPICE password systemd hands over (LoadCredential=)');
   rule(G.stateDir(g), 'r', 'its state directory', '/');
   rule(G.stateDir(g), 'rwk', 'its own state', '/**');
   rule(G.logsDir(g), 'r', 'its log directory', '/');

@@ -19,6 +19,12 @@ function hostPort(listen: string, port: number): string {
   return listen.includes(':') ? `[${listen}]:${port}` : `${listen}:${port}`;
 }
 
+/**
+ * Stands for the unit's credentials directory in an argument; the unit writer turns it into systemd's `%d`.
+ * It holds a control character, so no value from the answers can ever contain it.
+ */
+export const CREDENTIALS_DIR = '\u0001credentials\u0001';
+
 /** The argument vector, without the binary. */
 export function qemuArgs(a: Answers, g: Guest): string[] {
   const args: string[] = [];
@@ -38,6 +44,8 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
 
   push('-chardev', qemuOpts('socket', [['id', 'qmp'], ['path', G.qmpSocket(g)], ['server', true], ['wait', false]]));
   push('-mon', 'chardev=qmp,mode=control');
+  push('-chardev', qemuOpts('pipe', [['id', 'stop'], ['path', G.stopPipe(g)]]));
+  push('-mon', 'chardev=stop,mode=control');
   if (g.serial.enabled) {
     push(
       '-chardev',
@@ -102,8 +110,8 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
     nic('net0');
   }
 
-  const x509 = (id: string, dir: string) =>
-    push('-object', qemuOpts('tls-creds-x509', [['id', id], ['dir', dir], ['endpoint', 'server'], ['verify-peer', true]]));
+  const x509 = (id: string, dir: string, endpoint: 'server' | 'client' = 'server') =>
+    push('-object', qemuOpts('tls-creds-x509', [['id', id], ['dir', dir], ['endpoint', endpoint], ['verify-peer', true]]));
   switch (g.display.mode) {
     case 'none':
       push('-display', 'none');
@@ -122,6 +130,8 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
       push('-vnc', qemuOpts(qemuValue(hostPort(g.display.listen, g.display.port - 5900)), [['tls-creds', 'vnc-tls']]));
       break;
     case 'spice-tls':
+      if (g.display.passwordFile)
+        push('-object', `secret,id=spice-password,format=raw,file=${CREDENTIALS_DIR}/${G.SPICE_PASSWORD_CREDENTIAL}`);
       push('-display', 'none', '-device', 'qxl-vga');
       push(
         '-spice',
@@ -130,7 +140,7 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
           ['tls-port', g.display.port],
           ['x509-dir', g.display.tlsDir],
           ['tls-channel', 'default'],
-          ['disable-ticketing', true],
+          g.display.passwordFile ? ['password-secret', 'spice-password'] : ['disable-ticketing', true],
         ]),
       );
       break;
@@ -147,7 +157,10 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
         ['productid', `0x${u.productId}`],
       ]));
   }
-  if (g.migration?.enabled && g.migration.tls && g.migration.tlsDir) x509('migration-tls', g.migration.tlsDir);
+  if (g.migration?.enabled && g.migration.tls && g.migration.tlsDir) {
+    x509('migration-tls', g.migration.tlsDir);
+    x509('migration-tls-client', g.migration.tlsDir, 'client');
+  }
   if (g.nbd?.enabled && g.nbd.tls && g.nbd.tlsDir) x509('nbd-tls', g.nbd.tlsDir);
 
   return args;

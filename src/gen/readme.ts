@@ -5,7 +5,7 @@ import { markdownCode as code, markdownText as text } from '../escape.js';
 import * as G from '../guest.js';
 import { LOGROTATE_TIMER } from '../names.js';
 import * as L from './logrotate.js';
-import type { Answers } from '../model.js';
+import type { Answers, Guest } from '../model.js';
 import { guestReach } from '../reach.js';
 import { isSystemFile, RISKS, requiredRisks } from '../rules.js';
 import { sandboxOption } from './qemu.js';
@@ -15,6 +15,35 @@ function access(path: string, mode: 'r' | 'rw'): string {
   if (mode === 'rw') return 'owned by the guest’s user, mode 0600';
   if (isSystemFile(path)) return 'a system file, left as it is: readable because it is world-readable';
   return 'owner and mode left as they are; an ACL entry lets the guest’s user read it';
+}
+
+/** The QMP commands of a live migration, exactly as test/isolation-container.test.ts runs them. */
+function migrationSteps(g: Guest): string[] {
+  const r = g.migration!;
+  const uri = `tcp:${r.listen.includes(':') ? `[${r.listen}]` : r.listen}:${r.port}`;
+  const qmp = (cmd: object) => `  ${JSON.stringify(cmd)}`;
+  return [
+    `- live migration, ${r.tls ? 'TLS both ways' : '**plain text**'}: this guest is a destination on ${r.listen}:${r.port}. On the destination host, start`,
+    `  \`${G.incomingUnitName(g)}\` (not \`${G.unitName(g)}\`; it waits with \`-incoming defer\`) and send on \`${G.qmpSocket(g)}\`:`,
+    '',
+    '  ```',
+    qmp({ execute: 'qmp_capabilities' }),
+    ...(r.tls ? [qmp({ execute: 'migrate-set-parameters', arguments: { 'tls-creds': 'migration-tls' } })] : []),
+    qmp({ execute: 'migrate-incoming', arguments: { uri } }),
+    '  ```',
+    '',
+    `  Then on the source’s QMP socket (the destination’s server certificate must name ${r.listen}):`,
+    '',
+    '  ```',
+    qmp({ execute: 'qmp_capabilities' }),
+    ...(r.tls ? [qmp({ execute: 'migrate-set-parameters', arguments: { 'tls-creds': 'migration-tls-client' } })] : []),
+    qmp({ execute: 'migrate', arguments: { uri } }),
+    `${qmp({ execute: 'query-migrate' })}   (repeat until "status" is "completed")`,
+    qmp({ execute: 'quit' }),
+    '  ```',
+    '',
+    `  The guest then runs under \`${G.incomingUnitName(g)}\`, which is not restarted on failure.`,
+  ];
 }
 
 export function bundleReadme(a: Answers, files: BundleFile[]): string {
@@ -81,6 +110,12 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     '- **Namespaces.** Each unit sees a read-only file system, private `/tmp`, no home directories, no other',
     '  processes, and (without a network device) no network. The directories holding guests’ files are empty in',
     '  each guest’s view except for its own files, so another guest’s disk is simply not there.',
+    '- **No host sockets.** `/run`, `/var/run` and `/dev/shm` are empty in each unit’s view except for the guest’s own',
+    '  directory, `/tmp` is private and so is System V IPC: the D-Bus system bus and other daemons’ sockets are not',
+    '  there to connect to. Abstract unix sockets stay reachable for guests that share the host’s network namespace',
+    '  (tap or user-mode networking).',
+    '- **Stopping.** `systemctl stop` presses the guest’s ACPI power button (QMP `system_powerdown`, sent by `/bin/sh`',
+    '  through a FIFO monitor) and waits; after `TimeoutStopSec` (90 s) QEMU gets `SIGTERM` and quits at once.',
     '- **seccomp, twice.** systemd’s `SystemCallFilter=` removes whole families of system calls; QEMU’s own',
     '  `-sandbox` narrows further once QEMU has started.',
     '- **Files are never taken from the host.** qemu-harden changes the owner and mode of no file it did not make,',
@@ -146,10 +181,10 @@ function reachSection(a: Answers): string[] {
     for (const d of r.devices) out.push(`- device ${code(d.path)} (${rw(d.access)}): ${text(d.why)}`);
     for (const s of r.sockets) out.push(`- socket ${code(s.path)}: ${text(s.what)}; may connect: ${text(s.who)}`);
     for (const l of r.listeners) out.push(`- listens: ${text(l)}`);
-    for (const kind of ['migration', 'nbd'] as const) {
-      const x = g[kind];
-      if (x?.enabled) out.push(`- ${kind === 'nbd' ? 'the NBD export' : 'live migration'} is started through QMP (\`${kind === 'nbd' ? 'nbd-server-start' : 'migrate-incoming'}\`${x.tls ? ` with tls-creds=${kind}-tls` : ''})`);
-    }
+    if (g.nbd?.enabled) out.push(`- the NBD export is started through QMP (\`nbd-server-start\`${g.nbd.tls ? ' with tls-creds=nbd-tls' : ''})`);
+    if (g.migration?.enabled) out.push(...migrationSteps(g));
+    if (G.tlsDirsOf(g).length > 0)
+      out.push(`- TLS keys: QEMU reads them as ${code(G.userName(g))}; make each \`*-key.pem\` owned by that user, mode 0400 (qemu-harden never changes files it did not create). Other guests do not see this directory.`);
     out.push(`- network: ${text(r.network)}`);
     out.push(`- seccomp: ${code(`-sandbox ${sandboxOption(g)}`)}; AppArmor: ${g.isolation.apparmor ? `profile ${code(G.profileName(g))}` : '**none**'}`);
     out.push(`- limits: ${g.vcpus} vCPU (CPUQuota ${G.cpuQuotaPercent(g)}%), memory max ${G.memoryMaxMiB(g)} MiB for ${g.memoryMiB} MiB of guest RAM, ${g.limits.tasksMax} tasks`);

@@ -6,8 +6,9 @@ import { systemdBindWord, systemdExecWord, systemdPathWord, systemdText, systemd
 import { guestFence } from '../fence.js';
 import * as G from '../guest.js';
 import type { Answers, Guest } from '../model.js';
+import { USER_NET_DENY, tlsDirs, underDir } from '../rules.js';
 import * as L from './logrotate.js';
-import { qemuArgs } from './qemu.js';
+import { CREDENTIALS_DIR, qemuArgs } from './qemu.js';
 
 type Line = string | [comment: string, ...settings: string[]];
 
@@ -26,8 +27,16 @@ function render(sections: [string, Line[]][]): string {
   return out.join('\n') + '\n';
 }
 
+/** One ExecStart= word; the credentials-directory marker becomes the `%d` specifier, everything else is escaped. */
+function execWord(arg: string): string {
+  if (!arg.includes(CREDENTIALS_DIR)) return systemdExecWord(arg);
+  const word = arg.split(CREDENTIALS_DIR).map((part) => systemdExecWord(part)).join('%d');
+  if (/[\s"'\\]/.test(word)) throw new Error(`systemd unit: a credentials path must be a plain word: ${JSON.stringify(word)}`);
+  return word;
+}
+
 function execLine(argv: string[]): string {
-  const words = argv.map(systemdExecWord);
+  const words = argv.map(execWord);
   const lines: string[] = [];
   let cur = `ExecStart=${words[0]}`;
   for (const w of words.slice(1)) {
@@ -40,7 +49,21 @@ function execLine(argv: string[]): string {
   return lines.join('\n');
 }
 
-export function guestService(a: Answers, g: Guest): string {
+/**
+ * What ExecStop= runs: QMP system_powerdown through the stop FIFO, then wait for QEMU to exit (plain sh and
+ * coreutils). Nothing to do when QEMU has already exited ($MAINPID unset); the FIFO is opened read-write so the
+ * write never blocks, even if QEMU exits at that moment.
+ */
+function stopScript(g: Guest): string {
+  return `[ -n "$MAINPID" ] || exit 0; echo '{"execute":"qmp_capabilities"}{"execute":"system_powerdown"}' 1<> ${G.stopPipe(g)}.in && exec tail --pid="$MAINPID" -f /dev/null`;
+}
+
+/**
+ * The guest's unit. With `incoming`, the same QEMU started as a live-migration destination: `-incoming defer`
+ * waits for QMP's migrate-incoming, and the unit conflicts with the normal one (they share directories and disks).
+ */
+export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } = {}): string {
+  const incoming = opts.incoming === true;
   const devices = G.devicesOf(a, g);
   const groups = [
     ...(a.useCase === 'virtualization' ? [a.host.kvmGroup] : []),
@@ -49,14 +72,25 @@ export function guestService(a: Answers, g: Guest): string {
   const fence = guestFence(a, g);
   const bound = new Set(fence.bind.map((b) => b.path));
   const writable = g.disks.filter((d) => !d.readOnly && !d.blockDevice && !bound.has(d.path)).map((d) => d.path);
+  const fenceTmpfs = fence.tmpfs.filter((d) => !underDir(d, '/run'));
+  const ownTls = new Set(tlsDirs(g));
+  const ownPaths = [...ownTls, ...G.filesOf(g).map((f) => f.path), G.runtimeDir(g), G.stateDir(g), G.logsDir(g)];
+  const othersTls = a.guests.flatMap((o) => (o.name === g.name ? [] : tlsDirs(o))).filter((d) => !ownPaths.some((p) => underDir(p, d)));
+  const hidden = [...new Set([...fence.inaccessible, ...othersTls])].sort();
+  const runBinds = [
+    { path: G.runtimeDir(g), writable: true },
+    ...G.filesOf(g).map((f) => ({ path: f.path, writable: f.access === 'rw' })),
+    ...[...ownTls].map((path) => ({ path, writable: false })),
+  ].filter((b) => underDir(b.path, '/run') && !bound.has(b.path));
   const inet = G.usesInet(g);
   const tap = g.network.mode === 'tap';
   const vfio = g.passthrough.pci.length > 0;
 
   const unit: Line[] = [
-    `Description=${systemdText(`QEMU guest ${g.name}${g.description ? ` (${g.description})` : ''}`)}`,
+    `Description=${systemdText(`QEMU guest ${g.name}${g.description ? ` (${g.description})` : ''}${incoming ? ', as a live-migration destination' : ''}`)}`,
     'Documentation=man:qemu-system-x86_64(1) man:systemd.exec(5)',
   ];
+  if (incoming) unit.push(['The same guest as the normal unit: only one of the two runs.', `Conflicts=${G.unitName(g)}`]);
   if (tap) unit.push(`Requires=${G.tapUnitName(g)}`, `After=${G.tapUnitName(g)}`);
   if (inet) unit.push('After=network-online.target', 'Wants=network-online.target');
 
@@ -68,13 +102,20 @@ export function guestService(a: Answers, g: Guest): string {
           `ExecStartPre=/bin/sh -c ${systemdExecWord('test -e "$1" || exec cp -- "$2" "$1"')} sh ${systemdExecWord(G.uefiVars(g))} ${systemdExecWord(g.firmware.varsTemplate)}`,
         ] as Line]
       : []),
-    execLine([a.host.qemuBinary, ...qemuArgs(a, g)]),
-    ['QMP asks QEMU to power the guest down; systemd kills it if that takes longer than TimeoutStopSec.', 'KillSignal=SIGTERM', 'TimeoutStopSec=90'],
-    'Restart=on-failure',
-    'RestartSec=5',
+    ['QEMU reads a second QMP monitor from a FIFO pair in its runtime directory, made fresh at each start.',
+      `ExecStartPre=/usr/bin/rm -f ${systemdExecWord(`${G.stopPipe(g)}.in`)} ${systemdExecWord(`${G.stopPipe(g)}.out`)}`,
+      `ExecStartPre=/usr/bin/mkfifo -m 0600 ${systemdExecWord(`${G.stopPipe(g)}.in`)} ${systemdExecWord(`${G.stopPipe(g)}.out`)}`],
+    execLine([a.host.qemuBinary, ...qemuArgs(a, g), ...(incoming ? ['-incoming', 'defer'] : [])]),
+    ['Stopping presses the guest’s ACPI power button (QMP system_powerdown) and waits for QEMU to exit; a guest still running after TimeoutStopSec gets SIGTERM, and QEMU quits at once.',
+      `ExecStop=/bin/sh -c ${systemdExecWord(stopScript(g))}`, 'KillSignal=SIGTERM', 'TimeoutStopSec=90'] as Line,
+    ...(incoming ? ['Restart=no'] : ['Restart=on-failure', 'RestartSec=5']),
     `Slice=${G.SLICE}`,
     ['Least privilege: QEMU runs as this guest’s own user, never root, with only the groups it needs.',
       `User=${G.userName(g)}`, `Group=${G.userName(g)}`, ...(groups.length ? [`SupplementaryGroups=${groups.join(' ')}`] : [])],
+    ...(g.display.mode === 'spice-tls' && g.display.passwordFile
+      ? [['The SPICE password: systemd reads the file as root and hands QEMU a private copy; it never appears on a command line.' as string,
+          `LoadCredential=${G.SPICE_PASSWORD_CREDENTIAL}:${systemdPathWord(g.display.passwordFile)}`] as Line]
+      : []),
     ['The guest’s sockets, state and logs: each directory belongs to this guest alone.',
       'RuntimeDirectory=' + systemdPathWord(`qemu-harden/${g.name}`), 'RuntimeDirectoryMode=0750',
       'StateDirectory=' + systemdPathWord(`qemu-harden/${g.name}`), 'StateDirectoryMode=0700',
@@ -85,15 +126,19 @@ export function guestService(a: Answers, g: Guest): string {
       'DevicePolicy=closed', ...devices.map((d) => `DeviceAllow=${systemdPathWord(d.path)} ${d.access}`)],
     ['The whole file system is read-only to QEMU; only this guest’s writable disks are not.',
       'ProtectSystem=strict', ...(writable.length ? [`ReadWritePaths=${writable.map(systemdPathWord).join(' ')}`] : [])],
-    ...(fence.tmpfs.length
+    ...(fenceTmpfs.length
       ? [['Other guests’ disks, files and directories do not exist for this QEMU, whatever their modes: the directories holding them are empty here, and only this guest’s own files are put back.' as string,
-          ...fence.tmpfs.map((d) => `TemporaryFileSystem=${d}:ro`),
+          ...fenceTmpfs.map((d) => `TemporaryFileSystem=${d}:ro`),
           ...fence.bind.map((b) => `${b.writable ? 'BindPaths' : 'BindReadOnlyPaths'}=${systemdBindWord(b.path)}`)] as Line]
       : []),
-    ...(fence.inaccessible.length
-      ? [['Other guests’ files that no fenced directory holds are hidden one by one.' as string,
-          ...fence.inaccessible.map((p) => `InaccessiblePaths=-${systemdPathWord(p)}`)] as Line]
+    ...(hidden.length
+      ? [['Other guests’ files and TLS directories that no fenced directory holds are hidden one by one.' as string,
+          ...hidden.map((p) => `InaccessiblePaths=-${systemdPathWord(p)}`)] as Line]
       : []),
+    ['No host sockets: /run (and /var/run) is an empty read-only tmpfs holding only this guest’s own directory, so the D-Bus system bus and other daemons’ sockets are not there to connect to; /dev/shm is empty too, and System V IPC and POSIX message queues are private.',
+      'TemporaryFileSystem=/run:ro', 'TemporaryFileSystem=/dev/shm:ro',
+      ...runBinds.map((b) => `${b.writable ? 'BindPaths' : 'BindReadOnlyPaths'}=${systemdBindWord(b.path)}`),
+      'PrivateIPC=yes'],
     ['Home directories, /tmp of other services, mounts and the kernel’s knobs are out of reach.',
       'ProtectHome=yes', 'PrivateTmp=yes', 'PrivateMounts=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectKernelLogs=yes',
       'ProtectControlGroups=yes', 'ProtectClock=yes', 'ProtectHostname=yes', 'ProtectProc=invisible', 'ProcSubset=pid'],
@@ -110,6 +155,9 @@ export function guestService(a: Answers, g: Guest): string {
   } else {
     service.push(['QEMU speaks IP itself (user-mode network or a TLS listener): only IP and unix sockets.',
       'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6']);
+    if (g.network.mode === 'user')
+      service.push(['User-mode networking: whatever QEMU reaches, the guest reaches (10.0.2.2 is the host’s 127.0.0.1). The host’s loopback and link-local addresses (local services, other guests’ listeners, cloud metadata at 169.254.169.254) are denied.',
+        `IPAddressDeny=${USER_NET_DENY.join(' ')}`]);
   }
   service.push(
     ['System calls: native ABI only, the service set plus seccomp (QEMU’s -sandbox needs it), and nothing that mounts, loads modules, reboots or debugs.',
@@ -141,7 +189,7 @@ export function guestService(a: Answers, g: Guest): string {
   return render([
     ['Unit', unit],
     ['Service', service],
-    ['Install', ['WantedBy=multi-user.target']],
+    ...(incoming ? [] : [['Install', ['WantedBy=multi-user.target']] as [string, Line[]]]),
   ]);
 }
 

@@ -1,0 +1,194 @@
+// Runtime isolation that needs a real kernel with cgroup v2 (IPAddressDeny= is a BPF program on the unit's
+// cgroup) and AppArmor enforcing: one TCG VM boots real systemd, `qemu-harden apply` installs a
+// bundle with a user-networked guest and a SPICE guest, and probes run with each guest unit's own settings.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
+import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
+import { execStartBlock } from './unitfile.js';
+import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
+
+const PASSWORD = 'qh-vm-spice-ticket';
+const HOST_SERVICE_PORT = 8089;
+
+/**
+ * A copy of a guest's unit that keeps every setting but runs a probe instead of QEMU: same user, cgroup
+ * settings, namespaces and filters. The AppArmor profile (QEMU's alone) and the FIFO helpers are left out.
+ */
+function probeUnit(unit: string, probes: string): string {
+  const text = unit.replace(execStartBlock(unit), `ExecStart=/usr/bin/python3 /proof/probe.py ${probes}`);
+  return text
+    .split('\n')
+    .filter((l) => !/^(ExecStartPre|ExecStop|AppArmorProfile|Restart|RestartSec|Type|WantedBy)=/.test(l) && l !== '[Install]')
+    .map((l) => (l === '[Service]' ? '[Service]\nType=oneshot' : l))
+    .join('\n');
+}
+
+const PROBE_PY = `import errno, socket, sys
+for spec in sys.argv[1:]:
+    name, host, port = spec.split('/')
+    try:
+        s = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(3)
+        s.connect((host, int(port)))
+        result = 'ok'
+    except OSError as e:
+        result = e.__class__.__name__ if e.errno is None else errno.errorcode[e.errno]
+    print('PROBE %s=%s' % (name, result), flush=True)
+`;
+
+const PROOF = `#!/bin/sh
+r() { echo "RESULT $1=$2"; }
+cd /
+node ${BIN.replace(REPO, '/qh')} apply /bundle --yes > /run/apply.log 2>&1
+r apply_first_exit $?
+grep 'check TLS keys' /run/apply.log | sed 's/^ */RESULT apply_first_check=/'
+chown qemu-spice:qemu-spice /etc/qh-tls/spice/server-key.pem
+chmod 0400 /etc/qh-tls/spice/server-key.pem
+node ${BIN.replace(REPO, '/qh')} apply /bundle --yes > /run/apply2.log 2>&1
+r apply_exit $?
+grep 'check TLS keys' /run/apply2.log | sed 's/^ */RESULT apply_check=/'
+python3 -m http.server --bind 127.0.0.1 ${HOST_SERVICE_PORT} > /dev/null 2>&1 &
+python3 -m http.server --bind ::1 ${HOST_SERVICE_PORT} > /dev/null 2>&1 &
+sleep 2
+
+systemctl start qh-probe-net.service
+journalctl -b -u qh-probe-net.service --no-pager -o cat | grep '^PROBE ' | sed 's/^PROBE /RESULT /'
+systemd-run --quiet --wait --pipe -p User=qemu-net /usr/bin/python3 /proof/probe.py loopback_undenied/127.0.0.1/${HOST_SERVICE_PORT} | sed 's/^PROBE /RESULT /'
+
+for g in net spice; do
+  systemctl start qemu-$g.service
+  i=0; while [ $i -lt 120 ] && ! grep -q '${BOOT_MARKER}' /var/log/qemu-harden/$g/serial.log 2>/dev/null; do sleep 0.5; i=$((i+1)); done
+  grep -q '${BOOT_MARKER}' /var/log/qemu-harden/$g/serial.log && r "$g.marker" yes || r "$g.marker" no
+  r "$g.label" "$(cat /proc/$(systemctl show -p MainPID --value qemu-$g.service)/attr/current)"
+done
+r spice_right "$(node /qh/test/clients/spice-link.mjs 127.0.0.1 5930 ${PASSWORD})"
+r spice_wrong "$(node /qh/test/clients/spice-link.mjs 127.0.0.1 5930 guess)"
+mkdir -p /run/systemd/system/qemu-net.service.d
+printf '[Service]\nTimeoutStopSec=8\n' > /run/systemd/system/qemu-net.service.d/timeout.conf
+systemctl daemon-reload
+QMP_TIMEOUT_MS=300000 node /qh/test/clients/qmp.mjs /run/qemu-harden/net/qmp.sock '{"wait-event":"POWERDOWN"}' > /run/events.json 2> /run/events.ready &
+i=0; while [ $i -lt 240 ] && ! grep -q connected /run/events.ready; do sleep 0.5; i=$((i+1)); done
+start=$(date +%s)
+systemctl stop qemu-net.service
+r net.stop_seconds "$(( $(date +%s) - start ))"
+r net.stop_result "$(systemctl show -p Result --value qemu-net.service)"
+i=0; while [ $i -lt 240 ] && ! [ -s /run/events.json ]; do sleep 0.5; i=$((i+1)); done
+r net.events "$(cat /run/events.json)"
+journalctl -b -u qemu-net.service --no-pager -o cat | grep -c 'terminating on signal 15' | sed 's/^/RESULT net.sigterm=/'
+dmesg | grep 'apparmor="DENIED"' | sed 's/^/RESULT denied=/'
+r done yes
+`;
+
+describe('under a real kernel (cgroup v2, AppArmor), the units fence the network', () => {
+  let vm: VmResult;
+  const work = tempDir({ after }, 'qh-isovm-');
+
+  before(async () => {
+    for (const [tool, pkg] of [['qemu-system-x86_64', 'qemu-system-x86'], ['cpio', 'cpio'], ['busybox', 'busybox-static'], ['apt-get', 'apt'], ['dpkg-deb', 'dpkg'], ['openssl', 'openssl']] as const)
+      requireTool(tool, pkg);
+    const kernel = ensureKernel();
+    const doc = {
+      schemaVersion: 1,
+      useCase: 'emulation',
+      acceptedRisks: [{ risk: 'emulation', reason: 'the proof VM has no KVM; its guests are test boot sectors' }],
+      guests: [
+        { name: 'net', memoryMiB: 64, disks: [{ path: '/images/net.img', format: 'raw' }], network: { mode: 'user' } },
+        {
+          name: 'spice',
+          memoryMiB: 64,
+          disks: [{ path: '/images/spice.img', format: 'raw' }],
+          display: { mode: 'spice-tls', listen: '127.0.0.1', port: 5930, tlsDir: '/etc/qh-tls/spice', passwordFile: '/etc/qh-tls/spice-password' },
+        },
+      ],
+    };
+    const answersFile = join(work, 'answers.json');
+    writeFileSync(answersFile, JSON.stringify(doc));
+    const bundle = join(work, 'bundle');
+    const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
+    assert.equal(gen.code, 0, gen.stderr);
+
+    const root = join(work, 'root');
+    makeRootTree(root, PROOF);
+    // Under TCG on a busy machine the whole proof can take longer than the proof unit's default 600 s.
+    mkdirSync(join(root, 'etc/systemd/system/qh-proof.service.d'));
+    writeFileSync(join(root, 'etc/systemd/system/qh-proof.service.d/timeout.conf'), '[Service]\nTimeoutStartSec=1800\n');
+    cpSync(bundle, join(root, 'bundle'), { recursive: true });
+    mkdirSync(join(root, 'images'));
+    for (const g of ['net', 'spice']) writeBootDisk(join(root, 'images', `${g}.img`));
+    const tls = join(root, 'etc/qh-tls/spice');
+    mkdirSync(tls, { recursive: true });
+    const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: tls, stdio: 'pipe' });
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(work, 'ca-key.pem'), '-out', 'ca-cert.pem', '-days', '2', '-subj', '/CN=qh-test-ca',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server-key.pem', '-out', join(work, 'server.csr'), '-subj', '/CN=127.0.0.1');
+    ssl('x509', '-req', '-in', join(work, 'server.csr'), '-CA', 'ca-cert.pem', '-CAkey', join(work, 'ca-key.pem'), '-CAcreateserial', '-CAserial', join(work, 'ca.srl'), '-out', 'server-cert.pem', '-days', '2');
+    writeFileSync(join(root, 'etc/qh-tls/spice-password'), PASSWORD, { mode: 0o600 });
+    mkdirSync(join(root, 'proof'));
+    writeFileSync(join(root, 'proof/probe.py'), PROBE_PY);
+    const unitText = (g: string) => readFileSync(join(bundle, `root/etc/systemd/system/qemu-${g}.service`), 'utf8');
+    const units = join(root, 'etc/systemd/system');
+    writeFileSync(join(units, 'qh-probe-net.service'), probeUnit(unitText('net'), `loopback/127.0.0.1/${HOST_SERVICE_PORT} loopback6/::1/${HOST_SERVICE_PORT}`));
+    const netUnit = readFileSync(join(bundle, 'root/etc/systemd/system/qemu-net.service'), 'utf8');
+    assert.match(netUnit, /^IPAddressDeny=127\.0\.0\.0\/8 ::1\/128 169\.254\.0\.0\/16 fe80::\/10$/m);
+    chmodSync(root, 0o755);
+    vm = await runVm({
+      kernel,
+      rootTree: root,
+      modules: ['virtio_pci', '9pnet_virtio', '9p'],
+      shares: { usr: ['/usr', '/usr'], repo: [REPO, '/qh'] },
+      workDir: work,
+      timeoutMs: 1_700_000,
+    });
+    writeFileSync(join(REPO, '.cache', 'isolation-vm-console.log'), vm.console);
+  });
+
+  const result = (key: string) => {
+    const v = vm.results.get(key);
+    assert.ok(v !== undefined, `the VM reported no ${key}; console tail:\n${vm.console.slice(-4000)}`);
+    return v;
+  };
+
+  test('the VM ran the whole proof and the bundle applied', () => {
+    assert.equal(vm.timedOut, false, vm.console.slice(-4000));
+    assert.equal(result('done'), 'yes');
+  });
+
+  test('apply installs the bundle and refuses to pass a TLS key its guest cannot read; after the chown it passes', () => {
+    assert.equal(result('apply_first_exit'), '1');
+    assert.equal(result('apply_first_check'), 'FAIL  check TLS keys and passwords: /etc/qh-tls/spice/server-key.pem belongs to uid 0, not qemu-spice');
+    assert.equal(result('apply_exit'), '0');
+    assert.equal(result('apply_check'), 'done  check TLS keys and passwords: owners and modes as required');
+  });
+
+  test('user-mode networking: a process in the guest’s unit cannot reach a host loopback listener', () => {
+    // The BPF egress filter drops the SYN: the connect times out (or fails at once with EPERM).
+    assert.match(result('loopback'), /^(EPERM|TimeoutError)$/, '127.0.0.1 is denied');
+    assert.match(result('loopback6'), /^(EPERM|TimeoutError)$/, '::1 is denied');
+    assert.equal(result('loopback_undenied'), 'ok', 'the same probe as the same user in a unit without IPAddressDeny= reaches the listener');
+  });
+
+  test('both guests boot under their AppArmor profiles with the new unit lines, without a denial', () => {
+    for (const g of ['net', 'spice']) {
+      assert.equal(result(`${g}.marker`), 'yes');
+      assert.equal(result(`${g}.label`), `qemu-harden-${g} (enforce)`);
+    }
+    assert.deepEqual([...vm.console.matchAll(/RESULT denied=(.*)/g)].map((m) => m[1]), []);
+  });
+
+  test('SPICE under AppArmor: the password from LoadCredential= is required', () => {
+    assert.deepEqual(JSON.parse(result('spice_right')), { linkError: 0, result: 0 });
+    assert.deepEqual(JSON.parse(result('spice_wrong')), { linkError: 0, result: 7 });
+  });
+
+  test('systemctl stop under AppArmor: ExecStop= sends system_powerdown; the ignoring guest gets SIGTERM after TimeoutStopSec', () => {
+    const events = JSON.parse(result('net.events')) as { event?: string }[];
+    assert.ok(events.some((e) => e.event === 'POWERDOWN'), JSON.stringify(events));
+    assert.equal(result('net.stop_result'), 'timeout');
+    assert.ok(Number(result('net.stop_seconds')) >= 7, `waited TimeoutStopSec=8 (${result('net.stop_seconds')} s)`);
+    assert.equal(result('net.sigterm'), '1');
+  });
+});
