@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real: QEMU to boot guests, systemd and systemd-nspawn for
-# units, AppArmor's parser, busybox and cpio for the test VM's initramfs, udev for the test VM's udevd.
+# units, AppArmor's parser, busybox and cpio for the test VM's initramfs, udev for the test VM's udevd, Ansible
+# (ansible-core with the community collections) and ansible-lint for the exported role.
 set -euo pipefail
 
 packages=(
@@ -9,6 +10,7 @@ packages=(
   apparmor
   busybox-static cpio
   iproute2 strace tmux coreutils python3
+  ansible ansible-lint
 )
 
 missing=()

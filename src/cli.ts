@@ -19,6 +19,7 @@ Usage:
   qemu-harden presets [--json]
   qemu-harden verify DIR [--json]
   qemu-harden apply DIR [--root PATH] [--dry-run] [--yes]
+  qemu-harden export ansible [BUNDLE ...] [--host NAME=BUNDLE ...] --out DIR [--force]
   qemu-harden --help | --version
 
 Commands:
@@ -27,6 +28,8 @@ Commands:
   verify     check a bundle: manifest, answers, and every file read by the tool that will read it
   apply      install a bundle: show the changes, back up replaced files, create users and directories,
              reload udev, AppArmor and systemd
+  export     write an Ansible role, playbook and inventory that install each host's bundle (ansible: one
+             bundle per host; a BUNDLE goes to the host named like its directory)
 
 Options:
   --preset NAME      start from a shipped preset (see 'qemu-harden presets')
@@ -39,6 +42,7 @@ Options:
   --json             machine-readable output
   --root PATH        apply: install into this tree instead of / (only offline steps run)
   --yes              apply: do not ask for confirmation
+  --host NAME=BUNDLE export: the host of inventory hostname NAME gets BUNDLE
 
 Exit status: 0 ok, 1 findings (verify), 2 invalid usage or input, 130 cancelled.
 `;
@@ -48,13 +52,14 @@ interface Parsed {
   positional: string[];
   flags: Map<string, string | true>;
   sets: string[];
+  hosts: string[];
 }
 
-const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out', '--root']);
+const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out', '--root', '--host']);
 const BOOL_FLAGS = new Set(['--force', '--dry-run', '--json', '--yes', '--help', '--version', '-h', '-V']);
 
 export function parseArgs(argv: string[]): Parsed {
-  const out: Parsed = { command: undefined, positional: [], flags: new Map(), sets: [] };
+  const out: Parsed = { command: undefined, positional: [], flags: new Map(), sets: [], hosts: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
@@ -63,6 +68,7 @@ export function parseArgs(argv: string[]): Parsed {
       const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
       if (value === undefined) throw new UsageError(`${name} needs a value`);
       if (name === '--set') out.sets.push(value);
+      else if (name === '--host') out.hosts.push(value);
       else if (out.flags.has(name)) throw new UsageError(`${name} given twice`);
       else out.flags.set(name, value);
     } else if (BOOL_FLAGS.has(arg)) out.flags.set(arg, true);
@@ -76,6 +82,7 @@ export function parseArgs(argv: string[]): Parsed {
 function allow(p: Parsed, allowed: string[], maxPositional: number): void {
   for (const k of p.flags.keys()) if (!allowed.includes(k)) throw new UsageError(`${k} does not apply to '${p.command ?? 'the wizard'}'`);
   if (p.sets.length && !allowed.includes('--set')) throw new UsageError(`--set does not apply to '${p.command ?? 'the wizard'}'`);
+  if (p.hosts.length && !allowed.includes('--host')) throw new UsageError(`--host does not apply to '${p.command ?? 'the wizard'}'`);
   if (p.positional.length > maxPositional) throw new UsageError(`unexpected argument ${p.positional[maxPositional]}`);
 }
 
@@ -185,6 +192,22 @@ async function applyCmd(p: Parsed, io: Io): Promise<number> {
   return steps.some((s) => s.status === 'failed') ? EXIT.findings : EXIT.ok;
 }
 
+async function exportCmd(p: Parsed, io: Io): Promise<number> {
+  allow(p, ['--host', '--out', '--force'], Infinity);
+  const [format, ...bundles] = p.positional;
+  if (format !== 'ansible') throw new UsageError(`export needs a format: qemu-harden export ansible BUNDLE... --out DIR${format ? ` ('${format}' is not one)` : ''}`);
+  const outDir = p.flags.get('--out') as string | undefined;
+  if (!outDir) throw new UsageError('export ansible needs --out DIR');
+  const { exportAnsible } = await import('./export/ansible.js');
+  const r = exportAnsible(bundles, p.hosts, outDir, p.flags.has('--force'));
+  io.out(
+    `Wrote an Ansible role and ${r.hosts.length} bundle${r.hosts.length > 1 ? 's' : ''} to ${r.out}:\n` +
+      r.hosts.map((h) => `  ${h.host}  ${h.bundle}  (${h.guests.join(', ')})\n`).join('') +
+      `Next: cd ${r.out} && ansible-playbook -i inventory.ini site.yml --check --diff\n`,
+  );
+  return EXIT.ok;
+}
+
 async function wizard(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--answers'], 0);
   if (!io.isTTY) {
@@ -222,6 +245,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         return await verifyCmd(p, io);
       case 'apply':
         return await applyCmd(p, io);
+      case 'export':
+        return await exportCmd(p, io);
       default:
         throw new UsageError(`unknown command '${p.command}' (see qemu-harden --help)`);
     }
