@@ -30,6 +30,8 @@ qemu_harden_installed: >-
       qemu_harden_installed_apparmor, qemu_harden_installed_units, qemu_harden_installed_other]
      | map(attribute='results', default=[]) | flatten }}
 qemu_harden_backed_up: "{{ qemu_harden_installed | selectattr('backup_file', 'defined') | list }}"
+# Whether the host files are copied from the bundle staged on the host (see the install tasks).
+qemu_harden_from_stage: "{{ qemu_harden_record_moves and not ansible_check_mode and not ansible_diff_mode }}"
 # The bundle packed on the controller for its one trip to the host.
 qemu_harden_archive: "{{ lookup('ansible.builtin.env', 'TMPDIR') | default('/tmp', true) }}/qemu-harden-{{ inventory_hostname }}-{{ qemu_harden_to[:16] }}.tar"
 # The files each activation step reads.
@@ -126,7 +128,7 @@ dependencies: []
     paths: "{{ (qemu_harden_new.keys() | map('regex_replace', '^(/[^/]+).*$', '\\1') | list + [qemu_harden_record | dirname | dirname]) | unique }}"
     patterns: >-
       {{ (qemu_harden_new.keys() | map('basename') | list + qemu_harden_new.keys() | map('dirname') | map('basename') | list
-          + ['MANIFEST.sha256', 'journal.json', 'incoming']) | unique }}
+          + [qemu_harden_record | dirname | basename, qemu_harden_record | basename, 'MANIFEST.sha256', 'journal.json', 'incoming']) | unique }}
     depth: "{{ ([4] + qemu_harden_new.keys() | map('regex_findall', '/') | map('length') | list) | max }}"
     recurse: true
     file_type: any
@@ -182,7 +184,7 @@ dependencies: []
       {%- if qemu_harden_old_manifest.content is defined -%}
       {%- for line in (qemu_harden_old_manifest.content | b64decode).split('\n') -%}
       {%- set m = line | regex_search('^[0-9a-f]{64}  root(/.+)$', '\\1') -%}
-      {%- if m and m[0] not in qemu_harden_new and not (('/' ~ m[0] ~ '/') is search('/\\.{0,2}/')) -%}
+      {%- if m and m[0] not in qemu_harden_new and not ((m[0] ~ '/') is search('/\\.{0,2}/')) -%}
       {%- set _ = out.append(m[0]) -%}
       {%- endif -%}
       {%- endfor -%}
@@ -201,6 +203,12 @@ dependencies: []
 - name: Stage the bundle in the install record
   when: qemu_harden_record_moves and not ansible_check_mode
   block:
+    - name: Remove what an interrupted install left in the staging directory
+      ansible.builtin.file:
+        path: "{{ qemu_harden_record }}/incoming"
+        state: absent
+      when: (qemu_harden_record ~ '/incoming') in qemu_harden_host
+
     - name: Create the record's directories
       ansible.builtin.file:
         path: "{{ item.path }}"
@@ -211,11 +219,8 @@ dependencies: []
       loop:
         - { path: "{{ qemu_harden_record | dirname }}", mode: "0755" }
         - { path: "{{ qemu_harden_record }}", mode: "0700" }
-
-    - name: Remove what an interrupted install left in the staging directory
-      ansible.builtin.file:
-        path: "{{ qemu_harden_record }}/incoming"
-        state: absent
+        - { path: "{{ qemu_harden_record }}/incoming", mode: "0700" }
+      when: item.path.endswith('/incoming') or item.path not in qemu_harden_host
 
     - name: Pack the checked files of the bundle on the controller
       community.general.archive:
@@ -226,14 +231,6 @@ dependencies: []
         format: tar
         mode: "0600"
       delegate_to: localhost
-
-    - name: Create the staging directory
-      ansible.builtin.file:
-        path: "{{ qemu_harden_record }}/incoming"
-        state: directory
-        owner: root
-        group: root
-        mode: "0700"
 
     - name: Copy the bundle into the staging directory
       ansible.builtin.unarchive:
@@ -288,7 +285,10 @@ dependencies: []
 
 - name: Install the users and groups (sysusers.d)
   ansible.builtin.copy: &install
-    src: "{{ qemu_harden_bundle }}/root{{ item }}"
+    # From the bundle staged in the record on the host (one module call a file); from the controller when the
+    # record is not being replaced, or with --check or --diff, so that Ansible can show the differences.
+    src: "{{ (qemu_harden_record ~ '/incoming/root' ~ item) if qemu_harden_from_stage else (qemu_harden_bundle ~ '/root' ~ item) }}"
+    remote_src: "{{ qemu_harden_from_stage }}"
     dest: "{{ item }}"
     owner: root
     group: root
@@ -366,7 +366,7 @@ dependencies: []
     argv: [mv, --no-target-directory, "{{ qemu_harden_record }}/current", "{{ qemu_harden_record }}/previous"]
     removes: "{{ qemu_harden_record }}/current"
     creates: "{{ qemu_harden_record }}/previous"
-  when: qemu_harden_record_moves
+  when: qemu_harden_record_moves and (qemu_harden_record ~ '/current/MANIFEST.sha256') in qemu_harden_host
 
 - name: Record the new bundle as the installed one
   ansible.builtin.command:
@@ -416,10 +416,17 @@ dependencies: []
 - name: Run the activation steps of what changed
   ansible.builtin.meta: flush_handlers
 
-- name: Enable and start every guest of the bundle
+- name: Restart the tap units that changed
+  ansible.builtin.systemd_service:
+    name: "{{ item }}"
+    state: restarted
+  loop: "{{ qemu_harden_restart | select('match', '.*-tap\\.service$') | list }}"
+  when: qemu_harden_start and not (ansible_check_mode and ('/etc/systemd/system/' ~ item) not in qemu_harden_host)
+
+- name: Enable and start every guest; restart those whose unit or profile changed
   ansible.builtin.systemd_service:
     name: "qemu-{{ item }}.service"
-    state: started
+    state: "{{ 'restarted' if ('qemu-' ~ item ~ '.service') in qemu_harden_restart else 'started' }}"
     enabled: true
   loop: "{{ qemu_harden_guests }}"
   when: qemu_harden_start and not (ansible_check_mode and ('/etc/systemd/system/qemu-' ~ item ~ '.service') not in qemu_harden_host)
@@ -484,15 +491,5 @@ dependencies: []
   ansible.builtin.systemd_service:
     daemon_reload: true
   listen: qemu-harden units changed
-
-- name: Restart the guests whose unit or profile changed
-  ansible.builtin.systemd_service:
-    name: "{{ item }}"
-    state: restarted
-  loop: "{{ qemu_harden_restart }}"
-  when: qemu_harden_start and not (ansible_check_mode and ('/etc/systemd/system/' ~ item) not in qemu_harden_host)
-  listen:
-    - qemu-harden units changed
-    - qemu-harden apparmor profiles changed
 `,
 };
