@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
@@ -281,12 +281,23 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     const unit = join(h2.root, 'etc/systemd/system/qemu-gamma.service');
     const content = readFileSync(unit);
     rmSync(unit);
+    // The interrupted install was putting in place a bundle with a guest the new bundle does not have.
+    const stale = '[Unit]\nDescription=a guest of the interrupted install\n[Service]\nExecStart=/bin/true\n';
+    writeFileSync(join(h2.root, 'etc/systemd/system/qemu-stale.service'), stale);
+    mkdirSync(join(record, 'next'), { mode: 0o700 });
+    writeFileSync(join(record, 'next/MANIFEST.sha256'), `${createHash('sha256').update(stale).digest('hex')}  root/etc/systemd/system/qemu-stale.service\n`);
     const before = allPids();
     const r = play();
     assert.equal(r.code, 0, r.output);
     assert.match(r.output, /The last install on this host stopped midway \(\{\\?"action\\?": ?\\?"apply\\?"/);
     assert.deepEqual(readFileSync(unit), content, 'the missing unit is installed again');
-    assert.deepEqual(readdirSync(record).sort(), ['current'], 'the journal is closed');
+    assert.deepEqual(readdirSync(record).sort(), ['current'], 'the journal is closed, next is gone');
+    assert.throws(() => lstatSync(join(h2.root, 'etc/systemd/system/qemu-stale.service')), /ENOENT/, 'the interrupted install’s guest is removed');
+    const backedUp = readdirSync(join(h2.root, 'var/backups/qemu-harden'))
+      .map((t) => join(h2.root, 'var/backups/qemu-harden', t, 'etc/systemd/system/qemu-stale.service'))
+      .filter((f) => existsSync(f));
+    assert.equal(backedUp.length, 1, 'and backed up');
+    assert.equal(readFileSync(backedUp[0]!, 'utf8'), stale);
     assert.deepEqual(readFileSync(join(record, 'current/MANIFEST.sha256')), manifest, 'the record stays');
     assert.match(r.output, /RUNNING HANDLER \[qemu_harden : Create users and groups \(systemd-sysusers\)\] \*+\nchanged: \[h2\]/, 'every activation step runs again');
     assert.notEqual(mainPid('h2', 'gamma'), before['h2/gamma'], 'gamma restarted under its reinstalled unit');

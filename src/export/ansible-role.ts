@@ -128,7 +128,7 @@ dependencies: []
     paths: "{{ (qemu_harden_new.keys() | map('regex_replace', '^(/[^/]+).*$', '\\1') | list + [qemu_harden_record | dirname | dirname]) | unique }}"
     patterns: >-
       {{ (qemu_harden_new.keys() | map('basename') | list + qemu_harden_new.keys() | map('dirname') | map('basename') | list
-          + [qemu_harden_record | dirname | basename, qemu_harden_record | basename, 'MANIFEST.sha256', 'journal.json', 'incoming']) | unique }}
+          + [qemu_harden_record | dirname | basename, qemu_harden_record | basename, 'MANIFEST.sha256', 'journal.json', 'next']) | unique }}
     depth: "{{ ([4] + qemu_harden_new.keys() | map('regex_findall', '/') | map('length') | list) | max }}"
     recurse: true
     file_type: any
@@ -154,6 +154,12 @@ dependencies: []
   register: qemu_harden_journal
   when: (qemu_harden_record ~ '/journal.json') in qemu_harden_host
 
+- name: Read the manifest of the bundle an interrupted install was putting in place
+  ansible.builtin.slurp:
+    src: "{{ qemu_harden_record }}/next/MANIFEST.sha256"
+  register: qemu_harden_next_manifest
+  when: qemu_harden_journal.content is defined and (qemu_harden_record ~ '/next/MANIFEST.sha256') in qemu_harden_host
+
 - name: Say that the last install on this host stopped midway
   ansible.builtin.debug:
     msg: >-
@@ -178,17 +184,18 @@ dependencies: []
       {%- endif -%}
       {%- endfor -%}
       {{ out }}
-    # Files of the bundle installed before that the new bundle no longer has, and that are still there.
+    # Files of the bundle installed before (and of the one an interrupted install was putting in place) that the
+    # new bundle no longer has.
     qemu_harden_removals: >-
       {%- set out = [] -%}
-      {%- if qemu_harden_old_manifest.content is defined -%}
-      {%- for line in (qemu_harden_old_manifest.content | b64decode).split('\n') -%}
+      {%- for manifest in [qemu_harden_old_manifest, qemu_harden_next_manifest] if manifest.content is defined -%}
+      {%- for line in (manifest.content | b64decode).split('\n') -%}
       {%- set m = line | regex_search('^[0-9a-f]{64}  root(/.+)$', '\\1') -%}
-      {%- if m and m[0] not in qemu_harden_new and not ((m[0] ~ '/') is search('/\\.{0,2}/')) -%}
+      {%- if m and m[0] not in qemu_harden_new and m[0] not in out and not ((m[0] ~ '/') is search('/\\.{0,2}/')) -%}
       {%- set _ = out.append(m[0]) -%}
       {%- endif -%}
       {%- endfor -%}
-      {%- endif -%}
+      {%- endfor -%}
       {{ out }}
     qemu_harden_backup_dir: "{{ qemu_harden_backups }}/{{ qemu_harden_run_time }}"
 
@@ -200,15 +207,15 @@ dependencies: []
   register: qemu_harden_found_removals
   when: qemu_harden_removals | length > 0
 
+- name: Remove what an interrupted install left in the staging directory
+  ansible.builtin.file:
+    path: "{{ qemu_harden_record }}/next"
+    state: absent
+  when: (qemu_harden_record ~ '/next') in qemu_harden_host
+
 - name: Stage the bundle in the install record
   when: qemu_harden_record_moves and not ansible_check_mode
   block:
-    - name: Remove what an interrupted install left in the staging directory
-      ansible.builtin.file:
-        path: "{{ qemu_harden_record }}/incoming"
-        state: absent
-      when: (qemu_harden_record ~ '/incoming') in qemu_harden_host
-
     - name: Create the record's directories
       ansible.builtin.file:
         path: "{{ item.path }}"
@@ -219,8 +226,8 @@ dependencies: []
       loop:
         - { path: "{{ qemu_harden_record | dirname }}", mode: "0755" }
         - { path: "{{ qemu_harden_record }}", mode: "0700" }
-        - { path: "{{ qemu_harden_record }}/incoming", mode: "0700" }
-      when: item.path.endswith('/incoming') or item.path not in qemu_harden_host
+        - { path: "{{ qemu_harden_record }}/next", mode: "0700" }
+      when: item.path.endswith('/next') or item.path not in qemu_harden_host
 
     - name: Pack the checked files of the bundle on the controller
       community.general.archive:
@@ -235,7 +242,7 @@ dependencies: []
     - name: Copy the bundle into the staging directory
       ansible.builtin.unarchive:
         src: "{{ qemu_harden_archive }}"
-        dest: "{{ qemu_harden_record }}/incoming"
+        dest: "{{ qemu_harden_record }}/next"
         owner: root
         group: root
         extra_opts:
@@ -243,7 +250,7 @@ dependencies: []
 
     - name: Make the record's directories root's alone (0700)
       ansible.builtin.command:
-        argv: [find, "{{ qemu_harden_record }}/incoming", -type, d, -exec, chmod, "0700", "{}", +]
+        argv: [find, "{{ qemu_harden_record }}/next", -type, d, -exec, chmod, "0700", "{}", +]
       changed_when: false
   always:
     - name: Remove the packed bundle from the controller
@@ -287,7 +294,7 @@ dependencies: []
   ansible.builtin.copy: &install
     # From the bundle staged in the record on the host (one module call a file); from the controller when the
     # record is not being replaced, or with --check or --diff, so that Ansible can show the differences.
-    src: "{{ (qemu_harden_record ~ '/incoming/root' ~ item) if qemu_harden_from_stage else (qemu_harden_bundle ~ '/root' ~ item) }}"
+    src: "{{ (qemu_harden_record ~ '/next/root' ~ item) if qemu_harden_from_stage else (qemu_harden_bundle ~ '/root' ~ item) }}"
     remote_src: "{{ qemu_harden_from_stage }}"
     dest: "{{ item }}"
     owner: root
@@ -370,8 +377,8 @@ dependencies: []
 
 - name: Record the new bundle as the installed one
   ansible.builtin.command:
-    argv: [mv, --no-target-directory, "{{ qemu_harden_record }}/incoming", "{{ qemu_harden_record }}/current"]
-    removes: "{{ qemu_harden_record }}/incoming"
+    argv: [mv, --no-target-directory, "{{ qemu_harden_record }}/next", "{{ qemu_harden_record }}/current"]
+    removes: "{{ qemu_harden_record }}/next"
     creates: "{{ qemu_harden_record }}/current"
   when: qemu_harden_record_moves
 
