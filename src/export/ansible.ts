@@ -8,8 +8,8 @@ import { checkManifest, walk, writeBundle } from '../bundle.js';
 import { InputError } from '../errors.js';
 import { ROLE_FILES } from './ansible-role.js';
 
-export const ROLE_DIR = 'roles/qemu_harden';
-export const BUNDLES_DIR = 'bundles';
+const ROLE_DIR = 'roles/qemu_harden';
+const BUNDLES_DIR = 'bundles';
 
 interface HostBundle {
   /** Inventory hostname: the role installs bundles/<host>/ on the host of that name. */
@@ -26,7 +26,7 @@ const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
  * Pair each bundle with the host that gets it: `--host NAME=BUNDLE` names the host; a bare BUNDLE goes to the
  * host named like its directory (bundles/web1 → web1).
  */
-export function pairHosts(positional: string[], hostFlags: string[]): { host: string; bundle: string; arg: string }[] {
+function pairHosts(positional: string[], hostFlags: string[]): { host: string; bundle: string; arg: string }[] {
   const pairs = [
     ...positional.map((b) => ({ host: basename(resolve(b)), bundle: b, arg: b })),
     ...hostFlags.map((h) => {
@@ -129,7 +129,7 @@ function readme(hosts: HostBundle[]): string {
   ].join('\n');
 }
 
-export interface ExportResult {
+interface ExportResult {
   out: string;
   hosts: HostBundle[];
   files: number;
