@@ -4,6 +4,7 @@
 # (with libvirt's built-in test driver, no daemon) for `import libvirt --running`, cmark to render the bundle
 # README, logrotate for the serial-log rotation a bundle installs.
 # openssl makes the throwaway CA and certificates of the TLS proofs.
+# Ansible (ansible-core with the community collections) and ansible-lint for the exported role.
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,7 @@ packages=(
   busybox-static cpio cmark logrotate
   iproute2 strace tmux coreutils python3 openssl
   libvirt-clients
+  ansible ansible-lint
 )
 
 missing=()

@@ -37,6 +37,7 @@ Usage:
   qemu-harden import libvirt (DOMAIN.xml... | --running) [--qemu-conf FILE] [--out FILE] [--force] [--json]
   qemu-harden import proxmox VMID.conf... [--storage-cfg FILE] [--out FILE] [--force] [--json]
   qemu-harden audit [--json] [--answers-out FILE]
+  qemu-harden export ansible [BUNDLE ...] [--host NAME=BUNDLE ...] --out DIR [--force]
   qemu-harden --help | --version
 
 Commands:
@@ -48,6 +49,8 @@ Commands:
   import     turn libvirt domain XML or Proxmox VE guest configurations into one answers file; report per
              guest what was carried, changed to the secure default, or refused
   audit      judge the QEMU processes running on this host (read-only); as root it sees everything
+  export     write an Ansible role, playbook and inventory that install each host's bundle (ansible: one
+             bundle per host; a BUNDLE goes to the host named like its directory)
 
 Options:
   --preset NAME      start from a shipped preset (see 'qemu-harden presets')
@@ -64,6 +67,7 @@ Options:
   --storage-cfg FILE import proxmox: resolve storage:volume names through this storage.cfg
   --running          import libvirt: read every running domain through 'virsh dumpxml'
   --answers-out FILE audit: write answers rebuilt from the running guests (a new file)
+  --host NAME=BUNDLE export: the host of inventory hostname NAME gets BUNDLE
 
 Exit status: 0 ok, 1 findings (verify, audit) or guests imported with secure defaults (import), 2 invalid
 usage or input or a guest refused (import), 70 internal error (a bug: please report it), 130 cancelled.
@@ -74,13 +78,14 @@ interface Parsed {
   positional: string[];
   flags: Map<string, string | true>;
   sets: string[];
+  hosts: string[];
 }
 
-const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out', '--root', '--qemu-conf', '--storage-cfg', '--answers-out']);
+const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out', '--root', '--qemu-conf', '--storage-cfg', '--answers-out', '--host']);
 const BOOL_FLAGS = new Set(['--force', '--dry-run', '--json', '--yes', '--running', '--help', '--version', '-h', '-V']);
 
 export function parseArgs(argv: string[]): Parsed {
-  const out: Parsed = { command: undefined, positional: [], flags: new Map(), sets: [] };
+  const out: Parsed = { command: undefined, positional: [], flags: new Map(), sets: [], hosts: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
@@ -89,6 +94,7 @@ export function parseArgs(argv: string[]): Parsed {
       const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
       if (value === undefined) throw new UsageError(`${name} needs a value`);
       if (name === '--set') out.sets.push(value);
+      else if (name === '--host') out.hosts.push(value);
       else if (out.flags.has(name)) throw new UsageError(`${name} given twice`);
       else out.flags.set(name, value);
     } else if (BOOL_FLAGS.has(arg)) out.flags.set(arg, true);
@@ -102,6 +108,7 @@ export function parseArgs(argv: string[]): Parsed {
 function allow(p: Parsed, allowed: string[], maxPositional: number): void {
   for (const k of p.flags.keys()) if (!allowed.includes(k)) throw new UsageError(`${k} does not apply to '${p.command ?? 'the wizard'}'`);
   if (p.sets.length && !allowed.includes('--set')) throw new UsageError(`--set does not apply to '${p.command ?? 'the wizard'}'`);
+  if (p.hosts.length && !allowed.includes('--host')) throw new UsageError(`--host does not apply to '${p.command ?? 'the wizard'}'`);
   if (p.positional.length > maxPositional) throw new UsageError(`unexpected argument ${p.positional[maxPositional]}`);
 }
 
@@ -254,6 +261,22 @@ async function auditCmd(p: Parsed, io: Io): Promise<number> {
   return counts(report) > 0 ? EXIT.findings : EXIT.ok;
 }
 
+async function exportCmd(p: Parsed, io: Io): Promise<number> {
+  allow(p, ['--host', '--out', '--force'], Infinity);
+  const [format, ...bundles] = p.positional;
+  if (format !== 'ansible') throw new UsageError(`export needs a format: qemu-harden export ansible BUNDLE... --out DIR${format ? ` ('${format}' is not one)` : ''}`);
+  const outDir = p.flags.get('--out') as string | undefined;
+  if (!outDir) throw new UsageError('export ansible needs --out DIR');
+  const { exportAnsible } = await import('./export/ansible.js');
+  const r = exportAnsible(bundles, p.hosts, outDir, p.flags.has('--force'));
+  io.out(
+    `Wrote an Ansible role and ${r.hosts.length} bundle${r.hosts.length > 1 ? 's' : ''} to ${r.out}:\n` +
+      r.hosts.map((h) => `  ${h.host}  ${h.bundle}  (${h.guests.join(', ')})\n`).join('') +
+      `Next: cd ${r.out} && ansible-playbook -i inventory.ini site.yml --check --diff\n`,
+  );
+  return EXIT.ok;
+}
+
 async function wizard(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--answers'], 0);
   if (!io.isTTY) {
@@ -295,6 +318,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         return await importCmd(p, io);
       case 'audit':
         return await auditCmd(p, io);
+      case 'export':
+        return await exportCmd(p, io);
       default:
         throw new UsageError(`unknown command '${p.command}' (see qemu-harden --help)`);
     }

@@ -87,6 +87,11 @@ export class Container {
     throw new Error(`the container did not come up:\n${this.consoleLog().slice(-3000)}`);
   }
 
+  /** The PID, on this host, of the container's systemd: what `nsenter -t` enters. */
+  get pid(): number {
+    return this.leader;
+  }
+
   private findLeader(): number {
     const pid = this.child?.pid;
     if (!pid) return 0;

@@ -1,0 +1,502 @@
+// The Ansible role that `qemu-harden export ansible` writes, file by file. It is the same for every host and every
+// bundle: each host reads its own bundle (bundles/<inventory hostname>/ by default) when the play runs. Its steps
+// follow src/apply.ts, and it keeps the install record README.md describes (under "export ansible").
+
+export const ROLE_FILES: Record<string, string> = {
+  'defaults/main.yml': String.raw`---
+# The bundle this host gets: a directory written by qemu-harden generate, chosen by inventory hostname.
+qemu_harden_bundle: "{{ playbook_dir }}/bundles/{{ inventory_hostname }}"
+# Enable and start every guest of the bundle, and restart the guests whose unit or profile changed.
+# With false, the role installs and activates the files and names the guests that need a (re)start.
+qemu_harden_start: true
+# The install record shared with qemu-harden apply: what is installed, the one before, an install under way.
+qemu_harden_record: /var/lib/qemu-harden/.installed
+# Replaced and removed files are kept here, under the UTC time of the run, at their host path.
+qemu_harden_backups: /var/backups/qemu-harden
+`,
+  'vars/main.yml': String.raw`---
+# Where the bundle installed before is recorded: current, or previous when an install stopped between moving
+# current away and moving the new bundle in; empty when the host has no record.
+qemu_harden_old_record: >-
+  {{- 'current' if (qemu_harden_record ~ '/current/MANIFEST.sha256') in qemu_harden_host
+      else ('previous' if (qemu_harden_record ~ '/journal.json') in qemu_harden_host
+                          and (qemu_harden_record ~ '/previous/MANIFEST.sha256') in qemu_harden_host
+            else '') -}}
+# Files of guests that left the bundle and are still on the host.
+qemu_harden_gone: "{{ qemu_harden_found_removals.files | default([]) | map(attribute='path') | select('in', qemu_harden_removals) | list }}"
+# Every copy this run made, and those that replaced a file (and so left a backup next to it).
+qemu_harden_installed: >-
+  {{ [qemu_harden_installed_sysusers, qemu_harden_installed_tmpfiles, qemu_harden_installed_udev,
+      qemu_harden_installed_apparmor, qemu_harden_installed_units, qemu_harden_installed_other]
+     | map(attribute='results', default=[]) | flatten }}
+qemu_harden_backed_up: "{{ qemu_harden_installed | selectattr('backup_file', 'defined') | list }}"
+# Whether the host files are copied from the bundle staged on the host (see the install tasks).
+qemu_harden_from_stage: "{{ qemu_harden_record_moves and not ansible_check_mode and not ansible_diff_mode }}"
+# The bundle packed on the controller for its one trip to the host.
+qemu_harden_archive: "{{ lookup('ansible.builtin.env', 'TMPDIR') | default('/tmp', true) }}/qemu-harden-{{ inventory_hostname }}-{{ qemu_harden_to[:16] }}.tar"
+# The files each activation step reads.
+qemu_harden_sysusers_files: "{{ qemu_harden_new.keys() | select('match', '^/etc/sysusers\\.d/[^/]+\\.conf$') | sort }}"
+qemu_harden_tmpfiles_files: "{{ qemu_harden_new.keys() | select('match', '^/etc/tmpfiles\\.d/[^/]+\\.conf$') | sort }}"
+qemu_harden_profiles: "{{ qemu_harden_new.keys() | select('match', '^/etc/apparmor\\.d/qemu-harden-[^/]+$') | sort }}"
+`,
+  'meta/main.yml': String.raw`---
+galaxy_info:
+  role_name: qemu_harden
+  namespace: qemu_harden
+  author: qemu-harden
+  description: Install a qemu-harden bundle (hardened QEMU guests under systemd) and keep the install record
+  license: MIT
+  min_ansible_version: "2.14"
+  platforms:
+    - name: Debian
+      versions:
+        - bookworm
+  galaxy_tags:
+    - qemu
+    - systemd
+    - apparmor
+    - hardening
+dependencies: []
+`,
+  'tasks/main.yml': String.raw`---
+# Install this host's qemu-harden bundle the way qemu-harden apply does, and keep the same install record
+# (/var/lib/qemu-harden/.installed), so that apply and this role can take turns on one host.
+# Nothing on the host changes before the bundle has been checked against its manifest on the controller.
+
+- name: Read the bundle on the controller
+  ansible.builtin.set_fact:
+    qemu_harden_manifest: "{{ lookup('ansible.builtin.file', qemu_harden_bundle ~ '/MANIFEST.sha256', rstrip=false, errors='ignore') }}"
+    qemu_harden_tree: "{{ query('community.general.filetree', qemu_harden_bundle) | rejectattr('state', 'equalto', 'directory') | list }}"
+    qemu_harden_run_time: "{{ now(utc=true, fmt='%Y%m%dT%H%M%SZ') }}"
+
+- name: Parse the manifest
+  ansible.builtin.set_fact:
+    # One entry per line: {sha256, path}. A line that is not "<sha256>  <path>" has an empty sha256.
+    qemu_harden_entries: >-
+      {%- set out = [] -%}
+      {%- for line in qemu_harden_manifest.split('\n') if line != '' -%}
+      {%- set m = line | regex_search('^([0-9a-f]{64})  (README\\.md|answers\\.json|root/.+)$', '\\1', '\\2') -%}
+      {%- set safe = m and not (('/' ~ m[1] ~ '/') is search('/\\.{0,2}/')) -%}
+      {%- set _ = out.append({'sha256': m[0] if safe else '', 'path': m[1] if safe else line}) -%}
+      {%- endfor -%}
+      {{ out }}
+
+- name: Check every file of the bundle against its manifest before changing anything
+  ansible.builtin.assert:
+    that:
+      - qemu_harden_entries | length > 0
+      - qemu_harden_problems | length == 0
+    quiet: true
+    fail_msg: >-
+      {{ qemu_harden_bundle }} does not match its manifest; nothing was changed on this host:
+      {{ qemu_harden_problems | join('; ') if qemu_harden_problems else 'MANIFEST.sha256 is missing or empty' }}
+  vars:
+    qemu_harden_listed: "{{ qemu_harden_entries | map(attribute='path') | list }}"
+    qemu_harden_problems: >-
+      {%- set out = [] -%}
+      {%- for e in qemu_harden_entries -%}
+      {%- if e.sha256 == '' -%}
+      {%- set _ = out.append('MANIFEST.sha256: not a "<sha256>  <relative path>" line: ' ~ e.path) -%}
+      {%- elif (lookup('ansible.builtin.file', qemu_harden_bundle ~ '/' ~ e.path, rstrip=false, errors='ignore') | hash('sha256')) != e.sha256 -%}
+      {%- set _ = out.append(e.path ~ ': missing, or changed since the bundle was generated (checksum differs)') -%}
+      {%- endif -%}
+      {%- endfor -%}
+      {%- for f in qemu_harden_tree -%}
+      {%- if f.state != 'file' -%}
+      {%- set _ = out.append(f.path ~ ': a ' ~ f.state ~ ', not a regular file') -%}
+      {%- elif f.path != 'MANIFEST.sha256' and f.path not in qemu_harden_listed -%}
+      {%- set _ = out.append(f.path ~ ': not listed in the manifest') -%}
+      {%- endif -%}
+      {%- endfor -%}
+      {{ out }}
+
+- name: Work out what the bundle installs
+  ansible.builtin.set_fact:
+    # Host path → sha1 (what the find and copy modules compare) of every file under root/.
+    qemu_harden_new: >-
+      {%- set out = {} -%}
+      {%- for e in qemu_harden_entries if e.path.startswith('root/') -%}
+      {%- set _ = out.update({e.path[4:]: lookup('ansible.builtin.file', qemu_harden_bundle ~ '/' ~ e.path, rstrip=false) | hash('sha1')}) -%}
+      {%- endfor -%}
+      {{ out }}
+    qemu_harden_to: "{{ qemu_harden_manifest | hash('sha256') }}"
+    qemu_harden_to_sha1: "{{ qemu_harden_manifest | hash('sha1') }}"
+    qemu_harden_guests: "{{ (lookup('ansible.builtin.file', qemu_harden_bundle ~ '/answers.json') | from_json).guests | map(attribute='name') | list }}"
+
+- name: Look at the installed files and the install record
+  ansible.builtin.find:
+    paths: "{{ (qemu_harden_new.keys() | map('regex_replace', '^(/[^/]+).*$', '\\1') | list + [qemu_harden_record | dirname | dirname]) | unique }}"
+    patterns: >-
+      {{ (qemu_harden_new.keys() | map('basename') | list + qemu_harden_new.keys() | map('dirname') | map('basename') | list
+          + [qemu_harden_record | dirname | basename, qemu_harden_record | basename, 'MANIFEST.sha256', 'journal.json', 'next']) | unique }}
+    depth: "{{ ([4] + qemu_harden_new.keys() | map('regex_findall', '/') | map('length') | list) | max }}"
+    recurse: true
+    file_type: any
+    hidden: true
+    get_checksum: true
+  register: qemu_harden_found
+
+- name: Index what was found
+  ansible.builtin.set_fact:
+    qemu_harden_host: "{{ dict(qemu_harden_found.files | map(attribute='path') | zip(qemu_harden_found.files)) }}"
+
+- name: Read the manifest of the bundle installed before
+  ansible.builtin.slurp:
+    src: "{{ qemu_harden_record }}/{{ qemu_harden_old_record }}/MANIFEST.sha256"
+  register: qemu_harden_old_manifest
+  when:
+    - qemu_harden_old_record != ''
+    - qemu_harden_host[qemu_harden_record ~ '/' ~ qemu_harden_old_record ~ '/MANIFEST.sha256'].checksum != qemu_harden_to_sha1
+
+- name: Read the journal of an install that stopped midway
+  ansible.builtin.slurp:
+    src: "{{ qemu_harden_record }}/journal.json"
+  register: qemu_harden_journal
+  when: (qemu_harden_record ~ '/journal.json') in qemu_harden_host
+
+- name: Read the manifest of the bundle an interrupted install was putting in place
+  ansible.builtin.slurp:
+    src: "{{ qemu_harden_record }}/next/MANIFEST.sha256"
+  register: qemu_harden_next_manifest
+  when: qemu_harden_journal.content is defined and (qemu_harden_record ~ '/next/MANIFEST.sha256') in qemu_harden_host
+
+- name: Say that the last install on this host stopped midway
+  ansible.builtin.debug:
+    msg: >-
+      The last install on this host stopped midway ({{ qemu_harden_journal.content | b64decode | trim }}): it holds a mix
+      of two bundles. This run plans against the files as they are and completes the install.
+  when: qemu_harden_journal.content is defined
+
+- name: Plan the changes
+  ansible.builtin.set_fact:
+    qemu_harden_from: >-
+      {{- (qemu_harden_old_manifest.content | b64decode | hash('sha256')) if qemu_harden_old_manifest.content is defined
+          else (qemu_harden_to if qemu_harden_old_record != '' else '') -}}
+    qemu_harden_record_moves: >-
+      {{- qemu_harden_host.get(qemu_harden_record ~ '/current/MANIFEST.sha256', {}).get('checksum') != qemu_harden_to_sha1 -}}
+    # Files whose content, mode or owner differ from the bundle, by the directory that decides their activation step.
+    qemu_harden_changes: >-
+      {%- set out = [] -%}
+      {%- for path, sha1 in qemu_harden_new.items() -%}
+      {%- set h = qemu_harden_host.get(path, {}) -%}
+      {%- if h.get('checksum') != sha1 or h.get('mode') != '0644' or h.get('uid') != 0 or h.get('gid') != 0 -%}
+      {%- set _ = out.append(path) -%}
+      {%- endif -%}
+      {%- endfor -%}
+      {{ out }}
+    # Files of the bundle installed before (and of the one an interrupted install was putting in place) that the
+    # new bundle no longer has.
+    qemu_harden_removals: >-
+      {%- set out = [] -%}
+      {%- for manifest in [qemu_harden_old_manifest, qemu_harden_next_manifest] if manifest.content is defined -%}
+      {%- for line in (manifest.content | b64decode).split('\n') -%}
+      {%- set m = line | regex_search('^[0-9a-f]{64}  root(/.+)$', '\\1') -%}
+      {%- if m and m[0] not in qemu_harden_new and m[0] not in out and not ((m[0] ~ '/') is search('/\\.{0,2}/')) -%}
+      {%- set _ = out.append(m[0]) -%}
+      {%- endif -%}
+      {%- endfor -%}
+      {%- endfor -%}
+      {{ out }}
+    qemu_harden_backup_dir: "{{ qemu_harden_backups }}/{{ qemu_harden_run_time }}"
+
+- name: Look for the files of guests that left
+  ansible.builtin.find:
+    paths: "{{ qemu_harden_removals | map('dirname') | unique }}"
+    patterns: "{{ qemu_harden_removals | map('basename') | unique }}"
+    hidden: true
+  register: qemu_harden_found_removals
+  when: qemu_harden_removals | length > 0
+
+- name: Remove what an interrupted install left in the staging directory
+  ansible.builtin.file:
+    path: "{{ qemu_harden_record }}/next"
+    state: absent
+  when: (qemu_harden_record ~ '/next') in qemu_harden_host
+
+- name: Stage the bundle in the install record
+  when: qemu_harden_record_moves and not ansible_check_mode
+  block:
+    - name: Create the record's directories
+      ansible.builtin.file:
+        path: "{{ item.path }}"
+        state: directory
+        owner: root
+        group: root
+        mode: "{{ item.mode }}"
+      loop:
+        - { path: "{{ qemu_harden_record | dirname }}", mode: "0755" }
+        - { path: "{{ qemu_harden_record }}", mode: "0700" }
+        - { path: "{{ qemu_harden_record }}/next", mode: "0700" }
+      when: item.path.endswith('/next') or item.path not in qemu_harden_host
+
+    - name: Pack the checked files of the bundle on the controller
+      community.general.archive:
+        path: >-
+          {{ [qemu_harden_bundle] | product(qemu_harden_entries | map(attribute='path') | list + ['MANIFEST.sha256'])
+             | map('join', '/') | list }}
+        dest: "{{ qemu_harden_archive }}"
+        format: tar
+        mode: "0600"
+      delegate_to: localhost
+
+    - name: Copy the bundle into the staging directory
+      ansible.builtin.unarchive:
+        src: "{{ qemu_harden_archive }}"
+        dest: "{{ qemu_harden_record }}/next"
+        owner: root
+        group: root
+        extra_opts:
+          - --no-same-owner
+
+    - name: Make the record's directories root's alone (0700)
+      ansible.builtin.command:
+        argv: [find, "{{ qemu_harden_record }}/next", -type, d, -exec, chmod, "0700", "{}", +]
+      changed_when: false
+  always:
+    - name: Remove the packed bundle from the controller
+      ansible.builtin.file:
+        path: "{{ qemu_harden_archive }}"
+        state: absent
+      delegate_to: localhost
+
+- name: Start the install in the record's journal
+  ansible.builtin.copy:
+    content: "{{ {'action': 'apply', 'from': qemu_harden_from or none, 'to': qemu_harden_to, 'started': now(utc=true, fmt='%Y-%m-%dT%H:%M:%SZ')} | to_json }}\n"
+    dest: "{{ qemu_harden_record }}/journal.json"
+    owner: root
+    group: root
+    mode: "0600"
+  when: qemu_harden_record_moves
+
+- name: Put the journal on disk before any host file changes
+  ansible.builtin.command:
+    argv: [sync, "{{ qemu_harden_record }}/journal.json", "{{ qemu_harden_record }}"]
+  changed_when: false
+  when: qemu_harden_record_moves and not ansible_check_mode
+
+- name: Stop and disable the units of guests that left
+  ansible.builtin.systemd_service:
+    name: "{{ item | basename }}"
+    state: stopped
+    enabled: false
+  loop: "{{ qemu_harden_gone | select('match', '^/etc/systemd/system/[^/]+\\.service$') | list }}"
+
+- name: Create the directories the bundle's files go in
+  ansible.builtin.file:
+    path: "{{ item }}"
+    state: directory
+    owner: root
+    group: root
+    mode: "0755"
+  loop: "{{ qemu_harden_changes | map('dirname') | unique | reject('in', qemu_harden_host) | list }}"
+
+- name: Install the users and groups (sysusers.d)
+  ansible.builtin.copy: &install
+    # From the bundle staged in the record on the host (one module call a file); from the controller when the
+    # record is not being replaced, or with --check or --diff, so that Ansible can show the differences.
+    src: "{{ (qemu_harden_record ~ '/next/root' ~ item) if qemu_harden_from_stage else (qemu_harden_bundle ~ '/root' ~ item) }}"
+    remote_src: "{{ qemu_harden_from_stage }}"
+    dest: "{{ item }}"
+    owner: root
+    group: root
+    mode: "0644"
+    backup: true
+  loop: "{{ qemu_harden_changes | select('match', '^/etc/sysusers\\.d/') | list }}"
+  register: qemu_harden_installed_sysusers
+  notify: qemu-harden sysusers changed
+
+- name: Install the directories and their ownership (tmpfiles.d)
+  ansible.builtin.copy: *install
+  loop: "{{ qemu_harden_changes | select('match', '^/etc/tmpfiles\\.d/') | list }}"
+  register: qemu_harden_installed_tmpfiles
+  notify: qemu-harden tmpfiles changed
+
+- name: Install the udev rules
+  ansible.builtin.copy: *install
+  loop: "{{ qemu_harden_changes | select('match', '^/etc/udev/') | list }}"
+  register: qemu_harden_installed_udev
+  notify: qemu-harden udev rules changed
+
+- name: Install the AppArmor profiles
+  ansible.builtin.copy: *install
+  loop: "{{ qemu_harden_changes | select('match', '^/etc/apparmor\\.d/') | list }}"
+  register: qemu_harden_installed_apparmor
+  notify: qemu-harden apparmor profiles changed
+
+- name: Install the systemd units
+  ansible.builtin.copy: *install
+  loop: "{{ qemu_harden_changes | select('match', '^/etc/systemd/') | list }}"
+  register: qemu_harden_installed_units
+  notify: qemu-harden units changed
+
+- name: Install the other files
+  ansible.builtin.copy: *install
+  loop: "{{ qemu_harden_changes | reject('match', '^/etc/(sysusers\\.d|tmpfiles\\.d|udev|apparmor\\.d|systemd)/') | list }}"
+  register: qemu_harden_installed_other
+
+- name: Create the backup directories
+  ansible.builtin.file:
+    path: "{{ item }}"
+    state: directory
+    owner: root
+    group: root
+    mode: "0700"
+  loop: >-
+    {{ [qemu_harden_backup_dir] | product((qemu_harden_gone + qemu_harden_backed_up | map(attribute='item') | list) | map('dirname') | unique)
+       | map('join', '') | list }}
+
+- name: Move the files of guests that left into the backup directory
+  ansible.builtin.command:
+    argv: [mv, --no-target-directory, "{{ item }}", "{{ qemu_harden_backup_dir }}{{ item }}"]
+    removes: "{{ item }}"
+    creates: "{{ qemu_harden_backup_dir }}{{ item }}"
+  loop: "{{ qemu_harden_gone }}"
+  notify: qemu-harden units changed
+
+- name: File the backups of replaced files under the backup directory
+  ansible.builtin.command:
+    argv: [mv, --no-target-directory, "{{ item.backup_file }}", "{{ qemu_harden_backup_dir }}{{ item.item }}"]
+    removes: "{{ item.backup_file }}"
+    creates: "{{ qemu_harden_backup_dir }}{{ item.item }}"
+  loop: "{{ qemu_harden_backed_up }}"
+  loop_control:
+    label: "{{ item.item }}"
+
+- name: Keep the bundle installed before as the previous one
+  ansible.builtin.file:
+    path: "{{ qemu_harden_record }}/previous"
+    state: absent
+  when: qemu_harden_record_moves and (qemu_harden_record ~ '/current/MANIFEST.sha256') in qemu_harden_host
+
+- name: Move the installed bundle's record to previous
+  ansible.builtin.command:
+    argv: [mv, --no-target-directory, "{{ qemu_harden_record }}/current", "{{ qemu_harden_record }}/previous"]
+    removes: "{{ qemu_harden_record }}/current"
+    creates: "{{ qemu_harden_record }}/previous"
+  when: qemu_harden_record_moves and (qemu_harden_record ~ '/current/MANIFEST.sha256') in qemu_harden_host
+
+- name: Record the new bundle as the installed one
+  ansible.builtin.command:
+    argv: [mv, --no-target-directory, "{{ qemu_harden_record }}/next", "{{ qemu_harden_record }}/current"]
+    removes: "{{ qemu_harden_record }}/next"
+    creates: "{{ qemu_harden_record }}/current"
+  when: qemu_harden_record_moves
+
+- name: Close the journal
+  ansible.builtin.file:
+    path: "{{ qemu_harden_record }}/journal.json"
+    state: absent
+  when: qemu_harden_record_moves or qemu_harden_journal.content is defined
+
+- name: Run every activation step again after an interrupted install
+  ansible.builtin.debug:
+    msg: The last install stopped midway, so every activation step runs again.
+  changed_when: true
+  when: qemu_harden_journal.content is defined
+  notify:
+    - qemu-harden sysusers changed
+    - qemu-harden tmpfiles changed
+    - qemu-harden udev rules changed
+    - qemu-harden apparmor profiles changed
+    - qemu-harden units changed
+
+- name: Work out which guests restart
+  ansible.builtin.set_fact:
+    # A guest restarts when its unit, its tap unit, its profile, its rules or the abstraction every profile
+    # includes changed; its tap unit restarts before it when that changed.
+    qemu_harden_restart: >-
+      {%- set changed = qemu_harden_installed | selectattr('changed') | map(attribute='item') | list -%}
+      {%- set out = [] -%}
+      {%- for g in qemu_harden_guests -%}
+      {%- set unit = '/etc/systemd/system/qemu-' ~ g ~ '.service' -%}
+      {%- set tap = '/etc/systemd/system/qemu-' ~ g ~ '-tap.service' -%}
+      {%- set profile = '/etc/apparmor.d/qemu-harden-' ~ g -%}
+      {%- set confined = profile in qemu_harden_new -%}
+      {%- if tap in changed -%}{%- set _ = out.append('qemu-' ~ g ~ '-tap.service') -%}{%- endif -%}
+      {%- if unit in changed or tap in changed or profile in changed or ('/etc/apparmor.d/qemu-harden.d/' ~ g) in changed
+            or (confined and '/etc/apparmor.d/abstractions/qemu-harden' in changed) -%}
+      {%- set _ = out.append('qemu-' ~ g ~ '.service') -%}
+      {%- endif -%}
+      {%- endfor -%}
+      {{ out }}
+
+- name: Run the activation steps of what changed
+  ansible.builtin.meta: flush_handlers
+
+- name: Restart the tap units that changed
+  ansible.builtin.systemd_service:
+    name: "{{ item }}"
+    state: restarted
+  loop: "{{ qemu_harden_restart | select('match', '.*-tap\\.service$') | list }}"
+  when: qemu_harden_start and not (ansible_check_mode and ('/etc/systemd/system/' ~ item) not in qemu_harden_host)
+
+- name: Enable and start every guest; restart those whose unit or profile changed
+  ansible.builtin.systemd_service:
+    name: "qemu-{{ item }}.service"
+    state: "{{ 'restarted' if ('qemu-' ~ item ~ '.service') in qemu_harden_restart else 'started' }}"
+    enabled: true
+  loop: "{{ qemu_harden_guests }}"
+  when: qemu_harden_start and not (ansible_check_mode and ('/etc/systemd/system/qemu-' ~ item ~ '.service') not in qemu_harden_host)
+
+- name: Name the guests that need a restart
+  ansible.builtin.debug:
+    msg: "Their unit or profile changed; restart them to put it in force: systemctl restart {{ qemu_harden_restart | join(' ') }}"
+  when: not qemu_harden_start and qemu_harden_restart | length > 0
+`,
+  'handlers/main.yml': String.raw`---
+# The activation steps, each run only when a file it reads changed, in this order: users before the directories
+# they own, udev before the devices are used, profiles before the guests they confine start, systemd's view of
+# the units before any guest restarts.
+
+- name: Create users and groups (systemd-sysusers)
+  ansible.builtin.command:
+    argv: "{{ ['systemd-sysusers'] + qemu_harden_sysusers_files }}"
+  changed_when: true
+  listen: qemu-harden sysusers changed
+
+- name: Create directories and set ownership (systemd-tmpfiles --create)
+  ansible.builtin.command:
+    argv: "{{ ['systemd-tmpfiles', '--create'] + qemu_harden_tmpfiles_files }}"
+  changed_when: true
+  listen: qemu-harden tmpfiles changed
+
+- name: Look for a running udev
+  ansible.builtin.stat:
+    path: /run/udev/control
+  register: qemu_harden_udev
+  listen: qemu-harden udev rules changed
+
+- name: Reload udev rules
+  ansible.builtin.command:
+    argv: [udevadm, control, --reload]
+  changed_when: true
+  when: qemu_harden_udev.stat.exists
+  listen: qemu-harden udev rules changed
+
+- name: Re-trigger kvm, tun, vhost-net, vfio and usb devices
+  ansible.builtin.command:
+    argv: [udevadm, trigger, --action=change, --subsystem-match=misc, --subsystem-match=vfio, --subsystem-match=usb]
+  changed_when: true
+  when: qemu_harden_udev.stat.exists
+  listen: qemu-harden udev rules changed
+
+- name: Ask the kernel whether AppArmor is enabled
+  ansible.builtin.slurp:
+    src: /sys/module/apparmor/parameters/enabled
+  register: qemu_harden_apparmor
+  failed_when: false
+  listen: qemu-harden apparmor profiles changed
+
+- name: Load the guests' AppArmor profiles (apparmor_parser -r)
+  ansible.builtin.command:
+    argv: "{{ ['apparmor_parser', '-r', '-W'] + qemu_harden_profiles }}"
+  changed_when: true
+  when: (qemu_harden_apparmor.content | default('') | b64decode | trim) == 'Y' and qemu_harden_profiles | length > 0
+  listen: qemu-harden apparmor profiles changed
+
+- name: Reload systemd
+  ansible.builtin.systemd_service:
+    daemon_reload: true
+  listen: qemu-harden units changed
+`,
+};

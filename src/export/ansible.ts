@@ -1,0 +1,156 @@
+// `qemu-harden export ansible`: an Ansible role, an example playbook and inventory, and a copy of each host's
+// bundle, written to one directory. Ansible then moves the bundles; the role installs each host's bundle with
+// Ansible's own modules and keeps the same install record as `apply`, so the two can take turns on a host.
+import { readFileSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { ANSWERS, type BundleFile } from '../bundle-layout.js';
+import { checkManifest, walk, writeBundle } from '../bundle.js';
+import { InputError } from '../errors.js';
+import { ROLE_FILES } from './ansible-role.js';
+
+const ROLE_DIR = 'roles/qemu_harden';
+const BUNDLES_DIR = 'bundles';
+
+interface HostBundle {
+  /** Inventory hostname: the role installs bundles/<host>/ on the host of that name. */
+  host: string;
+  /** The bundle directory given on the command line. */
+  bundle: string;
+  guests: string[];
+}
+
+/** A name the INI inventory, the YAML inventory and a directory name all take as it is. */
+const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/**
+ * Pair each bundle with the host that gets it: `--host NAME=BUNDLE` names the host; a bare BUNDLE goes to the
+ * host named like its directory (bundles/web1 → web1).
+ */
+function pairHosts(positional: string[], hostFlags: string[]): { host: string; bundle: string; arg: string }[] {
+  const pairs = [
+    ...positional.map((b) => ({ host: basename(resolve(b)), bundle: b, arg: b })),
+    ...hostFlags.map((h) => {
+      const eq = h.indexOf('=');
+      if (eq <= 0 || eq === h.length - 1) throw new InputError(`--host ${h}: expected NAME=BUNDLE, e.g. --host web1=./bundles/web1`);
+      return { host: h.slice(0, eq), bundle: h.slice(eq + 1), arg: `--host ${h}` };
+    }),
+  ];
+  if (pairs.length === 0) throw new InputError('export ansible needs at least one bundle: qemu-harden export ansible BUNDLE... --out DIR');
+  const seen = new Map<string, string>();
+  for (const p of pairs) {
+    if (!HOST_NAME.test(p.host))
+      throw new InputError(`${p.arg}: "${p.host}" is not a usable inventory hostname (letters, digits, ".", "_", "-"; name it with --host NAME=BUNDLE)`);
+    const other = seen.get(p.host);
+    if (other !== undefined) throw new InputError(`${p.arg}: host ${p.host} already gets ${other}; each host gets one bundle`);
+    seen.set(p.host, p.bundle);
+  }
+  return pairs;
+}
+
+function readHostBundle(p: { host: string; bundle: string; arg: string }): HostBundle {
+  let isDir = false;
+  try {
+    isDir = statSync(p.bundle).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir) throw new InputError(`${p.arg}: ${p.bundle} is not a directory`);
+  const problems = checkManifest(p.bundle);
+  if (problems.length > 0)
+    throw new InputError(`${p.arg}: ${p.bundle} does not match its manifest; nothing was written:\n${problems.map((x) => `  ${x.path}: ${x.problem}`).join('\n')}`);
+  let guests: string[];
+  try {
+    const doc = JSON.parse(readFileSync(join(p.bundle, ANSWERS), 'utf8')) as { guests?: { name?: unknown }[] };
+    guests = (doc.guests ?? []).map((g) => String(g.name));
+  } catch {
+    throw new InputError(`${p.arg}: ${join(p.bundle, ANSWERS)} is not a qemu-harden answers file`);
+  }
+  return { host: p.host, bundle: p.bundle, guests };
+}
+
+function inventory(hosts: HostBundle[]): string {
+  return [
+    '# The hosts that get a qemu-harden bundle. The role installs bundles/<inventory hostname>/ on each, so a',
+    '# host\'s name here is the name of its bundle directory. Say how Ansible reaches each host on its line',
+    '# (ansible_host=, ansible_user=, ...) as in any inventory; the role needs root on the host (connect as root,',
+    '# or set ansible_become=true).',
+    '[qemu_harden]',
+    ...hosts.map((h) => h.host),
+    '',
+  ].join('\n');
+}
+
+const PLAYBOOK = `---
+# Install each host's qemu-harden bundle: ansible-playbook -i inventory.ini site.yml --check --diff, then without --check.
+- name: Install each host's qemu-harden bundle
+  hosts: qemu_harden
+  gather_facts: false
+  # Activation steps still run on a host whose install stopped after its files changed.
+  force_handlers: true
+  roles:
+    - role: qemu_harden
+`;
+
+function readme(hosts: HostBundle[]): string {
+  return [
+    '# qemu-harden bundles for Ansible',
+    '',
+    'Written by `qemu-harden export ansible`. Each host installs its own bundle, chosen by inventory hostname:',
+    '',
+    '| host | bundle | guests |',
+    '| --- | --- | --- |',
+    ...hosts.map((h) => `| \`${h.host}\` | \`${BUNDLES_DIR}/${h.host}/\` (from \`${h.bundle}\`) | ${h.guests.map((g) => `\`${g}\``).join(', ')} |`),
+    '',
+    '```sh',
+    'ansible-playbook -i inventory.ini site.yml --check --diff   # what would change on each host; changes nothing',
+    'ansible-playbook -i inventory.ini site.yml                  # install',
+    '```',
+    '',
+    'For each host the role (`roles/qemu_harden`):',
+    '',
+    '1. checks every file of the host\'s bundle against its `MANIFEST.sha256` on the controller; a bundle that',
+    '   does not match fails that host before anything on it changes, and the other hosts go on;',
+    '2. copies the bundle into the install record, `/var/lib/qemu-harden/.installed/` (the same record',
+    '   `qemu-harden apply` keeps), and writes the record\'s journal before the first host file changes;',
+    '3. installs the files under `root/` that differ, `root:root 0644`; stops and disables the units of guests that',
+    '   left the bundle and removes their files; replaced and removed files are kept under',
+    '   `/var/backups/qemu-harden/<UTC time>/<path>`;',
+    '4. moves the record (`current` becomes `previous`, the new bundle becomes `current`) and closes the journal;',
+    '5. runs only the activation steps whose files changed: `systemd-sysusers`, `systemd-tmpfiles --create`, udev',
+    '   reload and trigger (when udev runs), `apparmor_parser -r` (when AppArmor is enabled), `daemon-reload`;',
+    '6. restarts the guests whose unit, tap unit or AppArmor profile changed, and enables and starts every guest.',
+    '',
+    'A second run changes nothing. Role variables (`roles/qemu_harden/defaults/main.yml`): `qemu_harden_bundle`',
+    '(another bundle directory for a host), `qemu_harden_start: false` (install and activate, but leave starting',
+    'and restarting guests to you: the play names the guests that need a restart).',
+    '',
+    'To roll out a new bundle for a host, replace `bundles/<host>/` with it (or export again with `--force`).',
+    '',
+  ].join('\n');
+}
+
+interface ExportResult {
+  out: string;
+  hosts: HostBundle[];
+  files: number;
+}
+
+export function exportAnsible(positional: string[], hostFlags: string[], outDir: string, force: boolean): ExportResult {
+  const hosts = pairHosts(positional, hostFlags).map(readHostBundle);
+  const files: BundleFile[] = [
+    { path: 'README.md', mode: 0o644, content: readme(hosts), why: 'how to run the playbook' },
+    { path: 'site.yml', mode: 0o644, content: PLAYBOOK, why: 'the example playbook' },
+    { path: 'inventory.ini', mode: 0o644, content: inventory(hosts), why: 'the example inventory' },
+    ...Object.entries(ROLE_FILES).map(([path, content]) => ({ path: `${ROLE_DIR}/${path}`, mode: 0o644, content, why: 'the role' })),
+  ];
+  for (const h of hosts)
+    for (const rel of walk(h.bundle))
+      files.push({
+        path: `${BUNDLES_DIR}/${h.host}/${rel}`,
+        mode: statSync(join(h.bundle, rel)).mode & 0o777,
+        content: readFileSync(join(h.bundle, rel), 'utf8'),
+        why: `${h.host}'s bundle`,
+      });
+  writeBundle(outDir, files, force);
+  return { out: outDir, hosts, files: files.length };
+}

@@ -1,0 +1,346 @@
+// `qemu-harden export ansible`, proven with Debian's own Ansible against two hosts: two systemd-nspawn containers,
+// booted side by side, each getting its own bundle by inventory hostname. Ansible reaches them through
+// community.docker.nsenter (shipped in Debian's ansible package), which enters the mount, PID, network, IPC and
+// UTS namespaces of the container's systemd: ansible_nsenter_pid is the container leader's PID on this host.
+// The guests run under TCG (emulation, acknowledged) so the proof is the same on machines without KVM.
+// community.general.chroot cannot reach these containers: seen from this host their root has no /usr (it is
+// bound into the container's own mount namespace only), so there is no Python to run modules, and a chroot
+// would not reach the container's systemd anyway.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { appendFileSync, chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
+import { Container } from './container.js';
+import { cli, requireTool, tempDir } from './helpers.js';
+
+type Guests = Record<string, number>;
+/** Host → guest → memory (MiB). v2 changes alpha's memory and drops delta on h1; h2 stays as it is. */
+const V1: Record<string, Guests> = { h1: { alpha: 64, beta: 64, delta: 64 }, h2: { gamma: 64 } };
+const V2: Record<string, Guests> = { h1: { alpha: 96, beta: 64 }, h2: { gamma: 64 } };
+
+/** What churns on its own in a booted container (journal, systemd's own state) or is not on its disk. */
+const NOT_HASHED = new Set(['proc', 'sys', 'dev', 'run', 'tmp', 'var/tmp', 'var/log', 'var/lib/systemd', 'var/cache']);
+
+function treeHash(root: string): string {
+  const h = createHash('sha256');
+  const visit = (rel: string) => {
+    for (const name of readdirSync(join(root, rel)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      if (NOT_HASHED.has(r)) continue;
+      const st = lstatSync(join(root, r));
+      h.update(`${r}\0${st.mode}\0${st.uid}:${st.gid}\0`);
+      if (st.isSymbolicLink()) h.update(readlinkSync(join(root, r)));
+      else if (st.isFile()) h.update(readFileSync(join(root, r)));
+      else if (st.isDirectory()) visit(r);
+      h.update('\n');
+    }
+  };
+  visit('');
+  return h.digest('hex');
+}
+
+function answers(guests: Guests): string {
+  return JSON.stringify({
+    schemaVersion: 1,
+    useCase: 'emulation',
+    acceptedRisks: [{ risk: 'emulation', reason: 'this proof runs without KVM; its guests are test boot sectors' }],
+    guests: Object.entries(guests).map(([name, memoryMiB]) => ({ name, memoryMiB, disks: [{ path: `/images/${name}.img`, format: 'raw' }], network: { mode: 'none' } })),
+  });
+}
+
+interface Recap {
+  ok: number;
+  changed: number;
+  failed: number;
+  unreachable: number;
+}
+
+function recap(output: string): Record<string, Recap> {
+  const out: Record<string, Recap> = {};
+  for (const m of output.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm))
+    out[m[1]!] = { ok: Number(m[2]), changed: Number(m[3]), unreachable: Number(m[4]), failed: Number(m[5]) };
+  return out;
+}
+
+describe('export ansible: the role installs each host’s bundle on two systemd hosts (nspawn, TCG)', () => {
+  const dir = tempDir({ after }, 'qh-ansible-');
+  const cts: Record<string, Container> = { h1: new Container(join(dir, 'h1')), h2: new Container(join(dir, 'h2')) };
+  const out = join(dir, 'export');
+  const inventory = join(dir, 'inventory.ini');
+  const bundles: Record<string, string> = {};
+  let lint: Promise<{ code: number | null; output: string }>;
+  after(() => Promise.all(Object.values(cts).map((c) => c.stop())));
+
+  const generate = (version: string, host: string, guests: Guests) => {
+    const file = join(dir, `${version}-${host}.json`);
+    writeFileSync(file, answers(guests));
+    const bundle = join(dir, version, host);
+    const r = cli(['generate', '--answers', file, '--out', bundle, '--force']);
+    assert.equal(r.code, 0, r.stderr);
+    return bundle;
+  };
+  const exportBundles = (version: string) => {
+    const r = cli(['export', 'ansible', '--host', `h1=${join(dir, version, 'h1')}`, '--host', `h2=${join(dir, version, 'h2')}`, '--out', out, '--force']);
+    assert.equal(r.code, 0, r.stderr);
+  };
+  const play = (...args: string[]) => {
+    const r = spawnSync('ansible-playbook', ['-i', inventory, 'site.yml', ...args], {
+      cwd: out,
+      encoding: 'utf8',
+      timeout: 300_000,
+      env: {
+        ...process.env,
+        ANSIBLE_HOME: join(dir, 'ansible-home'),
+        ANSIBLE_LOCAL_TEMP: join(dir, 'ansible-local'),
+        // Inside each container /tmp is a tmpfs: Ansible's module files never land on the container's disk.
+        ANSIBLE_REMOTE_TMP: '/tmp/.ansible-qemu-harden',
+        TMPDIR: join(dir, 'tmp'),
+        ANSIBLE_NOCOLOR: '1',
+        ANSIBLE_FORCE_COLOR: '0',
+      },
+    });
+    return { code: r.status, output: `${r.stdout}\n${r.stderr}` };
+  };
+  const mainPid = (host: string, guest: string) => Number(cts[host]!.exec(['systemctl', 'show', '-p', 'MainPID', '--value', `qemu-${guest}.service`]).stdout.trim());
+  const allPids = () => Object.fromEntries(Object.entries(V1).flatMap(([h, gs]) => Object.keys(gs).map((g) => [`${h}/${g}`, mainPid(h, g)])));
+
+  before(async () => {
+    for (const [tool, pkg] of [['ansible-playbook', 'ansible'], ['ansible-lint', 'ansible-lint'], ['systemd-nspawn', 'systemd-container'], ['nsenter', 'util-linux'], ['qemu-system-x86_64', 'qemu-system-x86']] as const)
+      requireTool(tool, pkg);
+    chmodSync(dir, 0o755);
+    mkdirSync(join(dir, 'tmp'));
+    for (const [host, guests] of Object.entries(V1)) {
+      bundles[host] = generate('v1', host, guests);
+      generate('v2', host, V2[host]!);
+      const ct = cts[host]!;
+      mkdirSync(ct.dir);
+      ct.prepare();
+      mkdirSync(join(ct.root, 'images'), { mode: 0o755 });
+      for (const g of Object.keys(guests)) writeBootDisk(join(ct.root, 'images', `${g}.img`));
+    }
+    exportBundles('v1');
+    // ansible-lint reads the export while the containers boot.
+    lint = new Promise((res) => {
+      const child = spawn('ansible-lint', ['--nocolor'], { cwd: out, env: { ...process.env, HOME: join(dir, 'lint-home'), XDG_CACHE_HOME: join(dir, 'lint-cache') } });
+      let output = '';
+      child.stdout.on('data', (d) => (output += d));
+      child.stderr.on('data', (d) => (output += d));
+      child.on('close', (code) => res({ code, output }));
+    });
+    await Promise.all(Object.values(cts).map((c) => c.boot({ privateNetwork: true, devices: [] })));
+    writeFileSync(
+      inventory,
+      '[qemu_harden]\n' +
+        Object.entries(cts).map(([h, c]) => `${h} ansible_connection=community.docker.nsenter ansible_nsenter_pid=${c.pid} ansible_python_interpreter=/usr/bin/python3\n`).join(''),
+    );
+  });
+
+  test('the export holds the role, playbook, inventory and each host’s bundle byte for byte, and passes ansible-lint', async () => {
+    for (const host of Object.keys(V1))
+      for (const f of ['MANIFEST.sha256', 'answers.json', `root/etc/systemd/system/qemu-${Object.keys(V1[host]!)[0]}.service`])
+        assert.deepEqual(readFileSync(join(out, 'bundles', host, f)), readFileSync(join(bundles[host]!, f)), `${host}: ${f}`);
+    assert.match(readFileSync(join(out, 'inventory.ini'), 'utf8'), /^\[qemu_harden\]\nh1\nh2\n$/m);
+    const { code, output } = await lint;
+    assert.equal(code, 0, output);
+    assert.match(output, /Passed with production profile: 0 failure\(s\), 0 warning\(s\)/);
+  });
+
+  test('1. --check --diff lists each host’s changes and changes nothing', () => {
+    const before = Object.fromEntries(Object.entries(cts).map(([h, c]) => [h, treeHash(c.root)]));
+    const r = play('--check', '--diff');
+    assert.equal(r.code, 0, r.output);
+    const rc = recap(r.output);
+    for (const [host, guests] of Object.entries(V1)) {
+      assert.equal(rc[host]?.failed, 0, r.output);
+      assert.ok(rc[host]!.changed > 0);
+      for (const g of Object.keys(guests)) {
+        assert.ok(r.output.includes(`changed: [${host}] => (item=/etc/systemd/system/qemu-${g}.service)`), `${host} lists ${g}'s unit`);
+        assert.ok(r.output.includes(`changed: [${host}] => (item=/etc/apparmor.d/qemu-harden-${g})`), `${host} lists ${g}'s profile`);
+        assert.ok(r.output.includes(`+++ after: ${out}/bundles/${host}/root/etc/systemd/system/qemu-${g}.service`), `${host} shows ${g}'s unit as a diff`);
+      }
+      assert.ok(r.output.includes(`changed: [${host}] => (item=/etc/sysusers.d/qemu-harden.conf)`));
+      assert.equal(treeHash(cts[host]!.root), before[host], `${host}: nothing changed`);
+    }
+  });
+
+  test('2. the run installs each host’s bundle, keeps the record, and its guests run confined under systemd', async () => {
+    const r = play();
+    assert.equal(r.code, 0, r.output);
+    for (const [host, guests] of Object.entries(V1)) {
+      const ct = cts[host]!;
+      const record = join(ct.root, 'var/lib/qemu-harden/.installed');
+      assert.equal(lstatSync(record).mode & 0o777, 0o700);
+      for (const rel of ['MANIFEST.sha256', 'README.md', 'answers.json', ...readFileSync(join(bundles[host]!, 'MANIFEST.sha256'), 'utf8').trim().split('\n').map((l) => l.slice(66))])
+        assert.deepEqual(readFileSync(join(record, 'current', rel)), readFileSync(join(bundles[host]!, rel)), `${host}: record holds ${rel}`);
+      assert.equal(lstatSync(join(record, 'current/root/etc/systemd')).mode & 0o777, 0o700);
+      assert.deepEqual(readdirSync(record), ['current'], `${host}: no journal, no previous after the first install`);
+      for (const g of Object.keys(guests)) {
+        const unitFile = join(ct.root, `etc/systemd/system/qemu-${g}.service`);
+        assert.equal(lstatSync(unitFile).mode & 0o7777, 0o644);
+        assert.equal(ct.exec(['systemctl', 'is-enabled', `qemu-${g}.service`]).stdout.trim(), 'enabled');
+        let booted = false;
+        for (let i = 0; i < 80 && !booted; i++) {
+          booted = ct.sh(`grep -q '${BOOT_MARKER}' /var/log/qemu-harden/${g}/serial.log`).code === 0;
+          if (!booted) await new Promise((res) => setTimeout(res, 250));
+        }
+        assert.ok(booted, `${host}/${g} booted:\n${ct.exec(['journalctl', '-b', '-u', `qemu-${g}.service`, '--no-pager']).stdout}`);
+        const pid = mainPid(host, g);
+        const status = ct.exec(['cat', `/proc/${pid}/status`]).stdout;
+        const field = (k: string) => new RegExp(`^${k}:\\s+(.*)$`, 'm').exec(status)![1]!.split(/\s+/);
+        const uid = ct.exec(['id', '-u', `qemu-${g}`]).stdout.trim();
+        assert.notEqual(uid, '0');
+        assert.deepEqual(field('Uid'), [uid, uid, uid, uid], `${host}/${g} runs as its own user`);
+        assert.deepEqual(field('CapEff'), ['0000000000000000']);
+        assert.deepEqual(field('NoNewPrivs'), ['1']);
+        assert.deepEqual(field('Seccomp'), ['2']);
+        assert.match(ct.exec(['cat', `/proc/${pid}/cgroup`]).stdout, new RegExp(`:/qemu\\.slice/qemu-${g}\\.service$`, 'm'));
+      }
+    }
+    // No AppArmor in this host's kernel: the role installed the profiles and skipped loading them.
+    assert.match(r.output, /RUNNING HANDLER \[qemu_harden : Load the guests' AppArmor profiles \(apparmor_parser -r\)\] \*+\nskipping: \[h[12]\]/);
+  });
+
+  test('3. a second run changes nothing', () => {
+    const before = allPids();
+    const r = play();
+    assert.equal(r.code, 0, r.output);
+    for (const host of Object.keys(V1)) {
+      assert.equal(recap(r.output)[host]?.changed, 0, r.output);
+      assert.equal(recap(r.output)[host]?.failed, 0, r.output);
+    }
+    assert.deepEqual(allPids(), before);
+  });
+
+  test('4. a changed bundle for h1 restarts exactly the changed guest, removes the guest that left, and leaves h2 alone', () => {
+    const before = allPids();
+    const h2Tree = treeHash(cts.h2!.root);
+    const oldAlpha = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-alpha.service'));
+    const deltaUnit = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-delta.service'));
+    exportBundles('v2');
+    const r = play();
+    assert.equal(r.code, 0, r.output);
+    const rc = recap(r.output);
+    assert.ok(rc.h1!.changed > 0 && rc.h1!.failed === 0, r.output);
+    assert.equal(rc.h2?.changed, 0, r.output);
+    assert.equal(rc.h2?.failed, 0, r.output);
+    assert.equal(treeHash(cts.h2!.root), h2Tree, 'nothing changed on h2');
+
+    const after = allPids();
+    assert.notEqual(after['h1/alpha'], before['h1/alpha'], 'alpha restarted');
+    assert.ok(after['h1/alpha']! > 0);
+    assert.equal(after['h1/beta'], before['h1/beta'], 'beta untouched');
+    assert.equal(after['h2/gamma'], before['h2/gamma'], 'gamma on h2 untouched');
+    assert.equal(after['h1/delta'], 0, 'delta stopped');
+    const h1 = cts.h1!;
+    assert.equal(h1.exec(['systemctl', 'show', '-p', 'MemoryMax', '--value', 'qemu-alpha.service']).stdout.trim(), String((96 + 256) * 1024 * 1024), 'alpha runs under its new limit');
+    const starts = /TASK \[qemu_harden : Enable and start every guest; restart those whose unit or profile changed\] \*+\n((?:.+\n)+)/.exec(r.output)?.[1] ?? '';
+    assert.deepEqual(starts.trim().split('\n').sort(), ['changed: [h1] => (item=alpha)', 'ok: [h1] => (item=beta)', 'ok: [h2] => (item=gamma)'], r.output);
+
+    const units = readdirSync(join(h1.root, 'etc/systemd/system'));
+    assert.ok(!units.includes('qemu-delta.service'), 'delta’s unit is gone');
+    assert.deepEqual(units.filter((u) => u.endsWith('~')), [], 'no backup left next to the units');
+    const runs = readdirSync(join(h1.root, 'var/backups/qemu-harden'));
+    assert.equal(runs.length, 1);
+    assert.match(runs[0]!, /^\d{8}T\d{6}Z$/);
+    const backups = join(h1.root, 'var/backups/qemu-harden', runs[0]!);
+    assert.deepEqual(readFileSync(join(backups, 'etc/systemd/system/qemu-alpha.service')), oldAlpha, 'the replaced unit is backed up');
+    assert.deepEqual(readFileSync(join(backups, 'etc/systemd/system/qemu-delta.service')), deltaUnit, 'the removed unit is backed up');
+    assert.equal(h1.exec(['id', '-u', 'qemu-delta']).code, 0, 'delta’s user is kept');
+
+    const record = join(h1.root, 'var/lib/qemu-harden/.installed');
+    assert.deepEqual(readdirSync(record).sort(), ['current', 'previous']);
+    assert.deepEqual(readFileSync(join(record, 'previous/MANIFEST.sha256')), readFileSync(join(bundles.h1!, 'MANIFEST.sha256')));
+    assert.deepEqual(readFileSync(join(record, 'current/MANIFEST.sha256')), readFileSync(join(dir, 'v2/h1/MANIFEST.sha256')));
+  });
+
+  test('5. a tampered bundle fails its host before anything there changes; the other host completes', () => {
+    const before = allPids();
+    const h2Tree = treeHash(cts.h2!.root);
+    appendFileSync(join(out, 'bundles/h2/root/etc/systemd/system/qemu-gamma.service'), 'ExecStartPre=/bin/sh -c "echo tampered"\n');
+    const r = play();
+    assert.equal(r.code, 2, r.output);
+    const rc = recap(r.output);
+    assert.equal(rc.h2?.failed, 1, r.output);
+    assert.equal(rc.h1?.changed, 0, r.output);
+    assert.equal(rc.h1?.failed, 0, r.output);
+    assert.match(r.output, /bundles\/h2 does not match its manifest; nothing was changed on this host: root\/etc\/systemd\/system\/qemu-gamma\.service: missing, or changed since the bundle was generated/);
+    assert.equal(treeHash(cts.h2!.root), h2Tree, 'nothing changed on h2');
+    assert.deepEqual(allPids(), before);
+  });
+
+  test('6. an install that stopped midway (journal left, a unit missing) is reported and completed', () => {
+    exportBundles('v2');
+    const h2 = cts.h2!;
+    const record = join(h2.root, 'var/lib/qemu-harden/.installed');
+    const manifest = readFileSync(join(record, 'current/MANIFEST.sha256'));
+    const digest = createHash('sha256').update(manifest).digest('hex');
+    writeFileSync(join(record, 'journal.json'), JSON.stringify({ action: 'apply', from: digest, to: digest, started: new Date().toISOString() }));
+    const unit = join(h2.root, 'etc/systemd/system/qemu-gamma.service');
+    const content = readFileSync(unit);
+    rmSync(unit);
+    // The interrupted install was putting in place a bundle with a guest the new bundle does not have.
+    const stale = '[Unit]\nDescription=a guest of the interrupted install\n[Service]\nExecStart=/bin/true\n';
+    writeFileSync(join(h2.root, 'etc/systemd/system/qemu-stale.service'), stale);
+    mkdirSync(join(record, 'next'), { mode: 0o700 });
+    writeFileSync(join(record, 'next/MANIFEST.sha256'), `${createHash('sha256').update(stale).digest('hex')}  root/etc/systemd/system/qemu-stale.service\n`);
+    const before = allPids();
+    const r = play();
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, /The last install on this host stopped midway \(\{\\?"action\\?": ?\\?"apply\\?"/);
+    assert.deepEqual(readFileSync(unit), content, 'the missing unit is installed again');
+    assert.deepEqual(readdirSync(record).sort(), ['current'], 'the journal is closed, next is gone');
+    assert.throws(() => lstatSync(join(h2.root, 'etc/systemd/system/qemu-stale.service')), /ENOENT/, 'the interrupted install’s guest is removed');
+    const backedUp = readdirSync(join(h2.root, 'var/backups/qemu-harden'))
+      .map((t) => join(h2.root, 'var/backups/qemu-harden', t, 'etc/systemd/system/qemu-stale.service'))
+      .filter((f) => existsSync(f));
+    assert.equal(backedUp.length, 1, 'and backed up');
+    assert.equal(readFileSync(backedUp[0]!, 'utf8'), stale);
+    assert.deepEqual(readFileSync(join(record, 'current/MANIFEST.sha256')), manifest, 'the record stays');
+    assert.match(r.output, /RUNNING HANDLER \[qemu_harden : Create users and groups \(systemd-sysusers\)\] \*+\nchanged: \[h2\]/, 'every activation step runs again');
+    assert.notEqual(mainPid('h2', 'gamma'), before['h2/gamma'], 'gamma restarted under its reinstalled unit');
+    assert.equal(recap(r.output).h1?.changed, 0, r.output);
+  });
+});
+
+describe('export ansible: bundles and hosts on the command line', () => {
+  const dir = tempDir({ after }, 'qh-ansible-cli-');
+  const bundle = (name: string) => {
+    const file = join(dir, `${name}.json`);
+    writeFileSync(file, answers({ [name]: 64 }));
+    const b = join(dir, 'bundles', name);
+    assert.equal(cli(['generate', '--answers', file, '--out', b]).code, 0);
+    return b;
+  };
+
+  test('a bare bundle goes to the host named like its directory; --host names it', () => {
+    const [web1, other] = [bundle('web1'), bundle('other')];
+    const out = join(dir, 'out');
+    const r = cli(['export', 'ansible', web1, '--host', `db-2.example=${other}`, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(readFileSync(join(out, 'inventory.ini'), 'utf8'), /^\[qemu_harden\]\nweb1\ndb-2\.example\n$/m);
+    assert.deepEqual(readFileSync(join(out, 'bundles/db-2.example/answers.json')), readFileSync(join(other, 'answers.json')));
+  });
+
+  test('refused with exit 2 and nothing written: a tampered bundle, a bad host name, two bundles for one host', () => {
+    const b = bundle('tampered');
+    appendFileSync(join(b, 'root/etc/sysusers.d/qemu-harden.conf'), 'u intruder - - /\n');
+    const out = join(dir, 'refused');
+    const cases: [string[], RegExp][] = [
+      [[b], /^qemu-harden: .*tampered does not match its manifest; nothing was written:\nqemu-harden:   root\/etc\/sysusers\.d\/qemu-harden\.conf: changed/],
+      [['--host', `bad host=${b}`], /--host bad host=.*: "bad host" is not a usable inventory hostname/],
+      [['--host', `x=${join(dir, 'bundles/web1')}`, '--host', `x=${join(dir, 'bundles/other')}`], /host x already gets/],
+      [['--host', 'novalue'], /--host novalue: expected NAME=BUNDLE/],
+      [[], /needs at least one bundle/],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli(['export', 'ansible', ...args, '--out', out]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+      assert.throws(() => lstatSync(out), /ENOENT/, 'nothing written');
+    }
+  });
+});
