@@ -451,7 +451,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     const boot = (name: string) => {
       const g = answers.guests.find((x) => x.name === name)!;
       const args = qemuArgs(answers, g);
-      const script = `mount -t tmpfs none /run && mount -t tmpfs none /var/log && mkdir -p /run/qemu-harden/${name} /var/log/qemu-harden/${name} && exec "$@"`;
+      const script = `mount -t tmpfs none /run && mount -t tmpfs none /var/log && mkdir -p /run/qemu-harden/${name} /var/log/qemu-harden/${name} && mkfifo /run/qemu-harden/${name}/stop.in /run/qemu-harden/${name}/stop.out && exec "$@"`;
       return spawnSync('unshare', ['--mount', 'sh', '-c', script, 'sh', answers.host.qemuBinary, ...args, '-device', DEBUG_EXIT_DEVICE], { encoding: 'utf8', timeout: 20_000 });
     };
     for (const name of ['rootguest', 'openguest']) {

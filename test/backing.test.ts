@@ -13,7 +13,7 @@ import { validate } from '../src/answers.js';
 import { guestService } from '../src/gen/systemd.js';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
 import { guestFilesDir, requireTool } from './helpers.js';
-import { execStart } from './unitfile.js';
+import { execStart, makeStopPipe } from './unitfile.js';
 
 test('a backing file named inside a qcow2 image is never opened or connected to; the guest still boots', async (t) => {
   const qemu = requireTool('qemu-system-x86_64', 'qemu-system-x86');
@@ -58,6 +58,7 @@ test('a backing file named inside a qcow2 image is never opened or connected to;
   const run = join(dir, 'run');
   const log = join(dir, 'log');
   for (const d of [run, log]) mkdirSync(d);
+  makeStopPipe(run);
   const argv = execStart(guestService(a, a.guests[0]!)).map((w) => w.replaceAll('/run/qemu-harden/bk', run).replaceAll('/var/log/qemu-harden/bk', log));
   assert.equal(argv[0], '/usr/bin/qemu-system-x86_64');
   const child = spawn(qemu, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -11,7 +11,7 @@ import { guestService } from '../src/gen/systemd.js';
 import { loadPreset } from '../src/sources/preset.js';
 import { BOOT_MARKER, DEBUG_EXIT_DEVICE, DEBUG_EXIT_STATUS, writeBootDisk } from './bootdisk.js';
 import { guestFilesDir, kvm, requireTool } from './helpers.js';
-import { execStart } from './unitfile.js';
+import { execStart, makeStopPipe } from './unitfile.js';
 
 const PRESETS = ['kvm-headless', 'kvm-tap', 'desktop-vnc', 'pci-passthrough', 'multi-tenant', 'tcg-build-runner'];
 
@@ -69,7 +69,7 @@ describe('every preset’s QEMU command line boots its guest, unprivileged and s
             chownSync(d, uid, uid);
           }
           for (const d of g.disks) chownSync(d.path, uid, uid);
-          mkStopPipe(run, uid);
+          makeStopPipe(run, uid);
           let argv = execStart(guestService(a, g)).map((w) =>
             w.replaceAll(`/run/qemu-harden/${g.name}`, run).replaceAll(`/var/log/qemu-harden/${g.name}`, log),
           );
@@ -114,7 +114,7 @@ describe('UEFI firmware with a per-guest vars file', () => {
       mkdirSync(d);
       chownSync(d, uid, uid);
     }
-    mkStopPipe(run, uid);
+    makeStopPipe(run, uid);
     copyFileSync(g.firmware.varsTemplate, join(state, 'OVMF_VARS.fd'));
     chownSync(join(state, 'OVMF_VARS.fd'), uid, uid);
     const argv = execStart(guestService(a, g)).map((w) =>
@@ -137,13 +137,6 @@ describe('UEFI firmware with a per-guest vars file', () => {
   });
 });
 
-/** What the unit's ExecStartPre= does: the FIFO pair of the QMP monitor ExecStop= writes to. */
-function mkStopPipe(run: string, uid: number): void {
-  for (const end of ['in', 'out']) {
-    execFileSync('mkfifo', ['-m', '0600', join(run, `stop.${end}`)]);
-    chownSync(join(run, `stop.${end}`), uid, uid);
-  }
-}
 
 function requireFile(path: string, pkg: string): void {
   if (!existsSync(path)) throw new Error(`${path} is required for this test: install the Debian package ${pkg}`);

@@ -19,8 +19,8 @@ import { exitStatus, type ImportReport } from '../src/sources/report.js';
 import { readBounded } from '../src/sources/common.js';
 import { verifyBundle } from '../src/verify.js';
 import { writeBootDisk } from './bootdisk.js';
-import { cli, REPO, requireTool, tempDir } from './helpers.js';
-import { execStart } from './unitfile.js';
+import { cli, guestFilesDir, REPO, requireTool, tempDir } from './helpers.js';
+import { execStart, makeStopPipe } from './unitfile.js';
 import { ensureKernel } from './vmboot.js';
 
 const CORPUS = join(REPO, '..', 'shared', 'corpus');
@@ -71,7 +71,7 @@ async function corpusProof(t: { diagnostic(s: string): void; after(fn: () => voi
     if (fit) fit.push(file);
     else sets.push([file]);
   }
-  const dir = tempDir(t, 'qh-import-corpus-');
+  const dir = guestFilesDir(t, 'qh-import-corpus-');
   let guests = 0;
   for (const [i, set] of sets.entries()) {
     const { document } = source(set);
@@ -122,8 +122,14 @@ describe('the corpora: every file imports (and its bundle passes verify) or is r
 });
 
 describe('carried, defaulted and refused as the issue lists them', () => {
+  /** A domain with neither a disk nor a kernel is given one disk, so that its guest has something to boot. */
+  const bootable = (xml: string) => {
+    if (/<disk[\s>]|<kernel>/.test(xml)) return xml;
+    const disk = "<disk type='file' device='disk'><driver type='raw'/><source file='/srv/t.img'/><target dev='vda'/></disk>";
+    return xml.includes('<devices>') ? xml.replace('<devices>', `<devices>${disk}`) : xml.replace('</domain>', `<devices>${disk}</devices></domain>`);
+  };
   const one = (xml: string, opts = {}) => {
-    const r = fromLibvirt([{ file: 'test.xml', read: () => xml }], opts);
+    const r = fromLibvirt([{ file: 'test.xml', read: () => bootable(xml) }], opts);
     return { doc: r.document as { guests: Record<string, any>[]; acceptedRisks: unknown[] } | null, g: r.report.guests[0]! };
   };
   const dom = (inner: string, attrs = "type='kvm'") => `<domain ${attrs}><name>t</name><memory unit='MiB'>256</memory><vcpu>2</vcpu>${inner}</domain>`;
@@ -304,7 +310,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
 
 describe('hostile files: clear errors, fast, no stack trace', () => {
   test('billion laughs, external entity, undefined entity, 50 MB, deep nesting, bad names', (t) => {
-    const dir = tempDir(t, 'qh-hostile-');
+    const dir = guestFilesDir(t, 'qh-hostile-');
     const files: [string, string | (() => void), RegExp, number][] = [
       ['laughs.xml', `<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">]>\n<domain type='kvm'><name>&lol2;</name></domain>`, /<!DOCTYPE> is refused/, 2],
       ['xxe.xml', `<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/shadow">]><domain type='kvm'><name>&x;</name></domain>`, /<!DOCTYPE> is refused/, 2],
@@ -339,7 +345,7 @@ describe('hostile files: clear errors, fast, no stack trace', () => {
   });
 
   test('a Proxmox file that is not a configuration, and a storage.cfg that is not one', (t) => {
-    const dir = tempDir(t, 'qh-hostile-pve-');
+    const dir = guestFilesDir(t, 'qh-hostile-pve-');
     const bad = join(dir, '100.conf');
     writeFileSync(bad, 'memory: 512\nthis is not a key line\n');
     const r = cli(['import', 'proxmox', bad]);
@@ -359,7 +365,7 @@ describe('hostile files: clear errors, fast, no stack trace', () => {
 
 describe('the import command', () => {
   test('--out is written atomically only when every guest imports; exit 0/1/2; --json shape', (t) => {
-    const dir = tempDir(t, 'qh-import-cli-');
+    const dir = guestFilesDir(t, 'qh-import-cli-');
     const out = join(dir, 'answers.json');
     const headless = join(LIBVIRT, 'x86_64-q35-headless.xml');
     const refused = join(LIBVIRT, 'tpm-emulator.xml');
@@ -393,7 +399,7 @@ describe('the import command', () => {
   });
 
   test('--qemu-conf: libvirt keeps display TLS in qemu.conf; the result agrees with libvirt’s own command line', (t) => {
-    const dir = tempDir(t, 'qh-qemuconf-');
+    const dir = guestFilesDir(t, 'qh-qemuconf-');
     const conf = join(dir, 'qemu.conf');
     writeFileSync(
       conf,
@@ -451,7 +457,7 @@ describe('the import command', () => {
   });
 
   test('--running reads virsh dumpxml through the tool runner, and says clearly when virsh is absent', (t) => {
-    const dir = tempDir(t, 'qh-virsh-');
+    const dir = guestFilesDir(t, 'qh-virsh-');
     const absent = cli(['import', 'libvirt', '--running'], { env: { PATH: dir } });
     assert.equal(absent.code, 2);
     assert.match(absent.stderr, /needs virsh, which is not installed \(Debian package libvirt-clients\)/);
@@ -613,7 +619,7 @@ describe('imported guests boot under TCG and QEMU reports what the source meant'
       const g0 = doc.guests[0]!;
       if (g0.cpu?.model === 'host') delete g0.cpu.model;
       if (g0.network?.mode === 'tap') g0.network.vhost = false;
-      const dir = tempDir(t, 'qh-import-boot-');
+      const dir = guestFilesDir(t, 'qh-import-boot-');
       chmodSync(dir, 0o755);
       const uid = 61200 + si;
       // Each disk becomes an image the test makes, at the same format; the answers keep everything else.
@@ -638,6 +644,7 @@ describe('imported guests boot under TCG and QEMU reports what the source meant'
         mkdirSync(d);
         chownSync(d, uid, uid);
       }
+      makeStopPipe(run, uid);
       const argv = execStart(guestService(a, g)).map((w) => w.replaceAll(`/run/qemu-harden/${g.name}`, run).replaceAll(`/var/log/qemu-harden/${g.name}`, log));
       argv[argv.indexOf('-cpu') + 1] = 'max';
       const tap = tapDevice(g);
@@ -707,7 +714,7 @@ describe('UEFI Secure Boot carried from the source is enforced by the imported g
     requireTool('qemu-system-x86_64', 'qemu-system-x86');
     requireTool('qemu-img', 'qemu-utils');
     requireTool('setpriv', 'util-linux');
-    const dir = tempDir(t, 'qh-import-sb-');
+    const dir = guestFilesDir(t, 'qh-import-sb-');
     chmodSync(dir, 0o755);
     // The EFI system partition: Debian's kernel (an EFI program signed by Debian's key, which the Microsoft key
     // set does not trust) as the default boot program, made into a FAT image by QEMU's own vvfat driver.
@@ -742,6 +749,7 @@ describe('UEFI Secure Boot carried from the source is enforced by the imported g
       }
       copyFileSync(g.firmware.varsTemplate, join(state, 'OVMF_VARS.fd'));
       chownSync(join(state, 'OVMF_VARS.fd'), uid, uid);
+      makeStopPipe(run, uid);
       const argv = execStart(guestService(a, g)).map((w) =>
         w.replaceAll(`/run/qemu-harden/${name}`, run).replaceAll(`/var/log/qemu-harden/${name}`, log).replaceAll(`/var/lib/qemu-harden/${name}`, state),
       );

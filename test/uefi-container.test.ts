@@ -42,7 +42,7 @@ describe('a UEFI guest installed with apply --root starts under real systemd', (
       useCase: 'emulation',
       acceptedRisks: [{ risk: 'emulation', reason: 'the proof runs under TCG on every machine' }],
       guests: [
-        { name: 'efi', memoryMiB: 256, firmware: { type: 'uefi' } },
+        { name: 'efi', memoryMiB: 256, firmware: { type: 'uefi' }, disks: [{ path: '/srv/efi.img', format: 'raw' }] },
         { name: 'flood', memoryMiB: 64, disks: [{ path: '/srv/flood.img', format: 'raw' }] },
       ],
     }));
@@ -52,6 +52,7 @@ describe('a UEFI guest installed with apply --root starts under real systemd', (
     ct.prepare();
     mkdirSync(join(ct.root, 'srv'));
     writeFloodDisk(join(ct.root, 'srv/flood.img'));
+    writeFileSync(join(ct.root, 'srv/efi.img'), Buffer.alloc(1024 * 1024));
     const applied = cli(['apply', bundle, '--root', ct.root, '--yes']);
     assert.equal(applied.code, 0, applied.stderr + applied.stdout);
     assert.doesNotMatch(applied.stdout, /FAIL/, applied.stdout);

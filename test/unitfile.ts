@@ -1,5 +1,8 @@
 // Reads the settings of a generated unit file the way systemd does for the parts the tests need: line
 // continuations, comments, double-quoted words with C escapes, and %% / $$ in ExecStart.
+import { execFileSync } from 'node:child_process';
+import { chownSync } from 'node:fs';
+import { join } from 'node:path';
 import { systemdExecWord } from '../src/escape.js';
 
 export function unitSettings(text: string): [string, string][] {
@@ -71,4 +74,12 @@ export function execStartBlock(unit: string): string {
   let end = start;
   while (lines[end]!.endsWith('\\')) end++;
   return lines.slice(start, end + 1).join('\n');
+}
+
+/** What a guest unit's ExecStartPre= does before QEMU starts: the FIFO pair of the QMP monitor ExecStop= writes to. */
+export function makeStopPipe(run: string, uid?: number): void {
+  for (const end of ['in', 'out']) {
+    execFileSync('mkfifo', ['-m', '0600', join(run, `stop.${end}`)]);
+    if (uid !== undefined) chownSync(join(run, `stop.${end}`), uid, uid);
+  }
 }

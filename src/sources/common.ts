@@ -83,9 +83,10 @@ export interface ImportedGuest {
 
 /**
  * Check one guest alone against the schema: every value the source gave goes through it, and what it rejects
- * refuses the guest, named by the source element or key the value came from.
+ * refuses the guest, named by the source element or key the value came from, or, for a value the source lacks
+ * (`absent`: answers path → where the source would say it), by where it would be.
  */
-export function checkGuest(imp: ImportedGuest, prov: Provenance, log: GuestLog): void {
+export function checkGuest(imp: ImportedGuest, prov: Provenance, log: GuestLog, absent: Record<string, string> = {}): void {
   const name = imp.guest.name as string;
   const doc = {
     schemaVersion: 1,
@@ -103,7 +104,7 @@ export function checkGuest(imp: ImportedGuest, prov: Provenance, log: GuestLog):
       .filter(([p]) => inGuest === p || inGuest.startsWith(p + '.'))
       .sort((a, b) => b[0].length - a[0].length)[0];
     const text = messages[i]!.replace(/^guests\.0\./, '');
-    log.refuse(best ? best[1] : '(guest)', `not a valid answer: ${text}`);
+    log.refuse(best ? best[1] : (absent[inGuest] ?? '(guest)'), `not a valid answer: ${text}`);
   });
 }
 

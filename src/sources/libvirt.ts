@@ -235,7 +235,7 @@ export function importDomain(xml: string, file: string, opts: LibvirtOptions = {
 
   if (log.refused.length) return { log, sourceName: rawName ?? null };
   const imported = { guest: g, risks };
-  checkGuest(imported, prov, log);
+  checkGuest(imported, prov, log, { disks: 'devices/disk (or os/kernel)' });
   return log.refused.length ? { log, sourceName: rawName ?? null } : { imported, log, sourceName: rawName ?? null };
 }
 

@@ -506,7 +506,7 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
 
   if (log.refused.length) return { log, sourceName: rawName ?? null };
   const imported = { guest: g, risks };
-  checkGuest(imported, prov, log);
+  checkGuest(imported, prov, log, { disks: 'scsiN/virtioN/sataN/ideN (a disk)' });
   return log.refused.length ? { log, sourceName: rawName ?? null } : { imported, log, sourceName: rawName ?? null };
 }
 
