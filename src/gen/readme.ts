@@ -52,6 +52,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     '',
     '## What each guest can reach',
     '',
+    ...reachDiagram(a),
   );
   for (const g of a.guests) {
     p(`### ${g.name}`, '');
@@ -102,4 +103,38 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     p(`### ${RISKS[r.risk].title}${r.guest ? ` — guest ${r.guest}` : ''}`, '', `- risk: \`${r.risk}\``, `- what it costs: ${RISKS[r.risk].why}`, `- why it was accepted: ${acc?.reason ?? ''}`, '');
   }
   return out.join('\n');
+}
+
+/** A Mermaid label: every character that could end the label or start markup becomes an entity code. */
+function label(text: string): string {
+  return `"${[...text].map((c) => (/[A-Za-z0-9 /._:,=+@-]/.test(c) ? c : `#${c.codePointAt(0)};`)).join('')}"`;
+}
+
+/**
+ * The least-privilege map as a Mermaid flowchart, from the same per-guest data as the list below it: guest →
+ * its user → the files, devices, sockets and network it reaches. Rendered where bundles are reviewed (GitHub,
+ * GitLab), so a pull request shows what each guest can reach and what changed.
+ */
+export function reachDiagram(a: Answers): string[] {
+  const out = ['```mermaid', 'flowchart LR'];
+  a.guests.forEach((g, i) => {
+    const u = `u${i}`;
+    out.push(`  g${i}[${label(`guest ${g.name}`)}] --> ${u}[${label(`user ${G.userName(g)}`)}]`);
+    let n = 0;
+    const edge = (how: string, text: string) => out.push(`  ${u} -->|${how}| r${i}_${n++}[${label(text)}]`);
+    for (const f of G.filesOf(g)) edge(f.access, `file ${f.path}`);
+    for (const d of G.devicesOf(a, g)) edge(d.access, `device ${d.path}`);
+    for (const t of G.tlsDirsOf(g)) edge('r', `directory ${t.path}`);
+    edge('listens', `socket ${G.qmpSocket(g)}`);
+    if (g.serial.enabled) edge('listens', `socket ${G.serialSocket(g)}`);
+    if (g.display.mode === 'vnc-unix') edge('listens', `socket ${G.vncSocket(g)}`);
+    if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls') edge('listens', `TCP ${g.display.listen}:${g.display.port}`);
+    for (const kind of ['migration', 'nbd'] as const) {
+      const r = g[kind];
+      if (r?.enabled) edge('listens', `TCP ${r.listen}:${r.port} ${kind}${r.tls ? ' TLS' : ' plain'}`);
+    }
+    edge('net', g.network.mode === 'none' ? 'no network' : g.network.mode === 'user' ? 'user-mode NAT' : `tap ${G.tapDevice(g)}`);
+  });
+  out.push('```', '');
+  return out;
 }
