@@ -230,19 +230,25 @@ async function retire(p: LifecyclePlan): Promise<StepResult[]> {
   return results;
 }
 
-/** Wait for a started unit to settle; a unit that is not active then is reported with its journal. */
-async function settled(unit: string): Promise<{ ok: boolean; detail: string }> {
-  let state = '';
-  for (let i = 0; i < 8; i++) {
-    await new Promise((r) => setTimeout(r, 250));
-    state = (await systemctl(['is-active', unit])).text;
-    if (state !== 'active' && state !== 'activating') break;
-  }
-  const restarts = (await systemctl(['show', '-p', 'NRestarts', '--value', unit])).text;
-  if (state === 'active' && restarts === '0') return { ok: true, detail: 'running' };
+async function lastJournalLines(unit: string): Promise<string> {
   const journalctl = which('journalctl');
   const log = journalctl ? (await run(journalctl, ['-u', unit, '-n', '15', '--no-pager', '-o', 'short-iso'])).stdout.trimEnd() : '(journalctl is not installed)';
-  return { ok: false, detail: `${state || 'unknown'} after starting; its last journal lines:\n${log.split('\n').map((l) => `      ${l}`).join('\n')}` };
+  return log.split('\n').map((l) => `      ${l}`).join('\n');
+}
+
+/** Wait for a started unit to settle; a unit that is not active then is reported with its journal. */
+async function settled(unit: string, started: { ok: boolean; text: string }): Promise<{ ok: boolean; detail: string }> {
+  let state = '';
+  if (started.ok)
+    for (let i = 0; i < 8; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      state = (await systemctl(['is-active', unit])).text;
+      if (state !== 'active' && state !== 'activating') break;
+    }
+  const restarts = (await systemctl(['show', '-p', 'NRestarts', '--value', unit])).text;
+  if (started.ok && state === 'active' && restarts === '0') return { ok: true, detail: 'running' };
+  const why = started.ok ? `${state || 'unknown'} after starting` : started.text.split('\n').at(-1);
+  return { ok: false, detail: `${why}; its last journal lines:\n${await lastJournalLines(unit)}` };
 }
 
 /** With --start: enable and start new guests, restart changed ones. Without: say exactly what to run. */
@@ -263,7 +269,7 @@ async function startGuests(p: LifecyclePlan, start: boolean, io: Io): Promise<bo
   }
   let ok = true;
   const report = async (g: GuestPlan, what: string, r: { ok: boolean; text: string }) => {
-    const s = r.ok ? await settled(g.units[0]!) : { ok: false, detail: r.text };
+    const s = await settled(g.units[0]!, r);
     io.out(`  ${s.ok ? 'done' : 'FAIL'}  ${what} ${g.name}: ${s.detail}\n`);
     ok &&= s.ok;
   };

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InputError } from './errors.js';
-import { hostFiles, readRecord, RECORD_DIR } from './record.js';
+import { hostFiles, readRecord, recover, RECORD_DIR } from './record.js';
 
 export interface Listener {
   proto: 'tcp' | 'tcp6' | 'udp' | 'udp6' | 'unix';
@@ -129,7 +129,8 @@ function listeners(pid: number): Listener[] {
 
 function cgroupOf(pid: number): string | null {
   const lines = (read(`/proc/${pid}/cgroup`) ?? '').split('\n');
-  const line = lines.find((l) => l.startsWith('0::')) ?? lines.find((l) => l.includes(':name=systemd:'));
+  // The unified hierarchy's line; on a hybrid host, where the unified hierarchy holds no service, systemd's own.
+  const line = lines.find((l) => l.startsWith('0::') && l !== '0::/') ?? lines.find((l) => l.includes(':name=systemd:'));
   return line ? line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1) : null;
 }
 
@@ -202,6 +203,8 @@ export function status(rootArg: string): StatusReport {
   if (!existsSync(rootArg)) throw new InputError(`--root: ${rootArg} does not exist`);
   const root = realpathSync(resolve(rootArg));
   const rec = readRecord(root);
+  const j = rec.journal;
+  recover(rec, true);
   if (!rec.current) throw new InputError(`nothing is installed under ${root}: ${join(root, RECORD_DIR)} holds no current bundle (run apply first)`);
   const live = root === '/';
   const apparmorEnabled = read('/sys/module/apparmor/parameters/enabled')?.trim() === 'Y';
@@ -230,7 +233,6 @@ export function status(rootArg: string): StatusReport {
     return { name, unit, running: !!proc, process: proc, expected, weaker: proc ? weaknesses(expected, proc, apparmorEnabled) : [], drift: drift.filter((d) => owns(name, d.path)) };
   });
   const shared = drift.filter((d) => !guests.some((g) => g.drift.includes(d)));
-  const j = rec.journal;
   return {
     root,
     installed: { manifest: rec.current.manifestHash, previous: rec.previous?.manifestHash ?? null },
