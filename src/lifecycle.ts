@@ -267,18 +267,17 @@ async function startGuests(p: LifecyclePlan, start: boolean, io: Io): Promise<bo
     io.out(`  skip  start guests: ${p.apply.root === '/' ? 'systemd is not running' : `${p.apply.root} is a tree`}\n`);
     return true;
   }
-  let ok = true;
-  const report = async (g: GuestPlan, what: string, r: { ok: boolean; text: string }) => {
-    const s = await settled(g.units[0]!, r);
-    io.out(`  ${s.ok ? 'done' : 'FAIL'}  ${what} ${g.name}: ${s.detail}\n`);
-    ok &&= s.ok;
-  };
-  for (const g of fresh) await report(g, 'enable and start', await systemctl(['enable', '--now', g.units[0]!]));
+  // Each guest is started (in turn: systemctl waits for its start job), then all are watched as they settle.
+  const started: { g: GuestPlan; what: string; r: { ok: boolean; text: string } }[] = [];
+  for (const g of fresh) started.push({ g, what: 'enable and start', r: await systemctl(['enable', '--now', g.units[0]!]) });
   for (const g of restart) {
     const tap = g.units[1];
-    await report(g, `restart (${g.parts.filter((x) => x === 'unit' || x === 'profile').join(', ')} changed)`, await systemctl(['restart', ...(tap ? [tap] : []), g.units[0]!]));
+    const what = `restart (${g.parts.filter((x) => x === 'unit' || x === 'profile').join(', ')} changed)`;
+    started.push({ g, what, r: await systemctl(['restart', ...(tap ? [tap] : []), g.units[0]!]) });
   }
-  return ok;
+  const outcomes = await Promise.all(started.map(({ g, r }) => settled(g.units[0]!, r)));
+  for (const [i, { g, what }] of started.entries()) io.out(`  ${outcomes[i]!.ok ? 'done' : 'FAIL'}  ${what} ${g.name}: ${outcomes[i]!.detail}\n`);
+  return outcomes.every((o) => o.ok);
 }
 
 function removedNote(p: LifecyclePlan): string {

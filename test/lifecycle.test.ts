@@ -19,6 +19,21 @@ const V1 = { schemaVersion: 1, useCase: 'emulation', acceptedRisks: RISK, guests
 const V2 = { schemaVersion: 1, useCase: 'emulation', acceptedRisks: RISK, guests: [guest('alpha'), guest('beta', { limits: { memoryMaxMiB: 400 } })] };
 const RECORD = 'var/lib/qemu-harden/.installed';
 
+/** v1 and v2, generated once for the whole file. */
+const shared = tempDir({ after }, 'qh-lifecycle-bundles-');
+const bundles = join(shared, 'bundles');
+const v1 = join(bundles, 'v1');
+const v2 = join(bundles, 'v2');
+before(() => {
+  chmodSync(shared, 0o755);
+  mkdirSync(bundles, { mode: 0o755 });
+  for (const [name, doc] of [['v1', V1], ['v2', V2]] as const) {
+    writeFileSync(join(shared, `${name}.json`), JSON.stringify(doc));
+    const r = cli(['generate', '--answers', join(shared, `${name}.json`), '--out', join(bundles, name)]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
+
 /** Paths, modes, owners and contents of everything apply and rollback may touch in a root. */
 function treeHash(root: string): string {
   const h = createHash('sha256');
@@ -70,9 +85,6 @@ describe('day two: apply, removal, activation, status and rollback under real sy
   const dir = tempDir({ after }, 'qh-lifecycle-');
   const ct = new Container(dir);
   after(() => ct.stop());
-  const bundles = join(dir, 'bundles');
-  const v1 = join(bundles, 'v1');
-  const v2 = join(bundles, 'v2');
   const qh = (...args: string[]) => ct.exec(['node', '/qh/dist/qemu-harden.js', ...args]);
   const show = (unit: string, prop: string) => ct.exec(['systemctl', 'show', '-p', prop, '--value', unit]).stdout.trim();
   const active = (g: string) => ct.exec(['systemctl', 'is-active', `qemu-${g}.service`]).stdout.trim();
@@ -86,12 +98,6 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     const images = join(dir, 'images');
     mkdirSync(images, { mode: 0o755 });
     for (const g of GUESTS) writeBootDisk(join(images, `${g}.img`));
-    mkdirSync(bundles);
-    for (const [name, doc] of [['v1', V1], ['v2', V2]] as const) {
-      writeFileSync(join(dir, `${name}.json`), JSON.stringify(doc));
-      const r = cli(['generate', '--answers', join(dir, `${name}.json`), '--out', join(bundles, name)]);
-      assert.equal(r.code, 0, r.stderr);
-    }
     ct.prepare();
     await ct.boot({ binds: { [images]: '/images' }, bindsRo: { [join(REPO, 'dist')]: '/qh/dist', [bundles]: '/bundles' }, privateNetwork: true, devices: [] });
   });
@@ -220,6 +226,27 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assert.equal(after.code, 0, after.stdout);
   });
 
+  test('a guest running weaker than its bundle (a runtime drop-in gives it a capability): status exits 1 and says how', () => {
+    const dropIn = '/run/systemd/system/qemu-alpha.service.d';
+    const set = ct.sh(`mkdir -p ${dropIn} && printf '[Service]\\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\\nAmbientCapabilities=CAP_NET_BIND_SERVICE\\n' > ${dropIn}/weaker.conf && systemctl daemon-reload && systemctl restart qemu-alpha.service`);
+    assert.equal(set.code, 0, set.stderr);
+    try {
+      const s = qh('status', '--json');
+      assert.equal(s.code, 1, s.stdout);
+      const r = JSON.parse(s.stdout) as { guests: { name: string; weaker: string[]; drift: unknown[]; process: { capEff: string } }[] };
+      const alpha = r.guests.find((g) => g.name === 'alpha')!;
+      assert.equal(alpha.process.capEff, '0000000000000400');
+      assert.deepEqual(alpha.weaker, ['holds capabilities (CapEff 0000000000000400)']);
+      assert.deepEqual(alpha.drift, [], 'a drop-in in /run is not an installed file: this is not drift');
+      assert.ok(r.guests.filter((g) => g.name !== 'alpha').every((g) => g.weaker.length === 0));
+      assert.match(qh('status').stdout, /WEAKER: holds capabilities/);
+    } finally {
+      ct.sh(`rm -r ${dropIn} && systemctl daemon-reload && systemctl restart qemu-alpha.service`);
+    }
+    const s = qh('status');
+    assert.equal(s.code, 0, s.stdout);
+  });
+
   test('a guest that fails to start: apply reports its last journal lines and exits 1', () => {
     const broken = { ...V1, guests: [...V1.guests, guest('delta', { disks: [{ path: '/images/missing.img', format: 'raw' }] })] };
     writeFileSync(join(dir, 'v3.json'), JSON.stringify(broken));
@@ -259,15 +286,11 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
   const strace = requireTool('strace', 'strace');
   requireTool('systemd-sysusers', 'systemd');
   const tmp = tempDir(t, 'qh-lifecycle-kill-');
-  for (const [name, doc] of [['v1', V1], ['v2', V2]] as const) {
-    writeFileSync(join(tmp, `${name}.json`), JSON.stringify(doc));
-    assert.equal(cli(['generate', '--answers', join(tmp, `${name}.json`), '--out', join(tmp, name)]).code, 0);
-  }
   const base = join(tmp, 'base');
   mkdirSync(join(base, 'etc'), { recursive: true });
   writeFileSync(join(base, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   writeFileSync(join(base, 'etc/group'), 'root:x:0:\n');
-  assert.equal(cli(['apply', join(tmp, 'v1'), '--root', base, '--yes']).code, 0);
+  assert.equal(cli(['apply', v1, '--root', base, '--yes']).code, 0);
   const work = join(tmp, 'work');
   const fresh = () => {
     rmSync(work, { recursive: true, force: true });
@@ -276,41 +299,42 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
   const gammaFiles = ['/etc/systemd/system/qemu-gamma.service', '/etc/apparmor.d/qemu-harden-gamma', '/etc/apparmor.d/qemu-harden.d/gamma'];
 
   fresh();
-  const full = traceApply(strace, work, join(tmp, 'v2'), join(tmp, 'full.trace'));
+  const full = traceApply(strace, work, v2, join(tmp, 'full.trace'));
   assert.equal(full.status, 0, full.stdout);
-  assertInstalled(work, join(tmp, 'v2'), gammaFiles);
+  assertInstalled(work, v2, gammaFiles);
   // From the first change after the journal is in place to the unlink that removes the journal.
   const first = full.events.findIndex((e) => e.syscall.startsWith('rename') && e.line.includes('journal.json.new'));
   const last = full.events.findLastIndex((e) => e.syscall.startsWith('unlink') && e.line.includes('journal.json'));
   assert.ok(first >= 0 && last > first + 1, `the trace shows the journal written and removed:\n${full.events.map((e) => e.line).join('\n')}`);
   const span = full.events.slice(first + 1, last + 1);
   const kinds = (re: RegExp) => span.filter((e) => re.test(e.line));
-  // Points spread over the install: the first change, a file installed, a removal, the record's move, the journal's removal.
-  const points = [
-    span[0]!,
-    kinds(/qemu-harden-new/)[0]!,
-    kinds(/qemu-harden-new/).at(-1)!,
-    kinds(/^unlink.*qemu-gamma\.service/)[0]!,
-    kinds(/^rename.*\.installed\/current.*\.installed\/previous/)[0]!,
-    kinds(/^rename.*\.installed\/next.*\.installed\/current/)[0]!,
-    span.at(-1)!,
+  // Points spread over the install: its first change (a file installed), the last file installed, a file removed,
+  // each of the record's two renames (the second leaves `current` missing in between), the journal's removal.
+  const wanted = [
+    span[0],
+    kinds(/qemu-harden-new/).at(-1),
+    kinds(/^unlink.*qemu-gamma\.service/)[0],
+    kinds(/^rename.*\.installed\/current.*\.installed\/previous/)[0],
+    kinds(/^rename.*\.installed\/next.*\.installed\/current/)[0],
+    span.at(-1),
   ];
-  for (const [i, p] of points.entries()) assert.ok(p, `kill point ${i} is in the trace:\n${span.map((e) => e.line).join('\n')}`);
-
+  for (const [i, p] of wanted.entries()) assert.ok(p, `kill point ${i} is in the trace:\n${span.map((e) => e.line).join('\n')}`);
+  const points = [...new Set(wanted as NonNullable<(typeof wanted)[number]>[])];
+  assert.ok(points.length >= 5, `distinct kill points: ${points.map((p) => p.line).join('\n')}`);
   for (const [i, p] of points.entries()) {
     fresh();
-    const killed = traceApply(strace, work, join(tmp, 'v2'), join(tmp, `kill-${i}.trace`), p);
+    const killed = traceApply(strace, work, v2, join(tmp, `kill-${i}.trace`), p);
     assert.equal(killed.signal ?? killed.status, 'SIGKILL', `apply was killed at ${p.line}`);
     assert.equal(killed.events.at(-1)?.line.split('(')[0], p.syscall);
     assert.ok(existsSync(join(work, RECORD, 'journal.json')), `the journal is there after a kill at ${p.line}`);
     const st = cli(['status', '--root', work, '--json']);
     assert.equal(st.code, 1, 'status reports the interrupted install');
     assert.equal((JSON.parse(st.stdout) as { interrupted: { action: string } }).interrupted.action, 'apply');
-    const next = cli(['apply', join(tmp, 'v2'), '--root', work, '--yes']);
+    const next = cli(['apply', v2, '--root', work, '--yes']);
     assert.equal(next.code, 0, next.stderr + next.stdout);
     assert.match(next.stdout, /^Interrupted install: the last apply \(started [0-9TZ:-]+\) (stopped midway|had installed bundle)/m, `after a kill at ${p.line}`);
-    assertInstalled(work, join(tmp, 'v2'), gammaFiles);
-    assert.equal(readFileSync(join(work, RECORD, 'previous/MANIFEST.sha256'), 'utf8'), readFileSync(join(tmp, 'v1/MANIFEST.sha256'), 'utf8'), 'previous is v1, for rollback');
+    assertInstalled(work, v2, gammaFiles);
+    assert.equal(readFileSync(join(work, RECORD, 'previous/MANIFEST.sha256'), 'utf8'), readFileSync(join(v1, 'MANIFEST.sha256'), 'utf8'), 'previous is v1, for rollback');
   }
   t.diagnostic(`${points.length} kill points`);
 });
