@@ -42,7 +42,8 @@ Options:
   --force            replace an existing bundle directory
   --dry-run          print the files that would be written, write nothing
   --json             machine-readable output
-  --root PATH        apply: install into this tree instead of / (only offline steps run)
+  --root PATH        apply, rollback: install into this tree instead of / (only offline steps run);
+                     status: read the record and files of this tree (no processes)
   --yes              apply, rollback: do not ask for confirmation
   --start            apply, rollback: enable and start new guests, restart guests whose unit or profile changed
 

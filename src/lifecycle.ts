@@ -12,9 +12,9 @@ import { InputError } from './errors.js';
 import { begin, commit, hostFiles, readBundle, readRecord, recover, type InstallRecord, type Journal, type RecordedBundle } from './record.js';
 import { run, which } from './tools.js';
 
-export type Part = 'unit' | 'profile' | 'udev' | 'users';
+type Part = 'unit' | 'profile' | 'udev' | 'users';
 
-export interface GuestPlan {
+interface GuestPlan {
   name: string;
   state: 'new' | 'changed' | 'removed' | 'unchanged';
   /** What of the guest changes (new and changed guests). */
@@ -28,7 +28,7 @@ interface Removal {
   hostPath: string;
 }
 
-export interface LifecyclePlan {
+interface LifecyclePlan {
   action: Journal['action'];
   apply: ApplyPlan;
   bundle: RecordedBundle;
@@ -76,7 +76,7 @@ function readOr(path: string): string | undefined {
 }
 
 /** Plan an apply (or rollback) of `bundleDir` onto `root`, against the record kept there. */
-export function planInstall(action: Journal['action'], bundleDir: string, rootArg: string, dryRun: boolean): LifecyclePlan {
+function planInstall(action: Journal['action'], bundleDir: string, rootArg: string, dryRun: boolean): LifecyclePlan {
   const apply = planApply(bundleDir, rootArg);
   const bundle = readBundle(bundleDir);
   if (!bundle) throw new ApplyRefused(`${bundleDir}: not a complete bundle; nothing was changed`);
@@ -141,7 +141,7 @@ export function planInstall(action: Journal['action'], bundleDir: string, rootAr
 /** Guests whose running QEMU keeps its old unit or profile until it restarts. */
 const needsRestart = (g: GuestPlan) => g.state === 'changed' && (g.parts.includes('unit') || g.parts.includes('profile'));
 
-export function describeInstall(p: LifecyclePlan): string {
+function describeInstall(p: LifecyclePlan): string {
   const out: string[] = [];
   if (p.recovered) out.push(`Interrupted install: ${p.recovered}.`);
   out.push(describePlan(p.apply).trimEnd());

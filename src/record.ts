@@ -36,7 +36,7 @@ export interface InstallRecord {
   journal?: Journal;
 }
 
-export const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
 function parseManifest(text: string): Map<string, string> {
   const files = new Map<string, string>();
@@ -48,7 +48,7 @@ function parseManifest(text: string): Map<string, string> {
 }
 
 /** The guests' names in a bundle's answers.json. Read with JSON.parse: the bundle was validated when generated. */
-export function guestNames(bundleDir: string): string[] {
+function guestNames(bundleDir: string): string[] {
   const doc = JSON.parse(readFileSync(join(bundleDir, ANSWERS), 'utf8')) as { guests?: { name?: unknown }[] };
   return (doc.guests ?? []).map((g) => g.name).filter((n): n is string => typeof n === 'string');
 }

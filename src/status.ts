@@ -8,12 +8,12 @@ import { join, resolve } from 'node:path';
 import { InputError } from './errors.js';
 import { hostFiles, readRecord, recover, RECORD_DIR } from './record.js';
 
-export interface Listener {
+interface Listener {
   proto: 'tcp' | 'tcp6' | 'udp' | 'udp6' | 'unix';
   address: string;
 }
 
-export interface ProcessView {
+interface ProcessView {
   pid: number;
   uid: number[];
   gid: number[];
@@ -27,12 +27,12 @@ export interface ProcessView {
   listening: Listener[];
 }
 
-export interface Drift {
+interface Drift {
   path: string;
   problem: 'missing' | 'changed' | 'mode' | 'not a regular file';
 }
 
-export interface GuestStatus {
+interface GuestStatus {
   name: string;
   unit: string;
   running: boolean;
