@@ -89,6 +89,11 @@ describe('day two: apply, removal, activation, status and rollback under real sy
   const show = (unit: string, prop: string) => ct.exec(['systemctl', 'show', '-p', prop, '--value', unit]).stdout.trim();
   const active = (g: string) => ct.exec(['systemctl', 'is-active', `qemu-${g}.service`]).stdout.trim();
   const pids = new Map<string, string>();
+  /** Files qemu-harden did not install, named like its own: never touched. */
+  const FOREIGN = { 'etc/apparmor.d/qemu-harden-gamma-notes': 'not installed by qemu-harden\n', 'etc/systemd/system/qemu-gamma-backup.service': '[Unit]\n' };
+  const assertForeignUntouched = () => {
+    for (const [f, text] of Object.entries(FOREIGN)) assert.equal(readFileSync(join(ct.root, f), 'utf8'), text, `${f} is untouched`);
+  };
 
   before(async () => {
     for (const [tool, pkg] of [['systemd-nspawn', 'systemd-container'], ['nsenter', 'util-linux'], ['qemu-system-x86_64', 'qemu-system-x86'], ['strace', 'strace']] as const)
@@ -163,6 +168,7 @@ describe('day two: apply, removal, activation, status and rollback under real sy
   });
 
   test('v2: the removed guest is stopped and its files are gone (backed up), the changed one restarted with its new limit, the unchanged one keeps its PID', () => {
+    for (const [f, text] of Object.entries(FOREIGN)) writeFileSync(join(ct.root, f), text);
     const before = treeHash(ct.root);
     const dry = qh('apply', '/bundles/v2', '--dry-run', '--start');
     assert.equal(dry.code, 0, dry.stderr);
@@ -196,6 +202,7 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assert.equal(active('beta'), 'active');
     assert.equal(show('qemu-alpha.service', 'MainPID'), pids.get('alpha'), 'alpha runs the same QEMU');
     assert.equal(readFileSync(join(ct.root, RECORD, 'previous/MANIFEST.sha256'), 'utf8'), readFileSync(join(v1, 'MANIFEST.sha256'), 'utf8'));
+    assertForeignUntouched();
     const s = qh('status');
     assert.equal(s.code, 0, s.stdout);
   });
@@ -222,6 +229,7 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     for (const g of GUESTS) assert.equal(active(g), 'active', g);
     assert.equal(show('qemu-beta.service', 'MemoryMax'), String(320 * 1024 * 1024));
     assert.equal(readFileSync(join(ct.root, RECORD, 'previous/MANIFEST.sha256'), 'utf8'), readFileSync(join(v2, 'MANIFEST.sha256'), 'utf8'), 'a second rollback would return to v2');
+    assertForeignUntouched();
     const after = qh('status');
     assert.equal(after.code, 0, after.stdout);
   });
