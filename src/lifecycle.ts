@@ -344,9 +344,14 @@ export async function runInstall(action: Journal['action'], bundleDir: string, r
       `${backups.length + p.removals.length ? ` Replaced and removed files were backed up under ${backupDir}.` : ''}\n`,
   );
   steps.push(...(await activate(p.apply)));
-  commit(p.record);
   for (const s of steps) io.out(`  ${s.status === 'done' ? 'done' : s.status === 'skipped' ? 'skip' : 'FAIL'}  ${s.step}: ${s.detail}\n`);
+  // A failed step leaves the journal: the next apply or rollback reports the install as unfinished and runs
+  // every step again, where a completed record would find nothing to do.
+  if (steps.some((s) => s.status === 'failed')) {
+    io.err(`qemu-harden: a step failed, so this ${action} is not recorded as complete; fix the cause, then run it again (or rollback). No guest was started or restarted.\n`);
+    return 'findings';
+  }
+  commit(p.record);
   io.out(note);
-  const started = await startGuests(p, o.start, io);
-  return steps.some((s) => s.status === 'failed') || !started ? 'findings' : 'ok';
+  return (await startGuests(p, o.start, io)) ? 'ok' : 'findings';
 }

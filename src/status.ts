@@ -205,7 +205,12 @@ export function status(rootArg: string): StatusReport {
   const rec = readRecord(root);
   const j = rec.journal;
   recover(rec, true);
-  if (!rec.current) throw new InputError(`nothing is installed under ${root}: ${join(root, RECORD_DIR)} holds no current bundle (run apply first)`);
+  if (!rec.current)
+    throw new InputError(
+      j
+        ? `nothing is installed under ${root} yet: the first ${j.action} (started ${j.started}) did not complete; run apply again`
+        : `nothing is installed under ${root}: ${join(root, RECORD_DIR)} holds no current bundle (run apply first)`,
+    );
   const live = root === '/';
   const apparmorEnabled = read('/sys/module/apparmor/parameters/enabled')?.trim() === 'Y';
   const passwd = read(join(root, 'etc/passwd'));

@@ -347,6 +347,33 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
   t.diagnostic(`${points.length} kill points`);
 });
 
+test('a failed step leaves the install unfinished: no record moved, the next apply reports it, runs every step again and completes', (t) => {
+  requireTool('systemd-sysusers', 'systemd');
+  const root = tempDir(t, 'qh-lifecycle-step-');
+  // A directory where systemd-sysusers reads the user database: its step fails.
+  mkdirSync(join(root, 'etc/passwd'), { recursive: true });
+  writeFileSync(join(root, 'etc/group'), 'root:x:0:\n');
+  const failed = cli(['apply', v1, '--root', root, '--yes']);
+  assert.equal(failed.code, 1, failed.stdout + failed.stderr);
+  assert.match(failed.stdout, /FAIL +create users and groups \(systemd-sysusers\)/);
+  assert.match(failed.stderr, /a step failed, so this apply is not recorded as complete/);
+  assert.ok(existsSync(join(root, RECORD, 'journal.json')) && !existsSync(join(root, RECORD, 'current')), 'the journal stays, nothing is recorded as installed');
+  const st = cli(['status', '--root', root]);
+  assert.equal(st.code, 2);
+  assert.match(st.stderr, /nothing is installed under .* yet: the first apply \(started .*\) did not complete; run apply again/);
+
+  rmSync(join(root, 'etc/passwd'), { recursive: true });
+  writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  const again = cli(['apply', v1, '--root', root, '--yes']);
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.match(again.stdout, /^Interrupted install: the last apply .* stopped midway/m);
+  assert.match(again.stdout, /^Nothing to change under /m, 'the files were all installed the first time');
+  assert.match(again.stdout, /done +create users and groups/);
+  assert.match(readFileSync(join(root, 'etc/passwd'), 'utf8'), /^qemu-alpha:/m);
+  assertInstalled(root, v1, []);
+  assert.equal(cli(['status', '--root', root]).code, 0);
+});
+
 test('the bundle README draws each guest’s reach as a Mermaid graph: guest → user → files, devices, sockets, network', (t) => {
   const tmp = tempDir(t);
   writeFileSync(join(tmp, 'a.json'), JSON.stringify({ ...V1, guests: [guest('alpha', { disks: [{ path: '/images/a "b" <c>.img', format: 'raw' }] }), guest('beta', { network: { mode: 'user' } })] }));
