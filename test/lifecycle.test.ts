@@ -290,7 +290,7 @@ function traceApply(strace: string, root: string, bundle: string, log: string, i
   return { status: r.status, signal: r.signal, stdout: r.stdout, events };
 }
 
-test('apply killed with SIGKILL at points across its install: the next apply reports it and completes; the tree matches the bundle', (t) => {
+test('apply killed with SIGKILL at points across its install: the next apply reports it and completes, or rollback restores the bundle before it; the tree matches', (t) => {
   const strace = requireTool('strace', 'strace');
   requireTool('systemd-sysusers', 'systemd');
   const tmp = tempDir(t, 'qh-lifecycle-kill-');
@@ -344,7 +344,17 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
     assertInstalled(work, v2, gammaFiles);
     assert.equal(readFileSync(join(work, RECORD, 'previous/MANIFEST.sha256'), 'utf8'), readFileSync(join(v1, 'MANIFEST.sha256'), 'utf8'), 'previous is v1, for rollback');
   }
-  t.diagnostic(`${points.length} kill points`);
+
+  // Rollback after a kill, instead of apply: back to v1, the bundle installed completely before the killed apply.
+  for (const p of [wanted[1]!, wanted[4]!]) {
+    fresh();
+    assert.equal(traceApply(strace, work, v2, join(tmp, 'kill-rollback.trace'), p).signal, 'SIGKILL');
+    const rb = cli(['rollback', '--root', work, '--yes']);
+    assert.equal(rb.code, 0, rb.stderr + rb.stdout);
+    assert.match(rb.stdout, /^The last apply stopped midway; rolling back to the bundle installed before it\.$/m);
+    assertInstalled(work, v1, []);
+  }
+  t.diagnostic(`${points.length} kill points, then 2 rollbacks after a kill`);
 });
 
 test('a failed step leaves the install unfinished: no record moved, the next apply reports it, runs every step again and completes', (t) => {
