@@ -1,6 +1,6 @@
 // `qemu-harden apply`: install a verified bundle's root/ onto a host (or a tree), back up what it replaces,
 // then run the activation steps that apply to that target.
-import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, constants, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { runStep, type StepResult } from './activation.js';
@@ -30,7 +30,7 @@ export interface ApplyPlan {
 export class ApplyRefused extends InputError {}
 
 /** Is `target` still inside `root` once every symlink on the way is followed? */
-function staysInside(root: string, target: string): boolean {
+export function staysInside(root: string, target: string): boolean {
   let probe = target;
   while (!existsSync(probe)) {
     const up = dirname(probe);
@@ -91,14 +91,19 @@ export function describePlan(p: ApplyPlan): string {
   return out.join('\n') + '\n';
 }
 
-/** Install the changed files. Every replaced file is copied to backupDir first. Returns the backups made. */
+/** Install the changed files. Every replaced file is copied to backupDir first (an earlier backup of the same
+ * path in that directory is kept). Returns the backups made. */
 export function install(p: ApplyPlan, backupDir: string): string[] {
   const backups: string[] = [];
   for (const c of p.changes) {
     if (c.kind === 'changed') {
       const b = join(backupDir, relative(p.root, c.target));
       mkdirSync(dirname(b), { recursive: true, mode: 0o700 });
-      copyFileSync(c.target, b);
+      try {
+        copyFileSync(c.target, b, constants.COPYFILE_EXCL);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
       backups.push(b);
     }
   }

@@ -33,7 +33,9 @@ Usage:
                        [--force] [--dry-run] [--json]
   qemu-harden presets [--json]
   qemu-harden verify DIR [--json]
-  qemu-harden apply DIR [--root PATH] [--dry-run] [--yes]
+  qemu-harden apply DIR [--root PATH] [--dry-run] [--yes] [--start]
+  qemu-harden rollback [--root PATH] [--dry-run] [--yes] [--start]
+  qemu-harden status [--root PATH] [--json]
   qemu-harden import libvirt (DOMAIN.xml... | --running) [--qemu-conf FILE] [--out FILE] [--force] [--json]
   qemu-harden import proxmox VMID.conf... [--storage-cfg FILE] [--out FILE] [--force] [--json]
   qemu-harden audit [--json] [--answers-out FILE]
@@ -44,8 +46,11 @@ Commands:
   generate   validate the answers and write the bundle to DIR (atomically: all or nothing)
   presets    list the shipped presets
   verify     check a bundle: manifest, answers, and every file read by the tool that will read it
-  apply      install a bundle: show the changes, back up replaced files, create users and directories,
-             reload udev, AppArmor and systemd
+  apply      install a bundle: show the changes against what is installed (files and guests), back up
+             replaced and removed files, stop removed guests, create users and directories, reload udev,
+             AppArmor and systemd, record what was installed
+  rollback   install again the bundle installed before the current one, through the same steps
+  status     per installed guest: running or not, its live confinement, and drift of the installed files
   import     turn libvirt domain XML or Proxmox VE guest configurations into one answers file; report per
              guest what was carried, changed to the secure default, or refused
   audit      judge the QEMU processes running on this host (read-only); as root it sees everything
@@ -61,16 +66,19 @@ Options:
   --force            replace an existing bundle directory
   --dry-run          print the files that would be written, write nothing
   --json             machine-readable output
-  --root PATH        apply: install into this tree instead of / (only offline steps run)
-  --yes              apply: do not ask for confirmation
+  --root PATH        apply, rollback: install into this tree instead of / (only offline steps run);
+                     status: read the record and files of this tree (no processes)
+  --yes              apply, rollback: do not ask for confirmation
+  --start            apply, rollback: enable and start new guests, restart guests whose unit or profile changed
   --qemu-conf FILE   import libvirt: read VNC/SPICE TLS settings from this qemu.conf
   --storage-cfg FILE import proxmox: resolve storage:volume names through this storage.cfg
   --running          import libvirt: read every running domain through 'virsh dumpxml'
   --answers-out FILE audit: write answers rebuilt from the running guests (a new file)
   --host NAME=BUNDLE export: the host of inventory hostname NAME gets BUNDLE
 
-Exit status: 0 ok, 1 findings (verify, audit) or guests imported with secure defaults (import), 2 invalid
-usage or input or a guest refused (import), 70 internal error (a bug: please report it), 130 cancelled.
+Exit status: 0 ok, 1 findings (verify, audit, status; a failed step or start in apply or rollback) or guests
+imported with secure defaults (import), 2 invalid usage or input or a guest refused (import), 70 internal error
+(a bug: please report it), 130 cancelled.
 `;
 
 interface Parsed {
@@ -82,7 +90,7 @@ interface Parsed {
 }
 
 const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out', '--root', '--qemu-conf', '--storage-cfg', '--answers-out', '--host']);
-const BOOL_FLAGS = new Set(['--force', '--dry-run', '--json', '--yes', '--running', '--help', '--version', '-h', '-V']);
+const BOOL_FLAGS = new Set(['--force', '--dry-run', '--json', '--yes', '--start', '--running', '--help', '--version', '-h', '-V']);
 
 export function parseArgs(argv: string[]): Parsed {
   const out: Parsed = { command: undefined, positional: [], flags: new Map(), sets: [], hosts: [] };
@@ -177,57 +185,31 @@ async function verifyCmd(p: Parsed, io: Io): Promise<number> {
   return report.findings.length > 0 ? EXIT.findings : EXIT.ok;
 }
 
+const OUTCOME = { ok: EXIT.ok, findings: EXIT.findings, usage: EXIT.usage, cancelled: EXIT.cancelled } as const;
+
 async function applyCmd(p: Parsed, io: Io): Promise<number> {
-  allow(p, ['--root', '--dry-run', '--yes'], 1);
+  allow(p, ['--root', '--dry-run', '--yes', '--start'], 1);
   const dir = p.positional[0];
   if (!dir) throw new UsageError('apply needs the bundle directory: qemu-harden apply DIR');
   const root = (p.flags.get('--root') as string | undefined) ?? '/';
-  const A = await import('./apply.js');
-  let plan;
-  try {
-    plan = A.planApply(dir, root);
-  } catch (e) {
-    if (e instanceof A.ApplyRefused) {
-      io.err(`qemu-harden: apply refused: ${e.message}\n`);
-      return EXIT.findings;
-    }
-    throw e;
-  }
-  if (plan.root === '/' && !io.isRoot && !p.flags.has('--dry-run'))
-    throw new UsageError('apply to / must run as root (or use --root PATH, or --dry-run)');
-  io.out(A.describePlan(plan));
-  if (p.flags.has('--dry-run')) {
-    io.out('Dry run: nothing was changed.\n');
-    return EXIT.ok;
-  }
-  const secrets = async () => {
-    const { validate } = await import('./answers.js');
-    return A.checkSecrets(plan.root, validate(JSON.parse(readFileSync(join(dir, 'answers.json'), 'utf8'))));
-  };
-  const report = (s: { step: string; status: string; detail: string }) =>
-    io.out(`  ${s.status === 'done' ? 'done' : s.status === 'skipped' ? 'skip' : 'FAIL'}  ${s.step}: ${s.detail}\n`);
-  if (plan.changes.length === 0) {
-    const s = await secrets();
-    report(s);
-    return s.status === 'failed' ? EXIT.findings : EXIT.ok;
-  }
-  if (!p.flags.has('--yes')) {
-    if (!io.isTTY || !io.confirm) {
-      io.err('qemu-harden: apply changes files; without a terminal pass --yes to confirm. Nothing was changed.\n');
-      return EXIT.usage;
-    }
-    if (!(await io.confirm(`Apply these ${plan.changes.length} changes to ${plan.root}?`))) {
-      io.err('Nothing was changed.\n');
-      return EXIT.cancelled;
-    }
-  }
-  const backupDir = join(plan.root, 'var/backups/qemu-harden', new Date().toISOString().replace(/[:.]/g, '-'));
-  const backups = A.install(plan, backupDir);
-  io.out(`Installed ${plan.changes.length} files.${backups.length ? ` Replaced files were backed up under ${backupDir}.` : ''}\n`);
-  const steps = await A.activate(plan);
-  steps.push(await secrets());
-  for (const s of steps) report(s);
-  return steps.some((s) => s.status === 'failed') ? EXIT.findings : EXIT.ok;
+  const { runInstall } = await import('./lifecycle.js');
+  const opts = { dryRun: p.flags.has('--dry-run'), yes: p.flags.has('--yes'), start: p.flags.has('--start') };
+  return OUTCOME[await runInstall('apply', dir, root, opts, io)];
+}
+
+async function rollbackCmd(p: Parsed, io: Io): Promise<number> {
+  allow(p, ['--root', '--dry-run', '--yes', '--start'], 0);
+  const { rollback } = await import('./rollback.js');
+  const opts = { dryRun: p.flags.has('--dry-run'), yes: p.flags.has('--yes'), start: p.flags.has('--start') };
+  return OUTCOME[await rollback((p.flags.get('--root') as string | undefined) ?? '/', opts, io)];
+}
+
+async function statusCmd(p: Parsed, io: Io): Promise<number> {
+  allow(p, ['--root', '--json'], 0);
+  const { status, formatStatus } = await import('./status.js');
+  const report = status((p.flags.get('--root') as string | undefined) ?? '/');
+  io.out(p.flags.has('--json') ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));
+  return report.ok ? EXIT.ok : EXIT.findings;
 }
 
 async function importCmd(p: Parsed, io: Io): Promise<number> {
@@ -320,6 +302,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
         return await auditCmd(p, io);
       case 'export':
         return await exportCmd(p, io);
+      case 'rollback':
+        return await rollbackCmd(p, io);
+      case 'status':
+        return await statusCmd(p, io);
       default:
         throw new UsageError(`unknown command '${p.command}' (see qemu-harden --help)`);
     }

@@ -9,6 +9,8 @@ import { kvm } from './helpers.js';
 export interface ContainerOptions {
   /** Host directories bound read-write: host path → path in the container. */
   binds?: Record<string, string>;
+  /** Host directories bound read-only: host path → path in the container. */
+  bindsRo?: Record<string, string>;
   privateNetwork?: boolean;
   /** Devices given to the container as private nodes; by default kvm where KVM works, and tun. */
   devices?: Device[];
@@ -68,6 +70,7 @@ export class Container {
       '-D', this.root, '--bind-ro=/usr', '--register=no', '--keep-unit', '--quiet',
       ...this.deviceBinds(opts.devices ?? [...(kvm().works ? (['kvm'] as const) : []), ...(existsSync('/dev/net/tun') ? (['tun'] as const) : [])]),
       ...Object.entries(opts.binds ?? {}).map(([h, c]) => `--bind=${h}:${c}`),
+      ...Object.entries(opts.bindsRo ?? {}).map(([h, c]) => `--bind-ro=${h}:${c}`),
       ...(opts.privateNetwork ? ['--private-network'] : []),
       '--boot',
     ];

@@ -28,8 +28,9 @@ const HEAVY_MARKERS: [what: string, marker: string][] = [
   ['the bundle README generator (src/gen/readme.ts)', 'QEMU deployment bundle'],
 ];
 
-/** Commands that read or install a bundle, or read the host: they run no generator and parse no answers up front. */
-const LIGHT_COMMANDS = ['apply', 'verify', 'status'];
+/** Commands that read or install a bundle, or read the host, with the module the entry imports when each runs:
+ * they run no generator and parse no answers up front. */
+const LIGHT_COMMANDS: [command: string, module: string][] = [['apply', 'lifecycle'], ['verify', 'verify'], ['rollback', 'rollback'], ['status', 'status']];
 
 interface PackResult {
   filename: string;
@@ -174,15 +175,15 @@ describe('the npm package', () => {
     }
   });
 
-  test('apply and verify load no Zod, YAML or generator code before they run', () => {
+  test('apply, verify, rollback and status load no Zod, YAML or generator code before they run', () => {
     const { text, closure, onDemand } = chunkGraph();
     const plan = onDemand('qemu-harden.js', 'plan');
     assert.ok(plan, '`generate` imports the plan on demand');
     const generate = closure([plan]);
     for (const [what, marker] of HEAVY_MARKERS.slice(2))
       assert.ok([...generate].some((f) => text(f).includes(marker)), `the marker of ${what} is in the built plan: the graph was read`);
-    const commands = LIGHT_COMMANDS.map((c) => [c, onDemand('qemu-harden.js', c)] as const).filter(([, chunk]) => chunk !== undefined);
-    assert.deepEqual(commands.map(([c]) => c).filter((c) => c !== 'status'), ['apply', 'verify'], 'the entry imports apply and verify on demand');
+    const commands = LIGHT_COMMANDS.map(([c, module]) => [c, onDemand('qemu-harden.js', module)] as const).filter(([, chunk]) => chunk !== undefined);
+    assert.deepEqual(commands.map(([c]) => c), LIGHT_COMMANDS.map(([c]) => c), 'the entry imports each of these commands on demand');
     for (const [command, chunk] of commands) {
       const loaded = closure([chunk!]);
       for (const [what, marker] of HEAVY_MARKERS)

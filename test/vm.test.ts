@@ -66,6 +66,16 @@ for g in ${guests.join(' ')}; do
 done
 r denied_while_booting "$(dmesg | grep -c 'apparmor="DENIED"')"
 
+compact() { node -e 'process.stdout.write(JSON.stringify(JSON.parse(require("fs").readFileSync(0, "utf8"))))'; }
+node ${BIN.replace(REPO, '/qh')} status --json > /run/status.json
+r status_exit $?
+r status "$(compact < /run/status.json)"
+apparmor_parser -r -C /etc/apparmor.d/qemu-harden-alpha
+node ${BIN.replace(REPO, '/qh')} status --json > /run/status-complain.json
+r status_complain_exit $?
+r status_complain "$(compact < /run/status-complain.json)"
+apparmor_parser -r /etc/apparmor.d/qemu-harden-alpha
+
 try_dropin() {
   unit=$1; conf=$2; name=$3
   echo "qh-proof: begin $name" > /dev/kmsg
@@ -149,7 +159,7 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
       modules: ['virtio_pci', '9pnet_virtio', '9p', 'tun', 'vhost_net'],
       shares: { usr: ['/usr', '/usr'], repo: [REPO, '/qh'] },
       workDir: work,
-      timeoutMs: 300_000,
+      timeoutMs: 600_000,
     });
     writeFileSync(join(REPO, '.cache', 'vm-console.log'), vm.console);
   });
@@ -207,6 +217,27 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
       assert.equal(result(`${g}.vhost_fd`), '1');
     });
   }
+
+  test('status on the live system: each guest runs as installed, labelled by its enforcing profile, with its cgroup limits read from the kernel', () => {
+    assert.equal(result('status_exit'), '0', result('status'));
+    const r = JSON.parse(result('status')) as { ok: boolean; guests: { name: string; weaker: string[]; process: { apparmor: unknown; limits: Record<string, string>; cgroup: string } }[] };
+    assert.equal(r.ok, true);
+    for (const g of guests) {
+      const s = r.guests.find((x) => x.name === g)!;
+      const guest = answers.guests.find((x) => x.name === g)!;
+      assert.deepEqual(s.process.apparmor, { label: `qemu-harden-${g}`, mode: 'enforce' });
+      assert.equal(s.process.cgroup, `/qemu.slice/qemu-${g}.service`);
+      assert.deepEqual(s.process.limits, { memoryMax: String(memoryMaxMiB(guest) * 1024 * 1024), cpuMax: `${cpuQuotaPercent(guest) * 1000} 100000`, pidsMax: String(guest.limits.tasksMax) });
+      assert.deepEqual(s.weaker, []);
+    }
+  });
+
+  test('status: a guest whose profile was switched to complain mode runs weaker than its bundle (exit 1)', () => {
+    assert.equal(result('status_complain_exit'), '1');
+    const r = JSON.parse(result('status_complain')) as { guests: { name: string; weaker: string[] }[] };
+    assert.deepEqual(r.guests.find((x) => x.name === 'alpha')!.weaker, ['AppArmor profile qemu-harden-alpha in complain mode, not enforce']);
+    assert.ok(r.guests.filter((x) => x.name !== 'alpha').every((x) => x.weaker.length === 0));
+  });
 
   test('no AppArmor denial while the guests booted', () => {
     assert.equal(result('denied_while_booting'), '0', vm.console.split('\n').filter((l) => l.includes('DENIED')).join('\n'));

@@ -71,4 +71,9 @@ export const apparmor: ConfinementBackend<Text> = {
     if (!this.enforcing()) return { step, status: 'skipped', detail: 'AppArmor is not enabled in this kernel: the profiles are installed but not enforced' };
     return runStep(step, 'apparmor_parser', ['-r', '-W', ...files], 'apparmor');
   },
+  async unload(files) {
+    const step = 'unload removed AppArmor profiles';
+    if (!this.enforcing()) return { step, status: 'skipped', detail: 'AppArmor is not enabled in this kernel: nothing is loaded' };
+    return runStep(step, 'apparmor_parser', ['-R', ...files], 'apparmor');
+  },
 };

@@ -32,4 +32,6 @@ export interface ConfinementBackend<Text = never> {
   enforcing(): boolean;
   /** Load the installed files (absolute paths on the running host) so that guests started next are confined. */
   activate(files: string[]): Promise<StepResult>;
+  /** Unload the policy of files about to be removed (absolute paths on the running host, still present). */
+  unload(files: string[]): Promise<StepResult>;
 }

@@ -93,6 +93,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     '',
     '## What each guest can reach',
     '',
+    ...reachDiagram(a),
   );
   p(...reachSection(a));
   p(...operatorSections(a));
@@ -231,12 +232,13 @@ function operatorSections(a: Answers): string[] {
     '',
   );
   out.push('## After apply', '');
-  out.push('`apply` installs files and reloads systemd, udev and AppArmor, but a guest that is already running keeps the unit, user and profile it started with. Restart each running guest to put it under the new bundle:', '', '```sh');
+  out.push('`apply --start` enables and starts new guests and restarts exactly the guests whose unit or profile changed (their profiles are loaded first). Without `--start`, a guest that is already running keeps the unit, user and profile it started with, and `apply` names the guests that need a restart; restart each of them to put it under the new bundle:', '', '```sh');
   for (const g of a.guests) out.push(`sudo systemctl restart ${G.unitName(g)}`);
   out.push('```', '');
   out.push('## Checking the host afterwards', '', '```sh');
   out.push(
     'qemu-harden verify .                      # the bundle is still what answers.json produces',
+    'qemu-harden status                        # each guest as it runs: user, capabilities, seccomp, profile, limits, drift',
     ...a.guests.flatMap((g) => [
       `systemctl status ${G.unitName(g)}`,
       `systemd-analyze security ${G.unitName(g)}   # exposure of the unit as installed`,
@@ -246,6 +248,41 @@ function operatorSections(a: Answers): string[] {
     ...(a.guests.some((g) => g.isolation.apparmor) ? ['aa-status | grep qemu-harden            # every profile loaded in enforce mode'] : []),
     'journalctl -u \'qemu-*\' -p warning        # start failures, seccomp or AppArmor denials',
   );
+  out.push('```', '');
+  return out;
+}
+
+/** A Mermaid label: every character that could end the label or start markup becomes an entity code. */
+function label(text: string): string {
+  return `"${[...text].map((c) => (/[A-Za-z0-9 /._:,=+@-]/.test(c) ? c : `#${c.codePointAt(0)};`)).join('')}"`;
+}
+
+/**
+ * The least-privilege map as a Mermaid flowchart, from the same per-guest data as the list below it: guest →
+ * its user → the files, devices, sockets and network it reaches. Rendered where bundles are reviewed (GitHub,
+ * GitLab), so a pull request shows what each guest can reach and what changed.
+ */
+export function reachDiagram(a: Answers): string[] {
+  const out = ['```mermaid', 'flowchart LR'];
+  a.guests.forEach((g, i) => {
+    const u = `u${i}`;
+    out.push(`  g${i}[${label(`guest ${g.name}`)}] --> ${u}[${label(`user ${G.userName(g)}`)}]`);
+    let n = 0;
+    const edge = (how: string, text: string) => out.push(`  ${u} -->|${how}| r${i}_${n++}[${label(text)}]`);
+    for (const f of G.filesOf(g)) edge(f.access, `file ${f.path}`);
+    for (const d of G.devicesOf(a, g)) edge(d.access, `device ${d.path}`);
+    for (const t of G.tlsDirsOf(g)) edge('r', `directory ${t.path}`);
+    edge('listens', `socket ${G.qmpSocket(g)}`);
+    if (g.serial.enabled) edge('listens', `socket ${G.serialSocket(g)}`);
+    if (g.display.mode === 'vnc-unix') edge('listens', `socket ${G.vncSocket(g)}`);
+    if (g.display.mode === 'spice-unix') edge('listens', `socket ${G.spiceSocket(g)}`);
+    if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls') edge('listens', `TCP ${g.display.listen}:${g.display.port}`);
+    for (const kind of ['migration', 'nbd'] as const) {
+      const r = g[kind];
+      if (r?.enabled) edge('listens', `TCP ${r.listen}:${r.port} ${kind}${r.tls ? ' TLS' : ' plain'}`);
+    }
+    edge('net', g.network.mode === 'none' ? 'no network' : g.network.mode === 'user' ? 'user-mode NAT' : `tap ${G.tapDevice(g)}`);
+  });
   out.push('```', '');
   return out;
 }
