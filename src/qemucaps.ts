@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import * as G from './guest.js';
 import type { Answers } from './model.js';
-import { run } from './tools.js';
+import { run, runSync } from './tools.js';
 
 export interface QemuCaps {
   machines: string[];
@@ -62,4 +62,15 @@ export async function checkQemuCaps(a: Answers): Promise<{ findings: { path: str
       findings.push({ path: `guests.${gi}.cpu.model`, message: `"${cpu}" is not a CPU model of ${bin} (see ${name} -cpu help)` });
   });
   return { findings, detail: `${a.guests.length} guest${a.guests.length > 1 ? 's' : ''} against ${bin}` };
+}
+
+const cpuModelsCache = new Map<string, string[] | undefined>();
+
+/** The CPU models a QEMU binary on this host knows (`-cpu help`), or undefined where it is not here. */
+export function cpuModelsSync(binary: string): string[] | undefined {
+  if (!cpuModelsCache.has(binary)) {
+    const r = existsSync(binary) ? runSync(binary, ['-cpu', 'help']) : undefined;
+    cpuModelsCache.set(binary, r && r.exitCode === 0 ? parseCpuModels(r.stdout) : undefined);
+  }
+  return cpuModelsCache.get(binary);
 }

@@ -1,5 +1,6 @@
 // The one place qemu-harden runs other programs: resolved on PATH, never through a shell, always with a timeout.
 // execa is imported on the first run, so that the wizard's first frame does not wait for it.
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
@@ -48,4 +49,11 @@ export async function run(
     stderr: String(r.stderr ?? ''),
     timedOut: !!r.timedOut,
   };
+}
+
+/** The same, for the few readers that must stay synchronous (the importers); a short timeout, never a shell. */
+export function runSync(file: string, args: string[], timeoutMs = 5_000): ToolResult {
+  const r = spawnSync(file, args, { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
+  const timedOut = r.error !== undefined && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
+  return { exitCode: r.status ?? (timedOut ? 124 : 1), stdout: r.stdout ?? '', stderr: r.stderr ?? '', timedOut };
 }

@@ -46,6 +46,7 @@ export class Container {
     for (const d of ['bin', 'lib', 'lib64', 'sbin']) symlinkSync(`usr/${d}`, join(this.root, d));
     const wants = join(this.root, 'etc/systemd/system');
     mkdirSync(wants, { recursive: true });
+    writeTestGuestStopDropIn(wants);
     for (const masked of ['console-getty.service', 'systemd-timesyncd.service', 'apt-daily.timer', 'apt-daily-upgrade.timer'])
       try {
         symlinkSync('/dev/null', join(wants, masked));
@@ -158,4 +159,14 @@ export class Container {
     for (let i = 0; i < 40 && alive(this.leader); i++) await new Promise((r) => setTimeout(r, 250));
     if (alive(this.leader)) throw new Error(`the container's init (pid ${this.leader}) is still running`);
   }
+}
+
+/**
+ * The test guests are boot sectors and firmware that never answer the ACPI power button, so stopping one waits
+ * out the unit's TimeoutStopSec= (90 s) before SIGTERM. In the test systems every qemu-*.service gets 3 s
+ * instead, through a prefix drop-in: the stop still goes through ExecStop= and its powerdown first.
+ */
+export function writeTestGuestStopDropIn(systemDir: string): void {
+  mkdirSync(join(systemDir, 'qemu-.service.d'), { recursive: true });
+  writeFileSync(join(systemDir, 'qemu-.service.d', 'test-guests-stop.conf'), '[Service]\nTimeoutStopSec=3\n');
 }

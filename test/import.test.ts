@@ -36,6 +36,13 @@ function corpusFiles(dir: string, ext: string): string[] {
 type Source = (files: string[]) => { document: unknown; report: ImportReport };
 const input = (file: string) => ({ file, read: () => readFileSync(file, 'utf8') });
 
+/** A domain with neither a disk nor a kernel is given one disk, so that its guest has something to boot. */
+function withDisk(xml: string): string {
+  if (/<disk[\s>]|<kernel>/.test(xml)) return xml;
+  const disk = "<disk type='file' device='disk'><driver type='raw'/><source file='/srv/t.img'/><target dev='vda'/></disk>";
+  return /<devices>/.test(xml) ? xml.replace(/<devices>/, `<devices>${disk}`) : xml.replace('</domain>', `<devices>${disk}</devices></domain>`);
+}
+
 /**
  * Import each file alone, check its outcome, then pack the imported ones into few sets as the cross-guest rules
  * allow (libvirt's tests reuse one disk path in many domains) and generate and verify one bundle per set.
@@ -122,14 +129,8 @@ describe('the corpora: every file imports (and its bundle passes verify) or is r
 });
 
 describe('carried, defaulted and refused as the issue lists them', () => {
-  /** A domain with neither a disk nor a kernel is given one disk, so that its guest has something to boot. */
-  const bootable = (xml: string) => {
-    if (/<disk[\s>]|<kernel>/.test(xml)) return xml;
-    const disk = "<disk type='file' device='disk'><driver type='raw'/><source file='/srv/t.img'/><target dev='vda'/></disk>";
-    return xml.includes('<devices>') ? xml.replace('<devices>', `<devices>${disk}`) : xml.replace('</domain>', `<devices>${disk}</devices></domain>`);
-  };
   const one = (xml: string, opts = {}) => {
-    const r = fromLibvirt([{ file: 'test.xml', read: () => bootable(xml) }], opts);
+    const r = fromLibvirt([{ file: 'test.xml', read: () => withDisk(xml) }], opts);
     return { doc: r.document as { guests: Record<string, any>[]; acceptedRisks: unknown[] } | null, g: r.report.guests[0]! };
   };
   const dom = (inner: string, attrs = "type='kvm'") => `<domain ${attrs}><name>t</name><memory unit='MiB'>256</memory><vcpu>2</vcpu>${inner}</domain>`;
@@ -230,7 +231,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     writeBundle(bundle, plan(validate(doc)), false);
     const checked = await verifyBundle(bundle);
     assert.deepEqual(checked.findings, [], 'the passthrough guest’s bundle passes verify');
-    const usb = fromLibvirt([{ file: 'usb.xml', read: () => `<domain type='kvm'><name>u</name><memory unit='MiB'>64</memory><devices><hostdev mode='subsystem' type='usb'><source><vendor id='0x1D6B'/><product id='0x0002'/></source></hostdev></devices></domain>` }]);
+    const usb = fromLibvirt([{ file: 'usb.xml', read: () => `<domain type='kvm'><name>u</name><memory unit='MiB'>64</memory><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/u.img'/><target dev='vda'/></disk><hostdev mode='subsystem' type='usb'><source><vendor id='0x1D6B'/><product id='0x0002'/></source></hostdev></devices></domain>` }]);
     assert.deepEqual((usb.document as { guests: Record<string, any>[] }).guests[0]!.passthrough.usb, [{ vendorId: '1d6b', productId: '0002' }]);
     const p = fromProxmox([input(join(PROXMOX, 'q35-linux-hostpci.conf'))], { sysfsPci: devices, storages: parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg') });
     const pg = p.report.guests[0]!;
@@ -318,8 +319,8 @@ describe('hostile files: clear errors, fast, no stack trace', () => {
       ['deep.xml', `<domain type='kvm'><name>d</name><metadata>${'<x>'.repeat(100_000)}${'</x>'.repeat(100_000)}</metadata></domain>`, /nest deeper than 48 levels/, 2],
       ['broken.xml', `<domain type='kvm'><name>d</name>`, /not well-formed XML \(line 1/, 2],
       ['notdomain.xml', `<network><name>d</name></network>`, /document element must be <domain>/, 2],
-      ['badname.xml', `<domain type='kvm'><name>../../etc/passwd; rm -rf /</name><memory unit='MiB'>64</memory></domain>`, /mapped to "etc-passwd-rm-rf"/, 0],
-      ['Ünïcödé.xml', `<domain type='kvm'><name>ÄÖÜ</name><memory unit='MiB'>64</memory></domain>`, /mapped to "n-c-d"/, 0],
+      ['badname.xml', `<domain type='kvm'><name>../../etc/passwd; rm -rf /</name><memory unit='MiB'>64</memory><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/badname.img'/><target dev='vda'/></disk></devices></domain>`, /mapped to "etc-passwd-rm-rf"/, 0],
+      ['Ünïcödé.xml', `<domain type='kvm'><name>ÄÖÜ</name><memory unit='MiB'>64</memory><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/unicode.img'/><target dev='vda'/></disk></devices></domain>`, /mapped to "n-c-d"/, 0],
     ];
     const big = join(dir, 'big.xml');
     writeFileSync(big, `<domain type='kvm'><name>big</name><description>${'a'.repeat(50 * 1024 * 1024)}</description></domain>`);
@@ -387,7 +388,7 @@ describe('the import command', () => {
     assert.match(cli(['import', 'libvirt', headless, '--out', out]).stderr, /exists; pass --force/);
 
     const clean = join(dir, 'clean.xml');
-    writeFileSync(clean, `<domain type='kvm'><name>clean</name><memory unit='MiB'>128</memory><vcpu>1</vcpu><os><type machine='q35'>hvm</type></os></domain>`);
+    writeFileSync(clean, `<domain type='kvm'><name>clean</name><memory unit='MiB'>128</memory><vcpu>1</vcpu><os><type machine='q35'>hvm</type></os><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/clean.img'/><target dev='vda'/></disk></devices></domain>`);
     const r0 = cli(['import', 'libvirt', clean, '--out', out, '--force']);
     assert.equal(r0.code, 0, r0.stdout);
     assert.equal((JSON.parse(readFileSync(out, 'utf8')) as { guests: { name: string }[] }).guests[0]!.name, 'clean');
@@ -417,8 +418,11 @@ describe('the import command', () => {
         '',
       ].join('\n'),
     );
+    // These domains name no disk; each is given one, so that its guest has something to boot.
     const run = (xml: string) => {
-      const r = cli(['import', 'libvirt', '--qemu-conf', conf, '--json', '--out', join(dir, `${xml}.json`), join(LIBVIRT, `${xml}.xml`)]);
+      const copy = join(dir, `${xml}.xml`);
+      writeFileSync(copy, withDisk(readFileSync(join(LIBVIRT, `${xml}.xml`), 'utf8')));
+      const r = cli(['import', 'libvirt', '--qemu-conf', conf, '--json', '--out', join(dir, `${xml}.json`), copy]);
       assert.equal(r.code, 1, r.stdout + r.stderr);
       return { report: JSON.parse(r.stdout) as ImportReport, guest: (JSON.parse(readFileSync(join(dir, `${xml}.json`), 'utf8')) as { guests: Record<string, any>[] }).guests[0]! };
     };
@@ -428,10 +432,11 @@ describe('the import command', () => {
     assert.match(vncArgs, /-vnc 127\.0\.0\.1:3,tls-creds=vnc-tls-creds0/, 'libvirt: the same address and display number, with TLS');
     assert.match(vncArgs, /"dir":"\/etc\/pki\/libvirt-vnc"/);
     assert.ok(vnc.report.guests[0]!.defaulted.some((i) => i.source === `${conf}: migrate_tls_force`));
+    // SPICE over TLS authenticates no client: without a password file it comes over on a unix socket.
     const spice = run('graphics-spice-compression');
-    assert.deepEqual(spice.guest.display, { mode: 'spice-tls', listen: '127.0.0.1', port: 5904, tlsDir: '/etc/pki/libvirt-spice' });
+    assert.deepEqual(spice.guest.display, { mode: 'spice-unix' });
     assert.match(readFileSync(join(LIBVIRT, 'graphics-spice-compression.args'), 'utf8'), /-spice port=5903,tls-port=5904,addr=127\.0\.0\.1,x509-dir=\/etc\/pki\/libvirt-spice/);
-    assert.ok(spice.report.guests[0]!.defaulted.some((i) => i.source === 'devices/graphics[1]@port' && /plaintext SPICE port 5903 is not opened/.test(i.message)));
+    assert.ok(spice.report.guests[0]!.defaulted.some((i) => i.source === 'devices/graphics[1]' && /requires a password file/.test(i.message)));
     writeFileSync(conf, 'vnc_tls = yes\n');
     const bad = cli(['import', 'libvirt', '--qemu-conf', conf, join(LIBVIRT, 'graphics-vnc-tls.xml')]);
     assert.equal(bad.code, 2);
@@ -586,9 +591,9 @@ interface Sample {
 
 const SAMPLES: Sample[] = [
   { label: 'libvirt x86_64-q35-headless', source: () => fromLibvirt([input(join(LIBVIRT, 'x86_64-q35-headless.xml'))]), peer: join(LIBVIRT, 'x86_64-q35-headless.args'), stated: { memoryMiB: 4194304 / 1024, vcpus: 4 } },
-  { label: 'libvirt disk-cdrom', source: () => fromLibvirt([input(join(LIBVIRT, 'disk-cdrom.xml'))]), peer: join(LIBVIRT, 'disk-cdrom.args'), stated: { memoryMiB: 219100 / 1024, vcpus: 1 } },
+  { label: 'libvirt disk-boot-disk', source: () => fromLibvirt([input(join(LIBVIRT, 'disk-boot-disk.xml'))]), peer: join(LIBVIRT, 'disk-boot-disk.args'), stated: { memoryMiB: 219100 / 1024, vcpus: 1 } },
   { label: 'libvirt cputune', source: () => fromLibvirt([input(join(LIBVIRT, 'cputune.xml'))]), peer: join(LIBVIRT, 'cputune.args'), stated: { memoryMiB: 219136 / 1024, vcpus: 4 } },
-  { label: 'libvirt graphics-spice-socket', source: () => fromLibvirt([input(join(LIBVIRT, 'graphics-spice-socket.xml'))]), peer: join(LIBVIRT, 'graphics-spice-socket.args'), stated: { memoryMiB: 219136 / 1024, vcpus: 1 } },
+  { label: 'libvirt graphics-vnc', source: () => fromLibvirt([input(join(LIBVIRT, 'graphics-vnc.xml'))]), peer: join(LIBVIRT, 'graphics-vnc.args'), stated: { memoryMiB: 219100 / 1024, vcpus: 1 } },
   {
     label: 'proxmox ide',
     source: () => fromProxmox([input(join(PROXMOX, 'ide.conf'))], { storages: parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg') }),

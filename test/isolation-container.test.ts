@@ -67,7 +67,7 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
   };
   const start = async (unit: string, guest: string, boots = true) => {
     const r = ct.exec(['systemctl', 'start', unit]);
-    assert.equal(r.code, 0, `${unit}: ${r.stderr}\n${journal(unit)}`);
+    assert.equal(r.code, 0, `${unit}: ${r.stderr}\n${ct.exec(['journalctl', '-b', '--no-pager', '-o', 'short-monotonic', '-n', '40']).stdout}`);
     await waitFor(`${guest}'s QMP socket`, () => ct.exec(['test', '-S', `/run/qemu-harden/${guest}/qmp.sock`]).code === 0);
     if (boots) await waitFor(`${guest}'s boot marker`, () => ct.sh(`grep -q '${BOOT_MARKER}' /var/log/qemu-harden/${guest}/serial.log`).code === 0);
   };

@@ -4,6 +4,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeTestGuestStopDropIn } from './container.js';
 import { REPO } from './helpers.js';
 
 export const KERNEL_CACHE = join(REPO, '.cache', 'kernel');
@@ -190,6 +191,7 @@ export function makeRootTree(dir: string, proofScript: string): void {
     if (existsSync(`/etc/apparmor.d/${sub}`)) execFileSync('cp', ['-a', `/etc/apparmor.d/${sub}`, join(dir, 'etc/apparmor.d/')]);
   const sys = join(dir, 'etc/systemd/system');
   mkdirSync(join(sys, 'multi-user.target.wants'), { recursive: true });
+  writeTestGuestStopDropIn(sys);
   symlinkSync('/usr/lib/systemd/system/multi-user.target', join(sys, 'default.target'));
   for (const masked of ['serial-getty@ttyS0.service', 'getty@tty1.service', 'systemd-timesyncd.service', 'apt-daily.timer', 'apt-daily-upgrade.timer', 'e2scrub_reap.service', 'systemd-networkd-wait-online.service'])
     symlinkSync('/dev/null', join(sys, masked));

@@ -5,6 +5,7 @@ import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { answersSchema, formatIssues } from '../answers.js';
 import { plainError } from '../messages.js';
+import { cpuModelsSync } from '../qemucaps.js';
 import { type GuestLog, type GuestReport, type ImportReport, worstOutcome } from './report.js';
 
 /** A guest definition is a few kilobytes; anything past this bound is not one. */
@@ -181,4 +182,15 @@ export function assemble(kind: ImportReport['source'], results: GuestResult[]): 
     document,
     report: { format: 'qemu-harden-import-report', version: 1, source: kind, out: null, written: false, outcome, guests: reports, problems },
   };
+}
+
+/**
+ * A CPU model the QEMU of this host does not know would make the bundle's unit fail at start (and `verify`
+ * says so): such a model is left at the bundle's default, and the report says why.
+ */
+export function knownCpuModel(model: string, log: GuestLog, source: string, binary = '/usr/bin/qemu-system-x86_64'): boolean {
+  const known = cpuModelsSync(binary);
+  if (!known || known.includes(model)) return true;
+  log.secureDefault(source, `CPU model "${model}" is not one ${binary} knows here (${binary.split('/').pop()} -cpu help); the bundle's default CPU model is used`);
+  return false;
 }

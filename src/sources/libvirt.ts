@@ -3,7 +3,7 @@
 // element is carried into the answers, changed to the secure default, or refused — and the report says which.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { InputError } from '../errors.js';
-import { assemble, checkGuest, describeGuest, toGuestName, checkText, iommuGroupOf, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
+import { assemble, checkGuest, describeGuest, toGuestName, checkText, iommuGroupOf, knownCpuModel, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
 import { GuestLog } from './report.js';
 
 type Node = Record<string, unknown>;
@@ -249,7 +249,7 @@ function cpu(dom: Node, g: Record<string, unknown>, prov: Provenance, log: Guest
     log.carry('cpu@mode', `${mode} → QEMU CPU model "${cpuOut.model}"`);
   } else {
     const model = childText(c, 'model');
-    if (model) {
+    if (model && knownCpuModel(model, log, 'cpu/model')) {
       cpuOut.model = model;
       log.carry('cpu/model', `CPU model "${model}"`);
     }
@@ -603,6 +603,12 @@ function devices(
       } else if (ln) {
         g.display = { mode: local };
         log.secureDefault(at, `${name} listens on libvirt network "${attr(ln, 'network') ?? ''}", which has no equivalent: ${name} on a unix socket instead, reachable only from the host`);
+      } else if (tls && type === 'spice') {
+        g.display = { mode: local };
+        log.secureDefault(
+          at,
+          `SPICE with TLS on ${listen} is not carried: spice-server checks no client certificate, so the bundle requires a password file (display.passwordFile), which libvirt does not keep as one; SPICE on a unix socket instead, reachable only from the host`,
+        );
       } else if (tls) {
         const p = port >= (type === 'vnc' ? 5900 : 1024) ? port : 5900;
         g.display = { mode: type === 'vnc' ? 'vnc-tls' : 'spice-tls', listen, port: p, tlsDir: type === 'vnc' ? conf.vncTlsDir : conf.spiceTlsDir };

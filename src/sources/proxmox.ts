@@ -4,7 +4,7 @@
 // one value without a key) as PVE::JSONSchema parse_property_string splits them. Volumes (`storage:volume`) are
 // resolved through storage.cfg.
 import { InputError } from '../errors.js';
-import { assemble, checkGuest, describeGuest, toGuestName, checkText, iommuGroupOf, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
+import { assemble, checkGuest, describeGuest, toGuestName, checkText, iommuGroupOf, knownCpuModel, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
 import { GuestLog } from './report.js';
 
 export interface PveConfig {
@@ -259,7 +259,7 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
       const cpuOut: { model?: string; features: string[] } = { features: [] };
       if (model.startsWith('custom-')) log.refuse('cpu', `custom CPU model "${model}" is defined in Proxmox's cpu-models.conf, which is not imported`);
       else if (/^x86-64-v\d/.test(model)) log.secureDefault('cpu', `"${model}" is a Proxmox alias, not a QEMU model; the bundle's default CPU model is used`);
-      else {
+      else if (knownCpuModel(model, log, 'cpu')) {
         cpuOut.model = model;
         prov.push(['cpu.model', 'cpu']);
         log.carry('cpu', `CPU model "${model}"`);
