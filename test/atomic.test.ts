@@ -87,8 +87,10 @@ test('SIGKILL at every step of generate, from the first file written to the fina
     assert.equal(killed.signal ?? killed.status, 'SIGKILL', `generate was killed at ${p.line}`);
     assert.equal(last?.syscall, p.syscall, `killed at call ${p.nth} of ${p.syscall}`);
     assert.equal(last?.nth, p.nth);
-    const what = (line: string) => ((/"(\/[^"]*)"/.exec(line) ?? /<(\/[^>]*)>/.exec(line))?.[1] ?? '').replace(/qemu-harden-(new|old)-[0-9a-f]+/g, 'qemu-harden-$1');
-    assert.equal(what(last!.line), what(p.line), 'the kill landed on the same step as in the traced run');
+    // Writes to pipes (libuv's wake-ups) are counted too, and their number varies, so a write kill may land one
+    // file earlier or later than in the traced run: it must still land in the same place, the new bundle or not.
+    const where = (line: string) => (line.includes('.qemu-harden-new-') ? 'new bundle' : line.includes('.qemu-harden-old-') ? 'old bundle' : 'elsewhere');
+    assert.equal(where(last!.line), where(p.line), `the kill landed in the same place as in the traced run: ${last!.line}`);
     let state: string;
     if (!existsSync(out)) state = 'absent';
     else {

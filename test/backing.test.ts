@@ -23,6 +23,7 @@ test('a backing file named inside a qcow2 image is never opened or connected to;
   const connections: Socket[] = [];
   const server = createServer((s) => {
     connections.push(s);
+    s.on('error', () => undefined);
     s.destroy();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -116,8 +116,8 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
       ? [['The SPICE password: systemd reads the file as root and hands QEMU a private copy; it never appears on a command line.' as string,
           `LoadCredential=${G.SPICE_PASSWORD_CREDENTIAL}:${systemdPathWord(g.display.passwordFile)}`] as Line]
       : []),
-    ['The guest’s sockets, state and logs: each directory belongs to this guest alone.',
-      'RuntimeDirectory=' + systemdPathWord(`qemu-harden/${g.name}`), 'RuntimeDirectoryMode=0750',
+    ['The guest’s sockets, state and logs: each directory belongs to this guest alone. The runtime directory is kept when the unit stops: the guest’s normal and migration-destination units share it, and one that is just ending must not remove it under the other.',
+      'RuntimeDirectory=' + systemdPathWord(`qemu-harden/${g.name}`), 'RuntimeDirectoryMode=0750', 'RuntimeDirectoryPreserve=yes',
       'StateDirectory=' + systemdPathWord(`qemu-harden/${g.name}`), 'StateDirectoryMode=0700',
       'LogsDirectory=' + systemdPathWord(`qemu-harden/${g.name}`), 'LogsDirectoryMode=0750', 'UMask=0077'],
     ['No capabilities at all, and no way to gain any (setuid binaries, file capabilities).',
