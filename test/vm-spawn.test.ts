@@ -1,7 +1,9 @@
 // An accepted sandbox-spawn risk must be usable where AppArmor enforces: under a real kernel (Debian's, TCG,
 // AppArmor on) the bundle's profiles are loaded, and two QEMUs run with `-sandbox on,spawn=allow`, each under
 // its guest's profile: one whose answers accepted sandbox-spawn, one whose answers did not. Each starts an
-// `exec:` migration, which runs /bin/sh. Only the profile written for the accepted risk lets the shell run.
+// `exec:` migration: QEMU runs /bin/sh, which every profile lets run (the unit's stop helpers are shell
+// scripts confined by the same profile), and the shell runs bash, which only the profile written for the
+// accepted risk allows.
 import assert from 'node:assert/strict';
 import { chmodSync, cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,8 +13,8 @@ import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
 
 const QMP = [
   '{"execute":"qmp_capabilities"}',
-  // A migration to a shell command QEMU starts itself: /bin/sh -c, reading the stream with builtins only.
-  '{"execute":"migrate","arguments":{"uri":"exec:while read -r l; do :; done"}}',
+  // A migration to a command QEMU starts itself: /bin/sh -c, then bash reading the stream with builtins only.
+  '{"execute":"migrate","arguments":{"uri":"exec:exec /bin/bash -c \\"while read -r l; do :; done\\""}}',
   '{"execute":"query-migrate"}',
 ].join('\n');
 
@@ -86,12 +88,12 @@ describe('an accepted sandbox-spawn risk under a real kernel with AppArmor enfor
     assert.equal(result('denied.loaded'), '0');
   });
 
-  test('with the risk accepted, the profile lets QEMU run /bin/sh: the migration completes, no exec is denied', () => {
+  test('with the risk accepted, the profile lets the shell QEMU runs start bash: the migration completes, no exec is denied', () => {
     assert.equal(result('allowed.exec_denied'), '0', vm.console.split('\n').filter((l) => l.includes('DENIED')).join('\n'));
     assert.equal(result('allowed.status'), 'completed');
   });
 
-  test('without it, AppArmor alone stops the same exec even though the seccomp filter allows spawning', () => {
+  test('without it, AppArmor alone stops bash even though the seccomp filter allows spawning', () => {
     assert.notEqual(result('denied.exec_denied'), '0');
     assert.notEqual(result('denied.status'), 'completed');
   });
