@@ -123,7 +123,8 @@ async function qmp(path: string, commands: object[]): Promise<unknown[]> {
       if (next) sock.write(JSON.stringify(next) + '\n');
       else {
         clearTimeout(timer);
-        sock.end();
+        // Destroyed, not ended: QEMU is killed right after, and a half-open socket would then report a reset.
+        sock.destroy();
         resolve(results);
       }
     });
