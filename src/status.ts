@@ -3,9 +3,10 @@
 // thread, AppArmor label and mode, cgroup and its limits, listening sockets — and whether the installed files
 // still match the record. A guest running weaker than its installed unit says, or a drifted file, is a finding.
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InputError } from './errors.js';
+import { apparmorLabel, cgroupPath, NetTables, openFds, PROC, readText, splitLabel, statusFields, threadSeccomp } from './procfs.js';
 import { hostFiles, readRecord, recover, RECORD_DIR } from './record.js';
 
 interface Listener {
@@ -53,110 +54,67 @@ export interface StatusReport {
   ok: boolean;
 }
 
-const field = (status: string, k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim();
-const read = (p: string) => {
-  try {
-    return readFileSync(p, 'utf8');
-  } catch {
-    return undefined;
-  }
-};
-
 /** The QEMU of a guest: a process in the guest's service cgroup running qemu-system-*. */
 function findQemu(unit: string): number | undefined {
-  for (const e of readdirSync('/proc')) {
+  for (const e of readdirSync(PROC)) {
     if (!/^\d+$/.test(e)) continue;
-    const cg = read(`/proc/${e}/cgroup`);
+    const cg = readText(`${PROC}/${e}/cgroup`);
     if (!cg || !cg.split('\n').some((l) => l.endsWith(`/${unit}`))) continue;
-    const argv0 = (read(`/proc/${e}/cmdline`) ?? '').split('\0')[0] ?? '';
+    const argv0 = (readText(`${PROC}/${e}/cmdline`) ?? '').split('\0')[0] ?? '';
     if (/qemu-system-/.test(argv0)) return Number(e);
   }
   return undefined;
 }
 
-/** Socket inodes this process holds open. */
-function socketInodes(pid: number): Set<string> {
-  const out = new Set<string>();
-  let fds: string[] = [];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return out;
-  }
-  for (const fd of fds) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) out.add(m[1]!);
-    } catch {
-      continue;
-    }
-  }
-  return out;
-}
-
-function inetAddress(hex: string, v6: boolean): string {
-  const [a, p] = hex.split(':') as [string, string];
-  const port = parseInt(p, 16);
-  if (!v6) return `${[3, 2, 1, 0].map((i) => parseInt(a.slice(i * 2, i * 2 + 2), 16)).join('.')}:${port}`;
-  const words: string[] = [];
-  for (let w = 0; w < 4; w++) {
-    const le = a.slice(w * 8, w * 8 + 8);
-    const be = le.match(/../g)!.reverse().join('');
-    words.push(be.slice(0, 4), be.slice(4));
-  }
-  return `[${words.map((x) => parseInt(x, 16).toString(16)).join(':')}]:${port}`;
-}
-
 /** Listening sockets of a process: its socket inodes looked up in its own network namespace's tables. */
-function listeners(pid: number): Listener[] {
-  const inodes = socketInodes(pid);
-  const out: Listener[] = [];
-  for (const proto of ['tcp', 'tcp6', 'udp', 'udp6'] as const) {
-    for (const line of (read(`/proc/${pid}/net/${proto}`) ?? '').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10 || !inodes.has(f[9]!)) continue;
-      // TCP state 0A is LISTEN; a bound UDP socket (state 07) is what listening means for UDP.
-      if ((proto.startsWith('tcp') && f[3] === '0A') || (proto.startsWith('udp') && f[3] === '07')) out.push({ proto, address: inetAddress(f[1]!, proto.endsWith('6')) });
-    }
+function listeners(pid: number, net: NetTables): Listener[] {
+  let sockets: number[];
+  try {
+    sockets = openFds(PROC, pid).sockets;
+  } catch {
+    return [];
   }
-  for (const line of (read(`/proc/${pid}/net/unix`) ?? '').split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    // Flags 00010000 is __SO_ACCEPTCON: the socket listens.
-    if (f.length >= 7 && inodes.has(f[6]!) && (parseInt(f[3]!, 16) & 0x10000) !== 0) out.push({ proto: 'unix', address: f[7] ?? '(unnamed)' });
+  const inet = net.listeners(pid);
+  const unix = net.unixSockets(pid);
+  const out: Listener[] = [];
+  for (const inode of sockets) {
+    const l = inet?.get(inode);
+    if (l) out.push({ proto: l.proto, address: `${l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}` });
+    const u = unix.get(inode);
+    if (u?.listening) out.push({ proto: 'unix', address: u.path ?? '(unnamed)' });
   }
   return out.sort((x, y) => (x.proto + x.address < y.proto + y.address ? -1 : 1));
 }
 
-function cgroupOf(pid: number): string | null {
-  const lines = (read(`/proc/${pid}/cgroup`) ?? '').split('\n');
-  // The unified hierarchy's line; on a hybrid host, where the unified hierarchy holds no service, systemd's own.
-  const line = lines.find((l) => l.startsWith('0::') && l !== '0::/') ?? lines.find((l) => l.includes(':name=systemd:'));
-  return line ? line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1) : null;
-}
-
-function processView(pid: number): ProcessView | null {
-  const status = read(`/proc/${pid}/status`);
-  if (!status) return null;
+function processView(pid: number, net: NetTables): ProcessView | null {
+  const text = readText(`${PROC}/${pid}/status`);
+  if (!text) return null;
+  const status = statusFields(text);
   const seccomp: Record<string, number> = {};
-  for (const t of readdirSync(`/proc/${pid}/task`)) {
-    const s = read(`/proc/${pid}/task/${t}/status`);
-    if (s) seccomp[t] = Number(field(s, 'Seccomp') ?? -1);
+  try {
+    for (const [tid, mode] of threadSeccomp(PROC, pid)) seccomp[tid] = Number(mode);
+  } catch {
+    // The process ended while it was read: no threads to list.
   }
-  const label = (read(`/proc/${pid}/attr/apparmor/current`) ?? read(`/proc/${pid}/attr/current`))?.replace(/\0/g, '').trim();
-  const m = label ? /^(.*?)(?: \((\w+)\))?$/.exec(label) : null;
-  const cgroup = cgroupOf(pid);
-  const cg = (f: string) => (cgroup ? read(join('/sys/fs/cgroup', cgroup, f))?.trim() ?? null : null);
+  let label: string | undefined;
+  try {
+    label = apparmorLabel(PROC, pid);
+  } catch {
+    label = undefined;
+  }
+  const cgroup = cgroupPath((readText(`${PROC}/${pid}/cgroup`) ?? '').split('\n'));
+  const cg = (f: string) => (cgroup ? readText(join('/sys/fs/cgroup', cgroup, f))?.trim() ?? null : null);
   return {
     pid,
-    uid: (field(status, 'Uid') ?? '').split(/\s+/).map(Number),
-    gid: (field(status, 'Gid') ?? '').split(/\s+/).map(Number),
-    capEff: field(status, 'CapEff') ?? '',
-    noNewPrivs: field(status, 'NoNewPrivs') === '1',
+    uid: (status.get('Uid') ?? '').split(/\s+/).map(Number),
+    gid: (status.get('Gid') ?? '').split(/\s+/).map(Number),
+    capEff: status.get('CapEff') ?? '',
+    noNewPrivs: status.get('NoNewPrivs') === '1',
     seccomp,
-    apparmor: m ? { label: m[1]!, mode: m[2] ?? null } : null,
+    apparmor: label ? splitLabel(label) : null,
     cgroup,
     limits: { memoryMax: cg('memory.max'), cpuMax: cg('cpu.max'), pidsMax: cg('pids.max') },
-    listening: listeners(pid),
+    listening: listeners(pid, net),
   };
 }
 
@@ -212,8 +170,8 @@ export function status(rootArg: string): StatusReport {
         : `nothing is installed under ${root}: ${join(root, RECORD_DIR)} holds no current bundle (run apply first)`,
     );
   const live = root === '/';
-  const apparmorEnabled = read('/sys/module/apparmor/parameters/enabled')?.trim() === 'Y';
-  const passwd = read(join(root, 'etc/passwd'));
+  const apparmorEnabled = readText('/sys/module/apparmor/parameters/enabled')?.trim() === 'Y';
+  const passwd = readText(join(root, 'etc/passwd'));
 
   const drift: Drift[] = [];
   for (const [hostPath, hash] of hostFiles(rec.current)) {
@@ -230,11 +188,12 @@ export function status(rootArg: string): StatusReport {
   const owns = (g: string, h: string) =>
     [`/etc/systemd/system/qemu-${g}.service`, `/etc/systemd/system/qemu-${g}-tap.service`, `/etc/apparmor.d/qemu-harden-${g}`, `/etc/apparmor.d/qemu-harden.d/${g}`].includes(h);
 
+  const net = new NetTables();
   const guests: GuestStatus[] = rec.current.guests.map((name) => {
     const unit = `qemu-${name}.service`;
-    const expected = expectations(read(join(rec.current!.dir, 'root/etc/systemd/system', unit)), passwd, name);
+    const expected = expectations(readText(join(rec.current!.dir, 'root/etc/systemd/system', unit)), passwd, name);
     const pid = live ? findQemu(unit) : undefined;
-    const proc = pid ? processView(pid) : null;
+    const proc = pid ? processView(pid, net) : null;
     return { name, unit, running: !!proc, process: proc, expected, weaker: proc ? weaknesses(expected, proc, apparmorEnabled) : [], drift: drift.filter((d) => owns(name, d.path)) };
   });
   const shared = drift.filter((d) => !guests.some((g) => g.drift.includes(d)));

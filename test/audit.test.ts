@@ -21,7 +21,7 @@ import { listPresets } from '../src/sources/preset.js';
 import { defaultTapDevice } from '../src/names.js';
 import { qcow2Backing } from '../src/audit/files.js';
 import { answerForDenial, parseDenial } from '../src/audit/host.js';
-import { hexAddress } from '../src/audit/proc.js';
+import { hexAddress } from '../src/procfs.js';
 import { qemuArgs } from '../src/gen/qemu.js';
 import { DEBUG_EXIT_DEVICE, DEBUG_EXIT_STATUS, writeBootDisk } from './bootdisk.js';
 import { Container } from './container.js';

@@ -1,5 +1,6 @@
 // What every audit check shares: the facts read from /proc once, the shape of a finding, and the shape of a
 // check itself (data plus one function), the same shape the bundle checks use.
+import type { InetListener } from '../procfs.js';
 import { redact, type QemuCommandLine } from './cmdline.js';
 
 export type Severity = 'high' | 'medium' | 'low' | 'info';
@@ -27,15 +28,8 @@ export interface Unseen {
   reason: string;
 }
 
-export interface TcpListener {
-  /** The line of /proc/PID/net/tcp or tcp6, as read. */
-  line: string;
-  address: string;
-  port: number;
-  inode: number;
-  loopback: boolean;
-  wildcard: boolean;
-}
+/** A listening TCP socket as /proc/PID/net/tcp{,6} shows it. */
+export type TcpListener = InetListener;
 
 export interface QemuProcess {
   pid: number;
