@@ -27,7 +27,8 @@ function writeNew(path: string, content: string, mode: number): void {
   }
 }
 
-function fsyncPath(path: string): void {
+/** fsync(2) of one file or directory. */
+export function fsyncPath(path: string): void {
   const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from './errors.js';
+import type { Io } from './io.js';
 import { VERSION } from './version.js';
 
 export const EXIT = { ok: 0, findings: 1, usage: 2, internal: 70, cancelled: 130 } as const;
@@ -118,14 +119,6 @@ function allow(p: Parsed, allowed: string[], maxPositional: number): void {
   if (p.sets.length && !allowed.includes('--set')) throw new UsageError(`--set does not apply to '${p.command ?? 'the wizard'}'`);
   if (p.hosts.length && !allowed.includes('--host')) throw new UsageError(`--host does not apply to '${p.command ?? 'the wizard'}'`);
   if (p.positional.length > maxPositional) throw new UsageError(`unexpected argument ${p.positional[maxPositional]}`);
-}
-
-export interface Io {
-  out: (s: string) => void;
-  err: (s: string) => void;
-  isTTY: boolean;
-  confirm?: (question: string) => Promise<boolean>;
-  isRoot?: boolean;
 }
 
 async function generate(p: Parsed, io: Io): Promise<number> {

@@ -10,6 +10,7 @@ import type { StepResult } from './activation.js';
 import type { Answers } from './model.js';
 import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
+import type { Io } from './io.js';
 import { begin, commit, hostFiles, readBundle, readRecord, recover, type InstallRecord, type Journal, type RecordedBundle } from './record.js';
 import { run, which } from './tools.js';
 
@@ -160,14 +161,6 @@ export interface InstallOptions {
   dryRun: boolean;
   yes: boolean;
   start: boolean;
-}
-
-export interface Io {
-  out: (s: string) => void;
-  err: (s: string) => void;
-  isTTY: boolean;
-  confirm?: (question: string) => Promise<boolean>;
-  isRoot?: boolean;
 }
 
 export type Outcome = 'ok' | 'findings' | 'usage' | 'cancelled';

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ANSWERS, MANIFEST } from './bundle-layout.js';
+import { fsyncPath } from './bundle.js';
 
 export const RECORD_DIR = 'var/lib/qemu-harden/.installed';
 
@@ -83,15 +84,6 @@ export function readRecord(root: string): InstallRecord {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
   return rec;
-}
-
-function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Copy a bundle directory (the files its manifest lists, and the manifest) to `to`, flushed to disk. */

@@ -4,7 +4,8 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InputError } from './errors.js';
-import { runInstall, type InstallOptions, type Io, type Outcome } from './lifecycle.js';
+import type { Io } from './io.js';
+import { runInstall, type InstallOptions, type Outcome } from './lifecycle.js';
 import { readRecord, recover, RECORD_DIR } from './record.js';
 
 export async function rollback(rootArg: string, o: InstallOptions, io: Io): Promise<Outcome> {
