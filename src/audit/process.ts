@@ -1,84 +1,73 @@
 // Checks on each QEMU process itself: who it runs as, what the kernel lets it do (capabilities, no_new_privs,
 // seccomp on every thread), QEMU's own -sandbox, its AppArmor label, its cgroup limits, the accelerator, and
 // whether guests share a user.
-import { readFileSync } from 'node:fs';
+import { readText } from '../procfs.js';
 import { finding, type AuditCheck, type Finding, type QemuProcess } from './types.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 
 const statusLine = (p: QemuProcess, key: string) => `/proc/${p.pid}/status: ${key}:\t${p.status.get(key) ?? '(missing)'}`;
 
-const root: AuditCheck = {
-  name: 'process.root',
-  tool: null,
-  debianPackage: null,
-  run: (view) =>
-    view.processes
-      .filter((p) => p.uids.some((u) => u === 0))
-      .map((p) =>
-        finding(
-          'process.root', 'high', p, statusLine(p, 'Uid'),
-          'QEMU must run as an unprivileged user: a guest that takes over device emulation acts as this process, and as root it owns the whole host.',
-          'Each guest runs as its own system user (qemu-NAME) created by sysusers.d, with device access through groups.',
-          null,
-        ),
-      ),
-};
+/**
+ * A check that judges each QEMU process on its own: `evidence` gives what was read for a process that falls
+ * short, or undefined for one that does not; every such process gets one finding.
+ */
+function eachProcess(
+  name: string,
+  severity: Finding['severity'],
+  evidence: (p: QemuProcess) => string | undefined,
+  why: string | ((p: QemuProcess) => string),
+  bundle: string,
+  answer: string | null,
+): AuditCheck {
+  return {
+    name,
+    tool: null,
+    debianPackage: null,
+    run: (view) =>
+      view.processes.flatMap((p) => {
+        const e = evidence(p);
+        return e === undefined ? [] : [finding(name, severity, p, e, typeof why === 'string' ? why : why(p), bundle, answer)];
+      }),
+  };
+}
 
-const capabilities: AuditCheck = {
-  name: 'process.capabilities',
-  tool: null,
-  debianPackage: null,
-  run: (view) =>
-    view.processes
-      .filter((p) => /[1-9a-f]/i.test(p.status.get('CapEff') ?? '0'))
-      .map((p) =>
-        finding(
-          'process.capabilities', 'high', p, statusLine(p, 'CapEff'),
-          'Capabilities are privileges the guest does not have; least privilege says QEMU should hold nothing the guest could not use itself.',
-          'The unit empties CapabilityBoundingSet= and AmbientCapabilities=: QEMU runs with no capabilities at all.',
-          null,
-        ),
-      ),
-};
+const root = eachProcess(
+  'process.root', 'high',
+  (p) => (p.uids.some((u) => u === 0) ? statusLine(p, 'Uid') : undefined),
+  'QEMU must run as an unprivileged user: a guest that takes over device emulation acts as this process, and as root it owns the whole host.',
+  'Each guest runs as its own system user (qemu-NAME) created by sysusers.d, with device access through groups.',
+  null,
+);
 
-const noNewPrivs: AuditCheck = {
-  name: 'process.no-new-privs',
-  tool: null,
-  debianPackage: null,
-  run: (view) =>
-    view.processes
-      .filter((p) => p.status.get('NoNewPrivs') !== '1')
-      .map((p) =>
-        finding(
-          'process.no-new-privs', 'medium', p, statusLine(p, 'NoNewPrivs'),
-          'Without no_new_privs a compromised QEMU can execute a setuid program or a file with capabilities and gain privileges the guest never had.',
-          'The unit sets NoNewPrivileges=yes.',
-          null,
-        ),
-      ),
-};
+const capabilities = eachProcess(
+  'process.capabilities', 'high',
+  (p) => (/[1-9a-f]/i.test(p.status.get('CapEff') ?? '0') ? statusLine(p, 'CapEff') : undefined),
+  'Capabilities are privileges the guest does not have; least privilege says QEMU should hold nothing the guest could not use itself.',
+  'The unit empties CapabilityBoundingSet= and AmbientCapabilities=: QEMU runs with no capabilities at all.',
+  null,
+);
 
-const seccomp: AuditCheck = {
-  name: 'process.seccomp',
-  tool: null,
-  debianPackage: null,
-  run: (view) =>
-    view.processes.flatMap((p) => {
-      const open = p.threadSeccomp.filter(([, v]) => v !== '2');
-      if (!open.length) return [];
-      const [tid, v] = open[0]!;
-      return [
-        finding(
-          'process.seccomp', 'high', p,
-          `/proc/${p.pid}/task/${tid}/status: Seccomp:\t${v}${open.length > 1 ? ` (and ${open.length - 1} more of ${p.threadSeccomp.length} threads)` : ''}`,
-          'A thread without a seccomp filter can make every host system call: a guest that escapes into it reaches the whole kernel attack surface.',
-          'QEMU runs with -sandbox on and every sub-option denied, inside the unit’s own SystemCallFilter=: every thread is filtered.',
-          'guests.N.isolation.sandbox',
-        ),
-      ];
-    }),
-};
+const noNewPrivs = eachProcess(
+  'process.no-new-privs', 'medium',
+  (p) => (p.status.get('NoNewPrivs') !== '1' ? statusLine(p, 'NoNewPrivs') : undefined),
+  'Without no_new_privs a compromised QEMU can execute a setuid program or a file with capabilities and gain privileges the guest never had.',
+  'The unit sets NoNewPrivileges=yes.',
+  null,
+);
+
+const seccomp = eachProcess(
+  'process.seccomp', 'high',
+  (p) => {
+    const open = p.threadSeccomp.filter(([, v]) => v !== '2');
+    if (!open.length) return undefined;
+    const [tid, v] = open[0]!;
+    return `/proc/${p.pid}/task/${tid}/status: Seccomp:\t${v}${open.length > 1 ? ` (and ${open.length - 1} more of ${p.threadSeccomp.length} threads)` : ''}`;
+  },
+  'A thread without a seccomp filter can make every host system call: a guest that escapes into it reaches the whole kernel attack surface.',
+  'QEMU runs with -sandbox on and every sub-option denied, inside the unit’s own SystemCallFilter=: every thread is filtered.',
+  'guests.N.isolation.sandbox',
+);
 
 /** -sandbox sub-options: answers field, risk id, QEMU's own default, and what allowing them leaves open. */
 const SUB = [
@@ -122,35 +111,21 @@ const sandbox: AuditCheck = {
     }),
 };
 
-const apparmor: AuditCheck = {
-  name: 'process.apparmor',
-  tool: null,
-  debianPackage: null,
-  run: (view) =>
-    view.processes.flatMap((p) => {
-      const label = p.apparmorLabel;
-      if (label === undefined || label === '') return [];
-      if (label !== 'unconfined' && !/\(complain\)$/.test(label)) return [];
-      return [
-        finding(
-          'process.apparmor', 'medium', p, `/proc/${p.pid}/attr/current: ${label}`,
-          label === 'unconfined'
-            ? 'Mandatory access control is what keeps a compromised QEMU away from host files and other guests’ images that plain file permissions leave open.'
-            : 'A profile in complain mode only logs: it keeps nothing from a compromised QEMU.',
-          'Each guest gets its own enforced AppArmor profile that allows only its own disks, sockets and devices.',
-          'guests.N.isolation.apparmor',
-        ),
-      ];
-    }),
-};
+const apparmor = eachProcess(
+  'process.apparmor', 'medium',
+  (p) => {
+    const label = p.apparmorLabel;
+    return label === 'unconfined' || /\(complain\)$/.test(label ?? '') ? `/proc/${p.pid}/attr/current: ${label}` : undefined;
+  },
+  (p) =>
+    p.apparmorLabel === 'unconfined'
+      ? 'Mandatory access control is what keeps a compromised QEMU away from host files and other guests’ images that plain file permissions leave open.'
+      : 'A profile in complain mode only logs: it keeps nothing from a compromised QEMU.',
+  'Each guest gets its own enforced AppArmor profile that allows only its own disks, sockets and devices.',
+  'guests.N.isolation.apparmor',
+);
 
-function readTrim(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
+const readTrim = (path: string) => readText(path)?.trim();
 
 const UNLIMITED_V1 = 2n ** 62n;
 
@@ -270,24 +245,16 @@ export function acceleratorOf(p: QemuProcess): { accel: 'kvm' | 'tcg'; evidence:
   return first === 'kvm' ? { accel: 'kvm', evidence: `-accel ${first}` } : { accel: 'tcg', evidence: first ? `-accel ${first}` : 'no -accel, -enable-kvm or machine accel= option (QEMU defaults to TCG)' };
 }
 
-const tcg: AuditCheck = {
-  name: 'process.tcg',
-  tool: null,
-  debianPackage: null,
-  run: (view) =>
-    view.processes.flatMap((p) => {
-      const a = acceleratorOf(p);
-      if (a.accel === 'kvm') return [];
-      return [
-        finding(
-          'process.tcg', 'info', p, a.evidence,
-          'Under TCG QEMU gives no isolation guarantee: its code generator and the device emulation used with it were not written to resist a malicious guest, and QEMU does not treat such bugs as security bugs. Everything around this process is a best-effort fence.',
-          'The bundle uses KVM unless the answers choose the emulation use case and accept the risk "emulation".',
-          'useCase',
-        ),
-      ];
-    }),
-};
+const tcg = eachProcess(
+  'process.tcg', 'info',
+  (p) => {
+    const a = acceleratorOf(p);
+    return a.accel === 'kvm' ? undefined : a.evidence;
+  },
+  'Under TCG QEMU gives no isolation guarantee: its code generator and the device emulation used with it were not written to resist a malicious guest, and QEMU does not treat such bugs as security bugs. Everything around this process is a best-effort fence.',
+  'The bundle uses KVM unless the answers choose the emulation use case and accept the risk "emulation".',
+  'useCase',
+);
 
 const sharedUid: AuditCheck = {
   name: 'process.shared-uid',
