@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { fromAnswers } from '../steps/draft.js';
 import { display } from '../steps/fields.js';
 import { STEPS } from '../steps/index.js';
@@ -12,32 +12,46 @@ import { BIN, cli, requireTool, tempDir } from './helpers.js';
 
 const tmux = (...args: string[]) => spawnSync('tmux', args, { encoding: 'utf8' });
 
-test('a whole interview in a real 80×24 terminal writes a bundle that verifies', async (t) => {
-  requireTool('tmux', 'tmux');
-  assert.ok(existsSync(BIN), 'the binary is built (npm run build)');
-  const dir = tempDir(t, 'qh-tty-');
-  const session = `qh-tty-${process.pid}`;
-  const exitFile = join(dir, 'exit-code');
-  // QEMU on PATH is a wrapper that logs each run, to count how often the wizard probes the host.
-  const qemu = requireTool('qemu-system-x86_64', 'qemu-system-x86');
-  const calls = join(dir, 'qemu-calls');
-  mkdirSync(join(dir, 'bin'));
-  writeFileSync(join(dir, 'bin', 'qemu-system-x86_64'), `#!/bin/sh\necho "$1" >> ${calls}\nexec ${qemu} "$@"\n`);
-  chmodSync(join(dir, 'bin', 'qemu-system-x86_64'), 0o755);
-  const started = tmux('new-session', '-d', '-s', session, '-x', '80', '-y', '24', '-c', dir, `sh -c 'PATH=${dir}/bin:$PATH ${process.execPath} ${BIN}; echo $? > ${exitFile}; sleep 60'`);
+/**
+ * The wizard in a new 80×24 tmux session, started by `command` in `dir` (its exit code written to
+ * dir/exit-code); the session is killed after the test. `waitFor` polls the screen until a pattern shows.
+ */
+function wizardInTmux(t: TestContext, session: string, dir: string, command: string, poll = 100) {
+  const started = tmux('new-session', '-d', '-s', session, '-x', '80', '-y', '24', '-c', dir, `sh -c '${command}; echo $? > ${join(dir, 'exit-code')}; sleep 60'`);
   assert.equal(started.status, 0, started.stderr);
   t.after(() => tmux('kill-session', '-t', session));
-
   const screen = () => tmux('capture-pane', '-p', '-t', session).stdout;
   const waitFor = async (re: RegExp, ms = 15_000) => {
     const until = Date.now() + ms;
     while (Date.now() < until) {
       const s = screen();
       if (re.test(s)) return s;
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, poll));
     }
     throw new Error(`the screen never showed ${re}:\n${screen()}`);
   };
+  /** The wizard's exit code, once the shell has written it (it creates the file before it writes into it). */
+  const exitCode = async (ms = 10_000) => {
+    const file = join(dir, 'exit-code');
+    const until = Date.now() + ms;
+    while (!(existsSync(file) && readFileSync(file, 'utf8').trim()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    return existsSync(file) ? readFileSync(file, 'utf8').trim() : `(no exit code within ${ms} ms)`;
+  };
+  return { screen, waitFor, exitCode };
+}
+
+test('a whole interview in a real 80×24 terminal writes a bundle that verifies', async (t) => {
+  requireTool('tmux', 'tmux');
+  assert.ok(existsSync(BIN), 'the binary is built (npm run build)');
+  const dir = tempDir(t, 'qh-tty-');
+  const session = `qh-tty-${process.pid}`;
+  // QEMU on PATH is a wrapper that logs each run, to count how often the wizard probes the host.
+  const qemu = requireTool('qemu-system-x86_64', 'qemu-system-x86');
+  const calls = join(dir, 'qemu-calls');
+  mkdirSync(join(dir, 'bin'));
+  writeFileSync(join(dir, 'bin', 'qemu-system-x86_64'), `#!/bin/sh\necho "$1" >> ${calls}\nexec ${qemu} "$@"\n`);
+  chmodSync(join(dir, 'bin', 'qemu-system-x86_64'), 0o755);
+  const { screen, waitFor, exitCode } = wizardInTmux(t, session, dir, `PATH=${dir}/bin:$PATH ${process.execPath} ${BIN}`);
   const keys = async (...k: string[]) => {
     for (const key of k) {
       tmux('send-keys', '-t', session, ...(key.length === 1 || key.startsWith('/') ? ['-l', key] : [key]));
@@ -64,10 +78,7 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   assert.match(unwrapped, /^ {2}node \S*dist\/qemu-harden\.js verify \S*qemu-harden-bundle$/m);
   assert.match(unwrapped, /^ {2}sudo \S*node\S* \S*dist\/qemu-harden\.js apply \S*qemu-harden-bundle$/m);
   await keys('Enter');
-  const until = Date.now() + 10_000;
-  // The shell creates the file before it writes the status into it: wait for the status itself.
-  while (!(existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-  assert.equal(readFileSync(exitFile, 'utf8').trim(), '0');
+  assert.equal(await exitCode(), '0');
   const bundle = join(dir, 'qemu-harden-bundle');
   const v = cli(['verify', bundle]);
   assert.equal(v.code, 0, v.stdout);
@@ -101,20 +112,7 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
   requireTool('tmux', 'tmux');
   const dir = tempDir(t, 'qh-tty8-');
   const session = `qh-tty8-${process.pid}`;
-  const exitFile = join(dir, 'exit-code');
-  const started = tmux('new-session', '-d', '-s', session, '-x', '80', '-y', '24', '-c', dir, `sh -c '${process.execPath} ${BIN}; echo $? > ${exitFile}; sleep 60'`);
-  assert.equal(started.status, 0, started.stderr);
-  t.after(() => tmux('kill-session', '-t', session));
-  const screen = () => tmux('capture-pane', '-p', '-t', session).stdout;
-  const waitFor = async (re: RegExp, ms = 15_000) => {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-      const s = screen();
-      if (re.test(s)) return s;
-      await new Promise((r) => setTimeout(r, 80));
-    }
-    throw new Error(`the screen never showed ${re}:\n${screen()}`);
-  };
+  const { screen, waitFor, exitCode } = wizardInTmux(t, session, dir, `${process.execPath} ${BIN}`, 80);
   /** Several keys in one send-keys: they reach the terminal together, as a burst. */
   const burst = (...k: string[]) => tmux('send-keys', '-t', session, ...k);
   const text = (s: string) => tmux('send-keys', '-t', session, '-l', s);
@@ -214,10 +212,7 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
   burst('Enter');
   await waitFor(/✔ Bundle written to/);
   burst('Enter');
-  const until = Date.now() + 10_000;
-  // The shell creates the file before it writes the status into it: wait for the status itself.
-  while (!(existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-  assert.equal(readFileSync(exitFile, 'utf8').trim(), '0');
+  assert.equal(await exitCode(), '0');
 
   // Every field shown on each step for guest 1 holds what answers.json now says.
   const written = fromAnswers(JSON.parse(readFileSync(join(dir, 'qemu-harden-bundle', 'answers.json'), 'utf8')));
