@@ -114,6 +114,7 @@ export function isSecuritySupportedMachine(machine: string): boolean {
 export function requiredRisks(a: Pick<Answers, 'useCase' | 'guests'>): RequiredRisk[] {
   const out: RequiredRisk[] = [];
   if (a.useCase === 'emulation') out.push({ risk: 'emulation' });
+  const readers = tlsReaders(a.guests);
   for (const g of a.guests) {
     const add = (risk: RiskId) => out.push({ risk, guest: g.name });
     if (a.useCase === 'virtualization' && !isSecuritySupportedMachine(g.machine)) add('machine-unsupported');
@@ -131,8 +132,7 @@ export function requiredRisks(a: Pick<Answers, 'useCase' | 'guests'>): RequiredR
     if (g.migration?.enabled && !g.migration.tls) add('migration-plaintext');
     if (g.nbd?.enabled && !g.nbd.tls) add('nbd-plaintext');
     if (g.display.mode === 'spice-tls' && !g.display.passwordFile) add('spice-no-password');
-    const mine = new Set(tlsDirs(g));
-    if (a.guests.some((o) => o.name !== g.name && tlsDirs(o).some((d) => mine.has(d)))) add('tls-shared');
+    if (tlsDirs(g).some((d) => readers.get(d)! > 1)) add('tls-shared');
   }
   return out;
 }
@@ -143,6 +143,13 @@ export function tlsDirs(g: Guest): string[] {
   if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls') out.push(g.display.tlsDir);
   for (const r of [g.migration, g.nbd]) if (r?.enabled && r.tls && r.tlsDir) out.push(r.tlsDir);
   return [...new Set(out)];
+}
+
+/** Every TLS directory the guests read, with how many of them read it. */
+export function tlsReaders(guests: readonly Guest[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const g of guests) for (const d of tlsDirs(g)) out.set(d, (out.get(d) ?? 0) + 1);
+  return out;
 }
 
 /** Addresses a guest on user-mode networking must not reach: the host's loopback and link-local ranges. */

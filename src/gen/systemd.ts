@@ -6,7 +6,7 @@ import { systemdBindWord, systemdExecWord, systemdPathWord, systemdText, systemd
 import { guestFence } from '../fence.js';
 import * as G from '../guest.js';
 import type { Answers, Guest } from '../model.js';
-import { USER_NET_DENY, tlsDirs, underDir } from '../rules.js';
+import { USER_NET_DENY, tlsDirs, tlsReaders, underDir } from '../rules.js';
 import * as L from './logrotate.js';
 import { CREDENTIALS_DIR, qemuArgs } from './qemu.js';
 
@@ -58,6 +58,15 @@ function stopScript(g: Guest): string {
   return `[ -n "$MAINPID" ] || exit 0; echo '{"execute":"qmp_capabilities"}{"execute":"system_powerdown"}' 1<> ${G.stopPipe(g)}.in && exec tail --pid="$MAINPID" -f /dev/null`;
 }
 
+const tlsCache = new WeakMap<Answers, Set<string>>();
+
+/** The TLS directories any guest reads. */
+function allTls(a: Answers): Set<string> {
+  let dirs = tlsCache.get(a);
+  if (!dirs) tlsCache.set(a, (dirs = new Set(tlsReaders(a.guests).keys())));
+  return dirs;
+}
+
 /**
  * The guest's unit. With `incoming`, the same QEMU started as a live-migration destination: `-incoming defer`
  * waits for QMP's migrate-incoming, and the unit conflicts with the normal one (they share directories and disks).
@@ -75,7 +84,8 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
   const fenceTmpfs = fence.tmpfs.filter((d) => !underDir(d, '/run'));
   const ownTls = new Set(tlsDirs(g));
   const ownPaths = [...ownTls, ...G.filesOf(g).map((f) => f.path), G.runtimeDir(g), G.stateDir(g), G.logsDir(g)];
-  const othersTls = a.guests.flatMap((o) => (o.name === g.name ? [] : tlsDirs(o))).filter((d) => !ownPaths.some((p) => underDir(p, d)));
+  // Every guest's TLS directories but those that hold this guest's own (its own among them): read once per answers.
+  const othersTls = [...allTls(a)].filter((d) => !ownPaths.some((p) => underDir(p, d)));
   const hidden = [...new Set([...fence.inaccessible, ...othersTls])].sort();
   const runBinds = [
     { path: G.runtimeDir(g), writable: true },
