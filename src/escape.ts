@@ -52,7 +52,12 @@ export function systemdExecWord(value: string): string {
  * expanded there but variables are not, so only % is doubled before quoting.
  */
 export function systemdPathWord(value: string): string {
-  refuseControl(value, 'systemd unit');
+  return specifierWord(value, 'systemd unit');
+}
+
+/** A word where systemd expands specifiers but not variables, in a file of the kind named (for the refusal). */
+function specifierWord(value: string, file: string): string {
+  refuseControl(value, file);
   return systemdQuote(value.replaceAll('%', '%%'));
 }
 
@@ -94,8 +99,7 @@ export function apparmorPath(path: string, glob = ''): string {
  * path list does, so the quoting is systemdPathWord's.
  */
 export function tmpfilesField(value: string): string {
-  refuseControl(value, 'tmpfiles/sysusers');
-  return systemdQuote(value.replaceAll('%', '%%'));
+  return specifierWord(value, 'tmpfiles/sysusers');
 }
 
 /**
