@@ -2,8 +2,6 @@
 // The command line. Each command imports what it uses when it runs: `--help` and `--version` load nothing
 // else, the wizard's first frame waits for neither the answers model nor the generators, and React and Ink are
 // imported only when the wizard is about to be shown.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { InputError } from './errors.js';
 import type { Io } from './io.js';
 import { VERSION } from './version.js';

@@ -92,8 +92,6 @@ export function typed(f: Field, text: string): unknown {
 
 export const g = (ctx: StepContext, ...rest: Path) => ['guests', ctx.guest, ...rest];
 
-export const guestOf = (d: Draft, gi: number): GuestDraft => d.guests[gi]!;
-
 /** A copy of the draft with one key of guest gi replaced; undefined removes the key. */
 export function setGuestKey<K extends keyof GuestDraft>(d: Draft, gi: number, key: K, value: GuestDraft[K] | undefined): Draft {
   const copy = structuredClone(d);

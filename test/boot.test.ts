@@ -2,7 +2,7 @@
 // on, under TCG always and under KVM where /dev/kvm works. Devices are private nodes bound over /dev in a
 // private mount namespace; the host's own nodes are never touched.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';

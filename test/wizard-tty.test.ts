@@ -51,7 +51,7 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   mkdirSync(join(dir, 'bin'));
   writeFileSync(join(dir, 'bin', 'qemu-system-x86_64'), `#!/bin/sh\necho "$1" >> ${calls}\nexec ${qemu} "$@"\n`);
   chmodSync(join(dir, 'bin', 'qemu-system-x86_64'), 0o755);
-  const { screen, waitFor, exitCode } = wizardInTmux(t, session, dir, `PATH=${dir}/bin:$PATH ${process.execPath} ${BIN}`);
+  const { waitFor, exitCode } = wizardInTmux(t, session, dir, `PATH=${dir}/bin:$PATH ${process.execPath} ${BIN}`);
   const keys = async (...k: string[]) => {
     for (const key of k) {
       tmux('send-keys', '-t', session, ...(key.length === 1 || key.startsWith('/') ? ['-l', key] : [key]));
@@ -112,7 +112,7 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
   requireTool('tmux', 'tmux');
   const dir = tempDir(t, 'qh-tty8-');
   const session = `qh-tty8-${process.pid}`;
-  const { screen, waitFor, exitCode } = wizardInTmux(t, session, dir, `${process.execPath} ${BIN}`, 80);
+  const { waitFor, exitCode } = wizardInTmux(t, session, dir, `${process.execPath} ${BIN}`, 80);
   /** Several keys in one send-keys: they reach the terminal together, as a burst. */
   const burst = (...k: string[]) => tmux('send-keys', '-t', session, ...k);
   const text = (s: string) => tmux('send-keys', '-t', session, '-l', s);

@@ -104,8 +104,6 @@ export const BINDINGS: Binding[] = [
   { command: 'killEnd', keys: [{ ctrl: 'k' }], label: '^K', does: 'erase to end' },
 ];
 
-const BY_COMMAND = new Map(BINDINGS.map((b) => [b.command, b]));
-
 /** The command a key gives, if any. Printable characters bound to a command are typed inside text fields. */
 export function commandOf(key: Key, inText: boolean): Command | undefined {
   for (const b of BINDINGS)
@@ -131,5 +129,3 @@ export function footerOf(commands: Command[], labels: Partial<Record<Command, st
   }
   return merged.map(([k, d]) => `${k} ${d}`).join(' · ');
 }
-
-export const bindingOf = (c: Command): Binding => BY_COMMAND.get(c)!;
