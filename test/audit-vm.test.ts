@@ -8,7 +8,7 @@ import { chmodSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { writeBootDisk } from './bootdisk.js';
-import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
+import { BIN, generateBundle, REPO, requireTool, tempDir } from './helpers.js';
 import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
 
 const QH = BIN.replace(REPO, '/qh');
@@ -44,16 +44,12 @@ describe('audit under a real kernel with AppArmor enforcing and cgroup v2', () =
     for (const [tool, pkg] of [['qemu-system-x86_64', 'qemu-system-x86'], ['cpio', 'cpio'], ['busybox', 'busybox-static'], ['apt-get', 'apt'], ['dpkg-deb', 'dpkg'], ['apparmor_parser', 'apparmor']] as const)
       requireTool(tool, pkg);
     const kernel = ensureKernel();
-    const answersFile = join(work, 'answers.json');
-    writeFileSync(answersFile, JSON.stringify({
+    const bundle = generateBundle(work, {
       schemaVersion: 1,
       useCase: 'emulation',
       acceptedRisks: [{ risk: 'emulation', reason: 'the proof VM has no KVM; its guest is a test boot sector' }],
       guests: [{ name: 'kept', memoryMiB: 32, disks: [{ path: '/images/kept.img', format: 'raw' }] }],
-    }));
-    const bundle = join(work, 'bundle');
-    const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
-    assert.equal(gen.code, 0, gen.stderr);
+    });
     const root = join(work, 'root');
     makeRootTree(root, PROOF);
     cpSync(bundle, join(root, 'bundle'), { recursive: true });

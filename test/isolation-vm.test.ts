@@ -7,7 +7,7 @@ import { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
-import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
+import { BIN, generateBundle, REPO, requireTool, tempDir } from './helpers.js';
 import { execStartBlock } from './unitfile.js';
 import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
 
@@ -91,7 +91,7 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
     for (const [tool, pkg] of [['qemu-system-x86_64', 'qemu-system-x86'], ['cpio', 'cpio'], ['busybox', 'busybox-static'], ['apt-get', 'apt'], ['dpkg-deb', 'dpkg'], ['openssl', 'openssl']] as const)
       requireTool(tool, pkg);
     const kernel = ensureKernel();
-    const doc = {
+    const bundle = generateBundle(work, {
       schemaVersion: 1,
       useCase: 'emulation',
       acceptedRisks: [{ risk: 'emulation', reason: 'the proof VM has no KVM; its guests are test boot sectors' }],
@@ -104,12 +104,7 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
           display: { mode: 'spice-tls', listen: '127.0.0.1', port: 5930, tlsDir: '/etc/qh-tls/spice', passwordFile: '/etc/qh-tls/spice-password' },
         },
       ],
-    };
-    const answersFile = join(work, 'answers.json');
-    writeFileSync(answersFile, JSON.stringify(doc));
-    const bundle = join(work, 'bundle');
-    const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
-    assert.equal(gen.code, 0, gen.stderr);
+    });
 
     const root = join(work, 'root');
     makeRootTree(root, PROOF);

@@ -6,10 +6,10 @@
 // accepted risk allows. Bash says so on its standard error, which QEMU's log receives: the migration's own
 // status cannot tell, since a guest with no devices sends less than a pipe holds and completes unread.
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { cli, requireTool, tempDir } from './helpers.js';
+import { generateBundle, requireTool, tempDir } from './helpers.js';
 import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
 
 const QMP = [
@@ -55,8 +55,7 @@ describe('an accepted sandbox-spawn risk under a real kernel with AppArmor enfor
       requireTool(tool, pkg);
     const kernel = ensureKernel();
     const disk = (n: string) => ({ path: `/srv/${n}.img`, format: 'raw' });
-    const answers = join(work, 'answers.json');
-    const doc = {
+    const bundle = generateBundle(work, {
       schemaVersion: 1,
       useCase: 'emulation',
       guests: [
@@ -67,11 +66,7 @@ describe('an accepted sandbox-spawn risk under a real kernel with AppArmor enfor
         { risk: 'emulation', reason: 'the proof VM has no KVM and runs no guest code' },
         { risk: 'sandbox-spawn', guest: 'allowed', reason: 'QEMU runs an exec: migration command' },
       ],
-    };
-    writeFileSync(answers, JSON.stringify(doc));
-    const bundle = join(work, 'bundle');
-    const gen = cli(['generate', '--answers', answers, '--out', bundle]);
-    assert.equal(gen.code, 0, gen.stderr);
+    });
     const root = join(work, 'root');
     makeRootTree(root, PROOF);
     cpSync(bundle, join(root, 'bundle'), { recursive: true });

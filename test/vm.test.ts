@@ -11,7 +11,7 @@ import { validate } from '../src/answers.js';
 import { memoryMaxMiB, cpuQuotaPercent } from '../src/guest.js';
 import { loadPreset } from '../src/sources/preset.js';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
-import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
+import { BIN, cli, generateBundle, REPO, requireTool, tempDir } from './helpers.js';
 import { diskSwapDropIn } from './unitfile.js';
 import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
 
@@ -123,12 +123,8 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
       g.memoryMiB = 64;
       g.disks = [{ path: g.name === 'gamma' ? GLOB_DISK : `/images/${g.name}.img`, format: 'raw' }];
     }
-    const answersFile = join(work, 'answers.json');
-    writeFileSync(answersFile, JSON.stringify(doc));
     const root = join(work, 'root');
-    const bundle = join(work, 'bundle');
-    const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
-    assert.equal(gen.code, 0, gen.stderr);
+    const bundle = generateBundle(work, doc);
     answers = validate(doc);
 
     makeRootTree(root, PROOF(guests));
