@@ -4,12 +4,12 @@
 // mode, and an unconfined one without a memory limit, are reported as such; AppArmor being on is seen; and a
 // denial the kernel logged for the bundle's profile is mapped to the answer that would grant it.
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { writeBootDisk } from './bootdisk.js';
-import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
-import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
+import { BIN, generateBundle, REPO, tempDir } from './helpers.js';
+import { assertProofDone, bootProof, proofKernel, proofRootTree, reported, type VmResult } from './vmboot.js';
 
 const QH = BIN.replace(REPO, '/qh');
 const QEMU = '/usr/bin/qemu-system-x86_64 -nodefaults -no-user-config -S -display none -machine q35 -accel tcg -m 32 -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
@@ -41,52 +41,31 @@ describe('audit under a real kernel with AppArmor enforcing and cgroup v2', () =
   const work = tempDir({ after }, 'qh-audit-vm-');
 
   before(async () => {
-    for (const [tool, pkg] of [['qemu-system-x86_64', 'qemu-system-x86'], ['cpio', 'cpio'], ['busybox', 'busybox-static'], ['apt-get', 'apt'], ['dpkg-deb', 'dpkg'], ['apparmor_parser', 'apparmor']] as const)
-      requireTool(tool, pkg);
-    const kernel = ensureKernel();
-    const answersFile = join(work, 'answers.json');
-    writeFileSync(answersFile, JSON.stringify({
+    const kernel = proofKernel([['apparmor_parser', 'apparmor']]);
+    const bundle = generateBundle(work, {
       schemaVersion: 1,
       useCase: 'emulation',
       acceptedRisks: [{ risk: 'emulation', reason: 'the proof VM has no KVM; its guest is a test boot sector' }],
       guests: [{ name: 'kept', memoryMiB: 32, disks: [{ path: '/images/kept.img', format: 'raw' }] }],
-    }));
-    const bundle = join(work, 'bundle');
-    const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
-    assert.equal(gen.code, 0, gen.stderr);
-    const root = join(work, 'root');
-    makeRootTree(root, PROOF);
-    cpSync(bundle, join(root, 'bundle'), { recursive: true });
+    });
+    const root = proofRootTree(work, PROOF, bundle);
     mkdirSync(join(root, 'images'));
     writeBootDisk(join(root, 'images/kept.img'));
     writeBootDisk(join(root, 'images/extra.img'));
     chmodSync(join(root, 'images/extra.img'), 0o644);
     mkdirSync(join(root, 'proof'));
     writeFileSync(join(root, 'proof/qh-complain'), 'abi <abi/3.0>,\ninclude <tunables/global>\nprofile qh-complain flags=(complain) {\n}\n');
-    chmodSync(root, 0o755);
-    vm = await runVm({
-      kernel,
-      rootTree: root,
-      modules: ['virtio_pci', '9pnet_virtio', '9p'],
-      shares: { usr: ['/usr', '/usr'], repo: [REPO, '/qh'] },
-      workDir: work,
-      timeoutMs: 600_000,
-    });
+    vm = await bootProof(kernel, root, work, { repo: true, timeoutMs: 600_000 });
   });
 
-  const result = (key: string) => {
-    const v = vm.results.get(key);
-    assert.ok(v !== undefined, `the VM reported no ${key}; console tail:\n${vm.console.slice(-4000)}`);
-    return v;
-  };
+  const result = (key: string) => reported(vm, key);
   const report = (run: string) =>
     JSON.parse(result(`${run}.json`)) as { root: boolean; processes: { guest: string }[]; findings: { guest: string | null; check: string; answer: string | null; evidence: string }[] };
   const findings = (run: string) => report(run).findings;
   const checks = (run: string, guest: string) => findings(run).filter((f) => f.guest === guest).map((f) => f.check).sort();
 
   test('the VM ran the whole proof', () => {
-    assert.equal(vm.timedOut, false, vm.console.slice(-4000));
-    assert.equal(result('done'), 'yes');
+    assertProofDone(vm);
     assert.equal(result('apply_exit'), '0');
     assert.equal(result('complain_loaded'), '0');
     assert.equal(report('audit1').root, true);

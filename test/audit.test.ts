@@ -25,7 +25,7 @@ import { hexAddress } from '../src/procfs.js';
 import { qemuArgs } from '../src/gen/qemu.js';
 import { DEBUG_EXIT_DEVICE, DEBUG_EXIT_STATUS, writeBootDisk } from './bootdisk.js';
 import { Container } from './container.js';
-import { BIN, cli, guestFilesDir, REPO, requireTool, tempDir } from './helpers.js';
+import { BIN, cli, generateBundle, guestFilesDir, REPO, requireTool, tempDir } from './helpers.js';
 
 const CORPUS = join(REPO, '../shared/corpus');
 
@@ -546,15 +546,12 @@ describe('audit of a guest from an applied bundle, under real systemd in a conta
     const images = join(dir, 'images');
     mkdirSync(images, { mode: 0o755 });
     writeBootDisk(join(images, 'kept.img'));
-    const answersFile = join(dir, 'answers.json');
-    writeFileSync(answersFile, JSON.stringify({
+    const bundle = generateBundle(dir, {
       schemaVersion: 1,
       useCase: 'emulation',
       acceptedRisks: [{ risk: 'emulation', reason: 'the test host may have no KVM' }],
       guests: [{ name: 'kept', memoryMiB: 64, disks: [{ path: '/images/kept.img', format: 'raw' }] }],
-    }));
-    const bundle = join(dir, 'bundle');
-    assert.equal(cli(['generate', '--answers', answersFile, '--out', bundle]).code, 0);
+    });
     ct.prepare();
     const applied = cli(['apply', bundle, '--root', ct.root, '--yes']);
     assert.equal(applied.code, 0, applied.stderr + applied.stdout);

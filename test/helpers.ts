@@ -1,5 +1,6 @@
+import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,16 @@ export function cli(args: string[], opts: { cwd?: string; env?: Record<string, s
     timeout: 60_000,
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Writes answers to dir/answers.json and generates its bundle into dir/bundle, which it returns; fails unless generate exits 0. */
+export function generateBundle(dir: string, answers: unknown): string {
+  const answersFile = join(dir, 'answers.json');
+  writeFileSync(answersFile, JSON.stringify(answers));
+  const bundle = join(dir, 'bundle');
+  const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
+  assert.equal(gen.code, 0, gen.stderr);
+  return bundle;
 }
 
 /** A temporary directory removed when the calling test (or suite) ends. */

@@ -3,13 +3,13 @@
 // bundle with a user-networked guest and a SPICE guest, and probes run with each guest unit's own settings.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
-import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
+import { BIN, generateBundle, REPO, tempDir } from './helpers.js';
 import { execStartBlock } from './unitfile.js';
-import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
+import { assertProofDone, bootProof, proofKernel, proofRootTree, reported, type VmResult } from './vmboot.js';
 
 const PASSWORD = 'qh-vm-spice-ticket';
 const HOST_SERVICE_PORT = 8089;
@@ -88,10 +88,8 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
   const work = tempDir({ after }, 'qh-isovm-');
 
   before(async () => {
-    for (const [tool, pkg] of [['qemu-system-x86_64', 'qemu-system-x86'], ['cpio', 'cpio'], ['busybox', 'busybox-static'], ['apt-get', 'apt'], ['dpkg-deb', 'dpkg'], ['openssl', 'openssl']] as const)
-      requireTool(tool, pkg);
-    const kernel = ensureKernel();
-    const doc = {
+    const kernel = proofKernel([['openssl', 'openssl']]);
+    const bundle = generateBundle(work, {
       schemaVersion: 1,
       useCase: 'emulation',
       acceptedRisks: [{ risk: 'emulation', reason: 'the proof VM has no KVM; its guests are test boot sectors' }],
@@ -104,19 +102,12 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
           display: { mode: 'spice-tls', listen: '127.0.0.1', port: 5930, tlsDir: '/etc/qh-tls/spice', passwordFile: '/etc/qh-tls/spice-password' },
         },
       ],
-    };
-    const answersFile = join(work, 'answers.json');
-    writeFileSync(answersFile, JSON.stringify(doc));
-    const bundle = join(work, 'bundle');
-    const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
-    assert.equal(gen.code, 0, gen.stderr);
+    });
 
-    const root = join(work, 'root');
-    makeRootTree(root, PROOF);
+    const root = proofRootTree(work, PROOF, bundle);
     // Under TCG on a busy machine the whole proof can take longer than the proof unit's default 600 s.
     mkdirSync(join(root, 'etc/systemd/system/qh-proof.service.d'));
     writeFileSync(join(root, 'etc/systemd/system/qh-proof.service.d/timeout.conf'), '[Service]\nTimeoutStartSec=1800\n');
-    cpSync(bundle, join(root, 'bundle'), { recursive: true });
     mkdirSync(join(root, 'images'));
     for (const g of ['net', 'spice']) writeBootDisk(join(root, 'images', `${g}.img`));
     const tls = join(root, 'etc/qh-tls/spice');
@@ -134,27 +125,14 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
     writeFileSync(join(units, 'qh-probe-net.service'), probeUnit(unitText('net'), `loopback/127.0.0.1/${HOST_SERVICE_PORT} loopback6/::1/${HOST_SERVICE_PORT}`));
     const netUnit = readFileSync(join(bundle, 'root/etc/systemd/system/qemu-net.service'), 'utf8');
     assert.match(netUnit, /^IPAddressDeny=127\.0\.0\.0\/8 ::1\/128 169\.254\.0\.0\/16 fe80::\/10$/m);
-    chmodSync(root, 0o755);
-    vm = await runVm({
-      kernel,
-      rootTree: root,
-      modules: ['virtio_pci', '9pnet_virtio', '9p'],
-      shares: { usr: ['/usr', '/usr'], repo: [REPO, '/qh'] },
-      workDir: work,
-      timeoutMs: 1_700_000,
-    });
+    vm = await bootProof(kernel, root, work, { repo: true, timeoutMs: 1_700_000 });
     writeFileSync(join(REPO, '.cache', 'isolation-vm-console.log'), vm.console);
   });
 
-  const result = (key: string) => {
-    const v = vm.results.get(key);
-    assert.ok(v !== undefined, `the VM reported no ${key}; console tail:\n${vm.console.slice(-4000)}`);
-    return v;
-  };
+  const result = (key: string) => reported(vm, key);
 
   test('the VM ran the whole proof and the bundle applied', () => {
-    assert.equal(vm.timedOut, false, vm.console.slice(-4000));
-    assert.equal(result('done'), 'yes');
+    assertProofDone(vm);
   });
 
   test('apply installs the bundle and refuses to pass a TLS key its guest cannot read; after the chown it passes', () => {

@@ -6,11 +6,9 @@
 // accepted risk allows. Bash says so on its standard error, which QEMU's log receives: the migration's own
 // status cannot tell, since a guest with no devices sends less than a pipe holds and completes unread.
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { cli, requireTool, tempDir } from './helpers.js';
-import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
+import { generateBundle, tempDir } from './helpers.js';
+import { assertProofDone, bootProof, proofKernel, proofRootTree, reported, type VmResult } from './vmboot.js';
 
 const QMP = [
   '{"execute":"qmp_capabilities"}',
@@ -51,12 +49,9 @@ describe('an accepted sandbox-spawn risk under a real kernel with AppArmor enfor
   const work = tempDir({ after }, 'qh-vm-spawn-');
 
   before(async () => {
-    for (const [tool, pkg] of [['qemu-system-x86_64', 'qemu-system-x86'], ['cpio', 'cpio'], ['busybox', 'busybox-static'], ['aa-exec', 'apparmor'], ['apparmor_parser', 'apparmor']] as const)
-      requireTool(tool, pkg);
-    const kernel = ensureKernel();
+    const kernel = proofKernel([['aa-exec', 'apparmor'], ['apparmor_parser', 'apparmor']]);
     const disk = (n: string) => ({ path: `/srv/${n}.img`, format: 'raw' });
-    const answers = join(work, 'answers.json');
-    const doc = {
+    const bundle = generateBundle(work, {
       schemaVersion: 1,
       useCase: 'emulation',
       guests: [
@@ -67,27 +62,15 @@ describe('an accepted sandbox-spawn risk under a real kernel with AppArmor enfor
         { risk: 'emulation', reason: 'the proof VM has no KVM and runs no guest code' },
         { risk: 'sandbox-spawn', guest: 'allowed', reason: 'QEMU runs an exec: migration command' },
       ],
-    };
-    writeFileSync(answers, JSON.stringify(doc));
-    const bundle = join(work, 'bundle');
-    const gen = cli(['generate', '--answers', answers, '--out', bundle]);
-    assert.equal(gen.code, 0, gen.stderr);
-    const root = join(work, 'root');
-    makeRootTree(root, PROOF);
-    cpSync(bundle, join(root, 'bundle'), { recursive: true });
-    chmodSync(root, 0o755);
-    vm = await runVm({ kernel, rootTree: root, modules: ['virtio_pci', '9pnet_virtio', '9p'], shares: { usr: ['/usr', '/usr'] }, workDir: work, timeoutMs: 300_000 });
+    });
+    const root = proofRootTree(work, PROOF, bundle);
+    vm = await bootProof(kernel, root, work, { repo: false, timeoutMs: 300_000 });
   });
 
-  const result = (key: string) => {
-    const v = vm.results.get(key);
-    assert.ok(v !== undefined, `the VM reported no ${key}; console tail:\n${vm.console.slice(-3000)}`);
-    return v;
-  };
+  const result = (key: string) => reported(vm, key);
 
   test('both profiles load and the VM ran the whole proof', () => {
-    assert.equal(vm.timedOut, false, vm.console.slice(-3000));
-    assert.equal(result('done'), 'yes');
+    assertProofDone(vm);
     assert.equal(result('allowed.loaded'), '0');
     assert.equal(result('denied.loaded'), '0');
   });

@@ -4,16 +4,16 @@
 // reads what the kernel says about each QEMU process. Nothing here touches the host: the VM has its own
 // devices, users and /etc.
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { memoryMaxMiB, cpuQuotaPercent } from '../src/guest.js';
 import { loadPreset } from '../src/sources/preset.js';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
-import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
+import { BIN, cli, generateBundle, REPO, tempDir } from './helpers.js';
 import { diskSwapDropIn } from './unitfile.js';
-import { ensureKernel, makeRootTree, runVm, type VmResult } from './vmboot.js';
+import { assertProofDone, bootProof, proofKernel, proofRootTree, reported, type VmResult } from './vmboot.js';
 
 const GLOB_DISK = '/images/g*a?m[1] x,y.img';
 const GLOB_DECOY = '/images/gXaYm1 x,y.img';
@@ -109,9 +109,7 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
   const work = tempDir({ after }, 'qh-vm-');
 
   before(async () => {
-    for (const [tool, pkg] of [['qemu-system-x86_64', 'qemu-system-x86'], ['cpio', 'cpio'], ['busybox', 'busybox-static'], ['apt-get', 'apt'], ['dpkg-deb', 'dpkg']] as const)
-      requireTool(tool, pkg);
-    const kernel = ensureKernel();
+    const kernel = proofKernel();
     const doc = structuredClone(loadPreset('multi-tenant').answers) as {
       useCase: string;
       guests: { name: string; memoryMiB: number; disks: { path: string; format: string }[] }[];
@@ -123,16 +121,10 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
       g.memoryMiB = 64;
       g.disks = [{ path: g.name === 'gamma' ? GLOB_DISK : `/images/${g.name}.img`, format: 'raw' }];
     }
-    const answersFile = join(work, 'answers.json');
-    writeFileSync(answersFile, JSON.stringify(doc));
-    const root = join(work, 'root');
-    const bundle = join(work, 'bundle');
-    const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
-    assert.equal(gen.code, 0, gen.stderr);
+    const bundle = generateBundle(work, doc);
     answers = validate(doc);
 
-    makeRootTree(root, PROOF(guests));
-    cpSync(bundle, join(root, 'bundle'), { recursive: true });
+    const root = proofRootTree(work, PROOF(guests), bundle);
     mkdirSync(join(root, 'images'));
     for (const p of ['/images/alpha.img', '/images/beta.img', GLOB_DISK, GLOB_DECOY]) writeBootDisk(join(root, p));
     mkdirSync(join(root, 'proof'));
@@ -152,27 +144,14 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
       join(root, 'proof/gamma-decoy.conf'),
       diskSwapDropIn(unit('gamma'), GLOB_DISK, GLOB_DECOY, ['TemporaryFileSystem=', 'InaccessiblePaths=', `ReadWritePaths="${GLOB_DECOY}"`]),
     );
-    chmodSync(root, 0o755);
-    vm = await runVm({
-      kernel,
-      rootTree: root,
-      modules: ['virtio_pci', '9pnet_virtio', '9p', 'tun', 'vhost_net'],
-      shares: { usr: ['/usr', '/usr'], repo: [REPO, '/qh'] },
-      workDir: work,
-      timeoutMs: 600_000,
-    });
+    vm = await bootProof(kernel, root, work, { repo: true, modules: ['tun', 'vhost_net'], timeoutMs: 600_000 });
     writeFileSync(join(REPO, '.cache', 'vm-console.log'), vm.console);
   });
 
-  const result = (key: string) => {
-    const v = vm.results.get(key);
-    assert.ok(v !== undefined, `the VM reported no ${key}; console tail:\n${vm.console.slice(-4000)}`);
-    return v;
-  };
+  const result = (key: string) => reported(vm, key);
 
   test('the VM ran the whole proof and powered off', () => {
-    assert.equal(vm.timedOut, false, vm.console.slice(-4000));
-    assert.equal(result('done'), 'yes');
+    assertProofDone(vm);
   });
 
   test('apply on the live system: every activation step done', () => {

@@ -1,11 +1,12 @@
 // A real Debian kernel (AppArmor on, cgroup v2) booting real systemd under TCG, for the proofs a container on
 // this host cannot give: AppArmor enforcement, cgroup v2 limits, udevd applying rules. The root file system is
 // a tmpfs built from a tree the test prepares; /usr and the repository come from the host read-only over 9p.
+import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeTestGuestStopDropIn } from './container.js';
-import { REPO } from './helpers.js';
+import { REPO, requireTool } from './helpers.js';
 
 export const KERNEL_CACHE = join(REPO, '.cache', 'kernel');
 
@@ -216,4 +217,52 @@ export function makeRootTree(dir: string, proofScript: string): void {
     ].join('\n'),
   );
   symlinkSync('../qh-proof.service', join(sys, 'multi-user.target.wants', 'qh-proof.service'));
+}
+
+/** What every proof needs on the host: QEMU, the initramfs tools, and apt and dpkg to fetch the kernel. */
+const PROOF_TOOLS: [tool: string, pkg: string][] = [['qemu-system-x86_64', 'qemu-system-x86'], ['cpio', 'cpio'], ['busybox', 'busybox-static'], ['apt-get', 'apt'], ['dpkg-deb', 'dpkg']];
+
+/** The kernel, once every tool the proof needs (PROOF_TOOLS, then `more`) is found; a missing one fails naming its package. */
+export function proofKernel(more: [tool: string, pkg: string][] = []): Kernel {
+  for (const [tool, pkg] of [...PROOF_TOOLS, ...more]) requireTool(tool, pkg);
+  return ensureKernel();
+}
+
+/** The guest's root tree at work/root: makeRootTree's, the bundle at /bundle, and a / the guests' users can enter whatever the umask. */
+export function proofRootTree(work: string, proofScript: string, bundle: string): string {
+  const root = join(work, 'root');
+  makeRootTree(root, proofScript);
+  cpSync(bundle, join(root, 'bundle'), { recursive: true });
+  chmodSync(root, 0o755);
+  return root;
+}
+
+/** Boots the proof with /usr shared from the host and, for a proof that runs qemu-harden, the repository at /qh. */
+export function bootProof(kernel: Kernel, root: string, work: string, opts: { repo: boolean; modules?: string[]; timeoutMs: number }): Promise<VmResult> {
+  return runVm({
+    kernel,
+    rootTree: root,
+    modules: ['virtio_pci', '9pnet_virtio', '9p', ...(opts.modules ?? [])],
+    shares: { usr: ['/usr', '/usr'], ...(opts.repo ? { repo: [REPO, '/qh'] as [string, string] } : {}) },
+    workDir: work,
+    timeoutMs: opts.timeoutMs,
+  });
+}
+
+/** The end of the VM's console, enough to show where a proof stopped. */
+function consoleTail(vm: VmResult): string {
+  return vm.console.slice(-4000);
+}
+
+/** The value the proof reported for key; fails, showing the console's tail, when it reported none. */
+export function reported(vm: VmResult, key: string): string {
+  const v = vm.results.get(key);
+  assert.ok(v !== undefined, `the VM reported no ${key}; console tail:\n${consoleTail(vm)}`);
+  return v;
+}
+
+/** Fails unless the proof script ran to its last line ("done") before the VM's time ran out. */
+export function assertProofDone(vm: VmResult): void {
+  assert.equal(vm.timedOut, false, consoleTail(vm));
+  assert.equal(reported(vm, 'done'), 'yes');
 }
