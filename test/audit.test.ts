@@ -525,11 +525,6 @@ async function qmp(path: string, commands: object[]): Promise<unknown[]> {
   });
 }
 
-function execOk(file: string, args: string[]): void {
-  const r = spawnSync(file, args, { encoding: 'utf8' });
-  assert.equal(r.status, 0, `${file} ${args.join(' ')}: ${r.stderr}`);
-}
-
 describe('audit of a guest from an applied bundle, under real systemd in a container', () => {
   const dir = tempDir({ after }, 'qh-audit-ct-');
   const ct = new Container(dir);

@@ -64,7 +64,7 @@ describe('an accepted sandbox-spawn risk under a real kernel with AppArmor enfor
       ],
     });
     const root = proofRootTree(work, PROOF, bundle);
-    vm = await bootProof(kernel, root, work, { repo: false, timeoutMs: 300_000 });
+    vm = await bootProof(kernel, root, work, { repo: false, timeoutMs: 600_000 });
   });
 
   const result = (key: string) => reported(vm, key);
