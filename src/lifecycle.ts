@@ -230,10 +230,10 @@ async function retire(p: LifecyclePlan): Promise<StepResult[]> {
 async function lastJournalLines(unit: string): Promise<string> {
   const journalctl = which('journalctl');
   if (!journalctl) return '      (journalctl is not installed)';
-  // journald may not have written systemd's account of the failure yet when systemctl returns: wait up to 2 s
-  // for the line that says how the unit ended.
+  // journald may not have written systemd's account of the failure yet when systemctl returns: wait up to 5 s
+  // for the line that says how the unit ended; on a busy host journald can be seconds behind.
   let log = '';
-  for (let i = 0; i < 8; i++) {
+  for (let i = 0; i < 20; i++) {
     log = (await run(journalctl, ['-u', unit, '-n', '15', '--no-pager', '-o', 'short-iso'])).stdout.trimEnd();
     if (/Failed with result|process exited|Failed to start/.test(log)) break;
     await new Promise((r) => setTimeout(r, 250));
