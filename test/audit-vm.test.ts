@@ -24,12 +24,19 @@ r complain_loaded $?
 systemctl start qemu-kept.service
 systemd-run --unit=complain -p DynamicUser=yes -p AppArmorProfile=qh-complain -p MemoryMax=256M -p TasksMax=64 ${QEMU} -name complain
 systemd-run --unit=loose -p DynamicUser=yes ${QEMU} -name loose
-sleep 5
+# Until the three QEMUs are past start-up (each has its seccomp filter) and the bundle's guest has its QMP socket.
+qemus_ready() {
+  n=0
+  for s in /proc/[0-9]*/status; do grep -q '^Name:.qemu-system' $s 2>/dev/null && grep -q '^Seccomp:.2' $s 2>/dev/null && n=$((n+1)); done
+  [ $n -ge 3 ] && [ -S /run/qemu-harden/kept/qmp.sock ]
+}
+i=0; while [ $i -lt 240 ] && ! qemus_ready; do sleep 0.5; i=$((i+1)); done
 node ${QH} audit --json > /run/audit1.json
 r audit1_exit $?
 r audit1.json "$(tr -d '\\n' < /run/audit1.json)"
 systemd-run --unit=denied -p DynamicUser=yes -p AppArmorProfile=qemu-harden-kept ${QEMU} -name denied -drive file=/images/extra.img,format=raw,if=virtio
-sleep 5
+# Until the kernel has logged the denial of the disk the kept guest's profile does not grant.
+i=0; while [ $i -lt 240 ] && ! dmesg | grep 'apparmor="DENIED"' | grep -q extra.img; do sleep 0.5; i=$((i+1)); done
 node ${QH} audit --json > /run/audit2.json
 r audit2_exit $?
 r audit2.json "$(tr -d '\\n' < /run/audit2.json)"

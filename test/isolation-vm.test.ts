@@ -53,7 +53,8 @@ r apply_exit $?
 grep 'check TLS keys' /run/apply2.log | sed 's/^ */RESULT apply_check=/'
 python3 -m http.server --bind 127.0.0.1 ${HOST_SERVICE_PORT} > /dev/null 2>&1 &
 python3 -m http.server --bind ::1 ${HOST_SERVICE_PORT} > /dev/null 2>&1 &
-sleep 2
+# Until both listen (python starts slowly under TCG).
+i=0; while [ $i -lt 120 ] && [ "$(ss -Hltn "sport = :${HOST_SERVICE_PORT}" | wc -l)" -lt 2 ]; do sleep 0.5; i=$((i+1)); done
 
 systemctl start qh-probe-net.service
 journalctl -b -u qh-probe-net.service --no-pager -o cat | grep '^PROBE ' | sed 's/^PROBE /RESULT /'

@@ -83,8 +83,13 @@ try_dropin() {
   mkdir -p /run/systemd/system/qemu-$unit.service.d
   cp /proof/$conf /run/systemd/system/qemu-$unit.service.d/test.conf
   systemctl daemon-reload
+  refusals() { journalctl -b -u qemu-$unit.service --no-pager -o cat | grep -c "Could not open"; }
+  before=$(refusals)
   systemctl start qemu-$unit.service
-  sleep 3
+  # Until QEMU has said which disk it could not open and has exited (a QEMU that opens it never says so: the
+  # waits end after 60 s and 10 s).
+  i=0; while [ $i -lt 120 ] && [ "$(refusals)" -le "$before" ]; do sleep 0.5; i=$((i+1)); done
+  i=0; while [ $i -lt 20 ] && [ "$(systemctl show -p ActiveState --value qemu-$unit.service)" = active ]; do sleep 0.5; i=$((i+1)); done
   r "$name.state" "$(systemctl show -p ActiveState --value qemu-$unit.service)"
   r "$name.error" "$(journalctl -b -u qemu-$unit.service --no-pager -o cat | grep -o "Could not open '[^']*': [A-Za-z ]*" | tail -1)"
   echo "qh-proof: end $name" > /dev/kmsg
