@@ -6,7 +6,7 @@ import { InputError } from '../errors.js';
 import { answersSchema, formatIssues } from '../answers.js';
 import { plainError } from '../messages.js';
 import { cpuModelsSync } from '../qemucaps.js';
-import { type GuestLog, type GuestReport, type ImportReport, worstOutcome } from './report.js';
+import { GuestLog, type GuestReport, type ImportReport, worstOutcome } from './report.js';
 
 /** A guest definition is a few kilobytes; anything past this bound is not one. */
 export const MAX_SOURCE_BYTES = 1024 * 1024;
@@ -136,7 +136,7 @@ export interface GuestResult {
  * guests, a port used twice). Any refusal means no document: an answers file without some of the guests it
  * was asked for would be half an import.
  */
-export function assemble(kind: ImportReport['source'], results: GuestResult[]): { document: unknown; report: ImportReport } {
+function assemble(kind: ImportReport['source'], results: GuestResult[]): { document: unknown; report: ImportReport } {
   const used = new Set<string>();
   const guests: Record<string, unknown>[] = [];
   const acceptedRisks: Record<string, unknown>[] = [];
@@ -182,6 +182,31 @@ export function assemble(kind: ImportReport['source'], results: GuestResult[]): 
     document,
     report: { format: 'qemu-harden-import-report', version: 1, source: kind, out: null, written: false, outcome, guests: reports, problems },
   };
+}
+
+/**
+ * One guest from each input document, assembled. A document `importOne` refuses as a whole (an InputError) is
+ * a refused guest; `where` turns the error's message, which starts with the file's name, into where in the file.
+ */
+export function importDocuments(
+  kind: ImportReport['source'],
+  inputs: { file: string; read: () => string }[],
+  importOne: (text: string, file: string) => Omit<GuestResult, 'file'>,
+  where: (message: string, file: string) => string,
+): { document: unknown; report: ImportReport } {
+  return assemble(
+    kind,
+    inputs.map(({ file, read }) => {
+      try {
+        return { file, ...importOne(read(), file) };
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        const log = new GuestLog();
+        log.refuse('(document)', where(e.message, file));
+        return { file, log, sourceName: null };
+      }
+    }),
+  );
 }
 
 /**

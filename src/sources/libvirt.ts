@@ -3,7 +3,7 @@
 // element is carried into the answers, changed to the secure default, or refused — and the report says which.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { InputError } from '../errors.js';
-import { assemble, checkGuest, describeGuest, toGuestName, checkText, iommuGroupOf, knownCpuModel, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
+import { checkGuest, importDocuments, describeGuest, toGuestName, checkText, iommuGroupOf, knownCpuModel, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
 import { GuestLog } from './report.js';
 
 type Node = Record<string, unknown>;
@@ -699,17 +699,5 @@ function devices(
 
 /** The libvirt answer source: domain XML documents → `{ document, report }` (document null when refused). */
 export function fromLibvirt(inputs: { file: string; read: () => string }[], opts: LibvirtOptions = {}) {
-  return assemble(
-    'libvirt',
-    inputs.map(({ file, read }) => {
-      try {
-        return { file, ...importDomain(read(), file, opts) };
-      } catch (e) {
-        if (!(e instanceof InputError)) throw e;
-        const log = new GuestLog();
-        log.refuse('(document)', e.message.startsWith(`${file}: `) ? e.message.slice(file.length + 2) : e.message);
-        return { file, log, sourceName: null };
-      }
-    }),
-  );
+  return importDocuments('libvirt', inputs, (text, file) => importDomain(text, file, opts), (m, file) => (m.startsWith(`${file}: `) ? m.slice(file.length + 2) : m));
 }

@@ -4,7 +4,7 @@
 // one value without a key) as PVE::JSONSchema parse_property_string splits them. Volumes (`storage:volume`) are
 // resolved through storage.cfg.
 import { InputError } from '../errors.js';
-import { assemble, checkGuest, describeGuest, toGuestName, checkText, iommuGroupOf, knownCpuModel, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
+import { checkGuest, importDocuments, describeGuest, toGuestName, checkText, iommuGroupOf, knownCpuModel, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
 import { GuestLog } from './report.js';
 
 export interface PveConfig {
@@ -512,17 +512,7 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
 
 /** The Proxmox answer source: VMID.conf documents → `{ document, report }` (document null when refused). */
 export function fromProxmox(inputs: { file: string; read: () => string }[], opts: ProxmoxOptions = {}) {
-  return assemble(
-    'proxmox',
-    inputs.map(({ file, read }) => {
-      try {
-        return { file, ...importVmConfig(read(), file, opts) };
-      } catch (e) {
-        if (!(e instanceof InputError)) throw e;
-        const log = new GuestLog();
-        log.refuse('(document)', e.message.startsWith(`${file}`) ? e.message.slice(file.length).replace(/^:(\d+): /, 'line $1: ').replace(/^:\s*/, '') : e.message);
-        return { file, log, sourceName: null };
-      }
-    }),
+  return importDocuments('proxmox', inputs, (text, file) => importVmConfig(text, file, opts), (m, file) =>
+    m.startsWith(file) ? m.slice(file.length).replace(/^:(\d+): /, 'line $1: ').replace(/^:\s*/, '') : m,
   );
 }
