@@ -10,6 +10,7 @@ import type { StepResult } from './activation.js';
 import type { Answers } from './model.js';
 import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
+import { readText } from './procfs.js';
 import type { Io } from './io.js';
 import { begin, commit, hostFiles, readBundle, readRecord, recover, type InstallRecord, type Journal, type RecordedBundle } from './record.js';
 import { run, which } from './tools.js';
@@ -69,14 +70,6 @@ function guestLines(text: string | undefined, g: string): string {
   return text.split('\n').filter((l) => !l.startsWith('#') && user.test(l)).join('\n');
 }
 
-function readOr(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
 /** Plan an apply (or rollback) of `bundleDir` onto `root`, against the record kept there. */
 function planInstall(action: Journal['action'], bundleDir: string, rootArg: string, dryRun: boolean): LifecyclePlan {
   const apply = planApply(bundleDir, rootArg);
@@ -104,8 +97,8 @@ function planInstall(action: Journal['action'], bundleDir: string, rootArg: stri
   }
 
   // A file changes for a guest when the bundle's copy differs from the host's or from the record's.
-  const bundleText = (h: string) => readOr(join(bundleDir, 'root', h));
-  const olds = (h: string) => [readOr(join(root, h)), ...[record.current, record.journal ? record.next : undefined].filter((b) => b).map((b) => readOr(join(b!.dir, 'root', h)))];
+  const bundleText = (h: string) => readText(join(bundleDir, 'root', h));
+  const olds = (h: string) => [readText(join(root, h)), ...[record.current, record.journal ? record.next : undefined].filter((b) => b).map((b) => readText(join(b!.dir, 'root', h)))];
   const changedFile = (h: string) => {
     const now = bundleText(h);
     return olds(h).some((o) => o !== now);
@@ -288,7 +281,7 @@ async function startGuests(p: LifecyclePlan, start: boolean, io: Io): Promise<bo
 function removedNote(p: LifecyclePlan): string {
   const removed = p.guests.filter((g) => g.state === 'removed');
   if (removed.length === 0) return '';
-  const old = p.record.current ? readOr(join(p.record.current.dir, 'answers.json')) : undefined;
+  const old = p.record.current ? readText(join(p.record.current.dir, 'answers.json')) : undefined;
   const disks = new Map<string, string[]>();
   try {
     for (const g of (JSON.parse(old ?? '{}') as { guests?: { name: string; disks?: { path: string }[] }[] }).guests ?? [])

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export const PROC = '/proc';
 
+/** A file's text, or undefined when it cannot be read (any file, not only under /proc). */
 export function readText(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
