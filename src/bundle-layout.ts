@@ -1,6 +1,7 @@
 // What a bundle is made of, by name: the file record every generator's output becomes, the two files every
 // bundle holds, and the first line of every generated file. A leaf: commands that only read or install a bundle
 // (verify, apply) import this, never the generators.
+import { createHash } from 'node:crypto';
 
 export interface BundleFile {
   /** Relative to the bundle directory, with "/" separators. Files under root/ install at the same path under /. */
@@ -11,6 +12,11 @@ export interface BundleFile {
 }
 
 export const MANIFEST = 'MANIFEST.sha256';
+
+/** The checksum each manifest line and the install record hold for a file. */
+export function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
 export const ANSWERS = 'answers.json';
 
 /** The first line of every generated file that can hold a comment. */

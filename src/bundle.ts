@@ -1,10 +1,10 @@
 // Writing and reading a bundle directory. A bundle is written next to its destination and renamed into place,
 // so a crash at any moment leaves either no bundle or the complete previous one.
 import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { MANIFEST, type BundleFile } from './bundle-layout.js';
+import { MANIFEST, sha256, type BundleFile } from './bundle-layout.js';
 import { InputError } from './errors.js';
 
 export function isNonEmptyDir(path: string): boolean {
@@ -132,7 +132,7 @@ export function checkManifest(dir: string): ManifestProblem[] {
       problems.push({ path: rel!, problem: 'listed in the manifest but missing' });
       continue;
     }
-    if (createHash('sha256').update(data).digest('hex') !== hash) problems.push({ path: rel!, problem: 'changed since the bundle was generated (checksum differs)' });
+    if (sha256(data) !== hash) problems.push({ path: rel!, problem: 'changed since the bundle was generated (checksum differs)' });
   }
   for (const rel of walk(dir)) if (rel !== MANIFEST && !listed.has(rel)) problems.push({ path: rel, problem: 'not listed in the manifest' });
   return problems;

@@ -1,12 +1,11 @@
 // answers → the bundle: a pure function from the validated model to a sorted list of files.
-import { createHash } from 'node:crypto';
 import * as AA from './gen/apparmor.js';
 import { sysusers, tmpfiles, udevRules } from './gen/host.js';
 import { bundleReadme } from './gen/readme.js';
 import { logrotateConfig } from './gen/logrotate.js';
 import { guestService, logrotateService, logrotateTimer, slice, tapService } from './gen/systemd.js';
 import * as G from './guest.js';
-import { ANSWERS, MANIFEST, type BundleFile } from './bundle-layout.js';
+import { ANSWERS, MANIFEST, sha256, type BundleFile } from './bundle-layout.js';
 import { apparmor } from './confine/apparmor.js';
 import * as N from './names.js';
 import type { Answers } from './model.js';
@@ -15,10 +14,6 @@ export type { BundleFile };
 
 export function answersJson(a: Answers): string {
   return JSON.stringify(a, null, 2) + '\n';
-}
-
-export function sha256(text: string | Buffer): string {
-  return createHash('sha256').update(text).digest('hex');
 }
 
 export function plan(a: Answers): BundleFile[] {

@@ -1,10 +1,9 @@
 // The install record on the target host (docs: /var/lib/qemu-harden/.installed/, see README "The install
 // record"): a copy of the bundle installed last (`current`), the one before it (`previous`), and a journal that
 // exists only while an install is under way. apply, rollback, status and the Ansible role share this layout.
-import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ANSWERS, MANIFEST } from './bundle-layout.js';
+import { ANSWERS, MANIFEST, sha256 } from './bundle-layout.js';
 import { fsyncPath } from './bundle.js';
 
 export const RECORD_DIR = 'var/lib/qemu-harden/.installed';
@@ -36,8 +35,6 @@ export interface InstallRecord {
   next?: RecordedBundle;
   journal?: Journal;
 }
-
-const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
 function parseManifest(text: string): Map<string, string> {
   const files = new Map<string, string>();

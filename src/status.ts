@@ -2,9 +2,9 @@
 // and how it is confined — read from the live process in /proc: uid/gid, CapEff, NoNewPrivs, Seccomp of every
 // thread, AppArmor label and mode, cgroup and its limits, listening sockets — and whether the installed files
 // still match the record. A guest running weaker than its installed unit says, or a drifted file, is a finding.
-import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { sha256 } from './bundle-layout.js';
 import { InputError } from './errors.js';
 import { apparmorLabel, cgroupPath, NetTables, openFds, PROC, readText, splitLabel, statusFields, threadSeccomp } from './procfs.js';
 import { hostFiles, readRecord, recover, RECORD_DIR } from './record.js';
@@ -179,7 +179,7 @@ export function status(rootArg: string): StatusReport {
     try {
       const st = lstatSync(p);
       if (!st.isFile()) drift.push({ path: hostPath, problem: 'not a regular file' });
-      else if (createHash('sha256').update(readFileSync(p)).digest('hex') !== hash) drift.push({ path: hostPath, problem: 'changed' });
+      else if (sha256(readFileSync(p)) !== hash) drift.push({ path: hostPath, problem: 'changed' });
       else if ((st.mode & 0o7777) !== 0o644) drift.push({ path: hostPath, problem: 'mode' });
     } catch {
       drift.push({ path: hostPath, problem: 'missing' });
