@@ -10,6 +10,7 @@ import type { StepResult } from './activation.js';
 import type { Answers } from './model.js';
 import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
+import * as N from './names.js';
 import { readText } from './procfs.js';
 import type { Io } from './io.js';
 import { begin, commit, hostFiles, readBundle, readRecord, recover, type InstallRecord, type Journal, type RecordedBundle } from './record.js';
@@ -53,20 +54,18 @@ const SHARED: Record<string, Part> = {
 };
 const ABSTRACTION = '/etc/apparmor.d/abstractions/qemu-harden';
 
-const unitOf = (g: string) => `qemu-${g}.service`;
-const tapUnitOf = (g: string) => `qemu-${g}-tap.service`;
 
 /** Which part of guest g a host path is, for the files that belong to one guest. */
 function ownPart(hostPath: string, g: string): Part | undefined {
-  if (hostPath === `/etc/systemd/system/${unitOf(g)}` || hostPath === `/etc/systemd/system/${tapUnitOf(g)}`) return 'unit';
-  if (hostPath === `/etc/apparmor.d/qemu-harden-${g}` || hostPath === `/etc/apparmor.d/qemu-harden.d/${g}`) return 'profile';
+  if (hostPath === `/etc/systemd/system/${N.unitName(g)}` || hostPath === `/etc/systemd/system/${N.tapUnitName(g)}`) return 'unit';
+  if (CONFINEMENT.some((b) => b.guestFiles(g).includes(hostPath))) return 'profile';
   return undefined;
 }
 
 /** The lines of a shared file (users, directories, udev) that name the guest's user as a field. */
 function guestLines(text: string | undefined, g: string): string {
   if (text === undefined) return '';
-  const user = new RegExp(`(^|[\\s"=,])qemu-${g.replace(/[.-]/g, '\\$&')}($|[\\s",])`);
+  const user = new RegExp(`(^|[\\s"=,])${N.userName(g).replace(/[.-]/g, '\\$&')}($|[\\s",])`);
   return text.split('\n').filter((l) => !l.startsWith('#') && user.test(l)).join('\n');
 }
 
@@ -122,12 +121,12 @@ function planInstall(action: Journal['action'], bundleDir: string, rootArg: stri
       const now = guestLines(bundleText(h), g);
       if (olds(h).some((o) => guestLines(o, g) !== now)) parts.add(part);
     }
-    const units = [unitOf(g), ...(wanted.has(`/etc/systemd/system/${tapUnitOf(g)}`) ? [tapUnitOf(g)] : [])];
+    const units = [N.unitName(g), ...(wanted.has(`/etc/systemd/system/${N.tapUnitName(g)}`) ? [N.tapUnitName(g)] : [])];
     const state = !oldGuests.has(g) ? 'new' : parts.size ? 'changed' : 'unchanged';
     guests.push({ name: g, state, parts: [...parts].sort(), units });
   }
   for (const g of [...oldGuests].filter((n) => !newGuests.includes(n)).sort())
-    guests.push({ name: g, state: 'removed', parts: [], units: [unitOf(g), ...(installed.has(`/etc/systemd/system/${tapUnitOf(g)}`) ? [tapUnitOf(g)] : [])] });
+    guests.push({ name: g, state: 'removed', parts: [], units: [N.unitName(g), ...(installed.has(`/etc/systemd/system/${N.tapUnitName(g)}`) ? [N.tapUnitName(g)] : [])] });
 
   const idle = apply.changes.length === 0 && removals.length === 0 && !record.journal && record.current?.manifestHash === bundle.manifestHash;
   return { action, apply, bundle, record, removals, leftAlone, guests, recovered, idle };
@@ -293,9 +292,9 @@ function removedNote(p: LifecyclePlan): string {
     .map((g) => {
       const d = disks.get(g.name) ?? [];
       return (
-        `Guest ${g.name} was removed: its units are stopped and disabled and its files are gone (backed up). Kept: user qemu-${g.name}, ` +
+        `Guest ${g.name} was removed: its units are stopped and disabled and its files are gone (backed up). Kept: user ${N.userName(g.name)}, ` +
         `state /var/lib/qemu-harden/${g.name}, logs /var/log/qemu-harden/${g.name}${d.length ? `, disks ${d.join(' ')}` : ''}. To remove them too:\n` +
-        `  userdel qemu-${g.name}; groupdel qemu-${g.name}; rm -r /var/lib/qemu-harden/${g.name} /var/log/qemu-harden/${g.name}${d.length ? ` ${d.join(' ')}` : ''}\n`
+        `  userdel ${N.userName(g.name)}; groupdel ${N.userName(g.name)}; rm -r /var/lib/qemu-harden/${g.name} /var/log/qemu-harden/${g.name}${d.length ? ` ${d.join(' ')}` : ''}\n`
       );
     })
     .join('');

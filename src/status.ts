@@ -5,7 +5,10 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { sha256 } from './bundle-layout.js';
+import { apparmor } from './confine/apparmor.js';
+import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
+import * as N from './names.js';
 import { apparmorLabel, cgroupPath, NetTables, openFds, PROC, readText, splitLabel, statusFields, threadSeccomp } from './procfs.js';
 import { hostFiles, readRecord, recover, RECORD_DIR } from './record.js';
 
@@ -124,7 +127,7 @@ function expectations(unitText: string | undefined, passwd: string | undefined, 
     const all = [...(unitText ?? '').matchAll(new RegExp(`^${k}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
     return all.at(-1);
   };
-  const user = setting('User') ?? `qemu-${name}`;
+  const user = setting('User') ?? N.userName(name);
   const uidLine = (passwd ?? '').split('\n').find((l) => l.startsWith(`${user}:`));
   const mem = setting('MemoryMax');
   const mib = mem && /^(\d+)M$/.exec(mem);
@@ -170,7 +173,7 @@ export function status(rootArg: string): StatusReport {
         : `nothing is installed under ${root}: ${join(root, RECORD_DIR)} holds no current bundle (run apply first)`,
     );
   const live = root === '/';
-  const apparmorEnabled = readText('/sys/module/apparmor/parameters/enabled')?.trim() === 'Y';
+  const apparmorEnabled = apparmor.enforcing();
   const passwd = readText(join(root, 'etc/passwd'));
 
   const drift: Drift[] = [];
@@ -186,11 +189,11 @@ export function status(rootArg: string): StatusReport {
     }
   }
   const owns = (g: string, h: string) =>
-    [`/etc/systemd/system/qemu-${g}.service`, `/etc/systemd/system/qemu-${g}-tap.service`, `/etc/apparmor.d/qemu-harden-${g}`, `/etc/apparmor.d/qemu-harden.d/${g}`].includes(h);
+    [`/etc/systemd/system/${N.unitName(g)}`, `/etc/systemd/system/${N.tapUnitName(g)}`, ...CONFINEMENT.flatMap((b) => b.guestFiles(g))].includes(h);
 
   const net = new NetTables();
   const guests: GuestStatus[] = rec.current.guests.map((name) => {
-    const unit = `qemu-${name}.service`;
+    const unit = N.unitName(name);
     const expected = expectations(readText(join(rec.current!.dir, 'root/etc/systemd/system', unit)), passwd, name);
     const pid = live ? findQemu(unit) : undefined;
     const proc = pid ? processView(pid, net) : null;

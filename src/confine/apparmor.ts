@@ -4,13 +4,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runStep } from '../activation.js';
 import * as G from '../guest.js';
+import * as N from '../names.js';
 import type { Answers, Guest } from '../model.js';
 import { run } from '../tools.js';
 import type { ConfinementBackend } from './backend.js';
 
 const PROFILE_DIR = 'etc/apparmor.d';
-const profilePath = (g: Guest) => `${PROFILE_DIR}/${G.profileName(g)}`;
-const rulesPath = (g: Guest) => `${PROFILE_DIR}/qemu-harden.d/${g.name}`;
+const profilePath = (guest: string) => `${PROFILE_DIR}/${N.profileName(guest)}`;
+const rulesPath = (guest: string) => `${PROFILE_DIR}/qemu-harden.d/${guest}`;
 const ABSTRACTION_PATH = `${PROFILE_DIR}/abstractions/qemu-harden`;
 const confines = (g: Guest) => g.isolation.apparmor;
 
@@ -29,12 +30,14 @@ export const apparmor: ConfinementBackend<Text> = {
     const guests = a.guests.filter(confines);
     return [
       ...guests.flatMap((g) => [
-        { path: `root/${profilePath(g)}`, why: `AppArmor profile ${G.profileName(g)} for guest ${g.name}`, text: (t: Text) => t.profile(g) },
-        { path: `root/${rulesPath(g)}`, why: `the paths guest ${g.name}'s profile allows`, text: (t: Text) => t.guestRules(a, g) },
+        { path: `root/${profilePath(g.name)}`, why: `AppArmor profile ${G.profileName(g)} for guest ${g.name}`, text: (t: Text) => t.profile(g) },
+        { path: `root/${rulesPath(g.name)}`, why: `the paths guest ${g.name}'s profile allows`, text: (t: Text) => t.guestRules(a, g) },
       ]),
       ...(guests.length ? [{ path: `root/${ABSTRACTION_PATH}`, why: 'what every guest profile allows in common', text: (t: Text) => t.abstraction() }] : []),
     ];
   },
+
+  guestFiles: (guest) => [`/${profilePath(guest)}`, `/${rulesPath(guest)}`],
 
   unitLines: (g) => ['Confined by this guest’s AppArmor profile when AppArmor is enabled on the host.', `AppArmorProfile=${G.profileName(g)}`],
 
@@ -47,9 +50,9 @@ export const apparmor: ConfinementBackend<Text> = {
       const guests = b.answers.guests.filter(confines);
       const findings = [];
       for (const g of guests) {
-        const r = await run(tools.apparmor_parser!, ['-Q', '-K', '-I', join(b.dir, 'root', PROFILE_DIR), join(b.dir, 'root', profilePath(g))]);
+        const r = await run(tools.apparmor_parser!, ['-Q', '-K', '-I', join(b.dir, 'root', PROFILE_DIR), join(b.dir, 'root', profilePath(g.name))]);
         const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('Cache read/write disabled'));
-        if (r.exitCode !== 0 || lines.length > 0) findings.push({ message: lines.join('; ') || `exited ${r.exitCode}`, file: `root/${profilePath(g)}` });
+        if (r.exitCode !== 0 || lines.length > 0) findings.push({ message: lines.join('; ') || `exited ${r.exitCode}`, file: `root/${profilePath(g.name)}` });
       }
       return { status: findings.length ? 'failed' : 'passed', detail: `${guests.length} profiles`, findings };
     },

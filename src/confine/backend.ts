@@ -20,6 +20,8 @@ export interface ConfinementBackend<Text = never> {
   confines(g: Guest): boolean;
   /** What it adds to a bundle. */
   files(a: Answers): ConfinementFile<Text>[];
+  /** The host paths of the files it installs for one guest, by the guest's name. */
+  guestFiles(guest: string): string[];
   /** The unit lines that put a confined guest's QEMU under it: a comment, then the settings. */
   unitLines(g: Guest): [comment: string, ...settings: string[]];
   /** How `verify` checks its files: read by the backend's own tool. */
