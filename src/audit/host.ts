@@ -2,6 +2,7 @@
 // denials the kernel logged for QEMU, each mapped to the answer that grants what was denied. Denials are the
 // usual reason people switch confinement off; the answer to change is the better way out.
 import { closeSync, constants, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { readText } from '../procfs.js';
 import { modeText } from './files.js';
 import { finding, type AuditCheck, type Finding, type HostView, type QemuProcess } from './types.js';
 
@@ -48,27 +49,12 @@ const deviceModes: AuditCheck = {
   },
 };
 
-function readSmall(path: string): string | undefined {
-  try {
-    const fd = openSync(path, 'r');
-    try {
-      const b = Buffer.alloc(64);
-      const n = readSync(fd, b, 0, 64, null);
-      return b.subarray(0, n).toString('utf8').trim();
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return undefined;
-  }
-}
-
 const apparmorEnabled: AuditCheck = {
   name: 'host.apparmor',
   tool: null,
   debianPackage: null,
   run: () => {
-    const v = readSmall(HOST_PATHS.apparmorEnabled);
+    const v = readText(HOST_PATHS.apparmorEnabled)?.trim();
     if (v === 'Y') return [];
     return [
       finding(
