@@ -46,7 +46,7 @@ function parseManifest(text: string): Map<string, string> {
 }
 
 /** The guests' names in a bundle's answers.json. Read with JSON.parse: the bundle was validated when generated. */
-function guestNames(bundleDir: string): string[] {
+export function guestNames(bundleDir: string): string[] {
   const doc = JSON.parse(readFileSync(join(bundleDir, ANSWERS), 'utf8')) as { guests?: { name?: unknown }[] };
   return (doc.guests ?? []).map((g) => g.name).filter((n): n is string => typeof n === 'string');
 }

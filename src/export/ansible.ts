@@ -6,6 +6,7 @@ import { basename, join, resolve } from 'node:path';
 import { ANSWERS, type BundleFile } from '../bundle-layout.js';
 import { checkManifest, walk, writeBundle } from '../bundle.js';
 import { InputError } from '../errors.js';
+import { guestNames } from '../record.js';
 import { ROLE_FILES } from './ansible-role.js';
 
 const ROLE_DIR = 'roles/qemu_harden';
@@ -60,8 +61,7 @@ function readHostBundle(p: { host: string; bundle: string; arg: string }): HostB
     throw new InputError(`${p.arg}: ${p.bundle} does not match its manifest; nothing was written:\n${problems.map((x) => `  ${x.path}: ${x.problem}`).join('\n')}`);
   let guests: string[];
   try {
-    const doc = JSON.parse(readFileSync(join(p.bundle, ANSWERS), 'utf8')) as { guests?: { name?: unknown }[] };
-    guests = (doc.guests ?? []).map((g) => String(g.name));
+    guests = guestNames(p.bundle);
   } catch {
     throw new InputError(`${p.arg}: ${join(p.bundle, ANSWERS)} is not a qemu-harden answers file`);
   }
