@@ -13,6 +13,13 @@ export interface BundleFile {
 
 export const MANIFEST = 'MANIFEST.sha256';
 
+/** One manifest line, "<sha256>  <path>", with a path relative to the bundle; undefined for anything else. */
+export function manifestLine(line: string): { hash: string; path: string } | undefined {
+  const m = /^([0-9a-f]{64})  (.+)$/.exec(line);
+  if (!m || m[2]!.split('/').includes('..') || m[2]!.startsWith('/')) return undefined;
+  return { hash: m[1]!, path: m[2]! };
+}
+
 /** The checksum each manifest line and the install record hold for a file. */
 export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { MANIFEST, sha256, type BundleFile } from './bundle-layout.js';
+import { MANIFEST, manifestLine, sha256, type BundleFile } from './bundle-layout.js';
 import { InputError } from './errors.js';
 
 export function isNonEmptyDir(path: string): boolean {
@@ -118,21 +118,21 @@ export function checkManifest(dir: string): ManifestProblem[] {
   const listed = new Set<string>();
   for (const [n, line] of text.split('\n').entries()) {
     if (line === '') continue;
-    const m = /^([0-9a-f]{64})  (.+)$/.exec(line);
-    if (!m || m[2]!.split('/').includes('..') || m[2]!.startsWith('/')) {
+    const entry = manifestLine(line);
+    if (!entry) {
       problems.push({ path: MANIFEST, problem: `line ${n + 1} is not "<sha256>  <relative path>"` });
       continue;
     }
-    const [, hash, rel] = m;
-    listed.add(rel!);
+    const { hash, path: rel } = entry;
+    listed.add(rel);
     let data: Buffer;
     try {
-      data = readFileSync(join(dir, rel!));
+      data = readFileSync(join(dir, rel));
     } catch {
-      problems.push({ path: rel!, problem: 'listed in the manifest but missing' });
+      problems.push({ path: rel, problem: 'listed in the manifest but missing' });
       continue;
     }
-    if (sha256(data) !== hash) problems.push({ path: rel!, problem: 'changed since the bundle was generated (checksum differs)' });
+    if (sha256(data) !== hash) problems.push({ path: rel, problem: 'changed since the bundle was generated (checksum differs)' });
   }
   for (const rel of walk(dir)) if (rel !== MANIFEST && !listed.has(rel)) problems.push({ path: rel, problem: 'not listed in the manifest' });
   return problems;

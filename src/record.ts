@@ -3,7 +3,7 @@
 // exists only while an install is under way. apply, rollback, status and the Ansible role share this layout.
 import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ANSWERS, MANIFEST, sha256 } from './bundle-layout.js';
+import { ANSWERS, MANIFEST, manifestLine, sha256 } from './bundle-layout.js';
 import { fsyncPath } from './bundle.js';
 
 export const RECORD_DIR = 'var/lib/qemu-harden/.installed';
@@ -39,8 +39,8 @@ export interface InstallRecord {
 function parseManifest(text: string): Map<string, string> {
   const files = new Map<string, string>();
   for (const line of text.split('\n')) {
-    const m = /^([0-9a-f]{64})  (.+)$/.exec(line);
-    if (m) files.set(m[2]!, m[1]!);
+    const entry = manifestLine(line);
+    if (entry) files.set(entry.path, entry.hash);
   }
   return files;
 }
