@@ -8,6 +8,8 @@ import { checkManifest, walk } from './bundle.js';
 import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
 import type { Answers } from './model.js';
+import * as N from './names.js';
+import { readPasswd, uidOf } from './passwd.js';
 import { tlsDirs } from './rules.js';
 
 interface Change {
@@ -148,16 +150,6 @@ export async function activate(p: ApplyPlan): Promise<StepResult[]> {
   return results;
 }
 
-/** The uid of a user in the target's /etc/passwd, if it is there. */
-function uidOf(root: string, user: string): number | undefined {
-  try {
-    const line = readFileSync(join(root, 'etc/passwd'), 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
-    return line ? Number(line.split(':')[2]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The secrets the operator provides, checked but never changed (qemu-harden does not chown files it did not
  * create): each TLS private key must belong to the guest's user with no group or world access, and a SPICE
@@ -176,9 +168,10 @@ export function checkSecrets(root: string, answers: Answers): StepResult {
     if ((st.mode & 0o077) !== 0) problems.push(`${path} has mode ${(st.mode & 0o777).toString(8)}; group and others must have no access`);
     return undefined;
   };
+  const users = readPasswd(root);
   for (const g of answers.guests) {
-    const user = `qemu-${g.name}`;
-    const uid = uidOf(root, user);
+    const user = N.userName(g.name);
+    const uid = uidOf(users, user);
     for (const dir of tlsDirs(g)) {
       check(`${dir}/server-key.pem`, user, uid);
       if (g.migration?.enabled && g.migration.tls && g.migration.tlsDir === dir) check(`${dir}/client-key.pem`, user, uid);

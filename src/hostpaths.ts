@@ -5,6 +5,7 @@ import { existsSync, lstatSync, readFileSync, realpathSync, statSync } from 'nod
 import { InputError } from './errors.js';
 import type { Answers } from './model.js';
 import * as N from './names.js';
+import { readPasswd, userOf } from './passwd.js';
 import { isSystemFile, SYSTEM_DIRS, tapDevice, underDir } from './rules.js';
 
 /** Every path the answers name, with its field and whether a guest only reads it. */
@@ -25,19 +26,6 @@ function userPaths(a: Answers): [field: string, path: string, readOnly: boolean,
   });
   out.push(['host.qemuBinary', a.host.qemuBinary, true, false]);
   return out;
-}
-
-/** The user name owning a uid in this host's /etc/passwd. */
-function userOf(uid: number): string | undefined {
-  try {
-    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-      const f = line.split(':');
-      if (f.length > 3 && Number(f[2]) === uid) return f[0];
-    }
-  } catch {
-    return undefined;
-  }
-  return undefined;
 }
 
 export function hostPathProblems(a: Answers): string[] {
@@ -81,7 +69,7 @@ export function hostPathProblems(a: Answers): string[] {
     if (!dev || g.network.mode !== 'tap' || !existsSync(`/sys/class/net/${dev}`)) return;
     let owner: string | undefined;
     try {
-      owner = userOf(Number(readFileSync(`/sys/class/net/${dev}/owner`, 'utf8').trim()));
+      owner = userOf(readPasswd(), Number(readFileSync(`/sys/class/net/${dev}/owner`, 'utf8').trim()));
     } catch {
       owner = undefined;
     }

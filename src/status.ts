@@ -9,6 +9,7 @@ import { apparmor } from './confine/apparmor.js';
 import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
 import * as N from './names.js';
+import { type PasswdEntry, readPasswd, uidOf } from './passwd.js';
 import { apparmorLabel, cgroupPath, NetTables, openFds, PROC, readText, splitLabel, statusFields, threadSeccomp } from './procfs.js';
 import { hostFiles, readRecord, recover, RECORD_DIR } from './record.js';
 
@@ -122,18 +123,17 @@ function processView(pid: number, net: NetTables): ProcessView | null {
 }
 
 /** The settings of an installed unit file that status holds the live process to. */
-function expectations(unitText: string | undefined, passwd: string | undefined, name: string): GuestStatus['expected'] {
+function expectations(unitText: string | undefined, users: PasswdEntry[], name: string): GuestStatus['expected'] {
   const setting = (k: string) => {
     const all = [...(unitText ?? '').matchAll(new RegExp(`^${k}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
     return all.at(-1);
   };
   const user = setting('User') ?? N.userName(name);
-  const uidLine = (passwd ?? '').split('\n').find((l) => l.startsWith(`${user}:`));
   const mem = setting('MemoryMax');
   const mib = mem && /^(\d+)M$/.exec(mem);
   return {
     user,
-    uid: uidLine ? Number(uidLine.split(':')[2]) : null,
+    uid: uidOf(users, user) ?? null,
     memoryMax: mib ? String(Number(mib[1]) * 1024 * 1024) : mem ?? null,
     apparmorProfile: setting('AppArmorProfile') ?? null,
     seccomp: !!setting('SystemCallFilter') || /-sandbox on/.test(unitText ?? ''),
@@ -174,7 +174,7 @@ export function status(rootArg: string): StatusReport {
     );
   const live = root === '/';
   const apparmorEnabled = apparmor.enforcing();
-  const passwd = readText(join(root, 'etc/passwd'));
+  const users = readPasswd(root);
 
   const drift: Drift[] = [];
   for (const [hostPath, hash] of hostFiles(rec.current)) {
@@ -194,7 +194,7 @@ export function status(rootArg: string): StatusReport {
   const net = new NetTables();
   const guests: GuestStatus[] = rec.current.guests.map((name) => {
     const unit = N.unitName(name);
-    const expected = expectations(readText(join(rec.current!.dir, 'root/etc/systemd/system', unit)), passwd, name);
+    const expected = expectations(readText(join(rec.current!.dir, 'root/etc/systemd/system', unit)), users, name);
     const pid = live ? findQemu(unit) : undefined;
     const proc = pid ? processView(pid, net) : null;
     return { name, unit, running: !!proc, process: proc, expected, weaker: proc ? weaknesses(expected, proc, apparmorEnabled) : [], drift: drift.filter((d) => owns(name, d.path)) };

@@ -5,6 +5,7 @@ import { appendFileSync, chmodSync, existsSync, lstatSync, mkdirSync, readdirSyn
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { walk } from '../src/bundle.js';
+import { readPasswd, uidOf, userOf } from '../src/passwd.js';
 import { BIN, cli, requireTool, tempDir } from './helpers.js';
 
 /** A digest of a whole tree: paths, types, modes, owners, contents and link targets. */
@@ -77,6 +78,7 @@ describe('qemu-harden apply', () => {
     assert.match(readFileSync(join(root, 'etc/group'), 'utf8'), /^qemu-net:x:\d+:$/m);
     const state = statSync(join(root, 'var/lib/qemu-harden/alpha'));
     assert.equal(state.mode & 0o7777, 0o700);
+    assert.equal(state.uid, uidOf(readPasswd(root), 'qemu-alpha'), "the guest's state directory belongs to its user");
     assert.match(r.stdout, /skip +reload udev rules.*is a tree/);
     assert.match(r.stdout, /skip +load AppArmor profiles/);
     assert.match(r.stdout, /skip +reload systemd/);
@@ -161,4 +163,19 @@ describe('qemu-harden apply', () => {
     assert.match(r.stderr, /must run as root/);
     assert.ok(!existsSync('/etc/systemd/system/qemu-server.service'));
   });
+});
+
+test('the passwd reader takes the users of a root and skips lines that are not users', (t) => {
+  const root = tempDir(t);
+  mkdirSync(join(root, 'etc'));
+  writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\n\n# a comment\nbroken:x:abc:0::/:/bin/false\nshort:x:5\nqemu-a:x:990:991::/var/lib/qemu-harden/a:/usr/sbin/nologin\n');
+  const users = readPasswd(root);
+  assert.deepEqual(users, [
+    { name: 'root', uid: 0, gid: 0 },
+    { name: 'qemu-a', uid: 990, gid: 991 },
+  ]);
+  assert.equal(uidOf(users, 'qemu-a'), 990);
+  assert.equal(uidOf(users, 'nobody'), undefined);
+  assert.equal(userOf(users, 0), 'root');
+  assert.deepEqual(readPasswd(join(root, 'missing')), [], 'a root without /etc/passwd has no users');
 });

@@ -5,6 +5,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import * as G from '../guest.js';
+import { readPasswd } from '../passwd.js';
 import { isSystemFile } from '../rules.js';
 import { run } from '../tools.js';
 import type { BundleUnderCheck, Check, Outcome } from './check.js';
@@ -42,11 +43,7 @@ export const usersAndDirs: Check<BundleUnderCheck> = {
       if (su.exitCode !== 0) bad++;
       // ACL entries name the guest's user; systemd-tmpfiles resolves names on this host, so they are given as the
       // uids sysusers just made in the throwaway root.
-      const uids = new Map<string, string>();
-      for (const line of readFileSync(join(scratch, 'etc/passwd'), 'utf8').split('\n')) {
-        const [name, , uid] = line.split(':');
-        if (name && uid) uids.set(name, uid);
-      }
+      const uids = new Map(readPasswd(scratch).map((u) => [u.name, u.uid]));
       const conf = join(scratch, 'etc/tmpfiles.d', basename(TMPFILES));
       writeFileSync(conf, readFileSync(conf, 'utf8').replace(/\bu:([a-z_][a-z0-9_-]*):/g, (m, name: string) => (uids.has(name) ? `u:${uids.get(name)}:` : m)));
       const tf = await run(tools['systemd-tmpfiles']!, [`--root=${scratch}`, '--create']);
