@@ -307,10 +307,14 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     return { code: r.code, json: JSON.parse(r.stdout) as AuditJson };
   };
 
+  // The namespace's init is killed, not unshare: unshare ends once init is reaped, and init is reaped only after
+  // every process of its namespace has exited, so the QEMUs' image locks are released by then. Killing unshare
+  // would end it at once, with the QEMUs still exiting.
   const stopNamespace = async () => {
     if (ns && ns.exitCode === null && ns.signalCode === null) {
       const exited = new Promise((r) => ns!.once('exit', r));
-      ns.kill('SIGKILL');
+      if (nsPid) process.kill(nsPid, 'SIGKILL');
+      else ns.kill('SIGKILL');
       await exited;
     }
   };
