@@ -13,7 +13,7 @@ import { InputError } from './errors.js';
 import * as N from './names.js';
 import { readText } from './procfs.js';
 import type { Io } from './io.js';
-import { begin, commit, hostFiles, readBundle, readRecord, recover, type InstallRecord, type Journal, type RecordedBundle } from './record.js';
+import { begin, commit, guestPart, hostFiles, readBundle, readRecord, recover, type InstallRecord, type Journal, type RecordedBundle } from './record.js';
 import { run, which } from './tools.js';
 
 type Part = 'unit' | 'profile' | 'udev' | 'users';
@@ -54,13 +54,6 @@ const SHARED: Record<string, Part> = {
 };
 const ABSTRACTION = '/etc/apparmor.d/abstractions/qemu-harden';
 
-
-/** Which part of guest g a host path is, for the files that belong to one guest. */
-function ownPart(hostPath: string, g: string): Part | undefined {
-  if (hostPath === `/etc/systemd/system/${N.unitName(g)}` || hostPath === `/etc/systemd/system/${N.tapUnitName(g)}`) return 'unit';
-  if (CONFINEMENT.some((b) => b.guestFiles(g).includes(hostPath))) return 'profile';
-  return undefined;
-}
 
 /** The lines of a shared file (users, directories, udev) that name the guest's user as a field. */
 function guestLines(text: string | undefined, g: string): string {
@@ -112,7 +105,7 @@ function planInstall(action: Journal['action'], bundleDir: string, rootArg: stri
     const parts = new Set<Part>();
     let confined = false;
     for (const h of allPaths) {
-      const part = ownPart(h, g);
+      const part = guestPart(h, g);
       if (part === 'profile' && wanted.has(h)) confined = true;
       if (part && changedFile(h)) parts.add(part);
     }

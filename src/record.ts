@@ -5,6 +5,8 @@ import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, o
 import { dirname, join } from 'node:path';
 import { ANSWERS, MANIFEST, manifestLine, sha256 } from './bundle-layout.js';
 import { fsyncPath } from './bundle.js';
+import { CONFINEMENT } from './confine/index.js';
+import * as N from './names.js';
 
 export const RECORD_DIR = 'var/lib/qemu-harden/.installed';
 
@@ -67,6 +69,13 @@ export function hostFiles(b: RecordedBundle | undefined): Map<string, string> {
   const out = new Map<string, string>();
   if (b) for (const [rel, hash] of b.files) if (rel.startsWith('root/')) out.set(rel.slice('root'.length), hash);
   return out;
+}
+
+/** Which of guest g's own files an installed host path is: one of its units, or a file of its confinement. */
+export function guestPart(hostPath: string, g: string): 'unit' | 'profile' | undefined {
+  if (hostPath === `/etc/systemd/system/${N.unitName(g)}` || hostPath === `/etc/systemd/system/${N.tapUnitName(g)}`) return 'unit';
+  if (CONFINEMENT.some((b) => b.guestFiles(g).includes(hostPath))) return 'profile';
+  return undefined;
 }
 
 export function readRecord(root: string): InstallRecord {

@@ -6,12 +6,11 @@ import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync } from '
 import { join, resolve } from 'node:path';
 import { sha256 } from './bundle-layout.js';
 import { apparmor } from './confine/apparmor.js';
-import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
 import * as N from './names.js';
 import { type PasswdEntry, readPasswd, uidOf } from './passwd.js';
 import { apparmorLabel, cgroupPath, NetTables, openFds, PROC, readText, splitLabel, statusFields, threadSeccomp } from './procfs.js';
-import { hostFiles, readRecord, recover, RECORD_DIR } from './record.js';
+import { guestPart, hostFiles, readRecord, recover, RECORD_DIR } from './record.js';
 
 interface Listener {
   proto: 'tcp' | 'tcp6' | 'udp' | 'udp6' | 'unix';
@@ -188,8 +187,6 @@ export function status(rootArg: string): StatusReport {
       drift.push({ path: hostPath, problem: 'missing' });
     }
   }
-  const owns = (g: string, h: string) =>
-    [`/etc/systemd/system/${N.unitName(g)}`, `/etc/systemd/system/${N.tapUnitName(g)}`, ...CONFINEMENT.flatMap((b) => b.guestFiles(g))].includes(h);
 
   const net = new NetTables();
   const guests: GuestStatus[] = rec.current.guests.map((name) => {
@@ -197,7 +194,7 @@ export function status(rootArg: string): StatusReport {
     const expected = expectations(readText(join(rec.current!.dir, 'root/etc/systemd/system', unit)), users, name);
     const pid = live ? findQemu(unit) : undefined;
     const proc = pid ? processView(pid, net) : null;
-    return { name, unit, running: !!proc, process: proc, expected, weaker: proc ? weaknesses(expected, proc, apparmorEnabled) : [], drift: drift.filter((d) => owns(name, d.path)) };
+    return { name, unit, running: !!proc, process: proc, expected, weaker: proc ? weaknesses(expected, proc, apparmorEnabled) : [], drift: drift.filter((d) => guestPart(d.path, name) !== undefined) };
   });
   const shared = drift.filter((d) => !guests.some((g) => g.drift.includes(d)));
   return {
