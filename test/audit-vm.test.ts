@@ -14,9 +14,7 @@ import { assertProofDone, bootProof, proofKernel, proofRootTree, reported, type 
 const QH = BIN.replace(REPO, '/qh');
 const QEMU = '/usr/bin/qemu-system-x86_64 -nodefaults -no-user-config -S -display none -machine q35 -accel tcg -m 32 -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
 
-const PROOF = `#!/bin/sh
-r() { echo "RESULT $1=$2"; }
-cd /
+const PROOF = `cd /
 node ${QH} apply /bundle --yes > /run/apply.log 2>&1
 r apply_exit $?
 apparmor_parser -r /proof/qh-complain
@@ -30,13 +28,14 @@ qemus_ready() {
   for s in /proc/[0-9]*/status; do grep -q '^Name:.qemu-system' $s 2>/dev/null && grep -q '^Seccomp:.2' $s 2>/dev/null && n=$((n+1)); done
   [ $n -ge 3 ] && [ -S /run/qemu-harden/kept/qmp.sock ]
 }
-i=0; while [ $i -lt 240 ] && ! qemus_ready; do sleep 0.5; i=$((i+1)); done
+wait_until 120 qemus_ready
 node ${QH} audit --json > /run/audit1.json
 r audit1_exit $?
 r audit1.json "$(tr -d '\\n' < /run/audit1.json)"
 systemd-run --unit=denied -p DynamicUser=yes -p AppArmorProfile=qemu-harden-kept ${QEMU} -name denied -drive file=/images/extra.img,format=raw,if=virtio
 # Until the kernel has logged the denial of the disk the kept guest's profile does not grant.
-i=0; while [ $i -lt 240 ] && ! dmesg | grep 'apparmor="DENIED"' | grep -q extra.img; do sleep 0.5; i=$((i+1)); done
+extra_denied() { dmesg | grep 'apparmor="DENIED"' | grep -q extra.img; }
+wait_until 120 extra_denied
 node ${QH} audit --json > /run/audit2.json
 r audit2_exit $?
 r audit2.json "$(tr -d '\\n' < /run/audit2.json)"

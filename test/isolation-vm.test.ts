@@ -40,9 +40,7 @@ for spec in sys.argv[1:]:
     print('PROBE %s=%s' % (name, result), flush=True)
 `;
 
-const PROOF = `#!/bin/sh
-r() { echo "RESULT $1=$2"; }
-cd /
+const PROOF = `cd /
 node ${BIN.replace(REPO, '/qh')} apply /bundle --yes > /run/apply.log 2>&1
 r apply_first_exit $?
 grep 'check TLS keys' /run/apply.log | sed 's/^ */RESULT apply_first_check=/'
@@ -54,7 +52,8 @@ grep 'check TLS keys' /run/apply2.log | sed 's/^ */RESULT apply_check=/'
 python3 -m http.server --bind 127.0.0.1 ${HOST_SERVICE_PORT} > /dev/null 2>&1 &
 python3 -m http.server --bind ::1 ${HOST_SERVICE_PORT} > /dev/null 2>&1 &
 # Until both listen (python starts slowly under TCG).
-i=0; while [ $i -lt 120 ] && [ "$(ss -Hltn "sport = :${HOST_SERVICE_PORT}" | wc -l)" -lt 2 ]; do sleep 0.5; i=$((i+1)); done
+both_listen() { [ "$(ss -Hltn "sport = :${HOST_SERVICE_PORT}" | wc -l)" -ge 2 ]; }
+wait_until 60 both_listen
 
 systemctl start qh-probe-net.service
 journalctl -b -u qh-probe-net.service --no-pager -o cat | grep '^PROBE ' | sed 's/^PROBE /RESULT /'
@@ -62,7 +61,7 @@ systemd-run --quiet --wait --pipe -p User=qemu-net /usr/bin/python3 /proof/probe
 
 for g in net spice; do
   systemctl start qemu-$g.service
-  i=0; while [ $i -lt 120 ] && ! grep -q '${BOOT_MARKER}' /var/log/qemu-harden/$g/serial.log 2>/dev/null; do sleep 0.5; i=$((i+1)); done
+  wait_until 60 grep -qs '${BOOT_MARKER}' /var/log/qemu-harden/$g/serial.log
   grep -q '${BOOT_MARKER}' /var/log/qemu-harden/$g/serial.log && r "$g.marker" yes || r "$g.marker" no
   r "$g.label" "$(cat /proc/$(systemctl show -p MainPID --value qemu-$g.service)/attr/current)"
 done
@@ -72,12 +71,12 @@ mkdir -p /run/systemd/system/qemu-net.service.d
 printf '[Service]\nTimeoutStopSec=8\n' > /run/systemd/system/qemu-net.service.d/timeout.conf
 systemctl daemon-reload
 QMP_TIMEOUT_MS=300000 node /qh/test/clients/qmp.mjs /run/qemu-harden/net/qmp.sock '{"wait-event":"POWERDOWN"}' > /run/events.json 2> /run/events.ready &
-i=0; while [ $i -lt 240 ] && ! grep -q connected /run/events.ready; do sleep 0.5; i=$((i+1)); done
+wait_until 120 grep -qs connected /run/events.ready
 start=$(date +%s)
 systemctl stop qemu-net.service
 r net.stop_seconds "$(( $(date +%s) - start ))"
 r net.stop_result "$(systemctl show -p Result --value qemu-net.service)"
-i=0; while [ $i -lt 240 ] && ! [ -s /run/events.json ]; do sleep 0.5; i=$((i+1)); done
+wait_until 120 test -s /run/events.json
 r net.events "$(cat /run/events.json)"
 journalctl -b -u qemu-net.service --no-pager -o cat | grep -c 'terminating on signal 15' | sed 's/^/RESULT net.sigterm=/'
 dmesg | grep 'apparmor="DENIED"' | sed 's/^/RESULT denied=/'

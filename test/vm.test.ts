@@ -18,9 +18,7 @@ import { assertProofDone, bootProof, proofKernel, proofRootTree, reported, type 
 const GLOB_DISK = '/images/g*a?m[1] x,y.img';
 const GLOB_DECOY = '/images/gXaYm1 x,y.img';
 
-const PROOF = (guests: string[]) => `#!/bin/sh
-r() { echo "RESULT $1=$2"; }
-cd /
+const PROOF = (guests: string[]) => `cd /
 node ${BIN.replace(REPO, '/qh')} apply /bundle --yes > /run/apply.log 2>&1
 r apply_exit $?
 grep -E '^  (done|skip|FAIL) ' /run/apply.log | sed 's/^  /RESULT apply_step=/'
@@ -33,18 +31,9 @@ r udev_errors "$( (cat /run/udevtest.log; journalctl -b -u systemd-udevd --no-pa
 grep 'qemu-harden' /run/udevtest.log | sed 's/^/RESULT udevtest=/'
 r profiles "$(grep -c '^qemu-harden-.* (enforce)$' /sys/kernel/security/apparmor/profiles)"
 
-wait_marker() {
-  i=0
-  while [ $i -lt 120 ]; do
-    grep -q '${BOOT_MARKER}' "/var/log/qemu-harden/$1/serial.log" 2>/dev/null && return 0
-    sleep 0.5; i=$((i+1))
-  done
-  return 1
-}
-
 for g in ${guests.join(' ')}; do
   systemctl start qemu-$g.service
-  wait_marker $g && r "$g.marker" yes || r "$g.marker" no
+  wait_until 60 grep -qs '${BOOT_MARKER}' "/var/log/qemu-harden/$g/serial.log" && r "$g.marker" yes || r "$g.marker" no
   pid=$(systemctl show -p MainPID --value qemu-$g.service)
   r "$g.uid" "$(grep '^Uid:' /proc/$pid/status | cut -f2)"
   r "$g.user_uid" "$(id -u qemu-$g)"
@@ -88,8 +77,10 @@ try_dropin() {
   systemctl start qemu-$unit.service
   # Until QEMU has said which disk it could not open and has exited (a QEMU that opens it never says so: the
   # waits end after 60 s and 10 s).
-  i=0; while [ $i -lt 120 ] && [ "$(refusals)" -le "$before" ]; do sleep 0.5; i=$((i+1)); done
-  i=0; while [ $i -lt 20 ] && [ "$(systemctl show -p ActiveState --value qemu-$unit.service)" = active ]; do sleep 0.5; i=$((i+1)); done
+  refused_again() { [ "$(refusals)" -gt "$before" ]; }
+  ended() { [ "$(systemctl show -p ActiveState --value qemu-$unit.service)" != active ]; }
+  wait_until 60 refused_again
+  wait_until 10 ended
   r "$name.state" "$(systemctl show -p ActiveState --value qemu-$unit.service)"
   r "$name.error" "$(journalctl -b -u qemu-$unit.service --no-pager -o cat | grep -o "Could not open '[^']*': [A-Za-z ]*" | tail -1)"
   echo "qh-proof: end $name" > /dev/kmsg

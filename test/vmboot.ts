@@ -173,6 +173,16 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
 }
 
 /** A minimal root tree for systemd: /etc of its own, merged-/usr links, the proof unit wanted at boot. */
+/**
+ * What every proof script starts with: \`r KEY VALUE\` reports a result (read back with \`reported\`), and
+ * \`wait_until SECONDS COMMAND...\` runs COMMAND every half second until it succeeds (status 0) or SECONDS have passed
+ * (status 1); the proof goes on either way, and its results say what did not happen.
+ */
+const PROOF_PRELUDE = `#!/bin/sh
+r() { echo "RESULT $1=$2"; }
+wait_until() { wait_left=$(($1 * 2)); shift; until "$@"; do [ $wait_left -gt 0 ] || return 1; sleep 0.5; wait_left=$((wait_left - 1)); done; }
+`;
+
 export function makeRootTree(dir: string, proofScript: string): void {
   mkdirSync(join(dir, 'etc'), { recursive: true });
   for (const l of ['bin', 'sbin', 'lib', 'lib64']) symlinkSync(`usr/${l}`, join(dir, l));
@@ -196,7 +206,7 @@ export function makeRootTree(dir: string, proofScript: string): void {
   symlinkSync('/usr/lib/systemd/system/multi-user.target', join(sys, 'default.target'));
   for (const masked of ['serial-getty@ttyS0.service', 'getty@tty1.service', 'systemd-timesyncd.service', 'apt-daily.timer', 'apt-daily-upgrade.timer', 'e2scrub_reap.service', 'systemd-networkd-wait-online.service'])
     symlinkSync('/dev/null', join(sys, masked));
-  writeFileSync(join(dir, 'proof.sh'), proofScript, { mode: 0o755 });
+  writeFileSync(join(dir, 'proof.sh'), PROOF_PRELUDE + proofScript, { mode: 0o755 });
   writeFileSync(
     join(sys, 'qh-proof.service'),
     [
