@@ -25,7 +25,12 @@ const median = (xs) => {
 /** Wall time of one run in milliseconds; a failed run stops the benchmark. */
 function timed(args, cwd) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FORCE_COLOR: '0' },
+  });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`qemu-harden ${args.join(' ')} exited ${r.status}:\n${r.stdout}${r.stderr}`);
   return ms;
@@ -86,7 +91,10 @@ function firstFrame(scratch) {
     { name: 'node', argv: [process.execPath, '-e', ''], cwd: scratch, until: 'exit' },
     { name: 'wizard', argv: [process.execPath, BIN], cwd: scratch, until: 'text' },
   ];
-  const r = spawnSync('python3', ['-c', PTY_HARNESS, JSON.stringify(cmds), String(RUNS)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync('python3', ['-c', PTY_HARNESS, JSON.stringify(cmds), String(RUNS)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (r.status !== 0) throw new Error(`the pseudo-terminal harness failed (python3 exited ${r.status}):\n${r.stderr}`);
   const { times, first } = JSON.parse(r.stdout);
   return { node: median(times.node), wizard: median(times.wizard), firstLine: (first.wizard[0] ?? '').slice(0, 60) };
@@ -164,11 +172,21 @@ function keypress(scratch) {
       // Host, use case, guests: Enter three times reaches the disks step; Tab and ↑ move between its fields.
       { name: 'disks', to: ['\r', '\r', '\r'], wait: '4/12 Disks', keys: ['\t', '\t', '\u001b[A'] },
       // Seven Enters on: the review; two Tabs and two → show the map of all 64 guests; ↓ and ↑ scroll it.
-      { name: 'review', to: ['\r', '\r', '\r', '\r', '\r', '\r', '\r', '\t', '\t', '\u001b[C', '\u001b[C'], wait: 'lines \\d+-\\d+ of', keys: ['\u001b[B', '\u001b[B', '\u001b[A'] },
+      {
+        name: 'review',
+        to: ['\r', '\r', '\r', '\r', '\r', '\r', '\r', '\t', '\t', '\u001b[C', '\u001b[C'],
+        wait: 'lines \\d+-\\d+ of',
+        keys: ['\u001b[B', '\u001b[B', '\u001b[A'],
+      },
     ],
   };
-  const r = spawnSync('python3', ['-c', KEYS_HARNESS, JSON.stringify(spec)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
-  if (r.status !== 0) throw new Error(`the keypress harness failed (python3 exited ${r.status}):\n${r.stderr}${r.stdout}`);
+  const r = spawnSync('python3', ['-c', KEYS_HARNESS, JSON.stringify(spec)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 300_000,
+  });
+  if (r.status !== 0)
+    throw new Error(`the keypress harness failed (python3 exited ${r.status}):\n${r.stderr}${r.stdout}`);
   const t = JSON.parse(r.stdout);
   return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, { median: median(v), p95: p95(v), n: v.length }]));
 }
@@ -193,7 +211,11 @@ function generate(scratch) {
   // would have the file system busy with that removal while the run is timed.
   const t = { one: [], many: [] };
   for (let i = 0; i < RUNS; i++) {
-    for (const [key, file] of [['one', one], ['many', many]]) t[key].push(timed(['generate', '--answers', file, '--out', join(scratch, `out-${key}-${i}`)], scratch));
+    for (const [key, file] of [
+      ['one', one],
+      ['many', many],
+    ])
+      t[key].push(timed(['generate', '--answers', file, '--out', join(scratch, `out-${key}-${i}`)], scratch));
   }
   return { one: median(t.one), many: median(t.many) };
 }
@@ -202,7 +224,8 @@ function verify(scratch) {
   const bundle = join(scratch, 'multi-tenant');
   timed(['generate', '--preset', 'multi-tenant', '--out', bundle], scratch);
   const r = spawnSync(process.execPath, [BIN, 'verify', bundle], { encoding: 'utf8' });
-  if (/^\s+skip\s/m.test(r.stdout)) throw new Error(`verify skipped a check: a real tool is missing (bash scripts/install-test-deps.sh)\n${r.stdout}`);
+  if (/^\s+skip\s/m.test(r.stdout))
+    throw new Error(`verify skipped a check: a real tool is missing (bash scripts/install-test-deps.sh)\n${r.stdout}`);
   const t = [];
   for (let i = 0; i < RUNS; i++) t.push(timed(['verify', bundle], scratch));
   return median(t);
@@ -213,13 +236,20 @@ function verify(scratch) {
 function importCorpus(scratch) {
   const dir = join(REPO, '..', 'shared', 'corpus', 'libvirt');
   if (!existsSync(dir)) throw new Error(`the libvirt corpus is missing: ${dir}`);
-  const files = readdirSync(dir).filter((f) => f.endsWith('.xml')).map((f) => join(dir, f));
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.xml'))
+    .map((f) => join(dir, f));
   const t = [];
   for (let i = 0; i < RUNS; i++) {
     const t0 = process.hrtime.bigint();
-    const r = spawnSync(process.execPath, [BIN, 'import', 'libvirt', ...files], { cwd: scratch, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = spawnSync(process.execPath, [BIN, 'import', 'libvirt', ...files], {
+      cwd: scratch,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     t.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    if (![0, 1, 2].includes(r.status) || !/^\d+ guests: /m.test(r.stdout)) throw new Error(`qemu-harden import libvirt exited ${r.status}:\n${r.stdout.slice(-500)}${r.stderr}`);
+    if (![0, 1, 2].includes(r.status) || !/^\d+ guests: /m.test(r.stdout))
+      throw new Error(`qemu-harden import libvirt exited ${r.status}:\n${r.stdout.slice(-500)}${r.stderr}`);
   }
   return { files: files.length, ms: median(t) };
 }
@@ -241,12 +271,20 @@ async function audit(scratch) {
     );
   }
   const script = `${lines.join('\n')}\nwhile [ "$(ls ${scratch} | grep -c '\\.qmp$')" -lt ${N} ]; do sleep 0.1; done\nkill -STOP $pids\necho ready\nwait\n`;
-  const ns = spawn('unshare', ['--mount', '--pid', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ns = spawn('unshare', ['--mount', '--pid', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     await new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('bench: 100 QEMU processes did not start within 120 s')), 120_000);
       ns.stdout.on('data', (d) => String(d).includes('ready') && (clearTimeout(t), resolve()));
-      ns.once('exit', (code) => (clearTimeout(t), reject(new Error(`bench: the namespace exited (${code}) before its QEMU processes started`))));
+      ns.once(
+        'exit',
+        (code) => (
+          clearTimeout(t),
+          reject(new Error(`bench: the namespace exited (${code}) before its QEMU processes started`))
+        ),
+      );
     });
     const parentOf = (p) => {
       try {
@@ -259,7 +297,10 @@ async function audit(scratch) {
     const t = [];
     for (let i = 0; i < RUNS; i++) {
       const t0 = process.hrtime.bigint();
-      const r = spawnSync('nsenter', ['-t', init, '-m', '-p', process.execPath, BIN, 'audit', '--json'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+      const r = spawnSync('nsenter', ['-t', init, '-m', '-p', process.execPath, BIN, 'audit', '--json'], {
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+      });
       t.push(Number(process.hrtime.bigint() - t0) / 1e6);
       if (r.status !== 0 && r.status !== 1) throw new Error(`qemu-harden audit exited ${r.status}:\n${r.stderr}`);
       const seen = JSON.parse(r.stdout).processes.length;
@@ -284,9 +325,19 @@ try {
   const keys = keypress(scratch);
   const aud = await audit(scratch);
   const rows = [
-    ['wizard first frame / node -e ""', `${ff.wizard.toFixed(0)} ms / ${ff.node.toFixed(0)} ms = ${(ff.wizard / ff.node).toFixed(2)}x`, '<= 2.5x', ff.wizard / ff.node <= 2.5],
+    [
+      'wizard first frame / node -e ""',
+      `${ff.wizard.toFixed(0)} ms / ${ff.node.toFixed(0)} ms = ${(ff.wizard / ff.node).toFixed(2)}x`,
+      '<= 2.5x',
+      ff.wizard / ff.node <= 2.5,
+    ],
     ['generate, 1,000 guests', `${gen.many.toFixed(0)} ms`, '<= 1000 ms', gen.many <= 1000],
-    ['generate, 1,000 guests / 1 guest', `${gen.many.toFixed(0)} ms / ${gen.one.toFixed(0)} ms = ${(gen.many / gen.one).toFixed(2)}x`, '<= 10x', gen.many / gen.one <= 10],
+    [
+      'generate, 1,000 guests / 1 guest',
+      `${gen.many.toFixed(0)} ms / ${gen.one.toFixed(0)} ms = ${(gen.many / gen.one).toFixed(2)}x`,
+      '<= 10x',
+      gen.many / gen.one <= 10,
+    ],
     ['verify multi-tenant (3 guests)', `${ver.toFixed(0)} ms`, '<= 2000 ms', ver <= 2000],
     [`import libvirt corpus (${imp.files} domains)`, `${imp.ms.toFixed(0)} ms`, '<= 2000 ms', imp.ms <= 2000],
     ...['disks', 'review'].map((step) => [

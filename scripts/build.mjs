@@ -13,7 +13,12 @@ const noDevtools = {
     b.onLoad({ filter: /[\\/]node_modules[\\/]ink[\\/]build[\\/](ink|reconciler)\.js$/ }, async (args) => {
       const source = await readFile(args.path, 'utf8');
       const contents = source.replaceAll('isDev()', 'false');
-      if (contents === source) return { errors: [{ text: `${args.path}: no isDev() call to remove; check how this Ink version loads react-devtools-core` }] };
+      if (contents === source)
+        return {
+          errors: [
+            { text: `${args.path}: no isDev() call to remove; check how this Ink version loads react-devtools-core` },
+          ],
+        };
       return { contents, loader: 'js' };
     });
     b.onResolve({ filter: /^react-devtools-core$/ }, (args) => ({
@@ -28,12 +33,20 @@ const noDevtools = {
 const startup = {
   name: 'startup',
   setup(b) {
-    b.onLoad({ filter: /[\\/]node_modules[\\/]yoga-layout[\\/]dist[\\/]binaries[\\/]yoga-wasm-base64-esm\.js$/ }, async (args) => {
-      const source = await readFile(args.path, 'utf8');
-      const contents = source.replaceAll('"function"!=typeof fetch', 'true');
-      if (contents === source) return { errors: [{ text: `${args.path}: no fetch check to remove; check how this Yoga version loads its WebAssembly` }] };
-      return { contents, loader: 'js' };
-    });
+    b.onLoad(
+      { filter: /[\\/]node_modules[\\/]yoga-layout[\\/]dist[\\/]binaries[\\/]yoga-wasm-base64-esm\.js$/ },
+      async (args) => {
+        const source = await readFile(args.path, 'utf8');
+        const contents = source.replaceAll('"function"!=typeof fetch', 'true');
+        if (contents === source)
+          return {
+            errors: [
+              { text: `${args.path}: no fetch check to remove; check how this Yoga version loads its WebAssembly` },
+            ],
+          };
+        return { contents, loader: 'js' };
+      },
+    );
     b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
       /[\\/]zod[\\/]v4[\\/](classic[\\/]external|core[\\/]index)\.js$/.test(args.importer)
         ? { path: join(dirname(args.importer), '../locales/en.js'), namespace: 'zod-locales' }

@@ -31,7 +31,11 @@ const SLOW_FIRST = [
   'atomic.test.ts',
 ];
 const named = process.argv.slice(2);
-const files = (named.length ? named.map((f) => f.replace(/^test\//, '')) : readdirSync(join(repo, 'test')).filter((f) => /\.test\.tsx?$/.test(f)))
+const files = (
+  named.length
+    ? named.map((f) => f.replace(/^test\//, ''))
+    : readdirSync(join(repo, 'test')).filter((f) => /\.test\.tsx?$/.test(f))
+)
   .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
   .map((f) => join('test', f));
 
@@ -55,9 +59,22 @@ function seconds(ms) {
 const concurrency = Number(process.env.QEMU_HARDEN_TEST_CONCURRENCY) || Math.max(2, availableParallelism() + 1);
 let status = phase('typecheck', process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '--noEmit']);
 if (status === 0)
-  status = phase('layering', process.execPath, [join(repo, 'node_modules/dependency-cruiser/bin/dependency-cruise.mjs'), 'src', 'steps', '--output-type', 'err']);
+  status = phase('layering', process.execPath, [
+    join(repo, 'node_modules/dependency-cruiser/bin/dependency-cruise.mjs'),
+    'src',
+    'steps',
+    '--output-type',
+    'err',
+  ]);
 if (status === 0) status = phase('build', process.execPath, [join(repo, 'scripts/build.mjs')]);
 if (status === 0)
-  status = phase(`tests (${files.length} files, ${concurrency} at a time)`, process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, ...files], { FORCE_COLOR: '0' });
-console.log(`\nsuite wall time: ${seconds(Date.now() - started)} (${phases.join(', ')})${status === 0 ? '' : ' — FAILED'}`);
+  status = phase(
+    `tests (${files.length} files, ${concurrency} at a time)`,
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, ...files],
+    { FORCE_COLOR: '0' },
+  );
+console.log(
+  `\nsuite wall time: ${seconds(Date.now() - started)} (${phases.join(', ')})${status === 0 ? '' : ' — FAILED'}`,
+);
 process.exit(status);

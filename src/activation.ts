@@ -13,5 +13,9 @@ export async function runStep(step: string, tool: string, args: string[], debian
   if (!path) return { step, status: 'skipped', detail: `not installed (Debian package ${debianPackage})` };
   const r = await run(path, args, { timeoutMs: 60_000 });
   const detail = (r.stderr || r.stdout).trim().split('\n').filter(Boolean).slice(-3).join('; ');
-  return { step, status: r.exitCode === 0 ? 'done' : 'failed', detail: r.exitCode === 0 ? detail || 'ok' : `exit ${r.exitCode}: ${detail}` };
+  return {
+    step,
+    status: r.exitCode === 0 ? 'done' : 'failed',
+    detail: r.exitCode === 0 ? detail || 'ok' : `exit ${r.exitCode}: ${detail}`,
+  };
 }

@@ -31,7 +31,10 @@ export function validate(doc: unknown): Answers {
 export function issuesFor(doc: unknown): { path: string; message: string }[] {
   const r = answersSchema.safeParse(doc, { error: plainError });
   if (r.success) return [];
-  return r.error.issues.map((i) => ({ path: formatPath(i.path), message: formatIssues([i])[0]!.slice(formatPath(i.path).length + 2) }));
+  return r.error.issues.map((i) => ({
+    path: formatPath(i.path),
+    message: formatIssues([i])[0]!.slice(formatPath(i.path).length + 2),
+  }));
 }
 
 /** Apply `--set a.b.0.c=value`: the value is taken as JSON when it parses as JSON, otherwise as a string. */
@@ -61,7 +64,9 @@ export function applySet(doc: unknown, assignment: string): unknown {
       (container as Record<string | number, unknown>)[idx] = child;
     }
     if (child === null || typeof child !== 'object')
-      throw new InputError(`--set ${assignment}: ${path.slice(0, i + 1).join('.')} is ${JSON.stringify(child)}, not an object or list`);
+      throw new InputError(
+        `--set ${assignment}: ${path.slice(0, i + 1).join('.')} is ${JSON.stringify(child)}, not an object or list`,
+      );
     cur = child;
   }
   const last = path[path.length - 1]!;
@@ -71,8 +76,12 @@ export function applySet(doc: unknown, assignment: string): unknown {
 }
 
 function listIndex(list: unknown[], key: string, path: string[], i: number, assignment: string): number {
-  if (!/^\d+$/.test(key)) throw new InputError(`--set ${assignment}: ${path.slice(0, i).join('.')} is a list; "${key}" is not an index`);
+  if (!/^\d+$/.test(key))
+    throw new InputError(`--set ${assignment}: ${path.slice(0, i).join('.')} is a list; "${key}" is not an index`);
   const n = Number(key);
-  if (n > list.length) throw new InputError(`--set ${assignment}: ${path.slice(0, i).join('.')} has ${list.length} entries; index ${n} would leave a gap`);
+  if (n > list.length)
+    throw new InputError(
+      `--set ${assignment}: ${path.slice(0, i).join('.')} has ${list.length} entries; index ${n} would leave a gap`,
+    );
   return n;
 }

@@ -1,6 +1,18 @@
 // `qemu-harden apply`: install a verified bundle's root/ onto a host (or a tree), back up what it replaces,
 // then run the activation steps that apply to that target.
-import { chmodSync, chownSync, constants, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { runStep, type StepResult } from './activation.js';
@@ -56,13 +68,15 @@ export function planApply(bundle: string, rootArg: string): ApplyPlan {
   for (const rel of walk(src)) {
     const hostPath = `/${rel}`;
     const target = join(root, rel);
-    if (!staysInside(root, target)) throw new ApplyRefused(`${hostPath}: the target leaves ${root} through a symlink; nothing was changed`);
+    if (!staysInside(root, target))
+      throw new ApplyRefused(`${hostPath}: the target leaves ${root} through a symlink; nothing was changed`);
     const content = readFileSync(join(src, rel));
     let current: Buffer | undefined;
     try {
       const st = lstatSync(target);
       if (st.isSymbolicLink()) throw new ApplyRefused(`${hostPath}: is a symlink on the target; nothing was changed`);
-      if (!st.isFile()) throw new ApplyRefused(`${hostPath}: exists on the target and is not a regular file; nothing was changed`);
+      if (!st.isFile())
+        throw new ApplyRefused(`${hostPath}: exists on the target and is not a regular file; nothing was changed`);
       current = readFileSync(target);
     } catch (e) {
       if (e instanceof InputError) throw e;
@@ -77,7 +91,12 @@ export function planApply(bundle: string, rootArg: string): ApplyPlan {
         kind: 'changed',
         mode,
         content,
-        diff: createTwoFilesPatch(`${hostPath} (installed)`, `${hostPath} (bundle)`, current.toString('utf8'), content.toString('utf8')),
+        diff: createTwoFilesPatch(
+          `${hostPath} (installed)`,
+          `${hostPath} (bundle)`,
+          current.toString('utf8'),
+          content.toString('utf8'),
+        ),
       });
     } else plan.unchanged.push(hostPath);
   }
@@ -85,7 +104,8 @@ export function planApply(bundle: string, rootArg: string): ApplyPlan {
 }
 
 export function describePlan(p: ApplyPlan): string {
-  if (p.changes.length === 0) return `Nothing to change under ${p.root}: all ${p.unchanged.length} files are installed as in the bundle.\n`;
+  if (p.changes.length === 0)
+    return `Nothing to change under ${p.root}: all ${p.unchanged.length} files are installed as in the bundle.\n`;
   const out: string[] = [`Changes under ${p.root}:`];
   for (const c of p.changes) out.push(`  ${c.kind === 'new' ? 'new     ' : 'changed '} ${c.hostPath}`);
   if (p.unchanged.length) out.push(`  (${p.unchanged.length} files already up to date)`);
@@ -127,25 +147,63 @@ export async function activate(p: ApplyPlan): Promise<StepResult[]> {
   const rootArgs = onHost ? [] : [`--root=${p.root}`];
   const installed = [...p.changes.map((c) => c.hostPath), ...p.unchanged];
 
-  results.push(await runStep('create users and groups (systemd-sysusers)', 'systemd-sysusers', [...rootArgs, join(p.root, 'etc/sysusers.d/qemu-harden.conf')], 'systemd'));
-  results.push(await runStep('create directories and set ownership (systemd-tmpfiles)', 'systemd-tmpfiles', [...rootArgs, '--create', join(p.root, 'etc/tmpfiles.d/qemu-harden.conf')], 'systemd'));
+  results.push(
+    await runStep(
+      'create users and groups (systemd-sysusers)',
+      'systemd-sysusers',
+      [...rootArgs, join(p.root, 'etc/sysusers.d/qemu-harden.conf')],
+      'systemd',
+    ),
+  );
+  results.push(
+    await runStep(
+      'create directories and set ownership (systemd-tmpfiles)',
+      'systemd-tmpfiles',
+      [...rootArgs, '--create', join(p.root, 'etc/tmpfiles.d/qemu-harden.conf')],
+      'systemd',
+    ),
+  );
 
   if (!onHost) {
-    for (const s of ['reload udev rules and re-trigger devices', ...CONFINEMENT.map((b) => b.activationStep), 'reload systemd'])
+    for (const s of [
+      'reload udev rules and re-trigger devices',
+      ...CONFINEMENT.map((b) => b.activationStep),
+      'reload systemd',
+    ])
       results.push({ step: s, status: 'skipped', detail: `needs the running system; ${p.root} is a tree` });
     return results;
   }
 
-  if (!existsSync('/run/udev/control')) results.push({ step: 'reload udev rules and re-trigger devices', status: 'skipped', detail: 'udev is not running' });
+  if (!existsSync('/run/udev/control'))
+    results.push({
+      step: 'reload udev rules and re-trigger devices',
+      status: 'skipped',
+      detail: 'udev is not running',
+    });
   else {
     results.push(await runStep('reload udev rules', 'udevadm', ['control', '--reload'], 'udev'));
-    results.push(await runStep('re-trigger kvm, tun, vhost-net, vfio and usb devices', 'udevadm',
-      ['trigger', '--action=change', '--subsystem-match=misc', '--subsystem-match=vfio', '--subsystem-match=usb'], 'udev'));
+    results.push(
+      await runStep(
+        're-trigger kvm, tun, vhost-net, vfio and usb devices',
+        'udevadm',
+        ['trigger', '--action=change', '--subsystem-match=misc', '--subsystem-match=vfio', '--subsystem-match=usb'],
+        'udev',
+      ),
+    );
   }
 
-  for (const b of CONFINEMENT) results.push(await b.activate(installed.filter((h) => b.loads(h)).sort().map((h) => join(p.root, h))));
+  for (const b of CONFINEMENT)
+    results.push(
+      await b.activate(
+        installed
+          .filter((h) => b.loads(h))
+          .sort()
+          .map((h) => join(p.root, h)),
+      ),
+    );
 
-  if (!existsSync('/run/systemd/system')) results.push({ step: 'reload systemd', status: 'skipped', detail: 'systemd is not running' });
+  if (!existsSync('/run/systemd/system'))
+    results.push({ step: 'reload systemd', status: 'skipped', detail: 'systemd is not running' });
   else results.push(await runStep('reload systemd', 'systemctl', ['daemon-reload'], 'systemd'));
   return results;
 }
@@ -165,7 +223,8 @@ export function checkSecrets(root: string, answers: Answers): StepResult {
     const st = lstatSync(target);
     if (!st.isFile()) return problems.push(`${path} is not a regular file`);
     if (uid !== undefined && st.uid !== uid) problems.push(`${path} belongs to uid ${st.uid}, not ${owner}`);
-    if ((st.mode & 0o077) !== 0) problems.push(`${path} has mode ${(st.mode & 0o777).toString(8)}; group and others must have no access`);
+    if ((st.mode & 0o077) !== 0)
+      problems.push(`${path} has mode ${(st.mode & 0o777).toString(8)}; group and others must have no access`);
     return undefined;
   };
   const users = readPasswd(root);
@@ -174,12 +233,18 @@ export function checkSecrets(root: string, answers: Answers): StepResult {
     const uid = uidOf(users, user);
     for (const dir of tlsDirs(g)) {
       check(`${dir}/server-key.pem`, user, uid);
-      if (g.migration?.enabled && g.migration.tls && g.migration.tlsDir === dir) check(`${dir}/client-key.pem`, user, uid);
+      if (g.migration?.enabled && g.migration.tls && g.migration.tlsDir === dir)
+        check(`${dir}/client-key.pem`, user, uid);
     }
     if (g.display.mode === 'spice-tls' && g.display.passwordFile) check(g.display.passwordFile, 'root', 0);
   }
   const step = 'check TLS keys and passwords';
   if (problems.length > 0) return { step, status: 'failed', detail: problems.join('; ') };
-  if (missing.length > 0) return { step, status: 'skipped', detail: `not there yet (the guest cannot start without them): ${missing.join(', ')}` };
+  if (missing.length > 0)
+    return {
+      step,
+      status: 'skipped',
+      detail: `not there yet (the guest cannot start without them): ${missing.join(', ')}`,
+    };
   return { step, status: 'done', detail: 'owners and modes as required' };
 }

@@ -2,7 +2,18 @@
 // so a crash at any moment leaves either no bundle or the complete previous one.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { MANIFEST, manifestLine, sha256, type BundleFile } from './bundle-layout.js';
 import { InputError } from './errors.js';
@@ -51,7 +62,8 @@ function flushTree(dir: string, files: string[]): void {
 export function writeBundle(outDir: string, files: BundleFile[], force: boolean): void {
   const out = resolve(outDir);
   const parent = dirname(out);
-  if (isNonEmptyDir(out) && !force) throw new InputError(`--out: ${out} exists and is not empty; pass --force to replace it`);
+  if (isNonEmptyDir(out) && !force)
+    throw new InputError(`--out: ${out} exists and is not empty; pass --force to replace it`);
   try {
     mkdirSync(parent, { recursive: true });
   } catch (e) {
@@ -132,9 +144,11 @@ export function checkManifest(dir: string): ManifestProblem[] {
       problems.push({ path: rel, problem: 'listed in the manifest but missing' });
       continue;
     }
-    if (sha256(data) !== hash) problems.push({ path: rel, problem: 'changed since the bundle was generated (checksum differs)' });
+    if (sha256(data) !== hash)
+      problems.push({ path: rel, problem: 'changed since the bundle was generated (checksum differs)' });
   }
-  for (const rel of walk(dir)) if (rel !== MANIFEST && !listed.has(rel)) problems.push({ path: rel, problem: 'not listed in the manifest' });
+  for (const rel of walk(dir))
+    if (rel !== MANIFEST && !listed.has(rel)) problems.push({ path: rel, problem: 'not listed in the manifest' });
   return problems;
 }
 

@@ -88,8 +88,29 @@ interface Parsed {
   hosts: string[];
 }
 
-const VALUE_FLAGS = new Set(['--preset', '--answers', '--set', '--out', '--root', '--qemu-conf', '--storage-cfg', '--answers-out', '--host']);
-const BOOL_FLAGS = new Set(['--force', '--dry-run', '--json', '--yes', '--start', '--running', '--help', '--version', '-h', '-V']);
+const VALUE_FLAGS = new Set([
+  '--preset',
+  '--answers',
+  '--set',
+  '--out',
+  '--root',
+  '--qemu-conf',
+  '--storage-cfg',
+  '--answers-out',
+  '--host',
+]);
+const BOOL_FLAGS = new Set([
+  '--force',
+  '--dry-run',
+  '--json',
+  '--yes',
+  '--start',
+  '--running',
+  '--help',
+  '--version',
+  '-h',
+  '-V',
+]);
 
 export function parseArgs(argv: string[]): Parsed {
   const out: Parsed = { command: undefined, positional: [], flags: new Map(), sets: [], hosts: [] };
@@ -113,9 +134,12 @@ export function parseArgs(argv: string[]): Parsed {
 }
 
 function allow(p: Parsed, allowed: string[], maxPositional: number): void {
-  for (const k of p.flags.keys()) if (!allowed.includes(k)) throw new UsageError(`${k} does not apply to '${p.command ?? 'the wizard'}'`);
-  if (p.sets.length && !allowed.includes('--set')) throw new UsageError(`--set does not apply to '${p.command ?? 'the wizard'}'`);
-  if (p.hosts.length && !allowed.includes('--host')) throw new UsageError(`--host does not apply to '${p.command ?? 'the wizard'}'`);
+  for (const k of p.flags.keys())
+    if (!allowed.includes(k)) throw new UsageError(`${k} does not apply to '${p.command ?? 'the wizard'}'`);
+  if (p.sets.length && !allowed.includes('--set'))
+    throw new UsageError(`--set does not apply to '${p.command ?? 'the wizard'}'`);
+  if (p.hosts.length && !allowed.includes('--host'))
+    throw new UsageError(`--host does not apply to '${p.command ?? 'the wizard'}'`);
   if (p.positional.length > maxPositional) throw new UsageError(`unexpected argument ${p.positional[maxPositional]}`);
 }
 
@@ -126,27 +150,50 @@ async function generate(p: Parsed, io: Io): Promise<number> {
   const outDir = p.flags.get('--out') as string | undefined;
   if (!!preset === !!answersFile) throw new UsageError('generate needs exactly one of --preset NAME or --answers FILE');
   if (!outDir && !p.flags.has('--dry-run')) throw new UsageError('generate needs --out DIR (or --dry-run)');
-  const [{ applySet, validate }, { writeBundle }, { assertHostPaths }, { plan }, { readAnswersFile }, { loadPreset }] = await Promise.all([
-    import('./answers.js'),
-    import('./bundle.js'),
-    import('./hostpaths.js'),
-    import('./plan.js'),
-    import('./sources/file.js'),
-    import('./sources/preset.js'),
-  ]);
+  const [{ applySet, validate }, { writeBundle }, { assertHostPaths }, { plan }, { readAnswersFile }, { loadPreset }] =
+    await Promise.all([
+      import('./answers.js'),
+      import('./bundle.js'),
+      import('./hostpaths.js'),
+      import('./plan.js'),
+      import('./sources/file.js'),
+      import('./sources/preset.js'),
+    ]);
   let doc = preset ? loadPreset(preset).answers : readAnswersFile(answersFile!);
   for (const s of p.sets) doc = applySet(doc, s);
   const answers = validate(doc);
   assertHostPaths(answers);
   const files = plan(answers);
   if (p.flags.has('--dry-run')) {
-    if (p.flags.has('--json')) io.out(JSON.stringify({ out: outDir ?? null, written: false, files: files.map(({ path, mode, why }) => ({ path, mode: mode.toString(8), why })) }, null, 2) + '\n');
+    if (p.flags.has('--json'))
+      io.out(
+        JSON.stringify(
+          {
+            out: outDir ?? null,
+            written: false,
+            files: files.map(({ path, mode, why }) => ({ path, mode: mode.toString(8), why })),
+          },
+          null,
+          2,
+        ) + '\n',
+      );
     else io.out(files.map((f) => `would write ${f.path}  (${f.why})`).join('\n') + '\n');
     return EXIT.ok;
   }
   writeBundle(outDir!, files, p.flags.has('--force'));
   const me = (await import('./invocation.js')).invocation();
-  if (p.flags.has('--json')) io.out(JSON.stringify({ out: outDir, written: true, files: files.map(({ path, mode, why }) => ({ path, mode: mode.toString(8), why })) }, null, 2) + '\n');
+  if (p.flags.has('--json'))
+    io.out(
+      JSON.stringify(
+        {
+          out: outDir,
+          written: true,
+          files: files.map(({ path, mode, why }) => ({ path, mode: mode.toString(8), why })),
+        },
+        null,
+        2,
+      ) + '\n',
+    );
   else
     io.out(
       `Wrote ${files.length} files to ${outDir} for ${answers.guests.length} guest${answers.guests.length > 1 ? 's' : ''}.\n` +
@@ -158,7 +205,14 @@ async function generate(p: Parsed, io: Io): Promise<number> {
 async function presets(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--json'], 0);
   const all = (await import('./sources/preset.js')).listPresets();
-  if (p.flags.has('--json')) io.out(JSON.stringify(all.map(({ name, description }) => ({ name, description })), null, 2) + '\n');
+  if (p.flags.has('--json'))
+    io.out(
+      JSON.stringify(
+        all.map(({ name, description }) => ({ name, description })),
+        null,
+        2,
+      ) + '\n',
+    );
   else {
     const w = Math.max(...all.map((x) => x.name.length));
     io.out(all.map((x) => `${x.name.padEnd(w)}  ${x.description}`).join('\n') + '\n');
@@ -229,7 +283,11 @@ async function auditCmd(p: Parsed, io: Io): Promise<number> {
   const view = readHost();
   const report = audit(view);
   const answersOut = p.flags.get('--answers-out') as string | undefined;
-  if (answersOut) report.answersOut = { file: answersOut, ...(await import('./audit/answers-out.js')).writeAnswersOut(answersOut, view) };
+  if (answersOut)
+    report.answersOut = {
+      file: answersOut,
+      ...(await import('./audit/answers-out.js')).writeAnswersOut(answersOut, view),
+    };
   io.out(p.flags.has('--json') ? JSON.stringify(report, null, 2) + '\n' : formatAudit(report));
   return counts(report) > 0 ? EXIT.findings : EXIT.ok;
 }
@@ -237,7 +295,10 @@ async function auditCmd(p: Parsed, io: Io): Promise<number> {
 async function exportCmd(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--host', '--out', '--force'], Infinity);
   const [format, ...bundles] = p.positional;
-  if (format !== 'ansible') throw new UsageError(`export needs a format: qemu-harden export ansible BUNDLE... --out DIR${format ? ` ('${format}' is not one)` : ''}`);
+  if (format !== 'ansible')
+    throw new UsageError(
+      `export needs a format: qemu-harden export ansible BUNDLE... --out DIR${format ? ` ('${format}' is not one)` : ''}`,
+    );
   const outDir = p.flags.get('--out') as string | undefined;
   if (!outDir) throw new UsageError('export ansible needs --out DIR');
   const { exportAnsible } = await import('./export/ansible.js');
@@ -253,14 +314,17 @@ async function exportCmd(p: Parsed, io: Io): Promise<number> {
 async function wizard(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--answers'], 0);
   if (!io.isTTY) {
-    io.err('qemu-harden: the interview needs a terminal on stdin and stdout.\n' +
-      'Without one, use: qemu-harden generate --preset NAME --out DIR   (or --answers FILE)\n');
+    io.err(
+      'qemu-harden: the interview needs a terminal on stdin and stdout.\n' +
+        'Without one, use: qemu-harden generate --preset NAME --out DIR   (or --answers FILE)\n',
+    );
     return EXIT.usage;
   }
   // Ink draws only a final frame, and its colour detection turns colours off, when they believe they run in CI.
   // Here stdin and stdout are a terminal a person is typing into, so the interview is drawn live and in colour
   // (NO_COLOR still turns colour off) whatever CI variables the shell carries.
-  for (const k of Object.keys(process.env)) if (k === 'CI' || k === 'CONTINUOUS_INTEGRATION' || k.startsWith('CI_')) delete process.env[k];
+  for (const k of Object.keys(process.env))
+    if (k === 'CI' || k === 'CONTINUOUS_INTEGRATION' || k.startsWith('CI_')) delete process.env[k];
   const { runWizard } = await import('./wizard.js');
   return runWizard({ answersFile: p.flags.get('--answers') as string | undefined });
 }

@@ -118,7 +118,8 @@ export function tmpfilesPath(path: string): string {
  */
 export function udevValue(value: string): string {
   refuseControl(value, 'udev');
-  if (/["\\*?[\]|]/.test(value)) throw new Error(`udev: ${JSON.stringify(value)} holds a character udev would read as a pattern or quote`);
+  if (/["\\*?[\]|]/.test(value))
+    throw new Error(`udev: ${JSON.stringify(value)} holds a character udev would read as a pattern or quote`);
   return `"${value}"`;
 }
 
@@ -147,7 +148,9 @@ export function systemdUnitPath(path: string): string {
  */
 export function markdownText(value: string): string {
   refuseControl(value, 'Markdown');
-  return value.replace(/[\\`*_[\]<>#|~&]/g, (c) => (c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '&' ? '&amp;' : `\\${c}`));
+  return value.replace(/[\\`*_[\]<>#|~&]/g, (c) =>
+    c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '&' ? '&amp;' : `\\${c}`,
+  );
 }
 
 /**

@@ -12,7 +12,25 @@ import { SYSTEM_DIRS, underDir } from './rules.js';
 export const BASE_DIRS = ['/run/qemu-harden', '/var/lib/qemu-harden', '/var/log/qemu-harden'];
 
 /** Shared directories that hold far more than guest files; a guest file directly inside one is hidden alone. */
-const SHARED_DIRS = ['/var', '/var/lib', '/var/cache', '/var/log', '/var/tmp', '/var/spool', '/var/opt', '/var/local', '/var/mail', '/var/backups', '/home', '/root', '/tmp', '/mnt', '/media', '/opt', '/srv'];
+const SHARED_DIRS = [
+  '/var',
+  '/var/lib',
+  '/var/cache',
+  '/var/log',
+  '/var/tmp',
+  '/var/spool',
+  '/var/opt',
+  '/var/local',
+  '/var/mail',
+  '/var/backups',
+  '/home',
+  '/root',
+  '/tmp',
+  '/mnt',
+  '/media',
+  '/opt',
+  '/srv',
+];
 
 /** Characters TemporaryFileSystem= reads literally without quoting (it splits on ':' and has no escape for it). */
 const PLAIN = /^[A-Za-z0-9_@+=,./-]+$/;
@@ -41,7 +59,10 @@ const ancestorOrSelf = (dir: string, path: string) => underDir(path, dir);
 
 /** The guest-owned paths the fence must keep apart: files QEMU opens and disks on block devices. */
 function guestPaths(g: Guest): { path: string; device: boolean }[] {
-  return [...G.filesOf(g).map((f) => ({ path: f.path, device: false })), ...g.disks.filter((d) => d.blockDevice).map((d) => ({ path: d.path, device: true }))];
+  return [
+    ...G.filesOf(g).map((f) => ({ path: f.path, device: false })),
+    ...g.disks.filter((d) => d.blockDevice).map((d) => ({ path: d.path, device: true })),
+  ];
 }
 
 function hostFence(a: Answers): HostFence {
@@ -58,7 +79,8 @@ function hostFence(a: Answers): HostFence {
 
   const owners = new Map<string, Set<string>>();
   const single = new Map<string, Set<string>>();
-  const add = (m: Map<string, Set<string>>, k: string, who: string) => (m.get(k) ?? m.set(k, new Set()).get(k)!).add(who);
+  const add = (m: Map<string, Set<string>>, k: string, who: string) =>
+    (m.get(k) ?? m.set(k, new Set()).get(k)!).add(who);
   for (const g of a.guests) {
     for (const { path, device } of guestPaths(g)) {
       if (BASE_DIRS.some((b) => underDir(path, b))) continue;
@@ -101,11 +123,18 @@ export function guestFence(a: Answers, g: Guest): GuestFence {
   const tmpfs = [...BASE_DIRS, ...[...h.roots].filter(([, who]) => others(who)).map(([d]) => d)].sort();
   const own = [
     ...[G.runtimeDir(g), G.stateDir(g), G.logsDir(g)].map((path) => ({ path, writable: true })),
-    ...G.filesOf(g).filter((f) => f.path !== G.uefiVars(g)).map((f) => ({ path: f.path, writable: f.access === 'rw' })),
+    ...G.filesOf(g)
+      .filter((f) => f.path !== G.uefiVars(g))
+      .map((f) => ({ path: f.path, writable: f.access === 'rw' })),
     ...G.tlsDirsOf(g).map((t) => ({ path: t.path, writable: false })),
   ];
-  const bind = own.filter((o) => tmpfs.some((t) => underDir(o.path, t))).sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+  const bind = own
+    .filter((o) => tmpfs.some((t) => underDir(o.path, t)))
+    .sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
   const mine = new Set(guestPaths(g).map((p) => p.path));
-  const inaccessible = [...h.single].filter(([p, who]) => !mine.has(p) && others(who)).map(([p]) => p).sort();
+  const inaccessible = [...h.single]
+    .filter(([p, who]) => !mine.has(p) && others(who))
+    .map(([p]) => p)
+    .sort();
   return { tmpfs, bind, inaccessible };
 }

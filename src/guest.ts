@@ -65,25 +65,35 @@ export function hasNetwork(g: Guest): boolean {
 
 export function devicesOf(a: Answers, g: Guest): { path: string; access: 'r' | 'rw'; why: string }[] {
   const out: { path: string; access: 'r' | 'rw'; why: string }[] = [];
-  if (a.useCase === 'virtualization') out.push({ path: '/dev/kvm', access: 'rw', why: 'hardware virtualization (KVM)' });
+  if (a.useCase === 'virtualization')
+    out.push({ path: '/dev/kvm', access: 'rw', why: 'hardware virtualization (KVM)' });
   if (g.network.mode === 'tap') {
     out.push({ path: '/dev/net/tun', access: 'rw', why: `attach to the tap device ${tapDevice(g)}` });
-    if (g.network.vhost) out.push({ path: '/dev/vhost-net', access: 'rw', why: 'in-kernel virtio-net datapath (vhost-net)' });
+    if (g.network.vhost)
+      out.push({ path: '/dev/vhost-net', access: 'rw', why: 'in-kernel virtio-net datapath (vhost-net)' });
   }
   if (g.passthrough.pci.length > 0) {
     out.push({ path: '/dev/vfio/vfio', access: 'rw', why: 'VFIO container' });
     const groups = [...new Set(g.passthrough.pci.map((p) => p.iommuGroup))].sort((x, y) => x - y);
-    for (const n of groups) out.push({ path: `/dev/vfio/${n}`, access: 'rw', why: `IOMMU group ${n} (PCI passthrough)` });
+    for (const n of groups)
+      out.push({ path: `/dev/vfio/${n}`, access: 'rw', why: `IOMMU group ${n} (PCI passthrough)` });
   }
-  if (g.passthrough.usb.length > 0) out.push({ path: 'char-usb_device', access: 'rw', why: 'USB passthrough (udev gives only the chosen devices to this guest)' });
-  for (const d of g.disks) if (d.blockDevice) out.push({ path: d.path, access: d.readOnly ? 'r' : 'rw', why: 'disk on a block device' });
+  if (g.passthrough.usb.length > 0)
+    out.push({
+      path: 'char-usb_device',
+      access: 'rw',
+      why: 'USB passthrough (udev gives only the chosen devices to this guest)',
+    });
+  for (const d of g.disks)
+    if (d.blockDevice) out.push({ path: d.path, access: d.readOnly ? 'r' : 'rw', why: 'disk on a block device' });
   return out;
 }
 
 /** Every host file this guest's QEMU opens, with the access it needs: the least-privilege map. */
 export function filesOf(g: Guest): { path: string; access: 'r' | 'rw'; why: string }[] {
   const out: { path: string; access: 'r' | 'rw'; why: string }[] = [];
-  for (const d of g.disks) if (!d.blockDevice) out.push({ path: d.path, access: d.readOnly ? 'r' : 'rw', why: `${d.format} disk` });
+  for (const d of g.disks)
+    if (!d.blockDevice) out.push({ path: d.path, access: d.readOnly ? 'r' : 'rw', why: `${d.format} disk` });
   if (g.boot) {
     out.push({ path: g.boot.kernel, access: 'r', why: 'kernel' });
     if (g.boot.initrd) out.push({ path: g.boot.initrd, access: 'r', why: 'initrd' });
@@ -99,8 +109,10 @@ export function filesOf(g: Guest): { path: string; access: 'r' | 'rw'; why: stri
 /** TLS credential directories this guest reads. */
 export function tlsDirsOf(g: Guest): { path: string; why: string }[] {
   const out: { path: string; why: string }[] = [];
-  if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls') out.push({ path: g.display.tlsDir, why: `${g.display.mode} credentials` });
-  if (g.migration?.enabled && g.migration.tls && g.migration.tlsDir) out.push({ path: g.migration.tlsDir, why: 'migration TLS credentials' });
+  if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
+    out.push({ path: g.display.tlsDir, why: `${g.display.mode} credentials` });
+  if (g.migration?.enabled && g.migration.tls && g.migration.tlsDir)
+    out.push({ path: g.migration.tlsDir, why: 'migration TLS credentials' });
   if (g.nbd?.enabled && g.nbd.tls && g.nbd.tlsDir) out.push({ path: g.nbd.tlsDir, why: 'NBD TLS credentials' });
   return out;
 }

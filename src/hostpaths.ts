@@ -41,11 +41,15 @@ export function hostPathProblems(a: Answers): string[] {
     if (readOnly && isSystemFile(path) && field !== 'host.qemuBinary') {
       const mode = statSync(real).mode;
       if ((mode & 0o004) === 0)
-        problems.push(`${field}: ${path} is not readable by other users (mode ${(mode & 0o7777).toString(8).padStart(4, '0')}); qemu-harden never changes a system file's owner or mode, so the guest could not read it: make it world-readable, or copy it under /srv`);
+        problems.push(
+          `${field}: ${path} is not readable by other users (mode ${(mode & 0o7777).toString(8).padStart(4, '0')}); qemu-harden never changes a system file's owner or mode, so the guest could not read it: make it world-readable, or copy it under /srv`,
+        );
     }
     if (real !== path) {
       const sys = SYSTEM_DIRS.find((s) => underDir(real, s));
-      problems.push(`${field}: ${path} resolves through a symlink to ${real}${sys ? ` (under ${sys})` : ''}; give the real path, which is what systemd and AppArmor act on`);
+      problems.push(
+        `${field}: ${path} resolves through a symlink to ${real}${sys ? ` (under ${sys})` : ''}; give the real path, which is what systemd and AppArmor act on`,
+      );
     }
   }
   a.guests.forEach((g, gi) =>
@@ -58,9 +62,16 @@ export function hostPathProblems(a: Answers): string[] {
       }
       const field = `guests.${gi}.disks.${di}`;
       const target = st.isSymbolicLink() ? statSync(d.path, { throwIfNoEntry: false }) : st;
-      if (target?.isCharacterDevice()) problems.push(`${field}.path: ${d.path} is a character device, not a disk; only block devices and image files can be disks`);
-      else if (st.isBlockDevice() && !d.blockDevice) problems.push(`${field}.blockDevice: ${d.path} is a block device here; set blockDevice to true to pass it deliberately`);
-      else if (d.blockDevice && !target?.isBlockDevice()) problems.push(`${field}.blockDevice: ${d.path} is not a block device here`);
+      if (target?.isCharacterDevice())
+        problems.push(
+          `${field}.path: ${d.path} is a character device, not a disk; only block devices and image files can be disks`,
+        );
+      else if (st.isBlockDevice() && !d.blockDevice)
+        problems.push(
+          `${field}.blockDevice: ${d.path} is a block device here; set blockDevice to true to pass it deliberately`,
+        );
+      else if (d.blockDevice && !target?.isBlockDevice())
+        problems.push(`${field}.blockDevice: ${d.path} is not a block device here`);
       if (st.isDirectory()) problems.push(`${field}.path: ${d.path} is a directory, not a disk image`);
     }),
   );
@@ -74,7 +85,9 @@ export function hostPathProblems(a: Answers): string[] {
       owner = undefined;
     }
     if (owner === N.userName(g.name)) return;
-    problems.push(`guests.${gi}.network.${g.network.tapDevice ? 'tapDevice' : 'name'}: the network interface ${dev} already exists on this host and is not this guest's tap; the tap unit would delete it: choose another tapDevice`);
+    problems.push(
+      `guests.${gi}.network.${g.network.tapDevice ? 'tapDevice' : 'name'}: the network interface ${dev} already exists on this host and is not this guest's tap; the tap unit would delete it: choose another tapDevice`,
+    );
   });
   return problems;
 }

@@ -31,11 +31,16 @@ const MAX_INPUTS = 4096;
 
 export async function importCommand(a: ImportArgs, io: { out: (s: string) => void }): Promise<number> {
   if (a.kind !== 'libvirt' && a.kind !== 'proxmox')
-    throw new InputError(`import needs the kind of source first: qemu-harden import libvirt DOMAIN.xml...  or  qemu-harden import proxmox VMID.conf...${a.kind ? ` (not "${a.kind}")` : ''}`);
-  if (a.kind === 'proxmox' && (a.qemuConf || a.running)) throw new InputError(`${a.qemuConf ? '--qemu-conf' : '--running'} applies to 'import libvirt' only`);
+    throw new InputError(
+      `import needs the kind of source first: qemu-harden import libvirt DOMAIN.xml...  or  qemu-harden import proxmox VMID.conf...${a.kind ? ` (not "${a.kind}")` : ''}`,
+    );
+  if (a.kind === 'proxmox' && (a.qemuConf || a.running))
+    throw new InputError(`${a.qemuConf ? '--qemu-conf' : '--running'} applies to 'import libvirt' only`);
   if (a.kind === 'libvirt' && a.storageCfg) throw new InputError("--storage-cfg applies to 'import proxmox' only");
-  if (a.running && a.files.length) throw new InputError('import libvirt --running reads the domains from virsh; give no files with it');
-  if (!a.running && a.files.length === 0) throw new InputError(`import ${a.kind} needs at least one file${a.kind === 'libvirt' ? ' (or --running)' : ''}`);
+  if (a.running && a.files.length)
+    throw new InputError('import libvirt --running reads the domains from virsh; give no files with it');
+  if (!a.running && a.files.length === 0)
+    throw new InputError(`import ${a.kind} needs at least one file${a.kind === 'libvirt' ? ' (or --running)' : ''}`);
   if (a.files.length > MAX_INPUTS) throw new InputError(`import takes at most ${MAX_INPUTS} files at once`);
   if (a.out) checkOut(a.out, a.force);
 
@@ -47,7 +52,9 @@ export async function importCommand(a: ImportArgs, io: { out: (s: string) => voi
       opts.qemuConf = parseQemuConf(readBounded(qemuConf, 'qemu.conf'), qemuConf);
       opts.qemuConfFile = qemuConf;
     }
-    const inputs = a.running ? await runningDomains() : a.files.map((file) => ({ file, read: () => readBounded(file, 'a domain XML file') }));
+    const inputs = a.running
+      ? await runningDomains()
+      : a.files.map((file) => ({ file, read: () => readBounded(file, 'a domain XML file') }));
     result = fromLibvirt(inputs, opts);
   } else {
     const storageCfg = a.storageCfg ?? (existsSync(DEFAULT_STORAGE_CFG) ? DEFAULT_STORAGE_CFG : undefined);
@@ -101,12 +108,22 @@ function writeAtomically(out: string, content: string): void {
 /** Every running libvirt domain, read through `virsh dumpxml` (without --security-info: no passwords). */
 async function runningDomains(): Promise<{ file: string; read: () => string }[]> {
   const virsh = which('virsh');
-  if (!virsh) throw new InputError('import libvirt --running needs virsh, which is not installed (Debian package libvirt-clients)');
+  if (!virsh)
+    throw new InputError(
+      'import libvirt --running needs virsh, which is not installed (Debian package libvirt-clients)',
+    );
   const list = await run(virsh, ['list', '--name']);
-  if (list.exitCode !== 0) throw new InputError(`virsh list --name failed (exit ${list.exitCode}): ${list.stderr.trim().split('\n')[0] ?? ''}`);
-  const names = list.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+  if (list.exitCode !== 0)
+    throw new InputError(
+      `virsh list --name failed (exit ${list.exitCode}): ${list.stderr.trim().split('\n')[0] ?? ''}`,
+    );
+  const names = list.stdout
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 0) throw new InputError('virsh lists no running domains');
-  if (names.length > MAX_INPUTS) throw new InputError(`virsh lists ${names.length} domains; import takes at most ${MAX_INPUTS}`);
+  if (names.length > MAX_INPUTS)
+    throw new InputError(`virsh lists ${names.length} domains; import takes at most ${MAX_INPUTS}`);
   const out: { file: string; read: () => string }[] = [];
   for (const name of names) {
     const r = await run(virsh, ['dumpxml', '--', name]);
@@ -114,8 +131,10 @@ async function runningDomains(): Promise<{ file: string; read: () => string }[]>
     out.push({
       file,
       read: () => {
-        if (r.exitCode !== 0) throw new InputError(`${file}: failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0] ?? ''}`);
-        if (Buffer.byteLength(r.stdout) > MAX_SOURCE_BYTES) throw new InputError(`${file}: larger than ${MAX_SOURCE_BYTES} bytes`);
+        if (r.exitCode !== 0)
+          throw new InputError(`${file}: failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0] ?? ''}`);
+        if (Buffer.byteLength(r.stdout) > MAX_SOURCE_BYTES)
+          throw new InputError(`${file}: larger than ${MAX_SOURCE_BYTES} bytes`);
         return r.stdout;
       },
     });

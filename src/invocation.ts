@@ -26,7 +26,9 @@ const real = (p: string) => {
 
 const quote = (s: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
-export function invocation(p: Started = { script: process.argv[1] ?? 'qemu-harden', env: process.env, cwd: process.cwd() }): string {
+export function invocation(
+  p: Started = { script: process.argv[1] ?? 'qemu-harden', env: process.env, cwd: process.cwd() },
+): string {
   const onPath = (p.which ?? which)('qemu-harden');
   if (onPath && real(onPath) === real(p.script)) return 'qemu-harden';
   if (p.env.npm_lifecycle_event === 'start' && p.env.npm_package_name === 'qemu-harden') {
@@ -40,7 +42,9 @@ export function invocation(p: Started = { script: process.argv[1] ?? 'qemu-harde
 }
 
 /** The same command under sudo: npm and npx are often not on root's PATH, so those become node and the script. */
-export function sudoInvocation(p: Started = { script: process.argv[1] ?? 'qemu-harden', env: process.env, cwd: process.cwd() }): string {
+export function sudoInvocation(
+  p: Started = { script: process.argv[1] ?? 'qemu-harden', env: process.env, cwd: process.cwd() },
+): string {
   const plain = invocation(p);
   if (plain === 'qemu-harden') return 'sudo qemu-harden';
   return `sudo ${quote(p.node ?? process.execPath)} ${quote(real(p.script))}`;

@@ -5,7 +5,16 @@
 // run `runInstall`; they differ only in the bundle they hand it.
 import { constants, copyFileSync, lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { activate, ApplyRefused, checkSecrets, describePlan, install, planApply, staysInside, type ApplyPlan } from './apply.js';
+import {
+  activate,
+  ApplyRefused,
+  checkSecrets,
+  describePlan,
+  install,
+  planApply,
+  staysInside,
+  type ApplyPlan,
+} from './apply.js';
 import type { StepResult } from './activation.js';
 import type { Answers } from './model.js';
 import { CONFINEMENT } from './confine/index.js';
@@ -13,7 +22,18 @@ import { InputError } from './errors.js';
 import * as N from './names.js';
 import { readText } from './procfs.js';
 import type { Io } from './io.js';
-import { begin, commit, guestPart, hostFiles, readBundle, readRecord, recover, type InstallRecord, type Journal, type RecordedBundle } from './record.js';
+import {
+  begin,
+  commit,
+  guestPart,
+  hostFiles,
+  readBundle,
+  readRecord,
+  recover,
+  type InstallRecord,
+  type Journal,
+  type RecordedBundle,
+} from './record.js';
 import { run, which } from './tools.js';
 
 type Part = 'unit' | 'profile' | 'udev' | 'users';
@@ -54,12 +74,14 @@ const SHARED: Record<string, Part> = {
 };
 const ABSTRACTION = '/etc/apparmor.d/abstractions/qemu-harden';
 
-
 /** The lines of a shared file (users, directories, udev) that name the guest's user as a field. */
 function guestLines(text: string | undefined, g: string): string {
   if (text === undefined) return '';
   const user = new RegExp(`(^|[\\s"=,])${N.userName(g).replace(/[.-]/g, '\\$&')}($|[\\s",])`);
-  return text.split('\n').filter((l) => !l.startsWith('#') && user.test(l)).join('\n');
+  return text
+    .split('\n')
+    .filter((l) => !l.startsWith('#') && user.test(l))
+    .join('\n');
 }
 
 /** Plan an apply (or rollback) of `bundleDir` onto `root`, against the record kept there. */
@@ -79,7 +101,8 @@ function planInstall(action: Journal['action'], bundleDir: string, rootArg: stri
   for (const hostPath of [...installed.keys()].sort()) {
     if (wanted.has(hostPath)) continue;
     const target = join(root, hostPath);
-    if (!staysInside(root, target)) throw new ApplyRefused(`${hostPath}: the target leaves ${root} through a symlink; nothing was changed`);
+    if (!staysInside(root, target))
+      throw new ApplyRefused(`${hostPath}: the target leaves ${root} through a symlink; nothing was changed`);
     try {
       if (lstatSync(target).isFile()) removals.push({ target, hostPath });
       else leftAlone.push(hostPath);
@@ -90,12 +113,20 @@ function planInstall(action: Journal['action'], bundleDir: string, rootArg: stri
 
   // A file changes for a guest when the bundle's copy differs from the host's or from the record's.
   const bundleText = (h: string) => readText(join(bundleDir, 'root', h));
-  const olds = (h: string) => [readText(join(root, h)), ...[record.current, record.journal ? record.next : undefined].filter((b) => b).map((b) => readText(join(b!.dir, 'root', h)))];
+  const olds = (h: string) => [
+    readText(join(root, h)),
+    ...[record.current, record.journal ? record.next : undefined]
+      .filter((b) => b)
+      .map((b) => readText(join(b!.dir, 'root', h))),
+  ];
   const changedFile = (h: string) => {
     const now = bundleText(h);
     return olds(h).some((o) => o !== now);
   };
-  const oldGuests = new Set([...(record.current?.guests ?? []), ...(record.journal ? record.next?.guests ?? [] : [])]);
+  const oldGuests = new Set([
+    ...(record.current?.guests ?? []),
+    ...(record.journal ? (record.next?.guests ?? []) : []),
+  ]);
   const newGuests = bundle.guests;
   const allPaths = new Set([...wanted.keys(), ...installed.keys()]);
   const abstractionChanged = allPaths.has(ABSTRACTION) && changedFile(ABSTRACTION);
@@ -119,14 +150,24 @@ function planInstall(action: Journal['action'], bundleDir: string, rootArg: stri
     guests.push({ name: g, state, parts: [...parts].sort(), units });
   }
   for (const g of [...oldGuests].filter((n) => !newGuests.includes(n)).sort())
-    guests.push({ name: g, state: 'removed', parts: [], units: [N.unitName(g), ...(installed.has(`/etc/systemd/system/${N.tapUnitName(g)}`) ? [N.tapUnitName(g)] : [])] });
+    guests.push({
+      name: g,
+      state: 'removed',
+      parts: [],
+      units: [N.unitName(g), ...(installed.has(`/etc/systemd/system/${N.tapUnitName(g)}`) ? [N.tapUnitName(g)] : [])],
+    });
 
-  const idle = apply.changes.length === 0 && removals.length === 0 && !record.journal && record.current?.manifestHash === bundle.manifestHash;
+  const idle =
+    apply.changes.length === 0 &&
+    removals.length === 0 &&
+    !record.journal &&
+    record.current?.manifestHash === bundle.manifestHash;
   return { action, apply, bundle, record, removals, leftAlone, guests, recovered, idle };
 }
 
 /** Guests whose running QEMU keeps its old unit or profile until it restarts. */
-const needsRestart = (g: GuestPlan) => g.state === 'changed' && (g.parts.includes('unit') || g.parts.includes('profile'));
+const needsRestart = (g: GuestPlan) =>
+  g.state === 'changed' && (g.parts.includes('unit') || g.parts.includes('profile'));
 
 function describeInstall(p: LifecyclePlan): string {
   const out: string[] = [];
@@ -136,9 +177,13 @@ function describeInstall(p: LifecyclePlan): string {
     out.push(`Removed from the bundle (backed up, then deleted):`);
     for (const r of p.removals) out.push(`  removed   ${r.hostPath}`);
   }
-  for (const h of p.leftAlone) out.push(`  ${h}: no longer in the bundle but not a regular file on the host: left alone`);
+  for (const h of p.leftAlone)
+    out.push(`  ${h}: no longer in the bundle but not a regular file on the host: left alone`);
   out.push('Guests:');
-  for (const g of p.guests) out.push(`  ${g.state.padEnd(9)} ${g.name}${g.parts.length && g.state === 'changed' ? ` (${g.parts.join(', ')})` : ''}`);
+  for (const g of p.guests)
+    out.push(
+      `  ${g.state.padEnd(9)} ${g.name}${g.parts.length && g.state === 'changed' ? ` (${g.parts.join(', ')})` : ''}`,
+    );
   return out.join('\n') + '\n';
 }
 
@@ -152,7 +197,10 @@ export type Outcome = 'ok' | 'findings' | 'usage' | 'cancelled';
 
 /** The backup directory of one install, named as the record format says. */
 function backupDirFor(root: string): string {
-  const stamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/[-:]/g, '');
+  const stamp = new Date()
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/[-:]/g, '');
   return join(root, 'var/backups/qemu-harden', stamp);
 }
 
@@ -202,7 +250,11 @@ async function retire(p: LifecyclePlan): Promise<StepResult[]> {
     results.push({ step, status: r.ok ? 'done' : 'failed', detail: r.ok ? units.join(' ') : r.text });
   } else {
     const r = await systemctl([`--root=${p.apply.root}`, 'disable', ...units]);
-    results.push({ step, status: r.ok ? 'done' : 'failed', detail: r.ok ? `disabled in ${p.apply.root} (a tree: nothing to stop)` : r.text });
+    results.push({
+      step,
+      status: r.ok ? 'done' : 'failed',
+      detail: r.ok ? `disabled in ${p.apply.root} (a tree: nothing to stop)` : r.text,
+    });
   }
   if (p.apply.root === '/')
     for (const b of CONFINEMENT) {
@@ -223,7 +275,10 @@ async function lastJournalLines(unit: string): Promise<string> {
     if (/Failed with result|process exited|Failed to start/.test(log)) break;
     await new Promise((r) => setTimeout(r, 250));
   }
-  return log.split('\n').map((l) => `      ${l}`).join('\n');
+  return log
+    .split('\n')
+    .map((l) => `      ${l}`)
+    .join('\n');
 }
 
 /** Wait for a started unit to settle; a unit that is not active then is reported with its journal. */
@@ -247,8 +302,13 @@ async function startGuests(p: LifecyclePlan, start: boolean, io: Io): Promise<bo
   const restart = p.guests.filter(needsRestart);
   if (!start) {
     if (restart.length)
-      io.out(`Guests running their old unit or profile until restarted: ${restart.map((g) => g.name).join(', ')}\n  systemctl restart ${restart.map((g) => g.units[0]).join(' ')}\n`);
-    if (fresh.length) io.out(`New guests, not started: ${fresh.map((g) => g.name).join(', ')}\n  systemctl enable --now ${fresh.map((g) => g.units[0]).join(' ')}\n`);
+      io.out(
+        `Guests running their old unit or profile until restarted: ${restart.map((g) => g.name).join(', ')}\n  systemctl restart ${restart.map((g) => g.units[0]).join(' ')}\n`,
+      );
+    if (fresh.length)
+      io.out(
+        `New guests, not started: ${fresh.map((g) => g.name).join(', ')}\n  systemctl enable --now ${fresh.map((g) => g.units[0]).join(' ')}\n`,
+      );
     if (restart.length || fresh.length) io.out('(or run apply again with --start)\n');
     return true;
   }
@@ -259,14 +319,16 @@ async function startGuests(p: LifecyclePlan, start: boolean, io: Io): Promise<bo
   }
   // Each guest is started (in turn: systemctl waits for its start job), then all are watched as they settle.
   const started: { g: GuestPlan; what: string; r: { ok: boolean; text: string } }[] = [];
-  for (const g of fresh) started.push({ g, what: 'enable and start', r: await systemctl(['enable', '--now', g.units[0]!]) });
+  for (const g of fresh)
+    started.push({ g, what: 'enable and start', r: await systemctl(['enable', '--now', g.units[0]!]) });
   for (const g of restart) {
     const tap = g.units[1];
     const what = `restart (${g.parts.filter((x) => x === 'unit' || x === 'profile').join(', ')} changed)`;
     started.push({ g, what, r: await systemctl(['restart', ...(tap ? [tap] : []), g.units[0]!]) });
   }
   const outcomes = await Promise.all(started.map(({ g, r }) => settled(g.units[0]!, r)));
-  for (const [i, { g, what }] of started.entries()) io.out(`  ${outcomes[i]!.ok ? 'done' : 'FAIL'}  ${what} ${g.name}: ${outcomes[i]!.detail}\n`);
+  for (const [i, { g, what }] of started.entries())
+    io.out(`  ${outcomes[i]!.ok ? 'done' : 'FAIL'}  ${what} ${g.name}: ${outcomes[i]!.detail}\n`);
   return outcomes.every((o) => o.ok);
 }
 
@@ -276,8 +338,12 @@ function removedNote(p: LifecyclePlan): string {
   const old = p.record.current ? readText(join(p.record.current.dir, 'answers.json')) : undefined;
   const disks = new Map<string, string[]>();
   try {
-    for (const g of (JSON.parse(old ?? '{}') as { guests?: { name: string; disks?: { path: string }[] }[] }).guests ?? [])
-      disks.set(g.name, (g.disks ?? []).map((d) => d.path));
+    for (const g of (JSON.parse(old ?? '{}') as { guests?: { name: string; disks?: { path: string }[] }[] }).guests ??
+      [])
+      disks.set(
+        g.name,
+        (g.disks ?? []).map((d) => d.path),
+      );
   } catch {
     /* an unreadable record only loses the list of disks in this message */
   }
@@ -294,7 +360,13 @@ function removedNote(p: LifecyclePlan): string {
 }
 
 /** The whole of `apply` and `rollback` once the bundle is known. */
-export async function runInstall(action: Journal['action'], bundleDir: string, rootArg: string, o: InstallOptions, io: Io): Promise<Outcome> {
+export async function runInstall(
+  action: Journal['action'],
+  bundleDir: string,
+  rootArg: string,
+  o: InstallOptions,
+  io: Io,
+): Promise<Outcome> {
   let p: LifecyclePlan;
   try {
     p = planInstall(action, bundleDir, rootArg, o.dryRun);
@@ -305,15 +377,18 @@ export async function runInstall(action: Journal['action'], bundleDir: string, r
     }
     throw e;
   }
-  if (p.apply.root === '/' && !io.isRoot && !o.dryRun) throw new InputError(`${action} to / must run as root (or use --root PATH, or --dry-run)`);
+  if (p.apply.root === '/' && !io.isRoot && !o.dryRun)
+    throw new InputError(`${action} to / must run as root (or use --root PATH, or --dry-run)`);
   io.out(describeInstall(p));
   if (o.dryRun) {
     io.out('Dry run: nothing was changed.\n');
     return 'ok';
   }
   // The secrets the operator provides are checked, never changed, on every run: keys often come after the users.
-  const secrets = () => checkSecrets(p.apply.root, JSON.parse(readFileSync(join(bundleDir, 'answers.json'), 'utf8')) as Answers);
-  const report = (s: StepResult) => io.out(`  ${s.status === 'done' ? 'done' : s.status === 'skipped' ? 'skip' : 'FAIL'}  ${s.step}: ${s.detail}\n`);
+  const secrets = () =>
+    checkSecrets(p.apply.root, JSON.parse(readFileSync(join(bundleDir, 'answers.json'), 'utf8')) as Answers);
+  const report = (s: StepResult) =>
+    io.out(`  ${s.status === 'done' ? 'done' : s.status === 'skipped' ? 'skip' : 'FAIL'}  ${s.step}: ${s.detail}\n`);
   if (p.idle) {
     const s = secrets();
     report(s);
@@ -324,7 +399,11 @@ export async function runInstall(action: Journal['action'], bundleDir: string, r
       io.err(`qemu-harden: ${action} changes files; without a terminal pass --yes to confirm. Nothing was changed.\n`);
       return 'usage';
     }
-    if (!(await io.confirm(`${action === 'apply' ? 'Apply' : 'Roll back with'} these ${p.apply.changes.length + p.removals.length} changes to ${p.apply.root}?`))) {
+    if (
+      !(await io.confirm(
+        `${action === 'apply' ? 'Apply' : 'Roll back with'} these ${p.apply.changes.length + p.removals.length} changes to ${p.apply.root}?`,
+      ))
+    ) {
       io.err('Nothing was changed.\n');
       return 'cancelled';
     }
@@ -345,7 +424,9 @@ export async function runInstall(action: Journal['action'], bundleDir: string, r
   // A failed step leaves the journal: the next apply or rollback reports the install as unfinished and runs
   // every step again, where a completed record would find nothing to do.
   if (steps.some((s) => s.status === 'failed')) {
-    io.err(`qemu-harden: a step failed, so this ${action} is not recorded as complete; fix the cause, then run it again (or rollback). No guest was started or restarted.\n`);
+    io.err(
+      `qemu-harden: a step failed, so this ${action} is not recorded as complete; fix the cause, then run it again (or rollback). No guest was started or restarted.\n`,
+    );
     return 'findings';
   }
   commit(p.record);

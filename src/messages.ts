@@ -17,7 +17,8 @@ const noun = (expected: string) => NOUN[expected] ?? expected;
 function describe(input: unknown): string {
   if (input === null) return 'null';
   if (Array.isArray(input)) return 'a list';
-  if (typeof input === 'string') return `the text ${JSON.stringify(input.length > 40 ? `${input.slice(0, 37)}...` : input)}`;
+  if (typeof input === 'string')
+    return `the text ${JSON.stringify(input.length > 40 ? `${input.slice(0, 37)}...` : input)}`;
   if (typeof input === 'number') return Number.isInteger(input) ? `the number ${input}` : `the fraction ${input}`;
   if (typeof input === 'boolean') return String(input);
   if (typeof input === 'object') return 'a group of settings';
@@ -26,7 +27,12 @@ function describe(input: unknown): string {
 
 const quoteAll = (values: readonly unknown[]) => values.map((v) => JSON.stringify(v)).join(', ');
 
-function bound(origin: string, which: 'least' | 'most', limit: number | bigint, inclusive: boolean | undefined): string {
+function bound(
+  origin: string,
+  which: 'least' | 'most',
+  limit: number | bigint,
+  inclusive: boolean | undefined,
+): string {
   const n = Number(limit);
   if (origin === 'string') {
     if (which === 'least' && n === 1) return 'must not be empty';
@@ -55,9 +61,13 @@ export function plainError(issue: z.core.$ZodRawIssue): string {
     case 'too_big':
       return bound(issue.origin, 'most', issue.maximum, issue.inclusive);
     case 'invalid_value':
-      return issue.values.length === 1 ? `must be ${quoteAll(issue.values)}` : `must be one of ${quoteAll(issue.values)}`;
+      return issue.values.length === 1
+        ? `must be ${quoteAll(issue.values)}`
+        : `must be one of ${quoteAll(issue.values)}`;
     case 'invalid_format':
-      return issue.format === 'regex' ? 'is not in the expected form' : `must be a valid ${issue.format === 'ipv4' ? 'IPv4 address' : issue.format === 'ipv6' ? 'IPv6 address' : issue.format}`;
+      return issue.format === 'regex'
+        ? 'is not in the expected form'
+        : `must be a valid ${issue.format === 'ipv4' ? 'IPv4 address' : issue.format === 'ipv6' ? 'IPv6 address' : issue.format}`;
     case 'invalid_union': {
       const d = issue as unknown as { discriminator?: string; options?: unknown[] };
       if (d.discriminator && d.options) return `must be one of ${quoteAll(d.options)}`;

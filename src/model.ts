@@ -80,7 +80,10 @@ const network = z.discriminatedUnion('mode', [
     mode: z.literal('tap'),
     tapDevice: z
       .string()
-      .regex(/^[a-z][a-z0-9-]{0,14}$/, 'must be 1-15 characters: lower-case letters, digits and "-", starting with a letter')
+      .regex(
+        /^[a-z][a-z0-9-]{0,14}$/,
+        'must be 1-15 characters: lower-case letters, digits and "-", starting with a letter',
+      )
       .optional(),
     bridge: z
       .string()
@@ -127,7 +130,10 @@ const usbDevice = z.strictObject({
   productId: z.string().regex(/^[0-9a-f]{4}$/, 'must be 4 lower-case hex digits'),
   port: z
     .string()
-    .regex(/^[1-9][0-9]{0,2}-[1-9][0-9]{0,2}(\.[1-9][0-9]{0,2}){0,6}$/, 'must be a USB port path like 1-2 or 1-2.3 (bus-port, as named under /sys/bus/usb/devices)')
+    .regex(
+      /^[1-9][0-9]{0,2}-[1-9][0-9]{0,2}(\.[1-9][0-9]{0,2}){0,6}$/,
+      'must be a USB port path like 1-2 or 1-2.3 (bus-port, as named under /sys/bus/usb/devices)',
+    )
     .optional(),
 });
 
@@ -174,14 +180,21 @@ export const guestSchema = z.strictObject({
     .default('q35'),
   cpu: z
     .strictObject({
-      model: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be a QEMU CPU model name').optional(),
+      model: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be a QEMU CPU model name')
+        .optional(),
       features: z
         .array(z.string().regex(/^[+-][a-z0-9][a-z0-9_.-]{0,63}$/, 'must look like +feature or -feature'))
         .default([]),
     })
     .default({ features: [] }),
   vcpus: z.int().min(1).max(512).default(1),
-  memoryMiB: z.int().min(16).max(4 * 1024 * 1024).default(1024),
+  memoryMiB: z
+    .int()
+    .min(16)
+    .max(4 * 1024 * 1024)
+    .default(1024),
   firmware: firmware.default({ type: 'bios' }),
   disks: z.array(diskSchema).max(32).default([]),
   boot: bootFiles.optional(),

@@ -23,6 +23,7 @@ export function readPasswd(root = '/'): PasswdEntry[] {
   });
 }
 
-export const uidOf = (users: PasswdEntry[], name: string): number | undefined => users.find((u) => u.name === name)?.uid;
+export const uidOf = (users: PasswdEntry[], name: string): number | undefined =>
+  users.find((u) => u.name === name)?.uid;
 
 export const userOf = (users: PasswdEntry[], uid: number): string | undefined => users.find((u) => u.uid === uid)?.name;

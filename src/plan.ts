@@ -22,28 +22,67 @@ export function plan(a: Answers): BundleFile[] {
 
   add('root/etc/systemd/system/qemu.slice', slice(), 'the cgroup slice every guest runs in');
   for (const g of a.guests) {
-    add(`root/etc/systemd/system/${G.unitName(g)}`, guestService(a, g), `runs guest ${g.name}'s QEMU as ${G.userName(g)}, sandboxed and limited`);
+    add(
+      `root/etc/systemd/system/${G.unitName(g)}`,
+      guestService(a, g),
+      `runs guest ${g.name}'s QEMU as ${G.userName(g)}, sandboxed and limited`,
+    );
     if (g.migration?.enabled)
-      add(`root/etc/systemd/system/${G.incomingUnitName(g)}`, guestService(a, g, { incoming: true }), `starts guest ${g.name} as a live-migration destination instead of ${G.unitName(g)}`);
+      add(
+        `root/etc/systemd/system/${G.incomingUnitName(g)}`,
+        guestService(a, g, { incoming: true }),
+        `starts guest ${g.name} as a live-migration destination instead of ${G.unitName(g)}`,
+      );
     const tap = tapService(g);
-    if (tap) add(`root/etc/systemd/system/${G.tapUnitName(g)}`, tap, `creates tap ${G.tapDevice(g)} owned by ${G.userName(g)}`);
+    if (tap)
+      add(
+        `root/etc/systemd/system/${G.tapUnitName(g)}`,
+        tap,
+        `creates tap ${G.tapDevice(g)} owned by ${G.userName(g)}`,
+      );
   }
   for (const f of apparmor.files(a)) add(f.path, f.text(AA), f.why);
   const rotate = logrotateConfig(a);
   if (rotate) {
-    add('root/etc/qemu-harden/logrotate.conf', rotate, 'bounds each guest’s serial log: rotated past 1 MiB, 4 old copies');
-    add(`root/etc/systemd/system/${N.LOGROTATE_SERVICE}`, logrotateService(), 'runs logrotate on the guests’ serial logs');
-    add(`root/etc/systemd/system/${N.LOGROTATE_TIMER}`, logrotateTimer(), 'starts the serial-log rotation every minute');
+    add(
+      'root/etc/qemu-harden/logrotate.conf',
+      rotate,
+      'bounds each guest’s serial log: rotated past 1 MiB, 4 old copies',
+    );
+    add(
+      `root/etc/systemd/system/${N.LOGROTATE_SERVICE}`,
+      logrotateService(),
+      'runs logrotate on the guests’ serial logs',
+    );
+    add(
+      `root/etc/systemd/system/${N.LOGROTATE_TIMER}`,
+      logrotateTimer(),
+      'starts the serial-log rotation every minute',
+    );
   }
   add('root/etc/sysusers.d/qemu-harden.conf', sysusers(a), 'one system user per guest, and the device groups');
   add('root/etc/tmpfiles.d/qemu-harden.conf', tmpfiles(a), 'directories and ownership of each guest’s own files');
-  add('root/etc/udev/rules.d/65-qemu-harden.rules', udevRules(a), 'device nodes to groups, passthrough devices to one guest');
+  add(
+    'root/etc/udev/rules.d/65-qemu-harden.rules',
+    udevRules(a),
+    'device nodes to groups, passthrough devices to one guest',
+  );
   add(ANSWERS, answersJson(a), 'the answers this bundle was generated from');
 
   files.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
-  files.push({ path: 'README.md', mode: 0o644, content: bundleReadme(a, files), why: 'what each file does and every accepted risk' });
+  files.push({
+    path: 'README.md',
+    mode: 0o644,
+    content: bundleReadme(a, files),
+    why: 'what each file does and every accepted risk',
+  });
   files.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
-  files.push({ path: MANIFEST, mode: 0o644, content: manifest(files), why: 'sha256sum -c checks the bundle is intact' });
+  files.push({
+    path: MANIFEST,
+    mode: 0o644,
+    content: manifest(files),
+    why: 'sha256sum -c checks the bundle is intact',
+  });
   return files;
 }
 

@@ -24,7 +24,14 @@ export const hostFactsSchema = z.object({
   apparmor: z.boolean(),
   groups: z.object({ kvm: z.boolean(), qemuNet: z.boolean() }),
   iommuGroups: z.number(),
-  pci: z.array(z.object({ address: z.string(), description: z.string(), iommuGroup: z.number().nullable(), groupMates: z.array(z.string()) })),
+  pci: z.array(
+    z.object({
+      address: z.string(),
+      description: z.string(),
+      iommuGroup: z.number().nullable(),
+      groupMates: z.array(z.string()),
+    }),
+  ),
   usb: z.array(z.object({ vendorId: z.string(), productId: z.string(), description: z.string() })),
   cpus: z.number(),
   memoryMiB: z.number(),
@@ -43,7 +50,12 @@ function read(path: string): string {
 function node(path: string, groups: Map<number, string>) {
   try {
     const st = statSync(path);
-    return { present: true, owner: st.uid === 0 ? 'root' : String(st.uid), group: groups.get(st.gid) ?? String(st.gid), mode: (st.mode & 0o777).toString(8).padStart(4, '0') };
+    return {
+      present: true,
+      owner: st.uid === 0 ? 'root' : String(st.uid),
+      group: groups.get(st.gid) ?? String(st.gid),
+      mode: (st.mode & 0o777).toString(8).padStart(4, '0'),
+    };
   } catch {
     return { present: false, owner: '', group: '', mode: '' };
   }
@@ -75,8 +87,14 @@ function pciDevices() {
     } catch {
       iommuGroup = null;
     }
-    const groupMates = iommuGroup === null ? [] : listDir(`/sys/kernel/iommu_groups/${iommuGroup}/devices`).filter((d) => d !== address);
-    return { address, description: `class ${read(join(dir, 'class'))} ${read(join(dir, 'vendor'))}:${read(join(dir, 'device'))}`, iommuGroup, groupMates };
+    const groupMates =
+      iommuGroup === null ? [] : listDir(`/sys/kernel/iommu_groups/${iommuGroup}/devices`).filter((d) => d !== address);
+    return {
+      address,
+      description: `class ${read(join(dir, 'class'))} ${read(join(dir, 'vendor'))}:${read(join(dir, 'device'))}`,
+      iommuGroup,
+      groupMates,
+    };
   });
 }
 
@@ -84,7 +102,11 @@ function usbDevices() {
   return listDir('/sys/bus/usb/devices')
     .map((d) => join('/sys/bus/usb/devices', d))
     .filter((d) => existsSync(join(d, 'idVendor')) && read(join(d, 'bDeviceClass')) !== '09')
-    .map((d) => ({ vendorId: read(join(d, 'idVendor')), productId: read(join(d, 'idProduct')), description: read(join(d, 'product')) || 'USB device' }));
+    .map((d) => ({
+      vendorId: read(join(d, 'idVendor')),
+      productId: read(join(d, 'idProduct')),
+      description: read(join(d, 'product')) || 'USB device',
+    }));
 }
 
 /** The quick part, from files only: no process is started. */
@@ -98,7 +120,11 @@ export function probeFiles(): Omit<HostFacts, 'qemu' | 'systemdVersion'> {
     kvm: node('/dev/kvm', groups),
     tun: { present: tun.present, group: tun.group, mode: tun.mode },
     vhostNet: existsSync('/dev/vhost-net'),
-    cgroup: existsSync('/sys/fs/cgroup/cgroup.controllers') ? 'v2' : existsSync('/sys/fs/cgroup/unified') || existsSync('/sys/fs/cgroup/memory') ? 'v1-hybrid' : 'unknown',
+    cgroup: existsSync('/sys/fs/cgroup/cgroup.controllers')
+      ? 'v2'
+      : existsSync('/sys/fs/cgroup/unified') || existsSync('/sys/fs/cgroup/memory')
+        ? 'v1-hybrid'
+        : 'unknown',
     apparmor: read('/sys/module/apparmor/parameters/enabled') === 'Y',
     groups: { kvm: names.has('kvm'), qemuNet: names.has('qemu-net') },
     iommuGroups: listDir('/sys/kernel/iommu_groups').length,
@@ -111,10 +137,19 @@ export function probeFiles(): Omit<HostFacts, 'qemu' | 'systemdVersion'> {
 
 export async function probeHost(qemuBinary = 'qemu-system-x86_64'): Promise<HostFacts> {
   const files = probeFiles();
-  const binary = qemuBinary.startsWith('/') ? (existsSync(qemuBinary) ? qemuBinary : null) : (which(qemuBinary) ?? null);
+  const binary = qemuBinary.startsWith('/')
+    ? existsSync(qemuBinary)
+      ? qemuBinary
+      : null
+    : (which(qemuBinary) ?? null);
   const [version, sandbox, systemd, caps] = await Promise.all([
     binary ? run(binary, ['--version'], { timeoutMs: 5000 }) : undefined,
-    binary ? run(binary, ['-sandbox', 'on', '-machine', 'none', '-display', 'none', '-nodefaults', '-S', '-qmp', 'stdio'], { timeoutMs: 5000, input: '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n' }) : undefined,
+    binary
+      ? run(binary, ['-sandbox', 'on', '-machine', 'none', '-display', 'none', '-nodefaults', '-S', '-qmp', 'stdio'], {
+          timeoutMs: 5000,
+          input: '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n',
+        })
+      : undefined,
     which('systemctl') ? run(which('systemctl')!, ['--version'], { timeoutMs: 5000 }) : undefined,
     binary ? qemuCaps(binary) : undefined,
   ]);

@@ -78,7 +78,8 @@ export function openFds(proc: string, pid: number): { files: string[]; sockets: 
 
 /** The cgroup v2 path of the process; on a hybrid host, where the unified hierarchy holds no service, systemd's own. */
 export function cgroupPath(lines: string[]): string | null {
-  const line = lines.find((l) => l.startsWith('0::') && l !== '0::/') ?? lines.find((l) => l.includes(':name=systemd:'));
+  const line =
+    lines.find((l) => l.startsWith('0::') && l !== '0::/') ?? lines.find((l) => l.includes(':name=systemd:'));
   return line ? line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1) : null;
 }
 
@@ -90,7 +91,8 @@ export function hexAddress(hex: string): string {
     for (let b = 6; b >= 0; b -= 2) bytes.push(parseInt(w.slice(b, b + 2), 16));
   }
   if (bytes.length === 4) return bytes.join('.');
-  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 255 && bytes[11] === 255) return bytes.slice(12).join('.');
+  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 255 && bytes[11] === 255)
+    return bytes.slice(12).join('.');
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
   let best = -1;
@@ -186,7 +188,10 @@ export class NetTables {
     for (const line of (readText(`${this.proc}/${pid}/net/unix`) ?? '').split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
       if (f.length < 7) continue;
-      out.set(Number(f[6]), { path: f.length > 7 ? f.slice(7).join(' ') : undefined, listening: (parseInt(f[3]!, 16) & 0x10000) !== 0 });
+      out.set(Number(f[6]), {
+        path: f.length > 7 ? f.slice(7).join(' ') : undefined,
+        listening: (parseInt(f[3]!, 16) & 0x10000) !== 0,
+      });
     }
     this.unix.set(key, out);
     return out;

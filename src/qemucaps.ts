@@ -47,19 +47,28 @@ export async function qemuCaps(binary: string): Promise<QemuCaps | undefined> {
  * Each guest's machine type and CPU model against the bundle's own QEMU binary, where that binary is here:
  * a name the binary does not know makes the unit fail at start. Undefined when the binary is not on this host.
  */
-export async function checkQemuCaps(a: Answers): Promise<{ findings: { path: string; message: string }[]; detail: string } | undefined> {
+export async function checkQemuCaps(
+  a: Answers,
+): Promise<{ findings: { path: string; message: string }[]; detail: string } | undefined> {
   const bin = a.host.qemuBinary;
   if (!existsSync(bin)) return undefined;
   const caps = await qemuCaps(bin);
-  if (!caps) return { findings: [{ path: 'host.qemuBinary', message: `${bin} -machine help / -cpu help failed` }], detail: bin };
+  if (!caps)
+    return { findings: [{ path: 'host.qemuBinary', message: `${bin} -machine help / -cpu help failed` }], detail: bin };
   const findings: { path: string; message: string }[] = [];
   const name = bin.split('/').pop();
   a.guests.forEach((g, gi) => {
     if (!caps.machines.includes(g.machine))
-      findings.push({ path: `guests.${gi}.machine`, message: `"${g.machine}" is not a machine type of ${bin} (see ${name} -machine help)` });
+      findings.push({
+        path: `guests.${gi}.machine`,
+        message: `"${g.machine}" is not a machine type of ${bin} (see ${name} -machine help)`,
+      });
     const cpu = G.cpuModel(a, g);
     if (!caps.cpuModels.includes(cpu))
-      findings.push({ path: `guests.${gi}.cpu.model`, message: `"${cpu}" is not a CPU model of ${bin} (see ${name} -cpu help)` });
+      findings.push({
+        path: `guests.${gi}.cpu.model`,
+        message: `"${cpu}" is not a CPU model of ${bin} (see ${name} -cpu help)`,
+      });
   });
   return { findings, detail: `${a.guests.length} guest${a.guests.length > 1 ? 's' : ''} against ${bin}` };
 }

@@ -25,12 +25,15 @@ export function guestReach(a: Answers, g: Guest): Reach {
   // QEMU creates its sockets under the unit's UMask=0077: mode 0700, owned by the guest's user.
   const who = `root only (the socket is 0700, owned by ${G.userName(g)})`;
   const sockets = [{ path: G.qmpSocket(g), what: 'QMP (full control of the guest)', who }];
-  if (g.serial.enabled) sockets.push({ path: G.serialSocket(g), what: `serial console (also logged to ${G.serialLog(g)})`, who });
+  if (g.serial.enabled)
+    sockets.push({ path: G.serialSocket(g), what: `serial console (also logged to ${G.serialLog(g)})`, who });
   if (g.display.mode === 'vnc-unix') sockets.push({ path: G.vncSocket(g), what: 'VNC display', who });
   if (g.display.mode === 'spice-unix') sockets.push({ path: G.spiceSocket(g), what: 'SPICE display', who });
   const listeners: string[] = [];
   if (g.display.mode === 'vnc-tls')
-    listeners.push(`VNC on ${g.display.listen}:${g.display.port}, TLS; a client certificate signed by ${g.display.tlsDir}/ca-cert.pem is required`);
+    listeners.push(
+      `VNC on ${g.display.listen}:${g.display.port}, TLS; a client certificate signed by ${g.display.tlsDir}/ca-cert.pem is required`,
+    );
   if (g.display.mode === 'spice-tls')
     listeners.push(
       g.display.passwordFile
@@ -39,12 +42,17 @@ export function guestReach(a: Answers, g: Guest): Reach {
     );
   for (const kind of ['migration', 'nbd'] as const) {
     const r = g[kind];
-    if (r?.enabled) listeners.push(`${kind === 'nbd' ? 'NBD export' : 'live migration'} on ${r.listen}:${r.port}, ${r.tls ? 'TLS' : 'PLAIN TEXT'}`);
+    if (r?.enabled)
+      listeners.push(
+        `${kind === 'nbd' ? 'NBD export' : 'live migration'} on ${r.listen}:${r.port}, ${r.tls ? 'TLS' : 'PLAIN TEXT'}`,
+      );
   }
   const network =
-    g.network.mode === 'none' ? 'none: no network device, an empty network namespace'
-    : g.network.mode === 'user' ? 'user-mode NAT inside QEMU: it reaches what this host reaches over IP, except the host’s loopback and link-local addresses, which the unit denies (IPAddressDeny=); the host’s other addresses stay reachable'
-    : `tap ${G.tapDevice(g)}${g.network.bridge ? ` on bridge ${g.network.bridge}` : ' (no bridge: connect it yourself)'}${g.network.vhost ? ', vhost-net' : ''}; no IP sockets of its own`;
+    g.network.mode === 'none'
+      ? 'none: no network device, an empty network namespace'
+      : g.network.mode === 'user'
+        ? 'user-mode NAT inside QEMU: it reaches what this host reaches over IP, except the host’s loopback and link-local addresses, which the unit denies (IPAddressDeny=); the host’s other addresses stay reachable'
+        : `tap ${G.tapDevice(g)}${g.network.bridge ? ` on bridge ${g.network.bridge}` : ' (no bridge: connect it yourself)'}${g.network.vhost ? ', vhost-net' : ''}; no IP sockets of its own`;
   const files = [
     ...G.filesOf(g),
     ...G.tlsDirsOf(g).map((t) => ({ path: `${t.path}/`, access: 'r' as const, why: t.why })),
@@ -54,7 +62,9 @@ export function guestReach(a: Answers, g: Guest): Reach {
   ];
   const cannot = [
     'write anywhere else: the whole file system is read-only to it',
-    ...(a.guests.length > 1 ? ['other guests’ disks, files, sockets and directories: they are not there in its view'] : []),
+    ...(a.guests.length > 1
+      ? ['other guests’ disks, files, sockets and directories: they are not there in its view']
+      : []),
     'home directories and other services’ /tmp',
     'devices other than those listed',
     'other processes, the kernel’s tunables, modules and logs',
@@ -66,7 +76,18 @@ export function guestReach(a: Answers, g: Guest): Reach {
         `reading the rest of the file system (/usr, /etc, …): profile ${G.profileName(g)} allows only the files above and what every QEMU loads; without AppArmor enforcing, QEMU can read any file its user may read`,
       ]
     : ['no AppArmor profile: QEMU can read any file on the host its user may read (/usr, /etc, …)'];
-  return { guest: g.name, user: G.userName(g), unit: G.unitName(g), files, devices: G.devicesOf(a, g), sockets, listeners, network, cannot, apparmorOnly };
+  return {
+    guest: g.name,
+    user: G.userName(g),
+    unit: G.unitName(g),
+    files,
+    devices: G.devicesOf(a, g),
+    sockets,
+    listeners,
+    network,
+    cannot,
+    apparmorOnly,
+  };
 }
 
 /** The map as plain lines: the wizard shows them, scrolled. */

@@ -1,7 +1,19 @@
 // The install record on the target host (docs: /var/lib/qemu-harden/.installed/, see README "The install
 // record"): a copy of the bundle installed last (`current`), the one before it (`previous`), and a journal that
 // exists only while an install is under way. apply, rollback, status and the Ansible role share this layout.
-import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ANSWERS, MANIFEST, manifestLine, sha256 } from './bundle-layout.js';
 import { fsyncPath } from './bundle.js';
@@ -58,7 +70,12 @@ export function readBundle(dir: string): RecordedBundle | undefined {
   let manifest: Buffer;
   try {
     manifest = readFileSync(join(dir, MANIFEST));
-    return { dir, manifestHash: sha256(manifest), files: parseManifest(manifest.toString('utf8')), guests: guestNames(dir) };
+    return {
+      dir,
+      manifestHash: sha256(manifest),
+      files: parseManifest(manifest.toString('utf8')),
+      guests: guestNames(dir),
+    };
   } catch {
     return undefined;
   }
@@ -73,7 +90,8 @@ export function hostFiles(b: RecordedBundle | undefined): Map<string, string> {
 
 /** Which of guest g's own files an installed host path is: one of its units, or a file of its confinement. */
 export function guestPart(hostPath: string, g: string): 'unit' | 'profile' | undefined {
-  if (hostPath === `/etc/systemd/system/${N.unitName(g)}` || hostPath === `/etc/systemd/system/${N.tapUnitName(g)}`) return 'unit';
+  if (hostPath === `/etc/systemd/system/${N.unitName(g)}` || hostPath === `/etc/systemd/system/${N.tapUnitName(g)}`)
+    return 'unit';
   if (CONFINEMENT.some((b) => b.guestFiles(g).includes(hostPath))) return 'profile';
   return undefined;
 }
@@ -138,7 +156,12 @@ export function begin(rec: InstallRecord, bundle: RecordedBundle, action: Journa
   mkdirSync(rec.dir, { recursive: true, mode: 0o700 });
   chmodSync(rec.dir, 0o700);
   copyBundle(bundle, join(rec.dir, 'next'));
-  const journal: Journal = { action, from: rec.current?.manifestHash ?? null, to: bundle.manifestHash, started: new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
+  const journal: Journal = {
+    action,
+    from: rec.current?.manifestHash ?? null,
+    to: bundle.manifestHash,
+    started: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+  };
   const tmp = join(rec.dir, 'journal.json.new');
   const fd = openSync(tmp, 'w', 0o600);
   try {

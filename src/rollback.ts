@@ -20,6 +20,7 @@ export async function rollback(rootArg: string, o: InstallOptions, io: Io): Prom
         ? `nothing to roll back to: the interrupted ${rec.journal!.action} was the first install under ${rootArg}; run apply again to complete it`
         : `nothing to roll back to: ${resolve(rootArg, RECORD_DIR)} holds no previous bundle`,
     );
-  if (interrupted) io.out(`The last ${rec.journal!.action} stopped midway; rolling back to the bundle installed before it.\n`);
+  if (interrupted)
+    io.out(`The last ${rec.journal!.action} stopped midway; rolling back to the bundle installed before it.\n`);
   return runInstall('rollback', target.dir, rootArg, o, io);
 }

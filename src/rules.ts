@@ -157,12 +157,30 @@ export const USER_NET_DENY = ['127.0.0.0/8', '::1/128', '169.254.0.0/16', 'fe80:
 
 function loopbackOrLinkLocal(addr: string): boolean {
   const a = addr.toLowerCase();
-  return /^127\./.test(a) || /^169\.254\./.test(a) || a === '::1' || /^fe[89ab][0-9a-f]?:/.test(a) || /^::ffff:(127|169\.254)\./.test(a);
+  return (
+    /^127\./.test(a) ||
+    /^169\.254\./.test(a) ||
+    a === '::1' ||
+    /^fe[89ab][0-9a-f]?:/.test(a) ||
+    /^::ffff:(127|169\.254)\./.test(a)
+  );
 }
 
 const riskKey = (r: { risk: string; guest?: string }) => `${r.risk}@${r.guest ?? ''}`;
 
-export const SYSTEM_DIRS = ['/etc', '/usr', '/boot', '/proc', '/sys', '/dev', '/bin', '/sbin', '/lib', '/lib64', '/run'];
+export const SYSTEM_DIRS = [
+  '/etc',
+  '/usr',
+  '/boot',
+  '/proc',
+  '/sys',
+  '/dev',
+  '/bin',
+  '/sbin',
+  '/lib',
+  '/lib64',
+  '/run',
+];
 
 /** Directories every guest unit hides from QEMU (ProtectHome=yes, PrivateTmp=yes): guest files there cannot work. */
 export const HIDDEN_DIRS = [
@@ -183,11 +201,48 @@ export function underDir(path: string, dir: string): boolean {
  * /home and /root are also hidden from every unit (ProtectHome=).
  */
 export const RESTRICTED_DIRS = [
-  '/etc', '/root', '/home', '/proc', '/sys', '/run', '/dev', '/boot', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32',
-  '/lost+found', '/var/log', '/var/cache', '/var/backups', '/var/spool', '/var/mail', '/var/run', '/var/lock', '/snap',
-  ...['dpkg', 'apt', 'systemd', 'private', 'sss', 'polkit-1', 'sudo', 'dbus', 'pam', 'ucf', 'dhcp', 'NetworkManager', 'docker', 'containers', 'machines', 'libvirt/qemu'].map(
-    (d) => `/var/lib/${d}`,
-  ),
+  '/etc',
+  '/root',
+  '/home',
+  '/proc',
+  '/sys',
+  '/run',
+  '/dev',
+  '/boot',
+  '/usr',
+  '/bin',
+  '/sbin',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/libx32',
+  '/lost+found',
+  '/var/log',
+  '/var/cache',
+  '/var/backups',
+  '/var/spool',
+  '/var/mail',
+  '/var/run',
+  '/var/lock',
+  '/snap',
+  ...[
+    'dpkg',
+    'apt',
+    'systemd',
+    'private',
+    'sss',
+    'polkit-1',
+    'sudo',
+    'dbus',
+    'pam',
+    'ucf',
+    'dhcp',
+    'NetworkManager',
+    'docker',
+    'containers',
+    'machines',
+    'libvirt/qemu',
+  ].map((d) => `/var/lib/${d}`),
 ];
 
 /** Read-only exceptions inside RESTRICTED_DIRS: firmware and images the distribution ships. */
@@ -213,7 +268,8 @@ export function isSystemFile(path: string): boolean {
 /** Why a guest may not have this file, or undefined when it may. */
 export function restrictedFile(path: string, kind: FileKind, readOnly: boolean): string | undefined {
   const own = GUEST_OWNED_DIRS.find((d) => underDir(path, d));
-  if (own) return `is under ${own}, which qemu-harden creates and each guest owns; keep guest files outside it (e.g. under /srv)`;
+  if (own)
+    return `is under ${own}, which qemu-harden creates and each guest owns; keep guest files outside it (e.g. under /srv)`;
   const dir = RESTRICTED_DIRS.find((d) => underDir(path, d));
   if (!dir) return undefined;
   const where = `is under ${dir}, which holds host secrets or system state`;
@@ -225,11 +281,69 @@ export function restrictedFile(path: string, kind: FileKind, readOnly: boolean):
 
 /** Groups that already grant something on a host: never the group qemu-harden hands out for /dev/kvm or /dev/net/tun. */
 export const PRIVILEGED_GROUPS = [
-  'root', 'daemon', 'bin', 'sys', 'adm', 'tty', 'disk', 'lp', 'mail', 'news', 'uucp', 'man', 'proxy', 'kmem', 'dialout', 'fax', 'voice',
-  'cdrom', 'floppy', 'tape', 'sudo', 'audio', 'dip', 'www-data', 'backup', 'operator', 'list', 'irc', 'src', 'gnats', 'shadow', 'utmp',
-  'video', 'sasl', 'plugdev', 'staff', 'games', 'users', 'nogroup', 'wheel', 'input', 'render', 'sgx', 'netdev', 'lpadmin', 'ssl-cert',
-  'crontab', 'messagebus', 'systemd-journal', 'systemd-network', 'systemd-resolve', 'systemd-timesync', 'systemd-coredump',
-  'docker', 'lxd', 'libvirt', 'libvirt-qemu', 'libvirtd', 'qemu', 'tss', 'polkitd', '_ssh', 'ssh',
+  'root',
+  'daemon',
+  'bin',
+  'sys',
+  'adm',
+  'tty',
+  'disk',
+  'lp',
+  'mail',
+  'news',
+  'uucp',
+  'man',
+  'proxy',
+  'kmem',
+  'dialout',
+  'fax',
+  'voice',
+  'cdrom',
+  'floppy',
+  'tape',
+  'sudo',
+  'audio',
+  'dip',
+  'www-data',
+  'backup',
+  'operator',
+  'list',
+  'irc',
+  'src',
+  'gnats',
+  'shadow',
+  'utmp',
+  'video',
+  'sasl',
+  'plugdev',
+  'staff',
+  'games',
+  'users',
+  'nogroup',
+  'wheel',
+  'input',
+  'render',
+  'sgx',
+  'netdev',
+  'lpadmin',
+  'ssl-cert',
+  'crontab',
+  'messagebus',
+  'systemd-journal',
+  'systemd-network',
+  'systemd-resolve',
+  'systemd-timesync',
+  'systemd-coredump',
+  'docker',
+  'lxd',
+  'libvirt',
+  'libvirt-qemu',
+  'libvirtd',
+  'qemu',
+  'tss',
+  'polkitd',
+  '_ssh',
+  'ssh',
 ];
 
 export function tapDevice(g: Guest): string | undefined {
@@ -255,29 +369,48 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
     const at = (...rest: (string | number)[]) => ['guests', gi, ...rest];
     const incoming = a.guests.findIndex((o) => o.migration?.enabled && `${o.name}-incoming` === g.name);
     if (incoming >= 0)
-      issue(at('name'), `"${g.name}" would share its unit name with the migration destination unit of guests.${incoming}; choose another name`);
+      issue(
+        at('name'),
+        `"${g.name}" would share its unit name with the migration destination unit of guests.${incoming}; choose another name`,
+      );
     const first = names.get(g.name);
-    if (first !== undefined) issue(at('name'), `"${g.name}" is already the name of guests.${first}; names must be unique`);
+    if (first !== undefined)
+      issue(at('name'), `"${g.name}" is already the name of guests.${first}; names must be unique`);
     else names.set(g.name, gi);
 
     if (g.firmware.type === 'uefi' && g.firmware.secureBoot && !/^(q35|pc-q35-[0-9.]+)$/.test(g.machine))
-      issue(at('firmware', 'secureBoot'), `needs a q35 machine type (is "${g.machine}"): Secure Boot relies on SMM, which QEMU offers on q35`);
+      issue(
+        at('firmware', 'secureBoot'),
+        `needs a q35 machine type (is "${g.machine}"): Secure Boot relies on SMM, which QEMU offers on q35`,
+      );
 
     if (a.useCase === 'emulation' && g.cpu.model === 'host')
       issue(at('cpu', 'model'), '"host" needs KVM; the emulation use case runs under TCG (use "max" or a named model)');
 
     if (g.disks.length === 0 && !g.boot)
-      issue(at('disks'), 'is empty and no kernel is given (boot.kernel): this guest has nothing to boot; add a disk or a kernel');
+      issue(
+        at('disks'),
+        'is empty and no kernel is given (boot.kernel): this guest has nothing to boot; add a disk or a kernel',
+      );
     const hidden = (path: string) => HIDDEN_DIRS.find((h) => underDir(path, h.dir));
     const refuseHidden = (where: (string | number)[], path: string) => {
       const h = hidden(path);
-      if (h) issue(where, `is under ${h.dir}, which QEMU's unit cannot see (${h.why}); keep guest files elsewhere, e.g. /srv or /var/lib`);
+      if (h)
+        issue(
+          where,
+          `is under ${h.dir}, which QEMU's unit cannot see (${h.why}); keep guest files elsewhere, e.g. /srv or /var/lib`,
+        );
     };
     g.disks.forEach((d, di) => refuseHidden(at('disks', di, 'path'), d.path));
-    if (g.boot) for (const k of ['kernel', 'initrd', 'deviceTree'] as const) if (g.boot[k]) refuseHidden(at('boot', k), g.boot[k]!);
-    if (g.firmware.type === 'uefi') for (const k of ['code', 'varsTemplate'] as const) refuseHidden(at('firmware', k), g.firmware[k]);
-    if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls') refuseHidden(at('display', 'tlsDir'), g.display.tlsDir);
-    for (const kind of ['migration', 'nbd'] as const) if (g[kind]?.tlsDir) refuseHidden(at(kind, 'tlsDir'), g[kind]!.tlsDir!);
+    if (g.boot)
+      for (const k of ['kernel', 'initrd', 'deviceTree'] as const)
+        if (g.boot[k]) refuseHidden(at('boot', k), g.boot[k]!);
+    if (g.firmware.type === 'uefi')
+      for (const k of ['code', 'varsTemplate'] as const) refuseHidden(at('firmware', k), g.firmware[k]);
+    if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
+      refuseHidden(at('display', 'tlsDir'), g.display.tlsDir);
+    for (const kind of ['migration', 'nbd'] as const)
+      if (g[kind]?.tlsDir) refuseHidden(at(kind, 'tlsDir'), g[kind]!.tlsDir!);
 
     const seenInGuest = new Set<string>();
     g.disks.forEach((d, di) => {
@@ -285,10 +418,26 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
       seenInGuest.add(d.path);
       if (d.blockDevice && !underDir(d.path, '/dev'))
         issue(at('disks', di, 'path'), 'is marked blockDevice but is not under /dev');
-      if (d.blockDevice && underDir(d.path, '/dev') && !/^\/dev\/[A-Za-z0-9._:+@=,-]+(\/[A-Za-z0-9._:+@=,-]+)*$/.test(d.path))
-        issue(at('disks', di, 'path'), 'must be a device path made of letters, digits and "._:+@=,-" (udev matches it by name)');
+      if (
+        d.blockDevice &&
+        underDir(d.path, '/dev') &&
+        !/^\/dev\/[A-Za-z0-9._:+@=,-]+(\/[A-Za-z0-9._:+@=,-]+)*$/.test(d.path)
+      )
+        issue(
+          at('disks', di, 'path'),
+          'must be a device path made of letters, digits and "._:+@=,-" (udev matches it by name)',
+        );
       else if (d.blockDevice) {
-        const pseudo = ['/dev/shm', '/dev/pts', '/dev/mqueue', '/dev/hugepages', '/dev/fd', '/dev/net', '/dev/vfio', '/dev/bus'].find((x) => underDir(d.path, x));
+        const pseudo = [
+          '/dev/shm',
+          '/dev/pts',
+          '/dev/mqueue',
+          '/dev/hugepages',
+          '/dev/fd',
+          '/dev/net',
+          '/dev/vfio',
+          '/dev/bus',
+        ].find((x) => underDir(d.path, x));
         if (pseudo) issue(at('disks', di, 'path'), `is under ${pseudo}, which holds no block devices`);
       } else {
         const why = restrictedFile(d.path, 'disk', d.readOnly);
@@ -298,14 +447,23 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
       const owner = writers.get(d.path);
       if (d.readOnly) {
         if (owner && owner !== g.name)
-          issue(at('disks', di, 'path'), `is written by guest "${owner}"; a disk another guest writes cannot be shared`);
+          issue(
+            at('disks', di, 'path'),
+            `is written by guest "${owner}"; a disk another guest writes cannot be shared`,
+          );
         readers.set(d.path, [...(readers.get(d.path) ?? []), g.name]);
       } else {
         if (owner && owner !== g.name)
-          issue(at('disks', di, 'path'), `is already a writable disk of guest "${owner}"; one writable disk is never shared`);
+          issue(
+            at('disks', di, 'path'),
+            `is already a writable disk of guest "${owner}"; one writable disk is never shared`,
+          );
         const others = (readers.get(d.path) ?? []).filter((n) => n !== g.name);
         if (others.length > 0)
-          issue(at('disks', di, 'path'), `is read by guest "${others[0]}"; a disk another guest reads cannot be writable here`);
+          issue(
+            at('disks', di, 'path'),
+            `is read by guest "${others[0]}"; a disk another guest reads cannot be writable here`,
+          );
         writers.set(d.path, g.name);
       }
     });
@@ -324,11 +482,15 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
 
     g.passthrough.pci.forEach((p, pi) => {
       const byAddr = pciAddr.get(p.address);
-      if (byAddr) issue(at('passthrough', 'pci', pi, 'address'), `${p.address} is already passed through to guest "${byAddr}"`);
+      if (byAddr)
+        issue(at('passthrough', 'pci', pi, 'address'), `${p.address} is already passed through to guest "${byAddr}"`);
       pciAddr.set(p.address, g.name);
       const byGroup = pciGroup.get(p.iommuGroup);
       if (byGroup && byGroup !== g.name)
-        issue(at('passthrough', 'pci', pi, 'iommuGroup'), `IOMMU group ${p.iommuGroup} already belongs to guest "${byGroup}"; a group goes to one guest only`);
+        issue(
+          at('passthrough', 'pci', pi, 'iommuGroup'),
+          `IOMMU group ${p.iommuGroup} already belongs to guest "${byGroup}"; a group goes to one guest only`,
+        );
       pciGroup.set(p.iommuGroup, g.name);
     });
     g.passthrough.usb.forEach((u, ui) => {
@@ -338,19 +500,26 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
         return id === key && (port === '' || !u.port || port === u.port);
       });
       if (clash)
-        issue(at('passthrough', 'usb', ui), `USB device ${key}${u.port ? ` on port ${u.port}` : ''} can be the one already passed through to guest "${clash[1]}"; give each a different port`);
+        issue(
+          at('passthrough', 'usb', ui),
+          `USB device ${key}${u.port ? ` on port ${u.port}` : ''} can be the one already passed through to guest "${clash[1]}"; give each a different port`,
+        );
       usb.set(`${key}@${u.port ?? ''}`, g.name);
     });
 
     const listen = (path: (string | number)[], addr: string, port: number) => {
       if (g.network.mode === 'user' && loopbackOrLinkLocal(addr))
-        issue(path.slice(0, -1).concat('listen'), `${addr} is a loopback or link-local address, which this guest’s unit denies (IPAddressDeny=) because it uses user-mode networking; listen on another address`);
+        issue(
+          path.slice(0, -1).concat('listen'),
+          `${addr} is a loopback or link-local address, which this guest’s unit denies (IPAddressDeny=) because it uses user-mode networking; listen on another address`,
+        );
       const key = `${addr}:${port}`;
       const other = listeners.get(key);
       if (other) issue(path, `${key} is already used by ${other}`);
       listeners.set(key, `guests.${gi} (${g.name})`);
     };
-    if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls') listen(at('display', 'port'), g.display.listen, g.display.port);
+    if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
+      listen(at('display', 'port'), g.display.listen, g.display.port);
     for (const kind of ['migration', 'nbd'] as const) {
       const r = g[kind];
       if (!r?.enabled) continue;
@@ -360,11 +529,15 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
 
     const l = g.limits;
     if (l.memoryMaxMiB !== undefined && l.memoryMaxMiB < g.memoryMiB)
-      issue(at('limits', 'memoryMaxMiB'), `must be at least memoryMiB (${g.memoryMiB}); QEMU needs the guest's RAM plus its own overhead`);
+      issue(
+        at('limits', 'memoryMaxMiB'),
+        `must be at least memoryMiB (${g.memoryMiB}); QEMU needs the guest's RAM plus its own overhead`,
+      );
     if (l.memoryHighMiB !== undefined && l.memoryHighMiB < g.memoryMiB)
       issue(at('limits', 'memoryHighMiB'), `must be at least memoryMiB (${g.memoryMiB})`);
     l.ioBandwidth.forEach((b, bi) => {
-      if (!underDir(b.device, '/dev')) issue(at('limits', 'ioBandwidth', bi, 'device'), 'must be a block device under /dev');
+      if (!underDir(b.device, '/dev'))
+        issue(at('limits', 'ioBandwidth', bi, 'device'), 'must be a block device under /dev');
     });
   });
 
@@ -375,11 +548,16 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
   const acceptedKeys = new Set<string>();
   a.acceptedRisks.forEach((r, ri) => {
     const key = riskKey(r);
-    if (acceptedKeys.has(key)) issue(['acceptedRisks', ri], `accepts "${r.risk}"${r.guest ? ` for guest "${r.guest}"` : ''} twice`);
+    if (acceptedKeys.has(key))
+      issue(['acceptedRisks', ri], `accepts "${r.risk}"${r.guest ? ` for guest "${r.guest}"` : ''} twice`);
     acceptedKeys.add(key);
-    if (!(r.risk in RISKS)) issue(['acceptedRisks', ri, 'risk'], `"${r.risk}" is not a known risk (known: ${Object.keys(RISKS).join(', ')})`);
+    if (!(r.risk in RISKS))
+      issue(['acceptedRisks', ri, 'risk'], `"${r.risk}" is not a known risk (known: ${Object.keys(RISKS).join(', ')})`);
     else if (!requiredKeys.has(key))
-      issue(['acceptedRisks', ri], `accepts "${r.risk}"${r.guest ? ` for guest "${r.guest}"` : ''}, but the answers do not take that risk; remove it`);
+      issue(
+        ['acceptedRisks', ri],
+        `accepts "${r.risk}"${r.guest ? ` for guest "${r.guest}"` : ''}, but the answers do not take that risk; remove it`,
+      );
   });
   for (const r of required) {
     if (acceptedKeys.has(riskKey(r))) continue;
@@ -398,21 +576,37 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
  */
 function checkDerivedNames(a: Answers, issue: (path: (string | number)[], message: string) => void): void {
   const taken = new Map<string, string>();
-  const claim = (space: string, name: string, path: (string | number)[], what: string, owner = `(${path.join('.')})`) => {
+  const claim = (
+    space: string,
+    name: string,
+    path: (string | number)[],
+    what: string,
+    owner = `(${path.join('.')})`,
+  ) => {
     const key = `${space}\u0000${name}`;
     const first = taken.get(key);
     if (first !== undefined) issue(path, `gives the ${what} "${name}", which is already the ${first}; choose another`);
     else taken.set(key, `${what} ${owner}`);
   };
   const tap = a.guests.some((g) => g.network.mode === 'tap');
-  if (a.useCase === 'virtualization') claim('account', a.host.kvmGroup, ['host', 'kvmGroup'], 'shared group', 'for /dev/kvm (host.kvmGroup)');
+  if (a.useCase === 'virtualization')
+    claim('account', a.host.kvmGroup, ['host', 'kvmGroup'], 'shared group', 'for /dev/kvm (host.kvmGroup)');
   if (tap) claim('account', a.host.netGroup, ['host', 'netGroup'], 'shared group', 'for /dev/net/tun (host.netGroup)');
-  for (const [field, group] of [['kvmGroup', a.host.kvmGroup], ['netGroup', a.host.netGroup]] as const)
-    if (PRIVILEGED_GROUPS.includes(group)) issue(['host', field], `"${group}" already grants access on a host; use a group of its own (default ${field === 'kvmGroup' ? 'kvm' : 'qemu-net'})`);
+  for (const [field, group] of [
+    ['kvmGroup', a.host.kvmGroup],
+    ['netGroup', a.host.netGroup],
+  ] as const)
+    if (PRIVILEGED_GROUPS.includes(group))
+      issue(
+        ['host', field],
+        `"${group}" already grants access on a host; use a group of its own (default ${field === 'kvmGroup' ? 'kvm' : 'qemu-net'})`,
+      );
   const kvmClaimed = a.useCase === 'virtualization' && tap && a.host.netGroup === a.host.kvmGroup;
-  if (!kvmClaimed && (a.host.netGroup === 'kvm' || a.host.netGroup === a.host.kvmGroup)) issue(['host', 'netGroup'], 'must not be the group that holds /dev/kvm');
+  if (!kvmClaimed && (a.host.netGroup === 'kvm' || a.host.netGroup === a.host.kvmGroup))
+    issue(['host', 'netGroup'], 'must not be the group that holds /dev/kvm');
   claim('unit', N.SLICE, ['host'], 'slice', 'every guest runs in');
-  if (a.guests.some((g) => g.serial.enabled)) claim('unit', N.LOGROTATE_SERVICE, ['host'], 'unit', 'that rotates the serial logs');
+  if (a.guests.some((g) => g.serial.enabled))
+    claim('unit', N.LOGROTATE_SERVICE, ['host'], 'unit', 'that rotates the serial logs');
   a.guests.forEach((g, gi) => {
     const name = ['guests', gi, 'name'];
     const of = `of guest "${g.name}" (guests.${gi})`;
@@ -422,13 +616,23 @@ function checkDerivedNames(a: Answers, issue: (path: (string | number)[], messag
     if (g.migration?.enabled) claim('unit', N.incomingUnitName(g.name), name, 'live-migration destination unit', of);
     if (g.network.mode === 'tap') {
       claim('unit', N.tapUnitName(g.name), name, 'tap helper unit', of);
-      claim('link', tapDevice(g)!, ['guests', gi, 'network', g.network.tapDevice ? 'tapDevice' : 'name'], 'tap device', of);
+      claim(
+        'link',
+        tapDevice(g)!,
+        ['guests', gi, 'network', g.network.tapDevice ? 'tapDevice' : 'name'],
+        'tap device',
+        of,
+      );
     }
   });
   a.guests.forEach((g, gi) => {
     if (g.network.mode !== 'tap' || !g.network.bridge) return;
     const first = taken.get(`link\u0000${g.network.bridge}`);
-    if (first) issue(['guests', gi, 'network', 'bridge'], `"${g.network.bridge}" is the ${first}; a bridge is never a guest's tap device`);
+    if (first)
+      issue(
+        ['guests', gi, 'network', 'bridge'],
+        `"${g.network.bridge}" is the ${first}; a bridge is never a guest's tap device`,
+      );
   });
 }
 

@@ -9,7 +9,17 @@ import { apparmor } from './confine/apparmor.js';
 import { InputError } from './errors.js';
 import * as N from './names.js';
 import { type PasswdEntry, readPasswd, uidOf } from './passwd.js';
-import { apparmorLabel, cgroupPath, NetTables, openFds, PROC, readText, splitLabel, statusFields, threadSeccomp } from './procfs.js';
+import {
+  apparmorLabel,
+  cgroupPath,
+  NetTables,
+  openFds,
+  PROC,
+  readText,
+  splitLabel,
+  statusFields,
+  threadSeccomp,
+} from './procfs.js';
 import { guestPart, hostFiles, readRecord, recover, RECORD_DIR } from './record.js';
 
 interface Listener {
@@ -41,7 +51,15 @@ interface GuestStatus {
   unit: string;
   running: boolean;
   process: ProcessView | null;
-  expected: { user: string; uid: number | null; memoryMax: string | null; apparmorProfile: string | null; seccomp: boolean; noNewPrivs: boolean; noCapabilities: boolean };
+  expected: {
+    user: string;
+    uid: number | null;
+    memoryMax: string | null;
+    apparmorProfile: string | null;
+    seccomp: boolean;
+    noNewPrivs: boolean;
+    noCapabilities: boolean;
+  };
   /** How the live process is weaker than the installed unit says; empty when it is not (or does not run). */
   weaker: string[];
   drift: Drift[];
@@ -106,7 +124,7 @@ function processView(pid: number, net: NetTables): ProcessView | null {
     label = undefined;
   }
   const cgroup = cgroupPath((readText(`${PROC}/${pid}/cgroup`) ?? '').split('\n'));
-  const cg = (f: string) => (cgroup ? readText(join('/sys/fs/cgroup', cgroup, f))?.trim() ?? null : null);
+  const cg = (f: string) => (cgroup ? (readText(join('/sys/fs/cgroup', cgroup, f))?.trim() ?? null) : null);
   return {
     pid,
     uid: (status.get('Uid') ?? '').split(/\s+/).map(Number),
@@ -133,7 +151,7 @@ function expectations(unitText: string | undefined, users: PasswdEntry[], name: 
   return {
     user,
     uid: uidOf(users, user) ?? null,
-    memoryMax: mib ? String(Number(mib[1]) * 1024 * 1024) : mem ?? null,
+    memoryMax: mib ? String(Number(mib[1]) * 1024 * 1024) : (mem ?? null),
     apparmorProfile: setting('AppArmorProfile') ?? null,
     seccomp: !!setting('SystemCallFilter') || /-sandbox on/.test(unitText ?? ''),
     noNewPrivs: setting('NoNewPrivileges') === 'yes',
@@ -144,7 +162,8 @@ function expectations(unitText: string | undefined, users: PasswdEntry[], name: 
 function weaknesses(e: GuestStatus['expected'], p: ProcessView, apparmorEnabled: boolean): string[] {
   const out: string[] = [];
   if (p.uid.some((u) => u === 0)) out.push('runs as root');
-  else if (e.uid !== null && p.uid.some((u) => u !== e.uid)) out.push(`runs as uid ${p.uid.join('/')}, not ${e.user} (${e.uid})`);
+  else if (e.uid !== null && p.uid.some((u) => u !== e.uid))
+    out.push(`runs as uid ${p.uid.join('/')}, not ${e.user} (${e.uid})`);
   if (e.noCapabilities && !/^0+$/.test(p.capEff)) out.push(`holds capabilities (CapEff ${p.capEff})`);
   if (e.noNewPrivs && !p.noNewPrivs) out.push('NoNewPrivs is off');
   if (e.seccomp) {
@@ -152,10 +171,13 @@ function weaknesses(e: GuestStatus['expected'], p: ProcessView, apparmorEnabled:
     if (loose.length) out.push(`threads without a seccomp filter: ${loose.map(([t]) => t).join(', ')}`);
   }
   if (e.apparmorProfile && apparmorEnabled) {
-    if (p.apparmor?.label !== e.apparmorProfile) out.push(`AppArmor label ${p.apparmor?.label ?? 'none'}, not ${e.apparmorProfile}`);
-    else if (p.apparmor.mode !== 'enforce') out.push(`AppArmor profile ${e.apparmorProfile} in ${p.apparmor.mode ?? 'unknown'} mode, not enforce`);
+    if (p.apparmor?.label !== e.apparmorProfile)
+      out.push(`AppArmor label ${p.apparmor?.label ?? 'none'}, not ${e.apparmorProfile}`);
+    else if (p.apparmor.mode !== 'enforce')
+      out.push(`AppArmor profile ${e.apparmorProfile} in ${p.apparmor.mode ?? 'unknown'} mode, not enforce`);
   }
-  if (e.memoryMax && p.limits.memoryMax !== null && p.limits.memoryMax !== e.memoryMax) out.push(`memory.max is ${p.limits.memoryMax}, not ${e.memoryMax}`);
+  if (e.memoryMax && p.limits.memoryMax !== null && p.limits.memoryMax !== e.memoryMax)
+    out.push(`memory.max is ${p.limits.memoryMax}, not ${e.memoryMax}`);
   return out;
 }
 
@@ -194,7 +216,15 @@ export function status(rootArg: string): StatusReport {
     const expected = expectations(readText(join(rec.current!.dir, 'root/etc/systemd/system', unit)), users, name);
     const pid = live ? findQemu(unit) : undefined;
     const proc = pid ? processView(pid, net) : null;
-    return { name, unit, running: !!proc, process: proc, expected, weaker: proc ? weaknesses(expected, proc, apparmorEnabled) : [], drift: drift.filter((d) => guestPart(d.path, name) !== undefined) };
+    return {
+      name,
+      unit,
+      running: !!proc,
+      process: proc,
+      expected,
+      weaker: proc ? weaknesses(expected, proc, apparmorEnabled) : [],
+      drift: drift.filter((d) => guestPart(d.path, name) !== undefined),
+    };
   });
   const shared = drift.filter((d) => !guests.some((g) => g.drift.includes(d)));
   return {
@@ -208,8 +238,13 @@ export function status(rootArg: string): StatusReport {
 }
 
 export function formatStatus(r: StatusReport): string {
-  const out: string[] = [`Installed under ${r.root}: bundle ${r.installed!.manifest.slice(0, 12)}${r.installed!.previous ? ` (rollback to ${r.installed!.previous.slice(0, 12)})` : ''}`];
-  if (r.interrupted) out.push(`INTERRUPTED: a ${r.interrupted.action} started ${r.interrupted.started} did not finish; run apply (or rollback) to complete it`);
+  const out: string[] = [
+    `Installed under ${r.root}: bundle ${r.installed!.manifest.slice(0, 12)}${r.installed!.previous ? ` (rollback to ${r.installed!.previous.slice(0, 12)})` : ''}`,
+  ];
+  if (r.interrupted)
+    out.push(
+      `INTERRUPTED: a ${r.interrupted.action} started ${r.interrupted.started} did not finish; run apply (or rollback) to complete it`,
+    );
   if (r.root !== '/') out.push(`(${r.root} is a tree: processes are not looked at, only the files)`);
   for (const g of r.guests) {
     const p = g.process;
@@ -227,6 +262,11 @@ export function formatStatus(r: StatusReport): string {
     for (const d of g.drift) out.push(`  DRIFT: ${d.path} ${d.problem} since it was installed`);
   }
   for (const d of r.drift) out.push(`DRIFT: ${d.path} ${d.problem} since it was installed`);
-  out.push('', r.ok ? 'OK: every running guest is confined as installed, and the files match the record.' : 'FINDINGS: see WEAKER, DRIFT and INTERRUPTED above.');
+  out.push(
+    '',
+    r.ok
+      ? 'OK: every running guest is confined as installed, and the files match the record.'
+      : 'FINDINGS: see WEAKER, DRIFT and INTERRUPTED above.',
+  );
   return out.join('\n') + '\n';
 }

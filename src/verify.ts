@@ -31,8 +31,16 @@ export async function verifyBundle(dir: string): Promise<Report> {
   };
 
   add(await runCheck(manifest, dir));
-  const [{ validate }, { plan }, { parseAnswersText }] = await Promise.all([import('./answers.js'), import('./plan.js'), import('./sources/file.js')]);
-  const loaded = await runCheck(answers, { dir, read: (text: string, source: string) => validate(parseAnswersText(text, source)), plan });
+  const [{ validate }, { plan }, { parseAnswersText }] = await Promise.all([
+    import('./answers.js'),
+    import('./plan.js'),
+    import('./sources/file.js'),
+  ]);
+  const loaded = await runCheck(answers, {
+    dir,
+    read: (text: string, source: string) => validate(parseAnswersText(text, source)),
+    plan,
+  });
   add(loaded);
   const bundle = loaded.outcome?.bundle;
   if (!bundle) return report;
@@ -48,7 +56,10 @@ export async function verifyBundle(dir: string): Promise<Report> {
 
 export function formatReport(r: Report): string {
   const out: string[] = [`Bundle ${r.bundle}`];
-  for (const c of r.checks) out.push(`  ${c.status === 'passed' ? 'ok  ' : c.status === 'skipped' ? 'skip' : 'FAIL'}  ${c.check}${c.detail ? ` — ${c.detail}` : ''}`);
+  for (const c of r.checks)
+    out.push(
+      `  ${c.status === 'passed' ? 'ok  ' : c.status === 'skipped' ? 'skip' : 'FAIL'}  ${c.check}${c.detail ? ` — ${c.detail}` : ''}`,
+    );
   if (r.findings.length) {
     out.push('', `${r.findings.length} finding${r.findings.length > 1 ? 's' : ''}:`);
     for (const f of r.findings) out.push(`  ${f.check}: ${f.file ? `${f.file}: ` : ''}${f.message}`);

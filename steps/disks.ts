@@ -20,7 +20,12 @@ export const disks: Step = {
       if (!existsSync(p)) return `disk ${i + 1}: ${p} does not exist here (fine if the bundle is for another host)`;
       const st = statSync(p);
       const seen = ctx.formats?.[p];
-      const hint = seen && seen !== d.format ? ` — qemu-img reads it as ${seen}, you chose ${String(d.format)}` : seen ? ` — qemu-img agrees: ${seen}` : '';
+      const hint =
+        seen && seen !== d.format
+          ? ` — qemu-img reads it as ${seen}, you chose ${String(d.format)}`
+          : seen
+            ? ` — qemu-img agrees: ${seen}`
+            : '';
       return `disk ${i + 1}: ${st.isBlockDevice() ? 'a block device' : `${Math.round(st.size / 1048576)} MiB`} here${hint}`;
     }),
   fields: (ctx) => [
@@ -37,15 +42,38 @@ export const disks: Step = {
       },
       { label: `Disk ${i + 1} read-only`, kind: 'toggle', path: g(ctx, 'disks', i, 'readOnly'), fallback: () => false },
     ]),
-    { label: 'Kernel (read-only, optional)', kind: 'text', path: g(ctx, 'boot', 'kernel'), set: (d, v) => setBoot(d, ctx.guest, 'kernel', v) },
-    { label: 'Initrd (read-only)', kind: 'text', path: g(ctx, 'boot', 'initrd'), set: (d, v) => setBoot(d, ctx.guest, 'initrd', v) },
-    { label: 'Device tree (read-only)', kind: 'text', path: g(ctx, 'boot', 'deviceTree'), set: (d, v) => setBoot(d, ctx.guest, 'deviceTree', v) },
-    { label: 'Kernel command line', kind: 'text', path: g(ctx, 'boot', 'cmdline'), set: (d, v) => setBoot(d, ctx.guest, 'cmdline', v) },
+    {
+      label: 'Kernel (read-only, optional)',
+      kind: 'text',
+      path: g(ctx, 'boot', 'kernel'),
+      set: (d, v) => setBoot(d, ctx.guest, 'kernel', v),
+    },
+    {
+      label: 'Initrd (read-only)',
+      kind: 'text',
+      path: g(ctx, 'boot', 'initrd'),
+      set: (d, v) => setBoot(d, ctx.guest, 'initrd', v),
+    },
+    {
+      label: 'Device tree (read-only)',
+      kind: 'text',
+      path: g(ctx, 'boot', 'deviceTree'),
+      set: (d, v) => setBoot(d, ctx.guest, 'deviceTree', v),
+    },
+    {
+      label: 'Kernel command line',
+      kind: 'text',
+      path: g(ctx, 'boot', 'cmdline'),
+      set: (d, v) => setBoot(d, ctx.guest, 'cmdline', v),
+    },
   ],
   addLabel: 'add disk',
   afterAdd: (ctx) => ({ field: (disksOf(ctx.draft.guests[ctx.guest]!).length - 1) * 3 }),
   scope: (ctx) => [g(ctx, 'disks')],
-  images: (ctx) => disksOf(ctx.draft.guests[ctx.guest]!).map((d) => String(d.path ?? '')).filter((p) => p.startsWith('/')),
+  images: (ctx) =>
+    disksOf(ctx.draft.guests[ctx.guest]!)
+      .map((d) => String(d.path ?? ''))
+      .filter((p) => p.startsWith('/')),
   add: (ctx) => {
     const d = structuredClone(ctx.draft);
     const guest = d.guests[ctx.guest]!;

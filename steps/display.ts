@@ -30,9 +30,11 @@ export const display: Step = {
             d,
             ctx.guest,
             'display',
-            v === 'vnc-tls' ? { mode: v, listen: '127.0.0.1', port: 5900, tlsDir: dir }
-            : v === 'spice-tls' ? { mode: v, listen: '127.0.0.1', port: 5930, tlsDir: dir, passwordFile: `${dir}/spice-password` }
-            : { mode: v === 'vnc-unix' || v === 'spice-unix' ? v : 'none' },
+            v === 'vnc-tls'
+              ? { mode: v, listen: '127.0.0.1', port: 5900, tlsDir: dir }
+              : v === 'spice-tls'
+                ? { mode: v, listen: '127.0.0.1', port: 5930, tlsDir: dir, passwordFile: `${dir}/spice-password` }
+                : { mode: v === 'vnc-unix' || v === 'spice-unix' ? v : 'none' },
           );
         },
       },
@@ -43,8 +45,15 @@ export const display: Step = {
         { label: 'Port', kind: 'number', path: g(ctx, 'display', 'port') },
         { label: 'TLS directory', kind: 'text', path: g(ctx, 'display', 'tlsDir') },
       );
-    if (mode === 'spice-tls') out.push({ label: 'SPICE password file', kind: 'text', path: g(ctx, 'display', 'passwordFile') });
-    out.push({ label: 'Serial console', kind: 'toggle', path: g(ctx, 'serial', 'enabled'), fallback: () => true, set: (d, v) => setGuestKey(d, ctx.guest, 'serial', { enabled: v === true }) });
+    if (mode === 'spice-tls')
+      out.push({ label: 'SPICE password file', kind: 'text', path: g(ctx, 'display', 'passwordFile') });
+    out.push({
+      label: 'Serial console',
+      kind: 'toggle',
+      path: g(ctx, 'serial', 'enabled'),
+      fallback: () => true,
+      set: (d, v) => setGuestKey(d, ctx.guest, 'serial', { enabled: v === true }),
+    });
     return out;
   },
 };

@@ -7,7 +7,10 @@ import { RISKS, type RiskId } from '../src/rules.js';
 export type GuestDraft = AnswersInput['guests'][number];
 export type RiskDraft = { risk: string; guest?: string; reason: string };
 /** The answers input, with guests and risks always present. Fields being typed may hold text the schema rejects. */
-export type Draft = Omit<AnswersInput, 'guests' | 'acceptedRisks'> & { guests: GuestDraft[]; acceptedRisks: RiskDraft[] };
+export type Draft = Omit<AnswersInput, 'guests' | 'acceptedRisks'> & {
+  guests: GuestDraft[];
+  acceptedRisks: RiskDraft[];
+};
 
 export interface Checker {
   /** Every problem the answers schema finds, by dotted path. */
@@ -19,8 +22,18 @@ export interface Checker {
 /** A new guest's size follows the host: at most a quarter of its memory and half of its CPUs. */
 export function newGuest(n: number, host?: { cpus: number; memoryMiB: number }): GuestDraft {
   const vcpus = host ? Math.max(1, Math.min(2, Math.floor(host.cpus / 2))) : 1;
-  const memoryMiB = host && host.memoryMiB > 0 ? Math.max(256, Math.min(2048, Math.floor(host.memoryMiB / 4 / 256) * 256)) : 1024;
-  return { name: `guest${n}`, vcpus, memoryMiB, machine: 'q35', firmware: { type: 'bios' }, disks: [], network: { mode: 'none' }, display: { mode: 'none' } };
+  const memoryMiB =
+    host && host.memoryMiB > 0 ? Math.max(256, Math.min(2048, Math.floor(host.memoryMiB / 4 / 256) * 256)) : 1024;
+  return {
+    name: `guest${n}`,
+    vcpus,
+    memoryMiB,
+    machine: 'q35',
+    firmware: { type: 'bios' },
+    disks: [],
+    network: { mode: 'none' },
+    display: { mode: 'none' },
+  };
 }
 
 export function initialDraft(): Draft {
@@ -58,7 +71,10 @@ export function setIn<T>(doc: T, path: (string | number)[], value: unknown): T {
 }
 
 /** The risks the draft takes, once its fields parse; undefined while they do not. */
-export function draftRisks(d: Draft, check: Checker | undefined): { risk: RiskId; guest?: string; title: string }[] | undefined {
+export function draftRisks(
+  d: Draft,
+  check: Checker | undefined,
+): { risk: RiskId; guest?: string; title: string }[] | undefined {
   return check?.risks(d)?.map((x) => ({ ...x, title: RISKS[x.risk].title }));
 }
 
@@ -72,7 +88,10 @@ export function syncRisks(d: Draft, check: Checker | undefined, typed: Record<st
   const risks = draftRisks(d, check);
   if (!risks) return d;
   const have = new Map(d.acceptedRisks.map((r) => [riskKey(r), r]));
-  const next = risks.map((r) => have.get(riskKey(r)) ?? { risk: r.risk, ...(r.guest ? { guest: r.guest } : {}), reason: typed[riskKey(r)] ?? '' });
+  const next = risks.map(
+    (r) =>
+      have.get(riskKey(r)) ?? { risk: r.risk, ...(r.guest ? { guest: r.guest } : {}), reason: typed[riskKey(r)] ?? '' },
+  );
   return { ...d, acceptedRisks: next };
 }
 

@@ -93,7 +93,12 @@ export function typed(f: Field, text: string): unknown {
 export const g = (ctx: StepContext, ...rest: Path) => ['guests', ctx.guest, ...rest];
 
 /** A copy of the draft with one key of guest gi replaced; undefined removes the key. */
-export function setGuestKey<K extends keyof GuestDraft>(d: Draft, gi: number, key: K, value: GuestDraft[K] | undefined): Draft {
+export function setGuestKey<K extends keyof GuestDraft>(
+  d: Draft,
+  gi: number,
+  key: K,
+  value: GuestDraft[K] | undefined,
+): Draft {
   const copy = structuredClone(d);
   if (value === undefined) delete copy.guests[gi]![key];
   else copy.guests[gi]![key] = value;

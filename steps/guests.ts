@@ -5,10 +5,24 @@ import { g, setGuestKey, type Field, type Step, type StepContext } from './field
 /** The binary's own list when the probe has it (only those are offered), else free text the schema checks. */
 function machineField(ctx: StepContext): Field {
   const machines = ctx.host?.qemu.machines ?? [];
-  const field: Field = { label: 'Machine type', kind: 'text', path: g(ctx, 'machine'), fallback: () => 'q35', hint: 'q35, pc, or a versioned pc-q35-*/pc-i440fx-*' };
+  const field: Field = {
+    label: 'Machine type',
+    kind: 'text',
+    path: g(ctx, 'machine'),
+    fallback: () => 'q35',
+    hint: 'q35, pc, or a versioned pc-q35-*/pc-i440fx-*',
+  };
   if (machines.length === 0) return field;
-  const ranked = [...machines.filter(isSecuritySupportedMachine), ...machines.filter((m) => !isSecuritySupportedMachine(m))];
-  return { ...field, kind: 'select', options: ranked.map((m) => ({ value: m, label: m })), hint: `${machines.length} machine types of ${ctx.host!.qemu.binary}; type to jump` };
+  const ranked = [
+    ...machines.filter(isSecuritySupportedMachine),
+    ...machines.filter((m) => !isSecuritySupportedMachine(m)),
+  ];
+  return {
+    ...field,
+    kind: 'select',
+    options: ranked.map((m) => ({ value: m, label: m })),
+    hint: `${machines.length} machine types of ${ctx.host!.qemu.binary}; type to jump`,
+  };
 }
 
 function cpuField(ctx: StepContext): Field {
@@ -48,8 +62,12 @@ export const guests: Step = {
       ...(ctx.draft.useCase === 'virtualization' && !isSecuritySupportedMachine(m)
         ? [`Machine type "${m}" is outside the security-supported list: you will be asked to accept that risk.`]
         : []),
-      ...(q?.machines.length && !q.machines.includes(m) ? [`"${m}" is not a machine type of ${q.binary}: choose one it has (←/→).`] : []),
-      ...(q?.cpuModels.length && cpu && !q.cpuModels.includes(cpu) ? [`CPU model "${cpu}" is not one of ${q.binary}'s: choose one it has (←/→).`] : []),
+      ...(q?.machines.length && !q.machines.includes(m)
+        ? [`"${m}" is not a machine type of ${q.binary}: choose one it has (←/→).`]
+        : []),
+      ...(q?.cpuModels.length && cpu && !q.cpuModels.includes(cpu)
+        ? [`CPU model "${cpu}" is not one of ${q.binary}'s: choose one it has (←/→).`]
+        : []),
     ];
   },
   scope: (ctx) => [g(ctx, 'cpu')],
@@ -75,5 +93,8 @@ export const guests: Step = {
   addLabel: 'add guest',
   add: (ctx) => ({ ...ctx.draft, guests: [...ctx.draft.guests, newGuest(ctx.draft.guests.length + 1, ctx.host)] }),
   afterAdd: (ctx) => ({ guest: ctx.draft.guests.length - 1, field: 0 }),
-  remove: (ctx) => (ctx.draft.guests.length > 1 ? { ...ctx.draft, guests: ctx.draft.guests.filter((_, i) => i !== ctx.guest) } : ctx.draft),
+  remove: (ctx) =>
+    ctx.draft.guests.length > 1
+      ? { ...ctx.draft, guests: ctx.draft.guests.filter((_, i) => i !== ctx.guest) }
+      : ctx.draft,
 };

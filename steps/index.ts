@@ -12,4 +12,17 @@ import { remote } from './remote.js';
 import { review } from './review.js';
 import { usecase } from './usecase.js';
 
-export const STEPS = [host, usecase, guests, disks, network, display, passthrough, remote, limits, isolation, review, done];
+export const STEPS = [
+  host,
+  usecase,
+  guests,
+  disks,
+  network,
+  display,
+  passthrough,
+  remote,
+  limits,
+  isolation,
+  review,
+  done,
+];

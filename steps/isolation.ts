@@ -36,7 +36,9 @@ export const isolation: Step = {
   notes: (ctx) => {
     const r = draftRisks(ctx.draft, ctx.check);
     if (!r) return ['Fix the problems on earlier steps to see the risks these answers take.'];
-    return r.length ? [`Risks taken: ${r.map((x) => `${x.risk}${x.guest ? `(${x.guest})` : ''}`).join(', ')}`] : ['No risks taken: every choice is the secure default.'];
+    return r.length
+      ? [`Risks taken: ${r.map((x) => `${x.risk}${x.guest ? `(${x.guest})` : ''}`).join(', ')}`]
+      : ['No risks taken: every choice is the secure default.'];
   },
   fields: (ctx) => {
     const gi = ctx.guest;
@@ -56,7 +58,8 @@ export const isolation: Step = {
         path: g(ctx, 'isolation', 'sandbox', key),
         value: (d) => (sandboxOf(d, gi)[key as SandboxKey] ?? 'deny') === 'deny',
         inactive: (d) => (sandboxOn(d, gi) ? undefined : 'seccomp is off'),
-        set: (d, v) => setIsolation(d, gi, (iso) => ({ ...iso, sandbox: { ...iso.sandbox, [key]: v ? 'deny' : 'allow' } })),
+        set: (d, v) =>
+          setIsolation(d, gi, (iso) => ({ ...iso, sandbox: { ...iso.sandbox, [key]: v ? 'deny' : 'allow' } })),
       });
     out.push({
       label: 'AppArmor profile',
@@ -68,7 +71,12 @@ export const isolation: Step = {
     const name = ctx.draft.guests[gi]?.name;
     ctx.draft.acceptedRisks.forEach((r, i) => {
       if (r.guest !== undefined && r.guest !== name) return;
-      out.push({ label: `Reason: ${r.risk}`, kind: 'text', path: ['acceptedRisks', i, 'reason'], hint: RISKS[r.risk as RiskId]?.title });
+      out.push({
+        label: `Reason: ${r.risk}`,
+        kind: 'text',
+        path: ['acceptedRisks', i, 'reason'],
+        hint: RISKS[r.risk as RiskId]?.title,
+      });
     });
     return out;
   },

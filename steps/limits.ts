@@ -24,14 +24,28 @@ export const limits: Step = {
   },
   fields: (ctx) => [
     ...disksOf(ctx).flatMap((_, i): Field[] => [
-      { label: `Disk ${i + 1} read bytes/s`, kind: 'number', path: g(ctx, 'disks', i, 'throttle', 'readBytesPerSecond'), hint: 'QEMU throttling; empty: none' },
-      { label: `Disk ${i + 1} write bytes/s`, kind: 'number', path: g(ctx, 'disks', i, 'throttle', 'writeBytesPerSecond') },
+      {
+        label: `Disk ${i + 1} read bytes/s`,
+        kind: 'number',
+        path: g(ctx, 'disks', i, 'throttle', 'readBytesPerSecond'),
+        hint: 'QEMU throttling; empty: none',
+      },
+      {
+        label: `Disk ${i + 1} write bytes/s`,
+        kind: 'number',
+        path: g(ctx, 'disks', i, 'throttle', 'writeBytesPerSecond'),
+      },
       { label: `Disk ${i + 1} read IOPS`, kind: 'number', path: g(ctx, 'disks', i, 'throttle', 'readIops') },
       { label: `Disk ${i + 1} write IOPS`, kind: 'number', path: g(ctx, 'disks', i, 'throttle', 'writeIops') },
     ]),
     { label: 'CPU weight', kind: 'number', path: g(ctx, 'limits', 'cpuWeight'), fallback: () => 100, hint: '1-10000' },
     { label: 'CPU quota %', kind: 'number', path: g(ctx, 'limits', 'cpuQuotaPercent'), hint: 'empty: 100 per vCPU' },
-    { label: 'Memory max MiB', kind: 'number', path: g(ctx, 'limits', 'memoryMaxMiB'), hint: 'empty: RAM + 10%, at least 256 MiB' },
+    {
+      label: 'Memory max MiB',
+      kind: 'number',
+      path: g(ctx, 'limits', 'memoryMaxMiB'),
+      hint: 'empty: RAM + 10%, at least 256 MiB',
+    },
     { label: 'IO weight', kind: 'number', path: g(ctx, 'limits', 'ioWeight'), fallback: () => 100, hint: '1-10000' },
     { label: 'Tasks max', kind: 'number', path: g(ctx, 'limits', 'tasksMax'), fallback: () => 256, hint: '16-65536' },
   ],

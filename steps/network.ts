@@ -9,7 +9,10 @@ export const network: Step = {
     'namespace. User-mode networking puts a whole NAT stack inside QEMU and lets it open IP sockets. A tap is',
     'created beforehand, owned by the guest’s user, so QEMU needs no privilege, no script and no helper.',
   ],
-  notes: (ctx) => (ctx.host && !ctx.host.vhostNet && (ctx.draft.guests[ctx.guest]?.network as { mode?: string })?.mode === 'tap' ? ['This host has no /dev/vhost-net: turn vhost off if the bundle is for this host.'] : []),
+  notes: (ctx) =>
+    ctx.host && !ctx.host.vhostNet && (ctx.draft.guests[ctx.guest]?.network as { mode?: string })?.mode === 'tap'
+      ? ['This host has no /dev/vhost-net: turn vhost off if the bundle is for this host.']
+      : [],
   fields: (ctx) => {
     const mode = String((ctx.draft.guests[ctx.guest]?.network as { mode?: string })?.mode ?? 'none');
     const out: Field[] = [
@@ -23,7 +26,13 @@ export const network: Step = {
           { value: 'user', label: 'user-mode (QEMU’s own NAT)' },
           { value: 'tap', label: 'tap (pre-created, owned by the guest)' },
         ],
-        set: (d, v) => setGuestKey(d, ctx.guest, 'network', v === 'tap' ? { mode: 'tap', vhost: ctx.host?.vhostNet ?? true } : { mode: v === 'user' ? 'user' : 'none' }),
+        set: (d, v) =>
+          setGuestKey(
+            d,
+            ctx.guest,
+            'network',
+            v === 'tap' ? { mode: 'tap', vhost: ctx.host?.vhostNet ?? true } : { mode: v === 'user' ? 'user' : 'none' },
+          ),
       },
     ];
     if (mode === 'tap')

@@ -19,8 +19,12 @@ export const passthrough: Step = {
     if (!ctx.host) return ['Waiting for the host probe…'];
     const split = ctx.host.pci.filter((p) => p.iommuGroup !== null && p.groupMates.length > 0);
     return [
-      ctx.host.iommuGroups === 0 ? 'No IOMMU groups on this host: PCI passthrough is not possible here.' : `${ctx.host.pci.length} PCI devices, ${ctx.host.usb.length} USB devices.`,
-      ...(split.length ? ['Devices that share an IOMMU group with others are marked "+N": all of the group goes to one guest.'] : []),
+      ctx.host.iommuGroups === 0
+        ? 'No IOMMU groups on this host: PCI passthrough is not possible here.'
+        : `${ctx.host.pci.length} PCI devices, ${ctx.host.usb.length} USB devices.`,
+      ...(split.length
+        ? ['Devices that share an IOMMU group with others are marked "+N": all of the group goes to one guest.']
+        : []),
     ];
   },
   scope: (ctx) => [g(ctx, 'passthrough')],
@@ -28,8 +32,10 @@ export const passthrough: Step = {
     const h = ctx.host;
     if (!h) return [];
     const pciOf = (d: Draft) => ((d.guests[ctx.guest]!.passthrough as { pci?: Pci[] } | undefined)?.pci ?? []) as Pci[];
-    const usbOf = (d: Draft) => ((d.guests[ctx.guest]!.passthrough as { usb?: { vendorId: string; productId: string }[] } | undefined)?.usb ?? []);
-    const write = (d: Draft, pci: Pci[], usb: { vendorId: string; productId: string }[]) => setGuestKey(d, ctx.guest, 'passthrough', { pci, usb });
+    const usbOf = (d: Draft) =>
+      (d.guests[ctx.guest]!.passthrough as { usb?: { vendorId: string; productId: string }[] } | undefined)?.usb ?? [];
+    const write = (d: Draft, pci: Pci[], usb: { vendorId: string; productId: string }[]) =>
+      setGuestKey(d, ctx.guest, 'passthrough', { pci, usb });
     const pci: Field[] = h.pci
       .filter((p) => p.iommuGroup !== null)
       .slice(0, 12)
@@ -40,7 +46,13 @@ export const passthrough: Step = {
         hint: p.groupMates.length ? `${p.description}; its group also holds ${p.groupMates.join(', ')}` : p.description,
         value: (d: Draft) => pciOf(d).some((x) => x.address === p.address),
         set: (d, v) =>
-          write(d, v ? [...pciOf(d), { address: p.address, iommuGroup: p.iommuGroup! }] : pciOf(d).filter((x) => x.address !== p.address), usbOf(d)),
+          write(
+            d,
+            v
+              ? [...pciOf(d), { address: p.address, iommuGroup: p.iommuGroup! }]
+              : pciOf(d).filter((x) => x.address !== p.address),
+            usbOf(d),
+          ),
       }));
     const usb: Field[] = h.usb.slice(0, 8).map((u) => ({
       label: `USB ${u.vendorId}:${u.productId} ${u.description}`.slice(0, 40),
@@ -48,7 +60,13 @@ export const passthrough: Step = {
       path: ['$usb', `${u.vendorId}:${u.productId}`],
       value: (d: Draft) => usbOf(d).some((x) => x.vendorId === u.vendorId && x.productId === u.productId),
       set: (d, v) =>
-        write(d, pciOf(d), v ? [...usbOf(d), { vendorId: u.vendorId, productId: u.productId }] : usbOf(d).filter((x) => !(x.vendorId === u.vendorId && x.productId === u.productId))),
+        write(
+          d,
+          pciOf(d),
+          v
+            ? [...usbOf(d), { vendorId: u.vendorId, productId: u.productId }]
+            : usbOf(d).filter((x) => !(x.vendorId === u.vendorId && x.productId === u.productId)),
+        ),
     }));
     return [...pci, ...usb];
   },

@@ -9,7 +9,21 @@ const remoteFields = (ctx: Parameters<Step['fields']>[0], kind: 'migration' | 'n
       kind: 'toggle',
       path: g(ctx, kind, 'enabled'),
       fallback: () => false,
-      set: (d, v) => setGuestKey(d, ctx.guest, kind, v ? { enabled: true, tls: true, listen: '127.0.0.1', port, tlsDir: `/etc/pki/qemu/${String(d.guests[ctx.guest]?.name ?? 'guest')}` } : undefined),
+      set: (d, v) =>
+        setGuestKey(
+          d,
+          ctx.guest,
+          kind,
+          v
+            ? {
+                enabled: true,
+                tls: true,
+                listen: '127.0.0.1',
+                port,
+                tlsDir: `/etc/pki/qemu/${String(d.guests[ctx.guest]?.name ?? 'guest')}`,
+              }
+            : undefined,
+        ),
     },
   ];
   if (r?.enabled)

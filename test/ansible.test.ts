@@ -9,7 +9,18 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
@@ -47,7 +58,12 @@ function answers(guests: Guests): string {
     schemaVersion: 1,
     useCase: 'emulation',
     acceptedRisks: [{ risk: 'emulation', reason: 'this proof runs without KVM; its guests are test boot sectors' }],
-    guests: Object.entries(guests).map(([name, memoryMiB]) => ({ name, memoryMiB, disks: [{ path: `/images/${name}.img`, format: 'raw' }], network: { mode: 'none' } })),
+    guests: Object.entries(guests).map(([name, memoryMiB]) => ({
+      name,
+      memoryMiB,
+      disks: [{ path: `/images/${name}.img`, format: 'raw' }],
+      network: { mode: 'none' },
+    })),
   });
 }
 
@@ -83,7 +99,17 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     return bundle;
   };
   const exportBundles = (version: string) => {
-    const r = cli(['export', 'ansible', '--host', `h1=${join(dir, version, 'h1')}`, '--host', `h2=${join(dir, version, 'h2')}`, '--out', out, '--force']);
+    const r = cli([
+      'export',
+      'ansible',
+      '--host',
+      `h1=${join(dir, version, 'h1')}`,
+      '--host',
+      `h2=${join(dir, version, 'h2')}`,
+      '--out',
+      out,
+      '--force',
+    ]);
     assert.equal(r.code, 0, r.stderr);
   };
   const play = (...args: string[]) => {
@@ -104,11 +130,21 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     });
     return { code: r.status, output: `${r.stdout}\n${r.stderr}` };
   };
-  const mainPid = (host: string, guest: string) => Number(cts[host]!.exec(['systemctl', 'show', '-p', 'MainPID', '--value', `qemu-${guest}.service`]).stdout.trim());
-  const allPids = () => Object.fromEntries(Object.entries(V1).flatMap(([h, gs]) => Object.keys(gs).map((g) => [`${h}/${g}`, mainPid(h, g)])));
+  const mainPid = (host: string, guest: string) =>
+    Number(cts[host]!.exec(['systemctl', 'show', '-p', 'MainPID', '--value', `qemu-${guest}.service`]).stdout.trim());
+  const allPids = () =>
+    Object.fromEntries(
+      Object.entries(V1).flatMap(([h, gs]) => Object.keys(gs).map((g) => [`${h}/${g}`, mainPid(h, g)])),
+    );
 
   before(async () => {
-    for (const [tool, pkg] of [['ansible-playbook', 'ansible'], ['ansible-lint', 'ansible-lint'], ['systemd-nspawn', 'systemd-container'], ['nsenter', 'util-linux'], ['qemu-system-x86_64', 'qemu-system-x86']] as const)
+    for (const [tool, pkg] of [
+      ['ansible-playbook', 'ansible'],
+      ['ansible-lint', 'ansible-lint'],
+      ['systemd-nspawn', 'systemd-container'],
+      ['nsenter', 'util-linux'],
+      ['qemu-system-x86_64', 'qemu-system-x86'],
+    ] as const)
       requireTool(tool, pkg);
     chmodSync(dir, 0o755);
     mkdirSync(join(dir, 'tmp'));
@@ -124,7 +160,10 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     exportBundles('v1');
     // ansible-lint reads the export while the containers boot.
     lint = new Promise((res) => {
-      const child = spawn('ansible-lint', ['--nocolor'], { cwd: out, env: { ...process.env, HOME: join(dir, 'lint-home'), XDG_CACHE_HOME: join(dir, 'lint-cache') } });
+      const child = spawn('ansible-lint', ['--nocolor'], {
+        cwd: out,
+        env: { ...process.env, HOME: join(dir, 'lint-home'), XDG_CACHE_HOME: join(dir, 'lint-cache') },
+      });
       let output = '';
       child.stdout.on('data', (d) => (output += d));
       child.stderr.on('data', (d) => (output += d));
@@ -134,14 +173,27 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     writeFileSync(
       inventory,
       '[qemu_harden]\n' +
-        Object.entries(cts).map(([h, c]) => `${h} ansible_connection=community.docker.nsenter ansible_nsenter_pid=${c.pid} ansible_python_interpreter=/usr/bin/python3\n`).join(''),
+        Object.entries(cts)
+          .map(
+            ([h, c]) =>
+              `${h} ansible_connection=community.docker.nsenter ansible_nsenter_pid=${c.pid} ansible_python_interpreter=/usr/bin/python3\n`,
+          )
+          .join(''),
     );
   });
 
   test('the export holds the role, playbook, inventory and each host’s bundle byte for byte, and passes ansible-lint', async () => {
     for (const host of Object.keys(V1))
-      for (const f of ['MANIFEST.sha256', 'answers.json', `root/etc/systemd/system/qemu-${Object.keys(V1[host]!)[0]}.service`])
-        assert.deepEqual(readFileSync(join(out, 'bundles', host, f)), readFileSync(join(bundles[host]!, f)), `${host}: ${f}`);
+      for (const f of [
+        'MANIFEST.sha256',
+        'answers.json',
+        `root/etc/systemd/system/qemu-${Object.keys(V1[host]!)[0]}.service`,
+      ])
+        assert.deepEqual(
+          readFileSync(join(out, 'bundles', host, f)),
+          readFileSync(join(bundles[host]!, f)),
+          `${host}: ${f}`,
+        );
     assert.match(readFileSync(join(out, 'inventory.ini'), 'utf8'), /^\[qemu_harden\]\nh1\nh2\n$/m);
     const { code, output } = await lint;
     assert.equal(code, 0, output);
@@ -157,9 +209,18 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       assert.equal(rc[host]?.failed, 0, r.output);
       assert.ok(rc[host]!.changed > 0);
       for (const g of Object.keys(guests)) {
-        assert.ok(r.output.includes(`changed: [${host}] => (item=/etc/systemd/system/qemu-${g}.service)`), `${host} lists ${g}'s unit`);
-        assert.ok(r.output.includes(`changed: [${host}] => (item=/etc/apparmor.d/qemu-harden-${g})`), `${host} lists ${g}'s profile`);
-        assert.ok(r.output.includes(`+++ after: ${out}/bundles/${host}/root/etc/systemd/system/qemu-${g}.service`), `${host} shows ${g}'s unit as a diff`);
+        assert.ok(
+          r.output.includes(`changed: [${host}] => (item=/etc/systemd/system/qemu-${g}.service)`),
+          `${host} lists ${g}'s unit`,
+        );
+        assert.ok(
+          r.output.includes(`changed: [${host}] => (item=/etc/apparmor.d/qemu-harden-${g})`),
+          `${host} lists ${g}'s profile`,
+        );
+        assert.ok(
+          r.output.includes(`+++ after: ${out}/bundles/${host}/root/etc/systemd/system/qemu-${g}.service`),
+          `${host} shows ${g}'s unit as a diff`,
+        );
       }
       assert.ok(r.output.includes(`changed: [${host}] => (item=/etc/sysusers.d/qemu-harden.conf)`));
       assert.equal(treeHash(cts[host]!.root), before[host], `${host}: nothing changed`);
@@ -173,8 +234,20 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       const ct = cts[host]!;
       const record = join(ct.root, 'var/lib/qemu-harden/.installed');
       assert.equal(lstatSync(record).mode & 0o777, 0o700);
-      for (const rel of ['MANIFEST.sha256', 'README.md', 'answers.json', ...readFileSync(join(bundles[host]!, 'MANIFEST.sha256'), 'utf8').trim().split('\n').map((l) => l.slice(66))])
-        assert.deepEqual(readFileSync(join(record, 'current', rel)), readFileSync(join(bundles[host]!, rel)), `${host}: record holds ${rel}`);
+      for (const rel of [
+        'MANIFEST.sha256',
+        'README.md',
+        'answers.json',
+        ...readFileSync(join(bundles[host]!, 'MANIFEST.sha256'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => l.slice(66)),
+      ])
+        assert.deepEqual(
+          readFileSync(join(record, 'current', rel)),
+          readFileSync(join(bundles[host]!, rel)),
+          `${host}: record holds ${rel}`,
+        );
       assert.equal(lstatSync(join(record, 'current/root/etc/systemd')).mode & 0o777, 0o700);
       assert.deepEqual(readdirSync(record), ['current'], `${host}: no journal, no previous after the first install`);
       for (const g of Object.keys(guests)) {
@@ -186,7 +259,10 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
           booted = ct.sh(`grep -q '${BOOT_MARKER}' /var/log/qemu-harden/${g}/serial.log`).code === 0;
           if (!booted) await new Promise((res) => setTimeout(res, 250));
         }
-        assert.ok(booted, `${host}/${g} booted:\n${ct.exec(['journalctl', '-b', '-u', `qemu-${g}.service`, '--no-pager']).stdout}`);
+        assert.ok(
+          booted,
+          `${host}/${g} booted:\n${ct.exec(['journalctl', '-b', '-u', `qemu-${g}.service`, '--no-pager']).stdout}`,
+        );
         const pid = mainPid(host, g);
         const status = ct.exec(['cat', `/proc/${pid}/status`]).stdout;
         const field = (k: string) => new RegExp(`^${k}:\\s+(.*)$`, 'm').exec(status)![1]!.split(/\s+/);
@@ -196,11 +272,17 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
         assert.deepEqual(field('CapEff'), ['0000000000000000']);
         assert.deepEqual(field('NoNewPrivs'), ['1']);
         assert.deepEqual(field('Seccomp'), ['2']);
-        assert.match(ct.exec(['cat', `/proc/${pid}/cgroup`]).stdout, new RegExp(`:/qemu\\.slice/qemu-${g}\\.service$`, 'm'));
+        assert.match(
+          ct.exec(['cat', `/proc/${pid}/cgroup`]).stdout,
+          new RegExp(`:/qemu\\.slice/qemu-${g}\\.service$`, 'm'),
+        );
       }
     }
     // No AppArmor in this host's kernel: the role installed the profiles and skipped loading them.
-    assert.match(r.output, /RUNNING HANDLER \[qemu_harden : Load the guests' AppArmor profiles \(apparmor_parser -r\)\] \*+\nskipping: \[h[12]\]/);
+    assert.match(
+      r.output,
+      /RUNNING HANDLER \[qemu_harden : Load the guests' AppArmor profiles \(apparmor_parser -r\)\] \*+\nskipping: \[h[12]\]/,
+    );
   });
 
   test('3. a second run changes nothing', () => {
@@ -235,38 +317,73 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     assert.equal(after['h2/gamma'], before['h2/gamma'], 'gamma on h2 untouched');
     assert.equal(after['h1/delta'], 0, 'delta stopped');
     const h1 = cts.h1!;
-    assert.equal(h1.exec(['systemctl', 'show', '-p', 'MemoryMax', '--value', 'qemu-alpha.service']).stdout.trim(), String((96 + 256) * 1024 * 1024), 'alpha runs under its new limit');
-    const starts = /TASK \[qemu_harden : Enable and start every guest; restart those whose unit or profile changed\] \*+\n((?:.+\n)+)/.exec(r.output)?.[1] ?? '';
-    assert.deepEqual(starts.trim().split('\n').sort(), ['changed: [h1] => (item=alpha)', 'ok: [h1] => (item=beta)', 'ok: [h2] => (item=gamma)'], r.output);
+    assert.equal(
+      h1.exec(['systemctl', 'show', '-p', 'MemoryMax', '--value', 'qemu-alpha.service']).stdout.trim(),
+      String((96 + 256) * 1024 * 1024),
+      'alpha runs under its new limit',
+    );
+    const starts =
+      /TASK \[qemu_harden : Enable and start every guest; restart those whose unit or profile changed\] \*+\n((?:.+\n)+)/.exec(
+        r.output,
+      )?.[1] ?? '';
+    assert.deepEqual(
+      starts.trim().split('\n').sort(),
+      ['changed: [h1] => (item=alpha)', 'ok: [h1] => (item=beta)', 'ok: [h2] => (item=gamma)'],
+      r.output,
+    );
 
     const units = readdirSync(join(h1.root, 'etc/systemd/system'));
     assert.ok(!units.includes('qemu-delta.service'), 'delta’s unit is gone');
-    assert.deepEqual(units.filter((u) => u.endsWith('~')), [], 'no backup left next to the units');
+    assert.deepEqual(
+      units.filter((u) => u.endsWith('~')),
+      [],
+      'no backup left next to the units',
+    );
     const runs = readdirSync(join(h1.root, 'var/backups/qemu-harden'));
     assert.equal(runs.length, 1);
     assert.match(runs[0]!, /^\d{8}T\d{6}Z$/);
     const backups = join(h1.root, 'var/backups/qemu-harden', runs[0]!);
-    assert.deepEqual(readFileSync(join(backups, 'etc/systemd/system/qemu-alpha.service')), oldAlpha, 'the replaced unit is backed up');
-    assert.deepEqual(readFileSync(join(backups, 'etc/systemd/system/qemu-delta.service')), deltaUnit, 'the removed unit is backed up');
+    assert.deepEqual(
+      readFileSync(join(backups, 'etc/systemd/system/qemu-alpha.service')),
+      oldAlpha,
+      'the replaced unit is backed up',
+    );
+    assert.deepEqual(
+      readFileSync(join(backups, 'etc/systemd/system/qemu-delta.service')),
+      deltaUnit,
+      'the removed unit is backed up',
+    );
     assert.equal(h1.exec(['id', '-u', 'qemu-delta']).code, 0, 'delta’s user is kept');
 
     const record = join(h1.root, 'var/lib/qemu-harden/.installed');
     assert.deepEqual(readdirSync(record).sort(), ['current', 'previous']);
-    assert.deepEqual(readFileSync(join(record, 'previous/MANIFEST.sha256')), readFileSync(join(bundles.h1!, 'MANIFEST.sha256')));
-    assert.deepEqual(readFileSync(join(record, 'current/MANIFEST.sha256')), readFileSync(join(dir, 'v2/h1/MANIFEST.sha256')));
+    assert.deepEqual(
+      readFileSync(join(record, 'previous/MANIFEST.sha256')),
+      readFileSync(join(bundles.h1!, 'MANIFEST.sha256')),
+    );
+    assert.deepEqual(
+      readFileSync(join(record, 'current/MANIFEST.sha256')),
+      readFileSync(join(dir, 'v2/h1/MANIFEST.sha256')),
+    );
   });
 
   test('5. a tampered bundle fails its host before anything there changes; the other host completes', () => {
     const before = allPids();
     const h2Tree = treeHash(cts.h2!.root);
-    appendFileSync(join(out, 'bundles/h2/root/etc/systemd/system/qemu-gamma.service'), 'ExecStartPre=/bin/sh -c "echo tampered"\n');
+    appendFileSync(
+      join(out, 'bundles/h2/root/etc/systemd/system/qemu-gamma.service'),
+      'ExecStartPre=/bin/sh -c "echo tampered"\n',
+    );
     const r = play();
     assert.equal(r.code, 2, r.output);
     const rc = recap(r.output);
     assert.equal(rc.h2?.failed, 1, r.output);
     assert.equal(rc.h1?.changed, 0, r.output);
     assert.equal(rc.h1?.failed, 0, r.output);
-    assert.match(r.output, /bundles\/h2 does not match its manifest; nothing was changed on this host: root\/etc\/systemd\/system\/qemu-gamma\.service: missing, or changed since the bundle was generated/);
+    assert.match(
+      r.output,
+      /bundles\/h2 does not match its manifest; nothing was changed on this host: root\/etc\/systemd\/system\/qemu-gamma\.service: missing, or changed since the bundle was generated/,
+    );
     assert.equal(treeHash(cts.h2!.root), h2Tree, 'nothing changed on h2');
     assert.deepEqual(allPids(), before);
   });
@@ -277,7 +394,10 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     const record = join(h2.root, 'var/lib/qemu-harden/.installed');
     const manifest = readFileSync(join(record, 'current/MANIFEST.sha256'));
     const digest = createHash('sha256').update(manifest).digest('hex');
-    writeFileSync(join(record, 'journal.json'), JSON.stringify({ action: 'apply', from: digest, to: digest, started: new Date().toISOString() }));
+    writeFileSync(
+      join(record, 'journal.json'),
+      JSON.stringify({ action: 'apply', from: digest, to: digest, started: new Date().toISOString() }),
+    );
     const unit = join(h2.root, 'etc/systemd/system/qemu-gamma.service');
     const content = readFileSync(unit);
     rmSync(unit);
@@ -285,21 +405,32 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     const stale = '[Unit]\nDescription=a guest of the interrupted install\n[Service]\nExecStart=/bin/true\n';
     writeFileSync(join(h2.root, 'etc/systemd/system/qemu-stale.service'), stale);
     mkdirSync(join(record, 'next'), { mode: 0o700 });
-    writeFileSync(join(record, 'next/MANIFEST.sha256'), `${createHash('sha256').update(stale).digest('hex')}  root/etc/systemd/system/qemu-stale.service\n`);
+    writeFileSync(
+      join(record, 'next/MANIFEST.sha256'),
+      `${createHash('sha256').update(stale).digest('hex')}  root/etc/systemd/system/qemu-stale.service\n`,
+    );
     const before = allPids();
     const r = play();
     assert.equal(r.code, 0, r.output);
     assert.match(r.output, /The last install on this host stopped midway \(\{\\?"action\\?": ?\\?"apply\\?"/);
     assert.deepEqual(readFileSync(unit), content, 'the missing unit is installed again');
     assert.deepEqual(readdirSync(record).sort(), ['current'], 'the journal is closed, next is gone');
-    assert.throws(() => lstatSync(join(h2.root, 'etc/systemd/system/qemu-stale.service')), /ENOENT/, 'the interrupted install’s guest is removed');
+    assert.throws(
+      () => lstatSync(join(h2.root, 'etc/systemd/system/qemu-stale.service')),
+      /ENOENT/,
+      'the interrupted install’s guest is removed',
+    );
     const backedUp = readdirSync(join(h2.root, 'var/backups/qemu-harden'))
       .map((t) => join(h2.root, 'var/backups/qemu-harden', t, 'etc/systemd/system/qemu-stale.service'))
       .filter((f) => existsSync(f));
     assert.equal(backedUp.length, 1, 'and backed up');
     assert.equal(readFileSync(backedUp[0]!, 'utf8'), stale);
     assert.deepEqual(readFileSync(join(record, 'current/MANIFEST.sha256')), manifest, 'the record stays');
-    assert.match(r.output, /RUNNING HANDLER \[qemu_harden : Create users and groups \(systemd-sysusers\)\] \*+\nchanged: \[h2\]/, 'every activation step runs again');
+    assert.match(
+      r.output,
+      /RUNNING HANDLER \[qemu_harden : Create users and groups \(systemd-sysusers\)\] \*+\nchanged: \[h2\]/,
+      'every activation step runs again',
+    );
     assert.notEqual(mainPid('h2', 'gamma'), before['h2/gamma'], 'gamma restarted under its reinstalled unit');
     assert.equal(recap(r.output).h1?.changed, 0, r.output);
   });
@@ -321,7 +452,10 @@ describe('export ansible: bundles and hosts on the command line', () => {
     const r = cli(['export', 'ansible', web1, '--host', `db-2.example=${other}`, '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(readFileSync(join(out, 'inventory.ini'), 'utf8'), /^\[qemu_harden\]\nweb1\ndb-2\.example\n$/m);
-    assert.deepEqual(readFileSync(join(out, 'bundles/db-2.example/answers.json')), readFileSync(join(other, 'answers.json')));
+    assert.deepEqual(
+      readFileSync(join(out, 'bundles/db-2.example/answers.json')),
+      readFileSync(join(other, 'answers.json')),
+    );
   });
 
   test('refused with exit 2 and nothing written: a tampered bundle, a bad host name, two bundles for one host', () => {
@@ -329,9 +463,15 @@ describe('export ansible: bundles and hosts on the command line', () => {
     appendFileSync(join(b, 'root/etc/sysusers.d/qemu-harden.conf'), 'u intruder - - /\n');
     const out = join(dir, 'refused');
     const cases: [string[], RegExp][] = [
-      [[b], /^qemu-harden: .*tampered does not match its manifest; nothing was written:\nqemu-harden:   root\/etc\/sysusers\.d\/qemu-harden\.conf: changed/],
+      [
+        [b],
+        /^qemu-harden: .*tampered does not match its manifest; nothing was written:\nqemu-harden:   root\/etc\/sysusers\.d\/qemu-harden\.conf: changed/,
+      ],
       [['--host', `bad host=${b}`], /--host bad host=.*: "bad host" is not a usable inventory hostname/],
-      [['--host', `x=${join(dir, 'bundles/web1')}`, '--host', `x=${join(dir, 'bundles/other')}`], /host x already gets/],
+      [
+        ['--host', `x=${join(dir, 'bundles/web1')}`, '--host', `x=${join(dir, 'bundles/other')}`],
+        /host x already gets/,
+      ],
       [['--host', 'novalue'], /--host novalue: expected NAME=BUNDLE/],
       [[], /needs at least one bundle/],
     ];

@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { walk } from '../src/bundle.js';
@@ -74,7 +86,11 @@ describe('qemu-harden apply', () => {
       assert.ok(readFileSync(join(root, rel)).equals(readFileSync(join(bundle, 'root', rel))), rel);
     }
     const passwd = readFileSync(join(root, 'etc/passwd'), 'utf8');
-    for (const g of ['alpha', 'beta', 'gamma']) assert.match(passwd, new RegExp(`^qemu-${g}:x:\\d+:\\d+:qemu-harden guest ${g}:/var/lib/qemu-harden/${g}:/usr/sbin/nologin$`, 'm'));
+    for (const g of ['alpha', 'beta', 'gamma'])
+      assert.match(
+        passwd,
+        new RegExp(`^qemu-${g}:x:\\d+:\\d+:qemu-harden guest ${g}:/var/lib/qemu-harden/${g}:/usr/sbin/nologin$`, 'm'),
+      );
     assert.match(readFileSync(join(root, 'etc/group'), 'utf8'), /^qemu-net:x:\d+:$/m);
     const state = statSync(join(root, 'var/lib/qemu-harden/alpha'));
     assert.equal(state.mode & 0o7777, 0o700);
@@ -155,10 +171,23 @@ describe('qemu-harden apply', () => {
     requireTool('setpriv', 'util-linux');
     const tmp = tempDir(t);
     chmodSync(tmp, 0o755);
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'apply', join(bundles, 'kvm-headless'), '--yes'], {
-      encoding: 'utf8',
-      cwd: tmp,
-    });
+    const r = spawnSync(
+      'setpriv',
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        process.execPath,
+        BIN,
+        'apply',
+        join(bundles, 'kvm-headless'),
+        '--yes',
+      ],
+      {
+        encoding: 'utf8',
+        cwd: tmp,
+      },
+    );
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /must run as root/);
     assert.ok(!existsSync('/etc/systemd/system/qemu-server.service'));
@@ -168,7 +197,10 @@ describe('qemu-harden apply', () => {
 test('the passwd reader takes the users of a root and skips lines that are not users', (t) => {
   const root = tempDir(t);
   mkdirSync(join(root, 'etc'));
-  writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\n\n# a comment\nbroken:x:abc:0::/:/bin/false\nshort:x:5\nqemu-a:x:990:991::/var/lib/qemu-harden/a:/usr/sbin/nologin\n');
+  writeFileSync(
+    join(root, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/bash\n\n# a comment\nbroken:x:abc:0::/:/bin/false\nshort:x:5\nqemu-a:x:990:991::/var/lib/qemu-harden/a:/usr/sbin/nologin\n',
+  );
   const users = readPasswd(root);
   assert.deepEqual(users, [
     { name: 'root', uid: 0, gid: 0 },

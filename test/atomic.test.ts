@@ -31,10 +31,25 @@ interface Event {
 
 /** The main thread's traced calls (strace without -f follows that thread alone, and counts per thread). */
 function trace(strace: string, args: string[], log: string, inject?: Event) {
-  const r = spawnSync(strace, ['-qq', '-y', '-o', log, '-e', `trace=${TRACED.join(',')}`, ...(inject ? ['-e', `inject=${inject.syscall}:signal=KILL:when=${inject.nth}`] : []), process.execPath, BIN, ...args], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const r = spawnSync(
+    strace,
+    [
+      '-qq',
+      '-y',
+      '-o',
+      log,
+      '-e',
+      `trace=${TRACED.join(',')}`,
+      ...(inject ? ['-e', `inject=${inject.syscall}:signal=KILL:when=${inject.nth}`] : []),
+      process.execPath,
+      BIN,
+      ...args,
+    ],
+    {
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
   const counts = new Map<string, number>();
   const events: Event[] = [];
   for (const line of readFileSync(log, 'utf8').split('\n')) {
@@ -70,8 +85,13 @@ test('SIGKILL at every step of generate, from the first file written to the fina
   // not bundle steps.
   const wakeUp = (line: string) => line.includes('<pipe:') || line.includes('<anon_inode:[eventfd]>');
   const first = full.events.findIndex((e) => e.syscall === 'mkdir' && e.line.includes('.qemu-harden-new-'));
-  const publish = full.events.findIndex((e) => e.syscall.startsWith('rename') && /qemu-harden-new-[0-9a-f]+", "[^"]*\/out"/.test(e.line));
-  assert.ok(first >= 0 && publish > first, `the trace shows the bundle made and renamed into place:\n${full.events.map((e) => e.line).join('\n')}`);
+  const publish = full.events.findIndex(
+    (e) => e.syscall.startsWith('rename') && /qemu-harden-new-[0-9a-f]+", "[^"]*\/out"/.test(e.line),
+  );
+  assert.ok(
+    first >= 0 && publish > first,
+    `the trace shows the bundle made and renamed into place:\n${full.events.map((e) => e.line).join('\n')}`,
+  );
   // Opens are left out as kill points too: how many files Node opens before generate's work varies from run to
   // run, so the N-th open is not always the same one; every open of a bundle file is followed by its write.
   const step = (e: Event) => e.syscall !== 'openat' && !(e.syscall === 'write' && wakeUp(e.line));
@@ -89,7 +109,9 @@ test('SIGKILL at every step of generate, from the first file written to the fina
   // again (at most 5 times). The other calls are not wake-ups, and their counts do not vary.
   const identity = (e: Event) => {
     const file = e.syscall === 'write' ? /^write\(\d+<([^>]*)>/.exec(e.line)?.[1] : undefined;
-    return file === undefined ? `${e.syscall} #${e.nth}` : `write ${file.replace(/qemu-harden-(new|old)-[0-9a-f]+/, 'qemu-harden-$1').replace(/:\[\d+\]$/, '')}`;
+    return file === undefined
+      ? `${e.syscall} #${e.nth}`
+      : `write ${file.replace(/qemu-harden-(new|old)-[0-9a-f]+/, 'qemu-harden-$1').replace(/:\[\d+\]$/, '')}`;
   };
   const once = (events: Event[]) => {
     const seen = new Map<string, Event[]>();
@@ -107,7 +129,11 @@ test('SIGKILL at every step of generate, from the first file written to the fina
       const landed = killed.events.at(-1);
       if (attempt === 5 || !landed || identity(landed) === identity(p) || p.syscall !== 'write') break;
       const killedOnce = once(killed.events);
-      const anchor = killedOnce.get(identity(p)) ?? killed.events.findLast((e) => e.syscall === 'write' && killedOnce.has(identity(e)) && fullOnce.has(identity(e)));
+      const anchor =
+        killedOnce.get(identity(p)) ??
+        killed.events.findLast(
+          (e) => e.syscall === 'write' && killedOnce.has(identity(e)) && fullOnce.has(identity(e)),
+        );
       if (!anchor) break;
       aim = { ...p, nth: p.nth + anchor.nth - fullOnce.get(identity(anchor))!.nth };
       corrected++;
@@ -115,7 +141,11 @@ test('SIGKILL at every step of generate, from the first file written to the fina
     const last = killed.events.at(-1);
     assert.equal(killed.signal ?? killed.status, 'SIGKILL', `generate was killed at ${p.line}`);
     assert.ok(last, `the trace of the kill aimed at ${p.line} is not empty`);
-    assert.equal(identity(last), identity(p), `the kill landed on the step it was aimed at: ${last.line} (aimed at ${p.line})`);
+    assert.equal(
+      identity(last),
+      identity(p),
+      `the kill landed on the step it was aimed at: ${last.line} (aimed at ${p.line})`,
+    );
     let state: string;
     if (!existsSync(out)) state = 'absent';
     else {
@@ -123,14 +153,26 @@ test('SIGKILL at every step of generate, from the first file written to the fina
       const readme = readFileSync(join(out, 'README.md'), 'utf8');
       state = readme === oldReadme ? 'old' : readme === newReadme ? 'new' : 'other';
     }
-    assert.ok(i <= publishAt ? state === 'old' || state === 'absent' : state === 'new', `after a kill at ${p.line}: ${state}`);
+    assert.ok(
+      i <= publishAt ? state === 'old' || state === 'absent' : state === 'new',
+      `after a kill at ${p.line}: ${state}`,
+    );
     outcomes.set(state, (outcomes.get(state) ?? 0) + 1);
   }
-  assert.ok(outcomes.has('old') && outcomes.has('new'), `kills landed before and after the rename: ${JSON.stringify([...outcomes])}`);
+  assert.ok(
+    outcomes.has('old') && outcomes.has('new'),
+    `kills landed before and after the rename: ${JSON.stringify([...outcomes])}`,
+  );
 
   assert.equal(cli(replace).code, 0, 'the next run completes');
-  assert.deepEqual(readdirSync(tmp).filter((f) => f.includes('.qemu-harden-')), [], 'and leaves no temporary directory behind');
-  t.diagnostic(`${points.length} kill points: ${[...outcomes].map(([k, v]) => `${v} ${k}`).join(', ')}; ${corrected} aims corrected for wake-ups`);
+  assert.deepEqual(
+    readdirSync(tmp).filter((f) => f.includes('.qemu-harden-')),
+    [],
+    'and leaves no temporary directory behind',
+  );
+  t.diagnostic(
+    `${points.length} kill points: ${[...outcomes].map(([k, v]) => `${v} ${k}`).join(', ')}; ${corrected} aims corrected for wake-ups`,
+  );
 });
 
 /** The system calls that put data on disk, and the rename that publishes the bundle, in the order they ran. */
@@ -140,12 +182,32 @@ function durabilityTrace(t: Parameters<typeof tempDir>[0], path: string): string
   const answersFile = join(tmp, 'a.json');
   writeFileSync(answersFile, JSON.stringify(answers(3, 512)));
   const log = join(tmp, 'trace');
-  const r = spawnSync(strace, ['-f', '-qq', '-o', log, '-e', 'trace=fsync,syncfs,rename,renameat,renameat2', process.execPath, BIN, 'generate', '--answers', answersFile, '--out', join(tmp, 'out')], {
-    encoding: 'utf8',
-    env: { ...process.env, PATH: path },
-  });
+  const r = spawnSync(
+    strace,
+    [
+      '-f',
+      '-qq',
+      '-o',
+      log,
+      '-e',
+      'trace=fsync,syncfs,rename,renameat,renameat2',
+      process.execPath,
+      BIN,
+      'generate',
+      '--answers',
+      answersFile,
+      '--out',
+      join(tmp, 'out'),
+    ],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: path },
+    },
+  );
   assert.equal(r.status, 0, r.stderr);
-  return readFileSync(log, 'utf8').split('\n').filter((l) => /\b(fsync|syncfs|rename\w*)\(/.test(l) && !l.includes('= -1'));
+  return readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => /\b(fsync|syncfs|rename\w*)\(/.test(l) && !l.includes('= -1'));
 }
 
 test('the new bundle is on disk before it is renamed into place: one syncfs through sync -f', (t) => {

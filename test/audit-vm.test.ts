@@ -12,7 +12,8 @@ import { BIN, generateBundle, REPO, tempDir } from './helpers.js';
 import { assertProofDone, bootProof, proofKernel, proofRootTree, reported, type VmResult } from './vmboot.js';
 
 const QH = BIN.replace(REPO, '/qh');
-const QEMU = '/usr/bin/qemu-system-x86_64 -nodefaults -no-user-config -S -display none -machine q35 -accel tcg -m 32 -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
+const QEMU =
+  '/usr/bin/qemu-system-x86_64 -nodefaults -no-user-config -S -display none -machine q35 -accel tcg -m 32 -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
 
 const PROOF = `cd /
 node ${QH} apply /bundle --yes > /run/apply.log 2>&1
@@ -60,36 +61,63 @@ describe('audit under a real kernel with AppArmor enforcing and cgroup v2', () =
     writeBootDisk(join(root, 'images/extra.img'));
     chmodSync(join(root, 'images/extra.img'), 0o644);
     mkdirSync(join(root, 'proof'));
-    writeFileSync(join(root, 'proof/qh-complain'), 'abi <abi/3.0>,\ninclude <tunables/global>\nprofile qh-complain flags=(complain) {\n}\n');
+    writeFileSync(
+      join(root, 'proof/qh-complain'),
+      'abi <abi/3.0>,\ninclude <tunables/global>\nprofile qh-complain flags=(complain) {\n}\n',
+    );
     vm = await bootProof(kernel, root, work, { repo: true, timeoutMs: 600_000 });
   });
 
   const result = (key: string) => reported(vm, key);
   const report = (run: string) =>
-    JSON.parse(result(`${run}.json`)) as { root: boolean; processes: { guest: string }[]; findings: { guest: string | null; check: string; answer: string | null; evidence: string }[] };
+    JSON.parse(result(`${run}.json`)) as {
+      root: boolean;
+      processes: { guest: string }[];
+      findings: { guest: string | null; check: string; answer: string | null; evidence: string }[];
+    };
   const findings = (run: string) => report(run).findings;
-  const checks = (run: string, guest: string) => findings(run).filter((f) => f.guest === guest).map((f) => f.check).sort();
+  const checks = (run: string, guest: string) =>
+    findings(run)
+      .filter((f) => f.guest === guest)
+      .map((f) => f.check)
+      .sort();
 
   test('the VM ran the whole proof', () => {
     assertProofDone(vm);
     assert.equal(result('apply_exit'), '0');
     assert.equal(result('complain_loaded'), '0');
     assert.equal(report('audit1').root, true);
-    assert.deepEqual(report('audit1').processes.map((p) => p.guest).sort(), ['complain', 'kept', 'loose']);
+    assert.deepEqual(
+      report('audit1')
+        .processes.map((p) => p.guest)
+        .sort(),
+      ['complain', 'kept', 'loose'],
+    );
   });
 
   test('the bundle’s guest, confined and limited, has no finding but the TCG note; AppArmor is seen as enabled', () => {
     assert.deepEqual(checks('audit1', 'kept'), ['process.tcg'], vm.console.slice(-4000));
     const host = findings('audit1').filter((f) => f.guest === null);
     assert.ok(!host.some((f) => f.check === 'host.apparmor'), 'AppArmor is enabled in this kernel');
-    for (const f of host) assert.match(`${f.check} ${f.evidence}`, /^host\.device-mode \/dev\/(net\/tun|vhost-net): mode 0666/, 'only systemd’s default device modes remain');
+    for (const f of host)
+      assert.match(
+        `${f.check} ${f.evidence}`,
+        /^host\.device-mode \/dev\/(net\/tun|vhost-net): mode 0666/,
+        'only systemd’s default device modes remain',
+      );
   });
 
   test('a profile in complain mode, and an unconfined guest without a memory limit, are reported', () => {
     assert.deepEqual(checks('audit1', 'complain'), ['process.apparmor', 'process.tcg']);
-    assert.match(findings('audit1').find((f) => f.guest === 'complain' && f.check === 'process.apparmor')!.evidence, /attr\/current: qh-complain \(complain\)$/);
+    assert.match(
+      findings('audit1').find((f) => f.guest === 'complain' && f.check === 'process.apparmor')!.evidence,
+      /attr\/current: qh-complain \(complain\)$/,
+    );
     assert.deepEqual(checks('audit1', 'loose'), ['process.apparmor', 'process.cgroup-memory', 'process.tcg']);
-    assert.match(findings('audit1').find((f) => f.guest === 'loose' && f.check === 'process.cgroup-memory')!.evidence, /loose\.service\/memory\.max: max$/);
+    assert.match(
+      findings('audit1').find((f) => f.guest === 'loose' && f.check === 'process.cgroup-memory')!.evidence,
+      /loose\.service\/memory\.max: max$/,
+    );
     assert.equal(result('audit1_exit'), '1');
   });
 
@@ -98,6 +126,9 @@ describe('audit under a real kernel with AppArmor enforcing and cgroup v2', () =
     assert.equal(d.length, 1, JSON.stringify(findings('audit2'), null, 1));
     assert.equal(d[0]!.guest, 'kept', 'the denial is attributed to the guest running under that profile');
     assert.equal(d[0]!.answer, 'guests.N.disks');
-    assert.match(d[0]!.evidence, /apparmor="DENIED" operation="open".* profile="qemu-harden-kept" name="\/images\/extra\.img"/);
+    assert.match(
+      d[0]!.evidence,
+      /apparmor="DENIED" operation="open".* profile="qemu-harden-kept" name="\/images\/extra\.img"/,
+    );
   });
 });

@@ -5,7 +5,18 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -34,7 +45,7 @@ function corpusArgv(file: string): string[] {
   const text = readFileSync(file, 'utf8').replace(/\\\n/g, ' ');
   const words: string[] = [];
   const re = /'([^']*)'|(\S+)/g;
-  for (let m; (m = re.exec(text)); ) words.push(m[1] ?? m[2]!);
+  for (let m; (m = re.exec(text));) words.push(m[1] ?? m[2]!);
   return words.slice(words.findIndex((w) => w.startsWith('/')));
 }
 
@@ -54,10 +65,13 @@ describe('the QEMU command-line reader', () => {
     assert.equal(cmd.memoryMiB, 214);
     assert.deepEqual(cmd.accel, ['tcg']);
     assert.equal(cmd.sandbox?.opts.get('spawn'), 'deny');
-    assert.deepEqual(cmd.disks.map((d) => [d.path, d.protocol, d.readOnly]), [
-      ['/dev/HostVG/QEMUGuest1', 'host_device', false],
-      ['/dev/HostVG/QEMUGuest2', 'host_device', true],
-    ]);
+    assert.deepEqual(
+      cmd.disks.map((d) => [d.path, d.protocol, d.readOnly]),
+      [
+        ['/dev/HostVG/QEMUGuest1', 'host_device', false],
+        ['/dev/HostVG/QEMUGuest2', 'host_device', true],
+      ],
+    );
   });
 
   test('libvirt’s VNC with TLS and a telnet serial console are read as such', () => {
@@ -67,7 +81,10 @@ describe('the QEMU command-line reader', () => {
     const telnet = parseCommandLine(corpusArgv(join(CORPUS, 'libvirt/serial-tcp-telnet-chardev.args')));
     const tcp = telnet.chardevs.filter((c) => c.tcp);
     assert.ok(tcp.length > 0, 'a TCP chardev');
-    assert.ok(tcp.some((c) => c.tcp!.telnet), 'one of them telnet');
+    assert.ok(
+      tcp.some((c) => c.tcp!.telnet),
+      'one of them telnet',
+    );
   });
 
   test('Proxmox’s command line: throttle → raw → file chains resolve to the image and its format; rbd is a network disk', () => {
@@ -75,36 +92,64 @@ describe('the QEMU command-line reader', () => {
     const local = cmd.disks.filter((d) => d.protocol === 'file');
     assert.ok(local.length > 0);
     for (const d of local) assert.equal(d.format, d.path.endsWith('.qcow2') ? 'qcow2' : 'raw', d.path);
-    assert.ok(cmd.disks.some((d) => d.protocol === 'rbd'), 'the Ceph disk is not a local file');
+    assert.ok(
+      cmd.disks.some((d) => d.protocol === 'rbd'),
+      'the Ceph disk is not a local file',
+    );
     assert.equal(cmd.machine, 'pc+pve0');
     assert.equal(cmd.chardevs.find((c) => c.unixPath?.endsWith('.qmp'))?.via, '-mon (QMP) chardev=qmp');
   });
 
   test('every libvirt and Proxmox command line in the corpus: every check runs, and the rebuilt answers pass the schema', () => {
     const files = [
-      ...readdirSync(join(CORPUS, 'libvirt')).filter((f) => f.endsWith('.args')).map((f) => join(CORPUS, 'libvirt', f)),
-      ...readdirSync(join(CORPUS, 'proxmox')).filter((f) => f.endsWith('.cmd')).map((f) => join(CORPUS, 'proxmox', f)),
+      ...readdirSync(join(CORPUS, 'libvirt'))
+        .filter((f) => f.endsWith('.args'))
+        .map((f) => join(CORPUS, 'libvirt', f)),
+      ...readdirSync(join(CORPUS, 'proxmox'))
+        .filter((f) => f.endsWith('.cmd'))
+        .map((f) => join(CORPUS, 'proxmox', f)),
     ];
     assert.ok(files.length > 50, `${files.length} command lines`);
     const processes: QemuProcess[] = files.map((file, i) => {
       const argv = corpusArgv(file);
       const cmd = parseCommandLine(argv);
       return {
-        pid: 1000 + i, guest: cmd.name ?? `pid ${1000 + i}`, argv, cmd, status: new Map([['Uid', '0\t0\t0\t0']]), uids: [0, 0, 0, 0],
-        threadSeccomp: [], apparmorLabel: undefined, cgroupLines: [], openFiles: undefined, listeners: undefined, unixSockets: [],
+        pid: 1000 + i,
+        guest: cmd.name ?? `pid ${1000 + i}`,
+        argv,
+        cmd,
+        status: new Map([['Uid', '0\t0\t0\t0']]),
+        uids: [0, 0, 0, 0],
+        threadSeccomp: [],
+        apparmorLabel: undefined,
+        cgroupLines: [],
+        openFiles: undefined,
+        listeners: undefined,
+        unixSockets: [],
       };
     });
     const view = { root: true, processes, unseen: [] };
     const report = audit(view);
     assert.equal(report.findings.filter((f) => f.check === 'process.root').length, files.length);
-    assert.ok(report.findings.some((f) => f.check === 'listeners.chardev-tcp'), 'a telnet serial console in the corpus');
-    for (const p of report.processes) for (const a of p.argv) assert.doesNotMatch(a, /"data":"[^(]/, 'secrets are redacted');
+    assert.ok(
+      report.findings.some((f) => f.check === 'listeners.chardev-tcp'),
+      'a telnet serial console in the corpus',
+    );
+    for (const p of report.processes)
+      for (const a of p.argv) assert.doesNotMatch(a, /"data":"[^(]/, 'secrets are redacted');
     const { doc, notCarried } = carriedOver(processes);
     const answers = validate(doc);
     const left = new Set(notCarried.filter((n) => n.choice === 'the whole guest').map((n) => n.guest));
-    assert.equal(answers.guests.length + left.size, files.length, 'every command line is rebuilt, or listed with the reason it cannot be');
+    assert.equal(
+      answers.guests.length + left.size,
+      files.length,
+      'every command line is rebuilt, or listed with the reason it cannot be',
+    );
     assert.ok(answers.guests.length > 0, `${answers.guests.length} of ${files.length} carried`);
-    assert.ok(notCarried.some((n) => n.choice === 'disks' && /rbd disk/.test(n.reason)), 'Ceph disks are listed as not carried over');
+    assert.ok(
+      notCarried.some((n) => n.choice === 'disks' && /rbd disk/.test(n.reason)),
+      'Ceph disks are listed as not carried over',
+    );
   });
 
   test('a bundle’s own command lines round-trip: every preset’s guests come back with the same shape', () => {
@@ -114,17 +159,38 @@ describe('the QEMU command-line reader', () => {
         const argv = [a.host.qemuBinary, ...qemuArgs(a, g)];
         const cmd = parseCommandLine(argv);
         return {
-          pid: 100 + i, guest: g.name, argv, cmd, status: new Map(), uids: [], threadSeccomp: [], apparmorLabel: undefined,
-          cgroupLines: [], openFiles: undefined, listeners: undefined, unixSockets: [],
+          pid: 100 + i,
+          guest: g.name,
+          argv,
+          cmd,
+          status: new Map(),
+          uids: [],
+          threadSeccomp: [],
+          apparmorLabel: undefined,
+          cgroupLines: [],
+          openFiles: undefined,
+          listeners: undefined,
+          unixSockets: [],
         };
       });
       const back = validate(reconstruct(processes).doc);
       const shape = (x: typeof a) =>
         x.guests.map((g) => ({
-          name: g.name, vcpus: g.vcpus, memoryMiB: g.memoryMiB, machine: g.machine, firmware: g.firmware.type,
-          disks: g.disks.map((d) => ({ path: d.path, format: d.format, readOnly: d.readOnly, blockDevice: d.blockDevice })),
-          network: g.network.mode, tap: g.network.mode === 'tap' ? g.network.tapDevice ?? defaultTapDevice(g.name) : undefined,
-          display: g.display, sandbox: g.isolation.sandbox,
+          name: g.name,
+          vcpus: g.vcpus,
+          memoryMiB: g.memoryMiB,
+          machine: g.machine,
+          firmware: g.firmware.type,
+          disks: g.disks.map((d) => ({
+            path: d.path,
+            format: d.format,
+            readOnly: d.readOnly,
+            blockDevice: d.blockDevice,
+          })),
+          network: g.network.mode,
+          tap: g.network.mode === 'tap' ? (g.network.tapDevice ?? defaultTapDevice(g.name)) : undefined,
+          display: g.display,
+          sandbox: g.isolation.sandbox,
         }));
       assert.deepEqual(shape(back), shape(a), preset.name);
     }
@@ -132,14 +198,32 @@ describe('the QEMU command-line reader', () => {
 
   test('guests sharing a user: high, or medium when each has its own enforced AppArmor profile (libvirt’s way)', () => {
     const proc = (pid: number, label: string | undefined): QemuProcess => {
-      const argv = ['/usr/bin/qemu-system-x86_64', '-name', `g${pid}`, '-sandbox', 'on,elevateprivileges=deny,spawn=deny,resourcecontrol=deny'];
+      const argv = [
+        '/usr/bin/qemu-system-x86_64',
+        '-name',
+        `g${pid}`,
+        '-sandbox',
+        'on,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+      ];
       return {
-        pid, guest: `g${pid}`, argv, cmd: parseCommandLine(argv), status: new Map([['Uid', '64055\t64055\t64055\t64055']]), uids: [64055, 64055, 64055, 64055],
-        threadSeccomp: [], apparmorLabel: label, cgroupLines: [], openFiles: undefined, listeners: undefined, unixSockets: [],
+        pid,
+        guest: `g${pid}`,
+        argv,
+        cmd: parseCommandLine(argv),
+        status: new Map([['Uid', '64055\t64055\t64055\t64055']]),
+        uids: [64055, 64055, 64055, 64055],
+        threadSeccomp: [],
+        apparmorLabel: label,
+        cgroupLines: [],
+        openFiles: undefined,
+        listeners: undefined,
+        unixSockets: [],
       };
     };
     const severity = (labels: (string | undefined)[]) =>
-      audit({ root: true, processes: labels.map((l, i) => proc(10 + i, l)), unseen: [] }).findings.filter((f) => f.check === 'process.shared-uid').map((f) => f.severity);
+      audit({ root: true, processes: labels.map((l, i) => proc(10 + i, l)), unseen: [] })
+        .findings.filter((f) => f.check === 'process.shared-uid')
+        .map((f) => f.severity);
     assert.deepEqual(severity(['libvirt-1 (enforce)', 'libvirt-2 (enforce)']), ['medium', 'medium']);
     assert.deepEqual(severity(['libvirt-1 (enforce)', 'unconfined']), ['high', 'high']);
     assert.deepEqual(severity(['libvirt-1 (enforce)', 'libvirt-1 (enforce)']), ['high', 'high']);
@@ -150,7 +234,10 @@ describe('the QEMU command-line reader', () => {
     assert.equal(redact('secret,id=s0,data=hunter2,,x'), 'secret,id=s0,data=(redacted)');
     assert.equal(redact('port=5930,password=hunter2,addr=::'), 'port=5930,password=(redacted),addr=::');
     assert.equal(redact('unix:/run/vnc.sock,password=on'), 'unix:/run/vnc.sock,password=on');
-    assert.equal(redact('{"qom-type":"secret","id":"s","data":"hun\\"ter"}'), '{"qom-type":"secret","id":"s","data":"(redacted)"}');
+    assert.equal(
+      redact('{"qom-type":"secret","id":"s","data":"hun\\"ter"}'),
+      '{"qom-type":"secret","id":"s","data":"(redacted)"}',
+    );
   });
 
   test('/proc/net/tcp6 addresses read as the kernel wrote them', () => {
@@ -164,19 +251,38 @@ describe('the QEMU command-line reader', () => {
     requireTool('qemu-img', 'qemu-utils');
     const dir = tempDir(t);
     writeFileSync(join(dir, 'base.raw'), Buffer.alloc(65536));
-    assert.equal(spawnSync('qemu-img', ['create', '-q', '-u', '-f', 'qcow2', '-b', '../other/base.raw', '-F', 'raw', join(dir, 'top.qcow2'), '1M']).status, 0);
+    assert.equal(
+      spawnSync('qemu-img', [
+        'create',
+        '-q',
+        '-u',
+        '-f',
+        'qcow2',
+        '-b',
+        '../other/base.raw',
+        '-F',
+        'raw',
+        join(dir, 'top.qcow2'),
+        '1M',
+      ]).status,
+      0,
+    );
     assert.equal(qcow2Backing(join(dir, 'top.qcow2')), '../other/base.raw');
     assert.equal(qcow2Backing(join(dir, 'base.raw')), undefined);
   });
 
   test('AppArmor denials for QEMU map to the answer that grants what was denied', () => {
-    const line = 'audit: type=1400 audit(1.2:3): apparmor="DENIED" operation="open" profile="qemu-harden-web" name="/srv/extra.img" pid=9 comm="qemu-system-x86" requested_mask="r" denied_mask="r" fsuid=999 ouid=0';
+    const line =
+      'audit: type=1400 audit(1.2:3): apparmor="DENIED" operation="open" profile="qemu-harden-web" name="/srv/extra.img" pid=9 comm="qemu-system-x86" requested_mask="r" denied_mask="r" fsuid=999 ouid=0';
     const d = parseDenial(line)!;
     assert.equal(d.profile, 'qemu-harden-web');
     assert.equal(answerForDenial(d, undefined).answer, 'guests.N.disks');
     assert.equal(answerForDenial({ ...d, name: '/dev/kvm' }, undefined).answer, 'useCase');
     assert.equal(answerForDenial({ ...d, name: '/dev/net/tun' }, undefined).answer, 'guests.N.network');
-    assert.equal(parseDenial(line.replace('qemu-harden-web', 'usr.sbin.cupsd').replace('qemu-system-x86', 'cupsd')), undefined);
+    assert.equal(
+      parseDenial(line.replace('qemu-harden-web', 'usr.sbin.cupsd').replace('qemu-system-x86', 'cupsd')),
+      undefined,
+    );
   });
 });
 
@@ -185,22 +291,38 @@ describe('audit on the command line', () => {
     const dir = tempDir(t);
     const hooks = join(dir, 'hooks.mjs');
     const register = join(dir, 'register.mjs');
-    writeFileSync(hooks, "import { appendFileSync } from 'node:fs';\nexport async function load(url, context, next) {\n  appendFileSync(process.env.QH_LOAD_LOG, url + '\\n');\n  return next(url, context);\n}\n");
-    writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+    writeFileSync(
+      hooks,
+      "import { appendFileSync } from 'node:fs';\nexport async function load(url, context, next) {\n  appendFileSync(process.env.QH_LOAD_LOG, url + '\\n');\n  return next(url, context);\n}\n",
+    );
+    writeFileSync(
+      register,
+      `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`,
+    );
     const loaded = (args: string[]) => {
       const log = join(dir, `${args.length}.log`);
       writeFileSync(log, '');
       const r = cli(args, { env: { QH_LOAD_LOG: log, NODE_OPTIONS: `--import=${pathToFileURL(register).href}` } });
       assert.ok(r.code === 0 || r.code === 1 || r.code === 2, r.stderr);
-      const files = readFileSync(log, 'utf8').split('\n').filter((u) => /\/dist\/[^/]+\.js$/.test(u)).map((u) => fileURLToPath(u));
-      assert.ok(files.some((f) => f.endsWith('/dist/qemu-harden.js')), 'the load hook saw the entry point');
+      const files = readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((u) => /\/dist\/[^/]+\.js$/.test(u))
+        .map((u) => fileURLToPath(u));
+      assert.ok(
+        files.some((f) => f.endsWith('/dist/qemu-harden.js')),
+        'the load hook saw the entry point',
+      );
       return files.map((f) => readFileSync(f, 'utf8')).join('\n');
     };
     const plain = loaded(['audit', '--json']);
     assert.match(plain, /qemu-harden-audit\/1/, 'the audit chunk was loaded');
-    for (const marker of ['ZodError', 'YAMLParseError', 'Generated by qemu-harden']) assert.ok(!plain.includes(marker), `audit loaded ${marker}`);
+    for (const marker of ['ZodError', 'YAMLParseError', 'Generated by qemu-harden'])
+      assert.ok(!plain.includes(marker), `audit loaded ${marker}`);
     const withOut = loaded(['audit', '--json', '--answers-out', join(dir, 'missing-dir', 'a.yaml')]);
-    assert.ok(withOut.includes('ZodError') && withOut.includes('YAMLParseError'), '--answers-out loads the schema and YAML');
+    assert.ok(
+      withOut.includes('ZodError') && withOut.includes('YAMLParseError'),
+      '--answers-out loads the schema and YAML',
+    );
   });
 
   test('usage errors exit 2 with a message and write nothing', (t) => {
@@ -245,12 +367,24 @@ interface AuditJson {
   format: string;
   root: boolean;
   processes: { pid: number; guest: string; uid: number; accelerator: string }[];
-  findings: { check: string; severity: string; guest: string | null; pid: number | null; evidence: string; why: string; bundle: string }[];
+  findings: {
+    check: string;
+    severity: string;
+    guest: string | null;
+    pid: number | null;
+    evidence: string;
+    why: string;
+    bundle: string;
+  }[];
   unseen: { what: string; reason: string }[];
   answersOut: { file: string; guests: number; notCarried: { guest: string; choice: string; reason: string }[] } | null;
 }
 
-const checksOf = (r: AuditJson, guest: string | null) => r.findings.filter((f) => f.guest === guest).map((f) => f.check).sort();
+const checksOf = (r: AuditJson, guest: string | null) =>
+  r.findings
+    .filter((f) => f.guest === guest)
+    .map((f) => f.check)
+    .sort();
 
 const CGROUP = ['process.cgroup-memory', 'process.cgroup-pids'];
 
@@ -260,24 +394,93 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
   let nsPid = 0;
   const fingerprint = hostFingerprint();
   const qemu = '/usr/bin/qemu-system-x86_64';
-  const common = ['-nodefaults', '-no-user-config', '-S', '-display', 'none', '-machine', 'q35', '-accel', 'tcg', '-m', '32'];
+  const common = [
+    '-nodefaults',
+    '-no-user-config',
+    '-S',
+    '-display',
+    'none',
+    '-machine',
+    'q35',
+    '-accel',
+    'tcg',
+    '-m',
+    '32',
+  ];
   const sandbox = ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny'];
   const img = (n: string) => join(dir, 'images', n);
   const as = (uid: number) => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
   const GUESTS: Record<string, string[]> = {
     rootguest: [qemu, '-name', 'guest=rootguest', ...common, '-drive', `file=${img('root.img')},format=raw,if=virtio`],
     vncguest: [...as(4243), qemu, '-name', 'vncguest', ...common, ...sandbox, '-vnc', '0.0.0.0:1'],
-    qmpguest: [...as(4244), qemu, '-name', 'qmpguest', ...common, ...sandbox, '-qmp', 'tcp:0.0.0.0:4444,server=on,wait=off'],
-    openguest: [...as(4245), qemu, '-name', 'openguest', ...common, ...sandbox,
-      '-qmp', `unix:${join(dir, 'run/qmp.sock')},server=on,wait=off`, '-drive', `file=${img('open,,disk.img')},format=raw,if=virtio`],
-    'shared-a': [...as(4242), qemu, '-name', 'shared-a', ...common, ...sandbox, '-drive', `file=${img('a/overlay.qcow2')},format=qcow2,if=virtio`],
-    'shared-b': [...as(4242), qemu, '-name', 'shared-b', ...common, ...sandbox, '-drive', `file=${img('b/disk.img')},format=raw,if=virtio,readonly=on`],
-    netguest: [...as(4247), qemu, '-name', 'netguest', ...common, ...sandbox, '-incoming', 'tcp:0.0.0.0:4446',
-      '-serial', 'telnet:0.0.0.0:4447,server=on,wait=off', '-spice', 'port=5930,addr=0.0.0.0,disable-ticketing=on', '-drive', `file=${img('net.img')},if=virtio`],
+    qmpguest: [
+      ...as(4244),
+      qemu,
+      '-name',
+      'qmpguest',
+      ...common,
+      ...sandbox,
+      '-qmp',
+      'tcp:0.0.0.0:4444,server=on,wait=off',
+    ],
+    openguest: [
+      ...as(4245),
+      qemu,
+      '-name',
+      'openguest',
+      ...common,
+      ...sandbox,
+      '-qmp',
+      `unix:${join(dir, 'run/qmp.sock')},server=on,wait=off`,
+      '-drive',
+      `file=${img('open,,disk.img')},format=raw,if=virtio`,
+    ],
+    'shared-a': [
+      ...as(4242),
+      qemu,
+      '-name',
+      'shared-a',
+      ...common,
+      ...sandbox,
+      '-drive',
+      `file=${img('a/overlay.qcow2')},format=qcow2,if=virtio`,
+    ],
+    'shared-b': [
+      ...as(4242),
+      qemu,
+      '-name',
+      'shared-b',
+      ...common,
+      ...sandbox,
+      '-drive',
+      `file=${img('b/disk.img')},format=raw,if=virtio,readonly=on`,
+    ],
+    netguest: [
+      ...as(4247),
+      qemu,
+      '-name',
+      'netguest',
+      ...common,
+      ...sandbox,
+      '-incoming',
+      'tcp:0.0.0.0:4446',
+      '-serial',
+      'telnet:0.0.0.0:4447,server=on,wait=off',
+      '-spice',
+      'port=5930,addr=0.0.0.0,disable-ticketing=on',
+      '-drive',
+      `file=${img('net.img')},if=virtio`,
+    ],
   };
   const DEV_NODES: [string, string, number, number][] = [
-    ['/dev/null', '0666', 1, 3], ['/dev/zero', '0666', 1, 5], ['/dev/urandom', '0666', 1, 9], ['/dev/kmsg', '0644', 1, 11],
-    ['/dev/kvm', '0666', 10, 232], ['/dev/net/tun', '0600', 10, 200], ['/dev/vfio/vfio', '0666', 10, 196], ['/dev/vfio/7', '0600', 10, 196],
+    ['/dev/null', '0666', 1, 3],
+    ['/dev/zero', '0666', 1, 5],
+    ['/dev/urandom', '0666', 1, 9],
+    ['/dev/kmsg', '0644', 1, 11],
+    ['/dev/kvm', '0666', 10, 232],
+    ['/dev/net/tun', '0600', 10, 200],
+    ['/dev/vfio/vfio', '0666', 10, 196],
+    ['/dev/vfio/7', '0600', 10, 196],
   ];
   const apparmorOn = (() => {
     try {
@@ -287,7 +490,14 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     }
   })();
   const EXPECTED: Record<string, string[]> = {
-    rootguest: ['listeners.unexplained-tcp', 'process.capabilities', 'process.no-new-privs', 'process.root', 'process.sandbox', 'process.seccomp'],
+    rootguest: [
+      'listeners.unexplained-tcp',
+      'process.capabilities',
+      'process.no-new-privs',
+      'process.root',
+      'process.sandbox',
+      'process.seccomp',
+    ],
     vncguest: ['listeners.vnc'],
     qmpguest: ['listeners.monitor-tcp'],
     openguest: ['files.image-mode', 'files.socket-mode'],
@@ -296,9 +506,14 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     netguest: ['files.format-probed', 'listeners.chardev-tcp', 'listeners.incoming', 'listeners.spice'],
   };
   /** The unix QMP socket each guest answers on (umask 077: no finding); openguest's is made 0666. */
-  const readyPath = (name: string) => (name === 'openguest' ? join(dir, 'run/qmp.sock') : join(dir, 'run', `${name}.ready`));
+  const readyPath = (name: string) =>
+    name === 'openguest' ? join(dir, 'run/qmp.sock') : join(dir, 'run', `${name}.ready`);
   const inside = (argv: string[], uid?: number) => {
-    const r = spawnSync('nsenter', ['-t', String(nsPid), '-m', '-p', '-n', ...(uid === undefined ? [] : as(uid)), ...argv], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(
+      'nsenter',
+      ['-t', String(nsPid), '-m', '-p', '-n', ...(uid === undefined ? [] : as(uid)), ...argv],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   const auditIn = (args: string[], uid?: number) => {
@@ -324,10 +539,18 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
   });
 
   before(async () => {
-    for (const [tool, pkg] of [['unshare', 'util-linux'], ['nsenter', 'util-linux'], ['setpriv', 'util-linux'], ['qemu-system-x86_64', 'qemu-system-x86'], ['qemu-img', 'qemu-utils'], ['ip', 'iproute2']] as const)
+    for (const [tool, pkg] of [
+      ['unshare', 'util-linux'],
+      ['nsenter', 'util-linux'],
+      ['setpriv', 'util-linux'],
+      ['qemu-system-x86_64', 'qemu-system-x86'],
+      ['qemu-img', 'qemu-utils'],
+      ['ip', 'iproute2'],
+    ] as const)
       requireTool(tool, pkg);
     chmodSync(dir, 0o755);
-    for (const d of ['images', 'images/a', 'images/b', 'base', 'run']) mkdirSync(join(dir, d), { recursive: true, mode: 0o755 });
+    for (const d of ['images', 'images/a', 'images/b', 'base', 'run'])
+      mkdirSync(join(dir, d), { recursive: true, mode: 0o755 });
     chmodSync(join(dir, 'run'), 0o777);
     writeBootDisk(img('root.img'));
     chmodSync(img('root.img'), 0o600);
@@ -335,7 +558,20 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     chmodSync(img('open,disk.img'), 0o666);
     writeBootDisk(join(dir, 'base/base.raw'));
     chmodSync(join(dir, 'base/base.raw'), 0o644);
-    assert.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', '../../base/base.raw', '-F', 'raw', img('a/overlay.qcow2')]).status, 0);
+    assert.equal(
+      spawnSync('qemu-img', [
+        'create',
+        '-q',
+        '-f',
+        'qcow2',
+        '-b',
+        '../../base/base.raw',
+        '-F',
+        'raw',
+        img('a/overlay.qcow2'),
+      ]).status,
+      0,
+    );
     writeBootDisk(img('b/disk.img'));
     writeBootDisk(img('net.img'));
     chownSync(img('net.img'), 4247, 4247);
@@ -359,7 +595,9 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       }),
       'wait',
     ].join('\n');
-    ns = spawn('unshare', ['--mount', '--pid', '--net', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', script], { stdio: 'ignore' });
+    ns = spawn('unshare', ['--mount', '--pid', '--net', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', script], {
+      stdio: 'ignore',
+    });
     for (let i = 0; i < 100 && !nsPid; i++) {
       await new Promise((r) => setTimeout(r, 100));
       const child = readdirSync('/proc').find((p) => /^\d+$/.test(p) && parentOf(p) === String(ns!.pid));
@@ -367,7 +605,8 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     }
     assert.ok(nsPid, 'the namespace’s init');
     // A QMP greeting means QEMU reached its main loop: every disk, socket and listener of that guest exists.
-    for (const name of Object.keys(GUESTS)) await qmpGreeting(readyPath(name), () => readFileSync(join(dir, 'qemu.log'), 'utf8'));
+    for (const name of Object.keys(GUESTS))
+      await qmpGreeting(readyPath(name), () => readFileSync(join(dir, 'qemu.log'), 'utf8'));
     // The careless deployment this guest stands for: its QMP socket opened up to every user.
     chmodSync(readyPath('openguest'), 0o666);
     // An NBD export started through the monitor, as management tools do: on no command line, and without TLS.
@@ -385,39 +624,77 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     assert.equal(json.root, true);
     assert.deepEqual(json.processes.map((p) => p.guest).sort(), Object.keys(GUESTS).sort(), log);
     for (const [guest, checks] of Object.entries(EXPECTED))
-      assert.deepEqual(checksOf(json, guest), [...checks, ...CGROUP, 'process.tcg'].sort(), `${guest}: ${JSON.stringify(json.findings.filter((f) => f.guest === guest), null, 1)}`);
-    assert.deepEqual(checksOf(json, null), [...(apparmorOn ? [] : ['host.apparmor']), 'host.device-mode', 'host.device-mode']);
+      assert.deepEqual(
+        checksOf(json, guest),
+        [...checks, ...CGROUP, 'process.tcg'].sort(),
+        `${guest}: ${JSON.stringify(
+          json.findings.filter((f) => f.guest === guest),
+          null,
+          1,
+        )}`,
+      );
+    assert.deepEqual(checksOf(json, null), [
+      ...(apparmorOn ? [] : ['host.apparmor']),
+      'host.device-mode',
+      'host.device-mode',
+    ]);
     assert.equal(code, 1);
     assert.deepEqual(json.unseen, []);
     const f = (guest: string, check: string) => json.findings.find((x) => x.guest === guest && x.check === check)!;
     assert.match(f('rootguest', 'process.root').evidence, /^\/proc\/\d+\/status: Uid:\t0\t0\t0\t0$/);
-    assert.match(f('vncguest', 'listeners.vnc').evidence, /^-vnc 0\.0\.0\.0:1; listening: \/proc\/\d+\/net\/tcp: .*:170D 00000000:0000 0A /);
-    assert.match(f('qmpguest', 'listeners.monitor-tcp').evidence, /^-qmp tcp:0\.0\.0\.0:4444,server=on,wait=off; listening: .*:115C /);
+    assert.match(
+      f('vncguest', 'listeners.vnc').evidence,
+      /^-vnc 0\.0\.0\.0:1; listening: \/proc\/\d+\/net\/tcp: .*:170D 00000000:0000 0A /,
+    );
+    assert.match(
+      f('qmpguest', 'listeners.monitor-tcp').evidence,
+      /^-qmp tcp:0\.0\.0\.0:4444,server=on,wait=off; listening: .*:115C /,
+    );
     assert.equal(f('openguest', 'files.image-mode').evidence, `${img('open,disk.img')}: mode 0666, owner 0:0`);
     assert.match(f('openguest', 'files.socket-mode').evidence, /run\/qmp\.sock: mode 0666, owner 4245:4245$/);
     assert.match(f('shared-a', 'files.backing-file').evidence, /qcow2 backing file "\.\.\/\.\.\/base\/base\.raw"/);
     assert.match(f('rootguest', 'listeners.unexplained-tcp').evidence, /^\/proc\/\d+\/net\/tcp6?: +\d+: 0+:2A39 /);
-    assert.match(f('netguest', 'listeners.spice').evidence, /^-spice port=5930,addr=0\.0\.0\.0,disable-ticketing=on; listening: .*:172A /);
+    assert.match(
+      f('netguest', 'listeners.spice').evidence,
+      /^-spice port=5930,addr=0\.0\.0\.0,disable-ticketing=on; listening: .*:172A /,
+    );
     assert.equal(f('netguest', 'listeners.spice').severity, 'high');
     assert.match(f('netguest', 'listeners.incoming').evidence, /^-incoming tcp:0\.0\.0\.0:4446; listening: .*:115E /);
-    assert.match(f('netguest', 'listeners.chardev-tcp').evidence, /^-serial telnet:0\.0\.0\.0:4447,server=on,wait=off; listening: .*:115F /);
+    assert.match(
+      f('netguest', 'listeners.chardev-tcp').evidence,
+      /^-serial telnet:0\.0\.0\.0:4447,server=on,wait=off; listening: .*:115F /,
+    );
     assert.match(f('shared-a', 'files.cross-guest').evidence, /readable by shared-b \(pid \d+, uid 4242\)$/);
-    assert.deepEqual(json.findings.filter((x) => x.check === 'host.device-mode').map((x) => x.evidence), ['/dev/vfio/vfio: mode 0666, owner 0:0', '/dev/kvm: mode 0666, owner 0:0']);
-    for (const x of json.findings) assert.ok(x.why.length > 20 && x.bundle.length > 20, `${x.check} says why and what the bundle does`);
+    assert.deepEqual(
+      json.findings.filter((x) => x.check === 'host.device-mode').map((x) => x.evidence),
+      ['/dev/vfio/vfio: mode 0666, owner 0:0', '/dev/kvm: mode 0666, owner 0:0'],
+    );
+    for (const x of json.findings)
+      assert.ok(x.why.length > 20 && x.bundle.length > 20, `${x.check} says why and what the bundle does`);
 
     const text = inside([process.execPath, BIN, 'audit']);
     assert.equal(text.code, 1);
     for (const g of Object.keys(GUESTS)) assert.match(text.stdout, new RegExp(`^${g} \\(pid \\d+\\):$`, 'm'));
     assert.match(text.stdout, /^  \[high\] listeners\.monitor-tcp\n    read:    -qmp tcp:0\.0\.0\.0:4444/m);
-    assert.match(text.stdout, new RegExp(`^${json.findings.filter((x) => x.severity !== 'info').length} findings\\.$`, 'm'));
+    assert.match(
+      text.stdout,
+      new RegExp(`^${json.findings.filter((x) => x.severity !== 'info').length} findings\\.$`, 'm'),
+    );
   });
 
   test('as a normal user it says what it could not see, and still judges what it can read', () => {
     const { json } = auditIn([], 4246);
     assert.equal(json.root, false);
-    for (const p of json.processes) assert.ok(json.unseen.some((u) => u.what.startsWith(`${p.guest} (pid ${p.pid}): its open files`)), `${p.guest}'s open files are listed as unseen`);
+    for (const p of json.processes)
+      assert.ok(
+        json.unseen.some((u) => u.what.startsWith(`${p.guest} (pid ${p.pid}): its open files`)),
+        `${p.guest}'s open files are listed as unseen`,
+      );
     if (readFileSync('/proc/sys/kernel/dmesg_restrict', 'utf8').trim() === '1')
-      assert.ok(json.unseen.some((u) => u.what.startsWith('the kernel log') && /EPERM|EACCES/.test(u.reason)), JSON.stringify(json.unseen));
+      assert.ok(
+        json.unseen.some((u) => u.what.startsWith('the kernel log') && /EPERM|EACCES/.test(u.reason)),
+        JSON.stringify(json.unseen),
+      );
     assert.ok(checksOf(json, 'rootguest').includes('process.root'));
     assert.ok(checksOf(json, 'vncguest').includes('listeners.vnc'), 'judged from the command line alone');
   });
@@ -426,25 +703,61 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     const out = join(dir, 'answers.yaml');
     const { json } = auditIn(['--answers-out', out]);
     const diskless = ['vncguest', 'qmpguest'];
-    assert.equal(json.answersOut?.guests, Object.keys(GUESTS).length - diskless.length, 'every guest with something to boot is carried');
+    assert.equal(
+      json.answersOut?.guests,
+      Object.keys(GUESTS).length - diskless.length,
+      'every guest with something to boot is carried',
+    );
     const text = readFileSync(out, 'utf8');
     assert.match(text, /^# Not carried over/m);
     const notCarried = (g: string) => json.answersOut!.notCarried.filter((n) => n.guest === g).map((n) => n.choice);
     assert.ok(notCarried('rootguest').includes('isolation.sandbox'));
     assert.ok(notCarried('vncguest').includes('display'));
     assert.ok(notCarried('vncguest').includes('useCase'));
-    for (const g of diskless) assert.ok(notCarried(g).includes('the whole guest'), `${g} has no disk: it is listed, not written`);
+    for (const g of diskless)
+      assert.ok(notCarried(g).includes('the whole guest'), `${g} has no disk: it is listed, not written`);
     assert.deepEqual([...new Set(notCarried('netguest'))].sort(), ['disks', 'display', 'migration', 'useCase']);
-    const doc = parseAnswersText(text, out) as { guests: { name: string; display: { mode: string }; disks?: { path: string; format: string; readOnly: boolean }[] }[] };
-    assert.deepEqual(doc.guests.map((g) => g.name).filter((n) => diskless.includes(n)), []);
+    const doc = parseAnswersText(text, out) as {
+      guests: {
+        name: string;
+        display: { mode: string };
+        disks?: { path: string; format: string; readOnly: boolean }[];
+      }[];
+    };
+    assert.deepEqual(
+      doc.guests.map((g) => g.name).filter((n) => diskless.includes(n)),
+      [],
+    );
     assert.equal(doc.guests.find((g) => g.name === 'netguest')!.display.mode, 'vnc-unix');
-    assert.deepEqual(doc.guests.find((g) => g.name === 'netguest')!.disks, [{ path: img('net.img'), format: 'raw', readOnly: false }], 'a probed format is attached as raw');
-    assert.deepEqual(doc.guests.find((g) => g.name === 'openguest')!.disks, [{ path: img('open,disk.img'), format: 'raw', readOnly: false }]);
-    assert.deepEqual(doc.guests.find((g) => g.name === 'shared-b')!.disks, [{ path: img('b/disk.img'), format: 'raw', readOnly: true }]);
+    assert.deepEqual(
+      doc.guests.find((g) => g.name === 'netguest')!.disks,
+      [{ path: img('net.img'), format: 'raw', readOnly: false }],
+      'a probed format is attached as raw',
+    );
+    assert.deepEqual(doc.guests.find((g) => g.name === 'openguest')!.disks, [
+      { path: img('open,disk.img'), format: 'raw', readOnly: false },
+    ]);
+    assert.deepEqual(doc.guests.find((g) => g.name === 'shared-b')!.disks, [
+      { path: img('b/disk.img'), format: 'raw', readOnly: true },
+    ]);
 
     const bundle = join(dir, 'bundle');
-    assert.equal(cli(['generate', '--answers', out, '--out', join(dir, 'bundle-kvm'), '--dry-run']).code, 0, 'generate accepts it as written');
-    const gen = cli(['generate', '--answers', out, '--set', 'useCase=emulation', '--set', 'acceptedRisks=[{"risk":"emulation","reason":"the test host may have no KVM"}]', '--out', bundle]);
+    assert.equal(
+      cli(['generate', '--answers', out, '--out', join(dir, 'bundle-kvm'), '--dry-run']).code,
+      0,
+      'generate accepts it as written',
+    );
+    const gen = cli([
+      'generate',
+      '--answers',
+      out,
+      '--set',
+      'useCase=emulation',
+      '--set',
+      'acceptedRisks=[{"risk":"emulation","reason":"the test host may have no KVM"}]',
+      '--out',
+      bundle,
+    ]);
     assert.equal(gen.code, 0, gen.stderr);
     const ver = cli(['verify', bundle]);
     assert.equal(ver.code, 0, ver.stdout + ver.stderr);
@@ -456,7 +769,11 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       const g = answers.guests.find((x) => x.name === name)!;
       const args = qemuArgs(answers, g);
       const script = `mount -t tmpfs none /run && mount -t tmpfs none /var/log && mkdir -p /run/qemu-harden/${name} /var/log/qemu-harden/${name} && mkfifo /run/qemu-harden/${name}/stop.in /run/qemu-harden/${name}/stop.out && exec "$@"`;
-      return spawnSync('unshare', ['--mount', 'sh', '-c', script, 'sh', answers.host.qemuBinary, ...args, '-device', DEBUG_EXIT_DEVICE], { encoding: 'utf8', timeout: 20_000 });
+      return spawnSync(
+        'unshare',
+        ['--mount', 'sh', '-c', script, 'sh', answers.host.qemuBinary, ...args, '-device', DEBUG_EXIT_DEVICE],
+        { encoding: 'utf8', timeout: 20_000 },
+      );
     };
     for (const name of ['rootguest', 'openguest']) {
       const r = boot(name);
@@ -508,7 +825,10 @@ async function qmp(path: string, commands: object[]): Promise<unknown[]> {
     const replies: unknown[] = [];
     let buf = '';
     let sent = 0;
-    const timer = setTimeout(() => (s.destroy(), reject(new Error(`${path}: QMP replies: ${JSON.stringify(replies)}`))), 10_000);
+    const timer = setTimeout(
+      () => (s.destroy(), reject(new Error(`${path}: QMP replies: ${JSON.stringify(replies)}`))),
+      10_000,
+    );
     s.on('error', reject);
     s.on('data', (d) => {
       buf += String(d);
@@ -539,7 +859,11 @@ describe('audit of a guest from an applied bundle, under real systemd in a conta
   });
 
   before(async () => {
-    for (const [tool, pkg] of [['systemd-nspawn', 'systemd-container'], ['nsenter', 'util-linux'], ['qemu-system-x86_64', 'qemu-system-x86']] as const)
+    for (const [tool, pkg] of [
+      ['systemd-nspawn', 'systemd-container'],
+      ['nsenter', 'util-linux'],
+      ['qemu-system-x86_64', 'qemu-system-x86'],
+    ] as const)
       requireTool(tool, pkg);
     chmodSync(dir, 0o755);
     const images = join(dir, 'images');
@@ -555,7 +879,10 @@ describe('audit of a guest from an applied bundle, under real systemd in a conta
     const applied = cli(['apply', bundle, '--root', ct.root, '--yes']);
     assert.equal(applied.code, 0, applied.stderr + applied.stdout);
     mkdirSync(join(ct.root, 'qh'));
-    await ct.boot({ binds: { [images]: '/images', [join(REPO, 'dist')]: '/qh/dist', [join(REPO, 'presets')]: '/qh/presets' }, privateNetwork: true });
+    await ct.boot({
+      binds: { [images]: '/images', [join(REPO, 'dist')]: '/qh/dist', [join(REPO, 'presets')]: '/qh/presets' },
+      privateNetwork: true,
+    });
     const start = ct.exec(['systemctl', 'start', 'qemu-kept.service']);
     assert.equal(start.code, 0, start.stderr);
   });
@@ -568,13 +895,17 @@ describe('audit of a guest from an applied bundle, under real systemd in a conta
       if (json.processes.length && json.findings.every((f) => !f.evidence.includes('no listening'))) break;
       await new Promise((res) => setTimeout(res, 250));
     }
-    assert.deepEqual(json!.processes.map((p) => p.guest), ['kept']);
+    assert.deepEqual(
+      json!.processes.map((p) => p.guest),
+      ['kept'],
+    );
     assert.deepEqual(checksOf(json!, 'kept'), ['process.tcg'], JSON.stringify(json!.findings, null, 1));
     // What remains is the container's host, not the guest: no AppArmor in this kernel, no cgroup controllers for
     // the container's systemd on a v1 hierarchy, and systemd's own default mode for /dev/net/tun (0666).
     for (const f of json!.findings.filter((x) => x.guest === null))
       assert.ok(
-        ['host.apparmor', 'host.cgroup-controllers'].includes(f.check) || (f.check === 'host.device-mode' && f.evidence.startsWith('/dev/net/tun: mode 0666')),
+        ['host.apparmor', 'host.cgroup-controllers'].includes(f.check) ||
+          (f.check === 'host.device-mode' && f.evidence.startsWith('/dev/net/tun: mode 0666')),
         `only what this host lacks is reported: ${f.check}: ${f.evidence}`,
       );
   });

@@ -34,10 +34,17 @@ test('a backing file named inside a qcow2 image is never opened or connected to;
   writeFileSync(secret, Buffer.alloc(1024 * 1024, 0x41));
   const viaNbd = join(dir, 'nbd-backed.qcow2');
   const viaFile = join(dir, 'file-backed.qcow2');
-  for (const [img, backing] of [[viaNbd, `nbd://127.0.0.1:${port}/x`], [viaFile, secret]] as const) {
-    const r = spawnSync(qemuImg, ['create', '-q', '-f', 'qcow2', '-u', '-b', backing, '-F', 'raw', img, '1M'], { encoding: 'utf8' });
+  for (const [img, backing] of [
+    [viaNbd, `nbd://127.0.0.1:${port}/x`],
+    [viaFile, secret],
+  ] as const) {
+    const r = spawnSync(qemuImg, ['create', '-q', '-f', 'qcow2', '-u', '-b', backing, '-F', 'raw', img, '1M'], {
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, r.stderr);
-    const info = JSON.parse(spawnSync(qemuImg, ['info', '-U', '--output=json', img], { encoding: 'utf8' }).stdout) as { 'backing-filename': string };
+    const info = JSON.parse(spawnSync(qemuImg, ['info', '-U', '--output=json', img], { encoding: 'utf8' }).stdout) as {
+      'backing-filename': string;
+    };
     assert.equal(info['backing-filename'], backing, 'the image really names its backing file');
   }
   const boot = writeBootDisk(join(dir, 'boot.img'));
@@ -46,21 +53,25 @@ test('a backing file named inside a qcow2 image is never opened or connected to;
     schemaVersion: 1,
     useCase: 'emulation',
     acceptedRisks: [{ risk: 'emulation', reason: 'the proof runs under TCG on every machine' }],
-    guests: [{
-      name: 'bk',
-      memoryMiB: 64,
-      disks: [
-        { path: boot, format: 'raw' },
-        { path: viaNbd, format: 'qcow2', readOnly: true },
-        { path: viaFile, format: 'qcow2', throttle: { readBytesPerSecond: 10_000_000 } },
-      ],
-    }],
+    guests: [
+      {
+        name: 'bk',
+        memoryMiB: 64,
+        disks: [
+          { path: boot, format: 'raw' },
+          { path: viaNbd, format: 'qcow2', readOnly: true },
+          { path: viaFile, format: 'qcow2', throttle: { readBytesPerSecond: 10_000_000 } },
+        ],
+      },
+    ],
   });
   const run = join(dir, 'run');
   const log = join(dir, 'log');
   for (const d of [run, log]) mkdirSync(d);
   makeStopPipe(run);
-  const argv = execStart(guestService(a, a.guests[0]!)).map((w) => w.replaceAll('/run/qemu-harden/bk', run).replaceAll('/var/log/qemu-harden/bk', log));
+  const argv = execStart(guestService(a, a.guests[0]!)).map((w) =>
+    w.replaceAll('/run/qemu-harden/bk', run).replaceAll('/var/log/qemu-harden/bk', log),
+  );
   assert.equal(argv[0], '/usr/bin/qemu-system-x86_64');
   const child = spawn(qemu, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -73,7 +84,11 @@ test('a backing file named inside a qcow2 image is never opened or connected to;
     await new Promise((r) => setTimeout(r, 250));
     booted = existsSync(serial) && readFileSync(serial, 'latin1').includes(BOOT_MARKER);
   }
-  assert.equal(connections.length, 0, `no connection reached the nbd:// address the image names; QEMU stderr: ${stderr}`);
+  assert.equal(
+    connections.length,
+    0,
+    `no connection reached the nbd:// address the image names; QEMU stderr: ${stderr}`,
+  );
   assert.ok(booted, `the guest booted from its first disk; QEMU stderr: ${stderr}`);
   assert.equal(child.exitCode, null, 'QEMU is still running');
 
@@ -93,8 +108,19 @@ test('a backing file named inside a qcow2 image is never opened or connected to;
     { execute: 'qom-get', arguments: { path: '/objects/disk2-throttle', property: 'limits' } },
     { execute: 'qom-get', arguments: { path: '/machine', property: 'dump-guest-core' } },
   ]);
-  const roots = (block as { inserted: { 'node-name': string; drv: string; file: string; backing_file?: string; 'backing_file_depth': number } }[]).map((b) => b.inserted);
-  assert.deepEqual(roots.map((b) => [b['node-name'], b.drv]), [['disk0-format', 'raw'], ['disk1-format', 'qcow2'], ['disk2', 'throttle']]);
+  const roots = (
+    block as {
+      inserted: { 'node-name': string; drv: string; file: string; backing_file?: string; backing_file_depth: number };
+    }[]
+  ).map((b) => b.inserted);
+  assert.deepEqual(
+    roots.map((b) => [b['node-name'], b.drv]),
+    [
+      ['disk0-format', 'raw'],
+      ['disk1-format', 'qcow2'],
+      ['disk2', 'throttle'],
+    ],
+  );
   assert.equal((limits as Record<string, number>)['bps-read'], 10_000_000);
   assert.equal(machine, false, 'dump-guest-core is off: a core dump of QEMU would leave out the guest’s RAM');
 });

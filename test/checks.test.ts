@@ -25,7 +25,11 @@ describe('the check runner', () => {
     };
     const r = await runCheck(check, 'subject');
     assert.equal(ran, false);
-    assert.deepEqual(r.result, { check: 'needs a program', status: 'skipped', detail: 'sh or qemu-harden-no-such-program not found (Debian package no-such-package)' });
+    assert.deepEqual(r.result, {
+      check: 'needs a program',
+      status: 'skipped',
+      detail: 'sh or qemu-harden-no-such-program not found (Debian package no-such-package)',
+    });
     assert.deepEqual(r.findings, []);
   });
 
@@ -63,19 +67,37 @@ describe('the AppArmor backend record', () => {
   test('the files it emits are in the bundle, each guest’s unit attaches its profile, and apply loads exactly the profiles', () => {
     const emitted = apparmor.files(tenants);
     assert.equal(emitted.length, tenants.guests.length * 2 + 1);
-    for (const f of emitted) assert.ok(files.some((x) => x.path === f.path && x.why === f.why), `${f.path} is in the plan`);
+    for (const f of emitted)
+      assert.ok(
+        files.some((x) => x.path === f.path && x.why === f.why),
+        `${f.path} is in the plan`,
+      );
     const loaded = files.filter((f) => f.path.startsWith('root/') && apparmor.loads(f.path.slice('root'.length)));
-    assert.deepEqual(loaded.map((f) => f.path), tenants.guests.map((g) => `root/etc/apparmor.d/qemu-harden-${g.name}`).sort());
+    assert.deepEqual(
+      loaded.map((f) => f.path),
+      tenants.guests.map((g) => `root/etc/apparmor.d/qemu-harden-${g.name}`).sort(),
+    );
     for (const g of tenants.guests) {
       const unit = files.find((f) => f.path === `root/etc/systemd/system/qemu-${g.name}.service`)!.content;
-      for (const line of apparmor.unitLines(g).slice(1)) assert.ok(unit.split('\n').includes(line), `${line} in ${g.name}'s unit`);
+      for (const line of apparmor.unitLines(g).slice(1))
+        assert.ok(unit.split('\n').includes(line), `${line} in ${g.name}'s unit`);
     }
   });
 
   test('a guest it does not confine gets no profile and no unit line', () => {
-    const doc = structuredClone(loadPreset('kvm-headless').answers) as { guests: { isolation?: object }[]; acceptedRisks?: unknown[] };
+    const doc = structuredClone(loadPreset('kvm-headless').answers) as {
+      guests: { isolation?: object }[];
+      acceptedRisks?: unknown[];
+    };
     doc.guests[0]!.isolation = { apparmor: false };
-    doc.acceptedRisks = [...(doc.acceptedRisks ?? []), { risk: 'apparmor-off', guest: (doc.guests[0] as { name: string }).name, reason: 'the host runs another MAC system' }];
+    doc.acceptedRisks = [
+      ...(doc.acceptedRisks ?? []),
+      {
+        risk: 'apparmor-off',
+        guest: (doc.guests[0] as { name: string }).name,
+        reason: 'the host runs another MAC system',
+      },
+    ];
     const a = validate(doc);
     const out = plan(a);
     assert.deepEqual(apparmor.files(a), []);

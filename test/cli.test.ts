@@ -14,7 +14,8 @@ describe('qemu-harden CLI', () => {
     assert.equal(v.stdout, `${pkg.version}\n`);
     const h = cli(['--help']);
     assert.equal(h.code, 0);
-    for (const word of ['generate', 'presets', 'verify', '--set', '--dry-run', '--force', '--json']) assert.ok(h.stdout.includes(word), word);
+    for (const word of ['generate', 'presets', 'verify', '--set', '--dry-run', '--force', '--json'])
+      assert.ok(h.stdout.includes(word), word);
   });
 
   test('usage errors exit 2 with a message, no stack trace', () => {
@@ -49,9 +50,15 @@ describe('qemu-harden CLI', () => {
     const tmp = tempDir(t);
     const out = join(tmp, 'out');
     const r = cli([
-      'generate', '--preset', 'kvm-headless', '--out', out,
-      '--set', 'guests.0.disks.0.path=relative.img',
-      '--set', 'guests.0.vcpus="two"',
+      'generate',
+      '--preset',
+      'kvm-headless',
+      '--out',
+      out,
+      '--set',
+      'guests.0.disks.0.path=relative.img',
+      '--set',
+      'guests.0.vcpus="two"',
     ]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /guests\.0\.disks\.0\.path: must be an absolute path/);
@@ -63,7 +70,10 @@ describe('qemu-harden CLI', () => {
   test('answers files: JSON, YAML, bad syntax, too large, not an object', (t) => {
     const tmp = tempDir(t);
     const yaml = join(tmp, 'a.yaml');
-    writeFileSync(yaml, 'schemaVersion: 1\nuseCase: virtualization\nguests:\n  - name: y\n    disks:\n      - {path: /srv/y.img, format: raw}\n');
+    writeFileSync(
+      yaml,
+      'schemaVersion: 1\nuseCase: virtualization\nguests:\n  - name: y\n    disks:\n      - {path: /srv/y.img, format: raw}\n',
+    );
     const ok = cli(['generate', '--answers', yaml, '--out', join(tmp, 'y')]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.ok(existsSync(join(tmp, 'y', 'root/etc/systemd/system/qemu-y.service')));
@@ -111,7 +121,16 @@ describe('qemu-harden CLI', () => {
     const missing = cli(['generate', '--answers', join(tmp, 'nope.json'), '--out', join(tmp, 'm')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot read .*nope\.json: ENOENT/);
-    assert.deepEqual(readdirSync(tmp).sort(), ['a.yaml', 'arr.json', 'big.json', 'broken.json', 'newer.json', 'unknown.yaml', 'wrong.json', 'y']);
+    assert.deepEqual(readdirSync(tmp).sort(), [
+      'a.yaml',
+      'arr.json',
+      'big.json',
+      'broken.json',
+      'newer.json',
+      'unknown.yaml',
+      'wrong.json',
+      'y',
+    ]);
   });
 
   test('an existing non-empty OUT is refused without --force and replaced whole with it', (t) => {
@@ -153,16 +172,33 @@ describe('qemu-harden CLI', () => {
     writeFileSync(join(out, 'root/etc/extra.conf'), 'x');
     const r = cli(['verify', out]);
     assert.equal(r.code, 1);
-    assert.match(r.stdout, /manifest: root\/etc\/systemd\/system\/qemu-server\.service: changed since the bundle was generated/);
+    assert.match(
+      r.stdout,
+      /manifest: root\/etc\/systemd\/system\/qemu-server\.service: changed since the bundle was generated/,
+    );
     assert.match(r.stdout, /manifest: root\/etc\/extra\.conf: not listed in the manifest/);
-    assert.match(r.stdout, /answers: root\/etc\/systemd\/system\/qemu-server\.service: differs from what answers\.json produces/);
+    assert.match(
+      r.stdout,
+      /answers: root\/etc\/systemd\/system\/qemu-server\.service: differs from what answers\.json produces/,
+    );
   });
 
   test('verify and generate: a disk under /home or /tmp, which the unit hides, is refused with the reason', (t) => {
     const out = join(tempDir(t), 'out');
-    const g = cli(['generate', '--preset', 'kvm-headless', '--set', 'guests.0.disks.0.path=/home/alice/vm.qcow2', '--out', out]);
+    const g = cli([
+      'generate',
+      '--preset',
+      'kvm-headless',
+      '--set',
+      'guests.0.disks.0.path=/home/alice/vm.qcow2',
+      '--out',
+      out,
+    ]);
     assert.equal(g.code, 2);
-    assert.match(g.stderr, /guests\.0\.disks\.0\.path: is under \/home, which QEMU's unit cannot see \(ProtectHome=yes\)/);
+    assert.match(
+      g.stderr,
+      /guests\.0\.disks\.0\.path: is under \/home, which QEMU's unit cannot see \(ProtectHome=yes\)/,
+    );
     assert.equal(cli(['generate', '--preset', 'kvm-headless', '--out', out]).code, 0);
     const answers = join(out, 'answers.json');
     writeFileSync(answers, readFileSync(answers, 'utf8').replace('/srv/qemu/server/disk.qcow2', '/tmp/disk.qcow2'));
@@ -175,16 +211,28 @@ describe('qemu-harden CLI', () => {
     requireTool('qemu-system-x86_64', 'qemu-system-x86');
     const out = join(tempDir(t), 'out');
     const g = cli([
-      'generate', '--preset', 'kvm-headless', '--out', out,
-      '--set', 'host.qemuBinary=' + requireTool('qemu-system-x86_64', 'qemu-system-x86'),
-      '--set', 'guests.0.machine=virt', '--set', 'guests.0.cpu.model=cortex-a57',
-      '--set', 'acceptedRisks.0={"risk":"machine-unsupported","guest":"server","reason":"an arm board on an x86 host, by mistake"}',
+      'generate',
+      '--preset',
+      'kvm-headless',
+      '--out',
+      out,
+      '--set',
+      'host.qemuBinary=' + requireTool('qemu-system-x86_64', 'qemu-system-x86'),
+      '--set',
+      'guests.0.machine=virt',
+      '--set',
+      'guests.0.cpu.model=cortex-a57',
+      '--set',
+      'acceptedRisks.0={"risk":"machine-unsupported","guest":"server","reason":"an arm board on an x86 host, by mistake"}',
     ]);
     assert.equal(g.code, 0, g.stderr);
     const r = cli(['verify', out]);
     assert.equal(r.code, 1, r.stdout);
     assert.match(r.stdout, /FAIL {2}qemu machine and CPU/);
-    assert.match(r.stdout, /guests\.0\.machine: "virt" is not a machine type of \S*qemu-system-x86_64 \(see qemu-system-x86_64 -machine help\)/);
+    assert.match(
+      r.stdout,
+      /guests\.0\.machine: "virt" is not a machine type of \S*qemu-system-x86_64 \(see qemu-system-x86_64 -machine help\)/,
+    );
     assert.match(r.stdout, /guests\.0\.cpu\.model: "cortex-a57" is not a CPU model of/);
   });
 });
@@ -194,18 +242,47 @@ describe('paths as they are on this machine', () => {
     const tmp = guestFilesDir(t);
     const link = join(tmp, 'disk.img');
     symlinkSync('/etc/passwd', link);
-    const r = cli(['generate', '--preset', 'kvm-headless', '--set', `guests.0.disks.0.path=${link}`, '--set', 'guests.0.disks.0.format=raw', '--out', join(tmp, 'out')]);
+    const r = cli([
+      'generate',
+      '--preset',
+      'kvm-headless',
+      '--set',
+      `guests.0.disks.0.path=${link}`,
+      '--set',
+      'guests.0.disks.0.format=raw',
+      '--out',
+      join(tmp, 'out'),
+    ]);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /guests\.0\.disks\.0\.path: .*disk\.img resolves through a symlink to \/etc\/passwd \(under \/etc\)/);
+    assert.match(
+      r.stderr,
+      /guests\.0\.disks\.0\.path: .*disk\.img resolves through a symlink to \/etc\/passwd \(under \/etc\)/,
+    );
     assert.ok(!existsSync(join(tmp, 'out')));
   });
 
   test('a directory is not a disk; a missing path is fine (bundles are made away from their host)', (t) => {
     const tmp = guestFilesDir(t);
-    const r = cli(['generate', '--preset', 'kvm-headless', '--set', `guests.0.disks.0.path=${tmp}`, '--out', join(tmp, 'out')]);
+    const r = cli([
+      'generate',
+      '--preset',
+      'kvm-headless',
+      '--set',
+      `guests.0.disks.0.path=${tmp}`,
+      '--out',
+      join(tmp, 'out'),
+    ]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /guests\.0\.disks\.0\.path: .* is a directory, not a disk image/);
-    const ok = cli(['generate', '--preset', 'kvm-headless', '--set', `guests.0.disks.0.path=${join(tmp, 'later.qcow2')}`, '--out', join(tmp, 'out2')]);
+    const ok = cli([
+      'generate',
+      '--preset',
+      'kvm-headless',
+      '--set',
+      `guests.0.disks.0.path=${join(tmp, 'later.qcow2')}`,
+      '--out',
+      join(tmp, 'out2'),
+    ]);
     assert.equal(ok.code, 0, ok.stderr);
   });
 });

@@ -2,7 +2,18 @@
 // /usr (read-only), with private device nodes bound in, only of devices this machine has. The host's own
 // /dev/kvm, /dev/net/tun, users and /etc are never touched.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, closeSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  closeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { kvm } from './helpers.js';
 
@@ -17,7 +28,10 @@ export interface ContainerOptions {
 }
 
 export type Device = 'kvm' | 'tun';
-const DEVICES: Record<Device, { path: string; minor: number }> = { kvm: { path: '/dev/kvm', minor: 232 }, tun: { path: '/dev/net/tun', minor: 200 } };
+const DEVICES: Record<Device, { path: string; minor: number }> = {
+  kvm: { path: '/dev/kvm', minor: 232 },
+  tun: { path: '/dev/net/tun', minor: 200 },
+};
 
 export interface ExecResult {
   code: number | null;
@@ -47,7 +61,12 @@ export class Container {
     const wants = join(this.root, 'etc/systemd/system');
     mkdirSync(wants, { recursive: true });
     writeTestGuestStopDropIn(wants);
-    for (const masked of ['console-getty.service', 'systemd-timesyncd.service', 'apt-daily.timer', 'apt-daily-upgrade.timer'])
+    for (const masked of [
+      'console-getty.service',
+      'systemd-timesyncd.service',
+      'apt-daily.timer',
+      'apt-daily-upgrade.timer',
+    ])
       try {
         symlinkSync('/dev/null', join(wants, masked));
       } catch {
@@ -68,8 +87,18 @@ export class Container {
 
   async boot(opts: ContainerOptions = {}, timeoutMs = 60_000): Promise<void> {
     const args = [
-      '-D', this.root, '--bind-ro=/usr', '--register=no', '--keep-unit', '--quiet',
-      ...this.deviceBinds(opts.devices ?? [...(kvm().works ? (['kvm'] as const) : []), ...(existsSync('/dev/net/tun') ? (['tun'] as const) : [])]),
+      '-D',
+      this.root,
+      '--bind-ro=/usr',
+      '--register=no',
+      '--keep-unit',
+      '--quiet',
+      ...this.deviceBinds(
+        opts.devices ?? [
+          ...(kvm().works ? (['kvm'] as const) : []),
+          ...(existsSync('/dev/net/tun') ? (['tun'] as const) : []),
+        ],
+      ),
       ...Object.entries(opts.binds ?? {}).map(([h, c]) => `--bind=${h}:${c}`),
       ...Object.entries(opts.bindsRo ?? {}).map(([h, c]) => `--bind-ro=${h}:${c}`),
       ...(opts.privateNetwork ? ['--private-network'] : []),
@@ -112,7 +141,11 @@ export class Container {
   }
 
   exec(argv: string[], input?: string): ExecResult {
-    const r = spawnSync('nsenter', ['-t', String(this.leader), '-a', ...argv], { encoding: 'utf8', input, timeout: 60_000 });
+    const r = spawnSync('nsenter', ['-t', String(this.leader), '-a', ...argv], {
+      encoding: 'utf8',
+      input,
+      timeout: 60_000,
+    });
     return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   }
 

@@ -4,7 +4,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
-import { apparmorPath, qemuOpts, qemuValue, systemdBindWord, systemdExecWord, systemdPathWord, tmpfilesField, udevValue } from '../src/escape.js';
+import {
+  apparmorPath,
+  qemuOpts,
+  qemuValue,
+  systemdBindWord,
+  systemdExecWord,
+  systemdPathWord,
+  tmpfilesField,
+  udevValue,
+} from '../src/escape.js';
 import { guestFence } from '../src/fence.js';
 import { profileName } from '../src/guest.js';
 import * as AA from '../src/gen/apparmor.js';
@@ -21,17 +30,28 @@ const answers = (guests: Record<string, unknown>[], extra: Record<string, unknow
   validate({
     schemaVersion: 1,
     useCase: 'virtualization',
-    guests: guests.map((g) => (g.disks || g.boot ? g : { ...g, disks: [{ path: `/srv/${String(g.name)}.img`, format: 'raw' }] })),
+    guests: guests.map((g) =>
+      g.disks || g.boot ? g : { ...g, disks: [{ path: `/srv/${String(g.name)}.img`, format: 'raw' }] },
+    ),
     ...extra,
   });
 
 const settings = (unit: string, key: string) =>
-  unit.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
+  unit
+    .split('\n')
+    .filter((l) => l.startsWith(`${key}=`))
+    .map((l) => l.slice(key.length + 1));
 
 describe('escapers', () => {
   test('QEMU option values double commas so a value cannot add an option', () => {
     assert.equal(qemuValue('/srv/a,format=raw'), '/srv/a,,format=raw');
-    assert.equal(qemuOpts(undefined, [['file', '/x,y'], ['readonly', true]]), 'file=/x,,y,readonly=on');
+    assert.equal(
+      qemuOpts(undefined, [
+        ['file', '/x,y'],
+        ['readonly', true],
+      ]),
+      'file=/x,,y,readonly=on',
+    );
   });
   test('systemd words: specifiers, variables (ExecStart only), quotes and spaces', () => {
     assert.equal(systemdExecWord('/srv/a.img'), '/srv/a.img');
@@ -82,13 +102,37 @@ describe('QEMU command line', () => {
   });
   test('every disk: a file node, a format node that never opens a backing file, a throttle node when limited', () => {
     const nodes = after('-blockdev').map((j) => JSON.parse(j));
-    assert.deepEqual(nodes[0], { driver: 'file', 'node-name': 'disk0-file', filename: '/srv/a,b.img', 'read-only': false });
-    assert.deepEqual(nodes[1], { driver: 'qcow2', 'node-name': 'disk0-format', file: 'disk0-file', 'read-only': false, backing: null });
-    assert.deepEqual(nodes[2], { driver: 'throttle', 'node-name': 'disk0', 'throttle-group': 'disk0-throttle', file: 'disk0-format', 'read-only': false });
-    assert.deepEqual(JSON.parse(after('-object')[0]!), { 'qom-type': 'throttle-group', id: 'disk0-throttle', limits: { 'iops-read': 100 } });
+    assert.deepEqual(nodes[0], {
+      driver: 'file',
+      'node-name': 'disk0-file',
+      filename: '/srv/a,b.img',
+      'read-only': false,
+    });
+    assert.deepEqual(nodes[1], {
+      driver: 'qcow2',
+      'node-name': 'disk0-format',
+      file: 'disk0-file',
+      'read-only': false,
+      backing: null,
+    });
+    assert.deepEqual(nodes[2], {
+      driver: 'throttle',
+      'node-name': 'disk0',
+      'throttle-group': 'disk0-throttle',
+      file: 'disk0-format',
+      'read-only': false,
+    });
+    assert.deepEqual(JSON.parse(after('-object')[0]!), {
+      'qom-type': 'throttle-group',
+      id: 'disk0-throttle',
+      limits: { 'iops-read': 100 },
+    });
     assert.deepEqual(nodes[3], { driver: 'file', 'node-name': 'disk1-file', filename: '/srv/iso', 'read-only': true });
     assert.deepEqual(nodes[4], { driver: 'raw', 'node-name': 'disk1-format', file: 'disk1-file', 'read-only': true });
-    assert.deepEqual(after('-device').filter((d) => d.startsWith('virtio-blk')), ['virtio-blk-pci,drive=disk0,bootindex=1', 'virtio-blk-pci,drive=disk1-format,bootindex=2']);
+    assert.deepEqual(
+      after('-device').filter((d) => d.startsWith('virtio-blk')),
+      ['virtio-blk-pci,drive=disk0,bootindex=1', 'virtio-blk-pci,drive=disk1-format,bootindex=2'],
+    );
     assert.ok(!args.includes('-drive'), 'no -drive: its defaults would follow backing files');
   });
   test('QMP and serial on unix sockets under /run/qemu-harden/<guest>, serial logged', () => {
@@ -134,9 +178,22 @@ describe('systemd units', () => {
   });
   test('writable only its own disk; other guests’ paths out of sight', () => {
     assert.deepEqual(settings(ua, 'ReadWritePaths'), ['/srv/a.img']);
-    assert.deepEqual(settings(ua, 'InaccessiblePaths'), ['-/srv/b.img'], '/srv holds more than guests: b’s disk is hidden alone');
-    assert.deepEqual(settings(ua, 'TemporaryFileSystem'), ['/var/lib/qemu-harden:ro', '/var/log/qemu-harden:ro', '/run:ro', '/dev/shm:ro']);
-    assert.deepEqual(settings(ua, 'BindPaths'), ['/run/qemu-harden/a', '/var/lib/qemu-harden/a', '/var/log/qemu-harden/a']);
+    assert.deepEqual(
+      settings(ua, 'InaccessiblePaths'),
+      ['-/srv/b.img'],
+      '/srv holds more than guests: b’s disk is hidden alone',
+    );
+    assert.deepEqual(settings(ua, 'TemporaryFileSystem'), [
+      '/var/lib/qemu-harden:ro',
+      '/var/log/qemu-harden:ro',
+      '/run:ro',
+      '/dev/shm:ro',
+    ]);
+    assert.deepEqual(settings(ua, 'BindPaths'), [
+      '/run/qemu-harden/a',
+      '/var/lib/qemu-harden/a',
+      '/var/log/qemu-harden/a',
+    ]);
   });
   test('no network without a network device', () => {
     assert.deepEqual(settings(ua, 'PrivateNetwork'), ['yes']);
@@ -167,7 +224,14 @@ describe('systemd units', () => {
 describe('host files', () => {
   const a = answers(
     [
-      { name: 'a', disks: [{ path: '/srv/a.img', format: 'raw' }], passthrough: { pci: [{ address: '0000:01:00.0', iommuGroup: 7 }], usb: [{ vendorId: '046d', productId: 'c52b' }] } },
+      {
+        name: 'a',
+        disks: [{ path: '/srv/a.img', format: 'raw' }],
+        passthrough: {
+          pci: [{ address: '0000:01:00.0', iommuGroup: 7 }],
+          usb: [{ vendorId: '046d', productId: 'c52b' }],
+        },
+      },
       { name: 'b', network: { mode: 'tap' }, disks: [{ path: '/srv/b.img', format: 'raw' }] },
     ],
     {
@@ -189,16 +253,25 @@ describe('host files', () => {
   });
   test('tmpfiles: a read-only file keeps owner and mode; each guest reading it gets an ACL entry; system files get no line', () => {
     const iso = (path: string) => ({ path, format: 'raw', readOnly: true });
-    const t = tmpfiles(answers([
-      { name: 'a', disks: [iso('/srv/shared.iso'), iso('/srv/a.iso'), iso('/usr/share/images/x.iso')], boot: { kernel: '/boot/vmlinuz-6', initrd: '/boot/initrd.img-6' } },
-      { name: 'b', disks: [iso('/srv/shared.iso')], firmware: { type: 'uefi' } },
-    ]));
+    const t = tmpfiles(
+      answers([
+        {
+          name: 'a',
+          disks: [iso('/srv/shared.iso'), iso('/srv/a.iso'), iso('/usr/share/images/x.iso')],
+          boot: { kernel: '/boot/vmlinuz-6', initrd: '/boot/initrd.img-6' },
+        },
+        { name: 'b', disks: [iso('/srv/shared.iso')], firmware: { type: 'uefi' } },
+      ]),
+    );
     assert.doesNotMatch(t, /^z .*\.iso/m);
     assert.match(t, /^a\+ "\/srv\/shared\.iso" - - - - u:qemu-a:r$/m);
     assert.match(t, /^a\+ "\/srv\/shared\.iso" - - - - u:qemu-b:r$/m);
     assert.match(t, /^a\+ "\/srv\/a\.iso" - - - - u:qemu-a:r$/m);
     const lines = t.split('\n').filter((l) => !l.startsWith('#'));
-    assert.ok(!lines.some((l) => /usr\/share|\/boot\/|OVMF/.test(l)), 'system files and the UEFI variables get no line');
+    assert.ok(
+      !lines.some((l) => /usr\/share|\/boot\/|OVMF/.test(l)),
+      'system files and the UEFI variables get no line',
+    );
   });
   test('udev: devices to groups, never world; VFIO group and USB device to one guest', () => {
     const u = udevRules(a);
@@ -215,7 +288,10 @@ describe('host files', () => {
     assert.ok(ra.includes('"/dev/vfio/7" rw,'));
     assert.ok(!rb.includes('/srv/a.img') && !rb.includes('qemu-harden/a'));
     assert.ok(rb.includes('"/dev/net/tun" rw,'));
-    assert.match(AA.profile(a.guests[0]!), /profile qemu-harden-a flags=\(attach_disconnected,mediate_deleted\) \{\n  include <abstractions\/qemu-harden>\n  include <qemu-harden.d\/a>\n\}/);
+    assert.match(
+      AA.profile(a.guests[0]!),
+      /profile qemu-harden-a flags=\(attach_disconnected,mediate_deleted\) \{\n  include <abstractions\/qemu-harden>\n  include <qemu-harden.d\/a>\n\}/,
+    );
   });
   test('AppArmor: an accepted sandbox-spawn lets QEMU run its helpers and /bin/sh under its own profile, and only then', (t) => {
     const doc = (spawn: 'allow' | 'deny') => ({
@@ -237,14 +313,31 @@ describe('host files', () => {
       mkdirSync(dirname(join(dir, f.path)), { recursive: true });
       writeFileSync(join(dir, f.path), f.content);
     }
-    const r = spawnSync(parser, ['-Q', '-K', '-I', join(dir, 'root/etc/apparmor.d'), join(dir, 'root/etc/apparmor.d', profileName(allowed.guests[0]!))], { encoding: 'utf8' });
+    const r = spawnSync(
+      parser,
+      [
+        '-Q',
+        '-K',
+        '-I',
+        join(dir, 'root/etc/apparmor.d'),
+        join(dir, 'root/etc/apparmor.d', profileName(allowed.guests[0]!)),
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(r.status, 0, r.stderr);
   });
 });
 
 describe('plan', () => {
   test('same answers, same bytes; sorted; manifest covers every other file', () => {
-    const doc = { schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'z', disks: [{ path: '/srv/z.img', format: 'raw' }] }, { name: 'a', network: { mode: 'user' }, disks: [{ path: '/srv/a.img', format: 'raw' }] }] };
+    const doc = {
+      schemaVersion: 1,
+      useCase: 'virtualization',
+      guests: [
+        { name: 'z', disks: [{ path: '/srv/z.img', format: 'raw' }] },
+        { name: 'a', network: { mode: 'user' }, disks: [{ path: '/srv/a.img', format: 'raw' }] },
+      ],
+    };
     const p1 = plan(validate(doc));
     const p2 = plan(validate(structuredClone(doc)));
     assert.deepEqual(p1, p2);
@@ -273,15 +366,25 @@ describe('the fence between guests', () => {
   const disk = (path: string, extra: Record<string, unknown> = {}) => ({ path, format: 'raw', ...extra });
   const fenceOf = (guests: Record<string, unknown>[], name: string, extra: Record<string, unknown> = {}) => {
     const a = answers(guests, extra);
-    return guestFence(a, a.guests.find((g) => g.name === name)!);
+    return guestFence(
+      a,
+      a.guests.find((g) => g.name === name)!,
+    );
   };
 
   test('one guest: nothing to fence', () => {
-    assert.deepEqual(fenceOf([{ name: 'a', disks: [disk('/srv/qemu/a/disk.img')] }], 'a'), { tmpfs: [], bind: [], inaccessible: [] });
+    assert.deepEqual(fenceOf([{ name: 'a', disks: [disk('/srv/qemu/a/disk.img')] }], 'a'), {
+      tmpfs: [],
+      bind: [],
+      inaccessible: [],
+    });
   });
 
   test('a directory per guest: their common parent is emptied once, and each guest’s own files come back', () => {
-    const guests = ['a', 'b', 'c'].map((n) => ({ name: n, disks: [disk(`/srv/qemu/${n}/disk.img`), disk(`/srv/qemu/${n}/seed.iso`, { readOnly: true })] }));
+    const guests = ['a', 'b', 'c'].map((n) => ({
+      name: n,
+      disks: [disk(`/srv/qemu/${n}/disk.img`), disk(`/srv/qemu/${n}/seed.iso`, { readOnly: true })],
+    }));
     const f = fenceOf(guests, 'b');
     assert.deepEqual(f.tmpfs, ['/run/qemu-harden', '/srv/qemu', '/var/lib/qemu-harden', '/var/log/qemu-harden']);
     assert.deepEqual(f.bind, [
@@ -295,7 +398,9 @@ describe('the fence between guests', () => {
   });
 
   test('the unit binds writable disks read-write and read-only files read-only, and lists no ReadWritePaths= for them', () => {
-    const a = answers(['a', 'b'].map((n) => ({ name: n, disks: [disk(`/vm/${n}.img`), disk(`/vm/${n}.iso`, { readOnly: true })] })));
+    const a = answers(
+      ['a', 'b'].map((n) => ({ name: n, disks: [disk(`/vm/${n}.img`), disk(`/vm/${n}.iso`, { readOnly: true })] })),
+    );
     const u = guestService(a, a.guests[0]!);
     assert.ok(settings(u, 'TemporaryFileSystem').includes('/vm:ro'));
     assert.ok(settings(u, 'BindPaths').includes('/vm/a.img'));
@@ -304,7 +409,10 @@ describe('the fence between guests', () => {
   });
 
   test('a read-only image several guests share is bound back into each of them', () => {
-    const guests = ['a', 'b'].map((n) => ({ name: n, disks: [disk(`/vm/${n}.img`), disk('/vm/base.iso', { readOnly: true })] }));
+    const guests = ['a', 'b'].map((n) => ({
+      name: n,
+      disks: [disk(`/vm/${n}.img`), disk('/vm/base.iso', { readOnly: true })],
+    }));
     for (const n of ['a', 'b']) {
       const f = fenceOf(guests, n);
       assert.ok(f.tmpfs.includes('/vm'));
@@ -313,7 +421,10 @@ describe('the fence between guests', () => {
   });
 
   test('a directory only this guest uses is not emptied for it, but is for the others', () => {
-    const guests = [{ name: 'a', disks: [disk('/vm/a/disk.img')] }, { name: 'b', disks: [disk('/data/b/disk.img')] }];
+    const guests = [
+      { name: 'a', disks: [disk('/vm/a/disk.img')] },
+      { name: 'b', disks: [disk('/data/b/disk.img')] },
+    ];
     assert.ok(!fenceOf(guests, 'a').tmpfs.includes('/vm/a'));
     assert.ok(fenceOf(guests, 'b').tmpfs.includes('/vm/a'));
     assert.ok(!fenceOf(guests, 'b').bind.some((b) => b.path.startsWith('/vm/')));
@@ -330,9 +441,15 @@ describe('the fence between guests', () => {
   });
 
   test('a directory TemporaryFileSystem= cannot name, or one above the QEMU binary, falls back to single paths', () => {
-    const colon = [{ name: 'a', disks: [disk('/vm:x/a.img')] }, { name: 'b', disks: [disk('/vm:x/b.img')] }];
+    const colon = [
+      { name: 'a', disks: [disk('/vm:x/a.img')] },
+      { name: 'b', disks: [disk('/vm:x/b.img')] },
+    ];
     assert.deepEqual(fenceOf(colon, 'a').inaccessible, ['/vm:x/b.img']);
-    const opt = [{ name: 'a', disks: [disk('/opt/q/a/d.img')] }, { name: 'b', disks: [disk('/opt/q/b/d.img')] }];
+    const opt = [
+      { name: 'a', disks: [disk('/opt/q/a/d.img')] },
+      { name: 'b', disks: [disk('/opt/q/b/d.img')] },
+    ];
     const f = fenceOf(opt, 'a', { host: { qemuBinary: '/opt/q/bin/qemu-system-x86_64' } });
     assert.ok(!f.tmpfs.includes('/opt/q'), 'the directory holding QEMU itself stays');
     assert.ok(f.tmpfs.includes('/opt/q/b'));
@@ -347,7 +464,10 @@ describe('the fence between guests', () => {
   });
 
   test('1,000 guests: each unit stays the size of one guest’s', () => {
-    const many = Array.from({ length: 1000 }, (_, i) => ({ name: `g${i}`, disks: [disk(`/srv/qemu/g${i}/disk.qcow2`)] }));
+    const many = Array.from({ length: 1000 }, (_, i) => ({
+      name: `g${i}`,
+      disks: [disk(`/srv/qemu/g${i}/disk.qcow2`)],
+    }));
     const a = answers(many);
     const two = answers(many.slice(0, 2));
     const big = guestService(a, a.guests[500]!);
@@ -360,11 +480,18 @@ describe('the bundle README, for an operator', () => {
   test('prerequisites, who may use each socket, restart after apply, checking the host; the reach section is guestReach()', () => {
     const a = validate(loadPreset('desktop-vnc').answers);
     const readme = plan(a).find((f) => f.path === 'README.md')!.content;
-    for (const heading of ['## Before you install', '## Using the guests', '## After apply', '## Checking the host afterwards']) assert.ok(readme.includes(heading), heading);
+    for (const heading of [
+      '## Before you install',
+      '## Using the guests',
+      '## After apply',
+      '## Checking the host afterwards',
+    ])
+      assert.ok(readme.includes(heading), heading);
     for (const g of a.guests) {
       const r = guestReach(a, g);
       assert.ok(r.sockets.some((x) => x.what === 'VNC display') === (g.display.mode === 'vnc-unix'));
-      for (const x of r.sockets) assert.ok(readme.includes(`- socket \`${x.path}\`: ${x.what}; may connect: ${x.who}`), x.path);
+      for (const x of r.sockets)
+        assert.ok(readme.includes(`- socket \`${x.path}\`: ${x.what}; may connect: ${x.who}`), x.path);
       for (const f of r.files) assert.ok(readme.includes(`\`${f.path}\``), f.path);
       assert.ok(readme.includes(`- network: ${r.network}`));
       assert.ok(readme.includes(`sudo systemctl restart ${r.unit}`));
@@ -390,7 +517,9 @@ describe('runtime isolation in the unit', () => {
   });
   test('SPICE without a password is an accepted risk, and only then is ticketing off', () => {
     assert.throws(() => answers([spice()]), /guests\.0\.display\.passwordFile: takes the risk "spice-no-password"/);
-    const a = answers([spice()], { acceptedRisks: [{ risk: 'spice-no-password', guest: 's', reason: 'a lab display behind a VPN only' }] });
+    const a = answers([spice()], {
+      acceptedRisks: [{ risk: 'spice-no-password', guest: 's', reason: 'a lab display behind a VPN only' }],
+    });
     assert.ok(guestService(a, a.guests[0]!).includes('disable-ticketing=on'));
   });
   test('every unit sees an empty /run with its own directory, an empty /dev/shm, private IPC', () => {
@@ -401,13 +530,26 @@ describe('runtime isolation in the unit', () => {
     assert.deepEqual(settings(unit, 'PrivateIPC'), ['yes']);
   });
   test('user-mode networking: loopback and link-local denied', () => {
-    const a = answers([{ name: 'u', network: { mode: 'user' }, display: { mode: 'vnc-tls', listen: '192.0.2.1', port: 5901, tlsDir: '/etc/pki/qemu/u' } }]);
+    const a = answers([
+      {
+        name: 'u',
+        network: { mode: 'user' },
+        display: { mode: 'vnc-tls', listen: '192.0.2.1', port: 5901, tlsDir: '/etc/pki/qemu/u' },
+      },
+    ]);
     const unit = guestService(a, a.guests[0]!);
     assert.deepEqual(settings(unit, 'IPAddressDeny'), ['127.0.0.0/8 ::1/128 169.254.0.0/16 fe80::/10']);
   });
   test('a user-networked guest cannot listen on loopback: its unit denies that range', () => {
     assert.throws(
-      () => answers([{ name: 'u', network: { mode: 'user' }, migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu/u' } }]),
+      () =>
+        answers([
+          {
+            name: 'u',
+            network: { mode: 'user' },
+            migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu/u' },
+          },
+        ]),
       /guests\.0\.migration\.listen: 127\.0\.0\.1 is a loopback or link-local address/,
     );
   });
@@ -419,30 +561,54 @@ describe('runtime isolation in the unit', () => {
     const incoming = guestService(a, a.guests[0]!, { incoming: true });
     for (const u of [normal, incoming]) {
       assert.ok(u.includes('tls-creds-x509,id=migration-tls,dir=/etc/pki/qemu/m,endpoint=server,verify-peer=on'));
-      assert.ok(u.includes('tls-creds-x509,id=migration-tls-client,dir=/etc/pki/qemu/m,endpoint=client,verify-peer=on'));
+      assert.ok(
+        u.includes('tls-creds-x509,id=migration-tls-client,dir=/etc/pki/qemu/m,endpoint=client,verify-peer=on'),
+      );
     }
     assert.ok(!normal.includes('-incoming'));
     assert.ok(incoming.includes('-incoming defer'));
     assert.deepEqual(settings(incoming, 'Conflicts'), ['qemu-m.service']);
     assert.ok(!incoming.includes('[Install]'), 'never started at boot');
-    assert.throws(() => answers([{ name: 'm', migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu/m' } }, { name: 'm-incoming' }]), /guests\.1\.name: .*migration destination unit/);
+    assert.throws(
+      () =>
+        answers([
+          { name: 'm', migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu/m' } },
+          { name: 'm-incoming' },
+        ]),
+      /guests\.1\.name: .*migration destination unit/,
+    );
   });
   test('another guest’s TLS directory is hidden; a directory two guests share is an accepted risk', () => {
-    const g = (name: string, dir: string) => ({ name, disks: [{ path: `/srv/qemu/${name}/disk.img`, format: 'raw' }], display: { mode: 'vnc-tls', listen: '192.0.2.1', port: name === 'x' ? 5901 : 5902, tlsDir: dir } });
+    const g = (name: string, dir: string) => ({
+      name,
+      disks: [{ path: `/srv/qemu/${name}/disk.img`, format: 'raw' }],
+      display: { mode: 'vnc-tls', listen: '192.0.2.1', port: name === 'x' ? 5901 : 5902, tlsDir: dir },
+    });
     const a = answers([g('x', '/etc/pki/qemu/x'), g('y', '/etc/pki/qemu/y')]);
     assert.deepEqual(settings(guestService(a, a.guests[0]!), 'InaccessiblePaths'), ['-/etc/pki/qemu/y']);
     assert.deepEqual(settings(guestService(a, a.guests[1]!), 'InaccessiblePaths'), ['-/etc/pki/qemu/x']);
     assert.throws(() => answers([g('x', '/etc/pki/qemu'), g('y', '/etc/pki/qemu')]), /takes the risk "tls-shared"/);
     const nested = answers([g('x', '/etc/pki/qemu'), g('y', '/etc/pki/qemu/y')]);
     assert.deepEqual(settings(guestService(nested, nested.guests[0]!), 'InaccessiblePaths'), ['-/etc/pki/qemu/y']);
-    assert.deepEqual(settings(guestService(nested, nested.guests[1]!), 'InaccessiblePaths'), [], 'a directory holding its own is never hidden');
+    assert.deepEqual(
+      settings(guestService(nested, nested.guests[1]!), 'InaccessiblePaths'),
+      [],
+      'a directory holding its own is never hidden',
+    );
   });
   test('ExecStop= asks for a powerdown through the FIFO monitor with sh and coreutils only', () => {
     const a = answers([{ name: 'p' }]);
     const unit = guestService(a, a.guests[0]!);
-    assert.deepEqual(settings(unit, 'ExecStartPre'), ['/usr/bin/rm -f /run/qemu-harden/p/stop.in /run/qemu-harden/p/stop.out', '/usr/bin/mkfifo -m 0600 /run/qemu-harden/p/stop.in /run/qemu-harden/p/stop.out']);
+    assert.deepEqual(settings(unit, 'ExecStartPre'), [
+      '/usr/bin/rm -f /run/qemu-harden/p/stop.in /run/qemu-harden/p/stop.out',
+      '/usr/bin/mkfifo -m 0600 /run/qemu-harden/p/stop.in /run/qemu-harden/p/stop.out',
+    ]);
     const stop = settings(unit, 'ExecStop')[0]!;
     assert.ok(stop.startsWith('/bin/sh -c '));
-    assert.ok(stop.includes('system_powerdown') && stop.includes('1<> /run/qemu-harden/p/stop.in') && stop.includes('tail --pid=\\"$$MAINPID\\"'));
+    assert.ok(
+      stop.includes('system_powerdown') &&
+        stop.includes('1<> /run/qemu-harden/p/stop.in') &&
+        stop.includes('tail --pid=\\"$$MAINPID\\"'),
+    );
   });
 });

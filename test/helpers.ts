@@ -57,15 +57,20 @@ export function guestFilesDir(t: { after(fn: () => void): void }, prefix = 'qh-t
 /** Fails the test with the Debian package to install when a required program is missing. */
 export function requireTool(name: string, pkg: string): string {
   try {
-    return execFileSync('sh', ['-c', `command -v ${name} || ls /usr/sbin/${name} /sbin/${name} 2>/dev/null | head -1`], { encoding: 'utf8' }).trim() ||
-      fail(name, pkg);
+    return (
+      execFileSync('sh', ['-c', `command -v ${name} || ls /usr/sbin/${name} /sbin/${name} 2>/dev/null | head -1`], {
+        encoding: 'utf8',
+      }).trim() || fail(name, pkg)
+    );
   } catch {
     return fail(name, pkg);
   }
 }
 
 function fail(name: string, pkg: string): never {
-  throw new Error(`${name} is required for this test and was not found: install the Debian package ${pkg} (bash scripts/install-test-deps.sh)`);
+  throw new Error(
+    `${name} is required for this test and was not found: install the Debian package ${pkg} (bash scripts/install-test-deps.sh)`,
+  );
 }
 
 /** The switch that makes the suite behave as on a machine without KVM, even where /dev/kvm works. */
@@ -80,7 +85,8 @@ let kvmAnswer: { works: boolean; why: string } | undefined;
  */
 export function kvm(): { works: boolean; why: string } {
   if (kvmAnswer) return kvmAnswer;
-  if (process.env[NO_KVM_SWITCH] === '1') kvmAnswer = { works: false, why: `${NO_KVM_SWITCH}=1 asks for the machine-without-KVM path` };
+  if (process.env[NO_KVM_SWITCH] === '1')
+    kvmAnswer = { works: false, why: `${NO_KVM_SWITCH}=1 asks for the machine-without-KVM path` };
   else if (!existsSync('/dev/kvm')) kvmAnswer = { works: false, why: 'this machine has no /dev/kvm' };
   else {
     const dir = mkdtempSync(join(tmpdir(), 'qh-kvm-'));
@@ -88,13 +94,30 @@ export function kvm(): { works: boolean; why: string } {
       const disk = writeBootDisk(join(dir, 'boot.img'));
       const r = spawnSync(
         'qemu-system-x86_64',
-        ['-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-m', '16', '-nodefaults', '-display', 'none', '-drive', `file=${disk},format=raw`, '-device', DEBUG_EXIT_DEVICE],
+        [
+          '-accel',
+          'kvm',
+          '-cpu',
+          'host,-arch-capabilities',
+          '-m',
+          '16',
+          '-nodefaults',
+          '-display',
+          'none',
+          '-drive',
+          `file=${disk},format=raw`,
+          '-device',
+          DEBUG_EXIT_DEVICE,
+        ],
         { encoding: 'utf8', timeout: 30_000 },
       );
       kvmAnswer =
         r.status === DEBUG_EXIT_STATUS
           ? { works: true, why: '' }
-          : { works: false, why: `/dev/kvm exists but QEMU cannot run a guest with it (exit ${r.status}: ${(r.stderr ?? '').trim().split('\n')[0] ?? ''})` };
+          : {
+              works: false,
+              why: `/dev/kvm exists but QEMU cannot run a guest with it (exit ${r.status}: ${(r.stderr ?? '').trim().split('\n')[0] ?? ''})`,
+            };
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -3,7 +3,18 @@
 // command line libvirt or Proxmox itself generates for the same guest.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -26,11 +37,16 @@ import { ensureKernel } from './vmboot.js';
 const CORPUS = join(REPO, '..', 'shared', 'corpus');
 const LIBVIRT = join(CORPUS, 'libvirt');
 const PROXMOX = join(CORPUS, 'proxmox');
-const noTrace = (s: string) => assert.doesNotMatch(s, /\n\s+at |node:internal|TypeError|RangeError|ReferenceError/, 'no stack trace');
+const noTrace = (s: string) =>
+  assert.doesNotMatch(s, /\n\s+at |node:internal|TypeError|RangeError|ReferenceError/, 'no stack trace');
 
 function corpusFiles(dir: string, ext: string): string[] {
-  if (!existsSync(dir)) throw new Error(`${dir} is missing: the corpus is read from ../shared/corpus next to the repository`);
-  return readdirSync(dir).filter((f) => f.endsWith(ext)).sort().map((f) => join(dir, f));
+  if (!existsSync(dir))
+    throw new Error(`${dir} is missing: the corpus is read from ../shared/corpus next to the repository`);
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(ext))
+    .sort()
+    .map((f) => join(dir, f));
 }
 
 type Source = (files: string[]) => { document: unknown; report: ImportReport };
@@ -39,15 +55,23 @@ const input = (file: string) => ({ file, read: () => readFileSync(file, 'utf8') 
 /** A domain with neither a disk nor a kernel is given one disk, so that its guest has something to boot. */
 function withDisk(xml: string): string {
   if (/<disk[\s>]|<kernel>/.test(xml)) return xml;
-  const disk = "<disk type='file' device='disk'><driver type='raw'/><source file='/srv/t.img'/><target dev='vda'/></disk>";
-  return /<devices>/.test(xml) ? xml.replace(/<devices>/, `<devices>${disk}`) : xml.replace('</domain>', `<devices>${disk}</devices></domain>`);
+  const disk =
+    "<disk type='file' device='disk'><driver type='raw'/><source file='/srv/t.img'/><target dev='vda'/></disk>";
+  return /<devices>/.test(xml)
+    ? xml.replace(/<devices>/, `<devices>${disk}`)
+    : xml.replace('</domain>', `<devices>${disk}</devices></domain>`);
 }
 
 /**
  * Import each file alone, check its outcome, then pack the imported ones into few sets as the cross-guest rules
  * allow (libvirt's tests reuse one disk path in many domains) and generate and verify one bundle per set.
  */
-async function corpusProof(t: { diagnostic(s: string): void; after(fn: () => void): void }, files: string[], source: Source, label: string) {
+async function corpusProof(
+  t: { diagnostic(s: string): void; after(fn: () => void): void },
+  files: string[],
+  source: Source,
+  label: string,
+) {
   const counts = { imported: 0, defaulted: 0, refused: 0 };
   const importable: string[] = [];
   for (const file of files) {
@@ -56,7 +80,10 @@ async function corpusProof(t: { diagnostic(s: string): void; after(fn: () => voi
     const g = report.guests[0]!;
     counts[g.outcome]++;
     for (const item of [...g.refused, ...g.defaulted, ...g.carried]) {
-      assert.ok(item.source.length > 0 && item.source !== '(guest)', `${file}: every decision names its element or key (${item.message})`);
+      assert.ok(
+        item.source.length > 0 && item.source !== '(guest)',
+        `${file}: every decision names its element or key (${item.message})`,
+      );
       assert.ok(item.message.length > 5, `${file}: ${item.source} says why`);
       noTrace(item.message);
     }
@@ -65,7 +92,11 @@ async function corpusProof(t: { diagnostic(s: string): void; after(fn: () => voi
       assert.equal(document, null, `${file}: nothing to write for a refused guest`);
     } else {
       assert.equal(g.refused.length, 0);
-      assert.equal(g.outcome === 'defaulted', g.defaulted.length > 0, `${file}: "defaulted" exactly when something was left at the secure default`);
+      assert.equal(
+        g.outcome === 'defaulted',
+        g.defaulted.length > 0,
+        `${file}: "defaulted" exactly when something was left at the secure default`,
+      );
       validate(document);
       importable.push(file);
     }
@@ -88,7 +119,8 @@ async function corpusProof(t: { diagnostic(s: string): void; after(fn: () => voi
     writeBundle(out, plan(answers), false);
     const r = await verifyBundle(out);
     assert.deepEqual(r.findings, [], `${label} set ${i} (${set.join(', ')}): verify findings`);
-    for (const c of r.checks) assert.equal(c.status, 'passed', `${label} set ${i}: ${c.check} ${c.status} ${c.detail ?? ''}`);
+    for (const c of r.checks)
+      assert.equal(c.status, 'passed', `${label} set ${i}: ${c.check} ${c.status} ${c.detail ?? ''}`);
   }
   const line = `${label}: ${files.length} files — ${counts.imported} imported, ${counts.defaulted} imported with secure defaults, ${counts.refused} refused; ${guests} guests verified in ${sets.length} bundles`;
   t.diagnostic(line);
@@ -110,7 +142,13 @@ describe('the corpora: every file imports (and its bundle passes verify) or is r
     const all = cli(['import', 'libvirt', '--qemu-conf', noConf, ...files]);
     assert.equal(all.code, 2, 'the whole directory in one run: some guests are refused');
     noTrace(all.stdout + all.stderr);
-    assert.match(all.stdout, new RegExp(`^${files.length} guests: ${c.imported} imported, ${c.defaulted} imported with secure defaults, ${c.refused} refused\\.$`, 'm'));
+    assert.match(
+      all.stdout,
+      new RegExp(
+        `^${files.length} guests: ${c.imported} imported, ${c.defaulted} imported with secure defaults, ${c.refused} refused\\.$`,
+        'm',
+      ),
+    );
   });
 
   test('Proxmox VE configurations with their storage.cfg', async (t) => {
@@ -124,16 +162,26 @@ describe('the corpora: every file imports (and its bundle passes verify) or is r
     const all = cli(['import', 'proxmox', '--storage-cfg', join(PROXMOX, 'storage.cfg'), ...files]);
     assert.equal(all.code, 2, 'the whole directory in one run: some guests are refused');
     noTrace(all.stdout + all.stderr);
-    assert.match(all.stdout, new RegExp(`^${files.length} guests: ${c.imported} imported, ${c.defaulted} imported with secure defaults, ${c.refused} refused\\.$`, 'm'));
+    assert.match(
+      all.stdout,
+      new RegExp(
+        `^${files.length} guests: ${c.imported} imported, ${c.defaulted} imported with secure defaults, ${c.refused} refused\\.$`,
+        'm',
+      ),
+    );
   });
 });
 
 describe('carried, defaulted and refused as the issue lists them', () => {
   const one = (xml: string, opts = {}) => {
     const r = fromLibvirt([{ file: 'test.xml', read: () => withDisk(xml) }], opts);
-    return { doc: r.document as { guests: Record<string, any>[]; acceptedRisks: unknown[] } | null, g: r.report.guests[0]! };
+    return {
+      doc: r.document as { guests: Record<string, any>[]; acceptedRisks: unknown[] } | null,
+      g: r.report.guests[0]!,
+    };
   };
-  const dom = (inner: string, attrs = "type='kvm'") => `<domain ${attrs}><name>t</name><memory unit='MiB'>256</memory><vcpu>2</vcpu>${inner}</domain>`;
+  const dom = (inner: string, attrs = "type='kvm'") =>
+    `<domain ${attrs}><name>t</name><memory unit='MiB'>256</memory><vcpu>2</vcpu>${inner}</domain>`;
   const sources = (items: { source: string }[]) => items.map((i) => i.source);
 
   test('libvirt: limits as libvirt applies them on cgroup v2', () => {
@@ -146,7 +194,13 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     );
     const l = doc!.guests[0]!.limits;
     assert.deepEqual(
-      { cpuWeight: l.cpuWeight, cpuQuotaPercent: l.cpuQuotaPercent, memoryMaxMiB: l.memoryMaxMiB, memoryHighMiB: l.memoryHighMiB, ioWeight: l.ioWeight },
+      {
+        cpuWeight: l.cpuWeight,
+        cpuQuotaPercent: l.cpuQuotaPercent,
+        memoryMaxMiB: l.memoryMaxMiB,
+        memoryHighMiB: l.memoryHighMiB,
+        ioWeight: l.ioWeight,
+      },
       { cpuWeight: 2048, cpuQuotaPercent: 100, memoryMaxMiB: 512, memoryHighMiB: 384, ioWeight: 800 },
     );
     assert.deepEqual(l.ioBandwidth, [{ device: '/dev/sda', readBytesPerSecond: 1000 }]);
@@ -159,30 +213,80 @@ describe('carried, defaulted and refused as the issue lists them', () => {
 
   test('libvirt: title or description becomes the one-line description, control characters dropped', () => {
     assert.equal(one(dom(`<title>Web &amp; mail&#10;second line</title>`)).doc!.guests[0]!.description, 'Web & mail');
-    assert.equal(one(dom(`<description>\n  ${'x'.repeat(300)}\n</description>`)).doc!.guests[0]!.description, `${'x'.repeat(199)}…`);
+    assert.equal(
+      one(dom(`<description>\n  ${'x'.repeat(300)}\n</description>`)).doc!.guests[0]!.description,
+      `${'x'.repeat(199)}…`,
+    );
   });
 
   test('libvirt: disks in boot order', () => {
-    const disk = (file: string, extra = '', device = 'disk') => `<disk type='file' device='${device}'><driver type='raw'/><source file='${file}'/>${extra}</disk>`;
+    const disk = (file: string, extra = '', device = 'disk') =>
+      `<disk type='file' device='${device}'><driver type='raw'/><source file='${file}'/>${extra}</disk>`;
     const paths = (xml: string) => one(xml).doc!.guests[0]!.disks.map((d: { path: string }) => d.path);
-    assert.deepEqual(paths(dom(`<devices>${disk('/srv/a')}${disk('/srv/b', "<boot order='1'/>")}${disk('/srv/c')}</devices>`)), ['/srv/b', '/srv/a', '/srv/c']);
-    assert.deepEqual(paths(dom(`<os><type machine='q35'>hvm</type><boot dev='cdrom'/><boot dev='hd'/></os><devices>${disk('/srv/a')}${disk('/srv/i.iso', '<readonly/>', 'cdrom')}</devices>`)), ['/srv/i.iso', '/srv/a']);
+    assert.deepEqual(
+      paths(dom(`<devices>${disk('/srv/a')}${disk('/srv/b', "<boot order='1'/>")}${disk('/srv/c')}</devices>`)),
+      ['/srv/b', '/srv/a', '/srv/c'],
+    );
+    assert.deepEqual(
+      paths(
+        dom(
+          `<os><type machine='q35'>hvm</type><boot dev='cdrom'/><boot dev='hd'/></os><devices>${disk('/srv/a')}${disk('/srv/i.iso', '<readonly/>', 'cdrom')}</devices>`,
+        ),
+      ),
+      ['/srv/i.iso', '/srv/a'],
+    );
   });
 
   test('libvirt: refusals name the element and say why', () => {
     const cases: [string, string, RegExp][] = [
-      [dom(`<devices><disk type='network'><source protocol='rbd' name='p/i'/></disk></devices>`), 'devices/disk[1]/source@protocol', /network disk \(rbd p\/i\)/],
-      [dom(`<devices><interface type='network'><source network='default'/></interface></devices>`), 'devices/interface[1]@type', /libvirt-managed virtual network/],
+      [
+        dom(`<devices><disk type='network'><source protocol='rbd' name='p/i'/></disk></devices>`),
+        'devices/disk[1]/source@protocol',
+        /network disk \(rbd p\/i\)/,
+      ],
+      [
+        dom(`<devices><interface type='network'><source network='default'/></interface></devices>`),
+        'devices/interface[1]@type',
+        /libvirt-managed virtual network/,
+      ],
       [dom(`<devices><interface type='direct'/></devices>`), 'devices/interface[1]@type', /macvtap/],
       [dom(`<devices><interface type='vhostuser'/></devices>`), 'devices/interface[1]@type', /vhost-user/],
       [dom(`<devices><filesystem type='mount'/></devices>`), 'devices/filesystem', /shared into the guest/],
       [dom(`<devices><tpm model='tpm-crb'/></devices>`), 'devices/tpm', /TPM/],
       [dom(`<launchSecurity type='sev'/>`), 'launchSecurity', /confidential/],
-      [dom(`<qemu:commandline><qemu:arg value='-no-sandbox'/></qemu:commandline>`, "type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'"), 'qemu:commandline', /straight to QEMU/],
-      [dom(`<q:commandline><q:arg value='-x'/></q:commandline>`, "type='kvm' xmlns:q='http://libvirt.org/schemas/domain/qemu/1.0'"), 'q:commandline', /straight to QEMU/],
-      [dom(`<os><type machine='pc'>hvm</type><loader secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.secboot.fd</loader></os>`), 'os/loader@secure', /firmware\.secureBoot: needs a q35 machine type \(is "pc"\)/],
-      [dom(`<devices><disk type='file'><driver type='vmdk'/><source file='/srv/a.vmdk'/></disk></devices>`), 'devices/disk[1]/driver@type', /format "vmdk"/],
-      [dom(`<devices><disk type='file'><source file='etc/relative.img'/></disk></devices>`), 'devices/disk[1]/source', /must be an absolute path/],
+      [
+        dom(
+          `<qemu:commandline><qemu:arg value='-no-sandbox'/></qemu:commandline>`,
+          "type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'",
+        ),
+        'qemu:commandline',
+        /straight to QEMU/,
+      ],
+      [
+        dom(
+          `<q:commandline><q:arg value='-x'/></q:commandline>`,
+          "type='kvm' xmlns:q='http://libvirt.org/schemas/domain/qemu/1.0'",
+        ),
+        'q:commandline',
+        /straight to QEMU/,
+      ],
+      [
+        dom(
+          `<os><type machine='pc'>hvm</type><loader secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.secboot.fd</loader></os>`,
+        ),
+        'os/loader@secure',
+        /firmware\.secureBoot: needs a q35 machine type \(is "pc"\)/,
+      ],
+      [
+        dom(`<devices><disk type='file'><driver type='vmdk'/><source file='/srv/a.vmdk'/></disk></devices>`),
+        'devices/disk[1]/driver@type',
+        /format "vmdk"/,
+      ],
+      [
+        dom(`<devices><disk type='file'><source file='etc/relative.img'/></disk></devices>`),
+        'devices/disk[1]/source',
+        /must be an absolute path/,
+      ],
     ];
     for (const [xml, where, why] of cases) {
       const { doc, g } = one(xml);
@@ -197,12 +301,31 @@ describe('carried, defaulted and refused as the issue lists them', () => {
   test('libvirt: weaker-than-default settings are not carried silently', () => {
     const vnc = one(dom(`<devices><graphics type='vnc' port='5901' listen='0.0.0.0' passwd='secret'/></devices>`));
     assert.deepEqual(vnc.doc!.guests[0]!.display, { mode: 'vnc-unix' });
-    assert.match(vnc.g.defaulted.find((i) => i.source === 'devices/graphics[1]')!.message, /0\.0\.0\.0:5901 without TLS.*unix socket/);
+    assert.match(
+      vnc.g.defaulted.find((i) => i.source === 'devices/graphics[1]')!.message,
+      /0\.0\.0\.0:5901 without TLS.*unix socket/,
+    );
     assert.ok(sources(vnc.g.defaulted).includes('devices/graphics[1]@passwd'));
     assert.doesNotMatch(JSON.stringify(vnc.doc), /secret/, 'the VNC password never reaches the answers');
-    const conf = { vncTls: true, vncTlsDir: '/etc/pki/libvirt-vnc', vncListen: '127.0.0.1', spiceTls: false, spiceTlsDir: '/x', spiceListen: '127.0.0.1', migrateTlsForce: false };
-    const tls = one(dom(`<devices><graphics type='vnc' port='5901' listen='0.0.0.0'/></devices>`), { qemuConf: conf, qemuConfFile: 'qemu.conf' });
-    assert.deepEqual(tls.doc!.guests[0]!.display, { mode: 'vnc-tls', listen: '0.0.0.0', port: 5901, tlsDir: '/etc/pki/libvirt-vnc' });
+    const conf = {
+      vncTls: true,
+      vncTlsDir: '/etc/pki/libvirt-vnc',
+      vncListen: '127.0.0.1',
+      spiceTls: false,
+      spiceTlsDir: '/x',
+      spiceListen: '127.0.0.1',
+      migrateTlsForce: false,
+    };
+    const tls = one(dom(`<devices><graphics type='vnc' port='5901' listen='0.0.0.0'/></devices>`), {
+      qemuConf: conf,
+      qemuConfFile: 'qemu.conf',
+    });
+    assert.deepEqual(tls.doc!.guests[0]!.display, {
+      mode: 'vnc-tls',
+      listen: '0.0.0.0',
+      port: 5901,
+      tlsDir: '/etc/pki/libvirt-vnc',
+    });
     assert.ok(sources(tls.g.defaulted).includes('qemu.conf: migrate_tls_force'), 'migration without TLS is reported');
     assert.equal(tls.doc!.guests[0]!.migration, undefined);
   });
@@ -212,42 +335,89 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     const sys = tempDir(t, 'qh-sysfs-');
     const devices = join(sys, 'bus/pci/devices');
     mkdirSync(devices, { recursive: true });
-    for (const [addr, group] of [['0000:06:12.1', 14], ['0000:06:12.2', 14], ['0000:06:12.3', 14], ['0000:06:12.4', 15], ['0000:00:ff.1', 3], ['0000:d0:13.0', 9]] as const) {
+    for (const [addr, group] of [
+      ['0000:06:12.1', 14],
+      ['0000:06:12.2', 14],
+      ['0000:06:12.3', 14],
+      ['0000:06:12.4', 15],
+      ['0000:00:ff.1', 3],
+      ['0000:d0:13.0', 9],
+    ] as const) {
       mkdirSync(join(sys, 'kernel/iommu_groups', String(group)), { recursive: true });
       mkdirSync(join(devices, addr));
       symlinkSync(join(sys, 'kernel/iommu_groups', String(group)), join(devices, addr, 'iommu_group'));
     }
     const v = fromLibvirt([input(join(LIBVIRT, 'hostdev-vfio.xml'))], { sysfsPci: devices });
-    const doc = v.document as { guests: Record<string, any>[]; acceptedRisks: { risk: string; guest: string; reason: string }[] };
+    const doc = v.document as {
+      guests: Record<string, any>[];
+      acceptedRisks: { risk: string; guest: string; reason: string }[];
+    };
     assert.deepEqual(doc.guests[0]!.passthrough.pci, [
       { address: '0000:06:12.1', iommuGroup: 14 },
       { address: '0000:06:12.2', iommuGroup: 14 },
       { address: '0000:06:12.3', iommuGroup: 14 },
       { address: '0000:06:12.4', iommuGroup: 15 },
     ]);
-    assert.deepEqual(doc.acceptedRisks.map((r) => [r.risk, r.guest]), [['pci-passthrough', 'qemuguest2']]);
+    assert.deepEqual(
+      doc.acceptedRisks.map((r) => [r.risk, r.guest]),
+      [['pci-passthrough', 'qemuguest2']],
+    );
     assert.match(doc.acceptedRisks[0]!.reason, /hostdev-vfio\.xml/);
     const bundle = join(sys, 'bundle');
     writeBundle(bundle, plan(validate(doc)), false);
     const checked = await verifyBundle(bundle);
     assert.deepEqual(checked.findings, [], 'the passthrough guest’s bundle passes verify');
-    const usb = fromLibvirt([{ file: 'usb.xml', read: () => `<domain type='kvm'><name>u</name><memory unit='MiB'>64</memory><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/u.img'/><target dev='vda'/></disk><hostdev mode='subsystem' type='usb'><source><vendor id='0x1D6B'/><product id='0x0002'/></source></hostdev></devices></domain>` }]);
-    assert.deepEqual((usb.document as { guests: Record<string, any>[] }).guests[0]!.passthrough.usb, [{ vendorId: '1d6b', productId: '0002' }]);
-    const p = fromProxmox([input(join(PROXMOX, 'q35-linux-hostpci.conf'))], { sysfsPci: devices, storages: parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg') });
+    const usb = fromLibvirt([
+      {
+        file: 'usb.xml',
+        read: () =>
+          `<domain type='kvm'><name>u</name><memory unit='MiB'>64</memory><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/u.img'/><target dev='vda'/></disk><hostdev mode='subsystem' type='usb'><source><vendor id='0x1D6B'/><product id='0x0002'/></source></hostdev></devices></domain>`,
+      },
+    ]);
+    assert.deepEqual((usb.document as { guests: Record<string, any>[] }).guests[0]!.passthrough.usb, [
+      { vendorId: '1d6b', productId: '0002' },
+    ]);
+    const p = fromProxmox([input(join(PROXMOX, 'q35-linux-hostpci.conf'))], {
+      sysfsPci: devices,
+      storages: parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg'),
+    });
     const pg = p.report.guests[0]!;
     assert.equal(pg.outcome, 'refused', 'hostpci2 (00:f4.0) is not in this sysfs');
-    assert.deepEqual(pg.refused.map((i) => i.source), ['hostpci2', 'hostpci3', 'hostpci4', 'hostpci7']);
+    assert.deepEqual(
+      pg.refused.map((i) => i.source),
+      ['hostpci2', 'hostpci3', 'hostpci4', 'hostpci7'],
+    );
     assert.ok(pg.carried.some((i) => i.source === 'hostpci0' && /0000:00:ff\.1 \(IOMMU group 3\)/.test(i.message)));
     // Two guests with devices of one IOMMU group: the answers' own rule refuses the pair.
-    const two = fromLibvirt([input(join(LIBVIRT, 'hostdev-vfio.xml')), { file: 'other.xml', read: () => readFileSync(join(LIBVIRT, 'hostdev-pci-address.xml'), 'utf8').replace("bus='0x06' slot='0x12' function='0x5'", "bus='0x06' slot='0x12' function='0x2'") }], { sysfsPci: devices });
+    const two = fromLibvirt(
+      [
+        input(join(LIBVIRT, 'hostdev-vfio.xml')),
+        {
+          file: 'other.xml',
+          read: () =>
+            readFileSync(join(LIBVIRT, 'hostdev-pci-address.xml'), 'utf8').replace(
+              "bus='0x06' slot='0x12' function='0x5'",
+              "bus='0x06' slot='0x12' function='0x2'",
+            ),
+        },
+      ],
+      { sysfsPci: devices },
+    );
     assert.equal(two.report.outcome, 'refused');
-    assert.ok(two.report.problems.some((m) => /already passed through to guest "qemuguest2"|IOMMU group 14 already belongs/.test(m)), JSON.stringify(two.report.problems));
+    assert.ok(
+      two.report.problems.some((m) =>
+        /already passed through to guest "qemuguest2"|IOMMU group 14 already belongs/.test(m),
+      ),
+      JSON.stringify(two.report.problems),
+    );
   });
 
   test('Proxmox: keys refused, defaulted and carried', () => {
     const storages = parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg');
     const pve = (text: string, s: Map<string, Storage> | null = storages) => {
-      const r = fromProxmox([{ file: '/etc/pve/qemu-server/123.conf', read: () => text }], { storages: s ?? undefined });
+      const r = fromProxmox([{ file: '/etc/pve/qemu-server/123.conf', read: () => text }], {
+        storages: s ?? undefined,
+      });
       return { doc: r.document as { guests: Record<string, any>[] } | null, g: r.report.guests[0]! };
     };
     const refused: [string, string, RegExp][] = [
@@ -301,11 +471,18 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     assert.equal(guest.machine, 'pc-q35-9.0');
     assert.deepEqual(guest.limits, { cpuQuotaPercent: 150, cpuWeight: 200 });
     assert.deepEqual(guest.disks, [
-      { path: '/var/lib/vz/images/123/vm-123-disk-0.qcow2', format: 'qcow2', readOnly: false, blockDevice: false, throttle: { readBytesPerSecond: 2 * 1024 * 1024, writeIops: 100 } },
+      {
+        path: '/var/lib/vz/images/123/vm-123-disk-0.qcow2',
+        format: 'qcow2',
+        readOnly: false,
+        blockDevice: false,
+        throttle: { readBytesPerSecond: 2 * 1024 * 1024, writeIops: 100 },
+      },
       { path: '/var/lib/vz/template/iso/debian.iso', format: 'raw', readOnly: true, blockDevice: false },
     ]);
     assert.deepEqual(guest.network, { mode: 'tap', bridge: 'vmbr0', vhost: true });
-    for (const k of ['[PENDING]', '[before-upgrade]', 'ide0', 'net0', 'vga', 'ciuser']) assert.ok(sources(g.defaulted).includes(k), `${k} reported as left at the secure default`);
+    for (const k of ['[PENDING]', '[before-upgrade]', 'ide0', 'net0', 'vga', 'ciuser'])
+      assert.ok(sources(g.defaulted).includes(k), `${k} reported as left at the secure default`);
   });
 });
 
@@ -313,21 +490,57 @@ describe('hostile files: clear errors, fast, no stack trace', () => {
   test('billion laughs, external entity, undefined entity, 50 MB, deep nesting, bad names', (t) => {
     const dir = guestFilesDir(t, 'qh-hostile-');
     const files: [string, string | (() => void), RegExp, number][] = [
-      ['laughs.xml', `<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">]>\n<domain type='kvm'><name>&lol2;</name></domain>`, /<!DOCTYPE> is refused/, 2],
-      ['xxe.xml', `<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/shadow">]><domain type='kvm'><name>&x;</name></domain>`, /<!DOCTYPE> is refused/, 2],
-      ['undefined.xml', `<domain type='kvm'><name>&x;</name></domain>`, /"&x;" is not one of XML's predefined entities/, 2],
-      ['deep.xml', `<domain type='kvm'><name>d</name><metadata>${'<x>'.repeat(100_000)}${'</x>'.repeat(100_000)}</metadata></domain>`, /nest deeper than 48 levels/, 2],
+      [
+        'laughs.xml',
+        `<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">]>\n<domain type='kvm'><name>&lol2;</name></domain>`,
+        /<!DOCTYPE> is refused/,
+        2,
+      ],
+      [
+        'xxe.xml',
+        `<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/shadow">]><domain type='kvm'><name>&x;</name></domain>`,
+        /<!DOCTYPE> is refused/,
+        2,
+      ],
+      [
+        'undefined.xml',
+        `<domain type='kvm'><name>&x;</name></domain>`,
+        /"&x;" is not one of XML's predefined entities/,
+        2,
+      ],
+      [
+        'deep.xml',
+        `<domain type='kvm'><name>d</name><metadata>${'<x>'.repeat(100_000)}${'</x>'.repeat(100_000)}</metadata></domain>`,
+        /nest deeper than 48 levels/,
+        2,
+      ],
       ['broken.xml', `<domain type='kvm'><name>d</name>`, /not well-formed XML \(line 1/, 2],
       ['notdomain.xml', `<network><name>d</name></network>`, /document element must be <domain>/, 2],
-      ['badname.xml', `<domain type='kvm'><name>../../etc/passwd; rm -rf /</name><memory unit='MiB'>64</memory><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/badname.img'/><target dev='vda'/></disk></devices></domain>`, /mapped to "etc-passwd-rm-rf"/, 0],
-      ['Ünïcödé.xml', `<domain type='kvm'><name>ÄÖÜ</name><memory unit='MiB'>64</memory><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/unicode.img'/><target dev='vda'/></disk></devices></domain>`, /mapped to "n-c-d"/, 0],
+      [
+        'badname.xml',
+        `<domain type='kvm'><name>../../etc/passwd; rm -rf /</name><memory unit='MiB'>64</memory><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/badname.img'/><target dev='vda'/></disk></devices></domain>`,
+        /mapped to "etc-passwd-rm-rf"/,
+        0,
+      ],
+      [
+        'Ünïcödé.xml',
+        `<domain type='kvm'><name>ÄÖÜ</name><memory unit='MiB'>64</memory><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/unicode.img'/><target dev='vda'/></disk></devices></domain>`,
+        /mapped to "n-c-d"/,
+        0,
+      ],
     ];
     const big = join(dir, 'big.xml');
-    writeFileSync(big, `<domain type='kvm'><name>big</name><description>${'a'.repeat(50 * 1024 * 1024)}</description></domain>`);
-    const all: [string, RegExp, number][] = [...files.map(([name, content, re, code]) => {
-      writeFileSync(join(dir, name), content as string);
-      return [join(dir, name), re, code] as [string, RegExp, number];
-    }), [big, /52428\d+ bytes is too large for a domain XML file \(at most 1048576 bytes\)/, 2]];
+    writeFileSync(
+      big,
+      `<domain type='kvm'><name>big</name><description>${'a'.repeat(50 * 1024 * 1024)}</description></domain>`,
+    );
+    const all: [string, RegExp, number][] = [
+      ...files.map(([name, content, re, code]) => {
+        writeFileSync(join(dir, name), content as string);
+        return [join(dir, name), re, code] as [string, RegExp, number];
+      }),
+      [big, /52428\d+ bytes is too large for a domain XML file \(at most 1048576 bytes\)/, 2],
+    ];
     for (const [file, re, code] of all) {
       const t0 = performance.now();
       const { report } = fromLibvirt([{ file, read: () => readBounded(file, 'a domain XML file') }]);
@@ -374,8 +587,25 @@ describe('the import command', () => {
     assert.equal(r2.code, 2);
     assert.deepEqual(readdirSync(dir), [], 'nothing written, no temporary file left');
     const rep2 = JSON.parse(r2.stdout) as ImportReport;
-    assert.deepEqual(Object.keys(rep2), ['format', 'version', 'source', 'out', 'written', 'outcome', 'guests', 'problems']);
-    assert.deepEqual(Object.keys(rep2.guests[0]!), ['file', 'sourceName', 'name', 'outcome', 'carried', 'defaulted', 'refused']);
+    assert.deepEqual(Object.keys(rep2), [
+      'format',
+      'version',
+      'source',
+      'out',
+      'written',
+      'outcome',
+      'guests',
+      'problems',
+    ]);
+    assert.deepEqual(Object.keys(rep2.guests[0]!), [
+      'file',
+      'sourceName',
+      'name',
+      'outcome',
+      'carried',
+      'defaulted',
+      'refused',
+    ]);
     assert.equal(rep2.written, false);
     assert.equal(rep2.outcome, 'refused');
 
@@ -388,14 +618,20 @@ describe('the import command', () => {
     assert.match(cli(['import', 'libvirt', headless, '--out', out]).stderr, /exists; pass --force/);
 
     const clean = join(dir, 'clean.xml');
-    writeFileSync(clean, `<domain type='kvm'><name>clean</name><memory unit='MiB'>128</memory><vcpu>1</vcpu><os><type machine='q35'>hvm</type></os><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/clean.img'/><target dev='vda'/></disk></devices></domain>`);
+    writeFileSync(
+      clean,
+      `<domain type='kvm'><name>clean</name><memory unit='MiB'>128</memory><vcpu>1</vcpu><os><type machine='q35'>hvm</type></os><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/clean.img'/><target dev='vda'/></disk></devices></domain>`,
+    );
     const r0 = cli(['import', 'libvirt', clean, '--out', out, '--force']);
     assert.equal(r0.code, 0, r0.stdout);
     assert.equal((JSON.parse(readFileSync(out, 'utf8')) as { guests: { name: string }[] }).guests[0]!.name, 'clean');
 
     const conflict = cli(['import', 'libvirt', join(LIBVIRT, 'cputune.xml'), join(LIBVIRT, 'graphics-vnc.xml')]);
     assert.equal(conflict.code, 2);
-    assert.match(conflict.stdout, /graphics-vnc\.xml: guests\.1\.disks\.0\.path: is already a writable disk of guest "qemuguest1"/);
+    assert.match(
+      conflict.stdout,
+      /graphics-vnc\.xml: guests\.1\.disks\.0\.path: is already a writable disk of guest "qemuguest1"/,
+    );
     assert.match(conflict.stdout, /renamed to "qemuguest1-2"/);
   });
 
@@ -424,19 +660,39 @@ describe('the import command', () => {
       writeFileSync(copy, withDisk(readFileSync(join(LIBVIRT, `${xml}.xml`), 'utf8')));
       const r = cli(['import', 'libvirt', '--qemu-conf', conf, '--json', '--out', join(dir, `${xml}.json`), copy]);
       assert.equal(r.code, 1, r.stdout + r.stderr);
-      return { report: JSON.parse(r.stdout) as ImportReport, guest: (JSON.parse(readFileSync(join(dir, `${xml}.json`), 'utf8')) as { guests: Record<string, any>[] }).guests[0]! };
+      return {
+        report: JSON.parse(r.stdout) as ImportReport,
+        guest: (JSON.parse(readFileSync(join(dir, `${xml}.json`), 'utf8')) as { guests: Record<string, any>[] })
+          .guests[0]!,
+      };
     };
     const vnc = run('graphics-vnc-tls');
-    assert.deepEqual(vnc.guest.display, { mode: 'vnc-tls', listen: '127.0.0.1', port: 5903, tlsDir: '/etc/pki/libvirt-vnc' });
+    assert.deepEqual(vnc.guest.display, {
+      mode: 'vnc-tls',
+      listen: '127.0.0.1',
+      port: 5903,
+      tlsDir: '/etc/pki/libvirt-vnc',
+    });
     const vncArgs = readFileSync(join(LIBVIRT, 'graphics-vnc-tls.args'), 'utf8');
-    assert.match(vncArgs, /-vnc 127\.0\.0\.1:3,tls-creds=vnc-tls-creds0/, 'libvirt: the same address and display number, with TLS');
+    assert.match(
+      vncArgs,
+      /-vnc 127\.0\.0\.1:3,tls-creds=vnc-tls-creds0/,
+      'libvirt: the same address and display number, with TLS',
+    );
     assert.match(vncArgs, /"dir":"\/etc\/pki\/libvirt-vnc"/);
     assert.ok(vnc.report.guests[0]!.defaulted.some((i) => i.source === `${conf}: migrate_tls_force`));
     // SPICE over TLS authenticates no client: without a password file it comes over on a unix socket.
     const spice = run('graphics-spice-compression');
     assert.deepEqual(spice.guest.display, { mode: 'spice-unix' });
-    assert.match(readFileSync(join(LIBVIRT, 'graphics-spice-compression.args'), 'utf8'), /-spice port=5903,tls-port=5904,addr=127\.0\.0\.1,x509-dir=\/etc\/pki\/libvirt-spice/);
-    assert.ok(spice.report.guests[0]!.defaulted.some((i) => i.source === 'devices/graphics[1]' && /requires a password file/.test(i.message)));
+    assert.match(
+      readFileSync(join(LIBVIRT, 'graphics-spice-compression.args'), 'utf8'),
+      /-spice port=5903,tls-port=5904,addr=127\.0\.0\.1,x509-dir=\/etc\/pki\/libvirt-spice/,
+    );
+    assert.ok(
+      spice.report.guests[0]!.defaulted.some(
+        (i) => i.source === 'devices/graphics[1]' && /requires a password file/.test(i.message),
+      ),
+    );
     writeFileSync(conf, 'vnc_tls = yes\n');
     const bad = cli(['import', 'libvirt', '--qemu-conf', conf, join(LIBVIRT, 'graphics-vnc-tls.xml')]);
     assert.equal(bad.code, 2);
@@ -470,22 +726,39 @@ describe('the import command', () => {
     requireTool('virsh', 'libvirt-clients');
     // The real virsh on libvirt's built-in test driver (no daemon): a node file holding two running domains,
     // libvirt's q35 test domain and one with a network disk.
-    const q35 = readFileSync(join(LIBVIRT, 'x86_64-q35-headless.xml'), 'utf8').replace("<domain type='qemu'>", "<domain type='test'>");
-    const rbd = readFileSync(join(LIBVIRT, 'disk-network-rbd.xml'), 'utf8').replace("<domain type='qemu'>", "<domain type='test'>");
+    const q35 = readFileSync(join(LIBVIRT, 'x86_64-q35-headless.xml'), 'utf8').replace(
+      "<domain type='qemu'>",
+      "<domain type='test'>",
+    );
+    const rbd = readFileSync(join(LIBVIRT, 'disk-network-rbd.xml'), 'utf8').replace(
+      "<domain type='qemu'>",
+      "<domain type='test'>",
+    );
     writeFileSync(join(dir, 'node.xml'), `<node>\n${q35}${rbd}</node>\n`);
     const env = { LIBVIRT_DEFAULT_URI: `test://${join(dir, 'node.xml')}` };
     const r = cli(['import', 'libvirt', '--running', '--json'], { env });
     assert.equal(r.code, 2, r.stdout + r.stderr);
     const rep = JSON.parse(r.stdout) as ImportReport;
-    assert.deepEqual(rep.guests.map((g) => [g.file, g.outcome]), [['virsh dumpxml guest', 'defaulted'], ['virsh dumpxml QEMUGuest1', 'refused']]);
-    assert.ok(rep.guests[0]!.carried.some((i) => i.source === 'devices/disk[1]' && /guest\.qcow2, qcow2/.test(i.message)));
+    assert.deepEqual(
+      rep.guests.map((g) => [g.file, g.outcome]),
+      [
+        ['virsh dumpxml guest', 'defaulted'],
+        ['virsh dumpxml QEMUGuest1', 'refused'],
+      ],
+    );
+    assert.ok(
+      rep.guests[0]!.carried.some((i) => i.source === 'devices/disk[1]' && /guest\.qcow2, qcow2/.test(i.message)),
+    );
     assert.ok(rep.guests[1]!.refused.some((i) => i.source === 'devices/disk[1]/source@protocol'));
     const one = join(dir, 'one.xml');
     writeFileSync(one, `<node>\n${q35}</node>\n`);
     const out = join(dir, 'answers.json');
     const w = cli(['import', 'libvirt', '--running', '--out', out], { env: { LIBVIRT_DEFAULT_URI: `test://${one}` } });
     assert.equal(w.code, 1, w.stdout + w.stderr);
-    assert.equal((JSON.parse(readFileSync(out, 'utf8')) as { guests: { memoryMiB: number }[] }).guests[0]!.memoryMiB, 4096);
+    assert.equal(
+      (JSON.parse(readFileSync(out, 'utf8')) as { guests: { memoryMiB: number }[] }).guests[0]!.memoryMiB,
+      4096,
+    );
   });
 });
 
@@ -499,7 +772,12 @@ interface PeerDisk {
 }
 
 /** What libvirt's .args or Proxmox's .cmd gives QEMU: memory, vCPUs, and each disk's format and read-only flag. */
-function peerCommandLine(text: string): { memoryMiB: number; vcpus: number; disks: PeerDisk[]; unixDisplay?: 'vnc-unix' | 'spice-unix' } {
+function peerCommandLine(text: string): {
+  memoryMiB: number;
+  vcpus: number;
+  disks: PeerDisk[];
+  unixDisplay?: 'vnc-unix' | 'spice-unix';
+} {
   const args = text.replace(/\\\n/g, ' ');
   const mem = /(?:^|\s)-m '?(?:size=)?(\d+)([kMG]?)/.exec(args)!;
   const memoryMiB = mem[2] === 'k' ? Number(mem[1]) / 1024 : mem[2] === 'G' ? Number(mem[1]) * 1024 : Number(mem[1]);
@@ -526,14 +804,28 @@ function peerCommandLine(text: string): { memoryMiB: number; vcpus: number; disk
   }
   // libvirt leaves the raw format layer out when nothing needs it: the device then uses the storage node.
   for (const n of nodes.values())
-    if (['file', 'host_device', 'host_cdrom'].includes(n.driver as string) && !layered.has(n) && typeof n.filename === 'string')
+    if (
+      ['file', 'host_device', 'host_cdrom'].includes(n.driver as string) &&
+      !layered.has(n) &&
+      typeof n.filename === 'string'
+    )
       disks.push({ path: n.filename, format: 'raw', readOnly: n['read-only'] === true });
   for (const m of args.matchAll(/-drive '?([^' ]+)'?/g)) {
-    const kv = new Map(m[1]!.split(',').map((p) => [p.split('=')[0]!, p.slice(p.indexOf('=') + 1)] as [string, string]));
+    const kv = new Map(
+      m[1]!.split(',').map((p) => [p.split('=')[0]!, p.slice(p.indexOf('=') + 1)] as [string, string]),
+    );
     if (!kv.has('file') || kv.get('if') === 'pflash') continue;
-    disks.push({ path: kv.get('file')!, format: kv.get('format') ?? 'raw', readOnly: kv.get('readonly') === 'on' || kv.get('media') === 'cdrom' });
+    disks.push({
+      path: kv.get('file')!,
+      format: kv.get('format') ?? 'raw',
+      readOnly: kv.get('readonly') === 'on' || kv.get('media') === 'cdrom',
+    });
   }
-  const unixDisplay = /(?:^|\s)-spice '?[^ ]*unix=on/.test(args) ? 'spice-unix' : /(?:^|\s)-vnc '?unix:/.test(args) ? 'vnc-unix' : undefined;
+  const unixDisplay = /(?:^|\s)-spice '?[^ ]*unix=on/.test(args)
+    ? 'spice-unix'
+    : /(?:^|\s)-vnc '?unix:/.test(args)
+      ? 'vnc-unix'
+      : undefined;
   return { memoryMiB, vcpus, disks, unixDisplay };
 }
 
@@ -590,19 +882,45 @@ interface Sample {
 }
 
 const SAMPLES: Sample[] = [
-  { label: 'libvirt x86_64-q35-headless', source: () => fromLibvirt([input(join(LIBVIRT, 'x86_64-q35-headless.xml'))]), peer: join(LIBVIRT, 'x86_64-q35-headless.args'), stated: { memoryMiB: 4194304 / 1024, vcpus: 4 } },
-  { label: 'libvirt disk-boot-disk', source: () => fromLibvirt([input(join(LIBVIRT, 'disk-boot-disk.xml'))]), peer: join(LIBVIRT, 'disk-boot-disk.args'), stated: { memoryMiB: 219100 / 1024, vcpus: 1 } },
-  { label: 'libvirt cputune', source: () => fromLibvirt([input(join(LIBVIRT, 'cputune.xml'))]), peer: join(LIBVIRT, 'cputune.args'), stated: { memoryMiB: 219136 / 1024, vcpus: 4 } },
-  { label: 'libvirt graphics-vnc', source: () => fromLibvirt([input(join(LIBVIRT, 'graphics-vnc.xml'))]), peer: join(LIBVIRT, 'graphics-vnc.args'), stated: { memoryMiB: 219100 / 1024, vcpus: 1 } },
+  {
+    label: 'libvirt x86_64-q35-headless',
+    source: () => fromLibvirt([input(join(LIBVIRT, 'x86_64-q35-headless.xml'))]),
+    peer: join(LIBVIRT, 'x86_64-q35-headless.args'),
+    stated: { memoryMiB: 4194304 / 1024, vcpus: 4 },
+  },
+  {
+    label: 'libvirt disk-boot-disk',
+    source: () => fromLibvirt([input(join(LIBVIRT, 'disk-boot-disk.xml'))]),
+    peer: join(LIBVIRT, 'disk-boot-disk.args'),
+    stated: { memoryMiB: 219100 / 1024, vcpus: 1 },
+  },
+  {
+    label: 'libvirt cputune',
+    source: () => fromLibvirt([input(join(LIBVIRT, 'cputune.xml'))]),
+    peer: join(LIBVIRT, 'cputune.args'),
+    stated: { memoryMiB: 219136 / 1024, vcpus: 4 },
+  },
+  {
+    label: 'libvirt graphics-vnc',
+    source: () => fromLibvirt([input(join(LIBVIRT, 'graphics-vnc.xml'))]),
+    peer: join(LIBVIRT, 'graphics-vnc.args'),
+    stated: { memoryMiB: 219100 / 1024, vcpus: 1 },
+  },
   {
     label: 'proxmox ide',
-    source: () => fromProxmox([input(join(PROXMOX, 'ide.conf'))], { storages: parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg') }),
+    source: () =>
+      fromProxmox([input(join(PROXMOX, 'ide.conf'))], {
+        storages: parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg'),
+      }),
     peer: join(PROXMOX, 'ide.conf.cmd'),
     stated: { memoryMiB: 512, vcpus: 2 },
   },
   {
     label: 'proxmox pinned-version',
-    source: () => fromProxmox([input(join(PROXMOX, 'pinned-version.conf'))], { storages: parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg') }),
+    source: () =>
+      fromProxmox([input(join(PROXMOX, 'pinned-version.conf'))], {
+        storages: parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg'),
+      }),
     peer: join(PROXMOX, 'pinned-version.conf.cmd'),
     stated: { memoryMiB: 1024, vcpus: 3 },
   },
@@ -617,10 +935,17 @@ describe('imported guests boot under TCG and QEMU reports what the source meant'
       requireTool('ip', 'iproute2');
       const { document } = s.source();
       assert.ok(document, `${s.label} imports`);
-      const doc = structuredClone(document) as { useCase: string; acceptedRisks: unknown[]; guests: Record<string, any>[] };
+      const doc = structuredClone(document) as {
+        useCase: string;
+        acceptedRisks: unknown[];
+        guests: Record<string, any>[];
+      };
       // Under TCG everywhere: the emulation use case, its risk accepted; vhost-net needs /dev/vhost-net.
       doc.useCase = 'emulation';
-      doc.acceptedRisks = [...doc.acceptedRisks, { risk: 'emulation', reason: 'the import test boots under TCG on every machine' }];
+      doc.acceptedRisks = [
+        ...doc.acceptedRisks,
+        { risk: 'emulation', reason: 'the import test boots under TCG on every machine' },
+      ];
       const g0 = doc.guests[0]!;
       if (g0.cpu?.model === 'host') delete g0.cpu.model;
       if (g0.network?.mode === 'tap') g0.network.vhost = false;
@@ -650,7 +975,9 @@ describe('imported guests boot under TCG and QEMU reports what the source meant'
         chownSync(d, uid, uid);
       }
       makeStopPipe(run, uid);
-      const argv = execStart(guestService(a, g)).map((w) => w.replaceAll(`/run/qemu-harden/${g.name}`, run).replaceAll(`/var/log/qemu-harden/${g.name}`, log));
+      const argv = execStart(guestService(a, g)).map((w) =>
+        w.replaceAll(`/run/qemu-harden/${g.name}`, run).replaceAll(`/var/log/qemu-harden/${g.name}`, log),
+      );
       argv[argv.indexOf('-cpu') + 1] = 'max';
       const tap = tapDevice(g);
       const script = [
@@ -660,13 +987,24 @@ describe('imported guests boot under TCG and QEMU reports what the source meant'
         ...(tap ? [`ip tuntap add dev ${tap} mode tap user ${uid} group ${uid}`, `ip link set dev ${tap} up`] : []),
         `exec setpriv --reuid=${uid} --regid=${uid} --clear-groups --no-new-privs -- "$@"`,
       ].join('\n');
-      const child = spawn('unshare', ['--mount', '--net', '--propagation', 'private', 'sh', '-c', script, 'sh', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(
+        'unshare',
+        ['--mount', '--net', '--propagation', 'private', 'sh', '-c', script, 'sh', ...argv],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       t.after(() => child.kill('SIGKILL'));
       let replies: unknown[];
       try {
-        replies = await qmp(join(run, 'qmp.sock'), ['query-memory-size-summary', 'query-cpus-fast', 'query-block', 'query-vnc', 'query-spice', 'quit']);
+        replies = await qmp(join(run, 'qmp.sock'), [
+          'query-memory-size-summary',
+          'query-cpus-fast',
+          'query-block',
+          'query-vnc',
+          'query-spice',
+          'quit',
+        ]);
       } catch (e) {
         throw new Error(`${(e as Error).message}; QEMU stderr: ${stderr}`);
       }
@@ -678,14 +1016,23 @@ describe('imported guests boot under TCG and QEMU reports what the source meant'
         { enabled: boolean; host?: string; port?: number; 'tls-port'?: number },
       ];
       // The display: on the guest's own unix socket, never on TCP.
-      if (peer.unixDisplay) assert.equal(g.display.mode, peer.unixDisplay, 'a display the peer puts on a unix socket stays on one, same protocol');
+      if (peer.unixDisplay)
+        assert.equal(
+          g.display.mode,
+          peer.unixDisplay,
+          'a display the peer puts on a unix socket stays on one, same protocol',
+        );
       assert.equal(vnc.enabled, g.display.mode === 'vnc-unix', `VNC: ${JSON.stringify(vnc)}`);
       if (vnc.enabled) assert.equal(vnc.family, 'unix');
       assert.equal(spice.enabled, g.display.mode === 'spice-unix', `SPICE: ${JSON.stringify(spice)}`);
       if (spice.enabled) {
         assert.equal(spice.port, undefined, 'no plain TCP port');
         assert.equal(spice['tls-port'], undefined, 'no TLS TCP port');
-        assert.equal(statSync(join(run, 'spice.sock')).uid, uid, 'the SPICE socket is the guest user’s, in its runtime directory');
+        assert.equal(
+          statSync(join(run, 'spice.sock')).uid,
+          uid,
+          'the SPICE socket is the guest user’s, in its runtime directory',
+        );
       }
 
       const memMiB = mem['base-memory'] / (1024 * 1024);
@@ -709,7 +1056,9 @@ describe('imported guests boot under TCG and QEMU reports what the source meant'
         assert.equal(q.ro, p.readOnly, `${source}: the peer's read-only flag`);
       }
       await new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.on('exit', () => resolve())));
-      t.diagnostic(`${s.label}: ${memMiB} MiB, ${cpus.length} vCPUs, ${inserted.map((b) => `${b.drv}${b.ro ? ' ro' : ''}`).join(', ')}`);
+      t.diagnostic(
+        `${s.label}: ${memMiB} MiB, ${cpus.length} vCPUs, ${inserted.map((b) => `${b.drv}${b.ro ? ' ro' : ''}`).join(', ')}`,
+      );
     });
   }
 });
@@ -727,7 +1076,9 @@ describe('UEFI Secure Boot carried from the source is enforced by the imported g
     mkdirSync(join(esp, 'EFI', 'BOOT'), { recursive: true });
     copyFileSync(ensureKernel().vmlinuz, join(esp, 'EFI', 'BOOT', 'BOOTX64.EFI'));
     const img = join(dir, 'esp.img');
-    const conv = spawnSync('qemu-img', ['convert', '-f', 'vvfat', '-O', 'raw', `fat:ro:${esp}`, img], { encoding: 'utf8' });
+    const conv = spawnSync('qemu-img', ['convert', '-f', 'vvfat', '-O', 'raw', `fat:ro:${esp}`, img], {
+      encoding: 'utf8',
+    });
     assert.equal(conv.status, 0, conv.stderr);
     chmodSync(img, 0o644);
     const domain = (name: string, secure: boolean) =>
@@ -735,7 +1086,12 @@ describe('UEFI Secure Boot carried from the source is enforced by the imported g
          <os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type><firmware><feature enabled='${secure ? 'yes' : 'no'}' name='secure-boot'/></firmware></os>
          <devices><disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${img}'/><target dev='vda' bus='virtio'/><readonly/></disk></devices></domain>`;
     const results: Record<string, { log: string; flashSecure: unknown }> = {};
-    for (const [i, [name, secure]] of ([['sb', true], ['nosb', false]] as const).entries()) {
+    for (const [i, [name, secure]] of (
+      [
+        ['sb', true],
+        ['nosb', false],
+      ] as const
+    ).entries()) {
       const { document, report } = fromLibvirt([{ file: `${name}.xml`, read: () => domain(name, secure) }]);
       assert.equal(report.guests[0]!.outcome, 'imported', JSON.stringify(report.guests[0]));
       const doc = document as { useCase: string; acceptedRisks: unknown[]; guests: Record<string, any>[] };
@@ -756,14 +1112,23 @@ describe('UEFI Secure Boot carried from the source is enforced by the imported g
       chownSync(join(state, 'OVMF_VARS.fd'), uid, uid);
       makeStopPipe(run, uid);
       const argv = execStart(guestService(a, g)).map((w) =>
-        w.replaceAll(`/run/qemu-harden/${name}`, run).replaceAll(`/var/log/qemu-harden/${name}`, log).replaceAll(`/var/lib/qemu-harden/${name}`, state),
+        w
+          .replaceAll(`/run/qemu-harden/${name}`, run)
+          .replaceAll(`/var/log/qemu-harden/${name}`, log)
+          .replaceAll(`/var/lib/qemu-harden/${name}`, state),
       );
       argv[argv.indexOf('-cpu') + 1] = 'max';
-      const child = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--no-new-privs', '--', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(
+        'setpriv',
+        [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--no-new-privs', '--', ...argv],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       t.after(() => child.kill('SIGKILL'));
-      const [flash] = (await qmp(join(run, 'qmp.sock'), [{ execute: 'qom-get', arguments: { path: '/machine/system.flash0', property: 'secure' } }])) as [unknown];
+      const [flash] = (await qmp(join(run, 'qmp.sock'), [
+        { execute: 'qom-get', arguments: { path: '/machine/system.flash0', property: 'secure' } },
+      ])) as [unknown];
       const serial = join(log, 'serial.log');
       let text = '';
       for (let k = 0; k < 480 && !/Access Denied|starting Boot0001/.test(text) && child.exitCode === null; k++) {
@@ -775,7 +1140,11 @@ describe('UEFI Secure Boot carried from the source is enforced by the imported g
       results[name] = { log: text, flashSecure: flash };
     }
     assert.equal(results.sb!.flashSecure, true, 'the firmware flash is writable only from SMM');
-    assert.match(results.sb!.log, /failed to load Boot0001 .*: Access Denied/, 'Secure Boot refuses the untrusted program');
+    assert.match(
+      results.sb!.log,
+      /failed to load Boot0001 .*: Access Denied/,
+      'Secure Boot refuses the untrusted program',
+    );
     assert.equal(results.nosb!.flashSecure, false);
     assert.match(results.nosb!.log, /starting Boot0001/, 'without Secure Boot the same program starts');
   });

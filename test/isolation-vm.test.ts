@@ -22,7 +22,9 @@ function probeUnit(unit: string, probes: string): string {
   const text = unit.replace(execStartBlock(unit), `ExecStart=/usr/bin/python3 /proof/probe.py ${probes}`);
   return text
     .split('\n')
-    .filter((l) => !/^(ExecStartPre|ExecStop|AppArmorProfile|Restart|RestartSec|Type|WantedBy)=/.test(l) && l !== '[Install]')
+    .filter(
+      (l) => !/^(ExecStartPre|ExecStop|AppArmorProfile|Restart|RestartSec|Type|WantedBy)=/.test(l) && l !== '[Install]',
+    )
     .map((l) => (l === '[Service]' ? '[Service]\nType=oneshot' : l))
     .join('\n');
 }
@@ -99,7 +101,13 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
           name: 'spice',
           memoryMiB: 64,
           disks: [{ path: '/images/spice.img', format: 'raw' }],
-          display: { mode: 'spice-tls', listen: '127.0.0.1', port: 5930, tlsDir: '/etc/qh-tls/spice', passwordFile: '/etc/qh-tls/spice-password' },
+          display: {
+            mode: 'spice-tls',
+            listen: '127.0.0.1',
+            port: 5930,
+            tlsDir: '/etc/qh-tls/spice',
+            passwordFile: '/etc/qh-tls/spice-password',
+          },
         },
       ],
     });
@@ -107,22 +115,72 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
     const root = proofRootTree(work, PROOF, bundle);
     // Under TCG on a busy machine the whole proof can take longer than the proof unit's default 600 s.
     mkdirSync(join(root, 'etc/systemd/system/qh-proof.service.d'));
-    writeFileSync(join(root, 'etc/systemd/system/qh-proof.service.d/timeout.conf'), '[Service]\nTimeoutStartSec=1800\n');
+    writeFileSync(
+      join(root, 'etc/systemd/system/qh-proof.service.d/timeout.conf'),
+      '[Service]\nTimeoutStartSec=1800\n',
+    );
     mkdirSync(join(root, 'images'));
     for (const g of ['net', 'spice']) writeBootDisk(join(root, 'images', `${g}.img`));
     const tls = join(root, 'etc/qh-tls/spice');
     mkdirSync(tls, { recursive: true });
     const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: tls, stdio: 'pipe' });
-    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(work, 'ca-key.pem'), '-out', 'ca-cert.pem', '-days', '2', '-subj', '/CN=qh-test-ca',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server-key.pem', '-out', join(work, 'server.csr'), '-subj', '/CN=127.0.0.1');
-    ssl('x509', '-req', '-in', join(work, 'server.csr'), '-CA', 'ca-cert.pem', '-CAkey', join(work, 'ca-key.pem'), '-CAcreateserial', '-CAserial', join(work, 'ca.srl'), '-out', 'server-cert.pem', '-days', '2');
+    ssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      join(work, 'ca-key.pem'),
+      '-out',
+      'ca-cert.pem',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=qh-test-ca',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    );
+    ssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'server-key.pem',
+      '-out',
+      join(work, 'server.csr'),
+      '-subj',
+      '/CN=127.0.0.1',
+    );
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      join(work, 'server.csr'),
+      '-CA',
+      'ca-cert.pem',
+      '-CAkey',
+      join(work, 'ca-key.pem'),
+      '-CAcreateserial',
+      '-CAserial',
+      join(work, 'ca.srl'),
+      '-out',
+      'server-cert.pem',
+      '-days',
+      '2',
+    );
     writeFileSync(join(root, 'etc/qh-tls/spice-password'), PASSWORD, { mode: 0o600 });
     mkdirSync(join(root, 'proof'));
     writeFileSync(join(root, 'proof/probe.py'), PROBE_PY);
     const unitText = (g: string) => readFileSync(join(bundle, `root/etc/systemd/system/qemu-${g}.service`), 'utf8');
     const units = join(root, 'etc/systemd/system');
-    writeFileSync(join(units, 'qh-probe-net.service'), probeUnit(unitText('net'), `loopback/127.0.0.1/${HOST_SERVICE_PORT} loopback6/::1/${HOST_SERVICE_PORT}`));
+    writeFileSync(
+      join(units, 'qh-probe-net.service'),
+      probeUnit(unitText('net'), `loopback/127.0.0.1/${HOST_SERVICE_PORT} loopback6/::1/${HOST_SERVICE_PORT}`),
+    );
     const netUnit = readFileSync(join(bundle, 'root/etc/systemd/system/qemu-net.service'), 'utf8');
     assert.match(netUnit, /^IPAddressDeny=127\.0\.0\.0\/8 ::1\/128 169\.254\.0\.0\/16 fe80::\/10$/m);
     vm = await bootProof(kernel, root, work, { repo: true, timeoutMs: 1_700_000 });
@@ -137,7 +195,10 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
 
   test('apply installs the bundle and refuses to pass a TLS key its guest cannot read; after the chown it passes', () => {
     assert.equal(result('apply_first_exit'), '1');
-    assert.equal(result('apply_first_check'), 'FAIL  check TLS keys and passwords: /etc/qh-tls/spice/server-key.pem belongs to uid 0, not qemu-spice');
+    assert.equal(
+      result('apply_first_check'),
+      'FAIL  check TLS keys and passwords: /etc/qh-tls/spice/server-key.pem belongs to uid 0, not qemu-spice',
+    );
     assert.equal(result('apply_exit'), '0');
     assert.equal(result('apply_check'), 'done  check TLS keys and passwords: owners and modes as required');
   });
@@ -146,7 +207,11 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
     // The BPF egress filter drops the SYN: the connect times out (or fails at once with EPERM).
     assert.match(result('loopback'), /^(EPERM|TimeoutError)$/, '127.0.0.1 is denied');
     assert.match(result('loopback6'), /^(EPERM|TimeoutError)$/, '::1 is denied');
-    assert.equal(result('loopback_undenied'), 'ok', 'the same probe as the same user in a unit without IPAddressDeny= reaches the listener');
+    assert.equal(
+      result('loopback_undenied'),
+      'ok',
+      'the same probe as the same user in a unit without IPAddressDeny= reaches the listener',
+    );
   });
 
   test('both guests boot under their AppArmor profiles with the new unit lines, without a denial', () => {
@@ -154,7 +219,10 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
       assert.equal(result(`${g}.marker`), 'yes');
       assert.equal(result(`${g}.label`), `qemu-harden-${g} (enforce)`);
     }
-    assert.deepEqual([...vm.console.matchAll(/RESULT denied=(.*)/g)].map((m) => m[1]), []);
+    assert.deepEqual(
+      [...vm.console.matchAll(/RESULT denied=(.*)/g)].map((m) => m[1]),
+      [],
+    );
   });
 
   test('SPICE under AppArmor: the password from LoadCredential= is required', () => {
@@ -164,7 +232,10 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
 
   test('systemctl stop under AppArmor: ExecStop= sends system_powerdown; the ignoring guest gets SIGTERM after TimeoutStopSec', () => {
     const events = JSON.parse(result('net.events')) as { event?: string }[];
-    assert.ok(events.some((e) => e.event === 'POWERDOWN'), JSON.stringify(events));
+    assert.ok(
+      events.some((e) => e.event === 'POWERDOWN'),
+      JSON.stringify(events),
+    );
     assert.equal(result('net.stop_result'), 'timeout');
     assert.ok(Number(result('net.stop_seconds')) >= 7, `waited TimeoutStopSec=8 (${result('net.stop_seconds')} s)`);
     assert.equal(result('net.sigterm'), '1');

@@ -5,7 +5,17 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { writeBootDisk } from './bootdisk.js';
@@ -13,10 +23,22 @@ import { Container } from './container.js';
 import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
 
 const GUESTS = ['alpha', 'beta', 'gamma'];
-const RISK = [{ risk: 'emulation', reason: 'the proof runs the same with and without KVM; its guests are test boot sectors' }];
-const guest = (name: string, extra: Record<string, unknown> = {}) => ({ name, memoryMiB: 64, disks: [{ path: `/images/${name}.img`, format: 'raw' }], ...extra });
+const RISK = [
+  { risk: 'emulation', reason: 'the proof runs the same with and without KVM; its guests are test boot sectors' },
+];
+const guest = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  memoryMiB: 64,
+  disks: [{ path: `/images/${name}.img`, format: 'raw' }],
+  ...extra,
+});
 const V1 = { schemaVersion: 1, useCase: 'emulation', acceptedRisks: RISK, guests: GUESTS.map((g) => guest(g)) };
-const V2 = { schemaVersion: 1, useCase: 'emulation', acceptedRisks: RISK, guests: [guest('alpha'), guest('beta', { limits: { memoryMaxMiB: 400 } })] };
+const V2 = {
+  schemaVersion: 1,
+  useCase: 'emulation',
+  acceptedRisks: RISK,
+  guests: [guest('alpha'), guest('beta', { limits: { memoryMaxMiB: 400 } })],
+};
 const RECORD = 'var/lib/qemu-harden/.installed';
 
 /** v1 and v2, generated once for the whole file. */
@@ -27,7 +49,10 @@ const v2 = join(bundles, 'v2');
 before(() => {
   chmodSync(shared, 0o755);
   mkdirSync(bundles, { mode: 0o755 });
-  for (const [name, doc] of [['v1', V1], ['v2', V2]] as const) {
+  for (const [name, doc] of [
+    ['v1', V1],
+    ['v2', V2],
+  ] as const) {
     writeFileSync(join(shared, `${name}.json`), JSON.stringify(doc));
     const r = cli(['generate', '--answers', join(shared, `${name}.json`), '--out', join(bundles, name)]);
     assert.equal(r.code, 0, r.stderr);
@@ -50,7 +75,18 @@ function treeHash(root: string): string {
     else if (st.isDirectory()) for (const e of readdirSync(p).sort()) visit(`${rel}/${e}`);
     else h.update(readFileSync(p));
   };
-  for (const d of ['etc/systemd/system', 'etc/apparmor.d', 'etc/sysusers.d', 'etc/tmpfiles.d', 'etc/udev/rules.d', 'etc/passwd', 'etc/group', 'var/lib/qemu-harden', 'var/backups']) visit(d);
+  for (const d of [
+    'etc/systemd/system',
+    'etc/apparmor.d',
+    'etc/sysusers.d',
+    'etc/tmpfiles.d',
+    'etc/udev/rules.d',
+    'etc/passwd',
+    'etc/group',
+    'var/lib/qemu-harden',
+    'var/backups',
+  ])
+    visit(d);
   return h.digest('hex');
 }
 
@@ -74,8 +110,13 @@ function assertInstalled(root: string, bundle: string, others: string[]): void {
   }
   for (const hostPath of others) assert.ok(!existsSync(join(root, hostPath)), `${hostPath} is gone`);
   const current = join(root, RECORD, 'current');
-  for (const f of ['MANIFEST.sha256', 'answers.json', 'README.md']) assert.ok(readFileSync(join(current, f)).equals(readFileSync(join(bundle, f))), `record: ${f}`);
-  for (const rel of bundleFiles(bundle).keys()) assert.ok(readFileSync(join(current, 'root', rel)).equals(readFileSync(join(bundle, 'root', rel))), `record: root${rel}`);
+  for (const f of ['MANIFEST.sha256', 'answers.json', 'README.md'])
+    assert.ok(readFileSync(join(current, f)).equals(readFileSync(join(bundle, f))), `record: ${f}`);
+  for (const rel of bundleFiles(bundle).keys())
+    assert.ok(
+      readFileSync(join(current, 'root', rel)).equals(readFileSync(join(bundle, 'root', rel))),
+      `record: root${rel}`,
+    );
   assert.ok(!existsSync(join(root, RECORD, 'journal.json')), 'no journal left');
   assert.ok(!existsSync(join(root, RECORD, 'next')), 'no half-copied bundle left');
   assert.equal(lstatSync(join(root, RECORD)).mode & 0o7777, 0o700);
@@ -86,17 +127,27 @@ describe('day two: apply, removal, activation, status and rollback under real sy
   const ct = new Container(dir);
   after(() => ct.stop());
   const qh = (...args: string[]) => ct.exec(['node', '/qh/dist/qemu-harden.js', ...args]);
-  const show = (unit: string, prop: string) => ct.exec(['systemctl', 'show', '-p', prop, '--value', unit]).stdout.trim();
+  const show = (unit: string, prop: string) =>
+    ct.exec(['systemctl', 'show', '-p', prop, '--value', unit]).stdout.trim();
   const active = (g: string) => ct.exec(['systemctl', 'is-active', `qemu-${g}.service`]).stdout.trim();
   const pids = new Map<string, string>();
   /** Files qemu-harden did not install, named like its own: never touched. */
-  const FOREIGN = { 'etc/apparmor.d/qemu-harden-gamma-notes': 'not installed by qemu-harden\n', 'etc/systemd/system/qemu-gamma-backup.service': '[Unit]\n' };
+  const FOREIGN = {
+    'etc/apparmor.d/qemu-harden-gamma-notes': 'not installed by qemu-harden\n',
+    'etc/systemd/system/qemu-gamma-backup.service': '[Unit]\n',
+  };
   const assertForeignUntouched = () => {
-    for (const [f, text] of Object.entries(FOREIGN)) assert.equal(readFileSync(join(ct.root, f), 'utf8'), text, `${f} is untouched`);
+    for (const [f, text] of Object.entries(FOREIGN))
+      assert.equal(readFileSync(join(ct.root, f), 'utf8'), text, `${f} is untouched`);
   };
 
   before(async () => {
-    for (const [tool, pkg] of [['systemd-nspawn', 'systemd-container'], ['nsenter', 'util-linux'], ['qemu-system-x86_64', 'qemu-system-x86'], ['strace', 'strace']] as const)
+    for (const [tool, pkg] of [
+      ['systemd-nspawn', 'systemd-container'],
+      ['nsenter', 'util-linux'],
+      ['qemu-system-x86_64', 'qemu-system-x86'],
+      ['strace', 'strace'],
+    ] as const)
       requireTool(tool, pkg);
     assert.ok(existsSync(BIN), 'dist/ is built (npm run build)');
     chmodSync(dir, 0o755);
@@ -104,7 +155,12 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     mkdirSync(images, { mode: 0o755 });
     for (const g of GUESTS) writeBootDisk(join(images, `${g}.img`));
     ct.prepare();
-    await ct.boot({ binds: { [images]: '/images' }, bindsRo: { [join(REPO, 'dist')]: '/qh/dist', [bundles]: '/bundles' }, privateNetwork: true, devices: [] });
+    await ct.boot({
+      binds: { [images]: '/images' },
+      bindsRo: { [join(REPO, 'dist')]: '/qh/dist', [bundles]: '/bundles' },
+      privateNetwork: true,
+      devices: [],
+    });
   });
 
   test('v1: --dry-run changes nothing; apply --start starts all three guests; status is clean', () => {
@@ -127,7 +183,8 @@ describe('day two: apply, removal, activation, status and rollback under real sy
 
     const s = qh('status');
     assert.equal(s.code, 0, s.stdout + s.stderr);
-    for (const g of GUESTS) assert.match(s.stdout, new RegExp(`^${g} +qemu-${g}\\.service +running, pid ${pids.get(g)}$`, 'm'));
+    for (const g of GUESTS)
+      assert.match(s.stdout, new RegExp(`^${g} +qemu-${g}\\.service +running, pid ${pids.get(g)}$`, 'm'));
   });
 
   test('status --json: the documented shape, read from the live processes', () => {
@@ -141,11 +198,33 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assert.deepEqual(r.drift, []);
     assert.deepEqual(Object.keys(r.installed).sort(), ['manifest', 'previous']);
     assert.equal(r.installed.manifest, sha(join(v1, 'MANIFEST.sha256')));
-    assert.deepEqual(r.guests.map((g: any) => g.name), GUESTS);
+    assert.deepEqual(
+      r.guests.map((g: any) => g.name),
+      GUESTS,
+    );
     for (const g of r.guests) {
       assert.deepEqual(Object.keys(g).sort(), ['drift', 'expected', 'name', 'process', 'running', 'unit', 'weaker']);
-      assert.deepEqual(Object.keys(g.expected).sort(), ['apparmorProfile', 'memoryMax', 'noCapabilities', 'noNewPrivs', 'seccomp', 'uid', 'user']);
-      assert.deepEqual(Object.keys(g.process).sort(), ['apparmor', 'capEff', 'cgroup', 'gid', 'limits', 'listening', 'noNewPrivs', 'pid', 'seccomp', 'uid']);
+      assert.deepEqual(Object.keys(g.expected).sort(), [
+        'apparmorProfile',
+        'memoryMax',
+        'noCapabilities',
+        'noNewPrivs',
+        'seccomp',
+        'uid',
+        'user',
+      ]);
+      assert.deepEqual(Object.keys(g.process).sort(), [
+        'apparmor',
+        'capEff',
+        'cgroup',
+        'gid',
+        'limits',
+        'listening',
+        'noNewPrivs',
+        'pid',
+        'seccomp',
+        'uid',
+      ]);
       assert.deepEqual(Object.keys(g.process.limits).sort(), ['cpuMax', 'memoryMax', 'pidsMax']);
       const uid = Number(ct.exec(['id', '-u', `qemu-${g.name}`]).stdout.trim());
       assert.equal(g.running, true);
@@ -154,9 +233,16 @@ describe('day two: apply, removal, activation, status and rollback under real sy
       assert.deepEqual(g.process.uid, [uid, uid, uid, uid]);
       assert.equal(g.process.capEff, '0000000000000000');
       assert.equal(g.process.noNewPrivs, true);
-      const threads = ct.exec(['ls', `/proc/${g.process.pid}/task`]).stdout.trim().split('\n').sort();
+      const threads = ct
+        .exec(['ls', `/proc/${g.process.pid}/task`])
+        .stdout.trim()
+        .split('\n')
+        .sort();
       assert.deepEqual(Object.keys(g.process.seccomp).sort(), threads, 'every thread is listed');
-      assert.ok(Object.values(g.process.seccomp).every((m) => m === 2), 'every thread runs under a seccomp filter');
+      assert.ok(
+        Object.values(g.process.seccomp).every((m) => m === 2),
+        'every thread runs under a seccomp filter',
+      );
       assert.equal(g.process.cgroup, `/qemu.slice/qemu-${g.name}.service`);
       assert.deepEqual(g.process.listening, [
         { proto: 'unix', address: `/run/qemu-harden/${g.name}/qmp.sock` },
@@ -178,30 +264,54 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     const r = qh('apply', '/bundles/v2', '--yes', '--start');
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /done +stop and disable gamma/);
-    assert.match(r.stdout, /Kept: user qemu-gamma, state \/var\/lib\/qemu-harden\/gamma, logs \/var\/log\/qemu-harden\/gamma, disks \/images\/gamma\.img/);
+    assert.match(
+      r.stdout,
+      /Kept: user qemu-gamma, state \/var\/lib\/qemu-harden\/gamma, logs \/var\/log\/qemu-harden\/gamma, disks \/images\/gamma\.img/,
+    );
     assert.match(r.stdout, /userdel qemu-gamma/);
     assert.match(r.stdout, /done +restart \(unit changed\) beta: running/);
     assert.doesNotMatch(r.stdout, /alpha: running/, 'alpha is neither started nor restarted');
 
-    const gammaFiles = ['/etc/systemd/system/qemu-gamma.service', '/etc/apparmor.d/qemu-harden-gamma', '/etc/apparmor.d/qemu-harden.d/gamma'];
+    const gammaFiles = [
+      '/etc/systemd/system/qemu-gamma.service',
+      '/etc/apparmor.d/qemu-harden-gamma',
+      '/etc/apparmor.d/qemu-harden.d/gamma',
+    ];
     assertInstalled(ct.root, v2, gammaFiles);
     assert.equal(active('gamma'), 'inactive');
-    assert.equal(ct.sh('pgrep -f "^/usr/bin/qemu-system-x86_64 -name guest=gamma" || true').stdout.trim(), '', "gamma's QEMU is gone");
+    assert.equal(
+      ct.sh('pgrep -f "^/usr/bin/qemu-system-x86_64 -name guest=gamma" || true').stdout.trim(),
+      '',
+      "gamma's QEMU is gone",
+    );
     const backups = readdirSync(join(ct.root, 'var/backups/qemu-harden'));
-    assert.ok(backups.every((b) => /^\d{8}T\d{6}Z$/.test(b)), backups.join(' '));
+    assert.ok(
+      backups.every((b) => /^\d{8}T\d{6}Z$/.test(b)),
+      backups.join(' '),
+    );
     for (const f of gammaFiles) {
       const saved = backups.map((b) => join(ct.root, 'var/backups/qemu-harden', b, f)).find(existsSync);
       assert.ok(saved, `${f} was backed up`);
       assert.equal(sha(saved), bundleFiles(v1).get(f));
     }
-    assert.ok(ct.exec(['id', 'qemu-gamma']).code === 0 && existsSync(join(ct.root, 'var/lib/qemu-harden/gamma')), "gamma's user and state are kept");
+    assert.ok(
+      ct.exec(['id', 'qemu-gamma']).code === 0 && existsSync(join(ct.root, 'var/lib/qemu-harden/gamma')),
+      "gamma's user and state are kept",
+    );
     assert.ok(existsSync(join(dir, 'images/gamma.img')), "gamma's disk is kept");
 
-    assert.equal(show('qemu-beta.service', 'MemoryMax'), String(400 * 1024 * 1024), 'systemd holds the new limit (this host gives the container no memory controller)');
+    assert.equal(
+      show('qemu-beta.service', 'MemoryMax'),
+      String(400 * 1024 * 1024),
+      'systemd holds the new limit (this host gives the container no memory controller)',
+    );
     assert.notEqual(show('qemu-beta.service', 'MainPID'), pids.get('beta'), 'beta runs a new QEMU');
     assert.equal(active('beta'), 'active');
     assert.equal(show('qemu-alpha.service', 'MainPID'), pids.get('alpha'), 'alpha runs the same QEMU');
-    assert.equal(readFileSync(join(ct.root, RECORD, 'previous/MANIFEST.sha256'), 'utf8'), readFileSync(join(v1, 'MANIFEST.sha256'), 'utf8'));
+    assert.equal(
+      readFileSync(join(ct.root, RECORD, 'previous/MANIFEST.sha256'), 'utf8'),
+      readFileSync(join(v1, 'MANIFEST.sha256'), 'utf8'),
+    );
     assertForeignUntouched();
     const s = qh('status');
     assert.equal(s.code, 0, s.stdout);
@@ -214,8 +324,13 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assert.equal(s.code, 1, s.stdout);
     const r = JSON.parse(s.stdout) as { ok: boolean; guests: { name: string; drift: unknown[] }[] };
     assert.equal(r.ok, false);
-    assert.deepEqual(r.guests.find((g) => g.name === 'alpha')!.drift, [{ path: '/etc/systemd/system/qemu-alpha.service', problem: 'changed' }]);
-    assert.match(qh('status').stdout, /DRIFT: \/etc\/systemd\/system\/qemu-alpha\.service changed since it was installed/);
+    assert.deepEqual(r.guests.find((g) => g.name === 'alpha')!.drift, [
+      { path: '/etc/systemd/system/qemu-alpha.service', problem: 'changed' },
+    ]);
+    assert.match(
+      qh('status').stdout,
+      /DRIFT: \/etc\/systemd\/system\/qemu-alpha\.service changed since it was installed/,
+    );
 
     const before = treeHash(ct.root);
     const dry = qh('rollback', '--dry-run', '--start');
@@ -228,7 +343,11 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assertInstalled(ct.root, v1, []);
     for (const g of GUESTS) assert.equal(active(g), 'active', g);
     assert.equal(show('qemu-beta.service', 'MemoryMax'), String(320 * 1024 * 1024));
-    assert.equal(readFileSync(join(ct.root, RECORD, 'previous/MANIFEST.sha256'), 'utf8'), readFileSync(join(v2, 'MANIFEST.sha256'), 'utf8'), 'a second rollback would return to v2');
+    assert.equal(
+      readFileSync(join(ct.root, RECORD, 'previous/MANIFEST.sha256'), 'utf8'),
+      readFileSync(join(v2, 'MANIFEST.sha256'), 'utf8'),
+      'a second rollback would return to v2',
+    );
     assertForeignUntouched();
     const after = qh('status');
     assert.equal(after.code, 0, after.stdout);
@@ -236,12 +355,16 @@ describe('day two: apply, removal, activation, status and rollback under real sy
 
   test('a guest running weaker than its bundle (a runtime drop-in gives it a capability): status exits 1 and says how', () => {
     const dropIn = '/run/systemd/system/qemu-alpha.service.d';
-    const set = ct.sh(`mkdir -p ${dropIn} && printf '[Service]\\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\\nAmbientCapabilities=CAP_NET_BIND_SERVICE\\n' > ${dropIn}/weaker.conf && systemctl daemon-reload && systemctl restart qemu-alpha.service`);
+    const set = ct.sh(
+      `mkdir -p ${dropIn} && printf '[Service]\\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\\nAmbientCapabilities=CAP_NET_BIND_SERVICE\\n' > ${dropIn}/weaker.conf && systemctl daemon-reload && systemctl restart qemu-alpha.service`,
+    );
     assert.equal(set.code, 0, set.stderr);
     try {
       const s = qh('status', '--json');
       assert.equal(s.code, 1, s.stdout);
-      const r = JSON.parse(s.stdout) as { guests: { name: string; weaker: string[]; drift: unknown[]; process: { capEff: string } }[] };
+      const r = JSON.parse(s.stdout) as {
+        guests: { name: string; weaker: string[]; drift: unknown[]; process: { capEff: string } }[];
+      };
       const alpha = r.guests.find((g) => g.name === 'alpha')!;
       assert.equal(alpha.process.capEff, '0000000000000400');
       assert.deepEqual(alpha.weaker, ['holds capabilities (CapEff 0000000000000400)']);
@@ -256,7 +379,10 @@ describe('day two: apply, removal, activation, status and rollback under real sy
   });
 
   test('a guest that fails to start: apply reports its last journal lines and exits 1', () => {
-    const broken = { ...V1, guests: [...V1.guests, guest('delta', { disks: [{ path: '/images/missing.img', format: 'raw' }] })] };
+    const broken = {
+      ...V1,
+      guests: [...V1.guests, guest('delta', { disks: [{ path: '/images/missing.img', format: 'raw' }] })],
+    };
     writeFileSync(join(dir, 'v3.json'), JSON.stringify(broken));
     const v3 = join(dir, 'v3');
     assert.equal(cli(['generate', '--answers', join(dir, 'v3.json'), '--out', v3]).code, 0);
@@ -265,7 +391,10 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     execFileSync('cp', ['-a', v3, join(ct.root, 'root/v3')]);
     const r = qh('apply', '/root/v3', '--yes', '--start');
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, /FAIL +enable and start delta: [^\n]*; its last journal lines:\n(?: {6}.*\n)* {6}.*qemu-delta\.service: (?:Main|Control) process exited, code=exited, status=226\/NAMESPACE\n/);
+    assert.match(
+      r.stdout,
+      /FAIL +enable and start delta: [^\n]*; its last journal lines:\n(?: {6}.*\n)* {6}.*qemu-delta\.service: (?:Main|Control) process exited, code=exited, status=226\/NAMESPACE\n/,
+    );
     for (const g of GUESTS) assert.equal(active(g), 'active', `${g} runs on`);
   });
 });
@@ -273,11 +402,35 @@ describe('day two: apply, removal, activation, status and rollback under real sy
 /** The system calls that change the tree during an install: each is a point where apply is killed. */
 const KILL_AT = ['rename', 'renameat', 'renameat2', 'unlink', 'unlinkat', 'rmdir'];
 
-function traceApply(strace: string, root: string, bundle: string, log: string, inject?: { syscall: string; nth: number }) {
-  const r = spawnSync(strace, ['-qq', '-o', log, '-e', `trace=${KILL_AT.join(',')}`, ...(inject ? ['-e', `inject=${inject.syscall}:signal=KILL:when=${inject.nth}`] : []), process.execPath, BIN, 'apply', bundle, '--root', root, '--yes'], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+function traceApply(
+  strace: string,
+  root: string,
+  bundle: string,
+  log: string,
+  inject?: { syscall: string; nth: number },
+) {
+  const r = spawnSync(
+    strace,
+    [
+      '-qq',
+      '-o',
+      log,
+      '-e',
+      `trace=${KILL_AT.join(',')}`,
+      ...(inject ? ['-e', `inject=${inject.syscall}:signal=KILL:when=${inject.nth}`] : []),
+      process.execPath,
+      BIN,
+      'apply',
+      bundle,
+      '--root',
+      root,
+      '--yes',
+    ],
+    {
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
   const counts = new Map<string, number>();
   const events: { syscall: string; nth: number; line: string }[] = [];
   for (const line of readFileSync(log, 'utf8').split('\n')) {
@@ -304,7 +457,11 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
     rmSync(work, { recursive: true, force: true });
     execFileSync('cp', ['-a', base, work]);
   };
-  const gammaFiles = ['/etc/systemd/system/qemu-gamma.service', '/etc/apparmor.d/qemu-harden-gamma', '/etc/apparmor.d/qemu-harden.d/gamma'];
+  const gammaFiles = [
+    '/etc/systemd/system/qemu-gamma.service',
+    '/etc/apparmor.d/qemu-harden-gamma',
+    '/etc/apparmor.d/qemu-harden.d/gamma',
+  ];
 
   fresh();
   const full = traceApply(strace, work, v2, join(tmp, 'full.trace'));
@@ -313,7 +470,10 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
   // From the first change after the journal is in place to the unlink that removes the journal.
   const first = full.events.findIndex((e) => e.syscall.startsWith('rename') && e.line.includes('journal.json.new'));
   const last = full.events.findLastIndex((e) => e.syscall.startsWith('unlink') && e.line.includes('journal.json'));
-  assert.ok(first >= 0 && last > first + 1, `the trace shows the journal written and removed:\n${full.events.map((e) => e.line).join('\n')}`);
+  assert.ok(
+    first >= 0 && last > first + 1,
+    `the trace shows the journal written and removed:\n${full.events.map((e) => e.line).join('\n')}`,
+  );
   const span = full.events.slice(first + 1, last + 1);
   const kinds = (re: RegExp) => span.filter((e) => re.test(e.line));
   // Points spread over the install: its first change (a file installed), the last file installed, a file removed,
@@ -326,7 +486,8 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
     kinds(/^rename.*\.installed\/next.*\.installed\/current/)[0],
     span.at(-1),
   ];
-  for (const [i, p] of wanted.entries()) assert.ok(p, `kill point ${i} is in the trace:\n${span.map((e) => e.line).join('\n')}`);
+  for (const [i, p] of wanted.entries())
+    assert.ok(p, `kill point ${i} is in the trace:\n${span.map((e) => e.line).join('\n')}`);
   const points = [...new Set(wanted as NonNullable<(typeof wanted)[number]>[])];
   assert.ok(points.length >= 5, `distinct kill points: ${points.map((p) => p.line).join('\n')}`);
   for (const [i, p] of points.entries()) {
@@ -340,9 +501,17 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
     assert.equal((JSON.parse(st.stdout) as { interrupted: { action: string } }).interrupted.action, 'apply');
     const next = cli(['apply', v2, '--root', work, '--yes']);
     assert.equal(next.code, 0, next.stderr + next.stdout);
-    assert.match(next.stdout, /^Interrupted install: the last apply \(started [0-9TZ:-]+\) (stopped midway|had installed bundle)/m, `after a kill at ${p.line}`);
+    assert.match(
+      next.stdout,
+      /^Interrupted install: the last apply \(started [0-9TZ:-]+\) (stopped midway|had installed bundle)/m,
+      `after a kill at ${p.line}`,
+    );
     assertInstalled(work, v2, gammaFiles);
-    assert.equal(readFileSync(join(work, RECORD, 'previous/MANIFEST.sha256'), 'utf8'), readFileSync(join(v1, 'MANIFEST.sha256'), 'utf8'), 'previous is v1, for rollback');
+    assert.equal(
+      readFileSync(join(work, RECORD, 'previous/MANIFEST.sha256'), 'utf8'),
+      readFileSync(join(v1, 'MANIFEST.sha256'), 'utf8'),
+      'previous is v1, for rollback',
+    );
   }
 
   // Rollback after a kill, instead of apply: back to v1, the bundle installed completely before the killed apply.
@@ -367,10 +536,16 @@ test('a failed step leaves the install unfinished: no record moved, the next app
   assert.equal(failed.code, 1, failed.stdout + failed.stderr);
   assert.match(failed.stdout, /FAIL +create users and groups \(systemd-sysusers\)/);
   assert.match(failed.stderr, /a step failed, so this apply is not recorded as complete/);
-  assert.ok(existsSync(join(root, RECORD, 'journal.json')) && !existsSync(join(root, RECORD, 'current')), 'the journal stays, nothing is recorded as installed');
+  assert.ok(
+    existsSync(join(root, RECORD, 'journal.json')) && !existsSync(join(root, RECORD, 'current')),
+    'the journal stays, nothing is recorded as installed',
+  );
   const st = cli(['status', '--root', root]);
   assert.equal(st.code, 2);
-  assert.match(st.stderr, /nothing is installed under .* yet: the first apply \(started .*\) did not complete; run apply again/);
+  assert.match(
+    st.stderr,
+    /nothing is installed under .* yet: the first apply \(started .*\) did not complete; run apply again/,
+  );
 
   rmSync(join(root, 'etc/passwd'), { recursive: true });
   writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
@@ -386,15 +561,32 @@ test('a failed step leaves the install unfinished: no record moved, the next app
 
 test('the bundle README draws each guest’s reach as a Mermaid graph: guest → user → files, devices, sockets, network', (t) => {
   const tmp = tempDir(t);
-  writeFileSync(join(tmp, 'a.json'), JSON.stringify({ ...V1, guests: [guest('alpha', { disks: [{ path: '/images/a "b" <c>.img', format: 'raw' }] }), guest('beta', { network: { mode: 'user' } })] }));
+  writeFileSync(
+    join(tmp, 'a.json'),
+    JSON.stringify({
+      ...V1,
+      guests: [
+        guest('alpha', { disks: [{ path: '/images/a "b" <c>.img', format: 'raw' }] }),
+        guest('beta', { network: { mode: 'user' } }),
+      ],
+    }),
+  );
   assert.equal(cli(['generate', '--answers', join(tmp, 'a.json'), '--out', join(tmp, 'b')]).code, 0);
   const readme = readFileSync(join(tmp, 'b/README.md'), 'utf8');
   const graph = /```mermaid\nflowchart LR\n([\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(graph, 'a mermaid block');
   const lines = graph.trimEnd().split('\n');
-  for (const l of lines) assert.match(l, /^ {2}(g\d+\["[^"]*"\] --> u\d+\["[^"]*"\]|u\d+ -->\|[a-z]+\| r\d+_\d+\["[^"]*"\])$/, 'every line is one edge with a quoted label');
+  for (const l of lines)
+    assert.match(
+      l,
+      /^ {2}(g\d+\["[^"]*"\] --> u\d+\["[^"]*"\]|u\d+ -->\|[a-z]+\| r\d+_\d+\["[^"]*"\])$/,
+      'every line is one edge with a quoted label',
+    );
   assert.ok(lines.includes('  g0["guest alpha"] --> u0["user qemu-alpha"]'));
-  assert.ok(lines.includes('  u0 -->|rw| r0_0["file /images/a #34;b#34; #60;c#62;.img"]'), 'quotes and angle brackets are entity codes');
+  assert.ok(
+    lines.includes('  u0 -->|rw| r0_0["file /images/a #34;b#34; #60;c#62;.img"]'),
+    'quotes and angle brackets are entity codes',
+  );
   assert.ok(lines.includes('  u0 -->|listens| r0_1["socket /run/qemu-harden/alpha/qmp.sock"]'));
   assert.ok(lines.includes('  u0 -->|net| r0_3["no network"]'));
   assert.ok(lines.includes('  u1 -->|net| r1_3["user-mode NAT"]'));

@@ -52,17 +52,35 @@ describe('plain-words messages', () => {
     assert.equal(message(z.strictObject({}), { x: 1 }), 'unknown key "x"');
     assert.equal(message(z.strictObject({}), { x: 1, y: 2 }), 'unknown keys "x", "y"');
     assert.equal(message(z.record(z.string().min(2), z.int()), { b: 1 }), 'has a key that is not allowed');
-    const u = z.discriminatedUnion('mode', [z.strictObject({ mode: z.literal('a') }), z.strictObject({ mode: z.literal('b') })]);
+    const u = z.discriminatedUnion('mode', [
+      z.strictObject({ mode: z.literal('a') }),
+      z.strictObject({ mode: z.literal('b') }),
+    ]);
     assert.equal(message(u, { mode: 'c' }), 'must be one of "a", "b"');
-    assert.equal(message(z.string().refine(() => false), 'x'), 'is not valid');
+    assert.equal(
+      message(
+        z.string().refine(() => false),
+        'x',
+      ),
+      'is not valid',
+    );
   });
   test('generate and the wizard give the same words for the same answers', () => {
-    const doc = { schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'a', vcpus: 'two', disks: [{ path: '/srv/a.img', format: 'vmdk' }], network: { mode: 'bridge' } }] };
+    const doc = {
+      schemaVersion: 1,
+      useCase: 'virtualization',
+      guests: [
+        { name: 'a', vcpus: 'two', disks: [{ path: '/srv/a.img', format: 'vmdk' }], network: { mode: 'bridge' } },
+      ],
+    };
     const wizard = issuesFor(doc).map((i) => `${i.path}: ${i.message}`);
-    assert.throws(() => validate(doc), (e: Error) => {
-      assert.deepEqual(e.message.split('\n'), wizard);
-      return true;
-    });
+    assert.throws(
+      () => validate(doc),
+      (e: Error) => {
+        assert.deepEqual(e.message.split('\n'), wizard);
+        return true;
+      },
+    );
     assert.deepEqual(wizard, [
       'guests.0.vcpus: must be a whole number, not the text "two"',
       'guests.0.disks.0.format: must be "qcow2" or "raw" (the format is never probed)',

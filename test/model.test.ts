@@ -33,7 +33,13 @@ describe('answers model', () => {
     const a = validate(base());
     const g = a.guests[0]!;
     assert.equal(g.machine, 'q35');
-    assert.deepEqual(g.isolation.sandbox, { enabled: true, obsolete: 'deny', elevatePrivileges: 'deny', spawn: 'deny', resourceControl: 'deny' });
+    assert.deepEqual(g.isolation.sandbox, {
+      enabled: true,
+      obsolete: 'deny',
+      elevatePrivileges: 'deny',
+      spawn: 'deny',
+      resourceControl: 'deny',
+    });
     assert.equal(g.isolation.apparmor, true);
     assert.equal(g.network.mode, 'none');
     assert.equal(g.display.mode, 'none');
@@ -104,8 +110,16 @@ describe('answers model', () => {
     expectError(d, 'useCase', 'takes the risk "emulation"');
     const ok = { ...d, acceptedRisks: [{ risk: 'emulation', reason: 'trusted build sources only' }] };
     assert.deepEqual(errorsOf(ok), []);
-    expectError({ ...base(), acceptedRisks: [{ risk: 'emulation', reason: 'trusted build sources only' }] }, 'acceptedRisks.0', 'do not take that risk');
-    expectError({ ...d, acceptedRisks: [{ risk: 'emulation', reason: 'ok' }] }, 'acceptedRisks.0.reason', 'at least 10 characters');
+    expectError(
+      { ...base(), acceptedRisks: [{ risk: 'emulation', reason: 'trusted build sources only' }] },
+      'acceptedRisks.0',
+      'do not take that risk',
+    );
+    expectError(
+      { ...d, acceptedRisks: [{ risk: 'emulation', reason: 'ok' }] },
+      'acceptedRisks.0.reason',
+      'at least 10 characters',
+    );
   });
 
   test('every sandbox relaxation and AppArmor off is a risk to accept', () => {
@@ -120,7 +134,10 @@ describe('answers model', () => {
         { risk: 'apparmor-off', guest: 'a', reason: 'host has SELinux instead' },
       ],
     });
-    assert.deepEqual(requiredRisks(a).map((r) => r.risk), ['sandbox-spawn', 'apparmor-off']);
+    assert.deepEqual(
+      requiredRisks(a).map((r) => r.risk),
+      ['sandbox-spawn', 'apparmor-off'],
+    );
   });
 
   test('machine types outside the security-supported list need acceptance', () => {
@@ -173,14 +190,34 @@ describe('guests that cannot work are refused, naming the field', () => {
 
   test('guest files under /home, /root, /tmp or /var/tmp: the unit hides them (ProtectHome=, PrivateTmp=)', () => {
     const at = (patch: Record<string, unknown>) => ({ ...base(), guests: [{ ...base().guests[0], ...patch }] });
-    expectError(at({ disks: [{ path: '/home/u/vm.qcow2', format: 'qcow2' }] }), 'guests.0.disks.0.path', 'ProtectHome=yes');
-    expectError(at({ disks: [{ path: '/root/vm.img', format: 'raw', readOnly: true }] }), 'guests.0.disks.0.path', 'ProtectHome=yes');
+    expectError(
+      at({ disks: [{ path: '/home/u/vm.qcow2', format: 'qcow2' }] }),
+      'guests.0.disks.0.path',
+      'ProtectHome=yes',
+    );
+    expectError(
+      at({ disks: [{ path: '/root/vm.img', format: 'raw', readOnly: true }] }),
+      'guests.0.disks.0.path',
+      'ProtectHome=yes',
+    );
     expectError(at({ disks: [{ path: '/tmp/vm.img', format: 'raw' }] }), 'guests.0.disks.0.path', 'PrivateTmp=yes');
     expectError(at({ disks: [{ path: '/var/tmp/vm.img', format: 'raw' }] }), 'guests.0.disks.0.path', 'PrivateTmp=yes');
     expectError(at({ boot: { kernel: '/tmp/vmlinuz' } }), 'guests.0.boot.kernel', 'PrivateTmp=yes');
-    expectError(at({ firmware: { type: 'uefi', code: '/home/u/OVMF_CODE.fd' } }), 'guests.0.firmware.code', 'ProtectHome=yes');
-    expectError(at({ display: { mode: 'vnc-tls', listen: '127.0.0.1', port: 5900, tlsDir: '/home/u/pki' } }), 'guests.0.display.tlsDir', 'ProtectHome=yes');
-    assert.deepEqual(errorsOf(at({ disks: [{ path: '/homes/vm.img', format: 'raw' }] })), [], 'only the directories themselves');
+    expectError(
+      at({ firmware: { type: 'uefi', code: '/home/u/OVMF_CODE.fd' } }),
+      'guests.0.firmware.code',
+      'ProtectHome=yes',
+    );
+    expectError(
+      at({ display: { mode: 'vnc-tls', listen: '127.0.0.1', port: 5900, tlsDir: '/home/u/pki' } }),
+      'guests.0.display.tlsDir',
+      'ProtectHome=yes',
+    );
+    assert.deepEqual(
+      errorsOf(at({ disks: [{ path: '/homes/vm.img', format: 'raw' }] })),
+      [],
+      'only the directories themselves',
+    );
   });
 });
 

@@ -42,16 +42,27 @@ for (const c of CASES) {
     after(() => ct.stop());
 
     before(async () => {
-      for (const [tool, pkg] of [['systemd-nspawn', 'systemd-container'], ['nsenter', 'util-linux'], ['qemu-system-x86_64', 'qemu-system-x86']] as const)
+      for (const [tool, pkg] of [
+        ['systemd-nspawn', 'systemd-container'],
+        ['nsenter', 'util-linux'],
+        ['qemu-system-x86_64', 'qemu-system-x86'],
+      ] as const)
         requireTool(tool, pkg);
       chmodSync(dir, 0o755);
       const images = join(dir, 'images');
       mkdirSync(images);
       chmodSync(images, 0o755);
-      const doc = structuredClone(loadPreset(c.preset).answers) as { useCase: string; acceptedRisks?: unknown[]; guests: Record<string, unknown>[] };
+      const doc = structuredClone(loadPreset(c.preset).answers) as {
+        useCase: string;
+        acceptedRisks?: unknown[];
+        guests: Record<string, unknown>[];
+      };
       if (!k.works) {
         doc.useCase = 'emulation';
-        doc.acceptedRisks = [...(doc.acceptedRisks ?? []), { risk: 'emulation', reason: 'this machine runs the proof without KVM; its guests are test boot sectors' }];
+        doc.acceptedRisks = [
+          ...(doc.acceptedRisks ?? []),
+          { risk: 'emulation', reason: 'this machine runs the proof without KVM; its guests are test boot sectors' },
+        ];
       }
       for (const g of doc.guests) {
         const disk = c.disks[g.name as string]!;
@@ -60,7 +71,8 @@ for (const c of CASES) {
         if (k.works) g.cpu = { model: 'host', features: ['-arch-capabilities'] };
         g.memoryMiB = 256;
         if (g.name === 'gamma') g.description = HOSTILE_DESCRIPTION;
-        if ((g.network as { mode: string } | undefined)?.mode === 'tap') (g.network as { vhost: boolean }).vhost = false;
+        if ((g.network as { mode: string } | undefined)?.mode === 'tap')
+          (g.network as { vhost: boolean }).vhost = false;
       }
       if (c.absent) doc.guests.push({ name: c.absent.name, disks: [{ path: c.absent.disk, format: 'raw' }] });
       answers = validate(doc);
@@ -75,21 +87,29 @@ for (const c of CASES) {
       assert.equal(applied.code, 0, applied.stderr + applied.stdout);
       await ct.boot({ binds: { [images]: '/images' }, privateNetwork: true });
       for (const g of answers.guests)
-        if (g.network.mode === 'tap' && g.network.bridge) assert.equal(ct.exec(['ip', 'link', 'add', g.network.bridge, 'type', 'bridge']).code, 0);
+        if (g.network.mode === 'tap' && g.network.bridge)
+          assert.equal(ct.exec(['ip', 'link', 'add', g.network.bridge, 'type', 'bridge']).code, 0);
     });
 
     test('each guest starts, boots, and runs as its own user with no capabilities, NoNewPrivs and seccomp', async () => {
       for (const g of running) {
         const unit = `qemu-${g.name}.service`;
         const start = ct.exec(['systemctl', 'start', unit]);
-        assert.equal(start.code, 0, `${unit}: ${start.stderr}\n${ct.exec(['journalctl', '-b', '-u', unit, '--no-pager']).stdout}`);
+        assert.equal(
+          start.code,
+          0,
+          `${unit}: ${start.stderr}\n${ct.exec(['journalctl', '-b', '-u', unit, '--no-pager']).stdout}`,
+        );
         const log = `/var/log/qemu-harden/${g.name}/serial.log`;
         let booted = false;
         for (let i = 0; i < 60 && !booted; i++) {
           booted = ct.sh(`grep -q '${BOOT_MARKER}' ${log}`).code === 0;
           if (!booted) await new Promise((r) => setTimeout(r, 250));
         }
-        assert.ok(booted, `${g.name}: marker on the serial console\n${ct.exec(['journalctl', '-b', '-u', unit, '--no-pager']).stdout}`);
+        assert.ok(
+          booted,
+          `${g.name}: marker on the serial console\n${ct.exec(['journalctl', '-b', '-u', unit, '--no-pager']).stdout}`,
+        );
         const pid = Number(ct.exec(['systemctl', 'show', '-p', 'MainPID', '--value', unit]).stdout.trim());
         assert.ok(pid > 0);
         pids.set(g.name, pid);
@@ -108,19 +128,42 @@ for (const c of CASES) {
       }
     });
 
-    test('under KVM: each unit runs QEMU with -accel kvm and /dev/kvm open, allowed by its device policy', { skip: k.works ? false : `not run: ${k.why}` }, () => {
-      for (const g of running) {
-        const unit = `qemu-${g.name}.service`;
-        const pid = pids.get(g.name)!;
-        assert.equal(ct.sh(`tr '\\0' '\\n' < /proc/${pid}/cmdline | grep -A1 -x -- -accel | tail -1`).stdout.trim(), 'kvm');
-        assert.match(ct.exec(['systemctl', 'show', '-p', 'DeviceAllow', '--value', unit]).stdout, /\/dev\/kvm rw/);
-        assert.match(ct.sh(`ls -l /proc/${pid}/fd/`).stdout, / -> \/dev\/kvm$/m, `${g.name}'s QEMU holds /dev/kvm open`);
-      }
-    });
+    test(
+      'under KVM: each unit runs QEMU with -accel kvm and /dev/kvm open, allowed by its device policy',
+      { skip: k.works ? false : `not run: ${k.why}` },
+      () => {
+        for (const g of running) {
+          const unit = `qemu-${g.name}.service`;
+          const pid = pids.get(g.name)!;
+          assert.equal(
+            ct.sh(`tr '\\0' '\\n' < /proc/${pid}/cmdline | grep -A1 -x -- -accel | tail -1`).stdout.trim(),
+            'kvm',
+          );
+          assert.match(ct.exec(['systemctl', 'show', '-p', 'DeviceAllow', '--value', unit]).stdout, /\/dev\/kvm rw/);
+          assert.match(
+            ct.sh(`ls -l /proc/${pid}/fd/`).stdout,
+            / -> \/dev\/kvm$/m,
+            `${g.name}'s QEMU holds /dev/kvm open`,
+          );
+        }
+      },
+    );
 
     test('systemd holds each unit’s limits', () => {
       for (const g of running) {
-        const show = ct.exec(['systemctl', 'show', '-p', 'MemoryMax', '-p', 'CPUQuotaPerSecUSec', '-p', 'TasksMax', '-p', 'Slice', `qemu-${g.name}.service`]).stdout;
+        const show = ct.exec([
+          'systemctl',
+          'show',
+          '-p',
+          'MemoryMax',
+          '-p',
+          'CPUQuotaPerSecUSec',
+          '-p',
+          'TasksMax',
+          '-p',
+          'Slice',
+          `qemu-${g.name}.service`,
+        ]).stdout;
         assert.match(show, new RegExp(`^MemoryMax=${memoryMaxMiB(g) * 1024 * 1024}$`, 'm'));
         assert.match(show, new RegExp(`^CPUQuotaPerSecUSec=${cpuQuotaPercent(g) / 100}s$`, 'm'));
         assert.match(show, new RegExp(`^TasksMax=${g.limits.tasksMax}$`, 'm'));
@@ -154,27 +197,52 @@ for (const c of CASES) {
       });
 
       test('each guest sees only its own disk and directories: the others’ are not there at all', () => {
-        const own: Record<string, string> = { alpha: 'alpha.img', beta: 'beta.img', gamma: HOSTILE_DISK.slice('/images/'.length) };
+        const own: Record<string, string> = {
+          alpha: 'alpha.img',
+          beta: 'beta.img',
+          gamma: HOSTILE_DISK.slice('/images/'.length),
+        };
         for (const g of answers.guests) {
           const inside = (...argv: string[]) => ct.exec(['nsenter', '-t', String(pids.get(g.name)), '-m', ...argv]);
-          assert.deepEqual(inside('ls', '-A', '/images').stdout.split('\n').filter(Boolean), [own[g.name]], `${g.name}'s /images`);
+          assert.deepEqual(
+            inside('ls', '-A', '/images').stdout.split('\n').filter(Boolean),
+            [own[g.name]],
+            `${g.name}'s /images`,
+          );
           for (const base of ['/run/qemu-harden', '/var/lib/qemu-harden', '/var/log/qemu-harden'])
-            assert.deepEqual(inside('ls', '-A', base).stdout.split('\n').filter(Boolean), [g.name], `${g.name}'s ${base}`);
+            assert.deepEqual(
+              inside('ls', '-A', base).stdout.split('\n').filter(Boolean),
+              [g.name],
+              `${g.name}'s ${base}`,
+            );
           for (const other of answers.guests.filter((o) => o.name !== g.name)) {
             const st = inside('stat', '-c', '%s', other.disks[0]!.path);
             assert.notEqual(st.code, 0, `${g.name} must not see ${other.name}'s disk`);
             assert.match(st.stderr, /No such file or directory/);
           }
-          assert.match(inside('findmnt', '-n', '-o', 'OPTIONS', '/images').stdout, /^ro,/, 'the emptied directory is read-only');
+          assert.match(
+            inside('findmnt', '-n', '-o', 'OPTIONS', '/images').stdout,
+            /^ro,/,
+            'the emptied directory is read-only',
+          );
         }
-        assert.equal(ct.exec(['stat', '-c', '%s', HOSTILE_DISK]).stdout.trim(), String(1024 * 1024), 'outside the guests the disk is still there');
+        assert.equal(
+          ct.exec(['stat', '-c', '%s', HOSTILE_DISK]).stdout.trim(),
+          String(1024 * 1024),
+          'outside the guests the disk is still there',
+        );
       });
 
       test('each guest’s own disk, bound back by BindPaths=, is open read-write', () => {
         for (const g of answers.guests) {
           const pid = pids.get(g.name)!;
-          const fds = ct.sh(`for f in /proc/${pid}/fd/*; do printf '%s\\t%s\\n' "$f" "$(readlink "$f")"; done`).stdout.split('\n');
-          const fd = fds.find((l) => l.endsWith(`\t${g.disks[0]!.path}`))?.split('\t')[0]?.replace('/fd/', '/fdinfo/');
+          const fds = ct
+            .sh(`for f in /proc/${pid}/fd/*; do printf '%s\\t%s\\n' "$f" "$(readlink "$f")"; done`)
+            .stdout.split('\n');
+          const fd = fds
+            .find((l) => l.endsWith(`\t${g.disks[0]!.path}`))
+            ?.split('\t')[0]
+            ?.replace('/fd/', '/fdinfo/');
           assert.ok(fd, `${g.name} holds ${g.disks[0]!.path} open`);
           const flags = parseInt(/^flags:\s+([0-7]+)$/m.exec(ct.exec(['cat', fd]).stdout)![1]!, 8);
           assert.equal(flags & 3, 2, `${g.name}'s disk is opened O_RDWR`);
@@ -186,7 +254,10 @@ for (const c of CASES) {
         ct.exec(['systemctl', 'stop', 'qemu-alpha.service']);
         ct.sh('chmod 0666 /images/beta.img');
         ct.exec(['mkdir', '-p', '/run/systemd/system/qemu-alpha.service.d']);
-        ct.exec(['tee', '/run/systemd/system/qemu-alpha.service.d/beta.conf'], diskSwapDropIn(unit, '/images/alpha.img', '/images/beta.img'));
+        ct.exec(
+          ['tee', '/run/systemd/system/qemu-alpha.service.d/beta.conf'],
+          diskSwapDropIn(unit, '/images/alpha.img', '/images/beta.img'),
+        );
         ct.exec(['systemctl', 'daemon-reload']);
         ct.exec(['systemctl', 'start', 'qemu-alpha.service']);
         let journal = '';

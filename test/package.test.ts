@@ -30,7 +30,12 @@ const HEAVY_MARKERS: [what: string, marker: string][] = [
 
 /** Commands that read or install a bundle, or read the host, with the module the entry imports when each runs:
  * they run no generator and parse no answers up front. */
-const LIGHT_COMMANDS: [command: string, module: string][] = [['apply', 'lifecycle'], ['verify', 'verify'], ['rollback', 'rollback'], ['status', 'status']];
+const LIGHT_COMMANDS: [command: string, module: string][] = [
+  ['apply', 'lifecycle'],
+  ['verify', 'verify'],
+  ['rollback', 'rollback'],
+  ['status', 'status'],
+];
 
 interface PackResult {
   filename: string;
@@ -80,7 +85,10 @@ describe('the npm package', () => {
     cache = join(tmp, 'npm-cache');
     mkdirSync(work);
     mkdirSync(unpacked);
-    assert.ok(existsSync(join(REPO, 'dist', 'qemu-harden.js')), 'dist/ is built (npm run build): packing does not rebuild it, so other test files can run beside this one');
+    assert.ok(
+      existsSync(join(REPO, 'dist', 'qemu-harden.js')),
+      'dist/ is built (npm run build): packing does not rebuild it, so other test files can run beside this one',
+    );
     const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], {
       cwd: REPO,
       env: npmEnv({ npm_config_offline: 'false' }),
@@ -100,17 +108,39 @@ describe('the npm package', () => {
     assert.deepEqual(readdirSync(work), [TARBALL], 'the directory npx runs in holds only the tarball');
     assert.ok(pack.size < MAX_TARBALL_BYTES, `tarball is ${pack.size} bytes`);
     const paths = pack.files.map((f) => f.path);
-    for (const p of ['package.json', 'README.md', 'LICENSE', 'dist/qemu-harden.js', 'presets/kvm-headless.json', 'presets/multi-tenant.json'])
+    for (const p of [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'dist/qemu-harden.js',
+      'presets/kvm-headless.json',
+      'presets/multi-tenant.json',
+    ])
       assert.ok(paths.includes(p), `${p} is in the tarball`);
-    assert.ok(paths.every((p) => /^(package\.json|README\.md|LICENSE|dist\/[^/]+\.js|presets\/[^/]+\.json)$/.test(p)), `only runtime files: ${paths.join(', ')}`);
-    assert.match(readFileSync(join(unpacked, 'LICENSE'), 'utf8'), /^MIT License\n\nCopyright \(c\) 2026 the qemu-harden authors\n/);
+    assert.ok(
+      paths.every((p) => /^(package\.json|README\.md|LICENSE|dist\/[^/]+\.js|presets\/[^/]+\.json)$/.test(p)),
+      `only runtime files: ${paths.join(', ')}`,
+    );
+    assert.match(
+      readFileSync(join(unpacked, 'LICENSE'), 'utf8'),
+      /^MIT License\n\nCopyright \(c\) 2026 the qemu-harden authors\n/,
+    );
   });
 
   test('package.json in the tarball has no runtime dependencies and a bin that exists', () => {
     const manifest = JSON.parse(readFileSync(join(unpacked, 'package.json'), 'utf8')) as Record<string, unknown>;
-    for (const field of ['dependencies', 'optionalDependencies', 'peerDependencies', 'bundleDependencies', 'bundledDependencies']) {
+    for (const field of [
+      'dependencies',
+      'optionalDependencies',
+      'peerDependencies',
+      'bundleDependencies',
+      'bundledDependencies',
+    ]) {
       const deps = manifest[field];
-      assert.ok(deps === undefined || (typeof deps === 'object' && deps !== null && Object.keys(deps).length === 0), `${field}: ${JSON.stringify(deps)}`);
+      assert.ok(
+        deps === undefined || (typeof deps === 'object' && deps !== null && Object.keys(deps).length === 0),
+        `${field}: ${JSON.stringify(deps)}`,
+      );
     }
     const bin = manifest.bin as Record<string, string>;
     assert.equal(bin['qemu-harden'], 'dist/qemu-harden.js');
@@ -118,7 +148,8 @@ describe('the npm package', () => {
   });
 
   test('react-devtools-core is neither bundled nor referenced', () => {
-    for (const f of distFiles()) assert.ok(!readFileSync(f, 'utf8').includes('react-devtools-core'), `${f} mentions react-devtools-core`);
+    for (const f of distFiles())
+      assert.ok(!readFileSync(f, 'utf8').includes('react-devtools-core'), `${f} mentions react-devtools-core`);
   });
 
   test('npx runs the tarball: --version, presets, generate, verify', () => {
@@ -128,7 +159,8 @@ describe('the npm package', () => {
 
     const p = npx(['presets']);
     assert.equal(p.code, 0, p.stderr);
-    for (const name of ['kvm-headless', 'multi-tenant', 'tcg-build-runner']) assert.match(p.stdout, new RegExp(`^${name} `, 'm'));
+    for (const name of ['kvm-headless', 'multi-tenant', 'tcg-build-runner'])
+      assert.match(p.stdout, new RegExp(`^${name} `, 'm'));
 
     const g = npx(['generate', '--preset', 'kvm-headless', '--out', 'bundle']);
     assert.equal(g.code, 0, g.stderr);
@@ -145,7 +177,10 @@ describe('the npm package', () => {
   const chunkGraph = () => {
     const dist = join(unpacked, 'dist');
     const text = (name: string) => readFileSync(join(dist, name), 'utf8');
-    const statics = (name: string) => [...text(name).matchAll(/(?:^|[;}\s])(?:import|export)\s*(?:[\w{},\s*$]+from\s*)?["']\.\/([^"']+\.js)["']/g)].map((m) => m[1]!);
+    const statics = (name: string) =>
+      [...text(name).matchAll(/(?:^|[;}\s])(?:import|export)\s*(?:[\w{},\s*$]+from\s*)?["']\.\/([^"']+\.js)["']/g)].map(
+        (m) => m[1]!,
+      );
     const closure = (start: string[]) => {
       const seen = new Set<string>();
       const todo = [...start];
@@ -156,7 +191,8 @@ describe('the npm package', () => {
       return seen;
     };
     /** The chunk a module is built into, when `from` imports it on demand. */
-    const onDemand = (from: string, module: string) => new RegExp(`import\\("\\./(${module}-[A-Z0-9]+\\.js)"\\)`).exec(text(from))?.[1];
+    const onDemand = (from: string, module: string) =>
+      new RegExp(`import\\("\\./(${module}-[A-Z0-9]+\\.js)"\\)`).exec(text(from))?.[1];
     return { text, closure, onDemand };
   };
 
@@ -165,13 +201,20 @@ describe('the npm package', () => {
     const wizard = onDemand('qemu-harden.js', 'wizard');
     assert.ok(wizard, 'the entry imports the wizard on demand');
     const firstFrame = closure(['qemu-harden.js', wizard]);
-    assert.ok([...firstFrame].some((f) => REACT_INK_MARKERS.some((m) => text(f).includes(m))), 'the first frame’s modules hold Ink: the graph was read');
+    assert.ok(
+      [...firstFrame].some((f) => REACT_INK_MARKERS.some((m) => text(f).includes(m))),
+      'the first frame’s modules hold Ink: the graph was read',
+    );
     const engine = onDemand(wizard, 'engine');
     assert.ok(engine, 'the wizard imports its engine on demand');
     const late = [...closure([engine])].filter((f) => !firstFrame.has(f));
     for (const [what, marker] of HEAVY_MARKERS.slice(0, 3)) {
-      assert.ok(late.some((f) => text(f).includes(marker)), `the engine brings ${what}`);
-      for (const f of firstFrame) assert.ok(!text(f).includes(marker), `${f}, loaded for the first frame, holds ${what}`);
+      assert.ok(
+        late.some((f) => text(f).includes(marker)),
+        `the engine brings ${what}`,
+      );
+      for (const f of firstFrame)
+        assert.ok(!text(f).includes(marker), `${f}, loaded for the first frame, holds ${what}`);
     }
   });
 
@@ -181,9 +224,18 @@ describe('the npm package', () => {
     assert.ok(plan, '`generate` imports the plan on demand');
     const generate = closure([plan]);
     for (const [what, marker] of HEAVY_MARKERS.slice(2))
-      assert.ok([...generate].some((f) => text(f).includes(marker)), `the marker of ${what} is in the built plan: the graph was read`);
-    const commands = LIGHT_COMMANDS.map(([c, module]) => [c, onDemand('qemu-harden.js', module)] as const).filter(([, chunk]) => chunk !== undefined);
-    assert.deepEqual(commands.map(([c]) => c), LIGHT_COMMANDS.map(([c]) => c), 'the entry imports each of these commands on demand');
+      assert.ok(
+        [...generate].some((f) => text(f).includes(marker)),
+        `the marker of ${what} is in the built plan: the graph was read`,
+      );
+    const commands = LIGHT_COMMANDS.map(([c, module]) => [c, onDemand('qemu-harden.js', module)] as const).filter(
+      ([, chunk]) => chunk !== undefined,
+    );
+    assert.deepEqual(
+      commands.map(([c]) => c),
+      LIGHT_COMMANDS.map(([c]) => c),
+      'the entry imports each of these commands on demand',
+    );
     for (const [command, chunk] of commands) {
       const loaded = closure([chunk!]);
       for (const [what, marker] of HEAVY_MARKERS)
@@ -197,24 +249,51 @@ describe('the npm package', () => {
       const text = readFileSync(f, 'utf8');
       return REACT_INK_MARKERS.some((m) => text.includes(m));
     });
-    const wizardSources = [join(REPO, 'src/wizard.tsx'), ...['src/ui', 'steps'].flatMap((d) => (existsSync(join(REPO, d)) ? readdirSync(join(REPO, d), { recursive: true, encoding: 'utf8' }).map((f) => join(REPO, d, f)) : []))];
-    const wizardUsesInk = wizardSources.some((f) => /\.tsx?$/.test(f) && /from ['"](ink|react)['"]/.test(readFileSync(f, 'utf8')));
-    if (wizardUsesInk) assert.ok(withReactInk.length > 0, 'the wizard imports Ink, so some chunk must carry the markers this test looks for');
+    const wizardSources = [
+      join(REPO, 'src/wizard.tsx'),
+      ...['src/ui', 'steps'].flatMap((d) =>
+        existsSync(join(REPO, d))
+          ? readdirSync(join(REPO, d), { recursive: true, encoding: 'utf8' }).map((f) => join(REPO, d, f))
+          : [],
+      ),
+    ];
+    const wizardUsesInk = wizardSources.some(
+      (f) => /\.tsx?$/.test(f) && /from ['"](ink|react)['"]/.test(readFileSync(f, 'utf8')),
+    );
+    if (wizardUsesInk)
+      assert.ok(
+        withReactInk.length > 0,
+        'the wizard imports Ink, so some chunk must carry the markers this test looks for',
+      );
 
     const hooks = join(tmp, 'hooks.mjs');
     const register = join(tmp, 'register.mjs');
-    writeFileSync(hooks, "import { appendFileSync } from 'node:fs';\nexport async function load(url, context, next) {\n  appendFileSync(process.env.QH_LOAD_LOG, url + '\\n');\n  return next(url, context);\n}\n");
-    writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+    writeFileSync(
+      hooks,
+      "import { appendFileSync } from 'node:fs';\nexport async function load(url, context, next) {\n  appendFileSync(process.env.QH_LOAD_LOG, url + '\\n');\n  return next(url, context);\n}\n",
+    );
+    writeFileSync(
+      register,
+      `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`,
+    );
     for (const flag of ['--version', '--help']) {
       const log = join(tmp, `loaded${flag}.log`);
       writeFileSync(log, '');
       const r = npx([flag], { QH_LOAD_LOG: log, NODE_OPTIONS: `--import=${pathToFileURL(register).href}` });
       assert.equal(r.code, 0, r.stderr);
-      const loaded = readFileSync(log, 'utf8').split('\n').filter((u) => /\/node_modules\/qemu-harden\/dist\/[^/]+\.js$/.test(u));
-      assert.ok(loaded.some((u) => u.endsWith('/dist/qemu-harden.js')), `the load hook saw the entry point: ${loaded.join(', ')}`);
+      const loaded = readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((u) => /\/node_modules\/qemu-harden\/dist\/[^/]+\.js$/.test(u));
+      assert.ok(
+        loaded.some((u) => u.endsWith('/dist/qemu-harden.js')),
+        `the load hook saw the entry point: ${loaded.join(', ')}`,
+      );
       for (const u of loaded) {
         const name = u.slice(u.lastIndexOf('/') + 1);
-        assert.ok(!withReactInk.some((f) => f.endsWith(`/${name}`)), `${flag} loaded ${name}, which holds React or Ink`);
+        assert.ok(
+          !withReactInk.some((f) => f.endsWith(`/${name}`)),
+          `${flag} loaded ${name}, which holds React or Ink`,
+        );
         assert.ok(!/react-devtools-core/.test(u));
       }
     }

@@ -7,17 +7,31 @@ import { walk } from '../src/bundle.js';
 import { listPresets } from '../src/sources/preset.js';
 import { cli, requireTool, tempDir } from './helpers.js';
 
-const REQUIRED_PRESETS = ['kvm-headless', 'kvm-tap', 'desktop-vnc', 'pci-passthrough', 'multi-tenant', 'tcg-build-runner'];
+const REQUIRED_PRESETS = [
+  'kvm-headless',
+  'kvm-tap',
+  'desktop-vnc',
+  'pci-passthrough',
+  'multi-tenant',
+  'tcg-build-runner',
+];
 
 describe('presets', () => {
   test('the shipped presets cover the required cases, each with a one-line description', () => {
     const all = listPresets();
-    for (const name of REQUIRED_PRESETS) assert.ok(all.some((p) => p.name === name), `missing preset ${name}`);
+    for (const name of REQUIRED_PRESETS)
+      assert.ok(
+        all.some((p) => p.name === name),
+        `missing preset ${name}`,
+      );
     for (const p of all) assert.ok(p.description.length > 10 && !p.description.includes('\n'), `${p.name} description`);
     const r = cli(['presets', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const listed = JSON.parse(r.stdout) as { name: string; description: string }[];
-    assert.deepEqual(listed.map((p) => p.name), all.map((p) => p.name));
+    assert.deepEqual(
+      listed.map((p) => p.name),
+      all.map((p) => p.name),
+    );
     assert.ok(listed.every((p) => typeof p.description === 'string' && p.description.length > 0));
   });
 
@@ -37,11 +51,17 @@ describe('presets', () => {
         assert.equal(regen.code, 0, regen.stderr);
         const files = walk(out);
         assert.deepEqual(walk(again), files);
-        for (const f of files) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(again, f))), `${f} differs on regeneration`);
+        for (const f of files)
+          assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(again, f))), `${f} differs on regeneration`);
 
         const sums = execFileSync('sha256sum', ['-c', 'MANIFEST.sha256'], { cwd: out, encoding: 'utf8' });
         assert.equal(sums.trim().split('\n').length, files.length - 1);
-        assert.ok(sums.trim().split('\n').every((l) => l.endsWith(': OK')));
+        assert.ok(
+          sums
+            .trim()
+            .split('\n')
+            .every((l) => l.endsWith(': OK')),
+        );
 
         const v = cli(['verify', out, '--json']);
         const report = JSON.parse(v.stdout) as {
@@ -62,7 +82,11 @@ describe('presets', () => {
           'sysusers/tmpfiles': 'passed',
         });
         const units = files.filter((f) => /^root\/etc\/systemd\/system\/qemu-[a-z0-9-]+\.service$/.test(f));
-        assert.deepEqual(report.exposure.map((e) => `root/etc/systemd/system/${e.unit}`).sort(), units.sort(), 'every guest unit and every tap helper unit is scored');
+        assert.deepEqual(
+          report.exposure.map((e) => `root/etc/systemd/system/${e.unit}`).sort(),
+          units.sort(),
+          'every guest unit and every tap helper unit is scored',
+        );
         for (const e of report.exposure) assert.ok(e.score <= e.target, `${e.unit}: ${e.score} > ${e.target}`);
       });
     });

@@ -24,7 +24,10 @@ const guestArb = fc.record(
     memoryMiB: fc.integer({ min: 64, max: 65536 }),
     machine: fc.constantFrom('q35', 'pc', 'pc-q35-7.2', 'pc-i440fx-7.2'),
     firmware: fc.constantFrom({ type: 'bios' as const }, { type: 'uefi' as const }),
-    disks: fc.array(fc.record({ path: diskPath, format: fc.constantFrom('qcow2', 'raw'), readOnly: fc.boolean() }), { minLength: 1, maxLength: 3 }),
+    disks: fc.array(fc.record({ path: diskPath, format: fc.constantFrom('qcow2', 'raw'), readOnly: fc.boolean() }), {
+      minLength: 1,
+      maxLength: 3,
+    }),
     network: fc.constantFrom({ mode: 'none' }, { mode: 'user' }, { mode: 'tap' }, { mode: 'tap', vhost: false }),
     display: fc.constantFrom({ mode: 'none' }, { mode: 'vnc-unix' }, { mode: 'spice-unix' }),
     description: fc.string({ maxLength: 40 }).filter((s) => !/[\u0000-\u001f\u007f]/.test(s)),
@@ -35,7 +38,10 @@ const guestArb = fc.record(
 
 /** Valid answers: names made unique, disks made unique per guest and across guests. */
 const answersArb = fc
-  .record({ useCase: fc.constantFrom('virtualization', 'emulation'), guests: fc.array(guestArb, { minLength: 1, maxLength: 4 }) })
+  .record({
+    useCase: fc.constantFrom('virtualization', 'emulation'),
+    guests: fc.array(guestArb, { minLength: 1, maxLength: 4 }),
+  })
   .map(({ useCase, guests }) => {
     const seen = new Set<string>();
     const gs = guests.map((g, i) => {
@@ -83,16 +89,19 @@ describe('properties of valid answers', () => {
         for (const g of a.guests) {
           const f = guestFence(a, g);
           const visible = (p: string) =>
-            f.bind.some((b) => under(p, b.path)) || (!f.tmpfs.some((t) => under(p, t)) && !f.inaccessible.some((i) => under(p, i)));
+            f.bind.some((b) => under(p, b.path)) ||
+            (!f.tmpfs.some((t) => under(p, t)) && !f.inaccessible.some((i) => under(p, i)));
           const own = paths(g);
           for (const p of own) {
             assert.ok(visible(p.path), `${g.name} must see its own ${p.path}`);
             const bound = f.bind.find((b) => b.path === p.path);
-            if (bound && p.path !== G.uefiVars(g)) assert.equal(bound.writable, p.writable, `${p.path} bound ${p.writable ? 'read-write' : 'read-only'}`);
+            if (bound && p.path !== G.uefiVars(g))
+              assert.equal(bound.writable, p.writable, `${p.path} bound ${p.writable ? 'read-write' : 'read-only'}`);
           }
           const mine = new Set(own.map((p) => p.path));
           for (const o of a.guests.filter((x) => x.name !== g.name))
-            for (const p of paths(o)) if (!mine.has(p.path)) assert.ok(!visible(p.path), `${g.name} must not see ${o.name}'s ${p.path}`);
+            for (const p of paths(o))
+              if (!mine.has(p.path)) assert.ok(!visible(p.path), `${g.name} must not see ${o.name}'s ${p.path}`);
         }
       }),
       { numRuns: 2_000, seed: Date.now() % 2 ** 31 },
@@ -118,7 +127,13 @@ describe('properties of valid answers', () => {
       const a = validate(d);
       corners.add(`useCase=${a.useCase}`);
       for (const g of a.guests) {
-        for (const c of [`machine=${g.machine}`, `firmware=${g.firmware.type}`, `network=${g.network.mode}`, `display=${g.display.mode}`, `guests=${a.guests.length}`])
+        for (const c of [
+          `machine=${g.machine}`,
+          `firmware=${g.firmware.type}`,
+          `network=${g.network.mode}`,
+          `display=${g.display.mode}`,
+          `guests=${a.guests.length}`,
+        ])
           corners.add(c);
         if (g.network.mode === 'tap') corners.add(`vhost=${g.network.vhost}`);
         for (const disk of g.disks) corners.add(`disk=${disk.format},${disk.readOnly ? 'ro' : 'rw'}`);
@@ -136,17 +151,41 @@ describe('properties of valid answers', () => {
       }
     });
     const every = [
-      'useCase=virtualization', 'useCase=emulation', 'firmware=bios', 'firmware=uefi', 'network=none', 'network=user', 'network=tap',
-      'vhost=true', 'vhost=false', 'display=none', 'display=vnc-unix', 'disk=qcow2,rw', 'disk=qcow2,ro', 'disk=raw,rw', 'disk=raw,ro',
-      'machine=q35', 'machine=pc', 'machine=pc-q35-7.2', 'machine=pc-i440fx-7.2', 'guests=1', 'guests=4',
+      'useCase=virtualization',
+      'useCase=emulation',
+      'firmware=bios',
+      'firmware=uefi',
+      'network=none',
+      'network=user',
+      'network=tap',
+      'vhost=true',
+      'vhost=false',
+      'display=none',
+      'display=vnc-unix',
+      'disk=qcow2,rw',
+      'disk=qcow2,ro',
+      'disk=raw,rw',
+      'disk=raw,ro',
+      'machine=q35',
+      'machine=pc',
+      'machine=pc-q35-7.2',
+      'machine=pc-i440fx-7.2',
+      'guests=1',
+      'guests=4',
     ];
-    assert.deepEqual(every.filter((c) => !corners.has(c)), [], 'the sample reaches every corner (choose another seed if not)');
+    assert.deepEqual(
+      every.filter((c) => !corners.has(c)),
+      [],
+      'the sample reaches every corner (choose another seed if not)',
+    );
     const unitFiles = readdirSync(units).map((u) => join(units, u));
     assert.ok(unitFiles.length >= 50, `${unitFiles.length} units`);
     assert.ok(profiles.length >= 50, `${profiles.length} profiles`);
     // systemd-analyze reads units one by one, so the units are split over the machine's cores.
     const env = { ...process.env, SYSTEMD_UNIT_PATH: `${units}:` };
-    const chunks = Array.from({ length: Math.max(1, availableParallelism()) }, (_, c) => unitFiles.filter((_, i) => i % availableParallelism() === c));
+    const chunks = Array.from({ length: Math.max(1, availableParallelism()) }, (_, c) =>
+      unitFiles.filter((_, i) => i % availableParallelism() === c),
+    );
     const [parsed, ...verified] = await Promise.all([
       runAsync(parser, ['-Q', '-K', '-I', aa, ...profiles], process.env),
       ...chunks.filter((c) => c.length).map((c) => runAsync(analyze, ['verify', ...c], env)),
@@ -159,7 +198,11 @@ describe('properties of valid answers', () => {
   });
 });
 
-function runAsync(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string }> {
+function runAsync(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -182,7 +225,10 @@ function outcome(doc: unknown, field: string): 'accepted' | 'rejected' {
     return 'accepted';
   } catch (e) {
     assert.ok(e instanceof InputError);
-    assert.ok(e.message.split('\n').some((l) => l.startsWith(`${field}: `)), `error must name ${field}:\n${e.message}`);
+    assert.ok(
+      e.message.split('\n').some((l) => l.startsWith(`${field}: `)),
+      `error must name ${field}:\n${e.message}`,
+    );
     return 'rejected';
   }
 }
@@ -224,41 +270,67 @@ describe('hostile strings in free-text fields', () => {
   test('a hostile disk path reaches QEMU as exactly that path', (t) => {
     const qemu = requireTool('qemu-system-x86_64', 'qemu-system-x86');
     const dir = tempDir(t);
-    const values = fc.sample(hostile.filter((v) => !/[\u0000-\u001f\u007f/]/.test(v) && v !== '.' && v !== '..'), { numRuns: 40, seed: 7 });
+    const values = fc.sample(
+      hostile.filter((v) => !/[\u0000-\u001f\u007f/]/.test(v) && v !== '.' && v !== '..'),
+      { numRuns: 40, seed: 7 },
+    );
     for (const v of [...values, 'a,format=qcow2', 'b,,c', 'x=y', 'sp ace']) {
       const path = join(dir, v);
       // The schema keeps the name exactly (guest disks may not live under /tmp, where this test's file is).
-      assert.equal(validate(base((g) => (g.disks = [{ path: `/srv/${v}`, format: 'raw' }]))).guests[0]!.disks[0]!.path, `/srv/${v}`);
+      assert.equal(
+        validate(base((g) => (g.disks = [{ path: `/srv/${v}`, format: 'raw' }]))).guests[0]!.disks[0]!.path,
+        `/srv/${v}`,
+      );
       writeFileSync(path, Buffer.alloc(512));
       const drive = `file=${qemuValue(path)},format=raw,if=none,id=d0,readonly=on`;
-      const r = spawnSync(qemu, ['-machine', 'none', '-nodefaults', '-display', 'none', '-drive', drive, '-qmp', 'stdio'], {
-        input: '{"execute":"qmp_capabilities"}\n{"execute":"query-block"}\n{"execute":"quit"}\n',
-        encoding: 'utf8',
-        timeout: 20_000,
-      });
+      const r = spawnSync(
+        qemu,
+        ['-machine', 'none', '-nodefaults', '-display', 'none', '-drive', drive, '-qmp', 'stdio'],
+        {
+          input: '{"execute":"qmp_capabilities"}\n{"execute":"query-block"}\n{"execute":"quit"}\n',
+          encoding: 'utf8',
+          timeout: 20_000,
+        },
+      );
       assert.equal(r.status, 0, `${JSON.stringify(v)}: ${r.stderr}`);
-      const block = r.stdout.split('\n').map((l) => (l.trim() ? JSON.parse(l) : null)).find((m) => Array.isArray(m?.return) && m.return[0]?.inserted);
-      assert.equal(block.return[0].inserted.file, path, `QEMU opened ${block.return[0].inserted.file} for ${JSON.stringify(path)}`);
+      const block = r.stdout
+        .split('\n')
+        .map((l) => (l.trim() ? JSON.parse(l) : null))
+        .find((m) => Array.isArray(m?.return) && m.return[0]?.inserted);
+      assert.equal(
+        block.return[0].inserted.file,
+        path,
+        `QEMU opened ${block.return[0].inserted.file} for ${JSON.stringify(path)}`,
+      );
     }
   });
 
   test('a hostile disk path in tmpfiles.d changes exactly that file, never a glob match', (t) => {
     const tmpfilesBin = requireTool('systemd-tmpfiles', 'systemd');
-    const values = fc.sample(hostile.filter((v) => !/[\u0000-\u001f\u007f/]/.test(v) && v !== '.' && v !== '..'), { numRuns: 40, seed: 11 });
+    const values = fc.sample(
+      hostile.filter((v) => !/[\u0000-\u001f\u007f/]/.test(v) && v !== '.' && v !== '..'),
+      { numRuns: 40, seed: 11 },
+    );
     for (const v of [...values, 'a*', 'q?', '[ab]', '{x,y}', '\\*']) {
       const root = tempDir(t, 'qh-tmpfiles-');
       mkdirSync(join(root, 'srv'));
       mkdirSync(join(root, 'etc/tmpfiles.d'), { recursive: true });
-      writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0::/root:/bin/sh\nqemu-h:x:990:990::/nonexistent:/usr/sbin/nologin\n');
+      writeFileSync(
+        join(root, 'etc/passwd'),
+        'root:x:0:0::/root:/bin/sh\nqemu-h:x:990:990::/nonexistent:/usr/sbin/nologin\n',
+      );
       writeFileSync(join(root, 'etc/group'), 'root:x:0:\nqemu-h:x:990:\n');
       const decoys = ['a', 'ab', 'qx', 'x', 'y', 'b', '*', '\\', 'a\\*'].filter((d) => d !== v);
       for (const d of [v, ...decoys]) writeFileSync(join(root, 'srv', d), '');
       const a = validate(base((g) => (g.disks = [{ path: `/srv/${v}`, format: 'raw' }])));
       const conf = plan(a).find((f) => f.path === 'root/etc/tmpfiles.d/qemu-harden.conf')!.content;
       writeFileSync(join(root, 'etc/tmpfiles.d/qemu-harden.conf'), conf);
-      execFileSync(tmpfilesBin, [`--root=${root}`, '--create', join(root, 'etc/tmpfiles.d/qemu-harden.conf')], { stdio: 'pipe' });
+      execFileSync(tmpfilesBin, [`--root=${root}`, '--create', join(root, 'etc/tmpfiles.d/qemu-harden.conf')], {
+        stdio: 'pipe',
+      });
       assert.equal(statSync(join(root, 'srv', v)).uid, 990, `${JSON.stringify(v)} itself is owned by the guest`);
-      for (const d of decoys) assert.equal(statSync(join(root, 'srv', d)).uid, 0, `${JSON.stringify(d)} untouched for ${JSON.stringify(v)}`);
+      for (const d of decoys)
+        assert.equal(statSync(join(root, 'srv', d)).uid, 0, `${JSON.stringify(d)} untouched for ${JSON.stringify(v)}`);
     }
   });
 });
@@ -266,31 +338,53 @@ describe('hostile strings in free-text fields', () => {
 describe('hostile answers: derived names and read-only secrets', () => {
   /** Names picked so that guests, taps, bridges and groups run into each other often. */
   const nameish = fc.constantFrom('a', 'b', 'a-tap', 'net', 'kvm', 'x', 'qh-a', 'harden-a');
-  const groupish = fc.constantFrom('kvm', 'qemu-net', 'qemu-a', 'qemu-net', 'disk', 'shadow', 'root', 'sudo', 'mykvm', 'qemu-b', 'qemu-a-tap');
+  const groupish = fc.constantFrom(
+    'kvm',
+    'qemu-net',
+    'qemu-a',
+    'qemu-net',
+    'disk',
+    'shadow',
+    'root',
+    'sudo',
+    'mykvm',
+    'qemu-b',
+    'qemu-a-tap',
+  );
   const linkish = fc.constantFrom('qh-a', 'qh-b', 'qh-net', 'br0', 'br-lan', 'qh-a-tap', 'lo0');
-  const hostileDoc = fc.record({
-    useCase: fc.constantFrom('virtualization', 'emulation'),
-    kvmGroup: fc.option(groupish, { nil: undefined }),
-    netGroup: fc.option(groupish, { nil: undefined }),
-    guests: fc.array(
-      fc.record({
-        name: nameish,
-        tap: fc.boolean(),
-        tapDevice: fc.option(linkish, { nil: undefined }),
-        bridge: fc.option(linkish, { nil: undefined }),
-      }),
-      { minLength: 1, maxLength: 4 },
-    ),
-  }).map(({ useCase, kvmGroup, netGroup, guests }) => ({
-    schemaVersion: 1,
-    useCase,
-    host: { ...(kvmGroup ? { kvmGroup } : {}), ...(netGroup ? { netGroup } : {}) },
-    guests: guests.map((g) => ({
-      name: g.name,
-      network: g.tap ? { mode: 'tap', ...(g.tapDevice ? { tapDevice: g.tapDevice } : {}), ...(g.bridge ? { bridge: g.bridge } : {}) } : { mode: 'none' },
-    })),
-    ...(useCase === 'emulation' ? { acceptedRisks: [{ risk: 'emulation', reason: 'generated for a property test' }] } : {}),
-  }));
+  const hostileDoc = fc
+    .record({
+      useCase: fc.constantFrom('virtualization', 'emulation'),
+      kvmGroup: fc.option(groupish, { nil: undefined }),
+      netGroup: fc.option(groupish, { nil: undefined }),
+      guests: fc.array(
+        fc.record({
+          name: nameish,
+          tap: fc.boolean(),
+          tapDevice: fc.option(linkish, { nil: undefined }),
+          bridge: fc.option(linkish, { nil: undefined }),
+        }),
+        { minLength: 1, maxLength: 4 },
+      ),
+    })
+    .map(({ useCase, kvmGroup, netGroup, guests }) => ({
+      schemaVersion: 1,
+      useCase,
+      host: { ...(kvmGroup ? { kvmGroup } : {}), ...(netGroup ? { netGroup } : {}) },
+      guests: guests.map((g) => ({
+        name: g.name,
+        network: g.tap
+          ? {
+              mode: 'tap',
+              ...(g.tapDevice ? { tapDevice: g.tapDevice } : {}),
+              ...(g.bridge ? { bridge: g.bridge } : {}),
+            }
+          : { mode: 'none' },
+      })),
+      ...(useCase === 'emulation'
+        ? { acceptedRisks: [{ risk: 'emulation', reason: 'generated for a property test' }] }
+        : {}),
+    }));
 
   test('5,000 documents: every derived name unique and never a shared or privileged name, or a refusal naming the field', () => {
     let refused = 0;
@@ -301,7 +395,8 @@ describe('hostile answers: derived names and read-only secrets', () => {
           a = validate(doc);
         } catch (e) {
           assert.ok(e instanceof InputError, `only input errors, never a crash: ${String(e)}`);
-          for (const line of e.message.split('\n')) assert.match(line, /^(host|guests|acceptedRisks|useCase)[a-zA-Z0-9.]*: /, line);
+          for (const line of e.message.split('\n'))
+            assert.match(line, /^(host|guests|acceptedRisks|useCase)[a-zA-Z0-9.]*: /, line);
           refused++;
           return;
         }
@@ -313,13 +408,20 @@ describe('hostile answers: derived names and read-only secrets', () => {
           ...(a.useCase === 'virtualization' ? [a.host.kvmGroup] : []),
           ...(taps.length ? [a.host.netGroup] : []),
         ];
-        assert.equal(new Set(accounts).size, accounts.length, `users and shared groups are distinct: ${accounts.join(' ')}`);
-        for (const grp of accounts.slice(a.guests.length)) assert.ok(!['disk', 'shadow', 'root', 'sudo'].includes(grp), `${grp} is never the device group`);
+        assert.equal(
+          new Set(accounts).size,
+          accounts.length,
+          `users and shared groups are distinct: ${accounts.join(' ')}`,
+        );
+        for (const grp of accounts.slice(a.guests.length))
+          assert.ok(!['disk', 'shadow', 'root', 'sudo'].includes(grp), `${grp} is never the device group`);
         const units = [...a.guests.map((g) => G.unitName(g)), ...taps.map((g) => G.tapUnitName(g)), G.SLICE];
         assert.equal(new Set(units).size, units.length, `unit names are distinct: ${units.join(' ')}`);
         const links = taps.map((g) => G.tapDevice(g)!);
         assert.equal(new Set(links).size, links.length, 'tap devices are distinct');
-        for (const g of taps) if (g.network.mode === 'tap' && g.network.bridge) assert.ok(!links.includes(g.network.bridge), `bridge ${g.network.bridge} is no guest's tap`);
+        for (const g of taps)
+          if (g.network.mode === 'tap' && g.network.bridge)
+            assert.ok(!links.includes(g.network.bridge), `bridge ${g.network.bridge} is no guest's tap`);
         const profiles = a.guests.map((g) => G.profileName(g));
         assert.equal(new Set(profiles).size, profiles.length);
       }),
@@ -331,8 +433,29 @@ describe('hostile answers: derived names and read-only secrets', () => {
   const segment = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,10}$/);
   const secretPath = fc
     .tuple(
-      fc.constantFrom('/etc', '/etc/ssh', '/root', '/root/.ssh', '/home/alice', '/proc/self', '/sys/kernel', '/run/secrets', '/var/log', '/usr/bin', '/usr/lib',
-        '/boot/grub', '/boot/efi', '/var/lib/dpkg', '/var/lib/private', '/var/lib/qemu-harden/a', '/var/log/qemu-harden/a', '/run/qemu-harden/a', '/dev/shm', '/lib', '/sbin'),
+      fc.constantFrom(
+        '/etc',
+        '/etc/ssh',
+        '/root',
+        '/root/.ssh',
+        '/home/alice',
+        '/proc/self',
+        '/sys/kernel',
+        '/run/secrets',
+        '/var/log',
+        '/usr/bin',
+        '/usr/lib',
+        '/boot/grub',
+        '/boot/efi',
+        '/var/lib/dpkg',
+        '/var/lib/private',
+        '/var/lib/qemu-harden/a',
+        '/var/log/qemu-harden/a',
+        '/run/qemu-harden/a',
+        '/dev/shm',
+        '/lib',
+        '/sbin',
+      ),
       segment,
     )
     .map(([dir, leaf]) => `${dir}/${leaf}`);
@@ -352,7 +475,11 @@ describe('hostile answers: derived names and read-only secrets', () => {
       fc.property(secretPath, fc.constantFrom(...fields), (path, [field, set]) => {
         const g: Record<string, unknown> = { name: 'a' };
         set(g, path);
-        assert.equal(outcome({ schemaVersion: 1, useCase: 'virtualization', guests: [g] }, field), 'rejected', `${field} = ${path}`);
+        assert.equal(
+          outcome({ schemaVersion: 1, useCase: 'virtualization', guests: [g] }, field),
+          'rejected',
+          `${field} = ${path}`,
+        );
       }),
       { numRuns: 2_000 },
     );
@@ -361,8 +488,12 @@ describe('hostile answers: derived names and read-only secrets', () => {
   test('firmware, images, kernels and initrds from the system’s own places are accepted and never get a tmpfiles line', () => {
     const allowed = fc.tuple(
       fc.constantFrom<[string, string]>(
-        ['guests.0.disks.0.path', '/usr/share/images'], ['guests.0.firmware.code', '/usr/share/OVMF'], ['guests.0.firmware.varsTemplate', '/usr/share/qemu'],
-        ['guests.0.boot.kernel', '/boot/vmlinuz-'], ['guests.0.boot.initrd', '/boot/initrd.img-'], ['guests.0.disks.0.path', '/srv/iso'],
+        ['guests.0.disks.0.path', '/usr/share/images'],
+        ['guests.0.firmware.code', '/usr/share/OVMF'],
+        ['guests.0.firmware.varsTemplate', '/usr/share/qemu'],
+        ['guests.0.boot.kernel', '/boot/vmlinuz-'],
+        ['guests.0.boot.initrd', '/boot/initrd.img-'],
+        ['guests.0.disks.0.path', '/srv/iso'],
       ),
       segment,
     );

@@ -31,21 +31,28 @@ describe('a UEFI guest installed with apply --root starts under real systemd', (
   const journal = () => ct.exec(['journalctl', '-b', '-u', UNIT, '--no-pager', '-o', 'cat']).stdout;
 
   before(async () => {
-    for (const [tool, pkg] of [['systemd-nspawn', 'systemd-container'], ['nsenter', 'util-linux'], ['qemu-system-x86_64', 'qemu-system-x86']] as const)
+    for (const [tool, pkg] of [
+      ['systemd-nspawn', 'systemd-container'],
+      ['nsenter', 'util-linux'],
+      ['qemu-system-x86_64', 'qemu-system-x86'],
+    ] as const)
       requireTool(tool, pkg);
     for (const f of ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd'])
       if (!existsSync(f)) throw new Error(`${f} is required for this test: install the Debian package ovmf`);
     chmodSync(dir, 0o755);
     const answers = join(dir, 'answers.json');
-    writeFileSync(answers, JSON.stringify({
-      schemaVersion: 1,
-      useCase: 'emulation',
-      acceptedRisks: [{ risk: 'emulation', reason: 'the proof runs under TCG on every machine' }],
-      guests: [
-        { name: 'efi', memoryMiB: 256, firmware: { type: 'uefi' }, disks: [{ path: '/srv/efi.img', format: 'raw' }] },
-        { name: 'flood', memoryMiB: 64, disks: [{ path: '/srv/flood.img', format: 'raw' }] },
-      ],
-    }));
+    writeFileSync(
+      answers,
+      JSON.stringify({
+        schemaVersion: 1,
+        useCase: 'emulation',
+        acceptedRisks: [{ risk: 'emulation', reason: 'the proof runs under TCG on every machine' }],
+        guests: [
+          { name: 'efi', memoryMiB: 256, firmware: { type: 'uefi' }, disks: [{ path: '/srv/efi.img', format: 'raw' }] },
+          { name: 'flood', memoryMiB: 64, disks: [{ path: '/srv/flood.img', format: 'raw' }] },
+        ],
+      }),
+    );
     const bundle = join(dir, 'bundle');
     const gen = cli(['generate', '--answers', answers, '--out', bundle]);
     assert.equal(gen.code, 0, gen.stderr);
@@ -71,11 +78,19 @@ describe('a UEFI guest installed with apply --root starts under real systemd', (
     assert.ok(text.includes('BdsDxe'), `OVMF reached its boot manager\n${journal()}`);
     assert.equal(ct.exec(['systemctl', 'is-active', UNIT]).stdout.trim(), 'active');
     assert.equal(ct.exec(['stat', '-c', '%U:%G %a', VARS]).stdout.trim(), 'qemu-efi:qemu-efi 600');
-    assert.equal(ct.exec(['stat', '-c', '%U:%G %a', '/usr/share/OVMF/OVMF_VARS_4M.fd']).stdout.trim(), 'root:root 644', 'the template is untouched');
+    assert.equal(
+      ct.exec(['stat', '-c', '%U:%G %a', '/usr/share/OVMF/OVMF_VARS_4M.fd']).stdout.trim(),
+      'root:root 644',
+      'the template is untouched',
+    );
     const pid = ct.exec(['systemctl', 'show', '-p', 'MainPID', '--value', UNIT]).stdout.trim();
     const fds = ct.sh(`ls -l /proc/${pid}/fd/`).stdout;
     assert.ok(fds.includes(VARS), `QEMU holds its own vars file open:\n${fds}`);
-    assert.match(ct.exec(['cat', `/proc/${pid}/limits`]).stdout, /^Max core file size\s+0\s+0\s+bytes\s*$/m, 'LimitCORE=0: QEMU dumps no core');
+    assert.match(
+      ct.exec(['cat', `/proc/${pid}/limits`]).stdout,
+      /^Max core file size\s+0\s+0\s+bytes\s*$/m,
+      'LimitCORE=0: QEMU dumps no core',
+    );
   });
 
   test('a second start keeps the guest’s vars file', async () => {
@@ -103,13 +118,28 @@ describe('a UEFI guest installed with apply --root starts under real systemd', (
           // The timer starts it once a minute; started here every few seconds, it would reach systemd's start limit.
           ct.exec(['systemctl', 'reset-failed', 'qemu-harden-logrotate.service']);
           const rot = ct.exec(['systemctl', 'start', 'qemu-harden-logrotate.service']);
-          assert.equal(rot.code, 0, `${rot.stderr}\n${ct.exec(['journalctl', '-b', '-u', 'qemu-harden-logrotate.service', '--no-pager', '-o', 'cat']).stdout}`);
-          assert.ok(size(FLOOD_LOG) < before, `round ${round}: serial.log was truncated in place (${size(FLOOD_LOG)} < ${before})`);
+          assert.equal(
+            rot.code,
+            0,
+            `${rot.stderr}\n${ct.exec(['journalctl', '-b', '-u', 'qemu-harden-logrotate.service', '--no-pager', '-o', 'cat']).stdout}`,
+          );
+          assert.ok(
+            size(FLOOD_LOG) < before,
+            `round ${round}: serial.log was truncated in place (${size(FLOOD_LOG)} < ${before})`,
+          );
           assert.ok(size(`${FLOOD_LOG}.1`) >= 1024 * 1024, `round ${round}: its content moved to serial.log.1`);
         }
         const files = ct.sh('ls /var/log/qemu-harden/flood/').stdout.split('\n').filter(Boolean).sort();
-        assert.deepEqual(files, ['serial.log', 'serial.log.1', 'serial.log.2', 'serial.log.3', 'serial.log.4'], 'four old copies, never a fifth');
-        assert.equal(ct.exec(['stat', '-c', '%U:%G %a', `${FLOOD_LOG}.1`]).stdout.trim(), 'qemu-flood:qemu-flood 600', 'copies belong to the guest’s user');
+        assert.deepEqual(
+          files,
+          ['serial.log', 'serial.log.1', 'serial.log.2', 'serial.log.3', 'serial.log.4'],
+          'four old copies, never a fifth',
+        );
+        assert.equal(
+          ct.exec(['stat', '-c', '%U:%G %a', `${FLOOD_LOG}.1`]).stdout.trim(),
+          'qemu-flood:qemu-flood 600',
+          'copies belong to the guest’s user',
+        );
         const grown = size(FLOOD_LOG);
         for (let i = 0; i < 40 && size(FLOOD_LOG) <= grown; i++) await new Promise((r) => setTimeout(r, 250));
         assert.ok(size(FLOOD_LOG) > grown, 'QEMU goes on writing into the truncated log');

@@ -9,7 +9,8 @@ export function unitSettings(text: string): [string, string][] {
   const out: [string, string][] = [];
   let pending = '';
   for (const raw of text.split('\n')) {
-    if (pending === '' && (raw.startsWith('#') || raw.startsWith(';') || raw.trim() === '' || raw.startsWith('['))) continue;
+    if (pending === '' && (raw.startsWith('#') || raw.startsWith(';') || raw.trim() === '' || raw.startsWith('[')))
+      continue;
     if (raw.endsWith('\\')) {
       pending += raw.slice(0, -1) + ' ';
       continue;
@@ -63,7 +64,14 @@ export function diskSwapDropIn(unit: string, from: string, to: string, extra: st
     return JSON.stringify({ ...node, filename: to });
   });
   if (!swapped) throw new Error(`the unit's command line has no disk ${from}`);
-  return ['[Service]', 'ExecStart=', `ExecStart=${exec.map(systemdExecWord).join(' ')}`, 'Restart=no', ...extra, ''].join('\n');
+  return [
+    '[Service]',
+    'ExecStart=',
+    `ExecStart=${exec.map(systemdExecWord).join(' ')}`,
+    'Restart=no',
+    ...extra,
+    '',
+  ].join('\n');
 }
 
 /** The ExecStart= line of a unit with its continuation lines, as written in the file. */

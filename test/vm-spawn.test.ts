@@ -47,7 +47,10 @@ describe('an accepted sandbox-spawn risk under a real kernel with AppArmor enfor
   const work = tempDir({ after }, 'qh-vm-spawn-');
 
   before(async () => {
-    const kernel = proofKernel([['aa-exec', 'apparmor'], ['apparmor_parser', 'apparmor']]);
+    const kernel = proofKernel([
+      ['aa-exec', 'apparmor'],
+      ['apparmor_parser', 'apparmor'],
+    ]);
     const disk = (n: string) => ({ path: `/srv/${n}.img`, format: 'raw' });
     const bundle = generateBundle(work, {
       schemaVersion: 1,
@@ -74,13 +77,27 @@ describe('an accepted sandbox-spawn risk under a real kernel with AppArmor enfor
   });
 
   test('with the risk accepted, the profile lets the shell QEMU runs start bash: bash runs, no exec is denied, the migration completes', () => {
-    assert.equal(result('allowed.exec_denied'), '0', vm.console.split('\n').filter((l) => l.includes('DENIED')).join('\n'));
+    assert.equal(
+      result('allowed.exec_denied'),
+      '0',
+      vm.console
+        .split('\n')
+        .filter((l) => l.includes('DENIED'))
+        .join('\n'),
+    );
     assert.equal(result('allowed.bash_ran'), '1');
     assert.equal(result('allowed.status'), 'completed');
   });
 
   test('without it, AppArmor alone stops bash even though the seccomp filter allows spawning', () => {
-    assert.notEqual(result('denied.bash_denied'), '0', vm.console.split('\n').filter((l) => l.includes('DENIED')).join('\n'));
+    assert.notEqual(
+      result('denied.bash_denied'),
+      '0',
+      vm.console
+        .split('\n')
+        .filter((l) => l.includes('DENIED'))
+        .join('\n'),
+    );
     assert.equal(result('denied.bash_ran'), '0');
   });
 });

@@ -127,18 +127,32 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
     const kvmBundle = join(work, 'kvm-bundle');
     assert.equal(cli(['generate', '--preset', 'kvm-tap', '--out', kvmBundle]).code, 0);
     mkdirSync(join(root, 'etc/udev/rules.d'), { recursive: true });
-    cpSync(join(kvmBundle, 'root/etc/udev/rules.d/65-qemu-harden.rules'), join(root, 'etc/udev/rules.d/64-qemu-harden-kvm.rules'));
+    cpSync(
+      join(kvmBundle, 'root/etc/udev/rules.d/65-qemu-harden.rules'),
+      join(root, 'etc/udev/rules.d/64-qemu-harden-kvm.rules'),
+    );
     mkdirSync(join(root, 'etc/sysusers.d'), { recursive: true });
     cpSync(join(kvmBundle, 'root/etc/sysusers.d/qemu-harden.conf'), join(root, 'etc/sysusers.d/qemu-harden-kvm.conf'));
     const unit = (g: string) => readFileSync(join(bundle, `root/etc/systemd/system/qemu-${g}.service`), 'utf8');
-    writeFileSync(join(root, 'proof/alpha-beta-systemd.conf'), diskSwapDropIn(unit('alpha'), '/images/alpha.img', '/images/beta.img', ['AppArmorProfile=']));
+    writeFileSync(
+      join(root, 'proof/alpha-beta-systemd.conf'),
+      diskSwapDropIn(unit('alpha'), '/images/alpha.img', '/images/beta.img', ['AppArmorProfile=']),
+    );
     writeFileSync(
       join(root, 'proof/alpha-beta-apparmor.conf'),
-      diskSwapDropIn(unit('alpha'), '/images/alpha.img', '/images/beta.img', ['TemporaryFileSystem=', 'InaccessiblePaths=', 'ReadWritePaths=/images/beta.img']),
+      diskSwapDropIn(unit('alpha'), '/images/alpha.img', '/images/beta.img', [
+        'TemporaryFileSystem=',
+        'InaccessiblePaths=',
+        'ReadWritePaths=/images/beta.img',
+      ]),
     );
     writeFileSync(
       join(root, 'proof/gamma-decoy.conf'),
-      diskSwapDropIn(unit('gamma'), GLOB_DISK, GLOB_DECOY, ['TemporaryFileSystem=', 'InaccessiblePaths=', `ReadWritePaths="${GLOB_DECOY}"`]),
+      diskSwapDropIn(unit('gamma'), GLOB_DISK, GLOB_DECOY, [
+        'TemporaryFileSystem=',
+        'InaccessiblePaths=',
+        `ReadWritePaths="${GLOB_DECOY}"`,
+      ]),
     );
     vm = await bootProof(kernel, root, work, { repo: true, modules: ['tun', 'vhost_net'], timeoutMs: 600_000 });
     writeFileSync(join(REPO, '.cache', 'vm-console.log'), vm.console);
@@ -153,8 +167,18 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
   test('apply on the live system: every activation step done', () => {
     assert.equal(result('apply_exit'), '0');
     const steps = [...vm.console.matchAll(/RESULT apply_step=(\w+) +(.*)/g)].map((m) => `${m[1]} ${m[2]}`);
-    for (const s of ['create users', 'create directories', 'reload udev rules', 're-trigger', 'load AppArmor profiles', 'reload systemd'])
-      assert.ok(steps.some((x) => x.startsWith('done') && x.includes(s)), `${s}: ${steps.join(' | ')}`);
+    for (const s of [
+      'create users',
+      'create directories',
+      'reload udev rules',
+      're-trigger',
+      'load AppArmor profiles',
+      'reload systemd',
+    ])
+      assert.ok(
+        steps.some((x) => x.startsWith('done') && x.includes(s)),
+        `${s}: ${steps.join(' | ')}`,
+      );
   });
 
   test('udevd applied the rules: /dev/net/tun and /dev/vhost-net to the group, not the world; the kvm rule reads cleanly', () => {
@@ -176,7 +200,10 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
       assert.equal(result(`${g}.seccomp`), '2');
       assert.equal(result(`${g}.label`), `qemu-harden-${g} (enforce)`);
       assert.equal(result(`${g}.cgroup`), `0::/qemu.slice/qemu-${g}.service`);
-      assert.equal(result(`${g}.cmdline_sandbox`), 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny');
+      assert.equal(
+        result(`${g}.cmdline_sandbox`),
+        'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+      );
     });
 
     test(`${g}: the unit’s memory, CPU and task limits are in force in its cgroup`, () => {
@@ -195,14 +222,25 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
 
   test('status on the live system: each guest runs as installed, labelled by its enforcing profile, with its cgroup limits read from the kernel', () => {
     assert.equal(result('status_exit'), '0', result('status'));
-    const r = JSON.parse(result('status')) as { ok: boolean; guests: { name: string; weaker: string[]; process: { apparmor: unknown; limits: Record<string, string>; cgroup: string } }[] };
+    const r = JSON.parse(result('status')) as {
+      ok: boolean;
+      guests: {
+        name: string;
+        weaker: string[];
+        process: { apparmor: unknown; limits: Record<string, string>; cgroup: string };
+      }[];
+    };
     assert.equal(r.ok, true);
     for (const g of guests) {
       const s = r.guests.find((x) => x.name === g)!;
       const guest = answers.guests.find((x) => x.name === g)!;
       assert.deepEqual(s.process.apparmor, { label: `qemu-harden-${g}`, mode: 'enforce' });
       assert.equal(s.process.cgroup, `/qemu.slice/qemu-${g}.service`);
-      assert.deepEqual(s.process.limits, { memoryMax: String(memoryMaxMiB(guest) * 1024 * 1024), cpuMax: `${cpuQuotaPercent(guest) * 1000} 100000`, pidsMax: String(guest.limits.tasksMax) });
+      assert.deepEqual(s.process.limits, {
+        memoryMax: String(memoryMaxMiB(guest) * 1024 * 1024),
+        cpuMax: `${cpuQuotaPercent(guest) * 1000} 100000`,
+        pidsMax: String(guest.limits.tasksMax),
+      });
       assert.deepEqual(s.weaker, []);
     }
   });
@@ -210,12 +248,21 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
   test('status: a guest whose profile was switched to complain mode runs weaker than its bundle (exit 1)', () => {
     assert.equal(result('status_complain_exit'), '1');
     const r = JSON.parse(result('status_complain')) as { guests: { name: string; weaker: string[] }[] };
-    assert.deepEqual(r.guests.find((x) => x.name === 'alpha')!.weaker, ['AppArmor profile qemu-harden-alpha in complain mode, not enforce']);
+    assert.deepEqual(r.guests.find((x) => x.name === 'alpha')!.weaker, [
+      'AppArmor profile qemu-harden-alpha in complain mode, not enforce',
+    ]);
     assert.ok(r.guests.filter((x) => x.name !== 'alpha').every((x) => x.weaker.length === 0));
   });
 
   test('no AppArmor denial while the guests booted', () => {
-    assert.equal(result('denied_while_booting'), '0', vm.console.split('\n').filter((l) => l.includes('DENIED')).join('\n'));
+    assert.equal(
+      result('denied_while_booting'),
+      '0',
+      vm.console
+        .split('\n')
+        .filter((l) => l.includes('DENIED'))
+        .join('\n'),
+    );
   });
 
   /** The files AppArmor denied to a profile during one drop-in run, from the kernel log between its markers. */
@@ -233,13 +280,20 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
 
   test('guest A pointed at guest B’s disk (mode 0666), AppArmor off: the systemd sandbox alone keeps it out', () => {
     assert.equal(result('systemd_only.error'), "Could not open '/images/beta.img': No such file or directory");
-    assert.deepEqual(denials('systemd_only', 'qemu-harden-alpha'), [], 'no AppArmor involvement: the disk is not in alpha’s view at all');
+    assert.deepEqual(
+      denials('systemd_only', 'qemu-harden-alpha'),
+      [],
+      'no AppArmor involvement: the disk is not in alpha’s view at all',
+    );
     assert.notEqual(result('systemd_only.state'), 'active');
   });
 
   test('guest A pointed at guest B’s disk with the systemd fence removed: AppArmor denies it', () => {
     assert.equal(result('apparmor_only.error'), "Could not open '/images/beta.img': Permission denied");
-    assert.ok(denials('apparmor_only', 'qemu-harden-alpha').includes('/images/beta.img'), 'the kernel logged the denial of B’s disk');
+    assert.ok(
+      denials('apparmor_only', 'qemu-harden-alpha').includes('/images/beta.img'),
+      'the kernel logged the denial of B’s disk',
+    );
   });
 
   test('a disk named with glob characters grants exactly that file: its would-be match is denied', () => {

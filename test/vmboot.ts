@@ -3,7 +3,18 @@
 // a tmpfs built from a tree the test prepares; /usr and the repository come from the host read-only over 9p.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { writeTestGuestStopDropIn } from './container.js';
 import { REPO, requireTool } from './helpers.js';
@@ -103,7 +114,10 @@ ${modules.map((m) => `$B insmod /qh-init/modules/${m}`).join('\n')}
 $B mount -t tmpfs -o mode=0755 tmpfs /newroot
 $B cp -a /rootfs/. /newroot/
 ${Object.entries(shares)
-  .map(([tag, [, at]]) => `$B mkdir -p /newroot${at}\n$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 ${tag} /newroot${at}`)
+  .map(
+    ([tag, [, at]]) =>
+      `$B mkdir -p /newroot${at}\n$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 ${tag} /newroot${at}`,
+  )
   .join('\n')}
 $B umount /proc /sys
 $B umount /dev
@@ -119,7 +133,14 @@ export function buildInitramfs(spec: VmSpec): string {
   chmodSync(join(stage, 'qh-init', 'busybox'), 0o755);
   const mods = moduleClosure(spec.kernel, spec.modules);
   for (const m of mods) copyFileSync(m, join(stage, 'qh-init', 'modules', m.split('/').at(-1)!));
-  writeFileSync(join(stage, 'init'), INIT(mods.map((m) => m.split('/').at(-1)!), spec.shares), { mode: 0o755 });
+  writeFileSync(
+    join(stage, 'init'),
+    INIT(
+      mods.map((m) => m.split('/').at(-1)!),
+      spec.shares,
+    ),
+    { mode: 0o755 },
+  );
   execFileSync('cp', ['-a', `${spec.rootTree}/.`, join(stage, 'rootfs')]);
   const out = join(spec.workDir, 'initramfs.cpio.gz');
   execFileSync('sh', ['-c', `cd "${stage}" && find . | cpio -o -H newc --quiet | gzip -1 > "${out}"`]);
@@ -138,12 +159,31 @@ export interface VmResult {
 export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
   const initrd = buildInitramfs(spec);
   const args = [
-    '-accel', 'tcg', '-cpu', 'max', '-smp', '2', '-m', String(spec.memoryMiB ?? 1536),
-    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
-    '-kernel', spec.kernel.vmlinuz, '-initrd', initrd,
-    '-append', `console=ttyS0 panic=-1 quiet loglevel=4 systemd.show_status=false systemd.journald.forward_to_console=0 apparmor=1 security=apparmor ${cmdline}`.trim(),
-    '-serial', 'stdio',
-    ...Object.entries(spec.shares).flatMap(([tag, [host]]) => ['-virtfs', `local,path=${host},mount_tag=${tag},security_model=none,readonly=on`]),
+    '-accel',
+    'tcg',
+    '-cpu',
+    'max',
+    '-smp',
+    '2',
+    '-m',
+    String(spec.memoryMiB ?? 1536),
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-no-reboot',
+    '-kernel',
+    spec.kernel.vmlinuz,
+    '-initrd',
+    initrd,
+    '-append',
+    `console=ttyS0 panic=-1 quiet loglevel=4 systemd.show_status=false systemd.journald.forward_to_console=0 apparmor=1 security=apparmor ${cmdline}`.trim(),
+    '-serial',
+    'stdio',
+    ...Object.entries(spec.shares).flatMap(([tag, [host]]) => [
+      '-virtfs',
+      `local,path=${host},mount_tag=${tag},security_model=none,readonly=on`,
+    ]),
   ];
   return new Promise((resolve) => {
     const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -186,7 +226,8 @@ wait_until() { wait_left=$(($1 * 2)); shift; until "$@"; do [ $wait_left -gt 0 ]
 export function makeRootTree(dir: string, proofScript: string): void {
   mkdirSync(join(dir, 'etc'), { recursive: true });
   for (const l of ['bin', 'sbin', 'lib', 'lib64']) symlinkSync(`usr/${l}`, join(dir, l));
-  for (const d of ['proc', 'sys', 'dev', 'run', 'tmp', 'var/tmp', 'var/log', 'var/lib', 'root', 'srv', 'home', 'mnt']) mkdirSync(join(dir, d), { recursive: true });
+  for (const d of ['proc', 'sys', 'dev', 'run', 'tmp', 'var/tmp', 'var/log', 'var/lib', 'root', 'srv', 'home', 'mnt'])
+    mkdirSync(join(dir, d), { recursive: true });
   chmodSync(join(dir, 'tmp'), 0o1777);
   writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   writeFileSync(join(dir, 'etc/group'), 'root:x:0:\n');
@@ -199,12 +240,21 @@ export function makeRootTree(dir: string, proofScript: string): void {
   mkdirSync(join(dir, 'etc/apparmor.d'));
   if (existsSync('/etc/apparmor')) execFileSync('cp', ['-a', '/etc/apparmor', join(dir, 'etc/')]);
   for (const sub of ['tunables', 'abstractions', 'abi'])
-    if (existsSync(`/etc/apparmor.d/${sub}`)) execFileSync('cp', ['-a', `/etc/apparmor.d/${sub}`, join(dir, 'etc/apparmor.d/')]);
+    if (existsSync(`/etc/apparmor.d/${sub}`))
+      execFileSync('cp', ['-a', `/etc/apparmor.d/${sub}`, join(dir, 'etc/apparmor.d/')]);
   const sys = join(dir, 'etc/systemd/system');
   mkdirSync(join(sys, 'multi-user.target.wants'), { recursive: true });
   writeTestGuestStopDropIn(sys);
   symlinkSync('/usr/lib/systemd/system/multi-user.target', join(sys, 'default.target'));
-  for (const masked of ['serial-getty@ttyS0.service', 'getty@tty1.service', 'systemd-timesyncd.service', 'apt-daily.timer', 'apt-daily-upgrade.timer', 'e2scrub_reap.service', 'systemd-networkd-wait-online.service'])
+  for (const masked of [
+    'serial-getty@ttyS0.service',
+    'getty@tty1.service',
+    'systemd-timesyncd.service',
+    'apt-daily.timer',
+    'apt-daily-upgrade.timer',
+    'e2scrub_reap.service',
+    'systemd-networkd-wait-online.service',
+  ])
     symlinkSync('/dev/null', join(sys, masked));
   writeFileSync(join(dir, 'proof.sh'), PROOF_PRELUDE + proofScript, { mode: 0o755 });
   writeFileSync(
@@ -230,7 +280,13 @@ export function makeRootTree(dir: string, proofScript: string): void {
 }
 
 /** What every proof needs on the host: QEMU, the initramfs tools, and apt and dpkg to fetch the kernel. */
-const PROOF_TOOLS: [tool: string, pkg: string][] = [['qemu-system-x86_64', 'qemu-system-x86'], ['cpio', 'cpio'], ['busybox', 'busybox-static'], ['apt-get', 'apt'], ['dpkg-deb', 'dpkg']];
+const PROOF_TOOLS: [tool: string, pkg: string][] = [
+  ['qemu-system-x86_64', 'qemu-system-x86'],
+  ['cpio', 'cpio'],
+  ['busybox', 'busybox-static'],
+  ['apt-get', 'apt'],
+  ['dpkg-deb', 'dpkg'],
+];
 
 /** The kernel, once every tool the proof needs (PROOF_TOOLS, then `more`) is found; a missing one fails naming its package. */
 export function proofKernel(more: [tool: string, pkg: string][] = []): Kernel {
@@ -248,7 +304,12 @@ export function proofRootTree(work: string, proofScript: string, bundle: string)
 }
 
 /** Boots the proof with /usr shared from the host and, for a proof that runs qemu-harden, the repository at /qh. */
-export function bootProof(kernel: Kernel, root: string, work: string, opts: { repo: boolean; modules?: string[]; timeoutMs: number }): Promise<VmResult> {
+export function bootProof(
+  kernel: Kernel,
+  root: string,
+  work: string,
+  opts: { repo: boolean; modules?: string[]; timeoutMs: number },
+): Promise<VmResult> {
   return runVm({
     kernel,
     rootTree: root,

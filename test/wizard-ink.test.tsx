@@ -10,7 +10,20 @@ import { App } from '../src/ui/App.js';
 import { initialDraft } from '../steps/draft.js';
 import { cli, tempDir } from './helpers.js';
 
-const KEY = { enter: '\r', esc: '\u001B', tab: '\t', shiftTab: '\u001B[Z', down: '\u001B[B', up: '\u001B[A', right: '\u001B[C', left: '\u001B[D', ctrlC: '\u0003', ctrlN: '\u000E', backspace: '\u007F', pageDown: '\u001B[6~' };
+const KEY = {
+  enter: '\r',
+  esc: '\u001B',
+  tab: '\t',
+  shiftTab: '\u001B[Z',
+  down: '\u001B[B',
+  up: '\u001B[A',
+  right: '\u001B[C',
+  left: '\u001B[D',
+  ctrlC: '\u0003',
+  ctrlN: '\u000E',
+  backspace: '\u007F',
+  pageDown: '\u001B[6~',
+};
 
 const HOST: HostFacts = {
   cpuVirtualization: 'vmx',
@@ -33,7 +46,9 @@ const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
 
 function start(outDir: string) {
   let code: number | undefined;
-  const app = render(<App draft={initialDraft()} outDir={outDir} probe={async () => HOST} onExit={(c) => (code = c)} />);
+  const app = render(
+    <App draft={initialDraft()} outDir={outDir} probe={async () => HOST} onExit={(c) => (code = c)} />,
+  );
   const press = async (...keys: string[]) => {
     for (const k of keys) {
       await tick();
@@ -60,7 +75,9 @@ function frameFits(frame: string) {
 
 describe('the interview, driven through Ink', () => {
   test('keys typed before the first frame’s engine has loaded are held and replayed in order', async (t) => {
-    const app = render(<App draft={initialDraft()} outDir={join(tempDir(t), 'b')} probe={async () => HOST} onExit={() => undefined} />);
+    const app = render(
+      <App draft={initialDraft()} outDir={join(tempDir(t), 'b')} probe={async () => HOST} onExit={() => undefined} />,
+    );
     t.after(() => app.unmount());
     app.stdin.write(KEY.enter);
     app.stdin.write(KEY.enter);
@@ -94,7 +111,9 @@ describe('the interview, driven through Ink', () => {
     await w.waitFor(/\[risks\]/);
     await w.waitFor(/No accepted risks/);
     await w.press(KEY.right);
-    const before = /db as qemu-db · exposure ([0-9.]+) \(target ≤ 1\)/.exec(await w.waitFor(/db as qemu-db · exposure [0-9.]+ \(target ≤ 1\)/, 20_000))![1];
+    const before = /db as qemu-db · exposure ([0-9.]+) \(target ≤ 1\)/.exec(
+      await w.waitFor(/db as qemu-db · exposure [0-9.]+ \(target ≤ 1\)/, 20_000),
+    )![1];
     await w.press(KEY.esc, KEY.esc, KEY.esc, KEY.esc, KEY.esc, KEY.esc);
     await w.waitFor(/5\/12 Network/);
     await w.press(KEY.right);
@@ -102,7 +121,9 @@ describe('the interview, driven through Ink', () => {
     for (let i = 0; i < 6; i++) await w.press(KEY.enter);
     await w.waitFor(/11\/12 Review/);
     await w.waitFor(/\[map\]/);
-    const after = /db as qemu-db · exposure ([0-9.]+) \(target ≤ 1\.5\)/.exec(await w.waitFor(/db as qemu-db · exposure [0-9.]+ \(target ≤ 1\.5\)/, 20_000))![1];
+    const after = /db as qemu-db · exposure ([0-9.]+) \(target ≤ 1\.5\)/.exec(
+      await w.waitFor(/db as qemu-db · exposure [0-9.]+ \(target ≤ 1\.5\)/, 20_000),
+    )![1];
     assert.ok(Number(after) > Number(before), `a network device raises the measured exposure: ${before} → ${after}`);
     await w.press(KEY.enter);
     await w.waitFor(/✔ Bundle written to/);
@@ -152,8 +173,14 @@ describe('the interview, driven through Ink', () => {
     await w.press(KEY.enter);
     await w.waitFor(/✔ Bundle written to/);
     const answers = validate(JSON.parse(readFileSync(join(out, 'answers.json'), 'utf8')));
-    assert.deepEqual(answers.guests.map((g) => g.name), ['web', 'guest2', 'guest3']);
-    assert.deepEqual(answers.guests.map((g) => g.network.mode), ['tap', 'tap', 'tap']);
+    assert.deepEqual(
+      answers.guests.map((g) => g.name),
+      ['web', 'guest2', 'guest3'],
+    );
+    assert.deepEqual(
+      answers.guests.map((g) => g.network.mode),
+      ['tap', 'tap', 'tap'],
+    );
     assert.equal(answers.guests[0]!.display.mode, 'vnc-unix');
     assert.equal(answers.guests[0]!.disks[0]!.path, '/srv/vm/g0.img');
     assert.ok(existsSync(join(out, 'root/etc/systemd/system/qemu-guest3-tap.service')));

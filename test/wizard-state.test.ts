@@ -53,15 +53,39 @@ describe('wizard keymap', () => {
   });
 
   test('keys that arrive together are each handled, in order', () => {
-    assert.deepEqual(decode('\r\r').map((k) => k.name), ['return', 'return']);
+    assert.deepEqual(
+      decode('\r\r').map((k) => k.name),
+      ['return', 'return'],
+    );
     assert.deepEqual(decode('\t\t'), [{ name: 'tab' }, { name: 'tab' }]);
-    assert.deepEqual(decode('ab\u007fc\r'), [{ name: 'text', text: 'ab' }, { name: 'backspace' }, { name: 'text', text: 'c' }, { name: 'return' }]);
+    assert.deepEqual(decode('ab\u007fc\r'), [
+      { name: 'text', text: 'ab' },
+      { name: 'backspace' },
+      { name: 'text', text: 'c' },
+      { name: 'return' },
+    ]);
   });
 });
 
 describe('wizard reducer', () => {
   test('the steps, in order, end in review and done', () => {
-    assert.deepEqual(STEPS.map((s) => s.id), ['host', 'usecase', 'guests', 'disks', 'network', 'display', 'passthrough', 'remote', 'limits', 'isolation', 'review', 'done']);
+    assert.deepEqual(
+      STEPS.map((s) => s.id),
+      [
+        'host',
+        'usecase',
+        'guests',
+        'disks',
+        'network',
+        'display',
+        'passthrough',
+        'remote',
+        'limits',
+        'isolation',
+        'review',
+        'done',
+      ],
+    );
   });
 
   test('an invalid value blocks Enter with the message generate gives; fixing it lets the interview go on', () => {
@@ -138,13 +162,22 @@ describe('wizard reducer', () => {
   });
 
   test('before the schema has loaded nothing advances; once it has, the draft’s risks are synced', () => {
-    const e = validate({ schemaVersion: 1, useCase: 'emulation', guests: [{ name: 'a', disks: [{ path: '/srv/a.img', format: 'raw' }] }], acceptedRisks: [{ risk: 'emulation', reason: 'x'.repeat(12) }] });
+    const e = validate({
+      schemaVersion: 1,
+      useCase: 'emulation',
+      guests: [{ name: 'a', disks: [{ path: '/srv/a.img', format: 'raw' }] }],
+      acceptedRisks: [{ risk: 'emulation', reason: 'x'.repeat(12) }],
+    });
     let s = initialState(fromAnswers({ ...e, acceptedRisks: [] }));
     assert.equal(s.check, undefined);
     assert.deepEqual(stepIssues(s), [], 'no schema, no findings');
     assert.equal(enter(s).step, 0, 'Enter waits for the schema');
     s = reducer(s, { type: 'ready', check: checker });
-    assert.deepEqual(s.draft.acceptedRisks, [{ risk: 'emulation', reason: '' }], 'the emulation risk now needs a reason');
+    assert.deepEqual(
+      s.draft.acceptedRisks,
+      [{ risk: 'emulation', reason: '' }],
+      'the emulation risk now needs a reason',
+    );
     assert.equal(enter(s).step, 1);
   });
 
@@ -173,8 +206,14 @@ describe('wizard reducer', () => {
   });
 
   test('a new guest is sized from the host; disk throttling is set on the limits step', () => {
-    assert.deepEqual([newGuest(2, { cpus: 8, memoryMiB: 4096 }).vcpus, newGuest(2, { cpus: 8, memoryMiB: 4096 }).memoryMiB], [2, 1024]);
-    assert.deepEqual([newGuest(2, { cpus: 1, memoryMiB: 512 }).vcpus, newGuest(2, { cpus: 1, memoryMiB: 512 }).memoryMiB], [1, 256]);
+    assert.deepEqual(
+      [newGuest(2, { cpus: 8, memoryMiB: 4096 }).vcpus, newGuest(2, { cpus: 8, memoryMiB: 4096 }).memoryMiB],
+      [2, 1024],
+    );
+    assert.deepEqual(
+      [newGuest(2, { cpus: 1, memoryMiB: 512 }).vcpus, newGuest(2, { cpus: 1, memoryMiB: 512 }).memoryMiB],
+      [1, 256],
+    );
     let s = goTo(initialState(draft(), undefined, checker), 'disks');
     s = type(press(s, '\u000e'), '/srv/t.img');
     s = goTo(s, 'limits');
@@ -272,22 +311,43 @@ describe('what people type', () => {
     s = type(s, 'a helper we audited and need');
     s = { ...s, field: 0 };
     s = press(s, ' ');
-    assert.deepEqual(s.draft.acceptedRisks.map((r) => r.risk), ['sandbox-off']);
+    assert.deepEqual(
+      s.draft.acceptedRisks.map((r) => r.risk),
+      ['sandbox-off'],
+    );
     const fields = fieldsOf(s);
     for (const f of fields.slice(1, 5)) assert.equal(f.inactive?.(s.draft), 'seccomp is off', f.label);
     s = press(s, '\t ');
     assert.match(s.notice!, /does not apply: seccomp is off/);
     s = { ...s, field: 0 };
     s = press(s, ' ');
-    assert.deepEqual(s.draft.acceptedRisks, [{ risk: 'sandbox-spawn', guest: 'guest1', reason: 'a helper we audited and need' }]);
+    assert.deepEqual(s.draft.acceptedRisks, [
+      { risk: 'sandbox-spawn', guest: 'guest1', reason: 'a helper we audited and need' },
+    ]);
   });
 });
 
 describe('every value shown is the value written', () => {
   const drafts: [string, () => ReturnType<typeof draft>][] = [
     ['a new interview', draft],
-    ['a minimal answers file', () => fromAnswers({ schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'min', disks: [{ path: '/srv/m.img', format: 'raw' }], migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu' } }] })],
-    ...(['kvm-tap', 'desktop-vnc', 'multi-tenant', 'tcg-build-runner'] as const).map((p): [string, () => ReturnType<typeof draft>] => [`preset ${p}`, () => fromAnswers(loadPreset(p).answers)]),
+    [
+      'a minimal answers file',
+      () =>
+        fromAnswers({
+          schemaVersion: 1,
+          useCase: 'virtualization',
+          guests: [
+            {
+              name: 'min',
+              disks: [{ path: '/srv/m.img', format: 'raw' }],
+              migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu' },
+            },
+          ],
+        }),
+    ],
+    ...(['kvm-tap', 'desktop-vnc', 'multi-tenant', 'tcg-build-runner'] as const).map(
+      (p): [string, () => ReturnType<typeof draft>] => [`preset ${p}`, () => fromAnswers(loadPreset(p).answers)],
+    ),
   ];
   for (const [name, make] of drafts)
     test(`${name}: each field of each step, for each guest, shows what answers.json gets`, () => {
@@ -309,13 +369,25 @@ describe('every value shown is the value written', () => {
 
 describe('the binary’s own lists', () => {
   test('machine types and CPU models are offered from the probed QEMU binary, security-supported machines first', () => {
-    const host = { qemu: { binary: '/usr/bin/qemu-system-x86_64', machines: ['microvm', 'pc-q35-7.2', 'q35', 'isapc'], cpuModels: ['host', 'max', 'qemu64'] } } as unknown as HostFacts;
+    const host = {
+      qemu: {
+        binary: '/usr/bin/qemu-system-x86_64',
+        machines: ['microvm', 'pc-q35-7.2', 'q35', 'isapc'],
+        cpuModels: ['host', 'max', 'qemu64'],
+      },
+    } as unknown as HostFacts;
     let s = reducer(goTo(initialState(draft(), undefined, checker), 'guests'), { type: 'host', facts: host });
     const machine = fieldsOf(s).find((f) => f.label === 'Machine type')!;
     assert.equal(machine.kind, 'select');
-    assert.deepEqual(machine.options!.map((o) => o.value), ['pc-q35-7.2', 'q35', 'microvm', 'isapc']);
+    assert.deepEqual(
+      machine.options!.map((o) => o.value),
+      ['pc-q35-7.2', 'q35', 'microvm', 'isapc'],
+    );
     const cpu = fieldsOf(s).find((f) => f.label === 'CPU model')!;
-    assert.deepEqual(cpu.options!.map((o) => o.value), ['', 'host', 'max', 'qemu64']);
+    assert.deepEqual(
+      cpu.options!.map((o) => o.value),
+      ['', 'host', 'max', 'qemu64'],
+    );
     assert.equal(display(s.draft, cpu), 'default (host)');
     s = { ...s, field: fieldsOf(s).findIndex((f) => f.label === 'CPU model') };
     s = type(s, 'q');
@@ -327,9 +399,23 @@ describe('the binary’s own lists', () => {
 });
 
 test('a machine type or CPU model from an answers file that the probed binary lacks is pointed out', () => {
-  const host = { qemu: { binary: '/usr/bin/qemu-system-x86_64', machines: ['q35', 'pc'], cpuModels: ['host', 'max'] } } as unknown as HostFacts;
-  const d = fromAnswers({ schemaVersion: 1, useCase: 'virtualization', guests: [{ name: 'arm', machine: 'virt', cpu: { model: 'cortex-a57' }, disks: [{ path: '/srv/a.img', format: 'raw' }] }] });
+  const host = {
+    qemu: { binary: '/usr/bin/qemu-system-x86_64', machines: ['q35', 'pc'], cpuModels: ['host', 'max'] },
+  } as unknown as HostFacts;
+  const d = fromAnswers({
+    schemaVersion: 1,
+    useCase: 'virtualization',
+    guests: [
+      { name: 'arm', machine: 'virt', cpu: { model: 'cortex-a57' }, disks: [{ path: '/srv/a.img', format: 'raw' }] },
+    ],
+  });
   const notes = STEPS.find((x) => x.id === 'guests')!.notes!({ draft: d, guest: 0, host });
-  assert.ok(notes.includes('"virt" is not a machine type of /usr/bin/qemu-system-x86_64: choose one it has (←/→).'), notes.join('\n'));
-  assert.ok(notes.some((n) => n.startsWith('CPU model "cortex-a57" is not one of')), notes.join('\n'));
+  assert.ok(
+    notes.includes('"virt" is not a machine type of /usr/bin/qemu-system-x86_64: choose one it has (←/→).'),
+    notes.join('\n'),
+  );
+  assert.ok(
+    notes.some((n) => n.startsWith('CPU model "cortex-a57" is not one of')),
+    notes.join('\n'),
+  );
 });

@@ -17,7 +17,19 @@ const tmux = (...args: string[]) => spawnSync('tmux', args, { encoding: 'utf8' }
  * dir/exit-code); the session is killed after the test. `waitFor` polls the screen until a pattern shows.
  */
 function wizardInTmux(t: TestContext, session: string, dir: string, command: string, poll = 100) {
-  const started = tmux('new-session', '-d', '-s', session, '-x', '80', '-y', '24', '-c', dir, `sh -c '${command}; echo $? > ${join(dir, 'exit-code')}; sleep 60'`);
+  const started = tmux(
+    'new-session',
+    '-d',
+    '-s',
+    session,
+    '-x',
+    '80',
+    '-y',
+    '24',
+    '-c',
+    dir,
+    `sh -c '${command}; echo $? > ${join(dir, 'exit-code')}; sleep 60'`,
+  );
   assert.equal(started.status, 0, started.stderr);
   t.after(() => tmux('kill-session', '-t', session));
   const screen = () => tmux('capture-pane', '-p', '-t', session).stdout;
@@ -34,7 +46,8 @@ function wizardInTmux(t: TestContext, session: string, dir: string, command: str
   const exitCode = async (ms = 10_000) => {
     const file = join(dir, 'exit-code');
     const until = Date.now() + ms;
-    while (!(existsSync(file) && readFileSync(file, 'utf8').trim()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    while (!(existsSync(file) && readFileSync(file, 'utf8').trim()) && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 100));
     return existsSync(file) ? readFileSync(file, 'utf8').trim() : `(no exit code within ${ms} ms)`;
   };
   return { screen, waitFor, exitCode };
@@ -70,7 +83,11 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   await keys('?');
   for (let i = 0; i < 7; i++) await keys('Enter');
   const review = await waitFor(/11\/12 Review/);
-  assert.match(review.split('\n')[0]!, /^qemu-harden · 11\/12 Review/, 'the frame fits: its first line has not scrolled away');
+  assert.match(
+    review.split('\n')[0]!,
+    /^qemu-harden · 11\/12 Review/,
+    'the frame fits: its first line has not scrolled away',
+  );
   await keys('Enter');
   const done = await waitFor(/✔ Bundle written to/);
   // Started as `node …/dist/qemu-harden.js`, so that is how the next commands are written.
@@ -83,7 +100,11 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   const v = cli(['verify', bundle]);
   assert.equal(v.code, 0, v.stdout);
   assert.match(why, /Disks and user-supplied files[\s\S]*never guessed/);
-  assert.deepEqual(readFileSync(calls, 'utf8').split('\n').filter(Boolean).sort(), ['--version', '-cpu', '-machine', '-sandbox'], 'the host was probed once in the whole interview');
+  assert.deepEqual(
+    readFileSync(calls, 'utf8').split('\n').filter(Boolean).sort(),
+    ['--version', '-cpu', '-machine', '-sandbox'],
+    'the host was probed once in the whole interview',
+  );
 });
 
 test('NO_COLOR turns colours off in a real terminal; without it the header is coloured', async (t) => {
@@ -94,7 +115,17 @@ test('NO_COLOR turns colours off in a real terminal; without it the header is co
     ['colour', '-u FORCE_COLOR -u NO_COLOR TERM=xterm-256color', true],
   ] as const) {
     const session = `qh-colour-${name}-${process.pid}`;
-    const started = tmux('new-session', '-d', '-s', session, '-x', '80', '-y', '24', `env ${env} ${process.execPath} ${BIN}; sleep 30`);
+    const started = tmux(
+      'new-session',
+      '-d',
+      '-s',
+      session,
+      '-x',
+      '80',
+      '-y',
+      '24',
+      `env ${env} ${process.execPath} ${BIN}; sleep 30`,
+    );
     assert.equal(started.status, 0, started.stderr);
     t.after(() => tmux('kill-session', '-t', session));
     let screen = '';
@@ -121,8 +152,13 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
     tmux('paste-buffer', '-p', '-d', '-b', session, '-t', session);
   };
   /** The screen's text with wrapped lines joined, to find a message whole. */
-  const joined = (s: string) => s.split('\n').map((l) => l.trim()).join(' ');
-  const fitsAndHeaderShows = (s: string, re: RegExp) => assert.match(s.split('\n')[0]!, re, `the frame fits 80×24: its first line is the header\n${s}`);
+  const joined = (s: string) =>
+    s
+      .split('\n')
+      .map((l) => l.trim())
+      .join(' ');
+  const fitsAndHeaderShows = (s: string, re: RegExp) =>
+    assert.match(s.split('\n')[0]!, re, `the frame fits 80×24: its first line is the header\n${s}`);
   const seen: Record<string, string> = {};
 
   await waitFor(/1\/12 Host/);
@@ -142,7 +178,12 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
   text('build-');
   const bad = await waitFor(/Name +build- +✗/);
   fitsAndHeaderShows(bad, /^qemu-harden · 3\/12 Guests/);
-  assert.ok(joined(bad).includes('✗ Name: must be 1-24 characters: lower-case letters, digits and "-", starting with a letter and not ending with "-"'), joined(bad));
+  assert.ok(
+    joined(bad).includes(
+      '✗ Name: must be 1-24 characters: lower-case letters, digits and "-", starting with a letter and not ending with "-"',
+    ),
+    joined(bad),
+  );
   burst('BSpace');
   await waitFor(/guest 8\/8 "build"/);
   // Help from inside a text field: F1 opens the why panel, ? would be typed.
@@ -205,7 +246,11 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
   for (let g = 1; g <= 8; g++) {
     const name = g === 8 ? 'build' : `guest${g}`;
     assert.match(mapText, new RegExp(`${name} as qemu-${name} · exposure`), `the map lists ${name}`);
-    assert.match(mapText, new RegExp(g % 2 === 0 ? `network +user-mode NAT` : `network +tap qh-${name}`), `${name}'s network`);
+    assert.match(
+      mapText,
+      new RegExp(g % 2 === 0 ? `network +user-mode NAT` : `network +tap qh-${name}`),
+      `${name}'s network`,
+    );
   }
   assert.match(mapText, /AppArmor +reading the rest of the file system/);
 
@@ -216,14 +261,22 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
 
   // Every field shown on each step for guest 1 holds what answers.json now says.
   const written = fromAnswers(JSON.parse(readFileSync(join(dir, 'qemu-harden-bundle', 'answers.json'), 'utf8')));
-  const host = { qemu: { machines: [], cpuModels: ['qemu64'], binary: 'qemu' }, pci: [], usb: [], iommuGroups: 0 } as unknown as HostFacts;
+  const host = {
+    qemu: { machines: [], cpuModels: ['qemu64'], binary: 'qemu' },
+    pci: [],
+    usb: [],
+    iommuGroups: 0,
+  } as unknown as HostFacts;
   let compared = 0;
   for (const [id, s] of Object.entries(seen)) {
     const step = STEPS.find((x) => x.id === id)!;
     for (const f of step.fields({ draft: written, guest: 0, host })) {
       const row = s.split('\n').find((l) => l.slice(2).startsWith(f.label.padEnd(30)));
       if (!row || f.inactive?.(written)) continue;
-      assert.ok(row.slice(32).startsWith(display(written, f)), `${id}: ${f.label} shows "${row.slice(32)}", answers.json has "${display(written, f)}"`);
+      assert.ok(
+        row.slice(32).startsWith(display(written, f)),
+        `${id}: ${f.label} shows "${row.slice(32)}", answers.json has "${display(written, f)}"`,
+      );
       compared++;
     }
   }

@@ -18,11 +18,18 @@ export function carriedOver(processes: HostView['processes']): Reconstructed {
   const { doc, notCarried } = reconstruct(processes);
   const guests = doc.guests.filter((g) => {
     const issues = issuesFor({ ...doc, guests: [g] });
-    for (const i of issues) notCarried.push({ guest: String(g.name), choice: 'the whole guest', reason: `${i.path.replace(/^guests\.0\./, '')}: ${i.message}` });
+    for (const i of issues)
+      notCarried.push({
+        guest: String(g.name),
+        choice: 'the whole guest',
+        reason: `${i.path.replace(/^guests\.0\./, '')}: ${i.message}`,
+      });
     return issues.length === 0;
   });
   if (guests.length === 0)
-    throw new InputError(`--answers-out: no running guest can be carried over:\n${notCarried.map((n) => `  ${oneLine(n.guest)}: ${oneLine(n.choice)}: ${oneLine(n.reason)}`).join('\n')}`);
+    throw new InputError(
+      `--answers-out: no running guest can be carried over:\n${notCarried.map((n) => `  ${oneLine(n.guest)}: ${oneLine(n.choice)}: ${oneLine(n.reason)}`).join('\n')}`,
+    );
   return { doc: { ...doc, guests }, notCarried };
 }
 
@@ -30,14 +37,21 @@ export function carriedOver(processes: HostView['processes']): Reconstructed {
 export function writeAnswersOut(file: string, view: HostView): { guests: number; notCarried: NotCarried[] } {
   if (existsSync(file)) throw new InputError(`--answers-out: ${file} already exists; choose another path`);
   if (!existsSync(dirname(file) || '.')) throw new InputError(`--answers-out: ${dirname(file)} does not exist`);
-  if (!view.processes.length) throw new InputError('--answers-out: no QEMU process is running (or visible to this user): there is nothing to reconstruct');
+  if (!view.processes.length)
+    throw new InputError(
+      '--answers-out: no QEMU process is running (or visible to this user): there is nothing to reconstruct',
+    );
   const { doc, notCarried } = carriedOver(view.processes);
   validate(doc);
   const head = [
     '# Answers reconstructed by `qemu-harden audit --answers-out` from the QEMU command lines running on this host.',
     '# Review them, then: qemu-harden generate --answers THIS-FILE --out DIR',
     ...(notCarried.length
-      ? ['#', '# Not carried over (left at the secure default):', ...notCarried.map((n) => `#   ${oneLine(n.guest)}: ${oneLine(n.choice)}: ${oneLine(n.reason)}`)]
+      ? [
+          '#',
+          '# Not carried over (left at the secure default):',
+          ...notCarried.map((n) => `#   ${oneLine(n.guest)}: ${oneLine(n.choice)}: ${oneLine(n.reason)}`),
+        ]
       : ['# Every choice of the running guests was carried over.']),
     '',
   ];
@@ -47,7 +61,9 @@ export function writeAnswersOut(file: string, view: HostView): { guests: number;
     renameSync(tmp, file);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw new InputError(`--answers-out: cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new InputError(
+      `--answers-out: cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
   return { guests: doc.guests.length, notCarried };
 }

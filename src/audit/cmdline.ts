@@ -4,11 +4,45 @@
 
 /** QEMU options that take no argument; every other option takes exactly one. */
 const FLAGS = new Set([
-  'h', 'help', 'version', 'S', 'nodefaults', 'no-user-config', 'nodefconfig', 'daemonize', 'no-shutdown', 'no-reboot',
-  'snapshot', 'nographic', 'enable-kvm', 'no-kvm', 'no-hpet', 'no-acpi', 'full-screen', 's', 'usb', 'win2k-hack',
-  'no-fd-bootchk', 'no-quit', 'alt-grab', 'ctrl-grab', 'preconfig', 'only-migratable', 'enable-sync-profile',
-  'xen-attach', 'rtc-td-hack', 'semihosting', 'old-param', 'no-frame', 'sdl', 'curses', 'portrait', 'enable-fips',
-  'perfmap', 'jitdump', 'audio-help',
+  'h',
+  'help',
+  'version',
+  'S',
+  'nodefaults',
+  'no-user-config',
+  'nodefconfig',
+  'daemonize',
+  'no-shutdown',
+  'no-reboot',
+  'snapshot',
+  'nographic',
+  'enable-kvm',
+  'no-kvm',
+  'no-hpet',
+  'no-acpi',
+  'full-screen',
+  's',
+  'usb',
+  'win2k-hack',
+  'no-fd-bootchk',
+  'no-quit',
+  'alt-grab',
+  'ctrl-grab',
+  'preconfig',
+  'only-migratable',
+  'enable-sync-profile',
+  'xen-attach',
+  'rtc-td-hack',
+  'semihosting',
+  'old-param',
+  'no-frame',
+  'sdl',
+  'curses',
+  'portrait',
+  'enable-fips',
+  'perfmap',
+  'jitdump',
+  'audio-help',
 ]);
 
 export type Opts = Map<string, string>;
@@ -191,7 +225,8 @@ function resolveBlock(
 ): { format: string | undefined; proto: Record<string, unknown> } | undefined {
   if (depth > 8) return undefined;
   const driver = String(node.driver ?? '');
-  const child = typeof node.file === 'string' ? byName.get(node.file) : (node.file as Record<string, unknown> | undefined);
+  const child =
+    typeof node.file === 'string' ? byName.get(node.file) : (node.file as Record<string, unknown> | undefined);
   if ('filename' in node || !child) return { format: undefined, proto: node };
   const below = resolveBlock(child, byName, depth + 1);
   if (!below) return undefined;
@@ -304,7 +339,8 @@ export function parseCommandLine(argv: string[]): QemuCommandLine {
           path: file,
           format: o.get('format'),
           readOnly: isOn(o.get('readonly')) || o.get('media') === 'cdrom',
-          protocol: protoMatch && protoMatch[1] !== 'file' ? protoMatch[1]! : file.startsWith('/dev/') ? 'host_device' : 'file',
+          protocol:
+            protoMatch && protoMatch[1] !== 'file' ? protoMatch[1]! : file.startsWith('/dev/') ? 'host_device' : 'file',
           raw: v,
           pflash: o.get('if') === 'pflash',
         });
@@ -317,7 +353,14 @@ export function parseCommandLine(argv: string[]): QemuCommandLine {
       case 'cdrom':
       case '':
         if (v)
-          cmd.disks.push({ path: v, format: undefined, readOnly: name === 'cdrom', protocol: v.startsWith('/dev/') ? 'host_device' : 'file', raw: v, pflash: false });
+          cmd.disks.push({
+            path: v,
+            format: undefined,
+            readOnly: name === 'cdrom',
+            protocol: v.startsWith('/dev/') ? 'host_device' : 'file',
+            raw: v,
+            pflash: false,
+          });
         break;
       case 'bios':
         cmd.bios = v;

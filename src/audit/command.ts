@@ -26,11 +26,22 @@ const ORDER: Severity[] = ['high', 'medium', 'low', 'info'];
 
 export function audit(view: HostView = readHost()): AuditReport {
   const findings = AUDIT_CHECKS.flatMap((c) => c.run(view));
-  findings.sort((a, b) => (a.pid ?? Infinity) - (b.pid ?? Infinity) || ORDER.indexOf(a.severity) - ORDER.indexOf(b.severity) || (a.check < b.check ? -1 : a.check > b.check ? 1 : 0));
+  findings.sort(
+    (a, b) =>
+      (a.pid ?? Infinity) - (b.pid ?? Infinity) ||
+      ORDER.indexOf(a.severity) - ORDER.indexOf(b.severity) ||
+      (a.check < b.check ? -1 : a.check > b.check ? 1 : 0),
+  );
   return {
     format: AUDIT_FORMAT,
     root: view.root,
-    processes: view.processes.map((p) => ({ pid: p.pid, guest: p.guest, uid: p.uids[1] ?? null, accelerator: acceleratorOf(p).accel, argv: p.argv.map(redact) })),
+    processes: view.processes.map((p) => ({
+      pid: p.pid,
+      guest: p.guest,
+      uid: p.uids[1] ?? null,
+      accelerator: acceleratorOf(p).accel,
+      argv: p.argv.map(redact),
+    })),
     findings,
     unseen: view.unseen,
     answersOut: null,
@@ -42,7 +53,9 @@ export const counts = (r: AuditReport) => r.findings.filter((f) => f.severity !=
 
 export function formatAudit(r: AuditReport): string {
   const out: string[] = [];
-  out.push(`qemu-harden audit: ${r.processes.length} QEMU process${r.processes.length === 1 ? '' : 'es'}${r.root ? '' : ' visible to this user (not root: see "Not seen" below)'}`);
+  out.push(
+    `qemu-harden audit: ${r.processes.length} QEMU process${r.processes.length === 1 ? '' : 'es'}${r.root ? '' : ' visible to this user (not root: see "Not seen" below)'}`,
+  );
   for (const p of r.processes) out.push(`  pid ${p.pid}  ${p.guest}  uid ${p.uid ?? '?'}  ${p.accelerator}`);
   out.push('');
   const groups = new Map<string, Finding[]>();
@@ -66,7 +79,9 @@ export function formatAudit(r: AuditReport): string {
     out.push('');
   }
   if (r.answersOut) {
-    out.push(`Wrote answers for ${r.answersOut.guests} guest${r.answersOut.guests === 1 ? '' : 's'} to ${r.answersOut.file}.`);
+    out.push(
+      `Wrote answers for ${r.answersOut.guests} guest${r.answersOut.guests === 1 ? '' : 's'} to ${r.answersOut.file}.`,
+    );
     if (r.answersOut.notCarried.length) {
       out.push('Not carried over (left at the secure default):');
       for (const n of r.answersOut.notCarried) out.push(`  ${n.guest}: ${n.choice}: ${n.reason}`);

@@ -14,7 +14,8 @@ function stat(path: string): Stats | undefined {
   }
 }
 
-export const modeText = (st: Stats) => `mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}, owner ${st.uid}:${st.gid}`;
+export const modeText = (st: Stats) =>
+  `mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}, owner ${st.uid}:${st.gid}`;
 
 /** The backing file named in a qcow2 header, or undefined (not qcow2, no backing file, unreadable). */
 export function qcow2Backing(path: string): string | undefined {
@@ -40,7 +41,9 @@ export function qcow2Backing(path: string): string | undefined {
 
 /** The guest disks of a process that are local files or block devices (not firmware, not network disks). */
 export function localDisks(p: QemuProcess) {
-  return p.cmd.disks.filter((d) => !d.pflash && (d.protocol === 'file' || d.protocol === 'host_device') && d.path.startsWith('/'));
+  return p.cmd.disks.filter(
+    (d) => !d.pflash && (d.protocol === 'file' || d.protocol === 'host_device') && d.path.startsWith('/'),
+  );
 }
 
 interface Creds {
@@ -58,7 +61,8 @@ function credsOf(p: QemuProcess): Creds | undefined {
 
 /** Plain file permissions: may this user read `path` (search every directory on the way, then read the file)? */
 export function mayRead(c: Creds, path: string, stat: (p: string) => Stats | undefined): boolean {
-  const bit = (st: Stats, r: number) => (st.uid === c.uid ? (st.mode >> 6) & r : c.gids.includes(st.gid) ? (st.mode >> 3) & r : st.mode & r);
+  const bit = (st: Stats, r: number) =>
+    st.uid === c.uid ? (st.mode >> 6) & r : c.gids.includes(st.gid) ? (st.mode >> 3) & r : st.mode & r;
   let dir = dirname(path);
   for (;;) {
     const st = stat(dir);
@@ -76,10 +80,12 @@ const socketModes: AuditCheck = {
   debianPackage: null,
   run: (view) =>
     view.processes.flatMap((p) => {
-      const monitors = new Set(p.cmd.chardevs.filter((c) => /^-(qmp|monitor)|^-mon/.test(c.via) && c.unixPath).map((c) => c.unixPath!));
+      const monitors = new Set(
+        p.cmd.chardevs.filter((c) => /^-(qmp|monitor)|^-mon/.test(c.via) && c.unixPath).map((c) => c.unixPath!),
+      );
       const vnc = p.cmd.vnc?.opts.get('display');
       const paths = new Set([
-        ...p.cmd.chardevs.filter((c) => c.unixPath && (c.tcp === undefined)).map((c) => c.unixPath!),
+        ...p.cmd.chardevs.filter((c) => c.unixPath && c.tcp === undefined).map((c) => c.unixPath!),
         ...(vnc?.startsWith('unix:') ? [vnc.slice(5)] : []),
         ...p.unixSockets,
       ]);
@@ -89,7 +95,10 @@ const socketModes: AuditCheck = {
         const monitor = monitors.has(path);
         return [
           finding(
-            'files.socket-mode', monitor ? 'high' : 'medium', p, `${path}: ${modeText(st)}`,
+            'files.socket-mode',
+            monitor ? 'high' : 'medium',
+            p,
+            `${path}: ${modeText(st)}`,
             monitor
               ? 'Any user of the host can connect to this monitor socket and control QEMU completely: add devices, read guest memory, or migrate the guest away.'
               : 'Any user of the host can connect to this socket and talk to the guest’s console or device behind it.',
@@ -113,7 +122,10 @@ const imageModes: AuditCheck = {
         const writable = !!(st.mode & 0o002);
         return [
           finding(
-            'files.image-mode', writable ? 'high' : 'medium', p, `${d.path}: ${modeText(st)}`,
+            'files.image-mode',
+            writable ? 'high' : 'medium',
+            p,
+            `${d.path}: ${modeText(st)}`,
             `Disk images must be protected from other guests unless the user shares them on purpose; this one is ${writable ? 'readable and writable' : 'readable'} by every user of the host, every other guest’s QEMU included.`,
             'Each disk belongs to its guest’s user (tmpfiles.d), mode 0600 (0400 read-only), and other guests’ disks do not exist in a guest’s mount namespace.',
             'guests.N.disks',
@@ -150,7 +162,9 @@ const crossGuest: AuditCheck = {
         if (!readers.length) continue;
         out.push(
           finding(
-            'files.cross-guest', 'high', owner,
+            'files.cross-guest',
+            'high',
+            owner,
             `${d.path}: ${modeText(st)}; readable by ${readers.map((r) => `${r.guest} (pid ${r.pid}, uid ${r.uids[1]})`).join(', ')}`,
             'A guest must not reach another guest’s data: this image is readable by the user another guest’s QEMU runs as, so an escape from that guest reads this disk.',
             'Each guest has its own user, its disks belong to that user alone, and its unit hides every other guest’s files.',
@@ -173,7 +187,10 @@ const formatProbe: AuditCheck = {
         .filter((d) => !d.format)
         .map((d) =>
           finding(
-            'files.format-probed', 'medium', p, `disk without format=: ${d.raw}`,
+            'files.format-probed',
+            'medium',
+            p,
+            `disk without format=: ${d.raw}`,
             'Disk images are untrusted input. Without an explicit format QEMU guesses it from the contents, and a guest that writes a qcow2 header into its raw disk makes the next start open whatever backing file it names.',
             'Every disk in the bundle has its format spelled out (qcow2 or raw); the format is never probed.',
             'guests.N.disks.N.format',
@@ -199,7 +216,10 @@ const backing: AuditCheck = {
           if (!(full === home || full.startsWith(home + '/'))) {
             out.push(
               finding(
-                'files.backing-file', 'medium', p, `${cur}: qcow2 backing file "${name}" (${full})`,
+                'files.backing-file',
+                'medium',
+                p,
+                `${cur}: qcow2 backing file "${name}" (${full})`,
                 'A backing file outside the guest’s own files is a resource the guest reaches through its image: shared with other guests, or chosen by whoever wrote the header.',
                 'The bundle gives QEMU only the disks in the answers; its AppArmor profile and mount namespace leave every other path out of reach, so a foreign backing file fails to open instead of being read.',
                 'guests.N.disks',

@@ -14,8 +14,16 @@ export const HOST_PATHS = {
 
 const DEVICES: [string, 'high' | 'medium' | 'low', string][] = [
   ['kvm', 'medium', 'Any user can create virtual machines and reach the KVM module’s whole ioctl interface.'],
-  ['net/tun', 'low', 'Any user can open the tun device; together with a tap device handed to them it reaches the guest network.'],
-  ['vhost-net', 'low', 'Any user can reach the in-kernel vhost-net data path, kernel code driven by guest-controlled rings.'],
+  [
+    'net/tun',
+    'low',
+    'Any user can open the tun device; together with a tap device handed to them it reaches the guest network.',
+  ],
+  [
+    'vhost-net',
+    'low',
+    'Any user can reach the in-kernel vhost-net data path, kernel code driven by guest-controlled rings.',
+  ],
 ];
 
 const deviceModes: AuditCheck = {
@@ -23,10 +31,18 @@ const deviceModes: AuditCheck = {
   tool: null,
   debianPackage: null,
   run: () => {
-    const nodes: [string, 'high' | 'medium' | 'low', string][] = DEVICES.map(([n, s, w]) => [`${HOST_PATHS.dev}/${n}`, s, w]);
+    const nodes: [string, 'high' | 'medium' | 'low', string][] = DEVICES.map(([n, s, w]) => [
+      `${HOST_PATHS.dev}/${n}`,
+      s,
+      w,
+    ]);
     try {
       for (const n of readdirSync(`${HOST_PATHS.dev}/vfio`).sort())
-        nodes.push([`${HOST_PATHS.dev}/vfio/${n}`, 'high', 'Any user can open this VFIO node and drive the passed-through device (DMA into whatever the IOMMU group maps).']);
+        nodes.push([
+          `${HOST_PATHS.dev}/vfio/${n}`,
+          'high',
+          'Any user can open this VFIO node and drive the passed-through device (DMA into whatever the IOMMU group maps).',
+        ]);
     } catch {
       // no VFIO on this host
     }
@@ -40,7 +56,11 @@ const deviceModes: AuditCheck = {
       if (!(st.mode & 0o006)) return [];
       return [
         finding(
-          'host.device-mode', severity, null, `${path}: ${modeText(st)}`, why,
+          'host.device-mode',
+          severity,
+          null,
+          `${path}: ${modeText(st)}`,
+          why,
           'Device nodes go to groups (kvm, qemu-net) by udev rules, and each guest’s unit allows only the devices it uses (DevicePolicy=closed).',
           null,
         ),
@@ -58,8 +78,12 @@ const apparmorEnabled: AuditCheck = {
     if (v === 'Y') return [];
     return [
       finding(
-        'host.apparmor', 'medium', null,
-        v === undefined ? `${HOST_PATHS.apparmorEnabled}: does not exist (AppArmor is not in this kernel)` : `${HOST_PATHS.apparmorEnabled}: ${v}`,
+        'host.apparmor',
+        'medium',
+        null,
+        v === undefined
+          ? `${HOST_PATHS.apparmorEnabled}: does not exist (AppArmor is not in this kernel)`
+          : `${HOST_PATHS.apparmorEnabled}: ${v}`,
         'Without a mandatory access control system only file permissions stand between a compromised QEMU and the host’s files and other guests’ images.',
         'Each guest has its own AppArmor profile; boot with apparmor=1 security=apparmor (Debian’s default) so that it is enforced.',
         null,
@@ -110,32 +134,57 @@ export interface Denial {
 
 export function parseDenial(line: string): Denial | undefined {
   if (!line.includes('apparmor="DENIED"')) return undefined;
-  const field = (k: string) => new RegExp(`\\b${k}="([^"]*)"`).exec(line)?.[1] ?? new RegExp(`\\b${k}=(\\S+)`).exec(line)?.[1] ?? '';
+  const field = (k: string) =>
+    new RegExp(`\\b${k}="([^"]*)"`).exec(line)?.[1] ?? new RegExp(`\\b${k}=(\\S+)`).exec(line)?.[1] ?? '';
   const profile = field('profile');
   const comm = field('comm');
   if (!/qemu|libvirt/.test(profile) && !/qemu|kvm/.test(comm)) return undefined;
-  return { line, profile, operation: field('operation'), name: field('name'), mask: field('denied_mask') || field('requested_mask') };
+  return {
+    line,
+    profile,
+    operation: field('operation'),
+    name: field('name'),
+    mask: field('denied_mask') || field('requested_mask'),
+  };
 }
 
 /** The answer that grants what a denial refused, and what to set it to. */
 export function answerForDenial(d: Denial, owner: QemuProcess | undefined): { answer: string; advice: string } {
   const n = d.name;
   if (n === '/dev/kvm') return { answer: 'useCase', advice: '"virtualization" gives the guest /dev/kvm' };
-  if (n === '/dev/net/tun' || n === '/dev/vhost-net') return { answer: 'guests.N.network', advice: '{"mode": "tap"} gives the guest /dev/net/tun (and /dev/vhost-net with vhost: true)' };
-  if (n.startsWith('/dev/vfio/')) return { answer: 'guests.N.passthrough.pci', advice: 'list the PCI device with its IOMMU group' };
-  if (n.startsWith('/dev/bus/usb/')) return { answer: 'guests.N.passthrough.usb', advice: 'list the USB device by vendor and product id' };
-  if (/\/(OVMF|edk2|ovmf)[^/]*$|\.fd$/.test(n)) return { answer: 'guests.N.firmware', advice: '{"type": "uefi", "code": …} lets the guest read its firmware' };
+  if (n === '/dev/net/tun' || n === '/dev/vhost-net')
+    return {
+      answer: 'guests.N.network',
+      advice: '{"mode": "tap"} gives the guest /dev/net/tun (and /dev/vhost-net with vhost: true)',
+    };
+  if (n.startsWith('/dev/vfio/'))
+    return { answer: 'guests.N.passthrough.pci', advice: 'list the PCI device with its IOMMU group' };
+  if (n.startsWith('/dev/bus/usb/'))
+    return { answer: 'guests.N.passthrough.usb', advice: 'list the USB device by vendor and product id' };
+  if (/\/(OVMF|edk2|ovmf)[^/]*$|\.fd$/.test(n))
+    return { answer: 'guests.N.firmware', advice: '{"type": "uefi", "code": …} lets the guest read its firmware' };
   if (owner?.cmd.disks.some((x) => x.path === n) || /\.(img|qcow2|raw|iso)$/.test(n) || n.startsWith('/dev/'))
-    return { answer: 'guests.N.disks', advice: `list ${n} as a disk of this guest (readOnly: true when it only reads it)` };
-  if (/vmlinuz|initrd|\.dtb$/.test(n)) return { answer: 'guests.N.boot', advice: `name ${n} as the guest's kernel, initrd or device tree` };
-  if (/\.pem$|\/pki\//.test(n)) return { answer: 'guests.N.display.tlsDir', advice: 'point the TLS directory at the credentials the guest needs' };
-  return { answer: 'guests.N', advice: `nothing in the answers grants ${n}: if this guest really needs it, it is a file the bundle does not model yet; keep the profile enforced and report it` };
+    return {
+      answer: 'guests.N.disks',
+      advice: `list ${n} as a disk of this guest (readOnly: true when it only reads it)`,
+    };
+  if (/vmlinuz|initrd|\.dtb$/.test(n))
+    return { answer: 'guests.N.boot', advice: `name ${n} as the guest's kernel, initrd or device tree` };
+  if (/\.pem$|\/pki\//.test(n))
+    return { answer: 'guests.N.display.tlsDir', advice: 'point the TLS directory at the credentials the guest needs' };
+  return {
+    answer: 'guests.N',
+    advice: `nothing in the answers grants ${n}: if this guest really needs it, it is a file the bundle does not model yet; keep the profile enforced and report it`,
+  };
 }
 
 function denials(view: HostView): Finding[] {
   const log = readKernelLog();
   if ('error' in log) {
-    view.unseen.push({ what: 'the kernel log, so AppArmor denials for QEMU were not looked for', reason: `${log.error}${log.error.endsWith('EPERM') || log.error.endsWith('EACCES') ? ' (kernel.dmesg_restrict: only root may read it)' : ''}` });
+    view.unseen.push({
+      what: 'the kernel log, so AppArmor denials for QEMU were not looked for',
+      reason: `${log.error}${log.error.endsWith('EPERM') || log.error.endsWith('EACCES') ? ' (kernel.dmesg_restrict: only root may read it)' : ''}`,
+    });
     return [];
   }
   const seen = new Set<string>();
@@ -150,7 +199,10 @@ function denials(view: HostView): Finding[] {
     const a = answerForDenial(d, owner);
     out.push(
       finding(
-        'host.apparmor-denied', 'low', owner ?? null, line,
+        'host.apparmor-denied',
+        'low',
+        owner ?? null,
+        line,
         'A denial means confinement worked: the profile kept QEMU from something it was not given. Turning the profile off to silence it gives a compromised QEMU everything; granting the one thing the guest needs keeps the rest closed.',
         `Set ${a.answer}: ${a.advice}; the bundle then allows exactly that in the guest’s profile.`,
         a.answer,

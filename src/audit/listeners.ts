@@ -11,7 +11,9 @@ const isLoopback = (host: string) => host === 'localhost' || host.startsWith('12
 function confirm(p: QemuProcess, port: number): { text: string; listener: TcpListener | undefined } {
   if (!p.listeners) return { text: ' (its sockets could not be read)', listener: undefined };
   const l = p.listeners.find((x) => x.port === port);
-  return l ? { text: `; listening: ${l.line}`, listener: l } : { text: `; no listening socket on port ${port} seen`, listener: undefined };
+  return l
+    ? { text: `; listening: ${l.line}`, listener: l }
+    : { text: `; no listening socket on port ${port} seen`, listener: undefined };
 }
 
 /** The TCP endpoint of a -vnc display ("HOST:DISPLAY", ":DISPLAY"), or undefined for unix: and none. */
@@ -31,7 +33,10 @@ function displayFindings(p: QemuProcess, seen: Explained): Finding[] {
   if (vnc) {
     const ep = vncEndpoint(vnc.opts.get('display') ?? '');
     const ws = vnc.opts.get('websocket');
-    const endpoints = [...(ep ? [ep] : []), ...(ws && ep && /^\d+$/.test(ws) ? [{ host: ep.host, port: Number(ws) }] : [])];
+    const endpoints = [
+      ...(ep ? [ep] : []),
+      ...(ws && ep && /^\d+$/.test(ws) ? [{ host: ep.host, port: Number(ws) }] : []),
+    ];
     for (const e of endpoints) {
       seen.ports.add(e.port);
       const c = confirm(p, e.port);
@@ -41,7 +46,10 @@ function displayFindings(p: QemuProcess, seen: Explained): Finding[] {
       if (!onNetwork || tls) continue;
       out.push(
         finding(
-          'listeners.vnc', auth ? 'medium' : 'high', p, `-vnc ${vnc.raw}${c.text}`,
+          'listeners.vnc',
+          auth ? 'medium' : 'high',
+          p,
+          `-vnc ${vnc.raw}${c.text}`,
           `VNC is a user-facing interface QEMU treats as untrusted input; on ${e.host || 'every address'} without TLS ${auth ? 'its password (at most 8 characters, DES) and the whole session cross the network in the clear' : 'anyone who reaches the port gets the guest’s console'}.`,
           'The console is a unix socket only the guest’s user can open (vnc-unix), or VNC with x509 TLS and verified client certificates (vnc-tls).',
           'guests.N.display',
@@ -53,7 +61,10 @@ function displayFindings(p: QemuProcess, seen: Explained): Finding[] {
   if (spice) {
     const host = spice.opts.get('addr') ?? '';
     const noTicket = isOn(spice.opts.get('disable-ticketing'));
-    for (const [key, tls] of [['port', false], ['tls-port', true]] as const) {
+    for (const [key, tls] of [
+      ['port', false],
+      ['tls-port', true],
+    ] as const) {
       const port = Number(spice.opts.get(key));
       if (!port) continue;
       seen.ports.add(port);
@@ -62,7 +73,10 @@ function displayFindings(p: QemuProcess, seen: Explained): Finding[] {
       if (!onNetwork || (tls && !noTicket)) continue;
       out.push(
         finding(
-          'listeners.spice', !tls && noTicket ? 'high' : 'medium', p, `-spice ${spice.raw}${c.text}`,
+          'listeners.spice',
+          !tls && noTicket ? 'high' : 'medium',
+          p,
+          `-spice ${spice.raw}${c.text}`,
           !tls
             ? `SPICE is a user-facing interface QEMU treats as untrusted input; its plain port carries the session unencrypted${noTicket ? ', and disable-ticketing lets anyone who reaches it in without a password' : ''}.`
             : 'SPICE is a user-facing interface QEMU treats as untrusted input; with disable-ticketing anyone who completes the TLS handshake gets the console.',
@@ -84,7 +98,9 @@ function chardevFindings(p: QemuProcess, seen: Explained): Finding[] {
     const what = monitor ? (/QMP|-qmp/.test(c.via) ? 'QMP monitor' : 'human monitor (HMP)') : 'character device';
     return [
       finding(
-        monitor ? 'listeners.monitor-tcp' : 'listeners.chardev-tcp', monitor ? 'high' : 'medium', p,
+        monitor ? 'listeners.monitor-tcp' : 'listeners.chardev-tcp',
+        monitor ? 'high' : 'medium',
+        p,
         `${c.via.startsWith('-chardev') ? '-chardev' : c.via.split(' ')[0]} ${c.raw}${c.via.startsWith('-mon') ? ` (used by ${c.via})` : ''}${conf.text}`,
         monitor
           ? `The ${what} controls QEMU completely (it can add devices, read memory, start migrations) and has no authentication: over ${c.tcp.telnet ? 'telnet' : 'TCP'} every local user${isLoopback(c.tcp.host) ? '' : ' and anyone on the network'} who reaches the port holds the guest.`
@@ -106,7 +122,10 @@ function incomingFindings(p: QemuProcess, seen: Explained): Finding[] {
   const c = confirm(p, ep.port);
   return [
     finding(
-      'listeners.incoming', 'high', p, `-incoming ${inc}${c.text}`,
+      'listeners.incoming',
+      'high',
+      p,
+      `-incoming ${inc}${c.text}`,
       'Live migration is a network protocol QEMU treats as untrusted: whoever connects first to a wildcard address feeds this QEMU a crafted device state.',
       'Migration listens only where the answers say, with TLS unless the risk "migration-plaintext" is accepted with a reason.',
       'guests.N.migration',
@@ -128,7 +147,10 @@ const listeners: AuditCheck = {
         if (tls) continue;
         out.push(
           finding(
-            'listeners.unexplained-tcp', 'high', p, l.line,
+            'listeners.unexplained-tcp',
+            'high',
+            p,
+            l.line,
             'This QEMU listens on the network for something its command line does not ask for (an NBD export or a migration started through the monitor) and has no TLS credentials: network protocols such as NBD and migration are untrusted input, and their data crosses the network in the clear.',
             'NBD exports and migration are declared in the answers and use TLS unless the risk "nbd-plaintext" or "migration-plaintext" is accepted with a reason.',
             'guests.N.nbd',

@@ -43,7 +43,10 @@ export function readHost(proc = PROC): HostView {
     try {
       label = apparmorLabel(proc, pid);
     } catch (e) {
-      unseen.push({ what: `${guest} (pid ${pid}): its AppArmor label`, reason: `${proc}/${pid}/attr/current: ${errCode(e)}` });
+      unseen.push({
+        what: `${guest} (pid ${pid}): its AppArmor label`,
+        reason: `${proc}/${pid}/attr/current: ${errCode(e)}`,
+      });
     }
 
     let fds: { files: string[]; sockets: number[] } | undefined;
@@ -60,8 +63,12 @@ export function readHost(proc = PROC): HostView {
     const unixPaths = new Set<string>();
     if (fds) {
       const inet = net.listeners(pid);
-      if (inet) listeners = fds.sockets.map((i) => inet.get(i)).filter((l): l is TcpListener => !!l && l.proto.startsWith('tcp'));
-      else unseen.push({ what: `${guest} (pid ${pid}): its TCP sockets`, reason: `${proc}/${pid}/net/tcp: unreadable` });
+      if (inet)
+        listeners = fds.sockets
+          .map((i) => inet.get(i))
+          .filter((l): l is TcpListener => !!l && l.proto.startsWith('tcp'));
+      else
+        unseen.push({ what: `${guest} (pid ${pid}): its TCP sockets`, reason: `${proc}/${pid}/net/tcp: unreadable` });
       const unix = net.unixSockets(pid);
       for (const i of fds.sockets) {
         const path = unix.get(i)?.path;

@@ -21,14 +21,27 @@ export interface Reconstructed {
 }
 
 const NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$|^[a-z]$/;
-const ABS = (p: string) => p.startsWith('/') && p.length > 1 && !/[\u0000-\u001f\u007f]/.test(p) && !p.split('/').slice(1).some((s) => s === '' || s === '.' || s === '..');
+const ABS = (p: string) =>
+  p.startsWith('/') &&
+  p.length > 1 &&
+  !/[\u0000-\u001f\u007f]/.test(p) &&
+  !p
+    .split('/')
+    .slice(1)
+    .some((s) => s === '' || s === '.' || s === '..');
 const IP = /^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-f:]*:[0-9a-f:]*$/i;
 
 function guestName(raw: string | undefined, pid: number, taken: Set<string>): string {
-  let n = (raw ?? '').toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^[^a-z]+/, '').slice(0, 24).replace(/-+$/, '');
+  let n = (raw ?? '')
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^[^a-z]+/, '')
+    .slice(0, 24)
+    .replace(/-+$/, '');
   if (!NAME.test(n)) n = `vm-${pid}`.slice(0, 24);
   let candidate = n;
-  for (let i = 2; taken.has(candidate); i++) candidate = `${n.slice(0, 24 - String(i).length - 1).replace(/-+$/, '')}-${i}`;
+  for (let i = 2; taken.has(candidate); i++)
+    candidate = `${n.slice(0, 24 - String(i).length - 1).replace(/-+$/, '')}-${i}`;
   taken.add(candidate);
   return candidate;
 }
@@ -47,7 +60,11 @@ export function reconstruct(processes: QemuProcess[]): Reconstructed {
   for (const p of processes) {
     const name = guestName(p.cmd.name, p.pid, taken);
     const note = (choice: string, reason: string) => notCarried.push({ guest: name, choice, reason });
-    if (name !== p.cmd.name) note('name', `${p.cmd.name === undefined ? `pid ${p.pid} has no -name` : `"${p.cmd.name}" is not a valid guest name`}; it is called "${name}"`);
+    if (name !== p.cmd.name)
+      note(
+        'name',
+        `${p.cmd.name === undefined ? `pid ${p.pid} has no -name` : `"${p.cmd.name}" is not a valid guest name`}; it is called "${name}"`,
+      );
     const g: Record<string, unknown> = { name };
 
     if (p.cmd.machine) {
@@ -67,7 +84,10 @@ export function reconstruct(processes: QemuProcess[]): Reconstructed {
     }
 
     if (acceleratorOf(p).accel === 'tcg') {
-      note('useCase', 'runs under TCG; the answers use KVM (useCase "virtualization"). To keep TCG, set useCase to "emulation" and accept the risk "emulation" with a reason');
+      note(
+        'useCase',
+        'runs under TCG; the answers use KVM (useCase "virtualization"). To keep TCG, set useCase to "emulation" and accept the risk "emulation" with a reason',
+      );
     }
 
     const code = p.cmd.disks.find((d) => d.pflash && d.readOnly) ?? p.cmd.disks.find((d) => d.pflash);
@@ -75,8 +95,13 @@ export function reconstruct(processes: QemuProcess[]): Reconstructed {
       if (ABS(code.path)) g.firmware = { type: 'uefi', code: code.path };
       else note('firmware', `UEFI firmware "${code.path}" is not a plain path; the default OVMF code is used`);
       const vars = p.cmd.disks.find((d) => d.pflash && d !== code);
-      if (vars) note('firmware', `the UEFI variables in ${vars.path} are not copied; the guest starts from the OVMF variables template`);
-    } else if (p.cmd.bios) note('firmware', `-bios ${p.cmd.bios} is not carried over; the distribution's SeaBIOS is used`);
+      if (vars)
+        note(
+          'firmware',
+          `the UEFI variables in ${vars.path} are not copied; the guest starts from the OVMF variables template`,
+        );
+    } else if (p.cmd.bios)
+      note('firmware', `-bios ${p.cmd.bios} is not carried over; the distribution's SeaBIOS is used`);
 
     const disks: Record<string, unknown>[] = [];
     for (const d of p.cmd.disks.filter((x) => !x.pflash && !localDisks(p).includes(x)))
@@ -91,7 +116,10 @@ export function reconstruct(processes: QemuProcess[]): Reconstructed {
       let format = d.format;
       if (format === undefined) {
         const header = qcow2Backing(d.path) !== undefined ? 'qcow2 with a backing file' : 'not read';
-        note('disks', `${d.path}: no format was given, so QEMU guessed it (header: ${header}); it is attached as raw, which never follows a header a guest may have written. Set format to "qcow2" only if you created the image as qcow2`);
+        note(
+          'disks',
+          `${d.path}: no format was given, so QEMU guessed it (header: ${header}); it is attached as raw, which never follows a header a guest may have written. Set format to "qcow2" only if you created the image as qcow2`,
+        );
         format = 'raw';
       }
       if (format !== 'raw' && format !== 'qcow2') {
@@ -105,13 +133,19 @@ export function reconstruct(processes: QemuProcess[]): Reconstructed {
       let readOnly = d.readOnly;
       const sys = SYSTEM_DIRS.find((s) => underDir(d.path, s));
       if (!readOnly && !blockDevice && sys) {
-        note('disks', `${d.path}: a writable disk under ${sys} is not carried over; move it (e.g. to /srv or /var/lib)`);
+        note(
+          'disks',
+          `${d.path}: a writable disk under ${sys} is not carried over; move it (e.g. to /srv or /var/lib)`,
+        );
         continue;
       }
       const writer = writers.get(d.path);
       const reader = readers.get(d.path);
       if (!readOnly && (writer || reader)) {
-        note('disks', `${d.path} is already a disk of guest "${writer ?? reader}"; a disk another guest uses is never writable here, so it is left out`);
+        note(
+          'disks',
+          `${d.path} is already a disk of guest "${writer ?? reader}"; a disk another guest uses is never writable here, so it is left out`,
+        );
         continue;
       }
       if (readOnly && writer) {
@@ -139,14 +173,34 @@ export function reconstruct(processes: QemuProcess[]): Reconstructed {
     g.network = network(p, note);
     g.display = display(p, note);
 
-    if (p.cmd.incoming) note('migration', `-incoming ${p.cmd.incoming} is a one-time start; migration is configured in the answers (with TLS)`);
+    if (p.cmd.incoming)
+      note(
+        'migration',
+        `-incoming ${p.cmd.incoming} is a one-time start; migration is configured in the answers (with TLS)`,
+      );
     for (const dev of p.cmd.devices) {
-      if (dev.driver === 'vfio-pci') note('passthrough', `PCI device ${dev.opts.get('host') ?? dev.raw}: passthrough needs its IOMMU group and the risk "pci-passthrough" accepted; not carried over`);
-      if (dev.driver === 'usb-host') note('passthrough', `USB device ${dev.raw}: passthrough needs the risk "usb-passthrough" accepted; not carried over`);
+      if (dev.driver === 'vfio-pci')
+        note(
+          'passthrough',
+          `PCI device ${dev.opts.get('host') ?? dev.raw}: passthrough needs its IOMMU group and the risk "pci-passthrough" accepted; not carried over`,
+        );
+      if (dev.driver === 'usb-host')
+        note(
+          'passthrough',
+          `USB device ${dev.raw}: passthrough needs the risk "usb-passthrough" accepted; not carried over`,
+        );
     }
     const sb = p.cmd.sandbox;
-    if (!sb || sb.opts.get('enable') === 'off') note('isolation.sandbox', 'ran without QEMU’s seccomp sandbox; the answers turn it on with every sub-option denied');
-    else if (['obsolete', 'elevateprivileges', 'spawn', 'resourcecontrol'].some((k) => (sb.opts.get(k) ?? (k === 'obsolete' ? 'deny' : 'allow')) !== 'deny'))
+    if (!sb || sb.opts.get('enable') === 'off')
+      note(
+        'isolation.sandbox',
+        'ran without QEMU’s seccomp sandbox; the answers turn it on with every sub-option denied',
+      );
+    else if (
+      ['obsolete', 'elevateprivileges', 'spawn', 'resourcecontrol'].some(
+        (k) => (sb.opts.get(k) ?? (k === 'obsolete' ? 'deny' : 'allow')) !== 'deny',
+      )
+    )
       note('isolation.sandbox', `-sandbox ${sb.raw}: the answers deny every sub-option`);
     guests.push(g);
   }
@@ -161,7 +215,11 @@ export function reconstruct(processes: QemuProcess[]): Reconstructed {
     if (taps.has(tap)) {
       let i = taps.size;
       while (taps.has(`qh-tap${i}`)) i++;
-      notCarried.push({ guest: g.name as string, choice: 'network', reason: `tap device "${tap}" is already another guest's; this guest gets "qh-tap${i}"` });
+      notCarried.push({
+        guest: g.name as string,
+        choice: 'network',
+        reason: `tap device "${tap}" is already another guest's; this guest gets "qh-tap${i}"`,
+      });
       tap = `qh-tap${i}`;
       net.tapDevice = tap;
     }
@@ -180,15 +238,27 @@ function network(p: QemuProcess, note: Note): Record<string, unknown> {
   const nic = p.cmd.devices.find((d) => n.id !== undefined && d.opts.get('netdev') === n.id);
   const macRaw = nic?.opts.get('mac') ?? n.opts.get('mac');
   const mac = macRaw && /^52:54:00(:[0-9a-f]{2}){3}$/.test(macRaw.toLowerCase()) ? macRaw.toLowerCase() : undefined;
-  if (macRaw && !mac) note('network', `MAC address ${macRaw} is not a QEMU-local address (52:54:00:…); a stable one is derived from the name`);
+  if (macRaw && !mac)
+    note(
+      'network',
+      `MAC address ${macRaw} is not a QEMU-local address (52:54:00:…); a stable one is derived from the name`,
+    );
   if (n.type === 'user') return { mode: 'user', ...(mac ? { mac } : {}) };
   if (n.type === 'tap' || n.type === 'bridge') {
     const ifname = n.opts.get('ifname');
     const bridge = n.opts.get('br');
     const out: Record<string, unknown> = { mode: 'tap', vhost: n.opts.has('vhost') ? isOn(n.opts.get('vhost')) : true };
     if (ifname && /^[a-z][a-z0-9-]{0,14}$/.test(ifname)) out.tapDevice = ifname;
-    else note('network', `${ifname ? `tap "${ifname}" is not a name the bundle uses` : 'the tap device was passed as a file descriptor or made by a helper'}; the bundle creates its own tap owned by the guest's user`);
-    if (n.opts.has('script') && n.opts.get('script') !== 'no') note('network', `script=${n.opts.get('script')}: QEMU runs no helper scripts; the tap is created before QEMU starts`);
+    else
+      note(
+        'network',
+        `${ifname ? `tap "${ifname}" is not a name the bundle uses` : 'the tap device was passed as a file descriptor or made by a helper'}; the bundle creates its own tap owned by the guest's user`,
+      );
+    if (n.opts.has('script') && n.opts.get('script') !== 'no')
+      note(
+        'network',
+        `script=${n.opts.get('script')}: QEMU runs no helper scripts; the tap is created before QEMU starts`,
+      );
     if (bridge && /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/.test(bridge)) out.bridge = bridge;
     if (mac) out.mac = mac;
     return out;
@@ -204,9 +274,13 @@ function display(p: QemuProcess, note: Note): Record<string, unknown> {
     if (d.startsWith('unix:')) return { mode: 'vnc-unix' };
     const ep = vncEndpoint(d);
     const creds = p.cmd.tlsCreds.get(vnc.opts.get('tls-creds') ?? '');
-    if (ep && creds?.dir && ABS(creds.dir) && IP.test(ep.host) && ep.port <= 65535) return { mode: 'vnc-tls', listen: ep.host, port: ep.port, tlsDir: creds.dir };
+    if (ep && creds?.dir && ABS(creds.dir) && IP.test(ep.host) && ep.port <= 65535)
+      return { mode: 'vnc-tls', listen: ep.host, port: ep.port, tlsDir: creds.dir };
     if (ep) {
-      note('display', `-vnc ${vnc.raw}: VNC on the network without TLS is not carried over; the console is a unix socket only the guest's user can open (vnc-unix)`);
+      note(
+        'display',
+        `-vnc ${vnc.raw}: VNC on the network without TLS is not carried over; the console is a unix socket only the guest's user can open (vnc-unix)`,
+      );
       return { mode: 'vnc-unix' };
     }
   }
@@ -215,11 +289,16 @@ function display(p: QemuProcess, note: Note): Record<string, unknown> {
     const port = Number(spice.opts.get('tls-port'));
     const addr = spice.opts.get('addr');
     const dir = spice.opts.get('x509-dir');
-    if (port >= 1024 && addr && IP.test(addr) && dir && ABS(dir)) return { mode: 'spice-tls', listen: addr, port, tlsDir: dir };
-    note('display', `-spice ${spice.raw}: SPICE without TLS (or without an explicit address) is not carried over; the console is a unix socket (vnc-unix)`);
+    if (port >= 1024 && addr && IP.test(addr) && dir && ABS(dir))
+      return { mode: 'spice-tls', listen: addr, port, tlsDir: dir };
+    note(
+      'display',
+      `-spice ${spice.raw}: SPICE without TLS (or without an explicit address) is not carried over; the console is a unix socket (vnc-unix)`,
+    );
     return { mode: 'vnc-unix' };
   }
   const dispType = p.cmd.display;
-  if (dispType && dispType !== 'none') note('display', `-display ${dispType}: a local window is not carried over; the guest has no display`);
+  if (dispType && dispType !== 'none')
+    note('display', `-display ${dispType}: a local window is not carried over; the guest has no display`);
   return { mode: 'none' };
 }

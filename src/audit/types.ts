@@ -80,5 +80,14 @@ export function finding(
   bundle: string,
   answer: string | null,
 ): Finding {
-  return { check, severity, guest: p ? p.guest : null, pid: p ? p.pid : null, evidence: redact(evidence), why, bundle, answer };
+  return {
+    check,
+    severity,
+    guest: p ? p.guest : null,
+    pid: p ? p.pid : null,
+    evidence: redact(evidence),
+    why,
+    bundle,
+    answer,
+  };
 }

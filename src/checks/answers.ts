@@ -22,7 +22,15 @@ export const answers: Check<AnswersUnderCheck, Outcome & { bundle?: BundleUnderC
     try {
       a = read(readFileSync(join(dir, ANSWERS), 'utf8'), ANSWERS);
     } catch (e) {
-      return { status: 'failed', findings: [{ message: e instanceof InputError ? e.message : `cannot read ${ANSWERS}: ${(e as Error).message}`, file: ANSWERS }] };
+      return {
+        status: 'failed',
+        findings: [
+          {
+            message: e instanceof InputError ? e.message : `cannot read ${ANSWERS}: ${(e as Error).message}`,
+            file: ANSWERS,
+          },
+        ],
+      };
     }
     const expected = plan(a);
     const findings: Outcome['findings'] = [];
@@ -33,7 +41,14 @@ export const answers: Check<AnswersUnderCheck, Outcome & { bundle?: BundleUnderC
       } catch {
         actual = undefined;
       }
-      if (actual !== f.content) findings.push({ message: actual === undefined ? 'missing, though answers.json produces it' : 'differs from what answers.json produces', file: f.path });
+      if (actual !== f.content)
+        findings.push({
+          message:
+            actual === undefined
+              ? 'missing, though answers.json produces it'
+              : 'differs from what answers.json produces',
+          file: f.path,
+        });
     }
     return {
       status: findings.length ? 'failed' : 'passed',

@@ -54,9 +54,13 @@ interface Ran<Result extends Outcome> {
   outcome?: Result;
 }
 
-export async function runCheck<Subject, Result extends Outcome>(check: Check<Subject, Result>, subject: Subject): Promise<Ran<Result>> {
+export async function runCheck<Subject, Result extends Outcome>(
+  check: Check<Subject, Result>,
+  subject: Subject,
+): Promise<Ran<Result>> {
   const unavailable = check.unavailable?.(subject);
-  if (unavailable !== undefined) return { result: { check: check.name, status: 'skipped', detail: unavailable }, findings: [] };
+  if (unavailable !== undefined)
+    return { result: { check: check.name, status: 'skipped', detail: unavailable }, findings: [] };
   const nothing = check.nothingToCheck?.(subject);
   if (nothing !== undefined) return { result: { check: check.name, status: 'passed', detail: nothing }, findings: [] };
   const names = check.tool === undefined ? [] : typeof check.tool === 'string' ? [check.tool] : [...check.tool];
@@ -66,11 +70,22 @@ export async function runCheck<Subject, Result extends Outcome>(check: Check<Sub
     if (path) tools[n] = path;
   }
   if (names.some((n) => !(n in tools)))
-    return { result: { check: check.name, status: 'skipped', detail: `${names.join(' or ')} not found (Debian package ${check.debianPackage})` }, findings: [] };
+    return {
+      result: {
+        check: check.name,
+        status: 'skipped',
+        detail: `${names.join(' or ')} not found (Debian package ${check.debianPackage})`,
+      },
+      findings: [],
+    };
   const outcome = await check.run(subject, tools);
   return {
     result: { check: check.name, status: outcome.status, ...(outcome.detail ? { detail: outcome.detail } : {}) },
-    findings: outcome.findings.map((f) => ({ check: check.name, message: f.message, ...(f.file ? { file: f.file } : {}) })),
+    findings: outcome.findings.map((f) => ({
+      check: check.name,
+      message: f.message,
+      ...(f.file ? { file: f.file } : {}),
+    })),
     outcome,
   };
 }

@@ -44,7 +44,8 @@ export const exposure: Check<BundleUnderCheck, Outcome & { exposure: Exposure[] 
       { unit: G.unitName(g), target: exposureTarget(g) },
       ...(g.network.mode === 'tap' ? [{ unit: G.tapUnitName(g), target: TAP_UNIT_TARGET }] : []),
     ]);
-    if (b.expected.some((f) => f.path === `${UNIT_DIR}/${LOGROTATE_SERVICE}`)) scored.push({ unit: LOGROTATE_SERVICE, target: LOGROTATE_TARGET });
+    if (b.expected.some((f) => f.path === `${UNIT_DIR}/${LOGROTATE_SERVICE}`))
+      scored.push({ unit: LOGROTATE_SERVICE, target: LOGROTATE_TARGET });
     for (const { unit, target } of scored) {
       const file = `${UNIT_DIR}/${unit}`;
       const score = await exposureOf(join(b.dir, file));

@@ -6,6 +6,9 @@ export const manifest: Check<string> = {
   name: 'manifest',
   async run(dir) {
     const problems = checkManifest(dir);
-    return { status: problems.length ? 'failed' : 'passed', findings: problems.map((p) => ({ message: p.problem, file: p.path })) };
+    return {
+      status: problems.length ? 'failed' : 'passed',
+      findings: problems.map((p) => ({ message: p.problem, file: p.path })),
+    };
   },
 };

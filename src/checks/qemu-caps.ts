@@ -7,7 +7,8 @@ import type { BundleUnderCheck, Check } from './check.js';
 
 export const qemuCaps: Check<BundleUnderCheck> = {
   name: 'qemu machine and CPU',
-  unavailable: (b) => (existsSync(b.answers.host.qemuBinary) ? undefined : `${b.answers.host.qemuBinary} is not on this host`),
+  unavailable: (b) =>
+    existsSync(b.answers.host.qemuBinary) ? undefined : `${b.answers.host.qemuBinary} is not on this host`,
   async run(b) {
     const caps = (await checkQemuCaps(b.answers))!;
     return {

@@ -12,10 +12,16 @@ export const units: Check<BundleUnderCheck> = {
   debianPackage: 'systemd',
   async run(b, tools) {
     const files = b.expected.filter((f) => f.path.startsWith(`${UNIT_DIR}/`)).map((f) => join(b.dir, f.path));
-    const r = await run(tools['systemd-analyze']!, ['verify', ...files], { env: { SYSTEMD_UNIT_PATH: `${join(b.dir, UNIT_DIR)}:`, SYSTEMD_LOG_COLOR: '0' } });
+    const r = await run(tools['systemd-analyze']!, ['verify', ...files], {
+      env: { SYSTEMD_UNIT_PATH: `${join(b.dir, UNIT_DIR)}:`, SYSTEMD_LOG_COLOR: '0' },
+    });
     const lines = (r.stderr + r.stdout).split('\n').filter((l) => l.trim() !== '');
     const findings = lines.map((message) => ({ message }));
     if (r.exitCode !== 0 && lines.length === 0) findings.push({ message: `exited ${r.exitCode}` });
-    return { status: r.exitCode === 0 && lines.length === 0 ? 'passed' : 'failed', detail: `${files.length} units`, findings };
+    return {
+      status: r.exitCode === 0 && lines.length === 0 ? 'passed' : 'failed',
+      detail: `${files.length} units`,
+      findings,
+    };
   },
 };

@@ -20,7 +20,10 @@ export const usersAndDirs: Check<BundleUnderCheck> = {
   async run(b, tools) {
     const scratch = mkdtempSync(join(tmpdir(), 'qemu-harden-verify-'));
     try {
-      for (const [src, dst] of [[SYSUSERS, 'etc/sysusers.d'], [TMPFILES, 'etc/tmpfiles.d']] as const) {
+      for (const [src, dst] of [
+        [SYSUSERS, 'etc/sysusers.d'],
+        [TMPFILES, 'etc/tmpfiles.d'],
+      ] as const) {
         mkdirSync(join(scratch, dst), { recursive: true });
         copyFileSync(join(b.dir, src), join(scratch, dst, basename(src)));
       }
@@ -45,7 +48,12 @@ export const usersAndDirs: Check<BundleUnderCheck> = {
       // uids sysusers just made in the throwaway root.
       const uids = new Map(readPasswd(scratch).map((u) => [u.name, u.uid]));
       const conf = join(scratch, 'etc/tmpfiles.d', basename(TMPFILES));
-      writeFileSync(conf, readFileSync(conf, 'utf8').replace(/\bu:([a-z_][a-z0-9_-]*):/g, (m, name: string) => (uids.has(name) ? `u:${uids.get(name)}:` : m)));
+      writeFileSync(
+        conf,
+        readFileSync(conf, 'utf8').replace(/\bu:([a-z_][a-z0-9_-]*):/g, (m, name: string) =>
+          uids.has(name) ? `u:${uids.get(name)}:` : m,
+        ),
+      );
       const tf = await run(tools['systemd-tmpfiles']!, [`--root=${scratch}`, '--create']);
       for (const l of tf.stderr.split('\n').filter((x) => x.trim())) {
         bad++;
@@ -59,10 +67,17 @@ export const usersAndDirs: Check<BundleUnderCheck> = {
         const st = statSync(join(scratch, p));
         if (st.uid !== 0 || st.gid !== 0 || (st.mode & 0o7777) !== 0o644) {
           bad++;
-          findings.push({ message: `changes the system file ${p} (now ${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)})`, file: TMPFILES });
+          findings.push({
+            message: `changes the system file ${p} (now ${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)})`,
+            file: TMPFILES,
+          });
         }
       }
-      return { status: bad ? 'failed' : 'passed', detail: `applied to a throwaway root holding ${standIns.size} stand-in files`, findings };
+      return {
+        status: bad ? 'failed' : 'passed',
+        detail: `applied to a throwaway root holding ${standIns.size} stand-in files`,
+        findings,
+      };
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }

@@ -30,16 +30,35 @@ export const apparmor: ConfinementBackend<Text> = {
     const guests = a.guests.filter(confines);
     return [
       ...guests.flatMap((g) => [
-        { path: `root/${profilePath(g.name)}`, why: `AppArmor profile ${G.profileName(g)} for guest ${g.name}`, text: (t: Text) => t.profile(g) },
-        { path: `root/${rulesPath(g.name)}`, why: `the paths guest ${g.name}'s profile allows`, text: (t: Text) => t.guestRules(a, g) },
+        {
+          path: `root/${profilePath(g.name)}`,
+          why: `AppArmor profile ${G.profileName(g)} for guest ${g.name}`,
+          text: (t: Text) => t.profile(g),
+        },
+        {
+          path: `root/${rulesPath(g.name)}`,
+          why: `the paths guest ${g.name}'s profile allows`,
+          text: (t: Text) => t.guestRules(a, g),
+        },
       ]),
-      ...(guests.length ? [{ path: `root/${ABSTRACTION_PATH}`, why: 'what every guest profile allows in common', text: (t: Text) => t.abstraction() }] : []),
+      ...(guests.length
+        ? [
+            {
+              path: `root/${ABSTRACTION_PATH}`,
+              why: 'what every guest profile allows in common',
+              text: (t: Text) => t.abstraction(),
+            },
+          ]
+        : []),
     ];
   },
 
   guestFiles: (guest) => [`/${profilePath(guest)}`, `/${rulesPath(guest)}`],
 
-  unitLines: (g) => ['Confined by this guest’s AppArmor profile when AppArmor is enabled on the host.', `AppArmorProfile=${G.profileName(g)}`],
+  unitLines: (g) => [
+    'Confined by this guest’s AppArmor profile when AppArmor is enabled on the host.',
+    `AppArmorProfile=${G.profileName(g)}`,
+  ],
 
   check: {
     name: 'apparmor_parser',
@@ -50,9 +69,16 @@ export const apparmor: ConfinementBackend<Text> = {
       const guests = b.answers.guests.filter(confines);
       const findings = [];
       for (const g of guests) {
-        const r = await run(tools.apparmor_parser!, ['-Q', '-K', '-I', join(b.dir, 'root', PROFILE_DIR), join(b.dir, 'root', profilePath(g.name))]);
+        const r = await run(tools.apparmor_parser!, [
+          '-Q',
+          '-K',
+          '-I',
+          join(b.dir, 'root', PROFILE_DIR),
+          join(b.dir, 'root', profilePath(g.name)),
+        ]);
         const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('Cache read/write disabled'));
-        if (r.exitCode !== 0 || lines.length > 0) findings.push({ message: lines.join('; ') || `exited ${r.exitCode}`, file: `root/${profilePath(g.name)}` });
+        if (r.exitCode !== 0 || lines.length > 0)
+          findings.push({ message: lines.join('; ') || `exited ${r.exitCode}`, file: `root/${profilePath(g.name)}` });
       }
       return { status: findings.length ? 'failed' : 'passed', detail: `${guests.length} profiles`, findings };
     },
@@ -71,12 +97,18 @@ export const apparmor: ConfinementBackend<Text> = {
   async activate(files) {
     const step = this.activationStep;
     if (files.length === 0) return { step, status: 'skipped', detail: 'the bundle has no profiles' };
-    if (!this.enforcing()) return { step, status: 'skipped', detail: 'AppArmor is not enabled in this kernel: the profiles are installed but not enforced' };
+    if (!this.enforcing())
+      return {
+        step,
+        status: 'skipped',
+        detail: 'AppArmor is not enabled in this kernel: the profiles are installed but not enforced',
+      };
     return runStep(step, 'apparmor_parser', ['-r', '-W', ...files], 'apparmor');
   },
   async unload(files) {
     const step = 'unload removed AppArmor profiles';
-    if (!this.enforcing()) return { step, status: 'skipped', detail: 'AppArmor is not enabled in this kernel: nothing is loaded' };
+    if (!this.enforcing())
+      return { step, status: 'skipped', detail: 'AppArmor is not enabled in this kernel: nothing is loaded' };
     return runStep(step, 'apparmor_parser', ['-R', ...files], 'apparmor');
   },
 };

@@ -32,17 +32,22 @@ function pairHosts(positional: string[], hostFlags: string[]): { host: string; b
     ...positional.map((b) => ({ host: basename(resolve(b)), bundle: b, arg: b })),
     ...hostFlags.map((h) => {
       const eq = h.indexOf('=');
-      if (eq <= 0 || eq === h.length - 1) throw new InputError(`--host ${h}: expected NAME=BUNDLE, e.g. --host web1=./bundles/web1`);
+      if (eq <= 0 || eq === h.length - 1)
+        throw new InputError(`--host ${h}: expected NAME=BUNDLE, e.g. --host web1=./bundles/web1`);
       return { host: h.slice(0, eq), bundle: h.slice(eq + 1), arg: `--host ${h}` };
     }),
   ];
-  if (pairs.length === 0) throw new InputError('export ansible needs at least one bundle: qemu-harden export ansible BUNDLE... --out DIR');
+  if (pairs.length === 0)
+    throw new InputError('export ansible needs at least one bundle: qemu-harden export ansible BUNDLE... --out DIR');
   const seen = new Map<string, string>();
   for (const p of pairs) {
     if (!HOST_NAME.test(p.host))
-      throw new InputError(`${p.arg}: "${p.host}" is not a usable inventory hostname (letters, digits, ".", "_", "-"; name it with --host NAME=BUNDLE)`);
+      throw new InputError(
+        `${p.arg}: "${p.host}" is not a usable inventory hostname (letters, digits, ".", "_", "-"; name it with --host NAME=BUNDLE)`,
+      );
     const other = seen.get(p.host);
-    if (other !== undefined) throw new InputError(`${p.arg}: host ${p.host} already gets ${other}; each host gets one bundle`);
+    if (other !== undefined)
+      throw new InputError(`${p.arg}: host ${p.host} already gets ${other}; each host gets one bundle`);
     seen.set(p.host, p.bundle);
   }
   return pairs;
@@ -58,7 +63,9 @@ function readHostBundle(p: { host: string; bundle: string; arg: string }): HostB
   if (!isDir) throw new InputError(`${p.arg}: ${p.bundle} is not a directory`);
   const problems = checkManifest(p.bundle);
   if (problems.length > 0)
-    throw new InputError(`${p.arg}: ${p.bundle} does not match its manifest; nothing was written:\n${problems.map((x) => `  ${x.path}: ${x.problem}`).join('\n')}`);
+    throw new InputError(
+      `${p.arg}: ${p.bundle} does not match its manifest; nothing was written:\n${problems.map((x) => `  ${x.path}: ${x.problem}`).join('\n')}`,
+    );
   let guests: string[];
   try {
     guests = guestNames(p.bundle);
@@ -71,7 +78,7 @@ function readHostBundle(p: { host: string; bundle: string; arg: string }): HostB
 function inventory(hosts: HostBundle[]): string {
   return [
     '# The hosts that get a qemu-harden bundle. The role installs bundles/<inventory hostname>/ on each, so a',
-    '# host\'s name here is the name of its bundle directory. Say how Ansible reaches each host on its line',
+    "# host's name here is the name of its bundle directory. Say how Ansible reaches each host on its line",
     '# (ansible_host=, ansible_user=, ...) as in any inventory; the role needs root on the host (connect as root,',
     '# or set ansible_become=true).',
     '[qemu_harden]',
@@ -99,7 +106,10 @@ function readme(hosts: HostBundle[]): string {
     '',
     '| host | bundle | guests |',
     '| --- | --- | --- |',
-    ...hosts.map((h) => `| \`${h.host}\` | \`${BUNDLES_DIR}/${h.host}/\` (from \`${h.bundle}\`) | ${h.guests.map((g) => `\`${g}\``).join(', ')} |`),
+    ...hosts.map(
+      (h) =>
+        `| \`${h.host}\` | \`${BUNDLES_DIR}/${h.host}/\` (from \`${h.bundle}\`) | ${h.guests.map((g) => `\`${g}\``).join(', ')} |`,
+    ),
     '',
     '```sh',
     'ansible-playbook -i inventory.ini site.yml --check --diff   # what would change on each host; changes nothing',
@@ -108,10 +118,10 @@ function readme(hosts: HostBundle[]): string {
     '',
     'For each host the role (`roles/qemu_harden`):',
     '',
-    '1. checks every file of the host\'s bundle against its `MANIFEST.sha256` on the controller; a bundle that',
+    "1. checks every file of the host's bundle against its `MANIFEST.sha256` on the controller; a bundle that",
     '   does not match fails that host before anything on it changes, and the other hosts go on;',
     '2. copies the bundle into the install record, `/var/lib/qemu-harden/.installed/` (the same record',
-    '   `qemu-harden apply` keeps), and writes the record\'s journal before the first host file changes;',
+    "   `qemu-harden apply` keeps), and writes the record's journal before the first host file changes;",
     '3. installs the files under `root/` that differ, `root:root 0644`; stops and disables the units of guests that',
     '   left the bundle and removes their files; replaced and removed files are kept under',
     '   `/var/backups/qemu-harden/<UTC time>/<path>`;',
@@ -141,7 +151,12 @@ export function exportAnsible(positional: string[], hostFlags: string[], outDir:
     { path: 'README.md', mode: 0o644, content: readme(hosts), why: 'how to run the playbook' },
     { path: 'site.yml', mode: 0o644, content: PLAYBOOK, why: 'the example playbook' },
     { path: 'inventory.ini', mode: 0o644, content: inventory(hosts), why: 'the example inventory' },
-    ...Object.entries(ROLE_FILES).map(([path, content]) => ({ path: `${ROLE_DIR}/${path}`, mode: 0o644, content, why: 'the role' })),
+    ...Object.entries(ROLE_FILES).map(([path, content]) => ({
+      path: `${ROLE_DIR}/${path}`,
+      mode: 0o644,
+      content,
+      why: 'the role',
+    })),
   ];
   for (const h of hosts)
     for (const rel of walk(h.bundle))

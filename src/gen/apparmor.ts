@@ -75,7 +75,8 @@ function spawnRules(g: Guest): string[] {
 
 export function guestRules(a: Answers, g: Guest): string {
   const lines = [HEADER + `# Guest ${g.name}: the only files, sockets and devices this QEMU may touch.`];
-  const rule = (path: string, perms: string, why: string, glob = '') => lines.push(`  # ${why}`, `  ${apparmorPath(path, glob)} ${perms},`);
+  const rule = (path: string, perms: string, why: string, glob = '') =>
+    lines.push(`  # ${why}`, `  ${apparmorPath(path, glob)} ${perms},`);
 
   rule(a.host.qemuBinary, 'mr', 'the QEMU binary');
   for (const f of G.filesOf(g)) rule(f.path, f.access === 'rw' ? 'rwk' : 'rk', f.why);
@@ -96,7 +97,11 @@ export function guestRules(a: Answers, g: Guest): string {
         '  /sys/bus/usb/devices/ r,',
         '  /sys/devices/**/usb[0-9]*/** r,',
       );
-    } else if (d.path.startsWith('/dev/') && d.path.slice(5).includes('/') && g.disks.some((k) => k.blockDevice && k.path === d.path)) {
+    } else if (
+      d.path.startsWith('/dev/') &&
+      d.path.slice(5).includes('/') &&
+      g.disks.some((k) => k.blockDevice && k.path === d.path)
+    ) {
       rule(d.path, d.access === 'rw' ? 'rw' : 'r', d.why);
       lines.push(
         `  # ${d.path} is a link; AppArmor checks the node it resolves to, which udev makes this guest's own.`,
@@ -105,9 +110,15 @@ export function guestRules(a: Answers, g: Guest): string {
     } else rule(d.path, d.access === 'rw' ? 'rw' : 'r', d.why);
   }
   if (g.passthrough.pci.length > 0) {
-    lines.push('  # VFIO reads its device through sysfs. AppArmor checks resolved paths: /sys/bus/pci/devices/ADDR is a link to /sys/devices/pci*/…/ADDR.');
+    lines.push(
+      '  # VFIO reads its device through sysfs. AppArmor checks resolved paths: /sys/bus/pci/devices/ADDR is a link to /sys/devices/pci*/…/ADDR.',
+    );
     for (const p of g.passthrough.pci) {
-      lines.push(`  # PCI device ${p.address}`, `  /sys/devices/pci[0-9]*/**/${p.address}/ r,`, `  /sys/devices/pci[0-9]*/**/${p.address}/** r,`);
+      lines.push(
+        `  # PCI device ${p.address}`,
+        `  /sys/devices/pci[0-9]*/**/${p.address}/ r,`,
+        `  /sys/devices/pci[0-9]*/**/${p.address}/** r,`,
+      );
       rule(`/sys/bus/pci/devices/${p.address}`, 'r', `the link to PCI device ${p.address}`);
     }
     lines.push('  /sys/kernel/iommu_groups/ r,', '  /sys/kernel/iommu_groups/** r,');
@@ -130,14 +141,27 @@ export function guestRules(a: Answers, g: Guest): string {
   rule(`${G.stopPipe(g)}.out`, 'rw', 'the answers of that QMP monitor');
   if (g.display.mode === 'spice-tls' && g.display.passwordFile)
     for (const unit of [G.unitName(g), ...(g.migration?.enabled ? [G.incomingUnitName(g)] : [])])
-      rule(`/run/credentials/${unit}/${G.SPICE_PASSWORD_CREDENTIAL}`, 'r', 'the SPICE password systemd hands over (LoadCredential=)');
+      rule(
+        `/run/credentials/${unit}/${G.SPICE_PASSWORD_CREDENTIAL}`,
+        'r',
+        'the SPICE password systemd hands over (LoadCredential=)',
+      );
   rule(G.stateDir(g), 'r', 'its state directory', '/');
   rule(G.stateDir(g), 'rwk', 'its own state', '/**');
   rule(G.logsDir(g), 'r', 'its log directory', '/');
   rule(G.serialLog(g), 'rw', 'the serial console log');
-  lines.push('  # Local sockets QEMU creates for QMP, serial and VNC.', '  unix (create, bind, listen, accept, read, write, getattr, setopt, getopt, shutdown),');
+  lines.push(
+    '  # Local sockets QEMU creates for QMP, serial and VNC.',
+    '  unix (create, bind, listen, accept, read, write, getattr, setopt, getopt, shutdown),',
+  );
   if (G.usesInet(g))
-    lines.push('  # IP for user-mode networking or a TLS listener.', '  network inet stream,', '  network inet6 stream,', '  network inet dgram,', '  network inet6 dgram,');
+    lines.push(
+      '  # IP for user-mode networking or a TLS listener.',
+      '  network inet stream,',
+      '  network inet6 stream,',
+      '  network inet dgram,',
+      '  network inet6 dgram,',
+    );
   if (g.network.mode === 'tap') lines.push('  # Looking up the tap device.', '  network netlink raw,');
   lines.push(...spawnRules(g));
   return lines.join('\n') + '\n';

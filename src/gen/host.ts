@@ -14,7 +14,9 @@ export function sysusers(a: Answers): string {
   if (a.guests.some((g) => g.network.mode === 'tap')) lines.push(`g ${a.host.netGroup} -`);
   lines.push('', '# One system user and group per guest: no login shell, home is the guest’s state directory.');
   for (const g of a.guests)
-    lines.push(`u ${G.userName(g)} - ${tmpfilesField(`qemu-harden guest ${g.name}`)} ${tmpfilesField(G.stateDir(g))} /usr/sbin/nologin`);
+    lines.push(
+      `u ${G.userName(g)} - ${tmpfilesField(`qemu-harden guest ${g.name}`)} ${tmpfilesField(G.stateDir(g))} /usr/sbin/nologin`,
+    );
   return lines.join('\n') + '\n';
 }
 
@@ -22,10 +24,10 @@ export function tmpfiles(a: Answers): string {
   const lines = [HEADER];
   lines.push(
     '# qemu-harden never changes the owner or mode of a file it did not make, with one exception: a writable disk',
-    '# image belongs to the one guest that writes it (no other guest may read or write it) and becomes its user\'s.',
-    '# Read-only files keep owner and mode: a guest reads one through an ACL entry for its user, and the system\'s',
+    "# image belongs to the one guest that writes it (no other guest may read or write it) and becomes its user's.",
+    "# Read-only files keep owner and mode: a guest reads one through an ACL entry for its user, and the system's",
     '# own files (firmware under /usr/share, kernels under /boot) only because they are readable by everyone.',
-    '# The UEFI variables are copied by the guest\'s unit, as the guest\'s user, into its state directory.',
+    "# The UEFI variables are copied by the guest's unit, as the guest's user, into its state directory.",
   );
   lines.push('', '# Parents of the per-guest directories systemd creates for each unit.');
   lines.push('d /var/lib/qemu-harden 0755 root root -', 'd /var/log/qemu-harden 0755 root root -');
@@ -55,7 +57,10 @@ export function udevRules(a: Answers): string {
     const u = udevValue(G.userName(g));
     const groups = [...new Set(g.passthrough.pci.map((p) => p.iommuGroup))].sort((x, y) => x - y);
     for (const n of groups)
-      lines.push(`# IOMMU group ${n} belongs to guest ${g.name} alone.`, `SUBSYSTEM=="vfio", KERNEL==${udevValue(String(n))}, OWNER=${u}, GROUP=${u}, MODE="0600"`);
+      lines.push(
+        `# IOMMU group ${n} belongs to guest ${g.name} alone.`,
+        `SUBSYSTEM=="vfio", KERNEL==${udevValue(String(n))}, OWNER=${u}, GROUP=${u}, MODE="0600"`,
+      );
     for (const d of g.disks.filter((k) => k.blockDevice)) {
       const name = d.path.slice('/dev/'.length);
       const match = name.includes('/') ? `SYMLINK==${udevValue(name)}` : `KERNEL==${udevValue(name)}`;

@@ -24,8 +24,20 @@ export function logrotateConfig(a: Answers): string | undefined {
   ];
   for (const g of guests) {
     const u = G.userName(g);
-    lines.push('', `# Guest ${g.name}.`, `${G.serialLog(g)} {`, `    su ${u} ${u}`, `    size ${SERIAL_LOG_MAX}`, `    rotate ${ROTATE}`,
-      '    copytruncate', '    missingok', '    notifempty', '    nocompress', '    nomail', '}');
+    lines.push(
+      '',
+      `# Guest ${g.name}.`,
+      `${G.serialLog(g)} {`,
+      `    su ${u} ${u}`,
+      `    size ${SERIAL_LOG_MAX}`,
+      `    rotate ${ROTATE}`,
+      '    copytruncate',
+      '    missingok',
+      '    notifempty',
+      '    nocompress',
+      '    nomail',
+      '}',
+    );
   }
   return lines.join('\n') + '\n';
 }

@@ -30,11 +30,23 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
   const args: string[] = [];
   const push = (...xs: string[]) => args.push(...xs);
 
-  push('-name', qemuOpts(undefined, [['guest', g.name], ['debug-threads', true]]));
+  push(
+    '-name',
+    qemuOpts(undefined, [
+      ['guest', g.name],
+      ['debug-threads', true],
+    ]),
+  );
   push('-nodefaults', '-no-user-config');
   // A core dump of QEMU leaves out the guest's RAM (the unit also sets LimitCORE=0). Secure Boot needs SMM.
   const secureBoot = g.firmware.type === 'uefi' && g.firmware.secureBoot;
-  push('-machine', qemuOpts(qemuValue(g.machine), [...(secureBoot ? [['smm', true] as [string, boolean]] : []), ['dump-guest-core', false]]));
+  push(
+    '-machine',
+    qemuOpts(qemuValue(g.machine), [
+      ...(secureBoot ? [['smm', true] as [string, boolean]] : []),
+      ['dump-guest-core', false],
+    ]),
+  );
   push('-accel', a.useCase === 'virtualization' ? 'kvm' : 'tcg');
   push('-cpu', [qemuValue(G.cpuModel(a, g)), ...g.cpu.features].join(','));
   push('-smp', String(g.vcpus));
@@ -42,9 +54,23 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
   push('-sandbox', sandboxOption(g));
   push('-msg', 'timestamp=on');
 
-  push('-chardev', qemuOpts('socket', [['id', 'qmp'], ['path', G.qmpSocket(g)], ['server', true], ['wait', false]]));
+  push(
+    '-chardev',
+    qemuOpts('socket', [
+      ['id', 'qmp'],
+      ['path', G.qmpSocket(g)],
+      ['server', true],
+      ['wait', false],
+    ]),
+  );
   push('-mon', 'chardev=qmp,mode=control');
-  push('-chardev', qemuOpts('pipe', [['id', 'stop'], ['path', G.stopPipe(g)]]));
+  push(
+    '-chardev',
+    qemuOpts('pipe', [
+      ['id', 'stop'],
+      ['path', G.stopPipe(g)],
+    ]),
+  );
   push('-mon', 'chardev=stop,mode=control');
   if (g.serial.enabled) {
     push(
@@ -64,8 +90,25 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
   if (g.firmware.type === 'uefi') {
     // Secure Boot: only code running in SMM may write the flash, so the guest OS cannot replace the keys.
     if (secureBoot) push('-global', 'driver=cfi.pflash01,property=secure,value=on');
-    push('-drive', qemuOpts(undefined, [['if', 'pflash'], ['format', 'raw'], ['unit', 0], ['readonly', true], ['file', g.firmware.code]]));
-    push('-drive', qemuOpts(undefined, [['if', 'pflash'], ['format', 'raw'], ['unit', 1], ['file', G.uefiVars(g)]]));
+    push(
+      '-drive',
+      qemuOpts(undefined, [
+        ['if', 'pflash'],
+        ['format', 'raw'],
+        ['unit', 0],
+        ['readonly', true],
+        ['file', g.firmware.code],
+      ]),
+    );
+    push(
+      '-drive',
+      qemuOpts(undefined, [
+        ['if', 'pflash'],
+        ['format', 'raw'],
+        ['unit', 1],
+        ['file', G.uefiVars(g)],
+      ]),
+    );
   }
   if (g.boot) {
     push('-kernel', g.boot.kernel);
@@ -81,8 +124,25 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
     const t = d.throttle;
     const id = `disk${i}`;
     const ro = d.readOnly;
-    push('-blockdev', qemuJson({ driver: d.blockDevice ? 'host_device' : 'file', 'node-name': `${id}-file`, filename: d.path, 'read-only': ro }));
-    push('-blockdev', qemuJson({ driver: d.format, 'node-name': `${id}-format`, file: `${id}-file`, 'read-only': ro, ...(d.format === 'qcow2' ? { backing: null } : {}) }));
+    push(
+      '-blockdev',
+      qemuJson({
+        driver: d.blockDevice ? 'host_device' : 'file',
+        'node-name': `${id}-file`,
+        filename: d.path,
+        'read-only': ro,
+      }),
+    );
+    push(
+      '-blockdev',
+      qemuJson({
+        driver: d.format,
+        'node-name': `${id}-format`,
+        file: `${id}-file`,
+        'read-only': ro,
+        ...(d.format === 'qcow2' ? { backing: null } : {}),
+      }),
+    );
     let top = `${id}-format`;
     const limits: Record<string, number> = {};
     if (t.readBytesPerSecond) limits['bps-read'] = t.readBytesPerSecond;
@@ -91,27 +151,63 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
     if (t.writeIops) limits['iops-write'] = t.writeIops;
     if (Object.keys(limits).length > 0) {
       push('-object', qemuJson({ 'qom-type': 'throttle-group', id: `${id}-throttle`, limits }));
-      push('-blockdev', qemuJson({ driver: 'throttle', 'node-name': id, 'throttle-group': `${id}-throttle`, file: top, 'read-only': ro }));
+      push(
+        '-blockdev',
+        qemuJson({
+          driver: 'throttle',
+          'node-name': id,
+          'throttle-group': `${id}-throttle`,
+          file: top,
+          'read-only': ro,
+        }),
+      );
       top = id;
     }
-    push('-device', qemuOpts('virtio-blk-pci', [['drive', top], ['bootindex', i + 1]]));
+    push(
+      '-device',
+      qemuOpts('virtio-blk-pci', [
+        ['drive', top],
+        ['bootindex', i + 1],
+      ]),
+    );
   });
 
   const nic = (netdev: string) =>
-    push('-device', qemuOpts('virtio-net-pci', [['netdev', netdev], ['mac', G.macAddress(g)], ['romfile', '']]));
+    push(
+      '-device',
+      qemuOpts('virtio-net-pci', [
+        ['netdev', netdev],
+        ['mac', G.macAddress(g)],
+        ['romfile', ''],
+      ]),
+    );
   if (g.network.mode === 'user') {
     push('-netdev', 'user,id=net0');
     nic('net0');
   } else if (g.network.mode === 'tap') {
     push(
       '-netdev',
-      qemuOpts('tap', [['id', 'net0'], ['ifname', G.tapDevice(g)!], ['script', 'no'], ['downscript', 'no'], ['vhost', g.network.vhost]]),
+      qemuOpts('tap', [
+        ['id', 'net0'],
+        ['ifname', G.tapDevice(g)!],
+        ['script', 'no'],
+        ['downscript', 'no'],
+        ['vhost', g.network.vhost],
+      ]),
     );
     nic('net0');
   }
 
   const x509 = (id: string, dir: string, endpoint: 'server' | 'client' = 'server') =>
-    push('-object', qemuOpts('tls-creds-x509', [['id', id], ['dir', dir], ['endpoint', endpoint], ['verify-peer', true]]));
+    push(
+      '-object',
+      qemuOpts('tls-creds-x509', [
+        ['id', id],
+        ['dir', dir],
+        ['endpoint', endpoint],
+        ['verify-peer', true],
+      ]),
+    );
   switch (g.display.mode) {
     case 'none':
       push('-display', 'none');
@@ -122,7 +218,14 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
       break;
     case 'spice-unix':
       push('-display', 'none', '-device', 'qxl-vga');
-      push('-spice', qemuOpts(undefined, [['unix', true], ['addr', G.spiceSocket(g)], ['disable-ticketing', true]]));
+      push(
+        '-spice',
+        qemuOpts(undefined, [
+          ['unix', true],
+          ['addr', G.spiceSocket(g)],
+          ['disable-ticketing', true],
+        ]),
+      );
       break;
     case 'vnc-tls':
       x509('vnc-tls', g.display.tlsDir);
@@ -150,12 +253,20 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
   if (g.passthrough.usb.length > 0) {
     push('-device', 'qemu-xhci,id=usb');
     for (const u of g.passthrough.usb)
-      push('-device', qemuOpts('usb-host', [
-        ['bus', 'usb.0'],
-        ...(u.port ? ([['hostbus', Number(u.port.split('-')[0])], ['hostport', u.port.slice(u.port.indexOf('-') + 1)]] as [string, number | string][]) : []),
-        ['vendorid', `0x${u.vendorId}`],
-        ['productid', `0x${u.productId}`],
-      ]));
+      push(
+        '-device',
+        qemuOpts('usb-host', [
+          ['bus', 'usb.0'],
+          ...(u.port
+            ? ([
+                ['hostbus', Number(u.port.split('-')[0])],
+                ['hostport', u.port.slice(u.port.indexOf('-') + 1)],
+              ] as [string, number | string][])
+            : []),
+          ['vendorid', `0x${u.vendorId}`],
+          ['productid', `0x${u.productId}`],
+        ]),
+      );
   }
   if (g.migration?.enabled && g.migration.tls && g.migration.tlsDir) {
     x509('migration-tls', g.migration.tlsDir);

@@ -165,7 +165,14 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
   if (required.length === 0) p('None: every choice is the secure default.', '');
   for (const r of required) {
     const acc = a.acceptedRisks.find((x) => x.risk === r.risk && x.guest === r.guest);
-    p(`### ${text(RISKS[r.risk].title)}${r.guest ? ` — guest ${text(r.guest)}` : ''}`, '', `- risk: ${code(r.risk)}`, `- what it costs: ${text(RISKS[r.risk].why)}`, `- why it was accepted: ${text(acc?.reason ?? '')}`, '');
+    p(
+      `### ${text(RISKS[r.risk].title)}${r.guest ? ` — guest ${text(r.guest)}` : ''}`,
+      '',
+      `- risk: ${code(r.risk)}`,
+      `- what it costs: ${text(RISKS[r.risk].why)}`,
+      `- why it was accepted: ${text(acc?.reason ?? '')}`,
+      '',
+    );
   }
   return out.join('\n');
 }
@@ -177,18 +184,30 @@ function reachSection(a: Answers): string[] {
   for (const g of a.guests) {
     const r = guestReach(a, g);
     out.push(`### ${text(g.name)}`, '');
-    out.push(`- runs as ${code(r.user)} (a system user of its own, no shell), in ${code(G.SLICE)}, unit ${code(r.unit)}`);
-    for (const f of r.files) out.push(`- file ${code(f.path)} (${rw(f.access)}, ${access(f.path, f.access)}): ${text(f.why)}`);
+    out.push(
+      `- runs as ${code(r.user)} (a system user of its own, no shell), in ${code(G.SLICE)}, unit ${code(r.unit)}`,
+    );
+    for (const f of r.files)
+      out.push(`- file ${code(f.path)} (${rw(f.access)}, ${access(f.path, f.access)}): ${text(f.why)}`);
     for (const d of r.devices) out.push(`- device ${code(d.path)} (${rw(d.access)}): ${text(d.why)}`);
     for (const s of r.sockets) out.push(`- socket ${code(s.path)}: ${text(s.what)}; may connect: ${text(s.who)}`);
     for (const l of r.listeners) out.push(`- listens: ${text(l)}`);
-    if (g.nbd?.enabled) out.push(`- the NBD export is started through QMP (\`nbd-server-start\`${g.nbd.tls ? ' with tls-creds=nbd-tls' : ''})`);
+    if (g.nbd?.enabled)
+      out.push(
+        `- the NBD export is started through QMP (\`nbd-server-start\`${g.nbd.tls ? ' with tls-creds=nbd-tls' : ''})`,
+      );
     if (g.migration?.enabled) out.push(...migrationSteps(g));
     if (G.tlsDirsOf(g).length > 0)
-      out.push(`- TLS keys: QEMU reads them as ${code(G.userName(g))}; make each \`*-key.pem\` owned by that user, mode 0400 (qemu-harden never changes files it did not create). Other guests do not see this directory.`);
+      out.push(
+        `- TLS keys: QEMU reads them as ${code(G.userName(g))}; make each \`*-key.pem\` owned by that user, mode 0400 (qemu-harden never changes files it did not create). Other guests do not see this directory.`,
+      );
     out.push(`- network: ${text(r.network)}`);
-    out.push(`- seccomp: ${code(`-sandbox ${sandboxOption(g)}`)}; AppArmor: ${g.isolation.apparmor ? `profile ${code(G.profileName(g))}` : '**none**'}`);
-    out.push(`- limits: ${g.vcpus} vCPU (CPUQuota ${G.cpuQuotaPercent(g)}%), memory max ${G.memoryMaxMiB(g)} MiB for ${g.memoryMiB} MiB of guest RAM, ${g.limits.tasksMax} tasks`);
+    out.push(
+      `- seccomp: ${code(`-sandbox ${sandboxOption(g)}`)}; AppArmor: ${g.isolation.apparmor ? `profile ${code(G.profileName(g))}` : '**none**'}`,
+    );
+    out.push(
+      `- limits: ${g.vcpus} vCPU (CPUQuota ${G.cpuQuotaPercent(g)}%), memory max ${G.memoryMaxMiB(g)} MiB for ${g.memoryMiB} MiB of guest RAM, ${g.limits.tasksMax} tasks`,
+    );
     out.push(`- cannot reach, even if the guest takes QEMU over: ${r.cannot.map(text).join('; ')}`);
     for (const x of r.apparmorOnly) out.push(`- only while AppArmor enforces: ${text(x)}`);
     out.push('');
@@ -199,23 +218,40 @@ function reachSection(a: Answers): string[] {
 /** What an operator needs around the bundle: before installing, using the guests, after apply, checking. */
 function operatorSections(a: Answers): string[] {
   const out: string[] = [];
-  const images = a.guests.flatMap((g) => [...g.disks.map((d) => `${code(d.path)} (${d.format}${d.readOnly ? ', read-only' : ''}, guest ${g.name})`), ...(g.boot ? [`${code(g.boot.kernel)} (kernel, guest ${g.name})`] : [])]);
-  const bridges = [...new Set(a.guests.flatMap((g) => (g.network.mode === 'tap' && g.network.bridge ? [g.network.bridge] : [])))];
+  const images = a.guests.flatMap((g) => [
+    ...g.disks.map((d) => `${code(d.path)} (${d.format}${d.readOnly ? ', read-only' : ''}, guest ${g.name})`),
+    ...(g.boot ? [`${code(g.boot.kernel)} (kernel, guest ${g.name})`] : []),
+  ]);
+  const bridges = [
+    ...new Set(a.guests.flatMap((g) => (g.network.mode === 'tap' && g.network.bridge ? [g.network.bridge] : []))),
+  ];
   const taps = a.guests.some((g) => g.network.mode === 'tap');
   out.push('## Before you install', '');
-  out.push('- The disk images and kernels must exist at these paths before a guest starts. The bundle does not create them: its tmpfiles.d rule gives each writable disk to its guest’s user (mode 0600) and leaves read-only files with their owner and mode (the reach section says how each guest reads them):');
+  out.push(
+    '- The disk images and kernels must exist at these paths before a guest starts. The bundle does not create them: its tmpfiles.d rule gives each writable disk to its guest’s user (mode 0600) and leaves read-only files with their owner and mode (the reach section says how each guest reads them):',
+  );
   for (const i of images) out.push(`  - ${i}`);
-  out.push(`- \`${a.host.qemuBinary}\` installed (Debian: \`qemu-system-x86\`), systemd 247 or newer, cgroup v2 for every limit to hold.`);
+  out.push(
+    `- \`${a.host.qemuBinary}\` installed (Debian: \`qemu-system-x86\`), systemd 247 or newer, cgroup v2 for every limit to hold.`,
+  );
   if (a.guests.some((g) => g.firmware.type === 'uefi')) out.push('- UEFI guests need OVMF (Debian: `ovmf`).');
-  if (bridges.length) out.push(`- The bridge${bridges.length > 1 ? 's' : ''} ${bridges.map((b) => `\`${b}\``).join(', ')} must exist (e.g. a systemd-networkd .netdev); the tap units only attach to ${bridges.length > 1 ? 'them' : 'it'}.`);
+  if (bridges.length)
+    out.push(
+      `- The bridge${bridges.length > 1 ? 's' : ''} ${bridges.map((b) => `\`${b}\``).join(', ')} must exist (e.g. a systemd-networkd .netdev); the tap units only attach to ${bridges.length > 1 ? 'them' : 'it'}.`,
+    );
   if (a.guests.some((g) => g.isolation.apparmor))
-    out.push('- AppArmor enabled in the kernel (`cat /sys/module/apparmor/parameters/enabled` says `Y`) and `apparmor_parser` installed: without it the profiles are written but nothing enforces them, and what the reach section marks “only while AppArmor enforces” does not hold.');
+    out.push(
+      '- AppArmor enabled in the kernel (`cat /sys/module/apparmor/parameters/enabled` says `Y`) and `apparmor_parser` installed: without it the profiles are written but nothing enforces them, and what the reach section marks “only while AppArmor enforces” does not hold.',
+    );
   out.push(
     `- The udev rule gives \`/dev/kvm\` to group \`${a.host.kvmGroup}\` mode 0660${taps ? `, and \`/dev/net/tun\` and \`/dev/vhost-net\` to group \`${a.host.netGroup}\` mode 0660` : ''}. Other users and programs that opened these devices before (a desktop user running QEMU, a VPN client on \`/dev/net/tun\`) lose access unless they are added to that group.`,
   );
   out.push('');
   out.push('## Using the guests', '');
-  out.push('Each guest’s sockets are in its runtime directory (mode 0750) and QEMU creates them mode 0700 (the unit’s `UMask=0077`), owned by the guest’s user: only root may connect, so operators use `sudo`. QMP is full control of the guest (and of what its QEMU can reach); the serial console is the guest’s root console if it has one.', '');
+  out.push(
+    'Each guest’s sockets are in its runtime directory (mode 0750) and QEMU creates them mode 0700 (the unit’s `UMask=0077`), owned by the guest’s user: only root may connect, so operators use `sudo`. QMP is full control of the guest (and of what its QEMU can reach); the serial console is the guest’s root console if it has one.',
+    '',
+  );
   for (const g of a.guests) {
     const r = guestReach(a, g);
     out.push(`- ${g.name}: ${r.sockets.map((s) => `\`${s.path}\` (${s.what.replace(/ \(.*\)$/, '')})`).join(', ')}`);
@@ -223,30 +259,42 @@ function operatorSections(a: Answers): string[] {
   out.push(
     '',
     '```sh',
-    ...a.guests.slice(0, 1).flatMap((g) => [
-      `sudo socat -,rawer,escape=0x1d UNIX-CONNECT:${G.serialSocket(g)}   # serial console; Ctrl+] leaves`,
-      `sudo socat - UNIX-CONNECT:${G.qmpSocket(g)}                     # QMP: {"execute":"qmp_capabilities"} first`,
-      ...(g.display.mode === 'vnc-unix' ? [`ssh -L 5901:${G.vncSocket(g)} root@this-host   # from your desk; then a VNC viewer on localhost:5901`] : []),
-    ]),
+    ...a.guests
+      .slice(0, 1)
+      .flatMap((g) => [
+        `sudo socat -,rawer,escape=0x1d UNIX-CONNECT:${G.serialSocket(g)}   # serial console; Ctrl+] leaves`,
+        `sudo socat - UNIX-CONNECT:${G.qmpSocket(g)}                     # QMP: {"execute":"qmp_capabilities"} first`,
+        ...(g.display.mode === 'vnc-unix'
+          ? [`ssh -L 5901:${G.vncSocket(g)} root@this-host   # from your desk; then a VNC viewer on localhost:5901`]
+          : []),
+      ]),
     '```',
     '',
   );
   out.push('## After apply', '');
-  out.push('`apply --start` enables and starts new guests and restarts exactly the guests whose unit or profile changed (their profiles are loaded first). Without `--start`, a guest that is already running keeps the unit, user and profile it started with, and `apply` names the guests that need a restart; restart each of them to put it under the new bundle:', '', '```sh');
+  out.push(
+    '`apply --start` enables and starts new guests and restarts exactly the guests whose unit or profile changed (their profiles are loaded first). Without `--start`, a guest that is already running keeps the unit, user and profile it started with, and `apply` names the guests that need a restart; restart each of them to put it under the new bundle:',
+    '',
+    '```sh',
+  );
   for (const g of a.guests) out.push(`sudo systemctl restart ${G.unitName(g)}`);
   out.push('```', '');
   out.push('## Checking the host afterwards', '', '```sh');
   out.push(
     'qemu-harden verify .                      # the bundle is still what answers.json produces',
     'qemu-harden status                        # each guest as it runs: user, capabilities, seccomp, profile, limits, drift',
-    ...a.guests.flatMap((g) => [
-      `systemctl status ${G.unitName(g)}`,
-      `systemd-analyze security ${G.unitName(g)}   # exposure of the unit as installed`,
-      `ps -o user,label,cmd -C ${a.host.qemuBinary.split('/').pop()}  # each QEMU as its own user, under its profile (label)`,
-    ]).filter((l, i, all) => all.indexOf(l) === i),
+    ...a.guests
+      .flatMap((g) => [
+        `systemctl status ${G.unitName(g)}`,
+        `systemd-analyze security ${G.unitName(g)}   # exposure of the unit as installed`,
+        `ps -o user,label,cmd -C ${a.host.qemuBinary.split('/').pop()}  # each QEMU as its own user, under its profile (label)`,
+      ])
+      .filter((l, i, all) => all.indexOf(l) === i),
     'ls -l /dev/kvm /dev/net/tun               # groups and modes from the udev rule',
-    ...(a.guests.some((g) => g.isolation.apparmor) ? ['aa-status | grep qemu-harden            # every profile loaded in enforce mode'] : []),
-    'journalctl -u \'qemu-*\' -p warning        # start failures, seccomp or AppArmor denials',
+    ...(a.guests.some((g) => g.isolation.apparmor)
+      ? ['aa-status | grep qemu-harden            # every profile loaded in enforce mode']
+      : []),
+    "journalctl -u 'qemu-*' -p warning        # start failures, seccomp or AppArmor denials",
   );
   out.push('```', '');
   return out;
@@ -276,12 +324,16 @@ export function reachDiagram(a: Answers): string[] {
     if (g.serial.enabled) edge('listens', `socket ${G.serialSocket(g)}`);
     if (g.display.mode === 'vnc-unix') edge('listens', `socket ${G.vncSocket(g)}`);
     if (g.display.mode === 'spice-unix') edge('listens', `socket ${G.spiceSocket(g)}`);
-    if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls') edge('listens', `TCP ${g.display.listen}:${g.display.port}`);
+    if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
+      edge('listens', `TCP ${g.display.listen}:${g.display.port}`);
     for (const kind of ['migration', 'nbd'] as const) {
       const r = g[kind];
       if (r?.enabled) edge('listens', `TCP ${r.listen}:${r.port} ${kind}${r.tls ? ' TLS' : ' plain'}`);
     }
-    edge('net', g.network.mode === 'none' ? 'no network' : g.network.mode === 'user' ? 'user-mode NAT' : `tap ${G.tapDevice(g)}`);
+    edge(
+      'net',
+      g.network.mode === 'none' ? 'no network' : g.network.mode === 'user' ? 'user-mode NAT' : `tap ${G.tapDevice(g)}`,
+    );
   });
   out.push('```', '');
   return out;

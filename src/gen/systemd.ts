@@ -30,8 +30,12 @@ function render(sections: [string, Line[]][]): string {
 /** One ExecStart= word; the credentials-directory marker becomes the `%d` specifier, everything else is escaped. */
 function execWord(arg: string): string {
   if (!arg.includes(CREDENTIALS_DIR)) return systemdExecWord(arg);
-  const word = arg.split(CREDENTIALS_DIR).map((part) => systemdExecWord(part)).join('%d');
-  if (/[\s"'\\]/.test(word)) throw new Error(`systemd unit: a credentials path must be a plain word: ${JSON.stringify(word)}`);
+  const word = arg
+    .split(CREDENTIALS_DIR)
+    .map((part) => systemdExecWord(part))
+    .join('%d');
+  if (/[\s"'\\]/.test(word))
+    throw new Error(`systemd unit: a credentials path must be a plain word: ${JSON.stringify(word)}`);
   return word;
 }
 
@@ -100,101 +104,184 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
     `Description=${systemdText(`QEMU guest ${g.name}${g.description ? ` (${g.description})` : ''}${incoming ? ', as a live-migration destination' : ''}`)}`,
     'Documentation=man:qemu-system-x86_64(1) man:systemd.exec(5)',
   ];
-  if (incoming) unit.push(['The same guest as the normal unit: only one of the two runs.', `Conflicts=${G.unitName(g)}`]);
+  if (incoming)
+    unit.push(['The same guest as the normal unit: only one of the two runs.', `Conflicts=${G.unitName(g)}`]);
   if (tap) unit.push(`Requires=${G.tapUnitName(g)}`, `After=${G.tapUnitName(g)}`);
   if (inet) unit.push('After=network-online.target', 'Wants=network-online.target');
 
   const service: Line[] = [
     'Type=exec',
     ...(g.firmware.type === 'uefi'
-      ? [[
-          'The guest’s own UEFI variables: copied from the template on first start, by this guest’s user into its state directory, never overwritten.',
-          `ExecStartPre=/bin/sh -c ${systemdExecWord('test -e "$1" || exec cp -- "$2" "$1"')} sh ${systemdExecWord(G.uefiVars(g))} ${systemdExecWord(g.firmware.varsTemplate)}`,
-        ] as Line]
+      ? [
+          [
+            'The guest’s own UEFI variables: copied from the template on first start, by this guest’s user into its state directory, never overwritten.',
+            `ExecStartPre=/bin/sh -c ${systemdExecWord('test -e "$1" || exec cp -- "$2" "$1"')} sh ${systemdExecWord(G.uefiVars(g))} ${systemdExecWord(g.firmware.varsTemplate)}`,
+          ] as Line,
+        ]
       : []),
-    ['QEMU reads a second QMP monitor from a FIFO pair in its runtime directory, made fresh at each start.',
+    [
+      'QEMU reads a second QMP monitor from a FIFO pair in its runtime directory, made fresh at each start.',
       `ExecStartPre=/usr/bin/rm -f ${systemdExecWord(`${G.stopPipe(g)}.in`)} ${systemdExecWord(`${G.stopPipe(g)}.out`)}`,
-      `ExecStartPre=/usr/bin/mkfifo -m 0600 ${systemdExecWord(`${G.stopPipe(g)}.in`)} ${systemdExecWord(`${G.stopPipe(g)}.out`)}`],
+      `ExecStartPre=/usr/bin/mkfifo -m 0600 ${systemdExecWord(`${G.stopPipe(g)}.in`)} ${systemdExecWord(`${G.stopPipe(g)}.out`)}`,
+    ],
     execLine([a.host.qemuBinary, ...qemuArgs(a, g), ...(incoming ? ['-incoming', 'defer'] : [])]),
-    ['Stopping presses the guest’s ACPI power button (QMP system_powerdown) and waits for QEMU to exit; a guest still running after TimeoutStopSec gets SIGTERM, and QEMU quits at once.',
-      `ExecStop=/bin/sh -c ${systemdExecWord(stopScript(g))}`, 'KillSignal=SIGTERM', 'TimeoutStopSec=90'] as Line,
+    [
+      'Stopping presses the guest’s ACPI power button (QMP system_powerdown) and waits for QEMU to exit; a guest still running after TimeoutStopSec gets SIGTERM, and QEMU quits at once.',
+      `ExecStop=/bin/sh -c ${systemdExecWord(stopScript(g))}`,
+      'KillSignal=SIGTERM',
+      'TimeoutStopSec=90',
+    ] as Line,
     ...(incoming ? ['Restart=no'] : ['Restart=on-failure', 'RestartSec=5']),
     `Slice=${G.SLICE}`,
-    ['Least privilege: QEMU runs as this guest’s own user, never root, with only the groups it needs.',
-      `User=${G.userName(g)}`, `Group=${G.userName(g)}`, ...(groups.length ? [`SupplementaryGroups=${groups.join(' ')}`] : [])],
+    [
+      'Least privilege: QEMU runs as this guest’s own user, never root, with only the groups it needs.',
+      `User=${G.userName(g)}`,
+      `Group=${G.userName(g)}`,
+      ...(groups.length ? [`SupplementaryGroups=${groups.join(' ')}`] : []),
+    ],
     ...(g.display.mode === 'spice-tls' && g.display.passwordFile
-      ? [['The SPICE password: systemd reads the file as root and hands QEMU a private copy; it never appears on a command line.' as string,
-          `LoadCredential=${G.SPICE_PASSWORD_CREDENTIAL}:${systemdPathWord(g.display.passwordFile)}`] as Line]
+      ? [
+          [
+            'The SPICE password: systemd reads the file as root and hands QEMU a private copy; it never appears on a command line.' as string,
+            `LoadCredential=${G.SPICE_PASSWORD_CREDENTIAL}:${systemdPathWord(g.display.passwordFile)}`,
+          ] as Line,
+        ]
       : []),
-    ['The guest’s sockets, state and logs: each directory belongs to this guest alone. The runtime directory is kept when the unit stops: the guest’s normal and migration-destination units share it, and one that is just ending must not remove it under the other.',
-      'RuntimeDirectory=' + systemdPathWord(`qemu-harden/${g.name}`), 'RuntimeDirectoryMode=0750', 'RuntimeDirectoryPreserve=yes',
-      'StateDirectory=' + systemdPathWord(`qemu-harden/${g.name}`), 'StateDirectoryMode=0700',
-      'LogsDirectory=' + systemdPathWord(`qemu-harden/${g.name}`), 'LogsDirectoryMode=0750', 'UMask=0077'],
-    ['No capabilities at all, and no way to gain any (setuid binaries, file capabilities).',
-      'CapabilityBoundingSet=', 'AmbientCapabilities=', 'NoNewPrivileges=yes', 'SecureBits=noroot-locked'],
-    ['Devices: only what this guest uses. The standard pseudo devices (/dev/null, /dev/urandom, ...) stay.',
-      'DevicePolicy=closed', ...devices.map((d) => `DeviceAllow=${systemdPathWord(d.path)} ${d.access}`)],
-    ['The whole file system is read-only to QEMU; only this guest’s writable disks are not.',
-      'ProtectSystem=strict', ...(writable.length ? [`ReadWritePaths=${writable.map(systemdPathWord).join(' ')}`] : [])],
+    [
+      'The guest’s sockets, state and logs: each directory belongs to this guest alone. The runtime directory is kept when the unit stops: the guest’s normal and migration-destination units share it, and one that is just ending must not remove it under the other.',
+      'RuntimeDirectory=' + systemdPathWord(`qemu-harden/${g.name}`),
+      'RuntimeDirectoryMode=0750',
+      'RuntimeDirectoryPreserve=yes',
+      'StateDirectory=' + systemdPathWord(`qemu-harden/${g.name}`),
+      'StateDirectoryMode=0700',
+      'LogsDirectory=' + systemdPathWord(`qemu-harden/${g.name}`),
+      'LogsDirectoryMode=0750',
+      'UMask=0077',
+    ],
+    [
+      'No capabilities at all, and no way to gain any (setuid binaries, file capabilities).',
+      'CapabilityBoundingSet=',
+      'AmbientCapabilities=',
+      'NoNewPrivileges=yes',
+      'SecureBits=noroot-locked',
+    ],
+    [
+      'Devices: only what this guest uses. The standard pseudo devices (/dev/null, /dev/urandom, ...) stay.',
+      'DevicePolicy=closed',
+      ...devices.map((d) => `DeviceAllow=${systemdPathWord(d.path)} ${d.access}`),
+    ],
+    [
+      'The whole file system is read-only to QEMU; only this guest’s writable disks are not.',
+      'ProtectSystem=strict',
+      ...(writable.length ? [`ReadWritePaths=${writable.map(systemdPathWord).join(' ')}`] : []),
+    ],
     ...(fenceTmpfs.length
-      ? [['Other guests’ disks, files and directories do not exist for this QEMU, whatever their modes: the directories holding them are empty here, and only this guest’s own files are put back.' as string,
-          ...fenceTmpfs.map((d) => `TemporaryFileSystem=${d}:ro`),
-          ...fence.bind.map((b) => `${b.writable ? 'BindPaths' : 'BindReadOnlyPaths'}=${systemdBindWord(b.path)}`)] as Line]
+      ? [
+          [
+            'Other guests’ disks, files and directories do not exist for this QEMU, whatever their modes: the directories holding them are empty here, and only this guest’s own files are put back.' as string,
+            ...fenceTmpfs.map((d) => `TemporaryFileSystem=${d}:ro`),
+            ...fence.bind.map((b) => `${b.writable ? 'BindPaths' : 'BindReadOnlyPaths'}=${systemdBindWord(b.path)}`),
+          ] as Line,
+        ]
       : []),
     ...(hidden.length
-      ? [['Other guests’ files and TLS directories that no fenced directory holds are hidden one by one.' as string,
-          ...hidden.map((p) => `InaccessiblePaths=-${systemdPathWord(p)}`)] as Line]
+      ? [
+          [
+            'Other guests’ files and TLS directories that no fenced directory holds are hidden one by one.' as string,
+            ...hidden.map((p) => `InaccessiblePaths=-${systemdPathWord(p)}`),
+          ] as Line,
+        ]
       : []),
-    ['No host sockets: /run (and /var/run) is an empty read-only tmpfs holding only this guest’s own directory, so the D-Bus system bus and other daemons’ sockets are not there to connect to; /dev/shm is empty too, and System V IPC and POSIX message queues are private.',
-      'TemporaryFileSystem=/run:ro', 'TemporaryFileSystem=/dev/shm:ro',
+    [
+      'No host sockets: /run (and /var/run) is an empty read-only tmpfs holding only this guest’s own directory, so the D-Bus system bus and other daemons’ sockets are not there to connect to; /dev/shm is empty too, and System V IPC and POSIX message queues are private.',
+      'TemporaryFileSystem=/run:ro',
+      'TemporaryFileSystem=/dev/shm:ro',
       ...runBinds.map((b) => `${b.writable ? 'BindPaths' : 'BindReadOnlyPaths'}=${systemdBindWord(b.path)}`),
-      'PrivateIPC=yes'],
-    ['Home directories, /tmp of other services, mounts and the kernel’s knobs are out of reach.',
-      'ProtectHome=yes', 'PrivateTmp=yes', 'PrivateMounts=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectKernelLogs=yes',
-      'ProtectControlGroups=yes', 'ProtectClock=yes', 'ProtectHostname=yes', 'ProtectProc=invisible', 'ProcSubset=pid'],
+      'PrivateIPC=yes',
+    ],
+    [
+      'Home directories, /tmp of other services, mounts and the kernel’s knobs are out of reach.',
+      'ProtectHome=yes',
+      'PrivateTmp=yes',
+      'PrivateMounts=yes',
+      'ProtectKernelTunables=yes',
+      'ProtectKernelModules=yes',
+      'ProtectKernelLogs=yes',
+      'ProtectControlGroups=yes',
+      'ProtectClock=yes',
+      'ProtectHostname=yes',
+      'ProtectProc=invisible',
+      'ProcSubset=pid',
+    ],
     ['Other users of the host are invisible; this QEMU has its own user namespace.', 'PrivateUsers=yes'],
-    ['No namespaces, realtime scheduling, setuid files, personality changes or System V IPC left behind.',
-      'RestrictNamespaces=yes', 'RestrictRealtime=yes', 'RestrictSUIDSGID=yes', 'LockPersonality=yes', 'RemoveIPC=yes', 'KeyringMode=private'],
+    [
+      'No namespaces, realtime scheduling, setuid files, personality changes or System V IPC left behind.',
+      'RestrictNamespaces=yes',
+      'RestrictRealtime=yes',
+      'RestrictSUIDSGID=yes',
+      'LockPersonality=yes',
+      'RemoveIPC=yes',
+      'KeyringMode=private',
+    ],
   ];
   if (!tap && !inet) {
-    service.push(['No network at all: the guest has no network device, so QEMU gets an empty network namespace.',
-      'PrivateNetwork=yes', 'RestrictAddressFamilies=AF_UNIX', 'IPAddressDeny=any']);
+    service.push([
+      'No network at all: the guest has no network device, so QEMU gets an empty network namespace.',
+      'PrivateNetwork=yes',
+      'RestrictAddressFamilies=AF_UNIX',
+      'IPAddressDeny=any',
+    ]);
   } else if (!inet) {
-    service.push(['The tap device lives in the host namespace; QEMU itself needs only unix sockets and no IP.',
-      'RestrictAddressFamilies=AF_UNIX AF_NETLINK', 'IPAddressDeny=any']);
+    service.push([
+      'The tap device lives in the host namespace; QEMU itself needs only unix sockets and no IP.',
+      'RestrictAddressFamilies=AF_UNIX AF_NETLINK',
+      'IPAddressDeny=any',
+    ]);
   } else {
-    service.push(['QEMU speaks IP itself (user-mode network or a TLS listener): only IP and unix sockets.',
-      'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6']);
+    service.push([
+      'QEMU speaks IP itself (user-mode network or a TLS listener): only IP and unix sockets.',
+      'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
+    ]);
     if (g.network.mode === 'user')
-      service.push(['User-mode networking: whatever QEMU reaches, the guest reaches (10.0.2.2 is the host’s 127.0.0.1). The host’s loopback and link-local addresses (local services, other guests’ listeners, cloud metadata at 169.254.169.254) are denied.',
-        `IPAddressDeny=${USER_NET_DENY.join(' ')}`]);
+      service.push([
+        'User-mode networking: whatever QEMU reaches, the guest reaches (10.0.2.2 is the host’s 127.0.0.1). The host’s loopback and link-local addresses (local services, other guests’ listeners, cloud metadata at 169.254.169.254) are denied.',
+        `IPAddressDeny=${USER_NET_DENY.join(' ')}`,
+      ]);
   }
-  service.push(
-    ['System calls: native ABI only, the service set plus seccomp (QEMU’s -sandbox needs it), and nothing that mounts, loads modules, reboots or debugs.',
-      'SystemCallArchitectures=native',
-      'SystemCallFilter=@system-service seccomp',
-      'SystemCallFilter=~@clock @cpu-emulation @debug @module @mount @obsolete @privileged @raw-io @reboot @swap',
-      'SystemCallErrorNumber=EPERM'],
-  );
+  service.push([
+    'System calls: native ABI only, the service set plus seccomp (QEMU’s -sandbox needs it), and nothing that mounts, loads modules, reboots or debugs.',
+    'SystemCallArchitectures=native',
+    'SystemCallFilter=@system-service seccomp',
+    'SystemCallFilter=~@clock @cpu-emulation @debug @module @mount @obsolete @privileged @raw-io @reboot @swap',
+    'SystemCallErrorNumber=EPERM',
+  ]);
   if (a.useCase === 'virtualization')
-    service.push(['Under KVM QEMU generates no code, so no memory may be both writable and executable (VFIO maps device memory read-write, never executable).', 'MemoryDenyWriteExecute=yes']);
-  else service.push(['No MemoryDenyWriteExecute= here: under TCG QEMU writes the code it then runs (its translation cache).']);
+    service.push([
+      'Under KVM QEMU generates no code, so no memory may be both writable and executable (VFIO maps device memory read-write, never executable).',
+      'MemoryDenyWriteExecute=yes',
+    ]);
+  else
+    service.push([
+      'No MemoryDenyWriteExecute= here: under TCG QEMU writes the code it then runs (its translation cache).',
+    ]);
   if (vfio) service.push(['VFIO pins all guest memory.', `LimitMEMLOCK=${G.memoryMaxMiB(g)}M`]);
   service.push(['No core dumps: a dump of QEMU would hold the guest’s RAM.', 'LimitCORE=0']);
   for (const b of CONFINEMENT) if (b.confines(g)) service.push(b.unitLines(g));
   const l = g.limits;
-  service.push(
-    ['Resource limits: the guest cannot take more than its share of the host.',
-      `CPUWeight=${l.cpuWeight}`, `CPUQuota=${G.cpuQuotaPercent(g)}%`,
-      ...(l.memoryHighMiB ? [`MemoryHigh=${l.memoryHighMiB}M`] : []),
-      `MemoryMax=${G.memoryMaxMiB(g)}M`, 'MemorySwapMax=0',
-      `IOWeight=${l.ioWeight}`,
-      ...l.ioBandwidth.flatMap((b) => [
-        ...(b.readBytesPerSecond ? [`IOReadBandwidthMax=${systemdPathWord(b.device)} ${b.readBytesPerSecond}`] : []),
-        ...(b.writeBytesPerSecond ? [`IOWriteBandwidthMax=${systemdPathWord(b.device)} ${b.writeBytesPerSecond}`] : []),
-      ]),
-      `TasksMax=${l.tasksMax}`],
-  );
+  service.push([
+    'Resource limits: the guest cannot take more than its share of the host.',
+    `CPUWeight=${l.cpuWeight}`,
+    `CPUQuota=${G.cpuQuotaPercent(g)}%`,
+    ...(l.memoryHighMiB ? [`MemoryHigh=${l.memoryHighMiB}M`] : []),
+    `MemoryMax=${G.memoryMaxMiB(g)}M`,
+    'MemorySwapMax=0',
+    `IOWeight=${l.ioWeight}`,
+    ...l.ioBandwidth.flatMap((b) => [
+      ...(b.readBytesPerSecond ? [`IOReadBandwidthMax=${systemdPathWord(b.device)} ${b.readBytesPerSecond}`] : []),
+      ...(b.writeBytesPerSecond ? [`IOWriteBandwidthMax=${systemdPathWord(b.device)} ${b.writeBytesPerSecond}`] : []),
+    ]),
+    `TasksMax=${l.tasksMax}`,
+  ]);
 
   return render([
     ['Unit', unit],
@@ -211,32 +298,70 @@ export function tapService(g: Guest): string | undefined {
   const user = G.userName(g);
   const start = [
     `ExecStart=${ip} tuntap add dev ${systemdExecWord(dev)} mode tap user ${user} group ${user}${g.network.vhost ? ' vnet_hdr' : ''}`,
-    ...(g.network.bridge ? [`ExecStart=${ip} link set dev ${systemdExecWord(dev)} master ${systemdExecWord(g.network.bridge)}`] : []),
+    ...(g.network.bridge
+      ? [`ExecStart=${ip} link set dev ${systemdExecWord(dev)} master ${systemdExecWord(g.network.bridge)}`]
+      : []),
     `ExecStart=${ip} link set dev ${systemdExecWord(dev)} up`,
   ];
   return render([
-    ['Unit', [
-      `Description=${systemdText(`Tap device ${dev} for QEMU guest ${g.name}`)}`,
-      `Before=${G.unitName(g)}`,
-      'After=network-pre.target',
-      ...(g.network.bridge ? [`After=${systemdUnitPath(`/sys/subsystem/net/devices/${g.network.bridge}`)}.device`] : []),
-    ]],
-    ['Service', [
-      'Type=oneshot',
-      'RemainAfterExit=yes',
-      ['A tap left over from an unclean stop is removed first.', `ExecStartPre=-${ip} link delete dev ${systemdExecWord(dev)}`],
-      ...start,
-      `ExecStop=${ip} link delete dev ${systemdExecWord(dev)}`,
-      ['Only the one capability creating network devices needs, and only the tun device.',
-        'CapabilityBoundingSet=CAP_NET_ADMIN', 'NoNewPrivileges=yes', 'DevicePolicy=closed', 'DeviceAllow=/dev/net/tun rw'],
-      ['Everything else this short-lived helper could touch is read-only or absent.',
-        'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'PrivateMounts=yes', 'ProtectKernelTunables=yes',
-        'ProtectKernelModules=yes', 'ProtectKernelLogs=yes', 'ProtectControlGroups=yes', 'ProtectClock=yes', 'ProtectHostname=yes',
-        'ProtectProc=invisible', 'ProcSubset=pid', 'RestrictNamespaces=yes', 'RestrictRealtime=yes', 'RestrictSUIDSGID=yes',
-        'LockPersonality=yes', 'MemoryDenyWriteExecute=yes', 'UMask=0077', 'IPAddressDeny=any',
-        'RestrictAddressFamilies=AF_NETLINK AF_UNIX', 'SystemCallArchitectures=native',
-        'SystemCallFilter=@system-service', 'SystemCallFilter=~@privileged @resources', 'SystemCallErrorNumber=EPERM'],
-    ]],
+    [
+      'Unit',
+      [
+        `Description=${systemdText(`Tap device ${dev} for QEMU guest ${g.name}`)}`,
+        `Before=${G.unitName(g)}`,
+        'After=network-pre.target',
+        ...(g.network.bridge
+          ? [`After=${systemdUnitPath(`/sys/subsystem/net/devices/${g.network.bridge}`)}.device`]
+          : []),
+      ],
+    ],
+    [
+      'Service',
+      [
+        'Type=oneshot',
+        'RemainAfterExit=yes',
+        [
+          'A tap left over from an unclean stop is removed first.',
+          `ExecStartPre=-${ip} link delete dev ${systemdExecWord(dev)}`,
+        ],
+        ...start,
+        `ExecStop=${ip} link delete dev ${systemdExecWord(dev)}`,
+        [
+          'Only the one capability creating network devices needs, and only the tun device.',
+          'CapabilityBoundingSet=CAP_NET_ADMIN',
+          'NoNewPrivileges=yes',
+          'DevicePolicy=closed',
+          'DeviceAllow=/dev/net/tun rw',
+        ],
+        [
+          'Everything else this short-lived helper could touch is read-only or absent.',
+          'ProtectSystem=strict',
+          'ProtectHome=yes',
+          'PrivateTmp=yes',
+          'PrivateMounts=yes',
+          'ProtectKernelTunables=yes',
+          'ProtectKernelModules=yes',
+          'ProtectKernelLogs=yes',
+          'ProtectControlGroups=yes',
+          'ProtectClock=yes',
+          'ProtectHostname=yes',
+          'ProtectProc=invisible',
+          'ProcSubset=pid',
+          'RestrictNamespaces=yes',
+          'RestrictRealtime=yes',
+          'RestrictSUIDSGID=yes',
+          'LockPersonality=yes',
+          'MemoryDenyWriteExecute=yes',
+          'UMask=0077',
+          'IPAddressDeny=any',
+          'RestrictAddressFamilies=AF_NETLINK AF_UNIX',
+          'SystemCallArchitectures=native',
+          'SystemCallFilter=@system-service',
+          'SystemCallFilter=~@privileged @resources',
+          'SystemCallErrorNumber=EPERM',
+        ],
+      ],
+    ],
   ]);
 }
 
@@ -244,27 +369,66 @@ export function tapService(g: Guest): string | undefined {
 export function logrotateService(): string {
   return render([
     ['Unit', ['Description=Rotate the serial logs of qemu-harden guests', 'Documentation=man:logrotate(8)']],
-    ['Service', [
-      'Type=oneshot',
-      `ExecStart=/usr/sbin/logrotate --state ${L.STATE_PATH} ${L.CONFIG_PATH}`,
-      ['Becoming each guest’s user (su in the configuration) and reading its log directory are all it may do as root.',
-        'CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_DAC_READ_SEARCH', 'NoNewPrivileges=yes', 'UMask=0077'],
-      ['Only the guests’ log directories and its own state file are writable; nothing else on the host.',
-        'ProtectSystem=strict', 'ReadWritePaths=/var/log/qemu-harden /var/lib/qemu-harden',
-        'ProtectHome=yes', 'PrivateTmp=yes', 'PrivateDevices=yes', 'PrivateNetwork=yes', 'IPAddressDeny=any', 'RestrictAddressFamilies=AF_UNIX',
-        'PrivateMounts=yes', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectKernelLogs=yes', 'ProtectControlGroups=yes',
-        'ProtectClock=yes', 'ProtectHostname=yes', 'ProtectProc=invisible', 'ProcSubset=pid', 'RestrictNamespaces=yes', 'RestrictRealtime=yes',
-        'RestrictSUIDSGID=yes', 'LockPersonality=yes', 'MemoryDenyWriteExecute=yes', 'RemoveIPC=yes',
-        'SystemCallArchitectures=native', 'SystemCallFilter=@system-service', 'SystemCallFilter=~@resources', 'SystemCallErrorNumber=EPERM'],
-    ]],
+    [
+      'Service',
+      [
+        'Type=oneshot',
+        `ExecStart=/usr/sbin/logrotate --state ${L.STATE_PATH} ${L.CONFIG_PATH}`,
+        [
+          'Becoming each guest’s user (su in the configuration) and reading its log directory are all it may do as root.',
+          'CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_DAC_READ_SEARCH',
+          'NoNewPrivileges=yes',
+          'UMask=0077',
+        ],
+        [
+          'Only the guests’ log directories and its own state file are writable; nothing else on the host.',
+          'ProtectSystem=strict',
+          'ReadWritePaths=/var/log/qemu-harden /var/lib/qemu-harden',
+          'ProtectHome=yes',
+          'PrivateTmp=yes',
+          'PrivateDevices=yes',
+          'PrivateNetwork=yes',
+          'IPAddressDeny=any',
+          'RestrictAddressFamilies=AF_UNIX',
+          'PrivateMounts=yes',
+          'ProtectKernelTunables=yes',
+          'ProtectKernelModules=yes',
+          'ProtectKernelLogs=yes',
+          'ProtectControlGroups=yes',
+          'ProtectClock=yes',
+          'ProtectHostname=yes',
+          'ProtectProc=invisible',
+          'ProcSubset=pid',
+          'RestrictNamespaces=yes',
+          'RestrictRealtime=yes',
+          'RestrictSUIDSGID=yes',
+          'LockPersonality=yes',
+          'MemoryDenyWriteExecute=yes',
+          'RemoveIPC=yes',
+          'SystemCallArchitectures=native',
+          'SystemCallFilter=@system-service',
+          'SystemCallFilter=~@resources',
+          'SystemCallErrorNumber=EPERM',
+        ],
+      ],
+    ],
   ]);
 }
 
 export function logrotateTimer(): string {
   return render([
     ['Unit', ['Description=Rotate the serial logs of qemu-harden guests every minute']],
-    ['Timer', [[`A guest can fill its log quickly: it is checked every ${L.IN_WORDS.interval}, and rotated past ${L.IN_WORDS.size}.`,
-      `OnActiveSec=${L.INTERVAL}`, `OnUnitActiveSec=${L.INTERVAL}`, 'AccuracySec=5s']]],
+    [
+      'Timer',
+      [
+        [
+          `A guest can fill its log quickly: it is checked every ${L.IN_WORDS.interval}, and rotated past ${L.IN_WORDS.size}.`,
+          `OnActiveSec=${L.INTERVAL}`,
+          `OnUnitActiveSec=${L.INTERVAL}`,
+          'AccuracySec=5s',
+        ],
+      ],
+    ],
     ['Install', ['WantedBy=timers.target']],
   ]);
 }
@@ -272,7 +436,17 @@ export function logrotateTimer(): string {
 export function slice(): string {
   return render([
     ['Unit', ['Description=QEMU guests managed by qemu-harden', 'Before=slices.target']],
-    ['Slice', [['Every guest gets an equal default share; per-guest limits are on each guest’s service.',
-      'CPUAccounting=yes', 'MemoryAccounting=yes', 'IOAccounting=yes', 'TasksAccounting=yes']]],
+    [
+      'Slice',
+      [
+        [
+          'Every guest gets an equal default share; per-guest limits are on each guest’s service.',
+          'CPUAccounting=yes',
+          'MemoryAccounting=yes',
+          'IOAccounting=yes',
+          'TasksAccounting=yes',
+        ],
+      ],
+    ],
   ]);
 }

@@ -57,13 +57,22 @@ export function nameGuest(raw: string | undefined, fallback: string, source: str
     return raw;
   }
   const n = toGuestName(raw, fallback);
-  log.carry(source, `name ${JSON.stringify(raw.slice(0, 80))} is not a valid guest name (lower-case letters, digits and "-", 1-24 characters); mapped to "${n}"`);
+  log.carry(
+    source,
+    `name ${JSON.stringify(raw.slice(0, 80))} is not a valid guest name (lower-case letters, digits and "-", 1-24 characters); mapped to "${n}"`,
+  );
   return n;
 }
 
 /** A one-line description for the answers (and the unit's Description=): the first non-empty line, control
  * characters dropped, at most 200 characters. */
-export function describeGuest(raw: string | undefined, source: string, g: Record<string, unknown>, prov: Provenance, log: GuestLog): void {
+export function describeGuest(
+  raw: string | undefined,
+  source: string,
+  g: Record<string, unknown>,
+  prov: Provenance,
+  log: GuestLog,
+): void {
   const line = (raw ?? '')
     .split('\n')
     .map((l) => l.replace(/[\u0000-\u001f\u007f]/g, ' ').trim())
@@ -71,7 +80,10 @@ export function describeGuest(raw: string | undefined, source: string, g: Record
   if (!line) return;
   g.description = line.length > 200 ? `${line.slice(0, 199)}…` : line;
   prov.push(['description', source]);
-  log.carry(source, `description ${JSON.stringify(g.description)}${line.length > 200 ? ' (first 200 characters)' : ''}`);
+  log.carry(
+    source,
+    `description ${JSON.stringify(g.description)}${line.length > 200 ? ' (first 200 characters)' : ''}`,
+  );
 }
 
 /** Answers paths inside one guest (`disks.0`) to the source element or key they came from. */
@@ -87,7 +99,12 @@ export interface ImportedGuest {
  * refuses the guest, named by the source element or key the value came from, or, for a value the source lacks
  * (`absent`: answers path → where the source would say it), by where it would be.
  */
-export function checkGuest(imp: ImportedGuest, prov: Provenance, log: GuestLog, absent: Record<string, string> = {}): void {
+export function checkGuest(
+  imp: ImportedGuest,
+  prov: Provenance,
+  log: GuestLog,
+  absent: Record<string, string> = {},
+): void {
   const name = imp.guest.name as string;
   const doc = {
     schemaVersion: 1,
@@ -176,11 +193,23 @@ function assemble(kind: ImportReport['source'], results: GuestResult[]): { docum
         problems.push(gi >= 0 ? `${owner[gi]}: ${m}` : m);
       });
   }
-  const outcome = problems.length || guests.length < results.length || results.length === 0 ? 'refused' : worstOutcome(reports.map((g) => g.outcome));
+  const outcome =
+    problems.length || guests.length < results.length || results.length === 0
+      ? 'refused'
+      : worstOutcome(reports.map((g) => g.outcome));
   if (outcome === 'refused') document = null;
   return {
     document,
-    report: { format: 'qemu-harden-import-report', version: 1, source: kind, out: null, written: false, outcome, guests: reports, problems },
+    report: {
+      format: 'qemu-harden-import-report',
+      version: 1,
+      source: kind,
+      out: null,
+      written: false,
+      outcome,
+      guests: reports,
+      problems,
+    },
   };
 }
 
@@ -213,9 +242,17 @@ export function importDocuments(
  * A CPU model the QEMU of this host does not know would make the bundle's unit fail at start (and `verify`
  * says so): such a model is left at the bundle's default, and the report says why.
  */
-export function knownCpuModel(model: string, log: GuestLog, source: string, binary = '/usr/bin/qemu-system-x86_64'): boolean {
+export function knownCpuModel(
+  model: string,
+  log: GuestLog,
+  source: string,
+  binary = '/usr/bin/qemu-system-x86_64',
+): boolean {
   const known = cpuModelsSync(binary);
   if (!known || known.includes(model)) return true;
-  log.secureDefault(source, `CPU model "${model}" is not one ${binary} knows here (${binary.split('/').pop()} -cpu help); the bundle's default CPU model is used`);
+  log.secureDefault(
+    source,
+    `CPU model "${model}" is not one ${binary} knows here (${binary.split('/').pop()} -cpu help); the bundle's default CPU model is used`,
+  );
   return false;
 }

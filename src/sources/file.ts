@@ -13,7 +13,9 @@ export function parseAnswersText(text: string, source: string): unknown {
     const doc = parseYaml(text, { maxAliasCount: 100, uniqueKeys: true });
     return doc;
   } catch (e) {
-    throw new InputError(`${source}: not valid ${source.endsWith('.json') || trimmed.startsWith('{') ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`);
+    throw new InputError(
+      `${source}: not valid ${source.endsWith('.json') || trimmed.startsWith('{') ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`,
+    );
   }
 }
 
@@ -25,10 +27,14 @@ export function readAnswersFile(file: string): unknown {
     size = st.size;
   } catch (e) {
     if (e instanceof InputError) throw e;
-    throw new InputError(`--answers: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new InputError(
+      `--answers: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
-  if (size > MAX_ANSWERS_BYTES) throw new InputError(`--answers: ${file} is ${size} bytes; an answers file is at most ${MAX_ANSWERS_BYTES} bytes`);
+  if (size > MAX_ANSWERS_BYTES)
+    throw new InputError(`--answers: ${file} is ${size} bytes; an answers file is at most ${MAX_ANSWERS_BYTES} bytes`);
   const doc = parseAnswersText(readFileSync(file, 'utf8'), file);
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new InputError(`${file}: must hold one object (the answers document)`);
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+    throw new InputError(`${file}: must hold one object (the answers document)`);
   return doc;
 }

@@ -3,7 +3,19 @@
 // element is carried into the answers, changed to the secure default, or refused — and the report says which.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { InputError } from '../errors.js';
-import { checkGuest, importDocuments, describeGuest, toGuestName, checkText, iommuGroupOf, knownCpuModel, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
+import {
+  checkGuest,
+  importDocuments,
+  describeGuest,
+  toGuestName,
+  checkText,
+  iommuGroupOf,
+  knownCpuModel,
+  nameGuest,
+  type ImportedGuest,
+  type Provenance,
+  RISK_REASON,
+} from './common.js';
 import { GuestLog } from './report.js';
 
 type Node = Record<string, unknown>;
@@ -49,17 +61,24 @@ function decode(s: string): string {
 
 const kids = (n: Node | undefined, tag: string): Node[] => (n && Array.isArray(n[tag]) ? (n[tag] as Node[]) : []);
 const kid = (n: Node | undefined, tag: string): Node | undefined => kids(n, tag)[0];
-const attr = (n: Node | undefined, a: string): string | undefined => (n && typeof n[`@${a}`] === 'string' ? decode(n[`@${a}`] as string) : undefined);
-const text = (n: Node | undefined): string | undefined => (n && typeof n['#text'] === 'string' ? decode(n['#text'] as string) : undefined);
+const attr = (n: Node | undefined, a: string): string | undefined =>
+  n && typeof n[`@${a}`] === 'string' ? decode(n[`@${a}`] as string) : undefined;
+const text = (n: Node | undefined): string | undefined =>
+  n && typeof n['#text'] === 'string' ? decode(n['#text'] as string) : undefined;
 const childText = (n: Node | undefined, tag: string) => text(kid(n, tag));
 
 /** Parse domain XML text into its root element, refusing what the parser must never see. */
 export function parseDomainXml(xml: string, where: string): Node {
   checkText(xml, where);
   if (/<!DOCTYPE/i.test(xml) || /<!ENTITY/i.test(xml))
-    throw new InputError(`${where}: <!DOCTYPE> is refused: domain XML needs no document type, and entity declarations in it are how XML bombs and external-entity reads work`);
+    throw new InputError(
+      `${where}: <!DOCTYPE> is refused: domain XML needs no document type, and entity declarations in it are how XML bombs and external-entity reads work`,
+    );
   const stray = /&(?!#x[0-9a-fA-F]{1,6};|#[0-9]{1,7};|lt;|gt;|amp;|quot;|apos;)([^\s;<]{0,20};?)/.exec(xml);
-  if (stray) throw new InputError(`${where}: "&${stray[1]}" is not one of XML's predefined entities or a character reference; no other entity is expanded`);
+  if (stray)
+    throw new InputError(
+      `${where}: "&${stray[1]}" is not one of XML's predefined entities or a character reference; no other entity is expanded`,
+    );
   // The parser goes first: it stops at the depth bound at once, where the validator would walk all of a deeply
   // nested file. Nothing it returns is used unless the validator then finds the document well-formed.
   let doc: Node;
@@ -71,10 +90,14 @@ export function parseDomainXml(xml: string, where: string): Node {
     doc = {};
   }
   const v = XMLValidator.validate(xml);
-  if (v !== true) throw new InputError(`${where}: not well-formed XML (line ${v.err.line}, column ${v.err.col}): ${v.err.msg}`);
+  if (v !== true)
+    throw new InputError(`${where}: not well-formed XML (line ${v.err.line}, column ${v.err.col}): ${v.err.msg}`);
   const root = kid(doc, 'domain');
   const tops = Object.keys(doc).filter((k) => !k.startsWith('?'));
-  if (!root || tops.length !== 1) throw new InputError(`${where}: the document element must be <domain> (found ${tops.map((t) => `<${t}>`).join(', ') || 'nothing'})`);
+  if (!root || tops.length !== 1)
+    throw new InputError(
+      `${where}: the document element must be <domain> (found ${tops.map((t) => `<${t}>`).join(', ') || 'nothing'})`,
+    );
   return root;
 }
 
@@ -118,7 +141,8 @@ export function parseQemuConf(textIn: string, where: string): QemuConf {
     }
     const q = /^"((?:[^"\\]|\\.)*)"$/.exec(v);
     if (q) v = q[1]!.replace(/\\(.)/g, '$1');
-    else if (!/^-?\d+$/.test(v)) throw new InputError(`${where}:${i + 1}: ${m[1]}: expected a quoted string, a number or a list`);
+    else if (!/^-?\d+$/.test(v))
+      throw new InputError(`${where}:${i + 1}: ${m[1]}: expected a quoted string, a number or a list`);
     values.set(m[1]!, v);
   }
   const bool = (k: string) => (values.has(k) ? values.get(k) !== '0' : undefined);
@@ -135,8 +159,20 @@ export function parseQemuConf(textIn: string, where: string): QemuConf {
 }
 
 const UNITS: Record<string, number> = {
-  b: 1, bytes: 1, k: 1024, kib: 1024, kb: 1000, m: 1024 ** 2, mib: 1024 ** 2, mb: 1000 ** 2,
-  g: 1024 ** 3, gib: 1024 ** 3, gb: 1000 ** 3, t: 1024 ** 4, tib: 1024 ** 4, tb: 1000 ** 4,
+  b: 1,
+  bytes: 1,
+  k: 1024,
+  kib: 1024,
+  kb: 1000,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  mb: 1000 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+  gb: 1000 ** 3,
+  t: 1024 ** 4,
+  tib: 1024 ** 4,
+  tb: 1000 ** 4,
 };
 
 /** A libvirt scaled integer (`<memory unit='KiB'>`) in bytes; KiB when no unit is given, as libvirt reads it. */
@@ -152,12 +188,55 @@ const MiB = 1024 * 1024;
 
 /** Elements the bundle decides itself: leaving them out changes nothing the operator chose. */
 const STRUCTURAL = new Set([
-  'name', 'uuid', 'genid', 'title', 'description', 'metadata', 'memory', 'currentMemory', 'vcpu', 'vcpus', 'os', 'features',
-  'clock', 'on_poweroff', 'on_reboot', 'on_crash', 'on_lockfailure', 'pm', 'devices', 'cpu', 'cputune', 'memtune',
-  'blkiotune', 'numatune', 'memoryBacking', 'iothreads', 'iothreadids', 'resource', 'seclabel', 'sysinfo', 'idmap',
-  'keywrap', 'perf', 'launchSecurity', 'maxMemory', 'defaultiothread', 'throttlegroups',
+  'name',
+  'uuid',
+  'genid',
+  'title',
+  'description',
+  'metadata',
+  'memory',
+  'currentMemory',
+  'vcpu',
+  'vcpus',
+  'os',
+  'features',
+  'clock',
+  'on_poweroff',
+  'on_reboot',
+  'on_crash',
+  'on_lockfailure',
+  'pm',
+  'devices',
+  'cpu',
+  'cputune',
+  'memtune',
+  'blkiotune',
+  'numatune',
+  'memoryBacking',
+  'iothreads',
+  'iothreadids',
+  'resource',
+  'seclabel',
+  'sysinfo',
+  'idmap',
+  'keywrap',
+  'perf',
+  'launchSecurity',
+  'maxMemory',
+  'defaultiothread',
+  'throttlegroups',
 ]);
-const STRUCTURAL_DEVICES = new Set(['emulator', 'controller', 'input', 'memballoon', 'video', 'disk', 'interface', 'graphics', 'hostdev']);
+const STRUCTURAL_DEVICES = new Set([
+  'emulator',
+  'controller',
+  'input',
+  'memballoon',
+  'video',
+  'disk',
+  'interface',
+  'graphics',
+  'hostdev',
+]);
 
 export interface LibvirtOptions {
   qemuConf?: QemuConf;
@@ -167,7 +246,11 @@ export interface LibvirtOptions {
 }
 
 /** One domain: the answers guest it becomes (absent when refused) and the report of every decision. */
-export function importDomain(xml: string, file: string, opts: LibvirtOptions = {}): { imported?: ImportedGuest; log: GuestLog; sourceName: string | null } {
+export function importDomain(
+  xml: string,
+  file: string,
+  opts: LibvirtOptions = {},
+): { imported?: ImportedGuest; log: GuestLog; sourceName: string | null } {
   const log = new GuestLog();
   const dom = parseDomainXml(xml, file);
   const conf = opts.qemuConf ?? QEMU_CONF_DEFAULTS;
@@ -190,14 +273,21 @@ export function importDomain(xml: string, file: string, opts: LibvirtOptions = {
     if (k.startsWith('@') || k === '#text') continue;
     const prefix = k.includes(':') ? k.slice(0, k.indexOf(':')) : undefined;
     if (prefix !== undefined && qemuPrefixes.includes(prefix))
-      log.refuse(k, 'passes options straight to QEMU, around every check and confinement this bundle builds; move what it does into the domain proper');
-    else if (!STRUCTURAL.has(k) && prefix === undefined) log.secureDefault(k, 'not carried: qemu-harden has no equivalent for this element');
+      log.refuse(
+        k,
+        'passes options straight to QEMU, around every check and confinement this bundle builds; move what it does into the domain proper',
+      );
+    else if (!STRUCTURAL.has(k) && prefix === undefined)
+      log.secureDefault(k, 'not carried: qemu-harden has no equivalent for this element');
   }
 
   // Domain type: qemu-harden runs guests under KVM, the only case QEMU treats as a security boundary.
   const type = attr(dom, 'type');
   if (type !== 'kvm')
-    log.secureDefault('domain@type', `"${type ?? ''}" (emulation) is imported as KVM virtualization, the use case QEMU supports for isolation; choose emulation in the wizard if this host has no KVM`);
+    log.secureDefault(
+      'domain@type',
+      `"${type ?? ''}" (emulation) is imported as KVM virtualization, the use case QEMU supports for isolation; choose emulation in the wizard if this host has no KVM`,
+    );
 
   // Memory and vCPUs.
   const memBytes = bytesOf(kid(dom, 'memory'));
@@ -208,7 +298,8 @@ export function importDomain(xml: string, file: string, opts: LibvirtOptions = {
     prov.push(['memoryMiB', 'memory']);
     log.carry('memory', `${mib} MiB${memBytes % MiB ? ' (rounded up to whole MiB)' : ''}`);
   }
-  if (kid(dom, 'maxMemory')) log.secureDefault('maxMemory', 'memory hotplug is not carried; the guest has its boot-time memory only');
+  if (kid(dom, 'maxMemory'))
+    log.secureDefault('maxMemory', 'memory hotplug is not carried; the guest has its boot-time memory only');
   const vcpuNode = kid(dom, 'vcpu');
   const vcpus = vcpuNode ? text(vcpuNode) : '1';
   if (!vcpus || !/^\d{1,6}$/.test(vcpus)) log.refuse('vcpu', 'not a number');
@@ -217,7 +308,8 @@ export function importDomain(xml: string, file: string, opts: LibvirtOptions = {
     prov.push(['vcpus', 'vcpu']);
     log.carry('vcpu', `${vcpus} vCPU${vcpus === '1' ? '' : 's'}`);
   }
-  if (attr(vcpuNode, 'cpuset')) log.secureDefault('vcpu@cpuset', 'CPU pinning is not carried; the host scheduler places the vCPUs');
+  if (attr(vcpuNode, 'cpuset'))
+    log.secureDefault('vcpu@cpuset', 'CPU pinning is not carried; the host scheduler places the vCPUs');
   if (attr(vcpuNode, 'current') && attr(vcpuNode, 'current') !== vcpus)
     log.secureDefault('vcpu@current', `vCPU hotplug is not carried; the guest starts with all ${vcpus} vCPUs`);
 
@@ -227,11 +319,20 @@ export function importDomain(xml: string, file: string, opts: LibvirtOptions = {
   devices(dom, g, prov, log, risks, file, conf, confName, opts.sysfsPci);
 
   if (kid(dom, 'launchSecurity'))
-    log.refuse('launchSecurity', 'confidential-computing guests (SEV, SEV-SNP, TDX, s390 PV) need firmware and host support the bundle does not set up; running the guest without it would silently drop that protection');
+    log.refuse(
+      'launchSecurity',
+      'confidential-computing guests (SEV, SEV-SNP, TDX, s390 PV) need firmware and host support the bundle does not set up; running the guest without it would silently drop that protection',
+    );
   if (kid(dom, 'seclabel') && kids(dom, 'seclabel').some((s) => attr(s, 'type') === 'none'))
-    log.secureDefault('seclabel@type', '"none" is not carried: the bundle confines every guest (its own user, systemd sandbox, AppArmor profile)');
+    log.secureDefault(
+      'seclabel@type',
+      '"none" is not carried: the bundle confines every guest (its own user, systemd sandbox, AppArmor profile)',
+    );
   if (conf.migrateTlsForce === false)
-    log.secureDefault(`${confName}: migrate_tls_force`, 'migration without TLS is not carried; the bundle opens no migration listener unless you add one with TLS');
+    log.secureDefault(
+      `${confName}: migrate_tls_force`,
+      'migration without TLS is not carried; the bundle opens no migration listener unless you add one with TLS',
+    );
 
   if (log.refused.length) return { log, sourceName: rawName ?? null };
   const imported = { guest: g, risks };
@@ -257,13 +358,21 @@ function cpu(dom: Node, g: Record<string, unknown>, prov: Provenance, log: Guest
   kids(c, 'feature').forEach((f, i) => {
     const name = attr(f, 'name') ?? '';
     const policy = attr(f, 'policy') ?? 'require';
-    if (policy === 'optional') return log.secureDefault(`cpu/feature[${i + 1}]`, `optional feature "${name}" is left to the CPU model`);
+    if (policy === 'optional')
+      return log.secureDefault(`cpu/feature[${i + 1}]`, `optional feature "${name}" is left to the CPU model`);
     cpuOut.features.push(`${policy === 'disable' || policy === 'forbid' ? '-' : '+'}${name}`);
   });
   if (cpuOut.features.length) log.carry('cpu/feature', cpuOut.features.join(' '));
-  prov.push(['cpu.model', cpuOut.model && mode === 'custom' ? 'cpu/model' : 'cpu@mode'], ['cpu.features', 'cpu/feature']);
+  prov.push(
+    ['cpu.model', cpuOut.model && mode === 'custom' ? 'cpu/model' : 'cpu@mode'],
+    ['cpu.features', 'cpu/feature'],
+  );
   g.cpu = cpuOut;
-  if (kid(c, 'topology')) log.secureDefault('cpu/topology', 'sockets/cores/threads are not carried; the guest sees its vCPUs as single-core sockets');
+  if (kid(c, 'topology'))
+    log.secureDefault(
+      'cpu/topology',
+      'sockets/cores/threads are not carried; the guest sees its vCPUs as single-core sockets',
+    );
   if (kid(c, 'numa')) log.secureDefault('cpu/numa', 'guest NUMA cells are not carried');
   if (kid(c, 'cache')) log.secureDefault('cpu/cache', 'CPU cache passthrough is not carried');
 }
@@ -272,20 +381,26 @@ function os(dom: Node, g: Record<string, unknown>, prov: Provenance, log: GuestL
   const o = kid(dom, 'os');
   const t = kid(o, 'type');
   const arch = attr(t, 'arch');
-  if (arch && arch !== 'x86_64' && arch !== 'i686') log.refuse('os/type@arch', `"${arch}" is not an x86 guest; the bundle runs qemu-system-x86_64`);
+  if (arch && arch !== 'x86_64' && arch !== 'i686')
+    log.refuse('os/type@arch', `"${arch}" is not an x86 guest; the bundle runs qemu-system-x86_64`);
   if (text(t) && text(t) !== 'hvm') log.refuse('os/type', `"${text(t)}" guests are not full virtual machines`);
   const machine = attr(t, 'machine');
   g.machine = machine ?? 'pc';
   prov.push(['machine', 'os/type@machine']);
-  log.carry('os/type@machine', machine ? `machine type "${machine}"` : 'no machine type given; "pc", as libvirt picks for x86');
+  log.carry(
+    'os/type@machine',
+    machine ? `machine type "${machine}"` : 'no machine type given; "pc", as libvirt picks for x86',
+  );
 
   const loader = kid(o, 'loader');
   const nvram = kid(o, 'nvram');
   const efi = attr(o, 'firmware') === 'efi' || (loader && attr(loader, 'type') !== 'rom') || nvram !== undefined;
   const fwFeatures = kids(kid(o, 'firmware'), 'feature');
   const secure =
-    attr(loader, 'secure') === 'yes' || fwFeatures.some((f) => attr(f, 'name') === 'secure-boot' && attr(f, 'enabled') === 'yes');
-  if (loader && attr(loader, 'type') === 'rom') log.refuse('os/loader@type', '"rom": a custom BIOS image is not in the answers model');
+    attr(loader, 'secure') === 'yes' ||
+    fwFeatures.some((f) => attr(f, 'name') === 'secure-boot' && attr(f, 'enabled') === 'yes');
+  if (loader && attr(loader, 'type') === 'rom')
+    log.refuse('os/loader@type', '"rom": a custom BIOS image is not in the answers model');
   else if (efi) {
     const fw: Record<string, unknown> = { type: 'uefi' };
     const keys = fwFeatures.find((f) => attr(f, 'name') === 'enrolled-keys');
@@ -304,7 +419,11 @@ function os(dom: Node, g: Record<string, unknown>, prov: Provenance, log: GuestL
       fw.code = code;
       prov.push(['firmware.code', 'os/loader']);
       log.carry('os/loader', `UEFI firmware ${code}`);
-      if (attr(loader, 'readonly') === 'no') log.secureDefault('os/loader@readonly', 'the firmware image is mapped read-only; variables live in a per-guest copy of the template');
+      if (attr(loader, 'readonly') === 'no')
+        log.secureDefault(
+          'os/loader@readonly',
+          'the firmware image is mapped read-only; variables live in a per-guest copy of the template',
+        );
     } else log.carry(attr(o, 'firmware') ? 'os@firmware' : 'os/nvram', 'UEFI firmware (the host’s OVMF)');
     const tmpl = attr(nvram, 'template');
     if (tmpl) {
@@ -312,7 +431,11 @@ function os(dom: Node, g: Record<string, unknown>, prov: Provenance, log: GuestL
       prov.push(['firmware.varsTemplate', 'os/nvram@template']);
       log.carry('os/nvram@template', `UEFI variables template ${tmpl}`);
     }
-    if (nvram && text(nvram)) log.secureDefault('os/nvram', `the guest's variables file ${text(nvram)} is not carried; the bundle starts from the template in its own state directory`);
+    if (nvram && text(nvram))
+      log.secureDefault(
+        'os/nvram',
+        `the guest's variables file ${text(nvram)} is not carried; the bundle starts from the template in its own state directory`,
+      );
     g.firmware = fw;
     prov.push(['firmware', attr(o, 'firmware') ? 'os@firmware' : 'os/loader']);
   } else log.carry('os', 'BIOS firmware');
@@ -327,8 +450,17 @@ function os(dom: Node, g: Record<string, unknown>, prov: Provenance, log: GuestL
     if (cmdline !== undefined && cmdline !== '') boot.cmdline = cmdline;
     if (dtb) boot.deviceTree = dtb;
     g.boot = boot;
-    prov.push(['boot.kernel', 'os/kernel'], ['boot.initrd', 'os/initrd'], ['boot.cmdline', 'os/cmdline'], ['boot.deviceTree', 'os/dtb'], ['boot', 'os/kernel']);
-    log.carry('os/kernel', `direct kernel boot: ${kernel}${initrd ? `, initrd ${initrd}` : ''}${cmdline ? `, command line ${JSON.stringify(cmdline)}` : ''}`);
+    prov.push(
+      ['boot.kernel', 'os/kernel'],
+      ['boot.initrd', 'os/initrd'],
+      ['boot.cmdline', 'os/cmdline'],
+      ['boot.deviceTree', 'os/dtb'],
+      ['boot', 'os/kernel'],
+    );
+    log.carry(
+      'os/kernel',
+      `direct kernel boot: ${kernel}${initrd ? `, initrd ${initrd}` : ''}${cmdline ? `, command line ${JSON.stringify(cmdline)}` : ''}`,
+    );
   }
 }
 
@@ -383,10 +515,26 @@ function tuning(dom: Node, g: Record<string, unknown>, prov: Provenance, log: Gu
     } else if (q !== undefined && q > 0 && p > 0) {
       limits.cpuQuotaPercent = Math.max(1, Math.ceil((q / p) * 100 * vcpus));
       prov.push(['limits.cpuQuotaPercent', 'cputune/quota']);
-      log.carry('cputune/quota', `${q}/${p} µs per vCPU × ${vcpus} vCPUs → CPUQuota=${limits.cpuQuotaPercent}% for the whole guest`);
+      log.carry(
+        'cputune/quota',
+        `${q}/${p} µs per vCPU × ${vcpus} vCPUs → CPUQuota=${limits.cpuQuotaPercent}% for the whole guest`,
+      );
     }
-    for (const tag of ['vcpupin', 'emulatorpin', 'iothreadpin', 'vcpusched', 'iothreadsched', 'emulatorsched', 'cachetune', 'memorytune'])
-      if (kid(ct, tag)) log.secureDefault(`cputune/${tag}`, 'pinning and real-time scheduling are not carried; the host scheduler places the guest');
+    for (const tag of [
+      'vcpupin',
+      'emulatorpin',
+      'iothreadpin',
+      'vcpusched',
+      'iothreadsched',
+      'emulatorsched',
+      'cachetune',
+      'memorytune',
+    ])
+      if (kid(ct, tag))
+        log.secureDefault(
+          `cputune/${tag}`,
+          'pinning and real-time scheduling are not carried; the host scheduler places the guest',
+        );
   }
   const mt = kid(dom, 'memtune');
   if (mt) {
@@ -395,15 +543,24 @@ function tuning(dom: Node, g: Record<string, unknown>, prov: Provenance, log: Gu
       const b = bytesOf(kid(mt, tag));
       if (b === undefined) return;
       const mib = Math.ceil(b / MiB);
-      if (mib < mem) return log.secureDefault(`memtune/${tag}`, `${mib} MiB is below the guest's memory (${mem} MiB); left unset (the bundle's own ${directive === 'MemoryMax' ? `MemoryMax of guest memory plus QEMU's overhead` : 'limits'} apply)`);
+      if (mib < mem)
+        return log.secureDefault(
+          `memtune/${tag}`,
+          `${mib} MiB is below the guest's memory (${mem} MiB); left unset (the bundle's own ${directive === 'MemoryMax' ? `MemoryMax of guest memory plus QEMU's overhead` : 'limits'} apply)`,
+        );
       limits[key] = mib;
       prov.push([`limits.${key}`, `memtune/${tag}`]);
       log.carry(`memtune/${tag}`, `${mib} MiB → ${directive}=${mib}M`);
     };
     lim('hard_limit', 'memoryMaxMiB', 'MemoryMax');
     lim('soft_limit', 'memoryHighMiB', 'MemoryHigh');
-    if (kid(mt, 'swap_hard_limit')) log.secureDefault('memtune/swap_hard_limit', 'the bundle sets MemorySwapMax=0: guest memory is never swapped, which is stricter than any swap limit');
-    if (kid(mt, 'min_guarantee')) log.secureDefault('memtune/min_guarantee', 'not carried (no cgroup v2 equivalent libvirt uses)');
+    if (kid(mt, 'swap_hard_limit'))
+      log.secureDefault(
+        'memtune/swap_hard_limit',
+        'the bundle sets MemorySwapMax=0: guest memory is never swapped, which is stricter than any swap limit',
+      );
+    if (kid(mt, 'min_guarantee'))
+      log.secureDefault('memtune/min_guarantee', 'not carried (no cgroup v2 equivalent libvirt uses)');
   }
   const bt = kid(dom, 'blkiotune');
   if (bt) {
@@ -411,7 +568,10 @@ function tuning(dom: Node, g: Record<string, unknown>, prov: Provenance, log: Gu
     if (w && /^\d{1,5}$/.test(w)) {
       limits.ioWeight = Number(w);
       prov.push(['limits.ioWeight', 'blkiotune/weight']);
-      log.carry('blkiotune/weight', `${w} → IOWeight=${w}, as libvirt writes it on cgroup v2 (default 100; on cgroup v1 the default was 500)`);
+      log.carry(
+        'blkiotune/weight',
+        `${w} → IOWeight=${w}, as libvirt writes it on cgroup v2 (default 100; on cgroup v1 the default was 500)`,
+      );
     }
     const bw: Record<string, unknown>[] = [];
     kids(bt, 'device').forEach((d, i) => {
@@ -429,27 +589,44 @@ function tuning(dom: Node, g: Record<string, unknown>, prov: Provenance, log: Gu
       if (r || wr) {
         prov.push([`limits.ioBandwidth.${bw.length}`, at]);
         bw.push(entry);
-        log.carry(at, `${path}: ${r ? `IOReadBandwidthMax ${r}` : ''}${r && wr ? ', ' : ''}${wr ? `IOWriteBandwidthMax ${wr}` : ''} bytes/s`);
+        log.carry(
+          at,
+          `${path}: ${r ? `IOReadBandwidthMax ${r}` : ''}${r && wr ? ', ' : ''}${wr ? `IOWriteBandwidthMax ${wr}` : ''} bytes/s`,
+        );
       }
       for (const tag of ['weight', 'read_iops_sec', 'write_iops_sec'])
-        if (kid(d, tag)) log.secureDefault(`${at}/${tag}`, 'per-device IO weight and IOPS limits are not in the answers model; not carried');
+        if (kid(d, tag))
+          log.secureDefault(
+            `${at}/${tag}`,
+            'per-device IO weight and IOPS limits are not in the answers model; not carried',
+          );
     });
     if (bw.length) limits.ioBandwidth = bw;
   }
   if (Object.keys(limits).length) g.limits = limits;
-  if (kid(dom, 'numatune')) log.secureDefault('numatune', 'NUMA memory placement is not carried; the host kernel places guest memory');
+  if (kid(dom, 'numatune'))
+    log.secureDefault('numatune', 'NUMA memory placement is not carried; the host kernel places guest memory');
   const mb = kid(dom, 'memoryBacking');
   if (mb) {
     for (const k of Object.keys(mb).filter((k) => !k.startsWith('@') && k !== '#text'))
-      log.secureDefault(`memoryBacking/${k}`, k === 'hugepages' ? 'huge pages are not carried; guest memory is ordinary private memory' : k === 'access' ? 'shared guest memory is not carried; guest memory stays private to QEMU' : 'not carried; guest memory is ordinary private anonymous memory');
+      log.secureDefault(
+        `memoryBacking/${k}`,
+        k === 'hugepages'
+          ? 'huge pages are not carried; guest memory is ordinary private memory'
+          : k === 'access'
+            ? 'shared guest memory is not carried; guest memory stays private to QEMU'
+            : 'not carried; guest memory is ordinary private anonymous memory',
+      );
   }
 }
 
 const NET_REFUSED: Record<string, string> = {
-  network: 'a libvirt-managed virtual network (dnsmasq, NAT and firewall rules libvirt runs) has no equivalent here; attach the guest to a bridge (type="bridge") instead',
+  network:
+    'a libvirt-managed virtual network (dnsmasq, NAT and firewall rules libvirt runs) has no equivalent here; attach the guest to a bridge (type="bridge") instead',
   direct: 'macvtap on a host interface is not supported; use a bridge',
   vhostuser: 'vhost-user hands guest memory to another process; not supported',
-  hostdev: 'a passed-through network function (SR-IOV) must be imported as a PCI host device; not supported as an interface',
+  hostdev:
+    'a passed-through network function (SR-IOV) must be imported as a PCI host device; not supported as an interface',
   vdpa: 'vDPA devices are not supported',
   mcast: 'socket networking (multicast) is not supported',
   udp: 'socket networking (UDP) is not supported',
@@ -491,18 +668,34 @@ function devices(
     const device = attr(d, 'device') ?? 'disk';
     const src = kid(d, 'source');
     const bus = attr(kid(d, 'target'), 'bus');
-    if (type === 'network') return log.refuse(`${at}/source@protocol`, `network disk (${attr(src, 'protocol') ?? 'unknown protocol'}${attr(src, 'name') ? ` ${attr(src, 'name')}` : ''}): QEMU would talk to a storage server itself; attach the volume on the host (e.g. krbd, iscsiadm) and import the block device`);
-    if (type !== 'file' && type !== 'block') return log.refuse(`${at}@type`, `"${type}" disks are not supported (only file and block)`);
-    if (device === 'lun') return log.refuse(`${at}@device`, '"lun" passes SCSI commands to a host device; not supported');
+    if (type === 'network')
+      return log.refuse(
+        `${at}/source@protocol`,
+        `network disk (${attr(src, 'protocol') ?? 'unknown protocol'}${attr(src, 'name') ? ` ${attr(src, 'name')}` : ''}): QEMU would talk to a storage server itself; attach the volume on the host (e.g. krbd, iscsiadm) and import the block device`,
+      );
+    if (type !== 'file' && type !== 'block')
+      return log.refuse(`${at}@type`, `"${type}" disks are not supported (only file and block)`);
+    if (device === 'lun')
+      return log.refuse(`${at}@device`, '"lun" passes SCSI commands to a host device; not supported');
     const path = attr(src, type === 'file' ? 'file' : 'dev');
     if (!path) {
-      if (device === 'cdrom' || device === 'floppy') return log.secureDefault(at, `empty ${device} drive is not carried`);
+      if (device === 'cdrom' || device === 'floppy')
+        return log.secureDefault(at, `empty ${device} drive is not carried`);
       return log.refuse(`${at}/source`, 'no source path');
     }
-    if (kid(d, 'encryption') || kid(src, 'encryption')) return log.refuse(`${at}/encryption`, 'encrypted disks need a secret the bundle does not manage');
+    if (kid(d, 'encryption') || kid(src, 'encryption'))
+      return log.refuse(`${at}/encryption`, 'encrypted disks need a secret the bundle does not manage');
     const backing = kid(d, 'backingStore');
-    if (backing && kid(backing, 'source')) return log.refuse(`${at}/backingStore`, 'a backing chain: QEMU would open files the bundle does not list (and AppArmor denies); flatten it with qemu-img convert first');
-    if (kid(d, 'transient')) return log.refuse(`${at}/transient`, 'a transient disk (changes discarded at shutdown) has no equivalent; it would become a disk whose writes persist');
+    if (backing && kid(backing, 'source'))
+      return log.refuse(
+        `${at}/backingStore`,
+        'a backing chain: QEMU would open files the bundle does not list (and AppArmor denies); flatten it with qemu-img convert first',
+      );
+    if (kid(d, 'transient'))
+      return log.refuse(
+        `${at}/transient`,
+        'a transient disk (changes discarded at shutdown) has no equivalent; it would become a disk whose writes persist',
+      );
     const driver = kid(d, 'driver');
     const fmt = attr(driver, 'type');
     let format: string;
@@ -514,23 +707,41 @@ function devices(
     const io = kid(d, 'iotune');
     if (io) {
       const th: Record<string, number> = {};
-      const map: [string, string][] = [['read_bytes_sec', 'readBytesPerSecond'], ['write_bytes_sec', 'writeBytesPerSecond'], ['read_iops_sec', 'readIops'], ['write_iops_sec', 'writeIops']];
+      const map: [string, string][] = [
+        ['read_bytes_sec', 'readBytesPerSecond'],
+        ['write_bytes_sec', 'writeBytesPerSecond'],
+        ['read_iops_sec', 'readIops'],
+        ['write_iops_sec', 'writeIops'],
+      ];
       for (const [tag, key] of map) {
         const v = childText(io, tag);
         if (v && /^\d{1,19}$/.test(v) && Number(v) > 0) th[key] = Number(v);
       }
       if (Object.keys(th).length) {
         disk.throttle = th;
-        log.carry(`${at}/iotune`, Object.entries(th).map(([k, v]) => `${k} ${v}`).join(', '));
+        log.carry(
+          `${at}/iotune`,
+          Object.entries(th)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', '),
+        );
       }
       const rest = Object.keys(io).filter((k) => !k.startsWith('@') && k !== '#text' && !map.some(([t]) => t === k));
-      if (rest.length) log.secureDefault(`${at}/iotune`, `${rest.join(', ')} not carried: the answers throttle reads and writes separately, without bursts or groups`);
+      if (rest.length)
+        log.secureDefault(
+          `${at}/iotune`,
+          `${rest.join(', ')} not carried: the answers throttle reads and writes separately, without bursts or groups`,
+        );
     }
     if (kid(d, 'shareable')) log.secureDefault(`${at}/shareable`, 'not shared: a writable disk belongs to one guest');
     prov.push([`disks.${disks.length}`, `${at}/source`], [`disks.${disks.length}.format`, `${at}/driver@type`]);
     disks.push(disk);
-    log.carry(at, `${type === 'block' ? 'block device' : 'file'} ${path}, ${format}${fmt === undefined ? ' (no format given: raw, as libvirt assumes; never probed)' : ''}${readOnly ? ', read-only' : ''}`);
-    if (bus && bus !== 'virtio') log.secureDefault(`${at}/target@bus`, `"${bus}" becomes virtio-blk: the guest needs virtio drivers`);
+    log.carry(
+      at,
+      `${type === 'block' ? 'block device' : 'file'} ${path}, ${format}${fmt === undefined ? ' (no format given: raw, as libvirt assumes; never probed)' : ''}${readOnly ? ', read-only' : ''}`,
+    );
+    if (bus && bus !== 'virtio')
+      log.secureDefault(`${at}/target@bus`, `"${bus}" becomes virtio-blk: the guest needs virtio drivers`);
   });
   if (disks.length) g.disks = disks;
 
@@ -539,15 +750,24 @@ function devices(
     const at = `devices/interface[${i + 1}]`;
     const type = attr(n, 'type') ?? '';
     if (NET_REFUSED[type]) return log.refuse(`${at}@type`, `"${type}": ${NET_REFUSED[type]}`);
-    if (type !== 'bridge' && type !== 'ethernet' && type !== 'user') return log.refuse(`${at}@type`, `"${type}" interfaces are not supported`);
-    if (kid(n, 'vlan')) return log.refuse(`${at}/vlan`, 'VLAN tags have no equivalent; without them the guest would land on the untagged network');
+    if (type !== 'bridge' && type !== 'ethernet' && type !== 'user')
+      return log.refuse(`${at}@type`, `"${type}" interfaces are not supported`);
+    if (kid(n, 'vlan'))
+      return log.refuse(
+        `${at}/vlan`,
+        'VLAN tags have no equivalent; without them the guest would land on the untagged network',
+      );
     if (g.network) return log.secureDefault(at, 'only one network interface per guest is carried; this one is not');
     const net: Record<string, unknown> = {};
     if (type === 'user') {
       net.mode = 'user';
       log.carry(at, 'user-mode networking');
       const backend = attr(kid(n, 'backend'), 'type');
-      if (backend && backend !== 'default') log.secureDefault(`${at}/backend@type`, `"${backend}" is replaced by QEMU's built-in user-mode stack (no helper process)`);
+      if (backend && backend !== 'default')
+        log.secureDefault(
+          `${at}/backend@type`,
+          `"${backend}" is replaced by QEMU's built-in user-mode stack (no helper process)`,
+        );
     } else {
       net.mode = 'tap';
       const bridge = attr(kid(n, 'source'), 'bridge');
@@ -560,22 +780,43 @@ function devices(
       if (tap && /^[a-z][a-z0-9-]{0,14}$/.test(tap) && !/^(vnet|macvtap|macvlan)\d+$/.test(tap)) {
         net.tapDevice = tap;
         prov.push(['network.tapDevice', `${at}/target@dev`]);
-      } else if (tap) log.secureDefault(`${at}/target@dev`, `tap name "${tap}" is libvirt's or not valid here; the bundle names its own`);
+      } else if (tap)
+        log.secureDefault(
+          `${at}/target@dev`,
+          `tap name "${tap}" is libvirt's or not valid here; the bundle names its own`,
+        );
       const drv = attr(kid(n, 'driver'), 'name');
       net.vhost = drv !== 'qemu';
-      log.carry(at, `tap device${net.tapDevice ? ` ${net.tapDevice as string}` : ''}${bridge ? ` on bridge ${bridge}` : ''}${net.vhost ? ' with vhost-net' : ''}`);
-      if (kid(n, 'script')) log.secureDefault(`${at}/script`, 'the ifup script is not run: QEMU may not spawn programs; the bundle creates the tap beforehand');
+      log.carry(
+        at,
+        `tap device${net.tapDevice ? ` ${net.tapDevice as string}` : ''}${bridge ? ` on bridge ${bridge}` : ''}${net.vhost ? ' with vhost-net' : ''}`,
+      );
+      if (kid(n, 'script'))
+        log.secureDefault(
+          `${at}/script`,
+          'the ifup script is not run: QEMU may not spawn programs; the bundle creates the tap beforehand',
+        );
     }
     const mac = attr(kid(n, 'mac'), 'address')?.toLowerCase();
     if (mac && /^52:54:00(:[0-9a-f]{2}){3}$/.test(mac)) {
       net.mac = mac;
       prov.push(['network.mac', `${at}/mac@address`]);
       log.carry(`${at}/mac@address`, mac);
-    } else if (mac) log.secureDefault(`${at}/mac@address`, `${mac} is not a QEMU 52:54:00 address; the bundle derives one from the guest name`);
+    } else if (mac)
+      log.secureDefault(
+        `${at}/mac@address`,
+        `${mac} is not a QEMU 52:54:00 address; the bundle derives one from the guest name`,
+      );
     const model = attr(kid(n, 'model'), 'type');
     if (model && model !== 'virtio') log.secureDefault(`${at}/model@type`, `"${model}" becomes virtio-net`);
     for (const tag of ['filterref', 'bandwidth', 'port', 'portOptions'])
-      if (kid(n, tag)) log.secureDefault(`${at}/${tag}`, tag === 'filterref' ? 'the libvirt network filter is not carried; filter on the bridge or host firewall' : 'not carried');
+      if (kid(n, tag))
+        log.secureDefault(
+          `${at}/${tag}`,
+          tag === 'filterref'
+            ? 'the libvirt network filter is not carried; filter on the bridge or host firewall'
+            : 'not carried',
+        );
     prov.push(['network', at]);
     g.network = net;
   });
@@ -590,7 +831,11 @@ function devices(
     const listenSocket = sock !== undefined || listens.some((l) => attr(l, 'type') === 'socket');
     const addr = attr(gr, 'listen') ?? listens.map((l) => attr(l, 'address')).find(Boolean);
     const ln = listens.find((l) => attr(l, 'type') === 'network');
-    if (attr(gr, 'passwd') !== undefined) log.secureDefault(`${at}@passwd`, 'the VNC password is not carried (it would sit in clear text in the answers); VNC is reached through its unix socket or with TLS client certificates');
+    if (attr(gr, 'passwd') !== undefined)
+      log.secureDefault(
+        `${at}@passwd`,
+        'the VNC password is not carried (it would sit in clear text in the answers); VNC is reached through its unix socket or with TLS client certificates',
+      );
     if (type === 'vnc' || type === 'spice') {
       const tls = type === 'vnc' ? conf.vncTls : conf.spiceTls;
       const listen = addr ?? (type === 'vnc' ? conf.vncListen : conf.spiceListen);
@@ -602,7 +847,10 @@ function devices(
         log.carry(at, `${name} on a unix socket (the bundle's own path under the guest's runtime directory)`);
       } else if (ln) {
         g.display = { mode: local };
-        log.secureDefault(at, `${name} listens on libvirt network "${attr(ln, 'network') ?? ''}", which has no equivalent: ${name} on a unix socket instead, reachable only from the host`);
+        log.secureDefault(
+          at,
+          `${name} listens on libvirt network "${attr(ln, 'network') ?? ''}", which has no equivalent: ${name} on a unix socket instead, reachable only from the host`,
+        );
       } else if (tls && type === 'spice') {
         g.display = { mode: local };
         log.secureDefault(
@@ -611,18 +859,33 @@ function devices(
         );
       } else if (tls) {
         const p = port >= (type === 'vnc' ? 5900 : 1024) ? port : 5900;
-        g.display = { mode: type === 'vnc' ? 'vnc-tls' : 'spice-tls', listen, port: p, tlsDir: type === 'vnc' ? conf.vncTlsDir : conf.spiceTlsDir };
-        log.carry(at, `${name} with TLS on ${listen}:${p}, certificates from ${type === 'vnc' ? conf.vncTlsDir : conf.spiceTlsDir} (${confName})`);
+        g.display = {
+          mode: type === 'vnc' ? 'vnc-tls' : 'spice-tls',
+          listen,
+          port: p,
+          tlsDir: type === 'vnc' ? conf.vncTlsDir : conf.spiceTlsDir,
+        };
+        log.carry(
+          at,
+          `${name} with TLS on ${listen}:${p}, certificates from ${type === 'vnc' ? conf.vncTlsDir : conf.spiceTlsDir} (${confName})`,
+        );
         if (p !== port) log.secureDefault(`${at}@autoport`, `no fixed port; ${p} chosen (check it is free)`);
         const plain = Number(attr(gr, 'port') ?? '-1');
         if (type === 'spice' && attr(gr, 'tlsPort') && plain > 0)
-          log.secureDefault(`${at}@port`, `the plaintext SPICE port ${plain} is not opened: every channel goes over TLS on ${p}`);
+          log.secureDefault(
+            `${at}@port`,
+            `the plaintext SPICE port ${plain} is not opened: every channel goes over TLS on ${p}`,
+          );
       } else {
         g.display = { mode: local };
-        log.secureDefault(at, `${name} on ${listen}${port > 0 ? `:${port}` : ''} without TLS (${type}_tls is off in ${confName}) is not carried: ${name} on a unix socket instead, reachable only from the host`);
+        log.secureDefault(
+          at,
+          `${name} on ${listen}${port > 0 ? `:${port}` : ''} without TLS (${type}_tls is off in ${confName}) is not carried: ${name} on a unix socket instead, reachable only from the host`,
+        );
       }
       prov.push(['display', at], ['display.listen', `${at}@listen`], ['display.tlsDir', confName]);
-      if (kid(gr, 'websocket') || attr(gr, 'websocket')) log.secureDefault(`${at}@websocket`, 'the websocket listener is not carried');
+      if (kid(gr, 'websocket') || attr(gr, 'websocket'))
+        log.secureDefault(`${at}@websocket`, 'the websocket listener is not carried');
     } else log.secureDefault(`${at}@type`, `"${type}" display is not carried; the guest has no display`);
   });
 
@@ -632,26 +895,43 @@ function devices(
   kids(dev, 'hostdev').forEach((h, i) => {
     const at = `devices/hostdev[${i + 1}]`;
     const type = attr(h, 'type');
-    if (attr(h, 'mode') !== 'subsystem') return log.refuse(`${at}@mode`, `"${attr(h, 'mode') ?? ''}" host devices are not supported`);
+    if (attr(h, 'mode') !== 'subsystem')
+      return log.refuse(`${at}@mode`, `"${attr(h, 'mode') ?? ''}" host devices are not supported`);
     const src = kid(h, 'source');
     if (type === 'pci') {
       const a = kid(src, 'address');
-      const hex = (v: string | undefined, len: number) => (v ? v.replace(/^0x/i, '').toLowerCase().padStart(len, '0') : undefined);
+      const hex = (v: string | undefined, len: number) =>
+        v ? v.replace(/^0x/i, '').toLowerCase().padStart(len, '0') : undefined;
       const address = `${hex(attr(a, 'domain') ?? '0', 4)}:${hex(attr(a, 'bus'), 2)}:${hex(attr(a, 'slot'), 2)}.${(attr(a, 'function') ?? '0').replace(/^0x/i, '')}`;
-      if (!/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(address)) return log.refuse(`${at}/source/address`, `"${address}" is not a PCI address`);
+      if (!/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(address))
+        return log.refuse(`${at}/source/address`, `"${address}" is not a PCI address`);
       const group = iommuGroupOf(address, sysfsPci);
-      if (group === undefined) return log.refuse(`${at}/source/address`, `PCI device ${address} is not on this machine, so its IOMMU group (which decides what else goes to the guest) is unknown; import on the guest's host`);
+      if (group === undefined)
+        return log.refuse(
+          `${at}/source/address`,
+          `PCI device ${address} is not on this machine, so its IOMMU group (which decides what else goes to the guest) is unknown; import on the guest's host`,
+        );
       prov.push([`passthrough.pci.${pci.length}`, `${at}/source/address`]);
       pci.push({ address, iommuGroup: group });
-      log.carry(at, `PCI device ${address} (IOMMU group ${group}) — risk "pci-passthrough" accepted in the answers with a reason naming this file; review it`);
+      log.carry(
+        at,
+        `PCI device ${address} (IOMMU group ${group}) — risk "pci-passthrough" accepted in the answers with a reason naming this file; review it`,
+      );
     } else if (type === 'usb') {
       const v = attr(kid(src, 'vendor'), 'id');
       const p = attr(kid(src, 'product'), 'id');
-      if (!v || !p) return log.refuse(`${at}/source`, 'a USB device chosen by bus and port, not by vendor and product, cannot be carried');
+      if (!v || !p)
+        return log.refuse(
+          `${at}/source`,
+          'a USB device chosen by bus and port, not by vendor and product, cannot be carried',
+        );
       const id = (x: string) => x.replace(/^0x/i, '').toLowerCase();
       prov.push([`passthrough.usb.${usb.length}`, `${at}/source`]);
       usb.push({ vendorId: id(v), productId: id(p) });
-      log.carry(at, `USB device ${id(v)}:${id(p)} — risk "usb-passthrough" accepted in the answers with a reason naming this file; review it`);
+      log.carry(
+        at,
+        `USB device ${id(v)}:${id(p)} — risk "usb-passthrough" accepted in the answers with a reason naming this file; review it`,
+      );
     } else log.refuse(`${at}@type`, `"${type ?? ''}" host devices (SCSI, mediated) are not supported`);
   });
   if (pci.length || usb.length) g.passthrough = { pci, usb };
@@ -685,19 +965,33 @@ function devices(
     kids(dev, k).forEach((c, i) => {
       const type = attr(c, 'type') ?? 'pty';
       const at = `devices/${k}[${i + 1}]`;
-      if (['pty', 'unix', 'file', 'null', 'vc', 'stdio'].includes(type)) log.carry(at, `serial console (${type}) → the bundle's serial console on a unix socket, logged`);
-      else log.secureDefault(`${at}@type`, `"${type}" (reachable over the network or a host device) becomes the bundle's serial console on a unix socket, logged`);
+      if (['pty', 'unix', 'file', 'null', 'vc', 'stdio'].includes(type))
+        log.carry(at, `serial console (${type}) → the bundle's serial console on a unix socket, logged`);
+      else
+        log.secureDefault(
+          `${at}@type`,
+          `"${type}" (reachable over the network or a host device) becomes the bundle's serial console on a unix socket, logged`,
+        );
     });
   }
   for (const k of Object.keys(dev)) {
     if (k.startsWith('@') || k === '#text' || STRUCTURAL_DEVICES.has(k) || k === 'serial' || k === 'console') continue;
     const n = kids(dev, k).length;
     if (refusedDevices[k]) log.refuse(`devices/${k}`, refusedDevices[k]!);
-    else log.secureDefault(`devices/${k}`, `${n > 1 ? `${n} devices: ` : ''}${defaulted[k] ?? 'not carried: qemu-harden has no equivalent'}`);
+    else
+      log.secureDefault(
+        `devices/${k}`,
+        `${n > 1 ? `${n} devices: ` : ''}${defaulted[k] ?? 'not carried: qemu-harden has no equivalent'}`,
+      );
   }
 }
 
 /** The libvirt answer source: domain XML documents → `{ document, report }` (document null when refused). */
 export function fromLibvirt(inputs: { file: string; read: () => string }[], opts: LibvirtOptions = {}) {
-  return importDocuments('libvirt', inputs, (text, file) => importDomain(text, file, opts), (m, file) => (m.startsWith(`${file}: `) ? m.slice(file.length + 2) : m));
+  return importDocuments(
+    'libvirt',
+    inputs,
+    (text, file) => importDomain(text, file, opts),
+    (m, file) => (m.startsWith(`${file}: `) ? m.slice(file.length + 2) : m),
+  );
 }

@@ -4,7 +4,19 @@
 // one value without a key) as PVE::JSONSchema parse_property_string splits them. Volumes (`storage:volume`) are
 // resolved through storage.cfg.
 import { InputError } from '../errors.js';
-import { checkGuest, importDocuments, describeGuest, toGuestName, checkText, iommuGroupOf, knownCpuModel, nameGuest, type ImportedGuest, type Provenance, RISK_REASON } from './common.js';
+import {
+  checkGuest,
+  importDocuments,
+  describeGuest,
+  toGuestName,
+  checkText,
+  iommuGroupOf,
+  knownCpuModel,
+  nameGuest,
+  type ImportedGuest,
+  type Provenance,
+  RISK_REASON,
+} from './common.js';
 import { GuestLog } from './report.js';
 
 export interface PveConfig {
@@ -97,9 +109,7 @@ const NETWORK_STORAGE: Record<string, string> = {
   esxi: 'an ESXi import source',
 };
 
-type Volume =
-  | { ok: true; path: string; format: 'raw' | 'qcow2'; block: boolean }
-  | { ok: false; refuse: string };
+type Volume = { ok: true; path: string; format: 'raw' | 'qcow2'; block: boolean } | { ok: false; refuse: string };
 
 const FILE_STORAGE = new Set(['dir', 'nfs', 'cifs', 'btrfs']);
 
@@ -111,22 +121,36 @@ function formatOf(name: string, explicit: string | undefined): 'raw' | 'qcow2' |
 }
 
 /** Where a Proxmox volume lives on the host, as Proxmox's storage plugins compute it. */
-export function resolveVolume(vol: string, storages: Map<string, Storage> | undefined, fmt: string | undefined): Volume {
+export function resolveVolume(
+  vol: string,
+  storages: Map<string, Storage> | undefined,
+  fmt: string | undefined,
+): Volume {
   if (vol.startsWith('/')) {
     const format = formatOf(vol, fmt);
-    if (format !== 'raw' && format !== 'qcow2') return { ok: false, refuse: `format "${format}" is not supported (qcow2 or raw)` };
+    if (format !== 'raw' && format !== 'qcow2')
+      return { ok: false, refuse: `format "${format}" is not supported (qcow2 or raw)` };
     return { ok: true, path: vol, format, block: vol.startsWith('/dev/') };
   }
   const m = /^([a-z][a-z0-9_.-]*):(.+)$/i.exec(vol);
   if (!m) return { ok: false, refuse: `"${vol}" is neither a path nor a storage:volume name` };
   const [, sid, name] = m as unknown as [string, string, string];
-  if (!storages) return { ok: false, refuse: `volume on storage "${sid}": no storage.cfg to resolve it (give --storage-cfg; /etc/pve/storage.cfg is not on this machine)` };
+  if (!storages)
+    return {
+      ok: false,
+      refuse: `volume on storage "${sid}": no storage.cfg to resolve it (give --storage-cfg; /etc/pve/storage.cfg is not on this machine)`,
+    };
   const s = storages.get(sid);
   if (!s) return { ok: false, refuse: `storage "${sid}" is not defined in storage.cfg` };
-  if (NETWORK_STORAGE[s.type]) return { ok: false, refuse: `storage "${sid}" is ${NETWORK_STORAGE[s.type]}, a network disk: QEMU would talk to a storage server itself` };
+  if (NETWORK_STORAGE[s.type])
+    return {
+      ok: false,
+      refuse: `storage "${sid}" is ${NETWORK_STORAGE[s.type]}, a network disk: QEMU would talk to a storage server itself`,
+    };
   if (name.split('/').includes('..')) return { ok: false, refuse: `volume name "${name}" contains ".."` };
   const format = formatOf(name, fmt);
-  if (format !== 'raw' && format !== 'qcow2') return { ok: false, refuse: `format "${format}" is not supported (qcow2 or raw)` };
+  if (format !== 'raw' && format !== 'qcow2')
+    return { ok: false, refuse: `format "${format}" is not supported (qcow2 or raw)` };
   if (FILE_STORAGE.has(s.type)) {
     const base = s.props.get('path') ?? (s.type === 'nfs' || s.type === 'cifs' ? `/mnt/pve/${sid}` : undefined);
     if (!base) return { ok: false, refuse: `storage "${sid}" has no path` };
@@ -134,7 +158,13 @@ export function resolveVolume(vol: string, storages: Map<string, Storage> | unde
     if (iso) return { ok: true, path: `${base}/template/iso/${iso[1]}`, format: 'raw', block: false };
     const img = /^(\d+)\/(.+)$/.exec(name);
     if (!img) return { ok: false, refuse: `volume "${name}" is not VMID/file` };
-    if (s.type === 'btrfs') return { ok: true, path: `${base}/images/${img[1]}/${img[2]!.replace(/\.raw$/, '')}/disk.raw`, format: 'raw', block: false };
+    if (s.type === 'btrfs')
+      return {
+        ok: true,
+        path: `${base}/images/${img[1]}/${img[2]!.replace(/\.raw$/, '')}/disk.raw`,
+        format: 'raw',
+        block: false,
+      };
     return { ok: true, path: `${base}/images/${img[1]}/${img[2]}`, format, block: false };
   }
   if (s.type === 'lvm' || s.type === 'lvmthin') {
@@ -154,11 +184,59 @@ const DISK_KEY = /^(ide|sata|scsi|virtio)(\d+)$/;
 
 /** Keys Proxmox uses for things the bundle decides itself or that have no effect on the guest's isolation. */
 const IGNORED = new Set([
-  'bootdisk', 'boot', 'ostype', 'smbios1', 'vmgenid', 'meta', 'digest', 'onboot', 'startup', 'protection', 'tags', 'keyboard',
-  'localtime', 'tablet', 'scsihw', 'hotplug', 'acpi', 'autostart', 'template', 'description', 'parent', 'snaptime', 'vmstate',
-  'runningmachine', 'runningcpu', 'vmstatestorage', 'migrate_downtime', 'migrate_speed', 'reboot', 'freeze', 'startdate', 'tdf',
-  'shares', 'balloon', 'name', 'memory', 'cores', 'sockets', 'vcpus', 'cpu', 'cpulimit', 'cpuunits', 'bios', 'machine', 'vga',
-  'arch', 'kvm', 'args', 'hookscript', 'lock', 'efidisk0', 'tpmstate0', 'spice_enhancements',
+  'bootdisk',
+  'boot',
+  'ostype',
+  'smbios1',
+  'vmgenid',
+  'meta',
+  'digest',
+  'onboot',
+  'startup',
+  'protection',
+  'tags',
+  'keyboard',
+  'localtime',
+  'tablet',
+  'scsihw',
+  'hotplug',
+  'acpi',
+  'autostart',
+  'template',
+  'description',
+  'parent',
+  'snaptime',
+  'vmstate',
+  'runningmachine',
+  'runningcpu',
+  'vmstatestorage',
+  'migrate_downtime',
+  'migrate_speed',
+  'reboot',
+  'freeze',
+  'startdate',
+  'tdf',
+  'shares',
+  'balloon',
+  'name',
+  'memory',
+  'cores',
+  'sockets',
+  'vcpus',
+  'cpu',
+  'cpulimit',
+  'cpuunits',
+  'bios',
+  'machine',
+  'vga',
+  'arch',
+  'kvm',
+  'args',
+  'hookscript',
+  'lock',
+  'efidisk0',
+  'tpmstate0',
+  'spice_enhancements',
 ]);
 const CLOUDINIT = /^(cicustom|cipassword|citype|ciupgrade|ciuser|ipconfig\d+|nameserver|searchdomain|sshkeys)$/;
 
@@ -175,7 +253,11 @@ export function machineType(value: string): { type: string; stripped?: string; e
   return { type: m[1]!, stripped: m[2] || m[3] ? t : undefined, extra: [...props.keys()].filter((k) => k !== 'type') };
 }
 
-export function importVmConfig(textIn: string, file: string, opts: ProxmoxOptions = {}): { imported?: ImportedGuest; log: GuestLog; sourceName: string | null } {
+export function importVmConfig(
+  textIn: string,
+  file: string,
+  opts: ProxmoxOptions = {},
+): { imported?: ImportedGuest; log: GuestLog; sourceName: string | null } {
   const log = new GuestLog();
   const cfg = parseVmConfig(textIn, file);
   const c = cfg.main;
@@ -209,20 +291,49 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
 
   for (const k of ['args', 'hookscript'] as const)
     if (c.has(k))
-      log.refuse(k, k === 'args' ? 'passes options straight to QEMU, around every check and confinement this bundle builds' : 'runs a host script at each start and stop; the bundle runs no hook scripts');
-  if (c.has('lock')) log.refuse('lock', `the configuration is locked ("${c.get('lock')}"): an operation (backup, migration, snapshot) is in progress or failed; import once it is unlocked`);
-  if (c.has('arch') && c.get('arch') !== 'x86_64') log.refuse('arch', `"${c.get('arch')}" is not an x86 guest; the bundle runs qemu-system-x86_64`);
-  if (c.get('kvm') === '0') log.secureDefault('kvm', '"0" (emulation) is imported as KVM virtualization, the use case QEMU supports for isolation');
+      log.refuse(
+        k,
+        k === 'args'
+          ? 'passes options straight to QEMU, around every check and confinement this bundle builds'
+          : 'runs a host script at each start and stop; the bundle runs no hook scripts',
+      );
+  if (c.has('lock'))
+    log.refuse(
+      'lock',
+      `the configuration is locked ("${c.get('lock')}"): an operation (backup, migration, snapshot) is in progress or failed; import once it is unlocked`,
+    );
+  if (c.has('arch') && c.get('arch') !== 'x86_64')
+    log.refuse('arch', `"${c.get('arch')}" is not an x86 guest; the bundle runs qemu-system-x86_64`);
+  if (c.get('kvm') === '0')
+    log.secureDefault(
+      'kvm',
+      '"0" (emulation) is imported as KVM virtualization, the use case QEMU supports for isolation',
+    );
   for (const k of ['amd-sev', 'intel-tdx'])
-    if (c.has(k)) log.refuse(k, 'confidential-computing guests need firmware and host support the bundle does not set up; running without it would silently drop that protection');
+    if (c.has(k))
+      log.refuse(
+        k,
+        'confidential-computing guests need firmware and host support the bundle does not set up; running without it would silently drop that protection',
+      );
 
   // Sections.
   for (const [name, sec] of cfg.sections) {
-    if (name === 'PENDING') log.secureDefault('[PENDING]', `pending changes (${[...sec.keys()].join(', ') || 'none'}) are not applied; the current configuration is imported`);
+    if (name === 'PENDING')
+      log.secureDefault(
+        '[PENDING]',
+        `pending changes (${[...sec.keys()].join(', ') || 'none'}) are not applied; the current configuration is imported`,
+      );
     else if (name === 'special:cloudinit') continue;
     else {
-      const chain = [...sec.entries()].some(([k, v]) => DISK_KEY.test(k) && opts.storages?.get(v.split(':')[0]!)?.props.get('snapshot-as-volume-chain') === '1');
-      if (chain) log.refuse(`[${name}]`, 'a snapshot stored as a qcow2 volume chain: the current disk reads its backing files, which the bundle does not list (and AppArmor denies); delete or merge the snapshots first');
+      const chain = [...sec.entries()].some(
+        ([k, v]) =>
+          DISK_KEY.test(k) && opts.storages?.get(v.split(':')[0]!)?.props.get('snapshot-as-volume-chain') === '1',
+      );
+      if (chain)
+        log.refuse(
+          `[${name}]`,
+          'a snapshot stored as a qcow2 volume chain: the current disk reads its backing files, which the bundle does not list (and AppArmor denies); delete or merge the snapshots first',
+        );
       else log.secureDefault(`[${name}]`, 'snapshot not carried: only the current configuration is imported');
     }
   }
@@ -250,15 +361,24 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
   const sockets = n('sockets');
   g.vcpus = cores * sockets;
   prov.push(['vcpus', c.has('sockets') ? 'sockets' : 'cores']);
-  log.carry(c.has('sockets') ? 'sockets' : 'cores', `${cores * sockets} vCPUs (${sockets} socket${sockets > 1 ? 's' : ''} × ${cores} core${cores > 1 ? 's' : ''})`);
-  if (c.has('vcpus')) log.secureDefault('vcpus', `vCPU hotplug is not carried; the guest starts with all ${cores * sockets}`);
+  log.carry(
+    c.has('sockets') ? 'sockets' : 'cores',
+    `${cores * sockets} vCPUs (${sockets} socket${sockets > 1 ? 's' : ''} × ${cores} core${cores > 1 ? 's' : ''})`,
+  );
+  if (c.has('vcpus'))
+    log.secureDefault('vcpus', `vCPU hotplug is not carried; the guest starts with all ${cores * sockets}`);
   if (c.has('cpu')) {
     const p = prop('cpu', 'cputype');
     if (p) {
       const model = p.get('cputype') ?? 'kvm64';
       const cpuOut: { model?: string; features: string[] } = { features: [] };
-      if (model.startsWith('custom-')) log.refuse('cpu', `custom CPU model "${model}" is defined in Proxmox's cpu-models.conf, which is not imported`);
-      else if (/^x86-64-v\d/.test(model)) log.secureDefault('cpu', `"${model}" is a Proxmox alias, not a QEMU model; the bundle's default CPU model is used`);
+      if (model.startsWith('custom-'))
+        log.refuse('cpu', `custom CPU model "${model}" is defined in Proxmox's cpu-models.conf, which is not imported`);
+      else if (/^x86-64-v\d/.test(model))
+        log.secureDefault(
+          'cpu',
+          `"${model}" is a Proxmox alias, not a QEMU model; the bundle's default CPU model is used`,
+        );
       else if (knownCpuModel(model, log, 'cpu')) {
         cpuOut.model = model;
         prov.push(['cpu.model', 'cpu']);
@@ -266,7 +386,10 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
       }
       const flags = p.get('flags');
       if (flags) {
-        cpuOut.features = flags.split(';').filter(Boolean).map((f) => f.toLowerCase());
+        cpuOut.features = flags
+          .split(';')
+          .filter(Boolean)
+          .map((f) => f.toLowerCase());
         prov.push(['cpu.features', 'cpu']);
         log.carry('cpu', `flags ${cpuOut.features.join(' ')}`);
       }
@@ -289,13 +412,21 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
     if (Number.isInteger(v) && v >= 1) {
       limits.cpuWeight = Math.min(10000, v);
       prov.push(['limits.cpuWeight', 'cpuunits']);
-      log.carry('cpuunits', `${v} → CPUWeight=${limits.cpuWeight} (Proxmox on cgroup v2 writes cpuunits as the weight${v > 10000 ? ', at most 10000' : ''})`);
+      log.carry(
+        'cpuunits',
+        `${v} → CPUWeight=${limits.cpuWeight} (Proxmox on cgroup v2 writes cpuunits as the weight${v > 10000 ? ', at most 10000' : ''})`,
+      );
     } else log.refuse('cpuunits', `"${c.get('cpuunits')}" is not a positive integer`);
   }
   if (Object.keys(limits).length) g.limits = limits;
   for (const k of ['affinity', 'numa', 'hugepages', 'keephugepages'])
     if (c.has(k) && !(k === 'numa' && c.get(k) === '0'))
-      log.secureDefault(k, k === 'hugepages' || k === 'keephugepages' ? 'huge pages are not carried; guest memory is ordinary private memory' : 'pinning and NUMA placement are not carried');
+      log.secureDefault(
+        k,
+        k === 'hugepages' || k === 'keephugepages'
+          ? 'huge pages are not carried; guest memory is ordinary private memory'
+          : 'pinning and NUMA placement are not carried',
+      );
   for (const k of c.keys()) if (/^numa\d+$/.test(k)) log.secureDefault(k, 'guest NUMA nodes are not carried');
 
   // Machine and firmware.
@@ -304,7 +435,10 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
       const m = machineType(c.get('machine')!);
       g.machine = m.type;
       prov.push(['machine', 'machine']);
-      log.carry('machine', `machine type "${m.type}"${m.stripped ? ` (Proxmox's "${m.stripped}" without its +pve/.pxe suffixes, which only Proxmox's QEMU and ROM choice know)` : ''}`);
+      log.carry(
+        'machine',
+        `machine type "${m.type}"${m.stripped ? ` (Proxmox's "${m.stripped}" without its +pve/.pxe suffixes, which only Proxmox's QEMU and ROM choice know)` : ''}`,
+      );
       if (m.extra.length) log.secureDefault('machine', `${m.extra.join(', ')} not carried`);
     } catch (e) {
       log.refuse('machine', (e as Error).message.replace(/^[^:]*: /, ''));
@@ -320,13 +454,29 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
     log.carry('bios', 'UEFI firmware (the host’s OVMF)');
     if (efi?.get('pre-enrolled-keys') === '1') {
       // Proxmox's Secure Boot: the 4 MiB OVMF build with SMM, and a vars volume made from the Microsoft-keys template.
-      g.firmware = { type: 'uefi', secureBoot: true, code: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd', varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd' };
+      g.firmware = {
+        type: 'uefi',
+        secureBoot: true,
+        code: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
+        varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
+      };
       prov.push(['firmware.secureBoot', 'efidisk0']);
-      log.carry('efidisk0', 'UEFI Secure Boot (pre-enrolled-keys=1), enforced: SMM on and the firmware flash writable only from SMM; Microsoft keys enrolled from the vars template');
+      log.carry(
+        'efidisk0',
+        'UEFI Secure Boot (pre-enrolled-keys=1), enforced: SMM on and the firmware flash writable only from SMM; Microsoft keys enrolled from the vars template',
+      );
     }
-    if (efi) log.secureDefault('efidisk0', `the EFI vars volume ${efi.get('file') ?? ''} is not carried; the bundle starts from the OVMF vars template in its own state directory (boot entries are set up again)`);
+    if (efi)
+      log.secureDefault(
+        'efidisk0',
+        `the EFI vars volume ${efi.get('file') ?? ''} is not carried; the bundle starts from the OVMF vars template in its own state directory (boot entries are set up again)`,
+      );
   } else log.carry('bios', 'BIOS firmware');
-  if (c.has('tpmstate0')) log.refuse('tpmstate0', 'the TPM and its state cannot be carried; refusing rather than giving the guest a machine without its TPM');
+  if (c.has('tpmstate0'))
+    log.refuse(
+      'tpmstate0',
+      'the TPM and its state cannot be carried; refusing rather than giving the guest a machine without its TPM',
+    );
 
   // Disks, in Proxmox's order of buses.
   const disks: Record<string, unknown>[] = [];
@@ -334,18 +484,22 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
   // `bootdisk`), then the rest by bus and number.
   let bootOrder: string[] = [];
   try {
-    bootOrder = c.has('boot') ? (parsePropertyString(c.get('boot')!, 'boot', 'legacy').get('order') ?? '').split(';').filter(Boolean) : [];
+    bootOrder = c.has('boot')
+      ? (parsePropertyString(c.get('boot')!, 'boot', 'legacy').get('order') ?? '').split(';').filter(Boolean)
+      : [];
   } catch {
     log.secureDefault('boot', 'not a boot order Proxmox writes; disks boot by bus and number');
   }
   if (bootOrder.length === 0 && c.has('bootdisk')) bootOrder = [c.get('bootdisk')!];
   const rank = (k: string) => (bootOrder.includes(k) ? bootOrder.indexOf(k) : bootOrder.length);
-  const diskKeys = [...c.keys()].filter((k) => DISK_KEY.test(k)).sort((a, b) => {
-    if (rank(a) !== rank(b)) return rank(a) - rank(b);
-    const [, ba, na] = DISK_KEY.exec(a)!;
-    const [, bb, nb] = DISK_KEY.exec(b)!;
-    return ba === bb ? Number(na) - Number(nb) : ba! < bb! ? -1 : 1;
-  });
+  const diskKeys = [...c.keys()]
+    .filter((k) => DISK_KEY.test(k))
+    .sort((a, b) => {
+      if (rank(a) !== rank(b)) return rank(a) - rank(b);
+      const [, ba, na] = DISK_KEY.exec(a)!;
+      const [, bb, nb] = DISK_KEY.exec(b)!;
+      return ba === bb ? Number(na) - Number(nb) : ba! < bb! ? -1 : 1;
+    });
   for (const key of diskKeys) {
     const p = prop(key, 'file');
     if (!p) continue;
@@ -360,11 +514,17 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
       continue;
     }
     if (/cloudinit/.test(vol)) {
-      log.secureDefault(key, 'the cloud-init drive Proxmox generates is not carried (the bundle does not generate one); the guest boots without it');
+      log.secureDefault(
+        key,
+        'the cloud-init drive Proxmox generates is not carried (the bundle does not generate one); the guest boots without it',
+      );
       continue;
     }
     if (p.get('snapshot') === '1') {
-      log.refuse(key, 'snapshot=1 (writes discarded at shutdown) has no equivalent; it would become a disk whose writes persist');
+      log.refuse(
+        key,
+        'snapshot=1 (writes discarded at shutdown) has no equivalent; it would become a disk whose writes persist',
+      );
       continue;
     }
     const r = resolveVolume(vol, opts.storages, p.get('format'));
@@ -389,12 +549,32 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
     set('readIops', iops('iops_rd'));
     set('writeIops', iops('iops_wr'));
     if (Object.keys(th).length) disk.throttle = th;
-    const extra = [...p.keys()].filter((k) => /^(mbps|iops|bps)(_max|_rd_max|_wr_max|_rd_length|_wr_length|_length)?$/.test(k) || /_max$|_length$/.test(k));
-    if (extra.length) log.secureDefault(key, `${extra.join(', ')} not carried: the answers throttle reads and writes separately, without totals or bursts`);
+    const extra = [...p.keys()].filter(
+      (k) =>
+        /^(mbps|iops|bps)(_max|_rd_max|_wr_max|_rd_length|_wr_length|_length)?$/.test(k) || /_max$|_length$/.test(k),
+    );
+    if (extra.length)
+      log.secureDefault(
+        key,
+        `${extra.join(', ')} not carried: the answers throttle reads and writes separately, without totals or bursts`,
+      );
     prov.push([`disks.${disks.length}`, key]);
     disks.push(disk);
-    log.carry(key, `${r.block ? 'block device' : 'file'} ${r.path}, ${r.format}${readOnly ? ', read-only' : ''}${Object.keys(th).length ? `, throttled (${Object.entries(th).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
-    if (!key.startsWith('virtio')) log.secureDefault(key, `the ${key.replace(/\d+$/, '').toUpperCase()} bus becomes virtio-blk: the guest needs virtio drivers`);
+    log.carry(
+      key,
+      `${r.block ? 'block device' : 'file'} ${r.path}, ${r.format}${readOnly ? ', read-only' : ''}${
+        Object.keys(th).length
+          ? `, throttled (${Object.entries(th)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')})`
+          : ''
+      }`,
+    );
+    if (!key.startsWith('virtio'))
+      log.secureDefault(
+        key,
+        `the ${key.replace(/\d+$/, '').toUpperCase()} bus becomes virtio-blk: the guest needs virtio drivers`,
+      );
   }
   if (disks.length) g.disks = disks;
 
@@ -407,7 +587,20 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
     }
     const p = prop(key);
     if (!p) continue;
-    const model = ['virtio', 'e1000', 'e1000e', 'rtl8139', 'vmxnet3', 'i82551', 'i82557b', 'i82559er', 'ne2k_isa', 'ne2k_pci', 'pcnet'].find((m) => p.has(m)) ?? p.get('model');
+    const model =
+      [
+        'virtio',
+        'e1000',
+        'e1000e',
+        'rtl8139',
+        'vmxnet3',
+        'i82551',
+        'i82557b',
+        'i82559er',
+        'ne2k_isa',
+        'ne2k_pci',
+        'pcnet',
+      ].find((m) => p.has(m)) ?? p.get('model');
     const macRaw = model ? p.get(model) : p.get('macaddr');
     if (p.has('tag') || p.has('trunks')) {
       log.refuse(key, 'VLAN tags have no equivalent; without them the guest would land on the untagged network');
@@ -415,15 +608,26 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
     }
     const bridge = p.get('bridge');
     const net: Record<string, unknown> = bridge ? { mode: 'tap', bridge, vhost: true } : { mode: 'user' };
-    log.carry(key, bridge ? `tap device on bridge ${bridge} with vhost-net` : 'no bridge: user-mode networking, as Proxmox does');
+    log.carry(
+      key,
+      bridge ? `tap device on bridge ${bridge} with vhost-net` : 'no bridge: user-mode networking, as Proxmox does',
+    );
     if (bridge) prov.push(['network.bridge', key]);
     const mac = macRaw?.toLowerCase();
     if (mac && /^52:54:00(:[0-9a-f]{2}){3}$/.test(mac)) {
       net.mac = mac;
       log.carry(key, `MAC ${mac}`);
-    } else if (mac) log.secureDefault(key, `MAC ${macRaw} is not a QEMU 52:54:00 address; the bundle derives one from the guest name`);
+    } else if (mac)
+      log.secureDefault(
+        key,
+        `MAC ${macRaw} is not a QEMU 52:54:00 address; the bundle derives one from the guest name`,
+      );
     if (model && model !== 'virtio') log.secureDefault(key, `model "${model}" becomes virtio-net`);
-    if (p.get('firewall') === '1') log.secureDefault(key, "firewall=1: Proxmox's per-guest firewall is not carried; filter on the bridge or host firewall");
+    if (p.get('firewall') === '1')
+      log.secureDefault(
+        key,
+        "firewall=1: Proxmox's per-guest firewall is not carried; filter on the bridge or host firewall",
+      );
     for (const k of ['rate', 'queues', 'mtu', 'link_down'])
       if (p.has(k)) log.secureDefault(key, `${k}=${p.get(k)} not carried`);
     prov.push(['network', key]);
@@ -439,11 +643,17 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
   } else if (/^qxl/.test(vgaType)) {
     g.display = { mode: 'spice-unix' };
     prov.push(['display', 'vga']);
-    log.secureDefault('vga', `"${vgaType}": SPICE, which Proxmox serves through its spiceproxy over TCP, becomes SPICE on a unix socket, reachable only from the host`);
+    log.secureDefault(
+      'vga',
+      `"${vgaType}": SPICE, which Proxmox serves through its spiceproxy over TCP, becomes SPICE on a unix socket, reachable only from the host`,
+    );
   } else {
     g.display = { mode: 'vnc-unix' };
     prov.push(['display', 'vga']);
-    log.carry('vga', 'VNC on a unix socket, as Proxmox serves its console (no password: the socket is reachable only from the host)');
+    log.carry(
+      'vga',
+      'VNC on a unix socket, as Proxmox serves its console (no password: the socket is reachable only from the host)',
+    );
   }
 
   // Passthrough.
@@ -464,12 +674,18 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
       }
       const group = iommuGroupOf(full, opts.sysfsPci);
       if (group === undefined) {
-        log.refuse(key, `PCI device ${full} is not on this machine, so its IOMMU group (which decides what else goes to the guest) is unknown; import on the guest's host`);
+        log.refuse(
+          key,
+          `PCI device ${full} is not on this machine, so its IOMMU group (which decides what else goes to the guest) is unknown; import on the guest's host`,
+        );
         continue;
       }
       prov.push([`passthrough.pci.${pci.length}`, key]);
       pci.push({ address: full, iommuGroup: group });
-      log.carry(key, `PCI device ${full} (IOMMU group ${group}) — risk "pci-passthrough" accepted in the answers with a reason naming this file; review it`);
+      log.carry(
+        key,
+        `PCI device ${full} (IOMMU group ${group}) — risk "pci-passthrough" accepted in the answers with a reason naming this file; review it`,
+      );
     }
     const rest = [...p.keys()].filter((k) => !['host', 'pcie'].includes(k));
     if (rest.length) log.secureDefault(key, `${rest.join(', ')} not carried`);
@@ -480,12 +696,17 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
     const host = p.get('host') ?? '';
     const m = /^(?:0x)?([0-9a-f]{4}):(?:0x)?([0-9a-f]{4})$/i.exec(host);
     if (host === 'spice') log.secureDefault(key, 'USB redirection from a SPICE client is not carried');
-    else if (p.has('mapping')) log.refuse(key, `resource mapping "${p.get('mapping')}" is defined cluster-wide in Proxmox, not in this file`);
-    else if (!m) log.refuse(key, `"${host}" chooses a USB device by bus and port, not by vendor:product; cannot be carried`);
+    else if (p.has('mapping'))
+      log.refuse(key, `resource mapping "${p.get('mapping')}" is defined cluster-wide in Proxmox, not in this file`);
+    else if (!m)
+      log.refuse(key, `"${host}" chooses a USB device by bus and port, not by vendor:product; cannot be carried`);
     else {
       prov.push([`passthrough.usb.${usb.length}`, key]);
       usb.push({ vendorId: m[1]!.toLowerCase(), productId: m[2]!.toLowerCase() });
-      log.carry(key, `USB device ${m[1]!.toLowerCase()}:${m[2]!.toLowerCase()} — risk "usb-passthrough" accepted in the answers with a reason naming this file; review it`);
+      log.carry(
+        key,
+        `USB device ${m[1]!.toLowerCase()}:${m[2]!.toLowerCase()} — risk "usb-passthrough" accepted in the answers with a reason naming this file; review it`,
+      );
     }
   }
   if (pci.length || usb.length) g.passthrough = { pci, usb };
@@ -494,12 +715,24 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
 
   // Everything else.
   for (const k of c.keys()) {
-    if (IGNORED.has(k) || DISK_KEY.test(k) || /^(net|hostpci|usb|unused|numa)\d+$/.test(k) || ['affinity', 'numa', 'hugepages', 'keephugepages', 'amd-sev', 'intel-tdx'].includes(k)) continue;
+    if (
+      IGNORED.has(k) ||
+      DISK_KEY.test(k) ||
+      /^(net|hostpci|usb|unused|numa)\d+$/.test(k) ||
+      ['affinity', 'numa', 'hugepages', 'keephugepages', 'amd-sev', 'intel-tdx'].includes(k)
+    )
+      continue;
     if (/^virtiofs\d+$/.test(k)) log.refuse(k, 'host directories shared into the guest are not supported');
     else if (k === 'ivshmem') log.refuse(k, 'memory shared with other processes is not supported');
-    else if (CLOUDINIT.test(k)) log.secureDefault(k, 'cloud-init settings are not carried (the bundle generates no cloud-init drive)');
-    else if (/^serial\d$/.test(k) && c.get(k) === 'socket') log.carry(k, "serial console on a unix socket → the bundle's serial console on a unix socket, logged");
-    else if (/^serial\d$/.test(k)) log.secureDefault(k, `host serial port ${c.get(k)} is not passed through; the guest gets the bundle's serial console`);
+    else if (CLOUDINIT.test(k))
+      log.secureDefault(k, 'cloud-init settings are not carried (the bundle generates no cloud-init drive)');
+    else if (/^serial\d$/.test(k) && c.get(k) === 'socket')
+      log.carry(k, "serial console on a unix socket → the bundle's serial console on a unix socket, logged");
+    else if (/^serial\d$/.test(k))
+      log.secureDefault(
+        k,
+        `host serial port ${c.get(k)} is not passed through; the guest gets the bundle's serial console`,
+      );
     else if (k === 'agent') log.secureDefault(k, 'the guest agent channel is not carried');
     else log.secureDefault(k, 'not carried: qemu-harden has no equivalent for this key');
   }
@@ -512,7 +745,16 @@ export function importVmConfig(textIn: string, file: string, opts: ProxmoxOption
 
 /** The Proxmox answer source: VMID.conf documents → `{ document, report }` (document null when refused). */
 export function fromProxmox(inputs: { file: string; read: () => string }[], opts: ProxmoxOptions = {}) {
-  return importDocuments('proxmox', inputs, (text, file) => importVmConfig(text, file, opts), (m, file) =>
-    m.startsWith(file) ? m.slice(file.length).replace(/^:(\d+): /, 'line $1: ').replace(/^:\s*/, '') : m,
+  return importDocuments(
+    'proxmox',
+    inputs,
+    (text, file) => importVmConfig(text, file, opts),
+    (m, file) =>
+      m.startsWith(file)
+        ? m
+            .slice(file.length)
+            .replace(/^:(\d+): /, 'line $1: ')
+            .replace(/^:\s*/, '')
+        : m,
   );
 }

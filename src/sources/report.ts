@@ -73,7 +73,8 @@ export function exitStatus(o: GuestOutcome): 0 | 1 | 2 {
 export function renderReport(r: ImportReport): string {
   const out: string[] = [];
   for (const g of r.guests) {
-    const head = g.outcome === 'refused' ? 'REFUSED' : g.outcome === 'defaulted' ? 'imported, with secure defaults' : 'imported';
+    const head =
+      g.outcome === 'refused' ? 'REFUSED' : g.outcome === 'defaulted' ? 'imported, with secure defaults' : 'imported';
     const rename = g.name && g.sourceName !== null && g.sourceName !== g.name ? ` (was "${g.sourceName}")` : '';
     out.push(`${g.file}: ${g.name ?? g.sourceName ?? '(no name)'}${rename} — ${head}`);
     const section = (title: string, items: ReportItem[]) => {
@@ -96,8 +97,13 @@ export function renderReport(r: ImportReport): string {
   );
   if (r.written) out.push(`Wrote ${r.out}. Next: qemu-harden generate --answers ${r.out} --out DIR`);
   else if (r.outcome === 'refused' && r.problems.length && r.guests.every((g) => g.outcome !== 'refused'))
-    out.push('Nothing was written: import the conflicting guests into separate answers files, or fix the conflict at the source.');
-  else if (r.outcome === 'refused') out.push('Nothing was written: import the refused guests after fixing them at the source, or leave their files out.');
+    out.push(
+      'Nothing was written: import the conflicting guests into separate answers files, or fix the conflict at the source.',
+    );
+  else if (r.outcome === 'refused')
+    out.push(
+      'Nothing was written: import the refused guests after fixing them at the source, or leave their files out.',
+    );
   else if (r.out === null) out.push('Nothing was written (no --out given).');
   return out.join('\n') + '\n';
 }

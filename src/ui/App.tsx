@@ -36,9 +36,13 @@ export function App({ draft, outDir, probe, onExit }: AppProps) {
 
   const screen = screenOf(s);
   const body =
-    screen === 'review' ? engine && <Review s={s} engine={engine} plan={plan} dispatch={dispatch} />
-    : screen === 'done' && s.outcome && engine ? <Done s={s} engine={engine} />
-    : <Form s={s} />;
+    screen === 'review' ? (
+      engine && <Review s={s} engine={engine} plan={plan} dispatch={dispatch} />
+    ) : screen === 'done' && s.outcome && engine ? (
+      <Done s={s} engine={engine} />
+    ) : (
+      <Form s={s} />
+    );
   return (
     <Box flexDirection="column">
       <Header s={s} />

@@ -58,7 +58,11 @@ export function guestUnits(answers: Answers, files: BundleFile[]): GuestUnit[] {
 }
 
 /** systemd-analyze's exposure of each unit, one at a time, each reported as it is known. */
-export async function measureExposure(units: GuestUnit[], report: (key: string, score: number | 'unavailable') => void, cancelled: () => boolean): Promise<void> {
+export async function measureExposure(
+  units: GuestUnit[],
+  report: (key: string, score: number | 'unavailable') => void,
+  cancelled: () => boolean,
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'qemu-harden-review-'));
   try {
     for (const u of units) {
@@ -79,10 +83,19 @@ export async function imageFormat(path: string): Promise<string | undefined> {
   return (await suggestFormat(path)) ?? '';
 }
 
-export type WriteResult = { type: 'written'; kind: 'bundle' | 'answers'; path: string } | { type: 'replaceNeeded' } | { type: 'writeFailed'; message: string };
+export type WriteResult =
+  | { type: 'written'; kind: 'bundle' | 'answers'; path: string }
+  | { type: 'replaceNeeded' }
+  | { type: 'writeFailed'; message: string };
 
 /** Write what the review shows: the bundle (asking before replacing a non-empty directory) or the answers alone. */
-export function write(action: 'bundle' | 'answers', outDir: string, answers: Answers | undefined, files: BundleFile[], force: boolean): WriteResult {
+export function write(
+  action: 'bundle' | 'answers',
+  outDir: string,
+  answers: Answers | undefined,
+  files: BundleFile[],
+  force: boolean,
+): WriteResult {
   if (!answers) return { type: 'writeFailed', message: 'The answers are not valid yet.' };
   try {
     if (action === 'answers') {

@@ -70,7 +70,9 @@ export function useImageFormats(engine: Engine | undefined, s: State, dispatch: 
     if (!engine) return;
     for (const path of paths) {
       if (s.formats[path] !== undefined) continue;
-      void engine.imageFormat(path).then((format) => format !== undefined && dispatch({ type: 'format', path, format }));
+      void engine
+        .imageFormat(path)
+        .then((format) => format !== undefined && dispatch({ type: 'format', path, format }));
     }
   }, [engine, key]);
 }
@@ -79,17 +81,29 @@ export function useImageFormats(engine: Engine | undefined, s: State, dispatch: 
 export function usePlan(engine: Engine | undefined, s: State) {
   const onReview = screenOf(s) !== 'form';
   const validated = useMemo(() => (engine && onReview ? engine.tryValidate(s.draft) : {}), [engine, onReview, s.draft]);
-  const files = useMemo(() => (engine && validated.answers ? engine.plan(validated.answers) : []), [engine, validated.answers]);
+  const files = useMemo(
+    () => (engine && validated.answers ? engine.plan(validated.answers) : []),
+    [engine, validated.answers],
+  );
   return useMemo(() => ({ ...validated, files }), [validated, files]);
 }
 
 /** systemd-analyze's exposure of each guest's unit while the review is shown; a unit is measured once. */
-export function useExposure(engine: Engine | undefined, s: State, plan: ReturnType<typeof usePlan>, dispatch: Dispatch<Action>): void {
+export function useExposure(
+  engine: Engine | undefined,
+  s: State,
+  plan: ReturnType<typeof usePlan>,
+  dispatch: Dispatch<Action>,
+): void {
   useEffect(() => {
     if (!engine || screenOf(s) !== 'review' || !plan.answers) return;
     let cancelled = false;
     const units = engine.guestUnits(plan.answers, plan.files).filter((u) => s.exposure[u.key] === undefined);
-    void engine.measureExposure(units, (key, score) => dispatch({ type: 'exposure', key, score }), () => cancelled);
+    void engine.measureExposure(
+      units,
+      (key, score) => dispatch({ type: 'exposure', key, score }),
+      () => cancelled,
+    );
     return () => {
       cancelled = true;
     };
@@ -97,7 +111,12 @@ export function useExposure(engine: Engine | undefined, s: State, plan: ReturnTy
 }
 
 /** Writes when the reducer asks for it. */
-export function useWrite(engine: Engine | undefined, s: State, plan: ReturnType<typeof usePlan>, dispatch: Dispatch<Action>): void {
+export function useWrite(
+  engine: Engine | undefined,
+  s: State,
+  plan: ReturnType<typeof usePlan>,
+  dispatch: Dispatch<Action>,
+): void {
   useEffect(() => {
     if (s.pending !== 'write') return;
     if (!engine) return dispatch({ type: 'writeFailed', message: 'The answers are not valid yet.' });

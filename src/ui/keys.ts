@@ -4,8 +4,25 @@
 // one string and cannot tell F1 from other function keys, so the wizard reads Ink's raw input events instead.
 
 export type KeyName =
-  | 'return' | 'escape' | 'tab' | 'backtab' | 'up' | 'down' | 'left' | 'right' | 'pageup' | 'pagedown' | 'home' | 'end'
-  | 'backspace' | 'delete' | 'f1' | 'pasteStart' | 'pasteEnd' | 'text' | 'unknown';
+  | 'return'
+  | 'escape'
+  | 'tab'
+  | 'backtab'
+  | 'up'
+  | 'down'
+  | 'left'
+  | 'right'
+  | 'pageup'
+  | 'pagedown'
+  | 'home'
+  | 'end'
+  | 'backspace'
+  | 'delete'
+  | 'f1'
+  | 'pasteStart'
+  | 'pasteEnd'
+  | 'text'
+  | 'unknown';
 
 /** One key, or a run of printable text typed (or pasted) at once. */
 export interface Key {
@@ -18,17 +35,32 @@ export interface Key {
 
 const SEQUENCES: Record<string, KeyName> = {
   '\u001b': 'escape',
-  '\u001b[A': 'up', '\u001bOA': 'up',
-  '\u001b[B': 'down', '\u001bOB': 'down',
-  '\u001b[C': 'right', '\u001bOC': 'right',
-  '\u001b[D': 'left', '\u001bOD': 'left',
+  '\u001b[A': 'up',
+  '\u001bOA': 'up',
+  '\u001b[B': 'down',
+  '\u001bOB': 'down',
+  '\u001b[C': 'right',
+  '\u001bOC': 'right',
+  '\u001b[D': 'left',
+  '\u001bOD': 'left',
   '\u001b[Z': 'backtab',
-  '\u001b[5~': 'pageup', '\u001b[6~': 'pagedown',
-  '\u001b[H': 'home', '\u001bOH': 'home', '\u001b[1~': 'home', '\u001b[7~': 'home',
-  '\u001b[F': 'end', '\u001bOF': 'end', '\u001b[4~': 'end', '\u001b[8~': 'end',
+  '\u001b[5~': 'pageup',
+  '\u001b[6~': 'pagedown',
+  '\u001b[H': 'home',
+  '\u001bOH': 'home',
+  '\u001b[1~': 'home',
+  '\u001b[7~': 'home',
+  '\u001b[F': 'end',
+  '\u001bOF': 'end',
+  '\u001b[4~': 'end',
+  '\u001b[8~': 'end',
   '\u001b[3~': 'delete',
-  '\u001bOP': 'f1', '\u001b[11~': 'f1', '\u001b[[A': 'f1', '\u001b[1P': 'f1',
-  '\u001b[200~': 'pasteStart', '\u001b[201~': 'pasteEnd',
+  '\u001bOP': 'f1',
+  '\u001b[11~': 'f1',
+  '\u001b[[A': 'f1',
+  '\u001b[1P': 'f1',
+  '\u001b[200~': 'pasteStart',
+  '\u001b[201~': 'pasteEnd',
 };
 
 const ESCAPE_SEQUENCE = /^\u001b(?:\[\[[A-E]|\[[0-9;]*[~A-Za-z]|O[A-Za-z]|[^[O])?/;
@@ -62,8 +94,26 @@ export function decode(raw: string): Key[] {
 }
 
 export type Command =
-  | 'next' | 'back' | 'fieldNext' | 'fieldPrev' | 'left' | 'right' | 'toggle' | 'guestPrev' | 'guestNext'
-  | 'add' | 'remove' | 'help' | 'quit' | 'home' | 'end' | 'backspace' | 'delete' | 'killLine' | 'killWord' | 'killEnd';
+  | 'next'
+  | 'back'
+  | 'fieldNext'
+  | 'fieldPrev'
+  | 'left'
+  | 'right'
+  | 'toggle'
+  | 'guestPrev'
+  | 'guestNext'
+  | 'add'
+  | 'remove'
+  | 'help'
+  | 'quit'
+  | 'home'
+  | 'end'
+  | 'backspace'
+  | 'delete'
+  | 'killLine'
+  | 'killWord'
+  | 'killEnd';
 
 interface Match {
   name?: KeyName;

@@ -27,7 +27,17 @@ export interface State {
   /** Every reason typed for a risk in this interview, by risk and guest: a risk taken again gets it back. */
   reasons: Record<string, string>;
   /** lines: the last line the map or risks can scroll to; page: how many the screen shows. */
-  review: { action: 'bundle' | 'answers'; outDir: string; file: number; scroll: number; tab: ReviewTab; confirmReplace: boolean; force: boolean; lines: number; page: number };
+  review: {
+    action: 'bundle' | 'answers';
+    outDir: string;
+    file: number;
+    scroll: number;
+    tab: ReviewTab;
+    confirmReplace: boolean;
+    force: boolean;
+    lines: number;
+    page: number;
+  };
   formats: Record<string, string>;
   /** systemd-analyze's exposure score, by guest name and unit text digest. */
   exposure: Record<string, number | 'unavailable'>;
@@ -64,7 +74,17 @@ export function initialState(draft: Draft, outDir = DEFAULT_OUT, check?: Checker
     help: false,
     quitting: false,
     reasons: {},
-    review: { action: 'bundle', outDir, file: 0, scroll: 0, tab: 'files', confirmReplace: false, force: false, lines: 0, page: 8 },
+    review: {
+      action: 'bundle',
+      outDir,
+      file: 0,
+      scroll: 0,
+      tab: 'files',
+      confirmReplace: false,
+      force: false,
+      lines: 0,
+      page: 8,
+    },
     exposure: {},
     formats: {},
   };
@@ -157,10 +177,17 @@ function clampField(s: State): State {
 /** Every change of the draft: risks synced (typed reasons remembered), the last complaint cleared. */
 function setDraft(s: State, draft: Draft): State {
   const reasons = { ...s.reasons };
-  for (const r of [...s.draft.acceptedRisks, ...draft.acceptedRisks]) if (typeof r.reason === 'string' && r.reason !== '') reasons[riskKey(r)] = r.reason;
+  for (const r of [...s.draft.acceptedRisks, ...draft.acceptedRisks])
+    if (typeof r.reason === 'string' && r.reason !== '') reasons[riskKey(r)] = r.reason;
   const next = syncRisks(draft, s.check, reasons);
   for (const r of next.acceptedRisks) if (r.reason !== '') reasons[riskKey(r)] = r.reason;
-  return clampField({ ...s, draft: next, reasons, error: undefined, guest: Math.min(s.guest, draft.guests.length - 1) });
+  return clampField({
+    ...s,
+    draft: next,
+    reasons,
+    error: undefined,
+    guest: Math.min(s.guest, draft.guests.length - 1),
+  });
 }
 
 const moveTo = (s: State, field: number): State => ({ ...s, field, cursor: undefined });
@@ -183,18 +210,25 @@ function typeOnChoice(s: State, f: Field, text: string): State {
   const at = opts.findIndex((o) => o.value === String(valueOf(s.draft, f) ?? ''));
   for (let k = 1; k <= opts.length; k++) {
     const o = opts[(at + k) % opts.length]!;
-    if (o.label.toLowerCase().startsWith(t) || o.value.toLowerCase().startsWith(t)) return setDraft(s, applyValue(s.draft, f, o.value));
+    if (o.label.toLowerCase().startsWith(t) || o.value.toLowerCase().startsWith(t))
+      return setDraft(s, applyValue(s.draft, f, o.value));
   }
   return { ...s, notice: `No choice of ${f.label} starts with "${text}": ←/→ or Space go through them.` };
 }
 
 /** Text editing in the focused text or number field of a form. */
-function editField(s: State, f: Field, change: (line: { value: string; cursor: number }) => { value: string; cursor: number } | undefined): State | undefined {
+function editField(
+  s: State,
+  f: Field,
+  change: (line: { value: string; cursor: number }) => { value: string; cursor: number } | undefined,
+): State | undefined {
   const value = editText(s.draft, f);
   const line = change({ value, cursor: s.cursor ?? value.length });
   if (!line) return undefined;
   const moved = { ...s, cursor: line.cursor };
-  return line.value === value ? moved : { ...setDraft(moved, applyValue(s.draft, f, typed(f, line.value))), cursor: line.cursor };
+  return line.value === value
+    ? moved
+    : { ...setDraft(moved, applyValue(s.draft, f, typed(f, line.value))), cursor: line.cursor };
 }
 
 function onReviewKey(s: State, cmd: Command | undefined, key: Key): State {
@@ -202,14 +236,19 @@ function onReviewKey(s: State, cmd: Command | undefined, key: Key): State {
   const focus = REVIEW_FIELDS[s.field];
   const text = key.name === 'text' ? key.text! : '';
   if (r.confirmReplace) {
-    if (text === 'y' || text === 'Y') return { ...s, review: { ...r, confirmReplace: false, force: true }, pending: 'write' };
+    if (text === 'y' || text === 'Y')
+      return { ...s, review: { ...r, confirmReplace: false, force: true }, pending: 'write' };
     if (cmd === 'back' || text === 'n' || text === 'N') return { ...s, review: { ...r, confirmReplace: false } };
     return s;
   }
   if (cmd === 'back') return { ...s, step: s.step - 1, field: 0, cursor: undefined, error: undefined };
   if (cmd === 'next') return { ...s, pending: 'write', error: undefined };
   if (focus === 'out') {
-    const line = cmd ? edit({ value: r.outDir, cursor: s.cursor ?? r.outDir.length }, cmd) : text ? insert({ value: r.outDir, cursor: s.cursor ?? r.outDir.length }, text) : undefined;
+    const line = cmd
+      ? edit({ value: r.outDir, cursor: s.cursor ?? r.outDir.length }, cmd)
+      : text
+        ? insert({ value: r.outDir, cursor: s.cursor ?? r.outDir.length }, text)
+        : undefined;
     if (line) return { ...s, cursor: line.cursor, review: { ...r, outDir: line.value, force: false } };
   }
   const page = Math.max(1, r.page);
@@ -220,8 +259,10 @@ function onReviewKey(s: State, cmd: Command | undefined, key: Key): State {
       if (r.tab === 'files') return { ...s, review: { ...r, file: r.file + 1, scroll: 0 } };
       return { ...s, review: { ...r, scroll: Math.min(lastLine, r.scroll + 1) } };
     case 'fieldPrev':
-      if (focus === 'view' && r.tab === 'files' && r.file > 0) return { ...s, review: { ...r, file: r.file - 1, scroll: 0 } };
-      if (focus === 'view' && r.tab !== 'files' && r.scroll > 0) return { ...s, review: { ...r, scroll: r.scroll - 1 } };
+      if (focus === 'view' && r.tab === 'files' && r.file > 0)
+        return { ...s, review: { ...r, file: r.file - 1, scroll: 0 } };
+      if (focus === 'view' && r.tab !== 'files' && r.scroll > 0)
+        return { ...s, review: { ...r, scroll: r.scroll - 1 } };
       return moveTo(s, Math.max(0, s.field - 1));
     case 'guestNext':
       return focus === 'view' ? { ...s, review: { ...r, scroll: Math.min(lastLine, r.scroll + page) } } : s;
@@ -250,7 +291,12 @@ function onFormKey(s: State, cmd: Command | undefined, key: Key): State {
   const inactive = f?.inactive?.(s.draft);
   const isText = !!f && (f.kind === 'text' || f.kind === 'number');
   if (f && !inactive && isText) {
-    const edited = key.name === 'text' && !cmd ? editField(s, f, (l) => insert(l, key.text!)) : cmd ? editField(s, f, (l) => edit(l, cmd)) : undefined;
+    const edited =
+      key.name === 'text' && !cmd
+        ? editField(s, f, (l) => insert(l, key.text!))
+        : cmd
+          ? editField(s, f, (l) => edit(l, cmd))
+          : undefined;
     if (edited) return edited;
   }
   switch (cmd) {
@@ -267,7 +313,11 @@ function onFormKey(s: State, cmd: Command | undefined, key: Key): State {
     case 'guestNext':
     case 'guestPrev':
       if (!step.perGuest) return s;
-      return clampField({ ...s, cursor: undefined, guest: (s.guest + (cmd === 'guestNext' ? 1 : -1) + s.draft.guests.length) % s.draft.guests.length });
+      return clampField({
+        ...s,
+        cursor: undefined,
+        guest: (s.guest + (cmd === 'guestNext' ? 1 : -1) + s.draft.guests.length) % s.draft.guests.length,
+      });
     case 'add': {
       if (!step.add) return { ...s, notice: 'Nothing to add on this step.' };
       const next = setDraft(s, step.add(context(s)));
@@ -276,7 +326,9 @@ function onFormKey(s: State, cmd: Command | undefined, key: Key): State {
       return clampField({ ...placed, field: to.field ?? 0, cursor: undefined });
     }
     case 'remove':
-      return step.remove ? { ...setDraft(s, step.remove(context(s), s.field)), cursor: undefined } : { ...s, notice: 'Nothing to remove on this step.' };
+      return step.remove
+        ? { ...setDraft(s, step.remove(context(s), s.field)), cursor: undefined }
+        : { ...s, notice: 'Nothing to remove on this step.' };
     case 'left':
     case 'right':
     case 'toggle':
@@ -298,7 +350,11 @@ function onKey(s0: State, key: Key): State {
   const s = s0.notice ? { ...s0, notice: undefined } : s0;
   if (s.pasting !== undefined) {
     if (key.name === 'pasteEnd') return onPaste({ ...s, pasting: undefined }, s.pasting);
-    return { ...s, pasting: s.pasting + (key.name === 'text' ? key.text! : key.name === 'return' ? '\n' : key.name === 'tab' ? ' ' : '') };
+    return {
+      ...s,
+      pasting:
+        s.pasting + (key.name === 'text' ? key.text! : key.name === 'return' ? '\n' : key.name === 'tab' ? ' ' : ''),
+    };
   }
   if (key.name === 'pasteStart') return { ...s, pasting: '' };
   const cmd = commandOf(key, inTextField(s));
@@ -337,9 +393,25 @@ export function reducer(s: State, a: Action): State {
     case 'format':
       return { ...s, formats: { ...s.formats, [a.path]: a.format } };
     case 'reviewLines':
-      return a.lines === s.review.lines && a.page === s.review.page ? s : { ...s, review: { ...s.review, lines: a.lines, page: a.page, scroll: Math.min(s.review.scroll, Math.max(0, a.lines - 1)) } };
+      return a.lines === s.review.lines && a.page === s.review.page
+        ? s
+        : {
+            ...s,
+            review: {
+              ...s.review,
+              lines: a.lines,
+              page: a.page,
+              scroll: Math.min(s.review.scroll, Math.max(0, a.lines - 1)),
+            },
+          };
     case 'written':
-      return { ...s, pending: undefined, outcome: { kind: a.kind, path: a.path }, step: STEPS.findIndex((x) => x.screen === 'done'), field: 0 };
+      return {
+        ...s,
+        pending: undefined,
+        outcome: { kind: a.kind, path: a.path },
+        step: STEPS.findIndex((x) => x.screen === 'done'),
+        field: 0,
+      };
     case 'writeFailed':
       return { ...s, pending: undefined, error: a.message };
     case 'replaceNeeded':

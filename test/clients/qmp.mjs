@@ -48,8 +48,7 @@ sock.on('data', (d) => {
     if (msg.QMP) {
       process.stderr.write('connected\n');
       send({ execute: 'qmp_capabilities' });
-    }
-    else if (pending && pending['wait-event'] && msg.event === pending['wait-event']) {
+    } else if (pending && pending['wait-event'] && msg.event === pending['wait-event']) {
       const then = pending.then;
       pending = null;
       if (then) send(then);
@@ -58,6 +57,7 @@ sock.on('data', (d) => {
       const status = msg.return.status;
       if (status === pending['poll-migrate'] || status === 'failed') next();
       else setTimeout(() => sock.write('{"execute":"query-migrate"}\n'), 200);
-    } else if (pending && !pending['wait-event'] && !pending['poll-migrate'] && ('return' in msg || 'error' in msg)) next();
+    } else if (pending && !pending['wait-event'] && !pending['poll-migrate'] && ('return' in msg || 'error' in msg))
+      next();
   }
 });

@@ -7,7 +7,9 @@ import { color } from './text.js';
 
 export function Header({ s }: { s: State }) {
   const step = stepOf(s);
-  const guest = step.perGuest ? ` · guest ${s.guest + 1}/${s.draft.guests.length} "${String(s.draft.guests[s.guest]?.name ?? '')}"` : '';
+  const guest = step.perGuest
+    ? ` · guest ${s.guest + 1}/${s.draft.guests.length} "${String(s.draft.guests[s.guest]?.name ?? '')}"`
+    : '';
   return (
     <Text bold color={color('cyan')} wrap="truncate-end">
       qemu-harden · {s.step + 1}/{STEPS.length} {step.title}
@@ -28,7 +30,11 @@ export function Why({ s }: { s: State }) {
 export function Footer({ s }: { s: State }) {
   const step = stepOf(s);
   const { commands, labels } = commandsOf(s);
-  const text = s.quitting ? 'y quit without writing · n keep going' : s.review.confirmReplace ? 'y replace it · n keep it' : footerOf(commands, labels);
+  const text = s.quitting
+    ? 'y quit without writing · n keep going'
+    : s.review.confirmReplace
+      ? 'y replace it · n keep it'
+      : footerOf(commands, labels);
   return (
     <Box flexDirection="column">
       {s.notice ? <Text color={color('yellow')}>{s.notice}</Text> : null}

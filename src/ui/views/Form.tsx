@@ -13,7 +13,13 @@ function Value({ d, f, focused, cursor }: { d: Draft; f: Field; focused: boolean
   if (f.kind === 'select' || f.kind === 'toggle') return <Text>{shown + (focused ? ' ◂▸' : '')}</Text>;
   const own = editText(d, f);
   if (!focused) return own === '' && shown !== '' ? <Text>{shown}</Text> : <Text>{shown || '—'}</Text>;
-  if (own === '' && shown !== '') return <Text><Text inverse>{shown[0]}</Text><Text dimColor>{shown.slice(1)}</Text></Text>;
+  if (own === '' && shown !== '')
+    return (
+      <Text>
+        <Text inverse>{shown[0]}</Text>
+        <Text dimColor>{shown.slice(1)}</Text>
+      </Text>
+    );
   const c = Math.max(0, Math.min(cursor ?? own.length, own.length));
   return (
     <Text>
@@ -31,14 +37,22 @@ export function Form({ s }: { s: State }) {
   const step = stepOf(s);
   const fields = fieldsOf(s);
   const issues = stepIssues(s);
-  const labelOf = (path: string) => fields.find((f) => path === f.path.join('.') || path.startsWith(`${f.path.join('.')}.`))?.label ?? path;
+  const labelOf = (path: string) =>
+    fields.find((f) => path === f.path.join('.') || path.startsWith(`${f.path.join('.')}.`))?.label ?? path;
   const focusKey = fields[s.field]?.path.join('.');
   // The focused field's problem first, then the others: each in full.
-  const ordered = [...issues].sort((x, y) => Number(y.path === focusKey || y.path.startsWith(`${focusKey}.`)) - Number(x.path === focusKey || x.path.startsWith(`${focusKey}.`)));
+  const ordered = [...issues].sort(
+    (x, y) =>
+      Number(y.path === focusKey || y.path.startsWith(`${focusKey}.`)) -
+      Number(x.path === focusKey || x.path.startsWith(`${focusKey}.`)),
+  );
   const messages = ordered.map((x) => wrap(`✗ ${labelOf(x.path)}: ${x.message}`, width - 1));
   const notes = (step.notes?.(context(s)) ?? []).flatMap((n) => wrap(n, width - 1));
   const focused = fields[s.field];
-  const hint = focused?.hint && !issues.some((x) => x.path === focusKey) ? wrap(`${focused.label}: ${focused.hint}`, width - 1) : [];
+  const hint =
+    focused?.hint && !issues.some((x) => x.path === focusKey)
+      ? wrap(`${focused.label}: ${focused.hint}`, width - 1)
+      : [];
   // Everything must fit the terminal: the header, notes, the footer (two lines), the why panel when open.
   const chrome = 1 + 3 + (s.help ? 6 : 0) + (s.error ? 1 : 0) + (s.notice ? 1 : 0) + (step.tip ? 1 : 0);
   let budget = rows - 1 - chrome - notes.length - hint.length;

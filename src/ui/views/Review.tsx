@@ -15,28 +15,55 @@ function viewLines(s: State, engine: Engine, plan: ReturnType<typeof usePlan>, w
   if (s.review.tab === 'risks') {
     const risks = engine.requiredRisks(answers);
     if (risks.length === 0) return ['No accepted risks: every choice is the secure default.'];
-    return risks.flatMap((x) => wrap(`! ${x.risk}${x.guest ? ` (${x.guest})` : ''}: ${answers.acceptedRisks.find((a) => a.risk === x.risk && a.guest === x.guest)?.reason ?? ''}`, width));
+    return risks.flatMap((x) =>
+      wrap(
+        `! ${x.risk}${x.guest ? ` (${x.guest})` : ''}: ${answers.acceptedRisks.find((a) => a.risk === x.risk && a.guest === x.guest)?.reason ?? ''}`,
+        width,
+      ),
+    );
   }
   const units = engine.guestUnits(answers, plan.files);
   const out = wrap(EXPOSURE, width);
   for (const g of answers.guests) {
     const e = s.exposure[units.find((u) => u.guest === g.name)!.key];
-    const score = e === undefined ? 'measuring…' : e === 'unavailable' ? 'n/a (systemd-analyze not installed)' : `${e} (target ≤ ${engine.exposureTarget(g)})`;
+    const score =
+      e === undefined
+        ? 'measuring…'
+        : e === 'unavailable'
+          ? 'n/a (systemd-analyze not installed)'
+          : `${e} (target ≤ ${engine.exposureTarget(g)})`;
     const [head, ...rest] = engine.reachLines(engine.guestReach(answers, g));
-    out.push('', `${g.name} as ${engine.guestReach(answers, g).user} · exposure ${score}`, ...wrap(head!.replace(/^\S+ — /, '  '), width, '      '));
+    out.push(
+      '',
+      `${g.name} as ${engine.guestReach(answers, g).user} · exposure ${score}`,
+      ...wrap(head!.replace(/^\S+ — /, '  '), width, '      '),
+    );
     for (const l of rest) out.push(...wrap(l, width, '            '));
   }
   return out;
 }
 
-export function Review({ s, engine, plan, dispatch }: { s: State; engine: Engine; plan: ReturnType<typeof usePlan>; dispatch: Dispatch<Action> }) {
+export function Review({
+  s,
+  engine,
+  plan,
+  dispatch,
+}: {
+  s: State;
+  engine: Engine;
+  plan: ReturnType<typeof usePlan>;
+  dispatch: Dispatch<Action>;
+}) {
   const { stdout } = useStdout();
   const width = (stdout.columns || 80) - 1;
   const page = Math.max(4, (stdout.rows || 24) - 11 - (s.help ? 6 : 0));
   const r = s.review;
   const focus = REVIEW_FIELDS[s.field];
   // Built once per plan, measured scores, tab and width: scrolling only moves the window over them.
-  const lines = useMemo(() => (plan.answers && r.tab !== 'files' ? viewLines(s, engine, plan, width) : []), [plan, s.exposure, r.tab, width]);
+  const lines = useMemo(
+    () => (plan.answers && r.tab !== 'files' ? viewLines(s, engine, plan, width) : []),
+    [plan, s.exposure, r.tab, width],
+  );
   useEffect(() => {
     dispatch({ type: 'reviewLines', lines: r.tab === 'files' ? 0 : Math.max(0, lines.length - page + 1), page });
   }, [lines.length, page, r.tab]);
@@ -44,11 +71,14 @@ export function Review({ s, engine, plan, dispatch }: { s: State; engine: Engine
     return (
       <Box flexDirection="column">
         <Text color={color('red')}>The answers are not valid yet; go back (Esc) and fix:</Text>
-        {(plan.errors ?? []).slice(0, page).flatMap((e) => wrap(`✗ ${e}`, width)).map((l, i) => (
-          <Text key={i} color={color('red')}>
-            {l}
-          </Text>
-        ))}
+        {(plan.errors ?? [])
+          .slice(0, page)
+          .flatMap((e) => wrap(`✗ ${e}`, width))
+          .map((l, i) => (
+            <Text key={i} color={color('red')}>
+              {l}
+            </Text>
+          ))}
       </Box>
     );
   const files = plan.files;
@@ -57,7 +87,9 @@ export function Review({ s, engine, plan, dispatch }: { s: State; engine: Engine
   const c = Math.max(0, Math.min(s.cursor ?? r.outDir.length, r.outDir.length));
   const row = (label: string, i: number, value: React.ReactNode) => (
     <Text wrap="truncate-end">
-      <Text color={focus === REVIEW_FIELDS[i] ? color('cyan') : undefined}>{focus === REVIEW_FIELDS[i] ? '› ' : '  '}</Text>
+      <Text color={focus === REVIEW_FIELDS[i] ? color('cyan') : undefined}>
+        {focus === REVIEW_FIELDS[i] ? '› ' : '  '}
+      </Text>
       {label.padEnd(12)}
       {value}
     </Text>
@@ -66,26 +98,49 @@ export function Review({ s, engine, plan, dispatch }: { s: State; engine: Engine
   return (
     <Box flexDirection="column">
       {row('Action', 0, r.action === 'bundle' ? 'write the bundle ◂▸' : 'save answers only ◂▸')}
-      {row('Output', 1, focus === 'out' ? <Text>{r.outDir.slice(0, c)}<Text inverse>{r.outDir[c] ?? ' '}</Text>{r.outDir.slice(c + 1)}{out.slice(r.outDir.length)}</Text> : out)}
+      {row(
+        'Output',
+        1,
+        focus === 'out' ? (
+          <Text>
+            {r.outDir.slice(0, c)}
+            <Text inverse>{r.outDir[c] ?? ' '}</Text>
+            {r.outDir.slice(c + 1)}
+            {out.slice(r.outDir.length)}
+          </Text>
+        ) : (
+          out
+        ),
+      )}
       {row('Show', 2, (['files', 'risks', 'map'] as const).map((t) => (t === r.tab ? `[${t}]` : ` ${t} `)).join(' '))}
-      {r.confirmReplace ? <Text color={color('yellow')}>{resolve(r.outDir)} exists and is not empty. Replace it? (y/n)</Text> : null}
+      {r.confirmReplace ? (
+        <Text color={color('yellow')}>{resolve(r.outDir)} exists and is not empty. Replace it? (y/n)</Text>
+      ) : null}
       {s.error ? <Text color={color('red')}>{s.error}</Text> : null}
       {r.tab === 'files' ? (
         <Box flexDirection="column">
           <Text dimColor wrap="truncate-end">
             {files.length} files · {file.why}
           </Text>
-          {files.slice(Math.max(0, Math.min(r.file - 3, files.length - 7)), Math.max(0, Math.min(r.file - 3, files.length - 7)) + 7).map((f) => (
-            <Text key={f.path} wrap="truncate-end" color={f === file ? color('cyan') : undefined}>
-              {f === file ? '›' : ' '} {f.path}
-            </Text>
-          ))}
-          {file.content.split('\n').slice(r.scroll, r.scroll + Math.max(2, page - 8)).map((l, i) => (
-            <Text key={i} dimColor wrap="truncate-end">
-              {'  │ '}
-              {l}
-            </Text>
-          ))}
+          {files
+            .slice(
+              Math.max(0, Math.min(r.file - 3, files.length - 7)),
+              Math.max(0, Math.min(r.file - 3, files.length - 7)) + 7,
+            )
+            .map((f) => (
+              <Text key={f.path} wrap="truncate-end" color={f === file ? color('cyan') : undefined}>
+                {f === file ? '›' : ' '} {f.path}
+              </Text>
+            ))}
+          {file.content
+            .split('\n')
+            .slice(r.scroll, r.scroll + Math.max(2, page - 8))
+            .map((l, i) => (
+              <Text key={i} dimColor wrap="truncate-end">
+                {'  │ '}
+                {l}
+              </Text>
+            ))}
         </Box>
       ) : (
         <Box flexDirection="column">
@@ -94,7 +149,11 @@ export function Review({ s, engine, plan, dispatch }: { s: State; engine: Engine
               {l || ' '}
             </Text>
           ))}
-          {lines.length > page ? <Text dimColor>lines {start + 1}-{Math.min(lines.length, start + page)} of {lines.length} · ↑↓ PgUp/PgDn scroll</Text> : null}
+          {lines.length > page ? (
+            <Text dimColor>
+              lines {start + 1}-{Math.min(lines.length, start + page)} of {lines.length} · ↑↓ PgUp/PgDn scroll
+            </Text>
+          ) : null}
         </Box>
       )}
     </Box>
