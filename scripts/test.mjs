@@ -1,6 +1,6 @@
-// `npm test`: typecheck, the layering (dependency-cruiser with .dependency-cruiser.cjs), build, then every test
-// file, several at a time. The slowest proofs start first so the short ones run beside them; the wall time of the
-// whole run is printed last, whatever the outcome.
+// `npm test`: typecheck, the layering (dependency-cruiser with .dependency-cruiser.cjs), formatting (prettier), lint
+// (eslint), build, then every test file, several at a time. The slowest proofs start first so the short ones run
+// beside them; the wall time of the whole run is printed last, whatever the outcome.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -66,6 +66,14 @@ if (status === 0)
     '--output-type',
     'err',
   ]);
+if (status === 0)
+  status = phase('formatting', process.execPath, [
+    join(repo, 'node_modules/prettier/bin/prettier.cjs'),
+    '--check',
+    '--log-level=warn',
+    '.',
+  ]);
+if (status === 0) status = phase('lint', process.execPath, [join(repo, 'node_modules/eslint/bin/eslint.js'), '.']);
 if (status === 0) status = phase('build', process.execPath, [join(repo, 'scripts/build.mjs')]);
 if (status === 0)
   status = phase(

@@ -15,7 +15,7 @@ export const MANIFEST = 'MANIFEST.sha256';
 
 /** One manifest line, "<sha256>  <path>", with a path relative to the bundle; undefined for anything else. */
 export function manifestLine(line: string): { hash: string; path: string } | undefined {
-  const m = /^([0-9a-f]{64})  (.+)$/.exec(line);
+  const m = /^([0-9a-f]{64}) {2}(.+)$/.exec(line);
   if (!m || m[2]!.split('/').includes('..') || m[2]!.startsWith('/')) return undefined;
   return { hash: m[1]!, path: m[2]! };
 }

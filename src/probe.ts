@@ -81,7 +81,7 @@ function listDir(path: string): string[] {
 function pciDevices() {
   return listDir('/sys/bus/pci/devices').map((address) => {
     const dir = join('/sys/bus/pci/devices', address);
-    let iommuGroup: number | null = null;
+    let iommuGroup: number | null;
     try {
       iommuGroup = Number(readlinkSync(join(dir, 'iommu_group')).split('/').at(-1));
     } catch {

@@ -465,7 +465,7 @@ describe('export ansible: bundles and hosts on the command line', () => {
     const cases: [string[], RegExp][] = [
       [
         [b],
-        /^qemu-harden: .*tampered does not match its manifest; nothing was written:\nqemu-harden:   root\/etc\/sysusers\.d\/qemu-harden\.conf: changed/,
+        /^qemu-harden: .*tampered does not match its manifest; nothing was written:\nqemu-harden: {3}root\/etc\/sysusers\.d\/qemu-harden\.conf: changed/,
       ],
       [['--host', `bad host=${b}`], /--host bad host=.*: "bad host" is not a usable inventory hostname/],
       [

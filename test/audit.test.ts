@@ -675,7 +675,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     const text = inside([process.execPath, BIN, 'audit']);
     assert.equal(text.code, 1);
     for (const g of Object.keys(GUESTS)) assert.match(text.stdout, new RegExp(`^${g} \\(pid \\d+\\):$`, 'm'));
-    assert.match(text.stdout, /^  \[high\] listeners\.monitor-tcp\n    read:    -qmp tcp:0\.0\.0\.0:4444/m);
+    assert.match(text.stdout, /^ {2}\[high\] listeners\.monitor-tcp\n {4}read: {4}-qmp tcp:0\.0\.0\.0:4444/m);
     assert.match(
       text.stdout,
       new RegExp(`^${json.findings.filter((x) => x.severity !== 'info').length} findings\\.$`, 'm'),

@@ -573,7 +573,7 @@ describe('names, groups and devices', () => {
     const aa = files.find((f) => f.path === 'root/etc/apparmor.d/qemu-harden.d/a')!.content;
     assert.match(
       aa,
-      /^  owner \/dev\/bus\/usb\/\[0-9\]\*\/\[0-9\]\* rw,$/m,
+      /^ {2}owner \/dev\/bus\/usb\/\[0-9\]\*\/\[0-9\]\* rw,$/m,
       'AppArmor: only USB nodes owned by the guest’s user',
     );
     assert.throws(
@@ -634,10 +634,10 @@ describe('names, groups and devices', () => {
     const rules = readFileSync(join(dir, 'bundle/root/etc/apparmor.d/qemu-harden.d/d'), 'utf8');
     assert.match(
       rules,
-      /^  \/sys\/devices\/pci\[0-9\]\*\/\*\*\/0000:01:00\.0\/\*\* r,$/m,
+      /^ {2}\/sys\/devices\/pci\[0-9\]\*\/\*\*\/0000:01:00\.0\/\*\* r,$/m,
       'the resolved sysfs path of the PCI device',
     );
-    assert.match(rules, /^  owner \/dev\/\* rw,$/m, 'the node the by-id link resolves to, when it is the guest’s');
+    assert.match(rules, /^ {2}owner \/dev\/\* rw,$/m, 'the node the by-id link resolves to, when it is the guest’s');
   });
 
   test('a bridge with "-" in its name: the tap unit orders after the device unit systemd-escape names', () => {

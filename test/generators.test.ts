@@ -290,7 +290,7 @@ describe('host files', () => {
     assert.ok(rb.includes('"/dev/net/tun" rw,'));
     assert.match(
       AA.profile(a.guests[0]!),
-      /profile qemu-harden-a flags=\(attach_disconnected,mediate_deleted\) \{\n  include <abstractions\/qemu-harden>\n  include <qemu-harden.d\/a>\n\}/,
+      /profile qemu-harden-a flags=\(attach_disconnected,mediate_deleted\) \{\n {2}include <abstractions\/qemu-harden>\n {2}include <qemu-harden.d\/a>\n\}/,
     );
   });
   test('AppArmor: an accepted sandbox-spawn lets QEMU run its helpers and /bin/sh under its own profile, and only then', (t) => {
@@ -302,8 +302,8 @@ describe('host files', () => {
     });
     const allowed = validate(doc('allow'));
     const rules = AA.guestRules(allowed, allowed.guests[0]!);
-    assert.match(rules, /^  \/usr\/lib\/qemu\/\* ix,$/m);
-    assert.match(rules, /^  \/\{usr\/,\}bin\/\{sh,dash,bash\} ix,$/m);
+    assert.match(rules, /^ {2}\/usr\/lib\/qemu\/\* ix,$/m);
+    assert.match(rules, /^ {2}\/\{usr\/,\}bin\/\{sh,dash,bash\} ix,$/m);
     const denied = validate(doc('deny'));
     assert.doesNotMatch(AA.guestRules(denied, denied.guests[0]!), / ix,/);
     // The real parser compiles the profile with its exec rules.

@@ -1006,7 +1006,7 @@ describe('imported guests boot under TCG and QEMU reports what the source meant'
           'quit',
         ]);
       } catch (e) {
-        throw new Error(`${(e as Error).message}; QEMU stderr: ${stderr}`);
+        throw new Error(`${(e as Error).message}; QEMU stderr: ${stderr}`, { cause: e });
       }
       const [mem, cpus, blocks, vnc, spice] = replies as [
         { 'base-memory': number },

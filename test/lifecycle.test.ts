@@ -94,7 +94,7 @@ function treeHash(root: string): string {
 function bundleFiles(bundle: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const line of readFileSync(join(bundle, 'MANIFEST.sha256'), 'utf8').split('\n')) {
-    const m = /^([0-9a-f]{64})  root(\/.+)$/.exec(line);
+    const m = /^([0-9a-f]{64}) {2}root(\/.+)$/.exec(line);
     if (m) out.set(m[2]!, m[1]!);
   }
   return out;

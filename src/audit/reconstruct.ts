@@ -130,7 +130,7 @@ export function reconstruct(processes: QemuProcess[]): Reconstructed {
         note('disks', `${d.path}: a block device is attached as raw only`);
         continue;
       }
-      let readOnly = d.readOnly;
+      const readOnly = d.readOnly;
       const sys = SYSTEM_DIRS.find((s) => underDir(d.path, s));
       if (!readOnly && !blockDevice && sys) {
         note(

@@ -54,7 +54,7 @@ function pairHosts(positional: string[], hostFlags: string[]): { host: string; b
 }
 
 function readHostBundle(p: { host: string; bundle: string; arg: string }): HostBundle {
-  let isDir = false;
+  let isDir: boolean;
   try {
     isDir = statSync(p.bundle).isDirectory();
   } catch {

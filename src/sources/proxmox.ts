@@ -281,7 +281,7 @@ export function importVmConfig(
 
   // Proxmox writes the description as `#` lines with some characters percent-encoded (PVE::Tools::encode_text).
   const descr = c.get('description') ?? cfg.description;
-  let decoded = descr;
+  let decoded: string;
   try {
     decoded = decodeURIComponent(descr);
   } catch {

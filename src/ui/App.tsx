@@ -32,6 +32,7 @@ export function App({ draft, outDir, probe, onExit }: AppProps) {
     if (s.exit === undefined) return;
     onExit(s.exit);
     exit();
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- the App ends once, when the reducer sets its exit code
   }, [s.exit]);
 
   const screen = screenOf(s);

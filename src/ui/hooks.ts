@@ -17,7 +17,6 @@ export function useRawInput(dispatch: Dispatch<Action>, engine: Engine | undefin
   const { stdout } = useStdout();
   const held = useRef<string[]>([]);
   const ready = useRef(false);
-  ready.current = !!engine;
   useEffect(() => {
     setRawMode(true);
     if (stdout.isTTY) stdout.write('\u001b[?2004h');
@@ -31,10 +30,13 @@ export function useRawInput(dispatch: Dispatch<Action>, engine: Engine | undefin
       if (stdout.isTTY) stdout.write('\u001b[?2004l');
       setRawMode(false);
     };
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- once per interview: raw mode and the listener live as long as the App
   }, []);
   useEffect(() => {
     if (!engine) return;
     for (const raw of held.current.splice(0)) dispatch({ type: 'input', raw });
+    ready.current = true;
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- dispatch is the reducer's, stable for the App's life
   }, [engine]);
 }
 
@@ -58,6 +60,7 @@ export function useEngine(dispatch: Dispatch<Action>, probe?: () => Promise<Host
       live = false;
       clearTimeout(t);
     };
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- the engine is loaded and the host probed once per interview
   }, []);
   return engine;
 }
@@ -74,6 +77,7 @@ export function useImageFormats(engine: Engine | undefined, s: State, dispatch: 
         .imageFormat(path)
         .then((format) => format !== undefined && dispatch({ type: 'format', path, format }));
     }
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- keyed by the paths' text: a new array with the same paths asks nothing again
   }, [engine, key]);
 }
 
@@ -107,6 +111,7 @@ export function useExposure(
     return () => {
       cancelled = true;
     };
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- measured when the step or the plan changes, not on every key of the draft
   }, [engine, s.step, plan.files]);
 }
 
@@ -121,5 +126,6 @@ export function useWrite(
     if (s.pending !== 'write') return;
     if (!engine) return dispatch({ type: 'writeFailed', message: 'The answers are not valid yet.' });
     dispatch(engine.write(s.review.action, s.review.outDir, plan.answers, plan.files, s.review.force));
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- writes once, when the reducer asks for it
   }, [s.pending]);
 }

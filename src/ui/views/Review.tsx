@@ -62,10 +62,12 @@ export function Review({
   // Built once per plan, measured scores, tab and width: scrolling only moves the window over them.
   const lines = useMemo(
     () => (plan.answers && r.tab !== 'files' ? viewLines(s, engine, plan, width) : []),
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- the lines depend on the plan, the scores, the tab and the width, not on focus or scroll
     [plan, s.exposure, r.tab, width],
   );
   useEffect(() => {
     dispatch({ type: 'reviewLines', lines: r.tab === 'files' ? 0 : Math.max(0, lines.length - page + 1), page });
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- dispatch is the reducer's, stable for the App's life
   }, [lines.length, page, r.tab]);
   if (!plan.answers)
     return (
