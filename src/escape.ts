@@ -165,3 +165,23 @@ export function markdownCode(value: string): string {
   const pad = value.startsWith('`') || value.endsWith('`') || /^ .* $/.test(value) ? ' ' : '';
   return `${fence}${pad}${value}${pad}${fence}`;
 }
+
+const HIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\\]/g;
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\' };
+
+/**
+ * Text from outside qemu-harden (a process's command line, a name or path in an imported file, anything read
+ * from a host or a bundle) as it may be printed on the operator's terminal: control characters (C0, DEL, C1)
+ * and the Unicode characters that reorder or hide text (bidirectional overrides and isolates, zero-width
+ * characters) are shown as escapes the way systemd shows them (`\n`, `\x1b`, `\u202e`), and a backslash as
+ * `\\`, so no such string can move the cursor, recolour the screen or pass for other text. Text output only:
+ * `--json` carries the exact string.
+ */
+export function visible(value: string): string {
+  return value.replace(HIDDEN, (c) => {
+    const named = NAMED[c];
+    if (named) return named;
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}

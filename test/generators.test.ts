@@ -13,6 +13,7 @@ import {
   systemdPathWord,
   tmpfilesField,
   udevValue,
+  visible,
 } from '../src/escape.js';
 import { guestFence } from '../src/fence.js';
 import { profileName } from '../src/guest.js';
@@ -45,6 +46,18 @@ const settings = (unit: string, key: string) =>
 describe('escapers', () => {
   test('QEMU option values double commas so a value cannot add an option', () => {
     assert.equal(qemuValue('/srv/a,format=raw'), '/srv/a,,format=raw');
+    assert.equal(
+      visible('web\u001b[2J\u001b[Huid 997'),
+      'web\\x1b[2J\\x1b[Huid 997',
+      'escape sequences are shown, not run',
+    );
+    assert.equal(visible('a\nb\tc\\d'), 'a\\nb\\tc\\\\d');
+    assert.equal(
+      visible('\u009b31m \u202eevil \u200b'),
+      '\\x9b31m \\u202eevil \\u200b',
+      'C1, bidi override, zero width',
+    );
+    assert.equal(visible('/srv/vm/disk é.qcow2'), '/srv/vm/disk é.qcow2', 'ordinary text is unchanged');
     assert.equal(
       qemuOpts(undefined, [
         ['file', '/x,y'],
