@@ -77,7 +77,8 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   assert.match(host.split('\n')[0]!, /^qemu-harden · 1\/12 Host/);
   await keys('Enter', 'Enter');
   await waitFor(/3\/12 Guests/);
-  await keys('Enter', 'C-n', '/srv/vm/tty.qcow2');
+  // A new guest starts with a disk: its path has the focus.
+  await keys('Enter', '/srv/vm/tty.qcow2');
   await waitFor(/Disk 1 path +\/srv\/vm\/tty\.qcow2/);
   await keys('Tab', '?');
   const why = await waitFor(/never guessed/);
@@ -201,8 +202,7 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
   burst('Enter');
   for (let g = 1; g <= 8; g++) {
     await waitFor(new RegExp(`4/12 Disks and user-supplied files · guest ${g}/8`));
-    burst('C-n');
-    await waitFor(/Disk 1 path/);
+    await waitFor(/› Disk 1 path/);
     paste(`/srv/vm/g${g}.qcow2\n`);
     const s = await waitFor(new RegExp(`Disk 1 path +/srv/vm/g${g}\\.qcow2`));
     fitsAndHeaderShows(s, /^qemu-harden · 4\/12 Disks/);
@@ -241,7 +241,9 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
     fitsAndHeaderShows(s, /^qemu-harden · 11\/12 Review/);
     map.push(...s.split('\n'));
     if (/lines \d+-(\d+) of \1/.test(s)) break;
-    burst('PageDown');
+    // A page on: as many ↓ as the map shows lines, in one burst.
+    const [, from, to] = /lines (\d+)-(\d+)/.exec(marker)!;
+    burst(...Array<string>(Number(to) - Number(from) + 1).fill('Down'));
   }
   const mapText = map.join('\n');
   assert.match(joined(mapText), /0 means every sandboxing setting it knows is used, 10 none of them; lower is better/);
@@ -255,6 +257,24 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
     );
   }
   assert.match(mapText, /AppArmor +reading the rest of the file system/);
+  // PgUp and PgDn jump from guest to guest: the window starts at that guest's part of the map.
+  for (const [keys, g] of [
+    [Array<string>(8).fill('PageUp'), 'guest1'],
+    [['PageDown'], 'guest2'],
+    [['PageDown', 'PageDown', 'PageUp'], 'guest3'],
+  ] as const) {
+    burst(...keys);
+    const s = await waitFor(new RegExp(`guest ${g.slice(5)}/8 "${g}"; type a name`));
+    fitsAndHeaderShows(s, /^qemu-harden · 11\/12 Review/);
+    assert.match(
+      s.split('\n')[4]!,
+      new RegExp(`^${g} as qemu-${g} · exposure`),
+      `${keys.join(' ')}: ${g} heads the map`,
+    );
+  }
+  // Tab leaves the map wherever it is: the next row is Action.
+  burst('Tab');
+  await waitFor(/› Action/);
 
   burst('Enter');
   await waitFor(/✔ Bundle written to/);
