@@ -10,6 +10,8 @@ const bandwidthOf = (d: Draft, gi: number): Bandwidth[] => d.guests[gi]?.limits?
 const setBandwidth = (d: Draft, gi: number, list: Bandwidth[]) =>
   setGuestKey(d, gi, 'limits', { ...d.guests[gi]!.limits, ioBandwidth: list });
 
+const nameOf = (ctx: StepContext) => String(ctx.draft.guests[ctx.guest]!.name ?? '');
+
 /** Fields of each IO bandwidth row: the remove key counts by it. */
 const PER_ROW = 3;
 
@@ -101,7 +103,7 @@ export const limits: Step = {
     const list = bandwidthOf(ctx.draft, ctx.guest);
     if (i < 0) return 'Tab to an IO limit’s field to remove that limit.';
     return {
-      what: `IO limit ${i + 1} (${String(list[i]!.device || 'no device yet')}) of guest "${String(ctx.draft.guests[ctx.guest]!.name ?? '')}"`,
+      what: `IO limit ${i + 1} (${String(list[i]!.device || 'no device yet')}) of guest "${nameOf(ctx)}"`,
       draft: setBandwidth(
         ctx.draft,
         ctx.guest,

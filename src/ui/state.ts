@@ -37,7 +37,8 @@ export interface State {
   reasons: Record<string, string>;
   /**
    * Fields the operator has changed or left, by dotted path. A field that shows nothing and has not been
-   * touched keeps its problem to itself until Enter is pressed: an empty field is a question, not an error.
+   * touched keeps its problem to itself until the operator types in it, leaves it or presses Enter: an empty
+   * field is a question, not an error.
    */
   touched: Record<string, true>;
   /** A removal waiting for y or n: the question and the draft without what it removes. */
@@ -128,7 +129,10 @@ export function fieldsOf(s: State): Field[] {
 const pathKey = (p: (string | number)[]) => p.join('.');
 const under = (path: string, prefix: string) => path === prefix || path.startsWith(`${prefix}.`);
 
-/** Problems that belong to the current step (for the guest shown): on its fields, under its scope, or at the paths it owns. */
+/**
+ * Problems that belong to the current step, for the guest shown: on its fields, under its scope, or at the paths
+ * it owns; each with the label the screen shows it under.
+ */
 export function stepIssues(s: State): { path: string; message: string; label: string }[] {
   const step = stepOf(s);
   const ctx = context(s);
