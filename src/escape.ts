@@ -185,3 +185,16 @@ export function visible(value: string): string {
     return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
   });
 }
+
+/**
+ * A word of a command printed for the operator to paste into a POSIX shell: as it is when no shell reads
+ * anything in it specially, else single-quoted. A word with characters visible() would escape goes in $'…'
+ * (bash, zsh, ksh, busybox sh) with visible()'s escapes, which $'…' reads back, so the terminal shows nothing it
+ * acts on and the pasted command still names exactly this string.
+ */
+export function shellWord(value: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(value)) return value;
+  const plain = value.replaceAll('\\', '');
+  if (visible(plain) === plain) return `'${value.replaceAll("'", `'\\''`)}'`;
+  return `$'${visible(value).replaceAll("'", "\\'")}'`;
+}

@@ -1,8 +1,37 @@
 import { existsSync, statSync } from 'node:fs';
-import type { Draft, GuestDraft } from './draft.js';
-import { g, type Field, type Step } from './fields.js';
+import type { Disk } from '../src/model.js';
+import { newDisk, type Draft, type GuestDraft } from './draft.js';
+import { g, optionsOf, setGuestKey, type Field, type Step, type StepContext } from './fields.js';
 
 const disksOf = (d: GuestDraft) => (Array.isArray(d.disks) ? d.disks : []);
+
+const FORMAT: Record<Disk['format'], string> = { qcow2: 'qcow2', raw: 'raw' };
+
+function diskFields(ctx: StepContext, i: number): Field[] {
+  const n = i + 1;
+  return [
+    { label: `Disk ${n} path`, kind: 'text', path: g(ctx, 'disks', i, 'path') },
+    { label: `Disk ${n} format`, kind: 'select', path: g(ctx, 'disks', i, 'format'), options: optionsOf(FORMAT) },
+    { label: `Disk ${n} read-only`, kind: 'toggle', path: g(ctx, 'disks', i, 'readOnly'), fallback: () => false },
+    {
+      label: `Disk ${n} is a block device`,
+      kind: 'toggle',
+      path: g(ctx, 'disks', i, 'blockDevice'),
+      fallback: () => false,
+      hint: 'a device under /dev: udev gives its node to this guest’s user alone; always raw',
+      // A block device is raw by rule, so choosing one chooses raw too.
+      set: (d, v) => {
+        const list = disksOf(d.guests[ctx.guest]!).map((x, k) =>
+          k === i ? { ...x, blockDevice: v === true, ...(v === true ? { format: 'raw' as const } : {}) } : x,
+        );
+        return setGuestKey(d, ctx.guest, 'disks', list);
+      },
+    },
+  ];
+}
+
+/** How many fields each disk has on this step: the remove key and focus after an add count by it. */
+const PER_DISK = 4;
 
 export const disks: Step = {
   id: 'disks',
@@ -29,19 +58,7 @@ export const disks: Step = {
       return `disk ${i + 1}: ${st.isBlockDevice() ? 'a block device' : `${Math.round(st.size / 1048576)} MiB`} here${hint}`;
     }),
   fields: (ctx) => [
-    ...disksOf(ctx.draft.guests[ctx.guest]!).flatMap((_, i): Field[] => [
-      { label: `Disk ${i + 1} path`, kind: 'text', path: g(ctx, 'disks', i, 'path') },
-      {
-        label: `Disk ${i + 1} format`,
-        kind: 'select',
-        path: g(ctx, 'disks', i, 'format'),
-        options: [
-          { value: 'qcow2', label: 'qcow2' },
-          { value: 'raw', label: 'raw' },
-        ],
-      },
-      { label: `Disk ${i + 1} read-only`, kind: 'toggle', path: g(ctx, 'disks', i, 'readOnly'), fallback: () => false },
-    ]),
+    ...disksOf(ctx.draft.guests[ctx.guest]!).flatMap((_, i) => diskFields(ctx, i)),
     {
       label: 'Kernel (read-only, optional)',
       kind: 'text',
@@ -68,24 +85,31 @@ export const disks: Step = {
     },
   ],
   addLabel: 'add disk',
-  afterAdd: (ctx) => ({ field: (disksOf(ctx.draft.guests[ctx.guest]!).length - 1) * 3 }),
-  scope: (ctx) => [g(ctx, 'disks')],
+  afterAdd: (ctx) => ({ field: (disksOf(ctx.draft.guests[ctx.guest]!).length - 1) * PER_DISK }),
+  scope: (ctx) => [
+    { path: g(ctx, 'disks'), label: 'Disks' },
+    { path: g(ctx, 'boot'), label: 'Boot files' },
+  ],
   images: (ctx) =>
     disksOf(ctx.draft.guests[ctx.guest]!)
       .map((d) => String(d.path ?? ''))
       .filter((p) => p.startsWith('/')),
-  add: (ctx) => {
-    const d = structuredClone(ctx.draft);
-    const guest = d.guests[ctx.guest]!;
-    guest.disks = [...disksOf(guest), { path: '', format: 'qcow2', readOnly: false }];
-    return d;
-  },
+  add: (ctx) => setGuestKey(ctx.draft, ctx.guest, 'disks', [...disksOf(ctx.draft.guests[ctx.guest]!), newDisk()]),
   remove: (ctx, field) => {
-    if (field >= disksOf(ctx.draft.guests[ctx.guest]!).length * 3) return ctx.draft;
-    const d = structuredClone(ctx.draft);
-    const guest = d.guests[ctx.guest]!;
-    guest.disks = disksOf(guest).filter((_, i) => i !== Math.floor(field / 3));
-    return d;
+    const guest = ctx.draft.guests[ctx.guest]!;
+    const list = disksOf(guest);
+    if (field >= list.length * PER_DISK) return 'Tab to a disk’s field to remove that disk.';
+    const i = Math.floor(field / PER_DISK);
+    const path = String(list[i]!.path ?? '');
+    return {
+      what: `disk ${i + 1} (${path || 'no path yet'}) of guest "${String(guest.name ?? '')}"`,
+      draft: setGuestKey(
+        ctx.draft,
+        ctx.guest,
+        'disks',
+        list.filter((_, k) => k !== i),
+      ),
+    };
   },
 };
 

@@ -1,4 +1,39 @@
-import { g, setGuestKey, type Field, type Step } from './fields.js';
+import type { Guest } from '../src/model.js';
+import type { Draft, GuestDraft } from './draft.js';
+import { g, optionsOf, setGuestKey, type Field, type Step } from './fields.js';
+import { freePort, listenDefault, listenHint } from './listen.js';
+
+type Mode = Guest['display']['mode'];
+type Display = NonNullable<GuestDraft['display']>;
+
+const MODES: Record<Mode, string> = {
+  none: 'none',
+  'vnc-unix': 'VNC on a unix socket',
+  'spice-unix': 'SPICE on a unix socket',
+  'vnc-tls': 'VNC over TCP with TLS',
+  'spice-tls': 'SPICE over TCP with TLS',
+};
+
+/**
+ * What a guest's display becomes when a mode is chosen. TCP listeners start on an address the guest's unit
+ * allows and on a port no other guest uses, so a default is never an error.
+ */
+const MAKE: { [M in Mode]: (d: Draft, gi: number) => Extract<Display, { mode: M }> } = {
+  none: () => ({ mode: 'none' }),
+  'vnc-unix': () => ({ mode: 'vnc-unix' }),
+  'spice-unix': () => ({ mode: 'spice-unix' }),
+  'vnc-tls': (d, gi) => ({ mode: 'vnc-tls', ...tcp(d, gi, 5900) }),
+  'spice-tls': (d, gi) => {
+    const t = tcp(d, gi, 5930);
+    return { mode: 'spice-tls', ...t, passwordFile: `${t.tlsDir}/spice-password` };
+  },
+};
+
+const tcp = (d: Draft, gi: number, port: number) => ({
+  listen: listenDefault(d, gi),
+  port: freePort(d, gi, port),
+  tlsDir: `/etc/pki/qemu/${String(d.guests[gi]?.name ?? 'guest')}`,
+});
 
 export const display: Step = {
   id: 'display',
@@ -11,37 +46,23 @@ export const display: Step = {
     'console are always unix sockets under /run/qemu-harden/<guest>, and the serial output is logged.',
   ],
   fields: (ctx) => {
-    const mode = String((ctx.draft.guests[ctx.guest]?.display as { mode?: string })?.mode ?? 'none');
+    const mode = String(ctx.draft.guests[ctx.guest]?.display?.mode ?? 'none');
     const out: Field[] = [
       {
         label: 'Display',
         kind: 'select',
         path: g(ctx, 'display', 'mode'),
         fallback: () => 'none',
-        options: [
-          { value: 'none', label: 'none' },
-          { value: 'vnc-unix', label: 'VNC on a unix socket' },
-          { value: 'vnc-tls', label: 'VNC over TCP with TLS' },
-          { value: 'spice-tls', label: 'SPICE over TCP with TLS' },
-        ],
+        options: optionsOf(MODES),
         set: (d, v) => {
-          const dir = `/etc/pki/qemu/${String(d.guests[ctx.guest]?.name ?? 'guest')}`;
-          return setGuestKey(
-            d,
-            ctx.guest,
-            'display',
-            v === 'vnc-tls'
-              ? { mode: v, listen: '127.0.0.1', port: 5900, tlsDir: dir }
-              : v === 'spice-tls'
-                ? { mode: v, listen: '127.0.0.1', port: 5930, tlsDir: dir, passwordFile: `${dir}/spice-password` }
-                : { mode: v === 'vnc-unix' || v === 'spice-unix' ? v : 'none' },
-          );
+          const m = (v as Mode) in MAKE ? (v as Mode) : 'none';
+          return setGuestKey(d, ctx.guest, 'display', MAKE[m](d, ctx.guest));
         },
       },
     ];
     if (mode === 'vnc-tls' || mode === 'spice-tls')
       out.push(
-        { label: 'Listen address', kind: 'text', path: g(ctx, 'display', 'listen') },
+        { label: 'Listen address', kind: 'text', path: g(ctx, 'display', 'listen'), hint: listenHint(ctx) },
         { label: 'Port', kind: 'number', path: g(ctx, 'display', 'port') },
         { label: 'TLS directory', kind: 'text', path: g(ctx, 'display', 'tlsDir') },
       );

@@ -19,7 +19,15 @@ export interface Checker {
   risks(d: Draft): { risk: RiskId; guest?: string }[] | undefined;
 }
 
-/** A new guest's size follows the host: at most a quarter of its memory and half of its CPUs. */
+/** A disk as the interview adds one: a path to fill in, and a format chosen, never probed. */
+export function newDisk(): NonNullable<GuestDraft['disks']>[number] {
+  return { path: '', format: 'qcow2', readOnly: false };
+}
+
+/**
+ * A new guest's size follows the host: at most a quarter of its memory and half of its CPUs. It starts with a
+ * disk to fill in, since nearly every guest boots from one (a kernel of its own is the exception).
+ */
 export function newGuest(n: number, host?: { cpus: number; memoryMiB: number }): GuestDraft {
   const vcpus = host ? Math.max(1, Math.min(2, Math.floor(host.cpus / 2))) : 1;
   const memoryMiB =
@@ -30,7 +38,7 @@ export function newGuest(n: number, host?: { cpus: number; memoryMiB: number }):
     memoryMiB,
     machine: 'q35',
     firmware: { type: 'bios' },
-    disks: [],
+    disks: [newDisk()],
     network: { mode: 'none' },
     display: { mode: 'none' },
   };

@@ -11,6 +11,11 @@ export interface Field {
   kind: FieldKind;
   /** Where the value lives in the draft; validation messages are matched by this path. */
   path: Path;
+  /**
+   * The answers fields this field fills when its path is not one of them (a device picked from the host's list
+   * fills the passthrough entry's address and IOMMU group): what the schema-coverage test counts as asked.
+   */
+  writes?: Path[];
   options?: { value: string; label: string }[];
   hint?: string;
   /** Called instead of a plain set, for fields whose change reshapes the draft. */
@@ -42,19 +47,26 @@ export interface Step {
   fields(ctx: StepContext): Field[];
   /** What the step shows instead of a form: the review of the bundle, or the end of the interview. */
   screen?: 'review' | 'done';
-  /** Answers paths whose problems belong to this step besides its fields' own (they and everything below). */
-  scope?(ctx: StepContext): Path[];
-  /** Problems at exactly these dotted paths belong to this step too (not what lies below them). */
-  owns?(ctx: StepContext): string[];
+  /**
+   * Answers paths whose problems belong to this step besides its fields' own (they and everything below), each
+   * with the words the screen uses for it: a message is never labelled with a path like `guests.1.disks`.
+   */
+  scope?(ctx: StepContext): { path: Path; label: string }[];
+  /** Problems at exactly these dotted paths belong to this step too (not what lies below them), with their label. */
+  owns?(ctx: StepContext): { path: string; label: string }[];
   /** Extra lines shown above the fields (facts, warnings). */
   notes?(ctx: StepContext): string[];
   /** A line under the footer while the step is shown. */
   tip?: string;
-  /** Ctrl+N / Ctrl+D on this step. */
+  /** The add key on this step: the draft with one more guest, disk or row. */
   add?(ctx: StepContext): Draft;
   /** Where focus goes after an add, given the context after it: a guest and a field. */
   afterAdd?(ctx: StepContext): { guest?: number; field?: number };
-  remove?(ctx: StepContext, field: number): Draft;
+  /**
+   * The remove key with `field` focused: what would go (the interview asks before it removes) and the draft
+   * without it, or why nothing can be removed there.
+   */
+  remove?(ctx: StepContext, field: number): { what: string; draft: Draft } | string;
   addLabel?: string;
   /** Files on this host the wizard should ask qemu-img about while the step is shown. */
   images?(ctx: StepContext): string[];
@@ -91,6 +103,14 @@ export function typed(f: Field, text: string): unknown {
 }
 
 export const g = (ctx: StepContext, ...rest: Path) => ['guests', ctx.guest, ...rest];
+
+/**
+ * A choice's options from a table keyed by the model's own values: typed as `Record<ModelEnum, string>`, a value
+ * the model gains does not compile until the step says how it is offered.
+ */
+export function optionsOf<V extends string>(labels: Record<V, string>): { value: V; label: string }[] {
+  return (Object.keys(labels) as V[]).map((value) => ({ value, label: labels[value] }));
+}
 
 /** A copy of the draft with one key of guest gi replaced; undefined removes the key. */
 export function setGuestKey<K extends keyof GuestDraft>(

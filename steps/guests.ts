@@ -1,6 +1,113 @@
+import type { Guest } from '../src/model.js';
 import { isSecuritySupportedMachine } from '../src/rules.js';
-import { newGuest } from './draft.js';
-import { g, setGuestKey, type Field, type Step, type StepContext } from './fields.js';
+import { newGuest, type Draft, type GuestDraft } from './draft.js';
+import { g, optionsOf, setGuestKey, type Field, type Step, type StepContext } from './fields.js';
+
+const FIRMWARE: Record<Guest['firmware']['type'], string> = {
+  bios: 'BIOS (SeaBIOS)',
+  uefi: 'UEFI (OVMF, own vars file)',
+};
+
+/** Debian's OVMF builds: the plain pair (the schema's defaults) and the Secure Boot pair with Microsoft's keys. */
+const OVMF = {
+  code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
+  vars: '/usr/share/OVMF/OVMF_VARS_4M.fd',
+  secureCode: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
+  secureVars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
+};
+
+type Uefi = Extract<NonNullable<GuestDraft['firmware']>, { type: 'uefi' }>;
+const uefiOf = (d: Draft, gi: number): Uefi | undefined => {
+  const fw = d.guests[gi]!.firmware;
+  return fw?.type === 'uefi' ? fw : undefined;
+};
+
+/**
+ * Secure Boot on switches firmware files still at the plain build to the Secure Boot build (which is what
+ * enforcing needs), and off switches them back; files the operator typed stay as typed.
+ */
+function setSecureBoot(d: Draft, gi: number, on: boolean): Draft {
+  const fw: Uefi = { ...uefiOf(d, gi), type: 'uefi' };
+  const swap = (key: 'code' | 'varsTemplate', plain: string, secure: string) => {
+    if (on && (fw[key] === undefined || fw[key] === plain)) fw[key] = secure;
+    if (!on && fw[key] === secure) delete fw[key];
+  };
+  swap('code', OVMF.code, OVMF.secureCode);
+  swap('varsTemplate', OVMF.vars, OVMF.secureVars);
+  if (on) fw.secureBoot = true;
+  else delete fw.secureBoot;
+  return setGuestKey(d, gi, 'firmware', fw);
+}
+
+function firmwareFields(ctx: StepContext): Field[] {
+  const gi = ctx.guest;
+  const out: Field[] = [
+    {
+      label: 'Firmware',
+      kind: 'select',
+      path: g(ctx, 'firmware', 'type'),
+      fallback: () => 'bios',
+      options: optionsOf(FIRMWARE),
+      set: (d, v) =>
+        v === 'uefi'
+          ? uefiOf(d, gi)
+            ? d
+            : setGuestKey(d, gi, 'firmware', { type: 'uefi' })
+          : setGuestKey(d, gi, 'firmware', { type: 'bios' }),
+    },
+  ];
+  if (!uefiOf(ctx.draft, gi)) return out;
+  const setFile = (key: 'code' | 'varsTemplate') => (d: Draft, v: unknown) => {
+    const fw: Uefi = { ...uefiOf(d, gi), type: 'uefi' };
+    if (v === undefined) delete fw[key];
+    else fw[key] = String(v);
+    return setGuestKey(d, gi, 'firmware', fw);
+  };
+  return [
+    ...out,
+    {
+      label: 'Secure Boot',
+      kind: 'toggle',
+      path: g(ctx, 'firmware', 'secureBoot'),
+      fallback: () => false,
+      hint: 'SMM on, flash writable only from SMM; needs q35 and OVMF’s Secure Boot build with enrolled keys',
+      set: (d, v) => setSecureBoot(d, gi, v === true),
+    },
+    {
+      label: 'UEFI code (read-only)',
+      kind: 'text',
+      path: g(ctx, 'firmware', 'code'),
+      fallback: () => OVMF.code,
+      set: setFile('code'),
+    },
+    {
+      label: 'UEFI vars template',
+      kind: 'text',
+      path: g(ctx, 'firmware', 'varsTemplate'),
+      fallback: () => OVMF.vars,
+      hint: 'copied once into the guest’s own vars file',
+      set: setFile('varsTemplate'),
+    },
+  ];
+}
+
+/** CPU features as typed: "+feature -feature", one list entry per word (kept while typing, spaces and all). */
+function featuresField(ctx: StepContext): Field {
+  const gi = ctx.guest;
+  return {
+    label: 'CPU features',
+    kind: 'text',
+    path: g(ctx, 'cpu', 'features'),
+    hint: '+feature or -feature, separated by spaces; empty: the model’s own',
+    value: (d) => (d.guests[gi]!.cpu?.features ?? []).join(' '),
+    set: (d, v) => {
+      const cpu = { ...(d.guests[gi]!.cpu ?? {}) };
+      if (v === undefined || v === '') delete cpu.features;
+      else cpu.features = String(v).split(' ');
+      return setGuestKey(d, gi, 'cpu', Object.keys(cpu).length ? cpu : undefined);
+    },
+  };
+}
 
 /** The binary's own list when the probe has it (only those are offered), else free text the schema checks. */
 function machineField(ctx: StepContext): Field {
@@ -70,31 +177,30 @@ export const guests: Step = {
         : []),
     ];
   },
-  scope: (ctx) => [g(ctx, 'cpu')],
-  owns: (ctx) => [`guests.${ctx.guest}`],
+  scope: (ctx) => [
+    { path: g(ctx, 'cpu'), label: 'CPU' },
+    { path: g(ctx, 'firmware'), label: 'Firmware' },
+  ],
+  owns: (ctx) => [{ path: `guests.${ctx.guest}`, label: 'Guest' }],
   fields: (ctx) => [
     { label: 'Name', kind: 'text', path: g(ctx, 'name') },
     { label: 'vCPUs', kind: 'number', path: g(ctx, 'vcpus'), fallback: () => 1 },
     { label: 'Memory (MiB)', kind: 'number', path: g(ctx, 'memoryMiB'), fallback: () => 1024 },
     machineField(ctx),
     cpuField(ctx),
-    {
-      label: 'Firmware',
-      kind: 'select',
-      path: g(ctx, 'firmware', 'type'),
-      fallback: () => 'bios',
-      options: [
-        { value: 'bios', label: 'BIOS (SeaBIOS)' },
-        { value: 'uefi', label: 'UEFI (OVMF, own vars file)' },
-      ],
-      set: (d, v) => setGuestKey(d, ctx.guest, 'firmware', v === 'uefi' ? { type: 'uefi' } : { type: 'bios' }),
-    },
+    featuresField(ctx),
+    ...firmwareFields(ctx),
+    { label: 'Description', kind: 'text', path: g(ctx, 'description'), hint: 'optional; the unit’s Description=' },
   ],
   addLabel: 'add guest',
   add: (ctx) => ({ ...ctx.draft, guests: [...ctx.draft.guests, newGuest(ctx.draft.guests.length + 1, ctx.host)] }),
   afterAdd: (ctx) => ({ guest: ctx.draft.guests.length - 1, field: 0 }),
-  remove: (ctx) =>
-    ctx.draft.guests.length > 1
-      ? { ...ctx.draft, guests: ctx.draft.guests.filter((_, i) => i !== ctx.guest) }
-      : ctx.draft,
+  remove: (ctx) => {
+    const { guests } = ctx.draft;
+    if (guests.length === 1) return 'The only guest cannot be removed: the answers need at least one.';
+    return {
+      what: `guest ${ctx.guest + 1} "${String(guests[ctx.guest]!.name ?? '')}" and all its answers`,
+      draft: { ...ctx.draft, guests: guests.filter((_, i) => i !== ctx.guest) },
+    };
+  },
 };

@@ -8,9 +8,33 @@ export const host: Step = {
   why: [
     'Everything the guest can reach through QEMU is decided on the host: who owns /dev/kvm and /dev/net/tun,',
     'whether AppArmor can confine QEMU, whether cgroups can hold it to its budget. This step only looks;',
-    'nothing on the host changes until you run `qemu-harden apply`.',
+    'nothing on the host changes until you run `qemu-harden apply`. The binary and the two groups are those of',
+    'the host the bundle is for, which need not be this one.',
   ],
   notes: (ctx) => (ctx.host ? implications(ctx.host) : ['Probing this host in the background…']),
-  fields: () => [],
+  owns: () => [{ path: 'host', label: 'Host' }],
+  fields: () => [
+    {
+      label: 'QEMU binary',
+      kind: 'text',
+      path: ['host', 'qemuBinary'],
+      fallback: () => '/usr/bin/qemu-system-x86_64',
+      hint: 'where the bundle’s units run QEMU from',
+    },
+    {
+      label: 'KVM group',
+      kind: 'text',
+      path: ['host', 'kvmGroup'],
+      fallback: () => 'kvm',
+      hint: 'owns /dev/kvm (udev); each guest’s user joins it',
+    },
+    {
+      label: 'Network group',
+      kind: 'text',
+      path: ['host', 'netGroup'],
+      fallback: () => 'qemu-net',
+      hint: 'owns /dev/net/tun (udev); users of tap guests join it',
+    },
+  ],
   tip: 'Press F1 (or Ctrl+G) on any step, in any field, for why it matters.',
 };

@@ -1,15 +1,17 @@
+import type { Guest } from '../src/model.js';
 import { RISKS, type RiskId } from '../src/rules.js';
 import { draftRisks, type Draft } from './draft.js';
-import { g, type Field, type Step } from './fields.js';
+import { g, type Field, type Step, type StepContext } from './fields.js';
 
-const SANDBOX = [
-  ['obsolete', 'obsolete system calls'],
-  ['elevatePrivileges', 'setuid/setgid calls'],
-  ['spawn', 'fork and exec'],
-  ['resourceControl', 'scheduling and affinity'],
-] as const;
+/** seccomp's groups as the model names them: a group the model gains does not compile until it is offered. */
+const SANDBOX: Record<Exclude<keyof Guest['isolation']['sandbox'], 'enabled'>, string> = {
+  obsolete: 'obsolete system calls',
+  elevatePrivileges: 'setuid/setgid calls',
+  spawn: 'fork and exec',
+  resourceControl: 'scheduling and affinity',
+};
 
-type SandboxKey = (typeof SANDBOX)[number][0];
+type SandboxKey = keyof typeof SANDBOX;
 type Isolation = NonNullable<Draft['guests'][number]['isolation']>;
 type Sandbox = NonNullable<Isolation['sandbox']>;
 
@@ -23,6 +25,12 @@ function setIsolation(d: Draft, gi: number, change: (iso: Isolation) => Isolatio
   return copy;
 }
 
+/** The risks whose reasons this guest's step asks for: its own and those of the whole answers. */
+function risksShown(ctx: StepContext) {
+  const name = ctx.draft.guests[ctx.guest]?.name;
+  return ctx.draft.acceptedRisks.map((r, i) => ({ r, i })).filter(({ r }) => r.guest === undefined || r.guest === name);
+}
+
 export const isolation: Step = {
   id: 'isolation',
   title: 'Isolation',
@@ -32,7 +40,10 @@ export const isolation: Step = {
     'does not need, and AppArmor confines which files it can open. Anything weaker than the default is',
     'allowed only with a reason, and every reason is printed in the bundle’s README.',
   ],
-  scope: (ctx) => [g(ctx, 'isolation'), ['acceptedRisks']],
+  scope: (ctx) => [
+    { path: g(ctx, 'isolation'), label: 'Isolation' },
+    ...risksShown(ctx).map(({ r, i }) => ({ path: ['acceptedRisks', i], label: `Reason: ${r.risk}` })),
+  ],
   notes: (ctx) => {
     const r = draftRisks(ctx.draft, ctx.check);
     if (!r) return ['Fix the problems on earlier steps to see the risks these answers take.'];
@@ -51,12 +62,12 @@ export const isolation: Step = {
         set: (d, v) => setIsolation(d, gi, (iso) => ({ ...iso, sandbox: { ...iso.sandbox, enabled: v === true } })),
       },
     ];
-    for (const [key, label] of SANDBOX)
+    for (const [key, label] of Object.entries(SANDBOX) as [SandboxKey, string][])
       out.push({
         label: `deny ${label}`,
         kind: 'toggle',
         path: g(ctx, 'isolation', 'sandbox', key),
-        value: (d) => (sandboxOf(d, gi)[key as SandboxKey] ?? 'deny') === 'deny',
+        value: (d) => (sandboxOf(d, gi)[key] ?? 'deny') === 'deny',
         inactive: (d) => (sandboxOn(d, gi) ? undefined : 'seccomp is off'),
         set: (d, v) =>
           setIsolation(d, gi, (iso) => ({ ...iso, sandbox: { ...iso.sandbox, [key]: v ? 'deny' : 'allow' } })),
@@ -68,16 +79,13 @@ export const isolation: Step = {
       value: (d) => isolationOf(d, gi).apparmor !== false,
       set: (d, v) => setIsolation(d, gi, (iso) => ({ ...iso, apparmor: v === true })),
     });
-    const name = ctx.draft.guests[gi]?.name;
-    ctx.draft.acceptedRisks.forEach((r, i) => {
-      if (r.guest !== undefined && r.guest !== name) return;
+    for (const { r, i } of risksShown(ctx))
       out.push({
         label: `Reason: ${r.risk}`,
         kind: 'text',
         path: ['acceptedRisks', i, 'reason'],
         hint: RISKS[r.risk as RiskId]?.title,
       });
-    });
     return out;
   },
 };

@@ -1,7 +1,8 @@
-import { g, setGuestKey, type Field, type Step } from './fields.js';
+import { g, setGuestKey, type Field, type Step, type StepContext } from './fields.js';
+import { freePort, listenDefault, listenHint } from './listen.js';
 
-const remoteFields = (ctx: Parameters<Step['fields']>[0], kind: 'migration' | 'nbd', port: number): Field[] => {
-  const r = ctx.draft.guests[ctx.guest]![kind] as { enabled?: boolean; tls?: boolean } | undefined;
+const remoteFields = (ctx: StepContext, kind: 'migration' | 'nbd', port: number): Field[] => {
+  const r = ctx.draft.guests[ctx.guest]![kind];
   const name = kind === 'nbd' ? 'NBD export' : 'Live migration';
   const out: Field[] = [
     {
@@ -18,8 +19,8 @@ const remoteFields = (ctx: Parameters<Step['fields']>[0], kind: 'migration' | 'n
             ? {
                 enabled: true,
                 tls: true,
-                listen: '127.0.0.1',
-                port,
+                listen: listenDefault(d, ctx.guest),
+                port: freePort(d, ctx.guest, port),
                 tlsDir: `/etc/pki/qemu/${String(d.guests[ctx.guest]?.name ?? 'guest')}`,
               }
             : undefined,
@@ -29,7 +30,13 @@ const remoteFields = (ctx: Parameters<Step['fields']>[0], kind: 'migration' | 'n
   if (r?.enabled)
     out.push(
       { label: `${name} TLS`, kind: 'toggle', path: g(ctx, kind, 'tls'), fallback: () => true },
-      { label: `${name} listen`, kind: 'text', path: g(ctx, kind, 'listen'), fallback: () => '127.0.0.1' },
+      {
+        label: `${name} listen`,
+        kind: 'text',
+        path: g(ctx, kind, 'listen'),
+        fallback: () => '127.0.0.1',
+        hint: listenHint(ctx),
+      },
       { label: `${name} port`, kind: 'number', path: g(ctx, kind, 'port') },
       ...(r.tls !== false ? [{ label: `${name} TLS dir`, kind: 'text' as const, path: g(ctx, kind, 'tlsDir') }] : []),
     );

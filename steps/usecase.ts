@@ -1,4 +1,10 @@
-import type { Field, Step } from './fields.js';
+import type { Answers } from '../src/model.js';
+import { optionsOf, type Field, type Step } from './fields.js';
+
+const USE_CASES: Record<Answers['useCase'], string> = {
+  virtualization: 'virtualization (KVM)',
+  emulation: 'emulation (TCG) — no isolation guarantee',
+};
 
 export const usecase: Step = {
   id: 'usecase',
@@ -21,10 +27,7 @@ export const usecase: Step = {
         label: 'Use case',
         kind: 'select',
         path: ['useCase'],
-        options: [
-          { value: 'virtualization', label: 'virtualization (KVM)' },
-          { value: 'emulation', label: 'emulation (TCG) — no isolation guarantee' },
-        ],
+        options: optionsOf(USE_CASES),
       },
     ];
     const i = ctx.draft.acceptedRisks.findIndex((r) => r.risk === 'emulation');

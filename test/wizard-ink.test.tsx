@@ -21,6 +21,9 @@ const KEY = {
   left: '\u001B[D',
   ctrlC: '\u0003',
   ctrlN: '\u000E',
+  ctrlR: '\u0012',
+  ctrlD: '\u0004',
+  ctrlA: '\u0001',
   backspace: '\u007F',
   pageDown: '\u001B[6~',
 };
@@ -103,7 +106,8 @@ describe('the interview, driven through Ink', () => {
     await w.waitFor(/Fix the marked fields first/);
     await w.press(KEY.backspace, KEY.backspace, '2', KEY.enter);
     await w.waitFor(/4\/12 Disks/);
-    await w.press(KEY.ctrlN, '/srv/vm/db.qcow2', KEY.enter);
+    // A new guest starts with a disk to fill in: its path has the focus.
+    await w.press('/srv/vm/db.qcow2', KEY.enter);
     await w.waitFor(/5\/12 Network/);
     for (let i = 0; i < 6; i++) await w.press(KEY.enter);
     frameFits(await w.waitFor(/11\/12 Review/));
@@ -148,7 +152,7 @@ describe('the interview, driven through Ink', () => {
     await w.press(KEY.enter, KEY.pageDown);
     for (let g = 0; g < 3; g++) {
       await w.waitFor(new RegExp(`Disks and user-supplied files · guest ${g + 1}/3`));
-      await w.press(KEY.ctrlN, `/srv/vm/g${g}.img`, KEY.pageDown);
+      await w.press(`/srv/vm/g${g}.img`, KEY.pageDown);
     }
     await w.press(KEY.enter);
     for (let g = 0; g < 3; g++) {
@@ -195,10 +199,11 @@ describe('the interview, driven through Ink', () => {
     await w.press(KEY.enter, KEY.right);
     await w.waitFor(/Emulation \(TCG\): QEMU gives NO isolation guarantee/);
     await w.press(KEY.enter);
-    await w.waitFor(/Why is that acceptable\? +— ✗|Fix the marked fields/);
-    await w.press(KEY.tab, 'runs our own trusted build inputs', KEY.enter);
+    // Enter without the reason: it is marked now, and focus is on it.
+    await w.waitFor(/› Why is that acceptable\? +✗[\s\S]*Fix the marked fields/);
+    await w.press('runs our own trusted build inputs', KEY.enter);
     await w.waitFor(/3\/12 Guests/);
-    await w.press(KEY.enter, KEY.ctrlN, '/srv/vm/tcg.img');
+    await w.press(KEY.enter, '/srv/vm/tcg.img');
     for (let i = 0; i < 7; i++) await w.press(KEY.enter);
     await w.waitFor(/11\/12 Review/);
     await w.press(KEY.enter);
@@ -215,10 +220,27 @@ describe('the interview, driven through Ink', () => {
     const w = start(join(dir, 'bundle'));
     t.after(() => w.app.unmount());
     await w.waitFor(/1\/12 Host/);
-    await w.press(KEY.enter, KEY.enter, KEY.enter, KEY.ctrlN, image);
+    await w.press(KEY.enter, KEY.enter, KEY.enter, image);
     await w.waitFor(/qemu-img reads it as raw, you chose qcow2/);
     await w.press(KEY.tab, KEY.right);
     await w.waitFor(/qemu-img agrees: raw/);
+  });
+
+  test('Ctrl+R asks before a guest goes; Ctrl+D in its name erases one character', async (t) => {
+    const w = start(join(tempDir(t), 'bundle'));
+    t.after(() => w.app.unmount());
+    await w.waitFor(/1\/12 Host/);
+    await w.press(KEY.enter, KEY.enter, KEY.ctrlN);
+    await w.waitFor(/guest 2\/2 "guest2"[\s\S]*\^N add guest · \^R remove/);
+    await w.press(KEY.ctrlA, KEY.ctrlD);
+    await w.waitFor(/guest 2\/2 "uest2"/);
+    await w.press(KEY.ctrlR);
+    const asked = await w.waitFor(/Remove guest 2 "uest2" and all its answers\? \(y\/n\)/);
+    assert.match(asked, /y remove it · n keep it/);
+    await w.press('n');
+    await w.waitFor(/guest 2\/2 "uest2"[\s\S]*\^R remove/);
+    await w.press(KEY.ctrlR, 'y');
+    await w.waitFor(/guest 1\/1 "guest1"/);
   });
 
   test('Ctrl+C asks, then quits with 130 and writes nothing', async (t) => {

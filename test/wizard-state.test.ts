@@ -8,7 +8,7 @@ import { fromAnswers, initialDraft, newGuest } from '../steps/draft.js';
 import { display } from '../steps/fields.js';
 import { checker } from '../src/ui/engine.js';
 import { commandOf, decode } from '../src/ui/keys.js';
-import { fieldsOf, initialState, reducer, screenOf, stepIssues, type State } from '../src/ui/state.js';
+import { fieldsOf, initialState, reducer, screenOf, shownIssues, stepIssues, type State } from '../src/ui/state.js';
 
 /** Raw terminal input, as Ink hands it over: one event may hold several keys. */
 const press = (s: State, raw: string) => reducer(s, { type: 'input', raw });
@@ -50,6 +50,11 @@ describe('wizard keymap', () => {
     assert.equal(cmd('\u0007', true), 'help');
     assert.equal(cmd('\u0015', true), 'killLine');
     assert.equal(cmd('\u0017', true), 'killWord');
+    assert.equal(cmd('\u0004', true), 'delete', '^D erases forward, as in readline');
+    assert.equal(cmd('\u0004'), 'delete', '^D never removes a guest or a disk');
+    assert.equal(cmd('\u0012'), 'remove');
+    assert.equal(cmd('\u001b[B'), 'down');
+    assert.equal(cmd('\u001b[A'), 'up');
   });
 
   test('keys that arrive together are each handled, in order', () => {
@@ -93,7 +98,9 @@ describe('wizard reducer', () => {
     s = tab(s);
     s = type(s, 'x');
     const issues = stepIssues(s);
-    assert.deepEqual(issues, [{ path: 'guests.0.vcpus', message: 'must be a whole number, not the text "1x"' }]);
+    assert.deepEqual(issues, [
+      { path: 'guests.0.vcpus', message: 'must be a whole number, not the text "1x"', label: 'vCPUs' },
+    ]);
     const blocked = enter(s);
     assert.equal(stepId(blocked), 'guests');
     assert.match(blocked.error!, /Fix the marked fields/);
@@ -145,20 +152,55 @@ describe('wizard reducer', () => {
     assert.equal(stepId(enter(s)), 'review');
   });
 
-  test('guests and disks are added and removed with Ctrl+N / Ctrl+D', () => {
+  test('Ctrl+N adds a guest or a disk; Ctrl+R asks before it removes one, and n keeps it', () => {
     let s = goTo(initialState(initialDraft(), undefined, checker), 'guests');
     s = press(s, '\u000e');
     assert.equal(s.draft.guests.length, 2);
     assert.equal(s.guest, 1);
-    s = press(s, '\u0004');
-    assert.equal(s.draft.guests.length, 1);
+    s = press(s, '\u0012');
+    assert.equal(s.confirm?.question, 'Remove guest 2 "guest2" and all its answers? (y/n)');
+    assert.equal(s.draft.guests.length, 2, 'nothing is removed before the answer');
+    assert.equal(press(s, 'x').confirm, s.confirm, 'other keys wait for y or n');
+    s = press(s, 'n');
+    assert.equal(s.confirm, undefined);
+    assert.equal(s.draft.guests.length, 2, 'n keeps it');
+    s = press(press(s, '\u0012'), '\u001b');
+    assert.equal(s.draft.guests.length, 2, 'Esc keeps it');
+    s = press(press(s, '\u0012'), 'y');
+    assert.equal(s.draft.guests.length, 1, 'y removes it');
+    s = press(s, '\u0012');
+    assert.equal(s.confirm, undefined);
+    assert.match(s.notice!, /only guest cannot be removed/);
     s = enter(s);
+    assert.equal(fieldsOf(s)[s.field]!.label, 'Disk 1 path', 'a new guest starts with a disk to fill in');
     s = press(s, '\u000e');
-    assert.equal((s.draft.guests[0]!.disks as unknown[]).length, 1);
-    assert.equal(fieldsOf(s)[s.field]!.label, 'Disk 1 path');
-    assert.equal(stepId(enter(s)), 'disks', 'a disk without a path blocks the step');
+    assert.equal((s.draft.guests[0]!.disks as unknown[]).length, 2);
+    assert.equal(fieldsOf(s)[s.field]!.label, 'Disk 2 path');
+    s = type(s, '/srv/b.img');
+    s = press(press(s, '\u0012'), 'y');
+    assert.deepEqual(s.draft.guests[0]!.disks, [{ path: '', format: 'qcow2', readOnly: false }]);
+    assert.equal(fieldsOf(s)[s.field]!.label, 'Kernel (read-only, optional)');
+    s = enter(s);
+    assert.equal(stepId(s), 'disks', 'a disk without a path blocks the step');
+    assert.equal(fieldsOf(s)[s.field]!.label, 'Disk 1 path', 'focus goes to the marked field');
     s = type(s, '/srv/a.img');
     assert.equal(stepId(enter(s)), 'network');
+  });
+
+  test('Ctrl+D in a text field erases the character under the cursor, as readline does; it never removes', () => {
+    let s = goTo(initialState(draft(), undefined, checker), 'disks');
+    s = press(s, '\u0001\u0004');
+    assert.equal(s.draft.guests[0]!.disks![0]!.path, 'srv/base.img');
+    s = press(s, '\u0005\u0004');
+    assert.equal(s.draft.guests[0]!.disks![0]!.path, 'srv/base.img', 'at the end of the line it erases nothing');
+    s = { ...press(s, '\u0001/'), field: 1 };
+    s = press(s, '\u0004');
+    assert.equal((s.draft.guests[0]!.disks as unknown[]).length, 1, 'on a choice it removes nothing either');
+    assert.match(s.notice!, /Del\/\^D erase in text fields; \^R removes/);
+    s = goTo(initialState(initialDraft(), undefined, checker), 'guests');
+    s = press(s, '\u000e\u0001\u0004');
+    assert.equal(s.draft.guests.length, 2);
+    assert.equal(s.draft.guests[1]!.name, 'uest2');
   });
 
   test('before the schema has loaded nothing advances; once it has, the draft’s risks are synced', () => {
@@ -225,7 +267,8 @@ describe('wizard reducer', () => {
 
   test('kernel, initrd and device tree are asked on the disks step and stay read-only boot files', () => {
     let s = goTo(initialState(initialDraft(), undefined, checker), 'disks');
-    assert.equal(fieldsOf(s)[s.field]!.label, 'Kernel (read-only, optional)');
+    s = press(s, '\u0012y');
+    assert.equal(fieldsOf(s)[s.field]!.label, 'Kernel (read-only, optional)', 'with no disk the kernel comes first');
     s = type(s, '/srv/vmlinuz');
     s = tab(s);
     s = type(s, '/srv/initrd.img');
@@ -418,4 +461,227 @@ test('a machine type or CPU model from an answers file that the probed binary la
     notes.some((n) => n.startsWith('CPU model "cortex-a57" is not one of')),
     notes.join('\n'),
   );
+});
+
+describe('what the interview asks, and when it complains', () => {
+  const issuesShown = (s: State) => shownIssues(s).map((i) => `${i.label}: ${i.message}`);
+
+  test('an empty field the interview asks for is a question, not an error, until the operator acts on it', () => {
+    let s = goTo(initialState(initialDraft(), undefined, checker), 'disks');
+    assert.equal(fieldsOf(s)[s.field]!.label, 'Disk 1 path');
+    assert.equal(stepIssues(s).length, 1, 'the path is missing');
+    assert.deepEqual(issuesShown(s), [], 'but nothing is marked before the operator has done anything');
+    s = tab(s);
+    assert.deepEqual(issuesShown(s), ['Disk 1 path: must be an absolute path'], 'leaving it empty is acting on it');
+
+    s = goTo(initialState(draft(), undefined, checker), 'usecase');
+    s = right(s);
+    assert.equal(fieldsOf(s)[1]!.label, 'Why is that acceptable?');
+    assert.deepEqual(issuesShown(s), [], 'the reason just asked for is not an error yet');
+    s = tab(s);
+    assert.deepEqual(issuesShown(s), [], 'nor once focus reaches it');
+    s = type(s, 'short');
+    assert.deepEqual(issuesShown(s), [
+      'Why is that acceptable?: must say in at least 10 characters why the risk is acceptable',
+    ]);
+    s = press(s, '\u0015');
+    s = { ...s, field: 0 };
+    s = enter(s);
+    assert.equal(stepId(s), 'usecase');
+    assert.equal(fieldsOf(s)[s.field]!.label, 'Why is that acceptable?', 'Enter takes focus to what is missing');
+    assert.equal(issuesShown(s).length, 1, 'and from then on it is marked');
+  });
+
+  test('defaults are never errors: TCP listeners start on an address the unit allows and a port no guest uses', () => {
+    const stepOfId = (id: string) => STEPS.find((x) => x.id === id)!;
+    for (const net of ['none', 'user', 'tap'] as const)
+      for (const mode of stepOfId('display')
+        .fields({ draft: draft(), guest: 0, host: undefined })[0]!
+        .options!.map((o) => o.value)) {
+        let d = fromAnswers({
+          schemaVersion: 1,
+          useCase: 'virtualization',
+          guests: ['a', 'b', 'c'].map((name) => ({ name, disks: [{ path: `/srv/${name}.img`, format: 'raw' }] })),
+        });
+        let s = initialState(d, undefined, checker);
+        // Every guest takes the same choices on the network, display and remote steps, one after the other.
+        const at = (x: State, id: string, guest: number): State => ({
+          ...x,
+          step: STEPS.indexOf(stepOfId(id)),
+          guest,
+          field: 0,
+        });
+        for (let gi = 0; gi < 3; gi++) {
+          s = press(at(s, 'network', gi), net[0]!);
+          s = at(s, 'display', gi);
+          while ((s.draft.guests[gi]!.display?.mode ?? 'none') !== mode) s = right(s);
+          s = press(at(s, 'remote', gi), ' ');
+          s = { ...s, field: fieldsOf(s).findIndex((f) => f.label === 'NBD export') };
+          s = press(s, ' ');
+          for (const id of ['display', 'remote'])
+            assert.deepEqual(
+              issuesShown(at(s, id, gi)),
+              [],
+              `${net} network, display ${mode}, guest ${gi + 1}: ${id} shows no error before the operator types`,
+            );
+        }
+        d = s.draft;
+        // What is left to answer is asked with an empty field: the address a user-networked guest listens on.
+        for (const g of d.guests)
+          for (const r of [g.display, g.migration, g.nbd] as { listen?: string }[])
+            if (r && 'listen' in r && r.listen === '') {
+              assert.equal(net, 'user');
+              r.listen = '192.0.2.10';
+            }
+        assert.doesNotThrow(() => validate(d), `${net} network, display ${mode}: the defaults validate`);
+      }
+  });
+
+  test('every problem the schema finds is claimed by a step and labelled with the words on the screen', () => {
+    const base = () =>
+      fromAnswers({
+        schemaVersion: 1,
+        useCase: 'virtualization',
+        host: { kvmGroup: 'root' },
+        guests: [
+          {
+            name: 'web',
+            cpu: { features: ['avx'] },
+            firmware: { type: 'uefi', secureBoot: true },
+            machine: 'pc',
+            disks: [],
+            network: { mode: 'tap', bridge: 'qh-db' },
+            display: { mode: 'vnc-tls', listen: '127.0.0.1', port: 5900, tlsDir: '/etc/pki/shared' },
+            limits: { memoryMaxMiB: 64, ioBandwidth: [{ device: '/srv/x' }] },
+            migration: { enabled: true, tls: true, port: 5900 },
+          },
+          {
+            name: 'db',
+            disks: [{ path: '/home/db.img', format: 'qcow2', blockDevice: true }],
+            network: { mode: 'tap' },
+            display: { mode: 'vnc-tls', listen: '127.0.0.1', port: 5900, tlsDir: '/etc/pki/shared' },
+            passthrough: { usb: [{ vendorId: '1234', productId: '5678', port: '1-1' }] },
+          },
+          { name: 'db', disks: [{ path: '/srv/db.img', format: 'raw' }] },
+        ],
+      });
+    const d = base();
+    const s0 = initialState(d, undefined, checker);
+    const all = checker.issues(s0.draft);
+    assert.ok(all.length >= 10, `${all.length} problems`);
+    const claimed = new Map<string, string>();
+    for (let step = 0; step < STEPS.length; step++)
+      for (let guest = 0; guest < d.guests.length; guest++)
+        if (STEPS[step]!.screen === undefined)
+          for (const i of stepIssues({ ...s0, step, guest })) claimed.set(i.path, i.label);
+    for (const i of all) {
+      const label = claimed.get(i.path);
+      assert.ok(label, `${i.path} (${i.message}) belongs to no step`);
+      assert.doesNotMatch(label, /\.|^(guests|host|acceptedRisks)\b/, `${i.path} is labelled "${label}"`);
+    }
+    assert.equal(claimed.get('guests.0.disks'), 'Disks');
+  });
+
+  test('Enter on a step finds another guest’s problem there and shows that guest', () => {
+    let s = goTo(initialState(initialDraft(), undefined, checker), 'guests');
+    s = press(s, '\u000e\u000e');
+    s = enter({ ...s, guest: 0 });
+    s = type(s, '/srv/one.img');
+    s = enter(s);
+    assert.equal(stepId(s), 'disks');
+    assert.equal(s.guest, 1);
+    assert.equal(fieldsOf(s)[s.field]!.label, 'Disk 1 path');
+    assert.equal(s.error, 'Guest 2 "guest2" needs an answer here too.');
+    assert.deepEqual(issuesShown(s), ['Disk 1 path: must be an absolute path']);
+  });
+
+  test('a field still to be filled in on a later step does not hide the risks an earlier choice takes', () => {
+    let s = goTo(initialState(initialDraft(), undefined, checker), 'usecase');
+    assert.equal(s.draft.guests[0]!.disks![0]!.path, '', 'the new guest’s disk has no path yet');
+    s = right(s);
+    assert.deepEqual(s.draft.acceptedRisks, [{ risk: 'emulation', reason: '' }]);
+    assert.equal(fieldsOf(s)[1]!.label, 'Why is that acceptable?');
+  });
+
+  test('SPICE on a unix socket and UEFI Secure Boot are offered; Secure Boot chooses its firmware build', () => {
+    let s = goTo(initialState(draft(), undefined, checker), 'guests');
+    s = { ...s, field: fieldsOf(s).findIndex((f) => f.label === 'Firmware') };
+    s = right(s);
+    const secure = fieldsOf(s).findIndex((f) => f.label === 'Secure Boot');
+    assert.ok(secure > 0);
+    s = press({ ...s, field: secure }, ' ');
+    assert.deepEqual(s.draft.guests[0]!.firmware, {
+      type: 'uefi',
+      secureBoot: true,
+      code: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
+      varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
+    });
+    s = press(s, ' ');
+    assert.deepEqual(s.draft.guests[0]!.firmware, { type: 'uefi' }, 'off again: back to the plain build');
+    s = press(s, ' ');
+    s = goTo(s, 'display');
+    s = type(s, 's');
+    assert.equal(s.draft.guests[0]!.display?.mode, 'spice-unix');
+    const a = validate(goTo(s, 'review').draft);
+    assert.equal(a.guests[0]!.firmware.type === 'uefi' && a.guests[0]!.firmware.secureBoot, true);
+    assert.equal(a.guests[0]!.display.mode, 'spice-unix');
+  });
+});
+
+describe('the review', () => {
+  /** The review with its map shown, as the view reports it: 120 lines, 10 a page, guests' parts at 3, 40, 80. */
+  const onMap = () => {
+    let s = goTo(initialState(draft(), undefined, checker), 'review');
+    s = tab(tab(s));
+    s = right(right(s));
+    assert.equal(s.review.tab, 'map');
+    return reducer(s, { type: 'reviewLines', lines: 111, page: 10, files: 14, marks: [3, 40, 80] });
+  };
+
+  test('Tab leaves the map from anywhere in it; ↓ and ↑ scroll it', () => {
+    let s = onMap();
+    for (let i = 0; i < 50; i++) s = press(s, '\u001b[B');
+    assert.equal(s.review.scroll, 50);
+    s = tab(s);
+    assert.equal(s.field, 0, 'Tab goes on to the first row, however far down the map is');
+    s = tab(tab(s));
+    s = press(s, '\u001b[A');
+    assert.equal(s.review.scroll, 49, '↑ scrolls back');
+    s = { ...s, review: { ...s.review, scroll: 0 } };
+    s = press(s, '\u001b[A');
+    assert.equal(s.field, 1, 'at the top, ↑ goes up to the output directory');
+  });
+
+  test('PgDn and PgUp jump from guest to guest on the map; typing a name jumps to that guest', () => {
+    let s = onMap();
+    s = press(s, '\u001b[6~');
+    assert.equal(s.review.scroll, 3);
+    s = press(s, '\u001b[6~\u001b[6~');
+    assert.equal(s.review.scroll, 80);
+    s = press(s, '\u001b[6~');
+    assert.equal(s.review.scroll, 80, 'the last guest stays');
+    s = press(s, '\u001b[5~');
+    assert.equal(s.review.scroll, 40);
+    s = {
+      ...s,
+      draft: { ...s.draft, guests: ['alpha', 'beta', 'bravo'].map((name) => ({ ...s.draft.guests[0]!, name })) },
+    };
+    s = type(s, 'b');
+    assert.equal(s.review.scroll, 80, 'the next guest whose name starts with b');
+    s = type(s, 'b');
+    assert.equal(s.review.scroll, 40, 'and round again');
+    s = type(s, 'z');
+    assert.match(s.notice!, /No guest's name starts with "z"/);
+  });
+
+  test('the footer names the keys the map takes, from the key table', async () => {
+    const { commandsOf } = await import('../src/ui/state.js');
+    const { footerOf } = await import('../src/ui/keys.js');
+    const s = onMap();
+    const { commands, labels } = commandsOf(s);
+    assert.equal(
+      footerOf(commands, labels),
+      'Enter do it · Esc back · Tab row · ↓/↑ line · ←/→ files/risks/map · PgUp/PgDn guest · F1/^G why · ^C quit',
+    );
+  });
 });

@@ -14,9 +14,10 @@ const tmux = (...args: string[]) => spawnSync('tmux', args, { encoding: 'utf8' }
 
 /**
  * The wizard in a new 80×24 tmux session, started by `command` in `dir` (its exit code written to
- * dir/exit-code); the session is killed after the test. `waitFor` polls the screen until a pattern shows.
+ * `status`/exit-code, by default in dir); the session is killed after the test. `waitFor` polls the screen until
+ * a pattern shows.
  */
-function wizardInTmux(t: TestContext, session: string, dir: string, command: string, poll = 100) {
+function wizardInTmux(t: TestContext, session: string, dir: string, command: string, poll = 100, status = dir) {
   const started = tmux(
     'new-session',
     '-d',
@@ -28,7 +29,7 @@ function wizardInTmux(t: TestContext, session: string, dir: string, command: str
     '24',
     '-c',
     dir,
-    `sh -c '${command}; echo $? > ${join(dir, 'exit-code')}; sleep 60'`,
+    `sh -c '${command}; echo $? > ${join(status, 'exit-code')}; sleep 60'`,
   );
   assert.equal(started.status, 0, started.stderr);
   t.after(() => tmux('kill-session', '-t', session));
@@ -44,7 +45,7 @@ function wizardInTmux(t: TestContext, session: string, dir: string, command: str
   };
   /** The wizard's exit code, once the shell has written it (it creates the file before it writes into it). */
   const exitCode = async (ms = 10_000) => {
-    const file = join(dir, 'exit-code');
+    const file = join(status, 'exit-code');
     const until = Date.now() + ms;
     while (!(existsSync(file) && readFileSync(file, 'utf8').trim()) && Date.now() < until)
       await new Promise((r) => setTimeout(r, 100));
@@ -76,7 +77,8 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   assert.match(host.split('\n')[0]!, /^qemu-harden · 1\/12 Host/);
   await keys('Enter', 'Enter');
   await waitFor(/3\/12 Guests/);
-  await keys('Enter', 'C-n', '/srv/vm/tty.qcow2');
+  // A new guest starts with a disk: its path has the focus.
+  await keys('Enter', '/srv/vm/tty.qcow2');
   await waitFor(/Disk 1 path +\/srv\/vm\/tty\.qcow2/);
   await keys('Tab', '?');
   const why = await waitFor(/never guessed/);
@@ -90,8 +92,9 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   );
   await keys('Enter');
   const done = await waitFor(/✔ Bundle written to/);
-  // Started as `node …/dist/qemu-harden.js`, so that is how the next commands are written.
-  const unwrapped = done.replace(/\n(?! {2}|\n)/g, ' ');
+  // Started as `node …/dist/qemu-harden.js`, so that is how the next commands are written; a command too long for
+  // the line goes on after " \".
+  const unwrapped = done.replace(/ \\\n */g, ' ');
   assert.match(unwrapped, /^ {2}node \S*dist\/qemu-harden\.js verify \S*qemu-harden-bundle$/m);
   assert.match(unwrapped, /^ {2}sudo \S*node\S* \S*dist\/qemu-harden\.js apply \S*qemu-harden-bundle$/m);
   await keys('Enter');
@@ -199,8 +202,7 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
   burst('Enter');
   for (let g = 1; g <= 8; g++) {
     await waitFor(new RegExp(`4/12 Disks and user-supplied files · guest ${g}/8`));
-    burst('C-n');
-    await waitFor(/Disk 1 path/);
+    await waitFor(/› Disk 1 path/);
     paste(`/srv/vm/g${g}.qcow2\n`);
     const s = await waitFor(new RegExp(`Disk 1 path +/srv/vm/g${g}\\.qcow2`));
     fitsAndHeaderShows(s, /^qemu-harden · 4\/12 Disks/);
@@ -239,7 +241,9 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
     fitsAndHeaderShows(s, /^qemu-harden · 11\/12 Review/);
     map.push(...s.split('\n'));
     if (/lines \d+-(\d+) of \1/.test(s)) break;
-    burst('PageDown');
+    // A page on: as many ↓ as the map shows lines, in one burst.
+    const [, from, to] = /lines (\d+)-(\d+)/.exec(marker)!;
+    burst(...Array<string>(Number(to) - Number(from) + 1).fill('Down'));
   }
   const mapText = map.join('\n');
   assert.match(joined(mapText), /0 means every sandboxing setting it knows is used, 10 none of them; lower is better/);
@@ -253,6 +257,24 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
     );
   }
   assert.match(mapText, /AppArmor +reading the rest of the file system/);
+  // PgUp and PgDn jump from guest to guest: the window starts at that guest's part of the map.
+  for (const [keys, g] of [
+    [Array<string>(8).fill('PageUp'), 'guest1'],
+    [['PageDown'], 'guest2'],
+    [['PageDown', 'PageDown', 'PageUp'], 'guest3'],
+  ] as const) {
+    burst(...keys);
+    const s = await waitFor(new RegExp(`guest ${g.slice(5)}/8 "${g}"; type a name`));
+    fitsAndHeaderShows(s, /^qemu-harden · 11\/12 Review/);
+    assert.match(
+      s.split('\n')[4]!,
+      new RegExp(`^${g} as qemu-${g} · exposure`),
+      `${keys.join(' ')}: ${g} heads the map`,
+    );
+  }
+  // Tab leaves the map wherever it is: the next row is Action.
+  burst('Tab');
+  await waitFor(/› Action/);
 
   burst('Enter');
   await waitFor(/✔ Bundle written to/);
@@ -282,4 +304,70 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
   }
   assert.ok(compared >= 15, `${compared} shown values compared`);
   assert.equal(written.guests.length, 8);
+});
+
+test('the Done screen at 80 columns: its commands, copied as shown and pasted into a shell, run whole', async (t) => {
+  requireTool('tmux', 'tmux');
+  assert.ok(existsSync(BIN), 'the binary is built (npm run build)');
+  // A long output directory, with spaces and quotes in it: no command fits on one line of 80 columns.
+  const root = tempDir(t, 'qh-done-');
+  const dir = join(root, 'bundles for the lab', "it's the operator's own place", 'qemu');
+  mkdirSync(dir, { recursive: true });
+  const answers = join(root, 'answers.json');
+  writeFileSync(
+    answers,
+    JSON.stringify({
+      schemaVersion: 1,
+      useCase: 'virtualization',
+      guests: [{ name: 'web', disks: [{ path: '/srv/vm/web.qcow2', format: 'qcow2' }] }],
+    }),
+  );
+  const session = `qh-done-${process.pid}`;
+  const { waitFor, exitCode } = wizardInTmux(
+    t,
+    session,
+    dir,
+    `${process.execPath} ${BIN} --answers ${answers}`,
+    100,
+    root,
+  );
+  await waitFor(/1\/12 Host/);
+  tmux('send-keys', '-t', session, ...Array<string>(11).fill('Enter'));
+  const done = await waitFor(/✔ Bundle written to[\s\S]*then read/i);
+  const bundle = join(dir, 'qemu-harden-bundle');
+  assert.ok(bundle.length > 80, `${bundle.length} characters`);
+  const lines = done.split('\n');
+  // What an operator copies: every line from the first command to the last, exactly as the terminal shows it.
+  const shown = lines.slice(
+    lines.findIndex((l) => l.startsWith('Next:')) + 1,
+    lines.findIndex((l) => /^\s*then read/i.test(l)),
+  );
+  tmux('send-keys', '-t', session, 'Enter');
+  assert.equal(await exitCode(), '0');
+
+  // Pasted into a real shell in a terminal of the same size, where sudo only writes down what it was asked to run
+  // (this test installs nothing) and node notes each exit code.
+  const log = join(root, 'ran');
+  const shell = `${session}-sh`;
+  const started = tmux('new-session', '-d', '-s', shell, '-x', '80', '-y', '24', '-c', dir, 'sh');
+  assert.equal(started.status, 0, started.stderr);
+  t.after(() => tmux('kill-session', '-t', shell));
+  tmux(
+    'send-keys',
+    '-t',
+    shell,
+    '-l',
+    `LOG=${log}; sudo() { printf '%s\\n' "$@" > "$LOG.sudo"; echo sudo >> "$LOG"; }; ` +
+      `node() { command node "$@"; echo "node $?" >> "$LOG"; }\n`,
+  );
+  tmux('set-buffer', '-b', shell, `${shown.join('\n')}\n`);
+  tmux('paste-buffer', '-p', '-d', '-b', shell, '-t', shell);
+  const ran = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []);
+  const until = Date.now() + 60_000;
+  while (ran().length < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(ran(), ['node 0', 'node 0', 'sudo'], 'verify and apply --dry-run ran and passed; sudo was asked');
+  assert.deepEqual(readFileSync(`${log}.sudo`, 'utf8').split('\n').filter(Boolean).slice(-2), ['apply', bundle]);
+  // The terminal never wrapped them: each is continued with a backslash before the edge.
+  assert.ok(shown.length > 3, `the commands take ${shown.length} lines: they are continued, not cut`);
+  for (const l of shown) assert.ok(l.length < 80, `a line of ${l.length} columns: ${l}`);
 });

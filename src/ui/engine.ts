@@ -5,7 +5,7 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Checker, Draft } from '../../steps/draft.js';
+import { getIn, type Checker, type Draft } from '../../steps/draft.js';
 import { InputError, issuesFor, validate } from '../answers.js';
 import { isNonEmptyDir, writeBundle } from '../bundle.js';
 import * as G from '../guest.js';
@@ -26,10 +26,45 @@ export const rerun = () => ({ me: invocation(), sudo: sudoInvocation() });
 export const checker: Checker = {
   issues: issuesFor,
   risks: (d) => {
-    const r = answersObject.safeParse({ ...d, acceptedRisks: [] });
-    return r.success ? requiredRisks(r.data) : undefined;
+    // A field still being filled in (a new disk's empty path) must not hide the risks the other answers take: the
+    // values the schema refuses are set aside, then the list entry holding one, until the rest parses.
+    let doc: unknown = { ...d, acceptedRisks: [] };
+    for (let round = 0; round < 8; round++) {
+      const r = answersObject.safeParse(doc);
+      if (r.success) return requiredRisks(r.data);
+      doc = withoutRefused(
+        doc,
+        r.error.issues.map((i) => i.path as (string | number)[]),
+      );
+    }
+    return undefined;
   },
 };
+
+/** A copy of doc without the values at these paths; where a value is already missing, without its list entry. */
+function withoutRefused(doc: unknown, paths: (string | number)[][]): unknown {
+  const copy = structuredClone(doc) as Record<string | number, unknown>;
+  const gone = Symbol('gone');
+  for (const path of paths) {
+    let at = path.length;
+    if (getIn(copy, path) === undefined) {
+      while (at > 0 && typeof path[at - 1] !== 'number') at--;
+      if (at === 0) continue;
+    }
+    const parent = getIn(copy, path.slice(0, at - 1)) as Record<string | number, unknown> | undefined;
+    if (parent && typeof parent === 'object') {
+      if (Array.isArray(parent)) parent[path[at - 1] as number] = gone;
+      else delete parent[path[at - 1]!];
+    }
+  }
+  const sweep = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.filter((x) => x !== gone).map(sweep)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, sweep(x)]))
+        : v;
+  return sweep(copy);
+}
 
 /** The answers, or the messages `generate` would print for them. */
 export function tryValidate(d: Draft): { answers?: Answers; errors?: string[] } {

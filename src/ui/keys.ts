@@ -97,7 +97,8 @@ export type Command =
   | 'next'
   | 'back'
   | 'fieldNext'
-  | 'fieldPrev'
+  | 'down'
+  | 'up'
   | 'left'
   | 'right'
   | 'toggle'
@@ -134,21 +135,25 @@ export interface Binding {
 export const BINDINGS: Binding[] = [
   { command: 'next', keys: [{ name: 'return' }], label: 'Enter', does: 'next' },
   { command: 'back', keys: [{ name: 'escape' }, { name: 'backtab' }], label: 'Esc', does: 'back' },
-  { command: 'fieldNext', keys: [{ name: 'tab' }, { name: 'down' }], label: 'Tab/↓', does: 'field' },
-  { command: 'fieldPrev', keys: [{ name: 'up' }], label: '↑', does: 'field' },
+  // Tab always moves to the next field (on the review, the next row); ↓ and ↑ move between fields too, but inside
+  // the review's file list or map they move through it.
+  { command: 'fieldNext', keys: [{ name: 'tab' }], label: 'Tab', does: 'field' },
+  { command: 'down', keys: [{ name: 'down' }], label: '↓', does: 'field' },
+  { command: 'up', keys: [{ name: 'up' }], label: '↑', does: 'field' },
   { command: 'left', keys: [{ name: 'left' }], label: '←', does: 'change' },
   { command: 'right', keys: [{ name: 'right' }], label: '→', does: 'change' },
   { command: 'toggle', keys: [{ char: ' ' }], label: 'Space', does: 'change' },
   { command: 'guestPrev', keys: [{ name: 'pageup' }], label: 'PgUp', does: 'guest' },
   { command: 'guestNext', keys: [{ name: 'pagedown' }], label: 'PgDn', does: 'guest' },
   { command: 'add', keys: [{ ctrl: 'n' }], label: '^N', does: 'add' },
-  { command: 'remove', keys: [{ ctrl: 'd' }], label: '^D', does: 'remove' },
+  // Removing a guest or a disk asks first. ^D is not the key: in a text field it erases forward, as in readline.
+  { command: 'remove', keys: [{ ctrl: 'r' }], label: '^R', does: 'remove' },
   { command: 'help', keys: [{ name: 'f1' }, { ctrl: 'g' }, { char: '?' }], label: 'F1/^G', does: 'why' },
   { command: 'quit', keys: [{ ctrl: 'c' }], label: '^C', does: 'quit' },
   { command: 'home', keys: [{ name: 'home' }, { ctrl: 'a' }], label: '^A', does: 'start' },
   { command: 'end', keys: [{ name: 'end' }, { ctrl: 'e' }], label: '^E', does: 'end' },
   { command: 'backspace', keys: [{ name: 'backspace' }, { ctrl: 'h' }], label: '⌫', does: 'erase' },
-  { command: 'delete', keys: [{ name: 'delete' }], label: 'Del', does: 'erase' },
+  { command: 'delete', keys: [{ name: 'delete' }, { ctrl: 'd' }], label: 'Del/^D', does: 'erase' },
   { command: 'killLine', keys: [{ ctrl: 'u' }], label: '^U', does: 'clear' },
   { command: 'killWord', keys: [{ ctrl: 'w' }], label: '^W', does: 'erase word' },
   { command: 'killEnd', keys: [{ ctrl: 'k' }], label: '^K', does: 'erase to end' },
@@ -178,4 +183,9 @@ export function footerOf(commands: Command[], labels: Partial<Record<Command, st
     else merged.push([b.label, does]);
   }
   return merged.map(([k, d]) => `${k} ${d}`).join(' · ');
+}
+
+/** How the footer writes a command's keys, for messages that name them. */
+export function keyLabel(command: Command): string {
+  return BINDINGS.find((b) => b.command === command)!.label;
 }

@@ -3,9 +3,18 @@
 // their interface and optional hooks (steps/fields.ts), never by id or position.
 import { STEPS } from '../../steps/index.js';
 import { issuesByPath, riskKey, syncRisks, type Checker, type Draft } from '../../steps/draft.js';
-import { applyValue, editText, type Field, type Step, type StepContext, typed, valueOf } from '../../steps/fields.js';
+import {
+  applyValue,
+  display,
+  editText,
+  type Field,
+  type Step,
+  type StepContext,
+  typed,
+  valueOf,
+} from '../../steps/fields.js';
 import type { HostFacts } from '../probe.js';
-import { commandOf, decode, type Command, type Key } from './keys.js';
+import { commandOf, decode, keyLabel, type Command, type Key } from './keys.js';
 import { edit, insert, pasted } from './textedit.js';
 
 export type ReviewTab = 'files' | 'risks' | 'map';
@@ -26,7 +35,18 @@ export interface State {
   pasting?: string;
   /** Every reason typed for a risk in this interview, by risk and guest: a risk taken again gets it back. */
   reasons: Record<string, string>;
-  /** lines: the last line the map or risks can scroll to; page: how many the screen shows. */
+  /**
+   * Fields the operator has changed or left, by dotted path. A field that shows nothing and has not been
+   * touched keeps its problem to itself until the operator types in it, leaves it or presses Enter: an empty
+   * field is a question, not an error.
+   */
+  touched: Record<string, true>;
+  /** A removal waiting for y or n: the question and the draft without what it removes. */
+  confirm?: { question: string; draft: Draft };
+  /**
+   * lines: the last line the shown view (map, risks, or the file's preview) can scroll to; page: how many the
+   * screen shows; files: how many files; marks: the line of each guest's part of the map.
+   */
   review: {
     action: 'bundle' | 'answers';
     outDir: string;
@@ -37,6 +57,8 @@ export interface State {
     force: boolean;
     lines: number;
     page: number;
+    files: number;
+    marks: number[];
   };
   formats: Record<string, string>;
   /** systemd-analyze's exposure score, by guest name and unit text digest. */
@@ -57,7 +79,7 @@ export type Action =
   | { type: 'host'; facts: HostFacts }
   | { type: 'exposure'; key: string; score: number | 'unavailable' }
   | { type: 'format'; path: string; format: string }
-  | { type: 'reviewLines'; lines: number; page: number }
+  | { type: 'reviewLines'; lines: number; page: number; files: number; marks: number[] }
   | { type: 'written'; kind: 'bundle' | 'answers'; path: string }
   | { type: 'writeFailed'; message: string }
   | { type: 'replaceNeeded' };
@@ -74,6 +96,7 @@ export function initialState(draft: Draft, outDir = DEFAULT_OUT, check?: Checker
     help: false,
     quitting: false,
     reasons: {},
+    touched: {},
     review: {
       action: 'bundle',
       outDir,
@@ -84,6 +107,8 @@ export function initialState(draft: Draft, outDir = DEFAULT_OUT, check?: Checker
       force: false,
       lines: 0,
       page: 8,
+      files: 0,
+      marks: [],
     },
     exposure: {},
     formats: {},
@@ -102,18 +127,53 @@ export function fieldsOf(s: State): Field[] {
 }
 
 const pathKey = (p: (string | number)[]) => p.join('.');
+const under = (path: string, prefix: string) => path === prefix || path.startsWith(`${prefix}.`);
 
-/** Problems that belong to the current step: on its fields, under its scope, or at the paths it owns. */
-export function stepIssues(s: State): { path: string; message: string }[] {
+/**
+ * Problems that belong to the current step, for the guest shown: on its fields, under its scope, or at the paths
+ * it owns; each with the label the screen shows it under.
+ */
+export function stepIssues(s: State): { path: string; message: string; label: string }[] {
   const step = stepOf(s);
   const ctx = context(s);
   const all = issuesByPath(s.draft, s.check);
-  const prefixes = [...fieldsOf(s).map((f) => pathKey(f.path)), ...(step.scope?.(ctx) ?? []).map(pathKey)];
-  const exact = new Set(step.owns?.(ctx) ?? []);
-  return [...all.entries()]
-    .filter(([p]) => exact.has(p) || prefixes.some((x) => p === x || p.startsWith(`${x}.`)))
-    .map(([path, message]) => ({ path, message }));
+  if (all.size === 0) return [];
+  const fields = fieldsOf(s).map((f) => ({ path: pathKey(f.path), label: f.label }));
+  const scope = (step.scope?.(ctx) ?? []).map((x) => ({ path: pathKey(x.path), label: x.label }));
+  const owns = step.owns?.(ctx) ?? [];
+  const out: { path: string; message: string; label: string }[] = [];
+  for (const [path, message] of all) {
+    const label =
+      fields.find((f) => under(path, f.path))?.label ??
+      owns.find((o) => o.path === path)?.label ??
+      scope.find((x) => under(path, x.path))?.label;
+    if (label !== undefined) out.push({ path, message, label });
+  }
+  return out;
 }
+
+/**
+ * The step's problems as the screen shows them: all but those of a field that shows nothing and that the
+ * operator has not touched yet (a new disk's path, the reason a choice just asked for).
+ */
+export function shownIssues(s: State): { path: string; message: string; label: string }[] {
+  const issues = stepIssues(s);
+  if (issues.length === 0) return issues;
+  const waiting = fieldsOf(s).filter((f) => !s.touched[pathKey(f.path)] && display(s.draft, f) === '');
+  return issues.filter((i) => !waiting.some((f) => under(i.path, pathKey(f.path))));
+}
+
+/** The state with these fields marked as touched. */
+function touch(s: State, fields: (Field | undefined)[]): State {
+  const keys = fields.filter((f): f is Field => !!f).map((f) => pathKey(f.path));
+  if (keys.every((k) => s.touched[k])) return s;
+  const touched = { ...s.touched };
+  for (const k of keys) touched[k] = true;
+  return { ...s, touched };
+}
+
+/** Focus leaves the field it is on: from now on its problems are shown. */
+const leave = (s: State) => (screenOf(s) === 'form' ? touch(s, [fieldsOf(s)[s.field]]) : s);
 
 /** Review's own field layout: the action, the output directory, then what is shown (files, risks, map). */
 export const REVIEW_FIELDS = ['action', 'out', 'view'] as const;
@@ -133,37 +193,43 @@ export function commandsOf(s: State): { commands: Command[]; labels: Partial<Rec
   const step = stepOf(s);
   const screen = screenOf(s);
   if (screen === 'done') return { commands: ['next', 'help', 'quit'], labels: { next: 'exit' } };
-  const commands: Command[] = ['next', 'fieldNext', 'fieldPrev', 'help', 'quit'];
+  const commands: Command[] = ['next', 'fieldNext', 'down', 'up', 'help', 'quit'];
   if (s.step > 0) commands.push('back');
   const labels: Partial<Record<Command, string>> = {};
+  const editing: Command[] = ['left', 'right', 'home', 'end', 'delete', 'killLine', 'killWord'];
+  const editLabels = (): void => {
+    labels.left = labels.right = 'cursor';
+    labels.home = labels.end = labels.delete = labels.killLine = labels.killWord = 'edit';
+  };
   if (screen === 'review') {
     labels.next = 'do it';
     const focus = REVIEW_FIELDS[s.field];
     if (focus === 'view') {
+      const tab = s.review.tab;
       commands.push('left', 'right', 'guestPrev', 'guestNext');
+      labels.fieldNext = 'row';
+      labels.down = labels.up = tab === 'files' ? 'file' : 'line';
       labels.left = labels.right = 'files/risks/map';
-      labels.guestPrev = labels.guestNext = 'scroll';
-      labels.fieldNext = labels.fieldPrev = s.review.tab === 'files' ? 'file' : 'line';
+      labels.guestPrev = labels.guestNext = tab === 'map' ? 'guest' : 'page';
     } else if (focus === 'action') commands.push('left', 'right', 'toggle');
     else {
-      commands.push('left', 'right', 'home', 'end', 'killLine', 'killWord');
-      labels.left = labels.right = 'cursor';
-      labels.home = labels.end = labels.killLine = labels.killWord = 'edit';
+      commands.push(...editing);
+      editLabels();
     }
     return { commands, labels };
   }
   if (step.perGuest && s.draft.guests.length > 1) commands.push('guestPrev', 'guestNext');
   if (step.add) {
-    commands.push('add', 'remove');
+    commands.push('add');
     labels.add = step.addLabel ?? 'add';
   }
+  if (step.remove) commands.push('remove');
   const f = focusedField(s);
   if (f && !f.inactive?.(s.draft)) {
     if (f.kind === 'select' || f.kind === 'toggle') commands.push('left', 'right', 'toggle');
     else {
-      commands.push('left', 'right', 'home', 'end', 'killLine', 'killWord');
-      labels.left = labels.right = 'cursor';
-      labels.home = labels.end = labels.killLine = labels.killWord = 'edit';
+      commands.push(...editing);
+      editLabels();
     }
   }
   return { commands, labels };
@@ -190,7 +256,7 @@ function setDraft(s: State, draft: Draft): State {
   });
 }
 
-const moveTo = (s: State, field: number): State => ({ ...s, field, cursor: undefined });
+const moveTo = (s: State, field: number): State => ({ ...leave(s), field, cursor: undefined });
 
 function cycle(f: Field, current: unknown, dir: 1 | -1): unknown {
   if (f.kind === 'toggle') return !current;
@@ -203,7 +269,7 @@ function cycle(f: Field, current: unknown, dir: 1 | -1): unknown {
 function typeOnChoice(s: State, f: Field, text: string): State {
   const t = text.toLowerCase();
   if (f.kind === 'toggle') {
-    if (t === 'y' || t === 'n') return setDraft(s, applyValue(s.draft, f, t === 'y'));
+    if (t === 'y' || t === 'n') return setDraft(touch(s, [f]), applyValue(s.draft, f, t === 'y'));
     return { ...s, notice: `${f.label} is yes or no: Space, ←/→, y or n change it.` };
   }
   const opts = f.options ?? [];
@@ -211,7 +277,7 @@ function typeOnChoice(s: State, f: Field, text: string): State {
   for (let k = 1; k <= opts.length; k++) {
     const o = opts[(at + k) % opts.length]!;
     if (o.label.toLowerCase().startsWith(t) || o.value.toLowerCase().startsWith(t))
-      return setDraft(s, applyValue(s.draft, f, o.value));
+      return setDraft(touch(s, [f]), applyValue(s.draft, f, o.value));
   }
   return { ...s, notice: `No choice of ${f.label} starts with "${text}": ←/→ or Space go through them.` };
 }
@@ -228,7 +294,12 @@ function editField(
   const moved = { ...s, cursor: line.cursor };
   return line.value === value
     ? moved
-    : { ...setDraft(moved, applyValue(s.draft, f, typed(f, line.value))), cursor: line.cursor };
+    : { ...setDraft(touch(moved, [f]), applyValue(s.draft, f, typed(f, line.value))), cursor: line.cursor };
+}
+
+/** The line the map's guest part starts at: the first after `scroll` (dir 1) or the last before it (dir -1). */
+function guestMark(marks: number[], scroll: number, dir: 1 | -1): number | undefined {
+  return dir === 1 ? marks.find((m) => m > scroll) : [...marks].reverse().find((m) => m < scroll);
 }
 
 function onReviewKey(s: State, cmd: Command | undefined, key: Key): State {
@@ -253,21 +324,31 @@ function onReviewKey(s: State, cmd: Command | undefined, key: Key): State {
   }
   const page = Math.max(1, r.page);
   const lastLine = Math.max(0, r.lines - 1);
+  const scrollTo = (line: number): State => ({
+    ...s,
+    review: { ...r, scroll: Math.max(0, Math.min(lastLine, line)) },
+  });
+  const toFile = (file: number): State => ({ ...s, review: { ...r, file, scroll: 0 } });
   switch (cmd) {
+    // Tab always goes on to the next row, whatever the view shows, so the map never holds the focus.
     case 'fieldNext':
+      return moveTo(s, (s.field + 1) % REVIEW_FIELDS.length);
+    case 'down':
       if (focus !== 'view') return moveTo(s, s.field + 1);
-      if (r.tab === 'files') return { ...s, review: { ...r, file: r.file + 1, scroll: 0 } };
-      return { ...s, review: { ...r, scroll: Math.min(lastLine, r.scroll + 1) } };
-    case 'fieldPrev':
-      if (focus === 'view' && r.tab === 'files' && r.file > 0)
-        return { ...s, review: { ...r, file: r.file - 1, scroll: 0 } };
-      if (focus === 'view' && r.tab !== 'files' && r.scroll > 0)
-        return { ...s, review: { ...r, scroll: r.scroll - 1 } };
+      if (r.tab === 'files') return toFile(Math.min(r.file + 1, Math.max(0, r.files - 1)));
+      return scrollTo(r.scroll + 1);
+    case 'up':
+      if (focus === 'view' && r.tab === 'files' && r.file > 0) return toFile(r.file - 1);
+      if (focus === 'view' && r.tab !== 'files' && r.scroll > 0) return scrollTo(r.scroll - 1);
       return moveTo(s, Math.max(0, s.field - 1));
     case 'guestNext':
-      return focus === 'view' ? { ...s, review: { ...r, scroll: Math.min(lastLine, r.scroll + page) } } : s;
-    case 'guestPrev':
-      return focus === 'view' ? { ...s, review: { ...r, scroll: Math.max(0, r.scroll - page) } } : s;
+    case 'guestPrev': {
+      if (focus !== 'view') return s;
+      const dir = cmd === 'guestNext' ? 1 : -1;
+      if (r.tab !== 'map') return scrollTo(r.scroll + dir * page);
+      const mark = guestMark(r.marks, Math.min(r.scroll, lastLine), dir);
+      return mark === undefined ? s : scrollTo(mark);
+    }
     case 'left':
     case 'right':
     case 'toggle':
@@ -279,9 +360,23 @@ function onReviewKey(s: State, cmd: Command | undefined, key: Key): State {
       }
       return s;
     default:
+      if (text && focus === 'view' && r.tab === 'map') return jumpToGuest(s, text);
       if (text) return { ...s, notice: 'Tab to the output directory to type; ←/→ change the other rows.' };
       return s;
   }
+}
+
+/** Letters typed on the map: its part for the next guest whose name starts with them. */
+function jumpToGuest(s: State, text: string): State {
+  const r = s.review;
+  const names = s.draft.guests.map((g) => String(g.name ?? ''));
+  const at = r.marks.filter((m) => m <= r.scroll).length - 1;
+  for (let k = 1; k <= names.length; k++) {
+    const i = (at + k + names.length) % names.length;
+    if (names[i]!.startsWith(text.toLowerCase()) && r.marks[i] !== undefined)
+      return { ...s, review: { ...r, scroll: Math.min(r.marks[i]!, Math.max(0, r.lines - 1)) } };
+  }
+  return { ...s, notice: `No guest's name starts with "${text}".` };
 }
 
 function onFormKey(s: State, cmd: Command | undefined, key: Key): State {
@@ -301,41 +396,47 @@ function onFormKey(s: State, cmd: Command | undefined, key: Key): State {
   }
   switch (cmd) {
     case 'next':
-      if (!s.check) return s;
-      if (stepIssues(s).length > 0) return { ...s, error: 'Fix the marked fields first.' };
-      return { ...s, step: s.step + 1, field: 0, cursor: undefined, error: undefined };
+      return onNext(s);
     case 'back':
-      return s.step === 0 ? s : { ...s, step: s.step - 1, field: 0, cursor: undefined, error: undefined };
+      return s.step === 0 ? s : { ...leave(s), step: s.step - 1, field: 0, cursor: undefined, error: undefined };
     case 'fieldNext':
+    case 'down':
       return moveTo(s, fields.length ? (s.field + 1) % fields.length : 0);
-    case 'fieldPrev':
+    case 'up':
       return moveTo(s, fields.length ? (s.field - 1 + fields.length) % fields.length : 0);
     case 'guestNext':
     case 'guestPrev':
       if (!step.perGuest) return s;
       return clampField({
-        ...s,
+        ...leave(s),
         cursor: undefined,
         guest: (s.guest + (cmd === 'guestNext' ? 1 : -1) + s.draft.guests.length) % s.draft.guests.length,
       });
     case 'add': {
       if (!step.add) return { ...s, notice: 'Nothing to add on this step.' };
-      const next = setDraft(s, step.add(context(s)));
+      const next = setDraft(leave(s), step.add(context(s)));
       const to = step.afterAdd?.(context(next)) ?? {};
       const placed = { ...next, guest: to.guest ?? next.guest };
       return clampField({ ...placed, field: to.field ?? 0, cursor: undefined });
     }
-    case 'remove':
-      return step.remove
-        ? { ...setDraft(s, step.remove(context(s), s.field)), cursor: undefined }
-        : { ...s, notice: 'Nothing to remove on this step.' };
+    case 'remove': {
+      if (!step.remove) return { ...s, notice: 'Nothing to remove on this step.' };
+      const r = step.remove(context(s), s.field);
+      if (typeof r === 'string') return { ...s, notice: r };
+      return { ...s, confirm: { question: `Remove ${r.what}? (y/n)`, draft: r.draft } };
+    }
+    case 'delete':
+      return {
+        ...s,
+        notice: `${keyLabel('delete')} erase in text fields${step.remove ? `; ${keyLabel('remove')} removes` : ''}.`,
+      };
     case 'left':
     case 'right':
     case 'toggle':
       if (!f) return s;
       if (inactive) return { ...s, notice: `${f.label} does not apply: ${inactive}.` };
       if (f.kind !== 'select' && f.kind !== 'toggle') return s;
-      return setDraft(s, applyValue(s.draft, f, cycle(f, valueOf(s.draft, f), cmd === 'left' ? -1 : 1)));
+      return setDraft(touch(s, [f]), applyValue(s.draft, f, cycle(f, valueOf(s.draft, f), cmd === 'left' ? -1 : 1)));
     default:
       if (key.name === 'text' && f) {
         if (inactive) return { ...s, notice: `${f.label} does not apply: ${inactive}.` };
@@ -344,6 +445,38 @@ function onFormKey(s: State, cmd: Command | undefined, key: Key): State {
       if (key.name === 'text') return { ...s, notice: 'This step has no field to type into: Enter goes on.' };
       return s;
   }
+}
+
+/**
+ * Enter on a form: on to the next step once this one has no problem, for any guest. A guest with a problem
+ * here is shown, its first marked field focused; every problem of the step is shown from then on.
+ */
+function onNext(s: State): State {
+  if (!s.check) return s;
+  const markAll = (x: State) => touch(x, fieldsOf(x));
+  const here = stepIssues(s);
+  if (here.length > 0) {
+    // Focus stays on a marked field, or goes to the first one.
+    const marked = fieldsOf(s).map((f) => here.some((i) => under(i.path, pathKey(f.path))));
+    const field = marked[s.field] || !marked.includes(true) ? s.field : marked.indexOf(true);
+    return {
+      ...markAll(s),
+      field,
+      cursor: field === s.field ? s.cursor : undefined,
+      error: 'Fix the marked fields first.',
+    };
+  }
+  if (stepOf(s).perGuest)
+    for (let k = 1; k < s.draft.guests.length; k++) {
+      const guest = (s.guest + k) % s.draft.guests.length;
+      const there = markAll({ ...leave(s), guest, cursor: undefined });
+      const issues = stepIssues(there);
+      if (issues.length === 0) continue;
+      const field = fieldsOf(there).findIndex((f) => issues.some((i) => under(i.path, pathKey(f.path))));
+      const name = String(s.draft.guests[guest]!.name ?? '');
+      return { ...there, field: Math.max(0, field), error: `Guest ${guest + 1} "${name}" needs an answer here too.` };
+    }
+  return { ...leave(s), step: s.step + 1, field: 0, cursor: undefined, error: undefined };
 }
 
 function onKey(s0: State, key: Key): State {
@@ -363,7 +496,13 @@ function onKey(s0: State, key: Key): State {
     if (key.text === 'n' || key.text === 'N' || cmd === 'back') return { ...s, quitting: false };
     return s;
   }
-  if (cmd === 'quit') return { ...s, quitting: true };
+  if (cmd === 'quit') return { ...s, quitting: true, confirm: undefined };
+  if (s.confirm) {
+    if (key.text === 'y' || key.text === 'Y')
+      return { ...setDraft({ ...s, confirm: undefined }, s.confirm.draft), cursor: undefined };
+    if (key.text === 'n' || key.text === 'N' || cmd === 'back') return { ...s, confirm: undefined };
+    return s;
+  }
   if (cmd === 'help') return { ...s, help: !s.help };
   const screen = screenOf(s);
   if (screen === 'done') return cmd === 'next' ? { ...s, exit: 0 } : s;
@@ -392,18 +531,22 @@ export function reducer(s: State, a: Action): State {
       return { ...s, exposure: { ...s.exposure, [a.key]: a.score } };
     case 'format':
       return { ...s, formats: { ...s.formats, [a.path]: a.format } };
-    case 'reviewLines':
-      return a.lines === s.review.lines && a.page === s.review.page
-        ? s
-        : {
-            ...s,
-            review: {
-              ...s.review,
-              lines: a.lines,
-              page: a.page,
-              scroll: Math.min(s.review.scroll, Math.max(0, a.lines - 1)),
-            },
-          };
+    case 'reviewLines': {
+      const r = s.review;
+      if (a.lines === r.lines && a.page === r.page && a.files === r.files && a.marks.join() === r.marks.join())
+        return s;
+      return {
+        ...s,
+        review: {
+          ...r,
+          lines: a.lines,
+          page: a.page,
+          files: a.files,
+          marks: a.marks,
+          scroll: Math.min(r.scroll, Math.max(0, a.lines - 1)),
+        },
+      };
+    }
     case 'written':
       return {
         ...s,

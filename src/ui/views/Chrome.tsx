@@ -32,13 +32,16 @@ export function Footer({ s }: { s: State }) {
   const { commands, labels } = commandsOf(s);
   const text = s.quitting
     ? 'y quit without writing · n keep going'
-    : s.review.confirmReplace
-      ? 'y replace it · n keep it'
-      : footerOf(commands, labels);
+    : s.confirm
+      ? 'y remove it · n keep it'
+      : s.review.confirmReplace
+        ? 'y replace it · n keep it'
+        : footerOf(commands, labels);
   return (
     <Box flexDirection="column">
       {s.notice ? <Text color={color('yellow')}>{s.notice}</Text> : null}
       {s.quitting ? <Text color={color('yellow')}>Quit without writing anything? (y/n)</Text> : null}
+      {s.confirm && !s.quitting ? <Text color={color('yellow')}>{s.confirm.question}</Text> : null}
       <Text dimColor>{text}</Text>
       {step.tip && !s.help ? <Text dimColor>{step.tip}</Text> : null}
     </Box>

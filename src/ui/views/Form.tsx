@@ -3,7 +3,8 @@
 import { Box, Text, useStdout } from 'ink';
 import { display, editText, type Field } from '../../../steps/fields.js';
 import type { Draft } from '../../../steps/draft.js';
-import { context, fieldsOf, stepIssues, stepOf, type State } from '../state.js';
+import { keyLabel } from '../keys.js';
+import { context, fieldsOf, shownIssues, stepOf, type State } from '../state.js';
 import { color, wrap } from './text.js';
 
 function Value({ d, f, focused, cursor }: { d: Draft; f: Field; focused: boolean; cursor?: number }) {
@@ -36,9 +37,7 @@ export function Form({ s }: { s: State }) {
   const rows = stdout.rows || 24;
   const step = stepOf(s);
   const fields = fieldsOf(s);
-  const issues = stepIssues(s);
-  const labelOf = (path: string) =>
-    fields.find((f) => path === f.path.join('.') || path.startsWith(`${f.path.join('.')}.`))?.label ?? path;
+  const issues = shownIssues(s);
   const focusKey = fields[s.field]?.path.join('.');
   // The focused field's problem first, then the others: each in full.
   const ordered = [...issues].sort(
@@ -46,7 +45,7 @@ export function Form({ s }: { s: State }) {
       Number(y.path === focusKey || y.path.startsWith(`${focusKey}.`)) -
       Number(x.path === focusKey || x.path.startsWith(`${focusKey}.`)),
   );
-  const messages = ordered.map((x) => wrap(`✗ ${labelOf(x.path)}: ${x.message}`, width - 1));
+  const messages = ordered.map((x) => wrap(`✗ ${x.label}: ${x.message}`, width - 1));
   const notes = (step.notes?.(context(s)) ?? []).flatMap((n) => wrap(n, width - 1));
   const focused = fields[s.field];
   const hint =
@@ -54,7 +53,8 @@ export function Form({ s }: { s: State }) {
       ? wrap(`${focused.label}: ${focused.hint}`, width - 1)
       : [];
   // Everything must fit the terminal: the header, notes, the footer (two lines), the why panel when open.
-  const chrome = 1 + 3 + (s.help ? 6 : 0) + (s.error ? 1 : 0) + (s.notice ? 1 : 0) + (step.tip ? 1 : 0);
+  const question = s.quitting ? 1 : s.confirm ? wrap(s.confirm.question, width - 1).length : 0;
+  const chrome = 1 + 3 + (s.help ? 6 : 0) + (s.error ? 1 : 0) + (s.notice ? 1 : 0) + (step.tip ? 1 : 0) + question;
   let budget = rows - 1 - chrome - notes.length - hint.length;
   const shownMessages: string[][] = [];
   for (const m of messages) {
@@ -88,7 +88,11 @@ export function Form({ s }: { s: State }) {
           </Text>
         );
       })}
-      {fields.length === 0 && step.add ? <Text dimColor>Nothing yet: Ctrl+N to {step.addLabel}.</Text> : null}
+      {fields.length === 0 && step.add ? (
+        <Text dimColor>
+          Nothing yet: {keyLabel('add')} to {step.addLabel}.
+        </Text>
+      ) : null}
       {hint.map((h, i) => (
         <Text key={`h${i}`} dimColor>
           {h}

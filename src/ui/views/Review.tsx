@@ -10,20 +10,28 @@ import { color, wrap } from './text.js';
 const EXPOSURE =
   'Exposure is systemd-analyze security’s score of each unit: 0 means every sandboxing setting it knows is used, 10 none of them; lower is better.';
 
-function viewLines(s: State, engine: Engine, plan: ReturnType<typeof usePlan>, width: number): string[] {
+/** The lines of the risks or the map, and for the map the line each guest's part starts at. */
+function viewLines(
+  s: State,
+  engine: Engine,
+  plan: ReturnType<typeof usePlan>,
+  width: number,
+): { lines: string[]; marks: number[] } {
   const answers = plan.answers!;
   if (s.review.tab === 'risks') {
     const risks = engine.requiredRisks(answers);
-    if (risks.length === 0) return ['No accepted risks: every choice is the secure default.'];
-    return risks.flatMap((x) =>
+    if (risks.length === 0) return { lines: ['No accepted risks: every choice is the secure default.'], marks: [] };
+    const lines = risks.flatMap((x) =>
       wrap(
         `! ${x.risk}${x.guest ? ` (${x.guest})` : ''}: ${answers.acceptedRisks.find((a) => a.risk === x.risk && a.guest === x.guest)?.reason ?? ''}`,
         width,
       ),
     );
+    return { lines, marks: [] };
   }
   const units = engine.guestUnits(answers, plan.files);
   const out = wrap(EXPOSURE, width);
+  const marks: number[] = [];
   for (const g of answers.guests) {
     const e = s.exposure[units.find((u) => u.guest === g.name)!.key];
     const score =
@@ -33,14 +41,23 @@ function viewLines(s: State, engine: Engine, plan: ReturnType<typeof usePlan>, w
           ? 'n/a (systemd-analyze not installed)'
           : `${e} (target ≤ ${engine.exposureTarget(g)})`;
     const [head, ...rest] = engine.reachLines(engine.guestReach(answers, g));
+    out.push('');
+    marks.push(out.length);
     out.push(
-      '',
       `${g.name} as ${engine.guestReach(answers, g).user} · exposure ${score}`,
       ...wrap(head!.replace(/^\S+ — /, '  '), width, '      '),
     );
     for (const l of rest) out.push(...wrap(l, width, '            '));
   }
-  return out;
+  return { lines: out, marks };
+}
+
+const NO_LINES: { lines: string[]; marks: number[] } = { lines: [], marks: [] };
+
+/** The guest whose part of the map the window starts in. */
+function guestAt(s: State, marks: number[], start: number): string {
+  const i = Math.max(0, marks.filter((m) => m <= start).length - 1);
+  return `guest ${i + 1}/${marks.length} "${String(s.draft.guests[i]?.name ?? '')}"`;
 }
 
 export function Review({
@@ -60,15 +77,27 @@ export function Review({
   const r = s.review;
   const focus = REVIEW_FIELDS[s.field];
   // Built once per plan, measured scores, tab and width: scrolling only moves the window over them.
-  const lines = useMemo(
-    () => (plan.answers && r.tab !== 'files' ? viewLines(s, engine, plan, width) : []),
+  const { lines, marks } = useMemo(
+    () => (plan.answers && r.tab !== 'files' ? viewLines(s, engine, plan, width) : NO_LINES),
     // eslint-disable-next-line react-hooks/exhaustive-deps -- the lines depend on the plan, the scores, the tab and the width, not on focus or scroll
     [plan, s.exposure, r.tab, width],
   );
+  const files = plan.files;
+  const file = files[Math.min(r.file, files.length - 1)];
+  const preview = Math.max(2, page - 8);
+  // The reducer scrolls and jumps: it is told how far each view goes and where each guest's part of the map is.
+  const shown = r.tab === 'files' ? (file?.content.split('\n').length ?? 0) : lines.length;
+  const last = Math.max(0, shown - (r.tab === 'files' ? preview : page) + 1);
   useEffect(() => {
-    dispatch({ type: 'reviewLines', lines: r.tab === 'files' ? 0 : Math.max(0, lines.length - page + 1), page });
+    dispatch({
+      type: 'reviewLines',
+      lines: last,
+      page: r.tab === 'files' ? preview : page,
+      files: files.length,
+      marks,
+    });
     // eslint-disable-next-line react-hooks/exhaustive-deps -- dispatch is the reducer's, stable for the App's life
-  }, [lines.length, page, r.tab]);
+  }, [last, page, preview, r.tab, files.length, marks]);
   if (!plan.answers)
     return (
       <Box flexDirection="column">
@@ -83,8 +112,6 @@ export function Review({
           ))}
       </Box>
     );
-  const files = plan.files;
-  const file = files[Math.min(r.file, files.length - 1)]!;
   const out = r.action === 'bundle' ? r.outDir : `${r.outDir}.answers.json`;
   const c = Math.max(0, Math.min(s.cursor ?? r.outDir.length, r.outDir.length));
   const row = (label: string, i: number, value: React.ReactNode) => (
@@ -122,7 +149,7 @@ export function Review({
       {r.tab === 'files' ? (
         <Box flexDirection="column">
           <Text dimColor wrap="truncate-end">
-            {files.length} files · {file.why}
+            {files.length} files · {file!.why}
           </Text>
           {files
             .slice(
@@ -134,9 +161,9 @@ export function Review({
                 {f === file ? '›' : ' '} {f.path}
               </Text>
             ))}
-          {file.content
+          {file!.content
             .split('\n')
-            .slice(r.scroll, r.scroll + Math.max(2, page - 8))
+            .slice(r.scroll, r.scroll + preview)
             .map((l, i) => (
               <Text key={i} dimColor wrap="truncate-end">
                 {'  │ '}
@@ -152,8 +179,9 @@ export function Review({
             </Text>
           ))}
           {lines.length > page ? (
-            <Text dimColor>
-              lines {start + 1}-{Math.min(lines.length, start + page)} of {lines.length} · ↑↓ PgUp/PgDn scroll
+            <Text dimColor wrap="truncate-end">
+              lines {start + 1}-{Math.min(lines.length, start + page)} of {lines.length}
+              {r.tab === 'map' ? ` · ${guestAt(s, marks, start)}; type a name to jump to it` : ''}
             </Text>
           ) : null}
         </Box>
