@@ -1,12 +1,10 @@
 // Writing and reading a bundle directory. A bundle is written next to its destination and renamed into place
 // (src/atomic.ts), so a crash at any moment leaves either no bundle or the complete previous one.
-import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { inDir, writeDirAtomic, type DirFile } from './atomic.js';
-
-export { fsyncPath } from './atomic.js';
 import { InputError } from './errors.js';
-import { MANIFEST, manifestLine, sha256 } from './bundle-layout.js';
+import { readBundleDir, type BundleProblem } from './install/bundle.js';
 
 export function isNonEmptyDir(path: string): boolean {
   try {
@@ -32,43 +30,9 @@ export function writeBundle(outDir: string, files: readonly DirFile[], force: bo
   writeDirAtomic(inDir(parent), basename(out), files, 0o755);
 }
 
-interface ManifestProblem {
-  path: string;
-  problem: string;
-}
-
 /** Check a bundle directory against its MANIFEST.sha256: every listed file intact, nothing unlisted. */
-export function checkManifest(dir: string): ManifestProblem[] {
-  const problems: ManifestProblem[] = [];
-  let text: string;
-  try {
-    text = readFileSync(join(dir, MANIFEST), 'utf8');
-  } catch {
-    return [{ path: MANIFEST, problem: 'missing: this is not a qemu-harden bundle, or it is incomplete' }];
-  }
-  const listed = new Set<string>();
-  for (const [n, line] of text.split('\n').entries()) {
-    if (line === '') continue;
-    const entry = manifestLine(line);
-    if (!entry) {
-      problems.push({ path: MANIFEST, problem: `line ${n + 1} is not "<sha256>  <relative path>"` });
-      continue;
-    }
-    const { hash, path: rel } = entry;
-    listed.add(rel);
-    let data: Buffer;
-    try {
-      data = readFileSync(join(dir, rel));
-    } catch {
-      problems.push({ path: rel, problem: 'listed in the manifest but missing' });
-      continue;
-    }
-    if (sha256(data) !== hash)
-      problems.push({ path: rel, problem: 'changed since the bundle was generated (checksum differs)' });
-  }
-  for (const rel of walk(dir))
-    if (rel !== MANIFEST && !listed.has(rel)) problems.push({ path: rel, problem: 'not listed in the manifest' });
-  return problems;
+export function checkManifest(dir: string): BundleProblem[] {
+  return readBundleDir(dir).problems;
 }
 
 export function walk(dir: string, prefix = ''): string[] {
