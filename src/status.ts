@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { apparmor } from './confine/apparmor.js';
 import { readInstalled, type Drift } from './install/installed.js';
-import { guestPart } from './install/plan.js';
+import { guestPart } from './install/paths.js';
 import * as N from './names.js';
 import { type PasswdEntry, uidOf } from './passwd.js';
 import {

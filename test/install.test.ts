@@ -613,3 +613,35 @@ test('the wizard’s answers file is written atomically: a write cut short leave
     'no temporary left beside it',
   );
 });
+
+test('inside the tree a symlink is followed as the tree sees it; one that leads out, or loops, is refused', async (t) => {
+  const { Tree, OutsideTree } = await import('../src/install/tree.js');
+  const root = newRoot(t);
+  const outside = tempDir(t, 'qh-install-out-');
+  mkdirSync(join(root, 'real/deep'), { recursive: true });
+  writeFileSync(join(root, 'real/deep/file'), 'in the tree\n');
+  symlinkSync('real', join(root, 'relative'));
+  symlinkSync(join(root, 'real'), join(root, 'absolute-inside'));
+  symlinkSync('../..', join(root, 'real/deep/up'));
+  symlinkSync(outside, join(root, 'absolute-outside'));
+  symlinkSync('loop', join(root, 'loop'));
+  symlinkSync('deep/file', join(root, 'real/to-file'));
+  const tree = Tree.open(root);
+  t.after(() => tree.close());
+  for (const p of ['relative/deep/file', 'absolute-inside/deep/file', 'real/deep/up/real/deep/file'])
+    assert.equal(tree.read(p)?.content.toString(), 'in the tree\n', p);
+  const refused = (p: string, leaves: boolean) =>
+    assert.throws(
+      () => tree.read(p),
+      (e: unknown) => e instanceof OutsideTree && e.leaves === leaves,
+      p,
+    );
+  refused('absolute-outside/x', true);
+  refused('real/deep/up/../x', true);
+  refused('loop/x', true);
+  refused('real/to-file', false);
+  assert.equal(tree.read('missing/x'), undefined);
+  mkdirSync(join(outside, 'made'));
+  assert.throws(() => tree.dir('absolute-outside/made/new', 0o755), OutsideTree);
+  assert.deepEqual(readdirSync(join(outside, 'made')), [], 'nothing was made outside');
+});

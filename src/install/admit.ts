@@ -13,6 +13,7 @@
 //   schema and rules hold it to what qemu-harden allows.
 import { ANSWERS, MANIFEST } from '../bundle-layout.js';
 import { InputError } from '../errors.js';
+import { visible } from '../escape.js';
 import type { Answers } from '../model.js';
 import { VERSION } from '../version.js';
 import type { Bundle, BundleProblem } from './bundle.js';
@@ -74,7 +75,7 @@ const regenerated: AdmissionCheck = {
       answers = validate(b.answers);
     } catch (e) {
       if (!(e instanceof InputError)) throw e;
-      return { problems: [{ path: ANSWERS, problem: e.message }] };
+      return { problems: e.message.split('\n').map((problem) => ({ path: ANSWERS, problem })) };
     }
     const problems: BundleProblem[] = [];
     const expected = new Set<string>();
@@ -124,6 +125,8 @@ export async function admit(
 /** The refusals as the operator reads them, one problem a line. */
 export function describeRefusals(refusals: Refusal[]): string {
   return refusals
-    .map((r) => `${r.check.refusal}:\n${r.problems.map((p) => `  ${p.path}: ${p.problem}`).join('\n')}`)
+    .map(
+      (r) => `${r.check.refusal}:\n${r.problems.map((p) => `  ${visible(p.path)}: ${visible(p.problem)}`).join('\n')}`,
+    )
     .join('\n');
 }

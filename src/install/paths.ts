@@ -38,6 +38,14 @@ export function installable(guests: readonly string[]): Set<string> {
   return new Set([...SHARED, ...guests.filter((g) => N.GUEST_NAME.test(g)).flatMap(perGuest)]);
 }
 
+/** Which of guest g's own files an installed host path is: one of its units, or a file of its confinement. */
+export function guestPart(hostPath: string, g: string): 'unit' | 'profile' | undefined {
+  if (hostPath === `/etc/systemd/system/${N.unitName(g)}` || hostPath === `/etc/systemd/system/${N.tapUnitName(g)}`)
+    return 'unit';
+  if (CONFINEMENT.some((b) => b.guestFiles(g).includes(hostPath))) return 'profile';
+  return undefined;
+}
+
 /** The same for the Ansible role, which expands it for the guests of the bundle it reads: GUEST stands for a name. */
 export const GUEST_PLACEHOLDER = '@GUEST@';
 export const INSTALLABLE_TEMPLATE = { shared: SHARED, guest: perGuest(GUEST_PLACEHOLDER) };

@@ -7,7 +7,7 @@ import { CONFINEMENT } from '../confine/index.js';
 import { visible } from '../escape.js';
 import * as N from '../names.js';
 import { hostFiles, type Bundle } from './bundle.js';
-import { BACKUPS, installable } from './paths.js';
+import { BACKUPS, guestPart, installable } from './paths.js';
 import type { InstallRecord, Journal } from './record.js';
 import { OutsideTree, type Tree } from './tree.js';
 
@@ -58,14 +58,6 @@ const SHARED: Record<string, Part> = {
   '/etc/tmpfiles.d/qemu-harden.conf': 'users',
   '/etc/udev/rules.d/65-qemu-harden.rules': 'udev',
 };
-
-/** Which of guest g's own files an installed host path is: one of its units, or a file of its confinement. */
-export function guestPart(hostPath: string, g: string): 'unit' | 'profile' | undefined {
-  if (hostPath === `/etc/systemd/system/${N.unitName(g)}` || hostPath === `/etc/systemd/system/${N.tapUnitName(g)}`)
-    return 'unit';
-  if (CONFINEMENT.some((b) => b.guestFiles(g).includes(hostPath))) return 'profile';
-  return undefined;
-}
 
 /** The lines of a shared file (users, directories, udev) that name the guest's user as a field. */
 function guestLines(text: string | undefined, g: string): string {
@@ -209,20 +201,22 @@ export const needsRestart = (g: GuestPlan) =>
 
 export function describePlan(p: Plan): string {
   const out: string[] = [];
+  const root = visible(p.root);
   if (p.recovered) out.push(`Interrupted install: ${p.recovered}.`);
   if (p.changes.length === 0)
-    out.push(`Nothing to change under ${p.root}: all ${p.unchanged.length} files are installed as in the bundle.`);
+    out.push(`Nothing to change under ${root}: all ${p.unchanged.length} files are installed as in the bundle.`);
   else {
-    out.push(`Changes under ${p.root}:`);
+    out.push(`Changes under ${root}:`);
     for (const c of p.changes) out.push(`  ${c.kind === 'new' ? 'new     ' : 'changed '} ${c.hostPath}`);
     if (p.unchanged.length) out.push(`  (${p.unchanged.length} files already up to date)`);
-    for (const c of p.changes) if (c.diff) out.push('', c.diff.trimEnd());
+    // The installed side of a diff is whatever the target holds: shown with its control characters escaped.
+    for (const c of p.changes) if (c.diff) out.push('', ...c.diff.trimEnd().split('\n').map(visible));
   }
   if (p.removals.length) {
     out.push(`Removed from the bundle (backed up, then deleted):`);
     for (const r of p.removals) out.push(`  removed   ${r}`);
   }
-  for (const l of p.leftAlone) out.push(`  ${l.hostPath}: no longer in the bundle but ${l.why}: left alone`);
+  for (const l of p.leftAlone) out.push(`  ${visible(l.hostPath)}: no longer in the bundle but ${l.why}: left alone`);
   out.push('Guests:');
   for (const g of p.guests)
     out.push(

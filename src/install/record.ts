@@ -71,7 +71,7 @@ function slot(dir: Dir, name: string): Bundle | undefined {
 }
 
 export function readRecord(tree: Tree): InstallRecord {
-  const shown = tree.shown(RECORD_DIR);
+  const shown = visible(tree.shown(RECORD_DIR));
   const rec: InstallRecord = { dir: shown };
   const dir = tree.dir(RECORD_DIR);
   if (!dir) return rec;

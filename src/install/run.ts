@@ -79,17 +79,23 @@ export async function runInstall(
             ? ioMessage(e, state.progress.at)
             : undefined;
     if (why === undefined) throw e;
-    io.err(stoppedMessage(action, why, state, tree));
+    io.err(stoppedMessage(action, isIoError(e) ? 'stopped' : 'refused', why, state, tree));
     return 'findings';
   } finally {
     tree.close();
   }
 }
 
-function stoppedMessage(action: Journal['action'], why: string, s: State, tree: Tree): string {
+function stoppedMessage(
+  action: Journal['action'],
+  how: 'refused' | 'stopped',
+  why: string,
+  s: State,
+  tree: Tree,
+): string {
   if (!s.journaled) {
     const [first, ...rest] = why.split('\n');
-    return `qemu-harden: ${action} refused: ${first!.replace(/:$/, '')}; nothing was changed${rest.length ? `:\n${rest.join('\n')}` : '.'}\n`;
+    return `qemu-harden: ${action} ${how}: ${first!.replace(/:$/, '')}; nothing was changed${rest.length ? `:\n${rest.join('\n')}` : '.'}\n`;
   }
   if (s.committed)
     return `qemu-harden: the ${action} is complete and recorded, but then: ${why}\nqemu-harden: run ${action} again to repeat the checks after it.\n`;

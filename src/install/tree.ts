@@ -55,7 +55,8 @@ export class OutsideTree extends Error {
 
 const DIRECTORY = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 const FILE = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-/** As many symlinks as the kernel follows in one lookup before it gives up (ELOOP). */
+/** As many symlinks as the kernel follows in one lookup before it gives up (ELOOP); also bounds the retries of a
+ * component that changes under the walk. */
 const MAX_LINKS = 40;
 
 const parts = (path: string) => path.split('/').filter((p) => p !== '' && p !== '.');
@@ -236,6 +237,7 @@ export class Tree {
           const c = code(e);
           if (c === 'ENOENT') {
             if (create === undefined) return undefined;
+            if (++links > MAX_LINKS) escape('keeps changing while it is made');
             try {
               mkdirSync(top.at(name), create);
             } catch (m) {
