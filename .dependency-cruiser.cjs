@@ -39,6 +39,36 @@ module.exports = {
       to: { path: ['^src/ui/', '^steps/', '^src/wizard\\.tsx$', '^src/cli\\.ts$', '^src/bin\\.ts$'] },
     },
     {
+      name: 'atomic-write-is-a-leaf',
+      comment: 'The one atomic write serves every writer, so it depends on none of them.',
+      severity: 'error',
+      from: { path: '^src/atomic\\.ts$' },
+      to: { path: '^(src|steps)/', pathNot: '^src/atomic\\.ts$' },
+    },
+    {
+      name: 'install-reads-in-order',
+      comment:
+        'The install wing is one walk: tree, bundle, paths, admit, record, plan, transaction, activate, run, then ' +
+        'the commands. A module never imports one that comes after it (docs/architecture.md).',
+      severity: 'error',
+      from: { path: '^src/install/(tree|bundle|paths)\\.ts$' },
+      to: { path: '^src/install/(admit|record|plan|transaction|activate|run|apply|rollback|installed)\\.ts$' },
+    },
+    {
+      name: 'install-plans-before-it-changes',
+      comment: 'Admission, the record and the plan come before the transaction, activation and the walk itself.',
+      severity: 'error',
+      from: { path: '^src/install/(admit|record|plan)\\.ts$' },
+      to: { path: '^src/install/(transaction|activate|run|apply|rollback|installed)\\.ts$' },
+    },
+    {
+      name: 'install-walk-is-run-by-its-commands',
+      comment: 'Only apply and rollback start the walk; only the command line starts them.',
+      severity: 'error',
+      from: { pathNot: '^src/(install/(apply|rollback)\\.ts|cli\\.ts)$' },
+      to: { path: '^src/install/(run|apply|rollback)\\.ts$' },
+    },
+    {
       name: 'only-bin-runs-the-cli',
       comment: 'The command line is the top: only the executable imports it.',
       severity: 'error',

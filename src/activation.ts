@@ -1,5 +1,6 @@
 // One activation step of `apply`: a program run on the host (or on a tree with --root), reported as done, failed
 // or skipped, with the last lines it printed. A step whose program is missing is skipped and names its package.
+// `input` is handed to the program on its standard input.
 import { run, which } from './tools.js';
 
 export interface StepResult {
@@ -8,10 +9,16 @@ export interface StepResult {
   detail: string;
 }
 
-export async function runStep(step: string, tool: string, args: string[], debianPackage: string): Promise<StepResult> {
+export async function runStep(
+  step: string,
+  tool: string,
+  args: string[],
+  debianPackage: string,
+  input?: string,
+): Promise<StepResult> {
   const path = which(tool);
   if (!path) return { step, status: 'skipped', detail: `not installed (Debian package ${debianPackage})` };
-  const r = await run(path, args, { timeoutMs: 60_000 });
+  const r = await run(path, args, { timeoutMs: 60_000, input });
   const detail = (r.stderr || r.stdout).trim().split('\n').filter(Boolean).slice(-3).join('; ');
   return {
     step,

@@ -237,14 +237,14 @@ async function applyCmd(p: Parsed, io: Io): Promise<number> {
   const dir = p.positional[0];
   if (!dir) throw new UsageError('apply needs the bundle directory: qemu-harden apply DIR');
   const root = (p.flags.get('--root') as string | undefined) ?? '/';
-  const { runInstall } = await import('./lifecycle.js');
+  const { apply } = await import('./install/apply.js');
   const opts = { dryRun: p.flags.has('--dry-run'), yes: p.flags.has('--yes'), start: p.flags.has('--start') };
-  return OUTCOME[await runInstall('apply', dir, root, opts, io)];
+  return OUTCOME[await apply(dir, root, opts, io)];
 }
 
 async function rollbackCmd(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--root', '--dry-run', '--yes', '--start'], 0);
-  const { rollback } = await import('./rollback.js');
+  const { rollback } = await import('./install/rollback.js');
   const opts = { dryRun: p.flags.has('--dry-run'), yes: p.flags.has('--yes'), start: p.flags.has('--start') };
   return OUTCOME[await rollback((p.flags.get('--root') as string | undefined) ?? '/', opts, io)];
 }
@@ -302,7 +302,7 @@ async function exportCmd(p: Parsed, io: Io): Promise<number> {
   const outDir = p.flags.get('--out') as string | undefined;
   if (!outDir) throw new UsageError('export ansible needs --out DIR');
   const { exportAnsible } = await import('./export/ansible.js');
-  const r = exportAnsible(bundles, p.hosts, outDir, p.flags.has('--force'));
+  const r = await exportAnsible(bundles, p.hosts, outDir, p.flags.has('--force'));
   io.out(
     `Wrote an Ansible role and ${r.hosts.length} bundle${r.hosts.length > 1 ? 's' : ''} to ${r.out}:\n` +
       r.hosts.map((h) => `  ${h.host}  ${h.bundle}  (${h.guests.join(', ')})\n`).join('') +

@@ -1,9 +1,9 @@
 // `qemu-harden import libvirt|proxmox`: guests described elsewhere become one answers file. The sources decide
 // what is carried, changed to the secure default or refused; this module reads the inputs, writes the answers
 // file atomically (complete or not at all) and prints the report.
-import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { writeFileAtomicAt } from './atomic.js';
 import { InputError } from './errors.js';
 import { MAX_SOURCE_BYTES, readBounded } from './sources/common.js';
 import { fromLibvirt, parseQemuConf, type LibvirtOptions } from './sources/libvirt.js';
@@ -82,25 +82,9 @@ function checkOut(out: string, force: boolean): void {
 
 /** Write next to the destination, flush, rename: a reader sees the old file or the complete new one. */
 function writeAtomically(out: string, content: string): void {
-  const target = resolve(out);
-  const tmp = join(dirname(target), `.${basename(target)}.qemu-harden-${randomBytes(6).toString('hex')}`);
   try {
-    const fd = openSync(tmp, 'wx', 0o644);
-    try {
-      writeSync(fd, content);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, target);
-    const dfd = openSync(dirname(target), 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
+    writeFileAtomicAt(resolve(out), content, 0o644);
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new InputError(`--out: cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }

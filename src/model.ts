@@ -2,6 +2,7 @@
 // and `--set` all end up here; every generator takes only what this module returns. The rules that span fields
 // (src/rules.ts) are typed by this schema and joined to it in src/answers.ts, so this module imports no policy.
 import { z } from 'zod';
+import * as N from './names.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -19,7 +20,7 @@ export const absolutePath = z
 export const guestName = z
   .string()
   .regex(
-    /^[a-z][a-z0-9-]{0,22}[a-z0-9]$|^[a-z]$/,
+    N.GUEST_NAME,
     'must be 1-24 characters: lower-case letters, digits and "-", starting with a letter and not ending with "-"',
   );
 

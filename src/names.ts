@@ -1,6 +1,9 @@
 // The names qemu-harden derives from a guest's name. They live here, apart from the rest of guest.ts, because the
 // rules that keep them unique (rules.ts) need them too.
 
+/** What a guest's name may be: it becomes part of user, unit, profile and file names. */
+export const GUEST_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$|^[a-z]$/;
+
 export const userName = (guest: string) => `qemu-${guest}`;
 export const unitName = (guest: string) => `qemu-${guest}.service`;
 export const tapUnitName = (guest: string) => `qemu-${guest}-tap.service`;

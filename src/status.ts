@@ -2,13 +2,13 @@
 // and how it is confined — read from the live process in /proc: uid/gid, CapEff, NoNewPrivs, Seccomp of every
 // thread, AppArmor label and mode, cgroup and its limits, listening sockets — and whether the installed files
 // still match the record. A guest running weaker than its installed unit says, or a drifted file, is a finding.
-import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { sha256 } from './bundle-layout.js';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { apparmor } from './confine/apparmor.js';
-import { InputError } from './errors.js';
+import { readInstalled, type Drift } from './install/installed.js';
+import { guestPart } from './install/paths.js';
 import * as N from './names.js';
-import { type PasswdEntry, readPasswd, uidOf } from './passwd.js';
+import { type PasswdEntry, uidOf } from './passwd.js';
 import {
   apparmorLabel,
   cgroupPath,
@@ -20,7 +20,6 @@ import {
   statusFields,
   threadSeccomp,
 } from './procfs.js';
-import { guestPart, hostFiles, readRecord, recover, RECORD_DIR } from './record.js';
 
 interface Listener {
   proto: 'tcp' | 'tcp6' | 'udp' | 'udp6' | 'unix';
@@ -39,11 +38,6 @@ interface ProcessView {
   cgroup: string | null;
   limits: { memoryMax: string | null; cpuMax: string | null; pidsMax: string | null };
   listening: Listener[];
-}
-
-interface Drift {
-  path: string;
-  problem: 'missing' | 'changed' | 'mode' | 'not a regular file';
 }
 
 interface GuestStatus {
@@ -182,38 +176,15 @@ function weaknesses(e: GuestStatus['expected'], p: ProcessView, apparmorEnabled:
 }
 
 export function status(rootArg: string): StatusReport {
-  if (!existsSync(rootArg)) throw new InputError(`--root: ${rootArg} does not exist`);
-  const root = realpathSync(resolve(rootArg));
-  const rec = readRecord(root);
-  const j = rec.journal;
-  recover(rec, true);
-  if (!rec.current)
-    throw new InputError(
-      j
-        ? `nothing is installed under ${root} yet: the first ${j.action} (started ${j.started}) did not complete; run apply again`
-        : `nothing is installed under ${root}: ${join(root, RECORD_DIR)} holds no current bundle (run apply first)`,
-    );
+  // The record, the drift of the installed files and the root's users, read inside the root (install/installed.ts).
+  const { root, current, previous, journal: j, drift, users } = readInstalled(rootArg);
   const live = root === '/';
   const apparmorEnabled = apparmor.enforcing();
-  const users = readPasswd(root);
-
-  const drift: Drift[] = [];
-  for (const [hostPath, hash] of hostFiles(rec.current)) {
-    const p = join(root, hostPath);
-    try {
-      const st = lstatSync(p);
-      if (!st.isFile()) drift.push({ path: hostPath, problem: 'not a regular file' });
-      else if (sha256(readFileSync(p)) !== hash) drift.push({ path: hostPath, problem: 'changed' });
-      else if ((st.mode & 0o7777) !== 0o644) drift.push({ path: hostPath, problem: 'mode' });
-    } catch {
-      drift.push({ path: hostPath, problem: 'missing' });
-    }
-  }
 
   const net = new NetTables();
-  const guests: GuestStatus[] = rec.current.guests.map((name) => {
+  const guests: GuestStatus[] = current.guests.map(({ name }) => {
     const unit = N.unitName(name);
-    const expected = expectations(readText(join(rec.current!.dir, 'root/etc/systemd/system', unit)), users, name);
+    const expected = expectations(current.files.get(`root/etc/systemd/system/${unit}`)?.toString('utf8'), users, name);
     const pid = live ? findQemu(unit) : undefined;
     const proc = pid ? processView(pid, net) : null;
     return {
@@ -229,7 +200,7 @@ export function status(rootArg: string): StatusReport {
   const shared = drift.filter((d) => !guests.some((g) => g.drift.includes(d)));
   return {
     root,
-    installed: { manifest: rec.current.manifestHash, previous: rec.previous?.manifestHash ?? null },
+    installed: { manifest: current.manifestHash, previous: previous?.manifestHash || null },
     interrupted: j ? { action: j.action, from: j.from, to: j.to, started: j.started } : null,
     guests,
     drift: shared,

@@ -12,6 +12,8 @@ import { createHash } from 'node:crypto';
 import {
   appendFileSync,
   chmodSync,
+  chownSync,
+  cpSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -19,6 +21,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -228,8 +231,33 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
   });
 
   test('2. the run installs each host’s bundle, keeps the record, and its guests run confined under systemd', async () => {
+    // Where the role once packed each bundle on the controller, a name anyone could take first: a directory of
+    // another user for h1, a symlink to a file of someone else's for h2. The role packs in a private directory.
+    const tmp = join(dir, 'tmp');
+    const predictable = (host: string) =>
+      join(
+        tmp,
+        `qemu-harden-${host}-${createHash('sha256')
+          .update(readFileSync(join(bundles[host]!, 'MANIFEST.sha256')))
+          .digest('hex')
+          .slice(0, 16)}.tar`,
+      );
+    mkdirSync(predictable('h1'), { mode: 0o755 });
+    chownSync(predictable('h1'), 65534, 65534);
+    const victim = join(tmp, 'victim');
+    writeFileSync(victim, 'not the role’s\n');
+    symlinkSync(victim, predictable('h2'));
     const r = play();
     assert.equal(r.code, 0, r.output);
+    assert.equal(readFileSync(victim, 'utf8'), 'not the role’s\n', 'nothing written through the planted symlink');
+    assert.equal(lstatSync(predictable('h1')).uid, 65534, 'the planted directory is left as it was');
+    assert.deepEqual(
+      readdirSync(tmp)
+        .filter((f) => f.startsWith('qemu-harden-'))
+        .sort(),
+      [predictable('h1'), predictable('h2')].map((p) => p.slice(tmp.length + 1)).sort(),
+      'the role’s own temporary directories are gone',
+    );
     for (const [host, guests] of Object.entries(V1)) {
       const ct = cts[host]!;
       const record = join(ct.root, 'var/lib/qemu-harden/.installed');
@@ -383,6 +411,46 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     assert.match(
       r.output,
       /bundles\/h2 does not match its manifest; nothing was changed on this host: root\/etc\/systemd\/system\/qemu-gamma\.service: missing, or changed since the bundle was generated/,
+    );
+    assert.equal(treeHash(cts.h2!.root), h2Tree, 'nothing changed on h2');
+    assert.deepEqual(allPids(), before);
+  });
+
+  test('5b. a consistent forged bundle (User=root, a sudoers file, manifest recomputed) fails its host before anything changes', () => {
+    const before = allPids();
+    const h2Tree = treeHash(cts.h2!.root);
+    const bundle = join(out, 'bundles/h2');
+    rmSync(bundle, { recursive: true });
+    cpSync(join(dir, 'v2/h2'), bundle, { recursive: true });
+    const unit = join(bundle, 'root/etc/systemd/system/qemu-gamma.service');
+    writeFileSync(unit, readFileSync(unit, 'utf8').replace(/^User=qemu-gamma$/m, 'User=root'));
+    mkdirSync(join(bundle, 'root/etc/sudoers.d'));
+    writeFileSync(join(bundle, 'root/etc/sudoers.d/qemu-harden'), 'ALL ALL=(ALL) NOPASSWD: ALL\n');
+    const files = [
+      'README.md',
+      'answers.json',
+      ...readdirSync(join(bundle, 'root'), { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => join(e.parentPath, e.name).slice(bundle.length + 1)),
+    ].sort();
+    writeFileSync(
+      join(bundle, 'MANIFEST.sha256'),
+      files
+        .map(
+          (f) =>
+            `${createHash('sha256')
+              .update(readFileSync(join(bundle, f)))
+              .digest('hex')}  ${f}\n`,
+        )
+        .join(''),
+    );
+    const r = play();
+    assert.equal(r.code, 2, r.output);
+    assert.equal(recap(r.output).h2?.failed, 1, r.output);
+    assert.equal(recap(r.output).h1?.changed, 0, r.output);
+    assert.match(
+      r.output,
+      /bundles\/h2 holds files qemu-harden never installs; nothing was changed on this host: root\/etc\/sudoers\.d\/qemu-harden: not a path qemu-harden installs/,
     );
     assert.equal(treeHash(cts.h2!.root), h2Tree, 'nothing changed on h2');
     assert.deepEqual(allPids(), before);

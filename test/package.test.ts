@@ -31,7 +31,7 @@ const HEAVY_MARKERS: [what: string, marker: string][] = [
 /** Commands that read or install a bundle, or read the host, with the module the entry imports when each runs:
  * they run no generator and parse no answers up front. */
 const LIGHT_COMMANDS: [command: string, module: string][] = [
-  ['apply', 'lifecycle'],
+  ['apply', 'apply'],
   ['verify', 'verify'],
   ['rollback', 'rollback'],
   ['status', 'status'],

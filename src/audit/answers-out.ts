@@ -1,9 +1,10 @@
 // --answers-out: the reconstructed answers written as YAML, with every choice that was not carried over listed
 // as a comment at the top, validated by the one schema first and written all at once (or not at all).
-import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { stringify } from 'yaml';
 import { issuesFor, validate } from '../answers.js';
+import { writeFileAtomicAt } from '../atomic.js';
 import { InputError } from '../errors.js';
 import { reconstruct, type NotCarried, type Reconstructed } from './reconstruct.js';
 import type { HostView } from './types.js';
@@ -55,12 +56,9 @@ export function writeAnswersOut(file: string, view: HostView): { guests: number;
       : ['# Every choice of the running guests was carried over.']),
     '',
   ];
-  const tmp = join(dirname(file), `.${Date.now()}-${process.pid}.answers.tmp`);
   try {
-    writeFileSync(tmp, head.join('\n') + stringify(doc), { mode: 0o644, flag: 'wx' });
-    renameSync(tmp, file);
+    writeFileAtomicAt(file, head.join('\n') + stringify(doc), 0o644);
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new InputError(
       `--answers-out: cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
     );

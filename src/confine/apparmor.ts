@@ -54,6 +54,7 @@ export const apparmor: ConfinementBackend<Text> = {
   },
 
   guestFiles: (guest) => [`/${profilePath(guest)}`, `/${rulesPath(guest)}`],
+  sharedFiles: [`/${ABSTRACTION_PATH}`],
 
   unitLines: (g) => [
     'Confined by this guest’s AppArmor profile when AppArmor is enabled on the host.',

@@ -22,6 +22,8 @@ export interface ConfinementBackend<Text = never> {
   files(a: Answers): ConfinementFile<Text>[];
   /** The host paths of the files it installs for one guest, by the guest's name. */
   guestFiles(guest: string): string[];
+  /** The host paths of the files it installs once, for all the guests it confines. */
+  sharedFiles: string[];
   /** The unit lines that put a confined guest's QEMU under it: a comment, then the settings. */
   unitLines(g: Guest): [comment: string, ...settings: string[]];
   /** How `verify` checks its files: read by the backend's own tool. */

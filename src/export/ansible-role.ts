@@ -1,6 +1,11 @@
 // The Ansible role that `qemu-harden export ansible` writes, file by file. It is the same for every host and every
 // bundle: each host reads its own bundle (bundles/<inventory hostname>/ by default) when the play runs. Its steps
-// follow src/apply.ts, and it keeps the install record README.md describes (under "export ansible").
+// follow src/install/ (docs/install.md), and it keeps the same install record.
+import * as N from '../names.js';
+import { GUEST_PLACEHOLDER, INSTALLABLE_TEMPLATE, installablePatterns } from '../install/paths.js';
+
+/** A YAML block sequence of strings, each double-quoted (JSON's escapes are YAML's). */
+const yamlList = (items: string[]) => items.map((i) => `  - ${JSON.stringify(i)}`).join('\n');
 
 export const ROLE_FILES: Record<string, string> = {
   'defaults/main.yml': String.raw`---
@@ -32,8 +37,17 @@ qemu_harden_installed: >-
 qemu_harden_backed_up: "{{ qemu_harden_installed | selectattr('backup_file', 'defined') | list }}"
 # Whether the host files are copied from the bundle staged on the host (see the install tasks).
 qemu_harden_from_stage: "{{ qemu_harden_record_moves and not ansible_check_mode and not ansible_diff_mode }}"
-# The bundle packed on the controller for its one trip to the host.
-qemu_harden_archive: "{{ lookup('ansible.builtin.env', 'TMPDIR') | default('/tmp', true) }}/qemu-harden-{{ inventory_hostname }}-{{ qemu_harden_to[:16] }}.tar"
+# The only host paths a bundle installs (qemu-harden's src/install/paths.ts): these once per host, these per
+# guest (${GUEST_PLACEHOLDER} stands for the guest's name, which must be a name qemu-harden gives). Any other file
+# under root/ fails the host before anything on it changes, and a recorded file outside them is never removed.
+qemu_harden_installable_shared:
+${yamlList(INSTALLABLE_TEMPLATE.shared)}
+qemu_harden_installable_guest:
+${yamlList(INSTALLABLE_TEMPLATE.guest)}
+qemu_harden_guest_name: ${JSON.stringify(N.GUEST_NAME.source)}
+# The same as regular expressions, for the files an earlier bundle installed (whose guests are not read again).
+qemu_harden_installable_patterns:
+${yamlList(installablePatterns())}
 # The files each activation step reads.
 qemu_harden_sysusers_files: "{{ qemu_harden_new.keys() | select('match', '^/etc/sysusers\\.d/[^/]+\\.conf$') | sort }}"
 qemu_harden_tmpfiles_files: "{{ qemu_harden_new.keys() | select('match', '^/etc/tmpfiles\\.d/[^/]+\\.conf$') | sort }}"
@@ -107,6 +121,34 @@ dependencies: []
       {%- elif f.path != 'MANIFEST.sha256' and f.path not in qemu_harden_listed -%}
       {%- set _ = out.append(f.path ~ ': not listed in the manifest') -%}
       {%- endif -%}
+      {%- endfor -%}
+      {{ out }}
+
+- name: Check that the bundle installs only the files qemu-harden installs
+  ansible.builtin.assert:
+    that: qemu_harden_foreign | length == 0
+    quiet: true
+    fail_msg: >-
+      {{ qemu_harden_bundle }} holds files qemu-harden never installs; nothing was changed on this host:
+      {{ qemu_harden_foreign | join('; ') }}
+  vars:
+    qemu_harden_named: >-
+      {{ (lookup('ansible.builtin.file', qemu_harden_bundle ~ '/answers.json') | from_json).guests | default([])
+         | map(attribute='name') | list }}
+    qemu_harden_foreign: >-
+      {%- set out = [] -%}
+      {%- set allowed = qemu_harden_installable_shared + [] -%}
+      {%- for g in qemu_harden_named -%}
+      {%- if g is string and g is match(qemu_harden_guest_name) -%}
+      {%- for p in qemu_harden_installable_guest -%}
+      {%- set _ = allowed.append(p | replace('${GUEST_PLACEHOLDER}', g)) -%}
+      {%- endfor -%}
+      {%- else -%}
+      {%- set _ = out.append('answers.json: ' ~ (g | string | to_json) ~ ' is not a guest name qemu-harden gives') -%}
+      {%- endif -%}
+      {%- endfor -%}
+      {%- for e in qemu_harden_entries if e.path.startswith('root/') and e.path[4:] not in allowed -%}
+      {%- set _ = out.append(e.path ~ ': not a path qemu-harden installs') -%}
       {%- endfor -%}
       {{ out }}
 
@@ -191,7 +233,7 @@ dependencies: []
       {%- for manifest in [qemu_harden_old_manifest, qemu_harden_next_manifest] if manifest.content is defined -%}
       {%- for line in (manifest.content | b64decode).split('\n') -%}
       {%- set m = line | regex_search('^[0-9a-f]{64}  root(/.+)$', '\\1') -%}
-      {%- if m and m[0] not in qemu_harden_new and m[0] not in out and not ((m[0] ~ '/') is search('/\\.{0,2}/')) -%}
+      {%- if m and m[0] not in qemu_harden_new and m[0] not in out and m[0] is match('^(?:' ~ (qemu_harden_installable_patterns | join('|')) ~ ')$') -%}
       {%- set _ = out.append(m[0]) -%}
       {%- endif -%}
       {%- endfor -%}
@@ -229,19 +271,27 @@ dependencies: []
         - { path: "{{ qemu_harden_record }}/next", mode: "0700" }
       when: item.path.endswith('/next') or item.path not in qemu_harden_host
 
+    # A directory of its own on the controller (mkdtemp: a name no one can guess or create first, root's alone).
+    - name: Make a private directory on the controller for the packed bundle
+      ansible.builtin.tempfile:
+        state: directory
+        prefix: qemu-harden-
+      register: qemu_harden_pack
+      delegate_to: localhost
+
     - name: Pack the checked files of the bundle on the controller
       community.general.archive:
         path: >-
           {{ [qemu_harden_bundle] | product(qemu_harden_entries | map(attribute='path') | list + ['MANIFEST.sha256'])
              | map('join', '/') | list }}
-        dest: "{{ qemu_harden_archive }}"
+        dest: "{{ qemu_harden_pack.path }}/bundle.tar"
         format: tar
         mode: "0600"
       delegate_to: localhost
 
     - name: Copy the bundle into the staging directory
       ansible.builtin.unarchive:
-        src: "{{ qemu_harden_archive }}"
+        src: "{{ qemu_harden_pack.path }}/bundle.tar"
         dest: "{{ qemu_harden_record }}/next"
         owner: root
         group: root
@@ -255,9 +305,10 @@ dependencies: []
   always:
     - name: Remove the packed bundle from the controller
       ansible.builtin.file:
-        path: "{{ qemu_harden_archive }}"
+        path: "{{ qemu_harden_pack.path }}"
         state: absent
       delegate_to: localhost
+      when: qemu_harden_pack.path is defined
 
 - name: Start the install in the record's journal
   ansible.builtin.copy:

@@ -1,12 +1,14 @@
 // `qemu-harden export ansible`: an Ansible role, an example playbook and inventory, and a copy of each host's
 // bundle, written to one directory. Ansible then moves the bundles; the role installs each host's bundle with
 // Ansible's own modules and keeps the same install record as `apply`, so the two can take turns on a host.
-import { readFileSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
-import { ANSWERS, type BundleFile } from '../bundle-layout.js';
-import { checkManifest, walk, writeBundle } from '../bundle.js';
+import { statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import type { DirFile } from '../atomic.js';
+import { MANIFEST } from '../bundle-layout.js';
+import { writeBundle } from '../bundle.js';
 import { InputError } from '../errors.js';
-import { guestNames } from '../record.js';
+import { admit, APPLY_ADMISSION, describeRefusals } from '../install/admit.js';
+import { readBundleDir, type Bundle } from '../install/bundle.js';
 import { ROLE_FILES } from './ansible-role.js';
 
 const ROLE_DIR = 'roles/qemu_harden';
@@ -18,6 +20,8 @@ interface HostBundle {
   /** The bundle directory given on the command line. */
   bundle: string;
   guests: string[];
+  /** Its files as read and admitted: what the export copies. */
+  read: Bundle;
 }
 
 /** A name the INI inventory, the YAML inventory and a directory name all take as it is. */
@@ -53,7 +57,12 @@ function pairHosts(positional: string[], hostFlags: string[]): { host: string; b
   return pairs;
 }
 
-function readHostBundle(p: { host: string; bundle: string; arg: string }): HostBundle {
+/**
+ * Read a host's bundle and admit it as apply does (its manifest, only paths qemu-harden installs, every file
+ * regenerated from its answers.json): the role checks the manifest and the paths again on the controller when it
+ * runs, but cannot regenerate the files.
+ */
+async function readHostBundle(p: { host: string; bundle: string; arg: string }): Promise<HostBundle> {
   let isDir: boolean;
   try {
     isDir = statSync(p.bundle).isDirectory();
@@ -61,18 +70,15 @@ function readHostBundle(p: { host: string; bundle: string; arg: string }): HostB
     isDir = false;
   }
   if (!isDir) throw new InputError(`${p.arg}: ${p.bundle} is not a directory`);
-  const problems = checkManifest(p.bundle);
-  if (problems.length > 0)
+  const read = readBundleDir(p.bundle);
+  const { refusals } = await admit(read, APPLY_ADMISSION);
+  if (refusals.length > 0)
     throw new InputError(
-      `${p.arg}: ${p.bundle} does not match its manifest; nothing was written:\n${problems.map((x) => `  ${x.path}: ${x.problem}`).join('\n')}`,
+      refusals[0]!.check.name === 'manifest'
+        ? `${p.arg}: ${p.bundle} does not match its manifest; nothing was written:\n${refusals[0]!.problems.map((x) => `  ${x.path}: ${x.problem}`).join('\n')}`
+        : `${p.arg}: ${p.bundle} is refused; nothing was written: ${describeRefusals(refusals)}`,
     );
-  let guests: string[];
-  try {
-    guests = guestNames(p.bundle);
-  } catch {
-    throw new InputError(`${p.arg}: ${join(p.bundle, ANSWERS)} is not a qemu-harden answers file`);
-  }
-  return { host: p.host, bundle: p.bundle, guests };
+  return { host: p.host, bundle: p.bundle, guests: read.guests.map((g) => g.name), read };
 }
 
 function inventory(hosts: HostBundle[]): string {
@@ -145,9 +151,15 @@ interface ExportResult {
   files: number;
 }
 
-export function exportAnsible(positional: string[], hostFlags: string[], outDir: string, force: boolean): ExportResult {
-  const hosts = pairHosts(positional, hostFlags).map(readHostBundle);
-  const files: BundleFile[] = [
+export async function exportAnsible(
+  positional: string[],
+  hostFlags: string[],
+  outDir: string,
+  force: boolean,
+): Promise<ExportResult> {
+  const hosts: HostBundle[] = [];
+  for (const p of pairHosts(positional, hostFlags)) hosts.push(await readHostBundle(p));
+  const files: (DirFile & { why: string })[] = [
     { path: 'README.md', mode: 0o644, content: readme(hosts), why: 'how to run the playbook' },
     { path: 'site.yml', mode: 0o644, content: PLAYBOOK, why: 'the example playbook' },
     { path: 'inventory.ini', mode: 0o644, content: inventory(hosts), why: 'the example inventory' },
@@ -159,13 +171,8 @@ export function exportAnsible(positional: string[], hostFlags: string[], outDir:
     })),
   ];
   for (const h of hosts)
-    for (const rel of walk(h.bundle))
-      files.push({
-        path: `${BUNDLES_DIR}/${h.host}/${rel}`,
-        mode: statSync(join(h.bundle, rel)).mode & 0o777,
-        content: readFileSync(join(h.bundle, rel), 'utf8'),
-        why: `${h.host}'s bundle`,
-      });
+    for (const [rel, content] of [...h.read.files, [MANIFEST, h.read.manifest] as const])
+      files.push({ path: `${BUNDLES_DIR}/${h.host}/${rel}`, mode: 0o644, content, why: `${h.host}'s bundle` });
   writeBundle(outDir, files, force);
   return { out: outDir, hosts, files: files.length };
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { getIn, type Checker, type Draft } from '../../steps/draft.js';
 import { InputError, issuesFor, validate } from '../answers.js';
+import { writeFileAtomicAt } from '../atomic.js';
 import { isNonEmptyDir, writeBundle } from '../bundle.js';
 import * as G from '../guest.js';
 import { answersObject, type Answers } from '../model.js';
@@ -135,7 +136,7 @@ export function write(
   try {
     if (action === 'answers') {
       const path = resolve(`${outDir}.answers.json`);
-      writeFileSync(path, answersJson(answers));
+      writeFileAtomicAt(path, answersJson(answers), 0o644);
       return { type: 'written', kind: 'answers', path };
     }
     const out = resolve(outDir);
