@@ -6,7 +6,8 @@ import { InputError } from './errors.js';
 import type { Answers } from './model.js';
 import * as N from './names.js';
 import { readPasswd, userOf } from './passwd.js';
-import { isSystemFile, SYSTEM_DIRS, tapDevice, underDir } from './rules.js';
+import { tapDevice } from './identity.js';
+import { isSystemFile, SYSTEM_DIRS, underDir } from './places.js';
 
 /** Every path the answers name, with its field and whether a guest only reads it. */
 function userPaths(a: Answers): [field: string, path: string, readOnly: boolean, blockDevice: boolean][] {

@@ -23,7 +23,7 @@ import { writeBundle } from '../src/bundle.js';
 import { guestService } from '../src/gen/systemd.js';
 import type { Answers } from '../src/model.js';
 import { plan } from '../src/plan.js';
-import { tapDevice } from '../src/rules.js';
+import { tapDevice } from '../src/identity.js';
 import { fromLibvirt } from '../src/sources/libvirt.js';
 import { fromProxmox, parseStorageCfg, type Storage } from '../src/sources/proxmox.js';
 import { exitStatus, type ImportReport } from '../src/sources/report.js';
