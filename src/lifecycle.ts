@@ -21,6 +21,7 @@ import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
 import * as N from './names.js';
 import { readText } from './procfs.js';
+import { targetProblems } from './target.js';
 import type { Io } from './io.js';
 import {
   begin,
@@ -379,14 +380,21 @@ export async function runInstall(
   }
   if (p.apply.root === '/' && !io.isRoot && !o.dryRun)
     throw new InputError(`${action} to / must run as root (or use --root PATH, or --dry-run)`);
+  const answers = JSON.parse(readFileSync(join(bundleDir, 'answers.json'), 'utf8')) as Answers;
+  // What the target really has at each disk path (a character device, or a device holding its own storage) is
+  // judged there and then, before anything is installed: the bundle may have been made where none of it exists.
+  const held = targetProblems(p.apply.root, answers);
+  if (held.length) {
+    io.err(`qemu-harden: ${action} refused; nothing was changed:\n  ${held.join('\n  ')}\n`);
+    return 'findings';
+  }
   io.out(describeInstall(p));
   if (o.dryRun) {
     io.out('Dry run: nothing was changed.\n');
     return 'ok';
   }
   // The secrets the operator provides are checked, never changed, on every run: keys often come after the users.
-  const secrets = () =>
-    checkSecrets(p.apply.root, JSON.parse(readFileSync(join(bundleDir, 'answers.json'), 'utf8')) as Answers);
+  const secrets = () => checkSecrets(p.apply.root, answers);
   const report = (s: StepResult) =>
     io.out(`  ${s.status === 'done' ? 'done' : s.status === 'skipped' ? 'skip' : 'FAIL'}  ${s.step}: ${s.detail}\n`);
   if (p.idle) {
