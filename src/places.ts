@@ -291,7 +291,8 @@ export function notStorage(path: string): string | undefined {
     if (NOT_STORAGE_DIRS[first]) return `${path} is a directory of ${NOT_STORAGE_DIRS[first]}, never a disk`;
     return `${path} is not named like block storage; ${storageHint}`;
   }
-  if (NOT_STORAGE_DIRS[first]) return `is under /dev/${first}, which holds ${NOT_STORAGE_DIRS[first]}, never a disk`;
+  if (NOT_STORAGE_DIRS[first])
+    return `${path} is under /dev/${first}, which holds ${NOT_STORAGE_DIRS[first]}, never a disk`;
   if (first === 'mapper' && rest.join('/') === 'control')
     return `${path} is a character device (device-mapper's control interface), never a disk`;
   if (STORAGE_DIRS.includes(first)) return undefined;

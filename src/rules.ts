@@ -528,7 +528,8 @@ export const RULES: Rule[] = [
     ['guests.N.(display|migration|nbd).tlsDir', 'guests.N.display.passwordFile'],
     (g, at, report) => {
       for (const c of credentialsOf(g)) {
-        if (hiddenDir(c.path)) continue;
+        // A directory where every unit hides it is refused by the rule above; a password file systemd reads itself.
+        if (c.kind === 'directory' && hiddenDir(c.path)) continue;
         const why = credentialPlace(c.path, c.kind);
         if (why) report(at(...c.at), why);
       }
