@@ -17,6 +17,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InputError } from './errors.js';
+import { DEFAULT_QEMU_BINARY } from './model.js';
 import { cpuModelsSync } from './qemucaps.js';
 import {
   MAX_SOURCE_BYTES,
@@ -58,16 +59,17 @@ function iommuGroupIn(sysfsPci: string, address: string): number | undefined {
   }
 }
 
-/** What this machine knows of the guests it imports: the sources ask, and never look themselves. */
-export function thisHost(
-  opts: { qemuBinary?: string; sysfsPci?: string; storageOn?: (path: string) => string[] } = {},
-): ImportHost {
-  const qemuBinary = opts.qemuBinary ?? '/usr/bin/qemu-system-x86_64';
+/**
+ * What this machine knows of the guests it imports: the sources ask, and never look themselves. `sysfsPci` is
+ * where the PCI devices' IOMMU groups are read (a test lays out a tree of its own there).
+ */
+export function thisHost(opts: { sysfsPci?: string } = {}): ImportHost {
+  const qemuBinary = DEFAULT_QEMU_BINARY;
   return {
     qemuBinary,
     knowsCpuModel: (model) => cpuModelsSync(qemuBinary)?.includes(model),
     iommuGroup: (address) => iommuGroupIn(opts.sysfsPci ?? '/sys/bus/pci/devices', address),
-    storageOn: opts.storageOn ?? hostStorageOn,
+    storageOn: hostStorageOn,
   };
 }
 

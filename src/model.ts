@@ -257,8 +257,11 @@ export const acceptedRiskSchema = z.strictObject({
   reason,
 });
 
+/** The QEMU a bundle runs unless the answers name another. */
+export const DEFAULT_QEMU_BINARY = '/usr/bin/qemu-system-x86_64';
+
 export const hostSchema = z.strictObject({
-  qemuBinary: absolutePath.default('/usr/bin/qemu-system-x86_64'),
+  qemuBinary: absolutePath.default(DEFAULT_QEMU_BINARY),
   kvmGroup: z
     .string()
     .regex(/^[a-z_][a-z0-9_-]{0,30}$/, 'must be a valid group name')
@@ -280,7 +283,7 @@ export const answersObject = z.strictObject({
   useCase: z.enum(['virtualization', 'emulation'], {
     error: 'must be "virtualization" (KVM) or "emulation" (TCG)',
   }),
-  host: hostSchema.default({ qemuBinary: '/usr/bin/qemu-system-x86_64', kvmGroup: 'kvm', netGroup: 'qemu-net' }),
+  host: hostSchema.default({ qemuBinary: DEFAULT_QEMU_BINARY, kvmGroup: 'kvm', netGroup: 'qemu-net' }),
   guests: z.array(guestSchema).min(1, 'must list at least one guest').max(4096),
   acceptedRisks: z.array(acceptedRiskSchema).default([]),
 });
