@@ -241,7 +241,7 @@ export interface Rule {
 export function fitsPattern(pattern: string, path: string): boolean {
   const re = pattern
     .split('.')
-    .map((p) => (p === 'N' || p === 'I' ? '\\d+' : p.replace(/[-]/g, '\\-')))
+    .map((p) => (p === 'N' || p === 'I' ? '\\d+' : p))
     .join('\\.');
   return new RegExp(`^${re}$`).test(path);
 }
@@ -300,7 +300,7 @@ function listenersOf(g: Guest): { at: Path; addr: string; port: number }[] {
 
 const hiddenDir = (path: string) => HIDDEN_DIRS.find((h) => underDir(path, h.dir));
 
-/** Pseudo file systems mounted under /dev: none holds a block device, whatever its name. */
+/** A device path udev can match by name: letters, digits and "._:+@=,-" in each segment. */
 const DEV_PATH = /^\/dev\/[A-Za-z0-9._:+@=,-]+(\/[A-Za-z0-9._:+@=,-]+)*$/;
 
 export const RULES: Rule[] = [
@@ -510,7 +510,7 @@ export const RULES: Rule[] = [
           if (other)
             report(
               ['guests', gi, ...l.at, 'port'],
-              `${l.addr}:${l.port} takes the port ${other.addr}:${other.port} of ${other.owner} already takes${other.addr === l.addr ? '' : ' (the same address, or one covering the other)'}`,
+              `${l.addr}:${l.port} is already taken by ${other.owner}, listening on ${other.addr}:${other.port}${other.addr === l.addr ? '' : ' (the same address written otherwise, or a wildcard covering it: 0.0.0.0 covers every IPv4 address, :: every address)'}`,
             );
           taken.push({ ...l, owner: `guests.${gi} (${g.name})` });
         }),

@@ -536,7 +536,12 @@ describe('two guests never share a network identity, however it is written', () 
       ['::ffff:0.0.0.0', '10.0.0.1'],
     ];
     for (const [x, y] of clashes)
-      refused(doc([listener('a', x), listener('b', y)]), 'guests.1.display.port', /takes the port/, `${x} then ${y}`);
+      refused(
+        doc([listener('a', x), listener('b', y)]),
+        'guests.1.display.port',
+        /is already taken by guests\.0 \(a\)/,
+        `${x} then ${y}`,
+      );
     for (const [x, y] of [
       ['192.0.2.1', '192.0.2.2'],
       ['127.0.0.1', '::1'],
@@ -555,7 +560,7 @@ describe('two guests never share a network identity, however it is written', () 
         },
       ]),
       'guests.0.migration.port',
-      /takes the port/,
+      /is already taken by guests\.0 \(a\)/,
     );
   });
 
