@@ -69,6 +69,25 @@ module.exports = {
       to: { path: '^src/install/(run|apply|rollback)\\.ts$' },
     },
     {
+      name: 'sources-never-look-at-the-host',
+      comment:
+        'Answer sources turn documents into answers; they run no program and read no host state. What the host knows (its QEMU, sysfs, its own storage) the caller hands them.',
+      severity: 'error',
+      from: { path: '^src/sources/' },
+      to: {
+        path: [
+          '^src/tools\\.ts$',
+          '^src/qemucaps\\.ts$',
+          '^src/probe\\.ts$',
+          '^src/target\\.ts$',
+          '^src/blockuse\\.ts$',
+          '^src/procfs\\.ts$',
+          '^(node:)?child_process$',
+          'node_modules/execa/',
+        ],
+      },
+    },
+    {
       name: 'only-bin-runs-the-cli',
       comment: 'The command line is the top: only the executable imports it.',
       severity: 'error',

@@ -3,7 +3,8 @@
 # units, AppArmor's parser, busybox and cpio for the test VM's initramfs, udev for the test VM's udevd, virsh
 # (with libvirt's built-in test driver, no daemon) for `import libvirt --running`, cmark to render the bundle
 # README, logrotate for the serial-log rotation a bundle installs.
-# openssl makes the throwaway CA and certificates of the TLS proofs.
+# openssl makes the throwaway CA and certificates of the TLS proofs. e2fsprogs, btrfs-progs and lvm2 make the file
+# systems and volumes on loop devices that prove the host's own storage is never a guest's disk.
 # Ansible (ansible-core with the community collections) and ansible-lint for the exported role.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ packages=(
   apparmor
   busybox-static cpio cmark logrotate
   iproute2 strace tmux coreutils python3 openssl
+  e2fsprogs btrfs-progs lvm2
   libvirt-clients
   ansible ansible-lint
 )

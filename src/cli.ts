@@ -258,17 +258,14 @@ async function statusCmd(p: Parsed, io: Io): Promise<number> {
 }
 
 async function importCmd(p: Parsed, io: Io): Promise<number> {
-  allow(p, ['--qemu-conf', '--storage-cfg', '--running', '--out', '--force', '--json'], Infinity);
-  const { importCommand } = await import('./importcmd.js');
-  const str = (k: string) => p.flags.get(k) as string | undefined;
+  const { importCommand, SOURCE_FLAGS } = await import('./importcmd.js');
+  allow(p, [...SOURCE_FLAGS, '--out', '--force', '--json'], Infinity);
   return importCommand(
     {
       kind: p.positional[0],
       files: p.positional.slice(1),
-      qemuConf: str('--qemu-conf'),
-      storageCfg: str('--storage-cfg'),
-      running: p.flags.has('--running'),
-      out: str('--out'),
+      sourceFlags: new Map([...p.flags].filter(([k]) => SOURCE_FLAGS.includes(k))),
+      out: p.flags.get('--out') as string | undefined,
       force: p.flags.has('--force'),
       json: p.flags.has('--json'),
     },

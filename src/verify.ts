@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { answers } from './checks/answers.js';
 import { runCheck, type BundleUnderCheck, type Check, type CheckResult, type Finding } from './checks/check.js';
 import { exposure, type Exposure } from './checks/exposure.js';
+import { hostDisks } from './checks/host-disks.js';
 import { manifest } from './checks/manifest.js';
 import { units } from './checks/units.js';
 import { qemuCaps } from './checks/qemu-caps.js';
@@ -49,7 +50,7 @@ export async function verifyBundle(dir: string): Promise<Report> {
   const scored = await runCheck(exposure, bundle);
   add(scored);
   report.exposure.push(...(scored.outcome?.exposure ?? []));
-  const rest: Check<BundleUnderCheck>[] = [...CONFINEMENT.map((b) => b.check), qemuCaps, usersAndDirs];
+  const rest: Check<BundleUnderCheck>[] = [...CONFINEMENT.map((b) => b.check), qemuCaps, usersAndDirs, hostDisks];
   for (const check of rest) add(await runCheck(check, bundle));
   return report;
 }

@@ -80,6 +80,7 @@ describe('presets', () => {
           apparmor_parser: 'passed',
           'qemu machine and CPU': 'passed',
           'sysusers/tmpfiles': 'passed',
+          'disks on this host': 'passed',
         });
         const units = files.filter((f) => /^root\/etc\/systemd\/system\/qemu-[a-z0-9-]+\.service$/.test(f));
         assert.deepEqual(

@@ -1,8 +1,9 @@
 // --answers-out: an answers document rebuilt from the running guests' command lines. What carries over safely
 // (name, vCPUs, memory, machine, firmware, disks with formats and read-only flags, network, display) is kept;
 // everything else is left at the bundle's secure default and listed, so the operator sees what changes.
-import { defaultTapDevice } from '../names.js';
-import { isSecuritySupportedMachine, SYSTEM_DIRS, underDir } from '../rules.js';
+import { defaultTapDevice, GUEST_NAME } from '../names.js';
+import { SYSTEM_DIRS, underDir } from '../places.js';
+import { isSecuritySupportedMachine } from '../rules.js';
 import { isOn } from './cmdline.js';
 import { localDisks, qcow2Backing } from './files.js';
 import { vncEndpoint } from './listeners.js';
@@ -20,7 +21,6 @@ export interface Reconstructed {
   notCarried: NotCarried[];
 }
 
-const NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$|^[a-z]$/;
 const ABS = (p: string) =>
   p.startsWith('/') &&
   p.length > 1 &&
@@ -38,7 +38,7 @@ function guestName(raw: string | undefined, pid: number, taken: Set<string>): st
     .replace(/^[^a-z]+/, '')
     .slice(0, 24)
     .replace(/-+$/, '');
-  if (!NAME.test(n)) n = `vm-${pid}`.slice(0, 24);
+  if (!GUEST_NAME.test(n)) n = `vm-${pid}`.slice(0, 24);
   let candidate = n;
   for (let i = 2; taken.has(candidate); i++)
     candidate = `${n.slice(0, 24 - String(i).length - 1).replace(/-+$/, '')}-${i}`;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import * as G from '../guest.js';
 import { readPasswd } from '../passwd.js';
-import { isSystemFile } from '../rules.js';
+import { isSystemFile } from '../places.js';
 import { run } from '../tools.js';
 import type { BundleUnderCheck, Check, Outcome } from './check.js';
 

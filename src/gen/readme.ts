@@ -7,7 +7,8 @@ import { LOGROTATE_TIMER } from '../names.js';
 import * as L from './logrotate.js';
 import type { Answers, Guest } from '../model.js';
 import { guestReach } from '../reach.js';
-import { isSystemFile, RISKS, requiredRisks } from '../rules.js';
+import { isSystemFile } from '../places.js';
+import { RISKS, requiredRisks } from '../rules.js';
 import { sandboxOption } from './qemu.js';
 
 /** How the guest's user gets at a file, in the words of the tmpfiles.d lines that arrange it. */

@@ -6,7 +6,9 @@ import { systemdBindWord, systemdExecWord, systemdPathWord, systemdText, systemd
 import { guestFence } from '../fence.js';
 import * as G from '../guest.js';
 import type { Answers, Guest } from '../model.js';
-import { USER_NET_DENY, tlsDirs, tlsReaders, underDir } from '../rules.js';
+import { USER_NET_DENY } from '../identity.js';
+import { underDir } from '../places.js';
+import { tlsDirs, tlsReaders } from '../rules.js';
 import * as L from './logrotate.js';
 import { CREDENTIALS_DIR, qemuArgs } from './qemu.js';
 

@@ -19,6 +19,7 @@ import { describePlan, planInstall, PlanRefused, refusalOf } from './plan.js';
 import { begin, commit, recover, type InstallRecord, type Journal } from './record.js';
 import { backupDirFor, transact, type Progress } from './transaction.js';
 import { OutsideTree, Tree } from './tree.js';
+import { targetProblems } from '../target.js';
 
 export interface InstallOptions {
   dryRun: boolean;
@@ -118,6 +119,14 @@ async function walk(
   const { bundle, admission, record, note } = await load(tree);
   const { refusals, answers } = await admit(bundle, admission);
   if (refusals.length) throw new Refused(describeRefusals(refusals));
+  // Apply hands on the answers it validated; a recorded bundle's are validated here.
+  const validated = answers ?? (await validateRecorded(bundle));
+  // What the target really has at each disk path (a character device, or a device holding the host's own storage)
+  // is judged here, on the target, before anything is planned: the bundle may have been made where none of it
+  // exists.
+  const held = typeof validated === 'string' ? [] : targetProblems(tree.root, validated);
+  if (held.length)
+    throw new Refused(`a disk path on ${visible(tree.root)} is not what the answers say:\n  ${held.join('\n  ')}`);
   const recovered = recover(tree, record, o.dryRun);
   if (note) io.out(note);
   const p = planInstall(action, bundle, tree, record, recovered);
@@ -126,8 +135,6 @@ async function walk(
     io.out('Dry run: nothing was changed.\n');
     return 'ok';
   }
-  // Apply hands on the answers it validated; a recorded bundle's are validated here, for the secrets check alone.
-  const validated = answers ?? (await validateRecorded(bundle));
   const report = (s: StepResult) =>
     io.out(`  ${s.status === 'done' ? 'done' : s.status === 'skipped' ? 'skip' : 'FAIL'}  ${s.step}: ${s.detail}\n`);
   if (p.idle) {
