@@ -609,7 +609,7 @@ describe('runtime isolation in the unit', () => {
       'a directory holding its own is never hidden',
     );
   });
-  test('ExecStop= asks for a powerdown through the FIFO monitor with sh and coreutils only', () => {
+  test('ExecStop= asks for a powerdown through the FIFO monitor and waits for QEMU to close its output, with sh and coreutils only', () => {
     const a = answers([{ name: 'p' }]);
     const unit = guestService(a, a.guests[0]!);
     assert.deepEqual(settings(unit, 'ExecStartPre'), [
@@ -621,7 +621,9 @@ describe('runtime isolation in the unit', () => {
     assert.ok(
       stop.includes('system_powerdown') &&
         stop.includes('1<> /run/qemu-harden/p/stop.in') &&
-        stop.includes('tail --pid=\\"$$MAINPID\\"'),
+        stop.includes('exec 3<> /run/qemu-harden/p/stop.out 4< /run/qemu-harden/p/stop.out 3>&-') &&
+        stop.endsWith('exec cat <&4 >/dev/null"'),
+      stop,
     );
   });
 });

@@ -135,7 +135,7 @@ export function guestRules(a: Answers, g: Guest): string {
     '  /usr/bin/dash mrix,',
     '  /usr/bin/rm mrix,',
     '  /usr/bin/mkfifo mrix,',
-    '  /usr/bin/tail mrix,',
+    '  /usr/bin/cat mrix,',
   );
   rule(`${G.stopPipe(g)}.in`, 'rw', 'the QMP FIFO ExecStop= writes system_powerdown to');
   rule(`${G.stopPipe(g)}.out`, 'rw', 'the answers of that QMP monitor');

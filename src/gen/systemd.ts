@@ -55,11 +55,16 @@ function execLine(argv: string[]): string {
 
 /**
  * What ExecStop= runs: QMP system_powerdown through the stop FIFO, then wait for QEMU to exit (plain sh and
- * coreutils). Nothing to do when QEMU has already exited ($MAINPID unset); the FIFO is opened read-write so the
- * write never blocks, even if QEMU exits at that moment.
+ * coreutils). Nothing to do when QEMU has already exited ($MAINPID unset). The wait reads the monitor's output
+ * FIFO until its last writer, QEMU, has closed it: that holds in any PID namespace, where a wait on $MAINPID
+ * would not (with PrivatePIDs= each command of the unit gets a namespace of its own, and QEMU is not in it).
+ * The output FIFO is opened read-write first so that opening it for reading never blocks, and that writer is
+ * dropped before the wait; the input FIFO is opened read-write so the write never blocks, even if QEMU exits
+ * at that moment.
  */
 function stopScript(g: Guest): string {
-  return `[ -n "$MAINPID" ] || exit 0; echo '{"execute":"qmp_capabilities"}{"execute":"system_powerdown"}' 1<> ${G.stopPipe(g)}.in && exec tail --pid="$MAINPID" -f /dev/null`;
+  const out = `${G.stopPipe(g)}.out`;
+  return `[ -n "$MAINPID" ] || exit 0; exec 3<> ${out} 4< ${out} 3>&-; echo '{"execute":"qmp_capabilities"}{"execute":"system_powerdown"}' 1<> ${G.stopPipe(g)}.in && exec cat <&4 >/dev/null`;
 }
 
 const tlsCache = new WeakMap<Answers, Set<string>>();
