@@ -5,6 +5,7 @@
 # README, logrotate for the serial-log rotation a bundle installs.
 # openssl makes the throwaway CA and certificates of the TLS proofs.
 # Ansible (ansible-core with the community collections) and ansible-lint for the exported role.
+# debootstrap and Debian's archive keyring build the Debian 13 root the trixie proof boots (test/debian-root.ts).
 set -euo pipefail
 
 packages=(
@@ -15,6 +16,7 @@ packages=(
   iproute2 strace tmux coreutils python3 openssl
   libvirt-clients
   ansible ansible-lint
+  debootstrap debian-archive-keyring
 )
 
 missing=()
