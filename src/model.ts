@@ -2,6 +2,7 @@
 // and `--set` all end up here; every generator takes only what this module returns. The rules that span fields
 // (src/rules.ts) are typed by this schema and joined to it in src/answers.ts, so this module imports no policy.
 import { z } from 'zod';
+import { DEFAULT_TARGET, TARGETS } from './releases.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -237,6 +238,12 @@ export const acceptedRiskSchema = z.strictObject({
 });
 
 export const hostSchema = z.strictObject({
+  /** The release the bundle is made for: its QEMU, systemd and AppArmor decide what the files may say. */
+  target: z
+    .enum(TARGETS, {
+      error: `must be one of ${TARGETS.map((t) => `"${t}"`).join(', ')} (the release the bundle is for)`,
+    })
+    .default(DEFAULT_TARGET),
   qemuBinary: absolutePath.default('/usr/bin/qemu-system-x86_64'),
   kvmGroup: z
     .string()
@@ -259,7 +266,12 @@ export const answersObject = z.strictObject({
   useCase: z.enum(['virtualization', 'emulation'], {
     error: 'must be "virtualization" (KVM) or "emulation" (TCG)',
   }),
-  host: hostSchema.default({ qemuBinary: '/usr/bin/qemu-system-x86_64', kvmGroup: 'kvm', netGroup: 'qemu-net' }),
+  host: hostSchema.default({
+    target: DEFAULT_TARGET,
+    qemuBinary: '/usr/bin/qemu-system-x86_64',
+    kvmGroup: 'kvm',
+    netGroup: 'qemu-net',
+  }),
   guests: z.array(guestSchema).min(1, 'must list at least one guest').max(4096),
   acceptedRisks: z.array(acceptedRiskSchema).default([]),
 });

@@ -226,11 +226,11 @@ describe('systemd units', () => {
     assert.ok(lines[i - 1]!.startsWith('# '));
   });
   test('the tap helper creates the tap for the guest’s user and bridges it', () => {
-    const t = tapService(a.guests[1]!)!;
+    const t = tapService(a, a.guests[1]!)!;
     assert.ok(t.includes('tuntap add dev qh-b mode tap user qemu-b group qemu-b vnet_hdr'));
     assert.ok(t.includes('link set dev qh-b master br0'));
     assert.deepEqual(settings(t, 'CapabilityBoundingSet'), ['CAP_NET_ADMIN']);
-    assert.equal(tapService(a.guests[0]!), undefined);
+    assert.equal(tapService(a, a.guests[0]!), undefined);
   });
 });
 
@@ -302,7 +302,7 @@ describe('host files', () => {
     assert.ok(!rb.includes('/srv/a.img') && !rb.includes('qemu-harden/a'));
     assert.ok(rb.includes('"/dev/net/tun" rw,'));
     assert.match(
-      AA.profile(a.guests[0]!),
+      AA.profile(a, a.guests[0]!),
       /profile qemu-harden-a flags=\(attach_disconnected,mediate_deleted\) \{\n {2}include <abstractions\/qemu-harden>\n {2}include <qemu-harden.d\/a>\n\}/,
     );
   });

@@ -5,6 +5,7 @@ import { GENERATED } from '../bundle-layout.js';
 import { apparmorPath } from '../escape.js';
 import * as G from '../guest.js';
 import type { Answers, Guest } from '../model.js';
+import { RELEASES } from '../releases.js';
 
 const HEADER = `${GENERATED}\n`;
 
@@ -45,8 +46,13 @@ export function abstraction(): string {
 `;
 }
 
-export function profile(g: Guest): string {
-  return `${HEADER}abi <abi/3.0>,
+/**
+ * The profile declares the newest feature ABI the target's parser ships. On a kernel that mediates more than that
+ * ABI's features (AppArmor 4's abi on Ubuntu's kernels mediates unix sockets), the rules file's unix rule is what
+ * lets QEMU serve its QMP, serial, VNC and SPICE sockets.
+ */
+export function profile(a: Answers, g: Guest): string {
+  return `${HEADER}abi <abi/${RELEASES[a.host.target].apparmorAbi}>,
 
 include <tunables/global>
 
