@@ -6,6 +6,7 @@
 # openssl makes the throwaway CA and certificates of the TLS proofs.
 # Ansible (ansible-core with the community collections) and ansible-lint for the exported role.
 # debootstrap and Debian's archive keyring build the Debian 13 root the trixie proof boots (test/debian-root.ts).
+# acl: getfacl, which audit runs to read device ACLs, and setfacl, with which its test gives a node one.
 set -euo pipefail
 
 packages=(
@@ -17,6 +18,7 @@ packages=(
   libvirt-clients
   ansible ansible-lint
   debootstrap debian-archive-keyring
+  acl
 )
 
 missing=()
