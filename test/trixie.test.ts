@@ -354,6 +354,16 @@ describe(`Debian 13 in a container: qemu-harden applies, starts, reports and rol
     }
   });
 
+  test('the helper units run under systemd 257’s settings: the tap is up for gamma, the serial logs rotate', () => {
+    assert.equal(show('qemu-gamma-tap.service', 'ActiveState'), 'active');
+    assert.equal(ct.exec(['ip', '-o', 'link', 'show', 'qh-gamma']).code, 0, 'the tap device exists');
+    const r = ct.exec(['systemctl', 'start', 'qemu-harden-logrotate.service']);
+    assert.equal(r.code, 0, r.stderr + journal('qemu-harden-logrotate.service'));
+    assert.equal(show('qemu-harden-logrotate.service', 'Result'), 'success');
+    for (const unit of ['qemu-gamma-tap.service', 'qemu-harden-logrotate.service'])
+      assert.match(ct.exec(['cat', `/etc/systemd/system/${unit}`]).stdout, /^PrivateTmp=disconnected$/m, unit);
+  });
+
   test('trixie’s systemd-analyze scores every installed unit within its target, the Debian 12 bundle’s no better', (t) => {
     const score = (file: string) =>
       Number(
