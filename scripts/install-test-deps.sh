@@ -6,6 +6,8 @@
 # openssl makes the throwaway CA and certificates of the TLS proofs. e2fsprogs, btrfs-progs and lvm2 make the file
 # systems and volumes on loop devices that prove the host's own storage is never a guest's disk.
 # Ansible (ansible-core with the community collections) and ansible-lint for the exported role.
+# debootstrap and Debian's archive keyring build the Debian 13 root the trixie proof boots (test/debian-root.ts).
+# acl: getfacl, which audit runs to read device ACLs, and setfacl, with which its test gives a node one.
 set -euo pipefail
 
 packages=(
@@ -17,6 +19,8 @@ packages=(
   e2fsprogs btrfs-progs lvm2
   libvirt-clients
   ansible ansible-lint
+  debootstrap debian-archive-keyring
+  acl
 )
 
 missing=()

@@ -29,7 +29,7 @@ const HELP = `qemu-harden ${VERSION} — a hardened deployment bundle for QEMU g
 Usage:
   qemu-harden [--answers FILE]          interview on a terminal, then write a bundle
   qemu-harden generate (--preset NAME | --answers FILE) [--set PATH=VALUE ...] --out DIR
-                       [--force] [--dry-run] [--json]
+                       [--target RELEASE] [--force] [--dry-run] [--json]
   qemu-harden presets [--json]
   qemu-harden verify DIR [--json]
   qemu-harden apply DIR [--root PATH] [--dry-run] [--yes] [--start]
@@ -62,6 +62,9 @@ Options:
   --set PATH=VALUE   change one field before validation, e.g. --set guests.0.disks.0.path=/srv/a.img
                      (VALUE is read as JSON when it parses as JSON, otherwise as a string)
   --out DIR          where to write the bundle; an existing non-empty DIR needs --force
+  --target RELEASE   the release the bundle is for: debian-12, debian-13 or ubuntu-24.04 (default: the
+                     answers' host.target, else this host's release); its QEMU, systemd and AppArmor
+                     decide what the files may say
   --force            replace an existing bundle directory
   --dry-run          print the files that would be written, write nothing
   --json             machine-readable output
@@ -93,6 +96,7 @@ const VALUE_FLAGS = new Set([
   '--answers',
   '--set',
   '--out',
+  '--target',
   '--root',
   '--qemu-conf',
   '--storage-cfg',
@@ -144,26 +148,44 @@ function allow(p: Parsed, allowed: string[], maxPositional: number): void {
 }
 
 async function generate(p: Parsed, io: Io): Promise<number> {
-  allow(p, ['--preset', '--answers', '--set', '--out', '--force', '--dry-run', '--json'], 0);
+  allow(p, ['--preset', '--answers', '--set', '--out', '--target', '--force', '--dry-run', '--json'], 0);
   const preset = p.flags.get('--preset') as string | undefined;
   const answersFile = p.flags.get('--answers') as string | undefined;
   const outDir = p.flags.get('--out') as string | undefined;
   if (!!preset === !!answersFile) throw new UsageError('generate needs exactly one of --preset NAME or --answers FILE');
   if (!outDir && !p.flags.has('--dry-run')) throw new UsageError('generate needs --out DIR (or --dry-run)');
-  const [{ applySet, validate }, { writeBundle }, { assertHostPaths }, { plan }, { readAnswersFile }, { loadPreset }] =
-    await Promise.all([
-      import('./answers.js'),
-      import('./bundle.js'),
-      import('./hostpaths.js'),
-      import('./plan.js'),
-      import('./sources/file.js'),
-      import('./sources/preset.js'),
-    ]);
+  const [
+    { applySet, validate },
+    { writeBundle },
+    { assertHostPaths },
+    { plan },
+    { readAnswersFile },
+    { loadPreset },
+    { chooseTarget },
+    { machineProblems },
+    { describeTarget },
+    { visible },
+  ] = await Promise.all([
+    import('./answers.js'),
+    import('./bundle.js'),
+    import('./hostpaths.js'),
+    import('./plan.js'),
+    import('./sources/file.js'),
+    import('./sources/preset.js'),
+    import('./probe.js'),
+    import('./rules.js'),
+    import('./releases.js'),
+    import('./escape.js'),
+  ]);
   let doc = preset ? loadPreset(preset).answers : readAnswersFile(answersFile!);
   for (const s of p.sets) doc = applySet(doc, s);
-  const answers = validate(doc);
+  const chosen = chooseTarget(doc, p.flags.get('--target') as string | undefined);
+  const answers = validate(chosen.doc);
   assertHostPaths(answers);
   const files = plan(answers);
+  const machines = machineProblems(answers);
+  for (const w of [...machines.missing, ...machines.deprecated]) io.err(`qemu-harden: warning: ${w}\n`);
+  const target = { target: answers.host.target, how: chosen.how };
   if (p.flags.has('--dry-run')) {
     if (p.flags.has('--json'))
       io.out(
@@ -171,6 +193,7 @@ async function generate(p: Parsed, io: Io): Promise<number> {
           {
             out: outDir ?? null,
             written: false,
+            target,
             files: files.map(({ path, mode, why }) => ({ path, mode: mode.toString(8), why })),
           },
           null,
@@ -188,6 +211,7 @@ async function generate(p: Parsed, io: Io): Promise<number> {
         {
           out: outDir,
           written: true,
+          target,
           files: files.map(({ path, mode, why }) => ({ path, mode: mode.toString(8), why })),
         },
         null,
@@ -197,6 +221,7 @@ async function generate(p: Parsed, io: Io): Promise<number> {
   else
     io.out(
       `Wrote ${files.length} files to ${outDir} for ${answers.guests.length} guest${answers.guests.length > 1 ? 's' : ''}.\n` +
+        `For ${describeTarget(answers.host.target)}: ${visible(chosen.how)}.\n` +
         `Next: ${me} verify ${outDir}   then   ${me} apply ${outDir} --dry-run\n`,
     );
   return EXIT.ok;

@@ -3,6 +3,7 @@
 // (src/rules.ts) are typed by this schema and joined to it in src/answers.ts, so this module imports no policy.
 import { z } from 'zod';
 import { GUEST_NAME } from './names.js';
+import { DEFAULT_TARGET, TARGETS } from './releases.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -261,6 +262,12 @@ export const acceptedRiskSchema = z.strictObject({
 export const DEFAULT_QEMU_BINARY = '/usr/bin/qemu-system-x86_64';
 
 export const hostSchema = z.strictObject({
+  /** The release the bundle is made for: its QEMU, systemd and AppArmor decide what the files may say. */
+  target: z
+    .enum(TARGETS, {
+      error: `must be one of ${TARGETS.map((t) => `"${t}"`).join(', ')} (the release the bundle is for)`,
+    })
+    .default(DEFAULT_TARGET),
   qemuBinary: absolutePath.default(DEFAULT_QEMU_BINARY),
   kvmGroup: z
     .string()
@@ -283,7 +290,12 @@ export const answersObject = z.strictObject({
   useCase: z.enum(['virtualization', 'emulation'], {
     error: 'must be "virtualization" (KVM) or "emulation" (TCG)',
   }),
-  host: hostSchema.default({ qemuBinary: DEFAULT_QEMU_BINARY, kvmGroup: 'kvm', netGroup: 'qemu-net' }),
+  host: hostSchema.default({
+    target: DEFAULT_TARGET,
+    qemuBinary: DEFAULT_QEMU_BINARY,
+    kvmGroup: 'kvm',
+    netGroup: 'qemu-net',
+  }),
   guests: z.array(guestSchema).min(1, 'must list at least one guest').max(4096),
   acceptedRisks: z.array(acceptedRiskSchema).default([]),
 });

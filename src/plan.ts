@@ -33,7 +33,7 @@ export function plan(a: Answers): BundleFile[] {
         guestService(a, g, { incoming: true }),
         `starts guest ${g.name} as a live-migration destination instead of ${G.unitName(g)}`,
       );
-    const tap = tapService(g);
+    const tap = tapService(a, g);
     if (tap)
       add(
         `root/etc/systemd/system/${G.tapUnitName(g)}`,
@@ -51,7 +51,7 @@ export function plan(a: Answers): BundleFile[] {
     );
     add(
       `root/etc/systemd/system/${N.LOGROTATE_SERVICE}`,
-      logrotateService(),
+      logrotateService(a),
       'runs logrotate on the guests’ serial logs',
     );
     add(

@@ -6,6 +6,7 @@ import { hostInterfaceName, loopbackOrLinkLocal, macAddress, sameListener, tapDe
 import type { Answers, Guest } from './model.js';
 import * as N from './names.js';
 import { credentialPlace, HIDDEN_DIRS, notStorage, restrictedFile, underDir } from './places.js';
+import { machineDeprecated, machineKnown, RELEASES } from './releases.js';
 
 export type RiskId =
   | 'emulation'
@@ -223,6 +224,29 @@ export const PRIVILEGED_GROUPS = [
   '_ssh',
   'ssh',
 ];
+
+/**
+ * Machine types the target's QEMU does not take as they are: a versioned type newer than that QEMU, which it does
+ * not have (the guest cannot start there: `verify` fails on it, generate warns), and one it deprecates (QEMU says
+ * so at every start and deletes such types three years later: generate and verify warn). A newer versioned type
+ * of the same family, or q35 (the newest), gives the guest the same hardware.
+ */
+export function machineProblems(a: Answers): { missing: string[]; deprecated: string[] } {
+  const release = RELEASES[a.host.target];
+  const qemu = `QEMU ${release.qemu.major}.${release.qemu.minor} of ${release.name}`;
+  const out = { missing: [] as string[], deprecated: [] as string[] };
+  a.guests.forEach((g, gi) => {
+    if (!machineKnown(g.machine, release))
+      out.missing.push(
+        `guests.${gi}.machine: "${g.machine}" is newer than ${qemu} (host.target), which has no such machine type and cannot start the guest; use q35, or a versioned type up to ${release.qemu.major}.${release.qemu.minor}`,
+      );
+    else if (machineDeprecated(g.machine, release))
+      out.deprecated.push(
+        `guests.${gi}.machine: "${g.machine}" is deprecated by ${qemu} (machine types older than 3 years are deleted 3 years after that); move the guest to a newer versioned type or q35`,
+      );
+  });
+  return out;
+}
 
 type Path = (string | number)[];
 type Report = (path: Path, message: string) => void;

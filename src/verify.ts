@@ -10,9 +10,11 @@ import { hostDisks } from './checks/host-disks.js';
 import { manifest } from './checks/manifest.js';
 import { units } from './checks/units.js';
 import { qemuCaps } from './checks/qemu-caps.js';
+import { target } from './checks/target.js';
 import { usersAndDirs } from './checks/users-dirs.js';
 import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
+import { visible } from './escape.js';
 
 export { exposureOf, exposureTarget } from './checks/exposure.js';
 
@@ -46,6 +48,7 @@ export async function verifyBundle(dir: string): Promise<Report> {
   const bundle = loaded.outcome?.bundle;
   if (!bundle) return report;
 
+  add(await runCheck(target, bundle));
   add(await runCheck(units, bundle));
   const scored = await runCheck(exposure, bundle);
   add(scored);
@@ -56,14 +59,15 @@ export async function verifyBundle(dir: string): Promise<Report> {
 }
 
 export function formatReport(r: Report): string {
-  const out: string[] = [`Bundle ${r.bundle}`];
+  // Details and findings quote the bundle's files, its path and this host's os-release: text from outside.
+  const out: string[] = [`Bundle ${visible(r.bundle)}`];
   for (const c of r.checks)
     out.push(
-      `  ${c.status === 'passed' ? 'ok  ' : c.status === 'skipped' ? 'skip' : 'FAIL'}  ${c.check}${c.detail ? ` — ${c.detail}` : ''}`,
+      `  ${c.status === 'passed' ? 'ok  ' : c.status === 'skipped' ? 'skip' : 'FAIL'}  ${c.check}${c.detail ? ` — ${visible(c.detail)}` : ''}`,
     );
   if (r.findings.length) {
     out.push('', `${r.findings.length} finding${r.findings.length > 1 ? 's' : ''}:`);
-    for (const f of r.findings) out.push(`  ${f.check}: ${f.file ? `${f.file}: ` : ''}${f.message}`);
+    for (const f of r.findings) out.push(visible(`  ${f.check}: ${f.file ? `${f.file}: ` : ''}${f.message}`));
   } else out.push('', 'No findings.');
   return out.join('\n') + '\n';
 }

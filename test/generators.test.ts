@@ -226,11 +226,11 @@ describe('systemd units', () => {
     assert.ok(lines[i - 1]!.startsWith('# '));
   });
   test('the tap helper creates the tap for the guest’s user and bridges it', () => {
-    const t = tapService(a.guests[1]!)!;
+    const t = tapService(a, a.guests[1]!)!;
     assert.ok(t.includes('tuntap add dev qh-b mode tap user qemu-b group qemu-b vnet_hdr'));
     assert.ok(t.includes('link set dev qh-b master br0'));
     assert.deepEqual(settings(t, 'CapabilityBoundingSet'), ['CAP_NET_ADMIN']);
-    assert.equal(tapService(a.guests[0]!), undefined);
+    assert.equal(tapService(a, a.guests[0]!), undefined);
   });
 });
 
@@ -302,7 +302,7 @@ describe('host files', () => {
     assert.ok(!rb.includes('/srv/a.img') && !rb.includes('qemu-harden/a'));
     assert.ok(rb.includes('"/dev/net/tun" rw,'));
     assert.match(
-      AA.profile(a.guests[0]!),
+      AA.profile(a, a.guests[0]!),
       /profile qemu-harden-a flags=\(attach_disconnected,mediate_deleted\) \{\n {2}include <abstractions\/qemu-harden>\n {2}include <qemu-harden.d\/a>\n\}/,
     );
   });
@@ -607,7 +607,7 @@ describe('runtime isolation in the unit', () => {
       'x would read y’s key: a directory a guest reads as a whole is its own',
     );
   });
-  test('ExecStop= asks for a powerdown through the FIFO monitor with sh and coreutils only', () => {
+  test('ExecStop= asks for a powerdown through the FIFO monitor and waits for QEMU to close its output, with sh and coreutils only', () => {
     const a = answers([{ name: 'p' }]);
     const unit = guestService(a, a.guests[0]!);
     assert.deepEqual(settings(unit, 'ExecStartPre'), [
@@ -619,7 +619,9 @@ describe('runtime isolation in the unit', () => {
     assert.ok(
       stop.includes('system_powerdown') &&
         stop.includes('1<> /run/qemu-harden/p/stop.in') &&
-        stop.includes('tail --pid=\\"$$MAINPID\\"'),
+        stop.includes('exec 3<> /run/qemu-harden/p/stop.out 4< /run/qemu-harden/p/stop.out 3>&-') &&
+        stop.endsWith('exec cat <&4 >/dev/null"'),
+      stop,
     );
   });
 });

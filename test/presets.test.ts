@@ -75,6 +75,7 @@ describe('presets', () => {
         assert.deepEqual(status, {
           manifest: 'passed',
           answers: 'passed',
+          'target release': 'passed',
           'systemd-analyze verify': 'passed',
           exposure: 'passed',
           apparmor_parser: 'passed',

@@ -1,8 +1,9 @@
 // The host around the guests: device nodes every user can open, whether AppArmor is on, and the AppArmor
 // denials the kernel logged for QEMU, each mapped to the answer that grants what was denied. Denials are the
 // usual reason people switch confinement off; the answer to change is the better way out.
-import { closeSync, constants, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { readText } from '../procfs.js';
+import { runSync, which } from '../tools.js';
 import { modeText } from './files.js';
 import { finding, type AuditCheck, type Finding, type HostView, type QemuProcess } from './types.js';
 
@@ -62,6 +63,49 @@ const deviceModes: AuditCheck = {
           `${path}: ${modeText(st)}`,
           why,
           'Device nodes go to groups (kvm, qemu-net) by udev rules, and each guest’s unit allows only the devices it uses (DevicePolicy=closed).',
+          null,
+        ),
+      ];
+    });
+  },
+};
+
+/**
+ * ACL entries for named users and groups on the devices a guest's QEMU uses: they reach past the owner, group and
+ * mode that deviceModes judges. Debian 13 and Ubuntu 24.04 tag /dev/kvm "uaccess" in udev, so whoever is logged in
+ * at the seat gets an entry on it; read with getfacl, and when getfacl is missing the audit says what it did not see.
+ */
+const deviceAcls: AuditCheck = {
+  name: 'host.device-acl',
+  tool: 'getfacl',
+  debianPackage: 'acl',
+  run: (view) => {
+    const nodes = DEVICES.map(([n]) => `${HOST_PATHS.dev}/${n}`).filter((path) => existsSync(path));
+    if (nodes.length === 0) return [];
+    const getfacl = which('getfacl');
+    if (!getfacl) {
+      view.unseen.push({
+        what: `ACLs on ${nodes.join(', ')}`,
+        reason: 'getfacl is not installed (Debian package acl)',
+      });
+      return [];
+    }
+    return nodes.flatMap((path): Finding[] => {
+      const r = runSync(getfacl, ['--absolute-names', '--omit-header', path]);
+      if (r.exitCode !== 0) {
+        view.unseen.push({ what: `the ACL of ${path}`, reason: r.stderr.trim() || `getfacl exited ${r.exitCode}` });
+        return [];
+      }
+      const named = r.stdout.split('\n').filter((l) => /^(user|group):[^:]+:/.test(l));
+      if (named.length === 0) return [];
+      return [
+        finding(
+          'host.device-acl',
+          'low',
+          null,
+          `${path}: ACL ${named.join(', ')}`,
+          'Each named user or group in the ACL reaches the device past its owner, group and mode: for /dev/kvm, the KVM module’s whole ioctl interface. udev’s "uaccess" tag gives one to the user logged in at the seat.',
+          'Device nodes go to groups (kvm, qemu-net) by udev rules, and only a guest’s own unit lists its devices (DevicePolicy=closed). On a server, drop the seat’s entry with a udev rule between 70-uaccess.rules and 73-seat-late.rules: TAG-="uaccess" for the device.',
           null,
         ),
       ];
@@ -219,4 +263,4 @@ const apparmorDenied: AuditCheck = {
   run: denials,
 };
 
-export const hostChecks: AuditCheck[] = [deviceModes, apparmorEnabled, apparmorDenied];
+export const hostChecks: AuditCheck[] = [deviceModes, deviceAcls, apparmorEnabled, apparmorDenied];

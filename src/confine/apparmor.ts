@@ -18,7 +18,7 @@ const confines = (g: Guest) => g.isolation.apparmor;
 /** What src/gen/apparmor.ts writes; plan.ts hands that module to `files`. */
 interface Text {
   abstraction(): string;
-  profile(g: Guest): string;
+  profile(a: Answers, g: Guest): string;
   guestRules(a: Answers, g: Guest): string;
 }
 
@@ -33,7 +33,7 @@ export const apparmor: ConfinementBackend<Text> = {
         {
           path: `root/${profilePath(g.name)}`,
           why: `AppArmor profile ${G.profileName(g)} for guest ${g.name}`,
-          text: (t: Text) => t.profile(g),
+          text: (t: Text) => t.profile(a, g),
         },
         {
           path: `root/${rulesPath(g.name)}`,

@@ -8,6 +8,7 @@ import * as L from './logrotate.js';
 import type { Answers, Guest } from '../model.js';
 import { guestReach } from '../reach.js';
 import { isSystemFile } from '../places.js';
+import { describeRelease, RELEASES } from '../releases.js';
 import { RISKS, requiredRisks } from '../rules.js';
 import { sandboxOption } from './qemu.js';
 
@@ -62,7 +63,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     );
   }
   p(
-    `Guests: ${a.guests.map((g) => code(g.name)).join(', ')}. Use case: ${a.useCase === 'virtualization' ? 'virtualization (KVM)' : 'emulation (TCG)'}.`,
+    `Guests: ${a.guests.map((g) => code(g.name)).join(', ')}. Use case: ${a.useCase === 'virtualization' ? 'virtualization (KVM)' : 'emulation (TCG)'}. Made for ${text(describeRelease(RELEASES[a.host.target]))}.`,
     '',
     'Everything a guest gives QEMU is untrusted: the guest itself, its display and network protocols, the disk',
     'images and kernels it is started with, and any device passed through to it. This bundle assumes a guest may',
@@ -134,6 +135,8 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     '  URL such as `nbd://`) is never opened. A block device disk is given to its guest’s user by a udev rule.',
     '- **No guest memory in core dumps.** `dump-guest-core=off` leaves guest RAM out of a QEMU core dump, and',
     '  `LimitCORE=0` stops QEMU from dumping core at all.',
+    '- **No memory merged between guests.** `mem-merge=off` keeps guest RAM out of kernel samepage merging (KSM):',
+    '  a page merged with another guest’s is a timing side channel between the two.',
     ...(a.guests.some((g) => g.serial.enabled)
       ? [
           `- **A bounded serial log.** Every byte of a serial log is the guest’s, and QEMU’s log has no limit of its own.`,
@@ -232,9 +235,16 @@ function operatorSections(a: Answers): string[] {
     '- The disk images and kernels must exist at these paths before a guest starts. The bundle does not create them: its tmpfiles.d rule gives each writable disk to its guest’s user (mode 0600) and leaves read-only files with their owner and mode (the reach section says how each guest reads them):',
   );
   for (const i of images) out.push(`  - ${i}`);
+  const release = RELEASES[a.host.target];
   out.push(
-    `- \`${a.host.qemuBinary}\` installed (Debian: \`qemu-system-x86\`), systemd 247 or newer, cgroup v2 for every limit to hold.`,
+    `- The host runs ${text(release.name)}, the release this bundle is made for (\`host.target\` in \`answers.json\`): its units use only settings systemd ${release.systemd} reads, its profiles declare AppArmor’s \`abi/${release.apparmorAbi}\`, and its QEMU ${release.qemu.major}.${release.qemu.minor} knows every option. \`qemu-harden verify .\` says so when the host runs another release; generate the bundle again there, or with \`--target\`.`,
+    `- \`${a.host.qemuBinary}\` installed (Debian: \`qemu-system-x86\`), cgroup v2 for every limit to hold.`,
   );
+  const spice = a.guests.filter((g) => g.display.mode === 'spice-unix' || g.display.mode === 'spice-tls');
+  if (spice.length && release.spiceModules)
+    out.push(
+      `- SPICE (${spice.map((g) => code(g.name)).join(', ')}) needs QEMU’s SPICE modules, package \`${release.spiceModules}\` on this release: only a Recommends of \`qemu-system-x86\`, so an install without recommends lacks it and the guest fails to start.`,
+    );
   if (a.guests.some((g) => g.firmware.type === 'uefi')) out.push('- UEFI guests need OVMF (Debian: `ovmf`).');
   if (bridges.length)
     out.push(
@@ -247,6 +257,10 @@ function operatorSections(a: Answers): string[] {
   out.push(
     `- The udev rule gives \`/dev/kvm\` to group \`${a.host.kvmGroup}\` mode 0660${taps ? `, and \`/dev/net/tun\` and \`/dev/vhost-net\` to group \`${a.host.netGroup}\` mode 0660` : ''}. Other users and programs that opened these devices before (a desktop user running QEMU, a VPN client on \`/dev/net/tun\`) lose access unless they are added to that group.`,
   );
+  if (release.kvmUaccess && a.useCase === 'virtualization')
+    out.push(
+      `- ${text(release.name)}’s own udev rules tag \`/dev/kvm\` \`uaccess\`: the user logged in at the machine’s seat gets an ACL entry on it, past the group rule (\`getfacl /dev/kvm\`; \`qemu-harden audit\` reports it).`,
+    );
   out.push('');
   out.push('## Using the guests', '');
   out.push(
