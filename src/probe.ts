@@ -36,6 +36,8 @@ export const hostFactsSchema = z.object({
   apparmorVersion: z.string().nullable().optional(),
   /** What /etc/os-release says this host is. */
   os: z.object({ id: z.string(), versionId: z.string(), prettyName: z.string() }).optional(),
+  /** The release a bundle made here is for, when qemu-harden can tell (hostTarget). */
+  target: z.enum(TARGETS).optional(),
   cgroup: z.enum(['v2', 'v1-hybrid', 'unknown']),
   apparmor: z.boolean(),
   groups: z.object({ kvm: z.boolean(), qemuNet: z.boolean() }),
@@ -183,6 +185,7 @@ export async function probeHost(qemuBinary = 'qemu-system-x86_64'): Promise<Host
     systemdVersion: Number(/^systemd (\d+)/.exec(systemd?.stdout ?? '')?.[1]) || null,
     apparmorVersion: apparmorVersionOf(apparmorParser?.stdout),
     os: readOsRelease(),
+    target: thisHostTarget()?.target,
   });
 }
 
@@ -269,11 +272,4 @@ export function chooseTarget(doc: unknown, flag: string | undefined): { doc: unk
       `this host's release is not one qemu-harden knows, and its QEMU, systemd or AppArmor is older than ${RELEASES['debian-12'].name}'s: name the release the bundle is for with --target (${TARGETS.join(', ')})`,
     );
   return { doc: withTarget(doc, here.target), how: here.how };
-}
-
-/** For the interview: the draft with this host's release as its target, unless it names one already. */
-export function withHostTarget(doc: unknown): unknown {
-  if (isObject(doc) && isObject(doc.host) && doc.host.target !== undefined) return doc;
-  const here = thisHostTarget();
-  return here ? withTarget(doc, here.target) : doc;
 }

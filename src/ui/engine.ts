@@ -13,7 +13,7 @@ import * as G from '../guest.js';
 import { answersObject, type Answers } from '../model.js';
 import { sha256 } from '../bundle-layout.js';
 import { answersJson, plan, type BundleFile } from '../plan.js';
-import { probeHost, suggestFormat, withHostTarget } from '../probe.js';
+import { probeHost, suggestFormat } from '../probe.js';
 import { invocation, sudoInvocation } from '../invocation.js';
 import { guestReach, reachLines } from '../reach.js';
 import { requiredRisks } from '../rules.js';
@@ -67,10 +67,10 @@ function withoutRefused(doc: unknown, paths: (string | number)[][]): unknown {
   return sweep(copy);
 }
 
-/** The answers, made for this host's release unless the draft names one, or the messages `generate` would print. */
+/** The answers, or the messages `generate` would print for them. */
 export function tryValidate(d: Draft): { answers?: Answers; errors?: string[] } {
   try {
-    return { answers: validate(withHostTarget(d)) };
+    return { answers: validate(d) };
   } catch (e) {
     if (e instanceof InputError) return { errors: e.message.split('\n') };
     throw e;
