@@ -12,7 +12,15 @@ export async function runStep(step: string, tool: string, args: string[], debian
   const path = which(tool);
   if (!path) return { step, status: 'skipped', detail: `not installed (Debian package ${debianPackage})` };
   const r = await run(path, args, { timeoutMs: 60_000 });
-  const detail = (r.stderr || r.stdout).trim().split('\n').filter(Boolean).slice(-3).join('; ');
+  // Tools end their lines with a full stop ("Creating group qemu-web with gid 999."); joined, they read as one
+  // list without ".;" between its items.
+  const detail = (r.stderr || r.stdout)
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .slice(-3)
+    .map((l) => l.replace(/\.$/, ''))
+    .join('; ');
   return {
     step,
     status: r.exitCode === 0 ? 'done' : 'failed',

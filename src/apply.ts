@@ -23,6 +23,7 @@ import type { Answers } from './model.js';
 import * as N from './names.js';
 import { readPasswd, uidOf } from './passwd.js';
 import { tlsDirs } from './rules.js';
+import { plural } from './words.js';
 
 interface Change {
   /** Absolute path on the target (under root). */
@@ -105,10 +106,10 @@ export function planApply(bundle: string, rootArg: string): ApplyPlan {
 
 export function describePlan(p: ApplyPlan): string {
   if (p.changes.length === 0)
-    return `Nothing to change under ${p.root}: all ${p.unchanged.length} files are installed as in the bundle.\n`;
+    return `Nothing to change under ${p.root}: ${p.unchanged.length === 1 ? 'the one file is' : `all ${plural(p.unchanged.length, 'file')} are`} installed as in the bundle.\n`;
   const out: string[] = [`Changes under ${p.root}:`];
   for (const c of p.changes) out.push(`  ${c.kind === 'new' ? 'new     ' : 'changed '} ${c.hostPath}`);
-  if (p.unchanged.length) out.push(`  (${p.unchanged.length} files already up to date)`);
+  if (p.unchanged.length) out.push(`  (${plural(p.unchanged.length, 'file')} already up to date)`);
   for (const c of p.changes) if (c.diff) out.push('', c.diff.trimEnd());
   return out.join('\n') + '\n';
 }

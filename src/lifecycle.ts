@@ -35,6 +35,7 @@ import {
   type RecordedBundle,
 } from './record.js';
 import { run, which } from './tools.js';
+import { plural } from './words.js';
 
 type Part = 'unit' | 'profile' | 'udev' | 'users';
 
@@ -401,7 +402,7 @@ export async function runInstall(
     }
     if (
       !(await io.confirm(
-        `${action === 'apply' ? 'Apply' : 'Roll back with'} these ${p.apply.changes.length + p.removals.length} changes to ${p.apply.root}?`,
+        `${action === 'apply' ? 'Apply' : 'Roll back with'} ${p.apply.changes.length + p.removals.length === 1 ? 'this change' : `these ${p.apply.changes.length + p.removals.length} changes`} to ${p.apply.root}?`,
       ))
     ) {
       io.err('Nothing was changed.\n');
@@ -416,7 +417,7 @@ export async function runInstall(
   const backups = install(p.apply, backupDir);
   removeFiles(p, backupDir);
   io.out(
-    `Installed ${p.apply.changes.length} files, removed ${p.removals.length}.` +
+    `Installed ${plural(p.apply.changes.length, 'file')}, removed ${p.removals.length}.` +
       `${backups.length + p.removals.length ? ` Replaced and removed files were backed up under ${backupDir}.` : ''}\n`,
   );
   steps.push(...(await activate(p.apply)));

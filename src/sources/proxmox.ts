@@ -18,6 +18,7 @@ import {
   RISK_REASON,
 } from './common.js';
 import { GuestLog } from './report.js';
+import { plural } from '../words.js';
 
 export interface PveConfig {
   main: Map<string, string>;
@@ -363,7 +364,7 @@ export function importVmConfig(
   prov.push(['vcpus', c.has('sockets') ? 'sockets' : 'cores']);
   log.carry(
     c.has('sockets') ? 'sockets' : 'cores',
-    `${cores * sockets} vCPUs (${sockets} socket${sockets > 1 ? 's' : ''} × ${cores} core${cores > 1 ? 's' : ''})`,
+    `${plural(cores * sockets, 'vCPU')} (${plural(sockets, 'socket')} × ${plural(cores, 'core')})`,
   );
   if (c.has('vcpus'))
     log.secureDefault('vcpus', `vCPU hotplug is not carried; the guest starts with all ${cores * sockets}`);
