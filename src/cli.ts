@@ -163,7 +163,8 @@ async function generate(p: Parsed, io: Io): Promise<number> {
   for (const s of p.sets) doc = applySet(doc, s);
   const answers = validate(doc);
   assertHostPaths(answers);
-  const files = plan(answers);
+  const { invocation, invocationAnywhere } = await import('./invocation.js');
+  const files = plan(answers, { runAs: invocationAnywhere() });
   if (p.flags.has('--dry-run')) {
     if (p.flags.has('--json'))
       io.out(
@@ -181,7 +182,7 @@ async function generate(p: Parsed, io: Io): Promise<number> {
     return EXIT.ok;
   }
   writeBundle(outDir!, files, p.flags.has('--force'));
-  const me = (await import('./invocation.js')).invocation();
+  const me = invocation();
   if (p.flags.has('--json'))
     io.out(
       JSON.stringify(
@@ -273,6 +274,7 @@ async function importCmd(p: Parsed, io: Io): Promise<number> {
       json: p.flags.has('--json'),
     },
     io,
+    (await import('./invocation.js')).invocation(),
   );
 }
 
@@ -283,12 +285,13 @@ async function auditCmd(p: Parsed, io: Io): Promise<number> {
   const view = readHost();
   const report = audit(view);
   const answersOut = p.flags.get('--answers-out') as string | undefined;
+  const { invocation, invocationAnywhere } = await import('./invocation.js');
   if (answersOut)
     report.answersOut = {
       file: answersOut,
-      ...(await import('./audit/answers-out.js')).writeAnswersOut(answersOut, view),
+      ...(await import('./audit/answers-out.js')).writeAnswersOut(answersOut, view, invocationAnywhere()),
     };
-  io.out(p.flags.has('--json') ? JSON.stringify(report, null, 2) + '\n' : formatAudit(report));
+  io.out(p.flags.has('--json') ? JSON.stringify(report, null, 2) + '\n' : formatAudit(report, invocation()));
   return counts(report) > 0 ? EXIT.findings : EXIT.ok;
 }
 

@@ -29,10 +29,15 @@ export const DEFAULT_STORAGE_CFG = '/etc/pve/storage.cfg';
 /** At most this many guests in one run: the answers schema's own limit. */
 const MAX_INPUTS = 4096;
 
-export async function importCommand(a: ImportArgs, io: { out: (s: string) => void }): Promise<number> {
+/** `me` is how the operator runs qemu-harden here (src/invocation.ts): the report's next command is written with it. */
+export async function importCommand(
+  a: ImportArgs,
+  io: { out: (s: string) => void },
+  me = 'qemu-harden',
+): Promise<number> {
   if (a.kind !== 'libvirt' && a.kind !== 'proxmox')
     throw new InputError(
-      `import needs the kind of source first: qemu-harden import libvirt DOMAIN.xml...  or  qemu-harden import proxmox VMID.conf...${a.kind ? ` (not "${a.kind}")` : ''}`,
+      `import needs the kind of source first: ${me} import libvirt DOMAIN.xml...  or  ${me} import proxmox VMID.conf...${a.kind ? ` (not "${a.kind}")` : ''}`,
     );
   if (a.kind === 'proxmox' && (a.qemuConf || a.running))
     throw new InputError(`${a.qemuConf ? '--qemu-conf' : '--running'} applies to 'import libvirt' only`);
@@ -70,7 +75,7 @@ export async function importCommand(a: ImportArgs, io: { out: (s: string) => voi
     report.out = a.out;
     report.written = true;
   }
-  io.out(a.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
+  io.out(a.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report, me));
   return exitStatus(report.outcome);
 }
 

@@ -1,6 +1,7 @@
 // The import report: per guest, what a libvirt domain or Proxmox configuration carried into the answers, what
 // was changed to the secure default, and what was refused. Its JSON shape (`--json`) is stable and documented
 // in README.md ("qemu-harden import"); the text rendering is for people.
+import { plural } from '../words.js';
 
 /** One decision about one element, attribute or key of the source. */
 export interface ReportItem {
@@ -70,7 +71,8 @@ export function exitStatus(o: GuestOutcome): 0 | 1 | 2 {
   return RANK[o] as 0 | 1 | 2;
 }
 
-export function renderReport(r: ImportReport): string {
+/** The report as text; its next command is written the way the operator runs qemu-harden (`me`). */
+export function renderReport(r: ImportReport, me = 'qemu-harden'): string {
   const out: string[] = [];
   for (const g of r.guests) {
     const head =
@@ -93,9 +95,9 @@ export function renderReport(r: ImportReport): string {
   const count = (o: GuestOutcome) => r.guests.filter((g) => g.outcome === o).length;
   out.push(
     '',
-    `${r.guests.length} guest${r.guests.length === 1 ? '' : 's'}: ${count('imported')} imported, ${count('defaulted')} imported with secure defaults, ${count('refused')} refused.`,
+    `${plural(r.guests.length, 'guest')}: ${count('imported')} imported, ${count('defaulted')} imported with secure defaults, ${count('refused')} refused.`,
   );
-  if (r.written) out.push(`Wrote ${r.out}. Next: qemu-harden generate --answers ${r.out} --out DIR`);
+  if (r.written) out.push(`Wrote ${r.out}. Next: ${me} generate --answers ${r.out} --out qemu-harden-bundle`);
   else if (r.outcome === 'refused' && r.problems.length && r.guests.every((g) => g.outcome !== 'refused'))
     out.push(
       'Nothing was written: import the conflicting guests into separate answers files, or fix the conflict at the source.',
