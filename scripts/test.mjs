@@ -65,6 +65,7 @@ if (status === 0)
     'steps',
     '--output-type',
     'err',
+    '--ignore-known',
   ]);
 if (status === 0)
   status = phase('formatting', process.execPath, [
