@@ -1,6 +1,6 @@
-// The install record on the target host (docs: /var/lib/qemu-harden/.installed/, see README "The install
-// record"): a copy of the bundle installed last (`current`), the one before it (`previous`), and a journal that
-// exists only while an install is under way. apply, rollback, status and the Ansible role share this layout.
+// The install record on the target host (/var/lib/qemu-harden/.installed/, described in docs/install.md): a
+// copy of the bundle installed last (`current`), the one before it (`previous`), and a journal that exists only
+// while an install is under way. apply, rollback, status and the Ansible role share this layout.
 import {
   chmodSync,
   closeSync,

@@ -1,6 +1,6 @@
 // The Ansible role that `qemu-harden export ansible` writes, file by file. It is the same for every host and every
 // bundle: each host reads its own bundle (bundles/<inventory hostname>/ by default) when the play runs. Its steps
-// follow src/apply.ts, and it keeps the install record README.md describes (under "export ansible").
+// follow src/apply.ts, and it keeps the install record docs/install.md describes (docs/ansible.md: the role).
 
 export const ROLE_FILES: Record<string, string> = {
   'defaults/main.yml': String.raw`---

@@ -1,6 +1,6 @@
 // The import report: per guest, what a libvirt domain or Proxmox configuration carried into the answers, what
 // was changed to the secure default, and what was refused. Its JSON shape (`--json`) is stable and documented
-// in README.md ("qemu-harden import"); the text rendering is for people.
+// in docs/import.md; the text rendering is for people.
 import { plural } from '../words.js';
 
 /** One decision about one element, attribute or key of the source. */
