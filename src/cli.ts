@@ -16,11 +16,18 @@ export { EXIT } from './command.js';
  */
 export function internalErrorMessage(e: unknown, argv: string[]): string {
   const what = e instanceof Error ? `${e.name === 'Error' ? '' : `${e.name}: `}${e.message.split('\n')[0]}` : String(e);
-  const command = argv.find((x) => !x.startsWith('-')) ?? 'the interview';
+  const runAs = runAsHere();
+  let command: string;
+  try {
+    command = parse(argv, COMMANDS, runAs).word ?? 'the interview';
+  } catch {
+    // The records themselves are what failed: the first word will do.
+    command = argv.find((x) => !x.startsWith('-')) ?? 'the interview';
+  }
   return (
     `qemu-harden: internal error in '${command}': ${what}\n` +
     'qemu-harden: this is a bug in qemu-harden, not a problem with your input.\n' +
-    `qemu-harden: please report it with qemu-harden --version, the command line and the answers file (exit status ${EXIT.internal}).\n`
+    `qemu-harden: please report it with the output of '${runAs().me} --version', the command line and the answers file (exit status ${EXIT.internal}).\n`
   );
 }
 

@@ -345,7 +345,7 @@ const audit: Command = {
   summary: 'judge the QEMU processes running on this host (read-only); as root it sees everything',
   usage: [''],
   about: [
-    'Every QEMU process, whatever started it (libvirt, Proxmox, a script, a bundle), judged against QEMU’s security documentation from /proc, /sys, the files its command line names and the kernel log. It runs no other program and changes nothing. Each finding names the guest, the exact line read, why it matters, what a bundle does instead and the answers field that decides it. As a normal user it lists what it could not see and judges the rest.',
+    'Every QEMU process, whatever started it (libvirt, Proxmox, a script, a bundle), judged against QEMU’s security documentation from /proc, /sys, the files its command line names and the kernel log. It runs no other program and changes nothing on the host (--answers-out writes only its own new file). Each finding names the guest, the exact line read, why it matters, what a bundle does instead and the answers field that decides it. As a normal user it lists what it could not see and judges the rest.',
   ],
   flags: [
     { flag: '--json', help: 'print the report as JSON (docs/audit.md has its shape)' },
