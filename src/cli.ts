@@ -4,6 +4,7 @@
 import { check, commandHelp, EXIT, globalHelp, parse, type RunAs } from './command.js';
 import { COMMANDS } from './commands.js';
 import { InputError } from './errors.js';
+import { visible } from './escape.js';
 import { invocation, invocationAnywhere, sudoInvocation } from './invocation.js';
 import type { Io } from './io.js';
 import { VERSION } from './version.js';
@@ -31,10 +32,14 @@ export function internalErrorMessage(e: unknown, argv: string[]): string {
   );
 }
 
-/** How this process was started, worked out once and only when a message needs it. */
+/**
+ * How this process was started, worked out once and only when a message needs it. The script's path comes from
+ * outside (argv), so the forms printed on the terminal go through visible(); the form for files read later is
+ * checked where it is written (a bundle README takes only two absolute paths).
+ */
 function runAsHere(): () => RunAs {
   let r: RunAs | undefined;
-  return () => (r ??= { me: invocation(), sudo: sudoInvocation(), anywhere: invocationAnywhere() });
+  return () => (r ??= { me: visible(invocation()), sudo: visible(sudoInvocation()), anywhere: invocationAnywhere() });
 }
 
 export async function main(argv: string[], io: Io): Promise<number> {

@@ -4,6 +4,7 @@
 // one line in its command's `flags`. This module imports nothing heavy: `--help` and `--version` load only it,
 // the records and the entry.
 import { InputError } from './errors.js';
+import { visible } from './escape.js';
 import type { Io } from './io.js';
 
 export const EXIT = { ok: 0, findings: 1, usage: 2, internal: 70, cancelled: 130 } as const;
@@ -125,7 +126,7 @@ export function parse(argv: string[], commands: Command[], runAs: () => RunAs): 
       given.push(name);
     } else if (shape && eq < 0) given.push(name);
     else if (arg.startsWith('-') && arg !== '-')
-      throw new UsageError(`unknown option ${arg} (see '${runAs().me} --help')`);
+      throw new UsageError(`unknown option ${visible(arg)} (see '${runAs().me} --help')`);
     else words.push(arg);
   }
   const word = words[0];
@@ -151,12 +152,13 @@ export function parse(argv: string[], commands: Command[], runAs: () => RunAs): 
 /** A parsed command line holds only what its command takes. */
 export function check(p: Parsed, runAs: () => RunAs): Command {
   const c = p.command;
-  if (!c) throw new UsageError(`unknown command '${p.word}' (see '${runAs().me} --help')`);
+  if (!c) throw new UsageError(`unknown command '${visible(p.word ?? '')}' (see '${runAs().me} --help')`);
   const own = new Set(c.flags.map((f) => shapeOf(f).name));
   const who = c.name === IMPLICIT ? 'the interview' : `'${c.name}'`;
   for (const f of p.flags)
     if (!own.has(f)) throw new UsageError(`${f} does not apply to ${who} (see '${runAs().me} help ${c.name}')`);
-  if (p.args.operands.length > c.operands) throw new UsageError(`unexpected argument ${p.args.operands[c.operands]}`);
+  if (p.args.operands.length > c.operands)
+    throw new UsageError(`unexpected argument ${visible(p.args.operands[c.operands]!)}`);
   return c;
 }
 

@@ -3,6 +3,7 @@
 // `--version` load nothing else and the wizard's first frame waits for neither the answers model nor the
 // generators. A new flag is one line in its command's `flags`; a new command is one record in COMMANDS.
 import { commandHelp, EXIT, globalHelp, IMPLICIT, UsageError, type Args, type Command } from './command.js';
+import { visible } from './escape.js';
 import { VERSION } from './version.js';
 import { plural } from './words.js';
 
@@ -124,8 +125,8 @@ const generate: Command = {
     if (a.has('--json')) io.out(json({ out: outDir, written: true, files: listed }));
     else
       io.out(
-        `Wrote ${plural(files.length, 'file')} to ${outDir} for ${plural(answers.guests.length, 'guest')}.\n` +
-          `Next: ${r.me} verify ${outDir}   then   ${r.me} apply ${outDir} --dry-run\n`,
+        `Wrote ${plural(files.length, 'file')} to ${visible(outDir!)} for ${plural(answers.guests.length, 'guest')}.\n` +
+          `Next: ${r.me} verify ${visible(outDir!)}   then   ${r.me} apply ${visible(outDir!)} --dry-run\n`,
       );
     return EXIT.ok;
   },
@@ -411,16 +412,16 @@ const exporter: Command = {
     const [format, ...bundles] = a.operands;
     if (format !== 'ansible')
       throw new UsageError(
-        `export needs a format: ${r.me} export ansible BUNDLE... --out DIR${format ? ` ('${format}' is not one)` : ''}`,
+        `export needs a format: ${r.me} export ansible BUNDLE... --out DIR${format ? ` ('${visible(format)}' is not one)` : ''}`,
       );
     const outDir = a.value('--out');
     if (!outDir) throw new UsageError('export ansible needs --out DIR');
     const { exportAnsible } = await import('./export/ansible.js');
     const x = exportAnsible(bundles, a.values('--host'), outDir, a.has('--force'));
     io.out(
-      `Wrote an Ansible role and ${plural(x.hosts.length, 'bundle')} to ${x.out}:\n` +
-        x.hosts.map((h) => `  ${h.host}  ${h.bundle}  (${h.guests.join(', ')})\n`).join('') +
-        `Next: cd ${x.out} && ansible-playbook -i inventory.ini site.yml --check --diff\n`,
+      `Wrote an Ansible role and ${plural(x.hosts.length, 'bundle')} to ${visible(x.out)}:\n` +
+        x.hosts.map((h) => `  ${visible(h.host)}  ${visible(h.bundle)}  (${h.guests.join(', ')})\n`).join('') +
+        `Next: cd ${visible(x.out)} && ansible-playbook -i inventory.ini site.yml --check --diff\n`,
     );
     return EXIT.ok;
   },
@@ -445,9 +446,9 @@ const help: Command = {
       return EXIT.ok;
     }
     const c = COMMANDS.find((x) => x.name === name);
-    if (!c) throw new UsageError(`no command '${name}' (see '${r.me} --help')`);
+    if (!c) throw new UsageError(`no command '${visible(name)}' (see '${r.me} --help')`);
     if (sub !== undefined && !c.usage.some((u) => u.split(' ')[0] === sub))
-      throw new UsageError(`unexpected argument ${sub}`);
+      throw new UsageError(`unexpected argument ${visible(sub)}`);
     io.out(commandHelp(c, r));
     return EXIT.ok;
   },

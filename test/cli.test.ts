@@ -384,6 +384,13 @@ describe('commands as records', () => {
       assert.equal(r.stdout, '');
     }
     assert.equal(cli(['help', 'export', 'ansible']).stdout, cli(['export', '--help']).stdout);
+    // Words from argv come back with their control characters shown, not sent to the terminal.
+    for (const args of [['\u001b[2Jfrob'], ['presets', '\u001b]0;x\u0007'], ['--\u001b[31m'], ['help', '\u202ex']]) {
+      const r = cli(args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.doesNotMatch(r.stderr, /[\u001b\u0007\u202e]/, JSON.stringify(r.stderr));
+      assert.match(r.stderr, /\\x1b|\\u202e/);
+    }
   });
 
   test('docs/cli.md is what the command records produce (npm run docs writes it)', async () => {
