@@ -284,6 +284,14 @@ export function globalHelp(commands: Command[], r: RunAs, version: string): stri
   );
   out.push(
     '',
+    'Options of every command:',
+    ...columns(
+      GLOBAL_FLAGS.map((f) => [f.flag, f.help]),
+      2,
+    ),
+  );
+  out.push(
+    '',
     'A command’s options with their defaults, its exit statuses and an example:',
     `  ${r.me} help COMMAND`,
     `  ${r.me} COMMAND --help`,
