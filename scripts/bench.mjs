@@ -1,16 +1,41 @@
 // `npm run bench`: the speed targets of the built CLI (dist/qemu-harden.js), as medians and ratios measured in
 // this run. Runs are interleaved so that a busy moment on the machine hits both sides of a ratio alike. A missed
 // target prints FAIL but exits 0: CI runs this only to check that it still runs. `npm run bench -- wizard` runs
-// only the wizard's parts (first frame, keypress to frame).
+// only the wizard's parts (first frame, keypress to frame). With `--write FILE` the table, and the machine it was
+// measured on, also replace the figures between FILE's bench markers (npm run bench writes docs/performance.md),
+// so the figures in the docs are always a run's own output.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(REPO, 'dist', 'qemu-harden.js');
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
+const BEGIN = '<!-- figures: written by npm run bench -->';
+const END = '<!-- end of figures -->';
+const args = process.argv.slice(2);
+const at = args.indexOf('--write');
+const WRITE = at >= 0 ? args[at + 1] : undefined;
+if (at >= 0) args.splice(at, 2);
+if ((at >= 0 && !WRITE) || args.length > 1) {
+  console.error('usage: node scripts/bench.mjs [--write FILE] [wizard]');
+  process.exit(2);
+}
+if (WRITE && !readFileSync(WRITE, 'utf8').includes(BEGIN)) {
+  console.error(`bench: ${WRITE} has no "${BEGIN}" line to write the figures after`);
+  process.exit(2);
+}
+/** The load when the run began: the figures say how busy the machine was. */
+const LOAD_AT_START = loadavg()[0];
+
+/** The machine, in one line: CPU model and count, Node, the distribution. */
+function machine() {
+  const osRelease = existsSync('/etc/os-release') ? readFileSync('/etc/os-release', 'utf8') : '';
+  const pretty = /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(osRelease)?.[1] ?? process.platform;
+  return `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}, ${pretty}`;
+}
 
 if (!existsSync(BIN)) {
   console.error('bench: dist/qemu-harden.js is missing; run npm run build first');
@@ -317,7 +342,7 @@ async function audit(scratch) {
   }
 }
 
-const only = process.argv[2];
+const only = args[0];
 if (only !== undefined && only !== 'wizard') {
   console.error(`bench: "${only}" is not a part to run alone; the one there is: wizard`);
   process.exit(2);
@@ -363,8 +388,27 @@ try {
   const table = [head, ...rows.map(([a, b, c, ok]) => [a, b, c, ok ? 'pass' : 'FAIL'])];
   const w = head.map((_, i) => Math.max(...table.map((r) => r[i].length)));
   const line = (r) => `| ${r.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
-  console.log([line(head), `| ${w.map((n) => '-'.repeat(n)).join(' | ')} |`, ...table.slice(1).map(line)].join('\n'));
+  const text = [line(head), `| ${w.map((n) => '-'.repeat(n)).join(' | ')} |`, ...table.slice(1).map(line)].join('\n');
+  console.log(text);
   console.log(`\nwizard's first visible line: ${JSON.stringify(ff.firstLine)}`);
+  // A part run alone leaves the documented figures, which are the whole run's, as they are.
+  if (WRITE && !only) {
+    const doc = readFileSync(WRITE, 'utf8');
+    const from = doc.indexOf(BEGIN) + BEGIN.length;
+    const to = doc.indexOf(END, from);
+    if (to < 0) throw new Error(`${WRITE}: no "${END}" after "${BEGIN}"`);
+    const figures = [
+      '',
+      `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: ${machine()}; load average ${LOAD_AT_START.toFixed(1)} when it started.`,
+      '',
+      text,
+      '',
+      `The wizard's first visible line: ${JSON.stringify(ff.firstLine)}.`,
+      '',
+    ].join('\n');
+    writeFileSync(WRITE, doc.slice(0, from) + figures + doc.slice(to));
+    console.log(`\nwrote the figures to ${WRITE}`);
+  }
 } finally {
   rmSync(scratch, { recursive: true, force: true });
 }

@@ -19,7 +19,15 @@ export async function runStep(
   const path = which(tool);
   if (!path) return { step, status: 'skipped', detail: `not installed (Debian package ${debianPackage})` };
   const r = await run(path, args, { timeoutMs: 60_000, input });
-  const detail = (r.stderr || r.stdout).trim().split('\n').filter(Boolean).slice(-3).join('; ');
+  // Tools end their lines with a full stop ("Creating group qemu-web with gid 999."); joined, they read as one
+  // list without ".;" between its items.
+  const detail = (r.stderr || r.stdout)
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .slice(-3)
+    .map((l) => l.replace(/\.$/, ''))
+    .join('; ');
   return {
     step,
     status: r.exitCode === 0 ? 'done' : 'failed',

@@ -63,12 +63,17 @@ export function thisHost(opts: { sysfsPci?: string } = {}): ImportHost {
   };
 }
 
-const usage = () => IMPORT_SOURCES.map((s) => `qemu-harden import ${s.kind} ${s.inputs}`).join('  or  ');
+const usage = (me: string) => IMPORT_SOURCES.map((s) => `${me} import ${s.kind} ${s.inputs}`).join('  or  ');
 
-export async function importCommand(a: ImportArgs, io: { out: (s: string) => void }): Promise<number> {
+/** `me` is how the operator runs qemu-harden here (src/invocation.ts): the report's next command is written with it. */
+export async function importCommand(
+  a: ImportArgs,
+  io: { out: (s: string) => void },
+  me = 'qemu-harden',
+): Promise<number> {
   const source = IMPORT_SOURCES.find((s) => s.kind === a.kind);
   if (!source)
-    throw new InputError(`import needs the kind of source first: ${usage()}${a.kind ? ` (not "${a.kind}")` : ''}`);
+    throw new InputError(`import needs the kind of source first: ${usage(me)}${a.kind ? ` (not "${a.kind}")` : ''}`);
   for (const flag of a.sourceFlags.keys())
     if (flag !== source.config.flag && flag !== source.running?.flag) {
       const owner = IMPORT_SOURCES.find((s) => s.config.flag === flag || s.running?.flag === flag);
@@ -99,7 +104,7 @@ export async function importCommand(a: ImportArgs, io: { out: (s: string) => voi
     report.out = a.out;
     report.written = true;
   }
-  io.out(a.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
+  io.out(a.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report, me));
   return exitStatus(report.outcome);
 }
 

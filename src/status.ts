@@ -20,6 +20,7 @@ import {
   statusFields,
   threadSeccomp,
 } from './procfs.js';
+import { listed, plural } from './words.js';
 
 interface Listener {
   proto: 'tcp' | 'tcp6' | 'udp' | 'udp6' | 'unix';
@@ -210,7 +211,7 @@ export function status(rootArg: string): StatusReport {
 
 export function formatStatus(r: StatusReport): string {
   const out: string[] = [
-    `Installed under ${r.root}: bundle ${r.installed!.manifest.slice(0, 12)}${r.installed!.previous ? ` (rollback to ${r.installed!.previous.slice(0, 12)})` : ''}`,
+    `Installed under ${r.root}: bundle ${r.installed!.manifest.slice(0, 12)}${r.installed!.previous ? `; previous bundle ${r.installed!.previous.slice(0, 12)}, restorable with rollback` : ''}`,
   ];
   if (r.interrupted)
     out.push(
@@ -223,7 +224,7 @@ export function formatStatus(r: StatusReport): string {
     if (p) {
       const modes = [...new Set(Object.values(p.seccomp))].join(',');
       out.push(
-        `  uid ${p.uid.join('/')}  gid ${p.gid.join('/')}  CapEff ${p.capEff}  NoNewPrivs ${p.noNewPrivs ? 1 : 0}  Seccomp ${modes} (${Object.keys(p.seccomp).length} threads)`,
+        `  uid ${p.uid.join('/')}  gid ${p.gid.join('/')}  CapEff ${p.capEff}  NoNewPrivs ${p.noNewPrivs ? 1 : 0}  Seccomp ${modes} (${plural(Object.keys(p.seccomp).length, 'thread')})`,
         `  AppArmor ${p.apparmor ? `${p.apparmor.label}${p.apparmor.mode ? ` (${p.apparmor.mode})` : ''}` : 'not available'}`,
         `  cgroup ${p.cgroup ?? '?'}  memory.max ${p.limits.memoryMax ?? 'n/a'}  cpu.max ${p.limits.cpuMax ?? 'n/a'}  pids.max ${p.limits.pidsMax ?? 'n/a'}`,
         `  listening: ${p.listening.length ? p.listening.map((l) => `${l.proto} ${l.address}`).join(', ') : 'nothing'}`,
@@ -237,7 +238,11 @@ export function formatStatus(r: StatusReport): string {
     '',
     r.ok
       ? 'OK: every running guest is confined as installed, and the files match the record.'
-      : 'FINDINGS: see WEAKER, DRIFT and INTERRUPTED above.',
+      : `FINDINGS: see ${listed([
+          ...(r.guests.some((g) => g.weaker.length) ? ['WEAKER'] : []),
+          ...(r.drift.length || r.guests.some((g) => g.drift.length) ? ['DRIFT'] : []),
+          ...(r.interrupted ? ['INTERRUPTED'] : []),
+        ])} above.`,
   );
   return out.join('\n') + '\n';
 }

@@ -15,6 +15,7 @@ import { usersAndDirs } from './checks/users-dirs.js';
 import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
 import { visible } from './escape.js';
+import { plural } from './words.js';
 
 export { exposureOf, exposureTarget } from './checks/exposure.js';
 
@@ -66,7 +67,7 @@ export function formatReport(r: Report): string {
       `  ${c.status === 'passed' ? 'ok  ' : c.status === 'skipped' ? 'skip' : 'FAIL'}  ${c.check}${c.detail ? ` — ${visible(c.detail)}` : ''}`,
     );
   if (r.findings.length) {
-    out.push('', `${r.findings.length} finding${r.findings.length > 1 ? 's' : ''}:`);
+    out.push('', `${plural(r.findings.length, 'finding')}:`);
     for (const f of r.findings) out.push(visible(`  ${f.check}: ${f.file ? `${f.file}: ` : ''}${f.message}`));
   } else out.push('', 'No findings.');
   return out.join('\n') + '\n';

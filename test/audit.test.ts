@@ -710,6 +710,14 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     );
     const text = readFileSync(out, 'utf8');
     assert.match(text, /^# Not carried over/m);
+    // The header's next command, pasted as written (from another directory: it names the file by its path).
+    const next = /^# Review them, then: (.*)$/m.exec(text)?.[1] ?? '';
+    assert.match(next, / generate --answers \S+\/answers\.yaml --out qemu-harden-bundle$/);
+    const elsewhere = join(dir, 'elsewhere');
+    mkdirSync(elsewhere);
+    const pasted = spawnSync('sh', ['-c', next], { cwd: elsewhere, encoding: 'utf8' });
+    assert.equal(pasted.status, 0, `${next}\n${pasted.stdout}${pasted.stderr}`);
+    assert.ok(existsSync(join(elsewhere, 'qemu-harden-bundle', 'MANIFEST.sha256')));
     const notCarried = (g: string) => json.answersOut!.notCarried.filter((n) => n.guest === g).map((n) => n.choice);
     assert.ok(notCarried('rootguest').includes('isolation.sandbox'));
     assert.ok(notCarried('vncguest').includes('display'));

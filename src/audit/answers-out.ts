@@ -1,11 +1,12 @@
 // --answers-out: the reconstructed answers written as YAML, with every choice that was not carried over listed
 // as a comment at the top, validated by the one schema first and written all at once (or not at all).
 import { existsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { issuesFor, validate } from '../answers.js';
 import { writeFileAtomicAt } from '../atomic.js';
 import { InputError } from '../errors.js';
+import { shellWord } from '../invocation.js';
 import { reconstruct, type NotCarried, type Reconstructed } from './reconstruct.js';
 import type { HostView } from './types.js';
 
@@ -35,7 +36,12 @@ export function carriedOver(processes: HostView['processes']): Reconstructed {
 }
 
 /** Write the reconstructed answers (YAML, with what was not carried over as comments) all at once. */
-export function writeAnswersOut(file: string, view: HostView): { guests: number; notCarried: NotCarried[] } {
+/** `runAs` is qemu-harden as it runs here from any directory (src/invocation.ts): the header's next command uses it. */
+export function writeAnswersOut(
+  file: string,
+  view: HostView,
+  runAs = 'qemu-harden',
+): { guests: number; notCarried: NotCarried[] } {
   if (existsSync(file)) throw new InputError(`--answers-out: ${file} already exists; choose another path`);
   if (!existsSync(dirname(file) || '.')) throw new InputError(`--answers-out: ${dirname(file)} does not exist`);
   if (!view.processes.length)
@@ -44,9 +50,11 @@ export function writeAnswersOut(file: string, view: HostView): { guests: number;
     );
   const { doc, notCarried } = carriedOver(view.processes);
   validate(doc);
+  const again = (me: string) => `${me} generate --answers ${shellWord(resolve(file))} --out qemu-harden-bundle`;
   const head = [
     '# Answers reconstructed by `qemu-harden audit --answers-out` from the QEMU command lines running on this host.',
-    '# Review them, then: qemu-harden generate --answers THIS-FILE --out DIR',
+    `# Review them, then: ${oneLine(again(runAs))}`,
+    ...(runAs === 'qemu-harden' ? [] : [`# (once qemu-harden is installed: ${oneLine(again('qemu-harden'))})`]),
     ...(notCarried.length
       ? [
           '#',

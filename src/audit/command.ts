@@ -8,6 +8,7 @@ import { acceleratorOf, processChecks } from './process.js';
 import { readHost } from './proc.js';
 import type { NotCarried } from './reconstruct.js';
 import type { AuditCheck, Finding, HostView, Severity, Unseen } from './types.js';
+import { plural } from '../words.js';
 
 export const AUDIT_CHECKS: AuditCheck[] = [...processChecks, ...listenerChecks, ...fileChecks, ...hostChecks];
 
@@ -51,10 +52,11 @@ export function audit(view: HostView = readHost()): AuditReport {
 /** Findings that make `audit` exit 1: everything but the informational ones. */
 export const counts = (r: AuditReport) => r.findings.filter((f) => f.severity !== 'info').length;
 
-export function formatAudit(r: AuditReport): string {
+/** The report as text; its next command is written the way the operator runs qemu-harden (`me`). */
+export function formatAudit(r: AuditReport, me = 'qemu-harden'): string {
   const out: string[] = [];
   out.push(
-    `qemu-harden audit: ${r.processes.length} QEMU process${r.processes.length === 1 ? '' : 'es'}${r.root ? '' : ' visible to this user (not root: see "Not seen" below)'}`,
+    `qemu-harden audit: ${plural(r.processes.length, 'QEMU process', 'QEMU processes')}${r.root ? '' : ' visible to this user (not root: see "Not seen" below)'}`,
   );
   for (const p of r.processes) out.push(`  pid ${p.pid}  ${p.guest}  uid ${p.uid ?? '?'}  ${p.accelerator}`);
   out.push('');
@@ -79,17 +81,15 @@ export function formatAudit(r: AuditReport): string {
     out.push('');
   }
   if (r.answersOut) {
-    out.push(
-      `Wrote answers for ${r.answersOut.guests} guest${r.answersOut.guests === 1 ? '' : 's'} to ${r.answersOut.file}.`,
-    );
+    out.push(`Wrote answers for ${plural(r.answersOut.guests, 'guest')} to ${r.answersOut.file}.`);
     if (r.answersOut.notCarried.length) {
       out.push('Not carried over (left at the secure default):');
       for (const n of r.answersOut.notCarried) out.push(`  ${n.guest}: ${n.choice}: ${n.reason}`);
     }
-    out.push(`Next: qemu-harden generate --answers ${r.answersOut.file} --out DIR`);
+    out.push(`Next: ${me} generate --answers ${r.answersOut.file} --out qemu-harden-bundle`);
     out.push('');
   }
   const n = counts(r);
-  out.push(n ? `${n} finding${n === 1 ? '' : 's'}.` : 'No findings.');
+  out.push(n ? `${plural(n, 'finding')}.` : 'No findings.');
   return out.join('\n') + '\n';
 }

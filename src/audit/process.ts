@@ -3,6 +3,7 @@
 // whether guests share a user.
 import { readText } from '../procfs.js';
 import { finding, type AuditCheck, type Finding, type QemuProcess } from './types.js';
+import { plural } from '../words.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 
@@ -262,7 +263,7 @@ const cgroup: AuditCheck = {
           'host.cgroup-controllers',
           'medium',
           null,
-          `${facts.get(orphans[0]!.pid)!.noController}${orphans.length > 1 ? ` (and ${orphans.length - 1} more QEMU processes)` : ''}`,
+          `${facts.get(orphans[0]!.pid)!.noController}${orphans.length > 1 ? ` (and ${plural(orphans.length - 1, 'more QEMU process', 'more QEMU processes')})` : ''}`,
           'Resource limits are part of guest isolation: a guest must not be able to exceed them. Here the service manager put QEMU in its own cgroup, but the memory and pids controllers are not available to it, so no limit it is given is enforced.',
           'The bundle’s units set MemoryMax= and TasksMax=; they take effect only where systemd has the memory and pids controllers (cgroup v2, or v1 with them mounted for systemd).',
           null,

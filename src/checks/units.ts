@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { run } from '../tools.js';
 import type { BundleUnderCheck, Check } from './check.js';
+import { plural } from '../words.js';
 
 export const UNIT_DIR = 'root/etc/systemd/system';
 
@@ -22,7 +23,7 @@ export const units: Check<BundleUnderCheck> = {
     if (r.exitCode !== 0 && lines.length === 0) findings.push({ message: `exited ${r.exitCode}` });
     return {
       status: r.exitCode === 0 && lines.length === 0 ? 'passed' : 'failed',
-      detail: `${files.length} units`,
+      detail: plural(files.length, 'unit'),
       findings,
     };
   },

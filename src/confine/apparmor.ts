@@ -8,6 +8,7 @@ import * as N from '../names.js';
 import type { Answers, Guest } from '../model.js';
 import { run } from '../tools.js';
 import type { ConfinementBackend } from './backend.js';
+import { plural } from '../words.js';
 
 const PROFILE_DIR = 'etc/apparmor.d';
 const profilePath = (guest: string) => `${PROFILE_DIR}/${N.profileName(guest)}`;
@@ -81,7 +82,7 @@ export const apparmor: ConfinementBackend<Text> = {
         if (r.exitCode !== 0 || lines.length > 0)
           findings.push({ message: lines.join('; ') || `exited ${r.exitCode}`, file: `root/${profilePath(g.name)}` });
       }
-      return { status: findings.length ? 'failed' : 'passed', detail: `${guests.length} profiles`, findings };
+      return { status: findings.length ? 'failed' : 'passed', detail: plural(guests.length, 'profile'), findings };
     },
   },
 

@@ -1,6 +1,6 @@
 // The Ansible role that `qemu-harden export ansible` writes, file by file. It is the same for every host and every
 // bundle: each host reads its own bundle (bundles/<inventory hostname>/ by default) when the play runs. Its steps
-// follow src/install/ (docs/install.md), and it keeps the same install record.
+// follow src/install/, and it keeps the install record docs/install.md describes (docs/ansible.md: the role).
 import * as N from '../names.js';
 import { GUEST_PLACEHOLDER, INSTALLABLE_TEMPLATE, installablePatterns } from '../install/paths.js';
 

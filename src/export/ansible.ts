@@ -42,7 +42,7 @@ function pairHosts(positional: string[], hostFlags: string[]): { host: string; b
     }),
   ];
   if (pairs.length === 0)
-    throw new InputError('export ansible needs at least one bundle: qemu-harden export ansible BUNDLE... --out DIR');
+    throw new InputError('export ansible needs at least one bundle: BUNDLE... or --host NAME=BUNDLE');
   const seen = new Map<string, string>();
   for (const p of pairs) {
     if (!HOST_NAME.test(p.host))

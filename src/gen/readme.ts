@@ -1,6 +1,6 @@
 // The bundle's README: what each file does, how to install it, what each guest can reach, and every risk the
 // operator accepted, in words a reviewer can check against the files next to it.
-import type { BundleFile } from '../bundle-layout.js';
+import { isRunAs, README_VERIFY_COMMENT, type BundleFile } from '../bundle-layout.js';
 import { markdownCode as code, markdownText as text } from '../escape.js';
 import * as G from '../guest.js';
 import { LOGROTATE_TIMER } from '../names.js';
@@ -48,7 +48,18 @@ function migrationSteps(g: Guest): string[] {
   ];
 }
 
-export function bundleReadme(a: Answers, files: BundleFile[]): string {
+/** Shell lines with their comments lined up. */
+function commented(lines: [command: string, comment: string][]): string[] {
+  const w = Math.max(...lines.map(([c]) => c.length)) + 3;
+  return lines.map(([c, note]) => `${c.padEnd(w)}${note}`);
+}
+
+/**
+ * The bundle's README. `runAs` is how the qemu-harden commands in it are written: the form that ran on the
+ * machine writing the bundle, which the README names beside the installed form (`verify` reads it back from the
+ * first install command to regenerate the README as it was written).
+ */
+export function bundleReadme(a: Answers, files: BundleFile[], runAs?: string): string {
   const out: string[] = [];
   const p = (...xs: string[]) => out.push(...xs);
 
@@ -78,13 +89,20 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
   for (const f of files) p(`| ${code(f.path)} | ${text(f.why)} |`);
   p('', 'Files under `root/` install at the same path under `/`.', '');
 
+  const me = runAs && isRunAs(runAs) ? runAs : 'qemu-harden';
   p(
     '## Install',
     '',
+    me === 'qemu-harden'
+      ? 'Run these from this directory:'
+      : `Run these from this directory. They are written the way qemu-harden ran on the machine that wrote this bundle (${code(me)}); once qemu-harden is installed (\`npm install -g qemu-harden\` puts it on PATH) each begins with \`qemu-harden\` instead: \`qemu-harden verify .\`, \`qemu-harden apply . --dry-run\`, \`sudo qemu-harden apply .\`.`,
+    '',
     '```sh',
-    'qemu-harden verify .            # manifest and every file read by the tool that will read it',
-    'qemu-harden apply . --dry-run   # what would change on this host',
-    'sudo qemu-harden apply .        # install, create users and directories, reload udev, AppArmor, systemd',
+    ...commented([
+      [`${me} verify .`, README_VERIFY_COMMENT],
+      [`${me} apply . --dry-run`, '# what would change on this host'],
+      [`sudo ${me} apply .`, '# install, create users and directories, reload udev, AppArmor, systemd'],
+    ]),
     ...a.guests.map((g) => `sudo systemctl enable --now ${G.unitName(g)}`),
     ...(a.guests.some((g) => g.serial.enabled) ? [`sudo systemctl enable --now ${LOGROTATE_TIMER}`] : []),
     '```',
@@ -98,7 +116,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     ...reachDiagram(a),
   );
   p(...reachSection(a));
-  p(...operatorSections(a));
+  p(...operatorSections(a, me));
 
   p(
     '## How the isolation is built',
@@ -220,7 +238,7 @@ function reachSection(a: Answers): string[] {
 }
 
 /** What an operator needs around the bundle: before installing, using the guests, after apply, checking. */
-function operatorSections(a: Answers): string[] {
+function operatorSections(a: Answers, me: string): string[] {
   const out: string[] = [];
   const images = a.guests.flatMap((g) => [
     ...g.disks.map((d) => `${code(d.path)} (${d.format}${d.readOnly ? ', read-only' : ''}, guest ${g.name})`),
@@ -248,7 +266,7 @@ function operatorSections(a: Answers): string[] {
   if (a.guests.some((g) => g.firmware.type === 'uefi')) out.push('- UEFI guests need OVMF (Debian: `ovmf`).');
   if (bridges.length)
     out.push(
-      `- The bridge${bridges.length > 1 ? 's' : ''} ${bridges.map((b) => `\`${b}\``).join(', ')} must exist (e.g. a systemd-networkd .netdev); the tap units only attach to ${bridges.length > 1 ? 'them' : 'it'}.`,
+      `- The ${bridges.length === 1 ? 'bridge' : 'bridges'} ${bridges.map((b) => `\`${b}\``).join(', ')} must exist (e.g. a systemd-networkd .netdev); the tap units only attach to ${bridges.length > 1 ? 'them' : 'it'}.`,
     );
   if (a.guests.some((g) => g.isolation.apparmor))
     out.push(
@@ -296,8 +314,10 @@ function operatorSections(a: Answers): string[] {
   out.push('```', '');
   out.push('## Checking the host afterwards', '', '```sh');
   out.push(
-    'qemu-harden verify .                      # the bundle is still what answers.json produces',
-    'qemu-harden status                        # each guest as it runs: user, capabilities, seccomp, profile, limits, drift',
+    ...commented([
+      [`${me} verify .`, '# the bundle is still what answers.json produces'],
+      [`${me} status`, '# each guest as it runs: user, capabilities, seccomp, profile, limits, drift'],
+    ]),
     ...a.guests
       .flatMap((g) => [
         `systemctl status ${G.unitName(g)}`,

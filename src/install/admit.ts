@@ -11,7 +11,7 @@
 //   so a unit with User=root, a unit without -sandbox, or an extra file is refused even with a recomputed
 //   manifest. What remains trusted is answers.json itself, which the operator reviews (and verify judges); its
 //   schema and rules hold it to what qemu-harden allows.
-import { ANSWERS, MANIFEST } from '../bundle-layout.js';
+import { ANSWERS, MANIFEST, README, readmeRunAs } from '../bundle-layout.js';
 import { InputError } from '../errors.js';
 import { visible } from '../escape.js';
 import type { Answers } from '../model.js';
@@ -79,7 +79,10 @@ const regenerated: AdmissionCheck = {
     }
     const problems: BundleProblem[] = [];
     const expected = new Set<string>();
-    for (const f of plan(answers)) {
+    // The README names qemu-harden the way it ran where the bundle was written: read that form back, so the
+    // README is regenerated as written and every other file compared byte for byte.
+    const readme = b.files.get(README);
+    for (const f of plan(answers, { runAs: readme === undefined ? undefined : readmeRunAs(readme.toString('utf8')) })) {
       expected.add(f.path);
       const actual = f.path === MANIFEST ? b.manifest : b.files.get(f.path);
       if (actual === undefined) problems.push({ path: f.path, problem: 'missing, though answers.json produces it' });

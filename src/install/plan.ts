@@ -10,6 +10,7 @@ import { hostFiles, type Bundle } from './bundle.js';
 import { BACKUPS, guestPart, installable } from './paths.js';
 import type { InstallRecord, Journal } from './record.js';
 import { OutsideTree, type Tree } from './tree.js';
+import { plural } from '../words.js';
 
 /** Installed files are root's, mode 0644: what status checks as drift. */
 export const FILE_MODE = 0o644;
@@ -204,11 +205,13 @@ export function describePlan(p: Plan): string {
   const root = visible(p.root);
   if (p.recovered) out.push(`Interrupted install: ${p.recovered}.`);
   if (p.changes.length === 0)
-    out.push(`Nothing to change under ${root}: all ${p.unchanged.length} files are installed as in the bundle.`);
+    out.push(
+      `Nothing to change under ${root}: ${p.unchanged.length === 1 ? 'the one file is' : `all ${plural(p.unchanged.length, 'file')} are`} installed as in the bundle.`,
+    );
   else {
     out.push(`Changes under ${root}:`);
     for (const c of p.changes) out.push(`  ${c.kind === 'new' ? 'new     ' : 'changed '} ${c.hostPath}`);
-    if (p.unchanged.length) out.push(`  (${p.unchanged.length} files already up to date)`);
+    if (p.unchanged.length) out.push(`  (${plural(p.unchanged.length, 'file')} already up to date)`);
     // The installed side of a diff is whatever the target holds: shown with its control characters escaped.
     for (const c of p.changes) if (c.diff) out.push('', ...c.diff.trimEnd().split('\n').map(visible));
   }

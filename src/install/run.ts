@@ -20,6 +20,7 @@ import { begin, commit, recover, type InstallRecord, type Journal } from './reco
 import { backupDirFor, transact, type Progress } from './transaction.js';
 import { OutsideTree, Tree } from './tree.js';
 import { targetProblems } from '../target.js';
+import { plural } from '../words.js';
 
 export interface InstallOptions {
   dryRun: boolean;
@@ -150,7 +151,7 @@ async function walk(
     }
     if (
       !(await io.confirm(
-        `${action === 'apply' ? 'Apply' : 'Roll back with'} these ${p.changes.length + p.removals.length} changes to ${visible(p.root)}?`,
+        `${action === 'apply' ? 'Apply' : 'Roll back with'} ${p.changes.length + p.removals.length === 1 ? 'this change' : `these ${p.changes.length + p.removals.length} changes`} to ${visible(p.root)}?`,
       ))
     ) {
       io.err('Nothing was changed.\n');
@@ -166,7 +167,7 @@ async function walk(
   transact(tree, p, state.backupDir, state.progress);
   const backedUp = state.progress.backedUp.length;
   io.out(
-    `Installed ${p.changes.length} files, removed ${p.removals.length}.` +
+    `Installed ${plural(p.changes.length, 'file')}, removed ${p.removals.length}.` +
       `${backedUp ? ` Replaced and removed files were backed up under ${visible(tree.shown(state.backupDir))}.` : ''}\n`,
   );
   steps.push(...(await activate(p)));

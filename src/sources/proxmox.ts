@@ -21,6 +21,7 @@ import {
   type ImportSource,
   type SourceInput,
 } from './common.js';
+import { plural } from '../words.js';
 
 export interface PveConfig {
   main: Map<string, string>;
@@ -400,7 +401,7 @@ function memoryAndCpus({ c, prop, d: { guest: g, prov, log } }: Vm): void {
   prov.push(['vcpus', c.has('sockets') ? 'sockets' : 'cores']);
   log.carry(
     c.has('sockets') ? 'sockets' : 'cores',
-    `${cores * sockets} vCPUs (${sockets} socket${sockets > 1 ? 's' : ''} × ${cores} core${cores > 1 ? 's' : ''})`,
+    `${plural(cores * sockets, 'vCPU')} (${plural(sockets, 'socket')} × ${plural(cores, 'core')})`,
   );
   if (c.has('vcpus'))
     log.secureDefault('vcpus', `vCPU hotplug is not carried; the guest starts with all ${cores * sockets}`);

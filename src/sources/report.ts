@@ -3,6 +3,7 @@
 // shape (`--json`) is stable and documented in docs/import.md; the text rendering is for people.
 
 import { visible } from '../escape.js';
+import { plural } from '../words.js';
 
 /** One decision about one element, attribute or key of the source. */
 export interface ReportItem {
@@ -89,7 +90,8 @@ export function exitStatus(o: GuestOutcome): 0 | 1 | 2 {
   return EXIT[o];
 }
 
-export function renderReport(r: ImportReport): string {
+/** The report as text; its next command is written the way the operator runs qemu-harden (`me`). */
+export function renderReport(r: ImportReport, me = 'qemu-harden'): string {
   const out: string[] = [];
   for (const g of r.guests) {
     const head = {
@@ -118,15 +120,16 @@ export function renderReport(r: ImportReport): string {
   const waiting = count('needs-reason');
   out.push(
     '',
-    `${r.guests.length} guest${r.guests.length === 1 ? '' : 's'}: ${count('imported')} imported, ${count('defaulted')} imported with secure defaults, ${waiting ? `${waiting} waiting for a reason, ` : ''}${count('refused')} refused.`,
+    `${plural(r.guests.length, 'guest')}: ${count('imported')} imported, ${count('defaulted')} imported with secure defaults, ${waiting ? `${waiting} waiting for a reason, ` : ''}${count('refused')} refused.`,
   );
   const reasons = r.guests.flatMap((g) => g.needsReason);
+  const next = `Next: ${me} generate --answers ${r.out} --out qemu-harden-bundle`;
   if (r.written && reasons.length)
     out.push(
       `Wrote ${r.out}. Before generate accepts it, write in it, in your own words, why each risk is acceptable: replace the request in angle brackets at ${reasons.map((i) => i.answer).join(', ')}.`,
-      `Next: qemu-harden generate --answers ${r.out} --out DIR`,
+      next,
     );
-  else if (r.written) out.push(`Wrote ${r.out}. Next: qemu-harden generate --answers ${r.out} --out DIR`);
+  else if (r.written) out.push(`Wrote ${r.out}. ${next}`);
   else if (r.outcome === 'refused' && r.problems.length && r.guests.every((g) => g.outcome !== 'refused'))
     out.push(
       'Nothing was written: import the conflicting guests into separate answers files, or fix the conflict at the source.',
