@@ -4,6 +4,7 @@
 # (with libvirt's built-in test driver, no daemon) for `import libvirt --running`, cmark to render the bundle
 # README, logrotate for the serial-log rotation a bundle installs.
 # openssl makes the throwaway CA and certificates of the TLS proofs.
+# openssh-client brings ssh-keygen, which makes and checks the signatures of bundles (and their throwaway keys).
 # Ansible (ansible-core with the community collections) and ansible-lint for the exported role.
 set -euo pipefail
 
@@ -12,7 +13,7 @@ packages=(
   systemd systemd-container udev
   apparmor
   busybox-static cpio cmark logrotate
-  iproute2 strace tmux coreutils python3 openssl
+  iproute2 strace tmux coreutils python3 openssl openssh-client
   libvirt-clients
   ansible ansible-lint
 )

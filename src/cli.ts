@@ -31,19 +31,23 @@ Usage:
   qemu-harden generate (--preset NAME | --answers FILE) [--set PATH=VALUE ...] --out DIR
                        [--force] [--dry-run] [--json]
   qemu-harden presets [--json]
-  qemu-harden verify DIR [--json]
-  qemu-harden apply DIR [--root PATH] [--dry-run] [--yes] [--start]
-  qemu-harden rollback [--root PATH] [--dry-run] [--yes] [--start]
+  qemu-harden sign DIR --key KEYFILE
+  qemu-harden verify DIR [--signers FILE [--require-signatures N]] [--json]
+  qemu-harden apply DIR [--root PATH] [--signers FILE] [--require-signatures N] [--dry-run] [--yes] [--start]
+  qemu-harden rollback [--root PATH] [--signers FILE] [--require-signatures N] [--dry-run] [--yes] [--start]
   qemu-harden status [--root PATH] [--json]
   qemu-harden import libvirt (DOMAIN.xml... | --running) [--qemu-conf FILE] [--out FILE] [--force] [--json]
   qemu-harden import proxmox VMID.conf... [--storage-cfg FILE] [--out FILE] [--force] [--json]
   qemu-harden audit [--json] [--answers-out FILE]
-  qemu-harden export ansible [BUNDLE ...] [--host NAME=BUNDLE ...] --out DIR [--force]
+  qemu-harden export ansible [BUNDLE ...] [--host NAME=BUNDLE ...] [--signers FILE [--require-signatures N]]
+                            --out DIR [--force]
   qemu-harden --help | --version
 
 Commands:
   generate   validate the answers and write the bundle to DIR (atomically: all or nothing)
   presets    list the shipped presets
+  sign       sign the bundle's manifest with an SSH key (ssh-keygen -Y sign): the signature covers every file;
+             signing with a second key adds a second signature (docs/signing.md)
   verify     check a bundle: manifest, answers, and every file read by the tool that will read it
   apply      install a bundle: show the changes against what is installed (files and guests), back up
              replaced and removed files, stop removed guests, create users and directories, reload udev,
@@ -67,6 +71,14 @@ Options:
   --json             machine-readable output
   --root PATH        apply, rollback: install into this tree instead of / (only offline steps run);
                      status: read the record and files of this tree (no processes)
+  --key KEYFILE      sign: the SSH private key (or the public key of one an ssh-agent holds)
+  --signers FILE     verify, apply, rollback, export: an allowed_signers file (OpenSSH's format); the bundle
+                     must be signed by a key it allows, checked before anything else. On an enrolled host
+                     (/etc/qemu-harden/allowed_signers exists) apply and rollback check that file always;
+                     --signers adds a second file to satisfy, never replaces it. export: the role installs
+                     FILE on every host as /etc/qemu-harden/allowed_signers
+  --require-signatures N
+                     with --signers or on an enrolled host: N distinct keys must have signed (default 1)
   --yes              apply, rollback: do not ask for confirmation
   --start            apply, rollback: enable and start new guests, restart guests whose unit or profile changed
   --qemu-conf FILE   import libvirt: read VNC/SPICE TLS settings from this qemu.conf
@@ -76,8 +88,8 @@ Options:
   --host NAME=BUNDLE export: the host of inventory hostname NAME gets BUNDLE
 
 Exit status: 0 ok, 1 findings (verify, audit, status; a failed step or start in apply or rollback) or guests
-imported with secure defaults (import), 2 invalid usage or input or a guest refused (import), 70 internal error
-(a bug: please report it), 130 cancelled.
+imported with secure defaults (import), 2 invalid usage or input, a guest refused (import) or a bundle not signed
+as required, 70 internal error (a bug: please report it), 130 cancelled.
 `;
 
 interface Parsed {
@@ -98,6 +110,9 @@ const VALUE_FLAGS = new Set([
   '--storage-cfg',
   '--answers-out',
   '--host',
+  '--key',
+  '--signers',
+  '--require-signatures',
 ]);
 const BOOL_FLAGS = new Set([
   '--force',
@@ -220,12 +235,34 @@ async function presets(p: Parsed, io: Io): Promise<number> {
   return EXIT.ok;
 }
 
+/** --signers and --require-signatures, as the commands that check signatures take them. */
+function signing(p: Parsed): { signersFile?: string; require?: string } {
+  return {
+    signersFile: p.flags.get('--signers') as string | undefined,
+    require: p.flags.get('--require-signatures') as string | undefined,
+  };
+}
+
+async function signCmd(p: Parsed, io: Io): Promise<number> {
+  allow(p, ['--key'], 1);
+  const dir = p.positional[0];
+  const key = p.flags.get('--key') as string | undefined;
+  if (!dir || !key)
+    throw new UsageError('sign needs the bundle directory and a key: qemu-harden sign DIR --key KEYFILE');
+  const { signBundle, formatSigned } = await import('./sign.js');
+  io.out(formatSigned(await signBundle(dir, key)));
+  return EXIT.ok;
+}
+
 async function verifyCmd(p: Parsed, io: Io): Promise<number> {
-  allow(p, ['--json'], 1);
+  allow(p, ['--json', '--signers', '--require-signatures'], 1);
   const dir = p.positional[0];
   if (!dir) throw new UsageError('verify needs the bundle directory: qemu-harden verify DIR');
+  const s = signing(p);
+  if (s.require !== undefined && s.signersFile === undefined)
+    throw new UsageError('--require-signatures needs --signers FILE to count signers in');
   const { verifyBundle, formatReport } = await import('./verify.js');
-  const report = await verifyBundle(dir);
+  const report = await verifyBundle(dir, s.signersFile === undefined ? undefined : s);
   io.out(p.flags.has('--json') ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
   return report.findings.length > 0 ? EXIT.findings : EXIT.ok;
 }
@@ -233,26 +270,26 @@ async function verifyCmd(p: Parsed, io: Io): Promise<number> {
 const OUTCOME = { ok: EXIT.ok, findings: EXIT.findings, usage: EXIT.usage, cancelled: EXIT.cancelled } as const;
 
 async function applyCmd(p: Parsed, io: Io): Promise<number> {
-  allow(p, ['--root', '--dry-run', '--yes', '--start'], 1);
+  allow(p, ['--root', '--dry-run', '--yes', '--start', '--signers', '--require-signatures'], 1);
   const dir = p.positional[0];
   if (!dir) throw new UsageError('apply needs the bundle directory: qemu-harden apply DIR');
   const root = (p.flags.get('--root') as string | undefined) ?? '/';
   const { apply } = await import('./install/apply.js');
   const opts = { dryRun: p.flags.has('--dry-run'), yes: p.flags.has('--yes'), start: p.flags.has('--start') };
-  return OUTCOME[await apply(dir, root, opts, io)];
+  return OUTCOME[await apply(dir, root, opts, io, signing(p))];
 }
 
 async function rollbackCmd(p: Parsed, io: Io): Promise<number> {
-  allow(p, ['--root', '--dry-run', '--yes', '--start'], 0);
+  allow(p, ['--root', '--dry-run', '--yes', '--start', '--signers', '--require-signatures'], 0);
   const { rollback } = await import('./install/rollback.js');
   const opts = { dryRun: p.flags.has('--dry-run'), yes: p.flags.has('--yes'), start: p.flags.has('--start') };
-  return OUTCOME[await rollback((p.flags.get('--root') as string | undefined) ?? '/', opts, io)];
+  return OUTCOME[await rollback((p.flags.get('--root') as string | undefined) ?? '/', opts, io, signing(p))];
 }
 
 async function statusCmd(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--root', '--json'], 0);
   const { status, formatStatus } = await import('./status.js');
-  const report = status((p.flags.get('--root') as string | undefined) ?? '/');
+  const report = await status((p.flags.get('--root') as string | undefined) ?? '/');
   io.out(p.flags.has('--json') ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));
   return report.ok ? EXIT.ok : EXIT.findings;
 }
@@ -293,7 +330,7 @@ async function auditCmd(p: Parsed, io: Io): Promise<number> {
 }
 
 async function exportCmd(p: Parsed, io: Io): Promise<number> {
-  allow(p, ['--host', '--out', '--force'], Infinity);
+  allow(p, ['--host', '--out', '--force', '--signers', '--require-signatures'], Infinity);
   const [format, ...bundles] = p.positional;
   if (format !== 'ansible')
     throw new UsageError(
@@ -302,7 +339,10 @@ async function exportCmd(p: Parsed, io: Io): Promise<number> {
   const outDir = p.flags.get('--out') as string | undefined;
   if (!outDir) throw new UsageError('export ansible needs --out DIR');
   const { exportAnsible } = await import('./export/ansible.js');
-  const r = await exportAnsible(bundles, p.hosts, outDir, p.flags.has('--force'));
+  const s = signing(p);
+  if (s.require !== undefined && s.signersFile === undefined)
+    throw new UsageError('--require-signatures needs --signers FILE, the trust file the role installs on every host');
+  const r = await exportAnsible(bundles, p.hosts, outDir, p.flags.has('--force'), s);
   io.out(
     `Wrote an Ansible role and ${r.hosts.length} bundle${r.hosts.length > 1 ? 's' : ''} to ${r.out}:\n` +
       r.hosts.map((h) => `  ${h.host}  ${h.bundle}  (${h.guests.join(', ')})\n`).join('') +
@@ -347,6 +387,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         return await generate(p, io);
       case 'presets':
         return await presets(p, io);
+      case 'sign':
+        return await signCmd(p, io);
       case 'verify':
         return await verifyCmd(p, io);
       case 'apply':
