@@ -29,16 +29,16 @@ export async function signBundle(dir: string, keyFile: string): Promise<Signed> 
   } catch {
     isDir = false;
   }
-  if (!isDir) throw new InputError(`sign: ${dir} is not a bundle directory`);
+  if (!isDir) throw new InputError(`sign: ${visible(dir)} is not a bundle directory`);
   try {
     statSync(keyFile);
   } catch (e) {
-    throw new InputError(`--key ${keyFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new InputError(`--key ${visible(keyFile)}: cannot read it (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   const b = readBundleDir(dir);
   if (b.problems.length)
     throw new InputError(
-      `sign refused: ${dir} does not match its ${MANIFEST}, so a signature of it would not cover the bundle; nothing was signed:\n` +
+      `sign refused: ${visible(dir)} does not match its ${MANIFEST}, so a signature of it would not cover the bundle; nothing was signed:\n` +
         b.problems.map((p) => `  ${visible(p.path)}: ${visible(p.problem)}`).join('\n'),
     );
   const made = await sign(b.manifest, keyFile);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MANIFEST } from './bundle-layout.js';
 import { InputError } from './errors.js';
+import { visible } from './escape.js';
 import { run, which } from './tools.js';
 
 export const NAMESPACE = 'qemu-harden';
@@ -71,7 +72,7 @@ const GOOD = /^Good "qemu-harden" signature (?:for (.*) )?with (\S+) key (SHA256
 function said(r: { stdout: string; stderr: string }, names: [string, string][]): string {
   let lines = `${r.stderr}\n${r.stdout}`.split('\n').map((l) => l.trim());
   for (const [from, to] of names) lines = lines.map((l) => l.replaceAll(from, to));
-  lines = lines.filter((l) => l !== '' && !/^Signing data on standard input$/.test(l));
+  lines = lines.filter((l) => l !== '');
   const specific = lines.filter((l) => !/^(Could not verify signature\.|No principal matched\.)$/.test(l));
   return [...new Set(specific.length ? specific : lines)].join('; ');
 }
@@ -92,15 +93,15 @@ async function keyOf(
 }
 
 /** The --signers file the operator names: read once, here. */
-export function readSignersFile(path: string, flag = '--signers'): Trust {
+export function readSignersFile(path: string): Trust {
   let text: Buffer;
   try {
-    if (!statSync(path).isFile()) throw new InputError(`${flag} ${path}: not a regular file`);
+    if (!statSync(path).isFile()) throw new InputError(`--signers ${visible(path)}: not a regular file`);
     text = readFileSync(path);
   } catch (e) {
     if (e instanceof InputError) throw e;
     throw new InputError(
-      `${flag} ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      `--signers ${visible(path)}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
     );
   }
   return { shown: path, text };
@@ -125,7 +126,7 @@ export async function sign(
       signature = readFileSync(`${message}.sig`);
     } catch {
       throw new InputError(
-        `--key ${keyFile}: ssh-keygen could not sign with it: ${said(r, [[message, MANIFEST]]) || `exit ${r.exitCode}`}`,
+        `--key ${visible(keyFile)}: ssh-keygen could not sign with it: ${visible(said(r, [[message, MANIFEST]]) || `exit ${r.exitCode}`)}`,
       );
     }
     const key = await keyOf(kg, manifest, `${message}.sig`, 'the new signature');

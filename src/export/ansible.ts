@@ -82,7 +82,7 @@ async function readHostBundle(
     const { problems } = await checkSigned(read, [signing.trust], signing.required);
     if (problems.length)
       throw new InputError(
-        `${p.arg}: ${p.bundle} does not pass the signature check against ${visible(signing.trust.shown)}; nothing was written:\n${problems.map((x) => `  ${visible(x.path)}: ${visible(x.problem)}`).join('\n')}`,
+        `${visible(p.arg)}: ${visible(p.bundle)} does not pass the signature check against ${visible(signing.trust.shown)}; nothing was written:\n${problems.map((x) => `  ${visible(x.path)}: ${visible(x.problem)}`).join('\n')}`,
       );
   }
   const { refusals } = await admit(read, APPLY_ADMISSION);
