@@ -346,9 +346,9 @@ async function exportCmd(p: Parsed, io: Io): Promise<number> {
   io.out(
     `Wrote an Ansible role and ${r.hosts.length} bundle${r.hosts.length > 1 ? 's' : ''} to ${r.out}:\n` +
       r.hosts.map((h) => `  ${h.host}  ${h.bundle}  (${h.guests.join(', ')})\n`).join('') +
-      (s.signersFile === undefined
+      (r.trust === undefined
         ? ''
-        : `Signed as ${s.signersFile} requires; each host checks the signatures itself and is enrolled in it.\n`) +
+        : `Signed as ${r.trust} requires; each host checks the signatures itself and is enrolled in it.\n`) +
       `Next: cd ${r.out} && ansible-playbook -i inventory.ini site.yml --check --diff\n`,
   );
   return EXIT.ok;

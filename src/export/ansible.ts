@@ -177,6 +177,8 @@ interface ExportResult {
   out: string;
   hosts: HostBundle[];
   files: number;
+  /** The --signers file every host is enrolled in, as printed; absent without one. */
+  trust?: string;
 }
 
 export async function exportAnsible(
@@ -217,5 +219,5 @@ export async function exportAnsible(
     for (const [rel, content] of [...h.read.files, ...h.read.signatures, [MANIFEST, h.read.manifest] as const])
       files.push({ path: `${BUNDLES_DIR}/${h.host}/${rel}`, mode: 0o644, content, why: `${h.host}'s bundle` });
   writeBundle(outDir, files, force);
-  return { out: outDir, hosts, files: files.length };
+  return { out: outDir, hosts, files: files.length, trust: signing && visible(signing.trust.shown) };
 }
