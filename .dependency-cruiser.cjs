@@ -8,7 +8,7 @@ const LAYER = {
   cli: ['^src/(bin|cli|command|commands)\\.ts$'],
   wizard: ['^src/wizard\\.tsx$', '^src/ui/', '^steps/'],
   commands: [
-    '^src/(verify|status|hostpaths|importcmd)\\.ts$',
+    '^src/(verify|status|hostpaths|importcmd|sign|sshsig)\\.ts$',
     '^src/(audit|export)/',
     '^src/install/(?!(tree|bundle)\\.ts$)',
   ],

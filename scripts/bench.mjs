@@ -257,6 +257,31 @@ function verify(scratch) {
   return median(t);
 }
 
+// Signing and checking a 100-guest bundle (310 files) with a throwaway ed25519 key made here: `sign` as the operator
+// runs it, and the signature check as apply runs it — the time `apply --dry-run --signers` takes beyond the same
+// `apply --dry-run` without it, interleaved run by run, so the check is timed on exactly what it adds.
+function signing(scratch) {
+  const bundle = join(scratch, 'signed');
+  const file = join(scratch, 'signed.json');
+  writeFileSync(file, JSON.stringify(answers(100)));
+  timed(['generate', '--answers', file, '--out', bundle], scratch);
+  const key = join(scratch, 'bench-key');
+  const kg = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench', '-f', key], { encoding: 'utf8' });
+  if (kg.status !== 0) throw new Error(`ssh-keygen could not make a key (Debian package openssh-client): ${kg.stderr}`);
+  const signers = join(scratch, 'allowed_signers');
+  writeFileSync(signers, `bench@example.com ${readFileSync(`${key}.pub`, 'utf8')}`);
+  const root = mkdtempSync(join(scratch, 'root-'));
+  const t = { sign: [], with: [], without: [] };
+  for (let i = 0; i < RUNS; i++) {
+    t.sign.push(timed(['sign', bundle, '--key', key], scratch));
+    t.with.push(timed(['apply', bundle, '--root', root, '--dry-run', '--signers', signers], scratch));
+    t.without.push(timed(['apply', bundle, '--root', root, '--dry-run'], scratch));
+  }
+  const sign = median(t.sign);
+  const check = Math.max(0, median(t.with) - median(t.without));
+  return { sign, check, total: sign + check };
+}
+
 /** `import libvirt` of every domain in libvirt's own test corpus (../shared/corpus/libvirt), in one run. Some of
  * them are refused, so the run exits 2; any other status, or no summary line, stops the benchmark. */
 function importCorpus(scratch) {
@@ -354,6 +379,7 @@ try {
   const gen = wizardOnly ? undefined : generate(scratch);
   const ver = wizardOnly ? undefined : verify(scratch);
   const imp = wizardOnly ? undefined : importCorpus(scratch);
+  const sig = wizardOnly ? undefined : signing(scratch);
   const keys = keypress(scratch);
   const aud = wizardOnly ? undefined : await audit(scratch);
   const rows = [
@@ -375,6 +401,12 @@ try {
           ],
           ['verify multi-tenant (3 guests)', `${ver.toFixed(0)} ms`, '<= 2000 ms', ver <= 2000],
           [`import libvirt corpus (${imp.files} domains)`, `${imp.ms.toFixed(0)} ms`, '<= 2000 ms', imp.ms <= 2000],
+          [
+            'sign + check signatures, 100 guests',
+            `${sig.sign.toFixed(0)} ms + ${sig.check.toFixed(0)} ms = ${sig.total.toFixed(0)} ms`,
+            '<= 1000 ms',
+            sig.total <= 1000,
+          ],
         ]),
     ...['disks', 'review'].map((step) => [
       `wizard keypress to frame, 64 guests, ${step}`,

@@ -13,6 +13,17 @@ const OUTCOME = { ok: EXIT.ok, findings: EXIT.findings, usage: EXIT.usage, cance
 
 const installOptions = (a: Args) => ({ dryRun: a.has('--dry-run'), yes: a.has('--yes'), start: a.has('--start') });
 
+/** --signers and --require-signatures, as every command that checks signatures takes them. */
+const signingFlags = (signers: string) => [
+  { flag: '--signers FILE', help: signers },
+  {
+    flag: '--require-signatures N',
+    help: 'N distinct keys must have signed, counted in each trust file (the host’s and --signers)',
+    default: '1',
+  },
+];
+const signingOf = (a: Args) => ({ signersFile: a.value('--signers'), require: a.value('--require-signatures') });
+
 const interview: Command = {
   name: IMPLICIT,
   summary: 'interview on a terminal, then write the bundle (or only the answers)',
@@ -177,6 +188,42 @@ const presets: Command = {
   },
 };
 
+const sign: Command = {
+  name: 'sign',
+  summary: 'sign the bundle’s manifest with an SSH key (ssh-keygen -Y sign): the signature covers every file',
+  usage: ['DIR --key KEYFILE'],
+  about: [
+    'The bundle is read once and must match its manifest; the manifest bytes read are signed with `ssh-keygen -Y sign -n qemu-harden`, the format git uses for signed commits with `gpg.format=ssh`. The signature is written atomically to DIR/signatures/, one file per key: signing with a second key adds a second signature (two-person review), and the same key signing again replaces its own.',
+  ],
+  flags: [
+    {
+      flag: '--key KEYFILE',
+      help: 'the SSH private key, or the public key of one an ssh-agent holds',
+    },
+  ],
+  operands: 1,
+  exits: [
+    [EXIT.ok, 'signed'],
+    [
+      EXIT.usage,
+      'invalid usage, a bundle that does not match its manifest, or a key ssh-keygen cannot sign with: nothing was written',
+    ],
+  ],
+  example: {
+    args: 'sign qemu-harden-bundle --key ~/.ssh/id_ed25519',
+    says: 'A signature by that key over qemu-harden-bundle/MANIFEST.sha256, written to qemu-harden-bundle/signatures/.',
+  },
+  manual: 'docs/signing.md',
+  async run(a, io, r) {
+    const dir = a.operands[0];
+    const key = a.value('--key');
+    if (!dir || !key) throw new UsageError(`sign needs the bundle directory and a key: ${r.me} sign DIR --key KEYFILE`);
+    const { signBundle, formatSigned } = await import('./sign.js');
+    io.out(formatSigned(await signBundle(dir, key)));
+    return EXIT.ok;
+  },
+};
+
 const verify: Command = {
   name: 'verify',
   summary: 'check a bundle: manifest, answers, and every file read by the tool that will read it',
@@ -184,12 +231,17 @@ const verify: Command = {
   about: [
     'Checks the manifest, regenerates every file from answers.json and compares, then reads every file with the real tool where it is installed: `systemd-analyze verify`, `systemd-analyze security --offline` against the exposure targets, `apparmor_parser`, `systemd-sysusers` and `systemd-tmpfiles` on a throwaway root, and the bundle’s QEMU binary’s own machine types and CPU models. A tool that is missing shows as skip, never as passed.',
   ],
-  flags: [{ flag: '--json', help: 'print the report as JSON instead of text' }],
+  flags: [
+    ...signingFlags(
+      'first of all, the bundle must be signed by a key this allowed_signers file (OpenSSH’s format) allows; otherwise exit 2 and no other check runs',
+    ),
+    { flag: '--json', help: 'print the report as JSON instead of text' },
+  ],
   operands: 1,
   exits: [
     [EXIT.ok, 'no findings'],
     [EXIT.findings, 'findings, each naming its file (or answers field) and the check that found it'],
-    [EXIT.usage, 'no DIR given, or DIR does not exist'],
+    [EXIT.usage, 'no DIR given, DIR does not exist, or (with --signers) the bundle is not signed as required'],
   ],
   example: {
     args: 'verify qemu-harden-bundle',
@@ -199,8 +251,11 @@ const verify: Command = {
   async run(a, io, r) {
     const dir = a.operands[0];
     if (!dir) throw new UsageError(`verify needs the bundle directory: ${r.me} verify DIR`);
+    const s = signingOf(a);
+    if (s.require !== undefined && s.signersFile === undefined)
+      throw new UsageError('--require-signatures needs --signers FILE to count signers in');
     const { verifyBundle, formatReport } = await import('./verify.js');
-    const report = await verifyBundle(dir);
+    const report = await verifyBundle(dir, s.signersFile === undefined ? undefined : s);
     io.out(a.has('--json') ? json(report) : formatReport(report));
     return report.findings.length > 0 ? EXIT.findings : EXIT.ok;
   },
@@ -218,6 +273,9 @@ const installFlags = (what: string) => [
     flag: '--start',
     help: 'then enable and start new guests, restart the guests whose unit or profile changed, and check that each stays running',
   },
+  ...signingFlags(
+    'the bundle must also be signed by a key this allowed_signers file allows, checked before anything else; on an enrolled host (/etc/qemu-harden/allowed_signers exists on the target) that file is always checked, and --signers adds a second one, never replaces it',
+  ),
 ];
 
 const installExits = (nothing: string): [number, string][] => [
@@ -226,7 +284,10 @@ const installExits = (nothing: string): [number, string][] => [
     EXIT.findings,
     'a step failed (the install stays unfinished: run it again), a guest did not start, a secret (TLS key, SPICE password file) has the wrong owner or mode, or the bundle does not match its manifest (nothing changed)',
   ],
-  [EXIT.usage, `invalid usage, ${nothing}not root for /, or no terminal and no --yes: nothing changed`],
+  [
+    EXIT.usage,
+    `invalid usage, ${nothing}not root for /, a bundle not signed as the host or --signers requires, or no terminal and no --yes: nothing changed`,
+  ],
   [EXIT.cancelled, 'the confirmation was answered no: nothing changed'],
 ];
 
@@ -250,7 +311,7 @@ const apply: Command = {
     const dir = a.operands[0];
     if (!dir) throw new UsageError(`apply needs the bundle directory: ${r.me} apply DIR`);
     const { apply } = await import('./install/apply.js');
-    return OUTCOME[await apply(dir, a.value('--root') ?? '/', installOptions(a), io)];
+    return OUTCOME[await apply(dir, a.value('--root') ?? '/', installOptions(a), io, signingOf(a))];
   },
 };
 
@@ -272,7 +333,7 @@ const rollback: Command = {
   manual: 'docs/install.md',
   async run(a, io) {
     const { rollback } = await import('./install/rollback.js');
-    return OUTCOME[await rollback(a.value('--root') ?? '/', installOptions(a), io)];
+    return OUTCOME[await rollback(a.value('--root') ?? '/', installOptions(a), io, signingOf(a))];
   },
 };
 
@@ -301,7 +362,7 @@ const status: Command = {
   manual: 'docs/install.md',
   async run(a, io) {
     const { status, formatStatus } = await import('./status.js');
-    const report = status(a.value('--root') ?? '/');
+    const report = await status(a.value('--root') ?? '/');
     io.out(a.has('--json') ? json(report) : formatStatus(report));
     return report.ok ? EXIT.ok : EXIT.findings;
   },
@@ -417,6 +478,9 @@ const exporter: Command = {
     { flag: '--host NAME=BUNDLE ...', help: 'the host of inventory hostname NAME gets BUNDLE; repeatable' },
     { flag: '--out DIR', help: 'where to write the role, site.yml, inventory.ini and the bundles' },
     { flag: '--force', help: 'replace an existing non-empty DIR' },
+    ...signingFlags(
+      'every bundle must be signed by a key this allowed_signers file allows; the role installs FILE on every host as /etc/qemu-harden/allowed_signers, and each host checks the signatures itself before anything changes',
+    ),
   ],
   operands: Infinity,
   exits: [
@@ -440,10 +504,16 @@ const exporter: Command = {
     const outDir = a.value('--out');
     if (!outDir) throw new UsageError('export ansible needs --out DIR');
     const { exportAnsible } = await import('./export/ansible.js');
-    const x = await exportAnsible(bundles, a.values('--host'), outDir, a.has('--force'));
+    const s = signingOf(a);
+    if (s.require !== undefined && s.signersFile === undefined)
+      throw new UsageError('--require-signatures needs --signers FILE, the trust file the role installs on every host');
+    const x = await exportAnsible(bundles, a.values('--host'), outDir, a.has('--force'), s);
     io.out(
       `Wrote an Ansible role and ${plural(x.hosts.length, 'bundle')} to ${visible(x.out)}:\n` +
         x.hosts.map((h) => `  ${visible(h.host)}  ${visible(h.bundle)}  (${h.guests.join(', ')})\n`).join('') +
+        (x.trust === undefined
+          ? ''
+          : `Signed as ${visible(x.trust)} requires; each host checks the signatures itself and is enrolled in it.\n`) +
         `Next: cd ${visible(x.out)} && ansible-playbook -i inventory.ini site.yml --check --diff\n`,
     );
     return EXIT.ok;
@@ -481,6 +551,7 @@ export const COMMANDS: Command[] = [
   interview,
   generate,
   presets,
+  sign,
   verify,
   apply,
   rollback,

@@ -1,11 +1,16 @@
 // `qemu-harden status`: for every guest of the installed bundle (the record's `current`), whether its QEMU runs
 // and how it is confined — read from the live process in /proc: uid/gid, CapEff, NoNewPrivs, Seccomp of every
-// thread, AppArmor label and mode, cgroup and its limits, listening sockets — and whether the installed files
-// still match the record. A guest running weaker than its installed unit says, or a drifted file, is a finding.
+// thread, AppArmor label and mode, cgroup and its limits, listening sockets — whether the installed files still
+// match the record, and who signed the installed bundle (its signatures, kept in the record, judged by ssh-keygen
+// against the host's allowed_signers when the host is enrolled). A guest running weaker than its installed unit
+// says, a drifted file, or an enrolled host running a bundle none of its allowed keys signed, is a finding.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { apparmor } from './confine/apparmor.js';
-import { readInstalled, type Drift } from './install/installed.js';
+import { InputError } from './errors.js';
+import { visible } from './escape.js';
+import type { Bundle } from './install/bundle.js';
+import { readInstalled, type Drift, type Installed } from './install/installed.js';
 import { guestPart } from './install/paths.js';
 import * as N from './names.js';
 import { type PasswdEntry, uidOf } from './passwd.js';
@@ -20,6 +25,7 @@ import {
   statusFields,
   threadSeccomp,
 } from './procfs.js';
+import { checkSigned, describeSigner, HOST_TRUST, signedBy, type Signer } from './sshsig.js';
 import { listed, plural } from './words.js';
 
 interface Listener {
@@ -60,9 +66,24 @@ interface GuestStatus {
   drift: Drift[];
 }
 
+interface SigningStatus {
+  /** The enrolled host's allowed_signers as found (its path on this machine), or null: the host is not enrolled. */
+  enrolled: string | null;
+  /** Where the trust file of this host is, enrolled or not. */
+  trustFile: string;
+  /**
+   * Who signed the installed bundle: on an enrolled host the principals and keys its trust file allows; on one
+   * that is not, every key behind a good signature (no principal: nothing here names it).
+   */
+  signers: { principal: string | null; type: string; fingerprint: string; file: string }[];
+  /** Signatures that do not count, and why; or why they could not be judged. */
+  problems: { path: string; problem: string }[];
+}
+
 export interface StatusReport {
   root: string;
   installed: { manifest: string; previous: string | null } | null;
+  signing: SigningStatus;
   interrupted: { action: string; from: string | null; to: string; started: string } | null;
   guests: GuestStatus[];
   /** Drift of installed files that belong to no single guest (the slice, users, directories, udev, the abstraction). */
@@ -176,9 +197,43 @@ function weaknesses(e: GuestStatus['expected'], p: ProcessView, apparmorEnabled:
   return out;
 }
 
-export function status(rootArg: string): StatusReport {
-  // The record, the drift of the installed files and the root's users, read inside the root (install/installed.ts).
-  const { root, current, previous, journal: j, drift, users } = readInstalled(rootArg);
+/** The signatures kept with the installed bundle, judged by ssh-keygen against the host's trust file when there is one. */
+async function signing(root: string, current: Bundle, trust: Installed['trust']): Promise<SigningStatus> {
+  const shown = root === '/' ? HOST_TRUST : `${root}${HOST_TRUST}`;
+  const enrolled = trust === undefined ? null : shown;
+  const out: SigningStatus = { enrolled, trustFile: shown, signers: [], problems: [] };
+  const row = (s: Signer) => ({
+    principal: s.principal ?? null,
+    type: s.type,
+    fingerprint: s.fingerprint,
+    file: s.path,
+  });
+  if (typeof trust === 'string') {
+    out.problems.push({ path: shown, problem: trust });
+    return out;
+  }
+  try {
+    if (trust) {
+      // Only the signatures are judged here: the files' drift from the record is reported on its own.
+      const r = await checkSigned({ ...current, problems: [] }, [trust], 1);
+      out.signers = r.signers[0]!.map(row);
+      out.problems = r.problems.filter((p) => p.path !== trust.shown);
+    } else if (current.signatures.size) {
+      const r = await signedBy(current);
+      out.signers = r.signers.map(row);
+      out.problems = r.problems;
+    }
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    out.problems.push({ path: 'signatures/', problem: `not checked: ${e.message}` });
+  }
+  return out;
+}
+
+export async function status(rootArg: string): Promise<StatusReport> {
+  // The record, the drift of the installed files, the root's users and trust file, read inside the root
+  // (install/installed.ts).
+  const { root, current, previous, journal: j, drift, users, trust } = readInstalled(rootArg);
   const live = root === '/';
   const apparmorEnabled = apparmor.enforcing();
 
@@ -199,13 +254,19 @@ export function status(rootArg: string): StatusReport {
     };
   });
   const shared = drift.filter((d) => !guests.some((g) => g.drift.includes(d)));
+  const signed = await signing(root, current, trust);
   return {
     root,
     installed: { manifest: current.manifestHash, previous: previous?.manifestHash || null },
+    signing: signed,
     interrupted: j ? { action: j.action, from: j.from, to: j.to, started: j.started } : null,
     guests,
     drift: shared,
-    ok: !j && drift.length === 0 && guests.every((g) => g.weaker.length === 0),
+    ok:
+      !j &&
+      drift.length === 0 &&
+      guests.every((g) => g.weaker.length === 0) &&
+      (signed.enrolled === null || signed.signers.length > 0),
   };
 }
 
@@ -217,6 +278,7 @@ export function formatStatus(r: StatusReport): string {
     out.push(
       `INTERRUPTED: a ${r.interrupted.action} started ${r.interrupted.started} did not finish; run apply (or rollback) to complete it`,
     );
+  out.push(...formatSigning(r.signing));
   if (r.root !== '/') out.push(`(${r.root} is a tree: processes are not looked at, only the files)`);
   for (const g of r.guests) {
     const p = g.process;
@@ -239,10 +301,30 @@ export function formatStatus(r: StatusReport): string {
     r.ok
       ? 'OK: every running guest is confined as installed, and the files match the record.'
       : `FINDINGS: see ${listed([
+          ...(r.signing.enrolled !== null && r.signing.signers.length === 0 ? ['UNSIGNED'] : []),
           ...(r.guests.some((g) => g.weaker.length) ? ['WEAKER'] : []),
           ...(r.drift.length || r.guests.some((g) => g.drift.length) ? ['DRIFT'] : []),
           ...(r.interrupted ? ['INTERRUPTED'] : []),
         ])} above.`,
   );
   return out.join('\n') + '\n';
+}
+
+function formatSigning(s: SigningStatus): string[] {
+  const who = (x: SigningStatus['signers'][number]) =>
+    visible(
+      describeSigner({ path: x.file, principal: x.principal ?? undefined, type: x.type, fingerprint: x.fingerprint }),
+    );
+  const why = s.problems.map((p) => `  ${visible(p.path)}: ${visible(p.problem)}`);
+  if (s.enrolled === null)
+    return [
+      `Not enrolled: ${visible(s.trustFile)} is absent, so apply and rollback here accept unsigned bundles.`,
+      s.signers.length
+        ? `Signed with ${s.signers.map(who).join(', ')}; no trust file here names the signer.`
+        : 'The installed bundle carries no signature.',
+      ...why,
+    ];
+  if (s.signers.length)
+    return [`Signed by ${s.signers.map(who).join(', ')}, allowed by ${visible(s.enrolled)}.`, ...why];
+  return [`UNSIGNED: no key ${visible(s.enrolled)} allows signed the installed bundle:`, ...why];
 }

@@ -25,6 +25,7 @@ test('the benchmark script runs each benchmark, prints its row and writes the ta
     'generate, 1,000 guests / 1 guest',
     'verify multi-tenant (3 guests)',
     'import libvirt corpus (',
+    'sign + check signatures, 100 guests',
     'wizard keypress to frame, 64 guests, disks',
     'wizard keypress to frame, 64 guests, review',
     'audit, 100 QEMU processes',

@@ -35,6 +35,7 @@ const LIGHT_COMMANDS: [command: string, module: string][] = [
   ['verify', 'verify'],
   ['rollback', 'rollback'],
   ['status', 'status'],
+  ['sign', 'sign'],
 ];
 
 interface PackResult {

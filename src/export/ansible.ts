@@ -1,14 +1,18 @@
 // `qemu-harden export ansible`: an Ansible role, an example playbook and inventory, and a copy of each host's
 // bundle, written to one directory. Ansible then moves the bundles; the role installs each host's bundle with
-// Ansible's own modules and keeps the same install record as `apply`, so the two can take turns on a host.
+// Ansible's own modules and keeps the same install record as `apply`, so the two can take turns on a host. With
+// --signers, each bundle must be signed as that allowed_signers file requires (checked here first, and again by each
+// host with its own ssh-keygen), the export carries the signatures and the file, and the role enrolls every host.
 import { statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { DirFile } from '../atomic.js';
 import { MANIFEST } from '../bundle-layout.js';
 import { writeBundle } from '../bundle.js';
 import { InputError } from '../errors.js';
+import { visible } from '../escape.js';
 import { admit, APPLY_ADMISSION, describeRefusals } from '../install/admit.js';
 import { readBundleDir, type Bundle } from '../install/bundle.js';
+import { checkSigned, readSignersFile, requiredSigners, type Trust } from '../sshsig.js';
 import { ROLE_FILES } from './ansible-role.js';
 
 const ROLE_DIR = 'roles/qemu_harden';
@@ -62,7 +66,10 @@ function pairHosts(positional: string[], hostFlags: string[]): { host: string; b
  * regenerated from its answers.json): the role checks the manifest and the paths again on the controller when it
  * runs, but cannot regenerate the files.
  */
-async function readHostBundle(p: { host: string; bundle: string; arg: string }): Promise<HostBundle> {
+async function readHostBundle(
+  p: { host: string; bundle: string; arg: string },
+  signing: { trust: Trust; required: number } | undefined,
+): Promise<HostBundle> {
   let isDir: boolean;
   try {
     isDir = statSync(p.bundle).isDirectory();
@@ -71,6 +78,13 @@ async function readHostBundle(p: { host: string; bundle: string; arg: string }):
   }
   if (!isDir) throw new InputError(`${p.arg}: ${p.bundle} is not a directory`);
   const read = readBundleDir(p.bundle);
+  if (signing) {
+    const { problems } = await checkSigned(read, [signing.trust], signing.required);
+    if (problems.length)
+      throw new InputError(
+        `${visible(p.arg)}: ${visible(p.bundle)} does not pass the signature check against ${visible(signing.trust.shown)}; nothing was written:\n${problems.map((x) => `  ${visible(x.path)}: ${visible(x.problem)}`).join('\n')}`,
+      );
+  }
   const { refusals } = await admit(read, APPLY_ADMISSION);
   if (refusals.length > 0)
     throw new InputError(
@@ -93,7 +107,7 @@ function inventory(hosts: HostBundle[]): string {
   ].join('\n');
 }
 
-const PLAYBOOK = `---
+const playbook = (required: number | undefined) => `---
 # Install each host's qemu-harden bundle: ansible-playbook -i inventory.ini site.yml --check --diff, then without --check.
 - name: Install each host's qemu-harden bundle
   hosts: qemu_harden
@@ -102,9 +116,16 @@ const PLAYBOOK = `---
   force_handlers: true
   roles:
     - role: qemu_harden
-`;
+${
+  required === undefined
+    ? ''
+    : `      vars:
+        # Distinct keys allowed_signers allows that must have signed each host's bundle.
+        qemu_harden_require_signatures: ${required}
+`
+}`;
 
-function readme(hosts: HostBundle[]): string {
+function readme(hosts: HostBundle[], signed: boolean): string {
   return [
     '# qemu-harden bundles for Ansible',
     '',
@@ -126,6 +147,13 @@ function readme(hosts: HostBundle[]): string {
     '',
     "1. checks every file of the host's bundle against its `MANIFEST.sha256` on the controller; a bundle that",
     '   does not match fails that host before anything on it changes, and the other hosts go on;',
+    ...(signed
+      ? [
+          "   then, on the host, with the host's own `ssh-keygen`, that the manifest is signed by keys `allowed_signers`",
+          '   allows (and, on a host enrolled already, keys its own `/etc/qemu-harden/allowed_signers` allows), and',
+          '   installs `allowed_signers` there: the host is enrolled, and `qemu-harden apply` on it checks signatures too;',
+        ]
+      : []),
     '2. copies the bundle into the install record, `/var/lib/qemu-harden/.installed/` (the same record',
     "   `qemu-harden apply` keeps), and writes the record's journal before the first host file changes;",
     '3. installs the files under `root/` that differ, `root:root 0644`; stops and disables the units of guests that',
@@ -149,6 +177,8 @@ interface ExportResult {
   out: string;
   hosts: HostBundle[];
   files: number;
+  /** The --signers file every host is enrolled in, as printed; absent without one. */
+  trust?: string;
 }
 
 export async function exportAnsible(
@@ -156,12 +186,27 @@ export async function exportAnsible(
   hostFlags: string[],
   outDir: string,
   force: boolean,
+  signingOptions: { signersFile?: string; require?: string } = {},
 ): Promise<ExportResult> {
+  const signing =
+    signingOptions.signersFile === undefined
+      ? undefined
+      : { trust: readSignersFile(signingOptions.signersFile), required: requiredSigners(signingOptions.require) };
   const hosts: HostBundle[] = [];
-  for (const p of pairHosts(positional, hostFlags)) hosts.push(await readHostBundle(p));
+  for (const p of pairHosts(positional, hostFlags)) hosts.push(await readHostBundle(p, signing));
   const files: (DirFile & { why: string })[] = [
-    { path: 'README.md', mode: 0o644, content: readme(hosts), why: 'how to run the playbook' },
-    { path: 'site.yml', mode: 0o644, content: PLAYBOOK, why: 'the example playbook' },
+    { path: 'README.md', mode: 0o644, content: readme(hosts, !!signing), why: 'how to run the playbook' },
+    { path: 'site.yml', mode: 0o644, content: playbook(signing?.required), why: 'the example playbook' },
+    ...(signing
+      ? [
+          {
+            path: 'allowed_signers',
+            mode: 0o644,
+            content: signing.trust.text,
+            why: 'the team’s trust file, installed on every host',
+          },
+        ]
+      : []),
     { path: 'inventory.ini', mode: 0o644, content: inventory(hosts), why: 'the example inventory' },
     ...Object.entries(ROLE_FILES).map(([path, content]) => ({
       path: `${ROLE_DIR}/${path}`,
@@ -171,8 +216,8 @@ export async function exportAnsible(
     })),
   ];
   for (const h of hosts)
-    for (const [rel, content] of [...h.read.files, [MANIFEST, h.read.manifest] as const])
+    for (const [rel, content] of [...h.read.files, ...h.read.signatures, [MANIFEST, h.read.manifest] as const])
       files.push({ path: `${BUNDLES_DIR}/${h.host}/${rel}`, mode: 0o644, content, why: `${h.host}'s bundle` });
   writeBundle(outDir, files, force);
-  return { out: outDir, hosts, files: files.length };
+  return { out: outDir, hosts, files: files.length, trust: signing && visible(signing.trust.shown) };
 }

@@ -1,9 +1,11 @@
 // Admission: the checks a bundle passes, as it was read (bundle.ts), before anything is planned or changed. They
 // run in order; a check marked `stops` ends the admission when it finds a problem, because the checks after it
-// rely on what it holds. A signature check (#27) is one more entry, placed first: it judges the bytes as read,
-// which are the bytes every later step uses.
+// rely on what it holds.
 //
 // What each one protects against (docs/install.md, "What apply trusts"):
+// - signatures (when the host is enrolled or the operator names an allowed_signers file, docs/signing.md): whoever
+//   hands the host a bundle must also hold a key the trust file allows. It comes first and judges the bytes as
+//   read, which are the bytes every later step uses; its refusal is an exit 2, like any input refused.
 // - manifest: accidents — a file changed, truncated, added or lost since generate wrote the bundle. It is no
 //   protection against whoever edits a bundle on purpose: they recompute the manifest.
 // - installable paths: a bundle, however consistent, installs only qemu-harden's own files (paths.ts).
@@ -15,9 +17,11 @@ import { ANSWERS, MANIFEST, README, readmeRunAs } from '../bundle-layout.js';
 import { InputError } from '../errors.js';
 import { visible } from '../escape.js';
 import type { Answers } from '../model.js';
+import { checkSigned, HOST_TRUST, readSignersFile, requiredSigners, type Trust } from '../sshsig.js';
 import { VERSION } from '../version.js';
 import type { Bundle, BundleProblem } from './bundle.js';
 import { BUNDLE_TOP, installable } from './paths.js';
+import { OutsideTree, type Tree } from './tree.js';
 
 export interface Admission {
   problems: BundleProblem[];
@@ -31,7 +35,63 @@ export interface AdmissionCheck {
   refusal: string;
   /** Whether a problem here ends the admission. */
   stops: boolean;
+  /** Whether its refusal is input refused (exit 2, like a bad argument) rather than a finding (exit 1). */
+  usage?: boolean;
   run(b: Bundle): Promise<Admission>;
+}
+
+/** A refusal of a `usage` check: exit 2, before anything was planned or changed. */
+export class AdmissionRefused extends InputError {}
+
+/** What the operator asked of signatures: another allowed_signers file to satisfy, and how many signers. */
+export interface SigningOptions {
+  /** --signers FILE, as the operator gave it. */
+  signersFile?: string;
+  /** --require-signatures N, as the operator gave it. */
+  require?: string;
+}
+
+/** The enrolled host's trust file, read through the tree: undefined when the host is not enrolled. */
+export function hostTrust(tree: Tree): Trust | undefined {
+  let read;
+  try {
+    read = tree.read(HOST_TRUST);
+  } catch (e) {
+    if (!(e instanceof OutsideTree)) throw e;
+    throw new InputError(
+      `${visible(tree.shown(HOST_TRUST))} cannot be read inside ${visible(tree.root)}: ${visible(e.why)}; nothing was changed. It is the trust file of an enrolled host: make it a regular file, or remove it to stop requiring signatures.`,
+    );
+  }
+  return read && { shown: tree.shown(HOST_TRUST), text: read.content };
+}
+
+/**
+ * The signature check for an install into this tree, or none: the enrolled host's trust file (no option skips it)
+ * and the operator's --signers file must each find the required number of distinct signers they allow.
+ */
+export function signatureAdmission(tree: Tree, o: SigningOptions): AdmissionCheck[] {
+  const required = requiredSigners(o.require);
+  const trusts = [hostTrust(tree), o.signersFile === undefined ? undefined : readSignersFile(o.signersFile)].filter(
+    (t): t is Trust => t !== undefined,
+  );
+  if (trusts.length === 0) {
+    if (o.require !== undefined)
+      throw new InputError(
+        `--require-signatures needs an allowed_signers file to count signers in: --signers FILE, or an enrolled host (${visible(tree.shown(HOST_TRUST))})`,
+      );
+    return [];
+  }
+  return [signatures(trusts, required)];
+}
+
+function signatures(trusts: Trust[], required: number): AdmissionCheck {
+  return {
+    name: 'signatures',
+    refusal: `the bundle does not pass the signature check against ${trusts.map((t) => visible(t.shown)).join(' and ')}`,
+    stops: true,
+    usage: true,
+    run: async (b) => ({ problems: (await checkSigned(b, trusts, required)).problems }),
+  };
 }
 
 const manifest: AdmissionCheck = {
@@ -119,6 +179,10 @@ export async function admit(
     const r = await check.run(b);
     answers ??= r.answers;
     if (r.problems.length === 0) continue;
+    if (check.usage)
+      throw new AdmissionRefused(
+        `refused: ${describeRefusals([{ check, problems: r.problems }])}\nNothing was changed.`,
+      );
     refusals.push({ check, problems: r.problems });
     if (check.stops) break;
   }

@@ -1,12 +1,14 @@
 // The one reader of a bundle for installing it: every file read once into memory (regular files only, never
-// through a symlink), the manifest checked against what was read, answers.json parsed once. Everything after it —
+// through a symlink), the manifest checked against what was read, the signatures of the manifest kept beside it
+// (they cannot be in the manifest they sign: the reader knows them by name, and nothing else may be unlisted),
+// answers.json parsed once. Everything after it —
 // admission (admit.ts), the plan, the diff the operator confirms, the files installed, the copy kept in the install
 // record — works on this in-memory bundle, so what was checked and confirmed is exactly what is installed, however
 // the directory changes meanwhile. It reads a bundle directory the operator names (apply, export ansible) or a
 // bundle kept in the install record inside the root (rollback, status), through the tree (tree.ts).
 import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ANSWERS, MANIFEST, manifestLine, sha256 } from '../bundle-layout.js';
+import { ANSWERS, isSignaturePath, MANIFEST, manifestLine, SIGNATURES, sha256 } from '../bundle-layout.js';
 import * as N from '../names.js';
 import { OutsideTree, readRegular, type Dir } from './tree.js';
 
@@ -28,6 +30,8 @@ export interface Bundle {
   files: Map<string, Buffer>;
   manifest: Buffer;
   manifestHash: string;
+  /** The signatures of the manifest, by path (signatures/<key fingerprint>.sig); judged by admission, not here. */
+  signatures: Map<string, Buffer>;
   /** The parsed answers.json (undefined when it is not JSON); its guests, by name. */
   answers: unknown;
   guests: BundleGuest[];
@@ -99,6 +103,7 @@ function read(src: Source, from: string): Bundle {
     files: new Map(),
     manifest: Buffer.alloc(0),
     manifestHash: '',
+    signatures: new Map(),
     answers: undefined,
     guests: [],
     problems: [],
@@ -139,6 +144,10 @@ function read(src: Source, from: string): Bundle {
       problem(MANIFEST, `line ${n + 1} is not "<sha256>  <relative path>"`);
       continue;
     }
+    if (isSignaturePath(entry.path)) {
+      problem(entry.path, 'a signature cannot be listed in the manifest it signs');
+      continue;
+    }
     listed.add(entry.path);
     const kind = kinds.get(entry.path);
     const data = kind === 'file' ? readListed(entry.path) : (kind ?? 'gone');
@@ -153,8 +162,20 @@ function read(src: Source, from: string): Bundle {
     if (sha256(data) !== entry.hash) problem(entry.path, 'changed since the bundle was generated (checksum differs)');
     b.files.set(entry.path, data);
   }
-  for (const e of present)
-    if (e.path !== MANIFEST && !listed.has(e.path)) problem(e.path, 'not listed in the manifest');
+  for (const e of present) {
+    if (e.path === MANIFEST || listed.has(e.path)) continue;
+    if (isSignaturePath(e.path)) {
+      const sig = e.kind === 'file' ? readListed(e.path) : e.kind;
+      if (sig instanceof Buffer) b.signatures.set(e.path, sig);
+      else if (sig === 'other') problem(e.path, 'not a regular file (a symlink, a FIFO, a device)');
+    } else
+      problem(
+        e.path,
+        e.path.startsWith(`${SIGNATURES}/`)
+          ? `not a signature (${SIGNATURES}/<key fingerprint>.sig, as qemu-harden sign writes them), and not listed in the manifest`
+          : 'not listed in the manifest',
+      );
+  }
 
   const text = b.files.get(ANSWERS);
   if (text === undefined) {

@@ -1,9 +1,12 @@
-// What `status` reads of an install: the record (current, previous, an interrupted install's journal), the
-// drift of every installed file from the record's copy, and the users of the root's /etc/passwd — all through
-// the tree (tree.ts), so that a symlink planted in a --root tree is reported, never followed out of it.
+// What `status` reads of an install: the record (current, previous, an interrupted install's journal, the
+// signatures kept with the copies), the drift of every installed file from the record's copy, the users of the
+// root's /etc/passwd and the enrolled host's trust file — all through the tree (tree.ts), so that a symlink planted
+// in a --root tree is reported, never followed out of it.
 import { visible } from '../escape.js';
 import { InputError } from '../errors.js';
 import { parsePasswd, type PasswdEntry } from '../passwd.js';
+import type { Trust } from '../sshsig.js';
+import { hostTrust } from './admit.js';
 import { hostFiles, type Bundle } from './bundle.js';
 import { FILE_MODE } from './plan.js';
 import { readRecord, recover, RECORD_DIR, type Journal } from './record.js';
@@ -22,6 +25,8 @@ export interface Installed {
   /** Every installed file that differs from the record's copy. */
   drift: Drift[];
   users: PasswdEntry[];
+  /** The enrolled host's allowed_signers; undefined when the host is not enrolled; a string saying why it cannot be read. */
+  trust: Trust | undefined | string;
 }
 
 export function readInstalled(rootArg: string): Installed {
@@ -76,8 +81,16 @@ function read(tree: Tree): Installed {
   } catch (e) {
     if (!(e instanceof OutsideTree)) throw e;
   }
+  let trust: Installed['trust'];
+  try {
+    trust = hostTrust(tree);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    trust = e.message;
+  }
   return {
     root,
+    trust,
     current: rec.current,
     previous: rec.previous,
     journal,

@@ -168,7 +168,9 @@ export function begin(tree: Tree, rec: InstallRecord, bundle: Bundle, action: Jo
   const d = recordDir(tree);
   try {
     removeTree(d, 'next');
-    const files = [...bundle.files].map(([path, content]) => ({ path, mode: 0o644, content }));
+    // The signatures go with the copy, so that status can say who signed what is installed and rollback can
+    // show them again to an enrolled host.
+    const files = [...bundle.files, ...bundle.signatures].map(([path, content]) => ({ path, mode: 0o644, content }));
     writeDirAtomic(d, 'next', [...files, { path: MANIFEST, mode: 0o644, content: bundle.manifest }], 0o700);
     writeFileAtomic(d, 'journal.json', JSON.stringify(journal, null, 2) + '\n', { mode: 0o600 });
   } finally {
