@@ -37,7 +37,7 @@ Usage:
   qemu-harden status [--root PATH] [--json]
   qemu-harden import libvirt (DOMAIN.xml... | --running) [--qemu-conf FILE] [--out FILE] [--force] [--json]
   qemu-harden import proxmox VMID.conf... [--storage-cfg FILE] [--out FILE] [--force] [--json]
-  qemu-harden audit [--json] [--answers-out FILE]
+  qemu-harden audit [--json] [--answers-out FILE [--include-user-process PID|NAME ...]]
   qemu-harden export ansible [BUNDLE ...] [--host NAME=BUNDLE ...] --out DIR [--force]
   qemu-harden --help | --version
 
@@ -72,7 +72,11 @@ Options:
   --qemu-conf FILE   import libvirt: read VNC/SPICE TLS settings from this qemu.conf
   --storage-cfg FILE import proxmox: resolve storage:volume names through this storage.cfg
   --running          import libvirt: read every running domain through 'virsh dumpxml'
-  --answers-out FILE audit: write answers rebuilt from the running guests (a new file)
+  --answers-out FILE audit: write answers rebuilt from the running guests (a new file); a QEMU an ordinary
+                     user started is left out, and listed
+  --include-user-process PID|NAME
+                     audit --answers-out: carry that user's QEMU all the same (repeatable), keeping only the
+                     disks, kernel, firmware and TLS files that user can open (checked as the user; needs root)
   --host NAME=BUNDLE export: the host of inventory hostname NAME gets BUNDLE
 
 Exit status: 0 ok, 1 findings (verify, audit, status; a failed step or start in apply or rollback) or guests
@@ -86,6 +90,7 @@ interface Parsed {
   flags: Map<string, string | true>;
   sets: string[];
   hosts: string[];
+  includes: string[];
 }
 
 const VALUE_FLAGS = new Set([
@@ -98,6 +103,7 @@ const VALUE_FLAGS = new Set([
   '--storage-cfg',
   '--answers-out',
   '--host',
+  '--include-user-process',
 ]);
 const BOOL_FLAGS = new Set([
   '--force',
@@ -113,7 +119,7 @@ const BOOL_FLAGS = new Set([
 ]);
 
 export function parseArgs(argv: string[]): Parsed {
-  const out: Parsed = { command: undefined, positional: [], flags: new Map(), sets: [], hosts: [] };
+  const out: Parsed = { command: undefined, positional: [], flags: new Map(), sets: [], hosts: [], includes: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
@@ -123,6 +129,7 @@ export function parseArgs(argv: string[]): Parsed {
       if (value === undefined) throw new UsageError(`${name} needs a value`);
       if (name === '--set') out.sets.push(value);
       else if (name === '--host') out.hosts.push(value);
+      else if (name === '--include-user-process') out.includes.push(value);
       else if (out.flags.has(name)) throw new UsageError(`${name} given twice`);
       else out.flags.set(name, value);
     } else if (BOOL_FLAGS.has(arg)) out.flags.set(arg, true);
@@ -138,6 +145,8 @@ function allow(p: Parsed, allowed: string[], maxPositional: number): void {
     if (!allowed.includes(k)) throw new UsageError(`${k} does not apply to '${p.command ?? 'the wizard'}'`);
   if (p.sets.length && !allowed.includes('--set'))
     throw new UsageError(`--set does not apply to '${p.command ?? 'the wizard'}'`);
+  if (p.includes.length && !allowed.includes('--include-user-process'))
+    throw new UsageError(`--include-user-process does not apply to '${p.command ?? 'the wizard'}'`);
   if (p.hosts.length && !allowed.includes('--host'))
     throw new UsageError(`--host does not apply to '${p.command ?? 'the wizard'}'`);
   if (p.positional.length > maxPositional) throw new UsageError(`unexpected argument ${p.positional[maxPositional]}`);
@@ -252,7 +261,7 @@ async function rollbackCmd(p: Parsed, io: Io): Promise<number> {
 async function statusCmd(p: Parsed, io: Io): Promise<number> {
   allow(p, ['--root', '--json'], 0);
   const { status, formatStatus } = await import('./status.js');
-  const report = status((p.flags.get('--root') as string | undefined) ?? '/');
+  const report = await status((p.flags.get('--root') as string | undefined) ?? '/');
   io.out(p.flags.has('--json') ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));
   return report.ok ? EXIT.ok : EXIT.findings;
 }
@@ -277,16 +286,18 @@ async function importCmd(p: Parsed, io: Io): Promise<number> {
 }
 
 async function auditCmd(p: Parsed, io: Io): Promise<number> {
-  allow(p, ['--json', '--answers-out'], 0);
-  const { audit, counts, formatAudit } = await import('./audit/command.js');
-  const { readHost } = await import('./audit/proc.js');
-  const view = readHost();
-  const report = audit(view);
+  allow(p, ['--json', '--answers-out', '--include-user-process'], 0);
   const answersOut = p.flags.get('--answers-out') as string | undefined;
+  if (p.includes.length && !answersOut)
+    throw new UsageError('--include-user-process only applies with --answers-out FILE');
+  const { audit, counts, formatAudit } = await import('./audit/command.js');
+  const { readHost } = await import('./audit/live.js');
+  const view = await readHost();
+  const report = audit(view);
   if (answersOut)
     report.answersOut = {
       file: answersOut,
-      ...(await import('./audit/answers-out.js')).writeAnswersOut(answersOut, view),
+      ...(await import('./audit/answers-out.js')).writeAnswersOut(answersOut, view, p.includes),
     };
   io.out(p.flags.has('--json') ? JSON.stringify(report, null, 2) + '\n' : formatAudit(report));
   return counts(report) > 0 ? EXIT.findings : EXIT.ok;

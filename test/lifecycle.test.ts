@@ -191,8 +191,9 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     const s = qh('status', '--json');
     assert.equal(s.code, 0, s.stderr);
     const r = JSON.parse(s.stdout) as Record<string, any>;
-    assert.deepEqual(Object.keys(r).sort(), ['drift', 'guests', 'installed', 'interrupted', 'ok', 'root']);
+    assert.deepEqual(Object.keys(r).sort(), ['drift', 'guests', 'installed', 'interrupted', 'ok', 'root', 'unseen']);
     assert.equal(r.root, '/');
+    assert.deepEqual(r.unseen, [], 'as root every live process was read');
     assert.equal(r.ok, true);
     assert.equal(r.interrupted, null);
     assert.deepEqual(r.drift, []);

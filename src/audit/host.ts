@@ -2,7 +2,7 @@
 // denials the kernel logged for QEMU, each mapped to the answer that grants what was denied. Denials are the
 // usual reason people switch confinement off; the answer to change is the better way out.
 import { closeSync, constants, openSync, readdirSync, readSync, statSync } from 'node:fs';
-import { readText } from '../procfs.js';
+import { readSmall } from '../procfs.js';
 import { modeText } from './files.js';
 import { finding, type AuditCheck, type Finding, type HostView, type QemuProcess } from './types.js';
 
@@ -30,6 +30,7 @@ const deviceModes: AuditCheck = {
   name: 'host.device-mode',
   tool: null,
   debianPackage: null,
+  judges: 'host',
   run: () => {
     const nodes: [string, 'high' | 'medium' | 'low', string][] = DEVICES.map(([n, s, w]) => [
       `${HOST_PATHS.dev}/${n}`,
@@ -59,6 +60,7 @@ const deviceModes: AuditCheck = {
           'host.device-mode',
           severity,
           null,
+          `${path} is open to every user`,
           `${path}: ${modeText(st)}`,
           why,
           'Device nodes go to groups (kvm, qemu-net) by udev rules, and each guest’s unit allows only the devices it uses (DevicePolicy=closed).',
@@ -73,14 +75,16 @@ const apparmorEnabled: AuditCheck = {
   name: 'host.apparmor',
   tool: null,
   debianPackage: null,
+  judges: 'host',
   run: () => {
-    const v = readText(HOST_PATHS.apparmorEnabled)?.trim();
+    const v = readSmall(HOST_PATHS.apparmorEnabled)?.text.trim();
     if (v === 'Y') return [];
     return [
       finding(
         'host.apparmor',
         'medium',
         null,
+        'AppArmor is not enabled',
         v === undefined
           ? `${HOST_PATHS.apparmorEnabled}: does not exist (AppArmor is not in this kernel)`
           : `${HOST_PATHS.apparmorEnabled}: ${v}`,
@@ -202,6 +206,7 @@ function denials(view: HostView): Finding[] {
         'host.apparmor-denied',
         'low',
         owner ?? null,
+        `AppArmor denied ${d.operation || 'access'} of ${d.name || '?'} to ${d.profile}`,
         line,
         'A denial means confinement worked: the profile kept QEMU from something it was not given. Turning the profile off to silence it gives a compromised QEMU everything; granting the one thing the guest needs keeps the rest closed.',
         `Set ${a.answer}: ${a.advice}; the bundle then allows exactly that in the guest’s profile.`,
@@ -216,6 +221,7 @@ const apparmorDenied: AuditCheck = {
   name: 'host.apparmor-denied',
   tool: null,
   debianPackage: null,
+  judges: 'host',
   run: denials,
 };
 
