@@ -23,6 +23,7 @@ test('the benchmark script runs each benchmark and prints its row', () => {
     'wizard keypress to frame, 64 guests, disks',
     'wizard keypress to frame, 64 guests, review',
     'audit, 100 QEMU processes',
+    'audit, 200 hostile processes',
   ])
     assert.match(
       r.stdout,
