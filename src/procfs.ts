@@ -38,8 +38,9 @@ export interface Bounded {
 const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
 
 /**
- * At most `max` bytes of a file under /proc or /sys, whose contents the kernel makes up when it is read (never
- * another process's I/O), or undefined when it cannot be read (the process has exited, no permission).
+ * At most `max` bytes of a small file the kernel or the administrator writes: one under /proc or /sys, whose
+ * contents the kernel makes up when it is read (never another process's I/O), or the host's own configuration
+ * (/etc/login.defs). Undefined when it cannot be read (the process has exited, no permission).
  */
 export function readSmall(path: string, max = LIMITS.small): Bounded | undefined {
   let fd: number;

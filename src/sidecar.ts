@@ -114,7 +114,6 @@ function sidecar(fs: typeof import('node:fs')): void {
       }
     },
   };
-  const answer = (line: string) => process.stdout.write(line);
   let buf = '';
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (d: string) => {
@@ -124,8 +123,9 @@ function sidecar(fs: typeof import('node:fs')): void {
       const r = JSON.parse(buf.slice(0, nl)) as { id: number; op: keyof typeof ops };
       buf = buf.slice(nl + 1);
       (ops[r.op] as (r: never) => Promise<unknown>)(r as never).then(
-        (ok) => answer(JSON.stringify({ id: r.id, ok }) + '\n'),
-        (e: NodeJS.ErrnoException) => answer(JSON.stringify({ id: r.id, error: e.code ?? e.message }) + '\n'),
+        (ok) => process.stdout.write(JSON.stringify({ id: r.id, ok }) + '\n'),
+        (e: NodeJS.ErrnoException) =>
+          process.stdout.write(JSON.stringify({ id: r.id, error: e.code ?? e.message }) + '\n'),
       );
     }
   });

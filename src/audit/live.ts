@@ -1,12 +1,12 @@
 // The one reader of live QEMU processes, for `audit` and `status` alike: which processes are QEMU (whatever
 // started them), and for each its command line, credentials and owner, every thread's seccomp mode, its
 // AppArmor label, its cgroup and limits, its open files and listening sockets; then what stat says about every
-// path the command lines name, and the backing file each qcow2 image's header names. Each process's /proc
-// directory is held open from before its command line is read to the last read, so a process that exits and a
-// new one given its pid are never mixed up. Reads are bounded in size (procfs.ts), and those a process or user
-// can stall (command lines, the paths they name) also in time (sidecar.ts); what could not be read (another
-// user's process, as a normal user; a read that took too long) is recorded as unseen, never guessed. Nothing
-// here writes anything.
+// path the command lines name, and the backing file each qcow2 image's header names. A process is known by its
+// pid and the time it started: its /proc directory is held open while it is read and must show the start time
+// seen before its command line was read, so a process that exits and a new one given its pid are never mixed
+// up. Reads are bounded in size (procfs.ts), and those a process or user can stall (command lines, the paths
+// they name) also in time (sidecar.ts); what could not be read (another user's process, as a normal user; a read
+// that took too long) is recorded as unseen, never guessed. Nothing here writes anything.
 import { closeSync, constants, openSync, readdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import {
@@ -20,7 +20,7 @@ import {
   statusFields,
   threadSeccomp,
 } from '../procfs.js';
-import { isLate, Sidecar } from '../sidecar.js';
+import { isLate, Sidecar, TIME } from '../sidecar.js';
 import { guestLabel, isQemuBinary, parseCommandLine, QEMU_PROGRAM } from './cmdline.js';
 import { BACKING_DEPTH, localDisks, qcow2Backing } from './files.js';
 import { ownerContext, ownerOf } from './owner.js';
@@ -35,9 +35,6 @@ export const CGROUP_ROOT = '/sys/fs/cgroup';
 export const DISKS_JUDGED = { system: 256, ordinary: 16 };
 
 const O_PATH = 0o10000000;
-
-/** The time reading one host may take in all. */
-export const READ_BUDGET_MS = 10_000;
 
 function errCode(e: unknown): string {
   return (e as NodeJS.ErrnoException).code ?? (e as Error).message;
@@ -54,7 +51,7 @@ export interface ReadOptions {
 export async function readHost(opts: ReadOptions = {}): Promise<HostView> {
   const proc = opts.proc ?? PROC;
   const base = opts.cgroupRoot ?? CGROUP_ROOT;
-  const deadline = Date.now() + READ_BUDGET_MS;
+  const deadline = Date.now() + TIME.totalMs;
   const reader = new Sidecar(deadline);
   try {
     return await readWith(reader, proc, base, deadline, opts);
@@ -159,13 +156,12 @@ function readProcess(
     });
   for (const u of cmd.unread)
     unseen.push({ what: `${who}: its ${u.option} option, so it is not judged`, reason: u.reason });
-  if (Date.now() >= deadline) {
+  const late = Date.now() >= deadline;
+  if (late)
     unseen.push({
-      what: `${who}: its credentials, threads, label, cgroup, files and sockets`,
+      what: `${who}: its threads, label, cgroup, files and sockets`,
       reason: 'not read: the time for reading this host was used up',
     });
-  }
-  const late = Date.now() >= deadline;
   const status = statusFields(statusText);
   const owner = ownerOf(status, users, ranges);
 
@@ -269,7 +265,7 @@ function nearestLimit(base: string, path: string, file: string, finite: (v: stri
 }
 
 /** A process's cgroup, its nearest memory and pids limits (v2, or v1's controllers), and its own limit files. */
-export function cgroupFacts(pid: number, cgroupLines: string[], base = CGROUP_ROOT): CgroupFacts {
+function cgroupFacts(pid: number, cgroupLines: string[], base = CGROUP_ROOT): CgroupFacts {
   const lines = cgroupLines.map((l) => l.split(':'));
   const path = cgroupPath(cgroupLines);
   // A cgroup path comes from the process's own cgroup file: it never climbs out of the hierarchy.
