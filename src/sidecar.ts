@@ -153,6 +153,11 @@ export class Sidecar {
   /** `deadline`: ms since the epoch after which no read is waited for. */
   constructor(private readonly deadline = Date.now() + TIME.totalMs) {}
 
+  /** Start the child now, so that its start-up overlaps with the reader's own work. */
+  warm(): void {
+    this.start();
+  }
+
   private start(): ChildProcess | undefined {
     if (this.child || this.failed) return this.child;
     const env: NodeJS.ProcessEnv = { ...process.env, UV_THREADPOOL_SIZE: String(THREADS) };

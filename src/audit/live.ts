@@ -53,6 +53,7 @@ export async function readHost(opts: ReadOptions = {}): Promise<HostView> {
   const base = opts.cgroupRoot ?? CGROUP_ROOT;
   const deadline = Date.now() + TIME.totalMs;
   const reader = new Sidecar(deadline);
+  reader.warm();
   try {
     return await readWith(reader, proc, base, deadline, opts);
   } finally {
