@@ -3,7 +3,8 @@
 # units, AppArmor's parser, busybox and cpio for the test VM's initramfs, udev for the test VM's udevd, virsh
 # (with libvirt's built-in test driver, no daemon) for `import libvirt --running`, cmark to render the bundle
 # README, logrotate for the serial-log rotation a bundle installs.
-# openssl makes the throwaway CA and certificates of the TLS proofs.
+# openssl makes the throwaway CA and certificates of the TLS proofs; acl (setfacl) gives the audit proof's disks
+# the ACLs that grant or deny an ordinary user.
 # Ansible (ansible-core with the community collections) and ansible-lint for the exported role.
 set -euo pipefail
 
@@ -12,7 +13,7 @@ packages=(
   systemd systemd-container udev
   apparmor
   busybox-static cpio cmark logrotate
-  iproute2 strace tmux coreutils python3 openssl
+  iproute2 strace tmux coreutils python3 openssl acl
   libvirt-clients
   ansible ansible-lint
 )
