@@ -189,6 +189,9 @@ export function carriedOver(processes: HostView['processes'], opts: CarryOptions
     });
     return false;
   });
+  // The system's guests first: a disk is kept by the first guest that names it, and a named user process must not
+  // take one from them (its claim would then be dropped for the user not reaching it, leaving neither with it).
+  carry.sort((a, b) => Number(b.owner.system) - Number(a.owner.system));
   const { doc, notCarried, pids } = reconstruct(carry, opts.files);
   notCarried.push(...left);
   const byPid = new Map(carry.map((p) => [p.pid, p]));
