@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 
 /** How long one read may take, and how long all the reads of one look at the host may take. */
-export const TIME = { readMs: 2000, totalMs: 10_000 };
+export const TIME = { readMs: 3000, totalMs: 15_000 };
 
 export type FileType =
   'regular file' | 'directory' | 'socket' | 'FIFO' | 'character device' | 'block device' | 'symbolic link' | 'unknown';
@@ -39,8 +39,9 @@ type Request =
   | { op: 'read'; path: string; pos: number; len: number };
 
 /**
- * The child's program. It takes one JSON request per line on stdin and answers each, as soon as it is done, with
- * one JSON line on stdout: {id, ok} or {id, error}. Requests run at the same time, on its own thread pool.
+ * The child's program. Once it listens it says {"ready":true}; then it takes one JSON request per line on stdin
+ * and answers each, as soon as it is done, with one JSON line on stdout: {id, ok} or {id, error}. Requests run
+ * at the same time, on its own thread pool.
  * It must not refer to anything outside itself: it is sent to the child as its source text.
  */
 function sidecar(fs: typeof import('node:fs')): void {
@@ -130,6 +131,7 @@ function sidecar(fs: typeof import('node:fs')): void {
     }
   });
   process.stdin.on('end', () => process.exit(0));
+  process.stdout.write('{"ready":true}\n');
 }
 
 /** Threads the child has for file system calls, and so reads it is given at once. */
@@ -149,6 +151,11 @@ export class Sidecar {
   private readonly queue: (() => void)[] = [];
   /** The reads sent, by id: `done` is gone once a read is given up, the place is freed when it answers. */
   private readonly sent = new Map<number, { done: ((w: Within<unknown>) => void) | undefined }>();
+
+  /** Whether the child said it listens, by the deadline. A read's time starts then: where starting Node takes
+   * seconds (a loaded host, a TCG virtual machine), that is not counted against the first reads. */
+  private ready: Promise<boolean> | undefined;
+  private onReady: ((ok: boolean) => void) | undefined;
 
   /** `deadline`: ms since the epoch after which no read is waited for. */
   constructor(private readonly deadline = Date.now() + TIME.totalMs) {}
@@ -174,6 +181,13 @@ export class Sidecar {
       this.failed = (e as Error).message;
       return undefined;
     }
+    this.ready = new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), Math.max(0, this.deadline - Date.now()));
+      this.onReady = (ok) => {
+        clearTimeout(timer);
+        resolve(ok);
+      };
+    });
     // An answer can be a few hundred KB long: each chunk is searched for the end of a line once, not the whole
     // answer again with every chunk.
     let buf = '';
@@ -183,9 +197,13 @@ export class Sidecar {
       buf += d;
       let nl;
       while ((nl = buf.indexOf('\n', from)) >= 0) {
-        const m = JSON.parse(buf.slice(0, nl)) as { id: number } & Within<unknown>;
+        const m = JSON.parse(buf.slice(0, nl)) as ({ id: number } & Within<unknown>) | { ready: true };
         buf = buf.slice(nl + 1);
         from = 0;
+        if ('ready' in m) {
+          this.onReady?.(true);
+          continue;
+        }
         const read = this.sent.get(m.id);
         if (!read) continue;
         this.sent.delete(m.id);
@@ -195,6 +213,7 @@ export class Sidecar {
     });
     const gone = (why: string) => {
       this.failed ??= why;
+      this.onReady?.(false);
       for (const read of this.sent.values()) read.done?.({ error: `not read: ${why}` });
       this.sent.clear();
       for (const go of this.queue.splice(0)) go();
@@ -238,7 +257,10 @@ export class Sidecar {
     const late = { error: 'not read: the time for reading this host was used up' };
     if (Date.now() >= this.deadline) return late;
     const child = this.start();
-    if (!child) return { error: `not read: the reading process did not start (${this.failed})` };
+    if (!child || !(await this.ready))
+      return this.failed
+        ? { error: `not read: the reading process did not start (${this.failed})` }
+        : { error: 'not read: the reading process did not start in the time for reading this host' };
     if (!(await this.place())) return late;
     if (this.failed) return { error: `not read: ${this.failed}` };
     const id = this.next++;

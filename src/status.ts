@@ -11,7 +11,7 @@ import { assess } from './audit/assess.js';
 import { parseCommandLine } from './audit/cmdline.js';
 import { fromUnit, POLICY, type Expectation, type UnitSettings } from './audit/expect.js';
 import { readHost } from './audit/live.js';
-import { commandLineOnly, noFiles, type QemuProcess, type Unseen } from './audit/types.js';
+import { commandLineOnly, viewOf, type QemuProcess, type Unseen } from './audit/types.js';
 import { sha256 } from './bundle-layout.js';
 import { apparmor } from './confine/apparmor.js';
 import { InputError } from './errors.js';
@@ -48,7 +48,8 @@ interface Drift {
 interface GuestStatus {
   name: string;
   unit: string;
-  running: boolean;
+  /** Null when a process in its unit did not answer in time: whether it runs its QEMU is not known. */
+  running: boolean | null;
   process: ProcessView | null;
   /** What the installed unit says of the process. */
   expected: UnitSettings;
@@ -99,12 +100,7 @@ function processView(q: QemuProcess): ProcessView {
  */
 function acceptedBy(argv: string[] | undefined, name: string): Set<string> {
   if (!argv?.length) return new Set();
-  const view = {
-    root: true,
-    processes: [commandLineOnly(0, argv, parseCommandLine(argv), name)],
-    unseen: [],
-    files: noFiles(),
-  };
+  const view = viewOf([commandLineOnly(0, argv, parseCommandLine(argv), name)]);
   return new Set(assess(view, () => POLICY, ['command line']).map((f) => f.check));
 }
 
@@ -152,9 +148,7 @@ export async function status(rootArg: string): Promise<StatusReport> {
       return [name, e] as const;
     }),
   );
-  const view = live
-    ? await readHost({ select: (lines) => unitOf(lines, units) !== undefined })
-    : { root: true, processes: [], unseen: [], files: noFiles() };
+  const view = live ? await readHost({ select: (lines) => unitOf(lines, units) !== undefined }) : viewOf([]);
   // One QEMU per guest: the first in its unit's cgroup.
   const qemuOf = new Map<string, QemuProcess>();
   for (const q of view.processes) {
@@ -166,12 +160,14 @@ export async function status(rootArg: string): Promise<StatusReport> {
   const expectationOf = (q: QemuProcess): Expectation => expected.get(guestOf.get(q.pid)!)!.expectation;
   const findings = assess(judged, expectationOf, ['process', 'command line']);
 
+  // A guest whose unit holds a process that did not answer in time is not known to run or not.
+  const unknown = new Set(view.unread.map((u) => units.get(unitOf(u.cgroupLines, units) ?? '')));
   const guests: GuestStatus[] = rec.current.guests.map((name) => {
     const q = qemuOf.get(name);
     return {
       name,
       unit: N.unitName(name),
-      running: !!q,
+      running: q ? true : unknown.has(name) ? null : false,
       process: q ? processView(q) : null,
       expected: expected.get(name)!.settings,
       weaker: q ? findings.filter((f) => f.pid === q.pid && f.severity !== 'info').map((f) => f.summary) : [],
@@ -186,7 +182,7 @@ export async function status(rootArg: string): Promise<StatusReport> {
     guests,
     drift: shared,
     unseen: view.unseen,
-    ok: !j && drift.length === 0 && guests.every((g) => g.weaker.length === 0),
+    ok: !j && drift.length === 0 && view.unseen.length === 0 && guests.every((g) => g.weaker.length === 0),
   };
 }
 
@@ -204,7 +200,10 @@ export function formatStatus(r: StatusReport): string {
   if (r.root !== '/') out.push(`(${v(r.root)} is a tree: processes are not looked at, only the files)`);
   for (const g of r.guests) {
     const p = g.process;
-    out.push('', `${v(g.name)}  ${v(g.unit)}  ${p ? `running, pid ${p.pid}` : 'not running'}`);
+    out.push(
+      '',
+      `${v(g.name)}  ${v(g.unit)}  ${p ? `running, pid ${p.pid}` : g.running === null ? 'not known: its process did not answer in time (see Not seen)' : 'not running'}`,
+    );
     if (p) {
       const modes = [...new Set(Object.values(p.seccomp))].join(',');
       out.push(
@@ -222,11 +221,17 @@ export function formatStatus(r: StatusReport): string {
     out.push('', 'Not seen:');
     for (const u of r.unseen) out.push(`  ${v(u.what)}: ${v(u.reason)}`);
   }
+  const seen = [
+    ...(r.guests.some((g) => g.weaker.length) ? ['WEAKER'] : []),
+    ...(r.drift.length || r.guests.some((g) => g.drift.length) ? ['DRIFT'] : []),
+    ...(r.interrupted ? ['INTERRUPTED'] : []),
+    ...(r.unseen.length ? ['Not seen'] : []),
+  ];
   out.push(
     '',
     r.ok
       ? 'OK: every running guest is confined as installed, and the files match the record.'
-      : 'FINDINGS: see WEAKER, DRIFT and INTERRUPTED above.',
+      : `FINDINGS: see ${seen.join(', ')} above.`,
   );
   return out.join('\n') + '\n';
 }

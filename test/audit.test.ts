@@ -27,7 +27,7 @@ import { parseCommandLine, redact, splitOpts } from '../src/audit/cmdline.js';
 import { audit } from '../src/audit/command.js';
 import { carriedOver } from '../src/audit/answers-out.js';
 import { reconstruct } from '../src/audit/reconstruct.js';
-import { commandLineOnly, noFiles, type QemuProcess } from '../src/audit/types.js';
+import { commandLineOnly, viewOf, type QemuProcess } from '../src/audit/types.js';
 import { listPresets } from '../src/sources/preset.js';
 import { defaultTapDevice } from '../src/names.js';
 import { qcow2Backing } from '../src/audit/files.js';
@@ -131,7 +131,7 @@ describe('the QEMU command-line reader', () => {
     ];
     assert.ok(files.length > 50, `${files.length} command lines`);
     const processes = files.map((file, i) => asUid(fromArgv(1000 + i, corpusArgv(file)), 0, 'root'));
-    const view = { root: true, processes, unseen: [], files: noFiles() };
+    const view = viewOf(processes);
     const report = audit(view);
     assert.equal(report.findings.filter((f) => f.check === 'process.root').length, files.length);
     assert.ok(
@@ -194,7 +194,7 @@ describe('the QEMU command-line reader', () => {
       return { ...asUid(fromArgv(pid, argv), 64055, 'libvirt-qemu'), apparmorLabel: label };
     };
     const severity = (labels: (string | undefined)[]) =>
-      audit({ root: true, processes: labels.map((l, i) => proc(10 + i, l)), unseen: [], files: noFiles() })
+      audit(viewOf(labels.map((l, i) => proc(10 + i, l))))
         .findings.filter((f) => f.check === 'process.shared-uid')
         .map((f) => f.severity);
     assert.deepEqual(severity(['libvirt-1 (enforce)', 'libvirt-2 (enforce)']), ['medium', 'medium']);

@@ -90,14 +90,17 @@ async function readWith(
   );
 
   const processes: QemuProcess[] = [];
+  const unread: HostView['unread'] = [];
   for (const [i, { pid, start }] of candidates.entries()) {
     const raw = cmdlines[i]!;
     if ('error' in raw) {
-      if (isLate(raw))
+      if (isLate(raw)) {
         unseen.push({
           what: `pid ${pid}: whether it is QEMU (its command line)`,
           reason: `${proc}/${pid}/cmdline: ${raw.error}`,
         });
+        unread.push({ pid, cgroupLines: (readSmall(`${proc}/${pid}/cgroup`)?.text ?? '').split('\n').filter(Boolean) });
+      }
       continue;
     }
     const argv = raw.ok.text.split('\0');
@@ -127,7 +130,7 @@ async function readWith(
     });
   processes.sort((a, b) => a.pid - b.pid);
   const files = await readFiles(processes, unseen, reader);
-  return { root, processes, unseen, files };
+  return { root, processes, unseen, files, unread };
 }
 
 function readProcess(

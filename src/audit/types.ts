@@ -111,6 +111,9 @@ export interface HostView {
   processes: QemuProcess[];
   unseen: Unseen[];
   files: FileFacts;
+  /** Processes whose command line was not read in time, so whether they are QEMU is not known, with their
+   * /proc/PID/cgroup lines (status asks whose unit they are in). */
+  unread: { pid: number; cgroupLines: string[] }[];
 }
 
 /** Each process's expectation: the same for every process (audit), or its installed unit's (status). */
@@ -152,6 +155,15 @@ export function finding(
 }
 
 export const noFiles = (): FileFacts => ({ stat: new Map(), backing: new Map() });
+
+/** A view of these processes alone, with nothing read of their files: for command lines judged on their own. */
+export const viewOf = (processes: QemuProcess[], root = true): HostView => ({
+  root,
+  processes,
+  unseen: [],
+  files: noFiles(),
+  unread: [],
+});
 
 /**
  * A process known by its command line alone (from a corpus file, a preset, or an installed unit's ExecStart):
