@@ -125,7 +125,7 @@ function asksOf(g: Record<string, unknown>): Ask[] {
  * the guest must be left out altogether.
  */
 function keepUsersOwn(g: Record<string, unknown>, p: QemuProcess, note: (choice: string, reason: string) => void) {
-  const who = `${ownerText(p.owner.uids[0], p.owner.user)}`;
+  const who = ownerText(p.owner.uids[0], p.owner.user);
   const asks = asksOf(g);
   const r = userCanOpen(
     { uid: p.owner.uids[0]!, gid: p.owner.gids[0]!, groups: p.owner.groups.filter((x) => !Number.isNaN(x)) },
