@@ -407,7 +407,10 @@ describe('commands as records', () => {
     const p = parse(['audit', '--only', '12', '--only=34', '--json'], commands, runAs);
     assert.deepEqual(p.args.values('--only'), ['12', '34']);
     assert.ok(p.args.has('--json'));
-    assert.match(usageLines(more)[0]!, /^audit \[--json\] \[--answers-out FILE\] \[--only PID \.\.\.\]$/);
+    assert.match(
+      usageLines(more)[0]!,
+      /^audit \[--json\] \[--answers-out FILE\] \[--include-user-process PID\|NAME \.\.\.\] \[--only PID \.\.\.\]$/,
+    );
     assert.match(commandHelp(more, runAs()), /^ {2}--only PID \.\.\. +judge only PID$/m);
     assert.match(reference(commands), /^\| `--only PID \.\.\.` \| +\| judge only PID \|$/m);
     assert.throws(() => parse(['audit', '--only'], commands, runAs), /--only needs a value/);

@@ -191,8 +191,18 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     const s = qh('status', '--json');
     assert.equal(s.code, 0, s.stderr);
     const r = JSON.parse(s.stdout) as Record<string, any>;
-    assert.deepEqual(Object.keys(r).sort(), ['drift', 'guests', 'installed', 'interrupted', 'ok', 'root', 'signing']);
+    assert.deepEqual(Object.keys(r).sort(), [
+      'drift',
+      'guests',
+      'installed',
+      'interrupted',
+      'ok',
+      'root',
+      'signing',
+      'unseen',
+    ]);
     assert.equal(r.root, '/');
+    assert.deepEqual(r.unseen, [], 'as root every live process was read');
     // An unsigned bundle on a host that is not enrolled (docs/signing.md): said, and not a finding.
     assert.deepEqual(r.signing, {
       enrolled: null,
