@@ -136,7 +136,8 @@ module.exports = {
     mayImport(
       'host',
       ['bundle', 'answers', 'leaves'],
-      'Host facts (the probe, QEMU’s own lists, what they imply) read the host; they know no command, home or wizard.',
+      'Host facts (the probe, QEMU’s own lists, what they imply) read the host; they know no command or wizard, and of the homes only the confinement backends, whose probes say what the kernel enforces.',
+      ['^src/confine/'],
     ),
     mayImport('leaves', [], 'Leaves import only other leaves.'),
   ],
