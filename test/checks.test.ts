@@ -73,7 +73,7 @@ describe('the AppArmor backend record', () => {
         files.some((x) => x.path === f.path && x.why === f.why),
         `${f.path} is in the plan`,
       );
-    const loaded = files.filter((f) => f.path.startsWith('root/') && apparmor.loads(f.path.slice('root'.length)));
+    const loaded = files.filter((f) => f.path.startsWith('root/') && apparmor.loads.test(f.path.slice('root'.length)));
     assert.deepEqual(
       loaded.map((f) => f.path),
       tenants.guests.map((g) => `root/etc/apparmor.d/qemu-harden-${g.name}`).sort(),
