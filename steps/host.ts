@@ -12,6 +12,7 @@ const TARGETS = Object.fromEntries(Object.values(RELEASES).map((r) => [r.target,
 /** Each mandatory access control the answers can choose, as the Host step offers it. */
 const CONFINEMENT: Record<Confinement, string> = {
   apparmor: 'AppArmor: a profile of its own for each guest',
+  selinux: 'SELinux: the virt domain with a category pair of its own for each guest',
   none: 'none: no mandatory access control (an accepted risk)',
 };
 
