@@ -4,7 +4,7 @@
 // store), how `apply` loads them and relabels the guests' files, how the kernel says it enforces, how a live
 // QEMU's context reads, and what `audit` and `status` judge of it: QEMU unconfined or without categories, two
 // QEMUs holding one pair, a disk not labelled with its guest's pair. After libvirt's security_selinux.c.
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { StepResult } from '../activation.js';
@@ -62,6 +62,19 @@ const UNCONFINED = new Set([
 ]);
 
 const enforces = (raw: string) => raw !== '' && !UNCONFINED.has(typeOf(raw));
+
+/** Whether anything is at a path, without following a final link (restorecon labels the link itself). */
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A path as restorecon reads its arguments, through glob(3) with braces: every wildcard escaped, it names itself. */
+const literalGlob = (path: string) => path.replace(/[\\*?[\]{}]/g, '\\$&');
 
 /** The paths a module asks to be relabelled once it is loaded. */
 export function relabelPaths(moduleText: string): string[] {
@@ -354,7 +367,7 @@ export const selinux: ConfinementBackend<Text> = {
       '- **SELinux (sVirt).** Each guest’s QEMU runs in the policy’s virt domain (`svirt_t`) with a category pair of its own, and only that guest’s disks and directories carry the pair: another guest’s QEMU cannot open them, whatever their file permissions.',
     release: () =>
       `its SELinux modules use the reference policy’s virt types (\`${DOMAIN}\`, \`${IMAGE_TYPE}\`, \`${CONTENT_TYPE}\`)`,
-    requires: `- SELinux enforcing (\`cat ${ENFORCE}\` says \`1\`), with its policy store and \`semodule\` and \`restorecon\` (Debian packages selinux-policy-default and policycoreutils): without it the modules are installed but nothing enforces them, and what the reach section marks “only while SELinux enforces” does not hold.`,
+    requires: `- SELinux enforcing (\`cat ${ENFORCE}\` says \`1\`), with its policy store and \`semodule\` and \`restorecon\` (Debian packages selinux-policy-default and policycoreutils): without it the modules are installed but nothing enforces them, and what the reach section marks “only while SELinux enforces” does not hold. The disk images exist before \`apply\`, which relabels them with their guest’s pair; one made later needs \`restorecon -F PATH\`, or its guest’s QEMU is refused it.`,
     checking: [
       'semodule -l | grep qemu-harden            # the shared module and one per guest, loaded',
       'ps -eZ | grep svirt_t                     # each QEMU in the virt domain with its own pair',
@@ -494,13 +507,24 @@ export const selinux: ConfinementBackend<Text> = {
       };
     const loaded = await step(name, 'semodule', ['-i', ...files], 'policycoreutils');
     if (loaded.status !== 'done') return loaded;
-    const paths = [...new Set(texts.flatMap(relabelPaths))];
-    const relabelled = await step(name, 'restorecon', ['-F', '-R', '-i', '--', ...paths], 'policycoreutils');
-    if (relabelled.status !== 'done') return relabelled;
+    // What is not there yet gets its label when it is made: systemd labels a runtime directory from the loaded
+    // file contexts; a disk made later needs restorecon -F (the bundle README says so).
+    const named = [...new Set(texts.flatMap(relabelPaths))];
+    const present = named.filter(exists);
+    if (present.length) {
+      const relabelled = await step(
+        name,
+        'restorecon',
+        ['-F', '-R', '--', ...present.map(literalGlob)],
+        'policycoreutils',
+      );
+      if (relabelled.status !== 'done') return relabelled;
+    }
+    const absent = named.length - present.length;
     return {
       step: name,
       status: 'done',
-      detail: `${files.map((f) => basename(f, '.cil')).join(' ')} loaded; ${plural(paths.length, 'path')} relabelled`,
+      detail: `${files.map((f) => basename(f, '.cil')).join(' ')} loaded; ${plural(present.length, 'path')} relabelled${absent ? ` (${absent} not there yet)` : ''}`,
     };
   },
   async unload(files) {
@@ -547,7 +571,8 @@ export const selinux: ConfinementBackend<Text> = {
   vars:
     qemu_harden_selinux_relabel: >-
       sed -n 's/^${RELABEL}//p' "$@" | sort -u |
-      while IFS= read -r p; do restorecon -F -R -i -- "$p" || exit 1; done
+      while IFS= read -r p; do [ -e "$p" ] || [ -L "$p" ] || continue;
+      restorecon -F -R -- "$(printf '%s' "$p" | sed 's/[][*?{}\\\\]/\\\\&/g')" || exit 1; done
   changed_when: true
   when: qemu_harden_selinux.stat.exists and ${files} | length > 0
   listen: ${listen}
