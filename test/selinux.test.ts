@@ -13,7 +13,8 @@ import { parseCommandLine } from '../src/audit/cmdline.js';
 import { fromUnit, POLICY } from '../src/audit/expect.js';
 import { commandLineOnly, viewOf, type QemuProcess } from '../src/audit/types.js';
 import { runCheck } from '../src/checks/check.js';
-import { relabelPaths, selinux } from '../src/confine/selinux.js';
+import { literalGlob, relabelPaths, selinux } from '../src/confine/selinux.js';
+import { fileContextPath } from '../src/escape.js';
 import { categoriesOf, categoryPairs, level, processContext } from '../src/mcs.js';
 import type { AnswersInput } from '../src/model.js';
 import { plan } from '../src/plan.js';
@@ -225,6 +226,33 @@ describe('verify builds the modules into a copy of this host’s policy store (s
       r.findings.map((f) => f.message).join('\n'),
       /\/srv\/qemu\/db\/disk\.qcow2 resolves to .*:s0:c0,c1, not/,
     );
+  });
+});
+
+describe('relabelling names each path as itself', () => {
+  test('setfiles, which reads its arguments through glob(3) as restorecon does, labels the disk and not its would-be match', () => {
+    requireTool('setfiles', 'policycoreutils');
+    const dir = guestFilesDir({ after }, 'qh-selinux-glob-');
+    const disk = join(dir, 'g*a?m[1] x,y.img');
+    const decoy = join(dir, 'gXaYm1 x,y.img');
+    const spec = join(dir, 'file_contexts');
+    const label = (path: string) => execFileSync('stat', ['--printf=%C', path], { encoding: 'utf8' });
+    writeFileSync(
+      spec,
+      `${fileContextPath(disk).slice(1, -1)} system_u:object_r:svirt_image_t:s0:c1,c2\n${dir}/.* system_u:object_r:default_t:s0\n`,
+    );
+    const run = (arg: string) => {
+      for (const f of [disk, decoy]) writeFileSync(f, '');
+      execFileSync('chcon', ['system_u:object_r:var_t:s0', disk, decoy]);
+      execFileSync('setfiles', ['-F', spec, arg]);
+      return [label(disk), label(decoy)];
+    };
+    assert.deepEqual(run(literalGlob(disk)), [
+      'system_u:object_r:svirt_image_t:s0:c1,c2',
+      'system_u:object_r:var_t:s0',
+    ]);
+    // As it is written, the name is a pattern that matches the decoy and not itself.
+    assert.deepEqual(run(disk), ['system_u:object_r:var_t:s0', 'system_u:object_r:default_t:s0']);
   });
 });
 

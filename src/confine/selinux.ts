@@ -74,7 +74,7 @@ function exists(path: string): boolean {
 }
 
 /** A path as restorecon reads its arguments, through glob(3) with braces: every wildcard escaped, it names itself. */
-const literalGlob = (path: string) => path.replace(/[\\*?[\]{}]/g, '\\$&');
+export const literalGlob = (path: string) => path.replace(/[\\*?[\]{}]/g, '\\$&');
 
 /** The paths a module asks to be relabelled once it is loaded. */
 export function relabelPaths(moduleText: string): string[] {
