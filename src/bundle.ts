@@ -1,7 +1,6 @@
 // Writing and reading a bundle directory. A bundle is written next to its destination and renamed into place,
 // so a crash at any moment leaves either no bundle or the complete previous one.
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   fsyncSync,
@@ -69,10 +68,11 @@ export function writeBundle(outDir: string, files: BundleFile[], force: boolean)
   } catch (e) {
     throw new InputError(`--out: cannot create ${parent}: ${(e as NodeJS.ErrnoException).code}`);
   }
+  // The names are fixed, as apply's are: a run removes whatever an earlier run left, so a random tag would keep
+  // nothing apart, and a fixed name lets a test aim a kill at one file of the new bundle by its path.
   removeLeftovers(parent, basename(out));
-  const tag = `${randomBytes(6).toString('hex')}`;
-  const tmp = join(parent, `.${basename(out)}.qemu-harden-new-${tag}`);
-  const old = join(parent, `.${basename(out)}.qemu-harden-old-${tag}`);
+  const tmp = join(parent, `.${basename(out)}.qemu-harden-new`);
+  const old = join(parent, `.${basename(out)}.qemu-harden-old`);
   try {
     mkdirSync(tmp, { mode: 0o755 });
     const made = new Set<string>();
@@ -109,7 +109,10 @@ function removeLeftovers(parent: string, name: string): void {
   } catch {
     return;
   }
-  const prefix = new RegExp(`^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.qemu-harden-(new|old)-[0-9a-f]{12}$`);
+  // Earlier versions tagged the names with 12 random hex digits: their leftovers go too.
+  const prefix = new RegExp(
+    `^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.qemu-harden-(new|old)(-[0-9a-f]{12})?$`,
+  );
   for (const e of entries) if (prefix.test(e)) rmSync(join(parent, e), { recursive: true, force: true });
 }
 
