@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -37,10 +37,20 @@ export function generateBundle(dir: string, answers: unknown): string {
   return bundle;
 }
 
-/** A temporary directory removed when the calling test (or suite) ends. */
-export function tempDir(t: { after(fn: () => void): void }, prefix = 'qh-test-'): string {
+/**
+ * Directories removed when the test file's process exits. That is after every `after` hook has run, so a
+ * directory outlives what used it: node:test runs a test's or suite's `after` hooks in the order they were
+ * registered, and a directory made first would otherwise go while the container or QEMU that uses it still runs.
+ */
+const madeDirs: string[] = [];
+process.on('exit', () => {
+  for (const path of madeDirs.reverse()) rmSync(path, { recursive: true, force: true });
+});
+
+/** A temporary directory, removed when the test file's process exits (`t` names the test or suite it is for). */
+export function tempDir(_t: { after(fn: () => void): void }, prefix = 'qh-test-'): string {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(path, { recursive: true, force: true }));
+  madeDirs.push(path);
   return path;
 }
 
@@ -48,10 +58,48 @@ export function tempDir(t: { after(fn: () => void): void }, prefix = 'qh-test-')
  * A temporary directory for guest files (disk images, kernels) that answers may name: not under /tmp, /var/tmp or
  * /home, which every guest unit hides from QEMU (PrivateTmp=, ProtectHome=) and the schema therefore refuses.
  */
-export function guestFilesDir(t: { after(fn: () => void): void }, prefix = 'qh-test-'): string {
+export function guestFilesDir(_t: { after(fn: () => void): void }, prefix = 'qh-test-'): string {
   const path = mkdtempSync(join('/var/lib', prefix));
-  t.after(() => rmSync(path, { recursive: true, force: true }));
+  madeDirs.push(path);
   return path;
+}
+
+/**
+ * Polls `check` until it returns something other than false, undefined or null, and returns that; fails naming
+ * `what` (and what `detail` says then) once `timeoutMs` have passed. The default is generous: a wait ends as soon
+ * as its thing happens, so only a failing run waits it out, and a 2-core machine at load 8 is slow.
+ */
+export async function waitUntil<T>(
+  what: string,
+  check: () => T | false | undefined | null | Promise<T | false | undefined | null>,
+  opts: { timeoutMs?: number; everyMs?: number; detail?: () => string } = {},
+): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await check();
+    if (r !== false && r !== undefined && r !== null) return r;
+    if (Date.now() > until)
+      throw new Error(
+        `timed out after ${timeoutMs / 1000} s waiting for ${what}${opts.detail ? `\n${opts.detail()}` : ''}`,
+      );
+    await new Promise((res) => setTimeout(res, opts.everyMs ?? 250));
+  }
+}
+
+/**
+ * SIGKILL to a child (to its whole process group when it leads one: spawned with `detached`), resolved once it
+ * has exited, so what it held (image locks, ports, files) is free when the next step starts.
+ */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+  await exited;
 }
 
 /** Fails the test with the Debian package to install when a required program is missing. */
