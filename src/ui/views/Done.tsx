@@ -14,32 +14,18 @@ export function Done({ s, engine }: { s: State; engine: Engine }) {
       </Text>
       <Text> </Text>
       <Text>Next:</Text>
+      {/* Strings, not JSX text: the formatter treats runs of spaces in JSX text as one, and the indent is two. */}
       {o.kind === 'bundle' ? (
         <>
-          <Text>
-            {' '}
-            {me} verify {o.path}
-          </Text>
-          <Text>
-            {' '}
-            {me} apply {o.path} --dry-run
-          </Text>
-          <Text>
-            {' '}
-            {sudo} apply {o.path}
-          </Text>
-          <Text> then read {o.path}/README.md: sockets, who may use them, checking the host</Text>
+          <Text>{`  ${me} verify ${o.path}`}</Text>
+          <Text>{`  ${me} apply ${o.path} --dry-run`}</Text>
+          <Text>{`  ${sudo} apply ${o.path}`}</Text>
+          <Text>{`  then read ${o.path}/README.md: sockets, who may use them, checking the host`}</Text>
         </>
       ) : (
         <>
-          <Text>
-            {' '}
-            {me} generate --answers {o.path} --out ./qemu-harden-bundle
-          </Text>
-          <Text>
-            {' '}
-            {me} --answers {o.path} (to edit it again)
-          </Text>
+          <Text>{`  ${me} generate --answers ${o.path} --out ./qemu-harden-bundle`}</Text>
+          <Text>{`  ${me} --answers ${o.path}   (to edit it again)`}</Text>
         </>
       )}
     </Box>
