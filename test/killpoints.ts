@@ -89,9 +89,12 @@ function strace(args: string[], argv: string[], opts: RunOptions): Traced {
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, calls: readCalls(opts.log) };
 }
 
-/** Runs argv under strace, recording its main thread's calls of `syscalls` in order, each with the files it touches. */
-export function traceCalls(argv: string[], syscalls: string[], opts: RunOptions): Traced {
-  return strace(['-e', `trace=${syscalls.join(',')}`], argv, opts);
+/**
+ * Runs argv under strace, recording its main thread's calls of `syscalls` in order, each with the files it touches;
+ * with `paths`, only the calls that touch one of them.
+ */
+export function traceCalls(argv: string[], syscalls: string[], opts: RunOptions & { paths?: string[] }): Traced {
+  return strace([...(opts.paths ?? []).flatMap((p) => ['-P', p]), '-e', `trace=${syscalls.join(',')}`], argv, opts);
 }
 
 /**
