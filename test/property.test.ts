@@ -294,7 +294,7 @@ describe('hostile strings in free-text fields', () => {
         {
           input: '{"execute":"qmp_capabilities"}\n{"execute":"query-block"}\n{"execute":"quit"}\n',
           encoding: 'utf8',
-          timeout: 20_000,
+          timeout: 300_000,
         },
       );
       assert.equal(r.status, 0, `${JSON.stringify(v)}: ${r.stderr}`);
