@@ -18,6 +18,7 @@ const QEMU =
 const PROOF = `cd /
 node ${QH} apply /bundle --yes > /run/apply.log 2>&1
 r apply_exit $?
+sed 's/^/APPLY /' /run/apply.log
 apparmor_parser -r /proof/qh-complain
 r complain_loaded $?
 systemctl start qemu-kept.service
@@ -86,7 +87,14 @@ describe('audit under a real kernel with AppArmor enforcing and cgroup v2', () =
 
   test('the VM ran the whole proof', () => {
     assertProofDone(vm);
-    assert.equal(result('apply_exit'), '0');
+    assert.equal(
+      result('apply_exit'),
+      '0',
+      vm.console
+        .split('\n')
+        .filter((l) => l.startsWith('APPLY '))
+        .join('\n'),
+    );
     assert.equal(result('complain_loaded'), '0');
     assert.equal(report('audit1').root, true);
     assert.deepEqual(
