@@ -17,41 +17,42 @@ const started = Date.now();
 const phases = [];
 
 /**
- * Every test file, with what keeps it out of the quick tier (null: nothing, it is quick) and its wall time in
- * seconds as measured on 2 cores beside the rest of the suite, which orders the full run: longest first. A file
- * missing here fails the run: a new file declares its tier.
+ * Every test file, with its wall time in seconds and what keeps it out of the quick tier (null: nothing, it is
+ * quick). The times were measured with each file alone on a 2-core machine that others were loading (load average
+ * 8 to 24), so only their order counts: the full run starts the longest first. A file missing here fails the run:
+ * a new file declares its tier.
  */
 const FILES = {
-  'vm.test.ts': [420, 'boots a VM (Debian kernel under TCG)'],
-  'isolation-vm.test.ts': [400, 'boots a VM (Debian kernel under TCG)'],
-  'vm-spawn.test.ts': [260, 'boots a VM (Debian kernel under TCG)'],
-  'audit-vm.test.ts': [260, 'boots a VM (Debian kernel under TCG)'],
-  'ansible.test.ts': [250, 'boots two containers and runs Ansible against them'],
-  'uefi-container.test.ts': [150, 'boots a container and OVMF under TCG'],
-  'nspawn.test.ts': [120, 'boots containers'],
-  'property.test.ts': [110, 'runs 17,000 generated documents, 50 bundles through the real parsers'],
-  'lifecycle.test.ts': [110, 'boots a container'],
-  'audit.test.ts': [100, 'boots QEMU in namespaces and a container'],
-  'isolation-container.test.ts': [100, 'boots a container'],
-  'boot.test.ts': [90, 'boots QEMU'],
-  'atomic.test.ts': [80, 'kills generate under strace at 65 points'],
-  'import.test.ts': [70, 'boots QEMU'],
-  'fresh-clone.test.ts': [70, 'installs from the npm registry into a fresh clone'],
-  'package.test.ts': [50, 'packs and runs the npm package'],
-  'wizard-tty.test.ts': [40, 'drives the built wizard in real terminals (tmux)'],
-  'bench.test.ts': [40, 'runs every benchmark'],
-  'files.test.ts': [20, 'uses namespaces, loop devices and udevadm'],
-  'backing.test.ts': [10, 'boots QEMU'],
-  'wizard-ink.test.tsx': [25, null],
+  'vm.test.ts': [1065, 'boots a VM (Debian kernel under TCG)'],
+  'isolation-vm.test.ts': [807, 'boots a VM (Debian kernel under TCG)'],
+  'audit-vm.test.ts': [636, 'boots a VM (Debian kernel under TCG)'],
+  'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
+  'ansible.test.ts': [173, 'boots two containers and runs Ansible against them'],
+  'vm-spawn.test.ts': [161, 'boots a VM (Debian kernel under TCG)'],
+  'boot.test.ts': [148, 'boots QEMU'],
+  'import.test.ts': [103, 'boots QEMU'],
+  'property.test.ts': [77, 'runs 17,000 generated documents, 50 bundles through the real parsers'],
+  'isolation-container.test.ts': [77, 'boots a container'],
+  'lifecycle.test.ts': [61, 'boots a container'],
+  'atomic.test.ts': [50, 'kills generate under strace at 65 points'],
+  'bench.test.ts': [47, 'runs every benchmark'],
+  'fresh-clone.test.ts': [44, 'installs from the npm registry into a fresh clone'],
+  'uefi-container.test.ts': [37, 'boots a container and OVMF under TCG'],
+  'nspawn.test.ts': [36, 'boots containers'],
   'cli.test.ts': [15, null],
-  'presets.test.ts': [15, null],
-  'apply.test.ts': [8, null],
-  'checks.test.ts': [6, null],
-  'generators.test.ts': [3, null],
-  'probe.test.ts': [3, null],
-  'wizard-state.test.ts': [3, null],
-  'model.test.ts': [2, null],
-  'messages.test.ts': [2, null],
+  'wizard-tty.test.ts': [13, 'drives the built wizard in real terminals (tmux)'],
+  'files.test.ts': [13, 'uses namespaces, loop devices and udevadm'],
+  'package.test.ts': [12, 'packs and runs the npm package'],
+  'wizard-ink.test.tsx': [12, null],
+  'presets.test.ts': [8, null],
+  'checks.test.ts': [4, null],
+  'probe.test.ts': [4, null],
+  'apply.test.ts': [3, null],
+  'backing.test.ts': [3, 'boots QEMU'],
+  'generators.test.ts': [1, null],
+  'wizard-state.test.ts': [1, null],
+  'messages.test.ts': [1, null],
+  'model.test.ts': [1, null],
 };
 
 /** Test-local modules that only a proof booting a container, a VM or a guest imports. */
