@@ -122,6 +122,11 @@ export interface VmSpec {
   workDir: string;
 }
 
+/**
+ * The initramfs's init. The shares are read-only and nothing changes them while the VM runs, so the guest keeps
+ * what it read in its page cache (cache=loose): without it every process start reads its program and libraries over
+ * 9p again, and under TCG one `node` start took 20 s instead of 1-5 s, `systemctl daemon-reload` 37 s instead of 7.
+ */
 const INIT = (modules: string[], shares: Record<string, [string, string]>) => `#!/qh-init/busybox sh
 B=/qh-init/busybox
 $B mkdir -p /proc /sys /dev /newroot
@@ -134,7 +139,7 @@ $B cp -a /rootfs/. /newroot/
 ${Object.entries(shares)
   .map(
     ([tag, [, at]]) =>
-      `$B mkdir -p /newroot${at}\n$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 ${tag} /newroot${at}`,
+      `$B mkdir -p /newroot${at}\n$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose ${tag} /newroot${at}`,
   )
   .join('\n')}
 $B umount /proc /sys
