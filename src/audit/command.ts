@@ -100,7 +100,7 @@ export function formatAudit(r: AuditReport, me = 'qemu-harden'): string {
       for (const n of r.answersOut.notCarried)
         out.push(`  ${visible(n.guest)}: ${visible(n.choice)}: ${visible(n.reason)}`);
     }
-    out.push(`Next: ${me} generate --answers ${visible(shellWord(r.answersOut.file))} --out qemu-harden-bundle`);
+    out.push(`Next: ${me} generate --answers ${shellWord(r.answersOut.file)} --out qemu-harden-bundle`);
     out.push('');
   }
   const n = counts(r);
