@@ -479,7 +479,7 @@ describe('what the commands print reads right', () => {
     mkdirSync(dirname(dir), { recursive: true });
     const g = cli(['generate', '--preset', 'kvm-headless', '--out', dir]);
     assert.equal(g.code, 0, g.stderr);
-    const next = /^Next: (.*)   then   (.*)$/m.exec(g.stdout);
+    const next = /^Next: (.*) {3}then {3}(.*)$/m.exec(g.stdout);
     assert.ok(next, g.stdout);
     const verify = spawnSync('sh', ['-c', next[1]!], { cwd: REPO, encoding: 'utf8' });
     assert.equal(verify.status, 0, `${next[1]}\n${verify.stdout}${verify.stderr}`);
