@@ -527,7 +527,7 @@ function os({ dom, d: { guest: g, prov, log } }: Domain): void {
 /**
  * ACPI and the HPET, which are on unless the domain says otherwise: libvirt starts a domain without <acpi/> in
  * <features> with -machine acpi=off, and one whose <clock> has <timer name='hpet' present='no'/> with -machine
- * hpet=off (it passed -no-acpi and -no-hpet before QEMU deprecated them). The answers say the same.
+ * hpet=off (once with -no-acpi and -no-hpet). The answers say the same.
  */
 function platform({ dom, d: { guest: g, prov, log } }: Domain): void {
   if (!kid(kid(dom, 'features'), 'acpi')) {
