@@ -234,7 +234,7 @@ async function qemus(t: { after(fn: () => void): void }) {
   const trixie = (args: string[], input: string) =>
     spawnSync(
       'unshare',
-      ['--mount', '--propagation', 'private', '--fork', 'sh', '-c', script, 'sh', tree, work, ...args],
+      ['--mount', '--propagation', 'private', '--fork', '--kill-child', 'sh', '-c', script, 'sh', tree, work, ...args],
       {
         input,
         encoding: 'utf8',
