@@ -4,7 +4,7 @@
 // write escape sequences or lines of its own onto the operator's terminal; --json carries the exact strings.
 import { visible } from '../escape.js';
 import { AUDIT_CHECKS, assess } from './assess.js';
-import { redact } from './cmdline.js';
+import { redact } from '../qemuargs.js';
 import { POLICY } from './expect.js';
 import { ownerText } from './owner.js';
 import { acceleratorOf } from './process.js';
