@@ -42,6 +42,7 @@ const FILES = {
   'uefi-container.test.ts': [37, 'boots a container and OVMF under TCG'],
   'nspawn.test.ts': [36, 'boots containers'],
   'host-storage.test.ts': [20, 'uses namespaces and loop devices'],
+  'removed-options.test.ts': [20, 'starts Debian 13’s QEMU from its root in a mount namespace'],
   'cli.test.ts': [15, null],
   'signing.test.ts': [15, null],
   'wizard-tty.test.ts': [13, 'drives the built wizard in real terminals (tmux)'],
