@@ -264,7 +264,7 @@ const verify: Command = {
 const installFlags = (what: string) => [
   {
     flag: '--root PATH',
-    help: `${what} the tree at PATH instead of /; it must exist, and only the steps that work offline run (the others are named as skipped)`,
+    help: `${what} the tree at PATH instead of /; it must exist (with --dry-run too), and only the steps that work offline run (the others are named as skipped)`,
     default: '/',
   },
   { flag: '--dry-run', help: 'show what would change, change nothing' },
@@ -347,7 +347,7 @@ const status: Command = {
   flags: [
     {
       flag: '--root PATH',
-      help: 'read the record and files of the tree at PATH instead (it must exist); processes are not looked at',
+      help: 'read the record and files of the tree at PATH instead (it must exist); no process is looked at there, and each guest is said to be "not looked at" (`running: null` in --json)',
       default: '/',
     },
     { flag: '--json', help: 'print the report as JSON (docs/install.md has its shape)' },

@@ -50,7 +50,8 @@ interface ProcessView {
 interface GuestStatus {
   name: string;
   unit: string;
-  running: boolean;
+  /** Whether its QEMU runs; null in a tree (--root), where no process is looked at. */
+  running: boolean | null;
   process: ProcessView | null;
   expected: {
     user: string;
@@ -246,7 +247,7 @@ export async function status(rootArg: string): Promise<StatusReport> {
     return {
       name,
       unit,
-      running: !!proc,
+      running: live ? !!proc : null,
       process: proc,
       expected,
       weaker: proc ? weaknesses(expected, proc, apparmorEnabled) : [],
@@ -282,7 +283,10 @@ export function formatStatus(r: StatusReport): string {
   if (r.root !== '/') out.push(`(${r.root} is a tree: processes are not looked at, only the files)`);
   for (const g of r.guests) {
     const p = g.process;
-    out.push('', `${g.name}  ${g.unit}  ${p ? `running, pid ${p.pid}` : 'not running'}`);
+    out.push(
+      '',
+      `${g.name}  ${g.unit}  ${p ? `running, pid ${p.pid}` : g.running === null ? 'not looked at (a tree)' : 'not running'}`,
+    );
     if (p) {
       const modes = [...new Set(Object.values(p.seccomp))].join(',');
       out.push(
@@ -299,7 +303,9 @@ export function formatStatus(r: StatusReport): string {
   out.push(
     '',
     r.ok
-      ? 'OK: every running guest is confined as installed, and the files match the record.'
+      ? r.root === '/'
+        ? 'OK: every running guest is confined as installed, and the files match the record.'
+        : 'OK: the files match the record (in a tree no process is looked at).'
       : `FINDINGS: see ${listed([
           ...(r.signing.enrolled !== null && r.signing.signers.length === 0 ? ['UNSIGNED'] : []),
           ...(r.guests.some((g) => g.weaker.length) ? ['WEAKER'] : []),

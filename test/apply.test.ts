@@ -167,6 +167,43 @@ describe('qemu-harden apply', () => {
     assert.ok(existsSync(join(root, 'etc/systemd/system/qemu-server.service')));
   });
 
+  test('status on a tree looks at no process and says so: "not looked at", running null, no claim about running guests', (t) => {
+    const root = newRoot(t);
+    assert.equal(cli(['apply', join(bundles, 'multi-tenant'), '--root', root, '--yes']).code, 0);
+    const st = cli(['status', '--root', root]);
+    assert.equal(st.code, 0, st.stdout);
+    for (const g of ['alpha', 'beta', 'gamma'])
+      assert.match(st.stdout, new RegExp(`^${g} {2}qemu-${g}\\.service {2}not looked at \\(a tree\\)$`, 'm'));
+    assert.doesNotMatch(st.stdout, /not running|every running guest/);
+    assert.match(st.stdout, /^OK: the files match the record \(in a tree no process is looked at\)\.$/m);
+    const sj = JSON.parse(cli(['status', '--root', root, '--json']).stdout) as {
+      guests: { running: unknown; process: unknown }[];
+    };
+    assert.equal(sj.guests.length, 3);
+    for (const g of sj.guests) assert.deepEqual([g.running, g.process], [null, null]);
+  });
+
+  test('--root that does not exist is refused, with --dry-run too, naming --root; nothing is made', (t) => {
+    const parent = tempDir(t);
+    for (const args of [
+      ['apply', join(bundles, 'kvm-headless'), '--dry-run'],
+      ['apply', join(bundles, 'kvm-headless'), '--yes'],
+      ['rollback', '--dry-run'],
+      ['status'],
+    ]) {
+      const r = cli([...args, '--root', join(parent, 'not-yet')]);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(
+        r.stderr,
+        /^qemu-harden: --root: \S+\/not-yet does not exist; the tree must exist \(also for --dry-run\)/,
+      );
+      assert.equal(r.stdout, '');
+    }
+    assert.deepEqual(readdirSync(parent), []);
+    const help = cli(['apply', '--help']).stdout.replace(/\s+/g, ' ');
+    assert.match(help, /--root PATH install into the tree at PATH instead of \/; it must exist \(with --dry-run too\)/);
+  });
+
   test('refuses / when not root', (t) => {
     requireTool('setpriv', 'util-linux');
     const tmp = tempDir(t);
