@@ -167,6 +167,55 @@ describe('qemu-harden apply', () => {
     assert.ok(existsSync(join(root, 'etc/systemd/system/qemu-server.service')));
   });
 
+  test('on a tree: the printed `systemctl --root` line, pasted, enables every guest there; apply --start and start do the same; a second paste changes nothing; nothing claims a process runs', (t) => {
+    requireTool('systemctl', 'systemd');
+    const root = newRoot(t);
+    const bundle = join(bundles, 'multi-tenant');
+    const wants = join(root, 'etc/systemd/system/multi-user.target.wants');
+    const r = cli(['apply', bundle, '--root', root, '--yes']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.doesNotMatch(r.stdout, /enable --now|until restarted|with --start|not running|guests? running/);
+    const hint = /^Not enabled in (\S+): alpha, beta, gamma\. .*\n {2}(.*)$/m.exec(r.stdout);
+    assert.ok(hint, r.stdout);
+    assert.equal(hint[2], `systemctl --root=${root} enable qemu-alpha.service qemu-beta.service qemu-gamma.service`);
+    assert.ok(!existsSync(wants), 'nothing is enabled before the paste');
+    const paste = () => spawnSync('sh', ['-c', hint[2]!], { encoding: 'utf8', timeout: 60_000 });
+    const pasted = paste();
+    assert.equal(pasted.status, 0, pasted.stderr);
+    assert.deepEqual(readdirSync(wants).sort(), ['qemu-alpha.service', 'qemu-beta.service', 'qemu-gamma.service']);
+    for (const g of ['alpha', 'beta', 'gamma'])
+      assert.equal(readlinkSync(join(wants, `qemu-${g}.service`)), `/etc/systemd/system/qemu-${g}.service`);
+    const enabled = treeHash(root);
+    assert.equal(paste().status, 0);
+    assert.equal(treeHash(root), enabled, 'a second paste changes nothing');
+    const again = cli(['apply', bundle, '--root', root, '--yes']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^Every guest is enabled in \S+, so each starts when a system boots from it/m);
+    assert.doesNotMatch(again.stdout, /systemctl/);
+
+    // --start on a tree enables, offline, and starts nothing; `start --root` is the same alone.
+    const other = newRoot(t);
+    const started = cli(['apply', bundle, '--root', other, '--yes', '--start']);
+    assert.equal(started.code, 0, started.stderr + started.stdout);
+    assert.match(started.stdout, /^ {2}done {2}enable alpha, beta, gamma in \S+: they start when a system boots/m);
+    assert.equal(readdirSync(join(other, 'etc/systemd/system/multi-user.target.wants')).length, 3);
+    const third = newRoot(t);
+    assert.equal(cli(['apply', bundle, '--root', third, '--yes']).code, 0);
+    const alone = cli(['start', '--root', third, '--json']);
+    assert.equal(alone.code, 0, alone.stderr);
+    const report = JSON.parse(alone.stdout) as { looked: string; next: null; guests: Record<string, unknown>[] };
+    assert.equal(report.looked, 'tree');
+    assert.equal(report.next, null);
+    for (const g of report.guests) {
+      assert.equal(g.running, null, 'nothing runs in a tree: not looked at');
+      assert.equal(g.older, null);
+      assert.equal(g.enabled, false, 'what was found before');
+      assert.equal(g.action, 'enable');
+      assert.equal(g.result, 'done');
+    }
+    assert.equal(readdirSync(join(third, 'etc/systemd/system/multi-user.target.wants')).length, 3);
+  });
+
   test('status on a tree looks at no process and says so: "not looked at", running null, no claim about running guests', (t) => {
     const root = newRoot(t);
     assert.equal(cli(['apply', join(bundles, 'multi-tenant'), '--root', root, '--yes']).code, 0);
@@ -189,6 +238,7 @@ describe('qemu-harden apply', () => {
       ['apply', join(bundles, 'kvm-headless'), '--dry-run'],
       ['apply', join(bundles, 'kvm-headless'), '--yes'],
       ['rollback', '--dry-run'],
+      ['start', '--dry-run'],
       ['status'],
     ]) {
       const r = cli([...args, '--root', join(parent, 'not-yet')]);

@@ -1,7 +1,8 @@
 // The walk of an install, in order and without climbing back, for `apply` and `rollback` alike (they differ only
 // in where the bundle comes from and which admission it passes): open the root → read the bundle and the record →
 // admit the bundle → plan → show the plan and ask → begin the journal → retire removed guests → back up and
-// replace files → activate → commit the record → check the operator's secrets → start guests.
+// replace files → activate → commit the record → check the operator's secrets → start guests (start.ts), or say
+// what is left to start and the one command that does it.
 //
 // Every condition the host can cause ends with a documented exit status and a message that says what was done and
 // the way out, never as an internal error: a refusal before anything changed (1), a damaged install record (2,
@@ -12,11 +13,12 @@ import { visible } from '../escape.js';
 import { InputError } from '../errors.js';
 import type { Io } from '../io.js';
 import type { Answers } from '../model.js';
-import { activate, checkSecrets, removedNote, retire, startGuests } from './activate.js';
+import { activate, checkSecrets, removedNote, retire } from './activate.js';
 import { admit, describeRefusals, type AdmissionCheck } from './admit.js';
 import type { Bundle } from './bundle.js';
 import { describePlan, planInstall, PlanRefused, refusalOf } from './plan.js';
 import { begin, commit, recover, type InstallRecord, type Journal } from './record.js';
+import { startInstalled } from './start.js';
 import { backupDirFor, transact, type Progress } from './transaction.js';
 import { OutsideTree, Tree } from './tree.js';
 import { targetProblems } from '../target.js';
@@ -26,6 +28,8 @@ export interface InstallOptions {
   dryRun: boolean;
   yes: boolean;
   start: boolean;
+  /** qemu-harden's `start` command as the operator runs it here as root, for the hint when --start is not given. */
+  again: string;
 }
 
 export type Outcome = 'ok' | 'findings' | 'usage' | 'cancelled';
@@ -138,11 +142,14 @@ async function walk(
   }
   const report = (s: StepResult) =>
     io.out(`  ${s.status === 'done' ? 'done' : s.status === 'skipped' ? 'skip' : 'FAIL'}  ${s.step}: ${s.detail}\n`);
+  // After the files: the guests brought to their installed unit and profile (--start), or what is left named
+  // with the one command that does it.
+  const guests = async () => (await startInstalled(tree, bundle, { act: o.start, again: o.again }, io)).ok;
   if (p.idle) {
     // The secrets the operator provides are checked, never changed, on every run: keys often come after the users.
     const s = checkSecrets(tree, validated);
     report(s);
-    return (await startGuests(p, o.start, io)) && s.status !== 'failed' ? 'ok' : 'findings';
+    return (await guests()) && s.status !== 'failed' ? 'ok' : 'findings';
   }
   if (!o.yes) {
     if (!io.isTTY || !io.confirm) {
@@ -188,7 +195,7 @@ async function walk(
   // finding to fix by hand, not an unfinished install.
   const checked = checkSecrets(tree, validated);
   report(checked);
-  return (await startGuests(p, o.start, io)) && checked.status !== 'failed' ? 'ok' : 'findings';
+  return (await guests()) && checked.status !== 'failed' ? 'ok' : 'findings';
 }
 
 /** A recorded bundle's answers through the schema, or why the secrets check cannot use them. */
