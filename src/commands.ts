@@ -23,8 +23,9 @@ const installOptions = (a: Args, r: RunAs) => ({
   again: asRoot(r),
 });
 
-/** With --json, stdout holds the one JSON document: everything else the command says goes to stderr. */
-const jsonIo = (io: Io): Io => ({ ...io, out: io.err });
+/** With --json, stdout holds the one JSON document: everything else the command says goes to stderr, its question
+ * too. */
+const jsonIo = (io: Io): Io => ({ ...io, out: io.err, confirm: io.confirm && ((q) => io.confirm!(q, 'stderr')) });
 
 /** --signers and --require-signatures, as every command that checks signatures takes them. */
 const signingFlags = (signers: string) => [
@@ -290,6 +291,10 @@ const installFlags = (what: string) => [
     help: `then what \`start\` does: ${START_HELP}`,
     default: 'the guests left as they are; what is left to do is named, with the one command that does it',
   },
+  {
+    flag: '--json',
+    help: 'print the plan and the outcome as one JSON document on stdout (docs/install.md has its shape); everything else goes to stderr',
+  },
   ...signingFlags(
     'the bundle must also be signed by a key this allowed_signers file allows, checked before anything else; on an enrolled host (/etc/qemu-harden/allowed_signers exists on the target) that file is always checked, and --signers adds a second one, never replaces it',
   ),
@@ -303,10 +308,22 @@ const installExits = (nothing: string): [number, string][] => [
   ],
   [
     EXIT.usage,
-    `invalid usage, ${nothing}not root for /, a bundle not signed as the host or --signers requires, or no terminal and no --yes: nothing changed`,
+    `invalid usage, ${nothing}not root for /, a bundle not signed as the host or --signers requires, or no terminal and no --yes: nothing changed (and with --json nothing on stdout)`,
   ],
   [EXIT.cancelled, 'the confirmation was answered no: nothing changed'],
 ];
+
+/** apply and rollback: the walk, then its report as JSON with --json. */
+async function install(
+  a: Args,
+  io: Io,
+  walk: (io: Io) => Promise<import('./install/run.js').Installed>,
+): Promise<number> {
+  const asJson = a.has('--json');
+  const { outcome, report } = await walk(asJson ? jsonIo(io) : io);
+  if (asJson && outcome !== 'usage') io.out(json(report));
+  return OUTCOME[outcome];
+}
 
 const apply: Command = {
   name: 'apply',
@@ -328,7 +345,7 @@ const apply: Command = {
     const dir = a.operands[0];
     if (!dir) throw new UsageError(`apply needs the bundle directory: ${r.me} apply DIR`);
     const { apply } = await import('./install/apply.js');
-    return OUTCOME[await apply(dir, a.value('--root') ?? '/', installOptions(a, r), io, signingOf(a))];
+    return install(a, io, (out) => apply(dir, a.value('--root') ?? '/', installOptions(a, r), out, signingOf(a)));
   },
 };
 
@@ -351,7 +368,7 @@ const rollback: Command = {
   manual: 'docs/install.md',
   async run(a, io, r) {
     const { rollback } = await import('./install/rollback.js');
-    return OUTCOME[await rollback(a.value('--root') ?? '/', installOptions(a, r), io, signingOf(a))];
+    return install(a, io, (out) => rollback(a.value('--root') ?? '/', installOptions(a, r), out, signingOf(a)));
   },
 };
 

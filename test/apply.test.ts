@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   appendFileSync,
@@ -10,6 +10,7 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  realpathSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -252,6 +253,116 @@ describe('qemu-harden apply', () => {
     assert.deepEqual(readdirSync(parent), []);
     const help = cli(['apply', '--help']).stdout.replace(/\s+/g, ' ');
     assert.match(help, /--root PATH install into the tree at PATH instead of \/; it must exist \(with --dry-run too\)/);
+  });
+
+  test('--json: one document on stdout for the plan and the outcome, the text on stderr; exit 2 leaves stdout empty', (t) => {
+    requireTool('systemctl', 'systemd');
+    const root = newRoot(t);
+    const bundle = join(bundles, 'kvm-headless');
+    const parse = (r: { code: number; stdout: string; stderr: string }) => {
+      try {
+        return JSON.parse(r.stdout) as Record<string, any>;
+      } catch (e) {
+        assert.fail(`stdout is not one JSON document (${String(e)}):\n${r.stdout}\n--- stderr:\n${r.stderr}`);
+      }
+    };
+    const KEYS = [
+      'action',
+      'backups',
+      'bundle',
+      'dryRun',
+      'ok',
+      'plan',
+      'problem',
+      'recovered',
+      'removedGuests',
+      'result',
+      'root',
+      'start',
+      'steps',
+    ];
+
+    const dry = cli(['apply', bundle, '--root', root, '--dry-run', '--json']);
+    assert.equal(dry.code, 0, dry.stderr);
+    const d = parse(dry);
+    assert.deepEqual(Object.keys(d).sort(), KEYS);
+    assert.equal(d.result, 'dry-run');
+    assert.equal(d.dryRun, true);
+    assert.equal(d.start, null);
+    assert.equal(d.root, realpathSync(root));
+    assert.equal(
+      d.bundle.manifest,
+      createHash('sha256')
+        .update(readFileSync(join(bundle, 'MANIFEST.sha256')))
+        .digest('hex'),
+    );
+    assert.deepEqual(
+      d.plan.files.map((f: { path: string }) => f.path).sort(),
+      walk(join(bundle, 'root'))
+        .map((f) => `/${f}`)
+        .sort(),
+    );
+    assert.ok(d.plan.files.every((f: { change: string; diff: null }) => f.change === 'new' && f.diff === null));
+    assert.deepEqual(d.plan.guests, [
+      { name: 'server', state: 'new', parts: ['profile', 'unit', 'users'], units: ['qemu-server.service'] },
+    ]);
+    assert.match(dry.stderr, /Dry run: nothing was changed/, 'the text goes to stderr');
+
+    const applied = cli(['apply', bundle, '--root', root, '--yes', '--json']);
+    assert.equal(applied.code, 0, applied.stderr);
+    const a = parse(applied);
+    assert.equal(a.result, 'installed');
+    assert.equal(a.ok, true);
+    assert.ok(
+      a.steps.some((s: { step: string; status: string }) => /systemd-sysusers/.test(s.step) && s.status === 'done'),
+    );
+    assert.equal(a.start.looked, 'tree');
+    assert.equal(a.start.acted, false);
+    assert.equal(a.start.next, `systemctl --root=${realpathSync(root)} enable qemu-server.service`);
+    assert.match(applied.stderr, /^ {2}systemctl --root=\S+ enable qemu-server\.service$/m, 'the hint, on stderr');
+
+    // A changed bundle: the diff is the exact text, the replaced file backed up; then rollback, as JSON too.
+    const tmp = tempDir(t);
+    const changed = join(tmp, 'b');
+    assert.equal(cli(['generate', '--preset', 'kvm-headless', '--set', 'guests.0.vcpus=3', '--out', changed]).code, 0);
+    const second = parse(cli(['apply', changed, '--root', root, '--yes', '--json']));
+    const unit = second.plan.files.find((f: { path: string }) => f.path === '/etc/systemd/system/qemu-server.service');
+    assert.equal(unit.change, 'changed');
+    assert.match(unit.diff, /^-.*-smp 2.*$/m);
+    assert.match(unit.diff, /^\+.*-smp 3.*$/m);
+    assert.ok(existsSync(join(second.backups, 'etc/systemd/system/qemu-server.service')));
+    assert.deepEqual(second.plan.guests[0], {
+      name: 'server',
+      state: 'changed',
+      parts: ['unit'],
+      units: ['qemu-server.service'],
+    });
+    const rb = cli(['rollback', '--root', root, '--yes', '--json']);
+    assert.equal(rb.code, 0, rb.stderr);
+    const back = parse(rb);
+    assert.equal(back.action, 'rollback');
+    assert.equal(back.result, 'installed');
+    assert.match(back.bundle.from, /\/var\/lib\/qemu-harden\/\.installed\/previous$/);
+    const idle = parse(cli(['rollback', '--root', root, '--dry-run', '--json']));
+    assert.equal(idle.plan.guests[0].state, 'changed', 'a second rollback returns to the other bundle');
+
+    // Refused before anything changed: exit 1, the document says why.
+    const tampered = join(tmp, 't');
+    execFileSync('cp', ['-a', bundle, tampered]);
+    appendFileSync(join(tampered, 'root/etc/udev/rules.d/65-qemu-harden.rules'), 'KERNEL=="kvm", MODE="0666"\n');
+    const refused = cli(['apply', tampered, '--root', root, '--yes', '--json']);
+    assert.equal(refused.code, 1);
+    const f = parse(refused);
+    assert.equal(f.result, 'refused');
+    assert.equal(f.ok, false);
+    assert.equal(f.plan, null);
+    assert.match(f.problem, /65-qemu-harden\.rules: changed since the bundle was generated/);
+
+    // Exit 2 (no terminal, no --yes): nothing on stdout, the reason on stderr.
+    const noYes = cli(['apply', changed, '--root', root, '--json']);
+    assert.equal(noYes.code, 2);
+    assert.equal(noYes.stdout, '');
+    assert.match(noYes.stderr, /pass --yes/);
   });
 
   test('refuses / when not root', (t) => {

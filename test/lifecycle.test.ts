@@ -409,23 +409,31 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assert.equal(active('alpha'), 'active');
     assert.equal(mainPid('beta'), after.get('beta'), 'beta, already current, is not restarted');
 
-    // rollback without --start names what is left: gamma (stopped and disabled when v2 removed it) and beta.
-    const rb = qh('rollback', '--yes');
+    // rollback without --start, as JSON: the text and the hint go to stderr, the document names the same command.
+    const rb = qh('rollback', '--yes', '--json');
     assert.equal(rb.code, 0, rb.stderr + rb.stdout);
-    assert.match(rb.stdout, /^ {2}beta +runs an older unit \(written after it started\)$/m);
-    assert.match(rb.stdout, /^ {2}gamma +stopped, not enabled$/m);
-    assert.doesNotMatch(rb.stdout, /^ {2}alpha /m);
+    const doc = JSON.parse(rb.stdout) as { result: string; start: { next: string; guests: Record<string, unknown>[] } };
+    assert.equal(doc.result, 'installed');
+    assert.equal(doc.start.next, hintOf(rb.stderr));
+    assert.equal(doc.start.next, hint, 'start, never rollback --start, which would roll back again');
+    const byName = new Map(doc.start.guests.map((g) => [g.name, g]));
+    assert.deepEqual(
+      ['running', 'enabled', 'action'].map((k) => byName.get('gamma')![k]),
+      [false, false, 'start'],
+      'gamma was stopped and disabled when v2 removed it',
+    );
+    assert.deepEqual(byName.get('beta')!.older, ['unit']);
+    assert.equal(byName.get('beta')!.action, 'restart');
+    assert.equal(byName.get('alpha')!.action, 'none');
     assert.equal(active('gamma'), 'inactive', 'nothing was started');
-    const next = hintOf(rb.stdout);
-    assert.equal(next, hint, 'start, never rollback --start, which would roll back again');
     const beta = mainPid('beta');
-    paste(next);
+    paste(doc.start.next);
     for (const g of GUESTS) assert.equal(active(g), 'active', g);
     assert.equal(show('qemu-gamma.service', 'UnitFileState'), 'enabled');
     assert.notEqual(mainPid('beta'), beta);
     assert.equal(show('qemu-beta.service', 'MemoryMax'), String(320 * 1024 * 1024), 'beta runs v1’s unit again');
     const pids = new Map(GUESTS.map((g) => [g, mainPid(g)]));
-    const again = JSON.parse(ct.exec(['sh', '-c', `${next} --json`]).stdout) as {
+    const again = JSON.parse(ct.exec(['sh', '-c', `${doc.start.next} --json`]).stdout) as {
       ok: boolean;
       guests: { action: string; running: boolean; enabled: boolean; older: string[] }[];
     };

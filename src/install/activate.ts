@@ -181,17 +181,34 @@ export function checkSecrets(tree: Tree, answers: Answers | string): StepResult 
   return { step, status: 'done', detail: 'owners and modes as required' };
 }
 
+/** What is kept of a removed guest: its user, its state and log directories, its disks. */
+export interface RemovedGuest {
+  name: string;
+  user: string;
+  kept: string[];
+}
+
+/** What is kept of each removed guest, as read from the record before the install moves it. */
+export function removedGuests(p: Plan, record: InstallRecord): RemovedGuest[] {
+  const disks = new Map((record.current?.guests ?? []).map((g) => [g.name, g.disks]));
+  return p.guests
+    .filter((g) => g.state === 'removed')
+    .map((g) => ({
+      name: g.name,
+      user: N.userName(g.name),
+      kept: [`${N.STATE_BASE}/${g.name}`, `${N.LOGS_BASE}/${g.name}`, ...(disks.get(g.name) ?? [])],
+    }));
+}
+
 /** What is kept of each removed guest, and how to remove it too. */
-export function removedNote(p: Plan, record: InstallRecord): string {
-  const removed = p.guests.filter((g) => g.state === 'removed');
-  const disks = new Map((record.current?.guests ?? []).map((g) => [g.name, g.disks.map(visible)]));
+export function removedNote(removed: RemovedGuest[]): string {
   return removed
     .map((g) => {
-      const d = disks.get(g.name) ?? [];
+      const [state, logs, ...d] = g.kept.map(visible);
       return (
-        `Guest ${g.name} was removed: its units are stopped and disabled and its files are gone (backed up). Kept: user ${N.userName(g.name)}, ` +
-        `state /var/lib/qemu-harden/${g.name}, logs /var/log/qemu-harden/${g.name}${d.length ? `, disks ${d.join(' ')}` : ''}. To remove them too:\n` +
-        `  userdel ${N.userName(g.name)}; groupdel ${N.userName(g.name)}; rm -r /var/lib/qemu-harden/${g.name} /var/log/qemu-harden/${g.name}${d.length ? ` ${d.join(' ')}` : ''}\n`
+        `Guest ${g.name} was removed: its units are stopped and disabled and its files are gone (backed up). Kept: user ${g.user}, ` +
+        `state ${state}, logs ${logs}${d.length ? `, disks ${d.join(' ')}` : ''}. To remove them too:\n` +
+        `  userdel ${g.user}; groupdel ${g.user}; rm -r ${state} ${logs}${d.length ? ` ${d.join(' ')}` : ''}\n`
       );
     })
     .join('');
