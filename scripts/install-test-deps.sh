@@ -8,7 +8,8 @@
 # openssh-client brings ssh-keygen, which makes and checks the signatures of bundles (and their throwaway keys).
 # Ansible (ansible-core with the community collections) and ansible-lint for the exported role.
 # debootstrap and Debian's archive keyring build the Debian 13 root the trixie proof boots (test/debian-root.ts).
-# acl: getfacl, which audit runs to read device ACLs, and setfacl, with which its test gives a node one.
+# acl: getfacl, which audit runs to read device ACLs, and setfacl, with which its tests give nodes and disks ACLs that
+# grant or deny an ordinary user.
 set -euo pipefail
 
 packages=(

@@ -138,8 +138,11 @@ export interface DirFile {
  */
 export function writeDirAtomic(place: Place, name: string, files: readonly DirFile[], dirMode: number): void {
   removeLeftovers(place, name);
-  const tmp = temporary(name);
-  const old = temporary(name, 'old');
+  // A directory's temporary names are fixed: each call removes what an earlier, killed call left, and a fixed
+  // name lets the proofs aim a kill at one file of the new directory by its path (strace -P). A name someone
+  // else made in between makes mkdir fail (EEXIST) rather than write into it.
+  const tmp = `.${name}.qemu-harden-new`;
+  const old = `.${name}.qemu-harden-old`;
   // Where another program can reach the directory, one syncfs(2) (`sync -f`) flushes it all at the cost of one
   // journal commit; a directory held open inside a tree is flushed file by file as it is written.
   const flushEach = place.path === undefined;
@@ -239,6 +242,8 @@ function removeLeftovers(place: Place, name: string): void {
   } catch {
     return;
   }
-  const prefix = new RegExp(`^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.qemu-harden-(new|old)-[0-9a-f]{12}$`);
+  const prefix = new RegExp(
+    `^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.qemu-harden-(new|old)(-[0-9a-f]{12})?$`,
+  );
   for (const e of entries) if (prefix.test(e)) removeTree(place, e);
 }

@@ -514,13 +514,17 @@ const audit: Command = {
   summary: 'judge the QEMU processes running on this host (read-only); as root it sees everything',
   usage: [''],
   about: [
-    'Every QEMU process, whatever started it (libvirt, Proxmox, a script, a bundle), judged against QEMU’s security documentation from /proc, /sys, the files its command line names and the kernel log. It runs no other program and changes nothing on the host (--answers-out writes only its own new file). Each finding names the guest, the exact line read, why it matters, what a bundle does instead and the answers field that decides it. As a normal user it lists what it could not see and judges the rest.',
+    'Every QEMU process, whatever started it (libvirt, Proxmox, a script, a bundle), judged against QEMU’s security documentation from /proc, /sys, the files its command line names and the kernel log. It changes nothing on the host (--answers-out writes only its own new file). Each finding names the guest, the exact line read, why it matters, what a bundle does instead and the answers field that decides it. As a normal user it lists what it could not see and judges the rest.',
   ],
   flags: [
     { flag: '--json', help: 'print the report as JSON (docs/audit.md has its shape)' },
     {
       flag: '--answers-out FILE',
-      help: 'also write answers rebuilt from the running guests to FILE (YAML; it must not exist yet)',
+      help: 'also write answers rebuilt from the running guests to FILE (YAML; it must not exist yet); a QEMU an ordinary user started is left out, and listed',
+    },
+    {
+      flag: '--include-user-process PID|NAME ...',
+      help: 'with --answers-out: carry that ordinary user’s QEMU all the same, keeping only the disks, kernel, firmware and TLS files that user can open (checked as the user; needs root); repeatable',
     },
   ],
   operands: 0,
@@ -536,15 +540,18 @@ const audit: Command = {
   },
   manual: 'docs/audit.md',
   async run(a, io, r) {
-    const { audit, counts, formatAudit } = await import('./audit/command.js');
-    const { readHost } = await import('./audit/proc.js');
-    const view = readHost();
-    const report = audit(view);
     const answersOut = a.value('--answers-out');
+    const include = a.values('--include-user-process');
+    if (include.length && !answersOut)
+      throw new UsageError('--include-user-process only applies with --answers-out FILE');
+    const { audit, counts, formatAudit } = await import('./audit/command.js');
+    const { readHost } = await import('./audit/live.js');
+    const view = await readHost();
+    const report = audit(view);
     if (answersOut)
       report.answersOut = {
         file: answersOut,
-        ...(await import('./audit/answers-out.js')).writeAnswersOut(answersOut, view, r.anywhere),
+        ...(await import('./audit/answers-out.js')).writeAnswersOut(answersOut, view, include, r.anywhere),
       };
     io.out(a.has('--json') ? json(report) : formatAudit(report, r.me));
     return counts(report) > 0 ? EXIT.findings : EXIT.ok;

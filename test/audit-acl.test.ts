@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { audit } from '../src/audit/command.js';
 import { HOST_PATHS } from '../src/audit/host.js';
-import type { HostView } from '../src/audit/types.js';
+import { viewOf, type HostView } from '../src/audit/types.js';
 import { requireTool, tempDir } from './helpers.js';
 
 /** A /dev of the test's own: kvm and net/tun as device nodes (mode 0660 and 0600, no one's but root's). */
@@ -24,7 +24,7 @@ function auditDev(dev: string): { findings: ReturnType<typeof audit>['findings']
   const saved = HOST_PATHS.dev;
   HOST_PATHS.dev = dev;
   try {
-    const view: HostView = { root: true, processes: [], unseen: [] };
+    const view: HostView = viewOf([]);
     return { findings: audit(view).findings.filter((f) => f.check.startsWith('host.device')), view };
   } finally {
     HOST_PATHS.dev = saved;
@@ -61,7 +61,7 @@ test('without getfacl the audit says which ACLs it did not see, and reports none
     const { findings, view } = auditDev(dev);
     assert.deepEqual(findings, []);
     assert.deepEqual(view.unseen, [
-      { what: `ACLs on ${dev}/kvm, ${dev}/net/tun`, reason: 'getfacl is not installed (Debian package acl)' },
+      { what: 'the check host.device-acl', reason: 'getfacl not found (Debian package acl)' },
     ]);
   } finally {
     process.env.PATH = path;

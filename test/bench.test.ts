@@ -29,6 +29,7 @@ test('the benchmark script runs each benchmark, prints its row and writes the ta
     'wizard keypress to frame, 64 guests, disks',
     'wizard keypress to frame, 64 guests, review',
     'audit, 100 QEMU processes',
+    'audit, 200 hostile processes',
   ])
     assert.match(
       r.stdout,

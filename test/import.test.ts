@@ -31,7 +31,7 @@ import { readBounded } from '../src/sources/common.js';
 import { thisHost } from '../src/importcmd.js';
 import { verifyBundle } from '../src/verify.js';
 import { writeBootDisk } from './bootdisk.js';
-import { cli, guestFilesDir, REPO, requireTool, tempDir } from './helpers.js';
+import { cli, guestFilesDir, REPO, requireTool, stopChild, tempDir, waitUntil } from './helpers.js';
 import { execStart, makeStopPipe } from './unitfile.js';
 import { ensureKernel } from './vmboot.js';
 
@@ -942,17 +942,27 @@ function peerCommandLine(text: string): {
   return { memoryMiB, vcpus, disks, unixDisplay };
 }
 
-/** QMP on the guest's socket; QEMU creates the socket file an instant before it listens, so connecting is retried. */
+/**
+ * QMP on the guest's socket. The socket appears once QEMU has started, an instant before it listens: connecting is
+ * retried until it is accepted (any other error ends the wait).
+ */
 async function qmp(socket: string, commands: QmpCommand[]): Promise<unknown[]> {
-  for (let i = 0; ; i++) {
-    try {
-      return await qmpOnce(socket, commands);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (i >= 100 || (code !== 'ENOENT' && code !== 'ECONNREFUSED')) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  let last: unknown;
+  const replies = await waitUntil(
+    `QMP on ${socket}`,
+    async () => {
+      try {
+        return await qmpOnce(socket, commands);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw e;
+        last = e;
+        return undefined;
+      }
+    },
+    { everyMs: 100, detail: () => String(last) },
+  );
+  return replies;
 }
 
 type QmpCommand = string | { execute: string; arguments: Record<string, unknown> };
@@ -963,7 +973,7 @@ function qmpOnce(socket: string, commands: QmpCommand[]): Promise<unknown[]> {
     let buf = '';
     const replies: unknown[] = [];
     const queue: QmpCommand[] = ['qmp_capabilities', ...commands];
-    s.setTimeout(20_000, () => reject(new Error('QMP timed out')));
+    s.setTimeout(120_000, () => reject(new Error('QMP timed out')));
     s.on('error', reject);
     s.on('data', (d) => {
       buf += d.toString();
@@ -1109,7 +1119,7 @@ describe('imported guests boot under TCG and QEMU reports what the source meant'
       );
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      t.after(() => child.kill('SIGKILL'));
+      t.after(() => stopChild(child));
       let replies: unknown[];
       try {
         replies = await qmp(join(run, 'qmp.sock'), [
@@ -1240,17 +1250,19 @@ describe('UEFI Secure Boot carried from the source is enforced by the imported g
       );
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      t.after(() => child.kill('SIGKILL'));
+      t.after(() => stopChild(child));
       const [flash] = (await qmp(join(run, 'qmp.sock'), [
         { execute: 'qom-get', arguments: { path: '/machine/system.flash0', property: 'secure' } },
       ])) as [unknown];
       const serial = join(log, 'serial.log');
-      let text = '';
-      for (let k = 0; k < 480 && !/Access Denied|starting Boot0001/.test(text) && child.exitCode === null; k++) {
-        await new Promise((r) => setTimeout(r, 250));
-        text = existsSync(serial) ? readFileSync(serial, 'latin1').replace(/\r/g, '') : '';
-      }
-      child.kill('SIGKILL');
+      const read = () => (existsSync(serial) ? readFileSync(serial, 'latin1').replace(/\r/g, '') : '');
+      await waitUntil(
+        `${name}: OVMF to refuse or start the EFI program (or QEMU to exit)`,
+        () => /Access Denied|starting Boot0001/.test(read()) || child.exitCode !== null,
+        { timeoutMs: 600_000, detail: () => `QEMU stderr: ${stderr}` },
+      );
+      const text = read();
+      await stopChild(child);
       assert.ok(/BdsDxe/.test(text), `${name}: OVMF reached its boot manager; QEMU stderr: ${stderr}`);
       results[name] = { log: text, flashSecure: flash };
     }

@@ -2,7 +2,7 @@
 // denials the kernel logged for QEMU, each mapped to the answer that grants what was denied. Denials are the
 // usual reason people switch confinement off; the answer to change is the better way out.
 import { closeSync, constants, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
-import { readText } from '../procfs.js';
+import { readSmall } from '../procfs.js';
 import { runSync, which } from '../tools.js';
 import { modeText } from './files.js';
 import { finding, type AuditCheck, type Finding, type HostView, type QemuProcess } from './types.js';
@@ -31,6 +31,7 @@ const deviceModes: AuditCheck = {
   name: 'host.device-mode',
   tool: null,
   debianPackage: null,
+  judges: 'host',
   run: () => {
     const nodes: [string, 'high' | 'medium' | 'low', string][] = DEVICES.map(([n, s, w]) => [
       `${HOST_PATHS.dev}/${n}`,
@@ -60,6 +61,7 @@ const deviceModes: AuditCheck = {
           'host.device-mode',
           severity,
           null,
+          `${path} is open to every user`,
           `${path}: ${modeText(st)}`,
           why,
           'Device nodes go to groups (kvm, qemu-net) by udev rules, and each guest’s unit allows only the devices it uses (DevicePolicy=closed).',
@@ -79,17 +81,12 @@ const deviceAcls: AuditCheck = {
   name: 'host.device-acl',
   tool: 'getfacl',
   debianPackage: 'acl',
+  judges: 'host',
   run: (view) => {
     const nodes = DEVICES.map(([n]) => `${HOST_PATHS.dev}/${n}`).filter((path) => existsSync(path));
     if (nodes.length === 0) return [];
-    const getfacl = which('getfacl');
-    if (!getfacl) {
-      view.unseen.push({
-        what: `ACLs on ${nodes.join(', ')}`,
-        reason: 'getfacl is not installed (Debian package acl)',
-      });
-      return [];
-    }
+    // assess() runs this check only where getfacl is found, and says so in unseen where it is not.
+    const getfacl = which('getfacl')!;
     return nodes.flatMap((path): Finding[] => {
       const r = runSync(getfacl, ['--absolute-names', '--omit-header', path]);
       if (r.exitCode !== 0) {
@@ -103,6 +100,7 @@ const deviceAcls: AuditCheck = {
           'host.device-acl',
           'low',
           null,
+          `${path} is open to ${named.map((l) => l.split(':').slice(0, 2).join(' ')).join(', ')} by its ACL`,
           `${path}: ACL ${named.join(', ')}`,
           'Each named user or group in the ACL reaches the device past its owner, group and mode: for /dev/kvm, the KVM module’s whole ioctl interface. udev’s "uaccess" tag gives one to the user logged in at the seat.',
           'Device nodes go to groups (kvm, qemu-net) by udev rules, and only a guest’s own unit lists its devices (DevicePolicy=closed). On a server, drop the seat’s entry with a udev rule between 70-uaccess.rules and 73-seat-late.rules: TAG-="uaccess" for the device.',
@@ -117,14 +115,16 @@ const apparmorEnabled: AuditCheck = {
   name: 'host.apparmor',
   tool: null,
   debianPackage: null,
+  judges: 'host',
   run: () => {
-    const v = readText(HOST_PATHS.apparmorEnabled)?.trim();
+    const v = readSmall(HOST_PATHS.apparmorEnabled)?.text.trim();
     if (v === 'Y') return [];
     return [
       finding(
         'host.apparmor',
         'medium',
         null,
+        'AppArmor is not enabled',
         v === undefined
           ? `${HOST_PATHS.apparmorEnabled}: does not exist (AppArmor is not in this kernel)`
           : `${HOST_PATHS.apparmorEnabled}: ${v}`,
@@ -246,6 +246,7 @@ function denials(view: HostView): Finding[] {
         'host.apparmor-denied',
         'low',
         owner ?? null,
+        `AppArmor denied ${d.operation || 'access'} of ${d.name || '?'} to ${d.profile}`,
         line,
         'A denial means confinement worked: the profile kept QEMU from something it was not given. Turning the profile off to silence it gives a compromised QEMU everything; granting the one thing the guest needs keeps the rest closed.',
         `Set ${a.answer}: ${a.advice}; the bundle then allows exactly that in the guest’s profile.`,
@@ -260,6 +261,7 @@ const apparmorDenied: AuditCheck = {
   name: 'host.apparmor-denied',
   tool: null,
   debianPackage: null,
+  judges: 'host',
   run: denials,
 };
 
