@@ -8,7 +8,6 @@
 // symlink out of the tree. Temporary files are created with O_EXCL|O_NOFOLLOW: a name planted in advance, or a
 // symlink, fails the write instead of being written through.
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   constants,
@@ -63,9 +62,12 @@ export function inDir(dir: string): Place {
 
 const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
-/** A temporary name beside `name` that no earlier run and no one else can have chosen. */
-const temporary = (name: string, kind: 'new' | 'old' = 'new') =>
-  `.${name}.qemu-harden-${kind}-${randomBytes(6).toString('hex')}`;
+/**
+ * The temporary name beside `name`. It is fixed: each write first removes what an earlier, killed write left
+ * (removeLeftovers), and a fixed name lets the proofs aim a kill at one file by its path (strace -P). A file
+ * someone else made there in between makes the exclusive create fail (EEXIST) rather than write through it.
+ */
+const temporary = (name: string, kind: 'new' | 'old' = 'new') => `.${name}.qemu-harden-${kind}`;
 
 function writeAll(fd: number, content: string | Buffer): void {
   const data = typeof content === 'string' ? Buffer.from(content) : content;
@@ -138,11 +140,8 @@ export interface DirFile {
  */
 export function writeDirAtomic(place: Place, name: string, files: readonly DirFile[], dirMode: number): void {
   removeLeftovers(place, name);
-  // A directory's temporary names are fixed: each call removes what an earlier, killed call left, and a fixed
-  // name lets the proofs aim a kill at one file of the new directory by its path (strace -P). A name someone
-  // else made in between makes mkdir fail (EEXIST) rather than write into it.
-  const tmp = `.${name}.qemu-harden-new`;
-  const old = `.${name}.qemu-harden-old`;
+  const tmp = temporary(name);
+  const old = temporary(name, 'old');
   // Where another program can reach the directory, one syncfs(2) (`sync -f`) flushes it all at the cost of one
   // journal commit; a directory held open inside a tree is flushed file by file as it is written.
   const flushEach = place.path === undefined;

@@ -23,7 +23,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { parseAnswersText } from '../src/sources/file.js';
-import { parseCommandLine, redact, splitOpts } from '../src/audit/cmdline.js';
+import { parseCommandLine } from '../src/audit/cmdline.js';
+import { redact, splitOpts } from '../src/qemuargs.js';
 import { audit } from '../src/audit/command.js';
 import { carriedOver } from '../src/audit/answers-out.js';
 import { reconstruct } from '../src/audit/reconstruct.js';
@@ -138,6 +139,11 @@ describe('the QEMU command-line reader', () => {
       report.findings.some((f) => f.check === 'listeners.chardev-tcp'),
       'a telnet serial console in the corpus',
     );
+    assert.deepEqual(
+      report.findings.filter((f) => f.check === 'process.removed-option'),
+      [],
+      'libvirt and Proxmox write what replaced the removed options (-machine acpi=off, hpet=off)',
+    );
     for (const p of report.processes)
       for (const a of p.argv) assert.doesNotMatch(a, /"data":"[^(]/, 'secrets are redacted');
     const { doc, notCarried } = carriedOver(processes);
@@ -153,6 +159,75 @@ describe('the QEMU command-line reader', () => {
       notCarried.some((n) => n.choice === 'disks' && /rbd disk/.test(n.reason)),
       'Ceph disks are listed as not carried over',
     );
+  });
+
+  test('options QEMU removed since Debian 12: one low finding each, naming the option, the release and what replaced it', () => {
+    const argv = [
+      '/usr/bin/qemu-system-x86_64',
+      '-name',
+      'old',
+      '-sandbox',
+      'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+      '-no-hpet',
+      '-no-acpi',
+      '-runas',
+      'nobody',
+      '-device',
+      '{"driver":"virtio-blk-pci","drive":"d0","scsi":false}',
+      '-spice',
+      'port=5930,addr=127.0.0.1,password=hunter2',
+      '-virtfs',
+      'proxy,mount_tag=h,sock_fd=4',
+    ];
+    const p = fromArgv(7, argv);
+    const found = audit(viewOf([p])).findings.filter((f) => f.check === 'process.removed-option');
+    assert.deepEqual(
+      found.map((f) => [f.severity, f.evidence, f.answer]),
+      [
+        ['low', '-no-hpet', 'guests.N.hpet'],
+        ['low', '-no-acpi', 'guests.N.acpi'],
+        ['low', '-runas nobody', null],
+        ['low', '-device {"driver":"virtio-blk-pci","drive":"d0","scsi":false}', null],
+        ['low', '-spice port=5930,addr=127.0.0.1,password=(redacted)', null],
+        ['low', '-virtfs proxy,mount_tag=h,sock_fd=4', null],
+      ],
+    );
+    const [hpet, , runas] = found;
+    assert.equal(hpet!.summary, 'uses -no-hpet, which QEMU 9.0 removed; -machine hpet=off replaces it');
+    assert.match(
+      hpet!.why,
+      /^QEMU deprecated -no-hpet in 8\.0 and removed it in 9\.0: Debian 13 "trixie" \(QEMU 10\.0\) refuses to start with it; Ubuntu 24\.04 "noble" \(QEMU 8\.2\) still takes it, deprecated\. /,
+    );
+    assert.equal(hpet!.bundle, 'A guest whose answers say hpet: false gets -machine hpet=off.');
+    assert.match(runas!.bundle, /own system user \(User=\), never as root/);
+    assert.doesNotMatch(JSON.stringify(found), /hunter2/);
+    // What replaced them, and a bundle's own command line for a guest without ACPI or HPET: nothing to report.
+    const modern = fromArgv(8, [
+      '/usr/bin/qemu-system-x86_64',
+      '-machine',
+      'q35,acpi=off,hpet=off',
+      '-run-with',
+      'user=nobody',
+      '-device',
+      'virtio-blk-pci,drive=d0',
+    ]);
+    const a = validate({
+      schemaVersion: 1,
+      useCase: 'virtualization',
+      guests: [{ name: 'noacpi', acpi: false, hpet: false, disks: [{ path: '/srv/n.img', format: 'raw' }] }],
+    });
+    const bundled = fromArgv(9, [a.host.qemuBinary, ...qemuArgs(a, a.guests[0]!)]);
+    assert.deepEqual(
+      audit(viewOf([modern, bundled])).findings.filter((f) => f.check === 'process.removed-option'),
+      [],
+    );
+    // --answers-out keeps what the old options and their replacements say.
+    const back = reconstruct([p, modern, bundled]).doc.guests.map((g) => [g.acpi, g.hpet]);
+    assert.deepEqual(back, [
+      [false, false],
+      [false, false],
+      [false, false],
+    ]);
   });
 
   test('a bundle’s own command lines round-trip: every preset’s guests come back with the same shape', () => {

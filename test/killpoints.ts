@@ -2,9 +2,7 @@
 // thread alone, and `-P PATH` restricts tracing, and so the counting of `--inject=…:when=N`, to the calls that
 // touch PATH: the N-th write to a bundle file is the same call in every run, whatever libuv's and V8's wake-ups
 // (writes to pipes and eventfds, whose number depends on timing) do around it. A count over all the calls of a
-// system call is not: the wake-ups shift it. Calls that only the program's own code makes (renames, unlinks, a
-// directory made or removed) are not shifted by them: one that touches no path -P can match (a file's temporary,
-// which atomic.ts names at random) is aimed at by its count among all the calls of its system call.
+// system call is not: the wake-ups shift it.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -17,11 +15,10 @@ export interface Call {
   line: string;
 }
 
-/** Where a kill is aimed: the nth call of syscall that touches path (or of syscall, without one), counted from the
- * program's start. */
+/** Where a kill is aimed: the nth call of syscall that touches path, counted from the program's start. */
 export interface Aim {
   syscall: string;
-  path: string | undefined;
+  path: string;
   nth: number;
 }
 
@@ -64,17 +61,6 @@ const BY_PATH = new Set([
   'truncate',
 ]);
 
-/** The system calls no wake-up of libuv or V8 makes: counted among all of their kind, a call is the same in every run. */
-const PROGRAM_ONLY = new Set(['rename', 'renameat', 'renameat2', 'unlink', 'unlinkat', 'rmdir', 'mkdir', 'mkdirat']);
-
-/**
- * atomic.ts names a single file's temporary at random (`.NAME.qemu-harden-new-` and 12 hex digits): that name is
- * another in every run, so a call is never aimed at by it, and the call a kill landed on is compared with the one
- * aimed at by what the name stands for.
- */
-const RANDOM_TEMPORARY = /(\.qemu-harden-(?:new|old))-[0-9a-f]{12}$/;
-const steady = (path: string) => path.replace(RANDOM_TEMPORARY, '$1-*');
-
 /** The paths of a call that `strace -P` matches it by: rename(2) and link(2) by their first alone (strace 6.1). */
 const matchedBy = (c: Call) => (c.syscall === 'rename' || c.syscall === 'link' ? c.paths.slice(0, 1) : c.paths);
 
@@ -115,26 +101,18 @@ export function traceCalls(argv: string[], syscalls: string[], opts: RunOptions 
 }
 
 /**
- * The aim at calls[i] of a full trace (traceCalls without `paths`, with calls[i]'s system call among those traced):
- * of the files `strace -P` matches it by, the one fewest earlier calls of the same system call touched, and how many
- * calls it is counting calls[i] itself. A call with no such file that only the program's code makes is aimed at by
- * its count among the calls of its system call; any other cannot be aimed at.
+ * The aim at calls[i] of a full trace (traceCalls, with calls[i]'s system call among those traced): of the files
+ * strace -P matches it by, the one fewest earlier calls of the same system call were matched by, and how many
+ * calls it is counting calls[i] itself. A call that touches no file cannot be aimed at this way.
  */
 export function aimAt(calls: Call[], i: number): Aim {
   const target = calls[i]!;
-  const paths = matchedBy(target).filter((p) => !RANDOM_TEMPORARY.test(p));
-  const before = calls.slice(0, i + 1).filter((c) => c.syscall === target.syscall);
-  if (paths.length === 0) {
-    assert.ok(
-      PROGRAM_ONLY.has(target.syscall),
-      `a call that touches no file strace -P matches it by cannot be aimed at: ${target.line}`,
-    );
-    return { syscall: target.syscall, path: undefined, nth: before.length };
-  }
+  const paths = matchedBy(target);
+  assert.ok(paths.length > 0, `a call that touches no file cannot be aimed at by path: ${target.line}`);
   const aims = paths.map((path) => ({
     syscall: target.syscall,
     path,
-    nth: before.filter((c) => matchedBy(c).includes(path)).length,
+    nth: calls.slice(0, i + 1).filter((c) => c.syscall === target.syscall && matchedBy(c).includes(path)).length,
   }));
   return aims.reduce((a, b) => (b.nth < a.nth ? b : a));
 }
@@ -146,30 +124,18 @@ export function aimAt(calls: Call[], i: number): Aim {
  */
 export function killAt(argv: string[], aim: Aim, expected: Call, opts: RunOptions): Traced {
   const r = strace(
-    [
-      ...(aim.path === undefined ? [] : ['-P', aim.path]),
-      '-e',
-      `trace=${aim.syscall}`,
-      '-e',
-      `inject=${aim.syscall}:signal=KILL:when=${aim.nth}`,
-    ],
+    ['-P', aim.path, '-e', `trace=${aim.syscall}`, '-e', `inject=${aim.syscall}:signal=KILL:when=${aim.nth}`],
     argv,
     opts,
   );
-  const where = `${expected.line} (aimed at ${aim.syscall} #${aim.nth}${aim.path === undefined ? '' : ` of ${aim.path}`})`;
+  const where = `${expected.line} (aimed at ${aim.syscall} #${aim.nth} of ${aim.path})`;
   assert.equal(r.signal ?? r.status, 'SIGKILL', `the program was killed at ${where}: ${r.stderr}`);
-  const seen = r.calls.filter(
-    (c) => c.syscall === aim.syscall && (aim.path === undefined || matchedBy(c).includes(aim.path)),
-  );
+  const seen = r.calls.filter((c) => c.syscall === aim.syscall && matchedBy(c).includes(aim.path));
   assert.equal(
     seen.length,
     aim.nth,
     `the kill came at the aimed call: ${where}; traced:\n${seen.map((c) => c.line).join('\n')}`,
   );
-  assert.deepEqual(
-    seen.at(-1)!.paths.map(steady),
-    expected.paths.map(steady),
-    `the kill landed on ${seen.at(-1)!.line}, aimed at ${where}`,
-  );
+  assert.deepEqual(seen.at(-1)!.paths, expected.paths, `the kill landed on ${seen.at(-1)!.line}, aimed at ${where}`);
   return r;
 }

@@ -254,9 +254,11 @@ describe('under a real kernel with AppArmor and cgroup v2, real systemd runs the
   test('status: a guest whose profile was switched to complain mode runs weaker than its bundle (exit 1)', () => {
     assert.equal(result('status_complain_exit'), '1');
     const r = JSON.parse(result('status_complain')) as { guests: { name: string; weaker: string[] }[] };
-    assert.deepEqual(r.guests.find((x) => x.name === 'alpha')!.weaker, [
-      'AppArmor profile qemu-harden-alpha in complain mode, not enforce',
-    ]);
+    assert.deepEqual(
+      r.guests.find((x) => x.name === 'alpha')!.weaker,
+      ['AppArmor profile qemu-harden-alpha in complain mode, not enforce'],
+      result('status_complain'),
+    );
     assert.ok(r.guests.filter((x) => x.name !== 'alpha').every((x) => x.weaker.length === 0));
   });
 
