@@ -44,7 +44,8 @@ interface ProcessView {
 interface GuestStatus {
   name: string;
   unit: string;
-  /** Null when a process in its unit did not answer in time: whether it runs its QEMU is not known. */
+  /** Whether its QEMU runs; null when that is not known: in a tree (--root), where no process is looked at, or
+   * when a process in its unit did not answer in time. */
   running: boolean | null;
   process: ProcessView | null;
   /** What the installed unit says of the process. */
@@ -189,7 +190,7 @@ export async function status(rootArg: string): Promise<StatusReport> {
     return {
       name,
       unit: N.unitName(name),
-      running: q ? true : unknown.has(name) ? null : false,
+      running: !live ? null : q ? true : unknown.has(name) ? null : false,
       process: q ? processView(q) : null,
       expected: expected.get(name)!.settings,
       weaker: q ? findings.filter((f) => f.pid === q.pid && f.severity !== 'info').map((f) => f.summary) : [],
@@ -232,7 +233,7 @@ export function formatStatus(r: StatusReport): string {
     const p = g.process;
     out.push(
       '',
-      `${v(g.name)}  ${v(g.unit)}  ${p ? `running, pid ${p.pid}` : g.running === null ? 'not known: its process did not answer in time (see Not seen)' : 'not running'}`,
+      `${v(g.name)}  ${v(g.unit)}  ${p ? `running, pid ${p.pid}` : g.running !== null ? 'not running' : r.root !== '/' ? 'not looked at (a tree)' : 'not known: its process did not answer in time (see Not seen)'}`,
     );
     if (p) {
       const modes = [...new Set(Object.values(p.seccomp))].join(',');
@@ -260,7 +261,9 @@ export function formatStatus(r: StatusReport): string {
   out.push(
     '',
     r.ok
-      ? 'OK: every running guest is confined as installed, and the files match the record.'
+      ? r.root === '/'
+        ? 'OK: every running guest is confined as installed, and the files match the record.'
+        : 'OK: the files match the record (in a tree no process is looked at).'
       : `FINDINGS: see ${listed([
           ...(r.signing.enrolled !== null && r.signing.signers.length === 0 ? ['UNSIGNED'] : []),
           ...seen,

@@ -34,6 +34,7 @@ const LIGHT_COMMANDS: [command: string, module: string][] = [
   ['apply', 'apply'],
   ['verify', 'verify'],
   ['rollback', 'rollback'],
+  ['start', 'start'],
   ['status', 'status'],
   ['sign', 'sign'],
 ];

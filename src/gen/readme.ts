@@ -306,7 +306,13 @@ function operatorSections(a: Answers, me: string): string[] {
   );
   out.push('## After apply', '');
   out.push(
-    '`apply --start` enables and starts new guests and restarts exactly the guests whose unit or profile changed (their profiles are loaded first). Without `--start`, a guest that is already running keeps the unit, user and profile it started with, and `apply` names the guests that need a restart; restart each of them to put it under the new bundle:',
+    '`apply --start` then brings every guest of the bundle to running its installed unit and profile: a stopped guest is enabled and started (one stopped on purpose too), a guest running an older unit or profile is restarted (its profile is loaded first). Without `--start`, a guest that is already running keeps the unit, user and profile it started with; `apply` names each guest that does not run its installed unit and profile yet, and this does the rest (run again, it changes nothing):',
+    '',
+    '```sh',
+    `sudo ${me} start`,
+    '```',
+    '',
+    'By hand, restart each guest that runs an older unit or profile:',
     '',
     '```sh',
   );
