@@ -1365,7 +1365,7 @@ test('status’s text output shows what it read from the host through visible():
           capEff: '0000000000000000',
           noNewPrivs: true,
           seccomp: { '7': 2 },
-          labels: { apparmor: { label: `qemu-harden-web${esc}`, mode: 'enforce' } },
+          apparmor: { label: `qemu-harden-web${esc}`, mode: 'enforce' },
           cgroup: '/qemu.slice/qemu-web.service',
           limits: { memoryMax: null, cpuMax: null, pidsMax: null },
           listening: [
@@ -1379,7 +1379,7 @@ test('status’s text output shows what it read from the host through visible():
           user: 'qemu-web',
           uid: 998,
           memoryMax: null,
-          labels: {},
+          apparmorProfile: null,
           seccomp: true,
           noNewPrivs: true,
           noCapabilities: true,

@@ -222,7 +222,7 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     for (const g of r.guests) {
       assert.deepEqual(Object.keys(g).sort(), ['drift', 'expected', 'name', 'process', 'running', 'unit', 'weaker']);
       assert.deepEqual(Object.keys(g.expected).sort(), [
-        'labels',
+        'apparmorProfile',
         'memoryMax',
         'noCapabilities',
         'noNewPrivs',
@@ -231,10 +231,10 @@ describe('day two: apply, removal, activation, status and rollback under real sy
         'user',
       ]);
       assert.deepEqual(Object.keys(g.process).sort(), [
+        'apparmor',
         'capEff',
         'cgroup',
         'gid',
-        'labels',
         'limits',
         'listening',
         'noNewPrivs',
