@@ -5,8 +5,9 @@
 // files it loads, how it loads and unloads them, the Ansible role's handler for that), and the live host's (does
 // the kernel enforce it, what label a QEMU process carries and what label it should, the audit checks that judge
 // it). Every command asks them through the registry, src/confine/index.ts, and names no backend: a second
-// backend is one more record beside src/confine/apparmor.ts, one line there, and the text of its files in its
-// own generator in src/gen/, like every emitted file.
+// backend is one more record beside src/confine/apparmor.ts, one line there, the text of its files in its own
+// generator in src/gen/ like every emitted file, and its id among the answers' values (src/confinement.ts) with
+// its label on the Host step (steps/host.ts).
 import type { StepResult } from '../activation.js';
 import type { AuditCheck, Probe } from '../audit/types.js';
 import type { BundleUnderCheck, Check } from '../checks/check.js';

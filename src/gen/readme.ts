@@ -74,9 +74,12 @@ export function bundleReadme(a: Answers, files: BundleFile[], runAs?: string): s
   if (mac.length === 0)
     p(
       '> **No mandatory access control.** `host.confinement` is `none` (an accepted risk, below): this bundle holds',
-      '> no AppArmor profile and no SELinux policy, so nothing but each guest’s own user, its unit sandbox and file',
-      '> permissions keeps a QEMU that a guest takes over from the host’s files and other guests’ images. A file',
-      '> that is readable by a guest’s user by mistake is readable by that guest.',
+      `> no ${listed(
+        CONFINEMENT.map((b) => `${b.name} ${b.noun}`),
+        'or',
+      )}, so nothing but each guest’s own user, its unit sandbox and file permissions keeps a QEMU`,
+      '> that a guest takes over from the host’s files and other guests’ images. A file that is readable by a',
+      '> guest’s user by mistake is readable by that guest.',
       '',
     );
   if (a.useCase === 'emulation') {
