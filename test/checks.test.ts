@@ -80,7 +80,7 @@ describe('the AppArmor backend record', () => {
     );
     for (const g of tenants.guests) {
       const unit = files.find((f) => f.path === `root/etc/systemd/system/qemu-${g.name}.service`)!.content;
-      for (const line of apparmor.unitLines(g).slice(1))
+      for (const line of apparmor.unitLines(g, tenants).slice(1))
         assert.ok(unit.split('\n').includes(line), `${line} in ${g.name}'s unit`);
     }
   });

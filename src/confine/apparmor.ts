@@ -131,7 +131,7 @@ export const apparmor: ConfinementBackend<Text> = {
 
   chosen,
   confines,
-  guestLabel: G.profileName,
+  guestLabel: (g) => G.profileName(g),
 
   generator: () => import('../gen/apparmor.js'),
   files: (a) => {

@@ -67,8 +67,8 @@ export interface ConfinementBackend<Text = unknown> {
   chosen(a: Answers): boolean;
   /** Whether the answers put this guest under it: it is chosen, and the guest does not go without it. */
   confines(a: Answers, g: Guest): boolean;
-  /** The label the bundle gives guest g's QEMU: its profile's name, its context. */
-  guestLabel(g: Guest): string;
+  /** The label the bundle gives guest g's QEMU (its profile's name, its context), among the answers' guests. */
+  guestLabel(g: Guest, a: Answers): string;
 
   /** The text of its files, src/gen/NAME.ts: loaded only where a bundle is written (apply never loads it). */
   generator(): Promise<Text>;
@@ -79,7 +79,7 @@ export interface ConfinementBackend<Text = unknown> {
   /** The host paths of the files it installs once, for all the guests it confines. */
   sharedFiles: string[];
   /** The unit lines that put a confined guest's QEMU under it: a comment, then the settings. */
-  unitLines(g: Guest): [comment: string, ...settings: string[]];
+  unitLines(g: Guest, a: Answers): [comment: string, ...settings: string[]];
   /** Its words in the bundle README. */
   readme: ReadmeWords;
   /** What holds only while it enforces, in guest g's reach map; for a guest it does not confine, what that leaves open. */

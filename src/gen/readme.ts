@@ -255,7 +255,7 @@ function reachSection(a: Answers): string[] {
       `- seccomp: ${code(`-sandbox ${sandboxOption(g)}`)}; ${
         mac.length
           ? mac
-              .map((b) => `${b.name}: ${b.confines(a, g) ? `${b.noun} ${code(b.guestLabel(g))}` : '**none**'}`)
+              .map((b) => `${b.name}: ${b.confines(a, g) ? `${b.noun} ${code(b.guestLabel(g, a))}` : '**none**'}`)
               .join('; ')
           : 'mandatory access control: **none**'
       }`,
