@@ -253,8 +253,9 @@ describe('a confinement backend registered at run time', async () => {
     const role = join(out, 'roles/qemu_harden');
     const read = (f: string) => readFileSync(join(role, f), 'utf8');
     for (const f of ['tasks/main.yml', 'handlers/main.yml', 'vars/main.yml', 'meta/main.yml']) parseYaml(read(f));
-    const vars = parseYaml(read('vars/main.yml')) as Record<string, string>;
-    const paths = new RegExp(vars.qemu_harden_nothing_paths!);
+    const vars = parseYaml(read('vars/main.yml')) as Record<string, string | string[]>;
+    assert.equal(vars.qemu_harden_nothing_paths, "^(?:{{ qemu_harden_nothing_patterns | join('|') }})$");
+    const paths = new RegExp(`^(?:${(vars.qemu_harden_nothing_patterns as string[]).join('|')})$`);
     for (const g of guests) assert.ok(paths.test(`${DIR}/${g}`));
     assert.ok(paths.test(`${DIR}/shared`) && !paths.test(`${DIR}/shared/x`));
     assert.equal(vars.qemu_harden_nothing_loads, nothing.loads.source);
