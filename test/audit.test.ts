@@ -32,7 +32,8 @@ import { commandLineOnly, viewOf, type QemuProcess } from '../src/audit/types.js
 import { listPresets } from '../src/sources/preset.js';
 import { defaultTapDevice } from '../src/names.js';
 import { qcow2Backing } from '../src/audit/files.js';
-import { answerForDenial, parseDenial } from '../src/audit/host.js';
+import { answerForDenial } from '../src/audit/denials.js';
+import { parseDenial } from '../src/confine/apparmor.js';
 import { hexAddress } from '../src/procfs.js';
 import { Sidecar } from '../src/sidecar.js';
 import { qemuArgs } from '../src/gen/qemu.js';
@@ -266,7 +267,10 @@ describe('the QEMU command-line reader', () => {
         '-sandbox',
         'on,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
       ];
-      return { ...asUid(fromArgv(pid, argv), 64055, 'libvirt-qemu'), apparmorLabel: label };
+      return {
+        ...asUid(fromArgv(pid, argv), 64055, 'libvirt-qemu'),
+        labels: label === undefined ? {} : { apparmor: label },
+      };
     };
     const severity = (labels: (string | undefined)[]) =>
       audit(viewOf(labels.map((l, i) => proc(10 + i, l))))
@@ -328,7 +332,7 @@ describe('the QEMU command-line reader', () => {
     const line =
       'audit: type=1400 audit(1.2:3): apparmor="DENIED" operation="open" profile="qemu-harden-web" name="/srv/extra.img" pid=9 comm="qemu-system-x86" requested_mask="r" denied_mask="r" fsuid=999 ouid=0';
     const d = parseDenial(line)!;
-    assert.equal(d.profile, 'qemu-harden-web');
+    assert.equal(d.label, 'qemu-harden-web');
     assert.equal(answerForDenial(d, undefined).answer, 'guests.N.disks');
     assert.equal(answerForDenial({ ...d, name: '/dev/kvm' }, undefined).answer, 'useCase');
     assert.equal(answerForDenial({ ...d, name: '/dev/net/tun' }, undefined).answer, 'guests.N.network');

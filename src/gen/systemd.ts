@@ -306,7 +306,7 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
       'No kernel samepage merging for this process: a page shared with another guest is a timing side channel between them. QEMU’s mem-merge=off keeps its guest RAM out of KSM as well.',
       'MemoryKSM=no',
     ]);
-  for (const b of CONFINEMENT) if (b.confines(g)) service.push(b.unitLines(g));
+  for (const b of CONFINEMENT) if (b.confines(a, g)) service.push(b.unitLines(g, a));
   const l = g.limits;
   service.push([
     'Resource limits: the guest cannot take more than its share of the host.',

@@ -59,7 +59,7 @@ export async function retire(p: Plan): Promise<StepResult[]> {
   }
   if (onHost(p))
     for (const b of CONFINEMENT) {
-      const files = p.removals.filter((h) => b.loads(h));
+      const files = p.removals.filter((h) => b.loads.test(h));
       if (files.length) results.push(await b.unload(files));
     }
   return results;
@@ -121,7 +121,7 @@ export async function activate(p: Plan): Promise<StepResult[]> {
     results.push(
       await b.activate(
         [...files.keys()]
-          .filter((h) => b.loads(h))
+          .filter((h) => b.loads.test(h))
           .sort()
           .map((h) => join(p.root, h)),
       ),

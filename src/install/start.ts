@@ -134,7 +134,7 @@ function guestFiles(bundle: Bundle): GuestFiles[] {
   const installed = hostFiles(bundle);
   return bundle.guests.map(({ name }) => {
     const units = [N.unitName(name), N.tapUnitName(name)].filter((u) => installed.has(`/etc/systemd/system/${u}`));
-    const profileFiles = CONFINEMENT.filter((b) => b.enforcing()).flatMap((b) => {
+    const profileFiles = CONFINEMENT.filter((b) => b.probe().enforced).flatMap((b) => {
       const own = b.guestFiles(name).filter((h) => installed.has(h));
       return own.length ? [...own, ...b.sharedFiles.filter((h) => installed.has(h))] : [];
     });
