@@ -520,8 +520,9 @@ const audit: Command = {
     { flag: '--json', help: 'print the report as JSON (docs/audit.md has its shape)' },
     {
       flag: '--answers-out FILE',
-      help: 'also write answers rebuilt from the running guests to FILE (YAML; it must not exist yet); a QEMU an ordinary user started is left out, and listed',
+      help: 'also write answers rebuilt from the running guests to FILE (JSON when it ends in .json, YAML otherwise; it must not exist yet); a QEMU an ordinary user started is left out, and listed',
     },
+    { flag: '--force', help: 'with --answers-out: replace FILE when it exists' },
     {
       flag: '--include-user-process PID|NAME ...',
       help: 'with --answers-out: carry that ordinary user’s QEMU all the same, keeping only the disks, kernel, firmware and TLS files that user can open (checked as the user; needs root); repeatable',
@@ -544,6 +545,7 @@ const audit: Command = {
     const include = a.values('--include-user-process');
     if (include.length && !answersOut)
       throw new UsageError('--include-user-process only applies with --answers-out FILE');
+    if (a.has('--force') && !answersOut) throw new UsageError('--force only applies with --answers-out FILE');
     const { audit, counts, formatAudit } = await import('./audit/command.js');
     const { readHost } = await import('./audit/live.js');
     const view = await readHost();
@@ -551,7 +553,13 @@ const audit: Command = {
     if (answersOut)
       report.answersOut = {
         file: answersOut,
-        ...(await import('./audit/answers-out.js')).writeAnswersOut(answersOut, view, include, r.anywhere),
+        ...(await import('./audit/answers-out.js')).writeAnswersOut(
+          answersOut,
+          view,
+          include,
+          r.anywhere,
+          a.has('--force'),
+        ),
       };
     io.out(a.has('--json') ? json(report) : formatAudit(report, r.me));
     return counts(report) > 0 ? EXIT.findings : EXIT.ok;
