@@ -11,7 +11,7 @@ import { parseCommandLine } from './audit/cmdline.js';
 import { fromUnit, POLICY, type Expectation, type UnitSettings } from './audit/expect.js';
 import { readHost } from './audit/live.js';
 import { commandLineOnly, viewOf, type QemuProcess, type Unseen } from './audit/types.js';
-import type { Label } from './confine/backend.js';
+import type { ConfinementBackend, Label } from './confine/backend.js';
 import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
 import { visible } from './escape.js';
@@ -27,7 +27,11 @@ interface Listener {
   address: string;
 }
 
-interface ProcessView {
+/**
+ * The process as status --json shows it: after seccomp, its label from each registered confinement backend under
+ * the backend's id ("apparmor"), null where it carries none.
+ */
+type ProcessView = {
   pid: number;
   uid: number[];
   gid: number[];
@@ -35,17 +39,19 @@ interface ProcessView {
   noNewPrivs: boolean;
   /** Seccomp mode of every thread (0 none, 1 strict, 2 filter), by thread id. */
   seccomp: Record<string, number>;
-  /** Its label from each registered confinement backend, by the backend's id; null where it carries none. */
-  labels: Record<string, Label | null>;
   cgroup: string | null;
   limits: { memoryMax: string | null; cpuMax: string | null; pidsMax: string | null };
   listening: Listener[];
-}
+} & { [backend: string]: unknown };
+
+/** A backend's key in status --json's `expected`: its id and its noun, "apparmorProfile". */
+const expectedKey = (b: ConfinementBackend) => `${b.id}${b.noun[0]!.toUpperCase()}${b.noun.slice(1)}`;
 
 interface GuestStatus {
   name: string;
   unit: string;
-  /** Null when a process in its unit did not answer in time: whether it runs its QEMU is not known. */
+  /** Whether its QEMU runs; null when that is not known: in a tree (--root), where no process is looked at, or
+   * when a process in its unit did not answer in time. */
   running: boolean | null;
   process: ProcessView | null;
   /** What the installed unit says of the process. */
@@ -99,7 +105,7 @@ function processView(q: QemuProcess): ProcessView {
     capEff: q.status.get('CapEff') ?? '',
     noNewPrivs: q.status.get('NoNewPrivs') === '1',
     seccomp: Object.fromEntries(q.threadSeccomp.map(([tid, mode]) => [String(tid), Number(mode)])),
-    labels: Object.fromEntries(
+    ...Object.fromEntries(
       CONFINEMENT.map((b) => {
         const raw = q.labels[b.id];
         return [b.id, raw ? b.parseLabel(raw) : null];
@@ -166,6 +172,7 @@ export async function status(rootArg: string): Promise<StatusReport> {
   // Which backends the kernel enforces: a label it does not enforce is not expected of a process.
   const confinement = CONFINEMENT.map((b) => ({
     id: b.id,
+    key: expectedKey(b),
     enforced: b.probe().enforced,
     expectedLabel: (setting: (key: string) => string | undefined) => b.expectedLabel(setting),
   }));
@@ -200,7 +207,7 @@ export async function status(rootArg: string): Promise<StatusReport> {
     return {
       name,
       unit: N.unitName(name),
-      running: q ? true : unknown.has(name) ? null : false,
+      running: !live ? null : q ? true : unknown.has(name) ? null : false,
       process: q ? processView(q) : null,
       expected: expected.get(name)!.settings,
       weaker: q ? findings.filter((f) => f.pid === q.pid && f.severity !== 'info').map((f) => f.summary) : [],
@@ -243,14 +250,14 @@ export function formatStatus(r: StatusReport): string {
     const p = g.process;
     out.push(
       '',
-      `${v(g.name)}  ${v(g.unit)}  ${p ? `running, pid ${p.pid}` : g.running === null ? 'not known: its process did not answer in time (see Not seen)' : 'not running'}`,
+      `${v(g.name)}  ${v(g.unit)}  ${p ? `running, pid ${p.pid}` : g.running !== null ? 'not running' : r.root !== '/' ? 'not looked at (a tree)' : 'not known: its process did not answer in time (see Not seen)'}`,
     );
     if (p) {
       const modes = [...new Set(Object.values(p.seccomp))].join(',');
       out.push(
         `  uid ${p.uid.join('/')}  gid ${p.gid.join('/')}  CapEff ${v(p.capEff)}  NoNewPrivs ${p.noNewPrivs ? 1 : 0}  Seccomp ${modes} (${plural(Object.keys(p.seccomp).length, 'thread')})`,
         ...CONFINEMENT.map((b) => {
-          const l = p.labels[b.id];
+          const l = p[b.id] as Label | null;
           return `  ${b.name} ${l ? `${v(l.label)}${l.mode ? ` (${v(l.mode)})` : ''}` : 'not available'}`;
         }),
         `  cgroup ${v(p.cgroup ?? '?')}  memory.max ${v(p.limits.memoryMax ?? 'n/a')}  cpu.max ${v(p.limits.cpuMax ?? 'n/a')}  pids.max ${v(p.limits.pidsMax ?? 'n/a')}`,
@@ -274,7 +281,9 @@ export function formatStatus(r: StatusReport): string {
   out.push(
     '',
     r.ok
-      ? 'OK: every running guest is confined as installed, and the files match the record.'
+      ? r.root === '/'
+        ? 'OK: every running guest is confined as installed, and the files match the record.'
+        : 'OK: the files match the record (in a tree no process is looked at).'
       : `FINDINGS: see ${listed([
           ...(r.signing.enrolled !== null && r.signing.signers.length === 0 ? ['UNSIGNED'] : []),
           ...seen,

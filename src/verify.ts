@@ -25,7 +25,7 @@ import { InputError } from './errors.js';
 import { visible } from './escape.js';
 import { readBundleDir } from './install/bundle.js';
 import { checkSigned, describeSigner, readSignersFile, requiredSigners } from './sshsig.js';
-import { plural } from './words.js';
+import { listed, plural } from './words.js';
 
 export { exposureOf, exposureTarget } from './checks/exposure.js';
 
@@ -112,7 +112,10 @@ async function runChecks(dir: string, report: Report): Promise<Report> {
   const mac = CONFINEMENT.filter((b) => b.chosen(bundle.answers));
   if (mac.length === 0)
     report.warnings.push(
-      'NO MANDATORY ACCESS CONTROL: host.confinement is none (the accepted risk confinement-none). The bundle holds no AppArmor or SELinux files, and nothing but each guest’s own user, its unit sandbox and file permissions keeps a QEMU a guest takes over from the host’s files and other guests’ images.',
+      `NO MANDATORY ACCESS CONTROL: host.confinement is none (the accepted risk confinement-none). The bundle holds no ${listed(
+        CONFINEMENT.map((b) => b.name),
+        'or',
+      )} files, and nothing but each guest’s own user, its unit sandbox and file permissions keeps a QEMU a guest takes over from the host’s files and other guests’ images.`,
     );
   const rest: Check<BundleUnderCheck>[] = [...mac.map((b) => b.check), qemuCaps, usersAndDirs, hostDisks];
   for (const check of rest) add(await runCheck(check, bundle));

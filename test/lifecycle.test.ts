@@ -1,9 +1,11 @@
 // Day two under real systemd in one container, guests under TCG: apply v1 (three guests) with --start, status
 // clean; apply v2 (one guest removed, one guest's memory limit changed, one unchanged); hand-edit a unit, status
 // reports the drift; rollback restores v1 byte for byte with all three running. Every --dry-run changes nothing.
+// Without --start, the command printed for what is left is pasted as printed, twice; --start on a run with
+// nothing to change starts a guest an operator stopped.
 // Then, on a tree, apply is killed with SIGKILL at points across its install and the next apply completes it.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -21,6 +23,7 @@ import { after, before, describe, test } from 'node:test';
 import { writeBootDisk } from './bootdisk.js';
 import { Container } from './container.js';
 import { BIN, cli, REPO, requireTool, tempDir } from './helpers.js';
+import { aimAt, killAt, traceCalls } from './killpoints.js';
 
 const GUESTS = ['alpha', 'beta', 'gamma'];
 const RISK = [
@@ -188,7 +191,16 @@ describe('day two: apply, removal, activation, status and rollback under real sy
   });
 
   test('status --json: the documented shape, read from the live processes', () => {
+    // QEMU starts and ends worker threads as it runs: the threads there before status and still there after it
+    // are the ones it must have listed.
+    const tasks = (pid: string) =>
+      ct
+        .exec(['ls', `/proc/${pid}/task`])
+        .stdout.trim()
+        .split('\n');
+    const before = new Map(GUESTS.map((g) => [g, tasks(pids.get(g)!)]));
     const s = qh('status', '--json');
+    const after = new Map(GUESTS.map((g) => [g, tasks(pids.get(g)!)]));
     assert.equal(s.code, 0, s.stderr);
     const r = JSON.parse(s.stdout) as Record<string, any>;
     assert.deepEqual(Object.keys(r).sort(), [
@@ -222,7 +234,7 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     for (const g of r.guests) {
       assert.deepEqual(Object.keys(g).sort(), ['drift', 'expected', 'name', 'process', 'running', 'unit', 'weaker']);
       assert.deepEqual(Object.keys(g.expected).sort(), [
-        'labels',
+        'apparmorProfile',
         'memoryMax',
         'noCapabilities',
         'noNewPrivs',
@@ -231,10 +243,10 @@ describe('day two: apply, removal, activation, status and rollback under real sy
         'user',
       ]);
       assert.deepEqual(Object.keys(g.process).sort(), [
+        'apparmor',
         'capEff',
         'cgroup',
         'gid',
-        'labels',
         'limits',
         'listening',
         'noNewPrivs',
@@ -250,12 +262,10 @@ describe('day two: apply, removal, activation, status and rollback under real sy
       assert.deepEqual(g.process.uid, [uid, uid, uid, uid]);
       assert.equal(g.process.capEff, '0000000000000000');
       assert.equal(g.process.noNewPrivs, true);
-      const threads = ct
-        .exec(['ls', `/proc/${g.process.pid}/task`])
-        .stdout.trim()
-        .split('\n')
-        .sort();
-      assert.deepEqual(Object.keys(g.process.seccomp).sort(), threads, 'every thread is listed');
+      const listed = Object.keys(g.process.seccomp);
+      const throughout = before.get(g.name)!.filter((t: string) => after.get(g.name)!.includes(t));
+      assert.ok(throughout.length > 0);
+      for (const t of throughout) assert.ok(listed.includes(t), `thread ${t} is listed: ${listed.join(' ')}`);
       assert.ok(
         Object.values(g.process.seccomp).every((m) => m === 2),
         'every thread runs under a seccomp filter',
@@ -370,6 +380,88 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assert.equal(after.code, 0, after.stdout);
   });
 
+  test('without --start the printed command, pasted, brings every guest to its installed unit; a second paste changes nothing; --start starts a guest stopped on purpose on a run with nothing to change', () => {
+    const mainPid = (g: string) => show(`qemu-${g}.service`, 'MainPID');
+    /** The one command the output names for what is left, pasted into a shell in the container as printed. */
+    const hintOf = (out: string) => {
+      const m = /^To start, restart and enable them .*:\n {2}(.*)$/m.exec(out);
+      assert.ok(m, `a command to paste:\n${out}`);
+      return m[1]!;
+    };
+    const paste = (line: string) => {
+      const r = ct.exec(['sh', '-c', line]);
+      assert.equal(r.code, 0, `$ ${line}\n${r.stdout}${r.stderr}`);
+      return r.stdout;
+    };
+    for (const g of GUESTS) assert.equal(active(g), 'active', g);
+
+    // v2 without --start: beta's unit changes (its memory limit), gamma goes. beta keeps running its old QEMU.
+    const before = new Map(GUESTS.map((g) => [g, mainPid(g)]));
+    const r = qh('apply', '/bundles/v2', '--yes');
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /^ {2}beta {2}runs an older unit \(written after it started\)$/m);
+    assert.doesNotMatch(r.stdout, /^ {2}alpha /m, 'alpha runs its installed unit');
+    assert.equal(mainPid('beta'), before.get('beta'), 'nothing was restarted');
+    const hint = hintOf(r.stdout);
+    assert.equal(hint, 'node qh/dist/qemu-harden.js start', 'as this process was started, as root without sudo');
+
+    const first = paste(hint);
+    assert.match(first, /^ {2}done {2}restart \(unit changed\) beta: running$/m);
+    assert.notEqual(mainPid('beta'), before.get('beta'), 'beta runs a new QEMU');
+    assert.equal(show('qemu-beta.service', 'MemoryMax'), String(400 * 1024 * 1024));
+    assert.equal(mainPid('alpha'), before.get('alpha'), 'alpha is left running');
+    const after = new Map(['alpha', 'beta'].map((g) => [g, mainPid(g)]));
+    const second = paste(hint);
+    assert.doesNotMatch(second, /done|FAIL/, 'a second paste does nothing');
+    assert.match(second, /^Already running their installed unit and profile, and enabled: alpha, beta$/m);
+    for (const [g, pid] of after) assert.equal(mainPid(g), pid, `${g} runs the same QEMU`);
+
+    // An operator stops alpha on purpose; apply --start with nothing to change starts it (systemctl start's way).
+    assert.equal(ct.exec(['systemctl', 'stop', 'qemu-alpha.service']).code, 0);
+    // The test guest ignores the power button: systemd ends it with SIGTERM after TimeoutStopSec, and calls it failed.
+    assert.equal(active('alpha'), 'failed');
+    const idle = qh('apply', '/bundles/v2', '--yes', '--start');
+    assert.equal(idle.code, 0, idle.stderr + idle.stdout);
+    assert.match(idle.stdout, /^Nothing to change under \//m);
+    assert.match(idle.stdout, /^ {2}done {2}start alpha: running$/m);
+    assert.equal(active('alpha'), 'active');
+    assert.equal(mainPid('beta'), after.get('beta'), 'beta, already current, is not restarted');
+
+    // rollback without --start, as JSON: the text and the hint go to stderr, the document names the same command.
+    const rb = qh('rollback', '--yes', '--json');
+    assert.equal(rb.code, 0, rb.stderr + rb.stdout);
+    const doc = JSON.parse(rb.stdout) as { result: string; start: { next: string; guests: Record<string, unknown>[] } };
+    assert.equal(doc.result, 'installed');
+    assert.equal(doc.start.next, hintOf(rb.stderr));
+    assert.equal(doc.start.next, hint, 'start, never rollback --start, which would roll back again');
+    const byName = new Map(doc.start.guests.map((g) => [g.name, g]));
+    assert.deepEqual(
+      ['running', 'enabled', 'action'].map((k) => byName.get('gamma')![k]),
+      [false, false, 'start'],
+      'gamma was stopped and disabled when v2 removed it',
+    );
+    assert.deepEqual(byName.get('beta')!.older, ['unit']);
+    assert.equal(byName.get('beta')!.action, 'restart');
+    assert.equal(byName.get('alpha')!.action, 'none');
+    assert.equal(active('gamma'), 'inactive', 'nothing was started');
+    const beta = mainPid('beta');
+    paste(doc.start.next);
+    for (const g of GUESTS) assert.equal(active(g), 'active', g);
+    assert.equal(show('qemu-gamma.service', 'UnitFileState'), 'enabled');
+    assert.notEqual(mainPid('beta'), beta);
+    assert.equal(show('qemu-beta.service', 'MemoryMax'), String(320 * 1024 * 1024), 'beta runs v1’s unit again');
+    const pids = new Map(GUESTS.map((g) => [g, mainPid(g)]));
+    const again = JSON.parse(ct.exec(['sh', '-c', `${doc.start.next} --json`]).stdout) as {
+      ok: boolean;
+      guests: { action: string; running: boolean; enabled: boolean; older: string[] }[];
+    };
+    assert.equal(again.ok, true);
+    for (const g of again.guests) assert.deepEqual([g.action, g.running, g.enabled, g.older], ['none', true, true, []]);
+    for (const [g, pid] of pids) assert.equal(mainPid(g), pid, `${g} runs the same QEMU after a second paste`);
+    assertInstalled(ct.root, v1, []);
+    assert.equal(qh('status').code, 0);
+  });
+
   test('a guest running weaker than its bundle (a runtime drop-in gives it a capability): status exits 1 and says how', () => {
     const dropIn = '/run/systemd/system/qemu-alpha.service.d';
     const set = ct.sh(
@@ -419,49 +511,9 @@ describe('day two: apply, removal, activation, status and rollback under real sy
 /** The system calls that change the tree during an install: each is a point where apply is killed. */
 const KILL_AT = ['rename', 'renameat', 'renameat2', 'unlink', 'unlinkat', 'rmdir'];
 
-function traceApply(
-  strace: string,
-  root: string,
-  bundle: string,
-  log: string,
-  inject?: { syscall: string; nth: number },
-) {
-  const r = spawnSync(
-    strace,
-    [
-      '-qq',
-      '-o',
-      log,
-      '-e',
-      `trace=${KILL_AT.join(',')}`,
-      ...(inject ? ['-e', `inject=${inject.syscall}:signal=KILL:when=${inject.nth}`] : []),
-      process.execPath,
-      BIN,
-      'apply',
-      bundle,
-      '--root',
-      root,
-      '--yes',
-    ],
-    {
-      encoding: 'utf8',
-      timeout: 60_000,
-    },
-  );
-  const counts = new Map<string, number>();
-  const events: { syscall: string; nth: number; line: string }[] = [];
-  for (const line of readFileSync(log, 'utf8').split('\n')) {
-    const syscall = /^([a-z0-9_]+)\(/.exec(line)?.[1];
-    if (!syscall || !KILL_AT.includes(syscall)) continue;
-    const nth = (counts.get(syscall) ?? 0) + 1;
-    counts.set(syscall, nth);
-    events.push({ syscall, nth, line });
-  }
-  return { status: r.status, signal: r.signal, stdout: r.stdout, events };
-}
+const applyArgv = (root: string, bundle: string) => [process.execPath, BIN, 'apply', bundle, '--root', root, '--yes'];
 
 test('apply killed with SIGKILL at points across its install: the next apply reports it and completes, or rollback restores the bundle before it; the tree matches', (t) => {
-  const strace = requireTool('strace', 'strace');
   requireTool('systemd-sysusers', 'systemd');
   const tmp = tempDir(t, 'qh-lifecycle-kill-');
   const base = join(tmp, 'base');
@@ -481,18 +533,19 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
   ];
 
   fresh();
-  const full = traceApply(strace, work, v2, join(tmp, 'full.trace'));
+  const full = traceCalls(applyArgv(work, v2), KILL_AT, { log: join(tmp, 'full.trace') });
   assert.equal(full.status, 0, full.stdout);
   assertInstalled(work, v2, gammaFiles);
   // From the first change after the journal is in place to the unlink that removes the journal.
-  const first = full.events.findIndex((e) => e.syscall.startsWith('rename') && e.line.includes('/journal.json")'));
-  const last = full.events.findLastIndex((e) => e.syscall.startsWith('unlink') && e.line.includes('journal.json'));
+  const calls = full.calls.map((c, i) => ({ ...c, i }));
+  const first = calls.findIndex((c) => c.syscall.startsWith('rename') && c.line.includes('/journal.json")'));
+  const last = calls.findLastIndex((c) => c.syscall.startsWith('unlink') && c.line.includes('journal.json'));
   assert.ok(
     first >= 0 && last > first + 1,
-    `the trace shows the journal written and removed:\n${full.events.map((e) => e.line).join('\n')}`,
+    `the trace shows the journal written and removed:\n${calls.map((c) => c.line).join('\n')}`,
   );
-  const span = full.events.slice(first + 1, last + 1);
-  const kinds = (re: RegExp) => span.filter((e) => re.test(e.line));
+  const span = calls.slice(first + 1, last + 1);
+  const kinds = (re: RegExp) => span.filter((c) => re.test(c.line));
   // Points spread over the install: its first change (a file installed), the last file installed, a file removed,
   // each of the record's two renames (the second leaves `current` missing in between), the journal's removal.
   const wanted = [
@@ -504,14 +557,14 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
     span.at(-1),
   ];
   for (const [i, p] of wanted.entries())
-    assert.ok(p, `kill point ${i} is in the trace:\n${span.map((e) => e.line).join('\n')}`);
+    assert.ok(p, `kill point ${i} is in the trace:\n${span.map((c) => c.line).join('\n')}`);
   const points = [...new Set(wanted as NonNullable<(typeof wanted)[number]>[])];
   assert.ok(points.length >= 5, `distinct kill points: ${points.map((p) => p.line).join('\n')}`);
+  const kill = (p: (typeof points)[number], log: string) =>
+    killAt(applyArgv(work, v2), aimAt(full.calls, p.i), p, { log: join(tmp, log) });
   for (const [i, p] of points.entries()) {
     fresh();
-    const killed = traceApply(strace, work, v2, join(tmp, `kill-${i}.trace`), p);
-    assert.equal(killed.signal ?? killed.status, 'SIGKILL', `apply was killed at ${p.line}`);
-    assert.equal(killed.events.at(-1)?.line.split('(')[0], p.syscall);
+    kill(p, `kill-${i}.trace`);
     assert.ok(existsSync(join(work, RECORD, 'journal.json')), `the journal is there after a kill at ${p.line}`);
     const st = cli(['status', '--root', work, '--json']);
     assert.equal(st.code, 1, 'status reports the interrupted install');
@@ -534,7 +587,7 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
   // Rollback after a kill, instead of apply: back to v1, the bundle installed completely before the killed apply.
   for (const p of [wanted[1]!, wanted[4]!]) {
     fresh();
-    assert.equal(traceApply(strace, work, v2, join(tmp, 'kill-rollback.trace'), p).signal, 'SIGKILL');
+    kill(p, 'kill-rollback.trace');
     const rb = cli(['rollback', '--root', work, '--yes']);
     assert.equal(rb.code, 0, rb.stderr + rb.stdout);
     assert.match(rb.stdout, /^The last apply stopped midway; rolling back to the bundle installed before it\.$/m);

@@ -40,17 +40,19 @@ export const POLICY: Expectation = {
   accepted: new Set(),
 };
 
-/** The unit's settings status reports as expected (its --json `expected`), beside the expectation itself. */
-export interface UnitSettings {
+/**
+ * The unit's settings status reports as expected (its --json `expected`), beside the expectation itself: after
+ * memoryMax, the label each confinement backend reads in the unit (null where it names none), under the
+ * backend's own key ("apparmorProfile").
+ */
+export type UnitSettings = {
   user: string;
   uid: number | null;
   memoryMax: string | null;
-  /** The label each confinement backend reads in the unit, by the backend's id (those the unit names). */
-  labels: Record<string, string>;
   seccomp: boolean;
   noNewPrivs: boolean;
   noCapabilities: boolean;
-}
+} & { [confinementKey: string]: string | number | boolean | null };
 
 /** The value of the last assignment of a setting in a unit file ("" for an empty one), or undefined. */
 function setting(text: string, key: string): string | undefined {
@@ -155,6 +157,8 @@ function limitValue(v: string | undefined, units: boolean): string | undefined {
 /** A confinement backend as the unit's expectation needs it (src/confine/backend.ts), and whether it is enforced. */
 export interface UnitConfinement {
   id: string;
+  /** Its key in the settings: "apparmorProfile". */
+  key: string;
   /** Whether the kernel enforces it: a label it does not enforce is not expected of the process. */
   enforced: boolean;
   expectedLabel(setting: (key: string) => string | undefined): string | null;
@@ -173,17 +177,14 @@ export function fromUnit(
   const text = unitText ?? '';
   const user = setting(text, 'User') ?? defaultUser;
   const memory = limitValue(setting(text, 'MemoryMax'), true);
-  const named = confinement.flatMap((c) => {
-    const label = c.expectedLabel((key) => setting(text, key));
-    return label === null ? [] : [{ id: c.id, label, enforced: c.enforced }];
-  });
-  const expected = new Map(named.filter((c) => c.enforced).map((c) => [c.id, c.label]));
+  const named = confinement.map((c) => ({ ...c, label: c.expectedLabel((key) => setting(text, key)) }));
+  const expected = new Map(named.filter((c) => c.label !== null && c.enforced).map((c) => [c.id, c.label]));
   const argv = unitText === undefined ? undefined : unitArgv(text);
   const settings: UnitSettings = {
     user,
     uid: uidOf(users, user) ?? null,
     memoryMax: memory ?? setting(text, 'MemoryMax') ?? null,
-    labels: Object.fromEntries(named.map((c) => [c.id, c.label])),
+    ...Object.fromEntries(named.map((c) => [c.key, c.label])),
     seccomp: !!setting(text, 'SystemCallFilter') || /-sandbox on/.test(text),
     noNewPrivs: setting(text, 'NoNewPrivileges') === 'yes',
     noCapabilities: setting(text, 'CapabilityBoundingSet') === '',

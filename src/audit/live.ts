@@ -11,7 +11,7 @@ import { closeSync, constants, openSync, readdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { CONFINEMENT } from '../confine/index.js';
 import { cgroupPath, LIMITS, NetTables, openFds, PROC, readSmall, statusFields, threadSeccomp } from '../procfs.js';
-import { isLate, Sidecar, TIME } from '../sidecar.js';
+import { isLate, Sidecar } from '../sidecar.js';
 import { guestLabel, isQemuBinary, parseCommandLine, QEMU_PROGRAM } from './cmdline.js';
 import { BACKING_DEPTH, localDisks, qcow2Backing } from './files.js';
 import { ownerContext, ownerOf } from './owner.js';
@@ -50,10 +50,9 @@ export interface ReadOptions {
 export async function readHost(opts: ReadOptions = {}): Promise<HostView> {
   const proc = opts.proc ?? PROC;
   const base = opts.cgroupRoot ?? CGROUP_ROOT;
-  const deadline = Date.now() + TIME.totalMs;
-  const reader = new Sidecar(deadline);
-  reader.warm();
+  const reader = new Sidecar();
   try {
+    const deadline = await reader.started();
     return await readWith(reader, proc, base, deadline, opts);
   } finally {
     await reader.close();

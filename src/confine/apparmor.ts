@@ -131,7 +131,7 @@ export const apparmor: ConfinementBackend<Text> = {
 
   chosen,
   confines,
-  guestLabel: (_a, g) => G.profileName(g),
+  guestLabel: (g) => G.profileName(g),
 
   generator: () => import('../gen/apparmor.js'),
   files: (a) => {
@@ -162,7 +162,7 @@ export const apparmor: ConfinementBackend<Text> = {
   },
   guestFiles: (guest) => [`/${profilePath(guest)}`, `/${rulesPath(guest)}`],
   sharedFiles: [`/${ABSTRACTION_PATH}`],
-  unitLines: (_a, g) => [
+  unitLines: (g) => [
     'Confined by this guest’s AppArmor profile when AppArmor is enabled on the host.',
     `AppArmorProfile=${G.profileName(g)}`,
   ],

@@ -5,8 +5,9 @@
 // files it loads, how it loads and unloads them, the Ansible role's handler for that), and the live host's (does
 // the kernel enforce it, what label a QEMU process carries and what label it should, the audit checks that judge
 // it). Every command asks them through the registry, src/confine/index.ts, and names no backend: a second
-// backend is one more record beside src/confine/apparmor.ts, one line there, and the text of its files in its
-// own generator in src/gen/, like every emitted file.
+// backend is one more record beside src/confine/apparmor.ts, one line there, the text of its files in its own
+// generator in src/gen/ like every emitted file, and its id among the answers' values (src/confinement.ts) with
+// its label on the Host step (steps/host.ts).
 import type { StepResult } from '../activation.js';
 import type { AuditCheck, Probe } from '../audit/types.js';
 import type { BundleUnderCheck, Check } from '../checks/check.js';
@@ -66,8 +67,8 @@ export interface ConfinementBackend<Text = unknown> {
   chosen(a: Answers): boolean;
   /** Whether the answers put this guest under it: it is chosen, and the guest does not go without it. */
   confines(a: Answers, g: Guest): boolean;
-  /** The label the bundle gives guest g's QEMU: its profile's name, its context (which may depend on the other guests). */
-  guestLabel(a: Answers, g: Guest): string;
+  /** The label the bundle gives guest g's QEMU (its profile's name, its context), among the answers' guests. */
+  guestLabel(g: Guest, a: Answers): string;
 
   /** The text of its files, src/gen/NAME.ts: loaded only where a bundle is written (apply never loads it). */
   generator(): Promise<Text>;
@@ -78,7 +79,7 @@ export interface ConfinementBackend<Text = unknown> {
   /** The host paths of the files it installs once, for all the guests it confines. */
   sharedFiles: string[];
   /** The unit lines that put a confined guest's QEMU under it: a comment, then the settings. */
-  unitLines(a: Answers, g: Guest): [comment: string, ...settings: string[]];
+  unitLines(g: Guest, a: Answers): [comment: string, ...settings: string[]];
   /** Its words in the bundle README. */
   readme: ReadmeWords;
   /** What holds only while it enforces, in guest g's reach map; for a guest it does not confine, what that leaves open. */

@@ -335,7 +335,7 @@ export const selinux: ConfinementBackend<Text> = {
 
   chosen,
   confines: (a) => chosen(a),
-  guestLabel: (a, g) => processContext(pairOf(a, g)),
+  guestLabel: (g, a) => processContext(pairOf(a, g)),
 
   generator: () => import('../gen/selinux.js'),
   files: (a) =>
@@ -355,7 +355,7 @@ export const selinux: ConfinementBackend<Text> = {
       : [],
   guestFiles: (guest) => [`/${modulePath(guestModule(guest))}`],
   sharedFiles: [`/${modulePath(SHARED_MODULE)}`],
-  unitLines: (a, g) => [
+  unitLines: (g, a) => [
     `Confined by SELinux when it is enabled on the host: the virt domain with this guest’s own category pair (${level(pairOf(a, g))}), so its QEMU opens only files labelled with that pair and shared read-only content.`,
     `SELinuxContext=${processContext(pairOf(a, g))}`,
   ],

@@ -13,8 +13,11 @@ const yamlList = (items: string[]) => items.map((i) => `  - ${JSON.stringify(i)}
 
 /** A backend's names in the role: the variables and the handler topic of its files. */
 const role = (b: ConfinementBackend) => ({
-  /** The host paths it installs, shared and per guest, as one anchored pattern. */
+  /** The host paths it installs, shared and per guest: a pattern each, and all of them as one anchored pattern. */
+  patterns: `qemu_harden_${b.id}_patterns`,
   paths: `qemu_harden_${b.id}_paths`,
+  /** The host paths of the files it shares among all the guests it confines. */
+  shared: `qemu_harden_${b.id}_shared`,
   /** The installed files it loads, and the pattern that picks them. */
   loads: `qemu_harden_${b.id}_loads`,
   files: `qemu_harden_${b.id}_files`,
@@ -35,13 +38,15 @@ const guestFilesOf = (b: ConfinementBackend) =>
     .join(', ')}]`;
 
 /**
- * Whether guest g restarts for backend b: one of its own files changed, or it is confined (one of its files is
- * in the bundle) and a file the backend shares among all its guests changed.
+ * Guest g (the loop variable) restarts for backend b when one of its own files changed, or when it is confined
+ * (one of its files is in the bundle) and a file the backend shares among all its guests changed.
  */
-const restartsFor = (b: ConfinementBackend) =>
-  `(${guestFilesOf(b)} | select('in', changed) | list | length > 0) or ` +
-  `((${guestFilesOf(b)} | select('in', qemu_harden_new) | list | length > 0) and ` +
-  `(${JSON.stringify(b.sharedFiles)} | select('in', changed) | list | length > 0))`;
+const restartsFor = (b: ConfinementBackend) => `
+      {%- set mine = ${guestFilesOf(b)} -%}
+      {%- if mine | select('in', changed) | list
+            or (mine | select('in', qemu_harden_new) | list and ${role(b).shared} | select('in', changed) | list) -%}
+      {%- set _ = restart.append('${b.id}') -%}
+      {%- endif -%}`;
 
 /** The role's files, with the confinement backends registered when it is exported. */
 export const roleFiles = (backends: readonly ConfinementBackend[] = CONFINEMENT): Record<string, string> => ({
@@ -103,7 +108,11 @@ qemu_harden_tmpfiles_files: "{{ qemu_harden_new.keys() | select('match', '^/etc/
 ${backends
   .map(
     (b) => `# ${b.name}: the paths of its files, those it loads, and which of them this bundle installs.
-${role(b).paths}: ${JSON.stringify(`^(?:${installablePatterns({ shared: b.sharedFiles, guest: b.guestFiles(GUEST_PLACEHOLDER) }).join('|')})$`)}
+${role(b).patterns}:
+${yamlList(installablePatterns({ shared: b.sharedFiles, guest: b.guestFiles(GUEST_PLACEHOLDER) }))}
+${role(b).paths}: "^(?:{{ ${role(b).patterns} | join('|') }})$"
+${role(b).shared}:
+${yamlList(b.sharedFiles)}
 ${role(b).loads}: ${JSON.stringify(b.loads.source)}
 ${role(b).files}: "{{ qemu_harden_new.keys() | select('match', ${role(b).loads}) | sort }}"
 `,
@@ -646,12 +655,8 @@ ${backends
       {%- set unit = '/etc/systemd/system/qemu-' ~ g ~ '.service' -%}
       {%- set tap = '/etc/systemd/system/qemu-' ~ g ~ '-tap.service' -%}
       {%- if tap in changed -%}{%- set _ = out.append('qemu-' ~ g ~ '-tap.service') -%}{%- endif -%}
-      {%- if unit in changed or tap in changed${backends
-        .map(
-          (b) => `
-            or ${restartsFor(b)}`,
-        )
-        .join('')} -%}
+      {%- set restart = [] -%}${backends.map(restartsFor).join('')}
+      {%- if unit in changed or tap in changed or restart -%}
       {%- set _ = out.append('qemu-' ~ g ~ '.service') -%}
       {%- endif -%}
       {%- endfor -%}

@@ -74,9 +74,12 @@ export function bundleReadme(a: Answers, files: BundleFile[], runAs?: string): s
   if (mac.length === 0)
     p(
       '> **No mandatory access control.** `host.confinement` is `none` (an accepted risk, below): this bundle holds',
-      '> no AppArmor profile and no SELinux policy, so nothing but each guest’s own user, its unit sandbox and file',
-      '> permissions keeps a QEMU that a guest takes over from the host’s files and other guests’ images. A file',
-      '> that is readable by a guest’s user by mistake is readable by that guest.',
+      `> no ${listed(
+        CONFINEMENT.map((b) => `${b.name} ${b.noun}`),
+        'or',
+      )}, so nothing but each guest’s own user, its unit sandbox and file permissions keeps a QEMU`,
+      '> that a guest takes over from the host’s files and other guests’ images. A file that is readable by a',
+      '> guest’s user by mistake is readable by that guest.',
       '',
     );
   if (a.useCase === 'emulation') {
@@ -252,7 +255,7 @@ function reachSection(a: Answers): string[] {
       `- seccomp: ${code(`-sandbox ${sandboxOption(g)}`)}; ${
         mac.length
           ? mac
-              .map((b) => `${b.name}: ${b.confines(a, g) ? `${b.noun} ${code(b.guestLabel(a, g))}` : '**none**'}`)
+              .map((b) => `${b.name}: ${b.confines(a, g) ? `${b.noun} ${code(b.guestLabel(g, a))}` : '**none**'}`)
               .join('; ')
           : 'mandatory access control: **none**'
       }`,
@@ -336,7 +339,13 @@ function operatorSections(a: Answers, me: string): string[] {
   );
   out.push('## After apply', '');
   out.push(
-    '`apply --start` enables and starts new guests and restarts exactly the guests whose unit or profile changed (their profiles are loaded first). Without `--start`, a guest that is already running keeps the unit, user and profile it started with, and `apply` names the guests that need a restart; restart each of them to put it under the new bundle:',
+    '`apply --start` then brings every guest of the bundle to running its installed unit and profile: a stopped guest is enabled and started (one stopped on purpose too), a guest running an older unit or profile is restarted (its profile is loaded first). Without `--start`, a guest that is already running keeps the unit, user and profile it started with; `apply` names each guest that does not run its installed unit and profile yet, and this does the rest (run again, it changes nothing):',
+    '',
+    '```sh',
+    `sudo ${me} start`,
+    '```',
+    '',
+    'By hand, restart each guest that runs an older unit or profile:',
     '',
     '```sh',
   );
