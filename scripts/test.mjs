@@ -24,7 +24,7 @@ const phases = [];
  */
 const FILES = {
   'vm.test.ts': [1065, 'boots a VM (Debian kernel under TCG)'],
-  'selinux-vm.test.ts': [600, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
+  'selinux-vm.test.ts': [860, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
   'isolation-vm.test.ts': [807, 'boots a VM (Debian kernel under TCG)'],
   'host-storage-vm.test.ts': [660, 'boots a VM (Debian kernel under TCG)'],
   'audit-vm.test.ts': [636, 'boots a VM (Debian kernel under TCG)'],
@@ -38,13 +38,13 @@ const FILES = {
   'isolation-container.test.ts': [77, 'boots a container'],
   'lifecycle.test.ts': [61, 'boots a container'],
   'atomic.test.ts': [50, 'kills generate under strace at 65 points'],
+  'selinux.test.ts': [30, null],
   'bench.test.ts': [47, 'runs every benchmark'],
   'fresh-clone.test.ts': [44, 'installs from the npm registry into a fresh clone'],
   'uefi-container.test.ts': [37, 'boots a container and OVMF under TCG'],
   'nspawn.test.ts': [36, 'boots containers'],
   'host-storage.test.ts': [20, 'uses namespaces and loop devices'],
   'removed-options.test.ts': [20, 'starts Debian 13’s QEMU from its root in a mount namespace'],
-  'selinux.test.ts': [30, null],
   'cli.test.ts': [15, null],
   'signing.test.ts': [15, null],
   'wizard-tty.test.ts': [13, 'drives the built wizard in real terminals (tmux)'],
