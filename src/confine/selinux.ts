@@ -11,6 +11,7 @@ import type { StepResult } from '../activation.js';
 import { denialFindings, type Denial } from '../audit/denials.js';
 import { eachProcess, finding, type AuditCheck, type Finding, type QemuProcess } from '../audit/types.js';
 import { confinementOf } from '../confinement.js';
+import { visible } from '../escape.js';
 import {
   categoriesOf,
   categoryPairs,
@@ -134,12 +135,12 @@ function pairsHeldElsewhere(): Map<string, string> {
 
 /** The guests whose pair a process the bundle did not start holds, as sentences. */
 function clashes(a: Answers, held: Map<string, string>): string[] {
-  return a.guests.flatMap((g) => {
+  return a.guests.flatMap((g, i) => {
     const p = pairOf(a, g);
     const who = held.get(`${p[0]},${p[1]}`);
     return who
       ? [
-          `guest ${g.name}’s pair ${level(p)} is held by ${who}, which this bundle did not start: set guests.N.isolation.selinuxCategories of ${g.name} to a pair no process holds`,
+          `guest ${g.name}’s pair ${level(p)} is held by ${who}, which this bundle did not start: set guests.${i}.isolation.selinuxCategories to a pair no process holds`,
         ]
       : [];
   });
@@ -496,7 +497,10 @@ export const selinux: ConfinementBackend<Text> = {
       const m = /\(s0 \(c(\d+) c(\d+)\)\)/.exec(texts[i]!);
       const who = m && held.get(`${m[1]},${m[2]}`);
       return who
-        ? [`${basename(f, '.cil')}’s pair s0:c${m[1]},c${m[2]} is held by ${who}, which this bundle did not start`]
+        ? [
+            // The process's name and label are its own to set: printed as they are, they could be escape sequences.
+            `${basename(f, '.cil')}’s pair s0:c${m[1]},c${m[2]} is held by ${visible(who)}, which this bundle did not start`,
+          ]
         : [];
     });
     if (taken.length)
