@@ -16,6 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { writeTestGuestStopDropIn } from './container.js';
 import { cacheNotice, REPO, requireTool } from './helpers.js';
 
@@ -251,9 +252,14 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
   ];
   return new Promise((resolve) => {
     const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // One decoder per stream: a chunk may end inside a character (the console's ’ came through as three
+    // replacement characters when each chunk was decoded on its own).
     let text = '';
-    child.stdout.on('data', (d: Buffer) => (text += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (text += d.toString('utf8')));
+    for (const stream of [child.stdout, child.stderr]) {
+      const decoder = new StringDecoder('utf8');
+      stream.on('data', (d: Buffer) => (text += decoder.write(d)));
+      stream.on('end', () => (text += decoder.end()));
+    }
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -263,7 +269,8 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
         child.kill('SIGKILL');
       }
     }, spec.timeoutMs ?? 240_000);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': only then has everything QEMU wrote been read.
+    child.on('close', (code) => {
       clearTimeout(timer);
       rmSync(initrd, { force: true });
       const results = new Map<string, string>();
