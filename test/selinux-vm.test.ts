@@ -6,7 +6,7 @@
 // away so that only SELinux stands between them), what `status` and `audit` make of the guests and of QEMUs started
 // outside their units. One boot serves every check.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
@@ -126,6 +126,11 @@ r audit_exit $?
 # One line per finding: a console line of the whole report would be cut.
 node --jitless -e 'for (const f of JSON.parse(require("fs").readFileSync(0, "utf8")).findings) console.log("RESULT finding=" + JSON.stringify({ check: f.check, guest: f.guest, severity: f.severity, summary: f.summary }))' < /run/audit.json
 t audited
+# A changed bundle (beta's memory) while the twin, outside qemu.slice, holds alpha's pair: apply refuses to load it.
+${QH} apply /bundle2 --yes > /run/apply2.log 2>&1
+r apply2_exit $?
+grep -E '^  (done|skip|FAIL) ' /run/apply2.log | sed 's/^  /RESULT apply2_step=/'
+t applied_again
 avcs | grep -v 'scontext=system_u:system_r:svirt_t' | sed 's/^/RESULT other_avc=/'
 r done yes
 `;
@@ -146,6 +151,10 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     const image = await selinuxRootImage();
     const bundle = generateBundle(work, ANSWERS);
     const tree = selinuxProofTree(work, PROOF, bundle);
+    const changed = structuredClone(ANSWERS);
+    changed.guests[1]!.memoryMiB = 96;
+    mkdirSync(join(work, 'v2'));
+    cpSync(generateBundle(join(work, 'v2'), changed), join(tree, 'bundle2'), { recursive: true });
     for (const g of GUESTS) {
       mkdirSync(join(tree, 'srv/qemu', g), { recursive: true });
       writeBootDisk(join(tree, disk(g)));
@@ -275,5 +284,17 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     assert.match(image[0]!.summary, /without its category pair/);
     for (const g of GUESTS) assert.deepEqual(of('process.selinux', g), [], `${g}'s own context is not a finding`);
     assert.deepEqual(of('process.selinux-image', 'alpha'), []);
+  });
+
+  test('apply refuses to load a bundle whose guest’s pair a process it did not start holds (the twin, outside qemu.slice)', () => {
+    assert.equal(result('apply2_exit'), '1');
+    const failed = all('apply2_step').filter((l) => l.startsWith('FAIL'));
+    assert.equal(failed.length, 1, all('apply2_step').join('\n'));
+    assert.match(
+      failed[0]!,
+      new RegExp(
+        `load the SELinux modules .*: qemu-harden-alpha’s pair ${level(pair('alpha'))} is held by pid \\d+ \\(qemu-system-x86, ${processContext(pair('alpha'))}\\), which this bundle did not start`,
+      ),
+    );
   });
 });
