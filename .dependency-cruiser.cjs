@@ -25,10 +25,10 @@ module.exports = {
       to: { path: ['^src/ui/', '^src/wizard\\.tsx$', '^src/cli\\.ts$'] },
     },
     {
-      name: 'checks-and-backends-below-ui',
-      comment: 'Checks and confinement backends serve verify, apply, status and audit alike: no wizard, no CLI.',
+      name: 'checks-backends-and-helpers-below-ui',
+      comment: 'Checks, confinement backends and helper units serve verify, apply, status and audit alike: no wizard, no CLI.',
       severity: 'error',
-      from: { path: '^src/(checks|confine)/' },
+      from: { path: '^src/(checks|confine|helpers)/' },
       to: { path: ['^src/ui/', '^steps/', '^src/wizard\\.tsx$', '^src/cli\\.ts$', '^src/bin\\.ts$'] },
     },
     {

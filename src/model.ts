@@ -196,6 +196,11 @@ export const guestSchema = z.strictObject({
     .max(4 * 1024 * 1024)
     .default(1024),
   firmware: firmware.default({ type: 'bios' }),
+  /** A TPM 2.0 from the guest's own swtpm, in a unit of its own (src/helpers/swtpm.ts); its state is the guest's
+   * secrets (BitLocker keys), kept in the guest's state directory. */
+  tpm: z
+    .enum(['none', 'tpm2'], { error: 'must be "none" or "tpm2" (a TPM 2.0 from the guest’s own swtpm)' })
+    .default('none'),
   disks: z.array(diskSchema).max(32).default([]),
   boot: bootFiles.optional(),
   network: network.default({ mode: 'none' }),

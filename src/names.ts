@@ -8,6 +8,20 @@ export const incomingUnitName = (guest: string) => `qemu-${guest}-incoming.servi
 export const profileName = (guest: string) => `qemu-harden-${guest}`;
 export const SLICE = 'qemu.slice';
 
+/**
+ * The kinds of helper unit a guest can have beside its QEMU (src/helpers/): each runs in a unit and under an
+ * AppArmor profile of its own, named from the guest's name and the kind.
+ */
+export const HELPER_KINDS = ['tpm'] as const;
+export type HelperKind = (typeof HELPER_KINDS)[number];
+export const helperUnitName = (guest: string, kind: HelperKind) => `qemu-${guest}-${kind}.service`;
+/** The socket unit systemd listens on for the helper, before it or QEMU runs. */
+export const helperSocketName = (guest: string, kind: HelperKind) => `qemu-${guest}-${kind}.socket`;
+export const helperProfileName = (guest: string, kind: HelperKind) => `qemu-harden-${guest}-${kind}`;
+/** Every helper unit file a guest may have, whichever helpers its answers turn on: what the install side owns. */
+export const helperUnitFiles = (guest: string) =>
+  HELPER_KINDS.flatMap((k) => [helperUnitName(guest, k), helperSocketName(guest, k)]);
+
 export function defaultTapDevice(guest: string): string {
   return `qh-${guest}`.slice(0, 15).replace(/-+$/, '');
 }

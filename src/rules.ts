@@ -383,6 +383,11 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
         at('firmware', 'secureBoot'),
         `needs a q35 machine type (is "${g.machine}"): Secure Boot relies on SMM, which QEMU offers on q35`,
       );
+    if (g.firmware.type === 'uefi' && g.firmware.secureBoot && g.boot)
+      issue(
+        at('boot', 'kernel'),
+        'cannot be used with Secure Boot: OVMF starts a kernel given to QEMU directly even when its signature check fails, so Secure Boot would not cover it; boot from a disk (its EFI system partition), or turn Secure Boot off',
+      );
 
     if (a.useCase === 'emulation' && g.cpu.model === 'host')
       issue(at('cpu', 'model'), '"host" needs KVM; the emulation use case runs under TCG (use "max" or a named model)');
@@ -570,6 +575,18 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
 }
 
 /**
+ * Which guests run each kind of helper unit (src/helpers/), and what the names it takes are called in a message.
+ * The one answer to "does this guest run it": the names are the guest's as soon as it does.
+ */
+const HELPER_NAMES: Record<N.HelperKind, { what: string; runs(g: Guest): boolean }> = {
+  tpm: { what: 'TPM', runs: (g) => g.tpm === 'tpm2' },
+};
+
+export function runsHelper(kind: N.HelperKind, g: Guest): boolean {
+  return HELPER_NAMES[kind].runs(g);
+}
+
+/**
  * Every name the bundle derives from a guest (its user and group, its units, its tap device and the bridge it
  * joins, its AppArmor profile) is unique across the bundle and never one of the shared names: the device groups
  * and another guest's names. Each collision is reported on the field that chose the name.
@@ -614,6 +631,13 @@ function checkDerivedNames(a: Answers, issue: (path: (string | number)[], messag
     claim('unit', N.unitName(g.name), name, 'unit', of);
     claim('profile', N.profileName(g.name), name, 'AppArmor profile', of);
     if (g.migration?.enabled) claim('unit', N.incomingUnitName(g.name), name, 'live-migration destination unit', of);
+    for (const kind of N.HELPER_KINDS) {
+      const helper = HELPER_NAMES[kind];
+      if (!runsHelper(kind, g)) continue;
+      claim('unit', N.helperUnitName(g.name, kind), name, `${helper.what} unit`, of);
+      claim('unit', N.helperSocketName(g.name, kind), name, `${helper.what} socket unit`, of);
+      claim('profile', N.helperProfileName(g.name, kind), name, `${helper.what}’s AppArmor profile`, of);
+    }
     if (g.network.mode === 'tap') {
       claim('unit', N.tapUnitName(g.name), name, 'tap helper unit', of);
       claim(

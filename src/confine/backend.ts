@@ -5,6 +5,7 @@
 import type { StepResult } from '../activation.js';
 import type { BundleUnderCheck, Check } from '../checks/check.js';
 import type { Answers, Guest } from '../model.js';
+import type { HelperKind } from '../names.js';
 
 interface ConfinementFile<Text> {
   /** Relative to the bundle directory; under root/ it installs at the same path under /. */
@@ -20,10 +21,12 @@ export interface ConfinementBackend<Text = never> {
   confines(g: Guest): boolean;
   /** What it adds to a bundle. */
   files(a: Answers): ConfinementFile<Text>[];
-  /** The host paths of the files it installs for one guest, by the guest's name. */
+  /** The host paths of the files it installs for one guest, by the guest's name, its helpers' among them. */
   guestFiles(guest: string): string[];
   /** The unit lines that put a confined guest's QEMU under it: a comment, then the settings. */
   unitLines(g: Guest): [comment: string, ...settings: string[]];
+  /** The same for one of the guest's helper units (src/helpers/): each helper has a policy of its own. */
+  helperUnitLines(g: Guest, kind: HelperKind): [comment: string, ...settings: string[]];
   /** How `verify` checks its files: read by the backend's own tool. */
   check: Check<BundleUnderCheck>;
   /** The name of its step in `apply`'s activation. */

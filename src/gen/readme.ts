@@ -3,6 +3,7 @@
 import type { BundleFile } from '../bundle-layout.js';
 import { markdownCode as code, markdownText as text } from '../escape.js';
 import * as G from '../guest.js';
+import { helpersOf } from '../helpers/index.js';
 import { LOGROTATE_TIMER } from '../names.js';
 import * as L from './logrotate.js';
 import type { Answers, Guest } from '../model.js';
@@ -235,6 +236,10 @@ function operatorSections(a: Answers): string[] {
     `- \`${a.host.qemuBinary}\` installed (Debian: \`qemu-system-x86\`), systemd 247 or newer, cgroup v2 for every limit to hold.`,
   );
   if (a.guests.some((g) => g.firmware.type === 'uefi')) out.push('- UEFI guests need OVMF (Debian: `ovmf`).');
+  if (a.guests.some((g) => g.tpm === 'tpm2'))
+    out.push(
+      '- Guests with a TPM need swtpm and swtpm_setup (Debian: `swtpm` and `swtpm-tools`). A TPM whose state is carried over from another host must be in its directory (below) before the guest’s first start; otherwise the guest gets a new, empty TPM.',
+    );
   if (bridges.length)
     out.push(
       `- The bridge${bridges.length > 1 ? 's' : ''} ${bridges.map((b) => `\`${b}\``).join(', ')} must exist (e.g. a systemd-networkd .netdev); the tap units only attach to ${bridges.length > 1 ? 'them' : 'it'}.`,
@@ -271,6 +276,12 @@ function operatorSections(a: Answers): string[] {
     '```',
     '',
   );
+  const helped = a.guests.filter((g) => helpersOf(g).length > 0);
+  if (helped.length) {
+    out.push('## Helper units', '');
+    for (const g of helped) for (const h of helpersOf(g)) out.push(`- ${g.name}: ${text(h.readme(g))}`);
+    out.push('');
+  }
   out.push('## After apply', '');
   out.push(
     '`apply --start` enables and starts new guests and restarts exactly the guests whose unit or profile changed (their profiles are loaded first). Without `--start`, a guest that is already running keeps the unit, user and profile it started with, and `apply` names the guests that need a restart; restart each of them to put it under the new bundle:',
