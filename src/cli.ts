@@ -208,14 +208,18 @@ async function presets(p: Parsed, io: Io): Promise<number> {
   if (p.flags.has('--json'))
     io.out(
       JSON.stringify(
-        all.map(({ name, description }) => ({ name, description })),
+        all.map(({ name, description, notes }) => ({ name, description, notes })),
         null,
         2,
       ) + '\n',
     );
   else {
     const w = Math.max(...all.map((x) => x.name.length));
-    io.out(all.map((x) => `${x.name.padEnd(w)}  ${x.description}`).join('\n') + '\n');
+    io.out(
+      all
+        .flatMap((x) => [`${x.name.padEnd(w)}  ${x.description}`, ...x.notes.map((n) => `${' '.repeat(w)}    ${n}`)])
+        .join('\n') + '\n',
+    );
   }
   return EXIT.ok;
 }

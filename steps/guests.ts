@@ -8,6 +8,11 @@ const FIRMWARE: Record<Guest['firmware']['type'], string> = {
   uefi: 'UEFI (OVMF, own vars file)',
 };
 
+const TPM: Record<Guest['tpm'], string> = {
+  none: 'none',
+  tpm2: 'TPM 2.0 from its own swtpm (Windows 11 needs one)',
+};
+
 /** Debian's OVMF builds: the plain pair (the schema's defaults) and the Secure Boot pair with Microsoft's keys. */
 const OVMF = {
   code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
@@ -159,6 +164,9 @@ export const guests: Step = {
     'Each guest gets its own system user, its own unit and its own AppArmor profile: a guest that takes',
     'over its QEMU process lands in an account that owns nothing but that guest. The machine type matters',
     'too: only the pc and q35 families are covered by QEMU’s security promise for virtualization.',
+    'A TPM keeps the guest’s own secrets (BitLocker’s keys), so its state is as sensitive as the disk: its',
+    'swtpm runs in a unit of its own as the guest’s user, under its own AppArmor profile, and QEMU never reads',
+    'that state. Windows 11 needs a TPM 2.0 and Secure Boot.',
   ],
   notes: (ctx) => {
     const guest = ctx.draft.guests[ctx.guest];
@@ -190,6 +198,14 @@ export const guests: Step = {
     cpuField(ctx),
     featuresField(ctx),
     ...firmwareFields(ctx),
+    {
+      label: 'TPM',
+      kind: 'select',
+      path: g(ctx, 'tpm'),
+      fallback: () => 'none',
+      options: optionsOf(TPM),
+      hint: 'it keeps the guest’s own secrets (BitLocker keys): its state is as sensitive as the disk',
+    },
     { label: 'Description', kind: 'text', path: g(ctx, 'description'), hint: 'optional; the unit’s Description=' },
   ],
   addLabel: 'add guest',
