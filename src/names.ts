@@ -7,6 +7,8 @@ export const tapUnitName = (guest: string) => `qemu-${guest}-tap.service`;
 export const incomingUnitName = (guest: string) => `qemu-${guest}-incoming.service`;
 export const profileName = (guest: string) => `qemu-harden-${guest}`;
 export const SLICE = 'qemu.slice';
+/** Where a guest's TPM keeps its state (swtpm's directory backend), in the guest's state directory. */
+export const tpmStateDir = (guest: string) => `/var/lib/qemu-harden/${guest}/tpm2`;
 
 /**
  * The kinds of helper unit a guest can have beside its QEMU (src/helpers/): each runs in a unit and under an

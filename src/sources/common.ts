@@ -173,15 +173,22 @@ function assemble(kind: ImportReport['source'], results: GuestResult[]): { docum
     owner.push(r.file);
     for (const risk of r.imported.risks) acceptedRisks.push({ ...risk, guest: name });
   }
-  const reports: GuestReport[] = results.map((r) => ({
-    file: r.file,
-    sourceName: r.sourceName,
-    name: r.imported ? (r.imported.guest.name as string) : null,
-    outcome: r.log.outcome(),
-    carried: r.log.carried,
-    defaulted: r.log.defaulted,
-    refused: r.log.refused,
-  }));
+  const reports: GuestReport[] = results.map((r) => {
+    const name = r.imported ? (r.imported.guest.name as string) : null;
+    return {
+      file: r.file,
+      sourceName: r.sourceName,
+      name,
+      outcome: r.log.outcome(),
+      carried: r.log.carried,
+      defaulted: r.log.defaulted,
+      refused: r.log.refused,
+      copy:
+        name === null
+          ? []
+          : r.log.copies.map((c) => ({ source: c.source, message: c.message, from: c.from, to: c.to(name) })),
+    };
+  });
   const problems: string[] = [];
   let document: unknown = { schemaVersion: 1, useCase: 'virtualization', guests, acceptedRisks };
   if (guests.length === results.length && guests.length > 0) {

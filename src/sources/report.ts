@@ -11,6 +11,14 @@ export interface ReportItem {
   message: string;
 }
 
+/** State the guest had at its source that only the operator can bring over: where it is, and where it goes. */
+export interface CopyItem extends ReportItem {
+  /** The file, directory or volume at the source (a path, or Proxmox's storage:volume when it was not resolved). */
+  from: string;
+  /** Where the bundle's guest keeps it: put it there before the guest's first start. */
+  to: string;
+}
+
 export type GuestOutcome = 'imported' | 'defaulted' | 'refused';
 
 export interface GuestReport {
@@ -20,11 +28,14 @@ export interface GuestReport {
   sourceName: string | null;
   /** The guest's name in the answers; null when refused. */
   name: string | null;
-  /** imported: everything carried; defaulted: imported with items left at the secure default; refused. */
+  /** imported: everything carried; defaulted: imported with items left at the secure default or state to copy;
+   * refused. */
   outcome: GuestOutcome;
   carried: ReportItem[];
   defaulted: ReportItem[];
   refused: ReportItem[];
+  /** State to copy by hand (a TPM's): never dropped without a word. */
+  copy: CopyItem[];
 }
 
 export interface ImportReport {
@@ -46,6 +57,8 @@ export class GuestLog {
   readonly carried: ReportItem[] = [];
   readonly defaulted: ReportItem[] = [];
   readonly refused: ReportItem[] = [];
+  /** Copies to make, with their destination by the guest's final name (a name taken twice is renamed later). */
+  readonly copies: { source: string; message: string; from: string; to: (guest: string) => string }[] = [];
   carry(source: string, message: string): void {
     this.carried.push({ source, message });
   }
@@ -55,8 +68,12 @@ export class GuestLog {
   refuse(source: string, message: string): void {
     this.refused.push({ source, message });
   }
+  /** State the operator must bring over: `to` gives its destination from the guest's name in the answers. */
+  copy(source: string, message: string, from: string, to: (guest: string) => string): void {
+    this.copies.push({ source, message, from, to });
+  }
   outcome(): GuestOutcome {
-    return this.refused.length ? 'refused' : this.defaulted.length ? 'defaulted' : 'imported';
+    return this.refused.length ? 'refused' : this.defaulted.length || this.copies.length ? 'defaulted' : 'imported';
   }
 }
 
@@ -83,6 +100,10 @@ export function renderReport(r: ImportReport): string {
       for (const i of items) out.push(`    ${i.source}: ${i.message}`);
     };
     section('refused', g.refused);
+    if (g.copy.length) {
+      out.push('  to copy by hand before the guest first starts:');
+      for (const c of g.copy) out.push(`    ${c.source}: ${c.message}`, `      from ${c.from}`, `      to   ${c.to}`);
+    }
     section('changed to the secure default', g.defaulted);
     section('carried', g.carried);
   }
