@@ -407,8 +407,7 @@ export function helperService(a: Answers, g: Guest, h: HelperKind): string {
   const who = h.binary.slice(h.binary.lastIndexOf('/') + 1);
   const own = h.stateDirs(g).map((path) => ({ path, writable: true }));
   const fence = guestFence(a, g, own);
-  const ownPaths = [...own.map((o) => o.path)];
-  const othersTls = [...allTls(a)].filter((d) => !ownPaths.some((p) => underDir(p, d)));
+  const othersTls = [...allTls(a)].filter((d) => !own.some((o) => underDir(o.path, d)));
   const stateRel = (p: string) => systemdPathWord(p.slice('/var/lib/'.length));
   return render([
     [
@@ -453,7 +452,7 @@ export function helperService(a: Answers, g: Guest, h: HelperKind): string {
           network: 'none',
           ownSeccomp: h.sandbox.ownSeccomp,
           writesCode: false,
-          coreHolds: 'the guest’s secrets',
+          coreHolds: h.sandbox.coreHolds,
           confinement: CONFINEMENT.filter((b) => b.confines(g)).map((b) => b.helperUnitLines(g, h.kind)),
         }),
         [

@@ -51,6 +51,8 @@ export interface HelperKind {
     ownSeccomp: boolean;
     memoryMaxMiB: number;
     tasksMax: number;
+    /** What a core dump of it would give away (the unit sets LimitCORE=0). */
+    coreHolds: string;
     /** The exposure systemd-analyze security may give the unit (verify's exposure check). */
     exposureTarget: number;
   };

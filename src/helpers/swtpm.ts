@@ -39,6 +39,9 @@ export const swtpm: HelperKind = {
         '--pcr-banks',
         'sha256',
         '--not-overwrite',
+        // Everything it needs is on this line: the host's /etc/swtpm_setup.conf (which may be missing) is not read.
+        '--config',
+        '/dev/null',
       ],
     },
   ],
@@ -53,14 +56,26 @@ export const swtpm: HelperKind = {
     '-device',
     'tpm-crb,tpmdev=tpm0',
   ],
-  sandbox: { ownSeccomp: true, memoryMaxMiB: 128, tasksMax: 16, exposureTarget: 0.5 },
+  sandbox: {
+    ownSeccomp: true,
+    memoryMaxMiB: 128,
+    tasksMax: 16,
+    coreHolds: 'the guest’s TPM secrets',
+    exposureTarget: 0.5,
+  },
   apparmor: () => ({
     paths: [
       { path: SWTPM_SETUP, perms: 'mr', why: 'swtpm_setup, which ExecStartPre= runs under this profile' },
       { path: SWTPM, perms: 'ix', why: 'swtpm_setup starts swtpm to write the first state, under this same profile' },
-      { path: '/etc/swtpm_setup.conf', perms: 'r', why: 'swtpm_setup’s defaults' },
+      ...['/etc/nsswitch.conf', '/etc/passwd', '/etc/group'].map((path) => ({
+        path,
+        perms: 'r',
+        why: 'swtpm_setup names the user it runs as',
+      })),
     ],
     rules: [
+      { rule: 'owner /tmp/.swtpm_setup.* rw,', why: 'swtpm_setup’s pid file, in the unit’s private /tmp' },
+      { rule: 'include <abstractions/openssl>', why: 'libtpms reads OpenSSL’s configuration' },
       {
         rule: 'unix (create, accept, connect, read, write, getattr, getopt, setopt, shutdown, send, receive),',
         why: 'the control socket systemd hands over, and the data channel QEMU passes through it',
