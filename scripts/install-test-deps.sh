@@ -4,11 +4,12 @@
 # (with libvirt's built-in test driver, no daemon) for `import libvirt --running`, cmark to render the bundle
 # README, logrotate for the serial-log rotation a bundle installs.
 # openssl makes the throwaway CA and certificates of the TLS proofs.
+# swtpm and swtpm-tools for the guests' TPMs; sbsigntool signs the EFI program of the Secure Boot proof.
 # Ansible (ansible-core with the community collections) and ansible-lint for the exported role.
 set -euo pipefail
 
 packages=(
-  qemu-system-x86 qemu-utils ovmf seabios ipxe-qemu
+  qemu-system-x86 qemu-utils ovmf seabios ipxe-qemu swtpm swtpm-tools sbsigntool
   systemd systemd-container udev
   apparmor
   busybox-static cpio cmark logrotate
