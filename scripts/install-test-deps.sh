@@ -3,9 +3,14 @@
 # units, AppArmor's parser, busybox and cpio for the test VM's initramfs, udev for the test VM's udevd, virsh
 # (with libvirt's built-in test driver, no daemon) for `import libvirt --running`, cmark to render the bundle
 # README, logrotate for the serial-log rotation a bundle installs.
-# openssl makes the throwaway CA and certificates of the TLS proofs.
+# openssl makes the throwaway CA and certificates of the TLS proofs. e2fsprogs, btrfs-progs and lvm2 make the file
+# systems and volumes on loop devices that prove the host's own storage is never a guest's disk.
+# openssh-client brings ssh-keygen, which makes and checks the signatures of bundles (and their throwaway keys).
 # swtpm and swtpm-tools for the guests' TPMs; sbsigntool signs the EFI program of the Secure Boot proof.
 # Ansible (ansible-core with the community collections) and ansible-lint for the exported role.
+# debootstrap and Debian's archive keyring build the Debian 13 root the trixie proof boots (test/debian-root.ts).
+# acl: getfacl, which audit runs to read device ACLs, and setfacl, with which its tests give nodes and disks ACLs that
+# grant or deny an ordinary user.
 set -euo pipefail
 
 packages=(
@@ -13,9 +18,12 @@ packages=(
   systemd systemd-container udev
   apparmor
   busybox-static cpio cmark logrotate
-  iproute2 strace tmux coreutils python3 openssl
+  iproute2 strace tmux coreutils python3 openssl openssh-client
+  e2fsprogs btrfs-progs lvm2
   libvirt-clients
   ansible ansible-lint
+  debootstrap debian-archive-keyring
+  acl
 )
 
 missing=()

@@ -22,6 +22,7 @@ const SLOW_FIRST = [
   'audit-vm.test.ts',
   'ansible.test.ts',
   'uefi-container.test.ts',
+  'trixie.test.ts',
   'nspawn.test.ts',
   'property.test.ts',
   'lifecycle.test.ts',

@@ -5,6 +5,7 @@ import { InputError } from './errors.js';
 import { plainError } from './messages.js';
 import { answersObject, type Answers } from './model.js';
 import { checkAnswers } from './rules.js';
+import { plural } from './words.js';
 
 export { InputError };
 export { readAnswersFile } from './sources/file.js';
@@ -81,7 +82,7 @@ function listIndex(list: unknown[], key: string, path: string[], i: number, assi
   const n = Number(key);
   if (n > list.length)
     throw new InputError(
-      `--set ${assignment}: ${path.slice(0, i).join('.')} has ${list.length} entries; index ${n} would leave a gap`,
+      `--set ${assignment}: ${path.slice(0, i).join('.')} has ${plural(list.length, 'entry', 'entries')}; index ${n} would leave a gap`,
     );
   return n;
 }

@@ -6,10 +6,8 @@
 // a handful of directories plus its own files, however many guests the host runs.
 import * as G from './guest.js';
 import type { Answers, Guest } from './model.js';
-import { SYSTEM_DIRS, underDir } from './rules.js';
-
-/** Where qemu-harden keeps every guest's sockets, state and logs: always fenced when there are two guests. */
-export const BASE_DIRS = ['/run/qemu-harden', '/var/lib/qemu-harden', '/var/log/qemu-harden'];
+import { GUEST_OWNED_DIRS } from './names.js';
+import { SYSTEM_DIRS, underDir } from './places.js';
 
 /** Shared directories that hold far more than guest files; a guest file directly inside one is hidden alone. */
 const SHARED_DIRS = [
@@ -74,7 +72,7 @@ function hostFence(a: Answers): HostFence {
     PLAIN.test(dir) &&
     !SHARED_DIRS.includes(dir) &&
     !SYSTEM_DIRS.some((s) => underDir(dir, s) || underDir(s, dir)) &&
-    !BASE_DIRS.some((b) => underDir(b, dir)) &&
+    !GUEST_OWNED_DIRS.some((b) => underDir(b, dir)) &&
     !keep.some((k) => ancestorOrSelf(dir, k));
 
   const owners = new Map<string, Set<string>>();
@@ -83,7 +81,7 @@ function hostFence(a: Answers): HostFence {
     (m.get(k) ?? m.set(k, new Set()).get(k)!).add(who);
   for (const g of a.guests) {
     for (const { path, device } of guestPaths(g)) {
-      if (BASE_DIRS.some((b) => underDir(path, b))) continue;
+      if (GUEST_OWNED_DIRS.some((b) => underDir(path, b))) continue;
       const dir = parent(path);
       if (device || !fenceable(dir)) add(single, path, g.name);
       else add(owners, dir, g.name);
@@ -136,7 +134,7 @@ export function guestFence(a: Answers, g: Guest, own = qemuOwn(g)): GuestFence {
   if (a.guests.length < 2) return { tmpfs: [], bind: [], inaccessible: [] };
   const h = hostFence(a);
   const others = (who: Set<string>) => who.size > (who.has(g.name) ? 1 : 0);
-  const tmpfs = [...BASE_DIRS, ...[...h.roots].filter(([, who]) => others(who)).map(([d]) => d)].sort();
+  const tmpfs = [...GUEST_OWNED_DIRS, ...[...h.roots].filter(([, who]) => others(who)).map(([d]) => d)].sort();
   const bind = own
     .filter((o) => tmpfs.some((t) => underDir(o.path, t)))
     .sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));

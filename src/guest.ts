@@ -1,8 +1,7 @@
 // Names and paths derived from a guest: the one place that decides where a guest's things live.
-import { createHash } from 'node:crypto';
+import { macAddress, tapDevice } from './identity.js';
 import type { Answers, Guest } from './model.js';
 import * as N from './names.js';
-import { tapDevice } from './rules.js';
 
 export const userName = (g: Guest) => N.userName(g.name);
 export const unitName = (g: Guest) => N.unitName(g.name);
@@ -12,9 +11,9 @@ export const incomingUnitName = (g: Guest) => N.incomingUnitName(g.name);
 export const profileName = (g: Guest) => N.profileName(g.name);
 export const SLICE = N.SLICE;
 
-export const runtimeDir = (g: Guest) => `/run/qemu-harden/${g.name}`;
-export const stateDir = (g: Guest) => `/var/lib/qemu-harden/${g.name}`;
-export const logsDir = (g: Guest) => `/var/log/qemu-harden/${g.name}`;
+export const runtimeDir = (g: Guest) => `${N.RUNTIME_BASE}/${g.name}`;
+export const stateDir = (g: Guest) => `${N.STATE_BASE}/${g.name}`;
+export const logsDir = (g: Guest) => `${N.LOGS_BASE}/${g.name}`;
 export const qmpSocket = (g: Guest) => `${runtimeDir(g)}/qmp.sock`;
 export const serialSocket = (g: Guest) => `${runtimeDir(g)}/serial.sock`;
 export const serialLog = (g: Guest) => `${logsDir(g)}/serial.log`;
@@ -33,7 +32,7 @@ export const helperUnitName = (g: Guest, kind: N.HelperKind) => N.helperUnitName
 export const helperSocketName = (g: Guest, kind: N.HelperKind) => N.helperSocketName(g.name, kind);
 export const helperProfileName = (g: Guest, kind: N.HelperKind) => N.helperProfileName(g.name, kind);
 
-export { tapDevice };
+export { macAddress, tapDevice };
 
 export function cpuModel(a: Answers, g: Guest): string {
   return g.cpu.model ?? (a.useCase === 'virtualization' ? 'host' : 'max');
@@ -46,12 +45,6 @@ export function memoryMaxMiB(g: { memoryMiB: number; limits: { memoryMaxMiB?: nu
 
 export function cpuQuotaPercent(g: Guest): number {
   return g.limits.cpuQuotaPercent ?? g.vcpus * 100;
-}
-
-export function macAddress(g: Guest): string {
-  if (g.network.mode !== 'none' && g.network.mac) return g.network.mac;
-  const h = createHash('sha256').update(`qemu-harden:${g.name}`).digest();
-  return `52:54:00:${[h[0], h[1], h[2]].map((b) => b!.toString(16).padStart(2, '0')).join(':')}`;
 }
 
 /** Does this guest speak IP itself (slirp, or a TCP listener for display, migration or NBD)? */

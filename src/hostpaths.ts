@@ -1,12 +1,12 @@
 // Checks of the answers against the files as they are on the machine that generates the bundle. A path that
 // does not exist here is left alone (bundles are often generated away from their host); one that does exist
-// must be the real file: systemd and AppArmor act on what a symlink points to, not on its name.
-import { existsSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+// must be the real file: systemd and AppArmor act on what a symlink points to, not on its name. What is at each
+// disk path, and whether it holds this host's own storage, is target.ts's, asked about this machine.
+import { realpathSync, statSync } from 'node:fs';
 import { InputError } from './errors.js';
 import type { Answers } from './model.js';
-import * as N from './names.js';
-import { readPasswd, userOf } from './passwd.js';
-import { isSystemFile, SYSTEM_DIRS, tapDevice, underDir } from './rules.js';
+import { isSystemFile, SYSTEM_DIRS, underDir } from './places.js';
+import { targetProblems } from './target.js';
 
 /** Every path the answers name, with its field and whether a guest only reads it. */
 function userPaths(a: Answers): [field: string, path: string, readOnly: boolean, blockDevice: boolean][] {
@@ -52,44 +52,7 @@ export function hostPathProblems(a: Answers): string[] {
       );
     }
   }
-  a.guests.forEach((g, gi) =>
-    g.disks.forEach((d, di) => {
-      let st;
-      try {
-        st = lstatSync(d.path);
-      } catch {
-        return;
-      }
-      const field = `guests.${gi}.disks.${di}`;
-      const target = st.isSymbolicLink() ? statSync(d.path, { throwIfNoEntry: false }) : st;
-      if (target?.isCharacterDevice())
-        problems.push(
-          `${field}.path: ${d.path} is a character device, not a disk; only block devices and image files can be disks`,
-        );
-      else if (st.isBlockDevice() && !d.blockDevice)
-        problems.push(
-          `${field}.blockDevice: ${d.path} is a block device here; set blockDevice to true to pass it deliberately`,
-        );
-      else if (d.blockDevice && !target?.isBlockDevice())
-        problems.push(`${field}.blockDevice: ${d.path} is not a block device here`);
-      if (st.isDirectory()) problems.push(`${field}.path: ${d.path} is a directory, not a disk image`);
-    }),
-  );
-  a.guests.forEach((g, gi) => {
-    const dev = tapDevice(g);
-    if (!dev || g.network.mode !== 'tap' || !existsSync(`/sys/class/net/${dev}`)) return;
-    let owner: string | undefined;
-    try {
-      owner = userOf(readPasswd(), Number(readFileSync(`/sys/class/net/${dev}/owner`, 'utf8').trim()));
-    } catch {
-      owner = undefined;
-    }
-    if (owner === N.userName(g.name)) return;
-    problems.push(
-      `guests.${gi}.network.${g.network.tapDevice ? 'tapDevice' : 'name'}: the network interface ${dev} already exists on this host and is not this guest's tap; the tap unit would delete it: choose another tapDevice`,
-    );
-  });
-  return problems;
+  return [...problems, ...targetProblems('/', a)];
 }
 
 export function assertHostPaths(a: Answers): void {

@@ -1,76 +1,110 @@
-// `qemu-harden import libvirt|proxmox`: guests described elsewhere become one answers file. The sources decide
-// what is carried, changed to the secure default or refused; this module reads the inputs, writes the answers
-// file atomically (complete or not at all) and prints the report.
-import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+// `qemu-harden import KIND FILE...`: guests described elsewhere become one answers file. The source records
+// (src/sources/index.ts) decide what is carried, changed to the secure default, left for a person's reason or
+// refused; this module reads the inputs and the source's host file, hands the sources what this host knows (its
+// QEMU's CPU models, its IOMMU groups, its own storage), runs the program that lists running guests, writes the
+// answers file atomically (complete or not at all) and prints the report.
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { writeFileAtomicAt } from './atomic.js';
 import { InputError } from './errors.js';
-import { MAX_SOURCE_BYTES, readBounded } from './sources/common.js';
-import { fromLibvirt, parseQemuConf, type LibvirtOptions } from './sources/libvirt.js';
-import { fromProxmox, parseStorageCfg } from './sources/proxmox.js';
-import { exitStatus, renderReport, type ImportReport } from './sources/report.js';
+import { DEFAULT_QEMU_BINARY } from './model.js';
+import { cpuModelsSync } from './qemucaps.js';
+import {
+  MAX_SOURCE_BYTES,
+  readBounded,
+  type ImportHost,
+  type ImportSource,
+  type SourceInput,
+} from './sources/common.js';
+import { IMPORT_SOURCES } from './sources/index.js';
+import { exitStatus, renderReport } from './sources/report.js';
+import { hostStorageOn } from './target.js';
 import { run, which } from './tools.js';
 
 export interface ImportArgs {
   kind: string | undefined;
   files: string[];
-  qemuConf?: string;
-  storageCfg?: string;
-  running: boolean;
+  /** The options that belong to one source (--qemu-conf FILE, --storage-cfg FILE, --running). */
+  sourceFlags: ReadonlyMap<string, string | true>;
   out?: string;
   force: boolean;
   json: boolean;
 }
 
-/** Read when present and no other file is named: where libvirt and Proxmox keep them on their hosts. */
-export const DEFAULT_QEMU_CONF = '/etc/libvirt/qemu.conf';
-export const DEFAULT_STORAGE_CFG = '/etc/pve/storage.cfg';
+/** Every option some source takes, for the command line to accept before the source is known. */
+export const SOURCE_FLAGS = [
+  ...new Set(IMPORT_SOURCES.flatMap((s) => [s.config.flag, ...(s.running ? [s.running.flag] : [])])),
+];
 
 /** At most this many guests in one run: the answers schema's own limit. */
 const MAX_INPUTS = 4096;
 
-export async function importCommand(a: ImportArgs, io: { out: (s: string) => void }): Promise<number> {
-  if (a.kind !== 'libvirt' && a.kind !== 'proxmox')
+/** The IOMMU group of a PCI device, read from sysfs: the link /sys/bus/pci/devices/ADDR/iommu_group. */
+function iommuGroupIn(sysfsPci: string, address: string): number | undefined {
+  try {
+    const m = /\/(\d+)$/.exec(realpathSync(`${sysfsPci}/${address}/iommu_group`));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What this machine knows of the guests it imports: the sources ask, and never look themselves. `sysfsPci` is
+ * where the PCI devices' IOMMU groups are read (a test lays out a tree of its own there).
+ */
+export function thisHost(opts: { sysfsPci?: string } = {}): ImportHost {
+  const qemuBinary = DEFAULT_QEMU_BINARY;
+  return {
+    qemuBinary,
+    knowsCpuModel: (model) => cpuModelsSync(qemuBinary)?.includes(model),
+    iommuGroup: (address) => iommuGroupIn(opts.sysfsPci ?? '/sys/bus/pci/devices', address),
+    storageOn: hostStorageOn,
+  };
+}
+
+const usage = (me: string) => IMPORT_SOURCES.map((s) => `${me} import ${s.kind} ${s.inputs}`).join('  or  ');
+
+/** `me` is how the operator runs qemu-harden here (src/invocation.ts): the report's next command is written with it. */
+export async function importCommand(
+  a: ImportArgs,
+  io: { out: (s: string) => void },
+  me = 'qemu-harden',
+): Promise<number> {
+  const source = IMPORT_SOURCES.find((s) => s.kind === a.kind);
+  if (!source)
+    throw new InputError(`import needs the kind of source first: ${usage(me)}${a.kind ? ` (not "${a.kind}")` : ''}`);
+  for (const flag of a.sourceFlags.keys())
+    if (flag !== source.config.flag && flag !== source.running?.flag) {
+      const owner = IMPORT_SOURCES.find((s) => s.config.flag === flag || s.running?.flag === flag);
+      throw new InputError(`${flag} applies to 'import ${owner?.kind ?? '?'}' only`);
+    }
+  const running = source.running && a.sourceFlags.has(source.running.flag) ? source.running : undefined;
+  if (running && a.files.length)
     throw new InputError(
-      `import needs the kind of source first: qemu-harden import libvirt DOMAIN.xml...  or  qemu-harden import proxmox VMID.conf...${a.kind ? ` (not "${a.kind}")` : ''}`,
+      `import ${source.kind} ${running.flag} reads the ${running.what} from ${running.tool}; give no files with it`,
     );
-  if (a.kind === 'proxmox' && (a.qemuConf || a.running))
-    throw new InputError(`${a.qemuConf ? '--qemu-conf' : '--running'} applies to 'import libvirt' only`);
-  if (a.kind === 'libvirt' && a.storageCfg) throw new InputError("--storage-cfg applies to 'import proxmox' only");
-  if (a.running && a.files.length)
-    throw new InputError('import libvirt --running reads the domains from virsh; give no files with it');
-  if (!a.running && a.files.length === 0)
-    throw new InputError(`import ${a.kind} needs at least one file${a.kind === 'libvirt' ? ' (or --running)' : ''}`);
+  if (!running && a.files.length === 0)
+    throw new InputError(
+      `import ${source.kind} needs at least one file${source.running ? ` (or ${source.running.flag})` : ''}`,
+    );
   if (a.files.length > MAX_INPUTS) throw new InputError(`import takes at most ${MAX_INPUTS} files at once`);
   if (a.out) checkOut(a.out, a.force);
 
-  let result: { document: unknown; report: ImportReport };
-  if (a.kind === 'libvirt') {
-    const opts: LibvirtOptions = {};
-    const qemuConf = a.qemuConf ?? (existsSync(DEFAULT_QEMU_CONF) ? DEFAULT_QEMU_CONF : undefined);
-    if (qemuConf) {
-      opts.qemuConf = parseQemuConf(readBounded(qemuConf, 'qemu.conf'), qemuConf);
-      opts.qemuConfFile = qemuConf;
-    }
-    const inputs = a.running
-      ? await runningDomains()
-      : a.files.map((file) => ({ file, read: () => readBounded(file, 'a domain XML file') }));
-    result = fromLibvirt(inputs, opts);
-  } else {
-    const storageCfg = a.storageCfg ?? (existsSync(DEFAULT_STORAGE_CFG) ? DEFAULT_STORAGE_CFG : undefined);
-    const storages = storageCfg ? parseStorageCfg(readBounded(storageCfg, 'storage.cfg'), storageCfg) : undefined;
-    result = fromProxmox(
-      a.files.map((file) => ({ file, read: () => readBounded(file, 'a Proxmox guest configuration') })),
-      { storages },
-    );
-  }
-  const { document, report } = result;
+  const named = a.sourceFlags.get(source.config.flag);
+  const configFile =
+    typeof named === 'string' ? named : existsSync(source.config.path) ? source.config.path : undefined;
+  const config = configFile ? { file: configFile, text: readBounded(configFile, source.config.what) } : undefined;
+  const inputs: SourceInput[] = running
+    ? await runningInputs(source.kind, running)
+    : a.files.map((file) => ({ file, read: () => readBounded(file, source.input) }));
+  const { document, report } = source.import(inputs, config, thisHost());
   if (a.out && document !== null) {
     writeAtomically(a.out, JSON.stringify(document, null, 2) + '\n');
     report.out = a.out;
     report.written = true;
   }
-  io.out(a.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
+  io.out(a.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report, me));
   return exitStatus(report.outcome);
 }
 
@@ -82,60 +116,47 @@ function checkOut(out: string, force: boolean): void {
 
 /** Write next to the destination, flush, rename: a reader sees the old file or the complete new one. */
 function writeAtomically(out: string, content: string): void {
-  const target = resolve(out);
-  const tmp = join(dirname(target), `.${basename(target)}.qemu-harden-${randomBytes(6).toString('hex')}`);
   try {
-    const fd = openSync(tmp, 'wx', 0o644);
-    try {
-      writeSync(fd, content);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, target);
-    const dfd = openSync(dirname(target), 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
+    writeFileAtomicAt(resolve(out), content, 0o644);
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new InputError(`--out: cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }
 
-/** Every running libvirt domain, read through `virsh dumpxml` (without --security-info: no passwords). */
-async function runningDomains(): Promise<{ file: string; read: () => string }[]> {
-  const virsh = which('virsh');
-  if (!virsh)
+/** Every running guest, listed and dumped by the source's own program (libvirt: virsh list, virsh dumpxml). */
+async function runningInputs(kind: string, r: NonNullable<ImportSource['running']>): Promise<SourceInput[]> {
+  const tool = which(r.tool);
+  if (!tool)
     throw new InputError(
-      'import libvirt --running needs virsh, which is not installed (Debian package libvirt-clients)',
+      `import ${kind} ${r.flag} needs ${r.tool}, which is not installed (Debian package ${r.debianPackage})`,
     );
-  const list = await run(virsh, ['list', '--name']);
+  const list = await run(tool, r.list);
   if (list.exitCode !== 0)
     throw new InputError(
-      `virsh list --name failed (exit ${list.exitCode}): ${list.stderr.trim().split('\n')[0] ?? ''}`,
+      `${r.tool} ${r.list.join(' ')} failed (exit ${list.exitCode}): ${list.stderr.trim().split('\n')[0] ?? ''}`,
     );
   const names = list.stdout
     .split('\n')
     .map((s) => s.trim())
     .filter(Boolean);
-  if (names.length === 0) throw new InputError('virsh lists no running domains');
+  if (names.length === 0) throw new InputError(`${r.tool} lists no running ${r.what}`);
   if (names.length > MAX_INPUTS)
-    throw new InputError(`virsh lists ${names.length} domains; import takes at most ${MAX_INPUTS}`);
-  const out: { file: string; read: () => string }[] = [];
+    throw new InputError(`${r.tool} lists ${names.length} ${r.what}; import takes at most ${MAX_INPUTS}`);
+  const out: SourceInput[] = [];
   for (const name of names) {
-    const r = await run(virsh, ['dumpxml', '--', name]);
-    const file = `virsh dumpxml ${name}`;
+    const args = r.dump(name);
+    const dumped = await run(tool, args);
+    const file = `${r.tool} ${args.filter((x) => x !== '--').join(' ')}`;
     out.push({
       file,
       read: () => {
-        if (r.exitCode !== 0)
-          throw new InputError(`${file}: failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0] ?? ''}`);
-        if (Buffer.byteLength(r.stdout) > MAX_SOURCE_BYTES)
+        if (dumped.exitCode !== 0)
+          throw new InputError(
+            `${file}: failed (exit ${dumped.exitCode}): ${dumped.stderr.trim().split('\n')[0] ?? ''}`,
+          );
+        if (Buffer.byteLength(dumped.stdout) > MAX_SOURCE_BYTES)
           throw new InputError(`${file}: larger than ${MAX_SOURCE_BYTES} bytes`);
-        return r.stdout;
+        return dumped.stdout;
       },
     });
   }

@@ -2,6 +2,7 @@
 // number, received string"). One error map, used by `generate`, `verify` and the wizard alike; a message a
 // field's schema gives itself ("must be an absolute path") takes precedence over these.
 import type { z } from 'zod';
+import { plural } from './words.js';
 
 const NOUN: Record<string, string> = {
   number: 'a number',
@@ -36,11 +37,11 @@ function bound(
   const n = Number(limit);
   if (origin === 'string') {
     if (which === 'least' && n === 1) return 'must not be empty';
-    return `must be at ${which} ${n} character${n === 1 ? '' : 's'} long`;
+    return `must be at ${which} ${plural(n, 'character')} long`;
   }
   if (origin === 'array' || origin === 'set') {
     if (which === 'least' && n === 1) return 'must list at least one entry';
-    return `must list at ${which} ${n} entr${n === 1 ? 'y' : 'ies'}`;
+    return `must list at ${which} ${plural(n, 'entry', 'entries')}`;
   }
   if (inclusive === false) return which === 'least' ? `must be more than ${n}` : `must be less than ${n}`;
   return `must be at ${which} ${n}`;
@@ -76,7 +77,7 @@ export function plainError(issue: z.core.$ZodRawIssue): string {
     case 'not_multiple_of':
       return `must be a multiple of ${Number(issue.divisor)}`;
     case 'unrecognized_keys':
-      return `unknown key${issue.keys.length > 1 ? 's' : ''} ${quoteAll(issue.keys)}`;
+      return `unknown ${issue.keys.length === 1 ? 'key' : 'keys'} ${quoteAll(issue.keys)}`;
     case 'invalid_key':
       return 'has a key that is not allowed';
     default:

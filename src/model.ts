@@ -2,6 +2,8 @@
 // and `--set` all end up here; every generator takes only what this module returns. The rules that span fields
 // (src/rules.ts) are typed by this schema and joined to it in src/answers.ts, so this module imports no policy.
 import { z } from 'zod';
+import { GUEST_NAME } from './names.js';
+import { DEFAULT_TARGET, TARGETS } from './releases.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -19,16 +21,27 @@ export const absolutePath = z
 export const guestName = z
   .string()
   .regex(
-    /^[a-z][a-z0-9-]{0,22}[a-z0-9]$|^[a-z]$/,
+    GUEST_NAME,
     'must be 1-24 characters: lower-case letters, digits and "-", starting with a letter and not ending with "-"',
   );
+
+/**
+ * What `import` writes where only a person can give the reason for a risk: a request in angle brackets, which
+ * the schema refuses until the operator replaces it with a reason of their own.
+ */
+export const reasonPlaceholder = (request: string) => `<${request}>`;
+export const isReasonPlaceholder = (reason: string) => /^<.*>$/.test(reason.trim());
 
 const reason = z
   .string()
   .trim()
   .min(10, 'must say in at least 10 characters why the risk is acceptable')
   .max(2000, 'is longer than 2000 characters')
-  .refine(noControl, 'must be one line: no newlines or other control characters');
+  .refine(noControl, 'must be one line: no newlines or other control characters')
+  .refine(
+    (r) => !isReasonPlaceholder(r),
+    'is still the request import wrote in angle brackets; replace it, brackets and all, with why this risk is acceptable, in your own words',
+  );
 
 export const diskSchema = z.strictObject({
   path: absolutePath,
@@ -69,9 +82,18 @@ const firmware = z.discriminatedUnion('type', [
   }),
 ]);
 
+/** A guest keeps the MAC it has elsewhere (DHCP reservations, firewall rules and the guest's own NIC names depend
+ * on it): any unicast address, in either case, kept in lower case. */
 const mac = z
   .string()
-  .regex(/^52:54:00(:[0-9a-f]{2}){3}$/, 'must be a locally administered QEMU address: 52:54:00:xx:xx:xx, lower-case');
+  .regex(/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/, 'must be a MAC address: six pairs of hex digits joined by ":"')
+  .transform((m) => m.toLowerCase())
+  .refine((m) => m !== 'ff:ff:ff:ff:ff:ff', 'is the broadcast address, which no network card may have')
+  .refine(
+    (m) => m === 'ff:ff:ff:ff:ff:ff' || (parseInt(m.slice(0, 2), 16) & 1) === 0,
+    'is a multicast address (the first byte is odd); a network card needs a unicast address',
+  )
+  .refine((m) => m !== '00:00:00:00:00:00', 'is all zeros, which no network card may have');
 
 const network = z.discriminatedUnion('mode', [
   z.strictObject({ mode: z.literal('none') }),
@@ -241,8 +263,17 @@ export const acceptedRiskSchema = z.strictObject({
   reason,
 });
 
+/** The QEMU a bundle runs unless the answers name another. */
+export const DEFAULT_QEMU_BINARY = '/usr/bin/qemu-system-x86_64';
+
 export const hostSchema = z.strictObject({
-  qemuBinary: absolutePath.default('/usr/bin/qemu-system-x86_64'),
+  /** The release the bundle is made for: its QEMU, systemd and AppArmor decide what the files may say. */
+  target: z
+    .enum(TARGETS, {
+      error: `must be one of ${TARGETS.map((t) => `"${t}"`).join(', ')} (the release the bundle is for)`,
+    })
+    .default(DEFAULT_TARGET),
+  qemuBinary: absolutePath.default(DEFAULT_QEMU_BINARY),
   kvmGroup: z
     .string()
     .regex(/^[a-z_][a-z0-9_-]{0,30}$/, 'must be a valid group name')
@@ -264,7 +295,12 @@ export const answersObject = z.strictObject({
   useCase: z.enum(['virtualization', 'emulation'], {
     error: 'must be "virtualization" (KVM) or "emulation" (TCG)',
   }),
-  host: hostSchema.default({ qemuBinary: '/usr/bin/qemu-system-x86_64', kvmGroup: 'kvm', netGroup: 'qemu-net' }),
+  host: hostSchema.default({
+    target: DEFAULT_TARGET,
+    qemuBinary: DEFAULT_QEMU_BINARY,
+    kvmGroup: 'kvm',
+    netGroup: 'qemu-net',
+  }),
   guests: z.array(guestSchema).min(1, 'must list at least one guest').max(4096),
   acceptedRisks: z.array(acceptedRiskSchema).default([]),
 });

@@ -1,5 +1,16 @@
-// The names qemu-harden derives from a guest's name. They live here, apart from the rest of guest.ts, because the
-// rules that keep them unique (rules.ts) need them too.
+// A guest's name, and the names and directories qemu-harden derives from it. They live here, apart from the rest
+// of guest.ts, because the schema, the rules that keep them unique, the import sources and audit need them too.
+
+/** A guest name: 1-24 lower-case letters, digits and "-", starting with a letter and not ending with "-". It
+ * becomes a user name, unit names and an AppArmor profile name, so it is the one pattern all of them accept. */
+export const GUEST_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$|^[a-z]$/;
+
+/** Where systemd keeps every guest's own directory (runtime, state, logs), each guest's under its name. */
+export const RUNTIME_BASE = '/run/qemu-harden';
+export const STATE_BASE = '/var/lib/qemu-harden';
+export const LOGS_BASE = '/var/log/qemu-harden';
+/** The directories qemu-harden creates and the guests own: never a place for the operator's files. */
+export const GUEST_OWNED_DIRS = [RUNTIME_BASE, STATE_BASE, LOGS_BASE];
 
 export const userName = (guest: string) => `qemu-${guest}`;
 export const unitName = (guest: string) => `qemu-${guest}.service`;

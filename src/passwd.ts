@@ -16,6 +16,11 @@ export function readPasswd(root = '/'): PasswdEntry[] {
   } catch {
     return [];
   }
+  return parsePasswd(text);
+}
+
+/** The users of an /etc/passwd text. */
+export function parsePasswd(text: string): PasswdEntry[] {
   return text.split('\n').flatMap((line) => {
     const [name, , uid, gid] = line.split(':');
     if (!name || uid === undefined || gid === undefined || !/^\d+$/.test(uid) || !/^\d+$/.test(gid)) return [];

@@ -14,7 +14,7 @@ import {
 } from './gen/systemd.js';
 import * as G from './guest.js';
 import { helpersOf } from './helpers/index.js';
-import { ANSWERS, MANIFEST, sha256, type BundleFile } from './bundle-layout.js';
+import { ANSWERS, MANIFEST, README, sha256, type BundleFile } from './bundle-layout.js';
 import { apparmor } from './confine/apparmor.js';
 import * as N from './names.js';
 import type { Answers } from './model.js';
@@ -25,7 +25,13 @@ export function answersJson(a: Answers): string {
   return JSON.stringify(a, null, 2) + '\n';
 }
 
-export function plan(a: Answers): BundleFile[] {
+export interface PlanOptions {
+  /** How the bundle's README writes the qemu-harden commands to run it with: the form that works from any
+   * directory on the machine writing the bundle (src/invocation.ts). Without it, the installed `qemu-harden`. */
+  runAs?: string;
+}
+
+export function plan(a: Answers, o: PlanOptions = {}): BundleFile[] {
   const files: BundleFile[] = [];
   const add = (path: string, content: string, why: string, mode = 0o644) => files.push({ path, mode, content, why });
 
@@ -54,7 +60,7 @@ export function plan(a: Answers): BundleFile[] {
         `the socket of guest ${g.name}'s ${h.title}, which QEMU connects to`,
       );
     }
-    const tap = tapService(g);
+    const tap = tapService(a, g);
     if (tap)
       add(
         `root/etc/systemd/system/${G.tapUnitName(g)}`,
@@ -72,7 +78,7 @@ export function plan(a: Answers): BundleFile[] {
     );
     add(
       `root/etc/systemd/system/${N.LOGROTATE_SERVICE}`,
-      logrotateService(),
+      logrotateService(a),
       'runs logrotate on the guests’ serial logs',
     );
     add(
@@ -92,9 +98,9 @@ export function plan(a: Answers): BundleFile[] {
 
   files.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
   files.push({
-    path: 'README.md',
+    path: README,
     mode: 0o644,
-    content: bundleReadme(a, files),
+    content: bundleReadme(a, files, o.runAs),
     why: 'what each file does and every accepted risk',
   });
   files.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));

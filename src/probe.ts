@@ -1,10 +1,22 @@
-// The host probe: what this machine offers and what that implies for the bundle. Reads /sys and /proc, and asks
-// QEMU and systemd for their versions through tools.ts; every answer is checked against one schema.
+// The host probe: what this machine offers and what that implies for the bundle. Reads /sys, /proc and
+// os-release, and asks QEMU, systemd and AppArmor's parser for their versions through tools.ts; every answer is
+// checked against one schema. hostTarget() says which release a bundle generated here is for.
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { InputError } from './errors.js';
 import { qemuCaps } from './qemucaps.js';
-import { run, which } from './tools.js';
+import {
+  readOsRelease,
+  RELEASES,
+  releaseForVersions,
+  releaseOfOs,
+  describeRelease,
+  TARGETS,
+  type Release,
+  type Target,
+} from './releases.js';
+import { run, runSync, which } from './tools.js';
 
 export const hostFactsSchema = z.object({
   cpuVirtualization: z.enum(['vmx', 'svm', 'none']),
@@ -20,6 +32,12 @@ export const hostFactsSchema = z.object({
     cpuModels: z.array(z.string()).default([]),
   }),
   systemdVersion: z.number().nullable(),
+  /** apparmor_parser's version ("4.1.0"), null where the parser is not installed. */
+  apparmorVersion: z.string().nullable().optional(),
+  /** What /etc/os-release says this host is. */
+  os: z.object({ id: z.string(), versionId: z.string(), prettyName: z.string() }).optional(),
+  /** The release a bundle made here is for, when qemu-harden can tell (hostTarget). */
+  target: z.enum(TARGETS).optional(),
   cgroup: z.enum(['v2', 'v1-hybrid', 'unknown']),
   apparmor: z.boolean(),
   groups: z.object({ kvm: z.boolean(), qemuNet: z.boolean() }),
@@ -142,7 +160,8 @@ export async function probeHost(qemuBinary = 'qemu-system-x86_64'): Promise<Host
       ? qemuBinary
       : null
     : (which(qemuBinary) ?? null);
-  const [version, sandbox, systemd, caps] = await Promise.all([
+  const parser = which('apparmor_parser');
+  const [version, sandbox, systemd, caps, apparmorParser] = await Promise.all([
     binary ? run(binary, ['--version'], { timeoutMs: 5000 }) : undefined,
     binary
       ? run(binary, ['-sandbox', 'on', '-machine', 'none', '-display', 'none', '-nodefaults', '-S', '-qmp', 'stdio'], {
@@ -152,6 +171,7 @@ export async function probeHost(qemuBinary = 'qemu-system-x86_64'): Promise<Host
       : undefined,
     which('systemctl') ? run(which('systemctl')!, ['--version'], { timeoutMs: 5000 }) : undefined,
     binary ? qemuCaps(binary) : undefined,
+    parser ? run(parser, ['--version'], { timeoutMs: 5000 }) : undefined,
   ]);
   return hostFactsSchema.parse({
     ...files,
@@ -163,7 +183,46 @@ export async function probeHost(qemuBinary = 'qemu-system-x86_64'): Promise<Host
       cpuModels: caps?.cpuModels ?? [],
     },
     systemdVersion: Number(/^systemd (\d+)/.exec(systemd?.stdout ?? '')?.[1]) || null,
+    apparmorVersion: apparmorVersionOf(apparmorParser?.stdout),
+    os: readOsRelease(),
+    target: thisHostTarget()?.target,
   });
+}
+
+function apparmorVersionOf(text: string | undefined): string | null {
+  return /version (\d+\.\d+(?:\.\d+)?)/i.exec(text ?? '')?.[1] ?? null;
+}
+
+export interface HostTarget {
+  target: Target;
+  /** Where the target came from, in a few words for the operator. */
+  how: string;
+}
+
+/**
+ * The release a bundle generated on this machine is for: the one os-release names, when qemu-harden knows it;
+ * otherwise the newest known release whose QEMU, systemd and AppArmor are no newer than the versions installed
+ * here; undefined when even the oldest is newer (the caller then says so and asks for --target).
+ */
+export function hostTarget(root = '/'): HostTarget | undefined {
+  const os = readOsRelease(root);
+  const known = os ? releaseOfOs(os) : undefined;
+  if (known) return { target: known.target, how: `this host runs ${os!.prettyName}` };
+  const version = (file: string | undefined, args: string[], re: RegExp) => {
+    if (!file) return null;
+    return re.exec(runSync(file, args).stdout)?.[1] ?? null;
+  };
+  const found = {
+    qemu: version(which('qemu-system-x86_64'), ['--version'], /version (\d+\.\d+)/),
+    systemd: Number(version(which('systemctl'), ['--version'], /^systemd (\d+)/m)) || null,
+    apparmor: version(which('apparmor_parser'), ['--version'], /version (\d+\.\d+)/i),
+  };
+  const fit: Release | undefined = releaseForVersions(found);
+  if (!fit) return undefined;
+  return {
+    target: fit.target,
+    how: `${os?.prettyName ?? 'this host'} is not a release qemu-harden knows by name; its versions (QEMU ${found.qemu ?? 'absent'}, systemd ${found.systemd ?? 'absent'}, AppArmor ${found.apparmor ?? 'absent'}) fit ${describeRelease(fit)}`,
+  };
 }
 
 /** qemu-img's reading of an existing image: a suggestion for the operator, never written into the bundle. */
@@ -178,4 +237,39 @@ export async function suggestFormat(path: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+let thisHost: { target?: HostTarget } | undefined;
+
+/** hostTarget() of this machine, asked once per process. */
+function thisHostTarget(): HostTarget | undefined {
+  thisHost ??= { target: hostTarget() };
+  return thisHost.target;
+}
+
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+function withTarget(doc: unknown, target: string): unknown {
+  if (!isObject(doc) || (doc.host !== undefined && !isObject(doc.host))) return doc;
+  return { ...doc, host: { ...(doc.host as Record<string, unknown> | undefined), target } };
+}
+
+/**
+ * The answers document with the release its bundle is for: --target when given, else the answers' own
+ * host.target, else this host's release (hostTarget). `how` says which, for the operator.
+ */
+export function chooseTarget(doc: unknown, flag: string | undefined): { doc: unknown; how: string } {
+  if (flag !== undefined) {
+    if (!(TARGETS as readonly string[]).includes(flag))
+      throw new InputError(`--target: "${flag}" is not a release qemu-harden knows; use one of ${TARGETS.join(', ')}`);
+    return { doc: withTarget(doc, flag), how: 'chosen with --target' };
+  }
+  if (isObject(doc) && isObject(doc.host) && doc.host.target !== undefined)
+    return { doc, how: 'as the answers say (host.target)' };
+  const here = thisHostTarget();
+  if (!here)
+    throw new InputError(
+      `this host's release is not one qemu-harden knows, and its QEMU, systemd or AppArmor is older than ${RELEASES['debian-12'].name}'s: name the release the bundle is for with --target (${TARGETS.join(', ')})`,
+    );
+  return { doc: withTarget(doc, here.target), how: here.how };
 }

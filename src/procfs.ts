@@ -1,8 +1,9 @@
-// Reading one live process through /proc, as `status` and `audit` both need it: its status lines, every
-// thread's seccomp mode, its AppArmor label, its cgroup, what it holds open, and the sockets it listens on
-// (looked up in its own network namespace's tables, each namespace read once). Nothing here writes anything.
-// Unreadable files come back as undefined, or as the error for the caller to report as unseen.
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+// Reading a live host through /proc and /sys, as `status` and `audit` both need it: files the kernel makes up
+// when they are read (a process's status, threads, label, cgroup, descriptors, socket tables), read here
+// directly, each bounded in size and count. What a process or a user can stall (a command line, a path the
+// process names) is read by sidecar.ts instead, in a process of its own with a deadline. Unreadable files come
+// back as undefined, or as the error for the caller to report as unseen. Nothing here writes anything.
+import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 
 export const PROC = '/proc';
 
@@ -12,6 +13,58 @@ export function readText(path: string): string | undefined {
     return readFileSync(path, 'utf8');
   } catch {
     return undefined;
+  }
+}
+
+/** How much of each kind of file is read at most. Beyond it a read is cut and says so. */
+export const LIMITS = {
+  /** A command line: QEMU's own never come near it (libvirt's longest in its test corpus are a few KiB). */
+  cmdline: 256 * 1024,
+  /** /proc/PID/status, a cgroup file, an attribute. */
+  small: 64 * 1024,
+  /** A network namespace's socket table (/proc/PID/net/tcp, unix, ...). */
+  table: 8 * 1024 * 1024,
+  /** Threads whose seccomp mode is read, and open files listed, per process. */
+  threads: 4096,
+  fds: 8192,
+};
+
+export interface Bounded {
+  text: string;
+  /** More was there than was read. */
+  truncated: boolean;
+}
+
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+/**
+ * At most `max` bytes of a small file the kernel or the administrator writes: one under /proc or /sys, whose
+ * contents the kernel makes up when it is read (never another process's I/O), or the host's own configuration
+ * (/etc/login.defs). Undefined when it cannot be read (the process has exited, no permission).
+ */
+export function readSmall(path: string, max = LIMITS.small): Bounded | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, READ_FLAGS);
+  } catch {
+    return undefined;
+  }
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const buf = Buffer.allocUnsafe(Math.min(max + 1, 1 << 16));
+    for (;;) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, max + 1 - total), null);
+      if (n === 0) break;
+      chunks.push(Buffer.from(buf.subarray(0, n)));
+      total += n;
+      if (total > max) break;
+    }
+    return { text: Buffer.concat(chunks).subarray(0, max).toString('utf8'), truncated: total > max };
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -25,27 +78,44 @@ export function statusFields(text: string): Map<string, string> {
   return m;
 }
 
-/** Every thread's Seccomp line as [tid, value]; throws when the task directory cannot be read. */
-export function threadSeccomp(proc: string, pid: number): [number, string][] {
-  const out: [number, string][] = [];
-  for (const tid of readdirSync(`${proc}/${pid}/task`)) {
-    const m = /^Seccomp:\s*(\d+)$/m.exec(readText(`${proc}/${pid}/task/${tid}/status`) ?? '');
-    if (m) out.push([Number(tid), m[1]!]);
+/**
+ * Every thread's Seccomp line as [tid, value], for at most LIMITS.threads threads (`more` says there were more);
+ * throws when the task directory cannot be read. `dir` is the process's /proc directory.
+ */
+export function threadSeccomp(dir: string): { threads: [number, string][]; more: boolean } {
+  const tids = readdirSync(`${dir}/task`);
+  const threads: [number, string][] = [];
+  for (const tid of tids.slice(0, LIMITS.threads)) {
+    const m = /^Seccomp:\s*(\d+)$/m.exec(readSmall(`${dir}/task/${tid}/status`)?.text ?? '');
+    if (m) threads.push([Number(tid), m[1]!]);
   }
-  return out;
+  return { threads, more: tids.length > LIMITS.threads };
 }
 
 /**
  * The AppArmor label, e.g. "qemu-harden-alpha (enforce)": AppArmor's own attribute file where the kernel has
  * one, else the LSM-wide one. Undefined where no LSM answers (EINVAL, ENOENT); any other error is thrown.
  */
-export function apparmorLabel(proc: string, pid: number): string | undefined {
-  for (const file of [`${proc}/${pid}/attr/apparmor/current`, `${proc}/${pid}/attr/current`]) {
+export function apparmorLabel(dir: string): string | undefined {
+  for (const file of [`${dir}/attr/apparmor/current`, `${dir}/attr/current`]) {
+    let fd: number;
     try {
-      return readFileSync(file, 'utf8').replace(/\0/g, '').trim();
+      fd = openSync(file, READ_FLAGS);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'EINVAL' && code !== 'ENOENT') throw e;
+      if (code === 'EINVAL' || code === 'ENOENT') continue;
+      throw e;
+    }
+    try {
+      const buf = Buffer.alloc(4096);
+      const n = readSync(fd, buf, 0, buf.length, null);
+      return buf.subarray(0, n).toString('utf8').replace(/\0/g, '').trim();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EINVAL' || code === 'ENOENT') continue;
+      throw e;
+    } finally {
+      closeSync(fd);
     }
   }
   return undefined;
@@ -57,15 +127,19 @@ export function splitLabel(label: string): { label: string; mode: string | null 
   return { label: m[1]!, mode: m[2] ?? null };
 }
 
-/** What the process holds open: socket inodes apart, every other target as readlink gives it. Throws when
- * the fd directory cannot be read (another user's process, as a normal user). */
-export function openFds(proc: string, pid: number): { files: string[]; sockets: number[] } {
+/**
+ * What the process holds open: socket inodes apart, every other target as readlink gives it, for at most
+ * LIMITS.fds descriptors (`more` says there were more). Throws when the fd directory cannot be read (another
+ * user's process, as a normal user).
+ */
+export function openFds(dir: string): { files: string[]; sockets: number[]; more: boolean } {
   const files: string[] = [];
   const sockets: number[] = [];
-  for (const fd of readdirSync(`${proc}/${pid}/fd`)) {
+  const fds = readdirSync(`${dir}/fd`);
+  for (const fd of fds.slice(0, LIMITS.fds)) {
     let target: string;
     try {
-      target = readlinkSync(`${proc}/${pid}/fd/${fd}`);
+      target = readlinkSync(`${dir}/fd/${fd}`);
     } catch {
       continue;
     }
@@ -73,7 +147,7 @@ export function openFds(proc: string, pid: number): { files: string[]; sockets: 
     if (s) sockets.push(Number(s[1]));
     else files.push(target);
   }
-  return { files, sockets };
+  return { files, sockets, more: fds.length > LIMITS.fds };
 }
 
 /** The cgroup v2 path of the process; on a hybrid host, where the unified hierarchy holds no service, systemd's own. */
@@ -112,8 +186,6 @@ export function hexAddress(hex: string): string {
 
 export interface InetListener {
   proto: 'tcp' | 'tcp6' | 'udp' | 'udp6';
-  /** The table line, as read, prefixed by the file it came from. */
-  line: string;
   address: string;
   port: number;
   inode: number;
@@ -121,7 +193,14 @@ export interface InetListener {
   wildcard: boolean;
 }
 
+/** A listener as `ss` would show it: "0.0.0.0:5907 tcp LISTEN", "[::]:5930 tcp6 LISTEN", "0.0.0.0:69 udp UNCONN". */
+export function listenerText(l: InetListener): string {
+  const host = l.address.includes(':') ? `[${l.address}]` : l.address;
+  return `${host}:${l.port} ${l.proto} ${l.proto.startsWith('tcp') ? 'LISTEN' : 'UNCONN'}`;
+}
+
 export interface UnixSocket {
+  inode: number;
   /** The bound path, "@name" for an abstract socket, or undefined for an unnamed one. */
   path: string | undefined;
   listening: boolean;
@@ -129,32 +208,38 @@ export interface UnixSocket {
 
 /**
  * The socket tables of the network namespaces the processes are in, each read once however many processes
- * share it. A process's sockets are its socket inodes looked up in them.
+ * share it. A process's sockets are its socket inodes looked up in them. A table longer than LIMITS.table is
+ * read that far, and named in `truncated`.
  */
 export class NetTables {
   private readonly inet = new Map<string, Map<number, InetListener> | undefined>();
   private readonly unix = new Map<string, Map<number, UnixSocket>>();
+  readonly truncated = new Set<string>();
 
-  constructor(private readonly proc = PROC) {}
-
-  private namespace(pid: number): string {
+  /** `dir` is a process's /proc directory. */
+  private namespace(dir: string): string {
     try {
-      return readlinkSync(`${this.proc}/${pid}/ns/net`);
+      return readlinkSync(`${dir}/ns/net`);
     } catch {
       // The namespace link is unreadable: the process's own tables are read, without sharing.
-      return `${this.proc}/${pid}/net`;
+      return `${dir}/net`;
     }
   }
 
+  private table(file: string): string | undefined {
+    const r = readSmall(file, LIMITS.table);
+    if (r?.truncated) this.truncated.add(file);
+    return r?.text;
+  }
+
   /** Listening TCP sockets and bound UDP ones, by inode; undefined when the tables cannot be read. */
-  listeners(pid: number): Map<number, InetListener> | undefined {
-    const key = this.namespace(pid);
+  listeners(dir: string): Map<number, InetListener> | undefined {
+    const key = this.namespace(dir);
     if (this.inet.has(key)) return this.inet.get(key);
-    const netDir = `${this.proc}/${pid}/net`;
     const out = new Map<number, InetListener>();
     let any = false;
     for (const proto of ['tcp', 'tcp6', 'udp', 'udp6'] as const) {
-      const text = readText(`${netDir}/${proto}`);
+      const text = this.table(`${dir}/net/${proto}`);
       if (text === undefined) continue;
       any = true;
       for (const line of text.split('\n').slice(1)) {
@@ -166,7 +251,6 @@ export class NetTables {
         const inode = Number(f[9]);
         out.set(inode, {
           proto,
-          line: `${netDir}/${proto}: ${line.trim()}`,
           address,
           port: parseInt(portHex!, 16),
           inode,
@@ -179,20 +263,29 @@ export class NetTables {
     return any ? out : undefined;
   }
 
-  /** Unix sockets by inode, with their path and whether they listen (the __SO_ACCEPTCON flag, 0x10000). */
-  unixSockets(pid: number): Map<number, UnixSocket> {
-    const key = this.namespace(pid);
+  /**
+   * Unix sockets by inode, with their path and whether they listen (the __SO_ACCEPTCON flag, 0x10000). The
+   * kernel prints a bound path as it is, newlines included, so a process can write lines of its own into this
+   * table: an inode that appears on two lines is taken from neither.
+   */
+  unixSockets(dir: string): Map<number, UnixSocket> {
+    const key = this.namespace(dir);
     const cached = this.unix.get(key);
     if (cached) return cached;
     const out = new Map<number, UnixSocket>();
-    for (const line of (readText(`${this.proc}/${pid}/net/unix`) ?? '').split('\n').slice(1)) {
+    const twice = new Set<number>();
+    for (const line of (this.table(`${dir}/net/unix`) ?? '').split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
-      if (f.length < 7) continue;
-      out.set(Number(f[6]), {
-        path: f.length > 7 ? f.slice(7).join(' ') : undefined,
+      if (f.length < 7 || !/^\d+$/.test(f[6]!)) continue;
+      const inode = Number(f[6]);
+      if (out.has(inode)) twice.add(inode);
+      out.set(inode, {
+        inode,
+        path: f.length > 7 ? /^\s*(?:\S+\s+){7}(.*)$/.exec(line)![1] : undefined,
         listening: (parseInt(f[3]!, 16) & 0x10000) !== 0,
       });
     }
+    for (const inode of twice) out.delete(inode);
     this.unix.set(key, out);
     return out;
   }

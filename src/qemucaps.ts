@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import * as G from './guest.js';
 import type { Answers } from './model.js';
 import { run, runSync } from './tools.js';
+import { plural } from './words.js';
 
 export interface QemuCaps {
   machines: string[];
@@ -70,7 +71,7 @@ export async function checkQemuCaps(
         message: `"${cpu}" is not a CPU model of ${bin} (see ${name} -cpu help)`,
       });
   });
-  return { findings, detail: `${a.guests.length} guest${a.guests.length > 1 ? 's' : ''} against ${bin}` };
+  return { findings, detail: `${plural(a.guests.length, 'guest')} against ${bin}` };
 }
 
 const cpuModelsCache = new Map<string, string[] | undefined>();

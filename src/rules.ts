@@ -1,8 +1,12 @@
-// Rules that span fields: the policy the least-privilege principle of QEMU's security documentation asks for, and the risks a choice
-// takes. Each rule reports against the answers path of the field at fault.
+// Rules that span fields: the policy the least-privilege principle of QEMU's security documentation asks for, and the
+// risks a choice takes. The rules are a table (RULES), each row reporting against the answers path of the field at
+// fault; where a file may be is places.ts, what makes a network identity is identity.ts.
 import type { z } from 'zod';
+import { hostInterfaceName, loopbackOrLinkLocal, macAddress, sameListener, tapDevice } from './identity.js';
 import type { Answers, Guest } from './model.js';
 import * as N from './names.js';
+import { credentialPlace, HIDDEN_DIRS, notStorage, restrictedFile, underDir } from './places.js';
+import { machineDeprecated, machineKnown, RELEASES } from './releases.js';
 
 export type RiskId =
   | 'emulation'
@@ -152,132 +156,7 @@ export function tlsReaders(guests: readonly Guest[]): Map<string, number> {
   return out;
 }
 
-/** Addresses a guest on user-mode networking must not reach: the host's loopback and link-local ranges. */
-export const USER_NET_DENY = ['127.0.0.0/8', '::1/128', '169.254.0.0/16', 'fe80::/10'];
-
-function loopbackOrLinkLocal(addr: string): boolean {
-  const a = addr.toLowerCase();
-  return (
-    /^127\./.test(a) ||
-    /^169\.254\./.test(a) ||
-    a === '::1' ||
-    /^fe[89ab][0-9a-f]?:/.test(a) ||
-    /^::ffff:(127|169\.254)\./.test(a)
-  );
-}
-
 const riskKey = (r: { risk: string; guest?: string }) => `${r.risk}@${r.guest ?? ''}`;
-
-export const SYSTEM_DIRS = [
-  '/etc',
-  '/usr',
-  '/boot',
-  '/proc',
-  '/sys',
-  '/dev',
-  '/bin',
-  '/sbin',
-  '/lib',
-  '/lib64',
-  '/run',
-];
-
-/** Directories every guest unit hides from QEMU (ProtectHome=yes, PrivateTmp=yes): guest files there cannot work. */
-export const HIDDEN_DIRS = [
-  { dir: '/home', why: 'ProtectHome=yes' },
-  { dir: '/root', why: 'ProtectHome=yes' },
-  { dir: '/run/user', why: 'ProtectHome=yes' },
-  { dir: '/tmp', why: 'PrivateTmp=yes gives QEMU an empty /tmp of its own' },
-  { dir: '/var/tmp', why: 'PrivateTmp=yes gives QEMU an empty /var/tmp of its own' },
-];
-
-export function underDir(path: string, dir: string): boolean {
-  return path === dir || path.startsWith(dir + '/');
-}
-
-/**
- * Places that hold host secrets or system state. Like libvirt's virt-aa-helper (its `valid_path`), qemu-harden
- * gives a guest no file from there, read-only or not; the few read-only exceptions are in READ_ONLY_ALLOWED.
- * /home and /root are also hidden from every unit (ProtectHome=).
- */
-export const RESTRICTED_DIRS = [
-  '/etc',
-  '/root',
-  '/home',
-  '/proc',
-  '/sys',
-  '/run',
-  '/dev',
-  '/boot',
-  '/usr',
-  '/bin',
-  '/sbin',
-  '/lib',
-  '/lib32',
-  '/lib64',
-  '/libx32',
-  '/lost+found',
-  '/var/log',
-  '/var/cache',
-  '/var/backups',
-  '/var/spool',
-  '/var/mail',
-  '/var/run',
-  '/var/lock',
-  '/snap',
-  ...[
-    'dpkg',
-    'apt',
-    'systemd',
-    'private',
-    'sss',
-    'polkit-1',
-    'sudo',
-    'dbus',
-    'pam',
-    'ucf',
-    'dhcp',
-    'NetworkManager',
-    'docker',
-    'containers',
-    'machines',
-    'libvirt/qemu',
-  ].map((d) => `/var/lib/${d}`),
-];
-
-/** Read-only exceptions inside RESTRICTED_DIRS: firmware and images the distribution ships. */
-export const READ_ONLY_ALLOWED = ['/usr/share', '/usr/local/share', '/usr/lib/ipxe'];
-
-/** Kernels, initrds and device trees may come from /boot: only files named like one, only for those fields. */
-const BOOT_FILE = /^\/boot\/(dtbs\/.+\.dtb|[^/]*(vmlinuz|vmlinux|bzImage|initrd|initramfs)[^/]*|[^/]+\.dtb)$/;
-
-/** Directories systemd creates for each guest and the guest owns: qemu-harden never puts operator files there. */
-export const GUEST_OWNED_DIRS = ['/run/qemu-harden', '/var/lib/qemu-harden', '/var/log/qemu-harden'];
-
-export type FileKind = 'disk' | 'boot' | 'firmware';
-
-/**
- * Is this file in the system's own places? Validation lets a guest have only the read-only exceptions there
- * (firmware, images, kernels, initrds); qemu-harden never changes them, so a guest reads one only when it is
- * world-readable.
- */
-export function isSystemFile(path: string): boolean {
-  return RESTRICTED_DIRS.some((d) => underDir(path, d));
-}
-
-/** Why a guest may not have this file, or undefined when it may. */
-export function restrictedFile(path: string, kind: FileKind, readOnly: boolean): string | undefined {
-  const own = GUEST_OWNED_DIRS.find((d) => underDir(path, d));
-  if (own)
-    return `is under ${own}, which qemu-harden creates and each guest owns; keep guest files outside it (e.g. under /srv)`;
-  const dir = RESTRICTED_DIRS.find((d) => underDir(path, d));
-  if (!dir) return undefined;
-  const where = `is under ${dir}, which holds host secrets or system state`;
-  if (!readOnly) return `${where}; a writable guest file must live elsewhere (e.g. under /srv)`;
-  if (READ_ONLY_ALLOWED.some((d) => underDir(path, d))) return undefined;
-  if (kind === 'boot' && BOOT_FILE.test(path)) return undefined;
-  return `${where}; read-only guest files may come only from ${READ_ONLY_ALLOWED.join(', ')} or, for a kernel, initrd or device tree, /boot/vmlinuz*, /boot/initrd*`;
-}
 
 /** Groups that already grant something on a host: never the group qemu-harden hands out for /dev/kvm or /dev/net/tun. */
 export const PRIVILEGED_GROUPS = [
@@ -346,220 +225,476 @@ export const PRIVILEGED_GROUPS = [
   'ssh',
 ];
 
-export function tapDevice(g: Guest): string | undefined {
-  if (g.network.mode !== 'tap') return undefined;
-  return g.network.tapDevice ?? N.defaultTapDevice(g.name);
+/**
+ * Machine types the target's QEMU does not take as they are: a versioned type newer than that QEMU, which it does
+ * not have (the guest cannot start there: `verify` fails on it, generate warns), and one it deprecates (QEMU says
+ * so at every start and deletes such types three years later: generate and verify warn). A newer versioned type
+ * of the same family, or q35 (the newest), gives the guest the same hardware.
+ */
+export function machineProblems(a: Answers): { missing: string[]; deprecated: string[] } {
+  const release = RELEASES[a.host.target];
+  const qemu = `QEMU ${release.qemu.major}.${release.qemu.minor} of ${release.name}`;
+  const out = { missing: [] as string[], deprecated: [] as string[] };
+  a.guests.forEach((g, gi) => {
+    if (!machineKnown(g.machine, release))
+      out.missing.push(
+        `guests.${gi}.machine: "${g.machine}" is newer than ${qemu} (host.target), which has no such machine type and cannot start the guest; use q35, or a versioned type up to ${release.qemu.major}.${release.qemu.minor}`,
+      );
+    else if (machineDeprecated(g.machine, release))
+      out.deprecated.push(
+        `guests.${gi}.machine: "${g.machine}" is deprecated by ${qemu} (machine types older than 3 years are deleted 3 years after that); move the guest to a newer versioned type or q35`,
+      );
+  });
+  return out;
 }
 
-type Ctx = z.core.$RefinementCtx<unknown>;
+type Path = (string | number)[];
+type Report = (path: Path, message: string) => void;
 
-export function checkAnswers(a: Answers, ctx: Ctx): void {
-  const issue = (path: (string | number)[], message: string) =>
-    ctx.addIssue({ code: 'custom', path, message, input: undefined });
+/**
+ * A rule that spans fields: what it keeps true, the answers fields it reports against (patterns where N is a
+ * guest's index and I a list entry's, `(a|b)` either name), and the check. `checkAnswers` runs the table in order.
+ */
+export interface Rule {
+  keeps: string;
+  at: string[];
+  check(a: Answers, report: Report): void;
+}
 
-  const names = new Map<string, number>();
-  const writers = new Map<string, string>();
-  const readers = new Map<string, string[]>();
-  const pciAddr = new Map<string, string>();
-  const pciGroup = new Map<number, string>();
-  const usb = new Map<string, string>();
-  const listeners = new Map<string, string>();
+/** Does a reported path fit a rule's pattern? */
+export function fitsPattern(pattern: string, path: string): boolean {
+  const re = pattern
+    .split('.')
+    .map((p) => (p === 'N' || p === 'I' ? '\\d+' : p))
+    .join('\\.');
+  return new RegExp(`^${re}$`).test(path);
+}
 
-  a.guests.forEach((g, gi) => {
-    const at = (...rest: (string | number)[]) => ['guests', gi, ...rest];
+type GuestCheck = (g: Guest, at: (...p: Path) => Path, report: Report, a: Answers, gi: number) => void;
+
+/** A rule judged on each guest alone: `at` builds a path inside that guest. */
+function eachGuest(keeps: string, at: string[], check: GuestCheck): Rule {
+  return {
+    keeps,
+    at,
+    check: (a, report) => a.guests.forEach((g, gi) => check(g, (...p) => ['guests', gi, ...p], report, a, gi)),
+  };
+}
+
+const REMOTES = ['migration', 'nbd'] as const;
+const BOOT_FILES = ['kernel', 'initrd', 'deviceTree'] as const;
+const FIRMWARE_FILES = ['code', 'varsTemplate'] as const;
+
+/** The files a guest names, each with its field and what it is to the guest. */
+function filesNamed(g: Guest): { at: Path; path: string; what: string }[] {
+  const out: { at: Path; path: string; what: string }[] = [];
+  g.disks.forEach((d, di) => out.push({ at: ['disks', di, 'path'], path: d.path, what: 'disk' }));
+  if (g.boot) for (const k of BOOT_FILES) if (g.boot[k]) out.push({ at: ['boot', k], path: g.boot[k]!, what: k });
+  if (g.firmware.type === 'uefi')
+    for (const k of FIRMWARE_FILES) out.push({ at: ['firmware', k], path: g.firmware[k], what: `firmware ${k}` });
+  return out;
+}
+
+/** The credentials a guest reads: its TLS directories (read as a whole) and its SPICE password file. */
+function credentialsOf(g: Guest): { at: Path; path: string; kind: 'directory' | 'file' }[] {
+  const out: { at: Path; path: string; kind: 'directory' | 'file' }[] = [];
+  if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
+    out.push({ at: ['display', 'tlsDir'], path: g.display.tlsDir, kind: 'directory' });
+  for (const k of REMOTES) {
+    const r = g[k];
+    if (r?.enabled && r.tls && r.tlsDir && !out.some((o) => o.path === r.tlsDir))
+      out.push({ at: [k, 'tlsDir'], path: r.tlsDir, kind: 'directory' });
+  }
+  if (g.display.mode === 'spice-tls' && g.display.passwordFile)
+    out.push({ at: ['display', 'passwordFile'], path: g.display.passwordFile, kind: 'file' });
+  return out;
+}
+
+/** The TCP listeners of a guest: display, migration and NBD, each with the field of its address. */
+function listenersOf(g: Guest): { at: Path; addr: string; port: number }[] {
+  const out: { at: Path; addr: string; port: number }[] = [];
+  if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
+    out.push({ at: ['display'], addr: g.display.listen, port: g.display.port });
+  for (const k of REMOTES) {
+    const r = g[k];
+    if (r?.enabled) out.push({ at: [k], addr: r.listen, port: r.port });
+  }
+  return out;
+}
+
+const hiddenDir = (path: string) => HIDDEN_DIRS.find((h) => underDir(path, h.dir));
+
+/** A device path udev can match by name: letters, digits and "._:+@=,-" in each segment. */
+const DEV_PATH = /^\/dev\/[A-Za-z0-9._:+@=,-]+(\/[A-Za-z0-9._:+@=,-]+)*$/;
+
+export const RULES: Rule[] = [
+  {
+    keeps: 'guest names are unique',
+    at: ['guests.N.name'],
+    check(a, report) {
+      const first = new Map<string, number>();
+      a.guests.forEach((g, gi) => {
+        const f = first.get(g.name);
+        if (f !== undefined)
+          report(['guests', gi, 'name'], `"${g.name}" is already the name of guests.${f}; names must be unique`);
+        else first.set(g.name, gi);
+      });
+    },
+  },
+  eachGuest('a guest is never named as another’s migration destination unit', ['guests.N.name'], (g, at, report, a) => {
     const incoming = a.guests.findIndex((o) => o.migration?.enabled && `${o.name}-incoming` === g.name);
     if (incoming >= 0)
-      issue(
+      report(
         at('name'),
         `"${g.name}" would share its unit name with the migration destination unit of guests.${incoming}; choose another name`,
       );
-    const first = names.get(g.name);
-    if (first !== undefined)
-      issue(at('name'), `"${g.name}" is already the name of guests.${first}; names must be unique`);
-    else names.set(g.name, gi);
-
+  }),
+  eachGuest('Secure Boot runs on q35', ['guests.N.firmware.secureBoot'], (g, at, report) => {
     if (g.firmware.type === 'uefi' && g.firmware.secureBoot && !/^(q35|pc-q35-[0-9.]+)$/.test(g.machine))
-      issue(
+      report(
         at('firmware', 'secureBoot'),
         `needs a q35 machine type (is "${g.machine}"): Secure Boot relies on SMM, which QEMU offers on q35`,
       );
+  }),
+  eachGuest('Secure Boot is not given a kernel it cannot check', ['guests.N.boot.kernel'], (g, at, report) => {
     if (g.firmware.type === 'uefi' && g.firmware.secureBoot && g.boot)
-      issue(
+      report(
         at('boot', 'kernel'),
         'cannot be used with Secure Boot: OVMF starts a kernel given to QEMU directly even when its signature check fails, so Secure Boot would not cover it; boot from a disk (its EFI system partition), or turn Secure Boot off',
       );
-
+  }),
+  eachGuest('the host CPU model needs KVM', ['guests.N.cpu.model'], (g, at, report, a) => {
     if (a.useCase === 'emulation' && g.cpu.model === 'host')
-      issue(at('cpu', 'model'), '"host" needs KVM; the emulation use case runs under TCG (use "max" or a named model)');
-
+      report(
+        at('cpu', 'model'),
+        '"host" needs KVM; the emulation use case runs under TCG (use "max" or a named model)',
+      );
+  }),
+  eachGuest('every guest has something to boot', ['guests.N.disks'], (g, at, report) => {
     if (g.disks.length === 0 && !g.boot)
-      issue(
+      report(
         at('disks'),
         'is empty and no kernel is given (boot.kernel): this guest has nothing to boot; add a disk or a kernel',
       );
-    const hidden = (path: string) => HIDDEN_DIRS.find((h) => underDir(path, h.dir));
-    const refuseHidden = (where: (string | number)[], path: string) => {
-      const h = hidden(path);
-      if (h)
-        issue(
-          where,
-          `is under ${h.dir}, which QEMU's unit cannot see (${h.why}); keep guest files elsewhere, e.g. /srv or /var/lib`,
-        );
-    };
-    g.disks.forEach((d, di) => refuseHidden(at('disks', di, 'path'), d.path));
-    if (g.boot)
-      for (const k of ['kernel', 'initrd', 'deviceTree'] as const)
-        if (g.boot[k]) refuseHidden(at('boot', k), g.boot[k]!);
-    if (g.firmware.type === 'uefi')
-      for (const k of ['code', 'varsTemplate'] as const) refuseHidden(at('firmware', k), g.firmware[k]);
-    if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
-      refuseHidden(at('display', 'tlsDir'), g.display.tlsDir);
-    for (const kind of ['migration', 'nbd'] as const)
-      if (g[kind]?.tlsDir) refuseHidden(at(kind, 'tlsDir'), g[kind]!.tlsDir!);
-
-    const seenInGuest = new Set<string>();
+  }),
+  eachGuest(
+    'no guest file lies where every unit hides it (ProtectHome=, PrivateTmp=)',
+    [
+      'guests.N.disks.I.path',
+      'guests.N.boot.(kernel|initrd|deviceTree)',
+      'guests.N.firmware.(code|varsTemplate)',
+      'guests.N.(display|migration|nbd).tlsDir',
+    ],
+    (g, at, report) => {
+      const refuse = (where: Path, path: string) => {
+        const h = hiddenDir(path);
+        if (h)
+          report(
+            at(...where),
+            `is under ${h.dir}, which QEMU's unit cannot see (${h.why}); keep guest files elsewhere, e.g. /srv or /var/lib`,
+          );
+      };
+      for (const f of filesNamed(g)) refuse(f.at, f.path);
+      if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
+        refuse(['display', 'tlsDir'], g.display.tlsDir);
+      for (const k of REMOTES) if (g[k]?.tlsDir) refuse([k, 'tlsDir'], g[k]!.tlsDir!);
+    },
+  ),
+  eachGuest('a disk is attached once to a guest', ['guests.N.disks.I.path'], (g, at, report) => {
+    const seen = new Set<string>();
     g.disks.forEach((d, di) => {
-      if (seenInGuest.has(d.path)) issue(at('disks', di, 'path'), `${d.path} is attached twice to this guest`);
-      seenInGuest.add(d.path);
-      if (d.blockDevice && !underDir(d.path, '/dev'))
-        issue(at('disks', di, 'path'), 'is marked blockDevice but is not under /dev');
-      if (
-        d.blockDevice &&
-        underDir(d.path, '/dev') &&
-        !/^\/dev\/[A-Za-z0-9._:+@=,-]+(\/[A-Za-z0-9._:+@=,-]+)*$/.test(d.path)
-      )
-        issue(
-          at('disks', di, 'path'),
-          'must be a device path made of letters, digits and "._:+@=,-" (udev matches it by name)',
-        );
-      else if (d.blockDevice) {
-        const pseudo = [
-          '/dev/shm',
-          '/dev/pts',
-          '/dev/mqueue',
-          '/dev/hugepages',
-          '/dev/fd',
-          '/dev/net',
-          '/dev/vfio',
-          '/dev/bus',
-        ].find((x) => underDir(d.path, x));
-        if (pseudo) issue(at('disks', di, 'path'), `is under ${pseudo}, which holds no block devices`);
-      } else {
-        const why = restrictedFile(d.path, 'disk', d.readOnly);
-        if (why) issue(at('disks', di, 'path'), why);
-      }
-      if (d.blockDevice && d.format !== 'raw') issue(at('disks', di, 'format'), 'must be "raw" for a block device');
-      const owner = writers.get(d.path);
-      if (d.readOnly) {
-        if (owner && owner !== g.name)
-          issue(
-            at('disks', di, 'path'),
-            `is written by guest "${owner}"; a disk another guest writes cannot be shared`,
-          );
-        readers.set(d.path, [...(readers.get(d.path) ?? []), g.name]);
-      } else {
-        if (owner && owner !== g.name)
-          issue(
-            at('disks', di, 'path'),
-            `is already a writable disk of guest "${owner}"; one writable disk is never shared`,
-          );
-        const others = (readers.get(d.path) ?? []).filter((n) => n !== g.name);
-        if (others.length > 0)
-          issue(
-            at('disks', di, 'path'),
-            `is read by guest "${others[0]}"; a disk another guest reads cannot be writable here`,
-          );
-        writers.set(d.path, g.name);
-      }
+      if (seen.has(d.path)) report(at('disks', di, 'path'), `${d.path} is attached twice to this guest`);
+      seen.add(d.path);
     });
-
-    if (g.boot)
-      for (const k of ['kernel', 'initrd', 'deviceTree'] as const) {
-        const path = g.boot[k];
-        const why = path === undefined ? undefined : restrictedFile(path, 'boot', true);
-        if (why) issue(at('boot', k), why);
-      }
-    if (g.firmware.type === 'uefi')
-      for (const k of ['code', 'varsTemplate'] as const) {
-        const why = restrictedFile(g.firmware[k], 'firmware', true);
-        if (why) issue(at('firmware', k), why);
-      }
-
-    g.passthrough.pci.forEach((p, pi) => {
-      const byAddr = pciAddr.get(p.address);
-      if (byAddr)
-        issue(at('passthrough', 'pci', pi, 'address'), `${p.address} is already passed through to guest "${byAddr}"`);
-      pciAddr.set(p.address, g.name);
-      const byGroup = pciGroup.get(p.iommuGroup);
-      if (byGroup && byGroup !== g.name)
-        issue(
-          at('passthrough', 'pci', pi, 'iommuGroup'),
-          `IOMMU group ${p.iommuGroup} already belongs to guest "${byGroup}"; a group goes to one guest only`,
-        );
-      pciGroup.set(p.iommuGroup, g.name);
-    });
-    g.passthrough.usb.forEach((u, ui) => {
-      const key = `${u.vendorId}:${u.productId}`;
-      const clash = [...usb].find(([k]) => {
-        const [id, port] = k.split('@');
-        return id === key && (port === '' || !u.port || port === u.port);
+  }),
+  eachGuest(
+    'a block-device disk is block storage under /dev, by its name, on any host',
+    ['guests.N.disks.I.path', 'guests.N.disks.I.format'],
+    (g, at, report) =>
+      g.disks.forEach((d, di) => {
+        if (!d.blockDevice) return;
+        if (!underDir(d.path, '/dev')) report(at('disks', di, 'path'), 'is marked blockDevice but is not under /dev');
+        else if (!DEV_PATH.test(d.path))
+          report(
+            at('disks', di, 'path'),
+            'must be a device path made of letters, digits and "._:+@=,-" (udev matches it by name)',
+          );
+        else {
+          const why = notStorage(d.path);
+          if (why) report(at('disks', di, 'path'), why);
+        }
+        if (d.format !== 'raw') report(at('disks', di, 'format'), 'must be "raw" for a block device');
+      }),
+  ),
+  eachGuest(
+    'guest files never come from places holding host secrets or system state',
+    ['guests.N.disks.I.path', 'guests.N.boot.(kernel|initrd|deviceTree)', 'guests.N.firmware.(code|varsTemplate)'],
+    (g, at, report) => {
+      g.disks.forEach((d, di) => {
+        const why = d.blockDevice ? undefined : restrictedFile(d.path, 'disk', d.readOnly);
+        if (why) report(at('disks', di, 'path'), why);
       });
-      if (clash)
-        issue(
-          at('passthrough', 'usb', ui),
-          `USB device ${key}${u.port ? ` on port ${u.port}` : ''} can be the one already passed through to guest "${clash[1]}"; give each a different port`,
-        );
-      usb.set(`${key}@${u.port ?? ''}`, g.name);
-    });
-
-    const listen = (path: (string | number)[], addr: string, port: number) => {
-      if (g.network.mode === 'user' && loopbackOrLinkLocal(addr))
-        issue(
-          path.slice(0, -1).concat('listen'),
-          `${addr} is a loopback or link-local address, which this guest’s unit denies (IPAddressDeny=) because it uses user-mode networking; listen on another address`,
-        );
-      const key = `${addr}:${port}`;
-      const other = listeners.get(key);
-      if (other) issue(path, `${key} is already used by ${other}`);
-      listeners.set(key, `guests.${gi} (${g.name})`);
-    };
-    if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
-      listen(at('display', 'port'), g.display.listen, g.display.port);
-    for (const kind of ['migration', 'nbd'] as const) {
-      const r = g[kind];
-      if (!r?.enabled) continue;
-      listen(at(kind, 'port'), r.listen, r.port);
-      if (r.tls && !r.tlsDir) issue(at(kind, 'tlsDir'), 'is required when tls is true');
-    }
-
-    const l = g.limits;
-    if (l.memoryMaxMiB !== undefined && l.memoryMaxMiB < g.memoryMiB)
-      issue(
-        at('limits', 'memoryMaxMiB'),
-        `must be at least memoryMiB (${g.memoryMiB}); QEMU needs the guest's RAM plus its own overhead`,
+      if (g.boot)
+        for (const k of BOOT_FILES) {
+          const why = g.boot[k] === undefined ? undefined : restrictedFile(g.boot[k]!, 'boot', true);
+          if (why) report(at('boot', k), why);
+        }
+      if (g.firmware.type === 'uefi')
+        for (const k of FIRMWARE_FILES) {
+          const why = restrictedFile(g.firmware[k], 'firmware', true);
+          if (why) report(at('firmware', k), why);
+        }
+    },
+  ),
+  {
+    keeps: 'a disk one guest writes is no other guest’s',
+    at: ['guests.N.disks.I.path'],
+    check(a, report) {
+      const writers = new Map<string, string>();
+      const readers = new Map<string, string[]>();
+      a.guests.forEach((g, gi) =>
+        g.disks.forEach((d, di) => {
+          const at = ['guests', gi, 'disks', di, 'path'];
+          const owner = writers.get(d.path);
+          if (d.readOnly) {
+            if (owner && owner !== g.name)
+              report(at, `is written by guest "${owner}"; a disk another guest writes cannot be shared`);
+            readers.set(d.path, [...(readers.get(d.path) ?? []), g.name]);
+            return;
+          }
+          if (owner && owner !== g.name)
+            report(at, `is already a writable disk of guest "${owner}"; one writable disk is never shared`);
+          const others = (readers.get(d.path) ?? []).filter((n) => n !== g.name);
+          if (others.length > 0)
+            report(at, `is read by guest "${others[0]}"; a disk another guest reads cannot be writable here`);
+          writers.set(d.path, g.name);
+        }),
       );
-    if (l.memoryHighMiB !== undefined && l.memoryHighMiB < g.memoryMiB)
-      issue(at('limits', 'memoryHighMiB'), `must be at least memoryMiB (${g.memoryMiB})`);
-    l.ioBandwidth.forEach((b, bi) => {
-      if (!underDir(b.device, '/dev'))
-        issue(at('limits', 'ioBandwidth', bi, 'device'), 'must be a block device under /dev');
-    });
-  });
+    },
+  },
+  {
+    keeps: 'a PCI device, and an IOMMU group, go to one guest',
+    at: ['guests.N.passthrough.pci.I.address', 'guests.N.passthrough.pci.I.iommuGroup'],
+    check(a, report) {
+      const byAddress = new Map<string, string>();
+      const byGroup = new Map<number, string>();
+      a.guests.forEach((g, gi) =>
+        g.passthrough.pci.forEach((p, pi) => {
+          const at = ['guests', gi, 'passthrough', 'pci', pi];
+          const other = byAddress.get(p.address);
+          if (other) report([...at, 'address'], `${p.address} is already passed through to guest "${other}"`);
+          byAddress.set(p.address, g.name);
+          const group = byGroup.get(p.iommuGroup);
+          if (group && group !== g.name)
+            report(
+              [...at, 'iommuGroup'],
+              `IOMMU group ${p.iommuGroup} already belongs to guest "${group}"; a group goes to one guest only`,
+            );
+          byGroup.set(p.iommuGroup, g.name);
+        }),
+      );
+    },
+  },
+  {
+    keeps: 'a USB device goes to one guest',
+    at: ['guests.N.passthrough.usb.I'],
+    check(a, report) {
+      const taken = new Map<string, string>();
+      a.guests.forEach((g, gi) =>
+        g.passthrough.usb.forEach((u, ui) => {
+          const key = `${u.vendorId}:${u.productId}`;
+          const clash = [...taken].find(([k]) => {
+            const [id, port] = k.split('@');
+            return id === key && (port === '' || !u.port || port === u.port);
+          });
+          if (clash)
+            report(
+              ['guests', gi, 'passthrough', 'usb', ui],
+              `USB device ${key}${u.port ? ` on port ${u.port}` : ''} can be the one already passed through to guest "${clash[1]}"; give each a different port`,
+            );
+          taken.set(`${key}@${u.port ?? ''}`, g.name);
+        }),
+      );
+    },
+  },
+  eachGuest(
+    'a guest on user-mode networking listens on no address its unit denies',
+    ['guests.N.(display|migration|nbd).listen'],
+    (g, at, report) => {
+      if (g.network.mode !== 'user') return;
+      for (const l of listenersOf(g))
+        if (loopbackOrLinkLocal(l.addr))
+          report(
+            at(...l.at, 'listen'),
+            `${l.addr} is a loopback or link-local address, which this guest’s unit denies (IPAddressDeny=) because it uses user-mode networking; listen on another address`,
+          );
+    },
+  ),
+  {
+    keeps: 'no two listeners take the same port, however their addresses are written',
+    at: ['guests.N.(display|migration|nbd).port'],
+    check(a, report) {
+      const taken: { addr: string; port: number; owner: string }[] = [];
+      a.guests.forEach((g, gi) =>
+        listenersOf(g).forEach((l) => {
+          const other = taken.find((t) => sameListener(t, l));
+          if (other)
+            report(
+              ['guests', gi, ...l.at, 'port'],
+              `${l.addr}:${l.port} is already taken by ${other.owner}, listening on ${other.addr}:${other.port}${other.addr === l.addr ? '' : ' (the same address written otherwise, or a wildcard covering it: 0.0.0.0 covers every IPv4 address, :: every address)'}`,
+            );
+          taken.push({ ...l, owner: `guests.${gi} (${g.name})` });
+        }),
+      );
+    },
+  },
+  eachGuest('TLS needs its credentials', ['guests.N.(migration|nbd).tlsDir'], (g, at, report) => {
+    for (const k of REMOTES) {
+      const r = g[k];
+      if (r?.enabled && r.tls && !r.tlsDir) report(at(k, 'tlsDir'), 'is required when tls is true');
+    }
+  }),
+  eachGuest(
+    'a guest’s credentials are its own: never a system directory, another program’s keys, or a shared directory',
+    ['guests.N.(display|migration|nbd).tlsDir', 'guests.N.display.passwordFile'],
+    (g, at, report) => {
+      for (const c of credentialsOf(g)) {
+        // A directory where every unit hides it is refused by the rule above; a password file systemd reads itself.
+        if (c.kind === 'directory' && hiddenDir(c.path)) continue;
+        const why = credentialPlace(c.path, c.kind);
+        if (why) report(at(...c.at), why);
+      }
+    },
+  ),
+  {
+    keeps: 'a guest’s credentials hold no other guest’s files, and are no other guest’s',
+    at: ['guests.N.(display|migration|nbd).tlsDir', 'guests.N.display.passwordFile'],
+    check(a, report) {
+      const named = a.guests.map((g) => [
+        ...filesNamed(g).map((f) => ({ path: f.path, what: f.what })),
+        ...credentialsOf(g).map((c) => ({
+          path: c.path,
+          what: c.kind === 'file' ? 'SPICE password file' : 'TLS directory',
+        })),
+      ]);
+      a.guests.forEach((g, gi) => {
+        for (const c of credentialsOf(g))
+          a.guests.forEach((o, oi) => {
+            if (oi === gi) return;
+            for (const f of named[oi]!) {
+              // Two guests reading one TLS directory is the risk "tls-shared", accepted by name.
+              const shared = f.path === c.path && c.kind === 'directory' && f.what === 'TLS directory';
+              const inside = c.kind === 'directory' ? underDir(f.path, c.path) : f.path === c.path;
+              if (inside && !shared)
+                report(
+                  ['guests', gi, ...c.at],
+                  f.path === c.path
+                    ? `${c.path} is also guest "${o.name}"'s ${f.what}; each guest’s credentials are its own`
+                    : `holds guest "${o.name}"'s ${f.what} ${f.path}; a directory a guest reads as a whole is that guest’s own`,
+                );
+            }
+          });
+      });
+    },
+  },
+  {
+    keeps: 'no two guests have one MAC, whether given or derived from the name',
+    at: ['guests.N.network.mac'],
+    check(a, report) {
+      const taken = new Map<string, string>();
+      a.guests.forEach((g, gi) => {
+        if (g.network.mode === 'none') return;
+        const mac = macAddress(g);
+        const other = taken.get(mac);
+        if (other)
+          report(
+            ['guests', gi, 'network', 'mac'],
+            g.network.mac
+              ? `${mac} is already the MAC of ${other}; two network cards never share an address`
+              : `is not given, and the MAC derived from the name, ${mac}, is already the MAC of ${other}; give this guest its own network.mac`,
+          );
+        else taken.set(mac, `guest "${g.name}" (guests.${gi})`);
+      });
+    },
+  },
+  eachGuest('a tap is never named like a host’s own interface', ['guests.N.network.tapDevice'], (g, at, report) => {
+    if (g.network.mode !== 'tap' || !g.network.tapDevice) return;
+    const why = hostInterfaceName(g.network.tapDevice);
+    if (why) report(at('network', 'tapDevice'), why);
+  }),
+  eachGuest(
+    'memory limits leave the guest its RAM',
+    ['guests.N.limits.(memoryMaxMiB|memoryHighMiB)'],
+    (g, at, report) => {
+      const l = g.limits;
+      if (l.memoryMaxMiB !== undefined && l.memoryMaxMiB < g.memoryMiB)
+        report(
+          at('limits', 'memoryMaxMiB'),
+          `must be at least memoryMiB (${g.memoryMiB}); QEMU needs the guest's RAM plus its own overhead`,
+        );
+      if (l.memoryHighMiB !== undefined && l.memoryHighMiB < g.memoryMiB)
+        report(at('limits', 'memoryHighMiB'), `must be at least memoryMiB (${g.memoryMiB})`);
+    },
+  ),
+  eachGuest('an I/O limit names block storage', ['guests.N.limits.ioBandwidth.I.device'], (g, at, report) =>
+    g.limits.ioBandwidth.forEach((b, bi) => {
+      const why = underDir(b.device, '/dev') ? notStorage(b.device) : 'must be a block device under /dev';
+      if (why) report(at('limits', 'ioBandwidth', bi, 'device'), why);
+    }),
+  ),
+  {
+    keeps: 'every name derived from a guest is unique and never a shared or privileged name',
+    at: [
+      'host.(kvmGroup|netGroup)',
+      'host',
+      'guests.N.name',
+      'guests.N.network.(tapDevice|name)',
+      'guests.N.network.bridge',
+    ],
+    check: checkDerivedNames,
+  },
+  {
+    keeps: 'every risk taken is accepted with a reason, and only those',
+    at: [
+      'acceptedRisks.I',
+      'acceptedRisks.I.risk',
+      'useCase',
+      'guests.N',
+      'guests.N.machine',
+      'guests.N.isolation.sandbox.(enabled|obsolete|elevatePrivileges|spawn|resourceControl)',
+      'guests.N.isolation.apparmor',
+      'guests.N.passthrough.(pci|usb)',
+      'guests.N.(migration|nbd).tls',
+      'guests.N.display.passwordFile',
+    ],
+    check: checkRisks,
+  },
+];
 
-  checkDerivedNames(a, issue);
+type Ctx = z.core.$RefinementCtx<unknown>;
 
+/** The rules that span fields, joined to the schema in answers.ts: every row of RULES, in order. */
+export function checkAnswers(a: Answers, ctx: Ctx): void {
+  const report: Report = (path, message) => ctx.addIssue({ code: 'custom', path, message, input: undefined });
+  for (const rule of RULES) rule.check(a, report);
+}
+
+function checkRisks(a: Answers, report: Report): void {
   const required = requiredRisks(a);
   const requiredKeys = new Set(required.map(riskKey));
   const acceptedKeys = new Set<string>();
   a.acceptedRisks.forEach((r, ri) => {
     const key = riskKey(r);
     if (acceptedKeys.has(key))
-      issue(['acceptedRisks', ri], `accepts "${r.risk}"${r.guest ? ` for guest "${r.guest}"` : ''} twice`);
+      report(['acceptedRisks', ri], `accepts "${r.risk}"${r.guest ? ` for guest "${r.guest}"` : ''} twice`);
     acceptedKeys.add(key);
     if (!(r.risk in RISKS))
-      issue(['acceptedRisks', ri, 'risk'], `"${r.risk}" is not a known risk (known: ${Object.keys(RISKS).join(', ')})`);
+      report(
+        ['acceptedRisks', ri, 'risk'],
+        `"${r.risk}" is not a known risk (known: ${Object.keys(RISKS).join(', ')})`,
+      );
     else if (!requiredKeys.has(key))
-      issue(
+      report(
         ['acceptedRisks', ri],
         `accepts "${r.risk}"${r.guest ? ` for guest "${r.guest}"` : ''}, but the answers do not take that risk; remove it`,
       );
@@ -567,13 +702,12 @@ export function checkAnswers(a: Answers, ctx: Ctx): void {
   for (const r of required) {
     if (acceptedKeys.has(riskKey(r))) continue;
     const gi = r.guest === undefined ? -1 : a.guests.findIndex((g) => g.name === r.guest);
-    issue(
+    report(
       gi < 0 ? ['useCase'] : riskPath(r.risk, gi),
       `takes the risk "${r.risk}" (${RISKS[r.risk].title}); add {"risk": "${r.risk}"${r.guest ? `, "guest": "${r.guest}"` : ''}, "reason": "..."} to acceptedRisks`,
     );
   }
 }
-
 /**
  * Which guests run each kind of helper unit (src/helpers/), and what the names it takes are called in a message.
  * The one answer to "does this guest run it": the names are the guest's as soon as it does.
@@ -591,7 +725,7 @@ export function runsHelper(kind: N.HelperKind, g: Guest): boolean {
  * joins, its AppArmor profile) is unique across the bundle and never one of the shared names: the device groups
  * and another guest's names. Each collision is reported on the field that chose the name.
  */
-function checkDerivedNames(a: Answers, issue: (path: (string | number)[], message: string) => void): void {
+function checkDerivedNames(a: Answers, issue: Report): void {
   const taken = new Map<string, string>();
   const claim = (
     space: string,

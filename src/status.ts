@@ -1,26 +1,26 @@
 // `qemu-harden status`: for every guest of the installed bundle (the record's `current`), whether its QEMU runs
-// and how it is confined — read from the live process in /proc: uid/gid, CapEff, NoNewPrivs, Seccomp of every
-// thread, AppArmor label and mode, cgroup and its limits, listening sockets — and whether the installed files
-// still match the record. A guest running weaker than its installed unit says, or a drifted file, is a finding.
-import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { sha256 } from './bundle-layout.js';
+// and how it is confined, whether the installed files still match the record, and who signed the installed bundle.
+// The live side is audit's: one reader of live QEMU processes (audit/live.ts: uid/gid, CapEff, NoNewPrivs,
+// Seccomp of every thread, AppArmor label, cgroup and its limits, sockets, the files the command line names) and
+// one assessor table (audit/assess.ts), run here with each guest's installed unit as its expectation instead of
+// QEMU's security documentation. What the live process does that its unit does not ask for is reported as
+// weaker; a drifted file, or an enrolled host running a bundle none of its allowed keys signed (its signatures,
+// kept in the record, judged by ssh-keygen against the host's allowed_signers), is a finding too.
+import { assess } from './audit/assess.js';
+import { parseCommandLine } from './audit/cmdline.js';
+import { fromUnit, POLICY, type Expectation, type UnitSettings } from './audit/expect.js';
+import { readHost } from './audit/live.js';
+import { commandLineOnly, viewOf, type QemuProcess, type Unseen } from './audit/types.js';
 import { apparmor } from './confine/apparmor.js';
 import { InputError } from './errors.js';
+import { visible } from './escape.js';
+import type { Bundle } from './install/bundle.js';
+import { readInstalled, type Drift, type Installed } from './install/installed.js';
+import { guestPart } from './install/paths.js';
 import * as N from './names.js';
-import { type PasswdEntry, readPasswd, uidOf } from './passwd.js';
-import {
-  apparmorLabel,
-  cgroupPath,
-  NetTables,
-  openFds,
-  PROC,
-  readText,
-  splitLabel,
-  statusFields,
-  threadSeccomp,
-} from './procfs.js';
-import { guestPart, hostFiles, readRecord, recover, RECORD_DIR } from './record.js';
+import { splitLabel } from './procfs.js';
+import { checkSigned, describeSigner, HOST_TRUST, signedBy, type Signer } from './sshsig.js';
+import { listed, plural } from './words.js';
 
 interface Listener {
   proto: 'tcp' | 'tcp6' | 'udp' | 'udp6' | 'unix';
@@ -41,232 +41,249 @@ interface ProcessView {
   listening: Listener[];
 }
 
-interface Drift {
-  path: string;
-  problem: 'missing' | 'changed' | 'mode' | 'not a regular file';
-}
-
 interface GuestStatus {
   name: string;
   unit: string;
-  running: boolean;
+  /** Null when a process in its unit did not answer in time: whether it runs its QEMU is not known. */
+  running: boolean | null;
   process: ProcessView | null;
-  expected: {
-    user: string;
-    uid: number | null;
-    memoryMax: string | null;
-    apparmorProfile: string | null;
-    seccomp: boolean;
-    noNewPrivs: boolean;
-    noCapabilities: boolean;
-  };
-  /** How the live process is weaker than the installed unit says; empty when it is not (or does not run). */
+  /** What the installed unit says of the process. */
+  expected: UnitSettings;
+  /** How the live process is weaker than the installed unit says (the findings' summaries); empty when it is
+   * not (or does not run). */
   weaker: string[];
   drift: Drift[];
+}
+
+interface SigningStatus {
+  /** The enrolled host's allowed_signers as found (its path on this machine), or null: the host is not enrolled. */
+  enrolled: string | null;
+  /** Where the trust file of this host is, enrolled or not. */
+  trustFile: string;
+  /**
+   * Who signed the installed bundle: on an enrolled host the principals and keys its trust file allows; on one
+   * that is not, every key behind a good signature (no principal: nothing here names it).
+   */
+  signers: { principal: string | null; type: string; fingerprint: string; file: string }[];
+  /** Signatures that do not count, and why; or why they could not be judged. */
+  problems: { path: string; problem: string }[];
 }
 
 export interface StatusReport {
   root: string;
   installed: { manifest: string; previous: string | null } | null;
+  signing: SigningStatus;
   interrupted: { action: string; from: string | null; to: string; started: string } | null;
   guests: GuestStatus[];
   /** Drift of installed files that belong to no single guest (the slice, users, directories, udev, the abstraction). */
   drift: Drift[];
+  /** What of the live processes could not be read (always empty for a tree). */
+  unseen: Unseen[];
   ok: boolean;
 }
 
-/** The QEMU of a guest: a process in the guest's service cgroup running qemu-system-*. */
-function findQemu(unit: string): number | undefined {
-  for (const e of readdirSync(PROC)) {
-    if (!/^\d+$/.test(e)) continue;
-    const cg = readText(`${PROC}/${e}/cgroup`);
-    if (!cg || !cg.split('\n').some((l) => l.endsWith(`/${unit}`))) continue;
-    const argv0 = (readText(`${PROC}/${e}/cmdline`) ?? '').split('\0')[0] ?? '';
-    if (/qemu-system-/.test(argv0)) return Number(e);
-  }
-  return undefined;
-}
-
-/** Listening sockets of a process: its socket inodes looked up in its own network namespace's tables. */
-function listeners(pid: number, net: NetTables): Listener[] {
-  let sockets: number[];
-  try {
-    sockets = openFds(PROC, pid).sockets;
-  } catch {
-    return [];
-  }
-  const inet = net.listeners(pid);
-  const unix = net.unixSockets(pid);
-  const out: Listener[] = [];
-  for (const inode of sockets) {
-    const l = inet?.get(inode);
-    if (l) out.push({ proto: l.proto, address: `${l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}` });
-    const u = unix.get(inode);
-    if (u?.listening) out.push({ proto: 'unix', address: u.path ?? '(unnamed)' });
-  }
-  return out.sort((x, y) => (x.proto + x.address < y.proto + y.address ? -1 : 1));
-}
-
-function processView(pid: number, net: NetTables): ProcessView | null {
-  const text = readText(`${PROC}/${pid}/status`);
-  if (!text) return null;
-  const status = statusFields(text);
-  const seccomp: Record<string, number> = {};
-  try {
-    for (const [tid, mode] of threadSeccomp(PROC, pid)) seccomp[tid] = Number(mode);
-  } catch {
-    // The process ended while it was read: no threads to list.
-  }
-  let label: string | undefined;
-  try {
-    label = apparmorLabel(PROC, pid);
-  } catch {
-    label = undefined;
-  }
-  const cgroup = cgroupPath((readText(`${PROC}/${pid}/cgroup`) ?? '').split('\n'));
-  const cg = (f: string) => (cgroup ? (readText(join('/sys/fs/cgroup', cgroup, f))?.trim() ?? null) : null);
+/** The process as status --json shows it, from the one live model. */
+function processView(q: QemuProcess): ProcessView {
+  const inet = (q.listeners ?? []).map((l) => ({
+    proto: l.proto,
+    address: `${l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}`,
+  }));
+  const unix = q.unixSockets
+    .filter((u) => u.listening)
+    .map((u) => ({ proto: 'unix' as const, address: u.path ?? '(unnamed)' }));
   return {
-    pid,
-    uid: (status.get('Uid') ?? '').split(/\s+/).map(Number),
-    gid: (status.get('Gid') ?? '').split(/\s+/).map(Number),
-    capEff: status.get('CapEff') ?? '',
-    noNewPrivs: status.get('NoNewPrivs') === '1',
-    seccomp,
-    apparmor: label ? splitLabel(label) : null,
-    cgroup,
-    limits: { memoryMax: cg('memory.max'), cpuMax: cg('cpu.max'), pidsMax: cg('pids.max') },
-    listening: listeners(pid, net),
+    pid: q.pid,
+    uid: q.owner.uids,
+    gid: q.owner.gids,
+    capEff: q.status.get('CapEff') ?? '',
+    noNewPrivs: q.status.get('NoNewPrivs') === '1',
+    seccomp: Object.fromEntries(q.threadSeccomp.map(([tid, mode]) => [String(tid), Number(mode)])),
+    apparmor: q.apparmorLabel ? splitLabel(q.apparmorLabel) : null,
+    cgroup: q.cgroup?.path ?? null,
+    limits: q.cgroup?.own ?? { memoryMax: null, cpuMax: null, pidsMax: null },
+    listening: [...inet, ...unix].sort((x, y) => (x.proto + x.address < y.proto + y.address ? -1 : 1)),
   };
 }
 
-/** The settings of an installed unit file that status holds the live process to. */
-function expectations(unitText: string | undefined, users: PasswdEntry[], name: string): GuestStatus['expected'] {
-  const setting = (k: string) => {
-    const all = [...(unitText ?? '').matchAll(new RegExp(`^${k}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
-    return all.at(-1);
-  };
-  const user = setting('User') ?? N.userName(name);
-  const mem = setting('MemoryMax');
-  const mib = mem && /^(\d+)M$/.exec(mem);
-  return {
-    user,
-    uid: uidOf(users, user) ?? null,
-    memoryMax: mib ? String(Number(mib[1]) * 1024 * 1024) : (mem ?? null),
-    apparmorProfile: setting('AppArmorProfile') ?? null,
-    seccomp: !!setting('SystemCallFilter') || /-sandbox on/.test(unitText ?? ''),
-    noNewPrivs: setting('NoNewPrivileges') === 'yes',
-    noCapabilities: setting('CapabilityBoundingSet') === '',
-  };
+/**
+ * The command-line checks the unit's own ExecStart= triggers: what the answers chose (an accepted risk, TCG for
+ * emulation) and the unit asks for, so the live process doing the same is not weaker than installed.
+ */
+function acceptedBy(argv: string[] | undefined, name: string): Set<string> {
+  if (!argv?.length) return new Set();
+  const view = viewOf([commandLineOnly(0, argv, parseCommandLine(argv), name)]);
+  return new Set(assess(view, () => POLICY, ['command line']).map((f) => f.check));
 }
 
-function weaknesses(e: GuestStatus['expected'], p: ProcessView, apparmorEnabled: boolean): string[] {
-  const out: string[] = [];
-  if (p.uid.some((u) => u === 0)) out.push('runs as root');
-  else if (e.uid !== null && p.uid.some((u) => u !== e.uid))
-    out.push(`runs as uid ${p.uid.join('/')}, not ${e.user} (${e.uid})`);
-  if (e.noCapabilities && !/^0+$/.test(p.capEff)) out.push(`holds capabilities (CapEff ${p.capEff})`);
-  if (e.noNewPrivs && !p.noNewPrivs) out.push('NoNewPrivs is off');
-  if (e.seccomp) {
-    const loose = Object.entries(p.seccomp).filter(([, m]) => m !== 2);
-    if (loose.length) out.push(`threads without a seccomp filter: ${loose.map(([t]) => t).join(', ')}`);
+/** The guest's unit of a process: the last part of its service cgroup, when that is one of the units asked for. */
+const unitOf = (lines: string[], units: Map<string, string>) =>
+  lines.map((l) => l.slice(l.lastIndexOf('/') + 1)).find((u) => units.has(u));
+
+/** The signatures kept with the installed bundle, judged by ssh-keygen against the host's trust file when there is one. */
+async function signing(root: string, current: Bundle, trust: Installed['trust']): Promise<SigningStatus> {
+  const shown = root === '/' ? HOST_TRUST : `${root}${HOST_TRUST}`;
+  const enrolled = trust === undefined ? null : shown;
+  const out: SigningStatus = { enrolled, trustFile: shown, signers: [], problems: [] };
+  const row = (s: Signer) => ({
+    principal: s.principal ?? null,
+    type: s.type,
+    fingerprint: s.fingerprint,
+    file: s.path,
+  });
+  if (typeof trust === 'string') {
+    out.problems.push({ path: shown, problem: trust });
+    return out;
   }
-  if (e.apparmorProfile && apparmorEnabled) {
-    if (p.apparmor?.label !== e.apparmorProfile)
-      out.push(`AppArmor label ${p.apparmor?.label ?? 'none'}, not ${e.apparmorProfile}`);
-    else if (p.apparmor.mode !== 'enforce')
-      out.push(`AppArmor profile ${e.apparmorProfile} in ${p.apparmor.mode ?? 'unknown'} mode, not enforce`);
+  try {
+    if (trust) {
+      // Only the signatures are judged here: the files' drift from the record is reported on its own.
+      const r = await checkSigned({ ...current, problems: [] }, [trust], 1);
+      out.signers = r.signers[0]!.map(row);
+      out.problems = r.problems.filter((p) => p.path !== trust.shown);
+    } else if (current.signatures.size) {
+      const r = await signedBy(current);
+      out.signers = r.signers.map(row);
+      out.problems = r.problems;
+    }
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    out.problems.push({ path: 'signatures/', problem: `not checked: ${e.message}` });
   }
-  if (e.memoryMax && p.limits.memoryMax !== null && p.limits.memoryMax !== e.memoryMax)
-    out.push(`memory.max is ${p.limits.memoryMax}, not ${e.memoryMax}`);
   return out;
 }
 
-export function status(rootArg: string): StatusReport {
-  if (!existsSync(rootArg)) throw new InputError(`--root: ${rootArg} does not exist`);
-  const root = realpathSync(resolve(rootArg));
-  const rec = readRecord(root);
-  const j = rec.journal;
-  recover(rec, true);
-  if (!rec.current)
-    throw new InputError(
-      j
-        ? `nothing is installed under ${root} yet: the first ${j.action} (started ${j.started}) did not complete; run apply again`
-        : `nothing is installed under ${root}: ${join(root, RECORD_DIR)} holds no current bundle (run apply first)`,
-    );
+export async function status(rootArg: string): Promise<StatusReport> {
+  // The record, the drift of the installed files, the root's users and trust file, read inside the root
+  // (install/installed.ts).
+  const { root, current, previous, journal: j, drift, users, trust } = readInstalled(rootArg);
   const live = root === '/';
   const apparmorEnabled = apparmor.enforcing();
-  const users = readPasswd(root);
 
-  const drift: Drift[] = [];
-  for (const [hostPath, hash] of hostFiles(rec.current)) {
-    const p = join(root, hostPath);
-    try {
-      const st = lstatSync(p);
-      if (!st.isFile()) drift.push({ path: hostPath, problem: 'not a regular file' });
-      else if (sha256(readFileSync(p)) !== hash) drift.push({ path: hostPath, problem: 'changed' });
-      else if ((st.mode & 0o7777) !== 0o644) drift.push({ path: hostPath, problem: 'mode' });
-    } catch {
-      drift.push({ path: hostPath, problem: 'missing' });
-    }
+  // Each guest's expectation comes from its unit as installed (the record's copy, which drift compares with
+  // the file on the host).
+  const units = new Map(current.guests.map(({ name }) => [N.unitName(name), name]));
+  const expected = new Map(
+    current.guests.map(({ name }) => {
+      const unitText = current.files.get(`root/etc/systemd/system/${N.unitName(name)}`)?.toString('utf8');
+      const e = fromUnit(unitText, users, N.userName(name), apparmorEnabled);
+      e.expectation.accepted = acceptedBy(e.argv, name);
+      return [name, e] as const;
+    }),
+  );
+  const view = live ? await readHost({ select: (lines) => unitOf(lines, units) !== undefined }) : viewOf([]);
+  // One QEMU per guest: the first in its unit's cgroup.
+  const qemuOf = new Map<string, QemuProcess>();
+  for (const q of view.processes) {
+    const name = units.get(unitOf(q.cgroupLines, units) ?? '');
+    if (name !== undefined && !qemuOf.has(name)) qemuOf.set(name, q);
   }
+  const guestOf = new Map([...qemuOf].map(([name, q]) => [q.pid, name]));
+  const judged = { ...view, processes: [...qemuOf.values()] };
+  const expectationOf = (q: QemuProcess): Expectation => expected.get(guestOf.get(q.pid)!)!.expectation;
+  const findings = assess(judged, expectationOf, ['process', 'command line']);
 
-  const net = new NetTables();
-  const guests: GuestStatus[] = rec.current.guests.map((name) => {
-    const unit = N.unitName(name);
-    const expected = expectations(readText(join(rec.current!.dir, 'root/etc/systemd/system', unit)), users, name);
-    const pid = live ? findQemu(unit) : undefined;
-    const proc = pid ? processView(pid, net) : null;
+  // A guest whose unit holds a process that did not answer in time is not known to run or not.
+  const unknown = new Set(view.unread.map((u) => units.get(unitOf(u.cgroupLines, units) ?? '')));
+  const guests: GuestStatus[] = current.guests.map(({ name }) => {
+    const q = qemuOf.get(name);
     return {
       name,
-      unit,
-      running: !!proc,
-      process: proc,
-      expected,
-      weaker: proc ? weaknesses(expected, proc, apparmorEnabled) : [],
+      unit: N.unitName(name),
+      running: q ? true : unknown.has(name) ? null : false,
+      process: q ? processView(q) : null,
+      expected: expected.get(name)!.settings,
+      weaker: q ? findings.filter((f) => f.pid === q.pid && f.severity !== 'info').map((f) => f.summary) : [],
       drift: drift.filter((d) => guestPart(d.path, name) !== undefined),
     };
   });
   const shared = drift.filter((d) => !guests.some((g) => g.drift.includes(d)));
+  const signed = await signing(root, current, trust);
   return {
     root,
-    installed: { manifest: rec.current.manifestHash, previous: rec.previous?.manifestHash ?? null },
+    installed: { manifest: current.manifestHash, previous: previous?.manifestHash || null },
+    signing: signed,
     interrupted: j ? { action: j.action, from: j.from, to: j.to, started: j.started } : null,
     guests,
     drift: shared,
-    ok: !j && drift.length === 0 && guests.every((g) => g.weaker.length === 0),
+    unseen: view.unseen,
+    ok:
+      !j &&
+      drift.length === 0 &&
+      view.unseen.length === 0 &&
+      guests.every((g) => g.weaker.length === 0) &&
+      (signed.enrolled === null || signed.signers.length > 0),
   };
 }
 
+/** The text report. Names, paths, labels and addresses come from the host and its processes: they are shown
+ * through visible(), so none of them can move the cursor or pass for a line of the report. */
 export function formatStatus(r: StatusReport): string {
+  const v = visible;
   const out: string[] = [
-    `Installed under ${r.root}: bundle ${r.installed!.manifest.slice(0, 12)}${r.installed!.previous ? ` (rollback to ${r.installed!.previous.slice(0, 12)})` : ''}`,
+    `Installed under ${v(r.root)}: bundle ${r.installed!.manifest.slice(0, 12)}${r.installed!.previous ? `; previous bundle ${r.installed!.previous.slice(0, 12)}, restorable with rollback` : ''}`,
   ];
   if (r.interrupted)
     out.push(
-      `INTERRUPTED: a ${r.interrupted.action} started ${r.interrupted.started} did not finish; run apply (or rollback) to complete it`,
+      `INTERRUPTED: a ${v(r.interrupted.action)} started ${v(r.interrupted.started)} did not finish; run apply (or rollback) to complete it`,
     );
-  if (r.root !== '/') out.push(`(${r.root} is a tree: processes are not looked at, only the files)`);
+  out.push(...formatSigning(r.signing));
+  if (r.root !== '/') out.push(`(${v(r.root)} is a tree: processes are not looked at, only the files)`);
   for (const g of r.guests) {
     const p = g.process;
-    out.push('', `${g.name}  ${g.unit}  ${p ? `running, pid ${p.pid}` : 'not running'}`);
+    out.push(
+      '',
+      `${v(g.name)}  ${v(g.unit)}  ${p ? `running, pid ${p.pid}` : g.running === null ? 'not known: its process did not answer in time (see Not seen)' : 'not running'}`,
+    );
     if (p) {
       const modes = [...new Set(Object.values(p.seccomp))].join(',');
       out.push(
-        `  uid ${p.uid.join('/')}  gid ${p.gid.join('/')}  CapEff ${p.capEff}  NoNewPrivs ${p.noNewPrivs ? 1 : 0}  Seccomp ${modes} (${Object.keys(p.seccomp).length} threads)`,
-        `  AppArmor ${p.apparmor ? `${p.apparmor.label}${p.apparmor.mode ? ` (${p.apparmor.mode})` : ''}` : 'not available'}`,
-        `  cgroup ${p.cgroup ?? '?'}  memory.max ${p.limits.memoryMax ?? 'n/a'}  cpu.max ${p.limits.cpuMax ?? 'n/a'}  pids.max ${p.limits.pidsMax ?? 'n/a'}`,
-        `  listening: ${p.listening.length ? p.listening.map((l) => `${l.proto} ${l.address}`).join(', ') : 'nothing'}`,
+        `  uid ${p.uid.join('/')}  gid ${p.gid.join('/')}  CapEff ${v(p.capEff)}  NoNewPrivs ${p.noNewPrivs ? 1 : 0}  Seccomp ${modes} (${plural(Object.keys(p.seccomp).length, 'thread')})`,
+        `  AppArmor ${p.apparmor ? `${v(p.apparmor.label)}${p.apparmor.mode ? ` (${v(p.apparmor.mode)})` : ''}` : 'not available'}`,
+        `  cgroup ${v(p.cgroup ?? '?')}  memory.max ${v(p.limits.memoryMax ?? 'n/a')}  cpu.max ${v(p.limits.cpuMax ?? 'n/a')}  pids.max ${v(p.limits.pidsMax ?? 'n/a')}`,
+        `  listening: ${p.listening.length ? p.listening.map((l) => `${l.proto} ${v(l.address)}`).join(', ') : 'nothing'}`,
       );
     }
-    for (const w of g.weaker) out.push(`  WEAKER: ${w}`);
-    for (const d of g.drift) out.push(`  DRIFT: ${d.path} ${d.problem} since it was installed`);
+    for (const w of g.weaker) out.push(`  WEAKER: ${v(w)}`);
+    for (const d of g.drift) out.push(`  DRIFT: ${v(d.path)} ${d.problem} since it was installed`);
   }
-  for (const d of r.drift) out.push(`DRIFT: ${d.path} ${d.problem} since it was installed`);
+  for (const d of r.drift) out.push(`DRIFT: ${v(d.path)} ${d.problem} since it was installed`);
+  if (r.unseen.length) {
+    out.push('', 'Not seen:');
+    for (const u of r.unseen) out.push(`  ${v(u.what)}: ${v(u.reason)}`);
+  }
+  const seen = [
+    ...(r.guests.some((g) => g.weaker.length) ? ['WEAKER'] : []),
+    ...(r.drift.length || r.guests.some((g) => g.drift.length) ? ['DRIFT'] : []),
+    ...(r.interrupted ? ['INTERRUPTED'] : []),
+    ...(r.unseen.length ? ['Not seen'] : []),
+  ];
   out.push(
     '',
     r.ok
       ? 'OK: every running guest is confined as installed, and the files match the record.'
-      : 'FINDINGS: see WEAKER, DRIFT and INTERRUPTED above.',
+      : `FINDINGS: see ${listed([
+          ...(r.signing.enrolled !== null && r.signing.signers.length === 0 ? ['UNSIGNED'] : []),
+          ...seen,
+        ])} above.`,
   );
   return out.join('\n') + '\n';
+}
+
+function formatSigning(s: SigningStatus): string[] {
+  const who = (x: SigningStatus['signers'][number]) =>
+    visible(
+      describeSigner({ path: x.file, principal: x.principal ?? undefined, type: x.type, fingerprint: x.fingerprint }),
+    );
+  const why = s.problems.map((p) => `  ${visible(p.path)}: ${visible(p.problem)}`);
+  if (s.enrolled === null)
+    return [
+      `Not enrolled: ${visible(s.trustFile)} is absent, so apply and rollback here accept unsigned bundles.`,
+      s.signers.length
+        ? `Signed with ${s.signers.map(who).join(', ')}; no trust file here names the signer.`
+        : 'The installed bundle carries no signature.',
+      ...why,
+    ];
+  if (s.signers.length)
+    return [`Signed by ${s.signers.map(who).join(', ')}, allowed by ${visible(s.enrolled)}.`, ...why];
+  return [`UNSIGNED: no key ${visible(s.enrolled)} allows signed the installed bundle:`, ...why];
 }

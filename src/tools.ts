@@ -31,7 +31,7 @@ export function which(name: string): string | undefined {
 export async function run(
   file: string,
   args: string[],
-  opts: { timeoutMs?: number; env?: Record<string, string>; cwd?: string; input?: string } = {},
+  opts: { timeoutMs?: number; env?: Record<string, string>; cwd?: string; input?: string | Buffer } = {},
 ): Promise<ToolResult> {
   const { execa } = await import('execa');
   const r = await execa(file, args, {

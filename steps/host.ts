@@ -1,5 +1,12 @@
 import { implications } from '../src/implications.js';
-import type { Step } from './fields.js';
+import type { Answers } from '../src/model.js';
+import { DEFAULT_TARGET, RELEASES } from '../src/releases.js';
+import { optionsOf, type Step } from './fields.js';
+
+const TARGETS = Object.fromEntries(Object.values(RELEASES).map((r) => [r.target, r.name])) as Record<
+  Answers['host']['target'],
+  string
+>;
 
 export const host: Step = {
   id: 'host',
@@ -8,12 +15,21 @@ export const host: Step = {
   why: [
     'Everything the guest can reach through QEMU is decided on the host: who owns /dev/kvm and /dev/net/tun,',
     'whether AppArmor can confine QEMU, whether cgroups can hold it to its budget. This step only looks;',
-    'nothing on the host changes until you run `qemu-harden apply`. The binary and the two groups are those of',
-    'the host the bundle is for, which need not be this one.',
+    'nothing on the host changes until you run `qemu-harden apply`. The release, the binary and the two groups',
+    'are those of the host the bundle is for, which need not be this one: each release’s QEMU, systemd and',
+    'AppArmor accept different settings, and the bundle uses the tightest its target understands.',
   ],
   notes: (ctx) => (ctx.host ? implications(ctx.host) : ['Probing this host in the background…']),
   owns: () => [{ path: 'host', label: 'Host' }],
   fields: () => [
+    {
+      label: 'Release',
+      kind: 'select',
+      path: ['host', 'target'],
+      options: optionsOf(TARGETS),
+      fallback: () => DEFAULT_TARGET,
+      hint: 'the release the bundle is for: its QEMU, systemd and AppArmor decide what the files may say',
+    },
     {
       label: 'QEMU binary',
       kind: 'text',

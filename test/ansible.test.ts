@@ -12,6 +12,8 @@ import { createHash } from 'node:crypto';
 import {
   appendFileSync,
   chmodSync,
+  chownSync,
+  cpSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -19,6 +21,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -228,8 +231,33 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
   });
 
   test('2. the run installs each host’s bundle, keeps the record, and its guests run confined under systemd', async () => {
+    // Where the role once packed each bundle on the controller, a name anyone could take first: a directory of
+    // another user for h1, a symlink to a file of someone else's for h2. The role packs in a private directory.
+    const tmp = join(dir, 'tmp');
+    const predictable = (host: string) =>
+      join(
+        tmp,
+        `qemu-harden-${host}-${createHash('sha256')
+          .update(readFileSync(join(bundles[host]!, 'MANIFEST.sha256')))
+          .digest('hex')
+          .slice(0, 16)}.tar`,
+      );
+    mkdirSync(predictable('h1'), { mode: 0o755 });
+    chownSync(predictable('h1'), 65534, 65534);
+    const victim = join(tmp, 'victim');
+    writeFileSync(victim, 'not the role’s\n');
+    symlinkSync(victim, predictable('h2'));
     const r = play();
     assert.equal(r.code, 0, r.output);
+    assert.equal(readFileSync(victim, 'utf8'), 'not the role’s\n', 'nothing written through the planted symlink');
+    assert.equal(lstatSync(predictable('h1')).uid, 65534, 'the planted directory is left as it was');
+    assert.deepEqual(
+      readdirSync(tmp)
+        .filter((f) => f.startsWith('qemu-harden-'))
+        .sort(),
+      [predictable('h1'), predictable('h2')].map((p) => p.slice(tmp.length + 1)).sort(),
+      'the role’s own temporary directories are gone',
+    );
     for (const [host, guests] of Object.entries(V1)) {
       const ct = cts[host]!;
       const record = join(ct.root, 'var/lib/qemu-harden/.installed');
@@ -388,6 +416,46 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     assert.deepEqual(allPids(), before);
   });
 
+  test('5b. a consistent forged bundle (User=root, a sudoers file, manifest recomputed) fails its host before anything changes', () => {
+    const before = allPids();
+    const h2Tree = treeHash(cts.h2!.root);
+    const bundle = join(out, 'bundles/h2');
+    rmSync(bundle, { recursive: true });
+    cpSync(join(dir, 'v2/h2'), bundle, { recursive: true });
+    const unit = join(bundle, 'root/etc/systemd/system/qemu-gamma.service');
+    writeFileSync(unit, readFileSync(unit, 'utf8').replace(/^User=qemu-gamma$/m, 'User=root'));
+    mkdirSync(join(bundle, 'root/etc/sudoers.d'));
+    writeFileSync(join(bundle, 'root/etc/sudoers.d/qemu-harden'), 'ALL ALL=(ALL) NOPASSWD: ALL\n');
+    const files = [
+      'README.md',
+      'answers.json',
+      ...readdirSync(join(bundle, 'root'), { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => join(e.parentPath, e.name).slice(bundle.length + 1)),
+    ].sort();
+    writeFileSync(
+      join(bundle, 'MANIFEST.sha256'),
+      files
+        .map(
+          (f) =>
+            `${createHash('sha256')
+              .update(readFileSync(join(bundle, f)))
+              .digest('hex')}  ${f}\n`,
+        )
+        .join(''),
+    );
+    const r = play();
+    assert.equal(r.code, 2, r.output);
+    assert.equal(recap(r.output).h2?.failed, 1, r.output);
+    assert.equal(recap(r.output).h1?.changed, 0, r.output);
+    assert.match(
+      r.output,
+      /bundles\/h2 holds files qemu-harden never installs; nothing was changed on this host: root\/etc\/sudoers\.d\/qemu-harden: not a path qemu-harden installs/,
+    );
+    assert.equal(treeHash(cts.h2!.root), h2Tree, 'nothing changed on h2');
+    assert.deepEqual(allPids(), before);
+  });
+
   test('6. an install that stopped midway (journal left, a unit missing) is reported and completed', () => {
     exportBundles('v2');
     const h2 = cts.h2!;
@@ -433,6 +501,90 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     );
     assert.notEqual(mainPid('h2', 'gamma'), before['h2/gamma'], 'gamma restarted under its reinstalled unit');
     assert.equal(recap(r.output).h1?.changed, 0, r.output);
+  });
+
+  test('7. each host checks the signatures itself: an unsigned bundle fails its host before anything there changes; an enrolled host refuses one with no trust file in the export', () => {
+    requireTool('ssh-keygen', 'openssh-client');
+    const key = join(dir, 'team-key');
+    assert.equal(spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'team', '-f', key]).status, 0);
+    const signers = join(dir, 'allowed_signers');
+    writeFileSync(signers, `ops@example.com ${readFileSync(`${key}.pub`, 'utf8')}`);
+    // v3 changes a guest on each host, so that a run that did not check would install it.
+    const v3: Record<string, Guests> = { h1: { alpha: 96, beta: 80 }, h2: { gamma: 80 } };
+    for (const [host, guests] of Object.entries(v3)) {
+      const b = generate('v3', host, guests);
+      const s = cli(['sign', b, '--key', key]);
+      assert.equal(s.code, 0, s.stderr);
+    }
+    const exported = cli([
+      'export',
+      'ansible',
+      '--host',
+      `h1=${join(dir, 'v3/h1')}`,
+      '--host',
+      `h2=${join(dir, 'v3/h2')}`,
+      '--signers',
+      signers,
+      '--out',
+      out,
+      '--force',
+    ]);
+    assert.equal(exported.code, 0, exported.stderr);
+    // h2's bundle reaches the controller without its signature.
+    rmSync(join(out, 'bundles/h2/signatures'), { recursive: true });
+    const before = allPids();
+    const h2Tree = treeHash(cts.h2!.root);
+    const r = play();
+    assert.equal(r.code, 2, r.output);
+    assert.equal(recap(r.output).h2?.failed, 1, r.output);
+    assert.match(
+      r.output,
+      /bundles\/h2 is not signed as this host requires; nothing was changed on this host: signatures: none: the bundle is not signed; the team's allowed_signers: requires 1 distinct signers it allows; 0 signed/,
+    );
+    assert.equal(treeHash(cts.h2!.root), h2Tree, 'nothing changed on h2');
+    assert.equal(mainPid('h2', 'gamma'), before['h2/gamma'], 'gamma untouched');
+
+    // h1's signed bundle is installed, h1 is enrolled in the team's file, and the record keeps the signature.
+    const h1 = cts.h1!;
+    assert.equal(recap(r.output).h1?.failed, 0, r.output);
+    assert.deepEqual(readFileSync(join(h1.root, 'etc/qemu-harden/allowed_signers')), readFileSync(signers));
+    const sigs = readdirSync(join(dir, 'v3/h1/signatures'));
+    assert.equal(sigs.length, 1);
+    assert.deepEqual(
+      readFileSync(join(h1.root, 'var/lib/qemu-harden/.installed/current/signatures', sigs[0]!)),
+      readFileSync(join(dir, 'v3/h1/signatures', sigs[0]!)),
+    );
+    assert.match(
+      r.output,
+      /the team's allowed_signers: signatures\/\S+\.sig: Good \\"qemu-harden\\" signature for ops@example\.com with ED25519 key SHA256:/,
+    );
+    assert.equal(recap(r.output).h2?.changed, 0, 'the check changes nothing on the host it refuses');
+    assert.match(
+      r.output,
+      /TASK \[qemu_harden : Check every staged file against it \(sha256sum --check\)\] \*+\nok: \[h1\]/,
+      'h1 checked the staged files against the signed manifest',
+    );
+    assert.notEqual(mainPid('h1', 'beta'), before['h1/beta'], 'beta restarted under its new unit');
+    const st = cli(['status', '--root', h1.root]);
+    assert.match(
+      st.stdout,
+      /Signed by ops@example\.com \(ED25519 key SHA256:\S+\), allowed by .*\/etc\/qemu-harden\/allowed_signers\./,
+    );
+
+    // An export with no trust file and unsigned bundles: h1 is enrolled and holds its bundle to its own file.
+    const h1Tree = treeHash(h1.root);
+    const h1Pids = allPids();
+    exportBundles('v2');
+    const again = play();
+    assert.equal(again.code, 2, again.output);
+    assert.equal(recap(again.output).h1?.failed, 1, again.output);
+    assert.match(
+      again.output,
+      /bundles\/h1 is not signed as this host requires; nothing was changed on this host: signatures: none: the bundle is not signed; \/etc\/qemu-harden\/allowed_signers: requires 1 distinct signers it allows; 0 signed/,
+    );
+    assert.equal(treeHash(h1.root), h1Tree, 'nothing changed on h1');
+    assert.equal(mainPid('h1', 'alpha'), h1Pids['h1/alpha']);
+    assert.equal(recap(again.output).h2?.failed, 0, again.output);
   });
 });
 

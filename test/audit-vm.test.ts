@@ -33,6 +33,13 @@ wait_until 120 qemus_ready
 node ${QH} audit --json > /run/audit1.json
 r audit1_exit $?
 r audit1.json "$(tr -d '\\n' < /run/audit1.json)"
+# status judges the bundle's guest with the same checks, held to its installed unit, with its profile switched to
+# complain mode for the time of that one look (enforcing again before the denial below).
+apparmor_parser -r -C /etc/apparmor.d/qemu-harden-kept
+node ${QH} status --json > /run/status.json
+r status_exit $?
+r status.json "$(tr -d '\\n' < /run/status.json)"
+apparmor_parser -r /etc/apparmor.d/qemu-harden-kept
 systemd-run --unit=denied -p DynamicUser=yes -p AppArmorProfile=qemu-harden-kept ${QEMU} -name denied -drive file=/images/extra.img,format=raw,if=virtio
 # Until the kernel has logged the denial of the disk the kept guest's profile does not grant.
 extra_denied() { dmesg | grep 'apparmor="DENIED"' | grep -q extra.img; }
@@ -119,6 +126,27 @@ describe('audit under a real kernel with AppArmor enforcing and cgroup v2', () =
       /loose\.service\/memory\.max: max$/,
     );
     assert.equal(result('audit1_exit'), '1');
+  });
+
+  test('status judges the same guest with the same checks against its installed unit: its profile in complain mode is the one thing weaker, its limits are the kernel’s and match the unit', () => {
+    assert.equal(result('status_exit'), '1', result('status.json'));
+    const r = JSON.parse(result('status.json')) as {
+      unseen: unknown[];
+      guests: {
+        name: string;
+        running: boolean;
+        weaker: string[];
+        expected: { memoryMax: string | null };
+        process: { apparmor: unknown; limits: { memoryMax: string | null; pidsMax: string | null } };
+      }[];
+    };
+    assert.deepEqual(r.unseen, []);
+    const kept = r.guests.find((g) => g.name === 'kept')!;
+    assert.equal(kept.running, true);
+    assert.deepEqual(kept.weaker, ['AppArmor profile qemu-harden-kept in complain mode, not enforce']);
+    assert.deepEqual(kept.process.apparmor, { label: 'qemu-harden-kept', mode: 'complain' });
+    assert.equal(kept.process.limits.memoryMax, kept.expected.memoryMax, 'memory.max is MemoryMax=');
+    assert.match(kept.process.limits.pidsMax ?? '', /^\d+$/, 'pids.max is a limit (TasksMax=)');
   });
 
   test('an AppArmor denial for the bundle’s profile is reported with the answer that grants it', () => {

@@ -3,7 +3,7 @@
 // from an applied bundle under real systemd in a container. The audit runs inside each, so it sees only the
 // test's processes; nothing on the host changes.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -27,18 +27,38 @@ import { parseCommandLine, redact, splitOpts } from '../src/audit/cmdline.js';
 import { audit } from '../src/audit/command.js';
 import { carriedOver } from '../src/audit/answers-out.js';
 import { reconstruct } from '../src/audit/reconstruct.js';
-import type { QemuProcess } from '../src/audit/types.js';
+import { commandLineOnly, viewOf, type QemuProcess } from '../src/audit/types.js';
 import { listPresets } from '../src/sources/preset.js';
 import { defaultTapDevice } from '../src/names.js';
 import { qcow2Backing } from '../src/audit/files.js';
 import { answerForDenial, parseDenial } from '../src/audit/host.js';
 import { hexAddress } from '../src/procfs.js';
+import { Sidecar } from '../src/sidecar.js';
 import { qemuArgs } from '../src/gen/qemu.js';
+import { formatStatus, type StatusReport } from '../src/status.js';
 import { DEBUG_EXIT_DEVICE, DEBUG_EXIT_STATUS, writeBootDisk } from './bootdisk.js';
+import { makeCerts, makeDhParams } from './certs.js';
 import { Container } from './container.js';
 import { BIN, cli, generateBundle, guestFilesDir, REPO, requireTool, tempDir } from './helpers.js';
 
 const CORPUS = join(REPO, '../shared/corpus');
+
+/** A process known by its command line alone, as the audit would read it. */
+function fromArgv(pid: number, argv: string[]): QemuProcess {
+  const cmd = parseCommandLine(argv);
+  return commandLineOnly(pid, argv, cmd, cmd.name ?? `pid ${pid}`);
+}
+
+/** The same process running as a system user, as /proc/PID/status would say. */
+function asUid(p: QemuProcess, uid: number, user: string): QemuProcess {
+  const ids = [uid, uid, uid, uid];
+  return {
+    ...p,
+    status: new Map([['Uid', ids.join('\t')]]),
+    uids: ids,
+    owner: { uids: ids, gids: ids, groups: [], user, system: true },
+  };
+}
 
 /** A libvirt .args or Proxmox .cmd file as an argv: continuation lines joined, single quotes removed, env dropped. */
 function corpusArgv(file: string): string[] {
@@ -110,25 +130,8 @@ describe('the QEMU command-line reader', () => {
         .map((f) => join(CORPUS, 'proxmox', f)),
     ];
     assert.ok(files.length > 50, `${files.length} command lines`);
-    const processes: QemuProcess[] = files.map((file, i) => {
-      const argv = corpusArgv(file);
-      const cmd = parseCommandLine(argv);
-      return {
-        pid: 1000 + i,
-        guest: cmd.name ?? `pid ${1000 + i}`,
-        argv,
-        cmd,
-        status: new Map([['Uid', '0\t0\t0\t0']]),
-        uids: [0, 0, 0, 0],
-        threadSeccomp: [],
-        apparmorLabel: undefined,
-        cgroupLines: [],
-        openFiles: undefined,
-        listeners: undefined,
-        unixSockets: [],
-      };
-    });
-    const view = { root: true, processes, unseen: [] };
+    const processes = files.map((file, i) => asUid(fromArgv(1000 + i, corpusArgv(file)), 0, 'root'));
+    const view = viewOf(processes);
     const report = audit(view);
     assert.equal(report.findings.filter((f) => f.check === 'process.root').length, files.length);
     assert.ok(
@@ -155,24 +158,7 @@ describe('the QEMU command-line reader', () => {
   test('a bundle’s own command lines round-trip: every preset’s guests come back with the same shape', () => {
     for (const preset of listPresets()) {
       const a = validate(preset.answers);
-      const processes: QemuProcess[] = a.guests.map((g, i) => {
-        const argv = [a.host.qemuBinary, ...qemuArgs(a, g)];
-        const cmd = parseCommandLine(argv);
-        return {
-          pid: 100 + i,
-          guest: g.name,
-          argv,
-          cmd,
-          status: new Map(),
-          uids: [],
-          threadSeccomp: [],
-          apparmorLabel: undefined,
-          cgroupLines: [],
-          openFiles: undefined,
-          listeners: undefined,
-          unixSockets: [],
-        };
-      });
+      const processes = a.guests.map((g, i) => fromArgv(100 + i, [a.host.qemuBinary, ...qemuArgs(a, g)]));
       const back = validate(reconstruct(processes).doc);
       const shape = (x: typeof a) =>
         x.guests.map((g) => ({
@@ -205,23 +191,10 @@ describe('the QEMU command-line reader', () => {
         '-sandbox',
         'on,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
       ];
-      return {
-        pid,
-        guest: `g${pid}`,
-        argv,
-        cmd: parseCommandLine(argv),
-        status: new Map([['Uid', '64055\t64055\t64055\t64055']]),
-        uids: [64055, 64055, 64055, 64055],
-        threadSeccomp: [],
-        apparmorLabel: label,
-        cgroupLines: [],
-        openFiles: undefined,
-        listeners: undefined,
-        unixSockets: [],
-      };
+      return { ...asUid(fromArgv(pid, argv), 64055, 'libvirt-qemu'), apparmorLabel: label };
     };
     const severity = (labels: (string | undefined)[]) =>
-      audit({ root: true, processes: labels.map((l, i) => proc(10 + i, l)), unseen: [] })
+      audit(viewOf(labels.map((l, i) => proc(10 + i, l))))
         .findings.filter((f) => f.check === 'process.shared-uid')
         .map((f) => f.severity);
     assert.deepEqual(severity(['libvirt-1 (enforce)', 'libvirt-2 (enforce)']), ['medium', 'medium']);
@@ -247,7 +220,7 @@ describe('the QEMU command-line reader', () => {
     assert.equal(hexAddress('0000000000000000FFFF00000100007F'), '127.0.0.1');
   });
 
-  test('the qcow2 header gives the backing file, read without running qemu-img', (t) => {
+  test('the qcow2 header gives the backing file, read without running qemu-img', async (t) => {
     requireTool('qemu-img', 'qemu-utils');
     const dir = tempDir(t);
     writeFileSync(join(dir, 'base.raw'), Buffer.alloc(65536));
@@ -267,8 +240,13 @@ describe('the QEMU command-line reader', () => {
       ]).status,
       0,
     );
-    assert.equal(qcow2Backing(join(dir, 'top.qcow2')), '../other/base.raw');
-    assert.equal(qcow2Backing(join(dir, 'base.raw')), undefined);
+    const reader = new Sidecar();
+    try {
+      assert.deepEqual(await qcow2Backing(join(dir, 'top.qcow2'), reader), { ok: '../other/base.raw' });
+      assert.deepEqual(await qcow2Backing(join(dir, 'base.raw'), reader), { ok: undefined });
+    } finally {
+      await reader.close();
+    }
   });
 
   test('AppArmor denials for QEMU map to the answer that grants what was denied', () => {
@@ -366,12 +344,21 @@ function hostFingerprint(): string {
 interface AuditJson {
   format: string;
   root: boolean;
-  processes: { pid: number; guest: string; uid: number; accelerator: string }[];
+  processes: {
+    pid: number;
+    guest: string;
+    uid: number;
+    user: string | null;
+    systemUser: boolean;
+    accelerator: string;
+    argv: string[];
+  }[];
   findings: {
     check: string;
     severity: string;
     guest: string | null;
     pid: number | null;
+    summary: string;
     evidence: string;
     why: string;
     bundle: string;
@@ -410,11 +397,27 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
   const sandbox = ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny'];
   const img = (n: string) => join(dir, 'images', n);
   const as = (uid: number) => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
+  // The careless deployments run as system users (below UID_MIN), as libvirt's and Proxmox's do; the ordinary
+  // users of this host are 4246 (who runs audit without root), 4250 and 4251 (who start hostile processes).
+  const SYS = { shared: 942, vnc: 943, qmp: 944, open: 945, net: 947, tlsOff: 948, tlsAnon: 949, tlsVerified: 950 };
+  const AUDITOR = 4246;
+  const EVIL = 4250;
+  const HOSTILE = 4251;
+  const pki = (n: string) => join(dir, 'pki', n);
   const GUESTS: Record<string, string[]> = {
-    rootguest: [qemu, '-name', 'guest=rootguest', ...common, '-drive', `file=${img('root.img')},format=raw,if=virtio`],
-    vncguest: [...as(4243), qemu, '-name', 'vncguest', ...common, ...sandbox, '-vnc', '0.0.0.0:1'],
+    rootguest: [
+      qemu,
+      '-name',
+      'guest=rootguest',
+      ...common,
+      '-qmp',
+      'tcp:127.0.0.1:4448,server=on,wait=off',
+      '-drive',
+      `file=${img('root.img')},format=raw,if=virtio`,
+    ],
+    vncguest: [...as(SYS.vnc), qemu, '-name', 'vncguest', ...common, '-sandbox', 'no', '-vnc', '0.0.0.0:1'],
     qmpguest: [
-      ...as(4244),
+      ...as(SYS.qmp),
       qemu,
       '-name',
       'qmpguest',
@@ -424,7 +427,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       'tcp:0.0.0.0:4444,server=on,wait=off',
     ],
     openguest: [
-      ...as(4245),
+      ...as(SYS.open),
       qemu,
       '-name',
       'openguest',
@@ -436,7 +439,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       `file=${img('open,,disk.img')},format=raw,if=virtio`,
     ],
     'shared-a': [
-      ...as(4242),
+      ...as(SYS.shared),
       qemu,
       '-name',
       'shared-a',
@@ -446,7 +449,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       `file=${img('a/overlay.qcow2')},format=qcow2,if=virtio`,
     ],
     'shared-b': [
-      ...as(4242),
+      ...as(SYS.shared),
       qemu,
       '-name',
       'shared-b',
@@ -456,7 +459,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       `file=${img('b/disk.img')},format=raw,if=virtio,readonly=on`,
     ],
     netguest: [
-      ...as(4247),
+      ...as(SYS.net),
       qemu,
       '-name',
       'netguest',
@@ -471,16 +474,126 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       '-drive',
       `file=${img('net.img')},if=virtio`,
     ],
+    // VNC over TLS three ways: x509 that checks no client, anonymous TLS, and x509 that checks client certificates.
+    'vnc-tls-off': [
+      ...as(SYS.tlsOff),
+      qemu,
+      '-name',
+      'vnc-tls-off',
+      ...common,
+      ...sandbox,
+      '-object',
+      `tls-creds-x509,id=tlsoff,dir=${pki('x509')},endpoint=server,verify-peer=off`,
+      '-vnc',
+      '0.0.0.0:2,tls-creds=tlsoff',
+    ],
+    'vnc-tls-anon': [
+      ...as(SYS.tlsAnon),
+      qemu,
+      '-name',
+      'vnc-tls-anon',
+      ...common,
+      ...sandbox,
+      '-object',
+      `tls-creds-anon,id=tlsanon,dir=${pki('anon')},endpoint=server`,
+      '-vnc',
+      '0.0.0.0:4,tls-creds=tlsanon',
+    ],
+    'vnc-tls-verified': [
+      ...as(SYS.tlsVerified),
+      qemu,
+      '-name',
+      'vnc-tls-verified',
+      ...common,
+      ...sandbox,
+      '-object',
+      `tls-creds-x509,id=tlson,dir=${pki('x509')},endpoint=server`,
+      '-vnc',
+      '0.0.0.0:5,tls-creds=tlson',
+    ],
   };
-  const DEV_NODES: [string, string, number, number][] = [
-    ['/dev/null', '0666', 1, 3],
-    ['/dev/zero', '0666', 1, 5],
-    ['/dev/urandom', '0666', 1, 9],
-    ['/dev/kmsg', '0644', 1, 11],
-    ['/dev/kvm', '0666', 10, 232],
-    ['/dev/net/tun', '0600', 10, 200],
-    ['/dev/vfio/vfio', '0666', 10, 196],
-    ['/dev/vfio/7', '0600', 10, 196],
+  const fake = join(dir, 'bin/qemu-system-x86_64');
+  const hostile = (n: string) => join(dir, 'hostile', n);
+  const evilHome = join(dir, 'home/evil');
+  /** A name made to forge lines of the text report: clear the screen, a process line claiming uid 997, a verdict. */
+  const FORGED = `x\u001b[2J\u001b[H\n  pid 1  web  user qemu-web (uid 997)  kvm\n\nNo findings.\n\u001b]0;owned\u0007\u202eevil`;
+  /** Processes of ordinary users, started from a stand-in program that opens nothing (scripts/fake-qemu.mjs). */
+  const FAKES: Record<string, { uid: number; argv: string[] }> = {
+    // The attack of #20: root's --answers-out would hand this user the host's root disk, a kernel it cannot read,
+    // and a network console its own certificates open.
+    evil: {
+      uid: EVIL,
+      argv: [
+        fake,
+        '-name',
+        'evil',
+        '-accel',
+        'kvm',
+        '-drive',
+        'file=/dev/vda,format=raw,if=virtio',
+        '-drive',
+        `file=${join(evilHome, 'own.img')},format=raw,if=virtio`,
+        '-drive',
+        `file=${img('acl-granted.img')},format=raw,if=virtio`,
+        '-drive',
+        `file=${img('acl-denied.img')},format=raw,if=virtio,readonly=on`,
+        '-kernel',
+        join(dir, 'private/vmlinuz'),
+        '-object',
+        `tls-creds-x509,id=tls0,dir=${join(evilHome, 'pki')},endpoint=server`,
+        '-vnc',
+        '0.0.0.0:3,tls-creds=tls0',
+      ],
+    },
+    inject: { uid: HOSTILE, argv: [fake, '-name', FORGED, '-drive', 'file=/srv/\u001b[31mred\u001b[0m.img'] },
+    fifo: {
+      uid: HOSTILE,
+      argv: [
+        fake,
+        '-name',
+        'fifo',
+        '-drive',
+        `file=${hostile('disk.fifo')},format=qcow2`,
+        '-drive',
+        `file=${hostile('probe.fifo')}`,
+      ],
+    },
+    // Devices named as disks; it has no -name.
+    devices: {
+      uid: HOSTILE,
+      argv: [fake, '-drive', 'file=/dev/watchdog,format=qcow2', '-drive', 'file=/dev/tty,format=qcow2'],
+    },
+    deep: { uid: HOSTILE, argv: [fake, '-name', 'deep', '-blockdev', '$(cat deep.json)'] },
+    huge: { uid: HOSTILE, argv: [fake, '-name', 'huge', '-append', '$(cat big)', '$(cat big)', '$(cat big)'] },
+    hung: {
+      uid: HOSTILE,
+      argv: [fake, '-name', 'hung', '-drive', `file=${join(dir, 'hung/disk.qcow2')},format=qcow2`],
+    },
+  };
+  /** The paths the hostile processes name that must never be opened (a stat, or an O_PATH open, is fine). */
+  const NEVER_OPENED = [
+    hostile('disk.fifo'),
+    hostile('probe.fifo'),
+    '/dev/watchdog',
+    '/dev/tty',
+    '/dev/vda',
+    join(dir, 'hung'),
+  ];
+  const DEV_NODES: [string, string, string, number, number][] = [
+    ['/dev/null', '0666', 'c', 1, 3],
+    ['/dev/zero', '0666', 'c', 1, 5],
+    ['/dev/urandom', '0666', 'c', 1, 9],
+    ['/dev/kmsg', '0644', 'c', 1, 11],
+    ['/dev/kvm', '0666', 'c', 10, 232],
+    ['/dev/net/tun', '0600', 'c', 10, 200],
+    ['/dev/vfio/vfio', '0666', 'c', 10, 196],
+    ['/dev/vfio/7', '0600', 'c', 10, 196],
+    ['/dev/fuse', '0666', 'c', 10, 229],
+    // Stand-ins under the names hostile processes give: were one opened, it would be /dev/null's driver, or a
+    // block device no driver serves (major 240 is reserved for local use).
+    ['/dev/watchdog', '0600', 'c', 1, 3],
+    ['/dev/tty', '0666', 'c', 5, 0],
+    ['/dev/vda', '0660', 'b', 240, 0],
   ];
   const apparmorOn = (() => {
     try {
@@ -491,6 +604,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
   })();
   const EXPECTED: Record<string, string[]> = {
     rootguest: [
+      'listeners.monitor-tcp-root',
       'listeners.unexplained-tcp',
       'process.capabilities',
       'process.no-new-privs',
@@ -498,12 +612,16 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       'process.sandbox',
       'process.seccomp',
     ],
-    vncguest: ['listeners.vnc'],
+    // -sandbox no: no seccomp filter, so QEMU does not set no_new_privs for one either.
+    vncguest: ['listeners.vnc', 'process.no-new-privs', 'process.sandbox', 'process.seccomp'],
     qmpguest: ['listeners.monitor-tcp'],
     openguest: ['files.image-mode', 'files.socket-mode'],
     'shared-a': ['files.backing-file', 'files.cross-guest', 'process.shared-uid'],
     'shared-b': ['files.cross-guest', 'process.shared-uid'],
     netguest: ['files.format-probed', 'listeners.chardev-tcp', 'listeners.incoming', 'listeners.spice'],
+    'vnc-tls-off': ['listeners.vnc'],
+    'vnc-tls-anon': ['listeners.vnc'],
+    'vnc-tls-verified': [],
   };
   /** The unix QMP socket each guest answers on (umask 077: no finding); openguest's is made 0666. */
   const readyPath = (name: string) =>
@@ -512,7 +630,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     const r = spawnSync(
       'nsenter',
       ['-t', String(nsPid), '-m', '-p', '-n', ...(uid === undefined ? [] : as(uid)), ...argv],
-      { encoding: 'utf8', timeout: 60_000 },
+      { encoding: 'utf8', timeout: 120_000, maxBuffer: 64 * 1024 * 1024 },
     );
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
@@ -521,6 +639,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     assert.ok(r.code === 0 || r.code === 1, `audit exited ${r.code}: ${r.stderr}`);
     return { code: r.code, json: JSON.parse(r.stdout) as AuditJson };
   };
+  const fakePids = new Map<string, number>();
 
   // The namespace's init is killed, not unshare: unshare ends once init is reaped, and init is reaped only after
   // every process of its namespace has exited, so the QEMUs' image locks are released by then. Killing unshare
@@ -543,13 +662,17 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       ['unshare', 'util-linux'],
       ['nsenter', 'util-linux'],
       ['setpriv', 'util-linux'],
+      ['mount', 'mount'],
       ['qemu-system-x86_64', 'qemu-system-x86'],
       ['qemu-img', 'qemu-utils'],
       ['ip', 'iproute2'],
+      ['openssl', 'openssl'],
+      ['setfacl', 'acl'],
+      ['strace', 'strace'],
     ] as const)
       requireTool(tool, pkg);
     chmodSync(dir, 0o755);
-    for (const d of ['images', 'images/a', 'images/b', 'base', 'run'])
+    for (const d of ['images', 'images/a', 'images/b', 'base', 'run', 'bin', 'hostile', 'hung', 'pki/anon'])
       mkdirSync(join(dir, d), { recursive: true, mode: 0o755 });
     chmodSync(join(dir, 'run'), 0o777);
     writeBootDisk(img('root.img'));
@@ -574,25 +697,65 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     );
     writeBootDisk(img('b/disk.img'));
     writeBootDisk(img('net.img'));
-    chownSync(img('net.img'), 4247, 4247);
+    chownSync(img('net.img'), SYS.net, SYS.net);
     chmodSync(img('net.img'), 0o600);
     for (const f of ['a/overlay.qcow2', 'b/disk.img']) {
-      chownSync(img(f), 4242, 4242);
+      chownSync(img(f), SYS.shared, SYS.shared);
       chmodSync(img(f), 0o600);
     }
-    for (const d of ['a', 'b']) chownSync(img(d), 4242, 4242);
+    for (const d of ['a', 'b']) chownSync(img(d), SYS.shared, SYS.shared);
+
+    // TLS credentials for the VNC guests, readable by their users (this is a test, not a deployment).
+    mkdirSync(pki('x509'), { mode: 0o755 });
+    makeCerts(pki('x509'));
+    makeDhParams(pki('anon/dh-params.pem'));
+    for (const d of ['x509', 'anon']) for (const f of readdirSync(pki(d))) chmodSync(join(pki(d), f), 0o644);
+
+    // The ordinary user's own files: a disk and TLS credentials in a home only they can enter; a kernel only root
+    // can read; a root-owned disk whose ACL grants them read and write, and a world-readable one whose ACL
+    // denies them.
+    mkdirSync(join(evilHome, 'pki'), { recursive: true, mode: 0o700 });
+    writeBootDisk(join(evilHome, 'own.img'));
+    makeCerts(join(evilHome, 'pki'));
+    for (const p of [join(dir, 'home'), evilHome]) chmodSync(p, p === evilHome ? 0o700 : 0o755);
+    execFileSync('chown', ['-R', `${EVIL}:${EVIL}`, evilHome]);
+    mkdirSync(join(dir, 'private'), { mode: 0o700 });
+    writeFileSync(join(dir, 'private/vmlinuz'), 'not a kernel', { mode: 0o600 });
+    writeBootDisk(img('acl-granted.img'));
+    chmodSync(img('acl-granted.img'), 0o600);
+    execFileSync('setfacl', ['-m', `u:${EVIL}:rw`, img('acl-granted.img')]);
+    writeBootDisk(img('acl-denied.img'));
+    chmodSync(img('acl-denied.img'), 0o644);
+    execFileSync('setfacl', ['-m', `u:${EVIL}:---`, img('acl-denied.img')]);
+
+    // The hostile processes' material: FIFOs as disks, a -blockdev nested 60,000 deep, three 120,000-byte
+    // arguments (a command line past the 256 KiB audit reads), and the stand-in program itself.
+    for (const f of ['disk.fifo', 'probe.fifo']) execFileSync('mkfifo', [hostile(f)]);
+    writeFileSync(hostile('deep.json'), `{"driver":"raw","file":${'['.repeat(60_000)}${']'.repeat(60_000)}}`);
+    writeFileSync(hostile('big'), 'a'.repeat(120_000));
+    execFileSync(process.execPath, [join(REPO, 'scripts/fake-qemu.mjs'), fake]);
+
     const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+    /** A word of a fake's command line: $(cat FILE) reads a file of dir/hostile (too long for this script). */
+    const word = (s: string) => (/^\$\(cat \w+(\.json)?\)$/.test(s) ? `"$(cat ${q(hostile(s.slice(6, -1)))})"` : q(s));
     const script = [
       'set -e',
       'ip link set lo up',
       // A private /dev: the host's device nodes are never touched, and the test does not depend on their modes.
       'mount -t tmpfs -o mode=0755 none /dev',
       'mkdir /dev/net /dev/vfio',
-      ...DEV_NODES.map(([path, mode, major, minor]) => `mknod -m ${mode} ${path} c ${major} ${minor}`),
+      ...DEV_NODES.map(([path, mode, kind, major, minor]) => `mknod -m ${mode} ${path} ${kind} ${major} ${minor}`),
+      // A FUSE file system that never answers: every stat below it waits until the namespace ends.
+      'exec 3<>/dev/fuse',
+      `mount -i -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 qh-hung ${q(join(dir, 'hung'))}`,
       ...Object.entries(GUESTS).map(([name, argv]) => {
         const ready = name === 'openguest' ? [] : ['-qmp', `unix:${readyPath(name)},server=on,wait=off`];
         return `(umask 077; exec ${[...argv, ...ready].map(q).join(' ')}) </dev/null >>${q(join(dir, 'qemu.log'))} 2>&1 &`;
       }),
+      ...Object.entries(FAKES).map(
+        ([name, f]) =>
+          `(exec ${as(f.uid).map(q).join(' ')} ${f.argv.map(word).join(' ')}) </dev/null >/dev/null 2>&1 &\necho ${name} $! >>${q(hostile('pids'))}`,
+      ),
       'wait',
     ].join('\n');
     ns = spawn('unshare', ['--mount', '--pid', '--net', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', script], {
@@ -607,6 +770,22 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     // A QMP greeting means QEMU reached its main loop: every disk, socket and listener of that guest exists.
     for (const name of Object.keys(GUESTS))
       await qmpGreeting(readyPath(name), () => readFileSync(join(dir, 'qemu.log'), 'utf8'));
+    // Each stand-in has run once its command line is its own (setpriv has executed it).
+    for (let i = 0; i < 200; i++) {
+      const started = existsSync(hostile('pids')) ? readFileSync(hostile('pids'), 'utf8').trim().split('\n') : [];
+      const ran = inside([
+        'sh',
+        '-c',
+        `for p in ${started.map((l) => l.split(' ')[1]).join(' ')}; do head -c ${fake.length} /proc/$p/cmdline; echo; done`,
+      ]).stdout.split('\n');
+      for (const [j, line] of started.entries()) {
+        const [name, pid] = line.split(' ');
+        if (ran[j] === fake) fakePids.set(name!, Number(pid));
+      }
+      if (fakePids.size === Object.keys(FAKES).length) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(fakePids.size, Object.keys(FAKES).length, `every stand-in runs: ${[...fakePids.keys()].join(' ')}`);
     // The careless deployment this guest stands for: its QMP socket opened up to every user.
     chmodSync(readyPath('openguest'), 0o666);
     // An NBD export started through the monitor, as management tools do: on no command line, and without TLS.
@@ -618,11 +797,21 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
   });
 
   test('as root it sees exactly the test’s QEMU processes and reports exactly the expected findings for each', () => {
+    const started = Date.now();
     const { code, json } = auditIn([]);
+    const took = Date.now() - started;
     const log = existsSync(join(dir, 'qemu.log')) ? readFileSync(join(dir, 'qemu.log'), 'utf8') : '';
     assert.equal(json.format, 'qemu-harden-audit/1');
     assert.equal(json.root, true);
-    assert.deepEqual(json.processes.map((p) => p.guest).sort(), Object.keys(GUESTS).sort(), log);
+    const devices = fakePids.get('devices')!;
+    assert.deepEqual(
+      json.processes.map((p) => p.guest).sort(),
+      [
+        ...Object.keys(GUESTS),
+        ...Object.keys(FAKES).map((n) => (n === 'inject' ? FORGED : n === 'devices' ? `pid ${devices}` : n)),
+      ].sort(),
+      log,
+    );
     for (const [guest, checks] of Object.entries(EXPECTED))
       assert.deepEqual(
         checksOf(json, guest),
@@ -639,51 +828,262 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       'host.device-mode',
     ]);
     assert.equal(code, 1);
-    assert.deepEqual(json.unseen, []);
+    // What the hostile processes kept from being read is said, and nothing else is missing.
+    assert.deepEqual(json.unseen.map((u) => u.what).sort(), [
+      `deep (pid ${fakePids.get('deep')}): its -blockdev option, so it is not judged`,
+      `huge (pid ${fakePids.get('huge')}): its command line past the first 256 KiB, so only its beginning is judged`,
+      `hung (pid ${fakePids.get('hung')}): ${join(dir, 'hung')}, so its type, owner and mode are not judged`,
+      `hung (pid ${fakePids.get('hung')}): ${join(dir, 'hung/disk.qcow2')}, so its type, owner and mode are not judged`,
+    ]);
+    assert.match(json.unseen.find((u) => u.what.startsWith('deep'))!.reason, /nested deeper than 64 levels/);
+    assert.ok(
+      json.unseen.filter((u) => u.what.startsWith('hung')).every((u) => /^no answer within \d+ ms$/.test(u.reason)),
+    );
+    assert.ok(took < 60_000, `audit took ${took} ms with a file system that never answers`);
+
     const f = (guest: string, check: string) => json.findings.find((x) => x.guest === guest && x.check === check)!;
     assert.match(f('rootguest', 'process.root').evidence, /^\/proc\/\d+\/status: Uid:\t0\t0\t0\t0$/);
+    assert.match(f('rootguest', 'listeners.monitor-tcp-root').summary, /^any local user is root: /);
     assert.match(
-      f('vncguest', 'listeners.vnc').evidence,
-      /^-vnc 0\.0\.0\.0:1; listening: \/proc\/\d+\/net\/tcp: .*:170D 00000000:0000 0A /,
+      f('rootguest', 'listeners.monitor-tcp-root').evidence,
+      /^-qmp tcp:127\.0\.0\.1:4448,server=on,wait=off; listening: 127\.0\.0\.1:4448 tcp LISTEN; /,
     );
-    assert.match(
+    assert.equal(f('vncguest', 'listeners.vnc').evidence, '-vnc 0.0.0.0:1; listening: 0.0.0.0:5901 tcp LISTEN');
+    assert.equal(
+      f('vncguest', 'process.sandbox').summary,
+      'QEMU’s seccomp sandbox is off (-sandbox no)'.replace('’', "'"),
+    );
+    assert.equal(
       f('qmpguest', 'listeners.monitor-tcp').evidence,
-      /^-qmp tcp:0\.0\.0\.0:4444,server=on,wait=off; listening: .*:115C /,
+      '-qmp tcp:0.0.0.0:4444,server=on,wait=off; listening: 0.0.0.0:4444 tcp LISTEN',
     );
     assert.equal(f('openguest', 'files.image-mode').evidence, `${img('open,disk.img')}: mode 0666, owner 0:0`);
-    assert.match(f('openguest', 'files.socket-mode').evidence, /run\/qmp\.sock: mode 0666, owner 4245:4245$/);
+    assert.match(f('openguest', 'files.socket-mode').evidence, /run\/qmp\.sock: mode 0666, owner 945:945$/);
     assert.match(f('shared-a', 'files.backing-file').evidence, /qcow2 backing file "\.\.\/\.\.\/base\/base\.raw"/);
-    assert.match(f('rootguest', 'listeners.unexplained-tcp').evidence, /^\/proc\/\d+\/net\/tcp6?: +\d+: 0+:2A39 /);
     assert.match(
+      f('rootguest', 'listeners.unexplained-tcp').evidence,
+      /^listening: 0\.0\.0\.0:10809 tcp LISTEN \(socket inode \d+, on no option of the command line\)$/,
+    );
+    assert.equal(
       f('netguest', 'listeners.spice').evidence,
-      /^-spice port=5930,addr=0\.0\.0\.0,disable-ticketing=on; listening: .*:172A /,
+      '-spice port=5930,addr=0.0.0.0,disable-ticketing=on; listening: 0.0.0.0:5930 tcp LISTEN',
     );
     assert.equal(f('netguest', 'listeners.spice').severity, 'high');
-    assert.match(f('netguest', 'listeners.incoming').evidence, /^-incoming tcp:0\.0\.0\.0:4446; listening: .*:115E /);
-    assert.match(
-      f('netguest', 'listeners.chardev-tcp').evidence,
-      /^-serial telnet:0\.0\.0\.0:4447,server=on,wait=off; listening: .*:115F /,
+    assert.equal(
+      f('netguest', 'listeners.incoming').evidence,
+      '-incoming tcp:0.0.0.0:4446; listening: 0.0.0.0:4446 tcp LISTEN',
     );
-    assert.match(f('shared-a', 'files.cross-guest').evidence, /readable by shared-b \(pid \d+, uid 4242\)$/);
+    assert.equal(
+      f('netguest', 'listeners.chardev-tcp').evidence,
+      '-serial telnet:0.0.0.0:4447,server=on,wait=off; listening: 0.0.0.0:4447 tcp LISTEN',
+    );
+    assert.match(f('shared-a', 'files.cross-guest').evidence, /readable by shared-b \(pid \d+, uid 942\)$/);
     assert.deepEqual(
       json.findings.filter((x) => x.check === 'host.device-mode').map((x) => x.evidence),
       ['/dev/vfio/vfio: mode 0666, owner 0:0', '/dev/kvm: mode 0666, owner 0:0'],
     );
     for (const x of json.findings)
-      assert.ok(x.why.length > 20 && x.bundle.length > 20, `${x.check} says why and what the bundle does`);
+      assert.ok(
+        x.summary.length > 5 && x.why.length > 20 && x.bundle.length > 20,
+        `${x.check} says what, why and what the bundle does`,
+      );
 
     const text = inside([process.execPath, BIN, 'audit']);
     assert.equal(text.code, 1);
     for (const g of Object.keys(GUESTS)) assert.match(text.stdout, new RegExp(`^${g} \\(pid \\d+\\):$`, 'm'));
-    assert.match(text.stdout, /^ {2}\[high\] listeners\.monitor-tcp\n {4}read: {4}-qmp tcp:0\.0\.0\.0:4444/m);
+    assert.match(
+      text.stdout,
+      /^ {2}\[high\] listeners\.monitor-tcp: QMP monitor on 0\.0\.0\.0:4444 over TCP, without authentication\n {4}read: {4}-qmp tcp:0\.0\.0\.0:4444/m,
+    );
+    // A process without -name is called by its pid alone, once.
+    assert.match(
+      text.stdout,
+      new RegExp(`^ {2}pid ${devices} {2}\\(no -name\\) {2}uid ${HOSTILE}, not a system user {2}tcg$`, 'm'),
+    );
+    assert.match(text.stdout, new RegExp(`^pid ${devices}:$`, 'm'));
+    assert.match(text.stdout, /^ {2}pid \d+ {2}rootguest {2}user root \(uid 0\) {2}tcg$/m);
     assert.match(
       text.stdout,
       new RegExp(`^${json.findings.filter((x) => x.severity !== 'info').length} findings\\.$`, 'm'),
     );
   });
 
+  test('who owns each process is shown; an ordinary user’s QEMU is carried by --answers-out only when named, and then with only the paths that user can open', () => {
+    const { json } = auditIn([]);
+    const evil = json.processes.find((p) => p.guest === 'evil')!;
+    assert.deepEqual([evil.uid, evil.user, evil.systemUser], [EVIL, null, false]);
+    for (const g of Object.keys(GUESTS))
+      assert.equal(json.processes.find((p) => p.guest === g)!.systemUser, true, `${g} runs as a system user`);
+    assert.equal(json.processes.find((p) => p.guest === 'rootguest')!.user, 'root');
+    assert.match(
+      inside([process.execPath, BIN, 'audit']).stdout,
+      new RegExp(`^ {2}pid ${evil.pid} {2}evil {2}uid ${EVIL}, not a system user {2}tcg$`, 'm'),
+    );
+
+    // Not named: nothing of it reaches the answers.
+    const plain = join(dir, 'answers-plain.yaml');
+    const left = auditIn(['--answers-out', plain]).json.answersOut!.notCarried.filter((n) => n.guest === 'evil');
+    assert.deepEqual(
+      left.map((n) => n.choice),
+      ['the whole guest'],
+    );
+    assert.match(
+      left[0]!.reason,
+      new RegExp(`started by uid ${EVIL}, not a system user.*--include-user-process ${evil.pid}`),
+    );
+    const plainDoc = parseAnswersText(readFileSync(plain, 'utf8'), plain) as { guests: { name: string }[] };
+    assert.ok(!plainDoc.guests.some((g) => g.name === 'evil'));
+    const plainText = readFileSync(plain, 'utf8')
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .join('\n');
+    for (const p of ['/dev/vda', 'vmlinuz', join(evilHome, 'pki')]) assert.ok(!plainText.includes(p), p);
+
+    // Named: only what the user can open themselves, judged by the kernel with their credentials (ACLs too).
+    const named = join(dir, 'answers-named.yaml');
+    const out = auditIn(['--answers-out', named, '--include-user-process', String(evil.pid)]).json.answersOut!;
+    const doc = parseAnswersText(readFileSync(named, 'utf8'), named) as {
+      guests: { name: string; disks: unknown; boot?: unknown; display: unknown }[];
+    };
+    const g = doc.guests.find((x) => x.name === 'evil')!;
+    assert.deepEqual(g.disks, [
+      { path: join(evilHome, 'own.img'), format: 'raw', readOnly: false },
+      { path: img('acl-granted.img'), format: 'raw', readOnly: false },
+    ]);
+    assert.equal(g.boot, undefined, 'a kernel the user cannot read is not the guest’s');
+    assert.deepEqual(g.display, { mode: 'vnc-tls', listen: '0.0.0.0', port: 5903, tlsDir: join(evilHome, 'pki') });
+    const notes = out.notCarried.filter((n) => n.guest === 'evil');
+    for (const [choice, text] of [
+      ['disks', `/dev/vda: uid ${EVIL}, who started this process, cannot read and write it`],
+      ['disks', `${img('acl-denied.img')}: uid ${EVIL}, who started this process, cannot read it`],
+      ['boot', `${join(dir, 'private/vmlinuz')}: uid ${EVIL}, who started this process, cannot read it`],
+      ['owner', `rebuilt from a process uid ${EVIL} started, named with --include-user-process`],
+      ['display', `the TLS credentials in ${join(evilHome, 'pki')} were chosen by uid ${EVIL}`],
+    ] as const)
+      assert.ok(
+        notes.some((n) => n.choice === choice && n.reason.startsWith(text)),
+        `${choice}: ${text}\n${JSON.stringify(notes, null, 1)}`,
+      );
+    assert.equal(
+      cli(['generate', '--answers', named, '--out', join(dir, 'bundle-named'), '--dry-run']).code,
+      0,
+      'generate accepts what was carried',
+    );
+
+    // Naming is exact: a system process, or a name no ordinary user's process has, is refused and nothing is written.
+    for (const [v, message] of [
+      [
+        'rootguest',
+        /--include-user-process rootguest: no QEMU process an ordinary user started has that name \(pid \d+ runs as a system user/,
+      ],
+      ['99999', /--include-user-process 99999: no QEMU process an ordinary user started has that pid$/m],
+    ] as const) {
+      const file = join(dir, `refused-${v}.yaml`);
+      const r = inside([process.execPath, BIN, 'audit', '--answers-out', file, '--include-user-process', v]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+      assert.ok(!existsSync(file));
+    }
+    assert.match(cli(['audit', '--include-user-process', '1']).stderr, /only applies with --answers-out FILE/);
+  });
+
+  test('hostile processes (FIFO and device disk paths, a 60,000-deep -blockdev, a 360 KB command line, a disk on a file system that never answers): audit finishes, reports each, and opens none of those paths', () => {
+    const trace = join(dir, 'open.trace');
+    const r = inside([
+      'strace',
+      '-f',
+      '-qq',
+      '--seccomp-bpf',
+      '-e',
+      'trace=open,openat,openat2',
+      '-o',
+      trace,
+      process.execPath,
+      BIN,
+      'audit',
+      '--json',
+    ]);
+    assert.ok(r.code === 0 || r.code === 1, `audit exited ${r.code}: ${r.stderr}`);
+    const json = JSON.parse(r.stdout) as AuditJson;
+    for (const [name, pid] of fakePids)
+      assert.ok(
+        json.processes.some((p) => p.pid === pid),
+        `${name} (pid ${pid}) is reported`,
+      );
+    assert.equal(json.processes.find((p) => p.guest === 'huge')!.argv.join('').length > 200_000, true);
+    const opens = readFileSync(trace, 'utf8')
+      .split('\n')
+      .filter((l) => /\bopen(at2?)?\(/.test(l) && !/O_PATH/.test(l));
+    for (const path of NEVER_OPENED) {
+      const hits = opens.filter((l) => l.includes(`"${path}`));
+      assert.deepEqual(hits, [], `${path} was opened`);
+    }
+    // The stand-in's paths were judged by stat: the FIFO and the devices show up as what they are.
+    const probed = json.findings.filter((x) => x.pid === fakePids.get('fifo') && x.check === 'files.format-probed');
+    assert.equal(probed.length, 1);
+  });
+
+  test('a name and a command line full of escape sequences cannot forge lines of the text report', () => {
+    const { json } = auditIn([]);
+    const text = inside([process.execPath, BIN, 'audit']).stdout;
+    assert.ok(!text.includes('\u001b'), 'no escape character reaches the terminal');
+    assert.ok(!text.includes('\u202e') && !text.includes('\u0007'), 'nor a bidirectional override or a bell');
+    const lines = text.split('\n');
+    assert.ok(!lines.includes('No findings.'), 'the verdict cannot be forged');
+    assert.ok(!lines.some((l) => /^ {2}pid 1 /.test(l)), 'nor a process line');
+    assert.equal(
+      lines.filter((l) => /^ {2}pid \d+ /.test(l)).length,
+      json.processes.length,
+      'one line per process, no more',
+    );
+    const inject = fakePids.get('inject')!;
+    assert.ok(
+      lines.includes(
+        `  pid ${inject}  x\\x1b[2J\\x1b[H\\n  pid 1  web  user qemu-web (uid 997)  kvm\\n\\nNo findings.\\n\\x1b]0;owned\\x07\\u202eevil  uid ${HOSTILE}, not a system user  tcg`,
+      ),
+      'the name is shown whole, its control characters as escapes',
+    );
+    assert.ok(
+      lines.some((l) => l.includes('/srv/\\x1b[31mred\\x1b[0m.img')),
+      'and so is a path',
+    );
+    assert.equal(json.processes.find((p) => p.pid === inject)!.guest, FORGED, '--json carries the exact name');
+  });
+
+  test('VNC over TLS that checks no client: a real client with no certificate or password gets SecurityResult 0, and audit reports it; verify-peer=on keeps that client out and is not reported', () => {
+    const { json } = auditIn([]);
+    const handshake = (port: number) => {
+      const r = inside([process.execPath, join(REPO, 'test/clients/vnc-tls.mjs'), '127.0.0.1', String(port)]);
+      return JSON.parse(r.stdout) as { subtype: number | null; tls: string; securityResult: number | null };
+    };
+    const off = handshake(5902);
+    assert.deepEqual([off.subtype, off.tls, off.securityResult], [260, 'ok', 0], 'x509, verify-peer=off');
+    const anon = handshake(5904);
+    assert.deepEqual([anon.subtype, anon.tls, anon.securityResult], [257, 'ok', 0], 'anonymous TLS');
+    const verified = handshake(5905);
+    assert.equal(verified.subtype, 260);
+    assert.notEqual(verified.securityResult, 0, `verify-peer=on lets no such client in: ${verified.tls}`);
+
+    const vnc = (g: string) => json.findings.find((x) => x.guest === g && x.check === 'listeners.vnc');
+    assert.equal(vnc('vnc-tls-off')!.severity, 'high');
+    assert.equal(
+      vnc('vnc-tls-off')!.evidence,
+      '-vnc 0.0.0.0:2,tls-creds=tlsoff (tls-creds tlsoff: tls-creds-x509, verify-peer=off); listening: 0.0.0.0:5902 tcp LISTEN',
+    );
+    assert.match(
+      vnc('vnc-tls-off')!.summary,
+      /TLS that checks no client and no password: anyone who connects gets the console/,
+    );
+    assert.equal(vnc('vnc-tls-anon')!.severity, 'high');
+    assert.match(
+      vnc('vnc-tls-anon')!.evidence,
+      /\(tls-creds tlsanon: tls-creds-anon\); listening: 0\.0\.0\.0:5904 tcp LISTEN$/,
+    );
+    assert.equal(vnc('vnc-tls-verified'), undefined);
+  });
+
   test('as a normal user it says what it could not see, and still judges what it can read', () => {
-    const { json } = auditIn([], 4246);
+    const { json } = auditIn([], AUDITOR);
     assert.equal(json.root, false);
     for (const p of json.processes)
       assert.ok(
@@ -702,7 +1102,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
   test('--answers-out writes answers that generate accepts, whose bundle passes verify, and whose QEMU boots under TCG', async () => {
     const out = join(dir, 'answers.yaml');
     const { json } = auditIn(['--answers-out', out]);
-    const diskless = ['vncguest', 'qmpguest'];
+    const diskless = ['vncguest', 'qmpguest', 'vnc-tls-off', 'vnc-tls-anon', 'vnc-tls-verified'];
     assert.equal(
       json.answersOut?.guests,
       Object.keys(GUESTS).length - diskless.length,
@@ -710,6 +1110,14 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     );
     const text = readFileSync(out, 'utf8');
     assert.match(text, /^# Not carried over/m);
+    // The header's next command, pasted as written (from another directory: it names the file by its path).
+    const next = /^# Review them, then: (.*)$/m.exec(text)?.[1] ?? '';
+    assert.match(next, / generate --answers \S+\/answers\.yaml --out qemu-harden-bundle$/);
+    const elsewhere = join(dir, 'elsewhere');
+    mkdirSync(elsewhere);
+    const pasted = spawnSync('sh', ['-c', next], { cwd: elsewhere, encoding: 'utf8' });
+    assert.equal(pasted.status, 0, `${next}\n${pasted.stdout}${pasted.stderr}`);
+    assert.ok(existsSync(join(elsewhere, 'qemu-harden-bundle', 'MANIFEST.sha256')));
     const notCarried = (g: string) => json.answersOut!.notCarried.filter((n) => n.guest === g).map((n) => n.choice);
     assert.ok(notCarried('rootguest').includes('isolation.sandbox'));
     assert.ok(notCarried('vncguest').includes('display'));
@@ -909,4 +1317,82 @@ describe('audit of a guest from an applied bundle, under real systemd in a conta
         `only what this host lacks is reported: ${f.check}: ${f.evidence}`,
       );
   });
+
+  test('status judges the same guest with the same checks, held to its installed unit: clean as installed, WEAKER once its monitor socket is opened to every user', () => {
+    const qh = (...args: string[]) => ct.exec([process.execPath, '/qh/dist/qemu-harden.js', ...args]);
+    const clean = qh('status', '--json');
+    assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+    const sock = '/run/qemu-harden/kept/qmp.sock';
+    assert.equal(ct.exec(['chmod', '0666', sock]).code, 0);
+    try {
+      const s = qh('status', '--json');
+      assert.equal(s.code, 1, s.stdout);
+      const weaker = (JSON.parse(s.stdout) as { guests: { weaker: string[] }[] }).guests[0]!.weaker;
+      assert.deepEqual(weaker, [`monitor socket ${sock} is writable by every user`]);
+      const audited = JSON.parse(qh('audit', '--json').stdout) as AuditJson;
+      assert.ok(
+        audited.findings.some((f) => f.check === 'files.socket-mode' && f.summary === weaker[0]),
+        'audit makes the same finding',
+      );
+      assert.match(qh('status').stdout, /^ {2}WEAKER: monitor socket \S+ is writable by every user$/m);
+    } finally {
+      ct.exec(['chmod', '0600', sock]);
+    }
+    assert.equal(qh('status').code, 0);
+  });
+});
+
+test('status’s text output shows what it read from the host through visible(): escapes, not control characters', () => {
+  const esc = '\u001b[2J\u001b[H';
+  const report: StatusReport = {
+    root: '/',
+    installed: { manifest: 'a'.repeat(64), previous: null },
+    signing: { enrolled: null, trustFile: '/etc/qemu-harden/allowed_signers', signers: [], problems: [] },
+    interrupted: null,
+    guests: [
+      {
+        name: 'web',
+        unit: 'qemu-web.service',
+        running: true,
+        process: {
+          pid: 7,
+          uid: [998, 998, 998, 998],
+          gid: [998, 998, 998, 998],
+          capEff: '0000000000000000',
+          noNewPrivs: true,
+          seccomp: { '7': 2 },
+          apparmor: { label: `qemu-harden-web${esc}`, mode: 'enforce' },
+          cgroup: '/qemu.slice/qemu-web.service',
+          limits: { memoryMax: null, cpuMax: null, pidsMax: null },
+          listening: [
+            {
+              proto: 'unix',
+              address: `/run/x${esc}\nOK: every running guest is confined as installed, and the files match the record.`,
+            },
+          ],
+        },
+        expected: {
+          user: 'qemu-web',
+          uid: 998,
+          memoryMax: null,
+          apparmorProfile: null,
+          seccomp: true,
+          noNewPrivs: true,
+          noCapabilities: true,
+        },
+        weaker: [`socket /run/y${esc}.sock is writable by every user`],
+        drift: [],
+      },
+    ],
+    drift: [],
+    unseen: [{ what: `pid 9${esc}`, reason: 'ENOENT' }],
+    ok: false,
+  };
+  const text = formatStatus(report);
+  assert.ok(!text.includes('\u001b'), 'no escape character reaches the terminal');
+  const lines = text.split('\n');
+  assert.equal(lines.filter((l) => l.startsWith('OK: ')).length, 0, 'a socket path cannot print the verdict');
+  assert.ok(lines.some((l) => l.includes('/run/x\\x1b[2J\\x1b[H\\nOK: every running guest')));
+  assert.ok(lines.includes('  WEAKER: socket /run/y\\x1b[2J\\x1b[H.sock is writable by every user'));
+  assert.ok(lines.includes('  AppArmor qemu-harden-web\\x1b[2J\\x1b[H (enforce)'));
 });

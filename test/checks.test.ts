@@ -5,6 +5,7 @@ import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
+import { isRunAs, README_VERIFY_COMMENT, readmeRunAs } from '../src/bundle-layout.js';
 import { runCheck, type Check } from '../src/checks/check.js';
 import { apparmor } from '../src/confine/apparmor.js';
 import { plan } from '../src/plan.js';
@@ -117,5 +118,29 @@ describe('the AppArmor backend record', () => {
     assert.match(r.stdout, /FAIL {2}apparmor_parser — 3 profiles/);
     assert.match(r.stdout, /apparmor_parser: root\/etc\/apparmor\.d\/qemu-harden-beta: .*syntax error/);
     assert.doesNotMatch(r.stdout, /apparmor_parser: root\/etc\/apparmor\.d\/qemu-harden-alpha/);
+  });
+});
+
+describe('how a bundle README may name qemu-harden', () => {
+  test('qemu-harden, or node and qemu-harden.js by absolute path; any other command line is not read back', () => {
+    for (const ok of [
+      'qemu-harden',
+      '/usr/bin/node /opt/qh/dist/qemu-harden.js',
+      "'/root/my node/bin/node' '/srv/a b/dist/qemu-harden.js'",
+    ])
+      assert.ok(isRunAs(ok), ok);
+    for (const bad of [
+      '/bin/rm /etc/qemu-harden.js',
+      '/usr/bin/node /etc/passwd',
+      'curl -s x',
+      'node dist/qemu-harden.js',
+    ])
+      assert.ok(!isRunAs(bad), bad);
+    const readme = (runAs: string) => `# x\n\n${runAs} verify .   ${README_VERIFY_COMMENT}\n`;
+    assert.equal(
+      readmeRunAs(readme('/usr/bin/node /opt/qh/dist/qemu-harden.js')),
+      '/usr/bin/node /opt/qh/dist/qemu-harden.js',
+    );
+    assert.equal(readmeRunAs(readme('/bin/sh /tmp/evil')), undefined);
   });
 });

@@ -1,8 +1,25 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { cli, guestFilesDir, requireTool, tempDir } from './helpers.js';
+import { cliReference } from '../scripts/docs.js';
+import { commandHelp, parse, reference, shapeOf, usageLines, type Command } from '../src/command.js';
+import { COMMANDS } from '../src/commands.js';
+import { AUDIT_FORMAT, formatAudit, type AuditReport } from '../src/audit/command.js';
+import { listed, plural } from '../src/words.js';
+import { BIN, cli, guestFilesDir, REPO, requireTool, tempDir } from './helpers.js';
+
+const CORPUS = join(REPO, '..', 'shared', 'corpus');
 
 const noTrace = (s: string) => assert.doesNotMatch(s, /\n\s+at |Error:|node:internal/, 'no stack trace');
 
@@ -16,6 +33,9 @@ describe('qemu-harden CLI', () => {
     assert.equal(h.code, 0);
     for (const word of ['generate', 'presets', 'verify', '--set', '--dry-run', '--force', '--json'])
       assert.ok(h.stdout.includes(word), word);
+    assert.equal(cli(['help']).stdout, h.stdout, '`help` alone is --help');
+    for (const c of COMMANDS.filter((x) => x.name !== 'interview'))
+      assert.match(h.stdout, new RegExp(`^  ${c.name} +\\S`, 'm'), `${c.name} is in the list of commands`);
   });
 
   test('usage errors exit 2 with a message, no stack trace', () => {
@@ -43,7 +63,7 @@ describe('qemu-harden CLI', () => {
     const r = cli([]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /needs a terminal/);
-    assert.match(r.stderr, /qemu-harden generate/);
+    assert.match(r.stderr, /Without one, use: node dist\/qemu-harden\.js generate --preset NAME --out DIR/);
   });
 
   test('invalid answers: exit 2, every bad field named, nothing written', (t) => {
@@ -284,5 +304,180 @@ describe('paths as they are on this machine', () => {
       join(tmp, 'out2'),
     ]);
     assert.equal(ok.code, 0, ok.stderr);
+  });
+});
+
+describe('commands as records', () => {
+  /** How the binary the tests run is started from the repository: the form every printed command uses. */
+  const ME = 'node dist/qemu-harden.js';
+
+  test('each command’s own help: its usage, every option with its default, its exit statuses and one example', () => {
+    const global = cli(['--help']).stdout;
+    for (const c of COMMANDS) {
+      const viaHelp = cli(['help', c.name]);
+      assert.equal(viaHelp.code, 0, `help ${c.name}: ${viaHelp.stderr}`);
+      const h = viaHelp.stdout;
+      if (c.name !== 'interview') {
+        const viaFlag = cli([c.name, '--help']);
+        assert.equal(viaFlag.code, 0, viaFlag.stderr);
+        assert.equal(viaFlag.stdout, h, `${c.name} --help is help ${c.name}`);
+      }
+      assert.notEqual(h, global, `${c.name} has help of its own`);
+      assert.match(h, new RegExp(`^Usage:\n  ${ME} ${c.name === 'interview' ? '' : `${c.name} `}`, 'm'));
+      for (const f of c.flags) {
+        assert.ok(h.includes(`  ${f.flag}`), `${c.name}: ${f.flag} is listed`);
+        if (f.default)
+          assert.ok(h.replace(/\s+/g, ' ').includes(`(default: ${f.default})`), `${c.name}: ${f.flag}’s default`);
+      }
+      const exits = /\nExit status:\n((?: .*\n)+)/.exec(h)?.[1] ?? '';
+      assert.deepEqual(
+        [...exits.matchAll(/^ {2}(\d+) /gm)].map((m) => Number(m[1])),
+        [...new Set([...c.exits.map(([s]) => s), 70])].sort((a, b) => a - b),
+        `${c.name}: every exit status, 70 included`,
+      );
+      const example = /\nExample:\n {2}(.*)\n/.exec(h)?.[1];
+      assert.equal(example, `${c.example.asRoot ? `sudo ${process.execPath} ${BIN}` : ME} ${c.example.args}`);
+      for (const line of h.split('\n')) assert.ok(line.length <= 80 || line === `  ${example}`, `${c.name}: ${line}`);
+    }
+  });
+
+  test('the examples in the help run as printed', (t) => {
+    const dir = tempDir(t);
+    const run = (line: string) => spawnSync('sh', ['-c', line], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    const example = (name: string) => {
+      const h = cli(['help', name], { cwd: dir }).stdout;
+      return /\nExample:\n {2}(.*)\n/.exec(h)![1]!;
+    };
+    const presets = run(example('presets'));
+    assert.equal(presets.status, 0, presets.stderr);
+    assert.match(presets.stdout, /^kvm-headless /m);
+    const generate = run(example('generate'));
+    assert.equal(generate.status, 0, generate.stderr);
+    assert.ok(existsSync(join(dir, 'qemu-harden-bundle', 'MANIFEST.sha256')));
+    const verify = run(example('verify'));
+    assert.equal(verify.status, 0, verify.stdout);
+    const tree = join(dir, 'tree');
+    mkdirSync(tree);
+    // apply's example plans against /; pointed at a tree of the test's own, it is the same command otherwise.
+    const apply = run(`${example('apply')} --root ${tree}`);
+    assert.equal(apply.status, 0, apply.stderr);
+    assert.match(apply.stdout, /Dry run: nothing was changed/);
+    assert.deepEqual(readdirSync(tree), [], 'the dry run changed nothing');
+    copyFileSync(join(CORPUS, 'libvirt', 'graphics-vnc.xml'), join(dir, 'web.xml'));
+    const imported = run(example('import'));
+    assert.ok([0, 1].includes(imported.status!), imported.stdout + imported.stderr);
+    assert.ok(existsSync(join(dir, 'web.json')));
+    const help = run(example('help'));
+    assert.equal(help.stdout, cli(['apply', '--help'], { cwd: dir }).stdout);
+  });
+
+  test('help for what is not a command exits 2 and says so', () => {
+    for (const [args, msg] of [
+      [['help', 'frobnicate'], /no command 'frobnicate'/],
+      [['frobnicate', '--help'], /unknown command 'frobnicate'/],
+      [['help', 'export', 'yaml'], /unexpected argument yaml/],
+      [['interview'], /unknown command 'interview'/],
+    ] as [string[], RegExp][]) {
+      const r = cli(args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.stderr, msg);
+      assert.equal(r.stdout, '');
+    }
+    assert.equal(cli(['help', 'export', 'ansible']).stdout, cli(['export', '--help']).stdout);
+    // Words from argv come back with their control characters shown, not sent to the terminal.
+    for (const args of [['\u001b[2Jfrob'], ['presets', '\u001b]0;x\u0007'], ['--\u001b[31m'], ['help', '\u202ex']]) {
+      const r = cli(args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.doesNotMatch(r.stderr, /[\u001b\u0007\u202e]/, JSON.stringify(r.stderr));
+      assert.match(r.stderr, /\\x1b|\\u202e/);
+    }
+  });
+
+  test('docs/cli.md is what the command records produce (npm run docs writes it)', async () => {
+    const committed = readFileSync(join(REPO, 'docs', 'cli.md'), 'utf8');
+    assert.ok(committed === (await cliReference()), 'docs/cli.md differs from the records: run npm run docs');
+    for (const c of COMMANDS) assert.match(committed, new RegExp(`^## ${c.name}$`, 'm'));
+  });
+
+  test('a flag is one line in its record: the parser, the usage, the help and the reference follow', () => {
+    const audit = COMMANDS.find((c) => c.name === 'audit')!;
+    const more: Command = { ...audit, flags: [...audit.flags, { flag: '--only PID ...', help: 'judge only PID' }] };
+    const commands = COMMANDS.map((c) => (c === audit ? more : c));
+    const runAs = () => ({ me: 'qemu-harden', sudo: 'sudo qemu-harden', anywhere: 'qemu-harden' });
+    const p = parse(['audit', '--only', '12', '--only=34', '--json'], commands, runAs);
+    assert.deepEqual(p.args.values('--only'), ['12', '34']);
+    assert.ok(p.args.has('--json'));
+    assert.match(
+      usageLines(more)[0]!,
+      /^audit \[--json\] \[--answers-out FILE\] \[--include-user-process PID\|NAME \.\.\.\] \[--only PID \.\.\.\]$/,
+    );
+    assert.match(commandHelp(more, runAs()), /^ {2}--only PID \.\.\. +judge only PID$/m);
+    assert.match(reference(commands), /^\| `--only PID \.\.\.` \| +\| judge only PID \|$/m);
+    assert.throws(() => parse(['audit', '--only'], commands, runAs), /--only needs a value/);
+  });
+
+  test('a flag takes a value in every command that has it, or in none', () => {
+    const takes = new Map<string, boolean>();
+    for (const f of COMMANDS.flatMap((c) => c.flags)) {
+      const s = shapeOf(f);
+      assert.equal(takes.get(s.name) ?? s.value !== undefined, s.value !== undefined, s.name);
+      takes.set(s.name, s.value !== undefined);
+    }
+  });
+});
+
+describe('what the commands print reads right', () => {
+  test('counts agree with their nouns, and lists name what is there', () => {
+    assert.equal(plural(1, 'file'), '1 file');
+    assert.equal(plural(0, 'file'), '0 files');
+    assert.equal(plural(2, 'entry', 'entries'), '2 entries');
+    assert.equal(listed(['DRIFT']), 'DRIFT');
+    assert.equal(listed(['WEAKER', 'DRIFT']), 'WEAKER and DRIFT');
+    assert.equal(listed(['WEAKER', 'DRIFT', 'INTERRUPTED']), 'WEAKER, DRIFT and INTERRUPTED');
+  });
+
+  test('apply and status on a tree: one file installed is "1 file", the tools’ lines are not glued with ".;", drift alone is named alone, and the previous bundle is restorable, not rolled back to', (t) => {
+    requireTool('systemd-sysusers', 'systemd');
+    const dir = tempDir(t);
+    const tree = join(dir, 'tree');
+    mkdirSync(tree);
+    const bundle = join(dir, 'bundle');
+    assert.equal(cli(['generate', '--preset', 'kvm-headless', '--out', bundle]).code, 0);
+    const first = cli(['apply', bundle, '--root', tree, '--yes']);
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    const sysusers = /^ {2}done {2}create users and groups \(systemd-sysusers\): (.*)$/m.exec(first.stdout)?.[1];
+    assert.ok(sysusers && /Creating/.test(sysusers), first.stdout);
+    assert.doesNotMatch(first.stdout, /\.;/);
+    assert.doesNotMatch(cli(['status', '--root', tree]).stdout.split('\n')[0]!, /previous bundle|rollback/);
+
+    const g = cli(['generate', '--preset', 'kvm-headless', '--set', 'guests.0.vcpus=3', '--out', bundle, '--force']);
+    assert.equal(g.code, 0, g.stderr);
+    const second = cli(['apply', bundle, '--root', tree, '--yes']);
+    assert.equal(second.code, 0, second.stdout + second.stderr);
+    assert.match(second.stdout, /^Installed 1 file, removed 0\./m);
+
+    appendFileSync(join(tree, 'etc/systemd/system/qemu-server.service'), '# edited by hand\n');
+    const s = cli(['status', '--root', tree]);
+    assert.equal(s.code, 1, s.stdout);
+    assert.match(
+      s.stdout,
+      /^Installed under \S+: bundle [0-9a-f]{12}; previous bundle [0-9a-f]{12}, restorable with rollback$/m,
+    );
+    assert.match(s.stdout, /^FINDINGS: see DRIFT above\.$/m);
+  });
+
+  test('audit’s next command is written the way qemu-harden runs', () => {
+    const report: AuditReport = {
+      format: AUDIT_FORMAT,
+      root: true,
+      processes: [],
+      findings: [],
+      unseen: [],
+      answersOut: { file: 'a.yaml', guests: 1, notCarried: [] },
+    };
+    assert.match(
+      formatAudit(report, 'npm start --'),
+      /^Wrote answers for 1 guest to a\.yaml\.\nNext: npm start -- generate --answers a\.yaml --out qemu-harden-bundle$/m,
+    );
   });
 });

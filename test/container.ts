@@ -1,6 +1,7 @@
 // Real systemd in a throwaway container: systemd-nspawn boots a root made of a copy of /etc and the host's
-// /usr (read-only), with private device nodes bound in, only of devices this machine has. The host's own
-// /dev/kvm, /dev/net/tun, users and /etc are never touched.
+// /usr (read-only), or a whole system of another release (an overlay over a cached tree, booted with its own
+// systemd), with private device nodes bound in, only of devices this machine has. The host's own /dev/kvm,
+// /dev/net/tun, users and /etc are never touched.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   copyFileSync,
@@ -43,6 +44,8 @@ export class Container {
   readonly root: string;
   private child: ChildProcess | undefined;
   private leader = 0;
+  /** Set by prepareSystem(): the lower layer of the overlay the root is, a tree that brings its own /usr. */
+  private system: string | undefined;
 
   constructor(readonly dir: string) {
     this.root = join(dir, 'root');
@@ -74,6 +77,23 @@ export class Container {
       }
   }
 
+  /**
+   * Lay out the root as a whole system of its own: an overlay whose lower layer is `tree` (never written, so a
+   * cached tree serves every run) and whose upper layer is this container's directory. The overlay is mounted in
+   * a mount namespace of the container's own when it boots, so it goes away with the container however the test
+   * ends; from the host, the root is read through /proc/PID/root of the container's init. It boots with the
+   * tree's own systemd and /usr, on a cgroup v2 hierarchy of its own (systemd 256 and newer refuse v1).
+   */
+  prepareSystem(tree: string): void {
+    for (const d of ['upper', 'work', 'root']) mkdirSync(join(this.dir, d), { recursive: true });
+    this.system = tree;
+    const system = join(this.dir, 'upper/etc/systemd/system');
+    mkdirSync(system, { recursive: true });
+    writeTestGuestStopDropIn(system);
+    for (const masked of ['console-getty.service', 'apt-daily.timer', 'apt-daily-upgrade.timer', 'cron.service'])
+      symlinkSync('/dev/null', join(system, masked));
+  }
+
   /** A private node for each device the container gets, bound over its path there; never one the host lacks. */
   private deviceBinds(devices: Device[]): string[] {
     return devices.map((name) => {
@@ -89,7 +109,7 @@ export class Container {
     const args = [
       '-D',
       this.root,
-      '--bind-ro=/usr',
+      ...(this.system ? [] : ['--bind-ro=/usr']),
       '--register=no',
       '--keep-unit',
       '--quiet',
@@ -105,7 +125,30 @@ export class Container {
       '--boot',
     ];
     const log = openSync(join(this.dir, 'console.log'), 'w');
-    this.child = spawn('systemd-nspawn', args, { stdio: ['ignore', log, log], detached: true });
+    this.child = this.system
+      ? spawn(
+          'unshare',
+          [
+            '--mount',
+            '--propagation',
+            'private',
+            '--',
+            'sh',
+            '-c',
+            'mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4" && shift 3 && exec systemd-nspawn -D "$@"',
+            'sh',
+            this.system,
+            join(this.dir, 'upper'),
+            join(this.dir, 'work'),
+            ...args.slice(1),
+          ],
+          {
+            stdio: ['ignore', log, log],
+            detached: true,
+            env: { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1' },
+          },
+        )
+      : spawn('systemd-nspawn', args, { stdio: ['ignore', log, log], detached: true });
     closeSync(log);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {

@@ -389,7 +389,7 @@ describe('names, groups and devices', () => {
       [
         doc([{ name: 'a', network: { mode: 'tap', tapDevice: 'lo' } }]),
         'guests.0.network.tapDevice',
-        /network interface lo already exists on this host/,
+        /"lo" is named like one of a host's own interfaces/,
       ],
     ];
     for (const [d, field, msg] of cases) {
@@ -401,6 +401,42 @@ describe('names, groups and devices', () => {
       noTrace(r.stderr);
       assert.equal(r.stdout, '');
     }
+  });
+
+  test('a tap name that is an interface of this host (not the guest’s own tap) is refused at generate', (t) => {
+    requireTool('ip', 'iproute2');
+    requireTool('unshare', 'util-linux');
+    // The interface exists only in a network namespace of the test's own, whose sysfs generate reads.
+    const dir = tempDir(t, 'qh-files-netns-');
+    const file = join(dir, 'answers.json');
+    writeFileSync(file, JSON.stringify(doc([{ name: 'a', network: { mode: 'tap', tapDevice: 'qhtest0' } }])));
+    const r = spawnSync(
+      'unshare',
+      [
+        '--net',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'ip link add qhtest0 type veth peer name qhtest1 && mount -t sysfs sysfs /sys && exec "$@"',
+        'sh',
+        process.execPath,
+        BIN,
+        'generate',
+        '--answers',
+        file,
+        '--out',
+        join(dir, 'bundle'),
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /guests\.0\.network\.tapDevice: the network interface qhtest0 already exists on this host and is not this guest's tap/,
+    );
+    assert.ok(!existsSync(join(dir, 'bundle')));
   });
 
   test('a character device given as a disk is refused, whether or not it is marked blockDevice', (t) => {

@@ -23,11 +23,12 @@ import { writeBundle } from '../src/bundle.js';
 import { guestService } from '../src/gen/systemd.js';
 import type { Answers } from '../src/model.js';
 import { plan } from '../src/plan.js';
-import { tapDevice } from '../src/rules.js';
+import { tapDevice } from '../src/identity.js';
 import { fromLibvirt } from '../src/sources/libvirt.js';
 import { fromProxmox, parseStorageCfg, type Storage } from '../src/sources/proxmox.js';
 import { exitStatus, renderReport, type ImportReport } from '../src/sources/report.js';
 import { readBounded } from '../src/sources/common.js';
+import { thisHost } from '../src/importcmd.js';
 import { verifyBundle } from '../src/verify.js';
 import { writeBootDisk } from './bootdisk.js';
 import { cli, guestFilesDir, REPO, requireTool, tempDir } from './helpers.js';
@@ -36,6 +37,8 @@ import { writeEsp } from './secureboot.js';
 import { ensureKernel } from './vmboot.js';
 
 const CORPUS = join(REPO, '..', 'shared', 'corpus');
+/** What `import` hands the sources about this machine: its QEMU's CPU models, its sysfs, its own storage. */
+const host = thisHost();
 const LIBVIRT = join(CORPUS, 'libvirt');
 const PROXMOX = join(CORPUS, 'proxmox');
 const noTrace = (s: string) =>
@@ -52,6 +55,14 @@ function corpusFiles(dir: string, ext: string): string[] {
 
 type Source = (files: string[]) => { document: unknown; report: ImportReport };
 const input = (file: string) => ({ file, read: () => readFileSync(file, 'utf8') });
+
+/** The operator's part of an import: a reason of their own wherever import asked for one. */
+function withReasons(document: unknown): unknown {
+  const doc = structuredClone(document) as { acceptedRisks: { reason: string }[] };
+  for (const r of doc.acceptedRisks)
+    if (/^<.*>$/.test(r.reason)) r.reason = 'the operator reviewed this device and gives it to this guest alone';
+  return doc;
+}
 
 /** A domain with neither a disk nor a kernel is given one disk, so that its guest has something to boot. */
 function withDisk(xml: string): string {
@@ -73,7 +84,7 @@ async function corpusProof(
   source: Source,
   label: string,
 ) {
-  const counts = { imported: 0, defaulted: 0, refused: 0 };
+  const counts = { imported: 0, defaulted: 0, 'needs-reason': 0, refused: 0 };
   const importable: string[] = [];
   for (const file of files) {
     const { document, report } = source([file]);
@@ -94,11 +105,17 @@ async function corpusProof(
     } else {
       assert.equal(g.refused.length, 0);
       assert.equal(
-        g.outcome === 'defaulted',
-        g.defaulted.length > 0,
-        `${file}: "defaulted" exactly when something was left at the secure default`,
+        g.outcome === 'needs-reason',
+        g.needsReason.length > 0,
+        `${file}: "needs-reason" exactly when a risk waits for a person's reason`,
       );
-      validate(document);
+      if (g.outcome !== 'needs-reason')
+        assert.equal(
+          g.outcome === 'defaulted',
+          g.defaulted.length > 0,
+          `${file}: "defaulted" exactly when something was left at the secure default`,
+        );
+      validate(withReasons(document));
       importable.push(file);
     }
   }
@@ -114,7 +131,7 @@ async function corpusProof(
   let guests = 0;
   for (const [i, set] of sets.entries()) {
     const { document } = source(set);
-    const answers = validate(document);
+    const answers = validate(withReasons(document));
     guests += answers.guests.length;
     const out = join(dir, `set-${i}`);
     writeBundle(out, plan(answers), false);
@@ -123,7 +140,7 @@ async function corpusProof(
     for (const c of r.checks)
       assert.equal(c.status, 'passed', `${label} set ${i}: ${c.check} ${c.status} ${c.detail ?? ''}`);
   }
-  const line = `${label}: ${files.length} files — ${counts.imported} imported, ${counts.defaulted} imported with secure defaults, ${counts.refused} refused; ${guests} guests verified in ${sets.length} bundles`;
+  const line = `${label}: ${files.length} files — ${counts.imported} imported, ${counts.defaulted} imported with secure defaults, ${counts['needs-reason']} waiting for a reason, ${counts.refused} refused; ${guests} guests verified in ${sets.length} bundles`;
   t.diagnostic(line);
   console.log(line);
   assert.equal(guests, importable.length);
@@ -136,7 +153,7 @@ describe('the corpora: every file imports (and its bundle passes verify) or is r
     requireTool('apparmor_parser', 'apparmor');
     const files = corpusFiles(LIBVIRT, '.xml');
     assert.ok(files.length > 50);
-    const c = await corpusProof(t, files, (f) => fromLibvirt(f.map(input)), 'libvirt');
+    const c = await corpusProof(t, files, (f) => fromLibvirt(f.map(input), { host }), 'libvirt');
     assert.ok(c.imported + c.defaulted > 0 && c.refused > 0);
     const noConf = join(tempDir(t, 'qh-noconf-'), 'qemu.conf');
     writeFileSync(noConf, '# libvirt defaults\n');
@@ -146,7 +163,7 @@ describe('the corpora: every file imports (and its bundle passes verify) or is r
     assert.match(
       all.stdout,
       new RegExp(
-        `^${files.length} guests: ${c.imported} imported, ${c.defaulted} imported with secure defaults, ${c.refused} refused\\.$`,
+        `^${files.length} guests: ${c.imported} imported, ${c.defaulted} imported with secure defaults, ${c['needs-reason'] ? `${c['needs-reason']} waiting for a reason, ` : ''}${c.refused} refused\\.$`,
         'm',
       ),
     );
@@ -158,7 +175,7 @@ describe('the corpora: every file imports (and its bundle passes verify) or is r
     const storages = parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg');
     const files = corpusFiles(PROXMOX, '.conf');
     assert.ok(files.length > 50);
-    const c = await corpusProof(t, files, (f) => fromProxmox(f.map(input), { storages }), 'proxmox');
+    const c = await corpusProof(t, files, (f) => fromProxmox(f.map(input), { storages, host }), 'proxmox');
     assert.ok(c.imported + c.defaulted > 0 && c.refused > 0);
     const all = cli(['import', 'proxmox', '--storage-cfg', join(PROXMOX, 'storage.cfg'), ...files]);
     assert.equal(all.code, 2, 'the whole directory in one run: some guests are refused');
@@ -166,7 +183,7 @@ describe('the corpora: every file imports (and its bundle passes verify) or is r
     assert.match(
       all.stdout,
       new RegExp(
-        `^${files.length} guests: ${c.imported} imported, ${c.defaulted} imported with secure defaults, ${c.refused} refused\\.$`,
+        `^${files.length} guests: ${c.imported} imported, ${c.defaulted} imported with secure defaults, ${c['needs-reason'] ? `${c['needs-reason']} waiting for a reason, ` : ''}${c.refused} refused\\.$`,
         'm',
       ),
     );
@@ -175,7 +192,7 @@ describe('the corpora: every file imports (and its bundle passes verify) or is r
 
 describe('carried, defaulted and refused as the issue lists them', () => {
   const one = (xml: string, opts = {}) => {
-    const r = fromLibvirt([{ file: 'test.xml', read: () => withDisk(xml) }], opts);
+    const r = fromLibvirt([{ file: 'test.xml', read: () => withDisk(xml) }], { host, ...opts });
     return {
       doc: r.document as { guests: Record<string, any>[]; acceptedRisks: unknown[] } | null,
       g: r.report.guests[0]!,
@@ -322,6 +339,59 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     }
   });
 
+  test('libvirt: the QEMU namespace is refused in every form, exit 2', (t) => {
+    const NS = 'http://libvirt.org/schemas/domain/qemu/1.0';
+    const dir = guestFilesDir(t, 'qh-qemu-ns-');
+    const forms: [label: string, xml: string, element: string][] = [
+      [
+        'prefix on the domain',
+        dom(`<qemu:commandline><qemu:arg value='-no-sandbox'/></qemu:commandline>`, `type='kvm' xmlns:qemu='${NS}'`),
+        'qemu:commandline',
+      ],
+      [
+        'another prefix on the domain',
+        dom(`<q:commandline><q:arg value='-x'/></q:commandline>`, `type='kvm' xmlns:q='${NS}'`),
+        'q:commandline',
+      ],
+      [
+        'prefix on the element',
+        dom(`<qemu:commandline xmlns:qemu='${NS}'><qemu:arg value='-no-sandbox'/></qemu:commandline>`),
+        'qemu:commandline',
+      ],
+      [
+        'default namespace on the element',
+        dom(`<commandline xmlns='${NS}'><arg value='-no-sandbox'/></commandline>`),
+        'commandline',
+      ],
+      [
+        'property overrides',
+        dom(
+          `<qemu:override xmlns:qemu='${NS}'><qemu:device alias='ua-x'><qemu:frontend><qemu:property name='x' type='string' value='y'/></qemu:frontend></qemu:device></qemu:override>`,
+        ),
+        'qemu:override',
+      ],
+    ];
+    for (const [n, [label, xml, element]] of forms.entries()) {
+      const { doc, g } = one(xml);
+      assert.equal(g.outcome, 'refused', label);
+      assert.equal(doc, null, label);
+      const item = g.refused.find((i) => i.source === element);
+      assert.ok(item, `${label}: <${element}> named among ${JSON.stringify(g.refused)}`);
+      assert.match(item.message, /libvirt's QEMU namespace.*straight to QEMU/, label);
+      const file = join(dir, `form-${n}.xml`);
+      writeFileSync(file, withDisk(xml));
+      const r = cli(['import', 'libvirt', file]);
+      assert.equal(r.code, 2, `${label}: exit ${r.code}\n${r.stdout}`);
+      assert.match(r.stdout, new RegExp(`${element}: is in libvirt's QEMU namespace`), label);
+    }
+    // An element of another namespace is not QEMU's: reported as not carried, never silently dropped.
+    const other = one(dom(`<x:extra xmlns:x='http://example.com/x'/>`));
+    assert.ok(
+      other.g.defaulted.some((i) => i.source === 'x:extra'),
+      JSON.stringify(other.g),
+    );
+  });
+
   test('libvirt: weaker-than-default settings are not carried silently', () => {
     const vnc = one(dom(`<devices><graphics type='vnc' port='5901' listen='0.0.0.0' passwd='secret'/></devices>`));
     assert.deepEqual(vnc.doc!.guests[0]!.display, { mode: 'vnc-unix' });
@@ -354,7 +424,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     assert.equal(tls.doc!.guests[0]!.migration, undefined);
   });
 
-  test('PCI and USB host devices: carried with their IOMMU group from sysfs, the risk accepted with a reason naming the file', async (t) => {
+  test('PCI and USB host devices: carried with their IOMMU group from sysfs; the risk waits for a reason only a person writes', async (t) => {
     // A sysfs tree laid out as the kernel's: /sys/bus/pci/devices/ADDR/iommu_group -> .../iommu_groups/N.
     const sys = tempDir(t, 'qh-sysfs-');
     const devices = join(sys, 'bus/pci/devices');
@@ -371,7 +441,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
       mkdirSync(join(devices, addr));
       symlinkSync(join(sys, 'kernel/iommu_groups', String(group)), join(devices, addr, 'iommu_group'));
     }
-    const v = fromLibvirt([input(join(LIBVIRT, 'hostdev-vfio.xml'))], { sysfsPci: devices });
+    const v = fromLibvirt([input(join(LIBVIRT, 'hostdev-vfio.xml'))], { host: thisHost({ sysfsPci: devices }) });
     const doc = v.document as {
       guests: Record<string, any>[];
       acceptedRisks: { risk: string; guest: string; reason: string }[];
@@ -386,23 +456,60 @@ describe('carried, defaulted and refused as the issue lists them', () => {
       doc.acceptedRisks.map((r) => [r.risk, r.guest]),
       [['pci-passthrough', 'qemuguest2']],
     );
-    assert.match(doc.acceptedRisks[0]!.reason, /hostdev-vfio\.xml/);
+    // No reason is made up on the operator's behalf: the answers carry a request naming every device, which the
+    // schema refuses until a person replaces it.
+    const request = doc.acceptedRisks[0]!.reason;
+    assert.match(request, /^<write here, in your own words, why guest qemuguest2 may take the risk "pci-passthrough"/);
+    assert.match(request, /0000:06:12\.1 \(IOMMU group 14\).*0000:06:12\.4 \(IOMMU group 15\)>$/);
+    const g = v.report.guests[0]!;
+    assert.equal(g.outcome, 'needs-reason');
+    assert.equal(exitStatus(v.report.outcome), 1);
+    assert.deepEqual(
+      g.needsReason.map((i) => [i.source, i.answer]),
+      [['devices/hostdev[1]', 'acceptedRisks.0.reason']],
+    );
+    assert.throws(
+      () => validate(doc),
+      /acceptedRisks\.0\.reason: is still the request import wrote in angle brackets; replace it/,
+    );
+    doc.acceptedRisks[0]!.reason = 'the NIC is dedicated to this guest and reviewed by the operator';
     const bundle = join(sys, 'bundle');
     writeBundle(bundle, plan(validate(doc)), false);
     const checked = await verifyBundle(bundle);
-    assert.deepEqual(checked.findings, [], 'the passthrough guest’s bundle passes verify');
-    const usb = fromLibvirt([
-      {
-        file: 'usb.xml',
-        read: () =>
-          `<domain type='kvm'><name>u</name><memory unit='MiB'>64</memory><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/u.img'/><target dev='vda'/></disk><hostdev mode='subsystem' type='usb'><source><vendor id='0x1D6B'/><product id='0x0002'/></source></hostdev></devices></domain>`,
-      },
-    ]);
-    assert.deepEqual((usb.document as { guests: Record<string, any>[] }).guests[0]!.passthrough.usb, [
-      { vendorId: '1d6b', productId: '0002' },
-    ]);
+    assert.deepEqual(checked.findings, [], 'the passthrough guest’s bundle passes verify once the reason is written');
+
+    // The same through the command line: the file is written, exit 1, and the report says exactly what to add;
+    // generate refuses the file until the reason is there.
+    const dir = guestFilesDir(t, 'qh-usb-import-');
+    const usbXml = join(dir, 'usb.xml');
+    writeFileSync(
+      usbXml,
+      `<domain type='kvm'><name>u</name><memory unit='MiB'>64</memory><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/u.img'/><target dev='vda'/></disk><hostdev mode='subsystem' type='usb'><source><vendor id='0x1D6B'/><product id='0x0002'/></source></hostdev></devices></domain>`,
+    );
+    const out = join(dir, 'answers.json');
+    const r = cli(['import', 'libvirt', usbXml, '--out', out]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(
+      r.stdout,
+      /needs your reason.*:\n {4}devices\/hostdev\[1\]: the risk "usb-passthrough" .*\(acceptedRisks\.0\.reason\)/s,
+    );
+    assert.match(r.stdout, /replace the request in angle brackets at acceptedRisks\.0\.reason\./);
+    const written = JSON.parse(readFileSync(out, 'utf8')) as {
+      guests: Record<string, any>[];
+      acceptedRisks: { reason: string }[];
+    };
+    assert.deepEqual(written.guests[0]!.passthrough.usb, [{ vendorId: '1d6b', productId: '0002' }]);
+    assert.match(written.acceptedRisks[0]!.reason, /^<write here, in your own words, .*USB device 1d6b:0002>$/);
+    const refused = cli(['generate', '--answers', out, '--out', join(dir, 'bundle')]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /acceptedRisks\.0\.reason: is still the request import wrote/);
+    assert.ok(!existsSync(join(dir, 'bundle')), 'no bundle without the reason');
+    written.acceptedRisks[0]!.reason = 'a hardware key the operator gave to this guest';
+    writeFileSync(out, JSON.stringify(written));
+    const gen = cli(['generate', '--answers', out, '--out', join(dir, 'bundle')]);
+    assert.equal(gen.code, 0, gen.stderr);
     const p = fromProxmox([input(join(PROXMOX, 'q35-linux-hostpci.conf'))], {
-      sysfsPci: devices,
+      host: thisHost({ sysfsPci: devices }),
       storages: parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg'),
     });
     const pg = p.report.guests[0]!;
@@ -425,7 +532,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
             ),
         },
       ],
-      { sysfsPci: devices },
+      { host: thisHost({ sysfsPci: devices }) },
     );
     assert.equal(two.report.outcome, 'refused');
     assert.ok(
@@ -440,6 +547,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     const storages = parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg');
     const pve = (text: string, s: Map<string, Storage> | null = storages) => {
       const r = fromProxmox([{ file: '/etc/pve/qemu-server/123.conf', read: () => text }], {
+        host,
         storages: s ?? undefined,
       });
       return { doc: r.document as { guests: Record<string, any>[] } | null, g: r.report.guests[0]! };
@@ -504,7 +612,11 @@ describe('carried, defaulted and refused as the issue lists them', () => {
       },
       { path: '/var/lib/vz/template/iso/debian.iso', format: 'raw', readOnly: true, blockDevice: false },
     ]);
-    assert.deepEqual(guest.network, { mode: 'tap', bridge: 'vmbr0', vhost: true });
+    assert.deepEqual(
+      guest.network,
+      { mode: 'tap', bridge: 'vmbr0', vhost: true, mac: 'bc:24:11:00:00:01' },
+      'the guest keeps its MAC, Proxmox’s own prefix included',
+    );
     for (const k of ['[PENDING]', '[before-upgrade]', 'ide0', 'net0', 'vga', 'ciuser'])
       assert.ok(sources(g.defaulted).includes(k), `${k} reported as left at the secure default`);
   });
@@ -567,7 +679,7 @@ describe('hostile files: clear errors, fast, no stack trace', () => {
     ];
     for (const [file, re, code] of all) {
       const t0 = performance.now();
-      const { report } = fromLibvirt([{ file, read: () => readBounded(file, 'a domain XML file') }]);
+      const { report } = fromLibvirt([{ file, read: () => readBounded(file, 'a domain XML file') }], { host });
       const ms = performance.now() - t0;
       assert.ok(ms < 250, `${file}: ${ms.toFixed(0)} ms to read, check and refuse or import`);
       assert.equal(exitStatus(report.outcome), code, `${file}: ${JSON.stringify(report.guests[0])}`);
@@ -628,6 +740,7 @@ describe('the import command', () => {
       'outcome',
       'carried',
       'defaulted',
+      'needsReason',
       'refused',
       'copy',
     ]);
@@ -909,25 +1022,25 @@ interface Sample {
 const SAMPLES: Sample[] = [
   {
     label: 'libvirt x86_64-q35-headless',
-    source: () => fromLibvirt([input(join(LIBVIRT, 'x86_64-q35-headless.xml'))]),
+    source: () => fromLibvirt([input(join(LIBVIRT, 'x86_64-q35-headless.xml'))], { host }),
     peer: join(LIBVIRT, 'x86_64-q35-headless.args'),
     stated: { memoryMiB: 4194304 / 1024, vcpus: 4 },
   },
   {
     label: 'libvirt disk-boot-disk',
-    source: () => fromLibvirt([input(join(LIBVIRT, 'disk-boot-disk.xml'))]),
+    source: () => fromLibvirt([input(join(LIBVIRT, 'disk-boot-disk.xml'))], { host }),
     peer: join(LIBVIRT, 'disk-boot-disk.args'),
     stated: { memoryMiB: 219100 / 1024, vcpus: 1 },
   },
   {
     label: 'libvirt cputune',
-    source: () => fromLibvirt([input(join(LIBVIRT, 'cputune.xml'))]),
+    source: () => fromLibvirt([input(join(LIBVIRT, 'cputune.xml'))], { host }),
     peer: join(LIBVIRT, 'cputune.args'),
     stated: { memoryMiB: 219136 / 1024, vcpus: 4 },
   },
   {
     label: 'libvirt graphics-vnc',
-    source: () => fromLibvirt([input(join(LIBVIRT, 'graphics-vnc.xml'))]),
+    source: () => fromLibvirt([input(join(LIBVIRT, 'graphics-vnc.xml'))], { host }),
     peer: join(LIBVIRT, 'graphics-vnc.args'),
     stated: { memoryMiB: 219100 / 1024, vcpus: 1 },
   },
@@ -935,6 +1048,7 @@ const SAMPLES: Sample[] = [
     label: 'proxmox ide',
     source: () =>
       fromProxmox([input(join(PROXMOX, 'ide.conf'))], {
+        host,
         storages: parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg'),
       }),
     peer: join(PROXMOX, 'ide.conf.cmd'),
@@ -944,6 +1058,7 @@ const SAMPLES: Sample[] = [
     label: 'proxmox pinned-version',
     source: () =>
       fromProxmox([input(join(PROXMOX, 'pinned-version.conf'))], {
+        host,
         storages: parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg'),
       }),
     peer: join(PROXMOX, 'pinned-version.conf.cmd'),
@@ -1109,7 +1224,7 @@ describe('UEFI Secure Boot carried from the source is enforced by the imported g
         ['nosb', false],
       ] as const
     ).entries()) {
-      const { document, report } = fromLibvirt([{ file: `${name}.xml`, read: () => domain(name, secure) }]);
+      const { document, report } = fromLibvirt([{ file: `${name}.xml`, read: () => domain(name, secure) }], { host });
       assert.equal(report.guests[0]!.outcome, 'imported', JSON.stringify(report.guests[0]));
       const doc = document as { useCase: string; acceptedRisks: unknown[]; guests: Record<string, any>[] };
       doc.useCase = 'emulation';
@@ -1172,7 +1287,7 @@ describe('Windows guests: the TPM and Secure Boot come over, and the TPM’s sta
   const proxmox = (files: [string, string][]) =>
     fromProxmox(
       files.map(([file, text]) => ({ file, read: () => text })),
-      { storages: storages() },
+      { storages: storages(), host },
     );
   const withDisk = (conf: string) => `${conf}scsi0: local:100/vm-100-disk-2.raw,size=64G\n`;
 
@@ -1248,7 +1363,7 @@ describe('Windows guests: the TPM and Secure Boot come over, and the TPM’s sta
     ) =>
       `<domain type='kvm'><name>Win11</name><uuid>${uuid}</uuid><memory unit='GiB'>4</memory><vcpu>2</vcpu>${os}
          <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/srv/win11.qcow2'/><target dev='vda' bus='virtio'/></disk>${tpm}</devices></domain>`;
-    const one = (xml: string) => fromLibvirt([{ file: 'win11.xml', read: () => xml }]);
+    const one = (xml: string) => fromLibvirt([{ file: 'win11.xml', read: () => xml }], { host });
 
     const crb = one(domain(`<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>`));
     const g = crb.report.guests[0]!;

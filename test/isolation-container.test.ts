@@ -2,11 +2,11 @@
 // handed over by LoadCredential=, the empty /run that keeps host sockets out of reach, live migration over TLS
 // between two units in both directions, and the graceful stop through QMP. One container serves every check.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
+import { makeCerts } from './certs.js';
 import { Container } from './container.js';
 import { cli, REPO, requireTool, tempDir } from './helpers.js';
 
@@ -37,68 +37,6 @@ function answers() {
       migration: { enabled: true, listen: '127.0.0.1', port: g.migrationPort, tlsDir: tlsDir(g.name) },
     })),
   };
-}
-
-/** A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl for this run only. */
-function makeCerts(dir: string): void {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'ca-key.pem',
-    '-out',
-    'ca-cert.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=qh-test-ca',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  );
-  for (const [who, usage] of [
-    ['server', 'serverAuth'],
-    ['client', 'clientAuth'],
-  ] as const) {
-    writeFileSync(
-      join(dir, `${who}.ext`),
-      `subjectAltName=IP:127.0.0.1\nextendedKeyUsage=${usage}\nkeyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n`,
-    );
-    ssl(
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      `${who}-key.pem`,
-      '-out',
-      `${who}.csr`,
-      '-subj',
-      `/CN=qh-${who}`,
-    );
-    ssl(
-      'x509',
-      '-req',
-      '-in',
-      `${who}.csr`,
-      '-CA',
-      'ca-cert.pem',
-      '-CAkey',
-      'ca-key.pem',
-      '-CAcreateserial',
-      '-out',
-      `${who}-cert.pem`,
-      '-days',
-      '2',
-      '-extfile',
-      `${who}.ext`,
-    );
-  }
 }
 
 describe('runtime isolation under real systemd (container, TCG)', () => {

@@ -31,10 +31,11 @@ const HEAVY_MARKERS: [what: string, marker: string][] = [
 /** Commands that read or install a bundle, or read the host, with the module the entry imports when each runs:
  * they run no generator and parse no answers up front. */
 const LIGHT_COMMANDS: [command: string, module: string][] = [
-  ['apply', 'lifecycle'],
+  ['apply', 'apply'],
   ['verify', 'verify'],
   ['rollback', 'rollback'],
   ['status', 'status'],
+  ['sign', 'sign'],
 ];
 
 interface PackResult {
@@ -243,7 +244,7 @@ describe('the npm package', () => {
     }
   });
 
-  test('--version and --help load neither React nor Ink', () => {
+  test('--version, --help and each command’s help load neither React nor Ink nor the answers model', () => {
     const chunks = distFiles();
     const withReactInk = chunks.filter((f) => {
       const text = readFileSync(f, 'utf8');
@@ -276,10 +277,13 @@ describe('the npm package', () => {
       register,
       `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`,
     );
-    for (const flag of ['--version', '--help']) {
-      const log = join(tmp, `loaded${flag}.log`);
+    const heavy = chunks.filter((f) => HEAVY_MARKERS.some(([, m]) => readFileSync(f, 'utf8').includes(m)));
+    assert.ok(heavy.length > 0, 'some chunk holds the model or the generators: the markers were read');
+    for (const args of [['--version'], ['--help'], ['apply', '--help'], ['help', 'status']]) {
+      const flag = args.join(' ');
+      const log = join(tmp, `loaded-${args.join('-')}.log`);
       writeFileSync(log, '');
-      const r = npx([flag], { QH_LOAD_LOG: log, NODE_OPTIONS: `--import=${pathToFileURL(register).href}` });
+      const r = npx(args, { QH_LOAD_LOG: log, NODE_OPTIONS: `--import=${pathToFileURL(register).href}` });
       assert.equal(r.code, 0, r.stderr);
       const loaded = readFileSync(log, 'utf8')
         .split('\n')
@@ -293,6 +297,10 @@ describe('the npm package', () => {
         assert.ok(
           !withReactInk.some((f) => f.endsWith(`/${name}`)),
           `${flag} loaded ${name}, which holds React or Ink`,
+        );
+        assert.ok(
+          !heavy.some((f) => f.endsWith(`/${name}`)),
+          `${flag} loaded ${name}, which holds Zod, YAML or a generator`,
         );
         assert.ok(!/react-devtools-core/.test(u));
       }

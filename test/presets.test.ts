@@ -90,11 +90,13 @@ describe('presets', () => {
         assert.deepEqual(status, {
           manifest: 'passed',
           answers: 'passed',
+          'target release': 'passed',
           'systemd-analyze verify': 'passed',
           exposure: 'passed',
           apparmor_parser: 'passed',
           'qemu machine and CPU': 'passed',
           'sysusers/tmpfiles': 'passed',
+          'disks on this host': 'passed',
         });
         const units = files.filter((f) => /^root\/etc\/systemd\/system\/qemu-[a-z0-9-]+\.service$/.test(f));
         assert.deepEqual(

@@ -461,6 +461,20 @@ describe('every value shown is the value written', () => {
     });
 });
 
+describe('the release the bundle is for', () => {
+  test('the probe fills in this host’s release, shown on the Host step; a release the answers name stays', () => {
+    const facts = { target: 'debian-13' } as unknown as HostFacts;
+    const fresh = reducer(initialState(draft(), undefined, checker), { type: 'host', facts });
+    assert.equal(fresh.draft.host?.target, 'debian-13');
+    const release = fieldsOf(goTo(fresh, 'host')).find((f) => f.label === 'Release')!;
+    assert.equal(display(fresh.draft, release), 'Debian 13 "trixie"');
+    assert.equal(validate(fresh.draft).host.target, 'debian-13', 'what is shown is what the answers get');
+    const named = { ...draft(), host: { target: 'ubuntu-24.04' as const } };
+    const kept = reducer(initialState(named, undefined, checker), { type: 'host', facts });
+    assert.equal(kept.draft.host?.target, 'ubuntu-24.04');
+  });
+});
+
 describe('the binary’s own lists', () => {
   test('machine types and CPU models are offered from the probed QEMU binary, security-supported machines first', () => {
     const host = {

@@ -61,19 +61,22 @@ export interface Option {
 export function splitOpts(value: string, implied?: string): Opts {
   const parts: string[] = [];
   let cur = '';
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i];
-    if (c === ',') {
-      if (value[i + 1] === ',') {
-        cur += ',';
-        i++;
-      } else {
-        parts.push(cur);
-        cur = '';
-      }
-    } else cur += c;
+  for (let i = 0; ;) {
+    const comma = value.indexOf(',', i);
+    if (comma < 0) {
+      parts.push(cur + value.slice(i));
+      break;
+    }
+    cur += value.slice(i, comma);
+    if (value[comma + 1] === ',') {
+      cur += ',';
+      i = comma + 2;
+    } else {
+      parts.push(cur);
+      cur = '';
+      i = comma + 1;
+    }
   }
-  parts.push(cur);
   const out: Opts = new Map();
   parts.forEach((p, i) => {
     const eq = p.indexOf('=');
@@ -85,22 +88,55 @@ export function splitOpts(value: string, implied?: string): Opts {
   return out;
 }
 
-/** Read a QemuOpts string, or the JSON object libvirt passes instead, as flat string keys. */
-export function optsOrJson(value: string, implied?: string): { opts: Opts; json: Record<string, unknown> | undefined } {
+/** How deep a JSON option value may nest. libvirt's and Proxmox's go four or five levels deep. */
+export const MAX_JSON_DEPTH = 64;
+
+/** Whether JSON text nests deeper than `limit` ([ and { outside strings), found without parsing it. */
+export function nestsDeeper(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/**
+ * Read a QemuOpts string, or the JSON object libvirt passes instead, as flat string keys. JSON that is not an
+ * object, that does not parse, or that nests deeper than MAX_JSON_DEPTH is not read: `unread` says why.
+ */
+export function optsOrJson(
+  value: string,
+  implied?: string,
+): { opts: Opts; json: Record<string, unknown> | undefined; unread?: string } {
   if (value.trimStart().startsWith('{')) {
+    if (nestsDeeper(value, MAX_JSON_DEPTH))
+      return { opts: new Map(), json: undefined, unread: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` };
+    let json: unknown;
     try {
-      const json = JSON.parse(value) as Record<string, unknown>;
-      const opts: Opts = new Map();
-      for (const [k, v] of Object.entries(json)) if (v !== null && typeof v !== 'object') opts.set(k, String(v));
-      return { opts, json };
-    } catch {
-      return { opts: new Map(), json: undefined };
+      json = JSON.parse(value);
+    } catch (e) {
+      return { opts: new Map(), json: undefined, unread: `not valid JSON (${(e as Error).message})` };
     }
+    if (json === null || typeof json !== 'object' || Array.isArray(json))
+      return { opts: new Map(), json: undefined, unread: 'JSON that is not an object' };
+    const opts: Opts = new Map();
+    for (const [k, v] of Object.entries(json)) if (v !== null && typeof v !== 'object') opts.set(k, String(v));
+    return { opts, json: json as Record<string, unknown> };
   }
   return { opts: splitOpts(value, implied), json: undefined };
 }
 
-export const isOn = (v: string | undefined) => v === 'on' || v === 'true' || v === 'yes' || v === '1';
+/** A boolean option as QEMU reads it (qapi_bool_parse): on, yes, true, y; and off, no, false, n. */
+export const isOn = (v: string | undefined) => v === 'on' || v === 'yes' || v === 'true' || v === 'y';
+export const isOff = (v: string | undefined) => v === 'off' || v === 'no' || v === 'false' || v === 'n';
 
 export interface Endpoint {
   host: string;
@@ -144,13 +180,24 @@ export interface QemuCommandLine {
   spice: { raw: string; opts: Opts } | undefined;
   display: string | undefined;
   incoming: string | undefined;
-  tlsCreds: Map<string, { dir: string | undefined; endpoint: string | undefined }>;
+  tlsCreds: Map<string, TlsCreds>;
   disks: DiskSpec[];
   bios: string | undefined;
   netdevs: { id: string | undefined; type: string; opts: Opts; raw: string }[];
   devices: { driver: string; opts: Opts; raw: string }[];
   /** -runas / -run-with user= */
   runas: string | undefined;
+  /** Options whose value could not be read (JSON too deep or broken), and why: nothing of them is judged. */
+  unread: { option: string; reason: string }[];
+}
+
+/** A -object tls-creds-*: its type, directory, end and whether it verifies the peer's certificate. */
+export interface TlsCreds {
+  type: 'tls-creds-x509' | 'tls-creds-anon' | 'tls-creds-psk';
+  dir: string | undefined;
+  endpoint: string | undefined;
+  /** verify-peer: QEMU's default is on; it only means something for x509 (anonymous credentials check nobody). */
+  verifyPeer: boolean;
 }
 
 export function splitArgv(argv: string[]): Option[] {
@@ -203,8 +250,7 @@ function legacyChardev(via: string, raw: string): Chardev {
   return { via, id, backend, tcp, unixPath, raw };
 }
 
-function chardevOption(raw: string): Chardev {
-  const { opts } = optsOrJson(raw, 'backend');
+function chardevOption(raw: string, opts: Opts): Chardev {
   const backend = opts.get('backend') ?? '';
   let tcp: Chardev['tcp'];
   if ((backend === 'socket' || backend === 'tcp' || backend === 'telnet') && opts.has('port'))
@@ -256,6 +302,13 @@ export function parseCommandLine(argv: string[]): QemuCommandLine {
     netdevs: [],
     devices: [],
     runas: undefined,
+    unread: [],
+  };
+  const byId = new Map<string, Chardev>();
+  const read = (option: string, value: string, implied?: string) => {
+    const r = optsOrJson(value, implied);
+    if (r.unread) cmd.unread.push({ option: `-${option}`, reason: r.unread });
+    return r;
   };
   const blockdevs: Record<string, unknown>[] = [];
   const pflashNodes = new Set<string>();
@@ -291,9 +344,12 @@ export function parseCommandLine(argv: string[]): QemuCommandLine {
       case 'sandbox':
         cmd.sandbox = { raw: v, opts: splitOpts(v, 'enable') };
         break;
-      case 'chardev':
-        cmd.chardevs.push(chardevOption(v));
+      case 'chardev': {
+        const cd = chardevOption(v, read('chardev', v, 'backend').opts);
+        cmd.chardevs.push(cd);
+        if (cd.id !== undefined && !byId.has(cd.id)) byId.set(cd.id, cd);
         break;
+      }
       case 'qmp':
       case 'qmp-pretty':
       case 'monitor':
@@ -304,7 +360,7 @@ export function parseCommandLine(argv: string[]): QemuCommandLine {
       case 'mon': {
         const o = splitOpts(v);
         const id = o.get('chardev');
-        const cd = cmd.chardevs.find((c) => c.id === id);
+        const cd = id === undefined ? undefined : byId.get(id);
         if (cd) cd.via = `-mon (${o.get('mode') === 'control' ? 'QMP' : 'HMP'}) chardev=${id}`;
         break;
       }
@@ -324,10 +380,15 @@ export function parseCommandLine(argv: string[]): QemuCommandLine {
         cmd.incoming = v;
         break;
       case 'object': {
-        const { opts } = optsOrJson(v, 'qom-type');
+        const { opts } = read('object', v, 'qom-type');
         const type = opts.get('qom-type');
         if (type === 'tls-creds-x509' || type === 'tls-creds-anon' || type === 'tls-creds-psk')
-          cmd.tlsCreds.set(opts.get('id') ?? '', { dir: opts.get('dir'), endpoint: opts.get('endpoint') });
+          cmd.tlsCreds.set(opts.get('id') ?? '', {
+            type,
+            dir: opts.get('dir'),
+            endpoint: opts.get('endpoint'),
+            verifyPeer: !isOff(opts.get('verify-peer')),
+          });
         break;
       }
       case 'drive': {
@@ -366,9 +427,9 @@ export function parseCommandLine(argv: string[]): QemuCommandLine {
         cmd.bios = v;
         break;
       case 'blockdev': {
-        const { json, opts } = optsOrJson(v);
+        const { json, opts, unread } = read('blockdev', v);
         if (json) blockdevs.push(json);
-        else {
+        else if (!unread) {
           const node: Record<string, unknown> = Object.fromEntries(opts);
           const file: Record<string, unknown> = {};
           for (const [k, val] of opts) if (k.startsWith('file.')) file[k.slice(5)] = val;
@@ -379,12 +440,12 @@ export function parseCommandLine(argv: string[]): QemuCommandLine {
       }
       case 'netdev':
       case 'nic': {
-        const { opts } = optsOrJson(v, 'type');
+        const { opts } = read(name, v, 'type');
         cmd.netdevs.push({ id: opts.get('id'), type: opts.get('type') ?? '', opts, raw: v });
         break;
       }
       case 'device': {
-        const { opts } = optsOrJson(v, 'driver');
+        const { opts } = read('device', v, 'driver');
         cmd.devices.push({ driver: opts.get('driver') ?? '', opts, raw: v });
         break;
       }
@@ -429,9 +490,11 @@ export function guestLabel(cmd: QemuCommandLine, pid: number): string {
   return cmd.name && cmd.name.length ? cmd.name : `pid ${pid}`;
 }
 
+/** The file names a QEMU program has: qemu-system-ARCH, qemu-kvm, kvm. */
+export const QEMU_PROGRAM = /^(qemu-system-[a-z0-9_]+|qemu-kvm|kvm)$/;
+
 export function isQemuBinary(argv0: string): boolean {
-  const base = argv0.slice(argv0.lastIndexOf('/') + 1);
-  return /^qemu-system-[a-z0-9_]+$/.test(base) || base === 'qemu-kvm' || base === 'kvm';
+  return QEMU_PROGRAM.test(argv0.slice(argv0.lastIndexOf('/') + 1));
 }
 
 /**

@@ -1,8 +1,9 @@
 // The host around the guests: device nodes every user can open, whether AppArmor is on, and the AppArmor
 // denials the kernel logged for QEMU, each mapped to the answer that grants what was denied. Denials are the
 // usual reason people switch confinement off; the answer to change is the better way out.
-import { closeSync, constants, openSync, readdirSync, readSync, statSync } from 'node:fs';
-import { readText } from '../procfs.js';
+import { closeSync, constants, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { readSmall } from '../procfs.js';
+import { runSync, which } from '../tools.js';
 import { modeText } from './files.js';
 import { finding, type AuditCheck, type Finding, type HostView, type QemuProcess } from './types.js';
 
@@ -30,6 +31,7 @@ const deviceModes: AuditCheck = {
   name: 'host.device-mode',
   tool: null,
   debianPackage: null,
+  judges: 'host',
   run: () => {
     const nodes: [string, 'high' | 'medium' | 'low', string][] = DEVICES.map(([n, s, w]) => [
       `${HOST_PATHS.dev}/${n}`,
@@ -59,9 +61,49 @@ const deviceModes: AuditCheck = {
           'host.device-mode',
           severity,
           null,
+          `${path} is open to every user`,
           `${path}: ${modeText(st)}`,
           why,
           'Device nodes go to groups (kvm, qemu-net) by udev rules, and each guest’s unit allows only the devices it uses (DevicePolicy=closed).',
+          null,
+        ),
+      ];
+    });
+  },
+};
+
+/**
+ * ACL entries for named users and groups on the devices a guest's QEMU uses: they reach past the owner, group and
+ * mode that deviceModes judges. Debian 13 and Ubuntu 24.04 tag /dev/kvm "uaccess" in udev, so whoever is logged in
+ * at the seat gets an entry on it; read with getfacl, and when getfacl is missing the audit says what it did not see.
+ */
+const deviceAcls: AuditCheck = {
+  name: 'host.device-acl',
+  tool: 'getfacl',
+  debianPackage: 'acl',
+  judges: 'host',
+  run: (view) => {
+    const nodes = DEVICES.map(([n]) => `${HOST_PATHS.dev}/${n}`).filter((path) => existsSync(path));
+    if (nodes.length === 0) return [];
+    // assess() runs this check only where getfacl is found, and says so in unseen where it is not.
+    const getfacl = which('getfacl')!;
+    return nodes.flatMap((path): Finding[] => {
+      const r = runSync(getfacl, ['--absolute-names', '--omit-header', path]);
+      if (r.exitCode !== 0) {
+        view.unseen.push({ what: `the ACL of ${path}`, reason: r.stderr.trim() || `getfacl exited ${r.exitCode}` });
+        return [];
+      }
+      const named = r.stdout.split('\n').filter((l) => /^(user|group):[^:]+:/.test(l));
+      if (named.length === 0) return [];
+      return [
+        finding(
+          'host.device-acl',
+          'low',
+          null,
+          `${path} is open to ${named.map((l) => l.split(':').slice(0, 2).join(' ')).join(', ')} by its ACL`,
+          `${path}: ACL ${named.join(', ')}`,
+          'Each named user or group in the ACL reaches the device past its owner, group and mode: for /dev/kvm, the KVM module’s whole ioctl interface. udev’s "uaccess" tag gives one to the user logged in at the seat.',
+          'Device nodes go to groups (kvm, qemu-net) by udev rules, and only a guest’s own unit lists its devices (DevicePolicy=closed). On a server, drop the seat’s entry with a udev rule between 70-uaccess.rules and 73-seat-late.rules: TAG-="uaccess" for the device.',
           null,
         ),
       ];
@@ -73,14 +115,16 @@ const apparmorEnabled: AuditCheck = {
   name: 'host.apparmor',
   tool: null,
   debianPackage: null,
+  judges: 'host',
   run: () => {
-    const v = readText(HOST_PATHS.apparmorEnabled)?.trim();
+    const v = readSmall(HOST_PATHS.apparmorEnabled)?.text.trim();
     if (v === 'Y') return [];
     return [
       finding(
         'host.apparmor',
         'medium',
         null,
+        'AppArmor is not enabled',
         v === undefined
           ? `${HOST_PATHS.apparmorEnabled}: does not exist (AppArmor is not in this kernel)`
           : `${HOST_PATHS.apparmorEnabled}: ${v}`,
@@ -202,6 +246,7 @@ function denials(view: HostView): Finding[] {
         'host.apparmor-denied',
         'low',
         owner ?? null,
+        `AppArmor denied ${d.operation || 'access'} of ${d.name || '?'} to ${d.profile}`,
         line,
         'A denial means confinement worked: the profile kept QEMU from something it was not given. Turning the profile off to silence it gives a compromised QEMU everything; granting the one thing the guest needs keeps the rest closed.',
         `Set ${a.answer}: ${a.advice}; the bundle then allows exactly that in the guest’s profile.`,
@@ -216,7 +261,8 @@ const apparmorDenied: AuditCheck = {
   name: 'host.apparmor-denied',
   tool: null,
   debianPackage: null,
+  judges: 'host',
   run: denials,
 };
 
-export const hostChecks: AuditCheck[] = [deviceModes, apparmorEnabled, apparmorDenied];
+export const hostChecks: AuditCheck[] = [deviceModes, deviceAcls, apparmorEnabled, apparmorDenied];

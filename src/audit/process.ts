@@ -1,23 +1,30 @@
 // Checks on each QEMU process itself: who it runs as, what the kernel lets it do (capabilities, no_new_privs,
 // seccomp on every thread), QEMU's own -sandbox, its AppArmor label, its cgroup limits, the accelerator, and
-// whether guests share a user.
-import { readText } from '../procfs.js';
-import { finding, type AuditCheck, type Finding, type QemuProcess } from './types.js';
-
-export const CGROUP_ROOT = '/sys/fs/cgroup';
+// whether guests share a user. Each judges the facts live.ts read against the process's expectation: QEMU's
+// security documentation for `audit`, the installed unit for `status`.
+import { isOn } from './cmdline.js';
+import type { Expectation } from './expect.js';
+import { finding, type AuditCheck, type Finding, type QemuProcess, type Severity } from './types.js';
+import { plural } from '../words.js';
 
 const statusLine = (p: QemuProcess, key: string) =>
   `/proc/${p.pid}/status: ${key}:\t${p.status.get(key) ?? '(missing)'}`;
 
+interface Judged {
+  summary: string;
+  evidence: string;
+}
+
 /**
- * A check that judges each QEMU process on its own: `evidence` gives what was read for a process that falls
- * short, or undefined for one that does not; every such process gets one finding.
+ * A check that judges each QEMU process on its own: `judge` gives what is wrong and what was read for a process
+ * that falls short of its expectation, or undefined for one that does not; every such process gets one finding.
  */
 function eachProcess(
   name: string,
-  severity: Finding['severity'],
-  evidence: (p: QemuProcess) => string | undefined,
-  why: string | ((p: QemuProcess) => string),
+  severity: Severity,
+  judges: AuditCheck['judges'],
+  judge: (p: QemuProcess, want: Expectation) => Judged | undefined,
+  why: string | ((p: QemuProcess, want: Expectation) => string),
   bundle: string,
   answer: string | null,
 ): AuditCheck {
@@ -25,12 +32,25 @@ function eachProcess(
     name,
     tool: null,
     debianPackage: null,
-    run: (view) =>
+    judges,
+    run: (view, expect) =>
       view.processes.flatMap((p) => {
-        const e = evidence(p);
-        return e === undefined
+        const want = expect(p);
+        const j = judge(p, want);
+        return j === undefined
           ? []
-          : [finding(name, severity, p, e, typeof why === 'string' ? why : why(p), bundle, answer)];
+          : [
+              finding(
+                name,
+                severity,
+                p,
+                j.summary,
+                j.evidence,
+                typeof why === 'string' ? why : why(p, want),
+                bundle,
+                answer,
+              ),
+            ];
       }),
   };
 }
@@ -38,8 +58,25 @@ function eachProcess(
 const root = eachProcess(
   'process.root',
   'high',
-  (p) => (p.uids.some((u) => u === 0) ? statusLine(p, 'Uid') : undefined),
+  'process',
+  (p) => (p.uids.some((u) => u === 0) ? { summary: 'runs as root', evidence: statusLine(p, 'Uid') } : undefined),
   'QEMU must run as an unprivileged user: a guest that takes over device emulation acts as this process, and as root it owns the whole host.',
+  'Each guest runs as its own system user (qemu-NAME) created by sysusers.d, with device access through groups.',
+  null,
+);
+
+const user = eachProcess(
+  'process.user',
+  'high',
+  'process',
+  (p, want) => {
+    const u = want.user;
+    if (!u || u.uid === null || !p.uids.length || p.uids.some((x) => x === 0) || p.uids.every((x) => x === u.uid))
+      return undefined;
+    return { summary: `runs as uid ${p.uids.join('/')}, not ${u.name} (${u.uid})`, evidence: statusLine(p, 'Uid') };
+  },
+  (_p, want) =>
+    `The installed unit runs this guest as ${want.user?.name}, its own user; as another user it reaches what that user reaches, another guest's files included.`,
   'Each guest runs as its own system user (qemu-NAME) created by sysusers.d, with device access through groups.',
   null,
 );
@@ -47,7 +84,13 @@ const root = eachProcess(
 const capabilities = eachProcess(
   'process.capabilities',
   'high',
-  (p) => (/[1-9a-f]/i.test(p.status.get('CapEff') ?? '0') ? statusLine(p, 'CapEff') : undefined),
+  'process',
+  (p, want) => {
+    const capEff = p.status.get('CapEff') ?? '0';
+    return want.noCapabilities && /[1-9a-f]/i.test(capEff)
+      ? { summary: `holds capabilities (CapEff ${capEff})`, evidence: statusLine(p, 'CapEff') }
+      : undefined;
+  },
   'Capabilities are privileges the guest does not have; least privilege says QEMU should hold nothing the guest could not use itself.',
   'The unit empties CapabilityBoundingSet= and AmbientCapabilities=: QEMU runs with no capabilities at all.',
   null,
@@ -56,7 +99,11 @@ const capabilities = eachProcess(
 const noNewPrivs = eachProcess(
   'process.no-new-privs',
   'medium',
-  (p) => (p.status.get('NoNewPrivs') !== '1' ? statusLine(p, 'NoNewPrivs') : undefined),
+  'process',
+  (p, want) =>
+    want.noNewPrivs && p.status.has('NoNewPrivs') && p.status.get('NoNewPrivs') !== '1'
+      ? { summary: 'NoNewPrivs is off', evidence: statusLine(p, 'NoNewPrivs') }
+      : undefined,
   'Without no_new_privs a compromised QEMU can execute a setuid program or a file with capabilities and gain privileges the guest never had.',
   'The unit sets NoNewPrivileges=yes.',
   null,
@@ -65,11 +112,16 @@ const noNewPrivs = eachProcess(
 const seccomp = eachProcess(
   'process.seccomp',
   'high',
-  (p) => {
+  'process',
+  (p, want) => {
     const open = p.threadSeccomp.filter(([, v]) => v !== '2');
-    if (!open.length) return undefined;
+    if (!want.seccomp || !open.length) return undefined;
     const [tid, v] = open[0]!;
-    return `/proc/${p.pid}/task/${tid}/status: Seccomp:\t${v}${open.length > 1 ? ` (and ${open.length - 1} more of ${p.threadSeccomp.length} threads)` : ''}`;
+    const tids = open.slice(0, 8).map(([t]) => t);
+    return {
+      summary: `threads without a seccomp filter: ${tids.join(', ')}${open.length > tids.length ? ` and ${open.length - tids.length} more` : ''}`,
+      evidence: `/proc/${p.pid}/task/${tid}/status: Seccomp:\t${v}${open.length > 1 ? ` (and ${open.length - 1} more of ${p.threadSeccomp.length} threads)` : ''}`,
+    };
   },
   'A thread without a seccomp filter can make every host system call: a guest that escapes into it reaches the whole kernel attack surface.',
   'QEMU runs with -sandbox on and every sub-option denied, inside the unit’s own SystemCallFilter=: every thread is filtered.',
@@ -108,20 +160,25 @@ const SUB = [
   ],
 ] as const;
 
+/** Whether QEMU's seccomp sandbox is on: QEMU reads `enable` as a boolean, and anything but on, yes, true or y
+ * is not on (off, no, false and n turn it off; any other value keeps QEMU from starting at all). */
+export const sandboxOn = (p: QemuProcess) => isOn(p.cmd.sandbox?.opts.get('enable'));
+
 const sandbox: AuditCheck = {
   name: 'process.sandbox',
   tool: null,
   debianPackage: null,
+  judges: 'command line',
   run: (view) =>
     view.processes.flatMap((p): Finding[] => {
       const sb = p.cmd.sandbox;
-      const enable = sb?.opts.get('enable');
-      if (!sb || enable === 'off' || enable === 'false') {
+      if (!sb || !sandboxOn(p)) {
         return [
           finding(
             'process.sandbox',
             'high',
             p,
+            sb ? `QEMU's seccomp sandbox is off (-sandbox ${sb.raw})` : 'runs without -sandbox',
             sb ? `-sandbox ${sb.raw}` : `/proc/${p.pid}/cmdline: no -sandbox option`,
             'QEMU’s seccomp sandbox takes away the system calls QEMU does not need; without it a guest that escapes into QEMU can call every system call, the whole host kernel attack surface.',
             'QEMU runs with -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny.',
@@ -137,6 +194,7 @@ const sandbox: AuditCheck = {
             `process.sandbox-${opt}`,
             'medium',
             p,
+            `-sandbox ${opt}=${value}${sb.opts.has(opt) ? '' : ' (QEMU’s default)'}`,
             `-sandbox ${sb.raw}${sb.opts.has(opt) ? '' : ` (${opt} not given: QEMU's default is ${qemuDefault})`}`,
             `Weaker than the sandbox can be: ${why}.`,
             `The bundle denies ${opt} unless the answers accept the risk "${risk}" with a reason.`,
@@ -150,158 +208,123 @@ const sandbox: AuditCheck = {
 const apparmor = eachProcess(
   'process.apparmor',
   'medium',
-  (p) => {
+  'process',
+  (p, want) => {
+    if (!want.apparmor) return undefined;
     const label = p.apparmorLabel;
-    return label === 'unconfined' || /\(complain\)$/.test(label ?? '')
-      ? `/proc/${p.pid}/attr/current: ${label}`
-      : undefined;
+    const evidence = `/proc/${p.pid}/attr/current: ${label ?? '(unreadable)'}`;
+    const m = /^(.*?)(?: \((\w+)\))?$/.exec(label ?? '')!;
+    const [name, mode] = [m[1]!, m[2] ?? null];
+    const wanted = want.apparmor.profile;
+    if (wanted !== null) {
+      if (name !== wanted) return { summary: `AppArmor label ${name || 'none'}, not ${wanted}`, evidence };
+      if (mode !== 'enforce')
+        return { summary: `AppArmor profile ${wanted} in ${mode ?? 'unknown'} mode, not enforce`, evidence };
+      return undefined;
+    }
+    if (label === 'unconfined') return { summary: 'not confined by AppArmor', evidence };
+    if (mode === 'complain') return { summary: `AppArmor profile ${name} in complain mode`, evidence };
+    return undefined;
   },
-  (p) =>
-    p.apparmorLabel === 'unconfined'
+  (p, want) =>
+    p.apparmorLabel === 'unconfined' && want.apparmor?.profile === null
       ? 'Mandatory access control is what keeps a compromised QEMU away from host files and other guests’ images that plain file permissions leave open.'
-      : 'A profile in complain mode only logs: it keeps nothing from a compromised QEMU.',
+      : /\(complain\)$/.test(p.apparmorLabel ?? '')
+        ? 'A profile in complain mode only logs: it keeps nothing from a compromised QEMU.'
+        : 'The installed unit puts QEMU in its own enforced profile; in any other it reaches what that profile allows, or everything.',
   'Each guest gets its own enforced AppArmor profile that allows only its own disks, sockets and devices.',
   'guests.N.isolation.apparmor',
 );
-
-const readTrim = (path: string) => readText(path)?.trim();
-
-const UNLIMITED_V1 = 2n ** 62n;
-
-interface Limit {
-  /** The cgroup file that holds a finite limit, or undefined. */
-  file: string | undefined;
-  /** The cgroup (controller-relative path) that holds it. */
-  group: string | undefined;
-  /** What was read, for evidence. */
-  read: string;
-}
-
-/** The nearest finite limit at or above `path` in one hierarchy. */
-function nearestLimit(base: string, path: string, file: string, finite: (v: string) => boolean): Limit {
-  let cur = path;
-  let first: string | undefined;
-  for (;;) {
-    const f = `${base}${cur === '/' ? '' : cur}/${file}`;
-    const v = readTrim(f);
-    if (first === undefined) first = `${f}: ${v ?? '(missing)'}`;
-    if (v !== undefined && finite(v)) return { file: `${f}: ${v}`, group: cur, read: first };
-    if (cur === '/' || cur === '') return { file: undefined, group: undefined, read: first };
-    cur = cur.slice(0, cur.lastIndexOf('/')) || '/';
-  }
-}
-
-export interface CgroupFacts {
-  memory: Limit;
-  pids: Limit;
-  /** Set when the service manager placed the process in its own cgroup but the controller did not follow. */
-  noController: string | undefined;
-}
-
-export function cgroupFacts(p: QemuProcess, base = CGROUP_ROOT): CgroupFacts {
-  const lines = p.cgroupLines.map((l) => l.split(':'));
-  const v1 = (ctrl: string) =>
-    lines
-      .find((f) => f[1]!.split(',').includes(ctrl))
-      ?.slice(2)
-      .join(':');
-  const unified = lines
-    .find((f) => f[0] === '0' && f[1] === '')
-    ?.slice(2)
-    .join(':');
-  const managed = v1('name=systemd') ?? unified;
-  const memPath = v1('memory');
-  const pidsPath = v1('pids');
-  if (memPath !== undefined || pidsPath !== undefined) {
-    const memory =
-      memPath !== undefined
-        ? nearestLimit(
-            `${base}/memory`,
-            memPath,
-            'memory.limit_in_bytes',
-            (v) => /^\d+$/.test(v) && BigInt(v) < UNLIMITED_V1,
-          )
-        : { file: undefined, group: undefined, read: `/proc/${p.pid}/cgroup: no memory controller` };
-    const pids =
-      pidsPath !== undefined
-        ? nearestLimit(`${base}/pids`, pidsPath, 'pids.max', (v) => v !== 'max')
-        : { file: undefined, group: undefined, read: `/proc/${p.pid}/cgroup: no pids controller` };
-    const orphan = managed !== undefined && managed !== '/' && (memPath === '/' || pidsPath === '/');
-    return {
-      memory,
-      pids,
-      noController: orphan
-        ? `/proc/${p.pid}/cgroup: ${p.cgroupLines.filter((l) => /:(name=systemd|memory|pids):/.test(l)).join(' | ')}`
-        : undefined,
-    };
-  }
-  const path = unified ?? '/';
-  const own = `${base}${path === '/' ? '' : path}`;
-  const noController =
-    readTrim(`${own}/memory.max`) === undefined && path !== '/'
-      ? `/proc/${p.pid}/cgroup: 0::${path}; ${own}/memory.max does not exist`
-      : undefined;
-  return {
-    memory: nearestLimit(base, path, 'memory.max', (v) => v !== 'max'),
-    pids: nearestLimit(base, path, 'pids.max', (v) => v !== 'max'),
-    noController,
-  };
-}
 
 const cgroup: AuditCheck = {
   name: 'process.cgroup',
   tool: null,
   debianPackage: null,
-  run: (view) => {
-    const facts = new Map(view.processes.map((p) => [p.pid, cgroupFacts(p)]));
+  judges: 'process',
+  run: (view, expect) => {
     const out: Finding[] = [];
-    const orphans = view.processes.filter((p) => facts.get(p.pid)!.noController);
-    if (orphans.length)
-      out.push(
-        finding(
-          'host.cgroup-controllers',
-          'medium',
-          null,
-          `${facts.get(orphans[0]!.pid)!.noController}${orphans.length > 1 ? ` (and ${orphans.length - 1} more QEMU processes)` : ''}`,
-          'Resource limits are part of guest isolation: a guest must not be able to exceed them. Here the service manager put QEMU in its own cgroup, but the memory and pids controllers are not available to it, so no limit it is given is enforced.',
-          'The bundle’s units set MemoryMax= and TasksMax=; they take effect only where systemd has the memory and pids controllers (cgroup v2, or v1 with them mounted for systemd).',
-          null,
-        ),
-      );
-    for (const p of view.processes) {
-      const f = facts.get(p.pid)!;
-      if (f.noController) continue;
-      for (const [kind, limit] of [
-        ['memory', f.memory],
-        ['pids', f.pids],
+    // Processes whose cgroup has no memory or pids controller are reported once, for the host, by
+    // host.cgroup-controllers: their limits cannot be judged.
+    const judged = view.processes.filter((p) => p.cgroup && !p.cgroup.noController);
+    for (const p of judged) {
+      const f = p.cgroup!;
+      const want = expect(p);
+      for (const [kind, limit, wanted, own] of [
+        ['memory', f.memory, want.memory, f.own.memoryMax],
+        ['pids', f.pids, want.pids, f.own.pidsMax],
       ] as const) {
+        const name = `process.cgroup-${kind}`;
+        const file = kind === 'memory' ? 'memory.max' : 'pids.max';
+        const bundle =
+          kind === 'memory'
+            ? 'Each guest’s unit has its own MemoryMax= (guest RAM plus overhead) and MemorySwapMax=0.'
+            : 'Each guest’s unit has its own TasksMax=.';
+        const answer = kind === 'memory' ? 'guests.N.limits.memoryMaxMiB' : 'guests.N.limits.tasksMax';
+        if (wanted === undefined) continue;
+        if (wanted !== 'own') {
+          if (own === null || own === wanted) continue;
+          out.push(
+            finding(
+              name,
+              'medium',
+              p,
+              `${file} is ${own}, not ${wanted}`,
+              `${f.path ?? '?'}/${file}: ${own}`,
+              `The installed unit limits this guest's ${kind === 'memory' ? 'memory' : 'tasks'} to ${wanted}; the limit the kernel applies is another, so the guest is held to something other than what was installed.`,
+              bundle,
+              answer,
+            ),
+          );
+          continue;
+        }
         const sharedWith = limit.group
-          ? view.processes.filter(
-              (o) =>
-                o.pid !== p.pid &&
-                !facts.get(o.pid)!.noController &&
-                (kind === 'memory' ? facts.get(o.pid)!.memory : facts.get(o.pid)!.pids).group === limit.group,
+          ? judged.filter(
+              (o) => o.pid !== p.pid && (kind === 'memory' ? o.cgroup!.memory : o.cgroup!.pids).group === limit.group,
             )
           : [];
         if (limit.file && !sharedWith.length) continue;
         out.push(
           finding(
-            `process.cgroup-${kind}`,
+            name,
             'medium',
             p,
+            limit.file
+              ? `${kind} limit shared with ${sharedWith.map((o) => o.guest).join(', ')}`
+              : `no ${kind === 'memory' ? 'memory' : 'task'} limit`,
             limit.file ? `${limit.file} (shared with ${sharedWith.map((o) => o.guest).join(', ')})` : limit.read,
             limit.file
               ? `Guest isolation includes resource limits each guest cannot exceed; a ${kind} limit shared by several guests lets one of them starve the others.`
               : `Guest isolation includes resource limits each guest cannot exceed; without a ${kind === 'memory' ? 'memory' : 'task'} limit a guest that takes over QEMU can exhaust the host's ${kind === 'memory' ? 'memory' : 'process table'}.`,
-            kind === 'memory'
-              ? 'Each guest’s unit has its own MemoryMax= (guest RAM plus overhead) and MemorySwapMax=0.'
-              : 'Each guest’s unit has its own TasksMax=.',
-            kind === 'memory' ? 'guests.N.limits.memoryMaxMiB' : 'guests.N.limits.tasksMax',
+            bundle,
+            answer,
           ),
         );
       }
     }
     return out;
+  },
+};
+
+const cgroupControllers: AuditCheck = {
+  name: 'host.cgroup-controllers',
+  tool: null,
+  debianPackage: null,
+  judges: 'host',
+  run: (view) => {
+    const orphans = view.processes.filter((p) => p.cgroup?.noController);
+    if (!orphans.length) return [];
+    return [
+      finding(
+        'host.cgroup-controllers',
+        'medium',
+        null,
+        'QEMU runs in cgroups without the memory and pids controllers: no limit is enforced',
+        `${orphans[0]!.cgroup!.noController}${orphans.length > 1 ? ` (and ${plural(orphans.length - 1, 'more QEMU process', 'more QEMU processes')})` : ''}`,
+        'Resource limits are part of guest isolation: a guest must not be able to exceed them. Here the service manager put QEMU in its own cgroup, but the memory and pids controllers are not available to it, so no limit it is given is enforced.',
+        'The bundle’s units set MemoryMax= and TasksMax=; they take effect only where systemd has the memory and pids controllers (cgroup v2, or v1 with them mounted for systemd).',
+        null,
+      ),
+    ];
   },
 };
 
@@ -328,9 +351,10 @@ export function acceleratorOf(p: QemuProcess): { accel: 'kvm' | 'tcg'; evidence:
 const tcg = eachProcess(
   'process.tcg',
   'info',
+  'command line',
   (p) => {
     const a = acceleratorOf(p);
-    return a.accel === 'kvm' ? undefined : a.evidence;
+    return a.accel === 'kvm' ? undefined : { summary: 'runs guest code under TCG', evidence: a.evidence };
   },
   'Under TCG QEMU gives no isolation guarantee: its code generator and the device emulation used with it were not written to resist a malicious guest, and QEMU does not treat such bugs as security bugs. Everything around this process is a best-effort fence.',
   'The bundle uses KVM unless the answers choose the emulation use case and accept the risk "emulation".',
@@ -341,11 +365,12 @@ const sharedUid: AuditCheck = {
   name: 'process.shared-uid',
   tool: null,
   debianPackage: null,
+  judges: 'process',
   run: (view) => {
     const byUid = new Map<number, QemuProcess[]>();
     for (const p of view.processes) {
       const euid = p.uids[1];
-      if (euid === undefined || euid === 0) continue;
+      if (euid === undefined || euid === 0 || Number.isNaN(euid)) continue;
       byUid.set(euid, [...(byUid.get(euid) ?? []), p]);
     }
     return [...byUid.values()]
@@ -357,34 +382,37 @@ const sharedUid: AuditCheck = {
         const ownProfiles =
           labels.every((l) => l !== '' && l !== 'unconfined' && !/\(complain\)$/.test(l)) &&
           new Set(labels).size === labels.length;
-        return ps.map((p) =>
-          finding(
+        return ps.map((p) => {
+          const others = ps.filter((o) => o !== p);
+          const named = others.slice(0, 8).map((o) => `${o.guest} (pid ${o.pid})`);
+          const list = `${named.join(', ')}${others.length > named.length ? ` and ${others.length - named.length} more` : ''}`;
+          return finding(
             'process.shared-uid',
             ownProfiles ? 'medium' : 'high',
             p,
-            `${statusLine(p, 'Uid')} (also the user of ${ps
-              .filter((o) => o !== p)
-              .map((o) => `${o.guest} (pid ${o.pid})`)
-              .join(', ')})`,
+            `shares uid ${p.uids[1]} with ${list}`,
+            `${statusLine(p, 'Uid')} (also the user of ${list})`,
             ownProfiles
               ? 'Each QEMU should reach only its own guest’s resources; these guests share a user and only their AppArmor profiles keep them apart, so one profile mistake lets an escape reach the other guests’ files and processes.'
               : 'Each QEMU should reach only its own guest’s resources; guests under one user can read each other’s images and signal each other’s QEMU, so one escape reaches all of them.',
             'Each guest gets its own system user; no two guests share one.',
             null,
-          ),
-        );
+          );
+        });
       });
   },
 };
 
 export const processChecks: AuditCheck[] = [
   root,
+  user,
   capabilities,
   noNewPrivs,
   seccomp,
   sandbox,
   apparmor,
   cgroup,
+  cgroupControllers,
   tcg,
   sharedUid,
 ];

@@ -1,13 +1,14 @@
 // --answers-out: an answers document rebuilt from the running guests' command lines. What carries over safely
 // (name, vCPUs, memory, machine, firmware, disks with formats and read-only flags, network, display) is kept;
 // everything else is left at the bundle's secure default and listed, so the operator sees what changes.
-import { defaultTapDevice } from '../names.js';
-import { isSecuritySupportedMachine, SYSTEM_DIRS, underDir } from '../rules.js';
+import { defaultTapDevice, GUEST_NAME } from '../names.js';
+import { SYSTEM_DIRS, underDir } from '../places.js';
+import { isSecuritySupportedMachine } from '../rules.js';
 import { isOn } from './cmdline.js';
-import { localDisks, qcow2Backing } from './files.js';
-import { vncEndpoint } from './listeners.js';
-import { acceleratorOf } from './process.js';
-import type { QemuProcess } from './types.js';
+import { localDisks } from './files.js';
+import { vncAccess, vncEndpoint } from './listeners.js';
+import { acceleratorOf, sandboxOn } from './process.js';
+import { noFiles, type FileFacts, type QemuProcess } from './types.js';
 
 export interface NotCarried {
   guest: string;
@@ -18,9 +19,10 @@ export interface NotCarried {
 export interface Reconstructed {
   doc: { schemaVersion: number; useCase: string; guests: Record<string, unknown>[] };
   notCarried: NotCarried[];
+  /** The pid each guest of the document was rebuilt from, in the same order. */
+  pids: number[];
 }
 
-const NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$|^[a-z]$/;
 const ABS = (p: string) =>
   p.startsWith('/') &&
   p.length > 1 &&
@@ -38,7 +40,7 @@ function guestName(raw: string | undefined, pid: number, taken: Set<string>): st
     .replace(/^[^a-z]+/, '')
     .slice(0, 24)
     .replace(/-+$/, '');
-  if (!NAME.test(n)) n = `vm-${pid}`.slice(0, 24);
+  if (!GUEST_NAME.test(n)) n = `vm-${pid}`.slice(0, 24);
   let candidate = n;
   for (let i = 2; taken.has(candidate); i++)
     candidate = `${n.slice(0, 24 - String(i).length - 1).replace(/-+$/, '')}-${i}`;
@@ -50,7 +52,8 @@ function optionValues(p: QemuProcess, name: string): string[] {
   return p.cmd.options.filter((o) => o.name === name && o.value !== undefined).map((o) => o.value!);
 }
 
-export function reconstruct(processes: QemuProcess[]): Reconstructed {
+/** The answers rebuilt from the command lines; `files` holds what live.ts read of their images' headers. */
+export function reconstruct(processes: QemuProcess[], files: FileFacts = noFiles()): Reconstructed {
   const notCarried: NotCarried[] = [];
   const taken = new Set<string>();
   const writers = new Map<string, string>();
@@ -104,18 +107,21 @@ export function reconstruct(processes: QemuProcess[]): Reconstructed {
       note('firmware', `-bios ${p.cmd.bios} is not carried over; the distribution's SeaBIOS is used`);
 
     const disks: Record<string, unknown>[] = [];
-    for (const d of p.cmd.disks.filter((x) => !x.pflash && !localDisks(p).includes(x)))
+    const local = new Set(localDisks(p));
+    const attached = new Set<string>();
+    for (const d of p.cmd.disks.filter((x) => !x.pflash && !local.has(x)))
       note('disks', `${d.protocol} disk ${d.path}: network and other non-file disks are not carried over`);
-    for (const d of localDisks(p)) {
+    for (const d of local) {
       if (!ABS(d.path)) {
         note('disks', `${d.path}: not a normalised absolute path`);
         continue;
       }
-      if (disks.some((x) => x.path === d.path)) continue;
+      if (attached.has(d.path)) continue;
       const blockDevice = underDir(d.path, '/dev');
       let format = d.format;
       if (format === undefined) {
-        const header = qcow2Backing(d.path) !== undefined ? 'qcow2 with a backing file' : 'not read';
+        const b = files.backing.get(d.path);
+        const header = b && 'ok' in b && b.ok !== undefined ? 'qcow2 with a backing file' : 'not read';
         note(
           'disks',
           `${d.path}: no format was given, so QEMU guessed it (header: ${header}); it is attached as raw, which never follows a header a guest may have written. Set format to "qcow2" only if you created the image as qcow2`,
@@ -154,6 +160,7 @@ export function reconstruct(processes: QemuProcess[]): Reconstructed {
       }
       if (readOnly) readers.set(d.path, name);
       else writers.set(d.path, name);
+      attached.add(d.path);
       disks.push({ path: d.path, format, readOnly, ...(blockDevice ? { blockDevice: true } : {}) });
     }
     if (disks.length) g.disks = disks;
@@ -191,7 +198,7 @@ export function reconstruct(processes: QemuProcess[]): Reconstructed {
         );
     }
     const sb = p.cmd.sandbox;
-    if (!sb || sb.opts.get('enable') === 'off')
+    if (!sb || !sandboxOn(p))
       note(
         'isolation.sandbox',
         'ran without QEMU’s seccomp sandbox; the answers turn it on with every sub-option denied',
@@ -225,7 +232,11 @@ export function reconstruct(processes: QemuProcess[]): Reconstructed {
     }
     taps.add(tap);
   }
-  return { doc: { schemaVersion: 1, useCase: 'virtualization', guests }, notCarried };
+  return {
+    doc: { schemaVersion: 1, useCase: 'virtualization', guests },
+    notCarried,
+    pids: processes.map((p) => p.pid),
+  };
 }
 
 type Note = (choice: string, reason: string) => void;
@@ -274,12 +285,19 @@ function display(p: QemuProcess, note: Note): Record<string, unknown> {
     if (d.startsWith('unix:')) return { mode: 'vnc-unix' };
     const ep = vncEndpoint(d);
     const creds = p.cmd.tlsCreds.get(vnc.opts.get('tls-creds') ?? '');
-    if (ep && creds?.dir && ABS(creds.dir) && IP.test(ep.host) && ep.port <= 65535)
+    if (ep && creds?.type === 'tls-creds-x509' && creds.dir && ABS(creds.dir) && IP.test(ep.host) && ep.port <= 65535) {
+      if (!creds.verifyPeer)
+        note(
+          'display',
+          `-vnc ${vnc.raw}: its TLS credentials checked no client (verify-peer=off); the bundle's vnc-tls does, so a client now needs a certificate signed by the CA in ${creds.dir}`,
+        );
       return { mode: 'vnc-tls', listen: ep.host, port: ep.port, tlsDir: creds.dir };
+    }
     if (ep) {
+      const tls = vncAccess(p.cmd).tls;
       note(
         'display',
-        `-vnc ${vnc.raw}: VNC on the network without TLS is not carried over; the console is a unix socket only the guest's user can open (vnc-unix)`,
+        `-vnc ${vnc.raw}: VNC on the network ${tls === 'none' ? 'without TLS' : `with ${tls === 'unauthenticated' ? 'TLS that checks no client' : 'TLS credentials the bundle does not model'}`} is not carried over; the console is a unix socket only the guest's user can open (vnc-unix)`,
       );
       return { mode: 'vnc-unix' };
     }

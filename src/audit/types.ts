@@ -1,7 +1,11 @@
-// What every audit check shares: the facts read from /proc once, the shape of a finding, and the shape of a
-// check itself (data plus one function), the same shape the bundle checks use.
-import type { InetListener } from '../procfs.js';
+// The one model of a live QEMU that `audit` and `status` both judge (after systemd's analyze-security.c, which
+// gathers one SecurityInfo and runs one assessor table over it): the facts read from /proc, /sys and the files
+// a command line names, read once by live.ts; what the process is held to (expect.ts: QEMU's security
+// documentation for `audit`, the installed unit for `status`); and the shape of a finding and of a check.
+import type { InetListener, UnixSocket } from '../procfs.js';
+import type { FileFact, Within } from '../sidecar.js';
 import { redact, type QemuCommandLine } from './cmdline.js';
+import type { Expectation } from './expect.js';
 
 export type Severity = 'high' | 'medium' | 'low' | 'info';
 
@@ -12,6 +16,8 @@ export interface Finding {
   /** The guest's name from -name (or "pid N" when it has none); null for a finding about the host. */
   guest: string | null;
   pid: number | null;
+  /** What is wrong, in one line: "holds capabilities (CapEff 0000000000000400)". */
+  summary: string;
   /** The exact line (or file and value) that was read; secrets on a command line are redacted. */
   evidence: string;
   /** Why it matters, in the terms of QEMU's security documentation. */
@@ -22,36 +28,81 @@ export interface Finding {
   answer: string | null;
 }
 
-/** Something the audit could not read, and what it could therefore not check. */
+/** Something that could not be read, and what could therefore not be checked. */
 export interface Unseen {
   what: string;
   reason: string;
 }
 
-/** A listening TCP socket as /proc/PID/net/tcp{,6} shows it. */
-export type TcpListener = InetListener;
+/** Who a process runs as, and whether only the host's administrator could have started it so. */
+export interface Owner {
+  /** Real, effective, saved and file-system uid, as /proc/PID/status gives them. */
+  uids: number[];
+  gids: number[];
+  /** Supplementary groups. */
+  groups: number[];
+  /** The effective uid's name in /etc/passwd, or null when it has none there. */
+  user: string | null;
+  /**
+   * Every uid is a system uid (below the host's UID_MIN, or above UID_MAX and outside every subordinate range
+   * of /etc/subuid): no ordinary user of the host could have started the process as it runs.
+   */
+  system: boolean;
+}
+
+/** The cgroup limit nearest to a process: the file that holds a finite one, and the cgroup it belongs to. */
+export interface Limit {
+  file: string | undefined;
+  group: string | undefined;
+  /** What was read, for evidence. */
+  read: string;
+}
+
+export interface CgroupFacts {
+  /** The cgroup v2 path, or systemd's own on a hybrid host. */
+  path: string | null;
+  memory: Limit;
+  pids: Limit;
+  /** Set when the service manager placed the process in its own cgroup but the controller did not follow. */
+  noController: string | undefined;
+  /** memory.max, cpu.max and pids.max of the process's own cgroup, as read (null where absent). */
+  own: { memoryMax: string | null; cpuMax: string | null; pidsMax: string | null };
+}
 
 export interface QemuProcess {
   pid: number;
   /** -name guest=…, or "pid N". */
   guest: string;
   argv: string[];
+  /** The command line was longer than procfs's LIMITS.cmdline: argv holds its beginning only. */
+  argvTruncated: boolean;
   cmd: QemuCommandLine;
   /** The lines of /proc/PID/status that the checks use, by key. */
   status: Map<string, string>;
   uids: number[];
+  owner: Owner;
   /** Every thread's Seccomp line: [tid, value]. */
   threadSeccomp: [number, string][];
   /** /proc/PID/attr/current, or undefined when unreadable. */
   apparmorLabel: string | undefined;
   /** /proc/PID/cgroup lines. */
   cgroupLines: string[];
+  /** Its cgroup's limits, read from /sys/fs/cgroup; undefined for a command line judged on its own. */
+  cgroup: CgroupFacts | undefined;
   /** Paths the process holds open (readlink of /proc/PID/fd/*), or undefined when unreadable. */
   openFiles: string[] | undefined;
-  /** TCP sockets this process listens on (its own network namespace), or undefined when unreadable. */
-  listeners: TcpListener[] | undefined;
-  /** Unix socket paths this process listens on (from /proc/PID/net/unix through its fds). */
-  unixSockets: string[];
+  /** TCP sockets it listens on and UDP sockets it has bound (its own network namespace), or undefined. */
+  listeners: InetListener[] | undefined;
+  /** The unix sockets it holds with a path or an abstract name (from /proc/PID/net/unix through its fds). */
+  unixSockets: UnixSocket[];
+}
+
+/** What stat says about each path the command lines name (disks, sockets, their directories), and the qcow2
+ * backing file named in each image's header: read once, within the time allowed, by live.ts. */
+export interface FileFacts {
+  stat: Map<string, Within<FileFact>>;
+  /** The backing file a qcow2 header names: undefined for none, or why it was not read. */
+  backing: Map<string, Within<string | undefined>>;
 }
 
 export interface HostView {
@@ -59,22 +110,32 @@ export interface HostView {
   root: boolean;
   processes: QemuProcess[];
   unseen: Unseen[];
+  files: FileFacts;
+  /** Processes whose command line was not read in time, so whether they are QEMU is not known, with their
+   * /proc/PID/cgroup lines (status asks whose unit they are in). */
+  unread: { pid: number; cgroupLines: string[] }[];
 }
+
+/** Each process's expectation: the same for every process (audit), or its installed unit's (status). */
+export type Expect = (p: QemuProcess) => Expectation;
 
 export interface AuditCheck {
   name: string;
-  /** A program the check runs, or null when it only reads /proc, /sys and files. */
+  /** A program the check runs, or null when it only judges what live.ts read. */
   tool: string | null;
   /** The Debian package that brings the tool. */
   debianPackage: string | null;
-  /** The findings; what the check itself could not read it adds to view.unseen. */
-  run(view: HostView): Finding[];
+  /** What it judges: "process" facts, the "command line" alone (so an installed unit's too), or the "host". */
+  judges: 'process' | 'command line' | 'host';
+  /** The findings; what the check itself could not judge it adds to view.unseen. Reads nothing. */
+  run(view: HostView, expect: Expect): Finding[];
 }
 
 export function finding(
   check: string,
   severity: Severity,
   p: QemuProcess | null,
+  summary: string,
   evidence: string,
   why: string,
   bundle: string,
@@ -85,9 +146,45 @@ export function finding(
     severity,
     guest: p ? p.guest : null,
     pid: p ? p.pid : null,
+    summary: redact(summary),
     evidence: redact(evidence),
     why,
     bundle,
     answer,
+  };
+}
+
+export const noFiles = (): FileFacts => ({ stat: new Map(), backing: new Map() });
+
+/** A view of these processes alone, with nothing read of their files: for command lines judged on their own. */
+export const viewOf = (processes: QemuProcess[], root = true): HostView => ({
+  root,
+  processes,
+  unseen: [],
+  files: noFiles(),
+  unread: [],
+});
+
+/**
+ * A process known by its command line alone (from a corpus file, a preset, or an installed unit's ExecStart):
+ * no status, threads, label, cgroup, files or sockets were read, so only command-line checks say anything.
+ */
+export function commandLineOnly(pid: number, argv: string[], cmd: QemuCommandLine, guest: string): QemuProcess {
+  return {
+    pid,
+    guest,
+    argv,
+    argvTruncated: false,
+    cmd,
+    status: new Map(),
+    uids: [],
+    owner: { uids: [], gids: [], groups: [], user: null, system: true },
+    threadSeccomp: [],
+    apparmorLabel: undefined,
+    cgroupLines: [],
+    cgroup: undefined,
+    openFiles: undefined,
+    listeners: undefined,
+    unixSockets: [],
   };
 }

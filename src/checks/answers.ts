@@ -3,17 +3,26 @@
 // when it runs this check), so the checks import neither.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ANSWERS, type BundleFile } from '../bundle-layout.js';
+import { ANSWERS, README, readmeRunAs, type BundleFile } from '../bundle-layout.js';
 import { InputError } from '../errors.js';
 import type { Answers } from '../model.js';
 import type { BundleUnderCheck, Check, Outcome } from './check.js';
+import { plural } from '../words.js';
 
 export interface AnswersUnderCheck {
   dir: string;
   /** Parse and validate an answers document: throws InputError naming the field. */
   read(text: string, source: string): Answers;
-  plan(a: Answers): BundleFile[];
+  plan(a: Answers, o: { runAs?: string }): BundleFile[];
 }
+
+const readText = (path: string) => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+};
 
 export const answers: Check<AnswersUnderCheck, Outcome & { bundle?: BundleUnderCheck }> = {
   name: 'answers',
@@ -32,15 +41,13 @@ export const answers: Check<AnswersUnderCheck, Outcome & { bundle?: BundleUnderC
         ],
       };
     }
-    const expected = plan(a);
+    // The README writes qemu-harden the way it ran where the bundle was written; that one form is taken from the
+    // README itself, and everything else must be what the answers produce.
+    const readme = readText(join(dir, README));
+    const expected = plan(a, { runAs: readme === undefined ? undefined : readmeRunAs(readme) });
     const findings: Outcome['findings'] = [];
     for (const f of expected) {
-      let actual: string | undefined;
-      try {
-        actual = readFileSync(join(dir, f.path), 'utf8');
-      } catch {
-        actual = undefined;
-      }
+      const actual = readText(join(dir, f.path));
       if (actual !== f.content)
         findings.push({
           message:
@@ -52,7 +59,7 @@ export const answers: Check<AnswersUnderCheck, Outcome & { bundle?: BundleUnderC
     }
     return {
       status: findings.length ? 'failed' : 'passed',
-      detail: `${expected.length} files regenerated from ${ANSWERS}`,
+      detail: `${plural(expected.length, 'file')} regenerated from ${ANSWERS}`,
       findings,
       bundle: { dir, answers: a, expected },
     };

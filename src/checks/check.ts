@@ -1,6 +1,7 @@
 // A check is data plus one function: its name, the programs it runs and the Debian package that brings them, and
-// `run`. `verify` runs the bundle checks; `status` and `audit` run theirs on a live host with the same runner. A
-// check whose program is missing is reported as skipped, never as passed.
+// `run`. `verify` runs the bundle checks through runCheck; the checks of a live host have the same shape
+// (src/audit/types.ts) and one runner of their own for `audit` and `status` (src/audit/assess.ts). A check
+// whose program is missing is reported as skipped, never as passed.
 import type { BundleFile } from '../bundle-layout.js';
 import type { Answers } from '../model.js';
 import { which } from '../tools.js';

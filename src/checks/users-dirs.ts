@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import * as G from '../guest.js';
 import { readPasswd } from '../passwd.js';
-import { isSystemFile } from '../rules.js';
+import { isSystemFile } from '../places.js';
 import { run } from '../tools.js';
 import type { BundleUnderCheck, Check, Outcome } from './check.js';
+import { plural } from '../words.js';
 
 const SYSUSERS = 'root/etc/sysusers.d/qemu-harden.conf';
 const TMPFILES = 'root/etc/tmpfiles.d/qemu-harden.conf';
@@ -75,7 +76,7 @@ export const usersAndDirs: Check<BundleUnderCheck> = {
       }
       return {
         status: bad ? 'failed' : 'passed',
-        detail: `applied to a throwaway root holding ${standIns.size} stand-in files`,
+        detail: `applied to a throwaway root holding ${plural(standIns.size, 'stand-in file')}`,
         findings,
       };
     } finally {

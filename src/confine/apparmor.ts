@@ -10,6 +10,7 @@ import * as N from '../names.js';
 import type { Answers, Guest } from '../model.js';
 import { run } from '../tools.js';
 import type { ConfinementBackend } from './backend.js';
+import { plural } from '../words.js';
 
 const PROFILE_DIR = 'etc/apparmor.d';
 const profilePath = (guest: string) => `${PROFILE_DIR}/${N.profileName(guest)}`;
@@ -22,7 +23,7 @@ const confines = (g: Guest) => g.isolation.apparmor;
 /** What src/gen/apparmor.ts writes; plan.ts hands that module to `files`. */
 interface Text {
   abstraction(): string;
-  profile(g: Guest): string;
+  profile(a: Answers, g: Guest): string;
   guestRules(a: Answers, g: Guest): string;
   helperProfile(g: Guest, h: HelperKind): string;
   helperRules(g: Guest, h: HelperKind): string;
@@ -39,7 +40,7 @@ export const apparmor: ConfinementBackend<Text> = {
         {
           path: `root/${profilePath(g.name)}`,
           why: `AppArmor profile ${G.profileName(g)} for guest ${g.name}`,
-          text: (t: Text) => t.profile(g),
+          text: (t: Text) => t.profile(a, g),
         },
         {
           path: `root/${rulesPath(g.name)}`,
@@ -76,6 +77,7 @@ export const apparmor: ConfinementBackend<Text> = {
     `/${rulesPath(guest)}`,
     ...N.HELPER_KINDS.flatMap((k) => [`/${helperProfilePath(guest, k)}`, `/${helperRulesPath(guest, k)}`]),
   ],
+  sharedFiles: [`/${ABSTRACTION_PATH}`],
 
   unitLines: (g) => [
     'Confined by this guest’s AppArmor profile when AppArmor is enabled on the host.',
@@ -109,7 +111,7 @@ export const apparmor: ConfinementBackend<Text> = {
         if (r.exitCode !== 0 || lines.length > 0)
           findings.push({ message: lines.join('; ') || `exited ${r.exitCode}`, file: `root/${profile}` });
       }
-      return { status: findings.length ? 'failed' : 'passed', detail: `${profiles.length} profiles`, findings };
+      return { status: findings.length ? 'failed' : 'passed', detail: plural(profiles.length, 'profile'), findings };
     },
   },
 

@@ -23,6 +23,8 @@ export interface ConfinementBackend<Text = never> {
   files(a: Answers): ConfinementFile<Text>[];
   /** The host paths of the files it installs for one guest, by the guest's name, its helpers' among them. */
   guestFiles(guest: string): string[];
+  /** The host paths of the files it installs once, for all the guests it confines. */
+  sharedFiles: string[];
   /** The unit lines that put a confined guest's QEMU under it: a comment, then the settings. */
   unitLines(g: Guest): [comment: string, ...settings: string[]];
   /** The same for one of the guest's helper units (src/helpers/): each helper has a policy of its own. */

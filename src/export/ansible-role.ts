@@ -1,6 +1,13 @@
 // The Ansible role that `qemu-harden export ansible` writes, file by file. It is the same for every host and every
 // bundle: each host reads its own bundle (bundles/<inventory hostname>/ by default) when the play runs. Its steps
-// follow src/apply.ts, and it keeps the install record README.md describes (under "export ansible").
+// follow src/install/, and it keeps the install record docs/install.md describes (docs/ansible.md: the role).
+import { SIGNATURE_PATTERN } from '../bundle-layout.js';
+import * as N from '../names.js';
+import { GUEST_PLACEHOLDER, INSTALLABLE_TEMPLATE, installablePatterns } from '../install/paths.js';
+import { HOST_TRUST, NAMESPACE, SSH_KEYGEN_PACKAGE } from '../sshsig.js';
+
+/** A YAML block sequence of strings, each double-quoted (JSON's escapes are YAML's). */
+const yamlList = (items: string[]) => items.map((i) => `  - ${JSON.stringify(i)}`).join('\n');
 
 export const ROLE_FILES: Record<string, string> = {
   'defaults/main.yml': String.raw`---
@@ -13,6 +20,13 @@ qemu_harden_start: true
 qemu_harden_record: /var/lib/qemu-harden/.installed
 # Replaced and removed files are kept here, under the UTC time of the run, at their host path.
 qemu_harden_backups: /var/backups/qemu-harden
+# The team's allowed_signers (OpenSSH's format), written by qemu-harden export --signers. While it exists, each host
+# checks with its own ssh-keygen that its bundle is signed by keys this file allows, before anything on it changes,
+# and gets it installed as ${HOST_TRUST}: the host is enrolled, and qemu-harden apply there checks it too.
+# A host enrolled already also holds the bundle to its own file, whatever this one says.
+qemu_harden_allowed_signers: "{{ playbook_dir }}/allowed_signers"
+# How many distinct keys each trust file allows must have signed the bundle.
+qemu_harden_require_signatures: 1
 `,
   'vars/main.yml': String.raw`---
 # Where the bundle installed before is recorded: current, or previous when an install stopped between moving
@@ -32,8 +46,22 @@ qemu_harden_installed: >-
 qemu_harden_backed_up: "{{ qemu_harden_installed | selectattr('backup_file', 'defined') | list }}"
 # Whether the host files are copied from the bundle staged on the host (see the install tasks).
 qemu_harden_from_stage: "{{ qemu_harden_record_moves and not ansible_check_mode and not ansible_diff_mode }}"
-# The bundle packed on the controller for its one trip to the host.
-qemu_harden_archive: "{{ lookup('ansible.builtin.env', 'TMPDIR') | default('/tmp', true) }}/qemu-harden-{{ inventory_hostname }}-{{ qemu_harden_to[:16] }}.tar"
+# The only host paths a bundle installs (qemu-harden's src/install/paths.ts): these once per host, these per
+# guest (${GUEST_PLACEHOLDER} stands for the guest's name, which must be a name qemu-harden gives). Any other file
+# under root/ fails the host before anything on it changes, and a recorded file outside them is never removed.
+qemu_harden_installable_shared:
+${yamlList(INSTALLABLE_TEMPLATE.shared)}
+qemu_harden_installable_guest:
+${yamlList(INSTALLABLE_TEMPLATE.guest)}
+qemu_harden_guest_name: ${JSON.stringify(N.GUEST_NAME.source)}
+# Where a bundle keeps the signatures of its manifest (qemu-harden sign): the only files it holds unlisted.
+qemu_harden_signature_path: ${JSON.stringify(SIGNATURE_PATTERN)}
+qemu_harden_signatures: >-
+  {{ qemu_harden_tree | selectattr('state', 'equalto', 'file') | map(attribute='path')
+     | select('match', qemu_harden_signature_path) | list }}
+# The same as regular expressions, for the files an earlier bundle installed (whose guests are not read again).
+qemu_harden_installable_patterns:
+${yamlList(installablePatterns())}
 # The files each activation step reads.
 qemu_harden_sysusers_files: "{{ qemu_harden_new.keys() | select('match', '^/etc/sysusers\\.d/[^/]+\\.conf$') | sort }}"
 qemu_harden_tmpfiles_files: "{{ qemu_harden_new.keys() | select('match', '^/etc/tmpfiles\\.d/[^/]+\\.conf$') | sort }}"
@@ -61,7 +89,8 @@ dependencies: []
   'tasks/main.yml': String.raw`---
 # Install this host's qemu-harden bundle the way qemu-harden apply does, and keep the same install record
 # (/var/lib/qemu-harden/.installed), so that apply and this role can take turns on one host.
-# Nothing on the host changes before the bundle has been checked against its manifest on the controller.
+# Nothing on the host changes before the bundle has been checked against its manifest on the controller and, when
+# there is a trust file (the team's, or the host's own), its signatures on the host.
 
 - name: Read the bundle on the controller
   ansible.builtin.set_fact:
@@ -104,9 +133,37 @@ dependencies: []
       {%- for f in qemu_harden_tree -%}
       {%- if f.state != 'file' -%}
       {%- set _ = out.append(f.path ~ ': a ' ~ f.state ~ ', not a regular file') -%}
-      {%- elif f.path != 'MANIFEST.sha256' and f.path not in qemu_harden_listed -%}
+      {%- elif f.path != 'MANIFEST.sha256' and f.path not in qemu_harden_listed and f.path not in qemu_harden_signatures -%}
       {%- set _ = out.append(f.path ~ ': not listed in the manifest') -%}
       {%- endif -%}
+      {%- endfor -%}
+      {{ out }}
+
+- name: Check that the bundle installs only the files qemu-harden installs
+  ansible.builtin.assert:
+    that: qemu_harden_foreign | length == 0
+    quiet: true
+    fail_msg: >-
+      {{ qemu_harden_bundle }} holds files qemu-harden never installs; nothing was changed on this host:
+      {{ qemu_harden_foreign | join('; ') }}
+  vars:
+    qemu_harden_named: >-
+      {{ (lookup('ansible.builtin.file', qemu_harden_bundle ~ '/answers.json') | from_json).guests | default([])
+         | map(attribute='name') | list }}
+    qemu_harden_foreign: >-
+      {%- set out = [] -%}
+      {%- set allowed = qemu_harden_installable_shared + [] -%}
+      {%- for g in qemu_harden_named -%}
+      {%- if g is string and g is match(qemu_harden_guest_name) -%}
+      {%- for p in qemu_harden_installable_guest -%}
+      {%- set _ = allowed.append(p | replace('${GUEST_PLACEHOLDER}', g)) -%}
+      {%- endfor -%}
+      {%- else -%}
+      {%- set _ = out.append('answers.json: ' ~ (g | string | to_json) ~ ' is not a guest name qemu-harden gives') -%}
+      {%- endif -%}
+      {%- endfor -%}
+      {%- for e in qemu_harden_entries if e.path.startswith('root/') and e.path[4:] not in allowed -%}
+      {%- set _ = out.append(e.path ~ ': not a path qemu-harden installs') -%}
       {%- endfor -%}
       {{ out }}
 
@@ -122,6 +179,100 @@ dependencies: []
     qemu_harden_to: "{{ qemu_harden_manifest | hash('sha256') }}"
     qemu_harden_to_sha1: "{{ qemu_harden_manifest | hash('sha1') }}"
     qemu_harden_guests: "{{ (lookup('ansible.builtin.file', qemu_harden_bundle ~ '/answers.json') | from_json).guests | map(attribute='name') | list }}"
+
+- name: Look for the host's own allowed_signers (an enrolled host)
+  ansible.builtin.stat:
+    path: ${HOST_TRUST}
+    get_checksum: false
+  register: qemu_harden_enrolled
+
+# The check runs on the host, with the host's ssh-keygen and its own trust file: the controller's word that a
+# bundle is signed is not enough. It runs under --check too, in a private directory it removes.
+- name: Check the bundle's signatures on the host before changing anything
+  when: qemu_harden_enrolled.stat.exists or qemu_harden_allowed_signers is file
+  block:
+    - name: Make a private directory on the host for the signature check
+      ansible.builtin.tempfile:
+        state: directory
+        prefix: qemu-harden-signatures-
+      register: qemu_harden_signature_dir
+      # A private directory of this check alone, removed at its end: the host's state does not change.
+      changed_when: false
+      check_mode: false
+
+    - name: Copy the manifest, its signatures and the team's allowed_signers to the host
+      ansible.builtin.copy:
+        src: "{{ item.src }}"
+        dest: "{{ qemu_harden_signature_dir.path }}/{{ item.dest }}"
+        mode: "0600"
+      loop: >-
+        {%- set out = [{'src': qemu_harden_bundle ~ '/MANIFEST.sha256', 'dest': 'MANIFEST.sha256'}] -%}
+        {%- for f in qemu_harden_signatures -%}
+        {%- set _ = out.append({'src': qemu_harden_bundle ~ '/' ~ f, 'dest': f | basename}) -%}
+        {%- endfor -%}
+        {%- if qemu_harden_allowed_signers is file -%}
+        {%- set _ = out.append({'src': qemu_harden_allowed_signers, 'dest': 'team_allowed_signers'}) -%}
+        {%- endif -%}
+        {{ out }}
+      loop_control:
+        label: "{{ item.dest }}"
+      register: qemu_harden_signature_copies
+      changed_when: false
+      check_mode: false
+
+    - name: Judge the signatures with ssh-keygen on the host
+      ansible.builtin.script:
+        cmd: >-
+          check-signatures.sh {{ qemu_harden_signature_dir.path | quote }} {{ qemu_harden_require_signatures | int }}
+          {{ '${HOST_TRUST}' if qemu_harden_enrolled.stat.exists else '' }}
+          {{ (qemu_harden_signature_dir.path ~ '/team_allowed_signers') | quote if qemu_harden_allowed_signers is file else '' }}
+        executable: /bin/sh
+      register: qemu_harden_signature_check
+      changed_when: false
+      failed_when: false
+      check_mode: false
+
+    - name: Refuse a bundle that is not signed as this host requires
+      ansible.builtin.assert:
+        that:
+          # The manifest judged is the one the controller checked every file against.
+          - qemu_harden_signature_copies.results[0].checksum == qemu_harden_to_sha1
+          - qemu_harden_signature_check.rc == 0
+        quiet: true
+        fail_msg: >-
+          {{ qemu_harden_bundle }} is not signed as this host requires; nothing was changed on this host:
+          {{ (qemu_harden_signature_check.stdout_lines | default([])) | join('; ') or 'MANIFEST.sha256 changed while it was checked' }}
+
+    - name: Say who signed the bundle
+      ansible.builtin.debug:
+        msg: "{{ qemu_harden_signature_check.stdout_lines }}"
+  always:
+    - name: Remove the private directory of the signature check
+      ansible.builtin.file:
+        path: "{{ qemu_harden_signature_dir.path }}"
+        state: absent
+      changed_when: false
+      check_mode: false
+      when: qemu_harden_signature_dir.path is defined
+
+- name: Enroll the host in the team's allowed_signers
+  when: qemu_harden_allowed_signers is file
+  block:
+    - name: Create ${HOST_TRUST.slice(0, HOST_TRUST.lastIndexOf('/'))}
+      ansible.builtin.file:
+        path: ${HOST_TRUST.slice(0, HOST_TRUST.lastIndexOf('/'))}
+        state: directory
+        owner: root
+        group: root
+        mode: "0755"
+
+    - name: Install the team's allowed_signers as ${HOST_TRUST}
+      ansible.builtin.copy:
+        src: "{{ qemu_harden_allowed_signers }}"
+        dest: ${HOST_TRUST}
+        owner: root
+        group: root
+        mode: "0644"
 
 - name: Look at the installed files and the install record
   ansible.builtin.find:
@@ -191,7 +342,7 @@ dependencies: []
       {%- for manifest in [qemu_harden_old_manifest, qemu_harden_next_manifest] if manifest.content is defined -%}
       {%- for line in (manifest.content | b64decode).split('\n') -%}
       {%- set m = line | regex_search('^[0-9a-f]{64}  root(/.+)$', '\\1') -%}
-      {%- if m and m[0] not in qemu_harden_new and m[0] not in out and not ((m[0] ~ '/') is search('/\\.{0,2}/')) -%}
+      {%- if m and m[0] not in qemu_harden_new and m[0] not in out and m[0] is match('^(?:' ~ (qemu_harden_installable_patterns | join('|')) ~ ')$') -%}
       {%- set _ = out.append(m[0]) -%}
       {%- endif -%}
       {%- endfor -%}
@@ -229,19 +380,27 @@ dependencies: []
         - { path: "{{ qemu_harden_record }}/next", mode: "0700" }
       when: item.path.endswith('/next') or item.path not in qemu_harden_host
 
+    # A directory of its own on the controller (mkdtemp: a name no one can guess or create first, root's alone).
+    - name: Make a private directory on the controller for the packed bundle
+      ansible.builtin.tempfile:
+        state: directory
+        prefix: qemu-harden-
+      register: qemu_harden_pack
+      delegate_to: localhost
+
     - name: Pack the checked files of the bundle on the controller
       community.general.archive:
         path: >-
-          {{ [qemu_harden_bundle] | product(qemu_harden_entries | map(attribute='path') | list + ['MANIFEST.sha256'])
+          {{ [qemu_harden_bundle] | product(qemu_harden_entries | map(attribute='path') | list + ['MANIFEST.sha256'] + qemu_harden_signatures)
              | map('join', '/') | list }}
-        dest: "{{ qemu_harden_archive }}"
+        dest: "{{ qemu_harden_pack.path }}/bundle.tar"
         format: tar
         mode: "0600"
       delegate_to: localhost
 
     - name: Copy the bundle into the staging directory
       ansible.builtin.unarchive:
-        src: "{{ qemu_harden_archive }}"
+        src: "{{ qemu_harden_pack.path }}/bundle.tar"
         dest: "{{ qemu_harden_record }}/next"
         owner: root
         group: root
@@ -252,12 +411,33 @@ dependencies: []
       ansible.builtin.command:
         argv: [find, "{{ qemu_harden_record }}/next", -type, d, -exec, chmod, "0700", "{}", +]
       changed_when: false
+
+    # What the host installs from is checked on the host against the manifest whose signatures it judged.
+    - name: Check the staged bundle against the signed manifest on the host
+      when: qemu_harden_signature_check.rc is defined
+      block:
+        - name: Read the staged manifest's checksum
+          ansible.builtin.stat:
+            path: "{{ qemu_harden_record }}/next/MANIFEST.sha256"
+            checksum_algorithm: sha1
+          register: qemu_harden_staged_manifest
+
+        - name: Check every staged file against it (sha256sum --check)
+          ansible.builtin.command:
+            argv: [sha256sum, --check, --strict, --quiet, MANIFEST.sha256]
+            chdir: "{{ qemu_harden_record }}/next"
+          changed_when: false
+          failed_when: >-
+            qemu_harden_staged_files.rc != 0
+            or qemu_harden_staged_manifest.stat.checksum | default('') != qemu_harden_to_sha1
+          register: qemu_harden_staged_files
   always:
     - name: Remove the packed bundle from the controller
       ansible.builtin.file:
-        path: "{{ qemu_harden_archive }}"
+        path: "{{ qemu_harden_pack.path }}"
         state: absent
       delegate_to: localhost
+      when: qemu_harden_pack.path is defined
 
 - name: Start the install in the record's journal
   ansible.builtin.copy:
@@ -442,6 +622,82 @@ dependencies: []
   ansible.builtin.debug:
     msg: "Their unit or profile changed; restart them to put it in force: systemctl restart {{ qemu_harden_restart | join(' ') }}"
   when: not qemu_harden_start and qemu_harden_restart | length > 0
+`,
+  'files/check-signatures.sh': String.raw`#!/bin/sh
+# Judge the signatures of a qemu-harden bundle's manifest on this host, with this host's ssh-keygen (the same
+# checks as qemu-harden apply, src/sshsig.ts): every allowed_signers file named must find at least REQUIRED distinct
+# keys it allows among the signatures, in namespace "${NAMESPACE}". ssh-keygen judges principals and key options
+# (namespaces=, valid-after=, valid-before=, cert-authority); nothing here reads a key.
+#
+#   check-signatures.sh DIR REQUIRED ALLOWED_SIGNERS...
+#
+# DIR holds MANIFEST.sha256 and the signatures, *.sig. One line per signature and trust file; exit 0 when every
+# trust file is satisfied, 1 when one is not.
+set -u
+dir=$1
+need=$2
+shift 2
+if ! command -v ssh-keygen >/dev/null 2>&1; then
+  echo "ssh-keygen is not installed on this host (Debian package ${SSH_KEYGEN_PACKAGE}): the signatures cannot be checked"
+  exit 1
+fi
+nl='
+'
+status=0
+signed=''
+for sig in "$dir"/*.sig; do
+  [ -f "$sig" ] && signed=yes
+done
+[ -n "$signed" ] || echo "signatures: none: the bundle is not signed"
+for trust in "$@"; do
+  case $trust in
+  "$dir"/*) label="the team's allowed_signers" ;;
+  *) label=$trust ;;
+  esac
+  keys=''
+  count=0
+  for sig in "$dir"/*.sig; do
+    [ -f "$sig" ] || continue
+    name="signatures/${'${sig##*/}'}"
+    if ! principals=$(ssh-keygen -Y find-principals -s "$sig" -f "$trust" 2>&1); then
+      echo "$label: $name: not made by a key it allows: $(echo "$principals" | tr '\n' ' ')"
+      continue
+    fi
+    good=''
+    out=''
+    # Principals are patterns: split on lines only, never expanded as file names.
+    set -f
+    old_ifs=$IFS
+    IFS=$nl
+    for p in $principals; do
+      if out=$(ssh-keygen -Y verify -f "$trust" -I "$p" -n ${NAMESPACE} -s "$sig" <"$dir/MANIFEST.sha256" 2>&1); then
+        good=$out
+        break
+      fi
+    done
+    IFS=$old_ifs
+    set +f
+    if [ -z "$good" ]; then
+      echo "$label: $name: not a good signature of this MANIFEST.sha256: $(echo "$out" | tr '\n' ' ')"
+      continue
+    fi
+    good=$(echo "$good" | grep '^Good ')
+    key=${'${good##* key }'}
+    case "$nl$keys$nl" in
+    *"$nl$key$nl"*) ;;
+    *)
+      keys="$keys$nl$key"
+      count=$((count + 1))
+      ;;
+    esac
+    echo "$label: $name: $good"
+  done
+  if [ "$count" -lt "$need" ]; then
+    echo "$label: requires $need distinct signers it allows; $count signed"
+    status=1
+  fi
+done
+exit $status
 `,
   'handlers/main.yml': String.raw`---
 # The activation steps, each run only when a file it reads changed, in this order: users before the directories

@@ -1,12 +1,18 @@
 // `qemu-harden export ansible`: an Ansible role, an example playbook and inventory, and a copy of each host's
 // bundle, written to one directory. Ansible then moves the bundles; the role installs each host's bundle with
-// Ansible's own modules and keeps the same install record as `apply`, so the two can take turns on a host.
-import { readFileSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
-import { ANSWERS, type BundleFile } from '../bundle-layout.js';
-import { checkManifest, walk, writeBundle } from '../bundle.js';
+// Ansible's own modules and keeps the same install record as `apply`, so the two can take turns on a host. With
+// --signers, each bundle must be signed as that allowed_signers file requires (checked here first, and again by each
+// host with its own ssh-keygen), the export carries the signatures and the file, and the role enrolls every host.
+import { statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import type { DirFile } from '../atomic.js';
+import { MANIFEST } from '../bundle-layout.js';
+import { writeBundle } from '../bundle.js';
 import { InputError } from '../errors.js';
-import { guestNames } from '../record.js';
+import { visible } from '../escape.js';
+import { admit, APPLY_ADMISSION, describeRefusals } from '../install/admit.js';
+import { readBundleDir, type Bundle } from '../install/bundle.js';
+import { checkSigned, readSignersFile, requiredSigners, type Trust } from '../sshsig.js';
 import { ROLE_FILES } from './ansible-role.js';
 
 const ROLE_DIR = 'roles/qemu_harden';
@@ -18,6 +24,8 @@ interface HostBundle {
   /** The bundle directory given on the command line. */
   bundle: string;
   guests: string[];
+  /** Its files as read and admitted: what the export copies. */
+  read: Bundle;
 }
 
 /** A name the INI inventory, the YAML inventory and a directory name all take as it is. */
@@ -38,7 +46,7 @@ function pairHosts(positional: string[], hostFlags: string[]): { host: string; b
     }),
   ];
   if (pairs.length === 0)
-    throw new InputError('export ansible needs at least one bundle: qemu-harden export ansible BUNDLE... --out DIR');
+    throw new InputError('export ansible needs at least one bundle: BUNDLE... or --host NAME=BUNDLE');
   const seen = new Map<string, string>();
   for (const p of pairs) {
     if (!HOST_NAME.test(p.host))
@@ -53,7 +61,15 @@ function pairHosts(positional: string[], hostFlags: string[]): { host: string; b
   return pairs;
 }
 
-function readHostBundle(p: { host: string; bundle: string; arg: string }): HostBundle {
+/**
+ * Read a host's bundle and admit it as apply does (its manifest, only paths qemu-harden installs, every file
+ * regenerated from its answers.json): the role checks the manifest and the paths again on the controller when it
+ * runs, but cannot regenerate the files.
+ */
+async function readHostBundle(
+  p: { host: string; bundle: string; arg: string },
+  signing: { trust: Trust; required: number } | undefined,
+): Promise<HostBundle> {
   let isDir: boolean;
   try {
     isDir = statSync(p.bundle).isDirectory();
@@ -61,18 +77,22 @@ function readHostBundle(p: { host: string; bundle: string; arg: string }): HostB
     isDir = false;
   }
   if (!isDir) throw new InputError(`${p.arg}: ${p.bundle} is not a directory`);
-  const problems = checkManifest(p.bundle);
-  if (problems.length > 0)
-    throw new InputError(
-      `${p.arg}: ${p.bundle} does not match its manifest; nothing was written:\n${problems.map((x) => `  ${x.path}: ${x.problem}`).join('\n')}`,
-    );
-  let guests: string[];
-  try {
-    guests = guestNames(p.bundle);
-  } catch {
-    throw new InputError(`${p.arg}: ${join(p.bundle, ANSWERS)} is not a qemu-harden answers file`);
+  const read = readBundleDir(p.bundle);
+  if (signing) {
+    const { problems } = await checkSigned(read, [signing.trust], signing.required);
+    if (problems.length)
+      throw new InputError(
+        `${visible(p.arg)}: ${visible(p.bundle)} does not pass the signature check against ${visible(signing.trust.shown)}; nothing was written:\n${problems.map((x) => `  ${visible(x.path)}: ${visible(x.problem)}`).join('\n')}`,
+      );
   }
-  return { host: p.host, bundle: p.bundle, guests };
+  const { refusals } = await admit(read, APPLY_ADMISSION);
+  if (refusals.length > 0)
+    throw new InputError(
+      refusals[0]!.check.name === 'manifest'
+        ? `${p.arg}: ${p.bundle} does not match its manifest; nothing was written:\n${refusals[0]!.problems.map((x) => `  ${x.path}: ${x.problem}`).join('\n')}`
+        : `${p.arg}: ${p.bundle} is refused; nothing was written: ${describeRefusals(refusals)}`,
+    );
+  return { host: p.host, bundle: p.bundle, guests: read.guests.map((g) => g.name), read };
 }
 
 function inventory(hosts: HostBundle[]): string {
@@ -87,7 +107,7 @@ function inventory(hosts: HostBundle[]): string {
   ].join('\n');
 }
 
-const PLAYBOOK = `---
+const playbook = (required: number | undefined) => `---
 # Install each host's qemu-harden bundle: ansible-playbook -i inventory.ini site.yml --check --diff, then without --check.
 - name: Install each host's qemu-harden bundle
   hosts: qemu_harden
@@ -96,9 +116,16 @@ const PLAYBOOK = `---
   force_handlers: true
   roles:
     - role: qemu_harden
-`;
+${
+  required === undefined
+    ? ''
+    : `      vars:
+        # Distinct keys allowed_signers allows that must have signed each host's bundle.
+        qemu_harden_require_signatures: ${required}
+`
+}`;
 
-function readme(hosts: HostBundle[]): string {
+function readme(hosts: HostBundle[], signed: boolean): string {
   return [
     '# qemu-harden bundles for Ansible',
     '',
@@ -120,6 +147,13 @@ function readme(hosts: HostBundle[]): string {
     '',
     "1. checks every file of the host's bundle against its `MANIFEST.sha256` on the controller; a bundle that",
     '   does not match fails that host before anything on it changes, and the other hosts go on;',
+    ...(signed
+      ? [
+          "   then, on the host, with the host's own `ssh-keygen`, that the manifest is signed by keys `allowed_signers`",
+          '   allows (and, on a host enrolled already, keys its own `/etc/qemu-harden/allowed_signers` allows), and',
+          '   installs `allowed_signers` there: the host is enrolled, and `qemu-harden apply` on it checks signatures too;',
+        ]
+      : []),
     '2. copies the bundle into the install record, `/var/lib/qemu-harden/.installed/` (the same record',
     "   `qemu-harden apply` keeps), and writes the record's journal before the first host file changes;",
     '3. installs the files under `root/` that differ, `root:root 0644`; stops and disables the units of guests that',
@@ -143,13 +177,36 @@ interface ExportResult {
   out: string;
   hosts: HostBundle[];
   files: number;
+  /** The --signers file every host is enrolled in, as printed; absent without one. */
+  trust?: string;
 }
 
-export function exportAnsible(positional: string[], hostFlags: string[], outDir: string, force: boolean): ExportResult {
-  const hosts = pairHosts(positional, hostFlags).map(readHostBundle);
-  const files: BundleFile[] = [
-    { path: 'README.md', mode: 0o644, content: readme(hosts), why: 'how to run the playbook' },
-    { path: 'site.yml', mode: 0o644, content: PLAYBOOK, why: 'the example playbook' },
+export async function exportAnsible(
+  positional: string[],
+  hostFlags: string[],
+  outDir: string,
+  force: boolean,
+  signingOptions: { signersFile?: string; require?: string } = {},
+): Promise<ExportResult> {
+  const signing =
+    signingOptions.signersFile === undefined
+      ? undefined
+      : { trust: readSignersFile(signingOptions.signersFile), required: requiredSigners(signingOptions.require) };
+  const hosts: HostBundle[] = [];
+  for (const p of pairHosts(positional, hostFlags)) hosts.push(await readHostBundle(p, signing));
+  const files: (DirFile & { why: string })[] = [
+    { path: 'README.md', mode: 0o644, content: readme(hosts, !!signing), why: 'how to run the playbook' },
+    { path: 'site.yml', mode: 0o644, content: playbook(signing?.required), why: 'the example playbook' },
+    ...(signing
+      ? [
+          {
+            path: 'allowed_signers',
+            mode: 0o644,
+            content: signing.trust.text,
+            why: 'the team’s trust file, installed on every host',
+          },
+        ]
+      : []),
     { path: 'inventory.ini', mode: 0o644, content: inventory(hosts), why: 'the example inventory' },
     ...Object.entries(ROLE_FILES).map(([path, content]) => ({
       path: `${ROLE_DIR}/${path}`,
@@ -159,13 +216,8 @@ export function exportAnsible(positional: string[], hostFlags: string[], outDir:
     })),
   ];
   for (const h of hosts)
-    for (const rel of walk(h.bundle))
-      files.push({
-        path: `${BUNDLES_DIR}/${h.host}/${rel}`,
-        mode: statSync(join(h.bundle, rel)).mode & 0o777,
-        content: readFileSync(join(h.bundle, rel), 'utf8'),
-        why: `${h.host}'s bundle`,
-      });
+    for (const [rel, content] of [...h.read.files, ...h.read.signatures, [MANIFEST, h.read.manifest] as const])
+      files.push({ path: `${BUNDLES_DIR}/${h.host}/${rel}`, mode: 0o644, content, why: `${h.host}'s bundle` });
   writeBundle(outDir, files, force);
-  return { out: outDir, hosts, files: files.length };
+  return { out: outDir, hosts, files: files.length, trust: signing && visible(signing.trust.shown) };
 }

@@ -7,6 +7,7 @@ import * as G from '../guest.js';
 import type { HelperKind } from '../helpers/helper.js';
 import { helpersOf } from '../helpers/index.js';
 import type { Answers, Guest } from '../model.js';
+import { RELEASES } from '../releases.js';
 
 const HEADER = `${GENERATED}\n`;
 
@@ -47,8 +48,13 @@ export function abstraction(): string {
 `;
 }
 
-export function profile(g: Guest): string {
-  return `${HEADER}abi <abi/3.0>,
+/**
+ * The profile declares the newest feature ABI the target's parser ships. On a kernel that mediates more than that
+ * ABI's features (AppArmor 4's abi on Ubuntu's kernels mediates unix sockets), the rules file's unix rule is what
+ * lets QEMU serve its QMP, serial, VNC and SPICE sockets.
+ */
+export function profile(a: Answers, g: Guest): string {
+  return `${HEADER}abi <abi/${RELEASES[a.host.target].apparmorAbi}>,
 
 include <tunables/global>
 
@@ -137,7 +143,7 @@ export function guestRules(a: Answers, g: Guest): string {
     '  /usr/bin/dash mrix,',
     '  /usr/bin/rm mrix,',
     '  /usr/bin/mkfifo mrix,',
-    '  /usr/bin/tail mrix,',
+    '  /usr/bin/cat mrix,',
   );
   rule(`${G.stopPipe(g)}.in`, 'rw', 'the QMP FIFO ExecStop= writes system_powerdown to');
   rule(`${G.stopPipe(g)}.out`, 'rw', 'the answers of that QMP monitor');

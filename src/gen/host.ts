@@ -3,7 +3,7 @@ import { GENERATED } from '../bundle-layout.js';
 import { tmpfilesField, tmpfilesPath, udevValue } from '../escape.js';
 import * as G from '../guest.js';
 import type { Answers } from '../model.js';
-import { isSystemFile } from '../rules.js';
+import { isSystemFile } from '../places.js';
 
 const HEADER = `${GENERATED}\n`;
 

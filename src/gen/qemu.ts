@@ -39,13 +39,15 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
     ]),
   );
   push('-nodefaults', '-no-user-config');
-  // A core dump of QEMU leaves out the guest's RAM (the unit also sets LimitCORE=0). Secure Boot needs SMM.
+  // A core dump of QEMU leaves out the guest's RAM (the unit also sets LimitCORE=0). Guest RAM is never offered to
+  // KSM: a page merged with another guest's is a timing side channel between the two. Secure Boot needs SMM.
   const secureBoot = g.firmware.type === 'uefi' && g.firmware.secureBoot;
   push(
     '-machine',
     qemuOpts(qemuValue(g.machine), [
       ...(secureBoot ? [['smm', true] as [string, boolean]] : []),
       ['dump-guest-core', false],
+      ['mem-merge', false],
     ]),
   );
   push('-accel', a.useCase === 'virtualization' ? 'kvm' : 'tcg');

@@ -1,6 +1,6 @@
 // The bundle's README: what each file does, how to install it, what each guest can reach, and every risk the
 // operator accepted, in words a reviewer can check against the files next to it.
-import type { BundleFile } from '../bundle-layout.js';
+import { isRunAs, README_VERIFY_COMMENT, type BundleFile } from '../bundle-layout.js';
 import { markdownCode as code, markdownText as text } from '../escape.js';
 import * as G from '../guest.js';
 import { helpersOf } from '../helpers/index.js';
@@ -8,7 +8,9 @@ import { LOGROTATE_TIMER } from '../names.js';
 import * as L from './logrotate.js';
 import type { Answers, Guest } from '../model.js';
 import { guestReach } from '../reach.js';
-import { isSystemFile, RISKS, requiredRisks } from '../rules.js';
+import { isSystemFile } from '../places.js';
+import { describeRelease, RELEASES } from '../releases.js';
+import { RISKS, requiredRisks } from '../rules.js';
 import { sandboxOption } from './qemu.js';
 
 /** How the guest's user gets at a file, in the words of the tmpfiles.d lines that arrange it. */
@@ -47,7 +49,18 @@ function migrationSteps(g: Guest): string[] {
   ];
 }
 
-export function bundleReadme(a: Answers, files: BundleFile[]): string {
+/** Shell lines with their comments lined up. */
+function commented(lines: [command: string, comment: string][]): string[] {
+  const w = Math.max(...lines.map(([c]) => c.length)) + 3;
+  return lines.map(([c, note]) => `${c.padEnd(w)}${note}`);
+}
+
+/**
+ * The bundle's README. `runAs` is how the qemu-harden commands in it are written: the form that ran on the
+ * machine writing the bundle, which the README names beside the installed form (`verify` reads it back from the
+ * first install command to regenerate the README as it was written).
+ */
+export function bundleReadme(a: Answers, files: BundleFile[], runAs?: string): string {
   const out: string[] = [];
   const p = (...xs: string[]) => out.push(...xs);
 
@@ -62,7 +75,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     );
   }
   p(
-    `Guests: ${a.guests.map((g) => code(g.name)).join(', ')}. Use case: ${a.useCase === 'virtualization' ? 'virtualization (KVM)' : 'emulation (TCG)'}.`,
+    `Guests: ${a.guests.map((g) => code(g.name)).join(', ')}. Use case: ${a.useCase === 'virtualization' ? 'virtualization (KVM)' : 'emulation (TCG)'}. Made for ${text(describeRelease(RELEASES[a.host.target]))}.`,
     '',
     'Everything a guest gives QEMU is untrusted: the guest itself, its display and network protocols, the disk',
     'images and kernels it is started with, and any device passed through to it. This bundle assumes a guest may',
@@ -77,13 +90,20 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
   for (const f of files) p(`| ${code(f.path)} | ${text(f.why)} |`);
   p('', 'Files under `root/` install at the same path under `/`.', '');
 
+  const me = runAs && isRunAs(runAs) ? runAs : 'qemu-harden';
   p(
     '## Install',
     '',
+    me === 'qemu-harden'
+      ? 'Run these from this directory:'
+      : `Run these from this directory. They are written the way qemu-harden ran on the machine that wrote this bundle (${code(me)}); once qemu-harden is installed (\`npm install -g qemu-harden\` puts it on PATH) each begins with \`qemu-harden\` instead: \`qemu-harden verify .\`, \`qemu-harden apply . --dry-run\`, \`sudo qemu-harden apply .\`.`,
+    '',
     '```sh',
-    'qemu-harden verify .            # manifest and every file read by the tool that will read it',
-    'qemu-harden apply . --dry-run   # what would change on this host',
-    'sudo qemu-harden apply .        # install, create users and directories, reload udev, AppArmor, systemd',
+    ...commented([
+      [`${me} verify .`, README_VERIFY_COMMENT],
+      [`${me} apply . --dry-run`, '# what would change on this host'],
+      [`sudo ${me} apply .`, '# install, create users and directories, reload udev, AppArmor, systemd'],
+    ]),
     ...a.guests.map((g) => `sudo systemctl enable --now ${G.unitName(g)}`),
     ...(a.guests.some((g) => g.serial.enabled) ? [`sudo systemctl enable --now ${LOGROTATE_TIMER}`] : []),
     '```',
@@ -97,7 +117,7 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     ...reachDiagram(a),
   );
   p(...reachSection(a));
-  p(...operatorSections(a));
+  p(...operatorSections(a, me));
 
   p(
     '## How the isolation is built',
@@ -134,6 +154,8 @@ export function bundleReadme(a: Answers, files: BundleFile[]): string {
     '  URL such as `nbd://`) is never opened. A block device disk is given to its guest’s user by a udev rule.',
     '- **No guest memory in core dumps.** `dump-guest-core=off` leaves guest RAM out of a QEMU core dump, and',
     '  `LimitCORE=0` stops QEMU from dumping core at all.',
+    '- **No memory merged between guests.** `mem-merge=off` keeps guest RAM out of kernel samepage merging (KSM):',
+    '  a page merged with another guest’s is a timing side channel between the two.',
     ...(a.guests.some((g) => g.serial.enabled)
       ? [
           `- **A bounded serial log.** Every byte of a serial log is the guest’s, and QEMU’s log has no limit of its own.`,
@@ -217,7 +239,7 @@ function reachSection(a: Answers): string[] {
 }
 
 /** What an operator needs around the bundle: before installing, using the guests, after apply, checking. */
-function operatorSections(a: Answers): string[] {
+function operatorSections(a: Answers, me: string): string[] {
   const out: string[] = [];
   const images = a.guests.flatMap((g) => [
     ...g.disks.map((d) => `${code(d.path)} (${d.format}${d.readOnly ? ', read-only' : ''}, guest ${g.name})`),
@@ -232,9 +254,16 @@ function operatorSections(a: Answers): string[] {
     '- The disk images and kernels must exist at these paths before a guest starts. The bundle does not create them: its tmpfiles.d rule gives each writable disk to its guest’s user (mode 0600) and leaves read-only files with their owner and mode (the reach section says how each guest reads them):',
   );
   for (const i of images) out.push(`  - ${i}`);
+  const release = RELEASES[a.host.target];
   out.push(
-    `- \`${a.host.qemuBinary}\` installed (Debian: \`qemu-system-x86\`), systemd 247 or newer, cgroup v2 for every limit to hold.`,
+    `- The host runs ${text(release.name)}, the release this bundle is made for (\`host.target\` in \`answers.json\`): its units use only settings systemd ${release.systemd} reads, its profiles declare AppArmor’s \`abi/${release.apparmorAbi}\`, and its QEMU ${release.qemu.major}.${release.qemu.minor} knows every option. \`qemu-harden verify .\` says so when the host runs another release; generate the bundle again there, or with \`--target\`.`,
+    `- \`${a.host.qemuBinary}\` installed (Debian: \`qemu-system-x86\`), cgroup v2 for every limit to hold.`,
   );
+  const spice = a.guests.filter((g) => g.display.mode === 'spice-unix' || g.display.mode === 'spice-tls');
+  if (spice.length && release.spiceModules)
+    out.push(
+      `- SPICE (${spice.map((g) => code(g.name)).join(', ')}) needs QEMU’s SPICE modules, package \`${release.spiceModules}\` on this release: only a Recommends of \`qemu-system-x86\`, so an install without recommends lacks it and the guest fails to start.`,
+    );
   if (a.guests.some((g) => g.firmware.type === 'uefi')) out.push('- UEFI guests need OVMF (Debian: `ovmf`).');
   if (a.guests.some((g) => g.tpm === 'tpm2'))
     out.push(
@@ -242,7 +271,7 @@ function operatorSections(a: Answers): string[] {
     );
   if (bridges.length)
     out.push(
-      `- The bridge${bridges.length > 1 ? 's' : ''} ${bridges.map((b) => `\`${b}\``).join(', ')} must exist (e.g. a systemd-networkd .netdev); the tap units only attach to ${bridges.length > 1 ? 'them' : 'it'}.`,
+      `- The ${bridges.length === 1 ? 'bridge' : 'bridges'} ${bridges.map((b) => `\`${b}\``).join(', ')} must exist (e.g. a systemd-networkd .netdev); the tap units only attach to ${bridges.length > 1 ? 'them' : 'it'}.`,
     );
   if (a.guests.some((g) => g.isolation.apparmor))
     out.push(
@@ -251,6 +280,10 @@ function operatorSections(a: Answers): string[] {
   out.push(
     `- The udev rule gives \`/dev/kvm\` to group \`${a.host.kvmGroup}\` mode 0660${taps ? `, and \`/dev/net/tun\` and \`/dev/vhost-net\` to group \`${a.host.netGroup}\` mode 0660` : ''}. Other users and programs that opened these devices before (a desktop user running QEMU, a VPN client on \`/dev/net/tun\`) lose access unless they are added to that group.`,
   );
+  if (release.kvmUaccess && a.useCase === 'virtualization')
+    out.push(
+      `- ${text(release.name)}’s own udev rules tag \`/dev/kvm\` \`uaccess\`: the user logged in at the machine’s seat gets an ACL entry on it, past the group rule (\`getfacl /dev/kvm\`; \`qemu-harden audit\` reports it).`,
+    );
   out.push('');
   out.push('## Using the guests', '');
   out.push(
@@ -292,8 +325,10 @@ function operatorSections(a: Answers): string[] {
   out.push('```', '');
   out.push('## Checking the host afterwards', '', '```sh');
   out.push(
-    'qemu-harden verify .                      # the bundle is still what answers.json produces',
-    'qemu-harden status                        # each guest as it runs: user, capabilities, seccomp, profile, limits, drift',
+    ...commented([
+      [`${me} verify .`, '# the bundle is still what answers.json produces'],
+      [`${me} status`, '# each guest as it runs: user, capabilities, seccomp, profile, limits, drift'],
+    ]),
     ...a.guests
       .flatMap((g) => [
         `systemctl status ${G.unitName(g)}`,

@@ -10,7 +10,10 @@ import * as G from '../guest.js';
 import type { HelperKind } from '../helpers/helper.js';
 import { helpersOf } from '../helpers/index.js';
 import type { Answers, Guest } from '../model.js';
-import { USER_NET_DENY, tlsDirs, tlsReaders, underDir } from '../rules.js';
+import { USER_NET_DENY } from '../identity.js';
+import { underDir } from '../places.js';
+import { RELEASES, systemdHas, type Release } from '../releases.js';
+import { tlsDirs, tlsReaders } from '../rules.js';
 import * as L from './logrotate.js';
 import { CREDENTIALS_DIR, qemuArgs } from './qemu.js';
 
@@ -59,11 +62,27 @@ function execLine(argv: string[]): string {
 
 /**
  * What ExecStop= runs: QMP system_powerdown through the stop FIFO, then wait for QEMU to exit (plain sh and
- * coreutils). Nothing to do when QEMU has already exited ($MAINPID unset); the FIFO is opened read-write so the
- * write never blocks, even if QEMU exits at that moment.
+ * coreutils). Nothing to do when QEMU has already exited ($MAINPID unset). The wait reads the monitor's output
+ * FIFO until its last writer, QEMU, has closed it: that holds in any PID namespace, where a wait on $MAINPID
+ * would not (with PrivatePIDs= each command of the unit gets a namespace of its own, and QEMU is not in it).
+ * The output FIFO is opened read-write first so that opening it for reading never blocks, and that writer is
+ * dropped before the wait; the input FIFO is opened read-write so the write never blocks, even if QEMU exits
+ * at that moment.
  */
 function stopScript(g: Guest): string {
-  return `[ -n "$MAINPID" ] || exit 0; echo '{"execute":"qmp_capabilities"}{"execute":"system_powerdown"}' 1<> ${G.stopPipe(g)}.in && exec tail --pid="$MAINPID" -f /dev/null`;
+  const out = `${G.stopPipe(g)}.out`;
+  return `[ -n "$MAINPID" ] || exit 0; exec 3<> ${out} 4< ${out} 3>&-; echo '{"execute":"qmp_capabilities"}{"execute":"system_powerdown"}' 1<> ${G.stopPipe(g)}.in && exec cat <&4 >/dev/null`;
+}
+
+/** The release the answers are for. */
+const releaseOf = (a: Answers): Release => RELEASES[a.host.target];
+
+/** /tmp and the cgroup tree: systemd 257 gives a unit a tmpfs of its own and a cgroup namespace, read-only. */
+function privateTmp(r: Release): string {
+  return systemdHas.v257(r) ? 'PrivateTmp=disconnected' : 'PrivateTmp=yes';
+}
+function protectControlGroups(r: Release): string {
+  return systemdHas.v257(r) ? 'ProtectControlGroups=strict' : 'ProtectControlGroups=yes';
 }
 
 const tlsCache = new WeakMap<Answers, Set<string>>();
@@ -79,6 +98,8 @@ function allTls(a: Answers): Set<string> {
 interface Sandbox {
   /** The program the comments name: "QEMU", "swtpm". */
   who: string;
+  /** The release the bundle is for: systemd 257 has settings 252 lacks. */
+  release: Release;
   /** QEMU's own unit, rather than a helper's: a helper gets no devices at all and its own socket from systemd. */
   qemu: boolean;
   devices: { path: string; access: 'r' | 'rw' }[];
@@ -104,7 +125,7 @@ interface Sandbox {
 
 /** The hardening every unit of a guest shares, QEMU's and its helpers': identity aside, from capabilities to core dumps. */
 function hardening(sb: Sandbox): Line[] {
-  const { who, fence } = sb;
+  const { who, fence, release } = sb;
   const fenceTmpfs = fence.tmpfs.filter((d) => !underDir(d, '/run'));
   const hidden = [...new Set([...fence.inaccessible, ...sb.hidden])].sort();
   const out: Line[] = [
@@ -153,20 +174,32 @@ function hardening(sb: Sandbox): Line[] {
       'PrivateIPC=yes',
     ],
     [
-      'Home directories, /tmp of other services, mounts and the kernel’s knobs are out of reach.',
+      systemdHas.v257(release)
+        ? 'Home directories, /tmp of other services, mounts and the kernel’s knobs are out of reach. /tmp is a tmpfs of this unit’s own, not backed by the host’s, and the cgroup tree is its own subtree in a cgroup namespace, read-only.'
+        : 'Home directories, /tmp of other services, mounts and the kernel’s knobs are out of reach.',
       'ProtectHome=yes',
-      'PrivateTmp=yes',
+      privateTmp(release),
       'PrivateMounts=yes',
       'ProtectKernelTunables=yes',
       'ProtectKernelModules=yes',
       'ProtectKernelLogs=yes',
-      'ProtectControlGroups=yes',
+      protectControlGroups(release),
       'ProtectClock=yes',
       'ProtectHostname=yes',
       'ProtectProc=invisible',
       'ProcSubset=pid',
     ],
-    [`Other users of the host are invisible; this ${who} has its own user namespace.`, 'PrivateUsers=yes'],
+    [
+      `Other users of the host are invisible; this ${who} has its own user namespace. (Not "identity": that maps every system user into it, and "yes" maps only root and this guest’s user.)`,
+      'PrivateUsers=yes',
+    ],
+  );
+  if (systemdHas.v257(release))
+    out.push([
+      `A PID namespace of its own: ${who} is its PID 1 and no other process of the host exists for it, even by number.`,
+      'PrivatePIDs=yes',
+    ]);
+  out.push(
     [
       'No namespaces, realtime scheduling, setuid files, personality changes or System V IPC left behind.',
       'RestrictNamespaces=yes',
@@ -228,6 +261,11 @@ function hardening(sb: Sandbox): Line[] {
     ]);
   if (sb.memlockMiB) out.push(['VFIO pins all guest memory.', `LimitMEMLOCK=${sb.memlockMiB}M`]);
   out.push([`No core dumps: a dump of ${who} would hold ${sb.coreHolds}.`, 'LimitCORE=0']);
+  if (sb.qemu && systemdHas.memoryKsm(release))
+    out.push([
+      'No kernel samepage merging for this process: a page shared with another guest is a timing side channel between them. QEMU’s mem-merge=off keeps its guest RAM out of KSM as well.',
+      'MemoryKSM=no',
+    ]);
   out.push(...sb.confinement);
   return out;
 }
@@ -248,6 +286,7 @@ function identity(g: Guest, who: string, groups: string[]): Line {
  */
 export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } = {}): string {
   const incoming = opts.incoming === true;
+  const release = releaseOf(a);
   const groups = [
     ...(a.useCase === 'virtualization' ? [a.host.kvmGroup] : []),
     ...(g.network.mode === 'tap' ? [a.host.netGroup] : []),
@@ -323,6 +362,7 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
     ],
     ...hardening({
       who: 'QEMU',
+      release,
       qemu: true,
       devices: G.devicesOf(a, g),
       writable: g.disks.filter((d) => !d.readOnly && !d.blockDevice && !bound.has(d.path)).map((d) => d.path),
@@ -443,6 +483,7 @@ export function helperService(a: Answers, g: Guest, h: HelperKind): string {
         ],
         ...hardening({
           who,
+          release: releaseOf(a),
           qemu: false,
           devices: [],
           writable: [],
@@ -468,8 +509,9 @@ export function helperService(a: Answers, g: Guest, h: HelperKind): string {
 }
 
 /** Creates the tap device, owned by the guest's user, so QEMU never needs CAP_NET_ADMIN or a helper. */
-export function tapService(g: Guest): string | undefined {
+export function tapService(a: Answers, g: Guest): string | undefined {
   if (g.network.mode !== 'tap') return undefined;
+  const release = releaseOf(a);
   const dev = G.tapDevice(g)!;
   const ip = '/usr/sbin/ip';
   const user = G.userName(g);
@@ -514,12 +556,12 @@ export function tapService(g: Guest): string | undefined {
           'Everything else this short-lived helper could touch is read-only or absent.',
           'ProtectSystem=strict',
           'ProtectHome=yes',
-          'PrivateTmp=yes',
+          privateTmp(release),
           'PrivateMounts=yes',
           'ProtectKernelTunables=yes',
           'ProtectKernelModules=yes',
           'ProtectKernelLogs=yes',
-          'ProtectControlGroups=yes',
+          protectControlGroups(release),
           'ProtectClock=yes',
           'ProtectHostname=yes',
           'ProtectProc=invisible',
@@ -543,7 +585,8 @@ export function tapService(g: Guest): string | undefined {
 }
 
 /** Rotates every guest's serial log: root only long enough to become each guest's user (logrotate's `su`). */
-export function logrotateService(): string {
+export function logrotateService(a: Answers): string {
+  const release = releaseOf(a);
   return render([
     ['Unit', ['Description=Rotate the serial logs of qemu-harden guests', 'Documentation=man:logrotate(8)']],
     [
@@ -562,7 +605,7 @@ export function logrotateService(): string {
           'ProtectSystem=strict',
           'ReadWritePaths=/var/log/qemu-harden /var/lib/qemu-harden',
           'ProtectHome=yes',
-          'PrivateTmp=yes',
+          privateTmp(release),
           'PrivateDevices=yes',
           'PrivateNetwork=yes',
           'IPAddressDeny=any',
@@ -571,7 +614,7 @@ export function logrotateService(): string {
           'ProtectKernelTunables=yes',
           'ProtectKernelModules=yes',
           'ProtectKernelLogs=yes',
-          'ProtectControlGroups=yes',
+          protectControlGroups(release),
           'ProtectClock=yes',
           'ProtectHostname=yes',
           'ProtectProc=invisible',

@@ -4,20 +4,23 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { InputError } from '../errors.js';
 import {
-  checkGuest,
-  importDocuments,
-  describeGuest,
-  toGuestName,
   checkText,
+  describeGuest,
+  finish,
+  hostStorageFree,
+  importDocuments,
   iommuGroupOf,
   knownCpuModel,
   nameGuest,
-  type ImportedGuest,
-  type Provenance,
-  RISK_REASON,
+  newDraft,
+  takesRisk,
+  toGuestName,
+  type GuestDraft,
+  type ImportHost,
+  type ImportSource,
+  type SourceInput,
 } from './common.js';
 import * as N from '../names.js';
-import { GuestLog } from './report.js';
 
 type Node = Record<string, unknown>;
 
@@ -241,57 +244,102 @@ const STRUCTURAL_DEVICES = new Set([
 ]);
 
 export interface LibvirtOptions {
+  /** What qemu.conf says (libvirt's defaults when none was read), and the file it came from. */
   qemuConf?: QemuConf;
   qemuConfFile?: string;
-  /** Where to look up the IOMMU group of a PCI device (sysfs on the guest's host). */
-  sysfsPci?: string;
+  /** What the caller knows of this host: CPU models, IOMMU groups, the host's own storage. */
+  host: ImportHost;
 }
 
+/** One domain as it is read: the draft of its guest, the domain element, and what qemu.conf adds. */
+interface Domain {
+  dom: Node;
+  d: GuestDraft;
+  conf: QemuConf;
+  confName: string;
+}
+
+/** The pieces of a domain, read in this order; each carries, defaults or refuses what it reads. */
+const PIECES: ((x: Domain) => void)[] = [
+  identity,
+  qemuNamespace,
+  domainType,
+  memoryAndVcpus,
+  cpu,
+  os,
+  tuning,
+  disks,
+  interfaces,
+  graphics,
+  hostdevs,
+  tpm,
+  consoles,
+  otherDevices,
+  security,
+];
+
 /** One domain: the answers guest it becomes (absent when refused) and the report of every decision. */
-export function importDomain(
-  xml: string,
-  file: string,
-  opts: LibvirtOptions = {},
-): { imported?: ImportedGuest; log: GuestLog; sourceName: string | null } {
-  const log = new GuestLog();
+export function importDomain(xml: string, file: string, opts: LibvirtOptions) {
   const dom = parseDomainXml(xml, file);
-  const conf = opts.qemuConf ?? QEMU_CONF_DEFAULTS;
-  const confName = opts.qemuConfFile ?? 'qemu.conf (none read: libvirt defaults)';
-  const prov: Provenance = [];
-  const g: Record<string, unknown> = {};
-  const risks: ImportedGuest['risks'] = [];
+  const x: Domain = {
+    dom,
+    d: newDraft(file, opts.host),
+    conf: opts.qemuConf ?? QEMU_CONF_DEFAULTS,
+    confName: opts.qemuConfFile ?? 'qemu.conf (none read: libvirt defaults)',
+  };
+  for (const piece of PIECES) piece(x);
+  return finish(x.d, childText(dom, 'name') ?? null, { disks: 'devices/disk (or os/kernel)' });
+}
 
-  const rawName = childText(dom, 'name');
-  g.name = nameGuest(rawName, toGuestName(file.replace(/^.*\//, '').replace(/\.xml$/, ''), 'imported'), 'name', log);
-  prov.push(['name', 'name']);
-
+function identity({ dom, d }: Domain): void {
+  const fallback = toGuestName(d.file.replace(/^.*\//, '').replace(/\.xml$/, ''), 'imported');
+  nameGuest(d, childText(dom, 'name'), fallback, 'name');
   const title = childText(dom, 'title');
-  describeGuest(title || childText(dom, 'description'), title ? 'title' : 'description', g, prov, log);
+  describeGuest(d, title || childText(dom, 'description'), title ? 'title' : 'description');
+}
 
-  const qemuPrefixes = Object.entries(dom)
-    .filter(([k, v]) => k.startsWith('@xmlns:') && v === QEMU_NS)
-    .map(([k]) => k.slice('@xmlns:'.length));
+/**
+ * The namespace an element is in: its prefix's declaration on the element itself, else on the domain (the
+ * elements read here are the domain's children). Unprefixed, the default namespace declared the same way.
+ */
+function namespaceOf(el: Node, dom: Node, tag: string): string | undefined {
+  const prefix = tag.includes(':') ? tag.slice(0, tag.indexOf(':')) : undefined;
+  const decl = prefix === undefined ? '@xmlns' : `@xmlns:${prefix}`;
+  return attr(el, decl.slice(1)) ?? attr(dom, decl.slice(1));
+}
+
+/**
+ * libvirt's QEMU namespace (qemu:commandline, qemu:override, qemu:capabilities, qemu:deprecation) passes options
+ * straight to QEMU or changes what libvirt asks of it, around every check and confinement the bundle builds. It is
+ * refused in every form: a prefix declared on the domain or on the element itself, or the element's default
+ * namespace. Any other element the answers have no equivalent for is reported as not carried.
+ */
+function qemuNamespace({ dom, d }: Domain): void {
   for (const k of Object.keys(dom)) {
     if (k.startsWith('@') || k === '#text') continue;
-    const prefix = k.includes(':') ? k.slice(0, k.indexOf(':')) : undefined;
-    if (prefix !== undefined && qemuPrefixes.includes(prefix))
-      log.refuse(
+    const local = k.includes(':') ? k.slice(k.indexOf(':') + 1) : k;
+    const inQemu = kids(dom, k).some((el) => namespaceOf(el, dom, k) === QEMU_NS);
+    if (inQemu)
+      d.log.refuse(
         k,
-        'passes options straight to QEMU, around every check and confinement this bundle builds; move what it does into the domain proper',
+        `is in libvirt's QEMU namespace (${QEMU_NS}), which passes options straight to QEMU, around every check and confinement this bundle builds; move what <${local}> does into the domain proper`,
       );
-    else if (!STRUCTURAL.has(k) && prefix === undefined)
-      log.secureDefault(k, 'not carried: qemu-harden has no equivalent for this element');
+    else if (k.includes(':') || !STRUCTURAL.has(k))
+      d.log.secureDefault(k, 'not carried: qemu-harden has no equivalent for this element');
   }
+}
 
-  // Domain type: qemu-harden runs guests under KVM, the only case QEMU treats as a security boundary.
+/** qemu-harden runs guests under KVM, the only case QEMU treats as a security boundary. */
+function domainType({ dom, d }: Domain): void {
   const type = attr(dom, 'type');
   if (type !== 'kvm')
-    log.secureDefault(
+    d.log.secureDefault(
       'domain@type',
       `"${type ?? ''}" (emulation) is imported as KVM virtualization, the use case QEMU supports for isolation; choose emulation in the wizard if this host has no KVM`,
     );
+}
 
-  // Memory and vCPUs.
+function memoryAndVcpus({ dom, d: { guest: g, prov, log } }: Domain): void {
   const memBytes = bytesOf(kid(dom, 'memory'));
   if (memBytes === undefined) log.refuse('memory', 'missing or not a number with a known unit');
   else {
@@ -314,35 +362,10 @@ export function importDomain(
     log.secureDefault('vcpu@cpuset', 'CPU pinning is not carried; the host scheduler places the vCPUs');
   if (attr(vcpuNode, 'current') && attr(vcpuNode, 'current') !== vcpus)
     log.secureDefault('vcpu@current', `vCPU hotplug is not carried; the guest starts with all ${vcpus} vCPUs`);
-
-  cpu(dom, g, prov, log);
-  os(dom, g, prov, log);
-  tuning(dom, g, prov, log);
-  devices(dom, g, prov, log, risks, file, conf, confName, opts.sysfsPci);
-
-  if (kid(dom, 'launchSecurity'))
-    log.refuse(
-      'launchSecurity',
-      'confidential-computing guests (SEV, SEV-SNP, TDX, s390 PV) need firmware and host support the bundle does not set up; running the guest without it would silently drop that protection',
-    );
-  if (kid(dom, 'seclabel') && kids(dom, 'seclabel').some((s) => attr(s, 'type') === 'none'))
-    log.secureDefault(
-      'seclabel@type',
-      '"none" is not carried: the bundle confines every guest (its own user, systemd sandbox, AppArmor profile)',
-    );
-  if (conf.migrateTlsForce === false)
-    log.secureDefault(
-      `${confName}: migrate_tls_force`,
-      'migration without TLS is not carried; the bundle opens no migration listener unless you add one with TLS',
-    );
-
-  if (log.refused.length) return { log, sourceName: rawName ?? null };
-  const imported = { guest: g, risks };
-  checkGuest(imported, prov, log, { disks: 'devices/disk (or os/kernel)' });
-  return log.refused.length ? { log, sourceName: rawName ?? null } : { imported, log, sourceName: rawName ?? null };
 }
 
-function cpu(dom: Node, g: Record<string, unknown>, prov: Provenance, log: GuestLog): void {
+function cpu({ dom, d }: Domain): void {
+  const { guest: g, prov, log } = d;
   const c = kid(dom, 'cpu');
   if (!c) return;
   const mode = attr(c, 'mode') ?? 'custom';
@@ -352,7 +375,7 @@ function cpu(dom: Node, g: Record<string, unknown>, prov: Provenance, log: Guest
     log.carry('cpu@mode', `${mode} → QEMU CPU model "${cpuOut.model}"`);
   } else {
     const model = childText(c, 'model');
-    if (model && knownCpuModel(model, log, 'cpu/model')) {
+    if (model && knownCpuModel(d, model, 'cpu/model')) {
       cpuOut.model = model;
       log.carry('cpu/model', `CPU model "${model}"`);
     }
@@ -379,7 +402,7 @@ function cpu(dom: Node, g: Record<string, unknown>, prov: Provenance, log: Guest
   if (kid(c, 'cache')) log.secureDefault('cpu/cache', 'CPU cache passthrough is not carried');
 }
 
-function os(dom: Node, g: Record<string, unknown>, prov: Provenance, log: GuestLog): void {
+function os({ dom, d: { guest: g, prov, log } }: Domain): void {
   const o = kid(dom, 'os');
   const t = kid(o, 'type');
   const arch = attr(t, 'arch');
@@ -485,7 +508,7 @@ export function sharesToWeight(shares: number): { weight: number; v1: boolean } 
   return { weight: Math.min(10000, Math.max(1, Math.round((shares * 100) / 1024))), v1: true };
 }
 
-function tuning(dom: Node, g: Record<string, unknown>, prov: Provenance, log: GuestLog): void {
+function tuning({ dom, d: { guest: g, prov, log } }: Domain): void {
   const limits: Record<string, unknown> = {};
   const ct = kid(dom, 'cputune');
   if (ct) {
@@ -638,20 +661,9 @@ const NET_REFUSED: Record<string, string> = {
   null: 'not supported',
 };
 
-function devices(
-  dom: Node,
-  g: Record<string, unknown>,
-  prov: Provenance,
-  log: GuestLog,
-  risks: ImportedGuest['risks'],
-  file: string,
-  conf: QemuConf,
-  confName: string,
-  sysfsPci: string | undefined,
-): void {
+function disks({ dom, d: draft }: Domain): void {
+  const { guest: g, prov, log } = draft;
   const dev = kid(dom, 'devices');
-  if (!dev) return;
-  // Disks.
   const disks: Record<string, unknown>[] = [];
   // The bundle boots disks in their order: per-device <boot order='N'/> first, then the first <os><boot dev>
   // kind (a CD-ROM before disks for dev='cdrom'), then document order.
@@ -704,6 +716,7 @@ function devices(
     if (fmt === undefined || fmt === 'raw') format = 'raw';
     else if (fmt === 'qcow2') format = 'qcow2';
     else return log.refuse(`${at}/driver@type`, `format "${fmt}" is not supported (qcow2 or raw)`);
+    if (!hostStorageFree(draft, path, `${at}/source`)) return;
     const readOnly = kid(d, 'readonly') !== undefined || device === 'cdrom';
     const disk: Record<string, unknown> = { path, format, readOnly, blockDevice: type === 'block' };
     const io = kid(d, 'iotune');
@@ -746,8 +759,11 @@ function devices(
       log.secureDefault(`${at}/target@bus`, `"${bus}" becomes virtio-blk: the guest needs virtio drivers`);
   });
   if (disks.length) g.disks = disks;
+}
 
-  // Network: the first interface.
+/** The first interface: bridge or ethernet becomes a tap, user stays user-mode networking. */
+function interfaces({ dom, d: { guest: g, prov, log } }: Domain): void {
+  const dev = kid(dom, 'devices');
   kids(dev, 'interface').forEach((n, i) => {
     const at = `devices/interface[${i + 1}]`;
     const type = attr(n, 'type') ?? '';
@@ -799,16 +815,14 @@ function devices(
           'the ifup script is not run: QEMU may not spawn programs; the bundle creates the tap beforehand',
         );
     }
-    const mac = attr(kid(n, 'mac'), 'address')?.toLowerCase();
-    if (mac && /^52:54:00(:[0-9a-f]{2}){3}$/.test(mac)) {
-      net.mac = mac;
+    // The guest keeps its MAC (DHCP reservations, firewall rules and its own NIC names depend on it); the schema
+    // refuses only what no network card may have.
+    const mac = attr(kid(n, 'mac'), 'address');
+    if (mac) {
+      net.mac = mac.toLowerCase();
       prov.push(['network.mac', `${at}/mac@address`]);
-      log.carry(`${at}/mac@address`, mac);
-    } else if (mac)
-      log.secureDefault(
-        `${at}/mac@address`,
-        `${mac} is not a QEMU 52:54:00 address; the bundle derives one from the guest name`,
-      );
+      log.carry(`${at}/mac@address`, `MAC ${mac.toLowerCase()}`);
+    }
     const model = attr(kid(n, 'model'), 'type');
     if (model && model !== 'virtio') log.secureDefault(`${at}/model@type`, `"${model}" becomes virtio-net`);
     for (const tag of ['filterref', 'bandwidth', 'port', 'portOptions'])
@@ -822,8 +836,11 @@ function devices(
     prov.push(['network', at]);
     g.network = net;
   });
+}
 
-  // Display: the first graphics device.
+/** The first graphics device, on a unix socket unless qemu.conf turns TLS on for it. */
+function graphics({ dom, d: { guest: g, prov, log }, conf, confName }: Domain): void {
+  const dev = kid(dom, 'devices');
   kids(dev, 'graphics').forEach((gr, i) => {
     const at = `devices/graphics[${i + 1}]`;
     if (g.display) return log.secureDefault(at, 'only one display per guest is carried; this one is not');
@@ -890,12 +907,14 @@ function devices(
         log.secureDefault(`${at}@websocket`, 'the websocket listener is not carried');
     } else log.secureDefault(`${at}@type`, `"${type}" display is not carried; the guest has no display`);
   });
+}
 
-  // Host devices.
+/** PCI devices (with their IOMMU group on this host) and USB devices by vendor and product. */
+function hostdevs({ dom, d }: Domain): void {
+  const { guest: g, prov, log } = d;
+  const dev = kid(dom, 'devices');
   const pci: Record<string, unknown>[] = [];
   const usb: Record<string, unknown>[] = [];
-  tpms(dom, kids(dev, 'tpm'), g, prov, log);
-
   kids(dev, 'hostdev').forEach((h, i) => {
     const at = `devices/hostdev[${i + 1}]`;
     const type = attr(h, 'type');
@@ -909,18 +928,12 @@ function devices(
       const address = `${hex(attr(a, 'domain') ?? '0', 4)}:${hex(attr(a, 'bus'), 2)}:${hex(attr(a, 'slot'), 2)}.${(attr(a, 'function') ?? '0').replace(/^0x/i, '')}`;
       if (!/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(address))
         return log.refuse(`${at}/source/address`, `"${address}" is not a PCI address`);
-      const group = iommuGroupOf(address, sysfsPci);
-      if (group === undefined)
-        return log.refuse(
-          `${at}/source/address`,
-          `PCI device ${address} is not on this machine, so its IOMMU group (which decides what else goes to the guest) is unknown; import on the guest's host`,
-        );
+      const group = iommuGroupOf(d, address, `${at}/source/address`);
+      if (group === undefined) return;
       prov.push([`passthrough.pci.${pci.length}`, `${at}/source/address`]);
       pci.push({ address, iommuGroup: group });
-      log.carry(
-        at,
-        `PCI device ${address} (IOMMU group ${group}) — risk "pci-passthrough" accepted in the answers with a reason naming this file; review it`,
-      );
+      log.carry(at, `PCI device ${address} (IOMMU group ${group})`);
+      takesRisk(d, 'pci-passthrough', at, `PCI device ${address} (IOMMU group ${group})`);
     } else if (type === 'usb') {
       const v = attr(kid(src, 'vendor'), 'id');
       const p = attr(kid(src, 'product'), 'id');
@@ -932,16 +945,35 @@ function devices(
       const id = (x: string) => x.replace(/^0x/i, '').toLowerCase();
       prov.push([`passthrough.usb.${usb.length}`, `${at}/source`]);
       usb.push({ vendorId: id(v), productId: id(p) });
-      log.carry(
-        at,
-        `USB device ${id(v)}:${id(p)} — risk "usb-passthrough" accepted in the answers with a reason naming this file; review it`,
-      );
+      log.carry(at, `USB device ${id(v)}:${id(p)}`);
+      takesRisk(d, 'usb-passthrough', at, `USB device ${id(v)}:${id(p)}`);
     } else log.refuse(`${at}@type`, `"${type ?? ''}" host devices (SCSI, mediated) are not supported`);
   });
   if (pci.length || usb.length) g.passthrough = { pci, usb };
-  if (pci.length) risks.push({ risk: 'pci-passthrough', reason: RISK_REASON(file, 'PCI devices') });
-  if (usb.length) risks.push({ risk: 'usb-passthrough', reason: RISK_REASON(file, 'USB devices') });
+}
 
+/** Serial consoles all become the bundle's own, on a unix socket and logged. */
+function consoles({ dom, d: { log } }: Domain): void {
+  const dev = kid(dom, 'devices');
+  for (const k of ['serial', 'console']) {
+    kids(dev, k).forEach((c, i) => {
+      const type = attr(c, 'type') ?? 'pty';
+      const at = `devices/${k}[${i + 1}]`;
+      if (['pty', 'unix', 'file', 'null', 'vc', 'stdio'].includes(type))
+        log.carry(at, `serial console (${type}) → the bundle's serial console on a unix socket, logged`);
+      else
+        log.secureDefault(
+          `${at}@type`,
+          `"${type}" (reachable over the network or a host device) becomes the bundle's serial console on a unix socket, logged`,
+        );
+    });
+  }
+}
+
+/** Every other device: refused when leaving it out would change what the guest is, otherwise not carried. */
+function otherDevices({ dom, d: { log } }: Domain): void {
+  const dev = kid(dom, 'devices');
+  if (!dev) return;
   const refusedDevices: Record<string, string> = {
     filesystem: 'host directories shared into the guest (virtiofs, 9p) are not supported',
     shmem: 'memory shared with other processes is not supported',
@@ -964,19 +996,6 @@ function devices(
     crypto: 'not carried',
     pstore: 'not carried',
   };
-  for (const k of ['serial', 'console']) {
-    kids(dev, k).forEach((c, i) => {
-      const type = attr(c, 'type') ?? 'pty';
-      const at = `devices/${k}[${i + 1}]`;
-      if (['pty', 'unix', 'file', 'null', 'vc', 'stdio'].includes(type))
-        log.carry(at, `serial console (${type}) → the bundle's serial console on a unix socket, logged`);
-      else
-        log.secureDefault(
-          `${at}@type`,
-          `"${type}" (reachable over the network or a host device) becomes the bundle's serial console on a unix socket, logged`,
-        );
-    });
-  }
   for (const k of Object.keys(dev)) {
     if (k.startsWith('@') || k === '#text' || STRUCTURAL_DEVICES.has(k) || k === 'serial' || k === 'console') continue;
     const n = kids(dev, k).length;
@@ -994,8 +1013,8 @@ function devices(
  * in the report as a copy the operator makes, never dropped without a word. A TPM 1.2, the host's own TPM passed
  * through, and state encrypted with a libvirt secret are refused: the bundle could carry none of them.
  */
-function tpms(dom: Node, list: Node[], g: Record<string, unknown>, prov: Provenance, log: GuestLog): void {
-  list.forEach((t, i) => {
+function tpm({ dom, d: { guest: g, prov, log } }: Domain): void {
+  kids(kid(dom, 'devices'), 'tpm').forEach((t, i) => {
     const at = `devices/tpm[${i + 1}]`;
     if (i > 0) return log.refuse(at, 'a second TPM: a guest has one');
     const backend = kid(t, 'backend');
@@ -1057,8 +1076,27 @@ function tpms(dom: Node, list: Node[], g: Record<string, unknown>, prov: Provena
   });
 }
 
+/** Confidential computing, an unconfined seclabel, and migration without TLS in qemu.conf. */
+function security({ dom, d: { log }, conf, confName }: Domain): void {
+  if (kid(dom, 'launchSecurity'))
+    log.refuse(
+      'launchSecurity',
+      'confidential-computing guests (SEV, SEV-SNP, TDX, s390 PV) need firmware and host support the bundle does not set up; running the guest without it would silently drop that protection',
+    );
+  if (kid(dom, 'seclabel') && kids(dom, 'seclabel').some((s) => attr(s, 'type') === 'none'))
+    log.secureDefault(
+      'seclabel@type',
+      '"none" is not carried: the bundle confines every guest (its own user, systemd sandbox, AppArmor profile)',
+    );
+  if (conf.migrateTlsForce === false)
+    log.secureDefault(
+      `${confName}: migrate_tls_force`,
+      'migration without TLS is not carried; the bundle opens no migration listener unless you add one with TLS',
+    );
+}
+
 /** The libvirt answer source: domain XML documents → `{ document, report }` (document null when refused). */
-export function fromLibvirt(inputs: { file: string; read: () => string }[], opts: LibvirtOptions = {}) {
+export function fromLibvirt(inputs: SourceInput[], opts: LibvirtOptions) {
   return importDocuments(
     'libvirt',
     inputs,
@@ -1066,3 +1104,25 @@ export function fromLibvirt(inputs: { file: string; read: () => string }[], opts
     (m, file) => (m.startsWith(`${file}: `) ? m.slice(file.length + 2) : m),
   );
 }
+
+/** `import libvirt`: domain XML files or the running domains (virsh dumpxml), completed by qemu.conf. */
+export const libvirt: ImportSource = {
+  kind: 'libvirt',
+  inputs: 'DOMAIN.xml...',
+  input: 'a domain XML file',
+  config: { flag: '--qemu-conf', path: '/etc/libvirt/qemu.conf', what: 'qemu.conf' },
+  running: {
+    flag: '--running',
+    what: 'domains',
+    tool: 'virsh',
+    debianPackage: 'libvirt-clients',
+    list: ['list', '--name'],
+    // Without --security-info: no passwords.
+    dump: (name) => ['dumpxml', '--', name],
+  },
+  import: (inputs, config, host) =>
+    fromLibvirt(inputs, {
+      host,
+      ...(config ? { qemuConf: parseQemuConf(config.text, config.file), qemuConfFile: config.file } : {}),
+    }),
+};

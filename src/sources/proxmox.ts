@@ -5,20 +5,24 @@
 // resolved through storage.cfg.
 import { InputError } from '../errors.js';
 import {
-  checkGuest,
-  importDocuments,
-  describeGuest,
-  toGuestName,
   checkText,
+  describeGuest,
+  finish,
+  hostStorageFree,
+  importDocuments,
   iommuGroupOf,
   knownCpuModel,
   nameGuest,
-  type ImportedGuest,
-  type Provenance,
-  RISK_REASON,
+  newDraft,
+  takesRisk,
+  toGuestName,
+  type GuestDraft,
+  type ImportHost,
+  type ImportSource,
+  type SourceInput,
 } from './common.js';
 import * as N from '../names.js';
-import { GuestLog } from './report.js';
+import { plural } from '../words.js';
 
 export interface PveConfig {
   main: Map<string, string>;
@@ -242,8 +246,10 @@ const IGNORED = new Set([
 const CLOUDINIT = /^(cicustom|cipassword|citype|ciupgrade|ciuser|ipconfig\d+|nameserver|searchdomain|sshkeys)$/;
 
 export interface ProxmoxOptions {
+  /** storage.cfg, to resolve `storage:volume` names; without it such a disk is refused. */
   storages?: Map<string, Storage>;
-  sysfsPci?: string;
+  /** What the caller knows of this host: CPU models, IOMMU groups, the host's own storage. */
+  host: ImportHost;
 }
 
 /** The `+pveN` suffix (and `.pxe`, Proxmox's choice of network boot ROMs) Proxmox adds to machine versions for its own compatibility fixes; QEMU does not know it. */
@@ -254,18 +260,42 @@ export function machineType(value: string): { type: string; stripped?: string; e
   return { type: m[1]!, stripped: m[2] || m[3] ? t : undefined, extra: [...props.keys()].filter((k) => k !== 'type') };
 }
 
+/** One configuration as it is read: the draft of its guest and the keys of its current configuration. */
+interface Vm {
+  cfg: PveConfig;
+  c: Map<string, string>;
+  d: GuestDraft;
+  opts: ProxmoxOptions;
+  /** A key's property string, or a refusal naming the key when it is not one. */
+  prop(key: string, defaultKey?: string): Map<string, string> | undefined;
+}
+
+/** The pieces of a configuration, read in this order; each carries, defaults or refuses the keys it reads. */
+const PIECES: ((vm: Vm) => void)[] = [
+  identity,
+  refusedKeys,
+  sections,
+  memoryAndCpus,
+  cpuModel,
+  limits,
+  machine,
+  firmware,
+  tpm,
+  disks,
+  network,
+  display,
+  passthrough,
+  otherKeys,
+];
+
 /**
  * `tpmstate0`: Proxmox's TPM, an swtpm whose state is a volume in swtpm's single-file format. A TPM 2.0 becomes
  * the guest's own swtpm in the bundle; its state is named in the report as a copy the operator makes (converted to
  * swtpm's directory format), never dropped without a word. A TPM 1.2 has no equivalent and is refused.
  */
-function tpm(
-  p: Map<string, string> | undefined,
-  opts: ProxmoxOptions,
-  g: Record<string, unknown>,
-  prov: Provenance,
-  log: GuestLog,
-): void {
+function tpm({ c, prop, opts, d: { guest: g, prov, log } }: Vm): void {
+  if (!c.has('tpmstate0')) return;
+  const p = prop('tpmstate0', 'file');
   if (!p) return;
   const version = p.get('version');
   if (version === 'v1.2')
@@ -295,32 +325,31 @@ function tpm(
   );
 }
 
-export function importVmConfig(
-  textIn: string,
-  file: string,
-  opts: ProxmoxOptions = {},
-): { imported?: ImportedGuest; log: GuestLog; sourceName: string | null } {
-  const log = new GuestLog();
+export function importVmConfig(textIn: string, file: string, opts: ProxmoxOptions) {
   const cfg = parseVmConfig(textIn, file);
-  const c = cfg.main;
-  const prov: Provenance = [];
-  const g: Record<string, unknown> = {};
-  const risks: ImportedGuest['risks'] = [];
-  const vmid = /(?:^|\/)(\d+)\.conf$/.exec(file)?.[1];
-  const prop = (key: string, def?: string) => {
-    try {
-      return parsePropertyString(c.get(key)!, key, def);
-    } catch (e) {
-      log.refuse(key, (e as Error).message.replace(/^[^:]*: /, ''));
-      return undefined;
-    }
+  const d = newDraft(file, opts.host);
+  const vm: Vm = {
+    cfg,
+    c: cfg.main,
+    d,
+    opts,
+    prop(key, defaultKey) {
+      try {
+        return parsePropertyString(cfg.main.get(key)!, key, defaultKey);
+      } catch (e) {
+        d.log.refuse(key, (e as Error).message.replace(/^[^:]*: /, ''));
+        return undefined;
+      }
+    },
   };
+  for (const piece of PIECES) piece(vm);
+  return finish(d, cfg.main.get('name') ?? null, { disks: 'scsiN/virtioN/sataN/ideN (a disk)' });
+}
 
-  const rawName = c.get('name');
-  const stem = file.replace(/^.*\//, '').replace(/\.conf$/, '');
-  g.name = nameGuest(rawName, vmid ? `vm-${vmid}` : toGuestName(stem, 'imported'), 'name', log);
-  prov.push(['name', 'name']);
-
+function identity({ c, cfg, d }: Vm): void {
+  const vmid = /(?:^|\/)(\d+)\.conf$/.exec(d.file)?.[1];
+  const stem = d.file.replace(/^.*\//, '').replace(/\.conf$/, '');
+  nameGuest(d, c.get('name'), vmid ? `vm-${vmid}` : toGuestName(stem, 'imported'), 'name');
   // Proxmox writes the description as `#` lines with some characters percent-encoded (PVE::Tools::encode_text).
   const descr = c.get('description') ?? cfg.description;
   let decoded: string;
@@ -329,8 +358,11 @@ export function importVmConfig(
   } catch {
     decoded = descr;
   }
-  describeGuest(decoded, c.has('description') ? 'description' : '# (description)', g, prov, log);
+  describeGuest(d, decoded, c.has('description') ? 'description' : '# (description)');
+}
 
+/** Keys that change what the guest is in ways the bundle cannot keep, or that run host scripts. */
+function refusedKeys({ c, d: { log } }: Vm): void {
   for (const k of ['args', 'hookscript'] as const)
     if (c.has(k))
       log.refuse(
@@ -357,8 +389,10 @@ export function importVmConfig(
         k,
         'confidential-computing guests need firmware and host support the bundle does not set up; running without it would silently drop that protection',
       );
+}
 
-  // Sections.
+/** Snapshots and pending changes: only the current configuration is imported. */
+function sections({ cfg, opts, d: { log } }: Vm): void {
   for (const [name, sec] of cfg.sections) {
     if (name === 'PENDING')
       log.secureDefault(
@@ -379,8 +413,9 @@ export function importVmConfig(
       else log.secureDefault(`[${name}]`, 'snapshot not carried: only the current configuration is imported');
     }
   }
+}
 
-  // Memory and CPUs.
+function memoryAndCpus({ c, prop, d: { guest: g, prov, log } }: Vm): void {
   const memProps = c.has('memory') ? prop('memory', 'current') : new Map([['current', '512']]);
   const mem = memProps?.get('current');
   if (mem !== undefined) {
@@ -405,10 +440,14 @@ export function importVmConfig(
   prov.push(['vcpus', c.has('sockets') ? 'sockets' : 'cores']);
   log.carry(
     c.has('sockets') ? 'sockets' : 'cores',
-    `${cores * sockets} vCPUs (${sockets} socket${sockets > 1 ? 's' : ''} × ${cores} core${cores > 1 ? 's' : ''})`,
+    `${plural(cores * sockets, 'vCPU')} (${plural(sockets, 'socket')} × ${plural(cores, 'core')})`,
   );
   if (c.has('vcpus'))
     log.secureDefault('vcpus', `vCPU hotplug is not carried; the guest starts with all ${cores * sockets}`);
+}
+
+function cpuModel({ c, prop, d }: Vm): void {
+  const { guest: g, prov, log } = d;
   if (c.has('cpu')) {
     const p = prop('cpu', 'cputype');
     if (p) {
@@ -421,7 +460,7 @@ export function importVmConfig(
           'cpu',
           `"${model}" is a Proxmox alias, not a QEMU model; the bundle's default CPU model is used`,
         );
-      else if (knownCpuModel(model, log, 'cpu')) {
+      else if (knownCpuModel(d, model, 'cpu')) {
         cpuOut.model = model;
         prov.push(['cpu.model', 'cpu']);
         log.carry('cpu', `CPU model "${model}"`);
@@ -440,6 +479,10 @@ export function importVmConfig(
       g.cpu = cpuOut;
     }
   }
+}
+
+/** CPU and memory limits, and placement that is not carried. */
+function limits({ c, d: { guest: g, prov, log } }: Vm): void {
   const limits: Record<string, unknown> = {};
   if (c.has('cpulimit')) {
     const v = Number(c.get('cpulimit'));
@@ -470,8 +513,9 @@ export function importVmConfig(
           : 'pinning and NUMA placement are not carried',
       );
   for (const k of c.keys()) if (/^numa\d+$/.test(k)) log.secureDefault(k, 'guest NUMA nodes are not carried');
+}
 
-  // Machine and firmware.
+function machine({ c, d: { guest: g, prov, log } }: Vm): void {
   if (c.has('machine')) {
     try {
       const m = machineType(c.get('machine')!);
@@ -489,6 +533,9 @@ export function importVmConfig(
     g.machine = 'pc';
     log.carry('machine', 'no machine type given: "pc", as Proxmox picks');
   }
+}
+
+function firmware({ c, prop, d: { guest: g, prov, log } }: Vm): void {
   if (c.get('bios') === 'ovmf') {
     const efi = c.has('efidisk0') ? prop('efidisk0', 'file') : undefined;
     g.firmware = { type: 'uefi' };
@@ -514,9 +561,11 @@ export function importVmConfig(
         `the EFI vars volume ${efi.get('file') ?? ''} is not carried; the bundle starts from the OVMF vars template in its own state directory (boot entries are set up again)`,
       );
   } else log.carry('bios', 'BIOS firmware');
-  if (c.has('tpmstate0')) tpm(prop('tpmstate0', 'file'), opts, g, prov, log);
+}
 
-  // Disks, in Proxmox's order of buses.
+/** Disks, in Proxmox's order of buses, each resolved through storage.cfg. */
+function disks({ c, prop, opts, d }: Vm): void {
+  const { guest: g, prov, log } = d;
   const disks: Record<string, unknown>[] = [];
   // The bundle boots disks in their order: Proxmox's boot order first (`boot: order=a;b`, or the legacy
   // `bootdisk`), then the rest by bus and number.
@@ -570,6 +619,7 @@ export function importVmConfig(
       log.refuse(key, r.refuse);
       continue;
     }
+    if (!hostStorageFree(d, r.path, key)) continue;
     const readOnly = media === 'cdrom' || p.get('ro') === '1';
     const disk: Record<string, unknown> = { path: r.path, format: r.format, readOnly, blockDevice: r.block };
     const th: Record<string, number> = {};
@@ -615,8 +665,10 @@ export function importVmConfig(
       );
   }
   if (disks.length) g.disks = disks;
+}
 
-  // Network: net0 only.
+/** net0 only: a bridge becomes a tap on that bridge, no bridge user-mode networking. */
+function network({ c, prop, d: { guest: g, prov, log } }: Vm): void {
   const nets = [...c.keys()].filter((k) => /^net\d+$/.test(k)).sort((a, b) => Number(a.slice(3)) - Number(b.slice(3)));
   for (const key of nets) {
     if (g.network) {
@@ -651,15 +703,13 @@ export function importVmConfig(
       bridge ? `tap device on bridge ${bridge} with vhost-net` : 'no bridge: user-mode networking, as Proxmox does',
     );
     if (bridge) prov.push(['network.bridge', key]);
-    const mac = macRaw?.toLowerCase();
-    if (mac && /^52:54:00(:[0-9a-f]{2}){3}$/.test(mac)) {
-      net.mac = mac;
-      log.carry(key, `MAC ${mac}`);
-    } else if (mac)
-      log.secureDefault(
-        key,
-        `MAC ${macRaw} is not a QEMU 52:54:00 address; the bundle derives one from the guest name`,
-      );
+    // The guest keeps its MAC, Proxmox's own BC:24:11 prefix included; the schema refuses only what no network
+    // card may have.
+    if (macRaw) {
+      net.mac = macRaw.toLowerCase();
+      prov.push(['network.mac', key]);
+      log.carry(key, `MAC ${macRaw.toLowerCase()}`);
+    }
     if (model && model !== 'virtio') log.secureDefault(key, `model "${model}" becomes virtio-net`);
     if (p.get('firewall') === '1')
       log.secureDefault(
@@ -671,8 +721,10 @@ export function importVmConfig(
     prov.push(['network', key]);
     g.network = net;
   }
+}
 
-  // Display: Proxmox always offers VNC on a unix socket behind its own proxy.
+/** Proxmox always offers VNC on a unix socket behind its own proxy; SPICE (qxl) goes through spiceproxy. */
+function display({ c, prop, d: { guest: g, prov, log } }: Vm): void {
   const vga = c.has('vga') ? prop('vga', 'type') : undefined;
   const vgaType = vga?.get('type') ?? 'std';
   if (vgaType === 'none' || /^serial\d$/.test(vgaType)) {
@@ -693,8 +745,11 @@ export function importVmConfig(
       'VNC on a unix socket, as Proxmox serves its console (no password: the socket is reachable only from the host)',
     );
   }
+}
 
-  // Passthrough.
+/** PCI devices (with their IOMMU group on this host) and USB devices by vendor and product. */
+function passthrough({ c, prop, d }: Vm): void {
+  const { guest: g, prov, log } = d;
   const pci: Record<string, unknown>[] = [];
   const usb: Record<string, unknown>[] = [];
   for (const key of [...c.keys()].filter((k) => /^hostpci\d+$/.test(k))) {
@@ -710,20 +765,12 @@ export function importVmConfig(
         log.refuse(key, `"${h}" is not a single PCI function (all functions of a device are passed as one entry each)`);
         continue;
       }
-      const group = iommuGroupOf(full, opts.sysfsPci);
-      if (group === undefined) {
-        log.refuse(
-          key,
-          `PCI device ${full} is not on this machine, so its IOMMU group (which decides what else goes to the guest) is unknown; import on the guest's host`,
-        );
-        continue;
-      }
+      const group = iommuGroupOf(d, full, key);
+      if (group === undefined) continue;
       prov.push([`passthrough.pci.${pci.length}`, key]);
       pci.push({ address: full, iommuGroup: group });
-      log.carry(
-        key,
-        `PCI device ${full} (IOMMU group ${group}) — risk "pci-passthrough" accepted in the answers with a reason naming this file; review it`,
-      );
+      log.carry(key, `PCI device ${full} (IOMMU group ${group})`);
+      takesRisk(d, 'pci-passthrough', key, `PCI device ${full} (IOMMU group ${group})`);
     }
     const rest = [...p.keys()].filter((k) => !['host', 'pcie'].includes(k));
     if (rest.length) log.secureDefault(key, `${rest.join(', ')} not carried`);
@@ -739,19 +786,18 @@ export function importVmConfig(
     else if (!m)
       log.refuse(key, `"${host}" chooses a USB device by bus and port, not by vendor:product; cannot be carried`);
     else {
+      const id = `${m[1]!.toLowerCase()}:${m[2]!.toLowerCase()}`;
       prov.push([`passthrough.usb.${usb.length}`, key]);
       usb.push({ vendorId: m[1]!.toLowerCase(), productId: m[2]!.toLowerCase() });
-      log.carry(
-        key,
-        `USB device ${m[1]!.toLowerCase()}:${m[2]!.toLowerCase()} — risk "usb-passthrough" accepted in the answers with a reason naming this file; review it`,
-      );
+      log.carry(key, `USB device ${id}`);
+      takesRisk(d, 'usb-passthrough', key, `USB device ${id}`);
     }
   }
   if (pci.length || usb.length) g.passthrough = { pci, usb };
-  if (pci.length) risks.push({ risk: 'pci-passthrough', reason: RISK_REASON(file, 'PCI devices') });
-  if (usb.length) risks.push({ risk: 'usb-passthrough', reason: RISK_REASON(file, 'USB devices') });
+}
 
-  // Everything else.
+/** Every other key: cloud-init, serial ports, the agent, and keys with no equivalent. */
+function otherKeys({ c, d: { log } }: Vm): void {
   for (const k of c.keys()) {
     if (
       IGNORED.has(k) ||
@@ -774,15 +820,10 @@ export function importVmConfig(
     else if (k === 'agent') log.secureDefault(k, 'the guest agent channel is not carried');
     else log.secureDefault(k, 'not carried: qemu-harden has no equivalent for this key');
   }
-
-  if (log.refused.length) return { log, sourceName: rawName ?? null };
-  const imported = { guest: g, risks };
-  checkGuest(imported, prov, log, { disks: 'scsiN/virtioN/sataN/ideN (a disk)' });
-  return log.refused.length ? { log, sourceName: rawName ?? null } : { imported, log, sourceName: rawName ?? null };
 }
 
 /** The Proxmox answer source: VMID.conf documents → `{ document, report }` (document null when refused). */
-export function fromProxmox(inputs: { file: string; read: () => string }[], opts: ProxmoxOptions = {}) {
+export function fromProxmox(inputs: SourceInput[], opts: ProxmoxOptions) {
   return importDocuments(
     'proxmox',
     inputs,
@@ -796,3 +837,13 @@ export function fromProxmox(inputs: { file: string; read: () => string }[], opts
         : m,
   );
 }
+
+/** `import proxmox`: /etc/pve/qemu-server/VMID.conf files, their volumes resolved through storage.cfg. */
+export const proxmox: ImportSource = {
+  kind: 'proxmox',
+  inputs: 'VMID.conf...',
+  input: 'a Proxmox guest configuration',
+  config: { flag: '--storage-cfg', path: '/etc/pve/storage.cfg', what: 'storage.cfg' },
+  import: (inputs, config, host) =>
+    fromProxmox(inputs, { host, ...(config ? { storages: parseStorageCfg(config.text, config.file) } : {}) }),
+};

@@ -7,21 +7,25 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { getIn, type Checker, type Draft } from '../../steps/draft.js';
 import { InputError, issuesFor, validate } from '../answers.js';
+import { writeFileAtomicAt } from '../atomic.js';
 import { isNonEmptyDir, writeBundle } from '../bundle.js';
 import * as G from '../guest.js';
 import { answersObject, type Answers } from '../model.js';
 import { sha256 } from '../bundle-layout.js';
-import { answersJson, plan, type BundleFile } from '../plan.js';
+import { answersJson, plan as planBundle, type BundleFile } from '../plan.js';
 import { probeHost, suggestFormat } from '../probe.js';
-import { invocation, sudoInvocation } from '../invocation.js';
+import { invocation, invocationAnywhere, sudoInvocation } from '../invocation.js';
 import { guestReach, reachLines } from '../reach.js';
 import { requiredRisks } from '../rules.js';
 import { exposureOf, exposureTarget } from '../verify.js';
 
-export { exposureTarget, guestReach, plan, probeHost, reachLines, requiredRisks };
+export { exposureTarget, guestReach, probeHost, reachLines, requiredRisks };
 
 /** How to run qemu-harden again, the way this run was started (plain and under sudo). */
 export const rerun = () => ({ me: invocation(), sudo: sudoInvocation() });
+
+/** The bundle as `generate` plans it, its README's commands written the way this run was started. */
+export const plan = (a: Answers) => planBundle(a, { runAs: invocationAnywhere() });
 
 export const checker: Checker = {
   issues: issuesFor,
@@ -135,7 +139,7 @@ export function write(
   try {
     if (action === 'answers') {
       const path = resolve(`${outDir}.answers.json`);
-      writeFileSync(path, answersJson(answers));
+      writeFileAtomicAt(path, answersJson(answers), 0o644);
       return { type: 'written', kind: 'answers', path };
     }
     const out = resolve(outDir);

@@ -534,8 +534,16 @@ export function reducer(s: State, a: Action): State {
       return onKey(s, a.key);
     case 'ready':
       return { ...s, check: a.check, draft: syncRisks(s.draft, a.check, s.reasons) };
-    case 'host':
-      return { ...s, host: a.facts };
+    case 'host': {
+      // The bundle is for this host's release unless the answers name another: the probe's answer goes into the
+      // draft, where the Host step shows it and the operator can change it.
+      const target = s.draft.host?.target ?? a.facts.target;
+      return {
+        ...s,
+        host: a.facts,
+        draft: target === s.draft.host?.target ? s.draft : { ...s.draft, host: { ...s.draft.host, target } },
+      };
+    }
     case 'exposure':
       return { ...s, exposure: { ...s.exposure, [a.key]: a.score } };
     case 'format':

@@ -1,0 +1,191 @@
+// What a live QEMU is held to. `audit` holds every process to QEMU's security documentation (POLICY); `status`
+// holds each installed guest's process to its installed unit file (fromUnit): the user it names, the
+// capabilities it leaves, NoNewPrivileges=, the system call filter, AppArmorProfile=, MemoryMax=, TasksMax=, and
+// the QEMU command line of its ExecStart=, so that what the unit itself asks for (an accepted risk) is not
+// counted against the process. The same checks then judge both (assess.ts).
+import { type PasswdEntry, uidOf } from '../passwd.js';
+
+export interface Expectation {
+  /** Where it comes from, for the words of a finding: QEMU's security documentation, or the installed unit. */
+  from: 'policy' | 'unit';
+  /** The user it runs as: a name and its uid (null when the host has no such user), or null for any non-root. */
+  user: { name: string; uid: number | null } | null;
+  noCapabilities: boolean;
+  noNewPrivs: boolean;
+  /** Every thread under a seccomp filter. */
+  seccomp: boolean;
+  /** An enforced AppArmor profile: this one, or any (profile null); undefined when none is expected. */
+  apparmor: { profile: string | null } | undefined;
+  /** memory.max: exactly this (bytes, as the kernel writes it), "own" (a finite limit no other guest shares), or
+   * undefined when not judged. */
+  memory: string | 'own' | undefined;
+  /** pids.max, the same way. */
+  pids: string | 'own' | undefined;
+  /** Command-line checks that the unit's own ExecStart= triggers: what the answers accepted, not a weakening. */
+  accepted: Set<string>;
+}
+
+export const POLICY: Expectation = {
+  from: 'policy',
+  user: null,
+  noCapabilities: true,
+  noNewPrivs: true,
+  seccomp: true,
+  apparmor: { profile: null },
+  memory: 'own',
+  pids: 'own',
+  accepted: new Set(),
+};
+
+/** The unit's settings status reports as expected (its --json `expected`), beside the expectation itself. */
+export interface UnitSettings {
+  user: string;
+  uid: number | null;
+  memoryMax: string | null;
+  apparmorProfile: string | null;
+  seccomp: boolean;
+  noNewPrivs: boolean;
+  noCapabilities: boolean;
+}
+
+/** The value of the last assignment of a setting in a unit file ("" for an empty one), or undefined. */
+function setting(text: string, key: string): string | undefined {
+  let last: string | undefined;
+  for (const line of logicalLines(text)) if (line.startsWith(`${key}=`)) last = line.slice(key.length + 1).trim();
+  return last;
+}
+
+/** A unit file's lines with backslash-continued lines joined (the backslash becomes a space, as systemd reads it). */
+function logicalLines(text: string): string[] {
+  const out: string[] = [];
+  let cur: string | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    if (cur !== undefined && /^\s*[#;]/.test(line)) continue;
+    const joined = cur === undefined ? line.trimStart() : `${cur}${line}`;
+    if (joined.endsWith('\\')) cur = `${joined.slice(0, -1)} `;
+    else {
+      out.push(joined);
+      cur = undefined;
+    }
+  }
+  if (cur !== undefined) out.push(cur);
+  return out;
+}
+
+const C_ESCAPES: Record<string, string> = {
+  a: '\x07',
+  b: '\b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+  v: '\v',
+  s: ' ',
+  '\\': '\\',
+  '"': '"',
+  "'": "'",
+};
+
+/**
+ * The words of a command line as systemd splits ExecStart= (extract_first_word with EXTRACT_UNQUOTE and
+ * EXTRACT_CUNESCAPE): double or single quotes group, C escapes are decoded, "%%" is "%" and "$$" is "$". The
+ * leading prefixes (-, @, +, !, :) are dropped. Undefined when the quoting does not close.
+ */
+export function execWords(value: string): string[] | undefined {
+  const words: string[] = [];
+  let i = 0;
+  const n = value.length;
+  while (i < n) {
+    while (i < n && /\s/.test(value[i]!)) i++;
+    if (i >= n) break;
+    let word = '';
+    let quote: string | null = null;
+    for (; i < n; i++) {
+      const c = value[i]!;
+      if (quote === null && /\s/.test(c)) break;
+      if (c === '\\') {
+        const e = value[++i];
+        if (e === undefined) return undefined;
+        if (e in C_ESCAPES) word += C_ESCAPES[e];
+        else if (e === 'x' && /^[0-9a-fA-F]{2}$/.test(value.slice(i + 1, i + 3))) {
+          word += String.fromCharCode(parseInt(value.slice(i + 1, i + 3), 16));
+          i += 2;
+        } else if (/[0-7]/.test(e) && /^[0-7]{3}$/.test(value.slice(i, i + 3))) {
+          word += String.fromCharCode(parseInt(value.slice(i, i + 3), 8));
+          i += 2;
+        } else word += e;
+      } else if (quote !== null && c === quote) quote = null;
+      else if (quote === null && (c === '"' || c === "'")) quote = c;
+      else word += c;
+    }
+    if (quote !== null) return undefined;
+    words.push(word.replaceAll('%%', '%').replaceAll('$$', '$'));
+  }
+  if (words.length) words[0] = words[0]!.replace(/^[-@+!:]+/, '');
+  return words;
+}
+
+/** The argv of a unit's ExecStart= (the last one), or undefined when it has none that reads. */
+export function unitArgv(text: string): string[] | undefined {
+  const v = setting(text, 'ExecStart');
+  return v === undefined ? undefined : execWords(v);
+}
+
+const MEMORY_UNITS: Record<string, bigint> = {
+  '': 1n,
+  K: 1024n,
+  M: 1024n ** 2n,
+  G: 1024n ** 3n,
+  T: 1024n ** 4n,
+};
+
+/** MemoryMax=/TasksMax= as the kernel writes the limit ("max" for infinity), or undefined for what is not a number. */
+function limitValue(v: string | undefined, units: boolean): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (v === 'infinity') return 'max';
+  const m = (units ? /^(\d+)([KMGT]?)$/ : /^(\d+)()$/).exec(v);
+  return m ? String(BigInt(m[1]!) * MEMORY_UNITS[m[2]!]!) : undefined;
+}
+
+/**
+ * The expectation a guest's installed unit sets for its QEMU. `apparmorEnforcing`: whether the kernel
+ * enforces AppArmor (a profile it does not enforce is not expected of the process). `accepted` is filled by
+ * the caller, from the checks the unit's own command line triggers.
+ */
+export function fromUnit(
+  unitText: string | undefined,
+  users: PasswdEntry[],
+  defaultUser: string,
+  apparmorEnforcing: boolean,
+): { expectation: Expectation; settings: UnitSettings; argv: string[] | undefined } {
+  const text = unitText ?? '';
+  const user = setting(text, 'User') ?? defaultUser;
+  const memory = limitValue(setting(text, 'MemoryMax'), true);
+  const apparmorProfile = setting(text, 'AppArmorProfile')?.replace(/^-/, '') || null;
+  const argv = unitText === undefined ? undefined : unitArgv(text);
+  const settings: UnitSettings = {
+    user,
+    uid: uidOf(users, user) ?? null,
+    memoryMax: memory ?? setting(text, 'MemoryMax') ?? null,
+    apparmorProfile,
+    seccomp: !!setting(text, 'SystemCallFilter') || /-sandbox on/.test(text),
+    noNewPrivs: setting(text, 'NoNewPrivileges') === 'yes',
+    noCapabilities: setting(text, 'CapabilityBoundingSet') === '',
+  };
+  return {
+    settings,
+    argv,
+    expectation: {
+      from: 'unit',
+      user: { name: user, uid: settings.uid },
+      noCapabilities: settings.noCapabilities,
+      noNewPrivs: settings.noNewPrivs,
+      seccomp: settings.seccomp,
+      apparmor: apparmorProfile && apparmorEnforcing ? { profile: apparmorProfile } : undefined,
+      memory,
+      pids: limitValue(setting(text, 'TasksMax'), false),
+      accepted: new Set(),
+    },
+  };
+}

@@ -1,0 +1,85 @@
+// test/cache.ts: a directory is built once per key, renamed into place whole, and two builders racing for one
+// key both end with the same complete directory.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { cachedDir, cacheKey } from './cache.js';
+import { tempDir } from './helpers.js';
+
+test('the key is a hash of the inputs, whatever the order of their keys', () => {
+  assert.equal(cacheKey({ a: 1, b: { c: [1, 2], d: 'x' } }), cacheKey({ b: { d: 'x', c: [1, 2] }, a: 1 }));
+  assert.notEqual(cacheKey({ a: 1 }), cacheKey({ a: 2 }));
+  assert.notEqual(cacheKey({ a: { b: 1 } }), cacheKey({ a: { b: 2 } }), 'nested values count');
+  assert.match(cacheKey({}), /^[0-9a-f]{16}$/);
+});
+
+test('two builders racing for one key end with the same whole directory; the next call builds nothing', async (t) => {
+  const root = tempDir(t, 'qh-cache-');
+  let builds = 0;
+  let release!: () => void;
+  const bothStarted = new Promise<void>((r) => (release = r));
+  let started = 0;
+  const build = async (dir: string) => {
+    builds++;
+    writeFileSync(join(dir, 'made-by'), String(builds));
+    if (++started === 2) release();
+    // Both builds are under way before either is renamed into place.
+    await bothStarted;
+  };
+  const inputs = { suite: 'test', packages: ['a', 'b'] };
+  const [one, two] = await Promise.all([
+    cachedDir({ kind: 'k', inputs, what: 'a test directory', root, build }),
+    cachedDir({ kind: 'k', inputs, what: 'a test directory', root, build }),
+  ]);
+  assert.equal(builds, 2);
+  assert.equal(one, two);
+  assert.equal(one, join(root, 'k', cacheKey(inputs)));
+  assert.match(readFileSync(join(one, 'made-by'), 'utf8'), /^[12]$/);
+  assert.deepEqual(
+    readdirSync(join(root, 'k')).sort(),
+    [cacheKey(inputs), `${cacheKey(inputs)}.inputs.json`],
+    'no half-built directory is left',
+  );
+  assert.deepEqual(JSON.parse(readFileSync(`${one}.inputs.json`, 'utf8')), inputs);
+
+  const again = await cachedDir({ kind: 'k', inputs, what: 'a test directory', root, build });
+  assert.equal(again, one);
+  assert.equal(builds, 2, 'a cached key is not built again');
+});
+
+test('a build that fails leaves nothing under its key, and the error reaches the caller', async (t) => {
+  const root = tempDir(t, 'qh-cache-');
+  await assert.rejects(
+    cachedDir({
+      kind: 'k',
+      inputs: { x: 1 },
+      what: 'a failing build',
+      root,
+      build: (dir) => {
+        writeFileSync(join(dir, 'half'), '');
+        throw new Error('the build broke');
+      },
+    }),
+    /the build broke/,
+  );
+  assert.deepEqual(readdirSync(join(root, 'k')), []);
+  assert.ok(!existsSync(join(root, 'k', cacheKey({ x: 1 }))));
+});
+
+test('what a killed builder left behind is removed by the next build; a live builder’s directory is not', async (t) => {
+  const root = tempDir(t, 'qh-cache-');
+  const key = cacheKey({ y: 1 });
+  const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.after(() => sleeper.kill('SIGKILL'));
+  const dead = spawn('true', { stdio: 'ignore' });
+  await new Promise((r) => dead.once('exit', r));
+  const abandoned = `.building-${key}-${dead.pid}-abc123`;
+  const live = `.building-${key}-${sleeper.pid}-def456`;
+  for (const d of [abandoned, live]) mkdirSync(join(root, 'k', d), { recursive: true });
+  await cachedDir({ kind: 'k', inputs: { y: 1 }, what: 'a test directory', root, build: () => undefined });
+  const left = readdirSync(join(root, 'k'));
+  assert.ok(!left.includes(abandoned), 'the dead builder’s directory is gone');
+  assert.ok(left.includes(live), 'a builder that still runs keeps its directory');
+});

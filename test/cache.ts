@@ -1,0 +1,86 @@
+// A directory built once per key and kept between runs under the repository's .cache/ (git ignores it): a Debian
+// root, a kernel, anything slow to make and fixed by its inputs. The key is a hash of the inputs, so a changed
+// input builds a new directory beside the old one. Each build goes into a temporary directory next to its final
+// place and is renamed into place when complete: a directory under its key is always whole, and two test files
+// racing to build the same key both end with the one that was renamed first (the other's copy is removed).
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO } from './helpers.js';
+
+export const CACHE_ROOT = join(REPO, '.cache');
+
+export interface CachedDir {
+  /** The directory under .cache/ holding every key of this kind, e.g. "debian". */
+  kind: string;
+  /** Everything the built directory depends on; their JSON is hashed into the key. */
+  inputs: Record<string, unknown>;
+  /** What is built, for the line the suite prints while it builds, e.g. 'a Debian 13 root (debootstrap)'. */
+  what: string;
+  /** Where the kinds live; CACHE_ROOT unless a test of this helper gives its own. */
+  root?: string;
+  /** Fills the (empty, existing) directory it is given. */
+  build(dir: string): void | Promise<void>;
+}
+
+/** The same value with every object's keys in sorted order, so that equal inputs give equal JSON. */
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+    );
+  return v;
+}
+
+/** The key of these inputs: the first 16 hex digits of the sha256 of their canonical JSON. */
+export function cacheKey(inputs: Record<string, unknown>): string {
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(inputs)))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+const BUILDING = /^\.building-[0-9a-f]{16}-(\d+)-/;
+
+/** Removes what builders that no longer run left behind (a run killed mid-build). */
+function removeAbandoned(dir: string): void {
+  for (const e of readdirSync(dir)) {
+    const pid = Number(BUILDING.exec(e)?.[1]);
+    if (pid && !existsSync(`/proc/${pid}`)) rmSync(join(dir, e), { recursive: true, force: true });
+  }
+}
+
+/** The built directory for these inputs: the cached one, or a new one built now. */
+export async function cachedDir(c: CachedDir): Promise<string> {
+  const key = cacheKey(c.inputs);
+  const parent = join(c.root ?? CACHE_ROOT, c.kind);
+  const done = join(parent, key);
+  if (existsSync(done)) return done;
+  mkdirSync(parent, { recursive: true });
+  removeAbandoned(parent);
+  const building = mkdtempSync(join(parent, `.building-${key}-${process.pid}-`));
+  process.stderr.write(
+    `building ${c.what} into ${done}: once, later runs reuse it (inputs: ${JSON.stringify(c.inputs)})\n`,
+  );
+  const started = Date.now();
+  try {
+    await c.build(building);
+    try {
+      renameSync(building, done);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || !existsSync(done)) throw e;
+      // Another builder finished first; its directory is as good as this one.
+      rmSync(building, { recursive: true, force: true });
+    }
+  } catch (e) {
+    rmSync(building, { recursive: true, force: true });
+    throw e;
+  }
+  writeFileSync(`${done}.inputs.json`, JSON.stringify(c.inputs, null, 2) + '\n');
+  process.stderr.write(`built ${c.what} in ${Math.round((Date.now() - started) / 1000)} s\n`);
+  return done;
+}
