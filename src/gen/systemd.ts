@@ -199,17 +199,15 @@ function hardening(sb: Sandbox): Line[] {
       `A PID namespace of its own: ${who} is its PID 1 and no other process of the host exists for it, even by number.`,
       'PrivatePIDs=yes',
     ]);
-  out.push(
-    [
-      'No namespaces, realtime scheduling, setuid files, personality changes or System V IPC left behind.',
-      'RestrictNamespaces=yes',
-      'RestrictRealtime=yes',
-      'RestrictSUIDSGID=yes',
-      'LockPersonality=yes',
-      'RemoveIPC=yes',
-      'KeyringMode=private',
-    ],
-  );
+  out.push([
+    'No namespaces, realtime scheduling, setuid files, personality changes or System V IPC left behind.',
+    'RestrictNamespaces=yes',
+    'RestrictRealtime=yes',
+    'RestrictSUIDSGID=yes',
+    'LockPersonality=yes',
+    'RemoveIPC=yes',
+    'KeyringMode=private',
+  ]);
   switch (sb.network) {
     case 'none':
       out.push([
