@@ -335,7 +335,7 @@ function assemble(kind: ImportReport['source'], results: GuestResult[]): ImportR
     document,
     report: {
       format: 'qemu-harden-import-report',
-      version: 2,
+      version: 3,
       source: kind,
       out: null,
       written: false,

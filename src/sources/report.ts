@@ -52,7 +52,7 @@ export interface GuestReport {
 
 export interface ImportReport {
   format: 'qemu-harden-import-report';
-  version: 2;
+  version: 3;
   source: 'libvirt' | 'proxmox';
   /** The answers file written, or null when nothing was written (a refusal, or no --out). */
   out: string | null;
