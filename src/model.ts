@@ -213,6 +213,12 @@ export const guestSchema = z.strictObject({
     .string()
     .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be a QEMU machine type name like q35 or pc-q35-7.2')
     .default('q35'),
+  /** false: the guest has no ACPI (-machine acpi=off), as a guest imported from one started with -no-acpi. It then
+   * does not hear the power button that stopping its unit presses. Absent or true: QEMU's default, ACPI on. */
+  acpi: z.boolean().optional(),
+  /** false: the guest has no HPET (-machine hpet=off), as one imported from -no-hpet. Absent or true: QEMU's
+   * default, an HPET on the pc and q35 machines. */
+  hpet: z.boolean().optional(),
   cpu: z
     .strictObject({
       model: z

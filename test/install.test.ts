@@ -199,6 +199,7 @@ describe('apply, rollback and status never follow a symlink out of --root (#20 i
       `${UNIT}.qemu-harden-new`,
       `${RECORD}/journal.json.new`,
       'etc/systemd/system/.qemu-server.service.qemu-harden-new-000000000000',
+      'etc/systemd/system/.qemu-server.service.qemu-harden-new',
     ];
     for (const p of plants) {
       mkdirSync(join(root, p, '..'), { recursive: true });

@@ -4,7 +4,7 @@
 // write escape sequences or lines of its own onto the operator's terminal; --json carries the exact strings.
 import { visible } from '../escape.js';
 import { AUDIT_CHECKS, assess } from './assess.js';
-import { redact } from './cmdline.js';
+import { redact } from '../qemuargs.js';
 import { HELPER_POLICY, POLICY } from './expect.js';
 import { ownerText } from './owner.js';
 import { acceleratorOf } from './process.js';
@@ -128,7 +128,7 @@ export function formatAudit(r: AuditReport, me = 'qemu-harden'): string {
       for (const n of r.answersOut.notCarried)
         out.push(`  ${visible(n.guest)}: ${visible(n.choice)}: ${visible(n.reason)}`);
     }
-    out.push(`Next: ${me} generate --answers ${visible(shellWord(r.answersOut.file))} --out qemu-harden-bundle`);
+    out.push(`Next: ${me} generate --answers ${shellWord(r.answersOut.file)} --out qemu-harden-bundle`);
     out.push('');
   }
   const n = counts(r);

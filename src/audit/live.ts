@@ -24,7 +24,7 @@ import {
 } from '../procfs.js';
 import { HELPERS } from '../helpers/index.js';
 import type { HelperKind } from '../helpers/helper.js';
-import { isLate, Sidecar, TIME } from '../sidecar.js';
+import { isLate, Sidecar } from '../sidecar.js';
 import { guestLabel, isQemuBinary, parseCommandLine, QEMU_PROGRAM } from './cmdline.js';
 import { BACKING_DEPTH, localDisks, qcow2Backing } from './files.js';
 import { ownerContext, ownerOf } from './owner.js';
@@ -68,10 +68,9 @@ export interface ReadOptions {
 export async function readHost(opts: ReadOptions = {}): Promise<HostView> {
   const proc = opts.proc ?? PROC;
   const base = opts.cgroupRoot ?? CGROUP_ROOT;
-  const deadline = Date.now() + TIME.totalMs;
-  const reader = new Sidecar(deadline);
-  reader.warm();
+  const reader = new Sidecar();
   try {
+    const deadline = await reader.started();
     return await readWith(reader, proc, base, deadline, opts);
   } finally {
     await reader.close();

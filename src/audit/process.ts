@@ -1,8 +1,9 @@
 // Checks on each QEMU process itself: who it runs as, what the kernel lets it do (capabilities, no_new_privs,
-// seccomp on every thread), QEMU's own -sandbox, its AppArmor label, its cgroup limits, the accelerator, and
-// whether guests share a user. Each judges the facts live.ts read against the process's expectation: QEMU's
+// seccomp on every thread), QEMU's own -sandbox, its AppArmor label, its cgroup limits, the accelerator, the
+// options QEMU has removed since, and whether guests share a user. Each judges the facts live.ts read against the process's expectation: QEMU's
 // security documentation for `audit`, the installed unit for `status`.
-import { isOn } from './cmdline.js';
+import { describeRemoval, removedOption } from '../releases.js';
+import { isOn, optsOrJson } from './cmdline.js';
 import type { Expectation } from './expect.js';
 import { finding, type AuditCheck, type Finding, type LiveProcess, type QemuProcess, type Severity } from './types.js';
 import { plural } from '../words.js';
@@ -377,6 +378,36 @@ const tcg = eachProcess(
   'useCase',
 );
 
+/**
+ * Options that QEMU removed between Debian 12's QEMU and Debian 13's (src/releases.ts, the table `import` reads
+ * too): the process runs today, but a newer QEMU refuses to start it as it is written.
+ */
+const removedOptions: AuditCheck = {
+  name: 'process.removed-option',
+  tool: null,
+  debianPackage: null,
+  judges: 'command line',
+  run: (view) =>
+    view.processes.flatMap((p) =>
+      p.cmd.options.flatMap((o) => {
+        const r = o.name && removedOption(o.name, (implied) => optsOrJson(o.value ?? '', implied).opts);
+        if (!r) return [];
+        return [
+          finding(
+            'process.removed-option',
+            'low',
+            p,
+            `uses ${r.option}, which QEMU ${r.removedIn} removed; ${r.instead} replaces it`,
+            `-${o.name}${o.value === undefined ? '' : ` ${o.value}`}`,
+            `${describeRemoval(r)}. Once the host's QEMU is that new, this guest does not start as it is written: nothing that protects it is lost, but the guest is down until its command line is changed.`,
+            r.bundle,
+            r.answer ? `guests.N.${r.answer}` : null,
+          ),
+        ];
+      }),
+    ),
+};
+
 const sharedUid: AuditCheck = {
   name: 'process.shared-uid',
   tool: null,
@@ -430,5 +461,6 @@ export const processChecks: AuditCheck[] = [
   cgroup,
   cgroupControllers,
   tcg,
+  removedOptions,
   sharedUid,
 ];

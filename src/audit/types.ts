@@ -4,7 +4,8 @@
 // documentation for `audit`, the installed unit for `status`); and the shape of a finding and of a check.
 import type { InetListener, UnixSocket } from '../procfs.js';
 import type { FileFact, Within } from '../sidecar.js';
-import { redact, type QemuCommandLine } from './cmdline.js';
+import { redact } from '../qemuargs.js';
+import type { QemuCommandLine } from './cmdline.js';
 import type { Expectation } from './expect.js';
 import type * as N from '../names.js';
 
