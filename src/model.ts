@@ -85,13 +85,15 @@ const firmware = z
       secureBoot: z.boolean().default(false),
     }),
   ])
+  // Written out key by key: the answers a bundle keeps read back to the same bytes (apply regenerates from them).
   .transform((f) =>
     f.type === 'bios'
       ? f
       : {
-          ...f,
+          type: f.type,
           code: f.code ?? (f.secureBoot ? OVMF.secureCode : OVMF.code),
           varsTemplate: f.varsTemplate ?? (f.secureBoot ? OVMF.secureVars : OVMF.vars),
+          secureBoot: f.secureBoot,
         },
   );
 

@@ -258,6 +258,11 @@ describe('a TPM and Secure Boot', () => {
       code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
       varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd',
     });
+    // Read back as a bundle keeps them, the answers are the same bytes.
+    const doc = base();
+    (doc.guests[0] as Record<string, unknown>).firmware = { type: 'uefi', secureBoot: true };
+    const once = JSON.stringify(validate(doc));
+    assert.equal(JSON.stringify(validate(JSON.parse(once))), once);
     const given = fw({ type: 'uefi', secureBoot: true, code: '/srv/fw/CODE.fd' });
     assert.equal(given.type === 'uefi' && given.code, '/srv/fw/CODE.fd', 'a file given is kept');
   });
