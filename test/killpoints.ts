@@ -98,6 +98,12 @@ export function traceCalls(argv: string[], syscalls: string[], opts: RunOptions 
 }
 
 /**
+ * The paths of a call that strace's -P matches it by: all of them, but for rename(2), which strace 6.1 matches by
+ * its source alone (renameat and renameat2 by both names).
+ */
+const matched = (c: Call) => (c.syscall === 'rename' ? c.paths.slice(0, 1) : c.paths);
+
+/**
  * The aim at calls[i] of a full trace (traceCalls, with calls[i]'s system call among those traced): of the files
  * it touches, the one fewest earlier calls of the same system call touched, and how many calls it is counting
  * calls[i] itself. A call that touches no file cannot be aimed at this way.
@@ -105,10 +111,10 @@ export function traceCalls(argv: string[], syscalls: string[], opts: RunOptions 
 export function aimAt(calls: Call[], i: number): Aim {
   const target = calls[i]!;
   assert.ok(target.paths.length > 0, `a call that touches no file cannot be aimed at by path: ${target.line}`);
-  const aims = target.paths.map((path) => ({
+  const aims = matched(target).map((path) => ({
     syscall: target.syscall,
     path,
-    nth: calls.slice(0, i + 1).filter((c) => c.syscall === target.syscall && c.paths.includes(path)).length,
+    nth: calls.slice(0, i + 1).filter((c) => c.syscall === target.syscall && matched(c).includes(path)).length,
   }));
   return aims.reduce((a, b) => (b.nth < a.nth ? b : a));
 }
