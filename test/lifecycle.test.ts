@@ -499,6 +499,33 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assert.equal(s.code, 0, s.stdout);
   });
 
+  test('a TPM running weaker than its unit (a runtime drop-in gives swtpm a capability): status exits 1 and names it under its guest', () => {
+    const dropIn = '/run/systemd/system/qemu-gamma-tpm.service.d';
+    // Restarting the guest restarts its TPM (PartOf=) on the drop-in.
+    const set = ct.sh(
+      `mkdir -p ${dropIn} && printf '[Service]\\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\\nAmbientCapabilities=CAP_NET_BIND_SERVICE\\n' > ${dropIn}/weaker.conf && systemctl daemon-reload && systemctl restart qemu-gamma.service`,
+    );
+    assert.equal(set.code, 0, set.stderr);
+    try {
+      const s = qh('status', '--json');
+      assert.equal(s.code, 1, s.stdout);
+      const r = JSON.parse(s.stdout) as {
+        ok: boolean;
+        guests: { name: string; weaker: string[]; helpers: { weaker: string[]; process: { capEff: string } }[] }[];
+      };
+      assert.equal(r.ok, false);
+      const gamma = r.guests.find((g) => g.name === 'gamma')!;
+      assert.deepEqual(gamma.weaker, [], 'gamma’s QEMU is as installed');
+      assert.equal(gamma.helpers[0]!.process.capEff, '0000000000000400');
+      assert.deepEqual(gamma.helpers[0]!.weaker, ['swtpm holds capabilities (CapEff 0000000000000400)']);
+      assert.match(qh('status').stdout, /^ {4}WEAKER: swtpm holds capabilities \(CapEff 0000000000000400\)$/m);
+    } finally {
+      ct.sh(`rm -r ${dropIn} && systemctl daemon-reload && systemctl restart qemu-gamma.service`);
+    }
+    const s = qh('status');
+    assert.equal(s.code, 0, s.stdout);
+  });
+
   test('a guest that fails to start: apply reports its last journal lines and exits 1', () => {
     const broken = {
       ...V1,
