@@ -54,6 +54,9 @@ ${yamlList(INSTALLABLE_TEMPLATE.shared)}
 qemu_harden_installable_guest:
 ${yamlList(INSTALLABLE_TEMPLATE.guest)}
 qemu_harden_guest_name: ${JSON.stringify(N.GUEST_NAME.source)}
+# The kinds of helper unit a guest may have (its TPM: qemu-GUEST-tpm.service and .socket, and their profile): they
+# restart with their guest, and stop with it.
+qemu_harden_helper_kinds: ${JSON.stringify([...N.HELPER_KINDS])}
 # Where a bundle keeps the signatures of its manifest (qemu-harden sign): the only files it holds unlisted.
 qemu_harden_signature_path: ${JSON.stringify(SIGNATURE_PATTERN)}
 qemu_harden_signatures: >-
@@ -454,12 +457,12 @@ dependencies: []
   changed_when: false
   when: qemu_harden_record_moves and not ansible_check_mode
 
-- name: Stop and disable the units of guests that left
+- name: Stop and disable the units of guests that left, and the helper units a guest no longer has
   ansible.builtin.systemd_service:
     name: "{{ item | basename }}"
     state: stopped
     enabled: false
-  loop: "{{ qemu_harden_gone | select('match', '^/etc/systemd/system/[^/]+\\.service$') | list }}"
+  loop: "{{ qemu_harden_gone | select('match', '^/etc/systemd/system/[^/]+\\.(service|socket)$') | list }}"
 
 - name: Create the directories the bundle's files go in
   ansible.builtin.file:
@@ -582,8 +585,9 @@ dependencies: []
 
 - name: Work out which guests restart
   ansible.builtin.set_fact:
-    # A guest restarts when its unit, its tap unit, its profile, its rules or the abstraction every profile
-    # includes changed; its tap unit restarts before it when that changed.
+    # A guest restarts when its unit, its tap unit, its profile, its rules, one of its helper units (its TPM's)
+    # or their profiles, or the abstraction every profile includes changed; its tap unit restarts before it when
+    # that changed. Its helper units restart with it (PartOf=).
     qemu_harden_restart: >-
       {%- set changed = qemu_harden_installed | selectattr('changed') | map(attribute='item') | list -%}
       {%- set out = [] -%}
@@ -592,8 +596,16 @@ dependencies: []
       {%- set tap = '/etc/systemd/system/qemu-' ~ g ~ '-tap.service' -%}
       {%- set profile = '/etc/apparmor.d/qemu-harden-' ~ g -%}
       {%- set confined = profile in qemu_harden_new -%}
+      {%- set helpers = [] -%}
+      {%- for k in qemu_harden_helper_kinds -%}
+      {%- set _ = helpers.extend(['/etc/systemd/system/qemu-' ~ g ~ '-' ~ k ~ '.service',
+                                   '/etc/systemd/system/qemu-' ~ g ~ '-' ~ k ~ '.socket',
+                                   '/etc/apparmor.d/qemu-harden-' ~ g ~ '-' ~ k,
+                                   '/etc/apparmor.d/qemu-harden.d/' ~ g ~ '-' ~ k]) -%}
+      {%- endfor -%}
       {%- if tap in changed -%}{%- set _ = out.append('qemu-' ~ g ~ '-tap.service') -%}{%- endif -%}
       {%- if unit in changed or tap in changed or profile in changed or ('/etc/apparmor.d/qemu-harden.d/' ~ g) in changed
+            or helpers | select('in', changed) | list
             or (confined and '/etc/apparmor.d/abstractions/qemu-harden' in changed) -%}
       {%- set _ = out.append('qemu-' ~ g ~ '.service') -%}
       {%- endif -%}
