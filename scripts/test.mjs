@@ -57,6 +57,7 @@ const FILES = {
   'presets.test.ts': [8, null],
   'install.test.ts': [5, null],
   'checks.test.ts': [4, null],
+  'backend.test.ts': [4, null],
   'probe.test.ts': [4, null],
   'apply.test.ts': [3, null],
   'backing.test.ts': [3, 'boots QEMU'],

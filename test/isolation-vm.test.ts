@@ -1,6 +1,7 @@
 // Runtime isolation that needs a real kernel with cgroup v2 (IPAddressDeny= is a BPF program on the unit's
 // cgroup) and AppArmor enforcing: one TCG VM boots real systemd, `qemu-harden apply` installs a
-// bundle with a user-networked guest and a SPICE guest, and probes run with each guest unit's own settings.
+// bundle with a user-networked guest and a SPICE guest, and probes run with each guest unit's own settings;
+// `start` restarts a guest whose AppArmor profile was written after its QEMU started.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -69,6 +70,21 @@ for g in net spice; do
 done
 r spice_right "$(node /qh/test/clients/spice-link.mjs 127.0.0.1 5930 ${PASSWORD})"
 r spice_wrong "$(node /qh/test/clients/spice-link.mjs 127.0.0.1 5930 guess)"
+# spice's profile written after its QEMU started, and loaded, as apply does with a changed one: start names spice
+# as running an older profile (net, started by hand, as not enabled), restarts spice alone, and then has nothing left.
+actions() { node -e 'const r = JSON.parse(require("fs").readFileSync(0, "utf8")); console.log(r.guests.map((g) => [g.name, g.action, ...(g.older ?? [])].join(":")).join(" "))'; }
+spice_pid=$(systemctl show -p MainPID --value qemu-spice.service)
+net_pid=$(systemctl show -p MainPID --value qemu-net.service)
+touch /etc/apparmor.d/qemu-harden-spice
+apparmor_parser -r /etc/apparmor.d/qemu-harden-spice
+r start.before "$(node ${BIN.replace(REPO, '/qh')} start --dry-run --json | actions)"
+node ${BIN.replace(REPO, '/qh')} start > /run/start.log 2>&1
+r start.exit $?
+sed 's/^ */RESULT start.line=/' /run/start.log
+r start.spice_restarted "$([ "$(systemctl show -p MainPID --value qemu-spice.service)" != "$spice_pid" ] && echo yes || echo no)"
+r start.net_same "$([ "$(systemctl show -p MainPID --value qemu-net.service)" = "$net_pid" ] && echo yes || echo no)"
+r start.spice_label "$(cat /proc/$(systemctl show -p MainPID --value qemu-spice.service)/attr/current)"
+r start.after "$(node ${BIN.replace(REPO, '/qh')} start --dry-run --json | actions)"
 mkdir -p /run/systemd/system/qemu-net.service.d
 printf '[Service]\nTimeoutStopSec=8\n' > /run/systemd/system/qemu-net.service.d/timeout.conf
 systemctl daemon-reload
@@ -222,6 +238,15 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
   test('SPICE under AppArmor: the password from LoadCredential= is required', () => {
     assert.deepEqual(JSON.parse(result('spice_right')), { linkError: 0, result: 0 });
     assert.deepEqual(JSON.parse(result('spice_wrong')), { linkError: 0, result: 7 });
+  });
+
+  test('start under AppArmor: a guest whose profile was written after its QEMU started runs an older profile and is restarted, the other guest only enabled; then nothing is left', () => {
+    assert.equal(result('start.before'), 'net:enable spice:restart:profile');
+    assert.equal(result('start.exit'), '0');
+    assert.equal(result('start.spice_restarted'), 'yes');
+    assert.equal(result('start.net_same'), 'yes');
+    assert.equal(result('start.spice_label'), 'qemu-harden-spice (enforce)');
+    assert.equal(result('start.after'), 'net:none spice:none');
   });
 
   test('systemctl stop under AppArmor: ExecStop= sends system_powerdown; the ignoring guest gets SIGTERM after TimeoutStopSec', () => {
