@@ -25,7 +25,10 @@ const role = (b: ConfinementBackend) => ({
   listen: `qemu-harden ${b.id} changed`,
 });
 
-/** A Jinja list of backend b's files of guest g (the loop variable), from its per-guest paths. */
+/**
+ * A Jinja list of backend b's files of guest g (the loop variable), from its per-guest paths: one to a line, under
+ * the first (where restartsFor puts it), so that a guest with helper units stays within ansible-lint's columns.
+ */
 const guestFilesOf = (b: ConfinementBackend) =>
   `[${b
     .guestFiles(GUEST_PLACEHOLDER)
@@ -35,7 +38,7 @@ const guestFilesOf = (b: ConfinementBackend) =>
         .flatMap((part, i) => [...(i ? ['g'] : []), ...(part ? [`'${part}'`] : [])])
         .join(' ~ '),
     )
-    .join(', ')}]`;
+    .join(`,\n${' '.repeat('      {%- set mine = ['.length)}`)}]`;
 
 /**
  * Guest g (the loop variable) restarts for backend b when one of its own files changed, or when it is confined
