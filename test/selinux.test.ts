@@ -18,7 +18,7 @@ import { fileContextPath } from '../src/escape.js';
 import { categoriesOf, categoryPairs, level, processContext } from '../src/mcs.js';
 import type { AnswersInput } from '../src/model.js';
 import { plan } from '../src/plan.js';
-import { generateBundle, guestFilesDir, requireTool, tempDir } from './helpers.js';
+import { cli, generateBundle, guestFilesDir, requireTool, tempDir } from './helpers.js';
 
 const TLS = '/etc/pki/qemu/web';
 const DOC: AnswersInput = {
@@ -93,6 +93,26 @@ describe('each guest’s SELinux category pair', () => {
     assert.throws(() => validate(unaccepted), /host\.confinement.*selinux-execmem/s);
     const kvm = { ...structuredClone(DOC), useCase: 'virtualization' as const, acceptedRisks: [] };
     assert.doesNotThrow(() => validate(kvm));
+  });
+
+  test('generate refuses a guest’s TPM under SELinux, naming the field: its swtpm would run without a policy of its own', (t) => {
+    const dir = tempDir(t);
+    const withTpm = structuredClone(DOC);
+    withTpm.guests[1]!.tpm = 'tpm2';
+    const answers = join(dir, 'answers.json');
+    writeFileSync(answers, JSON.stringify(withTpm));
+    const out = join(dir, 'bundle');
+    const r = cli(['generate', '--answers', answers, '--out', out]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /guests\.1\.tpm.*TPM.*SELinux backend \(host\.confinement "selinux"\) does not confine yet/s,
+    );
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    assert.equal(existsSync(out), false, 'nothing written');
+    const apparmor = { ...structuredClone(withTpm), host: { confinement: 'apparmor' as const } };
+    apparmor.acceptedRisks = apparmor.acceptedRisks!.filter((x) => x.risk !== 'selinux-execmem');
+    assert.doesNotThrow(() => validate(apparmor));
   });
 
   test('categoriesOf reads a context’s clearance', () => {

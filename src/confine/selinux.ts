@@ -368,6 +368,11 @@ export const selinux: ConfinementBackend<Text> = {
     `Confined by SELinux when it is enabled on the host: the virt domain with this guest’s own category pair (${level(pairOf(a, g))}), so its QEMU opens only files labelled with that pair and shared read-only content.`,
     `SELinuxContext=${processContext(pairOf(a, g))}`,
   ],
+  // A helper unit (swtpm) is not confined under SELinux yet, and rules.ts refuses answers that would run one here
+  // (host.confinement selinux with a helper), so that no bundle carries a helper without its policy.
+  helperUnitLines: (g, kind) => {
+    throw new Error(`the SELinux backend has no policy for guest ${g.name}’s ${kind} helper unit; rules.ts refuses it`);
+  },
   readme: {
     gives: 'an SELinux category pair of its own',
     byHand:
