@@ -383,23 +383,6 @@ export const RULES: Rule[] = [
         'cannot be used with Secure Boot: OVMF starts a kernel given to QEMU directly even when its signature check fails, so Secure Boot would not cover it; boot from a disk (its EFI system partition), or turn Secure Boot off',
       );
   }),
-  eachGuest(
-    'a helper unit runs only where the confinement backend has a policy for it',
-    ['guests.N.tpm'],
-    (g, at, report, a) => {
-      // SELinux would run a helper (swtpm) in its guest's context, as libvirt does; that is not proven under an
-      // enforcing kernel yet, and a helper without a policy of its own would be the one unconfined process of a guest.
-      if (confinementOf(a) !== 'selinux') return;
-      for (const kind of N.HELPER_KINDS) {
-        const h = HELPER_NAMES[kind];
-        if (h.runs(g))
-          report(
-            at(h.field),
-            `asks for a ${h.what}, whose helper unit the SELinux backend (host.confinement "selinux") does not confine yet: leave it out, or confine with AppArmor`,
-          );
-      }
-    },
-  ),
   eachGuest('the host CPU model needs KVM', ['guests.N.cpu.model'], (g, at, report, a) => {
     if (a.useCase === 'emulation' && g.cpu.model === 'host')
       report(
@@ -772,8 +755,8 @@ function checkRisks(a: Answers, report: Report): void {
  * Which guests run each kind of helper unit (src/helpers/), and what the names it takes are called in a message.
  * The one answer to "does this guest run it": the names are the guest's as soon as it does.
  */
-const HELPER_NAMES: Record<N.HelperKind, { what: string; field: string; runs(g: Guest): boolean }> = {
-  tpm: { what: 'TPM', field: 'tpm', runs: (g) => g.tpm === 'tpm2' },
+const HELPER_NAMES: Record<N.HelperKind, { what: string; runs(g: Guest): boolean }> = {
+  tpm: { what: 'TPM', runs: (g) => g.tpm === 'tpm2' },
 };
 
 export function runsHelper(kind: N.HelperKind, g: Guest): boolean {

@@ -177,9 +177,6 @@ export const guests: Step = {
       ...(q?.cpuModels.length && cpu && !q.cpuModels.includes(cpu)
         ? [`CPU model "${cpu}" is not one of ${q.binary}'s: choose one it has (←/→).`]
         : []),
-      ...(guest?.tpm === 'tpm2' && ctx.draft.host?.confinement === 'selinux'
-        ? ['A TPM is refused under SELinux (Host step): its swtpm would run without a policy of its own.']
-        : []),
     ];
   },
   scope: (ctx) => [

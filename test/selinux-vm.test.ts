@@ -34,7 +34,13 @@ const ANSWERS = {
     { risk: 'emulation', reason: 'the proof VM has no KVM; its guests are test boot sectors' },
     { risk: 'selinux-execmem', reason: 'TCG writes the code it runs; the proof VM has no KVM' },
   ],
-  guests: GUESTS.map((name) => ({ name, memoryMiB: 64, disks: [{ path: disk(name), format: 'raw' }] })),
+  // Beta has a TPM: its swtpm runs in a helper unit of its own, in beta's context.
+  guests: GUESTS.map((name) => ({
+    name,
+    memoryMiB: 64,
+    ...(name === 'beta' ? { tpm: 'tpm2' } : {}),
+    disks: [{ path: disk(name), format: 'raw' }],
+  })),
 };
 
 const PROOF = `cd /
@@ -58,6 +64,14 @@ for g in ${GUESTS.join(' ')}; do
   done
 done
 r decoy "$(stat -c %C '${DECOY}')"
+tpm=$(systemctl show -p MainPID --value qemu-beta-tpm.service)
+r beta.tpm_active "$(systemctl is-active qemu-beta-tpm.service)"
+r beta.tpm_program "$(cat /proc/$tpm/comm)"
+r beta.tpm_label "$(cat /proc/$tpm/attr/current)"
+r beta.tpm_uid "$(grep '^Uid:' /proc/$tpm/status | cut -f2)"
+for f in /var/lib/qemu-harden/beta/tpm2/tpm2-00.permall /run/qemu-harden/beta/tpm.sock; do
+  r beta.tpm_file "$f $(stat -c %C $f)"
+done
 t guests_up
 avcs() { journalctl -b _TRANSPORT=audit --no-pager -o cat | grep 'avc: *denied'; }
 r denied_while_booting "$(avcs | grep -c 'scontext=system_u:system_r:svirt_t')"
@@ -107,6 +121,17 @@ cross same_pair
 restorecon -F ${disk('beta')}
 r beta.disk_restored "$(stat -c %C ${disk('beta')})"
 systemctl start qemu-alpha.service qemu-beta.service
+wait_until 60 systemctl is-active -q qemu-beta-tpm.service
+# A QEMU in alpha's context, as alpha's user, pointed at beta's TPM socket, with file modes that let it in: only
+# the pairs stand between them. It runs at most a minute, in case it connects.
+chmod 0755 /run/qemu-harden/beta
+chmod 0666 /run/qemu-harden/beta/tpm.sock
+systemd-run --wait --quiet --unit=tpmcross -p User=qemu-alpha -p Group=qemu-alpha -p NoNewPrivileges=yes -p RuntimeMaxSec=60 -p "SELinuxContext=$(cat /proof/alpha.context)" /usr/bin/qemu-system-x86_64 -machine none -nodefaults -display none -monitor none -chardev socket,id=tpm,path=/run/qemu-harden/beta/tpm.sock
+r tpm_cross_exit $?
+r tpm_cross_error "$(journalctl -b -u tpmcross.service --no-pager -o cat | grep -o "Failed to connect to '[^']*': [A-Za-z ]*" | tail -1)"
+chmod 0750 /run/qemu-harden/beta
+chmod 0600 /run/qemu-harden/beta/tpm.sock
+avcs | grep "scontext=$(cat /proof/alpha.context)" | grep -v 'tclass=file ' | sed 's/^/RESULT tpm_cross_avc=/'
 t crossed
 
 # QEMUs the audit must report: one started by hand as root (unconfined), one in the virt domain without
@@ -217,6 +242,31 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
       for (const f of files) assert.match(f, new RegExp(` system_u:object_r:svirt_image_t:${level(pair(g))}$`), f);
     });
   }
+
+  test('beta’s TPM: its swtpm runs in beta’s context, as beta’s user, its state and socket carry beta’s pair, and beta booted with it', () => {
+    assert.equal(result('beta.tpm_active'), 'active');
+    assert.equal(result('beta.tpm_program'), 'swtpm');
+    assert.equal(result('beta.tpm_label'), processContext(pair('beta')));
+    assert.notEqual(result('beta.tpm_uid').split('\t')[0], '0');
+    assert.equal(result('beta.tpm_uid'), result('beta.uid'));
+    const files = all('beta.tpm_file');
+    assert.equal(files.length, 2);
+    for (const f of files) assert.match(f, new RegExp(` system_u:object_r:svirt_image_t:${level(pair('beta'))}$`), f);
+    // QEMU connects to the TPM's socket as it starts, and exits when it cannot: beta booting is beta reaching it.
+    assert.equal(result('beta.marker'), 'yes');
+  });
+
+  test('a QEMU in alpha’s context, pointed at beta’s TPM socket (modes opened), is refused by SELinux, and the kernel logs the AVC', () => {
+    assert.notEqual(result('tpm_cross_exit'), '0');
+    assert.equal(result('tpm_cross_error'), "Failed to connect to '/run/qemu-harden/beta/tpm.sock': Permission denied");
+    const avc = all('tpm_cross_avc');
+    assert.ok(avc.length > 0, 'an AVC denial of beta’s TPM socket or its directory to alpha’s context');
+    for (const line of avc) {
+      assert.match(line, new RegExp(`tcontext=system_u:object_r:svirt_image_t:${level(pair('beta'))} `));
+      assert.match(line, / tclass=(sock_file|dir) /);
+      assert.match(line, / permissive=0/);
+    }
+  });
 
   test('the two guests hold different pairs', () => {
     assert.notEqual(level(pair('alpha')), level(pair('beta')));

@@ -28,6 +28,8 @@ export const SELINUX_ROOT_PACKAGES = [
   'seabios',
   'selinux-policy-default',
   'selinux-utils',
+  'swtpm',
+  'swtpm-tools',
   'systemd',
   'systemd-sysv',
   'udev',

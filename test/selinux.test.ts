@@ -18,7 +18,7 @@ import { fileContextPath } from '../src/escape.js';
 import { categoriesOf, categoryPairs, level, processContext } from '../src/mcs.js';
 import type { AnswersInput } from '../src/model.js';
 import { plan } from '../src/plan.js';
-import { cli, generateBundle, guestFilesDir, requireTool, tempDir } from './helpers.js';
+import { generateBundle, guestFilesDir, requireTool, tempDir } from './helpers.js';
 
 const TLS = '/etc/pki/qemu/web';
 const DOC: AnswersInput = {
@@ -52,6 +52,9 @@ const DOC: AnswersInput = {
     },
   ],
 };
+
+/** The same, with a TPM for db: its swtpm in a helper unit of its own. */
+const WITH_TPM: AnswersInput = { ...DOC, guests: DOC.guests.map((g) => (g.name === 'db' ? { ...g, tpm: 'tpm2' } : g)) };
 
 describe('each guest’s SELinux category pair', () => {
   const guests = (names: string[]) => names.map((name) => ({ name, isolation: {} }));
@@ -93,26 +96,6 @@ describe('each guest’s SELinux category pair', () => {
     assert.throws(() => validate(unaccepted), /host\.confinement.*selinux-execmem/s);
     const kvm = { ...structuredClone(DOC), useCase: 'virtualization' as const, acceptedRisks: [] };
     assert.doesNotThrow(() => validate(kvm));
-  });
-
-  test('generate refuses a guest’s TPM under SELinux, naming the field: its swtpm would run without a policy of its own', (t) => {
-    const dir = tempDir(t);
-    const withTpm = structuredClone(DOC);
-    withTpm.guests[1]!.tpm = 'tpm2';
-    const answers = join(dir, 'answers.json');
-    writeFileSync(answers, JSON.stringify(withTpm));
-    const out = join(dir, 'bundle');
-    const r = cli(['generate', '--answers', answers, '--out', out]);
-    assert.equal(r.code, 2, r.stderr);
-    assert.match(
-      r.stderr,
-      /guests\.1\.tpm.*TPM.*SELinux backend \(host\.confinement "selinux"\) does not confine yet/s,
-    );
-    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-    assert.equal(existsSync(out), false, 'nothing written');
-    const apparmor = { ...structuredClone(withTpm), host: { confinement: 'apparmor' as const } };
-    apparmor.acceptedRisks = apparmor.acceptedRisks!.filter((x) => x.risk !== 'selinux-execmem');
-    assert.doesNotThrow(() => validate(apparmor));
   });
 
   test('categoriesOf reads a context’s clearance', () => {
@@ -176,6 +159,18 @@ describe('a bundle for an SELinux host', () => {
     assert.ok(!db.some((p) => p.startsWith('/usr/')), db.join(' '));
   });
 
+  test('a guest’s TPM runs in its guest’s context, and only a bundle with one lets QEMU connect within a context', () => {
+    const b = validate(WITH_TPM);
+    const out = plan(b);
+    const text = (fs: typeof files, path: string) => String(fs.find((f) => f.path === path)?.content ?? '');
+    const unit = text(out, 'root/etc/systemd/system/qemu-db-tpm.service');
+    assert.match(unit, new RegExp(`^SELinuxContext=${processContext(categoryPairs(b.guests).get('db')!)}$`, 'm'));
+    assert.doesNotMatch(unit, /AppArmorProfile=/);
+    const shared = 'root/usr/share/selinux/packages/qemu-harden/qemu-harden.cil';
+    assert.match(text(out, shared), /^\(allow svirt_t self \(unix_stream_socket \(connectto\)\)\)$/m);
+    assert.doesNotMatch(text(files, shared), /connectto|cert_t/);
+  });
+
   test('apply loads exactly the modules', () => {
     const loaded = files
       .filter((f) => f.path.startsWith('root/') && selinux.loads.test(f.path.slice('root'.length)))
@@ -197,8 +192,9 @@ describe('verify builds the modules into a copy of this host’s policy store (s
   if (!existsSync('/var/lib/selinux/default'))
     throw new Error('no SELinux policy store: install the Debian package selinux-policy-default');
   const work = tempDir({ after }, 'qh-selinux-');
-  const bundle = generateBundle(work, DOC);
-  const a = validate(DOC);
+  // db has a TPM, so the helper's rules are built too.
+  const bundle = generateBundle(work, WITH_TPM);
+  const a = validate(WITH_TPM);
   const subject = (dir: string) => ({ dir, answers: a, expected: plan(a) });
   const store = () => readdirSync('/var/lib/selinux/default/active/modules', { recursive: true }).sort().join('\n');
   const storeBefore = store();

@@ -368,11 +368,12 @@ export const selinux: ConfinementBackend<Text> = {
     `Confined by SELinux when it is enabled on the host: the virt domain with this guest’s own category pair (${level(pairOf(a, g))}), so its QEMU opens only files labelled with that pair and shared read-only content.`,
     `SELinuxContext=${processContext(pairOf(a, g))}`,
   ],
-  // A helper unit (swtpm) is not confined under SELinux yet, and rules.ts refuses answers that would run one here
-  // (host.confinement selinux with a helper), so that no bundle carries a helper without its policy.
-  helperUnitLines: (g, kind) => {
-    throw new Error(`the SELinux backend has no policy for guest ${g.name}’s ${kind} helper unit; rules.ts refuses it`);
-  },
+  // A helper (swtpm) runs in its guest's own context, as libvirt runs it: the files it keeps are the guest's, under
+  // the guest's state directory, and carry the guest's pair already.
+  helperUnitLines: (g, kind, a) => [
+    `Confined by SELinux when it is enabled on the host: its guest’s own context (${level(pairOf(a, g))}), as libvirt runs its ${kind} helper.`,
+    `SELinuxContext=${processContext(pairOf(a, g))}`,
+  ],
   readme: {
     gives: 'an SELinux category pair of its own',
     byHand:
