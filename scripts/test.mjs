@@ -24,10 +24,10 @@ const phases = [];
  */
 const FILES = {
   'vm.test.ts': [1065, 'boots a VM (Debian kernel under TCG)'],
-  'selinux-vm.test.ts': [860, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
   'isolation-vm.test.ts': [807, 'boots a VM (Debian kernel under TCG)'],
   'host-storage-vm.test.ts': [660, 'boots a VM (Debian kernel under TCG)'],
   'audit-vm.test.ts': [636, 'boots a VM (Debian kernel under TCG)'],
+  'selinux-vm.test.ts': [450, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
   'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
   'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],
   'ansible.test.ts': [173, 'boots two containers and runs Ansible against them'],
