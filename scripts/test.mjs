@@ -23,14 +23,10 @@ const phases = [];
  * a new file declares its tier.
  */
 const FILES = {
-  'vm.test.ts': [1065, 'boots a VM (Debian kernel under TCG)'],
-  'isolation-vm.test.ts': [807, 'boots a VM (Debian kernel under TCG)'],
-  'host-storage-vm.test.ts': [660, 'boots a VM (Debian kernel under TCG)'],
-  'audit-vm.test.ts': [636, 'boots a VM (Debian kernel under TCG)'],
+  'apparmor-vm.test.ts': [1065, 'boots VMs (Debian kernel under TCG) shared by the parts in test/vm/'],
   'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
   'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],
   'ansible.test.ts': [173, 'boots two containers and runs Ansible against them'],
-  'vm-spawn.test.ts': [161, 'boots a VM (Debian kernel under TCG)'],
   'boot.test.ts': [148, 'boots QEMU'],
   'import.test.ts': [103, 'boots QEMU'],
   'property.test.ts': [77, 'runs 17,000 generated documents, 50 bundles through the real parsers'],
@@ -67,7 +63,7 @@ const FILES = {
 };
 
 /** Test-local modules that only a proof booting a container, a VM or a guest imports. */
-const BOOTING_MODULES = ['./container.js', './vmboot.js', './bootdisk.js'];
+const BOOTING_MODULES = ['./container.js', './vmboot.js', './vmshare.js', './bootdisk.js'];
 
 /** The line prefix by which a test says it is building a cache (test/helpers.ts, cacheNotice). */
 const CACHE_NOTICE = '[qemu-harden test cache]';
