@@ -2,6 +2,7 @@
 // and `--set` all end up here; every generator takes only what this module returns. The rules that span fields
 // (src/rules.ts) are typed by this schema and joined to it in src/answers.ts, so this module imports no policy.
 import { z } from 'zod';
+import { CONFINEMENTS } from './confinement.js';
 import { GUEST_NAME } from './names.js';
 import { DEFAULT_TARGET, TARGETS } from './releases.js';
 
@@ -200,6 +201,12 @@ export const guestSchema = z.strictObject({
     .string()
     .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be a QEMU machine type name like q35 or pc-q35-7.2')
     .default('q35'),
+  /** false: the guest has no ACPI (-machine acpi=off), as a guest imported from one started with -no-acpi. It then
+   * does not hear the power button that stopping its unit presses. Absent or true: QEMU's default, ACPI on. */
+  acpi: z.boolean().optional(),
+  /** false: the guest has no HPET (-machine hpet=off), as one imported from -no-hpet. Absent or true: QEMU's
+   * default, an HPET on the pc and q35 machines. */
+  hpet: z.boolean().optional(),
   cpu: z
     .strictObject({
       model: z
@@ -269,6 +276,16 @@ export const hostSchema = z.strictObject({
     })
     .default(DEFAULT_TARGET),
   qemuBinary: absolutePath.default(DEFAULT_QEMU_BINARY),
+  /**
+   * The mandatory access control the guests run under: a confinement backend's id, or "none" (an accepted risk).
+   * Left out, it is AppArmor (confinement.ts), and it stays left out of the answers written back, so bundles made
+   * before it existed regenerate unchanged.
+   */
+  confinement: z
+    .enum(CONFINEMENTS, {
+      error: `must be one of ${CONFINEMENTS.map((c) => `"${c}"`).join(', ')} (the mandatory access control of the host)`,
+    })
+    .optional(),
   kvmGroup: z
     .string()
     .regex(/^[a-z_][a-z0-9_-]{0,30}$/, 'must be a valid group name')

@@ -1,7 +1,7 @@
 // `qemu-harden status`: for every guest of the installed bundle (the record's `current`), whether its QEMU runs
 // and how it is confined, whether the installed files still match the record, and who signed the installed bundle.
 // The live side is audit's: one reader of live QEMU processes (audit/live.ts: uid/gid, CapEff, NoNewPrivs,
-// Seccomp of every thread, AppArmor label, cgroup and its limits, sockets, the files the command line names) and
+// Seccomp of every thread, its label from each confinement backend, cgroup and its limits, sockets, the files the command line names) and
 // one assessor table (audit/assess.ts), run here with each guest's installed unit as its expectation instead of
 // QEMU's security documentation. What the live process does that its unit does not ask for is reported as
 // weaker; a drifted file, or an enrolled host running a bundle none of its allowed keys signed (its signatures,
@@ -11,14 +11,14 @@ import { parseCommandLine } from './audit/cmdline.js';
 import { fromUnit, POLICY, type Expectation, type UnitSettings } from './audit/expect.js';
 import { readHost } from './audit/live.js';
 import { commandLineOnly, viewOf, type QemuProcess, type Unseen } from './audit/types.js';
-import { apparmor } from './confine/apparmor.js';
+import type { ConfinementBackend, Label } from './confine/backend.js';
+import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
 import { visible } from './escape.js';
 import type { Bundle } from './install/bundle.js';
 import { readInstalled, type Drift, type Installed } from './install/installed.js';
 import { guestPart } from './install/paths.js';
 import * as N from './names.js';
-import { splitLabel } from './procfs.js';
 import { checkSigned, describeSigner, HOST_TRUST, signedBy, type Signer } from './sshsig.js';
 import { listed, plural } from './words.js';
 
@@ -27,7 +27,11 @@ interface Listener {
   address: string;
 }
 
-interface ProcessView {
+/**
+ * The process as status --json shows it: after seccomp, its label from each registered confinement backend under
+ * the backend's id ("apparmor"), null where it carries none.
+ */
+type ProcessView = {
   pid: number;
   uid: number[];
   gid: number[];
@@ -35,16 +39,19 @@ interface ProcessView {
   noNewPrivs: boolean;
   /** Seccomp mode of every thread (0 none, 1 strict, 2 filter), by thread id. */
   seccomp: Record<string, number>;
-  apparmor: { label: string; mode: string | null } | null;
   cgroup: string | null;
   limits: { memoryMax: string | null; cpuMax: string | null; pidsMax: string | null };
   listening: Listener[];
-}
+} & { [backend: string]: unknown };
+
+/** A backend's key in status --json's `expected`: its id and its noun, "apparmorProfile". */
+const expectedKey = (b: ConfinementBackend) => `${b.id}${b.noun[0]!.toUpperCase()}${b.noun.slice(1)}`;
 
 interface GuestStatus {
   name: string;
   unit: string;
-  /** Null when a process in its unit did not answer in time: whether it runs its QEMU is not known. */
+  /** Whether its QEMU runs; null when that is not known: in a tree (--root), where no process is looked at, or
+   * when a process in its unit did not answer in time. */
   running: boolean | null;
   process: ProcessView | null;
   /** What the installed unit says of the process. */
@@ -98,7 +105,12 @@ function processView(q: QemuProcess): ProcessView {
     capEff: q.status.get('CapEff') ?? '',
     noNewPrivs: q.status.get('NoNewPrivs') === '1',
     seccomp: Object.fromEntries(q.threadSeccomp.map(([tid, mode]) => [String(tid), Number(mode)])),
-    apparmor: q.apparmorLabel ? splitLabel(q.apparmorLabel) : null,
+    ...Object.fromEntries(
+      CONFINEMENT.map((b) => {
+        const raw = q.labels[b.id];
+        return [b.id, raw ? b.parseLabel(raw) : null];
+      }),
+    ),
     cgroup: q.cgroup?.path ?? null,
     limits: q.cgroup?.own ?? { memoryMax: null, cpuMax: null, pidsMax: null },
     listening: [...inet, ...unix].sort((x, y) => (x.proto + x.address < y.proto + y.address ? -1 : 1)),
@@ -157,7 +169,13 @@ export async function status(rootArg: string): Promise<StatusReport> {
   // (install/installed.ts).
   const { root, current, previous, journal: j, drift, users, trust } = readInstalled(rootArg);
   const live = root === '/';
-  const apparmorEnabled = apparmor.enforcing();
+  // Which backends the kernel enforces: a label it does not enforce is not expected of a process.
+  const confinement = CONFINEMENT.map((b) => ({
+    id: b.id,
+    key: expectedKey(b),
+    enforced: b.probe().enforced,
+    expectedLabel: (setting: (key: string) => string | undefined) => b.expectedLabel(setting),
+  }));
 
   // Each guest's expectation comes from its unit as installed (the record's copy, which drift compares with
   // the file on the host).
@@ -165,7 +183,7 @@ export async function status(rootArg: string): Promise<StatusReport> {
   const expected = new Map(
     current.guests.map(({ name }) => {
       const unitText = current.files.get(`root/etc/systemd/system/${N.unitName(name)}`)?.toString('utf8');
-      const e = fromUnit(unitText, users, N.userName(name), apparmorEnabled);
+      const e = fromUnit(unitText, users, N.userName(name), confinement);
       e.expectation.accepted = acceptedBy(e.argv, name);
       return [name, e] as const;
     }),
@@ -189,7 +207,7 @@ export async function status(rootArg: string): Promise<StatusReport> {
     return {
       name,
       unit: N.unitName(name),
-      running: q ? true : unknown.has(name) ? null : false,
+      running: !live ? null : q ? true : unknown.has(name) ? null : false,
       process: q ? processView(q) : null,
       expected: expected.get(name)!.settings,
       weaker: q ? findings.filter((f) => f.pid === q.pid && f.severity !== 'info').map((f) => f.summary) : [],
@@ -232,13 +250,16 @@ export function formatStatus(r: StatusReport): string {
     const p = g.process;
     out.push(
       '',
-      `${v(g.name)}  ${v(g.unit)}  ${p ? `running, pid ${p.pid}` : g.running === null ? 'not known: its process did not answer in time (see Not seen)' : 'not running'}`,
+      `${v(g.name)}  ${v(g.unit)}  ${p ? `running, pid ${p.pid}` : g.running !== null ? 'not running' : r.root !== '/' ? 'not looked at (a tree)' : 'not known: its process did not answer in time (see Not seen)'}`,
     );
     if (p) {
       const modes = [...new Set(Object.values(p.seccomp))].join(',');
       out.push(
         `  uid ${p.uid.join('/')}  gid ${p.gid.join('/')}  CapEff ${v(p.capEff)}  NoNewPrivs ${p.noNewPrivs ? 1 : 0}  Seccomp ${modes} (${plural(Object.keys(p.seccomp).length, 'thread')})`,
-        `  AppArmor ${p.apparmor ? `${v(p.apparmor.label)}${p.apparmor.mode ? ` (${v(p.apparmor.mode)})` : ''}` : 'not available'}`,
+        ...CONFINEMENT.map((b) => {
+          const l = p[b.id] as Label | null;
+          return `  ${b.name} ${l ? `${v(l.label)}${l.mode ? ` (${v(l.mode)})` : ''}` : 'not available'}`;
+        }),
         `  cgroup ${v(p.cgroup ?? '?')}  memory.max ${v(p.limits.memoryMax ?? 'n/a')}  cpu.max ${v(p.limits.cpuMax ?? 'n/a')}  pids.max ${v(p.limits.pidsMax ?? 'n/a')}`,
         `  listening: ${p.listening.length ? p.listening.map((l) => `${l.proto} ${v(l.address)}`).join(', ') : 'nothing'}`,
       );
@@ -260,7 +281,9 @@ export function formatStatus(r: StatusReport): string {
   out.push(
     '',
     r.ok
-      ? 'OK: every running guest is confined as installed, and the files match the record.'
+      ? r.root === '/'
+        ? 'OK: every running guest is confined as installed, and the files match the record.'
+        : 'OK: the files match the record (in a tree no process is looked at).'
       : `FINDINGS: see ${listed([
           ...(r.signing.enrolled !== null && r.signing.signers.length === 0 ? ['UNSIGNED'] : []),
           ...seen,

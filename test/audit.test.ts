@@ -23,7 +23,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { parseAnswersText } from '../src/sources/file.js';
-import { parseCommandLine, redact, splitOpts } from '../src/audit/cmdline.js';
+import { parseCommandLine } from '../src/audit/cmdline.js';
+import { redact, splitOpts } from '../src/qemuargs.js';
 import { audit } from '../src/audit/command.js';
 import { carriedOver } from '../src/audit/answers-out.js';
 import { reconstruct } from '../src/audit/reconstruct.js';
@@ -31,7 +32,8 @@ import { commandLineOnly, viewOf, type QemuProcess } from '../src/audit/types.js
 import { listPresets } from '../src/sources/preset.js';
 import { defaultTapDevice } from '../src/names.js';
 import { qcow2Backing } from '../src/audit/files.js';
-import { answerForDenial, parseDenial } from '../src/audit/host.js';
+import { answerForDenial } from '../src/audit/denials.js';
+import { parseDenial } from '../src/confine/apparmor.js';
 import { hexAddress } from '../src/procfs.js';
 import { Sidecar } from '../src/sidecar.js';
 import { qemuArgs } from '../src/gen/qemu.js';
@@ -138,6 +140,11 @@ describe('the QEMU command-line reader', () => {
       report.findings.some((f) => f.check === 'listeners.chardev-tcp'),
       'a telnet serial console in the corpus',
     );
+    assert.deepEqual(
+      report.findings.filter((f) => f.check === 'process.removed-option'),
+      [],
+      'libvirt and Proxmox write what replaced the removed options (-machine acpi=off, hpet=off)',
+    );
     for (const p of report.processes)
       for (const a of p.argv) assert.doesNotMatch(a, /"data":"[^(]/, 'secrets are redacted');
     const { doc, notCarried } = carriedOver(processes);
@@ -153,6 +160,75 @@ describe('the QEMU command-line reader', () => {
       notCarried.some((n) => n.choice === 'disks' && /rbd disk/.test(n.reason)),
       'Ceph disks are listed as not carried over',
     );
+  });
+
+  test('options QEMU removed since Debian 12: one low finding each, naming the option, the release and what replaced it', () => {
+    const argv = [
+      '/usr/bin/qemu-system-x86_64',
+      '-name',
+      'old',
+      '-sandbox',
+      'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+      '-no-hpet',
+      '-no-acpi',
+      '-runas',
+      'nobody',
+      '-device',
+      '{"driver":"virtio-blk-pci","drive":"d0","scsi":false}',
+      '-spice',
+      'port=5930,addr=127.0.0.1,password=hunter2',
+      '-virtfs',
+      'proxy,mount_tag=h,sock_fd=4',
+    ];
+    const p = fromArgv(7, argv);
+    const found = audit(viewOf([p])).findings.filter((f) => f.check === 'process.removed-option');
+    assert.deepEqual(
+      found.map((f) => [f.severity, f.evidence, f.answer]),
+      [
+        ['low', '-no-hpet', 'guests.N.hpet'],
+        ['low', '-no-acpi', 'guests.N.acpi'],
+        ['low', '-runas nobody', null],
+        ['low', '-device {"driver":"virtio-blk-pci","drive":"d0","scsi":false}', null],
+        ['low', '-spice port=5930,addr=127.0.0.1,password=(redacted)', null],
+        ['low', '-virtfs proxy,mount_tag=h,sock_fd=4', null],
+      ],
+    );
+    const [hpet, , runas] = found;
+    assert.equal(hpet!.summary, 'uses -no-hpet, which QEMU 9.0 removed; -machine hpet=off replaces it');
+    assert.match(
+      hpet!.why,
+      /^QEMU deprecated -no-hpet in 8\.0 and removed it in 9\.0: Debian 13 "trixie" \(QEMU 10\.0\) refuses to start with it; Ubuntu 24\.04 "noble" \(QEMU 8\.2\) still takes it, deprecated\. /,
+    );
+    assert.equal(hpet!.bundle, 'A guest whose answers say hpet: false gets -machine hpet=off.');
+    assert.match(runas!.bundle, /own system user \(User=\), never as root/);
+    assert.doesNotMatch(JSON.stringify(found), /hunter2/);
+    // What replaced them, and a bundle's own command line for a guest without ACPI or HPET: nothing to report.
+    const modern = fromArgv(8, [
+      '/usr/bin/qemu-system-x86_64',
+      '-machine',
+      'q35,acpi=off,hpet=off',
+      '-run-with',
+      'user=nobody',
+      '-device',
+      'virtio-blk-pci,drive=d0',
+    ]);
+    const a = validate({
+      schemaVersion: 1,
+      useCase: 'virtualization',
+      guests: [{ name: 'noacpi', acpi: false, hpet: false, disks: [{ path: '/srv/n.img', format: 'raw' }] }],
+    });
+    const bundled = fromArgv(9, [a.host.qemuBinary, ...qemuArgs(a, a.guests[0]!)]);
+    assert.deepEqual(
+      audit(viewOf([modern, bundled])).findings.filter((f) => f.check === 'process.removed-option'),
+      [],
+    );
+    // --answers-out keeps what the old options and their replacements say.
+    const back = reconstruct([p, modern, bundled]).doc.guests.map((g) => [g.acpi, g.hpet]);
+    assert.deepEqual(back, [
+      [false, false],
+      [false, false],
+      [false, false],
+    ]);
   });
 
   test('a bundle’s own command lines round-trip: every preset’s guests come back with the same shape', () => {
@@ -191,7 +267,10 @@ describe('the QEMU command-line reader', () => {
         '-sandbox',
         'on,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
       ];
-      return { ...asUid(fromArgv(pid, argv), 64055, 'libvirt-qemu'), apparmorLabel: label };
+      return {
+        ...asUid(fromArgv(pid, argv), 64055, 'libvirt-qemu'),
+        labels: label === undefined ? {} : { apparmor: label },
+      };
     };
     const severity = (labels: (string | undefined)[]) =>
       audit(viewOf(labels.map((l, i) => proc(10 + i, l))))
@@ -253,7 +332,7 @@ describe('the QEMU command-line reader', () => {
     const line =
       'audit: type=1400 audit(1.2:3): apparmor="DENIED" operation="open" profile="qemu-harden-web" name="/srv/extra.img" pid=9 comm="qemu-system-x86" requested_mask="r" denied_mask="r" fsuid=999 ouid=0';
     const d = parseDenial(line)!;
-    assert.equal(d.profile, 'qemu-harden-web');
+    assert.equal(d.label, 'qemu-harden-web');
     assert.equal(answerForDenial(d, undefined).answer, 'guests.N.disks');
     assert.equal(answerForDenial({ ...d, name: '/dev/kvm' }, undefined).answer, 'useCase');
     assert.equal(answerForDenial({ ...d, name: '/dev/net/tun' }, undefined).answer, 'guests.N.network');
@@ -309,7 +388,10 @@ describe('audit on the command line', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^qemu-harden: unexpected argument extra\n$/);
     assert.match(cli(['audit', '--answers-out']).stderr, /--answers-out needs a value/);
-    assert.match(cli(['audit', '--force']).stderr, /--force does not apply to 'audit'/);
+    assert.match(cli(['audit', '--force']).stderr, /--force only applies with --answers-out FILE/);
+    const txt = cli(['audit', '--answers-out', join(dir, 'answers.txt')]);
+    assert.equal(txt.code, 2);
+    assert.match(txt.stderr, /answers\.txt: the name must end in \.yaml, \.yml or \.json/);
     const existing = join(dir, 'answers.yaml');
     writeFileSync(existing, 'keep me\n');
     const e = cli(['audit', '--answers-out', existing]);
@@ -1121,6 +1203,16 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     const pasted = spawnSync('sh', ['-c', next], { cwd: elsewhere, encoding: 'utf8' });
     assert.equal(pasted.status, 0, `${next}\n${pasted.stdout}${pasted.stderr}`);
     assert.ok(existsSync(join(elsewhere, 'qemu-harden-bundle', 'MANIFEST.sha256')));
+    // The name asks for the format: JSON for .json, as generate reads it back; an existing file needs --force.
+    const asJson = join(dir, 'answers.json');
+    auditIn(['--answers-out', asJson]);
+    assert.deepEqual(JSON.parse(readFileSync(asJson, 'utf8')), parseAnswersText(text, out));
+    const again = inside([process.execPath, BIN, 'audit', '--answers-out', asJson]);
+    assert.equal(again.code, 2, again.stderr);
+    assert.match(again.stderr, /already exists; choose another path, or add --force/);
+    writeFileSync(asJson, '{}\n');
+    auditIn(['--answers-out', asJson, '--force']);
+    assert.deepEqual(JSON.parse(readFileSync(asJson, 'utf8')), parseAnswersText(text, out));
     const notCarried = (g: string) => json.answersOut!.notCarried.filter((n) => n.guest === g).map((n) => n.choice);
     assert.ok(notCarried('rootguest').includes('isolation.sandbox'));
     assert.ok(notCarried('vncguest').includes('display'));

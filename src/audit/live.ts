@@ -1,6 +1,6 @@
 // The one reader of live QEMU processes, for `audit` and `status` alike: which processes are QEMU (whatever
-// started them), and for each its command line, credentials and owner, every thread's seccomp mode, its
-// AppArmor label, its cgroup and limits, its open files and listening sockets; then what stat says about every
+// started them), and for each its command line, credentials and owner, every thread's seccomp mode, its label
+// from each confinement backend, its cgroup and limits, its open files and listening sockets; then what stat says about every
 // path the command lines name, and the backing file each qcow2 image's header names. A process is known by its
 // pid and the time it started: its /proc directory is held open while it is read and must show the start time
 // seen before its command line was read, so a process that exits and a new one given its pid are never mixed
@@ -9,22 +9,21 @@
 // that took too long) is recorded as unseen, never guessed. Nothing here writes anything.
 import { closeSync, constants, openSync, readdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import {
-  apparmorLabel,
-  cgroupPath,
-  LIMITS,
-  NetTables,
-  openFds,
-  PROC,
-  readSmall,
-  statusFields,
-  threadSeccomp,
-} from '../procfs.js';
+import { CONFINEMENT } from '../confine/index.js';
+import { cgroupPath, LIMITS, NetTables, openFds, PROC, readSmall, statusFields, threadSeccomp } from '../procfs.js';
 import { isLate, Sidecar } from '../sidecar.js';
 import { guestLabel, isQemuBinary, parseCommandLine, QEMU_PROGRAM } from './cmdline.js';
 import { BACKING_DEPTH, localDisks, qcow2Backing } from './files.js';
 import { ownerContext, ownerOf } from './owner.js';
-import type { CgroupFacts, FileFacts, HostView, Limit, QemuProcess, Unseen } from './types.js';
+import {
+  kernelLogOnce,
+  type CgroupFacts,
+  type FileFacts,
+  type HostView,
+  type Limit,
+  type QemuProcess,
+  type Unseen,
+} from './types.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 
@@ -129,7 +128,9 @@ async function readWith(
     });
   processes.sort((a, b) => a.pid - b.pid);
   const files = await readFiles(processes, unseen, reader);
-  return { root, processes, unseen, files, unread };
+  // Whether the kernel enforces each confinement backend: each backend's probe, read once for the whole view.
+  const confinement = new Map(CONFINEMENT.map((b) => [b.id, b.probe()]));
+  return { root, confinement, kernelLog: kernelLogOnce(), processes, unseen, files, unread };
 }
 
 function readProcess(
@@ -182,12 +183,15 @@ function readProcess(
       unseen.push({ what: `${who}: its threads`, reason: `/proc/${pid}/task: ${errCode(e)}` });
     }
 
-  let label: string | undefined;
-  try {
-    label = late ? undefined : apparmorLabel(dir);
-  } catch (e) {
-    unseen.push({ what: `${who}: its AppArmor label`, reason: `/proc/${pid}/attr/current: ${errCode(e)}` });
-  }
+  const labels: Record<string, string> = {};
+  if (!late)
+    for (const b of CONFINEMENT)
+      try {
+        const label = b.processLabel(dir);
+        if (label !== undefined) labels[b.id] = label;
+      } catch (e) {
+        unseen.push({ what: `${who}: its ${b.name} label`, reason: `/proc/${pid}/attr: ${errCode(e)}` });
+      }
 
   let fds: ReturnType<typeof openFds> | undefined;
   if (!late)
@@ -233,7 +237,7 @@ function readProcess(
     uids: owner.uids,
     owner,
     threadSeccomp: seccomp,
-    apparmorLabel: label,
+    labels,
     cgroupLines,
     cgroup: late ? undefined : cgroupFacts(pid, cgroupLines, base),
     openFiles: fds?.files,

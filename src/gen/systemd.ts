@@ -146,7 +146,9 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
     ],
     execLine([a.host.qemuBinary, ...qemuArgs(a, g), ...(incoming ? ['-incoming', 'defer'] : [])]),
     [
-      'Stopping presses the guest’s ACPI power button (QMP system_powerdown) and waits for QEMU to exit; a guest still running after TimeoutStopSec gets SIGTERM, and QEMU quits at once.',
+      g.acpi === false
+        ? 'Stopping presses the ACPI power button (QMP system_powerdown), which this guest, having no ACPI, does not hear: after TimeoutStopSec QEMU gets SIGTERM and quits at once.'
+        : 'Stopping presses the guest’s ACPI power button (QMP system_powerdown) and waits for QEMU to exit; a guest still running after TimeoutStopSec gets SIGTERM, and QEMU quits at once.',
       `ExecStop=/bin/sh -c ${systemdExecWord(stopScript(g))}`,
       'KillSignal=SIGTERM',
       'TimeoutStopSec=90',
@@ -304,7 +306,7 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
       'No kernel samepage merging for this process: a page shared with another guest is a timing side channel between them. QEMU’s mem-merge=off keeps its guest RAM out of KSM as well.',
       'MemoryKSM=no',
     ]);
-  for (const b of CONFINEMENT) if (b.confines(g)) service.push(b.unitLines(g));
+  for (const b of CONFINEMENT) if (b.confines(a, g)) service.push(b.unitLines(g, a));
   const l = g.limits;
   service.push([
     'Resource limits: the guest cannot take more than its share of the host.',

@@ -12,6 +12,8 @@ export interface ReportItem {
   source: string;
   /** What happened and why, in one sentence. */
   message: string;
+  /** For an option QEMU removed (src/releases.ts): which, the QEMU release that removed it, and what replaced it. */
+  removed?: { option: string; removedIn: string; instead: string };
 }
 
 /** A risk a guest takes, and the field of the answers where a person writes why it is acceptable. */
@@ -66,8 +68,12 @@ export class GuestLog {
   secureDefault(source: string, message: string): void {
     this.defaulted.push({ source, message });
   }
-  refuse(source: string, message: string): void {
-    this.refused.push({ source, message });
+  refuse(source: string, message: string, removed?: ReportItem['removed']): void {
+    this.refused.push({ source, message, ...(removed ? { removed } : {}) });
+  }
+  /** An option QEMU removed, carried as what replaced it. */
+  translate(source: string, message: string, removed: NonNullable<ReportItem['removed']>): void {
+    this.carried.push({ source, message, removed });
   }
   awaitReason(source: string, message: string, answer: string): void {
     this.needsReason.push({ source, message, answer });
