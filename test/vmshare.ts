@@ -49,14 +49,15 @@ export interface VmPart {
 }
 
 /**
- * The parts over `lanes` lanes: each part to the lane with the least CPU so far, the heaviest first, so that the
- * lanes end at about the same time; each lane runs its parts in that order.
+ * The parts over `lanes` lanes: each part to the lane with the least CPU so far (of two as light, the one with fewer
+ * parts), the heaviest first, so that the lanes end at about the same time; each lane runs its parts in that order.
  */
 export function spread(parts: readonly VmPart[], lanes: number): VmPart[][] {
   const out: VmPart[][] = Array.from({ length: Math.max(1, Math.min(lanes, parts.length)) }, () => []);
   const load = (l: VmPart[]) => l.reduce((s, p) => s + p.cpuSeconds, 0);
+  const lighter = (a: VmPart[], b: VmPart[]) => load(a) < load(b) || (load(a) === load(b) && a.length < b.length);
   for (const p of [...parts].sort((a, b) => b.cpuSeconds - a.cpuSeconds || a.name.localeCompare(b.name)))
-    out.reduce((least, l) => (load(l) < load(least) ? l : least)).push(p);
+    out.reduce((least, l) => (lighter(l, least) ? l : least)).push(p);
   return out;
 }
 
@@ -75,7 +76,7 @@ profiles > /run/qh-lane/profiles.boot
 # Empty kernel log and journal: what a part reads from them is its own.
 fresh_logs() {
   dmesg -C
-  journalctl --rotate -q && journalctl --vacuum-time=1s -q 2>/dev/null
+  journalctl -q --rotate --vacuum-size=1
 }
 
 reset() {
@@ -85,6 +86,8 @@ reset() {
   m=/var/lib/qemu-harden/.installed/current/MANIFEST.sha256
   [ -f $m ] && sed -n 's/^[0-9a-f]\\{64\\}  root\\(\\/.*\\)$/\\1/p' $m | while IFS= read -r f; do rm -f -- "$f"; done
   rm -rf /var/lib/qemu-harden /var/log/qemu-harden /var/backups/qemu-harden /etc/qemu-harden
+  # What enabling a removed unit left: its links in the .wants directories, now pointing at nothing.
+  find /etc/systemd/system -xtype l -delete
   profiles > /run/qh-lane/profiles.now
   comm -13 /run/qh-lane/profiles.boot /run/qh-lane/profiles.now | while IFS= read -r p; do printf '%s' "$p" > $aa/.remove 2>/dev/null; done
   (cd "/parts/$1/root" && find . -mindepth 1 ! -type d) | while IFS= read -r f; do rm -f -- "/$f"; done

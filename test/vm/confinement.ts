@@ -112,7 +112,7 @@ let answers: ReturnType<typeof validate>;
 
 export const confinement: VmPart = {
   name: 'confinement',
-  cpuSeconds: 0,
+  cpuSeconds: 103,
   timeoutSeconds: 1800,
   modules: ['tun', 'vhost_net'],
   prepare(root, work) {
@@ -174,7 +174,7 @@ function tests(part: () => VmResult): void {
     const guests = GUESTS;
     const result = (key: string) => reported(part(), key);
 
-    test('the VM ran the whole proof and powered off', () => {
+    test('the VM ran the whole proof', () => {
       assertProofDone(part());
     });
 

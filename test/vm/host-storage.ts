@@ -79,7 +79,7 @@ r done yes
 
 export const hostStorage: VmPart = {
   name: 'host-storage',
-  cpuSeconds: 0,
+  cpuSeconds: 18,
   timeoutSeconds: 900,
   tools: [
     ['lvm', 'lvm2'],

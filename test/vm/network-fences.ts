@@ -107,7 +107,7 @@ r done yes
 
 export const networkFences: VmPart = {
   name: 'network-fences',
-  cpuSeconds: 0,
+  cpuSeconds: 81,
   timeoutSeconds: 1800,
   tools: [['openssl', 'openssl']],
   prepare(root, work) {

@@ -49,7 +49,7 @@ r done yes
 
 export const sandboxSpawn: VmPart = {
   name: 'sandbox-spawn',
-  cpuSeconds: 0,
+  cpuSeconds: 7,
   timeoutSeconds: 1800,
   tools: [
     ['aa-exec', 'apparmor'],
