@@ -13,7 +13,7 @@ const LAYER = {
     '^src/export/',
     '^src/install/(?!(tree|bundle)\\.ts$)',
   ],
-  homes: ['^src/(checks|confine)/', '^src/audit/(types|expect|cmdline|denials)\\.ts$'],
+  homes: ['^src/(checks|confine|helpers)/', '^src/audit/(types|expect|cmdline|denials)\\.ts$'],
   bundle: ['^src/(plan|guest|fence|reach)\\.ts$', '^src/gen/'],
   answers: ['^src/(answers|model|rules|messages|places|identity)\\.ts$', '^src/sources/'],
   host: ['^src/(probe|qemucaps|implications|target)\\.ts$'],
@@ -121,7 +121,7 @@ module.exports = {
     mayImport(
       'homes',
       ['bundle', 'answers', 'host', 'leaves'],
-      'Homes (checks, confinement backends) serve verify, apply, status and audit alike: they never import a command, the wizard or the command line.',
+      'Homes (checks, confinement backends, helper units) serve verify, apply, status and audit alike: they never import a command, the wizard or the command line.',
     ),
     mayImport(
       'bundle',

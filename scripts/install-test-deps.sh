@@ -6,6 +6,7 @@
 # openssl makes the throwaway CA and certificates of the TLS proofs. e2fsprogs, btrfs-progs and lvm2 make the file
 # systems and volumes on loop devices that prove the host's own storage is never a guest's disk.
 # openssh-client brings ssh-keygen, which makes and checks the signatures of bundles (and their throwaway keys).
+# swtpm and swtpm-tools for the guests' TPMs; sbsigntool signs the EFI program of the Secure Boot proof.
 # Ansible (ansible-core with the community collections) and ansible-lint for the exported role.
 # debootstrap and Debian's archive keyring build the Debian 13 root the trixie proof boots (test/debian-root.ts).
 # acl: getfacl, which audit runs to read device ACLs, and setfacl, with which its tests give nodes and disks ACLs that
@@ -13,7 +14,7 @@
 set -euo pipefail
 
 packages=(
-  qemu-system-x86 qemu-utils ovmf seabios ipxe-qemu
+  qemu-system-x86 qemu-utils ovmf seabios ipxe-qemu swtpm swtpm-tools sbsigntool
   systemd systemd-container udev
   apparmor
   busybox-static cpio cmark logrotate

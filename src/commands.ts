@@ -181,22 +181,26 @@ const presets: Command = {
   summary: 'list the shipped presets',
   usage: [''],
   about: [
-    'Each preset is presets/NAME.json: a one-line description and a complete answers document, a starting point for `generate --preset NAME`.',
+    'Each preset is presets/NAME.json: a one-line description, notes on what the operator must know or do beyond the answers (the drivers a guest needs, files to put in place), and a complete answers document, a starting point for `generate --preset NAME`.',
   ],
-  flags: [{ flag: '--json', help: 'print `[{name, description}]` instead of text' }],
+  flags: [{ flag: '--json', help: 'print `[{name, description, notes}]` instead of text' }],
   operands: 0,
   exits: [
     [EXIT.ok, 'listed'],
     [EXIT.usage, 'invalid usage'],
   ],
-  example: { args: 'presets', says: 'One line per preset: its name and what it is.' },
+  example: { args: 'presets', says: 'One line per preset: its name and what it is, then its notes, indented.' },
   manual: 'docs/answers.md',
   async run(a, io) {
     const all = (await import('./sources/preset.js')).listPresets();
-    if (a.has('--json')) io.out(json(all.map(({ name, description }) => ({ name, description }))));
+    if (a.has('--json')) io.out(json(all.map(({ name, description, notes }) => ({ name, description, notes }))));
     else {
       const w = Math.max(...all.map((x) => x.name.length));
-      io.out(all.map((x) => `${x.name.padEnd(w)}  ${x.description}`).join('\n') + '\n');
+      io.out(
+        all
+          .flatMap((x) => [`${x.name.padEnd(w)}  ${x.description}`, ...x.notes.map((n) => `${' '.repeat(w)}    ${n}`)])
+          .join('\n') + '\n',
+      );
     }
     return EXIT.ok;
   },

@@ -114,18 +114,27 @@ function hostFence(a: Answers): HostFence {
   return fence;
 }
 
-export function guestFence(a: Answers, g: Guest): GuestFence {
-  if (a.guests.length < 2) return { tmpfs: [], bind: [], inaccessible: [] };
-  const h = hostFence(a);
-  const others = (who: Set<string>) => who.size > (who.has(g.name) ? 1 : 0);
-  const tmpfs = [...GUEST_OWNED_DIRS, ...[...h.roots].filter(([, who]) => others(who)).map(([d]) => d)].sort();
-  const own = [
+/** What QEMU's unit puts back inside the fence: the guest's directories, files and TLS directories. */
+function qemuOwn(g: Guest): { path: string; writable: boolean }[] {
+  return [
     ...[G.runtimeDir(g), G.stateDir(g), G.logsDir(g)].map((path) => ({ path, writable: true })),
     ...G.filesOf(g)
       .filter((f) => f.path !== G.uefiVars(g))
       .map((f) => ({ path: f.path, writable: f.access === 'rw' })),
     ...G.tlsDirsOf(g).map((t) => ({ path: t.path, writable: false })),
   ];
+}
+
+/**
+ * The fence for one of guest g's units. `own` is what that unit puts back: by default QEMU's (its directories,
+ * files and TLS directories); a helper unit (src/helpers/) puts back only its own state directories, so the
+ * guest's disks and other files are not there for it either.
+ */
+export function guestFence(a: Answers, g: Guest, own = qemuOwn(g)): GuestFence {
+  if (a.guests.length < 2) return { tmpfs: [], bind: [], inaccessible: [] };
+  const h = hostFence(a);
+  const others = (who: Set<string>) => who.size > (who.has(g.name) ? 1 : 0);
+  const tmpfs = [...GUEST_OWNED_DIRS, ...[...h.roots].filter(([, who]) => others(who)).map(([d]) => d)].sort();
   const bind = own
     .filter((o) => tmpfs.some((t) => underDir(o.path, t)))
     .sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));

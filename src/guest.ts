@@ -24,6 +24,13 @@ export const stopPipe = (g: Guest) => `${runtimeDir(g)}/stop`;
 /** The name under which systemd hands the SPICE password to the unit (LoadCredential=). */
 export const SPICE_PASSWORD_CREDENTIAL = 'spice-password';
 export const uefiVars = (g: Guest) => `${stateDir(g)}/OVMF_VARS.fd`;
+/** The TPM's state (swtpm's directory backend): the guest's secrets, as sensitive as its disk. */
+export const tpmStateDir = (g: Guest) => N.tpmStateDir(g.name);
+/** The control socket of the guest's swtpm, which systemd listens on and QEMU connects to. */
+export const tpmSocket = (g: Guest) => `${runtimeDir(g)}/tpm.sock`;
+export const helperUnitName = (g: Guest, kind: N.HelperKind) => N.helperUnitName(g.name, kind);
+export const helperSocketName = (g: Guest, kind: N.HelperKind) => N.helperSocketName(g.name, kind);
+export const helperProfileName = (g: Guest, kind: N.HelperKind) => N.helperProfileName(g.name, kind);
 
 export { macAddress, tapDevice };
 

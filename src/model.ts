@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { CONFINEMENTS } from './confinement.js';
 import { GUEST_NAME } from './names.js';
-import { DEFAULT_TARGET, TARGETS } from './releases.js';
+import { DEFAULT_TARGET, OVMF, TARGETS } from './releases.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -70,18 +70,33 @@ const bootFiles = z.strictObject({
     .optional(),
 });
 
-const firmware = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('bios') }),
-  z.strictObject({
-    type: z.literal('uefi'),
-    code: absolutePath.default('/usr/share/OVMF/OVMF_CODE_4M.fd'),
-    varsTemplate: absolutePath.default('/usr/share/OVMF/OVMF_VARS_4M.fd'),
-    /** Enforce UEFI Secure Boot: SMM on and the flash writable only from SMM, so the guest OS cannot change
-     * the keys. Needs a q35 machine and a Secure Boot firmware build with enrolled keys (e.g.
-     * OVMF_CODE_4M.secboot.fd with OVMF_VARS_4M.ms.fd). */
-    secureBoot: z.boolean().default(false),
-  }),
-]);
+/**
+ * The firmware. UEFI's files default to the plain build, or with Secure Boot to the Secure Boot build (SMM) and a
+ * variables template with Microsoft's keys enrolled: Secure Boot asked for is Secure Boot enforced.
+ */
+const firmware = z
+  .discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('bios') }),
+    z.strictObject({
+      type: z.literal('uefi'),
+      code: absolutePath.optional(),
+      varsTemplate: absolutePath.optional(),
+      /** Enforce UEFI Secure Boot: SMM on and the flash writable only from SMM, so the guest OS cannot change
+       * the keys. Needs a q35 machine and a Secure Boot firmware build with enrolled keys. */
+      secureBoot: z.boolean().default(false),
+    }),
+  ])
+  // Written out key by key: the answers a bundle keeps read back to the same bytes (apply regenerates from them).
+  .transform((f) =>
+    f.type === 'bios'
+      ? f
+      : {
+          type: f.type,
+          code: f.code ?? (f.secureBoot ? OVMF.secureCode : OVMF.code),
+          varsTemplate: f.varsTemplate ?? (f.secureBoot ? OVMF.secureVars : OVMF.vars),
+          secureBoot: f.secureBoot,
+        },
+  );
 
 /** A guest keeps the MAC it has elsewhere (DHCP reservations, firewall rules and the guest's own NIC names depend
  * on it): any unicast address, in either case, kept in lower case. */
@@ -225,6 +240,11 @@ export const guestSchema = z.strictObject({
     .max(4 * 1024 * 1024)
     .default(1024),
   firmware: firmware.default({ type: 'bios' }),
+  /** A TPM 2.0 from the guest's own swtpm, in a unit of its own (src/helpers/swtpm.ts); its state is the guest's
+   * secrets (BitLocker keys), kept in the guest's state directory. */
+  tpm: z
+    .enum(['none', 'tpm2'], { error: 'must be "none" or "tpm2" (a TPM 2.0 from the guest’s own swtpm)' })
+    .default('none'),
   disks: z.array(diskSchema).max(32).default([]),
   boot: bootFiles.optional(),
   network: network.default({ mode: 'none' }),

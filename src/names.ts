@@ -18,6 +18,29 @@ export const tapUnitName = (guest: string) => `qemu-${guest}-tap.service`;
 export const incomingUnitName = (guest: string) => `qemu-${guest}-incoming.service`;
 export const profileName = (guest: string) => `qemu-harden-${guest}`;
 export const SLICE = 'qemu.slice';
+/** Where a guest's TPM keeps its state (swtpm's directory backend), in the guest's state directory. */
+export const tpmStateDir = (guest: string) => `/var/lib/qemu-harden/${guest}/tpm2`;
+
+/**
+ * The kinds of helper unit a guest can have beside its QEMU (src/helpers/): each runs in a unit and under an
+ * AppArmor profile of its own, named from the guest's name and the kind.
+ */
+export const HELPER_KINDS = ['tpm'] as const;
+export type HelperKind = (typeof HELPER_KINDS)[number];
+export const helperUnitName = (guest: string, kind: HelperKind) => `qemu-${guest}-${kind}.service`;
+/** The socket unit systemd listens on for the helper, before it or QEMU runs. */
+export const helperSocketName = (guest: string, kind: HelperKind) => `qemu-${guest}-${kind}.socket`;
+export const helperProfileName = (guest: string, kind: HelperKind) => `qemu-harden-${guest}-${kind}`;
+/** Every helper unit file a guest may have, whichever helpers its answers turn on: what the install side owns. */
+export const helperUnitFiles = (guest: string) =>
+  HELPER_KINDS.flatMap((k) => [helperUnitName(guest, k), helperSocketName(guest, k)]);
+/**
+ * The state each kind of helper keeps, by the guest's name: never removed with the helper or its guest (as a
+ * guest's disks are not), and named where it is kept.
+ */
+export const HELPER_STATE: Record<HelperKind, { what: string; dirs: (guest: string) => string[] }> = {
+  tpm: { what: "TPM state (the guest's own secrets, such as BitLocker's keys)", dirs: (g) => [tpmStateDir(g)] },
+};
 
 export function defaultTapDevice(guest: string): string {
   return `qh-${guest}`.slice(0, 15).replace(/-+$/, '');

@@ -2,8 +2,17 @@
 import { sysusers, tmpfiles, udevRules } from './gen/host.js';
 import { bundleReadme } from './gen/readme.js';
 import { logrotateConfig } from './gen/logrotate.js';
-import { guestService, logrotateService, logrotateTimer, slice, tapService } from './gen/systemd.js';
+import {
+  guestService,
+  helperService,
+  helperSocket,
+  logrotateService,
+  logrotateTimer,
+  slice,
+  tapService,
+} from './gen/systemd.js';
 import * as G from './guest.js';
+import { helpersOf } from './helpers/index.js';
 import { ANSWERS, MANIFEST, README, sha256, type BundleFile } from './bundle-layout.js';
 import { CONFINEMENT, generatorOf, loadGenerators } from './confine/index.js';
 import * as N from './names.js';
@@ -41,6 +50,18 @@ export function plan(a: Answers, o: PlanOptions = {}): BundleFile[] {
         guestService(a, g, { incoming: true }),
         `starts guest ${g.name} as a live-migration destination instead of ${G.unitName(g)}`,
       );
+    for (const h of helpersOf(g)) {
+      add(
+        `root/etc/systemd/system/${G.helperUnitName(g, h.kind)}`,
+        helperService(a, g, h),
+        `runs guest ${g.name}'s ${h.title} as ${G.userName(g)}, sandboxed like its QEMU, before QEMU starts`,
+      );
+      add(
+        `root/etc/systemd/system/${G.helperSocketName(g, h.kind)}`,
+        helperSocket(g, h),
+        `the socket of guest ${g.name}'s ${h.title}, which QEMU connects to`,
+      );
+    }
     const tap = tapService(a, g);
     if (tap)
       add(

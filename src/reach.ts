@@ -2,6 +2,7 @@
 // wizard's Review map and the bundle README's reach section, so the two never disagree.
 import { CONFINEMENT } from './confine/index.js';
 import * as G from './guest.js';
+import { helpersOf } from './helpers/index.js';
 import type { Answers, Guest } from './model.js';
 
 export interface Reach {
@@ -73,6 +74,10 @@ export function guestReach(a: Answers, g: Guest): Reach {
     'other processes, the kernel’s tunables, modules and logs',
     ...(g.network.mode === 'none' && listeners.length === 0 ? ['any network'] : []),
     'any capability or privilege (no root, no setuid)',
+    ...helpersOf(g).map(
+      (h) =>
+        `the state of its ${h.title} (${h.stateDirs(g).join(', ')}): hidden from QEMU, which reaches the helper only through ${h.socket(g)}`,
+    ),
   ];
   const chosen = CONFINEMENT.filter((b) => b.chosen(a));
   return {

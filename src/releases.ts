@@ -6,6 +6,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+/**
+ * OVMF's firmware files as the ovmf package installs them on every release here: the plain pair, and the Secure
+ * Boot build (SMM) with a variables template holding Microsoft's keys.
+ */
+export const OVMF = {
+  code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
+  vars: '/usr/share/OVMF/OVMF_VARS_4M.fd',
+  secureCode: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
+  secureVars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
+};
+
 export const TARGETS = ['debian-12', 'debian-13', 'ubuntu-24.04'] as const;
 export type Target = (typeof TARGETS)[number];
 

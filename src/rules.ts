@@ -367,6 +367,13 @@ export const RULES: Rule[] = [
         `needs a q35 machine type (is "${g.machine}"): Secure Boot relies on SMM, which QEMU offers on q35`,
       );
   }),
+  eachGuest('Secure Boot is not given a kernel it cannot check', ['guests.N.boot.kernel'], (g, at, report) => {
+    if (g.firmware.type === 'uefi' && g.firmware.secureBoot && g.boot)
+      report(
+        at('boot', 'kernel'),
+        'cannot be used with Secure Boot: OVMF starts a kernel given to QEMU directly even when its signature check fails, so Secure Boot would not cover it; boot from a disk (its EFI system partition), or turn Secure Boot off',
+      );
+  }),
   eachGuest('the host CPU model needs KVM', ['guests.N.cpu.model'], (g, at, report, a) => {
     if (a.useCase === 'emulation' && g.cpu.model === 'host')
       report(
@@ -714,6 +721,18 @@ function checkRisks(a: Answers, report: Report): void {
   }
 }
 /**
+ * Which guests run each kind of helper unit (src/helpers/), and what the names it takes are called in a message.
+ * The one answer to "does this guest run it": the names are the guest's as soon as it does.
+ */
+const HELPER_NAMES: Record<N.HelperKind, { what: string; runs(g: Guest): boolean }> = {
+  tpm: { what: 'TPM', runs: (g) => g.tpm === 'tpm2' },
+};
+
+export function runsHelper(kind: N.HelperKind, g: Guest): boolean {
+  return HELPER_NAMES[kind].runs(g);
+}
+
+/**
  * Every name the bundle derives from a guest (its user and group, its units, its tap device and the bridge it
  * joins, its AppArmor profile) is unique across the bundle and never one of the shared names: the device groups
  * and another guest's names. Each collision is reported on the field that chose the name.
@@ -758,6 +777,13 @@ function checkDerivedNames(a: Answers, issue: Report): void {
     claim('unit', N.unitName(g.name), name, 'unit', of);
     claim('profile', N.profileName(g.name), name, 'AppArmor profile', of);
     if (g.migration?.enabled) claim('unit', N.incomingUnitName(g.name), name, 'live-migration destination unit', of);
+    for (const kind of N.HELPER_KINDS) {
+      const helper = HELPER_NAMES[kind];
+      if (!runsHelper(kind, g)) continue;
+      claim('unit', N.helperUnitName(g.name, kind), name, `${helper.what} unit`, of);
+      claim('unit', N.helperSocketName(g.name, kind), name, `${helper.what} socket unit`, of);
+      claim('profile', N.helperProfileName(g.name, kind), name, `${helper.what}’s AppArmor profile`, of);
+    }
     if (g.network.mode === 'tap') {
       claim('unit', N.tapUnitName(g.name), name, 'tap helper unit', of);
       claim(

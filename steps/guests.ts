@@ -1,4 +1,5 @@
 import type { Guest } from '../src/model.js';
+import { OVMF } from '../src/releases.js';
 import { isSecuritySupportedMachine } from '../src/rules.js';
 import { newGuest, type Draft, type GuestDraft } from './draft.js';
 import { g, optionsOf, setGuestKey, type Field, type Step, type StepContext } from './fields.js';
@@ -8,12 +9,9 @@ const FIRMWARE: Record<Guest['firmware']['type'], string> = {
   uefi: 'UEFI (OVMF, own vars file)',
 };
 
-/** Debian's OVMF builds: the plain pair (the schema's defaults) and the Secure Boot pair with Microsoft's keys. */
-const OVMF = {
-  code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
-  vars: '/usr/share/OVMF/OVMF_VARS_4M.fd',
-  secureCode: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
-  secureVars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
+const TPM: Record<Guest['tpm'], string> = {
+  none: 'none',
+  tpm2: 'TPM 2.0 from its own swtpm (Windows 11 needs one)',
 };
 
 type Uefi = Extract<NonNullable<GuestDraft['firmware']>, { type: 'uefi' }>;
@@ -77,14 +75,15 @@ function firmwareFields(ctx: StepContext): Field[] {
       label: 'UEFI code (read-only)',
       kind: 'text',
       path: g(ctx, 'firmware', 'code'),
-      fallback: () => OVMF.code,
+      // The schema's default, which follows Secure Boot.
+      fallback: (d) => (uefiOf(d, gi)?.secureBoot ? OVMF.secureCode : OVMF.code),
       set: setFile('code'),
     },
     {
       label: 'UEFI vars template',
       kind: 'text',
       path: g(ctx, 'firmware', 'varsTemplate'),
-      fallback: () => OVMF.vars,
+      fallback: (d) => (uefiOf(d, gi)?.secureBoot ? OVMF.secureVars : OVMF.vars),
       hint: 'copied once into the guest’s own vars file',
       set: setFile('varsTemplate'),
     },
@@ -159,6 +158,9 @@ export const guests: Step = {
     'Each guest gets its own system user, its own unit and its own AppArmor profile: a guest that takes',
     'over its QEMU process lands in an account that owns nothing but that guest. The machine type matters',
     'too: only the pc and q35 families are covered by QEMU’s security promise for virtualization.',
+    'A TPM keeps the guest’s own secrets (BitLocker’s keys), so its state is as sensitive as the disk: its',
+    'swtpm runs in a unit of its own as the guest’s user, under its own AppArmor profile, and QEMU never reads',
+    'that state. Windows 11 needs a TPM 2.0 and Secure Boot.',
   ],
   notes: (ctx) => {
     const guest = ctx.draft.guests[ctx.guest];
@@ -190,6 +192,14 @@ export const guests: Step = {
     cpuField(ctx),
     featuresField(ctx),
     ...firmwareFields(ctx),
+    {
+      label: 'TPM',
+      kind: 'select',
+      path: g(ctx, 'tpm'),
+      fallback: () => 'none',
+      options: optionsOf(TPM),
+      hint: 'it keeps the guest’s own secrets (BitLocker keys): its state is as sensitive as the disk',
+    },
     { label: 'Description', kind: 'text', path: g(ctx, 'description'), hint: 'optional; the unit’s Description=' },
   ],
   addLabel: 'add guest',

@@ -8,5 +8,6 @@ import { confinement } from './vm/confinement.js';
 import { hostStorage } from './vm/host-storage.js';
 import { networkFences } from './vm/network-fences.js';
 import { sandboxSpawn } from './vm/sandbox-spawn.js';
+import { tpm } from './vm/tpm.js';
 
-sharedVm('apparmor', [confinement, networkFences, audit, hostStorage, sandboxSpawn]);
+sharedVm('apparmor', [confinement, networkFences, audit, hostStorage, sandboxSpawn, tpm]);

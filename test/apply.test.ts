@@ -304,7 +304,14 @@ describe('qemu-harden apply', () => {
     );
     assert.ok(d.plan.files.every((f: { change: string; diff: null }) => f.change === 'new' && f.diff === null));
     assert.deepEqual(d.plan.guests, [
-      { name: 'server', state: 'new', parts: ['profile', 'unit', 'users'], units: ['qemu-server.service'] },
+      {
+        name: 'server',
+        state: 'new',
+        parts: ['profile', 'unit', 'users'],
+        units: ['qemu-server.service'],
+        helpers: [],
+        droppedHelpers: [],
+      },
     ]);
     assert.match(dry.stderr, /Dry run: nothing was changed/, 'the text goes to stderr');
 
@@ -336,6 +343,8 @@ describe('qemu-harden apply', () => {
       state: 'changed',
       parts: ['unit'],
       units: ['qemu-server.service'],
+      helpers: [],
+      droppedHelpers: [],
     });
     const rb = cli(['rollback', '--root', root, '--yes', '--json']);
     assert.equal(rb.code, 0, rb.stderr);

@@ -1484,6 +1484,36 @@ test('status’s text output shows what it read from the host through visible():
           noCapabilities: true,
         },
         weaker: [`socket /run/y${esc}.sock is writable by every user`],
+        helpers: [
+          {
+            kind: 'tpm',
+            title: 'TPM 2.0 emulator (swtpm)',
+            unit: 'qemu-web-tpm.service',
+            running: true,
+            process: {
+              pid: 8,
+              uid: [998, 998, 998, 998],
+              gid: [998, 998, 998, 998],
+              capEff: '0000000000000000',
+              noNewPrivs: true,
+              seccomp: { '8': 2 },
+              apparmor: { label: `qemu-harden-web-tpm${esc}`, mode: 'enforce' },
+              cgroup: '/qemu.slice/qemu-web-tpm.service',
+              limits: { memoryMax: null, cpuMax: null, pidsMax: null },
+              listening: [],
+            },
+            expected: {
+              user: 'qemu-web',
+              uid: 998,
+              memoryMax: null,
+              apparmorProfile: null,
+              seccomp: true,
+              noNewPrivs: true,
+              noCapabilities: true,
+            },
+            weaker: [`swtpm state /var/lib/x${esc} is readable by every user`],
+          },
+        ],
         drift: [],
       },
     ],
@@ -1498,4 +1528,6 @@ test('status’s text output shows what it read from the host through visible():
   assert.ok(lines.some((l) => l.includes('/run/x\\x1b[2J\\x1b[H\\nOK: every running guest')));
   assert.ok(lines.includes('  WEAKER: socket /run/y\\x1b[2J\\x1b[H.sock is writable by every user'));
   assert.ok(lines.includes('  AppArmor qemu-harden-web\\x1b[2J\\x1b[H (enforce)'));
+  assert.ok(lines.includes('    AppArmor qemu-harden-web-tpm\\x1b[2J\\x1b[H (enforce)'), 'a helper’s label too');
+  assert.ok(lines.includes('    WEAKER: swtpm state /var/lib/x\\x1b[2J\\x1b[H is readable by every user'));
 });

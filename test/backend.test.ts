@@ -91,6 +91,7 @@ const nothing: ConfinementBackend<Text> = {
     // systemd ignores keys that begin with X- in every section: the unit stays what systemd-analyze accepts.
     return ['Marked by the do-nothing backend.', `X-Nothing-Label=${label(g.name)}`];
   },
+  helperUnitLines: (g, kind) => ['Its helper marked too.', `X-Nothing-Label=${label(g.name)}-${kind}`],
   readme: {
     gives: 'a Nothing mark',
     byHand: '`true` for each mark',

@@ -498,6 +498,7 @@ describe('what the commands print reads right', () => {
       format: AUDIT_FORMAT,
       root: true,
       processes: [],
+      helpers: [],
       findings: [],
       unseen: [],
       answersOut: { file: 'a.yaml', guests: 1, notCarried: [] },

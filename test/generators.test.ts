@@ -20,7 +20,8 @@ import { profileName } from '../src/guest.js';
 import * as AA from '../src/gen/apparmor.js';
 import { sysusers, tmpfiles, udevRules } from '../src/gen/host.js';
 import { qemuArgs } from '../src/gen/qemu.js';
-import { guestService, tapService } from '../src/gen/systemd.js';
+import { guestService, helperService, helperSocket, tapService } from '../src/gen/systemd.js';
+import { swtpm } from '../src/helpers/swtpm.js';
 import { plan } from '../src/plan.js';
 import { loadPreset } from '../src/sources/preset.js';
 import { guestReach } from '../src/reach.js';
@@ -624,5 +625,125 @@ describe('runtime isolation in the unit', () => {
         stop.endsWith('exec cat <&4 >/dev/null"'),
       stop,
     );
+  });
+});
+
+describe('helper units: the guest’s TPM', () => {
+  const a = answers([
+    { name: 'win', tpm: 'tpm2', firmware: { type: 'uefi', secureBoot: true } },
+    { name: 'other', tpm: 'tpm2' },
+  ]);
+  const g = a.guests[0]!;
+  const qemu = guestService(a, g);
+  const tpm = helperService(a, g, swtpm);
+  const keys = (unit: string) => [...new Set(unit.split('\n').flatMap((l) => /^([A-Z][A-Za-z]+)=/.exec(l)?.[1] ?? []))];
+
+  test('the TPM’s unit has QEMU’s hardening, differing only where the helper’s record says', () => {
+    /** Settings of QEMU's unit that are QEMU's own (its command, directories, devices, limits), not hardening. */
+    const qemuOnly = new Set([
+      'Description',
+      'Documentation',
+      'Requires',
+      'After',
+      'ExecStartPre',
+      'ExecStart',
+      'ExecStop',
+      'KillSignal',
+      'TimeoutStopSec',
+      'Restart',
+      'RestartSec',
+      'SupplementaryGroups',
+      'RuntimeDirectory',
+      'RuntimeDirectoryMode',
+      'RuntimeDirectoryPreserve',
+      'StateDirectory',
+      'LogsDirectory',
+      'LogsDirectoryMode',
+      'DeviceAllow',
+      'ReadWritePaths',
+      'BindPaths',
+      'InaccessiblePaths',
+      'TemporaryFileSystem',
+      'AppArmorProfile',
+      'CPUQuota',
+      'MemoryMax',
+      'IOWeight',
+      'TasksMax',
+      'WantedBy',
+    ]);
+    for (const k of keys(qemu).filter((k) => !qemuOnly.has(k)))
+      assert.deepEqual(settings(tpm, k), settings(qemu, k), `${k}= as in QEMU's unit`);
+    // Where it differs: no devices, no network, no code written at run time, its own profile and limits.
+    assert.deepEqual(settings(tpm, 'PrivateDevices'), ['yes']);
+    assert.deepEqual(settings(tpm, 'DeviceAllow'), []);
+    assert.deepEqual(settings(tpm, 'PrivateNetwork'), ['yes']);
+    assert.deepEqual(settings(tpm, 'RestrictAddressFamilies'), ['AF_UNIX']);
+    assert.deepEqual(settings(tpm, 'MemoryDenyWriteExecute'), ['yes']);
+    assert.deepEqual(settings(tpm, 'AppArmorProfile'), ['qemu-harden-win-tpm']);
+    assert.deepEqual(settings(tpm, 'MemoryMax'), ['128M']);
+    assert.deepEqual(settings(tpm, 'TasksMax'), ['16']);
+    assert.deepEqual(settings(tpm, 'StateDirectory'), ['qemu-harden/win/tpm2']);
+    assert.deepEqual(settings(tpm, 'StateDirectoryMode'), ['0700']);
+    assert.deepEqual(settings(tpm, 'SystemCallFilter')[0], '@system-service seccomp');
+    // The fence puts back only the TPM's state: neither the guest's disk nor its runtime directory.
+    assert.deepEqual(settings(tpm, 'BindPaths'), ['/var/lib/qemu-harden/win/tpm2']);
+    assert.deepEqual(settings(tpm, 'TemporaryFileSystem'), [
+      '/var/lib/qemu-harden:ro',
+      '/var/log/qemu-harden:ro',
+      '/run:ro',
+      '/dev/shm:ro',
+    ]);
+  });
+
+  test('swtpm is set up on first start, then started on the socket systemd hands it, with its own seccomp', () => {
+    assert.deepEqual(settings(tpm, 'ExecStartPre'), [
+      '/usr/bin/swtpm_setup --tpm2 --tpmstate /var/lib/qemu-harden/win/tpm2 --createek --pcr-banks sha256 --not-overwrite --config /dev/null',
+    ]);
+    assert.deepEqual(settings(tpm, 'ExecStart'), [
+      '/usr/bin/swtpm socket --tpm2 --tpmstate dir=/var/lib/qemu-harden/win/tpm2,mode=0600 --ctrl type=unixio,fd=3 --seccomp action=kill',
+    ]);
+    assert.deepEqual(settings(tpm, 'Requires'), ['qemu-win-tpm.socket']);
+    assert.deepEqual(settings(tpm, 'PartOf'), ['qemu-win.service']);
+    const socket = helperSocket(g, swtpm);
+    assert.deepEqual(settings(socket, 'ListenStream'), ['/run/qemu-harden/win/tpm.sock']);
+    assert.deepEqual(settings(socket, 'SocketUser'), ['qemu-win']);
+    assert.deepEqual(settings(socket, 'SocketMode'), ['0600']);
+    assert.deepEqual(settings(socket, 'PartOf'), ['qemu-win.service']);
+  });
+
+  test('QEMU starts after its TPM, connects to its socket, and neither its unit nor its profile reaches the state', () => {
+    assert.ok(settings(qemu, 'Requires').includes('qemu-win-tpm.service'));
+    assert.ok(settings(qemu, 'After').includes('qemu-win-tpm.service'));
+    assert.ok(settings(qemu, 'InaccessiblePaths').includes('-/var/lib/qemu-harden/win/tpm2'));
+    const args = qemuArgs(a, g);
+    const at = args.indexOf('-tpmdev');
+    assert.deepEqual(args.slice(at - 2, at + 4), [
+      '-chardev',
+      'socket,id=tpm,path=/run/qemu-harden/win/tpm.sock',
+      '-tpmdev',
+      'emulator,id=tpm0,chardev=tpm',
+      '-device',
+      'tpm-crb,tpmdev=tpm0',
+    ]);
+    assert.match(AA.guestRules(a, g), /deny "\/var\/lib\/qemu-harden\/win\/tpm2\/\*\*" rwklmx,/);
+    const rules = AA.helperRules(g, swtpm);
+    assert.match(rules, /"\/var\/lib\/qemu-harden\/win\/tpm2\/\*\*" rwk,/);
+    assert.doesNotMatch(rules, /qemu-harden\/other/, 'nothing of the other guest');
+    assert.doesNotMatch(rules, /\/srv\//, 'nothing of the guest’s own disks');
+  });
+
+  test('the migration destination unit needs the TPM too, and the TPM stops with either', () => {
+    const m = answers([
+      { name: 'win', tpm: 'tpm2', migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu' } },
+    ]);
+    const h = helperService(m, m.guests[0]!, swtpm);
+    assert.deepEqual(settings(h, 'PartOf'), ['qemu-win.service qemu-win-incoming.service']);
+    assert.ok(settings(guestService(m, m.guests[0]!, { incoming: true }), 'Requires').includes('qemu-win-tpm.service'));
+  });
+
+  test('a guest without a TPM has no helper files, and its units are as before', () => {
+    const none = answers([{ name: 'plain' }]);
+    assert.ok(!plan(none).some((f) => f.path.includes('tpm')));
+    assert.doesNotMatch(guestService(none, none.guests[0]!), /tpm/);
   });
 });

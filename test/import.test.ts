@@ -26,13 +26,14 @@ import { plan } from '../src/plan.js';
 import { tapDevice } from '../src/identity.js';
 import { fromLibvirt } from '../src/sources/libvirt.js';
 import { fromProxmox, parseStorageCfg, type Storage } from '../src/sources/proxmox.js';
-import { exitStatus, type ImportReport } from '../src/sources/report.js';
+import { exitStatus, renderReport, type ImportReport } from '../src/sources/report.js';
 import { readBounded } from '../src/sources/common.js';
 import { thisHost } from '../src/importcmd.js';
 import { verifyBundle } from '../src/verify.js';
 import { writeBootDisk } from './bootdisk.js';
 import { cli, guestFilesDir, REPO, requireTool, stopChild, tempDir, waitUntil } from './helpers.js';
 import { execStart, makeStopPipe } from './unitfile.js';
+import { writeEsp } from './secureboot.js';
 import { ensureKernel } from './vmboot.js';
 
 const CORPUS = join(REPO, '..', 'shared', 'corpus');
@@ -269,7 +270,30 @@ describe('carried, defaulted and refused as the issue lists them', () => {
       [dom(`<devices><interface type='direct'/></devices>`), 'devices/interface[1]@type', /macvtap/],
       [dom(`<devices><interface type='vhostuser'/></devices>`), 'devices/interface[1]@type', /vhost-user/],
       [dom(`<devices><filesystem type='mount'/></devices>`), 'devices/filesystem', /shared into the guest/],
-      [dom(`<devices><tpm model='tpm-crb'/></devices>`), 'devices/tpm', /TPM/],
+      [
+        dom(
+          `<devices><tpm model='tpm-tis'><backend type='passthrough'><device path='/dev/tpm0'/></backend></tpm></devices>`,
+        ),
+        'devices/tpm[1]/backend@type',
+        /host’s own TPM/,
+      ],
+      [
+        dom(`<devices><tpm model='tpm-tis'><backend type='emulator' version='1.2'/></tpm></devices>`),
+        'devices/tpm[1]/backend@version',
+        /TPM 2\.0 only/,
+      ],
+      [
+        dom(`<devices><tpm model='tpm-tis'><backend type='emulator'/></tpm></devices>`),
+        'devices/tpm[1]/backend@version',
+        /not known/,
+      ],
+      [
+        dom(
+          `<devices><tpm model='tpm-crb'><backend type='emulator' version='2.0'><encryption secret='6dd3e4a5-1d76-44ce-961f-f119f5aad935'/></backend></tpm></devices>`,
+        ),
+        'devices/tpm[1]/backend/encryption',
+        /libvirt secret/,
+      ],
       [dom(`<launchSecurity type='sev'/>`), 'launchSecurity', /confidential/],
       [
         dom(
@@ -878,6 +902,7 @@ describe('the import command', () => {
       'defaulted',
       'needsReason',
       'refused',
+      'copy',
     ]);
     assert.equal(rep2.written, false);
     assert.equal(rep2.outcome, 'refused');
@@ -1369,16 +1394,8 @@ describe('UEFI Secure Boot carried from the source is enforced by the imported g
     const dir = guestFilesDir(t, 'qh-import-sb-');
     chmodSync(dir, 0o755);
     // The EFI system partition: Debian's kernel (an EFI program signed by Debian's key, which the Microsoft key
-    // set does not trust) as the default boot program, made into a FAT image by QEMU's own vvfat driver.
-    const esp = join(dir, 'esp');
-    mkdirSync(join(esp, 'EFI', 'BOOT'), { recursive: true });
-    copyFileSync(ensureKernel().vmlinuz, join(esp, 'EFI', 'BOOT', 'BOOTX64.EFI'));
-    const img = join(dir, 'esp.img');
-    const conv = spawnSync('qemu-img', ['convert', '-f', 'vvfat', '-O', 'raw', `fat:ro:${esp}`, img], {
-      encoding: 'utf8',
-    });
-    assert.equal(conv.status, 0, conv.stderr);
-    chmodSync(img, 0o644);
+    // set does not trust) as the default boot program.
+    const img = writeEsp(ensureKernel().vmlinuz, join(dir, 'esp.img'));
     const domain = (name: string, secure: boolean) =>
       `<domain type='kvm'><name>${name}</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
          <os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type><firmware><feature enabled='${secure ? 'yes' : 'no'}' name='secure-boot'/></firmware></os>
@@ -1447,5 +1464,144 @@ describe('UEFI Secure Boot carried from the source is enforced by the imported g
     );
     assert.equal(results.nosb!.flashSecure, false);
     assert.match(results.nosb!.log, /starting Boot0001/, 'without Secure Boot the same program starts');
+  });
+});
+
+describe('Windows guests: the TPM and Secure Boot come over, and the TPM’s state is named as a copy to make', () => {
+  const storages = () => parseStorageCfg(readFileSync(join(PROXMOX, 'storage.cfg'), 'utf8'), 'storage.cfg');
+  const proxmox = (files: [string, string][]) =>
+    fromProxmox(
+      files.map(([file, text]) => ({ file, read: () => text })),
+      { storages: storages(), host },
+    );
+  const withDisk = (conf: string) => `${conf}scsi0: local:100/vm-100-disk-2.raw,size=64G\n`;
+
+  test('Proxmox’s own Secure Boot and TPM test guest (corpus), given a disk: tpmstate0 becomes the guest’s swtpm', () => {
+    const conf = withDisk(readFileSync(join(PROXMOX, 'efi-secboot-and-tpm-q35.conf'), 'utf8'));
+    const { document, report } = proxmox([['/etc/pve/qemu-server/100.conf', conf]]);
+    const g = report.guests[0]!;
+    assert.equal(g.outcome, 'defaulted', JSON.stringify(g));
+    const a = validate(document);
+    const guest = a.guests[0]!;
+    assert.equal(guest.tpm, 'tpm2');
+    assert.ok(guest.firmware.type === 'uefi' && guest.firmware.secureBoot);
+    assert.deepEqual(g.copy, [
+      {
+        source: 'tpmstate0',
+        message: g.copy[0]!.message,
+        from: '/var/lib/vz/images/108/vm-100-disk-1.raw',
+        to: `/var/lib/qemu-harden/${guest.name}/tpm2`,
+      },
+    ]);
+    assert.match(g.copy[0]!.message, /single-file format/);
+    assert.match(g.copy[0]!.message, /docs\/windows\.md/);
+    assert.ok(g.defaulted.some((d) => d.source === 'tpmstate0' && /tpm-tis interface becomes tpm-crb/.test(d.message)));
+    const text = renderReport({ ...report, out: null });
+    assert.match(text, /to copy by hand before the guest first starts:\n {4}tpmstate0: /);
+    assert.ok(
+      text.includes(
+        `      from /var/lib/vz/images/108/vm-100-disk-1.raw\n      to   /var/lib/qemu-harden/${guest.name}/tpm2\n`,
+      ),
+    );
+    const files = plan(a).map((f) => f.path);
+    for (const f of [
+      `root/etc/systemd/system/qemu-${guest.name}-tpm.service`,
+      `root/etc/systemd/system/qemu-${guest.name}-tpm.socket`,
+      `root/etc/apparmor.d/qemu-harden-${guest.name}-tpm`,
+    ])
+      assert.ok(files.includes(f), `${f} in the bundle`);
+  });
+
+  test('Proxmox: a TPM 1.2, or one whose version is not written, is refused; a renamed guest’s copy goes to its new name', () => {
+    for (const [line, why] of [
+      ['tpmstate0: local:100/vm-100-disk-1.raw,size=4M,version=v1.2\n', /TPM 1\.2/],
+      ['tpmstate0: local:100/vm-100-disk-1.raw,size=4M\n', /no version= given/],
+    ] as const) {
+      const { report } = proxmox([['/etc/pve/qemu-server/100.conf', withDisk(`bios: ovmf\nmachine: q35\n${line}`)]]);
+      const g = report.guests[0]!;
+      assert.equal(g.outcome, 'refused');
+      assert.match(g.refused.find((r) => r.source === 'tpmstate0')!.message, why);
+    }
+    const conf = (vmid: number) =>
+      withDisk(
+        `name: win\nbios: ovmf\nmachine: q35\ntpmstate0: local:${vmid}/vm-${vmid}-disk-1.qcow2,size=4M,version=v2.0\n`,
+      ).replace('vm-100-disk-2', `vm-${vmid}-disk-2`);
+    const { report } = proxmox([
+      ['/etc/pve/qemu-server/100.conf', conf(100)],
+      ['/etc/pve/qemu-server/101.conf', conf(101)],
+    ]);
+    assert.deepEqual(
+      report.guests.map((g) => [g.name, g.copy.map((c) => [c.from, c.to])]),
+      [
+        ['win', [['/var/lib/vz/images/100/vm-100-disk-1.qcow2', '/var/lib/qemu-harden/win/tpm2']]],
+        ['win-2', [['/var/lib/vz/images/101/vm-101-disk-1.qcow2', '/var/lib/qemu-harden/win-2/tpm2']]],
+      ],
+    );
+    assert.match(report.guests[0]!.copy[0]!.message, /inside a qcow2 volume/);
+  });
+
+  test('libvirt: <tpm> with an emulated TPM 2.0 and Secure Boot come over; the state’s copy names libvirt’s directory', () => {
+    const uuid = '3b4a2c1e-5f6d-4e7a-8b9c-0d1e2f3a4b5c';
+    const domain = (
+      tpm: string,
+      os = `<os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type><firmware><feature enabled='yes' name='secure-boot'/></firmware></os>`,
+    ) =>
+      `<domain type='kvm'><name>Win11</name><uuid>${uuid}</uuid><memory unit='GiB'>4</memory><vcpu>2</vcpu>${os}
+         <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/srv/win11.qcow2'/><target dev='vda' bus='virtio'/></disk>${tpm}</devices></domain>`;
+    const one = (xml: string) => fromLibvirt([{ file: 'win11.xml', read: () => xml }], { host });
+
+    const crb = one(domain(`<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>`));
+    const g = crb.report.guests[0]!;
+    assert.equal(g.outcome, 'defaulted', JSON.stringify(g));
+    assert.equal(g.defaulted.length, 0, 'nothing changed: the copy alone asks for the operator');
+    const guest = validate(crb.document).guests[0]!;
+    assert.equal(guest.tpm, 'tpm2');
+    assert.ok(guest.firmware.type === 'uefi' && guest.firmware.secureBoot);
+    assert.deepEqual(
+      g.copy.map((c) => [c.source, c.from, c.to]),
+      [['devices/tpm[1]', `/var/lib/libvirt/swtpm/${uuid}/tpm2/tpm2-00.permall`, '/var/lib/qemu-harden/win11/tpm2']],
+    );
+    assert.match(g.copy[0]!.message, /owned by the guest’s user, mode 0600/);
+    assert.equal(exitStatus(crb.report.outcome), 1);
+
+    const tis = one(
+      domain(
+        `<tpm model='tpm-tis'><backend type='emulator' version='2.0'><source type='file' path='/srv/tpm/win11.state'/><active_pcr_banks><sha256/></active_pcr_banks></backend></tpm>`,
+        `<os><type arch='x86_64' machine='q35'>hvm</type><loader readonly='yes' secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.secboot.fd</loader></os>`,
+      ),
+    ).report.guests[0]!;
+    assert.equal(tis.outcome, 'defaulted');
+    assert.ok(tis.defaulted.some((d) => d.source === 'devices/tpm[1]@model' && /becomes tpm-crb/.test(d.message)));
+    assert.ok(tis.defaulted.some((d) => d.source === 'devices/tpm[1]/backend/active_pcr_banks'));
+    assert.ok(tis.carried.some((c) => c.source === 'os/loader@secure'));
+    assert.deepEqual(
+      tis.copy.map((c) => [c.from, c.to]),
+      [['/srv/tpm/win11.state', '/var/lib/qemu-harden/win11/tpm2']],
+    );
+    assert.match(tis.copy[0]!.message, /single-file format/);
+
+    const second = one(
+      domain(
+        `<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm><tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>`,
+      ),
+    ).report.guests[0]!;
+    assert.equal(second.outcome, 'refused');
+    assert.ok(second.refused.some((r) => r.source === 'devices/tpm[2]'));
+  });
+
+  test('the JSON report carries the copy, and the CLI exits 1 for it', (t) => {
+    const dir = tempDir(t, 'qh-import-tpm-');
+    const file = join(dir, '100.conf');
+    writeFileSync(
+      file,
+      withDisk('name: win\nbios: ovmf\nmachine: q35\ntpmstate0: /dev/pve/vm-100-disk-1,version=v2.0\n'),
+    );
+    const r = cli(['import', 'proxmox', file, '--storage-cfg', join(PROXMOX, 'storage.cfg'), '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    const report = JSON.parse(r.stdout) as ImportReport;
+    assert.deepEqual(
+      report.guests[0]!.copy.map((c) => [c.source, c.from, c.to]),
+      [['tpmstate0', '/dev/pve/vm-100-disk-1', '/var/lib/qemu-harden/win/tpm2']],
+    );
   });
 });

@@ -1,6 +1,8 @@
-// Day two under real systemd in one container, guests under TCG: apply v1 (three guests) with --start, status
-// clean; apply v2 (one guest removed, one guest's memory limit changed, one unchanged); hand-edit a unit, status
-// reports the drift; rollback restores v1 byte for byte with all three running. Every --dry-run changes nothing.
+// Day two under real systemd in one container, guests under TCG: apply v1 (three guests, one with a TPM) with
+// --start, status clean; apply v2 (the guest with the TPM removed, one guest's memory limit changed and a TPM
+// added, one unchanged); hand-edit a unit, status reports the drift; rollback restores v1 byte for byte with all
+// three running, the returning guest on the TPM state it kept, the other without the TPM v2 gave it. The TPMs are
+// helper units: started, restarted, stopped and judged by status with their guests. Every --dry-run changes nothing.
 // Without --start, the command printed for what is left is pasted as printed, twice; --start on a run with
 // nothing to change starts a guest an operator stopped.
 // Then, on a tree, apply is killed with SIGKILL at points across its install and the next apply completes it.
@@ -35,13 +37,20 @@ const guest = (name: string, extra: Record<string, unknown> = {}) => ({
   disks: [{ path: `/images/${name}.img`, format: 'raw' }],
   ...extra,
 });
-const V1 = { schemaVersion: 1, useCase: 'emulation', acceptedRisks: RISK, guests: GUESTS.map((g) => guest(g)) };
+const V1 = {
+  schemaVersion: 1,
+  useCase: 'emulation',
+  acceptedRisks: RISK,
+  guests: [guest('alpha'), guest('beta'), guest('gamma', { tpm: 'tpm2' })],
+};
 const V2 = {
   schemaVersion: 1,
   useCase: 'emulation',
   acceptedRisks: RISK,
-  guests: [guest('alpha'), guest('beta', { limits: { memoryMaxMiB: 400 } })],
+  guests: [guest('alpha'), guest('beta', { limits: { memoryMaxMiB: 400 }, tpm: 'tpm2' })],
 };
+const tpmUnit = (g: string) => `qemu-${g}-tpm.service`;
+const tpmState = (g: string) => `/var/lib/qemu-harden/${g}/tpm2`;
 const RECORD = 'var/lib/qemu-harden/.installed';
 
 /** v1 and v2, generated once for the whole file. */
@@ -184,10 +193,23 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assertInstalled(ct.root, v1, []);
     assert.ok(!existsSync(join(ct.root, RECORD, 'previous')), 'no previous after the first install');
 
+    assert.equal(active('gamma-tpm'), 'active', 'gamma’s TPM started with it');
+    pids.set('gamma-tpm', show(tpmUnit('gamma'), 'MainPID'));
+
     const s = qh('status');
     assert.equal(s.code, 0, s.stdout + s.stderr);
     for (const g of GUESTS)
       assert.match(s.stdout, new RegExp(`^${g} +qemu-${g}\\.service +running, pid ${pids.get(g)}$`, 'm'));
+    // The TPM's own unit, under its guest, with its own confinement.
+    const uid = ct.exec(['id', '-u', 'qemu-gamma']).stdout.trim();
+    assert.match(
+      s.stdout,
+      new RegExp(
+        `^ {2}TPM 2\\.0 emulator \\(swtpm\\) +qemu-gamma-tpm\\.service +running, pid ${pids.get('gamma-tpm')}\n {4}uid ${uid}/${uid}/${uid}/${uid} .* CapEff 0000000000000000 +NoNewPrivs 1 +Seccomp 2 \\(1 thread\\)\n {4}AppArmor .*\n {4}cgroup /qemu\\.slice/qemu-gamma-tpm\\.service `,
+        'm',
+      ),
+      s.stdout,
+    );
   });
 
   test('status --json: the documented shape, read from the live processes', () => {
@@ -232,7 +254,16 @@ describe('day two: apply, removal, activation, status and rollback under real sy
       GUESTS,
     );
     for (const g of r.guests) {
-      assert.deepEqual(Object.keys(g).sort(), ['drift', 'expected', 'name', 'process', 'running', 'unit', 'weaker']);
+      assert.deepEqual(Object.keys(g).sort(), [
+        'drift',
+        'expected',
+        'helpers',
+        'name',
+        'process',
+        'running',
+        'unit',
+        'weaker',
+      ]);
       assert.deepEqual(Object.keys(g.expected).sort(), [
         'apparmorProfile',
         'memoryMax',
@@ -277,6 +308,28 @@ describe('day two: apply, removal, activation, status and rollback under real sy
       ]);
       assert.deepEqual(g.weaker, []);
       assert.deepEqual(g.drift, []);
+      if (g.name !== 'gamma') {
+        assert.deepEqual(g.helpers, [], `${g.name} has no helper unit`);
+        continue;
+      }
+      // gamma's TPM: its unit, judged against that unit (its user, no capabilities, no_new_privs, its filter).
+      assert.equal(g.helpers.length, 1);
+      const h = g.helpers[0];
+      assert.deepEqual(Object.keys(h).sort(), ['expected', 'kind', 'process', 'running', 'title', 'unit', 'weaker']);
+      assert.equal(h.kind, 'tpm');
+      assert.equal(h.unit, 'qemu-gamma-tpm.service');
+      assert.equal(h.running, true);
+      assert.equal(String(h.process.pid), pids.get('gamma-tpm'));
+      assert.deepEqual(h.process.uid, [uid, uid, uid, uid]);
+      assert.equal(h.process.capEff, '0000000000000000');
+      assert.equal(h.process.noNewPrivs, true);
+      assert.deepEqual(Object.values(h.process.seccomp), [2]);
+      assert.equal(h.process.cgroup, '/qemu.slice/qemu-gamma-tpm.service');
+      assert.deepEqual(h.process.listening, [], 'its socket is systemd’s, handed over');
+      assert.equal(h.expected.user, 'qemu-gamma');
+      assert.equal(h.expected.apparmorProfile, 'qemu-harden-gamma-tpm');
+      assert.equal(h.expected.memoryMax, String(128 * 1024 * 1024));
+      assert.deepEqual(h.weaker, []);
     }
   });
 
@@ -285,15 +338,18 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     const before = treeHash(ct.root);
     const dry = qh('apply', '/bundles/v2', '--dry-run', '--start');
     assert.equal(dry.code, 0, dry.stderr);
-    assert.match(dry.stdout, /unchanged alpha\n +changed +beta \(unit\)\n +removed +gamma/);
+    assert.match(dry.stdout, /unchanged alpha\n +changed +beta \(profile, unit\)\n +removed +gamma/);
     assert.equal(treeHash(ct.root), before, 'apply --dry-run changed nothing');
 
     const r = qh('apply', '/bundles/v2', '--yes', '--start');
     assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.match(r.stdout, /done +stop and disable gamma/);
     assert.match(
       r.stdout,
-      /Kept: user qemu-gamma, state \/var\/lib\/qemu-harden\/gamma, logs \/var\/log\/qemu-harden\/gamma, disks \/images\/gamma\.img/,
+      /done +stop and disable gamma: qemu-gamma\.service qemu-gamma-tpm\.service qemu-gamma-tpm\.socket/,
+    );
+    assert.match(
+      r.stdout,
+      /Kept: user qemu-gamma, state \/var\/lib\/qemu-harden\/gamma with its TPM state \(the guest's own secrets, such as BitLocker's keys\) \/var\/lib\/qemu-harden\/gamma\/tpm2, logs \/var\/log\/qemu-harden\/gamma, disks \/images\/gamma\.img/,
     );
     assert.match(r.stdout, /userdel qemu-gamma/);
     assert.match(r.stdout, /done +restart \(unit changed\) beta: running/);
@@ -301,11 +357,24 @@ describe('day two: apply, removal, activation, status and rollback under real sy
 
     const gammaFiles = [
       '/etc/systemd/system/qemu-gamma.service',
+      '/etc/systemd/system/qemu-gamma-tpm.service',
+      '/etc/systemd/system/qemu-gamma-tpm.socket',
       '/etc/apparmor.d/qemu-harden-gamma',
       '/etc/apparmor.d/qemu-harden.d/gamma',
+      '/etc/apparmor.d/qemu-harden-gamma-tpm',
+      '/etc/apparmor.d/qemu-harden.d/gamma-tpm',
     ];
     assertInstalled(ct.root, v2, gammaFiles);
     assert.equal(active('gamma'), 'inactive');
+    assert.equal(active('gamma-tpm'), 'inactive');
+    assert.equal(ct.sh(`pgrep -x swtpm -u qemu-gamma || true`).stdout.trim(), '', "gamma's swtpm is gone");
+    assert.equal(ct.exec(['test', '-s', `${tpmState('gamma')}/tpm2-00.permall`]).code, 0, "gamma's TPM state is kept");
+    // beta gained a TPM with its change: started with it, before it.
+    assert.equal(active('beta-tpm'), 'active');
+    assert.ok(
+      Number(show(tpmUnit('beta'), 'ExecMainStartTimestampMonotonic')) <
+        Number(show('qemu-beta.service', 'ExecMainStartTimestampMonotonic')),
+    );
     assert.equal(
       ct.sh('pgrep -f "^/usr/bin/qemu-system-x86_64 -name guest=gamma" || true').stdout.trim(),
       '',
@@ -367,8 +436,36 @@ describe('day two: apply, removal, activation, status and rollback under real sy
 
     const rb = qh('rollback', '--yes', '--start');
     assert.equal(rb.code, 0, rb.stderr + rb.stdout);
-    assertInstalled(ct.root, v1, []);
+    assertInstalled(ct.root, v1, [
+      '/etc/systemd/system/qemu-beta-tpm.service',
+      '/etc/systemd/system/qemu-beta-tpm.socket',
+      '/etc/apparmor.d/qemu-harden-beta-tpm',
+      '/etc/apparmor.d/qemu-harden.d/beta-tpm',
+    ]);
     for (const g of GUESTS) assert.equal(active(g), 'active', g);
+    // beta no longer has a TPM: its units stopped once beta restarted without them, its state kept and named.
+    assert.match(
+      rb.stdout,
+      /Guest beta no longer has qemu-beta-tpm\.service: its files are gone \(backed up\), and it stops once the guest restarts on its new unit\. Kept: its TPM state \(the guest's own secrets, such as BitLocker's keys\) \/var\/lib\/qemu-harden\/beta\/tpm2\. To remove it too:\n {2}rm -r \/var\/lib\/qemu-harden\/beta\/tpm2\n/,
+    );
+    // Its service stopped itself once beta's QEMU no longer needed it (StopWhenUnneeded=); its socket is stopped.
+    assert.match(rb.stdout, /done +stop the helper units guests no longer have: qemu-beta-tpm\.socket\n/);
+    assert.equal(active('beta-tpm'), 'inactive');
+    assert.equal(
+      ct.exec(['systemctl', 'is-active', 'qemu-beta-tpm.socket']).stdout.trim(),
+      'inactive',
+      'its socket no longer listens',
+    );
+    assert.ok(!existsSync(join(ct.root, 'run/qemu-harden/beta/tpm.sock')));
+    assert.equal(ct.sh(`pgrep -x swtpm -u qemu-beta || true`).stdout.trim(), '', "beta's swtpm is gone");
+    assert.equal(ct.exec(['test', '-s', `${tpmState('beta')}/tpm2-00.permall`]).code, 0, "beta's TPM state is kept");
+    // gamma is back on the TPM it had: swtpm_setup left its state alone.
+    assert.equal(active('gamma-tpm'), 'active');
+    assert.match(
+      ct.exec(['journalctl', '-u', tpmUnit('gamma'), '--no-pager', '-o', 'cat']).stdout,
+      /Not overwriting existing state file/,
+    );
+    assert.equal(ct.exec(['test', '-s', `${tpmState('gamma')}/tpm2-00.permall`]).code, 0);
     assert.equal(show('qemu-beta.service', 'MemoryMax'), String(320 * 1024 * 1024));
     assert.equal(
       readFileSync(join(ct.root, RECORD, 'previous/MANIFEST.sha256'), 'utf8'),
@@ -482,6 +579,33 @@ describe('day two: apply, removal, activation, status and rollback under real sy
       assert.match(qh('status').stdout, /WEAKER: holds capabilities/);
     } finally {
       ct.sh(`rm -r ${dropIn} && systemctl daemon-reload && systemctl restart qemu-alpha.service`);
+    }
+    const s = qh('status');
+    assert.equal(s.code, 0, s.stdout);
+  });
+
+  test('a TPM running weaker than its unit (a runtime drop-in gives swtpm a capability): status exits 1 and names it under its guest', () => {
+    const dropIn = '/run/systemd/system/qemu-gamma-tpm.service.d';
+    // Restarting the guest restarts its TPM (PartOf=) on the drop-in.
+    const set = ct.sh(
+      `mkdir -p ${dropIn} && printf '[Service]\\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\\nAmbientCapabilities=CAP_NET_BIND_SERVICE\\n' > ${dropIn}/weaker.conf && systemctl daemon-reload && systemctl restart qemu-gamma.service`,
+    );
+    assert.equal(set.code, 0, set.stderr);
+    try {
+      const s = qh('status', '--json');
+      assert.equal(s.code, 1, s.stdout);
+      const r = JSON.parse(s.stdout) as {
+        ok: boolean;
+        guests: { name: string; weaker: string[]; helpers: { weaker: string[]; process: { capEff: string } }[] }[];
+      };
+      assert.equal(r.ok, false);
+      const gamma = r.guests.find((g) => g.name === 'gamma')!;
+      assert.deepEqual(gamma.weaker, [], 'gamma’s QEMU is as installed');
+      assert.equal(gamma.helpers[0]!.process.capEff, '0000000000000400');
+      assert.deepEqual(gamma.helpers[0]!.weaker, ['swtpm holds capabilities (CapEff 0000000000000400)']);
+      assert.match(qh('status').stdout, /^ {4}WEAKER: swtpm holds capabilities \(CapEff 0000000000000400\)$/m);
+    } finally {
+      ct.sh(`rm -r ${dropIn} && systemctl daemon-reload && systemctl restart qemu-gamma.service`);
     }
     const s = qh('status');
     assert.equal(s.code, 0, s.stdout);

@@ -221,6 +221,69 @@ describe('guests that cannot work are refused, naming the field', () => {
   });
 });
 
+describe('a TPM and Secure Boot', () => {
+  test('tpm is none by default; tpm2 gives the guest its swtpm, whose unit and profile names are the guest’s', () => {
+    assert.equal(validate(base()).guests[0]!.tpm, 'none');
+    const doc = base();
+    (doc.guests[0] as Record<string, unknown>).tpm = 'tpm1.2';
+    expectError(doc, 'guests.0.tpm', 'must be "none" or "tpm2"');
+    const clash = {
+      ...base(),
+      guests: [
+        { name: 'a', tpm: 'tpm2', disks: [{ path: '/srv/a.img', format: 'raw' }] },
+        { name: 'a-tpm', disks: [{ path: '/srv/b.img', format: 'raw' }] },
+      ],
+    };
+    expectError(clash, 'guests.1.name', 'gives the unit "qemu-a-tpm.service", which is already the TPM unit');
+    expectError(clash, 'guests.1.name', 'gives the AppArmor profile "qemu-harden-a-tpm", which is already the TPM’s');
+    clash.guests[0]!.tpm = 'none';
+    assert.doesNotThrow(() => validate(clash), 'without a TPM, guest a takes none of those names');
+  });
+
+  test('Secure Boot asked for is Secure Boot enforced: its files default to the Secure Boot build and Microsoft’s keys', () => {
+    const fw = (firmware: Record<string, unknown>) => {
+      const doc = base();
+      (doc.guests[0] as Record<string, unknown>).firmware = firmware;
+      return validate(doc).guests[0]!.firmware;
+    };
+    assert.deepEqual(fw({ type: 'uefi', secureBoot: true }), {
+      type: 'uefi',
+      secureBoot: true,
+      code: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
+      varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
+    });
+    assert.deepEqual(fw({ type: 'uefi' }), {
+      type: 'uefi',
+      secureBoot: false,
+      code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
+      varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd',
+    });
+    // Read back as a bundle keeps them, the answers are the same bytes.
+    const doc = base();
+    (doc.guests[0] as Record<string, unknown>).firmware = { type: 'uefi', secureBoot: true };
+    const once = JSON.stringify(validate(doc));
+    assert.equal(JSON.stringify(validate(JSON.parse(once))), once);
+    const given = fw({ type: 'uefi', secureBoot: true, code: '/srv/fw/CODE.fd' });
+    assert.equal(given.type === 'uefi' && given.code, '/srv/fw/CODE.fd', 'a file given is kept');
+  });
+
+  test('Secure Boot with a kernel given to QEMU is refused: OVMF starts such a kernel unchecked', () => {
+    const doc = {
+      ...base(),
+      guests: [
+        {
+          name: 'a',
+          firmware: { type: 'uefi', secureBoot: true },
+          boot: { kernel: '/srv/vmlinuz' },
+        },
+      ],
+    };
+    expectError(doc, 'guests.0.boot.kernel', 'cannot be used with Secure Boot');
+    doc.guests[0]!.firmware.secureBoot = false;
+    assert.doesNotThrow(() => validate(doc));
+  });
+});
+
 describe('--set', () => {
   test('edits one field by dotted path, JSON when it parses, else string', () => {
     let d: unknown = base();

@@ -14,6 +14,7 @@ const REQUIRED_PRESETS = [
   'pci-passthrough',
   'multi-tenant',
   'tcg-build-runner',
+  'windows-11',
 ];
 
 describe('presets', () => {
@@ -25,6 +26,7 @@ describe('presets', () => {
         `missing preset ${name}`,
       );
     for (const p of all) assert.ok(p.description.length > 10 && !p.description.includes('\n'), `${p.name} description`);
+    for (const p of all) for (const n of p.notes) assert.ok(n.length > 20 && !n.includes('\n'), `${p.name} note ${n}`);
     const r = cli(['presets', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const listed = JSON.parse(r.stdout) as { name: string; description: string }[];
@@ -33,6 +35,19 @@ describe('presets', () => {
       all.map((p) => p.name),
     );
     assert.ok(listed.every((p) => typeof p.description === 'string' && p.description.length > 0));
+  });
+
+  test('windows-11 says which drivers its virtio disk needs, and what to do without them', () => {
+    const text = cli(['presets']);
+    assert.equal(text.code, 0, text.stderr);
+    const notes = listPresets()
+      .find((p) => p.name === 'windows-11')!
+      .notes.join(' ');
+    assert.match(notes, /virtio-win/);
+    assert.match(notes, /viostor/);
+    assert.match(notes, /DISM \/Add-Driver/, 'without the driver in the installation image, Setup sees no disk');
+    assert.match(notes, /INACCESSIBLE_BOOT_DEVICE/, 'an existing installation needs the driver before it moves');
+    assert.ok(text.stdout.includes(listPresets().find((p) => p.name === 'windows-11')!.notes[0]!));
   });
 
   for (const name of REQUIRED_PRESETS) {

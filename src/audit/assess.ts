@@ -5,10 +5,11 @@
 import { CONFINEMENT } from '../confine/index.js';
 import { which } from '../tools.js';
 import { fileChecks } from './files.js';
+import { helperChecks } from './helpers.js';
 import { hostChecks } from './host.js';
 import { listenerChecks } from './listeners.js';
 import { processChecks } from './process.js';
-import type { AuditCheck, Expect, Finding, HostView, Severity } from './types.js';
+import type { AuditCheck, Expect, Finding, HostView, LiveProcess, Severity } from './types.js';
 
 /** Every check, with those of each registered confinement backend, as the registry holds them now. */
 export const auditChecks = (): AuditCheck[] => [
@@ -16,6 +17,7 @@ export const auditChecks = (): AuditCheck[] => [
   ...listenerChecks,
   ...fileChecks,
   ...hostChecks,
+  ...helperChecks,
   ...CONFINEMENT.flatMap((b) => b.auditChecks),
 ];
 
@@ -31,7 +33,7 @@ export function assess(
   judges: readonly AuditCheck['judges'][] = ['process', 'command line', 'host'],
   checks: readonly AuditCheck[] = auditChecks(),
 ): Finding[] {
-  const byPid = new Map(view.processes.map((p) => [p.pid, p]));
+  const byPid = new Map<number, LiveProcess>([...view.processes, ...view.helpers].map((p) => [p.pid, p]));
   const findings: Finding[] = [];
   for (const c of checks) {
     if (!judges.includes(c.judges)) continue;

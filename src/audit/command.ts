@@ -5,7 +5,7 @@
 import { visible } from '../escape.js';
 import { assess } from './assess.js';
 import { redact } from '../qemuargs.js';
-import { POLICY } from './expect.js';
+import { HELPER_POLICY, POLICY } from './expect.js';
 import { ownerText } from './owner.js';
 import { acceleratorOf } from './process.js';
 import type { NotCarried } from './reconstruct.js';
@@ -29,6 +29,17 @@ export interface AuditReport {
     accelerator: 'kvm' | 'tcg';
     argv: string[];
   }[];
+  /** The guests' helpers running (a TPM emulator, swtpm), whoever started them. */
+  helpers: {
+    pid: number;
+    /** The kind of helper (src/helpers/), and its program. */
+    kind: string;
+    program: string;
+    uid: number | null;
+    user: string | null;
+    systemUser: boolean;
+    argv: string[];
+  }[];
   findings: Finding[];
   unseen: Unseen[];
   answersOut: { file: string; guests: number; notCarried: NotCarried[] } | null;
@@ -47,7 +58,17 @@ export function audit(view: HostView): AuditReport {
       accelerator: acceleratorOf(p).accel,
       argv: p.argv.map(redact),
     })),
-    findings: assess(view, () => POLICY),
+    helpers: view.helpers.map((h) => ({
+      pid: h.pid,
+      kind: h.kind,
+      program: h.guest,
+      uid: h.owner.uids[1] ?? null,
+      user: h.owner.user,
+      systemUser: h.owner.system,
+      argv: h.argv,
+    })),
+    // A QEMU is held to QEMU's security documentation, a helper to what every helper needs (expect.ts).
+    findings: assess(view, (p) => ('kind' in p ? HELPER_POLICY : POLICY)),
     unseen: view.unseen,
     answersOut: null,
   };
@@ -69,6 +90,13 @@ export function formatAudit(r: AuditReport, me = 'qemu-harden'): string {
     out.push(
       `  pid ${p.pid}  ${p.guest === `pid ${p.pid}` ? '(no -name)' : visible(p.guest)}  ${visible(ownerText(p.uid, p.user))}${p.systemUser ? '' : ', not a system user'}  ${p.accelerator}`,
     );
+  }
+  if (r.helpers.length) {
+    out.push(`and ${plural(r.helpers.length, 'helper process', 'helper processes')} of guests:`);
+    for (const h of r.helpers)
+      out.push(
+        `  pid ${h.pid}  ${visible(h.program)}  ${visible(ownerText(h.uid, h.user))}${h.systemUser ? '' : ', not a system user'}`,
+      );
   }
   out.push('');
   const groups = new Map<string, Finding[]>();

@@ -6,17 +6,62 @@
 import { CONFINEMENT } from '../confine/index.js';
 import { describeRemoval, removedOption } from '../releases.js';
 import { isOn, optsOrJson } from './cmdline.js';
-import { eachProcess, finding, type AuditCheck, type Finding, type QemuProcess } from './types.js';
+import type { Expectation } from './expect.js';
+import {
+  eachProcess,
+  finding,
+  type AuditCheck,
+  type Finding,
+  type Judged,
+  type LiveProcess,
+  type QemuProcess,
+} from './types.js';
 import { plural } from '../words.js';
 
-const statusLine = (p: QemuProcess, key: string) =>
+const statusLine = (p: LiveProcess, key: string) =>
   `/proc/${p.pid}/status: ${key}:\t${p.status.get(key) ?? '(missing)'}`;
+
+// What is wrong with a process, QEMU or helper (src/audit/helpers.ts judges the helpers with these), against what
+// it is held to: undefined when nothing is.
+
+export const judgeRoot = (p: LiveProcess): Judged | undefined =>
+  p.uids.some((u) => u === 0) ? { summary: 'runs as root', evidence: statusLine(p, 'Uid') } : undefined;
+
+export function judgeUser(p: LiveProcess, want: Expectation): Judged | undefined {
+  const u = want.user;
+  if (!u || u.uid === null || !p.uids.length || p.uids.some((x) => x === 0) || p.uids.every((x) => x === u.uid))
+    return undefined;
+  return { summary: `runs as uid ${p.uids.join('/')}, not ${u.name} (${u.uid})`, evidence: statusLine(p, 'Uid') };
+}
+
+export function judgeCapabilities(p: LiveProcess, want: Expectation): Judged | undefined {
+  const capEff = p.status.get('CapEff') ?? '0';
+  return want.noCapabilities && /[1-9a-f]/i.test(capEff)
+    ? { summary: `holds capabilities (CapEff ${capEff})`, evidence: statusLine(p, 'CapEff') }
+    : undefined;
+}
+
+export const judgeNoNewPrivs = (p: LiveProcess, want: Expectation): Judged | undefined =>
+  want.noNewPrivs && p.status.has('NoNewPrivs') && p.status.get('NoNewPrivs') !== '1'
+    ? { summary: 'NoNewPrivs is off', evidence: statusLine(p, 'NoNewPrivs') }
+    : undefined;
+
+export function judgeSeccomp(p: LiveProcess, want: Expectation): Judged | undefined {
+  const open = p.threadSeccomp.filter(([, v]) => v !== '2');
+  if (!want.seccomp || !open.length) return undefined;
+  const [tid, v] = open[0]!;
+  const tids = open.slice(0, 8).map(([t]) => t);
+  return {
+    summary: `threads without a seccomp filter: ${tids.join(', ')}${open.length > tids.length ? ` and ${open.length - tids.length} more` : ''}`,
+    evidence: `/proc/${p.pid}/task/${tid}/status: Seccomp:\t${v}${open.length > 1 ? ` (and ${open.length - 1} more of ${p.threadSeccomp.length} threads)` : ''}`,
+  };
+}
 
 const root = eachProcess(
   'process.root',
   'high',
   'process',
-  (p) => (p.uids.some((u) => u === 0) ? { summary: 'runs as root', evidence: statusLine(p, 'Uid') } : undefined),
+  judgeRoot,
   'QEMU must run as an unprivileged user: a guest that takes over device emulation acts as this process, and as root it owns the whole host.',
   'Each guest runs as its own system user (qemu-NAME) created by sysusers.d, with device access through groups.',
   null,
@@ -26,12 +71,7 @@ const user = eachProcess(
   'process.user',
   'high',
   'process',
-  (p, want) => {
-    const u = want.user;
-    if (!u || u.uid === null || !p.uids.length || p.uids.some((x) => x === 0) || p.uids.every((x) => x === u.uid))
-      return undefined;
-    return { summary: `runs as uid ${p.uids.join('/')}, not ${u.name} (${u.uid})`, evidence: statusLine(p, 'Uid') };
-  },
+  judgeUser,
   (_p, want) =>
     `The installed unit runs this guest as ${want.user?.name}, its own user; as another user it reaches what that user reaches, another guest's files included.`,
   'Each guest runs as its own system user (qemu-NAME) created by sysusers.d, with device access through groups.',
@@ -42,12 +82,7 @@ const capabilities = eachProcess(
   'process.capabilities',
   'high',
   'process',
-  (p, want) => {
-    const capEff = p.status.get('CapEff') ?? '0';
-    return want.noCapabilities && /[1-9a-f]/i.test(capEff)
-      ? { summary: `holds capabilities (CapEff ${capEff})`, evidence: statusLine(p, 'CapEff') }
-      : undefined;
-  },
+  judgeCapabilities,
   'Capabilities are privileges the guest does not have; least privilege says QEMU should hold nothing the guest could not use itself.',
   'The unit empties CapabilityBoundingSet= and AmbientCapabilities=: QEMU runs with no capabilities at all.',
   null,
@@ -57,10 +92,7 @@ const noNewPrivs = eachProcess(
   'process.no-new-privs',
   'medium',
   'process',
-  (p, want) =>
-    want.noNewPrivs && p.status.has('NoNewPrivs') && p.status.get('NoNewPrivs') !== '1'
-      ? { summary: 'NoNewPrivs is off', evidence: statusLine(p, 'NoNewPrivs') }
-      : undefined,
+  judgeNoNewPrivs,
   'Without no_new_privs a compromised QEMU can execute a setuid program or a file with capabilities and gain privileges the guest never had.',
   'The unit sets NoNewPrivileges=yes.',
   null,
@@ -70,16 +102,7 @@ const seccomp = eachProcess(
   'process.seccomp',
   'high',
   'process',
-  (p, want) => {
-    const open = p.threadSeccomp.filter(([, v]) => v !== '2');
-    if (!want.seccomp || !open.length) return undefined;
-    const [tid, v] = open[0]!;
-    const tids = open.slice(0, 8).map(([t]) => t);
-    return {
-      summary: `threads without a seccomp filter: ${tids.join(', ')}${open.length > tids.length ? ` and ${open.length - tids.length} more` : ''}`,
-      evidence: `/proc/${p.pid}/task/${tid}/status: Seccomp:\t${v}${open.length > 1 ? ` (and ${open.length - 1} more of ${p.threadSeccomp.length} threads)` : ''}`,
-    };
-  },
+  judgeSeccomp,
   'A thread without a seccomp filter can make every host system call: a guest that escapes into it reaches the whole kernel attack surface.',
   'QEMU runs with -sandbox on and every sub-option denied, inside the unit’s own SystemCallFilter=: every thread is filtered.',
   'guests.N.isolation.sandbox',

@@ -1,7 +1,8 @@
 // Each unit's exposure as `systemd-analyze security` scores it (0 is best, 10 worst), against its target: every
-// guest unit, every tap helper and the serial-log rotation.
+// guest unit, every helper unit (src/helpers/, its record's target), every tap helper and the serial-log rotation.
 import { join } from 'node:path';
 import * as G from '../guest.js';
+import { helpersOf } from '../helpers/index.js';
 import { LOGROTATE_SERVICE } from '../names.js';
 import type { Guest } from '../model.js';
 import { run, which } from '../tools.js';
@@ -42,6 +43,7 @@ export const exposure: Check<BundleUnderCheck, Outcome & { exposure: Exposure[] 
     const findings: Outcome['findings'] = [];
     const scored = b.answers.guests.flatMap((g) => [
       { unit: G.unitName(g), target: exposureTarget(g) },
+      ...helpersOf(g).map((h) => ({ unit: G.helperUnitName(g, h.kind), target: h.sandbox.exposureTarget })),
       ...(g.network.mode === 'tap' ? [{ unit: G.tapUnitName(g), target: TAP_UNIT_TARGET }] : []),
     ]);
     if (b.expected.some((f) => f.path === `${UNIT_DIR}/${LOGROTATE_SERVICE}`))

@@ -6,6 +6,8 @@ import { runStep } from '../activation.js';
 import { denialFindings, type Denial } from '../audit/denials.js';
 import { eachProcess, finding, type AuditCheck } from '../audit/types.js';
 import * as G from '../guest.js';
+import type { HelperKind } from '../helpers/helper.js';
+import { helpersOf } from '../helpers/index.js';
 import * as N from '../names.js';
 import { confinementOf } from '../confinement.js';
 import type { Answers, Guest } from '../model.js';
@@ -17,6 +19,8 @@ import { plural } from '../words.js';
 const PROFILE_DIR = 'etc/apparmor.d';
 const profilePath = (guest: string) => `${PROFILE_DIR}/${N.profileName(guest)}`;
 const rulesPath = (guest: string) => `${PROFILE_DIR}/qemu-harden.d/${guest}`;
+const helperProfilePath = (guest: string, kind: N.HelperKind) => `${PROFILE_DIR}/${N.helperProfileName(guest, kind)}`;
+const helperRulesPath = (guest: string, kind: N.HelperKind) => `${PROFILE_DIR}/qemu-harden.d/${guest}-${kind}`;
 const ABSTRACTION_PATH = `${PROFILE_DIR}/abstractions/qemu-harden`;
 /** The kernel's own word on whether AppArmor is enabled: "Y" or "N", absent where AppArmor is not built in. */
 const ENABLED = '/sys/module/apparmor/parameters/enabled';
@@ -26,6 +30,8 @@ interface Text {
   abstraction(): string;
   profile(a: Answers, g: Guest): string;
   guestRules(a: Answers, g: Guest): string;
+  helperProfile(g: Guest, h: HelperKind): string;
+  helperRules(g: Guest, h: HelperKind): string;
 }
 
 const chosen = (a: Answers) => confinementOf(a) === 'apparmor';
@@ -148,6 +154,18 @@ export const apparmor: ConfinementBackend<Text> = {
           why: `the paths guest ${g.name}'s profile allows`,
           text: (t: Text) => t.guestRules(a, g),
         },
+        ...helpersOf(g).flatMap((h) => [
+          {
+            path: `root/${helperProfilePath(g.name, h.kind)}`,
+            why: `AppArmor profile ${G.helperProfileName(g, h.kind)} for guest ${g.name}'s ${h.title}`,
+            text: (t: Text) => t.helperProfile(g, h),
+          },
+          {
+            path: `root/${helperRulesPath(g.name, h.kind)}`,
+            why: `the paths guest ${g.name}'s ${h.title} may touch`,
+            text: (t: Text) => t.helperRules(g, h),
+          },
+        ]),
       ]),
       ...(guests.length
         ? [
@@ -160,11 +178,19 @@ export const apparmor: ConfinementBackend<Text> = {
         : []),
     ];
   },
-  guestFiles: (guest) => [`/${profilePath(guest)}`, `/${rulesPath(guest)}`],
+  guestFiles: (guest) => [
+    `/${profilePath(guest)}`,
+    `/${rulesPath(guest)}`,
+    ...N.HELPER_KINDS.flatMap((k) => [`/${helperProfilePath(guest, k)}`, `/${helperRulesPath(guest, k)}`]),
+  ],
   sharedFiles: [`/${ABSTRACTION_PATH}`],
   unitLines: (g) => [
     'Confined by this guest’s AppArmor profile when AppArmor is enabled on the host.',
     `AppArmorProfile=${G.profileName(g)}`,
+  ],
+  helperUnitLines: (g, kind) => [
+    'Confined by a profile of its own when AppArmor is enabled on the host, set here rather than attached by path.',
+    `AppArmorProfile=${G.helperProfileName(g, kind)}`,
   ],
   readme: {
     gives: 'an AppArmor profile',
@@ -188,26 +214,29 @@ export const apparmor: ConfinementBackend<Text> = {
     nothingToCheck: (b) =>
       b.answers.guests.some((g) => confines(b.answers, g)) ? undefined : 'no profiles in this bundle',
     async run(b, tools) {
-      const guests = b.answers.guests.filter((g) => confines(b.answers, g));
+      const profiles = b.answers.guests
+        .filter((g) => confines(b.answers, g))
+        .flatMap((g) => [profilePath(g.name), ...helpersOf(g).map((h) => helperProfilePath(g.name, h.kind))]);
       const findings = [];
-      for (const g of guests) {
+      for (const profile of profiles) {
         const r = await run(tools.apparmor_parser!, [
           '-Q',
           '-K',
           '-I',
           join(b.dir, 'root', PROFILE_DIR),
-          join(b.dir, 'root', profilePath(g.name)),
+          join(b.dir, 'root', profile),
         ]);
         const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('Cache read/write disabled'));
         if (r.exitCode !== 0 || lines.length > 0)
-          findings.push({ message: lines.join('; ') || `exited ${r.exitCode}`, file: `root/${profilePath(g.name)}` });
+          findings.push({ message: lines.join('; ') || `exited ${r.exitCode}`, file: `root/${profile}` });
       }
-      return { status: findings.length ? 'failed' : 'passed', detail: plural(guests.length, 'profile'), findings };
+      return { status: findings.length ? 'failed' : 'passed', detail: plural(profiles.length, 'profile'), findings };
     },
   },
 
   activationStep: 'load AppArmor profiles',
-  // The profiles themselves (G.profileName: qemu-harden-NAME); the abstraction and rules files come in through them.
+  // The profiles themselves (G.profileName: qemu-harden-NAME, and each helper's qemu-harden-NAME-KIND); the
+  // abstraction and rules files come in through them.
   loads: /^\/etc\/apparmor\.d\/qemu-harden-[^/]+$/,
   async activate(files) {
     const step = this.activationStep;

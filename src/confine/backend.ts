@@ -12,6 +12,7 @@ import type { StepResult } from '../activation.js';
 import type { AuditCheck, Probe } from '../audit/types.js';
 import type { BundleUnderCheck, Check } from '../checks/check.js';
 import type { Answers, Guest } from '../model.js';
+import type { HelperKind } from '../names.js';
 import type { Release } from '../releases.js';
 
 export type { Probe };
@@ -74,12 +75,14 @@ export interface ConfinementBackend<Text = unknown> {
   generator(): Promise<Text>;
   /** What it adds to a bundle. */
   files(a: Answers): ConfinementFile<Text>[];
-  /** The host paths of the files it installs for one guest, by the guest's name. */
+  /** The host paths of the files it installs for one guest, by the guest's name, its helpers' among them. */
   guestFiles(guest: string): string[];
   /** The host paths of the files it installs once, for all the guests it confines. */
   sharedFiles: string[];
   /** The unit lines that put a confined guest's QEMU under it: a comment, then the settings. */
   unitLines(g: Guest, a: Answers): [comment: string, ...settings: string[]];
+  /** The same for one of the guest's helper units (src/helpers/): each helper has a policy of its own. */
+  helperUnitLines(g: Guest, kind: HelperKind, a: Answers): [comment: string, ...settings: string[]];
   /** Its words in the bundle README. */
   readme: ReadmeWords;
   /** What holds only while it enforces, in guest g's reach map; for a guest it does not confine, what that leaves open. */

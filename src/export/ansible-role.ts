@@ -25,7 +25,10 @@ const role = (b: ConfinementBackend) => ({
   listen: `qemu-harden ${b.id} changed`,
 });
 
-/** A Jinja list of backend b's files of guest g (the loop variable), from its per-guest paths. */
+/**
+ * A Jinja list of backend b's files of guest g (the loop variable), from its per-guest paths: one to a line, under
+ * the first (where restartsFor puts it), so that a guest with helper units stays within ansible-lint's columns.
+ */
 const guestFilesOf = (b: ConfinementBackend) =>
   `[${b
     .guestFiles(GUEST_PLACEHOLDER)
@@ -35,7 +38,7 @@ const guestFilesOf = (b: ConfinementBackend) =>
         .flatMap((part, i) => [...(i ? ['g'] : []), ...(part ? [`'${part}'`] : [])])
         .join(' ~ '),
     )
-    .join(', ')}]`;
+    .join(`,\n${' '.repeat('      {%- set mine = ['.length)}`)}]`;
 
 /**
  * Guest g (the loop variable) restarts for backend b when one of its own files changed, or when it is confined
@@ -94,6 +97,9 @@ ${yamlList(installableTemplate().shared)}
 qemu_harden_installable_guest:
 ${yamlList(installableTemplate().guest)}
 qemu_harden_guest_name: ${JSON.stringify(N.GUEST_NAME.source)}
+# The kinds of helper unit a guest may have (its TPM: qemu-GUEST-tpm.service and .socket, and their profile): they
+# restart with their guest, and stop with it.
+qemu_harden_helper_kinds: ${JSON.stringify([...N.HELPER_KINDS])}
 # Where a bundle keeps the signatures of its manifest (qemu-harden sign): the only files it holds unlisted.
 qemu_harden_signature_path: ${JSON.stringify(SIGNATURE_PATTERN)}
 qemu_harden_signatures: >-
@@ -509,12 +515,12 @@ dependencies: []
   changed_when: false
   when: qemu_harden_record_moves and not ansible_check_mode
 
-- name: Stop and disable the units of guests that left
+- name: Stop and disable the units of guests that left, and the helper units a guest no longer has
   ansible.builtin.systemd_service:
     name: "{{ item | basename }}"
     state: stopped
     enabled: false
-  loop: "{{ qemu_harden_gone | select('match', '^/etc/systemd/system/[^/]+\\.service$') | list }}"
+  loop: "{{ qemu_harden_gone | select('match', '^/etc/systemd/system/[^/]+\\.(service|socket)$') | list }}"
 
 - name: Create the directories the bundle's files go in
   ansible.builtin.file:
@@ -645,9 +651,9 @@ ${backends
 
 - name: Work out which guests restart
   ansible.builtin.set_fact:
-    # A guest restarts when its unit or its tap unit changed, or a confinement file of its own, or one its
-    # backend shares among all the guests it confines (the abstraction every AppArmor profile includes); its tap
-    # unit restarts before it when that changed.
+    # A guest restarts when its unit, its tap unit or one of its helper units (its TPM's service and socket, which
+    # restart with it) changed, or a confinement file of its own, or one its backend shares among all the guests it
+    # confines (the abstraction every AppArmor profile includes); its tap unit restarts before it when that changed.
     qemu_harden_restart: >-
       {%- set changed = qemu_harden_installed | selectattr('changed') | map(attribute='item') | list -%}
       {%- set out = [] -%}
@@ -655,8 +661,13 @@ ${backends
       {%- set unit = '/etc/systemd/system/qemu-' ~ g ~ '.service' -%}
       {%- set tap = '/etc/systemd/system/qemu-' ~ g ~ '-tap.service' -%}
       {%- if tap in changed -%}{%- set _ = out.append('qemu-' ~ g ~ '-tap.service') -%}{%- endif -%}
+      {%- set helpers = [] -%}
+      {%- for k in qemu_harden_helper_kinds -%}
+      {%- set _ = helpers.append('/etc/systemd/system/qemu-' ~ g ~ '-' ~ k ~ '.service') -%}
+      {%- set _ = helpers.append('/etc/systemd/system/qemu-' ~ g ~ '-' ~ k ~ '.socket') -%}
+      {%- endfor -%}
       {%- set restart = [] -%}${backends.map(restartsFor).join('')}
-      {%- if unit in changed or tap in changed or restart -%}
+      {%- if unit in changed or tap in changed or helpers | select('in', changed) | list or restart -%}
       {%- set _ = out.append('qemu-' ~ g ~ '.service') -%}
       {%- endif -%}
       {%- endfor -%}

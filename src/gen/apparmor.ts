@@ -4,6 +4,8 @@
 import { GENERATED } from '../bundle-layout.js';
 import { apparmorPath } from '../escape.js';
 import * as G from '../guest.js';
+import type { HelperKind } from '../helpers/helper.js';
+import { helpersOf } from '../helpers/index.js';
 import type { Answers, Guest } from '../model.js';
 import { RELEASES } from '../releases.js';
 
@@ -154,6 +156,13 @@ export function guestRules(a: Answers, g: Guest): string {
       );
   rule(G.stateDir(g), 'r', 'its state directory', '/');
   rule(G.stateDir(g), 'rwk', 'its own state', '/**');
+  for (const h of helpersOf(g))
+    for (const d of h.stateDirs(g))
+      lines.push(
+        `  # What the guest's ${h.title} keeps is its alone: QEMU talks to it through its socket, never its files.`,
+        `  deny ${apparmorPath(d, '/')} rwklmx,`,
+        `  deny ${apparmorPath(d, '/**')} rwklmx,`,
+      );
   rule(G.logsDir(g), 'r', 'its log directory', '/');
   rule(G.serialLog(g), 'rw', 'the serial console log');
   lines.push(
@@ -170,5 +179,41 @@ export function guestRules(a: Answers, g: Guest): string {
     );
   if (g.network.mode === 'tap') lines.push('  # Looking up the tap device.', '  network netlink raw,');
   lines.push(...spawnRules(g));
+  return lines.join('\n') + '\n';
+}
+
+export function helperProfile(g: Guest, h: HelperKind): string {
+  const name = G.helperProfileName(g, h.kind);
+  return `${HEADER}abi <abi/3.0>,
+
+include <tunables/global>
+
+# Guest ${g.name}'s ${h.title}. Attached by its unit (AppArmorProfile=${name}), not by path: a distribution's
+# profile for ${h.binary} is never the one that confines it here.
+profile ${name} flags=(attach_disconnected,mediate_deleted) {
+  include <abstractions/base>
+  include <qemu-harden.d/${g.name}-${h.kind}>
+}
+`;
+}
+
+export function helperRules(g: Guest, h: HelperKind): string {
+  const lines = [HEADER + `# Guest ${g.name}'s ${h.title}: the only files and sockets it may touch.`];
+  const rule = (path: string, perms: string, why: string, glob = '') =>
+    lines.push(`  # ${why}`, `  ${apparmorPath(path, glob)} ${perms},`);
+  rule(h.binary, 'mr', `the ${h.title} itself`);
+  const own = h.apparmor(g);
+  for (const p of own.paths) rule(p.path, p.perms, p.why, p.glob ?? '');
+  for (const d of h.stateDirs(g)) {
+    rule(d, 'r', 'its state directory', '/');
+    rule(d, 'rwk', 'its state: nothing of the guest’s but this', '/**');
+  }
+  for (const r of own.rules) lines.push(`  # ${r.why}`, `  ${r.rule}`);
+  lines.push(
+    '  # systemd stops it with a signal.',
+    '  signal (receive) peer=unconfined,',
+    '  # It needs no capability, and never another program but those named here.',
+    '  deny capability,',
+  );
   return lines.join('\n') + '\n';
 }

@@ -2,6 +2,7 @@
 // format spelled out, monitor and serial on unix sockets only, and QEMU's own seccomp sandbox.
 import { qemuJson, qemuOpts, qemuValue } from '../escape.js';
 import * as G from '../guest.js';
+import { helpersOf } from '../helpers/index.js';
 import type { Answers, Guest } from '../model.js';
 
 export function sandboxOption(g: Guest): string {
@@ -115,6 +116,8 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
       ]),
     );
   }
+  // Each helper unit's socket (src/helpers/): a TPM from the guest's own swtpm, for one.
+  for (const h of helpersOf(g)) push(...h.qemuArgs(g));
   if (g.boot) {
     push('-kernel', g.boot.kernel);
     if (g.boot.initrd) push('-initrd', g.boot.initrd);

@@ -5,6 +5,7 @@ import { CONFINEMENT } from '../confine/index.js';
 import { listed } from '../words.js';
 import { markdownCode as code, markdownText as text } from '../escape.js';
 import * as G from '../guest.js';
+import { helpersOf } from '../helpers/index.js';
 import { LOGROTATE_TIMER } from '../names.js';
 import * as L from './logrotate.js';
 import type { Answers, Guest } from '../model.js';
@@ -299,6 +300,10 @@ function operatorSections(a: Answers, me: string): string[] {
       `- SPICE (${spice.map((g) => code(g.name)).join(', ')}) needs QEMU’s SPICE modules, package \`${release.spiceModules}\` on this release: only a Recommends of \`qemu-system-x86\`, so an install without recommends lacks it and the guest fails to start.`,
     );
   if (a.guests.some((g) => g.firmware.type === 'uefi')) out.push('- UEFI guests need OVMF (Debian: `ovmf`).');
+  if (a.guests.some((g) => g.tpm === 'tpm2'))
+    out.push(
+      '- Guests with a TPM need swtpm and swtpm_setup (Debian: `swtpm` and `swtpm-tools`). A TPM whose state is carried over from another host must be in its directory (below) before the guest’s first start; otherwise the guest gets a new, empty TPM.',
+    );
   if (bridges.length)
     out.push(
       `- The ${bridges.length === 1 ? 'bridge' : 'bridges'} ${bridges.map((b) => `\`${b}\``).join(', ')} must exist (e.g. a systemd-networkd .netdev); the tap units only attach to ${bridges.length > 1 ? 'them' : 'it'}.`,
@@ -337,6 +342,12 @@ function operatorSections(a: Answers, me: string): string[] {
     '```',
     '',
   );
+  const helped = a.guests.filter((g) => helpersOf(g).length > 0);
+  if (helped.length) {
+    out.push('## Helper units', '');
+    for (const g of helped) for (const h of helpersOf(g)) out.push(`- ${g.name}: ${text(h.readme(g))}`);
+    out.push('');
+  }
   out.push('## After apply', '');
   out.push(
     '`apply --start` then brings every guest of the bundle to running its installed unit and profile: a stopped guest is enabled and started (one stopped on purpose too), a guest running an older unit or profile is restarted (its profile is loaded first). Without `--start`, a guest that is already running keeps the unit, user and profile it started with; `apply` names each guest that does not run its installed unit and profile yet, and this does the rest (run again, it changes nothing):',

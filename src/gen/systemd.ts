@@ -1,10 +1,14 @@
-// systemd units: one service per guest, its tap helper when it has one, and the slice they all live in.
-// Each hardening line carries a comment saying what it takes away, so the bundle teaches as it is read.
+// systemd units: one service per guest, its helper units (src/helpers/) and tap helper when it has them, and the
+// slice they all live in. Each hardening line carries a comment saying what it takes away, so the bundle teaches
+// as it is read. QEMU's unit and every helper unit share one hardening block (`hardening`): a helper differs from
+// QEMU only where its record says so.
 import { GENERATED } from '../bundle-layout.js';
 import { CONFINEMENT } from '../confine/index.js';
 import { systemdBindWord, systemdExecWord, systemdPathWord, systemdText, systemdUnitPath } from '../escape.js';
 import { guestFence } from '../fence.js';
 import * as G from '../guest.js';
+import type { HelperKind } from '../helpers/helper.js';
+import { helpersOf } from '../helpers/index.js';
 import type { Answers, Guest } from '../model.js';
 import { USER_NET_DENY } from '../identity.js';
 import { underDir } from '../places.js';
@@ -90,6 +94,190 @@ function allTls(a: Answers): Set<string> {
   return dirs;
 }
 
+/** How one of a guest's units is sandboxed: QEMU's, or a helper's (src/helpers/). */
+interface Sandbox {
+  /** The program the comments name: "QEMU", "swtpm". */
+  who: string;
+  /** The release the bundle is for: systemd 257 has settings 252 lacks. */
+  release: Release;
+  /** QEMU's own unit, rather than a helper's: a helper gets no devices at all and its own socket from systemd. */
+  qemu: boolean;
+  devices: { path: string; access: 'r' | 'rw' }[];
+  /** Paths writable besides the unit's own directories. */
+  writable: string[];
+  /** The fence between guests (fence.ts), for this unit's own paths. */
+  fence: ReturnType<typeof guestFence>;
+  /** Paths hidden one by one beyond the fence's. */
+  hidden: string[];
+  /** What is bound into the empty /run. */
+  runBinds: { path: string; writable: boolean }[];
+  network: 'none' | 'tap' | 'inet' | 'user-mode';
+  /** The program installs a seccomp filter of its own. */
+  ownSeccomp: boolean;
+  /** Under TCG QEMU writes the code it runs; everything else gets MemoryDenyWriteExecute=yes. */
+  writesCode: boolean;
+  memlockMiB?: number;
+  /** What a core dump would give away. */
+  coreHolds: string;
+  /** The unit lines of each confinement backend that confines it. */
+  confinement: [comment: string, ...settings: string[]][];
+}
+
+/** The hardening every unit of a guest shares, QEMU's and its helpers': identity aside, from capabilities to core dumps. */
+function hardening(sb: Sandbox): Line[] {
+  const { who, fence, release } = sb;
+  const fenceTmpfs = fence.tmpfs.filter((d) => !underDir(d, '/run'));
+  const hidden = [...new Set([...fence.inaccessible, ...sb.hidden])].sort();
+  const out: Line[] = [
+    [
+      'No capabilities at all, and no way to gain any (setuid binaries, file capabilities).',
+      'CapabilityBoundingSet=',
+      'AmbientCapabilities=',
+      'NoNewPrivileges=yes',
+      'SecureBits=noroot-locked',
+    ],
+    [
+      sb.qemu
+        ? 'Devices: only what this guest uses. The standard pseudo devices (/dev/null, /dev/urandom, ...) stay.'
+        : 'Devices: none but the standard pseudo devices (/dev/null, /dev/urandom, ...).',
+      'DevicePolicy=closed',
+      ...sb.devices.map((d) => `DeviceAllow=${systemdPathWord(d.path)} ${d.access}`),
+      ...(sb.qemu ? [] : ['PrivateDevices=yes']),
+    ],
+    [
+      sb.qemu
+        ? 'The whole file system is read-only to QEMU; only this guest’s writable disks are not.'
+        : `The whole file system is read-only to ${who}; only its own directories are not.`,
+      'ProtectSystem=strict',
+      ...(sb.writable.length ? [`ReadWritePaths=${sb.writable.map(systemdPathWord).join(' ')}`] : []),
+    ],
+  ];
+  if (fenceTmpfs.length)
+    out.push([
+      `Other guests’ disks, files and directories do not exist for this ${who}, whatever their modes: the directories holding them are empty here, and only this ${sb.qemu ? 'guest’s' : 'unit’s'} own files are put back.`,
+      ...fenceTmpfs.map((d) => `TemporaryFileSystem=${d}:ro`),
+      ...fence.bind.map((b) => `${b.writable ? 'BindPaths' : 'BindReadOnlyPaths'}=${systemdBindWord(b.path)}`),
+    ]);
+  if (hidden.length)
+    out.push([
+      'Other guests’ files and TLS directories that no fenced directory holds are hidden one by one.',
+      ...hidden.map((p) => `InaccessiblePaths=-${systemdPathWord(p)}`),
+    ]);
+  out.push(
+    [
+      sb.qemu
+        ? 'No host sockets: /run (and /var/run) is an empty read-only tmpfs holding only this guest’s own directory, so the D-Bus system bus and other daemons’ sockets are not there to connect to; /dev/shm is empty too, and System V IPC and POSIX message queues are private.'
+        : `No host sockets: /run (and /var/run) is an empty read-only tmpfs, so the D-Bus system bus and other daemons’ sockets are not there to connect to (${who} gets its own socket from systemd); /dev/shm is empty too, and System V IPC and POSIX message queues are private.`,
+      'TemporaryFileSystem=/run:ro',
+      'TemporaryFileSystem=/dev/shm:ro',
+      ...sb.runBinds.map((b) => `${b.writable ? 'BindPaths' : 'BindReadOnlyPaths'}=${systemdBindWord(b.path)}`),
+      'PrivateIPC=yes',
+    ],
+    [
+      systemdHas.v257(release)
+        ? 'Home directories, /tmp of other services, mounts and the kernel’s knobs are out of reach. /tmp is a tmpfs of this unit’s own, not backed by the host’s, and the cgroup tree is its own subtree in a cgroup namespace, read-only.'
+        : 'Home directories, /tmp of other services, mounts and the kernel’s knobs are out of reach.',
+      'ProtectHome=yes',
+      privateTmp(release),
+      'PrivateMounts=yes',
+      'ProtectKernelTunables=yes',
+      'ProtectKernelModules=yes',
+      'ProtectKernelLogs=yes',
+      protectControlGroups(release),
+      'ProtectClock=yes',
+      'ProtectHostname=yes',
+      'ProtectProc=invisible',
+      'ProcSubset=pid',
+    ],
+    [
+      `Other users of the host are invisible; this ${who} has its own user namespace. (Not "identity": that maps every system user into it, and "yes" maps only root and this guest’s user.)`,
+      'PrivateUsers=yes',
+    ],
+  );
+  if (systemdHas.v257(release))
+    out.push([
+      `A PID namespace of its own: ${who} is its PID 1 and no other process of the host exists for it, even by number.`,
+      'PrivatePIDs=yes',
+    ]);
+  out.push([
+    'No namespaces, realtime scheduling, setuid files, personality changes or System V IPC left behind.',
+    'RestrictNamespaces=yes',
+    'RestrictRealtime=yes',
+    'RestrictSUIDSGID=yes',
+    'LockPersonality=yes',
+    'RemoveIPC=yes',
+    'KeyringMode=private',
+  ]);
+  switch (sb.network) {
+    case 'none':
+      out.push([
+        sb.qemu
+          ? 'No network at all: the guest has no network device, so QEMU gets an empty network namespace.'
+          : `No network at all: ${who} speaks only on the unix socket systemd hands it, in an empty network namespace.`,
+        'PrivateNetwork=yes',
+        'RestrictAddressFamilies=AF_UNIX',
+        'IPAddressDeny=any',
+      ]);
+      break;
+    case 'tap':
+      out.push([
+        'The tap device lives in the host namespace; QEMU itself needs only unix sockets and no IP.',
+        'RestrictAddressFamilies=AF_UNIX AF_NETLINK',
+        'IPAddressDeny=any',
+      ]);
+      break;
+    case 'inet':
+    case 'user-mode':
+      out.push([
+        'QEMU speaks IP itself (user-mode network or a TLS listener): only IP and unix sockets.',
+        'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
+      ]);
+      if (sb.network === 'user-mode')
+        out.push([
+          'User-mode networking: whatever QEMU reaches, the guest reaches (10.0.2.2 is the host’s 127.0.0.1). The host’s loopback and link-local addresses (local services, other guests’ listeners, cloud metadata at 169.254.169.254) are denied.',
+          `IPAddressDeny=${USER_NET_DENY.join(' ')}`,
+        ]);
+      break;
+  }
+  out.push([
+    sb.ownSeccomp
+      ? `System calls: native ABI only, the service set plus seccomp (${sb.qemu ? 'QEMU’s -sandbox' : `${who}’s own filter`} needs it), and nothing that mounts, loads modules, reboots or debugs.`
+      : `System calls: native ABI only, the service set, and nothing that mounts, loads modules, reboots or debugs.`,
+    'SystemCallArchitectures=native',
+    `SystemCallFilter=@system-service${sb.ownSeccomp ? ' seccomp' : ''}`,
+    'SystemCallFilter=~@clock @cpu-emulation @debug @module @mount @obsolete @privileged @raw-io @reboot @swap',
+    'SystemCallErrorNumber=EPERM',
+  ]);
+  if (sb.writesCode)
+    out.push(['No MemoryDenyWriteExecute= here: under TCG QEMU writes the code it then runs (its translation cache).']);
+  else
+    out.push([
+      sb.qemu
+        ? 'Under KVM QEMU generates no code, so no memory may be both writable and executable (VFIO maps device memory read-write, never executable).'
+        : `${who} generates no code, so no memory may be both writable and executable.`,
+      'MemoryDenyWriteExecute=yes',
+    ]);
+  if (sb.memlockMiB) out.push(['VFIO pins all guest memory.', `LimitMEMLOCK=${sb.memlockMiB}M`]);
+  out.push([`No core dumps: a dump of ${who} would hold ${sb.coreHolds}.`, 'LimitCORE=0']);
+  if (sb.qemu && systemdHas.memoryKsm(release))
+    out.push([
+      'No kernel samepage merging for this process: a page shared with another guest is a timing side channel between them. QEMU’s mem-merge=off keeps its guest RAM out of KSM as well.',
+      'MemoryKSM=no',
+    ]);
+  out.push(...sb.confinement);
+  return out;
+}
+
+/** The user a guest's units run as, with only the groups they need. */
+function identity(g: Guest, who: string, groups: string[]): Line {
+  return [
+    `Least privilege: ${who} runs as this guest’s own user, never root, with only the groups it needs.`,
+    `User=${G.userName(g)}`,
+    `Group=${G.userName(g)}`,
+    ...(groups.length ? [`SupplementaryGroups=${groups.join(' ')}`] : []),
+  ];
+}
+
 /**
  * The guest's unit. With `incoming`, the same QEMU started as a live-migration destination: `-incoming defer`
  * waits for QMP's migrate-incoming, and the unit conflicts with the normal one (they share directories and disks).
@@ -97,28 +285,19 @@ function allTls(a: Answers): Set<string> {
 export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } = {}): string {
   const incoming = opts.incoming === true;
   const release = releaseOf(a);
-  const devices = G.devicesOf(a, g);
   const groups = [
     ...(a.useCase === 'virtualization' ? [a.host.kvmGroup] : []),
     ...(g.network.mode === 'tap' ? [a.host.netGroup] : []),
   ];
   const fence = guestFence(a, g);
   const bound = new Set(fence.bind.map((b) => b.path));
-  const writable = g.disks.filter((d) => !d.readOnly && !d.blockDevice && !bound.has(d.path)).map((d) => d.path);
-  const fenceTmpfs = fence.tmpfs.filter((d) => !underDir(d, '/run'));
   const ownTls = new Set(tlsDirs(g));
   const ownPaths = [...ownTls, ...G.filesOf(g).map((f) => f.path), G.runtimeDir(g), G.stateDir(g), G.logsDir(g)];
   // Every guest's TLS directories but those that hold this guest's own (its own among them): read once per answers.
   const othersTls = [...allTls(a)].filter((d) => !ownPaths.some((p) => underDir(p, d)));
-  const hidden = [...new Set([...fence.inaccessible, ...othersTls])].sort();
-  const runBinds = [
-    { path: G.runtimeDir(g), writable: true },
-    ...G.filesOf(g).map((f) => ({ path: f.path, writable: f.access === 'rw' })),
-    ...[...ownTls].map((path) => ({ path, writable: false })),
-  ].filter((b) => underDir(b.path, '/run') && !bound.has(b.path));
+  const helpers = helpersOf(g);
   const inet = G.usesInet(g);
   const tap = g.network.mode === 'tap';
-  const vfio = g.passthrough.pci.length > 0;
 
   const unit: Line[] = [
     `Description=${systemdText(`QEMU guest ${g.name}${g.description ? ` (${g.description})` : ''}${incoming ? ', as a live-migration destination' : ''}`)}`,
@@ -127,6 +306,12 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
   if (incoming)
     unit.push(['The same guest as the normal unit: only one of the two runs.', `Conflicts=${G.unitName(g)}`]);
   if (tap) unit.push(`Requires=${G.tapUnitName(g)}`, `After=${G.tapUnitName(g)}`);
+  for (const h of helpers)
+    unit.push([
+      `The guest’s ${h.title} runs in a unit of its own, up before QEMU starts; it stops with QEMU.`,
+      `Requires=${G.helperUnitName(g, h.kind)}`,
+      `After=${G.helperUnitName(g, h.kind)}`,
+    ]);
   if (inet) unit.push('After=network-online.target', 'Wants=network-online.target');
 
   const service: Line[] = [
@@ -155,12 +340,7 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
     ] as Line,
     ...(incoming ? ['Restart=no'] : ['Restart=on-failure', 'RestartSec=5']),
     `Slice=${G.SLICE}`,
-    [
-      'Least privilege: QEMU runs as this guest’s own user, never root, with only the groups it needs.',
-      `User=${G.userName(g)}`,
-      `Group=${G.userName(g)}`,
-      ...(groups.length ? [`SupplementaryGroups=${groups.join(' ')}`] : []),
-    ],
+    identity(g, 'QEMU', groups),
     ...(g.display.mode === 'spice-tls' && g.display.passwordFile
       ? [
           [
@@ -180,133 +360,27 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
       'LogsDirectoryMode=0750',
       'UMask=0077',
     ],
-    [
-      'No capabilities at all, and no way to gain any (setuid binaries, file capabilities).',
-      'CapabilityBoundingSet=',
-      'AmbientCapabilities=',
-      'NoNewPrivileges=yes',
-      'SecureBits=noroot-locked',
-    ],
-    [
-      'Devices: only what this guest uses. The standard pseudo devices (/dev/null, /dev/urandom, ...) stay.',
-      'DevicePolicy=closed',
-      ...devices.map((d) => `DeviceAllow=${systemdPathWord(d.path)} ${d.access}`),
-    ],
-    [
-      'The whole file system is read-only to QEMU; only this guest’s writable disks are not.',
-      'ProtectSystem=strict',
-      ...(writable.length ? [`ReadWritePaths=${writable.map(systemdPathWord).join(' ')}`] : []),
-    ],
-    ...(fenceTmpfs.length
-      ? [
-          [
-            'Other guests’ disks, files and directories do not exist for this QEMU, whatever their modes: the directories holding them are empty here, and only this guest’s own files are put back.' as string,
-            ...fenceTmpfs.map((d) => `TemporaryFileSystem=${d}:ro`),
-            ...fence.bind.map((b) => `${b.writable ? 'BindPaths' : 'BindReadOnlyPaths'}=${systemdBindWord(b.path)}`),
-          ] as Line,
-        ]
-      : []),
-    ...(hidden.length
-      ? [
-          [
-            'Other guests’ files and TLS directories that no fenced directory holds are hidden one by one.' as string,
-            ...hidden.map((p) => `InaccessiblePaths=-${systemdPathWord(p)}`),
-          ] as Line,
-        ]
-      : []),
-    [
-      'No host sockets: /run (and /var/run) is an empty read-only tmpfs holding only this guest’s own directory, so the D-Bus system bus and other daemons’ sockets are not there to connect to; /dev/shm is empty too, and System V IPC and POSIX message queues are private.',
-      'TemporaryFileSystem=/run:ro',
-      'TemporaryFileSystem=/dev/shm:ro',
-      ...runBinds.map((b) => `${b.writable ? 'BindPaths' : 'BindReadOnlyPaths'}=${systemdBindWord(b.path)}`),
-      'PrivateIPC=yes',
-    ],
-    [
-      systemdHas.v257(release)
-        ? 'Home directories, /tmp of other services, mounts and the kernel’s knobs are out of reach. /tmp is a tmpfs of this unit’s own, not backed by the host’s, and the cgroup tree is its own subtree in a cgroup namespace, read-only.'
-        : 'Home directories, /tmp of other services, mounts and the kernel’s knobs are out of reach.',
-      'ProtectHome=yes',
-      privateTmp(release),
-      'PrivateMounts=yes',
-      'ProtectKernelTunables=yes',
-      'ProtectKernelModules=yes',
-      'ProtectKernelLogs=yes',
-      protectControlGroups(release),
-      'ProtectClock=yes',
-      'ProtectHostname=yes',
-      'ProtectProc=invisible',
-      'ProcSubset=pid',
-    ],
-    [
-      'Other users of the host are invisible; this QEMU has its own user namespace. (Not "identity": that maps every system user into it, and "yes" maps only root and this guest’s user.)',
-      'PrivateUsers=yes',
-    ],
-    ...(systemdHas.v257(release)
-      ? [
-          [
-            'A PID namespace of its own: QEMU is its PID 1 and no other process of the host exists for it, even by number.',
-            'PrivatePIDs=yes',
-          ] as Line,
-        ]
-      : []),
-    [
-      'No namespaces, realtime scheduling, setuid files, personality changes or System V IPC left behind.',
-      'RestrictNamespaces=yes',
-      'RestrictRealtime=yes',
-      'RestrictSUIDSGID=yes',
-      'LockPersonality=yes',
-      'RemoveIPC=yes',
-      'KeyringMode=private',
-    ],
+    ...hardening({
+      who: 'QEMU',
+      release,
+      qemu: true,
+      devices: G.devicesOf(a, g),
+      writable: g.disks.filter((d) => !d.readOnly && !d.blockDevice && !bound.has(d.path)).map((d) => d.path),
+      fence,
+      hidden: [...othersTls, ...helpers.flatMap((h) => h.stateDirs(g))],
+      runBinds: [
+        { path: G.runtimeDir(g), writable: true },
+        ...G.filesOf(g).map((f) => ({ path: f.path, writable: f.access === 'rw' })),
+        ...[...ownTls].map((path) => ({ path, writable: false })),
+      ].filter((b) => underDir(b.path, '/run') && !bound.has(b.path)),
+      network: !tap && !inet ? 'none' : !inet ? 'tap' : g.network.mode === 'user' ? 'user-mode' : 'inet',
+      ownSeccomp: true,
+      writesCode: a.useCase !== 'virtualization',
+      memlockMiB: g.passthrough.pci.length > 0 ? G.memoryMaxMiB(g) : undefined,
+      coreHolds: 'the guest’s RAM',
+      confinement: CONFINEMENT.filter((b) => b.confines(a, g)).map((b) => b.unitLines(g, a)),
+    }),
   ];
-  if (!tap && !inet) {
-    service.push([
-      'No network at all: the guest has no network device, so QEMU gets an empty network namespace.',
-      'PrivateNetwork=yes',
-      'RestrictAddressFamilies=AF_UNIX',
-      'IPAddressDeny=any',
-    ]);
-  } else if (!inet) {
-    service.push([
-      'The tap device lives in the host namespace; QEMU itself needs only unix sockets and no IP.',
-      'RestrictAddressFamilies=AF_UNIX AF_NETLINK',
-      'IPAddressDeny=any',
-    ]);
-  } else {
-    service.push([
-      'QEMU speaks IP itself (user-mode network or a TLS listener): only IP and unix sockets.',
-      'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
-    ]);
-    if (g.network.mode === 'user')
-      service.push([
-        'User-mode networking: whatever QEMU reaches, the guest reaches (10.0.2.2 is the host’s 127.0.0.1). The host’s loopback and link-local addresses (local services, other guests’ listeners, cloud metadata at 169.254.169.254) are denied.',
-        `IPAddressDeny=${USER_NET_DENY.join(' ')}`,
-      ]);
-  }
-  service.push([
-    'System calls: native ABI only, the service set plus seccomp (QEMU’s -sandbox needs it), and nothing that mounts, loads modules, reboots or debugs.',
-    'SystemCallArchitectures=native',
-    'SystemCallFilter=@system-service seccomp',
-    'SystemCallFilter=~@clock @cpu-emulation @debug @module @mount @obsolete @privileged @raw-io @reboot @swap',
-    'SystemCallErrorNumber=EPERM',
-  ]);
-  if (a.useCase === 'virtualization')
-    service.push([
-      'Under KVM QEMU generates no code, so no memory may be both writable and executable (VFIO maps device memory read-write, never executable).',
-      'MemoryDenyWriteExecute=yes',
-    ]);
-  else
-    service.push([
-      'No MemoryDenyWriteExecute= here: under TCG QEMU writes the code it then runs (its translation cache).',
-    ]);
-  if (vfio) service.push(['VFIO pins all guest memory.', `LimitMEMLOCK=${G.memoryMaxMiB(g)}M`]);
-  service.push(['No core dumps: a dump of QEMU would hold the guest’s RAM.', 'LimitCORE=0']);
-  if (systemdHas.memoryKsm(release))
-    service.push([
-      'No kernel samepage merging for this process: a page shared with another guest is a timing side channel between them. QEMU’s mem-merge=off keeps its guest RAM out of KSM as well.',
-      'MemoryKSM=no',
-    ]);
-  for (const b of CONFINEMENT) if (b.confines(a, g)) service.push(b.unitLines(g, a));
   const l = g.limits;
   service.push([
     'Resource limits: the guest cannot take more than its share of the host.',
@@ -327,6 +401,110 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
     ['Unit', unit],
     ['Service', service],
     ...(incoming ? [] : [['Install', ['WantedBy=multi-user.target']] as [string, Line[]]]),
+  ]);
+}
+
+/** The units a guest's helper stops with: QEMU's, and the migration destination's when the guest has one. */
+function qemuUnitsOf(g: Guest): string[] {
+  return [G.unitName(g), ...(g.migration?.enabled ? [G.incomingUnitName(g)] : [])];
+}
+
+/**
+ * The socket systemd listens on for a guest's helper, owned by the guest's user: it exists before the helper and
+ * QEMU start, so QEMU never connects before the helper is there, and it goes away when QEMU stops.
+ */
+export function helperSocket(g: Guest, h: HelperKind): string {
+  const path = h.socket(g);
+  return render([
+    [
+      'Unit',
+      [
+        `Description=${systemdText(`Socket of the ${h.title} of QEMU guest ${g.name}`)}`,
+        'Documentation=man:systemd.socket(5)',
+        ['Listening only while the guest runs: it stops with QEMU.', `PartOf=${qemuUnitsOf(g).join(' ')}`],
+      ],
+    ],
+    [
+      'Socket',
+      [
+        [
+          'In the guest’s runtime directory, for the guest’s user alone: other guests’ users cannot connect, and their units do not see the directory.',
+          `ListenStream=${systemdPathWord(path)}`,
+          `SocketUser=${G.userName(g)}`,
+          `SocketGroup=${G.userName(g)}`,
+          'SocketMode=0600',
+          'DirectoryMode=0755',
+          'RemoveOnStop=yes',
+        ],
+        `Service=${G.helperUnitName(g, h.kind)}`,
+      ],
+    ],
+  ]);
+}
+
+/** A guest's helper unit: the helper as the guest's user, in QEMU's sandbox with the differences its record names. */
+export function helperService(a: Answers, g: Guest, h: HelperKind): string {
+  const who = h.binary.slice(h.binary.lastIndexOf('/') + 1);
+  const own = h.stateDirs(g).map((path) => ({ path, writable: true }));
+  const fence = guestFence(a, g, own);
+  const othersTls = [...allTls(a)].filter((d) => !own.some((o) => underDir(o.path, d)));
+  const stateRel = (p: string) => systemdPathWord(p.slice('/var/lib/'.length));
+  return render([
+    [
+      'Unit',
+      [
+        `Description=${systemdText(`${h.title} of QEMU guest ${g.name}`)}`,
+        `Documentation=${h.documentation} man:systemd.exec(5)`,
+        [
+          'systemd listens on its socket first and hands it over; QEMU’s unit starts this one before itself.',
+          `Requires=${G.helperSocketName(g, h.kind)}`,
+          `After=${G.helperSocketName(g, h.kind)}`,
+        ],
+        [
+          'It stops with QEMU, and is not left running once no QEMU of this guest needs it.',
+          `PartOf=${qemuUnitsOf(g).join(' ')}`,
+          'StopWhenUnneeded=yes',
+        ],
+      ],
+    ],
+    [
+      'Service',
+      [
+        'Type=exec',
+        ...h.setup(g).map((s) => [s.why, `ExecStartPre=${s.argv.map(systemdExecWord).join(' ')}`] as Line),
+        `ExecStart=${[h.binary, ...h.args(g)].map(systemdExecWord).join(' ')}`,
+        `Slice=${G.SLICE}`,
+        identity(g, who, []),
+        [
+          `${who}’s state: its own directories in the guest’s state directory, for ${who} alone.`,
+          `StateDirectory=${h.stateDirs(g).map(stateRel).join(' ')}`,
+          'StateDirectoryMode=0700',
+          'UMask=0077',
+        ],
+        ...hardening({
+          who,
+          release: releaseOf(a),
+          qemu: false,
+          devices: [],
+          writable: [],
+          fence,
+          hidden: othersTls,
+          runBinds: [],
+          network: 'none',
+          ownSeccomp: h.sandbox.ownSeccomp,
+          writesCode: false,
+          coreHolds: h.sandbox.coreHolds,
+          confinement: CONFINEMENT.filter((b) => b.confines(a, g)).map((b) => b.helperUnitLines(g, h.kind, a)),
+        }),
+        [
+          `Resource limits: ${who} needs little, and gets no more.`,
+          `CPUWeight=${g.limits.cpuWeight}`,
+          `MemoryMax=${h.sandbox.memoryMaxMiB}M`,
+          'MemorySwapMax=0',
+          `TasksMax=${h.sandbox.tasksMax}`,
+        ],
+      ],
+    ],
   ]);
 }
 

@@ -36,11 +36,15 @@ async function systemctl(args: string[]): Promise<{ ok: boolean; text: string }>
   return { ok: r.exitCode === 0, text: (r.stderr || r.stdout).trim() };
 }
 
-/** Stop and disable the removed guests' units, and unload their profiles, before their files go. */
+/**
+ * Stop and disable the removed guests' units, their helper units with them, and unload their profiles, before
+ * their files go. Their state stays (removedNote names it). A helper a staying guest no longer has is not stopped
+ * here: its guest's QEMU, still on its old unit, requires it until it restarts (start.ts stops it then).
+ */
 export async function retire(p: Plan): Promise<StepResult[]> {
   const removed = p.guests.filter((g) => g.state === 'removed');
   if (removed.length === 0) return [];
-  const units = removed.flatMap((g) => g.units);
+  const units = removed.flatMap((g) => [...g.units, ...g.helpers]);
   const results: StepResult[] = [];
   const step = `stop and disable ${removed.map((g) => g.name).join(', ')}`;
   if (systemdRuns(p)) {
@@ -181,11 +185,25 @@ export function checkSecrets(tree: Tree, answers: Answers | string): StepResult 
   return { step, status: 'done', detail: 'owners and modes as required' };
 }
 
-/** What is kept of a removed guest: its user, its state and log directories, its disks. */
+/** What is kept of a removed guest: its user, its state and log directories, its disks, its helpers' state. */
 export interface RemovedGuest {
   name: string;
   user: string;
   kept: string[];
+  /**
+   * What of the kept state directory its helpers kept, each named: its TPM's state, the guest's own secrets
+   * (names.ts HELPER_STATE).
+   */
+  helperState: string[];
+}
+
+/** The state a guest's helper units kept, named, by the units it had. */
+function helperState(g: string, units: string[]): { text: string[]; dirs: string[] } {
+  const kinds = N.HELPER_KINDS.filter((k) => units.includes(N.helperUnitName(g, k)));
+  return {
+    text: kinds.map((k) => `${N.HELPER_STATE[k].what} ${N.HELPER_STATE[k].dirs(g).join(' ')}`),
+    dirs: kinds.flatMap((k) => N.HELPER_STATE[k].dirs(g)),
+  };
 }
 
 /** What is kept of each removed guest, as read from the record before the install moves it. */
@@ -197,6 +215,7 @@ export function removedGuests(p: Plan, record: InstallRecord): RemovedGuest[] {
       name: g.name,
       user: N.userName(g.name),
       kept: [`${N.STATE_BASE}/${g.name}`, `${N.LOGS_BASE}/${g.name}`, ...(disks.get(g.name) ?? [])],
+      helperState: helperState(g.name, g.helpers).text,
     }));
 }
 
@@ -207,8 +226,27 @@ export function removedNote(removed: RemovedGuest[]): string {
       const [state, logs, ...d] = g.kept.map(visible);
       return (
         `Guest ${g.name} was removed: its units are stopped and disabled and its files are gone (backed up). Kept: user ${g.user}, ` +
-        `state ${state}, logs ${logs}${d.length ? `, disks ${d.join(' ')}` : ''}. To remove them too:\n` +
+        `state ${state}${g.helperState.length ? ` with its ${g.helperState.join(', ')}` : ''}, logs ${logs}${d.length ? `, disks ${d.join(' ')}` : ''}. To remove them too:\n` +
         `  userdel ${g.user}; groupdel ${g.user}; rm -r ${state} ${logs}${d.length ? ` ${d.join(' ')}` : ''}\n`
+      );
+    })
+    .join('');
+}
+
+/**
+ * What a guest that stays keeps of a helper it no longer has (its TPM turned off): the helper's files go, its units
+ * stop once the guest runs its new unit (start), and its state stays, named with the command that removes it.
+ */
+export function droppedNote(p: Plan): string {
+  return p.guests
+    .filter((g) => g.droppedHelpers.length)
+    .map((g) => {
+      const kept = helperState(g.name, g.droppedHelpers);
+      return (
+        `Guest ${g.name} no longer has ${g.droppedHelpers.filter((u) => u.endsWith('.service')).join(', ')}: its files are gone (backed up), and it stops once the guest restarts on its new unit` +
+        (kept.dirs.length
+          ? `. Kept: its ${kept.text.join(', ')}. To remove it too:\n  rm -r ${kept.dirs.join(' ')}\n`
+          : '.\n')
       );
     })
     .join('');

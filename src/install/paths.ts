@@ -25,11 +25,15 @@ const shared = () => [
   ...CONFINEMENT.flatMap((b) => b.sharedFiles),
 ];
 
+/** A guest's helper units (src/helpers/: its TPM's service and socket, ...), whichever its answers turn on. */
+const helperUnits = (g: string) => N.helperUnitFiles(g).map((u) => `${UNITS}/${u}`);
+
 /** Installed for one guest, by its name. */
 const perGuest = (g: string) => [
   `${UNITS}/${N.unitName(g)}`,
   `${UNITS}/${N.tapUnitName(g)}`,
   `${UNITS}/${N.incomingUnitName(g)}`,
+  ...helperUnits(g),
   ...CONFINEMENT.flatMap((b) => b.guestFiles(g)),
 ];
 
@@ -38,9 +42,16 @@ export function installable(guests: readonly string[]): Set<string> {
   return new Set([...shared(), ...guests.filter((g) => N.GUEST_NAME.test(g)).flatMap(perGuest)]);
 }
 
-/** Which of guest g's own files an installed host path is: one of its units, or a file of its confinement. */
+/**
+ * Which of guest g's own files an installed host path is: one of its units (its helpers' among them: a changed
+ * helper unit restarts the guest as a changed QEMU unit does), or a file of its confinement.
+ */
 export function guestPart(hostPath: string, g: string): 'unit' | 'profile' | undefined {
-  if (hostPath === `/etc/systemd/system/${N.unitName(g)}` || hostPath === `/etc/systemd/system/${N.tapUnitName(g)}`)
+  if (
+    hostPath === `${UNITS}/${N.unitName(g)}` ||
+    hostPath === `${UNITS}/${N.tapUnitName(g)}` ||
+    helperUnits(g).includes(hostPath)
+  )
     return 'unit';
   if (CONFINEMENT.some((b) => b.guestFiles(g).includes(hostPath))) return 'profile';
   return undefined;

@@ -14,7 +14,15 @@ import { visible } from '../escape.js';
 import { InputError } from '../errors.js';
 import type { Io } from '../io.js';
 import type { Answers } from '../model.js';
-import { activate, checkSecrets, removedGuests, removedNote, retire, type RemovedGuest } from './activate.js';
+import {
+  activate,
+  checkSecrets,
+  droppedNote,
+  removedGuests,
+  removedNote,
+  retire,
+  type RemovedGuest,
+} from './activate.js';
 import { admit, describeRefusals, type AdmissionCheck } from './admit.js';
 import type { Bundle } from './bundle.js';
 import { describePlan, planInstall, PlanRefused, refusalOf, type GuestPlan, type Plan } from './plan.js';
@@ -262,7 +270,7 @@ async function walk(
   commit(tree);
   state.committed = true;
   report.result = 'installed';
-  io.out(removedNote(report.removedGuests));
+  io.out(removedNote(report.removedGuests) + droppedNote(p));
   // The operator's keys are checked once the install is complete and recorded: a key with the wrong mode is a
   // finding to fix by hand, not an unfinished install.
   const checked = checkSecrets(tree, validated);

@@ -125,6 +125,10 @@ const isEnabled = (fileState: string) => fileState === 'enabled' || fileState ==
 interface GuestFiles {
   name: string;
   units: string[];
+  /** Its installed helper units (its TPM's service and socket): they start and restart with its QEMU. */
+  helpers: string[];
+  /** Helper units it may have had and the installed bundle does not give it: stopped once it no longer needs them. */
+  dropped: string[];
   unitFiles: Map<string, string>;
   profileFiles: string[];
 }
@@ -134,11 +138,20 @@ function guestFiles(bundle: Bundle): GuestFiles[] {
   const installed = hostFiles(bundle);
   return bundle.guests.map(({ name }) => {
     const units = [N.unitName(name), N.tapUnitName(name)].filter((u) => installed.has(`/etc/systemd/system/${u}`));
+    const helpers = N.helperUnitFiles(name).filter((u) => installed.has(`/etc/systemd/system/${u}`));
+    const dropped = N.helperUnitFiles(name).filter((u) => !helpers.includes(u));
     const profileFiles = CONFINEMENT.filter((b) => b.probe().enforced).flatMap((b) => {
       const own = b.guestFiles(name).filter((h) => installed.has(h));
       return own.length ? [...own, ...b.sharedFiles.filter((h) => installed.has(h))] : [];
     });
-    return { name, units, unitFiles: new Map(units.map((u) => [u, `/etc/systemd/system/${u}`])), profileFiles };
+    return {
+      name,
+      units,
+      helpers,
+      dropped,
+      unitFiles: new Map([...units, ...helpers].map((u) => [u, `/etc/systemd/system/${u}`])),
+      profileFiles,
+    };
   });
 }
 
@@ -253,7 +266,7 @@ async function onHost(tree: Tree, bundle: Bundle, o: StartOptions, io: Io): Prom
     '--timestamp=us+utc',
     '--property=Id,ActiveState,UnitFileState,NeedDaemonReload,ExecMainStartTimestamp,InactiveExitTimestamp',
     '--',
-    ...files.flatMap((f) => f.units),
+    ...files.flatMap((f) => [...f.units, ...f.helpers, ...f.dropped]),
   ]);
   if (!shown.ok) {
     const r = { ...notLooked(`systemctl show failed: ${shown.text}`), ok: !o.act };
@@ -267,7 +280,9 @@ async function onHost(tree: Tree, bundle: Bundle, o: StartOptions, io: Io): Prom
     const main = states.get(f.units[0]!);
     const isRunning = running(main);
     const enabled = isEnabled(main?.fileState ?? '');
-    const stale = f.units.filter((u) => {
+    // A helper unit written after its process started is an older unit of its guest: restarting the guest
+    // restarts its helpers (PartOf=).
+    const stale = [...f.units, ...f.helpers].filter((u) => {
       const s = states.get(u);
       if (!s || !running(s)) return false;
       const written = writtenUs(tree, f.unitFiles.get(u)!);
@@ -319,7 +334,10 @@ async function onHost(tree: Tree, bundle: Bundle, o: StartOptions, io: Io): Prom
   }
 
   // Units written since systemd read them are read again first, so that what starts is what is installed.
-  if (files.some((f) => f.units.some((u) => states.get(u)?.needsReload)) && todo.some((g) => g.action !== 'blocked')) {
+  if (
+    files.some((f) => [...f.units, ...f.helpers].some((u) => states.get(u)?.needsReload)) &&
+    todo.some((g) => g.action !== 'blocked')
+  ) {
     const reload = await systemctl(['daemon-reload']);
     report(io, {
       step: 'reload systemd (unit files changed since it read them)',
@@ -373,9 +391,26 @@ async function onHost(tree: Tree, bundle: Bundle, o: StartOptions, io: Io): Prom
     g.result = outcomes[i]!.ok ? 'done' : 'failed';
     io.out(`  ${outcomes[i]!.ok ? 'done' : 'FAIL'}  ${what} ${g.name}: ${outcomes[i]!.detail}\n`);
   }
+  // Helper units a guest no longer has keep running while its QEMU, on its old unit, requires them; once it runs
+  // its installed unit they are stopped (the service stops itself then, StopWhenUnneeded=, its socket does not).
+  const onInstalled = new Set(guests.filter((g) => g.action === 'none' || g.result === 'done').map((g) => g.name));
+  const leftover = files.filter((f) => onInstalled.has(f.name)).flatMap((f) => f.dropped);
+  if (leftover.length) {
+    const now = await systemctl(['show', '--property=Id,ActiveState', '--', ...leftover]);
+    const live = [...parseShow(now.stdout)].filter(([, u]) => u.active !== 'inactive').map(([id]) => id);
+    if (live.length) {
+      const stop = await systemctl(['stop', '--', ...live]);
+      report(io, {
+        step: 'stop the helper units guests no longer have',
+        status: stop.ok ? 'done' : 'failed',
+        detail: stop.ok ? live.join(' ') : stop.text,
+      });
+      if (!stop.ok) r.ok = false;
+    }
+  }
   const already = guests.filter((g) => g.action === 'none').map((g) => g.name);
   if (already.length) io.out(`Already running their installed unit and profile, and enabled: ${already.join(', ')}\n`);
-  r.ok = guests.every((g) => g.result !== 'failed');
+  r.ok = r.ok && guests.every((g) => g.result !== 'failed');
   return r;
 }
 

@@ -369,16 +369,23 @@ function assemble(kind: ImportReport['source'], results: GuestResult[]): ImportR
       acceptedRisks.push({ risk: risk.risk, guest: name, reason: requestFor(name, risk) });
     }
   }
-  const reports: GuestReport[] = results.map((r) => ({
-    file: r.file,
-    sourceName: r.sourceName,
-    name: r.draft ? (r.draft.guest.name as string) : null,
-    outcome: r.log.outcome(),
-    carried: r.log.carried,
-    defaulted: r.log.defaulted,
-    needsReason: r.log.needsReason,
-    refused: r.log.refused,
-  }));
+  const reports: GuestReport[] = results.map((r) => {
+    const name = r.draft ? (r.draft.guest.name as string) : null;
+    return {
+      file: r.file,
+      sourceName: r.sourceName,
+      name,
+      outcome: r.log.outcome(),
+      carried: r.log.carried,
+      defaulted: r.log.defaulted,
+      needsReason: r.log.needsReason,
+      refused: r.log.refused,
+      copy:
+        name === null
+          ? []
+          : r.log.copies.map((c) => ({ source: c.source, message: c.message, from: c.from, to: c.to(name) })),
+    };
+  });
   const problems: string[] = [];
   let document: unknown = documentOf(guests, acceptedRisks);
   if (guests.length === results.length && guests.length > 0)
@@ -395,7 +402,7 @@ function assemble(kind: ImportReport['source'], results: GuestResult[]): ImportR
     document,
     report: {
       format: 'qemu-harden-import-report',
-      version: 2,
+      version: 3,
       source: kind,
       out: null,
       written: false,

@@ -24,6 +24,7 @@ import {
   type PassedOption,
   type SourceInput,
 } from './common.js';
+import * as N from '../names.js';
 
 type Node = Record<string, unknown>;
 
@@ -243,6 +244,7 @@ const STRUCTURAL_DEVICES = new Set([
   'interface',
   'graphics',
   'hostdev',
+  'tpm',
 ]);
 
 export interface LibvirtOptions {
@@ -275,6 +277,7 @@ const PIECES: ((x: Domain) => void)[] = [
   interfaces,
   graphics,
   hostdevs,
+  tpm,
   consoles,
   otherDevices,
   security,
@@ -1036,7 +1039,6 @@ function otherDevices({ dom, d: { log } }: Domain): void {
   if (!dev) return;
   const refusedDevices: Record<string, string> = {
     filesystem: 'host directories shared into the guest (virtiofs, 9p) are not supported',
-    tpm: 'the TPM and its state cannot be carried; refusing rather than giving the guest a machine without its TPM',
     shmem: 'memory shared with other processes is not supported',
   };
   const defaulted: Record<string, string> = {
@@ -1067,6 +1069,74 @@ function otherDevices({ dom, d: { log } }: Domain): void {
         `${n > 1 ? `${n} devices: ` : ''}${defaulted[k] ?? 'not carried: qemu-harden has no equivalent'}`,
       );
   }
+}
+
+/**
+ * `<tpm>`: an emulated TPM 2.0 (libvirt's swtpm) becomes the guest's own swtpm in the bundle, and its state is named
+ * in the report as a copy the operator makes, never dropped without a word. A TPM 1.2, the host's own TPM passed
+ * through, and state encrypted with a libvirt secret are refused: the bundle could carry none of them.
+ */
+function tpm({ dom, d: { guest: g, prov, log } }: Domain): void {
+  kids(kid(dom, 'devices'), 'tpm').forEach((t, i) => {
+    const at = `devices/tpm[${i + 1}]`;
+    if (i > 0) return log.refuse(at, 'a second TPM: a guest has one');
+    const backend = kid(t, 'backend');
+    const type = attr(backend, 'type');
+    const model = attr(t, 'model') ?? 'tpm-tis';
+    if (type !== 'emulator')
+      return log.refuse(
+        `${at}/backend@type`,
+        type === 'passthrough'
+          ? 'the host’s own TPM passed through: the bundle gives each guest a TPM of its own (swtpm), never the host’s'
+          : type === undefined
+            ? 'no <backend type=...>: which TPM the guest has is not said'
+            : `"${type}" is not a TPM the bundle can give a guest`,
+      );
+    const version = attr(backend, 'version') ?? (model === 'tpm-crb' ? '2.0' : undefined);
+    if (version !== '2.0')
+      return log.refuse(
+        `${at}/backend@version`,
+        version === undefined
+          ? "not given for a tpm-tis TPM: libvirt chooses 1.2 or 2.0 by its own version, so which TPM this guest has is not known; write version='2.0' if the guest has a TPM 2.0 (a TPM 1.2 cannot be carried)"
+          : `"${version}": the bundle gives a guest a TPM 2.0 only, and a TPM ${version}’s state cannot become one; refusing rather than giving the guest a different TPM`,
+      );
+    if (kid(backend, 'encryption'))
+      return log.refuse(
+        `${at}/backend/encryption`,
+        'the TPM’s state is encrypted with a libvirt secret, which the bundle’s swtpm has no key for; refusing rather than starting the guest with a new, empty TPM',
+      );
+    if (model !== 'tpm-crb' && model !== 'tpm-tis')
+      return log.refuse(`${at}@model`, `"${model}" is not a TPM interface of an x86 guest`);
+    g.tpm = 'tpm2';
+    prov.push(['tpm', at]);
+    log.carry(at, 'TPM 2.0 (emulated): the guest’s own swtpm, in a unit of its own, as the guest’s user');
+    if (model === 'tpm-tis')
+      log.secureDefault(
+        `${at}@model`,
+        '"tpm-tis" becomes tpm-crb, TPM 2.0’s own interface; the TPM’s keys are its state, which the copy this report names keeps',
+      );
+    if (attr(backend, 'active_pcr_banks') || kid(backend, 'active_pcr_banks'))
+      log.secureDefault(
+        `${at}/backend/active_pcr_banks`,
+        'not carried: a new TPM gets a SHA-256 bank, and a carried state keeps the banks it has',
+      );
+    const source = kid(backend, 'source');
+    const uuid = childText(dom, 'uuid');
+    const single = attr(source, 'type') === 'file';
+    const from =
+      attr(source, 'path') ??
+      (uuid
+        ? `/var/lib/libvirt/swtpm/${uuid}/tpm2/tpm2-00.permall`
+        : '/var/lib/libvirt/swtpm/UUID/tpm2/tpm2-00.permall (UUID: virsh domuuid of this domain)');
+    log.copy(
+      at,
+      single
+        ? 'the TPM’s state (its keys, BitLocker’s among them), in swtpm’s single-file format: convert it into the directory before the guest first starts, as docs/windows.md says ("Carrying a TPM’s state"); without it the guest starts with a new, empty TPM'
+        : 'the TPM’s state (its keys, BitLocker’s among them): copy tpm2-00.permall into the directory before the guest first starts, owned by the guest’s user, mode 0600; without it the guest starts with a new, empty TPM',
+      attr(source, 'type') === 'dir' && attr(source, 'path') ? `${from}/tpm2-00.permall` : from,
+      N.tpmStateDir,
+    );
+  });
 }
 
 /** Confidential computing, an unconfined seclabel, and migration without TLS in qemu.conf. */

@@ -8,6 +8,8 @@ import { InputError } from '../errors.js';
 export interface Preset {
   name: string;
   description: string;
+  /** What the operator must know or do beyond the answers (drivers a guest needs, files to put in place). */
+  notes: string[];
   answers: unknown;
 }
 
@@ -28,8 +30,17 @@ export function listPresets(dir = PRESETS_DIR): Preset[] {
     .filter((f) => f.endsWith('.json'))
     .sort()
     .map((f) => {
-      const doc = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { description: string; answers: unknown };
-      return { name: f.slice(0, -'.json'.length), description: doc.description, answers: doc.answers };
+      const doc = JSON.parse(readFileSync(join(dir, f), 'utf8')) as {
+        description: string;
+        notes?: string[];
+        answers: unknown;
+      };
+      return {
+        name: f.slice(0, -'.json'.length),
+        description: doc.description,
+        notes: doc.notes ?? [],
+        answers: doc.answers,
+      };
     });
 }
 

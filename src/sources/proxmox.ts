@@ -25,6 +25,7 @@ import {
   type ImportSource,
   type SourceInput,
 } from './common.js';
+import * as N from '../names.js';
 import { plural } from '../words.js';
 
 export interface PveConfig {
@@ -284,12 +285,50 @@ const PIECES: ((vm: Vm) => void)[] = [
   limits,
   machine,
   firmware,
+  tpm,
   disks,
   network,
   display,
   passthrough,
   otherKeys,
 ];
+
+/**
+ * `tpmstate0`: Proxmox's TPM, an swtpm whose state is a volume in swtpm's single-file format. A TPM 2.0 becomes
+ * the guest's own swtpm in the bundle; its state is named in the report as a copy the operator makes (converted to
+ * swtpm's directory format), never dropped without a word. A TPM 1.2 has no equivalent and is refused.
+ */
+function tpm({ c, prop, opts, d: { guest: g, prov, log } }: Vm): void {
+  if (!c.has('tpmstate0')) return;
+  const p = prop('tpmstate0', 'file');
+  if (!p) return;
+  const version = p.get('version');
+  if (version === 'v1.2')
+    return log.refuse(
+      'tpmstate0',
+      'a TPM 1.2: the bundle gives a guest a TPM 2.0 only, and a TPM 1.2’s state cannot become one; refusing rather than giving the guest a different TPM',
+    );
+  if (version !== 'v2.0')
+    return log.refuse(
+      'tpmstate0',
+      `${version === undefined ? 'no version= given' : `version "${version}"`}: Proxmox's default was v1.2 before it became v2.0, so which TPM this guest has is not known; write version=v2.0 if "qm config" shows it (a TPM 1.2 cannot be carried)`,
+    );
+  g.tpm = 'tpm2';
+  prov.push(['tpm', 'tpmstate0']);
+  log.carry('tpmstate0', 'TPM 2.0: the guest’s own swtpm, in a unit of its own, as the guest’s user');
+  log.secureDefault(
+    'tpmstate0',
+    'Proxmox’s tpm-tis interface becomes tpm-crb, TPM 2.0’s own; the TPM’s keys are its state, which the copy this report names keeps',
+  );
+  const file = p.get('file') ?? '';
+  const vol = resolveVolume(file, opts.storages, p.get('format'));
+  log.copy(
+    'tpmstate0',
+    `the TPM’s state (its keys, BitLocker’s among them), in swtpm’s single-file format${vol.ok && vol.format === 'qcow2' ? ' inside a qcow2 volume' : ''}: convert it into the directory before the guest first starts, as docs/windows.md says ("Carrying a TPM’s state"); without it the guest starts with a new, empty TPM`,
+    vol.ok ? vol.path : `${file} (its path: pvesm path ${file})`,
+    N.tpmStateDir,
+  );
+}
 
 export function importVmConfig(textIn: string, file: string, opts: ProxmoxOptions) {
   const cfg = parseVmConfig(textIn, file);
@@ -585,11 +624,6 @@ function firmware({ c, prop, d: { guest: g, prov, log } }: Vm): void {
         `the EFI vars volume ${efi.get('file') ?? ''} is not carried; the bundle starts from the OVMF vars template in its own state directory (boot entries are set up again)`,
       );
   } else log.carry('bios', 'BIOS firmware');
-  if (c.has('tpmstate0'))
-    log.refuse(
-      'tpmstate0',
-      'the TPM and its state cannot be carried; refusing rather than giving the guest a machine without its TPM',
-    );
 }
 
 /** Disks, in Proxmox's order of buses, each resolved through storage.cfg. */

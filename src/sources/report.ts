@@ -1,5 +1,6 @@
 // The import report: per guest, what a libvirt domain or Proxmox configuration carried into the answers, what
-// was changed to the secure default, which risk waits for a person's reason, and what was refused. Its JSON
+// was changed to the secure default, which risk waits for a person's reason, what state the operator must copy by
+// hand, and what was refused. Its JSON
 // shape (`--json`) is stable and documented in docs/import.md; the text rendering is for people.
 
 import { shellWord, visible } from '../escape.js';
@@ -22,6 +23,14 @@ export interface ReasonItem extends ReportItem {
   answer: string;
 }
 
+/** State the guest had at its source that only the operator can bring over: where it is, and where it goes. */
+export interface CopyItem extends ReportItem {
+  /** The file, directory or volume at the source (a path, or Proxmox's storage:volume when it was not resolved). */
+  from: string;
+  /** Where the bundle's guest keeps it: put it there before the guest's first start. */
+  to: string;
+}
+
 export type GuestOutcome = 'imported' | 'defaulted' | 'needs-reason' | 'refused';
 
 export interface GuestReport {
@@ -31,7 +40,7 @@ export interface GuestReport {
   sourceName: string | null;
   /** The guest's name in the answers; null when refused. */
   name: string | null;
-  /** imported: everything carried; defaulted: imported with items left at the secure default; needs-reason:
+  /** imported: everything carried; defaulted: imported with items left at the secure default or state to copy; needs-reason:
    * imported, but a risk it takes is accepted only once a person writes why (see `needsReason`); refused. */
   outcome: GuestOutcome;
   carried: ReportItem[];
@@ -39,11 +48,13 @@ export interface GuestReport {
   /** Risks the guest takes, each with the acceptedRisks entry of the answers whose reason a person must write. */
   needsReason: ReasonItem[];
   refused: ReportItem[];
+  /** State to copy by hand (a TPM's): never dropped without a word. */
+  copy: CopyItem[];
 }
 
 export interface ImportReport {
   format: 'qemu-harden-import-report';
-  version: 2;
+  version: 3;
   source: 'libvirt' | 'proxmox';
   /** The answers file written, or null when nothing was written (a refusal, or no --out). */
   out: string | null;
@@ -62,6 +73,8 @@ export class GuestLog {
   readonly defaulted: ReportItem[] = [];
   readonly needsReason: ReasonItem[] = [];
   readonly refused: ReportItem[] = [];
+  /** Copies to make, with their destination by the guest's final name (a name taken twice is renamed later). */
+  readonly copies: { source: string; message: string; from: string; to: (guest: string) => string }[] = [];
   carry(source: string, message: string): void {
     this.carried.push({ source, message });
   }
@@ -78,10 +91,14 @@ export class GuestLog {
   awaitReason(source: string, message: string, answer: string): void {
     this.needsReason.push({ source, message, answer });
   }
+  /** State the operator must bring over: `to` gives its destination from the guest's name in the answers. */
+  copy(source: string, message: string, from: string, to: (guest: string) => string): void {
+    this.copies.push({ source, message, from, to });
+  }
   outcome(): GuestOutcome {
     if (this.refused.length) return 'refused';
     if (this.needsReason.length) return 'needs-reason';
-    return this.defaulted.length ? 'defaulted' : 'imported';
+    return this.defaulted.length || this.copies.length ? 'defaulted' : 'imported';
   }
 }
 
@@ -103,7 +120,7 @@ export function renderReport(r: ImportReport, me = 'qemu-harden'): string {
     const head = {
       refused: 'REFUSED',
       'needs-reason': 'imported; a risk waits for your reason',
-      defaulted: 'imported, with secure defaults',
+      defaulted: g.defaulted.length ? 'imported, with secure defaults' : 'imported; state to copy by hand',
       imported: 'imported',
     }[g.outcome];
     const rename = g.name && g.sourceName !== null && g.sourceName !== g.name ? ` (was "${g.sourceName}")` : '';
@@ -115,6 +132,10 @@ export function renderReport(r: ImportReport, me = 'qemu-harden'): string {
     };
     section('refused', g.refused);
     section('needs your reason (the answers do not validate until you write it)', g.needsReason);
+    if (g.copy.length) {
+      out.push('  to copy by hand before the guest first starts:');
+      for (const c of g.copy) out.push(`    ${c.source}: ${c.message}`, `      from ${c.from}`, `      to   ${c.to}`);
+    }
     section('changed to the secure default', g.defaulted);
     section('carried', g.carried);
   }

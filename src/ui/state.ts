@@ -257,6 +257,12 @@ function setDraft(s: State, draft: Draft): State {
   });
 }
 
+/** A choice that adds or removes fields before itself (a preset's use case asks for a reason) keeps the focus. */
+function keepFocus(s: State, f: Field): State {
+  const at = fieldsOf(s).findIndex((x) => x.path.join('.') === f.path.join('.'));
+  return at >= 0 && at !== s.field ? { ...s, field: at } : s;
+}
+
 const moveTo = (s: State, field: number): State => ({ ...leave(s), field, cursor: undefined });
 
 function cycle(f: Field, current: unknown, dir: 1 | -1): unknown {
@@ -437,7 +443,10 @@ function onFormKey(s: State, cmd: Command | undefined, key: Key): State {
       if (!f) return s;
       if (inactive) return { ...s, notice: `${f.label} does not apply: ${inactive}.` };
       if (f.kind !== 'select' && f.kind !== 'toggle') return s;
-      return setDraft(touch(s, [f]), applyValue(s.draft, f, cycle(f, valueOf(s.draft, f), cmd === 'left' ? -1 : 1)));
+      return keepFocus(
+        setDraft(touch(s, [f]), applyValue(s.draft, f, cycle(f, valueOf(s.draft, f), cmd === 'left' ? -1 : 1))),
+        f,
+      );
     default:
       if (key.name === 'text' && f) {
         if (inactive) return { ...s, notice: `${f.label} does not apply: ${inactive}.` };
