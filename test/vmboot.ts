@@ -15,6 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { writeTestGuestStopDropIn } from './container.js';
 import { cacheNotice, REPO, requireTool } from './helpers.js';
 
@@ -229,7 +230,6 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
     const started = Date.now();
     const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let text = '';
-    let partial = '';
     const lines: ConsoleLine[] = [];
     // QEMU's CPU time, read from /proc as lines come and every second: the last reading is within a second of all.
     let cpuTicks = 0;
@@ -245,15 +245,20 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
       readCpu();
       lines.push({ seconds: (Date.now() - started) / 1000, cpuSeconds: cpuTicks / 100, text: t.replace(/\r$/, '') });
     };
-    const take = (d: Buffer) => {
-      const chunk = d.toString('utf8');
-      text += chunk;
-      const complete = (partial + chunk).split('\n');
-      partial = complete.pop()!;
-      complete.forEach(line);
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
+    // One decoder and one unfinished line per stream: a chunk may end inside a character, or inside a line.
+    const partials = [child.stdout, child.stderr].map((stream) => {
+      const decoder = new StringDecoder('utf8');
+      const held = { partial: '' };
+      const take = (chunk: string) => {
+        text += chunk;
+        const complete = (held.partial + chunk).split('\n');
+        held.partial = complete.pop()!;
+        complete.forEach(line);
+      };
+      stream.on('data', (d: Buffer) => take(decoder.write(d)));
+      stream.on('end', () => take(decoder.end()));
+      return held;
+    });
     const cpuPoll = setInterval(readCpu, 1000);
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -274,7 +279,7 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
         const m = /RESULT ([A-Za-z0-9_.-]+)=(.*)$/.exec(l);
         if (m) results.set(m[1]!, m[2]!.trim());
       }
-      if (partial) line(partial);
+      for (const held of partials) if (held.partial) line(held.partial);
       resolve({
         console: text,
         results,
