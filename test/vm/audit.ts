@@ -57,7 +57,7 @@ r done yes
 
 export const audit: VmPart = {
   name: 'audit',
-  cpuSeconds: 41,
+  cpuSeconds: 40,
   timeoutSeconds: 1800,
   tools: [['apparmor_parser', 'apparmor']],
   prepare(root, work) {

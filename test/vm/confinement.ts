@@ -112,7 +112,7 @@ let answers: ReturnType<typeof validate>;
 
 export const confinement: VmPart = {
   name: 'confinement',
-  cpuSeconds: 103,
+  cpuSeconds: 104,
   timeoutSeconds: 1800,
   modules: ['tun', 'vhost_net'],
   prepare(root, work) {

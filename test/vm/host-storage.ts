@@ -79,7 +79,7 @@ r done yes
 
 export const hostStorage: VmPart = {
   name: 'host-storage',
-  cpuSeconds: 18,
+  cpuSeconds: 20,
   timeoutSeconds: 900,
   tools: [
     ['lvm', 'lvm2'],

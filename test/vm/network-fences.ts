@@ -107,7 +107,7 @@ r done yes
 
 export const networkFences: VmPart = {
   name: 'network-fences',
-  cpuSeconds: 81,
+  cpuSeconds: 88,
   timeoutSeconds: 1800,
   tools: [['openssl', 'openssl']],
   prepare(root, work) {
