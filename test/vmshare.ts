@@ -36,6 +36,12 @@ export interface VmPart {
   /** Kernel modules it needs: every part's are loaded at boot, before systemd starts. */
   modules?: string[];
   /**
+   * It reads the kernel log as /dev/kmsg gives it, from the boot on (as qemu-harden audit does): `dmesg -C` empties
+   * only what dmesg reads, and no record can be taken out of /dev/kmsg. Such a part runs first in its lane, before any
+   * part whose denials would be there; a lane holds one of them at most.
+   */
+  kernelLogFromBoot?: boolean;
+  /**
    * Lays out its files in `root`, an empty directory that stands for / (they are copied over / when the part starts,
    * after boot: a unit or a sysusers.d file among them is the part's to load), and returns its script: shell, run from
    * / with `r KEY VALUE` and `wait_until SECONDS COMMAND...` (test/vmboot.ts). `work` is a directory of its own on the
@@ -49,14 +55,23 @@ export interface VmPart {
 }
 
 /**
- * The parts over `lanes` lanes: each part to the lane with the least CPU so far (of two as light, the one with fewer
- * parts), the heaviest first, so that the lanes end at about the same time; each lane runs its parts in that order.
+ * The parts over `lanes` lanes: first each part that reads the kernel log from the boot on, one to a lane; then the
+ * others, the heaviest first, each to the lane with the least CPU so far (of two as light, the one with fewer parts),
+ * so that the lanes end at about the same time. Each lane runs its parts in that order.
  */
 export function spread(parts: readonly VmPart[], lanes: number): VmPart[][] {
   const out: VmPart[][] = Array.from({ length: Math.max(1, Math.min(lanes, parts.length)) }, () => []);
+  const first = parts.filter((p) => p.kernelLogFromBoot);
+  assert.ok(
+    first.length <= out.length,
+    `${first.map((p) => p.name).join(', ')} read the kernel log from the boot on, so each runs first in a lane of its ` +
+      `own, but there are ${out.length} lanes: set QEMU_HARDEN_TEST_VM_LANES to ${first.length} or more`,
+  );
   const load = (l: VmPart[]) => l.reduce((s, p) => s + p.cpuSeconds, 0);
   const lighter = (a: VmPart[], b: VmPart[]) => load(a) < load(b) || (load(a) === load(b) && a.length < b.length);
-  for (const p of [...parts].sort((a, b) => b.cpuSeconds - a.cpuSeconds || a.name.localeCompare(b.name)))
+  const heaviest = (a: VmPart, b: VmPart) => b.cpuSeconds - a.cpuSeconds || a.name.localeCompare(b.name);
+  for (const p of [...first].sort(heaviest)) out.find((l) => l.length === 0)!.push(p);
+  for (const p of parts.filter((x) => !x.kernelLogFromBoot).sort(heaviest))
     out.reduce((least, l) => (lighter(l, least) ? l : least)).push(p);
   return out;
 }
@@ -73,7 +88,8 @@ mkdir -p /run/qh-lane
 units > /run/qh-lane/units.boot
 profiles > /run/qh-lane/profiles.boot
 
-# Empty kernel log and journal: what a part reads from them is its own.
+# What dmesg and journalctl show starts empty: what a part reads there is its own (/dev/kmsg keeps every record
+# since the boot; a part that reads it runs first in its lane).
 fresh_logs() {
   dmesg -C
   journalctl -q --rotate --vacuum-size=1

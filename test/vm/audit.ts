@@ -60,6 +60,8 @@ export const audit: VmPart = {
   cpuSeconds: 40,
   timeoutSeconds: 1800,
   tools: [['apparmor_parser', 'apparmor']],
+  // audit reads /dev/kmsg from the boot on, and asserts the one denial there is its own.
+  kernelLogFromBoot: true,
   prepare(root, work) {
     const bundle = generateBundle(work, {
       schemaVersion: 1,
