@@ -23,7 +23,8 @@ const phases = [];
  * a new file declares its tier.
  */
 const FILES = {
-  'apparmor-vm.test.ts': [513, 'boots VMs (Debian kernel under TCG) shared by the parts in test/vm/'],
+  'apparmor-vm.test.ts': [419, 'boots VMs (Debian kernel under TCG) shared by the parts in test/vm/'],
+  'selinux-vm.test.ts': [450, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
   'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
   'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],
   'ansible.test.ts': [173, 'boots two containers and runs Ansible against them'],
@@ -33,6 +34,7 @@ const FILES = {
   'isolation-container.test.ts': [77, 'boots a container'],
   'lifecycle.test.ts': [61, 'boots a container'],
   'atomic.test.ts': [50, 'kills generate under strace at 65 points'],
+  'selinux.test.ts': [30, null],
   'bench.test.ts': [47, 'runs every benchmark'],
   'fresh-clone.test.ts': [44, 'installs from the npm registry into a fresh clone'],
   'tpm-container.test.ts': [70, 'boots a container and OVMF under TCG'],

@@ -120,22 +120,45 @@ export interface VmSpec {
   memoryMiB?: number;
   timeoutMs?: number;
   workDir: string;
+  /** The major security module the kernel starts; AppArmor unless a proof needs another. */
+  lsm?: 'apparmor' | 'selinux';
+  /**
+   * An ext4 image to boot as the root instead of a tmpfs (the root tree is copied over it): QEMU writes to a
+   * temporary overlay, so the image itself never changes and serves every run. Under SELinux the files copied
+   * from the root tree are labelled by the image's own file contexts before the policy loads.
+   */
+  rootDisk?: string;
 }
+
+/**
+ * The proof's own files, labelled as the policy's file contexts say before the policy loads (setfiles works
+ * without a policy in the kernel; libselinux reads /proc, so the new root gets one for the moment).
+ */
+const RELABEL = `$B mount -t proc proc /newroot/proc
+$B chroot /newroot /usr/sbin/setfiles -F -f /qh-relabel.list /etc/selinux/default/contexts/files/file_contexts
+$B umount /newroot/proc
+$B rm /newroot/qh-relabel.list`;
 
 /**
  * The initramfs's init. The shares are read-only and nothing changes them while the VM runs, so the guest keeps
  * what it read in its page cache (cache=loose): without it every process start reads its program and libraries over
  * 9p again, and under TCG one `node` start took 20 s instead of 1-5 s, `systemctl daemon-reload` 37 s instead of 7.
  */
-const INIT = (modules: string[], shares: Record<string, [string, string]>) => `#!/qh-init/busybox sh
+const INIT = (
+  modules: string[],
+  shares: Record<string, [string, string]>,
+  root: 'tmpfs' | 'disk',
+  relabel: boolean,
+) => `#!/qh-init/busybox sh
 B=/qh-init/busybox
 $B mkdir -p /proc /sys /dev /newroot
 $B mount -t proc proc /proc
 $B mount -t sysfs sysfs /sys
 $B mount -t devtmpfs devtmpfs /dev
 ${modules.map((m) => `$B insmod /qh-init/modules/${m}`).join('\n')}
-$B mount -t tmpfs -o mode=0755 tmpfs /newroot
+${root === 'disk' ? '$B mount -t ext4 /dev/vda /newroot' : '$B mount -t tmpfs -o mode=0755 tmpfs /newroot'}
 $B cp -a /rootfs/. /newroot/
+${relabel ? RELABEL : ''}
 ${Object.entries(shares)
   .map(
     ([tag, [, at]]) =>
@@ -154,17 +177,28 @@ export function buildInitramfs(spec: VmSpec): string {
   mkdirSync(join(stage, 'qh-init', 'modules'), { recursive: true });
   copyFileSync('/bin/busybox', join(stage, 'qh-init', 'busybox'));
   chmodSync(join(stage, 'qh-init', 'busybox'), 0o755);
-  const mods = moduleClosure(spec.kernel, spec.modules);
+  const disk = spec.rootDisk !== undefined;
+  const relabel = disk && spec.lsm === 'selinux';
+  const mods = moduleClosure(spec.kernel, [...spec.modules, ...(disk ? ['virtio_blk', 'crc32c_generic', 'ext4'] : [])]);
   for (const m of mods) copyFileSync(m, join(stage, 'qh-init', 'modules', m.split('/').at(-1)!));
   writeFileSync(
     join(stage, 'init'),
     INIT(
       mods.map((m) => m.split('/').at(-1)!),
       spec.shares,
+      disk ? 'disk' : 'tmpfs',
+      relabel,
     ),
     { mode: 0o755 },
   );
   execFileSync('cp', ['-a', `${spec.rootTree}/.`, join(stage, 'rootfs')]);
+  if (relabel)
+    writeFileSync(
+      join(stage, 'rootfs', 'qh-relabel.list'),
+      readdirSync(spec.rootTree)
+        .map((e) => `/${e}\n`)
+        .join(''),
+    );
   const out = join(spec.workDir, 'initramfs.cpio.gz');
   execFileSync('sh', ['-c', `cd "${stage}" && find . | cpio -o -H newc --quiet | gzip -1 > "${out}"`]);
   rmSync(stage, { recursive: true, force: true });
@@ -189,6 +223,12 @@ export interface VmResult {
   seconds: number;
   cpuSeconds: number;
 }
+
+/** The kernel's own switches that start a security module, enforcing from the first process on. */
+const LSM_ARGS = {
+  apparmor: 'apparmor=1 security=apparmor',
+  selinux: 'selinux=1 security=selinux enforcing=1',
+};
 
 /** Boot the VM and collect its console; lines "RESULT key=value" become results. Always stops QEMU. */
 export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
@@ -218,9 +258,10 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
     '-initrd',
     initrd,
     '-append',
-    `console=ttyS0 panic=-1 quiet loglevel=4 systemd.show_status=false systemd.journald.forward_to_console=0 apparmor=1 security=apparmor ${cmdline}`.trim(),
+    `console=ttyS0 panic=-1 quiet loglevel=4 systemd.show_status=false systemd.journald.forward_to_console=0 ${LSM_ARGS[spec.lsm ?? 'apparmor']} ${cmdline}`.trim(),
     '-serial',
     'stdio',
+    ...(spec.rootDisk ? ['-drive', `file=${spec.rootDisk},format=raw,if=virtio,snapshot=on`] : []),
     ...Object.entries(spec.shares).flatMap(([tag, [host]]) => [
       '-virtfs',
       `local,path=${host},mount_tag=${tag},security_model=none,readonly=on`,
