@@ -493,7 +493,9 @@ try {
     const from = doc.indexOf(BEGIN) + BEGIN.length;
     const to = doc.indexOf(END, from);
     if (to < 0) throw new Error(`${WRITE}: no "${END}" after "${BEGIN}"`);
+    // A blank line after the marker, as Prettier keeps Markdown: the written file passes the formatting check.
     const figures = [
+      '',
       '',
       `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: ${machine()}; load average ${LOAD_AT_START.toFixed(1)} when it started.`,
       '',
