@@ -28,6 +28,9 @@ export const uefiVars = (g: Guest) => `${stateDir(g)}/OVMF_VARS.fd`;
 export const tpmStateDir = (g: Guest) => N.tpmStateDir(g.name);
 /** The control socket of the guest's swtpm, which systemd listens on and QEMU connects to. */
 export const tpmSocket = (g: Guest) => `${runtimeDir(g)}/tpm.sock`;
+/** passt's own runtime directory, and the socket it binds there for QEMU. */
+export const netRuntimeDir = (g: Guest) => N.netRuntimeDir(g.name);
+export const netSocket = (g: Guest) => `${netRuntimeDir(g)}/passt.sock`;
 export const helperUnitName = (g: Guest, kind: N.HelperKind) => N.helperUnitName(g.name, kind);
 export const helperSocketName = (g: Guest, kind: N.HelperKind) => N.helperSocketName(g.name, kind);
 export const helperProfileName = (g: Guest, kind: N.HelperKind) => N.helperProfileName(g.name, kind);
@@ -47,20 +50,21 @@ export function cpuQuotaPercent(g: Guest): number {
   return g.limits.cpuQuotaPercent ?? g.vcpus * 100;
 }
 
-/** Does this guest speak IP itself (slirp, or a TCP listener for display, migration or NBD)? */
+/** Is this guest's user-mode network passt, in a unit of its own (src/helpers/passt.ts)? */
+export function usesPasst(g: Guest): boolean {
+  return g.network.mode === 'user' && g.network.backend === 'passt';
+}
+
+/** Does this guest's QEMU speak IP itself (slirp, or a TCP listener for display, migration or NBD)? passt does not count:
+ * it speaks IP in a unit of its own, and QEMU reaches it over a unix socket. */
 export function usesInet(g: Guest): boolean {
   return (
-    g.network.mode === 'user' ||
+    (g.network.mode === 'user' && g.network.backend === 'slirp') ||
     g.display.mode === 'vnc-tls' ||
     g.display.mode === 'spice-tls' ||
     !!g.migration?.enabled ||
     !!g.nbd?.enabled
   );
-}
-
-/** Has this guest any network device or network listener? */
-export function hasNetwork(g: Guest): boolean {
-  return g.network.mode !== 'none' || usesInet(g);
 }
 
 export function devicesOf(a: Answers, g: Guest): { path: string; access: 'r' | 'rw'; why: string }[] {

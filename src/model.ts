@@ -95,9 +95,36 @@ const mac = z
   )
   .refine((m) => m !== '00:00:00:00:00:00', 'is all zeros, which no network card may have');
 
+const listenAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' });
+
+/** A port of the host forwarded to the guest's user-mode network: the host listens, the guest serves. */
+const forward = z.strictObject({
+  protocol: z.enum(['tcp', 'udp'], { error: 'must be "tcp" or "udp"' }).default('tcp'),
+  /** The host address to listen on: one address, never every address unless the operator writes 0.0.0.0 or ::. */
+  listen: listenAddress,
+  /** passt runs without capabilities, so it binds no privileged port. */
+  port: z
+    .int()
+    .min(1024, 'must be 1024 or above: the user-mode network runs without capabilities and binds no privileged port')
+    .max(65535),
+  /** The guest's port, when it differs from the host's. */
+  guestPort: z.int().min(1).max(65535).optional(),
+});
+
 const network = z.discriminatedUnion('mode', [
   z.strictObject({ mode: z.literal('none') }),
-  z.strictObject({ mode: z.literal('user'), mac: mac.optional() }),
+  z.strictObject({
+    mode: z.literal('user'),
+    /** passt, a process of its own in a unit of its own (src/helpers/passt.ts); slirp, the NAT inside QEMU, is a
+     * risk accepted by name where passt is not installed. */
+    backend: z
+      .enum(['passt', 'slirp'], {
+        error: 'must be "passt" (the user-mode network in a unit of its own) or "slirp" (inside QEMU)',
+      })
+      .default('passt'),
+    forwards: z.array(forward).max(64).default([]),
+    mac: mac.optional(),
+  }),
   z.strictObject({
     mode: z.literal('tap'),
     tapDevice: z
@@ -122,8 +149,6 @@ const credentialFile = absolutePath.refine(
   (p) => /^[A-Za-z0-9_@+=,./-]+$/.test(p),
   'must contain only letters, digits and _ @ + = , . / - (systemd reads it through LoadCredential=)',
 );
-const listenAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' });
-
 const display = z.discriminatedUnion('mode', [
   z.strictObject({ mode: z.literal('none') }),
   z.strictObject({ mode: z.literal('vnc-unix') }),

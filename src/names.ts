@@ -20,12 +20,14 @@ export const profileName = (guest: string) => `qemu-harden-${guest}`;
 export const SLICE = 'qemu.slice';
 /** Where a guest's TPM keeps its state (swtpm's directory backend), in the guest's state directory. */
 export const tpmStateDir = (guest: string) => `/var/lib/qemu-harden/${guest}/tpm2`;
+/** passt's own directory in the guest's runtime directory: it binds its socket there, and sees nothing else of /run. */
+export const netRuntimeDir = (guest: string) => `${RUNTIME_BASE}/${guest}/net`;
 
 /**
  * The kinds of helper unit a guest can have beside its QEMU (src/helpers/): each runs in a unit and under an
  * AppArmor profile of its own, named from the guest's name and the kind.
  */
-export const HELPER_KINDS = ['tpm'] as const;
+export const HELPER_KINDS = ['tpm', 'net'] as const;
 export type HelperKind = (typeof HELPER_KINDS)[number];
 export const helperUnitName = (guest: string, kind: HelperKind) => `qemu-${guest}-${kind}.service`;
 /** The socket unit systemd listens on for the helper, before it or QEMU runs. */

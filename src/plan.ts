@@ -54,11 +54,12 @@ export function plan(a: Answers, o: PlanOptions = {}): BundleFile[] {
         helperService(a, g, h),
         `runs guest ${g.name}'s ${h.title} as ${G.userName(g)}, sandboxed like its QEMU, before QEMU starts`,
       );
-      add(
-        `root/etc/systemd/system/${G.helperSocketName(g, h.kind)}`,
-        helperSocket(g, h),
-        `the socket of guest ${g.name}'s ${h.title}, which QEMU connects to`,
-      );
+      if (h.readiness === 'socket')
+        add(
+          `root/etc/systemd/system/${G.helperSocketName(g, h.kind)}`,
+          helperSocket(g, h),
+          `the socket of guest ${g.name}'s ${h.title}, which QEMU connects to`,
+        );
     }
     const tap = tapService(a, g);
     if (tap)

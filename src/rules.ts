@@ -22,7 +22,8 @@ export type RiskId =
   | 'migration-plaintext'
   | 'nbd-plaintext'
   | 'spice-no-password'
-  | 'tls-shared';
+  | 'tls-shared'
+  | 'slirp';
 
 interface RiskInfo {
   title: string;
@@ -95,6 +96,13 @@ export const RISKS: Record<RiskId, RiskInfo> = {
       'spice-server never checks client certificates: TLS only encrypts. Without a password anyone who reaches ' +
       'the port gets the console, keyboard and mouse.',
   },
+  slirp: {
+    title: 'User-mode network inside QEMU (slirp)',
+    why:
+      'slirp is a whole TCP/IP stack inside the QEMU process: a guest that exploits it is in QEMU itself, which ' +
+      'holds the guest’s disks, and QEMU’s unit must keep IP sockets for it. passt does the same work in a unit of ' +
+      'its own and leaves QEMU without any IP; slirp is for a host without passt.',
+  },
   'tls-shared': {
     title: 'Two guests share one TLS directory',
     why:
@@ -137,6 +145,7 @@ export function requiredRisks(a: Pick<Answers, 'useCase' | 'guests'>): RequiredR
     if (g.nbd?.enabled && !g.nbd.tls) add('nbd-plaintext');
     if (g.display.mode === 'spice-tls' && !g.display.passwordFile) add('spice-no-password');
     if (tlsDirs(g).some((d) => readers.get(d)! > 1)) add('tls-shared');
+    if (g.network.mode === 'user' && g.network.backend === 'slirp') add('slirp');
   }
   return out;
 }
@@ -310,15 +319,30 @@ function credentialsOf(g: Guest): { at: Path; path: string; kind: 'directory' | 
   return out;
 }
 
-/** The TCP listeners of a guest: display, migration and NBD, each with the field of its address. */
-function listenersOf(g: Guest): { at: Path; addr: string; port: number }[] {
-  const out: { at: Path; addr: string; port: number }[] = [];
+interface Listener {
+  at: Path;
+  addr: string;
+  port: number;
+  protocol: 'tcp' | 'udp';
+  /** Whose unit listens: QEMU's, or the user-mode network's (passt, or slirp in QEMU). */
+  by: 'qemu' | 'network';
+}
+
+/** The listeners of a guest: display, migration and NBD, and the ports its user-mode network forwards, each with
+ * the field of its address. */
+function listenersOf(g: Guest): Listener[] {
+  const out: Listener[] = [];
+  const tcp = { protocol: 'tcp' as const, by: 'qemu' as const };
   if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
-    out.push({ at: ['display'], addr: g.display.listen, port: g.display.port });
+    out.push({ at: ['display'], addr: g.display.listen, port: g.display.port, ...tcp });
   for (const k of REMOTES) {
     const r = g[k];
-    if (r?.enabled) out.push({ at: [k], addr: r.listen, port: r.port });
+    if (r?.enabled) out.push({ at: [k], addr: r.listen, port: r.port, ...tcp });
   }
+  if (g.network.mode === 'user')
+    g.network.forwards.forEach((f, fi) =>
+      out.push({ at: ['network', 'forwards', fi], addr: f.listen, port: f.port, protocol: f.protocol, by: 'network' }),
+    );
   return out;
 }
 
@@ -519,25 +543,28 @@ export const RULES: Rule[] = [
   },
   eachGuest(
     'a guest on user-mode networking listens on no address its unit denies',
-    ['guests.N.(display|migration|nbd).listen'],
+    ['guests.N.(display|migration|nbd).listen', 'guests.N.network.forwards.I.listen'],
     (g, at, report) => {
       if (g.network.mode !== 'user') return;
+      const slirp = g.network.backend === 'slirp';
       for (const l of listenersOf(g))
-        if (loopbackOrLinkLocal(l.addr))
+        if ((l.by === 'network' || slirp) && loopbackOrLinkLocal(l.addr))
           report(
             at(...l.at, 'listen'),
-            `${l.addr} is a loopback or link-local address, which this guest’s unit denies (IPAddressDeny=) because it uses user-mode networking; listen on another address`,
+            l.by === 'network'
+              ? `${l.addr} is a loopback or link-local address, which the user-mode network’s unit denies (IPAddressDeny=) so that the guest cannot reach the host’s own services; forward a port of another address`
+              : `${l.addr} is a loopback or link-local address, which this guest’s unit denies (IPAddressDeny=) because it uses user-mode networking inside QEMU (slirp); listen on another address`,
           );
     },
   ),
   {
     keeps: 'no two listeners take the same port, however their addresses are written',
-    at: ['guests.N.(display|migration|nbd).port'],
+    at: ['guests.N.(display|migration|nbd).port', 'guests.N.network.forwards.I.port'],
     check(a, report) {
-      const taken: { addr: string; port: number; owner: string }[] = [];
+      const taken: (Listener & { owner: string })[] = [];
       a.guests.forEach((g, gi) =>
         listenersOf(g).forEach((l) => {
-          const other = taken.find((t) => sameListener(t, l));
+          const other = taken.find((t) => t.protocol === l.protocol && sameListener(t, l));
           if (other)
             report(
               ['guests', gi, ...l.at, 'port'],
@@ -666,6 +693,7 @@ export const RULES: Rule[] = [
       'guests.N.passthrough.(pci|usb)',
       'guests.N.(migration|nbd).tls',
       'guests.N.display.passwordFile',
+      'guests.N.network.backend',
     ],
     check: checkRisks,
   },
@@ -714,6 +742,7 @@ function checkRisks(a: Answers, report: Report): void {
  */
 const HELPER_NAMES: Record<N.HelperKind, { what: string; runs(g: Guest): boolean }> = {
   tpm: { what: 'TPM', runs: (g) => g.tpm === 'tpm2' },
+  net: { what: 'user-mode network', runs: (g) => g.network.mode === 'user' && g.network.backend === 'passt' },
 };
 
 export function runsHelper(kind: N.HelperKind, g: Guest): boolean {
@@ -825,5 +854,7 @@ function riskPath(risk: RiskId, gi: number): (string | number)[] {
       return [...g, 'display', 'passwordFile'];
     case 'tls-shared':
       return [...g];
+    case 'slirp':
+      return [...g, 'network', 'backend'];
   }
 }

@@ -21,6 +21,7 @@ import * as AA from '../src/gen/apparmor.js';
 import { sysusers, tmpfiles, udevRules } from '../src/gen/host.js';
 import { qemuArgs } from '../src/gen/qemu.js';
 import { guestService, helperService, helperSocket, tapService } from '../src/gen/systemd.js';
+import { passt } from '../src/helpers/passt.js';
 import { swtpm } from '../src/helpers/swtpm.js';
 import { plan } from '../src/plan.js';
 import { loadPreset } from '../src/sources/preset.js';
@@ -543,27 +544,29 @@ describe('runtime isolation in the unit', () => {
     assert.deepEqual(settings(unit, 'BindPaths'), ['/run/qemu-harden/solo']);
     assert.deepEqual(settings(unit, 'PrivateIPC'), ['yes']);
   });
-  test('user-mode networking: loopback and link-local denied', () => {
-    const a = answers([
-      {
-        name: 'u',
-        network: { mode: 'user' },
-        display: { mode: 'vnc-tls', listen: '192.0.2.1', port: 5901, tlsDir: '/etc/pki/qemu/u' },
-      },
-    ]);
+  const slirp = { mode: 'user', backend: 'slirp' };
+  const slirpRisk = (guest: string) => ({ risk: 'slirp', guest, reason: 'this host has no passt package yet' });
+  test('slirp (user-mode networking inside QEMU): loopback and link-local denied', () => {
+    const a = answers(
+      [
+        {
+          name: 'u',
+          network: slirp,
+          display: { mode: 'vnc-tls', listen: '192.0.2.1', port: 5901, tlsDir: '/etc/pki/qemu/u' },
+        },
+      ],
+      { acceptedRisks: [slirpRisk('u')] },
+    );
     const unit = guestService(a, a.guests[0]!);
     assert.deepEqual(settings(unit, 'IPAddressDeny'), ['127.0.0.0/8 ::1/128 169.254.0.0/16 fe80::/10']);
+    assert.deepEqual(settings(unit, 'RestrictAddressFamilies'), ['AF_UNIX AF_INET AF_INET6']);
   });
-  test('a user-networked guest cannot listen on loopback: its unit denies that range', () => {
+  test('a guest on slirp cannot listen on loopback: its unit denies that range', () => {
     assert.throws(
       () =>
-        answers([
-          {
-            name: 'u',
-            network: { mode: 'user' },
-            migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu/u' },
-          },
-        ]),
+        answers([{ name: 'u', network: slirp, migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu/u' } }], {
+          acceptedRisks: [slirpRisk('u')],
+        }),
       /guests\.0\.migration\.listen: 127\.0\.0\.1 is a loopback or link-local address/,
     );
   });
@@ -744,5 +747,138 @@ describe('helper units: the guest’s TPM', () => {
     const none = answers([{ name: 'plain' }]);
     assert.ok(!plan(none).some((f) => f.path.includes('tpm')));
     assert.doesNotMatch(guestService(none, none.guests[0]!), /tpm/);
+  });
+});
+
+describe('helper units: the user-mode network from passt', () => {
+  const a = answers([
+    {
+      name: 'web',
+      network: {
+        mode: 'user',
+        forwards: [
+          { listen: '192.0.2.10', port: 8022, guestPort: 22 },
+          { protocol: 'udp', listen: '2001:db8::10', port: 5353 },
+        ],
+      },
+    },
+    { name: 'other', network: { mode: 'user' } },
+  ]);
+  const g = a.guests[0]!;
+  const qemu = guestService(a, g);
+  const net = helperService(a, g, passt);
+
+  test('passt is the default user-mode network; slirp is a risk accepted by name', () => {
+    assert.deepEqual(a.guests[1]!.network, { mode: 'user', backend: 'passt', forwards: [] });
+    assert.throws(
+      () => answers([{ name: 'old', network: { mode: 'user', backend: 'slirp' } }]),
+      /guests\.0\.network\.backend: takes the risk "slirp"/,
+    );
+  });
+
+  test('QEMU loses every IP socket: an empty network namespace, unix sockets only, and its netdev is passt’s socket', () => {
+    assert.deepEqual(settings(qemu, 'PrivateNetwork'), ['yes']);
+    assert.deepEqual(settings(qemu, 'RestrictAddressFamilies'), ['AF_UNIX']);
+    assert.deepEqual(settings(qemu, 'IPAddressDeny'), ['any']);
+    assert.ok(settings(qemu, 'Requires').includes('qemu-web-net.service'));
+    assert.ok(settings(qemu, 'After').includes('qemu-web-net.service'));
+    const args = qemuArgs(a, g);
+    assert.ok(!args.some((x) => x.startsWith('user,')), 'no slirp');
+    const at = args.indexOf('stream,id=net0,server=off,addr.type=unix,addr.path=/run/qemu-harden/web/net/passt.sock');
+    assert.equal(args[at - 1], '-netdev');
+    assert.ok(args.some((x) => x.startsWith('virtio-net-pci,netdev=net0,')));
+    assert.doesNotMatch(AA.guestRules(a, g), /network inet/);
+    assert.match(AA.guestRules(a, g), /"\/run\/qemu-harden\/web\/net\/passt\.sock" rw,/);
+  });
+
+  test('passt forks once its socket listens, in a directory of its own; no socket unit', () => {
+    assert.deepEqual(settings(net, 'Type'), ['forking']);
+    assert.deepEqual(settings(net, 'RuntimeDirectory'), ['qemu-harden/web/net']);
+    assert.deepEqual(settings(net, 'RuntimeDirectoryMode'), ['0700']);
+    assert.deepEqual(settings(net, 'Requires'), []);
+    assert.deepEqual(settings(net, 'After'), ['network-online.target']);
+    assert.deepEqual(settings(net, 'PartOf'), ['qemu-web.service']);
+    assert.deepEqual(settings(net, 'ExecStart'), [
+      '/usr/bin/passt --socket /run/qemu-harden/web/net/passt.sock --no-map-gw -t 192.0.2.10/8022:22 -u 2001:db8::10/5353',
+    ]);
+    assert.ok(!plan(a).some((f) => f.path.endsWith('-net.socket')));
+    assert.deepEqual(
+      helperService(a, a.guests[1]!, passt)
+        .split('\n')
+        .filter((l) => l.startsWith('ExecStart=')),
+      ['ExecStart=/usr/bin/passt --socket /run/qemu-harden/other/net/passt.sock --no-map-gw -t none -u none'],
+      'no forwards: none at all, not the UDP twins of forwarded TCP ports passt adds by default',
+    );
+  });
+
+  test('passt’s unit: the host’s IP without loopback or link-local, its own sandbox, and nothing of the guest’s files', () => {
+    assert.deepEqual(settings(net, 'RestrictAddressFamilies'), ['AF_UNIX AF_INET AF_INET6 AF_NETLINK']);
+    assert.deepEqual(settings(net, 'IPAddressDeny'), ['127.0.0.0/8 ::1/128 169.254.0.0/16 fe80::/10']);
+    assert.deepEqual(settings(net, 'PrivateNetwork'), []);
+    assert.deepEqual(settings(net, 'RestrictNamespaces'), ['user mnt ipc uts pid']);
+    assert.deepEqual(settings(net, 'SystemCallFilter'), [
+      '@system-service seccomp',
+      '~@clock @cpu-emulation @debug @module @mount @obsolete @privileged @raw-io @reboot @swap',
+      'capset setuid setgid setgroups mount umount2 pivot_root',
+    ]);
+    assert.deepEqual(settings(net, 'CapabilityBoundingSet'), ['']);
+    assert.deepEqual(settings(net, 'User'), ['qemu-web']);
+    assert.deepEqual(settings(net, 'AppArmorProfile'), ['qemu-harden-web-net']);
+    assert.deepEqual(settings(net, 'BindPaths'), ['/run/qemu-harden/web/net']);
+    assert.deepEqual(settings(net, 'BindReadOnlyPaths'), ['/run/systemd/journal/dev-log']);
+    assert.doesNotMatch(net, /\/srv\/web\.img|BindPaths=\/var/, 'neither its guest’s disk nor any guest’s state');
+    const rules = AA.helperRules(g, passt);
+    assert.match(rules, /capability sys_admin,/);
+    assert.doesNotMatch(rules, /deny capability/);
+    assert.doesNotMatch(rules, /qemu-harden\/other|\/srv\//, 'nothing of the other guest’s, nor of its own disks');
+  });
+
+  test('on systemd 257 passt gets no PID namespace of systemd’s: it forks, and makes its own', () => {
+    const t = answers([{ name: 'web', network: { mode: 'user' } }], { host: { target: 'debian-13' } });
+    assert.deepEqual(settings(helperService(t, t.guests[0]!, passt), 'PrivatePIDs'), []);
+    assert.deepEqual(settings(guestService(t, t.guests[0]!), 'PrivatePIDs'), ['yes']);
+  });
+
+  test('slirp keeps its forwards as hostfwd=, and is the one user-mode network with IP in QEMU’s unit', () => {
+    const s = answers(
+      [
+        {
+          name: 'old',
+          network: { mode: 'user', backend: 'slirp', forwards: [{ listen: '2001:db8::1', port: 8022, guestPort: 22 }] },
+        },
+      ],
+      { acceptedRisks: [{ risk: 'slirp', guest: 'old', reason: 'this host has no passt package yet' }] },
+    );
+    assert.ok(qemuArgs(s, s.guests[0]!).includes('user,id=net0,hostfwd=tcp:[2001:db8::1]:8022-:22'));
+    assert.deepEqual(
+      plan(s)
+        .map((f) => f.path)
+        .filter((p) => p.includes('-net')),
+      [],
+    );
+  });
+
+  test('a forward never listens where passt’s unit denies, nor on a privileged port, nor twice', () => {
+    const fw = (listen: string, port = 8022, protocol = 'tcp') => ({
+      name: 'f',
+      network: { mode: 'user', forwards: [{ listen, port, protocol }] },
+    });
+    assert.throws(
+      () => answers([fw('127.0.0.1')]),
+      /guests\.0\.network\.forwards\.0\.listen: 127\.0\.0\.1 is a loopback/,
+    );
+    assert.throws(() => answers([fw('192.0.2.1', 22)]), /guests\.0\.network\.forwards\.0\.port: must be 1024 or above/);
+    assert.throws(
+      () =>
+        answers([
+          fw('0.0.0.0'),
+          { name: 'g', network: { mode: 'user', forwards: [{ listen: '192.0.2.1', port: 8022 }] } },
+        ]),
+      /guests\.1\.network\.forwards\.0\.port: 192\.0\.2\.1:8022 is already taken/,
+    );
+    answers([
+      fw('0.0.0.0'),
+      { name: 'g', network: { mode: 'user', forwards: [{ listen: '192.0.2.1', port: 8022, protocol: 'udp' }] } },
+    ]);
   });
 });

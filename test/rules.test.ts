@@ -93,7 +93,12 @@ describe('the rules table', () => {
       fc.constant({ mode: 'none' }),
       fc.record({
         mode: fc.constant('user'),
+        backend: fc.constantFrom('passt', 'slirp'),
         mac: fc.constantFrom('52:54:00:00:00:01', '52:54:00:00:00:01'.toUpperCase()),
+        forwards: fc.array(
+          fc.record({ protocol: fc.constantFrom('tcp', 'udp'), listen: addr, port: fc.constantFrom(5900, 2222) }),
+          { maxLength: 2 },
+        ),
       }),
       fc.record({
         mode: fc.constant('tap'),
@@ -140,7 +145,7 @@ describe('the rules table', () => {
       guests: fc.array(guest, { minLength: 1, maxLength: 3 }),
       acceptedRisks: fc.array(
         fc.record({
-          risk: fc.constantFrom('emulation', 'pci-passthrough', 'nope'),
+          risk: fc.constantFrom('emulation', 'pci-passthrough', 'slirp', 'nope'),
           reason: fc.constant('a reason of some length'),
         }),
         { maxLength: 2 },
@@ -575,7 +580,14 @@ describe('two guests never share a network identity, however it is written', () 
       'FE80::1',
       '169.254.1.1',
     ])
-      refused(doc([listener('a', a, 5901, { mode: 'user' })]), 'guests.0.display.listen', /loopback or link-local/, a);
+      refused(
+        doc([listener('a', a, 5901, { mode: 'user', backend: 'slirp' })], {
+          acceptedRisks: [{ risk: 'slirp', guest: 'a', reason: 'no passt on this host yet' }],
+        }),
+        'guests.0.display.listen',
+        /loopback or link-local/,
+        a,
+      );
   });
 
   test('one MAC on two guests, in either case, on any bridge, given or derived from the name', () => {

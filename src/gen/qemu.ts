@@ -113,7 +113,7 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
       ]),
     );
   }
-  // Each helper unit's socket (src/helpers/): a TPM from the guest's own swtpm, for one.
+  // Each helper unit's socket (src/helpers/): a TPM from the guest's own swtpm, the user-mode network from passt.
   for (const h of helpersOf(g)) push(...h.qemuArgs(g));
   if (g.boot) {
     push('-kernel', g.boot.kernel);
@@ -187,7 +187,21 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
       ]),
     );
   if (g.network.mode === 'user') {
-    push('-netdev', 'user,id=net0');
+    // passt's -netdev comes from its helper record, with the other helpers' arguments; slirp is QEMU's own.
+    if (g.network.backend === 'slirp')
+      push(
+        '-netdev',
+        qemuOpts('user', [
+          ['id', 'net0'],
+          ...g.network.forwards.map(
+            (f) =>
+              [
+                'hostfwd',
+                `${f.protocol}:${f.listen.includes(':') ? `[${f.listen}]` : f.listen}:${f.port}-:${f.guestPort ?? f.port}`,
+              ] as [string, string],
+          ),
+        ]),
+      );
     nic('net0');
   } else if (g.network.mode === 'tap') {
     push(

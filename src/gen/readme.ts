@@ -378,7 +378,13 @@ export function reachDiagram(a: Answers): string[] {
     }
     edge(
       'net',
-      g.network.mode === 'none' ? 'no network' : g.network.mode === 'user' ? 'user-mode NAT' : `tap ${G.tapDevice(g)}`,
+      g.network.mode === 'none'
+        ? 'no network'
+        : g.network.mode === 'user'
+          ? g.network.backend === 'passt'
+            ? `passt socket ${G.netSocket(g)}`
+            : 'user-mode NAT in QEMU (slirp)'
+          : `tap ${G.tapDevice(g)}`,
     );
   });
   out.push('```', '');

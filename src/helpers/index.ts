@@ -3,9 +3,10 @@ import * as N from '../names.js';
 import type { Guest } from '../model.js';
 import { runsHelper } from '../rules.js';
 import type { HelperKind } from './helper.js';
+import { passt } from './passt.js';
 import { swtpm } from './swtpm.js';
 
-const BY_KIND: Record<N.HelperKind, HelperKind> = { tpm: swtpm };
+const BY_KIND: Record<N.HelperKind, HelperKind> = { tpm: swtpm, net: passt };
 
 export const HELPERS: readonly HelperKind[] = N.HELPER_KINDS.map((k) => BY_KIND[k]);
 
