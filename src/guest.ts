@@ -2,6 +2,7 @@
 import { macAddress, tapDevice } from './identity.js';
 import type { Answers, Guest } from './model.js';
 import * as N from './names.js';
+import { RELEASES } from './releases.js';
 
 export const userName = (g: Guest) => N.userName(g.name);
 export const unitName = (g: Guest) => N.unitName(g.name);
@@ -108,6 +109,21 @@ export function filesOf(g: Guest): { path: string; access: 'r' | 'rw'; why: stri
     out.push({ path: uefiVars(g), access: 'rw', why: 'this guest’s own UEFI variables' });
   }
   return out;
+}
+
+/** How shared folders reach the guests on the answers' target: QEMU's own 9p, or virtiofsd in units of their own. */
+export function shareTransport(a: Answers): '9p' | 'virtiofs' {
+  return RELEASES[a.host.target].sharedFolders;
+}
+
+/** The shared folders QEMU itself serves (9p), with the access it needs; none where virtiofsd serves them. */
+export function qemuShares(a: Answers, g: Guest): { path: string; access: 'r' | 'rw'; why: string }[] {
+  if (shareTransport(a) !== '9p') return [];
+  return g.shares.map((sh) => ({
+    path: sh.path,
+    access: sh.readOnly ? 'r' : 'rw',
+    why: `shared folder "${sh.tag}" (9p${sh.readOnly ? ', read-only' : ''})`,
+  }));
 }
 
 /** TLS credential directories this guest reads. */

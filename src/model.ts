@@ -218,6 +218,20 @@ const limits = z.strictObject({
   tasksMax: z.int().min(16).max(65536).default(256),
 });
 
+/** A host directory shared into the guest (9p inside QEMU, or virtiofsd in a unit of its own: releases.ts). */
+export const shareSchema = z.strictObject({
+  path: absolutePath,
+  /** The name the guest mounts it by (`mount -t 9p TAG` or `mount -t virtiofs TAG`). */
+  tag: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9_.-]{0,30}$/,
+      'must be 1-31 characters: letters, digits, "_", "." and "-", starting with a letter or digit (the name the guest mounts it by)',
+    ),
+  /** Read-only unless a reason is given: a writable share is the risk "share-writable". */
+  readOnly: z.boolean().default(true),
+});
+
 export const guestSchema = z.strictObject({
   name: guestName,
   description: z.string().max(200).refine(noControl, 'must not contain control characters').optional(),
@@ -249,6 +263,7 @@ export const guestSchema = z.strictObject({
     .enum(['none', 'tpm2'], { error: 'must be "none" or "tpm2" (a TPM 2.0 from the guest’s own swtpm)' })
     .default('none'),
   disks: z.array(diskSchema).max(32).default([]),
+  shares: z.array(shareSchema).max(16).default([]),
   boot: bootFiles.optional(),
   network: network.default({ mode: 'none' }),
   display: display.default({ mode: 'none' }),
@@ -334,3 +349,4 @@ export type AnswersInput = z.input<typeof answersObject>;
 export type Answers = z.output<typeof answersObject>;
 export type Guest = Answers['guests'][number];
 export type Disk = Guest['disks'][number];
+export type Share = Guest['shares'][number];

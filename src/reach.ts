@@ -74,6 +74,7 @@ export function guestReach(a: Answers, g: Guest): Reach {
   const files = [
     ...G.filesOf(g),
     ...G.tlsDirsOf(g).map((t) => ({ path: `${t.path}/`, access: 'r' as const, why: t.why })),
+    ...G.qemuShares(a, g).map((sh) => ({ ...sh, path: `${sh.path}/` })),
     { path: `${G.runtimeDir(g)}/`, access: 'rw' as const, why: 'its sockets' },
     { path: `${G.stateDir(g)}/`, access: 'rw' as const, why: 'its state' },
     { path: G.serialLog(g), access: 'rw' as const, why: 'serial console log' },

@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { hostInterfaceName, loopbackOrLinkLocal, macAddress, sameListener, tapDevice } from './identity.js';
 import type { Answers, Guest } from './model.js';
 import * as N from './names.js';
-import { credentialPlace, HIDDEN_DIRS, notStorage, restrictedFile, underDir } from './places.js';
+import { credentialPlace, HIDDEN_DIRS, notStorage, restrictedFile, sharePlace, underDir } from './places.js';
 import { machineDeprecated, machineKnown, RELEASES } from './releases.js';
 
 export type RiskId =
@@ -23,7 +23,8 @@ export type RiskId =
   | 'nbd-plaintext'
   | 'spice-no-password'
   | 'tls-shared'
-  | 'slirp';
+  | 'slirp'
+  | 'share-writable';
 
 interface RiskInfo {
   title: string;
@@ -103,6 +104,12 @@ export const RISKS: Record<RiskId, RiskInfo> = {
       'holds the guest’s disks, and QEMU’s unit must keep IP sockets for it. passt does the same work in a unit of ' +
       'its own and leaves QEMU without any IP; slirp is for a host without passt.',
   },
+  'share-writable': {
+    title: 'A shared folder the guest may write',
+    why:
+      'What the guest writes lands on the host: a compromised guest can fill the folder, plant files that a host ' +
+      'program later trusts, or destroy what it holds. Read-only is the default; a writable folder needs a reason.',
+  },
   'tls-shared': {
     title: 'Two guests share one TLS directory',
     why:
@@ -146,6 +153,7 @@ export function requiredRisks(a: Pick<Answers, 'useCase' | 'guests'>): RequiredR
     if (g.display.mode === 'spice-tls' && !g.display.passwordFile) add('spice-no-password');
     if (tlsDirs(g).some((d) => readers.get(d)! > 1)) add('tls-shared');
     if (g.network.mode === 'user' && g.network.backend === 'slirp') add('slirp');
+    if (g.shares.some((sh) => !sh.readOnly)) add('share-writable');
   }
   return out;
 }
@@ -624,6 +632,68 @@ export const RULES: Rule[] = [
       });
     },
   },
+  eachGuest(
+    'a shared folder is a directory of the guest’s own: never a system place, a parent of one, or a shared directory',
+    ['guests.N.shares.I.path'],
+    (g, at, report) =>
+      g.shares.forEach((sh, si) => {
+        const why = sharePlace(sh.path);
+        if (why) report(at('shares', si, 'path'), why);
+      }),
+  ),
+  eachGuest(
+    'a guest mounts each shared folder by a tag of its own, and shares a folder once',
+    ['guests.N.shares.I.path', 'guests.N.shares.I.tag'],
+    (g, at, report) =>
+      g.shares.forEach((sh, si) =>
+        g.shares.slice(0, si).forEach((o, oi) => {
+          if (o.tag === sh.tag)
+            report(at('shares', si, 'tag'), `"${sh.tag}" is already the tag of shares.${oi}; each share has its own`);
+          if (underDir(sh.path, o.path) || underDir(o.path, sh.path))
+            report(
+              at('shares', si, 'path'),
+              sh.path === o.path
+                ? `${sh.path} is already shared as shares.${oi}; share a folder once`
+                : `${sh.path} ${underDir(sh.path, o.path) ? 'is inside' : 'holds'} shares.${oi} (${o.path}); a folder and one inside it are never shared side by side`,
+            );
+        }),
+      ),
+  ),
+  {
+    keeps: 'a shared folder holds no guest’s files, and no other guest shares it when either writes it',
+    at: ['guests.N.shares.I.path'],
+    check(a, report) {
+      const named = a.guests.map((g) => [
+        ...filesNamed(g).map((f) => ({ path: f.path, what: f.what })),
+        ...credentialsOf(g).map((c) => ({
+          path: c.path,
+          what: c.kind === 'file' ? 'SPICE password file' : 'TLS directory',
+        })),
+      ]);
+      a.guests.forEach((g, gi) =>
+        g.shares.forEach((sh, si) => {
+          const at = ['guests', gi, 'shares', si, 'path'];
+          a.guests.forEach((o, oi) => {
+            for (const f of named[oi]!)
+              if (underDir(f.path, sh.path))
+                report(
+                  at,
+                  oi === gi
+                    ? `holds this guest’s own ${f.what} ${f.path}: through the share the guest would reach it around what its answers say (read-only, format); keep it outside shared folders`
+                    : `holds guest "${o.name}"'s ${f.what} ${f.path}; a guest never sees another guest's files`,
+                );
+            if (oi === gi) return;
+            for (const t of o.shares)
+              if ((underDir(t.path, sh.path) || underDir(sh.path, t.path)) && (!t.readOnly || !sh.readOnly))
+                report(
+                  at,
+                  `${t.path === sh.path ? 'is' : underDir(sh.path, t.path) ? 'is inside' : 'holds'} guest "${o.name}"'s shared folder ${t.path}, and one of them writes it; a folder a guest writes is no other guest's`,
+                );
+          });
+        }),
+      );
+    },
+  },
   {
     keeps: 'no two guests have one MAC, whether given or derived from the name',
     at: ['guests.N.network.mac'],
@@ -694,6 +764,7 @@ export const RULES: Rule[] = [
       'guests.N.(migration|nbd).tls',
       'guests.N.display.passwordFile',
       'guests.N.network.backend',
+      'guests.N.shares.I.readOnly',
     ],
     check: checkRisks,
   },
@@ -731,7 +802,7 @@ function checkRisks(a: Answers, report: Report): void {
     if (acceptedKeys.has(riskKey(r))) continue;
     const gi = r.guest === undefined ? -1 : a.guests.findIndex((g) => g.name === r.guest);
     report(
-      gi < 0 ? ['useCase'] : riskPath(r.risk, gi),
+      gi < 0 ? ['useCase'] : riskPath(r.risk, gi, a),
       `takes the risk "${r.risk}" (${RISKS[r.risk].title}); add {"risk": "${r.risk}"${r.guest ? `, "guest": "${r.guest}"` : ''}, "reason": "..."} to acceptedRisks`,
     );
   }
@@ -823,7 +894,7 @@ function checkDerivedNames(a: Answers, issue: Report): void {
   });
 }
 
-function riskPath(risk: RiskId, gi: number): (string | number)[] {
+function riskPath(risk: RiskId, gi: number, a: Answers): (string | number)[] {
   const g = ['guests', gi];
   switch (risk) {
     case 'emulation':
@@ -856,5 +927,15 @@ function riskPath(risk: RiskId, gi: number): (string | number)[] {
       return [...g];
     case 'slirp':
       return [...g, 'network', 'backend'];
+    case 'share-writable':
+      return [
+        ...g,
+        'shares',
+        Math.max(
+          0,
+          a.guests[gi]!.shares.findIndex((sh) => !sh.readOnly),
+        ),
+        'readOnly',
+      ];
   }
 }

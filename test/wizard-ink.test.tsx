@@ -33,6 +33,8 @@ const HOST: HostFacts = {
   kvm: { present: true, owner: 'root', group: 'kvm', mode: '0660' },
   tun: { present: true, group: 'root', mode: '0666' },
   vhostNet: true,
+  passt: true,
+  virtiofsd: 'c-only',
   qemu: { binary: '/usr/bin/qemu-system-x86_64', version: '7.2.22', sandbox: true, machines: [], cpuModels: [] },
   systemdVersion: 252,
   cgroup: 'v2',

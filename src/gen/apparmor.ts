@@ -131,6 +131,10 @@ export function guestRules(a: Answers, g: Guest): string {
     }
     lines.push('  /sys/kernel/iommu_groups/ r,', '  /sys/kernel/iommu_groups/** r,');
   }
+  for (const sh of G.qemuShares(a, g)) {
+    rule(sh.path, sh.access === 'rw' ? 'rw' : 'r', sh.why, '/');
+    rule(sh.path, sh.access === 'rw' ? 'rwk' : 'r', sh.why, '/**');
+  }
   for (const t of G.tlsDirsOf(g)) {
     rule(t.path, 'r', t.why, '/');
     rule(t.path, 'r', t.why, '/*');

@@ -177,6 +177,21 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
     );
   });
 
+  // Shared folders through QEMU's own 9p server, where the target has no virtiofsd that runs unprivileged. A
+  // read-only share needs no mapping of owners (security_model=none); what the guest writes to a writable one
+  // becomes files of the guest's user, mode 0600 and 0700, its owners and modes kept in extended attributes.
+  for (const sh of g.shares)
+    if (G.shareTransport(a) === '9p')
+      push(
+        '-virtfs',
+        qemuOpts('local', [
+          ['path', sh.path],
+          ['mount_tag', sh.tag],
+          ['security_model', sh.readOnly ? 'none' : 'mapped-xattr'],
+          ...(sh.readOnly ? [['readonly', true] as [string, boolean]] : []),
+        ]),
+      );
+
   const nic = (netdev: string) =>
     push(
       '-device',

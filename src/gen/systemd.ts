@@ -156,7 +156,7 @@ function hardening(sb: Sandbox): Line[] {
     ],
     [
       sb.qemu
-        ? 'The whole file system is read-only to QEMU; only this guest’s writable disks are not.'
+        ? 'The whole file system is read-only to QEMU; only this guest’s writable disks and shared folders are not.'
         : `The whole file system is read-only to ${who}; only its own directories are not.`,
       'ProtectSystem=strict',
       ...(sb.writable.length ? [`ReadWritePaths=${sb.writable.map(systemdPathWord).join(' ')}`] : []),
@@ -400,9 +400,19 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
       release,
       qemu: true,
       devices: G.devicesOf(a, g),
-      writable: g.disks.filter((d) => !d.readOnly && !d.blockDevice && !bound.has(d.path)).map((d) => d.path),
+      writable: [
+        ...g.disks.filter((d) => !d.readOnly && !d.blockDevice && !bound.has(d.path)).map((d) => d.path),
+        ...G.qemuShares(a, g)
+          .filter((sh) => sh.access === 'rw' && !bound.has(sh.path))
+          .map((sh) => sh.path),
+      ],
       fence,
-      hidden: [...othersTls, ...helpers.flatMap((h) => h.stateDirs(g))],
+      hidden: [
+        ...othersTls,
+        ...helpers.flatMap((h) => h.stateDirs(g)),
+        // Served by virtiofsd, the guest's shared folders are not QEMU's to open.
+        ...(G.shareTransport(a) === 'virtiofs' ? g.shares.map((sh) => sh.path) : []),
+      ],
       runBinds: [
         { path: G.runtimeDir(g), writable: true },
         ...G.filesOf(g).map((f) => ({ path: f.path, writable: f.access === 'rw' })),
