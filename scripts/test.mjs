@@ -1,9 +1,14 @@
 // `npm test`: typecheck, the layering (dependency-cruiser with .dependency-cruiser.cjs), formatting (prettier), lint
-// (eslint), build, then every test file, several at a time. The slowest proofs start first so the short ones run
-// beside them; the wall time of the whole run is printed last, whatever the outcome.
-import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+// (eslint), build, then every test file, several at a time, the slowest first so the short ones run beside them.
+// `npm run test:quick` (`--quick`): the same checks, then only the quick tier, for the edit-test loop. Named files
+// (`node scripts/test.mjs test/x.test.ts …`) run just those after the checks.
+//
+// Each test file runs in a process of its own; its output is printed whole when it ends, so files running side by
+// side do not interleave. The run ends with each file's wall time (slowest first), the tests that did not run and
+// why, the caches that were built, and the total, whatever the outcome.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,77 +17,342 @@ const started = Date.now();
 const phases = [];
 
 /**
- * Tests that boot a VM, containers or many guests, longest first (as measured on 2 cores), so that the short
- * ones fill the gaps beside them and the run does not end waiting for one long proof started last.
+ * Every test file, with its wall time in seconds and what keeps it out of the quick tier (null: nothing, it is
+ * quick). The times were measured with each file alone on a 2-core machine that others were loading (load average
+ * 8 to 24), so only their order counts: the full run starts the longest first. A file missing here fails the run:
+ * a new file declares its tier.
  */
-const SLOW_FIRST = [
-  'vm.test.ts',
-  'isolation-vm.test.ts',
-  'vm-spawn.test.ts',
-  'audit-vm.test.ts',
-  'ansible.test.ts',
-  'uefi-container.test.ts',
-  'trixie.test.ts',
-  'nspawn.test.ts',
-  'property.test.ts',
-  'lifecycle.test.ts',
-  'audit.test.ts',
-  'isolation-container.test.ts',
-  'boot.test.ts',
-  'atomic.test.ts',
-];
-const named = process.argv.slice(2);
-const files = (
-  named.length
-    ? named.map((f) => f.replace(/^test\//, ''))
-    : readdirSync(join(repo, 'test')).filter((f) => /\.test\.tsx?$/.test(f))
-)
-  .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
-  .map((f) => join('test', f));
+const FILES = {
+  'vm.test.ts': [1065, 'boots a VM (Debian kernel under TCG)'],
+  'tpm-vm.test.ts': [900, 'boots a VM (Debian kernel under TCG)'],
+  'isolation-vm.test.ts': [807, 'boots a VM (Debian kernel under TCG)'],
+  'host-storage-vm.test.ts': [660, 'boots a VM (Debian kernel under TCG)'],
+  'audit-vm.test.ts': [636, 'boots a VM (Debian kernel under TCG)'],
+  'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
+  'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],
+  'ansible.test.ts': [173, 'boots two containers and runs Ansible against them'],
+  'vm-spawn.test.ts': [161, 'boots a VM (Debian kernel under TCG)'],
+  'boot.test.ts': [148, 'boots QEMU'],
+  'import.test.ts': [103, 'boots QEMU'],
+  'property.test.ts': [77, 'runs 17,000 generated documents, 50 bundles through the real parsers'],
+  'isolation-container.test.ts': [77, 'boots a container'],
+  'lifecycle.test.ts': [61, 'boots a container'],
+  'atomic.test.ts': [50, 'kills generate under strace at 65 points'],
+  'bench.test.ts': [47, 'runs every benchmark'],
+  'fresh-clone.test.ts': [44, 'installs from the npm registry into a fresh clone'],
+  'tpm-container.test.ts': [70, 'boots a container and OVMF under TCG'],
+  'uefi-container.test.ts': [37, 'boots a container and OVMF under TCG'],
+  'nspawn.test.ts': [36, 'boots containers'],
+  'host-storage.test.ts': [20, 'uses namespaces and loop devices'],
+  'secureboot-kernel.test.ts': [20, 'boots OVMF under TCG'],
+  'removed-options.test.ts': [20, 'starts Debian 13’s QEMU from its root in a mount namespace'],
+  'cli.test.ts': [15, null],
+  'signing.test.ts': [15, null],
+  'wizard-tty.test.ts': [13, 'drives the built wizard in real terminals (tmux)'],
+  'files.test.ts': [13, 'uses namespaces, loop devices and udevadm'],
+  'package.test.ts': [12, 'packs and runs the npm package'],
+  'audit-helpers.test.ts': [10, 'starts swtpm in namespaces'],
+  'windows-state.test.ts': [6, 'runs swtpm and swtpm_setup'],
+  'wizard-ink.test.tsx': [12, null],
+  'presets.test.ts': [8, null],
+  'install.test.ts': [5, null],
+  'checks.test.ts': [4, null],
+  'probe.test.ts': [4, null],
+  'apply.test.ts': [3, null],
+  'backing.test.ts': [3, 'boots QEMU'],
+  'generators.test.ts': [1, null],
+  'wizard-state.test.ts': [1, null],
+  'messages.test.ts': [1, null],
+  'model.test.ts': [1, null],
+  'audit-acl.test.ts': [1, null],
+  'cache.test.ts': [1, null],
+  'rules.test.ts': [1, null],
+  'targets.test.ts': [1, null],
+  'wizard-coverage.test.ts': [1, null],
+  'wizard-done.test.ts': [1, null],
+};
 
-function rank(f) {
-  const i = SLOW_FIRST.indexOf(f);
-  return i < 0 ? SLOW_FIRST.length : i;
-}
+/** Test-local modules that only a proof booting a container, a VM or a guest imports. */
+const BOOTING_MODULES = ['./container.js', './vmboot.js', './bootdisk.js'];
 
-function phase(name, cmd, args, env = {}) {
-  const t = Date.now();
-  const r = spawnSync(cmd, args, { cwd: repo, stdio: 'inherit', env: { ...process.env, ...env } });
-  phases.push(`${name} ${seconds(Date.now() - t)}`);
-  return r.status ?? 1;
+/** The line prefix by which a test says it is building a cache (test/helpers.ts, cacheNotice). */
+const CACHE_NOTICE = '[qemu-harden test cache]';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const named = args.filter((a) => a !== '--quick').map((f) => f.replace(/^test\//, ''));
+const present = readdirSync(join(repo, 'test')).filter((f) => /\.test\.tsx?$/.test(f));
+const undeclared = present.filter((f) => !(f in FILES));
+if (undeclared.length) {
+  console.error(
+    `No tier declared for ${undeclared.map((f) => `test/${f}`).join(', ')}: add each to FILES in scripts/test.mjs, ` +
+      'with what keeps it out of the quick tier (null if nothing does).',
+  );
+  process.exit(2);
 }
+const unknown = named.filter((f) => !present.includes(f));
+if (unknown.length) {
+  console.error(`No such test file: ${unknown.map((f) => `test/${f}`).join(', ')}`);
+  process.exit(2);
+}
+const files = (named.length ? named : present.filter((f) => !quick || FILES[f][1] === null)).sort(
+  (a, b) => FILES[b][0] - FILES[a][0] || a.localeCompare(b),
+);
 
 function seconds(ms) {
   const s = Math.round(ms / 1000);
   return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
-const concurrency = Number(process.env.QEMU_HARDEN_TEST_CONCURRENCY) || Math.max(2, availableParallelism() + 1);
-let status = phase('typecheck', process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '--noEmit']);
-if (status === 0)
-  status = phase('layering', process.execPath, [
-    join(repo, 'node_modules/dependency-cruiser/bin/dependency-cruise.mjs'),
-    'src',
-    'steps',
-    '--output-type',
-    'err',
-  ]);
-if (status === 0)
-  status = phase('formatting', process.execPath, [
-    join(repo, 'node_modules/prettier/bin/prettier.cjs'),
-    '--check',
-    '--log-level=warn',
-    '.',
-  ]);
-if (status === 0) status = phase('lint', process.execPath, [join(repo, 'node_modules/eslint/bin/eslint.js'), '.']);
-if (status === 0) status = phase('build', process.execPath, [join(repo, 'scripts/build.mjs')]);
-if (status === 0)
-  status = phase(
-    `tests (${files.length} files, ${concurrency} at a time)`,
-    process.execPath,
-    ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, ...files],
-    { FORCE_COLOR: '0' },
+/** Runs the checks side by side, each one's output printed whole when it ends; resolves with the first failure's status. */
+async function checks(list) {
+  const statuses = await Promise.all(
+    list.map(
+      ([name, cmd, cmdArgs]) =>
+        new Promise((resolve) => {
+          const t = Date.now();
+          const child = spawn(cmd, cmdArgs, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+          let output = '';
+          child.stdout.on('data', (d) => (output += d));
+          child.stderr.on('data', (d) => (output += d));
+          child.on('close', (code) => {
+            phases.push(`${name} ${seconds(Date.now() - t)}`);
+            if (output.trim() || code !== 0)
+              process.stdout.write(`\n── ${name}${code === 0 ? '' : ' FAILED'}\n${output}`);
+            resolve(code ?? 1);
+          });
+        }),
+    ),
   );
+  return statuses.find((x) => x !== 0) ?? 0;
+}
+
+/** A quick file may not import what only a booting proof needs; the PATH guard (below) catches the rest at run time. */
+function quickImports() {
+  const problems = [];
+  for (const f of present.filter((x) => FILES[x][1] === null)) {
+    const text = readFileSync(join(repo, 'test', f), 'utf8');
+    for (const m of BOOTING_MODULES)
+      if (text.includes(`from '${m}'`)) problems.push(`test/${f} is in the quick tier but imports ${m}`);
+  }
+  return problems;
+}
+
+/**
+ * For the quick tier: a directory first on PATH whose systemd-nspawn, unshare and nsenter refuse to run, and
+ * whose qemu-system-x86_64 runs only what boots nothing (--version, help, -machine none, a machine held stopped
+ * with -S). A refusal is logged with the test file that asked, and fails the run even if the test expected a
+ * failure.
+ */
+function quickGuard(dir) {
+  const log = join(dir, 'refused.log');
+  const who = `f=; p=$$; while [ "$p" -gt 1 ] 2>/dev/null; do f=$(tr '\\0' '\\n' < /proc/$p/cmdline 2>/dev/null | grep -m1 -E '\\.test\\.tsx?$'); [ -n "$f" ] && break; p=$(awk '/^PPid:/ {print $2}' /proc/$p/status 2>/dev/null); done`;
+  const refuse = (what) =>
+    `${who}\necho "\${f:-a test}: ${what}: $0 $*" >> '${log}'\necho "$0: the quick tier boots no QEMU, container or VM; declare this file's tier in scripts/test.mjs" >&2\nexit 97\n`;
+  for (const tool of ['systemd-nspawn', 'unshare', 'nsenter'])
+    writeFileSync(join(dir, tool), `#!/bin/sh\n${refuse('starts namespaces or a container')}`, { mode: 0o755 });
+  const real = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).stdout.trim();
+  if (real)
+    writeFileSync(
+      join(dir, 'qemu-system-x86_64'),
+      `#!/bin/sh
+prev=
+for a in "$@"; do
+  case "$a" in --version|-version|-S|help) exec '${real}' "$@";; esac
+  case "$prev $a" in '-machine none'|'-machine none,'*|'-M none'|'-machine help'|'-cpu help'|'-device help') exec '${real}' "$@";; esac
+  prev=$a
+done
+${refuse('boots QEMU')}`,
+      { mode: 0o755 },
+    );
+  return log;
+}
+
+/** Runs one test file in its own process; resolves with its output, wall time, exit status and test events. */
+function runFile(file, env, scratch) {
+  const events = join(scratch, `${file}.jsonl`);
+  const t = Date.now();
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      `--test-reporter=${join(repo, 'scripts/test-events.mjs')}`,
+      `--test-reporter-destination=${events}`,
+      join('test', file),
+    ],
+    { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  const caches = [];
+  const take = (chunk) => {
+    const text = chunk.toString();
+    output += text;
+    for (const line of text.split('\n'))
+      if (line.startsWith(CACHE_NOTICE)) {
+        caches.push(`test/${file}: ${line.slice(CACHE_NOTICE.length).trim()}`);
+        console.log(`${line} (test/${file})`);
+      }
+  };
+  child.stdout.on('data', take);
+  child.stderr.on('data', take);
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      const tests = existsSync(events)
+        ? readFileSync(events, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l))
+        : [];
+      resolve({ file, ms: Date.now() - t, ok: code === 0, status: signal ?? code, output, tests, caches });
+    });
+  });
+}
+
+async function runFiles(list, concurrency, env) {
+  const scratch = mkdtempSync(join(tmpdir(), 'qh-test-run-'));
+  const queue = [...list];
+  const done = [];
+  const worker = async () => {
+    for (let f = queue.shift(); f; f = queue.shift()) {
+      if (list.length > 1) console.log(`… test/${f} started`);
+      const r = await runFile(f, env, scratch);
+      process.stdout.write(
+        `\n── test/${f} (${seconds(r.ms)}, ${r.ok ? 'passed' : `FAILED, exit ${r.status}`})\n${r.output}`,
+      );
+      done.push(r);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, list.length) }, worker));
+  rmSync(scratch, { recursive: true, force: true });
+  return done;
+}
+
+/** A test is "not run" only with a reason that says so; any other skip, and any todo, is a test that passed silently. */
+function silentPasses(results) {
+  const out = [];
+  for (const r of results)
+    for (const t of r.tests) {
+      if (t.todo !== undefined) out.push(`test/${r.file} › ${t.name}: marked todo (${t.todo})`);
+      else if (t.skip !== undefined && !t.skip.startsWith('not run: ') && !t.skip.includes('does not match pattern'))
+        out.push(`test/${r.file} › ${t.name}: skipped without "not run: <reason>" (${t.skip})`);
+    }
+  return out;
+}
+
+function summary(results, testsMs, concurrency) {
+  const lines = ['', `Per-file wall times, slowest first (${concurrency} at a time):`];
+  for (const r of [...results].sort((a, b) => b.ms - a.ms))
+    lines.push(`  ${seconds(r.ms).padStart(7)}  test/${r.file}${r.ok ? '' : `  FAILED (exit ${r.status})`}`);
+  const sum = results.reduce((s, r) => s + r.ms, 0);
+  lines.push(`  ${seconds(testsMs).padStart(7)}  all test files (${seconds(sum)} of test-file time in all)`);
+  const notRun = results.flatMap((r) =>
+    r.tests
+      .filter((t) => t.skip?.startsWith('not run: '))
+      .map((t) => `  test/${r.file} › ${t.name}: ${t.skip.slice(9)}`),
+  );
+  lines.push('', notRun.length ? `Not run (${notRun.length}), with the reason:` : 'Not run: none.', ...notRun);
+  const caches = results.flatMap((r) => r.caches);
+  if (caches.length)
+    lines.push('', 'Caches built in this run (the next run reuses them):', ...caches.map((c) => `  ${c}`));
+  const failed = results.flatMap((r) =>
+    r.ok
+      ? []
+      : [
+          `  test/${r.file} (exit ${r.status})`,
+          ...r.tests.filter((t) => !t.passed && !t.suite).map((t) => `    ✖ ${t.name}`),
+        ],
+  );
+  if (failed.length) lines.push('', 'Failed:', ...failed);
+  console.log(lines.join('\n'));
+}
+
+const concurrency = Number(process.env.QEMU_HARDEN_TEST_CONCURRENCY) || Math.max(2, availableParallelism() + 1);
+let status = 0;
+const problems = quickImports();
+if (problems.length) {
+  console.error(problems.join('\n'));
+  status = 1;
+}
+const node = (name, script, ...rest) => [name, process.execPath, [join(repo, script), ...rest]];
+// The quick tier keeps each tool's own cache in .cache/ (keyed by the files' contents), so an edit-test loop
+// rechecks only what changed; the full run checks everything afresh, as CI does.
+const cached = (flags) => (quick ? flags : []);
+if (status === 0)
+  status = await checks([
+    node(
+      'typecheck',
+      'node_modules/typescript/bin/tsc',
+      '--noEmit',
+      ...cached(['--incremental', '--tsBuildInfoFile', '.cache/tsc/tsbuildinfo']),
+    ),
+    node(
+      'layering',
+      'node_modules/dependency-cruiser/bin/dependency-cruise.mjs',
+      'src',
+      'steps',
+      '--output-type',
+      'err',
+    ),
+    node(
+      'formatting',
+      'node_modules/prettier/bin/prettier.cjs',
+      '--check',
+      '--log-level=warn',
+      ...cached(['--cache', '--cache-location', '.cache/prettier/cache']),
+      '.',
+    ),
+    node(
+      'lint',
+      'node_modules/eslint/bin/eslint.js',
+      ...cached(['--cache', '--cache-location', '.cache/eslint/']),
+      '.',
+    ),
+  ]);
+if (status === 0) status = await checks([node('build', 'scripts/build.mjs')]);
+if (status === 0) {
+  const env = { ...process.env, FORCE_COLOR: '0' };
+  let guardDir;
+  let refusedLog;
+  if (quick && !named.length) {
+    guardDir = mkdtempSync(join(tmpdir(), 'qh-quick-guard-'));
+    refusedLog = quickGuard(guardDir);
+    env.PATH = `${guardDir}:${env.PATH}`;
+  }
+  const t = Date.now();
+  const results = await runFiles(files, concurrency, env);
+  const testsMs = Date.now() - t;
+  phases.push(`${quick && !named.length ? 'quick tier' : 'tests'} (${files.length} files) ${seconds(testsMs)}`);
+  summary(results, testsMs, concurrency);
+  if (results.some((r) => !r.ok)) status = 1;
+  const silent = silentPasses(results);
+  if (silent.length) {
+    console.log(
+      [
+        '',
+        'Tests that passed without running (give the reason as "not run: …", or run them):',
+        ...silent.map((s) => `  ${s}`),
+      ].join('\n'),
+    );
+    status = 1;
+  }
+  if (refusedLog && existsSync(refusedLog)) {
+    console.log(
+      [
+        '',
+        'Quick-tier files that tried to boot something:',
+        ...readFileSync(refusedLog, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => `  ${l}`),
+      ].join('\n'),
+    );
+    status = 1;
+  }
+  if (guardDir) rmSync(guardDir, { recursive: true, force: true });
+}
 console.log(
   `\nsuite wall time: ${seconds(Date.now() - started)} (${phases.join(', ')})${status === 0 ? '' : ' — FAILED'}`,
 );

@@ -8,7 +8,6 @@
 // symlink out of the tree. Temporary files are created with O_EXCL|O_NOFOLLOW: a name planted in advance, or a
 // symlink, fails the write instead of being written through.
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   constants,
@@ -63,9 +62,12 @@ export function inDir(dir: string): Place {
 
 const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
-/** A temporary name beside `name` that no earlier run and no one else can have chosen. */
-const temporary = (name: string, kind: 'new' | 'old' = 'new') =>
-  `.${name}.qemu-harden-${kind}-${randomBytes(6).toString('hex')}`;
+/**
+ * The temporary name beside `name`. It is fixed: each write first removes what an earlier, killed write left
+ * (removeLeftovers), and a fixed name lets the proofs aim a kill at one file by its path (strace -P). A file
+ * someone else made there in between makes the exclusive create fail (EEXIST) rather than write through it.
+ */
+const temporary = (name: string, kind: 'new' | 'old' = 'new') => `.${name}.qemu-harden-${kind}`;
 
 function writeAll(fd: number, content: string | Buffer): void {
   const data = typeof content === 'string' ? Buffer.from(content) : content;
@@ -239,6 +241,8 @@ function removeLeftovers(place: Place, name: string): void {
   } catch {
     return;
   }
-  const prefix = new RegExp(`^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.qemu-harden-(new|old)-[0-9a-f]{12}$`);
+  const prefix = new RegExp(
+    `^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.qemu-harden-(new|old)(-[0-9a-f]{12})?$`,
+  );
   for (const e of entries) if (prefix.test(e)) removeTree(place, e);
 }

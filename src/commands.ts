@@ -3,7 +3,7 @@
 // `--version` load nothing else and the wizard's first frame waits for neither the answers model nor the
 // generators. A new flag is one line in its command's `flags`; a new command is one record in COMMANDS.
 import { commandHelp, EXIT, globalHelp, IMPLICIT, UsageError, type Args, type Command } from './command.js';
-import { visible } from './escape.js';
+import { shellWord, visible } from './escape.js';
 import { VERSION } from './version.js';
 import { plural } from './words.js';
 
@@ -156,7 +156,7 @@ const generate: Command = {
       io.out(
         `Wrote ${plural(files.length, 'file')} to ${visible(outDir!)} for ${plural(answers.guests.length, 'guest')}.\n` +
           `For ${describeTarget(answers.host.target)}: ${visible(chosen.how)}.\n` +
-          `Next: ${r.me} verify ${visible(outDir!)}   then   ${r.me} apply ${visible(outDir!)} --dry-run\n`,
+          `Next: ${r.me} verify ${shellWord(outDir!)}   then   ${r.me} apply ${shellWord(outDir!)} --dry-run\n`,
       );
     return EXIT.ok;
   },
@@ -525,7 +525,7 @@ const exporter: Command = {
         (x.trust === undefined
           ? ''
           : `Signed as ${visible(x.trust)} requires; each host checks the signatures itself and is enrolled in it.\n`) +
-        `Next: cd ${visible(x.out)} && ansible-playbook -i inventory.ini site.yml --check --diff\n`,
+        `Next: cd ${shellWord(x.out)} && ansible-playbook -i inventory.ini site.yml --check --diff\n`,
     );
     return EXIT.ok;
   },

@@ -4,6 +4,7 @@
 // start --`; through npx, `npx qemu-harden`; otherwise node and the script's own path.
 import { realpathSync } from 'node:fs';
 import { relative } from 'node:path';
+import { shellWord } from './escape.js';
 import { which } from './tools.js';
 
 export interface Started {
@@ -24,9 +25,6 @@ const real = (p: string) => {
     return p;
   }
 };
-
-/** A word as a POSIX shell reads it back: as it is when it is safe, otherwise in single quotes. */
-export const shellWord = (s: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 export function invocation(
   p: Started = { script: process.argv[1] ?? 'qemu-harden', env: process.env, cwd: process.cwd() },

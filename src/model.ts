@@ -3,7 +3,7 @@
 // (src/rules.ts) are typed by this schema and joined to it in src/answers.ts, so this module imports no policy.
 import { z } from 'zod';
 import { GUEST_NAME } from './names.js';
-import { DEFAULT_TARGET, TARGETS } from './releases.js';
+import { DEFAULT_TARGET, OVMF, TARGETS } from './releases.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -69,18 +69,33 @@ const bootFiles = z.strictObject({
     .optional(),
 });
 
-const firmware = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('bios') }),
-  z.strictObject({
-    type: z.literal('uefi'),
-    code: absolutePath.default('/usr/share/OVMF/OVMF_CODE_4M.fd'),
-    varsTemplate: absolutePath.default('/usr/share/OVMF/OVMF_VARS_4M.fd'),
-    /** Enforce UEFI Secure Boot: SMM on and the flash writable only from SMM, so the guest OS cannot change
-     * the keys. Needs a q35 machine and a Secure Boot firmware build with enrolled keys (e.g.
-     * OVMF_CODE_4M.secboot.fd with OVMF_VARS_4M.ms.fd). */
-    secureBoot: z.boolean().default(false),
-  }),
-]);
+/**
+ * The firmware. UEFI's files default to the plain build, or with Secure Boot to the Secure Boot build (SMM) and a
+ * variables template with Microsoft's keys enrolled: Secure Boot asked for is Secure Boot enforced.
+ */
+const firmware = z
+  .discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('bios') }),
+    z.strictObject({
+      type: z.literal('uefi'),
+      code: absolutePath.optional(),
+      varsTemplate: absolutePath.optional(),
+      /** Enforce UEFI Secure Boot: SMM on and the flash writable only from SMM, so the guest OS cannot change
+       * the keys. Needs a q35 machine and a Secure Boot firmware build with enrolled keys. */
+      secureBoot: z.boolean().default(false),
+    }),
+  ])
+  // Written out key by key: the answers a bundle keeps read back to the same bytes (apply regenerates from them).
+  .transform((f) =>
+    f.type === 'bios'
+      ? f
+      : {
+          type: f.type,
+          code: f.code ?? (f.secureBoot ? OVMF.secureCode : OVMF.code),
+          varsTemplate: f.varsTemplate ?? (f.secureBoot ? OVMF.secureVars : OVMF.vars),
+          secureBoot: f.secureBoot,
+        },
+  );
 
 /** A guest keeps the MAC it has elsewhere (DHCP reservations, firewall rules and the guest's own NIC names depend
  * on it): any unicast address, in either case, kept in lower case. */
@@ -239,6 +254,12 @@ export const guestSchema = z.strictObject({
     .string()
     .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be a QEMU machine type name like q35 or pc-q35-7.2')
     .default('q35'),
+  /** false: the guest has no ACPI (-machine acpi=off), as a guest imported from one started with -no-acpi. It then
+   * does not hear the power button that stopping its unit presses. Absent or true: QEMU's default, ACPI on. */
+  acpi: z.boolean().optional(),
+  /** false: the guest has no HPET (-machine hpet=off), as one imported from -no-hpet. Absent or true: QEMU's
+   * default, an HPET on the pc and q35 machines. */
+  hpet: z.boolean().optional(),
   cpu: z
     .strictObject({
       model: z

@@ -36,6 +36,14 @@ export const helperProfileName = (guest: string, kind: HelperKind) => `qemu-hard
 /** Every helper unit file a guest may have, whichever helpers its answers turn on: what the install side owns. */
 export const helperUnitFiles = (guest: string) =>
   HELPER_KINDS.flatMap((k) => [helperUnitName(guest, k), helperSocketName(guest, k)]);
+/**
+ * The state each kind of helper keeps, by the guest's name: never removed with the helper or its guest (as a
+ * guest's disks are not), and named where it is kept.
+ */
+export const HELPER_STATE: Record<HelperKind, { what: string; dirs: (guest: string) => string[] }> = {
+  tpm: { what: "TPM state (the guest's own secrets, such as BitLocker's keys)", dirs: (g) => [tpmStateDir(g)] },
+  net: { what: 'nothing: passt keeps no state', dirs: () => [] },
+};
 
 export function defaultTapDevice(guest: string): string {
   return `qh-${guest}`.slice(0, 15).replace(/-+$/, '');

@@ -6,6 +6,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+/**
+ * OVMF's firmware files as the ovmf package installs them on every release here: the plain pair, and the Secure
+ * Boot build (SMM) with a variables template holding Microsoft's keys.
+ */
+export const OVMF = {
+  code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
+  vars: '/usr/share/OVMF/OVMF_VARS_4M.fd',
+  secureCode: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
+  secureVars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
+};
+
 export const TARGETS = ['debian-12', 'debian-13', 'ubuntu-24.04'] as const;
 export type Target = (typeof TARGETS)[number];
 
@@ -95,19 +106,144 @@ export const systemdHas = {
 };
 
 /**
- * QEMU command-line options removed upstream, with the release that removed each and what replaces it. The
- * generators emit none of them on any target (test/generators.test.ts holds that for every preset); the table is
- * here for the readers of other command lines, and for docs/hosts.md.
+ * A QEMU command-line option (or a property of one) that QEMU removed between Debian 12's QEMU 7.2 and Debian 13's
+ * 10.0, as QEMU's docs/about/deprecated.rst and removed-features.rst record it. One table, read twice: `import`
+ * turns each into what the answers or the bundle say instead, and `audit` names each one a running QEMU uses.
+ * The generators emit none of them on any target (test/targets.test.ts holds that for every preset).
  */
-export const REMOVED_QEMU_OPTIONS: { option: string; removedIn: string; instead: string }[] = [
-  { option: '-no-hpet', removedIn: '9.0', instead: '-machine hpet=off' },
-  { option: '-no-acpi', removedIn: '9.0', instead: '-machine acpi=off' },
-  { option: '-chroot', removedIn: '9.0', instead: "-run-with chroot=DIR, or the unit's own file system fence" },
-  { option: '-async-teardown', removedIn: '9.0', instead: '-run-with async-teardown=on' },
-  { option: 'virtio-blk scsi=on', removedIn: '9.1', instead: 'virtio-scsi' },
-  { option: '-virtfs proxy / -fsdev proxy', removedIn: '9.2', instead: '-virtfs local, or virtiofsd' },
-  { option: '-runas', removedIn: '10.0', instead: "-run-with user=, or the unit's User=" },
+export interface RemovedQemuOption {
+  /** As QEMU's documentation names it. */
+  option: string;
+  /** The options it is given with, without dashes. */
+  names: readonly string[];
+  /** For a property of an option's argument: the key QEMU gives the argument's first element without "=", and
+   * whether the argument, split as QemuOpts, uses the removed property. */
+  implied?: string;
+  uses?: (opts: ReadonlyMap<string, string>) => boolean;
+  /** The QEMU releases that deprecated it and removed it. */
+  deprecatedIn: string;
+  removedIn: string;
+  /** What QEMU's documentation says to use instead. */
+  instead: string;
+  /** What a qemu-harden bundle does in its place. */
+  bundle: string;
+  /**
+   * What `import` makes of a whole option (one without `uses`): the guest's answer that says the same when false,
+   * or why nothing in the answers can say it (the guest is refused); with neither, the bundle's own unit already
+   * does what the option did (`bundle`). A property of an option is refused with the option that carries it, which
+   * import never passes to QEMU.
+   */
+  answer?: 'hpet' | 'acpi';
+  refused?: string;
+}
+
+export const REMOVED_QEMU_OPTIONS: readonly RemovedQemuOption[] = [
+  {
+    option: '-no-hpet',
+    names: ['no-hpet'],
+    deprecatedIn: '8.0',
+    removedIn: '9.0',
+    instead: '-machine hpet=off',
+    bundle: 'A guest whose answers say hpet: false gets -machine hpet=off.',
+    answer: 'hpet',
+  },
+  {
+    option: '-no-acpi',
+    names: ['no-acpi'],
+    deprecatedIn: '8.0',
+    removedIn: '9.0',
+    instead: '-machine acpi=off',
+    bundle: 'A guest whose answers say acpi: false gets -machine acpi=off.',
+    answer: 'acpi',
+  },
+  {
+    option: '-async-teardown',
+    names: ['async-teardown'],
+    deprecatedIn: '8.1',
+    removedIn: '9.0',
+    instead: '-run-with async-teardown=on',
+    bundle: 'A bundle’s QEMU frees its guest’s memory itself when it exits; no second process shares that memory.',
+    refused:
+      'asynchronous teardown starts a second process that shares QEMU’s memory and outlives it; the answers have no such process, and dropping the option would change how the guest ends without a word',
+  },
+  {
+    option: '-chroot',
+    names: ['chroot'],
+    deprecatedIn: '8.1',
+    removedIn: '9.0',
+    instead: '-run-with chroot=DIR',
+    bundle:
+      'Each guest’s unit gives QEMU a file-system view of its own (ProtectSystem=strict, TemporaryFileSystem=, BindPaths=): the whole system read-only, other guests’ files hidden, only its own disks writable.',
+  },
+  {
+    option: '-device virtio-blk,scsi=on|off',
+    names: ['device'],
+    implied: 'driver',
+    uses: (o) => /^virtio-blk(-|$)/.test(o.get('driver') ?? '') && o.has('scsi'),
+    deprecatedIn: '5.0',
+    removedIn: '9.1',
+    instead: 'virtio-scsi for SCSI passthrough; with scsi=off, no scsi property at all',
+    bundle: 'A bundle’s virtio-blk disks set no scsi property, and no disk passes SCSI commands to the host.',
+  },
+  {
+    option: '-fsdev proxy, -virtfs proxy',
+    names: ['fsdev', 'virtfs'],
+    implied: 'fsdriver',
+    uses: (o) => o.get('fsdriver') === 'proxy',
+    deprecatedIn: '8.1',
+    removedIn: '9.2',
+    instead: '-virtfs local, or virtiofsd',
+    bundle: 'A bundle shares no host directory with a guest.',
+  },
+  {
+    option: '-runas',
+    names: ['runas'],
+    deprecatedIn: '9.1',
+    removedIn: '10.0',
+    instead: '-run-with user=USER',
+    bundle:
+      'Each guest’s unit starts QEMU as the guest’s own system user (User=), never as root; QEMU switches no user itself, which under -sandbox elevateprivileges=deny it could not.',
+  },
+  {
+    option: '-spice password=',
+    names: ['spice'],
+    uses: (o) => o.has('password'),
+    deprecatedIn: '6.0',
+    removedIn: '8.0',
+    instead: '-spice password-secret=ID with -object secret',
+    bundle:
+      'SPICE with TLS takes its password from a file through a secret object (display.passwordFile): never on a command line.',
+  },
 ];
+
+/**
+ * The removed option that one option of a command line is, if any: `name` without dashes, `arg` splitting its
+ * argument as QemuOpts with the given first key.
+ */
+export function removedOption(
+  name: string,
+  arg: (implied?: string) => ReadonlyMap<string, string>,
+): RemovedQemuOption | undefined {
+  return REMOVED_QEMU_OPTIONS.find((r) => r.names.includes(name) && (!r.uses || r.uses(arg(r.implied))));
+}
+
+/**
+ * When QEMU deprecated and removed it, and what that means on each known release: "QEMU deprecated -runas in
+ * 9.1 and removed it in 10.0: Debian 13 "trixie" (QEMU 10.0) refuses to start with it".
+ */
+export function describeRemoval(r: RemovedQemuOption): string {
+  const releases = Object.values(RELEASES);
+  const named = (rs: Release[]) => rs.map((x) => `${x.name} (QEMU ${x.qemu.major}.${x.qemu.minor})`).join(' and ');
+  const refuse = releases.filter((x) => qemuAtMost(r.removedIn, x));
+  const deprecated = releases.filter((x) => !qemuAtMost(r.removedIn, x) && qemuAtMost(r.deprecatedIn, x));
+  const parts = [
+    ...(refuse.length ? [`${named(refuse)} refuse${refuse.length === 1 ? 's' : ''} to start with it`] : []),
+    ...(deprecated.length
+      ? [`${named(deprecated)} still take${deprecated.length === 1 ? 's' : ''} it, deprecated`]
+      : []),
+  ];
+  return `QEMU deprecated ${r.option} in ${r.deprecatedIn} and removed it in ${r.removedIn}${parts.length ? `: ${parts.join('; ')}` : ''}`;
+}
 
 /** Whether QEMU version `v` ("9.1") is at or below the target's QEMU. */
 export function qemuAtMost(v: string, r: Release): boolean {

@@ -12,8 +12,9 @@
 // path is never opened. Nothing here writes anything.
 import { spawn, type ChildProcess } from 'node:child_process';
 
-/** How long one read may take, and how long all the reads of one look at the host may take. */
-export const TIME = { readMs: 3000, totalMs: 15_000 };
+/** How long one read may take, how long all the reads of one look at the host may take (counted from when the
+ * reading process listens), and how long that process may take to start (Node on a loaded host or under TCG). */
+export const TIME = { readMs: 3000, totalMs: 15_000, startMs: 60_000 };
 
 export type FileType =
   'regular file' | 'directory' | 'socket' | 'FIFO' | 'character device' | 'block device' | 'symbolic link' | 'unknown';
@@ -158,11 +159,18 @@ export class Sidecar {
   private onReady: ((ok: boolean) => void) | undefined;
 
   /** `deadline`: ms since the epoch after which no read is waited for. */
-  constructor(private readonly deadline = Date.now() + TIME.totalMs) {}
+  constructor(private deadline = Date.now() + TIME.totalMs) {}
 
-  /** Start the child now, so that its start-up overlaps with the reader's own work. */
-  warm(): void {
+  /**
+   * Start the child and wait until it listens (at most TIME.startMs), then give the reads their time from there:
+   * how long Node takes to start on a loaded host is not taken from what the host's reads may take. Returns the
+   * deadline of the reads.
+   */
+  async started(): Promise<number> {
     this.start();
+    if (this.ready) await this.ready;
+    this.deadline = Date.now() + TIME.totalMs;
+    return this.deadline;
   }
 
   private start(): ChildProcess | undefined {
@@ -182,7 +190,7 @@ export class Sidecar {
       return undefined;
     }
     this.ready = new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), Math.max(0, this.deadline - Date.now()));
+      const timer = setTimeout(() => resolve(false), TIME.startMs);
       this.onReady = (ok) => {
         clearTimeout(timer);
         resolve(ok);

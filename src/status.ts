@@ -1,5 +1,6 @@
 // `qemu-harden status`: for every guest of the installed bundle (the record's `current`), whether its QEMU runs
-// and how it is confined, whether the installed files still match the record, and who signed the installed bundle.
+// and how it is confined, and so for each of its helper units (its TPM's swtpm), whether the installed files still
+// match the record, and who signed the installed bundle.
 // The live side is audit's: one reader of live QEMU processes (audit/live.ts: uid/gid, CapEff, NoNewPrivs,
 // Seccomp of every thread, AppArmor label, cgroup and its limits, sockets, the files the command line names) and
 // one assessor table (audit/assess.ts), run here with each guest's installed unit as its expectation instead of
@@ -10,13 +11,21 @@ import { assess } from './audit/assess.js';
 import { parseCommandLine } from './audit/cmdline.js';
 import { fromUnit, POLICY, type Expectation, type UnitSettings } from './audit/expect.js';
 import { readHost } from './audit/live.js';
-import { commandLineOnly, viewOf, type QemuProcess, type Unseen } from './audit/types.js';
+import {
+  commandLineOnly,
+  viewOf,
+  type HelperProcess,
+  type LiveProcess,
+  type QemuProcess,
+  type Unseen,
+} from './audit/types.js';
 import { apparmor } from './confine/apparmor.js';
 import { InputError } from './errors.js';
 import { visible } from './escape.js';
 import type { Bundle } from './install/bundle.js';
 import { readInstalled, type Drift, type Installed } from './install/installed.js';
 import { guestPart } from './install/paths.js';
+import { HELPERS } from './helpers/index.js';
 import * as N from './names.js';
 import { splitLabel } from './procfs.js';
 import { checkSigned, describeSigner, HOST_TRUST, signedBy, type Signer } from './sshsig.js';
@@ -41,6 +50,19 @@ interface ProcessView {
   listening: Listener[];
 }
 
+/** One of a guest's helper units (src/helpers/), as installed and as it runs. */
+interface HelperStatus {
+  kind: string;
+  /** What it is: "TPM 2.0 emulator (swtpm)". */
+  title: string;
+  unit: string;
+  /** Null when a process in its unit did not answer in time. */
+  running: boolean | null;
+  process: ProcessView | null;
+  expected: UnitSettings;
+  weaker: string[];
+}
+
 interface GuestStatus {
   name: string;
   unit: string;
@@ -52,6 +74,8 @@ interface GuestStatus {
   /** How the live process is weaker than the installed unit says (the findings' summaries); empty when it is
    * not (or does not run). */
   weaker: string[];
+  /** Its helper units as the installed bundle has them, each judged against its own unit. */
+  helpers: HelperStatus[];
   drift: Drift[];
 }
 
@@ -82,8 +106,8 @@ export interface StatusReport {
   ok: boolean;
 }
 
-/** The process as status --json shows it, from the one live model. */
-function processView(q: QemuProcess): ProcessView {
+/** A QEMU's listening sockets as status shows them. */
+function listening(q: QemuProcess): Listener[] {
   const inet = (q.listeners ?? []).map((l) => ({
     proto: l.proto,
     address: `${l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}`,
@@ -91,6 +115,11 @@ function processView(q: QemuProcess): ProcessView {
   const unix = q.unixSockets
     .filter((u) => u.listening)
     .map((u) => ({ proto: 'unix' as const, address: u.path ?? '(unnamed)' }));
+  return [...inet, ...unix].sort((x, y) => (x.proto + x.address < y.proto + y.address ? -1 : 1));
+}
+
+/** The process as status --json shows it, from the one live model; a helper's sockets come from systemd. */
+function processView(q: LiveProcess, listens: Listener[] = []): ProcessView {
   return {
     pid: q.pid,
     uid: q.owner.uids,
@@ -101,7 +130,7 @@ function processView(q: QemuProcess): ProcessView {
     apparmor: q.apparmorLabel ? splitLabel(q.apparmorLabel) : null,
     cgroup: q.cgroup?.path ?? null,
     limits: q.cgroup?.own ?? { memoryMax: null, cpuMax: null, pidsMax: null },
-    listening: [...inet, ...unix].sort((x, y) => (x.proto + x.address < y.proto + y.address ? -1 : 1)),
+    listening: listens,
   };
 }
 
@@ -116,7 +145,7 @@ function acceptedBy(argv: string[] | undefined, name: string): Set<string> {
 }
 
 /** The guest's unit of a process: the last part of its service cgroup, when that is one of the units asked for. */
-const unitOf = (lines: string[], units: Map<string, string>) =>
+const unitOf = (lines: string[], units: Map<string, unknown>) =>
   lines.map((l) => l.slice(l.lastIndexOf('/') + 1)).find((u) => units.has(u));
 
 /** The signatures kept with the installed bundle, judged by ssh-keygen against the host's trust file when there is one. */
@@ -160,39 +189,72 @@ export async function status(rootArg: string): Promise<StatusReport> {
   const apparmorEnabled = apparmor.enforcing();
 
   // Each guest's expectation comes from its unit as installed (the record's copy, which drift compares with
-  // the file on the host).
+  // the file on the host), and each of its helpers' from the helper's unit.
+  const unitText = (unit: string) => current.files.get(`root/etc/systemd/system/${unit}`)?.toString('utf8');
   const units = new Map(current.guests.map(({ name }) => [N.unitName(name), name]));
   const expected = new Map(
     current.guests.map(({ name }) => {
-      const unitText = current.files.get(`root/etc/systemd/system/${N.unitName(name)}`)?.toString('utf8');
-      const e = fromUnit(unitText, users, N.userName(name), apparmorEnabled);
+      const e = fromUnit(unitText(N.unitName(name)), users, N.userName(name), apparmorEnabled);
       e.expectation.accepted = acceptedBy(e.argv, name);
       return [name, e] as const;
     }),
   );
-  const view = live ? await readHost({ select: (lines) => unitOf(lines, units) !== undefined }) : viewOf([]);
-  // One QEMU per guest: the first in its unit's cgroup.
+  /** Each helper unit the installed bundle has, by its unit name: its guest, its kind, what its unit says. */
+  const helperUnits = new Map(
+    current.guests.flatMap(({ name }) =>
+      HELPERS.filter((h) => unitText(N.helperUnitName(name, h.kind)) !== undefined).map((h) => {
+        const unit = N.helperUnitName(name, h.kind);
+        return [unit, { name, h, e: fromUnit(unitText(unit), users, N.userName(name), apparmorEnabled) }] as const;
+      }),
+    ),
+  );
+  const anyUnit = new Map([...units, ...[...helperUnits].map(([unit, { name }]) => [unit, name] as const)]);
+  const view = live ? await readHost({ select: (lines) => unitOf(lines, anyUnit) !== undefined }) : viewOf([]);
+  // One QEMU per guest, and one helper per helper unit: the first in its unit's cgroup.
   const qemuOf = new Map<string, QemuProcess>();
   for (const q of view.processes) {
     const name = units.get(unitOf(q.cgroupLines, units) ?? '');
     if (name !== undefined && !qemuOf.has(name)) qemuOf.set(name, q);
   }
-  const guestOf = new Map([...qemuOf].map(([name, q]) => [q.pid, name]));
-  const judged = { ...view, processes: [...qemuOf.values()] };
-  const expectationOf = (q: QemuProcess): Expectation => expected.get(guestOf.get(q.pid)!)!.expectation;
-  const findings = assess(judged, expectationOf, ['process', 'command line']);
+  const helperOf = new Map<string, HelperProcess>();
+  for (const h of view.helpers) {
+    const unit = unitOf(h.cgroupLines, helperUnits);
+    if (unit !== undefined && helperUnits.get(unit)!.h.kind === h.kind && !helperOf.has(unit)) helperOf.set(unit, h);
+  }
+  const expectationByPid = new Map<number, Expectation>([
+    ...[...qemuOf].map(([name, q]) => [q.pid, expected.get(name)!.expectation] as const),
+    ...[...helperOf].map(([unit, h]) => [h.pid, helperUnits.get(unit)!.e.expectation] as const),
+  ]);
+  const judged = { ...view, processes: [...qemuOf.values()], helpers: [...helperOf.values()] };
+  const findings = assess(judged, (p) => expectationByPid.get(p.pid)!, ['process', 'command line']);
+  const weakerOf = (p: LiveProcess | undefined) =>
+    p ? findings.filter((f) => f.pid === p.pid && f.severity !== 'info').map((f) => f.summary) : [];
 
-  // A guest whose unit holds a process that did not answer in time is not known to run or not.
-  const unknown = new Set(view.unread.map((u) => units.get(unitOf(u.cgroupLines, units) ?? '')));
+  // A guest (or helper) whose unit holds a process that did not answer in time is not known to run or not.
+  const unknown = new Set(view.unread.map((u) => unitOf(u.cgroupLines, anyUnit)));
   const guests: GuestStatus[] = current.guests.map(({ name }) => {
     const q = qemuOf.get(name);
     return {
       name,
       unit: N.unitName(name),
-      running: q ? true : unknown.has(name) ? null : false,
-      process: q ? processView(q) : null,
+      running: q ? true : unknown.has(N.unitName(name)) ? null : false,
+      process: q ? processView(q, listening(q)) : null,
       expected: expected.get(name)!.settings,
-      weaker: q ? findings.filter((f) => f.pid === q.pid && f.severity !== 'info').map((f) => f.summary) : [],
+      weaker: weakerOf(q),
+      helpers: [...helperUnits]
+        .filter(([, u]) => u.name === name)
+        .map(([unit, { h, e }]) => {
+          const p = helperOf.get(unit);
+          return {
+            kind: h.kind,
+            title: h.title,
+            unit,
+            running: p ? true : unknown.has(unit) ? null : false,
+            process: p ? processView(p) : null,
+            expected: e.settings,
+            weaker: weakerOf(p),
+          };
+        }),
       drift: drift.filter((d) => guestPart(d.path, name) !== undefined),
     };
   });
@@ -210,7 +272,7 @@ export async function status(rootArg: string): Promise<StatusReport> {
       !j &&
       drift.length === 0 &&
       view.unseen.length === 0 &&
-      guests.every((g) => g.weaker.length === 0) &&
+      guests.every((g) => g.weaker.length === 0 && g.helpers.every((h) => h.weaker.length === 0)) &&
       (signed.enrolled === null || signed.signers.length > 0),
   };
 }
@@ -235,15 +297,20 @@ export function formatStatus(r: StatusReport): string {
       `${v(g.name)}  ${v(g.unit)}  ${p ? `running, pid ${p.pid}` : g.running === null ? 'not known: its process did not answer in time (see Not seen)' : 'not running'}`,
     );
     if (p) {
-      const modes = [...new Set(Object.values(p.seccomp))].join(',');
+      out.push(...confinement(p, '  '));
       out.push(
-        `  uid ${p.uid.join('/')}  gid ${p.gid.join('/')}  CapEff ${v(p.capEff)}  NoNewPrivs ${p.noNewPrivs ? 1 : 0}  Seccomp ${modes} (${plural(Object.keys(p.seccomp).length, 'thread')})`,
-        `  AppArmor ${p.apparmor ? `${v(p.apparmor.label)}${p.apparmor.mode ? ` (${v(p.apparmor.mode)})` : ''}` : 'not available'}`,
-        `  cgroup ${v(p.cgroup ?? '?')}  memory.max ${v(p.limits.memoryMax ?? 'n/a')}  cpu.max ${v(p.limits.cpuMax ?? 'n/a')}  pids.max ${v(p.limits.pidsMax ?? 'n/a')}`,
         `  listening: ${p.listening.length ? p.listening.map((l) => `${l.proto} ${v(l.address)}`).join(', ') : 'nothing'}`,
       );
     }
     for (const w of g.weaker) out.push(`  WEAKER: ${v(w)}`);
+    for (const h of g.helpers) {
+      const hp = h.process;
+      out.push(
+        `  ${v(h.title)}  ${v(h.unit)}  ${hp ? `running, pid ${hp.pid}` : h.running === null ? 'not known: its process did not answer in time (see Not seen)' : 'not running'}`,
+      );
+      if (hp) out.push(...confinement(hp, '    '));
+      for (const w of h.weaker) out.push(`    WEAKER: ${v(w)}`);
+    }
     for (const d of g.drift) out.push(`  DRIFT: ${v(d.path)} ${d.problem} since it was installed`);
   }
   for (const d of r.drift) out.push(`DRIFT: ${v(d.path)} ${d.problem} since it was installed`);
@@ -252,7 +319,7 @@ export function formatStatus(r: StatusReport): string {
     for (const u of r.unseen) out.push(`  ${v(u.what)}: ${v(u.reason)}`);
   }
   const seen = [
-    ...(r.guests.some((g) => g.weaker.length) ? ['WEAKER'] : []),
+    ...(r.guests.some((g) => g.weaker.length || g.helpers.some((h) => h.weaker.length)) ? ['WEAKER'] : []),
     ...(r.drift.length || r.guests.some((g) => g.drift.length) ? ['DRIFT'] : []),
     ...(r.interrupted ? ['INTERRUPTED'] : []),
     ...(r.unseen.length ? ['Not seen'] : []),
@@ -267,6 +334,17 @@ export function formatStatus(r: StatusReport): string {
         ])} above.`,
   );
   return out.join('\n') + '\n';
+}
+
+/** A process's confinement as the text report shows it: credentials, AppArmor, cgroup and its limits. */
+function confinement(p: ProcessView, indent: string): string[] {
+  const v = visible;
+  const modes = [...new Set(Object.values(p.seccomp))].join(',');
+  return [
+    `${indent}uid ${p.uid.join('/')}  gid ${p.gid.join('/')}  CapEff ${v(p.capEff)}  NoNewPrivs ${p.noNewPrivs ? 1 : 0}  Seccomp ${modes} (${plural(Object.keys(p.seccomp).length, 'thread')})`,
+    `${indent}AppArmor ${p.apparmor ? `${v(p.apparmor.label)}${p.apparmor.mode ? ` (${v(p.apparmor.mode)})` : ''}` : 'not available'}`,
+    `${indent}cgroup ${v(p.cgroup ?? '?')}  memory.max ${v(p.limits.memoryMax ?? 'n/a')}  cpu.max ${v(p.limits.cpuMax ?? 'n/a')}  pids.max ${v(p.limits.pidsMax ?? 'n/a')}`,
+  ];
 }
 
 function formatSigning(s: SigningStatus): string[] {

@@ -1,4 +1,5 @@
 import type { Guest } from '../src/model.js';
+import { OVMF } from '../src/releases.js';
 import { isSecuritySupportedMachine } from '../src/rules.js';
 import { newGuest, type Draft, type GuestDraft } from './draft.js';
 import { g, optionsOf, setGuestKey, type Field, type Step, type StepContext } from './fields.js';
@@ -11,14 +12,6 @@ const FIRMWARE: Record<Guest['firmware']['type'], string> = {
 const TPM: Record<Guest['tpm'], string> = {
   none: 'none',
   tpm2: 'TPM 2.0 from its own swtpm (Windows 11 needs one)',
-};
-
-/** Debian's OVMF builds: the plain pair (the schema's defaults) and the Secure Boot pair with Microsoft's keys. */
-const OVMF = {
-  code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
-  vars: '/usr/share/OVMF/OVMF_VARS_4M.fd',
-  secureCode: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
-  secureVars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
 };
 
 type Uefi = Extract<NonNullable<GuestDraft['firmware']>, { type: 'uefi' }>;
@@ -82,14 +75,15 @@ function firmwareFields(ctx: StepContext): Field[] {
       label: 'UEFI code (read-only)',
       kind: 'text',
       path: g(ctx, 'firmware', 'code'),
-      fallback: () => OVMF.code,
+      // The schema's default, which follows Secure Boot.
+      fallback: (d) => (uefiOf(d, gi)?.secureBoot ? OVMF.secureCode : OVMF.code),
       set: setFile('code'),
     },
     {
       label: 'UEFI vars template',
       kind: 'text',
       path: g(ctx, 'firmware', 'varsTemplate'),
-      fallback: () => OVMF.vars,
+      fallback: (d) => (uefiOf(d, gi)?.secureBoot ? OVMF.secureVars : OVMF.vars),
       hint: 'copied once into the guest’s own vars file',
       set: setFile('varsTemplate'),
     },

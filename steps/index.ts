@@ -37,4 +37,8 @@ export const NOT_ASKED: Record<string, string> = {
   'acceptedRisks.*.risk':
     'an acceptance is added for each risk the other answers take (and dropped with it); only its reason is asked',
   'acceptedRisks.*.guest': 'the guest whose answers take the risk, set with the acceptance itself',
+  'guests.*.acpi':
+    'ACPI stays on for a guest made here; only an imported guest that ran with -no-acpi (or without <acpi/> in libvirt) turns it off',
+  'guests.*.hpet':
+    'the HPET stays on for a guest made here; only an imported guest that ran with -no-hpet (or libvirt’s HPET timer off) turns it off',
 };

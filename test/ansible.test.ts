@@ -7,7 +7,7 @@
 // bound into the container's own mount namespace only), so there is no Python to run modules, and a chroot
 // would not reach the container's systemd anyway.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   appendFileSync,
@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
 import { Container } from './container.js';
-import { cli, requireTool, tempDir } from './helpers.js';
+import { cli, requireTool, stopChild, tempDir, waitUntil } from './helpers.js';
 
 type Guests = Record<string, number>;
 /** Host → guest → memory (MiB). v2 changes alpha's memory and drops delta on h1; h2 stays as it is. */
@@ -91,7 +91,8 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
   const inventory = join(dir, 'inventory.ini');
   const bundles: Record<string, string> = {};
   let lint: Promise<{ code: number | null; output: string }>;
-  after(() => Promise.all(Object.values(cts).map((c) => c.stop())));
+  let linter: ChildProcess | undefined;
+  after(() => Promise.all([...Object.values(cts).map((c) => c.stop()), ...(linter ? [stopChild(linter)] : [])]));
 
   const generate = (version: string, host: string, guests: Guests) => {
     const file = join(dir, `${version}-${host}.json`);
@@ -163,10 +164,10 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     exportBundles('v1');
     // ansible-lint reads the export while the containers boot.
     lint = new Promise((res) => {
-      const child = spawn('ansible-lint', ['--nocolor'], {
+      const child = (linter = spawn('ansible-lint', ['--nocolor'], {
         cwd: out,
         env: { ...process.env, HOME: join(dir, 'lint-home'), XDG_CACHE_HOME: join(dir, 'lint-cache') },
-      });
+      }));
       let output = '';
       child.stdout.on('data', (d) => (output += d));
       child.stderr.on('data', (d) => (output += d));
@@ -282,14 +283,10 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
         const unitFile = join(ct.root, `etc/systemd/system/qemu-${g}.service`);
         assert.equal(lstatSync(unitFile).mode & 0o7777, 0o644);
         assert.equal(ct.exec(['systemctl', 'is-enabled', `qemu-${g}.service`]).stdout.trim(), 'enabled');
-        let booted = false;
-        for (let i = 0; i < 80 && !booted; i++) {
-          booted = ct.sh(`grep -q '${BOOT_MARKER}' /var/log/qemu-harden/${g}/serial.log`).code === 0;
-          if (!booted) await new Promise((res) => setTimeout(res, 250));
-        }
-        assert.ok(
-          booted,
-          `${host}/${g} booted:\n${ct.exec(['journalctl', '-b', '-u', `qemu-${g}.service`, '--no-pager']).stdout}`,
+        await waitUntil(
+          `${host}/${g} to boot`,
+          () => ct.sh(`grep -q '${BOOT_MARKER}' /var/log/qemu-harden/${g}/serial.log`).code === 0,
+          { detail: () => ct.exec(['journalctl', '-b', '-u', `qemu-${g}.service`, '--no-pager']).stdout },
         );
         const pid = mainPid(host, g);
         const status = ct.exec(['cat', `/proc/${pid}/status`]).stdout;

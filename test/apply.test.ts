@@ -157,12 +157,12 @@ describe('qemu-harden apply', () => {
     const root = newRoot(t);
     const before = treeHash(root);
     const cmd = `${process.execPath} ${BIN} apply ${join(bundles, 'kvm-headless')} --root ${root}`;
-    const no = spawnSync('script', ['-qec', cmd, '/dev/null'], { input: 'n\n', encoding: 'utf8', timeout: 30_000 });
+    const no = spawnSync('script', ['-qec', cmd, '/dev/null'], { input: 'n\n', encoding: 'utf8', timeout: 300_000 });
     assert.equal(no.status, 130, no.stdout);
     assert.match(no.stdout, /Apply these \d+ changes to .*\? \[y\/N\]/);
     assert.match(no.stdout, /Nothing was changed/);
     assert.equal(treeHash(root), before);
-    const yes = spawnSync('script', ['-qec', cmd, '/dev/null'], { input: 'y\n', encoding: 'utf8', timeout: 30_000 });
+    const yes = spawnSync('script', ['-qec', cmd, '/dev/null'], { input: 'y\n', encoding: 'utf8', timeout: 300_000 });
     assert.equal(yes.status, 0, yes.stdout);
     assert.ok(existsSync(join(root, 'etc/systemd/system/qemu-server.service')));
   });

@@ -10,7 +10,7 @@ import { validate } from '../src/answers.js';
 import { guestService } from '../src/gen/systemd.js';
 import { loadPreset } from '../src/sources/preset.js';
 import { BOOT_MARKER, DEBUG_EXIT_DEVICE, DEBUG_EXIT_STATUS, writeBootDisk } from './bootdisk.js';
-import { guestFilesDir, kvm, requireTool } from './helpers.js';
+import { guestFilesDir, kvm, requireTool, stopChild, waitUntil } from './helpers.js';
 import { execStart, makeStopPipe } from './unitfile.js';
 
 const PRESETS = ['kvm-headless', 'kvm-tap', 'desktop-vnc', 'pci-passthrough', 'multi-tenant', 'tcg-build-runner'];
@@ -41,7 +41,7 @@ function runConfined(dir: string, uid: number, argv: string[], accel: 'tcg' | 'k
   ].join('\n');
   return spawnSync('unshare', ['--mount', '--net', '--propagation', 'private', 'sh', '-c', script, 'sh', ...argv], {
     encoding: 'utf8',
-    timeout: 60_000,
+    timeout: 600_000,
   });
 }
 
@@ -159,14 +159,17 @@ describe('UEFI firmware with a per-guest vars file', () => {
     );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    t.after(() => child.kill('SIGKILL'));
+    t.after(() => stopChild(child));
     const serial = join(log, 'serial.log');
-    let text = '';
-    for (let i = 0; i < 240 && !text.includes('BdsDxe') && child.exitCode === null; i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      text = existsSync(serial) ? readFileSync(serial, 'latin1') : '';
-    }
-    assert.ok(text.includes('BdsDxe'), `OVMF reached its boot manager; QEMU stderr: ${stderr}`);
+    const text = () => (existsSync(serial) ? readFileSync(serial, 'latin1') : '');
+    await waitUntil(
+      'OVMF to reach its boot manager (or QEMU to exit)',
+      () => text().includes('BdsDxe') || child.exitCode !== null,
+      {
+        timeoutMs: 600_000,
+      },
+    );
+    assert.ok(text().includes('BdsDxe'), `OVMF reached its boot manager; QEMU stderr: ${stderr}`);
     assert.equal(statSync(serial).uid, uid);
   });
 });

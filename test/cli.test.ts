@@ -10,7 +10,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { cliReference } from '../scripts/docs.js';
 import { commandHelp, parse, reference, shapeOf, usageLines, type Command } from '../src/command.js';
@@ -18,6 +18,7 @@ import { COMMANDS } from '../src/commands.js';
 import { AUDIT_FORMAT, formatAudit, type AuditReport } from '../src/audit/command.js';
 import { listed, plural } from '../src/words.js';
 import { BIN, cli, guestFilesDir, REPO, requireTool, tempDir } from './helpers.js';
+import { traceCalls } from './killpoints.js';
 
 const CORPUS = join(REPO, '..', 'shared', 'corpus');
 
@@ -107,11 +108,18 @@ describe('qemu-harden CLI', () => {
 
     const big = join(tmp, 'big.json');
     writeFileSync(big, `{"x": "${'a'.repeat(10 * 1024 * 1024)}"}`);
-    const started = Date.now();
-    const g = cli(['generate', '--answers', big, '--out', join(tmp, 'g')]);
-    assert.equal(g.code, 2);
+    // Refused by its size, before a byte of it is read: strace sees every call on the file.
+    const g = traceCalls([process.execPath, BIN, 'generate', '--answers', big, '--out', join(tmp, 'g')], ['all'], {
+      paths: [big],
+      log: join(tempDir(t), 'big.trace'),
+    });
+    assert.equal(g.status, 2);
     assert.match(g.stderr, /at most 1048576 bytes/);
-    assert.ok(Date.now() - started < 1500, 'a huge file is refused quickly');
+    assert.deepEqual(
+      g.calls.filter((c) => /^(read|pread64|readv|preadv2?|mmap|sendfile|copy_file_range)$/.test(c.syscall)),
+      [],
+      `a huge file is refused without reading it:\n${g.calls.map((c) => c.line).join('\n')}`,
+    );
 
     const newer = join(tmp, 'newer.json');
     writeFileSync(newer, JSON.stringify({ schemaVersion: 7, useCase: 'virtualization', guests: [{ name: 'n' }] }));
@@ -466,11 +474,31 @@ describe('what the commands print reads right', () => {
     assert.match(s.stdout, /^FINDINGS: see DRIFT above\.$/m);
   });
 
+  test('the next commands of generate and export, pasted into a shell, run on a directory whose name a shell would split', (t) => {
+    const dir = join(tempDir(t), "the lab's bundles", 'web 1');
+    mkdirSync(dirname(dir), { recursive: true });
+    const g = cli(['generate', '--preset', 'kvm-headless', '--out', dir]);
+    assert.equal(g.code, 0, g.stderr);
+    const next = /^Next: (.*) {3}then {3}(.*)$/m.exec(g.stdout);
+    assert.ok(next, g.stdout);
+    const verify = spawnSync('sh', ['-c', next[1]!], { cwd: REPO, encoding: 'utf8' });
+    assert.equal(verify.status, 0, `${next[1]}\n${verify.stdout}${verify.stderr}`);
+    assert.match(verify.stdout, /verif/i);
+    const fleet = join(dirname(dir), 'a fleet');
+    const x = cli(['export', 'ansible', '--host', `web1=${dir}`, '--out', fleet]);
+    assert.equal(x.code, 0, x.stderr);
+    const cd = /^Next: cd (.*) && ansible-playbook/m.exec(x.stdout)?.[1];
+    assert.ok(cd, x.stdout);
+    const there = spawnSync('sh', ['-c', `cd ${cd} && pwd`], { encoding: 'utf8' });
+    assert.equal(there.stdout.trim(), fleet, there.stderr);
+  });
+
   test('audit’s next command is written the way qemu-harden runs', () => {
     const report: AuditReport = {
       format: AUDIT_FORMAT,
       root: true,
       processes: [],
+      helpers: [],
       findings: [],
       unseen: [],
       answersOut: { file: 'a.yaml', guests: 1, notCarried: [] },

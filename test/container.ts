@@ -16,7 +16,7 @@ import {
   closeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { kvm } from './helpers.js';
+import { kvm, waitUntil } from './helpers.js';
 
 export interface ContainerOptions {
   /** Host directories bound read-write: host path → path in the container. */
@@ -105,7 +105,8 @@ export class Container {
     });
   }
 
-  async boot(opts: ContainerOptions = {}, timeoutMs = 60_000): Promise<void> {
+  /** Boots the container and waits until its systemd says it is running (or degraded); a boot takes ~5-10 s idle. */
+  async boot(opts: ContainerOptions = {}, timeoutMs = 300_000): Promise<void> {
     const args = [
       '-D',
       this.root,
@@ -183,11 +184,12 @@ export class Container {
     return 0;
   }
 
+  /** Runs argv in the container; the deadline only ends a command that hangs (`systemctl start` waits for a guest). */
   exec(argv: string[], input?: string): ExecResult {
     const r = spawnSync('nsenter', ['-t', String(this.leader), '-a', ...argv], {
       encoding: 'utf8',
       input,
-      timeout: 60_000,
+      timeout: 600_000,
     });
     return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   }
@@ -232,8 +234,7 @@ export class Container {
       }
       await exited(10_000);
     }
-    for (let i = 0; i < 40 && alive(this.leader); i++) await new Promise((r) => setTimeout(r, 250));
-    if (alive(this.leader)) throw new Error(`the container's init (pid ${this.leader}) is still running`);
+    await waitUntil(`the container's init (pid ${this.leader}) to end`, () => !alive(this.leader));
   }
 }
 

@@ -576,7 +576,7 @@ describe('names, groups and devices', () => {
         input:
           '{"execute":"qmp_capabilities"}\n{"execute":"human-monitor-command","arguments":{"command-line":"info qtree"}}\n{"execute":"quit"}\n',
         encoding: 'utf8',
-        timeout: 30_000,
+        timeout: 300_000,
       },
     );
     assert.equal(r.status, 0, r.stderr);

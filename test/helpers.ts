@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -15,16 +15,20 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run the built binary as a user would, without a terminal. */
+/** Run the built binary as a user would, without a terminal. The deadline only ends a run that hangs. */
 export function cli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): CliResult {
   const r = spawnSync(process.execPath, [BIN, ...args], {
     cwd: opts.cwd ?? REPO,
     env: { ...process.env, ...opts.env },
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 60_000,
+    timeout: 300_000,
   });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  return {
+    code: r.status ?? -1,
+    stdout: r.stdout,
+    stderr: r.error ? `${r.stderr}\n${r.error.message}` : r.stderr,
+  };
 }
 
 /** Writes answers to dir/answers.json and generates its bundle into dir/bundle, which it returns; fails unless generate exits 0. */
@@ -37,10 +41,20 @@ export function generateBundle(dir: string, answers: unknown): string {
   return bundle;
 }
 
-/** A temporary directory removed when the calling test (or suite) ends. */
-export function tempDir(t: { after(fn: () => void): void }, prefix = 'qh-test-'): string {
+/**
+ * Directories removed when the test file's process exits. That is after every `after` hook has run, so a
+ * directory outlives what used it: node:test runs a test's or suite's `after` hooks in the order they were
+ * registered, and a directory made first would otherwise go while the container or QEMU that uses it still runs.
+ */
+const madeDirs: string[] = [];
+process.on('exit', () => {
+  for (const path of madeDirs.reverse()) rmSync(path, { recursive: true, force: true });
+});
+
+/** A temporary directory, removed when the test file's process exits (`t` names the test or suite it is for). */
+export function tempDir(_t: { after(fn: () => void): void }, prefix = 'qh-test-'): string {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(path, { recursive: true, force: true }));
+  madeDirs.push(path);
   return path;
 }
 
@@ -48,10 +62,56 @@ export function tempDir(t: { after(fn: () => void): void }, prefix = 'qh-test-')
  * A temporary directory for guest files (disk images, kernels) that answers may name: not under /tmp, /var/tmp or
  * /home, which every guest unit hides from QEMU (PrivateTmp=, ProtectHome=) and the schema therefore refuses.
  */
-export function guestFilesDir(t: { after(fn: () => void): void }, prefix = 'qh-test-'): string {
+export function guestFilesDir(_t: { after(fn: () => void): void }, prefix = 'qh-test-'): string {
   const path = mkdtempSync(join('/var/lib', prefix));
-  t.after(() => rmSync(path, { recursive: true, force: true }));
+  madeDirs.push(path);
   return path;
+}
+
+/**
+ * Polls `check` until it returns something other than false, undefined or null, and returns that; fails naming
+ * `what` (and what `detail` says then) once `timeoutMs` have passed. The default is generous: a wait ends as soon
+ * as its thing happens, so only a failing run waits it out, and a 2-core machine at load 8 is slow.
+ */
+export async function waitUntil<T>(
+  what: string,
+  check: () => T | false | undefined | null | Promise<T | false | undefined | null>,
+  opts: { timeoutMs?: number; everyMs?: number; detail?: () => string } = {},
+): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await check();
+    if (r !== false && r !== undefined && r !== null) return r;
+    if (Date.now() > until)
+      throw new Error(
+        `timed out after ${timeoutMs / 1000} s waiting for ${what}${opts.detail ? `\n${opts.detail()}` : ''}`,
+      );
+    await new Promise((res) => setTimeout(res, opts.everyMs ?? 250));
+  }
+}
+
+/**
+ * SIGKILL to a child (to its whole process group when it leads one: spawned with `detached`), resolved once it
+ * has exited, so what it held (image locks, ports, files) is free when the next step starts.
+ */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+  await exited;
+}
+
+/** The line prefix by which a test says it is building a cache; scripts/test.mjs shows such lines as they come. */
+export const CACHE_NOTICE = '[qemu-harden test cache]';
+
+/** Says, on the test's standard error, that a cache is being built: why this run takes minutes longer. */
+export function cacheNotice(text: string): void {
+  process.stderr.write(`${CACHE_NOTICE} ${text}\n`);
 }
 
 /** Fails the test with the Debian package to install when a required program is missing. */
@@ -109,8 +169,12 @@ export function kvm(): { works: boolean; why: string } {
           '-device',
           DEBUG_EXIT_DEVICE,
         ],
-        { encoding: 'utf8', timeout: 30_000 },
+        { encoding: 'utf8', timeout: 300_000 },
       );
+      // A check that timed out proves nothing either way: KVM that works but is slow to answer on a loaded
+      // machine must not turn the KVM proofs into "not run".
+      if (r.error)
+        throw new Error(`the KVM check (a one-sector guest under -accel kvm) did not finish: ${r.error.message}`);
       kvmAnswer =
         r.status === DEBUG_EXIT_STATUS
           ? { works: true, why: '' }

@@ -140,7 +140,7 @@ describe('the host’s own storage under a real kernel: partitions, swap and LVM
     assert.equal(result('apply_held_exit'), '1', result('apply_held_text'));
     assert.match(
       result('apply_held_text'),
-      /apply refused; nothing was changed: +guests\.0\.disks\.0\.path: \/dev\/qhvg\/root holds the host's own storage.*mounted on \/mnt\/lv \(ext4\)/,
+      /apply refused: a disk path on \/ is not what the answers say; nothing was changed: +guests\.0\.disks\.0\.path: \/dev\/qhvg\/root holds the host's own storage.*mounted on \/mnt\/lv \(ext4\)/,
     );
     assert.equal(result('apply_held_installed'), 'no');
     assert.equal(result('apply_idle_exit'), '0');

@@ -31,7 +31,7 @@ import { readBounded } from '../src/sources/common.js';
 import { thisHost } from '../src/importcmd.js';
 import { verifyBundle } from '../src/verify.js';
 import { writeBootDisk } from './bootdisk.js';
-import { cli, guestFilesDir, REPO, requireTool, tempDir } from './helpers.js';
+import { cli, guestFilesDir, REPO, requireTool, stopChild, tempDir, waitUntil } from './helpers.js';
 import { execStart, makeStopPipe } from './unitfile.js';
 import { writeEsp } from './secureboot.js';
 import { ensureKernel } from './vmboot.js';
@@ -475,6 +475,166 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     });
     assert.ok(sources(tls.g.defaulted).includes('qemu.conf: migrate_tls_force'), 'migration without TLS is reported');
     assert.equal(tls.doc!.guests[0]!.migration, undefined);
+  });
+
+  test('QEMU options removed since Debian 12 become what replaced them, each named with the release; the rest is refused naming it', (t) => {
+    const pve = (text: string) => {
+      const r = fromProxmox(
+        [{ file: '/etc/pve/qemu-server/7.conf', read: () => `memory: 512\nvirtio0: /srv/a.raw\n${text}` }],
+        {
+          host,
+        },
+      );
+      return { r, doc: r.document as { guests: Record<string, any>[] } | null, g: r.report.guests[0]! };
+    };
+    // What Proxmox's own documentation gave as the example of args: until 2023 ("-no-reboot -no-hpet"), and the rest
+    // of what QEMU has removed since Debian 12's 7.2 that the answers or the bundle say instead.
+    const ok = pve("args: -no-hpet -no-acpi -runas nobody -chroot '/var/empty'\n");
+    assert.equal(ok.g.outcome, 'imported', JSON.stringify(ok.g));
+    assert.equal(ok.doc!.guests[0]!.hpet, false);
+    assert.equal(ok.doc!.guests[0]!.acpi, false);
+    const translated = ok.g.carried.filter((i) => i.source === 'args');
+    assert.deepEqual(
+      translated.map((i) => [i.removed?.option, i.removed?.removedIn, i.removed?.instead]),
+      [
+        ['-no-hpet', '9.0', '-machine hpet=off'],
+        ['-no-acpi', '9.0', '-machine acpi=off'],
+        ['-runas', '10.0', '-run-with user=USER'],
+        ['-chroot', '9.0', '-run-with chroot=DIR'],
+      ],
+    );
+    assert.match(
+      translated[0]!.message,
+      /^-no-hpet → hpet: false, which the bundle writes as -machine hpet=off \(QEMU deprecated -no-hpet in 8\.0 and removed it in 9\.0: Debian 13 "trixie" \(QEMU 10\.0\) refuses to start with it/,
+    );
+    assert.match(translated[1]!.message, /does not hear the power button its unit presses/);
+    assert.match(
+      translated[2]!.message,
+      /^-runas nobody → not needed: each guest’s unit starts QEMU as the guest’s own system user/,
+    );
+    assert.match(
+      translated[3]!.message,
+      /^-chroot \/var\/empty → not needed: each guest’s unit gives QEMU a file-system view of its own/,
+    );
+    const answers = validate(ok.doc);
+    const unit = guestService(answers, answers.guests[0]!);
+    const argv = execStart(unit);
+    assert.match(argv[argv.indexOf('-machine') + 1]!, /^pc,acpi=off,hpet=off,/);
+    assert.ok(
+      !argv.some((a) => /^-(no-hpet|no-acpi|runas|chroot)$/.test(a)),
+      'none of the removed options reaches QEMU',
+    );
+    assert.match(unit, /which this guest, having no ACPI, does not hear/);
+
+    const bad = pve(
+      'args: -no-hpet -async-teardown -device virtio-blk-pci,drive=d,scsi=off -spice port=5900,password=hunter2 -no-sandbox\n',
+    );
+    assert.equal(bad.g.outcome, 'refused');
+    assert.equal(bad.doc, null);
+    assert.deepEqual(
+      bad.g.refused.map((i) => [i.source, i.removed?.option]),
+      [
+        ['args', '-async-teardown'],
+        ['args', '-device virtio-blk,scsi=on|off'],
+        ['args', '-spice password='],
+        ['args', undefined],
+      ],
+    );
+    const [teardown, device, spice, other] = bad.g.refused.map((i) => i.message);
+    assert.match(teardown!, /^-async-teardown: asynchronous teardown starts a second process .*removed it in 9\.0/);
+    assert.match(
+      device!,
+      /^-device virtio-blk-pci,drive=d,scsi=off: passes options straight to QEMU.*removed it in 9\.1/,
+    );
+    assert.match(
+      spice!,
+      /^-spice port=5900,password=\(redacted\): passes options straight to QEMU.*removed it in 8\.0: Debian 13 .* and Ubuntu 24\.04 .* refuse to start with it/,
+    );
+    assert.match(other!, /^-no-sandbox: passes options straight to QEMU/);
+    assert.doesNotMatch(JSON.stringify(bad.r.report), /hunter2/, 'a password on the command line is never shown');
+    assert.match(pve(`args: -no-hpet 'unclosed\n`).g.refused[0]!.message, /unclosed quote.*passes QEMU none/);
+    const noAcpi = pve('acpi: 0\n');
+    assert.equal(noAcpi.doc!.guests[0]!.acpi, false);
+    assert.match(
+      noAcpi.g.carried.find((i) => i.source === 'acpi')!.message,
+      /acpi: false, which the bundle writes as -machine acpi=off/,
+    );
+    assert.equal(pve('acpi: 1\n').doc!.guests[0]!.acpi, undefined);
+
+    // libvirt: <qemu:commandline> with nothing but such options is translated; anything else in it refuses it.
+    const NS = 'http://libvirt.org/schemas/domain/qemu/1.0';
+    const withAcpi = (inner: string) =>
+      one(dom(`<features><acpi/></features>${inner}`, `type='kvm' xmlns:qemu='${NS}'`));
+    const lv = withAcpi(
+      `<qemu:commandline><qemu:arg value='-no-hpet'/><qemu:arg value='-runas'/><qemu:arg value='libvirt-qemu'/></qemu:commandline>`,
+    );
+    assert.equal(lv.g.outcome, 'imported', JSON.stringify(lv.g));
+    assert.equal(lv.doc!.guests[0]!.hpet, false);
+    assert.equal(lv.doc!.guests[0]!.acpi, undefined, '<acpi/> present: ACPI on');
+    assert.deepEqual(
+      lv.g.carried.filter((i) => i.removed).map((i) => [i.source, i.removed!.option]),
+      [
+        ['qemu:commandline/qemu:arg[1]@value', '-no-hpet'],
+        ['qemu:commandline/qemu:arg[2]@value', '-runas'],
+      ],
+    );
+    for (const [inner, why] of [
+      [
+        `<qemu:commandline><qemu:arg value='-no-hpet'/><qemu:arg value='-async-teardown'/></qemu:commandline>`,
+        /-async-teardown: asynchronous teardown/,
+      ],
+      [
+        `<qemu:commandline><qemu:arg value='-no-hpet'/><qemu:env name='X' value='y'/></qemu:commandline>`,
+        /straight to QEMU/,
+      ],
+      [`<qemu:commandline><qemu:arg value='-no-hpet'/><qemu:arg value='-S'/></qemu:commandline>`, /straight to QEMU/],
+    ] as const) {
+      const r = withAcpi(inner);
+      assert.equal(r.g.outcome, 'refused', inner);
+      assert.match(r.g.refused.find((i) => i.source === 'qemu:commandline')!.message, why, inner);
+    }
+
+    // What libvirt itself once passed as -no-acpi and -no-hpet: no <acpi/> in <features>, and the HPET timer off.
+    const native = one(dom(`<clock offset='utc'><timer name='hpet' present='no'/></clock>`));
+    assert.equal(native.doc!.guests[0]!.acpi, false);
+    assert.equal(native.doc!.guests[0]!.hpet, false);
+    assert.ok(
+      sources(native.g.carried).includes('features') && sources(native.g.carried).includes('clock/timer[1]@present'),
+    );
+
+    // The text report names each translation.
+    const file = join(tempDir(t, 'qh-removed-'), '7.conf');
+    writeFileSync(file, 'memory: 512\nvirtio0: /srv/a.raw\nargs: -no-hpet\n');
+    const r = cli(['import', 'proxmox', file]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(
+      r.stdout,
+      /^ {4}args: -no-hpet → hpet: false, which the bundle writes as -machine hpet=off \(QEMU deprecated -no-hpet in 8\.0 and removed it in 9\.0/m,
+    );
+  });
+
+  test('libvirt corpus: every imported domain has ACPI and the HPET as libvirt’s own command line for it has them', () => {
+    let checked = 0;
+    for (const xml of corpusFiles(LIBVIRT, '.xml')) {
+      const args = xml.replace(/\.xml$/, '.args');
+      if (!existsSync(args)) continue;
+      const doc = fromLibvirt([input(xml)], { host }).document as { guests: Record<string, unknown>[] } | null;
+      if (!doc) continue;
+      const machine = /(?:^|\s)-machine '?([^ ']+)/.exec(readFileSync(args, 'utf8'))![1]!.split(',');
+      const g = doc.guests[0]!;
+      assert.equal(
+        g.acpi === false,
+        machine.includes('acpi=off'),
+        `${xml}: acpi ${String(g.acpi)}, libvirt: ${machine}`,
+      );
+      assert.equal(
+        g.hpet === false,
+        machine.includes('hpet=off'),
+        `${xml}: hpet ${String(g.hpet)}, libvirt: ${machine}`,
+      );
+      checked++;
+    }
+    assert.ok(checked >= 15, `${checked} domains checked against libvirt's command line`);
   });
 
   test('PCI and USB host devices: carried with their IOMMU group from sysfs; the risk waits for a reason only a person writes', async (t) => {
@@ -968,6 +1128,8 @@ function peerCommandLine(text: string): {
   vcpus: number;
   disks: PeerDisk[];
   unixDisplay?: 'vnc-unix' | 'spice-unix';
+  /** The properties of its -machine option. */
+  machine: string[];
 } {
   const args = text.replace(/\\\n/g, ' ');
   const mem = /(?:^|\s)-m '?(?:size=)?(\d+)([kMG]?)/.exec(args)!;
@@ -1017,20 +1179,31 @@ function peerCommandLine(text: string): {
     : /(?:^|\s)-vnc '?unix:/.test(args)
       ? 'vnc-unix'
       : undefined;
-  return { memoryMiB, vcpus, disks, unixDisplay };
+  const machine = (/(?:^|\s)-machine '?([^ ']+)/.exec(args)?.[1] ?? '').split(',');
+  return { memoryMiB, vcpus, disks, unixDisplay, machine };
 }
 
-/** QMP on the guest's socket; QEMU creates the socket file an instant before it listens, so connecting is retried. */
+/**
+ * QMP on the guest's socket. The socket appears once QEMU has started, an instant before it listens: connecting is
+ * retried until it is accepted (any other error ends the wait).
+ */
 async function qmp(socket: string, commands: QmpCommand[]): Promise<unknown[]> {
-  for (let i = 0; ; i++) {
-    try {
-      return await qmpOnce(socket, commands);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (i >= 100 || (code !== 'ENOENT' && code !== 'ECONNREFUSED')) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  let last: unknown;
+  const replies = await waitUntil(
+    `QMP on ${socket}`,
+    async () => {
+      try {
+        return await qmpOnce(socket, commands);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw e;
+        last = e;
+        return undefined;
+      }
+    },
+    { everyMs: 100, detail: () => String(last) },
+  );
+  return replies;
 }
 
 type QmpCommand = string | { execute: string; arguments: Record<string, unknown> };
@@ -1041,7 +1214,7 @@ function qmpOnce(socket: string, commands: QmpCommand[]): Promise<unknown[]> {
     let buf = '';
     const replies: unknown[] = [];
     const queue: QmpCommand[] = ['qmp_capabilities', ...commands];
-    s.setTimeout(20_000, () => reject(new Error('QMP timed out')));
+    s.setTimeout(120_000, () => reject(new Error('QMP timed out')));
     s.on('error', reject);
     s.on('data', (d) => {
       buf += d.toString();
@@ -1187,7 +1360,7 @@ describe('imported guests boot under TCG and QEMU reports what the source meant'
       );
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      t.after(() => child.kill('SIGKILL'));
+      t.after(() => stopChild(child));
       let replies: unknown[];
       try {
         replies = await qmp(join(run, 'qmp.sock'), [
@@ -1196,18 +1369,28 @@ describe('imported guests boot under TCG and QEMU reports what the source meant'
           'query-block',
           'query-vnc',
           'query-spice',
+          { execute: 'qom-get', arguments: { path: '/machine', property: 'acpi' } },
+          { execute: 'qom-get', arguments: { path: '/machine', property: 'hpet' } },
           'quit',
         ]);
       } catch (e) {
         throw new Error(`${(e as Error).message}; QEMU stderr: ${stderr}`, { cause: e });
       }
-      const [mem, cpus, blocks, vnc, spice] = replies as [
+      const [mem, cpus, blocks, vnc, spice, acpi, hpet] = replies as [
         { 'base-memory': number },
         unknown[],
         { device: string; qdev?: string; inserted?: { file: string; drv: string; ro: boolean } }[],
         { enabled: boolean; family?: string; host?: string },
         { enabled: boolean; host?: string; port?: number; 'tls-port'?: number },
+        string,
+        boolean,
       ];
+      // ACPI and the HPET as the peer starts the guest: libvirt's -no-acpi and -no-hpet of old, -machine acpi=off
+      // and hpet=off now. Proxmox turns the HPET off by the guest's OS type and its own QEMU version, which the
+      // configuration does not state: only ACPI is compared there.
+      assert.equal(acpi === 'off', peer.machine.includes('acpi=off'), `ACPI ${acpi}; the peer: ${peer.machine}`);
+      if (s.label.startsWith('libvirt'))
+        assert.equal(hpet === false, peer.machine.includes('hpet=off'), `HPET ${hpet}; the peer: ${peer.machine}`);
       // The display: on the guest's own unix socket, never on TCP.
       if (peer.unixDisplay)
         assert.equal(
@@ -1310,17 +1493,19 @@ describe('UEFI Secure Boot carried from the source is enforced by the imported g
       );
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      t.after(() => child.kill('SIGKILL'));
+      t.after(() => stopChild(child));
       const [flash] = (await qmp(join(run, 'qmp.sock'), [
         { execute: 'qom-get', arguments: { path: '/machine/system.flash0', property: 'secure' } },
       ])) as [unknown];
       const serial = join(log, 'serial.log');
-      let text = '';
-      for (let k = 0; k < 480 && !/Access Denied|starting Boot0001/.test(text) && child.exitCode === null; k++) {
-        await new Promise((r) => setTimeout(r, 250));
-        text = existsSync(serial) ? readFileSync(serial, 'latin1').replace(/\r/g, '') : '';
-      }
-      child.kill('SIGKILL');
+      const read = () => (existsSync(serial) ? readFileSync(serial, 'latin1').replace(/\r/g, '') : '');
+      await waitUntil(
+        `${name}: OVMF to refuse or start the EFI program (or QEMU to exit)`,
+        () => /Access Denied|starting Boot0001/.test(read()) || child.exitCode !== null,
+        { timeoutMs: 600_000, detail: () => `QEMU stderr: ${stderr}` },
+      );
+      const text = read();
+      await stopChild(child);
       assert.ok(/BdsDxe/.test(text), `${name}: OVMF reached its boot manager; QEMU stderr: ${stderr}`);
       results[name] = { log: text, flashSecure: flash };
     }

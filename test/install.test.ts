@@ -199,6 +199,7 @@ describe('apply, rollback and status never follow a symlink out of --root (#20 i
       `${UNIT}.qemu-harden-new`,
       `${RECORD}/journal.json.new`,
       'etc/systemd/system/.qemu-server.service.qemu-harden-new-000000000000',
+      'etc/systemd/system/.qemu-server.service.qemu-harden-new',
     ];
     for (const p of plants) {
       mkdirSync(join(root, p, '..'), { recursive: true });
@@ -400,7 +401,7 @@ describe('apply installs only what qemu-harden generates from the bundle’s own
   });
 
   test('every file every preset generates is on the list of installable paths, and so is a guest with every unit', async () => {
-    const [{ validate }, { plan }, { listPresets, loadPreset }, { installable }] = await Promise.all([
+    const [{ validate }, { plan }, { listPresets, loadPreset }, { guestPart, installable }] = await Promise.all([
       import('../src/answers.js'),
       import('../src/plan.js'),
       import('../src/sources/preset.js'),
@@ -418,8 +419,20 @@ describe('apply installs only what qemu-harden generates from the bundle’s own
         }
     }
     assert.ok(files > 20, `${files} files checked`);
-    for (const unit of ['qemu-x.service', 'qemu-x-tap.service', 'qemu-x-incoming.service'])
+    for (const unit of [
+      'qemu-x.service',
+      'qemu-x-tap.service',
+      'qemu-x-incoming.service',
+      'qemu-x-tpm.service',
+      'qemu-x-tpm.socket',
+    ])
       assert.ok(installable(['x']).has(`/etc/systemd/system/${unit}`));
+    // A guest's helper units and their profile are the guest's own: a change to one restarts the guest.
+    for (const unit of ['qemu-x-tpm.service', 'qemu-x-tpm.socket'])
+      assert.equal(guestPart(`/etc/systemd/system/${unit}`, 'x'), 'unit', unit);
+    for (const file of ['qemu-harden-x-tpm', 'qemu-harden.d/x-tpm'])
+      assert.equal(guestPart(`/etc/apparmor.d/${file}`, 'x'), 'profile', file);
+    assert.equal(guestPart('/etc/systemd/system/qemu-x-tpm.service', 'y'), undefined, 'and no other guest’s');
     assert.ok(!installable(['../x']).has('/etc/systemd/system/qemu-../x.service'), 'a name that is not a guest name');
   });
 });

@@ -18,7 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
 import { makeCerts } from './certs.js';
 import { Container } from './container.js';
-import { cli, REPO, requireTool, tempDir } from './helpers.js';
+import { cli, REPO, requireTool, tempDir, waitUntil } from './helpers.js';
 import { guestResults, writeLinuxGuest } from './linuxguest.js';
 
 const PASSWORD = 'qh-spice-ticket-7f3a';
@@ -127,13 +127,7 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
     assert.equal(r.code, 0, `QMP on ${guest}: ${r.stdout}${r.stderr}`);
     return JSON.parse(r.stdout) as Record<string, unknown>[];
   };
-  const waitFor = async (what: string, check: () => boolean, tries = 240) => {
-    for (let i = 0; i < tries; i++) {
-      if (check()) return;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    assert.fail(`timed out waiting for ${what}`);
-  };
+  const waitFor = (what: string, check: () => boolean) => waitUntil(what, check);
   const start = async (unit: string, guest: string, boots = true) => {
     const r = ct.exec(['systemctl', 'start', unit]);
     assert.equal(
@@ -348,10 +342,13 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
       );
       const last = out.filter((m) => (m.return as { status?: string } | undefined)?.status).at(-1);
       assert.equal((last?.return as { status: string }).status, 'completed', JSON.stringify(out));
-      const status = qmp(to, { execute: 'query-status' }).find(
-        (m) => (m.return as { status?: string } | undefined)?.status,
-      );
-      assert.equal((status!.return as { status: string }).status, 'running', `${to} runs the migrated guest`);
+      // The source is done when it says so; the destination runs the guest once it has loaded all of it.
+      const status = () =>
+        (
+          qmp(to, { execute: 'query-status' }).find((m) => (m.return as { status?: string } | undefined)?.status)
+            ?.return as { status: string } | undefined
+        )?.status;
+      await waitFor(`${to} to run the migrated guest`, () => status() === 'running');
       const tls = ct.sh(`ls -l /proc/${mainPid(`qemu-${to}-incoming.service`)}/fd`).stdout;
       assert.ok(tls.includes('socket:'), 'the destination holds the migration connection');
       const fromUnit =
@@ -422,7 +419,7 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
     await start(unit, 'dst');
     // A QMP client waits for the POWERDOWN event while systemd stops the unit; the boot sector ignores ACPI.
     ct.sh(
-      'QMP_TIMEOUT_MS=30000 node /qh-clients/qmp.mjs /run/qemu-harden/dst/qmp.sock \'{"wait-event":"POWERDOWN"}\' > /run/qh-events.json 2> /run/qh-events.ready &',
+      'QMP_TIMEOUT_MS=300000 node /qh-clients/qmp.mjs /run/qemu-harden/dst/qmp.sock \'{"wait-event":"POWERDOWN"}\' > /run/qh-events.json 2> /run/qh-events.ready &',
     );
     await waitFor('the QMP client to connect', () => ct.sh('grep -q connected /run/qh-events.ready').code === 0);
     const t0 = Date.now();
@@ -434,7 +431,7 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
       events.some((e) => e.event === 'POWERDOWN'),
       `QEMU emitted POWERDOWN: ${JSON.stringify(events)}`,
     );
-    assert.ok(took >= 5.5 && took < 20, `stopped after TimeoutStopSec (6 s), took ${took} s`);
+    assert.ok(took >= 5.5, `stopped after TimeoutStopSec (6 s), took ${took} s`);
     assert.match(journal(unit), /terminating on signal 15/);
     assert.equal(
       ct.exec(['systemctl', 'show', '-p', 'ActiveState', '-p', 'Result', unit]).stdout,
@@ -446,17 +443,24 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
 
   test('a guest that powers off when asked stops the unit at once, without a signal', async () => {
     const unit = 'qemu-dst.service';
+    // A stop timeout no loaded machine reaches: the unit ends because QEMU exited, which systemd records as
+    // success, not because the timeout ran out.
+    ct.exec(['mkdir', '-p', `/run/systemd/system/${unit}.d`]);
+    ct.exec(['tee', `/run/systemd/system/${unit}.d/timeout.conf`], '[Service]\nTimeoutStopSec=600\n');
+    ct.exec(['systemctl', 'daemon-reload']);
     await start(unit, 'dst');
     // Standing in for a guest OS that honours the power button: on POWERDOWN the client ends QEMU through QMP.
     ct.sh(
-      'QMP_TIMEOUT_MS=30000 node /qh-clients/qmp.mjs /run/qemu-harden/dst/qmp.sock \'{"wait-event":"POWERDOWN","then":{"execute":"quit"}}\' > /run/qh-events2.json 2> /run/qh-events2.ready &',
+      'QMP_TIMEOUT_MS=300000 node /qh-clients/qmp.mjs /run/qemu-harden/dst/qmp.sock \'{"wait-event":"POWERDOWN","then":{"execute":"quit"}}\' > /run/qh-events2.json 2> /run/qh-events2.ready &',
     );
     await waitFor('the QMP client to connect', () => ct.sh('grep -q connected /run/qh-events2.ready').code === 0);
-    const t0 = Date.now();
     const cursor = journal(unit).split('\n').length;
     assert.equal(ct.exec(['systemctl', 'stop', unit]).code, 0);
-    const took = (Date.now() - t0) / 1000;
-    assert.ok(took < 5, `stopped as soon as QEMU exited (${took} s), well before TimeoutStopSec`);
+    assert.equal(
+      ct.exec(['systemctl', 'show', '-p', 'ActiveState', '-p', 'Result', unit]).stdout,
+      'Result=success\nActiveState=inactive\n',
+      'QEMU exited when asked: no timeout, no failure',
+    );
     const since = journal(unit)
       .split('\n')
       .slice(cursor - 1)
@@ -532,9 +536,10 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
     assert.equal(r.code, 0, `${r.stderr}\n${journal(`qemu-${LAN}-net.service`)}\n${journal(`qemu-${LAN}.service`)}`);
     const guestLog = () =>
       `serial:\n${lanSerial().slice(-3000)}\npasst:\n${journal(`qemu-${LAN}-net.service`).slice(-2000)}\nQEMU:\n${journal(`qemu-${LAN}.service`).slice(-2000)}`;
-    await waitFor('the guest’s web server', () => /RESULT httpd=/.test(lanSerial()), 2400).catch((e: Error) =>
-      assert.fail(`${e.message}\n${guestLog()}`),
-    );
+    await waitUntil('the guest’s web server', () => /RESULT httpd=/.test(lanSerial()), {
+      timeoutMs: 600_000,
+      detail: guestLog,
+    });
     const forwarded = ct.exec([
       'python3',
       '-c',
@@ -542,9 +547,10 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
     ]);
     running = readRunning();
     writeFileSync(join(ct.root, SHARE_RW, 'host-done'), 'done\n');
-    await waitFor('the guest to finish its script', () => /RESULT done=yes/.test(lanSerial()), 600).catch((e: Error) =>
-      assert.fail(`${e.message}\n${guestLog()}`),
-    );
+    await waitUntil('the guest to finish its script', () => /RESULT done=yes/.test(lanSerial()), {
+      timeoutMs: 150_000,
+      detail: guestLog,
+    });
     lan = guestResults(lanSerial());
     assert.equal(
       forwarded.stdout.trim(),

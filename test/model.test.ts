@@ -240,6 +240,33 @@ describe('a TPM and Secure Boot', () => {
     assert.doesNotThrow(() => validate(clash), 'without a TPM, guest a takes none of those names');
   });
 
+  test('Secure Boot asked for is Secure Boot enforced: its files default to the Secure Boot build and Microsoft’s keys', () => {
+    const fw = (firmware: Record<string, unknown>) => {
+      const doc = base();
+      (doc.guests[0] as Record<string, unknown>).firmware = firmware;
+      return validate(doc).guests[0]!.firmware;
+    };
+    assert.deepEqual(fw({ type: 'uefi', secureBoot: true }), {
+      type: 'uefi',
+      secureBoot: true,
+      code: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
+      varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
+    });
+    assert.deepEqual(fw({ type: 'uefi' }), {
+      type: 'uefi',
+      secureBoot: false,
+      code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
+      varsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd',
+    });
+    // Read back as a bundle keeps them, the answers are the same bytes.
+    const doc = base();
+    (doc.guests[0] as Record<string, unknown>).firmware = { type: 'uefi', secureBoot: true };
+    const once = JSON.stringify(validate(doc));
+    assert.equal(JSON.stringify(validate(JSON.parse(once))), once);
+    const given = fw({ type: 'uefi', secureBoot: true, code: '/srv/fw/CODE.fd' });
+    assert.equal(given.type === 'uefi' && given.code, '/srv/fw/CODE.fd', 'a file given is kept');
+  });
+
   test('Secure Boot with a kernel given to QEMU is refused: OVMF starts such a kernel unchecked', () => {
     const doc = {
       ...base(),

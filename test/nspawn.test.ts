@@ -13,7 +13,7 @@ import { cpuQuotaPercent, memoryMaxMiB } from '../src/guest.js';
 import { loadPreset } from '../src/sources/preset.js';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
 import { Container } from './container.js';
-import { cli, kvm, requireTool, tempDir } from './helpers.js';
+import { cli, kvm, requireTool, tempDir, waitUntil } from './helpers.js';
 import { diskSwapDropIn } from './unitfile.js';
 
 const HOSTILE_DISK = '/images/ga mm%a$x"q\\,y\'z:w.img';
@@ -101,14 +101,12 @@ for (const c of CASES) {
           `${unit}: ${start.stderr}\n${ct.exec(['journalctl', '-b', '-u', unit, '--no-pager']).stdout}`,
         );
         const log = `/var/log/qemu-harden/${g.name}/serial.log`;
-        let booted = false;
-        for (let i = 0; i < 60 && !booted; i++) {
-          booted = ct.sh(`grep -q '${BOOT_MARKER}' ${log}`).code === 0;
-          if (!booted) await new Promise((r) => setTimeout(r, 250));
-        }
-        assert.ok(
-          booted,
-          `${g.name}: marker on the serial console\n${ct.exec(['journalctl', '-b', '-u', unit, '--no-pager']).stdout}`,
+        await waitUntil(
+          `${g.name}: the marker on the serial console`,
+          () => ct.sh(`grep -q '${BOOT_MARKER}' ${log}`).code === 0,
+          {
+            detail: () => ct.exec(['journalctl', '-b', '-u', unit, '--no-pager']).stdout,
+          },
         );
         const pid = Number(ct.exec(['systemctl', 'show', '-p', 'MainPID', '--value', unit]).stdout.trim());
         assert.ok(pid > 0);

@@ -59,7 +59,8 @@ const answersArb = fc
 describe('properties of valid answers', () => {
   test('10,000 valid documents: accepted, deterministic, round-trip through answers.json', () => {
     let runs = 0;
-    const started = Date.now();
+    // Bounded by the CPU time it takes, not the wall time: that stays the same however busy the machine is.
+    const cpu = process.cpuUsage();
     fc.assert(
       fc.property(answersArb, (doc) => {
         runs++;
@@ -73,7 +74,11 @@ describe('properties of valid answers', () => {
       { numRuns: 10_000, seed: Date.now() % 2 ** 31 },
     );
     assert.equal(runs, 10_000);
-    assert.ok(Date.now() - started < 120_000, 'bounded in time');
+    const used = process.cpuUsage(cpu);
+    assert.ok(
+      used.user + used.system < 120e6,
+      `bounded in time: ${Math.round((used.user + used.system) / 1e6)} s of CPU`,
+    );
   });
 
   test('the fence, over 2,000 documents: each guest sees all its own paths and none of the others’', () => {
@@ -289,7 +294,7 @@ describe('hostile strings in free-text fields', () => {
         {
           input: '{"execute":"qmp_capabilities"}\n{"execute":"query-block"}\n{"execute":"quit"}\n',
           encoding: 'utf8',
-          timeout: 20_000,
+          timeout: 300_000,
         },
       );
       assert.equal(r.status, 0, `${JSON.stringify(v)}: ${r.stderr}`);

@@ -44,10 +44,12 @@ const REMOVED: Record<string, (argv: string[]) => boolean> = {
   '-no-acpi': (a) => a.includes('-no-acpi'),
   '-chroot': (a) => a.includes('-chroot'),
   '-async-teardown': (a) => a.includes('-async-teardown'),
-  'virtio-blk scsi=on': (a) => a.some((x) => /^virtio-blk[^ ]*,(.*,)?scsi=(on|true|yes)/.test(x)),
-  '-virtfs proxy / -fsdev proxy': (a) =>
-    a.some((x, i) => (x === '-virtfs' || x === '-fsdev') && /^proxy(,|$)/.test(a[i + 1] ?? '')),
+  '-device virtio-blk,scsi=on|off': (a) =>
+    a.some((x, i) => a[i - 1] === '-device' && /^(driver=)?virtio-blk[^,]*,(.*,)?scsi=/.test(x)),
+  '-fsdev proxy, -virtfs proxy': (a) =>
+    a.some((x, i) => (x === '-virtfs' || x === '-fsdev') && /^(fsdriver=)?proxy(,|$)/.test(a[i + 1] ?? '')),
   '-runas': (a) => a.includes('-runas'),
+  '-spice password=': (a) => a.some((x, i) => a[i - 1] === '-spice' && /(^|,)password=/.test(x)),
 };
 
 describe('what each target release gets', () => {

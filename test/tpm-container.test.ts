@@ -18,6 +18,8 @@ import { ensureKernel } from './vmboot.js';
 const SIGNED = 'win';
 const UNSIGNED = 'rogue';
 const GUESTS = [SIGNED, UNSIGNED];
+/** A guest that asks for Secure Boot and names no firmware file: the schema's defaults, Microsoft's keys. */
+const DEFAULTS = 'plain';
 
 const unit = (g: string) => `qemu-${g}.service`;
 const tpmUnit = (g: string) => `qemu-${g}-tpm.service`;
@@ -85,7 +87,15 @@ describe('a TPM 2.0 per guest from its own swtpm, and UEFI Secure Boot, under re
       schemaVersion: 1,
       useCase: 'emulation',
       acceptedRisks: [{ risk: 'emulation', reason: 'the proof runs under TCG on every machine' }],
-      guests: GUESTS.map(guest),
+      guests: [
+        ...GUESTS.map(guest),
+        {
+          name: DEFAULTS,
+          memoryMiB: 256,
+          firmware: { type: 'uefi', secureBoot: true },
+          disks: [{ path: `/srv/${DEFAULTS}-esp.img`, format: 'raw', readOnly: true }],
+        },
+      ],
     });
     ct.prepare();
     mkdirSync(join(ct.root, 'srv'));
@@ -93,6 +103,7 @@ describe('a TPM 2.0 per guest from its own swtpm, and UEFI Secure Boot, under re
     const kernel = ensureKernel().vmlinuz;
     writeEsp(signWithSnakeoil(kernel, join(dir, 'signed.efi')), join(ct.root, `srv/${SIGNED}-esp.img`));
     writeEsp(kernel, join(ct.root, `srv/${UNSIGNED}-esp.img`));
+    writeEsp(kernel, join(ct.root, `srv/${DEFAULTS}-esp.img`));
     const applied = cli(['apply', bundle, '--root', ct.root, '--yes']);
     assert.equal(applied.code, 0, applied.stderr + applied.stdout);
     mkdirSync(join(ct.root, 'qh-clients'));
@@ -161,7 +172,8 @@ describe('a TPM 2.0 per guest from its own swtpm, and UEFI Secure Boot, under re
     assert.match(log, /BdsDxe: starting Boot0001/);
     assert.doesNotMatch(log, /Access Denied|Security Violation/);
     const cmdline = ct.exec(['cat', `/proc/${show(unit(SIGNED), 'MainPID')}/cmdline`]).stdout.split('\0');
-    assert.ok(cmdline.includes('q35,smm=on,dump-guest-core=off'), cmdline.join(' '));
+    const machine = cmdline[cmdline.indexOf('-machine') + 1] ?? '';
+    assert.match(machine, /^q35,(?:[^,]+,)*smm=on(?:,|$)/, cmdline.join(' '));
     assert.ok(cmdline.includes('driver=cfi.pflash01,property=secure,value=on'));
     assert.ok(cmdline.some((w) => w.includes(`file=${SECBOOT_CODE}`)));
   });
@@ -173,6 +185,28 @@ describe('a TPM 2.0 per guest from its own swtpm, and UEFI Secure Boot, under re
       /failed to load Boot0001 .*: Access Denied/.test(serial(UNSIGNED)),
     );
     assert.doesNotMatch(serial(UNSIGNED), /EFI stub/);
+  });
+
+  test('Secure Boot with no firmware file named: the Secure Boot build and Microsoft’s keys, which refuse a program they do not sign', async () => {
+    const start = ct.exec(['systemctl', 'start', unit(DEFAULTS)]);
+    assert.equal(start.code, 0, `${start.stderr}\n${journal(unit(DEFAULTS))}`);
+    // Debian's kernel carries Debian's signature, which only shim trusts: Microsoft's keys in db do not.
+    await waitFor('the firmware to refuse the program', () =>
+      /failed to load Boot0001 .*: Access Denied/.test(serial(DEFAULTS)),
+    );
+    assert.doesNotMatch(serial(DEFAULTS), /EFI stub/);
+    const cmdline = ct.exec(['cat', `/proc/${show(unit(DEFAULTS), 'MainPID')}/cmdline`]).stdout.split('\0');
+    assert.ok(
+      cmdline.some((w) => w.endsWith(',file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd')),
+      cmdline.join(' '),
+    );
+    assert.ok(cmdline.includes('driver=cfi.pflash01,property=secure,value=on'));
+    assert.match(
+      readFileSync(join(ct.root, `etc/systemd/system/${unit(DEFAULTS)}`), 'utf8'),
+      /^ExecStartPre=.* \/var\/lib\/qemu-harden\/plain\/OVMF_VARS\.fd \/usr\/share\/OVMF\/OVMF_VARS_4M\.ms\.fd$/m,
+      'its variables are copied from the template with Microsoft’s keys',
+    );
+    assert.equal(ct.exec(['systemctl', 'stop', unit(DEFAULTS)]).code, 0);
   });
 
   test('one guest’s user cannot open the other guest’s TPM socket; the other guest’s own user can', () => {

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Container } from './container.js';
-import { cli, requireTool, tempDir } from './helpers.js';
+import { cli, requireTool, tempDir, waitUntil } from './helpers.js';
 
 const VARS = '/var/lib/qemu-harden/efi/OVMF_VARS.fd';
 const SERIAL = '/var/log/qemu-harden/efi/serial.log';
@@ -29,6 +29,9 @@ describe('a UEFI guest installed with apply --root starts under real systemd', (
   const ct = new Container(dir);
   after(() => ct.stop());
   const journal = () => ct.exec(['journalctl', '-b', '-u', UNIT, '--no-pager', '-o', 'cat']).stdout;
+  const serial = () => (existsSync(join(ct.root, SERIAL)) ? readFileSync(join(ct.root, SERIAL), 'latin1') : '');
+  /** How often OVMF has reached its boot manager: the serial log is appended to across starts. */
+  const bootManagers = () => serial().split('BdsDxe').length - 1;
 
   before(async () => {
     for (const [tool, pkg] of [
@@ -70,12 +73,10 @@ describe('a UEFI guest installed with apply --root starts under real systemd', (
     assert.ok(!existsSync(join(ct.root, VARS)), 'apply itself copies no vars file');
     const start = ct.exec(['systemctl', 'start', UNIT]);
     assert.equal(start.code, 0, `${start.stderr}\n${journal()}`);
-    let text = '';
-    for (let i = 0; i < 480 && !text.includes('BdsDxe'); i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      text = existsSync(join(ct.root, SERIAL)) ? readFileSync(join(ct.root, SERIAL), 'latin1') : '';
-    }
-    assert.ok(text.includes('BdsDxe'), `OVMF reached its boot manager\n${journal()}`);
+    await waitUntil('OVMF to reach its boot manager', () => bootManagers() > 0, {
+      timeoutMs: 600_000,
+      detail: journal,
+    });
     assert.equal(ct.exec(['systemctl', 'is-active', UNIT]).stdout.trim(), 'active');
     assert.equal(ct.exec(['stat', '-c', '%U:%G %a', VARS]).stdout.trim(), 'qemu-efi:qemu-efi 600');
     assert.equal(
@@ -95,10 +96,15 @@ describe('a UEFI guest installed with apply --root starts under real systemd', (
 
   test('a second start keeps the guest’s vars file', async () => {
     const inode = ct.exec(['stat', '-c', '%i', VARS]).stdout.trim();
+    const before = bootManagers();
     assert.equal(ct.exec(['systemctl', 'stop', UNIT]).code, 0);
     const start = ct.exec(['systemctl', 'start', UNIT]);
     assert.equal(start.code, 0, `${start.stderr}\n${journal()}`);
-    await new Promise((r) => setTimeout(r, 1000));
+    // The second start is proven by OVMF reaching its boot manager again, reading the kept vars.
+    await waitUntil('OVMF to reach its boot manager again', () => bootManagers() > before, {
+      timeoutMs: 600_000,
+      detail: journal,
+    });
     assert.equal(ct.exec(['systemctl', 'is-active', UNIT]).stdout.trim(), 'active', journal());
     assert.equal(ct.exec(['stat', '-c', '%i', VARS]).stdout.trim(), inode, 'not replaced by the template');
   });
@@ -112,7 +118,7 @@ describe('a UEFI guest installed with apply --root starts under real systemd', (
       assert.equal(start.code, 0, start.stderr);
       try {
         for (let round = 1; round <= 6; round++) {
-          for (let i = 0; i < 120 && size(FLOOD_LOG) <= 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 250));
+          await waitUntil(`round ${round}: the guest to fill its log past 1 MiB`, () => size(FLOOD_LOG) > 1024 * 1024);
           const before = size(FLOOD_LOG);
           assert.ok(before > 1024 * 1024, `round ${round}: the guest filled its log past 1 MiB (${before} bytes)`);
           // The timer starts it once a minute; started here every few seconds, it would reach systemd's start limit.
@@ -141,8 +147,7 @@ describe('a UEFI guest installed with apply --root starts under real systemd', (
           'copies belong to the guest’s user',
         );
         const grown = size(FLOOD_LOG);
-        for (let i = 0; i < 40 && size(FLOOD_LOG) <= grown; i++) await new Promise((r) => setTimeout(r, 250));
-        assert.ok(size(FLOOD_LOG) > grown, 'QEMU goes on writing into the truncated log');
+        await waitUntil('QEMU to go on writing into the truncated log', () => size(FLOOD_LOG) > grown);
         assert.equal(ct.exec(['systemctl', 'is-active', 'qemu-flood.service']).stdout.trim(), 'active');
       } finally {
         ct.exec(['systemctl', 'stop', 'qemu-flood.service']);

@@ -8,7 +8,7 @@ import { validate } from '../src/answers.js';
 import type { HostFacts } from '../src/probe.js';
 import { App } from '../src/ui/App.js';
 import { initialDraft } from '../steps/draft.js';
-import { cli, tempDir } from './helpers.js';
+import { cli, tempDir, waitUntil } from './helpers.js';
 
 const KEY = {
   enter: '\r',
@@ -61,14 +61,12 @@ function start(outDir: string) {
       await tick();
     }
   };
-  const waitFor = async (re: RegExp, ms = 10_000) => {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-      if (re.test(app.lastFrame() ?? '')) return app.lastFrame()!;
-      await tick(50);
-    }
-    throw new Error(`no frame matched ${re}; last frame:\n${app.lastFrame()}`);
-  };
+  const waitFor = (re: RegExp, timeoutMs = 60_000) =>
+    waitUntil(`a frame matching ${re}`, () => re.test(app.lastFrame() ?? '') && app.lastFrame()!, {
+      timeoutMs,
+      everyMs: 50,
+      detail: () => `last frame:\n${app.lastFrame()}`,
+    });
   const erase = async (n: number) => press(...Array<string>(n).fill(KEY.backspace));
   return { app, press, waitFor, erase, code: () => code };
 }
@@ -88,9 +86,14 @@ describe('the interview, driven through Ink', () => {
     app.stdin.write(KEY.enter);
     app.stdin.write(KEY.tab);
     app.stdin.write('2');
-    const until = Date.now() + 10_000;
-    while (!/3\/12 Guests[\s\S]*vCPUs +12/.test(app.lastFrame() ?? '') && Date.now() < until) await tick(50);
-    assert.match(app.lastFrame()!, /3\/12 Guests[\s\S]*vCPUs +12/, 'two steps on, the second field typed into');
+    await waitUntil(
+      'two steps on, the second field typed into',
+      () => /3\/12 Guests[\s\S]*vCPUs +12/.test(app.lastFrame() ?? ''),
+      {
+        everyMs: 50,
+        detail: () => app.lastFrame() ?? '',
+      },
+    );
   });
 
   test('one KVM guest to a written bundle, with a wrong value fixed on the way', async (t) => {
@@ -118,7 +121,7 @@ describe('the interview, driven through Ink', () => {
     await w.waitFor(/No accepted risks/);
     await w.press(KEY.right);
     const before = /db as qemu-db · exposure ([0-9.]+) \(target ≤ 1\)/.exec(
-      await w.waitFor(/db as qemu-db · exposure [0-9.]+ \(target ≤ 1\)/, 20_000),
+      await w.waitFor(/db as qemu-db · exposure [0-9.]+ \(target ≤ 1\)/),
     )![1];
     await w.press(KEY.esc, KEY.esc, KEY.esc, KEY.esc, KEY.esc, KEY.esc);
     await w.waitFor(/5\/12 Network/);
@@ -128,14 +131,13 @@ describe('the interview, driven through Ink', () => {
     await w.waitFor(/11\/12 Review/);
     await w.waitFor(/\[map\]/);
     const after = /db as qemu-db · exposure ([0-9.]+) \(target ≤ 1\.5\)/.exec(
-      await w.waitFor(/db as qemu-db · exposure [0-9.]+ \(target ≤ 1\.5\)/, 20_000),
+      await w.waitFor(/db as qemu-db · exposure [0-9.]+ \(target ≤ 1\.5\)/),
     )![1];
     assert.ok(Number(after) > Number(before), `a network device raises the measured exposure: ${before} → ${after}`);
     await w.press(KEY.enter);
     await w.waitFor(/✔ Bundle written to/);
     await w.press(KEY.enter);
-    await tick(100);
-    assert.equal(w.code(), 0);
+    assert.equal(await waitUntil('the wizard to exit', () => w.code(), { everyMs: 20 }), 0);
     const answers = validate(JSON.parse(readFileSync(join(out, 'answers.json'), 'utf8')));
     assert.equal(answers.guests[0]!.name, 'db');
     assert.equal(answers.guests[0]!.vcpus, 2);
@@ -256,8 +258,7 @@ describe('the interview, driven through Ink', () => {
     await w.waitFor(/3\/12 Guests/);
     assert.doesNotMatch(w.app.lastFrame()!, /Quit without writing/);
     await w.press(KEY.ctrlC, 'y');
-    await tick(100);
-    assert.equal(w.code(), 130);
+    assert.equal(await waitUntil('the wizard to exit', () => w.code(), { everyMs: 20 }), 130);
     assert.deepEqual(readdirSync(dir), []);
   });
 });

@@ -8,16 +8,27 @@ import { fromAnswers } from '../steps/draft.js';
 import { display } from '../steps/fields.js';
 import { STEPS } from '../steps/index.js';
 import type { HostFacts } from '../src/probe.js';
-import { BIN, cli, requireTool, tempDir } from './helpers.js';
-
-const tmux = (...args: string[]) => spawnSync('tmux', args, { encoding: 'utf8' });
+import { BIN, cli, requireTool, tempDir, waitUntil } from './helpers.js';
 
 /**
- * The wizard in a new 80×24 tmux session, started by `command` in `dir` (its exit code written to
- * `status`/exit-code, by default in dir); the session is killed after the test. `waitFor` polls the screen until
- * a pattern shows.
+ * A tmux server of the test's own, on a socket in `dir`: tests running side by side never share a server, so one
+ * test's session ending (which ends a server with no session left) cannot take another's down. The server is
+ * killed when the test ends.
+ */
+function tmuxServer(t: TestContext, dir: string) {
+  const socket = join(dir, 'tmux.sock');
+  const tmux = (...args: string[]) => spawnSync('tmux', ['-S', socket, ...args], { encoding: 'utf8' });
+  t.after(() => tmux('kill-server'));
+  return tmux;
+}
+
+/**
+ * The wizard in a new 80×24 tmux session on the test's own server, started by `command` in `dir` (its exit code
+ * written to `status`/exit-code, by default in dir, where the server's socket is too). `waitFor` polls the screen
+ * until it matches.
  */
 function wizardInTmux(t: TestContext, session: string, dir: string, command: string, poll = 100, status = dir) {
+  const tmux = tmuxServer(t, status);
   const started = tmux(
     'new-session',
     '-d',
@@ -29,29 +40,26 @@ function wizardInTmux(t: TestContext, session: string, dir: string, command: str
     '24',
     '-c',
     dir,
-    `sh -c '${command}; echo $? > ${join(status, 'exit-code')}; sleep 60'`,
+    `sh -c '${command}; echo $? > ${join(status, 'exit-code')}; sleep 600'`,
   );
   assert.equal(started.status, 0, started.stderr);
-  t.after(() => tmux('kill-session', '-t', session));
   const screen = () => tmux('capture-pane', '-p', '-t', session).stdout;
-  const waitFor = async (re: RegExp, ms = 15_000) => {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-      const s = screen();
-      if (re.test(s)) return s;
-      await new Promise((r) => setTimeout(r, poll));
-    }
-    throw new Error(`the screen never showed ${re}:\n${screen()}`);
-  };
+  const waitFor = (want: RegExp | ((s: string) => boolean), timeoutMs = 60_000) =>
+    waitUntil(
+      `the screen to show ${String(want)}`,
+      () => {
+        const s = screen();
+        return (typeof want === 'function' ? want(s) : want.test(s)) && s;
+      },
+      { timeoutMs, everyMs: poll, detail: screen },
+    );
   /** The wizard's exit code, once the shell has written it (it creates the file before it writes into it). */
-  const exitCode = async (ms = 10_000) => {
-    const file = join(status, 'exit-code');
-    const until = Date.now() + ms;
-    while (!(existsSync(file) && readFileSync(file, 'utf8').trim()) && Date.now() < until)
-      await new Promise((r) => setTimeout(r, 100));
-    return existsSync(file) ? readFileSync(file, 'utf8').trim() : `(no exit code within ${ms} ms)`;
-  };
-  return { screen, waitFor, exitCode };
+  const exitCode = () =>
+    waitUntil('the wizard to exit', () => {
+      const file = join(status, 'exit-code');
+      return existsSync(file) && readFileSync(file, 'utf8').trim();
+    });
+  return { tmux, screen, waitFor, exitCode };
 }
 
 test('a whole interview in a real 80×24 terminal writes a bundle that verifies', async (t) => {
@@ -65,39 +73,41 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   mkdirSync(join(dir, 'bin'));
   writeFileSync(join(dir, 'bin', 'qemu-system-x86_64'), `#!/bin/sh\necho "$1" >> ${calls}\nexec ${qemu} "$@"\n`);
   chmodSync(join(dir, 'bin', 'qemu-system-x86_64'), 0o755);
-  const { waitFor, exitCode } = wizardInTmux(t, session, dir, `PATH=${dir}/bin:$PATH ${process.execPath} ${BIN}`);
-  const keys = async (...k: string[]) => {
-    for (const key of k) {
+  const { tmux, waitFor, exitCode } = wizardInTmux(t, session, dir, `PATH=${dir}/bin:$PATH ${process.execPath} ${BIN}`);
+  /** Keys in order, each its own send-keys; the wizard takes a burst of keys in order, so nothing waits between. */
+  const keys = (...k: string[]) => {
+    for (const key of k)
       tmux('send-keys', '-t', session, ...(key.length === 1 || key.startsWith('/') ? ['-l', key] : [key]));
-      await new Promise((r) => setTimeout(r, 150));
-    }
   };
 
   const host = await waitFor(/1\/12 Host[\s\S]*QEMU/);
   assert.match(host.split('\n')[0]!, /^qemu-harden · 1\/12 Host/);
-  await keys('Enter', 'Enter');
+  keys('Enter', 'Enter');
   await waitFor(/3\/12 Guests/);
   // A new guest starts with a disk: its path has the focus.
-  await keys('Enter', '/srv/vm/tty.qcow2');
+  keys('Enter', '/srv/vm/tty.qcow2');
   await waitFor(/Disk 1 path +\/srv\/vm\/tty\.qcow2/);
-  await keys('Tab', '?');
+  keys('Tab', '?');
   const why = await waitFor(/never guessed/);
-  await keys('?');
-  for (let i = 0; i < 7; i++) await keys('Enter');
+  keys('?');
+  for (let i = 0; i < 7; i++) keys('Enter');
   const review = await waitFor(/11\/12 Review/);
   assert.match(
     review.split('\n')[0]!,
     /^qemu-harden · 11\/12 Review/,
     'the frame fits: its first line has not scrolled away',
   );
-  await keys('Enter');
-  const done = await waitFor(/✔ Bundle written to/);
+  keys('Enter');
   // Started as `node …/dist/qemu-harden.js`, so that is how the next commands are written; a command too long for
-  // the line goes on after " \".
-  const unwrapped = done.replace(/ \\\n */g, ' ');
-  assert.match(unwrapped, /^ {2}node \S*dist\/qemu-harden\.js verify \S*qemu-harden-bundle$/m);
-  assert.match(unwrapped, /^ {2}sudo \S*node\S* \S*dist\/qemu-harden\.js apply \S*qemu-harden-bundle$/m);
-  await keys('Enter');
+  // the line goes on after " \". The wait is for the whole frame: a capture can catch it while Ink is still
+  // drawing it.
+  const next = [
+    /^ {2}node \S*dist\/qemu-harden\.js verify \S*qemu-harden-bundle$/m,
+    /^ {2}sudo \S*node\S* \S*dist\/qemu-harden\.js apply \S*qemu-harden-bundle$/m,
+  ];
+  const unwrapped = (s: string) => s.replace(/ \\\n */g, ' ');
+  await waitFor((s) => /✔ Bundle written to/.test(s) && next.every((re) => re.test(unwrapped(s))));
+  keys('Enter');
   assert.equal(await exitCode(), '0');
   const bundle = join(dir, 'qemu-harden-bundle');
   const v = cli(['verify', bundle]);
@@ -112,12 +122,13 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
 
 test('NO_COLOR turns colours off in a real terminal; without it the header is coloured', async (t) => {
   requireTool('tmux', 'tmux');
+  const tmux = tmuxServer(t, tempDir(t, 'qh-colour-'));
   const colours = /\u001b\[(?:[0-9;]*;)?(?:3[0-7]|9[0-7]|38;)/;
   for (const [name, env, expectColour] of [
     ['plain', '-u FORCE_COLOR TERM=xterm-256color NO_COLOR=1', false],
     ['colour', '-u FORCE_COLOR -u NO_COLOR TERM=xterm-256color', true],
   ] as const) {
-    const session = `qh-colour-${name}-${process.pid}`;
+    const session = `qh-colour-${name}`;
     const started = tmux(
       'new-session',
       '-d',
@@ -127,17 +138,14 @@ test('NO_COLOR turns colours off in a real terminal; without it the header is co
       '80',
       '-y',
       '24',
-      `env ${env} ${process.execPath} ${BIN}; sleep 30`,
+      `env ${env} ${process.execPath} ${BIN}; sleep 600`,
     );
     assert.equal(started.status, 0, started.stderr);
-    t.after(() => tmux('kill-session', '-t', session));
-    let screen = '';
-    const until = Date.now() + 15_000;
-    while (!/1\/12 Host/.test(screen) && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 100));
-      screen = tmux('capture-pane', '-e', '-p', '-t', session).stdout;
-    }
-    assert.match(screen, /1\/12 Host/);
+    const capture = () => tmux('capture-pane', '-e', '-p', '-t', session).stdout;
+    const screen = await waitUntil('the first step', () => /1\/12 Host/.test(capture()) && capture(), {
+      everyMs: 100,
+      detail: capture,
+    });
     assert.equal(colours.test(screen), expectColour, `${name}: ${JSON.stringify(screen.slice(0, 200))}`);
   }
 });
@@ -146,7 +154,7 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
   requireTool('tmux', 'tmux');
   const dir = tempDir(t, 'qh-tty8-');
   const session = `qh-tty8-${process.pid}`;
-  const { waitFor, exitCode } = wizardInTmux(t, session, dir, `${process.execPath} ${BIN}`, 80);
+  const { tmux, waitFor, exitCode } = wizardInTmux(t, session, dir, `${process.execPath} ${BIN}`, 80);
   /** Several keys in one send-keys: they reach the terminal together, as a burst. */
   const burst = (...k: string[]) => tmux('send-keys', '-t', session, ...k);
   const text = (s: string) => tmux('send-keys', '-t', session, '-l', s);
@@ -228,23 +236,24 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
   burst('Tab', 'Tab', 'Right', 'Right');
   await waitFor(/\[map\]/);
   const map: string[] = [];
-  let shown = '';
-  for (let i = 0; i < 60; i++) {
+  const marker = (s: string) => /lines \d+-\d+ of \d+/.exec(s)?.[0];
+  let shown: string | undefined;
+  let end = false;
+  for (let page = 0; page < 60 && !end; page++) {
     // Each PageDown shows the next lines: wait until the "lines a-b of n" marker has moved.
-    const s = await waitFor(/lines \d+-\d+ of \d+/);
-    const marker = /lines \d+-\d+ of \d+/.exec(s)![0];
-    if (marker === shown) {
-      await new Promise((r) => setTimeout(r, 80));
-      continue;
-    }
-    shown = marker;
+    const before = shown;
+    const s = await waitFor((x) => marker(x) !== undefined && marker(x) !== before);
+    shown = marker(s);
     fitsAndHeaderShows(s, /^qemu-harden · 11\/12 Review/);
     map.push(...s.split('\n'));
-    if (/lines \d+-(\d+) of \1/.test(s)) break;
-    // A page on: as many ↓ as the map shows lines, in one burst.
-    const [, from, to] = /lines (\d+)-(\d+)/.exec(marker)!;
-    burst(...Array<string>(Number(to) - Number(from) + 1).fill('Down'));
+    end = /lines \d+-(\d+) of \1/.test(s);
+    if (!end) {
+      // A page on: as many ↓ as the map shows lines, in one burst.
+      const [, from, to] = /lines (\d+)-(\d+)/.exec(shown!)!;
+      burst(...Array<string>(Number(to) - Number(from) + 1).fill('Down'));
+    }
   }
+  assert.ok(end, `the map's last page was reached: ${shown}`);
   const mapText = map.join('\n');
   assert.match(joined(mapText), /0 means every sandboxing setting it knows is used, 10 none of them; lower is better/);
   for (let g = 1; g <= 8; g++) {
@@ -323,7 +332,7 @@ test('the Done screen at 80 columns: its commands, copied as shown and pasted in
     }),
   );
   const session = `qh-done-${process.pid}`;
-  const { waitFor, exitCode } = wizardInTmux(
+  const { tmux, waitFor, exitCode } = wizardInTmux(
     t,
     session,
     dir,

@@ -4,12 +4,19 @@
 // and said so, never counted as passed.
 import { which } from '../tools.js';
 import { fileChecks } from './files.js';
+import { helperChecks } from './helpers.js';
 import { hostChecks } from './host.js';
 import { listenerChecks } from './listeners.js';
 import { processChecks } from './process.js';
-import type { AuditCheck, Expect, Finding, HostView, Severity } from './types.js';
+import type { AuditCheck, Expect, Finding, HostView, LiveProcess, Severity } from './types.js';
 
-export const AUDIT_CHECKS: AuditCheck[] = [...processChecks, ...listenerChecks, ...fileChecks, ...hostChecks];
+export const AUDIT_CHECKS: AuditCheck[] = [
+  ...processChecks,
+  ...listenerChecks,
+  ...fileChecks,
+  ...hostChecks,
+  ...helperChecks,
+];
 
 const ORDER: Severity[] = ['high', 'medium', 'low', 'info'];
 
@@ -23,7 +30,7 @@ export function assess(
   judges: readonly AuditCheck['judges'][] = ['process', 'command line', 'host'],
   checks: readonly AuditCheck[] = AUDIT_CHECKS,
 ): Finding[] {
-  const byPid = new Map(view.processes.map((p) => [p.pid, p]));
+  const byPid = new Map<number, LiveProcess>([...view.processes, ...view.helpers].map((p) => [p.pid, p]));
   const findings: Finding[] = [];
   for (const c of checks) {
     if (!judges.includes(c.judges)) continue;

@@ -1,92 +1,7 @@
 // The QEMU command-line reader: /proc/PID/cmdline split into options, and each option's value into the keys
 // QEMU itself would read (QemuOpts: "key=value,..." where ",," is a literal comma; or JSON for -blockdev,
 // -device, -object and -netdev as libvirt writes them). Only what the audit and --answers-out use is modelled.
-
-/** QEMU options that take no argument; every other option takes exactly one. */
-const FLAGS = new Set([
-  'h',
-  'help',
-  'version',
-  'S',
-  'nodefaults',
-  'no-user-config',
-  'nodefconfig',
-  'daemonize',
-  'no-shutdown',
-  'no-reboot',
-  'snapshot',
-  'nographic',
-  'enable-kvm',
-  'no-kvm',
-  'no-hpet',
-  'no-acpi',
-  'full-screen',
-  's',
-  'usb',
-  'win2k-hack',
-  'no-fd-bootchk',
-  'no-quit',
-  'alt-grab',
-  'ctrl-grab',
-  'preconfig',
-  'only-migratable',
-  'enable-sync-profile',
-  'xen-attach',
-  'rtc-td-hack',
-  'semihosting',
-  'old-param',
-  'no-frame',
-  'sdl',
-  'curses',
-  'portrait',
-  'enable-fips',
-  'perfmap',
-  'jitdump',
-  'audio-help',
-]);
-
-export type Opts = Map<string, string>;
-
-export interface Option {
-  /** Without leading dashes: "vnc", "drive". */
-  name: string;
-  /** The argument exactly as passed, or undefined for a flag. */
-  value: string | undefined;
-}
-
-/**
- * Split one QemuOpts string. The first element without "=" is stored under `implied` (e.g. the backend of
- * -chardev, the display of -vnc); a bare key later on means "on", and "noKEY" means KEY=off.
- */
-export function splitOpts(value: string, implied?: string): Opts {
-  const parts: string[] = [];
-  let cur = '';
-  for (let i = 0; ;) {
-    const comma = value.indexOf(',', i);
-    if (comma < 0) {
-      parts.push(cur + value.slice(i));
-      break;
-    }
-    cur += value.slice(i, comma);
-    if (value[comma + 1] === ',') {
-      cur += ',';
-      i = comma + 2;
-    } else {
-      parts.push(cur);
-      cur = '';
-      i = comma + 1;
-    }
-  }
-  const out: Opts = new Map();
-  parts.forEach((p, i) => {
-    const eq = p.indexOf('=');
-    if (eq >= 0) out.set(p.slice(0, eq), p.slice(eq + 1));
-    else if (i === 0 && implied) out.set(implied, p);
-    else if (p.startsWith('no') && p.length > 2 && !out.has(p)) out.set(p.slice(2), 'off');
-    else if (p !== '') out.set(p, 'on');
-  });
-  return out;
-}
+import { splitArgv, splitOpts, type Option, type Opts } from '../qemuargs.js';
 
 /** How deep a JSON option value may nest. libvirt's and Proxmox's go four or five levels deep. */
 export const MAX_JSON_DEPTH = 64;
@@ -198,21 +113,6 @@ export interface TlsCreds {
   endpoint: string | undefined;
   /** verify-peer: QEMU's default is on; it only means something for x509 (anonymous credentials check nobody). */
   verifyPeer: boolean;
-}
-
-export function splitArgv(argv: string[]): Option[] {
-  const out: Option[] = [];
-  for (let i = 1; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('-') || a === '-') {
-      out.push({ name: '', value: a });
-      continue;
-    }
-    const name = a.replace(/^--?/, '');
-    if (FLAGS.has(name)) out.push({ name, value: undefined });
-    else out.push({ name, value: argv[++i] });
-  }
-  return out;
 }
 
 function memoryMiB(v: string): number | undefined {
@@ -495,16 +395,4 @@ export const QEMU_PROGRAM = /^(qemu-system-[a-z0-9_]+|qemu-kvm|kvm)$/;
 
 export function isQemuBinary(argv0: string): boolean {
   return QEMU_PROGRAM.test(argv0.slice(argv0.lastIndexOf('/') + 1));
-}
-
-/**
- * A command-line argument as it may be shown: the value of a secret object's `data` and of a non-boolean
- * `password` (SPICE's legacy plain-text password) replaced, in QemuOpts and in JSON form alike.
- */
-export function redact(arg: string): string {
-  return arg
-    .replace(/("(?:data|password)"\s*:\s*)"(?:[^"\\]|\\.)*"/g, '$1"(redacted)"')
-    .replace(/(^|,)(data|password)=((?:[^,]|,,)*)/g, (m, lead: string, key: string, value: string) =>
-      /^(on|off|yes|no|true|false)$/.test(value) ? m : `${lead}${key}=(redacted)`,
-    );
 }

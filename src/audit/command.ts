@@ -4,8 +4,8 @@
 // write escape sequences or lines of its own onto the operator's terminal; --json carries the exact strings.
 import { visible } from '../escape.js';
 import { AUDIT_CHECKS, assess } from './assess.js';
-import { redact } from './cmdline.js';
-import { POLICY } from './expect.js';
+import { redact } from '../qemuargs.js';
+import { HELPER_POLICY, POLICY } from './expect.js';
 import { ownerText } from './owner.js';
 import { acceleratorOf } from './process.js';
 import type { NotCarried } from './reconstruct.js';
@@ -31,6 +31,17 @@ export interface AuditReport {
     accelerator: 'kvm' | 'tcg';
     argv: string[];
   }[];
+  /** The guests' helpers running (a TPM emulator, swtpm), whoever started them. */
+  helpers: {
+    pid: number;
+    /** The kind of helper (src/helpers/), and its program. */
+    kind: string;
+    program: string;
+    uid: number | null;
+    user: string | null;
+    systemUser: boolean;
+    argv: string[];
+  }[];
   findings: Finding[];
   unseen: Unseen[];
   answersOut: { file: string; guests: number; notCarried: NotCarried[] } | null;
@@ -49,7 +60,17 @@ export function audit(view: HostView): AuditReport {
       accelerator: acceleratorOf(p).accel,
       argv: p.argv.map(redact),
     })),
-    findings: assess(view, () => POLICY),
+    helpers: view.helpers.map((h) => ({
+      pid: h.pid,
+      kind: h.kind,
+      program: h.guest,
+      uid: h.owner.uids[1] ?? null,
+      user: h.owner.user,
+      systemUser: h.owner.system,
+      argv: h.argv,
+    })),
+    // A QEMU is held to QEMU's security documentation, a helper to what every helper needs (expect.ts).
+    findings: assess(view, (p) => ('kind' in p ? HELPER_POLICY : POLICY)),
     unseen: view.unseen,
     answersOut: null,
   };
@@ -71,6 +92,13 @@ export function formatAudit(r: AuditReport, me = 'qemu-harden'): string {
     out.push(
       `  pid ${p.pid}  ${p.guest === `pid ${p.pid}` ? '(no -name)' : visible(p.guest)}  ${visible(ownerText(p.uid, p.user))}${p.systemUser ? '' : ', not a system user'}  ${p.accelerator}`,
     );
+  }
+  if (r.helpers.length) {
+    out.push(`and ${plural(r.helpers.length, 'helper process', 'helper processes')} of guests:`);
+    for (const h of r.helpers)
+      out.push(
+        `  pid ${h.pid}  ${visible(h.program)}  ${visible(ownerText(h.uid, h.user))}${h.systemUser ? '' : ', not a system user'}`,
+      );
   }
   out.push('');
   const groups = new Map<string, Finding[]>();
@@ -100,7 +128,7 @@ export function formatAudit(r: AuditReport, me = 'qemu-harden'): string {
       for (const n of r.answersOut.notCarried)
         out.push(`  ${visible(n.guest)}: ${visible(n.choice)}: ${visible(n.reason)}`);
     }
-    out.push(`Next: ${me} generate --answers ${visible(shellWord(r.answersOut.file))} --out qemu-harden-bundle`);
+    out.push(`Next: ${me} generate --answers ${shellWord(r.answersOut.file)} --out qemu-harden-bundle`);
     out.push('');
   }
   const n = counts(r);

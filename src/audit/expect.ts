@@ -37,6 +37,24 @@ export const POLICY: Expectation = {
   accepted: new Set(),
 };
 
+/**
+ * What audit holds a guest's helper to (a TPM emulator, swtpm), whoever started it: never root, no capabilities,
+ * its seccomp filter on every thread; src/audit/helpers.ts also judges who may read its state. No no_new_privs
+ * and no AppArmor profile of its own are asked of it here: those are what qemu-harden's helper unit adds, and
+ * status holds the unit's helper to them.
+ */
+export const HELPER_POLICY: Expectation = {
+  from: 'policy',
+  user: null,
+  noCapabilities: true,
+  noNewPrivs: false,
+  seccomp: true,
+  apparmor: undefined,
+  memory: undefined,
+  pids: undefined,
+  accepted: new Set(),
+};
+
 /** The unit's settings status reports as expected (its --json `expected`), beside the expectation itself. */
 export interface UnitSettings {
   user: string;

@@ -43,7 +43,7 @@ export function localDisks(p: QemuProcess) {
   );
 }
 
-interface Creds {
+export interface Creds {
   uid: number;
   gids: number[];
 }

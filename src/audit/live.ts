@@ -1,7 +1,9 @@
 // The one reader of live QEMU processes, for `audit` and `status` alike: which processes are QEMU (whatever
 // started them), and for each its command line, credentials and owner, every thread's seccomp mode, its
 // AppArmor label, its cgroup and limits, its open files and listening sockets; then what stat says about every
-// path the command lines name, and the backing file each qcow2 image's header names. A process is known by its
+// path the command lines name, and the backing file each qcow2 image's header names. The guests' helpers (a TPM
+// emulator, swtpm: the kinds of src/helpers/, known by their program) are read the same way, but for their
+// sockets, and with what stat says of the state their command line names. A process is known by its
 // pid and the time it started: its /proc directory is held open while it is read and must show the start time
 // seen before its command line was read, so a process that exits and a new one given its pid are never mixed
 // up. Reads are bounded in size (procfs.ts), and those a process or user can stall (command lines, the paths
@@ -20,11 +22,26 @@ import {
   statusFields,
   threadSeccomp,
 } from '../procfs.js';
-import { isLate, Sidecar, TIME } from '../sidecar.js';
+import { HELPERS } from '../helpers/index.js';
+import type { HelperKind } from '../helpers/helper.js';
+import { isLate, Sidecar } from '../sidecar.js';
 import { guestLabel, isQemuBinary, parseCommandLine, QEMU_PROGRAM } from './cmdline.js';
 import { BACKING_DEPTH, localDisks, qcow2Backing } from './files.js';
 import { ownerContext, ownerOf } from './owner.js';
-import type { CgroupFacts, FileFacts, HostView, Limit, QemuProcess, Unseen } from './types.js';
+import type {
+  CgroupFacts,
+  FileFacts,
+  HelperProcess,
+  HostView,
+  Limit,
+  LiveProcess,
+  QemuProcess,
+  Unseen,
+} from './types.js';
+
+/** The kind of helper a program is, by its file name, or undefined. */
+const helperOf = (argv0: string): HelperKind | undefined =>
+  HELPERS.find((h) => h.live.program.test(argv0.slice(argv0.lastIndexOf('/') + 1)));
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 
@@ -51,10 +68,9 @@ export interface ReadOptions {
 export async function readHost(opts: ReadOptions = {}): Promise<HostView> {
   const proc = opts.proc ?? PROC;
   const base = opts.cgroupRoot ?? CGROUP_ROOT;
-  const deadline = Date.now() + TIME.totalMs;
-  const reader = new Sidecar(deadline);
-  reader.warm();
+  const reader = new Sidecar();
   try {
+    const deadline = await reader.started();
     return await readWith(reader, proc, base, deadline, opts);
   } finally {
     await reader.close();
@@ -90,6 +106,7 @@ async function readWith(
   );
 
   const processes: QemuProcess[] = [];
+  const helpers: HelperProcess[] = [];
   const unread: HostView['unread'] = [];
   for (const [i, { pid, start }] of candidates.entries()) {
     const raw = cmdlines[i]!;
@@ -105,7 +122,9 @@ async function readWith(
     }
     const argv = raw.ok.text.split('\0');
     if (argv[argv.length - 1] === '') argv.pop();
-    if (!argv.length || !isQemuBinary(argv[0]!)) continue;
+    if (!argv.length) continue;
+    const helper = isQemuBinary(argv[0]!) ? undefined : helperOf(argv[0]!);
+    if (!helper && !isQemuBinary(argv[0]!)) continue;
     // Its /proc directory is held open while it is read, and is the process whose command line was read only if
     // it started when that one did; every read through it fails once that process is gone.
     let fd: number;
@@ -117,8 +136,14 @@ async function readWith(
     try {
       const dir = `/proc/self/fd/${fd}`;
       if (startTime(dir) !== start) continue;
-      const p = readProcess(pid, dir, argv, raw.ok.truncated, base, net, users, ranges, unseen, deadline);
-      if (p) processes.push(p);
+      const read = { pid, dir, argv, truncated: raw.ok.truncated, base, users, ranges, unseen, deadline };
+      if (helper) {
+        const h = readHelper(read, helper);
+        if (h) helpers.push(h);
+      } else {
+        const p = readProcess(read, net);
+        if (p) processes.push(p);
+      }
     } finally {
       closeSync(fd);
     }
@@ -129,24 +154,32 @@ async function readWith(
       reason: `${file}: longer than that`,
     });
   processes.sort((a, b) => a.pid - b.pid);
-  const files = await readFiles(processes, unseen, reader);
-  return { root, processes, unseen, files, unread };
+  helpers.sort((a, b) => a.pid - b.pid);
+  const files = await readFiles(processes, helpers, unseen, reader);
+  return { root, processes, helpers, unseen, files, unread };
 }
 
-function readProcess(
-  pid: number,
-  dir: string,
-  argv: string[],
-  truncated: boolean,
-  base: string,
-  net: NetTables,
-  users: Parameters<typeof ownerOf>[1],
-  ranges: Parameters<typeof ownerOf>[2],
-  unseen: Unseen[],
-  deadline: number,
-): QemuProcess | undefined {
-  const cmd = parseCommandLine(argv);
-  const guest = guestLabel(cmd, pid);
+/** One process to read: its /proc directory (held open), its command line, and what every read shares. */
+interface ToRead {
+  pid: number;
+  dir: string;
+  argv: string[];
+  truncated: boolean;
+  base: string;
+  users: Parameters<typeof ownerOf>[1];
+  ranges: Parameters<typeof ownerOf>[2];
+  unseen: Unseen[];
+  deadline: number;
+}
+
+/**
+ * What every judged process is read for, QEMU or helper: its credentials and owner, every thread's seccomp mode,
+ * its AppArmor label and its cgroup with its limits. Undefined when it exited while it was read.
+ */
+function readLive(
+  { pid, dir, argv, truncated, base, users, ranges, unseen, deadline }: ToRead,
+  guest: string,
+): { live: LiveProcess; late: boolean } | undefined {
   const who = `${guest} (pid ${pid})`;
   const statusText = readSmall(`${dir}/status`)?.text;
   if (statusText === undefined) {
@@ -158,8 +191,6 @@ function readProcess(
       what: `${who}: its command line past the first ${LIMITS.cmdline / 1024} KiB, so only its beginning is judged`,
       reason: `/proc/${pid}/cmdline: longer than that`,
     });
-  for (const u of cmd.unread)
-    unseen.push({ what: `${who}: its ${u.option} option, so it is not judged`, reason: u.reason });
   const late = Date.now() >= deadline;
   if (late)
     unseen.push({
@@ -189,6 +220,49 @@ function readProcess(
   } catch (e) {
     unseen.push({ what: `${who}: its AppArmor label`, reason: `/proc/${pid}/attr/current: ${errCode(e)}` });
   }
+
+  const cgroupLines = late ? [] : (readSmall(`${dir}/cgroup`)?.text ?? '').split('\n').filter(Boolean);
+  return {
+    late,
+    live: {
+      pid,
+      guest,
+      argv,
+      argvTruncated: truncated,
+      status,
+      uids: owner.uids,
+      owner,
+      threadSeccomp: seccomp,
+      apparmorLabel: label,
+      cgroupLines,
+      cgroup: late ? undefined : cgroupFacts(pid, cgroupLines, base),
+    },
+  };
+}
+
+/** A helper of a guest's QEMU (src/helpers/): what every process is read for, and what its command line says. */
+function readHelper(read: ToRead, kind: HelperKind): HelperProcess | undefined {
+  const r = readLive(read, kind.binary.slice(kind.binary.lastIndexOf('/') + 1));
+  if (!r) return undefined;
+  const state = kind.live.state(read.argv);
+  if (state === null)
+    read.unseen.push({
+      what: `${r.live.guest} (pid ${read.pid}): where it keeps its state, so the state's modes are not judged`,
+      reason: `/proc/${read.pid}/cmdline: no state named on it (it takes the place from its environment)`,
+    });
+  return { ...r.live, kind: kind.kind, ownSeccomp: kind.live.ownSeccomp(read.argv), state: state ?? undefined };
+}
+
+function readProcess(read: ToRead, net: NetTables): QemuProcess | undefined {
+  const { pid, dir, argv, unseen } = read;
+  const cmd = parseCommandLine(argv);
+  const guest = guestLabel(cmd, pid);
+  const who = `${guest} (pid ${pid})`;
+  const r = readLive(read, guest);
+  if (!r) return undefined;
+  const late = r.late;
+  for (const u of cmd.unread)
+    unseen.push({ what: `${who}: its ${u.option} option, so it is not judged`, reason: u.reason });
 
   let fds: ReturnType<typeof openFds> | undefined;
   if (!late)
@@ -223,20 +297,9 @@ function readProcess(
     }
   }
 
-  const cgroupLines = late ? [] : (readSmall(`${dir}/cgroup`)?.text ?? '').split('\n').filter(Boolean);
   return {
-    pid,
-    guest,
-    argv,
-    argvTruncated: truncated,
+    ...r.live,
     cmd,
-    status,
-    uids: owner.uids,
-    owner,
-    threadSeccomp: seccomp,
-    apparmorLabel: label,
-    cgroupLines,
-    cgroup: late ? undefined : cgroupFacts(pid, cgroupLines, base),
     openFiles: fds?.files,
     listeners,
     unixSockets,
@@ -341,7 +404,12 @@ const ancestors = (path: string) => {
  * the backing chain of every image not given as raw, read from the qcow2 headers as the backing check walks
  * it. All within the deadline; a path that took too long is listed as unseen.
  */
-async function readFiles(processes: QemuProcess[], unseen: Unseen[], reader: Sidecar): Promise<FileFacts> {
+async function readFiles(
+  processes: QemuProcess[],
+  helpers: HelperProcess[],
+  unseen: Unseen[],
+  reader: Sidecar,
+): Promise<FileFacts> {
   const files: FileFacts = { stat: new Map(), backing: new Map() };
   const owners = new Map<string, string>();
   const want = (path: string, who: string) => {
@@ -373,6 +441,14 @@ async function readFiles(processes: QemuProcess[], unseen: Unseen[], reader: Sid
     ])
       want(path, who);
   }
+  // A helper's state: the path its command line names, the file in it that holds the state, every directory above.
+  for (const h of helpers)
+    if (h.state) {
+      const who = `${h.guest} (pid ${h.pid})`;
+      want(h.state.path, who);
+      want(h.state.file, who);
+      for (const a of ancestors(h.state.file)) want(a, who);
+    }
   const paths = [...files.stat.keys()];
   const stats = await Promise.all(paths.map((path) => reader.stat(path)));
   paths.forEach((path, i) => {

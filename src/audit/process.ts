@@ -1,18 +1,73 @@
 // Checks on each QEMU process itself: who it runs as, what the kernel lets it do (capabilities, no_new_privs,
-// seccomp on every thread), QEMU's own -sandbox, its AppArmor label, its cgroup limits, the accelerator, and
-// whether guests share a user. Each judges the facts live.ts read against the process's expectation: QEMU's
+// seccomp on every thread), QEMU's own -sandbox, its AppArmor label, its cgroup limits, the accelerator, the
+// options QEMU has removed since, and whether guests share a user. Each judges the facts live.ts read against the process's expectation: QEMU's
 // security documentation for `audit`, the installed unit for `status`.
-import { isOn } from './cmdline.js';
+import { describeRemoval, removedOption } from '../releases.js';
+import { isOn, optsOrJson } from './cmdline.js';
 import type { Expectation } from './expect.js';
-import { finding, type AuditCheck, type Finding, type QemuProcess, type Severity } from './types.js';
+import { finding, type AuditCheck, type Finding, type LiveProcess, type QemuProcess, type Severity } from './types.js';
 import { plural } from '../words.js';
 
-const statusLine = (p: QemuProcess, key: string) =>
+const statusLine = (p: LiveProcess, key: string) =>
   `/proc/${p.pid}/status: ${key}:\t${p.status.get(key) ?? '(missing)'}`;
 
-interface Judged {
+export interface Judged {
   summary: string;
   evidence: string;
+}
+
+// What is wrong with a process, QEMU or helper (src/audit/helpers.ts judges the helpers with these), against what
+// it is held to: undefined when nothing is.
+
+export const judgeRoot = (p: LiveProcess): Judged | undefined =>
+  p.uids.some((u) => u === 0) ? { summary: 'runs as root', evidence: statusLine(p, 'Uid') } : undefined;
+
+export function judgeUser(p: LiveProcess, want: Expectation): Judged | undefined {
+  const u = want.user;
+  if (!u || u.uid === null || !p.uids.length || p.uids.some((x) => x === 0) || p.uids.every((x) => x === u.uid))
+    return undefined;
+  return { summary: `runs as uid ${p.uids.join('/')}, not ${u.name} (${u.uid})`, evidence: statusLine(p, 'Uid') };
+}
+
+export function judgeCapabilities(p: LiveProcess, want: Expectation): Judged | undefined {
+  const capEff = p.status.get('CapEff') ?? '0';
+  return want.noCapabilities && /[1-9a-f]/i.test(capEff)
+    ? { summary: `holds capabilities (CapEff ${capEff})`, evidence: statusLine(p, 'CapEff') }
+    : undefined;
+}
+
+export const judgeNoNewPrivs = (p: LiveProcess, want: Expectation): Judged | undefined =>
+  want.noNewPrivs && p.status.has('NoNewPrivs') && p.status.get('NoNewPrivs') !== '1'
+    ? { summary: 'NoNewPrivs is off', evidence: statusLine(p, 'NoNewPrivs') }
+    : undefined;
+
+export function judgeSeccomp(p: LiveProcess, want: Expectation): Judged | undefined {
+  const open = p.threadSeccomp.filter(([, v]) => v !== '2');
+  if (!want.seccomp || !open.length) return undefined;
+  const [tid, v] = open[0]!;
+  const tids = open.slice(0, 8).map(([t]) => t);
+  return {
+    summary: `threads without a seccomp filter: ${tids.join(', ')}${open.length > tids.length ? ` and ${open.length - tids.length} more` : ''}`,
+    evidence: `/proc/${p.pid}/task/${tid}/status: Seccomp:\t${v}${open.length > 1 ? ` (and ${open.length - 1} more of ${p.threadSeccomp.length} threads)` : ''}`,
+  };
+}
+
+export function judgeApparmor(p: LiveProcess, want: Expectation): Judged | undefined {
+  if (!want.apparmor) return undefined;
+  const label = p.apparmorLabel;
+  const evidence = `/proc/${p.pid}/attr/current: ${label ?? '(unreadable)'}`;
+  const m = /^(.*?)(?: \((\w+)\))?$/.exec(label ?? '')!;
+  const [name, mode] = [m[1]!, m[2] ?? null];
+  const wanted = want.apparmor.profile;
+  if (wanted !== null) {
+    if (name !== wanted) return { summary: `AppArmor label ${name || 'none'}, not ${wanted}`, evidence };
+    if (mode !== 'enforce')
+      return { summary: `AppArmor profile ${wanted} in ${mode ?? 'unknown'} mode, not enforce`, evidence };
+    return undefined;
+  }
+  if (label === 'unconfined') return { summary: 'not confined by AppArmor', evidence };
+  if (mode === 'complain') return { summary: `AppArmor profile ${name} in complain mode`, evidence };
+  return undefined;
 }
 
 /**
@@ -59,7 +114,7 @@ const root = eachProcess(
   'process.root',
   'high',
   'process',
-  (p) => (p.uids.some((u) => u === 0) ? { summary: 'runs as root', evidence: statusLine(p, 'Uid') } : undefined),
+  judgeRoot,
   'QEMU must run as an unprivileged user: a guest that takes over device emulation acts as this process, and as root it owns the whole host.',
   'Each guest runs as its own system user (qemu-NAME) created by sysusers.d, with device access through groups.',
   null,
@@ -69,12 +124,7 @@ const user = eachProcess(
   'process.user',
   'high',
   'process',
-  (p, want) => {
-    const u = want.user;
-    if (!u || u.uid === null || !p.uids.length || p.uids.some((x) => x === 0) || p.uids.every((x) => x === u.uid))
-      return undefined;
-    return { summary: `runs as uid ${p.uids.join('/')}, not ${u.name} (${u.uid})`, evidence: statusLine(p, 'Uid') };
-  },
+  judgeUser,
   (_p, want) =>
     `The installed unit runs this guest as ${want.user?.name}, its own user; as another user it reaches what that user reaches, another guest's files included.`,
   'Each guest runs as its own system user (qemu-NAME) created by sysusers.d, with device access through groups.',
@@ -85,12 +135,7 @@ const capabilities = eachProcess(
   'process.capabilities',
   'high',
   'process',
-  (p, want) => {
-    const capEff = p.status.get('CapEff') ?? '0';
-    return want.noCapabilities && /[1-9a-f]/i.test(capEff)
-      ? { summary: `holds capabilities (CapEff ${capEff})`, evidence: statusLine(p, 'CapEff') }
-      : undefined;
-  },
+  judgeCapabilities,
   'Capabilities are privileges the guest does not have; least privilege says QEMU should hold nothing the guest could not use itself.',
   'The unit empties CapabilityBoundingSet= and AmbientCapabilities=: QEMU runs with no capabilities at all.',
   null,
@@ -100,10 +145,7 @@ const noNewPrivs = eachProcess(
   'process.no-new-privs',
   'medium',
   'process',
-  (p, want) =>
-    want.noNewPrivs && p.status.has('NoNewPrivs') && p.status.get('NoNewPrivs') !== '1'
-      ? { summary: 'NoNewPrivs is off', evidence: statusLine(p, 'NoNewPrivs') }
-      : undefined,
+  judgeNoNewPrivs,
   'Without no_new_privs a compromised QEMU can execute a setuid program or a file with capabilities and gain privileges the guest never had.',
   'The unit sets NoNewPrivileges=yes.',
   null,
@@ -113,16 +155,7 @@ const seccomp = eachProcess(
   'process.seccomp',
   'high',
   'process',
-  (p, want) => {
-    const open = p.threadSeccomp.filter(([, v]) => v !== '2');
-    if (!want.seccomp || !open.length) return undefined;
-    const [tid, v] = open[0]!;
-    const tids = open.slice(0, 8).map(([t]) => t);
-    return {
-      summary: `threads without a seccomp filter: ${tids.join(', ')}${open.length > tids.length ? ` and ${open.length - tids.length} more` : ''}`,
-      evidence: `/proc/${p.pid}/task/${tid}/status: Seccomp:\t${v}${open.length > 1 ? ` (and ${open.length - 1} more of ${p.threadSeccomp.length} threads)` : ''}`,
-    };
-  },
+  judgeSeccomp,
   'A thread without a seccomp filter can make every host system call: a guest that escapes into it reaches the whole kernel attack surface.',
   'QEMU runs with -sandbox on and every sub-option denied, inside the unit’s own SystemCallFilter=: every thread is filtered.',
   'guests.N.isolation.sandbox',
@@ -209,23 +242,7 @@ const apparmor = eachProcess(
   'process.apparmor',
   'medium',
   'process',
-  (p, want) => {
-    if (!want.apparmor) return undefined;
-    const label = p.apparmorLabel;
-    const evidence = `/proc/${p.pid}/attr/current: ${label ?? '(unreadable)'}`;
-    const m = /^(.*?)(?: \((\w+)\))?$/.exec(label ?? '')!;
-    const [name, mode] = [m[1]!, m[2] ?? null];
-    const wanted = want.apparmor.profile;
-    if (wanted !== null) {
-      if (name !== wanted) return { summary: `AppArmor label ${name || 'none'}, not ${wanted}`, evidence };
-      if (mode !== 'enforce')
-        return { summary: `AppArmor profile ${wanted} in ${mode ?? 'unknown'} mode, not enforce`, evidence };
-      return undefined;
-    }
-    if (label === 'unconfined') return { summary: 'not confined by AppArmor', evidence };
-    if (mode === 'complain') return { summary: `AppArmor profile ${name} in complain mode`, evidence };
-    return undefined;
-  },
+  judgeApparmor,
   (p, want) =>
     p.apparmorLabel === 'unconfined' && want.apparmor?.profile === null
       ? 'Mandatory access control is what keeps a compromised QEMU away from host files and other guests’ images that plain file permissions leave open.'
@@ -361,6 +378,36 @@ const tcg = eachProcess(
   'useCase',
 );
 
+/**
+ * Options that QEMU removed between Debian 12's QEMU and Debian 13's (src/releases.ts, the table `import` reads
+ * too): the process runs today, but a newer QEMU refuses to start it as it is written.
+ */
+const removedOptions: AuditCheck = {
+  name: 'process.removed-option',
+  tool: null,
+  debianPackage: null,
+  judges: 'command line',
+  run: (view) =>
+    view.processes.flatMap((p) =>
+      p.cmd.options.flatMap((o) => {
+        const r = o.name && removedOption(o.name, (implied) => optsOrJson(o.value ?? '', implied).opts);
+        if (!r) return [];
+        return [
+          finding(
+            'process.removed-option',
+            'low',
+            p,
+            `uses ${r.option}, which QEMU ${r.removedIn} removed; ${r.instead} replaces it`,
+            `-${o.name}${o.value === undefined ? '' : ` ${o.value}`}`,
+            `${describeRemoval(r)}. Once the host's QEMU is that new, this guest does not start as it is written: nothing that protects it is lost, but the guest is down until its command line is changed.`,
+            r.bundle,
+            r.answer ? `guests.N.${r.answer}` : null,
+          ),
+        ];
+      }),
+    ),
+};
+
 const sharedUid: AuditCheck = {
   name: 'process.shared-uid',
   tool: null,
@@ -414,5 +461,6 @@ export const processChecks: AuditCheck[] = [
   cgroup,
   cgroupControllers,
   tcg,
+  removedOptions,
   sharedUid,
 ];

@@ -3,8 +3,10 @@
 // everything else is left at the bundle's secure default and listed, so the operator sees what changes.
 import { defaultTapDevice, GUEST_NAME } from '../names.js';
 import { SYSTEM_DIRS, underDir } from '../places.js';
+import { splitOpts } from '../qemuargs.js';
+import { removedOption } from '../releases.js';
 import { isSecuritySupportedMachine } from '../rules.js';
-import { isOn } from './cmdline.js';
+import { isOff, isOn } from './cmdline.js';
 import { localDisks } from './files.js';
 import { vncAccess, vncEndpoint } from './listeners.js';
 import { acceleratorOf, sandboxOn } from './process.js';
@@ -75,6 +77,16 @@ export function reconstruct(processes: QemuProcess[], files: FileFacts = noFiles
       if (/^[a-z0-9][a-z0-9._-]{0,63}$/.test(base) && isSecuritySupportedMachine(base)) g.machine = base;
       else note('machine', `"${p.cmd.machine}" is not a machine type QEMU supports for guest isolation; q35 is used`);
     }
+    // No ACPI or no HPET: by the machine property, or by the option it replaced (-no-acpi, -no-hpet: src/releases.ts).
+    for (const key of ['acpi', 'hpet'] as const)
+      if (
+        p.cmd.options.some((o) =>
+          o.name === 'machine' || o.name === 'M'
+            ? isOff(splitOpts(o.value ?? '', 'type').get(key))
+            : removedOption(o.name, () => new Map())?.answer === key,
+        )
+      )
+        g[key] = false;
     if (p.cmd.smp !== undefined) g.vcpus = Math.min(512, p.cmd.smp);
     if (p.cmd.memoryMiB !== undefined) g.memoryMiB = Math.max(16, p.cmd.memoryMiB);
     const cpu = optionValues(p, 'cpu')[0];

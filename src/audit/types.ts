@@ -4,8 +4,10 @@
 // documentation for `audit`, the installed unit for `status`); and the shape of a finding and of a check.
 import type { InetListener, UnixSocket } from '../procfs.js';
 import type { FileFact, Within } from '../sidecar.js';
-import { redact, type QemuCommandLine } from './cmdline.js';
+import { redact } from '../qemuargs.js';
+import type { QemuCommandLine } from './cmdline.js';
 import type { Expectation } from './expect.js';
+import type * as N from '../names.js';
 
 export type Severity = 'high' | 'medium' | 'low' | 'info';
 
@@ -69,14 +71,14 @@ export interface CgroupFacts {
   own: { memoryMax: string | null; cpuMax: string | null; pidsMax: string | null };
 }
 
-export interface QemuProcess {
+/** What the reader reads of every live process it judges, a QEMU or one of a guest's helpers. */
+export interface LiveProcess {
   pid: number;
-  /** -name guest=…, or "pid N". */
+  /** How a finding names it: a QEMU's -name guest=… (or "pid N"), a helper's program ("swtpm"). */
   guest: string;
   argv: string[];
   /** The command line was longer than procfs's LIMITS.cmdline: argv holds its beginning only. */
   argvTruncated: boolean;
-  cmd: QemuCommandLine;
   /** The lines of /proc/PID/status that the checks use, by key. */
   status: Map<string, string>;
   uids: number[];
@@ -89,12 +91,29 @@ export interface QemuProcess {
   cgroupLines: string[];
   /** Its cgroup's limits, read from /sys/fs/cgroup; undefined for a command line judged on its own. */
   cgroup: CgroupFacts | undefined;
+}
+
+export interface QemuProcess extends LiveProcess {
+  cmd: QemuCommandLine;
   /** Paths the process holds open (readlink of /proc/PID/fd/*), or undefined when unreadable. */
   openFiles: string[] | undefined;
   /** TCP sockets it listens on and UDP sockets it has bound (its own network namespace), or undefined. */
   listeners: InetListener[] | undefined;
   /** The unix sockets it holds with a path or an abstract name (from /proc/PID/net/unix through its fds). */
   unixSockets: UnixSocket[];
+}
+
+/**
+ * A helper of a guest's QEMU found by its program (src/helpers/: a TPM emulator, swtpm), whoever started it:
+ * qemu-harden's helper unit, libvirt or Proxmox.
+ */
+export interface HelperProcess extends LiveProcess {
+  kind: N.HelperKind;
+  /** Its own seccomp filter as its command line asks for it: "on", or what turns it off (`--seccomp action=none`). */
+  ownSeccomp: { on: true } | { on: false; evidence: string };
+  /** Its state as its command line names it (a directory and the file in it that holds the state, or a file);
+   * undefined when it names none. */
+  state: { path: string; file: string } | undefined;
 }
 
 /** What stat says about each path the command lines name (disks, sockets, their directories), and the qcow2
@@ -109,6 +128,8 @@ export interface HostView {
   /** Is the audit running as root (full view)? */
   root: boolean;
   processes: QemuProcess[];
+  /** The guests' helper processes (swtpm), read as QEMU's are. */
+  helpers: HelperProcess[];
   unseen: Unseen[];
   files: FileFacts;
   /** Processes whose command line was not read in time, so whether they are QEMU is not known, with their
@@ -116,8 +137,8 @@ export interface HostView {
   unread: { pid: number; cgroupLines: string[] }[];
 }
 
-/** Each process's expectation: the same for every process (audit), or its installed unit's (status). */
-export type Expect = (p: QemuProcess) => Expectation;
+/** Each process's expectation: what audit holds a QEMU or a helper to, or its installed unit's (status). */
+export type Expect = (p: LiveProcess) => Expectation;
 
 export interface AuditCheck {
   name: string;
@@ -134,7 +155,7 @@ export interface AuditCheck {
 export function finding(
   check: string,
   severity: Severity,
-  p: QemuProcess | null,
+  p: LiveProcess | null,
   summary: string,
   evidence: string,
   why: string,
@@ -160,6 +181,7 @@ export const noFiles = (): FileFacts => ({ stat: new Map(), backing: new Map() }
 export const viewOf = (processes: QemuProcess[], root = true): HostView => ({
   root,
   processes,
+  helpers: [],
   unseen: [],
   files: noFiles(),
   unread: [],

@@ -40,12 +40,15 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
   );
   push('-nodefaults', '-no-user-config');
   // A core dump of QEMU leaves out the guest's RAM (the unit also sets LimitCORE=0). Guest RAM is never offered to
-  // KSM: a page merged with another guest's is a timing side channel between the two. Secure Boot needs SMM.
+  // KSM: a page merged with another guest's is a timing side channel between the two. Secure Boot needs SMM. ACPI
+  // and the HPET are off only where the answers say so, in the machine properties that replaced -no-acpi and -no-hpet.
   const secureBoot = g.firmware.type === 'uefi' && g.firmware.secureBoot;
   push(
     '-machine',
     qemuOpts(qemuValue(g.machine), [
       ...(secureBoot ? [['smm', true] as [string, boolean]] : []),
+      ...(g.acpi === false ? [['acpi', false] as [string, boolean]] : []),
+      ...(g.hpet === false ? [['hpet', false] as [string, boolean]] : []),
       ['dump-guest-core', false],
       ['mem-merge', false],
     ]),

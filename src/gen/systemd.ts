@@ -368,7 +368,9 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
     ],
     execLine([a.host.qemuBinary, ...qemuArgs(a, g), ...(incoming ? ['-incoming', 'defer'] : [])]),
     [
-      'Stopping presses the guest’s ACPI power button (QMP system_powerdown) and waits for QEMU to exit; a guest still running after TimeoutStopSec gets SIGTERM, and QEMU quits at once.',
+      g.acpi === false
+        ? 'Stopping presses the ACPI power button (QMP system_powerdown), which this guest, having no ACPI, does not hear: after TimeoutStopSec QEMU gets SIGTERM and quits at once.'
+        : 'Stopping presses the guest’s ACPI power button (QMP system_powerdown) and waits for QEMU to exit; a guest still running after TimeoutStopSec gets SIGTERM, and QEMU quits at once.',
       `ExecStop=/bin/sh -c ${systemdExecWord(stopScript(g))}`,
       'KillSignal=SIGTERM',
       'TimeoutStopSec=90',

@@ -8,9 +8,10 @@
 // before QEMU and stops with it.
 //
 // A kind of helper is one record (HelperKind); src/helpers/index.ts lists them, and rules.ts says which guests
-// run it (runsHelper: the names a helper takes must be unique, and rules.ts checks them). Units, QEMU's arguments, the
-// AppArmor profile, the fence and the bundle's README all read the record: a new helper is a new record, not
-// another mechanism. docs/architecture.md ("A helper unit") says how to add one.
+// run it (runsHelper: the names a helper takes must be unique, and rules.ts checks them). Units, QEMU's arguments,
+// the AppArmor profile, the fence and the bundle's README all read the record, and so do `audit` and `status`,
+// which know a running helper by it: a new helper is a new record, not another mechanism. docs/architecture.md
+// ("A helper unit") says how to add one.
 import type { Guest } from '../model.js';
 import type * as N from '../names.js';
 
@@ -89,4 +90,19 @@ export interface HelperKind {
   };
   /** A paragraph for the bundle's README: what the helper does for the guest and how it is confined. */
   readme(g: Guest): string;
+  /** How `audit` and `status` know a running helper of this kind, whoever started it (src/audit/live.ts). */
+  live: LiveHelper;
+}
+
+/** A running helper as its command line shows it: read by audit and status, judged by src/audit/helpers.ts. */
+export interface LiveHelper {
+  /** Its program's file name. */
+  program: RegExp;
+  /** Its own seccomp filter, as its command line asks for it: on, or the words that turn it off. */
+  ownSeccomp(argv: string[]): { on: true } | { on: false; evidence: string };
+  /**
+   * The state it keeps, as its command line names it: the path given and the file in it that holds the state (the
+   * same path for a file); null when it keeps state its command line does not locate; undefined when it keeps none.
+   */
+  state(argv: string[]): { path: string; file: string } | null | undefined;
 }

@@ -101,6 +101,13 @@ export const passt: HelperKind = {
       why: 'only inside the user namespace passt makes for its own sandbox, to build it and then drop every capability',
     },
   }),
+  live: {
+    // passt, or the AVX2 build it runs itself in place of passt.
+    program: /^passt(\.avx2)?$/,
+    // passt always installs its own filter: it has no option that turns it off.
+    ownSeccomp: () => ({ on: true }),
+    state: () => undefined,
+  },
   readme: (g) =>
     `The user-mode network is passt, in a unit of its own (${G.helperUnitName(g, 'net')}), started before QEMU and ` +
     `stopped with it: QEMU reaches it over ${G.netSocket(g)} and keeps no IP socket itself. passt runs as ` +

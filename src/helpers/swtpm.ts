@@ -8,6 +8,23 @@ import type { HelperKind } from './helper.js';
 const SWTPM = '/usr/bin/swtpm';
 const SWTPM_SETUP = '/usr/bin/swtpm_setup';
 
+/** The last value of a long option of swtpm's (getopt_long: `--name VALUE` or `--name=VALUE`). */
+function option(argv: string[], name: string): string | undefined {
+  let value: string | undefined;
+  argv.forEach((a, i) => {
+    if (a === `--${name}`) value = argv[i + 1];
+    else if (a.startsWith(`--${name}=`)) value = a.slice(name.length + 3);
+  });
+  return value;
+}
+
+/** One parameter of an option's value: swtpm splits them on commas, with no escape. */
+const param = (value: string | undefined, key: string) =>
+  value
+    ?.split(',')
+    .find((p) => p.startsWith(`${key}=`))
+    ?.slice(key.length + 1);
+
 export const swtpm: HelperKind = {
   kind: 'tpm',
   title: 'TPM 2.0 emulator (swtpm)',
@@ -85,6 +102,29 @@ export const swtpm: HelperKind = {
       { rule: 'signal (send, receive) peer=@{profile_name},', why: 'swtpm_setup stops the swtpm it started' },
     ],
   }),
+  live: {
+    program: /^swtpm$/,
+    // swtpm installs its own filter unless told otherwise: action=kill is its default, none removes the filter
+    // and log lets every call through, only logging it.
+    ownSeccomp: (argv) => {
+      const action = param(option(argv, 'seccomp'), 'action');
+      return action === 'none' || action === 'log'
+        ? { on: false, evidence: `--seccomp action=${action}` }
+        : { on: true };
+    },
+    // Its state: --tpmstate dir=PATH or backend-uri=dir://PATH (a directory, whose TPM 2.0 state is tpm2-00.permall
+    // and a TPM 1.2's tpm-00.permall), or backend-uri=file://PATH (one file). Without --tpmstate swtpm takes the
+    // directory from its environment (TPM_PATH), which its command line does not show.
+    state: (argv) => {
+      const tpmstate = option(argv, 'tpmstate');
+      const uri = param(tpmstate, 'backend-uri');
+      const file = uri?.startsWith('file://') ? uri.slice('file://'.length) : undefined;
+      if (file) return { path: file, file };
+      const dir = param(tpmstate, 'dir') ?? (uri?.startsWith('dir://') ? uri.slice('dir://'.length) : undefined);
+      if (!dir) return null;
+      return { path: dir, file: `${dir.replace(/\/+$/, '')}/${argv.includes('--tpm2') ? 'tpm2' : 'tpm'}-00.permall` };
+    },
+  },
   readme: (g) =>
     `A TPM 2.0 from its own swtpm (${G.helperUnitName(g, 'tpm')}), started before QEMU and stopped with it. ` +
     `swtpm runs as ${G.userName(g)} in a sandbox like QEMU's, with its own seccomp filter and its own AppArmor profile ` +

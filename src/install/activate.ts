@@ -37,11 +37,15 @@ async function systemctl(args: string[]): Promise<{ ok: boolean; text: string }>
   return { ok: r.exitCode === 0, text: (r.stderr || r.stdout).trim() };
 }
 
-/** Stop and disable the removed guests' units, and unload their profiles, before their files go. */
+/**
+ * Stop and disable the removed guests' units, their helper units with them, and unload their profiles, before
+ * their files go. Their state stays (removedNote names it). A helper a staying guest no longer has is not stopped
+ * here: its guest's QEMU, still on its old unit, requires it until it restarts (startGuests).
+ */
 export async function retire(p: Plan): Promise<StepResult[]> {
   const removed = p.guests.filter((g) => g.state === 'removed');
   if (removed.length === 0) return [];
-  const units = removed.flatMap((g) => g.units);
+  const units = removed.flatMap((g) => [...g.units, ...g.helpers]);
   const results: StepResult[] = [];
   const step = `stop and disable ${removed.map((g) => g.name).join(', ')}`;
   if (systemdRuns(p)) {
@@ -218,10 +222,13 @@ async function settled(unit: string, started: { ok: boolean; text: string }): Pr
 export async function startGuests(p: Plan, start: boolean, io: Io): Promise<boolean> {
   const fresh = p.guests.filter((g) => g.state === 'new');
   const restart = p.guests.filter(needsRestart);
+  // Helper units a restarted guest no longer has: its QEMU released them, their socket still listens.
+  const dropped = restart.flatMap((g) => g.droppedHelpers);
   if (!start) {
     if (restart.length)
       io.out(
-        `Guests running their old unit or profile until restarted: ${restart.map((g) => g.name).join(', ')}\n  systemctl restart ${restart.map((g) => g.units[0]).join(' ')}\n`,
+        `Guests running their old unit or profile until restarted: ${restart.map((g) => g.name).join(', ')}\n  systemctl restart ${restart.map((g) => g.units[0]).join(' ')}\n` +
+          (dropped.length ? `  then: systemctl stop ${dropped.join(' ')}\n` : ''),
       );
     if (fresh.length)
       io.out(
@@ -247,21 +254,53 @@ export async function startGuests(p: Plan, start: boolean, io: Io): Promise<bool
   const outcomes = await Promise.all(started.map(({ g, r }) => settled(g.units[0]!, r)));
   for (const [i, { g, what }] of started.entries())
     io.out(`  ${outcomes[i]!.ok ? 'done' : 'FAIL'}  ${what} ${g.name}: ${outcomes[i]!.detail}\n`);
-  return outcomes.every((o) => o.ok);
+  let stopped = true;
+  if (dropped.length) {
+    // A helper service its restarted QEMU released has stopped already (StopWhenUnneeded=) and, its file gone,
+    // is no longer loaded: only what still runs is stopped.
+    const running: string[] = [];
+    for (const u of dropped) if ((await systemctl(['is-active', u])).text !== 'inactive') running.push(u);
+    const r = running.length ? await systemctl(['stop', ...running]) : { ok: true, text: '' };
+    stopped = r.ok;
+    io.out(`  ${r.ok ? 'done' : 'FAIL'}  stop what the guests no longer have: ${r.ok ? dropped.join(' ') : r.text}\n`);
+  }
+  return outcomes.every((o) => o.ok) && stopped;
 }
 
-/** What is kept of each removed guest, and how to remove it too. */
+/** The state a guest's helper units keep, named where a removal keeps it, as its disks are named. */
+function helperState(g: string, units: string[]): { text: string[]; dirs: string[] } {
+  const kinds = N.HELPER_KINDS.filter(
+    (k) => units.includes(N.helperUnitName(g, k)) && N.HELPER_STATE[k].dirs(g).length > 0,
+  );
+  return {
+    text: kinds.map((k) => `${N.HELPER_STATE[k].what} ${N.HELPER_STATE[k].dirs(g).join(' ')}`),
+    dirs: kinds.flatMap((k) => N.HELPER_STATE[k].dirs(g)),
+  };
+}
+
+/** What is kept of each removed guest, and how to remove it too; and what a guest that drops its TPM keeps. */
 export function removedNote(p: Plan, record: InstallRecord): string {
   const removed = p.guests.filter((g) => g.state === 'removed');
   const disks = new Map((record.current?.guests ?? []).map((g) => [g.name, g.disks.map(visible)]));
-  return removed
+  const gone = removed.map((g) => {
+    const d = disks.get(g.name) ?? [];
+    const kept = helperState(g.name, g.helpers).text;
+    return (
+      `Guest ${g.name} was removed: its units are stopped and disabled and its files are gone (backed up). Kept: user ${N.userName(g.name)}, ` +
+      `state /var/lib/qemu-harden/${g.name}${kept.length ? ` with its ${kept.join(', ')}` : ''}, logs /var/log/qemu-harden/${g.name}${d.length ? `, disks ${d.join(' ')}` : ''}. To remove them too:\n` +
+      `  userdel ${N.userName(g.name)}; groupdel ${N.userName(g.name)}; rm -r /var/lib/qemu-harden/${g.name} /var/log/qemu-harden/${g.name}${d.length ? ` ${d.join(' ')}` : ''}\n`
+    );
+  });
+  const dropped = p.guests
+    .filter((g) => g.droppedHelpers.length)
     .map((g) => {
-      const d = disks.get(g.name) ?? [];
+      const kept = helperState(g.name, g.droppedHelpers);
       return (
-        `Guest ${g.name} was removed: its units are stopped and disabled and its files are gone (backed up). Kept: user ${N.userName(g.name)}, ` +
-        `state /var/lib/qemu-harden/${g.name}, logs /var/log/qemu-harden/${g.name}${d.length ? `, disks ${d.join(' ')}` : ''}. To remove them too:\n` +
-        `  userdel ${N.userName(g.name)}; groupdel ${N.userName(g.name)}; rm -r /var/lib/qemu-harden/${g.name} /var/log/qemu-harden/${g.name}${d.length ? ` ${d.join(' ')}` : ''}\n`
+        `Guest ${g.name} no longer has ${g.droppedHelpers.filter((u) => u.endsWith('.service')).join(', ')}: its files are gone (backed up), and it stops once the guest restarts on its new unit` +
+        (kept.dirs.length
+          ? `. Kept: its ${kept.text.join(', ')}. To remove it too:\n  rm -r ${kept.dirs.join(' ')}\n`
+          : '.\n')
       );
-    })
-    .join('');
+    });
+  return [...gone, ...dropped].join('');
 }

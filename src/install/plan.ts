@@ -22,8 +22,15 @@ export interface GuestPlan {
   state: 'new' | 'changed' | 'removed' | 'unchanged';
   /** What of the guest changes (new and changed guests). */
   parts: Part[];
-  /** Its systemd units, the guest's own first. */
+  /** Its systemd units, the guest's own first (then its tap unit, when it has one). */
   units: string[];
+  /**
+   * Its helper units (src/helpers/: its TPM's service and socket): started by QEMU's unit (Requires=), restarted
+   * and stopped with it (PartOf=), stopped and disabled with a removed guest.
+   */
+  helpers: string[];
+  /** Helper units the guest no longer has (its TPM turned off): stopped before their files go, their state kept. */
+  droppedHelpers: string[];
 }
 
 export interface Change {
@@ -162,6 +169,9 @@ export function planInstall(
   const allPaths = new Set([...wanted.keys(), ...installed.keys()]);
   const shared = CONFINEMENT.flatMap((b) => b.sharedFiles).filter((h) => allPaths.has(h) && changedFile(h));
 
+  const unitsDir = '/etc/systemd/system/';
+  const helpersIn = (files: { has(h: string): boolean }, g: string) =>
+    N.helperUnitFiles(g).filter((u) => files.has(`${unitsDir}${u}`));
   const guests: GuestPlan[] = [];
   for (const g of newGuests) {
     const parts = new Set<Part>();
@@ -176,16 +186,20 @@ export function planInstall(
       const now = guestLines(bundleText(h), g);
       if (olds(h).some((o) => guestLines(o, g) !== now)) parts.add(part);
     }
-    const units = [N.unitName(g), ...(wanted.has(`/etc/systemd/system/${N.tapUnitName(g)}`) ? [N.tapUnitName(g)] : [])];
+    const units = [N.unitName(g), ...(wanted.has(`${unitsDir}${N.tapUnitName(g)}`) ? [N.tapUnitName(g)] : [])];
     const state = !oldGuests.has(g) ? 'new' : parts.size ? 'changed' : 'unchanged';
-    guests.push({ name: g, state, parts: [...parts].sort(), units });
+    const helpers = helpersIn(wanted, g);
+    const droppedHelpers = helpersIn(new Set(removals), g);
+    guests.push({ name: g, state, parts: [...parts].sort(), units, helpers, droppedHelpers });
   }
   for (const g of [...oldGuests].filter((n) => !newGuests.includes(n)).sort())
     guests.push({
       name: g,
       state: 'removed',
       parts: [],
-      units: [N.unitName(g), ...(installed.has(`/etc/systemd/system/${N.tapUnitName(g)}`) ? [N.tapUnitName(g)] : [])],
+      units: [N.unitName(g), ...(installed.has(`${unitsDir}${N.tapUnitName(g)}`) ? [N.tapUnitName(g)] : [])],
+      helpers: helpersIn(installed, g),
+      droppedHelpers: [],
     });
 
   const idle =

@@ -8,8 +8,10 @@ import { answersSchema, formatIssues } from '../answers.js';
 import { plainError } from '../messages.js';
 import { isReasonPlaceholder, reasonPlaceholder } from '../model.js';
 import { GUEST_NAME } from '../names.js';
+import { isFlag, redact, splitArgv, splitOpts } from '../qemuargs.js';
+import { describeRemoval, removedOption, type RemovedQemuOption } from '../releases.js';
 import { RISKS, type RiskId } from '../rules.js';
-import { GuestLog, type GuestReport, type ImportReport, worstOutcome } from './report.js';
+import { GuestLog, type GuestReport, type ImportReport, type ReportItem, worstOutcome } from './report.js';
 
 /**
  * What the host the guests come from says about them, gathered by the caller (`import` asks this machine): a
@@ -198,6 +200,71 @@ export function iommuGroupOf(d: GuestDraft, address: string, source: string): nu
   return group;
 }
 
+/** One option a source passes straight to QEMU (Proxmox's `args:`, libvirt's <qemu:commandline>). */
+export interface PassedOption {
+  /** Where in the source its first word is. */
+  source: string;
+  /** As written: "-runas nobody". */
+  shown: string;
+  /** The option QEMU removed that it is or uses (src/releases.ts), if any. */
+  removed: RemovedQemuOption | undefined;
+  /** Why it cannot be carried; undefined when it is translated. */
+  refusal: string | undefined;
+}
+
+/**
+ * The options of words a source passes straight to QEMU, and what import makes of each. Such options go around
+ * every check and confinement the bundle builds, so each is refused, except an option QEMU removed whose
+ * replacement the answers or the bundle already say: -no-hpet and -no-acpi become hpet: false and acpi: false,
+ * -runas and -chroot are what the guest's unit does anyway. `at(i)` says where the i-th word came from.
+ */
+export function passedThrough(words: string[], at: (i: number) => string): PassedOption[] {
+  const out: PassedOption[] = [];
+  let i = 0;
+  for (const o of splitArgv(['', ...words])) {
+    const source = at(i);
+    i += o.name !== '' && o.value !== undefined ? 2 : 1;
+    const shown = redact(o.name === '' ? (o.value ?? '') : `-${o.name}${o.value === undefined ? '' : ` ${o.value}`}`);
+    const removed = o.name === '' ? undefined : removedOption(o.name, (implied) => splitOpts(o.value ?? '', implied));
+    const when = removed && `${describeRemoval(removed)}; use ${removed.instead}`;
+    let refusal: string | undefined;
+    if (!removed || removed.uses)
+      refusal = `passes options straight to QEMU, around every check and confinement this bundle builds${when ? ` (besides, ${when})` : ''}`;
+    else if (removed.refused) refusal = `${removed.refused} (${when})`;
+    else if (o.value === undefined && !isFlag(o.name)) refusal = 'has no argument: QEMU would not start with it';
+    out.push({ source, shown, removed, refusal });
+  }
+  return out;
+}
+
+/** The report's record of a removed option. */
+export const removedItem = (r: RemovedQemuOption): NonNullable<ReportItem['removed']> => ({
+  option: r.option,
+  removedIn: r.removedIn,
+  instead: r.instead,
+});
+
+/** Carry a passed-through option QEMU removed as what replaced it, naming the translation and the release. */
+export function translateRemoved(d: GuestDraft, o: PassedOption): void {
+  const r = o.removed!;
+  if (r.answer) {
+    d.guest[r.answer] = false;
+    d.prov.push([r.answer, o.source]);
+    d.log.translate(
+      o.source,
+      `${o.shown} → ${r.answer}: false, which the bundle writes as ${r.instead} (${describeRemoval(r)})${r.answer === 'acpi' ? `; ${NO_ACPI_STOP}` : ''}`,
+      removedItem(r),
+    );
+  } else {
+    const instead = r.bundle.charAt(0).toLowerCase() + r.bundle.slice(1).replace(/\.$/, '');
+    d.log.translate(o.source, `${o.shown} → not needed: ${instead} (${describeRemoval(r)})`, removedItem(r));
+  }
+}
+
+/** What a guest without ACPI means for stopping its unit, in the report of every source that turns ACPI off. */
+export const NO_ACPI_STOP =
+  'the guest does not hear the power button its unit presses to stop it, so a stop waits TimeoutStopSec before QEMU quits';
+
 /** A risk the guest takes: accepted only once a person writes why, so the answers carry a request instead. */
 export function takesRisk(d: GuestDraft, risk: RiskId, source: string, about: string): void {
   if (!d.risks.some((r) => r.risk === risk)) d.risks.push({ risk, source, about });
@@ -335,7 +402,7 @@ function assemble(kind: ImportReport['source'], results: GuestResult[]): ImportR
     document,
     report: {
       format: 'qemu-harden-import-report',
-      version: 2,
+      version: 3,
       source: kind,
       out: null,
       written: false,

@@ -13,11 +13,15 @@ import {
   knownCpuModel,
   nameGuest,
   newDraft,
+  NO_ACPI_STOP,
+  passedThrough,
   takesRisk,
   toGuestName,
+  translateRemoved,
   type GuestDraft,
   type ImportHost,
   type ImportSource,
+  type PassedOption,
   type SourceInput,
 } from './common.js';
 import * as N from '../names.js';
@@ -268,6 +272,7 @@ const PIECES: ((x: Domain) => void)[] = [
   memoryAndVcpus,
   cpu,
   os,
+  platform,
   tuning,
   disks,
   interfaces,
@@ -321,14 +326,47 @@ function qemuNamespace({ dom, d }: Domain): void {
     if (k.startsWith('@') || k === '#text') continue;
     const local = k.includes(':') ? k.slice(k.indexOf(':') + 1) : k;
     const inQemu = kids(dom, k).some((el) => namespaceOf(el, dom, k) === QEMU_NS);
-    if (inQemu)
+    if (inQemu) {
+      const options = local === 'commandline' ? commandLineOptions(dom, k) : undefined;
+      if (options?.length && options.every((o) => o.refusal === undefined)) {
+        for (const o of options) translateRemoved(d, o);
+        continue;
+      }
+      const removed = (options ?? []).filter((o) => o.removed && o.refusal !== undefined);
       d.log.refuse(
         k,
-        `is in libvirt's QEMU namespace (${QEMU_NS}), which passes options straight to QEMU, around every check and confinement this bundle builds; move what <${local}> does into the domain proper`,
+        `is in libvirt's QEMU namespace (${QEMU_NS}), which passes options straight to QEMU, around every check and confinement this bundle builds; move what <${local}> does into the domain proper${removed.map((o) => `; ${o.shown}: ${o.refusal}`).join('')}`,
       );
-    else if (k.includes(':') || !STRUCTURAL.has(k))
+    } else if (k.includes(':') || !STRUCTURAL.has(k))
       d.log.secureDefault(k, 'not carried: qemu-harden has no equivalent for this element');
   }
+}
+
+/**
+ * The options of libvirt's <qemu:commandline> elements named `tag`, each an <arg value=…> in the same namespace,
+ * as import makes of them (src/sources/common.ts passedThrough): undefined when an element holds anything else
+ * (<qemu:env>, text, an element of another namespace), which leaves it refused as a whole.
+ */
+function commandLineOptions(dom: Node, tag: string): PassedOption[] | undefined {
+  const prefix = tag.includes(':') ? tag.slice(0, tag.indexOf(':')) : undefined;
+  const argTag = prefix === undefined ? 'arg' : `${prefix}:arg`;
+  const decl = prefix === undefined ? 'xmlns' : `xmlns:${prefix}`;
+  const elements = kids(dom, tag);
+  const out: PassedOption[] = [];
+  for (const [n, el] of elements.entries()) {
+    const others = Object.keys(el).filter((c) => !c.startsWith('@') && c !== argTag && c !== '#text');
+    if (others.length || (text(el) ?? '') !== '') return undefined;
+    const args = kids(el, argTag);
+    if (args.some((a) => attr(a, 'value') === undefined || (attr(a, decl) ?? QEMU_NS) !== QEMU_NS)) return undefined;
+    const at = elements.length > 1 ? `${tag}[${n + 1}]` : tag;
+    out.push(
+      ...passedThrough(
+        args.map((a) => attr(a, 'value')!),
+        (i) => `${at}/${argTag}[${i + 1}]@value`,
+      ),
+    );
+  }
+  return out;
 }
 
 /** qemu-harden runs guests under KVM, the only case QEMU treats as a security boundary. */
@@ -489,6 +527,31 @@ function os({ dom, d: { guest: g, prov, log } }: Domain): void {
       `direct kernel boot: ${kernel}${initrd ? `, initrd ${initrd}` : ''}${cmdline ? `, command line ${JSON.stringify(cmdline)}` : ''}`,
     );
   }
+}
+
+/**
+ * ACPI and the HPET, which are on unless the domain says otherwise: libvirt starts a domain without <acpi/> in
+ * <features> with -machine acpi=off, and one whose <clock> has <timer name='hpet' present='no'/> with -machine
+ * hpet=off (once with -no-acpi and -no-hpet). The answers say the same.
+ */
+function platform({ dom, d: { guest: g, prov, log } }: Domain): void {
+  if (!kid(kid(dom, 'features'), 'acpi')) {
+    g.acpi = false;
+    prov.push(['acpi', 'features']);
+    log.carry(
+      'features',
+      `no <acpi/>: the guest has no ACPI → acpi: false, which the bundle writes as -machine acpi=off, as libvirt starts it; ${NO_ACPI_STOP}`,
+    );
+  }
+  kids(kid(dom, 'clock'), 'timer').forEach((t, i) => {
+    if (attr(t, 'name') !== 'hpet' || attr(t, 'present') !== 'no') return;
+    g.hpet = false;
+    prov.push(['hpet', `clock/timer[${i + 1}]@present`]);
+    log.carry(
+      `clock/timer[${i + 1}]@present`,
+      'no HPET → hpet: false, which the bundle writes as -machine hpet=off, as libvirt starts it',
+    );
+  });
 }
 
 const SECBOOT_CODE = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';

@@ -14,7 +14,11 @@ import {
   knownCpuModel,
   nameGuest,
   newDraft,
+  NO_ACPI_STOP,
+  passedThrough,
+  removedItem,
   takesRisk,
+  translateRemoved,
   toGuestName,
   type GuestDraft,
   type ImportHost,
@@ -274,6 +278,7 @@ interface Vm {
 const PIECES: ((vm: Vm) => void)[] = [
   identity,
   refusedKeys,
+  args,
   sections,
   memoryAndCpus,
   cpuModel,
@@ -363,14 +368,8 @@ function identity({ c, cfg, d }: Vm): void {
 
 /** Keys that change what the guest is in ways the bundle cannot keep, or that run host scripts. */
 function refusedKeys({ c, d: { log } }: Vm): void {
-  for (const k of ['args', 'hookscript'] as const)
-    if (c.has(k))
-      log.refuse(
-        k,
-        k === 'args'
-          ? 'passes options straight to QEMU, around every check and confinement this bundle builds'
-          : 'runs a host script at each start and stop; the bundle runs no hook scripts',
-      );
+  if (c.has('hookscript'))
+    log.refuse('hookscript', 'runs a host script at each start and stop; the bundle runs no hook scripts');
   if (c.has('lock'))
     log.refuse(
       'lock',
@@ -389,6 +388,62 @@ function refusedKeys({ c, d: { log } }: Vm): void {
         k,
         'confidential-computing guests need firmware and host support the bundle does not set up; running without it would silently drop that protection',
       );
+}
+
+/**
+ * Proxmox's split of `args:` (PVE::Tools::split_args, Perl's Text::ParseWords::shellwords): words at white space,
+ * "..." with backslash escapes, '...' as written, a backslash outside quotes escaping the next character. Undefined
+ * for an unclosed quote or a trailing backslash, where Perl returns no words and Proxmox passes none.
+ */
+export function shellWords(line: string): string[] | undefined {
+  const words: string[] = [];
+  let word: string | undefined;
+  for (let i = 0; i < line.length;) {
+    const c = line[i]!;
+    if (/\s/.test(c)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+      i++;
+    } else if (c === '"' || c === "'") {
+      let j = i + 1;
+      let quoted = '';
+      for (; j < line.length && line[j] !== c; j++) {
+        if (line[j] !== '\\') quoted += line[j];
+        else if (j + 1 >= line.length) return undefined;
+        else quoted += c === '"' ? line[++j] : line[j]! + line[++j]!;
+      }
+      if (j >= line.length) return undefined;
+      word = (word ?? '') + quoted;
+      i = j + 1;
+    } else if (c === '\\') {
+      if (i + 1 >= line.length) return undefined;
+      word = (word ?? '') + line[i + 1];
+      i += 2;
+    } else {
+      word = (word ?? '') + c;
+      i++;
+    }
+  }
+  if (word !== undefined) words.push(word);
+  return words;
+}
+
+/**
+ * `args:` passes options straight to QEMU: refused, except the options QEMU removed whose replacement the answers
+ * or the bundle say (src/releases.ts), which are translated and named with the release that removed them.
+ */
+function args({ c, d }: Vm): void {
+  if (!c.has('args')) return;
+  const words = shellWords(c.get('args')!);
+  if (words === undefined)
+    return d.log.refuse(
+      'args',
+      'an unclosed quote or a trailing backslash: Proxmox splits it into no words at all and passes QEMU none of these options; fix it at the source',
+    );
+  for (const o of passedThrough(words, () => 'args')) {
+    if (o.refusal === undefined) translateRemoved(d, o);
+    else d.log.refuse('args', `${o.shown}: ${o.refusal}`, o.removed && removedItem(o.removed));
+  }
 }
 
 /** Snapshots and pending changes: only the current configuration is imported. */
@@ -533,6 +588,14 @@ function machine({ c, d: { guest: g, prov, log } }: Vm): void {
     g.machine = 'pc';
     log.carry('machine', 'no machine type given: "pc", as Proxmox picks');
   }
+  // Proxmox reads booleans as 1, on, yes, true and 0, off, no, false; it gave QEMU -no-acpi for `acpi: 0` until
+  // QEMU deprecated that option, and -machine acpi=off since.
+  const acpi = c.get('acpi');
+  if (acpi === undefined || /^(1|on|yes|true)$/i.test(acpi)) return;
+  if (!/^(0|off|no|false)$/i.test(acpi)) return log.refuse('acpi', `"${acpi}" is not a boolean`);
+  g.acpi = false;
+  prov.push(['acpi', 'acpi']);
+  log.carry('acpi', `${acpi}: no ACPI → acpi: false, which the bundle writes as -machine acpi=off; ${NO_ACPI_STOP}`);
 }
 
 function firmware({ c, prop, d: { guest: g, prov, log } }: Vm): void {

@@ -3,7 +3,7 @@
 // hand, and what was refused. Its JSON
 // shape (`--json`) is stable and documented in docs/import.md; the text rendering is for people.
 
-import { visible } from '../escape.js';
+import { shellWord, visible } from '../escape.js';
 import { plural } from '../words.js';
 
 /** One decision about one element, attribute or key of the source. */
@@ -13,6 +13,8 @@ export interface ReportItem {
   source: string;
   /** What happened and why, in one sentence. */
   message: string;
+  /** For an option QEMU removed (src/releases.ts): which, the QEMU release that removed it, and what replaced it. */
+  removed?: { option: string; removedIn: string; instead: string };
 }
 
 /** A risk a guest takes, and the field of the answers where a person writes why it is acceptable. */
@@ -52,7 +54,7 @@ export interface GuestReport {
 
 export interface ImportReport {
   format: 'qemu-harden-import-report';
-  version: 2;
+  version: 3;
   source: 'libvirt' | 'proxmox';
   /** The answers file written, or null when nothing was written (a refusal, or no --out). */
   out: string | null;
@@ -79,8 +81,12 @@ export class GuestLog {
   secureDefault(source: string, message: string): void {
     this.defaulted.push({ source, message });
   }
-  refuse(source: string, message: string): void {
-    this.refused.push({ source, message });
+  refuse(source: string, message: string, removed?: ReportItem['removed']): void {
+    this.refused.push({ source, message, ...(removed ? { removed } : {}) });
+  }
+  /** An option QEMU removed, carried as what replaced it. */
+  translate(source: string, message: string, removed: NonNullable<ReportItem['removed']>): void {
+    this.carried.push({ source, message, removed });
   }
   awaitReason(source: string, message: string, answer: string): void {
     this.needsReason.push({ source, message, answer });
@@ -144,13 +150,13 @@ export function renderReport(r: ImportReport, me = 'qemu-harden'): string {
     `${plural(r.guests.length, 'guest')}: ${count('imported')} imported, ${count('defaulted')} imported with secure defaults, ${waiting ? `${waiting} waiting for a reason, ` : ''}${count('refused')} refused.`,
   );
   const reasons = r.guests.flatMap((g) => g.needsReason);
-  const next = `Next: ${me} generate --answers ${r.out} --out qemu-harden-bundle`;
+  const next = `Next: ${me} generate --answers ${shellWord(r.out ?? '')} --out qemu-harden-bundle`;
   if (r.written && reasons.length)
     out.push(
-      `Wrote ${r.out}. Before generate accepts it, write in it, in your own words, why each risk is acceptable: replace the request in angle brackets at ${reasons.map((i) => i.answer).join(', ')}.`,
+      `Wrote ${visible(r.out ?? '')}. Before generate accepts it, write in it, in your own words, why each risk is acceptable: replace the request in angle brackets at ${reasons.map((i) => i.answer).join(', ')}.`,
       next,
     );
-  else if (r.written) out.push(`Wrote ${r.out}. ${next}`);
+  else if (r.written) out.push(`Wrote ${visible(r.out ?? '')}. ${next}`);
   else if (r.outcome === 'refused' && r.problems.length && r.guests.every((g) => g.outcome !== 'refused'))
     out.push(
       'Nothing was written: import the conflicting guests into separate answers files, or fix the conflict at the source.',

@@ -1,0 +1,199 @@
+// audit recognises the guests' helpers whoever started them: real swtpm processes in a private mount+PID+net
+// namespace (unshare), in the shapes careless deployments leave them — as root, with its own seccomp filter
+// turned off, with its state readable by every user or by a group not its own — beside one as qemu-harden runs it.
+// audit, run inside the namespace, lists each swtpm and reports exactly what is wrong with each, with the evidence
+// it read; where a swtpm's command line does not say where its state is, audit says it could not judge it.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { BIN, guestFilesDir, requireTool } from './helpers.js';
+
+interface AuditJson {
+  helpers: { pid: number; kind: string; program: string; uid: number | null; systemUser: boolean; argv: string[] }[];
+  findings: {
+    check: string;
+    severity: string;
+    guest: string | null;
+    pid: number | null;
+    summary: string;
+    evidence: string;
+  }[];
+  unseen: { what: string; reason: string }[];
+}
+
+/** The parent pid of a process, or undefined when it has already gone. */
+function parentOf(pid: string): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1];
+  } catch {
+    return undefined;
+  }
+}
+
+describe('audit of swtpm processes in bad shapes, in a private mount+PID+net namespace', () => {
+  const dir = guestFilesDir({ after }, 'qh-audit-tpm-');
+  let ns: ChildProcess | undefined;
+  let nsPid = 0;
+  /** System users (below UID_MIN), as libvirt's and Proxmox's swtpm run; 4260 is a group none of them is in. */
+  const UID = { noseccomp: 961, open: 962, group: 963, good: 964, env: 965 };
+  const OTHER_GROUP = 4260;
+  const state = (name: string) => join(dir, name);
+  const permall = (name: string) => join(state(name), 'tpm2-00.permall');
+  const as = (uid: number) => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
+  const swtpm = (name: string, tpmstate: string[], more: string[] = []) => [
+    'swtpm',
+    'socket',
+    '--tpm2',
+    ...tpmstate,
+    '--ctrl',
+    `type=unixio,path=${join(dir, 'run', `${name}.sock`)}`,
+    // The TPM starts up at once, so its state file exists without a client.
+    '--flags',
+    'not-need-init,startup-clear',
+    ...more,
+  ];
+  const TPMS: Record<string, string[]> = {
+    root: swtpm('root', ['--tpmstate', `dir=${state('root')},mode=0600`]),
+    noseccomp: [
+      ...as(UID.noseccomp),
+      ...swtpm('noseccomp', ['--tpmstate', `dir=${state('noseccomp')},mode=0600`], ['--seccomp', 'action=none']),
+    ],
+    open: [...as(UID.open), ...swtpm('open', ['--tpmstate', `dir=${state('open')},mode=0644`])],
+    group: [...as(UID.group), ...swtpm('group', ['--tpmstate', `backend-uri=dir://${state('group')}`])],
+    good: [
+      ...as(UID.good),
+      ...swtpm('good', ['--tpmstate', `dir=${state('good')},mode=0600`], ['--seccomp', 'action=kill']),
+    ],
+    env: ['env', `TPM_PATH=${state('env')}`, ...as(UID.env), ...swtpm('env', [])],
+  };
+  const EXPECTED: Record<string, string[]> = {
+    root: ['helper.capabilities', 'helper.root'],
+    noseccomp: ['helper.seccomp'],
+    open: ['helper.state-mode'],
+    group: ['helper.state-mode'],
+    good: [],
+    env: [],
+  };
+  const pids = new Map<string, number>();
+
+  const inside = (argv: string[]) => {
+    const r = spawnSync('nsenter', ['-t', String(nsPid), '-m', '-p', '-n', ...argv], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  after(async () => {
+    if (ns && ns.exitCode === null && ns.signalCode === null) {
+      const exited = new Promise((r) => ns!.once('exit', r));
+      if (nsPid) process.kill(nsPid, 'SIGKILL');
+      else ns.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  before(async () => {
+    for (const [tool, pkg] of [
+      ['unshare', 'util-linux'],
+      ['nsenter', 'util-linux'],
+      ['setpriv', 'util-linux'],
+      ['swtpm', 'swtpm'],
+    ] as const)
+      requireTool(tool, pkg);
+    chmodSync(dir, 0o755);
+    mkdirSync(join(dir, 'run'));
+    chmodSync(join(dir, 'run'), 0o1777);
+    for (const [name, uid, mode] of [
+      ['root', 0, 0o700],
+      ['noseccomp', UID.noseccomp, 0o700],
+      ['open', UID.open, 0o755],
+      // New files take the directory's group: OTHER_GROUP, whose members may read what swtpm writes (0640).
+      ['group', UID.group, 0o2750],
+      ['good', UID.good, 0o700],
+      ['env', UID.env, 0o700],
+    ] as const) {
+      mkdirSync(state(name));
+      chownSync(state(name), uid, name === 'group' ? OTHER_GROUP : uid);
+      chmodSync(state(name), mode);
+    }
+    const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+    const script = [
+      ...Object.entries(TPMS).map(
+        ([name, argv]) =>
+          `(exec ${argv.map(q).join(' ')}) </dev/null >>${q(join(dir, 'swtpm.log'))} 2>&1 &\necho ${name} $! >>${q(join(dir, 'pids'))}`,
+      ),
+      'wait',
+    ].join('\n');
+    ns = spawn('unshare', ['--mount', '--pid', '--net', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', script], {
+      stdio: 'ignore',
+    });
+    for (let i = 0; i < 100 && !nsPid; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const child = readdirSync('/proc').find((p) => /^\d+$/.test(p) && parentOf(p) === String(ns!.pid));
+      if (child) nsPid = Number(child);
+    }
+    assert.ok(nsPid, 'the namespace’s init');
+    // Each swtpm is up once its TPM has started and written its state.
+    const log = () => (existsSync(join(dir, 'swtpm.log')) ? readFileSync(join(dir, 'swtpm.log'), 'utf8') : '');
+    for (let i = 0; i < 300 && !Object.keys(TPMS).every((n) => existsSync(permall(n))); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    for (const n of Object.keys(TPMS)) assert.ok(existsSync(permall(n)), `${n}'s swtpm wrote its state: ${log()}`);
+    for (const line of readFileSync(join(dir, 'pids'), 'utf8').trim().split('\n')) {
+      const [name, pid] = line.split(' ');
+      pids.set(name!, Number(pid));
+    }
+  });
+
+  test('as root it lists every swtpm and reports exactly what is wrong with each, with what it read', () => {
+    const r = inside([process.execPath, BIN, 'audit', '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    const json = JSON.parse(r.stdout) as AuditJson;
+    // The pids the script saw are the namespace's own: the swtpm processes, or setpriv and env that became them.
+    assert.deepEqual(
+      json.helpers.map((h) => h.pid).sort((a, b) => a - b),
+      [...pids.values()].sort((a, b) => a - b),
+    );
+    assert.ok(json.helpers.every((h) => h.kind === 'tpm' && h.program === 'swtpm' && h.systemUser));
+    for (const [name, checks] of Object.entries(EXPECTED))
+      assert.deepEqual(
+        json.findings
+          .filter((f) => f.pid === pids.get(name))
+          .map((f) => f.check)
+          .sort(),
+        checks,
+        `${name}: ${JSON.stringify(json.findings.filter((f) => f.pid === pids.get(name)))}`,
+      );
+    const f = (name: string, check: string) =>
+      json.findings.find((x) => x.pid === pids.get(name) && x.check === check)!;
+    assert.equal(f('root', 'helper.root').summary, 'swtpm runs as root');
+    assert.match(f('root', 'helper.root').evidence, /^\/proc\/\d+\/status: Uid:\t0\t0\t0\t0$/);
+    assert.equal(
+      f('noseccomp', 'helper.seccomp').summary,
+      'swtpm runs with its own seccomp filter off (--seccomp action=none)',
+    );
+    assert.equal(f('open', 'helper.state-mode').severity, 'high');
+    assert.equal(f('open', 'helper.state-mode').summary, `swtpm state ${permall('open')} is readable by every user`);
+    assert.match(f('open', 'helper.state-mode').evidence, / mode 0644, owner 962:962 \(every directory above it/);
+    assert.equal(f('group', 'helper.state-mode').severity, 'medium');
+    assert.equal(
+      f('group', 'helper.state-mode').summary,
+      `swtpm state ${permall('group')} is readable by group ${OTHER_GROUP}`,
+    );
+    for (const x of json.findings.filter((x) => x.pid !== null)) assert.equal(x.guest, 'swtpm');
+    // The one without --tpmstate: where its state is, its command line does not say.
+    assert.deepEqual(
+      json.unseen.map((u) => u.what),
+      [`swtpm (pid ${pids.get('env')}): where it keeps its state, so the state's modes are not judged`],
+    );
+
+    const text = inside([process.execPath, BIN, 'audit']);
+    assert.equal(text.code, 1);
+    assert.match(text.stdout, /^and 6 helper processes of guests:$/m);
+    assert.match(text.stdout, new RegExp(`^ {2}pid ${pids.get('root')} {2}swtpm {2}user root \\(uid 0\\)$`, 'm'));
+    assert.match(text.stdout, new RegExp(`^swtpm \\(pid ${pids.get('noseccomp')}\\):$`, 'm'));
+    assert.match(text.stdout, /^ {2}\[high\] helper\.seccomp: swtpm runs with its own seccomp filter off/m);
+  });
+});
