@@ -2,7 +2,7 @@
 // and `--set` all end up here; every generator takes only what this module returns. The rules that span fields
 // (src/rules.ts) are typed by this schema and joined to it in src/answers.ts, so this module imports no policy.
 import { z } from 'zod';
-import { GUEST_NAME } from './names.js';
+import { GUEST_NAME, MAX_SHARES } from './names.js';
 import { DEFAULT_TARGET, OVMF, TARGETS } from './releases.js';
 
 export const SCHEMA_VERSION = 1;
@@ -284,7 +284,7 @@ export const guestSchema = z.strictObject({
     .enum(['none', 'tpm2'], { error: 'must be "none" or "tpm2" (a TPM 2.0 from the guest’s own swtpm)' })
     .default('none'),
   disks: z.array(diskSchema).max(32).default([]),
-  shares: z.array(shareSchema).max(16).default([]),
+  shares: z.array(shareSchema).max(MAX_SHARES).default([]),
   boot: bootFiles.optional(),
   network: network.default({ mode: 'none' }),
   display: display.default({ mode: 'none' }),

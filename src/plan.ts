@@ -48,7 +48,7 @@ export function plan(a: Answers, o: PlanOptions = {}): BundleFile[] {
         guestService(a, g, { incoming: true }),
         `starts guest ${g.name} as a live-migration destination instead of ${G.unitName(g)}`,
       );
-    for (const h of helpersOf(g)) {
+    for (const h of helpersOf(a, g)) {
       add(
         `root/etc/systemd/system/${G.helperUnitName(g, h.kind)}`,
         helperService(a, g, h),

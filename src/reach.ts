@@ -92,7 +92,7 @@ export function guestReach(a: Answers, g: Guest): Reach {
       ? ['any IP socket of its own: its network namespace is empty, and the guest’s network is passt’s']
       : []),
     'any capability or privilege (no root, no setuid)',
-    ...helpersOf(g).map(
+    ...helpersOf(a, g).map(
       (h) =>
         `the state of its ${h.title} (${h.stateDirs(g).join(', ')}): hidden from QEMU, which reaches the helper only through ${h.socket(g)}`,
     ),

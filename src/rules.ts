@@ -811,13 +811,22 @@ function checkRisks(a: Answers, report: Report): void {
  * Which guests run each kind of helper unit (src/helpers/), and what the names it takes are called in a message.
  * The one answer to "does this guest run it": the names are the guest's as soon as it does.
  */
-const HELPER_NAMES: Record<N.HelperKind, { what: string; runs(g: Guest): boolean }> = {
+const HELPER_NAMES: Record<
+  'tpm' | 'net' | 'fs',
+  { what: string; runs(g: Guest, a: Pick<Answers, 'host'>, n: number): boolean }
+> = {
   tpm: { what: 'TPM', runs: (g) => g.tpm === 'tpm2' },
   net: { what: 'user-mode network', runs: (g) => g.network.mode === 'user' && g.network.backend === 'passt' },
+  fs: {
+    what: 'shared folder',
+    runs: (g, a, n) => RELEASES[a.host.target].sharedFolders === 'virtiofs' && g.shares.length > n,
+  },
 };
 
-export function runsHelper(kind: N.HelperKind, g: Guest): boolean {
-  return HELPER_NAMES[kind].runs(g);
+const familyOf = (kind: N.HelperKind) => (N.isShareKind(kind) ? 'fs' : kind);
+
+export function runsHelper(kind: N.HelperKind, a: Pick<Answers, 'host'>, g: Guest): boolean {
+  return HELPER_NAMES[familyOf(kind)].runs(g, a, N.isShareKind(kind) ? Number(kind.slice(2)) : 0);
 }
 
 /**
@@ -866,8 +875,8 @@ function checkDerivedNames(a: Answers, issue: Report): void {
     claim('profile', N.profileName(g.name), name, 'AppArmor profile', of);
     if (g.migration?.enabled) claim('unit', N.incomingUnitName(g.name), name, 'live-migration destination unit', of);
     for (const kind of N.HELPER_KINDS) {
-      const helper = HELPER_NAMES[kind];
-      if (!runsHelper(kind, g)) continue;
+      const helper = HELPER_NAMES[familyOf(kind)];
+      if (!runsHelper(kind, a, g)) continue;
       claim('unit', N.helperUnitName(g.name, kind), name, `${helper.what} unit`, of);
       claim('unit', N.helperSocketName(g.name, kind), name, `${helper.what} socket unit`, of);
       claim('profile', N.helperProfileName(g.name, kind), name, `${helper.what}’s AppArmor profile`, of);

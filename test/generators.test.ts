@@ -23,6 +23,7 @@ import { qemuArgs } from '../src/gen/qemu.js';
 import { guestService, helperService, helperSocket, tapService } from '../src/gen/systemd.js';
 import { passt } from '../src/helpers/passt.js';
 import { swtpm } from '../src/helpers/swtpm.js';
+import { virtiofsd } from '../src/helpers/virtiofsd.js';
 import { plan } from '../src/plan.js';
 import { loadPreset } from '../src/sources/preset.js';
 import { guestReach } from '../src/reach.js';
@@ -880,5 +881,92 @@ describe('helper units: the user-mode network from passt', () => {
       fw('0.0.0.0'),
       { name: 'g', network: { mode: 'user', forwards: [{ listen: '192.0.2.1', port: 8022, protocol: 'udp' }] } },
     ]);
+  });
+});
+
+describe('helper units: shared folders from virtiofsd, where the release has one that runs unprivileged', () => {
+  const doc = (target: string) =>
+    answers(
+      [
+        {
+          name: 'dev',
+          shares: [
+            { path: '/srv/shares/src', tag: 'src' },
+            { path: '/srv/shares/out', tag: 'out', readOnly: false },
+          ],
+        },
+        { name: 'other', shares: [{ path: '/srv/shares/other', tag: 'data' }] },
+      ],
+      {
+        host: { target },
+        acceptedRisks: [{ risk: 'share-writable', guest: 'dev', reason: 'the build writes its artifacts there' }],
+      },
+    );
+  const a = doc('debian-13');
+  const g = a.guests[0]!;
+  const [ro, rw] = [virtiofsd(0), virtiofsd(1)];
+  const qemu = guestService(a, g);
+  const unit = (n: number) => helperService(a, g, virtiofsd(n));
+
+  test('Debian 13: one virtiofsd unit per folder, on a socket systemd listens on; Debian 12: QEMU’s 9p, no helper', () => {
+    const units = (x: ReturnType<typeof answers>) =>
+      plan(x)
+        .map((f) => f.path)
+        .filter((p) => /-fs\d+\.(service|socket)$/.test(p));
+    assert.deepEqual(units(a), [
+      'root/etc/systemd/system/qemu-dev-fs0.service',
+      'root/etc/systemd/system/qemu-dev-fs0.socket',
+      'root/etc/systemd/system/qemu-dev-fs1.service',
+      'root/etc/systemd/system/qemu-dev-fs1.socket',
+      'root/etc/systemd/system/qemu-other-fs0.service',
+      'root/etc/systemd/system/qemu-other-fs0.socket',
+    ]);
+    const old = doc('debian-12');
+    assert.deepEqual(units(old), []);
+    assert.ok(
+      qemuArgs(old, old.guests[0]!).includes(
+        'local,path=/srv/shares/src,mount_tag=src,security_model=none,readonly=on',
+      ),
+    );
+    assert.ok(!qemuArgs(a, g).some((x) => x.startsWith('local,path=')), 'no 9p where virtiofsd serves the folders');
+  });
+
+  test('virtiofsd runs as the guest’s user on the fd systemd hands it, its folder read-only unless the risk is accepted', () => {
+    assert.deepEqual(settings(unit(0), 'ExecStart'), [
+      '/usr/libexec/virtiofsd --fd=3 --shared-dir=/srv/shares/src --sandbox=namespace --seccomp=kill --readonly --rlimit-nofile=0',
+    ]);
+    assert.doesNotMatch(unit(1), /--readonly/);
+    assert.deepEqual(settings(unit(0), 'User'), ['qemu-dev']);
+    assert.deepEqual(settings(unit(0), 'CapabilityBoundingSet'), ['']);
+    assert.deepEqual(settings(unit(0), 'Requires'), ['qemu-dev-fs0.socket']);
+    assert.deepEqual(settings(helperSocket(g, ro), 'ListenStream'), ['/run/qemu-harden/dev/fs0.sock']);
+    assert.deepEqual(settings(unit(0), 'PrivateNetwork'), ['yes']);
+    assert.deepEqual(settings(unit(0), 'RestrictNamespaces'), ['user mnt pid net']);
+    assert.deepEqual(settings(unit(0), 'ProcSubset'), [], 'it reads fs.nr_open');
+    assert.deepEqual(settings(unit(0), 'ProtectKernelTunables'), ['yes']);
+    // The fence puts back exactly its own folder: read-only, or writable; nothing of the other guest's.
+    assert.deepEqual(settings(unit(0), 'BindReadOnlyPaths'), ['/srv/shares/src']);
+    assert.deepEqual(settings(unit(1), 'BindPaths'), ['/srv/shares/out']);
+    assert.ok(settings(unit(0), 'TemporaryFileSystem').includes('/srv/shares:ro'));
+    assert.doesNotMatch(unit(0), /\/srv\/shares\/(out|other)\b/);
+    const rules = AA.helperRules(g, ro);
+    assert.match(rules, /"\/srv\/shares\/src\/\*\*" r,/);
+    assert.doesNotMatch(rules, /\/srv\/shares\/(out|other)|\/srv\/dev\.img/);
+    assert.match(AA.helperRules(g, rw), /"\/srv\/shares\/out\/\*\*" rwkl,/);
+  });
+
+  test('QEMU: vhost-user-fs on each socket, the guest’s RAM a shared memfd, and the folders themselves out of its view', () => {
+    const args = qemuArgs(a, g);
+    assert.ok(args.includes('socket,id=fs0,path=/run/qemu-harden/dev/fs0.sock'));
+    assert.ok(args.includes('vhost-user-fs-pci,chardev=fs0,tag=src'));
+    assert.ok(args.includes('vhost-user-fs-pci,chardev=fs1,tag=out'));
+    assert.ok(args.includes('memory-backend-memfd,id=ram,size=1024M,share=on'));
+    assert.ok(args.includes('q35,dump-guest-core=off,mem-merge=off,memory-backend=ram'));
+    assert.ok(settings(qemu, 'Requires').includes('qemu-dev-fs1.service'));
+    assert.ok(settings(qemu, 'InaccessiblePaths').includes('-/srv/shares/src'));
+    assert.ok(settings(qemu, 'InaccessiblePaths').includes('-/srv/shares/out'));
+    assert.doesNotMatch(AA.guestRules(a, g), /\/srv\/shares/);
+    const none = answers([{ name: 'plain' }], { host: { target: 'debian-13' } });
+    assert.ok(!qemuArgs(none, none.guests[0]!).some((x) => x.includes('memfd')), 'private RAM without shared folders');
   });
 });

@@ -18,7 +18,8 @@ import { finding, type AuditCheck, type HelperProcess, type HostView, type Sever
 import type * as N from '../names.js';
 
 /** The answers field that gives a guest each kind of helper. */
-const ANSWER: Record<N.HelperKind, string> = { tpm: 'guests.N.tpm', net: 'guests.N.network' };
+const answerOf = (kind: N.HelperKind) =>
+  kind === 'tpm' ? 'guests.N.tpm' : kind === 'net' ? 'guests.N.network' : 'guests.N.shares';
 
 /** What every helper finding says it is: the program, and that it serves one guest's QEMU. */
 const BUNDLE =
@@ -41,7 +42,7 @@ function eachHelper(
         const j = judge(h, expect(h), view);
         if (!j) return [];
         const s = typeof severity === 'string' ? severity : severity(h, j);
-        return [finding(name, s, h, `${h.guest} ${j.summary}`, j.evidence, why, BUNDLE, ANSWER[h.kind])];
+        return [finding(name, s, h, `${h.guest} ${j.summary}`, j.evidence, why, BUNDLE, answerOf(h.kind))];
       }),
   };
 }

@@ -43,7 +43,7 @@ export const exposure: Check<BundleUnderCheck, Outcome & { exposure: Exposure[] 
     const findings: Outcome['findings'] = [];
     const scored = b.answers.guests.flatMap((g) => [
       { unit: G.unitName(g), target: exposureTarget(g) },
-      ...helpersOf(g).map((h) => ({ unit: G.helperUnitName(g, h.kind), target: h.sandbox.exposureTarget })),
+      ...helpersOf(b.answers, g).map((h) => ({ unit: G.helperUnitName(g, h.kind), target: h.sandbox.exposureTarget })),
       ...(g.network.mode === 'tap' ? [{ unit: G.tapUnitName(g), target: TAP_UNIT_TARGET }] : []),
     ]);
     if (b.expected.some((f) => f.path === `${UNIT_DIR}/${LOGROTATE_SERVICE}`))

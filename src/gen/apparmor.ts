@@ -141,7 +141,7 @@ export function guestRules(a: Answers, g: Guest): string {
   }
   rule(G.runtimeDir(g), 'r', 'its runtime directory', '/');
   rule(G.runtimeDir(g), 'rw', 'QMP, serial, VNC and SPICE sockets', '/*.sock');
-  for (const h of helpersOf(g))
+  for (const h of helpersOf(a, g))
     if (
       !h.socket(g).startsWith(`${G.runtimeDir(g)}/`) ||
       h
@@ -169,7 +169,7 @@ export function guestRules(a: Answers, g: Guest): string {
       );
   rule(G.stateDir(g), 'r', 'its state directory', '/');
   rule(G.stateDir(g), 'rwk', 'its own state', '/**');
-  for (const h of helpersOf(g))
+  for (const h of helpersOf(a, g))
     for (const d of h.stateDirs(g))
       lines.push(
         `  # What the guest's ${h.title} keeps is its alone: QEMU talks to it through its socket, never its files.`,

@@ -43,6 +43,8 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
   // KSM: a page merged with another guest's is a timing side channel between the two. Secure Boot needs SMM. ACPI
   // and the HPET are off only where the answers say so, in the machine properties that replaced -no-acpi and -no-hpet.
   const secureBoot = g.firmware.type === 'uefi' && g.firmware.secureBoot;
+  // virtiofsd reads and writes the guest's buffers itself: the guest's RAM is a memfd QEMU shares with it.
+  const sharedRam = G.shareTransport(a) === 'virtiofs' && g.shares.length > 0;
   push(
     '-machine',
     qemuOpts(qemuValue(g.machine), [
@@ -51,12 +53,22 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
       ...(g.hpet === false ? [['hpet', false] as [string, boolean]] : []),
       ['dump-guest-core', false],
       ['mem-merge', false],
+      ...(sharedRam ? [['memory-backend', 'ram'] as [string, string]] : []),
     ]),
   );
   push('-accel', a.useCase === 'virtualization' ? 'kvm' : 'tcg');
   push('-cpu', [qemuValue(G.cpuModel(a, g)), ...g.cpu.features].join(','));
   push('-smp', String(g.vcpus));
   push('-m', `${g.memoryMiB}M`);
+  if (sharedRam)
+    push(
+      '-object',
+      qemuOpts('memory-backend-memfd', [
+        ['id', 'ram'],
+        ['size', `${g.memoryMiB}M`],
+        ['share', true],
+      ]),
+    );
   push('-sandbox', sandboxOption(g));
   push('-msg', 'timestamp=on');
 
@@ -117,7 +129,7 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
     );
   }
   // Each helper unit's socket (src/helpers/): a TPM from the guest's own swtpm, the user-mode network from passt.
-  for (const h of helpersOf(g)) push(...h.qemuArgs(g));
+  for (const h of helpersOf(a, g)) push(...h.qemuArgs(g));
   if (g.boot) {
     push('-kernel', g.boot.kernel);
     if (g.boot.initrd) push('-initrd', g.boot.initrd);

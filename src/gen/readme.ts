@@ -309,10 +309,10 @@ function operatorSections(a: Answers, me: string): string[] {
     '```',
     '',
   );
-  const helped = a.guests.filter((g) => helpersOf(g).length > 0);
+  const helped = a.guests.filter((g) => helpersOf(a, g).length > 0);
   if (helped.length) {
     out.push('## Helper units', '');
-    for (const g of helped) for (const h of helpersOf(g)) out.push(`- ${g.name}: ${text(h.readme(g))}`);
+    for (const g of helped) for (const h of helpersOf(a, g)) out.push(`- ${g.name}: ${text(h.readme(g))}`);
     out.push('');
   }
   out.push('## After apply', '');

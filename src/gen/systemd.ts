@@ -124,6 +124,8 @@ interface Sandbox {
   selfSandbox?: { namespaces: string[]; syscalls: string[]; why: string };
   /** The program forks into the background (Type=forking): its first process must not be a PID namespace's init. */
   forks?: boolean;
+  /** Why the program reads /proc/sys (then not hidden by ProcSubset=pid), if it does. */
+  readsProcSys?: string;
   /** Under TCG QEMU writes the code it runs; everything else gets MemoryDenyWriteExecute=yes. */
   writesCode: boolean;
   memlockMiB?: number;
@@ -195,8 +197,9 @@ function hardening(sb: Sandbox): Line[] {
       'ProtectClock=yes',
       'ProtectHostname=yes',
       'ProtectProc=invisible',
-      'ProcSubset=pid',
+      ...(sb.readsProcSys ? [] : ['ProcSubset=pid']),
     ],
+    ...(sb.readsProcSys ? [[`/proc/sys stays readable, read-only: ${sb.readsProcSys}.`] as Line] : []),
     [
       `Other users of the host are invisible; this ${who} has its own user namespace. (Not "identity": that maps every system user into it, and "yes" maps only root and this guest’s user.)`,
       'PrivateUsers=yes',
@@ -332,7 +335,7 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
   const ownPaths = [...ownTls, ...G.filesOf(g).map((f) => f.path), G.runtimeDir(g), G.stateDir(g), G.logsDir(g)];
   // Every guest's TLS directories but those that hold this guest's own (its own among them): read once per answers.
   const othersTls = [...allTls(a)].filter((d) => !ownPaths.some((p) => underDir(p, d)));
-  const helpers = helpersOf(g);
+  const helpers = helpersOf(a, g);
   const inet = G.usesInet(g);
   const tap = g.network.mode === 'tap';
 
@@ -506,8 +509,10 @@ const SYSLOG_SOCKET = '/run/systemd/journal/dev-log';
 /** A guest's helper unit: the helper as the guest's user, in QEMU's sandbox with the differences its record names. */
 export function helperService(a: Answers, g: Guest, h: HelperKind): string {
   const who = h.binary.slice(h.binary.lastIndexOf('/') + 1);
-  const own = h.stateDirs(g).map((path) => ({ path, writable: true }));
+  const served = h.ownPaths?.(g) ?? [];
+  const own = [...h.stateDirs(g).map((path) => ({ path, writable: true })), ...served];
   const fence = guestFence(a, g, own);
+  const bound = new Set(fence.bind.map((b) => b.path));
   const othersTls = [...allTls(a)].filter((d) => !own.some((o) => underDir(o.path, d)));
   const stateRel = (p: string) => systemdPathWord(p.slice('/var/lib/'.length));
   const forks = h.readiness === 'forks';
@@ -555,10 +560,10 @@ export function helperService(a: Answers, g: Guest, h: HelperKind): string {
       [
         ready,
         ...h.setup(g).map((s) => [s.why, `ExecStartPre=${s.argv.map(systemdExecWord).join(' ')}`] as Line),
-        `ExecStart=${[h.binary, ...h.args(g)].map(systemdExecWord).join(' ')}`,
+        `ExecStart=${[h.binary, ...h.args(g)].map(execWord).join(' ')}`,
         `Slice=${G.SLICE}`,
         identity(g, who, []),
-        ...(own.length
+        ...(h.stateDirs(g).length
           ? [
               [
                 `${who}’s state: its own directories in the guest’s state directory, for ${who} alone.`,
@@ -582,7 +587,7 @@ export function helperService(a: Answers, g: Guest, h: HelperKind): string {
           release: releaseOf(a),
           qemu: false,
           devices: [],
-          writable: [],
+          writable: served.filter((p) => p.writable && !bound.has(p.path)).map((p) => p.path),
           fence,
           hidden: othersTls,
           runBinds: forks
@@ -597,6 +602,7 @@ export function helperService(a: Answers, g: Guest, h: HelperKind): string {
           network: inet ? 'host-ip' : 'none',
           ownSeccomp: h.sandbox.ownSeccomp,
           selfSandbox: h.sandbox.selfSandbox,
+          readsProcSys: h.sandbox.readsProcSys,
           forks,
           writesCode: false,
           coreHolds: h.sandbox.coreHolds,

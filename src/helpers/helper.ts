@@ -48,6 +48,11 @@ export interface HelperKind {
    */
   stateDirs(g: Guest): string[];
   /**
+   * Host paths outside the guest's directories that the helper serves (virtiofsd: its shared folder), writable or
+   * not: its unit puts them back inside the fence between guests, and its profile admits exactly them.
+   */
+  ownPaths?(g: Guest): { path: string; writable: boolean }[];
+  /**
    * First-start set-up, run as the guest's user by ExecStartPre= before the helper: each command does nothing
    * when its work is already done.
    */
@@ -77,6 +82,8 @@ export interface HelperKind {
     selfSandbox?: { namespaces: string[]; syscalls: string[]; why: string };
     /** It logs to the system logger once it has forked: journald's syslog socket is bound into its empty /run. */
     syslog?: boolean;
+    /** Why it reads /proc/sys, if it does: the unit then leaves it visible (read-only), not only /proc/PID. */
+    readsProcSys?: string;
   };
   /**
    * Its AppArmor profile beyond the binary, what every process needs and its own directories. Without

@@ -270,11 +270,11 @@ export async function startGuests(p: Plan, start: boolean, io: Io): Promise<bool
 /** The state a guest's helper units keep, named where a removal keeps it, as its disks are named. */
 function helperState(g: string, units: string[]): { text: string[]; dirs: string[] } {
   const kinds = N.HELPER_KINDS.filter(
-    (k) => units.includes(N.helperUnitName(g, k)) && N.HELPER_STATE[k].dirs(g).length > 0,
+    (k) => units.includes(N.helperUnitName(g, k)) && N.helperState(k).dirs(g).length > 0,
   );
   return {
-    text: kinds.map((k) => `${N.HELPER_STATE[k].what} ${N.HELPER_STATE[k].dirs(g).join(' ')}`),
-    dirs: kinds.flatMap((k) => N.HELPER_STATE[k].dirs(g)),
+    text: kinds.map((k) => `${N.helperState(k).what} ${N.helperState(k).dirs(g).join(' ')}`),
+    dirs: kinds.flatMap((k) => N.helperState(k).dirs(g)),
   };
 }
 
