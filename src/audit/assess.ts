@@ -7,12 +7,14 @@ import { fileChecks } from './files.js';
 import { helperChecks } from './helpers.js';
 import { hostChecks } from './host.js';
 import { listenerChecks } from './listeners.js';
+import { networkChecks } from './network.js';
 import { processChecks } from './process.js';
 import type { AuditCheck, Expect, Finding, HostView, LiveProcess, Severity } from './types.js';
 
 export const AUDIT_CHECKS: AuditCheck[] = [
   ...processChecks,
   ...listenerChecks,
+  ...networkChecks,
   ...fileChecks,
   ...hostChecks,
   ...helperChecks,
