@@ -28,9 +28,15 @@ case "$1" in bound|renew) ip addr add "$ip/$mask" dev "$interface"; [ -n "$route
 
 /**
  * Writes the guest's kernel and initramfs into `dir` (vmlinuz, initrd.gz) and returns their paths. `modules` are
- * loaded first, with what they depend on; then `script` runs as init, and the guest powers off after it.
+ * loaded first, with what they depend on; then `script` runs as init, and the guest powers off after it, or stays
+ * up doing nothing (`then: 'idle'`) for a proof that looks at its running units afterwards.
  */
-export function writeLinuxGuest(dir: string, modules: string[], script: string): { kernel: string; initrd: string } {
+export function writeLinuxGuest(
+  dir: string,
+  modules: string[],
+  script: string,
+  opts: { then?: 'poweroff' | 'idle' } = {},
+): { kernel: string; initrd: string } {
   const k = ensureKernel();
   const stage = join(dir, 'initramfs');
   rmSync(stage, { recursive: true, force: true });
@@ -43,7 +49,7 @@ export function writeLinuxGuest(dir: string, modules: string[], script: string):
   paths.forEach((p, i) => copyFileSync(p, join(stage, 'modules', mods[i]!)));
   writeFileSync(
     join(stage, 'init'),
-    `${PRELUDE}${mods.map((m) => `insmod /modules/${m}`).join('\n')}\n${script}\nr done yes\npoweroff -f\n`,
+    `${PRELUDE}${mods.map((m) => `insmod /modules/${m}`).join('\n')}\n${script}\nr done yes\n${opts.then === 'idle' ? 'while :; do sleep 3600; done' : 'poweroff -f'}\n`,
     { mode: 0o755 },
   );
   writeFileSync(join(stage, 'udhcpc.sh'), UDHCPC, { mode: 0o755 });
