@@ -24,13 +24,13 @@ const phases = [];
  */
 const FILES = {
   'vm.test.ts': [1065, 'boots a VM (Debian kernel under TCG)'],
-  'tpm-vm.test.ts': [900, 'boots a VM (Debian kernel under TCG)'],
   'isolation-vm.test.ts': [807, 'boots a VM (Debian kernel under TCG)'],
   'host-storage-vm.test.ts': [660, 'boots a VM (Debian kernel under TCG)'],
   'audit-vm.test.ts': [636, 'boots a VM (Debian kernel under TCG)'],
   'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
   'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],
   'ansible.test.ts': [173, 'boots two containers and runs Ansible against them'],
+  'tpm-vm.test.ts': [205, 'boots a VM (Debian kernel under TCG)'],
   'vm-spawn.test.ts': [161, 'boots a VM (Debian kernel under TCG)'],
   'boot.test.ts': [148, 'boots QEMU'],
   'import.test.ts': [103, 'boots QEMU'],
@@ -57,6 +57,7 @@ const FILES = {
   'presets.test.ts': [8, null],
   'install.test.ts': [5, null],
   'checks.test.ts': [4, null],
+  'backend.test.ts': [4, null],
   'probe.test.ts': [4, null],
   'apply.test.ts': [3, null],
   'backing.test.ts': [3, 'boots QEMU'],

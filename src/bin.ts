@@ -1,8 +1,8 @@
 import { createInterface } from 'node:readline/promises';
 import { EXIT, internalErrorMessage, main } from './cli.js';
 
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stdout });
+async function confirm(question: string, on: 'stdout' | 'stderr' = 'stdout'): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: on === 'stderr' ? process.stderr : process.stdout });
   try {
     const answer = await rl.question(`${question} [y/N] `);
     return /^y(es)?$/i.test(answer.trim());

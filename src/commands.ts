@@ -2,8 +2,9 @@
 // COMMAND` and docs/cli.md read them. A command's module is imported only when it runs, so that `--help` and
 // `--version` load nothing else and the wizard's first frame waits for neither the answers model nor the
 // generators. A new flag is one line in its command's `flags`; a new command is one record in COMMANDS.
-import { commandHelp, EXIT, globalHelp, IMPLICIT, UsageError, type Args, type Command } from './command.js';
+import { commandHelp, EXIT, globalHelp, IMPLICIT, UsageError, type Args, type Command, type RunAs } from './command.js';
 import { shellWord, visible } from './escape.js';
+import type { Io } from './io.js';
 import { VERSION } from './version.js';
 import { plural } from './words.js';
 
@@ -11,7 +12,20 @@ const json = (v: unknown) => JSON.stringify(v, null, 2) + '\n';
 
 const OUTCOME = { ok: EXIT.ok, findings: EXIT.findings, usage: EXIT.usage, cancelled: EXIT.cancelled } as const;
 
-const installOptions = (a: Args) => ({ dryRun: a.has('--dry-run'), yes: a.has('--yes'), start: a.has('--start') });
+/** qemu-harden as the operator runs it again as root: as this process was started when it runs as root without sudo
+ * (a root shell), under sudo otherwise. What `apply` and `rollback` print for the `start` that does what is left. */
+const asRoot = (r: RunAs) => (process.getuid?.() === 0 && !process.env.SUDO_USER ? r.me : r.sudo);
+
+const installOptions = (a: Args, r: RunAs) => ({
+  dryRun: a.has('--dry-run'),
+  yes: a.has('--yes'),
+  start: a.has('--start'),
+  again: asRoot(r),
+});
+
+/** With --json, stdout holds the one JSON document: everything else the command says goes to stderr, its question
+ * too. */
+const jsonIo = (io: Io): Io => ({ ...io, out: io.err, confirm: io.confirm && ((q) => io.confirm!(q, 'stderr')) });
 
 /** --signers and --require-signatures, as every command that checks signatures takes them. */
 const signingFlags = (signers: string) => [
@@ -265,17 +279,25 @@ const verify: Command = {
   },
 };
 
+const START_HELP =
+  'every guest of the installed bundle brought to running its installed unit and profile, whether or not this run changed a file: a stopped guest is enabled and started (one an operator stopped on purpose too, as `systemctl start` starts it), a guest running an older unit or profile is restarted, a running guest not enabled is enabled, and each started guest must stay running; on a tree (--root) each guest is enabled there, nothing is started';
+
 const installFlags = (what: string) => [
   {
     flag: '--root PATH',
-    help: `${what} the tree at PATH instead of /; it must exist, and only the steps that work offline run (the others are named as skipped)`,
+    help: `${what} the tree at PATH instead of /; it must exist (with --dry-run too), and only the steps that work offline run (the others are named as skipped)`,
     default: '/',
   },
   { flag: '--dry-run', help: 'show what would change, change nothing' },
   { flag: '--yes', help: 'do not ask for confirmation (without a terminal nothing is changed without it)' },
   {
     flag: '--start',
-    help: 'then enable and start new guests, restart the guests whose unit or profile changed, and check that each stays running',
+    help: `then what \`start\` does: ${START_HELP}`,
+    default: 'the guests left as they are; what is left to do is named, with the one command that does it',
+  },
+  {
+    flag: '--json',
+    help: 'print the plan and the outcome as one JSON document on stdout (docs/install.md has its shape); everything else goes to stderr',
   },
   ...signingFlags(
     'the bundle must also be signed by a key this allowed_signers file allows, checked before anything else; on an enrolled host (/etc/qemu-harden/allowed_signers exists on the target) that file is always checked, and --signers adds a second one, never replaces it',
@@ -290,10 +312,22 @@ const installExits = (nothing: string): [number, string][] => [
   ],
   [
     EXIT.usage,
-    `invalid usage, ${nothing}not root for /, a bundle not signed as the host or --signers requires, or no terminal and no --yes: nothing changed`,
+    `invalid usage, ${nothing}not root for /, a bundle not signed as the host or --signers requires, or no terminal and no --yes: nothing changed (and with --json nothing on stdout)`,
   ],
   [EXIT.cancelled, 'the confirmation was answered no: nothing changed'],
 ];
+
+/** apply and rollback: the walk, then its report as JSON with --json. */
+async function install(
+  a: Args,
+  io: Io,
+  walk: (io: Io) => Promise<import('./install/run.js').Installed>,
+): Promise<number> {
+  const asJson = a.has('--json');
+  const { outcome, report } = await walk(asJson ? jsonIo(io) : io);
+  if (asJson && outcome !== 'usage') io.out(json(report));
+  return OUTCOME[outcome];
+}
 
 const apply: Command = {
   name: 'apply',
@@ -301,7 +335,7 @@ const apply: Command = {
   usage: ['DIR'],
   about: [
     'Checks the manifest first, then shows the plan against what is installed: every new file, a diff of every changed one, every file of the installed bundle this one lacks, and per guest new, changed, removed or unchanged. On a terminal it asks before changing anything. Then removed guests are stopped and disabled, files installed `root:root 0644` (replaced and removed files backed up under /var/backups/qemu-harden/), users and directories created, udev, AppArmor and systemd reloaded, and the install record moved. A second run reports nothing to change.',
-    'Without --start it names the guests that run an old unit or profile and the exact `systemctl` line that restarts them.',
+    'Without --start it names each guest that does not yet run its installed unit and profile (stopped, running an older one, or not enabled), as systemd reports it, and prints the one command that brings them there: `start` on this host, `systemctl --root=PATH enable …` for a tree, where nothing runs.',
   ],
   flags: installFlags('install into'),
   operands: 1,
@@ -315,7 +349,7 @@ const apply: Command = {
     const dir = a.operands[0];
     if (!dir) throw new UsageError(`apply needs the bundle directory: ${r.me} apply DIR`);
     const { apply } = await import('./install/apply.js');
-    return OUTCOME[await apply(dir, a.value('--root') ?? '/', installOptions(a), io, signingOf(a))];
+    return install(a, io, (out) => apply(dir, a.value('--root') ?? '/', installOptions(a, r), out, signingOf(a)));
   },
 };
 
@@ -325,19 +359,69 @@ const rollback: Command = {
   usage: [''],
   about: [
     'The install record keeps the bundle installed before the current one; rollback installs it again byte for byte (files the later bundle removed come back, files it added go), with the same plan, backups and steps as apply. Afterwards the bundle rolled back from is the previous one, so a second rollback returns to it. After an interrupted install it restores the bundle installed completely before it.',
+    'Without --start it names the guests that do not yet run their installed unit and profile and prints the one command that brings them there (`start`: a second rollback would return to the other bundle).',
   ],
   flags: installFlags('roll back'),
   operands: 0,
   exits: installExits('nothing to roll back to, '),
   example: {
     args: 'rollback --start',
-    says: 'The previous bundle installed again, and the guests whose unit or profile changed back restarted.',
+    says: 'The previous bundle installed again, and every guest brought to running its unit and profile as installed now.',
     asRoot: true,
   },
   manual: 'docs/install.md',
-  async run(a, io) {
+  async run(a, io, r) {
     const { rollback } = await import('./install/rollback.js');
-    return OUTCOME[await rollback(a.value('--root') ?? '/', installOptions(a), io, signingOf(a))];
+    return install(a, io, (out) => rollback(a.value('--root') ?? '/', installOptions(a, r), out, signingOf(a)));
+  },
+};
+
+const start: Command = {
+  name: 'start',
+  summary: 'bring every installed guest to running its installed unit and profile (what apply --start does)',
+  usage: [''],
+  about: [
+    `For the bundle the install record holds as installed: ${START_HELP}. It changes no file.`,
+    'A running guest runs an older unit when its unit file (or its tap unit’s) was written after that unit’s process started, or systemd has not read the file since it changed (NeedDaemonReload); an older profile when a file of its AppArmor profile was written after QEMU started, on a host where AppArmor is enabled. A guest whose installed unit or profile differs from the record is left alone and named (apply the bundle again, or rollback). A second run changes nothing.',
+  ],
+  flags: [
+    {
+      flag: '--root PATH',
+      help: 'enable the guests in the tree at PATH instead (it must exist, with --dry-run too); nothing runs in a tree, so nothing is started',
+      default: '/',
+    },
+    { flag: '--dry-run', help: 'name what would be started, restarted or enabled, and change nothing' },
+    {
+      flag: '--json',
+      help: 'print the guests and what was done as one JSON document on stdout (docs/install.md has its shape); everything else goes to stderr',
+    },
+  ],
+  operands: 0,
+  exits: [
+    [EXIT.ok, 'every guest runs its installed unit and profile and is enabled (or, with --dry-run, was looked at)'],
+    [
+      EXIT.findings,
+      'a guest did not start or stay running, a guest was left alone because its files differ from the record, or the last install stopped midway (run it again first)',
+    ],
+    [EXIT.usage, 'invalid usage, nothing installed there, or not root for /'],
+  ],
+  example: {
+    args: 'start',
+    says: 'Every guest of the installed bundle started, restarted or enabled as needed; a second run changes nothing.',
+    asRoot: true,
+  },
+  manual: 'docs/install.md',
+  async run(a, io, r) {
+    const asJson = a.has('--json');
+    const { start } = await import('./install/start.js');
+    const report = await start(
+      a.value('--root') ?? '/',
+      { act: !a.has('--dry-run'), again: asRoot(r) },
+      asJson ? jsonIo(io) : io,
+    );
+    if (report === 'interrupted') return EXIT.findings;
+    if (asJson) io.out(json(report));
+    return report.ok ? EXIT.ok : EXIT.findings;
   },
 };
 
@@ -351,7 +435,7 @@ const status: Command = {
   flags: [
     {
       flag: '--root PATH',
-      help: 'read the record and files of the tree at PATH instead (it must exist); processes are not looked at',
+      help: 'read the record and files of the tree at PATH instead (it must exist); no process is looked at there, and each guest is said to be "not looked at" (`running: null` in --json)',
       default: '/',
     },
     { flag: '--json', help: 'print the report as JSON (docs/install.md has its shape)' },
@@ -440,8 +524,9 @@ const audit: Command = {
     { flag: '--json', help: 'print the report as JSON (docs/audit.md has its shape)' },
     {
       flag: '--answers-out FILE',
-      help: 'also write answers rebuilt from the running guests to FILE (YAML; it must not exist yet); a QEMU an ordinary user started is left out, and listed',
+      help: 'also write answers rebuilt from the running guests to FILE (JSON when it ends in .json, YAML otherwise; it must not exist yet); a QEMU an ordinary user started is left out, and listed',
     },
+    { flag: '--force', help: 'with --answers-out: replace FILE when it exists' },
     {
       flag: '--include-user-process PID|NAME ...',
       help: 'with --answers-out: carry that ordinary user’s QEMU all the same, keeping only the disks, kernel, firmware and TLS files that user can open (checked as the user; needs root); repeatable',
@@ -464,6 +549,7 @@ const audit: Command = {
     const include = a.values('--include-user-process');
     if (include.length && !answersOut)
       throw new UsageError('--include-user-process only applies with --answers-out FILE');
+    if (a.has('--force') && !answersOut) throw new UsageError('--force only applies with --answers-out FILE');
     const { audit, counts, formatAudit } = await import('./audit/command.js');
     const { readHost } = await import('./audit/live.js');
     const view = await readHost();
@@ -471,7 +557,13 @@ const audit: Command = {
     if (answersOut)
       report.answersOut = {
         file: answersOut,
-        ...(await import('./audit/answers-out.js')).writeAnswersOut(answersOut, view, include, r.anywhere),
+        ...(await import('./audit/answers-out.js')).writeAnswersOut(
+          answersOut,
+          view,
+          include,
+          r.anywhere,
+          a.has('--force'),
+        ),
       };
     io.out(a.has('--json') ? json(report) : formatAudit(report, r.me));
     return counts(report) > 0 ? EXIT.findings : EXIT.ok;
@@ -566,6 +658,7 @@ export const COMMANDS: Command[] = [
   verify,
   apply,
   rollback,
+  start,
   status,
   importer,
   audit,

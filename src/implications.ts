@@ -18,11 +18,14 @@ export function implications(h: HostFacts): string[] {
       ? `QEMU ${h.qemu.version ?? '?'} at ${h.qemu.binary}${h.qemu.sandbox ? ', -sandbox supported' : ', -sandbox NOT supported: its seccomp filter cannot be used'}`
       : 'QEMU is not installed here: the bundle can still be generated for another host',
   );
-  out.push(
-    h.apparmor
-      ? 'AppArmor is enabled: the profiles will be enforced'
-      : 'AppArmor is not enabled: the profiles are written but not enforced',
-  );
+  for (const c of h.confinement)
+    out.push(
+      c.enforced
+        ? `${c.name} is enabled: the ${c.noun}s will be enforced`
+        : `${c.name} is not enabled: the ${c.noun}s are written but not enforced`,
+    );
+  if (!h.confinement.some((c) => c.enforced))
+    out.push('No mandatory access control is enforced here: only users, the unit sandbox and file modes confine QEMU');
   out.push(
     h.cgroup === 'v2'
       ? 'cgroup v2: every limit in the units is enforced'

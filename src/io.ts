@@ -4,7 +4,8 @@ export interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
   isTTY: boolean;
-  /** Asks and answers yes or no; absent where nobody can answer (then --yes is needed). */
-  confirm?: (question: string) => Promise<boolean>;
+  /** Asks and answers yes or no; absent where nobody can answer (then --yes is needed). The question goes to
+   * stdout, or to stderr when stdout carries a document (--json). */
+  confirm?: (question: string, on?: 'stdout' | 'stderr') => Promise<boolean>;
   isRoot?: boolean;
 }

@@ -2,6 +2,7 @@
 // and `--set` all end up here; every generator takes only what this module returns. The rules that span fields
 // (src/rules.ts) are typed by this schema and joined to it in src/answers.ts, so this module imports no policy.
 import { z } from 'zod';
+import { CONFINEMENTS } from './confinement.js';
 import { GUEST_NAME, MAX_SHARES } from './names.js';
 import { DEFAULT_TARGET, OVMF, TARGETS } from './releases.js';
 
@@ -335,6 +336,16 @@ export const hostSchema = z.strictObject({
     })
     .default(DEFAULT_TARGET),
   qemuBinary: absolutePath.default(DEFAULT_QEMU_BINARY),
+  /**
+   * The mandatory access control the guests run under: a confinement backend's id, or "none" (an accepted risk).
+   * Left out, it is AppArmor (confinement.ts), and it stays left out of the answers written back, so bundles made
+   * before it existed regenerate unchanged.
+   */
+  confinement: z
+    .enum(CONFINEMENTS, {
+      error: `must be one of ${CONFINEMENTS.map((c) => `"${c}"`).join(', ')} (the mandatory access control of the host)`,
+    })
+    .optional(),
   kvmGroup: z
     .string()
     .regex(/^[a-z_][a-z0-9_-]{0,30}$/, 'must be a valid group name')

@@ -1,5 +1,4 @@
 // answers → the bundle: a pure function from the validated model to a sorted list of files.
-import * as AA from './gen/apparmor.js';
 import { sysusers, tmpfiles, udevRules } from './gen/host.js';
 import { bundleReadme } from './gen/readme.js';
 import { logrotateConfig } from './gen/logrotate.js';
@@ -15,11 +14,14 @@ import {
 import * as G from './guest.js';
 import { helpersOf } from './helpers/index.js';
 import { ANSWERS, MANIFEST, README, sha256, type BundleFile } from './bundle-layout.js';
-import { apparmor } from './confine/apparmor.js';
+import { CONFINEMENT, generatorOf, loadGenerators } from './confine/index.js';
 import * as N from './names.js';
 import type { Answers } from './model.js';
 
 export type { BundleFile };
+
+// The confinement backends' generators: loaded with this module, which only writers of bundles import.
+await loadGenerators();
 
 export function answersJson(a: Answers): string {
   return JSON.stringify(a, null, 2) + '\n';
@@ -69,7 +71,7 @@ export function plan(a: Answers, o: PlanOptions = {}): BundleFile[] {
         `creates tap ${G.tapDevice(g)} owned by ${G.userName(g)}`,
       );
   }
-  for (const f of apparmor.files(a)) add(f.path, f.text(AA), f.why);
+  for (const b of CONFINEMENT) for (const f of b.files(a)) add(f.path, f.text(generatorOf(b)), f.why);
   const rotate = logrotateConfig(a);
   if (rotate) {
     add(

@@ -1,9 +1,10 @@
 // The host probe: what this machine offers and what that implies for the bundle. Reads /sys, /proc and
-// os-release, and asks QEMU, systemd and AppArmor's parser for their versions through tools.ts; every answer is
-// checked against one schema. hostTarget() says which release a bundle generated here is for.
+// os-release, asks each confinement backend whether the kernel enforces it (its own probe), and asks QEMU, systemd
+// and AppArmor's parser for their versions through tools.ts; every answer is checked against one schema. hostTarget() says which release a bundle generated here is for.
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
 import { qemuCaps } from './qemucaps.js';
 import {
@@ -46,7 +47,10 @@ export const hostFactsSchema = z.object({
   /** The release a bundle made here is for, when qemu-harden can tell (hostTarget). */
   target: z.enum(TARGETS).optional(),
   cgroup: z.enum(['v2', 'v1-hybrid', 'unknown']),
-  apparmor: z.boolean(),
+  /** Each confinement backend qemu-harden knows (src/confine/), and whether this host's kernel enforces it. */
+  confinement: z.array(
+    z.object({ id: z.string(), name: z.string(), noun: z.string(), enforced: z.boolean(), evidence: z.string() }),
+  ),
   groups: z.object({ kvm: z.boolean(), qemuNet: z.boolean() }),
   iommuGroups: z.number(),
   pci: z.array(
@@ -156,7 +160,7 @@ export function probeFiles(): Omit<HostFacts, 'qemu' | 'systemdVersion'> {
       : existsSync('/sys/fs/cgroup/unified') || existsSync('/sys/fs/cgroup/memory')
         ? 'v1-hybrid'
         : 'unknown',
-    apparmor: read('/sys/module/apparmor/parameters/enabled') === 'Y',
+    confinement: CONFINEMENT.map((b) => ({ id: b.id, name: b.name, noun: b.noun, ...b.probe() })),
     groups: { kvm: names.has('kvm'), qemuNet: names.has('qemu-net') },
     iommuGroups: listDir('/sys/kernel/iommu_groups').length,
     pci: pciDevices(),

@@ -93,38 +93,32 @@ export function threadSeccomp(dir: string): { threads: [number, string][]; more:
 }
 
 /**
- * The AppArmor label, e.g. "qemu-harden-alpha (enforce)": AppArmor's own attribute file where the kernel has
- * one, else the LSM-wide one. Undefined where no LSM answers (EINVAL, ENOENT); any other error is thrown.
+ * A process's security attribute file (/proc/PID/attr/...), as a confinement backend reads its label: the text,
+ * null where the file is there but no security module answers it (EINVAL: the module is not active), undefined
+ * where the kernel has no such file (ENOENT). Any other error is thrown, for the caller to report as unseen.
  */
-export function apparmorLabel(dir: string): string | undefined {
-  for (const file of [`${dir}/attr/apparmor/current`, `${dir}/attr/current`]) {
-    let fd: number;
-    try {
-      fd = openSync(file, READ_FLAGS);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EINVAL' || code === 'ENOENT') continue;
-      throw e;
-    }
-    try {
-      const buf = Buffer.alloc(4096);
-      const n = readSync(fd, buf, 0, buf.length, null);
-      return buf.subarray(0, n).toString('utf8').replace(/\0/g, '').trim();
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EINVAL' || code === 'ENOENT') continue;
-      throw e;
-    } finally {
-      closeSync(fd);
-    }
+export function procAttr(file: string): string | null | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, READ_FLAGS);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'EINVAL') return null;
+    throw e;
   }
-  return undefined;
-}
-
-/** The label split into profile and mode ("enforce", "complain"; null for "unconfined" and the like). */
-export function splitLabel(label: string): { label: string; mode: string | null } {
-  const m = /^(.*?)(?: \((\w+)\))?$/.exec(label)!;
-  return { label: m[1]!, mode: m[2] ?? null };
+  try {
+    const buf = Buffer.alloc(4096);
+    const n = readSync(fd, buf, 0, buf.length, null);
+    return buf.subarray(0, n).toString('utf8').replace(/\0/g, '').trim();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'EINVAL') return null;
+    throw e;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -289,4 +283,41 @@ export class NetTables {
     this.unix.set(key, out);
     return out;
   }
+}
+
+export const KMSG = '/dev/kmsg';
+
+/** The kernel log's records, or why it could not be read. */
+export type KernelLog = { lines: string[] } | { error: string };
+
+/** Every record of the kernel log, read without blocking; the reason instead when it cannot be read. */
+export function readKernelLog(path = KMSG): KernelLog {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    return { error: `${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
+  }
+  const lines: string[] = [];
+  const buf = Buffer.alloc(8192);
+  try {
+    for (let i = 0; i < 1_000_000; i++) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EPIPE') continue;
+        if (code === 'EAGAIN') break;
+        return { error: `${path}: ${code ?? (e as Error).message}` };
+      }
+      if (n === 0) break;
+      const rec = buf.subarray(0, n).toString('utf8');
+      const semi = rec.indexOf(';');
+      lines.push((semi >= 0 ? rec.slice(semi + 1) : rec).split('\n')[0]!);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { lines };
 }

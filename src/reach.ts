@@ -1,5 +1,6 @@
 // What one guest's QEMU can reach, and what it cannot: the least-privilege map. One derivation feeds both the
 // wizard's Review map and the bundle README's reach section, so the two never disagree.
+import { CONFINEMENT } from './confine/index.js';
 import * as G from './guest.js';
 import { helpersOf } from './helpers/index.js';
 import type { Answers, Guest } from './model.js';
@@ -16,10 +17,12 @@ export interface Reach {
   /** IP listeners. */
   listeners: string[];
   network: string;
-  /** What stays out of reach whatever the guest does to QEMU, by systemd's sandbox (holds without AppArmor). */
+  /** What stays out of reach whatever the guest does to QEMU, by systemd's sandbox (holds without any MAC). */
   cannot: string[];
-  /** What holds only while AppArmor enforces this guest's profile. */
-  apparmorOnly: string[];
+  /** What holds only while a confinement backend the answers choose enforces, by the backend's name. */
+  enforcedOnly: { by: string; what: string[] }[];
+  /** With no confinement backend chosen (host.confinement none): what that leaves open; null otherwise. */
+  unconfined: string | null;
 }
 
 /** The ports the guest's user-mode network forwards, for the network line. */
@@ -97,11 +100,7 @@ export function guestReach(a: Answers, g: Guest): Reach {
         `the state of its ${h.title} (${h.stateDirs(g).join(', ')}): hidden from QEMU, which reaches the helper only through ${h.socket(g)}`,
     ),
   ];
-  const apparmorOnly = g.isolation.apparmor
-    ? [
-        `reading the rest of the file system (/usr, /etc, …): profile ${G.profileName(g)} allows only the files above and what every QEMU loads; without AppArmor enforcing, QEMU can read any file its user may read`,
-      ]
-    : ['no AppArmor profile: QEMU can read any file on the host its user may read (/usr, /etc, …)'];
+  const chosen = CONFINEMENT.filter((b) => b.chosen(a));
   return {
     guest: g.name,
     user: G.userName(g),
@@ -112,7 +111,10 @@ export function guestReach(a: Answers, g: Guest): Reach {
     listeners,
     network,
     cannot,
-    apparmorOnly,
+    enforcedOnly: chosen.map((b) => ({ by: b.name, what: b.reach(a, g) })),
+    unconfined: chosen.length
+      ? null
+      : 'no mandatory access control (host.confinement is none): QEMU can read any file on the host its user may read (/usr, /etc, …)',
   };
 }
 
@@ -127,6 +129,7 @@ export function reachLines(r: Reach): string[] {
     ...r.listeners.map((l) => `  listen    ${l}`),
     `  network   ${r.network}`,
     ...r.cannot.map((c) => `  cannot    ${c}`),
-    ...r.apparmorOnly.map((c) => `  AppArmor  ${c}`),
+    ...r.enforcedOnly.flatMap((e) => e.what.map((c) => `  ${e.by.padEnd(9)} ${c}`)),
+    ...(r.unconfined ? [`  no MAC    ${r.unconfined}`] : []),
   ];
 }

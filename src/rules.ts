@@ -3,6 +3,7 @@
 // fault; where a file may be is places.ts, what makes a network identity is identity.ts.
 import type { z } from 'zod';
 import { hostInterfaceName, loopbackOrLinkLocal, macAddress, sameListener, tapDevice } from './identity.js';
+import { confinementOf } from './confinement.js';
 import type { Answers, Guest } from './model.js';
 import * as N from './names.js';
 import { credentialPlace, HIDDEN_DIRS, notStorage, restrictedFile, sharePlace, underDir } from './places.js';
@@ -17,6 +18,7 @@ export type RiskId =
   | 'sandbox-spawn'
   | 'sandbox-resourcecontrol'
   | 'apparmor-off'
+  | 'confinement-none'
   | 'pci-passthrough'
   | 'usb-passthrough'
   | 'migration-plaintext'
@@ -72,6 +74,13 @@ export const RISKS: Record<RiskId, RiskInfo> = {
     why:
       'Only the unit sandbox and file permissions keep a compromised QEMU away from host files; a file that is ' +
       'readable by the guest user by mistake is then readable by the guest.',
+  },
+  'confinement-none': {
+    title: 'No mandatory access control on the host',
+    why:
+      'No AppArmor or SELinux policy confines any guest’s QEMU: only the unit sandbox, its own user and file ' +
+      'permissions keep a compromised QEMU away from host files and other guests’ images; a file that is readable ' +
+      'by a guest user by mistake is then readable by that guest.',
   },
   'pci-passthrough': {
     title: 'PCI device passed through',
@@ -130,9 +139,11 @@ export function isSecuritySupportedMachine(machine: string): boolean {
 }
 
 /** The risks these answers take, in a stable order: global first, then per guest in guest order. */
-export function requiredRisks(a: Pick<Answers, 'useCase' | 'guests'>): RequiredRisk[] {
+export function requiredRisks(a: Pick<Answers, 'useCase' | 'host' | 'guests'>): RequiredRisk[] {
   const out: RequiredRisk[] = [];
   if (a.useCase === 'emulation') out.push({ risk: 'emulation' });
+  const confinement = confinementOf(a);
+  if (confinement === 'none') out.push({ risk: 'confinement-none' });
   const readers = tlsReaders(a.guests);
   for (const g of a.guests) {
     const add = (risk: RiskId) => out.push({ risk, guest: g.name });
@@ -145,7 +156,7 @@ export function requiredRisks(a: Pick<Answers, 'useCase' | 'guests'>): RequiredR
       if (sb.spawn === 'allow') add('sandbox-spawn');
       if (sb.resourceControl === 'allow') add('sandbox-resourcecontrol');
     }
-    if (!g.isolation.apparmor) add('apparmor-off');
+    if (confinement === 'apparmor' && !g.isolation.apparmor) add('apparmor-off');
     if (g.passthrough.pci.length > 0) add('pci-passthrough');
     if (g.passthrough.usb.length > 0) add('usb-passthrough');
     if (g.migration?.enabled && !g.migration.tls) add('migration-plaintext');
@@ -756,6 +767,7 @@ export const RULES: Rule[] = [
       'acceptedRisks.I',
       'acceptedRisks.I.risk',
       'useCase',
+      'host.confinement',
       'guests.N',
       'guests.N.machine',
       'guests.N.isolation.sandbox.(enabled|obsolete|elevatePrivileges|spawn|resourceControl)',
@@ -802,7 +814,7 @@ function checkRisks(a: Answers, report: Report): void {
     if (acceptedKeys.has(riskKey(r))) continue;
     const gi = r.guest === undefined ? -1 : a.guests.findIndex((g) => g.name === r.guest);
     report(
-      gi < 0 ? ['useCase'] : riskPath(r.risk, gi, a),
+      gi < 0 ? (r.risk === 'confinement-none' ? ['host', 'confinement'] : ['useCase']) : riskPath(r.risk, gi, a),
       `takes the risk "${r.risk}" (${RISKS[r.risk].title}); add {"risk": "${r.risk}"${r.guest ? `, "guest": "${r.guest}"` : ''}, "reason": "..."} to acceptedRisks`,
     );
   }
@@ -922,6 +934,8 @@ function riskPath(risk: RiskId, gi: number, a: Answers): (string | number)[] {
       return [...g, 'isolation', 'sandbox', 'resourceControl'];
     case 'apparmor-off':
       return [...g, 'isolation', 'apparmor'];
+    case 'confinement-none':
+      return ['host', 'confinement'];
     case 'pci-passthrough':
       return [...g, 'passthrough', 'pci'];
     case 'usb-passthrough':

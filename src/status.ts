@@ -2,7 +2,7 @@
 // and how it is confined, and so for each of its helper units (its TPM's swtpm), whether the installed files still
 // match the record, and who signed the installed bundle.
 // The live side is audit's: one reader of live QEMU processes (audit/live.ts: uid/gid, CapEff, NoNewPrivs,
-// Seccomp of every thread, AppArmor label, cgroup and its limits, sockets, the files the command line names) and
+// Seccomp of every thread, its label from each confinement backend, cgroup and its limits, sockets, the files the command line names) and
 // one assessor table (audit/assess.ts), run here with each guest's installed unit as its expectation instead of
 // QEMU's security documentation. What the live process does that its unit does not ask for is reported as
 // weaker; a drifted file, or an enrolled host running a bundle none of its allowed keys signed (its signatures,
@@ -19,7 +19,8 @@ import {
   type QemuProcess,
   type Unseen,
 } from './audit/types.js';
-import { apparmor } from './confine/apparmor.js';
+import type { ConfinementBackend, Label } from './confine/backend.js';
+import { CONFINEMENT } from './confine/index.js';
 import { InputError } from './errors.js';
 import { visible } from './escape.js';
 import type { Bundle } from './install/bundle.js';
@@ -27,7 +28,6 @@ import { readInstalled, type Drift, type Installed } from './install/installed.j
 import { guestPart } from './install/paths.js';
 import { HELPERS } from './helpers/index.js';
 import * as N from './names.js';
-import { splitLabel } from './procfs.js';
 import { checkSigned, describeSigner, HOST_TRUST, signedBy, type Signer } from './sshsig.js';
 import { listed, plural } from './words.js';
 
@@ -36,7 +36,11 @@ interface Listener {
   address: string;
 }
 
-interface ProcessView {
+/**
+ * The process as status --json shows it: after seccomp, its label from each registered confinement backend under
+ * the backend's id ("apparmor"), null where it carries none.
+ */
+type ProcessView = {
   pid: number;
   uid: number[];
   gid: number[];
@@ -44,11 +48,13 @@ interface ProcessView {
   noNewPrivs: boolean;
   /** Seccomp mode of every thread (0 none, 1 strict, 2 filter), by thread id. */
   seccomp: Record<string, number>;
-  apparmor: { label: string; mode: string | null } | null;
   cgroup: string | null;
   limits: { memoryMax: string | null; cpuMax: string | null; pidsMax: string | null };
   listening: Listener[];
-}
+} & { [backend: string]: unknown };
+
+/** A backend's key in status --json's `expected`: its id and its noun, "apparmorProfile". */
+const expectedKey = (b: ConfinementBackend) => `${b.id}${b.noun[0]!.toUpperCase()}${b.noun.slice(1)}`;
 
 /** One of a guest's helper units (src/helpers/), as installed and as it runs. */
 interface HelperStatus {
@@ -66,7 +72,8 @@ interface HelperStatus {
 interface GuestStatus {
   name: string;
   unit: string;
-  /** Null when a process in its unit did not answer in time: whether it runs its QEMU is not known. */
+  /** Whether its QEMU runs; null when that is not known: in a tree (--root), where no process is looked at, or
+   * when a process in its unit did not answer in time. */
   running: boolean | null;
   process: ProcessView | null;
   /** What the installed unit says of the process. */
@@ -127,7 +134,12 @@ function processView(q: LiveProcess, listens: Listener[] = []): ProcessView {
     capEff: q.status.get('CapEff') ?? '',
     noNewPrivs: q.status.get('NoNewPrivs') === '1',
     seccomp: Object.fromEntries(q.threadSeccomp.map(([tid, mode]) => [String(tid), Number(mode)])),
-    apparmor: q.apparmorLabel ? splitLabel(q.apparmorLabel) : null,
+    ...Object.fromEntries(
+      CONFINEMENT.map((b) => {
+        const raw = q.labels[b.id];
+        return [b.id, raw ? b.parseLabel(raw) : null];
+      }),
+    ),
     cgroup: q.cgroup?.path ?? null,
     limits: q.cgroup?.own ?? { memoryMax: null, cpuMax: null, pidsMax: null },
     listening: listens,
@@ -186,7 +198,13 @@ export async function status(rootArg: string): Promise<StatusReport> {
   // (install/installed.ts).
   const { root, current, previous, journal: j, drift, users, trust } = readInstalled(rootArg);
   const live = root === '/';
-  const apparmorEnabled = apparmor.enforcing();
+  // Which backends the kernel enforces: a label it does not enforce is not expected of a process.
+  const confinement = CONFINEMENT.map((b) => ({
+    id: b.id,
+    key: expectedKey(b),
+    enforced: b.probe().enforced,
+    expectedLabel: (setting: (key: string) => string | undefined) => b.expectedLabel(setting),
+  }));
 
   // Each guest's expectation comes from its unit as installed (the record's copy, which drift compares with
   // the file on the host), and each of its helpers' from the helper's unit.
@@ -194,7 +212,7 @@ export async function status(rootArg: string): Promise<StatusReport> {
   const units = new Map(current.guests.map(({ name }) => [N.unitName(name), name]));
   const expected = new Map(
     current.guests.map(({ name }) => {
-      const e = fromUnit(unitText(N.unitName(name)), users, N.userName(name), apparmorEnabled);
+      const e = fromUnit(unitText(N.unitName(name)), users, N.userName(name), confinement);
       e.expectation.accepted = acceptedBy(e.argv, name);
       return [name, e] as const;
     }),
@@ -204,7 +222,7 @@ export async function status(rootArg: string): Promise<StatusReport> {
     current.guests.flatMap(({ name }) =>
       HELPERS.filter((h) => unitText(N.helperUnitName(name, h.kind)) !== undefined).map((h) => {
         const unit = N.helperUnitName(name, h.kind);
-        return [unit, { name, h, e: fromUnit(unitText(unit), users, N.userName(name), apparmorEnabled) }] as const;
+        return [unit, { name, h, e: fromUnit(unitText(unit), users, N.userName(name), confinement) }] as const;
       }),
     ),
   );
@@ -237,7 +255,7 @@ export async function status(rootArg: string): Promise<StatusReport> {
     return {
       name,
       unit: N.unitName(name),
-      running: q ? true : unknown.has(N.unitName(name)) ? null : false,
+      running: !live ? null : q ? true : unknown.has(N.unitName(name)) ? null : false,
       process: q ? processView(q, listening(q)) : null,
       expected: expected.get(name)!.settings,
       weaker: weakerOf(q),
@@ -249,7 +267,7 @@ export async function status(rootArg: string): Promise<StatusReport> {
             kind: h.kind,
             title: h.title,
             unit,
-            running: p ? true : unknown.has(unit) ? null : false,
+            running: !live ? null : p ? true : unknown.has(unit) ? null : false,
             process: p ? processView(p) : null,
             expected: e.settings,
             weaker: weakerOf(p),
@@ -294,7 +312,7 @@ export function formatStatus(r: StatusReport): string {
     const p = g.process;
     out.push(
       '',
-      `${v(g.name)}  ${v(g.unit)}  ${p ? `running, pid ${p.pid}` : g.running === null ? 'not known: its process did not answer in time (see Not seen)' : 'not running'}`,
+      `${v(g.name)}  ${v(g.unit)}  ${p ? `running, pid ${p.pid}` : g.running !== null ? 'not running' : r.root !== '/' ? 'not looked at (a tree)' : 'not known: its process did not answer in time (see Not seen)'}`,
     );
     if (p) {
       out.push(...confinement(p, '  '));
@@ -306,7 +324,7 @@ export function formatStatus(r: StatusReport): string {
     for (const h of g.helpers) {
       const hp = h.process;
       out.push(
-        `  ${v(h.title)}  ${v(h.unit)}  ${hp ? `running, pid ${hp.pid}` : h.running === null ? 'not known: its process did not answer in time (see Not seen)' : 'not running'}`,
+        `  ${v(h.title)}  ${v(h.unit)}  ${hp ? `running, pid ${hp.pid}` : h.running !== null ? 'not running' : r.root !== '/' ? 'not looked at (a tree)' : 'not known: its process did not answer in time (see Not seen)'}`,
       );
       if (hp) out.push(...confinement(hp, '    '));
       for (const w of h.weaker) out.push(`    WEAKER: ${v(w)}`);
@@ -327,7 +345,9 @@ export function formatStatus(r: StatusReport): string {
   out.push(
     '',
     r.ok
-      ? 'OK: every running guest is confined as installed, and the files match the record.'
+      ? r.root === '/'
+        ? 'OK: every running guest is confined as installed, and the files match the record.'
+        : 'OK: the files match the record (in a tree no process is looked at).'
       : `FINDINGS: see ${listed([
           ...(r.signing.enrolled !== null && r.signing.signers.length === 0 ? ['UNSIGNED'] : []),
           ...seen,
@@ -342,7 +362,10 @@ function confinement(p: ProcessView, indent: string): string[] {
   const modes = [...new Set(Object.values(p.seccomp))].join(',');
   return [
     `${indent}uid ${p.uid.join('/')}  gid ${p.gid.join('/')}  CapEff ${v(p.capEff)}  NoNewPrivs ${p.noNewPrivs ? 1 : 0}  Seccomp ${modes} (${plural(Object.keys(p.seccomp).length, 'thread')})`,
-    `${indent}AppArmor ${p.apparmor ? `${v(p.apparmor.label)}${p.apparmor.mode ? ` (${v(p.apparmor.mode)})` : ''}` : 'not available'}`,
+    ...CONFINEMENT.map((b) => {
+      const l = p[b.id] as Label | null;
+      return `${indent}${b.name} ${l ? `${v(l.label)}${l.mode ? ` (${v(l.mode)})` : ''}` : 'not available'}`;
+    }),
     `${indent}cgroup ${v(p.cgroup ?? '?')}  memory.max ${v(p.limits.memoryMax ?? 'n/a')}  cpu.max ${v(p.limits.cpuMax ?? 'n/a')}  pids.max ${v(p.limits.pidsMax ?? 'n/a')}`,
   ];
 }

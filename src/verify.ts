@@ -25,7 +25,7 @@ import { InputError } from './errors.js';
 import { visible } from './escape.js';
 import { readBundleDir } from './install/bundle.js';
 import { checkSigned, describeSigner, readSignersFile, requiredSigners } from './sshsig.js';
-import { plural } from './words.js';
+import { listed, plural } from './words.js';
 
 export { exposureOf, exposureTarget } from './checks/exposure.js';
 
@@ -33,12 +33,14 @@ export interface Report {
   bundle: string;
   checks: CheckResult[];
   findings: Finding[];
+  /** What the answers accept that weakens the bundle as a whole, said before anything else (no finding). */
+  warnings: string[];
   exposure: Exposure[];
 }
 
 export async function verifyBundle(dir: string, signing?: { signersFile?: string; require?: string }): Promise<Report> {
   if (!existsSync(dir)) throw new InputError(`verify: ${dir} does not exist`);
-  if (!signing) return runChecks(dir, { bundle: dir, checks: [], findings: [], exposure: [] });
+  if (!signing) return runChecks(dir, { bundle: dir, checks: [], findings: [], warnings: [], exposure: [] });
   const required = requiredSigners(signing.require);
   const trust = readSignersFile(signing.signersFile!);
   const b = readBundleDir(dir);
@@ -58,6 +60,7 @@ export async function verifyBundle(dir: string, signing?: { signersFile?: string
       },
     ],
     findings: [],
+    warnings: [],
     exposure: [],
   };
   const scratch = mkdtempSync(join(tmpdir(), 'qemu-harden-verify-'));
@@ -105,14 +108,23 @@ async function runChecks(dir: string, report: Report): Promise<Report> {
   const scored = await runCheck(exposure, bundle);
   add(scored);
   report.exposure.push(...(scored.outcome?.exposure ?? []));
-  const rest: Check<BundleUnderCheck>[] = [...CONFINEMENT.map((b) => b.check), qemuCaps, usersAndDirs, hostDisks];
+  // Each chosen confinement backend reads its own files; with none chosen, that is said as loudly as can be.
+  const mac = CONFINEMENT.filter((b) => b.chosen(bundle.answers));
+  if (mac.length === 0)
+    report.warnings.push(
+      `NO MANDATORY ACCESS CONTROL: host.confinement is none (the accepted risk confinement-none). The bundle holds no ${listed(
+        CONFINEMENT.map((b) => b.name),
+        'or',
+      )} files, and nothing but each guest’s own user, its unit sandbox and file permissions keeps a QEMU a guest takes over from the host’s files and other guests’ images.`,
+    );
+  const rest: Check<BundleUnderCheck>[] = [...mac.map((b) => b.check), qemuCaps, usersAndDirs, hostDisks];
   for (const check of rest) add(await runCheck(check, bundle));
   return report;
 }
 
 export function formatReport(r: Report): string {
   // Details and findings quote the bundle's files, its path and this host's os-release: text from outside.
-  const out: string[] = [`Bundle ${visible(r.bundle)}`];
+  const out: string[] = [`Bundle ${visible(r.bundle)}`, ...r.warnings.map((w) => `  WARNING  ${w}`)];
   for (const c of r.checks)
     out.push(
       `  ${c.status === 'passed' ? 'ok  ' : c.status === 'skipped' ? 'skip' : 'FAIL'}  ${c.check}${c.detail ? ` — ${visible(c.detail)}` : ''}`,

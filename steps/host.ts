@@ -1,3 +1,4 @@
+import { DEFAULT_CONFINEMENT, type Confinement } from '../src/confinement.js';
 import { implications } from '../src/implications.js';
 import type { Answers } from '../src/model.js';
 import { DEFAULT_TARGET, RELEASES } from '../src/releases.js';
@@ -7,6 +8,12 @@ const TARGETS = Object.fromEntries(Object.values(RELEASES).map((r) => [r.target,
   Answers['host']['target'],
   string
 >;
+
+/** Each mandatory access control the answers can choose, as the Host step offers it. */
+const CONFINEMENT: Record<Confinement, string> = {
+  apparmor: 'AppArmor: a profile of its own for each guest',
+  none: 'none: no mandatory access control (an accepted risk)',
+};
 
 export const host: Step = {
   id: 'host',
@@ -18,6 +25,10 @@ export const host: Step = {
     'nothing on the host changes until you run `qemu-harden apply`. The release, the binary and the two groups',
     'are those of the host the bundle is for, which need not be this one: each release’s QEMU, systemd and',
     'AppArmor accept different settings, and the bundle uses the tightest its target understands.',
+    'Confinement: SELinux and AppArmor confine QEMU beyond the UNIX process and file permissions model, keeping',
+    'it from host processes and files it does not need (QEMU’s security chapter, “Isolation mechanisms”). Choose',
+    'the one the host enforces; without one, a file its user can read by mistake is open to a guest that takes',
+    'over QEMU, so “none” is allowed only as an accepted risk, with a reason.',
   ],
   notes: (ctx) => (ctx.host ? implications(ctx.host) : ['Probing this host in the background…']),
   owns: () => [{ path: 'host', label: 'Host' }],
@@ -29,6 +40,14 @@ export const host: Step = {
       options: optionsOf(TARGETS),
       fallback: () => DEFAULT_TARGET,
       hint: 'the release the bundle is for: its QEMU, systemd and AppArmor decide what the files may say',
+    },
+    {
+      label: 'Confinement',
+      kind: 'select',
+      path: ['host', 'confinement'],
+      options: optionsOf(CONFINEMENT),
+      fallback: () => DEFAULT_CONFINEMENT,
+      hint: 'the mandatory access control that confines each guest’s QEMU on the host',
     },
     {
       label: 'QEMU binary',

@@ -1,3 +1,4 @@
+import { DEFAULT_CONFINEMENT } from '../src/confinement.js';
 import type { Guest } from '../src/model.js';
 import { RISKS, type RiskId } from '../src/rules.js';
 import { draftRisks, type Draft } from './draft.js';
@@ -77,6 +78,10 @@ export const isolation: Step = {
       kind: 'toggle',
       path: g(ctx, 'isolation', 'apparmor'),
       value: (d) => isolationOf(d, gi).apparmor !== false,
+      inactive: (d) =>
+        (d.host?.confinement ?? DEFAULT_CONFINEMENT) === 'apparmor'
+          ? undefined
+          : 'the host’s confinement is not AppArmor (Host step)',
       set: (d, v) => setIsolation(d, gi, (iso) => ({ ...iso, apparmor: v === true })),
     });
     for (const { r, i } of risksShown(ctx))

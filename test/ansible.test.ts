@@ -34,6 +34,8 @@ type Guests = Record<string, number>;
 /** Host → guest → memory (MiB). v2 changes alpha's memory and drops delta on h1; h2 stays as it is. */
 const V1: Record<string, Guests> = { h1: { alpha: 64, beta: 64, delta: 64 }, h2: { gamma: 64 } };
 const V2: Record<string, Guests> = { h1: { alpha: 96, beta: 64 }, h2: { gamma: 64 } };
+/** The guests with a TPM 2.0 (a helper unit of their own): alpha restarts in v2, delta leaves. */
+const TPM = new Set(['alpha', 'delta']);
 
 /** What churns on its own in a booted container (journal, systemd's own state) or is not on its disk. */
 const NOT_HASHED = new Set(['proc', 'sys', 'dev', 'run', 'tmp', 'var/tmp', 'var/log', 'var/lib/systemd', 'var/cache']);
@@ -66,6 +68,7 @@ function answers(guests: Guests): string {
       memoryMiB,
       disks: [{ path: `/images/${name}.img`, format: 'raw' }],
       network: { mode: 'none' },
+      ...(TPM.has(name) ? { tpm: 'tpm2' } : {}),
     })),
   });
 }
@@ -136,9 +139,18 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
   };
   const mainPid = (host: string, guest: string) =>
     Number(cts[host]!.exec(['systemctl', 'show', '-p', 'MainPID', '--value', `qemu-${guest}.service`]).stdout.trim());
+  const tpmPid = (host: string, guest: string) =>
+    Number(
+      cts[host]!.exec(['systemctl', 'show', '-p', 'MainPID', '--value', `qemu-${guest}-tpm.service`]).stdout.trim(),
+    );
   const allPids = () =>
     Object.fromEntries(
-      Object.entries(V1).flatMap(([h, gs]) => Object.keys(gs).map((g) => [`${h}/${g}`, mainPid(h, g)])),
+      Object.entries(V1).flatMap(([h, gs]) =>
+        Object.keys(gs).flatMap((g) => [
+          [`${h}/${g}`, mainPid(h, g)],
+          ...(TPM.has(g) ? [[`${h}/${g}-tpm`, tpmPid(h, g)]] : []),
+        ]),
+      ),
     );
 
   before(async () => {
@@ -301,6 +313,15 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
           ct.exec(['cat', `/proc/${pid}/cgroup`]).stdout,
           new RegExp(`:/qemu\\.slice/qemu-${g}\\.service$`, 'm'),
         );
+        if (!TPM.has(g)) continue;
+        // Its TPM: swtpm in its own unit, as the guest's user, unprivileged, under its own filter.
+        const tpm = ct.exec(['cat', `/proc/${tpmPid(host, g)}/status`]).stdout;
+        const tfield = (k: string) => new RegExp(`^${k}:\\s+(.*)$`, 'm').exec(tpm)![1]!.split(/\s+/);
+        assert.deepEqual(tfield('Uid'), [uid, uid, uid, uid], `${host}/${g}'s swtpm runs as the guest's user`);
+        assert.deepEqual(tfield('CapEff'), ['0000000000000000']);
+        assert.deepEqual(tfield('NoNewPrivs'), ['1']);
+        assert.deepEqual(tfield('Seccomp'), ['2']);
+        assert.equal(ct.exec(['test', '-s', `/var/lib/qemu-harden/${g}/tpm2/tpm2-00.permall`]).code, 0);
       }
     }
     // No AppArmor in this host's kernel: the role installed the profiles and skipped loading them.
@@ -326,6 +347,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     const h2Tree = treeHash(cts.h2!.root);
     const oldAlpha = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-alpha.service'));
     const deltaUnit = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-delta.service'));
+    const deltaTpmUnit = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-delta-tpm.service'));
     exportBundles('v2');
     const r = play();
     assert.equal(r.code, 0, r.output);
@@ -338,6 +360,9 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     const after = allPids();
     assert.notEqual(after['h1/alpha'], before['h1/alpha'], 'alpha restarted');
     assert.ok(after['h1/alpha']! > 0);
+    assert.notEqual(after['h1/alpha-tpm'], before['h1/alpha-tpm'], 'alpha’s TPM restarted with it');
+    assert.ok(after['h1/alpha-tpm']! > 0);
+    assert.equal(after['h1/delta-tpm'], 0, 'delta’s TPM stopped');
     assert.equal(after['h1/beta'], before['h1/beta'], 'beta untouched');
     assert.equal(after['h2/gamma'], before['h2/gamma'], 'gamma on h2 untouched');
     assert.equal(after['h1/delta'], 0, 'delta stopped');
@@ -359,6 +384,15 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
 
     const units = readdirSync(join(h1.root, 'etc/systemd/system'));
     assert.ok(!units.includes('qemu-delta.service'), 'delta’s unit is gone');
+    for (const u of ['qemu-delta-tpm.service', 'qemu-delta-tpm.socket']) {
+      assert.ok(!units.includes(u), `${u} is gone`);
+      assert.equal(h1.exec(['systemctl', 'is-active', u]).stdout.trim(), 'inactive', `${u} is stopped`);
+    }
+    assert.equal(
+      h1.exec(['test', '-s', '/var/lib/qemu-harden/delta/tpm2/tpm2-00.permall']).code,
+      0,
+      'delta’s TPM state is kept, as its disk is',
+    );
     assert.deepEqual(
       units.filter((u) => u.endsWith('~')),
       [],
@@ -377,6 +411,11 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       readFileSync(join(backups, 'etc/systemd/system/qemu-delta.service')),
       deltaUnit,
       'the removed unit is backed up',
+    );
+    assert.deepEqual(
+      readFileSync(join(backups, 'etc/systemd/system/qemu-delta-tpm.service')),
+      deltaTpmUnit,
+      'the removed TPM unit is backed up',
     );
     assert.equal(h1.exec(['id', '-u', 'qemu-delta']).code, 0, 'delta’s user is kept');
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   appendFileSync,
@@ -10,6 +10,7 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  realpathSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -165,6 +166,212 @@ describe('qemu-harden apply', () => {
     const yes = spawnSync('script', ['-qec', cmd, '/dev/null'], { input: 'y\n', encoding: 'utf8', timeout: 300_000 });
     assert.equal(yes.status, 0, yes.stdout);
     assert.ok(existsSync(join(root, 'etc/systemd/system/qemu-server.service')));
+  });
+
+  test('on a tree: the printed `systemctl --root` line, pasted, enables every guest there; apply --start and start do the same; a second paste changes nothing; nothing claims a process runs', (t) => {
+    requireTool('systemctl', 'systemd');
+    const root = newRoot(t);
+    const bundle = join(bundles, 'multi-tenant');
+    const wants = join(root, 'etc/systemd/system/multi-user.target.wants');
+    const r = cli(['apply', bundle, '--root', root, '--yes']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.doesNotMatch(r.stdout, /enable --now|until restarted|with --start|not running|guests? running/);
+    const hint = /^Not enabled in (\S+): alpha, beta, gamma\. .*\n {2}(.*)$/m.exec(r.stdout);
+    assert.ok(hint, r.stdout);
+    assert.equal(hint[2], `systemctl --root=${root} enable qemu-alpha.service qemu-beta.service qemu-gamma.service`);
+    assert.ok(!existsSync(wants), 'nothing is enabled before the paste');
+    const paste = () => spawnSync('sh', ['-c', hint[2]!], { encoding: 'utf8', timeout: 60_000 });
+    const pasted = paste();
+    assert.equal(pasted.status, 0, pasted.stderr);
+    assert.deepEqual(readdirSync(wants).sort(), ['qemu-alpha.service', 'qemu-beta.service', 'qemu-gamma.service']);
+    for (const g of ['alpha', 'beta', 'gamma'])
+      assert.equal(readlinkSync(join(wants, `qemu-${g}.service`)), `/etc/systemd/system/qemu-${g}.service`);
+    const enabled = treeHash(root);
+    assert.equal(paste().status, 0);
+    assert.equal(treeHash(root), enabled, 'a second paste changes nothing');
+    const again = cli(['apply', bundle, '--root', root, '--yes']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^Every guest is enabled in \S+, so each starts when a system boots from it/m);
+    assert.doesNotMatch(again.stdout, /systemctl/);
+
+    // --start on a tree enables, offline, and starts nothing; `start --root` is the same alone.
+    const other = newRoot(t);
+    const started = cli(['apply', bundle, '--root', other, '--yes', '--start']);
+    assert.equal(started.code, 0, started.stderr + started.stdout);
+    assert.match(started.stdout, /^ {2}done {2}enable alpha, beta, gamma in \S+: they start when a system boots/m);
+    assert.equal(readdirSync(join(other, 'etc/systemd/system/multi-user.target.wants')).length, 3);
+    const third = newRoot(t);
+    assert.equal(cli(['apply', bundle, '--root', third, '--yes']).code, 0);
+    const alone = cli(['start', '--root', third, '--json']);
+    assert.equal(alone.code, 0, alone.stderr);
+    const report = JSON.parse(alone.stdout) as { looked: string; next: null; guests: Record<string, unknown>[] };
+    assert.equal(report.looked, 'tree');
+    assert.equal(report.next, null);
+    for (const g of report.guests) {
+      assert.equal(g.running, null, 'nothing runs in a tree: not looked at');
+      assert.equal(g.older, null);
+      assert.equal(g.enabled, false, 'what was found before');
+      assert.equal(g.action, 'enable');
+      assert.equal(g.result, 'done');
+    }
+    assert.equal(readdirSync(join(third, 'etc/systemd/system/multi-user.target.wants')).length, 3);
+  });
+
+  test('status on a tree looks at no process and says so: "not looked at", running null, no claim about running guests', (t) => {
+    const root = newRoot(t);
+    assert.equal(cli(['apply', join(bundles, 'multi-tenant'), '--root', root, '--yes']).code, 0);
+    const st = cli(['status', '--root', root]);
+    assert.equal(st.code, 0, st.stdout);
+    for (const g of ['alpha', 'beta', 'gamma'])
+      assert.match(st.stdout, new RegExp(`^${g} {2}qemu-${g}\\.service {2}not looked at \\(a tree\\)$`, 'm'));
+    assert.doesNotMatch(st.stdout, /not running|every running guest/);
+    assert.match(st.stdout, /^OK: the files match the record \(in a tree no process is looked at\)\.$/m);
+    const sj = JSON.parse(cli(['status', '--root', root, '--json']).stdout) as {
+      guests: { running: unknown; process: unknown }[];
+    };
+    assert.equal(sj.guests.length, 3);
+    for (const g of sj.guests) assert.deepEqual([g.running, g.process], [null, null]);
+  });
+
+  test('--root that does not exist is refused, with --dry-run too, naming --root; nothing is made', (t) => {
+    const parent = tempDir(t);
+    for (const args of [
+      ['apply', join(bundles, 'kvm-headless'), '--dry-run'],
+      ['apply', join(bundles, 'kvm-headless'), '--yes'],
+      ['rollback', '--dry-run'],
+      ['start', '--dry-run'],
+      ['status'],
+    ]) {
+      const r = cli([...args, '--root', join(parent, 'not-yet')]);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(
+        r.stderr,
+        /^qemu-harden: --root: \S+\/not-yet does not exist; the tree must exist \(also for --dry-run\)/,
+      );
+      assert.equal(r.stdout, '');
+    }
+    assert.deepEqual(readdirSync(parent), []);
+    const help = cli(['apply', '--help']).stdout.replace(/\s+/g, ' ');
+    assert.match(help, /--root PATH install into the tree at PATH instead of \/; it must exist \(with --dry-run too\)/);
+  });
+
+  test('--json: one document on stdout for the plan and the outcome, the text on stderr; exit 2 leaves stdout empty', (t) => {
+    requireTool('systemctl', 'systemd');
+    const root = newRoot(t);
+    const bundle = join(bundles, 'kvm-headless');
+    const parse = (r: { code: number; stdout: string; stderr: string }) => {
+      try {
+        return JSON.parse(r.stdout) as Record<string, any>;
+      } catch (e) {
+        assert.fail(`stdout is not one JSON document (${String(e)}):\n${r.stdout}\n--- stderr:\n${r.stderr}`);
+      }
+    };
+    const KEYS = [
+      'action',
+      'backups',
+      'bundle',
+      'dryRun',
+      'ok',
+      'plan',
+      'problem',
+      'recovered',
+      'removedGuests',
+      'result',
+      'root',
+      'start',
+      'steps',
+    ];
+
+    const dry = cli(['apply', bundle, '--root', root, '--dry-run', '--json']);
+    assert.equal(dry.code, 0, dry.stderr);
+    const d = parse(dry);
+    assert.deepEqual(Object.keys(d).sort(), KEYS);
+    assert.equal(d.result, 'dry-run');
+    assert.equal(d.dryRun, true);
+    assert.equal(d.start, null);
+    assert.equal(d.root, realpathSync(root));
+    assert.equal(
+      d.bundle.manifest,
+      createHash('sha256')
+        .update(readFileSync(join(bundle, 'MANIFEST.sha256')))
+        .digest('hex'),
+    );
+    assert.deepEqual(
+      d.plan.files.map((f: { path: string }) => f.path).sort(),
+      walk(join(bundle, 'root'))
+        .map((f) => `/${f}`)
+        .sort(),
+    );
+    assert.ok(d.plan.files.every((f: { change: string; diff: null }) => f.change === 'new' && f.diff === null));
+    assert.deepEqual(d.plan.guests, [
+      {
+        name: 'server',
+        state: 'new',
+        parts: ['profile', 'unit', 'users'],
+        units: ['qemu-server.service'],
+        helpers: [],
+        droppedHelpers: [],
+      },
+    ]);
+    assert.match(dry.stderr, /Dry run: nothing was changed/, 'the text goes to stderr');
+
+    const applied = cli(['apply', bundle, '--root', root, '--yes', '--json']);
+    assert.equal(applied.code, 0, applied.stderr);
+    const a = parse(applied);
+    assert.equal(a.result, 'installed');
+    assert.equal(a.ok, true);
+    assert.ok(
+      a.steps.some((s: { step: string; status: string }) => /systemd-sysusers/.test(s.step) && s.status === 'done'),
+    );
+    assert.equal(a.start.looked, 'tree');
+    assert.equal(a.start.acted, false);
+    assert.equal(a.start.next, `systemctl --root=${realpathSync(root)} enable qemu-server.service`);
+    assert.match(applied.stderr, /^ {2}systemctl --root=\S+ enable qemu-server\.service$/m, 'the hint, on stderr');
+
+    // A changed bundle: the diff is the exact text, the replaced file backed up; then rollback, as JSON too.
+    const tmp = tempDir(t);
+    const changed = join(tmp, 'b');
+    assert.equal(cli(['generate', '--preset', 'kvm-headless', '--set', 'guests.0.vcpus=3', '--out', changed]).code, 0);
+    const second = parse(cli(['apply', changed, '--root', root, '--yes', '--json']));
+    const unit = second.plan.files.find((f: { path: string }) => f.path === '/etc/systemd/system/qemu-server.service');
+    assert.equal(unit.change, 'changed');
+    assert.match(unit.diff, /^-.*-smp 2.*$/m);
+    assert.match(unit.diff, /^\+.*-smp 3.*$/m);
+    assert.ok(existsSync(join(second.backups, 'etc/systemd/system/qemu-server.service')));
+    assert.deepEqual(second.plan.guests[0], {
+      name: 'server',
+      state: 'changed',
+      parts: ['unit'],
+      units: ['qemu-server.service'],
+      helpers: [],
+      droppedHelpers: [],
+    });
+    const rb = cli(['rollback', '--root', root, '--yes', '--json']);
+    assert.equal(rb.code, 0, rb.stderr);
+    const back = parse(rb);
+    assert.equal(back.action, 'rollback');
+    assert.equal(back.result, 'installed');
+    assert.match(back.bundle.from, /\/var\/lib\/qemu-harden\/\.installed\/previous$/);
+    const idle = parse(cli(['rollback', '--root', root, '--dry-run', '--json']));
+    assert.equal(idle.plan.guests[0].state, 'changed', 'a second rollback returns to the other bundle');
+
+    // Refused before anything changed: exit 1, the document says why.
+    const tampered = join(tmp, 't');
+    execFileSync('cp', ['-a', bundle, tampered]);
+    appendFileSync(join(tampered, 'root/etc/udev/rules.d/65-qemu-harden.rules'), 'KERNEL=="kvm", MODE="0666"\n');
+    const refused = cli(['apply', tampered, '--root', root, '--yes', '--json']);
+    assert.equal(refused.code, 1);
+    const f = parse(refused);
+    assert.equal(f.result, 'refused');
+    assert.equal(f.ok, false);
+    assert.equal(f.plan, null);
+    assert.match(f.problem, /65-qemu-harden\.rules: changed since the bundle was generated/);
+
+    // Exit 2 (no terminal, no --yes): nothing on stdout, the reason on stderr.
+    const noYes = cli(['apply', changed, '--root', root, '--json']);
+    assert.equal(noYes.code, 2);
+    assert.equal(noYes.stdout, '');
+    assert.match(noYes.stderr, /pass --yes/);
   });
 
   test('refuses / when not root', (t) => {

@@ -32,7 +32,8 @@ import { commandLineOnly, viewOf, type QemuProcess } from '../src/audit/types.js
 import { listPresets } from '../src/sources/preset.js';
 import { defaultTapDevice } from '../src/names.js';
 import { qcow2Backing } from '../src/audit/files.js';
-import { answerForDenial, parseDenial } from '../src/audit/host.js';
+import { answerForDenial } from '../src/audit/denials.js';
+import { parseDenial } from '../src/confine/apparmor.js';
 import { hexAddress } from '../src/procfs.js';
 import { Sidecar } from '../src/sidecar.js';
 import { qemuArgs } from '../src/gen/qemu.js';
@@ -266,7 +267,10 @@ describe('the QEMU command-line reader', () => {
         '-sandbox',
         'on,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
       ];
-      return { ...asUid(fromArgv(pid, argv), 64055, 'libvirt-qemu'), apparmorLabel: label };
+      return {
+        ...asUid(fromArgv(pid, argv), 64055, 'libvirt-qemu'),
+        labels: label === undefined ? {} : { apparmor: label },
+      };
     };
     const severity = (labels: (string | undefined)[]) =>
       audit(viewOf(labels.map((l, i) => proc(10 + i, l))))
@@ -328,7 +332,7 @@ describe('the QEMU command-line reader', () => {
     const line =
       'audit: type=1400 audit(1.2:3): apparmor="DENIED" operation="open" profile="qemu-harden-web" name="/srv/extra.img" pid=9 comm="qemu-system-x86" requested_mask="r" denied_mask="r" fsuid=999 ouid=0';
     const d = parseDenial(line)!;
-    assert.equal(d.profile, 'qemu-harden-web');
+    assert.equal(d.label, 'qemu-harden-web');
     assert.equal(answerForDenial(d, undefined).answer, 'guests.N.disks');
     assert.equal(answerForDenial({ ...d, name: '/dev/kvm' }, undefined).answer, 'useCase');
     assert.equal(answerForDenial({ ...d, name: '/dev/net/tun' }, undefined).answer, 'guests.N.network');
@@ -384,7 +388,10 @@ describe('audit on the command line', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^qemu-harden: unexpected argument extra\n$/);
     assert.match(cli(['audit', '--answers-out']).stderr, /--answers-out needs a value/);
-    assert.match(cli(['audit', '--force']).stderr, /--force does not apply to 'audit'/);
+    assert.match(cli(['audit', '--force']).stderr, /--force only applies with --answers-out FILE/);
+    const txt = cli(['audit', '--answers-out', join(dir, 'answers.txt')]);
+    assert.equal(txt.code, 2);
+    assert.match(txt.stderr, /answers\.txt: the name must end in \.yaml, \.yml or \.json/);
     const existing = join(dir, 'answers.yaml');
     writeFileSync(existing, 'keep me\n');
     const e = cli(['audit', '--answers-out', existing]);
@@ -1196,6 +1203,16 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     const pasted = spawnSync('sh', ['-c', next], { cwd: elsewhere, encoding: 'utf8' });
     assert.equal(pasted.status, 0, `${next}\n${pasted.stdout}${pasted.stderr}`);
     assert.ok(existsSync(join(elsewhere, 'qemu-harden-bundle', 'MANIFEST.sha256')));
+    // The name asks for the format: JSON for .json, as generate reads it back; an existing file needs --force.
+    const asJson = join(dir, 'answers.json');
+    auditIn(['--answers-out', asJson]);
+    assert.deepEqual(JSON.parse(readFileSync(asJson, 'utf8')), parseAnswersText(text, out));
+    const again = inside([process.execPath, BIN, 'audit', '--answers-out', asJson]);
+    assert.equal(again.code, 2, again.stderr);
+    assert.match(again.stderr, /already exists; choose another path, or add --force/);
+    writeFileSync(asJson, '{}\n');
+    auditIn(['--answers-out', asJson, '--force']);
+    assert.deepEqual(JSON.parse(readFileSync(asJson, 'utf8')), parseAnswersText(text, out));
     const notCarried = (g: string) => json.answersOut!.notCarried.filter((n) => n.guest === g).map((n) => n.choice);
     assert.ok(notCarried('rootguest').includes('isolation.sandbox'));
     assert.ok(notCarried('vncguest').includes('display'));

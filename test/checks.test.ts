@@ -1,7 +1,7 @@
 // The homes for checks and confinement backends: the check runner's contract, and the AppArmor backend as the
 // one record plan, unit, verify and apply go through.
 import assert from 'node:assert/strict';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
@@ -73,14 +73,14 @@ describe('the AppArmor backend record', () => {
         files.some((x) => x.path === f.path && x.why === f.why),
         `${f.path} is in the plan`,
       );
-    const loaded = files.filter((f) => f.path.startsWith('root/') && apparmor.loads(f.path.slice('root'.length)));
+    const loaded = files.filter((f) => f.path.startsWith('root/') && apparmor.loads.test(f.path.slice('root'.length)));
     assert.deepEqual(
       loaded.map((f) => f.path),
       tenants.guests.map((g) => `root/etc/apparmor.d/qemu-harden-${g.name}`).sort(),
     );
     for (const g of tenants.guests) {
       const unit = files.find((f) => f.path === `root/etc/systemd/system/qemu-${g.name}.service`)!.content;
-      for (const line of apparmor.unitLines(g).slice(1))
+      for (const line of apparmor.unitLines(g, tenants).slice(1))
         assert.ok(unit.split('\n').includes(line), `${line} in ${g.name}'s unit`);
     }
   });
@@ -118,6 +118,53 @@ describe('the AppArmor backend record', () => {
     assert.match(r.stdout, /FAIL {2}apparmor_parser — 3 profiles/);
     assert.match(r.stdout, /apparmor_parser: root\/etc\/apparmor\.d\/qemu-harden-beta: .*syntax error/);
     assert.doesNotMatch(r.stdout, /apparmor_parser: root\/etc\/apparmor\.d\/qemu-harden-alpha/);
+  });
+});
+
+describe('host.confinement: none', () => {
+  const none = (risks: unknown[]) => {
+    const doc = structuredClone(loadPreset('kvm-headless').answers) as {
+      host?: object;
+      guests: { isolation?: object }[];
+      acceptedRisks?: unknown[];
+    };
+    doc.host = { ...doc.host, confinement: 'none' };
+    doc.guests[0]!.isolation = { apparmor: false };
+    doc.acceptedRisks = risks;
+    return doc;
+  };
+
+  test('is an accepted risk with a reason, on host.confinement, and takes no per-guest AppArmor risk besides', () => {
+    assert.throws(
+      () => validate(none([])),
+      (e: Error) => /host\.confinement: takes the risk "confinement-none"/.test(e.message),
+    );
+    const reason = { risk: 'confinement-none', reason: 'the host enforces no MAC at all' };
+    const guest = (loadPreset('kvm-headless').answers as { guests: { name: string }[] }).guests[0]!.name;
+    assert.throws(
+      () => validate(none([reason, { risk: 'apparmor-off', guest, reason: 'no AppArmor on this host' }])),
+      new RegExp(`accepts "apparmor-off" for guest "${guest}", but the answers do not take that risk`),
+    );
+    assert.equal(validate(none([reason])).host.confinement, 'none');
+  });
+
+  test('the bundle holds no MAC file and says so first, loudly; verify says it as a WARNING and reads no profile', (t) => {
+    const out = join(tempDir(t), 'bundle');
+    const answers = join(tempDir(t), 'answers.json');
+    writeFileSync(answers, JSON.stringify(none([{ risk: 'confinement-none', reason: 'the host enforces no MAC' }])));
+    const gen = cli(['generate', '--answers', answers, '--out', out]);
+    assert.equal(gen.code, 0, gen.stderr);
+    const files = plan(JSON.parse(readFileSync(join(out, 'answers.json'), 'utf8')) as never);
+    assert.ok(!files.some((f) => f.path.includes('apparmor.d')));
+    assert.ok(!files.some((f) => f.content.includes('AppArmorProfile=')));
+    const readme = readFileSync(join(out, 'README.md'), 'utf8');
+    assert.match(readme.split('\n')[2]!, /^> \*\*No mandatory access control\.\*\* `host\.confinement` is `none`/);
+    assert.match(readme, /mandatory access control: \*\*none\*\*/);
+    assert.doesNotMatch(readme, /apparmor_parser|aa-status|profile `qemu-harden-|only while AppArmor enforces/);
+    const v = cli(['verify', out]);
+    assert.match(v.stdout.split('\n')[1]!, /^ {2}WARNING {2}NO MANDATORY ACCESS CONTROL: host\.confinement is none/);
+    assert.doesNotMatch(v.stdout, /apparmor_parser/);
+    assert.deepEqual(JSON.parse(cli(['verify', out, '--json']).stdout).warnings.length, 1);
   });
 });
 

@@ -417,7 +417,7 @@ describe('commands as records', () => {
     assert.ok(p.args.has('--json'));
     assert.match(
       usageLines(more)[0]!,
-      /^audit \[--json\] \[--answers-out FILE\] \[--include-user-process PID\|NAME \.\.\.\] \[--only PID \.\.\.\]$/,
+      /^audit \[--json\] \[--answers-out FILE\] \[--force\] \[--include-user-process PID\|NAME \.\.\.\] \[--only PID \.\.\.\]$/,
     );
     assert.match(commandHelp(more, runAs()), /^ {2}--only PID \.\.\. +judge only PID$/m);
     assert.match(reference(commands), /^\| `--only PID \.\.\.` \| +\| judge only PID \|$/m);

@@ -511,7 +511,8 @@ describe('the bundle README, for an operator', () => {
       for (const f of r.files) assert.ok(readme.includes(`\`${f.path}\``), f.path);
       assert.ok(readme.includes(`- network: ${r.network}`));
       assert.ok(readme.includes(`sudo systemctl restart ${r.unit}`));
-      for (const x of r.apparmorOnly) assert.ok(readme.includes(`- only while AppArmor enforces: ${x}`));
+      for (const e of r.enforcedOnly)
+        for (const x of e.what) assert.ok(readme.includes(`- only while ${e.by} enforces: ${x}`));
       for (const d of g.disks) assert.ok(readme.includes(`\`${d.path}\` (${d.format}`), d.path);
     }
     assert.match(readme, /lose access unless they are added to that group/);

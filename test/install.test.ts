@@ -588,7 +588,8 @@ test('the wizard’s answers file is written atomically: a write cut short leave
   const dir = tempDir(t, 'qh-install-answers-');
   const out = join(dir, 'site');
   const file = `${out}.answers.json`;
-  const script = join(dir, 'write.ts');
+  // An ES module wherever it is (plan.ts awaits the confinement backends' generators at the top level).
+  const script = join(dir, 'write.mts');
   writeFileSync(
     script,
     [

@@ -61,6 +61,9 @@ const BY_PATH = new Set([
   'truncate',
 ]);
 
+/** The paths of a call that `strace -P` matches it by: rename(2) and link(2) by their first alone (strace 6.1). */
+const matchedBy = (c: Call) => (c.syscall === 'rename' || c.syscall === 'link' ? c.paths.slice(0, 1) : c.paths);
+
 /** The files a call touches, read from a line strace wrote with -y: path arguments, or the file of its descriptor. */
 function pathsOf(syscall: string, line: string): string[] {
   const args = line.slice(syscall.length + 1).replace(/\) += .*$/, '');
@@ -98,23 +101,18 @@ export function traceCalls(argv: string[], syscalls: string[], opts: RunOptions 
 }
 
 /**
- * The paths of a call that strace's -P matches it by: all of them, but for rename(2), which strace 6.1 matches by
- * its source alone (renameat and renameat2 by both names).
- */
-const matched = (c: Call) => (c.syscall === 'rename' ? c.paths.slice(0, 1) : c.paths);
-
-/**
  * The aim at calls[i] of a full trace (traceCalls, with calls[i]'s system call among those traced): of the files
- * it touches, the one fewest earlier calls of the same system call touched, and how many calls it is counting
- * calls[i] itself. A call that touches no file cannot be aimed at this way.
+ * strace -P matches it by, the one fewest earlier calls of the same system call were matched by, and how many
+ * calls it is counting calls[i] itself. A call that touches no file cannot be aimed at this way.
  */
 export function aimAt(calls: Call[], i: number): Aim {
   const target = calls[i]!;
-  assert.ok(target.paths.length > 0, `a call that touches no file cannot be aimed at by path: ${target.line}`);
-  const aims = matched(target).map((path) => ({
+  const paths = matchedBy(target);
+  assert.ok(paths.length > 0, `a call that touches no file cannot be aimed at by path: ${target.line}`);
+  const aims = paths.map((path) => ({
     syscall: target.syscall,
     path,
-    nth: calls.slice(0, i + 1).filter((c) => c.syscall === target.syscall && matched(c).includes(path)).length,
+    nth: calls.slice(0, i + 1).filter((c) => c.syscall === target.syscall && matchedBy(c).includes(path)).length,
   }));
   return aims.reduce((a, b) => (b.nth < a.nth ? b : a));
 }
@@ -132,7 +130,7 @@ export function killAt(argv: string[], aim: Aim, expected: Call, opts: RunOption
   );
   const where = `${expected.line} (aimed at ${aim.syscall} #${aim.nth} of ${aim.path})`;
   assert.equal(r.signal ?? r.status, 'SIGKILL', `the program was killed at ${where}: ${r.stderr}`);
-  const seen = r.calls.filter((c) => c.syscall === aim.syscall && c.paths.includes(aim.path));
+  const seen = r.calls.filter((c) => c.syscall === aim.syscall && matchedBy(c).includes(aim.path));
   assert.equal(
     seen.length,
     aim.nth,

@@ -3,6 +3,8 @@
 // added, one unchanged); hand-edit a unit, status reports the drift; rollback restores v1 byte for byte with all
 // three running, the returning guest on the TPM state it kept, the other without the TPM v2 gave it. The TPMs are
 // helper units: started, restarted, stopped and judged by status with their guests. Every --dry-run changes nothing.
+// Without --start, the command printed for what is left is pasted as printed, twice; --start on a run with
+// nothing to change starts a guest an operator stopped.
 // Then, on a tree, apply is killed with SIGKILL at points across its install and the next apply completes it.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -350,7 +352,7 @@ describe('day two: apply, removal, activation, status and rollback under real sy
       /Kept: user qemu-gamma, state \/var\/lib\/qemu-harden\/gamma with its TPM state \(the guest's own secrets, such as BitLocker's keys\) \/var\/lib\/qemu-harden\/gamma\/tpm2, logs \/var\/log\/qemu-harden\/gamma, disks \/images\/gamma\.img/,
     );
     assert.match(r.stdout, /userdel qemu-gamma/);
-    assert.match(r.stdout, /done +restart \(profile, unit changed\) beta: running/);
+    assert.match(r.stdout, /done +restart \(unit changed\) beta: running/);
     assert.doesNotMatch(r.stdout, /alpha: running/, 'alpha is neither started nor restarted');
 
     const gammaFiles = [
@@ -446,7 +448,8 @@ describe('day two: apply, removal, activation, status and rollback under real sy
       rb.stdout,
       /Guest beta no longer has qemu-beta-tpm\.service: its files are gone \(backed up\), and it stops once the guest restarts on its new unit\. Kept: its TPM state \(the guest's own secrets, such as BitLocker's keys\) \/var\/lib\/qemu-harden\/beta\/tpm2\. To remove it too:\n {2}rm -r \/var\/lib\/qemu-harden\/beta\/tpm2\n/,
     );
-    assert.match(rb.stdout, /done +stop what the guests no longer have: qemu-beta-tpm\.service qemu-beta-tpm\.socket/);
+    // Its service stopped itself once beta's QEMU no longer needed it (StopWhenUnneeded=); its socket is stopped.
+    assert.match(rb.stdout, /done +stop the helper units guests no longer have: qemu-beta-tpm\.socket\n/);
     assert.equal(active('beta-tpm'), 'inactive');
     assert.equal(
       ct.exec(['systemctl', 'is-active', 'qemu-beta-tpm.socket']).stdout.trim(),
@@ -472,6 +475,88 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assertForeignUntouched();
     const after = qh('status');
     assert.equal(after.code, 0, after.stdout);
+  });
+
+  test('without --start the printed command, pasted, brings every guest to its installed unit; a second paste changes nothing; --start starts a guest stopped on purpose on a run with nothing to change', () => {
+    const mainPid = (g: string) => show(`qemu-${g}.service`, 'MainPID');
+    /** The one command the output names for what is left, pasted into a shell in the container as printed. */
+    const hintOf = (out: string) => {
+      const m = /^To start, restart and enable them .*:\n {2}(.*)$/m.exec(out);
+      assert.ok(m, `a command to paste:\n${out}`);
+      return m[1]!;
+    };
+    const paste = (line: string) => {
+      const r = ct.exec(['sh', '-c', line]);
+      assert.equal(r.code, 0, `$ ${line}\n${r.stdout}${r.stderr}`);
+      return r.stdout;
+    };
+    for (const g of GUESTS) assert.equal(active(g), 'active', g);
+
+    // v2 without --start: beta's unit changes (its memory limit), gamma goes. beta keeps running its old QEMU.
+    const before = new Map(GUESTS.map((g) => [g, mainPid(g)]));
+    const r = qh('apply', '/bundles/v2', '--yes');
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /^ {2}beta {2}runs an older unit \(written after it started\)$/m);
+    assert.doesNotMatch(r.stdout, /^ {2}alpha /m, 'alpha runs its installed unit');
+    assert.equal(mainPid('beta'), before.get('beta'), 'nothing was restarted');
+    const hint = hintOf(r.stdout);
+    assert.equal(hint, 'node qh/dist/qemu-harden.js start', 'as this process was started, as root without sudo');
+
+    const first = paste(hint);
+    assert.match(first, /^ {2}done {2}restart \(unit changed\) beta: running$/m);
+    assert.notEqual(mainPid('beta'), before.get('beta'), 'beta runs a new QEMU');
+    assert.equal(show('qemu-beta.service', 'MemoryMax'), String(400 * 1024 * 1024));
+    assert.equal(mainPid('alpha'), before.get('alpha'), 'alpha is left running');
+    const after = new Map(['alpha', 'beta'].map((g) => [g, mainPid(g)]));
+    const second = paste(hint);
+    assert.doesNotMatch(second, /done|FAIL/, 'a second paste does nothing');
+    assert.match(second, /^Already running their installed unit and profile, and enabled: alpha, beta$/m);
+    for (const [g, pid] of after) assert.equal(mainPid(g), pid, `${g} runs the same QEMU`);
+
+    // An operator stops alpha on purpose; apply --start with nothing to change starts it (systemctl start's way).
+    assert.equal(ct.exec(['systemctl', 'stop', 'qemu-alpha.service']).code, 0);
+    // The test guest ignores the power button: systemd ends it with SIGTERM after TimeoutStopSec, and calls it failed.
+    assert.equal(active('alpha'), 'failed');
+    const idle = qh('apply', '/bundles/v2', '--yes', '--start');
+    assert.equal(idle.code, 0, idle.stderr + idle.stdout);
+    assert.match(idle.stdout, /^Nothing to change under \//m);
+    assert.match(idle.stdout, /^ {2}done {2}start alpha: running$/m);
+    assert.equal(active('alpha'), 'active');
+    assert.equal(mainPid('beta'), after.get('beta'), 'beta, already current, is not restarted');
+
+    // rollback without --start, as JSON: the text and the hint go to stderr, the document names the same command.
+    const rb = qh('rollback', '--yes', '--json');
+    assert.equal(rb.code, 0, rb.stderr + rb.stdout);
+    const doc = JSON.parse(rb.stdout) as { result: string; start: { next: string; guests: Record<string, unknown>[] } };
+    assert.equal(doc.result, 'installed');
+    assert.equal(doc.start.next, hintOf(rb.stderr));
+    assert.equal(doc.start.next, hint, 'start, never rollback --start, which would roll back again');
+    const byName = new Map(doc.start.guests.map((g) => [g.name, g]));
+    assert.deepEqual(
+      ['running', 'enabled', 'action'].map((k) => byName.get('gamma')![k]),
+      [false, false, 'start'],
+      'gamma was stopped and disabled when v2 removed it',
+    );
+    assert.deepEqual(byName.get('beta')!.older, ['unit']);
+    assert.equal(byName.get('beta')!.action, 'restart');
+    assert.equal(byName.get('alpha')!.action, 'none');
+    assert.equal(active('gamma'), 'inactive', 'nothing was started');
+    const beta = mainPid('beta');
+    paste(doc.start.next);
+    for (const g of GUESTS) assert.equal(active(g), 'active', g);
+    assert.equal(show('qemu-gamma.service', 'UnitFileState'), 'enabled');
+    assert.notEqual(mainPid('beta'), beta);
+    assert.equal(show('qemu-beta.service', 'MemoryMax'), String(320 * 1024 * 1024), 'beta runs v1’s unit again');
+    const pids = new Map(GUESTS.map((g) => [g, mainPid(g)]));
+    const again = JSON.parse(ct.exec(['sh', '-c', `${doc.start.next} --json`]).stdout) as {
+      ok: boolean;
+      guests: { action: string; running: boolean; enabled: boolean; older: string[] }[];
+    };
+    assert.equal(again.ok, true);
+    for (const g of again.guests) assert.deepEqual([g.action, g.running, g.enabled, g.older], ['none', true, true, []]);
+    for (const [g, pid] of pids) assert.equal(mainPid(g), pid, `${g} runs the same QEMU after a second paste`);
+    assertInstalled(ct.root, v1, []);
+    assert.equal(qh('status').code, 0);
   });
 
   test('a guest running weaker than its bundle (a runtime drop-in gives it a capability): status exits 1 and says how', () => {

@@ -38,7 +38,15 @@ const HOST: HostFacts = {
   qemu: { binary: '/usr/bin/qemu-system-x86_64', version: '7.2.22', sandbox: true, machines: [], cpuModels: [] },
   systemdVersion: 252,
   cgroup: 'v2',
-  apparmor: true,
+  confinement: [
+    {
+      id: 'apparmor',
+      name: 'AppArmor',
+      noun: 'profile',
+      enforced: true,
+      evidence: '/sys/module/apparmor/parameters/enabled: Y',
+    },
+  ],
   groups: { kvm: true, qemuNet: false },
   iommuGroups: 0,
   pci: [],

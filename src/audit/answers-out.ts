@@ -3,7 +3,7 @@
 // processes the administrator started are carried unless the operator names another (--include-user-process):
 // a command line an ordinary user wrote must not become a guest in root's answers.
 import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { issuesFor, validate } from '../answers.js';
 import { writeFileAtomicAt } from '../atomic.js';
@@ -227,8 +227,16 @@ export function writeAnswersOut(
   view: HostView,
   include: string[] = [],
   runAs = 'qemu-harden',
+  force = false,
 ): { guests: number; notCarried: NotCarried[] } {
-  if (existsSync(file)) throw new InputError(`--answers-out: ${visible(file)} already exists; choose another path`);
+  // The format is the one the name asks for, as generate reads it back: JSON for .json, YAML otherwise.
+  const json = file.endsWith('.json');
+  if (!json && /\.[A-Za-z0-9]+$/.test(basename(file)) && !/\.ya?ml$/.test(file))
+    throw new InputError(
+      `--answers-out: ${visible(file)}: the name must end in .yaml, .yml or .json, the formats generate reads`,
+    );
+  if (existsSync(file) && !force)
+    throw new InputError(`--answers-out: ${visible(file)} already exists; choose another path, or add --force`);
   if (!existsSync(dirname(file) || '.'))
     throw new InputError(`--answers-out: ${visible(dirname(file))} does not exist`);
   if (!view.processes.length)
@@ -252,7 +260,8 @@ export function writeAnswersOut(
     '',
   ];
   try {
-    writeFileAtomicAt(file, head.join('\n') + stringify(doc), 0o644);
+    // JSON has no comments: what was not carried over is in the report only.
+    writeFileAtomicAt(file, json ? `${JSON.stringify(doc, null, 2)}\n` : head.join('\n') + stringify(doc), 0o644);
   } catch (e) {
     throw new InputError(
       `--answers-out: cannot write ${visible(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,

@@ -2,6 +2,7 @@
 // security documentation as every process's expectation, `status` with each installed guest's unit. Checks
 // read nothing themselves (live.ts has read the host); a check that needs a program the host lacks is skipped
 // and said so, never counted as passed.
+import { CONFINEMENT } from '../confine/index.js';
 import { which } from '../tools.js';
 import { fileChecks } from './files.js';
 import { helperChecks } from './helpers.js';
@@ -11,13 +12,15 @@ import { networkChecks } from './network.js';
 import { processChecks } from './process.js';
 import type { AuditCheck, Expect, Finding, HostView, LiveProcess, Severity } from './types.js';
 
-export const AUDIT_CHECKS: AuditCheck[] = [
+/** Every check, with those of each registered confinement backend, as the registry holds them now. */
+export const auditChecks = (): AuditCheck[] => [
   ...processChecks,
   ...listenerChecks,
   ...networkChecks,
   ...fileChecks,
   ...hostChecks,
   ...helperChecks,
+  ...CONFINEMENT.flatMap((b) => b.auditChecks),
 ];
 
 const ORDER: Severity[] = ['high', 'medium', 'low', 'info'];
@@ -30,7 +33,7 @@ export function assess(
   view: HostView,
   expect: Expect,
   judges: readonly AuditCheck['judges'][] = ['process', 'command line', 'host'],
-  checks: readonly AuditCheck[] = AUDIT_CHECKS,
+  checks: readonly AuditCheck[] = auditChecks(),
 ): Finding[] {
   const byPid = new Map<number, LiveProcess>([...view.processes, ...view.helpers].map((p) => [p.pid, p]));
   const findings: Finding[] = [];

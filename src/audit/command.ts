@@ -3,7 +3,7 @@
 // from the host (names, command lines, paths, labels, log lines) is shown through visible(), so no process can
 // write escape sequences or lines of its own onto the operator's terminal; --json carries the exact strings.
 import { visible } from '../escape.js';
-import { AUDIT_CHECKS, assess } from './assess.js';
+import { assess } from './assess.js';
 import { redact } from '../qemuargs.js';
 import { HELPER_POLICY, POLICY } from './expect.js';
 import { ownerText } from './owner.js';
@@ -12,8 +12,6 @@ import type { NotCarried } from './reconstruct.js';
 import type { Finding, HostView, Unseen } from './types.js';
 import { shellWord } from '../escape.js';
 import { plural } from '../words.js';
-
-export { AUDIT_CHECKS };
 
 export const AUDIT_FORMAT = 'qemu-harden-audit/1';
 

@@ -1,7 +1,7 @@
 // What a live QEMU is held to. `audit` holds every process to QEMU's security documentation (POLICY); `status`
 // holds each installed guest's process to its installed unit file (fromUnit): the user it names, the
-// capabilities it leaves, NoNewPrivileges=, the system call filter, AppArmorProfile=, MemoryMax=, TasksMax=, and
-// the QEMU command line of its ExecStart=, so that what the unit itself asks for (an accepted risk) is not
+// capabilities it leaves, NoNewPrivileges=, the system call filter, the label each confinement backend reads in it
+// (AppArmorProfile=, …), MemoryMax=, TasksMax=, and the QEMU command line of its ExecStart=, so that what the unit itself asks for (an accepted risk) is not
 // counted against the process. The same checks then judge both (assess.ts).
 import { type PasswdEntry, uidOf } from '../passwd.js';
 
@@ -14,8 +14,11 @@ export interface Expectation {
   noNewPrivs: boolean;
   /** Every thread under a seccomp filter. */
   seccomp: boolean;
-  /** An enforced AppArmor profile: this one, or any (profile null); undefined when none is expected. */
-  apparmor: { profile: string | null } | undefined;
+  /**
+   * The label a confinement backend must give the process, by the backend's id: this one, enforced; any label it
+   * enforces (null); or none expected (undefined).
+   */
+  label(backend: string): string | null | undefined;
   /** memory.max: exactly this (bytes, as the kernel writes it), "own" (a finite limit no other guest shares), or
    * undefined when not judged. */
   memory: string | 'own' | undefined;
@@ -31,7 +34,7 @@ export const POLICY: Expectation = {
   noCapabilities: true,
   noNewPrivs: true,
   seccomp: true,
-  apparmor: { profile: null },
+  label: () => null,
   memory: 'own',
   pids: 'own',
   accepted: new Set(),
@@ -49,22 +52,25 @@ export const HELPER_POLICY: Expectation = {
   noCapabilities: true,
   noNewPrivs: false,
   seccomp: true,
-  apparmor: undefined,
+  label: () => undefined,
   memory: undefined,
   pids: undefined,
   accepted: new Set(),
 };
 
-/** The unit's settings status reports as expected (its --json `expected`), beside the expectation itself. */
-export interface UnitSettings {
+/**
+ * The unit's settings status reports as expected (its --json `expected`), beside the expectation itself: after
+ * memoryMax, the label each confinement backend reads in the unit (null where it names none), under the
+ * backend's own key ("apparmorProfile").
+ */
+export type UnitSettings = {
   user: string;
   uid: number | null;
   memoryMax: string | null;
-  apparmorProfile: string | null;
   seccomp: boolean;
   noNewPrivs: boolean;
   noCapabilities: boolean;
-}
+} & { [confinementKey: string]: string | number | boolean | null };
 
 /** The value of the last assignment of a setting in a unit file ("" for an empty one), or undefined. */
 function setting(text: string, key: string): string | undefined {
@@ -166,27 +172,37 @@ function limitValue(v: string | undefined, units: boolean): string | undefined {
   return m ? String(BigInt(m[1]!) * MEMORY_UNITS[m[2]!]!) : undefined;
 }
 
+/** A confinement backend as the unit's expectation needs it (src/confine/backend.ts), and whether it is enforced. */
+export interface UnitConfinement {
+  id: string;
+  /** Its key in the settings: "apparmorProfile". */
+  key: string;
+  /** Whether the kernel enforces it: a label it does not enforce is not expected of the process. */
+  enforced: boolean;
+  expectedLabel(setting: (key: string) => string | undefined): string | null;
+}
+
 /**
- * The expectation a guest's installed unit sets for its QEMU. `apparmorEnforcing`: whether the kernel
- * enforces AppArmor (a profile it does not enforce is not expected of the process). `accepted` is filled by
- * the caller, from the checks the unit's own command line triggers.
+ * The expectation a guest's installed unit sets for its QEMU, with the label each confinement backend reads in
+ * it. `accepted` is filled by the caller, from the checks the unit's own command line triggers.
  */
 export function fromUnit(
   unitText: string | undefined,
   users: PasswdEntry[],
   defaultUser: string,
-  apparmorEnforcing: boolean,
+  confinement: readonly UnitConfinement[],
 ): { expectation: Expectation; settings: UnitSettings; argv: string[] | undefined } {
   const text = unitText ?? '';
   const user = setting(text, 'User') ?? defaultUser;
   const memory = limitValue(setting(text, 'MemoryMax'), true);
-  const apparmorProfile = setting(text, 'AppArmorProfile')?.replace(/^-/, '') || null;
+  const named = confinement.map((c) => ({ ...c, label: c.expectedLabel((key) => setting(text, key)) }));
+  const expected = new Map(named.filter((c) => c.label !== null && c.enforced).map((c) => [c.id, c.label]));
   const argv = unitText === undefined ? undefined : unitArgv(text);
   const settings: UnitSettings = {
     user,
     uid: uidOf(users, user) ?? null,
     memoryMax: memory ?? setting(text, 'MemoryMax') ?? null,
-    apparmorProfile,
+    ...Object.fromEntries(named.map((c) => [c.key, c.label])),
     seccomp: !!setting(text, 'SystemCallFilter') || /-sandbox on/.test(text),
     noNewPrivs: setting(text, 'NoNewPrivileges') === 'yes',
     noCapabilities: setting(text, 'CapabilityBoundingSet') === '',
@@ -200,7 +216,7 @@ export function fromUnit(
       noCapabilities: settings.noCapabilities,
       noNewPrivs: settings.noNewPrivs,
       seccomp: settings.seccomp,
-      apparmor: apparmorProfile && apparmorEnforcing ? { profile: apparmorProfile } : undefined,
+      label: (backend) => expected.get(backend),
       memory,
       pids: limitValue(setting(text, 'TasksMax'), false),
       accepted: new Set(),

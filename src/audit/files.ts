@@ -237,7 +237,7 @@ const backing: AuditCheck = {
                 `${cur} has a backing file outside ${home}: ${full}`,
                 `${cur}: qcow2 backing file "${name}" (${full})`,
                 'A backing file outside the guest’s own files is a resource the guest reaches through its image: shared with other guests, or chosen by whoever wrote the header.',
-                'The bundle gives QEMU only the disks in the answers; its AppArmor profile and mount namespace leave every other path out of reach, so a foreign backing file fails to open instead of being read.',
+                'The bundle gives QEMU only the disks in the answers; its mount namespace and its mandatory access control leave every other path out of reach, so a foreign backing file fails to open instead of being read.',
                 'guests.N.disks',
               ),
             );

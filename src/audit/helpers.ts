@@ -1,20 +1,13 @@
 // Checks on the guests' helpers (src/helpers/: a TPM emulator, swtpm), whoever started them: who each runs as,
-// what the kernel lets it do, its own seccomp filter, its AppArmor label where its unit sets one, and who may read
+// what the kernel lets it do, its own seccomp filter, its label where its unit sets one, and who may read
 // the state it keeps. They judge what live.ts read against the helper's expectation: HELPER_POLICY for `audit`,
 // the installed helper unit for `status`. The judging of a process's credentials, filter and label is QEMU's
 // (process.ts); what a finding says is the helper's.
 import { modeText, mayRead } from './files.js';
-import {
-  judgeApparmor,
-  judgeCapabilities,
-  judgeNoNewPrivs,
-  judgeRoot,
-  judgeSeccomp,
-  judgeUser,
-  type Judged,
-} from './process.js';
+import { CONFINEMENT } from '../confine/index.js';
+import { judgeCapabilities, judgeNoNewPrivs, judgeRoot, judgeSeccomp, judgeUser } from './process.js';
 import type { Expectation } from './expect.js';
-import { finding, type AuditCheck, type HelperProcess, type HostView, type Severity } from './types.js';
+import { finding, type AuditCheck, type HelperProcess, type HostView, type Judged, type Severity } from './types.js';
 import type * as N from '../names.js';
 
 /** The answers field that gives a guest each kind of helper. */
@@ -88,11 +81,27 @@ const seccomp = eachHelper(
   'A helper’s seccomp filter takes away the system calls it never needs; without it a guest that takes the helper over can call every system call, the whole host kernel attack surface. swtpm installs its own unless told not to (--seccomp action=none, or log, which only logs).',
 );
 
-const apparmor = eachHelper(
-  'helper.apparmor',
+/** Its label from each confinement backend its expectation names (status: its unit's AppArmorProfile=, …). */
+function judgeLabel(h: HelperProcess, want: Expectation): Judged | undefined {
+  for (const b of CONFINEMENT) {
+    const wanted = want.label(b.id);
+    if (wanted === undefined) continue;
+    const raw = h.labels[b.id];
+    const evidence = `${b.name} label of /proc/${h.pid}: ${raw ?? '(unreadable)'}`;
+    const { label, mode } = b.parseLabel(raw ?? '');
+    if (wanted !== null && label !== wanted)
+      return { summary: `${b.name} label ${label || 'none'}, not ${wanted}`, evidence };
+    if (!raw || !b.enforces(raw))
+      return { summary: `not confined by ${b.name} (${label || 'no label'}${mode ? `, ${mode}` : ''})`, evidence };
+  }
+  return undefined;
+}
+
+const label = eachHelper(
+  'helper.label',
   'medium',
-  judgeApparmor,
-  'The installed unit puts the helper in its own enforced profile, which allows its own state and socket alone; in any other it reaches what that profile allows, or everything.',
+  judgeLabel,
+  'The installed unit puts the helper under a policy of its own (its own AppArmor profile), which allows its own state and socket alone; under any other it reaches what that policy allows, or everything.',
 );
 
 /**
@@ -129,4 +138,4 @@ const stateMode = eachHelper(
   'A TPM’s state holds its guest’s own secrets (the keys BitLocker seals the disk with, measured-boot secrets): whoever reads it has them, as whoever reads the disk has the data.',
 );
 
-export const helperChecks: AuditCheck[] = [root, user, capabilities, noNewPrivs, seccomp, apparmor, stateMode];
+export const helperChecks: AuditCheck[] = [root, user, capabilities, noNewPrivs, seccomp, label, stateMode];

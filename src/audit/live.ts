@@ -1,9 +1,9 @@
 // The one reader of live QEMU processes, for `audit` and `status` alike: which processes are QEMU (whatever
-// started them), and for each its command line, credentials and owner, every thread's seccomp mode, its
-// AppArmor label, its cgroup and limits, its open files and listening sockets; then what stat says about every
-// path the command lines name, and the backing file each qcow2 image's header names. The guests' helpers (a TPM
-// emulator, swtpm: the kinds of src/helpers/, known by their program) are read the same way, but for their
-// sockets, and with what stat says of the state their command line names. A process is known by its
+// started them), and for each its command line, credentials and owner, every thread's seccomp mode, its label
+// from each confinement backend, its cgroup and limits, its open files and listening sockets; then what stat says
+// about every path the command lines name, and the backing file each qcow2 image's header names. The guests'
+// helpers (a TPM emulator, swtpm: the kinds of src/helpers/, known by their program) are read the same way, but for
+// their sockets, and with what stat says of the state their command line names. A process is known by its
 // pid and the time it started: its /proc directory is held open while it is read and must show the start time
 // seen before its command line was read, so a process that exits and a new one given its pid are never mixed
 // up. Reads are bounded in size (procfs.ts), and those a process or user can stall (command lines, the paths
@@ -11,32 +11,24 @@
 // that took too long) is recorded as unseen, never guessed. Nothing here writes anything.
 import { closeSync, constants, openSync, readdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import {
-  apparmorLabel,
-  cgroupPath,
-  LIMITS,
-  NetTables,
-  openFds,
-  PROC,
-  readSmall,
-  statusFields,
-  threadSeccomp,
-} from '../procfs.js';
+import { CONFINEMENT } from '../confine/index.js';
+import { cgroupPath, LIMITS, NetTables, openFds, PROC, readSmall, statusFields, threadSeccomp } from '../procfs.js';
 import { HELPERS } from '../helpers/index.js';
 import type { HelperKind } from '../helpers/helper.js';
 import { isLate, Sidecar } from '../sidecar.js';
 import { guestLabel, isQemuBinary, parseCommandLine, QEMU_PROGRAM } from './cmdline.js';
 import { BACKING_DEPTH, localDisks, qcow2Backing } from './files.js';
 import { ownerContext, ownerOf } from './owner.js';
-import type {
-  CgroupFacts,
-  FileFacts,
-  HelperProcess,
-  HostView,
-  Limit,
-  LiveProcess,
-  QemuProcess,
-  Unseen,
+import {
+  kernelLogOnce,
+  type CgroupFacts,
+  type FileFacts,
+  type HelperProcess,
+  type HostView,
+  type Limit,
+  type LiveProcess,
+  type QemuProcess,
+  type Unseen,
 } from './types.js';
 
 /** The kind of helper a program is, by its file name, or undefined. */
@@ -156,7 +148,9 @@ async function readWith(
   processes.sort((a, b) => a.pid - b.pid);
   helpers.sort((a, b) => a.pid - b.pid);
   const files = await readFiles(processes, helpers, unseen, reader);
-  return { root, processes, helpers, unseen, files, unread };
+  // Whether the kernel enforces each confinement backend: each backend's probe, read once for the whole view.
+  const confinement = new Map(CONFINEMENT.map((b) => [b.id, b.probe()]));
+  return { root, confinement, kernelLog: kernelLogOnce(), processes, helpers, unseen, files, unread };
 }
 
 /** One process to read: its /proc directory (held open), its command line, and what every read shares. */
@@ -174,7 +168,7 @@ interface ToRead {
 
 /**
  * What every judged process is read for, QEMU or helper: its credentials and owner, every thread's seccomp mode,
- * its AppArmor label and its cgroup with its limits. Undefined when it exited while it was read.
+ * its label from each confinement backend and its cgroup with its limits. Undefined when it exited while it was read.
  */
 function readLive(
   { pid, dir, argv, truncated, base, users, ranges, unseen, deadline }: ToRead,
@@ -214,12 +208,15 @@ function readLive(
       unseen.push({ what: `${who}: its threads`, reason: `/proc/${pid}/task: ${errCode(e)}` });
     }
 
-  let label: string | undefined;
-  try {
-    label = late ? undefined : apparmorLabel(dir);
-  } catch (e) {
-    unseen.push({ what: `${who}: its AppArmor label`, reason: `/proc/${pid}/attr/current: ${errCode(e)}` });
-  }
+  const labels: Record<string, string> = {};
+  if (!late)
+    for (const b of CONFINEMENT)
+      try {
+        const label = b.processLabel(dir);
+        if (label !== undefined) labels[b.id] = label;
+      } catch (e) {
+        unseen.push({ what: `${who}: its ${b.name} label`, reason: `/proc/${pid}/attr: ${errCode(e)}` });
+      }
 
   const cgroupLines = late ? [] : (readSmall(`${dir}/cgroup`)?.text ?? '').split('\n').filter(Boolean);
   return {
@@ -233,7 +230,7 @@ function readLive(
       uids: owner.uids,
       owner,
       threadSeccomp: seccomp,
-      apparmorLabel: label,
+      labels,
       cgroupLines,
       cgroup: late ? undefined : cgroupFacts(pid, cgroupLines, base),
     },

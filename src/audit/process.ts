@@ -1,20 +1,25 @@
 // Checks on each QEMU process itself: who it runs as, what the kernel lets it do (capabilities, no_new_privs,
-// seccomp on every thread), QEMU's own -sandbox, its AppArmor label, its cgroup limits, the accelerator, the
-// options QEMU has removed since, and whether guests share a user. Each judges the facts live.ts read against the process's expectation: QEMU's
-// security documentation for `audit`, the installed unit for `status`.
+// seccomp on every thread), QEMU's own -sandbox, its cgroup limits, the accelerator, the options QEMU has removed
+// since, and whether guests share a user; its label is judged by each confinement backend's own checks
+// (src/confine/). Each judges the facts live.ts read against the process's expectation: QEMU's security
+// documentation for `audit`, the installed unit for `status`.
+import { CONFINEMENT } from '../confine/index.js';
 import { describeRemoval, removedOption } from '../releases.js';
 import { isOn, optsOrJson } from './cmdline.js';
 import type { Expectation } from './expect.js';
-import { finding, type AuditCheck, type Finding, type LiveProcess, type QemuProcess, type Severity } from './types.js';
+import {
+  eachProcess,
+  finding,
+  type AuditCheck,
+  type Finding,
+  type Judged,
+  type LiveProcess,
+  type QemuProcess,
+} from './types.js';
 import { plural } from '../words.js';
 
 const statusLine = (p: LiveProcess, key: string) =>
   `/proc/${p.pid}/status: ${key}:\t${p.status.get(key) ?? '(missing)'}`;
-
-export interface Judged {
-  summary: string;
-  evidence: string;
-}
 
 // What is wrong with a process, QEMU or helper (src/audit/helpers.ts judges the helpers with these), against what
 // it is held to: undefined when nothing is.
@@ -49,64 +54,6 @@ export function judgeSeccomp(p: LiveProcess, want: Expectation): Judged | undefi
   return {
     summary: `threads without a seccomp filter: ${tids.join(', ')}${open.length > tids.length ? ` and ${open.length - tids.length} more` : ''}`,
     evidence: `/proc/${p.pid}/task/${tid}/status: Seccomp:\t${v}${open.length > 1 ? ` (and ${open.length - 1} more of ${p.threadSeccomp.length} threads)` : ''}`,
-  };
-}
-
-export function judgeApparmor(p: LiveProcess, want: Expectation): Judged | undefined {
-  if (!want.apparmor) return undefined;
-  const label = p.apparmorLabel;
-  const evidence = `/proc/${p.pid}/attr/current: ${label ?? '(unreadable)'}`;
-  const m = /^(.*?)(?: \((\w+)\))?$/.exec(label ?? '')!;
-  const [name, mode] = [m[1]!, m[2] ?? null];
-  const wanted = want.apparmor.profile;
-  if (wanted !== null) {
-    if (name !== wanted) return { summary: `AppArmor label ${name || 'none'}, not ${wanted}`, evidence };
-    if (mode !== 'enforce')
-      return { summary: `AppArmor profile ${wanted} in ${mode ?? 'unknown'} mode, not enforce`, evidence };
-    return undefined;
-  }
-  if (label === 'unconfined') return { summary: 'not confined by AppArmor', evidence };
-  if (mode === 'complain') return { summary: `AppArmor profile ${name} in complain mode`, evidence };
-  return undefined;
-}
-
-/**
- * A check that judges each QEMU process on its own: `judge` gives what is wrong and what was read for a process
- * that falls short of its expectation, or undefined for one that does not; every such process gets one finding.
- */
-function eachProcess(
-  name: string,
-  severity: Severity,
-  judges: AuditCheck['judges'],
-  judge: (p: QemuProcess, want: Expectation) => Judged | undefined,
-  why: string | ((p: QemuProcess, want: Expectation) => string),
-  bundle: string,
-  answer: string | null,
-): AuditCheck {
-  return {
-    name,
-    tool: null,
-    debianPackage: null,
-    judges,
-    run: (view, expect) =>
-      view.processes.flatMap((p) => {
-        const want = expect(p);
-        const j = judge(p, want);
-        return j === undefined
-          ? []
-          : [
-              finding(
-                name,
-                severity,
-                p,
-                j.summary,
-                j.evidence,
-                typeof why === 'string' ? why : why(p, want),
-                bundle,
-                answer,
-              ),
-            ];
-      }),
   };
 }
 
@@ -237,21 +184,6 @@ const sandbox: AuditCheck = {
       });
     }),
 };
-
-const apparmor = eachProcess(
-  'process.apparmor',
-  'medium',
-  'process',
-  judgeApparmor,
-  (p, want) =>
-    p.apparmorLabel === 'unconfined' && want.apparmor?.profile === null
-      ? 'Mandatory access control is what keeps a compromised QEMU away from host files and other guests’ images that plain file permissions leave open.'
-      : /\(complain\)$/.test(p.apparmorLabel ?? '')
-        ? 'A profile in complain mode only logs: it keeps nothing from a compromised QEMU.'
-        : 'The installed unit puts QEMU in its own enforced profile; in any other it reaches what that profile allows, or everything.',
-  'Each guest gets its own enforced AppArmor profile that allows only its own disks, sockets and devices.',
-  'guests.N.isolation.apparmor',
-);
 
 const cgroup: AuditCheck = {
   name: 'process.cgroup',
@@ -423,24 +355,24 @@ const sharedUid: AuditCheck = {
     return [...byUid.values()]
       .filter((ps) => ps.length > 1)
       .flatMap((ps) => {
-        // libvirt runs every guest as one user but gives each its own enforced profile: then only the profiles
-        // keep the guests apart, which is weaker than separate users, but not nothing.
-        const labels = ps.map((p) => p.apparmorLabel ?? '');
-        const ownProfiles =
-          labels.every((l) => l !== '' && l !== 'unconfined' && !/\(complain\)$/.test(l)) &&
-          new Set(labels).size === labels.length;
+        // libvirt runs every guest as one user but gives each its own enforced profile (or SELinux context):
+        // then only the labels keep the guests apart, which is weaker than separate users, but not nothing.
+        const apart = CONFINEMENT.find((b) => {
+          const labels = ps.map((p) => p.labels[b.id]);
+          return labels.every((l) => l !== undefined && b.enforces(l)) && new Set(labels).size === labels.length;
+        });
         return ps.map((p) => {
           const others = ps.filter((o) => o !== p);
           const named = others.slice(0, 8).map((o) => `${o.guest} (pid ${o.pid})`);
           const list = `${named.join(', ')}${others.length > named.length ? ` and ${others.length - named.length} more` : ''}`;
           return finding(
             'process.shared-uid',
-            ownProfiles ? 'medium' : 'high',
+            apart ? 'medium' : 'high',
             p,
             `shares uid ${p.uids[1]} with ${list}`,
             `${statusLine(p, 'Uid')} (also the user of ${list})`,
-            ownProfiles
-              ? 'Each QEMU should reach only its own guest’s resources; these guests share a user and only their AppArmor profiles keep them apart, so one profile mistake lets an escape reach the other guests’ files and processes.'
+            apart
+              ? `Each QEMU should reach only its own guest’s resources; these guests share a user and only their ${apart.name} ${apart.noun}s keep them apart, so one ${apart.noun} mistake lets an escape reach the other guests’ files and processes.`
               : 'Each QEMU should reach only its own guest’s resources; guests under one user can read each other’s images and signal each other’s QEMU, so one escape reaches all of them.',
             'Each guest gets its own system user; no two guests share one.',
             null,
@@ -457,7 +389,6 @@ export const processChecks: AuditCheck[] = [
   noNewPrivs,
   seccomp,
   sandbox,
-  apparmor,
   cgroup,
   cgroupControllers,
   tcg,

@@ -2,7 +2,7 @@
 // gathers one SecurityInfo and runs one assessor table over it): the facts read from /proc, /sys and the files
 // a command line names, read once by live.ts; what the process is held to (expect.ts: QEMU's security
 // documentation for `audit`, the installed unit for `status`); and the shape of a finding and of a check.
-import type { InetListener, UnixSocket } from '../procfs.js';
+import { readKernelLog, type InetListener, type KernelLog, type UnixSocket } from '../procfs.js';
 import type { FileFact, Within } from '../sidecar.js';
 import { redact } from '../qemuargs.js';
 import type { QemuCommandLine } from './cmdline.js';
@@ -10,6 +10,14 @@ import type { Expectation } from './expect.js';
 import type * as N from '../names.js';
 
 export type Severity = 'high' | 'medium' | 'low' | 'info';
+
+/** What the kernel says of a confinement backend, read by the backend's probe: whether it enforces it, and what
+ * was read, for evidence. */
+export interface Probe {
+  enforced: boolean;
+  /** The file and what it held: "/sys/module/apparmor/parameters/enabled: Y". */
+  evidence: string;
+}
 
 export interface Finding {
   /** The check that found it, e.g. "process.root". */
@@ -85,8 +93,8 @@ export interface LiveProcess {
   owner: Owner;
   /** Every thread's Seccomp line: [tid, value]. */
   threadSeccomp: [number, string][];
-  /** /proc/PID/attr/current, or undefined when unreadable. */
-  apparmorLabel: string | undefined;
+  /** Its raw label from each confinement backend that gives one, by the backend's id (src/confine/). */
+  labels: Record<string, string>;
   /** /proc/PID/cgroup lines. */
   cgroupLines: string[];
   /** Its cgroup's limits, read from /sys/fs/cgroup; undefined for a command line judged on its own. */
@@ -127,6 +135,11 @@ export interface FileFacts {
 export interface HostView {
   /** Is the audit running as root (full view)? */
   root: boolean;
+  /** Whether the kernel enforces each confinement backend, by the backend's id: its probe, read once with the host;
+   * empty where the host's confinement was not read (command lines judged on their own). */
+  confinement: ReadonlyMap<string, Probe>;
+  /** The kernel log, read once when a check first asks for it. */
+  kernelLog(): KernelLog;
   processes: QemuProcess[];
   /** The guests' helper processes (swtpm), read as QEMU's are. */
   helpers: HelperProcess[];
@@ -177,9 +190,21 @@ export function finding(
 
 export const noFiles = (): FileFacts => ({ stat: new Map(), backing: new Map() });
 
+/** The kernel log, read at most once, when first asked for. */
+export function kernelLogOnce(): () => KernelLog {
+  let log: KernelLog | undefined;
+  return () => (log ??= readKernelLog());
+}
+
 /** A view of these processes alone, with nothing read of their files: for command lines judged on their own. */
-export const viewOf = (processes: QemuProcess[], root = true): HostView => ({
+export const viewOf = (
+  processes: QemuProcess[],
+  root = true,
+  confinement: ReadonlyMap<string, Probe> = new Map(),
+): HostView => ({
   root,
+  confinement,
+  kernelLog: kernelLogOnce(),
   processes,
   helpers: [],
   unseen: [],
@@ -202,11 +227,56 @@ export function commandLineOnly(pid: number, argv: string[], cmd: QemuCommandLin
     uids: [],
     owner: { uids: [], gids: [], groups: [], user: null, system: true },
     threadSeccomp: [],
-    apparmorLabel: undefined,
+    labels: {},
     cgroupLines: [],
     cgroup: undefined,
     openFiles: undefined,
     listeners: undefined,
     unixSockets: [],
+  };
+}
+
+export interface Judged {
+  summary: string;
+  evidence: string;
+}
+
+/**
+ * A check that judges each QEMU process on its own: `judge` gives what is wrong and what was read for a process
+ * that falls short of its expectation, or undefined for one that does not; every such process gets one finding.
+ */
+export function eachProcess(
+  name: string,
+  severity: Severity,
+  judges: AuditCheck['judges'],
+  judge: (p: QemuProcess, want: Expectation) => Judged | undefined,
+  why: string | ((p: QemuProcess, want: Expectation) => string),
+  bundle: string,
+  answer: string | null,
+): AuditCheck {
+  return {
+    name,
+    tool: null,
+    debianPackage: null,
+    judges,
+    run: (view, expect) =>
+      view.processes.flatMap((p) => {
+        const want = expect(p);
+        const j = judge(p, want);
+        return j === undefined
+          ? []
+          : [
+              finding(
+                name,
+                severity,
+                p,
+                j.summary,
+                j.evidence,
+                typeof why === 'string' ? why : why(p, want),
+                bundle,
+                answer,
+              ),
+            ];
+      }),
   };
 }

@@ -2,14 +2,57 @@
 // bundle: each host reads its own bundle (bundles/<inventory hostname>/ by default) when the play runs. Its steps
 // follow src/install/, and it keeps the install record docs/install.md describes (docs/ansible.md: the role).
 import { SIGNATURE_PATTERN } from '../bundle-layout.js';
+import type { ConfinementBackend } from '../confine/backend.js';
+import { CONFINEMENT } from '../confine/index.js';
 import * as N from '../names.js';
-import { GUEST_PLACEHOLDER, INSTALLABLE_TEMPLATE, installablePatterns } from '../install/paths.js';
+import { GUEST_PLACEHOLDER, installablePatterns, installableTemplate } from '../install/paths.js';
 import { HOST_TRUST, NAMESPACE, SSH_KEYGEN_PACKAGE } from '../sshsig.js';
 
 /** A YAML block sequence of strings, each double-quoted (JSON's escapes are YAML's). */
 const yamlList = (items: string[]) => items.map((i) => `  - ${JSON.stringify(i)}`).join('\n');
 
-export const ROLE_FILES: Record<string, string> = {
+/** A backend's names in the role: the variables and the handler topic of its files. */
+const role = (b: ConfinementBackend) => ({
+  /** The host paths it installs, shared and per guest: a pattern each, and all of them as one anchored pattern. */
+  patterns: `qemu_harden_${b.id}_patterns`,
+  paths: `qemu_harden_${b.id}_paths`,
+  /** The host paths of the files it shares among all the guests it confines. */
+  shared: `qemu_harden_${b.id}_shared`,
+  /** The installed files it loads, and the pattern that picks them. */
+  loads: `qemu_harden_${b.id}_loads`,
+  files: `qemu_harden_${b.id}_files`,
+  installed: `qemu_harden_installed_${b.id}`,
+  listen: `qemu-harden ${b.id} changed`,
+});
+
+/**
+ * A Jinja list of backend b's files of guest g (the loop variable), from its per-guest paths: one to a line, under
+ * the first (where restartsFor puts it), so that a guest with helper units stays within ansible-lint's columns.
+ */
+const guestFilesOf = (b: ConfinementBackend) =>
+  `[${b
+    .guestFiles(GUEST_PLACEHOLDER)
+    .map((p) =>
+      p
+        .split(GUEST_PLACEHOLDER)
+        .flatMap((part, i) => [...(i ? ['g'] : []), ...(part ? [`'${part}'`] : [])])
+        .join(' ~ '),
+    )
+    .join(`,\n${' '.repeat('      {%- set mine = ['.length)}`)}]`;
+
+/**
+ * Guest g (the loop variable) restarts for backend b when one of its own files changed, or when it is confined
+ * (one of its files is in the bundle) and a file the backend shares among all its guests changed.
+ */
+const restartsFor = (b: ConfinementBackend) => `
+      {%- set mine = ${guestFilesOf(b)} -%}
+      {%- if mine | select('in', changed) | list
+            or (mine | select('in', qemu_harden_new) | list and ${role(b).shared} | select('in', changed) | list) -%}
+      {%- set _ = restart.append('${b.id}') -%}
+      {%- endif -%}`;
+
+/** The role's files, with the confinement backends registered when it is exported. */
+export const roleFiles = (backends: readonly ConfinementBackend[] = CONFINEMENT): Record<string, string> => ({
   'defaults/main.yml': String.raw`---
 # The bundle this host gets: a directory written by qemu-harden generate, chosen by inventory hostname.
 qemu_harden_bundle: "{{ playbook_dir }}/bundles/{{ inventory_hostname }}"
@@ -41,7 +84,7 @@ qemu_harden_gone: "{{ qemu_harden_found_removals.files | default([]) | map(attri
 # Every copy this run made, and those that replaced a file (and so left a backup next to it).
 qemu_harden_installed: >-
   {{ [qemu_harden_installed_sysusers, qemu_harden_installed_tmpfiles, qemu_harden_installed_udev,
-      qemu_harden_installed_apparmor, qemu_harden_installed_units, qemu_harden_installed_other]
+      ${backends.map((b) => `${role(b).installed}, `).join('')}qemu_harden_installed_units, qemu_harden_installed_other]
      | map(attribute='results', default=[]) | flatten }}
 qemu_harden_backed_up: "{{ qemu_harden_installed | selectattr('backup_file', 'defined') | list }}"
 # Whether the host files are copied from the bundle staged on the host (see the install tasks).
@@ -50,10 +93,13 @@ qemu_harden_from_stage: "{{ qemu_harden_record_moves and not ansible_check_mode 
 # guest (${GUEST_PLACEHOLDER} stands for the guest's name, which must be a name qemu-harden gives). Any other file
 # under root/ fails the host before anything on it changes, and a recorded file outside them is never removed.
 qemu_harden_installable_shared:
-${yamlList(INSTALLABLE_TEMPLATE.shared)}
+${yamlList(installableTemplate().shared)}
 qemu_harden_installable_guest:
-${yamlList(INSTALLABLE_TEMPLATE.guest)}
+${yamlList(installableTemplate().guest)}
 qemu_harden_guest_name: ${JSON.stringify(N.GUEST_NAME.source)}
+# The kinds of helper unit a guest may have (its TPM: qemu-GUEST-tpm.service and .socket, and their profile): they
+# restart with their guest, and stop with it.
+qemu_harden_helper_kinds: ${JSON.stringify([...N.HELPER_KINDS])}
 # Where a bundle keeps the signatures of its manifest (qemu-harden sign): the only files it holds unlisted.
 qemu_harden_signature_path: ${JSON.stringify(SIGNATURE_PATTERN)}
 qemu_harden_signatures: >-
@@ -65,8 +111,19 @@ ${yamlList(installablePatterns())}
 # The files each activation step reads.
 qemu_harden_sysusers_files: "{{ qemu_harden_new.keys() | select('match', '^/etc/sysusers\\.d/[^/]+\\.conf$') | sort }}"
 qemu_harden_tmpfiles_files: "{{ qemu_harden_new.keys() | select('match', '^/etc/tmpfiles\\.d/[^/]+\\.conf$') | sort }}"
-qemu_harden_profiles: "{{ qemu_harden_new.keys() | select('match', '^/etc/apparmor\\.d/qemu-harden-[^/]+$') | sort }}"
+${backends
+  .map(
+    (b) => `# ${b.name}: the paths of its files, those it loads, and which of them this bundle installs.
+${role(b).patterns}:
+${yamlList(installablePatterns({ shared: b.sharedFiles, guest: b.guestFiles(GUEST_PLACEHOLDER) }))}
+${role(b).paths}: "^(?:{{ ${role(b).patterns} | join('|') }})$"
+${role(b).shared}:
+${yamlList(b.sharedFiles)}
+${role(b).loads}: ${JSON.stringify(b.loads.source)}
+${role(b).files}: "{{ qemu_harden_new.keys() | select('match', ${role(b).loads}) | sort }}"
 `,
+  )
+  .join('')}`,
   'meta/main.yml': String.raw`---
 galaxy_info:
   role_name: qemu_harden
@@ -82,8 +139,12 @@ galaxy_info:
   galaxy_tags:
     - qemu
     - systemd
-    - apparmor
-    - hardening
+${backends
+  .map(
+    (b) => `    - ${b.id}
+`,
+  )
+  .join('')}    - hardening
 dependencies: []
 `,
   'tasks/main.yml': String.raw`---
@@ -454,12 +515,12 @@ dependencies: []
   changed_when: false
   when: qemu_harden_record_moves and not ansible_check_mode
 
-- name: Stop and disable the units of guests that left
+- name: Stop and disable the units of guests that left, and the helper units a guest no longer has
   ansible.builtin.systemd_service:
     name: "{{ item | basename }}"
     state: stopped
     enabled: false
-  loop: "{{ qemu_harden_gone | select('match', '^/etc/systemd/system/[^/]+\\.service$') | list }}"
+  loop: "{{ qemu_harden_gone | select('match', '^/etc/systemd/system/[^/]+\\.(service|socket)$') | list }}"
 
 - name: Create the directories the bundle's files go in
   ansible.builtin.file:
@@ -497,13 +558,17 @@ dependencies: []
   register: qemu_harden_installed_udev
   notify: qemu-harden udev rules changed
 
-- name: Install the AppArmor profiles
+${backends
+  .map(
+    (b) => `- name: Install the ${b.name} files
   ansible.builtin.copy: *install
-  loop: "{{ qemu_harden_changes | select('match', '^/etc/apparmor\\.d/') | list }}"
-  register: qemu_harden_installed_apparmor
-  notify: qemu-harden apparmor profiles changed
+  loop: "{{ qemu_harden_changes | select('match', ${role(b).paths}) | list }}"
+  register: ${role(b).installed}
+  notify: ${role(b).listen}
 
-- name: Install the systemd units
+`,
+  )
+  .join('')}- name: Install the systemd units
   ansible.builtin.copy: *install
   loop: "{{ qemu_harden_changes | select('match', '^/etc/systemd/') | list }}"
   register: qemu_harden_installed_units
@@ -511,7 +576,7 @@ dependencies: []
 
 - name: Install the other files
   ansible.builtin.copy: *install
-  loop: "{{ qemu_harden_changes | reject('match', '^/etc/(sysusers\\.d|tmpfiles\\.d|udev|apparmor\\.d|systemd)/') | list }}"
+  loop: "{{ qemu_harden_changes | reject('match', '^/etc/(sysusers\\.d|tmpfiles\\.d|udev|systemd)/')${backends.map((b) => ` | reject('match', ${role(b).paths})`).join('')} | list }}"
   register: qemu_harden_installed_other
 
 - name: Create the backup directories
@@ -577,24 +642,32 @@ dependencies: []
     - qemu-harden sysusers changed
     - qemu-harden tmpfiles changed
     - qemu-harden udev rules changed
-    - qemu-harden apparmor profiles changed
-    - qemu-harden units changed
+${backends
+  .map(
+    (b) => `    - ${role(b).listen}
+`,
+  )
+  .join('')}    - qemu-harden units changed
 
 - name: Work out which guests restart
   ansible.builtin.set_fact:
-    # A guest restarts when its unit, its tap unit, its profile, its rules or the abstraction every profile
-    # includes changed; its tap unit restarts before it when that changed.
+    # A guest restarts when its unit, its tap unit or one of its helper units (its TPM's service and socket, which
+    # restart with it) changed, or a confinement file of its own, or one its backend shares among all the guests it
+    # confines (the abstraction every AppArmor profile includes); its tap unit restarts before it when that changed.
     qemu_harden_restart: >-
       {%- set changed = qemu_harden_installed | selectattr('changed') | map(attribute='item') | list -%}
       {%- set out = [] -%}
       {%- for g in qemu_harden_guests -%}
       {%- set unit = '/etc/systemd/system/qemu-' ~ g ~ '.service' -%}
       {%- set tap = '/etc/systemd/system/qemu-' ~ g ~ '-tap.service' -%}
-      {%- set profile = '/etc/apparmor.d/qemu-harden-' ~ g -%}
-      {%- set confined = profile in qemu_harden_new -%}
       {%- if tap in changed -%}{%- set _ = out.append('qemu-' ~ g ~ '-tap.service') -%}{%- endif -%}
-      {%- if unit in changed or tap in changed or profile in changed or ('/etc/apparmor.d/qemu-harden.d/' ~ g) in changed
-            or (confined and '/etc/apparmor.d/abstractions/qemu-harden' in changed) -%}
+      {%- set helpers = [] -%}
+      {%- for k in qemu_harden_helper_kinds -%}
+      {%- set _ = helpers.append('/etc/systemd/system/qemu-' ~ g ~ '-' ~ k ~ '.service') -%}
+      {%- set _ = helpers.append('/etc/systemd/system/qemu-' ~ g ~ '-' ~ k ~ '.socket') -%}
+      {%- endfor -%}
+      {%- set restart = [] -%}${backends.map(restartsFor).join('')}
+      {%- if unit in changed or tap in changed or helpers | select('in', changed) | list or restart -%}
       {%- set _ = out.append('qemu-' ~ g ~ '.service') -%}
       {%- endif -%}
       {%- endfor -%}
@@ -736,23 +809,14 @@ exit $status
   when: qemu_harden_udev.stat.exists
   listen: qemu-harden udev rules changed
 
-- name: Ask the kernel whether AppArmor is enabled
-  ansible.builtin.slurp:
-    src: /sys/module/apparmor/parameters/enabled
-  register: qemu_harden_apparmor
-  failed_when: false
-  listen: qemu-harden apparmor profiles changed
-
-- name: Load the guests' AppArmor profiles (apparmor_parser -r)
-  ansible.builtin.command:
-    argv: "{{ ['apparmor_parser', '-r', '-W'] + qemu_harden_profiles }}"
-  changed_when: true
-  when: (qemu_harden_apparmor.content | default('') | b64decode | trim) == 'Y' and qemu_harden_profiles | length > 0
-  listen: qemu-harden apparmor profiles changed
-
-- name: Reload systemd
+${backends
+  .map(
+    (b) => `${b.ansible.handlers({ files: role(b).files, listen: role(b).listen })}
+`,
+  )
+  .join('')}- name: Reload systemd
   ansible.builtin.systemd_service:
     daemon_reload: true
   listen: qemu-harden units changed
 `,
-};
+});

@@ -13,7 +13,9 @@ import { visible } from '../escape.js';
 import { admit, APPLY_ADMISSION, describeRefusals } from '../install/admit.js';
 import { readBundleDir, type Bundle } from '../install/bundle.js';
 import { checkSigned, readSignersFile, requiredSigners, type Trust } from '../sshsig.js';
-import { ROLE_FILES } from './ansible-role.js';
+import { CONFINEMENT } from '../confine/index.js';
+import { listed } from '../words.js';
+import { roleFiles } from './ansible-role.js';
 
 const ROLE_DIR = 'roles/qemu_harden';
 const BUNDLES_DIR = 'bundles';
@@ -161,8 +163,8 @@ function readme(hosts: HostBundle[], signed: boolean): string {
     '   `/var/backups/qemu-harden/<UTC time>/<path>`;',
     '4. moves the record (`current` becomes `previous`, the new bundle becomes `current`) and closes the journal;',
     '5. runs only the activation steps whose files changed: `systemd-sysusers`, `systemd-tmpfiles --create`, udev',
-    '   reload and trigger (when udev runs), `apparmor_parser -r` (when AppArmor is enabled), `daemon-reload`;',
-    '6. restarts the guests whose unit, tap unit or AppArmor profile changed, and enables and starts every guest.',
+    `   reload and trigger (when udev runs), ${CONFINEMENT.map((b) => `${b.readme.byHand}, `).join('')}\`daemon-reload\`;`,
+    `6. restarts the guests whose ${listed(['unit', 'tap unit', ...CONFINEMENT.map((b) => `${b.name} ${b.noun}`)], 'or')} changed, and enables and starts every guest.`,
     '',
     'A second run changes nothing. Role variables (`roles/qemu_harden/defaults/main.yml`): `qemu_harden_bundle`',
     '(another bundle directory for a host), `qemu_harden_start: false` (install and activate, but leave starting',
@@ -208,7 +210,7 @@ export async function exportAnsible(
         ]
       : []),
     { path: 'inventory.ini', mode: 0o644, content: inventory(hosts), why: 'the example inventory' },
-    ...Object.entries(ROLE_FILES).map(([path, content]) => ({
+    ...Object.entries(roleFiles()).map(([path, content]) => ({
       path: `${ROLE_DIR}/${path}`,
       mode: 0o644,
       content,

@@ -1,6 +1,8 @@
 // The bundle's README: what each file does, how to install it, what each guest can reach, and every risk the
 // operator accepted, in words a reviewer can check against the files next to it.
 import { isRunAs, README_VERIFY_COMMENT, type BundleFile } from '../bundle-layout.js';
+import { CONFINEMENT } from '../confine/index.js';
+import { listed } from '../words.js';
 import { markdownCode as code, markdownText as text } from '../escape.js';
 import * as G from '../guest.js';
 import { helpersOf } from '../helpers/index.js';
@@ -12,6 +14,9 @@ import { isSystemFile } from '../places.js';
 import { describeRelease, RELEASES } from '../releases.js';
 import { RISKS, requiredRisks } from '../rules.js';
 import { sandboxOption } from './qemu.js';
+
+/** The confinement backends the answers choose for the host. */
+const chosenMac = (a: Answers) => CONFINEMENT.filter((b) => b.chosen(a));
 
 /** How the guest's user gets at a file, in the words of the tmpfiles.d lines that arrange it. */
 function access(path: string, mode: 'r' | 'rw'): string {
@@ -63,8 +68,21 @@ function commented(lines: [command: string, comment: string][]): string[] {
 export function bundleReadme(a: Answers, files: BundleFile[], runAs?: string): string {
   const out: string[] = [];
   const p = (...xs: string[]) => out.push(...xs);
+  // No confinement backend at all is said first, and loudly.
+  const mac = chosenMac(a);
 
   p('# QEMU deployment bundle (qemu-harden)', '');
+  if (mac.length === 0)
+    p(
+      '> **No mandatory access control.** `host.confinement` is `none` (an accepted risk, below): this bundle holds',
+      `> no ${listed(
+        CONFINEMENT.map((b) => `${b.name} ${b.noun}`),
+        'or',
+      )}, so nothing but each guest’s own user, its unit sandbox and file permissions keeps a QEMU`,
+      '> that a guest takes over from the host’s files and other guests’ images. A file that is readable by a',
+      '> guest’s user by mistake is readable by that guest.',
+      '',
+    );
   if (a.useCase === 'emulation') {
     p(
       '> **Emulation (TCG): QEMU gives no isolation guarantee here.** QEMU treats only the virtualization (KVM)',
@@ -80,7 +98,7 @@ export function bundleReadme(a: Answers, files: BundleFile[], runAs?: string): s
     'Everything a guest gives QEMU is untrusted: the guest itself, its display and network protocols, the disk',
     'images and kernels it is started with, and any device passed through to it. This bundle assumes a guest may',
     'take over its QEMU process, and makes sure that process then holds nothing the guest did not already have:',
-    'its own user, its own files, its own devices, a seccomp filter, an AppArmor profile and a resource budget.',
+    `${listed(['its own user', 'its own files', 'its own devices', 'a seccomp filter', ...mac.map((b) => b.readme.gives), 'a resource budget'])}.`,
     '',
     '## Files',
     '',
@@ -102,7 +120,10 @@ export function bundleReadme(a: Answers, files: BundleFile[], runAs?: string): s
     ...commented([
       [`${me} verify .`, README_VERIFY_COMMENT],
       [`${me} apply . --dry-run`, '# what would change on this host'],
-      [`sudo ${me} apply .`, '# install, create users and directories, reload udev, AppArmor, systemd'],
+      [
+        `sudo ${me} apply .`,
+        `# install, create users and directories, reload ${['udev', ...mac.map((b) => b.name), 'systemd'].join(', ')}`,
+      ],
     ]),
     ...a.guests.map((g) => `sudo systemctl enable --now ${G.unitName(g)}`),
     ...(a.guests.some((g) => g.serial.enabled) ? [`sudo systemctl enable --now ${LOGROTATE_TIMER}`] : []),
@@ -110,7 +131,7 @@ export function bundleReadme(a: Answers, files: BundleFile[], runAs?: string): s
     '',
     'By hand, the same steps: copy `root/` onto `/`, then `systemd-sysusers`, `systemd-tmpfiles --create`,',
     '`udevadm control --reload && udevadm trigger --subsystem-match=misc --subsystem-match=vfio --subsystem-match=usb`,',
-    '`apparmor_parser -r` each profile (when AppArmor is enabled), `systemctl daemon-reload`.',
+    `${[...mac.map((b) => b.readme.byHand), '`systemctl daemon-reload`'].join(', ')}.`,
     '',
     '## What each guest can reach',
     '',
@@ -127,7 +148,12 @@ export function bundleReadme(a: Answers, files: BundleFile[], runAs?: string): s
     '- **Devices through groups, not root.** udev gives `/dev/kvm` and the network devices to groups; a unit adds',
     '  only the groups its guest needs and lists its devices in `DeviceAllow=` (all other devices are closed).',
     '  Tap devices are created beforehand and owned by the guest’s user, so QEMU never needs `CAP_NET_ADMIN`.',
-    '- **AppArmor.** Each guest’s profile lists its own disks, firmware, sockets and devices, and nothing else.',
+    ...(mac.length
+      ? mac.map((b) => b.readme.isolation)
+      : [
+          '- **No mandatory access control** (`host.confinement: none`, an accepted risk): nothing confines which host',
+          '  files a guest’s QEMU may open beyond its user’s own permissions.',
+        ]),
     '- **cgroups.** CPU, memory, IO and task limits on each unit keep a guest inside its budget.',
     '- **Namespaces.** Each unit sees a read-only file system, private `/tmp`, no home directories, no other',
     '  processes, and (without a network device) no network. The directories holding guests’ files are empty in',
@@ -203,6 +229,7 @@ export function bundleReadme(a: Answers, files: BundleFile[], runAs?: string): s
 /** Each guest's least-privilege map, from the same guestReach() the wizard's Review map shows. */
 function reachSection(a: Answers): string[] {
   const out: string[] = [];
+  const mac = chosenMac(a);
   const rw = (x: 'r' | 'rw') => (x === 'rw' ? 'read-write' : 'read-only');
   for (const g of a.guests) {
     const r = guestReach(a, g);
@@ -226,13 +253,20 @@ function reachSection(a: Answers): string[] {
       );
     out.push(`- network: ${text(r.network)}`);
     out.push(
-      `- seccomp: ${code(`-sandbox ${sandboxOption(g)}`)}; AppArmor: ${g.isolation.apparmor ? `profile ${code(G.profileName(g))}` : '**none**'}`,
+      `- seccomp: ${code(`-sandbox ${sandboxOption(g)}`)}; ${
+        mac.length
+          ? mac
+              .map((b) => `${b.name}: ${b.confines(a, g) ? `${b.noun} ${code(b.guestLabel(g, a))}` : '**none**'}`)
+              .join('; ')
+          : 'mandatory access control: **none**'
+      }`,
     );
     out.push(
       `- limits: ${g.vcpus} vCPU (CPUQuota ${G.cpuQuotaPercent(g)}%), memory max ${G.memoryMaxMiB(g)} MiB for ${g.memoryMiB} MiB of guest RAM, ${g.limits.tasksMax} tasks`,
     );
     out.push(`- cannot reach, even if the guest takes QEMU over: ${r.cannot.map(text).join('; ')}`);
-    for (const x of r.apparmorOnly) out.push(`- only while AppArmor enforces: ${text(x)}`);
+    for (const e of r.enforcedOnly) for (const x of e.what) out.push(`- only while ${e.by} enforces: ${text(x)}`);
+    if (r.unconfined) out.push(`- **${text(r.unconfined)}**`);
     out.push('');
   }
   return out;
@@ -241,6 +275,7 @@ function reachSection(a: Answers): string[] {
 /** What an operator needs around the bundle: before installing, using the guests, after apply, checking. */
 function operatorSections(a: Answers, me: string): string[] {
   const out: string[] = [];
+  const mac = chosenMac(a);
   const images = a.guests.flatMap((g) => [
     ...g.disks.map((d) => `${code(d.path)} (${d.format}${d.readOnly ? ', read-only' : ''}, guest ${g.name})`),
     ...(g.boot ? [`${code(g.boot.kernel)} (kernel, guest ${g.name})`] : []),
@@ -256,7 +291,7 @@ function operatorSections(a: Answers, me: string): string[] {
   for (const i of images) out.push(`  - ${i}`);
   const release = RELEASES[a.host.target];
   out.push(
-    `- The host runs ${text(release.name)}, the release this bundle is made for (\`host.target\` in \`answers.json\`): its units use only settings systemd ${release.systemd} reads, its profiles declare AppArmor’s \`abi/${release.apparmorAbi}\`, and its QEMU ${release.qemu.major}.${release.qemu.minor} knows every option. \`qemu-harden verify .\` says so when the host runs another release; generate the bundle again there, or with \`--target\`.`,
+    `- The host runs ${text(release.name)}, the release this bundle is made for (\`host.target\` in \`answers.json\`): ${[`its units use only settings systemd ${release.systemd} reads`, ...mac.map((b) => b.readme.release(release))].join(', ')}, and its QEMU ${release.qemu.major}.${release.qemu.minor} knows every option. \`qemu-harden verify .\` says so when the host runs another release; generate the bundle again there, or with \`--target\`.`,
     `- \`${a.host.qemuBinary}\` installed (Debian: \`qemu-system-x86\`), cgroup v2 for every limit to hold.`,
   );
   const spice = a.guests.filter((g) => g.display.mode === 'spice-unix' || g.display.mode === 'spice-tls');
@@ -273,10 +308,8 @@ function operatorSections(a: Answers, me: string): string[] {
     out.push(
       `- The ${bridges.length === 1 ? 'bridge' : 'bridges'} ${bridges.map((b) => `\`${b}\``).join(', ')} must exist (e.g. a systemd-networkd .netdev); the tap units only attach to ${bridges.length > 1 ? 'them' : 'it'}.`,
     );
-  if (a.guests.some((g) => g.isolation.apparmor))
-    out.push(
-      '- AppArmor enabled in the kernel (`cat /sys/module/apparmor/parameters/enabled` says `Y`) and `apparmor_parser` installed: without it the profiles are written but nothing enforces them, and what the reach section marks “only while AppArmor enforces” does not hold.',
-    );
+  const confining = CONFINEMENT.filter((b) => a.guests.some((g) => b.confines(a, g)));
+  for (const b of confining) out.push(b.readme.requires);
   out.push(
     `- The udev rule gives \`/dev/kvm\` to group \`${a.host.kvmGroup}\` mode 0660${taps ? `, and \`/dev/net/tun\` and \`/dev/vhost-net\` to group \`${a.host.netGroup}\` mode 0660` : ''}. Other users and programs that opened these devices before (a desktop user running QEMU, a VPN client on \`/dev/net/tun\`) lose access unless they are added to that group.`,
   );
@@ -317,7 +350,13 @@ function operatorSections(a: Answers, me: string): string[] {
   }
   out.push('## After apply', '');
   out.push(
-    '`apply --start` enables and starts new guests and restarts exactly the guests whose unit or profile changed (their profiles are loaded first). Without `--start`, a guest that is already running keeps the unit, user and profile it started with, and `apply` names the guests that need a restart; restart each of them to put it under the new bundle:',
+    '`apply --start` then brings every guest of the bundle to running its installed unit and profile: a stopped guest is enabled and started (one stopped on purpose too), a guest running an older unit or profile is restarted (its profile is loaded first). Without `--start`, a guest that is already running keeps the unit, user and profile it started with; `apply` names each guest that does not run its installed unit and profile yet, and this does the rest (run again, it changes nothing):',
+    '',
+    '```sh',
+    `sudo ${me} start`,
+    '```',
+    '',
+    'By hand, restart each guest that runs an older unit or profile:',
     '',
     '```sh',
   );
@@ -337,10 +376,8 @@ function operatorSections(a: Answers, me: string): string[] {
       ])
       .filter((l, i, all) => all.indexOf(l) === i),
     'ls -l /dev/kvm /dev/net/tun               # groups and modes from the udev rule',
-    ...(a.guests.some((g) => g.isolation.apparmor)
-      ? ['aa-status | grep qemu-harden            # every profile loaded in enforce mode']
-      : []),
-    "journalctl -u 'qemu-*' -p warning        # start failures, seccomp or AppArmor denials",
+    ...confining.flatMap((b) => b.readme.checking),
+    `journalctl -u 'qemu-*' -p warning        # start failures, ${['seccomp', ...mac.map((b) => b.name)].join(' or ')} denials`,
   );
   out.push('```', '');
   return out;

@@ -439,7 +439,7 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
       writesCode: a.useCase !== 'virtualization',
       memlockMiB: g.passthrough.pci.length > 0 ? G.memoryMaxMiB(g) : undefined,
       coreHolds: 'the guest’s RAM',
-      confinement: CONFINEMENT.filter((b) => b.confines(g)).map((b) => b.unitLines(g)),
+      confinement: CONFINEMENT.filter((b) => b.confines(a, g)).map((b) => b.unitLines(g, a)),
     }),
   ];
   const l = g.limits;
@@ -606,7 +606,7 @@ export function helperService(a: Answers, g: Guest, h: HelperKind): string {
           forks,
           writesCode: false,
           coreHolds: h.sandbox.coreHolds,
-          confinement: CONFINEMENT.filter((b) => b.confines(g)).map((b) => b.helperUnitLines(g, h.kind)),
+          confinement: CONFINEMENT.filter((b) => b.confines(a, g)).map((b) => b.helperUnitLines(g, h.kind, a)),
         }),
         [
           `Resource limits: ${who} needs little, and gets no more.`,

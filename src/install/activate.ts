@@ -1,6 +1,6 @@
 // What an install runs besides writing files: retiring removed guests before their files go, the activation
-// steps after (users, directories, udev, confinement, systemd), the operator's secrets checked, and with --start
-// the guests started or restarted. On a tree (--root other than /) only the offline steps run, and each program
+// steps after (users, directories, udev, confinement, systemd), and the operator's secrets checked. Starting the
+// guests is start.ts. On a tree (--root other than /) only the offline steps run, and each program
 // gets the tree through its own --root handling: systemd-sysusers and systemd-tmpfiles read the bundle's
 // configuration on their standard input, never a path inside the tree, which they would follow as a symlink.
 import { lstatSync } from 'node:fs';
@@ -8,14 +8,13 @@ import { join } from 'node:path';
 import { runStep, type StepResult } from '../activation.js';
 import { CONFINEMENT } from '../confine/index.js';
 import { visible } from '../escape.js';
-import type { Io } from '../io.js';
 import type { Answers } from '../model.js';
 import * as N from '../names.js';
 import { parsePasswd, uidOf } from '../passwd.js';
 import { tlsDirs } from '../rules.js';
 import { run, which } from '../tools.js';
 import { hostFiles } from './bundle.js';
-import { needsRestart, type GuestPlan, type Plan } from './plan.js';
+import type { Plan } from './plan.js';
 import type { InstallRecord } from './record.js';
 import { OutsideTree, type Tree } from './tree.js';
 
@@ -40,7 +39,7 @@ async function systemctl(args: string[]): Promise<{ ok: boolean; text: string }>
 /**
  * Stop and disable the removed guests' units, their helper units with them, and unload their profiles, before
  * their files go. Their state stays (removedNote names it). A helper a staying guest no longer has is not stopped
- * here: its guest's QEMU, still on its old unit, requires it until it restarts (startGuests).
+ * here: its guest's QEMU, still on its old unit, requires it until it restarts (start.ts stops it then).
  */
 export async function retire(p: Plan): Promise<StepResult[]> {
   const removed = p.guests.filter((g) => g.state === 'removed');
@@ -64,7 +63,7 @@ export async function retire(p: Plan): Promise<StepResult[]> {
   }
   if (onHost(p))
     for (const b of CONFINEMENT) {
-      const files = p.removals.filter((h) => b.loads(h));
+      const files = p.removals.filter((h) => b.loads.test(h));
       if (files.length) results.push(await b.unload(files));
     }
   return results;
@@ -126,7 +125,7 @@ export async function activate(p: Plan): Promise<StepResult[]> {
     results.push(
       await b.activate(
         [...files.keys()]
-          .filter((h) => b.loads(h))
+          .filter((h) => b.loads.test(h))
           .sort()
           .map((h) => join(p.root, h)),
       ),
@@ -186,88 +185,19 @@ export function checkSecrets(tree: Tree, answers: Answers | string): StepResult 
   return { step, status: 'done', detail: 'owners and modes as required' };
 }
 
-async function lastJournalLines(unit: string): Promise<string> {
-  const journalctl = which('journalctl');
-  if (!journalctl) return '      (journalctl is not installed)';
-  // journald may not have written systemd's account of the failure yet when systemctl returns: wait up to 5 s
-  // for the line that says how the unit ended; on a busy host journald can be seconds behind.
-  let log = '';
-  for (let i = 0; i < 20; i++) {
-    log = (await run(journalctl, ['-u', unit, '-n', '15', '--no-pager', '-o', 'short-iso'])).stdout.trimEnd();
-    if (/Failed with result|process exited|Failed to start/.test(log)) break;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return log
-    .split('\n')
-    .map((l) => `      ${visible(l)}`)
-    .join('\n');
+/** What is kept of a removed guest: its user, its state and log directories, its disks, its helpers' state. */
+export interface RemovedGuest {
+  name: string;
+  user: string;
+  kept: string[];
+  /**
+   * What of the kept state directory its helpers kept, each named: its TPM's state, the guest's own secrets
+   * (names.ts HELPER_STATE).
+   */
+  helperState: string[];
 }
 
-/** Wait for a started unit to settle; a unit that is not active then is reported with its journal. */
-async function settled(unit: string, started: { ok: boolean; text: string }): Promise<{ ok: boolean; detail: string }> {
-  let state = '';
-  if (started.ok)
-    for (let i = 0; i < 8; i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      state = (await systemctl(['is-active', unit])).text;
-      if (state !== 'active' && state !== 'activating') break;
-    }
-  const restarts = (await systemctl(['show', '-p', 'NRestarts', '--value', unit])).text;
-  if (started.ok && state === 'active' && restarts === '0') return { ok: true, detail: 'running' };
-  const why = started.ok ? `${state || 'unknown'} after starting` : started.text.split('\n').at(-1);
-  return { ok: false, detail: `${why}; its last journal lines:\n${await lastJournalLines(unit)}` };
-}
-
-/** With --start: enable and start new guests, restart changed ones. Without: say exactly what to run. */
-export async function startGuests(p: Plan, start: boolean, io: Io): Promise<boolean> {
-  const fresh = p.guests.filter((g) => g.state === 'new');
-  const restart = p.guests.filter(needsRestart);
-  // Helper units a restarted guest no longer has: its QEMU released them, their socket still listens.
-  const dropped = restart.flatMap((g) => g.droppedHelpers);
-  if (!start) {
-    if (restart.length)
-      io.out(
-        `Guests running their old unit or profile until restarted: ${restart.map((g) => g.name).join(', ')}\n  systemctl restart ${restart.map((g) => g.units[0]).join(' ')}\n` +
-          (dropped.length ? `  then: systemctl stop ${dropped.join(' ')}\n` : ''),
-      );
-    if (fresh.length)
-      io.out(
-        `New guests, not started: ${fresh.map((g) => g.name).join(', ')}\n  systemctl enable --now ${fresh.map((g) => g.units[0]).join(' ')}\n`,
-      );
-    if (restart.length || fresh.length) io.out('(or run apply again with --start)\n');
-    return true;
-  }
-  if (fresh.length + restart.length === 0) return true;
-  if (!systemdRuns(p)) {
-    io.out(`  skip  start guests: ${onHost(p) ? 'systemd is not running' : `${visible(p.root)} is a tree`}\n`);
-    return true;
-  }
-  // Each guest is started (in turn: systemctl waits for its start job), then all are watched as they settle.
-  const started: { g: GuestPlan; what: string; r: { ok: boolean; text: string } }[] = [];
-  for (const g of fresh)
-    started.push({ g, what: 'enable and start', r: await systemctl(['enable', '--now', g.units[0]!]) });
-  for (const g of restart) {
-    const tap = g.units[1];
-    const what = `restart (${g.parts.filter((x) => x === 'unit' || x === 'profile').join(', ')} changed)`;
-    started.push({ g, what, r: await systemctl(['restart', ...(tap ? [tap] : []), g.units[0]!]) });
-  }
-  const outcomes = await Promise.all(started.map(({ g, r }) => settled(g.units[0]!, r)));
-  for (const [i, { g, what }] of started.entries())
-    io.out(`  ${outcomes[i]!.ok ? 'done' : 'FAIL'}  ${what} ${g.name}: ${outcomes[i]!.detail}\n`);
-  let stopped = true;
-  if (dropped.length) {
-    // A helper service its restarted QEMU released has stopped already (StopWhenUnneeded=) and, its file gone,
-    // is no longer loaded: only what still runs is stopped.
-    const running: string[] = [];
-    for (const u of dropped) if ((await systemctl(['is-active', u])).text !== 'inactive') running.push(u);
-    const r = running.length ? await systemctl(['stop', ...running]) : { ok: true, text: '' };
-    stopped = r.ok;
-    io.out(`  ${r.ok ? 'done' : 'FAIL'}  stop what the guests no longer have: ${r.ok ? dropped.join(' ') : r.text}\n`);
-  }
-  return outcomes.every((o) => o.ok) && stopped;
-}
-
-/** The state a guest's helper units keep, named where a removal keeps it, as its disks are named. */
+/** The state a guest's helper units kept, named, by the units it had. */
 function helperState(g: string, units: string[]): { text: string[]; dirs: string[] } {
   const kinds = N.HELPER_KINDS.filter(
     (k) => units.includes(N.helperUnitName(g, k)) && N.helperState(k).dirs(g).length > 0,
@@ -278,20 +208,39 @@ function helperState(g: string, units: string[]): { text: string[]; dirs: string
   };
 }
 
-/** What is kept of each removed guest, and how to remove it too; and what a guest that drops its TPM keeps. */
-export function removedNote(p: Plan, record: InstallRecord): string {
-  const removed = p.guests.filter((g) => g.state === 'removed');
-  const disks = new Map((record.current?.guests ?? []).map((g) => [g.name, g.disks.map(visible)]));
-  const gone = removed.map((g) => {
-    const d = disks.get(g.name) ?? [];
-    const kept = helperState(g.name, g.helpers).text;
-    return (
-      `Guest ${g.name} was removed: its units are stopped and disabled and its files are gone (backed up). Kept: user ${N.userName(g.name)}, ` +
-      `state /var/lib/qemu-harden/${g.name}${kept.length ? ` with its ${kept.join(', ')}` : ''}, logs /var/log/qemu-harden/${g.name}${d.length ? `, disks ${d.join(' ')}` : ''}. To remove them too:\n` +
-      `  userdel ${N.userName(g.name)}; groupdel ${N.userName(g.name)}; rm -r /var/lib/qemu-harden/${g.name} /var/log/qemu-harden/${g.name}${d.length ? ` ${d.join(' ')}` : ''}\n`
-    );
-  });
-  const dropped = p.guests
+/** What is kept of each removed guest, as read from the record before the install moves it. */
+export function removedGuests(p: Plan, record: InstallRecord): RemovedGuest[] {
+  const disks = new Map((record.current?.guests ?? []).map((g) => [g.name, g.disks]));
+  return p.guests
+    .filter((g) => g.state === 'removed')
+    .map((g) => ({
+      name: g.name,
+      user: N.userName(g.name),
+      kept: [`${N.STATE_BASE}/${g.name}`, `${N.LOGS_BASE}/${g.name}`, ...(disks.get(g.name) ?? [])],
+      helperState: helperState(g.name, g.helpers).text,
+    }));
+}
+
+/** What is kept of each removed guest, and how to remove it too. */
+export function removedNote(removed: RemovedGuest[]): string {
+  return removed
+    .map((g) => {
+      const [state, logs, ...d] = g.kept.map(visible);
+      return (
+        `Guest ${g.name} was removed: its units are stopped and disabled and its files are gone (backed up). Kept: user ${g.user}, ` +
+        `state ${state}${g.helperState.length ? ` with its ${g.helperState.join(', ')}` : ''}, logs ${logs}${d.length ? `, disks ${d.join(' ')}` : ''}. To remove them too:\n` +
+        `  userdel ${g.user}; groupdel ${g.user}; rm -r ${state} ${logs}${d.length ? ` ${d.join(' ')}` : ''}\n`
+      );
+    })
+    .join('');
+}
+
+/**
+ * What a guest that stays keeps of a helper it no longer has (its TPM turned off): the helper's files go, its units
+ * stop once the guest runs its new unit (start), and its state stays, named with the command that removes it.
+ */
+export function droppedNote(p: Plan): string {
+  return p.guests
     .filter((g) => g.droppedHelpers.length)
     .map((g) => {
       const kept = helperState(g.name, g.droppedHelpers);
@@ -301,6 +250,6 @@ export function removedNote(p: Plan, record: InstallRecord): string {
           ? `. Kept: its ${kept.text.join(', ')}. To remove it too:\n  rm -r ${kept.dirs.join(' ')}\n`
           : '.\n')
       );
-    });
-  return [...gone, ...dropped].join('');
+    })
+    .join('');
 }

@@ -5,7 +5,7 @@ import type { Io } from '../io.js';
 import { APPLY_ADMISSION, signatureAdmission, type SigningOptions } from './admit.js';
 import { readBundleDir } from './bundle.js';
 import { readRecord } from './record.js';
-import { runInstall, type InstallOptions, type Outcome } from './run.js';
+import { runInstall, type InstallOptions, type Installed } from './run.js';
 
 export async function apply(
   dir: string,
@@ -13,7 +13,7 @@ export async function apply(
   o: InstallOptions,
   io: Io,
   signing: SigningOptions = {},
-): Promise<Outcome> {
+): Promise<Installed> {
   return runInstall('apply', rootArg, o, io, async (tree) => ({
     bundle: readBundleDir(dir),
     admission: [...signatureAdmission(tree, signing), ...APPLY_ADMISSION],

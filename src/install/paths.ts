@@ -13,8 +13,8 @@ export const BUNDLE_TOP = ['MANIFEST.sha256', 'README.md', 'answers.json'];
 
 const UNITS = '/etc/systemd/system';
 
-/** Installed once per host, whatever the guests. */
-const SHARED = [
+/** Installed once per host, whatever the guests (the confinement backends as registered when asked). */
+const shared = () => [
   `${UNITS}/${N.SLICE}`,
   `${UNITS}/${N.LOGROTATE_SERVICE}`,
   `${UNITS}/${N.LOGROTATE_TIMER}`,
@@ -39,7 +39,7 @@ const perGuest = (g: string) => [
 
 /** Every host path a bundle with these guests may install. Names that are not guest names get no paths. */
 export function installable(guests: readonly string[]): Set<string> {
-  return new Set([...SHARED, ...guests.filter((g) => N.GUEST_NAME.test(g)).flatMap(perGuest)]);
+  return new Set([...shared(), ...guests.filter((g) => N.GUEST_NAME.test(g)).flatMap(perGuest)]);
 }
 
 /**
@@ -59,14 +59,14 @@ export function guestPart(hostPath: string, g: string): 'unit' | 'profile' | und
 
 /** The same for the Ansible role, which expands it for the guests of the bundle it reads: GUEST stands for a name. */
 export const GUEST_PLACEHOLDER = '@GUEST@';
-export const INSTALLABLE_TEMPLATE = { shared: SHARED, guest: perGuest(GUEST_PLACEHOLDER) };
+export const installableTemplate = () => ({ shared: shared(), guest: perGuest(GUEST_PLACEHOLDER) });
 
-/** Regular expressions (Python's and JavaScript's, unanchored) that together match every path a bundle may install. */
-export function installablePatterns(): string[] {
+/**
+ * Regular expressions (Python's and JavaScript's, unanchored) that together match these paths, GUEST_PLACEHOLDER
+ * in a path standing for any guest name: by default every path a bundle may install.
+ */
+export function installablePatterns(paths = installableTemplate()): string[] {
   const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const guest = `(?:${N.GUEST_NAME.source.replace(/\^|\$/g, '')})`;
-  return [
-    ...SHARED.map(literal),
-    ...INSTALLABLE_TEMPLATE.guest.map((p) => literal(p).split(GUEST_PLACEHOLDER).join(guest)),
-  ];
+  return [...paths.shared.map(literal), ...paths.guest.map((p) => literal(p).split(GUEST_PLACEHOLDER).join(guest))];
 }

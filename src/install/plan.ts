@@ -210,10 +210,6 @@ export function planInstall(
   return { action, root: tree.root, bundle, changes, unchanged, removals, leftAlone, guests, recovered, idle };
 }
 
-/** Guests whose running QEMU keeps its old unit or profile until it restarts. */
-export const needsRestart = (g: GuestPlan) =>
-  g.state === 'changed' && (g.parts.includes('unit') || g.parts.includes('profile'));
-
 export function describePlan(p: Plan): string {
   const out: string[] = [];
   const root = visible(p.root);

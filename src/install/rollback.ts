@@ -6,14 +6,14 @@ import { InputError } from '../errors.js';
 import type { Io } from '../io.js';
 import { RECORD_ADMISSION, signatureAdmission, type SigningOptions } from './admit.js';
 import { intactPrevious, readRecord } from './record.js';
-import { runInstall, type InstallOptions, type Outcome } from './run.js';
+import { runInstall, type InstallOptions, type Installed } from './run.js';
 
 export async function rollback(
   rootArg: string,
   o: InstallOptions,
   io: Io,
   signing: SigningOptions = {},
-): Promise<Outcome> {
+): Promise<Installed> {
   return runInstall('rollback', rootArg, o, io, async (tree) => {
     const signatures = signatureAdmission(tree, signing);
     const record = readRecord(tree);

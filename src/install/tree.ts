@@ -37,6 +37,7 @@ import {
 import { resolve } from 'node:path';
 import type { Place } from '../atomic.js';
 import { InputError } from '../errors.js';
+import { visible } from '../escape.js';
 
 /**
  * A path under the root that resolves out of it (`leaves`), or whose file is not what it must be (a directory, a
@@ -176,13 +177,16 @@ export class Tree {
     try {
       root = realpathSync(resolve(rootArg));
     } catch {
-      throw new InputError(`--root: ${rootArg} does not exist`);
+      // A tree is never made by qemu-harden, also for a dry run: a mistyped --root is said, not planned against.
+      throw new InputError(
+        `--root: ${visible(rootArg)} does not exist; the tree must exist (also for --dry-run): create it first`,
+      );
     }
     let fd: number;
     try {
       fd = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
     } catch (e) {
-      throw new InputError(`--root: cannot open ${root}: ${code(e) ?? (e as Error).message}`);
+      throw new InputError(`--root: cannot open ${visible(root)}: ${code(e) ?? visible((e as Error).message)}`);
     }
     try {
       closeSync(openSync(`/proc/self/fd/${fd}`, constants.O_RDONLY | constants.O_DIRECTORY));

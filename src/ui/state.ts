@@ -3,6 +3,7 @@
 // their interface and optional hooks (steps/fields.ts), never by id or position.
 import { STEPS } from '../../steps/index.js';
 import { issuesByPath, riskKey, syncRisks, type Checker, type Draft } from '../../steps/draft.js';
+import { CONFINEMENTS, DEFAULT_CONFINEMENT } from '../confinement.js';
 import {
   applyValue,
   display,
@@ -536,13 +537,15 @@ export function reducer(s: State, a: Action): State {
       return { ...s, check: a.check, draft: syncRisks(s.draft, a.check, s.reasons) };
     case 'host': {
       // The bundle is for this host's release unless the answers name another: the probe's answer goes into the
-      // draft, where the Host step shows it and the operator can change it.
+      // draft, where the Host step shows it and the operator can change it. So is the mandatory access control
+      // this host enforces, where it is one the answers can name and not the default (which they leave out).
       const target = s.draft.host?.target ?? a.facts.target;
-      return {
-        ...s,
-        host: a.facts,
-        draft: target === s.draft.host?.target ? s.draft : { ...s.draft, host: { ...s.draft.host, target } },
-      };
+      const enforced = (a.facts.confinement ?? []).filter((c) => c.enforced).map((c) => c.id);
+      const found = CONFINEMENTS.find((c) => enforced.length === 1 && c === enforced[0] && c !== DEFAULT_CONFINEMENT);
+      const confinement = s.draft.host?.confinement ?? found;
+      const host = { ...s.draft.host, target, ...(confinement ? { confinement } : {}) };
+      const same = target === s.draft.host?.target && confinement === s.draft.host?.confinement;
+      return { ...s, host: a.facts, draft: same ? s.draft : { ...s.draft, host } };
     }
     case 'exposure':
       return { ...s, exposure: { ...s.exposure, [a.key]: a.score } };
