@@ -5,7 +5,7 @@
 // it read; where a swtpm's command line does not say where its state is, audit says it could not judge it.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BIN, guestFilesDir, requireTool, waitUntil } from './helpers.js';
@@ -240,7 +240,14 @@ describe('audit of virtiofsd, passt and slirp, in a private mount+PID+net namesp
       `source=${dir}/share`,
     ],
     passt: ['passt', '--foreground', '--socket', passtSock, '-t', 'none', '-u', 'none'],
-    slirp: qemu('slirp', ['-netdev', `user,id=n0,hostfwd=tcp:0.0.0.0:${SLIRP_PORT}-:22`, '-device', 'e1000,netdev=n0']),
+    slirp: qemu('slirp', [
+      '-netdev',
+      `user,id=n0,hostfwd=tcp:0.0.0.0:${SLIRP_PORT}-:22`,
+      '-device',
+      'e1000,netdev=n0',
+      '-drive',
+      `file=${join(dir, 'slirp.img')},format=raw,if=virtio`,
+    ]),
     onpasst: qemu('onpasst', [
       '-netdev',
       `stream,id=n0,server=off,addr.type=unix,addr.path=${passtSock}`,
@@ -280,6 +287,8 @@ describe('audit of virtiofsd, passt and slirp, in a private mount+PID+net namesp
       requireTool(tool, pkg);
     chmodSync(dir, 0o755);
     mkdirSync(join(dir, 'share'));
+    writeFileSync(join(dir, 'slirp.img'), Buffer.alloc(1024 * 1024), { mode: 0o600 });
+    chownSync(join(dir, 'slirp.img'), QEMU_UID.slirp, QEMU_UID.slirp);
     mkdirSync(join(dir, 'run'));
     chmodSync(join(dir, 'run'), 0o1777);
     const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
@@ -364,5 +373,22 @@ describe('audit of virtiofsd, passt and slirp, in a private mount+PID+net namesp
     const text = inside([process.execPath, BIN, 'audit']);
     assert.equal(text.code, 1);
     assert.match(text.stdout, /^ {2}\[medium\] network\.slirp: runs the user-mode network inside QEMU \(slirp\)/m);
+  });
+
+  test('--answers-out gives the slirp guest passt’s user-mode network, and says so', () => {
+    const out = join(dir, 'answers.json');
+    const r = inside([process.execPath, BIN, 'audit', '--json', '--answers-out', out]);
+    assert.equal(r.code, 1, r.stderr);
+    const json = JSON.parse(r.stdout) as {
+      answersOut: { notCarried: { guest: string; choice: string; reason: string }[] };
+    };
+    assert.deepEqual(
+      json.answersOut.notCarried.filter((n) => n.guest === 'slirp' && n.choice === 'network').map((n) => n.reason),
+      [
+        'user-mode networking inside QEMU (slirp) becomes passt, in a unit of its own, and QEMU keeps no IP socket; on a host without passt, answer network.backend "slirp" and accept the risk "slirp"',
+      ],
+    );
+    const doc = JSON.parse(readFileSync(out, 'utf8')) as { guests: { name: string; network: unknown }[] };
+    assert.deepEqual(doc.guests.find((g) => g.name === 'slirp')?.network, { mode: 'user' });
   });
 });
