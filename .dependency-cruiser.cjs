@@ -18,7 +18,7 @@ const LAYER = {
   answers: ['^src/(answers|model|rules|messages|places|identity)\\.ts$', '^src/sources/'],
   host: ['^src/(probe|qemucaps|implications|target)\\.ts$'],
   leaves: [
-    '^src/(errors|atomic|blockuse|bundle-layout|bundle|names|releases|qemuargs|confinement|tools|procfs|io|passwd|version|invocation|activation|escape|words|sidecar)\\.ts$',
+    '^src/(errors|atomic|blockuse|bundle-layout|bundle|names|mcs|releases|qemuargs|confinement|tools|procfs|io|passwd|version|invocation|activation|escape|words|sidecar)\\.ts$',
     '^src/install/(tree|bundle)\\.ts$',
   ],
 };

@@ -11,6 +11,10 @@
 # debootstrap and Debian's archive keyring build the Debian 13 root the trixie proof boots (test/debian-root.ts).
 # acl: getfacl, which audit runs to read device ACLs, and setfacl, with which its tests give nodes and disks ACLs that
 # grant or deny an ordinary user.
+# SELinux without an SELinux kernel: Debian's reference policy and its store (selinux-policy-default), semodule,
+# setfiles and restorecon (policycoreutils), matchpathcon (selinux-utils) and sesearch (setools), for verify's
+# build of the modules into a copy of the store and for the labelled root of the enforcing proof VM, which mke2fs
+# (e2fsprogs) packs into an image.
 set -euo pipefail
 
 packages=(
@@ -24,6 +28,7 @@ packages=(
   ansible ansible-lint
   debootstrap debian-archive-keyring
   acl
+  selinux-policy-default policycoreutils selinux-utils setools
 )
 
 missing=()

@@ -334,7 +334,7 @@ const apply: Command = {
   summary: 'install a bundle on this host (or into a tree), with a plan, backups and an install record',
   usage: ['DIR'],
   about: [
-    'Checks the manifest first, then shows the plan against what is installed: every new file, a diff of every changed one, every file of the installed bundle this one lacks, and per guest new, changed, removed or unchanged. On a terminal it asks before changing anything. Then removed guests are stopped and disabled, files installed `root:root 0644` (replaced and removed files backed up under /var/backups/qemu-harden/), users and directories created, udev, AppArmor and systemd reloaded, and the install record moved. A second run reports nothing to change.',
+    'Checks the manifest first, then shows the plan against what is installed: every new file, a diff of every changed one, every file of the installed bundle this one lacks, and per guest new, changed, removed or unchanged. On a terminal it asks before changing anything. Then removed guests are stopped and disabled, files installed `root:root 0644` (replaced and removed files backed up under /var/backups/qemu-harden/), users and directories created, udev and systemd reloaded, the AppArmor profiles or SELinux modules loaded (and the guests’ files relabelled), and the install record moved. A second run reports nothing to change.',
     'Without --start it names each guest that does not yet run its installed unit and profile (stopped, running an older one, or not enabled), as systemd reports it, and prints the one command that brings them there: `start` on this host, `systemctl --root=PATH enable …` for a tree, where nothing runs.',
   ],
   flags: installFlags('install into'),
@@ -430,7 +430,7 @@ const status: Command = {
   summary: 'per installed guest: running or not, its live confinement, and drift of the installed files',
   usage: [''],
   about: [
-    'For every guest of the installed bundle, its QEMU process as the kernel sees it (user, capabilities, NoNewPrivs, seccomp on every thread, AppArmor label and mode, cgroup limits, listening sockets) against what its installed unit says, and every installed file against the install record. A guest that is not running is reported, not a finding.',
+    'For every guest of the installed bundle, its QEMU process as the kernel sees it (user, capabilities, NoNewPrivs, seccomp on every thread, AppArmor label and mode or SELinux context, cgroup limits, listening sockets) against what its installed unit says, and every installed file against the install record. A guest that is not running is reported, not a finding.',
   ],
   flags: [
     {

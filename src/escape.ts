@@ -95,6 +95,20 @@ export function apparmorPath(path: string, glob = ''): string {
 }
 
 /**
+ * A literal path as an SELinux file context's regular expression, inside a CIL string (`(filecon "…" …)`): letters,
+ * digits, "/", "_" and "-" stand for themselves, every other ASCII character is written \xHH, which the regular
+ * expression reads as that character. So nothing is a pattern, and no space or quote ends the file_contexts field
+ * or the CIL string (CIL strings have no escapes of their own). `tail` is appended as a pattern ("(/.*)?").
+ */
+export function fileContextPath(path: string, tail = ''): string {
+  refuseControl(path, 'SELinux file context');
+  const escaped = path.replace(/[^A-Za-z0-9/_-]/g, (c) =>
+    c.charCodeAt(0) < 0x80 ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}` : c,
+  );
+  return `"${escaped}${tail}"`;
+}
+
+/**
  * A field of a sysusers.d or tmpfiles.d line. Those files split words and expand specifiers the way a unit's
  * path list does, so the quoting is systemdPathWord's.
  */

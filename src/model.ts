@@ -312,6 +312,17 @@ export const guestSchema = z.strictObject({
         resourceControl: 'deny',
       }),
       apparmor: z.boolean().default(true),
+      /**
+       * The guest's SELinux category pair (sVirt's MCS pair, c0 to c1023), where the host's confinement is SELinux.
+       * Left out, qemu-harden derives one from the guest's name (src/confine/selinux.ts); set it only where a
+       * process of the host that the bundle does not run (a libvirt guest) holds the derived pair already.
+       */
+      selinuxCategories: z
+        .tuple([z.int().min(0).max(1023), z.int().min(0).max(1023)], {
+          error: 'must be two category numbers from 0 to 1023, like [12, 345]',
+        })
+        .refine(([x, y]) => x < y, 'must be two different categories, the lower first')
+        .optional(),
     })
     .default({
       sandbox: { enabled: true, obsolete: 'deny', elevatePrivileges: 'deny', spawn: 'deny', resourceControl: 'deny' },

@@ -170,13 +170,16 @@ export function probeFiles(): Omit<HostFacts, 'qemu' | 'systemdVersion'> {
   };
 }
 
+/** Where RHEL, CentOS Stream and Fedora's qemu-kvm package puts QEMU, off PATH, with Red Hat's own machine types. */
+export const RHEL_QEMU = '/usr/libexec/qemu-kvm';
+
 export async function probeHost(qemuBinary = 'qemu-system-x86_64'): Promise<HostFacts> {
   const files = probeFiles();
   const binary = qemuBinary.startsWith('/')
     ? existsSync(qemuBinary)
       ? qemuBinary
       : null
-    : (which(qemuBinary) ?? null);
+    : (which(qemuBinary) ?? (qemuBinary === 'qemu-system-x86_64' && existsSync(RHEL_QEMU) ? RHEL_QEMU : null));
   const parser = which('apparmor_parser');
   const [version, sandbox, systemd, caps, apparmorParser] = await Promise.all([
     binary ? run(binary, ['--version'], { timeoutMs: 5000 }) : undefined,

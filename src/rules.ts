@@ -19,6 +19,7 @@ export type RiskId =
   | 'sandbox-resourcecontrol'
   | 'apparmor-off'
   | 'confinement-none'
+  | 'selinux-execmem'
   | 'pci-passthrough'
   | 'usb-passthrough'
   | 'migration-plaintext'
@@ -82,6 +83,13 @@ export const RISKS: Record<RiskId, RiskInfo> = {
       'permissions keep a compromised QEMU away from host files and other guests’ images; a file that is readable ' +
       'by a guest user by mistake is then readable by that guest.',
   },
+  'selinux-execmem': {
+    title: 'SELinux lets the virt domain map writable code (TCG)',
+    why:
+      'Under TCG QEMU writes the code it runs, so the virt domain must be allowed memory that is both writable and ' +
+      'executable (what the boolean virt_use_execmem grants): for every guest in svirt_t on the host, libvirt’s ' +
+      'too. A QEMU a guest takes over can then map code of its own without a file to load it from.',
+  },
   'pci-passthrough': {
     title: 'PCI device passed through',
     why:
@@ -144,6 +152,7 @@ export function requiredRisks(a: Pick<Answers, 'useCase' | 'host' | 'guests'>): 
   if (a.useCase === 'emulation') out.push({ risk: 'emulation' });
   const confinement = confinementOf(a);
   if (confinement === 'none') out.push({ risk: 'confinement-none' });
+  if (confinement === 'selinux' && a.useCase === 'emulation') out.push({ risk: 'selinux-execmem' });
   const readers = tlsReaders(a.guests);
   for (const g of a.guests) {
     const add = (risk: RiskId) => out.push({ risk, guest: g.name });
@@ -516,6 +525,24 @@ export const RULES: Rule[] = [
     },
   },
   {
+    keeps: 'no two guests name one SELinux category pair',
+    at: ['guests.N.isolation.selinuxCategories'],
+    check(a, report) {
+      const named = new Map<string, string>();
+      a.guests.forEach((g, gi) => {
+        const p = g.isolation.selinuxCategories;
+        if (!p) return;
+        const other = named.get(`${p[0]},${p[1]}`);
+        if (other)
+          report(
+            ['guests', gi, 'isolation', 'selinuxCategories'],
+            `is guest "${other}"'s pair too; each guest's QEMU needs a pair of its own, or it may open the other's images`,
+          );
+        else named.set(`${p[0]},${p[1]}`, g.name);
+      });
+    },
+  },
+  {
     keeps: 'a PCI device, and an IOMMU group, go to one guest',
     at: ['guests.N.passthrough.pci.I.address', 'guests.N.passthrough.pci.I.iommuGroup'],
     check(a, report) {
@@ -814,7 +841,11 @@ function checkRisks(a: Answers, report: Report): void {
     if (acceptedKeys.has(riskKey(r))) continue;
     const gi = r.guest === undefined ? -1 : a.guests.findIndex((g) => g.name === r.guest);
     report(
-      gi < 0 ? (r.risk === 'confinement-none' ? ['host', 'confinement'] : ['useCase']) : riskPath(r.risk, gi, a),
+      gi < 0
+        ? r.risk === 'confinement-none' || r.risk === 'selinux-execmem'
+          ? ['host', 'confinement']
+          : ['useCase']
+        : riskPath(r.risk, gi, a),
       `takes the risk "${r.risk}" (${RISKS[r.risk].title}); add {"risk": "${r.risk}"${r.guest ? `, "guest": "${r.guest}"` : ''}, "reason": "..."} to acceptedRisks`,
     );
   }
@@ -935,6 +966,7 @@ function riskPath(risk: RiskId, gi: number, a: Answers): (string | number)[] {
     case 'apparmor-off':
       return [...g, 'isolation', 'apparmor'];
     case 'confinement-none':
+    case 'selinux-execmem':
       return ['host', 'confinement'];
     case 'pci-passthrough':
       return [...g, 'passthrough', 'pci'];

@@ -181,7 +181,10 @@ export class Sidecar {
       // Compiled with esbuild's keepNames (as tsx does), named functions are wrapped in a __name() helper that
       // lives outside the function's text: the child gets one that does nothing.
       const source = `const __name = (f) => f;\n(${sidecar.toString()})(require('node:fs'));`;
-      this.child = spawn(process.execPath, ['-e', source], {
+      // A Node.js run without its compiler (--jitless: on an SELinux host whose policy denies the administrator
+      // writable code, it would abort) starts the child the same way.
+      const flags = process.execArgv.filter((a) => a === '--jitless');
+      this.child = spawn(process.execPath, [...flags, '-e', source], {
         env,
         stdio: ['pipe', 'pipe', 'ignore'],
       });

@@ -12,6 +12,7 @@ const TARGETS = Object.fromEntries(Object.values(RELEASES).map((r) => [r.target,
 /** Each mandatory access control the answers can choose, as the Host step offers it. */
 const CONFINEMENT: Record<Confinement, string> = {
   apparmor: 'AppArmor: a profile of its own for each guest',
+  selinux: 'SELinux: the virt domain with a category pair of its own for each guest',
   none: 'none: no mandatory access control (an accepted risk)',
 };
 
@@ -28,7 +29,11 @@ export const host: Step = {
     'Confinement: SELinux and AppArmor confine QEMU beyond the UNIX process and file permissions model, keeping',
     'it from host processes and files it does not need (QEMU’s security chapter, “Isolation mechanisms”). Choose',
     'the one the host enforces; without one, a file its user can read by mistake is open to a guest that takes',
-    'over QEMU, so “none” is allowed only as an accepted risk, with a reason.',
+    'over QEMU, so “none” is allowed only as an accepted risk, with a reason. AppArmor gives each guest a profile',
+    'listing the paths it may open. SELinux runs every guest in the policy’s virt domain, as libvirt’s sVirt does,',
+    'with a category pair of its own that only its own files carry: another guest’s QEMU holds another pair and',
+    'cannot open them, whatever their file permissions. Under SELinux, TCG needs writable code in the virt domain',
+    'for every guest on the host (an accepted risk).',
   ],
   notes: (ctx) => (ctx.host ? implications(ctx.host) : ['Probing this host in the background…']),
   owns: () => [{ path: 'host', label: 'Host' }],

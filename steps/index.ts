@@ -37,6 +37,8 @@ export const NOT_ASKED: Record<string, string> = {
   'acceptedRisks.*.risk':
     'an acceptance is added for each risk the other answers take (and dropped with it); only its reason is asked',
   'acceptedRisks.*.guest': 'the guest whose answers take the risk, set with the acceptance itself',
+  'guests.*.isolation.selinuxCategories':
+    'qemu-harden derives each guest’s SELinux pair from its name; a pair is named by hand only where apply finds the derived one held by a process of the host the bundle does not run',
   'guests.*.acpi':
     'ACPI stays on for a guest made here; only an imported guest that ran with -no-acpi (or without <acpi/> in libvirt) turns it off',
   'guests.*.hpet':

@@ -152,7 +152,7 @@ describe('a confinement backend registered at run time', async () => {
   test('the registry holds it after the built-in backends, and refuses a second backend of the same id', async () => {
     assert.deepEqual(
       CONFINEMENT.map((b) => b.id),
-      ['apparmor', 'nothing'],
+      ['apparmor', 'selinux', 'nothing'],
     );
     await assert.rejects(registerBackend(nothing), /"nothing" is registered already/);
   });

@@ -138,6 +138,8 @@ describe('the rules table', () => {
       ),
       usb: fc.array(fc.record({ vendorId: fc.constant('046d'), productId: fc.constant('c52b') }), { maxLength: 1 }),
     }),
+    tpm: fc.constantFrom('none', 'tpm2'),
+    isolation: fc.record({ selinuxCategories: fc.constantFrom([3, 7], [5, 9]) }),
     limits: fc.record({
       memoryMaxMiB: fc.constantFrom(16, 4096),
       ioBandwidth: fc.array(fc.record({ device: devish }), { maxLength: 1 }),
@@ -146,6 +148,7 @@ describe('the rules table', () => {
   const hostileDoc = fc
     .record({
       useCase: fc.constantFrom('virtualization', 'emulation'),
+      host: fc.record({ confinement: fc.constantFrom('apparmor', 'selinux', 'none') }),
       guests: fc.array(guest, { minLength: 1, maxLength: 3 }),
       acceptedRisks: fc.array(
         fc.record({

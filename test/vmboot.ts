@@ -16,6 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { writeTestGuestStopDropIn } from './container.js';
 import { cacheNotice, REPO, requireTool } from './helpers.js';
 
@@ -120,22 +121,45 @@ export interface VmSpec {
   memoryMiB?: number;
   timeoutMs?: number;
   workDir: string;
+  /** The major security module the kernel starts; AppArmor unless a proof needs another. */
+  lsm?: 'apparmor' | 'selinux';
+  /**
+   * An ext4 image to boot as the root instead of a tmpfs (the root tree is copied over it): QEMU writes to a
+   * temporary overlay, so the image itself never changes and serves every run. Under SELinux the files copied
+   * from the root tree are labelled by the image's own file contexts before the policy loads.
+   */
+  rootDisk?: string;
 }
+
+/**
+ * The proof's own files, labelled as the policy's file contexts say before the policy loads (setfiles works
+ * without a policy in the kernel; libselinux reads /proc, so the new root gets one for the moment).
+ */
+const RELABEL = `$B mount -t proc proc /newroot/proc
+$B chroot /newroot /usr/sbin/setfiles -F -f /qh-relabel.list /etc/selinux/default/contexts/files/file_contexts
+$B umount /newroot/proc
+$B rm /newroot/qh-relabel.list`;
 
 /**
  * The initramfs's init. The shares are read-only and nothing changes them while the VM runs, so the guest keeps
  * what it read in its page cache (cache=loose): without it every process start reads its program and libraries over
  * 9p again, and under TCG one `node` start took 20 s instead of 1-5 s, `systemctl daemon-reload` 37 s instead of 7.
  */
-const INIT = (modules: string[], shares: Record<string, [string, string]>) => `#!/qh-init/busybox sh
+const INIT = (
+  modules: string[],
+  shares: Record<string, [string, string]>,
+  root: 'tmpfs' | 'disk',
+  relabel: boolean,
+) => `#!/qh-init/busybox sh
 B=/qh-init/busybox
 $B mkdir -p /proc /sys /dev /newroot
 $B mount -t proc proc /proc
 $B mount -t sysfs sysfs /sys
 $B mount -t devtmpfs devtmpfs /dev
 ${modules.map((m) => `$B insmod /qh-init/modules/${m}`).join('\n')}
-$B mount -t tmpfs -o mode=0755 tmpfs /newroot
+${root === 'disk' ? '$B mount -t ext4 /dev/vda /newroot' : '$B mount -t tmpfs -o mode=0755 tmpfs /newroot'}
 $B cp -a /rootfs/. /newroot/
+${relabel ? RELABEL : ''}
 ${Object.entries(shares)
   .map(
     ([tag, [, at]]) =>
@@ -154,17 +178,28 @@ export function buildInitramfs(spec: VmSpec): string {
   mkdirSync(join(stage, 'qh-init', 'modules'), { recursive: true });
   copyFileSync('/bin/busybox', join(stage, 'qh-init', 'busybox'));
   chmodSync(join(stage, 'qh-init', 'busybox'), 0o755);
-  const mods = moduleClosure(spec.kernel, spec.modules);
+  const disk = spec.rootDisk !== undefined;
+  const relabel = disk && spec.lsm === 'selinux';
+  const mods = moduleClosure(spec.kernel, [...spec.modules, ...(disk ? ['virtio_blk', 'crc32c_generic', 'ext4'] : [])]);
   for (const m of mods) copyFileSync(m, join(stage, 'qh-init', 'modules', m.split('/').at(-1)!));
   writeFileSync(
     join(stage, 'init'),
     INIT(
       mods.map((m) => m.split('/').at(-1)!),
       spec.shares,
+      disk ? 'disk' : 'tmpfs',
+      relabel,
     ),
     { mode: 0o755 },
   );
   execFileSync('cp', ['-a', `${spec.rootTree}/.`, join(stage, 'rootfs')]);
+  if (relabel)
+    writeFileSync(
+      join(stage, 'rootfs', 'qh-relabel.list'),
+      readdirSync(spec.rootTree)
+        .map((e) => `/${e}\n`)
+        .join(''),
+    );
   const out = join(spec.workDir, 'initramfs.cpio.gz');
   execFileSync('sh', ['-c', `cd "${stage}" && find . | cpio -o -H newc --quiet | gzip -1 > "${out}"`]);
   rmSync(stage, { recursive: true, force: true });
@@ -177,6 +212,12 @@ export interface VmResult {
   exitCode: number | null;
   timedOut: boolean;
 }
+
+/** The kernel's own switches that start a security module, enforcing from the first process on. */
+const LSM_ARGS = {
+  apparmor: 'apparmor=1 security=apparmor',
+  selinux: 'selinux=1 security=selinux enforcing=1',
+};
 
 /** Boot the VM and collect its console; lines "RESULT key=value" become results. Always stops QEMU. */
 export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
@@ -200,9 +241,10 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
     '-initrd',
     initrd,
     '-append',
-    `console=ttyS0 panic=-1 quiet loglevel=4 systemd.show_status=false systemd.journald.forward_to_console=0 apparmor=1 security=apparmor ${cmdline}`.trim(),
+    `console=ttyS0 panic=-1 quiet loglevel=4 systemd.show_status=false systemd.journald.forward_to_console=0 ${LSM_ARGS[spec.lsm ?? 'apparmor']} ${cmdline}`.trim(),
     '-serial',
     'stdio',
+    ...(spec.rootDisk ? ['-drive', `file=${spec.rootDisk},format=raw,if=virtio,snapshot=on`] : []),
     ...Object.entries(spec.shares).flatMap(([tag, [host]]) => [
       '-virtfs',
       `local,path=${host},mount_tag=${tag},security_model=none,readonly=on`,
@@ -210,9 +252,14 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
   ];
   return new Promise((resolve) => {
     const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // One decoder per stream: a chunk may end inside a character (the console's ’ came through as three
+    // replacement characters when each chunk was decoded on its own).
     let text = '';
-    child.stdout.on('data', (d: Buffer) => (text += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (text += d.toString('utf8')));
+    for (const stream of [child.stdout, child.stderr]) {
+      const decoder = new StringDecoder('utf8');
+      stream.on('data', (d: Buffer) => (text += decoder.write(d)));
+      stream.on('end', () => (text += decoder.end()));
+    }
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -222,7 +269,8 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
         child.kill('SIGKILL');
       }
     }, spec.timeoutMs ?? 240_000);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': only then has everything QEMU wrote been read.
+    child.on('close', (code) => {
       clearTimeout(timer);
       rmSync(initrd, { force: true });
       const results = new Map<string, string>();
@@ -241,7 +289,7 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
  * on the clock (status 1); the proof goes on either way, and its results say what did not happen. The waits are
  * long because they end as soon as their thing happens, and TCG on a loaded machine is slow.
  */
-const PROOF_PRELUDE = `#!/bin/sh
+export const PROOF_PRELUDE = `#!/bin/sh
 r() { echo "RESULT $1=$2"; }
 wait_until() { wait_end=$(($(date +%s) + $1)); shift; until "$@"; do [ "$(date +%s)" -lt $wait_end ] || return 1; sleep 0.5; done; }
 `;

@@ -12,7 +12,8 @@ import { applyValue, typed, type Field, type Path } from '../steps/fields.js';
 import { NOT_ASKED, STEPS } from '../steps/index.js';
 import { loadPreset } from '../src/sources/preset.js';
 
-const LEAF_TYPES = new Set(['string', 'number', 'boolean', 'literal', 'enum']);
+// A tuple is one value (an SELinux category pair), asked or not as a whole.
+const LEAF_TYPES = new Set(['string', 'number', 'boolean', 'literal', 'enum', 'tuple']);
 const WRAPPERS = new Set(['optional', 'default', 'prefault', 'nullable', 'readonly', 'catch', 'nonoptional']);
 
 /** Every field of a zod schema as a dotted path, `*` for any entry of a list; a variant's fields are all included. */

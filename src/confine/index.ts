@@ -3,8 +3,9 @@
 // it up. Each backend's generator module is loaded only where a bundle is written (plan.ts awaits loadGenerators).
 import { apparmor } from './apparmor.js';
 import type { ConfinementBackend } from './backend.js';
+import { selinux } from './selinux.js';
 
-const REGISTERED: ConfinementBackend[] = [apparmor];
+const REGISTERED: ConfinementBackend[] = [apparmor, selinux];
 
 export const CONFINEMENT: readonly ConfinementBackend[] = REGISTERED;
 

@@ -1,0 +1,350 @@
+// SELinux enforcing under a real kernel: Debian 12's kernel boots with `security=selinux enforcing=1` on a Debian 12
+// root with the reference policy (test/selinux-vm.ts). Inside, `qemu-harden apply --start` installs an SELinux
+// bundle on the live system (semodule loads its modules, restorecon relabels the guests' files) and systemd starts
+// each guest's QEMU in the virt domain with its own category pair. Then the kernel is asked: each QEMU's context,
+// each file's label, a denial when guest A's QEMU is pointed at guest B's disk (mode 0666, the systemd fence taken
+// away so that only SELinux stands between them), what `status` and `audit` make of the guests and of QEMUs started
+// outside their units. One boot serves every check.
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { validate } from '../src/answers.js';
+import { categoryPairs, level, processContext } from '../src/mcs.js';
+import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
+import { BIN, generateBundle, REPO, tempDir } from './helpers.js';
+import { bootSelinuxProof, selinuxProofTree, selinuxRootImage } from './selinux-vm.js';
+import { diskSwapDropIn } from './unitfile.js';
+import { assertProofDone, proofKernel, reported, type VmResult } from './vmboot.js';
+
+const GUESTS = ['alpha', 'beta'];
+// Alpha's disk is named with glob characters, beside a file its name would match as a pattern: restorecon reads
+// its arguments as patterns, and only the disk itself may be relabelled.
+const disk = (g: string) => (g === 'alpha' ? '/srv/qemu/alpha/g*a?m[1] x,y.img' : `/srv/qemu/${g}/disk.img`);
+const DECOY = '/srv/qemu/alpha/gXaYm1 x,y.img';
+// Node.js's compiler needs memory both writable and executable, which Debian's policy gives the administrator's
+// domain (unconfined_t) only with the boolean allow_execmem: qemu-harden runs without it, interpreted.
+const QH = `node --jitless ${BIN.replace(REPO, '/qh')}`;
+
+const ANSWERS = {
+  schemaVersion: 1,
+  useCase: 'emulation',
+  host: { confinement: 'selinux' },
+  acceptedRisks: [
+    { risk: 'emulation', reason: 'the proof VM has no KVM; its guests are test boot sectors' },
+    { risk: 'selinux-execmem', reason: 'TCG writes the code it runs; the proof VM has no KVM' },
+  ],
+  // Beta has a TPM: its swtpm runs in a helper unit of its own, in beta's context.
+  guests: GUESTS.map((name) => ({
+    name,
+    memoryMiB: 64,
+    ...(name === 'beta' ? { tpm: 'tpm2' } : {}),
+    disks: [{ path: disk(name), format: 'raw' }],
+  })),
+};
+
+const PROOF = `cd /
+t() { r "time.$1" "$(cut -d' ' -f1 /proc/uptime)"; }
+t booted
+r enforce "$(cat /sys/fs/selinux/enforce)"
+${QH} apply /bundle --yes --start > /run/apply.log 2>&1
+r apply_exit $?
+grep -E '^  (done|skip|FAIL) ' /run/apply.log | sed 's/^  /RESULT apply_step=/'
+t applied
+semodule -l | grep qemu-harden | sed 's/^/RESULT module=/'
+for g in ${GUESTS.join(' ')}; do
+  wait_until 120 grep -qs '${BOOT_MARKER}' "/var/log/qemu-harden/$g/serial.log" && r "$g.marker" yes || r "$g.marker" no
+  pid=$(systemctl show -p MainPID --value qemu-$g.service)
+  r "$g.label" "$(cat /proc/$pid/attr/current)"
+  r "$g.uid" "$(grep '^Uid:' /proc/$pid/status | cut -f2)"
+  [ $g = alpha ] && d='${disk('alpha')}' || d=${disk('beta')}
+  r "$g.disk" "$(stat -c %C "$d")"
+  for d in /var/lib/qemu-harden/$g /var/log/qemu-harden/$g/serial.log /run/qemu-harden/$g/qmp.sock; do
+    r "$g.file" "$d $(stat -c %C $d)"
+  done
+done
+r decoy "$(stat -c %C '${DECOY}')"
+tpm=$(systemctl show -p MainPID --value qemu-beta-tpm.service)
+r beta.tpm_active "$(systemctl is-active qemu-beta-tpm.service)"
+r beta.tpm_program "$(cat /proc/$tpm/comm)"
+r beta.tpm_label "$(cat /proc/$tpm/attr/current)"
+r beta.tpm_uid "$(grep '^Uid:' /proc/$tpm/status | cut -f2)"
+for f in /var/lib/qemu-harden/beta/tpm2/tpm2-00.permall /run/qemu-harden/beta/tpm.sock; do
+  r beta.tpm_file "$f $(stat -c %C $f)"
+done
+t guests_up
+avcs() { journalctl -b _TRANSPORT=audit --no-pager -o cat | grep 'avc: *denied'; }
+r denied_while_booting "$(avcs | grep -c 'scontext=system_u:system_r:svirt_t')"
+avcs | grep 'scontext=system_u:system_r:svirt_t' | sed 's/^/RESULT booting_avc=/'
+
+compact() { node --jitless -e 'process.stdout.write(JSON.stringify(JSON.parse(require("fs").readFileSync(0, "utf8"))))'; }
+${QH} status --json > /run/status.json
+r status_exit $?
+r status "$(compact < /run/status.json)"
+
+# Guest alpha's QEMU pointed at beta's disk, with the systemd fence that hides it taken away.
+cross() {
+  name=$1
+  systemctl stop qemu-alpha.service
+  mkdir -p /run/systemd/system/qemu-alpha.service.d
+  cp /proof/alpha-beta.conf /run/systemd/system/qemu-alpha.service.d/test.conf
+  systemctl daemon-reload
+  refusals() { journalctl -b -u qemu-alpha.service --no-pager -o cat | grep -c "Could not open"; }
+  markers() { grep -c '${BOOT_MARKER}' /var/log/qemu-harden/alpha/serial.log; }
+  before=$(refusals); booted=$(markers)
+  systemctl start qemu-alpha.service
+  # Until QEMU has said it could not open the disk and has exited, or has booted it (the other wait then ends
+  # after its own time).
+  refused_again() { [ "$(refusals)" -gt "$before" ]; }
+  booted_again() { [ "$(markers)" -gt "$booted" ]; }
+  ended() { [ "$(systemctl show -p ActiveState --value qemu-alpha.service)" != active ]; }
+  either() { refused_again || booted_again; }
+  wait_until 90 either
+  refused_again && wait_until 10 ended
+  r "$name.state" "$(systemctl show -p ActiveState --value qemu-alpha.service)"
+  r "$name.booted" "$(booted_again && echo yes || echo no)"
+  r "$name.error" "$(journalctl -b -u qemu-alpha.service --no-pager -o cat | grep -o "Could not open '[^']*': [A-Za-z ]*" | tail -1)"
+  r "$name.pid_label" "$(cat /proc/$(systemctl show -p MainPID --value qemu-alpha.service)/attr/current 2>/dev/null)"
+  systemctl stop qemu-alpha.service
+  rm -r /run/systemd/system/qemu-alpha.service.d
+  systemctl daemon-reload
+}
+t status_read
+chmod 0666 ${disk('beta')}
+cross selinux_only
+avcs | grep "scontext=$(cat /proof/alpha.context)" | grep "tcontext=system_u:object_r:svirt_image_t:$(cat /proof/beta.level)" | sed 's/^/RESULT cross_avc=/'
+# The same, with beta's disk labelled with alpha's pair: the label is the one thing that kept alpha out. Beta
+# stops first, or its QEMU's lock on the image would refuse alpha's.
+systemctl stop qemu-beta.service
+chcon "system_u:object_r:svirt_image_t:$(cat /proof/alpha.level)" ${disk('beta')}
+cross same_pair
+restorecon -F ${disk('beta')}
+r beta.disk_restored "$(stat -c %C ${disk('beta')})"
+systemctl start qemu-alpha.service qemu-beta.service
+wait_until 60 systemctl is-active -q qemu-beta-tpm.service
+# A QEMU in alpha's context, as alpha's user, pointed at beta's TPM socket, with file modes that let it in: only
+# the pairs stand between them. It runs at most a minute, in case it connects.
+chmod 0755 /run/qemu-harden/beta
+chmod 0666 /run/qemu-harden/beta/tpm.sock
+systemd-run --wait --quiet --unit=tpmcross -p User=qemu-alpha -p Group=qemu-alpha -p NoNewPrivileges=yes -p RuntimeMaxSec=60 -p "SELinuxContext=$(cat /proof/alpha.context)" /usr/bin/qemu-system-x86_64 -machine none -nodefaults -display none -monitor none -chardev socket,id=tpm,path=/run/qemu-harden/beta/tpm.sock
+r tpm_cross_exit $?
+r tpm_cross_error "$(journalctl -b -u tpmcross.service --no-pager -o cat | grep -o "Failed to connect to '[^']*': [A-Za-z ]*" | tail -1)"
+chmod 0750 /run/qemu-harden/beta
+chmod 0600 /run/qemu-harden/beta/tpm.sock
+avcs | grep "scontext=$(cat /proof/alpha.context)" | grep -v 'tclass=file ' | sed 's/^/RESULT tpm_cross_avc=/'
+t crossed
+
+# QEMUs the audit must report: one started by hand as root (unconfined), one in the virt domain without
+# categories, one holding alpha's pair; and beta's disk relabelled without its pair.
+# Debian's policy gives root's domain no writable code unless allow_execmem is on, and TCG needs it.
+setsebool allow_execmem 1
+qemu-system-x86_64 -name guest=rogue -machine none -S -nodefaults -display none -monitor none &
+rogue=$!
+idle() { systemd-run --unit=$1 -p "SELinuxContext=$2" /usr/bin/qemu-system-x86_64 -name guest=$1 -machine none -S -nodefaults -display none -monitor none; }
+idle nocats system_u:system_r:svirt_t:s0
+idle twin "$(cat /proof/alpha.context)"
+chcon system_u:object_r:svirt_image_t:s0 ${disk('beta')}
+running() { kill -0 $rogue && systemctl is-active -q nocats twin qemu-alpha.service qemu-beta.service; }
+wait_until 60 running && r extra_qemus running || r extra_qemus "not all running"
+${QH} audit --json > /run/audit.json
+r audit_exit $?
+# One line per finding: a console line of the whole report would be cut.
+node --jitless -e 'for (const f of JSON.parse(require("fs").readFileSync(0, "utf8")).findings) console.log("RESULT finding=" + JSON.stringify({ check: f.check, guest: f.guest, severity: f.severity, summary: f.summary }))' < /run/audit.json
+t audited
+# A changed bundle (beta's memory) while the twin, outside qemu.slice, holds alpha's pair: apply refuses to load it.
+${QH} apply /bundle2 --yes > /run/apply2.log 2>&1
+r apply2_exit $?
+grep -E '^  (done|skip|FAIL) ' /run/apply2.log | sed 's/^  /RESULT apply2_step=/'
+t applied_again
+avcs | grep -v 'scontext=system_u:system_r:svirt_t' | sed 's/^/RESULT other_avc=/'
+r done yes
+`;
+
+describe('under a real kernel with SELinux enforcing, each guest runs in the virt domain with its own pair', () => {
+  let vm: VmResult;
+  const work = tempDir({ after }, 'qh-selinux-vm-');
+  const answers = validate(ANSWERS);
+  const pairs = categoryPairs(answers.guests);
+  const pair = (g: string) => pairs.get(g)!;
+
+  before(async () => {
+    const kernel = proofKernel([
+      ['setfiles', 'policycoreutils'],
+      ['mke2fs', 'e2fsprogs'],
+      ['debootstrap', 'debootstrap'],
+    ]);
+    const image = await selinuxRootImage();
+    const bundle = generateBundle(work, ANSWERS);
+    const tree = selinuxProofTree(work, PROOF, bundle);
+    const changed = structuredClone(ANSWERS);
+    changed.guests[1]!.memoryMiB = 96;
+    mkdirSync(join(work, 'v2'));
+    cpSync(generateBundle(join(work, 'v2'), changed), join(tree, 'bundle2'), { recursive: true });
+    for (const g of GUESTS) {
+      mkdirSync(join(tree, 'srv/qemu', g), { recursive: true });
+      writeBootDisk(join(tree, disk(g)));
+    }
+    writeBootDisk(join(tree, DECOY));
+    const unit = readFileSync(join(bundle, 'root/etc/systemd/system/qemu-alpha.service'), 'utf8');
+    writeFileSync(
+      join(tree, 'proof/alpha-beta.conf'),
+      diskSwapDropIn(unit, disk('alpha'), disk('beta'), [
+        'TemporaryFileSystem=',
+        'InaccessiblePaths=',
+        `ReadWritePaths=${disk('beta')}`,
+      ]),
+    );
+    writeFileSync(join(tree, 'proof/alpha.context'), processContext(pair('alpha')));
+    writeFileSync(join(tree, 'proof/alpha.level'), level(pair('alpha')));
+    writeFileSync(join(tree, 'proof/beta.level'), level(pair('beta')));
+    vm = await bootSelinuxProof(kernel, image, tree, work, 1_500_000);
+    writeFileSync(join(REPO, '.cache', 'selinux-vm-console.log'), vm.console);
+  });
+
+  const result = (key: string) => reported(vm, key);
+  const all = (key: string) =>
+    [...vm.console.matchAll(new RegExp(`RESULT ${key.replace('.', '\\.')}=(.*)`, 'g'))].map((m) => m[1]!.trim());
+
+  test('the kernel enforces SELinux, and the VM ran the whole proof', () => {
+    assertProofDone(vm);
+    assert.equal(result('enforce'), '1');
+  });
+
+  test('apply on the live system: the modules loaded, the guests’ files relabelled, the guests started', () => {
+    assert.equal(result('apply_exit'), '0', all('apply_step').join('\n'));
+    const steps = all('apply_step');
+    assert.ok(
+      steps.some((s) => /^done +load the SELinux modules and relabel the guests’ files: .*qemu-harden-alpha/.test(s)),
+      steps.join('\n'),
+    );
+    assert.deepEqual(
+      all('module')
+        .map((m) => m.split(/\s+/)[0])
+        .sort(),
+      ['qemu-harden', 'qemu-harden-alpha', 'qemu-harden-beta'],
+    );
+  });
+
+  for (const g of GUESTS) {
+    test(`${g}: its QEMU booted in svirt_t with its own pair, as its own user, and its files carry the pair`, () => {
+      assert.equal(result(`${g}.marker`), 'yes');
+      assert.equal(result(`${g}.label`), processContext(pair(g)));
+      assert.notEqual(result(`${g}.uid`).split('\t')[0], '0');
+      assert.equal(result(`${g}.disk`), `system_u:object_r:svirt_image_t:${level(pair(g))}`);
+      if (g === 'alpha')
+        assert.doesNotMatch(
+          result('decoy'),
+          /svirt_image_t/,
+          'the file the disk’s name matches as a pattern keeps its label',
+        );
+      const files = all(`${g}.file`);
+      assert.equal(files.length, 3);
+      for (const f of files) assert.match(f, new RegExp(` system_u:object_r:svirt_image_t:${level(pair(g))}$`), f);
+    });
+  }
+
+  test('beta’s TPM: its swtpm runs in beta’s context, as beta’s user, its state and socket carry beta’s pair, and beta booted with it', () => {
+    assert.equal(result('beta.tpm_active'), 'active');
+    assert.equal(result('beta.tpm_program'), 'swtpm');
+    assert.equal(result('beta.tpm_label'), processContext(pair('beta')));
+    assert.notEqual(result('beta.tpm_uid').split('\t')[0], '0');
+    assert.equal(result('beta.tpm_uid'), result('beta.uid'));
+    const files = all('beta.tpm_file');
+    assert.equal(files.length, 2);
+    for (const f of files) assert.match(f, new RegExp(` system_u:object_r:svirt_image_t:${level(pair('beta'))}$`), f);
+    // QEMU connects to the TPM's socket as it starts, and exits when it cannot: beta booting is beta reaching it.
+    assert.equal(result('beta.marker'), 'yes');
+  });
+
+  test('a QEMU in alpha’s context, pointed at beta’s TPM socket (modes opened), is refused by SELinux, and the kernel logs the AVC', () => {
+    assert.notEqual(result('tpm_cross_exit'), '0');
+    assert.equal(result('tpm_cross_error'), "Failed to connect to '/run/qemu-harden/beta/tpm.sock': Permission denied");
+    const avc = all('tpm_cross_avc');
+    assert.ok(avc.length > 0, 'an AVC denial of beta’s TPM socket or its directory to alpha’s context');
+    for (const line of avc) {
+      assert.match(line, new RegExp(`tcontext=system_u:object_r:svirt_image_t:${level(pair('beta'))} `));
+      assert.match(line, / tclass=(sock_file|dir) /);
+      assert.match(line, / permissive=0/);
+    }
+  });
+
+  test('the two guests hold different pairs', () => {
+    assert.notEqual(level(pair('alpha')), level(pair('beta')));
+  });
+
+  test('no SELinux denial for the guests while they booted', () => {
+    assert.equal(result('denied_while_booting'), '0', all('booting_avc').join('\n'));
+  });
+
+  test('status: each guest runs in the context its unit names', () => {
+    assert.equal(result('status_exit'), '0', result('status'));
+    const r = JSON.parse(result('status')) as {
+      ok: boolean;
+      guests: { name: string; weaker: string[]; process: { selinux: { label: string } | null } }[];
+    };
+    assert.equal(r.ok, true);
+    for (const g of GUESTS) {
+      const s = r.guests.find((x) => x.name === g)!;
+      assert.equal(s.process.selinux?.label, processContext(pair(g)));
+      assert.deepEqual(s.weaker, []);
+    }
+  });
+
+  test('guest A pointed at guest B’s disk (mode 0666), the systemd fence taken away: SELinux denies it, and the kernel logs the AVC', () => {
+    assert.equal(result('selinux_only.error'), `Could not open '${disk('beta')}': Permission denied`);
+    assert.notEqual(result('selinux_only.state'), 'active');
+    const avc = all('cross_avc');
+    assert.ok(avc.length > 0, 'an AVC denial of beta’s disk to alpha’s QEMU');
+    for (const line of avc) {
+      assert.match(line, /avc: +denied +\{ [a-z ]*(read|write)[a-z ]* \}/);
+      assert.match(line, / name="disk\.img" /);
+      assert.match(line, / tclass=file /);
+      assert.match(line, / permissive=0/);
+    }
+  });
+
+  test('the same, with B’s disk labelled with A’s pair: A’s QEMU opens it and boots it (the pair is what kept it out)', () => {
+    assert.equal(result('same_pair.booted'), 'yes');
+    assert.equal(result('same_pair.pid_label'), processContext(pair('alpha')));
+    assert.equal(result('beta.disk_restored'), `system_u:object_r:svirt_image_t:${level(pair('beta'))}`);
+  });
+
+  test('audit reports the QEMU started as root outside a unit, one without categories, two sharing a pair, and a disk without its pair', () => {
+    assert.equal(result('extra_qemus'), 'running');
+    const r = {
+      findings: all('finding').map(
+        (l) => JSON.parse(l) as { check: string; guest: string | null; summary: string; severity: string },
+      ),
+    };
+    assert.equal(result('audit_exit'), '1');
+    const of = (check: string, guest: string | null) =>
+      r.findings.filter((f) => f.check === check && (guest === null || f.guest === guest));
+    assert.ok(
+      of('process.selinux', 'rogue').some((f) => /not confined by SELinux \(unconfined_t\)/.test(f.summary)),
+      JSON.stringify(r.findings, null, 1),
+    );
+    assert.ok(of('process.selinux', 'nocats').some((f) => /without a category pair/.test(f.summary)));
+    const shared = of('host.selinux-shared-pair', null);
+    assert.equal(shared.length, 1, JSON.stringify(shared));
+    assert.match(shared[0]!.summary, /alpha/);
+    assert.match(shared[0]!.summary, /twin/);
+    const image = of('process.selinux-image', 'beta');
+    assert.equal(image.length, 1, JSON.stringify(r.findings, null, 1));
+    assert.equal(image[0]!.severity, 'high');
+    assert.match(image[0]!.summary, /without its category pair/);
+    for (const g of GUESTS) assert.deepEqual(of('process.selinux', g), [], `${g}'s own context is not a finding`);
+    assert.deepEqual(of('process.selinux-image', 'alpha'), []);
+  });
+
+  test('apply refuses to load a bundle whose guest’s pair a process it did not start holds (the twin, outside qemu.slice)', () => {
+    assert.equal(result('apply2_exit'), '1');
+    const failed = all('apply2_step').filter((l) => l.startsWith('FAIL'));
+    assert.equal(failed.length, 1, all('apply2_step').join('\n'));
+    assert.match(
+      failed[0]!,
+      new RegExp(
+        `load the SELinux modules .*: qemu-harden-alpha’s pair ${level(pair('alpha'))} is held by pid \\d+ \\(qemu-system-x86, ${processContext(pair('alpha'))}\\), which this bundle did not start`,
+      ),
+    );
+  });
+});

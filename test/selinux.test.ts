@@ -1,0 +1,373 @@
+// The SELinux backend on any machine, with the real tools and no SELinux kernel: each guest's category pair
+// (derived from its name, unique in the bundle), the bundle's files and unit lines, its modules built by semodule
+// into a copy of this host's policy store with the rules present (sesearch) and every guest's paths resolving to
+// their contexts (matchpathcon), and what audit and status make of a QEMU's context and of its disks' labels
+// (set with chcon, read back with stat, as on an SELinux host). The enforcing proof is test/selinux-vm.test.ts.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { validate } from '../src/answers.js';
+import { parseCommandLine } from '../src/audit/cmdline.js';
+import { fromUnit, POLICY } from '../src/audit/expect.js';
+import { commandLineOnly, viewOf, type QemuProcess } from '../src/audit/types.js';
+import { runCheck } from '../src/checks/check.js';
+import { literalGlob, relabelPaths, selinux } from '../src/confine/selinux.js';
+import { fileContextPath } from '../src/escape.js';
+import { categoriesOf, categoryPairs, level, processContext } from '../src/mcs.js';
+import type { AnswersInput } from '../src/model.js';
+import { plan } from '../src/plan.js';
+import { generateBundle, guestFilesDir, requireTool, tempDir } from './helpers.js';
+
+const TLS = '/etc/pki/qemu/web';
+const DOC: AnswersInput = {
+  schemaVersion: 1,
+  useCase: 'emulation',
+  host: { confinement: 'selinux' },
+  acceptedRisks: [
+    { risk: 'emulation', reason: 'TCG on a host without KVM, for these tests' },
+    { risk: 'selinux-execmem', reason: 'TCG writes the code it runs, for these tests' },
+  ],
+  guests: [
+    {
+      name: 'web',
+      memoryMiB: 64,
+      disks: [
+        { path: '/srv/qemu/web/disk "one" 100%.img', format: 'raw' },
+        { path: '/srv/iso/shared.iso', format: 'raw', readOnly: true },
+        { path: '/srv/qemu/web/seed.iso', format: 'raw', readOnly: true },
+      ],
+      boot: { kernel: '/srv/boot/vmlinuz', initrd: '/srv/boot/initrd.img' },
+      display: { mode: 'vnc-tls', listen: '192.0.2.1', port: 5901, tlsDir: TLS },
+    },
+    {
+      name: 'db',
+      memoryMiB: 64,
+      disks: [
+        { path: '/srv/qemu/db/disk.qcow2', format: 'qcow2' },
+        { path: '/srv/iso/shared.iso', format: 'raw', readOnly: true },
+      ],
+      firmware: { type: 'uefi' },
+    },
+  ],
+};
+
+/** The same, with a TPM for db: its swtpm in a helper unit of its own. */
+const WITH_TPM: AnswersInput = { ...DOC, guests: DOC.guests.map((g) => (g.name === 'db' ? { ...g, tpm: 'tpm2' } : g)) };
+
+describe('each guest’s SELinux category pair', () => {
+  const guests = (names: string[]) => names.map((name) => ({ name, isolation: {} }));
+
+  test('is two different categories of c0…c1023, the lower first, the same for the same name', () => {
+    const a = categoryPairs(guests(['web', 'db']));
+    const b = categoryPairs(guests(['db', 'web']));
+    for (const name of ['web', 'db']) {
+      const [x, y] = a.get(name)!;
+      assert.ok(Number.isInteger(x) && Number.isInteger(y) && 0 <= x && x < y && y < 1024, `${name}: ${x},${y}`);
+      assert.deepEqual(b.get(name), a.get(name));
+    }
+  });
+
+  test('is unique across a bundle of 4096 guests, and a guest keeps its pair when others join', () => {
+    const names = Array.from({ length: 4096 }, (_, i) => `g${i}`);
+    const pairs = categoryPairs(guests(names));
+    assert.equal(new Set([...pairs.values()].map(level)).size, names.length);
+    const fewer = categoryPairs(guests(names.slice(0, 10)));
+    for (const [name, p] of fewer) assert.deepEqual(pairs.get(name), p, name);
+  });
+
+  test('is the one the answers name when they name one, and no other guest gets it', () => {
+    const derived = categoryPairs(guests(['web'])).get('web')!;
+    const pairs = categoryPairs([
+      { name: 'db', isolation: { selinuxCategories: [derived[0], derived[1]] } },
+      { name: 'web', isolation: {} },
+    ]);
+    assert.deepEqual(pairs.get('db'), derived);
+    assert.notDeepEqual(pairs.get('web'), derived);
+  });
+
+  test('the answers refuse one pair named for two guests, and TCG under SELinux without its accepted risk', () => {
+    const twice = structuredClone(DOC);
+    for (const g of twice.guests) g.isolation = { selinuxCategories: [3, 7] };
+    assert.throws(() => validate(twice), /guests\.1\.isolation\.selinuxCategories.*guest "web"'s pair too/s);
+    const unaccepted = structuredClone(DOC);
+    unaccepted.acceptedRisks = unaccepted.acceptedRisks!.filter((r) => r.risk !== 'selinux-execmem');
+    assert.throws(() => validate(unaccepted), /host\.confinement.*selinux-execmem/s);
+    const kvm = { ...structuredClone(DOC), useCase: 'virtualization' as const, acceptedRisks: [] };
+    assert.doesNotThrow(() => validate(kvm));
+  });
+
+  test('categoriesOf reads a context’s clearance', () => {
+    assert.deepEqual(categoriesOf('system_u:system_r:svirt_t:s0:c12,c345'), [12, 345]);
+    assert.deepEqual(categoriesOf('system_u:system_r:svirt_t:s0'), []);
+    assert.equal(categoriesOf('unconfined_u:unconfined_r:unconfined_t:s0-s0:c0.c1023')?.length, 1024);
+    assert.equal(categoriesOf('unconfined'), undefined);
+  });
+});
+
+describe('a bundle for an SELinux host', () => {
+  const a = validate(DOC);
+  const files = plan(a);
+  const pairs = categoryPairs(a.guests);
+  const file = (path: string) => files.find((f) => f.path === path)?.content;
+
+  test('holds the shared module and one per guest, and no AppArmor file; an AppArmor bundle holds no module', () => {
+    const modules = files.filter((f) => f.path.startsWith('root/usr/share/selinux/')).map((f) => f.path);
+    assert.deepEqual(modules.sort(), [
+      'root/usr/share/selinux/packages/qemu-harden/qemu-harden-db.cil',
+      'root/usr/share/selinux/packages/qemu-harden/qemu-harden-web.cil',
+      'root/usr/share/selinux/packages/qemu-harden/qemu-harden.cil',
+    ]);
+    assert.deepEqual(
+      files.filter((f) => f.path.includes('apparmor')),
+      [],
+    );
+    const other = plan(
+      validate({ ...structuredClone(DOC), host: { confinement: 'apparmor' }, acceptedRisks: [DOC.acceptedRisks![0]!] }),
+    );
+    assert.deepEqual(
+      other.filter((f) => f.path.includes('selinux')).map((f) => f.path),
+      [],
+    );
+    assert.ok(other.some((f) => f.path.includes('apparmor.d')));
+  });
+
+  test('each unit starts QEMU in svirt_t with its guest’s own pair, and names no AppArmor profile', () => {
+    for (const g of a.guests) {
+      const unit = file(`root/etc/systemd/system/qemu-${g.name}.service`)!;
+      assert.ok(unit.split('\n').includes(`SELinuxContext=${processContext(pairs.get(g.name)!)}`), g.name);
+      assert.doesNotMatch(unit, /AppArmorProfile=/);
+      for (const line of selinux.unitLines(g, a).slice(1)) assert.ok(unit.split('\n').includes(line));
+    }
+  });
+
+  test('the shared module holds the shared read-only content, each guest’s module its own files, each path once', () => {
+    const shared = relabelPaths(file('root/usr/share/selinux/packages/qemu-harden/qemu-harden.cil')!);
+    assert.deepEqual(shared.sort(), ['/srv/boot/initrd.img', '/srv/boot/vmlinuz', '/srv/iso/shared.iso']);
+    const web = relabelPaths(file('root/usr/share/selinux/packages/qemu-harden/qemu-harden-web.cil')!);
+    assert.deepEqual(web.sort(), [
+      TLS,
+      '/run/qemu-harden/web',
+      '/srv/qemu/web/disk "one" 100%.img',
+      '/srv/qemu/web/seed.iso',
+      '/var/lib/qemu-harden/web',
+      '/var/log/qemu-harden/web',
+    ]);
+    // UEFI firmware under /usr keeps the distribution's label, which every virt domain reads.
+    const db = relabelPaths(file('root/usr/share/selinux/packages/qemu-harden/qemu-harden-db.cil')!);
+    assert.ok(!db.some((p) => p.startsWith('/usr/')), db.join(' '));
+  });
+
+  test('a guest’s TPM runs in its guest’s context, and only a bundle with one lets QEMU connect within a context', () => {
+    const b = validate(WITH_TPM);
+    const out = plan(b);
+    const text = (fs: typeof files, path: string) => String(fs.find((f) => f.path === path)?.content ?? '');
+    const unit = text(out, 'root/etc/systemd/system/qemu-db-tpm.service');
+    assert.match(unit, new RegExp(`^SELinuxContext=${processContext(categoryPairs(b.guests).get('db')!)}$`, 'm'));
+    assert.doesNotMatch(unit, /AppArmorProfile=/);
+    const shared = 'root/usr/share/selinux/packages/qemu-harden/qemu-harden.cil';
+    assert.match(text(out, shared), /^\(allow svirt_t self \(unix_stream_socket \(connectto\)\)\)$/m);
+    assert.doesNotMatch(text(files, shared), /connectto|cert_t/);
+  });
+
+  test('apply loads exactly the modules', () => {
+    const loaded = files
+      .filter((f) => f.path.startsWith('root/') && selinux.loads.test(f.path.slice('root'.length)))
+      .map((f) => f.path.slice('root'.length));
+    assert.deepEqual(
+      loaded.sort(),
+      [...selinux.sharedFiles, ...a.guests.flatMap((g) => selinux.guestFiles(g.name))].sort(),
+    );
+  });
+});
+
+describe('verify builds the modules into a copy of this host’s policy store (semodule, sesearch, matchpathcon)', () => {
+  for (const [tool, pkg] of [
+    ['semodule', 'policycoreutils'],
+    ['matchpathcon', 'selinux-utils'],
+    ['sesearch', 'setools'],
+  ] as const)
+    requireTool(tool, pkg);
+  if (!existsSync('/var/lib/selinux/default'))
+    throw new Error('no SELinux policy store: install the Debian package selinux-policy-default');
+  const work = tempDir({ after }, 'qh-selinux-');
+  // db has a TPM, so the helper's rules are built too.
+  const bundle = generateBundle(work, WITH_TPM);
+  const a = validate(WITH_TPM);
+  const subject = (dir: string) => ({ dir, answers: a, expected: plan(a) });
+  const store = () => readdirSync('/var/lib/selinux/default/active/modules', { recursive: true }).sort().join('\n');
+  const storeBefore = store();
+
+  test('the modules build, the rules are in the policy, and every path resolves to its context', async () => {
+    const r = await runCheck(selinux.check, subject(bundle));
+    assert.equal(r.result.status, 'passed', JSON.stringify(r));
+    assert.match(r.result.detail ?? '', /^3 modules built into a copy of the default policy; 13 paths resolve/);
+    assert.equal(store(), storeBefore, 'the host’s own store is unchanged');
+  });
+
+  test('a module the policy cannot build fails, naming it', async () => {
+    const broken = join(work, 'broken');
+    cpSync(bundle, broken, { recursive: true });
+    const m = join(broken, 'root/usr/share/selinux/packages/qemu-harden/qemu-harden.cil');
+    writeFileSync(m, readFileSync(m, 'utf8').replace('(allow init_t svirt_t', '(allow init_t no_such_type_t'));
+    const r = await runCheck(selinux.check, subject(broken));
+    assert.equal(r.result.status, 'failed');
+    assert.match(
+      r.findings[0]!.message,
+      /semodule could not build .*: Failed to resolve allow statement at qemu-harden\.cil line 6/,
+    );
+    assert.equal(r.findings[0]!.file, 'root/usr/share/selinux/packages/qemu-harden/qemu-harden.cil');
+  });
+
+  test('modules that build without the transition, and label a disk with another pair, fail on the rule and on the path', async () => {
+    // One build for both: semodule rebuilds the whole policy each time.
+    const wrong = join(work, 'wrong');
+    cpSync(bundle, wrong, { recursive: true });
+    const shared = join(wrong, 'root/usr/share/selinux/packages/qemu-harden/qemu-harden.cil');
+    writeFileSync(
+      shared,
+      readFileSync(shared, 'utf8').replace(/^\(allow init_t svirt_t \(process \(transition\)\)\)$/m, ''),
+    );
+    const db = join(wrong, 'root/usr/share/selinux/packages/qemu-harden/qemu-harden-db.cil');
+    const [x, y] = categoryPairs(a.guests).get('db')!;
+    writeFileSync(db, readFileSync(db, 'utf8').replaceAll(`(c${x} c${y})`, '(c0 c1)'));
+    const r = await runCheck(selinux.check, subject(wrong));
+    assert.equal(r.result.status, 'failed');
+    const messages = r.findings.map((f) => f.message).join('\n');
+    assert.match(messages, /lacks the rule that systemd may start QEMU/);
+    assert.match(messages, /\/srv\/qemu\/db\/disk\.qcow2 resolves to .*:s0:c0,c1, not/);
+  });
+});
+
+describe('relabelling names each path as itself', () => {
+  test('setfiles, which reads its arguments through glob(3) as restorecon does, labels the disk and not its would-be match', () => {
+    requireTool('setfiles', 'policycoreutils');
+    const dir = guestFilesDir({ after }, 'qh-selinux-glob-');
+    const disk = join(dir, 'g*a?m[1] x,y.img');
+    const decoy = join(dir, 'gXaYm1 x,y.img');
+    const spec = join(dir, 'file_contexts');
+    const label = (path: string) => execFileSync('stat', ['--printf=%C', path], { encoding: 'utf8' });
+    writeFileSync(
+      spec,
+      `${fileContextPath(disk).slice(1, -1)} system_u:object_r:svirt_image_t:s0:c1,c2\n${dir}/.* system_u:object_r:default_t:s0\n`,
+    );
+    const run = (arg: string) => {
+      for (const f of [disk, decoy]) writeFileSync(f, '');
+      execFileSync('chcon', ['system_u:object_r:var_t:s0', disk, decoy]);
+      execFileSync('setfiles', ['-F', spec, arg]);
+      return [label(disk), label(decoy)];
+    };
+    assert.deepEqual(run(literalGlob(disk)), [
+      'system_u:object_r:svirt_image_t:s0:c1,c2',
+      'system_u:object_r:var_t:s0',
+    ]);
+    // As it is written, the name is a pattern that matches the decoy and not itself.
+    assert.deepEqual(run(disk), ['system_u:object_r:var_t:s0', 'system_u:object_r:default_t:s0']);
+  });
+});
+
+describe('audit and status judge a QEMU’s SELinux context and its disks’ labels', () => {
+  const dir = guestFilesDir({ after }, 'qh-selinux-labels-');
+  const own = 'system_u:system_r:svirt_t:s0:c12,c345';
+  const proc = (pid: number, label: string | undefined, disks: string[] = []): QemuProcess => {
+    const argv = [
+      '/usr/bin/qemu-system-x86_64',
+      '-name',
+      `guest=g${pid}`,
+      ...disks.flatMap((d) => ['-drive', `file=${d},format=raw,if=virtio`]),
+    ];
+    return {
+      ...commandLineOnly(pid, argv, parseCommandLine(argv), `g${pid}`),
+      labels: label === undefined ? {} : { selinux: label },
+    };
+  };
+  const check = (name: string) => selinux.auditChecks.find((c) => c.name === name)!;
+  const found = (name: string, ps: QemuProcess[]) =>
+    check(name)
+      .run(viewOf(ps), () => POLICY)
+      .map((f) => `${f.guest}: ${f.summary}`);
+
+  test('a QEMU unconfined, in the virt domain without categories, or with every category, is reported', () => {
+    assert.deepEqual(
+      found('process.selinux', [
+        proc(1, own),
+        proc(2, 'unconfined_u:unconfined_r:unconfined_t:s0-s0:c0.c1023'),
+        proc(3, 'system_u:system_r:svirt_t:s0'),
+        proc(4, 'system_u:system_r:svirt_t:s0-s0:c0.c1023'),
+        proc(5, undefined),
+      ]),
+      [
+        'g2: not confined by SELinux (unconfined_t)',
+        'g3: SELinux domain svirt_t without a category pair',
+        'g4: SELinux domain svirt_t with 1024 categories, not a pair of its own',
+      ],
+    );
+  });
+
+  test('two QEMUs holding one pair are reported once, naming both', () => {
+    const f = found('host.selinux-shared-pair', [
+      proc(1, own),
+      proc(2, own),
+      proc(3, 'system_u:system_r:svirt_t:s0:c1,c2'),
+    ]);
+    assert.equal(f.length, 1);
+    assert.match(f[0]!, /2 QEMUs share .* g1 \(pid 1\), g2 \(pid 2\)/);
+  });
+
+  test('status holds each guest to the context its installed unit names', () => {
+    const unit = '[Service]\nUser=qemu-web\nSELinuxContext=system_u:system_r:svirt_t:s0:c12,c345\n';
+    const { expectation } = fromUnit(unit, [], 'qemu-web', [
+      { id: 'selinux', key: 'selinuxContext', enforced: true, expectedLabel: selinux.expectedLabel },
+    ]);
+    const judged = (label: string) =>
+      check('process.selinux')
+        .run(viewOf([proc(1, label)]), () => expectation)
+        .map((f) => f.summary);
+    assert.deepEqual(judged(own), []);
+    assert.deepEqual(judged('system_u:system_r:svirt_t:s0:c1,c2'), [
+      'SELinux context system_u:system_r:svirt_t:s0:c1,c2, not system_u:system_r:svirt_t:s0:c12,c345',
+    ]);
+  });
+
+  test('a disk not labelled with its QEMU’s pair is reported; its own, or shared read-only content, is not', () => {
+    requireTool('chcon', 'coreutils');
+    const label = (name: string, context: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, '');
+      execFileSync('chcon', [context, path]);
+      return path;
+    };
+    const mine = label('mine.img', 'system_u:object_r:svirt_image_t:s0:c12,c345');
+    const open = label('open.img', 'system_u:object_r:svirt_image_t:s0');
+    const theirs = label('theirs.img', 'system_u:object_r:svirt_image_t:s0:c1,c2');
+    const f = check('process.selinux-image').run(viewOf([proc(1, own, [mine, open, theirs])]), () => POLICY);
+    assert.deepEqual(
+      f.map((x) => [x.severity, x.summary]),
+      [
+        [
+          'high',
+          `its disk ${open} is labelled system_u:object_r:svirt_image_t:s0, without its category pair: every guest’s QEMU may open it`,
+        ],
+        [
+          'medium',
+          `its disk ${theirs} is labelled system_u:object_r:svirt_image_t:s0:c1,c2, not with its own categories (${own})`,
+        ],
+      ],
+    );
+  });
+
+  test('a denial the kernel logs for a virt domain is read as the backend’s', async () => {
+    const { parseDenial } = await import('../src/confine/selinux.js');
+    const line =
+      'audit: type=1400 audit(1.2:3): avc:  denied  { read write } for  pid=9 comm="qemu-system-x86" name="disk.img" dev="vda" ino=5 scontext=system_u:system_r:svirt_t:s0:c1,c2 tcontext=system_u:object_r:svirt_image_t:s0:c3,c4 tclass=file permissive=0';
+    assert.deepEqual(parseDenial(line), {
+      line,
+      label: 'system_u:system_r:svirt_t:s0:c1,c2',
+      operation: 'read write',
+      name: 'disk.img',
+      mask: 'file system_u:object_r:svirt_image_t:s0:c3,c4',
+    });
+    assert.equal(parseDenial(line.replace('svirt_t', 'httpd_t').replace('qemu-system-x86', 'httpd')), undefined);
+  });
+});
