@@ -23,17 +23,12 @@ const phases = [];
  * a new file declares its tier.
  */
 const FILES = {
-  'vm.test.ts': [1065, 'boots a VM (Debian kernel under TCG)'],
-  'isolation-vm.test.ts': [807, 'boots a VM (Debian kernel under TCG)'],
-  'host-storage-vm.test.ts': [660, 'boots a VM (Debian kernel under TCG)'],
-  'audit-vm.test.ts': [636, 'boots a VM (Debian kernel under TCG)'],
+  'apparmor-vm.test.ts': [419, 'boots VMs (Debian kernel under TCG) shared by the parts in test/vm/'],
   'selinux-vm.test.ts': [450, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
   'passt-vm.test.ts': [418, 'boots a VM (Debian kernel under TCG)'],
   'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
   'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],
   'ansible.test.ts': [173, 'boots two containers and runs Ansible against them'],
-  'tpm-vm.test.ts': [205, 'boots a VM (Debian kernel under TCG)'],
-  'vm-spawn.test.ts': [161, 'boots a VM (Debian kernel under TCG)'],
   'boot.test.ts': [148, 'boots QEMU'],
   'import.test.ts': [103, 'boots QEMU'],
   'property.test.ts': [77, 'runs 17,000 generated documents, 50 bundles through the real parsers'],
@@ -77,7 +72,7 @@ const FILES = {
 };
 
 /** Test-local modules that only a proof booting a container, a VM or a guest imports. */
-const BOOTING_MODULES = ['./container.js', './vmboot.js', './bootdisk.js'];
+const BOOTING_MODULES = ['./container.js', './vmboot.js', './vmshare.js', './bootdisk.js'];
 
 /** The line prefix by which a test says it is building a cache (test/helpers.ts, cacheNotice). */
 const CACHE_NOTICE = '[qemu-harden test cache]';

@@ -3,7 +3,7 @@
 // from them in a private mount namespace of the test's own, so the host's own mount table never changes and the
 // mounts end with the namespace. generate, import and verify run inside that namespace, where the file systems are
 // the host's; apply refuses on a target tree whose device node is that loop, and on a target whose disk path is a
-// character device. Partitions, swap and LVM need a kernel this machine may not have: host-storage-vm.test.ts.
+// character device. Partitions, swap and LVM need a kernel this machine may not have: test/vm/host-storage.ts.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';

@@ -8,14 +8,18 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { requireTool } from './helpers.js';
 
-/** One traced call: its system call, the files it touches as strace's -P sees them, and strace's line. */
+/**
+ * One traced call: its system call, the files it names (every path argument, and the file behind every descriptor
+ * argument), the ones of those that `strace -P` compares with its paths, and strace's line.
+ */
 export interface Call {
   syscall: string;
   paths: string[];
+  matched: string[];
   line: string;
 }
 
-/** Where a kill is aimed: the nth call of syscall that touches path, counted from the program's start. */
+/** Where a kill is aimed: the nth call of syscall that `strace -P path` matches, counted from the program's start. */
 export interface Aim {
   syscall: string;
   path: string;
@@ -37,46 +41,70 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** System calls whose arguments name files by path: every quoted argument of theirs is a path. */
-const BY_PATH = new Set([
-  'open',
-  'openat',
-  'creat',
-  'mkdir',
-  'mkdirat',
-  'rename',
-  'renameat',
-  'renameat2',
-  'unlink',
-  'unlinkat',
-  'rmdir',
-  'link',
-  'linkat',
-  'symlink',
-  'symlinkat',
-  'chmod',
-  'fchmodat',
-  'chown',
-  'fchownat',
-  'truncate',
-]);
+/**
+ * Which arguments of a call `strace -P` compares with its paths, one letter per argument (strace's pathtrace.c,
+ * pathtrace_match_set): `p` a path, compared as the string the program passed; `f` a descriptor, compared as the
+ * file it refers to (`AT_FDCWD` is none); `-` neither. Only these arguments count: rename(2) is matched by its
+ * first path alone, so a kill aimed at its destination would never come. The second list holds every argument
+ * that names a file, for the landing check.
+ */
+const ARGS: Record<string, [matched: string, named: string]> = {
+  mkdir: ['p', 'p'],
+  rename: ['p', 'pp'],
+  unlink: ['p', 'p'],
+  rmdir: ['p', 'p'],
+  link: ['pp', 'pp'],
+  openat: ['fp', 'fp'],
+  unlinkat: ['fp', 'fp'],
+  renameat: ['fpfp', 'fpfp'],
+  renameat2: ['fpfp', 'fpfp'],
+  linkat: ['fpfp', 'fpfp'],
+  write: ['f', 'f'],
+  fsync: ['f', 'f'],
+};
 
-/** The paths of a call that `strace -P` matches it by: rename(2) and link(2) by their first alone (strace 6.1). */
-const matchedBy = (c: Call) => (c.syscall === 'rename' || c.syscall === 'link' ? c.paths.slice(0, 1) : c.paths);
+/** The arguments of a line strace wrote with -y, split at the commas outside quotes, brackets and `<file>`. */
+function splitArgs(args: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let from = 0;
+  for (let i = 0; i < args.length; i++) {
+    const ch = args[i]!;
+    if (quoted) {
+      if (ch === '\\') i++;
+      else if (ch === '"') quoted = false;
+    } else if (ch === '"') quoted = true;
+    else if ('<{[('.includes(ch)) depth++;
+    else if ('>}])'.includes(ch)) depth--;
+    else if (ch === ',' && depth === 0) {
+      out.push(args.slice(from, i).trim());
+      from = i + 1;
+    }
+  }
+  out.push(args.slice(from).trim());
+  return out;
+}
 
-/** The files a call touches, read from a line strace wrote with -y: path arguments, or the file of its descriptor. */
-function pathsOf(syscall: string, line: string): string[] {
-  const args = line.slice(syscall.length + 1).replace(/\) += .*$/, '');
-  if (BY_PATH.has(syscall)) return [...args.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!.replace(/\\(.)/g, '$1'));
-  const fd = /^\d+<([^>]*)>/.exec(args)?.[1];
-  return fd?.startsWith('/') ? [fd] : [];
+/** The file an argument names as `kind` says: a quoted path, or the file strace showed behind a descriptor. */
+function fileOf(kind: string | undefined, arg: string | undefined): string | undefined {
+  if (arg === undefined) return undefined;
+  if (kind === 'p') return /^"((?:[^"\\]|\\.)*)"/.exec(arg)?.[1]!.replace(/\\(.)/g, '$1');
+  if (kind === 'f') return /^\d+<(\/[^>]*)>$/.exec(arg)?.[1];
+  return undefined;
 }
 
 function readCalls(log: string): Call[] {
   const calls: Call[] = [];
   for (const line of readFileSync(log, 'utf8').split('\n')) {
     const syscall = /^([a-z0-9_]+)\(/.exec(line)?.[1];
-    if (syscall) calls.push({ syscall, paths: pathsOf(syscall, line), line });
+    if (!syscall) continue;
+    const kinds = ARGS[syscall];
+    assert.ok(kinds, `killpoints does not know which arguments strace -P matches for ${syscall}: add it to ARGS`);
+    const args = splitArgs(line.slice(syscall.length + 1).replace(/\) += .*$/, ''));
+    const files = (letters: string) =>
+      [...letters].map((k, i) => fileOf(k, args[i])).filter((f): f is string => f !== undefined);
+    calls.push({ syscall, matched: files(kinds[0]), paths: files(kinds[1]), line });
   }
   return calls;
 }
@@ -102,17 +130,19 @@ export function traceCalls(argv: string[], syscalls: string[], opts: RunOptions 
 
 /**
  * The aim at calls[i] of a full trace (traceCalls, with calls[i]'s system call among those traced): of the files
- * strace -P matches it by, the one fewest earlier calls of the same system call were matched by, and how many
- * calls it is counting calls[i] itself. A call that touches no file cannot be aimed at this way.
+ * strace -P matches it by, the one fewest earlier calls of the same system call matched, and how many calls it is
+ * counting calls[i] itself. A call that strace matches by no file cannot be aimed at this way.
  */
 export function aimAt(calls: Call[], i: number): Aim {
   const target = calls[i]!;
-  const paths = matchedBy(target);
-  assert.ok(paths.length > 0, `a call that touches no file cannot be aimed at by path: ${target.line}`);
-  const aims = paths.map((path) => ({
+  assert.ok(
+    target.matched.length > 0,
+    `strace -P matches this call by no file, so no kill can aim at it: ${target.line}`,
+  );
+  const aims = target.matched.map((path) => ({
     syscall: target.syscall,
     path,
-    nth: calls.slice(0, i + 1).filter((c) => c.syscall === target.syscall && matchedBy(c).includes(path)).length,
+    nth: calls.slice(0, i + 1).filter((c) => c.syscall === target.syscall && c.matched.includes(path)).length,
   }));
   return aims.reduce((a, b) => (b.nth < a.nth ? b : a));
 }
@@ -120,7 +150,7 @@ export function aimAt(calls: Call[], i: number): Aim {
 /**
  * Runs argv under strace with SIGKILL injected as the aimed call enters the kernel (it never runs). Fails unless
  * the program died of that SIGKILL exactly at the aim: the last traced call is the aim's nth of its system call
- * touching its path, and it touches the same files as `expected` (the call of the full trace aimed at).
+ * matched by its path, and it names the same files as `expected` (the call of the full trace aimed at).
  */
 export function killAt(argv: string[], aim: Aim, expected: Call, opts: RunOptions): Traced {
   const r = strace(
@@ -130,7 +160,7 @@ export function killAt(argv: string[], aim: Aim, expected: Call, opts: RunOption
   );
   const where = `${expected.line} (aimed at ${aim.syscall} #${aim.nth} of ${aim.path})`;
   assert.equal(r.signal ?? r.status, 'SIGKILL', `the program was killed at ${where}: ${r.stderr}`);
-  const seen = r.calls.filter((c) => c.syscall === aim.syscall && matchedBy(c).includes(aim.path));
+  const seen = r.calls.filter((c) => c.syscall === aim.syscall && c.matched.includes(aim.path));
   assert.equal(
     seen.length,
     aim.nth,

@@ -3,7 +3,7 @@
 // Where KVM works the bundle is the preset's own (KVM); where it does not, the same bundle switched to emulation
 // (TCG, acknowledged) proves everything that does not depend on the accelerator, and the KVM-only checks are
 // reported as not run, with the reason. This host's cgroup hierarchy is v1 hybrid, which gives a container no controllers: systemd's
-// limits are checked as systemd holds them here, and as the kernel enforces them in vm.test.ts.
+// limits are checked as systemd holds them here, and as the kernel enforces them in test/vm/confinement.ts.
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -2,13 +2,15 @@
 // partitions, swap, and LVM (device-mapper) built on a device. Inside the VM, loop devices over images in its own
 // tmpfs get an ext4 partition mounted and a swap partition, a physical volume whose volume group has one logical
 // volume mounted and one idle, and a swap device; `generate` is asked about each, and `apply` installs a bundle
-// whose disk is the mounted logical volume (refused, nothing installed) and one whose disk is the idle volume.
+// whose disk is the mounted logical volume (refused, nothing installed) and one whose disk is the idle volume. A part
+// of the shared AppArmor VM (test/apparmor-vm.test.ts, test/vmshare.ts).
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { BIN, generateBundle, REPO, tempDir } from './helpers.js';
-import { assertProofDone, bootProof, proofKernel, proofRootTree, reported, type VmResult } from './vmboot.js';
+import { describe, test } from 'node:test';
+import { BIN, generateBundle, REPO } from '../helpers.js';
+import { assertProofDone, reported, type VmResult } from '../vmboot.js';
+import type { VmPart } from '../vmshare.js';
 
 const QH = BIN.replace(REPO, '/qh');
 
@@ -75,75 +77,86 @@ r apply_idle_installed "$(test -e /etc/systemd/system/qemu-g.service && echo yes
 r done yes
 `;
 
-describe('the host’s own storage under a real kernel: partitions, swap and LVM', () => {
-  let vm: VmResult;
-  const work = tempDir({ after }, 'qh-host-storage-vm-');
-
-  before(async () => {
-    const kernel = proofKernel([
-      ['lvm', 'lvm2'],
-      ['mkfs.ext4', 'e2fsprogs'],
-      ['losetup', 'mount'],
-    ]);
+export const hostStorage: VmPart = {
+  name: 'host-storage',
+  cpuSeconds: 20,
+  timeoutSeconds: 900,
+  tools: [
+    ['lvm', 'lvm2'],
+    ['mkfs.ext4', 'e2fsprogs'],
+    ['losetup', 'mount'],
+  ],
+  modules: ['loop', 'dm_mod', 'ext4', 'crc32c_generic'],
+  // What the reset does not know of: the swap, the mounts, the volume group and the loop devices under them.
+  cleanup: `swapoff -a
+umount /mnt/lv /mnt/p1
+lvm vgchange -q -an qhvg --config 'activation { udev_sync = 0 udev_rules = 0 } devices { obtain_device_list_from_udev = 0 }'
+losetup -D
+`,
+  prepare(root, work) {
     mkdirSync(join(work, 'held'));
     mkdirSync(join(work, 'idle'));
     const held = generateBundle(join(work, 'held'), answers('/dev/qhvg/root'));
     const idle = generateBundle(join(work, 'idle'), answers('/dev/qhvg/idle'));
-    const root = proofRootTree(work, PROOF, held);
+    cpSync(held, join(root, 'bundle'), { recursive: true });
     cpSync(idle, join(root, 'bundle-idle'), { recursive: true });
     mkdirSync(join(root, 'images'));
     writeFileSync(join(root, 'images/mbr.bin'), mbr());
-    vm = await bootProof(kernel, root, work, {
-      repo: true,
-      modules: ['loop', 'dm_mod', 'ext4', 'crc32c_generic'],
-      timeoutMs: 900_000,
+    return PROOF;
+  },
+  tests,
+};
+
+function tests(part: () => VmResult): void {
+  describe('the host’s own storage under a real kernel: partitions, swap and LVM', () => {
+    const result = (key: string) => reported(part(), key);
+    const devices = () => {
+      const [p, v, s, f] = result('devices').split(' ');
+      return { p: p!, v: v!, s: s!, f: f! };
+    };
+    /** What generate said about the guest asked about this device, or undefined when it said nothing. */
+    const said = (what: (typeof ASKED)[number]) =>
+      result('asked_text')
+        .split('|')
+        .filter((l) => l.startsWith(`qemu-harden: guests.${ASKED.indexOf(what)}.`))
+        .join('\n') || undefined;
+
+    test('the VM built every device, and generate refused the answers naming each held one', () => {
+      assertProofDone(part());
+      for (const k of ['part_mounted', 'part_swap', 'lvm', 'lv_mounted', 'swap']) assert.equal(result(k), '0', k);
+      assert.equal(result('asked_exit'), '2', result('asked_text'));
+    });
+
+    test('a disk whose partitions are mounted or swap is refused naming each partition', () => {
+      const p = devices().p.replace('/dev/', '');
+      assert.match(said('whole') ?? '', new RegExp(`${p}p1 on it is mounted on /mnt/p1 \\(ext4\\)`));
+      assert.match(said('whole') ?? '', new RegExp(`${p}p2 on it is the host's swap`));
+      assert.match(
+        said('swap') ?? '',
+        new RegExp(`${devices().s} holds the host's own storage.*it is the host's swap`),
+      );
+    });
+
+    test('a physical volume is refused naming the mounted logical volume and the idle one built on it', () => {
+      assert.match(said('pv') ?? '', /dm-\d+ \(qhvg-root\) on it is mounted on \/mnt\/lv \(ext4\)/);
+      assert.match(said('pv') ?? '', /dm-\d+ \(qhvg-idle\) is built on it by the host's kernel/);
+      assert.match(said('lvroot') ?? '', /\/dev\/qhvg\/root holds the host's own storage.*it is mounted on \/mnt\/lv/);
+    });
+
+    test('an idle logical volume and a free device are disks like any other', () => {
+      assert.equal(said('lvidle'), undefined);
+      assert.equal(said('free'), undefined);
+    });
+
+    test('apply on the target refuses the mounted volume before installing anything, and installs the idle one', () => {
+      assert.equal(result('apply_held_exit'), '1', result('apply_held_text'));
+      assert.match(
+        result('apply_held_text'),
+        /apply refused: a disk path on \/ is not what the answers say; nothing was changed: +guests\.0\.disks\.0\.path: \/dev\/qhvg\/root holds the host's own storage.*mounted on \/mnt\/lv \(ext4\)/,
+      );
+      assert.equal(result('apply_held_installed'), 'no');
+      assert.equal(result('apply_idle_exit'), '0');
+      assert.equal(result('apply_idle_installed'), 'yes');
     });
   });
-
-  const result = (key: string) => reported(vm, key);
-  const devices = () => {
-    const [p, v, s, f] = result('devices').split(' ');
-    return { p: p!, v: v!, s: s!, f: f! };
-  };
-  /** What generate said about the guest asked about this device, or undefined when it said nothing. */
-  const said = (what: (typeof ASKED)[number]) =>
-    result('asked_text')
-      .split('|')
-      .filter((l) => l.startsWith(`qemu-harden: guests.${ASKED.indexOf(what)}.`))
-      .join('\n') || undefined;
-
-  test('the VM built every device, and generate refused the answers naming each held one', () => {
-    assertProofDone(vm);
-    for (const k of ['part_mounted', 'part_swap', 'lvm', 'lv_mounted', 'swap']) assert.equal(result(k), '0', k);
-    assert.equal(result('asked_exit'), '2', result('asked_text'));
-  });
-
-  test('a disk whose partitions are mounted or swap is refused naming each partition', () => {
-    const p = devices().p.replace('/dev/', '');
-    assert.match(said('whole') ?? '', new RegExp(`${p}p1 on it is mounted on /mnt/p1 \\(ext4\\)`));
-    assert.match(said('whole') ?? '', new RegExp(`${p}p2 on it is the host's swap`));
-    assert.match(said('swap') ?? '', new RegExp(`${devices().s} holds the host's own storage.*it is the host's swap`));
-  });
-
-  test('a physical volume is refused naming the mounted logical volume and the idle one built on it', () => {
-    assert.match(said('pv') ?? '', /dm-\d+ \(qhvg-root\) on it is mounted on \/mnt\/lv \(ext4\)/);
-    assert.match(said('pv') ?? '', /dm-\d+ \(qhvg-idle\) is built on it by the host's kernel/);
-    assert.match(said('lvroot') ?? '', /\/dev\/qhvg\/root holds the host's own storage.*it is mounted on \/mnt\/lv/);
-  });
-
-  test('an idle logical volume and a free device are disks like any other', () => {
-    assert.equal(said('lvidle'), undefined);
-    assert.equal(said('free'), undefined);
-  });
-
-  test('apply on the target refuses the mounted volume before installing anything, and installs the idle one', () => {
-    assert.equal(result('apply_held_exit'), '1', result('apply_held_text'));
-    assert.match(
-      result('apply_held_text'),
-      /apply refused: a disk path on \/ is not what the answers say; nothing was changed: +guests\.0\.disks\.0\.path: \/dev\/qhvg\/root holds the host's own storage.*mounted on \/mnt\/lv \(ext4\)/,
-    );
-    assert.equal(result('apply_held_installed'), 'no');
-    assert.equal(result('apply_idle_exit'), '0');
-    assert.equal(result('apply_idle_installed'), 'yes');
-  });
-});
+}

@@ -1,16 +1,18 @@
 // Runtime isolation that needs a real kernel with cgroup v2 (IPAddressDeny= is a BPF program on the unit's
 // cgroup) and AppArmor enforcing: one TCG VM boots real systemd, `qemu-harden apply` installs a
 // bundle with a user-networked guest and a SPICE guest, and probes run with each guest unit's own settings;
-// `start` restarts a guest whose AppArmor profile was written after its QEMU started.
+// `start` restarts a guest whose AppArmor profile was written after its QEMU started. A part of the shared AppArmor
+// VM (test/apparmor-vm.test.ts, test/vmshare.ts).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
-import { BIN, generateBundle, REPO, tempDir } from './helpers.js';
-import { execStartBlock } from './unitfile.js';
-import { assertProofDone, bootProof, proofKernel, proofRootTree, reported, type VmResult } from './vmboot.js';
+import { describe, test } from 'node:test';
+import { BOOT_MARKER, writeBootDisk } from '../bootdisk.js';
+import { BIN, generateBundle, REPO } from '../helpers.js';
+import { execStartBlock } from '../unitfile.js';
+import { assertProofDone, reported, type VmResult } from '../vmboot.js';
+import type { VmPart } from '../vmshare.js';
 
 const PASSWORD = 'qh-vm-spice-ticket';
 const HOST_SERVICE_PORT = 8089;
@@ -103,12 +105,12 @@ dmesg | grep 'apparmor="DENIED"' | sed 's/^/RESULT denied=/'
 r done yes
 `;
 
-describe('under a real kernel (cgroup v2, AppArmor), the units fence the network', () => {
-  let vm: VmResult;
-  const work = tempDir({ after }, 'qh-isovm-');
-
-  before(async () => {
-    const kernel = proofKernel([['openssl', 'openssl']]);
+export const networkFences: VmPart = {
+  name: 'network-fences',
+  cpuSeconds: 88,
+  timeoutSeconds: 1800,
+  tools: [['openssl', 'openssl']],
+  prepare(root, work) {
     const bundle = generateBundle(work, {
       schemaVersion: 1,
       useCase: 'emulation',
@@ -139,7 +141,7 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
       ],
     });
 
-    const root = proofRootTree(work, PROOF, bundle);
+    cpSync(bundle, join(root, 'bundle'), { recursive: true });
     mkdirSync(join(root, 'images'));
     for (const g of ['net', 'spice']) writeBootDisk(join(root, 'images', `${g}.img`));
     const tls = join(root, 'etc/qh-tls/spice');
@@ -197,77 +199,83 @@ describe('under a real kernel (cgroup v2, AppArmor), the units fence the network
     mkdirSync(join(root, 'proof'));
     writeFileSync(join(root, 'proof/probe.py'), PROBE_PY);
     const unitText = (g: string) => readFileSync(join(bundle, `root/etc/systemd/system/qemu-${g}.service`), 'utf8');
+    // Loaded by the daemon-reload of the apply that comes before it starts.
     const units = join(root, 'etc/systemd/system');
+    mkdirSync(units, { recursive: true });
     writeFileSync(
       join(units, 'qh-probe-net.service'),
       probeUnit(unitText('net'), `loopback/127.0.0.1/${HOST_SERVICE_PORT} loopback6/::1/${HOST_SERVICE_PORT}`),
     );
     const netUnit = readFileSync(join(bundle, 'root/etc/systemd/system/qemu-net.service'), 'utf8');
     assert.match(netUnit, /^IPAddressDeny=127\.0\.0\.0\/8 ::1\/128 169\.254\.0\.0\/16 fe80::\/10$/m);
-    vm = await bootProof(kernel, root, work, { repo: true, timeoutMs: 1_800_000 });
-    writeFileSync(join(REPO, '.cache', 'isolation-vm-console.log'), vm.console);
-  });
+    return PROOF;
+  },
+  tests,
+};
 
-  const result = (key: string) => reported(vm, key);
+function tests(part: () => VmResult): void {
+  describe('under a real kernel (cgroup v2, AppArmor), the units fence the network', () => {
+    const result = (key: string) => reported(part(), key);
 
-  test('the VM ran the whole proof and the bundle applied', () => {
-    assertProofDone(vm);
-  });
+    test('the VM ran the whole proof and the bundle applied', () => {
+      assertProofDone(part());
+    });
 
-  test('apply installs the bundle and refuses to pass a TLS key its guest cannot read; after the chown it passes', () => {
-    assert.equal(result('apply_first_exit'), '1');
-    assert.equal(
-      result('apply_first_check'),
-      'FAIL  check TLS keys and passwords: /etc/qh-tls/spice/server-key.pem belongs to uid 0, not qemu-spice',
-    );
-    assert.equal(result('apply_exit'), '0');
-    assert.equal(result('apply_check'), 'done  check TLS keys and passwords: owners and modes as required');
-  });
+    test('apply installs the bundle and refuses to pass a TLS key its guest cannot read; after the chown it passes', () => {
+      assert.equal(result('apply_first_exit'), '1');
+      assert.equal(
+        result('apply_first_check'),
+        'FAIL  check TLS keys and passwords: /etc/qh-tls/spice/server-key.pem belongs to uid 0, not qemu-spice',
+      );
+      assert.equal(result('apply_exit'), '0');
+      assert.equal(result('apply_check'), 'done  check TLS keys and passwords: owners and modes as required');
+    });
 
-  test('user-mode networking: a process in the guest’s unit cannot reach a host loopback listener', () => {
-    // The BPF egress filter drops the SYN: the connect times out (or fails at once with EPERM).
-    assert.match(result('loopback'), /^(EPERM|TimeoutError)$/, '127.0.0.1 is denied');
-    assert.match(result('loopback6'), /^(EPERM|TimeoutError)$/, '::1 is denied');
-    assert.equal(
-      result('loopback_undenied'),
-      'ok',
-      'the same probe as the same user in a unit without IPAddressDeny= reaches the listener',
-    );
-  });
+    test('user-mode networking: a process in the guest’s unit cannot reach a host loopback listener', () => {
+      // The BPF egress filter drops the SYN: the connect times out (or fails at once with EPERM).
+      assert.match(result('loopback'), /^(EPERM|TimeoutError)$/, '127.0.0.1 is denied');
+      assert.match(result('loopback6'), /^(EPERM|TimeoutError)$/, '::1 is denied');
+      assert.equal(
+        result('loopback_undenied'),
+        'ok',
+        'the same probe as the same user in a unit without IPAddressDeny= reaches the listener',
+      );
+    });
 
-  test('both guests boot under their AppArmor profiles with the new unit lines, without a denial', () => {
-    for (const g of ['net', 'spice']) {
-      assert.equal(result(`${g}.marker`), 'yes');
-      assert.equal(result(`${g}.label`), `qemu-harden-${g} (enforce)`);
-    }
-    assert.deepEqual(
-      [...vm.console.matchAll(/RESULT denied=(.*)/g)].map((m) => m[1]),
-      [],
-    );
-  });
+    test('both guests boot under their AppArmor profiles with the new unit lines, without a denial', () => {
+      for (const g of ['net', 'spice']) {
+        assert.equal(result(`${g}.marker`), 'yes');
+        assert.equal(result(`${g}.label`), `qemu-harden-${g} (enforce)`);
+      }
+      assert.deepEqual(
+        [...part().console.matchAll(/RESULT denied=(.*)/g)].map((m) => m[1]),
+        [],
+      );
+    });
 
-  test('SPICE under AppArmor: the password from LoadCredential= is required', () => {
-    assert.deepEqual(JSON.parse(result('spice_right')), { linkError: 0, result: 0 });
-    assert.deepEqual(JSON.parse(result('spice_wrong')), { linkError: 0, result: 7 });
-  });
+    test('SPICE under AppArmor: the password from LoadCredential= is required', () => {
+      assert.deepEqual(JSON.parse(result('spice_right')), { linkError: 0, result: 0 });
+      assert.deepEqual(JSON.parse(result('spice_wrong')), { linkError: 0, result: 7 });
+    });
 
-  test('start under AppArmor: a guest whose profile was written after its QEMU started runs an older profile and is restarted, the other guest only enabled; then nothing is left', () => {
-    assert.equal(result('start.before'), 'net:enable spice:restart:profile');
-    assert.equal(result('start.exit'), '0');
-    assert.equal(result('start.spice_restarted'), 'yes');
-    assert.equal(result('start.net_same'), 'yes');
-    assert.equal(result('start.spice_label'), 'qemu-harden-spice (enforce)');
-    assert.equal(result('start.after'), 'net:none spice:none');
-  });
+    test('start under AppArmor: a guest whose profile was written after its QEMU started runs an older profile and is restarted, the other guest only enabled; then nothing is left', () => {
+      assert.equal(result('start.before'), 'net:enable spice:restart:profile');
+      assert.equal(result('start.exit'), '0');
+      assert.equal(result('start.spice_restarted'), 'yes');
+      assert.equal(result('start.net_same'), 'yes');
+      assert.equal(result('start.spice_label'), 'qemu-harden-spice (enforce)');
+      assert.equal(result('start.after'), 'net:none spice:none');
+    });
 
-  test('systemctl stop under AppArmor: ExecStop= sends system_powerdown; the ignoring guest gets SIGTERM after TimeoutStopSec', () => {
-    const events = JSON.parse(result('net.events')) as { event?: string }[];
-    assert.ok(
-      events.some((e) => e.event === 'POWERDOWN'),
-      `${JSON.stringify(events)}\n${result('net.stop_journal')}`,
-    );
-    assert.equal(result('net.stop_result'), 'timeout');
-    assert.ok(Number(result('net.stop_seconds')) >= 19, `waited TimeoutStopSec=20 (${result('net.stop_seconds')} s)`);
-    assert.equal(result('net.sigterm'), '1');
+    test('systemctl stop under AppArmor: ExecStop= sends system_powerdown; the ignoring guest gets SIGTERM after TimeoutStopSec', () => {
+      const events = JSON.parse(result('net.events')) as { event?: string }[];
+      assert.ok(
+        events.some((e) => e.event === 'POWERDOWN'),
+        `${JSON.stringify(events)}\n${result('net.stop_journal')}`,
+      );
+      assert.equal(result('net.stop_result'), 'timeout');
+      assert.ok(Number(result('net.stop_seconds')) >= 19, `waited TimeoutStopSec=20 (${result('net.stop_seconds')} s)`);
+      assert.equal(result('net.sigterm'), '1');
+    });
   });
-});
+}

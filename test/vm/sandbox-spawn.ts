@@ -4,11 +4,15 @@
 // `exec:` migration: QEMU runs /bin/sh, which every profile lets run (the unit's stop helpers are shell
 // scripts confined by the same profile), and the shell runs bash, which only the profile written for the
 // accepted risk allows. Bash says so on its standard error, which QEMU's log receives: the migration's own
-// status cannot tell, since a guest with no devices sends less than a pipe holds and completes unread.
+// status cannot tell, since a guest with no devices sends less than a pipe holds and completes unread. A part of the
+// shared AppArmor VM (test/apparmor-vm.test.ts, test/vmshare.ts).
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { generateBundle, tempDir } from './helpers.js';
-import { assertProofDone, bootProof, proofKernel, proofRootTree, reported, type VmResult } from './vmboot.js';
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { generateBundle } from '../helpers.js';
+import { assertProofDone, reported, type VmResult } from '../vmboot.js';
+import type { VmPart } from '../vmshare.js';
 
 const QMP = [
   '{"execute":"qmp_capabilities"}',
@@ -43,15 +47,18 @@ dmesg | grep 'apparmor="DENIED"' | sed 's/^/RESULT kmsg=/'
 r done yes
 `;
 
-describe('an accepted sandbox-spawn risk under a real kernel with AppArmor enforcing', () => {
-  let vm: VmResult;
-  const work = tempDir({ after }, 'qh-vm-spawn-');
-
-  before(async () => {
-    const kernel = proofKernel([
-      ['aa-exec', 'apparmor'],
-      ['apparmor_parser', 'apparmor'],
-    ]);
+export const sandboxSpawn: VmPart = {
+  name: 'sandbox-spawn',
+  cpuSeconds: 8,
+  timeoutSeconds: 1800,
+  tools: [
+    ['aa-exec', 'apparmor'],
+    ['apparmor_parser', 'apparmor'],
+  ],
+  // The profiles the script copied into /etc/apparmor.d itself (no apply installed them).
+  cleanup:
+    'rm -rf /etc/apparmor.d/qemu-harden-* /etc/apparmor.d/qemu-harden.d /etc/apparmor.d/abstractions/qemu-harden\n',
+  prepare(root, work) {
     const disk = (n: string) => ({ path: `/srv/${n}.img`, format: 'raw' });
     const bundle = generateBundle(work, {
       schemaVersion: 1,
@@ -65,40 +72,45 @@ describe('an accepted sandbox-spawn risk under a real kernel with AppArmor enfor
         { risk: 'sandbox-spawn', guest: 'allowed', reason: 'QEMU runs an exec: migration command' },
       ],
     });
-    const root = proofRootTree(work, PROOF, bundle);
-    vm = await bootProof(kernel, root, work, { repo: false, timeoutMs: 1_800_000 });
-  });
+    cpSync(bundle, join(root, 'bundle'), { recursive: true });
+    return PROOF;
+  },
+  tests,
+};
 
-  const result = (key: string) => reported(vm, key);
+function tests(part: () => VmResult): void {
+  describe('an accepted sandbox-spawn risk under a real kernel with AppArmor enforcing', () => {
+    const result = (key: string) => reported(part(), key);
 
-  test('both profiles load and the VM ran the whole proof', () => {
-    assertProofDone(vm);
-    assert.equal(result('allowed.loaded'), '0');
-    assert.equal(result('denied.loaded'), '0');
-  });
+    test('both profiles load and the VM ran the whole proof', () => {
+      assertProofDone(part());
+      assert.equal(result('allowed.loaded'), '0');
+      assert.equal(result('denied.loaded'), '0');
+    });
 
-  test('with the risk accepted, the profile lets the shell QEMU runs start bash: bash runs, no exec is denied, the migration completes', () => {
-    assert.equal(
-      result('allowed.exec_denied'),
-      '0',
-      vm.console
-        .split('\n')
-        .filter((l) => l.includes('DENIED'))
-        .join('\n'),
-    );
-    assert.equal(result('allowed.bash_ran'), '1');
-    assert.equal(result('allowed.status'), 'completed');
-  });
+    test('with the risk accepted, the profile lets the shell QEMU runs start bash: bash runs, no exec is denied, the migration completes', () => {
+      assert.equal(
+        result('allowed.exec_denied'),
+        '0',
+        part()
+          .console.split('\n')
+          .filter((l) => l.includes('DENIED'))
+          .join('\n'),
+      );
+      assert.equal(result('allowed.bash_ran'), '1');
+      assert.equal(result('allowed.status'), 'completed');
+    });
 
-  test('without it, AppArmor alone stops bash even though the seccomp filter allows spawning', () => {
-    assert.notEqual(
-      result('denied.bash_denied'),
-      '0',
-      vm.console
-        .split('\n')
-        .filter((l) => l.includes('DENIED'))
-        .join('\n'),
-    );
-    assert.equal(result('denied.bash_ran'), '0');
+    test('without it, AppArmor alone stops bash even though the seccomp filter allows spawning', () => {
+      assert.notEqual(
+        result('denied.bash_denied'),
+        '0',
+        part()
+          .console.split('\n')
+          .filter((l) => l.includes('DENIED'))
+          .join('\n'),
+      );
+      assert.equal(result('denied.bash_ran'), '0');
+    });
   });
-});
+}

@@ -4,15 +4,17 @@
 // its socket. Then the systemd fence is lifted from guest alpha's units by drop-ins, so that only AppArmor stands
 // between them and what is not theirs: alpha's swtpm pointed at beta's TPM state (handed to alpha's user, so file
 // permissions allow it), and alpha's QEMU pointed at its own TPM's state, are each refused. The same swtpm, and the
-// same QEMU, without their profiles open those files: it is AppArmor that keeps them out.
+// same QEMU, without their profiles open those files: it is AppArmor that keeps them out. A part of the shared
+// AppArmor VM (test/apparmor-vm.test.ts, test/vmshare.ts).
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
-import { BIN, generateBundle, REPO, tempDir } from './helpers.js';
-import { diskSwapDropIn } from './unitfile.js';
-import { assertProofDone, bootProof, proofKernel, proofRootTree, reported, type VmResult } from './vmboot.js';
+import { describe, test } from 'node:test';
+import { BOOT_MARKER, writeBootDisk } from '../bootdisk.js';
+import { BIN, generateBundle, REPO } from '../helpers.js';
+import { diskSwapDropIn } from '../unitfile.js';
+import { assertProofDone, reported, type VmResult } from '../vmboot.js';
+import type { VmPart } from '../vmshare.js';
 
 const GUESTS = ['alpha', 'beta'];
 const state = (g: string) => `/var/lib/qemu-harden/${g}/tpm2`;
@@ -126,15 +128,15 @@ dmesg | grep -E 'apparmor="DENIED"|qh-proof: ' | sed 's/^/RESULT kmsg=/'
 r done yes
 `;
 
-describe('under a real kernel with AppArmor, each guest’s swtpm is confined to its own TPM state', () => {
-  let vm: VmResult;
-  const work = tempDir({ after }, 'qh-tpm-vm-');
-
-  before(async () => {
-    const kernel = proofKernel([
-      ['swtpm', 'swtpm'],
-      ['swtpm_ioctl', 'swtpm-tools'],
-    ]);
+export const tpm: VmPart = {
+  name: 'tpm',
+  cpuSeconds: 75,
+  timeoutSeconds: 1800,
+  tools: [
+    ['swtpm', 'swtpm'],
+    ['swtpm_ioctl', 'swtpm-tools'],
+  ],
+  prepare(root, work) {
     const bundle = generateBundle(work, {
       schemaVersion: 1,
       useCase: 'emulation',
@@ -146,7 +148,7 @@ describe('under a real kernel with AppArmor, each guest’s swtpm is confined to
         disks: [{ path: `/images/${name}.img`, format: 'raw' }],
       })),
     });
-    const root = proofRootTree(work, PROOF, bundle);
+    cpSync(bundle, join(root, 'bundle'), { recursive: true });
     mkdirSync(join(root, 'images'));
     for (const g of GUESTS) writeBootDisk(join(root, `images/${g}.img`));
     mkdirSync(join(root, 'proof'));
@@ -162,91 +164,97 @@ describe('under a real kernel with AppArmor, each guest’s swtpm is confined to
       ]);
     writeFileSync(join(root, 'proof/qemu-on-own-tpm-state.conf'), onOwnState([]));
     writeFileSync(join(root, 'proof/qemu-on-own-tpm-state-unconfined.conf'), onOwnState(['AppArmorProfile=']));
-    vm = await bootProof(kernel, root, work, { repo: true, timeoutMs: 2_700_000 });
-    writeFileSync(join(REPO, '.cache', 'tpm-vm-console.log'), vm.console);
-  });
+    return PROOF;
+  },
+  tests,
+};
 
-  const result = (key: string) => reported(vm, key);
+function tests(part: () => VmResult): void {
+  describe('under a real kernel with AppArmor, each guest’s swtpm is confined to its own TPM state', () => {
+    const result = (key: string) => reported(part(), key);
 
-  /** The paths AppArmor denied to a profile between a run's markers in the kernel log. */
-  const denials = (run: string, profile: string) => {
-    const lines = vm.console.split('\n').filter((l) => l.includes('RESULT kmsg='));
-    const from = lines.findIndex((l) => l.includes(`qh-proof: begin ${run}`));
-    const to = lines.findIndex((l) => l.includes(`qh-proof: end ${run}`));
-    assert.ok(from >= 0 && to > from, `markers for ${run} in the kernel log`);
-    return lines
-      .slice(from, to)
-      .map((l) => /apparmor="DENIED" operation="[a-z_]+" profile="([^"]+)" name="([^"]*)"/.exec(l))
-      .filter((m) => m !== null && m[1] === profile)
-      .map((m) => m![2]!);
-  };
+    /** The paths AppArmor denied to a profile between a run's markers in the kernel log. */
+    const denials = (run: string, profile: string) => {
+      const lines = part()
+        .console.split('\n')
+        .filter((l) => l.includes('RESULT kmsg='));
+      const from = lines.findIndex((l) => l.includes(`qh-proof: begin ${run}`));
+      const to = lines.findIndex((l) => l.includes(`qh-proof: end ${run}`));
+      assert.ok(from >= 0 && to > from, `markers for ${run} in the kernel log`);
+      return lines
+        .slice(from, to)
+        .map((l) => /apparmor="DENIED" operation="[a-z_]+" profile="([^"]+)" name="([^"]*)"/.exec(l))
+        .filter((m) => m !== null && m[1] === profile)
+        .map((m) => m![2]!);
+    };
 
-  test('the VM ran the whole proof and powered off', () => {
-    assertProofDone(vm);
-    assert.equal(result('apply_exit'), '0');
-    assert.equal(
-      result('profiles'),
-      String(GUESTS.length * 2),
-      'a QEMU profile and a TPM profile per guest, enforcing',
-    );
-  });
-
-  for (const g of GUESTS)
-    test(`${g}: swtpm_setup, swtpm and QEMU run under their enforcing profiles, and QEMU sees the TPM`, () => {
-      assert.equal(result(`${g}.start`), '0');
-      assert.equal(result(`${g}.marker`), 'yes');
-      assert.equal(result(`${g}.tpm_label`), `qemu-harden-${g}-tpm (enforce)`);
-      assert.equal(result(`${g}.qemu_label`), `qemu-harden-${g} (enforce)`);
-      assert.equal(result(`${g}.tpm_uid`), result(`${g}.user_uid`));
-      assert.equal(result(`${g}.state`), 'tpm2-00.permall', 'swtpm_setup wrote the state under the profile');
-      const answers = JSON.parse(result(`${g}.query_tpm`)) as {
-        return?: { model: string; options: { type: string } }[];
-      }[];
-      const tpm = answers.find((m) => Array.isArray(m.return))?.return;
-      assert.deepEqual(
-        tpm?.map((t) => [t.model, t.options.type]),
-        [['tpm-crb', 'emulator']],
+    test('the VM ran the whole proof, the bundle applied, and each guest has its QEMU and TPM profiles enforcing', () => {
+      assertProofDone(part());
+      assert.equal(result('apply_exit'), '0');
+      assert.equal(
+        result('profiles'),
+        String(GUESTS.length * 2),
+        'a QEMU profile and a TPM profile per guest, enforcing',
       );
     });
 
-  test('no AppArmor denial while the guests and their TPMs ran: the profiles allow what they need', () => {
-    assert.equal(
-      result('denied_while_running'),
-      '0',
-      vm.console
-        .split('\n')
-        .filter((l) => l.includes('DENIED'))
-        .join('\n'),
-    );
-  });
+    for (const g of GUESTS)
+      test(`${g}: swtpm_setup, swtpm and QEMU run under their enforcing profiles, and QEMU sees the TPM`, () => {
+        assert.equal(result(`${g}.start`), '0');
+        assert.equal(result(`${g}.marker`), 'yes');
+        assert.equal(result(`${g}.tpm_label`), `qemu-harden-${g}-tpm (enforce)`);
+        assert.equal(result(`${g}.qemu_label`), `qemu-harden-${g} (enforce)`);
+        assert.equal(result(`${g}.tpm_uid`), result(`${g}.user_uid`));
+        assert.equal(result(`${g}.state`), 'tpm2-00.permall', 'swtpm_setup wrote the state under the profile');
+        const answers = JSON.parse(result(`${g}.query_tpm`)) as {
+          return?: { model: string; options: { type: string } }[];
+        }[];
+        const tpm = answers.find((m) => Array.isArray(m.return))?.return;
+        assert.deepEqual(
+          tpm?.map((t) => [t.model, t.options.type]),
+          [['tpm-crb', 'emulator']],
+        );
+      });
 
-  test('alpha’s swtpm pointed at beta’s TPM state (its files alpha’s, systemd fence lifted): AppArmor denies it', () => {
-    assert.equal(result('swtpm_apparmor.start'), '0');
-    assert.equal(result('swtpm_apparmor.label'), 'qemu-harden-alpha-tpm (enforce)');
-    assert.notEqual(result('swtpm_apparmor.init'), '0', 'the TPM cannot initialise from beta’s state');
-    const denied = denials('swtpm_apparmor', 'qemu-harden-alpha-tpm');
-    assert.ok(
-      denied.some((p) => p.startsWith(`${state('beta')}/`)),
-      `the kernel denied beta’s state to alpha’s swtpm: ${JSON.stringify(denied)}`,
-    );
-  });
+    test('no AppArmor denial while the guests and their TPMs ran: the profiles allow what they need', () => {
+      assert.equal(
+        result('denied_while_running'),
+        '0',
+        part()
+          .console.split('\n')
+          .filter((l) => l.includes('DENIED'))
+          .join('\n'),
+      );
+    });
 
-  test('the same swtpm without its profile initialises from beta’s state: AppArmor is what kept it out', () => {
-    assert.equal(result('swtpm_unconfined.start'), '0');
-    assert.equal(result('swtpm_unconfined.label'), 'unconfined');
-    assert.equal(result('swtpm_unconfined.init'), '0');
-    assert.deepEqual(denials('swtpm_unconfined', 'qemu-harden-alpha-tpm'), []);
-  });
+    test('alpha’s swtpm pointed at beta’s TPM state (its files alpha’s, systemd fence lifted): AppArmor denies it', () => {
+      assert.equal(result('swtpm_apparmor.start'), '0');
+      assert.equal(result('swtpm_apparmor.label'), 'qemu-harden-alpha-tpm (enforce)');
+      assert.notEqual(result('swtpm_apparmor.init'), '0', 'the TPM cannot initialise from beta’s state');
+      const denied = denials('swtpm_apparmor', 'qemu-harden-alpha-tpm');
+      assert.ok(
+        denied.some((p) => p.startsWith(`${state('beta')}/`)),
+        `the kernel denied beta’s state to alpha’s swtpm: ${JSON.stringify(denied)}`,
+      );
+    });
 
-  test('alpha’s QEMU pointed at its own TPM’s state (systemd fence lifted): its profile refuses it, and without the profile it opens', () => {
-    assert.equal(
-      result('qemu_apparmor.error'),
-      `Could not open '${state('alpha')}/tpm2-00.permall': Permission denied`,
-    );
-    assert.notEqual(result('qemu_apparmor.active'), 'active', 'QEMU did not start on it');
-    assert.equal(result('qemu_unconfined.error'), '', 'the same QEMU without its profile opens the file');
-    assert.equal(result('qemu_unconfined.active'), 'active');
-    assert.equal(result('qemu_unconfined.label'), 'unconfined');
-    assert.equal(result('qemu_unconfined.open'), '1', 'and holds it open');
+    test('the same swtpm without its profile initialises from beta’s state: AppArmor is what kept it out', () => {
+      assert.equal(result('swtpm_unconfined.start'), '0');
+      assert.equal(result('swtpm_unconfined.label'), 'unconfined');
+      assert.equal(result('swtpm_unconfined.init'), '0');
+      assert.deepEqual(denials('swtpm_unconfined', 'qemu-harden-alpha-tpm'), []);
+    });
+
+    test('alpha’s QEMU pointed at its own TPM’s state (systemd fence lifted): its profile refuses it, and without the profile it opens', () => {
+      assert.equal(
+        result('qemu_apparmor.error'),
+        `Could not open '${state('alpha')}/tpm2-00.permall': Permission denied`,
+      );
+      assert.notEqual(result('qemu_apparmor.active'), 'active', 'QEMU did not start on it');
+      assert.equal(result('qemu_unconfined.error'), '', 'the same QEMU without its profile opens the file');
+      assert.equal(result('qemu_unconfined.active'), 'active');
+      assert.equal(result('qemu_unconfined.label'), 'unconfined');
+      assert.equal(result('qemu_unconfined.open'), '1', 'and holds it open');
+    });
   });
-});
+}
