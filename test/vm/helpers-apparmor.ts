@@ -10,9 +10,7 @@
 // profile, where it succeeds. The kernel's own log says which profile refused which path. Debian 12's kernel does not
 // mediate connect() to a unix socket's path: there it is the unit's fence (pb's runtime directory is not in pa's
 // units' mount namespaces) and its mode that keep pa's helpers from pb's socket, and the proof says so.
-//
-// This is a part in the shape of the shared AppArmor VM's (test/vmshare.ts on the suite2 branch): `prepare` lays out
-// the files over / and returns the script, `tests` reads what it reported. test/passt-vm.test.ts boots it on its own.
+// A part of the shared AppArmor VM (test/apparmor-vm.test.ts, test/vmshare.ts).
 import assert from 'node:assert/strict';
 import { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,18 +19,7 @@ import { BOOT_MARKER, writeBootDisk } from '../bootdisk.js';
 import { BIN, generateBundle, REPO } from '../helpers.js';
 import { execStartBlock } from '../unitfile.js';
 import { assertProofDone, reported, type VmResult } from '../vmboot.js';
-
-/** The shape of a part of a shared VM (suite2's test/vmshare.ts), which this proof becomes once that lands. */
-export interface VmPartShape {
-  name: string;
-  cpuSeconds: number;
-  timeoutSeconds: number;
-  tools?: [tool: string, pkg: string][];
-  modules?: string[];
-  prepare(root: string, work: string): string;
-  cleanup?: string;
-  tests(vm: () => VmResult): void;
-}
+import type { VmPart } from '../vmshare.js';
 
 const GUESTS = ['pa', 'pb'] as const;
 const share = (g: string) => `/srv/shares/${g}`;
@@ -163,9 +150,9 @@ for g in ${GUESTS.join(' ')}; do r "$g.still" "$(systemctl show -p ActiveState -
 r done yes
 `;
 
-export const helpersApparmor: VmPartShape = {
+export const helpersApparmor: VmPart = {
   name: 'helpers-apparmor',
-  cpuSeconds: 0,
+  cpuSeconds: 100,
   timeoutSeconds: 1800,
   tools: [
     ['passt', 'passt'],
@@ -173,8 +160,8 @@ export const helpersApparmor: VmPartShape = {
     ['setpriv', 'util-linux'],
   ],
   modules: ['veth'],
-  // The veth pair passt takes its address and route from outlives the part's unit.
-  cleanup: 'ip link del qh0 2>/dev/null || true\n',
+  // The veth pair passt takes its address and route from outlives the part's unit, and so does apply's log.
+  cleanup: 'ip link del qh0 2>/dev/null || true\nrm -f /run/apply.log\n',
   prepare(root, work) {
     const bundle = generateBundle(work, {
       schemaVersion: 1,
