@@ -23,7 +23,7 @@ const phases = [];
  * a new file declares its tier.
  */
 const FILES = {
-  'apparmor-vm.test.ts': [419, 'boots VMs (Debian kernel under TCG) shared by the parts in test/vm/'],
+  'apparmor-vm.test.ts': [394, 'boots VMs (Debian kernel under TCG) shared by the parts in test/vm/'],
   'selinux-vm.test.ts': [450, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
   'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
   'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],

@@ -152,7 +152,7 @@ r done yes
 
 export const helpersApparmor: VmPart = {
   name: 'helpers-apparmor',
-  cpuSeconds: 100,
+  cpuSeconds: 52,
   timeoutSeconds: 1800,
   tools: [
     ['passt', 'passt'],
