@@ -18,7 +18,7 @@
 set -euo pipefail
 
 packages=(
-  qemu-system-x86 qemu-utils ovmf seabios ipxe-qemu swtpm swtpm-tools sbsigntool
+  qemu-system-x86 qemu-utils ovmf seabios ipxe-qemu swtpm swtpm-tools sbsigntool passt
   systemd systemd-container udev
   apparmor
   busybox-static cpio cmark logrotate

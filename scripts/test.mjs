@@ -23,7 +23,7 @@ const phases = [];
  * a new file declares its tier.
  */
 const FILES = {
-  'apparmor-vm.test.ts': [419, 'boots VMs (Debian kernel under TCG) shared by the parts in test/vm/'],
+  'apparmor-vm.test.ts': [394, 'boots VMs (Debian kernel under TCG) shared by the parts in test/vm/'],
   'selinux-vm.test.ts': [450, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
   'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
   'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],
@@ -48,7 +48,7 @@ const FILES = {
   'wizard-tty.test.ts': [13, 'drives the built wizard in real terminals (tmux)'],
   'files.test.ts': [13, 'uses namespaces, loop devices and udevadm'],
   'package.test.ts': [12, 'packs and runs the npm package'],
-  'audit-helpers.test.ts': [10, 'starts swtpm in namespaces'],
+  'audit-helpers.test.ts': [10, 'starts swtpm, passt, virtiofsd and QEMU in namespaces'],
   'windows-state.test.ts': [6, 'runs swtpm and swtpm_setup'],
   'wizard-ink.test.tsx': [12, null],
   'presets.test.ts': [8, null],

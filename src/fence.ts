@@ -55,11 +55,12 @@ const parent = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/';
 const depth = (p: string) => (p === '/' ? 0 : p.split('/').length - 1);
 const ancestorOrSelf = (dir: string, path: string) => underDir(path, dir);
 
-/** The guest-owned paths the fence must keep apart: files QEMU opens and disks on block devices. */
+/** The guest-owned paths the fence must keep apart: files QEMU opens, disks on block devices, shared folders. */
 function guestPaths(g: Guest): { path: string; device: boolean }[] {
   return [
     ...G.filesOf(g).map((f) => ({ path: f.path, device: false })),
     ...g.disks.filter((d) => d.blockDevice).map((d) => ({ path: d.path, device: true })),
+    ...g.shares.map((sh) => ({ path: sh.path, device: false })),
   ];
 }
 
@@ -114,14 +115,16 @@ function hostFence(a: Answers): HostFence {
   return fence;
 }
 
-/** What QEMU's unit puts back inside the fence: the guest's directories, files and TLS directories. */
-function qemuOwn(g: Guest): { path: string; writable: boolean }[] {
+/** What QEMU's unit puts back inside the fence: the guest's directories, files, TLS directories and the shared
+ * folders QEMU itself serves (9p). */
+function qemuOwn(a: Answers, g: Guest): { path: string; writable: boolean }[] {
   return [
     ...[G.runtimeDir(g), G.stateDir(g), G.logsDir(g)].map((path) => ({ path, writable: true })),
     ...G.filesOf(g)
       .filter((f) => f.path !== G.uefiVars(g))
       .map((f) => ({ path: f.path, writable: f.access === 'rw' })),
     ...G.tlsDirsOf(g).map((t) => ({ path: t.path, writable: false })),
+    ...G.qemuShares(a, g).map((sh) => ({ path: sh.path, writable: sh.access === 'rw' })),
   ];
 }
 
@@ -130,7 +133,7 @@ function qemuOwn(g: Guest): { path: string; writable: boolean }[] {
  * files and TLS directories); a helper unit (src/helpers/) puts back only its own state directories, so the
  * guest's disks and other files are not there for it either.
  */
-export function guestFence(a: Answers, g: Guest, own = qemuOwn(g)): GuestFence {
+export function guestFence(a: Answers, g: Guest, own = qemuOwn(a, g)): GuestFence {
   if (a.guests.length < 2) return { tmpfs: [], bind: [], inaccessible: [] };
   const h = hostFence(a);
   const others = (who: Set<string>) => who.size > (who.has(g.name) ? 1 : 0);

@@ -2,6 +2,7 @@
 import { macAddress, tapDevice } from './identity.js';
 import type { Answers, Guest } from './model.js';
 import * as N from './names.js';
+import { RELEASES } from './releases.js';
 
 export const userName = (g: Guest) => N.userName(g.name);
 export const unitName = (g: Guest) => N.unitName(g.name);
@@ -28,6 +29,9 @@ export const uefiVars = (g: Guest) => `${stateDir(g)}/OVMF_VARS.fd`;
 export const tpmStateDir = (g: Guest) => N.tpmStateDir(g.name);
 /** The control socket of the guest's swtpm, which systemd listens on and QEMU connects to. */
 export const tpmSocket = (g: Guest) => `${runtimeDir(g)}/tpm.sock`;
+/** passt's own runtime directory, and the socket it binds there for QEMU. */
+export const netRuntimeDir = (g: Guest) => N.netRuntimeDir(g.name);
+export const netSocket = (g: Guest) => `${netRuntimeDir(g)}/passt.sock`;
 export const helperUnitName = (g: Guest, kind: N.HelperKind) => N.helperUnitName(g.name, kind);
 export const helperSocketName = (g: Guest, kind: N.HelperKind) => N.helperSocketName(g.name, kind);
 export const helperProfileName = (g: Guest, kind: N.HelperKind) => N.helperProfileName(g.name, kind);
@@ -47,20 +51,21 @@ export function cpuQuotaPercent(g: Guest): number {
   return g.limits.cpuQuotaPercent ?? g.vcpus * 100;
 }
 
-/** Does this guest speak IP itself (slirp, or a TCP listener for display, migration or NBD)? */
+/** Is this guest's user-mode network passt, in a unit of its own (src/helpers/passt.ts)? */
+export function usesPasst(g: Guest): boolean {
+  return g.network.mode === 'user' && g.network.backend === 'passt';
+}
+
+/** Does this guest's QEMU speak IP itself (slirp, or a TCP listener for display, migration or NBD)? passt does not count:
+ * it speaks IP in a unit of its own, and QEMU reaches it over a unix socket. */
 export function usesInet(g: Guest): boolean {
   return (
-    g.network.mode === 'user' ||
+    (g.network.mode === 'user' && g.network.backend === 'slirp') ||
     g.display.mode === 'vnc-tls' ||
     g.display.mode === 'spice-tls' ||
     !!g.migration?.enabled ||
     !!g.nbd?.enabled
   );
-}
-
-/** Has this guest any network device or network listener? */
-export function hasNetwork(g: Guest): boolean {
-  return g.network.mode !== 'none' || usesInet(g);
 }
 
 export function devicesOf(a: Answers, g: Guest): { path: string; access: 'r' | 'rw'; why: string }[] {
@@ -104,6 +109,21 @@ export function filesOf(g: Guest): { path: string; access: 'r' | 'rw'; why: stri
     out.push({ path: uefiVars(g), access: 'rw', why: 'this guest’s own UEFI variables' });
   }
   return out;
+}
+
+/** How shared folders reach the guests on the answers' target: QEMU's own 9p, or virtiofsd in units of their own. */
+export function shareTransport(a: Answers): '9p' | 'virtiofs' {
+  return RELEASES[a.host.target].sharedFolders;
+}
+
+/** The shared folders QEMU itself serves (9p), with the access it needs; none where virtiofsd serves them. */
+export function qemuShares(a: Answers, g: Guest): { path: string; access: 'r' | 'rw'; why: string }[] {
+  if (shareTransport(a) !== '9p') return [];
+  return g.shares.map((sh) => ({
+    path: sh.path,
+    access: sh.readOnly ? 'r' : 'rw',
+    why: `shared folder "${sh.tag}" (9p${sh.readOnly ? ', read-only' : ''})`,
+  }));
 }
 
 /** TLS credential directories this guest reads. */

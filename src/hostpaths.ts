@@ -14,6 +14,7 @@ function userPaths(a: Answers): [field: string, path: string, readOnly: boolean,
   a.guests.forEach((g, gi) => {
     const at = (...p: (string | number)[]) => ['guests', gi, ...p].join('.');
     g.disks.forEach((d, di) => out.push([at('disks', di, 'path'), d.path, d.readOnly, d.blockDevice]));
+    g.shares.forEach((sh, si) => out.push([at('shares', si, 'path'), sh.path, sh.readOnly, false]));
     if (g.boot) {
       out.push([at('boot', 'kernel'), g.boot.kernel, true, false]);
       if (g.boot.initrd) out.push([at('boot', 'initrd'), g.boot.initrd, true, false]);

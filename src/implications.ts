@@ -32,6 +32,11 @@ export function implications(h: HostFacts): string[] {
       : 'cgroup v1: some limits (IO, memory.high) are enforced differently or not at all',
   );
   out.push(
+    h.passt
+      ? 'passt is installed: user-mode networking runs in a unit of its own, and QEMU keeps no IP socket'
+      : 'passt is not installed (Debian package passt): user-mode networking would run inside QEMU (slirp), a risk to accept with a reason',
+  );
+  out.push(
     h.vhostNet
       ? 'vhost-net is available for tap networking'
       : 'No /dev/vhost-net: tap guests should run with vhost off',

@@ -3,7 +3,7 @@
 // (src/rules.ts) are typed by this schema and joined to it in src/answers.ts, so this module imports no policy.
 import { z } from 'zod';
 import { CONFINEMENTS } from './confinement.js';
-import { GUEST_NAME } from './names.js';
+import { GUEST_NAME, MAX_SHARES } from './names.js';
 import { DEFAULT_TARGET, OVMF, TARGETS } from './releases.js';
 
 export const SCHEMA_VERSION = 1;
@@ -111,9 +111,36 @@ const mac = z
   )
   .refine((m) => m !== '00:00:00:00:00:00', 'is all zeros, which no network card may have');
 
+const listenAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' });
+
+/** A port of the host forwarded to the guest's user-mode network: the host listens, the guest serves. */
+const forward = z.strictObject({
+  protocol: z.enum(['tcp', 'udp'], { error: 'must be "tcp" or "udp"' }).default('tcp'),
+  /** The host address to listen on: one address, never every address unless the operator writes 0.0.0.0 or ::. */
+  listen: listenAddress,
+  /** passt runs without capabilities, so it binds no privileged port. */
+  port: z
+    .int()
+    .min(1024, 'must be 1024 or above: the user-mode network runs without capabilities and binds no privileged port')
+    .max(65535),
+  /** The guest's port, when it differs from the host's. */
+  guestPort: z.int().min(1).max(65535).optional(),
+});
+
 const network = z.discriminatedUnion('mode', [
   z.strictObject({ mode: z.literal('none') }),
-  z.strictObject({ mode: z.literal('user'), mac: mac.optional() }),
+  z.strictObject({
+    mode: z.literal('user'),
+    /** passt, a process of its own in a unit of its own (src/helpers/passt.ts); slirp, the NAT inside QEMU, is a
+     * risk accepted by name where passt is not installed. */
+    backend: z
+      .enum(['passt', 'slirp'], {
+        error: 'must be "passt" (the user-mode network in a unit of its own) or "slirp" (inside QEMU)',
+      })
+      .default('passt'),
+    forwards: z.array(forward).max(64).default([]),
+    mac: mac.optional(),
+  }),
   z.strictObject({
     mode: z.literal('tap'),
     tapDevice: z
@@ -138,8 +165,6 @@ const credentialFile = absolutePath.refine(
   (p) => /^[A-Za-z0-9_@+=,./-]+$/.test(p),
   'must contain only letters, digits and _ @ + = , . / - (systemd reads it through LoadCredential=)',
 );
-const listenAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' });
-
 const display = z.discriminatedUnion('mode', [
   z.strictObject({ mode: z.literal('none') }),
   z.strictObject({ mode: z.literal('vnc-unix') }),
@@ -209,6 +234,20 @@ const limits = z.strictObject({
   tasksMax: z.int().min(16).max(65536).default(256),
 });
 
+/** A host directory shared into the guest (9p inside QEMU, or virtiofsd in a unit of its own: releases.ts). */
+export const shareSchema = z.strictObject({
+  path: absolutePath,
+  /** The name the guest mounts it by (`mount -t 9p TAG` or `mount -t virtiofs TAG`). */
+  tag: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9_.-]{0,30}$/,
+      'must be 1-31 characters: letters, digits, "_", "." and "-", starting with a letter or digit (the name the guest mounts it by)',
+    ),
+  /** Read-only unless a reason is given: a writable share is the risk "share-writable". */
+  readOnly: z.boolean().default(true),
+});
+
 export const guestSchema = z.strictObject({
   name: guestName,
   description: z.string().max(200).refine(noControl, 'must not contain control characters').optional(),
@@ -246,6 +285,7 @@ export const guestSchema = z.strictObject({
     .enum(['none', 'tpm2'], { error: 'must be "none" or "tpm2" (a TPM 2.0 from the guest’s own swtpm)' })
     .default('none'),
   disks: z.array(diskSchema).max(32).default([]),
+  shares: z.array(shareSchema).max(MAX_SHARES).default([]),
   boot: bootFiles.optional(),
   network: network.default({ mode: 'none' }),
   display: display.default({ mode: 'none' }),
@@ -352,3 +392,4 @@ export type AnswersInput = z.input<typeof answersObject>;
 export type Answers = z.output<typeof answersObject>;
 export type Guest = Answers['guests'][number];
 export type Disk = Guest['disks'][number];
+export type Share = Guest['shares'][number];

@@ -20,12 +20,38 @@ export const profileName = (guest: string) => `qemu-harden-${guest}`;
 export const SLICE = 'qemu.slice';
 /** Where a guest's TPM keeps its state (swtpm's directory backend), in the guest's state directory. */
 export const tpmStateDir = (guest: string) => `/var/lib/qemu-harden/${guest}/tpm2`;
+/** passt's own directory in the guest's runtime directory: it binds its socket there, and sees nothing else of /run. */
+export const netRuntimeDir = (guest: string) => `${RUNTIME_BASE}/${guest}/net`;
 
 /**
  * The kinds of helper unit a guest can have beside its QEMU (src/helpers/): each runs in a unit and under an
  * AppArmor profile of its own, named from the guest's name and the kind.
  */
-export const HELPER_KINDS = ['tpm'] as const;
+/** The most folders a guest shares; where virtiofsd serves them, share N has a helper unit of its own, kind fsN. */
+export const MAX_SHARES = 16;
+const SHARE_KINDS = [
+  'fs0',
+  'fs1',
+  'fs2',
+  'fs3',
+  'fs4',
+  'fs5',
+  'fs6',
+  'fs7',
+  'fs8',
+  'fs9',
+  'fs10',
+  'fs11',
+  'fs12',
+  'fs13',
+  'fs14',
+  'fs15',
+] as const;
+export type ShareKind = (typeof SHARE_KINDS)[number];
+/** The kind of helper that serves a guest's share N where virtiofsd does. */
+export const shareKind = (n: number): ShareKind => SHARE_KINDS[n]!;
+export const isShareKind = (k: string): k is ShareKind => (SHARE_KINDS as readonly string[]).includes(k);
+export const HELPER_KINDS = ['tpm', 'net', ...SHARE_KINDS] as const;
 export type HelperKind = (typeof HELPER_KINDS)[number];
 export const helperUnitName = (guest: string, kind: HelperKind) => `qemu-${guest}-${kind}.service`;
 /** The socket unit systemd listens on for the helper, before it or QEMU runs. */
@@ -38,9 +64,11 @@ export const helperUnitFiles = (guest: string) =>
  * The state each kind of helper keeps, by the guest's name: never removed with the helper or its guest (as a
  * guest's disks are not), and named where it is kept.
  */
-export const HELPER_STATE: Record<HelperKind, { what: string; dirs: (guest: string) => string[] }> = {
-  tpm: { what: "TPM state (the guest's own secrets, such as BitLocker's keys)", dirs: (g) => [tpmStateDir(g)] },
-};
+export function helperState(kind: HelperKind): { what: string; dirs: (guest: string) => string[] } {
+  if (kind === 'tpm')
+    return { what: "TPM state (the guest's own secrets, such as BitLocker's keys)", dirs: (g) => [tpmStateDir(g)] };
+  return { what: `nothing: ${kind === 'net' ? 'passt' : 'virtiofsd'} keeps no state`, dirs: () => [] };
+}
 
 export function defaultTapDevice(guest: string): string {
   return `qh-${guest}`.slice(0, 15).replace(/-+$/, '');

@@ -187,6 +187,29 @@ export function credentialPlace(path: string, kind: 'directory' | 'file'): strin
 }
 
 /**
+ * Why a host directory may not be shared into a guest, or undefined when it may. The guest reads (or writes)
+ * everything below it, so it is never a system place or a store of host secrets, never a parent of one, never
+ * qemu-harden's own per-guest directories or a parent of them, never where every unit hides it, and never a
+ * top-level or shared directory: a shared folder is a directory of the guest's own.
+ */
+export function sharePlace(path: string): string | undefined {
+  const own = GUEST_OWNED_DIRS.find((d) => underDir(path, d) || underDir(d, path));
+  if (own)
+    return `is ${path === own ? '' : underDir(path, own) ? 'under ' : 'a parent of '}${own}, which qemu-harden creates and each guest owns; share a directory of the guest's own elsewhere (e.g. under /srv)`;
+  const hidden = HIDDEN_DIRS.find((h) => underDir(path, h.dir));
+  if (hidden)
+    return `is under ${hidden.dir}, which every guest unit hides (${hidden.why}); share a directory elsewhere, e.g. under /srv`;
+  const system = RESTRICTED_DIRS.find((d) => underDir(path, d));
+  if (system) return `is under ${system}, which holds host secrets or system state; a guest never sees it`;
+  const holds = RESTRICTED_DIRS.find((d) => underDir(d, path)) ?? HIDDEN_DIRS.find((h) => underDir(h.dir, path))?.dir;
+  if (holds)
+    return `holds ${holds}, which holds host secrets, system state or users' files; share a directory of its own`;
+  if (depth(path) <= 1 || SHARED_DIRS.includes(path))
+    return `is ${depth(path) <= 1 ? 'a top-level directory' : 'a directory'} shared by everything below it; share a directory of the guest's own below it`;
+  return undefined;
+}
+
+/**
  * Subdirectories of /dev that hold no block storage, and what they hold. A disk there is refused by its path,
  * whether or not the machine that generates the bundle has the node.
  */

@@ -50,17 +50,18 @@ export function plan(a: Answers, o: PlanOptions = {}): BundleFile[] {
         guestService(a, g, { incoming: true }),
         `starts guest ${g.name} as a live-migration destination instead of ${G.unitName(g)}`,
       );
-    for (const h of helpersOf(g)) {
+    for (const h of helpersOf(a, g)) {
       add(
         `root/etc/systemd/system/${G.helperUnitName(g, h.kind)}`,
         helperService(a, g, h),
         `runs guest ${g.name}'s ${h.title} as ${G.userName(g)}, sandboxed like its QEMU, before QEMU starts`,
       );
-      add(
-        `root/etc/systemd/system/${G.helperSocketName(g, h.kind)}`,
-        helperSocket(g, h),
-        `the socket of guest ${g.name}'s ${h.title}, which QEMU connects to`,
-      );
+      if (h.readiness === 'socket')
+        add(
+          `root/etc/systemd/system/${G.helperSocketName(g, h.kind)}`,
+          helperSocket(g, h),
+          `the socket of guest ${g.name}'s ${h.title}, which QEMU connects to`,
+        );
     }
     const tap = tapService(a, g);
     if (tap)

@@ -24,6 +24,13 @@ export const hostFactsSchema = z.object({
   kvm: z.object({ present: z.boolean(), owner: z.string(), group: z.string(), mode: z.string() }),
   tun: z.object({ present: z.boolean(), group: z.string(), mode: z.string() }),
   vhostNet: z.boolean(),
+  /** passt, the user-mode network in a unit of its own (Debian package passt); without it, only slirp in QEMU. */
+  passt: z.boolean().default(false),
+  /**
+   * Which virtiofsd is installed: the Rust one (/usr/libexec/virtiofsd, Debian 13), which runs as the guest's user;
+   * only the C one (/usr/lib/qemu/virtiofsd, Debian 12), which needs root and is never used; or none.
+   */
+  virtiofsd: z.enum(['rust', 'c-only', 'none']).default('none'),
   qemu: z.object({
     binary: z.string().nullable(),
     version: z.string().nullable(),
@@ -142,6 +149,12 @@ export function probeFiles(): Omit<HostFacts, 'qemu' | 'systemdVersion'> {
     kvm: node('/dev/kvm', groups),
     tun: { present: tun.present, group: tun.group, mode: tun.mode },
     vhostNet: existsSync('/dev/vhost-net'),
+    passt: existsSync('/usr/bin/passt'),
+    virtiofsd: existsSync('/usr/libexec/virtiofsd')
+      ? 'rust'
+      : existsSync('/usr/lib/qemu/virtiofsd')
+        ? 'c-only'
+        : 'none',
     cgroup: existsSync('/sys/fs/cgroup/cgroup.controllers')
       ? 'v2'
       : existsSync('/sys/fs/cgroup/unified') || existsSync('/sys/fs/cgroup/memory')

@@ -25,6 +25,14 @@ export interface Reach {
   unconfined: string | null;
 }
 
+/** The ports the guest's user-mode network forwards, for the network line. */
+function forwardsText(g: Guest): string {
+  if (g.network.mode !== 'user' || g.network.forwards.length === 0) return '';
+  const one = (f: (typeof g.network.forwards)[number]) =>
+    `${f.protocol} ${f.listen.includes(':') ? `[${f.listen}]` : f.listen}:${f.port} → guest port ${f.guestPort ?? f.port}`;
+  return `; forwarded to the guest: ${g.network.forwards.map(one).join(', ')}`;
+}
+
 export function guestReach(a: Answers, g: Guest): Reach {
   // QEMU creates its sockets under the unit's UMask=0077: mode 0700, owned by the guest's user.
   const who = `root only (the socket is 0700, owned by ${G.userName(g)})`;
@@ -33,7 +41,14 @@ export function guestReach(a: Answers, g: Guest): Reach {
     sockets.push({ path: G.serialSocket(g), what: `serial console (also logged to ${G.serialLog(g)})`, who });
   if (g.display.mode === 'vnc-unix') sockets.push({ path: G.vncSocket(g), what: 'VNC display', who });
   if (g.display.mode === 'spice-unix') sockets.push({ path: G.spiceSocket(g), what: 'SPICE display', who });
-  const listeners: string[] = [];
+  const net = g.network;
+  const listeners: string[] =
+    net.mode === 'user'
+      ? net.forwards.map(
+          (f) =>
+            `${f.protocol.toUpperCase()} ${f.listen.includes(':') ? `[${f.listen}]` : f.listen}:${f.port}, forwarded to the guest’s port ${f.guestPort ?? f.port} by ${net.backend === 'passt' ? 'passt' : 'QEMU (slirp)'}`,
+        )
+      : [];
   if (g.display.mode === 'vnc-tls')
     listeners.push(
       `VNC on ${g.display.listen}:${g.display.port}, TLS; a client certificate signed by ${g.display.tlsDir}/ca-cert.pem is required`,
@@ -55,11 +70,14 @@ export function guestReach(a: Answers, g: Guest): Reach {
     g.network.mode === 'none'
       ? 'none: no network device, an empty network namespace'
       : g.network.mode === 'user'
-        ? 'user-mode NAT inside QEMU: it reaches what this host reaches over IP, except the host’s loopback and link-local addresses, which the unit denies (IPAddressDeny=); the host’s other addresses stay reachable'
+        ? g.network.backend === 'passt'
+          ? `user-mode network from passt (${G.helperUnitName(g, 'net')}), reached over ${G.netSocket(g)}: QEMU itself has an empty network namespace and no IP socket; through passt the guest reaches what this host reaches over IP, except the host’s loopback and link-local addresses, which passt’s unit denies (IPAddressDeny=); the host’s other addresses stay reachable${forwardsText(g)}`
+          : `user-mode NAT inside QEMU (slirp, an accepted risk): it reaches what this host reaches over IP, except the host’s loopback and link-local addresses, which the unit denies (IPAddressDeny=); the host’s other addresses stay reachable${forwardsText(g)}`
         : `tap ${G.tapDevice(g)}${g.network.bridge ? ` on bridge ${g.network.bridge}` : ' (no bridge: connect it yourself)'}${g.network.vhost ? ', vhost-net' : ''}; no IP sockets of its own`;
   const files = [
     ...G.filesOf(g),
     ...G.tlsDirsOf(g).map((t) => ({ path: `${t.path}/`, access: 'r' as const, why: t.why })),
+    ...G.qemuShares(a, g).map((sh) => ({ ...sh, path: `${sh.path}/` })),
     { path: `${G.runtimeDir(g)}/`, access: 'rw' as const, why: 'its sockets' },
     { path: `${G.stateDir(g)}/`, access: 'rw' as const, why: 'its state' },
     { path: G.serialLog(g), access: 'rw' as const, why: 'serial console log' },
@@ -73,8 +91,11 @@ export function guestReach(a: Answers, g: Guest): Reach {
     'devices other than those listed',
     'other processes, the kernel’s tunables, modules and logs',
     ...(g.network.mode === 'none' && listeners.length === 0 ? ['any network'] : []),
+    ...(G.usesPasst(g) && !G.usesInet(g)
+      ? ['any IP socket of its own: its network namespace is empty, and the guest’s network is passt’s']
+      : []),
     'any capability or privilege (no root, no setuid)',
-    ...helpersOf(g).map(
+    ...helpersOf(a, g).map(
       (h) =>
         `the state of its ${h.title} (${h.stateDirs(g).join(', ')}): hidden from QEMU, which reaches the helper only through ${h.socket(g)}`,
     ),

@@ -39,6 +39,12 @@ export interface Release {
   spiceModules?: string;
   /** udev tags /dev/kvm "uaccess": the seat's desktop user gets an ACL on it, past the kvm group. */
   kvmUaccess: boolean;
+  /**
+   * How a shared folder reaches the guest. virtiofs: the Rust virtiofsd (/usr/libexec/virtiofsd), which runs as the
+   * guest's user, in a helper unit of its own. 9p: QEMU's own 9p server (-virtfs local), inside QEMU's unit and
+   * profile, where the release has only the C virtiofsd, which needs root and is never used.
+   */
+  sharedFolders: '9p' | 'virtiofs';
 }
 
 export const RELEASES: Record<Target, Release> = {
@@ -51,6 +57,7 @@ export const RELEASES: Record<Target, Release> = {
     apparmor: { major: 3, minor: 0 },
     apparmorAbi: '3.0',
     kvmUaccess: false,
+    sharedFolders: '9p',
   },
   'debian-13': {
     target: 'debian-13',
@@ -62,6 +69,7 @@ export const RELEASES: Record<Target, Release> = {
     apparmorAbi: '4.0',
     spiceModules: 'qemu-system-modules-spice',
     kvmUaccess: true,
+    sharedFolders: 'virtiofs',
   },
   'ubuntu-24.04': {
     target: 'ubuntu-24.04',
@@ -73,6 +81,7 @@ export const RELEASES: Record<Target, Release> = {
     apparmorAbi: '4.0',
     spiceModules: 'qemu-system-modules-spice',
     kvmUaccess: true,
+    sharedFolders: 'virtiofs',
   },
 };
 

@@ -6,7 +6,7 @@ import { hostInterfaceName, loopbackOrLinkLocal, macAddress, sameListener, tapDe
 import { confinementOf } from './confinement.js';
 import type { Answers, Guest } from './model.js';
 import * as N from './names.js';
-import { credentialPlace, HIDDEN_DIRS, notStorage, restrictedFile, underDir } from './places.js';
+import { credentialPlace, HIDDEN_DIRS, notStorage, restrictedFile, sharePlace, underDir } from './places.js';
 import { machineDeprecated, machineKnown, RELEASES } from './releases.js';
 
 export type RiskId =
@@ -25,7 +25,9 @@ export type RiskId =
   | 'migration-plaintext'
   | 'nbd-plaintext'
   | 'spice-no-password'
-  | 'tls-shared';
+  | 'tls-shared'
+  | 'slirp'
+  | 'share-writable';
 
 interface RiskInfo {
   title: string;
@@ -112,6 +114,19 @@ export const RISKS: Record<RiskId, RiskInfo> = {
       'spice-server never checks client certificates: TLS only encrypts. Without a password anyone who reaches ' +
       'the port gets the console, keyboard and mouse.',
   },
+  slirp: {
+    title: 'User-mode network inside QEMU (slirp)',
+    why:
+      'slirp is a whole TCP/IP stack inside the QEMU process: a guest that exploits it is in QEMU itself, which ' +
+      'holds the guest’s disks, and QEMU’s unit must keep IP sockets for it. passt does the same work in a unit of ' +
+      'its own and leaves QEMU without any IP; slirp is for a host without passt.',
+  },
+  'share-writable': {
+    title: 'A shared folder the guest may write',
+    why:
+      'What the guest writes lands on the host: a compromised guest can fill the folder, plant files that a host ' +
+      'program later trusts, or destroy what it holds. Read-only is the default; a writable folder needs a reason.',
+  },
   'tls-shared': {
     title: 'Two guests share one TLS directory',
     why:
@@ -157,6 +172,8 @@ export function requiredRisks(a: Pick<Answers, 'useCase' | 'host' | 'guests'>): 
     if (g.nbd?.enabled && !g.nbd.tls) add('nbd-plaintext');
     if (g.display.mode === 'spice-tls' && !g.display.passwordFile) add('spice-no-password');
     if (tlsDirs(g).some((d) => readers.get(d)! > 1)) add('tls-shared');
+    if (g.network.mode === 'user' && g.network.backend === 'slirp') add('slirp');
+    if (g.shares.some((sh) => !sh.readOnly)) add('share-writable');
   }
   return out;
 }
@@ -330,15 +347,30 @@ function credentialsOf(g: Guest): { at: Path; path: string; kind: 'directory' | 
   return out;
 }
 
-/** The TCP listeners of a guest: display, migration and NBD, each with the field of its address. */
-function listenersOf(g: Guest): { at: Path; addr: string; port: number }[] {
-  const out: { at: Path; addr: string; port: number }[] = [];
+interface Listener {
+  at: Path;
+  addr: string;
+  port: number;
+  protocol: 'tcp' | 'udp';
+  /** Whose unit listens: QEMU's, or the user-mode network's (passt, or slirp in QEMU). */
+  by: 'qemu' | 'network';
+}
+
+/** The listeners of a guest: display, migration and NBD, and the ports its user-mode network forwards, each with
+ * the field of its address. */
+function listenersOf(g: Guest): Listener[] {
+  const out: Listener[] = [];
+  const tcp = { protocol: 'tcp' as const, by: 'qemu' as const };
   if (g.display.mode === 'vnc-tls' || g.display.mode === 'spice-tls')
-    out.push({ at: ['display'], addr: g.display.listen, port: g.display.port });
+    out.push({ at: ['display'], addr: g.display.listen, port: g.display.port, ...tcp });
   for (const k of REMOTES) {
     const r = g[k];
-    if (r?.enabled) out.push({ at: [k], addr: r.listen, port: r.port });
+    if (r?.enabled) out.push({ at: [k], addr: r.listen, port: r.port, ...tcp });
   }
+  if (g.network.mode === 'user')
+    g.network.forwards.forEach((f, fi) =>
+      out.push({ at: ['network', 'forwards', fi], addr: f.listen, port: f.port, protocol: f.protocol, by: 'network' }),
+    );
   return out;
 }
 
@@ -510,6 +542,32 @@ export const RULES: Rule[] = [
       });
     },
   },
+  eachGuest(
+    'under SELinux, a guest’s network and shared folders are served only where the backend has a policy for them',
+    ['guests.N.network.backend', 'guests.N.shares.I'],
+    (g, at, report, a) => {
+      // Nothing has proven passt or virtiofsd in the virt domain (svirt_t) under an enforcing kernel, and the SELinux
+      // modules label no shared folder with a guest's pair, so QEMU's own 9p would be refused the folder as well. A
+      // helper or a share without its policy would be the one unconfined, or the one broken, part of the guest.
+      if (confinementOf(a) !== 'selinux') return;
+      const backend = 'the SELinux backend (host.confinement "selinux")';
+      if (g.network.mode === 'user' && g.network.backend === 'passt')
+        report(
+          at('network', 'backend'),
+          `is passt (the default of user-mode networking), which ${backend} does not confine yet: on an SELinux host set "backend": "slirp" and accept the risk "slirp" with a reason, or give the guest no network, or confine with AppArmor`,
+        );
+      const server =
+        RELEASES[a.host.target].sharedFolders === 'virtiofs'
+          ? `is served by virtiofsd on ${a.host.target}, which ${backend} does not confine yet`
+          : `is served by QEMU's 9p on ${a.host.target}, and ${backend} does not label a shared folder with the guest’s category pair yet, so QEMU would be refused it`;
+      g.shares.forEach((_, si) =>
+        report(
+          at('shares', si),
+          `${server}: on an SELinux host leave the folder out (put its files on a disk of the guest), or confine with AppArmor`,
+        ),
+      );
+    },
+  ),
   {
     keeps: 'a PCI device, and an IOMMU group, go to one guest',
     at: ['guests.N.passthrough.pci.I.address', 'guests.N.passthrough.pci.I.iommuGroup'],
@@ -557,25 +615,28 @@ export const RULES: Rule[] = [
   },
   eachGuest(
     'a guest on user-mode networking listens on no address its unit denies',
-    ['guests.N.(display|migration|nbd).listen'],
+    ['guests.N.(display|migration|nbd).listen', 'guests.N.network.forwards.I.listen'],
     (g, at, report) => {
       if (g.network.mode !== 'user') return;
+      const slirp = g.network.backend === 'slirp';
       for (const l of listenersOf(g))
-        if (loopbackOrLinkLocal(l.addr))
+        if ((l.by === 'network' || slirp) && loopbackOrLinkLocal(l.addr))
           report(
             at(...l.at, 'listen'),
-            `${l.addr} is a loopback or link-local address, which this guest’s unit denies (IPAddressDeny=) because it uses user-mode networking; listen on another address`,
+            l.by === 'network'
+              ? `${l.addr} is a loopback or link-local address, which the user-mode network’s unit denies (IPAddressDeny=) so that the guest cannot reach the host’s own services; forward a port of another address`
+              : `${l.addr} is a loopback or link-local address, which this guest’s unit denies (IPAddressDeny=) because it uses user-mode networking inside QEMU (slirp); listen on another address`,
           );
     },
   ),
   {
     keeps: 'no two listeners take the same port, however their addresses are written',
-    at: ['guests.N.(display|migration|nbd).port'],
+    at: ['guests.N.(display|migration|nbd).port', 'guests.N.network.forwards.I.port'],
     check(a, report) {
-      const taken: { addr: string; port: number; owner: string }[] = [];
+      const taken: (Listener & { owner: string })[] = [];
       a.guests.forEach((g, gi) =>
         listenersOf(g).forEach((l) => {
-          const other = taken.find((t) => sameListener(t, l));
+          const other = taken.find((t) => t.protocol === l.protocol && sameListener(t, l));
           if (other)
             report(
               ['guests', gi, ...l.at, 'port'],
@@ -633,6 +694,68 @@ export const RULES: Rule[] = [
             }
           });
       });
+    },
+  },
+  eachGuest(
+    'a shared folder is a directory of the guest’s own: never a system place, a parent of one, or a shared directory',
+    ['guests.N.shares.I.path'],
+    (g, at, report) =>
+      g.shares.forEach((sh, si) => {
+        const why = sharePlace(sh.path);
+        if (why) report(at('shares', si, 'path'), why);
+      }),
+  ),
+  eachGuest(
+    'a guest mounts each shared folder by a tag of its own, and shares a folder once',
+    ['guests.N.shares.I.path', 'guests.N.shares.I.tag'],
+    (g, at, report) =>
+      g.shares.forEach((sh, si) =>
+        g.shares.slice(0, si).forEach((o, oi) => {
+          if (o.tag === sh.tag)
+            report(at('shares', si, 'tag'), `"${sh.tag}" is already the tag of shares.${oi}; each share has its own`);
+          if (underDir(sh.path, o.path) || underDir(o.path, sh.path))
+            report(
+              at('shares', si, 'path'),
+              sh.path === o.path
+                ? `${sh.path} is already shared as shares.${oi}; share a folder once`
+                : `${sh.path} ${underDir(sh.path, o.path) ? 'is inside' : 'holds'} shares.${oi} (${o.path}); a folder and one inside it are never shared side by side`,
+            );
+        }),
+      ),
+  ),
+  {
+    keeps: 'a shared folder holds no guest’s files, and no other guest shares it when either writes it',
+    at: ['guests.N.shares.I.path'],
+    check(a, report) {
+      const named = a.guests.map((g) => [
+        ...filesNamed(g).map((f) => ({ path: f.path, what: f.what })),
+        ...credentialsOf(g).map((c) => ({
+          path: c.path,
+          what: c.kind === 'file' ? 'SPICE password file' : 'TLS directory',
+        })),
+      ]);
+      a.guests.forEach((g, gi) =>
+        g.shares.forEach((sh, si) => {
+          const at = ['guests', gi, 'shares', si, 'path'];
+          a.guests.forEach((o, oi) => {
+            for (const f of named[oi]!)
+              if (underDir(f.path, sh.path))
+                report(
+                  at,
+                  oi === gi
+                    ? `holds this guest’s own ${f.what} ${f.path}: through the share the guest would reach it around what its answers say (read-only, format); keep it outside shared folders`
+                    : `holds guest "${o.name}"'s ${f.what} ${f.path}; a guest never sees another guest's files`,
+                );
+            if (oi === gi) return;
+            for (const t of o.shares)
+              if ((underDir(t.path, sh.path) || underDir(sh.path, t.path)) && (!t.readOnly || !sh.readOnly))
+                report(
+                  at,
+                  `${t.path === sh.path ? 'is' : underDir(sh.path, t.path) ? 'is inside' : 'holds'} guest "${o.name}"'s shared folder ${t.path}, and one of them writes it; a folder a guest writes is no other guest's`,
+                );
+          });
+        }),
+      );
     },
   },
   {
@@ -705,6 +828,8 @@ export const RULES: Rule[] = [
       'guests.N.passthrough.(pci|usb)',
       'guests.N.(migration|nbd).tls',
       'guests.N.display.passwordFile',
+      'guests.N.network.backend',
+      'guests.N.shares.I.readOnly',
     ],
     check: checkRisks,
   },
@@ -746,7 +871,7 @@ function checkRisks(a: Answers, report: Report): void {
         ? r.risk === 'confinement-none' || r.risk === 'selinux-execmem'
           ? ['host', 'confinement']
           : ['useCase']
-        : riskPath(r.risk, gi),
+        : riskPath(r.risk, gi, a),
       `takes the risk "${r.risk}" (${RISKS[r.risk].title}); add {"risk": "${r.risk}"${r.guest ? `, "guest": "${r.guest}"` : ''}, "reason": "..."} to acceptedRisks`,
     );
   }
@@ -755,12 +880,22 @@ function checkRisks(a: Answers, report: Report): void {
  * Which guests run each kind of helper unit (src/helpers/), and what the names it takes are called in a message.
  * The one answer to "does this guest run it": the names are the guest's as soon as it does.
  */
-const HELPER_NAMES: Record<N.HelperKind, { what: string; runs(g: Guest): boolean }> = {
+const HELPER_NAMES: Record<
+  'tpm' | 'net' | 'fs',
+  { what: string; runs(g: Guest, a: Pick<Answers, 'host'>, n: number): boolean }
+> = {
   tpm: { what: 'TPM', runs: (g) => g.tpm === 'tpm2' },
+  net: { what: 'user-mode network', runs: (g) => g.network.mode === 'user' && g.network.backend === 'passt' },
+  fs: {
+    what: 'shared folder',
+    runs: (g, a, n) => RELEASES[a.host.target].sharedFolders === 'virtiofs' && g.shares.length > n,
+  },
 };
 
-export function runsHelper(kind: N.HelperKind, g: Guest): boolean {
-  return HELPER_NAMES[kind].runs(g);
+const familyOf = (kind: N.HelperKind) => (N.isShareKind(kind) ? 'fs' : kind);
+
+export function runsHelper(kind: N.HelperKind, a: Pick<Answers, 'host'>, g: Guest): boolean {
+  return HELPER_NAMES[familyOf(kind)].runs(g, a, N.isShareKind(kind) ? Number(kind.slice(2)) : 0);
 }
 
 /**
@@ -809,8 +944,8 @@ function checkDerivedNames(a: Answers, issue: Report): void {
     claim('profile', N.profileName(g.name), name, 'AppArmor profile', of);
     if (g.migration?.enabled) claim('unit', N.incomingUnitName(g.name), name, 'live-migration destination unit', of);
     for (const kind of N.HELPER_KINDS) {
-      const helper = HELPER_NAMES[kind];
-      if (!runsHelper(kind, g)) continue;
+      const helper = HELPER_NAMES[familyOf(kind)];
+      if (!runsHelper(kind, a, g)) continue;
       claim('unit', N.helperUnitName(g.name, kind), name, `${helper.what} unit`, of);
       claim('unit', N.helperSocketName(g.name, kind), name, `${helper.what} socket unit`, of);
       claim('profile', N.helperProfileName(g.name, kind), name, `${helper.what}’s AppArmor profile`, of);
@@ -837,7 +972,7 @@ function checkDerivedNames(a: Answers, issue: Report): void {
   });
 }
 
-function riskPath(risk: RiskId, gi: number): (string | number)[] {
+function riskPath(risk: RiskId, gi: number, a: Answers): (string | number)[] {
   const g = ['guests', gi];
   switch (risk) {
     case 'emulation':
@@ -871,5 +1006,17 @@ function riskPath(risk: RiskId, gi: number): (string | number)[] {
       return [...g, 'display', 'passwordFile'];
     case 'tls-shared':
       return [...g];
+    case 'slirp':
+      return [...g, 'network', 'backend'];
+    case 'share-writable':
+      return [
+        ...g,
+        'shares',
+        Math.max(
+          0,
+          a.guests[gi]!.shares.findIndex((sh) => !sh.readOnly),
+        ),
+        'readOnly',
+      ];
   }
 }

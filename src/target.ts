@@ -1,6 +1,7 @@
 // The answers against the host a bundle runs on: what is really at each disk path there, and whether the host's
-// own storage is on it. `generate`, `import` and `verify` ask it about this machine (root "/") where that machine
-// can be seen; `apply` asks it about the target, always, with the target's root, before anything is installed.
+// own storage is on it; that each shared folder there is a directory. `generate`, `import` and `verify` ask it
+// about this machine (root "/") where that machine can be seen; `apply` asks it about the target, always, with
+// the target's root, before anything is installed.
 // A path the target does not have is left alone: it is judged by its name alone in places.ts.
 import { existsSync, lstatSync, readFileSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
@@ -104,6 +105,19 @@ export function targetProblems(root: string, a: Answers): string[] {
             `${field}.path: ${d.path} holds the host's own storage, which no guest may write or read: ${held.join('; ')}`,
           );
       }
+    }),
+  );
+  a.guests.forEach((g, gi) =>
+    g.shares.forEach((sh, si) => {
+      const at = pathInRoot(root, sh.path);
+      let st: Stats | undefined;
+      try {
+        st = at ? statSync(at) : undefined;
+      } catch {
+        st = undefined;
+      }
+      if (st && !st.isDirectory())
+        problems.push(`guests.${gi}.shares.${si}.path: ${sh.path} is not a directory${inTree}; a shared folder is one`);
     }),
   );
   if (root === '/')

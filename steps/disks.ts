@@ -1,9 +1,50 @@
 import { existsSync, statSync } from 'node:fs';
 import type { Disk } from '../src/model.js';
+import { DEFAULT_TARGET, RELEASES } from '../src/releases.js';
 import { newDisk, type Draft, type GuestDraft } from './draft.js';
 import { g, optionsOf, setGuestKey, type Field, type Step, type StepContext } from './fields.js';
 
 const disksOf = (d: GuestDraft) => (Array.isArray(d.disks) ? d.disks : []);
+const sharesOf = (d: GuestDraft) => (Array.isArray(d.shares) ? d.shares : []);
+
+/** How many folders a guest may share, as the interview offers them. */
+const MAX_SHARES = 8;
+const SHARE_COUNTS = Object.fromEntries(
+  Array.from({ length: MAX_SHARES + 1 }, (_, n) => [String(n), n === 0 ? 'none' : String(n)]),
+);
+
+/** Shared folders, as many as chosen: those already filled in are kept, new ones start read-only. */
+function setShareCount(d: Draft, gi: number, v: unknown): Draft {
+  const want = Math.max(0, Math.min(MAX_SHARES, Number(v) || 0));
+  const have = sharesOf(d.guests[gi]!);
+  const next = Array.from({ length: want }, (_, i) => have[i] ?? { path: '', tag: `share${i + 1}`, readOnly: true });
+  return setGuestKey(d, gi, 'shares', next.length ? next : undefined);
+}
+
+function shareFields(ctx: StepContext, i: number): Field[] {
+  const n = i + 1;
+  return [
+    {
+      label: `Shared folder ${n} path`,
+      kind: 'text',
+      path: g(ctx, 'shares', i, 'path'),
+      hint: 'a directory of this guest’s own, e.g. /srv/shares/NAME; never a system or another guest’s directory',
+    },
+    {
+      label: `Shared folder ${n} tag`,
+      kind: 'text',
+      path: g(ctx, 'shares', i, 'tag'),
+      hint: 'the name the guest mounts it by (mount -t 9p TAG, or -t virtiofs TAG)',
+    },
+    {
+      label: `Shared folder ${n} read-only`,
+      kind: 'toggle',
+      path: g(ctx, 'shares', i, 'readOnly'),
+      fallback: () => true,
+      hint: 'writable is a risk: its reason is asked on the Isolation step',
+    },
+  ];
+}
 
 const FORMAT: Record<Disk['format'], string> = { qcow2: 'qcow2', raw: 'raw' };
 
@@ -40,10 +81,13 @@ export const disks: Step = {
   why: [
     'Disk images, kernels and device trees come from users and are untrusted input to QEMU. The format is',
     'written down, never guessed: a raw image that looks like qcow2 must not make QEMU open a backing file.',
-    'A writable disk belongs to one guest only, and kernels, initrds and ISOs are read-only.',
+    'A writable disk belongs to one guest only, and kernels, initrds and ISOs are read-only. A shared folder',
+    'is a host directory the guest mounts: read-only unless you give a reason, never a system directory or',
+    'another guest’s, served by virtiofsd in a unit of its own where the release has one that runs',
+    'unprivileged, and by QEMU’s own 9p server, inside QEMU’s confinement, where it has not.',
   ],
-  notes: (ctx) =>
-    disksOf(ctx.draft.guests[ctx.guest]!).map((d, i) => {
+  notes: (ctx) => [
+    ...disksOf(ctx.draft.guests[ctx.guest]!).map((d, i) => {
       const p = String(d.path ?? '');
       if (!p.startsWith('/')) return `disk ${i + 1}: no path yet`;
       if (!existsSync(p)) return `disk ${i + 1}: ${p} does not exist here (fine if the bundle is for another host)`;
@@ -57,6 +101,8 @@ export const disks: Step = {
             : '';
       return `disk ${i + 1}: ${st.isBlockDevice() ? 'a block device' : `${Math.round(st.size / 1048576)} MiB`} here${hint}`;
     }),
+    ...(sharesOf(ctx.draft.guests[ctx.guest]!).length ? [sharesNote(ctx)] : []),
+  ],
   fields: (ctx) => [
     ...disksOf(ctx.draft.guests[ctx.guest]!).flatMap((_, i) => diskFields(ctx, i)),
     {
@@ -83,12 +129,23 @@ export const disks: Step = {
       path: g(ctx, 'boot', 'cmdline'),
       set: (d, v) => setBoot(d, ctx.guest, 'cmdline', v),
     },
+    {
+      label: 'Shared folders',
+      kind: 'select',
+      path: ['$shares', ctx.guest],
+      writes: [g(ctx, 'shares')],
+      options: optionsOf(SHARE_COUNTS),
+      value: (d) => String(sharesOf(d.guests[ctx.guest]!).length),
+      set: (d, v) => setShareCount(d, ctx.guest, v),
+    },
+    ...sharesOf(ctx.draft.guests[ctx.guest]!).flatMap((_, i) => shareFields(ctx, i)),
   ],
   addLabel: 'add disk',
   afterAdd: (ctx) => ({ field: (disksOf(ctx.draft.guests[ctx.guest]!).length - 1) * PER_DISK }),
   scope: (ctx) => [
     { path: g(ctx, 'disks'), label: 'Disks' },
     { path: g(ctx, 'boot'), label: 'Boot files' },
+    { path: g(ctx, 'shares'), label: 'Shared folders' },
   ],
   images: (ctx) =>
     disksOf(ctx.draft.guests[ctx.guest]!)
@@ -112,6 +169,16 @@ export const disks: Step = {
     };
   },
 };
+
+/** Which of the two ways the draft's release serves shared folders, and why. */
+function sharesNote(ctx: StepContext): string {
+  const release = RELEASES[(ctx.draft.host?.target as keyof typeof RELEASES | undefined) ?? DEFAULT_TARGET];
+  if (ctx.draft.host?.confinement === 'selinux')
+    return 'shared folders are refused under SELinux (Host step), which has no policy for them yet: put the files on a disk of the guest, or confine with AppArmor';
+  return release.sharedFolders === 'virtiofs'
+    ? `shared folders: on ${release.name} each is served by its own virtiofsd unit, as the guest’s user, seeing only that folder; the guest’s memory becomes shared with it (memfd)`
+    : `shared folders: ${release.name} has only the C virtiofsd, which needs root, so QEMU serves them itself over 9p, inside its own unit and AppArmor profile`;
+}
 
 /** Boot files live in one optional object: it disappears again when every field in it is emptied. */
 function setBoot(d: Draft, gi: number, key: 'kernel' | 'initrd' | 'deviceTree' | 'cmdline', v: unknown): Draft {

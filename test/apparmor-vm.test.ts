@@ -5,9 +5,10 @@
 import { sharedVm } from './vmshare.js';
 import { audit } from './vm/audit.js';
 import { confinement } from './vm/confinement.js';
+import { helpersApparmor } from './vm/helpers-apparmor.js';
 import { hostStorage } from './vm/host-storage.js';
 import { networkFences } from './vm/network-fences.js';
 import { sandboxSpawn } from './vm/sandbox-spawn.js';
 import { tpm } from './vm/tpm.js';
 
-sharedVm('apparmor', [confinement, networkFences, audit, hostStorage, sandboxSpawn, tpm]);
+sharedVm('apparmor', [confinement, networkFences, audit, hostStorage, sandboxSpawn, tpm, helpersApparmor]);

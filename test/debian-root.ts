@@ -13,7 +13,8 @@ export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 /**
  * What a Debian 13 host running qemu-harden has: its systemd (booted as PID 1 in the container), QEMU with the
  * SPICE modules, AppArmor's parser and pinned feature set, udev and logrotate (apply's steps), iproute2 (the tap
- * helper), and the release's own Node.js, which runs qemu-harden itself.
+ * helper), passt and virtiofsd (the user-mode network and shared folders, each in units of their own), and the
+ * release's own Node.js, which runs qemu-harden itself.
  */
 export const TRIXIE_PACKAGES = [
   'apparmor',
@@ -21,12 +22,14 @@ export const TRIXIE_PACKAGES = [
   'iproute2',
   'logrotate',
   'nodejs',
+  'passt',
   'qemu-system-modules-spice',
   'qemu-system-x86',
   'qemu-utils',
   'systemd',
   'systemd-sysv',
   'udev',
+  'virtiofsd',
 ];
 
 /**

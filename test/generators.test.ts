@@ -21,7 +21,9 @@ import * as AA from '../src/gen/apparmor.js';
 import { sysusers, tmpfiles, udevRules } from '../src/gen/host.js';
 import { qemuArgs } from '../src/gen/qemu.js';
 import { guestService, helperService, helperSocket, tapService } from '../src/gen/systemd.js';
+import { passt } from '../src/helpers/passt.js';
 import { swtpm } from '../src/helpers/swtpm.js';
+import { virtiofsd } from '../src/helpers/virtiofsd.js';
 import { plan } from '../src/plan.js';
 import { loadPreset } from '../src/sources/preset.js';
 import { guestReach } from '../src/reach.js';
@@ -544,27 +546,29 @@ describe('runtime isolation in the unit', () => {
     assert.deepEqual(settings(unit, 'BindPaths'), ['/run/qemu-harden/solo']);
     assert.deepEqual(settings(unit, 'PrivateIPC'), ['yes']);
   });
-  test('user-mode networking: loopback and link-local denied', () => {
-    const a = answers([
-      {
-        name: 'u',
-        network: { mode: 'user' },
-        display: { mode: 'vnc-tls', listen: '192.0.2.1', port: 5901, tlsDir: '/etc/pki/qemu/u' },
-      },
-    ]);
+  const slirp = { mode: 'user', backend: 'slirp' };
+  const slirpRisk = (guest: string) => ({ risk: 'slirp', guest, reason: 'this host has no passt package yet' });
+  test('slirp (user-mode networking inside QEMU): loopback and link-local denied', () => {
+    const a = answers(
+      [
+        {
+          name: 'u',
+          network: slirp,
+          display: { mode: 'vnc-tls', listen: '192.0.2.1', port: 5901, tlsDir: '/etc/pki/qemu/u' },
+        },
+      ],
+      { acceptedRisks: [slirpRisk('u')] },
+    );
     const unit = guestService(a, a.guests[0]!);
     assert.deepEqual(settings(unit, 'IPAddressDeny'), ['127.0.0.0/8 ::1/128 169.254.0.0/16 fe80::/10']);
+    assert.deepEqual(settings(unit, 'RestrictAddressFamilies'), ['AF_UNIX AF_INET AF_INET6']);
   });
-  test('a user-networked guest cannot listen on loopback: its unit denies that range', () => {
+  test('a guest on slirp cannot listen on loopback: its unit denies that range', () => {
     assert.throws(
       () =>
-        answers([
-          {
-            name: 'u',
-            network: { mode: 'user' },
-            migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu/u' },
-          },
-        ]),
+        answers([{ name: 'u', network: slirp, migration: { enabled: true, port: 49152, tlsDir: '/etc/pki/qemu/u' } }], {
+          acceptedRisks: [slirpRisk('u')],
+        }),
       /guests\.0\.migration\.listen: 127\.0\.0\.1 is a loopback or link-local address/,
     );
   });
@@ -745,5 +749,225 @@ describe('helper units: the guest’s TPM', () => {
     const none = answers([{ name: 'plain' }]);
     assert.ok(!plan(none).some((f) => f.path.includes('tpm')));
     assert.doesNotMatch(guestService(none, none.guests[0]!), /tpm/);
+  });
+});
+
+describe('helper units: the user-mode network from passt', () => {
+  const a = answers([
+    {
+      name: 'web',
+      network: {
+        mode: 'user',
+        forwards: [
+          { listen: '192.0.2.10', port: 8022, guestPort: 22 },
+          { protocol: 'udp', listen: '2001:db8::10', port: 5353 },
+        ],
+      },
+    },
+    { name: 'other', network: { mode: 'user' } },
+  ]);
+  const g = a.guests[0]!;
+  const qemu = guestService(a, g);
+  const net = helperService(a, g, passt);
+
+  test('passt is the default user-mode network; slirp is a risk accepted by name', () => {
+    assert.deepEqual(a.guests[1]!.network, { mode: 'user', backend: 'passt', forwards: [] });
+    assert.throws(
+      () => answers([{ name: 'old', network: { mode: 'user', backend: 'slirp' } }]),
+      /guests\.0\.network\.backend: takes the risk "slirp"/,
+    );
+  });
+
+  test('QEMU loses every IP socket: an empty network namespace, unix sockets only, and its netdev is passt’s socket', () => {
+    assert.deepEqual(settings(qemu, 'PrivateNetwork'), ['yes']);
+    assert.deepEqual(settings(qemu, 'RestrictAddressFamilies'), ['AF_UNIX']);
+    assert.deepEqual(settings(qemu, 'IPAddressDeny'), ['any']);
+    assert.ok(settings(qemu, 'Requires').includes('qemu-web-net.service'));
+    assert.ok(settings(qemu, 'After').includes('qemu-web-net.service'));
+    const args = qemuArgs(a, g);
+    assert.ok(!args.some((x) => x.startsWith('user,')), 'no slirp');
+    const at = args.indexOf('stream,id=net0,server=off,addr.type=unix,addr.path=/run/qemu-harden/web/net/passt.sock');
+    assert.equal(args[at - 1], '-netdev');
+    assert.ok(args.some((x) => x.startsWith('virtio-net-pci,netdev=net0,')));
+    assert.doesNotMatch(AA.guestRules(a, g), /network inet/);
+    assert.match(AA.guestRules(a, g), /"\/run\/qemu-harden\/web\/net\/passt\.sock" rw,/);
+  });
+
+  test('passt forks once its socket listens, in a directory of its own; no socket unit', () => {
+    assert.deepEqual(settings(net, 'Type'), ['forking']);
+    assert.deepEqual(settings(net, 'RuntimeDirectory'), ['qemu-harden/web/net']);
+    assert.deepEqual(settings(net, 'RuntimeDirectoryMode'), ['0700']);
+    assert.deepEqual(settings(net, 'Requires'), []);
+    assert.deepEqual(settings(net, 'After'), ['network-online.target']);
+    assert.deepEqual(settings(net, 'PartOf'), ['qemu-web.service']);
+    assert.deepEqual(settings(net, 'ExecStart'), [
+      '/usr/bin/passt --socket /run/qemu-harden/web/net/passt.sock --no-map-gw -t 192.0.2.10/8022:22 -u 2001:db8::10/5353',
+    ]);
+    assert.ok(!plan(a).some((f) => f.path.endsWith('-net.socket')));
+    assert.deepEqual(
+      helperService(a, a.guests[1]!, passt)
+        .split('\n')
+        .filter((l) => l.startsWith('ExecStart=')),
+      ['ExecStart=/usr/bin/passt --socket /run/qemu-harden/other/net/passt.sock --no-map-gw -t none -u none'],
+      'no forwards: none at all, not the UDP twins of forwarded TCP ports passt adds by default',
+    );
+  });
+
+  test('passt’s unit: the host’s IP without loopback or link-local, its own sandbox, and nothing of the guest’s files', () => {
+    assert.deepEqual(settings(net, 'RestrictAddressFamilies'), ['AF_UNIX AF_INET AF_INET6 AF_NETLINK']);
+    assert.deepEqual(settings(net, 'IPAddressDeny'), ['127.0.0.0/8 ::1/128 169.254.0.0/16 fe80::/10']);
+    assert.deepEqual(settings(net, 'PrivateNetwork'), []);
+    assert.deepEqual(settings(net, 'RestrictNamespaces'), ['user mnt ipc uts pid']);
+    assert.deepEqual(settings(net, 'SystemCallFilter'), [
+      '@system-service seccomp',
+      '~@clock @cpu-emulation @debug @module @mount @obsolete @privileged @raw-io @reboot @swap',
+      'capset setuid setgid setgroups mount umount2 pivot_root',
+    ]);
+    assert.deepEqual(settings(net, 'CapabilityBoundingSet'), ['']);
+    assert.deepEqual(settings(net, 'User'), ['qemu-web']);
+    assert.deepEqual(settings(net, 'AppArmorProfile'), ['qemu-harden-web-net']);
+    assert.deepEqual(settings(net, 'BindPaths'), ['/run/qemu-harden/web/net']);
+    assert.deepEqual(settings(net, 'BindReadOnlyPaths'), ['/run/systemd/journal/dev-log']);
+    assert.doesNotMatch(net, /\/srv\/web\.img|BindPaths=\/var/, 'neither its guest’s disk nor any guest’s state');
+    const rules = AA.helperRules(g, passt);
+    assert.match(rules, /capability sys_admin,/);
+    assert.doesNotMatch(rules, /deny capability/);
+    assert.doesNotMatch(rules, /qemu-harden\/other|\/srv\//, 'nothing of the other guest’s, nor of its own disks');
+  });
+
+  test('on systemd 257 passt gets no PID namespace of systemd’s: it forks, and makes its own', () => {
+    const t = answers([{ name: 'web', network: { mode: 'user' } }], { host: { target: 'debian-13' } });
+    assert.deepEqual(settings(helperService(t, t.guests[0]!, passt), 'PrivatePIDs'), []);
+    assert.deepEqual(settings(guestService(t, t.guests[0]!), 'PrivatePIDs'), ['yes']);
+  });
+
+  test('slirp keeps its forwards as hostfwd=, and is the one user-mode network with IP in QEMU’s unit', () => {
+    const s = answers(
+      [
+        {
+          name: 'old',
+          network: { mode: 'user', backend: 'slirp', forwards: [{ listen: '2001:db8::1', port: 8022, guestPort: 22 }] },
+        },
+      ],
+      { acceptedRisks: [{ risk: 'slirp', guest: 'old', reason: 'this host has no passt package yet' }] },
+    );
+    assert.ok(qemuArgs(s, s.guests[0]!).includes('user,id=net0,hostfwd=tcp:[2001:db8::1]:8022-:22'));
+    assert.deepEqual(
+      plan(s)
+        .map((f) => f.path)
+        .filter((p) => p.includes('-net')),
+      [],
+    );
+  });
+
+  test('a forward never listens where passt’s unit denies, nor on a privileged port, nor twice', () => {
+    const fw = (listen: string, port = 8022, protocol = 'tcp') => ({
+      name: 'f',
+      network: { mode: 'user', forwards: [{ listen, port, protocol }] },
+    });
+    assert.throws(
+      () => answers([fw('127.0.0.1')]),
+      /guests\.0\.network\.forwards\.0\.listen: 127\.0\.0\.1 is a loopback/,
+    );
+    assert.throws(() => answers([fw('192.0.2.1', 22)]), /guests\.0\.network\.forwards\.0\.port: must be 1024 or above/);
+    assert.throws(
+      () =>
+        answers([
+          fw('0.0.0.0'),
+          { name: 'g', network: { mode: 'user', forwards: [{ listen: '192.0.2.1', port: 8022 }] } },
+        ]),
+      /guests\.1\.network\.forwards\.0\.port: 192\.0\.2\.1:8022 is already taken/,
+    );
+    answers([
+      fw('0.0.0.0'),
+      { name: 'g', network: { mode: 'user', forwards: [{ listen: '192.0.2.1', port: 8022, protocol: 'udp' }] } },
+    ]);
+  });
+});
+
+describe('helper units: shared folders from virtiofsd, where the release has one that runs unprivileged', () => {
+  const doc = (target: string) =>
+    answers(
+      [
+        {
+          name: 'dev',
+          shares: [
+            { path: '/srv/shares/src', tag: 'src' },
+            { path: '/srv/shares/out', tag: 'out', readOnly: false },
+          ],
+        },
+        { name: 'other', shares: [{ path: '/srv/shares/other', tag: 'data' }] },
+      ],
+      {
+        host: { target },
+        acceptedRisks: [{ risk: 'share-writable', guest: 'dev', reason: 'the build writes its artifacts there' }],
+      },
+    );
+  const a = doc('debian-13');
+  const g = a.guests[0]!;
+  const [ro, rw] = [virtiofsd(0), virtiofsd(1)];
+  const qemu = guestService(a, g);
+  const unit = (n: number) => helperService(a, g, virtiofsd(n));
+
+  test('Debian 13: one virtiofsd unit per folder, on a socket systemd listens on; Debian 12: QEMU’s 9p, no helper', () => {
+    const units = (x: ReturnType<typeof answers>) =>
+      plan(x)
+        .map((f) => f.path)
+        .filter((p) => /-fs\d+\.(service|socket)$/.test(p));
+    assert.deepEqual(units(a), [
+      'root/etc/systemd/system/qemu-dev-fs0.service',
+      'root/etc/systemd/system/qemu-dev-fs0.socket',
+      'root/etc/systemd/system/qemu-dev-fs1.service',
+      'root/etc/systemd/system/qemu-dev-fs1.socket',
+      'root/etc/systemd/system/qemu-other-fs0.service',
+      'root/etc/systemd/system/qemu-other-fs0.socket',
+    ]);
+    const old = doc('debian-12');
+    assert.deepEqual(units(old), []);
+    assert.ok(
+      qemuArgs(old, old.guests[0]!).includes(
+        'local,path=/srv/shares/src,mount_tag=src,security_model=none,readonly=on',
+      ),
+    );
+    assert.ok(!qemuArgs(a, g).some((x) => x.startsWith('local,path=')), 'no 9p where virtiofsd serves the folders');
+  });
+
+  test('virtiofsd runs as the guest’s user on the fd systemd hands it, its folder read-only unless the risk is accepted', () => {
+    assert.deepEqual(settings(unit(0), 'ExecStart'), [
+      '/usr/libexec/virtiofsd --fd=3 --shared-dir=/srv/shares/src --sandbox=namespace --seccomp=kill --readonly --rlimit-nofile=0',
+    ]);
+    assert.doesNotMatch(unit(1), /--readonly/);
+    assert.deepEqual(settings(unit(0), 'User'), ['qemu-dev']);
+    assert.deepEqual(settings(unit(0), 'CapabilityBoundingSet'), ['']);
+    assert.deepEqual(settings(unit(0), 'Requires'), ['qemu-dev-fs0.socket']);
+    assert.deepEqual(settings(helperSocket(g, ro), 'ListenStream'), ['/run/qemu-harden/dev/fs0.sock']);
+    assert.deepEqual(settings(unit(0), 'PrivateNetwork'), ['yes']);
+    assert.deepEqual(settings(unit(0), 'RestrictNamespaces'), ['user mnt pid net']);
+    assert.deepEqual(settings(unit(0), 'ProcSubset'), [], 'it reads fs.nr_open');
+    assert.deepEqual(settings(unit(0), 'ProtectKernelTunables'), ['yes']);
+    // The fence puts back exactly its own folder: read-only, or writable; nothing of the other guest's.
+    assert.deepEqual(settings(unit(0), 'BindReadOnlyPaths'), ['/srv/shares/src']);
+    assert.deepEqual(settings(unit(1), 'BindPaths'), ['/srv/shares/out']);
+    assert.ok(settings(unit(0), 'TemporaryFileSystem').includes('/srv/shares:ro'));
+    assert.doesNotMatch(unit(0), /\/srv\/shares\/(out|other)\b/);
+    const rules = AA.helperRules(g, ro);
+    assert.match(rules, /"\/srv\/shares\/src\/\*\*" r,/);
+    assert.doesNotMatch(rules, /\/srv\/shares\/(out|other)|\/srv\/dev\.img/);
+    assert.match(AA.helperRules(g, rw), /"\/srv\/shares\/out\/\*\*" rwkl,/);
+  });
+
+  test('QEMU: vhost-user-fs on each socket, the guest’s RAM a shared memfd, and the folders themselves out of its view', () => {
+    const args = qemuArgs(a, g);
+    assert.ok(args.includes('socket,id=fs0,path=/run/qemu-harden/dev/fs0.sock'));
+    assert.ok(args.includes('vhost-user-fs-pci,chardev=fs0,tag=src'));
+    assert.ok(args.includes('vhost-user-fs-pci,chardev=fs1,tag=out'));
+    assert.ok(args.includes('memory-backend-memfd,id=ram,size=1024M,share=on'));
+    assert.ok(args.includes('q35,dump-guest-core=off,mem-merge=off,memory-backend=ram'));
+    assert.ok(settings(qemu, 'Requires').includes('qemu-dev-fs1.service'));
+    assert.ok(settings(qemu, 'InaccessiblePaths').includes('-/srv/shares/src'));
+    assert.ok(settings(qemu, 'InaccessiblePaths').includes('-/srv/shares/out'));
+    assert.doesNotMatch(AA.guestRules(a, g), /\/srv\/shares/);
+    const none = answers([{ name: 'plain' }], { host: { target: 'debian-13' } });
+    assert.ok(!qemuArgs(none, none.guests[0]!).some((x) => x.includes('memfd')), 'private RAM without shared folders');
   });
 });

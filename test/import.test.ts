@@ -255,6 +255,52 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     );
   });
 
+  test('libvirt: passt, the NAT network, port forwards and shared folders come over, each change named', () => {
+    const passt = one(
+      dom(`<devices><interface type='user'><backend type='passt'/>
+             <portForward proto='tcp' address='192.0.2.7'><range start='2022' to='22'/><range start='8080' end='8081'/></portForward>
+             <portForward proto='udp' address='192.0.2.7'><range start='5353'/></portForward></interface>
+           <filesystem type='mount' accessmode='passthrough'><driver type='virtiofs'/><source dir='/srv/shares/t'/><target dir='data'/><readonly/></filesystem>
+           <filesystem type='mount' accessmode='mapped'><source dir='/srv/shares/t-out'/><target dir='out'/></filesystem></devices>`),
+    );
+    const net = passt.doc!.guests[0]!.network;
+    assert.deepEqual(net, {
+      mode: 'user',
+      backend: 'passt',
+      forwards: [
+        { protocol: 'tcp', listen: '192.0.2.7', port: 2022, guestPort: 22 },
+        { protocol: 'tcp', listen: '192.0.2.7', port: 8080 },
+        { protocol: 'tcp', listen: '192.0.2.7', port: 8081 },
+        { protocol: 'udp', listen: '192.0.2.7', port: 5353 },
+      ],
+    });
+    assert.deepEqual(passt.doc!.guests[0]!.shares, [
+      { path: '/srv/shares/t', tag: 'data', readOnly: true },
+      { path: '/srv/shares/t-out', tag: 'out', readOnly: false },
+    ]);
+    assert.ok(sources(passt.g.carried).includes('devices/interface[1]/backend@type'));
+    assert.ok(sources(passt.g.defaulted).includes('devices/filesystem[2]@accessmode'));
+    assert.match(
+      JSON.stringify(passt.doc!.acceptedRisks),
+      /"risk":"share-writable".*the guest writes \/srv\/shares\/t-out/,
+    );
+
+    const nat = one(dom(`<devices><interface type='network'><source network='default'/></interface></devices>`));
+    assert.deepEqual(nat.doc!.guests[0]!.network, { mode: 'user', backend: 'passt' });
+    const change = nat.g.defaulted.find((i) => i.source === 'devices/interface[1]/source@network');
+    assert.match(
+      change!.message,
+      /libvirt network "default".*becomes user-mode networking from passt.*no longer on that network/,
+    );
+
+    const slirp = one(dom(`<devices><interface type='user'/></devices>`));
+    assert.deepEqual(slirp.doc!.guests[0]!.network, { mode: 'user', backend: 'passt' });
+    assert.match(
+      slirp.g.defaulted.find((i) => i.source === 'devices/interface[1]')!.message,
+      /inside QEMU \(slirp\) becomes passt/,
+    );
+  });
+
   test('libvirt: refusals name the element and say why', () => {
     const cases: [string, string, RegExp][] = [
       [
@@ -262,14 +308,21 @@ describe('carried, defaulted and refused as the issue lists them', () => {
         'devices/disk[1]/source@protocol',
         /network disk \(rbd p\/i\)/,
       ],
-      [
-        dom(`<devices><interface type='network'><source network='default'/></interface></devices>`),
-        'devices/interface[1]@type',
-        /libvirt-managed virtual network/,
-      ],
       [dom(`<devices><interface type='direct'/></devices>`), 'devices/interface[1]@type', /macvtap/],
       [dom(`<devices><interface type='vhostuser'/></devices>`), 'devices/interface[1]@type', /vhost-user/],
-      [dom(`<devices><filesystem type='mount'/></devices>`), 'devices/filesystem', /shared into the guest/],
+      [dom(`<devices><filesystem type='mount'/></devices>`), 'devices/filesystem[1]/source@dir', /host directory/],
+      [
+        dom(`<devices><filesystem type='block'><source dev='/dev/sdb'/><target dir='t'/></filesystem></devices>`),
+        'devices/filesystem[1]@type',
+        /only a host directory/,
+      ],
+      [
+        dom(
+          `<devices><interface type='user'><backend type='passt'/><portForward proto='tcp'><range start='2000' end='2010' exclude='yes'/></portForward></interface></devices>`,
+        ),
+        'devices/interface[1]/portForward[1]/range[1]@exclude',
+        /excluded ranges/,
+      ],
       [
         dom(
           `<devices><tpm model='tpm-tis'><backend type='passthrough'><device path='/dev/tpm0'/></backend></tpm></devices>`,

@@ -1,14 +1,25 @@
 // Runtime isolation under real systemd in a throwaway container, all guests under TCG: the SPICE password
 // handed over by LoadCredential=, the empty /run that keeps host sockets out of reach, live migration over TLS
-// between two units in both directions, and the graceful stop through QMP. One container serves every check.
+// between two units in both directions, the graceful stop through QMP, and a Linux guest on passt's user-mode
+// network with folders shared over 9p. One container serves every check.
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
 import { makeCerts } from './certs.js';
 import { Container } from './container.js';
 import { cli, REPO, requireTool, tempDir, waitUntil } from './helpers.js';
+import { guestResults, writeLinuxGuest } from './linuxguest.js';
 
 const PASSWORD = 'qh-spice-ticket-7f3a';
 const GUESTS = [
@@ -16,26 +27,84 @@ const GUESTS = [
   { name: 'dst', spicePort: 5931, migrationPort: 49153 },
 ];
 const tlsDir = (g: string) => `/etc/qh-tls/${g}`;
+
+/**
+ * The Linux guest on passt: the container's network namespace (its own, --private-network) gets a veth pair to a
+ * namespace the test makes, SRV, which is its gateway and where an HTTP server listens on an address of its own
+ * behind it; the container's loopback has another server, which the guest must not reach. Its folders: one
+ * read-only, one writable (the risk accepted).
+ */
+const LAN = 'lan';
+const LAN_ADDRESS = '10.77.0.1';
+const GATEWAY = '10.77.0.2';
+const SRV_ADDRESS = '10.77.1.1';
+const SRV_PORT = 8080;
+const LOOPBACK_PORT = 8081;
+const FORWARD_PORT = 8022;
+const SHARE_RO = '/srv/shares/lan-ro';
+const SHARE_RW = '/srv/shares/lan-rw';
+const LAN_SCRIPT = `ip link set lo up
+ip link set eth0 up
+udhcpc -i eth0 -s /udhcpc.sh -n -q -t 20 -T 2 >/dev/null 2>&1
+r dhcp $?
+r addr "$(ip -4 -o addr show dev eth0 | awk '{print $4}')"
+gw=$(ip route | awk '/^default/ {print $3}')
+r gateway "$gw"
+r fetch "$(fetch ${SRV_ADDRESS} ${SRV_PORT} hello.txt)"
+r loopback "$(fetch "$gw" ${LOOPBACK_PORT} secret.txt)"
+mkdir -p /mnt/ro /mnt/rw /www
+mount -t 9p -o trans=virtio,version=9p2000.L ro /mnt/ro
+r mount_ro $?
+r read_ro "$(cat /mnt/ro/hello.txt)"
+r list_ro "$(ls -A /mnt/ro | tr '\n' ' ')"
+r escape "$(cat /mnt/ro/escape 2>&1)"
+touch /mnt/ro/new 2>/dev/null
+r write_ro $?
+mount -t 9p -o trans=virtio,version=9p2000.L rw /mnt/rw
+r mount_rw $?
+echo written-by-guest > /mnt/rw/out.txt
+r write_rw $?
+echo served-by-guest > /www/index.html
+httpd -p 8000 -h /www
+r httpd $?
+i=0
+until [ -e /mnt/rw/host-done ] || [ $i -ge 600 ]; do sleep 0.5; i=$((i + 1)); done
+r host_done "$([ -e /mnt/rw/host-done ] && echo yes || echo no)"`;
 const passwordFile = (g: string) => `/etc/qh-tls/${g}-spice-password`;
 
 function answers() {
   return {
     schemaVersion: 1,
     useCase: 'emulation',
-    acceptedRisks: [{ risk: 'emulation', reason: 'the proof runs without KVM; its guests are test boot sectors' }],
-    guests: GUESTS.map((g) => ({
-      name: g.name,
-      memoryMiB: 64,
-      disks: [{ path: `/images/${g.name}.img`, format: 'raw' }],
-      display: {
-        mode: 'spice-tls',
-        listen: '127.0.0.1',
-        port: g.spicePort,
-        tlsDir: tlsDir(g.name),
-        passwordFile: passwordFile(g.name),
+    acceptedRisks: [
+      { risk: 'emulation', reason: 'the proof runs without KVM; its guests are test boot sectors' },
+      { risk: 'share-writable', guest: LAN, reason: 'the proof checks what the guest writes there' },
+    ],
+    guests: [
+      ...GUESTS.map((g) => ({
+        name: g.name,
+        memoryMiB: 64,
+        disks: [{ path: `/images/${g.name}.img`, format: 'raw' }],
+        display: {
+          mode: 'spice-tls',
+          listen: '127.0.0.1',
+          port: g.spicePort,
+          tlsDir: tlsDir(g.name),
+          passwordFile: passwordFile(g.name),
+        },
+        migration: { enabled: true, listen: '127.0.0.1', port: g.migrationPort, tlsDir: tlsDir(g.name) },
+      })),
+      {
+        name: LAN,
+        memoryMiB: 256,
+        boot: { kernel: `/images/${LAN}/vmlinuz`, initrd: `/images/${LAN}/initrd.gz`, cmdline: 'console=ttyS0 quiet' },
+        network: { mode: 'user', forwards: [{ listen: LAN_ADDRESS, port: FORWARD_PORT, guestPort: 8000 }] },
+        shares: [
+          { path: SHARE_RO, tag: 'ro' },
+          { path: SHARE_RW, tag: 'rw', readOnly: false },
+        ],
       },
-      migration: { enabled: true, listen: '127.0.0.1', port: g.migrationPort, tlsDir: tlsDir(g.name) },
-    })),
+    ],
   };
 }
 
@@ -96,11 +165,18 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
     mkdirSync(images);
     chmodSync(images, 0o755);
     for (const g of GUESTS) writeBootDisk(join(images, `${g.name}.img`));
+    mkdirSync(join(images, LAN));
+    writeLinuxGuest(join(images, LAN), ['virtio_pci', 'virtio_net', '9pnet_virtio', '9p'], LAN_SCRIPT);
     const answersFile = join(dir, 'answers.json');
     writeFileSync(answersFile, JSON.stringify(answers()));
     const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
     assert.equal(gen.code, 0, gen.stderr);
     ct.prepare();
+    mkdirSync(join(ct.root, SHARE_RO), { recursive: true });
+    writeFileSync(join(ct.root, SHARE_RO, 'hello.txt'), 'shared-read-only\n', { mode: 0o644 });
+    // A link out of the share, to a file of the host the guest must never read.
+    writeFileSync(join(ct.root, 'srv/outside.txt'), 'host-file-outside-the-share\n', { mode: 0o644 });
+    symlinkSync('/srv/outside.txt', join(ct.root, SHARE_RO, 'escape'));
     const applied = cli(['apply', bundle, '--root', ct.root, '--yes']);
     assert.equal(applied.code, 0, applied.stderr + applied.stdout);
 
@@ -390,5 +466,148 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
       .slice(cursor - 1)
       .join('\n');
     assert.doesNotMatch(since, /terminating on signal/);
+  });
+  /** What the Linux guest reported, once it has run its whole script (the first test below runs it). */
+  let lan: Map<string, string> | undefined;
+  const lanResult = (key: string) => {
+    assert.ok(lan, 'the Linux guest ran');
+    const v = lan.get(key);
+    assert.ok(v !== undefined, `the guest reported no ${key}: ${JSON.stringify([...lan])}`);
+    return v;
+  };
+  /** passt's and QEMU's processes as they were while the guest ran: credentials, cgroup, network namespace, sockets. */
+  const readRunning = () => {
+    const passtPid = mainPid(`qemu-${LAN}-net.service`);
+    const qemuPid = mainPid(`qemu-${LAN}.service`);
+    assert.ok(passtPid > 0 && qemuPid > 0, journal(`qemu-${LAN}-net.service`));
+    const status = (pid: number) => {
+      const text = ct.exec(['cat', `/proc/${pid}/status`]).stdout;
+      return (k: string) => new RegExp(`^${k}:\\s+(.*)$`, 'm').exec(text)?.[1]?.split(/\s+/);
+    };
+    const inet = (pid: number) =>
+      ct.exec(['nsenter', '-t', String(pid), '-n', 'ss', '-H', '-A', 'inet', '-a', '-p']).stdout.trim();
+    const netns = (pid: number) => ct.exec(['readlink', `/proc/${pid}/ns/net`]).stdout.trim();
+    return {
+      uid: ct.exec(['id', '-u', `qemu-${LAN}`]).stdout.trim(),
+      passtStatus: status(passtPid),
+      qemuStatus: status(qemuPid),
+      passtCgroup: ct.exec(['cat', `/proc/${passtPid}/cgroup`]).stdout,
+      passtNetns: netns(passtPid),
+      qemuNetns: netns(qemuPid),
+      passtInet: inet(passtPid),
+      qemuInet: inet(qemuPid),
+    };
+  };
+  let running: ReturnType<typeof readRunning> | undefined;
+  const lanSerial = () => {
+    const log = join(ct.root, `var/log/qemu-harden/${LAN}/serial.log`);
+    return existsSync(log) ? readFileSync(log, 'latin1') : '';
+  };
+
+  test('passt and 9p: a Linux guest gets an address, fetches from a server the test made, shares folders, serves a forwarded port', async () => {
+    // The network passt speaks for the guest: a veth pair from the container's namespace to SRV, the default route
+    // through it, an HTTP server in SRV, and one on the container's loopback that the guest must not reach.
+    const net = ct.sh(
+      [
+        'ip link add qhv0 type veth peer name qhv1',
+        'ip netns add srv',
+        'ip link set qhv1 netns srv',
+        `ip addr add ${LAN_ADDRESS}/24 dev qhv0`,
+        'ip link set qhv0 up',
+        `ip -n srv addr add ${GATEWAY}/24 dev qhv1`,
+        `ip -n srv addr add ${SRV_ADDRESS}/32 dev lo`,
+        'ip -n srv link set qhv1 up',
+        'ip -n srv link set lo up',
+        `ip route add default via ${GATEWAY}`,
+        'mkdir -p /srv/www /srv/loopback',
+        'echo served-from-srv > /srv/www/hello.txt',
+        'echo host-loopback-secret > /srv/loopback/secret.txt',
+        `cd /srv/www && ip netns exec srv python3 -m http.server --bind ${SRV_ADDRESS} ${SRV_PORT} >/dev/null 2>&1 &`,
+        `cd /srv/loopback && python3 -m http.server --bind 127.0.0.1 ${LOOPBACK_PORT} >/dev/null 2>&1 &`,
+      ].join('\n'),
+    );
+    assert.equal(net.code, 0, net.stderr);
+    await waitFor('both HTTP servers to listen', () => {
+      const here = ct.exec(['ss', '-Hltn', `sport = :${LOOPBACK_PORT}`]).stdout.trim();
+      const there = ct.exec(['ip', 'netns', 'exec', 'srv', 'ss', '-Hltn', `sport = :${SRV_PORT}`]).stdout.trim();
+      return here !== '' && there !== '';
+    });
+    const r = ct.exec(['systemctl', 'start', `qemu-${LAN}.service`]);
+    assert.equal(r.code, 0, `${r.stderr}\n${journal(`qemu-${LAN}-net.service`)}\n${journal(`qemu-${LAN}.service`)}`);
+    const guestLog = () =>
+      `serial:\n${lanSerial().slice(-3000)}\npasst:\n${journal(`qemu-${LAN}-net.service`).slice(-2000)}\nQEMU:\n${journal(`qemu-${LAN}.service`).slice(-2000)}`;
+    await waitUntil('the guest’s web server', () => /RESULT httpd=/.test(lanSerial()), {
+      timeoutMs: 600_000,
+      detail: guestLog,
+    });
+    const forwarded = ct.exec([
+      'python3',
+      '-c',
+      `import urllib.request; print(urllib.request.urlopen('http://${LAN_ADDRESS}:${FORWARD_PORT}/', timeout=20).read().decode().strip())`,
+    ]);
+    running = readRunning();
+    writeFileSync(join(ct.root, SHARE_RW, 'host-done'), 'done\n');
+    await waitUntil('the guest to finish its script', () => /RESULT done=yes/.test(lanSerial()), {
+      timeoutMs: 150_000,
+      detail: guestLog,
+    });
+    lan = guestResults(lanSerial());
+    assert.equal(
+      forwarded.stdout.trim(),
+      'served-by-guest',
+      `the forwarded port reaches the guest: ${forwarded.stderr}`,
+    );
+    assert.equal(lanResult('host_done'), 'yes');
+  });
+
+  test('passt: the guest gets an address from passt and reaches a server in another namespace, but not the host’s loopback', () => {
+    assert.equal(lanResult('dhcp'), '0', 'DHCP from passt');
+    assert.equal(lanResult('addr'), `${LAN_ADDRESS}/24`, 'passt hands the guest the host’s own address');
+    assert.equal(lanResult('gateway'), GATEWAY);
+    assert.equal(lanResult('fetch'), 'served-from-srv');
+    // With --no-map-gw the gateway stays the gateway: nothing listens there, so the connection is refused, and
+    // the server on the host's loopback (same port) is never reached; the unit's IPAddressDeny= would drop it too.
+    assert.doesNotMatch(lanResult('loopback'), /host-loopback-secret/);
+    assert.match(lanResult('loopback'), /refused|timed out/i);
+  });
+
+  test('passt runs as the guest’s user with no capabilities, NoNewPrivs and its own seccomp; QEMU holds no IP socket', () => {
+    assert.ok(running, 'the processes were read while the guest ran');
+    const { passtStatus, qemuStatus, uid } = running;
+    assert.notEqual(uid, '0');
+    assert.deepEqual(passtStatus('Uid'), [uid, uid, uid, uid]);
+    assert.deepEqual(passtStatus('CapEff'), ['0000000000000000']);
+    assert.deepEqual(passtStatus('CapPrm'), ['0000000000000000']);
+    assert.deepEqual(passtStatus('NoNewPrivs'), ['1']);
+    assert.deepEqual(passtStatus('Seccomp'), ['2']);
+    assert.match(running.passtCgroup, /:\/qemu\.slice\/qemu-lan-net\.service$/m);
+    assert.notEqual(
+      running.qemuNetns,
+      running.passtNetns,
+      'QEMU has a network namespace of its own; passt has the host’s',
+    );
+    assert.equal(running.qemuInet, '', 'no IP socket at all in QEMU’s namespace');
+    assert.doesNotMatch(running.passtInet, /qemu-system/, 'and none of the host’s is QEMU’s');
+    assert.match(running.passtInet, /passt/, 'passt holds the guest’s connections and its forwarded port');
+    assert.deepEqual(qemuStatus('Uid'), [uid, uid, uid, uid]);
+    assert.deepEqual(qemuStatus('CapEff'), ['0000000000000000']);
+  });
+
+  test('9p: the guest reads the read-only share, cannot write it, sees nothing outside it, and writes the writable one as its user', () => {
+    assert.equal(lanResult('mount_ro'), '0');
+    assert.equal(lanResult('read_ro'), 'shared-read-only');
+    assert.equal(lanResult('list_ro'), 'escape hello.txt', 'exactly the share’s own entries');
+    assert.doesNotMatch(lanResult('escape'), /host-file-outside-the-share/, 'a link out of the share leads nowhere');
+    assert.match(lanResult('escape'), /No such file/);
+    assert.notEqual(lanResult('write_ro'), '0', 'the read-only share refuses a new file');
+    assert.ok(!existsSync(join(ct.root, SHARE_RO, 'new')));
+    assert.equal(lanResult('mount_rw'), '0');
+    assert.equal(lanResult('write_rw'), '0');
+    assert.equal(readFileSync(join(ct.root, SHARE_RW, 'out.txt'), 'utf8'), 'written-by-guest\n');
+    assert.equal(
+      ct.exec(['stat', '-c', '%U:%G %a', `${SHARE_RW}/out.txt`, SHARE_RW]).stdout,
+      `qemu-${LAN}:qemu-${LAN} 600\nqemu-${LAN}:qemu-${LAN} 700\n`,
+      'what the guest writes is its user’s, private; the folder too',
+    );
   });
 });

@@ -55,6 +55,7 @@ const ARGS: Record<string, [matched: string, named: string]> = {
   rmdir: ['p', 'p'],
   link: ['pp', 'pp'],
   openat: ['fp', 'fp'],
+  statx: ['fp', 'fp'],
   unlinkat: ['fp', 'fp'],
   renameat: ['fpfp', 'fpfp'],
   renameat2: ['fpfp', 'fpfp'],

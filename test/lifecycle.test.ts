@@ -1,8 +1,9 @@
-// Day two under real systemd in one container, guests under TCG: apply v1 (three guests, one with a TPM) with
-// --start, status clean; apply v2 (the guest with the TPM removed, one guest's memory limit changed and a TPM
-// added, one unchanged); hand-edit a unit, status reports the drift; rollback restores v1 byte for byte with all
-// three running, the returning guest on the TPM state it kept, the other without the TPM v2 gave it. The TPMs are
-// helper units: started, restarted, stopped and judged by status with their guests. Every --dry-run changes nothing.
+// Day two under real systemd in one container, guests under TCG: apply v1 (three guests, one with a TPM and passt
+// as its network) with --start, status clean; apply v2 (the guest with the TPM and passt removed, one guest's memory
+// limit changed and a TPM added, one unchanged); hand-edit a unit, status reports the drift; rollback restores v1
+// byte for byte with all three running, the returning guest on the TPM state it kept, the other without the TPM v2
+// gave it. The TPMs and passt are helper units: started, restarted, stopped and judged by status with their guests,
+// passt by nothing but its helper record (src/helpers/passt.ts). Every --dry-run changes nothing.
 // Without --start, the command printed for what is left is pasted as printed, twice; --start on a run with
 // nothing to change starts a guest an operator stopped.
 // Then, on a tree, apply is killed with SIGKILL at points across its install and the next apply completes it.
@@ -41,7 +42,7 @@ const V1 = {
   schemaVersion: 1,
   useCase: 'emulation',
   acceptedRisks: RISK,
-  guests: [guest('alpha'), guest('beta'), guest('gamma', { tpm: 'tpm2' })],
+  guests: [guest('alpha'), guest('beta'), guest('gamma', { tpm: 'tpm2', network: { mode: 'user' } })],
 };
 const V2 = {
   schemaVersion: 1,
@@ -173,6 +174,11 @@ describe('day two: apply, removal, activation, status and rollback under real sy
       privateNetwork: true,
       devices: [],
     });
+    // The network passt speaks for gamma: an address and a default route in the container's own namespace.
+    const net = ct.sh(
+      'ip link add qhv0 type veth peer name qhv1 && ip addr add 10.78.0.1/24 dev qhv0 && ip link set qhv0 up && ip link set qhv1 up && ip route add default via 10.78.0.2',
+    );
+    assert.equal(net.code, 0, net.stderr);
   });
 
   test('v1: --dry-run changes nothing; apply --start starts all three guests; status is clean', () => {
@@ -195,6 +201,8 @@ describe('day two: apply, removal, activation, status and rollback under real sy
 
     assert.equal(active('gamma-tpm'), 'active', 'gamma’s TPM started with it');
     pids.set('gamma-tpm', show(tpmUnit('gamma'), 'MainPID'));
+    assert.equal(active('gamma-net'), 'active', 'gamma’s passt started with it');
+    pids.set('gamma-net', show('qemu-gamma-net.service', 'MainPID'));
 
     const s = qh('status');
     assert.equal(s.code, 0, s.stdout + s.stderr);
@@ -312,8 +320,22 @@ describe('day two: apply, removal, activation, status and rollback under real sy
         assert.deepEqual(g.helpers, [], `${g.name} has no helper unit`);
         continue;
       }
-      // gamma's TPM: its unit, judged against that unit (its user, no capabilities, no_new_privs, its filter).
-      assert.equal(g.helpers.length, 1);
+      // gamma's TPM and passt: each its unit, judged against that unit (its user, no capabilities, no_new_privs, its
+      // filter).
+      assert.deepEqual(
+        g.helpers.map((x: { kind: string }) => x.kind),
+        ['tpm', 'net'],
+      );
+      const net = g.helpers[1];
+      assert.equal(net.unit, 'qemu-gamma-net.service');
+      assert.equal(net.running, true);
+      assert.equal(String(net.process.pid), pids.get('gamma-net'));
+      assert.deepEqual(net.process.uid, [uid, uid, uid, uid]);
+      assert.equal(net.process.capEff, '0000000000000000');
+      assert.equal(net.process.noNewPrivs, true);
+      assert.equal(net.process.cgroup, '/qemu.slice/qemu-gamma-net.service');
+      assert.equal(net.expected.apparmorProfile, 'qemu-harden-gamma-net');
+      assert.deepEqual(net.weaker, []);
       const h = g.helpers[0];
       assert.deepEqual(Object.keys(h).sort(), ['expected', 'kind', 'process', 'running', 'title', 'unit', 'weaker']);
       assert.equal(h.kind, 'tpm');
@@ -345,7 +367,7 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(
       r.stdout,
-      /done +stop and disable gamma: qemu-gamma\.service qemu-gamma-tpm\.service qemu-gamma-tpm\.socket/,
+      /done +stop and disable gamma: qemu-gamma\.service qemu-gamma-tpm\.service qemu-gamma-tpm\.socket qemu-gamma-net\.service\n/,
     );
     assert.match(
       r.stdout,
@@ -363,11 +385,20 @@ describe('day two: apply, removal, activation, status and rollback under real sy
       '/etc/apparmor.d/qemu-harden.d/gamma',
       '/etc/apparmor.d/qemu-harden-gamma-tpm',
       '/etc/apparmor.d/qemu-harden.d/gamma-tpm',
+      '/etc/systemd/system/qemu-gamma-net.service',
+      '/etc/apparmor.d/qemu-harden-gamma-net',
+      '/etc/apparmor.d/qemu-harden.d/gamma-net',
     ];
     assertInstalled(ct.root, v2, gammaFiles);
     assert.equal(active('gamma'), 'inactive');
     assert.equal(active('gamma-tpm'), 'inactive');
     assert.equal(ct.sh(`pgrep -x swtpm -u qemu-gamma || true`).stdout.trim(), '', "gamma's swtpm is gone");
+    assert.equal(active('gamma-net'), 'inactive');
+    assert.equal(
+      ct.sh(`pgrep -u qemu-gamma || true`).stdout.trim(),
+      '',
+      'no process of gamma’s user is left: passt is gone',
+    );
     assert.equal(ct.exec(['test', '-s', `${tpmState('gamma')}/tpm2-00.permall`]).code, 0, "gamma's TPM state is kept");
     // beta gained a TPM with its change: started with it, before it.
     assert.equal(active('beta-tpm'), 'active');
@@ -459,8 +490,9 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assert.ok(!existsSync(join(ct.root, 'run/qemu-harden/beta/tpm.sock')));
     assert.equal(ct.sh(`pgrep -x swtpm -u qemu-beta || true`).stdout.trim(), '', "beta's swtpm is gone");
     assert.equal(ct.exec(['test', '-s', `${tpmState('beta')}/tpm2-00.permall`]).code, 0, "beta's TPM state is kept");
-    // gamma is back on the TPM it had: swtpm_setup left its state alone.
+    // gamma is back on the TPM it had: swtpm_setup left its state alone; and on passt.
     assert.equal(active('gamma-tpm'), 'active');
+    assert.equal(active('gamma-net'), 'active');
     assert.match(
       ct.exec(['journalctl', '-u', tpmUnit('gamma'), '--no-pager', '-o', 'cat']).stdout,
       /Not overwriting existing state file/,
@@ -783,5 +815,11 @@ test('the bundle README draws each guest’s reach as a Mermaid graph: guest →
   );
   assert.ok(lines.includes('  u0 -->|listens| r0_1["socket /run/qemu-harden/alpha/qmp.sock"]'));
   assert.ok(lines.includes('  u0 -->|net| r0_3["no network"]'));
-  assert.ok(lines.includes('  u1 -->|net| r1_3["user-mode NAT"]'));
+  // beta's user-mode network is passt's: QEMU reaches it over its socket, and holds no IP itself.
+  assert.ok(
+    lines.some((l) =>
+      /^ {2}u1 -->\|net\| r1_\d+\["passt socket \/run\/qemu-harden\/beta\/net\/passt\.sock"\]$/.test(l),
+    ),
+    lines.join('\n'),
+  );
 });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { implications } from '../src/implications.js';
 import { hostFactsSchema, probeHost, suggestFormat } from '../src/probe.js';
+import { network } from '../steps/network.js';
 import { REPO, requireTool } from './helpers.js';
 
 test('probeHost returns schema-checked facts about this machine', async () => {
@@ -63,4 +64,27 @@ test('suggestFormat gives nothing for a file qemu-img cannot read, and what qemu
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('where passt is not installed the probe says so, and the network step asks for slirp and its reason instead', async () => {
+  const facts = await probeHost();
+  assert.ok(
+    implications({ ...facts, passt: true }).includes(
+      'passt is installed: user-mode networking runs in a unit of its own, and QEMU keeps no IP socket',
+    ),
+  );
+  assert.ok(
+    implications({ ...facts, passt: false }).includes(
+      'passt is not installed (Debian package passt): user-mode networking would run inside QEMU (slirp), a risk to accept with a reason',
+    ),
+  );
+  const draft = (backend: string) =>
+    ({ guests: [{ name: 'u', network: { mode: 'user', backend } }] }) as unknown as Parameters<
+      NonNullable<typeof network.notes>
+    >[0]['draft'];
+  const notes = (passt: boolean, backend: string) =>
+    network.notes!({ draft: draft(backend), guest: 0, host: { ...facts, passt } }).join('\n');
+  assert.match(notes(false, 'passt'), /passt is not installed here: install it .* or choose slirp and give its reason/);
+  assert.doesNotMatch(notes(false, 'slirp'), /passt is not installed/);
+  assert.doesNotMatch(notes(true, 'passt'), /passt is not installed/);
 });

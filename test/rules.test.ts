@@ -89,11 +89,20 @@ describe('the rules table', () => {
       }),
       { maxLength: 3 },
     ),
+    shares: fc.array(
+      fc.record({ path: pathish, tag: fc.constantFrom('data', 'data', 'out'), readOnly: fc.boolean() }),
+      { maxLength: 2 },
+    ),
     network: fc.oneof(
       fc.constant({ mode: 'none' }),
       fc.record({
         mode: fc.constant('user'),
+        backend: fc.constantFrom('passt', 'slirp'),
         mac: fc.constantFrom('52:54:00:00:00:01', '52:54:00:00:00:01'.toUpperCase()),
+        forwards: fc.array(
+          fc.record({ protocol: fc.constantFrom('tcp', 'udp'), listen: addr, port: fc.constantFrom(5900, 2222) }),
+          { maxLength: 2 },
+        ),
       }),
       fc.record({
         mode: fc.constant('tap'),
@@ -143,7 +152,7 @@ describe('the rules table', () => {
       guests: fc.array(guest, { minLength: 1, maxLength: 3 }),
       acceptedRisks: fc.array(
         fc.record({
-          risk: fc.constantFrom('emulation', 'pci-passthrough', 'nope'),
+          risk: fc.constantFrom('emulation', 'pci-passthrough', 'slirp', 'share-writable', 'nope'),
           reason: fc.constant('a reason of some length'),
         }),
         { maxLength: 2 },
@@ -578,7 +587,89 @@ describe('two guests never share a network identity, however it is written', () 
       'FE80::1',
       '169.254.1.1',
     ])
-      refused(doc([listener('a', a, 5901, { mode: 'user' })]), 'guests.0.display.listen', /loopback or link-local/, a);
+      refused(
+        doc([listener('a', a, 5901, { mode: 'user', backend: 'slirp' })], {
+          acceptedRisks: [{ risk: 'slirp', guest: 'a', reason: 'no passt on this host yet' }],
+        }),
+        'guests.0.display.listen',
+        /loopback or link-local/,
+        a,
+      );
+  });
+
+  test('a shared folder is a directory of the guest’s own, read-only unless a reason is given', () => {
+    const share = (name: string, path: string, extra: Doc = {}) => ({
+      name,
+      disks: [{ path: `/srv/vm/${name}.img`, format: 'raw' }],
+      shares: [{ path, tag: 'data', ...extra }],
+    });
+    for (const [path, why] of [
+      ['/srv', /top-level directory/],
+      ['/var/lib', /a parent of \/var\/lib\/qemu-harden/],
+      ['/var/opt', /shared by everything below it/],
+      ['/var/lib/libvirt', /holds \/var\/lib\/libvirt\/qemu/],
+      ['/etc/app', /under \/etc/],
+      ['/usr/share/doc', /under \/usr/],
+      ['/home/u/shared', /under \/home, which every guest unit hides/],
+      ['/tmp/x', /under \/tmp/],
+      ['/var/lib/qemu-harden/a', /qemu-harden creates/],
+      ['/var/lib/qemu-harden', /qemu-harden creates/],
+      ['/run/x', /under \/run/],
+    ] as const)
+      refused(doc([share('a', path)]), 'guests.0.shares.0.path', why, path);
+    refused(
+      doc([share('a', '/srv/vm')]),
+      'guests.0.shares.0.path',
+      /holds this guest’s own disk \/srv\/vm\/a\.img/,
+      'its own disk would be reached around its read-only flag and format',
+    );
+    accepted(doc([share('a', '/srv/data'), share('b', '/srv/data')]), 'two guests may read one folder');
+    accepted(doc([share('a', '/srv/data'), share('b', '/srv/data/x')]), 'or one inside another, both read-only');
+    refused(
+      doc([share('a', '/srv/data', { readOnly: false }), share('b', '/srv/data/sub')], {
+        acceptedRisks: [{ risk: 'share-writable', guest: 'a', reason: 'a drop box the build fills' }],
+      }),
+      'guests.1.shares.0.path',
+      /is inside guest "a"'s shared folder \/srv\/data, and one of them writes it/,
+    );
+    refused(
+      doc([share('a', '/srv/data'), { name: 'b', disks: [{ path: '/srv/data/b.img', format: 'raw' }] }]),
+      'guests.0.shares.0.path',
+      /holds guest "b"'s disk \/srv\/data\/b\.img/,
+    );
+    refused(
+      doc([
+        {
+          name: 'a',
+          shares: [
+            { path: '/srv/s/one', tag: 'x' },
+            { path: '/srv/s/one/two', tag: 'x' },
+          ],
+        },
+      ]),
+      'guests.0.shares.1.tag',
+      /already the tag of shares\.0/,
+    );
+    refused(
+      doc([
+        {
+          name: 'a',
+          shares: [
+            { path: '/srv/s/one', tag: 'x' },
+            { path: '/srv/s/one/two', tag: 'y' },
+          ],
+        },
+      ]),
+      'guests.0.shares.1.path',
+      /is inside shares\.0/,
+    );
+    refused(doc([share('a', '/srv/s/a', { readOnly: false })]), 'guests.0.shares.0.readOnly', /share-writable/);
+    accepted(
+      doc([share('a', '/srv/s/a', { readOnly: false })], {
+        acceptedRisks: [{ risk: 'share-writable', guest: 'a', reason: 'the build drops its artifacts here' }],
+      }),
+    );
+    refused(doc([share('a', '/srv/s/a', { tag: 'no spaces' })]), 'guests.0.shares.0.tag', /letters, digits/);
   });
 
   test('one MAC on two guests, in either case, on any bridge, given or derived from the name', () => {

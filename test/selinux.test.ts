@@ -18,7 +18,7 @@ import { fileContextPath } from '../src/escape.js';
 import { categoriesOf, categoryPairs, level, processContext } from '../src/mcs.js';
 import type { AnswersInput } from '../src/model.js';
 import { plan } from '../src/plan.js';
-import { generateBundle, guestFilesDir, requireTool, tempDir } from './helpers.js';
+import { cli, generateBundle, guestFilesDir, requireTool, tempDir } from './helpers.js';
 
 const TLS = '/etc/pki/qemu/web';
 const DOC: AnswersInput = {
@@ -96,6 +96,42 @@ describe('each guest’s SELinux category pair', () => {
     assert.throws(() => validate(unaccepted), /host\.confinement.*selinux-execmem/s);
     const kvm = { ...structuredClone(DOC), useCase: 'virtualization' as const, acceptedRisks: [] };
     assert.doesNotThrow(() => validate(kvm));
+  });
+
+  test('generate refuses passt and shared folders under SELinux, naming each field and the way out', (t) => {
+    const dir = tempDir(t);
+    const helpers = (target: 'debian-12' | 'debian-13'): AnswersInput => ({
+      ...structuredClone(DOC),
+      host: { confinement: 'selinux', target },
+      guests: DOC.guests.map((g) =>
+        g.name === 'db' ? { ...g, network: { mode: 'user' }, shares: [{ path: '/srv/shares/db', tag: 'data' }] } : g,
+      ),
+    });
+    const answers = join(dir, 'answers.json');
+    writeFileSync(answers, JSON.stringify(helpers('debian-13')));
+    const out = join(dir, 'bundle');
+    const r = cli(['generate', '--answers', answers, '--out', out]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /guests\.1\.network\.backend.*is passt.*does not confine yet.*"backend": "slirp".*"slirp"/s);
+    assert.match(r.stderr, /guests\.1\.shares\.0\b.*served by virtiofsd on debian-13.*leave the folder out/s);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    assert.equal(existsSync(out), false, 'nothing written');
+    // Debian 12 would serve the folder through QEMU's 9p, which the modules do not label for the guest either.
+    assert.throws(
+      () => validate(helpers('debian-12')),
+      /guests\.1\.shares\.0\b.*served by QEMU's 9p on debian-12.*category pair/s,
+    );
+    // The ways out: slirp as an accepted risk and no folder under SELinux; passt and the folder under AppArmor.
+    const slirp = helpers('debian-13');
+    slirp.guests[1] = { ...slirp.guests[1]!, network: { mode: 'user', backend: 'slirp' }, shares: [] };
+    slirp.acceptedRisks!.push({ risk: 'slirp', guest: 'db', reason: 'no policy for passt under SELinux yet' });
+    assert.doesNotThrow(() => validate(slirp));
+    const apparmor = {
+      ...helpers('debian-13'),
+      host: { confinement: 'apparmor' as const, target: 'debian-13' as const },
+    };
+    apparmor.acceptedRisks = apparmor.acceptedRisks!.filter((x) => x.risk !== 'selinux-execmem');
+    assert.doesNotThrow(() => validate(apparmor));
   });
 
   test('categoriesOf reads a context’s clearance', () => {

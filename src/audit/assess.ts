@@ -8,6 +8,7 @@ import { fileChecks } from './files.js';
 import { helperChecks } from './helpers.js';
 import { hostChecks } from './host.js';
 import { listenerChecks } from './listeners.js';
+import { networkChecks } from './network.js';
 import { processChecks } from './process.js';
 import type { AuditCheck, Expect, Finding, HostView, LiveProcess, Severity } from './types.js';
 
@@ -15,6 +16,7 @@ import type { AuditCheck, Expect, Finding, HostView, LiveProcess, Severity } fro
 export const auditChecks = (): AuditCheck[] => [
   ...processChecks,
   ...listenerChecks,
+  ...networkChecks,
   ...fileChecks,
   ...hostChecks,
   ...helperChecks,

@@ -11,7 +11,8 @@ import { finding, type AuditCheck, type HelperProcess, type HostView, type Judge
 import type * as N from '../names.js';
 
 /** The answers field that gives a guest each kind of helper. */
-const ANSWER: Record<N.HelperKind, string> = { tpm: 'guests.N.tpm' };
+const answerOf = (kind: N.HelperKind) =>
+  kind === 'tpm' ? 'guests.N.tpm' : kind === 'net' ? 'guests.N.network' : 'guests.N.shares';
 
 /** What every helper finding says it is: the program, and that it serves one guest's QEMU. */
 const BUNDLE =
@@ -34,7 +35,7 @@ function eachHelper(
         const j = judge(h, expect(h), view);
         if (!j) return [];
         const s = typeof severity === 'string' ? severity : severity(h, j);
-        return [finding(name, s, h, `${h.guest} ${j.summary}`, j.evidence, why, BUNDLE, ANSWER[h.kind])];
+        return [finding(name, s, h, `${h.guest} ${j.summary}`, j.evidence, why, BUNDLE, answerOf(h.kind))];
       }),
   };
 }

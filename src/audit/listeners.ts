@@ -1,9 +1,10 @@
 // Network listeners: what the command line asks QEMU to listen on (VNC, SPICE, monitors and other character
 // devices over TCP or telnet, incoming migration), confirmed against the sockets the process really holds in
 // its own network namespace, and any TCP listener the command line does not explain (an NBD server or a
-// migration started through the monitor).
+// migration started through the monitor; slirp's forwarded ports are explained, and network.ts reports slirp).
 import { listenerText, type InetListener } from '../procfs.js';
 import { isOn, parseHostPort, type Endpoint, type QemuCommandLine } from './cmdline.js';
+import { slirpForwardPorts } from './network.js';
 import { finding, type AuditCheck, type Finding, type QemuProcess } from './types.js';
 
 const isLoopback = (host: string) => host === 'localhost' || host.startsWith('127.') || host === '::1';
@@ -222,6 +223,8 @@ const unexplained: AuditCheck = {
       displayFindings(p, seen);
       chardevFindings(p, seen);
       incomingFindings(p, seen);
+      // slirp's forwards are QEMU's own listeners, which network.slirp reports.
+      for (const port of slirpForwardPorts(p)) seen.ports.add(port);
       if (p.cmd.tlsCreds.size > 0) return [];
       return (p.listeners ?? [])
         .filter((l) => l.proto.startsWith('tcp') && !l.loopback && !seen.ports.has(l.port))

@@ -266,7 +266,13 @@ function network(p: QemuProcess, note: Note): Record<string, unknown> {
       'network',
       `MAC address ${macRaw} is not a QEMU-local address (52:54:00:…); a stable one is derived from the name`,
     );
-  if (n.type === 'user') return { mode: 'user', ...(mac ? { mac } : {}) };
+  if (n.type === 'user') {
+    note(
+      'network',
+      'user-mode networking inside QEMU (slirp) becomes passt, in a unit of its own, and QEMU keeps no IP socket; on a host without passt, answer network.backend "slirp" and accept the risk "slirp"',
+    );
+    return { mode: 'user', ...(mac ? { mac } : {}) };
+  }
   if (n.type === 'tap' || n.type === 'bridge') {
     const ifname = n.opts.get('ifname');
     const bridge = n.opts.get('br');

@@ -21,9 +21,9 @@ export const TAP_UNIT_TARGET = 2.0;
 /** The exposure the serial-log rotation may have: root that can only become the guests' users. */
 export const LOGROTATE_TARGET = 2.0;
 
-/** The exposure a guest unit may have: stricter without any network device. */
+/** The exposure a guest unit may have: stricter when QEMU speaks no network itself (none, or passt's socket). */
 export function exposureTarget(g: Guest): number {
-  return G.hasNetwork(g) ? 1.5 : 1.0;
+  return G.usesInet(g) || g.network.mode === 'tap' ? 1.5 : 1.0;
 }
 
 export async function exposureOf(unitFile: string): Promise<number | undefined> {
@@ -43,7 +43,7 @@ export const exposure: Check<BundleUnderCheck, Outcome & { exposure: Exposure[] 
     const findings: Outcome['findings'] = [];
     const scored = b.answers.guests.flatMap((g) => [
       { unit: G.unitName(g), target: exposureTarget(g) },
-      ...helpersOf(g).map((h) => ({ unit: G.helperUnitName(g, h.kind), target: h.sandbox.exposureTarget })),
+      ...helpersOf(b.answers, g).map((h) => ({ unit: G.helperUnitName(g, h.kind), target: h.sandbox.exposureTarget })),
       ...(g.network.mode === 'tap' ? [{ unit: G.tapUnitName(g), target: TAP_UNIT_TARGET }] : []),
     ]);
     if (b.expected.some((f) => f.path === `${UNIT_DIR}/${LOGROTATE_SERVICE}`))

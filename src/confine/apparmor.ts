@@ -154,7 +154,7 @@ export const apparmor: ConfinementBackend<Text> = {
           why: `the paths guest ${g.name}'s profile allows`,
           text: (t: Text) => t.guestRules(a, g),
         },
-        ...helpersOf(g).flatMap((h) => [
+        ...helpersOf(a, g).flatMap((h) => [
           {
             path: `root/${helperProfilePath(g.name, h.kind)}`,
             why: `AppArmor profile ${G.helperProfileName(g, h.kind)} for guest ${g.name}'s ${h.title}`,
@@ -216,7 +216,10 @@ export const apparmor: ConfinementBackend<Text> = {
     async run(b, tools) {
       const profiles = b.answers.guests
         .filter((g) => confines(b.answers, g))
-        .flatMap((g) => [profilePath(g.name), ...helpersOf(g).map((h) => helperProfilePath(g.name, h.kind))]);
+        .flatMap((g) => [
+          profilePath(g.name),
+          ...helpersOf(b.answers, g).map((h) => helperProfilePath(g.name, h.kind)),
+        ]);
       const findings = [];
       for (const profile of profiles) {
         const r = await run(tools.apparmor_parser!, [

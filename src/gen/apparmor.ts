@@ -131,12 +131,25 @@ export function guestRules(a: Answers, g: Guest): string {
     }
     lines.push('  /sys/kernel/iommu_groups/ r,', '  /sys/kernel/iommu_groups/** r,');
   }
+  for (const sh of G.qemuShares(a, g)) {
+    rule(sh.path, sh.access === 'rw' ? 'rw' : 'r', sh.why, '/');
+    rule(sh.path, sh.access === 'rw' ? 'rwk' : 'r', sh.why, '/**');
+  }
   for (const t of G.tlsDirsOf(g)) {
     rule(t.path, 'r', t.why, '/');
     rule(t.path, 'r', t.why, '/*');
   }
   rule(G.runtimeDir(g), 'r', 'its runtime directory', '/');
   rule(G.runtimeDir(g), 'rw', 'QMP, serial, VNC and SPICE sockets', '/*.sock');
+  for (const h of helpersOf(a, g))
+    if (
+      !h.socket(g).startsWith(`${G.runtimeDir(g)}/`) ||
+      h
+        .socket(g)
+        .slice(G.runtimeDir(g).length + 1)
+        .includes('/')
+    )
+      rule(h.socket(g), 'rw', `the socket of its ${h.title}, which it connects to`);
   lines.push(
     '  # systemd runs the unit’s helpers under this profile too: ExecStartPre= makes the stop FIFOs, ExecStop= writes',
     '  # to one and waits for QEMU. They inherit these same rules; QEMU itself cannot exec while -sandbox denies spawn.',
@@ -156,7 +169,7 @@ export function guestRules(a: Answers, g: Guest): string {
       );
   rule(G.stateDir(g), 'r', 'its state directory', '/');
   rule(G.stateDir(g), 'rwk', 'its own state', '/**');
-  for (const h of helpersOf(g))
+  for (const h of helpersOf(a, g))
     for (const d of h.stateDirs(g))
       lines.push(
         `  # What the guest's ${h.title} keeps is its alone: QEMU talks to it through its socket, never its files.`,
@@ -209,11 +222,12 @@ export function helperRules(g: Guest, h: HelperKind): string {
     rule(d, 'rwk', 'its state: nothing of the guest’s but this', '/**');
   }
   for (const r of own.rules) lines.push(`  # ${r.why}`, `  ${r.rule}`);
-  lines.push(
-    '  # systemd stops it with a signal.',
-    '  signal (receive) peer=unconfined,',
-    '  # It needs no capability, and never another program but those named here.',
-    '  deny capability,',
-  );
+  lines.push('  # systemd stops it with a signal.', '  signal (receive) peer=unconfined,');
+  if (own.capabilities)
+    lines.push(
+      `  # Capabilities: ${own.capabilities.why}. No other.`,
+      ...own.capabilities.names.map((c) => `  capability ${c},`),
+    );
+  else lines.push('  # It needs no capability, and never another program but those named here.', '  deny capability,');
   return lines.join('\n') + '\n';
 }

@@ -23,11 +23,14 @@ export function sysusers(a: Answers): string {
 export function tmpfiles(a: Answers): string {
   const lines = [HEADER];
   lines.push(
-    '# qemu-harden never changes the owner or mode of a file it did not make, with one exception: a writable disk',
-    "# image belongs to the one guest that writes it (no other guest may read or write it) and becomes its user's.",
+    '# qemu-harden never changes the owner or mode of a file it did not make, with two exceptions: a writable disk',
+    "# image belongs to the one guest that writes it (no other guest may read or write it) and becomes its user's,",
+    '# and so does the directory of a writable shared folder (mode 0700; what is already in it is left as it is).',
     "# Read-only files keep owner and mode: a guest reads one through an ACL entry for its user, and the system's",
     '# own files (firmware under /usr/share, kernels under /boot) only because they are readable by everyone.',
     "# The UEFI variables are copied by the guest's unit, as the guest's user, into its state directory.",
+    "# A read-only shared folder is left as it is: its files must be readable by the guest's user (world-readable,",
+    '# or an ACL you give).',
   );
   lines.push('', '# Parents of the per-guest directories systemd creates for each unit.');
   lines.push('d /var/lib/qemu-harden 0755 root root -', 'd /var/log/qemu-harden 0755 root root -');
@@ -40,6 +43,7 @@ export function tmpfiles(a: Answers): string {
       if (f.access === 'rw') lines.push(`z ${tmpfilesPath(f.path)} 0600 ${u} ${u} -`);
       else if (!isSystemFile(f.path)) lines.push(`a+ ${tmpfilesPath(f.path)} - - - - ${tmpfilesField(`u:${u}:r`)}`);
     }
+    for (const sh of g.shares.filter((x) => !x.readOnly)) lines.push(`d ${tmpfilesPath(sh.path)} 0700 ${u} ${u} -`);
   }
   return lines.join('\n') + '\n';
 }

@@ -43,6 +43,8 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
   // KSM: a page merged with another guest's is a timing side channel between the two. Secure Boot needs SMM. ACPI
   // and the HPET are off only where the answers say so, in the machine properties that replaced -no-acpi and -no-hpet.
   const secureBoot = g.firmware.type === 'uefi' && g.firmware.secureBoot;
+  // virtiofsd reads and writes the guest's buffers itself: the guest's RAM is a memfd QEMU shares with it.
+  const sharedRam = G.shareTransport(a) === 'virtiofs' && g.shares.length > 0;
   push(
     '-machine',
     qemuOpts(qemuValue(g.machine), [
@@ -51,12 +53,22 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
       ...(g.hpet === false ? [['hpet', false] as [string, boolean]] : []),
       ['dump-guest-core', false],
       ['mem-merge', false],
+      ...(sharedRam ? [['memory-backend', 'ram'] as [string, string]] : []),
     ]),
   );
   push('-accel', a.useCase === 'virtualization' ? 'kvm' : 'tcg');
   push('-cpu', [qemuValue(G.cpuModel(a, g)), ...g.cpu.features].join(','));
   push('-smp', String(g.vcpus));
   push('-m', `${g.memoryMiB}M`);
+  if (sharedRam)
+    push(
+      '-object',
+      qemuOpts('memory-backend-memfd', [
+        ['id', 'ram'],
+        ['size', `${g.memoryMiB}M`],
+        ['share', true],
+      ]),
+    );
   push('-sandbox', sandboxOption(g));
   push('-msg', 'timestamp=on');
 
@@ -116,8 +128,8 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
       ]),
     );
   }
-  // Each helper unit's socket (src/helpers/): a TPM from the guest's own swtpm, for one.
-  for (const h of helpersOf(g)) push(...h.qemuArgs(g));
+  // Each helper unit's socket (src/helpers/): a TPM from the guest's own swtpm, the user-mode network from passt.
+  for (const h of helpersOf(a, g)) push(...h.qemuArgs(g));
   if (g.boot) {
     push('-kernel', g.boot.kernel);
     if (g.boot.initrd) push('-initrd', g.boot.initrd);
@@ -180,6 +192,21 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
     );
   });
 
+  // Shared folders through QEMU's own 9p server, where the target has no virtiofsd that runs unprivileged. A
+  // read-only share needs no mapping of owners (security_model=none); what the guest writes to a writable one
+  // becomes files of the guest's user, mode 0600 and 0700, its owners and modes kept in extended attributes.
+  for (const sh of g.shares)
+    if (G.shareTransport(a) === '9p')
+      push(
+        '-virtfs',
+        qemuOpts('local', [
+          ['path', sh.path],
+          ['mount_tag', sh.tag],
+          ['security_model', sh.readOnly ? 'none' : 'mapped-xattr'],
+          ...(sh.readOnly ? [['readonly', true] as [string, boolean]] : []),
+        ]),
+      );
+
   const nic = (netdev: string) =>
     push(
       '-device',
@@ -190,7 +217,21 @@ export function qemuArgs(a: Answers, g: Guest): string[] {
       ]),
     );
   if (g.network.mode === 'user') {
-    push('-netdev', 'user,id=net0');
+    // passt's -netdev comes from its helper record, with the other helpers' arguments; slirp is QEMU's own.
+    if (g.network.backend === 'slirp')
+      push(
+        '-netdev',
+        qemuOpts('user', [
+          ['id', 'net0'],
+          ...g.network.forwards.map(
+            (f) =>
+              [
+                'hostfwd',
+                `${f.protocol}:${f.listen.includes(':') ? `[${f.listen}]` : f.listen}:${f.port}-:${f.guestPort ?? f.port}`,
+              ] as [string, string],
+          ),
+        ]),
+      );
     nic('net0');
   } else if (g.network.mode === 'tap') {
     push(

@@ -342,10 +342,10 @@ function operatorSections(a: Answers, me: string): string[] {
     '```',
     '',
   );
-  const helped = a.guests.filter((g) => helpersOf(g).length > 0);
+  const helped = a.guests.filter((g) => helpersOf(a, g).length > 0);
   if (helped.length) {
     out.push('## Helper units', '');
-    for (const g of helped) for (const h of helpersOf(g)) out.push(`- ${g.name}: ${text(h.readme(g))}`);
+    for (const g of helped) for (const h of helpersOf(a, g)) out.push(`- ${g.name}: ${text(h.readme(g))}`);
     out.push('');
   }
   out.push('## After apply', '');
@@ -415,7 +415,13 @@ export function reachDiagram(a: Answers): string[] {
     }
     edge(
       'net',
-      g.network.mode === 'none' ? 'no network' : g.network.mode === 'user' ? 'user-mode NAT' : `tap ${G.tapDevice(g)}`,
+      g.network.mode === 'none'
+        ? 'no network'
+        : g.network.mode === 'user'
+          ? g.network.backend === 'passt'
+            ? `passt socket ${G.netSocket(g)}`
+            : 'user-mode NAT in QEMU (slirp)'
+          : `tap ${G.tapDevice(g)}`,
     );
   });
   out.push('```', '');

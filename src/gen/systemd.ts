@@ -111,9 +111,21 @@ interface Sandbox {
   hidden: string[];
   /** What is bound into the empty /run. */
   runBinds: { path: string; writable: boolean }[];
-  network: 'none' | 'tap' | 'inet' | 'user-mode';
+  /** What /run holds besides: for the comment that says so. */
+  runHolds: string;
+  /**
+   * none: an empty network namespace. helper: the same, for a QEMU whose guest's network is a helper's (passt) it
+   * reaches over a unix socket. tap, inet, user-mode: QEMU's own. host-ip: a helper speaking IP for the guest.
+   */
+  network: 'none' | 'helper' | 'tap' | 'inet' | 'user-mode' | 'host-ip';
   /** The program installs a seccomp filter of its own. */
   ownSeccomp: boolean;
+  /** What the program needs to build a sandbox of its own (src/helpers/helper.ts). */
+  selfSandbox?: { namespaces: string[]; syscalls: string[]; why: string };
+  /** The program forks into the background (Type=forking): its first process must not be a PID namespace's init. */
+  forks?: boolean;
+  /** Why the program reads /proc/sys (then not hidden by ProcSubset=pid), if it does. */
+  readsProcSys?: string;
   /** Under TCG QEMU writes the code it runs; everything else gets MemoryDenyWriteExecute=yes. */
   writesCode: boolean;
   memlockMiB?: number;
@@ -146,7 +158,7 @@ function hardening(sb: Sandbox): Line[] {
     ],
     [
       sb.qemu
-        ? 'The whole file system is read-only to QEMU; only this guest’s writable disks are not.'
+        ? 'The whole file system is read-only to QEMU; only this guest’s writable disks and shared folders are not.'
         : `The whole file system is read-only to ${who}; only its own directories are not.`,
       'ProtectSystem=strict',
       ...(sb.writable.length ? [`ReadWritePaths=${sb.writable.map(systemdPathWord).join(' ')}`] : []),
@@ -165,9 +177,7 @@ function hardening(sb: Sandbox): Line[] {
     ]);
   out.push(
     [
-      sb.qemu
-        ? 'No host sockets: /run (and /var/run) is an empty read-only tmpfs holding only this guest’s own directory, so the D-Bus system bus and other daemons’ sockets are not there to connect to; /dev/shm is empty too, and System V IPC and POSIX message queues are private.'
-        : `No host sockets: /run (and /var/run) is an empty read-only tmpfs, so the D-Bus system bus and other daemons’ sockets are not there to connect to (${who} gets its own socket from systemd); /dev/shm is empty too, and System V IPC and POSIX message queues are private.`,
+      `No host sockets: /run (and /var/run) is an empty read-only tmpfs holding only ${sb.runHolds}, so the D-Bus system bus and other daemons’ sockets are not there to connect to; /dev/shm is empty too, and System V IPC and POSIX message queues are private.`,
       'TemporaryFileSystem=/run:ro',
       'TemporaryFileSystem=/dev/shm:ro',
       ...sb.runBinds.map((b) => `${b.writable ? 'BindPaths' : 'BindReadOnlyPaths'}=${systemdBindWord(b.path)}`),
@@ -187,21 +197,29 @@ function hardening(sb: Sandbox): Line[] {
       'ProtectClock=yes',
       'ProtectHostname=yes',
       'ProtectProc=invisible',
-      'ProcSubset=pid',
+      ...(sb.readsProcSys ? [] : ['ProcSubset=pid']),
     ],
+    ...(sb.readsProcSys ? [[`/proc/sys stays readable, read-only: ${sb.readsProcSys}.`] as Line] : []),
     [
       `Other users of the host are invisible; this ${who} has its own user namespace. (Not "identity": that maps every system user into it, and "yes" maps only root and this guest’s user.)`,
       'PrivateUsers=yes',
     ],
   );
-  if (systemdHas.v257(release))
+  if (systemdHas.v257(release) && !sb.forks)
     out.push([
       `A PID namespace of its own: ${who} is its PID 1 and no other process of the host exists for it, even by number.`,
       'PrivatePIDs=yes',
     ]);
+  if (sb.selfSandbox)
+    out.push([
+      `${who} makes namespaces only for a sandbox of its own: ${sb.selfSandbox.namespaces.join(', ')}; never a network or cgroup namespace.`,
+      `RestrictNamespaces=${sb.selfSandbox.namespaces.join(' ')}`,
+    ]);
   out.push([
-    'No namespaces, realtime scheduling, setuid files, personality changes or System V IPC left behind.',
-    'RestrictNamespaces=yes',
+    sb.selfSandbox
+      ? 'No realtime scheduling, setuid files, personality changes or System V IPC left behind.'
+      : 'No namespaces, realtime scheduling, setuid files, personality changes or System V IPC left behind.',
+    ...(sb.selfSandbox ? [] : ['RestrictNamespaces=yes']),
     'RestrictRealtime=yes',
     'RestrictSUIDSGID=yes',
     'LockPersonality=yes',
@@ -210,14 +228,29 @@ function hardening(sb: Sandbox): Line[] {
   ]);
   switch (sb.network) {
     case 'none':
+    case 'helper':
       out.push([
-        sb.qemu
-          ? 'No network at all: the guest has no network device, so QEMU gets an empty network namespace.'
-          : `No network at all: ${who} speaks only on the unix socket systemd hands it, in an empty network namespace.`,
+        sb.network === 'helper'
+          ? 'No network of its own: QEMU reaches the guest’s network only through the unix socket of the guest’s user-mode network unit (passt), so it gets an empty network namespace and no IP socket.'
+          : sb.qemu
+            ? 'No network at all: the guest has no network device, so QEMU gets an empty network namespace.'
+            : `No network at all: ${who} speaks only on its unix socket, in an empty network namespace.`,
         'PrivateNetwork=yes',
         'RestrictAddressFamilies=AF_UNIX',
         'IPAddressDeny=any',
       ]);
+      break;
+    case 'host-ip':
+      out.push(
+        [
+          `${who} speaks IP for the guest from the host’s own network: IP sockets, netlink to read the host’s addresses and routes, and unix sockets.`,
+          'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK',
+        ],
+        [
+          `Whatever ${who} reaches, the guest reaches. The host’s loopback and link-local addresses (local services, other guests’ listeners, cloud metadata at 169.254.169.254) are denied, in both directions.`,
+          `IPAddressDeny=${USER_NET_DENY.join(' ')}`,
+        ],
+      );
       break;
     case 'tap':
       out.push([
@@ -229,12 +262,14 @@ function hardening(sb: Sandbox): Line[] {
     case 'inet':
     case 'user-mode':
       out.push([
-        'QEMU speaks IP itself (user-mode network or a TLS listener): only IP and unix sockets.',
+        sb.network === 'user-mode'
+          ? 'QEMU speaks IP itself (slirp, the user-mode network inside QEMU: an accepted risk): only IP and unix sockets.'
+          : 'QEMU speaks IP itself (a TLS listener): only IP and unix sockets.',
         'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
       ]);
       if (sb.network === 'user-mode')
         out.push([
-          'User-mode networking: whatever QEMU reaches, the guest reaches (10.0.2.2 is the host’s 127.0.0.1). The host’s loopback and link-local addresses (local services, other guests’ listeners, cloud metadata at 169.254.169.254) are denied.',
+          'slirp: whatever QEMU reaches, the guest reaches (10.0.2.2 is the host’s 127.0.0.1). The host’s loopback and link-local addresses (local services, other guests’ listeners, cloud metadata at 169.254.169.254) are denied.',
           `IPAddressDeny=${USER_NET_DENY.join(' ')}`,
         ]);
       break;
@@ -248,6 +283,11 @@ function hardening(sb: Sandbox): Line[] {
     'SystemCallFilter=~@clock @cpu-emulation @debug @module @mount @obsolete @privileged @raw-io @reboot @swap',
     'SystemCallErrorNumber=EPERM',
   ]);
+  if (sb.selfSandbox)
+    out.push([
+      `Given back after that, only for ${who}’s own sandbox: ${sb.selfSandbox.why}.`,
+      `SystemCallFilter=${sb.selfSandbox.syscalls.join(' ')}`,
+    ]);
   if (sb.writesCode)
     out.push(['No MemoryDenyWriteExecute= here: under TCG QEMU writes the code it then runs (its translation cache).']);
   else
@@ -295,7 +335,7 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
   const ownPaths = [...ownTls, ...G.filesOf(g).map((f) => f.path), G.runtimeDir(g), G.stateDir(g), G.logsDir(g)];
   // Every guest's TLS directories but those that hold this guest's own (its own among them): read once per answers.
   const othersTls = [...allTls(a)].filter((d) => !ownPaths.some((p) => underDir(p, d)));
-  const helpers = helpersOf(g);
+  const helpers = helpersOf(a, g);
   const inet = G.usesInet(g);
   const tap = g.network.mode === 'tap';
 
@@ -365,15 +405,36 @@ export function guestService(a: Answers, g: Guest, opts: { incoming?: boolean } 
       release,
       qemu: true,
       devices: G.devicesOf(a, g),
-      writable: g.disks.filter((d) => !d.readOnly && !d.blockDevice && !bound.has(d.path)).map((d) => d.path),
+      writable: [
+        ...g.disks.filter((d) => !d.readOnly && !d.blockDevice && !bound.has(d.path)).map((d) => d.path),
+        ...G.qemuShares(a, g)
+          .filter((sh) => sh.access === 'rw' && !bound.has(sh.path))
+          .map((sh) => sh.path),
+      ],
       fence,
-      hidden: [...othersTls, ...helpers.flatMap((h) => h.stateDirs(g))],
+      hidden: [
+        ...othersTls,
+        ...helpers.flatMap((h) => h.stateDirs(g)),
+        // Served by virtiofsd, the guest's shared folders are not QEMU's to open.
+        ...(G.shareTransport(a) === 'virtiofs' ? g.shares.map((sh) => sh.path) : []),
+      ],
       runBinds: [
         { path: G.runtimeDir(g), writable: true },
         ...G.filesOf(g).map((f) => ({ path: f.path, writable: f.access === 'rw' })),
         ...[...ownTls].map((path) => ({ path, writable: false })),
       ].filter((b) => underDir(b.path, '/run') && !bound.has(b.path)),
-      network: !tap && !inet ? 'none' : !inet ? 'tap' : g.network.mode === 'user' ? 'user-mode' : 'inet',
+      runHolds: 'this guest’s own directory',
+      network: tap
+        ? inet
+          ? 'inet'
+          : 'tap'
+        : g.network.mode === 'user' && !G.usesPasst(g)
+          ? 'user-mode'
+          : inet
+            ? 'inet'
+            : G.usesPasst(g)
+              ? 'helper'
+              : 'none',
       ownSeccomp: true,
       writesCode: a.useCase !== 'virtualization',
       memlockMiB: g.passthrough.pci.length > 0 ? G.memoryMaxMiB(g) : undefined,
@@ -442,24 +503,51 @@ export function helperSocket(g: Guest, h: HelperKind): string {
   ]);
 }
 
+/** journald's syslog socket, for a helper that logs to the system logger once it has forked. */
+const SYSLOG_SOCKET = '/run/systemd/journal/dev-log';
+
 /** A guest's helper unit: the helper as the guest's user, in QEMU's sandbox with the differences its record names. */
 export function helperService(a: Answers, g: Guest, h: HelperKind): string {
   const who = h.binary.slice(h.binary.lastIndexOf('/') + 1);
-  const own = h.stateDirs(g).map((path) => ({ path, writable: true }));
+  const served = h.ownPaths?.(g) ?? [];
+  const own = [...h.stateDirs(g).map((path) => ({ path, writable: true })), ...served];
   const fence = guestFence(a, g, own);
+  const bound = new Set(fence.bind.map((b) => b.path));
   const othersTls = [...allTls(a)].filter((d) => !own.some((o) => underDir(o.path, d)));
   const stateRel = (p: string) => systemdPathWord(p.slice('/var/lib/'.length));
+  const forks = h.readiness === 'forks';
+  const runDir = h.socket(g).slice(0, h.socket(g).lastIndexOf('/'));
+  const inet = h.sandbox.network === 'host-ip';
+  const ready: Line = forks
+    ? [
+        `${who} binds its socket itself, in its own directory, and forks into the background once it listens: QEMU’s unit starts this one before itself, and starts only when it is ready.`,
+        'Type=forking',
+      ]
+    : 'Type=exec';
   return render([
     [
       'Unit',
       [
         `Description=${systemdText(`${h.title} of QEMU guest ${g.name}`)}`,
         `Documentation=${h.documentation} man:systemd.exec(5)`,
-        [
-          'systemd listens on its socket first and hands it over; QEMU’s unit starts this one before itself.',
-          `Requires=${G.helperSocketName(g, h.kind)}`,
-          `After=${G.helperSocketName(g, h.kind)}`,
-        ],
+        ...(forks
+          ? []
+          : [
+              [
+                'systemd listens on its socket first and hands it over; QEMU’s unit starts this one before itself.',
+                `Requires=${G.helperSocketName(g, h.kind)}`,
+                `After=${G.helperSocketName(g, h.kind)}`,
+              ] as Line,
+            ]),
+        ...(inet
+          ? [
+              [
+                `${who} reads the host’s addresses and routes when it starts: it starts once the network is up.`,
+                'After=network-online.target',
+                'Wants=network-online.target',
+              ] as Line,
+            ]
+          : []),
         [
           'It stops with QEMU, and is not left running once no QEMU of this guest needs it.',
           `PartOf=${qemuUnitsOf(g).join(' ')}`,
@@ -470,28 +558,52 @@ export function helperService(a: Answers, g: Guest, h: HelperKind): string {
     [
       'Service',
       [
-        'Type=exec',
+        ready,
         ...h.setup(g).map((s) => [s.why, `ExecStartPre=${s.argv.map(systemdExecWord).join(' ')}`] as Line),
-        `ExecStart=${[h.binary, ...h.args(g)].map(systemdExecWord).join(' ')}`,
+        `ExecStart=${[h.binary, ...h.args(g)].map(execWord).join(' ')}`,
         `Slice=${G.SLICE}`,
         identity(g, who, []),
-        [
-          `${who}’s state: its own directories in the guest’s state directory, for ${who} alone.`,
-          `StateDirectory=${h.stateDirs(g).map(stateRel).join(' ')}`,
-          'StateDirectoryMode=0700',
-          'UMask=0077',
-        ],
+        ...(h.stateDirs(g).length
+          ? [
+              [
+                `${who}’s state: its own directories in the guest’s state directory, for ${who} alone.`,
+                `StateDirectory=${h.stateDirs(g).map(stateRel).join(' ')}`,
+                'StateDirectoryMode=0700',
+              ] as Line,
+            ]
+          : []),
+        ...(forks
+          ? [
+              [
+                `${who}’s socket: a directory of its own in the guest’s runtime directory, where QEMU connects, for ${who} alone to write.`,
+                `RuntimeDirectory=${systemdPathWord(runDir.slice('/run/'.length))}`,
+                'RuntimeDirectoryMode=0700',
+              ] as Line,
+            ]
+          : []),
+        'UMask=0077',
         ...hardening({
           who,
           release: releaseOf(a),
           qemu: false,
           devices: [],
-          writable: [],
+          writable: served.filter((p) => p.writable && !bound.has(p.path)).map((p) => p.path),
           fence,
           hidden: othersTls,
-          runBinds: [],
-          network: 'none',
+          runBinds: forks
+            ? [
+                { path: runDir, writable: true },
+                ...(h.sandbox.syslog ? [{ path: SYSLOG_SOCKET, writable: false }] : []),
+              ]
+            : [],
+          runHolds: forks
+            ? `${who}’s own directory${h.sandbox.syslog ? `, and journald’s syslog socket, to which ${who} logs once it has forked` : ''}`
+            : `what systemd puts there itself (${who} gets its socket from systemd)`,
+          network: inet ? 'host-ip' : 'none',
           ownSeccomp: h.sandbox.ownSeccomp,
+          selfSandbox: h.sandbox.selfSandbox,
+          readsProcSys: h.sandbox.readsProcSys,
+          forks,
           writesCode: false,
           coreHolds: h.sandbox.coreHolds,
           confinement: CONFINEMENT.filter((b) => b.confines(a, g)).map((b) => b.helperUnitLines(g, h.kind, a)),

@@ -1,9 +1,11 @@
 // A helper unit: a process of one guest's that QEMU talks to over a unix socket, run in a unit of its own beside
 // QEMU's. It runs as the guest's own user, in the same sandbox as QEMU's unit (one block, src/gen/systemd.ts,
-// with the differences its record names), under an AppArmor profile of its own that the unit sets. systemd
-// listens on its socket (a socket unit) before the helper or QEMU starts and hands the socket to the helper, so
-// QEMU never races the helper's start and the helper needs no write access where its socket lives. The helper
-// starts before QEMU and stops with it.
+// with the differences its record names), under an AppArmor profile of its own that the unit sets. It is ready
+// before QEMU starts, in one of two ways (`readiness`): systemd listens on its socket (a socket unit) before the
+// helper or QEMU starts and hands the socket to the helper, so the helper needs no write access where its socket
+// lives; or the helper binds its socket itself, in a directory of its own, and forks into the background only once
+// it listens, so systemd starts QEMU only then. Either way QEMU never races the helper's start. The helper starts
+// before QEMU and stops with it.
 //
 // A kind of helper is one record (HelperKind); src/helpers/index.ts lists them, and rules.ts says which guests
 // run it (runsHelper: the names a helper takes must be unique, and rules.ts checks them). Units, QEMU's arguments,
@@ -32,6 +34,12 @@ export interface HelperKind {
   binary: string;
   /** The arguments after the binary. The socket systemd listens on is file descriptor 3. */
   args(g: Guest): string[];
+  /**
+   * How it is ready before QEMU starts. `socket`: systemd listens on `socket` (a socket unit) and hands it over as
+   * file descriptor 3. `forks`: it binds `socket` itself, in a runtime directory of its own (the socket's directory,
+   * which only it may write), and its first process exits once the socket listens (Type=forking).
+   */
+  readiness: 'socket' | 'forks';
   /** The socket QEMU connects to, in the guest's runtime directory. */
   socket(g: Guest): string;
   /**
@@ -39,6 +47,11 @@ export interface HelperKind {
    * the guest's user, mode 0700. They are the helper's alone: QEMU's unit and profile do not reach them.
    */
   stateDirs(g: Guest): string[];
+  /**
+   * Host paths outside the guest's directories that the helper serves (virtiofsd: its shared folder), writable or
+   * not: its unit puts them back inside the fence between guests, and its profile admits exactly them.
+   */
+  ownPaths?(g: Guest): { path: string; writable: boolean }[];
   /**
    * First-start set-up, run as the guest's user by ExecStartPre= before the helper: each command does nothing
    * when its work is already done.
@@ -56,9 +69,32 @@ export interface HelperKind {
     coreHolds: string;
     /** The exposure systemd-analyze security may give the unit (verify's exposure check). */
     exposureTarget: number;
+    /**
+     * The network it speaks: none (an empty network namespace, unix sockets only), or the host's IP on the guest's
+     * behalf (passt), with the host's loopback and link-local addresses denied as QEMU's slirp has them denied.
+     */
+    network: 'none' | 'host-ip';
+    /**
+     * What it needs to build a sandbox of its own, where it does (passt unshares a user namespace and an empty
+     * mount namespace it pivots into): the namespace types the unit then lets it create, the system calls it adds
+     * back to the unit's filter, and why.
+     */
+    selfSandbox?: { namespaces: string[]; syscalls: string[]; why: string };
+    /** It logs to the system logger once it has forked: journald's syslog socket is bound into its empty /run. */
+    syslog?: boolean;
+    /** Why it reads /proc/sys, if it does: the unit then leaves it visible (read-only), not only /proc/PID. */
+    readsProcSys?: string;
   };
-  /** Its AppArmor profile beyond the binary, what every process needs and its state directories. */
-  apparmor(g: Guest): { paths: HelperPathRule[]; rules: { rule: string; why: string }[] };
+  /**
+   * Its AppArmor profile beyond the binary, what every process needs and its own directories. Without
+   * `capabilities` the profile denies every capability; with them it allows those, which the helper holds only in
+   * the user namespace it makes for its own sandbox.
+   */
+  apparmor(g: Guest): {
+    paths: HelperPathRule[];
+    rules: { rule: string; why: string }[];
+    capabilities?: { names: string[]; why: string };
+  };
   /** A paragraph for the bundle's README: what the helper does for the guest and how it is confined. */
   readme(g: Guest): string;
   /** How `audit` and `status` know a running helper of this kind, whoever started it (src/audit/live.ts). */

@@ -30,6 +30,7 @@ export const swtpm: HelperKind = {
   title: 'TPM 2.0 emulator (swtpm)',
   documentation: 'man:swtpm(8) man:swtpm_setup(8)',
   binary: SWTPM,
+  readiness: 'socket',
   args: (g) => [
     'socket',
     '--tpm2',
@@ -79,6 +80,7 @@ export const swtpm: HelperKind = {
     tasksMax: 16,
     coreHolds: 'the guest’s TPM secrets',
     exposureTarget: 0.5,
+    network: 'none',
   },
   apparmor: () => ({
     paths: [

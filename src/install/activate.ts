@@ -199,10 +199,12 @@ export interface RemovedGuest {
 
 /** The state a guest's helper units kept, named, by the units it had. */
 function helperState(g: string, units: string[]): { text: string[]; dirs: string[] } {
-  const kinds = N.HELPER_KINDS.filter((k) => units.includes(N.helperUnitName(g, k)));
+  const kinds = N.HELPER_KINDS.filter(
+    (k) => units.includes(N.helperUnitName(g, k)) && N.helperState(k).dirs(g).length > 0,
+  );
   return {
-    text: kinds.map((k) => `${N.HELPER_STATE[k].what} ${N.HELPER_STATE[k].dirs(g).join(' ')}`),
-    dirs: kinds.flatMap((k) => N.HELPER_STATE[k].dirs(g)),
+    text: kinds.map((k) => `${N.helperState(k).what} ${N.helperState(k).dirs(g).join(' ')}`),
+    dirs: kinds.flatMap((k) => N.helperState(k).dirs(g)),
   };
 }
 

@@ -236,6 +236,7 @@ const STRUCTURAL = new Set([
 ]);
 const STRUCTURAL_DEVICES = new Set([
   'emulator',
+  'filesystem',
   'controller',
   'input',
   'memballoon',
@@ -275,6 +276,7 @@ const PIECES: ((x: Domain) => void)[] = [
   tuning,
   disks,
   interfaces,
+  filesystems,
   graphics,
   hostdevs,
   tpm,
@@ -702,15 +704,13 @@ function tuning({ dom, d: { guest: g, prov, log } }: Domain): void {
         k === 'hugepages'
           ? 'huge pages are not carried; guest memory is ordinary private memory'
           : k === 'access'
-            ? 'shared guest memory is not carried; guest memory stays private to QEMU'
+            ? 'shared guest memory is not carried; the bundle shares it (memfd) itself only where virtiofsd serves the guest’s folders'
             : 'not carried; guest memory is ordinary private anonymous memory',
       );
   }
 }
 
 const NET_REFUSED: Record<string, string> = {
-  network:
-    'a libvirt-managed virtual network (dnsmasq, NAT and firewall rules libvirt runs) has no equivalent here; attach the guest to a bridge (type="bridge") instead',
   direct: 'macvtap on a host interface is not supported; use a bridge',
   vhostuser: 'vhost-user hands guest memory to another process; not supported',
   hostdev:
@@ -824,14 +824,65 @@ function disks({ dom, d: draft }: Domain): void {
   if (disks.length) g.disks = disks;
 }
 
-/** The first interface: bridge or ethernet becomes a tap, user stays user-mode networking. */
+/** The most ports one <portForward> may forward, ranges counted port by port: the answers list each. */
+const MAX_FORWARDED_PORTS = 64;
+
+/**
+ * libvirt's port forwards of a passt interface (<portForward proto address><range start end to exclude/>) as the
+ * answers' forwards, each port on its own; undefined when one cannot be carried (it is then refused by its path).
+ */
+function portForwards(n: Node, at: string, log: Domain['d']['log']): Record<string, unknown>[] | undefined {
+  const out: Record<string, unknown>[] = [];
+  for (const [i, pf] of kids(n, 'portForward').entries()) {
+    const pat = `${at}/portForward[${i + 1}]`;
+    const protocol = attr(pf, 'proto') ?? 'tcp';
+    if (protocol !== 'tcp' && protocol !== 'udp') {
+      log.refuse(`${pat}@proto`, `"${protocol}" is not a protocol passt forwards (tcp, udp)`);
+      return undefined;
+    }
+    if (attr(pf, 'dev')) {
+      log.refuse(`${pat}@dev`, 'a forward bound to one host interface has no equivalent; give its address instead');
+      return undefined;
+    }
+    // libvirt's default is every address; the answers name one, so the carried forward says 0.0.0.0.
+    const listen = attr(pf, 'address') ?? '0.0.0.0';
+    if (!attr(pf, 'address'))
+      log.secureDefault(`${pat}@address`, 'no address: forwarded on every IPv4 address (0.0.0.0); narrow it to one');
+    for (const [j, r] of kids(pf, 'range').entries()) {
+      const rat = `${pat}/range[${j + 1}]`;
+      if (attr(r, 'exclude') === 'yes') {
+        log.refuse(`${rat}@exclude`, 'excluded ranges have no equivalent: forward the ports you mean, one by one');
+        return undefined;
+      }
+      const start = Number(attr(r, 'start'));
+      const end = attr(r, 'end') === undefined ? start : Number(attr(r, 'end'));
+      const to = attr(r, 'to') === undefined ? start : Number(attr(r, 'to'));
+      if (![start, end, to].every((x) => Number.isInteger(x) && x > 0 && x <= 65535) || end < start) {
+        log.refuse(`${rat}`, 'a range needs start (and end, to) ports from 1 to 65535, end not below start');
+        return undefined;
+      }
+      if (out.length + end - start + 1 > MAX_FORWARDED_PORTS) {
+        log.refuse(`${rat}`, `more than ${MAX_FORWARDED_PORTS} forwarded ports; the answers list each one`);
+        return undefined;
+      }
+      for (let p = start; p <= end; p++)
+        out.push({ protocol, listen, port: p, ...(to !== start ? { guestPort: to + (p - start) } : {}) });
+    }
+  }
+  return out;
+}
+
+/**
+ * The first interface: bridge or ethernet becomes a tap; user stays user-mode networking, served by passt; a
+ * libvirt NAT network becomes passt's user-mode networking too, with the change named.
+ */
 function interfaces({ dom, d: { guest: g, prov, log } }: Domain): void {
   const dev = kid(dom, 'devices');
   kids(dev, 'interface').forEach((n, i) => {
     const at = `devices/interface[${i + 1}]`;
     const type = attr(n, 'type') ?? '';
     if (NET_REFUSED[type]) return log.refuse(`${at}@type`, `"${type}": ${NET_REFUSED[type]}`);
-    if (type !== 'bridge' && type !== 'ethernet' && type !== 'user')
+    if (type !== 'bridge' && type !== 'ethernet' && type !== 'user' && type !== 'network')
       return log.refuse(`${at}@type`, `"${type}" interfaces are not supported`);
     if (kid(n, 'vlan'))
       return log.refuse(
@@ -840,15 +891,38 @@ function interfaces({ dom, d: { guest: g, prov, log } }: Domain): void {
       );
     if (g.network) return log.secureDefault(at, 'only one network interface per guest is carried; this one is not');
     const net: Record<string, unknown> = {};
-    if (type === 'user') {
+    if (type === 'network') {
+      const name = attr(kid(n, 'source'), 'network') ?? '';
       net.mode = 'user';
-      log.carry(at, 'user-mode networking');
+      net.backend = 'passt';
+      log.secureDefault(
+        `${at}/source@network`,
+        `libvirt network "${name}" (libvirt's NAT, dnsmasq and firewall rules on its bridge) becomes user-mode networking from passt in a unit of its own: the guest still reaches out through the host, with the host's own address, but is no longer on that network, reachable from the host or from other guests at its old address; forward the ports it serves (network.forwards), or attach it to a bridge (type="bridge") instead`,
+      );
+      if (kid(n, 'portForward')) return log.refuse(`${at}/portForward`, 'port forwards belong to type="user" (passt)');
+    } else if (type === 'user') {
+      net.mode = 'user';
+      net.backend = 'passt';
       const backend = attr(kid(n, 'backend'), 'type');
-      if (backend && backend !== 'default')
+      if (backend === 'passt') log.carry(`${at}/backend@type`, 'user-mode networking from passt, in a unit of its own');
+      else
         log.secureDefault(
-          `${at}/backend@type`,
-          `"${backend}" is replaced by QEMU's built-in user-mode stack (no helper process)`,
+          backend ? `${at}/backend@type` : at,
+          `user-mode networking${backend ? ` ("${backend}")` : ''} inside QEMU (slirp) becomes passt, in a unit of its own: QEMU keeps no IP socket`,
         );
+      for (const k of ['logFile', 'upstream'])
+        if (attr(kid(n, 'backend'), k) || (k === 'upstream' && kid(kid(n, 'backend'), 'upstream')))
+          log.secureDefault(
+            `${at}/backend@${k}`,
+            'not carried: passt logs to the journal, and follows the host’s route',
+          );
+      const forwards = portForwards(n, at, log);
+      if (forwards === undefined) return;
+      if (forwards.length) {
+        net.forwards = forwards;
+        prov.push(['network.forwards', `${at}/portForward`]);
+        log.carry(`${at}/portForward`, `${forwards.length} forwarded port${forwards.length === 1 ? '' : 's'}`);
+      }
     } else {
       net.mode = 'tap';
       const bridge = attr(kid(n, 'source'), 'bridge');
@@ -899,6 +973,48 @@ function interfaces({ dom, d: { guest: g, prov, log } }: Domain): void {
     prov.push(['network', at]);
     g.network = net;
   });
+}
+
+/**
+ * Host directories shared into the guest (<filesystem type='mount'>, virtiofs or 9p): shared folders, served on the
+ * bundle's host as its release can (virtiofsd in a unit of its own, or QEMU's 9p). A writable one keeps its
+ * writes, as the risk "share-writable", whose reason the operator gives; libvirt's owner mapping (accessmode) and
+ * virtiofsd's own settings are the bundle's choice, named. Other kinds (a file, a block device, RAM) are refused.
+ */
+function filesystems({ dom, d }: Domain): void {
+  const { guest: g, prov, log } = d;
+  const shares: Record<string, unknown>[] = [];
+  kids(kid(dom, 'devices'), 'filesystem').forEach((f, i) => {
+    const at = `devices/filesystem[${i + 1}]`;
+    const type = attr(f, 'type') ?? 'mount';
+    if (type !== 'mount')
+      return log.refuse(`${at}@type`, `"${type}" filesystems are not supported: only a host directory (type="mount")`);
+    const driver = attr(kid(f, 'driver'), 'type') ?? 'path';
+    if (driver !== 'virtiofs' && driver !== 'path')
+      return log.refuse(`${at}/driver@type`, `"${driver}" is not a way the bundle shares a folder (virtiofs, path)`);
+    const path = attr(kid(f, 'source'), 'dir');
+    const tag = attr(kid(f, 'target'), 'dir');
+    if (!path) return log.refuse(`${at}/source@dir`, 'a shared folder without its host directory');
+    if (!tag) return log.refuse(`${at}/target@dir`, 'a shared folder without the tag the guest mounts it by');
+    const readOnly = kid(f, 'readonly') !== undefined;
+    prov.push([`shares.${shares.length}`, at]);
+    shares.push({ path, tag, readOnly });
+    log.carry(at, `shared folder ${path} as "${tag}" (${readOnly ? 'read-only' : 'writable'})`);
+    if (!readOnly) takesRisk(d, 'share-writable', at, `the guest writes ${path}`);
+    const mode = attr(f, 'accessmode');
+    if (mode && mode !== 'passthrough')
+      log.secureDefault(
+        `${at}@accessmode`,
+        `"${mode}" is not carried: virtiofsd maps every guest owner to the guest's user, and 9p keeps the guest's owners in extended attributes`,
+      );
+    for (const k of ['binary', 'idmap'])
+      if (kid(f, k))
+        log.secureDefault(
+          `${at}/${k}`,
+          'not carried: the bundle runs its own virtiofsd, as the guest’s user, with its own settings',
+        );
+  });
+  if (shares.length) g.shares = shares;
 }
 
 /** The first graphics device, on a unix socket unless qemu.conf turns TLS on for it. */
@@ -1038,7 +1154,6 @@ function otherDevices({ dom, d: { log } }: Domain): void {
   const dev = kid(dom, 'devices');
   if (!dev) return;
   const refusedDevices: Record<string, string> = {
-    filesystem: 'host directories shared into the guest (virtiofs, 9p) are not supported',
     shmem: 'memory shared with other processes is not supported',
   };
   const defaulted: Record<string, string> = {

@@ -765,6 +765,11 @@ function network({ c, prop, d: { guest: g, prov, log } }: Vm): void {
       key,
       bridge ? `tap device on bridge ${bridge} with vhost-net` : 'no bridge: user-mode networking, as Proxmox does',
     );
+    if (!bridge)
+      log.secureDefault(
+        key,
+        'user-mode networking is served by passt in a unit of its own, not by slirp inside QEMU as Proxmox runs it: QEMU keeps no IP socket',
+      );
     if (bridge) prov.push(['network.bridge', key]);
     // The guest keeps its MAC, Proxmox's own BC:24:11 prefix included; the schema refuses only what no network
     // card may have.
@@ -869,7 +874,11 @@ function otherKeys({ c, d: { log } }: Vm): void {
       ['affinity', 'numa', 'hugepages', 'keephugepages', 'amd-sev', 'intel-tdx'].includes(k)
     )
       continue;
-    if (/^virtiofs\d+$/.test(k)) log.refuse(k, 'host directories shared into the guest are not supported');
+    if (/^virtiofs\d+$/.test(k))
+      log.refuse(
+        k,
+        'names a Proxmox directory mapping (datacenter-wide, in /etc/pve/mapping/dir.cfg), which import does not read: add the folder to the guest’s shares (path, tag, readOnly) by hand',
+      );
     else if (k === 'ivshmem') log.refuse(k, 'memory shared with other processes is not supported');
     else if (CLOUDINIT.test(k))
       log.secureDefault(k, 'cloud-init settings are not carried (the bundle generates no cloud-init drive)');
