@@ -273,6 +273,16 @@ function network(p: QemuProcess, note: Note): Record<string, unknown> {
     );
     return { mode: 'user', ...(mac ? { mac } : {}) };
   }
+  // passt on the other end of a unix stream (QEMU 7.2 to 10.0), or named as such (10.1 and later): the bundle's user
+  // networking, served by a passt unit of its own. What listens on the socket is not read, so it is said.
+  if (n.type === 'passt' || (n.type === 'stream' && n.opts.get('addr.type') === 'unix')) {
+    if (n.type === 'stream')
+      note(
+        'network',
+        `-netdev stream to the unix socket ${n.opts.get('addr.path') ?? '(unnamed)'} is taken for passt's user-mode network: the bundle runs its own passt for the guest, and whatever served that socket is not carried over`,
+      );
+    return { mode: 'user', ...(mac ? { mac } : {}) };
+  }
   if (n.type === 'tap' || n.type === 'bridge') {
     const ifname = n.opts.get('ifname');
     const bridge = n.opts.get('br');

@@ -35,7 +35,12 @@ const modulePath = (module: string) => `${PACKAGES}/${module}.cil`;
 const guestModule = (guest: string) => `${SHARED_MODULE}-${guest}`;
 /** The kernel's own word: "1" enforcing, "0" permissive; absent where SELinux is not enabled. */
 const ENFORCE = '/sys/fs/selinux/enforce';
-const SELINUXFS = '/sys/fs/selinux';
+/**
+ * SELinux is the kernel's module in force only where its file system is mounted: the directory alone is no sign of
+ * it (systemd-nspawn makes it inside a container on a host without SELinux), and there /proc/PID/attr/current is
+ * another module's label.
+ */
+const selinuxEnabled = () => existsSync(ENFORCE);
 /** The marker of a path to relabel in a module (src/gen/selinux.ts RELABEL). */
 const RELABEL = '; relabel ';
 
@@ -305,8 +310,7 @@ const enforcingCheck: AuditCheck = {
   judges: 'host',
   run: (view) => {
     const own = view.confinement.get('selinux');
-    if (!own || own.enforced || !existsSync(SELINUXFS) || [...view.confinement.values()].some((p) => p.enforced))
-      return [];
+    if (!own || own.enforced || !selinuxEnabled() || [...view.confinement.values()].some((p) => p.enforced)) return [];
     return [
       finding(
         'host.selinux',
@@ -498,7 +502,7 @@ export const selinux: ConfinementBackend<Text> = {
   async activate(files) {
     const name = this.activationStep;
     if (files.length === 0) return { step: name, status: 'skipped', detail: 'the bundle has no SELinux modules' };
-    if (!existsSync(SELINUXFS))
+    if (!selinuxEnabled())
       return {
         step: name,
         status: 'skipped',
@@ -547,7 +551,7 @@ export const selinux: ConfinementBackend<Text> = {
   },
   async unload(files) {
     const name = 'remove the SELinux modules of removed guests';
-    if (!existsSync(SELINUXFS))
+    if (!selinuxEnabled())
       return { step: name, status: 'skipped', detail: 'SELinux is not enabled in this kernel: nothing is loaded' };
     return step(name, 'semodule', ['-r', ...files.map((f) => basename(f, '.cil'))], 'policycoreutils');
   },
@@ -563,7 +567,7 @@ export const selinux: ConfinementBackend<Text> = {
     };
   },
   // The LSM-wide attribute belongs to SELinux only where SELinux is the module in force (its file system is there).
-  processLabel: (dir) => (existsSync(SELINUXFS) ? (procAttr(`${dir}/attr/current`) ?? undefined) : undefined),
+  processLabel: (dir) => (selinuxEnabled() ? (procAttr(`${dir}/attr/current`) ?? undefined) : undefined),
   parseLabel: (raw): Label => ({ label: raw, mode: null }),
   enforces,
   expectedLabel: (setting) => setting('SELinuxContext')?.replace(/^-/, '') || null,
