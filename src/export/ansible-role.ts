@@ -97,9 +97,10 @@ ${yamlList(installableTemplate().shared)}
 qemu_harden_installable_guest:
 ${yamlList(installableTemplate().guest)}
 qemu_harden_guest_name: ${JSON.stringify(N.GUEST_NAME.source)}
-# The kinds of helper unit a guest may have (its TPM: qemu-GUEST-tpm.service and .socket, and their profile): they
-# restart with their guest, and stop with it.
-qemu_harden_helper_kinds: ${JSON.stringify([...N.HELPER_KINDS])}
+# The kinds of helper unit a guest may have (its TPM: qemu-GUEST-tpm.service and .socket, and their profile; its
+# passt; a virtiofsd per shared folder): they restart with their guest, and stop with it.
+qemu_harden_helper_kinds:
+${yamlList([...N.HELPER_KINDS])}
 # Where a bundle keeps the signatures of its manifest (qemu-harden sign): the only files it holds unlisted.
 qemu_harden_signature_path: ${JSON.stringify(SIGNATURE_PATTERN)}
 qemu_harden_signatures: >-
