@@ -315,7 +315,7 @@ export function formatStatus(r: StatusReport): string {
       `${v(g.name)}  ${v(g.unit)}  ${p ? `running, pid ${p.pid}` : g.running !== null ? 'not running' : r.root !== '/' ? 'not looked at (a tree)' : 'not known: its process did not answer in time (see Not seen)'}`,
     );
     if (p) {
-      out.push(...confinement(p, '  '));
+      out.push(...confinement(p, g.expected, '  '));
       out.push(
         `  listening: ${p.listening.length ? p.listening.map((l) => `${l.proto} ${v(l.address)}`).join(', ') : 'nothing'}`,
       );
@@ -326,7 +326,7 @@ export function formatStatus(r: StatusReport): string {
       out.push(
         `  ${v(h.title)}  ${v(h.unit)}  ${hp ? `running, pid ${hp.pid}` : h.running !== null ? 'not running' : r.root !== '/' ? 'not looked at (a tree)' : 'not known: its process did not answer in time (see Not seen)'}`,
       );
-      if (hp) out.push(...confinement(hp, '    '));
+      if (hp) out.push(...confinement(hp, h.expected, '    '));
       for (const w of h.weaker) out.push(`    WEAKER: ${v(w)}`);
     }
     for (const d of g.drift) out.push(`  DRIFT: ${v(d.path)} ${d.problem} since it was installed`);
@@ -356,14 +356,19 @@ export function formatStatus(r: StatusReport): string {
   return out.join('\n') + '\n';
 }
 
-/** A process's confinement as the text report shows it: credentials, AppArmor, cgroup and its limits. */
-function confinement(p: ProcessView, indent: string): string[] {
+/**
+ * A process's confinement as the text report shows it: credentials, its MAC labels, cgroup and its limits. A
+ * backend's line is shown where the process has a label from it or its unit asks for one: on an AppArmor host no
+ * line says SELinux is missing, and the reverse.
+ */
+function confinement(p: ProcessView, expected: UnitSettings, indent: string): string[] {
   const v = visible;
   const modes = [...new Set(Object.values(p.seccomp))].join(',');
   return [
     `${indent}uid ${p.uid.join('/')}  gid ${p.gid.join('/')}  CapEff ${v(p.capEff)}  NoNewPrivs ${p.noNewPrivs ? 1 : 0}  Seccomp ${modes} (${plural(Object.keys(p.seccomp).length, 'thread')})`,
-    ...CONFINEMENT.map((b) => {
+    ...CONFINEMENT.flatMap((b) => {
       const l = p[b.id] as Label | null;
+      if (!l && expected[expectedKey(b)] == null) return [];
       return `${indent}${b.name} ${l ? `${v(l.label)}${l.mode ? ` (${v(l.mode)})` : ''}` : 'not available'}`;
     }),
     `${indent}cgroup ${v(p.cgroup ?? '?')}  memory.max ${v(p.limits.memoryMax ?? 'n/a')}  cpu.max ${v(p.limits.cpuMax ?? 'n/a')}  pids.max ${v(p.limits.pidsMax ?? 'n/a')}`,

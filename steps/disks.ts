@@ -81,10 +81,8 @@ export const disks: Step = {
   why: [
     'Disk images, kernels and device trees come from users and are untrusted input to QEMU. The format is',
     'written down, never guessed: a raw image that looks like qcow2 must not make QEMU open a backing file.',
-    'A writable disk belongs to one guest only, and kernels, initrds and ISOs are read-only. A shared folder',
-    'is a host directory the guest mounts: read-only unless you give a reason, never a system directory or',
-    'another guest’s, served by virtiofsd in a unit of its own where the release has one that runs',
-    'unprivileged, and by QEMU’s own 9p server, inside QEMU’s confinement, where it has not.',
+    'A writable disk belongs to one guest only; kernels, initrds and ISOs are read-only. A shared folder is',
+    'read-only unless you give a reason, and never a system directory or another guest’s.',
   ],
   notes: (ctx) => [
     ...disksOf(ctx.draft.guests[ctx.guest]!).map((d, i) => {

@@ -278,6 +278,7 @@ describe('day two: apply, removal, activation, status and rollback under real sy
         'noCapabilities',
         'noNewPrivs',
         'seccomp',
+        'selinuxContext',
         'uid',
         'user',
       ]);
@@ -291,6 +292,7 @@ describe('day two: apply, removal, activation, status and rollback under real sy
         'noNewPrivs',
         'pid',
         'seccomp',
+        'selinux',
         'uid',
       ]);
       assert.deepEqual(Object.keys(g.process.limits).sort(), ['cpuMax', 'memoryMax', 'pidsMax']);

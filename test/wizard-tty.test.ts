@@ -261,7 +261,7 @@ test('eight guests in a real 80×24 terminal: bursts, pastes, cursor editing, he
     assert.match(mapText, new RegExp(`${name} as qemu-${name} · exposure`), `the map lists ${name}`);
     assert.match(
       mapText,
-      new RegExp(g % 2 === 0 ? `network +user-mode NAT` : `network +tap qh-${name}`),
+      new RegExp(g % 2 === 0 ? `network +user-mode network from passt` : `network +tap qh-${name}`),
       `${name}'s network`,
     );
   }
