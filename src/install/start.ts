@@ -155,6 +155,21 @@ function guestFiles(bundle: Bundle): GuestFiles[] {
   });
 }
 
+/** A guest whose units were not looked at (no systemd to ask, or a tree): nothing known, nothing done. */
+function notLookedAt(f: GuestFiles): GuestStart {
+  return {
+    name: f.name,
+    units: f.units,
+    running: null,
+    enabled: null,
+    older: null,
+    drifted: [],
+    action: 'none',
+    result: null,
+    detail: null,
+  };
+}
+
 /** The installed files of a guest that differ from the bundle (or are gone, or are not regular files). */
 function drifted(tree: Tree, bundle: Bundle, paths: string[]): string[] {
   const installed = hostFiles(bundle);
@@ -240,17 +255,7 @@ async function onHost(tree: Tree, bundle: Bundle, o: StartOptions, io: Io): Prom
   const notLooked = (skipped: string): StartReport => ({
     ...base,
     skipped,
-    guests: files.map((f) => ({
-      name: f.name,
-      units: f.units,
-      running: null,
-      enabled: null,
-      older: null,
-      drifted: [],
-      action: 'none',
-      result: null,
-      detail: null,
-    })),
+    guests: files.map(notLookedAt),
   });
   if (!exists('/run/systemd/system')) {
     const r = notLooked('systemd is not running');
@@ -442,17 +447,7 @@ async function inTree(tree: Tree, bundle: Bundle, o: StartOptions, io: Io): Prom
       looked: null,
       skipped: asked.text,
       ok: !o.act,
-      guests: files.map((f) => ({
-        name: f.name,
-        units: f.units,
-        running: null,
-        enabled: null,
-        older: null,
-        drifted: [],
-        action: 'none',
-        result: null,
-        detail: null,
-      })),
+      guests: files.map(notLookedAt),
     };
   }
   const guests: GuestStart[] = files.map((f, i) => {
