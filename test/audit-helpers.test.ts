@@ -32,10 +32,49 @@ function parentOf(pid: string): string | undefined {
   }
 }
 
+/**
+ * A private mount+PID+net namespace (unshare) running a shell script: commands run inside it through nsenter, and
+ * stopping it kills its init, which takes everything in it along.
+ */
+class Namespace {
+  private child: ChildProcess | undefined;
+  private pid = 0;
+
+  async start(script: string): Promise<void> {
+    const child = spawn(
+      'unshare',
+      ['--mount', '--pid', '--net', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', script],
+      { stdio: 'ignore' },
+    );
+    this.child = child;
+    await waitUntil('the namespace’s init', () => {
+      const init = readdirSync('/proc').find((p) => /^\d+$/.test(p) && parentOf(p) === String(child.pid));
+      if (init) this.pid = Number(init);
+      return this.pid || undefined;
+    });
+  }
+
+  inside(argv: string[]): { code: number | null; stdout: string; stderr: string } {
+    const r = spawnSync('nsenter', ['-t', String(this.pid), '-m', '-p', '-n', ...argv], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    if (this.pid) process.kill(this.pid, 'SIGKILL');
+    else child.kill('SIGKILL');
+    await exited;
+  }
+}
+
 describe('audit of swtpm processes in bad shapes, in a private mount+PID+net namespace', () => {
   const dir = guestFilesDir({ after }, 'qh-audit-tpm-');
-  let ns: ChildProcess | undefined;
-  let nsPid = 0;
+  const ns = new Namespace();
   /** System users (below UID_MIN), as libvirt's and Proxmox's swtpm run; 4260 is a group none of them is in. */
   const UID = { noseccomp: 961, open: 962, group: 963, good: 964, env: 965 };
   const OTHER_GROUP = 4260;
@@ -78,22 +117,8 @@ describe('audit of swtpm processes in bad shapes, in a private mount+PID+net nam
   };
   const pids = new Map<string, number>();
 
-  const inside = (argv: string[]) => {
-    const r = spawnSync('nsenter', ['-t', String(nsPid), '-m', '-p', '-n', ...argv], {
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-  };
-
-  after(async () => {
-    if (ns && ns.exitCode === null && ns.signalCode === null) {
-      const exited = new Promise((r) => ns!.once('exit', r));
-      if (nsPid) process.kill(nsPid, 'SIGKILL');
-      else ns.kill('SIGKILL');
-      await exited;
-    }
-  });
+  const inside = (argv: string[]) => ns.inside(argv);
+  after(() => ns.stop());
 
   before(async () => {
     for (const [tool, pkg] of [
@@ -127,15 +152,7 @@ describe('audit of swtpm processes in bad shapes, in a private mount+PID+net nam
       ),
       'wait',
     ].join('\n');
-    ns = spawn('unshare', ['--mount', '--pid', '--net', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', script], {
-      stdio: 'ignore',
-    });
-    for (let i = 0; i < 100 && !nsPid; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      const child = readdirSync('/proc').find((p) => /^\d+$/.test(p) && parentOf(p) === String(ns!.pid));
-      if (child) nsPid = Number(child);
-    }
-    assert.ok(nsPid, 'the namespace’s init');
+    await ns.start(script);
     // Each swtpm is up once its TPM has started and written its state.
     const log = () => (existsSync(join(dir, 'swtpm.log')) ? readFileSync(join(dir, 'swtpm.log'), 'utf8') : '');
     for (let i = 0; i < 300 && !Object.keys(TPMS).every((n) => existsSync(permall(n))); i++)
@@ -204,8 +221,7 @@ describe('audit of swtpm processes in bad shapes, in a private mount+PID+net nam
 // reports the root virtiofsd and the QEMU holding IP sockets for slirp, and nothing about passt or its QEMU's network.
 describe('audit of virtiofsd, passt and slirp, in a private mount+PID+net namespace', () => {
   const dir = guestFilesDir({ after }, 'qh-audit-net-');
-  let ns: ChildProcess | undefined;
-  let nsPid = 0;
+  const ns = new Namespace();
   const QEMU_UID = { slirp: 966, onpasst: 967 };
   const SLIRP_PORT = 4460;
   const passtSock = join(dir, 'run', 'passt.sock');
@@ -257,22 +273,8 @@ describe('audit of virtiofsd, passt and slirp, in a private mount+PID+net namesp
   };
   const pids = new Map<string, number>();
 
-  const inside = (argv: string[]) => {
-    const r = spawnSync('nsenter', ['-t', String(nsPid), '-m', '-p', '-n', ...argv], {
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-  };
-
-  after(async () => {
-    if (ns && ns.exitCode === null && ns.signalCode === null) {
-      const exited = new Promise((r) => ns!.once('exit', r));
-      if (nsPid) process.kill(nsPid, 'SIGKILL');
-      else ns.kill('SIGKILL');
-      await exited;
-    }
-  });
+  const inside = (argv: string[]) => ns.inside(argv);
+  after(() => ns.stop());
 
   before(async () => {
     for (const [tool, pkg] of [
@@ -306,14 +308,7 @@ describe('audit of virtiofsd, passt and slirp, in a private mount+PID+net namesp
       start('onpasst'),
       'wait',
     ].join('\n');
-    ns = spawn('unshare', ['--mount', '--pid', '--net', '--fork', '--mount-proc', '--kill-child', 'sh', '-c', script], {
-      stdio: 'ignore',
-    });
-    await waitUntil('the namespace’s init', () => {
-      const child = readdirSync('/proc').find((p) => /^\d+$/.test(p) && parentOf(p) === String(ns!.pid));
-      if (child) nsPid = Number(child);
-      return nsPid || undefined;
-    });
+    await ns.start(script);
     const logs = () =>
       Object.keys(PROCS)
         .map((n) => `${n}: ${existsSync(join(dir, `${n}.log`)) ? readFileSync(join(dir, `${n}.log`), 'utf8') : ''}`)
