@@ -151,6 +151,26 @@ function clashes(a: Answers, held: Map<string, string>): string[] {
   });
 }
 
+/**
+ * restorecon -F -R on each path the modules' texts name that is there, with what the loaded policy says now: the
+ * summary for the step, or the failed step.
+ */
+async function relabel(name: string, texts: string[]): Promise<string | StepResult> {
+  const named = [...new Set(texts.flatMap(relabelPaths))];
+  const present = named.filter(exists);
+  if (present.length) {
+    const relabelled = await step(
+      name,
+      'restorecon',
+      ['-F', '-R', '--', ...present.map(literalGlob)],
+      'policycoreutils',
+    );
+    if (relabelled.status !== 'done') return relabelled;
+  }
+  const absent = named.length - present.length;
+  return `${plural(present.length, 'path')} relabelled${absent ? ` (${absent} not there yet)` : ''}`;
+}
+
 /** The policy store this host's semodule works on: the SELINUXTYPE of /etc/selinux/config, and its paths. */
 function policyStore(): { type: string; store: string; config: string } | undefined {
   const text = readSmall('/etc/selinux/config')?.text;
@@ -531,29 +551,31 @@ export const selinux: ConfinementBackend<Text> = {
     if (loaded.status !== 'done') return loaded;
     // What is not there yet gets its label when it is made: systemd labels a runtime directory from the loaded
     // file contexts; a disk made later needs restorecon -F (the bundle README says so).
-    const named = [...new Set(texts.flatMap(relabelPaths))];
-    const present = named.filter(exists);
-    if (present.length) {
-      const relabelled = await step(
-        name,
-        'restorecon',
-        ['-F', '-R', '--', ...present.map(literalGlob)],
-        'policycoreutils',
-      );
-      if (relabelled.status !== 'done') return relabelled;
-    }
-    const absent = named.length - present.length;
+    const relabelled = await relabel(name, texts);
+    if (typeof relabelled !== 'string') return relabelled;
     return {
       step: name,
       status: 'done',
-      detail: `${files.map((f) => basename(f, '.cil')).join(' ')} loaded; ${plural(present.length, 'path')} relabelled${absent ? ` (${absent} not there yet)` : ''}`,
+      detail: `${files.map((f) => basename(f, '.cil')).join(' ')} loaded; ${relabelled}`,
     };
   },
   async unload(files) {
-    const name = 'remove the SELinux modules of removed guests';
+    const name = 'remove the SELinux modules of removed guests and relabel their files';
     if (!selinuxEnabled())
       return { step: name, status: 'skipped', detail: 'SELinux is not enabled in this kernel: nothing is loaded' };
-    return step(name, 'semodule', ['-r', ...files.map((f) => basename(f, '.cil'))], 'policycoreutils');
+    // Read before the modules go (the files are still there): once the policy no longer holds their file contexts,
+    // the files they labelled would keep the removed guest's pair, and an unconfined reader or a later guest
+    // given the same pair would find them so; restorecon gives them what the policy now says.
+    const texts = files.map((f) => readFileSync(f, 'utf8'));
+    const removed = await step(name, 'semodule', ['-r', ...files.map((f) => basename(f, '.cil'))], 'policycoreutils');
+    if (removed.status !== 'done') return removed;
+    const relabelled = await relabel(name, texts);
+    if (typeof relabelled !== 'string') return relabelled;
+    return {
+      step: name,
+      status: 'done',
+      detail: `${files.map((f) => basename(f, '.cil')).join(' ')} removed; ${relabelled}`,
+    };
   },
 
   probe(): Probe {
