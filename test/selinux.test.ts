@@ -53,8 +53,11 @@ const DOC: AnswersInput = {
   ],
 };
 
-/** The same, with a TPM for db: its swtpm in a helper unit of its own. */
-const WITH_TPM: AnswersInput = { ...DOC, guests: DOC.guests.map((g) => (g.name === 'db' ? { ...g, tpm: 'tpm2' } : g)) };
+/** The same, with a TPM for db (its swtpm in a helper unit of its own) and a tap. */
+const WITH_TPM: AnswersInput = {
+  ...DOC,
+  guests: DOC.guests.map((g) => (g.name === 'db' ? { ...g, tpm: 'tpm2', network: { mode: 'tap' } } : g)),
+};
 
 describe('each guest’s SELinux category pair', () => {
   const guests = (names: string[]) => names.map((name) => ({ name, isolation: {} }));
@@ -228,7 +231,7 @@ describe('verify builds the modules into a copy of this host’s policy store (s
   if (!existsSync('/var/lib/selinux/default'))
     throw new Error('no SELinux policy store: install the Debian package selinux-policy-default');
   const work = tempDir({ after }, 'qh-selinux-');
-  // db has a TPM, so the helper's rules are built too.
+  // db has a TPM and a tap, so the helper's and the tap's rules are built too.
   const bundle = generateBundle(work, WITH_TPM);
   const a = validate(WITH_TPM);
   const subject = (dir: string) => ({ dir, answers: a, expected: plan(a) });

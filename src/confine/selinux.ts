@@ -479,6 +479,18 @@ export const selinux: ConfinementBackend<Text> = {
                 ['TCG may map writable code', ['-A', '-s', DOMAIN, '-t', DOMAIN, '-c', 'process', '-p', 'execmem']],
               ] as [string, string[]][])
             : []),
+          ...(a.guests.some((g) => g.network.mode === 'tap')
+            ? ([
+                [
+                  'the tap unit may create a tun device',
+                  ['-A', '-s', 'ifconfig_t', '-t', 'ifconfig_t', '-c', 'tun_socket', '-p', 'create'],
+                ],
+                [
+                  'QEMU may take over its tap',
+                  ['-A', '-s', DOMAIN, '-t', 'ifconfig_t', '-c', 'tun_socket', '-p', 'relabelfrom'],
+                ],
+              ] as [string, string[]][])
+            : []),
         ];
         for (const [what, args] of rules) {
           const r = await run(tools.sesearch!, [...args, join(policyDir, policy ?? 'policy')]);

@@ -171,6 +171,16 @@ export function sharedModule(a: Answers): string {
       '; the module (rollback, another bundle).',
       `(allow ${DOMAIN} self (process (execmem)))`,
     );
+  if (a.guests.some((g) => g.network.mode === 'tap'))
+    lines.push(
+      '; A guest with a tap: its tap unit runs `ip tuntap add`, which the policy moves into ifconfig_t and does not let',
+      '; create a tun device. QEMU then attaches to that device (TUNSETIFF on /dev/net/tun), for which the kernel asks',
+      '; the virt domain to take it over from its creator (relabelfrom) into its own context (relabelto). The device',
+      '; belongs to the guest’s user, so the kernel refuses it to another guest’s QEMU, which runs as another user.',
+      '(allow ifconfig_t self (tun_socket (create)))',
+      `(allow ${DOMAIN} ifconfig_t (tun_socket (relabelfrom)))`,
+      `(allow ${DOMAIN} self (tun_socket (relabelto)))`,
+    );
   const kinds = [...new Set(a.guests.flatMap((g) => helpersOf(a, g).map((h) => h.kind)))].sort();
   for (const r of kinds.map(helperRules)) lines.push(...r.why.map((l) => `; ${l}`), ...r.rules);
   const shared = sharedLabels(a);
