@@ -24,7 +24,7 @@ const phases = [];
  */
 const FILES = {
   'apparmor-vm.test.ts': [394, 'boots VMs (Debian kernel under TCG) shared by the parts in test/vm/'],
-  'selinux-vm.test.ts': [450, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
+  'selinux-vm.test.ts': [780, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
   'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
   'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],
   'ansible.test.ts': [173, 'boots two containers and runs Ansible against them'],

@@ -11,13 +11,17 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { categoryPairs, level, processContext } from '../src/mcs.js';
+import { macAddress } from '../src/identity.js';
+import { defaultTapDevice } from '../src/names.js';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
 import { BIN, generateBundle, REPO, tempDir } from './helpers.js';
 import { bootSelinuxProof, selinuxProofTree, selinuxRootImage } from './selinux-vm.js';
 import { diskSwapDropIn } from './unitfile.js';
 import { assertProofDone, proofKernel, reported, type VmResult } from './vmboot.js';
 
-const GUESTS = ['alpha', 'beta'];
+const GUESTS = ['alpha', 'beta', 'gamma'];
+// Gamma's network is a tap device, which its tap unit makes as root for gamma's user and QEMU opens in gamma's context.
+const TAP = defaultTapDevice('gamma');
 // Alpha's disk is named with glob characters, beside a file its name would match as a pattern: restorecon reads
 // its arguments as patterns, and only the disk itself may be relabelled.
 const disk = (g: string) => (g === 'alpha' ? '/srv/qemu/alpha/g*a?m[1] x,y.img' : `/srv/qemu/${g}/disk.img`);
@@ -34,19 +38,36 @@ const ANSWERS = {
     { risk: 'emulation', reason: 'the proof VM has no KVM; its guests are test boot sectors' },
     { risk: 'selinux-execmem', reason: 'TCG writes the code it runs; the proof VM has no KVM' },
   ],
-  // Beta has a TPM: its swtpm runs in a helper unit of its own, in beta's context.
+  // Beta has a TPM: its swtpm runs in a helper unit of its own, in beta's context. Gamma has a tap (vhost-net
+  // needs KVM's ioeventfd, which TCG has not).
   guests: GUESTS.map((name) => ({
     name,
     memoryMiB: 64,
     ...(name === 'beta' ? { tpm: 'tpm2' } : {}),
+    ...(name === 'gamma' ? { network: { mode: 'tap', vhost: false } } : {}),
     disks: [{ path: disk(name), format: 'raw' }],
   })),
 };
+// The bundle installed before: alpha alone. Rollback returns to it, which removes beta and gamma.
+const ANSWERS_BEFORE = { ...ANSWERS, guests: ANSWERS.guests.filter((g) => g.name === 'alpha') };
+const SHARED_MODULE = 'root/usr/share/selinux/packages/qemu-harden/qemu-harden.cil';
+// What rollback leaves of a removed guest, which must carry what the policy says without its module.
+const REMOVED_FILES = (g: string) => [
+  disk(g),
+  `/var/lib/qemu-harden/${g}`,
+  `/var/log/qemu-harden/${g}`,
+  `/var/log/qemu-harden/${g}/serial.log`,
+  ...(g === 'beta' ? ['/var/lib/qemu-harden/beta/tpm2/tpm2-00.permall'] : []),
+];
 
 const PROOF = `cd /
 t() { r "time.$1" "$(cut -d' ' -f1 /proc/uptime)"; }
 t booted
 r enforce "$(cat /sys/fs/selinux/enforce)"
+${QH} apply /bundle0 --yes > /run/apply0.log 2>&1
+r apply0_exit $?
+grep -E '^  (done|skip|FAIL) ' /run/apply0.log | sed 's/^  /RESULT apply0_step=/'
+t applied_before
 ${QH} apply /bundle --yes --start > /run/apply.log 2>&1
 r apply_exit $?
 grep -E '^  (done|skip|FAIL) ' /run/apply.log | sed 's/^  /RESULT apply_step=/'
@@ -57,7 +78,7 @@ for g in ${GUESTS.join(' ')}; do
   pid=$(systemctl show -p MainPID --value qemu-$g.service)
   r "$g.label" "$(cat /proc/$pid/attr/current)"
   r "$g.uid" "$(grep '^Uid:' /proc/$pid/status | cut -f2)"
-  [ $g = alpha ] && d='${disk('alpha')}' || d=${disk('beta')}
+  [ $g = alpha ] && d='${disk('alpha')}' || d=/srv/qemu/$g/disk.img
   r "$g.disk" "$(stat -c %C "$d")"
   for d in /var/lib/qemu-harden/$g /var/log/qemu-harden/$g/serial.log /run/qemu-harden/$g/qmp.sock; do
     r "$g.file" "$d $(stat -c %C $d)"
@@ -72,10 +93,21 @@ r beta.tpm_uid "$(grep '^Uid:' /proc/$tpm/status | cut -f2)"
 for f in /var/lib/qemu-harden/beta/tpm2/tpm2-00.permall /run/qemu-harden/beta/tpm.sock; do
   r beta.tpm_file "$f $(stat -c %C $f)"
 done
+# Gamma's tap: made by its unit, and attached by gamma's QEMU (the kernel turns the carrier on when a process
+# holds the device), which QEMU's monitor shows as its network card's peer.
+r gamma.tap_unit "$(systemctl is-active qemu-gamma-tap.service)"
+r gamma.tap_owner "$(cat /sys/class/net/${TAP}/owner)"
+r gamma.tap_carrier "$(cat /sys/class/net/${TAP}/carrier)"
+# The client runs at gamma's level: the socket QEMU accepts takes the client's level, and MCS keeps gamma's QEMU
+# from reading or writing one at the administrator's whole range (libvirt sets its monitor socket's label likewise).
+qmp() { runcon -l "$(cat /proof/gamma.level)" node --jitless /proof/qmp.mjs /run/qemu-harden/gamma/qmp.sock "$1"; }
+r gamma.info_network "$(qmp '{"execute":"human-monitor-command","arguments":{"command-line":"info network"}}')"
+r gamma.rx_filter "$(qmp '{"execute":"query-rx-filter"}')"
 t guests_up
 avcs() { journalctl -b _TRANSPORT=audit --no-pager -o cat | grep 'avc: *denied'; }
 r denied_while_booting "$(avcs | grep -c 'scontext=system_u:system_r:svirt_t')"
 avcs | grep 'scontext=system_u:system_r:svirt_t' | sed 's/^/RESULT booting_avc=/'
+avcs | grep -e 'tclass=tun_socket' -e 'tun_tap_device_t' -e 'comm="ip"' | sed 's/^/RESULT tap_avc=/'
 
 compact() { node --jitless -e 'process.stdout.write(JSON.stringify(JSON.parse(require("fs").readFileSync(0, "utf8"))))'; }
 ${QH} status --json > /run/status.json
@@ -151,6 +183,40 @@ r audit_exit $?
 # One line per finding: a console line of the whole report would be cut.
 node --jitless -e 'for (const f of JSON.parse(require("fs").readFileSync(0, "utf8")).findings) console.log("RESULT finding=" + JSON.stringify({ check: f.check, guest: f.guest, severity: f.severity, summary: f.summary }))' < /run/audit.json
 t audited
+
+# Rollback to the bundle before (alpha alone), once the QEMUs the audit needed are gone and beta's disk has its
+# pair again: beta and gamma stop, their modules go and their files get what the policy says without them.
+kill $rogue
+systemctl stop nocats twin
+restorecon -F ${disk('beta')}
+avcs_before=$(avcs | wc -l)
+${QH} rollback --yes > /run/rollback.log 2>&1
+r rollback_exit $?
+grep -E '^  (done|skip|FAIL) ' /run/rollback.log | sed 's/^  /RESULT rollback_step=/'
+t rolled_back
+semodule -l | grep qemu-harden | sed 's/^/RESULT rb_module=/'
+for u in qemu-beta.service qemu-beta-tpm.service qemu-gamma.service qemu-gamma-tap.service; do
+  r "rb_unit" "$u $(systemctl is-active $u) $(systemctl is-enabled $u 2>/dev/null || echo absent)"
+done
+r rb_tap "$(ip -o link show ${TAP} 2>&1 | cut -c1-60)"
+for l in $(cat /proof/beta.level) $(cat /proof/gamma.level); do
+  r rb_holding "$l $(grep -lz ":$l$" /proc/[0-9]*/attr/current 2>/dev/null | wc -l)"
+done
+for f in ${['beta', 'gamma']
+  .flatMap(REMOVED_FILES)
+  .map((f) => `'${f}'`)
+  .join(' ')}; do
+  r rb_file "$f|$(stat -c %C "$f")|$(matchpathcon -n "$f")"
+done
+r rb_alpha "$(cat /proc/$(systemctl show -p MainPID --value qemu-alpha.service)/attr/current) $(stat -c %C '${disk('alpha')}')"
+avcs | tail -n +$((avcs_before + 1)) | sed 's/^/RESULT rb_avc=/'
+# The shared module loaded now, as semodule keeps it: the one of the bundle before, without the TPM's rules.
+# semodule writes it where its domain may write: /tmp (/run is closed to it).
+(cd /tmp && semodule --cil -E qemu-harden)
+cmp -s /tmp/qemu-harden.cil /bundle0/${SHARED_MODULE} && r rb_shared before || r rb_shared "$(diff /bundle0/${SHARED_MODULE} /tmp/qemu-harden.cil | head -5 | tr '\n' '|')"
+r rb_shared_connectto "$(grep -c connectto /tmp/qemu-harden.cil)"
+idle twin2 "$(cat /proof/alpha.context)"
+wait_until 60 systemctl is-active -q twin2 && r twin2 running || r twin2 "not running"
 # A changed bundle (beta's memory) while the twin, outside qemu.slice, holds alpha's pair: apply refuses to load it.
 ${QH} apply /bundle2 --yes > /run/apply2.log 2>&1
 r apply2_exit $?
@@ -176,6 +242,9 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     const image = await selinuxRootImage();
     const bundle = generateBundle(work, ANSWERS);
     const tree = selinuxProofTree(work, PROOF, bundle);
+    mkdirSync(join(work, 'v0'));
+    cpSync(generateBundle(join(work, 'v0'), ANSWERS_BEFORE), join(tree, 'bundle0'), { recursive: true });
+    cpSync(join(REPO, 'test/clients/qmp.mjs'), join(tree, 'proof/qmp.mjs'));
     const changed = structuredClone(ANSWERS);
     changed.guests[1]!.memoryMiB = 96;
     mkdirSync(join(work, 'v2'));
@@ -197,7 +266,8 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     writeFileSync(join(tree, 'proof/alpha.context'), processContext(pair('alpha')));
     writeFileSync(join(tree, 'proof/alpha.level'), level(pair('alpha')));
     writeFileSync(join(tree, 'proof/beta.level'), level(pair('beta')));
-    vm = await bootSelinuxProof(kernel, image, tree, work, 1_500_000);
+    writeFileSync(join(tree, 'proof/gamma.level'), level(pair('gamma')));
+    vm = await bootSelinuxProof(kernel, image, tree, work, 2_700_000);
     writeFileSync(join(REPO, '.cache', 'selinux-vm-console.log'), vm.console);
   });
 
@@ -221,8 +291,9 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
       all('module')
         .map((m) => m.split(/\s+/)[0])
         .sort(),
-      ['qemu-harden', 'qemu-harden-alpha', 'qemu-harden-beta'],
+      ['qemu-harden', 'qemu-harden-alpha', 'qemu-harden-beta', 'qemu-harden-gamma'],
     );
+    assert.equal(result('apply0_exit'), '0', all('apply0_step').join('\n'));
   });
 
   for (const g of GUESTS) {
@@ -268,8 +339,31 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     }
   });
 
-  test('the two guests hold different pairs', () => {
-    assert.notEqual(level(pair('alpha')), level(pair('beta')));
+  test('the guests hold different pairs', () => {
+    assert.equal(new Set(GUESTS.map((g) => level(pair(g)))).size, GUESTS.length);
+  });
+
+  test('gamma: its QEMU, in its own context, opened the tap its unit made for gamma’s user, its card is attached to it, and the kernel denied nothing', () => {
+    assert.equal(result('gamma.marker'), 'yes');
+    assert.equal(result('gamma.label'), processContext(pair('gamma')));
+    assert.equal(result('gamma.tap_unit'), 'active');
+    assert.equal(result('gamma.tap_owner'), result('gamma.uid').split('\t')[0]);
+    // The kernel turns a tap's carrier on when a process attaches to it: gamma's QEMU holds it.
+    assert.equal(result('gamma.tap_carrier'), '1');
+    const answer = (key: string) =>
+      (JSON.parse(result(key)) as { return?: unknown }[]).filter((m) => m.return !== undefined).at(-1)?.return;
+    const info = answer('gamma.info_network');
+    assert.equal(typeof info, 'string', result('gamma.info_network'));
+    assert.match(info as string, new RegExp(`type=tap,ifname=${TAP},script=no,downscript=no`));
+    const mac = macAddress(answers.guests.find((g) => g.name === 'gamma')!);
+    assert.match(info as string, new RegExp(`macaddr=${mac}`));
+    const filters = answer('gamma.rx_filter') as { 'main-mac': string }[];
+    assert.deepEqual(
+      filters.map((f) => f['main-mac']),
+      [mac],
+      result('gamma.rx_filter'),
+    );
+    assert.deepEqual(all('tap_avc'), []);
   });
 
   test('no SELinux denial for the guests while they booted', () => {
@@ -334,6 +428,54 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     assert.match(image[0]!.summary, /without its category pair/);
     for (const g of GUESTS) assert.deepEqual(of('process.selinux', g), [], `${g}'s own context is not a finding`);
     assert.deepEqual(of('process.selinux-image', 'alpha'), []);
+  });
+
+  test('rollback to the bundle before (alpha alone): beta and gamma stopped, their modules gone, the shared module the one before, their files labelled as the policy says without them, no denial', () => {
+    const steps = all('rollback_step');
+    assert.equal(result('rollback_exit'), '0', steps.join('\n'));
+    assert.ok(
+      steps.some((s) =>
+        /^done +remove the SELinux modules of removed guests and relabel their files: qemu-harden-beta qemu-harden-gamma removed; /.test(
+          s,
+        ),
+      ),
+      steps.join('\n'),
+    );
+    assert.deepEqual(
+      all('rb_module')
+        .map((m) => m.split(/\s+/)[0])
+        .sort(),
+      ['qemu-harden', 'qemu-harden-alpha'],
+    );
+    assert.equal(result('rb_shared'), 'before', 'the shared module loaded is the bundle before’s, byte for byte');
+    assert.equal(result('rb_shared_connectto'), '0', 'the TPM’s rule went with beta');
+    const units = all('rb_unit');
+    assert.equal(units.length, 4);
+    for (const u of units) assert.match(u, /^\S+ inactive (absent|disabled)$/, u);
+    assert.match(result('rb_tap'), /does not exist/);
+    for (const g of ['beta', 'gamma'])
+      assert.equal(
+        all('rb_holding').find((h) => h.startsWith(`${level(pair(g))} `)),
+        `${level(pair(g))} 0`,
+        `no process holds ${g}’s pair`,
+      );
+    const files = all('rb_file').map((l) => l.split('|'));
+    assert.equal(files.length, ['beta', 'gamma'].flatMap(REMOVED_FILES).length);
+    for (const [path, label, policy] of files) {
+      assert.equal(label, policy, `${path} is labelled as the policy says`);
+      assert.doesNotMatch(label!, /svirt_image_t|:c\d+,c\d+$/, path);
+    }
+    assert.equal(
+      result('rb_alpha'),
+      `${processContext(pair('alpha'))} system_u:object_r:svirt_image_t:${level(pair('alpha'))}`,
+      'alpha runs on, and its disk keeps its pair',
+    );
+    // semodule (semanage_t) may not write to qemu-harden's output pipes (unix sockets of the administrator's
+    // domain): the policy's refusal of its output, on every run of semodule, apply's too.
+    const avc = all('rb_avc').filter(
+      (l) => !/ comm="semodule" .*:semanage_t:\S+ tcontext=\S+:unconfined_t:\S+ tclass=unix_stream_socket /.test(l),
+    );
+    assert.deepEqual(avc, []);
   });
 
   test('apply refuses to load a bundle whose guest’s pair a process it did not start holds (the twin, outside qemu.slice)', () => {

@@ -143,6 +143,10 @@ export function selinuxProofTree(work: string, proofScript: string, bundle?: str
   mkdirSync(join(tree, 'proof'), { recursive: true });
   writeFileSync(join(tree, 'proof', 'proof.sh'), PROOF_PRELUDE + proofScript, { mode: 0o755 });
   if (bundle) cpSync(bundle, join(tree, 'bundle'), { recursive: true });
+  // The VM's own time limit (bootSelinuxProof) bounds the proof: on a loaded machine it runs longer than the
+  // unit's own limit in the cached image allows.
+  mkdirSync(join(tree, 'etc/systemd/system/qh-proof.service.d'), { recursive: true });
+  writeFileSync(join(tree, 'etc/systemd/system/qh-proof.service.d/time.conf'), '[Service]\nTimeoutStartSec=infinity\n');
   mkdirSync(join(tree, 'qh'));
   for (const d of ['dist', 'presets']) cpSync(join(REPO, d), join(tree, 'qh', d), { recursive: true });
   cpSync(join(REPO, 'package.json'), join(tree, 'qh', 'package.json'));
@@ -162,7 +166,8 @@ export function bootSelinuxProof(
     rootTree: tree,
     rootDisk: image,
     lsm: 'selinux',
-    modules: ['virtio_pci'],
+    // tun for a tap-networked guest: Debian builds it as a module, and the proof's root has no modules to load.
+    modules: ['virtio_pci', 'tun'],
     shares: {},
     workDir: work,
     timeoutMs,
