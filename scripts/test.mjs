@@ -27,7 +27,7 @@ const FILES = {
   'selinux-vm.test.ts': [450, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
   'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
   'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],
-  'ansible.test.ts': [173, 'boots two containers and runs Ansible against them'],
+  'ansible.test.ts': [342, 'boots two containers and runs Ansible against them'],
   'boot.test.ts': [148, 'boots QEMU'],
   'import.test.ts': [103, 'boots QEMU'],
   'property.test.ts': [77, 'runs 17,000 generated documents, 50 bundles through the real parsers'],

@@ -655,8 +655,8 @@ ${backends
 
 - name: Work out which guests restart
   ansible.builtin.set_fact:
-    # A guest restarts when its unit, its tap unit or one of its helper units (its TPM's service and socket, which
-    # restart with it) changed, or a confinement file of its own, or one its backend shares among all the guests it
+    # A guest restarts when its unit, its tap unit or one of its helper units (a TPM's, passt's or a virtiofsd's
+    # service and socket, which systemd restarts with it) changed, or a confinement file of its own, or one its backend shares among all the guests it
     # confines (the abstraction every AppArmor profile includes); its tap unit restarts before it when that changed.
     qemu_harden_restart: >-
       {%- set changed = qemu_harden_installed | selectattr('changed') | map(attribute='item') | list -%}
