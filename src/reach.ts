@@ -9,8 +9,11 @@ export interface Reach {
   guest: string;
   user: string;
   unit: string;
-  /** Files and directories, with the access QEMU has. */
-  files: { path: string; access: 'r' | 'rw'; why: string }[];
+  /**
+   * Files and directories, with the access QEMU has, and, where it is not what a file of its kind gets (a disk
+   * made the guest's user's, an ACL entry for a read-only file), how the guest's user comes to have it.
+   */
+  files: { path: string; access: 'r' | 'rw'; why: string; how?: string }[];
   devices: { path: string; access: 'r' | 'rw'; why: string }[];
   /** Unix sockets QEMU listens on, and who may connect. */
   sockets: { path: string; what: string; who: string }[];
@@ -76,10 +79,32 @@ export function guestReach(a: Answers, g: Guest): Reach {
         : `tap ${G.tapDevice(g)}${g.network.bridge ? ` on bridge ${g.network.bridge}` : ' (no bridge: connect it yourself)'}${g.network.vhost ? ', vhost-net' : ''}; no IP sockets of its own`;
   const files = [
     ...G.filesOf(g),
-    ...G.tlsDirsOf(g).map((t) => ({ path: `${t.path}/`, access: 'r' as const, why: t.why })),
-    ...G.qemuShares(a, g).map((sh) => ({ ...sh, path: `${sh.path}/` })),
-    { path: `${G.runtimeDir(g)}/`, access: 'rw' as const, why: 'its sockets' },
-    { path: `${G.stateDir(g)}/`, access: 'rw' as const, why: 'its state' },
+    ...G.tlsDirsOf(g).map((t) => ({
+      path: `${t.path}/`,
+      access: 'r' as const,
+      why: t.why,
+      how: 'left as it is; its keys must be readable by the guest’s user, as TLS keys below says',
+    })),
+    ...G.qemuShares(a, g).map((sh) => ({
+      ...sh,
+      path: `${sh.path}/`,
+      how:
+        sh.access === 'rw'
+          ? 'made the guest’s user’s, mode 0700; what is already in it is left as it is'
+          : 'left as it is; its files must be readable by the guest’s user: world-readable, or an ACL entry you give',
+    })),
+    {
+      path: `${G.runtimeDir(g)}/`,
+      access: 'rw' as const,
+      why: 'its sockets',
+      how: 'made by systemd for the unit, owned by the guest’s user, mode 0750',
+    },
+    {
+      path: `${G.stateDir(g)}/`,
+      access: 'rw' as const,
+      why: 'its state',
+      how: 'owned by the guest’s user, mode 0700',
+    },
     { path: G.serialLog(g), access: 'rw' as const, why: 'serial console log' },
   ];
   const cannot = [

@@ -13,8 +13,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 
 /** How long one read may take, how long all the reads of one look at the host may take (counted from when the
- * reading process listens), and how long that process may take to start (Node on a loaded host or under TCG). */
-export const TIME = { readMs: 3000, totalMs: 15_000, startMs: 60_000 };
+ * reading process listens), and how long that process may take to start (Node on a loaded host or under TCG).
+ * The first two hold on a host where that process starts within `briskStartMs`; where it takes longer, both are
+ * stretched by as much (see `Sidecar.started`). */
+export const TIME = { readMs: 3000, totalMs: 15_000, startMs: 60_000, briskStartMs: 500 };
 
 export type FileType =
   'regular file' | 'directory' | 'socket' | 'FIFO' | 'character device' | 'block device' | 'symbolic link' | 'unknown';
@@ -158,18 +160,25 @@ export class Sidecar {
   private ready: Promise<boolean> | undefined;
   private onReady: ((ok: boolean) => void) | undefined;
 
+  /** How many times TIME's read and total times this host is given: 1 where the child started briskly. */
+  private stretch = 1;
+
   /** `deadline`: ms since the epoch after which no read is waited for. */
   constructor(private deadline = Date.now() + TIME.totalMs) {}
 
   /**
    * Start the child and wait until it listens (at most TIME.startMs), then give the reads their time from there:
-   * how long Node takes to start on a loaded host is not taken from what the host's reads may take. Returns the
-   * deadline of the reads.
+   * how long Node takes to start on a loaded host is not taken from what the host's reads may take. That start is
+   * also the measure of how fast this host answers at all: where it took longer than TIME.briskStartMs (a host
+   * whose cores are all busy, a TCG virtual machine, a Node.js run without its compiler), each read and the whole
+   * look get as many times longer, so that a slow host's own QEMUs are not listed as unread while a read that
+   * never answers is still given up. Returns the deadline of the reads.
    */
   async started(): Promise<number> {
+    const from = Date.now();
     this.start();
-    if (this.ready) await this.ready;
-    this.deadline = Date.now() + TIME.totalMs;
+    if (this.ready && (await this.ready)) this.stretch = Math.max(1, (Date.now() - from) / TIME.briskStartMs);
+    this.deadline = Date.now() + TIME.totalMs * this.stretch;
     return this.deadline;
   }
 
@@ -275,7 +284,7 @@ export class Sidecar {
     if (!(await this.place())) return late;
     if (this.failed) return { error: `not read: ${this.failed}` };
     const id = this.next++;
-    const ms = Math.max(0, Math.min(TIME.readMs, this.deadline - Date.now()));
+    const ms = Math.max(0, Math.min(Math.round(TIME.readMs * this.stretch), this.deadline - Date.now()));
     return new Promise((resolve) => {
       const read: { done: ((w: Within<unknown>) => void) | undefined } = {
         done: (w) => {

@@ -2,7 +2,9 @@
 // booted side by side, each getting its own bundle by inventory hostname. Ansible reaches them through
 // community.docker.nsenter (shipped in Debian's ansible package), which enters the mount, PID, network, IPC and
 // UTS namespaces of the container's systemd: ansible_nsenter_pid is the container leader's PID on this host.
-// The guests run under TCG (emulation, acknowledged) so the proof is the same on machines without KVM.
+// The guests run under TCG (emulation, acknowledged) so the proof is the same on machines without KVM. Their
+// helper units come and go with them: a TPM (swtpm) and the user-mode network (passt), each in a unit of its own,
+// and a read-only shared folder, which on Debian 12 is QEMU's own 9p inside its unit (no helper).
 // community.general.chroot cannot reach these containers: seen from this host their root has no /usr (it is
 // bound into the container's own mount namespace only), so there is no Python to run modules, and a chroot
 // would not reach the container's systemd anyway.
@@ -36,6 +38,12 @@ const V1: Record<string, Guests> = { h1: { alpha: 64, beta: 64, delta: 64 }, h2:
 const V2: Record<string, Guests> = { h1: { alpha: 96, beta: 64 }, h2: { gamma: 64 } };
 /** The guests with a TPM 2.0 (a helper unit of their own): alpha restarts in v2, delta leaves. */
 const TPM = new Set(['alpha', 'delta']);
+/** The guests on passt's user-mode network (qemu-NAME-net.service): alpha restarts in v2, delta leaves. */
+const PASST = new Set(['alpha', 'delta']);
+/** beta's read-only shared folder, a directory the test makes in h1. */
+const SHARE = { guest: 'beta', path: '/srv/beta-share', tag: 'docs' };
+/** The helper units of a guest, by kind (qemu-NAME-KIND.service). */
+const helpersOf = (g: string) => [...(TPM.has(g) ? ['tpm'] : []), ...(PASST.has(g) ? ['net'] : [])];
 
 /** What churns on its own in a booted container (journal, systemd's own state) or is not on its disk. */
 const NOT_HASHED = new Set(['proc', 'sys', 'dev', 'run', 'tmp', 'var/tmp', 'var/log', 'var/lib/systemd', 'var/cache']);
@@ -67,8 +75,9 @@ function answers(guests: Guests): string {
       name,
       memoryMiB,
       disks: [{ path: `/images/${name}.img`, format: 'raw' }],
-      network: { mode: 'none' },
+      network: PASST.has(name) ? { mode: 'user' } : { mode: 'none' },
       ...(TPM.has(name) ? { tpm: 'tpm2' } : {}),
+      ...(name === SHARE.guest ? { shares: [{ path: SHARE.path, tag: SHARE.tag }] } : {}),
     })),
   });
 }
@@ -139,19 +148,30 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
   };
   const mainPid = (host: string, guest: string) =>
     Number(cts[host]!.exec(['systemctl', 'show', '-p', 'MainPID', '--value', `qemu-${guest}.service`]).stdout.trim());
-  const tpmPid = (host: string, guest: string) =>
+  const helperPid = (host: string, guest: string, kind: string) =>
     Number(
-      cts[host]!.exec(['systemctl', 'show', '-p', 'MainPID', '--value', `qemu-${guest}-tpm.service`]).stdout.trim(),
+      cts[host]!.exec(['systemctl', 'show', '-p', 'MainPID', '--value', `qemu-${guest}-${kind}.service`]).stdout.trim(),
     );
   const allPids = () =>
     Object.fromEntries(
       Object.entries(V1).flatMap(([h, gs]) =>
         Object.keys(gs).flatMap((g) => [
           [`${h}/${g}`, mainPid(h, g)],
-          ...(TPM.has(g) ? [[`${h}/${g}-tpm`, tpmPid(h, g)]] : []),
+          ...helpersOf(g).map((k) => [`${h}/${g}-${k}`, helperPid(h, g, k)]),
         ]),
       ),
     );
+  /** Fields of /proc/PID/status in host's container, split on white space. */
+  const procStatus = (host: string, pid: number) => {
+    const status = cts[host]!.exec(['cat', `/proc/${pid}/status`]).stdout;
+    return (k: string) => new RegExp(`^${k}:\\s+(.*)$`, 'm').exec(status)![1]!.split(/\s+/);
+  };
+  const cmdline = (host: string, pid: number) =>
+    cts[host]!.exec(['cat', `/proc/${pid}/cmdline`])
+      .stdout.split('\0')
+      .slice(0, -1);
+  const journal = (host: string, unit: string) =>
+    cts[host]!.exec(['journalctl', '-b', '-u', unit, '--no-pager', '-o', 'cat']).stdout;
 
   before(async () => {
     for (const [tool, pkg] of [
@@ -160,6 +180,8 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       ['systemd-nspawn', 'systemd-container'],
       ['nsenter', 'util-linux'],
       ['qemu-system-x86_64', 'qemu-system-x86'],
+      ['passt', 'passt'],
+      ['ip', 'iproute2'],
     ] as const)
       requireTool(tool, pkg);
     chmodSync(dir, 0o755);
@@ -172,6 +194,10 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       ct.prepare();
       mkdirSync(join(ct.root, 'images'), { mode: 0o755 });
       for (const g of Object.keys(guests)) writeBootDisk(join(ct.root, 'images', `${g}.img`));
+      if (SHARE.guest in guests) {
+        mkdirSync(join(ct.root, SHARE.path), { recursive: true, mode: 0o755 });
+        writeFileSync(join(ct.root, SHARE.path, 'hello.txt'), 'shared read-only\n', { mode: 0o644 });
+      }
     }
     exportBundles('v1');
     // ansible-lint reads the export while the containers boot.
@@ -186,6 +212,14 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       child.on('close', (code) => res({ code, output }));
     });
     await Promise.all(Object.values(cts).map((c) => c.boot({ privateNetwork: true, devices: [] })));
+    // The network passt speaks for its guests: an address and a default route in each container's own namespace
+    // (passt refuses to start without a routable interface).
+    for (const ct of Object.values(cts)) {
+      const net = ct.sh(
+        'ip link add qhv0 type veth peer name qhv1 && ip addr add 10.78.0.1/24 dev qhv0 && ip link set qhv0 up && ip link set qhv1 up && ip route add default via 10.78.0.2',
+      );
+      assert.equal(net.code, 0, net.stderr);
+    }
     writeFileSync(
       inventory,
       '[qemu_harden]\n' +
@@ -237,6 +271,11 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
           r.output.includes(`+++ after: ${out}/bundles/${host}/root/etc/systemd/system/qemu-${g}.service`),
           `${host} shows ${g}'s unit as a diff`,
         );
+        for (const k of helpersOf(g))
+          assert.ok(
+            r.output.includes(`changed: [${host}] => (item=/etc/systemd/system/qemu-${g}-${k}.service)`),
+            `${host} lists ${g}'s ${k} unit`,
+          );
       }
       assert.ok(r.output.includes(`changed: [${host}] => (item=/etc/sysusers.d/qemu-harden.conf)`));
       assert.equal(treeHash(cts[host]!.root), before[host], `${host}: nothing changed`);
@@ -301,8 +340,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
           { detail: () => ct.exec(['journalctl', '-b', '-u', `qemu-${g}.service`, '--no-pager']).stdout },
         );
         const pid = mainPid(host, g);
-        const status = ct.exec(['cat', `/proc/${pid}/status`]).stdout;
-        const field = (k: string) => new RegExp(`^${k}:\\s+(.*)$`, 'm').exec(status)![1]!.split(/\s+/);
+        const field = procStatus(host, pid);
         const uid = ct.exec(['id', '-u', `qemu-${g}`]).stdout.trim();
         assert.notEqual(uid, '0');
         assert.deepEqual(field('Uid'), [uid, uid, uid, uid], `${host}/${g} runs as its own user`);
@@ -313,10 +351,47 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
           ct.exec(['cat', `/proc/${pid}/cgroup`]).stdout,
           new RegExp(`:/qemu\\.slice/qemu-${g}\\.service$`, 'm'),
         );
+        if (g === SHARE.guest) {
+          // Its read-only folder: QEMU's own 9p, read-only, and QEMU holds the folder open in its sandbox.
+          const args = cmdline(host, pid);
+          const virtfs = args[args.indexOf('-virtfs') + 1] ?? '';
+          assert.match(virtfs, new RegExp(`^local,path=${SHARE.path},mount_tag=${SHARE.tag},security_model=`));
+          assert.match(virtfs, /(^|,)readonly=on(,|$)/, `${host}/${g}'s share is read-only`);
+          assert.ok(
+            ct.sh(`readlink /proc/${pid}/fd/*`).stdout.split('\n').includes(SHARE.path),
+            `${host}/${g}'s QEMU opened ${SHARE.path}`,
+          );
+        }
+        if (PASST.has(g)) {
+          // Its network: passt in its own unit, as the guest's user with no capabilities, ready before QEMU
+          // started, and QEMU connected to its socket (QEMU 7.2 connects once, at start, and exits if it cannot).
+          const net = `qemu-${g}-net.service`;
+          assert.equal(ct.exec(['systemctl', 'is-active', net]).stdout.trim(), 'active', journal(host, net));
+          const nfield = procStatus(host, helperPid(host, g, 'net'));
+          assert.deepEqual(nfield('Uid'), [uid, uid, uid, uid], `${host}/${g}'s passt runs as the guest's user`);
+          assert.deepEqual(nfield('CapEff'), ['0000000000000000']);
+          assert.deepEqual(nfield('NoNewPrivs'), ['1']);
+          const socket = `/run/qemu-harden/${g}/net/passt.sock`;
+          assert.equal(ct.exec(['test', '-S', socket]).code, 0, `${socket} is a socket`);
+          assert.ok(
+            cmdline(host, pid).includes(`stream,id=net0,server=off,addr.type=unix,addr.path=${socket}`),
+            `${host}/${g}'s QEMU connects to ${socket}`,
+          );
+          const when = (unit: string, p: string) =>
+            Number(ct.exec(['systemctl', 'show', '-p', p, '--value', unit]).stdout.trim());
+          assert.ok(
+            when(net, 'ActiveEnterTimestampMonotonic') <= when(`qemu-${g}.service`, 'ExecMainStartTimestampMonotonic'),
+            `${host}/${g}'s QEMU started once passt listened`,
+          );
+          assert.match(
+            journal(host, net),
+            /accepted connection from PID \d+/,
+            `${host}/${g}'s passt took QEMU's connection`,
+          );
+        }
         if (!TPM.has(g)) continue;
         // Its TPM: swtpm in its own unit, as the guest's user, unprivileged, under its own filter.
-        const tpm = ct.exec(['cat', `/proc/${tpmPid(host, g)}/status`]).stdout;
-        const tfield = (k: string) => new RegExp(`^${k}:\\s+(.*)$`, 'm').exec(tpm)![1]!.split(/\s+/);
+        const tfield = procStatus(host, helperPid(host, g, 'tpm'));
         assert.deepEqual(tfield('Uid'), [uid, uid, uid, uid], `${host}/${g}'s swtpm runs as the guest's user`);
         assert.deepEqual(tfield('CapEff'), ['0000000000000000']);
         assert.deepEqual(tfield('NoNewPrivs'), ['1']);
@@ -348,6 +423,8 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     const oldAlpha = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-alpha.service'));
     const deltaUnit = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-delta.service'));
     const deltaTpmUnit = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-delta-tpm.service'));
+    const deltaNetUnit = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-delta-net.service'));
+    const deltaNetProfile = readFileSync(join(cts.h1!.root, 'etc/apparmor.d/qemu-harden-delta-net'));
     exportBundles('v2');
     const r = play();
     assert.equal(r.code, 0, r.output);
@@ -363,6 +440,9 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     assert.notEqual(after['h1/alpha-tpm'], before['h1/alpha-tpm'], 'alpha’s TPM restarted with it');
     assert.ok(after['h1/alpha-tpm']! > 0);
     assert.equal(after['h1/delta-tpm'], 0, 'delta’s TPM stopped');
+    assert.notEqual(after['h1/alpha-net'], before['h1/alpha-net'], 'alpha’s passt restarted with it');
+    assert.ok(after['h1/alpha-net']! > 0);
+    assert.equal(after['h1/delta-net'], 0, 'delta’s passt stopped');
     assert.equal(after['h1/beta'], before['h1/beta'], 'beta untouched');
     assert.equal(after['h2/gamma'], before['h2/gamma'], 'gamma on h2 untouched');
     assert.equal(after['h1/delta'], 0, 'delta stopped');
@@ -384,7 +464,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
 
     const units = readdirSync(join(h1.root, 'etc/systemd/system'));
     assert.ok(!units.includes('qemu-delta.service'), 'delta’s unit is gone');
-    for (const u of ['qemu-delta-tpm.service', 'qemu-delta-tpm.socket']) {
+    for (const u of ['qemu-delta-tpm.service', 'qemu-delta-tpm.socket', 'qemu-delta-net.service']) {
       assert.ok(!units.includes(u), `${u} is gone`);
       assert.equal(h1.exec(['systemctl', 'is-active', u]).stdout.trim(), 'inactive', `${u} is stopped`);
     }
@@ -392,6 +472,18 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       h1.exec(['test', '-s', '/var/lib/qemu-harden/delta/tpm2/tpm2-00.permall']).code,
       0,
       'delta’s TPM state is kept, as its disk is',
+    );
+    assert.equal(h1.exec(['test', '-s', '/images/delta.img']).code, 0, 'delta’s disk is kept');
+    for (const f of ['etc/apparmor.d/qemu-harden-delta-net', 'etc/apparmor.d/qemu-harden.d/delta-net'])
+      assert.ok(!existsSync(join(h1.root, f)), `${f} is gone`);
+    assert.equal(h1.exec(['test', '-e', '/run/qemu-harden/delta/net']).code, 1, 'passt’s socket directory is gone');
+    assert.equal(h1.exec(['pgrep', '-u', 'qemu-delta']).code, 1, 'no process of delta’s user is left');
+    // alpha's new QEMU reached its new passt: one connection for each start.
+    assert.equal(h1.exec(['systemctl', 'is-active', 'qemu-alpha.service']).stdout.trim(), 'active');
+    assert.equal(
+      journal('h1', 'qemu-alpha-net.service').match(/accepted connection from PID \d+/g)?.length,
+      2,
+      journal('h1', 'qemu-alpha-net.service'),
     );
     assert.deepEqual(
       units.filter((u) => u.endsWith('~')),
@@ -416,6 +508,16 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       readFileSync(join(backups, 'etc/systemd/system/qemu-delta-tpm.service')),
       deltaTpmUnit,
       'the removed TPM unit is backed up',
+    );
+    assert.deepEqual(
+      readFileSync(join(backups, 'etc/systemd/system/qemu-delta-net.service')),
+      deltaNetUnit,
+      'the removed passt unit is backed up',
+    );
+    assert.deepEqual(
+      readFileSync(join(backups, 'etc/apparmor.d/qemu-harden-delta-net')),
+      deltaNetProfile,
+      'and its profile',
     );
     assert.equal(h1.exec(['id', '-u', 'qemu-delta']).code, 0, 'delta’s user is kept');
 

@@ -35,7 +35,7 @@ import { qcow2Backing } from '../src/audit/files.js';
 import { answerForDenial } from '../src/audit/denials.js';
 import { parseDenial } from '../src/confine/apparmor.js';
 import { hexAddress } from '../src/procfs.js';
-import { Sidecar } from '../src/sidecar.js';
+import { Sidecar, TIME } from '../src/sidecar.js';
 import { qemuArgs } from '../src/gen/qemu.js';
 import { formatStatus, type StatusReport } from '../src/status.js';
 import { DEBUG_EXIT_DEVICE, DEBUG_EXIT_STATUS, writeBootDisk } from './bootdisk.js';
@@ -324,6 +324,27 @@ describe('the QEMU command-line reader', () => {
       assert.deepEqual(await qcow2Backing(join(dir, 'top.qcow2'), reader), { ok: '../other/base.raw' });
       assert.deepEqual(await qcow2Backing(join(dir, 'base.raw'), reader), { ok: undefined });
     } finally {
+      await reader.close();
+    }
+  });
+
+  test('where the reading process starts slowly, the look at the host is given as many times longer', async () => {
+    // A start slower than briskStartMs is what a host with every core busy, or a TCG VM, shows: counted against a
+    // brisk start of 1 ms, any real start of Node is one. Unstretched, a slow host's own QEMUs went unread.
+    const brisk = TIME.briskStartMs;
+    TIME.briskStartMs = 1;
+    const reader = new Sidecar();
+    try {
+      const from = Date.now();
+      const deadline = await reader.started();
+      const startMs = Date.now() - from;
+      assert.ok(startMs >= 3, `Node started in ${startMs} ms`);
+      const given = deadline - Date.now();
+      assert.ok(given > TIME.totalMs * 2, `${given} ms given after a start of ${startMs} ms`);
+      const r = await reader.read('/proc/self/status', 0, 64);
+      assert.ok('ok' in r && r.ok.toString().startsWith('Name:'), JSON.stringify(r));
+    } finally {
+      TIME.briskStartMs = brisk;
       await reader.close();
     }
   });

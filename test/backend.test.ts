@@ -136,6 +136,10 @@ const nothing: ConfinementBackend<Text> = {
     msg: "{{ ${files} }}"
   listen: ${listen}
 `,
+    unload: ({ files }) => `- name: Unload the Nothing marks of guests that left
+  ansible.builtin.debug:
+    msg: "{{ ${files} }}"
+`,
   },
 };
 
@@ -265,6 +269,10 @@ describe('a confinement backend registered at run time', async () => {
     for (const g of guests) assert.ok(paths.test(`${DIR}/${g}`));
     assert.ok(paths.test(`${DIR}/shared`) && !paths.test(`${DIR}/shared/x`));
     assert.equal(vars.qemu_harden_nothing_loads, nothing.loads.source);
+    assert.equal(
+      vars.qemu_harden_nothing_gone,
+      "{{ qemu_harden_gone | select('match', qemu_harden_nothing_loads) | list }}",
+    );
     const tasks = parseYaml(read('tasks/main.yml')) as { name: string; loop?: string; notify?: string }[];
     const install = tasks.find((x) => x.name === 'Install the Nothing files')!;
     assert.match(install.loop!, /select\('match', qemu_harden_nothing_paths\)/);
@@ -273,6 +281,16 @@ describe('a confinement backend registered at run time', async () => {
       'ansible.builtin.set_fact': { qemu_harden_restart: string };
     };
     assert.match(restart['ansible.builtin.set_fact'].qemu_harden_restart, /\['\/etc\/qemu-harden-nothing\/' ~ g\]/);
+    // Its unload task runs on the files of guests that left that it loads, before they are moved away.
+    const names = tasks.map((x) => x.name);
+    const unload = tasks.find((x) => x.name === 'Unload the Nothing marks of guests that left') as unknown as {
+      'ansible.builtin.debug': { msg: string };
+    };
+    assert.equal(unload['ansible.builtin.debug'].msg, '{{ qemu_harden_nothing_gone }}');
+    assert.ok(
+      names.indexOf('Unload the Nothing marks of guests that left') <
+        names.indexOf('Move the files of guests that left into the backup directory'),
+    );
     const handlers = parseYaml(read('handlers/main.yml')) as { name: string; listen: string }[];
     assert.deepEqual(
       handlers.filter((h) => h.name === 'Load the Nothing marks').map((h) => h.listen),

@@ -956,6 +956,25 @@ describe('helper units: shared folders from virtiofsd, where the release has one
     assert.match(AA.helperRules(g, rw), /"\/srv\/shares\/out\/\*\*" rwkl,/);
   });
 
+  test('the README says how the guest’s user reaches each folder and directory, as the host files arrange it', () => {
+    const old = doc('debian-12');
+    const files = plan(old);
+    const readme = files.find((f) => f.path === 'README.md')!.content;
+    const line = (path: string) => readme.split('\n').find((l) => l.startsWith(`- file \`${path}\``)) ?? '';
+    const hostTmpfiles = tmpfiles(old);
+    // Read-only: no ACL entry is given, so the README must not say one is.
+    assert.match(line('/srv/shares/src/'), /read-only, left as it is; its files must be readable by the guest’s user/);
+    assert.doesNotMatch(hostTmpfiles, /\/srv\/shares\/src/);
+    // Writable: the directory is made the guest's user's with mode 0700, and the README says 0700.
+    assert.match(line('/srv/shares/out/'), /read-write, made the guest’s user’s, mode 0700/);
+    assert.match(hostTmpfiles, /^d "\/srv\/shares\/out" 0700 qemu-dev qemu-dev -$/m);
+    const unit = guestService(old, old.guests[0]!);
+    assert.match(line('/var/lib/qemu-harden/dev/'), /mode 0700\)/);
+    assert.deepEqual(settings(unit, 'StateDirectoryMode'), ['0700']);
+    assert.match(line('/run/qemu-harden/dev/'), /mode 0750\)/);
+    assert.deepEqual(settings(unit, 'RuntimeDirectoryMode'), ['0750']);
+  });
+
   test('QEMU: vhost-user-fs on each socket, the guest’s RAM a shared memfd, and the folders themselves out of its view', () => {
     const args = qemuArgs(a, g);
     assert.ok(args.includes('socket,id=fs0,path=/run/qemu-harden/dev/fs0.sock'));

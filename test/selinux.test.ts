@@ -1,63 +1,24 @@
 // The SELinux backend on any machine, with the real tools and no SELinux kernel: each guest's category pair
-// (derived from its name, unique in the bundle), the bundle's files and unit lines, its modules built by semodule
-// into a copy of this host's policy store with the rules present (sesearch) and every guest's paths resolving to
-// their contexts (matchpathcon), and what audit and status make of a QEMU's context and of its disks' labels
-// (set with chcon, read back with stat, as on an SELinux host). The enforcing proof is test/selinux-vm.test.ts.
+// (derived from its name, unique in the bundle), the bundle's files and unit lines, and what audit and status make
+// of a QEMU's context and of its disks' labels (set with chcon, read back with stat, as on an SELinux host). verify's
+// policy builds, which take semodule half a minute, are test/selinux-store.test.ts; the enforcing proof is
+// test/selinux-vm.test.ts.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { parseCommandLine } from '../src/audit/cmdline.js';
 import { fromUnit, POLICY } from '../src/audit/expect.js';
 import { commandLineOnly, viewOf, type QemuProcess } from '../src/audit/types.js';
-import { runCheck } from '../src/checks/check.js';
 import { literalGlob, relabelPaths, selinux } from '../src/confine/selinux.js';
 import { fileContextPath } from '../src/escape.js';
 import { categoriesOf, categoryPairs, level, processContext } from '../src/mcs.js';
 import type { AnswersInput } from '../src/model.js';
 import { plan } from '../src/plan.js';
-import { cli, generateBundle, guestFilesDir, requireTool, tempDir } from './helpers.js';
-
-const TLS = '/etc/pki/qemu/web';
-const DOC: AnswersInput = {
-  schemaVersion: 1,
-  useCase: 'emulation',
-  host: { confinement: 'selinux' },
-  acceptedRisks: [
-    { risk: 'emulation', reason: 'TCG on a host without KVM, for these tests' },
-    { risk: 'selinux-execmem', reason: 'TCG writes the code it runs, for these tests' },
-  ],
-  guests: [
-    {
-      name: 'web',
-      memoryMiB: 64,
-      disks: [
-        { path: '/srv/qemu/web/disk "one" 100%.img', format: 'raw' },
-        { path: '/srv/iso/shared.iso', format: 'raw', readOnly: true },
-        { path: '/srv/qemu/web/seed.iso', format: 'raw', readOnly: true },
-      ],
-      boot: { kernel: '/srv/boot/vmlinuz', initrd: '/srv/boot/initrd.img' },
-      display: { mode: 'vnc-tls', listen: '192.0.2.1', port: 5901, tlsDir: TLS },
-    },
-    {
-      name: 'db',
-      memoryMiB: 64,
-      disks: [
-        { path: '/srv/qemu/db/disk.qcow2', format: 'qcow2' },
-        { path: '/srv/iso/shared.iso', format: 'raw', readOnly: true },
-      ],
-      firmware: { type: 'uefi' },
-    },
-  ],
-};
-
-/** The same, with a TPM for db (its swtpm in a helper unit of its own) and a tap. */
-const WITH_TPM: AnswersInput = {
-  ...DOC,
-  guests: DOC.guests.map((g) => (g.name === 'db' ? { ...g, tpm: 'tpm2', network: { mode: 'tap' } } : g)),
-};
+import { cli, guestFilesDir, requireTool, tempDir } from './helpers.js';
+import { DOC, TLS, WITH_TPM } from './selinux-doc.js';
 
 describe('each guest’s SELinux category pair', () => {
   const guests = (names: string[]) => names.map((name) => ({ name, isolation: {} }));
@@ -218,64 +179,6 @@ describe('a bundle for an SELinux host', () => {
       loaded.sort(),
       [...selinux.sharedFiles, ...a.guests.flatMap((g) => selinux.guestFiles(g.name))].sort(),
     );
-  });
-});
-
-describe('verify builds the modules into a copy of this host’s policy store (semodule, sesearch, matchpathcon)', () => {
-  for (const [tool, pkg] of [
-    ['semodule', 'policycoreutils'],
-    ['matchpathcon', 'selinux-utils'],
-    ['sesearch', 'setools'],
-  ] as const)
-    requireTool(tool, pkg);
-  if (!existsSync('/var/lib/selinux/default'))
-    throw new Error('no SELinux policy store: install the Debian package selinux-policy-default');
-  const work = tempDir({ after }, 'qh-selinux-');
-  // db has a TPM and a tap, so the helper's and the tap's rules are built too.
-  const bundle = generateBundle(work, WITH_TPM);
-  const a = validate(WITH_TPM);
-  const subject = (dir: string) => ({ dir, answers: a, expected: plan(a) });
-  const store = () => readdirSync('/var/lib/selinux/default/active/modules', { recursive: true }).sort().join('\n');
-  const storeBefore = store();
-
-  test('the modules build, the rules are in the policy, and every path resolves to its context', async () => {
-    const r = await runCheck(selinux.check, subject(bundle));
-    assert.equal(r.result.status, 'passed', JSON.stringify(r));
-    assert.match(r.result.detail ?? '', /^3 modules built into a copy of the default policy; 13 paths resolve/);
-    assert.equal(store(), storeBefore, 'the host’s own store is unchanged');
-  });
-
-  test('a module the policy cannot build fails, naming it', async () => {
-    const broken = join(work, 'broken');
-    cpSync(bundle, broken, { recursive: true });
-    const m = join(broken, 'root/usr/share/selinux/packages/qemu-harden/qemu-harden.cil');
-    writeFileSync(m, readFileSync(m, 'utf8').replace('(allow init_t svirt_t', '(allow init_t no_such_type_t'));
-    const r = await runCheck(selinux.check, subject(broken));
-    assert.equal(r.result.status, 'failed');
-    assert.match(
-      r.findings[0]!.message,
-      /semodule could not build .*: Failed to resolve allow statement at qemu-harden\.cil line 6/,
-    );
-    assert.equal(r.findings[0]!.file, 'root/usr/share/selinux/packages/qemu-harden/qemu-harden.cil');
-  });
-
-  test('modules that build without the transition, and label a disk with another pair, fail on the rule and on the path', async () => {
-    // One build for both: semodule rebuilds the whole policy each time.
-    const wrong = join(work, 'wrong');
-    cpSync(bundle, wrong, { recursive: true });
-    const shared = join(wrong, 'root/usr/share/selinux/packages/qemu-harden/qemu-harden.cil');
-    writeFileSync(
-      shared,
-      readFileSync(shared, 'utf8').replace(/^\(allow init_t svirt_t \(process \(transition\)\)\)$/m, ''),
-    );
-    const db = join(wrong, 'root/usr/share/selinux/packages/qemu-harden/qemu-harden-db.cil');
-    const [x, y] = categoryPairs(a.guests).get('db')!;
-    writeFileSync(db, readFileSync(db, 'utf8').replaceAll(`(c${x} c${y})`, '(c0 c1)'));
-    const r = await runCheck(selinux.check, subject(wrong));
-    assert.equal(r.result.status, 'failed');
-    const messages = r.findings.map((f) => f.message).join('\n');
-    assert.match(messages, /lacks the rule that systemd may start QEMU/);
-    assert.match(messages, /\/srv\/qemu\/db\/disk\.qcow2 resolves to .*:s0:c0,c1, not/);
   });
 });
 

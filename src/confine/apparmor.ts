@@ -292,5 +292,18 @@ export const apparmor: ConfinementBackend<Text> = {
   when: (qemu_harden_apparmor.content | default('') | b64decode | trim) == 'Y' and ${files} | length > 0
   listen: ${listen}
 `,
+    unload: ({ files }) => `- name: Ask the kernel whether AppArmor is enabled, for the profiles of guests that left
+  ansible.builtin.slurp:
+    src: ${ENABLED}
+  register: qemu_harden_apparmor_unload
+  failed_when: false
+  when: ${files} | length > 0
+
+- name: Unload the AppArmor profiles of guests that left (apparmor_parser -R)
+  ansible.builtin.command:
+    argv: "{{ ['apparmor_parser', '-R'] + ${files} }}"
+  changed_when: true
+  when: ${files} | length > 0 and (qemu_harden_apparmor_unload.content | default('') | b64decode | trim) == 'Y'
+`,
   },
 };

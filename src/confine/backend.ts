@@ -54,6 +54,11 @@ export interface AnsibleWords {
    * the host paths of the files it loads (those `loads` matches), and every task listens to `listen`.
    */
   handlers(v: { files: string; listen: string }): string;
+  /**
+   * The tasks (YAML list items) that unload what the files of guests that left had loaded, as `unload` does for
+   * apply, while those files are still in place: `files` is a Jinja expression for their host paths.
+   */
+  unload(v: { files: string }): string;
 }
 
 export interface ConfinementBackend<Text = unknown> {

@@ -633,5 +633,17 @@ export const selinux: ConfinementBackend<Text> = {
   when: qemu_harden_selinux.stat.exists and ${files} | length > 0
   listen: ${listen}
 `,
+    unload: ({ files }) => `- name: Ask the kernel whether SELinux is enabled, for the modules of guests that left
+  ansible.builtin.stat:
+    path: ${ENFORCE}
+  register: qemu_harden_selinux_unload
+  when: ${files} | length > 0
+
+- name: Remove the SELinux modules of guests that left (semodule -r)
+  ansible.builtin.command:
+    argv: "{{ ['semodule', '-r'] + (${files} | map('basename') | map('splitext') | map('first') | list) }}"
+  changed_when: true
+  when: ${files} | length > 0 and qemu_harden_selinux_unload.stat.exists | default(false)
+`,
   },
 };

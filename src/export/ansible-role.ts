@@ -21,6 +21,8 @@ const role = (b: ConfinementBackend) => ({
   /** The installed files it loads, and the pattern that picks them. */
   loads: `qemu_harden_${b.id}_loads`,
   files: `qemu_harden_${b.id}_files`,
+  /** The installed files it loads whose guests left the bundle: what it unloads before they are moved away. */
+  gone: `qemu_harden_${b.id}_gone`,
   installed: `qemu_harden_installed_${b.id}`,
   listen: `qemu-harden ${b.id} changed`,
 });
@@ -122,6 +124,7 @@ ${role(b).shared}:
 ${yamlList(b.sharedFiles)}
 ${role(b).loads}: ${JSON.stringify(b.loads.source)}
 ${role(b).files}: "{{ qemu_harden_new.keys() | select('match', ${role(b).loads}) | sort }}"
+${role(b).gone}: "{{ qemu_harden_gone | select('match', ${role(b).loads}) | list }}"
 `,
   )
   .join('')}`,
@@ -523,7 +526,12 @@ dependencies: []
     enabled: false
   loop: "{{ qemu_harden_gone | select('match', '^/etc/systemd/system/[^/]+\\.(service|socket)$') | list }}"
 
-- name: Create the directories the bundle's files go in
+${backends
+  .map(
+    (b) => `${b.ansible.unload({ files: role(b).gone })}
+`,
+  )
+  .join('')}- name: Create the directories the bundle's files go in
   ansible.builtin.file:
     path: "{{ item }}"
     state: directory
@@ -655,8 +663,8 @@ ${backends
 
 - name: Work out which guests restart
   ansible.builtin.set_fact:
-    # A guest restarts when its unit, its tap unit or one of its helper units (its TPM's service and socket, which
-    # restart with it) changed, or a confinement file of its own, or one its backend shares among all the guests it
+    # A guest restarts when its unit, its tap unit or one of its helper units (a TPM's, passt's or a virtiofsd's
+    # service and socket, which systemd restarts with it) changed, or a confinement file of its own, or one its backend shares among all the guests it
     # confines (the abstraction every AppArmor profile includes); its tap unit restarts before it when that changed.
     qemu_harden_restart: >-
       {%- set changed = qemu_harden_installed | selectattr('changed') | map(attribute='item') | list -%}

@@ -238,7 +238,7 @@ function reachSection(a: Answers): string[] {
       `- runs as ${code(r.user)} (a system user of its own, no shell), in ${code(G.SLICE)}, unit ${code(r.unit)}`,
     );
     for (const f of r.files)
-      out.push(`- file ${code(f.path)} (${rw(f.access)}, ${access(f.path, f.access)}): ${text(f.why)}`);
+      out.push(`- file ${code(f.path)} (${rw(f.access)}, ${f.how ?? access(f.path, f.access)}): ${text(f.why)}`);
     for (const d of r.devices) out.push(`- device ${code(d.path)} (${rw(d.access)}): ${text(d.why)}`);
     for (const s of r.sockets) out.push(`- socket ${code(s.path)}: ${text(s.what)}; may connect: ${text(s.who)}`);
     for (const l of r.listeners) out.push(`- listens: ${text(l)}`);
