@@ -361,6 +361,17 @@ const deniedCheck: AuditCheck = {
     }),
 };
 
+/**
+ * The role's relabelling, for a task's vars: restorecon -F -R on each path the modules given as arguments mark for
+ * relabelling, each as itself (glob characters escaped, as restorecon reads its arguments as patterns).
+ */
+const RELABEL_TASK_VARS = `  vars:
+    qemu_harden_selinux_relabel: >-
+      sed -n 's/^${RELABEL}//p' "$@" | sort -u |
+      while IFS= read -r p; do [ -e "$p" ] || [ -L "$p" ] || continue;
+      restorecon -F -R -- "$(printf '%s' "$p" | sed 's/[][*?{}\\\\]/\\\\&/g')" || exit 1; done
+`;
+
 export const selinux: ConfinementBackend<Text> = {
   id: 'selinux',
   name: 'SELinux',
@@ -624,12 +635,7 @@ export const selinux: ConfinementBackend<Text> = {
 - name: Relabel the paths the modules name with their contexts (restorecon)
   ansible.builtin.command:
     argv: "{{ ['sh', '-c', qemu_harden_selinux_relabel, 'sh'] + ${files} }}"
-  vars:
-    qemu_harden_selinux_relabel: >-
-      sed -n 's/^${RELABEL}//p' "$@" | sort -u |
-      while IFS= read -r p; do [ -e "$p" ] || [ -L "$p" ] || continue;
-      restorecon -F -R -- "$(printf '%s' "$p" | sed 's/[][*?{}\\\\]/\\\\&/g')" || exit 1; done
-  changed_when: true
+${RELABEL_TASK_VARS}  changed_when: true
   when: qemu_harden_selinux.stat.exists and ${files} | length > 0
   listen: ${listen}
 `,
@@ -643,6 +649,12 @@ export const selinux: ConfinementBackend<Text> = {
   ansible.builtin.command:
     argv: "{{ ['semodule', '-r'] + (${files} | map('basename') | map('splitext') | map('first') | list) }}"
   changed_when: true
+  when: ${files} | length > 0 and qemu_harden_selinux_unload.stat.exists | default(false)
+
+- name: Relabel the files of guests that left with what the policy now says (restorecon)
+  ansible.builtin.command:
+    argv: "{{ ['sh', '-c', qemu_harden_selinux_relabel, 'sh'] + ${files} }}"
+${RELABEL_TASK_VARS}  changed_when: true
   when: ${files} | length > 0 and qemu_harden_selinux_unload.stat.exists | default(false)
 `,
   },
