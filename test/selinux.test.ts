@@ -133,6 +133,27 @@ describe('a bundle for an SELinux host', () => {
     assert.ok(other.some((f) => f.path.includes('apparmor.d')));
   });
 
+  test('its README runs each socket client at the guest’s own level, where an AppArmor bundle’s runs it as root', () => {
+    const readme = (f: typeof files) => f.find((x) => x.path === 'README.md')!.content;
+    const web = level(pairs.get('web')!);
+    assert.match(
+      readme(files),
+      new RegExp(`^sudo runcon -l ${web} socat - UNIX-CONNECT:/run/qemu-harden/web/qmp\\.sock `, 'm'),
+    );
+    assert.match(
+      readme(files),
+      new RegExp(
+        `^sudo runcon -l ${web} socat -,rawer,escape=0x1d UNIX-CONNECT:/run/qemu-harden/web/serial\\.sock `,
+        'm',
+      ),
+    );
+    const other = plan(
+      validate({ ...structuredClone(DOC), host: { confinement: 'apparmor' }, acceptedRisks: [DOC.acceptedRisks![0]!] }),
+    );
+    assert.match(readme(other), /^sudo socat - UNIX-CONNECT:\/run\/qemu-harden\/web\/qmp\.sock /m);
+    assert.doesNotMatch(readme(other), /runcon/);
+  });
+
   test('each unit starts QEMU in svirt_t with its guest’s own pair, and names no AppArmor profile', () => {
     for (const g of a.guests) {
       const unit = file(`root/etc/systemd/system/qemu-${g.name}.service`)!;

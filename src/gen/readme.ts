@@ -6,6 +6,7 @@ import { listed } from '../words.js';
 import { markdownCode as code, markdownText as text } from '../escape.js';
 import * as G from '../guest.js';
 import { helpersOf } from '../helpers/index.js';
+import { categoryPairs, level } from '../mcs.js';
 import { LOGROTATE_TIMER } from '../names.js';
 import * as L from './logrotate.js';
 import type { Answers, Guest } from '../model.js';
@@ -17,6 +18,15 @@ import { sandboxOption } from './qemu.js';
 
 /** The confinement backends the answers choose for the host. */
 const chosenMac = (a: Answers) => CONFINEMENT.filter((b) => b.chosen(a));
+
+/**
+ * How root runs a client of a guest's sockets: under SELinux at the guest's own level, since the socket QEMU
+ * accepts takes its client's level and MCS keeps the guest's QEMU from a client at root's whole range.
+ */
+function clientOf(a: Answers, g: Guest): string {
+  if (!chosenMac(a).some((b) => b.id === 'selinux')) return 'sudo';
+  return `sudo runcon -l ${level(categoryPairs(a.guests).get(g.name)!)}`;
+}
 
 /** How the guest's user gets at a file, in the words of the tmpfiles.d lines that arrange it. */
 function access(path: string, mode: 'r' | 'rw'): string {
@@ -321,6 +331,12 @@ function operatorSections(a: Answers, me: string): string[] {
   out.push('## Using the guests', '');
   out.push(
     'Each guest’s sockets are in its runtime directory (mode 0750) and QEMU creates them mode 0700 (the unit’s `UMask=0077`), owned by the guest’s user: only root may connect, so operators use `sudo`. QMP is full control of the guest (and of what its QEMU can reach); the serial console is the guest’s root console if it has one.',
+    ...(chosenMac(a).some((b) => b.id === 'selinux')
+      ? [
+          '',
+          'Under SELinux a client must also run at the guest’s own level (`runcon -l`, with the guest’s category pair, as below): the socket QEMU accepts takes its client’s level, and the guest’s QEMU may not answer one at root’s whole range, so a client started from a root shell as it is gets no answer.',
+        ]
+      : []),
     '',
   );
   for (const g of a.guests) {
@@ -333,8 +349,8 @@ function operatorSections(a: Answers, me: string): string[] {
     ...a.guests
       .slice(0, 1)
       .flatMap((g) => [
-        `sudo socat -,rawer,escape=0x1d UNIX-CONNECT:${G.serialSocket(g)}   # serial console; Ctrl+] leaves`,
-        `sudo socat - UNIX-CONNECT:${G.qmpSocket(g)}                     # QMP: {"execute":"qmp_capabilities"} first`,
+        `${clientOf(a, g)} socat -,rawer,escape=0x1d UNIX-CONNECT:${G.serialSocket(g)}   # serial console; Ctrl+] leaves`,
+        `${clientOf(a, g)} socat - UNIX-CONNECT:${G.qmpSocket(g)}                     # QMP: {"execute":"qmp_capabilities"} first`,
         ...(g.display.mode === 'vnc-unix'
           ? [`ssh -L 5901:${G.vncSocket(g)} root@this-host   # from your desk; then a VNC viewer on localhost:5901`]
           : []),
