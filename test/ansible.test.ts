@@ -132,7 +132,9 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     const r = spawnSync('ansible-playbook', ['-i', inventory, 'site.yml', ...args], {
       cwd: out,
       encoding: 'utf8',
-      timeout: 300_000,
+      // Only a guard against a play that hangs: with every core busy beside other proofs, one play took five
+      // minutes.
+      timeout: 1_200_000,
       env: {
         ...process.env,
         ANSIBLE_HOME: join(dir, 'ansible-home'),
@@ -144,7 +146,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
         ANSIBLE_FORCE_COLOR: '0',
       },
     });
-    return { code: r.status, output: `${r.stdout}\n${r.stderr}` };
+    return { code: r.status, output: `${r.stdout}\n${r.stderr}${r.error ? `\n${r.error.message}` : ''}` };
   };
   const mainPid = (host: string, guest: string) =>
     Number(cts[host]!.exec(['systemctl', 'show', '-p', 'MainPID', '--value', `qemu-${guest}.service`]).stdout.trim());
