@@ -10,6 +10,7 @@ import { InputError } from '../src/errors.js';
 import { qemuValue } from '../src/escape.js';
 import { guestFence } from '../src/fence.js';
 import * as G from '../src/guest.js';
+import type { Guest } from '../src/model.js';
 import { answersJson, plan } from '../src/plan.js';
 import { requireTool, tempDir } from './helpers.js';
 
@@ -36,7 +37,10 @@ const guestArb = fc.record(
   { requiredKeys: ['name'] },
 );
 
-/** Valid answers: names made unique, disks made unique per guest and across guests. */
+/**
+ * Valid answers: names made unique, disks made unique per guest and across guests, and no two networked guests
+ * whose names derive one MAC (three bytes of a hash: two names in some millions do; the answers refuse that).
+ */
 const answersArb = fc
   .record({
     useCase: fc.constantFrom('virtualization', 'emulation'),
@@ -44,12 +48,16 @@ const answersArb = fc
   })
   .map(({ useCase, guests }) => {
     const seen = new Set<string>();
+    const macs = new Set<string>();
     const gs = guests.map((g, i) => {
       const n = seen.has(g.name) ? `${g.name.slice(0, 8)}-${i}` : g.name;
       seen.add(n);
+      const mac = G.macAddress({ name: n, network: { mode: 'none' } } as unknown as Guest);
+      const network = g.network?.mode !== 'none' && macs.has(mac) ? { mode: 'none' as const } : g.network;
+      if (network?.mode !== 'none') macs.add(mac);
       // A guest needs something to boot: one disk at least.
       const disks = g.disks?.length ? g.disks : [{ path: '/srv/boot', format: 'raw' as const, readOnly: true }];
-      return { ...g, name: n, disks: disks.map((d, j) => ({ ...d, path: `${d.path}-${n}-${j}` })) };
+      return { ...g, name: n, network, disks: disks.map((d, j) => ({ ...d, path: `${d.path}-${n}-${j}` })) };
     });
     const doc: Record<string, unknown> = { schemaVersion: 1, useCase, guests: gs };
     if (useCase === 'emulation') doc.acceptedRisks = [{ risk: 'emulation', reason: 'generated for a property test' }];
