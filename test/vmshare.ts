@@ -159,9 +159,18 @@ export type Boot = (
   timeoutMs: number,
 ) => Promise<VmResult>;
 
+/** A kind of shared VM: the kernel and the system it runs (base: the root whose /usr it mounts), and how it boots. */
+export interface VmKind {
+  /** The kernel, and the root of the system whose /usr the VM mounts, once the tools the parts need are found. */
+  system(tools: [tool: string, pkg: string][]): Promise<{ kernel: Kernel; base: string }>;
+  boot: Boot;
+}
+
 /** The AppArmor kind: Debian's kernel with AppArmor and cgroup v2, a tmpfs root, /usr and the repository over 9p. */
-const bootAppArmor: Boot = (kernel, root, work, modules, timeoutMs) =>
-  bootProof(kernel, root, work, { repo: true, modules, timeoutMs });
+const APPARMOR: VmKind = {
+  system: async (tools) => ({ kernel: proofKernel(tools), base: '/' }),
+  boot: (kernel, root, work, modules, timeoutMs) => bootProof(kernel, root, work, { repo: true, modules, timeoutMs }),
+};
 
 /**
  * Registers the shared VM of one kind: a hook that prepares every part and boots the lanes side by side, a test per
@@ -169,7 +178,7 @@ const bootAppArmor: Boot = (kernel, root, work, modules, timeoutMs) =>
  * part's own tests. There are QEMU_HARDEN_TEST_VM_LANES lanes, 2 unless it says otherwise: on 2 cores the suite's
  * other files run beside them.
  */
-export function sharedVm(kind: string, parts: readonly VmPart[], boot: Boot = bootAppArmor): void {
+export function sharedVm(kind: string, parts: readonly VmPart[], vmKind: VmKind = APPARMOR): void {
   const names = parts.map((p) => p.name);
   assert.ok(
     names.every((n) => /^[a-z][a-z0-9-]*$/.test(n)) && new Set(names).size === names.length,
@@ -181,13 +190,14 @@ export function sharedVm(kind: string, parts: readonly VmPart[], boot: Boot = bo
   let kernel: Kernel;
 
   before(async () => {
-    kernel = proofKernel(parts.flatMap((p) => p.tools ?? []));
+    const system = await vmKind.system(parts.flatMap((p) => p.tools ?? []));
+    kernel = system.kernel;
     const modules = [...new Set(parts.flatMap((p) => p.modules ?? []))];
     const roots = await Promise.all(
       lanes.map(async (lane, i) => {
         const laneDir = join(work, `lane${i + 1}`);
         const root = join(laneDir, 'root');
-        makeRootTree(root, LANE(lane));
+        makeRootTree(root, LANE(lane), system.base);
         chmodSync(root, 0o755);
         for (const p of lane) {
           const dir = join(root, 'parts', p.name);
@@ -203,7 +213,7 @@ export function sharedVm(kind: string, parts: readonly VmPart[], boot: Boot = bo
     );
     await Promise.all(
       lanes.map(async (lane, i) => {
-        const vm = await boot(
+        const vm = await vmKind.boot(
           kernel,
           roots[i]!,
           join(work, `lane${i + 1}`),
