@@ -126,10 +126,16 @@ part() {
 ${parts.map((p) => `part ${p.name} ${p.timeoutSeconds}`).join('\n')}
 `;
 
+/**
+ * A console line from the lane's marker on: systemd 257 resets the terminal before a unit's first output on it, and
+ * the escape sequences come first on the marker's line.
+ */
+const marker = (l: ConsoleLine) => l.text.slice(Math.max(0, l.text.indexOf('qh-part: ')));
+
 /** What a lane's VM reported for one part: the console between its markers, and its own time. */
 function partResult(lane: VmResult, name: string): VmResult {
-  const begin = lane.lines.findIndex((l) => l.text === `qh-part: begin ${name}`);
-  const end = lane.lines.findIndex((l) => l.text.startsWith(`qh-part: end ${name} `));
+  const begin = lane.lines.findIndex((l) => marker(l) === `qh-part: begin ${name}`);
+  const end = lane.lines.findIndex((l) => marker(l).startsWith(`qh-part: end ${name} `));
   const lines: ConsoleLine[] = begin < 0 ? [] : end < 0 ? lane.lines.slice(begin) : lane.lines.slice(begin, end + 1);
   const text = lines.map((l) => l.text).join('\n');
   const results = new Map<string, string>();
@@ -233,7 +239,7 @@ export function sharedVm(kind: string, parts: readonly VmPart[], vmKind: VmKind 
     test(`${kind} VM, lane ${i + 1}: it booted, ran ${lane.map((p) => p.name).join(', ')} each to its end, and powered off`, (t) => {
       const vm = ran[i];
       assert.ok(vm, 'the lane booted');
-      const begun = vm.lines.findIndex((l) => l.text.startsWith('qh-part: begin '));
+      const begun = vm.lines.findIndex((l) => marker(l).startsWith('qh-part: begin '));
       t.diagnostic(
         `boot: ${begun < 0 ? '?' : `${vm.lines[begun]!.seconds.toFixed(0)} s, ${vm.lines[begun]!.cpuSeconds.toFixed(0)} CPU s`}; ` +
           `whole VM: ${vm.seconds.toFixed(0)} s, ${vm.cpuSeconds.toFixed(0)} CPU s`,
@@ -245,7 +251,7 @@ export function sharedVm(kind: string, parts: readonly VmPart[], vmKind: VmKind 
       assert.equal(vm.timedOut, false, `the lane's VM ran out of time:\n${vm.console.slice(-4000)}`);
       for (const p of lane)
         assert.ok(
-          vm.lines.some((l) => l.text.startsWith(`qh-part: end ${p.name} `)),
+          vm.lines.some((l) => marker(l).startsWith(`qh-part: end ${p.name} `)),
           `${p.name} ran to its end marker:\n${vm.console.slice(-4000)}`,
         );
       assert.equal(vm.exitCode, 0, 'QEMU exited on the power-off');
