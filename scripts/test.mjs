@@ -27,7 +27,7 @@ const FILES = {
   'selinux-vm.test.ts': [450, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
   'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
   'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],
-  'trixie-vm.test.ts': [400, 'boots a VM (forky’s kernel under TCG, AppArmor enforcing) on the Debian 13 root'],
+  'trixie-vm.test.ts': [340, 'boots a VM (forky’s kernel under TCG, AppArmor enforcing) on the Debian 13 root'],
   'ansible.test.ts': [173, 'boots two containers and runs Ansible against them'],
   'boot.test.ts': [148, 'boots QEMU'],
   'import.test.ts': [103, 'boots QEMU'],
