@@ -8,7 +8,8 @@
 # openssh-client brings ssh-keygen, which makes and checks the signatures of bundles (and their throwaway keys).
 # swtpm and swtpm-tools for the guests' TPMs; sbsigntool signs the EFI program of the Secure Boot proof.
 # Ansible (ansible-core with the community collections) and ansible-lint for the exported role.
-# debootstrap and Debian's archive keyring build the Debian 13 root the trixie proof boots (test/debian-root.ts).
+# debootstrap and Debian's archive keyring build the Debian 13 root the trixie proofs boot (test/debian-root.ts); xz-utils
+# decompresses the modules of the newer Debian kernel the trixie VM boots (Debian 13 on ship them as .ko.xz).
 # acl: getfacl, which audit runs to read device ACLs, and setfacl, with which its tests give nodes and disks ACLs that
 # grant or deny an ordinary user.
 # SELinux without an SELinux kernel: Debian's reference policy and its store (selinux-policy-default), semodule,
@@ -26,7 +27,7 @@ packages=(
   e2fsprogs btrfs-progs lvm2
   libvirt-clients
   ansible ansible-lint
-  debootstrap debian-archive-keyring
+  debootstrap debian-archive-keyring xz-utils
   acl
   selinux-policy-default policycoreutils selinux-utils setools
 )

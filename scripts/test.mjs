@@ -28,6 +28,7 @@ const FILES = {
   'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
   'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],
   'ansible.test.ts': [342, 'boots two containers and runs Ansible against them'],
+  'trixie-vm.test.ts': [340, 'boots a VM (forky’s kernel under TCG, AppArmor enforcing) on the Debian 13 root'],
   'boot.test.ts': [148, 'boots QEMU'],
   'import.test.ts': [103, 'boots QEMU'],
   'property.test.ts': [77, 'runs 17,000 generated documents, 50 bundles through the real parsers'],

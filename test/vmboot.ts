@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import {
+  appendFileSync,
   chmodSync,
   copyFileSync,
   existsSync,
@@ -17,6 +18,7 @@ import {
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { writeTestGuestStopDropIn } from './container.js';
+import { aptMirror } from './debian-root.js';
 import { cacheNotice, REPO, requireTool } from './helpers.js';
 
 export const KERNEL_CACHE = join(REPO, '.cache', 'kernel');
@@ -27,65 +29,137 @@ export interface Kernel {
   modulesDir: string;
 }
 
-/** The package linux-image-amd64 depends on, and its candidate version: what apt-get would download now. */
-function aptCandidate(): { pkg: string; version: string } | undefined {
-  const deps = execFileSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8' });
-  const pkg = /Depends: (linux-image-[0-9.]+-[0-9]+-amd64)/.exec(deps)?.[1];
-  if (!pkg) return undefined;
-  const show = execFileSync('apt-cache', ['show', '--no-all-versions', pkg], { encoding: 'utf8' });
-  const version = /^Version: (\S+)$/m.exec(show)?.[1];
-  return version ? { pkg, version } : undefined;
+/** apt's options for the archive of another Debian suite: its own source list, package lists and downloads under `dir`. */
+function suiteApt(dir: string): string[] {
+  return [
+    '-o',
+    `Dir::Etc::SourceList=${join(dir, 'sources.list')}`,
+    '-o',
+    'Dir::Etc::SourceParts=/dev/null',
+    '-o',
+    `Dir::State::Lists=${join(dir, 'lists')}`,
+    '-o',
+    `Dir::Cache=${join(dir, 'cache')}`,
+    '-o',
+    'Dir::State::Status=/dev/null',
+  ];
 }
 
 /**
- * The kernel of Debian's linux-image-amd64, downloaded with apt-get download and unpacked, never installed. The
- * cache is keyed by the package's name and version (cache/<package>_<version>): a new kernel in the archive makes
- * a new entry. Test files starting side by side may all find it missing: one builds it under a lock, into a
- * directory renamed into place when complete, and the others wait for that and use it.
+ * The package linux-image-amd64 depends on, its candidate version, and every package of that version the kernel is
+ * split into (from Debian 14 on, linux-image-X only depends on linux-binary-X and linux-modules-X): what apt-get would
+ * download now.
  */
-export function ensureKernel(cache = KERNEL_CACHE): Kernel {
+function aptCandidate(apt: string[] = []): { pkg: string; version: string; parts: string[] } | undefined {
+  const deps = execFileSync('apt-cache', [...apt, 'depends', 'linux-image-amd64'], { encoding: 'utf8' });
+  const pkg = /Depends: (linux-image-[0-9][^\s]*-amd64)$/m.exec(deps)?.[1];
+  if (!pkg) return undefined;
+  const show = execFileSync('apt-cache', [...apt, 'show', '--no-all-versions', pkg], { encoding: 'utf8' });
+  const version = /^Version: (\S+)$/m.exec(show)?.[1];
+  if (!version) return undefined;
+  const depends = /^Depends: (.*)$/m.exec(show)?.[1] ?? '';
+  const flavour = pkg.replace(/^linux-image-/, '');
+  const parts = [...depends.matchAll(/\b(linux-(?:binary|modules)-[^\s,]+) \(= ([^)]+)\)/g)]
+    .filter((m) => m[1]!.endsWith(flavour) && m[2] === version)
+    .map((m) => m[1]!);
+  return { pkg, version, parts: [pkg, ...parts] };
+}
+
+/**
+ * The kernel of Debian's linux-image-amd64, downloaded with apt-get download and unpacked, never installed: from
+ * the archive apt uses here, or with `suite` from that suite of the same mirror (apt's own lists for it are kept
+ * under the cache, its Release file checked against the keys apt trusts here). The cache is keyed by the package's
+ * name and version (cache/<package>_<version>): a new kernel in the archive makes a new entry. Test files starting
+ * side by side may all find it missing: one builds it under a lock, into a directory renamed into place when
+ * complete, and the others wait for that and use it.
+ */
+export function ensureKernel(cache = KERNEL_CACHE, suite?: string): Kernel {
   mkdirSync(cache, { recursive: true });
-  let candidate = aptCandidate();
-  if (!candidate) {
-    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-    candidate = aptCandidate();
+  let apt: string[] = [];
+  const update = () => {
+    if (suite) execFileSync('flock', [join(cache, '.lock'), 'apt-get', '-qq', ...apt, 'update'], { stdio: 'pipe' });
+    else execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+  };
+  if (suite) {
+    const dir = join(cache, `apt-${suite}`);
+    mkdirSync(join(dir, 'lists', 'partial'), { recursive: true });
+    mkdirSync(join(dir, 'cache', 'archives', 'partial'), { recursive: true });
+    writeFileSync(join(dir, 'sources.list'), `deb ${aptMirror()} ${suite} main\n`);
+    apt = suiteApt(dir);
+    if (!readdirSync(join(dir, 'lists')).some((f) => f.endsWith('_Packages'))) update();
   }
-  if (!candidate) throw new Error('apt-cache knows no linux-image-amd64: check /etc/apt/sources.list');
+  let candidate = aptCandidate(apt);
+  if (!candidate) {
+    update();
+    candidate = aptCandidate(apt);
+  }
+  if (!candidate)
+    throw new Error(`apt-cache knows no linux-image-amd64${suite ? ` in ${suite}` : ''}: check /etc/apt/sources.list`);
   const { pkg, version: debVersion } = candidate;
   const version = pkg.replace(/^linux-image-/, '');
   const root = join(cache, `${pkg}_${debVersion}`);
-  const vmlinuz = join(root, 'boot', `vmlinuz-${version}`);
-  if (!existsSync(vmlinuz)) {
+  // Up to Debian 13 the kernel is /boot/vmlinuz-X and its modules are under /lib/modules; from Debian 14 on both are
+  // under /usr/lib/modules/X.
+  const layouts = [
+    { vmlinuz: join(root, 'boot', `vmlinuz-${version}`), modulesDir: join(root, 'lib', 'modules', version) },
+    {
+      vmlinuz: join(root, 'usr', 'lib', 'modules', version, 'vmlinuz'),
+      modulesDir: join(root, 'usr', 'lib', 'modules', version),
+    },
+  ];
+  const found = () => layouts.find((l) => existsSync(l.vmlinuz));
+  if (!found()) {
+    // A suite's lists may be older than its archive, which no longer has that version: fresh lists name the current one.
+    if (suite) update();
+    const now = (suite && aptCandidate(apt)) || candidate;
+    if (now.version !== debVersion) return ensureKernel(cache, suite);
     const started = Date.now();
-    cacheNotice(`building ${root}: apt-get download ${pkg}=${debVersion}, unpacked (about 70 MB, once)`);
+    cacheNotice(
+      `building ${root}: apt-get download ${now.parts.map((p) => `${p}=${debVersion}`).join(' ')}, unpacked (once)`,
+    );
     // apt-get downloads as the _apt user: the directory it downloads into must be writable by it.
     const build = `set -e
-[ -e "$3/boot/vmlinuz-$4" ] && exit 0
-part=$(mktemp -d "$3.part-XXXXXX")
+root=$1 version=$2; shift 2
+[ -d "$root" ] && exit 0
+part=$(mktemp -d "$root.part-XXXXXX")
 trap 'rm -rf "$part"' EXIT
 chmod 0777 "$part"
 cd "$part"
-apt-get download -q "$1=$2"
-dpkg-deb -x ./*.deb "$part/root"
-mv "$part/root" "$3"`;
-    execFileSync('flock', [join(cache, '.lock'), 'sh', '-c', build, 'sh', pkg, debVersion, root, version], {
+for p in "$@"; do apt-get download -q ${apt.map((a) => `'${a}'`).join(' ')} "$p=$version"; done
+for d in ./*.deb; do dpkg-deb -x "$d" "$part/root"; done
+mv "$part/root" "$root"`;
+    execFileSync('flock', [join(cache, '.lock'), 'sh', '-c', build, 'sh', root, debVersion, ...now.parts], {
       stdio: 'pipe',
     });
-    if (!existsSync(vmlinuz)) throw new Error(`${root} has no boot/vmlinuz-${version} after unpacking ${pkg}`);
+    if (!found()) throw new Error(`${root} has no vmlinuz for ${version} after unpacking ${now.parts.join(', ')}`);
     cacheNotice(`${root} is ready (${Math.round((Date.now() - started) / 1000)} s)`);
   }
-  return { version, vmlinuz, modulesDir: join(root, 'lib', 'modules', version) };
+  const l = found()!;
+  return { version, vmlinuz: l.vmlinuz, modulesDir: l.modulesDir };
+}
+
+/** A module's file: NAME.ko, or compressed as Debian ships them from Debian 13 on (NAME.ko.xz). */
+const MODULE_FILE = /^(.*)\.ko(\.xz)?$/;
+
+/** The module's name as insmod and the initramfs know it: its file's, without .xz. */
+export function moduleFileName(path: string): string {
+  return path.split('/').at(-1)!.replace(/\.xz$/, '');
+}
+
+/** The module itself, decompressed: busybox's insmod hands the kernel what it reads. */
+function moduleBytes(path: string): Buffer {
+  return path.endsWith('.xz') ? execFileSync('xz', ['-dc', path], { maxBuffer: 64 << 20 }) : readFileSync(path);
 }
 
 function findModule(k: Kernel, name: string): string {
-  const want = `${name}.ko`;
+  const wants = new Set([name, name.replaceAll('_', '-')]);
   const walk = (d: string): string | undefined => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
       if (e.isDirectory()) {
         const r = walk(p);
         if (r) return r;
-      } else if (e.name === want || e.name === want.replaceAll('_', '-')) return p;
+      } else if (wants.has(MODULE_FILE.exec(e.name)?.[1] ?? '')) return p;
     }
     return undefined;
   };
@@ -98,15 +172,23 @@ function findModule(k: Kernel, name: string): string {
 export function moduleClosure(k: Kernel, names: string[]): string[] {
   const order: string[] = [];
   const visit = (name: string) => {
-    if (order.some((p) => p.endsWith(`/${name}.ko`) || p.endsWith(`/${name.replaceAll('_', '-')}.ko`))) return;
+    if (order.some((p) => [name, name.replaceAll('_', '-')].includes(moduleFileName(p).slice(0, -3)))) return;
     const path = findModule(k, name);
-    const info = readFileSync(path).toString('latin1');
+    const info = moduleBytes(path).toString('latin1');
     const m = /\0depends=([^\0]*)\0/.exec(info);
     for (const dep of (m?.[1] ?? '').split(',').filter(Boolean)) visit(dep);
     order.push(path);
   };
   names.forEach(visit);
   return order;
+}
+
+/** Writes each module, decompressed, into `dir` under its name; returns the names in load order. */
+export function copyModules(paths: string[], dir: string): string[] {
+  return paths.map((p) => {
+    writeFileSync(join(dir, moduleFileName(p)), moduleBytes(p));
+    return moduleFileName(p);
+  });
 }
 
 export interface VmSpec {
@@ -128,6 +210,8 @@ export interface VmSpec {
    * from the root tree are labelled by the image's own file contexts before the policy loads.
    */
   rootDisk?: string;
+  /** A file the console is copied to as it comes, to follow a long proof while it runs. */
+  liveConsole?: string;
 }
 
 /**
@@ -180,17 +264,8 @@ export function buildInitramfs(spec: VmSpec): string {
   const disk = spec.rootDisk !== undefined;
   const relabel = disk && spec.lsm === 'selinux';
   const mods = moduleClosure(spec.kernel, [...spec.modules, ...(disk ? ['virtio_blk', 'crc32c_generic', 'ext4'] : [])]);
-  for (const m of mods) copyFileSync(m, join(stage, 'qh-init', 'modules', m.split('/').at(-1)!));
-  writeFileSync(
-    join(stage, 'init'),
-    INIT(
-      mods.map((m) => m.split('/').at(-1)!),
-      spec.shares,
-      disk ? 'disk' : 'tmpfs',
-      relabel,
-    ),
-    { mode: 0o755 },
-  );
+  const names = copyModules(mods, join(stage, 'qh-init', 'modules'));
+  writeFileSync(join(stage, 'init'), INIT(names, spec.shares, disk ? 'disk' : 'tmpfs', relabel), { mode: 0o755 });
   execFileSync('cp', ['-a', `${spec.rootTree}/.`, join(stage, 'rootfs')]);
   if (relabel)
     writeFileSync(
@@ -282,8 +357,10 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
         // QEMU has exited: the last reading stands.
       }
     };
+    if (spec.liveConsole) writeFileSync(spec.liveConsole, '');
     const line = (t: string) => {
       readCpu();
+      if (spec.liveConsole) appendFileSync(spec.liveConsole, `${t}\n`);
       lines.push({ seconds: (Date.now() - started) / 1000, cpuSeconds: cpuTicks / 100, text: t.replace(/\r$/, '') });
     };
     // One decoder and one unfinished line per stream: a chunk may end inside a character, or inside a line.
@@ -345,8 +422,12 @@ r() { echo "RESULT $1=$2"; }
 wait_until() { wait_end=$(($(date +%s) + $1)); shift; until "$@"; do [ "$(date +%s)" -lt $wait_end ] || return 1; sleep 0.5; done; }
 `;
 
-/** A minimal root tree for systemd: /etc of its own, merged-/usr links, the proof unit wanted at boot. */
-export function makeRootTree(dir: string, proofScript: string): void {
+/**
+ * A minimal root tree for systemd: /etc of its own, merged-/usr links, the proof unit wanted at boot. `base` is the
+ * system whose /usr the VM mounts (the host's unless a proof boots another release's): its os-release, AppArmor
+ * configuration and generators are the ones copied and masked.
+ */
+export function makeRootTree(dir: string, proofScript: string, base = '/'): void {
   mkdirSync(join(dir, 'etc'), { recursive: true });
   for (const l of ['bin', 'sbin', 'lib', 'lib64']) symlinkSync(`usr/${l}`, join(dir, l));
   for (const d of ['proc', 'sys', 'dev', 'run', 'tmp', 'var/tmp', 'var/log', 'var/lib', 'root', 'srv', 'home', 'mnt'])
@@ -359,19 +440,23 @@ export function makeRootTree(dir: string, proofScript: string): void {
   writeFileSync(join(dir, 'etc/hostname'), 'qh-proof\n');
   writeFileSync(join(dir, 'etc/machine-id'), '');
   writeFileSync(join(dir, 'etc/nsswitch.conf'), 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n');
-  copyFileSync('/usr/lib/os-release', join(dir, 'etc/os-release'));
+  copyFileSync(join(base, 'usr/lib/os-release'), join(dir, 'etc/os-release'));
+  // Another release's /usr reaches some of its programs through /etc/alternatives (awk, nc, pager).
+  if (base !== '/' && existsSync(join(base, 'etc/alternatives')))
+    execFileSync('cp', ['-a', join(base, 'etc/alternatives'), join(dir, 'etc/')]);
   mkdirSync(join(dir, 'etc/apparmor.d'));
-  if (existsSync('/etc/apparmor')) execFileSync('cp', ['-a', '/etc/apparmor', join(dir, 'etc/')]);
+  if (existsSync(join(base, 'etc/apparmor'))) execFileSync('cp', ['-a', join(base, 'etc/apparmor'), join(dir, 'etc/')]);
   for (const sub of ['tunables', 'abstractions', 'abi'])
-    if (existsSync(`/etc/apparmor.d/${sub}`))
-      execFileSync('cp', ['-a', `/etc/apparmor.d/${sub}`, join(dir, 'etc/apparmor.d/')]);
+    if (existsSync(join(base, 'etc/apparmor.d', sub)))
+      execFileSync('cp', ['-a', join(base, 'etc/apparmor.d', sub), join(dir, 'etc/apparmor.d/')]);
   const sys = join(dir, 'etc/systemd/system');
   mkdirSync(join(sys, 'multi-user.target.wants'), { recursive: true });
   // No generator has anything to do here (no fstab, no init scripts, no gettys, no encrypted disks), and each is a
   // process systemd starts at boot and on every daemon-reload: masked, a reload took 60% less CPU under TCG.
   const generators = join(dir, 'etc/systemd/system-generators');
   mkdirSync(generators);
-  for (const g of readdirSync('/usr/lib/systemd/system-generators')) symlinkSync('/dev/null', join(generators, g));
+  for (const g of readdirSync(join(base, 'usr/lib/systemd/system-generators')))
+    symlinkSync('/dev/null', join(generators, g));
   writeTestGuestStopDropIn(sys);
   symlinkSync('/usr/lib/systemd/system/multi-user.target', join(sys, 'default.target'));
   for (const masked of [
@@ -416,12 +501,16 @@ const PROOF_TOOLS: [tool: string, pkg: string][] = [
   ['apt-get', 'apt'],
   ['dpkg-deb', 'dpkg'],
   ['flock', 'util-linux'],
+  ['xz', 'xz-utils'],
 ];
 
-/** The kernel, once every tool the proof needs (PROOF_TOOLS, then `more`) is found; a missing one fails naming its package. */
-export function proofKernel(more: [tool: string, pkg: string][] = []): Kernel {
+/**
+ * The kernel (of Debian `suite`, or of the archive apt uses here), once every tool the proof needs (PROOF_TOOLS, then
+ * `more`) is found; a missing one fails naming its package.
+ */
+export function proofKernel(more: [tool: string, pkg: string][] = [], suite?: string): Kernel {
   for (const [tool, pkg] of [...PROOF_TOOLS, ...more]) requireTool(tool, pkg);
-  return ensureKernel();
+  return ensureKernel(KERNEL_CACHE, suite);
 }
 
 /** Boots the proof with /usr shared from the host and, for a proof that runs qemu-harden, the repository at /qh. */

@@ -126,10 +126,16 @@ part() {
 ${parts.map((p) => `part ${p.name} ${p.timeoutSeconds}`).join('\n')}
 `;
 
+/**
+ * A console line from the lane's marker on: systemd 257 resets the terminal before a unit's first output on it, and
+ * the escape sequences come first on the marker's line.
+ */
+const marker = (l: ConsoleLine) => l.text.slice(Math.max(0, l.text.indexOf('qh-part: ')));
+
 /** What a lane's VM reported for one part: the console between its markers, and its own time. */
 function partResult(lane: VmResult, name: string): VmResult {
-  const begin = lane.lines.findIndex((l) => l.text === `qh-part: begin ${name}`);
-  const end = lane.lines.findIndex((l) => l.text.startsWith(`qh-part: end ${name} `));
+  const begin = lane.lines.findIndex((l) => marker(l) === `qh-part: begin ${name}`);
+  const end = lane.lines.findIndex((l) => marker(l).startsWith(`qh-part: end ${name} `));
   const lines: ConsoleLine[] = begin < 0 ? [] : end < 0 ? lane.lines.slice(begin) : lane.lines.slice(begin, end + 1);
   const text = lines.map((l) => l.text).join('\n');
   const results = new Map<string, string>();
@@ -159,9 +165,18 @@ export type Boot = (
   timeoutMs: number,
 ) => Promise<VmResult>;
 
+/** A kind of shared VM: the kernel and the system it runs (base: the root whose /usr it mounts), and how it boots. */
+export interface VmKind {
+  /** The kernel, and the root of the system whose /usr the VM mounts, once the tools the parts need are found. */
+  system(tools: [tool: string, pkg: string][]): Promise<{ kernel: Kernel; base: string }>;
+  boot: Boot;
+}
+
 /** The AppArmor kind: Debian's kernel with AppArmor and cgroup v2, a tmpfs root, /usr and the repository over 9p. */
-const bootAppArmor: Boot = (kernel, root, work, modules, timeoutMs) =>
-  bootProof(kernel, root, work, { repo: true, modules, timeoutMs });
+const APPARMOR: VmKind = {
+  system: async (tools) => ({ kernel: proofKernel(tools), base: '/' }),
+  boot: (kernel, root, work, modules, timeoutMs) => bootProof(kernel, root, work, { repo: true, modules, timeoutMs }),
+};
 
 /**
  * Registers the shared VM of one kind: a hook that prepares every part and boots the lanes side by side, a test per
@@ -169,7 +184,7 @@ const bootAppArmor: Boot = (kernel, root, work, modules, timeoutMs) =>
  * part's own tests. There are QEMU_HARDEN_TEST_VM_LANES lanes, 2 unless it says otherwise: on 2 cores the suite's
  * other files run beside them.
  */
-export function sharedVm(kind: string, parts: readonly VmPart[], boot: Boot = bootAppArmor): void {
+export function sharedVm(kind: string, parts: readonly VmPart[], vmKind: VmKind = APPARMOR): void {
   const names = parts.map((p) => p.name);
   assert.ok(
     names.every((n) => /^[a-z][a-z0-9-]*$/.test(n)) && new Set(names).size === names.length,
@@ -181,13 +196,14 @@ export function sharedVm(kind: string, parts: readonly VmPart[], boot: Boot = bo
   let kernel: Kernel;
 
   before(async () => {
-    kernel = proofKernel(parts.flatMap((p) => p.tools ?? []));
+    const system = await vmKind.system(parts.flatMap((p) => p.tools ?? []));
+    kernel = system.kernel;
     const modules = [...new Set(parts.flatMap((p) => p.modules ?? []))];
     const roots = await Promise.all(
       lanes.map(async (lane, i) => {
         const laneDir = join(work, `lane${i + 1}`);
         const root = join(laneDir, 'root');
-        makeRootTree(root, LANE(lane));
+        makeRootTree(root, LANE(lane), system.base);
         chmodSync(root, 0o755);
         for (const p of lane) {
           const dir = join(root, 'parts', p.name);
@@ -203,7 +219,7 @@ export function sharedVm(kind: string, parts: readonly VmPart[], boot: Boot = bo
     );
     await Promise.all(
       lanes.map(async (lane, i) => {
-        const vm = await boot(
+        const vm = await vmKind.boot(
           kernel,
           roots[i]!,
           join(work, `lane${i + 1}`),
@@ -223,7 +239,7 @@ export function sharedVm(kind: string, parts: readonly VmPart[], boot: Boot = bo
     test(`${kind} VM, lane ${i + 1}: it booted, ran ${lane.map((p) => p.name).join(', ')} each to its end, and powered off`, (t) => {
       const vm = ran[i];
       assert.ok(vm, 'the lane booted');
-      const begun = vm.lines.findIndex((l) => l.text.startsWith('qh-part: begin '));
+      const begun = vm.lines.findIndex((l) => marker(l).startsWith('qh-part: begin '));
       t.diagnostic(
         `boot: ${begun < 0 ? '?' : `${vm.lines[begun]!.seconds.toFixed(0)} s, ${vm.lines[begun]!.cpuSeconds.toFixed(0)} CPU s`}; ` +
           `whole VM: ${vm.seconds.toFixed(0)} s, ${vm.cpuSeconds.toFixed(0)} CPU s`,
@@ -235,7 +251,7 @@ export function sharedVm(kind: string, parts: readonly VmPart[], boot: Boot = bo
       assert.equal(vm.timedOut, false, `the lane's VM ran out of time:\n${vm.console.slice(-4000)}`);
       for (const p of lane)
         assert.ok(
-          vm.lines.some((l) => l.text.startsWith(`qh-part: end ${p.name} `)),
+          vm.lines.some((l) => marker(l).startsWith(`qh-part: end ${p.name} `)),
           `${p.name} ran to its end marker:\n${vm.console.slice(-4000)}`,
         );
       assert.equal(vm.exitCode, 0, 'QEMU exited on the power-off');

@@ -79,8 +79,17 @@ export const passt: HelperKind = {
       { path: G.netSocket(g), perms: 'rw', why: 'the socket it binds for QEMU' },
     ],
     rules: [
+      {
+        rule: 'owner @{PROC}/@{pid}/uid_map r,',
+        why: 'whether it runs in the host’s user namespace, which passt of Debian 13 reads first and fails without',
+      },
+      {
+        rule: '@{PROC}/sys/net/ipv4/ip_local_port_range r,',
+        why: 'the host’s ephemeral ports, which passt of Debian 13 keeps out of its automatic forwards',
+      },
       { rule: '/ r,', why: 'its own sandbox: the root it leaves' },
-      { rule: 'mount "" -> "/",', why: 'its own sandbox: the mount tree made unbindable' },
+      { rule: 'mount "" -> "/",', why: 'its own sandbox: the mount tree made unbindable (passt of Debian 12)' },
+      { rule: 'mount options=(rw, runbindable) -> /,', why: 'the same, as passt of Debian 13 asks for it' },
       { rule: 'mount "" -> "/tmp/",', why: 'its own sandbox: the empty tmpfs it moves into' },
       { rule: 'pivot_root "/tmp/" -> "/tmp/",', why: 'its own sandbox: the pivot into that tmpfs' },
       { rule: 'umount "/",', why: 'its own sandbox: the old root, detached' },
