@@ -100,9 +100,10 @@ r gamma.tap_owner "$(cat /sys/class/net/${TAP}/owner)"
 r gamma.tap_carrier "$(cat /sys/class/net/${TAP}/carrier)"
 # The client runs at gamma's level: the socket QEMU accepts takes the client's level, and MCS keeps gamma's QEMU
 # from reading or writing one at the administrator's whole range (libvirt sets its monitor socket's label likewise).
+# Its answers are JSON with backslash escapes, which the shell's echo (and so r) would turn into line breaks.
 qmp() { runcon -l "$(cat /proof/gamma.level)" node --jitless /proof/qmp.mjs /run/qemu-harden/gamma/qmp.sock "$1"; }
-r gamma.info_network "$(qmp '{"execute":"human-monitor-command","arguments":{"command-line":"info network"}}')"
-r gamma.rx_filter "$(qmp '{"execute":"query-rx-filter"}')"
+printf 'RESULT gamma.info_network=%s\\n' "$(qmp '{"execute":"human-monitor-command","arguments":{"command-line":"info network"}}')"
+printf 'RESULT gamma.rx_filter=%s\\n' "$(qmp '{"execute":"query-rx-filter"}')"
 t guests_up
 avcs() { journalctl -b _TRANSPORT=audit --no-pager -o cat | grep 'avc: *denied'; }
 r denied_while_booting "$(avcs | grep -c 'scontext=system_u:system_r:svirt_t')"
