@@ -10,14 +10,14 @@
 // revealing"). Keeping that sandbox would mean giving up those settings, letting the unit make user, mount, PID and
 // network namespaces, giving back mount, pivot_root and the set*id calls, and an AppArmor profile that allows mount
 // and pivot_root and sees, after the pivot, the folder's files as /hello.txt: a profile that must then allow /**
-// could no longer name the folder. libvirt's own unprivileged virtiofsd (session mode) keeps the namespace sandbox
-// by mapping the guest's other ids through /etc/subuid, which needs the setuid newuidmap this unit forbids.
-// Without it, virtiofsd makes no namespace and holds no capability anywhere (upstream allows a non-root virtiofsd
+// could no longer name the folder. libvirt's unprivileged virtiofsd (qemu:///session) maps the guest's other ids
+// through /etc/subuid, which needs the setuid newuidmap this unit forbids.
+// With --sandbox=none virtiofsd makes no namespace and holds no capability anywhere (upstream allows a non-root virtiofsd
 // exactly so, with chown and other owner changes failing, which is what the bundle wants): everything the guest
 // creates is the guest user's. What keeps it to the folder is the unit (the whole file system read-only, every
 // other guest's files and folders hidden, only this folder bound back) and its AppArmor profile, which names the
 // folder by its real path and admits nothing else of the host's files but its own program and libraries: a lookup
-// the guest aims outside the folder (a ".." past its root) is refused by both.
+// the guest aims outside the folder (a ".." past its root) finds no other guest's files, and meets the profile.
 import { qemuOpts } from '../escape.js';
 import * as G from '../guest.js';
 import type { Guest } from '../model.js';
@@ -107,7 +107,7 @@ export function virtiofsd(n: number): HelperKind {
       `Shared folder "${share(g).tag}" (${share(g).path}, ${share(g).readOnly ? 'read-only' : 'writable'}) is served by its own virtiofsd ` +
       `(${G.helperUnitName(g, kind)}), started before QEMU and stopped with it: as ${G.userName(g)}, never root, with no capabilities, ` +
       `its own seccomp filter and AppArmor profile (${G.helperProfileName(g, kind)}), which admits this folder and nothing else of ` +
-      `the host's files but its own program; its unit hides every other guest's files and folders. What the guest writes there belongs to ` +
+      `the host's files but its own program and libraries; its unit hides every other guest's files and folders. What the guest writes there belongs to ` +
       `${G.userName(g)}, whatever owner the guest gives it. The guest's RAM is shared memory (memfd) that virtiofsd maps.`,
   };
 }

@@ -115,6 +115,8 @@ fs_probe fs_cross_unconfined unconfined - /srv/shares/fb/hello.txt
 denied() { dmesg | grep 'apparmor="DENIED"' | grep "profile=\\"$1\\"" | grep -c "$2"; }
 r sock_cross.denied "$(denied qemu-harden-fa $LISTEN)"
 r passt_cross.denied "$(denied qemu-harden-fa-net /run/qemu-harden/fb/net/passt_cross.sock)"
+r fs_cross.denied "$(denied qemu-harden-fa-fs0 /srv/shares/fb/hello.txt)"
+r fs_own.denied "$(denied qemu-harden-fa-fs0 /srv/shares/fa/)"
 dmesg | grep 'apparmor="DENIED"' | head -20 | sed 's/^/RESULT probe_denied=/'
 for g in ${GUESTS.join(' ')}; do r "$g.still" "$(systemctl show -p ActiveState --value qemu-$g.service)"; done
 r done yes
