@@ -934,7 +934,7 @@ describe('helper units: shared folders from virtiofsd, where the release has one
 
   test('virtiofsd runs as the guest’s user on the fd systemd hands it, its folder read-only unless the risk is accepted', () => {
     assert.deepEqual(settings(unit(0), 'ExecStart'), [
-      '/usr/libexec/virtiofsd --fd=3 --shared-dir=/srv/shares/src --sandbox=namespace --seccomp=kill --readonly --rlimit-nofile=0',
+      '/usr/libexec/virtiofsd --fd=3 --shared-dir=/srv/shares/src --sandbox=none --seccomp=kill --readonly --rlimit-nofile=0',
     ]);
     assert.doesNotMatch(unit(1), /--readonly/);
     assert.deepEqual(settings(unit(0), 'User'), ['qemu-dev']);
@@ -942,7 +942,7 @@ describe('helper units: shared folders from virtiofsd, where the release has one
     assert.deepEqual(settings(unit(0), 'Requires'), ['qemu-dev-fs0.socket']);
     assert.deepEqual(settings(helperSocket(g, ro), 'ListenStream'), ['/run/qemu-harden/dev/fs0.sock']);
     assert.deepEqual(settings(unit(0), 'PrivateNetwork'), ['yes']);
-    assert.deepEqual(settings(unit(0), 'RestrictNamespaces'), ['user mnt pid net']);
+    assert.deepEqual(settings(unit(0), 'RestrictNamespaces'), ['yes'], 'virtiofsd makes no namespace of its own');
     assert.deepEqual(settings(unit(0), 'ProcSubset'), [], 'it reads fs.nr_open');
     assert.deepEqual(settings(unit(0), 'ProtectKernelTunables'), ['yes']);
     // The fence puts back exactly its own folder: read-only, or writable; nothing of the other guest's.
@@ -954,6 +954,10 @@ describe('helper units: shared folders from virtiofsd, where the release has one
     assert.match(rules, /"\/srv\/shares\/src\/\*\*" r,/);
     assert.doesNotMatch(rules, /\/srv\/shares\/(out|other)|\/srv\/dev\.img/);
     assert.match(AA.helperRules(g, rw), /"\/srv\/shares\/out\/\*\*" rwkl,/);
+    // Nothing of a sandbox of its own: no system call given back, no mount or pivot in its profile, no capability.
+    assert.deepEqual(settings(unit(0), 'SystemCallFilter').slice(2), []);
+    assert.match(rules, /^ {2}deny capability,$/m);
+    assert.doesNotMatch(rules, /^ {2}(mount|umount|pivot_root|capability \w+),/m);
   });
 
   test('the README says how the guest’s user reaches each folder and directory, as the host files arrange it', () => {

@@ -1,11 +1,23 @@
 // A guest's shared folder served by virtiofsd, the Rust one a release ships as /usr/libexec/virtiofsd (Debian 13,
-// Ubuntu 24.04): one unit per folder (virtiofsd serves one directory), as the guest's user, never root. virtiofsd
-// builds a sandbox of its own: a user namespace, empty PID and network namespaces, and a mount namespace whose root
-// is the shared folder (pivot_root), so the folder is the only host path it can see. Its user namespace maps the
-// guest's user alone, so the kernel does the translation of owners: whatever owner the guest names, what it
-// creates is the guest user's on the host, and it can give nothing another owner (virtiofsd's own --translate-uid
-// would name the user's id, which sysusers gives on the host, not the bundle). QEMU reaches it over vhost-user,
-// which needs the guest's RAM in shared memory (gen/qemu.ts).
+// Ubuntu 24.04): one unit per folder (virtiofsd serves one directory), as the guest's user, never root. QEMU reaches
+// it over vhost-user, which needs the guest's RAM in shared memory (gen/qemu.ts).
+//
+// virtiofsd runs with --sandbox=none, inside the unit's fence, not in a sandbox of its own. Its namespace sandbox (a
+// user namespace, new PID and network namespaces, the folder as the root it pivots into) mounts a fresh /proc in
+// that user namespace, and the kernel allows that only where the /proc it already sees is fully visible: the unit's
+// /proc has read-only and hidden parts laid over it by systemd (ProtectKernelTunables=, ProtectKernelLogs=), which
+// the kernel holds locked, so virtiofsd stops with "MountProc(… Operation not permitted)" ("VFS: Mount too
+// revealing"). Keeping that sandbox would mean giving up those settings, letting the unit make user, mount, PID and
+// network namespaces, giving back mount, pivot_root and the set*id calls, and an AppArmor profile that allows mount
+// and pivot_root and sees, after the pivot, the folder's files as /hello.txt: a profile that must then allow /**
+// could no longer name the folder. libvirt's unprivileged virtiofsd (qemu:///session) maps the guest's other ids
+// through /etc/subuid, which needs the setuid newuidmap this unit forbids.
+// With --sandbox=none virtiofsd makes no namespace and holds no capability anywhere (upstream allows a non-root virtiofsd
+// exactly so, with chown and other owner changes failing, which is what the bundle wants): everything the guest
+// creates is the guest user's. What keeps it to the folder is the unit (the whole file system read-only, every
+// other guest's files and folders hidden, only this folder bound back) and its AppArmor profile, which names the
+// folder by its real path and admits nothing else of the host's files but its own program and libraries: a lookup
+// the guest aims outside the folder (a ".." past its root) finds no other guest's files, and meets the profile.
 import { qemuOpts } from '../escape.js';
 import * as G from '../guest.js';
 import type { Guest } from '../model.js';
@@ -28,7 +40,8 @@ export function virtiofsd(n: number): HelperKind {
       // The socket systemd listens on, handed over as file descriptor 3.
       '--fd=3',
       `--shared-dir=${share(g).path}`,
-      '--sandbox=namespace',
+      // No sandbox of its own: the unit's fence and profile are its sandbox (above).
+      '--sandbox=none',
       '--seccomp=kill',
       ...(share(g).readOnly ? ['--readonly'] : []),
       // The unit's own limit on open files stands: raising it needs a capability virtiofsd does not have.
@@ -58,22 +71,6 @@ export function virtiofsd(n: number): HelperKind {
       exposureTarget: 1.5,
       network: 'none',
       readsProcSys: 'virtiofsd reads the most files a process may open (fs.nr_open) and fails without it',
-      selfSandbox: {
-        namespaces: ['user', 'mnt', 'pid', 'net'],
-        syscalls: [
-          'capset',
-          'setuid',
-          'setgid',
-          'setgroups',
-          'setresuid',
-          'setresgid',
-          'setfsuid',
-          'mount',
-          'umount2',
-          'pivot_root',
-        ],
-        why: 'virtiofsd then builds a sandbox of its own: a user namespace in which it is root, empty PID and network namespaces, and a mount namespace whose root is the shared folder; it serves each request as the owner the guest names, within that namespace',
-      },
     },
     apparmor: (g) => {
       const { path, readOnly } = share(g);
@@ -83,33 +80,15 @@ export function virtiofsd(n: number): HelperKind {
           { path, perms: readOnly ? 'r' : 'rwkl', why: 'everything in it', glob: '/**' },
         ],
         rules: [
-          { rule: 'owner @{PROC}/@{pid}/{uid_map,gid_map,setgroups} rw,', why: 'its own user namespace' },
           { rule: 'owner @{PROC}/@{pid}/{mountinfo,fd/} r,', why: 'what it reads of itself' },
           { rule: 'owner @{PROC}/@{pid}/fd/* r,', why: 'the files it serves, reopened by their descriptors' },
           { rule: '@{PROC}/sys/fs/nr_open r,', why: 'the most files it could open' },
-          { rule: 'mount,', why: 'its own sandbox: the mount namespace whose root is the shared folder' },
-          { rule: 'umount,', why: 'its own sandbox: the old root, detached' },
-          { rule: 'pivot_root,', why: 'its own sandbox: the pivot into the shared folder' },
           {
             rule: 'unix (create, accept, connect, read, write, getattr, getopt, setopt, shutdown, send, receive),',
             why: 'the socket systemd hands over, and the guest memory QEMU passes through it',
           },
           { rule: 'signal (send, receive) peer=@{profile_name},', why: 'its own processes' },
         ],
-        capabilities: {
-          names: [
-            'sys_admin',
-            'setuid',
-            'setgid',
-            'setpcap',
-            'chown',
-            'dac_override',
-            'dac_read_search',
-            'fowner',
-            'fsetid',
-          ],
-          why: 'only inside the user namespace virtiofsd makes for its own sandbox, where its user is root: to build the sandbox and to serve files as the owner the guest names',
-        },
       };
     },
     live: {
@@ -126,9 +105,9 @@ export function virtiofsd(n: number): HelperKind {
     },
     readme: (g) =>
       `Shared folder "${share(g).tag}" (${share(g).path}, ${share(g).readOnly ? 'read-only' : 'writable'}) is served by its own virtiofsd ` +
-      `(${G.helperUnitName(g, kind)}), started before QEMU and stopped with it: as ${G.userName(g)}, never root, with no capabilities ` +
-      `outside its own user namespace, its own seccomp filter and AppArmor profile (${G.helperProfileName(g, kind)}), and the ` +
-      `folder as the root of its mount namespace, the only host path it sees. What the guest writes there belongs to ` +
+      `(${G.helperUnitName(g, kind)}), started before QEMU and stopped with it: as ${G.userName(g)}, never root, with no capabilities, ` +
+      `its own seccomp filter and AppArmor profile (${G.helperProfileName(g, kind)}), which admits this folder and nothing else of ` +
+      `the host's files but its own program and libraries; its unit hides every other guest's files and folders. What the guest writes there belongs to ` +
       `${G.userName(g)}, whatever owner the guest gives it. The guest's RAM is shared memory (memfd) that virtiofsd maps.`,
   };
 }

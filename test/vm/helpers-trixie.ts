@@ -1,14 +1,16 @@
 // A Debian 13 bundle's helpers under a kernel that enforces all of its AppArmor policy, unix sockets included: the
-// trixie root (its systemd 257, QEMU 10.0, passt, AppArmor 4.1's parser) on forky's kernel (test/trixie-vm.test.ts
-// says why that one). `qemu-harden apply --start` installs and starts two guests, fa and fb, each with passt as its
-// user-mode network. The proof reads the kernel's AppArmor features, who QEMU and every process of passt's unit run
-// as, their capabilities and AppArmor labels, and that nothing was denied while they started. Then it takes the
-// units' fence away (their mount namespaces, and the modes of fb's directories) so that only AppArmor stands between
-// fa's helpers and fb's network directory, and tries: fa's passt making a socket there, which AppArmor refuses (the
-// kernel's log names the profile) and which succeeds without the profile; fa's QEMU connecting to a socket there,
-// which goes through under its profile too: this kernel could mediate it, but Debian 13's parser does not ask it to.
-// Shared folders are not here: Debian 13's virtiofsd, in the unit the bundle writes, cannot build its own sandbox
-// under a kernel that applies all of that unit's settings (docs/bundle.md says where that stands).
+// trixie root (its systemd 257, QEMU 10.0, passt, virtiofsd, AppArmor 4.1's parser) on forky's kernel
+// (test/trixie-vm.test.ts says why that one). `qemu-harden apply --start` installs and starts two guests, fa and fb,
+// each with passt as its user-mode network and a read-only shared folder served by virtiofsd. The proof reads the
+// kernel's AppArmor features, who QEMU and every process of passt's and virtiofsd's units run as, their capabilities
+// and AppArmor labels, that virtiofsd holds QEMU's vhost-user connection, and that nothing was denied while they
+// started. Then it takes the units' fence away (their mount namespaces, and the modes of fb's directories) so that
+// only AppArmor stands between fa's helpers and fb's: fa's passt making a socket in fb's network directory, which
+// AppArmor refuses (the kernel's log names the profile) and which succeeds without the profile; fa's virtiofsd
+// profile reading fb's folder, refused the same way, where it reads its own; fa's QEMU connecting to a socket in fb's
+// directory, which goes through under its profile too: this kernel could mediate it, but Debian 13's parser does not
+// ask it to. The guest's side of a folder (a Linux guest mounting and reading it) is test/trixie.test.ts's: here the
+// guests are boot sectors, and QEMU starting at all shows virtiofsd answered its vhost-user handshake.
 // A part of the shared trixie VM (test/trixie-vm.test.ts, test/vmshare.ts).
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -39,7 +41,8 @@ for g in ${GUESTS.join(' ')}; do
   grep -qs '${BOOT_MARKER}' /var/log/qemu-harden/$g/serial.log && r "$g.marker" yes || r "$g.marker" no
   r "$g.user_uid" "$(id -u qemu-$g)"
   qpid=$(systemctl show -p MainPID --value qemu-$g.service)
-  for u in qemu-$g qemu-$g-net; do
+  for u in qemu-$g qemu-$g-net qemu-$g-fs0; do
+    r "$u.active" "$(systemctl is-active $u.service)"
     pid=$(systemctl show -p MainPID --value $u.service)
     r "$u.uid" "$(grep '^Uid:' /proc/$pid/status | cut -f2)"
     r "$u.capeff" "$(grep '^CapEff:' /proc/$pid/status | cut -f2)"
@@ -49,6 +52,10 @@ for g in ${GUESTS.join(' ')}; do
     r "$u.procs" "$(for p in $(procs $u.service); do printf '%s|%s|%s|%s;' "$(grep '^Uid:' /proc/$p/status | cut -f2- | tr '\t' ' ')" "$(cat /proc/$p/attr/current)" "$(grep '^CapEff:' /proc/$p/status | cut -f2)" "$([ "$(readlink /proc/$p/ns/user)" = "$(readlink /proc/1/ns/user)" ] && echo host || echo own)"; done)"
   done
   r "$g.qemu_inet" "$(nsenter -t $qpid -n ss -Hna -A inet | wc -l)"
+  # virtiofsd's end of QEMU's vhost-user connection: the socket it accepted on the one systemd handed it.
+  vpid=$(systemctl show -p MainPID --value qemu-$g-fs0.service)
+  r "$g.fs_estab" "$(ss -Hxp | grep "pid=$vpid," | grep -c ESTAB)"
+  r "$g.fs_restarts" "$(systemctl show -p NRestarts --value qemu-$g-fs0.service)"
 done
 r denied_while_booting "$(dmesg | grep -c 'apparmor="DENIED"')"
 dmesg | grep 'apparmor="DENIED"' | head -20 | sed 's/^/RESULT boot_denied=/'
@@ -94,9 +101,22 @@ passt_probe() {
 }
 passt_probe passt_cross confined qemu-harden-fa-net
 passt_probe passt_cross_unconfined unconfined -
+# fa's virtiofsd profile reading fb's folder (every user may read it), and its own; a program that reads a file
+# stands in for virtiofsd there, which reads a folder's files only when a guest asks for them.
+fs_probe() {
+  name=$1 how=$2 profile=$3 file=$4
+  out=$($how "$profile" /usr/bin/cat "$file" 2>&1)
+  r "$name.exit" $?
+  r "$name.said" "$(printf '%s' "$out" | tr '\\n' ' ')"
+}
+fs_probe fs_own confined qemu-harden-fa-fs0 /srv/shares/fa/hello.txt
+fs_probe fs_cross confined qemu-harden-fa-fs0 /srv/shares/fb/hello.txt
+fs_probe fs_cross_unconfined unconfined - /srv/shares/fb/hello.txt
 denied() { dmesg | grep 'apparmor="DENIED"' | grep "profile=\\"$1\\"" | grep -c "$2"; }
 r sock_cross.denied "$(denied qemu-harden-fa $LISTEN)"
 r passt_cross.denied "$(denied qemu-harden-fa-net /run/qemu-harden/fb/net/passt_cross.sock)"
+r fs_cross.denied "$(denied qemu-harden-fa-fs0 /srv/shares/fb/hello.txt)"
+r fs_own.denied "$(denied qemu-harden-fa-fs0 /srv/shares/fa/)"
 dmesg | grep 'apparmor="DENIED"' | head -20 | sed 's/^/RESULT probe_denied=/'
 for g in ${GUESTS.join(' ')}; do r "$g.still" "$(systemctl show -p ActiveState --value qemu-$g.service)"; done
 r done yes
@@ -111,7 +131,11 @@ export const helpersTrixie: VmPart = {
   cleanup: 'ip link del qh0 2>/dev/null || true\nrm -f /run/apply.log\n',
   prepare(root, work) {
     mkdirSync(join(root, 'images'), { recursive: true });
-    for (const g of GUESTS) writeBootDisk(join(root, 'images', `${g}.img`));
+    for (const g of GUESTS) {
+      writeBootDisk(join(root, 'images', `${g}.img`));
+      mkdirSync(join(root, 'srv', 'shares', g), { recursive: true, mode: 0o755 });
+      writeFileSync(join(root, 'srv', 'shares', g, 'hello.txt'), `${g}'s shared file\n`, { mode: 0o644 });
+    }
     const answers = {
       schemaVersion: 1,
       useCase: 'emulation',
@@ -121,6 +145,7 @@ export const helpersTrixie: VmPart = {
         memoryMiB: 64,
         disks: [{ path: `/images/${g}.img`, format: 'raw' }],
         network: { mode: 'user' },
+        shares: [{ path: `/srv/shares/${g}`, tag: g }],
       })),
     };
     writeFileSync(join(work, 'answers.json'), JSON.stringify(answers));
@@ -134,7 +159,7 @@ export const helpersTrixie: VmPart = {
 };
 
 function tests(part: () => VmResult): void {
-  describe('under forky’s kernel enforcing AppArmor, a Debian 13 guest’s QEMU and passt run confined and reach only their own', () => {
+  describe('under forky’s kernel enforcing AppArmor, a Debian 13 guest’s QEMU, passt and virtiofsd run confined and reach only their own', () => {
     const result = (key: string) => reported(part(), key);
     const all = (prefix: string) =>
       [...part().results.entries()]
@@ -150,21 +175,28 @@ function tests(part: () => VmResult): void {
       assert.equal(result('apply_exit'), '0', all('apply_fail') + '\n' + all('journal'));
     });
 
-    test('each guest boots with passt as its network, nothing denied meanwhile', () => {
+    test('each guest boots with passt as its network and virtiofsd serving its folder, nothing denied meanwhile', () => {
       for (const g of GUESTS) {
         assert.equal(result(`${g}.marker`), 'yes', g);
+        for (const u of [`qemu-${g}`, `qemu-${g}-net`, `qemu-${g}-fs0`])
+          assert.equal(result(`${u}.active`), 'active', u);
+        // virtiofsd started once and stayed up: a unit that fails and is restarted also reads active between tries.
+        assert.equal(result(`${g}.fs_restarts`), '0', `${g}'s virtiofsd was restarted\n${all('journal')}`);
+        // QEMU's vhost-user-fs device connects when QEMU starts (QEMU does not start without it): virtiofsd holds it.
+        assert.notEqual(result(`${g}.fs_estab`), '0', `${g}'s virtiofsd holds QEMU's vhost-user connection`);
         assert.equal(result(`${g}.still`), 'active', `${g} still runs after the probes`);
       }
       assert.equal(result('denied_while_booting'), '0', all('boot_denied'));
     });
 
-    test('QEMU and every process of passt’s unit run as the guest’s user in their own enforced profile, no capability in the host’s user namespace; QEMU holds no IP socket', () => {
+    test('QEMU and every process of passt’s and virtiofsd’s units run as the guest’s user in their own enforced profile, no capability in the host’s user namespace (virtiofsd none at all); QEMU holds no IP socket', () => {
       for (const g of GUESTS) {
         const uid = result(`${g}.user_uid`);
         assert.notEqual(uid, '0');
         for (const [unit, profile] of [
           [`qemu-${g}`, `qemu-harden-${g}`],
           [`qemu-${g}-net`, `qemu-harden-${g}-net`],
+          [`qemu-${g}-fs0`, `qemu-harden-${g}-fs0`],
         ] as const) {
           assert.equal(result(`${unit}.uid`), uid, unit);
           assert.equal(result(`${unit}.capeff`), '0000000000000000', unit);
@@ -175,10 +207,14 @@ function tests(part: () => VmResult): void {
             const [uids, label, capEff, userns] = p.split('|');
             assert.deepEqual(new Set(uids!.split(' ')), new Set([uid]), `${unit}: ${p}`);
             assert.equal(label, `${profile} (enforce)`, `${unit}: ${p}`);
-            assert.ok(capEff === '0000000000000000' || userns === 'own', `${unit}: ${p}`);
+            // passt holds capabilities only in the user namespace it makes for its own sandbox; virtiofsd, which makes
+            // none (--sandbox=none), holds none anywhere.
+            if (unit.endsWith('-fs0')) assert.equal(capEff, '0000000000000000', `${unit}: ${p}`);
+            else assert.ok(capEff === '0000000000000000' || userns === 'own', `${unit}: ${p}`);
           }
         }
         assert.match(result(`qemu-${g}-net.exe`), /^(\/usr)?\/bin\/passt(\.avx2)?$/);
+        assert.equal(result(`qemu-${g}-fs0.exe`), '/usr/libexec/virtiofsd');
         assert.equal(result(`${g}.qemu_inet`), '0', `${g}'s QEMU has no IP socket in its network namespace`);
       }
     });
@@ -198,6 +234,18 @@ function tests(part: () => VmResult): void {
       assert.equal(result('passt_cross_unconfined.bound'), 'yes', result('passt_cross_unconfined.said'));
       assert.equal(result('passt_cross.bound'), 'no', result('passt_cross.said'));
       assert.notEqual(result('passt_cross.denied'), '0', all('probe_denied'));
+    });
+
+    test('fa’s virtiofsd profile cannot read fb’s folder, which fa’s user reads without it: AppArmor refuses it', () => {
+      // Under the profile fa's own folder reads, so the refusal is of fb's folder, not of the program.
+      assert.equal(result('fs_own.exit'), '0', result('fs_own.said'));
+      assert.equal(result('fs_own.said'), "fa's shared file");
+      assert.equal(result('fs_own.denied'), '0', all('probe_denied'));
+      assert.equal(result('fs_cross_unconfined.exit'), '0', result('fs_cross_unconfined.said'));
+      assert.equal(result('fs_cross_unconfined.said'), "fb's shared file");
+      assert.notEqual(result('fs_cross.exit'), '0', result('fs_cross.said'));
+      assert.match(result('fs_cross.said'), /Permission denied/);
+      assert.notEqual(result('fs_cross.denied'), '0', all('probe_denied'));
     });
   });
 }
