@@ -2,11 +2,11 @@
 // key both end with the same complete directory.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cachedDir, cacheKey } from './cache.js';
-import { tempDir } from './helpers.js';
+import { CACHE_ROOT, cachedDir, cacheKey } from './cache.js';
+import { CACHE_NOTICE, tempDir } from './helpers.js';
 
 test('the key is a hash of the inputs, whatever the order of their keys', () => {
   assert.equal(cacheKey({ a: 1, b: { c: [1, 2], d: 'x' } }), cacheKey({ b: { d: 'x', c: [1, 2] }, a: 1 }));
@@ -82,4 +82,32 @@ test('what a killed builder left behind is removed by the next build; a live bui
   const left = readdirSync(join(root, 'k'));
   assert.ok(!left.includes(abandoned), 'the dead builder’s directory is gone');
   assert.ok(left.includes(live), 'a builder that still runs keeps its directory');
+});
+
+test('a build kept for the next run is announced with the suite’s cache notice as it starts and ends; a throwaway root’s is not', async (t) => {
+  const lines: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string | Uint8Array) => (lines.push(String(chunk)), true)) as typeof write;
+  const kind = `.cache-test-${process.pid}`;
+  t.after(() => rmSync(join(CACHE_ROOT, kind), { recursive: true, force: true }));
+  try {
+    await cachedDir({ kind, inputs: { z: 1 }, what: 'a kept directory', build: () => undefined });
+    await cachedDir({
+      kind: 'k',
+      inputs: { z: 1 },
+      what: 'a throwaway directory',
+      root: tempDir(t, 'qh-cache-'),
+      build: () => undefined,
+    });
+  } finally {
+    process.stderr.write = write;
+  }
+  const kept = lines.filter((l) => l.includes('a kept directory'));
+  assert.equal(kept.length, 2, lines.join(''));
+  for (const l of kept) assert.ok(l.startsWith(`${CACHE_NOTICE} `), l);
+  assert.match(kept[0]!, /building a kept directory into .*: once, later runs reuse it/);
+  assert.match(kept[1]!, /built a kept directory in \d+ s/);
+  const throwaway = lines.filter((l) => l.includes('a throwaway directory'));
+  assert.equal(throwaway.length, 2, lines.join(''));
+  for (const l of throwaway) assert.ok(!l.startsWith(CACHE_NOTICE), l);
 });

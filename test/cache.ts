@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO } from './helpers.js';
+import { cacheNotice, REPO } from './helpers.js';
 
 export const CACHE_ROOT = join(REPO, '.cache');
 
@@ -17,7 +17,10 @@ export interface CachedDir {
   inputs: Record<string, unknown>;
   /** What is built, for the line the suite prints while it builds, e.g. 'a Debian 13 root (debootstrap)'. */
   what: string;
-  /** Where the kinds live; CACHE_ROOT unless a test of this helper gives its own. */
+  /**
+   * Where the kinds live; CACHE_ROOT unless a test of this helper gives its own. Only a build under CACHE_ROOT is
+   * announced with the suite's cache notice, since only that one is kept for the next run.
+   */
   root?: string;
   /** Fills the (empty, existing) directory it is given. */
   build(dir: string): void | Promise<void>;
@@ -62,9 +65,8 @@ export async function cachedDir(c: CachedDir): Promise<string> {
   mkdirSync(parent, { recursive: true });
   removeAbandoned(parent);
   const building = mkdtempSync(join(parent, `.building-${key}-${process.pid}-`));
-  process.stderr.write(
-    `building ${c.what} into ${done}: once, later runs reuse it (inputs: ${JSON.stringify(c.inputs)})\n`,
-  );
+  const say = c.root === undefined ? cacheNotice : (text: string) => process.stderr.write(`${text}\n`);
+  say(`building ${c.what} into ${done}: once, later runs reuse it (inputs: ${JSON.stringify(c.inputs)})`);
   const started = Date.now();
   try {
     await c.build(building);
@@ -81,6 +83,6 @@ export async function cachedDir(c: CachedDir): Promise<string> {
     throw e;
   }
   writeFileSync(`${done}.inputs.json`, JSON.stringify(c.inputs, null, 2) + '\n');
-  process.stderr.write(`built ${c.what} in ${Math.round((Date.now() - started) / 1000)} s\n`);
+  say(`built ${c.what} in ${Math.round((Date.now() - started) / 1000)} s`);
   return done;
 }
