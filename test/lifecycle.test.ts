@@ -365,8 +365,23 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assert.match(dry.stdout, /unchanged alpha\n +changed +beta \(profile, unit\)\n +removed +gamma/);
     assert.equal(treeHash(ct.root), before, 'apply --dry-run changed nothing');
 
+    // First an apply that stops at a failed activation step once the files are in place (a systemd-sysusers that
+    // fails stands in for any): gamma is stopped and its unit files are gone, the install is unfinished. The one
+    // that follows completes it, with gamma's units no longer there to disable.
+    const failing = ct.sh(
+      'mkdir -p /run/qh-failing && printf "#!/bin/sh\\necho stand-in refuses >&2\\nexit 1\\n" > /run/qh-failing/systemd-sysusers && chmod 755 /run/qh-failing/systemd-sysusers && PATH=/run/qh-failing:$PATH node /qh/dist/qemu-harden.js apply /bundles/v2 --yes --start',
+    );
+    assert.equal(failing.code, 1, failing.stderr + failing.stdout);
+    assert.match(failing.stdout, /done +stop and disable gamma: /);
+    assert.match(failing.stdout, /FAIL +create users and groups \(systemd-sysusers\): .*stand-in refuses/);
+    assert.match(failing.stderr, /a step failed, so this apply is not recorded as complete/);
+    assert.ok(!existsSync(join(ct.root, 'etc/systemd/system/qemu-gamma.service')), 'gamma’s unit file is gone');
+    assert.equal(active('gamma'), 'inactive');
+    ct.sh('rm -r /run/qh-failing');
+
     const r = qh('apply', '/bundles/v2', '--yes', '--start');
     assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout + r.stderr, /the last apply \(started [^)]+\) stopped midway: /);
     assert.match(
       r.stdout,
       /done +stop and disable gamma: qemu-gamma\.service qemu-gamma-tpm\.service qemu-gamma-tpm\.socket qemu-gamma-net\.service\n/,

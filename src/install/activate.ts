@@ -14,6 +14,7 @@ import { parsePasswd, uidOf } from '../passwd.js';
 import { tlsDirs } from '../rules.js';
 import { run, which } from '../tools.js';
 import { hostFiles } from './bundle.js';
+import { UNITS } from './paths.js';
 import type { Plan } from './plan.js';
 import type { InstallRecord } from './record.js';
 import { OutsideTree, type Tree } from './tree.js';
@@ -29,11 +30,11 @@ function exists(path: string): boolean {
   }
 }
 
-async function systemctl(args: string[]): Promise<{ ok: boolean; text: string }> {
+async function systemctl(args: string[]): Promise<{ ok: boolean; code: number | null; text: string }> {
   const path = which('systemctl');
-  if (!path) return { ok: false, text: 'systemctl is not installed (Debian package systemd)' };
+  if (!path) return { ok: false, code: null, text: 'systemctl is not installed (Debian package systemd)' };
   const r = await run(path, args, { timeoutMs: 120_000 });
-  return { ok: r.exitCode === 0, text: (r.stderr || r.stdout).trim() };
+  return { ok: r.exitCode === 0, code: r.exitCode, text: (r.stderr || r.stdout).trim() };
 }
 
 /**
@@ -48,11 +49,24 @@ export async function retire(p: Plan): Promise<StepResult[]> {
   const results: StepResult[] = [];
   const step = `stop and disable ${removed.map((g) => g.name).join(', ')}`;
   if (systemdRuns(p)) {
-    const r = await systemctl(['disable', '--now', ...units]);
+    // After an install that stopped midway a removed guest's unit files may be gone already: systemctl refuses to
+    // disable a unit without its file, and stops nothing then. Such a unit is only stopped, and one systemd no
+    // longer has loaded has nothing to stop (systemctl's exit status 5).
+    const withFile = units.filter((u) => exists(join(UNITS, u)));
+    const without = units.filter((u) => !withFile.includes(u));
+    const disabled = withFile.length
+      ? await systemctl(['disable', '--now', ...withFile])
+      : { ok: true, code: 0, text: '' };
+    const stopped = without.length ? await systemctl(['stop', ...without]) : { ok: true, code: 0, text: '' };
+    const ok = disabled.ok && (stopped.ok || stopped.code === 5);
     // A guest that ignored the power button was stopped by its timeout, which leaves its unit "failed": a guest
     // that is gone leaves no failed unit behind.
-    if (r.ok) await systemctl(['reset-failed', ...units]);
-    results.push({ step, status: r.ok ? 'done' : 'failed', detail: r.ok ? units.join(' ') : r.text });
+    if (ok) await systemctl(['reset-failed', ...units]);
+    results.push({
+      step,
+      status: ok ? 'done' : 'failed',
+      detail: ok ? units.join(' ') : [disabled.text, stopped.text].filter(Boolean).join('; '),
+    });
   } else {
     const r = await systemctl([`--root=${p.root}`, 'disable', ...units]);
     results.push({

@@ -11,7 +11,8 @@ export const BACKUPS = 'var/backups/qemu-harden';
 /** The files at the top of every bundle, beside root/. */
 export const BUNDLE_TOP = ['MANIFEST.sha256', 'README.md', 'answers.json'];
 
-const UNITS = '/etc/systemd/system';
+/** Where the bundle's units are installed. */
+export const UNITS = '/etc/systemd/system';
 
 /** Installed once per host, whatever the guests (the confinement backends as registered when asked). */
 const shared = () => [
