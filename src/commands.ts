@@ -358,7 +358,7 @@ const rollback: Command = {
   summary: 'install again the bundle installed before the current one, through the same steps',
   usage: [''],
   about: [
-    'The install record keeps the bundle installed before the current one; rollback installs it again byte for byte (files the later bundle removed come back, files it added go), with the same plan, backups and steps as apply. Afterwards the bundle rolled back from is the previous one, so a second rollback returns to it. After an interrupted install it restores the bundle installed completely before it.',
+    'The install record keeps the bundle installed before the current one; rollback installs it again byte for byte (files the later bundle removed come back, files it added go), with the same plan, backups and steps as apply. Afterwards the bundle rolled back from is the previous one, so a second rollback returns to it. After an interrupted apply it restores the bundle installed completely before it; an interrupted rollback it completes.',
     'Without --start it names the guests that do not yet run their installed unit and profile and prints the one command that brings them there (`start`: a second rollback would return to the other bundle).',
   ],
   flags: installFlags('roll back'),

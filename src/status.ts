@@ -26,6 +26,7 @@ import { visible } from './escape.js';
 import type { Bundle } from './install/bundle.js';
 import { readInstalled, type Drift, type Installed } from './install/installed.js';
 import { guestPart } from './install/paths.js';
+import { wayOn, type Journal } from './install/record.js';
 import { HELPERS } from './helpers/index.js';
 import * as N from './names.js';
 import { checkSigned, describeSigner, HOST_TRUST, signedBy, type Signer } from './sshsig.js';
@@ -104,7 +105,7 @@ export interface StatusReport {
   root: string;
   installed: { manifest: string; previous: string | null } | null;
   signing: SigningStatus;
-  interrupted: { action: string; from: string | null; to: string; started: string } | null;
+  interrupted: { action: Journal['action']; from: string | null; to: string; started: string } | null;
   guests: GuestStatus[];
   /** Drift of installed files that belong to no single guest (the slice, users, directories, udev, the abstraction). */
   drift: Drift[];
@@ -304,7 +305,7 @@ export function formatStatus(r: StatusReport): string {
   ];
   if (r.interrupted)
     out.push(
-      `INTERRUPTED: a ${v(r.interrupted.action)} started ${v(r.interrupted.started)} did not finish; run apply (or rollback) to complete it`,
+      `INTERRUPTED: a ${v(r.interrupted.action)} started ${v(r.interrupted.started)} did not finish; run ${wayOn(r.interrupted.action)}`,
     );
   out.push(...formatSigning(r.signing));
   if (r.root !== '/') out.push(`(${v(r.root)} is a tree: processes are not looked at, only the files)`);

@@ -107,6 +107,40 @@ describe('qemu-harden apply', () => {
     assert.equal(treeHash(root), before);
   });
 
+  test('a rollback that stops at a failed step: what it prints, `rollback` again, completes it; `rollback` once more returns', (t) => {
+    const root = newRoot(t);
+    const [older, newer] = ['multi-tenant', 'kvm-headless'].map((b) => join(bundles, b));
+    for (const b of [older!, newer!]) assert.equal(cli(['apply', b, '--root', root, '--yes']).code, 0);
+    const installedIs = (b: string, why: string) => {
+      for (const rel of walk(join(b, 'root')))
+        assert.ok(readFileSync(join(root, rel)).equals(readFileSync(join(b, 'root', rel))), `${why}: ${rel}`);
+      const units = (dir: string) =>
+        readdirSync(join(dir, 'etc/systemd/system'))
+          .filter((u) => /^qemu-.*\.service$/.test(u))
+          .sort();
+      assert.deepEqual(units(root), units(join(b, 'root')), why);
+    };
+    // A systemd-sysusers that refuses stands in for any step that fails once the files are in place.
+    const stand = tempDir(t, 'qh-apply-failing-');
+    writeFileSync(join(stand, 'systemd-sysusers'), '#!/bin/sh\necho stand-in refuses >&2\nexit 1\n', { mode: 0o755 });
+    const failed = cli(['rollback', '--root', root, '--yes'], { env: { PATH: `${stand}:${process.env.PATH}` } });
+    assert.equal(failed.code, 1, failed.stderr + failed.stdout);
+    assert.match(
+      failed.stderr,
+      /a step failed, so this rollback is not recorded as complete; fix the cause, then run rollback again to complete it \(or apply the bundle installed before it\)/,
+    );
+    const status = cli(['status', '--root', root]);
+    assert.match(status.stdout, /INTERRUPTED: a rollback started .* did not finish; run rollback again to complete it/);
+
+    const completed = cli(['rollback', '--root', root, '--yes']);
+    assert.equal(completed.code, 0, completed.stderr + completed.stdout);
+    installedIs(older!, 'the rollback completed to the bundle before');
+    assert.match(completed.stdout + completed.stderr, /The last rollback stopped midway; completing it\./);
+    const back = cli(['rollback', '--root', root, '--yes']);
+    assert.equal(back.code, 0, back.stderr + back.stdout);
+    installedIs(newer!, 'a second rollback returns to the bundle rolled back from');
+  });
+
   test('a changed installed file is shown as a diff and backed up before it is replaced', (t) => {
     const root = newRoot(t);
     const bundle = join(bundles, 'kvm-headless');

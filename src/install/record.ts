@@ -115,6 +115,16 @@ export function intactPrevious(rec: InstallRecord, why: string): Bundle | undefi
 }
 
 /**
+ * What to run after an install that stopped midway, for "run …": the same command completes it (rollback.ts
+ * completes a rollback), the other undoes it.
+ */
+export function wayOn(action: Journal['action']): string {
+  return action === 'apply'
+    ? 'apply again to complete it (or rollback to the bundle installed before)'
+    : 'rollback again to complete it (or apply the bundle installed before it)';
+}
+
+/**
  * Put the record in the shape an install starts from. An interrupted install may have left `next` (the bundle
  * it was installing) and, killed between the two renames of `commit`, `previous` holding what was `current`.
  * Returns what the journal says happened, for the operator, or undefined when no install was interrupted.

@@ -1,7 +1,8 @@
 // `qemu-harden rollback`: install again the bundle the record holds as `previous`, byte for byte, through the same
-// walk as apply (removed files come back, files the later bundle added go). After an interrupted install it
-// restores the bundle that was completely installed before that install began. On an enrolled host (or with
-// --signers) the recorded bundle must carry the signatures the trust file requires, as a bundle applied would.
+// walk as apply (removed files come back, files the later bundle added go). After an interrupted apply it
+// restores the bundle that was completely installed before that apply began; an interrupted rollback it completes.
+// On an enrolled host (or with --signers) the recorded bundle must carry the signatures the trust file requires,
+// as a bundle applied would.
 import { InputError } from '../errors.js';
 import type { Io } from '../io.js';
 import { RECORD_ADMISSION, signatureAdmission, type SigningOptions } from './admit.js';
@@ -19,12 +20,17 @@ export async function rollback(
     const record = readRecord(tree);
     const j = record.journal;
     const interrupted = j && record.current?.manifestHash !== j.to;
-    // After an interruption the bundle installed before it is `current`, or, when the install was killed between
-    // the two moves of its commit, `previous` holding what was `current` (recover() moves it back).
-    const target = interrupted
-      ? (record.current ??
-        (record.previous?.manifestHash === j.from ? intactPrevious(record, 'cannot roll back') : undefined))
-      : intactPrevious(record, 'nothing to roll back to');
+    // A rollback that stopped midway is completed: its target waits in `next`, and what it printed was "run
+    // rollback again to complete it". After an apply that stopped midway the bundle installed before it is
+    // `current`, or, when the install was killed between the two moves of its commit, `previous` holding what was
+    // `current` (recover() moves it back).
+    const completing = interrupted && j.action === 'rollback' && record.next?.manifestHash === j.to;
+    const target = completing
+      ? record.next
+      : interrupted
+        ? (record.current ??
+          (record.previous?.manifestHash === j.from ? intactPrevious(record, 'cannot roll back') : undefined))
+        : intactPrevious(record, 'nothing to roll back to');
     if (!target)
       throw new InputError(
         interrupted
@@ -35,9 +41,11 @@ export async function rollback(
       bundle: target,
       admission: [...signatures, ...RECORD_ADMISSION],
       record,
-      note: interrupted
-        ? `The last ${j.action} stopped midway; rolling back to the bundle installed before it.\n`
-        : undefined,
+      note: completing
+        ? 'The last rollback stopped midway; completing it.\n'
+        : interrupted
+          ? `The last ${j.action} stopped midway; rolling back to the bundle installed before it.\n`
+          : undefined,
     };
   });
 }

@@ -26,7 +26,7 @@ import {
 import { admit, describeRefusals, type AdmissionCheck } from './admit.js';
 import type { Bundle } from './bundle.js';
 import { describePlan, planInstall, PlanRefused, refusalOf, type GuestPlan, type Plan } from './plan.js';
-import { begin, commit, recover, type InstallRecord, type Journal } from './record.js';
+import { begin, commit, recover, wayOn, type InstallRecord, type Journal } from './record.js';
 import { startInstalled, type StartReport } from './start.js';
 import { backupDirFor, transact, type Progress } from './transaction.js';
 import { OutsideTree, Tree } from './tree.js';
@@ -174,7 +174,7 @@ function stoppedMessage(
   return (
     `qemu-harden: ${action} stopped midway: ${why}\n` +
     `qemu-harden: done so far: ${p.backedUp.length} files backed up${s.backupDir ? ` (under ${visible(tree.shown(s.backupDir))})` : ''}, ${p.installed.length} installed, ${p.removed.length} removed.\n` +
-    `qemu-harden: the journal records this unfinished ${action}, and no guest was started or restarted. Fix the cause, then run ${action} again to complete it (or rollback to the bundle installed before).\n`
+    `qemu-harden: the journal records this unfinished ${action}, and no guest was started or restarted. Fix the cause, then run ${wayOn(action)}.\n`
   );
 }
 
@@ -262,7 +262,7 @@ async function walk(
     report.result = 'unfinished';
     report.problem = 'a step failed';
     io.err(
-      `qemu-harden: a step failed, so this ${action} is not recorded as complete; fix the cause, then run it again (or rollback). No guest was started or restarted.\n`,
+      `qemu-harden: a step failed, so this ${action} is not recorded as complete; fix the cause, then run ${wayOn(action)}. No guest was started or restarted.\n`,
     );
     return 'findings';
   }

@@ -23,7 +23,7 @@ import * as N from '../names.js';
 import { run, which } from '../tools.js';
 import { listed } from '../words.js';
 import { hostFiles, type Bundle } from './bundle.js';
-import { readRecord } from './record.js';
+import { readRecord, wayOn } from './record.js';
 import { OutsideTree, Tree } from './tree.js';
 
 export type Older = 'unit' | 'profile';
@@ -523,7 +523,7 @@ export async function start(rootArg: string, o: StartOptions, io: Io): Promise<S
     const j = record.journal;
     if (j && record.current?.manifestHash !== j.to) {
       io.err(
-        `qemu-harden: the last ${j.action} (started ${visible(j.started)}) stopped midway, so the files under ${visible(tree.root)} are a mix of two bundles; nothing was started. Run ${j.action} again to complete it (or rollback), then start.\n`,
+        `qemu-harden: the last ${j.action} (started ${visible(j.started)}) stopped midway, so the files under ${visible(tree.root)} are a mix of two bundles; nothing was started. Run ${wayOn(j.action)}, then start.\n`,
       );
       return 'interrupted';
     }
