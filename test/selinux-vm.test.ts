@@ -4,7 +4,8 @@
 // each guest's QEMU in the virt domain with its own category pair. Then the kernel is asked: each QEMU's context,
 // each file's label, a denial when guest A's QEMU is pointed at guest B's disk (mode 0666, the systemd fence taken
 // away so that only SELinux stands between them), what `status` and `audit` make of the guests and of QEMUs started
-// outside their units. One boot serves every check.
+// outside their units, a rollback that stops at its SELinux step and the rollback that completes it. One boot
+// serves every check.
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -191,6 +192,19 @@ kill $rogue
 systemctl stop nocats twin
 restorecon -F ${disk('beta')}
 avcs_before=$(avcs | wc -l)
+# First the rollback stops at its SELinux step (a semodule that lists the store and refuses every change stands in
+# for any failure there): beta and gamma are stopped and their files gone, their modules still in the store.
+mkdir -p /run/qh-failing
+printf '#!/bin/sh\n[ "$1" = -l ] && exec /usr/sbin/semodule "$@"\necho "stand-in refuses: $*" >&2\nexit 1\n' > /run/qh-failing/semodule
+chmod 755 /run/qh-failing/semodule
+PATH=/run/qh-failing:$PATH ${QH} rollback --yes > /run/rollback0.log 2>&1
+r rollback0_exit $?
+grep -E '^  (done|skip|FAIL) ' /run/rollback0.log | sed 's/^  /RESULT rollback0_step=/'
+rm -r /run/qh-failing
+semodule -l | grep qemu-harden | sed 's/^/RESULT rb0_module=/'
+r rb0_beta_cil "$(ls /usr/share/selinux/packages/qemu-harden/qemu-harden-beta.cil 2>&1 | grep -c 'No such file')"
+# Then rollback again completes it, as the one that stopped said.
+grep -q 'run rollback again to complete it' /run/rollback0.log && r rollback0_way_on yes || r rollback0_way_on no
 ${QH} rollback --yes > /run/rollback.log 2>&1
 r rollback_exit $?
 grep -E '^  (done|skip|FAIL) ' /run/rollback.log | sed 's/^  /RESULT rollback_step=/'
@@ -431,12 +445,36 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     assert.deepEqual(of('process.selinux-image', 'alpha'), []);
   });
 
-  test('rollback to the bundle before (alpha alone): beta and gamma stopped, their modules gone, the shared module the one before, their files labelled as the policy says without them, no denial', () => {
+  test('a rollback to the bundle before (alpha alone) that stops at its SELinux step leaves beta’s and gamma’s modules in the store, their files gone', () => {
+    const steps = all('rollback0_step');
+    assert.equal(result('rollback0_exit'), '1', steps.join('\n'));
+    assert.ok(
+      steps.some((s) => /^done +stop and disable beta, gamma: /.test(s)),
+      steps.join('\n'),
+    );
+    // One transaction: the modules of the guests that leave go out as the bundle's come in.
+    const failed = steps.filter((s) => s.startsWith('FAIL'));
+    assert.equal(failed.length, 1, steps.join('\n'));
+    assert.match(
+      failed[0]!,
+      /^FAIL +load the SELinux modules and relabel the guests’ files: exit 1: stand-in refuses: -r qemu-harden-beta -r qemu-harden-gamma -i \S+\/qemu-harden-alpha\.cil -i \S+\/qemu-harden\.cil$/,
+    );
+    assert.deepEqual(
+      all('rb0_module')
+        .map((m) => m.split(/\s+/)[0])
+        .sort(),
+      ['qemu-harden', 'qemu-harden-alpha', 'qemu-harden-beta', 'qemu-harden-gamma'],
+    );
+    assert.equal(result('rb0_beta_cil'), '1', 'beta’s module file is gone from the host');
+  });
+
+  test('rollback again completes it: beta and gamma stay stopped, their modules leave in the load’s own transaction though their files are gone, the shared module the one before, their files labelled as the policy says without them, no denial', () => {
+    assert.equal(result('rollback0_way_on'), 'yes', 'the rollback that stopped said to run rollback again');
     const steps = all('rollback_step');
     assert.equal(result('rollback_exit'), '0', steps.join('\n'));
     assert.ok(
       steps.some((s) =>
-        /^done +remove the SELinux modules of removed guests and relabel their files: qemu-harden-beta qemu-harden-gamma removed; /.test(
+        /^done +load the SELinux modules and relabel the guests’ files: qemu-harden-alpha qemu-harden loaded, qemu-harden-beta qemu-harden-gamma removed; \d+ paths relabelled/.test(
           s,
         ),
       ),

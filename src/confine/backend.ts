@@ -99,10 +99,17 @@ export interface ConfinementBackend<Text = unknown> {
   activationStep: string;
   /** The installed host paths it loads when activating (a pattern JavaScript and Python read alike). */
   loads: RegExp;
-  /** Load the installed files (absolute paths on the running host) so that guests started next are confined. */
-  activate(files: string[]): Promise<StepResult>;
-  /** Unload the policy of files about to be removed (absolute paths on the running host, still present). */
-  unload(files: string[]): Promise<StepResult>;
+  /**
+   * Load the installed files (absolute paths on the running host) so that guests started next are confined. `gone`
+   * holds the files it loads that the bundle before had and this one does not (host path → the text installed),
+   * for a backend whose policy outlives a reboot to take out in the same step.
+   */
+  activate(files: string[], gone: ReadonlyMap<string, string>): Promise<StepResult>;
+  /**
+   * Unload the policy of files about to be removed (absolute paths on the running host, still present), before
+   * they go. A backend without it takes that policy out in `activate`, from `gone`.
+   */
+  unload?(files: string[]): Promise<StepResult>;
 
   /** The one read of whether the running kernel enforces it. */
   probe(): Probe;

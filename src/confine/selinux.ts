@@ -204,6 +204,30 @@ async function step(name: string, tool: string, args: string[], debianPackage: s
   };
 }
 
+/**
+ * The modules in the host's policy store, read from its directory (active/modules/PRIORITY/NAME), or the step that
+ * could not read it. Not `semodule -l`: Debian's policy lets semodule (semanage_t) write nothing to the caller's
+ * pipes, so its list would come back empty.
+ */
+function storeModules(name: string): Set<string> | StepResult {
+  const found = policyStore();
+  if (!found) return { step: name, status: 'failed', detail: STORE_MISSING };
+  const modules = join(found.store, 'active/modules');
+  try {
+    return new Set(
+      readdirSync(modules)
+        .filter((priority) => /^\d+$/.test(priority))
+        .flatMap((priority) => readdirSync(join(modules, priority))),
+    );
+  } catch (e) {
+    return {
+      step: name,
+      status: 'failed',
+      detail: `cannot read ${modules}: ${(e as NodeJS.ErrnoException).code ?? e}`,
+    };
+  }
+}
+
 /** The process's context: the virt domain with its own pair, and the one its unit names when it names one. */
 const processCheck = eachProcess(
   'process.selinux',
@@ -542,9 +566,10 @@ export const selinux: ConfinementBackend<Text> = {
 
   activationStep: 'load the SELinux modules and relabel the guests’ files',
   loads: /^\/usr\/share\/selinux\/packages\/qemu-harden\/qemu-harden(-[a-z0-9-]+)?\.cil$/,
-  async activate(files) {
+  async activate(files, gone) {
     const name = this.activationStep;
-    if (files.length === 0) return { step: name, status: 'skipped', detail: 'the bundle has no SELinux modules' };
+    if (files.length === 0 && gone.size === 0)
+      return { step: name, status: 'skipped', detail: 'the bundle has no SELinux modules' };
     if (!selinuxEnabled())
       return {
         step: name,
@@ -570,35 +595,29 @@ export const selinux: ConfinementBackend<Text> = {
         status: 'failed',
         detail: `${taken.join('; ')}: set guests.N.isolation.selinuxCategories to a pair no process holds, and apply again`,
       };
-    const loaded = await step(name, 'semodule', ['-i', ...files], 'policycoreutils');
-    if (loaded.status !== 'done') return loaded;
+    // The modules of guests that left go in the same transaction as the bundle's load: one rebuild of the policy,
+    // and no moment with both or neither. Those of them still in the store: after an install that stopped
+    // midway their files may be gone already, and the store keeps what it holds across reboots.
+    const wanted = new Set(files.map((f) => basename(f, '.cil')));
+    const leaving = [...gone.keys()].map((h) => basename(h, '.cil')).filter((m) => !wanted.has(m));
+    const inStore = leaving.length ? storeModules(name) : new Set<string>();
+    if (!(inStore instanceof Set)) return inStore;
+    const removed = leaving.filter((m) => inStore.has(m));
+    if (files.length || removed.length) {
+      const args = [...removed.flatMap((m) => ['-r', m]), ...files.flatMap((f) => ['-i', f])];
+      const changed = await step(name, 'semodule', args, 'policycoreutils');
+      if (changed.status !== 'done') return changed;
+    }
     // What is not there yet gets its label when it is made: systemd labels a runtime directory from the loaded
-    // file contexts; a disk made later needs restorecon -F (the bundle README says so).
-    const relabelled = await relabel(name, texts);
+    // file contexts; a disk made later needs restorecon -F (the bundle README says so). A removed guest's files
+    // get what the policy says without its module, so that no later reader finds them with its pair.
+    const relabelled = await relabel(name, [...texts, ...gone.values()]);
     if (typeof relabelled !== 'string') return relabelled;
-    return {
-      step: name,
-      status: 'done',
-      detail: `${files.map((f) => basename(f, '.cil')).join(' ')} loaded; ${relabelled}`,
-    };
-  },
-  async unload(files) {
-    const name = 'remove the SELinux modules of removed guests and relabel their files';
-    if (!selinuxEnabled())
-      return { step: name, status: 'skipped', detail: 'SELinux is not enabled in this kernel: nothing is loaded' };
-    // Read before the modules go (the files are still there): once the policy no longer holds their file contexts,
-    // the files they labelled would keep the removed guest's pair, and an unconfined reader or a later guest
-    // given the same pair would find them so; restorecon gives them what the policy now says.
-    const texts = files.map((f) => readFileSync(f, 'utf8'));
-    const removed = await step(name, 'semodule', ['-r', ...files.map((f) => basename(f, '.cil'))], 'policycoreutils');
-    if (removed.status !== 'done') return removed;
-    const relabelled = await relabel(name, texts);
-    if (typeof relabelled !== 'string') return relabelled;
-    return {
-      step: name,
-      status: 'done',
-      detail: `${files.map((f) => basename(f, '.cil')).join(' ')} removed; ${relabelled}`,
-    };
+    const said = [
+      ...(files.length ? [`${[...wanted].join(' ')} loaded`] : []),
+      ...(removed.length ? [`${removed.join(' ')} removed`] : []),
+    ];
+    return { step: name, status: 'done', detail: `${said.join(', ') || 'no module to load or remove'}; ${relabelled}` };
   },
 
   probe(): Probe {

@@ -38,9 +38,10 @@ async function systemctl(args: string[]): Promise<{ ok: boolean; code: number | 
 }
 
 /**
- * Stop and disable the removed guests' units, their helper units with them, and unload their profiles, before
- * their files go. Their state stays (removedNote names it). A helper a staying guest no longer has is not stopped
- * here: its guest's QEMU, still on its old unit, requires it until it restarts (start.ts stops it then).
+ * Stop and disable the removed guests' units, their helper units with them, and unload their policy where their
+ * backend does that before the files go. Their state stays (removedNote names it). A helper a staying guest no
+ * longer has is not stopped here: its guest's QEMU, still on its old unit, requires it until it restarts
+ * (start.ts stops it then).
  */
 export async function retire(p: Plan): Promise<StepResult[]> {
   const removed = p.guests.filter((g) => g.state === 'removed');
@@ -78,7 +79,7 @@ export async function retire(p: Plan): Promise<StepResult[]> {
   if (onHost(p))
     for (const b of CONFINEMENT) {
       const files = p.removals.filter((h) => b.loads.test(h));
-      if (files.length) results.push(await b.unload(files));
+      if (files.length && b.unload) results.push(await b.unload(files));
     }
   return results;
 }
@@ -142,6 +143,7 @@ export async function activate(p: Plan): Promise<StepResult[]> {
           .filter((h) => b.loads.test(h))
           .sort()
           .map((h) => join(p.root, h)),
+        new Map([...p.gone].filter(([h]) => b.loads.test(h))),
       ),
     );
 

@@ -49,6 +49,11 @@ export interface Plan {
   unchanged: string[];
   /** Recorded files the bundle no longer has, to back up and remove. */
   removals: string[];
+  /**
+   * Every file the record's bundles installed that this bundle does not have, with the text it was installed with
+   * (the record's copy): also those an interrupted install already removed, whose policy may still be loaded.
+   */
+  gone: Map<string, string>;
   /** Recorded files no longer in the bundle that are left alone, with why. */
   leftAlone: { hostPath: string; why: string }[];
   guests: GuestPlan[];
@@ -129,9 +134,11 @@ export function planInstall(
   const installed = new Map(olders.flatMap((b) => [...hostFiles(b)]));
   const ours = installable(olders.flatMap((b) => b.guests.map((g) => g.name)));
   const removals: string[] = [];
+  const gone = new Map<string, string>();
   const leftAlone: Plan['leftAlone'] = [];
   for (const hostPath of [...installed.keys()].sort()) {
     if (wanted.has(hostPath)) continue;
+    if (ours.has(hostPath)) gone.set(hostPath, installed.get(hostPath)!.toString('utf8'));
     if (!ours.has(hostPath)) {
       leftAlone.push({ hostPath, why: 'not a path qemu-harden installs' });
       continue;
@@ -207,7 +214,7 @@ export function planInstall(
     removals.length === 0 &&
     !record.journal &&
     record.current?.manifestHash === bundle.manifestHash;
-  return { action, root: tree.root, bundle, changes, unchanged, removals, leftAlone, guests, recovered, idle };
+  return { action, root: tree.root, bundle, changes, unchanged, removals, gone, leftAlone, guests, recovered, idle };
 }
 
 export function describePlan(p: Plan): string {
