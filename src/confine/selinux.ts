@@ -599,7 +599,7 @@ export const selinux: ConfinementBackend<Text> = {
     // and no moment with both or neither. Those of them still in the store: after an install that stopped
     // midway their files may be gone already, and the store keeps what it holds across reboots.
     const wanted = new Set(files.map((f) => basename(f, '.cil')));
-    const leaving = [...gone.keys()].map((h) => basename(h, '.cil')).filter((m) => !wanted.has(m));
+    const leaving = [...gone.keys()].map((h) => basename(h, '.cil'));
     const inStore = leaving.length ? storeModules(name) : new Set<string>();
     if (!(inStore instanceof Set)) return inStore;
     const removed = leaving.filter((m) => inStore.has(m));

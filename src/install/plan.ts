@@ -138,11 +138,11 @@ export function planInstall(
   const leftAlone: Plan['leftAlone'] = [];
   for (const hostPath of [...installed.keys()].sort()) {
     if (wanted.has(hostPath)) continue;
-    if (ours.has(hostPath)) gone.set(hostPath, installed.get(hostPath)!.toString('utf8'));
     if (!ours.has(hostPath)) {
       leftAlone.push({ hostPath, why: 'not a path qemu-harden installs' });
       continue;
     }
+    gone.set(hostPath, installed.get(hostPath)!.toString('utf8'));
     let st;
     try {
       st = tree.lstat(hostPath);
