@@ -79,14 +79,21 @@ export function readRegular(path: string, shown: string): { content: Buffer; mod
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new OutsideTree(shown, 'is not a regular file');
-    const chunks: Buffer[] = [];
+    // Sized by fstat, one byte over so that a file that has not grown is read whole by the first read and the
+    // second finds its end; a file that grows meanwhile is read to its end all the same.
+    let buf = Buffer.allocUnsafe(st.size + 1);
+    let length = 0;
     for (;;) {
-      const buf = Buffer.alloc(64 * 1024);
-      const n = readSync(fd, buf, 0, buf.length, null);
+      if (length === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, length);
+        buf = bigger;
+      }
+      const n = readSync(fd, buf, length, buf.length - length, null);
       if (n === 0) break;
-      chunks.push(buf.subarray(0, n));
+      length += n;
     }
-    return { content: Buffer.concat(chunks), mode: st.mode & 0o7777 };
+    return { content: buf.subarray(0, length), mode: st.mode & 0o7777 };
   } finally {
     closeSync(fd);
   }
