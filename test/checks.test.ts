@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { isRunAs, README_VERIFY_COMMENT, readmeRunAs } from '../src/bundle-layout.js';
 import { runCheck, type Check } from '../src/checks/check.js';
+import { exposureOf, exposuresOf } from '../src/checks/exposure.js';
 import { apparmor } from '../src/confine/apparmor.js';
 import { plan } from '../src/plan.js';
 import { loadPreset } from '../src/sources/preset.js';
@@ -106,18 +107,50 @@ describe('the AppArmor backend record', () => {
     assert.ok(!out.some((f) => f.content.includes('AppArmorProfile=')));
   });
 
-  test('verify reads each profile with apparmor_parser through the backend’s check: a broken profile is a finding', (t) => {
+  test('verify reads each profile with apparmor_parser through the backend’s check: a broken profile is a finding', async (t) => {
     requireTool('apparmor_parser', 'apparmor');
     const out = join(tempDir(t), 'bundle');
-    assert.equal(cli(['generate', '--preset', 'multi-tenant', '--out', out]).code, 0);
-    const ok = cli(['verify', out]);
+    assert.equal((await cli(['generate', '--preset', 'multi-tenant', '--out', out])).code, 0);
+    const ok = await cli(['verify', out]);
     assert.match(ok.stdout, /ok {4}apparmor_parser — 3 profiles/);
     appendFileSync(join(out, 'root/etc/apparmor.d/qemu-harden.d/beta'), '  this is not a rule\n');
-    const r = cli(['verify', out]);
+    const r = await cli(['verify', out]);
     assert.equal(r.code, 1);
     assert.match(r.stdout, /FAIL {2}apparmor_parser — 3 profiles/);
     assert.match(r.stdout, /apparmor_parser: root\/etc\/apparmor\.d\/qemu-harden-beta: .*syntax error/);
     assert.doesNotMatch(r.stdout, /apparmor_parser: root\/etc\/apparmor\.d\/qemu-harden-alpha/);
+  });
+});
+
+describe('the exposure check', () => {
+  test('one systemd-analyze run scores every unit, and each score goes to its own unit: a weakened one is a finding', async (t) => {
+    requireTool('systemd-analyze', 'systemd');
+    const out = join(tempDir(t), 'bundle');
+    assert.equal((await cli(['generate', '--preset', 'multi-tenant', '--out', out])).code, 0);
+    const units = join(out, 'root/etc/systemd/system');
+    const files = ['qemu-alpha.service', 'qemu-beta.service', 'qemu-gamma-tap.service'].map((u) => join(units, u));
+    const alone = await Promise.all(files.map((f) => exposureOf(f)));
+    assert.deepEqual([...(await exposuresOf(files)).values()], alone);
+    // beta without its sandbox: far above its target, while alpha's and the tap helper's scores stay as they were.
+    const beta = files[1]!;
+    const text = readFileSync(beta, 'utf8');
+    writeFileSync(
+      beta,
+      text.replace(/^(Protect|Private|Restrict|Capability|NoNewPrivileges|SystemCall|Lock|Memory).*\n/gm, ''),
+    );
+    const unreadable = join(units, 'qemu-unreadable.service');
+    writeFileSync(unreadable, 'not a unit\n');
+    const scores = await exposuresOf([...files, unreadable]);
+    assert.equal(scores.get('qemu-alpha.service'), alone[0]);
+    assert.equal(scores.get('qemu-gamma-tap.service'), alone[2]);
+    assert.ok(scores.get('qemu-beta.service')! > 5, `beta scored ${scores.get('qemu-beta.service')}`);
+    assert.equal(scores.has('qemu-unreadable.service'), false, 'a unit it could not read has no score');
+    const r = await cli(['verify', out, '--json']);
+    const findings = JSON.parse(r.stdout).findings.filter((f: { check: string }) => f.check === 'exposure');
+    assert.deepEqual(
+      findings.map((f: { file: string; message: string }) => [f.file, f.message.replace(/[0-9.]+ is/, 'N is')]),
+      [['root/etc/systemd/system/qemu-beta.service', 'exposure N is above the target 1.5']],
+    );
   });
 });
 
@@ -148,11 +181,11 @@ describe('host.confinement: none', () => {
     assert.equal(validate(none([reason])).host.confinement, 'none');
   });
 
-  test('the bundle holds no MAC file and says so first, loudly; verify says it as a WARNING and reads no profile', (t) => {
+  test('the bundle holds no MAC file and says so first, loudly; verify says it as a WARNING and reads no profile', async (t) => {
     const out = join(tempDir(t), 'bundle');
     const answers = join(tempDir(t), 'answers.json');
     writeFileSync(answers, JSON.stringify(none([{ risk: 'confinement-none', reason: 'the host enforces no MAC' }])));
-    const gen = cli(['generate', '--answers', answers, '--out', out]);
+    const gen = await cli(['generate', '--answers', answers, '--out', out]);
     assert.equal(gen.code, 0, gen.stderr);
     const files = plan(JSON.parse(readFileSync(join(out, 'answers.json'), 'utf8')) as never);
     assert.ok(!files.some((f) => f.path.includes('apparmor.d')));
@@ -161,10 +194,10 @@ describe('host.confinement: none', () => {
     assert.match(readme.split('\n')[2]!, /^> \*\*No mandatory access control\.\*\* `host\.confinement` is `none`/);
     assert.match(readme, /mandatory access control: \*\*none\*\*/);
     assert.doesNotMatch(readme, /apparmor_parser|aa-status|profile `qemu-harden-|only while AppArmor enforces/);
-    const v = cli(['verify', out]);
+    const v = await cli(['verify', out]);
     assert.match(v.stdout.split('\n')[1]!, /^ {2}WARNING {2}NO MANDATORY ACCESS CONTROL: host\.confinement is none/);
     assert.doesNotMatch(v.stdout, /apparmor_parser/);
-    assert.deepEqual(JSON.parse(cli(['verify', out, '--json']).stdout).warnings.length, 1);
+    assert.deepEqual(JSON.parse((await cli(['verify', out, '--json'])).stdout).warnings.length, 1);
   });
 });
 
