@@ -18,9 +18,9 @@ const phases = [];
 
 /**
  * Every test file, with its wall time in seconds and what keeps it out of the quick tier (null: nothing, it is
- * quick). The times were measured with each file alone on a 2-core machine that others were loading (load average
- * 8 to 24), so only their order counts: the full run starts the longest first. A file missing here fails the run:
- * a new file declares its tier.
+ * quick). The times were measured with each file alone on a 2-core machine, the booting ones while others were
+ * loading it (load average 8 to 24), the quick ones on a quiet one, so only their order counts: a run starts the
+ * longest first. A file missing here fails the run: a new file declares its tier.
  */
 const FILES = {
   'apparmor-vm.test.ts': [394, 'boots VMs (Debian kernel under TCG) shared by the parts in test/vm/'],
@@ -36,7 +36,7 @@ const FILES = {
   'lifecycle.test.ts': [61, 'boots a container'],
   'atomic.test.ts': [50, 'kills generate under strace at 65 points'],
   'selinux-store.test.ts': [30, 'builds SELinux policies with semodule into copies of the policy store'],
-  'selinux.test.ts': [5, null],
+  'selinux.test.ts': [3, null],
   'bench.test.ts': [47, 'runs every benchmark'],
   'fresh-clone.test.ts': [44, 'installs from the npm registry into a fresh clone'],
   'tpm-container.test.ts': [70, 'boots a container and OVMF under TCG'],
@@ -45,31 +45,31 @@ const FILES = {
   'host-storage.test.ts': [20, 'uses namespaces and loop devices'],
   'secureboot-kernel.test.ts': [20, 'boots OVMF under TCG'],
   'removed-options.test.ts': [20, 'starts Debian 13’s QEMU from its root in a mount namespace'],
-  'cli.test.ts': [15, null],
-  'signing.test.ts': [15, null],
+  'cli.test.ts': [9, null],
+  'signing.test.ts': [9, null],
   'wizard-tty.test.ts': [13, 'drives the built wizard in real terminals (tmux)'],
   'files.test.ts': [13, 'uses namespaces, loop devices and udevadm'],
   'package.test.ts': [12, 'packs and runs the npm package'],
   'audit-helpers.test.ts': [10, 'starts swtpm, passt, virtiofsd and QEMU in namespaces'],
   'windows-state.test.ts': [6, 'runs swtpm and swtpm_setup'],
   'wizard-ink.test.tsx': [12, null],
-  'presets.test.ts': [8, null],
-  'install.test.ts': [5, null],
+  'presets.test.ts': [7, null],
+  'install.test.ts': [9, null],
   'checks.test.ts': [4, null],
-  'backend.test.ts': [4, null],
+  'backend.test.ts': [3, null],
   'probe.test.ts': [4, null],
-  'apply.test.ts': [3, null],
+  'apply.test.ts': [8, null],
   'backing.test.ts': [3, 'boots QEMU'],
-  'generators.test.ts': [1, null],
+  'generators.test.ts': [2, null],
   'wizard-state.test.ts': [1, null],
   'messages.test.ts': [1, null],
   'model.test.ts': [1, null],
   'audit-acl.test.ts': [1, null],
   'cache.test.ts': [1, null],
-  'rules.test.ts': [1, null],
-  'targets.test.ts': [1, null],
-  'wizard-coverage.test.ts': [1, null],
-  'wizard-done.test.ts': [1, null],
+  'rules.test.ts': [3, null],
+  'targets.test.ts': [3, null],
+  'wizard-coverage.test.ts': [2, null],
+  'wizard-done.test.ts': [3, null],
 };
 
 /** Test-local modules that only a proof booting a container, a VM or a guest imports. */
@@ -277,8 +277,8 @@ if (problems.length) {
   status = 1;
 }
 const node = (name, script, ...rest) => [name, process.execPath, [join(repo, script), ...rest]];
-// The quick tier keeps each tool's own cache in .cache/ (keyed by the files' contents), so an edit-test loop
-// rechecks only what changed; the full run checks everything afresh, as CI does.
+// The quick tier keeps each tool's own cache in .cache/ (keyed by the files' contents; dependency-cruiser's also by
+// its options), so an edit-test loop rechecks only what changed; the full run checks everything afresh, as CI does.
 const cached = (flags) => (quick ? flags : []);
 if (status === 0)
   status = await checks([
@@ -295,6 +295,7 @@ if (status === 0)
       'steps',
       '--output-type',
       'err',
+      ...cached(['--cache', '.cache/depcruise']),
     ),
     node(
       'formatting',

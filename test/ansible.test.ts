@@ -106,16 +106,16 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
   let linter: ChildProcess | undefined;
   after(() => Promise.all([...Object.values(cts).map((c) => c.stop()), ...(linter ? [stopChild(linter)] : [])]));
 
-  const generate = (version: string, host: string, guests: Guests) => {
+  const generate = async (version: string, host: string, guests: Guests) => {
     const file = join(dir, `${version}-${host}.json`);
     writeFileSync(file, answers(guests));
     const bundle = join(dir, version, host);
-    const r = cli(['generate', '--answers', file, '--out', bundle, '--force']);
+    const r = await cli(['generate', '--answers', file, '--out', bundle, '--force']);
     assert.equal(r.code, 0, r.stderr);
     return bundle;
   };
-  const exportBundles = (version: string) => {
-    const r = cli([
+  const exportBundles = async (version: string) => {
+    const r = await cli([
       'export',
       'ansible',
       '--host',
@@ -189,8 +189,8 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     chmodSync(dir, 0o755);
     mkdirSync(join(dir, 'tmp'));
     for (const [host, guests] of Object.entries(V1)) {
-      bundles[host] = generate('v1', host, guests);
-      generate('v2', host, V2[host]!);
+      bundles[host] = await generate('v1', host, guests);
+      await generate('v2', host, V2[host]!);
       const ct = cts[host]!;
       mkdirSync(ct.dir);
       ct.prepare();
@@ -201,7 +201,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
         writeFileSync(join(ct.root, SHARE.path, 'hello.txt'), 'shared read-only\n', { mode: 0o644 });
       }
     }
-    exportBundles('v1');
+    await exportBundles('v1');
     // ansible-lint reads the export while the containers boot.
     lint = new Promise((res) => {
       const child = (linter = spawn('ansible-lint', ['--nocolor'], {
@@ -419,7 +419,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     assert.deepEqual(allPids(), before);
   });
 
-  test('4. a changed bundle for h1 restarts exactly the changed guest, removes the guest that left, and leaves h2 alone', () => {
+  test('4. a changed bundle for h1 restarts exactly the changed guest, removes the guest that left, and leaves h2 alone', async () => {
     const before = allPids();
     const h2Tree = treeHash(cts.h2!.root);
     const oldAlpha = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-alpha.service'));
@@ -427,7 +427,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     const deltaTpmUnit = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-delta-tpm.service'));
     const deltaNetUnit = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-delta-net.service'));
     const deltaNetProfile = readFileSync(join(cts.h1!.root, 'etc/apparmor.d/qemu-harden-delta-net'));
-    exportBundles('v2');
+    await exportBundles('v2');
     const r = play();
     assert.equal(r.code, 0, r.output);
     const rc = recap(r.output);
@@ -596,8 +596,8 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     assert.deepEqual(allPids(), before);
   });
 
-  test('6. an install that stopped midway (journal left, a unit missing) is reported and completed', () => {
-    exportBundles('v2');
+  test('6. an install that stopped midway (journal left, a unit missing) is reported and completed', async () => {
+    await exportBundles('v2');
     const h2 = cts.h2!;
     const record = join(h2.root, 'var/lib/qemu-harden/.installed');
     const manifest = readFileSync(join(record, 'current/MANIFEST.sha256'));
@@ -643,7 +643,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     assert.equal(recap(r.output).h1?.changed, 0, r.output);
   });
 
-  test('7. each host checks the signatures itself: an unsigned bundle fails its host before anything there changes; an enrolled host refuses one with no trust file in the export', () => {
+  test('7. each host checks the signatures itself: an unsigned bundle fails its host before anything there changes; an enrolled host refuses one with no trust file in the export', async () => {
     requireTool('ssh-keygen', 'openssh-client');
     const key = join(dir, 'team-key');
     assert.equal(spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'team', '-f', key]).status, 0);
@@ -652,11 +652,11 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     // v3 changes a guest on each host, so that a run that did not check would install it.
     const v3: Record<string, Guests> = { h1: { alpha: 96, beta: 80 }, h2: { gamma: 80 } };
     for (const [host, guests] of Object.entries(v3)) {
-      const b = generate('v3', host, guests);
-      const s = cli(['sign', b, '--key', key]);
+      const b = await generate('v3', host, guests);
+      const s = await cli(['sign', b, '--key', key]);
       assert.equal(s.code, 0, s.stderr);
     }
-    const exported = cli([
+    const exported = await cli([
       'export',
       'ansible',
       '--host',
@@ -705,7 +705,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       'h1 checked the staged files against the signed manifest',
     );
     assert.notEqual(mainPid('h1', 'beta'), before['h1/beta'], 'beta restarted under its new unit');
-    const st = cli(['status', '--root', h1.root]);
+    const st = await cli(['status', '--root', h1.root]);
     assert.match(
       st.stdout,
       /Signed by ops@example\.com \(ED25519 key SHA256:\S+\), allowed by .*\/etc\/qemu-harden\/allowed_signers\./,
@@ -714,7 +714,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     // An export with no trust file and unsigned bundles: h1 is enrolled and holds its bundle to its own file.
     const h1Tree = treeHash(h1.root);
     const h1Pids = allPids();
-    exportBundles('v2');
+    await exportBundles('v2');
     const again = play();
     assert.equal(again.code, 2, again.output);
     assert.equal(recap(again.output).h1?.failed, 1, again.output);
@@ -730,18 +730,18 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
 
 describe('export ansible: bundles and hosts on the command line', () => {
   const dir = tempDir({ after }, 'qh-ansible-cli-');
-  const bundle = (name: string) => {
+  const bundle = async (name: string) => {
     const file = join(dir, `${name}.json`);
     writeFileSync(file, answers({ [name]: 64 }));
     const b = join(dir, 'bundles', name);
-    assert.equal(cli(['generate', '--answers', file, '--out', b]).code, 0);
+    assert.equal((await cli(['generate', '--answers', file, '--out', b])).code, 0);
     return b;
   };
 
-  test('a bare bundle goes to the host named like its directory; --host names it', () => {
-    const [web1, other] = [bundle('web1'), bundle('other')];
+  test('a bare bundle goes to the host named like its directory; --host names it', async () => {
+    const [web1, other] = [await bundle('web1'), await bundle('other')];
     const out = join(dir, 'out');
-    const r = cli(['export', 'ansible', web1, '--host', `db-2.example=${other}`, '--out', out]);
+    const r = await cli(['export', 'ansible', web1, '--host', `db-2.example=${other}`, '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(readFileSync(join(out, 'inventory.ini'), 'utf8'), /^\[qemu_harden\]\nweb1\ndb-2\.example\n$/m);
     assert.deepEqual(
@@ -750,8 +750,8 @@ describe('export ansible: bundles and hosts on the command line', () => {
     );
   });
 
-  test('refused with exit 2 and nothing written: a tampered bundle, a bad host name, two bundles for one host', () => {
-    const b = bundle('tampered');
+  test('refused with exit 2 and nothing written: a tampered bundle, a bad host name, two bundles for one host', async () => {
+    const b = await bundle('tampered');
     appendFileSync(join(b, 'root/etc/sysusers.d/qemu-harden.conf'), 'u intruder - - /\n');
     const out = join(dir, 'refused');
     const cases: [string[], RegExp][] = [
@@ -768,7 +768,7 @@ describe('export ansible: bundles and hosts on the command line', () => {
       [[], /needs at least one bundle/],
     ];
     for (const [args, message] of cases) {
-      const r = cli(['export', 'ansible', ...args, '--out', out]);
+      const r = await cli(['export', 'ansible', ...args, '--out', out]);
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, message);
       assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');

@@ -38,11 +38,11 @@ function treeHash(dir: string): string {
 
 describe('qemu-harden apply', () => {
   const bundles = tempDir({ after }, 'qh-apply-bundles-');
-  before(() => {
+  before(async () => {
     requireTool('systemd-sysusers', 'systemd');
     chmodSync(bundles, 0o755);
     for (const preset of ['multi-tenant', 'kvm-headless']) {
-      const r = cli(['generate', '--preset', preset, '--out', join(bundles, preset)]);
+      const r = await cli(['generate', '--preset', preset, '--out', join(bundles, preset)]);
       assert.equal(r.code, 0, r.stderr);
     }
   });
@@ -55,30 +55,30 @@ describe('qemu-harden apply', () => {
     return root;
   };
 
-  test('--dry-run changes nothing at all', (t) => {
+  test('--dry-run changes nothing at all', async (t) => {
     const root = newRoot(t);
     const before = treeHash(root);
-    const r = cli(['apply', join(bundles, 'multi-tenant'), '--root', root, '--dry-run']);
+    const r = await cli(['apply', join(bundles, 'multi-tenant'), '--root', root, '--dry-run']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /new +\/etc\/systemd\/system\/qemu-alpha\.service/);
     assert.match(r.stdout, /Dry run: nothing was changed/);
     assert.equal(treeHash(root), before);
   });
 
-  test('without a terminal and without --yes: exit 2, nothing changed', (t) => {
+  test('without a terminal and without --yes: exit 2, nothing changed', async (t) => {
     const root = newRoot(t);
     const before = treeHash(root);
-    const r = cli(['apply', join(bundles, 'multi-tenant'), '--root', root]);
+    const r = await cli(['apply', join(bundles, 'multi-tenant'), '--root', root]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /pass --yes/);
     assert.equal(treeHash(root), before);
   });
 
-  test('installs with owners and modes, creates users and directories offline, says what it skipped; twice is harmless', (t) => {
+  test('installs with owners and modes, creates users and directories offline, says what it skipped; twice is harmless', async (t) => {
     requireTool('systemd-tmpfiles', 'systemd');
     const root = newRoot(t);
     const bundle = join(bundles, 'multi-tenant');
-    const r = cli(['apply', bundle, '--root', root, '--yes']);
+    const r = await cli(['apply', bundle, '--root', root, '--yes']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     for (const rel of walk(join(bundle, 'root'))) {
       const st = statSync(join(root, rel));
@@ -101,16 +101,16 @@ describe('qemu-harden apply', () => {
     assert.match(r.stdout, /skip +reload systemd/);
 
     const before = treeHash(root);
-    const again = cli(['apply', bundle, '--root', root, '--yes']);
+    const again = await cli(['apply', bundle, '--root', root, '--yes']);
     assert.equal(again.code, 0);
     assert.match(again.stdout, /Nothing to change/);
     assert.equal(treeHash(root), before);
   });
 
-  test('a rollback that stops at a failed step: what it prints, `rollback` again, completes it; `rollback` once more returns', (t) => {
+  test('a rollback that stops at a failed step: what it prints, `rollback` again, completes it; `rollback` once more returns', async (t) => {
     const root = newRoot(t);
     const [older, newer] = ['multi-tenant', 'kvm-headless'].map((b) => join(bundles, b));
-    for (const b of [older!, newer!]) assert.equal(cli(['apply', b, '--root', root, '--yes']).code, 0);
+    for (const b of [older!, newer!]) assert.equal((await cli(['apply', b, '--root', root, '--yes'])).code, 0);
     const installedIs = (b: string, why: string) => {
       for (const rel of walk(join(b, 'root')))
         assert.ok(readFileSync(join(root, rel)).equals(readFileSync(join(b, 'root', rel))), `${why}: ${rel}`);
@@ -123,35 +123,35 @@ describe('qemu-harden apply', () => {
     // A systemd-sysusers that refuses stands in for any step that fails once the files are in place.
     const stand = tempDir(t, 'qh-apply-failing-');
     writeFileSync(join(stand, 'systemd-sysusers'), '#!/bin/sh\necho stand-in refuses >&2\nexit 1\n', { mode: 0o755 });
-    const failed = cli(['rollback', '--root', root, '--yes'], { env: { PATH: `${stand}:${process.env.PATH}` } });
+    const failed = await cli(['rollback', '--root', root, '--yes'], { env: { PATH: `${stand}:${process.env.PATH}` } });
     assert.equal(failed.code, 1, failed.stderr + failed.stdout);
     assert.match(
       failed.stderr,
       /a step failed, so this rollback is not recorded as complete; fix the cause, then run rollback again to complete it \(or apply the bundle installed before it\)/,
     );
-    const status = cli(['status', '--root', root]);
+    const status = await cli(['status', '--root', root]);
     assert.match(status.stdout, /INTERRUPTED: a rollback started .* did not finish; run rollback again to complete it/);
 
-    const completed = cli(['rollback', '--root', root, '--yes']);
+    const completed = await cli(['rollback', '--root', root, '--yes']);
     assert.equal(completed.code, 0, completed.stderr + completed.stdout);
     installedIs(older!, 'the rollback completed to the bundle before');
     assert.match(completed.stdout + completed.stderr, /The last rollback stopped midway; completing it\./);
-    const back = cli(['rollback', '--root', root, '--yes']);
+    const back = await cli(['rollback', '--root', root, '--yes']);
     assert.equal(back.code, 0, back.stderr + back.stdout);
     installedIs(newer!, 'a second rollback returns to the bundle rolled back from');
   });
 
-  test('a changed installed file is shown as a diff and backed up before it is replaced', (t) => {
+  test('a changed installed file is shown as a diff and backed up before it is replaced', async (t) => {
     const root = newRoot(t);
     const bundle = join(bundles, 'kvm-headless');
-    assert.equal(cli(['apply', bundle, '--root', root, '--yes']).code, 0);
+    assert.equal((await cli(['apply', bundle, '--root', root, '--yes'])).code, 0);
     const unit = join(root, 'etc/systemd/system/qemu-server.service');
     appendFileSync(unit, 'Environment=LOCAL=1\n');
     const edited = readFileSync(unit);
-    const dry = cli(['apply', bundle, '--root', root, '--dry-run']);
+    const dry = await cli(['apply', bundle, '--root', root, '--dry-run']);
     assert.match(dry.stdout, /changed +\/etc\/systemd\/system\/qemu-server\.service/);
     assert.match(dry.stdout, /^-Environment=LOCAL=1$/m);
-    const r = cli(['apply', bundle, '--root', root, '--yes']);
+    const r = await cli(['apply', bundle, '--root', root, '--yes']);
     assert.equal(r.code, 0, r.stderr);
     const m = /backed up under (\S+)\./.exec(r.stdout);
     assert.ok(m, r.stdout);
@@ -160,27 +160,27 @@ describe('qemu-harden apply', () => {
     assert.ok(readFileSync(unit).equals(readFileSync(join(bundle, 'root/etc/systemd/system/qemu-server.service'))));
   });
 
-  test('a tampered bundle is refused with exit 1 and nothing changes', (t) => {
+  test('a tampered bundle is refused with exit 1 and nothing changes', async (t) => {
     const root = newRoot(t);
     const tmp = tempDir(t);
     const bundle = join(tmp, 'b');
-    assert.equal(cli(['generate', '--preset', 'kvm-headless', '--out', bundle]).code, 0);
+    assert.equal((await cli(['generate', '--preset', 'kvm-headless', '--out', bundle])).code, 0);
     appendFileSync(join(bundle, 'root/etc/udev/rules.d/65-qemu-harden.rules'), 'KERNEL=="kvm", MODE="0666"\n');
     const before = treeHash(root);
-    const r = cli(['apply', bundle, '--root', root, '--yes']);
+    const r = await cli(['apply', bundle, '--root', root, '--yes']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /does not match its manifest.*nothing was changed/s);
     assert.match(r.stderr, /65-qemu-harden\.rules: changed since the bundle was generated/);
     assert.equal(treeHash(root), before);
   });
 
-  test('a target that leaves --root through a symlink is refused', (t) => {
+  test('a target that leaves --root through a symlink is refused', async (t) => {
     const root = newRoot(t);
     const outside = tempDir(t);
     mkdirSync(join(root, 'etc/systemd'), { recursive: true });
     symlinkSync(outside, join(root, 'etc/systemd/system'));
     const before = treeHash(root);
-    const r = cli(['apply', join(bundles, 'kvm-headless'), '--root', root, '--yes']);
+    const r = await cli(['apply', join(bundles, 'kvm-headless'), '--root', root, '--yes']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /leaves .* through a symlink; nothing was changed/);
     assert.deepEqual(readdirSync(outside), []);
@@ -202,12 +202,12 @@ describe('qemu-harden apply', () => {
     assert.ok(existsSync(join(root, 'etc/systemd/system/qemu-server.service')));
   });
 
-  test('on a tree: the printed `systemctl --root` line, pasted, enables every guest there; apply --start and start do the same; a second paste changes nothing; nothing claims a process runs', (t) => {
+  test('on a tree: the printed `systemctl --root` line, pasted, enables every guest there; apply --start and start do the same; a second paste changes nothing; nothing claims a process runs', async (t) => {
     requireTool('systemctl', 'systemd');
     const root = newRoot(t);
     const bundle = join(bundles, 'multi-tenant');
     const wants = join(root, 'etc/systemd/system/multi-user.target.wants');
-    const r = cli(['apply', bundle, '--root', root, '--yes']);
+    const r = await cli(['apply', bundle, '--root', root, '--yes']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.doesNotMatch(r.stdout, /enable --now|until restarted|with --start|not running|guests? running/);
     const hint = /^Not enabled in (\S+): alpha, beta, gamma\. .*\n {2}(.*)$/m.exec(r.stdout);
@@ -223,20 +223,20 @@ describe('qemu-harden apply', () => {
     const enabled = treeHash(root);
     assert.equal(paste().status, 0);
     assert.equal(treeHash(root), enabled, 'a second paste changes nothing');
-    const again = cli(['apply', bundle, '--root', root, '--yes']);
+    const again = await cli(['apply', bundle, '--root', root, '--yes']);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /^Every guest is enabled in \S+, so each starts when a system boots from it/m);
     assert.doesNotMatch(again.stdout, /systemctl/);
 
     // --start on a tree enables, offline, and starts nothing; `start --root` is the same alone.
     const other = newRoot(t);
-    const started = cli(['apply', bundle, '--root', other, '--yes', '--start']);
+    const started = await cli(['apply', bundle, '--root', other, '--yes', '--start']);
     assert.equal(started.code, 0, started.stderr + started.stdout);
     assert.match(started.stdout, /^ {2}done {2}enable alpha, beta, gamma in \S+: they start when a system boots/m);
     assert.equal(readdirSync(join(other, 'etc/systemd/system/multi-user.target.wants')).length, 3);
     const third = newRoot(t);
-    assert.equal(cli(['apply', bundle, '--root', third, '--yes']).code, 0);
-    const alone = cli(['start', '--root', third, '--json']);
+    assert.equal((await cli(['apply', bundle, '--root', third, '--yes'])).code, 0);
+    const alone = await cli(['start', '--root', third, '--json']);
     assert.equal(alone.code, 0, alone.stderr);
     const report = JSON.parse(alone.stdout) as { looked: string; next: null; guests: Record<string, unknown>[] };
     assert.equal(report.looked, 'tree');
@@ -251,23 +251,23 @@ describe('qemu-harden apply', () => {
     assert.equal(readdirSync(join(third, 'etc/systemd/system/multi-user.target.wants')).length, 3);
   });
 
-  test('status on a tree looks at no process and says so: "not looked at", running null, no claim about running guests', (t) => {
+  test('status on a tree looks at no process and says so: "not looked at", running null, no claim about running guests', async (t) => {
     const root = newRoot(t);
-    assert.equal(cli(['apply', join(bundles, 'multi-tenant'), '--root', root, '--yes']).code, 0);
-    const st = cli(['status', '--root', root]);
+    assert.equal((await cli(['apply', join(bundles, 'multi-tenant'), '--root', root, '--yes'])).code, 0);
+    const st = await cli(['status', '--root', root]);
     assert.equal(st.code, 0, st.stdout);
     for (const g of ['alpha', 'beta', 'gamma'])
       assert.match(st.stdout, new RegExp(`^${g} {2}qemu-${g}\\.service {2}not looked at \\(a tree\\)$`, 'm'));
     assert.doesNotMatch(st.stdout, /not running|every running guest/);
     assert.match(st.stdout, /^OK: the files match the record \(in a tree no process is looked at\)\.$/m);
-    const sj = JSON.parse(cli(['status', '--root', root, '--json']).stdout) as {
+    const sj = JSON.parse((await cli(['status', '--root', root, '--json'])).stdout) as {
       guests: { running: unknown; process: unknown }[];
     };
     assert.equal(sj.guests.length, 3);
     for (const g of sj.guests) assert.deepEqual([g.running, g.process], [null, null]);
   });
 
-  test('--root that does not exist is refused, with --dry-run too, naming --root; nothing is made', (t) => {
+  test('--root that does not exist is refused, with --dry-run too, naming --root; nothing is made', async (t) => {
     const parent = tempDir(t);
     for (const args of [
       ['apply', join(bundles, 'kvm-headless'), '--dry-run'],
@@ -276,7 +276,7 @@ describe('qemu-harden apply', () => {
       ['start', '--dry-run'],
       ['status'],
     ]) {
-      const r = cli([...args, '--root', join(parent, 'not-yet')]);
+      const r = await cli([...args, '--root', join(parent, 'not-yet')]);
       assert.equal(r.code, 2, args.join(' '));
       assert.match(
         r.stderr,
@@ -285,11 +285,11 @@ describe('qemu-harden apply', () => {
       assert.equal(r.stdout, '');
     }
     assert.deepEqual(readdirSync(parent), []);
-    const help = cli(['apply', '--help']).stdout.replace(/\s+/g, ' ');
+    const help = (await cli(['apply', '--help'])).stdout.replace(/\s+/g, ' ');
     assert.match(help, /--root PATH install into the tree at PATH instead of \/; it must exist \(with --dry-run too\)/);
   });
 
-  test('--json: one document on stdout for the plan and the outcome, the text on stderr; exit 2 leaves stdout empty', (t) => {
+  test('--json: one document on stdout for the plan and the outcome, the text on stderr; exit 2 leaves stdout empty', async (t) => {
     requireTool('systemctl', 'systemd');
     const root = newRoot(t);
     const bundle = join(bundles, 'kvm-headless');
@@ -316,7 +316,7 @@ describe('qemu-harden apply', () => {
       'steps',
     ];
 
-    const dry = cli(['apply', bundle, '--root', root, '--dry-run', '--json']);
+    const dry = await cli(['apply', bundle, '--root', root, '--dry-run', '--json']);
     assert.equal(dry.code, 0, dry.stderr);
     const d = parse(dry);
     assert.deepEqual(Object.keys(d).sort(), KEYS);
@@ -349,7 +349,7 @@ describe('qemu-harden apply', () => {
     ]);
     assert.match(dry.stderr, /Dry run: nothing was changed/, 'the text goes to stderr');
 
-    const applied = cli(['apply', bundle, '--root', root, '--yes', '--json']);
+    const applied = await cli(['apply', bundle, '--root', root, '--yes', '--json']);
     assert.equal(applied.code, 0, applied.stderr);
     const a = parse(applied);
     assert.equal(a.result, 'installed');
@@ -365,8 +365,11 @@ describe('qemu-harden apply', () => {
     // A changed bundle: the diff is the exact text, the replaced file backed up; then rollback, as JSON too.
     const tmp = tempDir(t);
     const changed = join(tmp, 'b');
-    assert.equal(cli(['generate', '--preset', 'kvm-headless', '--set', 'guests.0.vcpus=3', '--out', changed]).code, 0);
-    const second = parse(cli(['apply', changed, '--root', root, '--yes', '--json']));
+    assert.equal(
+      (await cli(['generate', '--preset', 'kvm-headless', '--set', 'guests.0.vcpus=3', '--out', changed])).code,
+      0,
+    );
+    const second = parse(await cli(['apply', changed, '--root', root, '--yes', '--json']));
     const unit = second.plan.files.find((f: { path: string }) => f.path === '/etc/systemd/system/qemu-server.service');
     assert.equal(unit.change, 'changed');
     assert.match(unit.diff, /^-.*-smp 2.*$/m);
@@ -380,20 +383,20 @@ describe('qemu-harden apply', () => {
       helpers: [],
       droppedHelpers: [],
     });
-    const rb = cli(['rollback', '--root', root, '--yes', '--json']);
+    const rb = await cli(['rollback', '--root', root, '--yes', '--json']);
     assert.equal(rb.code, 0, rb.stderr);
     const back = parse(rb);
     assert.equal(back.action, 'rollback');
     assert.equal(back.result, 'installed');
     assert.match(back.bundle.from, /\/var\/lib\/qemu-harden\/\.installed\/previous$/);
-    const idle = parse(cli(['rollback', '--root', root, '--dry-run', '--json']));
+    const idle = parse(await cli(['rollback', '--root', root, '--dry-run', '--json']));
     assert.equal(idle.plan.guests[0].state, 'changed', 'a second rollback returns to the other bundle');
 
     // Refused before anything changed: exit 1, the document says why.
     const tampered = join(tmp, 't');
     execFileSync('cp', ['-a', bundle, tampered]);
     appendFileSync(join(tampered, 'root/etc/udev/rules.d/65-qemu-harden.rules'), 'KERNEL=="kvm", MODE="0666"\n');
-    const refused = cli(['apply', tampered, '--root', root, '--yes', '--json']);
+    const refused = await cli(['apply', tampered, '--root', root, '--yes', '--json']);
     assert.equal(refused.code, 1);
     const f = parse(refused);
     assert.equal(f.result, 'refused');
@@ -402,7 +405,7 @@ describe('qemu-harden apply', () => {
     assert.match(f.problem, /65-qemu-harden\.rules: changed since the bundle was generated/);
 
     // Exit 2 (no terminal, no --yes): nothing on stdout, the reason on stderr.
-    const noYes = cli(['apply', changed, '--root', root, '--json']);
+    const noYes = await cli(['apply', changed, '--root', root, '--json']);
     assert.equal(noYes.code, 2);
     assert.equal(noYes.stdout, '');
     assert.match(noYes.stderr, /pass --yes/);

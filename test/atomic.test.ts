@@ -23,7 +23,7 @@ function answers(guests: number, memoryMiB: number) {
 /** The system calls by which generate creates, writes, flushes, publishes the bundle and removes the one it replaced. */
 const STEPS = ['mkdir', 'openat', 'write', 'fsync', 'rename', 'renameat', 'renameat2', 'unlink', 'unlinkat', 'rmdir'];
 
-test('SIGKILL at every step of generate, from the first directory made to the removal of the old bundle, leaves no OUT or a complete bundle', (t) => {
+test('SIGKILL at every step of generate, from the first directory made to the removal of the old bundle, leaves no OUT or a complete bundle', async (t) => {
   const tmp = tempDir(t);
   const oldAnswers = join(tmp, 'old.json');
   const newAnswers = join(tmp, 'new.json');
@@ -32,7 +32,7 @@ test('SIGKILL at every step of generate, from the first directory made to the re
   const out = join(tmp, 'out');
   const replace = [process.execPath, BIN, 'generate', '--answers', newAnswers, '--out', out, '--force'];
   const pristine = join(tmp, 'pristine');
-  assert.equal(cli(['generate', '--answers', oldAnswers, '--out', pristine]).code, 0);
+  assert.equal((await cli(['generate', '--answers', oldAnswers, '--out', pristine])).code, 0);
   const oldReadme = readFileSync(join(pristine, 'README.md'), 'utf8');
   // Each run starts from the same tree: OUT holding the old bundle and nothing left by an earlier run, so that
   // every call is counted alike in every run.
@@ -102,7 +102,7 @@ test('SIGKILL at every step of generate, from the first directory made to the re
     `kills landed before and after the rename: ${JSON.stringify([...outcomes])}`,
   );
 
-  assert.equal(cli(replace.slice(2)).code, 0, 'the next run completes');
+  assert.equal((await cli(replace.slice(2))).code, 0, 'the next run completes');
   assert.deepEqual(
     readdirSync(tmp).filter((f) => f.includes('.qemu-harden-')),
     [],

@@ -41,7 +41,17 @@ import { formatStatus, type StatusReport } from '../src/status.js';
 import { DEBUG_EXIT_DEVICE, DEBUG_EXIT_STATUS, writeBootDisk } from './bootdisk.js';
 import { makeCerts, makeDhParams } from './certs.js';
 import { Container } from './container.js';
-import { BIN, cli, generateBundle, guestFilesDir, REPO, requireTool, tempDir, waitUntil } from './helpers.js';
+import {
+  BIN,
+  cli,
+  cliProcess,
+  generateBundle,
+  guestFilesDir,
+  REPO,
+  requireTool,
+  tempDir,
+  waitUntil,
+} from './helpers.js';
 
 const CORPUS = join(REPO, '../shared/corpus');
 
@@ -365,7 +375,7 @@ describe('the QEMU command-line reader', () => {
 });
 
 describe('audit on the command line', () => {
-  test('audit loads no Zod, YAML or generator code; --answers-out loads the answers schema only then', (t) => {
+  test('audit loads no Zod, YAML or generator code; --answers-out loads the answers schema only then', async (t) => {
     const dir = tempDir(t);
     const hooks = join(dir, 'hooks.mjs');
     const register = join(dir, 'register.mjs');
@@ -380,7 +390,9 @@ describe('audit on the command line', () => {
     const loaded = (args: string[]) => {
       const log = join(dir, `${args.length}.log`);
       writeFileSync(log, '');
-      const r = cli(args, { env: { QH_LOAD_LOG: log, NODE_OPTIONS: `--import=${pathToFileURL(register).href}` } });
+      const r = cliProcess(args, {
+        env: { QH_LOAD_LOG: log, NODE_OPTIONS: `--import=${pathToFileURL(register).href}` },
+      });
       assert.ok(r.code === 0 || r.code === 1 || r.code === 2, r.stderr);
       const files = readFileSync(log, 'utf8')
         .split('\n')
@@ -403,19 +415,19 @@ describe('audit on the command line', () => {
     );
   });
 
-  test('usage errors exit 2 with a message and write nothing', (t) => {
+  test('usage errors exit 2 with a message and write nothing', async (t) => {
     const dir = tempDir(t);
-    const r = cli(['audit', 'extra']);
+    const r = await cli(['audit', 'extra']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^qemu-harden: unexpected argument extra\n$/);
-    assert.match(cli(['audit', '--answers-out']).stderr, /--answers-out needs a value/);
-    assert.match(cli(['audit', '--force']).stderr, /--force only applies with --answers-out FILE/);
-    const txt = cli(['audit', '--answers-out', join(dir, 'answers.txt')]);
+    assert.match((await cli(['audit', '--answers-out'])).stderr, /--answers-out needs a value/);
+    assert.match((await cli(['audit', '--force'])).stderr, /--force only applies with --answers-out FILE/);
+    const txt = await cli(['audit', '--answers-out', join(dir, 'answers.txt')]);
     assert.equal(txt.code, 2);
     assert.match(txt.stderr, /answers\.txt: the name must end in \.yaml, \.yml or \.json/);
     const existing = join(dir, 'answers.yaml');
     writeFileSync(existing, 'keep me\n');
-    const e = cli(['audit', '--answers-out', existing]);
+    const e = await cli(['audit', '--answers-out', existing]);
     assert.equal(e.code, 2);
     assert.match(e.stderr, /--answers-out: .*(already exists|no QEMU process)/);
     assert.equal(readFileSync(existing, 'utf8'), 'keep me\n');
@@ -1012,7 +1024,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
     );
   });
 
-  test('who owns each process is shown; an ordinary user’s QEMU is carried by --answers-out only when named, and then with only the paths that user can open', () => {
+  test('who owns each process is shown; an ordinary user’s QEMU is carried by --answers-out only when named, and then with only the paths that user can open', async () => {
     const { json } = auditIn([]);
     const evil = json.processes.find((p) => p.guest === 'evil')!;
     assert.deepEqual([evil.uid, evil.user, evil.systemUser], [EVIL, null, false]);
@@ -1069,7 +1081,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
         `${choice}: ${text}\n${JSON.stringify(notes, null, 1)}`,
       );
     assert.equal(
-      cli(['generate', '--answers', named, '--out', join(dir, 'bundle-named'), '--dry-run']).code,
+      (await cli(['generate', '--answers', named, '--out', join(dir, 'bundle-named'), '--dry-run'])).code,
       0,
       'generate accepts what was carried',
     );
@@ -1088,7 +1100,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       assert.match(r.stderr, message);
       assert.ok(!existsSync(file));
     }
-    assert.match(cli(['audit', '--include-user-process', '1']).stderr, /only applies with --answers-out FILE/);
+    assert.match((await cli(['audit', '--include-user-process', '1'])).stderr, /only applies with --answers-out FILE/);
   });
 
   test('hostile processes (FIFO and device disk paths, a 60,000-deep -blockdev, a 360 KB command line, a disk on a file system that never answers): audit finishes, reports each, and opens none of those paths', () => {
@@ -1267,11 +1279,11 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
 
     const bundle = join(dir, 'bundle');
     assert.equal(
-      cli(['generate', '--answers', out, '--out', join(dir, 'bundle-kvm'), '--dry-run']).code,
+      (await cli(['generate', '--answers', out, '--out', join(dir, 'bundle-kvm'), '--dry-run'])).code,
       0,
       'generate accepts it as written',
     );
-    const gen = cli([
+    const gen = await cli([
       'generate',
       '--answers',
       out,
@@ -1283,7 +1295,7 @@ describe('audit of QEMU processes in bad shapes, in a private mount+PID+net name
       bundle,
     ]);
     assert.equal(gen.code, 0, gen.stderr);
-    const ver = cli(['verify', bundle]);
+    const ver = await cli(['verify', bundle]);
     assert.equal(ver.code, 0, ver.stdout + ver.stderr);
 
     // The running guests hold their images' write locks: they are stopped before the bundle's command lines boot.
@@ -1397,14 +1409,14 @@ describe('audit of a guest from an applied bundle, under real systemd in a conta
     const images = join(dir, 'images');
     mkdirSync(images, { mode: 0o755 });
     writeBootDisk(join(images, 'kept.img'));
-    const bundle = generateBundle(dir, {
+    const bundle = await generateBundle(dir, {
       schemaVersion: 1,
       useCase: 'emulation',
       acceptedRisks: [{ risk: 'emulation', reason: 'the test host may have no KVM' }],
       guests: [{ name: 'kept', memoryMiB: 64, disks: [{ path: '/images/kept.img', format: 'raw' }] }],
     });
     ct.prepare();
-    const applied = cli(['apply', bundle, '--root', ct.root, '--yes']);
+    const applied = await cli(['apply', bundle, '--root', ct.root, '--yes']);
     assert.equal(applied.code, 0, applied.stderr + applied.stdout);
     mkdirSync(join(ct.root, 'qh'));
     await ct.boot({

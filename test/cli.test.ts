@@ -25,21 +25,21 @@ const CORPUS = join(REPO, '..', 'shared', 'corpus');
 const noTrace = (s: string) => assert.doesNotMatch(s, /\n\s+at |Error:|node:internal/, 'no stack trace');
 
 describe('qemu-harden CLI', () => {
-  test('--version and --help', () => {
+  test('--version and --help', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-    const v = cli(['--version']);
+    const v = await cli(['--version']);
     assert.equal(v.code, 0);
     assert.equal(v.stdout, `${pkg.version}\n`);
-    const h = cli(['--help']);
+    const h = await cli(['--help']);
     assert.equal(h.code, 0);
     for (const word of ['generate', 'presets', 'verify', '--set', '--dry-run', '--force', '--json'])
       assert.ok(h.stdout.includes(word), word);
-    assert.equal(cli(['help']).stdout, h.stdout, '`help` alone is --help');
+    assert.equal((await cli(['help'])).stdout, h.stdout, '`help` alone is --help');
     for (const c of COMMANDS.filter((x) => x.name !== 'interview'))
       assert.match(h.stdout, new RegExp(`^  ${c.name} +\\S`, 'm'), `${c.name} is in the list of commands`);
   });
 
-  test('usage errors exit 2 with a message, no stack trace', () => {
+  test('usage errors exit 2 with a message, no stack trace', async () => {
     const cases: [string[], RegExp][] = [
       [['frobnicate'], /unknown command 'frobnicate'/],
       [['generate', '--out', '/tmp/x'], /exactly one of --preset NAME or --answers FILE/],
@@ -52,7 +52,7 @@ describe('qemu-harden CLI', () => {
       [['presets', '--out', 'x'], /--out does not apply to 'presets'/],
     ];
     for (const [args, msg] of cases) {
-      const r = cli(args);
+      const r = await cli(args);
       assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}`);
       assert.match(r.stderr, msg);
       noTrace(r.stderr);
@@ -60,17 +60,17 @@ describe('qemu-harden CLI', () => {
     }
   });
 
-  test('the interview without a terminal exits 2 and points to generate', () => {
-    const r = cli([]);
+  test('the interview without a terminal exits 2 and points to generate', async () => {
+    const r = await cli([]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /needs a terminal/);
     assert.match(r.stderr, /Without one, use: node dist\/qemu-harden\.js generate --preset NAME --out DIR/);
   });
 
-  test('invalid answers: exit 2, every bad field named, nothing written', (t) => {
+  test('invalid answers: exit 2, every bad field named, nothing written', async (t) => {
     const tmp = tempDir(t);
     const out = join(tmp, 'out');
-    const r = cli([
+    const r = await cli([
       'generate',
       '--preset',
       'kvm-headless',
@@ -88,20 +88,20 @@ describe('qemu-harden CLI', () => {
     assert.deepEqual(readdirSync(tmp), []);
   });
 
-  test('answers files: JSON, YAML, bad syntax, too large, not an object', (t) => {
+  test('answers files: JSON, YAML, bad syntax, too large, not an object', async (t) => {
     const tmp = tempDir(t);
     const yaml = join(tmp, 'a.yaml');
     writeFileSync(
       yaml,
       'schemaVersion: 1\nuseCase: virtualization\nguests:\n  - name: y\n    disks:\n      - {path: /srv/y.img, format: raw}\n',
     );
-    const ok = cli(['generate', '--answers', yaml, '--out', join(tmp, 'y')]);
+    const ok = await cli(['generate', '--answers', yaml, '--out', join(tmp, 'y')]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.ok(existsSync(join(tmp, 'y', 'root/etc/systemd/system/qemu-y.service')));
 
     const broken = join(tmp, 'broken.json');
     writeFileSync(broken, '{"schemaVersion": 1,');
-    const b = cli(['generate', '--answers', broken, '--out', join(tmp, 'b')]);
+    const b = await cli(['generate', '--answers', broken, '--out', join(tmp, 'b')]);
     assert.equal(b.code, 2);
     assert.match(b.stderr, /broken\.json: not valid JSON/);
     noTrace(b.stderr);
@@ -123,30 +123,30 @@ describe('qemu-harden CLI', () => {
 
     const newer = join(tmp, 'newer.json');
     writeFileSync(newer, JSON.stringify({ schemaVersion: 7, useCase: 'virtualization', guests: [{ name: 'n' }] }));
-    const nv = cli(['generate', '--answers', newer, '--out', join(tmp, 'nv')]);
+    const nv = await cli(['generate', '--answers', newer, '--out', join(tmp, 'nv')]);
     assert.equal(nv.code, 2);
     assert.match(nv.stderr, /schemaVersion: is 7, newer than this qemu-harden understands \(1\); upgrade qemu-harden/);
     noTrace(nv.stderr);
 
     const unknown = join(tmp, 'unknown.yaml');
     writeFileSync(unknown, 'schemaVersion: 1\nuseCase: virtualization\nguests:\n  - name: u\n    cdrom: /srv/x.iso\n');
-    const uk = cli(['generate', '--answers', unknown, '--out', join(tmp, 'uk')]);
+    const uk = await cli(['generate', '--answers', unknown, '--out', join(tmp, 'uk')]);
     assert.equal(uk.code, 2);
     assert.match(uk.stderr, /guests\.0: unknown key "cdrom"/);
 
     const wrongType = join(tmp, 'wrong.json');
     writeFileSync(wrongType, JSON.stringify({ schemaVersion: 1, useCase: 'virtualization', guests: { name: 'w' } }));
-    const wt = cli(['generate', '--answers', wrongType, '--out', join(tmp, 'wt')]);
+    const wt = await cli(['generate', '--answers', wrongType, '--out', join(tmp, 'wt')]);
     assert.equal(wt.code, 2);
     assert.match(wt.stderr, /guests: must be a list, not a group of settings/);
 
     const arr = join(tmp, 'arr.json');
     writeFileSync(arr, '[1,2]');
-    const a = cli(['generate', '--answers', arr, '--out', join(tmp, 'a')]);
+    const a = await cli(['generate', '--answers', arr, '--out', join(tmp, 'a')]);
     assert.equal(a.code, 2);
     assert.match(a.stderr, /must hold one object/);
 
-    const missing = cli(['generate', '--answers', join(tmp, 'nope.json'), '--out', join(tmp, 'm')]);
+    const missing = await cli(['generate', '--answers', join(tmp, 'nope.json'), '--out', join(tmp, 'm')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot read .*nope\.json: ENOENT/);
     assert.deepEqual(readdirSync(tmp).sort(), [
@@ -161,44 +161,44 @@ describe('qemu-harden CLI', () => {
     ]);
   });
 
-  test('an existing non-empty OUT is refused without --force and replaced whole with it', (t) => {
+  test('an existing non-empty OUT is refused without --force and replaced whole with it', async (t) => {
     const tmp = tempDir(t);
     const out = join(tmp, 'out');
     mkdirSync(out);
     writeFileSync(join(out, 'keep.txt'), 'mine');
-    const r = cli(['generate', '--preset', 'kvm-headless', '--out', out]);
+    const r = await cli(['generate', '--preset', 'kvm-headless', '--out', out]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /exists and is not empty; pass --force/);
     assert.equal(readFileSync(join(out, 'keep.txt'), 'utf8'), 'mine');
-    const f = cli(['generate', '--preset', 'kvm-headless', '--out', out, '--force']);
+    const f = await cli(['generate', '--preset', 'kvm-headless', '--out', out, '--force']);
     assert.equal(f.code, 0, f.stderr);
     assert.ok(!existsSync(join(out, 'keep.txt')));
     assert.ok(existsSync(join(out, 'MANIFEST.sha256')));
     assert.deepEqual(readdirSync(tmp), ['out'], 'no temporary directories left behind');
   });
 
-  test('--dry-run lists the files and writes nothing; --json is machine-readable', (t) => {
+  test('--dry-run lists the files and writes nothing; --json is machine-readable', async (t) => {
     const tmp = tempDir(t);
     const out = join(tmp, 'out');
-    const r = cli(['generate', '--preset', 'multi-tenant', '--out', out, '--dry-run']);
+    const r = await cli(['generate', '--preset', 'multi-tenant', '--out', out, '--dry-run']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /would write root\/etc\/systemd\/system\/qemu-alpha\.service/);
     assert.ok(!existsSync(out));
-    const j = cli(['generate', '--preset', 'multi-tenant', '--out', out, '--dry-run', '--json']);
+    const j = await cli(['generate', '--preset', 'multi-tenant', '--out', out, '--dry-run', '--json']);
     const doc = JSON.parse(j.stdout) as { written: boolean; files: { path: string; mode: string }[] };
     assert.equal(doc.written, false);
     assert.ok(doc.files.some((f) => f.path === 'MANIFEST.sha256' && f.mode === '644'));
     assert.ok(!existsSync(out));
   });
 
-  test('verify: 0 on an intact bundle, 1 with findings on a tampered one', (t) => {
+  test('verify: 0 on an intact bundle, 1 with findings on a tampered one', async (t) => {
     const tmp = tempDir(t);
     const out = join(tmp, 'out');
-    assert.equal(cli(['generate', '--preset', 'kvm-headless', '--out', out]).code, 0);
-    assert.equal(cli(['verify', out]).code, 0);
+    assert.equal((await cli(['generate', '--preset', 'kvm-headless', '--out', out])).code, 0);
+    assert.equal((await cli(['verify', out])).code, 0);
     appendFileSync(join(out, 'root/etc/systemd/system/qemu-server.service'), 'ProtectSystem=no\n');
     writeFileSync(join(out, 'root/etc/extra.conf'), 'x');
-    const r = cli(['verify', out]);
+    const r = await cli(['verify', out]);
     assert.equal(r.code, 1);
     assert.match(
       r.stdout,
@@ -211,9 +211,9 @@ describe('qemu-harden CLI', () => {
     );
   });
 
-  test('verify and generate: a disk under /home or /tmp, which the unit hides, is refused with the reason', (t) => {
+  test('verify and generate: a disk under /home or /tmp, which the unit hides, is refused with the reason', async (t) => {
     const out = join(tempDir(t), 'out');
-    const g = cli([
+    const g = await cli([
       'generate',
       '--preset',
       'kvm-headless',
@@ -227,18 +227,18 @@ describe('qemu-harden CLI', () => {
       g.stderr,
       /guests\.0\.disks\.0\.path: is under \/home, which QEMU's unit cannot see \(ProtectHome=yes\)/,
     );
-    assert.equal(cli(['generate', '--preset', 'kvm-headless', '--out', out]).code, 0);
+    assert.equal((await cli(['generate', '--preset', 'kvm-headless', '--out', out])).code, 0);
     const answers = join(out, 'answers.json');
     writeFileSync(answers, readFileSync(answers, 'utf8').replace('/srv/qemu/server/disk.qcow2', '/tmp/disk.qcow2'));
-    const v = cli(['verify', out]);
+    const v = await cli(['verify', out]);
     assert.equal(v.code, 1);
     assert.match(v.stdout, /guests\.0\.disks\.0\.path: is under \/tmp, which QEMU's unit cannot see \(PrivateTmp=yes/);
   });
 
-  test('verify: a machine type or CPU model the bundle’s QEMU binary does not have is a finding', (t) => {
+  test('verify: a machine type or CPU model the bundle’s QEMU binary does not have is a finding', async (t) => {
     requireTool('qemu-system-x86_64', 'qemu-system-x86');
     const out = join(tempDir(t), 'out');
-    const g = cli([
+    const g = await cli([
       'generate',
       '--preset',
       'kvm-headless',
@@ -254,7 +254,7 @@ describe('qemu-harden CLI', () => {
       'acceptedRisks.0={"risk":"machine-unsupported","guest":"server","reason":"an arm board on an x86 host, by mistake"}',
     ]);
     assert.equal(g.code, 0, g.stderr);
-    const r = cli(['verify', out]);
+    const r = await cli(['verify', out]);
     assert.equal(r.code, 1, r.stdout);
     assert.match(r.stdout, /FAIL {2}qemu machine and CPU/);
     assert.match(
@@ -266,11 +266,11 @@ describe('qemu-harden CLI', () => {
 });
 
 describe('paths as they are on this machine', () => {
-  test('a disk path that is a symlink is refused, naming where it leads', (t) => {
+  test('a disk path that is a symlink is refused, naming where it leads', async (t) => {
     const tmp = guestFilesDir(t);
     const link = join(tmp, 'disk.img');
     symlinkSync('/etc/passwd', link);
-    const r = cli([
+    const r = await cli([
       'generate',
       '--preset',
       'kvm-headless',
@@ -289,9 +289,9 @@ describe('paths as they are on this machine', () => {
     assert.ok(!existsSync(join(tmp, 'out')));
   });
 
-  test('a directory is not a disk; a missing path is fine (bundles are made away from their host)', (t) => {
+  test('a directory is not a disk; a missing path is fine (bundles are made away from their host)', async (t) => {
     const tmp = guestFilesDir(t);
-    const r = cli([
+    const r = await cli([
       'generate',
       '--preset',
       'kvm-headless',
@@ -302,7 +302,7 @@ describe('paths as they are on this machine', () => {
     ]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /guests\.0\.disks\.0\.path: .* is a directory, not a disk image/);
-    const ok = cli([
+    const ok = await cli([
       'generate',
       '--preset',
       'kvm-headless',
@@ -319,14 +319,14 @@ describe('commands as records', () => {
   /** How the binary the tests run is started from the repository: the form every printed command uses. */
   const ME = 'node dist/qemu-harden.js';
 
-  test('each command’s own help: its usage, every option with its default, its exit statuses and one example', () => {
-    const global = cli(['--help']).stdout;
+  test('each command’s own help: its usage, every option with its default, its exit statuses and one example', async () => {
+    const global = (await cli(['--help'])).stdout;
     for (const c of COMMANDS) {
-      const viaHelp = cli(['help', c.name]);
+      const viaHelp = await cli(['help', c.name]);
       assert.equal(viaHelp.code, 0, `help ${c.name}: ${viaHelp.stderr}`);
       const h = viaHelp.stdout;
       if (c.name !== 'interview') {
-        const viaFlag = cli([c.name, '--help']);
+        const viaFlag = await cli([c.name, '--help']);
         assert.equal(viaFlag.code, 0, viaFlag.stderr);
         assert.equal(viaFlag.stdout, h, `${c.name} --help is help ${c.name}`);
       }
@@ -349,52 +349,52 @@ describe('commands as records', () => {
     }
   });
 
-  test('the examples in the help run as printed', (t) => {
+  test('the examples in the help run as printed', async (t) => {
     const dir = tempDir(t);
     const run = (line: string) => spawnSync('sh', ['-c', line], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
-    const example = (name: string) => {
-      const h = cli(['help', name], { cwd: dir }).stdout;
+    const example = async (name: string) => {
+      const h = (await cli(['help', name], { cwd: dir })).stdout;
       return /\nExample:\n {2}(.*)\n/.exec(h)![1]!;
     };
-    const presets = run(example('presets'));
+    const presets = run(await example('presets'));
     assert.equal(presets.status, 0, presets.stderr);
     assert.match(presets.stdout, /^kvm-headless /m);
-    const generate = run(example('generate'));
+    const generate = run(await example('generate'));
     assert.equal(generate.status, 0, generate.stderr);
     assert.ok(existsSync(join(dir, 'qemu-harden-bundle', 'MANIFEST.sha256')));
-    const verify = run(example('verify'));
+    const verify = run(await example('verify'));
     assert.equal(verify.status, 0, verify.stdout);
     const tree = join(dir, 'tree');
     mkdirSync(tree);
     // apply's example plans against /; pointed at a tree of the test's own, it is the same command otherwise.
-    const apply = run(`${example('apply')} --root ${tree}`);
+    const apply = run(`${await example('apply')} --root ${tree}`);
     assert.equal(apply.status, 0, apply.stderr);
     assert.match(apply.stdout, /Dry run: nothing was changed/);
     assert.deepEqual(readdirSync(tree), [], 'the dry run changed nothing');
     copyFileSync(join(CORPUS, 'libvirt', 'graphics-vnc.xml'), join(dir, 'web.xml'));
-    const imported = run(example('import'));
+    const imported = run(await example('import'));
     assert.ok([0, 1].includes(imported.status!), imported.stdout + imported.stderr);
     assert.ok(existsSync(join(dir, 'web.json')));
-    const help = run(example('help'));
-    assert.equal(help.stdout, cli(['apply', '--help'], { cwd: dir }).stdout);
+    const help = run(await example('help'));
+    assert.equal(help.stdout, (await cli(['apply', '--help'], { cwd: dir })).stdout);
   });
 
-  test('help for what is not a command exits 2 and says so', () => {
+  test('help for what is not a command exits 2 and says so', async () => {
     for (const [args, msg] of [
       [['help', 'frobnicate'], /no command 'frobnicate'/],
       [['frobnicate', '--help'], /unknown command 'frobnicate'/],
       [['help', 'export', 'yaml'], /unexpected argument yaml/],
       [['interview'], /unknown command 'interview'/],
     ] as [string[], RegExp][]) {
-      const r = cli(args);
+      const r = await cli(args);
       assert.equal(r.code, 2, args.join(' '));
       assert.match(r.stderr, msg);
       assert.equal(r.stdout, '');
     }
-    assert.equal(cli(['help', 'export', 'ansible']).stdout, cli(['export', '--help']).stdout);
+    assert.equal((await cli(['help', 'export', 'ansible'])).stdout, (await cli(['export', '--help'])).stdout);
     // Words from argv come back with their control characters shown, not sent to the terminal.
     for (const args of [['\u001b[2Jfrob'], ['presets', '\u001b]0;x\u0007'], ['--\u001b[31m'], ['help', '\u202ex']]) {
-      const r = cli(args);
+      const r = await cli(args);
       assert.equal(r.code, 2, args.join(' '));
       assert.doesNotMatch(r.stderr, /[\u001b\u0007\u202e]/, JSON.stringify(r.stderr));
       assert.match(r.stderr, /\\x1b|\\u202e/);
@@ -444,28 +444,40 @@ describe('what the commands print reads right', () => {
     assert.equal(listed(['WEAKER', 'DRIFT', 'INTERRUPTED']), 'WEAKER, DRIFT and INTERRUPTED');
   });
 
-  test('apply and status on a tree: one file installed is "1 file", the tools’ lines are not glued with ".;", drift alone is named alone, and the previous bundle is restorable, not rolled back to', (t) => {
+  test('apply and status on a tree: one file installed is "1 file", the tools’ lines are not glued with ".;", drift alone is named alone, and the previous bundle is restorable, not rolled back to', async (t) => {
     requireTool('systemd-sysusers', 'systemd');
     const dir = tempDir(t);
     const tree = join(dir, 'tree');
     mkdirSync(tree);
     const bundle = join(dir, 'bundle');
-    assert.equal(cli(['generate', '--preset', 'kvm-headless', '--out', bundle]).code, 0);
-    const first = cli(['apply', bundle, '--root', tree, '--yes']);
+    assert.equal((await cli(['generate', '--preset', 'kvm-headless', '--out', bundle])).code, 0);
+    const first = await cli(['apply', bundle, '--root', tree, '--yes']);
     assert.equal(first.code, 0, first.stdout + first.stderr);
     const sysusers = /^ {2}done {2}create users and groups \(systemd-sysusers\): (.*)$/m.exec(first.stdout)?.[1];
     assert.ok(sysusers && /Creating/.test(sysusers), first.stdout);
     assert.doesNotMatch(first.stdout, /\.;/);
-    assert.doesNotMatch(cli(['status', '--root', tree]).stdout.split('\n')[0]!, /previous bundle|rollback/);
+    assert.doesNotMatch(
+      await (await cli(['status', '--root', tree])).stdout.split('\n')[0]!,
+      /previous bundle|rollback/,
+    );
 
-    const g = cli(['generate', '--preset', 'kvm-headless', '--set', 'guests.0.vcpus=3', '--out', bundle, '--force']);
+    const g = await cli([
+      'generate',
+      '--preset',
+      'kvm-headless',
+      '--set',
+      'guests.0.vcpus=3',
+      '--out',
+      bundle,
+      '--force',
+    ]);
     assert.equal(g.code, 0, g.stderr);
-    const second = cli(['apply', bundle, '--root', tree, '--yes']);
+    const second = await cli(['apply', bundle, '--root', tree, '--yes']);
     assert.equal(second.code, 0, second.stdout + second.stderr);
     assert.match(second.stdout, /^Installed 1 file, removed 0\./m);
 
     appendFileSync(join(tree, 'etc/systemd/system/qemu-server.service'), '# edited by hand\n');
-    const s = cli(['status', '--root', tree]);
+    const s = await cli(['status', '--root', tree]);
     assert.equal(s.code, 1, s.stdout);
     assert.match(
       s.stdout,
@@ -474,10 +486,10 @@ describe('what the commands print reads right', () => {
     assert.match(s.stdout, /^FINDINGS: see DRIFT above\.$/m);
   });
 
-  test('the next commands of generate and export, pasted into a shell, run on a directory whose name a shell would split', (t) => {
+  test('the next commands of generate and export, pasted into a shell, run on a directory whose name a shell would split', async (t) => {
     const dir = join(tempDir(t), "the lab's bundles", 'web 1');
     mkdirSync(dirname(dir), { recursive: true });
-    const g = cli(['generate', '--preset', 'kvm-headless', '--out', dir]);
+    const g = await cli(['generate', '--preset', 'kvm-headless', '--out', dir]);
     assert.equal(g.code, 0, g.stderr);
     const next = /^Next: (.*) {3}then {3}(.*)$/m.exec(g.stdout);
     assert.ok(next, g.stdout);
@@ -485,7 +497,7 @@ describe('what the commands print reads right', () => {
     assert.equal(verify.status, 0, `${next[1]}\n${verify.stdout}${verify.stderr}`);
     assert.match(verify.stdout, /verif/i);
     const fleet = join(dirname(dir), 'a fleet');
-    const x = cli(['export', 'ansible', '--host', `web1=${dir}`, '--out', fleet]);
+    const x = await cli(['export', 'ansible', '--host', `web1=${dir}`, '--out', fleet]);
     assert.equal(x.code, 0, x.stderr);
     const cd = /^Next: cd (.*) && ansible-playbook/m.exec(x.stdout)?.[1];
     assert.ok(cd, x.stdout);

@@ -13,11 +13,11 @@ import { BIN, cli, guestFilesDir, requireTool, tempDir } from './helpers.js';
 const noTrace = (s: string) => assert.doesNotMatch(s, /\n\s+at |node:internal|\.ts:\d+|\.js:\d+/, 'no stack trace');
 
 /** Write an answers document and run `generate` on it with the built binary. */
-function generate(t: { after(fn: () => void): void }, doc: unknown) {
+async function generate(t: { after(fn: () => void): void }, doc: unknown) {
   const dir = tempDir(t, 'qh-files-');
   const file = join(dir, 'answers.json');
   writeFileSync(file, JSON.stringify(doc));
-  return { dir, r: cli(['generate', '--answers', file, '--out', join(dir, 'bundle')]) };
+  return { dir, r: await cli(['generate', '--answers', file, '--out', join(dir, 'bundle')]) };
 }
 
 /** An answers document; a guest given neither disks nor a kernel gets a disk of its own, so it has something to boot. */
@@ -175,15 +175,15 @@ describe('files handed to guests', () => {
     assert.equal(read(ua, '/boot/vmlinuz-6.1.0-test'), 0, 'a world-readable kernel is read as it is');
   });
 
-  test('verify runs tmpfiles over stand-ins: a line that changes a system file or copies into a guest’s directory is a finding', (t) => {
+  test('verify runs tmpfiles over stand-ins: a line that changes a system file or copies into a guest’s directory is a finding', async (t) => {
     requireTool('systemd-tmpfiles', 'systemd');
-    const { dir, r } = generate(
+    const { dir, r } = await generate(
       t,
       doc([{ name: 'efi', firmware: { type: 'uefi' }, boot: { kernel: '/boot/vmlinuz-6.1' } }]),
     );
     assert.equal(r.code, 0, r.stderr);
     const bundle = join(dir, 'bundle');
-    const clean = cli(['verify', bundle, '--json']);
+    const clean = await cli(['verify', bundle, '--json']);
     assert.equal(clean.code, 0, clean.stdout);
     // What the bundle used to say: copy the vars template as root into the guest-owned directory, then chown it,
     // and hand the kernel to the guest.
@@ -198,7 +198,7 @@ describe('files handed to guests', () => {
           '',
         ].join('\n'),
     );
-    const v = cli(['verify', bundle, '--json']);
+    const v = await cli(['verify', bundle, '--json']);
     assert.equal(v.code, 1);
     const found = (JSON.parse(v.stdout) as { findings: { check: string; message: string }[] }).findings
       .filter((f) => f.check === 'sysusers/tmpfiles')
@@ -213,7 +213,7 @@ describe('files handed to guests', () => {
     );
   });
 
-  test('generate refuses read-only files from places holding host secrets or system state, naming the field', (t) => {
+  test('generate refuses read-only files from places holding host secrets or system state, naming the field', async (t) => {
     const refused: [Record<string, unknown>, string, RegExp][] = [
       [
         { name: 'a', disks: [{ path: '/etc/shadow', format: 'raw', readOnly: true }] },
@@ -253,7 +253,7 @@ describe('files handed to guests', () => {
       ],
     ];
     for (const [g, field, msg] of refused) {
-      const { r } = generate(t, doc([g]));
+      const { r } = await generate(t, doc([g]));
       assert.equal(r.code, 2, `${JSON.stringify(g)}: exit ${r.code}\n${r.stderr}`);
       const line = r.stderr.split('\n').find((l) => l.startsWith(`qemu-harden: ${field}: `));
       assert.ok(line, `names ${field}:\n${r.stderr}`);
@@ -322,7 +322,7 @@ describe('files handed to guests', () => {
 });
 
 describe('names, groups and devices', () => {
-  test('every derived name is unique and never a shared name: collisions exit 2 naming the field', (t) => {
+  test('every derived name is unique and never a shared name: collisions exit 2 naming the field', async (t) => {
     const cases: [unknown, string, RegExp][] = [
       [
         doc([{ name: 'a', network: { mode: 'tap' } }, { name: 'a-tap' }]),
@@ -393,7 +393,7 @@ describe('names, groups and devices', () => {
       ],
     ];
     for (const [d, field, msg] of cases) {
-      const { r } = generate(t, d);
+      const { r } = await generate(t, d);
       assert.equal(r.code, 2, `${JSON.stringify(d)}: exit ${r.code}\n${r.stderr}`);
       const line = r.stderr.split('\n').find((l) => l.startsWith(`qemu-harden: ${field}: `));
       assert.ok(line, `names ${field}:\n${r.stderr}`);
@@ -439,7 +439,7 @@ describe('names, groups and devices', () => {
     assert.ok(!existsSync(join(dir, 'bundle')));
   });
 
-  test('a character device given as a disk is refused, whether or not it is marked blockDevice', (t) => {
+  test('a character device given as a disk is refused, whether or not it is marked blockDevice', async (t) => {
     const dir = guestFilesDir(t);
     const chr = join(dir, 'null');
     execFileSync('mknod', ['-m', '0600', chr, 'c', '1', '3']);
@@ -447,12 +447,15 @@ describe('names, groups and devices', () => {
       { path: chr, format: 'raw' },
       { path: chr, format: 'raw', readOnly: true },
     ]) {
-      const { r } = generate(t, doc([{ name: 'a', disks: [d] }]));
+      const { r } = await generate(t, doc([{ name: 'a', disks: [d] }]));
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /guests\.0\.disks\.0\.path: .* is a character device, not a disk/);
       noTrace(r.stderr);
     }
-    const { r } = generate(t, doc([{ name: 'a', disks: [{ path: '/dev/null', format: 'raw', blockDevice: true }] }]));
+    const { r } = await generate(
+      t,
+      doc([{ name: 'a', disks: [{ path: '/dev/null', format: 'raw', blockDevice: true }] }]),
+    );
     assert.equal(r.code, 2);
     assert.match(r.stderr, /guests\.0\.disks\.0\.path: \/dev\/null is a character device/);
   });
@@ -632,10 +635,10 @@ describe('names, groups and devices', () => {
     );
   });
 
-  test('a guest with a block device by link, a USB device by port and a PCI device: every real parser accepts its bundle', (t) => {
+  test('a guest with a block device by link, a USB device by port and a PCI device: every real parser accepts its bundle', async (t) => {
     requireTool('apparmor_parser', 'apparmor');
     requireTool('systemd-analyze', 'systemd');
-    const { dir, r } = generate(
+    const { dir, r } = await generate(
       t,
       doc(
         [
@@ -660,7 +663,7 @@ describe('names, groups and devices', () => {
       ),
     );
     assert.equal(r.code, 0, r.stderr);
-    const v = cli(['verify', join(dir, 'bundle'), '--json']);
+    const v = await cli(['verify', join(dir, 'bundle'), '--json']);
     const report = JSON.parse(v.stdout) as { findings: unknown[]; checks: { check: string; status: string }[] };
     assert.deepEqual(report.findings, []);
     assert.ok(
@@ -687,7 +690,7 @@ describe('names, groups and devices', () => {
     assert.ok(unit.split('\n').includes(`After=${expected}`), unit);
   });
 
-  test('an internal error says what failed and how to report it, exits 70, and shows no stack trace', (t) => {
+  test('an internal error says what failed and how to report it, exits 70, and shows no stack trace', async (t) => {
     const dir = tempDir(t);
     const answers = join(dir, 'answers.json');
     writeFileSync(answers, JSON.stringify(doc([{ name: 'a' }])));
@@ -704,12 +707,12 @@ describe('names, groups and devices', () => {
     assert.match(r.stderr, /this is a bug in qemu-harden/);
     assert.match(r.stderr, /please report it/);
     noTrace(r.stderr);
-    assert.match(cli(['--help']).stdout, /70 internal error/);
+    assert.match((await cli(['--help'])).stdout, /70 internal error/);
   });
 });
 
 describe('free text in the bundle README', () => {
-  test('an accepted-risk reason cannot hide or forge Markdown: cmark renders it as exactly its text', (t) => {
+  test('an accepted-risk reason cannot hide or forge Markdown: cmark renders it as exactly its text', async (t) => {
     const cmark = requireTool('cmark', 'cmark');
     const reason =
       'lab only <!-- hide the rest --> <script>alert(1)</script> `code` **bold** [link](http://evil) | cell | # not a heading &amp; done';
@@ -717,11 +720,11 @@ describe('free text in the bundle README', () => {
       useCase: 'emulation',
       acceptedRisks: [{ risk: 'emulation', reason: 'first line\n### Forged heading' }],
     });
-    const bad = generate(t, multi).r;
+    const bad = (await generate(t, multi)).r;
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /acceptedRisks\.0\.reason: must be one line/);
     const disk = '/srv/a`b``c <!-- x | y *z* .img';
-    const { dir, r } = generate(
+    const { dir, r } = await generate(
       t,
       doc([{ name: 'a', isolation: { apparmor: false }, disks: [{ path: disk, format: 'raw' }] }], {
         acceptedRisks: [{ risk: 'apparmor-off', guest: 'a', reason }],

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { EXIT, internalErrorMessage, main } from '../src/cli.js';
 import { DEBUG_EXIT_DEVICE, DEBUG_EXIT_STATUS, writeBootDisk } from './bootdisk.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -15,14 +16,77 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run the built binary as a user would, without a terminal. The deadline only ends a run that hangs. */
-export function cli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): CliResult {
+/**
+ * Run a command as the binary does (src/bin.ts): main() with the arguments and the same terminal, one that is not a
+ * terminal and has no one to answer a question. It runs in this process, one command at a time, with the working
+ * directory, the environment and the script path (`process.argv[1]`, from which the commands it prints are written)
+ * set as the binary's own process would have them, and all three put back after. A Node.js process per command
+ * cost the quick tier more CPU than the commands themselves. Tests of what only a process of its own shows (the
+ * modules it loads, signals, its exit) run the binary with cliProcess() or spawn BIN themselves.
+ */
+export function cli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  const result = inProcess.then(() => cliHere(args, opts));
+  inProcess = result.catch(() => undefined);
+  return result;
+}
+
+let inProcess: Promise<unknown> = Promise.resolve();
+
+/** How long a command may take before its test fails: it only ends a run that hangs. */
+const CLI_DEADLINE_MS = 300_000;
+
+class Hung extends Error {}
+
+async function cliHere(args: string[], opts: { cwd?: string; env?: Record<string, string> }): Promise<CliResult> {
+  const cwd = process.cwd();
+  const script = process.argv[1];
+  const env = { ...process.env };
+  let stdout = '';
+  let stderr = '';
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    process.chdir(opts.cwd ?? REPO);
+    process.argv[1] = BIN;
+    Object.assign(process.env, opts.env);
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Hung(`qemu-harden ${args.join(' ')} did not finish in ${CLI_DEADLINE_MS / 1000} s`)),
+        CLI_DEADLINE_MS,
+      );
+    });
+    const io = {
+      out: (s: string) => void (stdout += s),
+      err: (s: string) => void (stderr += s),
+      isTTY: false,
+      isRoot: process.getuid?.() === 0,
+    };
+    let code: number;
+    try {
+      code = await Promise.race([main(args, io), deadline]);
+    } catch (e) {
+      if (e instanceof Hung) throw e;
+      stderr += internalErrorMessage(e, args);
+      code = EXIT.internal;
+    }
+    return { code, stdout, stderr };
+  } finally {
+    clearTimeout(timer);
+    process.chdir(cwd);
+    process.argv[1] = script!;
+    for (const k of Object.keys(process.env)) if (!(k in env)) delete process.env[k];
+    Object.assign(process.env, env);
+  }
+}
+
+/** Run the built binary in a process of its own, as a user would, without a terminal. The deadline only ends a run
+ * that hangs. */
+export function cliProcess(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): CliResult {
   const r = spawnSync(process.execPath, [BIN, ...args], {
     cwd: opts.cwd ?? REPO,
     env: { ...process.env, ...opts.env },
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 300_000,
+    timeout: CLI_DEADLINE_MS,
   });
   return {
     code: r.status ?? -1,
@@ -32,11 +96,11 @@ export function cli(args: string[], opts: { cwd?: string; env?: Record<string, s
 }
 
 /** Writes answers to dir/answers.json and generates its bundle into dir/bundle, which it returns; fails unless generate exits 0. */
-export function generateBundle(dir: string, answers: unknown): string {
+export async function generateBundle(dir: string, answers: unknown): Promise<string> {
   const answersFile = join(dir, 'answers.json');
   writeFileSync(answersFile, JSON.stringify(answers));
   const bundle = join(dir, 'bundle');
-  const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
+  const gen = await cli(['generate', '--answers', answersFile, '--out', bundle]);
   assert.equal(gen.code, 0, gen.stderr);
   return bundle;
 }

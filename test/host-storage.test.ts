@@ -110,7 +110,7 @@ describe('the host’s own storage is never a guest’s disk (loop devices, moun
     return file;
   };
 
-  test('generate refuses a block device whose file system is mounted, naming where (ext4, and btrfs by its source); the same device unmounted is accepted', () => {
+  test('generate refuses a block device whose file system is mounted, naming where (ext4, and btrfs by its source); the same device unmounted is accepted', async () => {
     const writable = write('ext4.json', answers([{ path: ext4, format: 'raw', blockDevice: true }]));
     const out = join(dir, 'out-ext4');
     const r = withMounted([[ext4, mnt.ext4]], ['generate', '--answers', writable, '--out', out]);
@@ -129,7 +129,7 @@ describe('the host’s own storage is never a guest’s disk (loop devices, moun
     assert.equal(b.code, 2, b.stdout + b.stderr);
     assert.match(b.stderr, new RegExp(`${btrfs} holds the host's own storage.*mounted on ${mnt.btrfs} \\(btrfs\\)`));
 
-    const ok = cli(['generate', '--answers', writable, '--out', out]);
+    const ok = await cli(['generate', '--answers', writable, '--out', out]);
     assert.equal(ok.code, 0, `unmounted, the same device is a disk like any other: ${ok.stderr}`);
     const other = withMounted(
       [[ext4, mnt.ext4]],
@@ -144,7 +144,7 @@ describe('the host’s own storage is never a guest’s disk (loop devices, moun
     assert.equal(other.code, 0, `a device holding nothing of the host's is accepted: ${other.stderr}`);
   });
 
-  test('import refuses it, naming the element or key it came from', () => {
+  test('import refuses it, naming the element or key it came from', async () => {
     const xml = join(dir, 'domain.xml');
     writeFileSync(
       xml,
@@ -164,11 +164,11 @@ describe('the host’s own storage is never a guest’s disk (loop devices, moun
     const p = withMounted([[btrfs, mnt.btrfs]], ['import', 'proxmox', conf]);
     assert.equal(p.code, 2, p.stdout + p.stderr);
     assert.match(p.stdout, new RegExp(`scsi0: ${btrfs} holds this host's own storage.*\\(btrfs\\)`));
-    const unmounted = cli(['import', 'libvirt', xml]);
+    const unmounted = await cli(['import', 'libvirt', xml]);
     assert.equal(unmounted.code, 0, unmounted.stdout);
   });
 
-  test('verify reports it as a finding of "disks on this host"', () => {
+  test('verify reports it as a finding of "disks on this host"', async () => {
     const bundle = join(dir, 'out-ext4');
     assert.ok(existsSync(bundle), 'the bundle generate wrote while the device was unmounted');
     const r = withMounted([[ext4, mnt.ext4]], ['verify', bundle, '--json']);
@@ -186,14 +186,14 @@ describe('the host’s own storage is never a guest’s disk (loop devices, moun
       ['disks on this host'],
     );
     assert.match(report.findings[0]!.message, new RegExp(`mounted on ${mnt.ext4} \\(ext4\\)`));
-    const clean = cli(['verify', bundle, '--json']);
+    const clean = await cli(['verify', bundle, '--json']);
     assert.equal(clean.code, 0, clean.stdout);
   });
 
-  test('apply on the target refuses it before anything is installed, dry run or not: the node is judged there', (t) => {
+  test('apply on the target refuses it before anything is installed, dry run or not: the node is judged there', async (t) => {
     // The target is a tree whose /dev/vdq is the test's loop device, reached through a udev-style absolute link.
     const bundleDir = join(dir, 'bundle-by-id');
-    const gen = cli([
+    const gen = await cli([
       'generate',
       '--answers',
       write('by-id.json', answers([{ path: '/dev/disk/by-id/qh-guest-disk', format: 'raw', blockDevice: true }])),
@@ -222,14 +222,14 @@ describe('the host’s own storage is never a guest’s disk (loop devices, moun
       );
       assert.equal(treeHash(root), before, `${flags}: the target is exactly as it was`);
     }
-    const ok = cli(['apply', bundleDir, '--root', root, '--yes']);
+    const ok = await cli(['apply', bundleDir, '--root', root, '--yes']);
     assert.equal(ok.code, 0, `unmounted, the same target takes the bundle: ${ok.stdout}${ok.stderr}`);
     assert.ok(existsSync(join(root, 'etc/systemd/system/qemu-g.service')));
   });
 
-  test('apply on the target refuses a disk path that is a character device there, whatever the generating machine had', (t) => {
+  test('apply on the target refuses a disk path that is a character device there, whatever the generating machine had', async (t) => {
     const bundleDir = join(dir, 'bundle-image');
-    const gen = cli([
+    const gen = await cli([
       'generate',
       '--answers',
       write('image.json', answers([{ path: '/srv/qh-vm/disk.img', format: 'raw' }])),
@@ -244,7 +244,7 @@ describe('the host’s own storage is never a guest’s disk (loop devices, moun
     mkdirSync(join(root, 'srv/qh-vm'), { recursive: true });
     execFileSync('mknod', ['-m', '0600', join(root, 'srv/qh-vm/disk.img'), 'c', '1', '3']);
     const before = treeHash(root);
-    const r = cli(['apply', bundleDir, '--root', root, '--yes']);
+    const r = await cli(['apply', bundleDir, '--root', root, '--yes']);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(
       r.stderr,

@@ -157,7 +157,7 @@ describe('the corpora: every file imports (and its bundle passes verify) or is r
     assert.ok(c.imported + c.defaulted > 0 && c.refused > 0);
     const noConf = join(tempDir(t, 'qh-noconf-'), 'qemu.conf');
     writeFileSync(noConf, '# libvirt defaults\n');
-    const all = cli(['import', 'libvirt', '--qemu-conf', noConf, ...files]);
+    const all = await cli(['import', 'libvirt', '--qemu-conf', noConf, ...files]);
     assert.equal(all.code, 2, 'the whole directory in one run: some guests are refused');
     noTrace(all.stdout + all.stderr);
     assert.match(
@@ -177,7 +177,7 @@ describe('the corpora: every file imports (and its bundle passes verify) or is r
     assert.ok(files.length > 50);
     const c = await corpusProof(t, files, (f) => fromProxmox(f.map(input), { storages, host }), 'proxmox');
     assert.ok(c.imported + c.defaulted > 0 && c.refused > 0);
-    const all = cli(['import', 'proxmox', '--storage-cfg', join(PROXMOX, 'storage.cfg'), ...files]);
+    const all = await cli(['import', 'proxmox', '--storage-cfg', join(PROXMOX, 'storage.cfg'), ...files]);
     assert.equal(all.code, 2, 'the whole directory in one run: some guests are refused');
     noTrace(all.stdout + all.stderr);
     assert.match(
@@ -392,7 +392,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     }
   });
 
-  test('libvirt: the QEMU namespace is refused in every form, exit 2', (t) => {
+  test('libvirt: the QEMU namespace is refused in every form, exit 2', async (t) => {
     const NS = 'http://libvirt.org/schemas/domain/qemu/1.0';
     const dir = guestFilesDir(t, 'qh-qemu-ns-');
     const forms: [label: string, xml: string, element: string][] = [
@@ -433,7 +433,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
       assert.match(item.message, /libvirt's QEMU namespace.*straight to QEMU/, label);
       const file = join(dir, `form-${n}.xml`);
       writeFileSync(file, withDisk(xml));
-      const r = cli(['import', 'libvirt', file]);
+      const r = await cli(['import', 'libvirt', file]);
       assert.equal(r.code, 2, `${label}: exit ${r.code}\n${r.stdout}`);
       assert.match(r.stdout, new RegExp(`${element}: is in libvirt's QEMU namespace`), label);
     }
@@ -477,7 +477,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     assert.equal(tls.doc!.guests[0]!.migration, undefined);
   });
 
-  test('QEMU options removed since Debian 12 become what replaced them, each named with the release; the rest is refused naming it', (t) => {
+  test('QEMU options removed since Debian 12 become what replaced them, each named with the release; the rest is refused naming it', async (t) => {
     const pve = (text: string) => {
       const r = fromProxmox(
         [{ file: '/etc/pve/qemu-server/7.conf', read: () => `memory: 512\nvirtio0: /srv/a.raw\n${text}` }],
@@ -605,7 +605,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     // The text report names each translation.
     const file = join(tempDir(t, 'qh-removed-'), '7.conf');
     writeFileSync(file, 'memory: 512\nvirtio0: /srv/a.raw\nargs: -no-hpet\n');
-    const r = cli(['import', 'proxmox', file]);
+    const r = await cli(['import', 'proxmox', file]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(
       r.stdout,
@@ -700,7 +700,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
       `<domain type='kvm'><name>u</name><memory unit='MiB'>64</memory><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/u.img'/><target dev='vda'/></disk><hostdev mode='subsystem' type='usb'><source><vendor id='0x1D6B'/><product id='0x0002'/></source></hostdev></devices></domain>`,
     );
     const out = join(dir, 'answers.json');
-    const r = cli(['import', 'libvirt', usbXml, '--out', out]);
+    const r = await cli(['import', 'libvirt', usbXml, '--out', out]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(
       r.stdout,
@@ -713,13 +713,13 @@ describe('carried, defaulted and refused as the issue lists them', () => {
     };
     assert.deepEqual(written.guests[0]!.passthrough.usb, [{ vendorId: '1d6b', productId: '0002' }]);
     assert.match(written.acceptedRisks[0]!.reason, /^<write here, in your own words, .*USB device 1d6b:0002>$/);
-    const refused = cli(['generate', '--answers', out, '--out', join(dir, 'bundle')]);
+    const refused = await cli(['generate', '--answers', out, '--out', join(dir, 'bundle')]);
     assert.equal(refused.code, 2, refused.stderr);
     assert.match(refused.stderr, /acceptedRisks\.0\.reason: is still the request import wrote/);
     assert.ok(!existsSync(join(dir, 'bundle')), 'no bundle without the reason');
     written.acceptedRisks[0]!.reason = 'a hardware key the operator gave to this guest';
     writeFileSync(out, JSON.stringify(written));
-    const gen = cli(['generate', '--answers', out, '--out', join(dir, 'bundle')]);
+    const gen = await cli(['generate', '--answers', out, '--out', join(dir, 'bundle')]);
     assert.equal(gen.code, 0, gen.stderr);
     const p = fromProxmox([input(join(PROXMOX, 'q35-linux-hostpci.conf'))], {
       host: thisHost({ sysfsPci: devices }),
@@ -836,7 +836,7 @@ describe('carried, defaulted and refused as the issue lists them', () => {
 });
 
 describe('hostile files: clear errors, fast, no stack trace', () => {
-  test('billion laughs, external entity, undefined entity, 50 MB, deep nesting, bad names', (t) => {
+  test('billion laughs, external entity, undefined entity, 50 MB, deep nesting, bad names', async (t) => {
     const dir = guestFilesDir(t, 'qh-hostile-');
     const files: [string, string | (() => void), RegExp, number][] = [
       [
@@ -896,30 +896,30 @@ describe('hostile files: clear errors, fast, no stack trace', () => {
       const ms = performance.now() - t0;
       assert.ok(ms < 250, `${file}: ${ms.toFixed(0)} ms to read, check and refuse or import`);
       assert.equal(exitStatus(report.outcome), code, `${file}: ${JSON.stringify(report.guests[0])}`);
-      const r = cli(['import', 'libvirt', file]);
+      const r = await cli(['import', 'libvirt', file]);
       assert.equal(r.code, code, `${file}: exit ${r.code}\n${r.stdout}${r.stderr}`);
       assert.match(r.stdout, re, file);
       noTrace(r.stdout + r.stderr);
     }
-    const names = cli(['import', 'libvirt', '--json', join(dir, 'badname.xml')]);
+    const names = await cli(['import', 'libvirt', '--json', join(dir, 'badname.xml')]);
     const rep = JSON.parse(names.stdout) as ImportReport;
     assert.equal(rep.guests[0]!.name, 'etc-passwd-rm-rf');
     assert.equal(rep.guests[0]!.sourceName, '../../etc/passwd; rm -rf /');
   });
 
-  test('a Proxmox file that is not a configuration, and a storage.cfg that is not one', (t) => {
+  test('a Proxmox file that is not a configuration, and a storage.cfg that is not one', async (t) => {
     const dir = guestFilesDir(t, 'qh-hostile-pve-');
     const bad = join(dir, '100.conf');
     writeFileSync(bad, 'memory: 512\nthis is not a key line\n');
-    const r = cli(['import', 'proxmox', bad]);
+    const r = await cli(['import', 'proxmox', bad]);
     assert.equal(r.code, 2);
     assert.match(r.stdout, /\(document\): line 2: not a "key: value" line/);
     const dup = join(dir, '101.conf');
     writeFileSync(dup, 'net0: virtio=52:54:00:00:00:01,bridge=vmbr0,bridge=vmbr1\n');
-    assert.match(cli(['import', 'proxmox', dup]).stdout, /net0: duplicate key "bridge"/);
+    assert.match((await cli(['import', 'proxmox', dup])).stdout, /net0: duplicate key "bridge"/);
     const cfg = join(dir, 'storage.cfg');
     writeFileSync(cfg, 'garbage\n');
-    const s = cli(['import', 'proxmox', '--storage-cfg', cfg, bad]);
+    const s = await cli(['import', 'proxmox', '--storage-cfg', cfg, bad]);
     assert.equal(s.code, 2);
     assert.match(s.stderr, /storage\.cfg:1: not a storage header/);
     noTrace(r.stdout + r.stderr + s.stdout + s.stderr);
@@ -927,12 +927,12 @@ describe('hostile files: clear errors, fast, no stack trace', () => {
 });
 
 describe('the import command', () => {
-  test('--out is written atomically only when every guest imports; exit 0/1/2; --json shape', (t) => {
+  test('--out is written atomically only when every guest imports; exit 0/1/2; --json shape', async (t) => {
     const dir = guestFilesDir(t, 'qh-import-cli-');
     const out = join(dir, 'answers.json');
     const headless = join(LIBVIRT, 'x86_64-q35-headless.xml');
     const refused = join(LIBVIRT, 'tpm-emulator.xml');
-    const r2 = cli(['import', 'libvirt', headless, refused, '--out', out, '--json']);
+    const r2 = await cli(['import', 'libvirt', headless, refused, '--out', out, '--json']);
     assert.equal(r2.code, 2);
     assert.deepEqual(readdirSync(dir), [], 'nothing written, no temporary file left');
     const rep2 = JSON.parse(r2.stdout) as ImportReport;
@@ -960,24 +960,24 @@ describe('the import command', () => {
     assert.equal(rep2.written, false);
     assert.equal(rep2.outcome, 'refused');
 
-    const r1 = cli(['import', 'libvirt', headless, '--out', out]);
+    const r1 = await cli(['import', 'libvirt', headless, '--out', out]);
     assert.equal(r1.code, 1, r1.stdout + r1.stderr);
     assert.match(r1.stdout, /Wrote .*answers\.json/);
     assert.deepEqual(readdirSync(dir), ['answers.json']);
-    const gen = cli(['generate', '--answers', out, '--out', join(dir, 'bundle')]);
+    const gen = await cli(['generate', '--answers', out, '--out', join(dir, 'bundle')]);
     assert.equal(gen.code, 0, gen.stderr);
-    assert.match(cli(['import', 'libvirt', headless, '--out', out]).stderr, /exists; pass --force/);
+    assert.match((await cli(['import', 'libvirt', headless, '--out', out])).stderr, /exists; pass --force/);
 
     const clean = join(dir, 'clean.xml');
     writeFileSync(
       clean,
       `<domain type='kvm'><name>clean</name><memory unit='MiB'>128</memory><vcpu>1</vcpu><os><type machine='q35'>hvm</type></os><devices><disk type='file' device='disk'><driver type='raw'/><source file='/srv/clean.img'/><target dev='vda'/></disk></devices></domain>`,
     );
-    const r0 = cli(['import', 'libvirt', clean, '--out', out, '--force']);
+    const r0 = await cli(['import', 'libvirt', clean, '--out', out, '--force']);
     assert.equal(r0.code, 0, r0.stdout);
     assert.equal((JSON.parse(readFileSync(out, 'utf8')) as { guests: { name: string }[] }).guests[0]!.name, 'clean');
 
-    const conflict = cli(['import', 'libvirt', join(LIBVIRT, 'cputune.xml'), join(LIBVIRT, 'graphics-vnc.xml')]);
+    const conflict = await cli(['import', 'libvirt', join(LIBVIRT, 'cputune.xml'), join(LIBVIRT, 'graphics-vnc.xml')]);
     assert.equal(conflict.code, 2);
     assert.match(
       conflict.stdout,
@@ -986,7 +986,7 @@ describe('the import command', () => {
     assert.match(conflict.stdout, /renamed to "qemuguest1-2"/);
   });
 
-  test('--qemu-conf: libvirt keeps display TLS in qemu.conf; the result agrees with libvirt’s own command line', (t) => {
+  test('--qemu-conf: libvirt keeps display TLS in qemu.conf; the result agrees with libvirt’s own command line', async (t) => {
     const dir = guestFilesDir(t, 'qh-qemuconf-');
     const conf = join(dir, 'qemu.conf');
     writeFileSync(
@@ -1006,10 +1006,19 @@ describe('the import command', () => {
       ].join('\n'),
     );
     // These domains name no disk; each is given one, so that its guest has something to boot.
-    const run = (xml: string) => {
+    const run = async (xml: string) => {
       const copy = join(dir, `${xml}.xml`);
       writeFileSync(copy, withDisk(readFileSync(join(LIBVIRT, `${xml}.xml`), 'utf8')));
-      const r = cli(['import', 'libvirt', '--qemu-conf', conf, '--json', '--out', join(dir, `${xml}.json`), copy]);
+      const r = await cli([
+        'import',
+        'libvirt',
+        '--qemu-conf',
+        conf,
+        '--json',
+        '--out',
+        join(dir, `${xml}.json`),
+        copy,
+      ]);
       assert.equal(r.code, 1, r.stdout + r.stderr);
       return {
         report: JSON.parse(r.stdout) as ImportReport,
@@ -1017,7 +1026,7 @@ describe('the import command', () => {
           .guests[0]!,
       };
     };
-    const vnc = run('graphics-vnc-tls');
+    const vnc = await run('graphics-vnc-tls');
     assert.deepEqual(vnc.guest.display, {
       mode: 'vnc-tls',
       listen: '127.0.0.1',
@@ -1033,7 +1042,7 @@ describe('the import command', () => {
     assert.match(vncArgs, /"dir":"\/etc\/pki\/libvirt-vnc"/);
     assert.ok(vnc.report.guests[0]!.defaulted.some((i) => i.source === `${conf}: migrate_tls_force`));
     // SPICE over TLS authenticates no client: without a password file it comes over on a unix socket.
-    const spice = run('graphics-spice-compression');
+    const spice = await run('graphics-spice-compression');
     assert.deepEqual(spice.guest.display, { mode: 'spice-unix' });
     assert.match(
       readFileSync(join(LIBVIRT, 'graphics-spice-compression.args'), 'utf8'),
@@ -1045,13 +1054,13 @@ describe('the import command', () => {
       ),
     );
     writeFileSync(conf, 'vnc_tls = yes\n');
-    const bad = cli(['import', 'libvirt', '--qemu-conf', conf, join(LIBVIRT, 'graphics-vnc-tls.xml')]);
+    const bad = await cli(['import', 'libvirt', '--qemu-conf', conf, join(LIBVIRT, 'graphics-vnc-tls.xml')]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /qemu\.conf:1: vnc_tls: expected a quoted string, a number or a list/);
     noTrace(bad.stderr);
   });
 
-  test('usage errors', () => {
+  test('usage errors', async () => {
     const cases: [string[], RegExp][] = [
       [['import'], /import needs the kind of source first/],
       [['import', 'vmware', 'x.vmx'], /not "vmware"/],
@@ -1061,16 +1070,16 @@ describe('the import command', () => {
       [['import', 'libvirt', '/nonexistent.xml'], /cannot read: ENOENT/],
     ];
     for (const [args, re] of cases) {
-      const r = cli(args);
+      const r = await cli(args);
       assert.ok(r.code === 2, `${args.join(' ')}: exit ${r.code}`);
       assert.match(r.stdout + r.stderr, re);
       noTrace(r.stdout + r.stderr);
     }
   });
 
-  test('--running reads virsh dumpxml through the tool runner, and says clearly when virsh is absent', (t) => {
+  test('--running reads virsh dumpxml through the tool runner, and says clearly when virsh is absent', async (t) => {
     const dir = guestFilesDir(t, 'qh-virsh-');
-    const absent = cli(['import', 'libvirt', '--running'], { env: { PATH: dir } });
+    const absent = await cli(['import', 'libvirt', '--running'], { env: { PATH: dir } });
     assert.equal(absent.code, 2);
     assert.match(absent.stderr, /needs virsh, which is not installed \(Debian package libvirt-clients\)/);
     noTrace(absent.stderr);
@@ -1087,7 +1096,7 @@ describe('the import command', () => {
     );
     writeFileSync(join(dir, 'node.xml'), `<node>\n${q35}${rbd}</node>\n`);
     const env = { LIBVIRT_DEFAULT_URI: `test://${join(dir, 'node.xml')}` };
-    const r = cli(['import', 'libvirt', '--running', '--json'], { env });
+    const r = await cli(['import', 'libvirt', '--running', '--json'], { env });
     assert.equal(r.code, 2, r.stdout + r.stderr);
     const rep = JSON.parse(r.stdout) as ImportReport;
     assert.deepEqual(
@@ -1104,7 +1113,9 @@ describe('the import command', () => {
     const one = join(dir, 'one.xml');
     writeFileSync(one, `<node>\n${q35}</node>\n`);
     const out = join(dir, 'answers.json');
-    const w = cli(['import', 'libvirt', '--running', '--out', out], { env: { LIBVIRT_DEFAULT_URI: `test://${one}` } });
+    const w = await cli(['import', 'libvirt', '--running', '--out', out], {
+      env: { LIBVIRT_DEFAULT_URI: `test://${one}` },
+    });
     assert.equal(w.code, 1, w.stdout + w.stderr);
     assert.equal(
       (JSON.parse(readFileSync(out, 'utf8')) as { guests: { memoryMiB: number }[] }).guests[0]!.memoryMiB,
@@ -1642,14 +1653,14 @@ describe('Windows guests: the TPM and Secure Boot come over, and the TPM’s sta
     assert.ok(second.refused.some((r) => r.source === 'devices/tpm[2]'));
   });
 
-  test('the JSON report carries the copy, and the CLI exits 1 for it', (t) => {
+  test('the JSON report carries the copy, and the CLI exits 1 for it', async (t) => {
     const dir = tempDir(t, 'qh-import-tpm-');
     const file = join(dir, '100.conf');
     writeFileSync(
       file,
       withDisk('name: win\nbios: ovmf\nmachine: q35\ntpmstate0: /dev/pve/vm-100-disk-1,version=v2.0\n'),
     );
-    const r = cli(['import', 'proxmox', file, '--storage-cfg', join(PROXMOX, 'storage.cfg'), '--json']);
+    const r = await cli(['import', 'proxmox', file, '--storage-cfg', join(PROXMOX, 'storage.cfg'), '--json']);
     assert.equal(r.code, 1, r.stderr);
     const report = JSON.parse(r.stdout) as ImportReport;
     assert.deepEqual(

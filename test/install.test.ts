@@ -89,7 +89,7 @@ function assertNoInternalError(r: { stderr: string }): void {
  */
 function onTerminal(
   args: string[],
-  meanwhile: () => void,
+  meanwhile: () => void | Promise<void>,
   answer = 'y',
 ): Promise<{ status: number | null; out: string }> {
   const cmd = [process.execPath, BIN, ...args].map((a) => `'${a}'`).join(' ');
@@ -102,14 +102,15 @@ function onTerminal(
       out += d.toString();
       if (!asked && /\? \[y\/N\]/.test(out)) {
         asked = true;
-        try {
-          meanwhile();
-        } catch (e) {
-          child.kill('SIGKILL');
-          reject(e as Error);
-          return;
-        }
-        child.stdin.write(`${answer}\n`);
+        Promise.resolve()
+          .then(meanwhile)
+          .then(
+            () => child.stdin.write(`${answer}\n`),
+            (e: unknown) => {
+              child.kill('SIGKILL');
+              reject(e as Error);
+            },
+          );
       }
     });
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -123,7 +124,7 @@ function onTerminal(
 const bundles = tempDir({ after }, 'qh-install-bundles-');
 const server = join(bundles, 'kvm-headless');
 const tenants = join(bundles, 'multi-tenant');
-before(() => {
+before(async () => {
   requireTool('systemd-sysusers', 'systemd');
   requireTool('systemd-tmpfiles', 'systemd');
   chmodSync(bundles, 0o755);
@@ -131,7 +132,7 @@ before(() => {
     ['kvm-headless', server],
     ['multi-tenant', tenants],
   ] as const)
-    assert.equal(cli(['generate', '--preset', preset, '--out', out]).code, 0);
+    assert.equal((await cli(['generate', '--preset', preset, '--out', out])).code, 0);
 });
 
 type T = { after(fn: () => void): void };
@@ -154,22 +155,22 @@ function host(t: T): { dir: string; file: string; hash: () => string } {
 }
 
 /** A root with `bundle` installed and its unit edited by hand, so that the next apply replaces (and backs up) it. */
-function installedAndEdited(t: T): string {
+async function installedAndEdited(t: T): Promise<string> {
   const root = newRoot(t);
-  const r = cli(['apply', server, '--root', root, '--yes']);
+  const r = await cli(['apply', server, '--root', root, '--yes']);
   assert.equal(r.code, 0, r.stderr);
   writeFileSync(join(root, UNIT), readFileSync(join(root, UNIT), 'utf8') + '# edited by hand\n');
   return root;
 }
 
 describe('apply, rollback and status never follow a symlink out of --root (#20 item 1)', () => {
-  test('the install record (.installed) as a symlink to a host directory: refused, the host directory untouched', (t) => {
+  test('the install record (.installed) as a symlink to a host directory: refused, the host directory untouched', async (t) => {
     const root = newRoot(t);
     const h = host(t);
     mkdirSync(join(root, 'var/lib/qemu-harden'), { recursive: true });
     symlinkSync(h.dir, join(root, RECORD));
     const [before, hostBefore] = [treeHash(root), h.hash()];
-    const r = cli(['apply', server, '--root', root, '--yes']);
+    const r = await cli(['apply', server, '--root', root, '--yes']);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(
       r.stderr,
@@ -180,19 +181,19 @@ describe('apply, rollback and status never follow a symlink out of --root (#20 i
     assert.equal(treeHash(root), before);
   });
 
-  test('a parent of the record (var/lib/qemu-harden) as a symlink to a host directory: refused, the host untouched', (t) => {
+  test('a parent of the record (var/lib/qemu-harden) as a symlink to a host directory: refused, the host untouched', async (t) => {
     const root = newRoot(t);
     const h = host(t);
     mkdirSync(join(root, 'var/lib'), { recursive: true });
     symlinkSync(h.dir, join(root, 'var/lib/qemu-harden'));
     const hostBefore = h.hash();
-    const r = cli(['apply', server, '--root', root, '--yes']);
+    const r = await cli(['apply', server, '--root', root, '--yes']);
     assert.equal(h.hash(), hostBefore);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /through a symlink; nothing was changed/);
   });
 
-  test('temporaries beside a target and beside the journal planted as symlinks to host files: never written through', (t) => {
+  test('temporaries beside a target and beside the journal planted as symlinks to host files: never written through', async (t) => {
     const root = newRoot(t);
     const h = host(t);
     const plants = [
@@ -206,27 +207,27 @@ describe('apply, rollback and status never follow a symlink out of --root (#20 i
       symlinkSync(h.file, join(root, p));
     }
     const hostBefore = h.hash();
-    const r = cli(['apply', server, '--root', root, '--yes']);
+    const r = await cli(['apply', server, '--root', root, '--yes']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.equal(h.hash(), hostBefore, 'the host file keeps its content, mode and owner');
     assertInstalled(root, server);
   });
 
-  test('the backup directory as a symlink to a host directory: refused before anything changes', (t) => {
-    const root = installedAndEdited(t);
+  test('the backup directory as a symlink to a host directory: refused before anything changes', async (t) => {
+    const root = await installedAndEdited(t);
     const h = host(t);
     mkdirSync(join(root, 'var/backups'), { recursive: true });
     symlinkSync(h.dir, join(root, 'var/backups/qemu-harden'));
     const [before, hostBefore] = [treeHash(root), h.hash()];
-    const r = cli(['apply', server, '--root', root, '--yes']);
+    const r = await cli(['apply', server, '--root', root, '--yes']);
     assert.equal(h.hash(), hostBefore);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /\/var\/backups\/qemu-harden: .*through a symlink; nothing was changed/);
     assert.equal(treeHash(root), before);
   });
 
-  test('a symlink inside the backup directory (each second of the next two minutes): the install stops at it, the host untouched', (t) => {
-    const root = installedAndEdited(t);
+  test('a symlink inside the backup directory (each second of the next two minutes): the install stops at it, the host untouched', async (t) => {
+    const root = await installedAndEdited(t);
     const h = host(t);
     const now = Date.now();
     for (let s = 0; s < 120; s++) {
@@ -239,7 +240,7 @@ describe('apply, rollback and status never follow a symlink out of --root (#20 i
     }
     const hostBefore = h.hash();
     const edited = readFileSync(join(root, UNIT));
-    const r = cli(['apply', server, '--root', root, '--yes']);
+    const r = await cli(['apply', server, '--root', root, '--yes']);
     assert.equal(h.hash(), hostBefore, 'no backup was copied into the host directory');
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /apply stopped midway: \/etc\/systemd\/system\/qemu-server\.service: .*through a symlink/);
@@ -247,14 +248,14 @@ describe('apply, rollback and status never follow a symlink out of --root (#20 i
     assertNoInternalError(r);
     assert.deepEqual(readFileSync(join(root, UNIT)), edited, 'a file is never replaced before its backup is made');
     rmSync(join(root, 'var/backups'), { recursive: true });
-    const again = cli(['apply', server, '--root', root, '--yes']);
+    const again = await cli(['apply', server, '--root', root, '--yes']);
     assert.equal(again.code, 0, again.stdout + again.stderr);
     assertInstalled(root, server);
   });
 
   test('a target’s directory swapped for a symlink while apply waits for its answer: stopped at the moment of use', async (t) => {
     requireTool('script', 'util-linux');
-    const root = installedAndEdited(t);
+    const root = await installedAndEdited(t);
     const h = host(t);
     // The host directory holds what the tree's did: an install that follows the symlink goes through with it.
     const units = join(h.dir, 'units');
@@ -283,30 +284,30 @@ describe('apply, rollback and status never follow a symlink out of --root (#20 i
     assert.match(r.out, /\.installed is not a directory.*nothing was changed/);
   });
 
-  test('rollback: the previous bundle as a symlink to a host directory is refused, never installed from', (t) => {
+  test('rollback: the previous bundle as a symlink to a host directory is refused, never installed from', async (t) => {
     const root = newRoot(t);
-    assert.equal(cli(['apply', tenants, '--root', root, '--yes']).code, 0);
-    assert.equal(cli(['apply', server, '--root', root, '--yes']).code, 0);
+    assert.equal((await cli(['apply', tenants, '--root', root, '--yes'])).code, 0);
+    assert.equal((await cli(['apply', server, '--root', root, '--yes'])).code, 0);
     const h = host(t);
     cpSync(join(root, RECORD, 'previous'), join(h.dir, 'previous'), { recursive: true });
     rmSync(join(root, RECORD, 'previous'), { recursive: true });
     symlinkSync(join(h.dir, 'previous'), join(root, RECORD, 'previous'));
     const before = treeHash(root);
-    const r = cli(['rollback', '--root', root, '--yes']);
+    const r = await cli(['rollback', '--root', root, '--yes']);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /previous is not a directory.*nothing was changed/);
     assert.equal(treeHash(root), before);
   });
 
-  test('status: a FIFO in the record is reported at once, never opened; a unit directory leading out of the tree is drift', (t) => {
+  test('status: a FIFO in the record is reported at once, never opened; a unit directory leading out of the tree is drift', async (t) => {
     requireTool('mkfifo', 'coreutils');
     const root = newRoot(t);
-    assert.equal(cli(['apply', server, '--root', root, '--yes']).code, 0);
+    assert.equal((await cli(['apply', server, '--root', root, '--yes'])).code, 0);
     const h = host(t);
     cpSync(join(root, 'etc/systemd/system'), join(h.dir, 'units'), { recursive: true });
     renameSync(join(root, 'etc/systemd/system'), join(root, 'etc/systemd/system.real'));
     symlinkSync(join(h.dir, 'units'), join(root, 'etc/systemd/system'));
-    const drift = cli(['status', '--root', root, '--json']);
+    const drift = await cli(['status', '--root', root, '--json']);
     assert.equal(drift.code, 1, drift.stdout + drift.stderr);
     const report = JSON.parse(drift.stdout) as { guests: { drift: { path: string; problem: string }[] }[] };
     assert.deepEqual(report.guests[0]!.drift, [
@@ -324,7 +325,7 @@ describe('apply, rollback and status never follow a symlink out of --root (#20 i
     );
   });
 
-  test('systemd-sysusers and systemd-tmpfiles get the bundle’s configuration, not a path they would follow out of the tree', (t) => {
+  test('systemd-sysusers and systemd-tmpfiles get the bundle’s configuration, not a path they would follow out of the tree', async (t) => {
     const root = newRoot(t);
     const h = host(t);
     const hostConf = join(h.dir, 'intruder.conf');
@@ -338,7 +339,7 @@ describe('apply, rollback and status never follow a symlink out of --root (#20 i
       `#!/bin/sh\nln -sf '${hostConf}' '${root}/etc/sysusers.d/qemu-harden.conf'\nexec '${real}' "$@"\n`,
       { mode: 0o755 },
     );
-    const r = cli(['apply', server, '--root', root, '--yes'], { env: { PATH: `${bin}:${process.env.PATH}` } });
+    const r = await cli(['apply', server, '--root', root, '--yes'], { env: { PATH: `${bin}:${process.env.PATH}` } });
     const passwd = readFileSync(join(root, 'etc/passwd'), 'utf8');
     assert.doesNotMatch(passwd, /^intruder:/m, 'no user from the host file');
     assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -364,11 +365,11 @@ describe('apply installs only what qemu-harden generates from the bundle’s own
     return bundle;
   };
 
-  test('a consistent forged bundle (User=root, no -sandbox, a sudoers file, manifest recomputed) is refused, naming the files', (t) => {
+  test('a consistent forged bundle (User=root, no -sandbox, a sudoers file, manifest recomputed) is refused, naming the files', async (t) => {
     const root = newRoot(t);
     const bundle = forge(t, true);
     const before = treeHash(root);
-    const r = cli(['apply', bundle, '--root', root, '--yes']);
+    const r = await cli(['apply', bundle, '--root', root, '--yes']);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(
       r.stderr,
@@ -383,10 +384,10 @@ describe('apply installs only what qemu-harden generates from the bundle’s own
     assert.equal(treeHash(root), before, 'nothing on the tree changed');
   });
 
-  test('the forged unit alone is refused by regeneration; export ansible refuses it too, writing nothing', (t) => {
+  test('the forged unit alone is refused by regeneration; export ansible refuses it too, writing nothing', async (t) => {
     const root = newRoot(t);
     const bundle = forge(t, false);
-    const r = cli(['apply', bundle, '--root', root, '--yes']);
+    const r = await cli(['apply', bundle, '--root', root, '--yes']);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(
       r.stderr,
@@ -394,7 +395,7 @@ describe('apply installs only what qemu-harden generates from the bundle’s own
     );
     assert.doesNotMatch(r.stderr, /never installs/);
     const out = join(tempDir(t), 'export');
-    const e = cli(['export', 'ansible', '--host', `h=${bundle}`, '--out', out]);
+    const e = await cli(['export', 'ansible', '--host', `h=${bundle}`, '--out', out]);
     assert.equal(e.code, 2, e.stderr);
     assert.match(e.stderr, /is refused; nothing was written: .*differs from what answers\.json produces/s);
     assert.ok(!existsSync(out));
@@ -438,8 +439,8 @@ describe('apply installs only what qemu-harden generates from the bundle’s own
 });
 
 describe('a damaged record, an I/O error: an exit status, what was done, the way out (#20 item 9)', () => {
-  test('a truncated journal.json: apply, rollback and status exit 2 naming it and the way out; nothing changes', (t) => {
-    const root = installedAndEdited(t);
+  test('a truncated journal.json: apply, rollback and status exit 2 naming it and the way out; nothing changes', async (t) => {
+    const root = await installedAndEdited(t);
     writeFileSync(join(root, RECORD, 'journal.json'), '{"action": "apply", "fr');
     const before = treeHash(root);
     for (const args of [
@@ -447,7 +448,7 @@ describe('a damaged record, an I/O error: an exit status, what was done, the way
       ['rollback', '--root', root, '--yes'],
       ['status', '--root', root],
     ]) {
-      const r = cli(args);
+      const r = await cli(args);
       assert.equal(r.code, 2, `${args[0]}: ${r.stdout}${r.stderr}`);
       assert.match(r.stderr, /the install record is damaged: .*journal\.json is not valid JSON/);
       assert.match(r.stderr, /To go on: move it aside \(mv .*journal\.json .*journal\.json\.damaged\)/);
@@ -456,15 +457,15 @@ describe('a damaged record, an I/O error: an exit status, what was done, the way
     }
   });
 
-  test('a truncated file in the record’s copy of the installed bundle: exit 2 naming it; moved aside, apply completes', (t) => {
-    const root = installedAndEdited(t);
+  test('a truncated file in the record’s copy of the installed bundle: exit 2 naming it; moved aside, apply completes', async (t) => {
+    const root = await installedAndEdited(t);
     const copy = join(root, RECORD, 'current/root', UNIT);
     truncateSync(copy, 100);
     for (const args of [
       ['apply', server, '--root', root, '--yes'],
       ['status', '--root', root],
     ]) {
-      const r = cli(args);
+      const r = await cli(args);
       assert.equal(r.code, 2, `${args[0]}: ${r.stdout}${r.stderr}`);
       assert.match(
         r.stderr,
@@ -473,15 +474,15 @@ describe('a damaged record, an I/O error: an exit status, what was done, the way
       assertNoInternalError(r);
     }
     renameSync(join(root, RECORD, 'current'), join(root, RECORD, 'current.damaged'));
-    const r = cli(['apply', server, '--root', root, '--yes']);
+    const r = await cli(['apply', server, '--root', root, '--yes']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assertInstalled(root, server);
   });
 
-  test('an I/O error while a file is put in place: exit 1, what was done, and the next apply completes the install', (t) => {
+  test('an I/O error while a file is put in place: exit 1, what was done, and the next apply completes the install', async (t) => {
     const strace = requireTool('strace', 'strace');
     const root = newRoot(t);
-    assert.equal(cli(['apply', tenants, '--root', root, '--yes']).code, 0);
+    assert.equal((await cli(['apply', tenants, '--root', root, '--yes'])).code, 0);
     const traced = (inject?: number) => {
       const log = join(root, '..', `${root.split('/').pop()}.trace`);
       t.after(() => rmSync(log, { force: true }));
@@ -550,7 +551,7 @@ describe('a damaged record, an I/O error: an exit status, what was done, the way
     assertNoInternalError(r);
     assert.ok(existsSync(join(root, RECORD, 'journal.json')), 'the journal records the unfinished install');
 
-    const again = cli(['apply', server, '--root', root, '--yes']);
+    const again = await cli(['apply', server, '--root', root, '--yes']);
     assert.equal(again.code, 0, again.stdout + again.stderr);
     assert.match(again.stdout, /^Interrupted install: the last apply .* stopped midway/m);
     assertInstalled(root, server);
@@ -564,8 +565,8 @@ test('what the operator confirmed is what is installed and recorded, however the
   const bundle = join(dir, 'bundle');
   cpSync(server, bundle, { recursive: true });
   // The same files with other contents (the guest's memory): a second read would install or record these.
-  const r = await onTerminal(['apply', bundle, '--root', root], () => {
-    const g = cli([
+  const r = await onTerminal(['apply', bundle, '--root', root], async () => {
+    const g = await cli([
       'generate',
       '--preset',
       'kvm-headless',

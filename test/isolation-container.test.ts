@@ -169,7 +169,7 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
     writeLinuxGuest(join(images, LAN), ['virtio_pci', 'virtio_net', '9pnet_virtio', '9p'], LAN_SCRIPT);
     const answersFile = join(dir, 'answers.json');
     writeFileSync(answersFile, JSON.stringify(answers()));
-    const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
+    const gen = await cli(['generate', '--answers', answersFile, '--out', bundle]);
     assert.equal(gen.code, 0, gen.stderr);
     ct.prepare();
     mkdirSync(join(ct.root, SHARE_RO), { recursive: true });
@@ -177,7 +177,7 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
     // A link out of the share, to a file of the host the guest must never read.
     writeFileSync(join(ct.root, 'srv/outside.txt'), 'host-file-outside-the-share\n', { mode: 0o644 });
     symlinkSync('/srv/outside.txt', join(ct.root, SHARE_RO, 'escape'));
-    const applied = cli(['apply', bundle, '--root', ct.root, '--yes']);
+    const applied = await cli(['apply', bundle, '--root', ct.root, '--yes']);
     assert.equal(applied.code, 0, applied.stderr + applied.stdout);
 
     const certs = join(dir, 'certs');
@@ -204,13 +204,13 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
       );
   });
 
-  test('apply checks the TLS keys and SPICE passwords it never changes: owner and mode', () => {
-    const ok = cli(['apply', bundle, '--root', ct.root, '--yes']);
+  test('apply checks the TLS keys and SPICE passwords it never changes: owner and mode', async () => {
+    const ok = await cli(['apply', bundle, '--root', ct.root, '--yes']);
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     assert.match(ok.stdout, /done {2}check TLS keys and passwords: owners and modes as required/);
     const key = join(ct.root, tlsDir('dst'), 'server-key.pem');
     chmodSync(key, 0o440);
-    const loose = cli(['apply', bundle, '--root', ct.root, '--yes']);
+    const loose = await cli(['apply', bundle, '--root', ct.root, '--yes']);
     chmodSync(key, 0o400);
     assert.equal(loose.code, 1);
     assert.match(
@@ -218,7 +218,7 @@ describe('runtime isolation under real systemd (container, TCG)', () => {
       /FAIL {2}check TLS keys and passwords: \/etc\/qh-tls\/dst\/server-key\.pem has mode 440; group and others must have no access/,
     );
     chownSync(join(ct.root, passwordFile('src')), 1234, 1234);
-    const owned = cli(['apply', bundle, '--root', ct.root, '--yes']);
+    const owned = await cli(['apply', bundle, '--root', ct.root, '--yes']);
     chownSync(join(ct.root, passwordFile('src')), 0, 0);
     assert.equal(owned.code, 1);
     assert.match(owned.stdout, /\/etc\/qh-tls\/src-spice-password belongs to uid 1234, not root/);

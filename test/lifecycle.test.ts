@@ -59,7 +59,7 @@ const shared = tempDir({ after }, 'qh-lifecycle-bundles-');
 const bundles = join(shared, 'bundles');
 const v1 = join(bundles, 'v1');
 const v2 = join(bundles, 'v2');
-before(() => {
+before(async () => {
   chmodSync(shared, 0o755);
   mkdirSync(bundles, { mode: 0o755 });
   for (const [name, doc] of [
@@ -67,7 +67,7 @@ before(() => {
     ['v2', V2],
   ] as const) {
     writeFileSync(join(shared, `${name}.json`), JSON.stringify(doc));
-    const r = cli(['generate', '--answers', join(shared, `${name}.json`), '--out', join(bundles, name)]);
+    const r = await cli(['generate', '--answers', join(shared, `${name}.json`), '--out', join(bundles, name)]);
     assert.equal(r.code, 0, r.stderr);
   }
 });
@@ -660,14 +660,14 @@ describe('day two: apply, removal, activation, status and rollback under real sy
     assert.equal(s.code, 0, s.stdout);
   });
 
-  test('a guest that fails to start: apply reports its last journal lines and exits 1', () => {
+  test('a guest that fails to start: apply reports its last journal lines and exits 1', async () => {
     const broken = {
       ...V1,
       guests: [...V1.guests, guest('delta', { disks: [{ path: '/images/missing.img', format: 'raw' }] })],
     };
     writeFileSync(join(dir, 'v3.json'), JSON.stringify(broken));
     const v3 = join(dir, 'v3');
-    assert.equal(cli(['generate', '--answers', join(dir, 'v3.json'), '--out', v3]).code, 0);
+    assert.equal((await cli(['generate', '--answers', join(dir, 'v3.json'), '--out', v3])).code, 0);
     // The container's /tmp is its own tmpfs: the bundle goes to /root.
     mkdirSync(join(ct.root, 'root'), { recursive: true });
     execFileSync('cp', ['-a', v3, join(ct.root, 'root/v3')]);
@@ -686,14 +686,14 @@ const KILL_AT = ['rename', 'renameat', 'renameat2', 'unlink', 'unlinkat', 'rmdir
 
 const applyArgv = (root: string, bundle: string) => [process.execPath, BIN, 'apply', bundle, '--root', root, '--yes'];
 
-test('apply killed with SIGKILL at points across its install: the next apply reports it and completes, or rollback restores the bundle before it; the tree matches', (t) => {
+test('apply killed with SIGKILL at points across its install: the next apply reports it and completes, or rollback restores the bundle before it; the tree matches', async (t) => {
   requireTool('systemd-sysusers', 'systemd');
   const tmp = tempDir(t, 'qh-lifecycle-kill-');
   const base = join(tmp, 'base');
   mkdirSync(join(base, 'etc'), { recursive: true });
   writeFileSync(join(base, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   writeFileSync(join(base, 'etc/group'), 'root:x:0:\n');
-  assert.equal(cli(['apply', v1, '--root', base, '--yes']).code, 0);
+  assert.equal((await cli(['apply', v1, '--root', base, '--yes'])).code, 0);
   const work = join(tmp, 'work');
   const fresh = () => {
     rmSync(work, { recursive: true, force: true });
@@ -739,10 +739,10 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
     fresh();
     kill(p, `kill-${i}.trace`);
     assert.ok(existsSync(join(work, RECORD, 'journal.json')), `the journal is there after a kill at ${p.line}`);
-    const st = cli(['status', '--root', work, '--json']);
+    const st = await cli(['status', '--root', work, '--json']);
     assert.equal(st.code, 1, 'status reports the interrupted install');
     assert.equal((JSON.parse(st.stdout) as { interrupted: { action: string } }).interrupted.action, 'apply');
-    const next = cli(['apply', v2, '--root', work, '--yes']);
+    const next = await cli(['apply', v2, '--root', work, '--yes']);
     assert.equal(next.code, 0, next.stderr + next.stdout);
     assert.match(
       next.stdout,
@@ -761,7 +761,7 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
   for (const p of [wanted[1]!, wanted[4]!]) {
     fresh();
     kill(p, 'kill-rollback.trace');
-    const rb = cli(['rollback', '--root', work, '--yes']);
+    const rb = await cli(['rollback', '--root', work, '--yes']);
     assert.equal(rb.code, 0, rb.stderr + rb.stdout);
     assert.match(rb.stdout, /^The last apply stopped midway; rolling back to the bundle installed before it\.$/m);
     assertInstalled(work, v1, []);
@@ -769,13 +769,13 @@ test('apply killed with SIGKILL at points across its install: the next apply rep
   t.diagnostic(`${points.length} kill points, then 2 rollbacks after a kill`);
 });
 
-test('a failed step leaves the install unfinished: no record moved, the next apply reports it, runs every step again and completes', (t) => {
+test('a failed step leaves the install unfinished: no record moved, the next apply reports it, runs every step again and completes', async (t) => {
   requireTool('systemd-sysusers', 'systemd');
   const root = tempDir(t, 'qh-lifecycle-step-');
   // A directory where systemd-sysusers reads the user database: its step fails.
   mkdirSync(join(root, 'etc/passwd'), { recursive: true });
   writeFileSync(join(root, 'etc/group'), 'root:x:0:\n');
-  const failed = cli(['apply', v1, '--root', root, '--yes']);
+  const failed = await cli(['apply', v1, '--root', root, '--yes']);
   assert.equal(failed.code, 1, failed.stdout + failed.stderr);
   assert.match(failed.stdout, /FAIL +create users and groups \(systemd-sysusers\)/);
   assert.match(failed.stderr, /a step failed, so this apply is not recorded as complete/);
@@ -783,7 +783,7 @@ test('a failed step leaves the install unfinished: no record moved, the next app
     existsSync(join(root, RECORD, 'journal.json')) && !existsSync(join(root, RECORD, 'current')),
     'the journal stays, nothing is recorded as installed',
   );
-  const st = cli(['status', '--root', root]);
+  const st = await cli(['status', '--root', root]);
   assert.equal(st.code, 2);
   assert.match(
     st.stderr,
@@ -792,17 +792,17 @@ test('a failed step leaves the install unfinished: no record moved, the next app
 
   rmSync(join(root, 'etc/passwd'), { recursive: true });
   writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-  const again = cli(['apply', v1, '--root', root, '--yes']);
+  const again = await cli(['apply', v1, '--root', root, '--yes']);
   assert.equal(again.code, 0, again.stdout + again.stderr);
   assert.match(again.stdout, /^Interrupted install: the last apply .* stopped midway/m);
   assert.match(again.stdout, /^Nothing to change under /m, 'the files were all installed the first time');
   assert.match(again.stdout, /done +create users and groups/);
   assert.match(readFileSync(join(root, 'etc/passwd'), 'utf8'), /^qemu-alpha:/m);
   assertInstalled(root, v1, []);
-  assert.equal(cli(['status', '--root', root]).code, 0);
+  assert.equal((await cli(['status', '--root', root])).code, 0);
 });
 
-test('the bundle README draws each guest’s reach as a Mermaid graph: guest → user → files, devices, sockets, network', (t) => {
+test('the bundle README draws each guest’s reach as a Mermaid graph: guest → user → files, devices, sockets, network', async (t) => {
   const tmp = tempDir(t);
   writeFileSync(
     join(tmp, 'a.json'),
@@ -814,7 +814,7 @@ test('the bundle README draws each guest’s reach as a Mermaid graph: guest →
       ],
     }),
   );
-  assert.equal(cli(['generate', '--answers', join(tmp, 'a.json'), '--out', join(tmp, 'b')]).code, 0);
+  assert.equal((await cli(['generate', '--answers', join(tmp, 'a.json'), '--out', join(tmp, 'b')])).code, 0);
   const readme = readFileSync(join(tmp, 'b/README.md'), 'utf8');
   const graph = /```mermaid\nflowchart LR\n([\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(graph, 'a mermaid block');

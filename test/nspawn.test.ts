@@ -80,10 +80,10 @@ for (const c of CASES) {
       const answersFile = join(dir, 'answers.json');
       writeFileSync(answersFile, JSON.stringify(doc));
       const bundle = join(dir, 'bundle');
-      const gen = cli(['generate', '--answers', answersFile, '--out', bundle]);
+      const gen = await cli(['generate', '--answers', answersFile, '--out', bundle]);
       assert.equal(gen.code, 0, gen.stderr);
       ct.prepare();
-      const applied = cli(['apply', bundle, '--root', ct.root, '--yes']);
+      const applied = await cli(['apply', bundle, '--root', ct.root, '--yes']);
       assert.equal(applied.code, 0, applied.stderr + applied.stdout);
       await ct.boot({ binds: { [images]: '/images' }, privateNetwork: true });
       for (const g of answers.guests)

@@ -18,7 +18,7 @@ const REQUIRED_PRESETS = [
 ];
 
 describe('presets', () => {
-  test('the shipped presets cover the required cases, each with a one-line description', () => {
+  test('the shipped presets cover the required cases, each with a one-line description', async () => {
     const all = listPresets();
     for (const name of REQUIRED_PRESETS)
       assert.ok(
@@ -27,7 +27,7 @@ describe('presets', () => {
       );
     for (const p of all) assert.ok(p.description.length > 10 && !p.description.includes('\n'), `${p.name} description`);
     for (const p of all) for (const n of p.notes) assert.ok(n.length > 20 && !n.includes('\n'), `${p.name} note ${n}`);
-    const r = cli(['presets', '--json']);
+    const r = await cli(['presets', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const listed = JSON.parse(r.stdout) as { name: string; description: string }[];
     assert.deepEqual(
@@ -37,8 +37,8 @@ describe('presets', () => {
     assert.ok(listed.every((p) => typeof p.description === 'string' && p.description.length > 0));
   });
 
-  test('windows-11 says which drivers its virtio disk needs, and what to do without them', () => {
-    const text = cli(['presets']);
+  test('windows-11 says which drivers its virtio disk needs, and what to do without them', async () => {
+    const text = await cli(['presets']);
     assert.equal(text.code, 0, text.stderr);
     const notes = listPresets()
       .find((p) => p.name === 'windows-11')!
@@ -52,17 +52,17 @@ describe('presets', () => {
 
   for (const name of REQUIRED_PRESETS) {
     describe(name, () => {
-      test('generates, regenerates byte for byte from answers.json, and passes verify with the real tools', (t) => {
+      test('generates, regenerates byte for byte from answers.json, and passes verify with the real tools', async (t) => {
         requireTool('systemd-analyze', 'systemd');
         requireTool('apparmor_parser', 'apparmor');
         requireTool('sha256sum', 'coreutils');
         const tmp = tempDir(t);
         const out = join(tmp, 'bundle');
-        const gen = cli(['generate', '--preset', name, '--out', out]);
+        const gen = await cli(['generate', '--preset', name, '--out', out]);
         assert.equal(gen.code, 0, gen.stderr);
 
         const again = join(tmp, 'again');
-        const regen = cli(['generate', '--answers', join(out, 'answers.json'), '--out', again]);
+        const regen = await cli(['generate', '--answers', join(out, 'answers.json'), '--out', again]);
         assert.equal(regen.code, 0, regen.stderr);
         const files = walk(out);
         assert.deepEqual(walk(again), files);
@@ -78,7 +78,7 @@ describe('presets', () => {
             .every((l) => l.endsWith(': OK')),
         );
 
-        const v = cli(['verify', out, '--json']);
+        const v = await cli(['verify', out, '--json']);
         const report = JSON.parse(v.stdout) as {
           checks: { check: string; status: string }[];
           findings: unknown[];

@@ -340,9 +340,9 @@ describe('a host device node that is not storage is never a disk, whatever the m
     );
   });
 
-  test('generate refuses one this machine does not have, exit 2 naming the field', () => {
+  test('generate refuses one this machine does not have, exit 2 naming the field', async () => {
     for (const path of ['/dev/ttyS9', '/dev/watchdog7', '/dev/input/event31']) {
-      const r = cli([
+      const r = await cli([
         'generate',
         '--preset',
         'kvm-headless',

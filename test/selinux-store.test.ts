@@ -13,7 +13,7 @@ import { plan } from '../src/plan.js';
 import { generateBundle, requireTool, tempDir } from './helpers.js';
 import { WITH_TPM } from './selinux-doc.js';
 
-describe('verify builds the modules into a copy of this host’s policy store (semodule, sesearch, matchpathcon)', () => {
+describe('verify builds the modules into a copy of this host’s policy store (semodule, sesearch, matchpathcon)', async () => {
   for (const [tool, pkg] of [
     ['semodule', 'policycoreutils'],
     ['matchpathcon', 'selinux-utils'],
@@ -24,7 +24,7 @@ describe('verify builds the modules into a copy of this host’s policy store (s
     throw new Error('no SELinux policy store: install the Debian package selinux-policy-default');
   const work = tempDir({ after }, 'qh-selinux-');
   // db has a TPM and a tap, so the helper's and the tap's rules are built too.
-  const bundle = generateBundle(work, WITH_TPM);
+  const bundle = await generateBundle(work, WITH_TPM);
   const a = validate(WITH_TPM);
   const subject = (dir: string) => ({ dir, answers: a, expected: plan(a) });
   const store = () => readdirSync('/var/lib/selinux/default/active/modules', { recursive: true }).sort().join('\n');

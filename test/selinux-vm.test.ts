@@ -255,15 +255,15 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
       ['debootstrap', 'debootstrap'],
     ]);
     const image = await selinuxRootImage();
-    const bundle = generateBundle(work, ANSWERS);
+    const bundle = await generateBundle(work, ANSWERS);
     const tree = selinuxProofTree(work, PROOF, bundle);
     mkdirSync(join(work, 'v0'));
-    cpSync(generateBundle(join(work, 'v0'), ANSWERS_BEFORE), join(tree, 'bundle0'), { recursive: true });
+    cpSync(await generateBundle(join(work, 'v0'), ANSWERS_BEFORE), join(tree, 'bundle0'), { recursive: true });
     cpSync(join(REPO, 'test/clients/qmp.mjs'), join(tree, 'proof/qmp.mjs'));
     const changed = structuredClone(ANSWERS);
     changed.guests[1]!.memoryMiB = 96;
     mkdirSync(join(work, 'v2'));
-    cpSync(generateBundle(join(work, 'v2'), changed), join(tree, 'bundle2'), { recursive: true });
+    cpSync(await generateBundle(join(work, 'v2'), changed), join(tree, 'bundle2'), { recursive: true });
     for (const g of GUESTS) {
       mkdirSync(join(tree, 'srv/qemu', g), { recursive: true });
       writeBootDisk(join(tree, disk(g)));

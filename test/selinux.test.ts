@@ -62,7 +62,7 @@ describe('each guest’s SELinux category pair', () => {
     assert.doesNotThrow(() => validate(kvm));
   });
 
-  test('generate refuses passt and shared folders under SELinux, naming each field and the way out', (t) => {
+  test('generate refuses passt and shared folders under SELinux, naming each field and the way out', async (t) => {
     const dir = tempDir(t);
     const helpers = (target: 'debian-12' | 'debian-13'): AnswersInput => ({
       ...structuredClone(DOC),
@@ -74,7 +74,7 @@ describe('each guest’s SELinux category pair', () => {
     const answers = join(dir, 'answers.json');
     writeFileSync(answers, JSON.stringify(helpers('debian-13')));
     const out = join(dir, 'bundle');
-    const r = cli(['generate', '--answers', answers, '--out', out]);
+    const r = await cli(['generate', '--answers', answers, '--out', out]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /guests\.1\.network\.backend.*is passt.*does not confine yet.*"backend": "slirp".*"slirp"/s);
     assert.match(r.stderr, /guests\.1\.shares\.0\b.*served by virtiofsd on debian-13.*leave the folder out/s);

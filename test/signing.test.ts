@@ -65,7 +65,7 @@ describe('signed bundles, judged by ssh-keygen', () => {
 
   const keygen = (...args: string[]) => execFileSync('ssh-keygen', args, { encoding: 'utf8', stdio: 'pipe' });
 
-  before(() => {
+  before(async () => {
     requireTool('ssh-keygen', 'openssh-client');
     requireTool('systemd-sysusers', 'systemd');
     for (const name of ['alice', 'bob', 'eve']) {
@@ -90,23 +90,23 @@ describe('signed bundles, judged by ssh-keygen', () => {
       ['kvm-headless', template],
       ['multi-tenant', template2],
     ] as const) {
-      const r = cli(['generate', '--preset', preset, '--out', out]);
+      const r = await cli(['generate', '--preset', preset, '--out', out]);
       assert.equal(r.code, 0, r.stderr);
     }
   });
 
   let n = 0;
   /** A fresh copy of a generated bundle, signed by these keys. */
-  const bundleOf = (from: string, ...signers: string[]) => {
+  const bundleOf = async (from: string, ...signers: string[]) => {
     const b = join(dir, `bundle-${++n}`);
     cpSync(from, b, { recursive: true });
     for (const s of signers) {
-      const r = cli(['sign', b, '--key', keys[s]!.key]);
+      const r = await cli(['sign', b, '--key', keys[s]!.key]);
       assert.equal(r.code, 0, r.stderr);
     }
     return b;
   };
-  const bundle = (...signers: string[]) => bundleOf(template, ...signers);
+  const bundle = async (...signers: string[]) => await bundleOf(template, ...signers);
   const newRoot = (t: { after(fn: () => void): void }) => {
     const root = tempDir(t, 'qh-signing-root-');
     mkdirSync(join(root, 'etc'));
@@ -124,8 +124,8 @@ describe('signed bundles, judged by ssh-keygen', () => {
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   };
 
-  test('sign writes one OpenSSH signature per key beside the manifest; a second key adds one, the same key replaces its own', () => {
-    const b = bundle('alice');
+  test('sign writes one OpenSSH signature per key beside the manifest; a second key adds one, the same key replaces its own', async () => {
+    const b = await bundle('alice');
     assert.deepEqual(readdirSync(join(b, 'signatures')), [keys.alice!.file.slice('signatures/'.length)]);
     // The signature is OpenSSH's own format: ssh-keygen verifies it against the manifest with no help from us.
     const out = execFileSync(
@@ -134,54 +134,57 @@ describe('signed bundles, judged by ssh-keygen', () => {
       { input: readFileSync(join(b, 'MANIFEST.sha256')), encoding: 'utf8' },
     );
     assert.match(out, /^Good "qemu-harden" signature for alice@example\.com/);
-    const r = cli(['sign', b, '--key', keys.bob!.key]);
+    const r = await cli(['sign', b, '--key', keys.bob!.key]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /carries 2 signatures/);
-    const again = cli(['sign', b, '--key', keys.alice!.key]);
+    const again = await cli(['sign', b, '--key', keys.alice!.key]);
     assert.equal(again.code, 0, again.stderr);
     assert.deepEqual(
       readdirSync(join(b, 'signatures')).sort(),
       [keys.alice!.file, keys.bob!.file].map((f) => f.slice('signatures/'.length)).sort(),
     );
     // The bundle with its signatures is still a bundle: verify's manifest check and apply's admission take it.
-    const v = cli(['verify', b, '--json']);
+    const v = await cli(['verify', b, '--json']);
     assert.equal(JSON.parse(v.stdout).checks.find((c: { check: string }) => c.check === 'manifest').status, 'passed');
   });
 
-  test('sign refuses a bundle that fails its manifest, and a key it cannot read; it writes nothing', () => {
-    const b = bundle();
+  test('sign refuses a bundle that fails its manifest, and a key it cannot read; it writes nothing', async () => {
+    const b = await bundle();
     appendFileSync(join(b, UNIT), '#');
     refused(
-      cli(['sign', b, '--key', keys.alice!.key]),
+      await cli(['sign', b, '--key', keys.alice!.key]),
       /sign refused: .* does not match its MANIFEST\.sha256.*\n.*qemu-server\.service: changed/,
     );
     assert.ok(!existsSync(join(b, 'signatures')), 'nothing written');
-    const c = bundle();
-    refused(cli(['sign', c, '--key', join(dir, 'no-such-key')]), /--key .*no-such-key: cannot read it \(ENOENT\)/);
-    refused(cli(['sign', c, '--key', allowed]), /--key .*allowed_signers: ssh-keygen could not sign with it: /);
+    const c = await bundle();
+    refused(
+      await cli(['sign', c, '--key', join(dir, 'no-such-key')]),
+      /--key .*no-such-key: cannot read it \(ENOENT\)/,
+    );
+    refused(await cli(['sign', c, '--key', allowed]), /--key .*allowed_signers: ssh-keygen could not sign with it: /);
     assert.ok(!existsSync(join(c, 'signatures')), 'nothing written');
   });
 
-  test('anything else unlisted beside the signatures is refused by the reader', (t) => {
-    const b = bundle('alice');
+  test('anything else unlisted beside the signatures is refused by the reader', async (t) => {
+    const b = await bundle('alice');
     writeFileSync(join(b, 'signatures/notes.txt'), 'reviewed by alice\n');
     const root = newRoot(t);
     const before = treeHash(root);
-    const r = cli(['apply', b, '--root', root, '--yes']);
+    const r = await cli(['apply', b, '--root', root, '--yes']);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /signatures\/notes\.txt: not a signature \(signatures\/<key fingerprint>\.sig/);
     assert.equal(treeHash(root), before);
     refused(
-      cli(['apply', b, '--root', root, '--yes', '--signers', allowed]),
+      await cli(['apply', b, '--root', root, '--yes', '--signers', allowed]),
       /signatures\/notes\.txt: does not match the signed MANIFEST\.sha256: not a signature/,
     );
     assert.equal(treeHash(root), before);
   });
 
-  test('a signed bundle applies with --signers (--root); the record keeps its signatures; status names the signer', (t) => {
-    const b = bundle('alice');
+  test('a signed bundle applies with --signers (--root); the record keeps its signatures; status names the signer', async (t) => {
+    const b = await bundle('alice');
     const root = newRoot(t);
-    const r = cli(['apply', b, '--root', root, '--yes', '--signers', allowed]);
+    const r = await cli(['apply', b, '--root', root, '--yes', '--signers', allowed]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.deepEqual(readFileSync(join(root, 'etc/systemd/system/qemu-server.service')), readFileSync(join(b, UNIT)));
     assert.deepEqual(
@@ -189,7 +192,7 @@ describe('signed bundles, judged by ssh-keygen', () => {
       readFileSync(join(b, keys.alice!.file)),
     );
 
-    const open = cli(['status', '--root', root]);
+    const open = await cli(['status', '--root', root]);
     assert.equal(open.code, 0, open.stdout + open.stderr);
     assert.match(open.stdout, new RegExp(`Not enrolled: ${root}/etc/qemu-harden/allowed_signers is absent`));
     assert.ok(
@@ -198,7 +201,7 @@ describe('signed bundles, judged by ssh-keygen', () => {
     );
 
     enroll(root);
-    const enrolled = cli(['status', '--root', root, '--json']);
+    const enrolled = await cli(['status', '--root', root, '--json']);
     assert.equal(enrolled.code, 0, enrolled.stdout + enrolled.stderr);
     const s = JSON.parse(enrolled.stdout).signing;
     assert.equal(s.enrolled, join(root, TRUST));
@@ -206,14 +209,14 @@ describe('signed bundles, judged by ssh-keygen', () => {
       { principal: 'alice@example.com', type: 'ED25519', fingerprint: keys.alice!.fingerprint, file: keys.alice!.file },
     ]);
     assert.ok(
-      cli(['status', '--root', root]).stdout.includes(
+      (await cli(['status', '--root', root])).stdout.includes(
         `Signed by alice@example.com (ED25519 key ${keys.alice!.fingerprint}), allowed by ${join(root, TRUST)}.`,
       ),
     );
   });
 
   // Each case: how the bundle (or the trust file) is made wrong, and what the refusal must name.
-  const cases: [string, (b: string) => string, RegExp][] = [
+  const cases: [string, (b: string) => string | Promise<string>, RegExp][] = [
     [
       'one byte changed in a unit',
       (b) => {
@@ -233,9 +236,9 @@ describe('signed bundles, judged by ssh-keygen', () => {
     ],
     [
       'a signature by a key allowed_signers does not list',
-      (b) => {
+      async (b) => {
         rmSync(join(b, 'signatures'), { recursive: true });
-        assert.equal(cli(['sign', b, '--key', keys.eve!.key]).code, 0);
+        assert.equal((await cli(['sign', b, '--key', keys.eve!.key])).code, 0);
         return allowed;
       },
       /signatures\/\S+\.sig: made by ED25519 key SHA256:\S+, which .*allowed_signers does not allow/,
@@ -282,25 +285,25 @@ describe('signed bundles, judged by ssh-keygen', () => {
     ],
   ];
   for (const [what, spoil, message] of cases)
-    test(`refused with exit 2, naming why, and nothing changes: ${what}`, (t) => {
-      const b = bundle('alice');
-      const trust = spoil(b);
+    test(`refused with exit 2, naming why, and nothing changes: ${what}`, async (t) => {
+      const b = await bundle('alice');
+      const trust = await spoil(b);
       const root = newRoot(t);
       const before = treeHash(root);
-      const r = cli(['apply', b, '--root', root, '--yes', '--signers', trust]);
+      const r = await cli(['apply', b, '--root', root, '--yes', '--signers', trust]);
       refused(r, /refused: the bundle does not pass the signature check against .*:\n/);
       assert.match(r.stderr, message);
       assert.match(r.stderr, /Nothing was changed\.\n$/);
       assert.equal(treeHash(root), before, 'nothing changed');
-      const v = cli(['verify', b, '--signers', trust]);
+      const v = await cli(['verify', b, '--signers', trust]);
       refused(v, /verify refused: .* does not pass the signature check against .*; no other check ran/);
       assert.match(v.stderr, message);
       assert.equal(v.stdout, '', 'no other check ran');
     });
 
-  test('verify --signers checks the signatures first, then runs every check on the bytes it read', () => {
-    const b = bundle('alice', 'bob');
-    const r = cli(['verify', b, '--signers', allowed]);
+  test('verify --signers checks the signatures first, then runs every check on the bytes it read', async () => {
+    const b = await bundle('alice', 'bob');
+    const r = await cli(['verify', b, '--signers', allowed]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     // The signers in the order of their signature files, which are named by fingerprint.
     const signers = [
@@ -314,53 +317,53 @@ describe('signed bundles, judged by ssh-keygen', () => {
     assert.doesNotMatch(r.stdout, /qemu-harden-verify-/, 'the private copy is never named');
   });
 
-  test('an enrolled host requires a signature with no --signers, and no flag skips it; rollback too', (t) => {
+  test('an enrolled host requires a signature with no --signers, and no flag skips it; rollback too', async (t) => {
     const root = newRoot(t);
-    const unsigned = bundle();
-    assert.equal(cli(['apply', unsigned, '--root', root, '--yes']).code, 0, 'not enrolled: unsigned applies');
+    const unsigned = await bundle();
+    assert.equal((await cli(['apply', unsigned, '--root', root, '--yes'])).code, 0, 'not enrolled: unsigned applies');
     enroll(root);
     const before = treeHash(root);
     // A bundle apply would install anywhere else, signed by eve, whom the operator's own --signers file allows:
     // the host's file still has to be satisfied.
-    const other = bundleOf(template2, 'eve');
+    const other = await bundleOf(template2, 'eve');
     const eveOnly = join(dir, 'eve-only');
     writeFileSync(eveOnly, `eve@example.com ${keys.eve!.pub}\n`);
     for (const args of [[], ['--signers', eveOnly], ['--dry-run']]) {
-      const r = cli(['apply', other, '--root', root, '--yes', ...args]);
+      const r = await cli(['apply', other, '--root', root, '--yes', ...args]);
       refused(r, new RegExp(`the signature check against ${join(root, TRUST)}`));
       assert.equal(treeHash(root), before, `nothing changed (${args.join(' ')})`);
     }
-    const signed = bundleOf(template2, 'alice');
-    const ok = cli(['apply', signed, '--root', root, '--yes']);
+    const signed = await bundleOf(template2, 'alice');
+    const ok = await cli(['apply', signed, '--root', root, '--yes']);
     assert.equal(ok.code, 0, ok.stderr + ok.stdout);
 
     // Rollback would install the unsigned bundle kept as previous: refused while the host is enrolled.
     const held = treeHash(root);
-    const rb = cli(['rollback', '--root', root, '--yes']);
+    const rb = await cli(['rollback', '--root', root, '--yes']);
     refused(rb, /signatures\/: none: the bundle is not signed/);
     assert.equal(treeHash(root), held, 'nothing changed');
-    assert.equal(cli(['status', '--root', root]).code, 0);
+    assert.equal((await cli(['status', '--root', root])).code, 0);
 
     // The way to install an unsigned bundle there: an admin removes the file, and status says so.
     rmSync(join(root, TRUST));
-    const st = cli(['status', '--root', root]);
+    const st = await cli(['status', '--root', root]);
     assert.match(
       st.stdout,
       /Not enrolled: .*allowed_signers is absent, so apply and rollback here accept unsigned bundles/,
     );
-    assert.equal(cli(['rollback', '--root', root, '--yes']).code, 0);
+    assert.equal((await cli(['rollback', '--root', root, '--yes'])).code, 0);
     // An enrolled host running a bundle none of its keys signed is a finding.
     enroll(root);
-    const unsignedNow = cli(['status', '--root', root]);
+    const unsignedNow = await cli(['status', '--root', root]);
     assert.equal(unsignedNow.code, 1, unsignedNow.stdout);
     assert.match(unsignedNow.stdout, /UNSIGNED: no key .*allowed_signers allows signed the installed bundle/);
   });
 
-  test('--require-signatures 2: two distinct keys apply; one is refused, however many copies of its signature', (t) => {
+  test('--require-signatures 2: two distinct keys apply; one is refused, however many copies of its signature', async (t) => {
     const root = newRoot(t);
-    const b = bundle('alice');
+    const b = await bundle('alice');
     const before = treeHash(root);
-    const one = cli(['apply', b, '--root', root, '--yes', '--signers', allowed, '--require-signatures', '2']);
+    const one = await cli(['apply', b, '--root', root, '--yes', '--signers', allowed, '--require-signatures', '2']);
     refused(
       one,
       new RegExp(
@@ -369,47 +372,55 @@ describe('signed bundles, judged by ssh-keygen', () => {
     );
     copyFileSync(join(b, keys.alice!.file), join(b, `signatures/${'A'.repeat(43)}.sig`));
     refused(
-      cli(['apply', b, '--root', root, '--yes', '--signers', allowed, '--require-signatures', '2']),
+      await cli(['apply', b, '--root', root, '--yes', '--signers', allowed, '--require-signatures', '2']),
       /requires 2 distinct signers/,
     );
     assert.equal(treeHash(root), before);
-    assert.equal(cli(['sign', b, '--key', keys.bob!.key]).code, 0);
-    const two = cli(['apply', b, '--root', root, '--yes', '--signers', allowed, '--require-signatures', '2']);
+    assert.equal((await cli(['sign', b, '--key', keys.bob!.key])).code, 0);
+    const two = await cli(['apply', b, '--root', root, '--yes', '--signers', allowed, '--require-signatures', '2']);
     assert.equal(two.code, 0, two.stderr + two.stdout);
     // On an enrolled host the count applies to the host's file as well: it allows alice alone.
     enroll(root, Buffer.from(`alice@example.com ${keys.alice!.pub}\n`));
     const held = treeHash(root);
     refused(
-      cli(['apply', bundleOf(template2, 'alice', 'bob'), '--root', root, '--yes', '--require-signatures', '2']),
+      await cli([
+        'apply',
+        await bundleOf(template2, 'alice', 'bob'),
+        '--root',
+        root,
+        '--yes',
+        '--require-signatures',
+        '2',
+      ]),
       /allowed_signers: requires 2 distinct signers it lists; only alice@example\.com/,
     );
     assert.equal(treeHash(root), held);
   });
 
-  test('the options are checked: --require-signatures needs a trust file, --signers a readable file', (t) => {
+  test('the options are checked: --require-signatures needs a trust file, --signers a readable file', async (t) => {
     const root = newRoot(t);
-    const b = bundle('alice');
+    const b = await bundle('alice');
     refused(
-      cli(['apply', b, '--root', root, '--yes', '--require-signatures', '2']),
+      await cli(['apply', b, '--root', root, '--yes', '--require-signatures', '2']),
       /--require-signatures needs an allowed_signers file/,
     );
-    refused(cli(['verify', b, '--require-signatures', '2']), /--require-signatures needs --signers FILE/);
+    refused(await cli(['verify', b, '--require-signatures', '2']), /--require-signatures needs --signers FILE/);
     refused(
-      cli(['apply', b, '--root', root, '--yes', '--signers', allowed, '--require-signatures', 'two']),
+      await cli(['apply', b, '--root', root, '--yes', '--signers', allowed, '--require-signatures', 'two']),
       /--require-signatures two: expected the number of distinct signers/,
     );
     refused(
-      cli(['apply', b, '--root', root, '--yes', '--signers', join(dir, 'missing')]),
+      await cli(['apply', b, '--root', root, '--yes', '--signers', join(dir, 'missing')]),
       /--signers .*missing: cannot read it \(ENOENT\)/,
     );
-    refused(cli(['sign', b]), /sign needs the bundle directory and a key/);
+    refused(await cli(['sign', b]), /sign needs the bundle directory and a key/);
     assert.deepEqual(readdirSync(root), ['etc']);
   });
 
-  test('export ansible --signers carries the signatures and the trust file, and refuses an unsigned bundle', () => {
-    const signed = bundle('alice');
+  test('export ansible --signers carries the signatures and the trust file, and refuses an unsigned bundle', async () => {
+    const signed = await bundle('alice');
     const out = join(dir, 'export');
-    const r = cli([
+    const r = await cli([
       'export',
       'ansible',
       '--host',
@@ -428,10 +439,10 @@ describe('signed bundles, judged by ssh-keygen', () => {
       readFileSync(join(signed, keys.alice!.file)),
     );
     assert.match(readFileSync(join(out, 'site.yml'), 'utf8'), /qemu_harden_require_signatures: 1/);
-    const unsigned = bundle();
+    const unsigned = await bundle();
     const refusedOut = join(dir, 'export-refused');
     refused(
-      cli(['export', 'ansible', '--host', `h1=${unsigned}`, '--signers', allowed, '--out', refusedOut]),
+      await cli(['export', 'ansible', '--host', `h1=${unsigned}`, '--signers', allowed, '--out', refusedOut]),
       /--host h1=.*: .* does not pass the signature check against .*; nothing was written:\n.*signatures\/: none/,
     );
     assert.ok(!existsSync(refusedOut), 'nothing written');

@@ -165,68 +165,68 @@ describe('what each target release gets', () => {
 });
 
 describe('generate chooses the target', () => {
-  test('--target wins, then the answers’ host.target, then this host’s release; the choice is said and recorded', (t) => {
+  test('--target wins, then the answers’ host.target, then this host’s release; the choice is said and recorded', async (t) => {
     const dir = tempDir(t);
     const here = releaseOfOs(readOsRelease()!);
     const answers = join(dir, 'a.json');
     writeFileSync(answers, JSON.stringify(doc([{ name: 'g' }])));
-    const gen = (out: string, ...flags: string[]) => {
-      const r = cli(['generate', '--answers', answers, '--out', join(dir, out), ...flags]);
+    const gen = async (out: string, ...flags: string[]) => {
+      const r = await cli(['generate', '--answers', answers, '--out', join(dir, out), ...flags]);
       assert.equal(r.code, 0, r.stderr);
       return { r, target: JSON.parse(readFileSync(join(dir, out, 'answers.json'), 'utf8')).host.target };
     };
-    const plain = gen('plain');
+    const plain = await gen('plain');
     if (here) {
       assert.equal(plain.target, here.target);
       assert.match(plain.r.stdout, new RegExp(`^For ${RELEASES[here.target].name} .*: this host runs `, 'm'));
     }
-    const chosen = gen('chosen', '--target', 'ubuntu-24.04');
+    const chosen = await gen('chosen', '--target', 'ubuntu-24.04');
     assert.equal(chosen.target, 'ubuntu-24.04');
     assert.match(
       chosen.r.stdout,
       /^For Ubuntu 24\.04 "noble" \(QEMU 8\.2, systemd 255, AppArmor 4\.0\): chosen with --target\.$/m,
     );
     writeFileSync(answers, JSON.stringify({ ...doc([{ name: 'g' }]), host: { target: 'debian-13' } }));
-    const recorded = gen('recorded');
+    const recorded = await gen('recorded');
     assert.equal(recorded.target, 'debian-13');
     assert.match(recorded.r.stdout, /: as the answers say \(host\.target\)\.$/m);
-    assert.equal(gen('overridden', '--target', 'debian-12').target, 'debian-12');
-    const json = cli(['generate', '--answers', answers, '--dry-run', '--json', '--target', 'debian-13']);
+    assert.equal((await gen('overridden', '--target', 'debian-12')).target, 'debian-12');
+    const json = await cli(['generate', '--answers', answers, '--dry-run', '--json', '--target', 'debian-13']);
     assert.deepEqual(JSON.parse(json.stdout).target, { target: 'debian-13', how: 'chosen with --target' });
   });
 
-  test('an unknown --target or host.target is refused naming the flag or field, with exit 2 and nothing written', (t) => {
+  test('an unknown --target or host.target is refused naming the flag or field, with exit 2 and nothing written', async (t) => {
     const dir = tempDir(t);
     const answers = join(dir, 'a.json');
     writeFileSync(answers, JSON.stringify(doc([{ name: 'g' }])));
-    const flag = cli(['generate', '--answers', answers, '--out', join(dir, 'b'), '--target', 'debian-11']);
+    const flag = await cli(['generate', '--answers', answers, '--out', join(dir, 'b'), '--target', 'debian-11']);
     assert.equal(flag.code, 2);
     assert.equal(
       flag.stderr,
       'qemu-harden: --target: "debian-11" is not a release qemu-harden knows; use one of debian-12, debian-13, ubuntu-24.04\n',
     );
     writeFileSync(answers, JSON.stringify({ ...doc([{ name: 'g' }]), host: { target: 'fedora-42' } }));
-    const field = cli(['generate', '--answers', answers, '--out', join(dir, 'b')]);
+    const field = await cli(['generate', '--answers', answers, '--out', join(dir, 'b')]);
     assert.equal(field.code, 2);
     assert.match(field.stderr, /^qemu-harden: host\.target: must be one of "debian-12", "debian-13", "ubuntu-24\.04"/);
     assert.doesNotMatch(flag.stderr + field.stderr, /\n\s+at /, 'no stack trace');
     assert.throws(() => readFileSync(join(dir, 'b', 'answers.json')), /ENOENT/);
   });
 
-  test('generate warns about a machine type the target’s QEMU deprecates or lacks; verify fails on one it lacks', (t) => {
+  test('generate warns about a machine type the target’s QEMU deprecates or lacks; verify fails on one it lacks', async (t) => {
     const dir = tempDir(t);
     const answers = join(dir, 'a.json');
     writeFileSync(answers, JSON.stringify(doc([{ name: 'g', machine: 'pc-q35-7.0' }])));
-    const r = cli(['generate', '--answers', answers, '--out', join(dir, 'old'), '--target', 'debian-13']);
+    const r = await cli(['generate', '--answers', answers, '--out', join(dir, 'old'), '--target', 'debian-13']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /^qemu-harden: warning: guests\.0\.machine: "pc-q35-7\.0" is deprecated by QEMU 10\.0/);
     writeFileSync(answers, JSON.stringify(doc([{ name: 'g', machine: 'pc-q35-9.2' }])));
     const here = releaseOfOs(readOsRelease()!);
-    const newer = cli(['generate', '--answers', answers, '--out', join(dir, 'new'), '--target', 'debian-12']);
+    const newer = await cli(['generate', '--answers', answers, '--out', join(dir, 'new'), '--target', 'debian-12']);
     assert.equal(newer.code, 0, newer.stderr);
     assert.match(newer.stderr, /^qemu-harden: warning: guests\.0\.machine: "pc-q35-9\.2" is newer than QEMU 7\.2/);
     if (here?.target === 'debian-12') {
-      const v = cli(['verify', join(dir, 'new')]);
+      const v = await cli(['verify', join(dir, 'new')]);
       assert.equal(v.code, 1);
       assert.match(
         v.stdout,
@@ -258,13 +258,16 @@ describe('verify on a host of another release', () => {
   test(
     'says the bundle is for another release, and this host’s own systemd and AppArmor parser show why',
     { skip: here ? false : 'this host is not a release qemu-harden knows by name' },
-    (t) => {
+    async (t) => {
       const other: Target = here!.systemd < RELEASES['debian-13'].systemd ? 'debian-13' : 'debian-12';
       const dir = tempDir(t);
       writeFileSync(join(dir, 'a.json'), JSON.stringify(doc([{ name: 'g' }], 'emulation')));
       const out = join(dir, 'b');
-      assert.equal(cli(['generate', '--answers', join(dir, 'a.json'), '--out', out, '--target', other]).code, 0);
-      const r = cli(['verify', out, '--json']);
+      assert.equal(
+        (await cli(['generate', '--answers', join(dir, 'a.json'), '--out', out, '--target', other])).code,
+        0,
+      );
+      const r = await cli(['verify', out, '--json']);
       assert.equal(r.code, 1, r.stdout);
       const report = JSON.parse(r.stdout) as { findings: { check: string; message: string }[] };
       const target = report.findings.filter((f) => f.check === 'target release');

@@ -83,7 +83,7 @@ describe('a TPM 2.0 per guest from its own swtpm, and UEFI Secure Boot, under re
       firmware: { type: 'uefi', secureBoot: true, code: SECBOOT_CODE, varsTemplate: SNAKEOIL_VARS },
       disks: [{ path: `/srv/${name}-esp.img`, format: 'raw', readOnly: true }],
     });
-    const bundle = generateBundle(dir, {
+    const bundle = await generateBundle(dir, {
       schemaVersion: 1,
       useCase: 'emulation',
       acceptedRisks: [{ risk: 'emulation', reason: 'the proof runs under TCG on every machine' }],
@@ -104,7 +104,7 @@ describe('a TPM 2.0 per guest from its own swtpm, and UEFI Secure Boot, under re
     writeEsp(signWithSnakeoil(kernel, join(dir, 'signed.efi')), join(ct.root, `srv/${SIGNED}-esp.img`));
     writeEsp(kernel, join(ct.root, `srv/${UNSIGNED}-esp.img`));
     writeEsp(kernel, join(ct.root, `srv/${DEFAULTS}-esp.img`));
-    const applied = cli(['apply', bundle, '--root', ct.root, '--yes']);
+    const applied = await cli(['apply', bundle, '--root', ct.root, '--yes']);
     assert.equal(applied.code, 0, applied.stderr + applied.stdout);
     mkdirSync(join(ct.root, 'qh-clients'));
     copyFileSync(join(REPO, 'test/clients/qmp.mjs'), join(ct.root, 'qh-clients/qmp.mjs'));

@@ -135,14 +135,21 @@ describe('Debian 13 in a container: qemu-harden applies, starts, reports and rol
     copyFileSync(linux.kernel, join(images, 'beta-vmlinuz'));
     copyFileSync(linux.initrd, join(images, 'beta-initrd.gz'));
     // Off-host generation: the bundles for Debian 13 are made here, on Debian 12, with --target.
-    const generate = (name: string, doc: object, ...flags: string[]) => {
+    const generate = async (name: string, doc: object, ...flags: string[]) => {
       writeFileSync(join(bundles, `${name}.json`), JSON.stringify(doc));
-      const r = cli(['generate', '--answers', join(bundles, `${name}.json`), '--out', join(bundles, name), ...flags]);
+      const r = await cli([
+        'generate',
+        '--answers',
+        join(bundles, `${name}.json`),
+        '--out',
+        join(bundles, name),
+        ...flags,
+      ]);
       assert.equal(r.code, 0, r.stderr);
     };
-    generate('v1', V1, '--target', 'debian-13');
-    generate('v2', V2, '--target', 'debian-13');
-    generate('for-debian-12', V1, '--target', 'debian-12');
+    await generate('v1', V1, '--target', 'debian-13');
+    await generate('v2', V2, '--target', 'debian-13');
+    await generate('for-debian-12', V1, '--target', 'debian-12');
     ct.prepareSystem(tree);
     // qemu-harden installed as a package would install it: its files read-only, a command on PATH.
     const bin = join(dir, 'upper/usr/local/bin');

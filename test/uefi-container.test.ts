@@ -57,13 +57,13 @@ describe('a UEFI guest installed with apply --root starts under real systemd', (
       }),
     );
     const bundle = join(dir, 'bundle');
-    const gen = cli(['generate', '--answers', answers, '--out', bundle]);
+    const gen = await cli(['generate', '--answers', answers, '--out', bundle]);
     assert.equal(gen.code, 0, gen.stderr);
     ct.prepare();
     mkdirSync(join(ct.root, 'srv'));
     writeFloodDisk(join(ct.root, 'srv/flood.img'));
     writeFileSync(join(ct.root, 'srv/efi.img'), Buffer.alloc(1024 * 1024));
-    const applied = cli(['apply', bundle, '--root', ct.root, '--yes']);
+    const applied = await cli(['apply', bundle, '--root', ct.root, '--yes']);
     assert.equal(applied.code, 0, applied.stderr + applied.stdout);
     assert.doesNotMatch(applied.stdout, /FAIL/, applied.stdout);
     await ct.boot({ privateNetwork: true });

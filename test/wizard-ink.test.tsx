@@ -151,7 +151,7 @@ describe('the interview, driven through Ink', () => {
     const answers = validate(JSON.parse(readFileSync(join(out, 'answers.json'), 'utf8')));
     assert.equal(answers.guests[0]!.name, 'db');
     assert.equal(answers.guests[0]!.vcpus, 2);
-    assert.equal(cli(['verify', out]).code, 0);
+    assert.equal((await cli(['verify', out])).code, 0);
   });
 
   test('three guests with tap and VNC, going back to change the first', async (t) => {
@@ -202,7 +202,7 @@ describe('the interview, driven through Ink', () => {
     assert.equal(answers.guests[0]!.display.mode, 'vnc-unix');
     assert.equal(answers.guests[0]!.disks[0]!.path, '/srv/vm/g0.img');
     assert.ok(existsSync(join(out, 'root/etc/systemd/system/qemu-guest3-tap.service')));
-    assert.equal(cli(['verify', out]).code, 0);
+    assert.equal((await cli(['verify', out])).code, 0);
   });
 
   test('TCG needs an acknowledgement that ends up in the bundle README', async (t) => {

@@ -110,7 +110,7 @@ test('a whole interview in a real 80×24 terminal writes a bundle that verifies'
   keys('Enter');
   assert.equal(await exitCode(), '0');
   const bundle = join(dir, 'qemu-harden-bundle');
-  const v = cli(['verify', bundle]);
+  const v = await cli(['verify', bundle]);
   assert.equal(v.code, 0, v.stdout);
   assert.match(why, /Disks and user-supplied files[\s\S]*never guessed/);
   assert.deepEqual(

@@ -62,8 +62,8 @@ export const audit: VmPart = {
   tools: [['apparmor_parser', 'apparmor']],
   // audit reads /dev/kmsg from the boot on, and asserts the one denial there is its own.
   kernelLogFromBoot: true,
-  prepare(root, work) {
-    const bundle = generateBundle(work, {
+  async prepare(root, work) {
+    const bundle = await generateBundle(work, {
       schemaVersion: 1,
       useCase: 'emulation',
       acceptedRisks: [{ risk: 'emulation', reason: 'the proof VM has no KVM; its guest is a test boot sector' }],

@@ -115,7 +115,7 @@ export const confinement: VmPart = {
   cpuSeconds: 104,
   timeoutSeconds: 1800,
   modules: ['tun', 'vhost_net'],
-  prepare(root, work) {
+  async prepare(root, work) {
     const doc = structuredClone(loadPreset('multi-tenant').answers) as {
       useCase: string;
       guests: { name: string; memoryMiB: number; disks: { path: string; format: string }[] }[];
@@ -127,7 +127,7 @@ export const confinement: VmPart = {
       g.memoryMiB = 64;
       g.disks = [{ path: g.name === 'gamma' ? GLOB_DISK : `/images/${g.name}.img`, format: 'raw' }];
     }
-    const bundle = generateBundle(work, doc);
+    const bundle = await generateBundle(work, doc);
     answers = validate(doc);
 
     cpSync(bundle, join(root, 'bundle'), { recursive: true });
@@ -135,7 +135,7 @@ export const confinement: VmPart = {
     for (const p of ['/images/alpha.img', '/images/beta.img', GLOB_DISK, GLOB_DECOY]) writeBootDisk(join(root, p));
     mkdirSync(join(root, 'proof'));
     const kvmBundle = join(work, 'kvm-bundle');
-    assert.equal(cli(['generate', '--preset', 'kvm-tap', '--out', kvmBundle]).code, 0);
+    assert.equal((await cli(['generate', '--preset', 'kvm-tap', '--out', kvmBundle])).code, 0);
     mkdirSync(join(root, 'etc/udev/rules.d'), { recursive: true });
     cpSync(
       join(kvmBundle, 'root/etc/udev/rules.d/65-qemu-harden.rules'),

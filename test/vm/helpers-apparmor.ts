@@ -162,8 +162,8 @@ export const helpersApparmor: VmPart = {
   modules: ['veth'],
   // The veth pair passt takes its address and route from outlives the part's unit, and so does apply's log.
   cleanup: 'ip link del qh0 2>/dev/null || true\nrm -f /run/apply.log\n',
-  prepare(root, work) {
-    const bundle = generateBundle(work, {
+  async prepare(root, work) {
+    const bundle = await generateBundle(work, {
       schemaVersion: 1,
       useCase: 'emulation',
       acceptedRisks: [{ risk: 'emulation', reason: 'the proof VM has no KVM; its guests are test boot sectors' }],

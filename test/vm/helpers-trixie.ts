@@ -129,7 +129,7 @@ export const helpersTrixie: VmPart = {
   modules: ['veth'],
   // The veth pair passt takes its address and route from outlives the part's unit, and so does apply's log.
   cleanup: 'ip link del qh0 2>/dev/null || true\nrm -f /run/apply.log\n',
-  prepare(root, work) {
+  async prepare(root, work) {
     mkdirSync(join(root, 'images'), { recursive: true });
     for (const g of GUESTS) {
       writeBootDisk(join(root, 'images', `${g}.img`));
@@ -150,7 +150,15 @@ export const helpersTrixie: VmPart = {
     };
     writeFileSync(join(work, 'answers.json'), JSON.stringify(answers));
     const bundle = join(work, 'bundle');
-    const gen = cli(['generate', '--answers', join(work, 'answers.json'), '--out', bundle, '--target', 'debian-13']);
+    const gen = await cli([
+      'generate',
+      '--answers',
+      join(work, 'answers.json'),
+      '--out',
+      bundle,
+      '--target',
+      'debian-13',
+    ]);
     assert.equal(gen.code, 0, gen.stderr);
     cpSync(bundle, join(root, 'bundle'), { recursive: true });
     return PROOF;

@@ -93,11 +93,11 @@ umount /mnt/lv /mnt/p1
 lvm vgchange -q -an qhvg --config 'activation { udev_sync = 0 udev_rules = 0 } devices { obtain_device_list_from_udev = 0 }'
 losetup -D
 `,
-  prepare(root, work) {
+  async prepare(root, work) {
     mkdirSync(join(work, 'held'));
     mkdirSync(join(work, 'idle'));
-    const held = generateBundle(join(work, 'held'), answers('/dev/qhvg/root'));
-    const idle = generateBundle(join(work, 'idle'), answers('/dev/qhvg/idle'));
+    const held = await generateBundle(join(work, 'held'), answers('/dev/qhvg/root'));
+    const idle = await generateBundle(join(work, 'idle'), answers('/dev/qhvg/idle'));
     cpSync(held, join(root, 'bundle'), { recursive: true });
     cpSync(idle, join(root, 'bundle-idle'), { recursive: true });
     mkdirSync(join(root, 'images'));

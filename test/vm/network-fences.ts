@@ -110,8 +110,8 @@ export const networkFences: VmPart = {
   cpuSeconds: 88,
   timeoutSeconds: 1800,
   tools: [['openssl', 'openssl']],
-  prepare(root, work) {
-    const bundle = generateBundle(work, {
+  async prepare(root, work) {
+    const bundle = await generateBundle(work, {
       schemaVersion: 1,
       useCase: 'emulation',
       acceptedRisks: [

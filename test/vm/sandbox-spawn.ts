@@ -58,9 +58,9 @@ export const sandboxSpawn: VmPart = {
   // The profiles the script copied into /etc/apparmor.d itself (no apply installed them).
   cleanup:
     'rm -rf /etc/apparmor.d/qemu-harden-* /etc/apparmor.d/qemu-harden.d /etc/apparmor.d/abstractions/qemu-harden\n',
-  prepare(root, work) {
+  async prepare(root, work) {
     const disk = (n: string) => ({ path: `/srv/${n}.img`, format: 'raw' });
-    const bundle = generateBundle(work, {
+    const bundle = await generateBundle(work, {
       schemaVersion: 1,
       useCase: 'emulation',
       guests: [

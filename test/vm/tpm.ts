@@ -136,8 +136,8 @@ export const tpm: VmPart = {
     ['swtpm', 'swtpm'],
     ['swtpm_ioctl', 'swtpm-tools'],
   ],
-  prepare(root, work) {
-    const bundle = generateBundle(work, {
+  async prepare(root, work) {
+    const bundle = await generateBundle(work, {
       schemaVersion: 1,
       useCase: 'emulation',
       acceptedRisks: [{ risk: 'emulation', reason: 'the proof VM has no KVM; its guests are test boot sectors' }],
