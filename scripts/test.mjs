@@ -280,39 +280,38 @@ const node = (name, script, ...rest) => [name, process.execPath, [join(repo, scr
 // The quick tier keeps each tool's own cache in .cache/ (keyed by the files' contents; dependency-cruiser's also by
 // its options), so an edit-test loop rechecks only what changed; the full run checks everything afresh, as CI does.
 const cached = (flags) => (quick ? flags : []);
-if (status === 0)
-  status = await checks([
-    node(
-      'typecheck',
-      'node_modules/typescript/bin/tsc',
-      '--noEmit',
-      ...cached(['--incremental', '--tsBuildInfoFile', '.cache/tsc/tsbuildinfo']),
-    ),
-    node(
-      'layering',
-      'node_modules/dependency-cruiser/bin/dependency-cruise.mjs',
-      'src',
-      'steps',
-      '--output-type',
-      'err',
-      ...cached(['--cache', '.cache/depcruise']),
-    ),
-    node(
-      'formatting',
-      'node_modules/prettier/bin/prettier.cjs',
-      '--check',
-      '--log-level=warn',
-      ...cached(['--cache', '--cache-location', '.cache/prettier/cache']),
-      '.',
-    ),
-    node(
-      'lint',
-      'node_modules/eslint/bin/eslint.js',
-      ...cached(['--cache', '--cache-location', '.cache/eslint/']),
-      '.',
-    ),
-  ]);
+const checkList = [
+  node(
+    'typecheck',
+    'node_modules/typescript/bin/tsc',
+    '--noEmit',
+    ...cached(['--incremental', '--tsBuildInfoFile', '.cache/tsc/tsbuildinfo']),
+  ),
+  node(
+    'layering',
+    'node_modules/dependency-cruiser/bin/dependency-cruise.mjs',
+    'src',
+    'steps',
+    '--output-type',
+    'err',
+    ...cached(['--cache', '.cache/depcruise']),
+  ),
+  node(
+    'formatting',
+    'node_modules/prettier/bin/prettier.cjs',
+    '--check',
+    '--log-level=warn',
+    ...cached(['--cache', '--cache-location', '.cache/prettier/cache']),
+    '.',
+  ),
+  node('lint', 'node_modules/eslint/bin/eslint.js', ...cached(['--cache', '--cache-location', '.cache/eslint/']), '.'),
+];
 if (status === 0) status = await checks([node('build', 'scripts/build.mjs')]);
+// The full run starts no test before the checks pass. The quick tier runs them beside the test files: on two cores
+// the checks' CPU would otherwise be seconds in which no test runs.
+let checking = Promise.resolve(0);
+if (status === 0 && quick) checking = checks(checkList);
+else if (status === 0) status = await checks(checkList);
 if (status === 0) {
   const env = { ...process.env, FORCE_COLOR: '0' };
   let guardDir;
@@ -354,6 +353,7 @@ if (status === 0) {
   }
   if (guardDir) rmSync(guardDir, { recursive: true, force: true });
 }
+status ||= await checking;
 console.log(
   `\nsuite wall time: ${seconds(Date.now() - started)} (${phases.join(', ')})${status === 0 ? '' : ' — FAILED'}`,
 );
