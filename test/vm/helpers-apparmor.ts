@@ -140,7 +140,6 @@ passt_probe() {
 }
 passt_probe passt_cross confined qemu-harden-pa-net
 passt_probe passt_cross_unconfined unconfined -
-denied() { dmesg | grep 'apparmor="DENIED"' | grep "profile=\\"$1\\"" | grep -c "name=\\"$2"; }
 r share_cross.denied "$(denied qemu-harden-pa ${share('pb')})"
 r sock_cross.denied "$(denied qemu-harden-pa $LISTEN)"
 r passt_cross.denied "$(denied qemu-harden-pa-net /run/qemu-harden/pb/net/passt_cross.sock)"

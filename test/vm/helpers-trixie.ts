@@ -112,7 +112,6 @@ fs_probe() {
 fs_probe fs_own confined qemu-harden-fa-fs0 /srv/shares/fa/hello.txt
 fs_probe fs_cross confined qemu-harden-fa-fs0 /srv/shares/fb/hello.txt
 fs_probe fs_cross_unconfined unconfined - /srv/shares/fb/hello.txt
-denied() { dmesg | grep 'apparmor="DENIED"' | grep "profile=\\"$1\\"" | grep -c "$2"; }
 r sock_cross.denied "$(denied qemu-harden-fa $LISTEN)"
 r passt_cross.denied "$(denied qemu-harden-fa-net /run/qemu-harden/fb/net/passt_cross.sock)"
 r fs_cross.denied "$(denied qemu-harden-fa-fs0 /srv/shares/fb/hello.txt)"
