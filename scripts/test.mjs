@@ -277,15 +277,17 @@ if (problems.length) {
   status = 1;
 }
 const node = (name, script, ...rest) => [name, process.execPath, [join(repo, script), ...rest]];
-// The quick tier keeps each tool's own cache in .cache/ (keyed by the files' contents; dependency-cruiser's also by
-// its options), so an edit-test loop rechecks only what changed; the full run checks everything afresh, as CI does.
-const cached = (flags) => (quick ? flags : []);
+// Each checker keeps its own cache in .cache/, keyed by the files' contents (dependency-cruiser's also by its options,
+// eslint's and tsc's also by their configuration), so a run rechecks only what changed since the last; a fresh
+// clone, as CI has, checks everything.
 const checkList = [
   node(
     'typecheck',
     'node_modules/typescript/bin/tsc',
     '--noEmit',
-    ...cached(['--incremental', '--tsBuildInfoFile', '.cache/tsc/tsbuildinfo']),
+    '--incremental',
+    '--tsBuildInfoFile',
+    '.cache/tsc/tsbuildinfo',
   ),
   node(
     'layering',
@@ -294,17 +296,29 @@ const checkList = [
     'steps',
     '--output-type',
     'err',
-    ...cached(['--cache', '.cache/depcruise']),
+    '--cache',
+    '.cache/depcruise',
   ),
   node(
     'formatting',
     'node_modules/prettier/bin/prettier.cjs',
     '--check',
     '--log-level=warn',
-    ...cached(['--cache', '--cache-location', '.cache/prettier/cache']),
+    '--cache',
+    '--cache-location',
+    '.cache/prettier/cache',
     '.',
   ),
-  node('lint', 'node_modules/eslint/bin/eslint.js', ...cached(['--cache', '--cache-location', '.cache/eslint/']), '.'),
+  node(
+    'lint',
+    'node_modules/eslint/bin/eslint.js',
+    '--cache',
+    '--cache-strategy',
+    'content',
+    '--cache-location',
+    '.cache/eslint/',
+    '.',
+  ),
 ];
 if (status === 0) status = await checks([node('build', 'scripts/build.mjs')]);
 // The full run starts no test before the checks pass. The quick tier runs them beside the test files: on two cores
