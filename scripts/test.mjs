@@ -227,7 +227,7 @@ function runFile(file, env, scratch) {
  * Runs the files, the longest first, up to `slots` at a time, and the files of CORES only while the cores they keep
  * busy fit in `cores` (one that asks for more starts when none of them runs). A file that must wait lets a later one
  * start first. A TCG guest that waits its turn for a core does not only take longer: the same work cost it up to
- * twice the CPU seconds (docs/testing.md, "The suite's budget").
+ * two thirds more CPU seconds (docs/testing.md, "The suite's budget").
  */
 function runFiles(list, slots, cores, env) {
   const scratch = mkdtempSync(join(tmpdir(), 'qh-test-run-'));
@@ -235,19 +235,17 @@ function runFiles(list, slots, cores, env) {
   const done = [];
   let busy = 0;
   let running = 0;
-  let heavy = 0;
   return new Promise((resolve) => {
     const startWhatFits = () => {
       for (let i = 0; i < queue.length && running < slots;) {
         const f = queue[i];
         const need = CORES[f] ?? 0;
-        if (need > 0 && heavy > 0 && busy + need > cores) {
+        if (need > 0 && busy > 0 && busy + need > cores) {
           i++;
           continue;
         }
         queue.splice(i, 1);
         busy += need;
-        if (need > 0) heavy++;
         running++;
         if (list.length > 1) console.log(`… test/${f} started`);
         void runFile(f, env, scratch).then((r) => {
@@ -256,7 +254,6 @@ function runFiles(list, slots, cores, env) {
           );
           done.push(r);
           busy -= need;
-          if (need > 0) heavy--;
           running--;
           if (queue.length) startWhatFits();
           else if (running === 0) {
