@@ -419,7 +419,8 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
  */
 export const PROOF_PRELUDE = `#!/bin/sh
 r() { echo "RESULT $1=$2"; }
-wait_until() { wait_end=$(($(date +%s) + $1)); shift; until "$@"; do [ "$(date +%s)" -lt $wait_end ] || return 1; sleep 0.5; done; }
+uptime_s() { read -r uptime_now _ < /proc/uptime; uptime_now=\${uptime_now%.*}; }
+wait_until() { uptime_s; wait_end=$((uptime_now + $1)); shift; until "$@"; do uptime_s; [ $uptime_now -lt $wait_end ] || return 1; sleep 0.5; done; }
 # The kernel's AppArmor denials under profile $1 that name $2 anywhere (a file's name="…", a socket's addr="…").
 denied() { dmesg | grep 'apparmor="DENIED"' | grep -F "profile=\\"$1\\"" | grep -cF "$2"; }
 `;
