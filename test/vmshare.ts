@@ -1,10 +1,11 @@
 // One booted VM shared by several proofs. Booting Debian's kernel into systemd under TCG costs more CPU than many a
 // proof's own script, so the proofs that need the same kind of VM are parts of one test file, which boots the VM once
-// per lane and runs its parts there one after another (docs/testing.md, "Shared VMs"). Each part starts from the
-// system as it booted: before a part, the kernel log and the journal are emptied and its files are laid over /; it
-// runs as a unit of its own, so whatever it leaves running is stopped with it; after it, every unit started since the
-// boot is stopped, what qemu-harden installed is removed, the AppArmor profiles loaded since the boot are unloaded,
-// and its files are taken away. Only the users and groups it created stay (an apply on a real host meets those too).
+// per lane and runs its parts there one after another (docs/testing.md, "Shared VMs"). Each part starts from the system
+// as it booted: before a part, the kernel log and the journal are emptied and its files are laid over /; it runs as a
+// unit of its own, so whatever it leaves running is stopped with it; after it (unless the VM powers off next), every
+// unit started since the boot is stopped, what qemu-harden installed is removed, the AppArmor profiles loaded since the
+// boot are unloaded, and its files are taken away. Only the users and groups it created stay (an apply on a real host
+// meets those too).
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -120,10 +121,11 @@ part() {
     --property=StandardOutput=tty --property=StandardError=tty --property=TTYPath=/dev/ttyS0 /bin/sh "/parts/$1/proof.sh"
   echo "qh-part: end $1 status=$?"
   [ -f "/parts/$1/cleanup.sh" ] && /bin/sh "/parts/$1/cleanup.sh"
-  reset "$1"
+  # The lane's last part needs no reset: the VM powers off after it.
+  [ "$3" = last ] || reset "$1"
 }
 
-${parts.map((p) => `part ${p.name} ${p.timeoutSeconds}`).join('\n')}
+${parts.map((p, i) => `part ${p.name} ${p.timeoutSeconds}${i === parts.length - 1 ? ' last' : ''}`).join('\n')}
 `;
 
 /**
