@@ -1,10 +1,12 @@
 // `qemu-harden export ansible`, proven with Debian's own Ansible against two hosts: two systemd-nspawn containers,
-// booted side by side, each getting its own bundle by inventory hostname. Ansible reaches them through
+// booted side by side, each getting its own bundle by inventory hostname: h1 runs this machine's Debian 12, h2 a
+// whole Debian 13 system (an overlay over a cached root, test/debian-root.ts). Ansible reaches them through
 // community.docker.nsenter (shipped in Debian's ansible package), which enters the mount, PID, network, IPC and
 // UTS namespaces of the container's systemd: ansible_nsenter_pid is the container leader's PID on this host.
 // The guests run under TCG (emulation, acknowledged) so the proof is the same on machines without KVM. Their
 // helper units come and go with them: a TPM (swtpm) and the user-mode network (passt), each in a unit of its own,
-// and a read-only shared folder, which on Debian 12 is QEMU's own 9p inside its unit (no helper).
+// and a read-only shared folder, which on Debian 12 is QEMU's own 9p inside its unit (no helper) and on Debian 13
+// a virtiofsd in a unit of its own.
 // community.general.chroot cannot reach these containers: seen from this host their root has no /usr (it is
 // bound into the container's own mount namespace only), so there is no Python to run modules, and a chroot
 // would not reach the container's systemd anyway.
@@ -30,9 +32,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
 import { Container } from './container.js';
+import { debianRoot, TRIXIE_PACKAGES } from './debian-root.js';
 import { cli, requireTool, stopChild, tempDir, waitUntil } from './helpers.js';
 
 type Guests = Record<string, number>;
+/** The release each host runs, and its bundles are generated for (--target). */
+const TARGET: Record<string, string> = { h1: 'debian-12', h2: 'debian-13' };
 /** Host → guest → memory (MiB). v2 changes alpha's memory and drops delta on h1; h2 stays as it is. */
 const V1: Record<string, Guests> = { h1: { alpha: 64, beta: 64, delta: 64 }, h2: { gamma: 64 } };
 const V2: Record<string, Guests> = { h1: { alpha: 96, beta: 64 }, h2: { gamma: 64 } };
@@ -40,10 +45,19 @@ const V2: Record<string, Guests> = { h1: { alpha: 96, beta: 64 }, h2: { gamma: 6
 const TPM = new Set(['alpha', 'delta']);
 /** The guests on passt's user-mode network (qemu-NAME-net.service): alpha restarts in v2, delta leaves. */
 const PASST = new Set(['alpha', 'delta']);
-/** beta's read-only shared folder, a directory the test makes in h1. */
-const SHARE = { guest: 'beta', path: '/srv/beta-share', tag: 'docs' };
+/** The read-only shared folders, directories the test makes in the guest's host: beta's on Debian 12 (9p), gamma's
+ * on Debian 13 (virtiofsd, qemu-gamma-fs0.service). */
+const SHARES: Record<string, { path: string; tag: string }> = {
+  beta: { path: '/srv/beta-share', tag: 'docs' },
+  gamma: { path: '/srv/gamma-share', tag: 'docs' },
+};
+const VIRTIOFSD = new Set(['gamma']);
 /** The helper units of a guest, by kind (qemu-NAME-KIND.service). */
-const helpersOf = (g: string) => [...(TPM.has(g) ? ['tpm'] : []), ...(PASST.has(g) ? ['net'] : [])];
+const helpersOf = (g: string) => [
+  ...(TPM.has(g) ? ['tpm'] : []),
+  ...(PASST.has(g) ? ['net'] : []),
+  ...(VIRTIOFSD.has(g) ? ['fs0'] : []),
+];
 
 /** What churns on its own in a booted container (journal, systemd's own state) or is not on its disk. */
 const NOT_HASHED = new Set(['proc', 'sys', 'dev', 'run', 'tmp', 'var/tmp', 'var/log', 'var/lib/systemd', 'var/cache']);
@@ -77,7 +91,7 @@ function answers(guests: Guests): string {
       disks: [{ path: `/images/${name}.img`, format: 'raw' }],
       network: PASST.has(name) ? { mode: 'user' } : { mode: 'none' },
       ...(TPM.has(name) ? { tpm: 'tpm2' } : {}),
-      ...(name === SHARE.guest ? { shares: [{ path: SHARE.path, tag: SHARE.tag }] } : {}),
+      ...(SHARES[name] ? { shares: [SHARES[name]] } : {}),
     })),
   });
 }
@@ -110,7 +124,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     const file = join(dir, `${version}-${host}.json`);
     writeFileSync(file, answers(guests));
     const bundle = join(dir, version, host);
-    const r = await cli(['generate', '--answers', file, '--out', bundle, '--force']);
+    const r = await cli(['generate', '--answers', file, '--out', bundle, '--force', '--target', TARGET[host]!]);
     assert.equal(r.code, 0, r.stderr);
     return bundle;
   };
@@ -193,12 +207,15 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       await generate('v2', host, V2[host]!);
       const ct = cts[host]!;
       mkdirSync(ct.dir);
-      ct.prepare();
-      mkdirSync(join(ct.root, 'images'), { mode: 0o755 });
-      for (const g of Object.keys(guests)) writeBootDisk(join(ct.root, 'images', `${g}.img`));
-      if (SHARE.guest in guests) {
-        mkdirSync(join(ct.root, SHARE.path), { recursive: true, mode: 0o755 });
-        writeFileSync(join(ct.root, SHARE.path, 'hello.txt'), 'shared read-only\n', { mode: 0o644 });
+      if (TARGET[host] === 'debian-13') ct.prepareSystem(await debianRoot('trixie', TRIXIE_PACKAGES));
+      else ct.prepare();
+      mkdirSync(join(ct.writes, 'images'), { mode: 0o755 });
+      for (const g of Object.keys(guests)) {
+        writeBootDisk(join(ct.writes, 'images', `${g}.img`));
+        const share = SHARES[g];
+        if (!share) continue;
+        mkdirSync(join(ct.writes, share.path), { recursive: true, mode: 0o755 });
+        writeFileSync(join(ct.writes, share.path, 'hello.txt'), 'shared read-only\n', { mode: 0o644 });
       }
     }
     await exportBundles('v1');
@@ -253,7 +270,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
   });
 
   test('1. --check --diff lists each host’s changes and changes nothing', () => {
-    const before = Object.fromEntries(Object.entries(cts).map(([h, c]) => [h, treeHash(c.root)]));
+    const before = Object.fromEntries(Object.entries(cts).map(([h, c]) => [h, treeHash(c.writes)]));
     const r = play('--check', '--diff');
     assert.equal(r.code, 0, r.output);
     const rc = recap(r.output);
@@ -280,7 +297,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
           );
       }
       assert.ok(r.output.includes(`changed: [${host}] => (item=/etc/sysusers.d/qemu-harden.conf)`));
-      assert.equal(treeHash(cts[host]!.root), before[host], `${host}: nothing changed`);
+      assert.equal(treeHash(cts[host]!.writes), before[host], `${host}: nothing changed`);
     }
   });
 
@@ -314,7 +331,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     );
     for (const [host, guests] of Object.entries(V1)) {
       const ct = cts[host]!;
-      const record = join(ct.root, 'var/lib/qemu-harden/.installed');
+      const record = join(ct.files, 'var/lib/qemu-harden/.installed');
       assert.equal(lstatSync(record).mode & 0o777, 0o700);
       for (const rel of [
         'MANIFEST.sha256',
@@ -333,7 +350,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       assert.equal(lstatSync(join(record, 'current/root/etc/systemd')).mode & 0o777, 0o700);
       assert.deepEqual(readdirSync(record), ['current'], `${host}: no journal, no previous after the first install`);
       for (const g of Object.keys(guests)) {
-        const unitFile = join(ct.root, `etc/systemd/system/qemu-${g}.service`);
+        const unitFile = join(ct.files, `etc/systemd/system/qemu-${g}.service`);
         assert.equal(lstatSync(unitFile).mode & 0o7777, 0o644);
         assert.equal(ct.exec(['systemctl', 'is-enabled', `qemu-${g}.service`]).stdout.trim(), 'enabled');
         await waitUntil(
@@ -353,15 +370,46 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
           ct.exec(['cat', `/proc/${pid}/cgroup`]).stdout,
           new RegExp(`:/qemu\\.slice/qemu-${g}\\.service$`, 'm'),
         );
-        if (g === SHARE.guest) {
-          // Its read-only folder: QEMU's own 9p, read-only, and QEMU holds the folder open in its sandbox.
+        const share = SHARES[g];
+        if (share && !VIRTIOFSD.has(g)) {
+          // Its read-only folder on Debian 12: QEMU's own 9p, read-only, and QEMU holds the folder open in its sandbox.
           const args = cmdline(host, pid);
           const virtfs = args[args.indexOf('-virtfs') + 1] ?? '';
-          assert.match(virtfs, new RegExp(`^local,path=${SHARE.path},mount_tag=${SHARE.tag},security_model=`));
+          assert.match(virtfs, new RegExp(`^local,path=${share.path},mount_tag=${share.tag},security_model=`));
           assert.match(virtfs, /(^|,)readonly=on(,|$)/, `${host}/${g}'s share is read-only`);
           assert.ok(
-            ct.sh(`readlink /proc/${pid}/fd/*`).stdout.split('\n').includes(SHARE.path),
-            `${host}/${g}'s QEMU opened ${SHARE.path}`,
+            ct.sh(`readlink /proc/${pid}/fd/*`).stdout.split('\n').includes(share.path),
+            `${host}/${g}'s QEMU opened ${share.path}`,
+          );
+        }
+        if (share && VIRTIOFSD.has(g)) {
+          // Its read-only folder on Debian 13: a virtiofsd in its own unit, started by its socket, as the guest's user
+          // with no capabilities, serving that folder read-only; QEMU's vhost-user device is connected to it (QEMU
+          // 10.0 does not start without its answer), and the guest's RAM is the shared memory virtiofsd maps.
+          const fs = `qemu-${g}-fs0.service`;
+          assert.equal(ct.exec(['systemctl', 'is-active', fs]).stdout.trim(), 'active', journal(host, fs));
+          const fsPid = helperPid(host, g, 'fs0');
+          const ffield = procStatus(host, fsPid);
+          assert.deepEqual(ffield('Uid'), [uid, uid, uid, uid], `${host}/${g}'s virtiofsd runs as the guest's user`);
+          assert.deepEqual(ffield('CapEff'), ['0000000000000000']);
+          assert.deepEqual(ffield('NoNewPrivs'), ['1']);
+          assert.deepEqual(ffield('Seccomp'), ['2']);
+          const fsArgs = cmdline(host, fsPid);
+          assert.equal(fsArgs[0], '/usr/libexec/virtiofsd');
+          assert.ok(fsArgs.includes(`--shared-dir=${share.path}`), fsArgs.join(' '));
+          assert.ok(fsArgs.includes('--readonly'), `${host}/${g}'s share is read-only`);
+          const args = cmdline(host, pid).join(' ');
+          assert.ok(
+            args.includes(`-device vhost-user-fs-pci,chardev=fs0,tag=${share.tag}`),
+            `${host}/${g}'s QEMU has the folder's device: ${args}`,
+          );
+          assert.match(args, /memory-backend-memfd,id=ram,size=\d+M,share=on/);
+          assert.ok(
+            ct
+              .exec(['ss', '-Hxp', 'state', 'established'])
+              .stdout.split('\n')
+              .some((l) => l.includes(`pid=${fsPid},`)),
+            `${host}/${g}'s virtiofsd holds QEMU's vhost-user connection`,
           );
         }
         if (PASST.has(g)) {
@@ -421,12 +469,12 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
 
   test('4. a changed bundle for h1 restarts exactly the changed guest, removes the guest that left, and leaves h2 alone', async () => {
     const before = allPids();
-    const h2Tree = treeHash(cts.h2!.root);
-    const oldAlpha = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-alpha.service'));
-    const deltaUnit = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-delta.service'));
-    const deltaTpmUnit = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-delta-tpm.service'));
-    const deltaNetUnit = readFileSync(join(cts.h1!.root, 'etc/systemd/system/qemu-delta-net.service'));
-    const deltaNetProfile = readFileSync(join(cts.h1!.root, 'etc/apparmor.d/qemu-harden-delta-net'));
+    const h2Tree = treeHash(cts.h2!.writes);
+    const oldAlpha = readFileSync(join(cts.h1!.files, 'etc/systemd/system/qemu-alpha.service'));
+    const deltaUnit = readFileSync(join(cts.h1!.files, 'etc/systemd/system/qemu-delta.service'));
+    const deltaTpmUnit = readFileSync(join(cts.h1!.files, 'etc/systemd/system/qemu-delta-tpm.service'));
+    const deltaNetUnit = readFileSync(join(cts.h1!.files, 'etc/systemd/system/qemu-delta-net.service'));
+    const deltaNetProfile = readFileSync(join(cts.h1!.files, 'etc/apparmor.d/qemu-harden-delta-net'));
     await exportBundles('v2');
     const r = play();
     assert.equal(r.code, 0, r.output);
@@ -434,7 +482,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     assert.ok(rc.h1!.changed > 0 && rc.h1!.failed === 0, r.output);
     assert.equal(rc.h2?.changed, 0, r.output);
     assert.equal(rc.h2?.failed, 0, r.output);
-    assert.equal(treeHash(cts.h2!.root), h2Tree, 'nothing changed on h2');
+    assert.equal(treeHash(cts.h2!.writes), h2Tree, 'nothing changed on h2');
 
     const after = allPids();
     assert.notEqual(after['h1/alpha'], before['h1/alpha'], 'alpha restarted');
@@ -464,7 +512,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       r.output,
     );
 
-    const units = readdirSync(join(h1.root, 'etc/systemd/system'));
+    const units = readdirSync(join(h1.files, 'etc/systemd/system'));
     assert.ok(!units.includes('qemu-delta.service'), 'delta’s unit is gone');
     for (const u of ['qemu-delta-tpm.service', 'qemu-delta-tpm.socket', 'qemu-delta-net.service']) {
       assert.ok(!units.includes(u), `${u} is gone`);
@@ -477,7 +525,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     );
     assert.equal(h1.exec(['test', '-s', '/images/delta.img']).code, 0, 'delta’s disk is kept');
     for (const f of ['etc/apparmor.d/qemu-harden-delta-net', 'etc/apparmor.d/qemu-harden.d/delta-net'])
-      assert.ok(!existsSync(join(h1.root, f)), `${f} is gone`);
+      assert.ok(!existsSync(join(h1.files, f)), `${f} is gone`);
     assert.equal(h1.exec(['test', '-e', '/run/qemu-harden/delta/net']).code, 1, 'passt’s socket directory is gone');
     assert.equal(h1.exec(['pgrep', '-u', 'qemu-delta']).code, 1, 'no process of delta’s user is left');
     // alpha's new QEMU reached its new passt: one connection for each start.
@@ -492,10 +540,10 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       [],
       'no backup left next to the units',
     );
-    const runs = readdirSync(join(h1.root, 'var/backups/qemu-harden'));
+    const runs = readdirSync(join(h1.files, 'var/backups/qemu-harden'));
     assert.equal(runs.length, 1);
     assert.match(runs[0]!, /^\d{8}T\d{6}Z$/);
-    const backups = join(h1.root, 'var/backups/qemu-harden', runs[0]!);
+    const backups = join(h1.files, 'var/backups/qemu-harden', runs[0]!);
     assert.deepEqual(
       readFileSync(join(backups, 'etc/systemd/system/qemu-alpha.service')),
       oldAlpha,
@@ -523,7 +571,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     );
     assert.equal(h1.exec(['id', '-u', 'qemu-delta']).code, 0, 'delta’s user is kept');
 
-    const record = join(h1.root, 'var/lib/qemu-harden/.installed');
+    const record = join(h1.files, 'var/lib/qemu-harden/.installed');
     assert.deepEqual(readdirSync(record).sort(), ['current', 'previous']);
     assert.deepEqual(
       readFileSync(join(record, 'previous/MANIFEST.sha256')),
@@ -537,7 +585,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
 
   test('5. a tampered bundle fails its host before anything there changes; the other host completes', () => {
     const before = allPids();
-    const h2Tree = treeHash(cts.h2!.root);
+    const h2Tree = treeHash(cts.h2!.writes);
     appendFileSync(
       join(out, 'bundles/h2/root/etc/systemd/system/qemu-gamma.service'),
       'ExecStartPre=/bin/sh -c "echo tampered"\n',
@@ -552,13 +600,13 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       r.output,
       /bundles\/h2 does not match its manifest; nothing was changed on this host: root\/etc\/systemd\/system\/qemu-gamma\.service: missing, or changed since the bundle was generated/,
     );
-    assert.equal(treeHash(cts.h2!.root), h2Tree, 'nothing changed on h2');
+    assert.equal(treeHash(cts.h2!.writes), h2Tree, 'nothing changed on h2');
     assert.deepEqual(allPids(), before);
   });
 
   test('5b. a consistent forged bundle (User=root, a sudoers file, manifest recomputed) fails its host before anything changes', () => {
     const before = allPids();
-    const h2Tree = treeHash(cts.h2!.root);
+    const h2Tree = treeHash(cts.h2!.writes);
     const bundle = join(out, 'bundles/h2');
     rmSync(bundle, { recursive: true });
     cpSync(join(dir, 'v2/h2'), bundle, { recursive: true });
@@ -592,26 +640,26 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       r.output,
       /bundles\/h2 holds files qemu-harden never installs; nothing was changed on this host: root\/etc\/sudoers\.d\/qemu-harden: not a path qemu-harden installs/,
     );
-    assert.equal(treeHash(cts.h2!.root), h2Tree, 'nothing changed on h2');
+    assert.equal(treeHash(cts.h2!.writes), h2Tree, 'nothing changed on h2');
     assert.deepEqual(allPids(), before);
   });
 
   test('6. an install that stopped midway (journal left, a unit missing) is reported and completed', async () => {
     await exportBundles('v2');
     const h2 = cts.h2!;
-    const record = join(h2.root, 'var/lib/qemu-harden/.installed');
+    const record = join(h2.files, 'var/lib/qemu-harden/.installed');
     const manifest = readFileSync(join(record, 'current/MANIFEST.sha256'));
     const digest = createHash('sha256').update(manifest).digest('hex');
     writeFileSync(
       join(record, 'journal.json'),
       JSON.stringify({ action: 'apply', from: digest, to: digest, started: new Date().toISOString() }),
     );
-    const unit = join(h2.root, 'etc/systemd/system/qemu-gamma.service');
+    const unit = join(h2.files, 'etc/systemd/system/qemu-gamma.service');
     const content = readFileSync(unit);
     rmSync(unit);
     // The interrupted install was putting in place a bundle with a guest the new bundle does not have.
     const stale = '[Unit]\nDescription=a guest of the interrupted install\n[Service]\nExecStart=/bin/true\n';
-    writeFileSync(join(h2.root, 'etc/systemd/system/qemu-stale.service'), stale);
+    writeFileSync(join(h2.files, 'etc/systemd/system/qemu-stale.service'), stale);
     mkdirSync(join(record, 'next'), { mode: 0o700 });
     writeFileSync(
       join(record, 'next/MANIFEST.sha256'),
@@ -624,12 +672,12 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     assert.deepEqual(readFileSync(unit), content, 'the missing unit is installed again');
     assert.deepEqual(readdirSync(record).sort(), ['current'], 'the journal is closed, next is gone');
     assert.throws(
-      () => lstatSync(join(h2.root, 'etc/systemd/system/qemu-stale.service')),
+      () => lstatSync(join(h2.files, 'etc/systemd/system/qemu-stale.service')),
       /ENOENT/,
       'the interrupted install’s guest is removed',
     );
-    const backedUp = readdirSync(join(h2.root, 'var/backups/qemu-harden'))
-      .map((t) => join(h2.root, 'var/backups/qemu-harden', t, 'etc/systemd/system/qemu-stale.service'))
+    const backedUp = readdirSync(join(h2.files, 'var/backups/qemu-harden'))
+      .map((t) => join(h2.files, 'var/backups/qemu-harden', t, 'etc/systemd/system/qemu-stale.service'))
       .filter((f) => existsSync(f));
     assert.equal(backedUp.length, 1, 'and backed up');
     assert.equal(readFileSync(backedUp[0]!, 'utf8'), stale);
@@ -640,6 +688,8 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       'every activation step runs again',
     );
     assert.notEqual(mainPid('h2', 'gamma'), before['h2/gamma'], 'gamma restarted under its reinstalled unit');
+    const fs0 = helperPid('h2', 'gamma', 'fs0');
+    assert.ok(fs0 > 0 && fs0 !== before['h2/gamma-fs0'], 'and its virtiofsd with it');
     assert.equal(recap(r.output).h1?.changed, 0, r.output);
   });
 
@@ -673,7 +723,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     // h2's bundle reaches the controller without its signature.
     rmSync(join(out, 'bundles/h2/signatures'), { recursive: true });
     const before = allPids();
-    const h2Tree = treeHash(cts.h2!.root);
+    const h2Tree = treeHash(cts.h2!.writes);
     const r = play();
     assert.equal(r.code, 2, r.output);
     assert.equal(recap(r.output).h2?.failed, 1, r.output);
@@ -681,17 +731,17 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       r.output,
       /bundles\/h2 is not signed as this host requires; nothing was changed on this host: signatures: none: the bundle is not signed; the team's allowed_signers: requires 1 distinct signers it allows; 0 signed/,
     );
-    assert.equal(treeHash(cts.h2!.root), h2Tree, 'nothing changed on h2');
+    assert.equal(treeHash(cts.h2!.writes), h2Tree, 'nothing changed on h2');
     assert.equal(mainPid('h2', 'gamma'), before['h2/gamma'], 'gamma untouched');
 
     // h1's signed bundle is installed, h1 is enrolled in the team's file, and the record keeps the signature.
     const h1 = cts.h1!;
     assert.equal(recap(r.output).h1?.failed, 0, r.output);
-    assert.deepEqual(readFileSync(join(h1.root, 'etc/qemu-harden/allowed_signers')), readFileSync(signers));
+    assert.deepEqual(readFileSync(join(h1.files, 'etc/qemu-harden/allowed_signers')), readFileSync(signers));
     const sigs = readdirSync(join(dir, 'v3/h1/signatures'));
     assert.equal(sigs.length, 1);
     assert.deepEqual(
-      readFileSync(join(h1.root, 'var/lib/qemu-harden/.installed/current/signatures', sigs[0]!)),
+      readFileSync(join(h1.files, 'var/lib/qemu-harden/.installed/current/signatures', sigs[0]!)),
       readFileSync(join(dir, 'v3/h1/signatures', sigs[0]!)),
     );
     assert.match(
@@ -705,14 +755,14 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       'h1 checked the staged files against the signed manifest',
     );
     assert.notEqual(mainPid('h1', 'beta'), before['h1/beta'], 'beta restarted under its new unit');
-    const st = await cli(['status', '--root', h1.root]);
+    const st = await cli(['status', '--root', h1.files]);
     assert.match(
       st.stdout,
       /Signed by ops@example\.com \(ED25519 key SHA256:\S+\), allowed by .*\/etc\/qemu-harden\/allowed_signers\./,
     );
 
     // An export with no trust file and unsigned bundles: h1 is enrolled and holds its bundle to its own file.
-    const h1Tree = treeHash(h1.root);
+    const h1Tree = treeHash(h1.writes);
     const h1Pids = allPids();
     await exportBundles('v2');
     const again = play();
@@ -722,7 +772,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       again.output,
       /bundles\/h1 is not signed as this host requires; nothing was changed on this host: signatures: none: the bundle is not signed; \/etc\/qemu-harden\/allowed_signers: requires 1 distinct signers it allows; 0 signed/,
     );
-    assert.equal(treeHash(h1.root), h1Tree, 'nothing changed on h1');
+    assert.equal(treeHash(h1.writes), h1Tree, 'nothing changed on h1');
     assert.equal(mainPid('h1', 'alpha'), h1Pids['h1/alpha']);
     assert.equal(recap(again.output).h2?.failed, 0, again.output);
   });

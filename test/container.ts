@@ -164,6 +164,19 @@ export class Container {
     throw new Error(`the container did not come up:\n${this.consoleLog().slice(-3000)}`);
   }
 
+  /**
+   * Where what the container writes lands, seen from this host: the root itself, or a whole system's upper layer
+   * (before the boot too). Only what the container changed is there, so a hash of it says whether anything did.
+   */
+  get writes(): string {
+    return this.system ? join(this.dir, 'upper') : this.root;
+  }
+
+  /** The container's files as this host reads them: the root, or a booted whole system's root through its init. */
+  get files(): string {
+    return this.system ? `/proc/${this.leader}/root` : this.root;
+  }
+
   /** The PID, on this host, of the container's systemd: what `nsenter -t` enters. */
   get pid(): number {
     return this.leader;

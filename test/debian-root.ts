@@ -14,7 +14,8 @@ export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
  * What a Debian 13 host running qemu-harden has: its systemd (booted as PID 1 in the container), QEMU with the
  * SPICE modules, AppArmor's parser and pinned feature set, udev and logrotate (apply's steps), iproute2 (the tap
  * helper), passt and virtiofsd (the user-mode network and shared folders, each in units of their own), and the
- * release's own Node.js, which runs qemu-harden itself.
+ * release's own Node.js, which runs qemu-harden itself; and what a host Ansible manages has: Python, which runs
+ * its modules, and OpenSSH's client, whose ssh-keygen checks a bundle's signatures there.
  */
 export const TRIXIE_PACKAGES = [
   'apparmor',
@@ -22,7 +23,9 @@ export const TRIXIE_PACKAGES = [
   'iproute2',
   'logrotate',
   'nodejs',
+  'openssh-client',
   'passt',
+  'python3',
   'qemu-system-modules-spice',
   'qemu-system-x86',
   'qemu-utils',
