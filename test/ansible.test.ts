@@ -632,10 +632,10 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
         )
         .join(''),
     );
-    const r = play();
+    // h2 alone: test 5 already showed the other host completing beside a host that fails.
+    const r = play('--limit', 'h2');
     assert.equal(r.code, 2, r.output);
     assert.equal(recap(r.output).h2?.failed, 1, r.output);
-    assert.equal(recap(r.output).h1?.changed, 0, r.output);
     assert.match(
       r.output,
       /bundles\/h2 holds files qemu-harden never installs; nothing was changed on this host: root\/etc\/sudoers\.d\/qemu-harden: not a path qemu-harden installs/,
@@ -666,7 +666,8 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       `${createHash('sha256').update(stale).digest('hex')}  root/etc/systemd/system/qemu-stale.service\n`,
     );
     const before = allPids();
-    const r = play();
+    // h2 alone: h1's bundle has not changed, and test 3 showed what a run then does.
+    const r = play('--limit', 'h2');
     assert.equal(r.code, 0, r.output);
     assert.match(r.output, /The last install on this host stopped midway \(\{\\?"action\\?": ?\\?"apply\\?"/);
     assert.deepEqual(readFileSync(unit), content, 'the missing unit is installed again');
@@ -690,7 +691,6 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     assert.notEqual(mainPid('h2', 'gamma'), before['h2/gamma'], 'gamma restarted under its reinstalled unit');
     const fs0 = helperPid('h2', 'gamma', 'fs0');
     assert.ok(fs0 > 0 && fs0 !== before['h2/gamma-fs0'], 'and its virtiofsd with it');
-    assert.equal(recap(r.output).h1?.changed, 0, r.output);
   });
 
   test('7. each host checks the signatures itself: an unsigned bundle fails its host before anything there changes; an enrolled host refuses one with no trust file in the export', async () => {
@@ -765,7 +765,8 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     const h1Tree = treeHash(h1.writes);
     const h1Pids = allPids();
     await exportBundles('v2');
-    const again = play();
+    // h1 alone: h2 is not enrolled, and the runs before showed such a host taking an unsigned bundle.
+    const again = play('--limit', 'h1');
     assert.equal(again.code, 2, again.output);
     assert.equal(recap(again.output).h1?.failed, 1, again.output);
     assert.match(
@@ -774,7 +775,6 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     );
     assert.equal(treeHash(h1.writes), h1Tree, 'nothing changed on h1');
     assert.equal(mainPid('h1', 'alpha'), h1Pids['h1/alpha']);
-    assert.equal(recap(again.output).h2?.failed, 0, again.output);
   });
 });
 
