@@ -80,7 +80,8 @@ function treeHash(root: string): string {
   return h.digest('hex');
 }
 
-function answers(guests: Guests): string {
+/** The answers for `guests`; those named in `unshared` have no shared folder. */
+function answers(guests: Guests, unshared: readonly string[] = []): string {
   return JSON.stringify({
     schemaVersion: 1,
     useCase: 'emulation',
@@ -91,7 +92,7 @@ function answers(guests: Guests): string {
       disks: [{ path: `/images/${name}.img`, format: 'raw' }],
       network: PASST.has(name) ? { mode: 'user' } : { mode: 'none' },
       ...(TPM.has(name) ? { tpm: 'tpm2' } : {}),
-      ...(SHARES[name] ? { shares: [SHARES[name]] } : {}),
+      ...(SHARES[name] && !unshared.includes(name) ? { shares: [SHARES[name]] } : {}),
     })),
   });
 }
@@ -120,9 +121,9 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
   let linter: ChildProcess | undefined;
   after(() => Promise.all([...Object.values(cts).map((c) => c.stop()), ...(linter ? [stopChild(linter)] : [])]));
 
-  const generate = async (version: string, host: string, guests: Guests) => {
+  const generate = async (version: string, host: string, guests: Guests, unshared: readonly string[] = []) => {
     const file = join(dir, `${version}-${host}.json`);
-    writeFileSync(file, answers(guests));
+    writeFileSync(file, answers(guests, unshared));
     const bundle = join(dir, version, host);
     const r = await cli(['generate', '--answers', file, '--out', bundle, '--force', '--target', TARGET[host]!]);
     assert.equal(r.code, 0, r.stderr);
@@ -775,6 +776,61 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     );
     assert.equal(treeHash(h1.writes), h1Tree, 'nothing changed on h1');
     assert.equal(mainPid('h1', 'alpha'), h1Pids['h1/alpha']);
+  });
+
+  test('8. a guest whose shared folder is taken away: its virtiofsd stops, its units and profile leave (backed up), the guest restarts without it, the folder stays', async () => {
+    const h2 = cts.h2!;
+    const fsFiles = readFileSync(join(bundles.h2!, 'MANIFEST.sha256'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.slice(66 + 'root'.length))
+      .filter((f) => f.includes('gamma-fs0'));
+    for (const kind of ['.service', '.socket'])
+      assert.ok(
+        fsFiles.includes(`/etc/systemd/system/qemu-gamma-fs0${kind}`),
+        `the virtiofsd's files: ${fsFiles.join(' ')}`,
+      );
+    assert.ok(
+      fsFiles.some((f) => f.startsWith('/etc/apparmor.d/')),
+      `the virtiofsd's profile: ${fsFiles.join(' ')}`,
+    );
+    const installed = Object.fromEntries(fsFiles.map((f) => [f, readFileSync(join(h2.files, f))]));
+    const before = mainPid('h2', 'gamma');
+    const virtiofsds = () => h2.sh('grep -slx virtiofsd /proc/[0-9]*/comm').stdout;
+    assert.equal(virtiofsds(), `/proc/${helperPid('h2', 'gamma', 'fs0')}/comm\n`, 'gamma’s virtiofsd runs');
+    // An export of h2's new bundle alone, played on h2 alone: h2 is not enrolled, so an unsigned bundle is what it
+    // takes.
+    const v4 = await generate('v4', 'h2', V1.h2!, ['gamma']);
+    const exported = await cli(['export', 'ansible', '--host', `h2=${v4}`, '--out', out, '--force']);
+    assert.equal(exported.code, 0, exported.stderr);
+    const r = play('--limit', 'h2');
+    assert.equal(r.code, 0, r.output);
+    assert.ok(recap(r.output).h2!.changed > 0 && recap(r.output).h2!.failed === 0, r.output);
+
+    for (const f of fsFiles) assert.ok(!existsSync(join(h2.files, f)), `${f} is gone`);
+    for (const kind of ['service', 'socket'])
+      assert.equal(
+        h2.exec(['systemctl', 'is-active', `qemu-gamma-fs0.${kind}`]).stdout.trim(),
+        'inactive',
+        `qemu-gamma-fs0.${kind} is stopped`,
+      );
+    assert.equal(virtiofsds(), '', 'no virtiofsd is left');
+    const pid = mainPid('h2', 'gamma');
+    assert.ok(pid > 0 && pid !== before, 'gamma restarted under its new unit');
+    assert.ok(!cmdline('h2', pid).join(' ').includes('vhost-user-fs-pci'), 'without the folder’s device');
+    assert.equal(
+      readFileSync(join(h2.files, SHARES.gamma!.path, 'hello.txt'), 'utf8'),
+      'shared read-only\n',
+      'the folder and its files stay where they were',
+    );
+    const runs = readdirSync(join(h2.files, 'var/backups/qemu-harden')).map((t) =>
+      join(h2.files, 'var/backups/qemu-harden', t),
+    );
+    for (const f of fsFiles) {
+      const copies = runs.map((d) => join(d, f)).filter((c) => existsSync(c));
+      assert.equal(copies.length, 1, `${f} is backed up once`);
+      assert.deepEqual(readFileSync(copies[0]!), installed[f], `${f}: the backup is the installed file`);
+    }
   });
 });
 
