@@ -778,7 +778,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     assert.equal(mainPid('h1', 'alpha'), h1Pids['h1/alpha']);
   });
 
-  test('8. a guest whose shared folder is taken away: its virtiofsd stops, its units and profile leave (backed up), the guest restarts without it, the folder stays', async () => {
+  test('8. a guest whose shared folder is taken away: its virtiofsd stops, its units and profile leave (backed up), the guest restarts without it, the folder stays; a host the export has no bundle for fails, saying so', async () => {
     const h2 = cts.h2!;
     const fsFiles = readFileSync(join(bundles.h2!, 'MANIFEST.sha256'), 'utf8')
       .trim()
@@ -798,13 +798,21 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
     const before = mainPid('h2', 'gamma');
     const virtiofsds = () => h2.sh('grep -slx virtiofsd /proc/[0-9]*/comm').stdout;
     assert.equal(virtiofsds(), `/proc/${helperPid('h2', 'gamma', 'fs0')}/comm\n`, 'gamma’s virtiofsd runs');
-    // An export of h2's new bundle alone, played on h2 alone: h2 is not enrolled, so an unsigned bundle is what it
-    // takes.
+    // An export of h2's new bundle alone: h2 is not enrolled, so an unsigned bundle is what it takes. The inventory
+    // still lists h1, for which the export has no bundle: h1 fails at once, saying so, and h2 goes on.
     const v4 = await generate('v4', 'h2', V1.h2!, ['gamma']);
     const exported = await cli(['export', 'ansible', '--host', `h2=${v4}`, '--out', out, '--force']);
     assert.equal(exported.code, 0, exported.stderr);
-    const r = play('--limit', 'h2');
-    assert.equal(r.code, 0, r.output);
+    const h1Tree = treeHash(cts.h1!.writes);
+    const r = play();
+    assert.equal(r.code, 2, r.output);
+    assert.equal(recap(r.output).h1?.failed, 1, r.output);
+    assert.equal(recap(r.output).h1?.changed, 0, r.output);
+    assert.match(
+      r.output,
+      /bundles\/h1 is not there; nothing was changed on this host: the export has no bundle for h1; export one for it \(qemu-harden export ansible --host h1=BUNDLE\), or leave it out of the play \(--limit\)/,
+    );
+    assert.equal(treeHash(cts.h1!.writes), h1Tree, 'nothing changed on h1');
     assert.ok(recap(r.output).h2!.changed > 0 && recap(r.output).h2!.failed === 0, r.output);
 
     for (const f of fsFiles) assert.ok(!existsSync(join(h2.files, f)), `${f} is gone`);

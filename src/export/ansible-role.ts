@@ -181,10 +181,15 @@ dependencies: []
       - qemu_harden_entries | length > 0
       - qemu_harden_problems | length == 0
     quiet: true
-    fail_msg: >-
+    fail_msg: "{{ qemu_harden_no_bundle if qemu_harden_tree | length == 0 else qemu_harden_mismatch }}"
+  vars:
+    qemu_harden_no_bundle: >-
+      {{ qemu_harden_bundle }} is not there; nothing was changed on this host: the export has no bundle for
+      {{ inventory_hostname }}; export one for it (qemu-harden export ansible --host {{ inventory_hostname }}=BUNDLE),
+      or leave it out of the play (--limit)
+    qemu_harden_mismatch: >-
       {{ qemu_harden_bundle }} does not match its manifest; nothing was changed on this host:
       {{ qemu_harden_problems | join('; ') if qemu_harden_problems else 'MANIFEST.sha256 is missing or empty' }}
-  vars:
     qemu_harden_listed: "{{ qemu_harden_entries | map(attribute='path') | list }}"
     qemu_harden_problems: >-
       {%- set out = [] -%}
