@@ -333,7 +333,10 @@ export function runVm(spec: VmSpec, cmdline = ''): Promise<VmResult> {
     '-initrd',
     initrd,
     '-append',
-    `console=ttyS0 panic=-1 quiet loglevel=4 systemd.show_status=false systemd.journald.forward_to_console=0 ${LSM_ARGS[spec.lsm ?? 'apparmor']} ${cmdline}`.trim(),
+    // mitigations=off: the guest runs only the proof's own programs, so the kernel's side-channel defences guard
+    // nothing here, and under TCG they are dear (retpolines on every indirect call, barriers on every entry): a boot
+    // took about 6 CPU seconds less without them, and a Node.js start about 20% less.
+    `console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off systemd.show_status=false systemd.journald.forward_to_console=0 ${LSM_ARGS[spec.lsm ?? 'apparmor']} ${cmdline}`.trim(),
     '-serial',
     'stdio',
     ...(spec.rootDisk ? ['-drive', `file=${spec.rootDisk},format=raw,if=virtio,snapshot=on`] : []),
@@ -444,6 +447,10 @@ export function makeRootTree(dir: string, proofScript: string, base = '/'): void
   writeFileSync(join(dir, 'etc/machine-id'), '');
   writeFileSync(join(dir, 'etc/nsswitch.conf'), 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n');
   copyFileSync(join(base, 'usr/lib/os-release'), join(dir, 'etc/os-release'));
+  // The dynamic linker's cache is the base system's own, made for this /usr: Debian 13 would rebuild it at every
+  // boot (ldconfig.service, masked below, as is the journal's catalog), about 9 CPU seconds under TCG.
+  if (existsSync(join(base, 'etc/ld.so.cache')))
+    copyFileSync(join(base, 'etc/ld.so.cache'), join(dir, 'etc/ld.so.cache'));
   // Another release's /usr reaches some of its programs through /etc/alternatives (awk, nc, pager).
   if (base !== '/' && existsSync(join(base, 'etc/alternatives')))
     execFileSync('cp', ['-a', join(base, 'etc/alternatives'), join(dir, 'etc/')]);
@@ -470,6 +477,8 @@ export function makeRootTree(dir: string, proofScript: string, base = '/'): void
     'apt-daily-upgrade.timer',
     'e2scrub_reap.service',
     'systemd-networkd-wait-online.service',
+    'ldconfig.service',
+    'systemd-journal-catalog-update.service',
   ])
     symlinkSync('/dev/null', join(sys, masked));
   writeFileSync(join(dir, 'proof.sh'), PROOF_PRELUDE + proofScript, { mode: 0o755 });

@@ -101,14 +101,14 @@ reset() {
   comm -13 /run/qh-lane/units.boot /run/qh-lane/units.now | grep -vx 'qh-proof.service' | xargs -r systemctl stop --
   systemctl reset-failed
   m=/var/lib/qemu-harden/.installed/current/MANIFEST.sha256
-  [ -f $m ] && sed -n 's/^[0-9a-f]\\{64\\}  root\\(\\/.*\\)$/\\1/p' $m | while IFS= read -r f; do rm -f -- "$f"; done
+  [ -f $m ] && sed -n 's/^[0-9a-f]\\{64\\}  root\\(\\/.*\\)$/\\1/p' $m | xargs -r -d '\\n' rm -f --
   rm -rf /var/lib/qemu-harden /var/log/qemu-harden /var/backups/qemu-harden /etc/qemu-harden
   # What enabling a removed unit left: its links in the .wants directories, now pointing at nothing.
   find /etc/systemd/system -xtype l -delete
   profiles > /run/qh-lane/profiles.now
   comm -13 /run/qh-lane/profiles.boot /run/qh-lane/profiles.now | while IFS= read -r p; do printf '%s' "$p" > $aa/.remove 2>/dev/null; done
-  (cd "/parts/$1/root" && find . -mindepth 1 ! -type d) | while IFS= read -r f; do rm -f -- "/$f"; done
-  (cd "/parts/$1/root" && find . -mindepth 1 -depth -type d) | while IFS= read -r d; do rmdir -- "/$d" 2>/dev/null; done
+  (cd "/parts/$1/root" && find . -mindepth 1 ! -type d) | sed 's|^\\.||' | xargs -r -d '\\n' rm -f --
+  (cd "/parts/$1/root" && find . -mindepth 1 -depth -type d) | sed 's|^\\.||' | xargs -r -d '\\n' rmdir --ignore-fail-on-non-empty -- 2>/dev/null
   systemctl daemon-reload
   udevadm control --reload && udevadm trigger --action=change --subsystem-match=misc && udevadm settle
 }
