@@ -189,6 +189,13 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       .slice(0, -1);
   const journal = (host: string, unit: string) =>
     cts[host]!.exec(['journalctl', '-b', '-u', unit, '--no-pager', '-o', 'cat']).stdout;
+  /** The copies of a host's file (an absolute path there) in its backup directories, one directory a run. */
+  const backupsOf = (host: string, path: string) => {
+    const dir = join(cts[host]!.files, 'var/backups/qemu-harden');
+    return readdirSync(dir)
+      .map((run) => join(dir, run, path))
+      .filter((f) => existsSync(f));
+  };
 
   before(async () => {
     for (const [tool, pkg] of [
@@ -678,9 +685,7 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       /ENOENT/,
       'the interrupted install’s guest is removed',
     );
-    const backedUp = readdirSync(join(h2.files, 'var/backups/qemu-harden'))
-      .map((t) => join(h2.files, 'var/backups/qemu-harden', t, 'etc/systemd/system/qemu-stale.service'))
-      .filter((f) => existsSync(f));
+    const backedUp = backupsOf('h2', '/etc/systemd/system/qemu-stale.service');
     assert.equal(backedUp.length, 1, 'and backed up');
     assert.equal(readFileSync(backedUp[0]!, 'utf8'), stale);
     assert.deepEqual(readFileSync(join(record, 'current/MANIFEST.sha256')), manifest, 'the record stays');
@@ -831,11 +836,8 @@ describe('export ansible: the role installs each host’s bundle on two systemd 
       'shared read-only\n',
       'the folder and its files stay where they were',
     );
-    const runs = readdirSync(join(h2.files, 'var/backups/qemu-harden')).map((t) =>
-      join(h2.files, 'var/backups/qemu-harden', t),
-    );
     for (const f of fsFiles) {
-      const copies = runs.map((d) => join(d, f)).filter((c) => existsSync(c));
+      const copies = backupsOf('h2', f);
       assert.equal(copies.length, 1, `${f} is backed up once`);
       assert.deepEqual(readFileSync(copies[0]!), installed[f], `${f}: the backup is the installed file`);
     }
