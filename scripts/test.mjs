@@ -4,10 +4,20 @@
 // (`node scripts/test.mjs test/x.test.ts …`) run just those after the checks.
 //
 // Each test file runs in a process of its own; its output is printed whole when it ends, so files running side by
-// side do not interleave. The run ends with each file's wall time (slowest first), the tests that did not run and
-// why, the caches that were built, and the total, whatever the outcome.
+// side do not interleave. Each runs in a cgroup of its own, which counts its CPU seconds (its containers and VMs
+// included) and shows what it left running. The run ends with each file's wall time and CPU (slowest first), the
+// tests that did not run and why, the caches that were built, and the totals, whatever the outcome.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +25,8 @@ import { fileURLToPath } from 'node:url';
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const started = Date.now();
 const phases = [];
+/** CPU seconds the build and the checks took (counted only where the test files' CPU is). */
+let checkCpu = 0;
 
 /**
  * Every test file, with its wall time in seconds and what keeps it out of the quick tier (null: nothing, it is
@@ -123,12 +135,19 @@ async function checks(list) {
       ([name, cmd, cmdArgs]) =>
         new Promise((resolve) => {
           const t = Date.now();
-          const child = spawn(cmd, cmdArgs, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+          const group = fileGroup(`check-${name}`);
+          const child = group
+            ? spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', group, cmd, ...cmdArgs], {
+                cwd: repo,
+                stdio: ['ignore', 'pipe', 'pipe'],
+              })
+            : spawn(cmd, cmdArgs, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
           let output = '';
           child.stdout.on('data', (d) => (output += d));
           child.stderr.on('data', (d) => (output += d));
           child.on('close', (code) => {
             phases.push(`${name} ${seconds(Date.now() - t)}`);
+            if (group) checkCpu += cpuSeconds(group);
             if (output.trim() || code !== 0)
               process.stdout.write(`\n── ${name}${code === 0 ? '' : ' FAILED'}\n${output}`);
             resolve(code ?? 1);
@@ -180,23 +199,118 @@ ${refuse('boots QEMU')}`,
   return log;
 }
 
+/**
+ * Each test file runs in a cgroup of its own, in the hierarchy that counts CPU time (cgroup v1's cpuacct, or
+ * cgroup v2), so that its CPU seconds count everything it started (QEMU, containers, VMs, Ansible) and so that a
+ * process it left running when it ended is found. Without such a hierarchy (not root, none mounted) the files run
+ * all the same, and the summary says their CPU was not counted and why.
+ */
+let accounting = { why: 'the run ended before any test file' };
+
+function openAccounting() {
+  const v1 = '/sys/fs/cgroup/cpuacct';
+  const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup' : '/sys/fs/cgroup/unified';
+  for (const [base, file] of [
+    [v1, 'cpuacct.usage'],
+    [v2, 'cpu.stat'],
+  ]) {
+    if (!existsSync(join(base, 'cgroup.procs'))) continue;
+    // A run stopped by a signal leaves its groups behind: empty ones, as its files' processes died with it.
+    for (const stale of readdirSync(base).filter((d) => /^qemu-harden-test-\d+$/.test(d)))
+      if (!existsSync(`/proc/${stale.slice(17)}`)) removeGroups(join(base, stale));
+    const dir = join(base, `qemu-harden-test-${process.pid}`);
+    try {
+      mkdirSync(dir);
+    } catch (e) {
+      return { why: `no cgroup could be made in ${base}: ${e.code ?? e.message}` };
+    }
+    return { dir, file };
+  }
+  return { why: 'no cgroup hierarchy that counts CPU (cpuacct or cgroup v2) is mounted' };
+}
+
+/** A cgroup for one file, or null when CPU is not counted. */
+function fileGroup(name) {
+  if (!accounting.dir) return null;
+  const dir = join(accounting.dir, name.replace(/[^A-Za-z0-9.-]/g, '_'));
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** CPU seconds of everything that ran in the cgroup. */
+function cpuSeconds(dir) {
+  const text = readFileSync(join(dir, accounting.file), 'utf8');
+  if (accounting.file === 'cpuacct.usage') return Number(text) / 1e9;
+  return Number(/^usage_usec (\d+)$/m.exec(text)[1]) / 1e6;
+}
+
+function groupProcs(dir) {
+  return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+}
+
+/**
+ * The processes a file left running once its own process ended: each with its command line, after giving them 10
+ * seconds to end by themselves (a helper that exits when its parent's pipe closes). What remains is killed, so it
+ * does not run on into the next file or past the run.
+ */
+async function leftRunning(dir) {
+  for (let i = 0; i < 40 && groupProcs(dir).length; i++) await new Promise((r) => setTimeout(r, 250));
+  const left = groupProcs(dir).map((pid) => {
+    let cmd;
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+    } catch {
+      cmd = '(gone)';
+    }
+    return `${pid} ${cmd.slice(0, 200)}`;
+  });
+  for (const line of left)
+    try {
+      process.kill(Number(line.split(' ')[0]), 'SIGKILL');
+    } catch {
+      // It ended meanwhile.
+    }
+  return left;
+}
+
+function removeGroups(dir) {
+  for (const d of readdirSync(dir, { withFileTypes: true }))
+    if (d.isDirectory())
+      try {
+        rmdirSync(join(dir, d.name));
+      } catch {
+        // A process that could not be killed holds it; the summary named it.
+      }
+  try {
+    rmdirSync(dir);
+  } catch {
+    // As above.
+  }
+}
+
 /** Runs one test file in its own process; resolves with its output, wall time, exit status and test events. */
 function runFile(file, env, scratch) {
   const events = join(scratch, `${file}.jsonl`);
   const t = Date.now();
-  const child = spawn(
+  const group = fileGroup(file);
+  const command = [
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--test-reporter=spec',
-      '--test-reporter-destination=stdout',
-      `--test-reporter=${join(repo, 'scripts/test-events.mjs')}`,
-      `--test-reporter-destination=${events}`,
-      join('test', file),
-    ],
-    { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+    '--import',
+    'tsx',
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    `--test-reporter=${join(repo, 'scripts/test-events.mjs')}`,
+    `--test-reporter-destination=${events}`,
+    join('test', file),
+  ];
+  // The shell joins the cgroup and then becomes the test's process, so nothing the file starts runs outside it.
+  const child = group
+    ? spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', group, ...command], {
+        cwd: repo,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : spawn(command[0], command.slice(1), { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const caches = [];
   const take = (chunk) => {
@@ -211,14 +325,29 @@ function runFile(file, env, scratch) {
   child.stdout.on('data', take);
   child.stderr.on('data', take);
   return new Promise((resolve) => {
-    child.on('close', (code, signal) => {
+    child.on('close', async (code, signal) => {
+      const ms = Date.now() - t;
+      const left = group ? await leftRunning(group) : [];
+      const cpu = group ? cpuSeconds(group) : null;
       const tests = existsSync(events)
         ? readFileSync(events, 'utf8')
             .split('\n')
             .filter(Boolean)
             .map((l) => JSON.parse(l))
         : [];
-      resolve({ file, ms: Date.now() - t, ok: code === 0, status: signal ?? code, output, tests, caches });
+      if (left.length)
+        output += `\n${file} left ${left.length} process(es) running when it ended (now killed):\n${left.map((l) => `  ${l}`).join('\n')}\n`;
+      resolve({
+        file,
+        ms,
+        cpu,
+        left,
+        ok: code === 0 && left.length === 0,
+        status: left.length && code === 0 ? 'processes left running' : (signal ?? code),
+        output,
+        tests,
+        caches,
+      });
     });
   });
 }
@@ -250,7 +379,7 @@ function runFiles(list, slots, cores, env) {
         if (list.length > 1) console.log(`… test/${f} started`);
         void runFile(f, env, scratch).then((r) => {
           process.stdout.write(
-            `\n── test/${f} (${seconds(r.ms)}, ${r.ok ? 'passed' : `FAILED, exit ${r.status}`})\n${r.output}`,
+            `\n── test/${f} (${[seconds(r.ms), cpuText(r.cpu), r.ok ? 'passed' : `FAILED, ${typeof r.status === 'number' ? `exit ${r.status}` : r.status}`].filter(Boolean).join(', ')})\n${r.output}`,
           );
           done.push(r);
           busy -= need;
@@ -280,12 +409,31 @@ function silentPasses(results) {
   return out;
 }
 
+/** CPU seconds as the summary prints them. */
+const cpuText = (cpu) => (cpu === null ? '' : `${Math.round(cpu)} CPU s`);
+
 function summary(results, testsMs) {
-  const lines = ['', `Per-file wall times, slowest first (${concurrency} at a time, on ${cores} cores):`];
+  const counted = accounting.dir !== undefined;
+  const lines = [
+    '',
+    `Per-file wall times, slowest first (${concurrency} at a time, on ${cores} cores), ` +
+      (counted
+        ? 'and the CPU seconds of all each file ran (its processes, containers and VMs):'
+        : `CPU not counted (${accounting.why}):`),
+  ];
   for (const r of [...results].sort((a, b) => b.ms - a.ms))
-    lines.push(`  ${seconds(r.ms).padStart(7)}  test/${r.file}${r.ok ? '' : `  FAILED (exit ${r.status})`}`);
+    lines.push(
+      `  ${seconds(r.ms).padStart(7)}  ${cpuText(r.cpu).padStart(10)}  test/${r.file}${r.ok ? '' : `  FAILED (${typeof r.status === 'number' ? `exit ${r.status}` : r.status})`}`,
+    );
   const sum = results.reduce((s, r) => s + r.ms, 0);
-  lines.push(`  ${seconds(testsMs).padStart(7)}  all test files (${seconds(sum)} of test-file time in all)`);
+  const cpu = results.reduce((s, r) => s + (r.cpu ?? 0), 0);
+  lines.push(
+    `  ${seconds(testsMs).padStart(7)}  ${(counted ? cpuText(cpu) : '').padStart(10)}  all test files (${seconds(sum)} of test-file time in all)`,
+  );
+  if (counted)
+    lines.push(
+      `  ${cpuText(cpu + checkCpu)} with the build and the checks: on ${cores} cores no run is shorter than ${seconds(((cpu + checkCpu) / cores) * 1000)}`,
+    );
   const notRun = results.flatMap((r) =>
     r.tests
       .filter((t) => t.skip?.startsWith('not run: '))
@@ -299,7 +447,8 @@ function summary(results, testsMs) {
     r.ok
       ? []
       : [
-          `  test/${r.file} (exit ${r.status})`,
+          `  test/${r.file} (${typeof r.status === 'number' ? `exit ${r.status}` : r.status})`,
+          ...r.left.map((l) => `    left running: ${l}`),
           ...r.tests.filter((t) => !t.passed && !t.suite).map((t) => `    ✖ ${t.name}`),
         ],
   );
@@ -359,6 +508,7 @@ const checkList = [
     '.',
   ),
 ];
+accounting = openAccounting();
 if (status === 0) status = await checks([node('build', 'scripts/build.mjs')]);
 // The full run starts no test before the checks pass. The quick tier runs them beside the test files: on two cores
 // the checks' CPU would otherwise be seconds in which no test runs.
@@ -407,6 +557,7 @@ if (status === 0) {
   if (guardDir) rmSync(guardDir, { recursive: true, force: true });
 }
 status ||= await checking;
+if (accounting.dir) removeGroups(accounting.dir);
 console.log(
   `\nsuite wall time: ${seconds(Date.now() - started)} (${phases.join(', ')})${status === 0 ? '' : ' — FAILED'}`,
 );
