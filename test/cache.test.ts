@@ -1,5 +1,5 @@
-// test/cache.ts: a directory is built once per key, renamed into place whole, and two builders racing for one
-// key both end with the same complete directory.
+// test/cache.ts: a directory is built once per key and renamed into place whole; a second builder of a key waits
+// for the first, and builders that raced both end with the same complete directory.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,28 +15,28 @@ test('the key is a hash of the inputs, whatever the order of their keys', () => 
   assert.match(cacheKey({}), /^[0-9a-f]{16}$/);
 });
 
-test('two builders racing for one key end with the same whole directory; the next call builds nothing', async (t) => {
+test('a second builder of a key another is building waits for that build and builds nothing; the next call builds nothing', async (t) => {
   const root = tempDir(t, 'qh-cache-');
   let builds = 0;
-  let release!: () => void;
-  const bothStarted = new Promise<void>((r) => (release = r));
-  let started = 0;
+  let finish!: () => void;
+  const gate = new Promise<void>((r) => (finish = r));
   const build = async (dir: string) => {
     builds++;
     writeFileSync(join(dir, 'made-by'), String(builds));
-    if (++started === 2) release();
-    // Both builds are under way before either is renamed into place.
-    await bothStarted;
+    await gate;
   };
   const inputs = { suite: 'test', packages: ['a', 'b'] };
-  const [one, two] = await Promise.all([
-    cachedDir({ kind: 'k', inputs, what: 'a test directory', root, build }),
-    cachedDir({ kind: 'k', inputs, what: 'a test directory', root, build }),
-  ]);
-  assert.equal(builds, 2);
+  const first = cachedDir({ kind: 'k', inputs, what: 'a test directory', root, build });
+  const second = cachedDir({ kind: 'k', inputs, what: 'a test directory', root, build });
+  // The second is waiting, not building, while the first build is held.
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(builds, 1);
+  finish();
+  const [one, two] = await Promise.all([first, second]);
+  assert.equal(builds, 1);
   assert.equal(one, two);
   assert.equal(one, join(root, 'k', cacheKey(inputs)));
-  assert.match(readFileSync(join(one, 'made-by'), 'utf8'), /^[12]$/);
+  assert.equal(readFileSync(join(one, 'made-by'), 'utf8'), '1');
   assert.deepEqual(
     readdirSync(join(root, 'k')).sort(),
     [cacheKey(inputs), `${cacheKey(inputs)}.inputs.json`],
@@ -46,7 +46,82 @@ test('two builders racing for one key end with the same whole directory; the nex
 
   const again = await cachedDir({ kind: 'k', inputs, what: 'a test directory', root, build });
   assert.equal(again, one);
-  assert.equal(builds, 2, 'a cached key is not built again');
+  assert.equal(builds, 1, 'a cached key is not built again');
+});
+
+test('a builder that finds the key built by another when its own build ends keeps that one and removes its copy', async (t) => {
+  const root = tempDir(t, 'qh-cache-');
+  const inputs = { suite: 'test', raced: true };
+  const done = join(root, 'k', cacheKey(inputs));
+  const got = await cachedDir({
+    kind: 'k',
+    inputs,
+    what: 'a test directory',
+    root,
+    build: (dir) => {
+      writeFileSync(join(dir, 'made-by'), 'this one');
+      // Another builder, which began at the same moment and did not see this one, renamed its copy first.
+      mkdirSync(done);
+      writeFileSync(join(done, 'made-by'), 'the other');
+    },
+  });
+  assert.equal(got, done);
+  assert.equal(readFileSync(join(done, 'made-by'), 'utf8'), 'the other');
+  assert.deepEqual(readdirSync(join(root, 'k')).sort(), [cacheKey(inputs), `${cacheKey(inputs)}.inputs.json`]);
+});
+
+test('a builder waiting for one that fails, or whose process is killed, builds the key itself', async (t) => {
+  const root = tempDir(t, 'qh-cache-');
+  let attempts = 0;
+  const failing = cachedDir({
+    kind: 'k',
+    inputs: { w: 1 },
+    what: 'a test directory',
+    root,
+    build: async () => {
+      attempts++;
+      await new Promise((r) => setTimeout(r, 1500));
+      throw new Error('the first build broke');
+    },
+  });
+  const waiting = cachedDir({
+    kind: 'k',
+    inputs: { w: 1 },
+    what: 'a test directory',
+    root,
+    build: (dir) => {
+      attempts++;
+      writeFileSync(join(dir, 'made-by'), 'the waiter');
+    },
+  });
+  await assert.rejects(failing, /the first build broke/);
+  assert.equal(readFileSync(join(await waiting, 'made-by'), 'utf8'), 'the waiter');
+  assert.equal(attempts, 2);
+
+  // Another process holds the key's lock: this one waits while it runs and builds once it is killed.
+  const key = cacheKey({ w: 2 });
+  const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.after(() => sleeper.kill('SIGKILL'));
+  writeFileSync(join(root, 'k', `${key}.lock`), String(sleeper.pid));
+  let built = false;
+  const pending = cachedDir({
+    kind: 'k',
+    inputs: { w: 2 },
+    what: 'a test directory',
+    root,
+    build: () => void (built = true),
+  });
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(built, false, 'it waits while the other builder runs');
+  sleeper.kill('SIGKILL');
+  await new Promise((r) => sleeper.once('exit', r));
+  await pending;
+  assert.equal(built, true);
+  assert.deepEqual(
+    readdirSync(join(root, 'k')).filter((e) => e.includes('.lock')),
+    [],
+    'no lock is left, the dead one included',
+  );
 });
 
 test('a build that fails leaves nothing under its key, and the error reaches the caller', async (t) => {

@@ -1,11 +1,25 @@
 // A directory built once per key and kept between runs under the repository's .cache/ (git ignores it): a Debian
 // root, a kernel, anything slow to make and fixed by its inputs. The key is a hash of the inputs, so a changed
 // input builds a new directory beside the old one. Each build goes into a temporary directory next to its final
-// place and is renamed into place when complete: a directory under its key is always whole, and two test files
-// racing to build the same key both end with the one that was renamed first (the other's copy is removed).
+// place and is renamed into place when complete, so a directory under its key is always whole. The builder of a
+// key holds a lock file beside it (`<key>.lock`, made only if absent, holding its process ID), and a test file that
+// finds another one building the same key waits for that build instead of making a second copy: on a cold cache
+// two proofs want the same Debian root at once. A lock whose process is gone (a run killed mid-build) is taken
+// over. Should two builders still both build (both took over the same dead lock), both end with the copy that was
+// renamed into place first, and the other's is removed.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, join } from 'node:path';
 import { cacheNotice, REPO } from './helpers.js';
 
 export const CACHE_ROOT = join(REPO, '.cache');
@@ -56,16 +70,55 @@ function removeAbandoned(dir: string): void {
   }
 }
 
-/** The built directory for these inputs: the cached one, or a new one built now. */
+/** The process that holds the lock, if it still runs. */
+function lockHolder(lock: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(lock, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  return pid && existsSync(`/proc/${pid}`) ? pid : undefined;
+}
+
+/** The built directory for these inputs: the cached one, one another builder is making now, or a new one built now. */
 export async function cachedDir(c: CachedDir): Promise<string> {
   const key = cacheKey(c.inputs);
   const parent = join(c.root ?? CACHE_ROOT, c.kind);
   const done = join(parent, key);
   if (existsSync(done)) return done;
   mkdirSync(parent, { recursive: true });
+  const say = c.root === undefined ? cacheNotice : (text: string) => process.stderr.write(`${text}\n`);
+  const lock = `${done}.lock`;
+  // The lock appears with its process ID already in it: written aside, then linked into place if absent.
+  const mine = `${lock}.${process.pid}.${Math.random().toString(16).slice(2)}`;
+  writeFileSync(mine, String(process.pid));
+  try {
+    linkSync(mine, lock);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    const holder = lockHolder(lock);
+    if (holder === undefined) rmSync(lock, { force: true });
+    else {
+      say(`waiting for process ${holder}, which is building ${c.what} into ${done}`);
+      while (!existsSync(done) && lockHolder(lock) === holder) await new Promise((r) => setTimeout(r, 1000));
+    }
+    // Built, or that build failed or its process is gone: look again, and build it here if it is still missing.
+    return cachedDir(c);
+  } finally {
+    rmSync(mine, { force: true });
+  }
+  try {
+    return await build(c, parent, done, say);
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+async function build(c: CachedDir, parent: string, done: string, say: (text: string) => void): Promise<string> {
+  const key = basename(done);
   removeAbandoned(parent);
   const building = mkdtempSync(join(parent, `.building-${key}-${process.pid}-`));
-  const say = c.root === undefined ? cacheNotice : (text: string) => process.stderr.write(`${text}\n`);
   say(`building ${c.what} into ${done}: once, later runs reuse it (inputs: ${JSON.stringify(c.inputs)})`);
   const started = Date.now();
   try {
