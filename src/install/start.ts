@@ -83,6 +83,8 @@ interface UnitState {
   active: string;
   fileState: string;
   needsReload: boolean;
+  /** How often systemd restarted it since it was started (Restart=); undefined: not asked. */
+  restarts: number | undefined;
   /** When its running process started (its current activation began), in microseconds since the epoch. */
   startedUs: number | undefined;
 }
@@ -111,6 +113,7 @@ export function parseShow(text: string): Map<string, UnitState> {
       active: props.get('ActiveState') ?? '',
       fileState: props.get('UnitFileState') ?? '',
       needsReload: props.get('NeedDaemonReload') === 'yes',
+      restarts: props.has('NRestarts') ? Number(props.get('NRestarts')) : undefined,
       startedUs:
         parseTimestamp(props.get('ExecMainStartTimestamp') ?? '') ??
         parseTimestamp(props.get('InactiveExitTimestamp') ?? ''),
@@ -205,19 +208,33 @@ function describe(g: GuestStart): string {
   return parts.join('; ');
 }
 
-/** Wait for a started unit to settle; a unit that is not active then is reported with its journal. */
-async function settled(unit: string, started: { ok: boolean; text: string }): Promise<{ ok: boolean; detail: string }> {
-  let state = '';
-  if (started.ok)
-    for (let i = 0; i < 8; i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      state = (await systemctl(['is-active', unit])).text;
-      if (state !== 'active' && state !== 'activating') break;
-    }
-  const restarts = (await systemctl(['show', '-p', 'NRestarts', '--value', unit])).text;
-  if (started.ok && state === 'active' && restarts === '0') return { ok: true, detail: 'running' };
-  const why = started.ok ? `${state || 'unknown'} after starting` : started.text.split('\n').at(-1);
-  return { ok: false, detail: `${why}; its last journal lines:\n${await lastJournalLines(unit)}` };
+/**
+ * Watch the started units settle for two seconds, all of them with one `systemctl show` every quarter second; a
+ * unit that is not active then, or that systemd restarted meanwhile, is reported with its journal.
+ */
+async function settled(
+  started: { unit: string; r: { ok: boolean; text: string } }[],
+): Promise<{ ok: boolean; detail: string }[]> {
+  const last = new Map<string, UnitState>();
+  let watched = started.filter((s) => s.r.ok).map((s) => s.unit);
+  for (let i = 0; i < 8 && watched.length; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    const shown = await systemctl(['show', '--property=Id,ActiveState,NRestarts', '--', ...watched]);
+    for (const [id, u] of parseShow(shown.stdout)) last.set(id, u);
+    watched = watched.filter((unit) => ['active', 'activating'].includes(last.get(unit)?.active ?? ''));
+  }
+  return Promise.all(
+    started.map(async ({ unit, r }) => {
+      const u = last.get(unit);
+      if (r.ok && u?.active === 'active' && u.restarts === 0) return { ok: true, detail: 'running' };
+      const why = !r.ok
+        ? r.text.split('\n').at(-1)
+        : u?.restarts
+          ? `restarted ${u.restarts} time(s) after starting, now ${u.active}`
+          : `${u?.active || 'unknown'} after starting`;
+      return { ok: false, detail: `${why}; its last journal lines:\n${await lastJournalLines(unit)}` };
+    }),
+  );
 }
 
 async function lastJournalLines(unit: string): Promise<string> {
@@ -391,7 +408,7 @@ async function onHost(tree: Tree, bundle: Bundle, o: StartOptions, io: Io): Prom
       started.push({ g, what, r: await systemctl(['restart', ...(tapOlder ? [tap] : []), unit]) });
     }
   }
-  const outcomes = await Promise.all(started.map(({ g, r: s }) => settled(g.units[0]!, s)));
+  const outcomes = await settled(started.map(({ g, r }) => ({ unit: g.units[0]!, r })));
   for (const [i, { g, what }] of started.entries()) {
     g.result = outcomes[i]!.ok ? 'done' : 'failed';
     io.out(`  ${outcomes[i]!.ok ? 'done' : 'FAIL'}  ${what} ${g.name}: ${outcomes[i]!.detail}\n`);
