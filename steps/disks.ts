@@ -171,11 +171,12 @@ export const disks: Step = {
 /** Which of the two ways the draft's release serves shared folders, and why. */
 function sharesNote(ctx: StepContext): string {
   const release = RELEASES[(ctx.draft.host?.target as keyof typeof RELEASES | undefined) ?? DEFAULT_TARGET];
-  if (ctx.draft.host?.confinement === 'selinux')
-    return 'shared folders are refused under SELinux (Host step), which has no policy for them yet: put the files on a disk of the guest, or confine with AppArmor';
-  return release.sharedFolders === 'virtiofs'
-    ? `shared folders: on ${release.name} each is served by its own virtiofsd unit, as the guest’s user, seeing only that folder; the guest’s memory becomes shared with it (memfd)`
-    : `shared folders: ${release.name} has only the C virtiofsd, which needs root, so QEMU serves them itself over 9p, inside its own unit and AppArmor profile`;
+  const selinux = ctx.draft.host?.confinement === 'selinux';
+  if (release.sharedFolders === 'virtiofs')
+    return selinux
+      ? `shared folders are refused under SELinux (Host step) on ${release.name}: its virtiofsd has no policy yet. Put the files on a disk of the guest, or confine with AppArmor`
+      : `shared folders: on ${release.name} each is served by its own virtiofsd unit, as the guest’s user, seeing only that folder; the guest’s memory becomes shared with it (memfd)`;
+  return `shared folders: ${release.name} has only the C virtiofsd, which needs root, so QEMU serves them itself over 9p, inside its own unit and ${selinux ? 'SELinux context: each folder is labelled with the guest’s category pair' : 'AppArmor profile'}`;
 }
 
 /** Boot files live in one optional object: it disappears again when every field in it is emptied. */

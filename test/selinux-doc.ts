@@ -35,8 +35,24 @@ export const DOC: AnswersInput = {
   ],
 };
 
-/** The same, with a TPM for db (its swtpm in a helper unit of its own) and a tap. */
-export const WITH_TPM: AnswersInput = {
+/**
+ * The same, with a TPM for db (its swtpm in a helper unit of its own) and a tap, and a folder QEMU's 9p shares into
+ * each guest: read-only into web, writable into db.
+ */
+export const WITH_DEVICES: AnswersInput = {
   ...DOC,
-  guests: DOC.guests.map((g) => (g.name === 'db' ? { ...g, tpm: 'tpm2', network: { mode: 'tap' } } : g)),
+  acceptedRisks: [
+    ...DOC.acceptedRisks!,
+    { risk: 'share-writable', guest: 'db', reason: 'db writes its dumps there, for these tests' },
+  ],
+  guests: DOC.guests.map((g) =>
+    g.name === 'db'
+      ? {
+          ...g,
+          tpm: 'tpm2',
+          network: { mode: 'tap' },
+          shares: [{ path: '/srv/shares/db dumps', tag: 'dumps', readOnly: false }],
+        }
+      : { ...g, shares: [{ path: '/srv/shares/web', tag: 'docs' }] },
+  ),
 };

@@ -11,7 +11,7 @@ import { selinux } from '../src/confine/selinux.js';
 import { categoryPairs } from '../src/mcs.js';
 import { plan } from '../src/plan.js';
 import { generateBundle, requireTool, tempDir } from './helpers.js';
-import { WITH_TPM } from './selinux-doc.js';
+import { WITH_DEVICES } from './selinux-doc.js';
 
 describe('verify builds the modules into a copy of this host’s policy store (semodule, sesearch, matchpathcon)', async () => {
   for (const [tool, pkg] of [
@@ -23,9 +23,9 @@ describe('verify builds the modules into a copy of this host’s policy store (s
   if (!existsSync('/var/lib/selinux/default'))
     throw new Error('no SELinux policy store: install the Debian package selinux-policy-default');
   const work = tempDir({ after }, 'qh-selinux-');
-  // db has a TPM and a tap, so the helper's and the tap's rules are built too.
-  const bundle = await generateBundle(work, WITH_TPM);
-  const a = validate(WITH_TPM);
+  // db has a TPM and a tap, so the helper's and the tap's rules are built too; each guest has a shared folder.
+  const bundle = await generateBundle(work, WITH_DEVICES);
+  const a = validate(WITH_DEVICES);
   const subject = (dir: string) => ({ dir, answers: a, expected: plan(a) });
   const store = () => readdirSync('/var/lib/selinux/default/active/modules', { recursive: true }).sort().join('\n');
   const storeBefore = store();
@@ -33,7 +33,7 @@ describe('verify builds the modules into a copy of this host’s policy store (s
   test('the modules build, the rules are in the policy, and every path resolves to its context', async () => {
     const r = await runCheck(selinux.check, subject(bundle));
     assert.equal(r.result.status, 'passed', JSON.stringify(r));
-    assert.match(r.result.detail ?? '', /^3 modules built into a copy of the default policy; 13 paths resolve/);
+    assert.match(r.result.detail ?? '', /^3 modules built into a copy of the default policy; 15 paths resolve/);
     assert.equal(store(), storeBefore, 'the host’s own store is unchanged');
   });
 

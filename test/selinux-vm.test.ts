@@ -7,7 +7,7 @@
 // outside their units, a rollback that stops at its SELinux step and the rollback that completes it. One boot
 // serves every check.
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
@@ -27,6 +27,8 @@ const TAP = defaultTapDevice('gamma');
 // its arguments as patterns, and only the disk itself may be relabelled.
 const disk = (g: string) => (g === 'alpha' ? '/srv/qemu/alpha/g*a?m[1] x,y.img' : `/srv/qemu/${g}/disk.img`);
 const DECOY = '/srv/qemu/alpha/gXaYm1 x,y.img';
+// A folder QEMU's 9p shares into alpha (read-only) and one into beta (writable), each holding a file named after it.
+const SHARE = (g: string) => `/srv/shares/${g}`;
 // Node.js's compiler needs memory both writable and executable, which Debian's policy gives the administrator's
 // domain (unconfined_t) only with the boolean allow_execmem: qemu-harden runs without it, interpreted.
 const QH = `node --jitless ${BIN.replace(REPO, '/qh')}`;
@@ -38,19 +40,25 @@ const ANSWERS = {
   acceptedRisks: [
     { risk: 'emulation', reason: 'the proof VM has no KVM; its guests are test boot sectors' },
     { risk: 'selinux-execmem', reason: 'TCG writes the code it runs; the proof VM has no KVM' },
+    { risk: 'share-writable', guest: 'beta', reason: 'the proof writes to it in beta’s context' },
   ],
   // Beta has a TPM: its swtpm runs in a helper unit of its own, in beta's context. Gamma has a tap (vhost-net
-  // needs KVM's ioeventfd, which TCG has not).
+  // needs KVM's ioeventfd, which TCG has not). Alpha and beta each have a shared folder, which QEMU serves (9p).
   guests: GUESTS.map((name) => ({
     name,
     memoryMiB: 64,
-    ...(name === 'beta' ? { tpm: 'tpm2' } : {}),
+    ...(name === 'alpha' ? { shares: [{ path: SHARE('alpha'), tag: 'docs' }] } : {}),
+    ...(name === 'beta' ? { tpm: 'tpm2', shares: [{ path: SHARE('beta'), tag: 'out', readOnly: false }] } : {}),
     ...(name === 'gamma' ? { network: { mode: 'tap', vhost: false } } : {}),
     disks: [{ path: disk(name), format: 'raw' }],
   })),
 };
 // The bundle installed before: alpha alone. Rollback returns to it, which removes beta and gamma.
-const ANSWERS_BEFORE = { ...ANSWERS, guests: ANSWERS.guests.filter((g) => g.name === 'alpha') };
+const ANSWERS_BEFORE = {
+  ...ANSWERS,
+  acceptedRisks: ANSWERS.acceptedRisks.filter((r) => !('guest' in r) || r.guest === 'alpha'),
+  guests: ANSWERS.guests.filter((g) => g.name === 'alpha'),
+};
 const SHARED_MODULE = 'root/usr/share/selinux/packages/qemu-harden/qemu-harden.cil';
 // What rollback leaves of a removed guest, which must carry what the policy says without its module.
 const REMOVED_FILES = (g: string) => [
@@ -58,7 +66,9 @@ const REMOVED_FILES = (g: string) => [
   `/var/lib/qemu-harden/${g}`,
   `/var/log/qemu-harden/${g}`,
   `/var/log/qemu-harden/${g}/serial.log`,
-  ...(g === 'beta' ? ['/var/lib/qemu-harden/beta/tpm2/tpm2-00.permall'] : []),
+  ...(g === 'beta'
+    ? ['/var/lib/qemu-harden/beta/tpm2/tpm2-00.permall', SHARE('beta'), `${SHARE('beta')}/beta.txt`]
+    : []),
 ];
 
 const PROOF = `cd /
@@ -110,6 +120,33 @@ avcs() { journalctl -b _TRANSPORT=audit --no-pager -o cat | grep 'avc: *denied';
 r denied_while_booting "$(avcs | grep -c 'scontext=system_u:system_r:svirt_t')"
 avcs | grep 'scontext=system_u:system_r:svirt_t' | sed 's/^/RESULT booting_avc=/'
 avcs | grep -e 'tclass=tun_socket' -e 'tun_tap_device_t' -e 'comm="ip"' | sed 's/^/RESULT tap_avc=/'
+# The shared folders, and a shell in each guest's context as its QEMU runs (its user, the virt domain, its pair),
+# started by systemd as the guest's unit is: the folders' modes let everyone in, so only the labels stand between a
+# guest and what it may not do. Each probe ends with the shell's status, written to the journal by the probe itself.
+# Debian's policy keeps the virt domain's denials on virt_content_t out of the log (dontaudit), so only the refusal
+# of beta's folder to alpha is logged; the others show in what the shell was told.
+# Beta's writable folder belongs to beta's user (0700, from the bundle's tmpfiles.d), opened to everyone here.
+chmod 0777 ${SHARE('beta')}
+for g in alpha beta; do
+  r "$g.share" "$(stat -c '%C %a' ${SHARE('$g')}) $(stat -c '%C %a' ${SHARE('$g')}/$g.txt)"
+done
+share_probe() {
+  systemd-run --wait --quiet --unit=share-$1-$2 -p User=qemu-$1 -p Group=qemu-$1 -p NoNewPrivileges=yes -p RuntimeMaxSec=60 -p "SELinuxContext=system_u:system_r:svirt_t:$(cat /proof/$1.level)" /bin/sh -c "$3; echo status=\\$?"
+  said() { journalctl -b _SYSTEMD_UNIT=share-$1-$2.service --no-pager -o cat; }
+  wait_until 30 eval "said $1 $2 | grep -q '^status='"
+  r "share.$1.$2" "$(said $1 $2 | tr '\n' ' ')"
+}
+share_mark=$(avcs | wc -l)
+share_probe alpha read 'cat ${SHARE('alpha')}/alpha.txt'
+share_probe alpha write 'echo x > ${SHARE('alpha')}/new'
+share_probe beta write 'echo written > ${SHARE('beta')}/new && cat ${SHARE('beta')}/new'
+share_probe alpha other 'cat ${SHARE('beta')}/beta.txt'
+share_probe beta other 'cat ${SHARE('alpha')}/alpha.txt'
+r share.beta_new "$(stat -c %C ${SHARE('beta')}/new)"
+# journald reads the kernel's audit records on its own time: until alpha's refusal is there.
+wait_until 60 eval "avcs | tail -n +$((share_mark + 1)) | grep -q 'tcontext=system_u:object_r:svirt_image_t:$(cat /proof/beta.level) '"
+avcs | tail -n +$((share_mark + 1)) | sed 's/^/RESULT share_avc=/'
+t shares_probed
 
 compact() { node --jitless -e 'process.stdout.write(JSON.stringify(JSON.parse(require("fs").readFileSync(0, "utf8"))))'; }
 ${QH} status --json > /run/status.json
@@ -145,8 +182,11 @@ cross() {
 }
 t status_read
 chmod 0666 ${disk('beta')}
+# Each check below reads only the denials logged since it began (after those of the shared folders' probes).
+since() { avcs | tail -n +$(($1 + 1)); }
+mark=$(avcs | wc -l)
 cross selinux_only
-avcs | grep "scontext=$(cat /proof/alpha.context)" | grep "tcontext=system_u:object_r:svirt_image_t:$(cat /proof/beta.level)" | sed 's/^/RESULT cross_avc=/'
+since $mark | grep "scontext=$(cat /proof/alpha.context)" | grep "tcontext=system_u:object_r:svirt_image_t:$(cat /proof/beta.level)" | sed 's/^/RESULT cross_avc=/'
 # The same, with beta's disk labelled with alpha's pair: the label is the one thing that kept alpha out. Beta
 # stops first, or its QEMU's lock on the image would refuse alpha's.
 systemctl stop qemu-beta.service
@@ -160,12 +200,13 @@ wait_until 60 systemctl is-active -q qemu-beta-tpm.service
 # the pairs stand between them. It runs at most a minute, in case it connects.
 chmod 0755 /run/qemu-harden/beta
 chmod 0666 /run/qemu-harden/beta/tpm.sock
+mark=$(avcs | wc -l)
 systemd-run --wait --quiet --unit=tpmcross -p User=qemu-alpha -p Group=qemu-alpha -p NoNewPrivileges=yes -p RuntimeMaxSec=60 -p "SELinuxContext=$(cat /proof/alpha.context)" /usr/bin/qemu-system-x86_64 -machine none -nodefaults -display none -monitor none -chardev socket,id=tpm,path=/run/qemu-harden/beta/tpm.sock
 r tpm_cross_exit $?
 r tpm_cross_error "$(journalctl -b -u tpmcross.service --no-pager -o cat | grep -o "Failed to connect to '[^']*': [A-Za-z ]*" | tail -1)"
 chmod 0750 /run/qemu-harden/beta
 chmod 0600 /run/qemu-harden/beta/tpm.sock
-avcs | grep "scontext=$(cat /proof/alpha.context)" | grep -v 'tclass=file ' | sed 's/^/RESULT tpm_cross_avc=/'
+since $mark | grep "scontext=$(cat /proof/alpha.context)" | grep -v 'tclass=file ' | sed 's/^/RESULT tpm_cross_avc=/'
 t crossed
 
 # QEMUs the audit must report: one started by hand as root (unconfined), one in the virt domain without
@@ -269,6 +310,12 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
       writeBootDisk(join(tree, disk(g)));
     }
     writeBootDisk(join(tree, DECOY));
+    for (const g of ['alpha', 'beta']) {
+      mkdirSync(join(tree, SHARE(g)), { recursive: true, mode: 0o777 });
+      chmodSync(join(tree, SHARE(g)), 0o777);
+      writeFileSync(join(tree, SHARE(g), `${g}.txt`), `${g}'s shared file\n`);
+      chmodSync(join(tree, SHARE(g), `${g}.txt`), 0o666);
+    }
     const unit = readFileSync(join(bundle, 'root/etc/systemd/system/qemu-alpha.service'), 'utf8');
     writeFileSync(
       join(tree, 'proof/alpha-beta.conf'),
@@ -309,6 +356,41 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
       ['qemu-harden', 'qemu-harden-alpha', 'qemu-harden-beta', 'qemu-harden-gamma'],
     );
     assert.equal(result('apply0_exit'), '0', all('apply0_step').join('\n'));
+  });
+
+  test('a shared folder is its guest’s alone: alpha reads its read-only folder and cannot write it, beta writes its own, neither opens the other’s', () => {
+    const label = (type: string, g: string) => `system_u:object_r:${type}:${level(pair(g))}`;
+    // QEMU opened each folder as it started (9p opens its root), and the guests booted: alpha.marker, beta.marker.
+    // Each folder and its file with the guest's pair, and modes that let every user in.
+    for (const [g, type] of [
+      ['alpha', 'virt_content_t'],
+      ['beta', 'svirt_image_t'],
+    ] as const)
+      assert.equal(result(`${g}.share`), `${label(type, g)} 777 ${label(type, g)} 666`);
+    assert.match(result('share.alpha.read'), /^alpha's shared file status=0$/);
+    assert.match(result('share.alpha.write'), /cannot create \/srv\/shares\/alpha\/new: Permission denied status=2$/);
+    assert.match(result('share.beta.write'), /^written status=0$/);
+    assert.equal(result('share.beta_new'), label('svirt_image_t', 'beta'), 'what beta writes carries its pair');
+    assert.match(result('share.alpha.other'), /beta\.txt: Permission denied status=1$/);
+    assert.match(result('share.beta.other'), /alpha\.txt: Permission denied status=1$/);
+    // Beta's folder is an image (svirt_image_t), whose denials the policy logs: the kernel's line for alpha's shell.
+    // Those on read-only content (virt_content_t) it keeps out of the log (dontaudit svirt_t virt_content_t).
+    const avc = all('share_avc');
+    for (const l of avc) assert.match(l, / permissive=0/);
+    assert.ok(
+      avc.some(
+        (l) =>
+          / name="beta(\.txt)?" /.test(l) &&
+          l.includes(` scontext=${processContext(pair('alpha'))} `) &&
+          l.includes(` tcontext=${label('svirt_image_t', 'beta')} `),
+      ),
+      `the kernel logged the refusal of beta's folder to alpha:\n${avc.join('\n')}`,
+    );
+    assert.deepEqual(
+      avc.filter((l) => !l.includes(` tcontext=${label('svirt_image_t', 'beta')} `)),
+      [],
+      'no other denial while the probes ran',
+    );
   });
 
   for (const g of GUESTS) {

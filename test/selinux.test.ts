@@ -18,7 +18,7 @@ import { categoriesOf, categoryPairs, level, processContext } from '../src/mcs.j
 import type { AnswersInput } from '../src/model.js';
 import { plan } from '../src/plan.js';
 import { cli, guestFilesDir, requireTool, tempDir } from './helpers.js';
-import { DOC, TLS, WITH_TPM } from './selinux-doc.js';
+import { DOC, TLS, WITH_DEVICES } from './selinux-doc.js';
 
 describe('each guest’s SELinux category pair', () => {
   const guests = (names: string[]) => names.map((name) => ({ name, isolation: {} }));
@@ -62,7 +62,7 @@ describe('each guest’s SELinux category pair', () => {
     assert.doesNotThrow(() => validate(kvm));
   });
 
-  test('generate refuses passt and shared folders under SELinux, naming each field and the way out', async (t) => {
+  test('generate refuses passt, and virtiofsd’s shared folders, under SELinux, naming each field and the way out', async (t) => {
     const dir = tempDir(t);
     const helpers = (target: 'debian-12' | 'debian-13'): AnswersInput => ({
       ...structuredClone(DOC),
@@ -80,10 +80,15 @@ describe('each guest’s SELinux category pair', () => {
     assert.match(r.stderr, /guests\.1\.shares\.0\b.*served by virtiofsd on debian-13.*leave the folder out/s);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
     assert.equal(existsSync(out), false, 'nothing written');
-    // Debian 12 would serve the folder through QEMU's 9p, which the modules do not label for the guest either.
+    // Debian 12 serves the folder through QEMU's own 9p, which the guest's module labels with its pair: passt alone
+    // is refused there.
     assert.throws(
       () => validate(helpers('debian-12')),
-      /guests\.1\.shares\.0\b.*served by QEMU's 9p on debian-12.*category pair/s,
+      (e: Error) => {
+        assert.match(e.message, /guests\.1\.network\.backend.*is passt/s);
+        assert.doesNotMatch(e.message, /shares/);
+        return true;
+      },
     );
     // The ways out: slirp as an accepted risk and no folder under SELinux; passt and the folder under AppArmor.
     const slirp = helpers('debian-13');
@@ -180,8 +185,42 @@ describe('a bundle for an SELinux host', () => {
     assert.ok(!db.some((p) => p.startsWith('/usr/')), db.join(' '));
   });
 
+  test('a folder QEMU’s 9p shares into a guest carries the guest’s pair, with what is in it: content if read-only, an image if writable', () => {
+    const b = validate(WITH_DEVICES);
+    const out = plan(b);
+    const module = (g: string) =>
+      String(out.find((f) => f.path === `root/usr/share/selinux/packages/qemu-harden/qemu-harden-${g}.cil`)!.content);
+    const own = categoryPairs(b.guests);
+    const cil = (g: string) => `(s0 (c${own.get(g)![0]} c${own.get(g)![1]}))`;
+    for (const [g, path, type] of [
+      ['web', '/srv/shares/web', 'virt_content_t'],
+      ['db', '/srv/shares/db dumps', 'svirt_image_t'],
+    ] as const) {
+      const text = module(g);
+      assert.ok(
+        text
+          .split('\n')
+          .includes(
+            `(filecon ${fileContextPath(path, '(/.*)?')} any (system_u object_r ${type} (${cil(g)} ${cil(g)})))`,
+          ),
+        text,
+      );
+      assert.ok(relabelPaths(text).includes(path), `${g}: ${path} is relabelled`);
+      assert.ok(!relabelPaths(module(g === 'web' ? 'db' : 'web')).includes(path), 'and only by its own guest');
+    }
+    // QEMU serves them itself (9p): no helper unit.
+    assert.deepEqual(
+      out.filter((f) => /-fs\d+\./.test(f.path)).map((f) => f.path),
+      [],
+    );
+    assert.match(
+      String(out.find((f) => f.path === 'root/etc/systemd/system/qemu-db.service')!.content),
+      /-virtfs "local,path=\/srv\/shares\/db dumps,mount_tag=dumps,security_model=mapped-xattr"/,
+    );
+  });
+
   test('a guest’s TPM runs in its guest’s context, and only a bundle with one lets QEMU connect within a context', () => {
-    const b = validate(WITH_TPM);
+    const b = validate(WITH_DEVICES);
     const out = plan(b);
     const text = (fs: typeof files, path: string) => String(fs.find((f) => f.path === path)?.content ?? '');
     const unit = text(out, 'root/etc/systemd/system/qemu-db-tpm.service');

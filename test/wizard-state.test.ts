@@ -528,6 +528,26 @@ test('a machine type or CPU model from an answers file that the probed binary la
   );
 });
 
+test('the disks step says how each host serves a shared folder, and under SELinux which it refuses', () => {
+  const note = (target: 'debian-12' | 'debian-13', confinement: 'apparmor' | 'selinux') => {
+    const d = fromAnswers({
+      schemaVersion: 1,
+      useCase: 'virtualization',
+      host: { target, confinement },
+      guests: [{ name: 'g', disks: [{ path: '/srv/g.img', format: 'raw' }], shares: [{ path: '/srv/s', tag: 's' }] }],
+    });
+    const notes = STEPS.find((x) => x.id === 'disks')!.notes!({ draft: d, guest: 0, host: undefined });
+    return notes.find((n) => n.includes('shared folders'))!;
+  };
+  assert.match(note('debian-12', 'apparmor'), /over 9p, inside its own unit and AppArmor profile$/);
+  assert.match(
+    note('debian-12', 'selinux'),
+    /over 9p, inside its own unit and SELinux context: each folder is labelled with the guest’s category pair$/,
+  );
+  assert.match(note('debian-13', 'apparmor'), /its own virtiofsd unit/);
+  assert.match(note('debian-13', 'selinux'), /^shared folders are refused under SELinux \(Host step\) on Debian 13/);
+});
+
 describe('what the interview asks, and when it complains', () => {
   const issuesShown = (s: State) => shownIssues(s).map((i) => `${i.label}: ${i.message}`);
 

@@ -82,7 +82,10 @@ function fileContext(l: Labelled): string {
 /** What the shared module labels: read-only content more than one guest reads, or that is shared by kind. */
 export const sharedLabels = (a: Answers): Labelled[] => sharedContent(a).map((c) => ({ c, type: CONTENT_TYPE }));
 
-/** What guest g's module labels with its pair: its writable disks, what it alone reads, its three directories. */
+/**
+ * What guest g's module labels with its pair: its writable disks, what it alone reads, the folders QEMU shares into
+ * it, its three directories.
+ */
 export function guestLabels(a: Answers, g: Guest): Labelled[] {
   const pair = categoryPairs(a.guests).get(g.name)!;
   const shared = new Set(sharedContent(a).map((c) => c.path));
@@ -100,6 +103,15 @@ export function guestLabels(a: Answers, g: Guest): Labelled[] {
         pair,
       });
   for (const c of readOnly(g)) if (!shared.has(c.path)) own.push({ c, type: CONTENT_TYPE, pair });
+  // A folder QEMU's 9p serves is the guest's own, as libvirt labels a <filesystem> source: read-only content, or
+  // an image its QEMU may write, with the guest's pair on the folder and on everything in it.
+  if (G.shareTransport(a) === '9p')
+    for (const sh of g.shares)
+      own.push({
+        c: { path: sh.path, dir: true, why: `shared folder "${sh.tag}" (9p)`, shared: false },
+        type: sh.readOnly ? CONTENT_TYPE : IMAGE_TYPE,
+        pair,
+      });
   for (const [dir, why] of [
     [G.stateDir(g), 'its state (UEFI variables)'],
     [G.logsDir(g), 'its serial log'],
