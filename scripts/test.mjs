@@ -136,12 +136,7 @@ async function checks(list) {
         new Promise((resolve) => {
           const t = Date.now();
           const group = fileGroup(`check-${name}`);
-          const child = group
-            ? spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', group, cmd, ...cmdArgs], {
-                cwd: repo,
-                stdio: ['ignore', 'pipe', 'pipe'],
-              })
-            : spawn(cmd, cmdArgs, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+          const child = spawnIn(group, cmd, cmdArgs, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
           let output = '';
           child.stdout.on('data', (d) => (output += d));
           child.stderr.on('data', (d) => (output += d));
@@ -237,6 +232,16 @@ function fileGroup(name) {
   return dir;
 }
 
+/**
+ * Starts cmd in the cgroup (when there is one): a shell joins it and then becomes cmd, so nothing cmd starts runs
+ * outside it.
+ */
+function spawnIn(group, cmd, args, options) {
+  return group
+    ? spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', group, cmd, ...args], options)
+    : spawn(cmd, args, options);
+}
+
 /** CPU seconds of everything that ran in the cgroup. */
 function cpuSeconds(dir) {
   const text = readFileSync(join(dir, accounting.file), 'utf8');
@@ -303,14 +308,7 @@ function runFile(file, env, scratch) {
     `--test-reporter-destination=${events}`,
     join('test', file),
   ];
-  // The shell joins the cgroup and then becomes the test's process, so nothing the file starts runs outside it.
-  const child = group
-    ? spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', group, ...command], {
-        cwd: repo,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-    : spawn(command[0], command.slice(1), { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnIn(group, command[0], command.slice(1), { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const caches = [];
   const take = (chunk) => {
