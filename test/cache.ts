@@ -109,7 +109,8 @@ export async function cachedDir(c: CachedDir): Promise<string> {
     rmSync(mine, { force: true });
   }
   try {
-    return await build(c, parent, done, say);
+    // A builder that held the lock until a moment ago may have finished it.
+    return existsSync(done) ? done : await build(c, parent, done, say);
   } finally {
     rmSync(lock, { force: true });
   }
