@@ -260,22 +260,16 @@ function groupProcs(dir) {
  */
 async function leftRunning(dir) {
   for (let i = 0; i < 40 && groupProcs(dir).length; i++) await new Promise((r) => setTimeout(r, 250));
-  const left = groupProcs(dir).map((pid) => {
+  return groupProcs(dir).map((pid) => {
     let cmd;
     try {
       cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+      process.kill(pid, 'SIGKILL');
     } catch {
-      cmd = '(gone)';
+      cmd ??= '(gone)';
     }
     return `${pid} ${cmd.slice(0, 200)}`;
   });
-  for (const line of left)
-    try {
-      process.kill(Number(line.split(' ')[0]), 'SIGKILL');
-    } catch {
-      // It ended meanwhile.
-    }
-  return left;
 }
 
 function removeGroups(dir) {
@@ -377,7 +371,7 @@ function runFiles(list, slots, cores, env) {
         if (list.length > 1) console.log(`… test/${f} started`);
         void runFile(f, env, scratch).then((r) => {
           process.stdout.write(
-            `\n── test/${f} (${[seconds(r.ms), cpuText(r.cpu), r.ok ? 'passed' : `FAILED, ${typeof r.status === 'number' ? `exit ${r.status}` : r.status}`].filter(Boolean).join(', ')})\n${r.output}`,
+            `\n── test/${f} (${[seconds(r.ms), cpuText(r.cpu), r.ok ? 'passed' : `FAILED, ${statusText(r)}`].filter(Boolean).join(', ')})\n${r.output}`,
           );
           done.push(r);
           busy -= need;
@@ -407,6 +401,9 @@ function silentPasses(results) {
   return out;
 }
 
+/** Why a file failed, as the summary prints it: its exit status or signal, or what it left running. */
+const statusText = (r) => (typeof r.status === 'number' ? `exit ${r.status}` : r.status);
+
 /** CPU seconds as the summary prints them. */
 const cpuText = (cpu) => (cpu === null ? '' : `${Math.round(cpu)} CPU s`);
 
@@ -421,7 +418,7 @@ function summary(results, testsMs) {
   ];
   for (const r of [...results].sort((a, b) => b.ms - a.ms))
     lines.push(
-      `  ${seconds(r.ms).padStart(7)}  ${cpuText(r.cpu).padStart(10)}  test/${r.file}${r.ok ? '' : `  FAILED (${typeof r.status === 'number' ? `exit ${r.status}` : r.status})`}`,
+      `  ${seconds(r.ms).padStart(7)}  ${cpuText(r.cpu).padStart(10)}  test/${r.file}${r.ok ? '' : `  FAILED (${statusText(r)})`}`,
     );
   const sum = results.reduce((s, r) => s + r.ms, 0);
   const cpu = results.reduce((s, r) => s + (r.cpu ?? 0), 0);
@@ -445,7 +442,7 @@ function summary(results, testsMs) {
     r.ok
       ? []
       : [
-          `  test/${r.file} (${typeof r.status === 'number' ? `exit ${r.status}` : r.status})`,
+          `  test/${r.file} (${statusText(r)})`,
           ...r.left.map((l) => `    left running: ${l}`),
           ...r.tests.filter((t) => !t.passed && !t.suite).map((t) => `    ✖ ${t.name}`),
         ],
