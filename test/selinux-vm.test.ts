@@ -117,6 +117,8 @@ printf 'RESULT gamma.info_network=%s\\n' "$(qmp '{"execute":"human-monitor-comma
 printf 'RESULT gamma.rx_filter=%s\\n' "$(qmp '{"execute":"query-rx-filter"}')"
 t guests_up
 avcs() { journalctl -b _TRANSPORT=audit --no-pager -o cat | grep 'avc: *denied'; }
+# The denials logged after the first N: a check reads only those logged since it began.
+since() { avcs | tail -n +$(($1 + 1)); }
 r denied_while_booting "$(avcs | grep -c 'scontext=system_u:system_r:svirt_t')"
 avcs | grep 'scontext=system_u:system_r:svirt_t' | sed 's/^/RESULT booting_avc=/'
 avcs | grep -e 'tclass=tun_socket' -e 'tun_tap_device_t' -e 'comm="ip"' | sed 's/^/RESULT tap_avc=/'
@@ -144,8 +146,8 @@ share_probe alpha other 'cat ${SHARE('beta')}/beta.txt'
 share_probe beta other 'cat ${SHARE('alpha')}/alpha.txt'
 r share.beta_new "$(stat -c %C ${SHARE('beta')}/new)"
 # journald reads the kernel's audit records on its own time: until alpha's refusal is there.
-wait_until 60 eval "avcs | tail -n +$((share_mark + 1)) | grep -q 'tcontext=system_u:object_r:svirt_image_t:$(cat /proof/beta.level) '"
-avcs | tail -n +$((share_mark + 1)) | sed 's/^/RESULT share_avc=/'
+wait_until 60 eval "since $share_mark | grep -q 'tcontext=system_u:object_r:svirt_image_t:$(cat /proof/beta.level) '"
+since $share_mark | sed 's/^/RESULT share_avc=/'
 t shares_probed
 
 compact() { node --jitless -e 'process.stdout.write(JSON.stringify(JSON.parse(require("fs").readFileSync(0, "utf8"))))'; }
@@ -183,7 +185,6 @@ cross() {
 t status_read
 chmod 0666 ${disk('beta')}
 # Each check below reads only the denials logged since it began (after those of the shared folders' probes).
-since() { avcs | tail -n +$(($1 + 1)); }
 mark=$(avcs | wc -l)
 cross selinux_only
 since $mark | grep "scontext=$(cat /proof/alpha.context)" | grep "tcontext=system_u:object_r:svirt_image_t:$(cat /proof/beta.level)" | sed 's/^/RESULT cross_avc=/'
@@ -265,7 +266,7 @@ for f in ${['beta', 'gamma']
   r rb_file "$f|$(stat -c %C "$f")|$(matchpathcon -n "$f")"
 done
 r rb_alpha "$(cat /proc/$(systemctl show -p MainPID --value qemu-alpha.service)/attr/current) $(stat -c %C '${disk('alpha')}')"
-avcs | tail -n +$((avcs_before + 1)) | sed 's/^/RESULT rb_avc=/'
+since $avcs_before | sed 's/^/RESULT rb_avc=/'
 # The shared module loaded now, as semodule keeps it: the one of the bundle before, without the TPM's rules.
 # semodule writes it where its domain may write: /tmp (/run is closed to it).
 (cd /tmp && semodule --cil -E qemu-harden)
