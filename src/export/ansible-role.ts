@@ -83,10 +83,12 @@ qemu_harden_old_record: >-
             else '') -}}
 # Files of guests that left the bundle and are still on the host.
 qemu_harden_gone: "{{ qemu_harden_found_removals.files | default([]) | map(attribute='path') | select('in', qemu_harden_removals) | list }}"
-# Every copy this run made, and those that replaced a file (and so left a backup next to it).
+# Every copy this run made, and those that replaced a file (and so left a backup next to it); none when the
+# install was left out (tasks/install.yml).
 qemu_harden_installed: >-
-  {{ [qemu_harden_installed_sysusers, qemu_harden_installed_tmpfiles, qemu_harden_installed_udev,
-      ${backends.map((b) => `${role(b).installed}, `).join('')}qemu_harden_installed_units, qemu_harden_installed_other]
+  {{ [${['sysusers', 'tmpfiles', 'udev', ...backends.map((b) => b.id), 'units', 'other']
+    .map((k) => `qemu_harden_installed_${k} | default({})`)
+    .join(',\n      ')}]
      | map(attribute='results', default=[]) | flatten }}
 qemu_harden_backed_up: "{{ qemu_harden_installed | selectattr('backup_file', 'defined') | list }}"
 # Whether the host files are copied from the bundle staged on the host (see the install tasks).
@@ -258,8 +260,167 @@ dependencies: []
 
 # The check runs on the host, with the host's ssh-keygen and its own trust file: the controller's word that a
 # bundle is signed is not enough. It runs under --check too, in a private directory it removes.
-- name: Check the bundle's signatures on the host before changing anything
+- name: Check the bundle's signatures on the host (tasks/signatures.yml)
+  ansible.builtin.include_tasks: signatures.yml
   when: qemu_harden_enrolled.stat.exists or qemu_harden_allowed_signers is file
+
+- name: Enroll the host in the team's allowed_signers
+  when: qemu_harden_allowed_signers is file
+  block:
+    - name: Create ${HOST_TRUST.slice(0, HOST_TRUST.lastIndexOf('/'))}
+      ansible.builtin.file:
+        path: ${HOST_TRUST.slice(0, HOST_TRUST.lastIndexOf('/'))}
+        state: directory
+        owner: root
+        group: root
+        mode: "0755"
+
+    - name: Install the team's allowed_signers as ${HOST_TRUST}
+      ansible.builtin.copy:
+        src: "{{ qemu_harden_allowed_signers }}"
+        dest: ${HOST_TRUST}
+        owner: root
+        group: root
+        mode: "0644"
+
+- name: Look at the installed files and the install record
+  ansible.builtin.find:
+    paths: "{{ (qemu_harden_new.keys() | map('regex_replace', '^(/[^/]+).*$', '\\1') | list + [qemu_harden_record | dirname | dirname]) | unique }}"
+    patterns: >-
+      {{ (qemu_harden_new.keys() | map('basename') | list + qemu_harden_new.keys() | map('dirname') | map('basename') | list
+          + [qemu_harden_record | dirname | basename, qemu_harden_record | basename, 'MANIFEST.sha256', 'journal.json', 'next']) | unique }}
+    depth: "{{ ([4] + qemu_harden_new.keys() | map('regex_findall', '/') | map('length') | list) | max }}"
+    recurse: true
+    file_type: any
+    hidden: true
+    get_checksum: true
+  register: qemu_harden_found
+
+- name: Index what was found
+  ansible.builtin.set_fact:
+    qemu_harden_host: "{{ dict(qemu_harden_found.files | map(attribute='path') | zip(qemu_harden_found.files)) }}"
+
+- name: Read the manifest of the bundle installed before
+  ansible.builtin.slurp:
+    src: "{{ qemu_harden_record }}/{{ qemu_harden_old_record }}/MANIFEST.sha256"
+  register: qemu_harden_old_manifest
+  when:
+    - qemu_harden_old_record != ''
+    - qemu_harden_host[qemu_harden_record ~ '/' ~ qemu_harden_old_record ~ '/MANIFEST.sha256'].checksum != qemu_harden_to_sha1
+
+- name: Read what an install that stopped midway left (tasks/interrupted.yml)
+  ansible.builtin.include_tasks: interrupted.yml
+  when: (qemu_harden_record ~ '/journal.json') in qemu_harden_host
+
+- name: Plan the changes
+  ansible.builtin.set_fact:
+    qemu_harden_from: >-
+      {{- (qemu_harden_old_manifest.content | b64decode | hash('sha256')) if qemu_harden_old_manifest.content is defined
+          else (qemu_harden_to if qemu_harden_old_record != '' else '') -}}
+    qemu_harden_record_moves: >-
+      {{- qemu_harden_host.get(qemu_harden_record ~ '/current/MANIFEST.sha256', {}).get('checksum') != qemu_harden_to_sha1 -}}
+    # Files whose content, mode or owner differ from the bundle, by the directory that decides their activation step.
+    qemu_harden_changes: >-
+      {%- set out = [] -%}
+      {%- for path, sha1 in qemu_harden_new.items() -%}
+      {%- set h = qemu_harden_host.get(path, {}) -%}
+      {%- if h.get('checksum') != sha1 or h.get('mode') != '0644' or h.get('uid') != 0 or h.get('gid') != 0 -%}
+      {%- set _ = out.append(path) -%}
+      {%- endif -%}
+      {%- endfor -%}
+      {{ out }}
+    # Files of the bundle installed before (and of the one an interrupted install was putting in place) that the
+    # new bundle no longer has.
+    qemu_harden_removals: >-
+      {%- set out = [] -%}
+      {%- for manifest in [qemu_harden_old_manifest, qemu_harden_next_manifest | default({})] if manifest.content is defined -%}
+      {%- for line in (manifest.content | b64decode).split('\n') -%}
+      {%- set m = line | regex_search('^[0-9a-f]{64}  root(/.+)$', '\\1') -%}
+      {%- if m and m[0] not in qemu_harden_new and m[0] not in out and m[0] is match('^(?:' ~ (qemu_harden_installable_patterns | join('|')) ~ ')$') -%}
+      {%- set _ = out.append(m[0]) -%}
+      {%- endif -%}
+      {%- endfor -%}
+      {%- endfor -%}
+      {{ out }}
+    qemu_harden_backup_dir: "{{ qemu_harden_backups }}/{{ qemu_harden_run_time }}"
+
+- name: Look for the files of guests that left
+  ansible.builtin.find:
+    paths: "{{ qemu_harden_removals | map('dirname') | unique }}"
+    patterns: "{{ qemu_harden_removals | map('basename') | unique }}"
+    hidden: true
+  register: qemu_harden_found_removals
+  when: qemu_harden_removals | length > 0
+
+- name: Remove what an interrupted install left in the staging directory
+  ansible.builtin.file:
+    path: "{{ qemu_harden_record }}/next"
+    state: absent
+  when: (qemu_harden_record ~ '/next') in qemu_harden_host
+
+- name: Stage the bundle in the install record (tasks/stage.yml)
+  ansible.builtin.include_tasks: stage.yml
+  when: qemu_harden_record_moves and not ansible_check_mode
+
+# Each task of the install has a condition or a loop of its own; the install is left out only when all of them
+# would skip: the record stays, no file changes or leaves, and no install stopped midway.
+- name: Install the bundle's files and record it (tasks/install.yml)
+  ansible.builtin.include_tasks: install.yml
+  when: >-
+    qemu_harden_record_moves or qemu_harden_changes | length > 0 or qemu_harden_removals | length > 0
+    or qemu_harden_journal.content is defined
+
+- name: Work out which guests restart
+  ansible.builtin.set_fact:
+    # A guest restarts when its unit, its tap unit or one of its helper units (a TPM's, passt's or a virtiofsd's
+    # service and socket, which systemd restarts with it) changed, or a confinement file of its own, or one its backend shares among all the guests it
+    # confines (the abstraction every AppArmor profile includes); its tap unit restarts before it when that changed.
+    qemu_harden_restart: >-
+      {%- set changed = qemu_harden_installed | selectattr('changed') | map(attribute='item') | list -%}
+      {%- set out = [] -%}
+      {%- for g in qemu_harden_guests -%}
+      {%- set unit = '/etc/systemd/system/qemu-' ~ g ~ '.service' -%}
+      {%- set tap = '/etc/systemd/system/qemu-' ~ g ~ '-tap.service' -%}
+      {%- if tap in changed -%}{%- set _ = out.append('qemu-' ~ g ~ '-tap.service') -%}{%- endif -%}
+      {%- set helpers = [] -%}
+      {%- for k in qemu_harden_helper_kinds -%}
+      {%- set _ = helpers.append('/etc/systemd/system/qemu-' ~ g ~ '-' ~ k ~ '.service') -%}
+      {%- set _ = helpers.append('/etc/systemd/system/qemu-' ~ g ~ '-' ~ k ~ '.socket') -%}
+      {%- endfor -%}
+      {%- set restart = [] -%}${backends.map(restartsFor).join('')}
+      {%- if unit in changed or tap in changed or helpers | select('in', changed) | list or restart -%}
+      {%- set _ = out.append('qemu-' ~ g ~ '.service') -%}
+      {%- endif -%}
+      {%- endfor -%}
+      {{ out }}
+
+- name: Run the activation steps of what changed
+  ansible.builtin.meta: flush_handlers
+
+- name: Restart the tap units that changed
+  ansible.builtin.systemd_service:
+    name: "{{ item }}"
+    state: restarted
+  loop: "{{ qemu_harden_restart | select('match', '.*-tap\\.service$') | list }}"
+  when: qemu_harden_start and not (ansible_check_mode and ('/etc/systemd/system/' ~ item) not in qemu_harden_host)
+
+- name: Enable and start every guest; restart those whose unit or profile changed
+  ansible.builtin.systemd_service:
+    name: "qemu-{{ item }}.service"
+    state: "{{ 'restarted' if ('qemu-' ~ item ~ '.service') in qemu_harden_restart else 'started' }}"
+    enabled: true
+  loop: "{{ qemu_harden_guests }}"
+  when: qemu_harden_start and not (ansible_check_mode and ('/etc/systemd/system/qemu-' ~ item ~ '.service') not in qemu_harden_host)
+
+- name: Name the guests that need a restart
+  ansible.builtin.debug:
+    msg: "Their unit or profile changed; restart them to put it in force: systemctl restart {{ qemu_harden_restart | join(' ') }}"
+  when: not qemu_harden_start and qemu_harden_restart | length > 0
+`,
+  'tasks/signatures.yml': String.raw`---
+# Judge the bundle's signatures with the host's own ssh-keygen (main.yml includes this when there is a trust file).
+
+- name: Check the bundle's signatures on the host before changing anything
   block:
     - name: Make a private directory on the host for the signature check
       ansible.builtin.tempfile:
@@ -324,56 +485,14 @@ dependencies: []
       changed_when: false
       check_mode: false
       when: qemu_harden_signature_dir.path is defined
-
-- name: Enroll the host in the team's allowed_signers
-  when: qemu_harden_allowed_signers is file
-  block:
-    - name: Create ${HOST_TRUST.slice(0, HOST_TRUST.lastIndexOf('/'))}
-      ansible.builtin.file:
-        path: ${HOST_TRUST.slice(0, HOST_TRUST.lastIndexOf('/'))}
-        state: directory
-        owner: root
-        group: root
-        mode: "0755"
-
-    - name: Install the team's allowed_signers as ${HOST_TRUST}
-      ansible.builtin.copy:
-        src: "{{ qemu_harden_allowed_signers }}"
-        dest: ${HOST_TRUST}
-        owner: root
-        group: root
-        mode: "0644"
-
-- name: Look at the installed files and the install record
-  ansible.builtin.find:
-    paths: "{{ (qemu_harden_new.keys() | map('regex_replace', '^(/[^/]+).*$', '\\1') | list + [qemu_harden_record | dirname | dirname]) | unique }}"
-    patterns: >-
-      {{ (qemu_harden_new.keys() | map('basename') | list + qemu_harden_new.keys() | map('dirname') | map('basename') | list
-          + [qemu_harden_record | dirname | basename, qemu_harden_record | basename, 'MANIFEST.sha256', 'journal.json', 'next']) | unique }}
-    depth: "{{ ([4] + qemu_harden_new.keys() | map('regex_findall', '/') | map('length') | list) | max }}"
-    recurse: true
-    file_type: any
-    hidden: true
-    get_checksum: true
-  register: qemu_harden_found
-
-- name: Index what was found
-  ansible.builtin.set_fact:
-    qemu_harden_host: "{{ dict(qemu_harden_found.files | map(attribute='path') | zip(qemu_harden_found.files)) }}"
-
-- name: Read the manifest of the bundle installed before
-  ansible.builtin.slurp:
-    src: "{{ qemu_harden_record }}/{{ qemu_harden_old_record }}/MANIFEST.sha256"
-  register: qemu_harden_old_manifest
-  when:
-    - qemu_harden_old_record != ''
-    - qemu_harden_host[qemu_harden_record ~ '/' ~ qemu_harden_old_record ~ '/MANIFEST.sha256'].checksum != qemu_harden_to_sha1
+`,
+  'tasks/interrupted.yml': String.raw`---
+# Read what an install that stopped midway left in the record (main.yml includes this when its journal is there).
 
 - name: Read the journal of an install that stopped midway
   ansible.builtin.slurp:
     src: "{{ qemu_harden_record }}/journal.json"
   register: qemu_harden_journal
-  when: (qemu_harden_record ~ '/journal.json') in qemu_harden_host
 
 - name: Read the manifest of the bundle an interrupted install was putting in place
   ansible.builtin.slurp:
@@ -387,55 +506,11 @@ dependencies: []
       The last install on this host stopped midway ({{ qemu_harden_journal.content | b64decode | trim }}): it holds a mix
       of two bundles. This run plans against the files as they are and completes the install.
   when: qemu_harden_journal.content is defined
-
-- name: Plan the changes
-  ansible.builtin.set_fact:
-    qemu_harden_from: >-
-      {{- (qemu_harden_old_manifest.content | b64decode | hash('sha256')) if qemu_harden_old_manifest.content is defined
-          else (qemu_harden_to if qemu_harden_old_record != '' else '') -}}
-    qemu_harden_record_moves: >-
-      {{- qemu_harden_host.get(qemu_harden_record ~ '/current/MANIFEST.sha256', {}).get('checksum') != qemu_harden_to_sha1 -}}
-    # Files whose content, mode or owner differ from the bundle, by the directory that decides their activation step.
-    qemu_harden_changes: >-
-      {%- set out = [] -%}
-      {%- for path, sha1 in qemu_harden_new.items() -%}
-      {%- set h = qemu_harden_host.get(path, {}) -%}
-      {%- if h.get('checksum') != sha1 or h.get('mode') != '0644' or h.get('uid') != 0 or h.get('gid') != 0 -%}
-      {%- set _ = out.append(path) -%}
-      {%- endif -%}
-      {%- endfor -%}
-      {{ out }}
-    # Files of the bundle installed before (and of the one an interrupted install was putting in place) that the
-    # new bundle no longer has.
-    qemu_harden_removals: >-
-      {%- set out = [] -%}
-      {%- for manifest in [qemu_harden_old_manifest, qemu_harden_next_manifest] if manifest.content is defined -%}
-      {%- for line in (manifest.content | b64decode).split('\n') -%}
-      {%- set m = line | regex_search('^[0-9a-f]{64}  root(/.+)$', '\\1') -%}
-      {%- if m and m[0] not in qemu_harden_new and m[0] not in out and m[0] is match('^(?:' ~ (qemu_harden_installable_patterns | join('|')) ~ ')$') -%}
-      {%- set _ = out.append(m[0]) -%}
-      {%- endif -%}
-      {%- endfor -%}
-      {%- endfor -%}
-      {{ out }}
-    qemu_harden_backup_dir: "{{ qemu_harden_backups }}/{{ qemu_harden_run_time }}"
-
-- name: Look for the files of guests that left
-  ansible.builtin.find:
-    paths: "{{ qemu_harden_removals | map('dirname') | unique }}"
-    patterns: "{{ qemu_harden_removals | map('basename') | unique }}"
-    hidden: true
-  register: qemu_harden_found_removals
-  when: qemu_harden_removals | length > 0
-
-- name: Remove what an interrupted install left in the staging directory
-  ansible.builtin.file:
-    path: "{{ qemu_harden_record }}/next"
-    state: absent
-  when: (qemu_harden_record ~ '/next') in qemu_harden_host
+`,
+  'tasks/stage.yml': String.raw`---
+# Put the checked bundle in the record's staging directory on the host (main.yml includes this when it moves).
 
 - name: Stage the bundle in the install record
-  when: qemu_harden_record_moves and not ansible_check_mode
   block:
     - name: Create the record's directories
       ansible.builtin.file:
@@ -508,6 +583,9 @@ dependencies: []
         state: absent
       delegate_to: localhost
       when: qemu_harden_pack.path is defined
+`,
+  'tasks/install.yml': String.raw`---
+# Install the bundle's files, file the backups and move the record (main.yml includes this unless all would skip).
 
 - name: Start the install in the record's journal
   ansible.builtin.copy:
@@ -665,53 +743,6 @@ ${backends
 `,
   )
   .join('')}    - qemu-harden units changed
-
-- name: Work out which guests restart
-  ansible.builtin.set_fact:
-    # A guest restarts when its unit, its tap unit or one of its helper units (a TPM's, passt's or a virtiofsd's
-    # service and socket, which systemd restarts with it) changed, or a confinement file of its own, or one its backend shares among all the guests it
-    # confines (the abstraction every AppArmor profile includes); its tap unit restarts before it when that changed.
-    qemu_harden_restart: >-
-      {%- set changed = qemu_harden_installed | selectattr('changed') | map(attribute='item') | list -%}
-      {%- set out = [] -%}
-      {%- for g in qemu_harden_guests -%}
-      {%- set unit = '/etc/systemd/system/qemu-' ~ g ~ '.service' -%}
-      {%- set tap = '/etc/systemd/system/qemu-' ~ g ~ '-tap.service' -%}
-      {%- if tap in changed -%}{%- set _ = out.append('qemu-' ~ g ~ '-tap.service') -%}{%- endif -%}
-      {%- set helpers = [] -%}
-      {%- for k in qemu_harden_helper_kinds -%}
-      {%- set _ = helpers.append('/etc/systemd/system/qemu-' ~ g ~ '-' ~ k ~ '.service') -%}
-      {%- set _ = helpers.append('/etc/systemd/system/qemu-' ~ g ~ '-' ~ k ~ '.socket') -%}
-      {%- endfor -%}
-      {%- set restart = [] -%}${backends.map(restartsFor).join('')}
-      {%- if unit in changed or tap in changed or helpers | select('in', changed) | list or restart -%}
-      {%- set _ = out.append('qemu-' ~ g ~ '.service') -%}
-      {%- endif -%}
-      {%- endfor -%}
-      {{ out }}
-
-- name: Run the activation steps of what changed
-  ansible.builtin.meta: flush_handlers
-
-- name: Restart the tap units that changed
-  ansible.builtin.systemd_service:
-    name: "{{ item }}"
-    state: restarted
-  loop: "{{ qemu_harden_restart | select('match', '.*-tap\\.service$') | list }}"
-  when: qemu_harden_start and not (ansible_check_mode and ('/etc/systemd/system/' ~ item) not in qemu_harden_host)
-
-- name: Enable and start every guest; restart those whose unit or profile changed
-  ansible.builtin.systemd_service:
-    name: "qemu-{{ item }}.service"
-    state: "{{ 'restarted' if ('qemu-' ~ item ~ '.service') in qemu_harden_restart else 'started' }}"
-    enabled: true
-  loop: "{{ qemu_harden_guests }}"
-  when: qemu_harden_start and not (ansible_check_mode and ('/etc/systemd/system/qemu-' ~ item ~ '.service') not in qemu_harden_host)
-
-- name: Name the guests that need a restart
-  ansible.builtin.debug:
-    msg: "Their unit or profile changed; restart them to put it in force: systemctl restart {{ qemu_harden_restart | join(' ') }}"
-  when: not qemu_harden_start and qemu_harden_restart | length > 0
 `,
   'files/check-signatures.sh': String.raw`#!/bin/sh
 # Judge the signatures of a qemu-harden bundle's manifest on this host, with this host's ssh-keygen (the same
