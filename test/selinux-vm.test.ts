@@ -211,7 +211,7 @@ since $mark | grep "scontext=$(cat /proof/alpha.context)" | grep -v 'tclass=file
 t crossed
 
 # QEMUs the audit must report: one started by hand as root (unconfined), one in the virt domain without
-# categories, one holding alpha's pair; and beta's disk relabelled without its pair.
+# categories, one holding alpha's pair; beta's disk relabelled without its pair, and its shared folder with alpha's.
 # Debian's policy gives root's domain no writable code unless allow_execmem is on, and TCG needs it.
 setsebool allow_execmem 1
 qemu-system-x86_64 -name guest=rogue -machine none -S -nodefaults -display none -monitor none &
@@ -220,6 +220,7 @@ idle() { systemd-run --unit=$1 -p "SELinuxContext=$2" /usr/bin/qemu-system-x86_6
 idle nocats system_u:system_r:svirt_t:s0
 idle twin "$(cat /proof/alpha.context)"
 chcon system_u:object_r:svirt_image_t:s0 ${disk('beta')}
+chcon "system_u:object_r:svirt_image_t:$(cat /proof/alpha.level)" ${SHARE('beta')}
 running() { kill -0 $rogue && systemctl is-active -q nocats twin qemu-alpha.service qemu-beta.service; }
 wait_until 60 running && r extra_qemus running || r extra_qemus "not all running"
 ${QH} audit --json > /run/audit.json
@@ -232,7 +233,7 @@ t audited
 # pair again: beta and gamma stop, their modules go and their files get what the policy says without them.
 kill $rogue
 systemctl stop nocats twin
-restorecon -F ${disk('beta')}
+restorecon -F ${disk('beta')} ${SHARE('beta')}
 avcs_before=$(avcs | wc -l)
 # First the rollback stops at its SELinux step (a semodule that lists the store and refuses every change stands in
 # for any failure there): beta and gamma are stopped and their files gone, their modules still in the store.
@@ -501,7 +502,7 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     assert.equal(result('beta.disk_restored'), `system_u:object_r:svirt_image_t:${level(pair('beta'))}`);
   });
 
-  test('audit reports the QEMU started as root outside a unit, one without categories, two sharing a pair, and a disk without its pair', () => {
+  test('audit reports the QEMU started as root outside a unit, one without categories, two sharing a pair, a disk without its pair, and a shared folder with another guest’s', () => {
     assert.equal(result('extra_qemus'), 'running');
     const r = {
       findings: all('finding').map(
@@ -526,6 +527,15 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     assert.match(image[0]!.summary, /without its category pair/);
     for (const g of GUESTS) assert.deepEqual(of('process.selinux', g), [], `${g}'s own context is not a finding`);
     assert.deepEqual(of('process.selinux-image', 'alpha'), []);
+    const share = of('process.selinux-share', 'beta');
+    assert.equal(share.length, 1, JSON.stringify(r.findings, null, 1));
+    assert.equal(share[0]!.severity, 'medium');
+    assert.equal(
+      share[0]!.summary,
+      `its shared folder ${SHARE('beta')} is labelled system_u:object_r:svirt_image_t:${level(pair('alpha'))}, not with its own categories (${processContext(pair('beta'))})`,
+    );
+    // alpha's read-only folder carries alpha's pair (virt_content_t): its own.
+    assert.deepEqual(of('process.selinux-share', 'alpha'), []);
   });
 
   test('a rollback to the bundle before (alpha alone) that stops at its SELinux step leaves beta’s and gamma’s modules in the store, their files gone', () => {

@@ -5,7 +5,7 @@
 // test/selinux-vm.test.ts.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
@@ -356,6 +356,65 @@ describe('audit and status judge a QEMU’s SELinux context and its disks’ lab
           `its disk ${theirs} is labelled system_u:object_r:svirt_image_t:s0:c1,c2, not with its own categories (${own})`,
         ],
       ],
+    );
+  });
+
+  test('a folder QEMU’s 9p shares that does not carry its QEMU’s pair is reported; its own, or read-only content, is not', () => {
+    requireTool('chcon', 'coreutils');
+    const folder = (name: string, context: string) => {
+      const path = join(dir, name);
+      mkdirSync(path);
+      execFileSync('chcon', [context, path]);
+      return path;
+    };
+    const mine = folder('mine', 'system_u:object_r:svirt_image_t:s0:c12,c345');
+    const open = folder('open', 'system_u:object_r:svirt_image_t:s0');
+    const content = folder('content', 'system_u:object_r:virt_content_t:s0');
+    const theirs = folder('theirs', 'system_u:object_r:virt_content_t:s0:c1,c2');
+    const argv = [
+      '/usr/bin/qemu-system-x86_64',
+      '-virtfs',
+      `local,path=${mine},mount_tag=out,security_model=mapped-xattr`,
+      '-fsdev',
+      `local,id=fs1,path=${open},security_model=mapped-xattr`,
+      '-virtfs',
+      `local,path=${content},mount_tag=docs,security_model=none,readonly=on`,
+      '-fsdev',
+      `local,id=fs3,path=${theirs},security_model=none,readonly`,
+      // Not a folder of this host: another driver's, or no path.
+      '-fsdev',
+      'proxy,id=fs4,socket=/run/9p.sock',
+    ];
+    const cmd = parseCommandLine(argv);
+    assert.deepEqual(
+      cmd.shares.map((s) => [s.path, s.readOnly]),
+      [
+        [mine, false],
+        [open, false],
+        [content, true],
+        [theirs, true],
+      ],
+    );
+    const p: QemuProcess = { ...commandLineOnly(1, argv, cmd, 'g1'), labels: { selinux: own } };
+    const f = check('process.selinux-share').run(viewOf([p]), () => POLICY);
+    assert.deepEqual(
+      f.map((x) => [x.severity, x.summary, x.answer]),
+      [
+        [
+          'high',
+          `its shared folder ${open} is labelled system_u:object_r:svirt_image_t:s0, without its category pair: every guest’s QEMU may open it`,
+          'guests.N.shares',
+        ],
+        [
+          'medium',
+          `its shared folder ${theirs} is labelled system_u:object_r:virt_content_t:s0:c1,c2, not with its own categories (${own})`,
+          'guests.N.shares',
+        ],
+      ],
+    );
+    assert.deepEqual(
+      check('process.selinux-share').run(viewOf([{ ...p, labels: {} }]), () => POLICY),
+      [],
     );
   });
 

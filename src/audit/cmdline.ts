@@ -81,6 +81,14 @@ export interface DiskSpec {
   pflash: boolean;
 }
 
+/** A host folder QEMU's own 9p server shares into the guest: -virtfs local, or -fsdev local. */
+export interface ShareSpec {
+  path: string;
+  readOnly: boolean;
+  /** The argument as given, for evidence. */
+  raw: string;
+}
+
 export interface QemuCommandLine {
   options: Option[];
   binary: string;
@@ -97,6 +105,7 @@ export interface QemuCommandLine {
   incoming: string | undefined;
   tlsCreds: Map<string, TlsCreds>;
   disks: DiskSpec[];
+  shares: ShareSpec[];
   bios: string | undefined;
   netdevs: { id: string | undefined; type: string; opts: Opts; raw: string }[];
   devices: { driver: string; opts: Opts; raw: string }[];
@@ -198,6 +207,7 @@ export function parseCommandLine(argv: string[]): QemuCommandLine {
     incoming: undefined,
     tlsCreds: new Map(),
     disks: [],
+    shares: [],
     bios: undefined,
     netdevs: [],
     devices: [],
@@ -289,6 +299,13 @@ export function parseCommandLine(argv: string[]): QemuCommandLine {
             endpoint: opts.get('endpoint'),
             verifyPeer: !isOff(opts.get('verify-peer')),
           });
+        break;
+      }
+      case 'virtfs':
+      case 'fsdev': {
+        const o = splitOpts(v, 'fsdriver');
+        const path = o.get('path');
+        if (o.get('fsdriver') === 'local' && path) cmd.shares.push({ path, readOnly: isOn(o.get('readonly')), raw: v });
         break;
       }
       case 'drive': {

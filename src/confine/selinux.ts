@@ -290,9 +290,26 @@ const sharedPairCheck: AuditCheck = {
   },
 };
 
-/** A disk a confined QEMU writes that is not labelled with its pair, or is labelled with none. */
-const imageLabelCheck: AuditCheck = {
-  name: 'process.selinux-image',
+/** A path a confined QEMU opens, as the label checks below see it. */
+interface Opened {
+  path: string;
+  readOnly: boolean;
+  /** How the finding names it: "disk", "shared folder". */
+  kind: string;
+}
+
+/**
+ * The label checks of the files a QEMU in the virt domain opens (its disks, the folders its 9p server shares): each
+ * must carry the QEMU's own pair, or, opened read-only, be shared content without categories (as libvirt labels it).
+ */
+const labelCheck = (
+  name: string,
+  opened: (p: QemuProcess) => Opened[],
+  why: string,
+  bundle: string,
+  answer: string,
+): AuditCheck => ({
+  name,
   // stat (coreutils) reads the labels, and only where a QEMU holds categories: on a host without SELinux there is
   // nothing to read, and nothing to say about a missing stat.
   tool: null,
@@ -303,48 +320,70 @@ const imageLabelCheck: AuditCheck = {
     return view.processes.flatMap((p): Finding[] => {
       const raw = p.labels.selinux;
       const own = raw && enforces(raw) ? categoriesOf(raw) : undefined;
-      if (!own?.length) return [];
+      const paths = own?.length ? opened(p) : [];
+      if (!paths.length) return [];
       if (!stat) {
         view.unseen.push({
-          what: `the SELinux labels of ${p.guest}'s disks (pid ${p.pid})`,
+          what: `the SELinux labels of ${p.guest}'s ${paths[0]!.kind}s (pid ${p.pid})`,
           reason: 'stat not found (Debian package coreutils)',
         });
         return [];
       }
-      return p.cmd.disks
-        .filter((d) => d.protocol === 'file' || d.protocol === 'host_device')
-        .flatMap((d): Finding[] => {
-          const r = runSync(stat, ['-L', '--printf=%C', '--', d.path]);
-          if (r.exitCode !== 0 || r.stdout === '' || r.stdout === '?') {
-            view.unseen.push({
-              what: `the SELinux label of ${d.path} (${p.guest}, pid ${p.pid})`,
-              reason: r.stderr.trim() || `stat exited ${r.exitCode}`,
-            });
-            return [];
-          }
-          const label = r.stdout.trim();
-          const cats = categoriesOf(label) ?? [];
-          const mine = cats.length === own.length && cats.every((c, i) => c === own[i]);
-          // A disk QEMU only reads may be shared read-only content (no categories) as libvirt labels it.
-          if (mine || (d.readOnly && cats.length === 0 && typeOf(label) === CONTENT_TYPE)) return [];
-          return [
-            finding(
-              'process.selinux-image',
-              cats.length === 0 ? 'high' : 'medium',
-              p,
-              cats.length === 0
-                ? `its disk ${d.path} is labelled ${label}, without its category pair: every guest’s QEMU may open it`
-                : `its disk ${d.path} is labelled ${label}, not with its own categories (${raw})`,
-              `${d.path}: ${label}; /proc/${p.pid}/attr/current: ${raw}`,
-              'Only the category pair on a guest’s image keeps the other guests’ QEMUs out of it: an image in the virt domain’s type without one is open to all of them, whatever its file permissions.',
-              `Each guest’s module labels its own disks ${IMAGE_TYPE} with its pair, and apply relabels them (restorecon).`,
-              'guests.N.disks',
-            ),
-          ];
-        });
+      return paths.flatMap((d): Finding[] => {
+        const r = runSync(stat, ['-L', '--printf=%C', '--', d.path]);
+        if (r.exitCode !== 0 || r.stdout === '' || r.stdout === '?') {
+          view.unseen.push({
+            what: `the SELinux label of ${d.path} (${p.guest}, pid ${p.pid})`,
+            reason: r.stderr.trim() || `stat exited ${r.exitCode}`,
+          });
+          return [];
+        }
+        const label = r.stdout.trim();
+        const cats = categoriesOf(label) ?? [];
+        const mine = cats.length === own!.length && cats.every((c, i) => c === own![i]);
+        if (mine || (d.readOnly && cats.length === 0 && typeOf(label) === CONTENT_TYPE)) return [];
+        return [
+          finding(
+            name,
+            cats.length === 0 ? 'high' : 'medium',
+            p,
+            cats.length === 0
+              ? `its ${d.kind} ${d.path} is labelled ${label}, without its category pair: every guest’s QEMU may open it`
+              : `its ${d.kind} ${d.path} is labelled ${label}, not with its own categories (${raw})`,
+            `${d.path}: ${label}; /proc/${p.pid}/attr/current: ${raw}`,
+            why,
+            bundle,
+            answer,
+          ),
+        ];
+      });
     });
   },
-};
+});
+
+/** A disk a confined QEMU opens that is not labelled with its pair, or is labelled with none. */
+const imageLabelCheck = labelCheck(
+  'process.selinux-image',
+  (p) =>
+    p.cmd.disks
+      .filter((d) => d.protocol === 'file' || d.protocol === 'host_device')
+      .map((d) => ({ path: d.path, readOnly: d.readOnly, kind: 'disk' })),
+  'Only the category pair on a guest’s image keeps the other guests’ QEMUs out of it: an image in the virt domain’s type without one is open to all of them, whatever its file permissions.',
+  `Each guest’s module labels its own disks ${IMAGE_TYPE} with its pair, and apply relabels them (restorecon).`,
+  'guests.N.disks',
+);
+
+/**
+ * A folder a confined QEMU's 9p server shares into its guest that is not labelled with its pair. The folder itself is
+ * read: restorecon labels what is in it the same way, and a file labelled otherwise later shows as a denial.
+ */
+const shareLabelCheck = labelCheck(
+  'process.selinux-share',
+  (p) => p.cmd.shares.map((s) => ({ path: s.path, readOnly: s.readOnly, kind: 'shared folder' })),
+  'A shared folder is host data the guest reads (and writes, when writable) through its QEMU: only the category pair on it keeps the other guests’ QEMUs out, whatever its file permissions.',
+  `Each guest’s module labels its own shared folders with its pair (${CONTENT_TYPE} read-only, ${IMAGE_TYPE} writable), and apply relabels them (restorecon).`,
+  'guests.N.shares',
+);
 
 /** SELinux in the kernel, but permissive: it logs and confines nothing. */
 const enforcingCheck: AuditCheck = {
@@ -635,7 +674,7 @@ export const selinux: ConfinementBackend<Text> = {
   parseLabel: (raw): Label => ({ label: raw, mode: null }),
   enforces,
   expectedLabel: (setting) => setting('SELinuxContext')?.replace(/^-/, '') || null,
-  auditChecks: [processCheck, sharedPairCheck, imageLabelCheck, enforcingCheck, deniedCheck],
+  auditChecks: [processCheck, sharedPairCheck, imageLabelCheck, shareLabelCheck, enforcingCheck, deniedCheck],
 
   ansible: {
     handlers: ({ files, listen }) => `- name: Ask the kernel whether SELinux is enabled
