@@ -543,19 +543,15 @@ export const RULES: Rule[] = [
     },
   },
   eachGuest(
-    'under SELinux, a guest’s network and shared folders are served only where the backend has a policy for them',
-    ['guests.N.network.backend', 'guests.N.shares.I'],
+    'under SELinux, a guest’s shared folders are served only where the backend has a policy for them',
+    ['guests.N.shares.I'],
     (g, at, report, a) => {
-      // Nothing has proven passt or virtiofsd in the virt domain (svirt_t) under an enforcing kernel: a helper without
-      // its policy would be the one unconfined, or the one broken, part of the guest. A folder QEMU's own 9p serves
-      // is labelled with the guest's pair by its module (src/gen/selinux.ts), proven enforcing in test/selinux-vm.
+      // Nothing has proven virtiofsd in the virt domain (svirt_t) under an enforcing kernel: a helper without its
+      // policy would be the one unconfined, or the one broken, part of the guest. A folder QEMU's own 9p serves is
+      // labelled with the guest's pair by its module, and passt runs in the guest's context with the rules of
+      // src/gen/selinux.ts, both proven enforcing in test/selinux-vm.
       if (confinementOf(a) !== 'selinux') return;
       const backend = 'the SELinux backend (host.confinement "selinux")';
-      if (g.network.mode === 'user' && g.network.backend === 'passt')
-        report(
-          at('network', 'backend'),
-          `is passt (the default of user-mode networking), which ${backend} does not confine yet: on an SELinux host set "backend": "slirp" and accept the risk "slirp" with a reason, or give the guest no network, or confine with AppArmor`,
-        );
       if (RELEASES[a.host.target].sharedFolders === 'virtiofs')
         g.shares.forEach((_, si) =>
           report(

@@ -88,10 +88,6 @@ export const network: Step = {
       out.push(
         'passt is not installed here: install it (Debian package passt) on the host the bundle is for, or choose slirp and give its reason on the Isolation step.',
       );
-    if (ctx.draft.host?.confinement === 'selinux' && n?.mode === 'user' && n.backend !== 'slirp')
-      out.push(
-        'passt is refused under SELinux (Host step), which has no policy for it yet: choose slirp and give its reason on the Isolation step, or no network.',
-      );
     if (n?.mode === 'user')
       out.push(
         'The guest reaches what this host reaches over IP, but never the host’s loopback or link-local addresses.',

@@ -148,7 +148,10 @@ describe('the rules table', () => {
   const hostileDoc = fc
     .record({
       useCase: fc.constantFrom('virtualization', 'emulation'),
-      host: fc.record({ confinement: fc.constantFrom('apparmor', 'selinux', 'none') }),
+      host: fc.record({
+        confinement: fc.constantFrom('apparmor', 'selinux', 'none'),
+        target: fc.constantFrom('debian-12', 'debian-13'),
+      }),
       guests: fc.array(guest, { minLength: 1, maxLength: 3 }),
       acceptedRisks: fc.array(
         fc.record({

@@ -36,8 +36,8 @@ export const DOC: AnswersInput = {
 };
 
 /**
- * The same, with a TPM for db (its swtpm in a helper unit of its own) and a tap, and a folder QEMU's 9p shares into
- * each guest: read-only into web, writable into db.
+ * The same, with a TPM for db (its swtpm in a helper unit of its own) and a tap, passt as web's user-mode network (in
+ * a helper unit of its own), and a folder QEMU's 9p shares into each guest: read-only into web, writable into db.
  */
 export const WITH_DEVICES: AnswersInput = {
   ...DOC,
@@ -53,6 +53,6 @@ export const WITH_DEVICES: AnswersInput = {
           network: { mode: 'tap' },
           shares: [{ path: '/srv/shares/db dumps', tag: 'dumps', readOnly: false }],
         }
-      : { ...g, shares: [{ path: '/srv/shares/web', tag: 'docs' }] },
+      : { ...g, network: { mode: 'user', backend: 'passt' }, shares: [{ path: '/srv/shares/web', tag: 'docs' }] },
   ),
 };

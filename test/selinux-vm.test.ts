@@ -48,7 +48,7 @@ const ANSWERS = {
   ],
   // Beta has a TPM: its swtpm runs in a helper unit of its own, in beta's context. Gamma has a tap (vhost-net
   // needs KVM's ioeventfd, which TCG has not). Alpha and beta each have a shared folder, which QEMU serves (9p).
-  // Alpha's network is slirp, with a forwarded port.
+  // Alpha's network is slirp, with a forwarded port; beta's is passt, in a unit of its own.
   guests: GUESTS.map((name) => ({
     name,
     memoryMiB: 64,
@@ -58,7 +58,13 @@ const ANSWERS = {
           network: { mode: 'user', backend: 'slirp', forwards: [FORWARD] },
         }
       : {}),
-    ...(name === 'beta' ? { tpm: 'tpm2', shares: [{ path: SHARE('beta'), tag: 'out', readOnly: false }] } : {}),
+    ...(name === 'beta'
+      ? {
+          tpm: 'tpm2',
+          shares: [{ path: SHARE('beta'), tag: 'out', readOnly: false }],
+          network: { mode: 'user', backend: 'passt' },
+        }
+      : {}),
     ...(name === 'gamma' ? { network: { mode: 'tap', vhost: false } } : {}),
     disks: [{ path: disk(name), format: 'raw' }],
   })),
@@ -86,6 +92,9 @@ t() { r "time.$1" "$(cut -d' ' -f1 /proc/uptime)"; }
 t booted
 r enforce "$(cat /sys/fs/selinux/enforce)"
 ip addr add ${FORWARD.listen}/32 dev lo
+# passt gives its guest the host's own route: an interface with an address and a default route through it.
+ip link add qh0 type dummy && ip addr add 10.78.0.1/24 dev qh0 && ip link set qh0 up && ip route add default via 10.78.0.2
+r netup $?
 ${QH} apply /bundle0 --yes > /run/apply0.log 2>&1
 r apply0_exit $?
 grep -E '^  (done|skip|FAIL) ' /run/apply0.log | sed 's/^  /RESULT apply0_step=/'
@@ -112,6 +121,21 @@ r beta.tpm_active "$(systemctl is-active qemu-beta-tpm.service)"
 r beta.tpm_program "$(cat /proc/$tpm/comm)"
 r beta.tpm_label "$(cat /proc/$tpm/attr/current)"
 r beta.tpm_uid "$(grep '^Uid:' /proc/$tpm/status | cut -f2)"
+# Beta's passt: its unit, its process (and every process of its unit), its socket, and beta's QEMU connected to it.
+net=$(systemctl show -p MainPID --value qemu-beta-net.service)
+r beta.net_active "$(systemctl is-active qemu-beta-net.service)"
+r beta.net_program "$(cat /proc/$net/comm)"
+r beta.net_label "$(cat /proc/$net/attr/current)"
+r beta.net_uid "$(grep '^Uid:' /proc/$net/status | cut -f2)"
+r beta.net_capeff "$(grep '^CapEff:' /proc/$net/status | cut -f2)"
+net_cg=$(systemctl show -p ControlGroup --value qemu-beta-net.service)
+[ -n "$net_cg" ] && for p in $(cat "/sys/fs/cgroup$net_cg/cgroup.procs"); do
+  r beta.net_proc "$(cat /proc/$p/comm) $(cat /proc/$p/attr/current)"
+done
+journalctl -b -u qemu-beta-net.service --no-pager -o cat | tail -5 | sed 's/^/RESULT beta.net_journal=/'
+r beta.net_socket "$(stat -c %C /run/qemu-harden/beta/net/passt.sock 2>&1)"
+r beta.net_estab "$(ss -Hxp | grep "pid=$net," | grep -c ESTAB)"
+r beta.qemu_inet "$(nsenter -t $(systemctl show -p MainPID --value qemu-beta.service) -n ss -Hna -A inet | wc -l)"
 for f in /var/lib/qemu-harden/beta/tpm2/tpm2-00.permall /run/qemu-harden/beta/tpm.sock; do
   r beta.tpm_file "$f $(stat -c %C $f)"
 done
@@ -443,6 +467,22 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
       for (const f of files) assert.match(f, new RegExp(` system_u:object_r:svirt_image_t:${level(pair(g))}$`), f);
     });
   }
+
+  test('beta’s user-mode network: passt runs in beta’s context as beta’s user with no capability, its socket carries beta’s pair, and beta’s QEMU is connected to it and holds no IP socket', () => {
+    assert.equal(result('netup'), '0');
+    assert.equal(result('beta.net_active'), 'active');
+    assert.match(result('beta.net_program'), /^passt(\.avx2)?$/);
+    assert.equal(result('beta.net_label'), processContext(pair('beta')));
+    assert.equal(result('beta.net_uid').split('\t')[0], result('beta.uid').split('\t')[0]);
+    assert.notEqual(result('beta.net_uid').split('\t')[0], '0');
+    assert.equal(result('beta.net_capeff'), '0000000000000000');
+    const procs = all('beta.net_proc');
+    assert.ok(procs.length > 0);
+    for (const p of procs) assert.match(p, new RegExp(`^passt(\\.avx2)? ${processContext(pair('beta'))}$`), p);
+    assert.equal(result('beta.net_socket'), `system_u:object_r:svirt_image_t:${level(pair('beta'))}`);
+    assert.ok(Number(result('beta.net_estab')) >= 1, 'beta’s QEMU holds a connection to passt');
+    assert.equal(result('beta.qemu_inet'), '0', 'beta’s QEMU has no IP socket');
+  });
 
   test('beta’s TPM: its swtpm runs in beta’s context, as beta’s user, its state and socket carry beta’s pair, and beta booted with it', () => {
     assert.equal(result('beta.tpm_active'), 'active');

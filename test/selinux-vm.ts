@@ -16,13 +16,14 @@ import { maskGenerators, PROOF_PRELUDE, runVm, type Kernel, type VmResult } from
 /**
  * What a Debian 12 host with SELinux has: systemd (PID 1, which loads the policy), the reference policy and the
  * tools `apply` runs (semodule, restorecon, setsebool in policycoreutils; getenforce in selinux-utils), QEMU with
- * its firmware, udev and logrotate (apply's steps), iproute2 (the tap helper).
+ * its firmware, udev and logrotate (apply's steps), iproute2 (the tap helper), passt (a guest's user-mode network).
  */
 export const SELINUX_ROOT_PACKAGES = [
   'dbus',
   'iproute2',
   'ipxe-qemu',
   'logrotate',
+  'passt',
   'policycoreutils',
   'qemu-system-x86',
   'seabios',
@@ -169,8 +170,9 @@ export function bootSelinuxProof(
     rootTree: tree,
     rootDisk: image,
     lsm: 'selinux',
-    // tun for a tap-networked guest: Debian builds it as a module, and the proof's root has no modules to load.
-    modules: ['virtio_pci', 'tun'],
+    // tun for a tap-networked guest, dummy for the interface passt needs a route through: Debian builds them as
+    // modules, and the proof's root has no modules to load.
+    modules: ['virtio_pci', 'tun', 'dummy'],
     shares: {},
     workDir: work,
     timeoutMs,

@@ -62,13 +62,15 @@ describe('each guest’s SELinux category pair', () => {
     assert.doesNotThrow(() => validate(kvm));
   });
 
-  test('generate refuses passt, and virtiofsd’s shared folders, under SELinux, naming each field and the way out', async (t) => {
+  test('generate refuses virtiofsd’s shared folders under SELinux, naming each field and the way out; passt runs in the guest’s context', async (t) => {
     const dir = tempDir(t);
     const helpers = (target: 'debian-12' | 'debian-13'): AnswersInput => ({
       ...structuredClone(DOC),
       host: { confinement: 'selinux', target },
       guests: DOC.guests.map((g) =>
-        g.name === 'db' ? { ...g, network: { mode: 'user' }, shares: [{ path: '/srv/shares/db', tag: 'data' }] } : g,
+        g.name === 'db'
+          ? { ...g, network: { mode: 'user' }, tpm: 'tpm2', shares: [{ path: '/srv/shares/db', tag: 'data' }] }
+          : g,
       ),
     });
     const answers = join(dir, 'answers.json');
@@ -76,25 +78,34 @@ describe('each guest’s SELinux category pair', () => {
     const out = join(dir, 'bundle');
     const r = await cli(['generate', '--answers', answers, '--out', out]);
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /guests\.1\.network\.backend.*is passt.*does not confine yet.*"backend": "slirp".*"slirp"/s);
     assert.match(r.stderr, /guests\.1\.shares\.0\b.*served by virtiofsd on debian-13.*leave the folder out/s);
+    assert.doesNotMatch(r.stderr, /network\.backend/, 'passt is not refused');
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
     assert.equal(existsSync(out), false, 'nothing written');
-    // Debian 12 serves the folder through QEMU's own 9p, which the guest's module labels with its pair: passt alone
-    // is refused there.
-    assert.throws(
-      () => validate(helpers('debian-12')),
-      (e: Error) => {
-        assert.match(e.message, /guests\.1\.network\.backend.*is passt/s);
-        assert.doesNotMatch(e.message, /shares/);
-        return true;
-      },
+    // Debian 12 serves the folder through QEMU's own 9p, which the guest's module labels with its pair; passt's unit
+    // runs in the guest's context, with the shared module's rules for it.
+    const bookworm = validate(helpers('debian-12'));
+    const bundle = Object.fromEntries(plan(bookworm).map((f) => [f.path, f.content]));
+    assert.match(
+      bundle['root/etc/systemd/system/qemu-db-net.service']!,
+      new RegExp(`^SELinuxContext=${processContext(categoryPairs(bookworm.guests).get('db')!)}$`, 'm'),
     );
-    // The ways out: slirp as an accepted risk and no folder under SELinux; passt and the folder under AppArmor.
-    const slirp = helpers('debian-13');
-    slirp.guests[1] = { ...slirp.guests[1]!, network: { mode: 'user', backend: 'slirp' }, shares: [] };
-    slirp.acceptedRisks!.push({ risk: 'slirp', guest: 'db', reason: 'no policy for passt under SELinux yet' });
-    assert.doesNotThrow(() => validate(slirp));
+    const shared = bundle['root/usr/share/selinux/packages/qemu-harden/qemu-harden.cil']!;
+    assert.match(shared, /^\(allow svirt_t self \(cap_userns \(sys_admin\)\)\)$/m);
+    assert.match(shared, /^\(allow svirt_t self \(udp_socket \(create /m);
+    // Without user-mode networking, none of it.
+    const noNet = { ...structuredClone(DOC), host: { confinement: 'selinux' as const, target: 'debian-12' as const } };
+    const plain = plan(validate(noNet)).find((f) => f.path.endsWith('/qemu-harden.cil'))!.content;
+    assert.doesNotMatch(plain, /cap_userns|udp_socket|mounton/);
+    // QEMU connects to its TPM's socket and to passt's: the one rule both need is written once.
+    assert.equal(
+      shared.split('\n').filter((l) => l === '(allow svirt_t self (unix_stream_socket (connectto)))').length,
+      1,
+    );
+    // The way out under SELinux on Debian 13: no folder (or AppArmor, which confines virtiofsd).
+    const noFolder = helpers('debian-13');
+    noFolder.guests[1] = { ...noFolder.guests[1]!, shares: [] };
+    assert.doesNotThrow(() => validate(noFolder));
     const apparmor = {
       ...helpers('debian-13'),
       host: { confinement: 'apparmor' as const, target: 'debian-13' as const },
@@ -219,7 +230,7 @@ describe('a bundle for an SELinux host', () => {
     );
   });
 
-  test('a guest’s TPM runs in its guest’s context, and only a bundle with one lets QEMU connect within a context', () => {
+  test('a guest’s TPM runs in its guest’s context, and only a bundle with a helper’s socket (a TPM, passt) lets QEMU connect within a context', () => {
     const b = validate(WITH_DEVICES);
     const out = plan(b);
     const text = (fs: typeof files, path: string) => String(fs.find((f) => f.path === path)?.content ?? '');

@@ -123,10 +123,10 @@ export function guestLabels(a: Answers, g: Guest): Labelled[] {
 
 /**
  * What a helper unit (src/helpers/) needs beyond QEMU's rules. A helper runs in its guest's own context, as libvirt
- * runs swtpm: the files it keeps are under the guest's state directory and carry the guest's pair, and systemd makes
- * its socket in that context too (from the unit's SELinuxContext=). Every family of helper says what it needs here;
- * null for passt (net) and virtiofsd (fs): nothing has proven them in the virt domain under an enforcing kernel, and
- * rules.ts refuses a guest that would run one under SELinux.
+ * runs swtpm: the files it keeps are under the guest's state or runtime directory and carry the guest's pair, and a
+ * socket it makes or systemd makes for it is in that context too (from the unit's SELinuxContext=). Every family of
+ * helper says what it needs here; null for virtiofsd (fs): nothing has proven it in the virt domain under an
+ * enforcing kernel, and rules.ts refuses a guest that would run one under SELinux.
  */
 const HELPER_RULES: Record<'tpm' | 'net' | 'fs', { why: string[]; rules: string[] } | null> = {
   tpm: {
@@ -142,7 +142,24 @@ const HELPER_RULES: Record<'tpm' | 'net' | 'fs', { why: string[]; rules: string[
       `(allow ${DOMAIN} cert_t (file (getattr open read)))`,
     ],
   },
-  net: null,
+  net: {
+    why: [
+      'A guest’s user-mode network (passt) runs in the guest’s own context and makes its socket in the guest’s runtime',
+      'directory, which carries the guest’s pair: QEMU connects to it within the virt domain, and MCS keeps every',
+      'other guest’s QEMU from it. What passt does besides is build its own sandbox as it starts: in a user namespace',
+      '(this policy has no class for creating one) it reads and sets its capabilities, unshares its mount namespace,',
+      'marks / unbindable, mounts an empty tmpfs on /tmp, pivots into it and detaches the old root.',
+    ],
+    rules: [
+      `(allow ${DOMAIN} self (unix_stream_socket (connectto)))`,
+      `(allow ${DOMAIN} self (process (getcap setcap)))`,
+      `(allow ${DOMAIN} self (cap_userns (sys_admin)))`,
+      `(allow ${DOMAIN} root_t (dir (mounton)))`,
+      `(allow ${DOMAIN} tmp_t (dir (mounton)))`,
+      `(allow ${DOMAIN} tmpfs_t (filesystem (mount)))`,
+      `(allow ${DOMAIN} fs_t (filesystem (unmount)))`,
+    ],
+  },
   fs: null,
 };
 
@@ -193,8 +210,24 @@ export function sharedModule(a: Answers): string {
       `(allow ${DOMAIN} ifconfig_t (tun_socket (relabelfrom)))`,
       `(allow ${DOMAIN} self (tun_socket (relabelto)))`,
     );
+  if (a.guests.some((g) => g.network.mode === 'user'))
+    lines.push(
+      '; A guest on user-mode networking (passt, or slirp inside QEMU) reaches the network through sockets of its',
+      '; network’s process: the policy lets the virt domain bind and connect TCP to any port, but gives it no UDP',
+      '; socket of its own (the guest’s DNS queries, a forwarded UDP port) and no ICMP socket (the guest’s ping). These',
+      '; are passt’s own policy’s rules for them.',
+      `(allow ${DOMAIN} self (udp_socket (create bind connect getattr getopt setopt read write)))`,
+      `(allow ${DOMAIN} self (icmp_socket (create bind connect getattr getopt setopt read write)))`,
+      `(allow ${DOMAIN} node_t (icmp_socket (node_bind)))`,
+      `(allow ${DOMAIN} port_t (icmp_socket (name_bind)))`,
+    );
   const kinds = [...new Set(a.guests.flatMap((g) => helpersOf(a, g).map((h) => h.kind)))].sort();
-  for (const r of kinds.map(helperRules)) lines.push(...r.why.map((l) => `; ${l}`), ...r.rules);
+  // A rule two families need (QEMU connecting to a helper's socket) is written once, with the first.
+  const written = new Set<string>();
+  for (const r of kinds.map(helperRules)) {
+    lines.push(...r.why.map((l) => `; ${l}`), ...r.rules.filter((x) => !written.has(x)));
+    for (const x of r.rules) written.add(x);
+  }
   const shared = sharedLabels(a);
   if (shared.length)
     lines.push(
