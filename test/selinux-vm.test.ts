@@ -256,6 +256,18 @@ r tpm_cross_error "$(journalctl -b -u tpmcross.service --no-pager -o cat | grep 
 chmod 0750 /run/qemu-harden/beta
 chmod 0600 /run/qemu-harden/beta/tpm.sock
 since $mark | grep "scontext=$(cat /proof/alpha.context)" | grep -v 'tclass=file ' | sed 's/^/RESULT tpm_cross_avc=/'
+# The same at beta's passt socket: a QEMU in alpha's context, as alpha's user, with the modes opened.
+sock=/run/qemu-harden/beta/net/passt.sock
+modes="$(stat -c %a /run/qemu-harden/beta /run/qemu-harden/beta/net $sock | tr '\n' ' ')"
+chmod 0755 /run/qemu-harden/beta /run/qemu-harden/beta/net
+chmod 0666 $sock
+mark=$(avcs | wc -l)
+systemd-run --wait --quiet --unit=netcross -p User=qemu-alpha -p Group=qemu-alpha -p NoNewPrivileges=yes -p RuntimeMaxSec=60 -p "SELinuxContext=$(cat /proof/alpha.context)" /usr/bin/qemu-system-x86_64 -machine none -nodefaults -display none -monitor none -chardev socket,id=net,path=$sock
+r net_cross_exit $?
+r net_cross_error "$(journalctl -b -u netcross.service --no-pager -o cat | grep -o "Failed to connect to '[^']*': [A-Za-z ]*" | tail -1)"
+set -- $modes
+chmod "$1" /run/qemu-harden/beta; chmod "$2" /run/qemu-harden/beta/net; chmod "$3" $sock
+since $mark | grep "scontext=$(cat /proof/alpha.context)" | grep -v 'tclass=file ' | sed 's/^/RESULT net_cross_avc=/'
 t crossed
 
 # QEMUs the audit must report: one started by hand as root (unconfined), one in the virt domain without
@@ -502,6 +514,21 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     assert.equal(result('tpm_cross_error'), "Failed to connect to '/run/qemu-harden/beta/tpm.sock': Permission denied");
     const avc = all('tpm_cross_avc');
     assert.ok(avc.length > 0, 'an AVC denial of beta’s TPM socket or its directory to alpha’s context');
+    for (const line of avc) {
+      assert.match(line, new RegExp(`tcontext=system_u:object_r:svirt_image_t:${level(pair('beta'))} `));
+      assert.match(line, / tclass=(sock_file|dir) /);
+      assert.match(line, / permissive=0/);
+    }
+  });
+
+  test('a QEMU in alpha’s context, pointed at beta’s passt socket (modes opened), is refused by SELinux, and the kernel logs the AVC', () => {
+    assert.notEqual(result('net_cross_exit'), '0');
+    assert.equal(
+      result('net_cross_error'),
+      "Failed to connect to '/run/qemu-harden/beta/net/passt.sock': Permission denied",
+    );
+    const avc = all('net_cross_avc');
+    assert.ok(avc.length > 0, 'an AVC denial of beta’s passt socket or its directory to alpha’s context');
     for (const line of avc) {
       assert.match(line, new RegExp(`tcontext=system_u:object_r:svirt_image_t:${level(pair('beta'))} `));
       assert.match(line, / tclass=(sock_file|dir) /);
