@@ -245,29 +245,23 @@ restorecon -F ${disk('beta')}
 r beta.disk_restored "$(stat -c %C ${disk('beta')})"
 systemctl start qemu-alpha.service qemu-beta.service
 wait_until 60 systemctl is-active -q qemu-beta-tpm.service
-# A QEMU in alpha's context, as alpha's user, pointed at beta's TPM socket, with file modes that let it in: only
-# the pairs stand between them. It runs at most a minute, in case it connects.
-chmod 0755 /run/qemu-harden/beta
-chmod 0666 /run/qemu-harden/beta/tpm.sock
-mark=$(avcs | wc -l)
-systemd-run --wait --quiet --unit=tpmcross -p User=qemu-alpha -p Group=qemu-alpha -p NoNewPrivileges=yes -p RuntimeMaxSec=60 -p "SELinuxContext=$(cat /proof/alpha.context)" /usr/bin/qemu-system-x86_64 -machine none -nodefaults -display none -monitor none -chardev socket,id=tpm,path=/run/qemu-harden/beta/tpm.sock
-r tpm_cross_exit $?
-r tpm_cross_error "$(journalctl -b -u tpmcross.service --no-pager -o cat | grep -o "Failed to connect to '[^']*': [A-Za-z ]*" | tail -1)"
-chmod 0750 /run/qemu-harden/beta
-chmod 0600 /run/qemu-harden/beta/tpm.sock
-since $mark | grep "scontext=$(cat /proof/alpha.context)" | grep -v 'tclass=file ' | sed 's/^/RESULT tpm_cross_avc=/'
-# The same at beta's passt socket: a QEMU in alpha's context, as alpha's user, with the modes opened.
-sock=/run/qemu-harden/beta/net/passt.sock
-modes="$(stat -c %a /run/qemu-harden/beta /run/qemu-harden/beta/net $sock | tr '\n' ' ')"
-chmod 0755 /run/qemu-harden/beta /run/qemu-harden/beta/net
-chmod 0666 $sock
-mark=$(avcs | wc -l)
-systemd-run --wait --quiet --unit=netcross -p User=qemu-alpha -p Group=qemu-alpha -p NoNewPrivileges=yes -p RuntimeMaxSec=60 -p "SELinuxContext=$(cat /proof/alpha.context)" /usr/bin/qemu-system-x86_64 -machine none -nodefaults -display none -monitor none -chardev socket,id=net,path=$sock
-r net_cross_exit $?
-r net_cross_error "$(journalctl -b -u netcross.service --no-pager -o cat | grep -o "Failed to connect to '[^']*': [A-Za-z ]*" | tail -1)"
-set -- $modes
-chmod "$1" /run/qemu-harden/beta; chmod "$2" /run/qemu-harden/beta/net; chmod "$3" $sock
-since $mark | grep "scontext=$(cat /proof/alpha.context)" | grep -v 'tclass=file ' | sed 's/^/RESULT net_cross_avc=/'
+# A QEMU in alpha's context, as alpha's user, pointed at one of beta's sockets, with file modes that let it in:
+# only the pairs stand between them. It runs at most a minute, in case it connects; the modes are put back after.
+cross_socket() {
+  name=$1 sock=$2
+  shift 2
+  modes="$(stat -c %a "$@" $sock | tr '\n' ' ')"
+  chmod 0755 "$@"
+  chmod 0666 $sock
+  mark=$(avcs | wc -l)
+  systemd-run --wait --quiet --unit=$name -p User=qemu-alpha -p Group=qemu-alpha -p NoNewPrivileges=yes -p RuntimeMaxSec=60 -p "SELinuxContext=$(cat /proof/alpha.context)" /usr/bin/qemu-system-x86_64 -machine none -nodefaults -display none -monitor none -chardev socket,id=s,path=$sock
+  r $name.exit $?
+  r $name.error "$(journalctl -b -u $name.service --no-pager -o cat | grep -o "Failed to connect to '[^']*': [A-Za-z ]*" | tail -1)"
+  for f in "$@" $sock; do chmod "\${modes%% *}" $f; modes="\${modes#* }"; done
+  since $mark | grep "scontext=$(cat /proof/alpha.context)" | grep -v 'tclass=file ' | sed "s/^/RESULT $name.avc=/"
+}
+cross_socket tpm_cross /run/qemu-harden/beta/tpm.sock /run/qemu-harden/beta
+cross_socket net_cross /run/qemu-harden/beta/net/passt.sock /run/qemu-harden/beta /run/qemu-harden/beta/net
 t crossed
 
 # QEMUs the audit must report: one started by hand as root (unconfined), one in the virt domain without
@@ -510,9 +504,9 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
   });
 
   test('a QEMU in alpha’s context, pointed at beta’s TPM socket (modes opened), is refused by SELinux, and the kernel logs the AVC', () => {
-    assert.notEqual(result('tpm_cross_exit'), '0');
-    assert.equal(result('tpm_cross_error'), "Failed to connect to '/run/qemu-harden/beta/tpm.sock': Permission denied");
-    const avc = all('tpm_cross_avc');
+    assert.notEqual(result('tpm_cross.exit'), '0');
+    assert.equal(result('tpm_cross.error'), "Failed to connect to '/run/qemu-harden/beta/tpm.sock': Permission denied");
+    const avc = all('tpm_cross.avc');
     assert.ok(avc.length > 0, 'an AVC denial of beta’s TPM socket or its directory to alpha’s context');
     for (const line of avc) {
       assert.match(line, new RegExp(`tcontext=system_u:object_r:svirt_image_t:${level(pair('beta'))} `));
@@ -522,12 +516,12 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
   });
 
   test('a QEMU in alpha’s context, pointed at beta’s passt socket (modes opened), is refused by SELinux, and the kernel logs the AVC', () => {
-    assert.notEqual(result('net_cross_exit'), '0');
+    assert.notEqual(result('net_cross.exit'), '0');
     assert.equal(
-      result('net_cross_error'),
+      result('net_cross.error'),
       "Failed to connect to '/run/qemu-harden/beta/net/passt.sock': Permission denied",
     );
-    const avc = all('net_cross_avc');
+    const avc = all('net_cross.avc');
     assert.ok(avc.length > 0, 'an AVC denial of beta’s passt socket or its directory to alpha’s context');
     for (const line of avc) {
       assert.match(line, new RegExp(`tcontext=system_u:object_r:svirt_image_t:${level(pair('beta'))} `));
