@@ -73,7 +73,12 @@ test('docs/windows.md’s conversion of a single-file TPM state yields the same 
     .replace(/^FROM=.*$/m, `FROM=${from}`)
     .replace(/^DIR=.*$/m, `DIR=${to}`)
     .replace(/^OWNER=.*$/m, 'OWNER=root');
-  const run = spawnSync('bash', ['-c', script], { encoding: 'utf8', timeout: 60_000 });
+  // stdin is not a socket, or bash at SHLVL 0 would read the operator's ~/.bashrc first.
+  const run = spawnSync('bash', ['-c', script], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   assert.equal(run.status, 0, run.stderr + run.stdout);
 
   assert.ok(existsSync(join(to, 'tpm2-00.permall')), 'the directory holds swtpm’s state file');

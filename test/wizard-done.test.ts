@@ -7,8 +7,9 @@ import fc from 'fast-check';
 import { commandLines, shellWords } from '../src/ui/views/text.js';
 
 describe('commands as the Done screen lays them out', () => {
+  // stdin is not a socket: bash reads ~/.bashrc when its stdin is one (its test for being run by sshd) at SHLVL 0.
   const run = (shell: string, lines: string[]) =>
-    spawnSync(shell, ['-c', lines.join('\n')], { encoding: 'utf8' })
+    spawnSync(shell, ['-c', lines.join('\n')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
       .stdout.split('\0')
       .slice(0, -1);
 
