@@ -8,6 +8,7 @@
 // included) and shows what it left running. The run ends with each file's wall time and CPU (slowest first), the
 // tests that did not run and why, the caches that were built, and the totals, whatever the outcome.
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -128,13 +129,44 @@ function seconds(ms) {
   return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
-/** Runs the checks side by side, each one's output printed whole when it ends; resolves with the first failure's status. */
+/**
+ * What a check reads, as one hash: the checker's command line, Node.js's version, and the path and content of every
+ * file of the tree (tracked, or new and not ignored) that `reads` accepts, package-lock.json always among them (it
+ * pins the checker and every type it reads). null where git cannot list the tree.
+ */
+function inputsHash(cmdArgs, reads) {
+  const listed = spawnSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+    cwd: repo,
+    encoding: 'utf8',
+  });
+  if (listed.status !== 0) return null;
+  const hash = createHash('sha256').update(JSON.stringify([process.version, cmdArgs.slice(1)]));
+  const paths = [...new Set(listed.stdout.split('\0').filter((f) => f && (reads(f) || f === 'package-lock.json')))];
+  for (const f of paths.sort()) {
+    hash.update(`\0${f}\0`);
+    if (existsSync(join(repo, f))) hash.update(readFileSync(join(repo, f)));
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * Runs the checks side by side, each one's output printed whole when it ends; resolves with the first failure's
+ * status. A check whose inputs hash as they did when it last passed here (`.cache/checks/NAME`) is not run again:
+ * it would read the same files and pass. A fresh clone has no such record, so CI runs every check.
+ */
 async function checks(list) {
   const statuses = await Promise.all(
     list.map(
-      ([name, cmd, cmdArgs]) =>
+      ([name, cmd, cmdArgs, reads]) =>
         new Promise((resolve) => {
           const t = Date.now();
+          const record = join(repo, '.cache', 'checks', name);
+          const inputs = reads ? inputsHash(cmdArgs, reads) : null;
+          if (inputs && existsSync(record) && readFileSync(record, 'utf8') === inputs) {
+            phases.push(`${name} as at its last pass`);
+            resolve(0);
+            return;
+          }
           const group = fileGroup(`check-${name}`);
           const child = spawnIn(group, cmd, cmdArgs, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
           let output = '';
@@ -143,6 +175,10 @@ async function checks(list) {
           child.on('close', (code) => {
             phases.push(`${name} ${seconds(Date.now() - t)}`);
             if (group) checkCpu += cpuSeconds(group);
+            if (code === 0 && inputs) {
+              mkdirSync(dirname(record), { recursive: true });
+              writeFileSync(record, inputs);
+            } else rmSync(record, { force: true });
             if (output.trim() || code !== 0)
               process.stdout.write(`\n── ${name}${code === 0 ? '' : ' FAILED'}\n${output}`);
             resolve(code ?? 1);
@@ -294,6 +330,7 @@ function runFile(file, env, scratch) {
   const group = fileGroup(file);
   const command = [
     process.execPath,
+    ...(FILES[file]?.[1] === null ? ['--max-opt=2'] : []),
     '--import',
     'tsx',
     '--test-reporter=spec',
@@ -460,48 +497,65 @@ if (problems.length) {
   status = 1;
 }
 const node = (name, script, ...rest) => [name, process.execPath, [join(repo, script), ...rest]];
+const code = (f) => /\.(ts|tsx|mts|cts|js|mjs|cjs|json)$/.test(f);
+const layers = (f) =>
+  /^(src|steps)\//.test(f) || ['.dependency-cruiser.cjs', 'tsconfig.json', 'package.json'].includes(f);
 // Each checker keeps its own cache in .cache/, keyed by the files' contents (dependency-cruiser's also by its options,
 // eslint's and tsc's also by their configuration), so a run rechecks only what changed since the last; a fresh
-// clone, as CI has, checks everything.
+// clone, as CI has, checks everything. Each also names the files it reads (code: sources, scripts, configuration and
+// JSON; prettier: every file), and is not started at all while those are as they were at its last pass (checks()):
+// a checker's start (TypeScript's compiler, loaded twice) costs more than its cached check.
 const checkList = [
-  node(
-    'typecheck',
-    'node_modules/typescript/bin/tsc',
-    '--noEmit',
-    '--incremental',
-    '--tsBuildInfoFile',
-    '.cache/tsc/tsbuildinfo',
-  ),
-  node(
-    'layering',
-    'node_modules/dependency-cruiser/bin/dependency-cruise.mjs',
-    'src',
-    'steps',
-    '--output-type',
-    'err',
-    '--cache',
-    '.cache/depcruise',
-  ),
-  node(
-    'formatting',
-    'node_modules/prettier/bin/prettier.cjs',
-    '--check',
-    '--log-level=warn',
-    '--cache',
-    '--cache-location',
-    '.cache/prettier/cache',
-    '.',
-  ),
-  node(
-    'lint',
-    'node_modules/eslint/bin/eslint.js',
-    '--cache',
-    '--cache-strategy',
-    'content',
-    '--cache-location',
-    '.cache/eslint/',
-    '.',
-  ),
+  [
+    ...node(
+      'typecheck',
+      'node_modules/typescript/bin/tsc',
+      '--noEmit',
+      '--incremental',
+      '--tsBuildInfoFile',
+      '.cache/tsc/tsbuildinfo',
+    ),
+    code,
+  ],
+  [
+    ...node(
+      'layering',
+      'node_modules/dependency-cruiser/bin/dependency-cruise.mjs',
+      'src',
+      'steps',
+      '--output-type',
+      'err',
+      '--cache',
+      '.cache/depcruise',
+    ),
+    layers,
+  ],
+  [
+    ...node(
+      'formatting',
+      'node_modules/prettier/bin/prettier.cjs',
+      '--check',
+      '--log-level=warn',
+      '--cache',
+      '--cache-location',
+      '.cache/prettier/cache',
+      '.',
+    ),
+    () => true,
+  ],
+  [
+    ...node(
+      'lint',
+      'node_modules/eslint/bin/eslint.js',
+      '--cache',
+      '--cache-strategy',
+      'content',
+      '--cache-location',
+      '.cache/eslint/',
+      '.',
+    ),
+    code,
+  ],
 ];
 accounting = openAccounting();
 if (status === 0) status = await checks([node('build', 'scripts/build.mjs')]);
