@@ -16,6 +16,7 @@
 # setfiles and restorecon (policycoreutils), matchpathcon (selinux-utils) and sesearch (setools), for verify's
 # build of the modules into a copy of the store and for the labelled root of the enforcing proof VM, which mke2fs
 # (e2fsprogs) packs into an image.
+# man-db: man, which finds the man pages the units' Documentation= names.
 set -euo pipefail
 
 packages=(
@@ -28,7 +29,7 @@ packages=(
   libvirt-clients
   ansible ansible-lint
   debootstrap debian-archive-keyring xz-utils
-  acl
+  acl man-db
   selinux-policy-default policycoreutils selinux-utils setools
 )
 
