@@ -442,4 +442,19 @@ describe('audit and status judge a QEMU’s SELinux context and its disks’ lab
     });
     assert.equal(parseDenial(line.replace('svirt_t', 'httpd_t').replace('qemu-system-x86', 'httpd')), undefined);
   });
+
+  test('verify counts the rules sesearch prints without a boolean, one permission or several', async () => {
+    const { unconditionalRules } = await import('../src/confine/selinux.js');
+    // As setools 4.4 prints them from Debian 12's policy.
+    const out = [
+      'allow init_t svirt_t:process transition;',
+      'allow init_t virt_domain:process2 { nnp_transition nosuid_transition };',
+      'allow svirt_t svirt_t:process { execmem execstack }; [ virt_use_execmem ]:True',
+      '',
+    ].join('\n');
+    assert.deepEqual(unconditionalRules(out), [
+      { cls: 'process', perms: ['transition'] },
+      { cls: 'process2', perms: ['nnp_transition', 'nosuid_transition'] },
+    ]);
+  });
 });

@@ -90,6 +90,23 @@ export function relabelPaths(moduleText: string): string[] {
     .map((l) => l.slice(RELABEL.length));
 }
 
+/** A rule verify looks for in the built policy: source, target, class and permission, and what it is for. */
+interface PolicyRule {
+  what: string;
+  rule: [source: string, target: string, cls: string, perm: string];
+}
+
+/**
+ * The unconditional allow rules of sesearch's output (`allow S T:CLASS { P Q };` or `allow S T:CLASS P;`), each
+ * with its class and permissions. A rule under a boolean ends `; [ BOOLEAN ]:True` and is left out.
+ */
+export function unconditionalRules(out: string): { cls: string; perms: string[] }[] {
+  return out.split('\n').flatMap((l) => {
+    const m = /^allow \S+ \S+:(\S+) (?:\{ ([^}]*) \}|(\S+));$/.exec(l.trim());
+    return m ? [{ cls: m[1]!, perms: (m[2] ?? m[3]!).trim().split(/\s+/) }] : [];
+  });
+}
+
 /** A kernel log line of an SELinux denial for a process in a virt domain or a QEMU. */
 export function parseDenial(line: string): Denial | undefined {
   if (!/avc: +denied/.test(line)) return undefined;
@@ -542,37 +559,41 @@ export const selinux: ConfinementBackend<Text> = {
           .filter((f) => /^policy\.\d+$/.test(f))
           .sort()
           .at(-1);
-        const rules: [string, string[]][] = [
-          [
-            'systemd may start QEMU in the virt domain',
-            ['-A', '-s', 'init_t', '-t', DOMAIN, '-c', 'process', '-p', 'transition'],
-          ],
-          ['with NoNewPrivileges=', ['-A', '-s', 'init_t', '-t', DOMAIN, '-c', 'process2', '-p', 'nnp_transition']],
+        const want = (what: string, ...rule: PolicyRule['rule']): PolicyRule => ({ what, rule });
+        const rules = [
+          want('systemd may start QEMU in the virt domain', 'init_t', DOMAIN, 'process', 'transition'),
+          want('with NoNewPrivileges=', 'init_t', DOMAIN, 'process2', 'nnp_transition'),
           ...(a.useCase === 'emulation'
-            ? ([
-                ['TCG may map writable code', ['-A', '-s', DOMAIN, '-t', DOMAIN, '-c', 'process', '-p', 'execmem']],
-              ] as [string, string[]][])
+            ? [want('TCG may map writable code', DOMAIN, DOMAIN, 'process', 'execmem')]
             : []),
           ...(a.guests.some((g) => g.network.mode === 'tap')
-            ? ([
-                [
-                  'the tap unit may create a tun device',
-                  ['-A', '-s', 'ifconfig_t', '-t', 'ifconfig_t', '-c', 'tun_socket', '-p', 'create'],
-                ],
-                [
-                  'QEMU may take over its tap',
-                  ['-A', '-s', DOMAIN, '-t', 'ifconfig_t', '-c', 'tun_socket', '-p', 'relabelfrom'],
-                ],
-              ] as [string, string[]][])
+            ? [
+                want('the tap unit may create a tun device', 'ifconfig_t', 'ifconfig_t', 'tun_socket', 'create'),
+                want('QEMU may take over its tap', DOMAIN, 'ifconfig_t', 'tun_socket', 'relabelfrom'),
+              ]
             : []),
         ];
-        for (const [what, args] of rules) {
-          const r = await run(tools.sesearch!, [...args, join(policyDir, policy ?? 'policy')]);
-          if (r.exitCode !== 0 || r.stdout.trim() === '')
-            findings.push({
-              message: `the built policy lacks the rule that ${what} (sesearch ${args.join(' ')}): ${r.stderr.trim() || 'no such rule'}`,
-              file: `root/${modulePath(SHARED_MODULE)}`,
-            });
+        const policyFile = join(policyDir, policy ?? 'policy');
+        // One sesearch a source and target (each loads the whole policy), asking for every class and permission
+        // wanted between them; a rule counts only where the output holds it unconditionally. A rule under a
+        // boolean (`[ virt_use_execmem ]:True`) holds only while the boolean is on, which is the host's to turn.
+        const pairs = new Map<string, PolicyRule[]>();
+        for (const r of rules) {
+          const key = `${r.rule[0]} ${r.rule[1]}`;
+          pairs.set(key, [...(pairs.get(key) ?? []), r]);
+        }
+        for (const group of pairs.values()) {
+          const [source, target] = group[0]!.rule;
+          const list = (i: 2 | 3) => [...new Set(group.map((r) => r.rule[i]))].join(',');
+          const args = ['-A', '-s', source, '-t', target, '-c', list(2), '-p', list(3)];
+          const r = await run(tools.sesearch!, [...args, policyFile]);
+          const held = r.exitCode === 0 ? unconditionalRules(r.stdout) : [];
+          for (const { what, rule } of group)
+            if (!held.some((h) => h.cls === rule[2] && h.perms.includes(rule[3])))
+              findings.push({
+                message: `the built policy lacks the rule that ${what} (sesearch -A -s ${source} -t ${target} -c ${rule[2]} -p ${rule[3]}): ${r.exitCode === 0 ? 'no such rule, or only under a boolean' : r.stderr.trim() || `exit ${r.exitCode}`}`,
+                file: `root/${modulePath(SHARED_MODULE)}`,
+              });
         }
         const contexts = join(temp, 'etc/selinux', found.type, 'contexts/files/file_contexts');
         const gen = await import('../gen/selinux.js');
