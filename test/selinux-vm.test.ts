@@ -32,6 +32,10 @@ const SHARE = (g: string) => `/srv/shares/${g}`;
 // Alpha's user-mode network is slirp inside its QEMU, which forwards this address's port to the guest's port 22. A
 // guest on slirp may not listen on loopback (its unit denies it), so the VM gives its lo this address of its own.
 const FORWARD = { listen: '10.79.0.1', port: 8022, guestPort: 22 };
+// A forwarded UDP port each, bound as the network starts: alpha's by its QEMU (slirp), beta's by its passt. The
+// policy lets the virt domain bind UDP ports but gives it no UDP socket; the shared module does.
+const UDP = { alpha: 8054, beta: 8053 } as const;
+const udpForward = (g: keyof typeof UDP) => ({ protocol: 'udp', listen: FORWARD.listen, port: UDP[g], guestPort: 53 });
 // Node.js's compiler needs memory both writable and executable, which Debian's policy gives the administrator's
 // domain (unconfined_t) only with the boolean allow_execmem: qemu-harden runs without it, interpreted.
 const QH = `node --jitless ${BIN.replace(REPO, '/qh')}`;
@@ -44,7 +48,7 @@ const ANSWERS = {
     { risk: 'emulation', reason: 'the proof VM has no KVM; its guests are test boot sectors' },
     { risk: 'selinux-execmem', reason: 'TCG writes the code it runs; the proof VM has no KVM' },
     { risk: 'share-writable', guest: 'beta', reason: 'the proof writes to it in beta’s context' },
-    { risk: 'slirp', guest: 'alpha', reason: 'passt has no SELinux policy yet; slirp is the way the answers give' },
+    { risk: 'slirp', guest: 'alpha', reason: 'the proof shows slirp’s forwards in the virt domain' },
   ],
   // Beta has a TPM: its swtpm runs in a helper unit of its own, in beta's context. Gamma has a tap (vhost-net
   // needs KVM's ioeventfd, which TCG has not). Alpha and beta each have a shared folder, which QEMU serves (9p).
@@ -55,14 +59,14 @@ const ANSWERS = {
     ...(name === 'alpha'
       ? {
           shares: [{ path: SHARE('alpha'), tag: 'docs' }],
-          network: { mode: 'user', backend: 'slirp', forwards: [FORWARD] },
+          network: { mode: 'user', backend: 'slirp', forwards: [FORWARD, udpForward('alpha')] },
         }
       : {}),
     ...(name === 'beta'
       ? {
           tpm: 'tpm2',
           shares: [{ path: SHARE('beta'), tag: 'out', readOnly: false }],
-          network: { mode: 'user', backend: 'passt' },
+          network: { mode: 'user', backend: 'passt', forwards: [udpForward('beta')] },
         }
       : {}),
     ...(name === 'gamma' ? { network: { mode: 'tap', vhost: false } } : {}),
@@ -123,6 +127,7 @@ r beta.tpm_label "$(cat /proc/$tpm/attr/current)"
 r beta.tpm_uid "$(grep '^Uid:' /proc/$tpm/status | cut -f2)"
 # Beta's passt: its unit, its process (and every process of its unit), its socket, and beta's QEMU connected to it.
 net=$(systemctl show -p MainPID --value qemu-beta-net.service)
+r beta.net_pid "$net"
 r beta.net_active "$(systemctl is-active qemu-beta-net.service)"
 r beta.net_program "$(cat /proc/$net/comm)"
 r beta.net_label "$(cat /proc/$net/attr/current)"
@@ -163,6 +168,10 @@ wait_until 60 accepted && r alpha.fwd_accepted yes || r alpha.fwd_accepted no
 r alpha.fwd_connect "$(head -1 /run/fwd.out)"
 kill $client
 wait $client
+# Each user-mode network's UDP forward, bound as it started: by alpha's QEMU and by beta's passt.
+udp_owner() { ss -Hulnp "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
+r alpha.udp_pid "$(udp_owner ${UDP.alpha})"
+r beta.udp_pid "$(udp_owner ${UDP.beta})"
 t guests_up
 avcs() { journalctl -b _TRANSPORT=audit --no-pager -o cat | grep 'avc: *denied'; }
 # The denials logged after the first N: a check reads only those logged since it began.
@@ -469,12 +478,13 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
         assert.equal(result('alpha.fwd_pid'), result('alpha.main_pid'));
         assert.equal(result('alpha.fwd_connect'), 'connected');
         assert.equal(result('alpha.fwd_accepted'), 'yes');
+        assert.equal(result('alpha.udp_pid'), result('alpha.main_pid'), 'alpha’s QEMU bound its UDP forward');
       }
       for (const f of files) assert.match(f, new RegExp(` system_u:object_r:svirt_image_t:${level(pair(g))}$`), f);
     });
   }
 
-  test('beta’s user-mode network: passt runs in beta’s context as beta’s user with no capability, its socket carries beta’s pair, and beta’s QEMU is connected to it and holds no IP socket', () => {
+  test('beta’s user-mode network: passt runs in beta’s context as beta’s user with no capability, binds its UDP forward, its socket carries beta’s pair, and beta’s QEMU is connected to it and holds no IP socket', () => {
     assert.equal(result('netup'), '0');
     assert.equal(result('beta.net_active'), 'active');
     assert.match(result('beta.net_program'), /^passt(\.avx2)?$/);
@@ -485,6 +495,7 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     const procs = all('beta.net_proc');
     assert.ok(procs.length > 0);
     for (const p of procs) assert.match(p, new RegExp(`^passt(\\.avx2)? ${processContext(pair('beta'))}$`), p);
+    assert.equal(result('beta.udp_pid'), result('beta.net_pid'), 'beta’s passt bound its UDP forward');
     assert.equal(result('beta.net_socket'), `system_u:object_r:svirt_image_t:${level(pair('beta'))}`);
     assert.ok(Number(result('beta.net_estab')) >= 1, 'beta’s QEMU holds a connection to passt');
     assert.equal(result('beta.qemu_inet'), '0', 'beta’s QEMU has no IP socket');
