@@ -129,23 +129,44 @@ function seconds(ms) {
   return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
-/**
- * What a check reads, as one hash: the checker's command line, Node.js's version, and the path and content of every
- * file of the tree (tracked, or new and not ignored) that `reads` accepts, package-lock.json always among them (it
- * pins the checker and every type it reads). null where git cannot list the tree.
- */
-function inputsHash(cmdArgs, reads) {
+/** Each file of the tree (tracked, or new and not ignored) with its content's digest; null where git cannot list it. */
+let tree;
+function treeDigests() {
+  if (tree !== undefined) return tree;
   const listed = spawnSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
     cwd: repo,
     encoding: 'utf8',
   });
-  if (listed.status !== 0) return null;
+  tree =
+    listed.status === 0
+      ? new Map(
+          listed.stdout
+            .split('\0')
+            .filter(Boolean)
+            .map((f) => [
+              f,
+              existsSync(join(repo, f))
+                ? createHash('sha256')
+                    .update(readFileSync(join(repo, f)))
+                    .digest('hex')
+                : '',
+            ]),
+        )
+      : null;
+  return tree;
+}
+
+/**
+ * What a check reads, as one hash: the checker's command line, Node.js's version, and the path and content of every
+ * file of the tree that `reads` accepts, package-lock.json always among them (it pins the checker and every type it
+ * reads). null where git cannot list the tree.
+ */
+function inputsHash(cmdArgs, reads) {
+  const files = treeDigests();
+  if (!files) return null;
   const hash = createHash('sha256').update(JSON.stringify([process.version, cmdArgs.slice(1)]));
-  const paths = [...new Set(listed.stdout.split('\0').filter((f) => f && (reads(f) || f === 'package-lock.json')))];
-  for (const f of paths.sort()) {
-    hash.update(`\0${f}\0`);
-    if (existsSync(join(repo, f))) hash.update(readFileSync(join(repo, f)));
-  }
+  for (const f of [...files.keys()].filter((x) => reads(x) || x === 'package-lock.json').sort())
+    hash.update(`\0${f}\0${files.get(f)}`);
   return hash.digest('hex');
 }
 
