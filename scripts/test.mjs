@@ -11,10 +11,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmdirSync,
   rmSync,
   writeFileSync,
@@ -129,6 +131,18 @@ function seconds(ms) {
   return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
+/**
+ * A file's digest as git would see it: a symbolic link by where it points (one to a directory, such as a worktree's
+ * link to the main clone's .cache, is not read through), a file by its content; '' for what is not there.
+ */
+function digest(path) {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return '';
+  const h = createHash('sha256');
+  if (st.isSymbolicLink()) return h.update(`link\0${readlinkSync(path)}`).digest('hex');
+  return st.isFile() ? h.update(readFileSync(path)).digest('hex') : '';
+}
+
 /** Each file of the tree (tracked, or new and not ignored) with its content's digest; null where git cannot list it. */
 let tree;
 function treeDigests() {
@@ -143,14 +157,7 @@ function treeDigests() {
           listed.stdout
             .split('\0')
             .filter(Boolean)
-            .map((f) => [
-              f,
-              existsSync(join(repo, f))
-                ? createHash('sha256')
-                    .update(readFileSync(join(repo, f)))
-                    .digest('hex')
-                : '',
-            ]),
+            .map((f) => [f, digest(join(repo, f))]),
         )
       : null;
   return tree;
