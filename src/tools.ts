@@ -57,3 +57,16 @@ export function runSync(file: string, args: string[], timeoutMs = 5_000): ToolRe
   const timedOut = r.error !== undefined && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
   return { exitCode: r.status ?? (timedOut ? 124 : 1), stdout: r.stdout ?? '', stderr: r.stderr ?? '', timedOut };
 }
+
+/**
+ * systemctl with its arguments, two minutes at most (a unit's start or stop waits for it): whether it succeeded, its
+ * exit status, and what it said (its errors, else its output), or that it is not installed.
+ */
+export async function systemctl(
+  args: string[],
+): Promise<{ ok: boolean; code: number | null; text: string; stdout: string }> {
+  const path = which('systemctl');
+  if (!path) return { ok: false, code: null, text: 'systemctl is not installed (Debian package systemd)', stdout: '' };
+  const r = await run(path, args, { timeoutMs: 120_000 });
+  return { ok: r.exitCode === 0, code: r.exitCode, text: (r.stderr || r.stdout).trim(), stdout: r.stdout };
+}

@@ -70,14 +70,7 @@ const UNCONFINED = new Set([
 const enforces = (raw: string) => raw !== '' && !UNCONFINED.has(typeOf(raw));
 
 /** Whether anything is at a path, without following a final link (restorecon labels the link itself). */
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const exists = (path: string) => lstatSync(path, { throwIfNoEntry: false }) !== undefined;
 
 /** A path as restorecon reads its arguments, through glob(3) with braces: every wildcard escaped, it names itself. */
 export const literalGlob = (path: string) => path.replace(/[\\*?[\]{}]/g, '\\$&');

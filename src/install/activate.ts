@@ -12,7 +12,7 @@ import type { Answers } from '../model.js';
 import * as N from '../names.js';
 import { parsePasswd, uidOf } from '../passwd.js';
 import { tlsDirs } from '../rules.js';
-import { run, which } from '../tools.js';
+import { systemctl } from '../tools.js';
 import { hostFiles } from './bundle.js';
 import { UNITS } from './paths.js';
 import type { Plan } from './plan.js';
@@ -21,21 +21,7 @@ import { OutsideTree, type Tree } from './tree.js';
 
 const onHost = (p: Plan) => p.root === '/';
 const systemdRuns = (p: Plan) => onHost(p) && exists('/run/systemd/system');
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function systemctl(args: string[]): Promise<{ ok: boolean; code: number | null; text: string }> {
-  const path = which('systemctl');
-  if (!path) return { ok: false, code: null, text: 'systemctl is not installed (Debian package systemd)' };
-  const r = await run(path, args, { timeoutMs: 120_000 });
-  return { ok: r.exitCode === 0, code: r.exitCode, text: (r.stderr || r.stdout).trim() };
-}
+const exists = (path: string) => lstatSync(path, { throwIfNoEntry: false }) !== undefined;
 
 /**
  * Stop and disable the removed guests' units, their helper units with them, and unload their policy where their

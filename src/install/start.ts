@@ -20,7 +20,7 @@ import { InputError } from '../errors.js';
 import { shellWord, visible } from '../escape.js';
 import type { Io } from '../io.js';
 import * as N from '../names.js';
-import { run, which } from '../tools.js';
+import { run, systemctl, which } from '../tools.js';
 import { listed } from '../words.js';
 import { hostFiles, type Bundle } from './bundle.js';
 import { readRecord, wayOn } from './record.js';
@@ -70,13 +70,6 @@ export interface StartOptions {
 }
 
 const exists = (path: string) => lstatSync(path, { throwIfNoEntry: false }) !== undefined;
-
-async function systemctl(args: string[]): Promise<{ ok: boolean; text: string; stdout: string }> {
-  const path = which('systemctl');
-  if (!path) return { ok: false, text: 'systemctl is not installed (Debian package systemd)', stdout: '' };
-  const r = await run(path, args, { timeoutMs: 120_000 });
-  return { ok: r.exitCode === 0, text: (r.stderr || r.stdout).trim(), stdout: r.stdout };
-}
 
 /** What systemd says of one unit. */
 interface UnitState {
