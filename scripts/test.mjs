@@ -38,12 +38,12 @@ let checkCpu = 0;
  * counts: a run starts the longest first. A file missing here fails the run: a new file declares its tier.
  */
 const FILES = {
-  'apparmor-vm.test.ts': [296, 'boots VMs (Debian kernel under TCG) shared by the parts in test/vm/'],
-  'selinux-vm.test.ts': [303, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
+  'apparmor-vm.test.ts': [232, 'boots VMs (Debian kernel under TCG) shared by the parts in test/vm/'],
+  'selinux-vm.test.ts': [242, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
   'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
   'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],
   'ansible.test.ts': [266, 'boots two containers and runs Ansible against them'],
-  'trixie-vm.test.ts': [175, 'boots a VM (forky’s kernel under TCG, AppArmor enforcing) on the Debian 13 root'],
+  'trixie-vm.test.ts': [123, 'boots a VM (forky’s kernel under TCG, AppArmor enforcing) on the Debian 13 root'],
   'boot.test.ts': [148, 'boots QEMU'],
   'import.test.ts': [103, 'boots QEMU'],
   'property.test.ts': [77, 'runs 17,000 generated documents, 50 bundles through the real parsers'],

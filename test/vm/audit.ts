@@ -57,7 +57,7 @@ r done yes
 
 export const audit: VmPart = {
   name: 'audit',
-  cpuSeconds: 40,
+  cpuSeconds: 37,
   timeoutSeconds: 1800,
   tools: [['apparmor_parser', 'apparmor']],
   // audit reads /dev/kmsg from the boot on, and asserts the one denial there is its own.

@@ -112,7 +112,7 @@ let answers: ReturnType<typeof validate>;
 
 export const confinement: VmPart = {
   name: 'confinement',
-  cpuSeconds: 104,
+  cpuSeconds: 67,
   timeoutSeconds: 1800,
   modules: ['tun', 'vhost_net'],
   async prepare(root, work) {

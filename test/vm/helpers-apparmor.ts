@@ -151,7 +151,7 @@ r done yes
 
 export const helpersApparmor: VmPart = {
   name: 'helpers-apparmor',
-  cpuSeconds: 52,
+  cpuSeconds: 38,
   timeoutSeconds: 1800,
   tools: [
     ['passt', 'passt'],

@@ -123,7 +123,7 @@ r done yes
 
 export const helpersTrixie: VmPart = {
   name: 'helpers-trixie',
-  cpuSeconds: 106,
+  cpuSeconds: 86,
   timeoutSeconds: 1500,
   modules: ['veth'],
   // The veth pair passt takes its address and route from outlives the part's unit, and so does apply's log.

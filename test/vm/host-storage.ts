@@ -79,7 +79,7 @@ r done yes
 
 export const hostStorage: VmPart = {
   name: 'host-storage',
-  cpuSeconds: 20,
+  cpuSeconds: 22,
   timeoutSeconds: 900,
   tools: [
     ['lvm', 'lvm2'],

@@ -107,7 +107,7 @@ r done yes
 
 export const networkFences: VmPart = {
   name: 'network-fences',
-  cpuSeconds: 88,
+  cpuSeconds: 74,
   timeoutSeconds: 1800,
   tools: [['openssl', 'openssl']],
   async prepare(root, work) {

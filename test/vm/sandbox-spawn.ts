@@ -49,7 +49,7 @@ r done yes
 
 export const sandboxSpawn: VmPart = {
   name: 'sandbox-spawn',
-  cpuSeconds: 8,
+  cpuSeconds: 3,
   timeoutSeconds: 1800,
   tools: [
     ['aa-exec', 'apparmor'],

@@ -130,7 +130,7 @@ r done yes
 
 export const tpm: VmPart = {
   name: 'tpm',
-  cpuSeconds: 75,
+  cpuSeconds: 50,
   timeoutSeconds: 1800,
   tools: [
     ['swtpm', 'swtpm'],
