@@ -8,7 +8,6 @@ import { checkAnswers } from './rules.js';
 import { plural } from './words.js';
 
 export { InputError };
-export { readAnswersFile } from './sources/file.js';
 
 /** The one schema every answers document passes: the fields, then the rules that span them. */
 export const answersSchema = answersObject.superRefine(checkAnswers);

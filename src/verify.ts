@@ -89,14 +89,14 @@ async function runChecks(dir: string, report: Report): Promise<Report> {
   };
 
   add(await runCheck(manifest, dir));
-  const [{ validate }, { plan }, { parseAnswersText }] = await Promise.all([
+  const [{ validate }, { plan }, { parseJsonAnswers }] = await Promise.all([
     import('./answers.js'),
     import('./plan.js'),
-    import('./sources/file.js'),
+    import('./sources/json.js'),
   ]);
   const loaded = await runCheck(answers, {
     dir,
-    read: (text: string, source: string) => validate(parseAnswersText(text, source)),
+    read: (text: string, source: string) => validate(parseJsonAnswers(text, source)),
     plan,
   });
   add(loaded);

@@ -5,7 +5,7 @@ import { fromAnswers, initialDraft } from '../steps/draft.js';
 
 export async function runWizard(opts: { answersFile?: string }): Promise<number> {
   const draft = opts.answersFile
-    ? fromAnswers((await import('./answers.js')).readAnswersFile(opts.answersFile))
+    ? fromAnswers((await import('./sources/file.js')).readAnswersFile(opts.answersFile))
     : initialDraft();
   let code = 130;
   const app = render(<App draft={draft} onExit={(c) => (code = c)} />, { exitOnCtrlC: false });

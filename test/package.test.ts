@@ -222,17 +222,21 @@ describe('the npm package', () => {
     const engine = onDemand(wizard, 'engine');
     assert.ok(engine, 'the wizard imports its engine on demand');
     const late = [...closure([engine])].filter((f) => !firstFrame.has(f));
+    // YAML comes only with an answers file to start from (`qemu-harden --answers FILE`), which the wizard reads on
+    // demand.
+    const answersFile = onDemand(wizard, 'file');
+    assert.ok(answersFile, 'the wizard imports the answers file reader on demand');
     for (const [what, marker] of HEAVY_MARKERS.slice(0, 3)) {
       assert.ok(
-        late.some((f) => text(f).includes(marker)),
-        `the engine brings ${what}`,
+        (what === 'YAML' ? [...closure([answersFile])] : late).some((f) => text(f).includes(marker)),
+        `the ${what === 'YAML' ? 'answers file reader' : 'engine'} brings ${what}`,
       );
       for (const f of firstFrame)
         assert.ok(!text(f).includes(marker), `${f}, loaded for the first frame, holds ${what}`);
     }
   });
 
-  test('apply, verify, rollback and status load no Zod, YAML or generator code before they run', () => {
+  test('apply, verify, rollback and status load no Zod, YAML or generator code before they run, and never YAML', () => {
     const { text, closure, onDemand, everything } = chunkGraph();
     const plan = onDemand('qemu-harden.js', 'plan');
     assert.ok(plan, '`generate` imports the plan on demand');
@@ -256,6 +260,15 @@ describe('the npm package', () => {
       for (const [what, marker] of HEAVY_MARKERS)
         for (const f of loaded) assert.ok(!text(f).includes(marker), `${command} loads ${f}, which holds ${what}`);
     }
+    // Nor later: a bundle's answers are JSON, so no command that reads a bundle loads the YAML parser at all.
+    const yaml = HEAVY_MARKERS.find(([what]) => what === 'YAML')![1];
+    assert.ok(
+      [...everything([onDemand('qemu-harden.js', 'file')!])].some((f) => text(f).includes(yaml)),
+      'generate’s answers file reader brings YAML: the marker was read',
+    );
+    for (const [command, chunk] of commands)
+      for (const f of everything([chunk!]))
+        assert.ok(!text(f).includes(yaml), `${command} loads ${f} on demand, which holds YAML`);
   });
 
   test('--version, --help and each command’s help load neither React nor Ink nor the answers model', () => {

@@ -3,19 +3,18 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { InputError } from '../errors.js';
+import { parseJsonAnswers } from './json.js';
 
 export const MAX_ANSWERS_BYTES = 1024 * 1024;
 
 export function parseAnswersText(text: string, source: string): unknown {
   const trimmed = text.trimStart();
+  if (trimmed.startsWith('{') || trimmed.startsWith('[') || source.endsWith('.json'))
+    return parseJsonAnswers(text, source);
   try {
-    if (trimmed.startsWith('{') || trimmed.startsWith('[') || source.endsWith('.json')) return JSON.parse(text);
-    const doc = parseYaml(text, { maxAliasCount: 100, uniqueKeys: true });
-    return doc;
+    return parseYaml(text, { maxAliasCount: 100, uniqueKeys: true });
   } catch (e) {
-    throw new InputError(
-      `${source}: not valid ${source.endsWith('.json') || trimmed.startsWith('{') ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`,
-    );
+    throw new InputError(`${source}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
   }
 }
 
