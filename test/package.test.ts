@@ -262,8 +262,10 @@ describe('the npm package', () => {
     }
     // Nor later: a bundle's answers are JSON, so no command that reads a bundle loads the YAML parser at all.
     const yaml = HEAVY_MARKERS.find(([what]) => what === 'YAML')![1];
+    const reader = onDemand('qemu-harden.js', 'file');
+    assert.ok(reader, '`generate` imports the answers file reader on demand');
     assert.ok(
-      [...everything([onDemand('qemu-harden.js', 'file')!])].some((f) => text(f).includes(yaml)),
+      [...everything([reader])].some((f) => text(f).includes(yaml)),
       'generate’s answers file reader brings YAML: the marker was read',
     );
     for (const [command, chunk] of commands)
