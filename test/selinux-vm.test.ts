@@ -165,6 +165,9 @@ node --jitless -e 'const s = require("net").connect(${FORWARD.port}, "${FORWARD.
 client=$!
 accepted() { ss -Htnp state established '( sport = :${FORWARD.port} )' | grep -q "pid=$(systemctl show -p MainPID --value qemu-alpha.service),"; }
 wait_until 60 accepted && r alpha.fwd_accepted yes || r alpha.fwd_accepted no
+# QEMU's side shows the connection as soon as the kernel completes it; the client says so once its own callback has
+# run, which under emulation can be seconds later.
+wait_until 60 test -s /run/fwd.out
 r alpha.fwd_connect "$(head -1 /run/fwd.out)"
 kill $client
 wait $client
