@@ -466,6 +466,29 @@ function silentPasses(results) {
   return out;
 }
 
+/**
+ * A failed test's message as the summary prints it, indented under its name: whole when short, else its first and
+ * last lines (an assertion that carries a program's output ends with where the program stopped) and, between them,
+ * the first lines that speak of an error or a failure; each line cut to 240 characters. A run's record keeps the
+ * summary, so the summary alone must say why.
+ */
+function failureLines(message) {
+  if (!message) return [];
+  const all = message.trimEnd().split('\n');
+  const [head, tail, marked] = [6, 24, 12];
+  let kept = all;
+  if (all.length > head + tail + 1) {
+    const middle = all.slice(head, -tail).filter((l) => /\b(fatal|failed|error)\b/i.test(l));
+    kept = [
+      ...all.slice(0, head),
+      `… ${all.length - head - tail} lines, ${Math.min(middle.length, marked)} of them shown …`,
+      ...middle.slice(0, marked),
+      ...all.slice(-tail),
+    ];
+  }
+  return kept.map((l) => `      ${l.length > 240 ? `${l.slice(0, 240)}…` : l}`.trimEnd());
+}
+
 /** Why a file failed, as the summary prints it: its exit status or signal, or what it left running. */
 const statusText = (r) => (typeof r.status === 'number' ? `exit ${r.status}` : r.status);
 
@@ -509,7 +532,7 @@ function summary(results, testsMs) {
       : [
           `  test/${r.file} (${statusText(r)})`,
           ...r.left.map((l) => `    left running: ${l}`),
-          ...r.tests.filter((t) => !t.passed && !t.suite).map((t) => `    ✖ ${t.name}`),
+          ...r.tests.filter((t) => !t.passed && !t.suite).flatMap((t) => [`    ✖ ${t.name}`, ...failureLines(t.error)]),
         ],
   );
   if (failed.length) lines.push('', 'Failed:', ...failed);
