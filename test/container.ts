@@ -40,6 +40,30 @@ export interface ExecResult {
   stderr: string;
 }
 
+/**
+ * The timers a release starts on its own (enabled in `etc`'s timers.target.wants, or wanted statically from
+ * `usr`'s): dpkg's database backup and logrotate at midnight, fstrim and e2scrub weekly, the tmpfiles cleanup a
+ * quarter of an hour after boot. Any of them may write to the container's disk while a test hashes it, so a run
+ * that spans midnight would fail for reasons of the calendar.
+ */
+function timersOf(etcRoot: string, usrRoot: string): string[] {
+  const list = (d: string) => (existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.timer')) : []);
+  return [
+    ...new Set([
+      ...list(join(etcRoot, 'etc/systemd/system/timers.target.wants')),
+      ...list(join(usrRoot, 'usr/lib/systemd/system/timers.target.wants')),
+    ]),
+  ];
+}
+
+/** Masks each unit in the container's /etc/systemd/system (`dir`), replacing what the root has there. */
+function mask(dir: string, units: string[]): void {
+  for (const unit of units) {
+    rmSync(join(dir, unit), { force: true });
+    symlinkSync('/dev/null', join(dir, unit));
+  }
+}
+
 export class Container {
   readonly root: string;
   private child: ChildProcess | undefined;
@@ -64,17 +88,7 @@ export class Container {
     const wants = join(this.root, 'etc/systemd/system');
     mkdirSync(wants, { recursive: true });
     writeTestGuestStopDropIn(wants);
-    for (const masked of [
-      'console-getty.service',
-      'systemd-timesyncd.service',
-      'apt-daily.timer',
-      'apt-daily-upgrade.timer',
-    ])
-      try {
-        symlinkSync('/dev/null', join(wants, masked));
-      } catch {
-        continue;
-      }
+    mask(wants, ['console-getty.service', 'systemd-timesyncd.service', ...timersOf(this.root, '/')]);
   }
 
   /**
@@ -90,8 +104,17 @@ export class Container {
     const system = join(this.dir, 'upper/etc/systemd/system');
     mkdirSync(system, { recursive: true });
     writeTestGuestStopDropIn(system);
-    for (const masked of ['console-getty.service', 'apt-daily.timer', 'apt-daily-upgrade.timer', 'cron.service'])
-      symlinkSync('/dev/null', join(system, masked));
+    mask(system, ['console-getty.service', 'cron.service', ...timersOf(tree, tree)]);
+  }
+
+  /** The timers waiting to fire in the booted container (none: the release's own are masked). */
+  timers(): string[] {
+    const r = this.exec(['systemctl', 'list-timers', '--no-legend', '--plain']);
+    if (r.code !== 0) throw new Error(`systemctl list-timers: ${r.stderr}`);
+    return r.stdout
+      .split('\n')
+      .map((l) => /(\S+\.timer)\s/.exec(l)?.[1])
+      .filter((u): u is string => u !== undefined);
   }
 
   /** A private node for each device the container gets, bound over its path there; never one the host lacks. */
