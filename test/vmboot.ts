@@ -98,16 +98,15 @@ export function ensureKernel(cache = KERNEL_CACHE, suite?: string): Kernel {
   const { pkg, version: debVersion } = candidate;
   const version = pkg.replace(/^linux-image-/, '');
   const root = join(cache, `${pkg}_${debVersion}`);
-  // Up to Debian 13 the kernel is /boot/vmlinuz-X and its modules are under /lib/modules; from Debian 14 on both are
-  // under /usr/lib/modules/X.
+  // Debian 12's kernel is /boot/vmlinuz-X with its modules under /lib/modules; Debian 13's modules are under
+  // /usr/lib/modules; from Debian 14 on both are under /usr/lib/modules/X.
+  const usrModules = join(root, 'usr', 'lib', 'modules', version);
   const layouts = [
     { vmlinuz: join(root, 'boot', `vmlinuz-${version}`), modulesDir: join(root, 'lib', 'modules', version) },
-    {
-      vmlinuz: join(root, 'usr', 'lib', 'modules', version, 'vmlinuz'),
-      modulesDir: join(root, 'usr', 'lib', 'modules', version),
-    },
+    { vmlinuz: join(root, 'boot', `vmlinuz-${version}`), modulesDir: usrModules },
+    { vmlinuz: join(usrModules, 'vmlinuz'), modulesDir: usrModules },
   ];
-  const found = () => layouts.find((l) => existsSync(l.vmlinuz));
+  const found = () => layouts.find((l) => existsSync(l.vmlinuz) && existsSync(l.modulesDir));
   if (!found()) {
     // A suite's lists may be older than its archive, which no longer has that version: fresh lists name the current one.
     if (suite) update();
