@@ -40,6 +40,10 @@ let checkCpu = 0;
 const FILES = {
   'apparmor-vm.test.ts': [232, 'boots VMs (Debian kernel under TCG) shared by the parts in test/vm/'],
   'selinux-vm.test.ts': [242, 'boots a VM (Debian kernel under TCG, SELinux enforcing, on a cached debootstrap root)'],
+  'selinux-trixie-vm.test.ts': [
+    200,
+    'boots a VM (Debian 13’s kernel under TCG, SELinux enforcing, on a cached debootstrap root)',
+  ],
   'audit.test.ts': [339, 'boots QEMU in namespaces and a container'],
   'trixie.test.ts': [300, 'boots a Debian 13 container (a debootstrap root)'],
   'ansible.test.ts': [266, 'boots two containers and runs Ansible against them'],
@@ -95,6 +99,7 @@ const FILES = {
 const CORES = {
   'apparmor-vm.test.ts': 2,
   'selinux-vm.test.ts': 1,
+  'selinux-trixie-vm.test.ts': 1,
   'ansible.test.ts': 1,
   'trixie-vm.test.ts': 1,
 };

@@ -542,25 +542,6 @@ export const RULES: Rule[] = [
       });
     },
   },
-  eachGuest(
-    'under SELinux, a guest’s shared folders are served only where the backend has a policy for them',
-    ['guests.N.shares.I'],
-    (g, at, report, a) => {
-      // Nothing has proven virtiofsd in the virt domain (svirt_t) under an enforcing kernel: a helper without its
-      // policy would be the one unconfined, or the one broken, part of the guest. A folder QEMU's own 9p serves is
-      // labelled with the guest's pair by its module, and passt runs in the guest's context with the rules of
-      // src/gen/selinux.ts, both proven enforcing in test/selinux-vm.
-      if (confinementOf(a) !== 'selinux') return;
-      const backend = 'the SELinux backend (host.confinement "selinux")';
-      if (RELEASES[a.host.target].sharedFolders === 'virtiofs')
-        g.shares.forEach((_, si) =>
-          report(
-            at('shares', si),
-            `is served by virtiofsd on ${a.host.target}, which ${backend} does not confine yet: on an SELinux host leave the folder out (put its files on a disk of the guest), or confine with AppArmor`,
-          ),
-        );
-    },
-  ),
   {
     keeps: 'a PCI device, and an IOMMU group, go to one guest',
     at: ['guests.N.passthrough.pci.I.address', 'guests.N.passthrough.pci.I.iommuGroup'],

@@ -173,9 +173,7 @@ function sharesNote(ctx: StepContext): string {
   const release = RELEASES[(ctx.draft.host?.target as keyof typeof RELEASES | undefined) ?? DEFAULT_TARGET];
   const selinux = ctx.draft.host?.confinement === 'selinux';
   if (release.sharedFolders === 'virtiofs')
-    return selinux
-      ? `shared folders are refused under SELinux (Host step) on ${release.name}: its virtiofsd has no policy yet. Put the files on a disk of the guest, or confine with AppArmor`
-      : `shared folders: on ${release.name} each is served by its own virtiofsd unit, as the guest’s user, seeing only that folder; the guest’s memory becomes shared with it (memfd)`;
+    return `shared folders: on ${release.name} each is served by its own virtiofsd unit, as the guest’s user, seeing only that folder${selinux ? ' and in the guest’s SELinux context, the folder labelled with the guest’s category pair' : ''}; the guest’s memory becomes shared with it (memfd)`;
   return `shared folders: ${release.name} has only the C virtiofsd, which needs root, so QEMU serves them itself over 9p, inside its own unit and ${selinux ? 'SELinux context: each folder is labelled with the guest’s category pair' : 'AppArmor profile'}`;
 }
 

@@ -18,7 +18,7 @@ import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
 import { BIN, generateBundle, REPO, tempDir } from './helpers.js';
 import { bootSelinuxProof, selinuxProofTree, selinuxRootImage } from './selinux-vm.js';
 import { diskSwapDropIn } from './unitfile.js';
-import { assertProofDone, proofKernel, reported, type VmResult } from './vmboot.js';
+import { assertProofDone, proofKernel, reported, reportedAll, type VmResult } from './vmboot.js';
 
 const GUESTS = ['alpha', 'beta', 'gamma'];
 // Gamma's network is a tap device, which its tap unit makes as root for gamma's user and QEMU opens in gamma's context.
@@ -402,8 +402,7 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
   });
 
   const result = (key: string) => reported(vm, key);
-  const all = (key: string) =>
-    [...vm.console.matchAll(new RegExp(`RESULT ${key.replace('.', '\\.')}=(.*)`, 'g'))].map((m) => m[1]!.trim());
+  const all = (key: string) => reportedAll(vm, key);
 
   test('the kernel enforces SELinux, and the VM ran the whole proof', () => {
     assertProofDone(vm);

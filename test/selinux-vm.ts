@@ -1,6 +1,8 @@
-// SELinux enforcing under a real kernel: Debian 12's kernel booted with `security=selinux enforcing=1` under TCG,
-// on a Debian 12 root with the reference policy (selinux-policy-default) that is built once (debootstrap), labelled
-// once with the policy's own file contexts (setfiles) and cached as an ext4 image (test/cache.ts). A proof boots
+// SELinux enforcing under a real kernel: a Debian release's kernel booted with `security=selinux enforcing=1` under
+// TCG, on a root of the same release with the reference policy (selinux-policy-default) that is built once
+// (debootstrap), labelled once with the policy's own file contexts (setfiles) and cached as an ext4 image
+// (test/cache.ts). Debian 12 for most proofs (test/selinux-vm.test.ts); Debian 13 for what only it has, virtiofsd
+// (test/selinux-trixie-vm.test.ts). A proof boots
 // that image copy-on-write, so every run starts from the same labelled root; what the proof adds (its script, the
 // bundle, qemu-harden, the guests' disks) is copied over it and labelled before the policy loads (test/vmboot.ts).
 // SELinux needs labels in extended attributes, which a 9p share of the host's /usr cannot give: hence a disk.
@@ -36,6 +38,34 @@ export const SELINUX_ROOT_PACKAGES = [
   'udev',
 ];
 
+/**
+ * What a Debian 13 host with SELinux has for a guest's shared folder: the Rust virtiofsd, with the policy, its tools,
+ * QEMU and what apply runs; python3 for the proof's virtio-fs client (test/clients/virtiofs.py).
+ */
+export const SELINUX_TRIXIE_PACKAGES = [
+  'dbus',
+  'iproute2',
+  'ipxe-qemu',
+  'logrotate',
+  'policycoreutils',
+  'python3',
+  'qemu-system-x86',
+  'seabios',
+  'selinux-policy-default',
+  'selinux-utils',
+  'systemd',
+  'systemd-sysv',
+  'udev',
+  'virtiofsd',
+];
+
+/** The releases an SELinux proof boots: the suite of its root and of its kernel, and the root's packages. */
+export const SELINUX_HOSTS = {
+  'debian-12': { suite: 'bookworm', packages: SELINUX_ROOT_PACKAGES, name: 'Debian 12' },
+  'debian-13': { suite: 'trixie', packages: SELINUX_TRIXIE_PACKAGES, name: 'Debian 13' },
+} as const;
+export type SelinuxHost = keyof typeof SELINUX_HOSTS;
+
 /** Units a proof does not want running: consoles, logins, timers, network waits (each costs seconds under TCG). */
 const MASKED = [
   'serial-getty@ttyS0.service',
@@ -69,7 +99,8 @@ function prepareTree(tree: string): void {
   writeFileSync(join(tree, 'etc/hostname'), 'qh-selinux\n');
   writeFileSync(join(tree, 'etc/machine-id'), '');
   writeFileSync(join(tree, 'etc/fstab'), '');
-  // The Node.js that runs the suite runs qemu-harden in the VM (Debian 12's own is older than qemu-harden needs).
+  // The Node.js that runs the suite runs qemu-harden in the VM (Debian 12's own is older than qemu-harden needs,
+  // and the Debian 13 root has none).
   cpSync(process.execPath, join(tree, 'usr/local/bin/node'));
   const sys = join(tree, 'etc/systemd/system');
   for (const unit of MASKED) {
@@ -103,13 +134,14 @@ const PROOF_UNIT = [
 ].join('\n');
 
 /** The cached, labelled ext4 image of the SELinux root; built (a few minutes) when its inputs changed. */
-export async function selinuxRootImage(): Promise<string> {
+export async function selinuxRootImage(host: SelinuxHost = 'debian-12'): Promise<string> {
   for (const [tool, pkg] of [
     ['setfiles', 'policycoreutils'],
     ['mke2fs', 'e2fsprogs'],
   ] as const)
     requireTool(tool, pkg);
-  const root = await debianRoot('bookworm', SELINUX_ROOT_PACKAGES);
+  const { suite, packages, name } = SELINUX_HOSTS[host];
+  const root = await debianRoot(suite, [...packages]);
   const dir = await cachedDir({
     kind: 'selinux-root',
     inputs: {
@@ -121,7 +153,7 @@ export async function selinuxRootImage(): Promise<string> {
       generators: 'masked',
       layout: 1,
     },
-    what: 'the labelled root of the SELinux proof (an ext4 image of the Debian 12 root)',
+    what: `the labelled root of the SELinux proof (an ext4 image of the ${name} root)`,
     build(out) {
       const tree = join(out, 'tree');
       execFileSync('cp', ['-a', root, tree]);
@@ -164,15 +196,16 @@ export function bootSelinuxProof(
   tree: string,
   work: string,
   timeoutMs: number,
+  // tun for a tap-networked guest, dummy for the interface passt needs a route through: Debian builds them as
+  // modules, and the proof's root has no modules to load. virtio_pci is built into Debian 13's kernel.
+  modules = ['virtio_pci', 'tun', 'dummy'],
 ): Promise<VmResult> {
   return runVm({
     kernel,
     rootTree: tree,
     rootDisk: image,
     lsm: 'selinux',
-    // tun for a tap-networked guest, dummy for the interface passt needs a route through: Debian builds them as
-    // modules, and the proof's root has no modules to load.
-    modules: ['virtio_pci', 'tun', 'dummy'],
+    modules,
     shares: {},
     workDir: work,
     timeoutMs,

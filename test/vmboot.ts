@@ -564,6 +564,11 @@ export function reported(vm: VmResult, key: string): string {
   return v;
 }
 
+/** Every value the proof reported for key, in order: a program's lines, each reported on its own. */
+export function reportedAll(vm: VmResult, key: string): string[] {
+  return [...vm.console.matchAll(new RegExp(`RESULT ${key.replace('.', '\\.')}=(.*)`, 'g'))].map((m) => m[1]!.trim());
+}
+
 /** Fails unless the proof script ran to its last line ("done") before the VM's time ran out. */
 export function assertProofDone(vm: VmResult): void {
   assert.equal(vm.timedOut, false, consoleTail(vm));

@@ -83,8 +83,8 @@ function fileContext(l: Labelled): string {
 export const sharedLabels = (a: Answers): Labelled[] => sharedContent(a).map((c) => ({ c, type: CONTENT_TYPE }));
 
 /**
- * What guest g's module labels with its pair: its writable disks, what it alone reads, the folders QEMU shares into
- * it, its three directories.
+ * What guest g's module labels with its pair: its writable disks, what it alone reads, its shared folders, its three
+ * directories.
  */
 export function guestLabels(a: Answers, g: Guest): Labelled[] {
   const pair = categoryPairs(a.guests).get(g.name)!;
@@ -103,15 +103,15 @@ export function guestLabels(a: Answers, g: Guest): Labelled[] {
         pair,
       });
   for (const c of readOnly(g)) if (!shared.has(c.path)) own.push({ c, type: CONTENT_TYPE, pair });
-  // A folder QEMU's 9p serves is the guest's own, as libvirt labels a <filesystem> source: read-only content, or
-  // an image its QEMU may write, with the guest's pair on the folder and on everything in it.
-  if (G.shareTransport(a) === '9p')
-    for (const sh of g.shares)
-      own.push({
-        c: { path: sh.path, dir: true, why: `shared folder "${sh.tag}" (9p)`, shared: false },
-        type: sh.readOnly ? CONTENT_TYPE : IMAGE_TYPE,
-        pair,
-      });
+  // A shared folder is the guest's own, as libvirt labels a <filesystem> source, whether QEMU's 9p or the guest's
+  // virtiofsd (in the guest's context) serves it: read-only content, or an image it may write, with the guest's
+  // pair on the folder and on everything in it.
+  for (const sh of g.shares)
+    own.push({
+      c: { path: sh.path, dir: true, why: `shared folder "${sh.tag}" (${G.shareTransport(a)})`, shared: false },
+      type: sh.readOnly ? CONTENT_TYPE : IMAGE_TYPE,
+      pair,
+    });
   for (const [dir, why] of [
     [G.stateDir(g), 'its state (UEFI variables)'],
     [G.logsDir(g), 'its serial log'],
@@ -125,10 +125,10 @@ export function guestLabels(a: Answers, g: Guest): Labelled[] {
  * What a helper unit (src/helpers/) needs beyond QEMU's rules. A helper runs in its guest's own context, as libvirt
  * runs swtpm: the files it keeps are under the guest's state or runtime directory and carry the guest's pair, and a
  * socket it makes or systemd makes for it is in that context too (from the unit's SELinuxContext=). Every family of
- * helper says what it needs here; null for virtiofsd (fs): nothing has proven it in the virt domain under an
- * enforcing kernel, and rules.ts refuses a guest that would run one under SELinux.
+ * helper says what it needs here, each rule one the enforcing proofs' kernels asked for (test/selinux-vm.test.ts,
+ * test/selinux-trixie-vm.test.ts).
  */
-const HELPER_RULES: Record<'tpm' | 'net' | 'fs', { why: string[]; rules: string[] } | null> = {
+const HELPER_RULES: Record<'tpm' | 'net' | 'fs', { why: string[]; rules: string[] }> = {
   tpm: {
     why: [
       'A guest’s TPM (swtpm) runs in the guest’s own context, and systemd makes its socket in that context: QEMU',
@@ -160,13 +160,24 @@ const HELPER_RULES: Record<'tpm' | 'net' | 'fs', { why: string[]; rules: string[
       `(allow ${DOMAIN} fs_t (filesystem (unmount)))`,
     ],
   },
-  fs: null,
+  fs: {
+    why: [
+      'A guest’s shared folder is served by a virtiofsd in the guest’s own context, and systemd makes its socket in that',
+      'context: QEMU connects to it within the virt domain, and the folder carries the guest’s pair, so no other',
+      'guest’s QEMU or virtiofsd reaches either. As it starts, virtiofsd reads the most files a process may open',
+      '(fs.nr_open), which the policy does not let the virt domain read, and fails without it. It also looks for the',
+      'highest capability number (kernel.cap_last_cap) and does without: that stays closed, and unlogged.',
+    ],
+    rules: [
+      `(allow ${DOMAIN} self (unix_stream_socket (connectto)))`,
+      `(allow ${DOMAIN} sysctl_fs_t (file (getattr read open)))`,
+      `(dontaudit ${DOMAIN} sysctl_kernel_t (dir (search)))`,
+    ],
+  },
 };
 
 function helperRules(kind: HelperKind): { why: string[]; rules: string[] } {
-  const r = HELPER_RULES[isShareKind(kind) ? 'fs' : kind];
-  if (!r) throw new Error(`the SELinux backend has no policy for the ${kind} helper unit; rules.ts refuses it`);
-  return r;
+  return HELPER_RULES[isShareKind(kind) ? 'fs' : kind];
 }
 
 /**
@@ -187,10 +198,11 @@ export function sharedModule(a: Answers): string {
     `(allow ${DOMAIN} shell_exec_t (file (entrypoint)))`,
     '; QEMU’s messages go to the journal through the socket systemd hands it as standard output and error.',
     `(allow ${DOMAIN} init_t (unix_stream_socket (getattr read write ioctl)))`,
-    '; QEMU reads CPU and NUMA facts from sysfs, and tries io_uring before epoll; it runs without both, so they stay',
-    '; closed, and unlogged: a denial logged at every start would hide the ones that matter.',
+    '; QEMU reads CPU and NUMA facts from sysfs, and tries io_uring before epoll (Debian 12’s policy refuses it the',
+    '; ring, Debian 13’s lets it make one and refuses to map it); it runs without both, so they stay closed, and',
+    '; unlogged: a denial logged at every start would hide the ones that matter.',
     `(dontaudit ${DOMAIN} sysfs_t (file (read open)))`,
-    `(dontaudit ${DOMAIN} self (anon_inode (create)))`,
+    `(dontaudit ${DOMAIN} self (anon_inode (create map read write)))`,
   ];
   if (a.useCase === 'emulation')
     lines.push(

@@ -9,8 +9,9 @@
 // AppArmor refuses (the kernel's log names the profile) and which succeeds without the profile; fa's virtiofsd
 // profile reading fb's folder, refused the same way, where it reads its own; fa's QEMU connecting to a socket in fb's
 // directory, which goes through under its profile too: this kernel could mediate it, but Debian 13's parser does not
-// ask it to. The guest's side of a folder (a Linux guest mounting and reading it) is test/trixie.test.ts's: here the
-// guests are boot sectors, and QEMU starting at all shows virtiofsd answered its vhost-user handshake.
+// ask it to. Last, fa's folder read through fa's virtiofsd in its profile: the guests are boot sectors, so a virtio-fs
+// driver in user space (test/clients/virtiofs.py) does what the guest's kernel would. A Linux guest mounting and
+// reading its folder is test/trixie.test.ts's.
 // A part of the shared trixie VM (test/trixie-vm.test.ts, test/vmshare.ts).
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -18,7 +19,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { BOOT_MARKER, writeBootDisk } from '../bootdisk.js';
 import { BIN, cli, REPO } from '../helpers.js';
-import { assertProofDone, reported, type VmResult } from '../vmboot.js';
+import { assertProofDone, reported, reportedAll, type VmResult } from '../vmboot.js';
 import type { VmPart } from '../vmshare.js';
 
 const GUESTS = ['fa', 'fb'] as const;
@@ -118,6 +119,18 @@ r fs_cross.denied "$(denied qemu-harden-fa-fs0 /srv/shares/fb/hello.txt)"
 r fs_own.denied "$(denied qemu-harden-fa-fs0 /srv/shares/fa/)"
 dmesg | grep 'apparmor="DENIED"' | head -20 | sed 's/^/RESULT probe_denied=/'
 for g in ${GUESTS.join(' ')}; do r "$g.still" "$(systemctl show -p ActiveState --value qemu-$g.service)"; done
+# What fa's guest reads through its own virtiofsd, in its enforced profile, as the guest's kernel would: fa's QEMU
+# stopped (and the virtiofsd serving it), then a virtio-fs driver in user space (test/clients/virtiofs.py) as fa's
+# user, started by systemd and needing the unit's virtiofsd as QEMU's unit does (the unit stops when nothing needs
+# it).
+dmesg -C
+systemctl stop qemu-fa.service qemu-fa-fs0.service qemu-fa-fs0.socket
+systemd-run --wait --pipe --quiet -p User=qemu-fa -p Group=qemu-fa -p Requires=qemu-fa-fs0.service -p After=qemu-fa-fs0.service \\
+  /usr/bin/python3 /qh/test/clients/virtiofs.py /run/qemu-harden/fa/fs0.sock read:hello.txt mkdir:new outside:fb > /run/fa-client.out 2>&1
+r fa.client_exit $?
+sed 's/^/RESULT fa.client=/' /run/fa-client.out
+journalctl -b -u qemu-fa-fs0.service --no-pager -o cat | tail -8 | sed 's/^/RESULT fa.fs_journal=/'
+dmesg | grep 'apparmor="DENIED"' | head -20 | sed 's/^/RESULT client_denied=/'
 r done yes
 `;
 
@@ -126,8 +139,9 @@ export const helpersTrixie: VmPart = {
   cpuSeconds: 86,
   timeoutSeconds: 1500,
   modules: ['veth'],
-  // The veth pair passt takes its address and route from outlives the part's unit, and so does apply's log.
-  cleanup: 'ip link del qh0 2>/dev/null || true\nrm -f /run/apply.log\n',
+  // The veth pair passt takes its address and route from outlives the part's unit, and so do apply's log and the
+  // virtio-fs client's output.
+  cleanup: 'ip link del qh0 2>/dev/null || true\nrm -f /run/apply.log /run/fa-client.out\n',
   async prepare(root, work) {
     mkdirSync(join(root, 'images'), { recursive: true });
     for (const g of GUESTS) {
@@ -173,6 +187,7 @@ function tests(part: () => VmResult): void {
         .filter(([k]) => k.startsWith(prefix))
         .map(([k, v]) => `${k}=${v}`)
         .join('\n');
+    const lines = (key: string) => reportedAll(part(), key);
 
     test('the VM ran the whole proof on a kernel whose AppArmor can mediate unix sockets, and the bundle applied', () => {
       assertProofDone(part());
@@ -241,6 +256,17 @@ function tests(part: () => VmResult): void {
       assert.equal(result('passt_cross_unconfined.bound'), 'yes', result('passt_cross_unconfined.said'));
       assert.equal(result('passt_cross.bound'), 'no', result('passt_cross.said'));
       assert.notEqual(result('passt_cross.denied'), '0', all('probe_denied'));
+    });
+
+    test('through its own virtiofsd, in its profile, fa’s guest reads its folder, cannot write it, and sees nothing beside it', () => {
+      // Read-only: EROFS (30) from virtiofsd itself. Beside the folder: ENOENT (2), the unit's fence hiding fb's.
+      assert.deepEqual(
+        lines('fa.client'),
+        ["read:hello.txt ok fa's shared file", 'mkdir:new error 30', 'outside:fb error 2'],
+        lines('fa.fs_journal').join('\n'),
+      );
+      assert.equal(result('fa.client_exit'), '0');
+      assert.deepEqual(lines('client_denied'), [], 'nothing was denied to fa’s virtiofsd');
     });
 
     test('fa’s virtiofsd profile cannot read fb’s folder, which fa’s user reads without it: AppArmor refuses it', () => {
