@@ -106,6 +106,12 @@ systemd-run --quiet --unit=cross-fs --socket-property=ListenStream=/run/qemu-har
   --socket-property=SocketUser=qemu-alpha --socket-property=SocketMode=0600 -p User=qemu-alpha -p Group=qemu-alpha \\
   -p "SELinuxContext=$(cat /proof/alpha.context)" \\
   /usr/libexec/virtiofsd --fd=3 --shared-dir=${SHARE('beta')} --sandbox=none --readonly
+# While it waits for its client, audit reads it as a helper of some guest's, whoever started it.
+systemctl start cross-fs.service
+wait_until 30 systemctl is-active -q cross-fs.service
+${QH} audit --json > /run/audit.json 2> /run/audit.err
+r audit_exit $?
+node --jitless -e 'for (const f of JSON.parse(require("fs").readFileSync(0, "utf8")).findings) console.log("RESULT finding=" + JSON.stringify({ check: f.check, severity: f.severity, summary: f.summary }))' < /run/audit.json
 client cross alpha cross-fs.socket /run/qemu-harden/alpha/cross.sock read:beta.txt
 wait_until 60 eval "since $mark | grep -q 'tcontext=system_u:object_r:svirt_image_t:$(cat /proof/beta.level) '"
 since $mark | sed 's/^/RESULT cross_avc=/'
@@ -203,6 +209,23 @@ describe('under a real kernel with SELinux enforcing, each guest’s virtiofsd s
       all('client_avc').filter((l) => !l.includes('comm="python3"')),
       [],
       'nothing was denied to either guest’s virtiofsd',
+    );
+  });
+
+  test('audit reports the virtiofsd whose folder does not carry its pair, and no other folder', () => {
+    // Exit 1: audit found something (this virtiofsd among it).
+    assert.equal(result('audit_exit'), '1', all('finding').join('\n'));
+    const findings = all('finding').map((l) => JSON.parse(l) as { check: string; severity: string; summary: string });
+    assert.deepEqual(
+      findings.filter((f) => f.check === 'helper.selinux-share'),
+      [
+        {
+          check: 'helper.selinux-share',
+          severity: 'medium',
+          summary: `its shared folder ${SHARE('beta')} is labelled system_u:object_r:svirt_image_t:${level(pair('beta'))}, not with its own categories (${processContext(pair('alpha'))})`,
+        },
+      ],
+      all('finding').join('\n'),
     );
   });
 

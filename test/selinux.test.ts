@@ -11,9 +11,10 @@ import { after, describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { parseCommandLine } from '../src/audit/cmdline.js';
 import { fromUnit, POLICY } from '../src/audit/expect.js';
-import { commandLineOnly, viewOf, type QemuProcess } from '../src/audit/types.js';
+import { commandLineOnly, viewOf, type HelperProcess, type QemuProcess } from '../src/audit/types.js';
 import { literalGlob, relabelPaths, selinux } from '../src/confine/selinux.js';
 import { fileContextPath } from '../src/escape.js';
+import { virtiofsd as virtiofsdKind } from '../src/helpers/virtiofsd.js';
 import { categoriesOf, categoryPairs, level, processContext } from '../src/mcs.js';
 import type { AnswersInput } from '../src/model.js';
 import { plan } from '../src/plan.js';
@@ -432,6 +433,75 @@ describe('audit and status judge a QEMU’s SELinux context and its disks’ lab
     assert.deepEqual(
       check('process.selinux-share').run(viewOf([{ ...p, labels: {} }]), () => POLICY),
       [],
+    );
+  });
+
+  test('a folder a confined virtiofsd serves that does not carry its pair is reported; its own, or read-only content, is not', () => {
+    requireTool('chcon', 'coreutils');
+    const folder = (name: string, context: string) => {
+      const path = join(dir, `vfs-${name}`);
+      mkdirSync(path);
+      execFileSync('chcon', [context, path]);
+      return path;
+    };
+    const served = {
+      mine: folder('mine', 'system_u:object_r:svirt_image_t:s0:c12,c345'),
+      content: folder('content', 'system_u:object_r:virt_content_t:s0'),
+      open: folder('open', 'system_u:object_r:svirt_image_t:s0'),
+      theirs: folder('theirs', 'system_u:object_r:virt_content_t:s0:c1,c2'),
+    };
+    // What audit reads of a running virtiofsd: its command line, as the bundle's unit writes it (both spellings).
+    const virtiofsd0 = virtiofsdKind(0);
+    const virtiofsd = (pid: number, dirArgs: string[], readOnly: boolean, labels: Record<string, string>) => {
+      const argv = [
+        '/usr/libexec/virtiofsd',
+        '--fd=3',
+        ...dirArgs,
+        '--sandbox=none',
+        ...(readOnly ? ['--readonly'] : []),
+      ];
+      const live = virtiofsd0.live;
+      const {
+        cmd: _cmd,
+        openFiles: _f,
+        listeners: _l,
+        unixSockets: _u,
+        ...base
+      } = commandLineOnly(pid, argv, parseCommandLine([]), 'virtiofsd');
+      const h: HelperProcess = {
+        ...base,
+        labels,
+        kind: 'fs0',
+        ownSeccomp: live.ownSeccomp(argv),
+        state: undefined,
+        serves: live.serves!(argv),
+      };
+      return h;
+    };
+    const helpers = [
+      virtiofsd(1, [`--shared-dir=${served.mine}`], false, { selinux: own }),
+      virtiofsd(2, ['--shared-dir', served.content], true, { selinux: own }),
+      virtiofsd(3, [`--shared-dir=${served.open}`], false, { selinux: own }),
+      virtiofsd(4, ['--shared-dir', served.theirs], true, { selinux: own }),
+      // Not confined by SELinux: nothing to judge here.
+      virtiofsd(5, [`--shared-dir=${served.open}`], false, {}),
+    ];
+    assert.deepEqual(helpers[1]!.serves, [{ path: served.content, readOnly: true }]);
+    const f = check('helper.selinux-share').run({ ...viewOf([]), helpers }, () => POLICY);
+    assert.deepEqual(
+      f.map((x) => [x.severity, x.summary, x.answer]),
+      [
+        [
+          'high',
+          `its shared folder ${served.open} is labelled system_u:object_r:svirt_image_t:s0, without its category pair: every guest’s QEMU may open it`,
+          'guests.N.shares',
+        ],
+        [
+          'medium',
+          `its shared folder ${served.theirs} is labelled system_u:object_r:virt_content_t:s0:c1,c2, not with its own categories (${own})`,
+          'guests.N.shares',
+        ],
+      ],
     );
   });
 

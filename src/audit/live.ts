@@ -247,7 +247,13 @@ function readHelper(read: ToRead, kind: HelperKind): HelperProcess | undefined {
       what: `${r.live.guest} (pid ${read.pid}): where it keeps its state, so the state's modes are not judged`,
       reason: `/proc/${read.pid}/cmdline: no state named on it (it takes the place from its environment)`,
     });
-  return { ...r.live, kind: kind.kind, ownSeccomp: kind.live.ownSeccomp(read.argv), state: state ?? undefined };
+  return {
+    ...r.live,
+    kind: kind.kind,
+    ownSeccomp: kind.live.ownSeccomp(read.argv),
+    state: state ?? undefined,
+    serves: kind.live.serves?.(read.argv) ?? [],
+  };
 }
 
 function readProcess(read: ToRead, net: NetTables): QemuProcess | undefined {

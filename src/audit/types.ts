@@ -122,6 +122,8 @@ export interface HelperProcess extends LiveProcess {
   /** Its state as its command line names it (a directory and the file in it that holds the state, or a file);
    * undefined when it names none. */
   state: { path: string; file: string } | undefined;
+  /** The host folders it serves its guest, as its command line names them (virtiofsd's shared directory). */
+  serves: { path: string; readOnly: boolean }[];
 }
 
 /** What stat says about each path the command lines name (disks, sockets, their directories), and the qcow2

@@ -9,7 +9,15 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { StepResult } from '../activation.js';
 import { denialFindings, type Denial } from '../audit/denials.js';
-import { eachProcess, finding, type AuditCheck, type Finding, type QemuProcess } from '../audit/types.js';
+import {
+  eachProcess,
+  finding,
+  type AuditCheck,
+  type Finding,
+  type HelperProcess,
+  type HostView,
+  type QemuProcess,
+} from '../audit/types.js';
 import { confinementOf } from '../confinement.js';
 import { visible } from '../escape.js';
 import {
@@ -300,7 +308,7 @@ const sharedPairCheck: AuditCheck = {
   },
 };
 
-/** A path a confined QEMU opens, as the label checks below see it. */
+/** A path a confined QEMU (or one of its helpers) opens, as the label checks below see it. */
 interface Opened {
   path: string;
   readOnly: boolean;
@@ -309,12 +317,14 @@ interface Opened {
 }
 
 /**
- * The label checks of the files a QEMU in the virt domain opens (its disks, the folders its 9p server shares): each
- * must carry the QEMU's own pair, or, opened read-only, be shared content without categories (as libvirt labels it).
+ * The label checks of the files a process in the virt domain opens for its guest (a QEMU's disks and the folders its
+ * 9p server shares, a virtiofsd's folder): each must carry the process's own pair, or, opened read-only, be shared
+ * content without categories (as libvirt labels it).
  */
-const labelCheck = (
+const labelCheck = <P extends QemuProcess | HelperProcess>(
   name: string,
-  opened: (p: QemuProcess) => Opened[],
+  processes: (view: HostView) => P[],
+  opened: (p: P) => Opened[],
   why: string,
   bundle: string,
   answer: string,
@@ -327,7 +337,7 @@ const labelCheck = (
   judges: 'process',
   run: (view) => {
     const stat = which('stat');
-    return view.processes.flatMap((p): Finding[] => {
+    return processes(view).flatMap((p): Finding[] => {
       const raw = p.labels.selinux;
       const own = raw && enforces(raw) ? categoriesOf(raw) : undefined;
       const paths = own?.length ? opened(p) : [];
@@ -374,6 +384,7 @@ const labelCheck = (
 /** A disk a confined QEMU opens that is not labelled with its pair, or is labelled with none. */
 const imageLabelCheck = labelCheck(
   'process.selinux-image',
+  (view) => view.processes,
   (p) =>
     p.cmd.disks
       .filter((d) => d.protocol === 'file' || d.protocol === 'host_device')
@@ -389,8 +400,19 @@ const imageLabelCheck = labelCheck(
  */
 const shareLabelCheck = labelCheck(
   'process.selinux-share',
+  (view) => view.processes,
   (p) => p.cmd.shares.map((s) => ({ path: s.path, readOnly: s.readOnly, kind: 'shared folder' })),
   'A shared folder is host data the guest reads (and writes, when writable) through its QEMU: only the category pair on it keeps the other guests’ QEMUs out, whatever its file permissions.',
+  `Each guest’s module labels its own shared folders with its pair (${CONTENT_TYPE} read-only, ${IMAGE_TYPE} writable), and apply relabels them (restorecon).`,
+  'guests.N.shares',
+);
+
+/** A folder a confined virtiofsd serves its guest that is not labelled with its pair: as a 9p folder, above. */
+const helperShareLabelCheck = labelCheck(
+  'helper.selinux-share',
+  (view) => view.helpers,
+  (h) => h.serves.map((s) => ({ path: s.path, readOnly: s.readOnly, kind: 'shared folder' })),
+  'A shared folder is host data the guest reads (and writes, when writable) through its virtiofsd: only the category pair on it keeps the other guests’ virtiofsd and QEMUs out, whatever its file permissions.',
   `Each guest’s module labels its own shared folders with its pair (${CONTENT_TYPE} read-only, ${IMAGE_TYPE} writable), and apply relabels them (restorecon).`,
   'guests.N.shares',
 );
@@ -688,7 +710,15 @@ export const selinux: ConfinementBackend<Text> = {
   parseLabel: (raw): Label => ({ label: raw, mode: null }),
   enforces,
   expectedLabel: (setting) => setting('SELinuxContext')?.replace(/^-/, '') || null,
-  auditChecks: [processCheck, sharedPairCheck, imageLabelCheck, shareLabelCheck, enforcingCheck, deniedCheck],
+  auditChecks: [
+    processCheck,
+    sharedPairCheck,
+    imageLabelCheck,
+    shareLabelCheck,
+    helperShareLabelCheck,
+    enforcingCheck,
+    deniedCheck,
+  ],
 
   ansible: {
     handlers: ({ files, listen }) => `- name: Ask the kernel whether SELinux is enabled

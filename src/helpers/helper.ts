@@ -112,4 +112,6 @@ export interface LiveHelper {
    * same path for a file); null when it keeps state its command line does not locate; undefined when it keeps none.
    */
   state(argv: string[]): { path: string; file: string } | null | undefined;
+  /** The host folders it serves its guest, as its command line names them (virtiofsd's shared directory). */
+  serves?(argv: string[]): { path: string; readOnly: boolean }[];
 }

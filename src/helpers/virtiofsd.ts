@@ -102,6 +102,15 @@ export function virtiofsd(n: number): HelperKind {
         return action === 'none' || action === 'log' ? { on: false, evidence: `--seccomp ${action}` } : { on: true };
       },
       state: () => undefined,
+      // --shared-dir DIR or --shared-dir=DIR.
+      serves: (argv) => {
+        const dir = argv
+          .flatMap((a, i) =>
+            a === '--shared-dir' ? [argv[i + 1] ?? ''] : a.startsWith('--shared-dir=') ? [a.slice(13)] : [],
+          )
+          .at(-1);
+        return dir ? [{ path: dir, readOnly: argv.includes('--readonly') }] : [];
+      },
     },
     readme: (g) =>
       `Shared folder "${share(g).tag}" (${share(g).path}, ${share(g).readOnly ? 'read-only' : 'writable'}) is served by its own virtiofsd ` +
