@@ -33,7 +33,7 @@ let checkCpu = 0;
 
 /**
  * Every test file, with its wall time in seconds and what keeps it out of the quick tier (null: nothing, it is
- * quick). The times were measured with each file alone on a 2-core machine, the quick ones and the four of CORES
+ * quick). The times were measured with each file alone on a 2-core machine, the quick ones and those of CORES
  * on a quiet one, the other booting ones while others were loading it (load average 8 to 24), so only their order
  * counts: a run starts the longest first. A file missing here fails the run: a new file declares its tier.
  */
