@@ -115,3 +115,13 @@ export interface LiveHelper {
   /** The host folders it serves its guest, as its command line names them (virtiofsd's shared directory). */
   serves?(argv: string[]): { path: string; readOnly: boolean }[];
 }
+
+/** The last value of a long option on a helper's command line (getopt_long, clap: `--name VALUE` or `--name=VALUE`). */
+export function longOption(argv: string[], name: string): string | undefined {
+  let value: string | undefined;
+  argv.forEach((a, i) => {
+    if (a === `--${name}`) value = argv[i + 1];
+    else if (a.startsWith(`--${name}=`)) value = a.slice(name.length + 3);
+  });
+  return value;
+}

@@ -3,20 +3,10 @@
 // state is as sensitive as the guest's disk: it lives in the guest's state directory, readable by swtpm alone.
 import { qemuOpts } from '../escape.js';
 import * as G from '../guest.js';
-import type { HelperKind } from './helper.js';
+import { longOption, type HelperKind } from './helper.js';
 
 const SWTPM = '/usr/bin/swtpm';
 const SWTPM_SETUP = '/usr/bin/swtpm_setup';
-
-/** The last value of a long option of swtpm's (getopt_long: `--name VALUE` or `--name=VALUE`). */
-function option(argv: string[], name: string): string | undefined {
-  let value: string | undefined;
-  argv.forEach((a, i) => {
-    if (a === `--${name}`) value = argv[i + 1];
-    else if (a.startsWith(`--${name}=`)) value = a.slice(name.length + 3);
-  });
-  return value;
-}
 
 /** One parameter of an option's value: swtpm splits them on commas, with no escape. */
 const param = (value: string | undefined, key: string) =>
@@ -107,7 +97,7 @@ export const swtpm: HelperKind = {
     // swtpm installs its own filter unless told otherwise: action=kill is its default, none removes the filter
     // and log lets every call through, only logging it.
     ownSeccomp: (argv) => {
-      const action = param(option(argv, 'seccomp'), 'action');
+      const action = param(longOption(argv, 'seccomp'), 'action');
       return action === 'none' || action === 'log'
         ? { on: false, evidence: `--seccomp action=${action}` }
         : { on: true };
@@ -116,7 +106,7 @@ export const swtpm: HelperKind = {
     // and a TPM 1.2's tpm-00.permall), or backend-uri=file://PATH (one file). Without --tpmstate swtpm takes the
     // directory from its environment (TPM_PATH), which its command line does not show.
     state: (argv) => {
-      const tpmstate = option(argv, 'tpmstate');
+      const tpmstate = longOption(argv, 'tpmstate');
       const uri = param(tpmstate, 'backend-uri');
       const file = uri?.startsWith('file://') ? uri.slice('file://'.length) : undefined;
       if (file) return { path: file, file };

@@ -22,7 +22,7 @@ import { qemuOpts } from '../escape.js';
 import * as G from '../guest.js';
 import type { Guest } from '../model.js';
 import * as N from '../names.js';
-import type { HelperKind } from './helper.js';
+import { longOption, type HelperKind } from './helper.js';
 
 export const VIRTIOFSD = '/usr/libexec/virtiofsd';
 
@@ -94,21 +94,12 @@ export function virtiofsd(n: number): HelperKind {
     live: {
       program: /^virtiofsd$/,
       ownSeccomp: (argv) => {
-        const action = argv
-          .flatMap((a, i) =>
-            a === '--seccomp' ? [argv[i + 1] ?? ''] : a.startsWith('--seccomp=') ? [a.slice(10)] : [],
-          )
-          .at(-1);
+        const action = longOption(argv, 'seccomp');
         return action === 'none' || action === 'log' ? { on: false, evidence: `--seccomp ${action}` } : { on: true };
       },
       state: () => undefined,
-      // --shared-dir DIR or --shared-dir=DIR.
       serves: (argv) => {
-        const dir = argv
-          .flatMap((a, i) =>
-            a === '--shared-dir' ? [argv[i + 1] ?? ''] : a.startsWith('--shared-dir=') ? [a.slice(13)] : [],
-          )
-          .at(-1);
+        const dir = longOption(argv, 'shared-dir');
         return dir ? [{ path: dir, readOnly: argv.includes('--readonly') }] : [];
       },
     },
