@@ -59,7 +59,7 @@ export const SELINUX_TRIXIE_PACKAGES = [
   'virtiofsd',
 ];
 
-/** The releases an SELinux proof boots: the suite of its root and of its kernel, and the root's packages. */
+/** The releases an SELinux proof boots a root of: the suite, and the root's packages (the proof picks the kernel). */
 export const SELINUX_HOSTS = {
   'debian-12': { suite: 'bookworm', packages: SELINUX_ROOT_PACKAGES, name: 'Debian 12' },
   'debian-13': { suite: 'trixie', packages: SELINUX_TRIXIE_PACKAGES, name: 'Debian 13' },
