@@ -98,6 +98,7 @@ const nothing: ConfinementBackend<Text> = {
     isolation: '- **Nothing.** Each guest carries a mark that keeps nothing from it.',
     release: () => 'its marks declare nothing',
     requires: '- Nothing at all.',
+    helper: (g, kind) => `its guest's mark (${label(g.name)}-${kind})`,
     checking: ['true                                   # every mark in place'],
   },
   reach: (_a, g) => [`nothing more than without mark ${label(g.name)}`],

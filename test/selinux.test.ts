@@ -177,6 +177,35 @@ describe('a bundle for an SELinux host', () => {
     assert.doesNotMatch(readme(other), /runcon/);
   });
 
+  /** The README of DOC with a TPM and passt for web, under SELinux or AppArmor. */
+  const withHelpers = (confinement: 'selinux' | 'apparmor') => {
+    const d = structuredClone(DOC);
+    d.host = { ...d.host, confinement };
+    if (confinement === 'apparmor') d.acceptedRisks = [DOC.acceptedRisks![0]!];
+    Object.assign(d.guests![0]!, { network: { mode: 'user', backend: 'passt' }, tpm: 'tpm2' });
+    return plan(validate(d)).find((x) => x.path === 'README.md')!.content;
+  };
+
+  test('its README says each helper runs in its guest’s own context, where an AppArmor bundle’s names the helper’s profile', () => {
+    const helperLines = (readme: string) =>
+      readme
+        .split('## Helper units')[1]!
+        .split('\n## ')[0]!
+        .split('\n')
+        .filter((l) => l.startsWith('- web: '));
+    const se = withHelpers('selinux');
+    const web = level(pairs.get('web')!);
+    assert.equal(helperLines(se).length, 2, se);
+    for (const l of helperLines(se)) {
+      assert.ok(l.includes(`its guest’s own SELinux context (svirt\\_t with the pair ${web})`), l);
+      assert.doesNotMatch(l, /AppArmor/);
+    }
+    assert.deepEqual(
+      helperLines(withHelpers('apparmor')).map((l) => /its own AppArmor profile \(([^)]+)\)/.exec(l)?.[1]),
+      ['qemu-harden-web-tpm', 'qemu-harden-web-net'],
+    );
+  });
+
   test('each unit starts QEMU in svirt_t with its guest’s own pair, and names no AppArmor profile', () => {
     for (const g of a.guests) {
       const unit = file(`root/etc/systemd/system/qemu-${g.name}.service`)!;

@@ -45,6 +45,8 @@ export interface ReadmeWords {
   requires: string;
   /** Lines of "Checking the host afterwards" that show it at work, aligned like the README's other commands. */
   checking: string[];
+  /** What confines one of guest g's helpers, in its paragraph: "its own AppArmor profile (qemu-harden-web-net)". */
+  helper(g: Guest, kind: HelperKind, a: Answers): string;
 }
 
 /** Its part of the Ansible role (src/export/ansible-role.ts), which derives the rest from the record. */

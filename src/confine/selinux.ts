@@ -517,6 +517,7 @@ export const selinux: ConfinementBackend<Text> = {
       'semodule -l | grep qemu-harden            # the shared module and one per guest, loaded',
       'ps -eZ | grep svirt_t                     # each QEMU in the virt domain with its own pair',
     ],
+    helper: (g, _kind, a) => `its guest’s own SELinux context (${DOMAIN} with the pair ${level(pairOf(a, g))})`,
   },
   reach: (a, g) =>
     chosen(a)

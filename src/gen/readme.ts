@@ -10,6 +10,7 @@ import { categoryPairs, level } from '../mcs.js';
 import { LOGROTATE_TIMER } from '../names.js';
 import * as L from './logrotate.js';
 import type { Answers, Guest } from '../model.js';
+import type { HelperKind as HelperKindName } from '../names.js';
 import { guestReach } from '../reach.js';
 import { isSystemFile } from '../places.js';
 import { describeRelease, RELEASES } from '../releases.js';
@@ -26,6 +27,14 @@ const chosenMac = (a: Answers) => CONFINEMENT.filter((b) => b.chosen(a));
 function clientOf(a: Answers, g: Guest): string {
   if (!chosenMac(a).some((b) => b.id === 'selinux')) return 'sudo';
   return `sudo runcon -l ${level(categoryPairs(a.guests).get(g.name)!)}`;
+}
+
+/** What confines guest g's helper of this kind: the backend that confines the guest, or nothing. */
+function helperMac(a: Answers, g: Guest, kind: HelperKindName): { id: string; words: string } {
+  const b = CONFINEMENT.find((c) => c.confines(a, g));
+  return b
+    ? { id: b.id, words: b.readme.helper(g, kind, a) }
+    : { id: 'none', words: 'no mandatory access control (the guest goes without one, an accepted risk)' };
 }
 
 /** How the guest's user gets at a file, in the words of the tmpfiles.d lines that arrange it. */
@@ -361,7 +370,8 @@ function operatorSections(a: Answers, me: string): string[] {
   const helped = a.guests.filter((g) => helpersOf(a, g).length > 0);
   if (helped.length) {
     out.push('## Helper units', '');
-    for (const g of helped) for (const h of helpersOf(a, g)) out.push(`- ${g.name}: ${text(h.readme(g))}`);
+    for (const g of helped)
+      for (const h of helpersOf(a, g)) out.push(`- ${g.name}: ${text(h.readme(g, helperMac(a, g, h.kind)))}`);
     out.push('');
   }
   out.push('## After apply', '');

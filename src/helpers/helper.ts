@@ -95,8 +95,11 @@ export interface HelperKind {
     rules: { rule: string; why: string }[];
     capabilities?: { names: string[]; why: string };
   };
-  /** A paragraph for the bundle's README: what the helper does for the guest and how it is confined. */
-  readme(g: Guest): string;
+  /**
+   * A paragraph for the bundle's README: what the helper does for the guest and how it is confined. `mac` is what
+   * confines it (the backend's words, or none), with the backend's id (host.confinement's value).
+   */
+  readme(g: Guest, mac: { id: string; words: string }): string;
   /** How `audit` and `status` know a running helper of this kind, whoever started it (src/audit/live.ts). */
   live: LiveHelper;
 }

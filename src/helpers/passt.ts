@@ -117,10 +117,10 @@ export const passt: HelperKind = {
     ownSeccomp: () => ({ on: true }),
     state: () => undefined,
   },
-  readme: (g) =>
+  readme: (g, mac) =>
     `The user-mode network is passt, in a unit of its own (${G.helperUnitName(g, 'net')}), started before QEMU and ` +
     `stopped with it: QEMU reaches it over ${G.netSocket(g)} and keeps no IP socket itself. passt runs as ` +
-    `${G.userName(g)} with no capabilities, in a sandbox like QEMU's, its own seccomp filter and namespaces, and its own ` +
-    `AppArmor profile (${G.helperProfileName(g, 'net')}); it cannot reach the host's loopback or link-local ` +
+    `${G.userName(g)} with no capabilities, in a sandbox like QEMU's, its own seccomp filter and namespaces, and ` +
+    `${mac.words}; it cannot reach the host's loopback or link-local ` +
     `addresses (IPAddressDeny=, and --no-map-gw), so the guest cannot either.`,
 };

@@ -115,9 +115,9 @@ export const swtpm: HelperKind = {
       return { path: dir, file: `${dir.replace(/\/+$/, '')}/${argv.includes('--tpm2') ? 'tpm2' : 'tpm'}-00.permall` };
     },
   },
-  readme: (g) =>
+  readme: (g, mac) =>
     `A TPM 2.0 from its own swtpm (${G.helperUnitName(g, 'tpm')}), started before QEMU and stopped with it. ` +
-    `swtpm runs as ${G.userName(g)} in a sandbox like QEMU's, with its own seccomp filter and its own AppArmor profile ` +
-    `(${G.helperProfileName(g, 'tpm')}). Its state — the guest's own secrets, such as BitLocker's keys — is in ` +
+    `swtpm runs as ${G.userName(g)} in a sandbox like QEMU's, with its own seccomp filter and ${mac.words}. ` +
+    `Its state — the guest's own secrets, such as BitLocker's keys — is in ` +
     `${G.tpmStateDir(g)}, which QEMU itself cannot read: back it up with the disk, and keep it as private.`,
 };
