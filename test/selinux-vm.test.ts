@@ -4,8 +4,8 @@
 // each guest's QEMU in the virt domain with its own category pair. Then the kernel is asked: each QEMU's context,
 // each file's label, a denial when guest A's QEMU is pointed at guest B's disk (mode 0666, the systemd fence taken
 // away so that only SELinux stands between them), what `status` and `audit` make of the guests and of QEMUs started
-// outside their units, a rollback that stops at its SELinux step and the rollback that completes it. One boot
-// serves every check.
+// outside their units, a network card in user space in beta's QEMU's place on beta's passt (test/guestnet.ts), a
+// rollback that stops at its SELinux step and the rollback that completes it. One boot serves every check.
 import assert from 'node:assert/strict';
 import { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { categoryPairs, level, processContext } from '../src/mcs.js';
 import { macAddress } from '../src/identity.js';
 import { defaultTapDevice } from '../src/names.js';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
+import { assertGuestNet, GUEST_NET_REQUESTS, PASTE_PING_RANGE, routedNamespace, WEB_SERVERS } from './guestnet.js';
 import { BIN, generateBundle, REPO, tempDir } from './helpers.js';
 import { bootSelinuxProof, selinuxProofTree, selinuxRootImage } from './selinux-vm.js';
 import { diskSwapDropIn } from './unitfile.js';
@@ -39,6 +40,8 @@ const udpForward = (g: keyof typeof UDP) => ({ protocol: 'udp', listen: FORWARD.
 // Node.js's compiler needs memory both writable and executable, which Debian's policy gives the administrator's
 // domain (unconfined_t) only with the boolean allow_execmem: qemu-harden runs without it, interpreted.
 const QH = `node --jitless ${BIN.replace(REPO, '/qh')}`;
+// The user-space network card, where the virt domain may read and run it (usr_t), as it may QEMU's own files.
+const PASST_CLIENT = '/usr/local/share/qh-proof/passt.py';
 
 const ANSWERS = {
   schemaVersion: 1,
@@ -96,9 +99,8 @@ t() { r "time.$1" "$(cut -d' ' -f1 /proc/uptime)"; }
 t booted
 r enforce "$(cat /sys/fs/selinux/enforce)"
 ip addr add ${FORWARD.listen}/32 dev lo
-# passt gives its guest the host's own route: an interface with an address and a default route through it.
-ip link add qh0 type dummy && ip addr add 10.78.0.1/24 dev qh0 && ip link set qh0 up && ip route add default via 10.78.0.2
-r netup $?
+# passt gives its guest the host's own route (test/guestnet.ts).
+${routedNamespace('netup')}
 ${QH} apply /bundle0 --yes > /run/apply0.log 2>&1
 r apply0_exit $?
 grep -E '^  (done|skip|FAIL) ' /run/apply0.log | sed 's/^  /RESULT apply0_step=/'
@@ -295,6 +297,26 @@ r audit_exit $?
 node --jitless -e 'for (const f of JSON.parse(require("fs").readFileSync(0, "utf8")).findings) console.log("RESULT finding=" + JSON.stringify({ check: f.check, guest: f.guest, severity: f.severity, summary: f.summary }))' < /run/audit.json
 t audited
 
+# Beta's network as its guest sees it, through its passt: the client (test/clients/passt.py) in place of beta's
+# QEMU, in beta's context, as beta's user, needing beta's passt unit as QEMU's unit does. It asks for an address,
+# pings the web server's address, fetches a page from it, and tries the host's loopback, where a server listens,
+# directly and through the router's address (passt's default maps that address to the host's loopback). The
+# README's command lets the guests' groups ping first.
+${WEB_SERVERS}
+${PASTE_PING_RANGE}
+systemctl stop qemu-beta.service
+r beta.net_stopped "$(systemctl show -p ActiveState --value qemu-beta-net.service)"
+net_mark=$(avcs | wc -l)
+systemd-run --wait --quiet --unit=passt-client -p User=qemu-beta -p Group=qemu-beta -p NoNewPrivileges=yes \
+  -p Requires=qemu-beta-net.service -p After=qemu-beta-net.service -p RuntimeMaxSec=300 \
+  -p "SELinuxContext=$(cat /proof/beta.context)" /bin/sh -c "python3 ${PASST_CLIENT} /run/qemu-harden/beta/net/passt.sock ${GUEST_NET_REQUESTS}; echo status=\\$?"
+said() { journalctl -b _SYSTEMD_UNIT=passt-client.service --no-pager -o cat; }
+wait_until 30 eval "said | grep -q '^status='"
+said | sed 's/^/RESULT beta.guest_net=/'
+since $net_mark | sed 's/^/RESULT guest_net_avc=/'
+kill $web $loopback_web
+t guest_net
+
 # Rollback to the bundle before (alpha alone), once the QEMUs the audit needed are gone and beta's disk has its
 # pair again: beta and gamma stop, their modules go and their files get what the policy says without them.
 kill $rogue
@@ -369,6 +391,8 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     mkdirSync(join(work, 'v0'));
     cpSync(await generateBundle(join(work, 'v0'), ANSWERS_BEFORE), join(tree, 'bundle0'), { recursive: true });
     cpSync(join(REPO, 'test/clients/qmp.mjs'), join(tree, 'proof/qmp.mjs'));
+    mkdirSync(join(tree, 'usr/local/share/qh-proof'), { recursive: true });
+    cpSync(join(REPO, 'test/clients/passt.py'), join(tree, PASST_CLIENT));
     const changed = structuredClone(ANSWERS);
     changed.guests[1]!.memoryMiB = 96;
     mkdirSync(join(work, 'v2'));
@@ -396,6 +420,7 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     writeFileSync(join(tree, 'proof/alpha.context'), processContext(pair('alpha')));
     writeFileSync(join(tree, 'proof/alpha.level'), level(pair('alpha')));
     writeFileSync(join(tree, 'proof/beta.level'), level(pair('beta')));
+    writeFileSync(join(tree, 'proof/beta.context'), processContext(pair('beta')));
     writeFileSync(join(tree, 'proof/gamma.level'), level(pair('gamma')));
     vm = await bootSelinuxProof(kernel, image, tree, work, 2_700_000);
     writeFileSync(join(REPO, '.cache', 'selinux-vm-console.log'), vm.console);
@@ -501,6 +526,21 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     assert.equal(result('beta.net_socket'), `system_u:object_r:svirt_image_t:${level(pair('beta'))}`);
     assert.ok(Number(result('beta.net_estab')) >= 1, 'beta’s QEMU holds a connection to passt');
     assert.equal(result('beta.qemu_inet'), '0', 'beta’s QEMU has no IP socket');
+  });
+
+  test('beta’s guest traffic through its passt: an address by DHCP, a ping and a page from a server in a namespace, and no way to the host’s loopback; SELinux denies passt nothing', () => {
+    assert.equal(result('web'), 'serving');
+    assert.equal(result('beta.net_stopped'), 'inactive', 'beta’s passt stops with its QEMU');
+    assert.match(result('ping_range'), /^\d+ \d+$/);
+    assert.notEqual(result('ping_range'), '1 0', `the README’s command widened the range: ${result('ping_paste')}`);
+    const said = all('beta.guest_net');
+    assert.equal(said.at(-1), 'status=0', said.join('\n'));
+    assertGuestNet(said.slice(0, -1), '');
+    // Python's own start (glibc reading vm.overcommit_memory) is the client's, not passt's.
+    assert.deepEqual(
+      all('guest_net_avc').filter((l) => !/ comm="python3" /.test(l)),
+      [],
+    );
   });
 
   test('beta’s TPM: its swtpm runs in beta’s context, as beta’s user, its state and socket carry beta’s pair, and beta booted with it', () => {

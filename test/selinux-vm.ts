@@ -18,7 +18,8 @@ import { maskGenerators, PROOF_PRELUDE, runVm, type Kernel, type VmResult } from
 /**
  * What a Debian 12 host with SELinux has: systemd (PID 1, which loads the policy), the reference policy and the
  * tools `apply` runs (semodule, restorecon, setsebool in policycoreutils; getenforce in selinux-utils), QEMU with
- * its firmware, udev and logrotate (apply's steps), iproute2 (the tap helper), passt (a guest's user-mode network).
+ * its firmware, udev and logrotate (apply's steps), iproute2 (the tap helper), passt (a guest's user-mode network);
+ * python3 for the proof's network card (test/clients/passt.py) and the web server it reaches.
  */
 export const SELINUX_ROOT_PACKAGES = [
   'dbus',
@@ -27,6 +28,7 @@ export const SELINUX_ROOT_PACKAGES = [
   'logrotate',
   'passt',
   'policycoreutils',
+  'python3',
   'qemu-system-x86',
   'seabios',
   'selinux-policy-default',
@@ -196,9 +198,9 @@ export function bootSelinuxProof(
   tree: string,
   work: string,
   timeoutMs: number,
-  // tun for a tap-networked guest, dummy for the interface passt needs a route through: Debian builds them as
-  // modules, and the proof's root has no modules to load. virtio_pci is built into Debian 13's kernel.
-  modules = ['virtio_pci', 'tun', 'dummy'],
+  // tun for a tap-networked guest, veth for the interface passt needs a route through (test/guestnet.ts): Debian
+  // builds them as modules, and the proof's root has no modules to load. virtio_pci is built into Debian 13's kernel.
+  modules = ['virtio_pci', 'tun', 'veth'],
 ): Promise<VmResult> {
   return runVm({
     kernel,

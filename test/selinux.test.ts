@@ -206,6 +206,16 @@ describe('a bundle for an SELinux host', () => {
     );
   });
 
+  test('its README, as an AppArmor bundle’s, says how to let the guests on user-mode networking ping', () => {
+    // The command spans the groups of the guests on user-mode networking, here web alone.
+    for (const readme of [withHelpers('selinux'), withHelpers('apparmor')])
+      assert.match(
+        readme,
+        /^sudo mkdir -p \/etc\/sysctl\.d && echo "net\.ipv4\.ping_group_range = \$\(getent group qemu-web \| .*\)" \| sudo tee \/etc\/sysctl\.d\/60-qemu-harden-ping\.conf && sudo systemctl restart systemd-sysctl\.service$/m,
+      );
+    assert.doesNotMatch(file('README.md')!, /ping_group_range/, 'no guest on user-mode networking, no ping paragraph');
+  });
+
   test('each unit starts QEMU in svirt_t with its guest’s own pair, and names no AppArmor profile', () => {
     for (const g of a.guests) {
       const unit = file(`root/etc/systemd/system/qemu-${g.name}.service`)!;

@@ -37,6 +37,28 @@ function helperMac(a: Answers, g: Guest, kind: HelperKindName): { id: string; wo
     : { id: 'none', words: 'no mandatory access control (the guest goes without one, an accepted risk)' };
 }
 
+/** The file the ping paragraph's command writes: a sysctl.d file of the operator's, which the bundle never installs. */
+export const PING_SYSCTL_FILE = '/etc/sysctl.d/60-qemu-harden-ping.conf';
+
+/**
+ * What a guest on user-mode networking needs of the host to ping: passt, and slirp inside QEMU, send its echo
+ * requests from an ICMP socket of the guest's user, which the kernel lets only a group in net.ipv4.ping_group_range
+ * open. The range is host-wide and one span of group ids, so the bundle leaves it to the operator and says how.
+ */
+function pingLines(a: Answers): string[] {
+  const users = a.guests.filter((g) => g.network.mode === 'user');
+  if (!users.length) return [];
+  const groups = users.map((g) => G.userName(g)).join(' ');
+  return [
+    `A guest’s ping on its user-mode network (${listed(users.map((g) => code(g.name)))}) leaves from an ICMP socket of the guest’s user (its passt’s, or with slirp its QEMU’s): the kernel lets only the groups in \`net.ipv4.ping_group_range\` open one. Debian leaves that range at \`1 0\` (no group), and the guest’s pings then go unanswered; its TCP and UDP do not need it. To let these guests ping, widen the range to span their groups, once their users exist (after \`apply\`). The range is one span of group ids: every group between theirs may then open ICMP echo sockets too, which systemd’s own default allows every group.`,
+    '',
+    '```sh',
+    `sudo mkdir -p ${PING_SYSCTL_FILE.slice(0, PING_SYSCTL_FILE.lastIndexOf('/'))} && echo "net.ipv4.ping_group_range = $(getent group ${groups} | cut -d: -f3 | sort -n | sed -n '1p;$p' | paste -sd ' ')" | sudo tee ${PING_SYSCTL_FILE} && sudo systemctl restart systemd-sysctl.service`,
+    '```',
+    '',
+  ];
+}
+
 /** How the guest's user gets at a file, in the words of the tmpfiles.d lines that arrange it. */
 function access(path: string, mode: 'r' | 'rw'): string {
   if (mode === 'rw') return 'owned by the guest’s user, mode 0600';
@@ -366,6 +388,7 @@ function operatorSections(a: Answers, me: string): string[] {
       ]),
     '```',
     '',
+    ...pingLines(a),
   );
   const helped = a.guests.filter((g) => helpersOf(a, g).length > 0);
   if (helped.length) {

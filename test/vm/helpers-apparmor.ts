@@ -9,13 +9,23 @@
 // opened to every user first, so only AppArmor stands in the way, and each attempt is made again without the
 // profile, where it succeeds. The kernel's own log says which profile refused which path. Debian 12's kernel does not
 // mediate connect() to a unix socket's path: there it is the unit's fence (pb's runtime directory is not in pa's
-// units' mount namespaces) and its mode that keep pa's helpers from pb's socket, and the proof says so.
+// units' mount namespaces) and its mode that keep pa's helpers from pb's socket, and the proof says so. Last, a
+// network card in user space (test/guestnet.ts) takes the place of pa's QEMU on pa's passt, in passt's profile.
 // A part of the shared AppArmor VM (test/apparmor-vm.test.ts, test/vmshare.ts).
 import assert from 'node:assert/strict';
 import { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { BOOT_MARKER, writeBootDisk } from '../bootdisk.js';
+import {
+  assertGuestNetUnderApparmor,
+  guestNetFiles,
+  guestNetUnderApparmor,
+  routedNamespace,
+  UNROUTE,
+  WEB,
+  WEB_SERVERS,
+} from '../guestnet.js';
 import { BIN, generateBundle, REPO } from '../helpers.js';
 import { execStartBlock } from '../unitfile.js';
 import { assertProofDone, reported, type VmResult } from '../vmboot.js';
@@ -23,7 +33,6 @@ import type { VmPart } from '../vmshare.js';
 
 const GUESTS = ['pa', 'pb'] as const;
 const share = (g: string) => `/srv/shares/${g}`;
-const HOST_SERVICE_PORT = 8090;
 
 /**
  * A copy of passt's unit that keeps its sandbox, cgroup and network settings but runs a probe instead of passt, once.
@@ -61,9 +70,8 @@ for spec in sys.argv[1:]:
 // the devices are up (the folder opened), 1 with QEMU's error when they are not. The daemon is then stopped by its
 // own mount tag. pa's user runs it, under pa's QEMU profile or none.
 const PROOF = `cd /
-# passt serves the VM's own network: an address and a default route for it to give its guest.
-ip link add qh0 type veth peer name qh1 && ip addr add 10.78.0.1/24 dev qh0 && ip link set qh0 up && ip link set qh1 up && ip route add default via 10.78.0.2
-r veth $?
+# passt serves the VM's own network: an address and a default route for it to give its guest (test/guestnet.ts).
+${routedNamespace('veth')}
 node ${BIN.replace(REPO, '/qh')} apply /bundle --yes > /run/apply.log 2>&1
 r apply_exit $?
 grep -E '^  FAIL ' /run/apply.log | sed 's/^  /RESULT apply_fail=/'
@@ -89,12 +97,10 @@ r denied_while_booting "$(dmesg | grep -c 'apparmor="DENIED"')"
 dmesg | grep 'apparmor="DENIED"' | head -20 | sed 's/^/RESULT boot_denied=/'
 dmesg -C
 
-python3 -m http.server --bind 127.0.0.1 ${HOST_SERVICE_PORT} > /dev/null 2>&1 &
-listens() { [ "$(ss -Hltn "sport = :${HOST_SERVICE_PORT}" | wc -l)" -ge 1 ]; }
-wait_until 600 listens
+${WEB_SERVERS}
 systemctl start qh-probe-passt.service
 journalctl -b -u qh-probe-passt.service --no-pager -o cat | grep '^PROBE ' | sed 's/^PROBE /RESULT /'
-systemd-run --quiet --wait --pipe -p User=qemu-pa /usr/bin/python3 /proof/probe.py loopback_undenied/127.0.0.1/${HOST_SERVICE_PORT} | sed 's/^PROBE /RESULT /'
+systemd-run --quiet --wait --pipe -p User=qemu-pa /usr/bin/python3 /proof/probe.py loopback_undenied/127.0.0.1/${WEB.loopbackPort} | sed 's/^PROBE /RESULT /'
 
 # Only AppArmor stands between pa's user and pb's things: every user may read pb's folder, enter pb's runtime
 # directories, connect to pb's passt socket and make a socket beside it.
@@ -146,12 +152,15 @@ r passt_cross.denied "$(denied qemu-harden-pa-net /run/qemu-harden/pb/net/passt_
 r share_own.denied "$(dmesg | grep 'apparmor="DENIED"' | grep -c "name=\\"${share('pa')}")"
 dmesg | grep 'apparmor="DENIED"' | head -20 | sed 's/^/RESULT probe_denied=/'
 for g in ${GUESTS.join(' ')}; do r "$g.still" "$(systemctl show -p ActiveState --value qemu-$g.service)"; done
+# pa's network as its guest sees it, through its passt in its enforced profile (test/guestnet.ts): a network card
+# in user space takes the place of pa's QEMU.
+${guestNetUnderApparmor('pa', { serversRunning: true, pingBefore: false })}
 r done yes
 `;
 
 export const helpersApparmor: VmPart = {
   name: 'helpers-apparmor',
-  cpuSeconds: 38,
+  cpuSeconds: 45,
   timeoutSeconds: 1800,
   tools: [
     ['passt', 'passt'],
@@ -159,8 +168,9 @@ export const helpersApparmor: VmPart = {
     ['setpriv', 'util-linux'],
   ],
   modules: ['veth'],
-  // The veth pair passt takes its address and route from outlives the part's unit, and so does apply's log.
-  cleanup: 'ip link del qh0 2>/dev/null || true\nrm -f /run/apply.log\n',
+  // The veth pair passt takes its address and route from outlives the part's unit, and so do the namespace at its
+  // other end, apply's log, the page served and the client's output.
+  cleanup: UNROUTE + `rm -rf /run/apply.log ${guestNetFiles('pa')}\n`,
   async prepare(root, work) {
     const bundle = await generateBundle(work, {
       schemaVersion: 1,
@@ -194,7 +204,7 @@ export const helpersApparmor: VmPart = {
     assert.match(passtUnit, /^IPAddressDeny=127\.0\.0\.0\/8 ::1\/128 169\.254\.0\.0\/16 fe80::\/10$/m);
     writeFileSync(
       join(units, 'qh-probe-passt.service'),
-      probeUnit(passtUnit, `loopback/127.0.0.1/${HOST_SERVICE_PORT}`),
+      probeUnit(passtUnit, `loopback/127.0.0.1/${WEB.loopbackPort}`),
     );
     return PROOF;
   },
@@ -278,6 +288,10 @@ function tests(part: () => VmResult): void {
       // The BPF egress filter drops the SYN: the connect times out (or fails at once with EPERM).
       assert.match(result('loopback'), /^(EPERM|TimeoutError)$/);
       assert.equal(result('loopback_undenied'), 'ok');
+    });
+
+    test('through its passt, in its profile, pa’s guest gets an address, pings and fetches a page from a server in a namespace, and cannot reach the host’s loopback', () => {
+      assertGuestNetUnderApparmor(part(), 'pa', false);
     });
   });
 }

@@ -10,14 +10,22 @@
 // profile reading fb's folder, refused the same way, where it reads its own; fa's QEMU connecting to a socket in fb's
 // directory, which goes through under its profile too: this kernel could mediate it, but Debian 13's parser does not
 // ask it to. Last, fa's folder read through fa's virtiofsd in its profile: the guests are boot sectors, so a virtio-fs
-// driver in user space (test/clients/virtiofs.py) does what the guest's kernel would. A Linux guest mounting and
-// reading its folder is test/trixie.test.ts's.
+// driver in user space (test/clients/virtiofs.py) does what the guest's kernel would, and a network card in user
+// space (test/guestnet.ts) what its network stack would through fa's passt. A Linux guest mounting and reading its
+// folder is test/trixie.test.ts's.
 // A part of the shared trixie VM (test/trixie-vm.test.ts, test/vmshare.ts).
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { BOOT_MARKER, writeBootDisk } from '../bootdisk.js';
+import {
+  assertGuestNetUnderApparmor,
+  guestNetFiles,
+  guestNetUnderApparmor,
+  routedNamespace,
+  UNROUTE,
+} from '../guestnet.js';
 import { BIN, cli, REPO } from '../helpers.js';
 import { assertProofDone, reported, reportedAll, type VmResult } from '../vmboot.js';
 import type { VmPart } from '../vmshare.js';
@@ -28,9 +36,8 @@ const PROOF = `cd /
 aa=/sys/kernel/security/apparmor
 r kernel "$(uname -r)"
 r aa_af_unix "$(cat $aa/features/network_v9/af_unix 2>/dev/null)"
-# passt serves the VM's own network: an address and a default route for it to give its guest.
-ip link add qh0 type veth peer name qh1 && ip addr add 10.78.0.1/24 dev qh0 && ip link set qh0 up && ip link set qh1 up && ip route add default via 10.78.0.2
-r veth $?
+# passt serves the VM's own network: an address and a default route for it to give its guest (test/guestnet.ts).
+${routedNamespace('veth')}
 node ${BIN.replace(REPO, '/qh')} apply /bundle --yes --start > /run/apply.log 2>&1
 r apply_exit $?
 grep -E '^  FAIL ' /run/apply.log | sed 's/^  /RESULT apply_fail=/'
@@ -131,6 +138,10 @@ r fa.client_exit $?
 sed 's/^/RESULT fa.client=/' /run/fa-client.out
 journalctl -b -u qemu-fa-fs0.service --no-pager -o cat | tail -8 | sed 's/^/RESULT fa.fs_journal=/'
 dmesg | grep 'apparmor="DENIED"' | head -20 | sed 's/^/RESULT client_denied=/'
+# fa's network as its guest sees it, through its passt in its enforced profile (test/guestnet.ts): a network card
+# in user space takes the place of fa's QEMU. Its first ping goes unanswered, while Debian's range for ping sockets
+# admits no group; the README's command then lets the guests' groups ping.
+${guestNetUnderApparmor('fa', { serversRunning: false, pingBefore: true })}
 r done yes
 `;
 
@@ -139,9 +150,9 @@ export const helpersTrixie: VmPart = {
   cpuSeconds: 86,
   timeoutSeconds: 1500,
   modules: ['veth'],
-  // The veth pair passt takes its address and route from outlives the part's unit, and so do apply's log and the
-  // virtio-fs client's output.
-  cleanup: 'ip link del qh0 2>/dev/null || true\nrm -f /run/apply.log /run/fa-client.out\n',
+  // The veth pair passt takes its address and route from outlives the part's unit, and so do the namespace at its
+  // other end, apply's log, the page served and the clients' output.
+  cleanup: UNROUTE + `rm -rf /run/apply.log /run/fa-client.out ${guestNetFiles('fa')}\n`,
   async prepare(root, work) {
     mkdirSync(join(root, 'images'), { recursive: true });
     for (const g of GUESTS) {
@@ -267,6 +278,10 @@ function tests(part: () => VmResult): void {
       );
       assert.equal(result('fa.client_exit'), '0');
       assert.deepEqual(lines('client_denied'), [], 'nothing was denied to fa’s virtiofsd');
+    });
+
+    test('through its passt, in its profile, fa’s guest gets an address, pings and fetches a page from a server in a namespace, and cannot reach the host’s loopback', () => {
+      assertGuestNetUnderApparmor(part(), 'fa', true);
     });
 
     test('fa’s virtiofsd profile cannot read fb’s folder, which fa’s user reads without it: AppArmor refuses it', () => {
