@@ -45,6 +45,12 @@ export interface Release {
    * profile, where the release has only the C virtiofsd, which needs root and is never used.
    */
   sharedFolders: '9p' | 'virtiofs';
+  /**
+   * The release's reference policy defines SELinux's user_namespace class (refpolicy 2.20231002 on): a process that
+   * makes a user namespace (passt, for its own sandbox) then needs its create permission, which a module for a policy
+   * without the class cannot name.
+   */
+  selinuxUserNamespace: boolean;
 }
 
 export const RELEASES: Record<Target, Release> = {
@@ -58,6 +64,7 @@ export const RELEASES: Record<Target, Release> = {
     apparmorAbi: '3.0',
     kvmUaccess: false,
     sharedFolders: '9p',
+    selinuxUserNamespace: false,
   },
   'debian-13': {
     target: 'debian-13',
@@ -70,6 +77,7 @@ export const RELEASES: Record<Target, Release> = {
     spiceModules: 'qemu-system-modules-spice',
     kvmUaccess: true,
     sharedFolders: 'virtiofs',
+    selinuxUserNamespace: true,
   },
   'ubuntu-24.04': {
     target: 'ubuntu-24.04',
@@ -82,6 +90,7 @@ export const RELEASES: Record<Target, Release> = {
     spiceModules: 'qemu-system-modules-spice',
     kvmUaccess: true,
     sharedFolders: 'virtiofs',
+    selinuxUserNamespace: true,
   },
 };
 

@@ -132,3 +132,45 @@ export function assertGuestNetUnderApparmor(vm: VmResult, g: string, pingBefore:
   assert.equal(result(`${g}.net_client_exit`), '0');
   assert.deepEqual(reportedAll(vm, 'net_client_denied'), [], `nothing was denied to ${g}’s passt`);
 }
+
+/** Where the SELinux proofs put the network card: where the virt domain may read and run it (usr_t). */
+export const SELINUX_CARD = '/usr/local/share/qh-proof/passt.py';
+
+/**
+ * Shell, in a VM enforcing SELinux: guest g's network as its guest sees it, through its passt in g's own context.
+ * g's QEMU stops (and its passt with it), the README's command widens the range for ping sockets, and the network
+ * card takes QEMU's place in g's context (from /proof/G.context) as g's user, started by systemd as QEMU is; its
+ * lines go to the journal, ended by its status. The script's `avcs` and `since` read the kernel's denials.
+ */
+export function guestNetUnderSelinux(g: string): string {
+  return `${WEB_SERVERS}
+${PASTE_PING_RANGE}
+systemctl stop qemu-${g}.service
+r ${g}.net_stopped "$(systemctl show -p ActiveState --value qemu-${g}-net.service)"
+net_mark=$(avcs | wc -l)
+systemd-run --wait --quiet --unit=passt-card -p User=qemu-${g} -p Group=qemu-${g} -p NoNewPrivileges=yes \\
+  -p Requires=qemu-${g}-net.service -p After=qemu-${g}-net.service -p RuntimeMaxSec=300 \\
+  -p "SELinuxContext=$(cat /proof/${g}.context)" \\
+  /bin/sh -c "python3 ${SELINUX_CARD} /run/qemu-harden/${g}/net/passt.sock ${GUEST_NET_REQUESTS}; echo status=\\$?"
+card_said() { journalctl -b _SYSTEMD_UNIT=passt-card.service --no-pager -o cat; }
+wait_until 30 eval "card_said | grep -q '^status='"
+card_said | sed 's/^/RESULT ${g}.guest_net=/'
+since $net_mark | sed 's/^/RESULT guest_net_avc=/'
+kill $web $loopback_web`;
+}
+
+/** Asserts what guestNetUnderSelinux reported: the card's lines and no denial of passt's. */
+export function assertGuestNetUnderSelinux(vm: VmResult, g: string): void {
+  const result = (key: string) => reported(vm, key);
+  assert.equal(result('web'), 'serving');
+  assert.equal(result(`${g}.net_stopped`), 'inactive', `${g}’s passt stops with its QEMU`);
+  assert.notEqual(result('ping_range'), '1 0', `the README’s command widened the range: ${result('ping_paste')}`);
+  const said = reportedAll(vm, `${g}.guest_net`);
+  assert.equal(said.at(-1), 'status=0', said.join('\n'));
+  assertGuestNet(said.slice(0, -1), '');
+  // Python's own start (glibc reading vm.overcommit_memory) is the card's, not passt's.
+  assert.deepEqual(
+    reportedAll(vm, 'guest_net_avc').filter((l) => !/ comm="python3" /.test(l)),
+    [],
+  );
+}

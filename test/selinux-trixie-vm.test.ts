@@ -1,11 +1,13 @@
-// virtiofsd under SELinux enforcing: Debian 13's own kernel boots with `security=selinux enforcing=1` on a Debian 13
-// root with the reference policy and the Rust virtiofsd (test/selinux-vm.ts). Inside, `qemu-harden apply --start`
-// installs a bundle whose two guests each have a shared folder, served by a virtiofsd in a unit of its own, in the
-// guest's context (the virt domain, the guest's category pair). The kernel is then asked what each virtiofsd runs
-// as, how each folder is labelled, and what a guest reads through its virtiofsd: the guests are boot sectors, which
-// never mount a folder, so a virtio-fs driver in user space (test/clients/virtiofs.py), in the guest's QEMU context,
-// does what the guest's kernel would, through the unit's own virtiofsd. A virtiofsd in alpha's context serving beta's
-// folder, as beta's user (file permissions allow it), is refused by the kernel. One boot serves every check.
+// Debian 13's helpers under SELinux enforcing: Debian 13's own kernel boots with `security=selinux enforcing=1` on a
+// Debian 13 root with the reference policy, the Rust virtiofsd, swtpm and passt (test/selinux-vm.ts). Inside,
+// `qemu-harden apply --start` installs a bundle whose two guests each have a shared folder, served by a virtiofsd in a
+// unit of its own, in the guest's context (the virt domain, the guest's category pair); beta also has a TPM and passt
+// as its network, each in a unit of its own in beta's context. The kernel is then asked what each helper runs as,
+// how each folder and helper file is labelled, and what a guest reads through its virtiofsd and reaches through its
+// passt: the guests are boot sectors, which never mount a folder and have no network stack, so a virtio-fs driver
+// (test/clients/virtiofs.py) and a network card (test/guestnet.ts) in user space, in the guest's QEMU context, do
+// what the guest's kernel would, through the unit's own virtiofsd and passt. A virtiofsd in alpha's context serving
+// beta's folder, as beta's user (file permissions allow it), is refused by the kernel. One boot serves every check.
 import assert from 'node:assert/strict';
 import { chmodSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { validate } from '../src/answers.js';
 import { categoryPairs, level, processContext } from '../src/mcs.js';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
+import { assertGuestNetUnderSelinux, guestNetUnderSelinux, routedNamespace, SELINUX_CARD } from './guestnet.js';
 import { BIN, generateBundle, REPO, tempDir } from './helpers.js';
 import { bootSelinuxProof, selinuxProofTree, selinuxRootImage } from './selinux-vm.js';
 import { assertProofDone, proofKernel, reported, reportedAll, type VmResult } from './vmboot.js';
@@ -40,6 +43,8 @@ const ANSWERS = {
     memoryMiB: 64,
     network: { mode: 'none' },
     shares: [{ path: SHARE(name), tag: 'docs', ...(name === 'beta' ? { readOnly: false } : {}) }],
+    // Beta has a TPM and passt as its network, each in a unit of its own and in beta's context.
+    ...(name === 'beta' ? { tpm: 'tpm2', network: { mode: 'user', backend: 'passt' } } : {}),
     disks: [{ path: `/srv/qemu/${name}/disk.img`, format: 'raw' }],
   })),
 };
@@ -48,6 +53,8 @@ const PROOF = `cd /
 t() { r "time.$1" "$(cut -d' ' -f1 /proc/uptime)"; }
 t booted
 r enforce "$(cat /sys/fs/selinux/enforce)"
+# passt gives its guest the host's own route (test/guestnet.ts).
+${routedNamespace('netup')}
 # Debian 13's journald does not read the audit socket (systemd-journald-audit.socket is not enabled): with no
 # audit daemon, the kernel prints its denials to its own log.
 avcs() { dmesg | grep 'avc: *denied'; }
@@ -69,6 +76,17 @@ for g in ${GUESTS.join(' ')}; do
   r "$g.uid" "$(id -u qemu-$g)"
   r "$g.share" "$(stat -c %C ${SHARE('$g')}) $(stat -c %C ${SHARE('$g')}/$g.txt)"
 done
+# Beta's TPM and passt: their units, their processes, their files and sockets, and beta's QEMU connected to passt.
+for h in tpm net; do
+  pid=$(systemctl show -p MainPID --value qemu-beta-$h.service)
+  r "beta.$h" "$(systemctl is-active qemu-beta-$h.service) $(cat /proc/$pid/comm) $(cat /proc/$pid/attr/current)"
+  r "beta.\${h}_ids" "$(grep '^Uid:' /proc/$pid/status | cut -f2) $(grep '^CapEff:' /proc/$pid/status | cut -f2)"
+done
+for f in /var/lib/qemu-harden/beta/tpm2/tpm2-00.permall /run/qemu-harden/beta/tpm.sock /run/qemu-harden/beta/net/passt.sock; do
+  r beta.helper_file "$f $(stat -c %C $f)"
+done
+r beta.net_estab "$(ss -Hxp | grep "pid=$(systemctl show -p MainPID --value qemu-beta-net.service)," | grep -c ESTAB)"
+r beta.qemu_inet "$(nsenter -t $(systemctl show -p MainPID --value qemu-beta.service) -n ss -Hna -A inet | wc -l)"
 avcs | sed 's/^/RESULT start_avc=/'
 t guests_up
 # What each guest reads through its own virtiofsd, as its kernel would: its QEMU stopped (and the virtiofsd serving
@@ -97,6 +115,10 @@ done
 r beta.new "$(stat -c %C ${SHARE('beta')}/beta-new 2>&1)"
 since $mark | sed 's/^/RESULT client_avc=/'
 t clients
+# Beta's network as its guest sees it, through its passt in beta's context: a network card in user space in place
+# of beta's QEMU (test/guestnet.ts).
+${guestNetUnderSelinux('beta')}
+t guest_net
 # A virtiofsd of alpha's (its user, its context) serving beta's folder, which the bundle gave beta's user alone and
 # the proof opens to everyone: only the labels stand between them. systemd listens on its socket, in alpha's
 # directory, and starts it as the unit does.
@@ -113,6 +135,8 @@ ${QH} audit --json > /run/audit.json 2> /run/audit.err
 r audit_exit $?
 node --jitless -e 'for (const f of JSON.parse(require("fs").readFileSync(0, "utf8")).findings) console.log("RESULT finding=" + JSON.stringify({ check: f.check, severity: f.severity, summary: f.summary }))' < /run/audit.json
 client cross alpha cross-fs.socket /run/qemu-harden/alpha/cross.sock read:beta.txt
+r cross.fs_state "$(systemctl show -p ActiveState,NRestarts,ExecMainStatus --value cross-fs.service | tr '\\n' ' ')"
+journalctl -b -u cross-fs.service --no-pager -o cat | tail -8 | sed 's/^/RESULT cross.fs_journal=/'
 wait_until 60 eval "since $mark | grep -q 'tcontext=system_u:object_r:svirt_image_t:$(cat /proof/beta.level) '"
 since $mark | sed 's/^/RESULT cross_avc=/'
 r done yes
@@ -138,6 +162,7 @@ describe('under a real kernel with SELinux enforcing, each guest’s virtiofsd s
     const tree = selinuxProofTree(work, PROOF, bundle);
     mkdirSync(join(tree, 'usr/local/share/qh-proof'), { recursive: true });
     cpSync(join(REPO, 'test/clients/virtiofs.py'), join(tree, CLIENT));
+    cpSync(join(REPO, 'test/clients/passt.py'), join(tree, SELINUX_CARD));
     for (const g of GUESTS) {
       mkdirSync(join(tree, 'srv/qemu', g), { recursive: true });
       writeBootDisk(join(tree, 'srv/qemu', g, 'disk.img'));
@@ -148,7 +173,8 @@ describe('under a real kernel with SELinux enforcing, each guest’s virtiofsd s
       writeFileSync(join(tree, `proof/${g}.context`), processContext(pair(g)));
       writeFileSync(join(tree, `proof/${g}.level`), level(pair(g)));
     }
-    vm = await bootSelinuxProof(kernel, image, tree, work, 1_800_000, []);
+    // veth for the interface passt takes its route from (test/guestnet.ts); the rest is built into Debian 13's kernel.
+    vm = await bootSelinuxProof(kernel, image, tree, work, 1_800_000, ['veth']);
     writeFileSync(join(REPO, '.cache', 'selinux-trixie-vm-console.log'), vm.console);
   });
 
@@ -177,6 +203,27 @@ describe('under a real kernel with SELinux enforcing, each guest’s virtiofsd s
       [],
       'nothing was denied to a guest’s QEMU or virtiofsd',
     );
+  });
+
+  test('beta’s swtpm and passt run in beta’s context as beta’s user, passt with no capability; their state and sockets carry beta’s pair, and beta’s QEMU is connected to passt and holds no IP socket', () => {
+    assert.equal(result('netup'), '0');
+    const context = processContext(pair('beta'));
+    assert.equal(result('beta.tpm'), `active swtpm ${context}`);
+    assert.match(result('beta.net'), new RegExp(`^active passt(\\.avx2)? ${context}$`));
+    for (const h of ['tpm', 'net']) {
+      const [uid, capEff] = result(`beta.${h}_ids`).split(/\s+/);
+      assert.equal(uid, result('beta.uid'), h);
+      if (h === 'net') assert.equal(capEff, '0000000000000000');
+    }
+    const files = all('beta.helper_file');
+    assert.equal(files.length, 3, files.join('\n'));
+    for (const f of files) assert.match(f, new RegExp(` system_u:object_r:svirt_image_t:${level(pair('beta'))}$`), f);
+    assert.ok(Number(result('beta.net_estab')) >= 1, 'beta’s QEMU holds a connection to passt');
+    assert.equal(result('beta.qemu_inet'), '0', 'beta’s QEMU has no IP socket');
+  });
+
+  test('beta’s guest traffic through its passt: an address by DHCP, a ping and a page from a server in a namespace, and no way to the host’s loopback; SELinux denies passt nothing', () => {
+    assertGuestNetUnderSelinux(vm, 'beta');
   });
 
   test('each folder carries its guest’s pair: read-only content for alpha, an image beta may write', () => {
@@ -230,7 +277,11 @@ describe('under a real kernel with SELinux enforcing, each guest’s virtiofsd s
   });
 
   test('a virtiofsd in alpha’s context cannot read beta’s folder: the kernel refuses it', () => {
-    assert.deepEqual(all('cross.client'), ['read:beta.txt error 13', 'status=0']);
+    assert.deepEqual(
+      all('cross.client'),
+      ['read:beta.txt error 13', 'status=0'],
+      `cross-fs.service: ${result('cross.fs_state')}\n${all('cross.fs_journal').join('\n')}`,
+    );
     const avcs = all('cross_avc');
     assert.ok(
       avcs.some(

@@ -15,7 +15,7 @@ import { categoryPairs, level, processContext } from '../src/mcs.js';
 import { macAddress } from '../src/identity.js';
 import { defaultTapDevice } from '../src/names.js';
 import { BOOT_MARKER, writeBootDisk } from './bootdisk.js';
-import { assertGuestNet, GUEST_NET_REQUESTS, PASTE_PING_RANGE, routedNamespace, WEB_SERVERS } from './guestnet.js';
+import { assertGuestNetUnderSelinux, guestNetUnderSelinux, routedNamespace, SELINUX_CARD } from './guestnet.js';
 import { BIN, generateBundle, REPO, tempDir } from './helpers.js';
 import { bootSelinuxProof, selinuxProofTree, selinuxRootImage } from './selinux-vm.js';
 import { diskSwapDropIn } from './unitfile.js';
@@ -40,8 +40,6 @@ const udpForward = (g: keyof typeof UDP) => ({ protocol: 'udp', listen: FORWARD.
 // Node.js's compiler needs memory both writable and executable, which Debian's policy gives the administrator's
 // domain (unconfined_t) only with the boolean allow_execmem: qemu-harden runs without it, interpreted.
 const QH = `node --jitless ${BIN.replace(REPO, '/qh')}`;
-// The user-space network card, where the virt domain may read and run it (usr_t), as it may QEMU's own files.
-const PASST_CLIENT = '/usr/local/share/qh-proof/passt.py';
 
 const ANSWERS = {
   schemaVersion: 1,
@@ -297,24 +295,9 @@ r audit_exit $?
 node --jitless -e 'for (const f of JSON.parse(require("fs").readFileSync(0, "utf8")).findings) console.log("RESULT finding=" + JSON.stringify({ check: f.check, guest: f.guest, severity: f.severity, summary: f.summary }))' < /run/audit.json
 t audited
 
-# Beta's network as its guest sees it, through its passt: the client (test/clients/passt.py) in place of beta's
-# QEMU, in beta's context, as beta's user, needing beta's passt unit as QEMU's unit does. It asks for an address,
-# pings the web server's address, fetches a page from it, and tries the host's loopback, where a server listens,
-# directly and through the router's address (passt's default maps that address to the host's loopback). The
-# README's command lets the guests' groups ping first.
-${WEB_SERVERS}
-${PASTE_PING_RANGE}
-systemctl stop qemu-beta.service
-r beta.net_stopped "$(systemctl show -p ActiveState --value qemu-beta-net.service)"
-net_mark=$(avcs | wc -l)
-systemd-run --wait --quiet --unit=passt-client -p User=qemu-beta -p Group=qemu-beta -p NoNewPrivileges=yes \
-  -p Requires=qemu-beta-net.service -p After=qemu-beta-net.service -p RuntimeMaxSec=300 \
-  -p "SELinuxContext=$(cat /proof/beta.context)" /bin/sh -c "python3 ${PASST_CLIENT} /run/qemu-harden/beta/net/passt.sock ${GUEST_NET_REQUESTS}; echo status=\\$?"
-said() { journalctl -b _SYSTEMD_UNIT=passt-client.service --no-pager -o cat; }
-wait_until 30 eval "said | grep -q '^status='"
-said | sed 's/^/RESULT beta.guest_net=/'
-since $net_mark | sed 's/^/RESULT guest_net_avc=/'
-kill $web $loopback_web
+# Beta's network as its guest sees it, through its passt in beta's context: a network card in user space in place
+# of beta's QEMU (test/guestnet.ts).
+${guestNetUnderSelinux('beta')}
 t guest_net
 
 # Rollback to the bundle before (alpha alone), once the QEMUs the audit needed are gone and beta's disk has its
@@ -392,7 +375,7 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
     cpSync(await generateBundle(join(work, 'v0'), ANSWERS_BEFORE), join(tree, 'bundle0'), { recursive: true });
     cpSync(join(REPO, 'test/clients/qmp.mjs'), join(tree, 'proof/qmp.mjs'));
     mkdirSync(join(tree, 'usr/local/share/qh-proof'), { recursive: true });
-    cpSync(join(REPO, 'test/clients/passt.py'), join(tree, PASST_CLIENT));
+    cpSync(join(REPO, 'test/clients/passt.py'), join(tree, SELINUX_CARD));
     const changed = structuredClone(ANSWERS);
     changed.guests[1]!.memoryMiB = 96;
     mkdirSync(join(work, 'v2'));
@@ -529,18 +512,7 @@ describe('under a real kernel with SELinux enforcing, each guest runs in the vir
   });
 
   test('beta’s guest traffic through its passt: an address by DHCP, a ping and a page from a server in a namespace, and no way to the host’s loopback; SELinux denies passt nothing', () => {
-    assert.equal(result('web'), 'serving');
-    assert.equal(result('beta.net_stopped'), 'inactive', 'beta’s passt stops with its QEMU');
-    assert.match(result('ping_range'), /^\d+ \d+$/);
-    assert.notEqual(result('ping_range'), '1 0', `the README’s command widened the range: ${result('ping_paste')}`);
-    const said = all('beta.guest_net');
-    assert.equal(said.at(-1), 'status=0', said.join('\n'));
-    assertGuestNet(said.slice(0, -1), '');
-    // Python's own start (glibc reading vm.overcommit_memory) is the client's, not passt's.
-    assert.deepEqual(
-      all('guest_net_avc').filter((l) => !/ comm="python3" /.test(l)),
-      [],
-    );
+    assertGuestNetUnderSelinux(vm, 'beta');
   });
 
   test('beta’s TPM: its swtpm runs in beta’s context, as beta’s user, its state and socket carry beta’s pair, and beta booted with it', () => {

@@ -41,20 +41,24 @@ export const SELINUX_ROOT_PACKAGES = [
 ];
 
 /**
- * What a Debian 13 host with SELinux has for a guest's shared folder: the Rust virtiofsd, with the policy, its tools,
- * QEMU and what apply runs; python3 for the proof's virtio-fs client (test/clients/virtiofs.py).
+ * What a Debian 13 host with SELinux has for a guest's shared folder, TPM and user-mode network: the Rust virtiofsd,
+ * swtpm and passt, with the policy, its tools, QEMU and what apply runs; python3 for the proof's virtio-fs driver and
+ * network card (test/clients/) and the web servers the card reaches.
  */
 export const SELINUX_TRIXIE_PACKAGES = [
   'dbus',
   'iproute2',
   'ipxe-qemu',
   'logrotate',
+  'passt',
   'policycoreutils',
   'python3',
   'qemu-system-x86',
   'seabios',
   'selinux-policy-default',
   'selinux-utils',
+  'swtpm',
+  'swtpm-tools',
   'systemd',
   'systemd-sysv',
   'udev',

@@ -92,6 +92,9 @@ describe('each guest’s SELinux category pair', () => {
     assert.match(shared13, /^\(allow svirt_t sysctl_fs_t \(file \(getattr read open\)\)\)$/m);
     assert.match(shared13, /^\(dontaudit svirt_t sysctl_kernel_t \(dir \(search\)\)\)$/m);
     assert.doesNotMatch(shared13, /^\(allow svirt_t sysctl_kernel_t/m);
+    // Debian 13's policy has the user_namespace class, which passt's sandbox needs; swtpm_setup ends its swtpm.
+    assert.match(shared13, /^\(allow svirt_t self \(user_namespace \(create\)\)\)$/m);
+    assert.match(shared13, /^\(allow svirt_t self \(process \(sigkill\)\)\)$/m);
     // Debian 12 serves the folder through QEMU's own 9p, which the guest's module labels the same way; passt's unit
     // runs in the guest's context, with the shared module's rules for it, and no virtiofsd's.
     const bookworm = validate(helpers('debian-12'));
@@ -109,10 +112,12 @@ describe('each guest’s SELinux category pair', () => {
     assert.match(shared, /^\(allow svirt_t self \(cap_userns \(sys_admin\)\)\)$/m);
     assert.match(shared, /^\(allow svirt_t self \(udp_socket \(create /m);
     assert.doesNotMatch(shared, /sysctl_fs_t/);
+    // Debian 12's policy has no user_namespace class: a rule naming it would not build there.
+    assert.doesNotMatch(shared, /user_namespace/);
     // Without user-mode networking or a folder, none of it.
     const noNet = { ...structuredClone(DOC), host: { confinement: 'selinux' as const, target: 'debian-13' as const } };
     const plain = plan(validate(noNet)).find((f) => f.path.endsWith('/qemu-harden.cil'))!.content;
-    assert.doesNotMatch(plain, /cap_userns|udp_socket|mounton|sysctl_/);
+    assert.doesNotMatch(plain, /cap_userns|udp_socket|mounton|sysctl_|user_namespace|sigkill/);
     // QEMU connects to its TPM's socket, passt's and virtiofsd's: the one rule all need is written once.
     for (const module of [shared, shared13])
       assert.equal(
