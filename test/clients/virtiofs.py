@@ -74,6 +74,11 @@ class Client:
             self.kick[q] = os.eventfd(0, os.EFD_NONBLOCK)
             self.send(SET_VRING_CALL, struct.pack('<Q', q), [self.call[q]])
             self.send(SET_VRING_KICK, struct.pack('<Q', q), [self.kick[q]])
+        # None of the requests above is answered, and virtiofsd starts a queue only as it handles SET_VRING_KICK: it
+        # watches the kick before it marks the queue ready, and a kick it reads in between stops the queue's worker
+        # for good. A guest never kicks that early; this driver could. virtiofsd handles requests in order, so its
+        # answer to one more GET_FEATURES says the queues are started.
+        self.features()
 
     def fuse(self, opcode, node, args, reply_size):
         """One request on the request queue: a chain of a buffer virtiofsd reads and one it writes."""
