@@ -200,7 +200,11 @@ export const apparmor: ConfinementBackend<Text> = {
     release: (r) => `its profiles declare AppArmor’s \`abi/${r.apparmorAbi}\``,
     requires: `- AppArmor enabled in the kernel (\`cat ${ENABLED}\` says \`Y\`) and \`apparmor_parser\` installed: without it the profiles are written but nothing enforces them, and what the reach section marks “only while AppArmor enforces” does not hold.`,
     checking: ['aa-status | grep qemu-harden            # every profile loaded in enforce mode'],
-    helper: (g, kind) => `its own AppArmor profile (${G.helperProfileName(g, kind)})`,
+    helper: (g, kind) =>
+      `its own AppArmor profile (${G.helperProfileName(g, kind)})` +
+      (N.isShareKind(kind)
+        ? ", which admits this folder and nothing else of the host's files but its own program and libraries"
+        : ''),
   },
   reach: (a, g) =>
     confines(a, g)

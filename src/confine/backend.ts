@@ -45,7 +45,10 @@ export interface ReadmeWords {
   requires: string;
   /** Lines of "Checking the host afterwards" that show it at work, aligned like the README's other commands. */
   checking: string[];
-  /** What confines one of guest g's helpers, in its paragraph: "its own AppArmor profile (qemu-harden-web-net)". */
+  /**
+   * What confines one of guest g's helpers, in its paragraph: "its own AppArmor profile (qemu-harden-web-net)"; for
+   * a shared folder's, what keeps it to that folder.
+   */
   helper(g: Guest, kind: HelperKind, a: Answers): string;
 }
 

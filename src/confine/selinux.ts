@@ -31,6 +31,7 @@ import {
   typeOf,
 } from '../mcs.js';
 import type { Answers, Guest } from '../model.js';
+import { isShareKind } from '../names.js';
 import { procAttr, readSmall } from '../procfs.js';
 import { run, runSync, which } from '../tools.js';
 import { plural } from '../words.js';
@@ -517,7 +518,9 @@ export const selinux: ConfinementBackend<Text> = {
       'semodule -l | grep qemu-harden            # the shared module and one per guest, loaded',
       'ps -eZ | grep svirt_t                     # each QEMU in the virt domain with its own pair',
     ],
-    helper: (g, _kind, a) => `its guest’s own SELinux context (${DOMAIN} with the pair ${level(pairOf(a, g))})`,
+    helper: (g, kind, a) =>
+      `its guest’s own SELinux context (${DOMAIN} with the pair ${level(pairOf(a, g))})` +
+      (isShareKind(kind) ? ", and the folder carries the guest's pair, which no other guest's processes may open" : ''),
   },
   reach: (a, g) =>
     chosen(a)

@@ -7,10 +7,9 @@ import { markdownCode as code, markdownText as text } from '../escape.js';
 import * as G from '../guest.js';
 import { helpersOf } from '../helpers/index.js';
 import { categoryPairs, level } from '../mcs.js';
-import { LOGROTATE_TIMER } from '../names.js';
+import { type HelperKind, LOGROTATE_TIMER } from '../names.js';
 import * as L from './logrotate.js';
 import type { Answers, Guest } from '../model.js';
-import type { HelperKind as HelperKindName } from '../names.js';
 import { guestReach } from '../reach.js';
 import { isSystemFile } from '../places.js';
 import { describeRelease, RELEASES } from '../releases.js';
@@ -30,11 +29,9 @@ function clientOf(a: Answers, g: Guest): string {
 }
 
 /** What confines guest g's helper of this kind: the backend that confines the guest, or nothing. */
-function helperMac(a: Answers, g: Guest, kind: HelperKindName): { id: string; words: string } {
+function helperMac(a: Answers, g: Guest, kind: HelperKind): string {
   const b = CONFINEMENT.find((c) => c.confines(a, g));
-  return b
-    ? { id: b.id, words: b.readme.helper(g, kind, a) }
-    : { id: 'none', words: 'no mandatory access control (the guest goes without one, an accepted risk)' };
+  return b ? b.readme.helper(g, kind, a) : 'no mandatory access control (the guest goes without one, an accepted risk)';
 }
 
 /** The file the ping paragraph's command writes: a sysctl.d file of the operator's, which the bundle never installs. */

@@ -97,9 +97,9 @@ export interface HelperKind {
   };
   /**
    * A paragraph for the bundle's README: what the helper does for the guest and how it is confined. `mac` is what
-   * confines it (the backend's words, or none), with the backend's id (host.confinement's value).
+   * confines it, in its backend's words (ReadmeWords.helper), or none.
    */
-  readme(g: Guest, mac: { id: string; words: string }): string;
+  readme(g: Guest, mac: string): string;
   /** How `audit` and `status` know a running helper of this kind, whoever started it (src/audit/live.ts). */
   live: LiveHelper;
 }

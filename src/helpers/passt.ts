@@ -121,6 +121,6 @@ export const passt: HelperKind = {
     `The user-mode network is passt, in a unit of its own (${G.helperUnitName(g, 'net')}), started before QEMU and ` +
     `stopped with it: QEMU reaches it over ${G.netSocket(g)} and keeps no IP socket itself. passt runs as ` +
     `${G.userName(g)} with no capabilities, in a sandbox like QEMU's, its own seccomp filter and namespaces, and ` +
-    `${mac.words}; it cannot reach the host's loopback or link-local ` +
+    `${mac}; it cannot reach the host's loopback or link-local ` +
     `addresses (IPAddressDeny=, and --no-map-gw), so the guest cannot either.`,
 };

@@ -117,7 +117,7 @@ export const swtpm: HelperKind = {
   },
   readme: (g, mac) =>
     `A TPM 2.0 from its own swtpm (${G.helperUnitName(g, 'tpm')}), started before QEMU and stopped with it. ` +
-    `swtpm runs as ${G.userName(g)} in a sandbox like QEMU's, with its own seccomp filter and ${mac.words}. ` +
+    `swtpm runs as ${G.userName(g)} in a sandbox like QEMU's, with its own seccomp filter and ${mac}. ` +
     `Its state — the guest's own secrets, such as BitLocker's keys — is in ` +
     `${G.tpmStateDir(g)}, which QEMU itself cannot read: back it up with the disk, and keep it as private.`,
 };

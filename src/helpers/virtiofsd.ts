@@ -24,12 +24,6 @@ import type { Guest } from '../model.js';
 import * as N from '../names.js';
 import { longOption, type HelperKind } from './helper.js';
 
-/** What keeps a guest's virtiofsd to its own folder besides its unit, by the confinement backend it runs under. */
-const FOLDER_ONLY: Record<string, string> = {
-  apparmor: ", which admits this folder and nothing else of the host's files but its own program and libraries",
-  selinux: ", and the folder carries the guest's pair, which no other guest's processes may open",
-};
-
 export const VIRTIOFSD = '/usr/libexec/virtiofsd';
 
 /** The helper record that serves share `n` of a guest (kind fsN). */
@@ -112,7 +106,7 @@ export function virtiofsd(n: number): HelperKind {
     readme: (g, mac) =>
       `Shared folder "${share(g).tag}" (${share(g).path}, ${share(g).readOnly ? 'read-only' : 'writable'}) is served by its own virtiofsd ` +
       `(${G.helperUnitName(g, kind)}), started before QEMU and stopped with it: as ${G.userName(g)}, never root, with no capabilities, ` +
-      `its own seccomp filter and ${mac.words}${FOLDER_ONLY[mac.id] ?? ''}; its unit hides every other guest's files and folders. What the guest writes there belongs to ` +
+      `its own seccomp filter and ${mac}; its unit hides every other guest's files and folders. What the guest writes there belongs to ` +
       `${G.userName(g)}, whatever owner the guest gives it. The guest's RAM is shared memory (memfd) that virtiofsd maps.`,
   };
 }
